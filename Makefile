@@ -1,0 +1,104 @@
+# beamlet - build, run, test, bench.
+#   make          build priv/beamlet and priv/libbeamlet.a
+#   make run      install what is missing, start EPMD, run a node (--sname beamlet)
+#   make test     install what is missing, run every test (ASan+UBSan build), print "N passed, N failed"
+#   make bench    throughput/latency/RSS/start-up figures next to BEAM's, as ratios
+#   make fuzz     run the fuzz targets for long
+#   make compdb   compile_commands.json for clangd (bear)
+
+SHELL := /bin/bash
+ERL_EI := $(shell erl -noshell -eval 'io:format("~s",[code:lib_dir(erl_interface)]),halt().' 2>/dev/null)
+CC ?= cc
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+# Bounded snprintf truncation is intended (lengths are validated first); gcc's guess is noise.
+GCC_WARN := -Wno-format-truncation
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -D_REENTRANT -pthread $(WARN) -Iinclude -I$(ERL_EI)/include
+CFLAGS_GCC := $(BASE_CFLAGS) $(GCC_WARN)
+LIBS := -L$(ERL_EI)/lib -lei -lev -ljansson -lpthread -lm
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c) c_src/cli/config.c
+HDRS := $(wildcard include/beamlet/*.h c_src/*/*.h)
+
+REL := build/release
+ASAN := build/asan
+REL_OBJ := $(patsubst c_src/%.c,$(REL)/obj/%.o,$(LIB_SRC))
+ASAN_OBJ := $(patsubst c_src/%.c,$(ASAN)/obj/%.o,$(LIB_SRC))
+UNIT_SRC := $(wildcard test/unit/test_*.c)
+UNIT_BIN := $(patsubst test/unit/%.c,$(ASAN)/unit/%,$(UNIT_SRC))
+FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst test/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+EXAMPLES := $(patsubst examples/%.c,$(REL)/examples/%,$(wildcard examples/*.c))
+
+.PHONY: all deps deps-run run test test-build bench fuzz clean compdb format
+all: priv/beamlet priv/libbeamlet.a $(EXAMPLES)
+
+deps:
+	@rel/tools/deps.sh
+deps-run:
+	@rel/tools/deps.sh --run-only
+
+$(REL)/obj/%.o: c_src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_GCC) -O2 -g -c $< -o $@
+$(ASAN)/obj/%.o: c_src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) -c $< -o $@
+
+$(REL)/libbeamlet.a: $(REL_OBJ)
+	ar rcs $@ $^
+$(ASAN)/libbeamlet.a: $(ASAN_OBJ)
+	ar rcs $@ $^
+priv/libbeamlet.a: $(REL)/libbeamlet.a
+	@mkdir -p priv && cp $< $@
+$(REL)/beamlet: c_src/cli/main.c $(REL)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
+priv/beamlet: $(REL)/beamlet
+	@mkdir -p priv && cp $< $@
+$(ASAN)/beamlet: c_src/cli/main.c $(ASAN)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
+$(REL)/examples/%: examples/%.c $(REL)/libbeamlet.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
+$(ASAN)/test_worker: test/integration/test_worker.c $(ASAN)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
+$(REL)/test_worker: test/integration/test_worker.c $(REL)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
+$(ASAN)/unit/%: test/unit/%.c $(ASAN)/libbeamlet.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_GCC) -Ic_src -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -lcmocka -o $@
+build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
+	    c_src/dist/term.c c_src/dist/frame.c c_src/dist/control.c c_src/dist/sendq.c \
+	    -L$(ERL_EI)/lib -lei -lpthread -o $@
+
+run: deps-run
+	@$(MAKE) --no-print-directory all
+	@pgrep -x epmd >/dev/null || { echo "beamlet: starting epmd"; epmd -daemon; }
+	@echo "beamlet: starting node 'beamlet' (Ctrl-C to stop); try: erl -sname x -eval \"pong = net_adm:ping('beamlet@$$(hostname -s)'), io:format(\\\"~p~n\\\", [gen_server:call({beamlet, 'beamlet@$$(hostname -s)'}, info)])\""
+	@priv/beamlet node --sname beamlet $(ARGS)
+
+test-build: $(ASAN)/beamlet $(ASAN)/test_worker $(UNIT_BIN) $(FUZZ_BIN) priv/beamlet priv/libbeamlet.a $(EXAMPLES)
+
+test: deps
+	@$(MAKE) --no-print-directory test-build
+	@test/run_all.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(REL)/test_worker
+	@test/bench/run.sh
+
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do echo "== $$f"; mkdir -p build/corpus/$$(basename $$f); \
+	    $$f -max_total_time=$${FUZZ_SECONDS:-300} build/corpus/$$(basename $$f) test/fuzz/corpus || exit 1; done
+
+compdb:
+	$(MAKE) clean && bear -- $(MAKE) all test-build
+
+format:
+	clang-format -i $$(find c_src include test examples -name '*.[ch]')
+
+clean:
+	rm -rf build priv/beamlet priv/libbeamlet.a

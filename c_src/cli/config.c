@@ -1,0 +1,325 @@
+/* config.c - configuration from JSON file, environment and flags (see beamlet/config.h).
+ *
+ * One table names every key once with its flag and environment variable; the file, the
+ * environment and the flags all go through bl_config_set, so validation lives in one place. */
+#include "beamlet/config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *key, *flag, *env, *help;
+} opt;
+
+static const opt OPTS[] = {
+    {"sname", "--sname", NULL, "short node name: NAME or NAME@HOST"},
+    {"name", "--name", NULL, "long node name: NAME@HOST.DOMAIN or NAME@IP"},
+    {"node_name", NULL, "NODE_NAME", "node name (short names unless the host has a dot)"},
+    {"cookie", "--cookie", "COOKIE", "distribution cookie (default: ~/.erlang.cookie)"},
+    {"cookie_file", "--cookie-file", "COOKIE_FILE", "file holding the cookie"},
+    {"role", "--role", "ROLE", "coordinator | agent | gateway | monitor (default agent)"},
+    {"cluster", "--cluster", "CLUSTER_NAME", "cluster name (default \"default\")"},
+    {"join", "--join", "CLUSTER_SEEDS", "nodes to connect to at start, comma separated"},
+    {"log_level", "--log-level", "BEAMLET_LOG_LEVEL", "error | warn | info | debug"},
+    {"log_format", "--log-format", "BEAMLET_LOG_FORMAT", "text | json"},
+    {"net_ticktime", "--net-ticktime", "BEAMLET_NET_TICKTIME", "seconds, like kernel net_ticktime (60)"},
+    {"max_message_size", "--max-message-size", "BEAMLET_MAX_MESSAGE_SIZE", "bytes per frame (64 MiB)"},
+    {"send_queue_high_water", "--send-queue-high-water", "BEAMLET_SEND_QUEUE_HIGH_WATER",
+     "bytes queued per connection before sends are refused (8 MiB)"},
+    {"connect_timeout_ms", "--connect-timeout-ms", "BEAMLET_CONNECT_TIMEOUT_MS", "outgoing connect + handshake (5000)"},
+    {"handshake_timeout_ms", "--handshake-timeout-ms", "BEAMLET_HANDSHAKE_TIMEOUT_MS", "per step of an incoming handshake (5000)"},
+    {"reconnect_backoff_max_ms", "--reconnect-backoff-max-ms", "BEAMLET_RECONNECT_BACKOFF_MAX_MS", "cap of the reconnect backoff (10000)"},
+    {"handshake_workers", "--handshake-workers", "BEAMLET_HANDSHAKE_WORKERS", "max concurrent handshakes (8)"},
+    {"listen_address", "--listen-address", "BEAMLET_LISTEN_ADDRESS", "IPv4 address to listen on (0.0.0.0)"},
+    {"listen_port", "--port", "BEAMLET_PORT", "TCP port (0: any)"},
+    {"publish", "--publish", "BEAMLET_PUBLISH", "register in EPMD: true | false (true)"},
+};
+#define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
+
+static int fail(char *err, size_t errlen, const char *key, const char *fmt, const char *value)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg), fmt, value);
+    snprintf(err, errlen, "invalid %s: %s", key, msg);
+    return BL_ECONFIG;
+}
+
+static int parse_u64(const char *s, unsigned long long lo, unsigned long long hi,
+                     unsigned long long *out)
+{
+    if (!s || !*s || *s == '-') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int valid_node(const char *s)
+{
+    const char *at = strchr(s, '@');
+    if (!at || at == s || !at[1] || strchr(at + 1, '@') || strlen(s) >= BL_NODE_LEN) return 0;
+    for (const char *p = s; p < at; p++)
+        if (!(*p == '_' || *p == '-' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+              (*p >= 'A' && *p <= 'Z')))
+            return 0;
+    return 1;
+}
+
+static int set_name(bl_config *cfg, const char *key, const char *v, int longnames, char *err,
+                    size_t errlen)
+{
+    if (!v[0] || strlen(v) >= sizeof(cfg->name))
+        return fail(err, errlen, key, "'%s' is empty or too long", v);
+    char tmp[BL_NODE_LEN + 8];
+    snprintf(tmp, sizeof(tmp), "%s%s", v, strchr(v, '@') ? "" : "@h");
+    if (!valid_node(tmp))
+        return fail(err, errlen, key, "'%s' is not NAME or NAME@HOST (NAME: letters, digits, _ -)", v);
+    const char *at = strchr(v, '@');
+    if (longnames < 0) longnames = at && strchr(at, '.') ? 1 : 0;
+    snprintf(cfg->name, sizeof(cfg->name), "%s", v);
+    cfg->longnames = longnames;
+    return BL_OK;
+}
+
+static int set_join(bl_config *cfg, const char *v, char *err, size_t errlen)
+{
+    cfg->njoin = 0;
+    char buf[BL_MAX_SEEDS * BL_NODE_LEN];
+    snprintf(buf, sizeof(buf), "%s", v);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (!valid_node(tok)) return fail(err, errlen, "join", "'%s' is not a node name NAME@HOST", tok);
+        if (cfg->njoin >= BL_MAX_SEEDS) return fail(err, errlen, "join", "more than %s seeds", "32");
+        snprintf(cfg->join[cfg->njoin++], BL_NODE_LEN, "%s", tok);
+    }
+    return BL_OK;
+}
+
+int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, size_t errlen)
+{
+    unsigned long long u;
+    if (!v) return fail(err, errlen, key, "%s", "missing value");
+    if (!strcmp(key, "sname")) return set_name(cfg, key, v, 0, err, errlen);
+    if (!strcmp(key, "name")) return set_name(cfg, key, v, 1, err, errlen);
+    if (!strcmp(key, "node_name")) return set_name(cfg, key, v, -1, err, errlen);
+    if (!strcmp(key, "cookie")) {
+        if (!v[0] || strlen(v) >= sizeof(cfg->cookie))
+            return fail(err, errlen, key, "%s", "must be 1..255 characters");
+        snprintf(cfg->cookie, sizeof(cfg->cookie), "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "cookie_file")) {
+        if (!v[0] || strlen(v) >= sizeof(cfg->cookie_file))
+            return fail(err, errlen, key, "'%s' is empty or too long", v);
+        snprintf(cfg->cookie_file, sizeof(cfg->cookie_file), "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "role")) {
+        static const char *roles[] = {"coordinator", "agent", "gateway", "monitor"};
+        for (size_t i = 0; i < 4; i++)
+            if (!strcmp(v, roles[i])) {
+                snprintf(cfg->role, sizeof(cfg->role), "%s", v);
+                return BL_OK;
+            }
+        return fail(err, errlen, key, "'%s' is not one of coordinator, agent, gateway, monitor", v);
+    }
+    if (!strcmp(key, "cluster")) {
+        size_t n = strlen(v);
+        if (n == 0 || n >= sizeof(cfg->cluster))
+            return fail(err, errlen, key, "'%s' must be 1..63 characters", v);
+        for (const char *p = v; *p; p++)
+            if (!(*p == '_' || *p == '-' || *p == '.' || (*p >= '0' && *p <= '9') ||
+                  (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+                return fail(err, errlen, key, "'%s' may hold only letters, digits, _ - .", v);
+        snprintf(cfg->cluster, sizeof(cfg->cluster), "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "join")) return set_join(cfg, v, err, errlen);
+    if (!strcmp(key, "log_level")) {
+        static const char *lv[] = {"error", "warn", "info", "debug"};
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(v, lv[i])) {
+                cfg->log_level = (bl_log_level)i;
+                return BL_OK;
+            }
+        return fail(err, errlen, key, "'%s' is not one of error, warn, info, debug", v);
+    }
+    if (!strcmp(key, "log_format")) {
+        if (!strcmp(v, "text")) cfg->log_format = BL_LOG_TEXT;
+        else if (!strcmp(v, "json")) cfg->log_format = BL_LOG_JSON;
+        else return fail(err, errlen, key, "'%s' is not text or json", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "net_ticktime")) {
+        if (parse_u64(v, 1, 3600, &u)) return fail(err, errlen, key, "'%s' is not 1..3600 seconds", v);
+        cfg->net_ticktime_s = (unsigned)u;
+        return BL_OK;
+    }
+    if (!strcmp(key, "max_message_size")) {
+        if (parse_u64(v, 1024, 1ull << 31, &u))
+            return fail(err, errlen, key, "'%s' is not 1024..2147483648 bytes", v);
+        cfg->max_message_size = (size_t)u;
+        return BL_OK;
+    }
+    if (!strcmp(key, "send_queue_high_water")) {
+        if (parse_u64(v, 65536, 1ull << 32, &u))
+            return fail(err, errlen, key, "'%s' is not 65536..4294967296 bytes", v);
+        cfg->send_queue_high_water = (size_t)u;
+        return BL_OK;
+    }
+    if (!strcmp(key, "connect_timeout_ms") || !strcmp(key, "handshake_timeout_ms") ||
+        !strcmp(key, "reconnect_backoff_max_ms")) {
+        if (parse_u64(v, 100, 600000, &u)) return fail(err, errlen, key, "'%s' is not 100..600000 ms", v);
+        if (key[0] == 'c') cfg->connect_timeout_ms = (unsigned)u;
+        else if (key[0] == 'h') cfg->handshake_timeout_ms = (unsigned)u;
+        else cfg->reconnect_backoff_max_ms = (unsigned)u;
+        return BL_OK;
+    }
+    if (!strcmp(key, "handshake_workers")) {
+        if (parse_u64(v, 1, 256, &u)) return fail(err, errlen, key, "'%s' is not 1..256", v);
+        cfg->handshake_workers = (unsigned)u;
+        return BL_OK;
+    }
+    if (!strcmp(key, "listen_address")) {
+        unsigned a, b, c, d;
+        char extra;
+        if (sscanf(v, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) != 4 || a > 255 || b > 255 ||
+            c > 255 || d > 255)
+            return fail(err, errlen, key, "'%s' is not an IPv4 address", v);
+        snprintf(cfg->listen_address, sizeof(cfg->listen_address), "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "listen_port")) {
+        if (parse_u64(v, 0, 65535, &u)) return fail(err, errlen, key, "'%s' is not 0..65535", v);
+        cfg->listen_port = (int)u;
+        return BL_OK;
+    }
+    if (!strcmp(key, "publish")) {
+        if (!strcmp(v, "true") || !strcmp(v, "1")) cfg->publish = 1;
+        else if (!strcmp(v, "false") || !strcmp(v, "0")) cfg->publish = 0;
+        else return fail(err, errlen, key, "'%s' is not true or false", v);
+        return BL_OK;
+    }
+    snprintf(err, errlen, "unknown configuration key '%s'", key);
+    return BL_ECONFIG;
+}
+
+int bl_config_load_file(bl_config *cfg, const char *path, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        snprintf(err, errlen, "config file %s: %s (line %d)", path, je.text, je.line);
+        return BL_ECONFIG;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        snprintf(err, errlen, "config file %s: top level must be a JSON object", path);
+        return BL_ECONFIG;
+    }
+    const char *key;
+    json_t *val;
+    int rc = BL_OK;
+    json_object_foreach(root, key, val)
+    {
+        char buf[BL_MAX_SEEDS * BL_NODE_LEN];
+        if (json_is_string(val)) {
+            snprintf(buf, sizeof(buf), "%s", json_string_value(val));
+        } else if (json_is_integer(val)) {
+            snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(val));
+        } else if (json_is_boolean(val)) {
+            snprintf(buf, sizeof(buf), "%s", json_is_true(val) ? "true" : "false");
+        } else if (json_is_array(val) && !strcmp(key, "join")) {
+            size_t i, off = 0;
+            json_t *e;
+            buf[0] = 0;
+            json_array_foreach(val, i, e)
+            {
+                if (!json_is_string(e)) {
+                    snprintf(err, errlen, "invalid join: element %zu is not a string", i);
+                    rc = BL_ECONFIG;
+                    break;
+                }
+                off += (size_t)snprintf(buf + off, sizeof(buf) > off ? sizeof(buf) - off : 0,
+                                        "%s%s", i ? "," : "", json_string_value(e));
+                if (off >= sizeof(buf)) break;
+            }
+            if (rc) break;
+        } else {
+            snprintf(err, errlen, "invalid %s: wrong JSON type", key);
+            rc = BL_ECONFIG;
+            break;
+        }
+        if ((rc = bl_config_set(cfg, key, buf, err, errlen)) != BL_OK) break;
+    }
+    json_decref(root);
+    return rc;
+}
+
+int bl_config_from_args(bl_config *cfg, int argc, char **argv, bl_getenv_fn env, char *err,
+                        size_t errlen)
+{
+    const char *file = env ? env("BEAMLET_CONFIG") : NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "--config needs a file name");
+                return BL_ECONFIG;
+            }
+            file = argv[i + 1];
+        }
+    }
+    int rc;
+    if (file && (rc = bl_config_load_file(cfg, file, err, errlen)) != BL_OK) return rc;
+    for (size_t k = 0; env && k < NOPTS; k++) {
+        const char *v = OPTS[k].env ? env(OPTS[k].env) : NULL;
+        if (v && *v && (rc = bl_config_set(cfg, OPTS[k].key, v, err, errlen)) != BL_OK) {
+            size_t l = strlen(err);
+            snprintf(err + l, errlen - l, " (from environment %s)", OPTS[k].env);
+            return rc;
+        }
+    }
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--config")) {
+            i++;
+            continue;
+        }
+        if (!strcmp(argv[i], "--no-publish")) {
+            cfg->publish = 0;
+            continue;
+        }
+        size_t k;
+        for (k = 0; k < NOPTS; k++)
+            if (OPTS[k].flag && !strcmp(argv[i], OPTS[k].flag)) break;
+        if (k == NOPTS) {
+            snprintf(err, errlen, "unknown option '%s' (see beamlet help)", argv[i]);
+            return BL_ECONFIG;
+        }
+        if (i + 1 >= argc) {
+            snprintf(err, errlen, "%s needs a value", argv[i]);
+            return BL_ECONFIG;
+        }
+        if ((rc = bl_config_set(cfg, OPTS[k].key, argv[++i], err, errlen)) != BL_OK) return rc;
+    }
+    if (!cfg->name[0]) {
+        snprintf(err, errlen, "a node name is needed: --sname NAME, --name NAME@HOST or NODE_NAME");
+        return BL_ECONFIG;
+    }
+    return BL_OK;
+}
+
+void bl_config_usage(FILE *out)
+{
+    fprintf(out, "  %-28s %-32s %s\n", "flag", "environment / JSON key", "meaning");
+    for (size_t k = 0; k < NOPTS; k++)
+        fprintf(out, "  %-28s %-32s %s\n", OPTS[k].flag ? OPTS[k].flag : "-",
+                OPTS[k].env ? OPTS[k].env : OPTS[k].key, OPTS[k].help);
+    fprintf(out, "  %-28s %-32s %s\n", "--config FILE", "BEAMLET_CONFIG", "JSON file with the keys above");
+    fprintf(out, "  %-28s %-32s %s\n", "--no-publish", "publish: false", "do not register in EPMD");
+}

@@ -1,0 +1,554 @@
+/* conn.c - distribution connections on the event loop.
+ *
+ * After a handshake the loop owns the socket: non-blocking reads into a per-connection buffer
+ * split into frames (frame.c) and decoded (control.c); writes go through a chunked queue flushed
+ * with writev when the socket is writable (sendq.c). Ticks are answered and sent on net_ticktime;
+ * a silent peer or one that stops reading is dropped with a log line. Sending to a node that is not
+ * connected starts a connect (handshake.c) and queues the frame, like BEAM's auto-connect; a failed
+ * connect backs off exponentially.
+ *
+ * When both sides connect at once two sockets can come up for one pair of nodes. Both sides keep
+ * the one initiated by the node whose name sorts first and retire the other: a retired socket stops
+ * taking new frames, flushes what it has, half-closes, and keeps delivering what still arrives on
+ * it until the peer closes it too. */
+#include "../runtime/internal.h"
+#include "frame.h"
+#include "handshake.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READ_CHUNK (64 * 1024)
+#define MAX_IOV 64
+#define MAX_PENDING_ACCEPTS 128
+
+static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+bl_conn *bl_conn_find(bl_node *n, const char *node)
+{
+    bl_conn *c = NULL;
+    HASH_FIND_STR(n->conns, node, c);
+    return c;
+}
+
+static void notify_nodes(bl_node *n, bl_node_event ev, const char *node, const char *reason)
+{
+    bl_nodemon *m, *tmp;
+    LL_FOREACH_SAFE(n->nodemons, m, tmp) m->cb(n, ev, node, reason, m->ud);
+}
+
+static bl_conn *conn_new(bl_node *n, const char *node)
+{
+    bl_conn *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->n = n;
+    snprintf(c->node, sizeof(c->node), "%s", node);
+    c->fd = -1;
+    c->state = CONN_DOWN;
+    bl_sendq_init(&c->q);
+    ev_io_init(&c->rio, conn_read_cb, -1, EV_READ);
+    ev_io_init(&c->wio, conn_write_cb, -1, EV_WRITE);
+    c->rio.data = c->wio.data = c;
+    HASH_ADD_STR(n->conns, node, c);
+    return c;
+}
+
+static void start_connect(bl_node *n, bl_conn *c)
+{
+    c->state = CONN_CONNECTING;
+    if (c->connect_busy) return;
+    if (bl_hs_connect(n->hs, c->node) == BL_OK) {
+        c->connect_busy = 1;
+        bl_log(n, BL_LOG_DEBUG, "connecting to %s", c->node);
+    }
+}
+
+int bl_connect(bl_node *n, const char *node)
+{
+    if (!node || !strchr(node, '@') || strlen(node) >= BL_NODE_LEN) return BL_EINVAL;
+    if (bl_is_local_node(n, node)) return BL_OK;
+    bl_conn *c = bl_conn_find(n, node);
+    if (!c && !(c = conn_new(n, node))) return BL_ENOMEM;
+    if (c->state == CONN_UP) return BL_OK;
+    if (c->state == CONN_DOWN && ev_now(n->loop) < c->retry_at) return BL_ENODEDOWN;
+    start_connect(n, c);
+    return BL_OK;
+}
+
+int bl_is_connected(const bl_node *n, const char *node)
+{
+    bl_conn *c = NULL;
+    HASH_FIND_STR(n->conns, node, c);
+    return c && c->state == CONN_UP;
+}
+
+static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen)
+{
+    size_t ctl = (size_t)n->scratch.index;
+    size_t payload = 1 + ctl + (msg ? (size_t)msglen : 0);
+    if (payload > n->cfg.max_message_size) return BL_ETOOBIG;
+    if (bl_sendq_bytes(&c->q) > n->cfg.send_queue_high_water) return BL_EBUSY;
+    char *dst = bl_sendq_reserve(&c->q, 4 + payload);
+    if (!dst) return BL_ENOMEM;
+    bl_frame_put_len(dst, payload);
+    dst[4] = 112; /* pass-through */
+    memcpy(dst + 5, n->scratch.buff, ctl);
+    if (msg) memcpy(dst + 5 + ctl, msg, (size_t)msglen);
+    bl_sendq_commit(&c->q, 4 + payload);
+    c->msgs_out++;
+    n->stats.msgs_out++;
+    if (c->state == CONN_UP && !ev_is_active(&c->wio)) {
+        if (bl_sendq_bytes(&c->q) == 4 + payload) c->last_progress = ev_now(n->loop);
+        ev_io_start(n->loop, &c->wio);
+    }
+    return BL_OK;
+}
+
+int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen)
+{
+    bl_conn *c = bl_conn_find(n, node);
+    if (!c || c->state != CONN_UP) {
+        int rc = bl_connect(n, node);
+        if (rc != BL_OK) return rc;
+        c = bl_conn_find(n, node);
+        if (!c) return BL_ENODEDOWN;
+    }
+    return queue_frame(n, c, msg, msglen);
+}
+
+/* ---- closing ---- */
+
+static void conn_stop_io(bl_conn *c)
+{
+    ev_io_stop(c->n->loop, &c->rio);
+    ev_io_stop(c->n->loop, &c->wio);
+    if (c->fd >= 0) {
+        if (ei_close_connection(c->fd) < 0) close(c->fd);
+        c->fd = -1;
+    }
+}
+
+static void retired_free(bl_conn *c)
+{
+    LL_DELETE2(c->n->retired, c, rnext);
+    conn_stop_io(c);
+    bl_sendq_free(&c->q);
+    free(c->rbuf);
+    free(c);
+}
+
+void bl_conn_close(bl_conn *c, const char *reason)
+{
+    bl_node *n = c->n;
+    if (c->state == CONN_CONNECTING && c->fd < 0) return; /* nothing open yet */
+    if (c->reading) { /* finish in conn_parse, after the current frame */
+        if (!c->close_pending) snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+        c->close_pending = 1;
+        return;
+    }
+    if (c->retired) {
+        retired_free(c);
+        return;
+    }
+    int was_up = c->state == CONN_UP;
+    conn_stop_io(c);
+    bl_sendq_free(&c->q);
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->rlen = c->rcap = 0;
+    c->state = CONN_DOWN;
+    c->backoff_ms = 0;
+    c->retry_at = 0;
+    if (was_up) {
+        n->stats.conns_dropped++;
+        n->stats.connections--;
+        bl_log(n, BL_LOG_INFO, "connection to %s closed: %s", c->node, reason);
+        char node[BL_NODE_LEN];
+        snprintf(node, sizeof(node), "%s", c->node);
+        HASH_DEL(n->conns, c);
+        free(c);
+        bl_calls_node_down(n, node);
+        bl_procs_node_down(n, node);
+        notify_nodes(n, BL_NODEDOWN, node, reason);
+    }
+}
+
+int bl_disconnect(bl_node *n, const char *node)
+{
+    bl_conn *c = bl_conn_find(n, node);
+    if (!c || c->state != CONN_UP) return BL_ENODEDOWN;
+    bl_conn_close(c, "disconnected by request");
+    return BL_OK;
+}
+
+/* ---- writing ---- */
+
+static int conn_flush(bl_conn *c)
+{
+    bl_node *n = c->n;
+    while (bl_sendq_bytes(&c->q) > 0) {
+        struct iovec iov[MAX_IOV];
+        int k = bl_sendq_iov(&c->q, iov, MAX_IOV);
+        ssize_t w = writev(c->fd, iov, k);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            return -1;
+        }
+        bl_sendq_consume(&c->q, (size_t)w);
+        c->bytes_out += (uint64_t)w;
+        n->stats.bytes_out += (uint64_t)w;
+        c->last_write = c->last_progress = ev_now(n->loop);
+    }
+    return 0;
+}
+
+static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    bl_conn *c = w->data;
+    if (conn_flush(c) < 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "write failed: %s", strerror(errno));
+        bl_conn_close(c, why);
+        return;
+    }
+    if (bl_sendq_bytes(&c->q) == 0) {
+        ev_io_stop(loop, w);
+        if (c->retired) shutdown(c->fd, SHUT_WR); /* done sending */
+    }
+}
+
+/* ---- reading ---- */
+
+static void log_unknown_op(bl_conn *c, long op)
+{
+    uint64_t bit = (op >= 0 && op < 64) ? (1ull << op) : (1ull << 63);
+    if (c->unknown_ops_logged & bit) return;
+    c->unknown_ops_logged |= bit;
+    bl_log(c->n, BL_LOG_WARN, "unknown control message %ld from %s skipped (logged once)", op,
+           c->node);
+}
+
+/* Returns -1 when the connection was closed. */
+static int conn_parse(bl_conn *c)
+{
+    bl_node *n = c->n;
+    size_t off = 0;
+    for (;;) {
+        size_t plen;
+        int k = bl_frame_next(c->rbuf + off, c->rlen - off, n->cfg.max_message_size, &plen);
+        if (k == BL_FRAME_MORE) break;
+        if (k == BL_FRAME_TICK) {
+            off += 4;
+            continue;
+        }
+        if (k == BL_FRAME_TOOBIG) {
+            char why[160];
+            snprintf(why, sizeof(why), "frame of %zu bytes exceeds max_message_size (%zu)", plen,
+                     n->cfg.max_message_size);
+            bl_log(n, BL_LOG_WARN, "dropping connection to %s: %s", c->node, why);
+            bl_conn_close(c, why);
+            return -1;
+        }
+        const char *payload = c->rbuf + off + 4;
+        off += 4 + plen;
+        bl_ctl ctl;
+        int rc = bl_ctl_decode(payload, plen, &ctl);
+        if (rc == BL_CTL_EUNKNOWN) {
+            log_unknown_op(c, ctl.op);
+            continue;
+        }
+        if (rc != BL_CTL_OK) {
+            bl_log(n, BL_LOG_WARN, "dropping connection to %s: malformed frame (%zu bytes)",
+                   c->node, plen);
+            bl_conn_close(c, "malformed frame");
+            return -1;
+        }
+        c->msgs_in++;
+        n->stats.msgs_in++;
+        c->reading = 1;
+        bl_route_incoming(n, c->node, &ctl, payload);
+        c->reading = 0;
+        if (c->close_pending) { /* a handler asked to close this connection */
+            char why[160];
+            snprintf(why, sizeof(why), "%s", c->close_reason);
+            bl_conn_close(c, why);
+            return -1;
+        }
+    }
+    if (off > 0) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+    return 0;
+}
+
+static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl_conn *c = w->data;
+    bl_node *n = c->n;
+    for (int rounds = 0; rounds < 16; rounds++) {
+        if (c->rcap - c->rlen < READ_CHUNK) {
+            size_t need = c->rcap ? c->rcap * 2 : 2 * READ_CHUNK;
+            /* a frame may be up to max_message_size + header; never grow past that + a chunk */
+            size_t limit = n->cfg.max_message_size + 4 + 2 * READ_CHUNK;
+            if (need > limit) need = limit;
+            if (need > c->rcap) {
+                char *nb = realloc(c->rbuf, need);
+                if (!nb) {
+                    bl_conn_close(c, "out of memory for read buffer");
+                    return;
+                }
+                c->rbuf = nb;
+                c->rcap = need;
+            }
+        }
+        size_t space = c->rcap - c->rlen;
+        ssize_t r = recv(c->fd, c->rbuf + c->rlen, space, 0);
+        if (r == 0) {
+            bl_conn_close(c, "connection closed by peer");
+            return;
+        }
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            char why[128];
+            snprintf(why, sizeof(why), "read failed: %s", strerror(errno));
+            bl_conn_close(c, why);
+            return;
+        }
+        c->rlen += (size_t)r;
+        c->bytes_in += (uint64_t)r;
+        n->stats.bytes_in += (uint64_t)r;
+        c->last_read = ev_now(n->loop);
+        if (conn_parse(c) < 0) return;
+        if ((size_t)r < space) return; /* drained the socket */
+    }
+}
+
+/* ---- adopting finished handshakes ---- */
+
+static int setup_fd(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    int fl = fcntl(fd, F_GETFL);
+    return fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static void conn_start(bl_node *n, bl_conn *c, int fd)
+{
+    c->fd = fd;
+    ev_io_set(&c->rio, fd, EV_READ);
+    ev_io_set(&c->wio, fd, EV_WRITE);
+    ev_io_start(n->loop, &c->rio);
+    c->last_read = c->last_write = c->last_progress = ev_now(n->loop);
+    if (bl_sendq_bytes(&c->q) > 0) ev_io_start(n->loop, &c->wio);
+}
+
+/* Move the live socket of c into a detached, retired connection that drains and closes. */
+static void retire_live(bl_node *n, bl_conn *c)
+{
+    bl_conn *r = calloc(1, sizeof(*r));
+    if (!r) {
+        conn_stop_io(c);
+        return;
+    }
+    ev_io_stop(n->loop, &c->rio);
+    ev_io_stop(n->loop, &c->wio);
+    *r = *c;
+    memset(&r->hh, 0, sizeof(r->hh));
+    r->retired = 1;
+    LL_PREPEND2(n->retired, r, rnext);
+    ev_io_init(&r->rio, conn_read_cb, r->fd, EV_READ);
+    ev_io_init(&r->wio, conn_write_cb, r->fd, EV_WRITE);
+    r->rio.data = r->wio.data = r;
+    ev_io_start(n->loop, &r->rio);
+    if (bl_sendq_bytes(&r->q) > 0)
+        ev_io_start(n->loop, &r->wio);
+    else
+        shutdown(r->fd, SHUT_WR);
+    /* the live conn starts afresh */
+    c->fd = -1;
+    c->rbuf = NULL;
+    c->rlen = c->rcap = 0;
+    bl_sendq_init(&c->q);
+}
+
+void bl_conn_adopt(bl_node *n, const char *node, int fd, int outgoing)
+{
+    if (bl_is_local_node(n, node)) {
+        bl_log(n, BL_LOG_WARN, "refusing a connection that claims our own name %s", node);
+        if (ei_close_connection(fd) < 0) close(fd);
+        return;
+    }
+    if (setup_fd(fd) < 0) {
+        if (ei_close_connection(fd) < 0) close(fd);
+        return;
+    }
+    bl_conn *c = bl_conn_find(n, node);
+    if (!c && !(c = conn_new(n, node))) {
+        if (ei_close_connection(fd) < 0) close(fd);
+        return;
+    }
+    if (outgoing) c->connect_busy = 0;
+    if (c->state == CONN_UP) {
+        /* Duplicate: keep the socket initiated by the node whose name sorts first. */
+        int ours_first = strcmp(n->name, node) < 0;
+        int keep_new = (outgoing && ours_first) || (!outgoing && !ours_first);
+        bl_log(n, BL_LOG_DEBUG, "simultaneous connect with %s: keeping the %s socket", node,
+               keep_new ? "new" : "existing");
+        if (!keep_new) {
+            bl_conn *r = calloc(1, sizeof(*r));
+            if (!r) {
+                if (ei_close_connection(fd) < 0) close(fd);
+                return;
+            }
+            r->n = n;
+            snprintf(r->node, sizeof(r->node), "%s", node);
+            bl_sendq_init(&r->q);
+            r->fd = fd;
+            r->state = CONN_UP;
+            r->retired = 1;
+            r->last_read = r->last_progress = ev_now(n->loop);
+            LL_PREPEND2(n->retired, r, rnext);
+            ev_io_init(&r->rio, conn_read_cb, fd, EV_READ);
+            ev_io_init(&r->wio, conn_write_cb, fd, EV_WRITE);
+            r->rio.data = r->wio.data = r;
+            ev_io_start(n->loop, &r->rio);
+            shutdown(fd, SHUT_WR);
+            return;
+        }
+        retire_live(n, c);
+        c->outgoing = outgoing;
+        conn_start(n, c, fd);
+        return;
+    }
+    c->state = CONN_UP;
+    c->outgoing = outgoing;
+    c->backoff_ms = 0;
+    n->stats.connections++;
+    if (outgoing)
+        n->stats.conns_connected++;
+    else
+        n->stats.conns_accepted++;
+    conn_start(n, c, fd);
+    bl_log(n, BL_LOG_INFO, "connected to %s (%s)", node, outgoing ? "outgoing" : "incoming");
+    notify_nodes(n, BL_NODEUP, node, NULL);
+}
+
+void bl_conn_connect_failed(bl_node *n, const char *node, const char *why)
+{
+    bl_conn *c = bl_conn_find(n, node);
+    n->stats.handshakes_failed++;
+    if (!c) return;
+    c->connect_busy = 0;
+    if (c->state != CONN_CONNECTING) return; /* an incoming connection won meanwhile */
+    unsigned b = c->backoff_ms ? c->backoff_ms * 2 : 100;
+    if (b > n->cfg.reconnect_backoff_max_ms) b = n->cfg.reconnect_backoff_max_ms;
+    c->backoff_ms = b;
+    c->retry_at = ev_now(n->loop) + b / 1000.0;
+    c->state = CONN_DOWN;
+    size_t dropped = bl_sendq_bytes(&c->q);
+    bl_sendq_free(&c->q);
+    bl_log(n, BL_LOG_WARN, "connect to %s failed: %s (retry allowed in %u ms%s)", node, why, b,
+           dropped ? ", queued messages dropped" : "");
+    bl_calls_node_down(n, node);
+    bl_procs_node_down(n, node);
+}
+
+/* ---- ticks ---- */
+
+void bl_conn_tick_all(bl_node *n)
+{
+    ev_tstamp now = ev_now(n->loop);
+    double t = n->cfg.net_ticktime_s;
+    bl_conn *c, *tmp;
+    LL_FOREACH_SAFE2(n->retired, c, tmp, rnext)
+    {
+        if (now - c->last_read > t) retired_free(c); /* peer never closed it */
+    }
+    HASH_ITER(hh, n->conns, c, tmp)
+    {
+        if (c->state != CONN_UP) continue;
+        if (now - c->last_read > t) {
+            bl_log(n, BL_LOG_WARN, "node %s not responding for %.0f s (net_ticktime): dropping",
+                   c->node, now - c->last_read);
+            bl_conn_close(c, "net_tick_timeout");
+            continue;
+        }
+        if (bl_sendq_bytes(&c->q) > 0 && now - c->last_progress > t) {
+            bl_log(n, BL_LOG_WARN,
+                   "node %s has not read for %.0f s with %zu bytes queued: dropping", c->node,
+                   now - c->last_progress, bl_sendq_bytes(&c->q));
+            bl_conn_close(c, "peer not reading");
+            continue;
+        }
+        if (bl_sendq_bytes(&c->q) == 0 && now - c->last_write >= t / 4 - 0.05) {
+            char *dst = bl_sendq_reserve(&c->q, 4);
+            if (!dst) continue;
+            memset(dst, 0, 4);
+            bl_sendq_commit(&c->q, 4);
+            ev_io_start(n->loop, &c->wio);
+        }
+    }
+}
+
+void bl_conn_close_all(bl_node *n)
+{
+    while (n->retired) retired_free(n->retired);
+    bl_conn *c, *tmp;
+    HASH_ITER(hh, n->conns, c, tmp)
+    {
+        if (c->state == CONN_UP) {
+            (void)conn_flush(c); /* best effort, non-blocking */
+            bl_conn_close(c, "node stopping");
+        } else {
+            HASH_DEL(n->conns, c);
+            bl_sendq_free(&c->q);
+            free(c->rbuf);
+            free(c);
+        }
+    }
+}
+
+/* ---- accepting ---- */
+
+void bl_conn_listen_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl_node *n = w->data;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(n->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                bl_log(n, BL_LOG_WARN, "accept failed: %s", strerror(errno));
+            return;
+        }
+        if (n->accepts_inflight >= MAX_PENDING_ACCEPTS) {
+            bl_log(n, BL_LOG_WARN, "%u handshakes already pending; connection refused",
+                   n->accepts_inflight);
+            close(fd);
+            continue;
+        }
+        if (bl_hs_accept(n->hs, fd, n->listen_fd) == BL_OK) {
+            n->accepts_inflight++;
+        } else {
+            bl_log(n, BL_LOG_WARN, "cannot start a handshake worker; connection refused");
+            close(fd);
+        }
+    }
+}

@@ -1,0 +1,197 @@
+/* control.c - decode and encode distribution control messages (see control.h). */
+#include "control.h"
+#include "term.h"
+
+#include <string.h>
+
+#define PASS_THROUGH 112
+#define VERSION 131
+
+const char *bl_ctl_name(long op)
+{
+    switch (op) {
+    case BL_CTL_LINK: return "LINK";
+    case BL_CTL_SEND: return "SEND";
+    case BL_CTL_EXIT: return "EXIT";
+    case BL_CTL_UNLINK: return "UNLINK";
+    case BL_CTL_NODE_LINK: return "NODE_LINK";
+    case BL_CTL_REG_SEND: return "REG_SEND";
+    case BL_CTL_GROUP_LEADER: return "GROUP_LEADER";
+    case BL_CTL_EXIT2: return "EXIT2";
+    case BL_CTL_SEND_TT: return "SEND_TT";
+    case BL_CTL_EXIT_TT: return "EXIT_TT";
+    case BL_CTL_REG_SEND_TT: return "REG_SEND_TT";
+    case BL_CTL_EXIT2_TT: return "EXIT2_TT";
+    case BL_CTL_MONITOR_P: return "MONITOR_P";
+    case BL_CTL_DEMONITOR_P: return "DEMONITOR_P";
+    case BL_CTL_MONITOR_P_EXIT: return "MONITOR_P_EXIT";
+    case BL_CTL_SEND_SENDER: return "SEND_SENDER";
+    case BL_CTL_SEND_SENDER_TT: return "SEND_SENDER_TT";
+    case BL_CTL_UNLINK_ID: return "UNLINK_ID";
+    case BL_CTL_UNLINK_ID_ACK: return "UNLINK_ID_ACK";
+    default: return "UNKNOWN";
+    }
+}
+
+/* Field kinds in the control tuple after the op code. */
+enum { F_FROM, F_TO, F_TOPROC, F_TONAME, F_SKIP, F_REF, F_REASON, F_ID, F_FROMPROC };
+
+typedef struct {
+    long op;
+    int arity;
+    int has_msg;
+    unsigned char fields[5];
+} layout;
+
+static const layout LAYOUTS[] = {
+    {BL_CTL_LINK, 3, 0, {F_FROM, F_TO}},
+    {BL_CTL_SEND, 3, 1, {F_SKIP, F_TO}},
+    {BL_CTL_EXIT, 4, 0, {F_FROM, F_TO, F_REASON}},
+    {BL_CTL_UNLINK, 3, 0, {F_FROM, F_TO}},
+    {BL_CTL_NODE_LINK, 1, 0, {0}},
+    {BL_CTL_REG_SEND, 4, 1, {F_FROM, F_SKIP, F_TONAME}},
+    {BL_CTL_GROUP_LEADER, 3, 0, {F_FROM, F_TO}},
+    {BL_CTL_EXIT2, 4, 0, {F_FROM, F_TO, F_REASON}},
+    {BL_CTL_SEND_TT, 4, 1, {F_SKIP, F_TO, F_SKIP}},
+    {BL_CTL_EXIT_TT, 5, 0, {F_FROM, F_TO, F_SKIP, F_REASON}},
+    {BL_CTL_REG_SEND_TT, 5, 1, {F_FROM, F_SKIP, F_TONAME, F_SKIP}},
+    {BL_CTL_EXIT2_TT, 5, 0, {F_FROM, F_TO, F_SKIP, F_REASON}},
+    {BL_CTL_MONITOR_P, 4, 0, {F_FROM, F_TOPROC, F_REF}},
+    {BL_CTL_DEMONITOR_P, 4, 0, {F_FROM, F_TOPROC, F_REF}},
+    {BL_CTL_MONITOR_P_EXIT, 5, 0, {F_FROMPROC, F_TO, F_REF, F_REASON}},
+    {BL_CTL_SEND_SENDER, 3, 1, {F_FROM, F_TO}},
+    {BL_CTL_SEND_SENDER_TT, 4, 1, {F_FROM, F_TO, F_SKIP}},
+    {BL_CTL_UNLINK_ID, 4, 0, {F_ID, F_FROM, F_TO}},
+    {BL_CTL_UNLINK_ID_ACK, 4, 0, {F_ID, F_FROM, F_TO}},
+};
+
+static const layout *find_layout(long op)
+{
+    for (size_t i = 0; i < sizeof(LAYOUTS) / sizeof(LAYOUTS[0]); i++)
+        if (LAYOUTS[i].op == op) return &LAYOUTS[i];
+    return NULL;
+}
+
+/* A pid, or (for MONITOR_P targets) a registered name atom. */
+static int decode_proc(const char *b, int *idx, erlang_pid *pid, int *is_pid, char *name)
+{
+    int type, size;
+    if (ei_get_type(b, idx, &type, &size) < 0) return -1;
+    if (type == ERL_ATOM_EXT || type == ERL_SMALL_ATOM_EXT || type == ERL_ATOM_UTF8_EXT ||
+        type == ERL_SMALL_ATOM_UTF8_EXT) {
+        *is_pid = 0;
+        return ei_decode_atom(b, idx, name);
+    }
+    *is_pid = 1;
+    return ei_decode_pid(b, idx, pid);
+}
+
+int bl_ctl_decode(const char *p, size_t len, bl_ctl *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (len < 3 || (unsigned char)p[0] != PASS_THROUGH || (unsigned char)p[1] != VERSION)
+        return BL_CTL_EMALFORMED;
+    size_t end = 2;
+    if (bl_term_check(p, len, &end) != 0) return BL_CTL_EMALFORMED;
+
+    /* Control and message are validated; ei_decode_* may now read them. */
+    int idx = 2, arity;
+    if (ei_decode_tuple_header(p, &idx, &arity) < 0 || arity < 1) return BL_CTL_EMALFORMED;
+    long op;
+    if (ei_decode_long(p, &idx, &op) < 0) return BL_CTL_EMALFORMED;
+    out->op = op;
+    const layout *l = find_layout(op);
+    if (!l) return BL_CTL_EUNKNOWN;
+    if (arity != l->arity) return BL_CTL_EMALFORMED;
+
+    for (int f = 0; f < arity - 1; f++) {
+        int is_pid = 1;
+        switch (l->fields[f]) {
+        case F_FROM:
+            if (ei_decode_pid(p, &idx, &out->from) < 0) return BL_CTL_EMALFORMED;
+            out->has_from = 1;
+            break;
+        case F_TO:
+            if (ei_decode_pid(p, &idx, &out->to) < 0) return BL_CTL_EMALFORMED;
+            out->has_to = 1;
+            break;
+        case F_FROMPROC:
+            if (decode_proc(p, &idx, &out->from, &is_pid, out->toname) < 0)
+                return BL_CTL_EMALFORMED;
+            out->has_from = is_pid;
+            break;
+        case F_TOPROC:
+            if (decode_proc(p, &idx, &out->to, &is_pid, out->toname) < 0) return BL_CTL_EMALFORMED;
+            out->has_to = is_pid;
+            out->has_toname = !is_pid;
+            break;
+        case F_TONAME:
+            if (ei_decode_atom(p, &idx, out->toname) < 0) return BL_CTL_EMALFORMED;
+            out->has_toname = 1;
+            break;
+        case F_REF:
+            if (ei_decode_ref(p, &idx, &out->ref) < 0) return BL_CTL_EMALFORMED;
+            out->has_ref = 1;
+            break;
+        case F_ID:
+            if (ei_decode_ulonglong(p, &idx, &out->unlink_id) < 0) return BL_CTL_EMALFORMED;
+            break;
+        case F_REASON: {
+            int start = idx;
+            if (ei_skip_term(p, &idx) < 0) return BL_CTL_EMALFORMED;
+            out->has_reason = 1;
+            out->reason_off = (size_t)start;
+            out->reason_len = (size_t)(idx - start);
+            break;
+        }
+        default: /* F_SKIP */
+            if (ei_skip_term(p, &idx) < 0) return BL_CTL_EMALFORMED;
+            break;
+        }
+    }
+    if ((size_t)idx != end) return BL_CTL_EMALFORMED;
+
+    if (l->has_msg) {
+        if (end >= len || (unsigned char)p[end] != VERSION) return BL_CTL_EMALFORMED;
+        size_t m = end + 1;
+        if (bl_term_check(p, len, &m) != 0 || m != len) return BL_CTL_EMALFORMED;
+        out->has_msg = 1;
+        out->msg_off = end + 1;
+        out->msg_end = m;
+    } else if (end != len) {
+        return BL_CTL_EMALFORMED;
+    }
+    return BL_CTL_OK;
+}
+
+int bl_ctl_encode(ei_x_buff *x, const bl_ctl *c, const char *reason, int reason_len)
+{
+    const layout *l = find_layout(c->op);
+    if (!l) return -1;
+    x->index = 0;
+    if (ei_x_encode_version(x) < 0 || ei_x_encode_tuple_header(x, l->arity) < 0 ||
+        ei_x_encode_long(x, c->op) < 0)
+        return -1;
+    for (int f = 0; f < l->arity - 1; f++) {
+        int rc = 0;
+        switch (l->fields[f]) {
+        case F_FROM: rc = ei_x_encode_pid(x, &c->from); break;
+        case F_FROMPROC: /* a name monitor reports the name as the exiting process */
+            rc = c->has_toname ? ei_x_encode_atom(x, c->toname) : ei_x_encode_pid(x, &c->from);
+            break;
+        case F_TO: rc = ei_x_encode_pid(x, &c->to); break;
+        case F_TOPROC:
+            rc = c->has_toname ? ei_x_encode_atom(x, c->toname) : ei_x_encode_pid(x, &c->to);
+            break;
+        case F_TONAME: rc = ei_x_encode_atom(x, c->toname); break;
+        case F_REF: rc = ei_x_encode_ref(x, &c->ref); break;
+        case F_ID: rc = ei_x_encode_ulonglong(x, c->unlink_id); break;
+        case F_REASON:
+            rc = reason ? ei_x_append_buf(x, reason, reason_len) : ei_x_encode_atom(x, "normal");
+            break;
+        default: rc = ei_x_encode_atom(x, ""); break;
+        }
+        if (rc < 0) return -1;
+    }
+    return 0;
+}

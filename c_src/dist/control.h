@@ -1,0 +1,64 @@
+/* control.h - distribution control messages: decoding incoming frames, encoding outgoing ones.
+ *
+ * A data frame (after its 4-byte length) is 'p' (pass-through), then the control tuple and, for
+ * the send operations, the message, each prefixed with version byte 131. Decoding validates both
+ * terms with bl_term_check before ei_decode_* touches them. */
+#ifndef BL_DIST_CONTROL_H
+#define BL_DIST_CONTROL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <ei.h>
+
+enum {
+    BL_CTL_LINK = 1,
+    BL_CTL_SEND = 2,
+    BL_CTL_EXIT = 3,
+    BL_CTL_UNLINK = 4,
+    BL_CTL_NODE_LINK = 5,
+    BL_CTL_REG_SEND = 6,
+    BL_CTL_GROUP_LEADER = 7,
+    BL_CTL_EXIT2 = 8,
+    BL_CTL_SEND_TT = 12,
+    BL_CTL_EXIT_TT = 13,
+    BL_CTL_REG_SEND_TT = 16,
+    BL_CTL_EXIT2_TT = 18,
+    BL_CTL_MONITOR_P = 19,
+    BL_CTL_DEMONITOR_P = 20,
+    BL_CTL_MONITOR_P_EXIT = 21,
+    BL_CTL_SEND_SENDER = 22,
+    BL_CTL_SEND_SENDER_TT = 23,
+    BL_CTL_UNLINK_ID = 35,
+    BL_CTL_UNLINK_ID_ACK = 36,
+};
+
+typedef struct bl_ctl {
+    long op;
+    int has_from, has_to, has_toname, has_ref, has_reason, has_msg;
+    erlang_pid from;
+    erlang_pid to;
+    char toname[MAXATOMLEN_UTF8]; /* REG_SEND target, or MONITOR_P by name */
+    erlang_ref ref;
+    unsigned long long unlink_id;
+    /* offsets into the frame payload: the reason term (no version byte) and the message term
+     * (index just after its version byte; the term ends at msg_end) */
+    size_t reason_off, reason_len;
+    size_t msg_off, msg_end;
+} bl_ctl;
+
+enum {
+    BL_CTL_OK = 0,
+    BL_CTL_EMALFORMED = -1, /* not a well-formed frame: drop the connection */
+    BL_CTL_EUNKNOWN = -2,   /* well-formed but an operation we do not handle: skip it */
+};
+
+/* Decode one data frame payload (without its 4-byte length). */
+int bl_ctl_decode(const char *payload, size_t len, bl_ctl *out);
+
+/* Encode the control tuple for c->op (with version byte) into x (index reset first).
+ * reason: an encoded term body (no version byte) for EXIT/EXIT2/MONITOR_P_EXIT, else NULL. */
+int bl_ctl_encode(ei_x_buff *x, const bl_ctl *c, const char *reason, int reason_len);
+
+const char *bl_ctl_name(long op);
+
+#endif

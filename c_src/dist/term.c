@@ -1,0 +1,213 @@
+/* term.c - bounds-checked walk over Erlang external term format (see term.h).
+ *
+ * Iterative, so hostile nesting cannot overflow the C stack: `pending` counts the terms still to
+ * read; only funs (free variables) and the node atom of pids/refs recurse, bounded by MAX_DEPTH.
+ * Every term needs at least one byte, so pending can never legitimately exceed the bytes
+ * left, which bounds it. */
+#include "term.h"
+
+#include <stdint.h>
+
+static uint32_t get32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static uint16_t get16(const unsigned char *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+
+#define NEED(n)                                                                                    \
+    do {                                                                                           \
+        if ((size_t)(n) > len - i) return -1;                                                      \
+    } while (0)
+
+/* Funs nest through their free variables; they are the only recursion, so bound it. */
+#define MAX_DEPTH 16
+
+static int check(const char *cbuf, size_t len, size_t *index, int depth)
+{
+    const unsigned char *buf = (const unsigned char *)cbuf;
+    size_t i = *index;
+    uint64_t pending = 1;
+
+    if (depth > MAX_DEPTH) return -1;
+
+    if (i > len) return -1;
+    while (pending > 0) {
+        if (pending > len - i) return -1;
+        pending--;
+        NEED(1);
+        unsigned char tag = buf[i++];
+        switch (tag) {
+        case 97: /* SMALL_INTEGER */
+            NEED(1);
+            i += 1;
+            break;
+        case 98: /* INTEGER */
+            NEED(4);
+            i += 4;
+            break;
+        case 99: /* FLOAT (string form) */
+            NEED(31);
+            i += 31;
+            break;
+        case 70: /* NEW_FLOAT */
+            NEED(8);
+            i += 8;
+            break;
+        case 100: /* ATOM_EXT (latin1) */
+        case 118: /* ATOM_UTF8 */ {
+            NEED(2);
+            uint16_t n = get16(buf + i);
+            i += 2;
+            if (n > 255 * 4) return -1;
+            NEED(n);
+            i += n;
+            break;
+        }
+        case 115: /* SMALL_ATOM */
+        case 119: /* SMALL_ATOM_UTF8 */ {
+            NEED(1);
+            uint8_t n = buf[i++];
+            NEED(n);
+            i += n;
+            break;
+        }
+        case 103: /* PID: node, id(4), serial(4), creation(1) */
+        case 88: /* NEW_PID: node, id(4), serial(4), creation(4) */
+        case 102: /* PORT: node, id(4), creation(1) */
+        case 89: /* NEW_PORT: node, id(4), creation(4) */
+        case 120: /* V4_PORT: node, id(8), creation(4) */ {
+            size_t j = i;
+            /* the node is always an atom: one bounded non-recursive step */
+            NEED(1);
+            unsigned char at = buf[j];
+            if (at != 100 && at != 118 && at != 115 && at != 119) return -1;
+            if (check(cbuf, len, &j, depth + 1) != 0) return -1;
+            i = j;
+            size_t tail = tag == 103 ? 9 : tag == 88 ? 12 : tag == 102 ? 5 : tag == 89 ? 8 : 12;
+            NEED(tail);
+            i += tail;
+            break;
+        }
+        case 101: /* REFERENCE (old): node, id(4), creation(1) */ {
+            size_t j = i;
+            NEED(1);
+            unsigned char at = buf[j];
+            if (at != 100 && at != 118 && at != 115 && at != 119) return -1;
+            if (check(cbuf, len, &j, depth + 1) != 0) return -1;
+            i = j;
+            NEED(5);
+            i += 5;
+            break;
+        }
+        case 114: /* NEW_REFERENCE: len(2), node, creation(1), ids(4*len) */
+        case 90: /* NEWER_REFERENCE: len(2), node, creation(4), ids(4*len) */ {
+            NEED(2);
+            uint16_t n = get16(buf + i);
+            i += 2;
+            if (n > 5) return -1;
+            size_t j = i;
+            NEED(1);
+            unsigned char at = buf[j];
+            if (at != 100 && at != 118 && at != 115 && at != 119) return -1;
+            if (check(cbuf, len, &j, depth + 1) != 0) return -1;
+            i = j;
+            size_t tail = (tag == 90 ? 4 : 1) + 4 * (size_t)n;
+            NEED(tail);
+            i += tail;
+            break;
+        }
+        case 104: /* SMALL_TUPLE */
+            NEED(1);
+            pending += buf[i++];
+            break;
+        case 105: /* LARGE_TUPLE */
+            NEED(4);
+            pending += get32(buf + i);
+            i += 4;
+            break;
+        case 106: /* NIL */
+            break;
+        case 107: /* STRING_EXT: len(2) bytes */ {
+            NEED(2);
+            uint16_t n = get16(buf + i);
+            i += 2;
+            NEED(n);
+            i += n;
+            break;
+        }
+        case 108: /* LIST: n(4), elements, tail */
+            NEED(4);
+            pending += (uint64_t)get32(buf + i) + 1;
+            i += 4;
+            break;
+        case 109: /* BINARY: len(4) bytes */ {
+            NEED(4);
+            uint32_t n = get32(buf + i);
+            i += 4;
+            NEED(n);
+            i += n;
+            break;
+        }
+        case 77: /* BIT_BINARY: len(4), bits(1), bytes */ {
+            NEED(5);
+            uint32_t n = get32(buf + i);
+            uint8_t bits = buf[i + 4];
+            i += 5;
+            if (bits < 1 || bits > 8 || n == 0) return -1;
+            NEED(n);
+            i += n;
+            break;
+        }
+        case 110: /* SMALL_BIG: n(1), sign(1), digits(n) */ {
+            NEED(2);
+            uint8_t n = buf[i];
+            i += 2;
+            NEED(n);
+            i += n;
+            break;
+        }
+        case 111: /* LARGE_BIG: n(4), sign(1), digits(n) */ {
+            NEED(5);
+            uint32_t n = get32(buf + i);
+            i += 5;
+            NEED(n);
+            i += n;
+            break;
+        }
+        case 116: /* MAP: arity(4), then 2*arity terms */
+            NEED(4);
+            pending += 2 * (uint64_t)get32(buf + i);
+            i += 4;
+            break;
+        case 113: /* EXPORT: module atom, function atom, arity small int */
+            pending += 3;
+            break;
+        case 112: /* NEW_FUN: size(4) covers the whole fun including the size field */ {
+            NEED(4);
+            uint32_t n = get32(buf + i);
+            if (n < 4 + 1 + 16 + 4 + 4) return -1;
+            /* Validate the inner terms too: skip the fixed header, then module, old_index,
+             * old_uniq, pid, free vars; they must end exactly at size. */
+            NEED(n);
+            size_t start = i;
+            size_t j = i + 4 + 1 + 16 + 4;
+            uint32_t nfree = get32(buf + j);
+            j += 4;
+            if ((uint64_t)nfree + 4 > n) return -1;
+            for (uint64_t k = 0; k < 4 + (uint64_t)nfree; k++) {
+                if (check(cbuf, start + n, &j, depth + 1) != 0) return -1;
+            }
+            if (j != start + n) return -1;
+            i = start + n;
+            break;
+        }
+        default: /* ATOM_CACHE_REF (82), LOCAL_EXT (121), FUN (117, pre-R16), unknown */
+            return -1;
+        }
+    }
+    *index = i;
+    return 0;
+}
+
+int bl_term_check(const char *buf, size_t len, size_t *index) { return check(buf, len, index, 0); }

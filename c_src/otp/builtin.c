@@ -1,0 +1,138 @@
+/* builtin.c - the processes every beamlet node runs.
+ *
+ *  net_kernel: answers {is_auth, Node} with yes, so net_adm:ping(ThisNode) is pong. Other requests
+ *              get {error, unsupported} instead of silence (a silent node hangs callers forever).
+ *  beamlet:    ping -> pong; info -> node facts; stats -> traffic counters and per-connection
+ *              queues. Documented in docs/protocol.md. */
+#include "../runtime/internal.h"
+
+#include <string.h>
+#include <unistd.h>
+
+static int atom_eq(const char *buf, int idx, const char *want)
+{
+    char a[MAXATOMLEN_UTF8];
+    return ei_decode_atom(buf, &idx, a) == 0 && strcmp(a, want) == 0;
+}
+
+static int net_kernel_call(bl_proc *self, const bl_from *from, const char *buf, int idx,
+                           ei_x_buff *reply, void *ud)
+{
+    (void)self;
+    (void)from;
+    (void)ud;
+    int j = idx, ar;
+    if (ei_decode_tuple_header(buf, &j, &ar) == 0 && ar == 2 && atom_eq(buf, j, "is_auth"))
+        return ei_x_encode_atom(reply, "yes");
+    ei_x_encode_tuple_header(reply, 2);
+    ei_x_encode_atom(reply, "error");
+    return ei_x_encode_atom(reply, "unsupported");
+}
+
+static void encode_connections(bl_node *n, ei_x_buff *r, int detailed)
+{
+    bl_conn *c, *t;
+    HASH_ITER(hh, n->conns, c, t)
+    {
+        if (c->state != CONN_UP) continue;
+        ei_x_encode_list_header(r, 1);
+        if (!detailed) {
+            ei_x_encode_atom(r, c->node);
+            continue;
+        }
+        ei_x_encode_map_header(r, 7);
+        ei_x_encode_atom(r, "node");
+        ei_x_encode_atom(r, c->node);
+        ei_x_encode_atom(r, "direction");
+        ei_x_encode_atom(r, c->outgoing ? "outgoing" : "incoming");
+        ei_x_encode_atom(r, "queue_bytes");
+        ei_x_encode_ulong(r, (unsigned long)bl_sendq_bytes(&c->q));
+        ei_x_encode_atom(r, "msgs_in");
+        ei_x_encode_ulonglong(r, c->msgs_in);
+        ei_x_encode_atom(r, "msgs_out");
+        ei_x_encode_ulonglong(r, c->msgs_out);
+        ei_x_encode_atom(r, "bytes_in");
+        ei_x_encode_ulonglong(r, c->bytes_in);
+        ei_x_encode_atom(r, "bytes_out");
+        ei_x_encode_ulonglong(r, c->bytes_out);
+    }
+    ei_x_encode_empty_list(r);
+}
+
+static void encode_info(bl_node *n, ei_x_buff *r)
+{
+    ei_x_encode_map_header(r, 10);
+    ei_x_encode_atom(r, "node");
+    ei_x_encode_atom(r, n->name);
+    ei_x_encode_atom(r, "role");
+    ei_x_encode_atom(r, n->cfg.role);
+    ei_x_encode_atom(r, "cluster");
+    ei_x_encode_binary(r, n->cfg.cluster, (long)strlen(n->cfg.cluster));
+    ei_x_encode_atom(r, "version");
+    ei_x_encode_binary(r, BL_VERSION, (long)strlen(BL_VERSION));
+    ei_x_encode_atom(r, "uptime_ms");
+    ei_x_encode_ulonglong(r, (unsigned long long)((ev_time() - n->started_at) * 1000.0));
+    ei_x_encode_atom(r, "connections");
+    encode_connections(n, r, 0);
+    ei_x_encode_atom(r, "processes");
+    ei_x_encode_ulong(r, HASH_COUNT(n->procs));
+    ei_x_encode_atom(r, "creation");
+    ei_x_encode_ulong(r, n->creation);
+    ei_x_encode_atom(r, "os_pid");
+    ei_x_encode_long(r, (long)getpid());
+    ei_x_encode_atom(r, "port");
+    ei_x_encode_long(r, n->listen_port);
+}
+
+static void encode_stats(bl_node *n, ei_x_buff *r)
+{
+    const bl_stats *s = &n->stats;
+    ei_x_encode_map_header(r, 9);
+    ei_x_encode_atom(r, "msgs_in");
+    ei_x_encode_ulonglong(r, s->msgs_in);
+    ei_x_encode_atom(r, "msgs_out");
+    ei_x_encode_ulonglong(r, s->msgs_out);
+    ei_x_encode_atom(r, "bytes_in");
+    ei_x_encode_ulonglong(r, s->bytes_in);
+    ei_x_encode_atom(r, "bytes_out");
+    ei_x_encode_ulonglong(r, s->bytes_out);
+    ei_x_encode_atom(r, "conns_accepted");
+    ei_x_encode_ulonglong(r, s->conns_accepted);
+    ei_x_encode_atom(r, "conns_connected");
+    ei_x_encode_ulonglong(r, s->conns_connected);
+    ei_x_encode_atom(r, "conns_dropped");
+    ei_x_encode_ulonglong(r, s->conns_dropped);
+    ei_x_encode_atom(r, "handshakes_failed");
+    ei_x_encode_ulonglong(r, s->handshakes_failed);
+    ei_x_encode_atom(r, "connections");
+    encode_connections(n, r, 1);
+}
+
+static int beamlet_call(bl_proc *self, const bl_from *from, const char *buf, int idx,
+                        ei_x_buff *reply, void *ud)
+{
+    (void)from;
+    (void)ud;
+    bl_node *n = bl_proc_node(self);
+    if (atom_eq(buf, idx, "ping")) return ei_x_encode_atom(reply, "pong");
+    if (atom_eq(buf, idx, "info")) {
+        encode_info(n, reply);
+        return 0;
+    }
+    if (atom_eq(buf, idx, "stats")) {
+        encode_stats(n, reply);
+        return 0;
+    }
+    ei_x_encode_tuple_header(reply, 2);
+    ei_x_encode_atom(reply, "error");
+    return ei_x_encode_atom(reply, "unknown_request");
+}
+
+int bl_builtin_start(bl_node *n)
+{
+    static const bl_proc_ops nk = {.on_call = net_kernel_call};
+    static const bl_proc_ops bl = {.on_call = beamlet_call};
+    int rc = bl_spawn(n, "net_kernel", &nk, NULL, NULL);
+    if (rc == BL_OK) rc = bl_spawn(n, "beamlet", &bl, NULL, NULL);
+    return rc;
+}

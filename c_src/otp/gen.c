@@ -1,0 +1,335 @@
+/* gen.c - the gen_server message shapes, both ways.
+ *
+ * Serving: '$gen_call' {Pid, Tag} requests reach a process's on_call and the reply goes back as
+ * {Tag, Reply} with Tag copied byte for byte (so [alias|Ref] tags from OTP 25 work); '$gen_cast'
+ * reaches on_cast.
+ * Calling: bl_call sends {'$gen_call', {Self, Ref}, Req} with a plain reference (an ei node never
+ * receives alias messages) and monitors the target with MONITOR_P under the same ref, so a missing
+ * or dying server answers BL_ENOPROC at once instead of a timeout. The reply, the monitor exit, the
+ * timer or a nodedown completes the call exactly once. rex and net_adm:ping are calls too. */
+#include "../runtime/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int get_atom(const char *buf, int *idx, char *out)
+{
+    int type, size;
+    if (ei_get_type(buf, idx, &type, &size) < 0) return -1;
+    if (type != ERL_ATOM_EXT && type != ERL_SMALL_ATOM_EXT && type != ERL_ATOM_UTF8_EXT &&
+        type != ERL_SMALL_ATOM_UTF8_EXT)
+        return -1;
+    return ei_decode_atom(buf, idx, out);
+}
+
+static void call_key(const erlang_ref *r, unsigned key[3])
+{
+    key[0] = r->n[0];
+    key[1] = r->len > 1 ? r->n[1] : 0;
+    key[2] = r->len > 2 ? r->n[2] : 0;
+}
+
+static void pcall_finish(bl_pcall *c)
+{
+    bl_proc *p = c->p;
+    ev_timer_stop(p->n->loop, &c->timer);
+    HASH_DEL(p->calls, c);
+}
+
+static void demonitor(bl_node *n, bl_pcall *c)
+{
+    if (!c->monitored) return;
+    bl_ctl d = {.op = BL_CTL_DEMONITOR_P, .from = c->p->pid, .ref = c->ref};
+    if (c->target_is_pid) {
+        d.to = c->target;
+    } else {
+        d.has_toname = 1;
+        snprintf(d.toname, sizeof(d.toname), "%s", c->target_name);
+    }
+    if (bl_ctl_encode(&n->scratch, &d, NULL, 0) == 0) (void)bl_conn_send_frame(n, c->node, NULL, 0);
+}
+
+/* A reply {Ref, Reply} to one of our calls? */
+static int try_reply(bl_proc *p, const bl_msg *m, int idx)
+{
+    int type, size;
+    if (!p->calls || ei_get_type(m->buf, &idx, &type, &size) < 0) return 0;
+    if (type != ERL_NEW_REFERENCE_EXT && type != ERL_NEWER_REFERENCE_EXT) return 0;
+    erlang_ref ref;
+    if (ei_decode_ref(m->buf, &idx, &ref) < 0) return 0;
+    unsigned key[3];
+    call_key(&ref, key);
+    bl_pcall *c = NULL;
+    HASH_FIND(hh, p->calls, key, sizeof(key), c);
+    if (!c || strcmp(ref.node, p->n->name) != 0) return 0;
+    pcall_finish(c);
+    demonitor(p->n, c);
+    int status = 0;
+    if (c->rpc) { /* {badrpc, Reason} */
+        int j = idx, ar;
+        char a[MAXATOMLEN_UTF8];
+        if (ei_decode_tuple_header(m->buf, &j, &ar) == 0 && ar == 2 && get_atom(m->buf, &j, a) == 0 &&
+            strcmp(a, "badrpc") == 0) {
+            status = BL_EBADRPC;
+            idx = j;
+        }
+    }
+    c->cb(p, status, m->buf, idx, c->ud);
+    free(c);
+    return 1;
+}
+
+int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m)
+{
+    const char *buf = m->buf;
+    int idx = m->index, arity;
+    if (ei_decode_tuple_header(buf, &idx, &arity) < 0) return 0;
+    if (arity == 2 && try_reply(p, m, idx)) return 1;
+    char tag[MAXATOMLEN_UTF8];
+    int j = idx;
+    if (get_atom(buf, &j, tag) < 0) return 0;
+    if (arity == 3 && strcmp(tag, "$gen_call") == 0 && p->ops.on_call) {
+        bl_from from;
+        int fa;
+        if (ei_decode_tuple_header(buf, &j, &fa) < 0 || fa != 2) return 0;
+        if (ei_decode_pid(buf, &j, &from.pid) < 0) return 0;
+        int tstart = j;
+        if (ei_skip_term(buf, &j) < 0 || j - tstart > BL_TAG_MAX) return 0;
+        from.tag_len = j - tstart;
+        memcpy(from.tag, buf + tstart, (size_t)from.tag_len);
+        ei_x_buff reply;
+        if (ei_x_new(&reply) < 0) return 1;
+        int rc = p->ops.on_call(p, &from, buf, j, &reply, p->ud);
+        if (rc == 0) {
+            int sr = bl_reply(p->n, &from, reply.buff, reply.index);
+            if (sr != BL_OK)
+                bl_log(p->n, BL_LOG_WARN, "reply to %s failed: %s", from.pid.node,
+                       bl_strerror(sr));
+        }
+        ei_x_free(&reply);
+        return 1;
+    }
+    if (arity == 2 && strcmp(tag, "$gen_cast") == 0 && p->ops.on_cast) {
+        p->ops.on_cast(p, buf, j, p->ud);
+        return 1;
+    }
+    return 0;
+}
+
+int bl_reply(bl_node *n, const bl_from *from, const char *reply, int len)
+{
+    if (!from || from->tag_len <= 0 || from->tag_len > BL_TAG_MAX || !reply || len <= 0)
+        return BL_EINVAL;
+    ei_x_buff x;
+    if (ei_x_new(&x) < 0) return BL_ENOMEM;
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_append_buf(&x, from->tag, from->tag_len);
+    ei_x_append_buf(&x, reply, len);
+    int rc = bl_send_body(n, &from->pid, x.buff, x.index);
+    ei_x_free(&x);
+    return rc;
+}
+
+static void call_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl_pcall *c = w->data;
+    bl_proc *p = c->p;
+    pcall_finish(c);
+    demonitor(p->n, c);
+    c->cb(p, BL_ETIMEOUT, NULL, 0, c->ud);
+    free(c);
+}
+
+/* Send Msg (with version byte) to a pid or {name, node} from p. */
+static int send_dest(bl_proc *p, const bl_pid *to_pid, const char *name, const char *node,
+                     const char *msg, int len)
+{
+    if (to_pid) return bl_send(p, to_pid, msg, len);
+    return bl_send_name(p, name, node, msg, len);
+}
+
+static int start_call(bl_proc *p, const bl_pid *to_pid, const char *name, const char *node,
+                      const char *req, int reqlen, unsigned timeout_ms, bl_call_cb cb, void *ud,
+                      int rpc)
+{
+    bl_node *n = p->n;
+    if (p->dead) return BL_ENOPROC;
+    if (!cb || !req || reqlen <= 0 || (!to_pid && (!name || !name[0]))) return BL_EINVAL;
+    if (!to_pid && name && strlen(name) >= BL_NAME_LEN) return BL_EINVAL;
+    const char *tnode = to_pid ? to_pid->node : (node ? node : n->name);
+    int local = bl_is_local_node(n, tnode);
+    if (local && !(to_pid ? bl_proc_by_pid(n, to_pid) : bl_whereis(n, name))) return BL_ENOPROC;
+
+    bl_pcall *c = calloc(1, sizeof(*c));
+    if (!c) return BL_ENOMEM;
+    c->p = p;
+    c->cb = cb;
+    c->ud = ud;
+    c->rpc = rpc;
+    snprintf(c->node, sizeof(c->node), "%s", tnode);
+    bl_node_make_ref(n, &c->ref);
+    call_key(&c->ref, c->key);
+    if (to_pid) {
+        c->target = *to_pid;
+        c->target_is_pid = 1;
+    } else {
+        snprintf(c->target_name, sizeof(c->target_name), "%s", name);
+    }
+
+    if (!local) { /* monitor first: the MONITOR_P_EXIT for a missing server comes back at once */
+        bl_ctl mon = {.op = BL_CTL_MONITOR_P, .from = p->pid, .ref = c->ref};
+        if (to_pid) {
+            mon.to = *to_pid;
+        } else {
+            mon.has_toname = 1;
+            snprintf(mon.toname, sizeof(mon.toname), "%s", name);
+        }
+        int rc = bl_ctl_encode(&n->scratch, &mon, NULL, 0);
+        if (rc == 0) rc = bl_conn_send_frame(n, tnode, NULL, 0);
+        if (rc != BL_OK) {
+            free(c);
+            return rc;
+        }
+        c->monitored = 1;
+    }
+
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 3);
+    ei_x_encode_atom(&x, "$gen_call");
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_pid(&x, &p->pid);
+    ei_x_encode_ref(&x, &c->ref);
+    ei_x_append_buf(&x, req, reqlen);
+    int rc = send_dest(p, to_pid, name, node, x.buff, x.index);
+    ei_x_free(&x);
+    if (rc != BL_OK) {
+        demonitor(n, c);
+        free(c);
+        return rc;
+    }
+    HASH_ADD(hh, p->calls, key, sizeof(c->key), c);
+    ev_timer_init(&c->timer, call_timeout_cb, timeout_ms / 1000.0, 0);
+    c->timer.data = c;
+    ev_timer_start(n->loop, &c->timer);
+    return BL_OK;
+}
+
+int bl_call(bl_proc *p, const bl_pid *to_pid, const char *name, const char *node, const char *req,
+            int reqlen, unsigned timeout_ms, bl_call_cb cb, void *ud)
+{
+    return start_call(p, to_pid, name, node, req, reqlen, timeout_ms, cb, ud, 0);
+}
+
+int bl_cast(bl_proc *p, const bl_pid *to_pid, const char *name, const char *node, const char *req,
+            int reqlen)
+{
+    if (!req || reqlen <= 0) return BL_EINVAL;
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "$gen_cast");
+    ei_x_append_buf(&x, req, reqlen);
+    int rc = send_dest(p, to_pid, name, node, x.buff, x.index);
+    ei_x_free(&x);
+    return rc;
+}
+
+int bl_rpc(bl_proc *p, const char *node, const char *mod, const char *fun, const char *args,
+           int argslen, unsigned timeout_ms, bl_call_cb cb, void *ud)
+{
+    if (!mod || !fun || !args || argslen <= 0) return BL_EINVAL;
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, 5);
+    ei_x_encode_atom(&x, "call");
+    ei_x_encode_atom(&x, mod);
+    ei_x_encode_atom(&x, fun);
+    ei_x_append_buf(&x, args, argslen);
+    ei_x_encode_atom(&x, "user");
+    int rc = start_call(p, NULL, "rex", node, x.buff, x.index, timeout_ms, cb, ud, 1);
+    ei_x_free(&x);
+    return rc;
+}
+
+typedef struct {
+    bl_call_cb cb;
+    void *ud;
+} ping_ctx;
+
+static void ping_done(bl_proc *p, int status, const char *buf, int index, void *ud)
+{
+    ping_ctx *pc = ud;
+    char a[MAXATOMLEN_UTF8];
+    if (status == 0 && !(get_atom(buf, &index, a) == 0 && strcmp(a, "yes") == 0))
+        status = BL_EINVAL;
+    pc->cb(p, status, NULL, 0, pc->ud);
+    free(pc);
+}
+
+int bl_ping(bl_proc *p, const char *node, unsigned timeout_ms, bl_call_cb cb, void *ud)
+{
+    if (!node || !cb) return BL_EINVAL;
+    ping_ctx *pc = malloc(sizeof(*pc));
+    if (!pc) return BL_ENOMEM;
+    pc->cb = cb;
+    pc->ud = ud;
+    char req[BL_NODE_LEN + 64];
+    int i = 0;
+    ei_encode_tuple_header(req, &i, 2);
+    ei_encode_atom(req, &i, "is_auth");
+    ei_encode_atom(req, &i, p->n->name);
+    int rc = start_call(p, NULL, "net_kernel", node, req, i, timeout_ms, ping_done, pc, 0);
+    if (rc != BL_OK) free(pc);
+    return rc;
+}
+
+/* ---- completing calls from outside ---- */
+
+void bl_calls_node_down(bl_node *n, const char *node)
+{
+    bl_proc *p, *pt;
+    HASH_ITER(hh, n->procs, p, pt)
+    {
+        bl_pcall *c, *ct;
+        HASH_ITER(hh, p->calls, c, ct)
+        {
+            if (strcmp(c->node, node) != 0) continue;
+            pcall_finish(c);
+            c->cb(p, BL_ENODEDOWN, NULL, 0, c->ud);
+            free(c);
+            if (p->dead) break; /* the callback ended the process; its calls are gone */
+        }
+    }
+}
+
+void bl_calls_monitor_exit(bl_node *n, const bl_ctl *ctl, const char *payload)
+{
+    bl_proc *p = bl_proc_by_pid(n, &ctl->to);
+    if (!p) return;
+    unsigned key[3];
+    call_key(&ctl->ref, key);
+    bl_pcall *c = NULL;
+    HASH_FIND(hh, p->calls, key, sizeof(key), c);
+    if (!c) return;
+    pcall_finish(c);
+    char a[MAXATOMLEN_UTF8];
+    int i = (int)ctl->reason_off;
+    int status = get_atom(payload, &i, a) == 0 && strcmp(a, "noconnection") == 0 ? BL_ENODEDOWN
+                                                                                 : BL_ENOPROC;
+    c->cb(p, status, payload, (int)ctl->reason_off, c->ud);
+    free(c);
+}
+
+void bl_calls_free(bl_proc *p)
+{
+    bl_pcall *c, *t;
+    HASH_ITER(hh, p->calls, c, t)
+    {
+        pcall_finish(c);
+        demonitor(p->n, c);
+        free(c);
+    }
+}

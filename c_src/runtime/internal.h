@@ -1,0 +1,214 @@
+/* internal.h - the node's private structures, shared by the runtime, dist and otp layers.
+ *
+ * One struct (bl_node) owns all state; it is touched only on the loop thread. The handshake
+ * workers see only their job structs (dist/handshake.h). */
+#ifndef BL_RUNTIME_INTERNAL_H
+#define BL_RUNTIME_INTERNAL_H
+
+#include "beamlet/beamlet.h"
+#include "../dist/control.h"
+#include "../dist/sendq.h"
+
+#include <ev.h>
+#include <uthash.h>
+#include <utlist.h>
+#include <stdarg.h>
+
+struct bl_hs_pool;
+
+typedef enum {
+    CONN_CONNECTING, /* outgoing handshake running; frames queue up */
+    CONN_UP,
+    CONN_DOWN, /* last attempt failed: remember the backoff */
+} bl_conn_state;
+
+typedef struct bl_conn {
+    UT_hash_handle hh; /* in node->conns, keyed by node name */
+    bl_node *n;
+    char node[BL_NODE_LEN];
+    bl_conn_state state;
+    int fd;
+    int outgoing;      /* this side initiated the live fd */
+    int connect_busy;  /* an outgoing handshake job is in flight */
+    ev_io rio, wio;
+    char *rbuf;
+    size_t rlen, rcap;
+    bl_sendq q;
+    ev_tstamp last_read, last_write, last_progress;
+    ev_tstamp retry_at;
+    unsigned backoff_ms;
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    uint64_t unknown_ops_logged; /* bit per op code < 64, logged once */
+    int retired;                 /* a duplicate socket draining before close (not in the hash) */
+    int reading;                 /* inside conn_parse: closing is deferred */
+    int close_pending;
+    char close_reason[160];
+    struct bl_conn *rnext; /* in node->retired */
+} bl_conn;
+
+/* A link from a local process to another pid (local or remote). */
+typedef struct bl_linkent {
+    struct bl_linkent *next;
+    bl_pid pid;
+} bl_linkent;
+
+/* Someone (remote) monitoring a local process (MONITOR_P). */
+typedef struct bl_pmon {
+    struct bl_pmon *next;
+    bl_pid watcher;
+    erlang_ref ref;
+} bl_pmon;
+
+/* An outgoing gen_server call awaiting its reply. */
+typedef struct bl_pcall {
+    UT_hash_handle hh; /* in proc->calls, keyed by ref.n[0..2] */
+    unsigned key[3];
+    bl_proc *p;
+    erlang_ref ref;
+    char node[BL_NODE_LEN]; /* target node: nodedown fails the call */
+    int monitored;          /* we sent MONITOR_P with ref */
+    bl_pid target;
+    int target_is_pid;
+    char target_name[BL_NAME_LEN];
+    int rpc; /* reply is rex-shaped: {badrpc, R} -> BL_EBADRPC */
+    ev_timer timer;
+    bl_call_cb cb;
+    void *ud;
+} bl_pcall;
+
+struct bl_proc {
+    UT_hash_handle hh; /* in node->procs, keyed by pid.num */
+    bl_node *n;
+    bl_pid pid;
+    char name[BL_NAME_LEN];
+    bl_proc_ops ops;
+    void *ud;
+    int trap_exit;
+    int dead;
+    bl_linkent *links;
+    bl_pmon *monitors;
+    bl_pcall *calls;
+    struct bl_proc *zombie_next;
+};
+
+typedef struct bl_regname {
+    UT_hash_handle hh;
+    char name[BL_NAME_LEN];
+    bl_proc *p;
+} bl_regname;
+
+/* A message between two local processes, delivered from the loop (never re-entrantly). */
+typedef struct bl_localmsg {
+    struct bl_localmsg *next;
+    bl_pid to;
+    char toname[BL_NAME_LEN];
+    int has_sender;
+    bl_pid sender;
+    int kind; /* LOCAL_MSG or LOCAL_EXIT */
+    int len;
+    char data[];
+} bl_localmsg;
+
+typedef struct bl_nodemon {
+    struct bl_nodemon *next;
+    int id;
+    bl_node_cb cb;
+    void *ud;
+} bl_nodemon;
+
+typedef struct bl_utimer {
+    UT_hash_handle hh;
+    int id;
+    bl_node *n;
+    ev_timer w;
+    bl_timer_cb cb;
+    void *ud;
+} bl_utimer;
+
+struct bl_node {
+    bl_config cfg;
+    struct ev_loop *loop;
+    ei_cnode ec;
+    char name[BL_NODE_LEN];
+    char alive[BL_NODE_LEN];
+    char host[BL_NODE_LEN];
+    unsigned creation;
+    char cookie[256];
+
+    int listen_fd, listen_port, epmd_fd;
+    ev_io listen_io;
+    ev_signal sig_term, sig_int;
+    ev_timer tick_timer;
+    ev_idle idle;
+    ev_check check;
+    ev_async hs_async;
+    struct bl_hs_pool *hs;
+
+    bl_conn *conns;
+    bl_conn *retired;
+    unsigned accepts_inflight;
+    bl_proc *procs;
+    bl_regname *names;
+    bl_proc *zombies;
+    bl_localmsg *localq_head, *localq_tail;
+    bl_nodemon *nodemons;
+    int next_nodemon_id;
+    bl_utimer *timers;
+    int next_timer_id;
+
+    unsigned next_pid_num, next_pid_serial;
+    unsigned ref_ids[3];
+    unsigned long long unlink_seq;
+
+    ei_x_buff scratch;  /* control-tuple encoding */
+    ei_x_buff scratch2; /* message-body encoding for runtime-built messages */
+    bl_stats stats;
+    ev_tstamp started_at;
+    int running, stopping, started;
+};
+
+/* runtime/log.c */
+void bl_logv(bl_node *n, bl_log_level lvl, const char *fmt, va_list ap);
+
+/* runtime/node.c */
+void bl_node_make_ref(bl_node *n, erlang_ref *ref);
+int bl_pid_eq(const bl_pid *a, const bl_pid *b);
+int bl_is_local_node(const bl_node *n, const char *node);
+
+/* dist/conn.c */
+bl_conn *bl_conn_find(bl_node *n, const char *node);
+/* Queue a frame (control tuple already in n->scratch with version byte) plus optional message
+ * (with version byte), connecting on demand. Returns BL_OK, BL_EBUSY, BL_ENODEDOWN, BL_ETOOBIG. */
+int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen);
+/* The handshake worker produced an fd for node. */
+void bl_conn_adopt(bl_node *n, const char *node, int fd, int outgoing);
+void bl_conn_connect_failed(bl_node *n, const char *node, const char *why);
+void bl_conn_close(bl_conn *c, const char *reason);
+void bl_conn_tick_all(bl_node *n);
+void bl_conn_close_all(bl_node *n);
+void bl_conn_listen_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+/* runtime/proc.c */
+bl_proc *bl_proc_by_pid(bl_node *n, const bl_pid *pid);
+/* Dispatch a decoded control message that arrived from node `from_node`. */
+void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, const char *payload);
+void bl_proc_deliver(bl_proc *p, const bl_msg *m);
+void bl_procs_node_down(bl_node *n, const char *node);
+void bl_localq_drain(bl_node *n);
+void bl_zombies_free(bl_node *n);
+void bl_procs_shutdown(bl_node *n);
+/* Deliver an exit signal with an encoded reason body to a local process. */
+/* Send a term body (no version byte) to a pid on behalf of the runtime. */
+int bl_send_body(bl_node *n, const bl_pid *to, const char *body, int len);
+void bl_proc_signal_exit(bl_proc *p, const bl_pid *from, const char *reason, int rlen, int is_exit2);
+
+/* otp/gen.c */
+int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m);
+void bl_calls_node_down(bl_node *n, const char *node);
+void bl_calls_monitor_exit(bl_node *n, const bl_ctl *ctl, const char *payload);
+void bl_calls_free(bl_proc *p);
+
+/* otp/builtin.c */
+int bl_builtin_start(bl_node *n);
+
+#endif

@@ -1,0 +1,471 @@
+/* node.c - the node: configuration defaults, start-up (listen, EPMD, handshake pool, seeds),
+ * the event loop and its housekeeping watchers, pids and refs, timers, node monitors, shutdown.
+ *
+ * Start-up talks to the local EPMD synchronously (a few loopback round trips before the loop
+ * runs); everything after bl_node_start is non-blocking. */
+#include "internal.h"
+#include "../dist/handshake.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *bl_strerror(int err)
+{
+    switch (err) {
+    case BL_OK: return "ok";
+    case BL_EINVAL: return "invalid argument or malformed term";
+    case BL_ENOMEM: return "out of memory";
+    case BL_ENOPROC: return "no such process";
+    case BL_ENODEDOWN: return "node down";
+    case BL_ETIMEOUT: return "timeout";
+    case BL_EBUSY: return "send queue above high-water mark";
+    case BL_EEXIST: return "name already registered";
+    case BL_ETOOBIG: return "message larger than max_message_size";
+    case BL_ESYS: return "system call failed";
+    case BL_EEPMD: return "EPMD unreachable or registration refused";
+    case BL_ECONFIG: return "invalid configuration";
+    case BL_EBADRPC: return "badrpc";
+    default: return "unknown error";
+    }
+}
+
+void bl_config_init(bl_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->role, sizeof(cfg->role), "agent");
+    snprintf(cfg->cluster, sizeof(cfg->cluster), "default");
+    snprintf(cfg->listen_address, sizeof(cfg->listen_address), "0.0.0.0");
+    cfg->log_level = BL_LOG_INFO;
+    cfg->log_format = BL_LOG_TEXT;
+    cfg->net_ticktime_s = 60;
+    cfg->max_message_size = 64u * 1024 * 1024;
+    cfg->send_queue_high_water = 8u * 1024 * 1024;
+    cfg->connect_timeout_ms = 5000;
+    cfg->handshake_timeout_ms = 5000;
+    cfg->reconnect_backoff_max_ms = 10000;
+    cfg->handshake_workers = 8;
+    cfg->publish = 1;
+}
+
+/* ---- names, cookie ---- */
+
+static int split_name(bl_node *n)
+{
+    const char *at = strchr(n->cfg.name, '@');
+    if (!n->cfg.name[0]) return BL_ECONFIG;
+    if (at) {
+        snprintf(n->alive, sizeof(n->alive), "%.*s", (int)(at - n->cfg.name), n->cfg.name);
+        snprintf(n->host, sizeof(n->host), "%s", at + 1);
+    } else {
+        snprintf(n->alive, sizeof(n->alive), "%s", n->cfg.name);
+        char h[256];
+        if (gethostname(h, sizeof(h)) < 0) return BL_ESYS;
+        h[sizeof(h) - 1] = 0;
+        if (!n->cfg.longnames) {
+            char *dot = strchr(h, '.');
+            if (dot) *dot = 0;
+        }
+        snprintf(n->host, sizeof(n->host), "%s", h);
+    }
+    if (!n->alive[0] || !n->host[0]) return BL_ECONFIG;
+    for (const char *p = n->alive; *p; p++)
+        if (!(*p == '_' || *p == '-' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+              (*p >= 'A' && *p <= 'Z')))
+            return BL_ECONFIG;
+    if (strlen(n->alive) + strlen(n->host) + 2 > BL_NODE_LEN) return BL_ECONFIG;
+    snprintf(n->name, sizeof(n->name), "%s@%s", n->alive, n->host);
+    return BL_OK;
+}
+
+static int read_cookie_file(const char *path, char *out, size_t outsz)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t k = fread(out, 1, outsz - 1, f);
+    fclose(f);
+    out[k] = 0;
+    while (k > 0 && (out[k - 1] == '\n' || out[k - 1] == '\r' || out[k - 1] == ' ')) out[--k] = 0;
+    return k > 0 ? 0 : -1;
+}
+
+/* Like erl: cookie, else cookie_file, else ~/.erlang.cookie (created when missing). */
+static int resolve_cookie(bl_node *n)
+{
+    if (n->cfg.cookie[0]) {
+        snprintf(n->cookie, sizeof(n->cookie), "%s", n->cfg.cookie);
+        return BL_OK;
+    }
+    if (n->cfg.cookie_file[0]) {
+        if (read_cookie_file(n->cfg.cookie_file, n->cookie, sizeof(n->cookie)) == 0) return BL_OK;
+        bl_log(n, BL_LOG_ERROR, "cannot read cookie_file %s", n->cfg.cookie_file);
+        return BL_ECONFIG;
+    }
+    const char *home = getenv("HOME");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/.erlang.cookie", home ? home : ".");
+    if (read_cookie_file(path, n->cookie, sizeof(n->cookie)) == 0) return BL_OK;
+    /* erl creates a random cookie file when there is none; do the same. */
+    char c[21];
+    FILE *ur = fopen("/dev/urandom", "r");
+    unsigned char rnd[20];
+    if (!ur || fread(rnd, 1, sizeof(rnd), ur) != sizeof(rnd)) {
+        if (ur) fclose(ur);
+        return BL_ESYS;
+    }
+    fclose(ur);
+    for (int i = 0; i < 20; i++) c[i] = (char)('A' + rnd[i] % 26);
+    c[20] = 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0400);
+    if (fd < 0 || write(fd, c, 20) != 20) {
+        if (fd >= 0) close(fd);
+        bl_log(n, BL_LOG_ERROR, "no cookie given and cannot create %s", path);
+        return BL_ECONFIG;
+    }
+    close(fd);
+    bl_log(n, BL_LOG_INFO, "created %s with a random cookie", path);
+    snprintf(n->cookie, sizeof(n->cookie), "%s", c);
+    return BL_OK;
+}
+
+/* ---- watchers ---- */
+
+static void hs_async_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl_node *n = w->data;
+    bl_hs_result *r = bl_hs_take(n->hs);
+    while (r) {
+        bl_hs_result *next = r->next;
+        if (!r->outgoing && n->accepts_inflight > 0) n->accepts_inflight--;
+        if (r->fd >= 0) {
+            if (n->stopping) {
+                if (ei_close_connection(r->fd) < 0) close(r->fd);
+            } else {
+                bl_conn_adopt(n, r->node, r->fd, r->outgoing);
+            }
+        } else if (r->outgoing) {
+            bl_conn_connect_failed(n, r->node, r->error);
+        } else {
+            n->stats.handshakes_failed++;
+            bl_log(n, BL_LOG_WARN, "incoming handshake refused: %s", r->error);
+        }
+        free(r);
+        r = next;
+    }
+}
+
+static void hs_notify(void *arg)
+{
+    bl_node *n = arg;
+    ev_async_send(n->loop, &n->hs_async);
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl_conn_tick_all(w->data);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl_node *n = w->data;
+    bl_log(n, BL_LOG_INFO, "signal %d: stopping", w->signum);
+    bl_node_stop(n);
+}
+
+/* Local deliveries and freeing ended processes happen between loop iterations. */
+static void check_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+    (void)revents;
+    bl_node *n = w->data;
+    bl_localq_drain(n);
+    bl_zombies_free(n);
+    if (!n->localq_head) ev_idle_stop(loop, &n->idle);
+}
+
+static void idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents; /* only keeps the loop from blocking while local messages wait */
+}
+
+/* ---- lifecycle ---- */
+
+int bl_node_new(const bl_config *cfg, bl_node **out)
+{
+    bl_node *n = calloc(1, sizeof(*n));
+    if (!n) return BL_ENOMEM;
+    n->cfg = *cfg;
+    n->listen_fd = n->epmd_fd = -1;
+    n->next_pid_num = 1;
+    int rc = split_name(n);
+    if (rc != BL_OK) {
+        bl_log(n, BL_LOG_ERROR, "invalid node name '%s'", cfg->name);
+        free(n);
+        return rc;
+    }
+    if ((rc = resolve_cookie(n)) != BL_OK) {
+        free(n);
+        return rc;
+    }
+    n->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_SIGNALFD);
+    if (!n->loop) {
+        free(n);
+        return BL_ESYS;
+    }
+    struct in_addr addr;
+    inet_aton("127.0.0.1", &addr);
+    if (ei_connect_xinit_ussi(&n->ec, n->host, n->alive, n->name, &addr, n->cookie, 0,
+                              &bl_hs_callbacks, sizeof(bl_hs_callbacks), NULL) < 0) {
+        bl_log(n, BL_LOG_ERROR, "ei_connect_xinit failed for %s", n->name);
+        ev_loop_destroy(n->loop);
+        free(n);
+        return BL_ECONFIG;
+    }
+    FILE *ur = fopen("/dev/urandom", "r");
+    if (!ur || fread(n->ref_ids, sizeof(n->ref_ids), 1, ur) != 1) n->ref_ids[1] = (unsigned)getpid();
+    if (ur) fclose(ur);
+    n->ref_ids[0] &= 0x3ffff;
+    ei_x_new(&n->scratch);
+    ei_x_new(&n->scratch2);
+    ev_set_userdata(n->loop, n);
+    ev_async_init(&n->hs_async, hs_async_cb);
+    n->hs_async.data = n;
+    ev_timer_init(&n->tick_timer, tick_cb, 0, 0);
+    n->tick_timer.data = n;
+    ev_signal_init(&n->sig_term, signal_cb, SIGTERM);
+    ev_signal_init(&n->sig_int, signal_cb, SIGINT);
+    n->sig_term.data = n->sig_int.data = n;
+    ev_check_init(&n->check, check_cb);
+    n->check.data = n;
+    ev_idle_init(&n->idle, idle_cb);
+    *out = n;
+    return BL_OK;
+}
+
+int bl_node_start(bl_node *n)
+{
+    signal(SIGPIPE, SIG_IGN);
+    n->started_at = ev_time();
+    /* creation 0 until EPMD hands one out; nodes that do not publish pick a random one */
+    struct in_addr la;
+    if (!inet_aton(n->cfg.listen_address, &la)) {
+        bl_log(n, BL_LOG_ERROR, "invalid listen_address '%s'", n->cfg.listen_address);
+        return BL_ECONFIG;
+    }
+    int port = n->cfg.listen_port;
+    n->listen_fd = ei_xlisten(&n->ec, &la, &port, 128);
+    if (n->listen_fd < 0) {
+        bl_log(n, BL_LOG_ERROR, "cannot listen on %s:%d: %s", n->cfg.listen_address,
+               n->cfg.listen_port, strerror(erl_errno));
+        return BL_ESYS;
+    }
+    n->listen_port = port;
+    fcntl(n->listen_fd, F_SETFL, fcntl(n->listen_fd, F_GETFL) | O_NONBLOCK);
+
+    if (n->cfg.publish) {
+        n->epmd_fd = ei_publish_tmo(&n->ec, port, 3000);
+        if (n->epmd_fd < 0) {
+            bl_log(n, BL_LOG_ERROR,
+                   "cannot register %s with EPMD (is epmd running? is the name taken?)", n->name);
+            return BL_EEPMD;
+        }
+    } else {
+        n->ec.creation = 0x10000 + (n->ref_ids[1] & 0x7fffffff) % 0x7fff0000;
+    }
+    n->creation = n->ec.creation;
+
+    n->hs = bl_hs_pool_new(&n->ec, n->cfg.handshake_workers, n->cfg.handshake_timeout_ms,
+                           n->cfg.connect_timeout_ms, hs_notify, n);
+    if (!n->hs) return BL_ENOMEM;
+
+    ev_io_init(&n->listen_io, bl_conn_listen_cb, n->listen_fd, EV_READ);
+    n->listen_io.data = n;
+    ev_io_start(n->loop, &n->listen_io);
+    ev_async_start(n->loop, &n->hs_async);
+    double tick = n->cfg.net_ticktime_s / 4.0;
+    ev_timer_set(&n->tick_timer, tick, tick);
+    ev_timer_start(n->loop, &n->tick_timer);
+    ev_check_start(n->loop, &n->check);
+    ev_signal_start(n->loop, &n->sig_term);
+    ev_signal_start(n->loop, &n->sig_int);
+
+    int rc = bl_builtin_start(n);
+    if (rc != BL_OK) return rc;
+    n->started = 1;
+    for (int i = 0; i < n->cfg.njoin; i++) bl_connect(n, n->cfg.join[i]);
+    bl_log(n, BL_LOG_INFO, "ready: %s listening on %s:%d, %s (creation %u), role %s, cluster %s",
+           n->name, n->cfg.listen_address, port, n->cfg.publish ? "published in EPMD" : "not published",
+           n->creation, n->cfg.role, n->cfg.cluster);
+    return BL_OK;
+}
+
+int bl_node_run(bl_node *n)
+{
+    n->running = 1;
+    ev_run(n->loop, 0);
+    n->running = 0;
+    return 0;
+}
+
+void bl_node_stop(bl_node *n)
+{
+    if (n->stopping) return;
+    n->stopping = 1;
+    bl_procs_shutdown(n); /* exit signals to linked processes go out first */
+    bl_localq_drain(n);
+    bl_conn_close_all(n);
+    ev_break(n->loop, EVBREAK_ALL);
+}
+
+void bl_node_free(bl_node *n)
+{
+    if (!n) return;
+    if (!n->stopping) {
+        n->stopping = 1;
+        bl_procs_shutdown(n);
+        bl_conn_close_all(n);
+    }
+    bl_hs_pool_free(n->hs);
+    bl_localq_drain(n);
+    bl_zombies_free(n);
+    while (n->localq_head) {
+        bl_localmsg *m = n->localq_head;
+        n->localq_head = m->next;
+        free(m);
+    }
+    bl_utimer *t, *tt;
+    HASH_ITER(hh, n->timers, t, tt)
+    {
+        ev_timer_stop(n->loop, &t->w);
+        HASH_DEL(n->timers, t);
+        free(t);
+    }
+    bl_nodemon *m, *mt;
+    LL_FOREACH_SAFE(n->nodemons, m, mt) free(m);
+    if (n->listen_fd >= 0) {
+        if (ei_close_connection(n->listen_fd) < 0) close(n->listen_fd);
+    }
+    if (n->epmd_fd >= 0) close(n->epmd_fd);
+    ei_x_free(&n->scratch);
+    ei_x_free(&n->scratch2);
+    ev_loop_destroy(n->loop);
+    free(n);
+}
+
+const char *bl_node_name(const bl_node *n) { return n->name; }
+const bl_config *bl_node_config(const bl_node *n) { return &n->cfg; }
+
+void bl_node_stats(const bl_node *n, bl_stats *out)
+{
+    *out = n->stats;
+    out->processes = HASH_COUNT(n->procs);
+}
+
+int bl_is_local_node(const bl_node *n, const char *node) { return strcmp(n->name, node) == 0; }
+
+int bl_pid_eq(const bl_pid *a, const bl_pid *b)
+{
+    return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
+           strcmp(a->node, b->node) == 0;
+}
+
+void bl_node_make_ref(bl_node *n, erlang_ref *ref)
+{
+    memset(ref, 0, sizeof(*ref));
+    snprintf(ref->node, sizeof(ref->node), "%s", n->name);
+    ref->len = 3;
+    ref->creation = n->creation;
+    if (++n->ref_ids[0] > 0x3ffff) {
+        n->ref_ids[0] = 0;
+        if (++n->ref_ids[1] == 0) n->ref_ids[2]++;
+    }
+    ref->n[0] = n->ref_ids[0];
+    ref->n[1] = n->ref_ids[1];
+    ref->n[2] = n->ref_ids[2];
+}
+
+/* ---- node monitors ---- */
+
+int bl_monitor_nodes(bl_node *n, bl_node_cb cb, void *ud)
+{
+    bl_nodemon *m = calloc(1, sizeof(*m));
+    if (!m) return BL_ENOMEM;
+    m->id = ++n->next_nodemon_id;
+    m->cb = cb;
+    m->ud = ud;
+    LL_APPEND(n->nodemons, m);
+    return m->id;
+}
+
+void bl_demonitor_nodes(bl_node *n, int id)
+{
+    bl_nodemon *m, *t;
+    LL_FOREACH_SAFE(n->nodemons, m, t)
+    {
+        if (m->id == id) {
+            LL_DELETE(n->nodemons, m);
+            free(m);
+        }
+    }
+}
+
+/* ---- timers ---- */
+
+static void utimer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl_utimer *t = w->data;
+    bl_node *n = t->n;
+    int id = t->id;
+    int repeating = w->repeat > 0;
+    t->cb(n, t->ud);
+    if (!repeating) { /* the callback may have cancelled it already */
+        bl_utimer *still = NULL;
+        HASH_FIND_INT(n->timers, &id, still);
+        if (still) {
+            HASH_DEL(n->timers, still);
+            free(still);
+        }
+    }
+}
+
+int bl_timer(bl_node *n, unsigned after_ms, unsigned repeat_ms, bl_timer_cb cb, void *ud)
+{
+    bl_utimer *t = calloc(1, sizeof(*t));
+    if (!t) return BL_ENOMEM;
+    t->id = ++n->next_timer_id;
+    if (t->id <= 0) t->id = n->next_timer_id = 1;
+    t->n = n;
+    t->cb = cb;
+    t->ud = ud;
+    ev_timer_init(&t->w, utimer_cb, after_ms / 1000.0, repeat_ms / 1000.0);
+    t->w.data = t;
+    ev_timer_start(n->loop, &t->w);
+    HASH_ADD_INT(n->timers, id, t);
+    return t->id;
+}
+
+void bl_timer_cancel(bl_node *n, int id)
+{
+    bl_utimer *t = NULL;
+    HASH_FIND_INT(n->timers, &id, t);
+    if (!t) return;
+    ev_timer_stop(n->loop, &t->w);
+    HASH_DEL(n->timers, t);
+    free(t);
+}

@@ -1,0 +1,536 @@
+/* proc.c - processes: the pid table, registered names, message routing, links, exit signals and
+ * monitors of local processes.
+ *
+ * A process is a handler table plus state; it runs only when a message or signal arrives. Messages
+ * between local processes go through a queue drained between loop iterations, so handlers never
+ * re-enter each other. A process that ends is unlinked from every table at once and freed after
+ * the current handler returns. */
+#include "internal.h"
+#include "../dist/term.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { LOCAL_MSG = 0, LOCAL_EXIT = 1 };
+
+static void proc_terminate(bl_proc *p, const char *reason, int rlen);
+
+bl_proc *bl_proc_by_pid(bl_node *n, const bl_pid *pid)
+{
+    bl_proc *p = NULL;
+    unsigned num = pid->num;
+    HASH_FIND_INT(n->procs, &num, p);
+    if (p && bl_pid_eq(&p->pid, pid)) return p;
+    return NULL;
+}
+
+bl_proc *bl_whereis(bl_node *n, const char *name)
+{
+    bl_regname *r = NULL;
+    HASH_FIND_STR(n->names, name, r);
+    return r ? r->p : NULL;
+}
+
+const bl_pid *bl_self(const bl_proc *p) { return &p->pid; }
+bl_node *bl_proc_node(const bl_proc *p) { return p->n; }
+void *bl_proc_data(const bl_proc *p) { return p->ud; }
+void bl_trap_exit(bl_proc *p, int on) { p->trap_exit = on; }
+
+int bl_register(bl_proc *p, const char *name)
+{
+    if (!name || !name[0] || strlen(name) >= BL_NAME_LEN || p->dead) return BL_EINVAL;
+    if (p->name[0]) return BL_EEXIST;
+    if (bl_whereis(p->n, name)) return BL_EEXIST;
+    bl_regname *r = calloc(1, sizeof(*r));
+    if (!r) return BL_ENOMEM;
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    r->p = p;
+    HASH_ADD_STR(p->n->names, name, r);
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    return BL_OK;
+}
+
+int bl_spawn(bl_node *n, const char *name, const bl_proc_ops *ops, void *ud, bl_proc **out)
+{
+    if (name && bl_whereis(n, name)) return BL_EEXIST;
+    if (HASH_COUNT(n->procs) >= 0x7fff * 8) return BL_ENOMEM;
+    bl_proc *p = calloc(1, sizeof(*p));
+    if (!p) return BL_ENOMEM;
+    p->n = n;
+    if (ops) p->ops = *ops;
+    p->ud = ud;
+    /* num in 1..0x7fff, serial bumped on wrap; skip numbers still in use */
+    for (;;) {
+        unsigned num = n->next_pid_num++;
+        if (n->next_pid_num > 0x7fff) {
+            n->next_pid_num = 1;
+            n->next_pid_serial = (n->next_pid_serial + 1) & 0x1fff;
+        }
+        bl_proc *used = NULL;
+        HASH_FIND_INT(n->procs, &num, used);
+        if (!used) {
+            p->pid.num = num;
+            break;
+        }
+    }
+    snprintf(p->pid.node, sizeof(p->pid.node), "%s", n->name);
+    p->pid.serial = n->next_pid_serial;
+    p->pid.creation = n->creation;
+    HASH_ADD(hh, n->procs, pid.num, sizeof(unsigned), p);
+    if (name && bl_register(p, name) != BL_OK) {
+        HASH_DEL(n->procs, p);
+        free(p);
+        return BL_EINVAL;
+    }
+    if (out) *out = p;
+    return BL_OK;
+}
+
+/* ---- sending ---- */
+
+static int check_msg(const char *msg, int len)
+{
+    if (!msg || len < 2 || (unsigned char)msg[0] != 131) return BL_EINVAL;
+    size_t i = 1;
+    if (bl_term_check(msg, (size_t)len, &i) != 0 || i != (size_t)len) return BL_EINVAL;
+    return BL_OK;
+}
+
+static int local_enqueue(bl_node *n, int kind, const bl_pid *to, const char *toname,
+                         const bl_pid *sender, const char *data, int len)
+{
+    bl_localmsg *m = malloc(sizeof(*m) + (size_t)len);
+    if (!m) return BL_ENOMEM;
+    m->next = NULL;
+    m->kind = kind;
+    if (to) m->to = *to;
+    m->toname[0] = 0;
+    if (toname) snprintf(m->toname, sizeof(m->toname), "%s", toname);
+    m->has_sender = sender != NULL;
+    if (sender) m->sender = *sender;
+    m->len = len;
+    memcpy(m->data, data, (size_t)len);
+    if (n->localq_tail)
+        n->localq_tail->next = m;
+    else
+        n->localq_head = m;
+    n->localq_tail = m;
+    ev_idle_start(n->loop, &n->idle);
+    return BL_OK;
+}
+
+/* Send a message (with version byte) to a pid; no sender needed. */
+static int send_to_pid(bl_node *n, const bl_pid *to, const char *msg, int len)
+{
+    if (bl_is_local_node(n, to->node)) return local_enqueue(n, LOCAL_MSG, to, NULL, NULL, msg, len);
+    bl_ctl c = {.op = BL_CTL_SEND, .to = *to};
+    if (bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0) return BL_EINVAL;
+    return bl_conn_send_frame(n, to->node, msg, len);
+}
+
+int bl_send(bl_proc *from, const bl_pid *to, const char *msg, int len)
+{
+    int rc = check_msg(msg, len);
+    if (rc != BL_OK) return rc;
+    if (from->dead) return BL_ENOPROC;
+    return send_to_pid(from->n, to, msg, len);
+}
+
+int bl_send_name(bl_proc *from, const char *name, const char *node, const char *msg, int len)
+{
+    int rc = check_msg(msg, len);
+    if (rc != BL_OK) return rc;
+    if (!name || !name[0] || strlen(name) >= BL_NAME_LEN) return BL_EINVAL;
+    bl_node *n = from->n;
+    if (!node || bl_is_local_node(n, node))
+        return local_enqueue(n, LOCAL_MSG, NULL, name, &from->pid, msg, len);
+    bl_ctl c = {.op = BL_CTL_REG_SEND, .from = from->pid};
+    snprintf(c.toname, sizeof(c.toname), "%s", name);
+    if (bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0) return BL_EINVAL;
+    return bl_conn_send_frame(n, node, msg, len);
+}
+
+/* Internal: any term body (no version byte) to a pid, from the runtime. */
+int bl_send_body(bl_node *n, const bl_pid *to, const char *body, int len)
+{
+    ei_x_buff *x = &n->scratch2;
+    x->index = 0;
+    if (ei_x_encode_version(x) < 0 || ei_x_append_buf(x, body, len) < 0) return BL_ENOMEM;
+    return send_to_pid(n, to, x->buff, x->index);
+}
+
+/* ---- control signals out ---- */
+
+static int send_ctl(bl_node *n, const char *node, const bl_ctl *c, const char *reason, int rlen)
+{
+    if (bl_ctl_encode(&n->scratch, c, reason, rlen) < 0) return BL_EINVAL;
+    return bl_conn_send_frame(n, node, NULL, 0);
+}
+
+static void encode_atom_body(ei_x_buff *x, const char *atom)
+{
+    x->index = 0;
+    ei_x_encode_atom(x, atom);
+}
+
+/* ---- links ---- */
+
+static bl_linkent *find_link(bl_proc *p, const bl_pid *pid)
+{
+    bl_linkent *l;
+    LL_FOREACH(p->links, l) if (bl_pid_eq(&l->pid, pid)) return l;
+    return NULL;
+}
+
+static int add_link(bl_proc *p, const bl_pid *pid)
+{
+    if (find_link(p, pid)) return 0;
+    bl_linkent *l = calloc(1, sizeof(*l));
+    if (!l) return -1;
+    l->pid = *pid;
+    LL_PREPEND(p->links, l);
+    return 1;
+}
+
+static void remove_link(bl_proc *p, const bl_pid *pid)
+{
+    bl_linkent *l = find_link(p, pid);
+    if (l) {
+        LL_DELETE(p->links, l);
+        free(l);
+    }
+}
+
+int bl_link(bl_proc *p, const bl_pid *to)
+{
+    bl_node *n = p->n;
+    if (p->dead) return BL_ENOPROC;
+    if (bl_pid_eq(to, &p->pid)) return BL_OK;
+    if (bl_is_local_node(n, to->node)) {
+        bl_proc *q = bl_proc_by_pid(n, to);
+        ei_x_buff r;
+        if (!q) { /* like BEAM: linking to a dead process gives an exit signal noproc */
+            ei_x_new(&r);
+            ei_x_encode_atom(&r, "noproc");
+            local_enqueue(n, LOCAL_EXIT, &p->pid, NULL, to, r.buff, r.index);
+            ei_x_free(&r);
+            return BL_OK;
+        }
+        if (add_link(p, to) < 0 || add_link(q, &p->pid) < 0) return BL_ENOMEM;
+        return BL_OK;
+    }
+    int added = add_link(p, to);
+    if (added < 0) return BL_ENOMEM;
+    if (!added) return BL_OK;
+    bl_ctl c = {.op = BL_CTL_LINK, .from = p->pid, .to = *to};
+    int rc = send_ctl(n, to->node, &c, NULL, 0);
+    if (rc == BL_ENODEDOWN) { /* like BEAM: noconnection exit signal */
+        ei_x_buff r;
+        ei_x_new(&r);
+        ei_x_encode_atom(&r, "noconnection");
+        local_enqueue(n, LOCAL_EXIT, &p->pid, NULL, to, r.buff, r.index);
+        ei_x_free(&r);
+        return BL_OK;
+    }
+    return rc;
+}
+
+int bl_unlink(bl_proc *p, const bl_pid *to)
+{
+    bl_node *n = p->n;
+    if (!find_link(p, to)) return BL_OK;
+    remove_link(p, to);
+    if (bl_is_local_node(n, to->node)) {
+        bl_proc *q = bl_proc_by_pid(n, to);
+        if (q) remove_link(q, &p->pid);
+        return BL_OK;
+    }
+    bl_ctl c = {.op = BL_CTL_UNLINK_ID, .from = p->pid, .to = *to};
+    c.unlink_id = ++n->unlink_seq;
+    int rc = send_ctl(n, to->node, &c, NULL, 0);
+    return rc == BL_ENODEDOWN ? BL_OK : rc;
+}
+
+/* ---- exits ---- */
+
+static int reason_is_atom(const char *buf, int len, const char *atom)
+{
+    char a[MAXATOMLEN_UTF8];
+    int i = 0;
+    (void)len;
+    return ei_decode_atom(buf, &i, a) == 0 && strcmp(a, atom) == 0;
+}
+
+void bl_proc_signal_exit(bl_proc *p, const bl_pid *from, const char *reason, int rlen, int is_exit2)
+{
+    if (p->dead) return;
+    bl_node *n = p->n;
+    if (is_exit2 && reason_is_atom(reason, rlen, "kill")) {
+        ei_x_buff *x = &n->scratch2;
+        encode_atom_body(x, "killed");
+        char tmp[16];
+        memcpy(tmp, x->buff, (size_t)x->index);
+        proc_terminate(p, tmp, x->index);
+        return;
+    }
+    if (!is_exit2) remove_link(p, from);
+    if (p->trap_exit) {
+        if (p->ops.on_exit) {
+            p->ops.on_exit(p, from, reason, 0, p->ud);
+            return;
+        }
+        /* deliver {'EXIT', From, Reason} as a message */
+        ei_x_buff x;
+        ei_x_new_with_version(&x);
+        ei_x_encode_tuple_header(&x, 3);
+        ei_x_encode_atom(&x, "EXIT");
+        ei_x_encode_pid(&x, from);
+        ei_x_append_buf(&x, reason, rlen);
+        bl_msg m = {.buf = x.buff, .index = 1, .len = x.index};
+        bl_proc_deliver(p, &m);
+        ei_x_free(&x);
+        return;
+    }
+    if (reason_is_atom(reason, rlen, "normal")) return;
+    proc_terminate(p, reason, rlen);
+}
+
+static void proc_terminate(bl_proc *p, const char *reason, int rlen)
+{
+    bl_node *n = p->n;
+    if (p->dead) return;
+    p->dead = 1;
+    HASH_DEL(n->procs, p);
+    if (p->name[0]) {
+        bl_regname *r = NULL;
+        HASH_FIND_STR(n->names, p->name, r);
+        if (r && r->p == p) {
+            HASH_DEL(n->names, r);
+            free(r);
+        }
+    }
+    bl_linkent *l, *lt;
+    LL_FOREACH_SAFE(p->links, l, lt)
+    {
+        if (bl_is_local_node(n, l->pid.node)) {
+            local_enqueue(n, LOCAL_EXIT, &l->pid, NULL, &p->pid, reason, rlen);
+        } else {
+            bl_ctl c = {.op = BL_CTL_EXIT, .from = p->pid, .to = l->pid};
+            (void)send_ctl(n, l->pid.node, &c, reason, rlen);
+        }
+        LL_DELETE(p->links, l);
+        free(l);
+    }
+    bl_pmon *m, *mt;
+    LL_FOREACH_SAFE(p->monitors, m, mt)
+    {
+        bl_ctl c = {.op = BL_CTL_MONITOR_P_EXIT, .from = p->pid, .to = m->watcher, .ref = m->ref};
+        (void)send_ctl(n, m->watcher.node, &c, reason, rlen);
+        LL_DELETE(p->monitors, m);
+        free(m);
+    }
+    bl_calls_free(p);
+    if (p->ops.on_terminate) {
+        char a[MAXATOMLEN_UTF8];
+        int i = 0;
+        const char *why = ei_decode_atom(reason, &i, a) == 0 ? a : "abnormal";
+        p->ops.on_terminate(p, why, p->ud);
+    }
+    p->zombie_next = n->zombies;
+    n->zombies = p;
+}
+
+void bl_exit(bl_proc *p, const char *reason)
+{
+    char buf[MAXATOMLEN_UTF8 + 8];
+    int i = 0;
+    if (ei_encode_atom(buf, &i, reason ? reason : "normal") < 0) {
+        i = 0;
+        ei_encode_atom(buf, &i, "normal");
+    }
+    proc_terminate(p, buf, i);
+}
+
+void bl_zombies_free(bl_node *n)
+{
+    while (n->zombies) {
+        bl_proc *p = n->zombies;
+        n->zombies = p->zombie_next;
+        free(p);
+    }
+}
+
+void bl_procs_shutdown(bl_node *n)
+{
+    bl_proc *p, *t;
+    char buf[32];
+    int i = 0;
+    ei_encode_atom(buf, &i, "shutdown");
+    HASH_ITER(hh, n->procs, p, t) proc_terminate(p, buf, i);
+}
+
+/* ---- delivery ---- */
+
+void bl_proc_deliver(bl_proc *p, const bl_msg *m)
+{
+    if (p->dead) return;
+    if (bl_gen_try_dispatch(p, m)) return;
+    if (p->ops.on_msg) p->ops.on_msg(p, m, p->ud);
+}
+
+void bl_localq_drain(bl_node *n)
+{
+    /* only what is queued now: handlers may queue more for the next round */
+    bl_localmsg *m = n->localq_head, *last = n->localq_tail;
+    n->localq_head = n->localq_tail = NULL;
+    while (m) {
+        bl_localmsg *next = m == last ? NULL : m->next;
+        bl_proc *p = m->toname[0] ? bl_whereis(n, m->toname) : bl_proc_by_pid(n, &m->to);
+        if (p && m->kind == LOCAL_MSG) {
+            bl_msg msg = {.buf = m->data, .index = 1, .len = m->len, .has_sender = m->has_sender};
+            if (m->has_sender) msg.sender = m->sender;
+            bl_proc_deliver(p, &msg);
+        } else if (p) {
+            bl_proc_signal_exit(p, &m->sender, m->data, m->len, 0);
+        }
+        free(m);
+        m = next;
+    }
+}
+
+/* ---- incoming control messages ---- */
+
+static void reply_noproc_exit(bl_node *n, const char *node, const bl_ctl *ctl)
+{
+    char buf[32];
+    int i = 0;
+    ei_encode_atom(buf, &i, "noproc");
+    bl_ctl c = {.op = BL_CTL_EXIT, .from = ctl->to, .to = ctl->from};
+    (void)send_ctl(n, node, &c, buf, i);
+}
+
+void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, const char *payload)
+{
+    bl_proc *p = NULL;
+    switch (ctl->op) {
+    case BL_CTL_SEND:
+    case BL_CTL_SEND_TT:
+    case BL_CTL_SEND_SENDER:
+    case BL_CTL_SEND_SENDER_TT:
+    case BL_CTL_REG_SEND:
+    case BL_CTL_REG_SEND_TT: {
+        int by_name = ctl->op == BL_CTL_REG_SEND || ctl->op == BL_CTL_REG_SEND_TT;
+        p = by_name ? bl_whereis(n, ctl->toname) : bl_proc_by_pid(n, &ctl->to);
+        if (!p) {
+            if (by_name)
+                bl_log(n, BL_LOG_DEBUG, "message from %s to unregistered name '%s' dropped",
+                       from_node, ctl->toname);
+            return;
+        }
+        bl_msg m = {.buf = payload, .index = (int)ctl->msg_off, .len = (int)ctl->msg_end,
+                    .has_sender = ctl->has_from};
+        if (ctl->has_from) m.sender = ctl->from;
+        bl_proc_deliver(p, &m);
+        return;
+    }
+    case BL_CTL_LINK:
+        p = bl_proc_by_pid(n, &ctl->to);
+        if (!p)
+            reply_noproc_exit(n, from_node, ctl);
+        else
+            add_link(p, &ctl->from);
+        return;
+    case BL_CTL_UNLINK:
+        if ((p = bl_proc_by_pid(n, &ctl->to))) remove_link(p, &ctl->from);
+        return;
+    case BL_CTL_UNLINK_ID: {
+        if ((p = bl_proc_by_pid(n, &ctl->to))) remove_link(p, &ctl->from);
+        bl_ctl c = {.op = BL_CTL_UNLINK_ID_ACK, .unlink_id = ctl->unlink_id, .from = ctl->to,
+                    .to = ctl->from};
+        (void)send_ctl(n, from_node, &c, NULL, 0);
+        return;
+    }
+    case BL_CTL_EXIT:
+    case BL_CTL_EXIT_TT:
+    case BL_CTL_EXIT2:
+    case BL_CTL_EXIT2_TT: {
+        p = bl_proc_by_pid(n, &ctl->to);
+        if (!p) return;
+        int is_exit2 = ctl->op == BL_CTL_EXIT2 || ctl->op == BL_CTL_EXIT2_TT;
+        if (!is_exit2 && !find_link(p, &ctl->from)) return; /* stale: no longer linked */
+        bl_proc_signal_exit(p, &ctl->from, payload + ctl->reason_off, (int)ctl->reason_len,
+                            is_exit2);
+        return;
+    }
+    case BL_CTL_MONITOR_P: {
+        p = ctl->has_toname ? bl_whereis(n, ctl->toname) : bl_proc_by_pid(n, &ctl->to);
+        if (!p) {
+            char buf[32];
+            int i = 0;
+            ei_encode_atom(buf, &i, "noproc");
+            bl_ctl c = {.op = BL_CTL_MONITOR_P_EXIT, .to = ctl->from, .ref = ctl->ref};
+            if (ctl->has_toname) {
+                c.has_toname = 1;
+                memcpy(c.toname, ctl->toname, sizeof(c.toname));
+            }
+            c.from = ctl->to;
+            (void)send_ctl(n, from_node, &c, buf, i);
+            return;
+        }
+        bl_pmon *m = calloc(1, sizeof(*m));
+        if (!m) return;
+        m->watcher = ctl->from;
+        m->ref = ctl->ref;
+        LL_PREPEND(p->monitors, m);
+        return;
+    }
+    case BL_CTL_DEMONITOR_P: {
+        p = ctl->has_toname ? bl_whereis(n, ctl->toname) : bl_proc_by_pid(n, &ctl->to);
+        if (!p) return;
+        bl_pmon *m, *t;
+        LL_FOREACH_SAFE(p->monitors, m, t)
+        {
+            if (m->ref.len == ctl->ref.len &&
+                memcmp(m->ref.n, ctl->ref.n, sizeof(unsigned) * (size_t)m->ref.len) == 0 &&
+                bl_pid_eq(&m->watcher, &ctl->from)) {
+                LL_DELETE(p->monitors, m);
+                free(m);
+            }
+        }
+        return;
+    }
+    case BL_CTL_MONITOR_P_EXIT:
+        bl_calls_monitor_exit(n, ctl, payload);
+        return;
+    default: /* NODE_LINK, GROUP_LEADER, UNLINK_ID_ACK: nothing to do */
+        return;
+    }
+}
+
+/* A node went away: linked processes get noconnection, monitors from it vanish. */
+void bl_procs_node_down(bl_node *n, const char *node)
+{
+    char reason[32];
+    int rl = 0;
+    ei_encode_atom(reason, &rl, "noconnection");
+    bl_proc *p, *t;
+    HASH_ITER(hh, n->procs, p, t)
+    {
+        bl_pmon *m, *mt;
+        LL_FOREACH_SAFE(p->monitors, m, mt)
+        {
+            if (strcmp(m->watcher.node, node) == 0) {
+                LL_DELETE(p->monitors, m);
+                free(m);
+            }
+        }
+        bl_linkent *l, *lt;
+        LL_FOREACH_SAFE(p->links, l, lt)
+        {
+            if (strcmp(l->pid.node, node) == 0) {
+                bl_pid from = l->pid;
+                local_enqueue(n, LOCAL_EXIT, &p->pid, NULL, &from, reason, rl);
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+/* beamlet.h - the public C API of beamlet.
+ *
+ * A beamlet node is a C program that is a member of an Erlang distribution cluster. It runs one
+ * event loop (libev) that owns every piece of node state; everything below is called from that loop
+ * thread only (handlers run on it; never block in them).
+ *
+ * Terms are ei's external term format. Conventions:
+ *  - A *message* you send (bl_send, bl_send_name) is a buffer that starts with the version byte
+ *    (build it with ei_x_new_with_version + ei_x_encode_*).
+ *  - A *term body* (a call request, a reply you fill in) has no version byte (ei_x_new).
+ *  - Incoming terms are handed to you as (buf, index): decode them with ei_decode_* starting at index.
+ *    They have been bounds-checked before you see them, so ei_decode_* cannot read past the end.
+ *  - Buffers passed to a callback are only valid during that callback; copy what you keep.
+ *
+ * Errors are returned as negative BL_E* codes; bl_strerror() names them. Library code never prints:
+ * it logs through the node's logger.
+ */
+#ifndef BEAMLET_H
+#define BEAMLET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <ei.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BL_VERSION "0.1.0"
+
+#define BL_NODE_LEN 256   /* max length of "alive@host" including NUL */
+#define BL_NAME_LEN 256   /* max registered-name length including NUL */
+#define BL_MAX_SEEDS 32   /* max --join entries */
+#define BL_TAG_MAX 512    /* max encoded size of a gen_server call tag */
+
+enum {
+    BL_OK = 0,
+    BL_EINVAL = -1,     /* bad argument or malformed term */
+    BL_ENOMEM = -2,     /* out of memory */
+    BL_ENOPROC = -3,    /* no such local process or registered name */
+    BL_ENODEDOWN = -4,  /* the node is not (or no longer) connected */
+    BL_ETIMEOUT = -5,   /* no answer in time */
+    BL_EBUSY = -6,      /* the connection's send queue is above its high-water mark */
+    BL_EEXIST = -7,     /* name already registered */
+    BL_ETOOBIG = -8,    /* message larger than max_message_size */
+    BL_ESYS = -9,       /* a system call failed (see errno) */
+    BL_EEPMD = -10,     /* EPMD unreachable or refused registration */
+    BL_ECONFIG = -11,   /* invalid configuration */
+    BL_EBADRPC = -12,   /* rex answered {badrpc, Reason} */
+};
+
+const char *bl_strerror(int err);
+
+typedef enum { BL_LOG_ERROR = 0, BL_LOG_WARN, BL_LOG_INFO, BL_LOG_DEBUG } bl_log_level;
+typedef enum { BL_LOG_TEXT = 0, BL_LOG_JSON } bl_log_format;
+
+/* Node configuration. bl_config_init() fills defaults; the CLI layers a JSON file, the environment
+ * and flags on top (see docs/configuration.md). All strings are owned by the struct. */
+typedef struct bl_config {
+    char name[BL_NODE_LEN]; /* "alive" or "alive@host" */
+    int longnames;          /* 1: --name (FQDN/IP host), 0: --sname (short host) */
+    char cookie[256];       /* empty: read cookie_file, then ~/.erlang.cookie */
+    char cookie_file[1024];
+    char role[32];          /* coordinator | agent | gateway | monitor | worker */
+    char cluster[64];
+    char join[BL_MAX_SEEDS][BL_NODE_LEN];
+    int njoin;
+    bl_log_level log_level;
+    bl_log_format log_format;
+    unsigned net_ticktime_s;         /* like kernel's net_ticktime (default 60) */
+    size_t max_message_size;         /* bytes; a larger incoming frame drops its connection */
+    size_t send_queue_high_water;    /* bytes queued per connection before sends get BL_EBUSY */
+    unsigned connect_timeout_ms;     /* whole outgoing connect + handshake */
+    unsigned handshake_timeout_ms;   /* per step of an incoming handshake */
+    unsigned reconnect_backoff_max_ms;
+    unsigned handshake_workers;      /* max concurrent handshakes (threads) */
+    char listen_address[64];         /* IPv4 address to listen on (default 0.0.0.0) */
+    int listen_port;                 /* 0: any */
+    int publish;                     /* register with EPMD (default 1) */
+} bl_config;
+
+void bl_config_init(bl_config *cfg);
+
+typedef struct bl_node bl_node;
+typedef struct bl_proc bl_proc;
+typedef erlang_pid bl_pid;
+
+/* A gen_server caller: who to reply to and the tag to copy back byte for byte. */
+typedef struct bl_from {
+    bl_pid pid;
+    int tag_len;
+    char tag[BL_TAG_MAX];
+} bl_from;
+
+/* An incoming message. buf/index: the message term. */
+typedef struct bl_msg {
+    const char *buf;
+    int index;
+    int len;          /* bytes of buf */
+    int has_sender;   /* sender is known (REG_SEND carries it) */
+    bl_pid sender;
+} bl_msg;
+
+/* Process callbacks. Only on_msg or on_call/on_cast are needed; all are optional.
+ * on_call: '$gen_call' requests. Encode the reply body into *reply and return 0 to reply now, or
+ *          return 1 and keep a copy of *from to answer later with bl_reply(). A negative return
+ *          sends no reply (the caller times out).
+ * on_cast: '$gen_cast' messages.  on_msg: everything else.
+ * on_exit: an exit signal from a linked process while trapping exits (reason term at buf/index).
+ * on_terminate: the process is ending (reason: "normal", "killed", ...); release ud here. */
+typedef struct bl_proc_ops {
+    void (*on_msg)(bl_proc *self, const bl_msg *msg, void *ud);
+    int (*on_call)(bl_proc *self, const bl_from *from, const char *buf, int index, ei_x_buff *reply,
+                   void *ud);
+    void (*on_cast)(bl_proc *self, const char *buf, int index, void *ud);
+    void (*on_exit)(bl_proc *self, const bl_pid *from, const char *buf, int index, void *ud);
+    void (*on_terminate)(bl_proc *self, const char *reason, void *ud);
+} bl_proc_ops;
+
+/* ---- node lifecycle ---- */
+int bl_node_new(const bl_config *cfg, bl_node **out);
+/* Listen, publish in EPMD, start handshake workers, connect to cfg->join seeds. */
+int bl_node_start(bl_node *n);
+/* Run the event loop until bl_node_stop(). Returns 0 after a clean stop. */
+int bl_node_run(bl_node *n);
+/* Ask the loop to stop: connections are closed cleanly, processes terminated ("shutdown"). */
+void bl_node_stop(bl_node *n);
+void bl_node_free(bl_node *n);
+const char *bl_node_name(const bl_node *n);
+const bl_config *bl_node_config(const bl_node *n);
+void bl_log(bl_node *n, bl_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- processes ---- */
+/* Spawn a process; name may be NULL. *out may be NULL. */
+int bl_spawn(bl_node *n, const char *name, const bl_proc_ops *ops, void *ud, bl_proc **out);
+const bl_pid *bl_self(const bl_proc *p);
+bl_node *bl_proc_node(const bl_proc *p);
+void *bl_proc_data(const bl_proc *p);
+int bl_register(bl_proc *p, const char *name);
+bl_proc *bl_whereis(bl_node *n, const char *name);
+void bl_trap_exit(bl_proc *p, int on);
+/* End a process: linked processes get an exit signal with reason (an atom name, e.g. "normal").
+ * Safe to call from the process's own handler; p is freed after the handler returns. */
+void bl_exit(bl_proc *p, const char *reason);
+
+/* ---- sending ---- */
+/* msg/len: a term with version byte. */
+int bl_send(bl_proc *from, const bl_pid *to, const char *msg, int len);
+/* node == NULL or our own name: local registered process. */
+int bl_send_name(bl_proc *from, const char *name, const char *node, const char *msg, int len);
+
+/* ---- links ---- */
+int bl_link(bl_proc *p, const bl_pid *to);
+int bl_unlink(bl_proc *p, const bl_pid *to);
+
+/* ---- gen_server shapes ---- */
+/* reply: a term body (no version byte). */
+int bl_reply(bl_node *n, const bl_from *from, const char *reply, int len);
+
+/* Result of an asynchronous call. status: 0 and (buf, index) = the reply term, or a BL_E* code. */
+typedef void (*bl_call_cb)(bl_proc *p, int status, const char *buf, int index, void *ud);
+
+/* gen_server:call(Dest, Request) from C, asynchronously. Dest is to_pid if non-NULL, else
+ * {name, node}. req: a term body. Never blocks; cb runs exactly once (reply, timeout, nodedown). */
+int bl_call(bl_proc *p, const bl_pid *to_pid, const char *name, const char *node, const char *req,
+            int reqlen, unsigned timeout_ms, bl_call_cb cb, void *ud);
+/* gen_server:cast. */
+int bl_cast(bl_proc *p, const bl_pid *to_pid, const char *name, const char *node, const char *req,
+            int reqlen);
+/* M:F(Args) on a BEAM node through rex. args: an encoded list body. {badrpc, R} -> status BL_EBADRPC
+ * with (buf, index) at R. */
+int bl_rpc(bl_proc *p, const char *node, const char *mod, const char *fun, const char *args,
+           int argslen, unsigned timeout_ms, bl_call_cb cb, void *ud);
+/* net_adm:ping: status 0 = pong. */
+int bl_ping(bl_proc *p, const char *node, unsigned timeout_ms, bl_call_cb cb, void *ud);
+
+/* ---- connections and node monitoring ---- */
+/* Start connecting (no-op when connected or connecting). */
+int bl_connect(bl_node *n, const char *node);
+int bl_disconnect(bl_node *n, const char *node);
+int bl_is_connected(const bl_node *n, const char *node);
+
+typedef enum { BL_NODEUP = 1, BL_NODEDOWN = 2 } bl_node_event;
+typedef void (*bl_node_cb)(bl_node *n, bl_node_event ev, const char *node, const char *reason,
+                           void *ud);
+/* Returns a subscription id (> 0) or a BL_E* code. */
+int bl_monitor_nodes(bl_node *n, bl_node_cb cb, void *ud);
+void bl_demonitor_nodes(bl_node *n, int id);
+
+/* ---- timers ---- */
+typedef void (*bl_timer_cb)(bl_node *n, void *ud);
+/* One-shot (repeat_ms 0) or repeating timer. Returns an id > 0. */
+int bl_timer(bl_node *n, unsigned after_ms, unsigned repeat_ms, bl_timer_cb cb, void *ud);
+void bl_timer_cancel(bl_node *n, int id);
+
+/* ---- statistics ---- */
+typedef struct bl_stats {
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    uint64_t conns_accepted, conns_connected, conns_dropped, handshakes_failed;
+    unsigned connections, processes;
+} bl_stats;
+void bl_node_stats(const bl_node *n, bl_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
