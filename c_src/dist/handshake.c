@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -209,13 +210,21 @@ static void run_job(bl_hs_pool *p, hs_job *j, bl_hs_result *r)
                      e == ETIMEDOUT ? "timed out"
                      : e == EHOSTUNREACH || e == ECONNREFUSED
                          ? "node not reachable (not registered in EPMD, or refused)"
-                         : e == EIO ? "handshake refused or failed (wrong cookie, or name clash)"
+                         : e == EIO ? "failed (not registered in EPMD yet, wrong cookie, or name clash)"
                                     : strerror(e));
             return;
         }
         r->fd = fd;
     } else {
         ErlConnect conn;
+        char peer[64] = "?";
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof(sa);
+        if (getpeername(j->fd, (struct sockaddr *)&sa, &sl) == 0 && sa.sin_family == AF_INET) {
+            char ip[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof(ip));
+            snprintf(peer, sizeof(peer), "%s:%u", ip, (unsigned)ntohs(sa.sin_port));
+        }
         tl_accepted_fd = j->fd;
         int fd = ei_accept_tmo(p->ec, j->lfd, &conn, p->accept_tmo);
         if (tl_accepted_fd >= 0) { /* ei failed before taking the fd */
@@ -225,9 +234,9 @@ static void run_job(bl_hs_pool *p, hs_job *j, bl_hs_result *r)
         if (fd < 0) {
             int e = erl_errno;
             snprintf(r->node, sizeof(r->node), "%s", "?");
-            snprintf(r->error, sizeof(r->error), "%s",
+            snprintf(r->error, sizeof(r->error), "from %s: %s", peer,
                      e == ETIMEDOUT ? "timed out (peer stalled mid-handshake)"
-                     : e == EIO     ? "refused: bad challenge reply (wrong cookie?) or bad data"
+                     : e == EIO     ? "bad data or bad challenge reply (wrong cookie?)"
                                     : strerror(e));
             return;
         }
