@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,26 @@ static const opt OPTS[] = {
     {"listen_address", "--listen-address", "BEAMLET_LISTEN_ADDRESS", "IPv4 address to listen on (0.0.0.0)"},
     {"listen_port", "--port", "BEAMLET_PORT", "TCP port (0: any)"},
     {"publish", "--publish", "BEAMLET_PUBLISH", "register in EPMD: true | false (true)"},
+    {"capabilities", "--capabilities", "BEAMLET_CAPABILITIES", "what this node offers, comma separated"},
+    {"metadata", "--metadata", "BEAMLET_METADATA", "key=value pairs, comma separated"},
+    {"heartbeat_interval_ms", "--heartbeat-interval-ms", "BEAMLET_HEARTBEAT_INTERVAL_MS", "membership heartbeat (1000)"},
+    {"failure_threshold", "--failure-threshold", "BEAMLET_FAILURE_THRESHOLD", "missed heartbeats before suspected (3)"},
+    {"election_timeout_ms", "--election-timeout-ms", "BEAMLET_ELECTION_TIMEOUT_MS", "leader election timeout base (1500)"},
+    {"remove_after_ms", "--remove-after-ms", "BEAMLET_REMOVE_AFTER_MS", "forget failed/left members after (300000)"},
+    {"event_log_size", "--event-log-size", "BEAMLET_EVENT_LOG_SIZE", "cluster events kept (256)"},
+    {"epmd_local", "--epmd-local", "BEAMLET_EPMD_LOCAL", "discover nodes in the local EPMD: true | false (false)"},
+    {"epmd_pattern", "--epmd-pattern", "BEAMLET_EPMD_PATTERN", "glob on node names found in EPMD (*)"},
+    {"epmd_hosts", "--epmd-hosts", "BEAMLET_EPMD_HOSTS", "hosts whose EPMD is polled, comma separated"},
+    {"hosts_file", "--hosts-file", "BEAMLET_HOSTS_FILE", ".hosts.erlang-style file of hosts to poll"},
+    {"dns_name", "--dns-name", "BEAMLET_DNS_NAME", "DNS name polled for A records"},
+    {"dns_basename", "--dns-basename", "BEAMLET_DNS_BASENAME", "node name part for DNS hosts: basename@ip (beamlet)"},
+    {"discovery_interval_ms", "--discovery-interval-ms", "BEAMLET_DISCOVERY_INTERVAL_MS", "EPMD/hosts/DNS poll interval (5000)"},
+    {"gossip", "--gossip", "BEAMLET_GOSSIP", "libcluster-compatible UDP gossip: true | false (false)"},
+    {"gossip_address", "--gossip-address", "BEAMLET_GOSSIP_ADDRESS", "multicast group (233.252.1.32)"},
+    {"gossip_port", "--gossip-port", "BEAMLET_GOSSIP_PORT", "UDP port (45892)"},
+    {"gossip_if", "--gossip-if", "BEAMLET_GOSSIP_IF", "interface address for gossip (0.0.0.0)"},
+    {"gossip_secret", "--gossip-secret", "BEAMLET_GOSSIP_SECRET", "shared secret (libcluster's :secret)"},
+    {"gossip_interval_ms", "--gossip-interval-ms", "BEAMLET_GOSSIP_INTERVAL_MS", "gossip heartbeat interval (5000)"},
 };
 #define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
 
@@ -58,6 +79,16 @@ static int parse_u64(const char *s, unsigned long long lo, unsigned long long hi
     if (errno || *end || v < lo || v > hi) return -1;
     *out = v;
     return 0;
+}
+
+static int valid_alive(const char *s)
+{
+    if (!*s) return 0;
+    for (const char *p = s; *p; p++)
+        if (!(*p == '_' || *p == '-' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+              (*p >= 'A' && *p <= 'Z')))
+            return 0;
+    return 1;
 }
 
 static int valid_node(const char *s)
@@ -206,6 +237,78 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         else return fail(err, errlen, key, "'%s' is not true or false", v);
         return BL_OK;
     }
+    static const struct {
+        const char *key;
+        size_t off, lo, hi;
+    } UINTS[] = {
+        {"heartbeat_interval_ms", offsetof(bl_config, heartbeat_interval_ms), 10, 600000},
+        {"failure_threshold", offsetof(bl_config, failure_threshold), 1, 100},
+        {"election_timeout_ms", offsetof(bl_config, election_timeout_ms), 50, 600000},
+        {"remove_after_ms", offsetof(bl_config, remove_after_ms), 100, 86400000},
+        {"event_log_size", offsetof(bl_config, event_log_size), 1, 100000},
+        {"discovery_interval_ms", offsetof(bl_config, discovery_interval_ms), 100, 3600000},
+        {"gossip_interval_ms", offsetof(bl_config, gossip_interval_ms), 100, 3600000},
+    };
+    for (size_t i = 0; i < sizeof(UINTS) / sizeof(UINTS[0]); i++) {
+        if (strcmp(key, UINTS[i].key)) continue;
+        if (parse_u64(v, UINTS[i].lo, UINTS[i].hi, &u)) {
+            char range[64];
+            snprintf(range, sizeof(range), "'%%s' is not %zu..%zu", UINTS[i].lo, UINTS[i].hi);
+            return fail(err, errlen, key, range, v);
+        }
+        *(unsigned *)((char *)cfg + UINTS[i].off) = (unsigned)u;
+        return BL_OK;
+    }
+    static const struct {
+        const char *key;
+        size_t off, size;
+    } STRS[] = {
+        {"capabilities", offsetof(bl_config, capabilities), sizeof(cfg->capabilities)},
+        {"metadata", offsetof(bl_config, metadata), sizeof(cfg->metadata)},
+        {"epmd_pattern", offsetof(bl_config, epmd_pattern), sizeof(cfg->epmd_pattern)},
+        {"epmd_hosts", offsetof(bl_config, epmd_hosts), sizeof(cfg->epmd_hosts)},
+        {"hosts_file", offsetof(bl_config, hosts_file), sizeof(cfg->hosts_file)},
+        {"dns_name", offsetof(bl_config, dns_name), sizeof(cfg->dns_name)},
+        {"dns_basename", offsetof(bl_config, dns_basename), sizeof(cfg->dns_basename)},
+        {"gossip_secret", offsetof(bl_config, gossip_secret), sizeof(cfg->gossip_secret)},
+    };
+    for (size_t i = 0; i < sizeof(STRS) / sizeof(STRS[0]); i++) {
+        if (strcmp(key, STRS[i].key)) continue;
+        if (strlen(v) >= STRS[i].size) return fail(err, errlen, key, "'%.40s...' is too long", v);
+        if (!strcmp(key, "metadata") && v[0]) {
+            char buf[1024];
+            snprintf(buf, sizeof(buf), "%s", v);
+            char *save = NULL;
+            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                if (!strchr(t, '=') || t[0] == '=')
+                    return fail(err, errlen, key, "'%s' is not key=value", t);
+        }
+        if (!strcmp(key, "dns_basename") && !valid_alive(v))
+            return fail(err, errlen, key, "'%s' is not a node name part (letters, digits, _ -)", v);
+        snprintf((char *)cfg + STRS[i].off, STRS[i].size, "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "epmd_local") || !strcmp(key, "gossip")) {
+        int *dst = key[0] == 'e' ? &cfg->epmd_local : &cfg->gossip;
+        if (!strcmp(v, "true") || !strcmp(v, "1")) *dst = 1;
+        else if (!strcmp(v, "false") || !strcmp(v, "0")) *dst = 0;
+        else return fail(err, errlen, key, "'%s' is not true or false", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "gossip_address") || !strcmp(key, "gossip_if")) {
+        unsigned a, b, c, d;
+        char extra;
+        if (sscanf(v, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) != 4 || a > 255 || b > 255 ||
+            c > 255 || d > 255)
+            return fail(err, errlen, key, "'%s' is not an IPv4 address", v);
+        snprintf(key[7] == 'a' ? cfg->gossip_address : cfg->gossip_if, 64, "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "gossip_port")) {
+        if (parse_u64(v, 1, 65535, &u)) return fail(err, errlen, key, "'%s' is not 1..65535", v);
+        cfg->gossip_port = (int)u;
+        return BL_OK;
+    }
     snprintf(err, errlen, "unknown configuration key '%s'", key);
     return BL_ECONFIG;
 }
@@ -235,14 +338,32 @@ int bl_config_load_file(bl_config *cfg, const char *path, char *err, size_t errl
             snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(val));
         } else if (json_is_boolean(val)) {
             snprintf(buf, sizeof(buf), "%s", json_is_true(val) ? "true" : "false");
-        } else if (json_is_array(val) && !strcmp(key, "join")) {
+        } else if (json_is_object(val) && !strcmp(key, "metadata")) {
+            size_t off = 0;
+            const char *mk;
+            json_t *mv;
+            buf[0] = 0;
+            json_object_foreach(val, mk, mv)
+            {
+                if (!json_is_string(mv)) {
+                    snprintf(err, errlen, "invalid metadata: value of '%s' is not a string", mk);
+                    rc = BL_ECONFIG;
+                    break;
+                }
+                off += (size_t)snprintf(buf + off, sizeof(buf) > off ? sizeof(buf) - off : 0,
+                                        "%s%s=%s", off ? "," : "", mk, json_string_value(mv));
+                if (off >= sizeof(buf)) break;
+            }
+            if (rc) break;
+        } else if (json_is_array(val) && (!strcmp(key, "join") || !strcmp(key, "capabilities") ||
+                                          !strcmp(key, "epmd_hosts"))) {
             size_t i, off = 0;
             json_t *e;
             buf[0] = 0;
             json_array_foreach(val, i, e)
             {
                 if (!json_is_string(e)) {
-                    snprintf(err, errlen, "invalid join: element %zu is not a string", i);
+                    snprintf(err, errlen, "invalid %s: element %zu is not a string", key, i);
                     rc = BL_ECONFIG;
                     break;
                 }

@@ -119,6 +119,7 @@ static int run_admin(const char *cmd, int argc, char **argv)
     bl_config cfg;
     bl_config_init(&cfg);
     cfg.publish = 0;
+    cfg.cluster_member = 0;
     cfg.log_level = BL_LOG_ERROR;
     char err[512];
     const char *at = strchr(a.target, '@');
@@ -131,6 +132,7 @@ static int run_admin(const char *cmd, int argc, char **argv)
     bl_config_set(&cfg, strchr(at, '.') ? "name" : "sname", name, err, sizeof(err));
     const char *v;
     if ((v = getenv("COOKIE")) && *v) bl_config_set(&cfg, "cookie", v, err, sizeof(err));
+    if ((v = getenv("BEAMLET_LOG_LEVEL")) && *v) bl_config_set(&cfg, "log_level", v, err, sizeof(err));
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--cookie")) {
             if (bl_config_set(&cfg, "cookie", argv[++i], err, sizeof(err))) goto bad;

@@ -119,6 +119,7 @@ int bl_ctl_decode(const char *p, size_t len, bl_ctl *out)
             if (decode_proc(p, &idx, &out->from, &is_pid, out->toname) < 0)
                 return BL_CTL_EMALFORMED;
             out->has_from = is_pid;
+            out->has_toname = !is_pid;
             break;
         case F_TOPROC:
             if (decode_proc(p, &idx, &out->to, &is_pid, out->toname) < 0) return BL_CTL_EMALFORMED;

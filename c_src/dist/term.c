@@ -7,6 +7,7 @@
 #include "term.h"
 
 #include <stdint.h>
+#include <string.h>
 
 static uint32_t get32(const unsigned char *p)
 {
@@ -48,6 +49,7 @@ static int check(const char *cbuf, size_t len, size_t *index, int depth)
             break;
         case 99: /* FLOAT (string form) */
             NEED(31);
+            if (!memchr(buf + i, 0, 31)) return -1; /* ei's sscanf would read past the term */
             i += 31;
             break;
         case 70: /* NEW_FLOAT */

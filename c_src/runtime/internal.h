@@ -15,6 +15,7 @@
 #include <stdarg.h>
 
 struct bl_hs_pool;
+struct bl_cluster;
 
 typedef enum {
     CONN_CONNECTING, /* outgoing handshake running; frames queue up */
@@ -143,6 +144,7 @@ struct bl_node {
     ev_check check;
     ev_async hs_async;
     struct bl_hs_pool *hs;
+    struct bl_cluster *cluster;
 
     bl_conn *conns;
     bl_conn *retired;
@@ -210,5 +212,10 @@ void bl_calls_free(bl_proc *p);
 
 /* otp/builtin.c */
 int bl_builtin_start(bl_node *n);
+
+/* cluster/membership.c: started with the node; stop announces leaving/left first */
+int bl_cluster_start(bl_node *n);
+void bl_cluster_stop(bl_node *n);
+void bl_cluster_free(bl_node *n);
 
 #endif

@@ -53,6 +53,20 @@ void bl_config_init(bl_config *cfg)
     cfg->reconnect_backoff_max_ms = 10000;
     cfg->handshake_workers = 8;
     cfg->publish = 1;
+    cfg->cluster_member = 1;
+    cfg->heartbeat_interval_ms = 1000;
+    cfg->failure_threshold = 3;
+    cfg->election_timeout_ms = 1500;
+    cfg->remove_after_ms = 300000;
+    cfg->event_log_size = 256;
+    cfg->epmd_local = 0;
+    snprintf(cfg->epmd_pattern, sizeof(cfg->epmd_pattern), "*");
+    snprintf(cfg->dns_basename, sizeof(cfg->dns_basename), "beamlet");
+    cfg->discovery_interval_ms = 5000;
+    snprintf(cfg->gossip_address, sizeof(cfg->gossip_address), "233.252.1.32");
+    cfg->gossip_port = 45892;
+    snprintf(cfg->gossip_if, sizeof(cfg->gossip_if), "0.0.0.0");
+    cfg->gossip_interval_ms = 5000;
 }
 
 /* ---- names, cookie ---- */
@@ -304,6 +318,7 @@ int bl_node_start(bl_node *n)
     ev_signal_start(n->loop, &n->sig_int);
 
     int rc = bl_builtin_start(n);
+    if (rc == BL_OK) rc = bl_cluster_start(n);
     if (rc != BL_OK) return rc;
     n->started = 1;
     for (int i = 0; i < n->cfg.njoin; i++) bl_connect(n, n->cfg.join[i]);
@@ -324,6 +339,7 @@ int bl_node_run(bl_node *n)
 void bl_node_stop(bl_node *n)
 {
     if (n->stopping) return;
+    bl_cluster_stop(n); /* announce leaving, then left, before anything closes */
     n->stopping = 1;
     bl_procs_shutdown(n); /* exit signals to linked processes go out first */
     bl_localq_drain(n);
@@ -340,6 +356,7 @@ void bl_node_free(bl_node *n)
         bl_conn_close_all(n);
     }
     bl_hs_pool_free(n->hs);
+    bl_cluster_free(n);
     bl_localq_drain(n);
     bl_zombies_free(n);
     while (n->localq_head) {

@@ -77,6 +77,31 @@ typedef struct bl_config {
     char listen_address[64];         /* IPv4 address to listen on (default 0.0.0.0) */
     int listen_port;                 /* 0: any */
     int publish;                     /* register with EPMD (default 1) */
+
+    /* cluster membership, failure detection, election (docs/cluster.md) */
+    int cluster_member;              /* run beamlet_cluster and discovery (default 1; 0 for tools) */
+    char capabilities[512];          /* comma-separated list */
+    char metadata[1024];             /* comma-separated key=value pairs */
+    unsigned heartbeat_interval_ms;  /* default 1000 */
+    unsigned failure_threshold;      /* missed heartbeats before suspected (default 3) */
+    unsigned election_timeout_ms;    /* base election timeout (default 1500) */
+    unsigned remove_after_ms;        /* failed/left members forgotten after (default 300000) */
+    unsigned event_log_size;         /* events kept (default 256) */
+
+    /* discovery (docs/cluster.md) */
+    int epmd_local;                  /* poll the local EPMD (default 1) */
+    char epmd_pattern[128];          /* fnmatch pattern on alive names (default "*") */
+    char epmd_hosts[1024];           /* comma-separated hosts whose EPMD is polled */
+    char hosts_file[1024];           /* .hosts.erlang-style file */
+    char dns_name[256];              /* DNS name polled for A records */
+    char dns_basename[128];          /* alive name for DNS-found hosts: basename@ip */
+    unsigned discovery_interval_ms;  /* poll interval for EPMD/hosts/DNS (default 5000) */
+    int gossip;                      /* libcluster-compatible UDP multicast gossip (default 0) */
+    char gossip_address[64];         /* multicast group (default 233.252.1.32) */
+    int gossip_port;                 /* default 45892 */
+    char gossip_if[64];              /* interface address to send/join on (default 0.0.0.0) */
+    char gossip_secret[256];         /* optional shared secret (AES-256-CBC as libcluster) */
+    unsigned gossip_interval_ms;     /* default 5000 */
 } bl_config;
 
 void bl_config_init(bl_config *cfg);

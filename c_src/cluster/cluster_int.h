@@ -1,0 +1,90 @@
+/* cluster_int.h - state shared by the cluster files (membership, election, discovery). */
+#ifndef BL_CLUSTER_INT_H
+#define BL_CLUSTER_INT_H
+
+#include "../runtime/internal.h"
+#include "beamlet/cluster.h"
+
+typedef struct member {
+    UT_hash_handle hh;
+    char node[BL_NODE_LEN];
+    char role[32];
+    char version[32];
+    char capabilities[512];
+    char metadata[1024];
+    int is_beam;      /* a BEAM node: present while connected */
+    int is_self;
+    bl_member_state state;
+    unsigned long long epoch, inc; /* started_at_ms, incarnation */
+    ev_tstamp last_heard, state_since, connected_at;
+    int hello_seen;
+    ev_tstamp last_ack; /* election: last leader ack from this coordinator */
+} member;
+
+typedef struct csub {
+    struct csub *next;
+    int id;
+    int is_pid;
+    bl_pid pid;
+    bl_cluster_cb cb;
+    void *ud;
+} csub;
+
+typedef struct rejected {
+    UT_hash_handle hh;
+    char node[BL_NODE_LEN];
+} rejected;
+
+#define MAX_VOTERS 64
+
+typedef enum { EL_FOLLOWER, EL_CANDIDATE, EL_LEADER } el_role;
+
+typedef struct bl_cluster {
+    bl_node *n;
+    bl_proc *proc;
+    member *members;
+    member *self;
+    rejected *rejected;
+    csub *subs;
+    int next_sub_id;
+    bl_cluster_event *log;
+    unsigned log_cap, log_len, log_head;
+    unsigned long long next_seq;
+    ev_timer tick;
+    unsigned long ticks;
+    int stopping;
+    /* election */
+    el_role el;
+    unsigned long long term;
+    char voted_for[BL_NODE_LEN];
+    unsigned long long voted_term;
+    char leader[BL_NODE_LEN];
+    unsigned votes;
+    ev_tstamp leader_contact; /* last time a leader (or we as leader) was confirmed */
+    ev_timer election_timer, leader_timer;
+    unsigned long long rng;
+    char voters[MAX_VOTERS][BL_NODE_LEN];
+    struct discovery *disc;
+} bl_cluster;
+
+bl_cluster *bl_cluster_of(bl_node *n);
+void cl_emit(bl_cluster *c, bl_cluster_event_type type, const member *m, bl_member_state from,
+             bl_member_state to);
+void cl_emit_leader(bl_cluster *c);
+/* Send a message term (with version byte) to {beamlet_cluster, node}. */
+int cl_send(bl_cluster *c, const char *node, const ei_x_buff *x);
+unsigned cl_coordinators(bl_cluster *c, int *self_is);
+int cl_is_rejected(bl_cluster *c, const char *node);
+
+/* election.c */
+void el_init(bl_cluster *c);
+void el_start(bl_cluster *c);
+void el_stop(bl_cluster *c);
+int el_handle(bl_cluster *c, const char *tag, const char *buf, int idx, int arity);
+
+/* discovery.c */
+int disc_start(bl_cluster *c);
+void disc_stop(bl_cluster *c);
+
+
+#endif

@@ -1,0 +1,329 @@
+/* discovery.c - finding nodes to connect to; membership (hello) does the rest.
+ *
+ * Strategies, combinable (docs/cluster.md):
+ *  - seeds (--join, CLUSTER_SEEDS): retried every heartbeat until connected;
+ *  - local EPMD: every name registered in the EPMD on this host that matches epmd_pattern;
+ *  - EPMD hosts (epmd_hosts list and/or a .hosts.erlang-style hosts_file): the same on each host;
+ *  - DNS poll: A records of dns_name become dns_basename@IP (as libcluster's DNSPoll);
+ *  - gossip: libcluster-compatible UDP multicast (gossip.c).
+ * EPMD queries, file reads and DNS lookups block, so each polling round runs in a short-lived
+ * worker thread that hands a list of node names back through an ev_async. A box shared by
+ * reference count lets the node stop while a round is still running: the worker then finds the
+ * box closed and frees it. */
+#include "cluster_int.h"
+#include "gossip.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define EPMD_PORT 4369
+#define EPMD_TMO_MS 1000
+#define MAX_FOUND 1024
+
+typedef struct round_box {
+    pthread_mutex_t mu;
+    int refs;
+    int open; /* the node still listens */
+    int done;
+    struct ev_loop *loop;
+    ev_async *async;
+    /* inputs (copied config) */
+    bl_config cfg;
+    char self_host[BL_NODE_LEN];
+    /* outputs */
+    char (*found)[BL_NODE_LEN];
+    int nfound;
+    char error[256];
+} round_box;
+
+struct discovery {
+    bl_cluster *c;
+    ev_timer timer;
+    ev_async async;
+    round_box *box; /* the round in flight, if any */
+    ev_tstamp last_round;
+    bl_gossip *gossip;
+};
+
+static void box_unref(round_box *b)
+{
+    pthread_mutex_lock(&b->mu);
+    int last = --b->refs == 0;
+    pthread_mutex_unlock(&b->mu);
+    if (last) {
+        pthread_mutex_destroy(&b->mu);
+        free(b->found);
+        free(b);
+    }
+}
+
+static void add_found(round_box *b, const char *alive, const char *host)
+{
+    if (b->nfound >= MAX_FOUND) return;
+    if (fnmatch(b->cfg.epmd_pattern, alive, 0) != 0) return;
+    if (!strncmp(alive, "beamlet_cli_", 12)) return;
+    snprintf(b->found[b->nfound++], BL_NODE_LEN, "%s@%s", alive, host);
+}
+
+/* Blocking NAMES_REQ to one EPMD (worker thread only). */
+static void epmd_names(round_box *b, const char *host, const char *name_host)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    char port[8];
+    snprintf(port, sizeof(port), "%d", EPMD_PORT);
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai) {
+        snprintf(b->error, sizeof(b->error), "cannot resolve EPMD host %s", host);
+        return;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        freeaddrinfo(ai);
+        return;
+    }
+    int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    if ((r < 0 && errno != EINPROGRESS) || poll(&p, 1, EPMD_TMO_MS) <= 0) {
+        close(fd);
+        snprintf(b->error, sizeof(b->error), "EPMD on %s not reachable", host);
+        return;
+    }
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    const unsigned char req[3] = {0, 1, 110}; /* NAMES_REQ */
+    if (soerr || send(fd, req, 3, MSG_NOSIGNAL) != 3) {
+        close(fd);
+        snprintf(b->error, sizeof(b->error), "EPMD on %s refused the query", host);
+        return;
+    }
+    char buf[65536];
+    size_t len = 0;
+    for (;;) {
+        p.events = POLLIN;
+        if (poll(&p, 1, EPMD_TMO_MS) <= 0) break;
+        ssize_t k = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+        if (k <= 0) break;
+        len += (size_t)k;
+        if (len >= sizeof(buf) - 1) break;
+    }
+    close(fd);
+    buf[len] = 0;
+    if (len < 4) return;
+    /* 4-byte EPMD port, then lines "name NAME at port N" */
+    char *save = NULL;
+    for (char *line = strtok_r(buf + 4, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char alive[256];
+        int nport;
+        if (sscanf(line, "name %255s at port %d", alive, &nport) == 2) add_found(b, alive, name_host);
+    }
+}
+
+static void for_each_csv(const char *csv, void (*fn)(round_box *, const char *), round_box *b)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", csv);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) fn(b, t);
+}
+
+static void poll_host(round_box *b, const char *host) { epmd_names(b, host, host); }
+
+/* .hosts.erlang: Erlang terms 'host'. one per line; also accept bare host names. */
+static void read_hosts_file(round_box *b)
+{
+    FILE *f = fopen(b->cfg.hosts_file, "r");
+    if (!f) {
+        snprintf(b->error, sizeof(b->error), "cannot read hosts_file %s", b->cfg.hosts_file);
+        return;
+    }
+    char line[512];
+    while (fgets(line, sizeof(line), f)) {
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '%' || *p == '#' || *p == '\n' || !*p) continue;
+        char host[256];
+        size_t k = 0;
+        for (; *p && k < sizeof(host) - 1; p++) {
+            if (*p == '\'' || *p == '"') continue;
+            if (*p == '.' && (p[1] == '\n' || p[1] == 0 || p[1] == ' ' || p[1] == '\r')) break;
+            if (*p == '\n' || *p == '\r' || *p == ' ') break;
+            host[k++] = *p;
+        }
+        host[k] = 0;
+        if (k) epmd_names(b, host, host);
+    }
+    fclose(f);
+}
+
+static void dns_poll(round_box *b)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL, *a;
+    int rc = getaddrinfo(b->cfg.dns_name, NULL, &hints, &ai);
+    if (rc != 0) {
+        snprintf(b->error, sizeof(b->error), "DNS lookup of %s failed: %s", b->cfg.dns_name,
+                 gai_strerror(rc));
+        return;
+    }
+    for (a = ai; a; a = a->ai_next) {
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &((struct sockaddr_in *)a->ai_addr)->sin_addr, ip, sizeof(ip));
+        int dup = 0;
+        for (int i = 0; i < b->nfound; i++) {
+            const char *at = strchr(b->found[i], '@');
+            if (at && !strcmp(at + 1, ip)) dup = 1;
+        }
+        if (!dup) add_found(b, b->cfg.dns_basename, ip);
+    }
+    freeaddrinfo(ai);
+}
+
+static void *round_main(void *arg)
+{
+    round_box *b = arg;
+    if (b->cfg.epmd_local) epmd_names(b, "127.0.0.1", b->self_host);
+    if (b->cfg.epmd_hosts[0]) for_each_csv(b->cfg.epmd_hosts, poll_host, b);
+    if (b->cfg.hosts_file[0]) read_hosts_file(b);
+    if (b->cfg.dns_name[0]) dns_poll(b);
+    pthread_mutex_lock(&b->mu);
+    b->done = 1;
+    if (b->open) ev_async_send(b->loop, b->async);
+    pthread_mutex_unlock(&b->mu);
+    box_unref(b);
+    return NULL;
+}
+
+static int needs_rounds(const bl_config *cfg)
+{
+    return cfg->epmd_local || cfg->epmd_hosts[0] || cfg->hosts_file[0] || cfg->dns_name[0];
+}
+
+static void start_round(struct discovery *d)
+{
+    bl_node *n = d->c->n;
+    round_box *b = calloc(1, sizeof(*b));
+    if (!b) return;
+    b->found = calloc(MAX_FOUND, BL_NODE_LEN);
+    if (!b->found) {
+        free(b);
+        return;
+    }
+    pthread_mutex_init(&b->mu, NULL);
+    b->refs = 2;
+    b->open = 1;
+    b->loop = n->loop;
+    b->async = &d->async;
+    b->cfg = n->cfg;
+    snprintf(b->self_host, sizeof(b->self_host), "%s", n->host);
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&at, 256 * 1024);
+    if (pthread_create(&t, &at, round_main, b) != 0) {
+        pthread_attr_destroy(&at);
+        pthread_mutex_destroy(&b->mu);
+        free(b->found);
+        free(b);
+        return;
+    }
+    pthread_attr_destroy(&at);
+    d->box = b;
+    d->last_round = ev_now(n->loop);
+}
+
+static void consider(bl_cluster *c, const char *node)
+{
+    bl_node *n = c->n;
+    if (bl_is_local_node(n, node) || cl_is_rejected(c, node) || bl_is_connected(n, node)) return;
+    bl_connect(n, node);
+}
+
+static void round_done_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct discovery *d = w->data;
+    round_box *b = d->box;
+    if (!b) return;
+    pthread_mutex_lock(&b->mu);
+    int done = b->done;
+    pthread_mutex_unlock(&b->mu);
+    if (!done) return;
+    if (b->error[0]) bl_log(d->c->n, BL_LOG_DEBUG, "discovery: %s", b->error);
+    for (int i = 0; i < b->nfound; i++) consider(d->c, b->found[i]);
+    d->box = NULL;
+    box_unref(b);
+}
+
+static void gossip_found(bl_node *n, const char *node, void *ud)
+{
+    (void)n;
+    consider(ud, node);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct discovery *d = w->data;
+    bl_node *n = d->c->n;
+    for (int i = 0; i < n->cfg.njoin; i++) consider(d->c, n->cfg.join[i]);
+    if (!d->box && needs_rounds(&n->cfg) &&
+        ev_now(n->loop) - d->last_round >= n->cfg.discovery_interval_ms / 1000.0)
+        start_round(d);
+}
+
+int disc_start(bl_cluster *c)
+{
+    bl_node *n = c->n;
+    struct discovery *d = calloc(1, sizeof(*d));
+    if (!d) return BL_ENOMEM;
+    d->c = c;
+    c->disc = d;
+    ev_async_init(&d->async, round_done_cb);
+    d->async.data = d;
+    ev_async_start(n->loop, &d->async);
+    double iv = n->cfg.heartbeat_interval_ms / 1000.0;
+    ev_timer_init(&d->timer, timer_cb, 0.0, iv);
+    d->timer.data = d;
+    ev_timer_start(n->loop, &d->timer);
+    d->last_round = -1e9;
+    if (n->cfg.gossip) {
+        char err[256];
+        d->gossip = bl_gossip_start(n, gossip_found, c, err, sizeof(err));
+        if (!d->gossip) {
+            bl_log(n, BL_LOG_ERROR, "gossip discovery not started: %s", err);
+            return BL_ECONFIG;
+        }
+    }
+    return BL_OK;
+}
+
+void disc_stop(bl_cluster *c)
+{
+    struct discovery *d = c->disc;
+    if (!d) return;
+    bl_node *n = c->n;
+    ev_timer_stop(n->loop, &d->timer);
+    ev_async_stop(n->loop, &d->async);
+    if (d->box) {
+        pthread_mutex_lock(&d->box->mu);
+        d->box->open = 0;
+        pthread_mutex_unlock(&d->box->mu);
+        box_unref(d->box);
+    }
+    if (d->gossip) bl_gossip_stop(d->gossip);
+    free(d);
+    c->disc = NULL;
+}

@@ -1,0 +1,1051 @@
+/* membership.c - who is in the cluster and in what state: the `beamlet_cluster` process.
+ *
+ * Full mesh over distribution connections, as BEAM clusters are. On every nodeup both sides send
+ * {bl_hello, Cluster, Self, Members}: a node of another cluster is rejected (logged on both
+ * sides) and disconnected; otherwise each side merges the other's member list and connects to
+ * members it did not know, so a new node learns the whole cluster from any one member. A peer
+ * that never says hello within a short window is a BEAM node: it is a member with role `beam`
+ * while it is connected.
+ *
+ * Failure detection follows SWIM's suspicion mechanism on direct heartbeats: every node sends
+ * {bl_hb, Node, Epoch, Inc} to each member every heartbeat_interval. A member silent for
+ * heartbeat_interval x failure_threshold (or whose connection dropped) is suspected; a member
+ * still silent one interval after that is failed. Suspicion and failure are broadcast as
+ * {bl_update, [Record]}; a node that hears the member itself does not adopt the claim but
+ * forwards it to the member, which refutes by bumping its incarnation, so one slow link does not
+ * evict a healthy node. Epoch (start time) identifies a run: a restarted node is active again. */
+#include "cluster_int.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define HELLO_WAIT 1.0 /* seconds a peer has to say hello before it counts as a BEAM node */
+
+static const char *STATE_NAMES[] = {"joining", "active", "suspected", "failed", "leaving", "left"};
+static const char *EVENT_NAMES[] = {"node_joined", "node_state_changed", "node_left",
+                                    "leader_changed"};
+
+const char *bl_member_state_name(bl_member_state s)
+{
+    return (unsigned)s < 6 ? STATE_NAMES[s] : "unknown";
+}
+
+static int state_from_name(const char *a)
+{
+    for (int i = 0; i < 6; i++)
+        if (!strcmp(a, STATE_NAMES[i])) return i;
+    return -1;
+}
+
+static unsigned long long now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (unsigned long long)tv.tv_sec * 1000ull + (unsigned long long)tv.tv_usec / 1000ull;
+}
+
+bl_cluster *bl_cluster_of(bl_node *n) { return n->cluster; }
+
+static int is_tool_node(const char *node) { return strncmp(node, "beamlet_cli_", 12) == 0; }
+
+static double silence_limit(const bl_cluster *c)
+{
+    return c->n->cfg.heartbeat_interval_ms * (double)c->n->cfg.failure_threshold / 1000.0;
+}
+
+/* ---- events ---- */
+
+static void encode_event(ei_x_buff *x, const bl_cluster_event *e)
+{
+    int leader = e->type == BL_EV_LEADER_CHANGED;
+    int changed = e->type == BL_EV_NODE_STATE_CHANGED;
+    ei_x_encode_map_header(x, leader ? 5 : 6 + (changed ? 2 : 0));
+    ei_x_encode_atom(x, "seq");
+    ei_x_encode_ulonglong(x, e->seq);
+    ei_x_encode_atom(x, "time_ms");
+    ei_x_encode_ulonglong(x, e->time_ms);
+    ei_x_encode_atom(x, "event");
+    ei_x_encode_atom(x, EVENT_NAMES[e->type]);
+    if (leader) {
+        ei_x_encode_atom(x, "leader");
+        ei_x_encode_atom(x, e->has_leader ? e->node : "undefined");
+        ei_x_encode_atom(x, "term");
+        ei_x_encode_ulonglong(x, e->term);
+    } else {
+        ei_x_encode_atom(x, "node");
+        ei_x_encode_atom(x, e->node);
+        ei_x_encode_atom(x, "role");
+        ei_x_encode_atom(x, e->role[0] ? e->role : "unknown");
+        ei_x_encode_atom(x, "state");
+        ei_x_encode_atom(x, bl_member_state_name(e->to));
+    }
+    if (changed) {
+        ei_x_encode_atom(x, "from");
+        ei_x_encode_atom(x, bl_member_state_name(e->from));
+        ei_x_encode_atom(x, "to");
+        ei_x_encode_atom(x, bl_member_state_name(e->to));
+    }
+}
+
+static void publish_event(bl_cluster *c, bl_cluster_event *e)
+{
+    e->seq = ++c->next_seq;
+    e->time_ms = now_ms();
+    if (c->log_cap) {
+        unsigned slot = (c->log_head + c->log_len) % c->log_cap;
+        if (c->log_len == c->log_cap)
+            c->log_head = (c->log_head + 1) % c->log_cap;
+        else
+            c->log_len++;
+        c->log[slot] = *e;
+    }
+    if (e->type == BL_EV_LEADER_CHANGED)
+        bl_log(c->n, BL_LOG_INFO, "event leader_changed: %s (term %llu)",
+               e->has_leader ? e->node : "no leader", e->term);
+    else if (e->type == BL_EV_NODE_STATE_CHANGED)
+        bl_log(c->n, BL_LOG_INFO, "event node_state_changed: %s %s -> %s", e->node,
+               bl_member_state_name(e->from), bl_member_state_name(e->to));
+    else
+        bl_log(c->n, BL_LOG_INFO, "event %s: %s (%s)", EVENT_NAMES[e->type], e->node, e->role);
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "beamlet_cluster_event");
+    encode_event(&x, e);
+    csub *s, *t;
+    LL_FOREACH_SAFE(c->subs, s, t)
+    {
+        if (s->is_pid)
+            (void)bl_send(c->proc, &s->pid, x.buff, x.index);
+        else
+            s->cb(c->n, e, s->ud);
+    }
+    ei_x_free(&x);
+}
+
+void cl_emit(bl_cluster *c, bl_cluster_event_type type, const member *m, bl_member_state from,
+             bl_member_state to)
+{
+    bl_cluster_event e = {.type = type, .from = from, .to = to};
+    snprintf(e.node, sizeof(e.node), "%s", m->node);
+    snprintf(e.role, sizeof(e.role), "%s", m->role);
+    publish_event(c, &e);
+}
+
+void cl_emit_leader(bl_cluster *c)
+{
+    bl_cluster_event e = {.type = BL_EV_LEADER_CHANGED, .term = c->term,
+                          .has_leader = c->leader[0] != 0};
+    snprintf(e.node, sizeof(e.node), "%s", c->leader);
+    publish_event(c, &e);
+}
+
+/* ---- member table ---- */
+
+static member *find(bl_cluster *c, const char *node)
+{
+    member *m = NULL;
+    HASH_FIND_STR(c->members, node, m);
+    return m;
+}
+
+static void set_state(bl_cluster *c, member *m, bl_member_state s)
+{
+    if (m->state == s) return;
+    bl_member_state old = m->state;
+    m->state = s;
+    m->state_since = ev_now(c->n->loop);
+    cl_emit(c, BL_EV_NODE_STATE_CHANGED, m, old, s);
+}
+
+static member *add_member(bl_cluster *c, const char *node, const char *role, bl_member_state s)
+{
+    member *m = calloc(1, sizeof(*m));
+    if (!m) return NULL;
+    snprintf(m->node, sizeof(m->node), "%s", node);
+    snprintf(m->role, sizeof(m->role), "%s", role);
+    m->state = s;
+    m->state_since = m->last_heard = ev_now(c->n->loop);
+    HASH_ADD_STR(c->members, node, m);
+    cl_emit(c, BL_EV_NODE_JOINED, m, s, s);
+    return m;
+}
+
+static void remove_member(bl_cluster *c, member *m, const char *why)
+{
+    bl_log(c->n, BL_LOG_DEBUG, "forgetting member %s: %s", m->node, why);
+    HASH_DEL(c->members, m);
+    cl_emit(c, BL_EV_NODE_LEFT, m, m->state, m->state);
+    free(m);
+}
+
+unsigned cl_coordinators(bl_cluster *c, int *self_is)
+{
+    unsigned k = 0;
+    member *m, *t;
+    if (self_is) *self_is = !strcmp(c->self->role, "coordinator");
+    HASH_ITER(hh, c->members, m, t)
+    {
+        if (!m->is_beam && !strcmp(m->role, "coordinator") && m->state != BL_MEMBER_LEFT &&
+            m->state != BL_MEMBER_LEAVING)
+            k++;
+    }
+    return k;
+}
+
+/* ---- wire format ---- */
+
+static void encode_list_str(ei_x_buff *x, const char *csv, int as_map)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", csv);
+    int count = 0;
+    for (char *p = buf; *p; p++) count += *p == ',';
+    count += buf[0] ? 1 : 0;
+    if (as_map)
+        ei_x_encode_map_header(x, count);
+    else if (count)
+        ei_x_encode_list_header(x, count);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (as_map) {
+            char *eq = strchr(t, '=');
+            if (!eq) {
+                ei_x_encode_binary(x, t, (long)strlen(t));
+                ei_x_encode_binary(x, "", 0);
+                continue;
+            }
+            ei_x_encode_binary(x, t, eq - t);
+            ei_x_encode_binary(x, eq + 1, (long)strlen(eq + 1));
+        } else {
+            ei_x_encode_binary(x, t, (long)strlen(t));
+        }
+    }
+    if (!as_map) ei_x_encode_empty_list(x);
+}
+
+static void encode_member(bl_cluster *c, ei_x_buff *x, const member *m, int with_age)
+{
+    ei_x_encode_map_header(x, 9 + (with_age ? 1 : 0));
+    ei_x_encode_atom(x, "node");
+    ei_x_encode_atom(x, m->node);
+    ei_x_encode_atom(x, "role");
+    ei_x_encode_atom(x, m->role);
+    ei_x_encode_atom(x, "state");
+    ei_x_encode_atom(x, bl_member_state_name(m->state));
+    ei_x_encode_atom(x, "started_at");
+    ei_x_encode_ulonglong(x, m->epoch);
+    ei_x_encode_atom(x, "incarnation");
+    ei_x_encode_ulonglong(x, m->inc);
+    ei_x_encode_atom(x, "version");
+    ei_x_encode_binary(x, m->version, (long)strlen(m->version));
+    ei_x_encode_atom(x, "capabilities");
+    encode_list_str(x, m->capabilities, 0);
+    ei_x_encode_atom(x, "metadata");
+    encode_list_str(x, m->metadata, 1);
+    ei_x_encode_atom(x, "kind");
+    ei_x_encode_atom(x, m->is_beam ? "beam" : "beamlet");
+    if (with_age) {
+        ei_x_encode_atom(x, "last_seen_ms");
+        ei_x_encode_ulong(x, m->is_self ? 0
+                                        : (unsigned long)((ev_now(c->n->loop) - m->last_heard) *
+                                                          1000.0));
+    }
+}
+
+typedef struct {
+    char node[BL_NODE_LEN], role[32], version[32], caps[512], meta[1024];
+    int state, is_beam;
+    unsigned long long epoch, inc;
+} rec;
+
+static int decode_csv(const char *buf, int *idx, char *out, size_t outsz, int as_map)
+{
+    int n, type, size;
+    size_t off = 0;
+    out[0] = 0;
+    if (as_map) {
+        if (ei_decode_map_header(buf, idx, &n) < 0) return -1;
+    } else {
+        if (ei_get_type(buf, idx, &type, &size) < 0) return -1;
+        if (type == ERL_NIL_EXT) return ei_skip_term(buf, idx);
+        if (ei_decode_list_header(buf, idx, &n) < 0) return -1;
+    }
+    for (int i = 0; i < n * (as_map ? 2 : 1); i++) {
+        char tmp[512];
+        long len;
+        if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT ||
+            size >= (int)sizeof(tmp) || ei_decode_binary(buf, idx, tmp, &len) < 0)
+            return -1;
+        tmp[len] = 0;
+        const char *sep = !as_map ? (i ? "," : "") : (i % 2 ? "=" : (i ? "," : ""));
+        off += (size_t)snprintf(out + off, off < outsz ? outsz - off : 0, "%s%s", sep, tmp);
+    }
+    if (!as_map) {
+        if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_NIL_EXT) return -1;
+        ei_skip_term(buf, idx);
+    }
+    return off < outsz ? 0 : -1;
+}
+
+static int decode_member(const char *buf, int *idx, rec *r)
+{
+    int n;
+    memset(r, 0, sizeof(*r));
+    r->state = -1;
+    if (ei_decode_map_header(buf, idx, &n) < 0) return -1;
+    for (int i = 0; i < n; i++) {
+        char key[MAXATOMLEN_UTF8], a[MAXATOMLEN_UTF8];
+        if (ei_decode_atom(buf, idx, key) < 0) return -1;
+        int type, size;
+        long len;
+        if (!strcmp(key, "node")) {
+            if (ei_decode_atom(buf, idx, a) < 0 || strlen(a) >= BL_NODE_LEN) return -1;
+            snprintf(r->node, sizeof(r->node), "%s", a);
+        } else if (!strcmp(key, "role")) {
+            if (ei_decode_atom(buf, idx, a) < 0 || strlen(a) >= sizeof(r->role)) return -1;
+            snprintf(r->role, sizeof(r->role), "%s", a);
+        } else if (!strcmp(key, "state")) {
+            if (ei_decode_atom(buf, idx, a) < 0 || (r->state = state_from_name(a)) < 0) return -1;
+        } else if (!strcmp(key, "kind")) {
+            if (ei_decode_atom(buf, idx, a) < 0) return -1;
+            r->is_beam = !strcmp(a, "beam");
+        } else if (!strcmp(key, "started_at")) {
+            if (ei_decode_ulonglong(buf, idx, &r->epoch) < 0) return -1;
+        } else if (!strcmp(key, "incarnation")) {
+            if (ei_decode_ulonglong(buf, idx, &r->inc) < 0) return -1;
+        } else if (!strcmp(key, "version")) {
+            if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT ||
+                size >= (int)sizeof(r->version) || ei_decode_binary(buf, idx, r->version, &len) < 0)
+                return -1;
+            r->version[len] = 0;
+        } else if (!strcmp(key, "capabilities")) {
+            if (decode_csv(buf, idx, r->caps, sizeof(r->caps), 0) < 0) return -1;
+        } else if (!strcmp(key, "metadata")) {
+            if (decode_csv(buf, idx, r->meta, sizeof(r->meta), 1) < 0) return -1;
+        } else if (ei_skip_term(buf, idx) < 0) {
+            return -1;
+        }
+    }
+    return r->node[0] && r->state >= 0 && strchr(r->node, '@') ? 0 : -1;
+}
+
+int cl_send(bl_cluster *c, const char *node, const ei_x_buff *x)
+{
+    return bl_send_name(c->proc, "beamlet_cluster", node, x->buff, x->index);
+}
+
+static void broadcast(bl_cluster *c, const ei_x_buff *x, const char *except)
+{
+    member *m, *t;
+    HASH_ITER(hh, c->members, m, t)
+    {
+        if (m->is_self || m->is_beam || (except && !strcmp(m->node, except))) continue;
+        if (!bl_is_connected(c->n, m->node)) continue;
+        (void)cl_send(c, m->node, x);
+    }
+}
+
+static void send_hello(bl_cluster *c, const char *node)
+{
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 4);
+    ei_x_encode_atom(&x, "bl_hello");
+    ei_x_encode_binary(&x, c->n->cfg.cluster, (long)strlen(c->n->cfg.cluster));
+    encode_member(c, &x, c->self, 0);
+    member *m, *t;
+    HASH_ITER(hh, c->members, m, t)
+    {
+        if (m->is_self || m->is_beam) continue;
+        ei_x_encode_list_header(&x, 1);
+        encode_member(c, &x, m, 0);
+    }
+    ei_x_encode_empty_list(&x);
+    (void)cl_send(c, node, &x);
+    ei_x_free(&x);
+}
+
+static void broadcast_update(bl_cluster *c, const member *m, const char *except)
+{
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "bl_update");
+    ei_x_encode_list_header(&x, 1);
+    encode_member(c, &x, m, 0);
+    ei_x_encode_empty_list(&x);
+    broadcast(c, &x, except);
+    ei_x_free(&x);
+}
+
+static void send_update_to(bl_cluster *c, const char *node, const member *m)
+{
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "bl_update");
+    ei_x_encode_list_header(&x, 1);
+    encode_member(c, &x, m, 0);
+    ei_x_encode_empty_list(&x);
+    (void)cl_send(c, node, &x);
+    ei_x_free(&x);
+}
+
+/* ---- merging what others say ---- */
+
+static int newer(const rec *r, const member *m)
+{
+    if (r->epoch != m->epoch) return r->epoch > m->epoch;
+    return r->inc > m->inc;
+}
+
+static void refute(bl_cluster *c)
+{
+    c->self->inc++;
+    bl_log(c->n, BL_LOG_INFO, "refuting suspicion: incarnation now %llu", c->self->inc);
+    broadcast_update(c, c->self, NULL);
+}
+
+/* Apply one record heard from `via`. */
+static void merge(bl_cluster *c, const rec *r, const char *via)
+{
+    bl_node *n = c->n;
+    if (r->is_beam) return; /* BEAM members are local knowledge: present while connected */
+    if (is_tool_node(r->node)) return;
+    member *m = find(c, r->node);
+    if (m && m->is_self) {
+        if ((r->state == BL_MEMBER_SUSPECTED || r->state == BL_MEMBER_FAILED) &&
+            r->epoch == m->epoch && r->inc >= m->inc && !c->stopping)
+            refute(c);
+        return;
+    }
+    ev_tstamp now = ev_now(n->loop);
+    if (!m) {
+        if (r->state == BL_MEMBER_LEFT || r->state == BL_MEMBER_FAILED) return;
+        m = add_member(c, r->node, r->role, r->state == BL_MEMBER_SUSPECTED ? BL_MEMBER_ACTIVE
+                                                                           : r->state);
+        if (!m) return;
+        m->epoch = r->epoch;
+        m->inc = r->inc;
+        m->last_heard = now; /* give it a full silence window to show up */
+        snprintf(m->version, sizeof(m->version), "%s", r->version);
+        snprintf(m->capabilities, sizeof(m->capabilities), "%s", r->caps);
+        snprintf(m->metadata, sizeof(m->metadata), "%s", r->meta);
+        if (!bl_is_connected(n, m->node)) bl_connect(n, m->node);
+        return;
+    }
+    if (m->is_beam) return;
+    int is_newer = newer(r, m);
+    int same = r->epoch == m->epoch && r->inc == m->inc;
+    if (!is_newer && !same) return; /* stale */
+    if (r->epoch > m->epoch) { /* a new run of that node */
+        m->epoch = r->epoch;
+        m->inc = r->inc;
+        snprintf(m->role, sizeof(m->role), "%s", r->role);
+        snprintf(m->version, sizeof(m->version), "%s", r->version);
+        snprintf(m->capabilities, sizeof(m->capabilities), "%s", r->caps);
+        snprintf(m->metadata, sizeof(m->metadata), "%s", r->meta);
+    }
+    int heard_recently = now - m->last_heard < silence_limit(c) && bl_is_connected(n, m->node);
+    switch (r->state) {
+    case BL_MEMBER_SUSPECTED:
+    case BL_MEMBER_FAILED:
+        if (heard_recently) { /* we hear it fine: let it refute */
+            if (strcmp(via, m->node)) send_update_to(c, m->node, m);
+            return;
+        }
+        if (r->state == BL_MEMBER_FAILED && m->state != BL_MEMBER_SUSPECTED &&
+            m->state != BL_MEMBER_FAILED)
+            set_state(c, m, BL_MEMBER_SUSPECTED); /* our own detector decides failure */
+        else if (r->state == BL_MEMBER_SUSPECTED && m->state == BL_MEMBER_ACTIVE)
+            set_state(c, m, BL_MEMBER_SUSPECTED);
+        m->inc = r->inc;
+        return;
+    case BL_MEMBER_ACTIVE:
+    case BL_MEMBER_JOINING:
+        m->inc = r->inc;
+        if (is_newer && m->state != BL_MEMBER_LEAVING && m->state != BL_MEMBER_LEFT) {
+            m->last_heard = now; /* a refutation relayed by someone who hears it */
+            set_state(c, m, (bl_member_state)r->state);
+            broadcast_update(c, m, via); /* relay once: it changed what we know */
+        }
+        return;
+    case BL_MEMBER_LEAVING:
+    case BL_MEMBER_LEFT:
+        m->inc = r->inc;
+        if (m->state != BL_MEMBER_LEFT) set_state(c, m, (bl_member_state)r->state);
+        return;
+    }
+}
+
+/* ---- messages ---- */
+
+static void handle_hello(bl_cluster *c, const char *buf, int idx)
+{
+    bl_node *n = c->n;
+    char cluster[128];
+    long len;
+    int type, size;
+    if (ei_get_type(buf, &idx, &type, &size) < 0 || type != ERL_BINARY_EXT ||
+        size >= (int)sizeof(cluster) || ei_decode_binary(buf, &idx, cluster, &len) < 0)
+        return;
+    cluster[len] = 0;
+    rec peer;
+    if (decode_member(buf, &idx, &peer) < 0) {
+        bl_log(n, BL_LOG_WARN, "malformed bl_hello ignored");
+        return;
+    }
+    if (strcmp(cluster, n->cfg.cluster) != 0) {
+        bl_log(n, BL_LOG_ERROR,
+               "refusing %s: it belongs to cluster '%s', this node to cluster '%s'", peer.node,
+               cluster, n->cfg.cluster);
+        rejected *rj = NULL;
+        HASH_FIND_STR(c->rejected, peer.node, rj);
+        if (!rj && (rj = calloc(1, sizeof(*rj)))) {
+            snprintf(rj->node, sizeof(rj->node), "%s", peer.node);
+            HASH_ADD_STR(c->rejected, node, rj);
+        }
+        ei_x_buff x;
+        ei_x_new_with_version(&x);
+        ei_x_encode_tuple_header(&x, 3);
+        ei_x_encode_atom(&x, "bl_reject");
+        ei_x_encode_binary(&x, n->cfg.cluster, (long)strlen(n->cfg.cluster));
+        ei_x_encode_atom(&x, n->name);
+        (void)cl_send(c, peer.node, &x);
+        ei_x_free(&x);
+        member *m = find(c, peer.node);
+        if (m) remove_member(c, m, "other cluster");
+        bl_disconnect(n, peer.node);
+        return;
+    }
+    rejected *rj = NULL;
+    HASH_FIND_STR(c->rejected, peer.node, rj);
+    if (rj) {
+        HASH_DEL(c->rejected, rj);
+        free(rj);
+    }
+    member *m = find(c, peer.node);
+    if (m && m->is_beam < 0) { /* the placeholder of a fresh connection: now we know */
+        HASH_DEL(c->members, m);
+        free(m);
+        m = NULL;
+    } else if (m && m->is_beam) { /* listed as BEAM before its hello arrived */
+        m->is_beam = 0;
+    }
+    if (!m) {
+        m = add_member(c, peer.node, peer.role, BL_MEMBER_ACTIVE);
+        if (!m) return;
+    }
+    m->hello_seen = 1;
+    m->last_heard = ev_now(n->loop);
+    if (peer.epoch != m->epoch || peer.inc > m->inc) {
+        m->epoch = peer.epoch;
+        m->inc = peer.inc;
+    }
+    snprintf(m->role, sizeof(m->role), "%s", peer.role);
+    snprintf(m->version, sizeof(m->version), "%s", peer.version);
+    snprintf(m->capabilities, sizeof(m->capabilities), "%s", peer.caps);
+    snprintf(m->metadata, sizeof(m->metadata), "%s", peer.meta);
+    if (peer.state == BL_MEMBER_ACTIVE || peer.state == BL_MEMBER_JOINING)
+        set_state(c, m, BL_MEMBER_ACTIVE);
+    if (c->self->state == BL_MEMBER_JOINING) set_state(c, c->self, BL_MEMBER_ACTIVE);
+    /* their members */
+    int k;
+    if (ei_decode_list_header(buf, &idx, &k) < 0) return;
+    for (int i = 0; i < k; i++) {
+        rec r;
+        if (decode_member(buf, &idx, &r) < 0) return;
+        merge(c, &r, peer.node);
+    }
+}
+
+static void handle_hb(bl_cluster *c, const char *buf, int idx)
+{
+    char node[MAXATOMLEN_UTF8];
+    unsigned long long epoch, inc;
+    if (ei_decode_atom(buf, &idx, node) < 0 || ei_decode_ulonglong(buf, &idx, &epoch) < 0 ||
+        ei_decode_ulonglong(buf, &idx, &inc) < 0)
+        return;
+    member *m = find(c, node);
+    if (!m || m->is_self) return; /* unknown: its hello will introduce it */
+    ev_tstamp now = ev_now(c->n->loop);
+    m->last_heard = now;
+    if (epoch > m->epoch) {
+        m->epoch = epoch;
+        m->inc = inc;
+    } else if (epoch == m->epoch && inc > m->inc) {
+        m->inc = inc;
+    }
+    if (m->state == BL_MEMBER_SUSPECTED || m->state == BL_MEMBER_FAILED ||
+        m->state == BL_MEMBER_JOINING) {
+        set_state(c, m, BL_MEMBER_ACTIVE);
+        broadcast_update(c, m, node);
+    }
+}
+
+static void add_pid_sub(bl_cluster *c, const bl_pid *pid)
+{
+    csub *s;
+    LL_FOREACH(c->subs, s) if (s->is_pid && bl_pid_eq(&s->pid, pid)) return;
+    s = calloc(1, sizeof(*s));
+    if (!s) return;
+    s->id = ++c->next_sub_id;
+    s->is_pid = 1;
+    s->pid = *pid;
+    LL_APPEND(c->subs, s);
+}
+
+static void del_pid_sub(bl_cluster *c, const bl_pid *pid)
+{
+    csub *s, *t;
+    LL_FOREACH_SAFE(c->subs, s, t)
+    {
+        if (s->is_pid && bl_pid_eq(&s->pid, pid)) {
+            LL_DELETE(c->subs, s);
+            free(s);
+        }
+    }
+}
+
+static void cluster_msg(bl_proc *self, const bl_msg *msg, void *ud)
+{
+    (void)self;
+    bl_cluster *c = ud;
+    const char *buf = msg->buf;
+    int idx = msg->index, arity;
+    char tag[MAXATOMLEN_UTF8];
+    if (ei_decode_tuple_header(buf, &idx, &arity) < 0 || arity < 2 ||
+        ei_decode_atom(buf, &idx, tag) < 0)
+        return;
+    if (!strcmp(tag, "bl_hb") && arity == 4) {
+        handle_hb(c, buf, idx);
+    } else if (!strcmp(tag, "bl_hello") && arity == 4) {
+        handle_hello(c, buf, idx);
+    } else if (!strcmp(tag, "bl_update") && arity == 2) {
+        int k;
+        if (ei_decode_list_header(buf, &idx, &k) < 0) return;
+        for (int i = 0; i < k; i++) {
+            rec r;
+            if (decode_member(buf, &idx, &r) < 0) return;
+            merge(c, &r, msg->has_sender ? msg->sender.node : "");
+        }
+    } else if (!strcmp(tag, "bl_reject") && arity == 3) {
+        char cluster[128], node[MAXATOMLEN_UTF8];
+        long len;
+        int type, size;
+        if (ei_get_type(buf, &idx, &type, &size) < 0 || type != ERL_BINARY_EXT ||
+            size >= (int)sizeof(cluster) || ei_decode_binary(buf, &idx, cluster, &len) < 0 ||
+            ei_decode_atom(buf, &idx, node) < 0)
+            return;
+        cluster[len] = 0;
+        bl_log(c->n, BL_LOG_ERROR, "rejected by %s: it belongs to cluster '%s', we to '%s'", node,
+               cluster, c->n->cfg.cluster);
+        rejected *rj = NULL;
+        HASH_FIND_STR(c->rejected, node, rj);
+        if (!rj && (rj = calloc(1, sizeof(*rj)))) {
+            snprintf(rj->node, sizeof(rj->node), "%s", node);
+            HASH_ADD_STR(c->rejected, node, rj);
+        }
+        member *m = find(c, node);
+        if (m && !m->is_self) remove_member(c, m, "other cluster");
+    } else if ((!strcmp(tag, "subscribe") || !strcmp(tag, "unsubscribe")) && arity == 2) {
+        bl_pid pid;
+        if (ei_decode_pid(buf, &idx, &pid) < 0) return;
+        if (tag[0] == 's')
+            add_pid_sub(c, &pid);
+        else
+            del_pid_sub(c, &pid);
+    } else {
+        el_handle(c, tag, buf, idx, arity);
+    }
+}
+
+/* ---- gen_server API ---- */
+
+static void encode_status(bl_cluster *c, ei_x_buff *r)
+{
+    unsigned counts[6] = {0}, size = 0;
+    member *m, *t;
+    HASH_ITER(hh, c->members, m, t)
+    {
+        if (m->is_beam < 0) continue;
+        counts[m->state]++;
+        if (m->state != BL_MEMBER_LEFT) size++;
+    }
+    ei_x_encode_map_header(r, 8);
+    ei_x_encode_atom(r, "cluster");
+    ei_x_encode_binary(r, c->n->cfg.cluster, (long)strlen(c->n->cfg.cluster));
+    ei_x_encode_atom(r, "node");
+    ei_x_encode_atom(r, c->n->name);
+    ei_x_encode_atom(r, "size");
+    ei_x_encode_ulong(r, size);
+    ei_x_encode_atom(r, "states");
+    ei_x_encode_map_header(r, 6);
+    for (int i = 0; i < 6; i++) {
+        ei_x_encode_atom(r, STATE_NAMES[i]);
+        ei_x_encode_ulong(r, counts[i]);
+    }
+    ei_x_encode_atom(r, "leader");
+    ei_x_encode_atom(r, c->leader[0] ? c->leader : "undefined");
+    ei_x_encode_atom(r, "term");
+    ei_x_encode_ulonglong(r, c->term);
+    ei_x_encode_atom(r, "health");
+    ei_x_encode_atom(r, bl_cluster_healthy(c->n) ? "healthy" : "degraded");
+    ei_x_encode_atom(r, "self");
+    encode_member(c, r, c->self, 0);
+}
+
+static int cluster_call(bl_proc *self, const bl_from *from, const char *buf, int idx,
+                        ei_x_buff *reply, void *ud)
+{
+    (void)self;
+    (void)from;
+    bl_cluster *c = ud;
+    char a[MAXATOMLEN_UTF8];
+    int j = idx, arity;
+    if (ei_decode_atom(buf, &j, a) == 0) {
+        if (!strcmp(a, "members")) {
+            member *m, *t;
+            HASH_ITER(hh, c->members, m, t)
+            {
+                if (m->is_beam < 0) continue; /* not classified yet */
+                ei_x_encode_list_header(reply, 1);
+                encode_member(c, reply, m, 1);
+            }
+            return ei_x_encode_empty_list(reply);
+        }
+        if (!strcmp(a, "status")) {
+            encode_status(c, reply);
+            return 0;
+        }
+        if (!strcmp(a, "leader")) {
+            ei_x_encode_tuple_header(reply, 2);
+            ei_x_encode_atom(reply, c->leader[0] ? c->leader : "undefined");
+            return ei_x_encode_ulonglong(reply, c->term);
+        }
+        if (!strcmp(a, "events")) {
+            for (unsigned i = 0; i < c->log_len; i++) {
+                ei_x_encode_list_header(reply, 1);
+                encode_event(reply, &c->log[(c->log_head + i) % c->log_cap]);
+            }
+            return ei_x_encode_empty_list(reply);
+        }
+    }
+    j = idx;
+    if (ei_decode_tuple_header(buf, &j, &arity) == 0 && arity == 2 &&
+        ei_decode_atom(buf, &j, a) == 0 && (!strcmp(a, "subscribe") || !strcmp(a, "unsubscribe"))) {
+        bl_pid pid;
+        if (ei_decode_pid(buf, &j, &pid) == 0) {
+            if (a[0] == 's')
+                add_pid_sub(c, &pid);
+            else
+                del_pid_sub(c, &pid);
+            return ei_x_encode_atom(reply, "ok");
+        }
+    }
+    ei_x_encode_tuple_header(reply, 2);
+    ei_x_encode_atom(reply, "error");
+    return ei_x_encode_atom(reply, "unknown_request");
+}
+
+/* ---- connections and the periodic tick ---- */
+
+static void on_node_event(bl_node *n, bl_node_event ev, const char *node, const char *reason,
+                          void *ud)
+{
+    (void)reason;
+    bl_cluster *c = ud;
+    if (is_tool_node(node) || c->stopping) return;
+    member *m = find(c, node);
+    if (ev == BL_NODEUP) {
+        if (m) m->connected_at = ev_now(n->loop);
+        send_hello(c, node);
+        if (!m) { /* not known yet: hello decides whether it is a beamlet or BEAM node */
+            member *pm = calloc(1, sizeof(*pm));
+            if (!pm) return;
+            snprintf(pm->node, sizeof(pm->node), "%s", node);
+            pm->state = BL_MEMBER_JOINING;
+            pm->connected_at = ev_now(n->loop);
+            pm->is_beam = -1; /* pending: not listed until classified */
+            HASH_ADD_STR(c->members, node, pm);
+        }
+        return;
+    }
+    /* nodedown: subscribers there are gone */
+    csub *s, *t;
+    LL_FOREACH_SAFE(c->subs, s, t)
+    {
+        if (s->is_pid && !strcmp(s->pid.node, node)) {
+            LL_DELETE(c->subs, s);
+            free(s);
+        }
+    }
+    if (!m) return;
+    if (m->is_beam) {
+        if (m->is_beam < 0) {
+            HASH_DEL(c->members, m);
+            free(m);
+        } else {
+            remove_member(c, m, "BEAM node disconnected");
+        }
+        return;
+    }
+    if (m->state == BL_MEMBER_ACTIVE || m->state == BL_MEMBER_JOINING) {
+        set_state(c, m, BL_MEMBER_SUSPECTED); /* connection lost: suspect at once */
+        broadcast_update(c, m, NULL);
+    } else if (m->state == BL_MEMBER_LEAVING) {
+        set_state(c, m, BL_MEMBER_LEFT);
+    }
+}
+
+static void send_heartbeats(bl_cluster *c)
+{
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 4);
+    ei_x_encode_atom(&x, "bl_hb");
+    ei_x_encode_atom(&x, c->n->name);
+    ei_x_encode_ulonglong(&x, c->self->epoch);
+    ei_x_encode_ulonglong(&x, c->self->inc);
+    broadcast(c, &x, NULL);
+    ei_x_free(&x);
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl_cluster *c = w->data;
+    bl_node *n = c->n;
+    ev_tstamp now = ev_now(n->loop);
+    double limit = silence_limit(c);
+    double interval = n->cfg.heartbeat_interval_ms / 1000.0;
+    /* the detector runs four times per heartbeat interval so detection is not late by a tick */
+    if (++c->ticks % 4 == 1) send_heartbeats(c);
+    member *m, *t;
+    HASH_ITER(hh, c->members, m, t)
+    {
+        if (m->is_self) continue;
+        if (m->is_beam < 0) { /* pending classification */
+            if (now - m->connected_at >= HELLO_WAIT) {
+                if (!bl_is_connected(n, m->node)) {
+                    HASH_DEL(c->members, m);
+                    free(m);
+                    continue;
+                }
+                HASH_DEL(c->members, m);
+                char node[BL_NODE_LEN];
+                snprintf(node, sizeof(node), "%s", m->node);
+                free(m);
+                member *b = add_member(c, node, "beam", BL_MEMBER_ACTIVE);
+                if (b) b->is_beam = 1;
+            }
+            continue;
+        }
+        if (m->is_beam) continue;
+        double silent = now - m->last_heard;
+        switch (m->state) {
+        case BL_MEMBER_ACTIVE:
+        case BL_MEMBER_JOINING:
+            if (silent > limit) {
+                set_state(c, m, BL_MEMBER_SUSPECTED);
+                broadcast_update(c, m, NULL);
+            }
+            break;
+        case BL_MEMBER_SUSPECTED:
+            if (silent > limit && now - m->state_since >= interval) {
+                set_state(c, m, BL_MEMBER_FAILED);
+                broadcast_update(c, m, NULL);
+            }
+            if (!bl_is_connected(n, m->node)) bl_connect(n, m->node);
+            break;
+        case BL_MEMBER_FAILED:
+            if (now - m->state_since > n->cfg.remove_after_ms / 1000.0) {
+                remove_member(c, m, "failed for remove_after_ms");
+                continue;
+            }
+            if (!bl_is_connected(n, m->node)) bl_connect(n, m->node); /* self-healing */
+            break;
+        case BL_MEMBER_LEAVING:
+            if (now - m->state_since > limit) set_state(c, m, BL_MEMBER_LEFT);
+            break;
+        case BL_MEMBER_LEFT:
+            if (now - m->state_since > n->cfg.remove_after_ms / 1000.0)
+                remove_member(c, m, "left for remove_after_ms");
+            break;
+        }
+    }
+}
+
+/* ---- public C API ---- */
+
+int bl_cluster_members(bl_node *n, bl_member_info *out, int max)
+{
+    bl_cluster *c = n->cluster;
+    if (!c) return 0;
+    int k = 0;
+    member *m, *t;
+    HASH_ITER(hh, c->members, m, t)
+    {
+        if (m->is_beam < 0) continue;
+        if (k < max) {
+            bl_member_info *i = &out[k];
+            snprintf(i->node, sizeof(i->node), "%s", m->node);
+            snprintf(i->role, sizeof(i->role), "%s", m->role);
+            i->state = m->state;
+            i->started_at_ms = m->epoch;
+            i->incarnation = m->inc;
+            i->last_seen_ms_ago = m->is_self ? 0 : (ev_now(n->loop) - m->last_heard) * 1000.0;
+        }
+        k++;
+    }
+    return k;
+}
+
+const char *bl_cluster_leader(bl_node *n, unsigned long long *term)
+{
+    bl_cluster *c = n->cluster;
+    if (!c) return NULL;
+    if (term) *term = c->term;
+    return c->leader[0] ? c->leader : NULL;
+}
+
+int bl_cluster_healthy(bl_node *n)
+{
+    bl_cluster *c = n->cluster;
+    if (!c) return 0;
+    unsigned known = 0, reachable = 0;
+    member *m, *t;
+    HASH_ITER(hh, c->members, m, t)
+    {
+        if (m->is_beam || m->state == BL_MEMBER_LEFT || m->state == BL_MEMBER_LEAVING) continue;
+        known++;
+        if (m->state == BL_MEMBER_ACTIVE || m->state == BL_MEMBER_JOINING) reachable++;
+    }
+    if (reachable * 2 <= known) return 0;
+    if (cl_coordinators(c, NULL) > 0 && !c->leader[0]) return 0;
+    return 1;
+}
+
+int bl_cluster_subscribe(bl_node *n, bl_cluster_cb cb, void *ud)
+{
+    bl_cluster *c = n->cluster;
+    if (!c || !cb) return BL_EINVAL;
+    csub *s = calloc(1, sizeof(*s));
+    if (!s) return BL_ENOMEM;
+    s->id = ++c->next_sub_id;
+    s->cb = cb;
+    s->ud = ud;
+    LL_APPEND(c->subs, s);
+    return s->id;
+}
+
+void bl_cluster_unsubscribe(bl_node *n, int id)
+{
+    bl_cluster *c = n->cluster;
+    if (!c) return;
+    csub *s, *t;
+    LL_FOREACH_SAFE(c->subs, s, t)
+    {
+        if (s->id == id) {
+            LL_DELETE(c->subs, s);
+            free(s);
+        }
+    }
+}
+
+/* ---- lifecycle ---- */
+
+int bl_cluster_start(bl_node *n)
+{
+    if (!n->cfg.cluster_member) return BL_OK;
+    bl_cluster *c = calloc(1, sizeof(*c));
+    if (!c) return BL_ENOMEM;
+    c->n = n;
+    c->log_cap = n->cfg.event_log_size;
+    c->log = calloc(c->log_cap, sizeof(*c->log));
+    if (!c->log) {
+        free(c);
+        return BL_ENOMEM;
+    }
+    n->cluster = c;
+    static const bl_proc_ops ops = {.on_msg = cluster_msg, .on_call = cluster_call};
+    int rc = bl_spawn(n, "beamlet_cluster", &ops, c, &c->proc);
+    if (rc != BL_OK) return rc;
+    c->self = calloc(1, sizeof(*c->self));
+    if (!c->self) return BL_ENOMEM;
+    member *s = c->self;
+    snprintf(s->node, sizeof(s->node), "%s", n->name);
+    snprintf(s->role, sizeof(s->role), "%s", n->cfg.role);
+    snprintf(s->version, sizeof(s->version), "%s", BL_VERSION);
+    snprintf(s->capabilities, sizeof(s->capabilities), "%s", n->cfg.capabilities);
+    snprintf(s->metadata, sizeof(s->metadata), "%s", n->cfg.metadata);
+    s->is_self = 1;
+    s->epoch = now_ms();
+    s->state = n->cfg.njoin > 0 ? BL_MEMBER_JOINING : BL_MEMBER_ACTIVE;
+    s->state_since = s->last_heard = ev_now(n->loop);
+    HASH_ADD_STR(c->members, node, s);
+    cl_emit(c, BL_EV_NODE_JOINED, s, s->state, s->state);
+    bl_monitor_nodes(n, on_node_event, c);
+    double iv = n->cfg.heartbeat_interval_ms / 4000.0;
+    ev_timer_init(&c->tick, tick_cb, iv, iv);
+    c->tick.data = c;
+    ev_timer_start(n->loop, &c->tick);
+    el_init(c);
+    el_start(c);
+    return disc_start(c);
+}
+
+void bl_cluster_stop(bl_node *n)
+{
+    bl_cluster *c = n->cluster;
+    if (!c || c->stopping) return;
+    c->stopping = 1;
+    /* announce leaving, then left: peers record a graceful exit, not a failure */
+    set_state(c, c->self, BL_MEMBER_LEAVING);
+    broadcast_update(c, c->self, NULL);
+    set_state(c, c->self, BL_MEMBER_LEFT);
+    broadcast_update(c, c->self, NULL);
+    el_stop(c);
+    disc_stop(c);
+    ev_timer_stop(n->loop, &c->tick);
+}
+
+void bl_cluster_free(bl_node *n)
+{
+    bl_cluster *c = n->cluster;
+    if (!c) return;
+    if (!c->stopping) {
+        c->stopping = 1;
+        el_stop(c);
+        disc_stop(c);
+        ev_timer_stop(n->loop, &c->tick);
+    }
+    member *m, *t;
+    HASH_ITER(hh, c->members, m, t)
+    {
+        HASH_DEL(c->members, m);
+        free(m);
+    }
+    rejected *r, *rt;
+    HASH_ITER(hh, c->rejected, r, rt)
+    {
+        HASH_DEL(c->rejected, r);
+        free(r);
+    }
+    csub *s, *st;
+    LL_FOREACH_SAFE(c->subs, s, st) free(s);
+    free(c->log);
+    free(c);
+    n->cluster = NULL;
+}
+
+int cl_is_rejected(bl_cluster *c, const char *node)
+{
+    rejected *r = NULL;
+    HASH_FIND_STR(c->rejected, node, r);
+    return r != NULL;
+}
