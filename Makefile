@@ -51,12 +51,13 @@ $(ASAN)/libbeamlet.a: $(ASAN_OBJ)
 	ar rcs $@ $^
 priv/libbeamlet.a: $(REL)/libbeamlet.a
 	@mkdir -p priv && cp $< $@
-$(REL)/beamlet: c_src/cli/main.c $(REL)/libbeamlet.a
-	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
+CLI_SRC := c_src/cli/main.c c_src/cli/render.c
+$(REL)/beamlet: $(CLI_SRC) c_src/cli/render.h $(REL)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -O2 -g $(CLI_SRC) $(REL)/libbeamlet.a $(LIBS) -o $@
 priv/beamlet: $(REL)/beamlet
 	@mkdir -p priv && cp $< $@
-$(ASAN)/beamlet: c_src/cli/main.c $(ASAN)/libbeamlet.a
-	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
+$(ASAN)/beamlet: $(CLI_SRC) c_src/cli/render.h $(ASAN)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $(CLI_SRC) $(ASAN)/libbeamlet.a $(LIBS) -o $@
 $(REL)/examples/%: examples/%.c $(REL)/libbeamlet.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@

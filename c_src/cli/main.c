@@ -2,6 +2,7 @@
  * join the target's cluster as a short-lived hidden node, ask, print and exit 0 (1 on failure). */
 #include "beamlet/beamlet.h"
 #include "beamlet/config.h"
+#include "render.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,10 @@ static void usage(FILE *out)
             "usage:\n"
             "  beamlet node --sname NAME | --name NAME@HOST [options]   run a node\n"
             "  beamlet ping NODE [--cookie C | --cookie-file F] [--timeout MS]\n"
-            "  beamlet info NODE [--cookie C | --cookie-file F] [--timeout MS]\n"
+            "  beamlet info NODE | stats NODE [--format json] [--cookie C] [--timeout MS]\n"
+            "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
+            "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
+            "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
             "  beamlet version | help\n\n"
             "node options (precedence: JSON file < environment < flags):\n",
             BL_VERSION);
@@ -54,124 +58,133 @@ static int run_node(int argc, char **argv)
 /* ---- admin commands ---- */
 
 typedef struct {
-    const char *cmd;
-    const char *target;
+    const char *cmd;     /* for messages: "ping", "cluster status", ... */
+    const char *target;  /* node asked */
+    const char *proc;    /* registered process called; NULL for ping */
+    const char *request; /* atom sent */
+    int json;            /* --format json */
     unsigned timeout_ms;
     int exit_code;
 } admin;
 
-static void print_info(const char *buf, int index)
+static void render(admin *a, const char *buf, int index)
 {
-    int idx = index, arity;
-    if (ei_decode_map_header(buf, &idx, &arity) < 0) {
-        char *s = NULL;
-        idx = index;
-        ei_s_print_term(&s, buf, &idx);
+    int idx = index;
+    json_t *j = bl_term_to_json(buf, &idx);
+    int tty = isatty(STDOUT_FILENO);
+    if (!j) {
+        printf("?\n");
+    } else if (a->json) {
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+        printf("%s\n", s ? s : "null");
+        free(s);
+    } else if (!strcmp(a->request, "members") && json_is_array(j)) {
+        bl_print_members_table(stdout, j, tty);
+    } else if (!strcmp(a->request, "status") && json_is_object(j)) {
+        bl_print_status(stdout, j, tty);
+    } else if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v)
+        {
+            char *s = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            printf("%-12s %s\n", k, s ? s : json_string_value(v));
+            free(s);
+        }
+    } else {
+        char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
         printf("%s\n", s ? s : "?");
         free(s);
-        return;
     }
-    for (int i = 0; i < arity; i++) {
-        char *k = NULL, *v = NULL;
-        ei_s_print_term(&k, buf, &idx);
-        int type, size;
-        ei_get_type(buf, &idx, &type, &size);
-        if (type == ERL_BINARY_EXT) { /* print binaries as text */
-            char *b = calloc(1, (size_t)size + 1);
-            long bl;
-            ei_decode_binary(buf, &idx, b, &bl);
-            printf("%-12s %s\n", k, b);
-            free(b);
-        } else {
-            ei_s_print_term(&v, buf, &idx);
-            printf("%-12s %s\n", k, v ? v : "?");
-        }
-        free(k);
-        free(v);
-    }
+    json_decref(j);
 }
 
 static void admin_done(bl_proc *p, int status, const char *buf, int index, void *ud)
 {
     admin *a = ud;
     if (status == BL_OK) {
-        if (!strcmp(a->cmd, "ping"))
+        if (!a->proc)
             printf("pong\n");
         else
-            print_info(buf, index);
+            render(a, buf, index);
         a->exit_code = 0;
     } else {
         fprintf(stderr, "beamlet %s: %s: %s\n", a->cmd, a->target,
                 status == BL_ENODEDOWN ? "node not reachable (not running, wrong cookie or host?)"
-                                       : bl_strerror(status));
+                : status == BL_ETIMEOUT ? "no answer in time (is it a beamlet node?)"
+                                        : bl_strerror(status));
         a->exit_code = 1;
     }
     bl_node_stop(bl_proc_node(p));
 }
 
-static int run_admin(const char *cmd, int argc, char **argv)
+/* argv: everything after the command words. Positional NODE or --node NODE. */
+static int run_admin(admin *a, int argc, char **argv)
 {
-    if (argc < 1 || argv[0][0] == '-') {
-        fprintf(stderr, "beamlet %s: which node? usage: beamlet %s NODE@HOST\n", cmd, cmd);
-        return 1;
-    }
-    admin a = {.cmd = cmd, .target = argv[0], .timeout_ms = 5000, .exit_code = 1};
     bl_config cfg;
     bl_config_init(&cfg);
     cfg.publish = 0;
     cfg.cluster_member = 0;
     cfg.log_level = BL_LOG_ERROR;
+    a->timeout_ms = 5000;
     char err[512];
-    const char *at = strchr(a.target, '@');
-    if (!at) {
-        fprintf(stderr, "beamlet %s: '%s' is not a node name NAME@HOST\n", cmd, a.target);
-        return 1;
-    }
-    char name[BL_NODE_LEN];
-    snprintf(name, sizeof(name), "beamlet_cli_%d%s", (int)getpid(), at);
-    bl_config_set(&cfg, strchr(at, '.') ? "name" : "sname", name, err, sizeof(err));
     const char *v;
     if ((v = getenv("COOKIE")) && *v) bl_config_set(&cfg, "cookie", v, err, sizeof(err));
     if ((v = getenv("BEAMLET_LOG_LEVEL")) && *v) bl_config_set(&cfg, "log_level", v, err, sizeof(err));
-    for (int i = 1; i < argc; i++) {
-        if (i + 1 < argc && !strcmp(argv[i], "--cookie")) {
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (arg[0] != '-' && !a->target) {
+            a->target = arg;
+        } else if (!strcmp(arg, "--node") && val) {
+            a->target = argv[++i];
+        } else if (!strcmp(arg, "--cookie") && val) {
             if (bl_config_set(&cfg, "cookie", argv[++i], err, sizeof(err))) goto bad;
-        } else if (i + 1 < argc && !strcmp(argv[i], "--cookie-file")) {
+        } else if (!strcmp(arg, "--cookie-file") && val) {
             if (bl_config_set(&cfg, "cookie_file", argv[++i], err, sizeof(err))) goto bad;
-        } else if (i + 1 < argc && !strcmp(argv[i], "--timeout")) {
-            a.timeout_ms = (unsigned)atoi(argv[++i]);
+        } else if (!strcmp(arg, "--timeout") && val) {
+            a->timeout_ms = (unsigned)atoi(argv[++i]);
+        } else if (!strcmp(arg, "--format") && val && (!strcmp(val, "json") || !strcmp(val, "table"))) {
+            a->json = !strcmp(argv[++i], "json");
         } else {
-            snprintf(err, sizeof(err), "unknown option '%s'", argv[i]);
+            snprintf(err, sizeof(err), "unknown or incomplete option '%s'", arg);
             goto bad;
         }
     }
+    if (!a->target || !strchr(a->target, '@')) {
+        snprintf(err, sizeof(err), "which node? give NAME@HOST (with --node for cluster/nodes)");
+        goto bad;
+    }
+    char name[BL_NODE_LEN];
+    const char *at = strchr(a->target, '@');
+    snprintf(name, sizeof(name), "beamlet_cli_%d%s", (int)getpid(), at);
+    bl_config_set(&cfg, strchr(at, '.') ? "name" : "sname", name, err, sizeof(err));
     bl_node *n;
     int rc = bl_node_new(&cfg, &n);
     if (rc == BL_OK && (rc = bl_node_start(n)) != BL_OK) bl_node_free(n);
     if (rc != BL_OK) {
-        fprintf(stderr, "beamlet %s: cannot start a client node: %s\n", cmd, bl_strerror(rc));
+        fprintf(stderr, "beamlet %s: cannot start a client node: %s\n", a->cmd, bl_strerror(rc));
         return 1;
     }
     bl_proc *p;
     bl_spawn(n, NULL, NULL, NULL, &p);
-    if (!strcmp(cmd, "ping")) {
-        rc = bl_ping(p, a.target, a.timeout_ms, admin_done, &a);
+    if (!a->proc) {
+        rc = bl_ping(p, a->target, a->timeout_ms, admin_done, a);
     } else {
-        char req[16];
+        char req[64];
         int i = 0;
-        ei_encode_atom(req, &i, "info");
-        rc = bl_call(p, NULL, "beamlet", a.target, req, i, a.timeout_ms, admin_done, &a);
+        ei_encode_atom(req, &i, a->request);
+        rc = bl_call(p, NULL, a->proc, a->target, req, i, a->timeout_ms, admin_done, a);
     }
     if (rc != BL_OK) {
-        fprintf(stderr, "beamlet %s: %s: %s\n", cmd, a.target, bl_strerror(rc));
+        fprintf(stderr, "beamlet %s: %s: %s\n", a->cmd, a->target, bl_strerror(rc));
         bl_node_free(n);
         return 1;
     }
     bl_node_run(n);
     bl_node_free(n);
-    return a.exit_code;
+    return a->exit_code;
 bad:
-    fprintf(stderr, "beamlet %s: %s\n", cmd, err);
+    fprintf(stderr, "beamlet %s: %s\n", a->cmd, err);
     return 1;
 }
 
@@ -187,8 +200,30 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "node")) return run_node(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "ping") || !strcmp(argv[1], "info"))
-        return run_admin(argv[1], argc - 2, argv + 2);
+    admin a = {.cmd = argv[1]};
+    if (!strcmp(argv[1], "ping")) return run_admin(&a, argc - 2, argv + 2);
+    if (!strcmp(argv[1], "info")) {
+        a.proc = "beamlet";
+        a.request = "info";
+        return run_admin(&a, argc - 2, argv + 2);
+    }
+    if (!strcmp(argv[1], "stats")) {
+        a.proc = "beamlet";
+        a.request = "stats";
+        return run_admin(&a, argc - 2, argv + 2);
+    }
+    if (argc >= 3 && !strcmp(argv[1], "cluster") && !strcmp(argv[2], "status")) {
+        a = (admin){.cmd = "cluster status", .proc = "beamlet_cluster", .request = "status"};
+        return run_admin(&a, argc - 3, argv + 3);
+    }
+    if (argc >= 3 && !strcmp(argv[1], "cluster") && !strcmp(argv[2], "events")) {
+        a = (admin){.cmd = "cluster events", .proc = "beamlet_cluster", .request = "events", .json = 1};
+        return run_admin(&a, argc - 3, argv + 3);
+    }
+    if (argc >= 3 && !strcmp(argv[1], "nodes") && !strcmp(argv[2], "list")) {
+        a = (admin){.cmd = "nodes list", .proc = "beamlet_cluster", .request = "members"};
+        return run_admin(&a, argc - 3, argv + 3);
+    }
     fprintf(stderr, "beamlet: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

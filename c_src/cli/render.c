@@ -1,0 +1,167 @@
+/* render.c - JSON and tables for the admin commands (see render.h). */
+#include "render.h"
+
+#include <ei.h>
+#include <stdlib.h>
+#include <string.h>
+
+json_t *bl_term_to_json(const char *buf, int *idx)
+{
+    int type, size, arity;
+    if (ei_get_type(buf, idx, &type, &size) < 0) return NULL;
+    switch (type) {
+    case ERL_SMALL_INTEGER_EXT:
+    case ERL_INTEGER_EXT:
+    case ERL_SMALL_BIG_EXT:
+    case ERL_LARGE_BIG_EXT: {
+        long long v;
+        if (ei_decode_longlong(buf, idx, &v) == 0) return json_integer(v);
+        unsigned long long u;
+        if (ei_decode_ulonglong(buf, idx, &u) == 0) return json_real((double)u);
+        ei_skip_term(buf, idx);
+        return json_null();
+    }
+    case ERL_FLOAT_EXT:
+    case NEW_FLOAT_EXT: {
+        double d;
+        ei_decode_double(buf, idx, &d);
+        return json_real(d);
+    }
+    case ERL_ATOM_EXT:
+    case ERL_SMALL_ATOM_EXT:
+    case ERL_ATOM_UTF8_EXT:
+    case ERL_SMALL_ATOM_UTF8_EXT: {
+        char a[MAXATOMLEN_UTF8];
+        ei_decode_atom(buf, idx, a);
+        if (!strcmp(a, "true")) return json_true();
+        if (!strcmp(a, "false")) return json_false();
+        if (!strcmp(a, "undefined")) return json_null();
+        return json_string(a);
+    }
+    case ERL_BINARY_EXT: {
+        char *b = malloc((size_t)size + 1);
+        long len;
+        if (!b) return NULL;
+        ei_decode_binary(buf, idx, b, &len);
+        json_t *s = json_stringn(b, (size_t)len);
+        free(b);
+        return s ? s : json_string("<binary>");
+    }
+    case ERL_MAP_EXT: {
+        json_t *o = json_object();
+        ei_decode_map_header(buf, idx, &arity);
+        for (int i = 0; i < arity; i++) {
+            json_t *k = bl_term_to_json(buf, idx);
+            json_t *v = bl_term_to_json(buf, idx);
+            if (k && json_is_string(k)) json_object_set_new(o, json_string_value(k), v ? v : json_null());
+            else json_decref(v);
+            json_decref(k);
+        }
+        return o;
+    }
+    case ERL_NIL_EXT:
+        ei_skip_term(buf, idx);
+        return json_array();
+    case ERL_STRING_EXT: {
+        char *s = malloc((size_t)size + 1);
+        if (!s) return NULL;
+        ei_decode_string(buf, idx, s);
+        json_t *j = json_string(s);
+        free(s);
+        return j;
+    }
+    case ERL_LIST_EXT:
+    case ERL_SMALL_TUPLE_EXT:
+    case ERL_LARGE_TUPLE_EXT: {
+        json_t *a = json_array();
+        if (type != ERL_LIST_EXT) {
+            ei_decode_tuple_header(buf, idx, &arity);
+            for (int i = 0; i < arity; i++) {
+                json_t *v = bl_term_to_json(buf, idx);
+                json_array_append_new(a, v ? v : json_null());
+            }
+            return a;
+        }
+        /* a list may be built cell by cell: [A | [B | []]]; follow list tails */
+        while (ei_get_type(buf, idx, &type, &size) == 0 && type == ERL_LIST_EXT) {
+            ei_decode_list_header(buf, idx, &arity);
+            for (int i = 0; i < arity; i++) {
+                json_t *v = bl_term_to_json(buf, idx);
+                json_array_append_new(a, v ? v : json_null());
+            }
+        }
+        ei_skip_term(buf, idx); /* [] or an improper tail */
+        return a;
+    }
+    default: { /* pids, refs, funs: their printed form */
+        char *s = NULL;
+        ei_s_print_term(&s, buf, idx);
+        json_t *j = json_string(s ? s : "?");
+        free(s);
+        return j;
+    }
+    }
+}
+
+static const char *colour(const char *state)
+{
+    if (!strcmp(state, "active")) return "\033[32m";
+    if (!strcmp(state, "suspected")) return "\033[33m";
+    if (!strcmp(state, "failed")) return "\033[31m";
+    if (!strcmp(state, "joining")) return "\033[36m";
+    return "\033[90m";
+}
+
+static const char *str(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "-";
+}
+
+static void join_list(json_t *a, char *out, size_t outsz)
+{
+    size_t off = 0, i;
+    json_t *v;
+    out[0] = 0;
+    json_array_foreach(a, i, v) off += (size_t)snprintf(out + off, off < outsz ? outsz - off : 0,
+                                                        "%s%s", i ? "," : "", json_string_value(v) ? json_string_value(v) : "?");
+    if (!out[0]) snprintf(out, outsz, "-");
+}
+
+void bl_print_members_table(FILE *out, json_t *members, int tty)
+{
+    fprintf(out, "%-32s %-12s %-10s %-8s %-10s %-8s %s\n", "NODE", "ROLE", "STATE", "KIND",
+            "LAST_SEEN", "VERSION", "CAPABILITIES");
+    size_t i;
+    json_t *m;
+    json_array_foreach(members, i, m)
+    {
+        const char *state = str(m, "state");
+        char caps[256], seen[32];
+        join_list(json_object_get(m, "capabilities"), caps, sizeof(caps));
+        json_t *ls = json_object_get(m, "last_seen_ms");
+        snprintf(seen, sizeof(seen), "%lld ms", ls ? (long long)json_integer_value(ls) : 0LL);
+        fprintf(out, "%-32s %-12s %s%-10s%s %-8s %-10s %-8s %s\n", str(m, "node"), str(m, "role"),
+                tty ? colour(state) : "", state, tty ? "\033[0m" : "", str(m, "kind"), seen,
+                str(m, "version"), caps);
+    }
+}
+
+void bl_print_status(FILE *out, json_t *s, int tty)
+{
+    const char *health = str(s, "health");
+    json_t *leader = json_object_get(s, "leader");
+    fprintf(out, "cluster   %s\n", str(s, "cluster"));
+    fprintf(out, "node      %s\n", str(s, "node"));
+    fprintf(out, "size      %lld\n", (long long)json_integer_value(json_object_get(s, "size")));
+    fprintf(out, "leader    %s (term %lld)\n", json_is_string(leader) ? json_string_value(leader) : "none",
+            (long long)json_integer_value(json_object_get(s, "term")));
+    fprintf(out, "health    %s%s%s\n", tty ? (strcmp(health, "healthy") ? "\033[31m" : "\033[32m") : "",
+            health, tty ? "\033[0m" : "");
+    fprintf(out, "states   ");
+    const char *order[] = {"joining", "active", "suspected", "failed", "leaving", "left"};
+    json_t *st = json_object_get(s, "states");
+    for (int i = 0; i < 6; i++)
+        fprintf(out, " %s=%lld", order[i], (long long)json_integer_value(json_object_get(st, order[i])));
+    fprintf(out, "\n");
+}
