@@ -74,6 +74,13 @@ build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(HDRS)
 	    c_src/dist/term.c c_src/dist/frame.c c_src/dist/control.c c_src/dist/sendq.c \
 	    -L$(ERL_EI)/lib -lei -lpthread -o $@
 
+# the gossip fuzzer needs the gossip codec and the logger, not the dist sources
+build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/runtime/log.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
+	    c_src/cluster/gossip.c c_src/runtime/log.c \
+	    -L$(ERL_EI)/lib -lei -lev -ljansson -lcrypto -lpthread -o $@
+
 run: deps-run
 	@$(MAKE) --no-print-directory all
 	@pgrep -x epmd >/dev/null || { echo "beamlet: starting epmd"; epmd -daemon; }

@@ -69,6 +69,8 @@ fuzz() {
 run_suite unit unit
 run_suite fuzz fuzz
 [ -x test/integration/run.sh ] && run_suite integration test/integration/run.sh
+[ -x test/cluster/run.sh ] && run_suite cluster test/cluster/run.sh
+[ -x test/integration/gossip_netns.sh ] && run_suite gossip_netns test/integration/gossip_netns.sh
 [ -x erlang_shim/test/run.sh ] && run_suite shim erlang_shim/test/run.sh
 
 # Sanitizer reports from any process of any suite

@@ -311,10 +311,13 @@ static void warn_packet(bl_gossip *g, const struct sockaddr_in *from, size_t len
     slot->last = now;
     char a[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &from->sin_addr, a, sizeof(a));
+    char more[64] = "";
+    if (g->suppressed)
+        snprintf(more, sizeof(more), "; %llu similar warnings suppressed", g->suppressed);
     bl_log(g->n, BL_LOG_WARN,
            "gossip: ignoring %zu-byte packet from %s:%u: %s (next warning for this sender in "
-           "%.0f s; %llu suppressed before)",
-           len, a, (unsigned)ntohs(from->sin_port), why, WARN_PERIOD, g->suppressed);
+           "%.0f s%s)",
+           len, a, (unsigned)ntohs(from->sin_port), why, WARN_PERIOD, more);
     g->suppressed = 0;
 }
 

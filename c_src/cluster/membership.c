@@ -435,6 +435,7 @@ static void merge(bl_cluster *c, const rec *r, const char *via)
         snprintf(m->capabilities, sizeof(m->capabilities), "%s", r->caps);
         snprintf(m->metadata, sizeof(m->metadata), "%s", r->meta);
         if (!bl_is_connected(n, m->node)) bl_connect(n, m->node);
+        broadcast_update(c, m, via); /* new to us: relay once */
         return;
     }
     if (m->is_beam) return;
@@ -535,6 +536,7 @@ static void handle_hello(bl_cluster *c, const char *buf, int idx)
     } else if (m && m->is_beam) { /* listed as BEAM before its hello arrived */
         m->is_beam = 0;
     }
+    int is_new = !m;
     if (!m) {
         m = add_member(c, peer.node, peer.role, BL_MEMBER_ACTIVE);
         if (!m) return;
@@ -552,6 +554,11 @@ static void handle_hello(bl_cluster *c, const char *buf, int idx)
     if (peer.state == BL_MEMBER_ACTIVE || peer.state == BL_MEMBER_JOINING)
         set_state(c, m, BL_MEMBER_ACTIVE);
     if (c->self->state == BL_MEMBER_JOINING) set_state(c, c->self, BL_MEMBER_ACTIVE);
+    if (is_new) { /* it may have joined through us: the others learn of it from us */
+        m->epoch = peer.epoch;
+        m->inc = peer.inc;
+        broadcast_update(c, m, peer.node);
+    }
     /* their members */
     int k;
     if (ei_decode_list_header(buf, &idx, &k) < 0) return;
@@ -814,6 +821,41 @@ static void send_heartbeats(bl_cluster *c)
     ei_x_free(&x);
 }
 
+/* Every 8 heartbeats, the whole member list to one connected member in rotation: whatever a
+ * lost or raced update left out converges anyway. */
+static void anti_entropy(bl_cluster *c)
+{
+    member *m, *t, *pick = NULL;
+    unsigned k = 0, want;
+    HASH_ITER(hh, c->members, m, t)
+    if (!m->is_self && !m->is_beam && bl_is_connected(c->n, m->node)) k++;
+    if (!k) return;
+    want = (unsigned)(c->ticks / 32) % k;
+    k = 0;
+    HASH_ITER(hh, c->members, m, t)
+    {
+        if (m->is_self || m->is_beam || !bl_is_connected(c->n, m->node)) continue;
+        if (k++ == want) {
+            pick = m;
+            break;
+        }
+    }
+    if (!pick) return;
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "bl_update");
+    HASH_ITER(hh, c->members, m, t)
+    {
+        if (m->is_beam) continue;
+        ei_x_encode_list_header(&x, 1);
+        encode_member(c, &x, m, 0);
+    }
+    ei_x_encode_empty_list(&x);
+    (void)cl_send(c, pick->node, &x);
+    ei_x_free(&x);
+}
+
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
@@ -825,6 +867,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     double interval = n->cfg.heartbeat_interval_ms / 1000.0;
     /* the detector runs four times per heartbeat interval so detection is not late by a tick */
     if (++c->ticks % 4 == 1) send_heartbeats(c);
+    if (c->ticks % 32 == 0) anti_entropy(c);
     member *m, *t;
     HASH_ITER(hh, c->members, m, t)
     {

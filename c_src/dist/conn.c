@@ -180,10 +180,13 @@ void bl_conn_close(bl_conn *c, const char *reason)
     }
 }
 
+static int conn_flush(bl_conn *c);
+
 int bl_disconnect(bl_node *n, const char *node)
 {
     bl_conn *c = bl_conn_find(n, node);
     if (!c || c->state != CONN_UP) return BL_ENODEDOWN;
+    (void)conn_flush(c); /* what was sent before the disconnect goes out (best effort) */
     bl_conn_close(c, "disconnected by request");
     return BL_OK;
 }

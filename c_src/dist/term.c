@@ -61,7 +61,7 @@ static int check(const char *cbuf, size_t len, size_t *index, int depth)
             NEED(2);
             uint16_t n = get16(buf + i);
             i += 2;
-            if (n > 255 * 4) return -1;
+            if (n > (tag == 100 ? 255 : 255 * 4)) return -1; /* 255 chars, Latin-1 or UTF-8 */
             NEED(n);
             i += n;
             break;

@@ -1,0 +1,164 @@
+%% @doc Talking to beamlet nodes: connect, call, cast, info, stats.
+%%
+%% This is the implementation behind the {@link beamlet} facade. It lives in its own module because
+%% the Gleam package (also an OTP application named `beamlet') compiles its own `beamlet' module
+%% from `beamlet.gleam'; the Gleam FFI calls this module directly.
+%%
+%% Everything here goes through the `beamlet' process every beamlet node runs (see
+%% docs/protocol.md): a BEAM node cannot monitor a registered name on an ei node (its monitors only
+%% watch the connection), so a plain `gen_server:call({Service, Node}, Req)' to a missing C service
+%% would only time out. {@link call/4} instead asks the node's `beamlet' process to make the call
+%% locally, which answers `{error, noproc}' at once for a missing name.
+-module(beamlet_client).
+
+-export([connect/1, is_beamlet/1, call/3, call/4, cast/3, info/1, info/2, stats/1, stats/2,
+         registered/1, whereis/2]).
+-export([call_timeout_ms/1, map_exit/1]).
+
+-export_type([call_error/0, timeout_ms/0]).
+
+-type call_error() :: nodedown | timeout | noproc.
+-type timeout_ms() :: non_neg_integer() | infinity.
+
+%% Extra time the BEAM caller waits on top of the timeout given to the C node: the C node's own
+%% timer answers `{error, timeout}' first, so the caller normally never times out itself.
+-define(MARGIN_MS, 1000).
+%% Largest timeout the C side takes (an unsigned 32-bit count of milliseconds; kept below 2^31).
+-define(MAX_C_TIMEOUT_MS, 16#7FFFFFFF).
+-define(DEFAULT_TIMEOUT, 5000).
+-define(VERIFY_TIMEOUT, 5000).
+
+%% @doc Connect to `Node' and check that it is a beamlet node (its `beamlet' process answers
+%% `ping'). On success the node's `info' is cached by `beamlet_nodes' (when the application runs),
+%% so it is listed by `beamlet:nodes()' straight away.
+%%
+%% Errors: `not_alive' (this node is not distributed), `nodedown' (cannot connect), `not_beamlet'
+%% (connected, but no `beamlet' process: a BEAM node), `timeout' (connected, no answer: an ei node
+%% that is not a beamlet node, or an overloaded one).
+-spec connect(node()) -> ok | {error, not_alive | nodedown | not_beamlet | timeout}.
+connect(Node) when is_atom(Node) ->
+    case node() of
+        nonode@nohost -> {error, not_alive};
+        Node -> {error, not_beamlet};
+        _ ->
+            case net_kernel:connect_node(Node) of
+                true -> verify(Node);
+                false -> {error, nodedown};
+                ignored -> {error, not_alive}
+            end
+    end.
+
+%% @doc Is `Node' (already connected or not) a beamlet node? Connects if needed.
+-spec is_beamlet(node()) -> boolean().
+is_beamlet(Node) ->
+    connect(Node) =:= ok.
+
+verify(Node) ->
+    try gen_server:call({beamlet, Node}, ping, ?VERIFY_TIMEOUT) of
+        pong ->
+            _ = learn(Node),
+            ok;
+        _ -> {error, not_beamlet}
+    catch
+        exit:{Reason, _} -> {error, verify_error(map_exit(Reason))}
+    end.
+
+verify_error(noproc) -> not_beamlet;
+verify_error(Other) -> Other.
+
+%% Cache the node's info in beamlet_nodes if it runs.
+learn(Node) ->
+    case whereis(beamlet_nodes) of
+        undefined -> ok;
+        _ ->
+            case info(Node) of
+                {ok, Info} -> beamlet_nodes:learn(Node, Info);
+                _ -> ok
+            end
+    end.
+
+%% @equiv call(Node, Service, Request, 5000)
+-spec call(node(), atom(), term()) -> {ok, term()} | {error, call_error() | term()}.
+call(Node, Service, Request) ->
+    call(Node, Service, Request, ?DEFAULT_TIMEOUT).
+
+%% @doc `gen_server:call' to the process registered as `Service' on the beamlet node `Node'.
+%%
+%% Returns `{ok, Reply}', or `{error, Reason}' with Reason:
+%% <ul>
+%% <li>`noproc': no process is registered as `Service' on `Node' (answered at once by the C node),
+%%     or `Node' is a BEAM node (no `beamlet' process there);</li>
+%% <li>`timeout': no reply within `Timeout' milliseconds (the C node's own timer, or this side's
+%%     when the C node does not answer within `Timeout' plus a 1 s margin);</li>
+%% <li>`nodedown': `Node' cannot be reached, or the connection dropped during the call;</li>
+%% <li>anything else the C node answers, e.g. `badarg' or `unknown_request' (an old node).</li>
+%% </ul>
+%% A reply that arrives after this side gave up lands in the caller's mailbox as
+%% `{[alias|Ref], Reply}' (ei nodes cannot reply to an alias); this only happens when the C node
+%% stalls for longer than the margin.
+-spec call(node(), atom(), term(), timeout_ms()) -> {ok, term()} | {error, call_error() | term()}.
+call(Node, Service, Request, Timeout) when is_atom(Node), is_atom(Service) ->
+    Outer = case Timeout of
+                infinity -> infinity;
+                T when is_integer(T), T >= 0 -> T + ?MARGIN_MS
+            end,
+    try gen_server:call({beamlet, Node}, {call, Service, Request, call_timeout_ms(Timeout)}, Outer) of
+        {ok, Reply} -> {ok, Reply};
+        {error, Reason} -> {error, Reason};
+        Other -> {error, {bad_reply, Other}}
+    catch
+        exit:{Reason, _} -> {error, map_exit(Reason)}
+    end.
+
+%% @doc The timeout sent to the C node for a call with `Timeout'.
+-spec call_timeout_ms(timeout_ms()) -> non_neg_integer().
+call_timeout_ms(infinity) -> ?MAX_C_TIMEOUT_MS;
+call_timeout_ms(T) when is_integer(T), T >= 0 -> min(T, ?MAX_C_TIMEOUT_MS).
+
+%% @doc Map the exit reason of a `gen_server:call' to a call error.
+-spec map_exit(term()) -> call_error() | term().
+map_exit({nodedown, _}) -> nodedown;
+map_exit(nodedown) -> nodedown;
+map_exit(noconnection) -> nodedown;
+map_exit(timeout) -> timeout;
+map_exit(noproc) -> noproc;
+map_exit({noproc, _}) -> noproc;
+map_exit(Other) -> Other.
+
+%% @doc `gen_server:cast' to `{Service, Node}'. Always `ok' (like gen_server:cast).
+-spec cast(node(), atom(), term()) -> ok.
+cast(Node, Service, Request) when is_atom(Node), is_atom(Service) ->
+    gen_server:cast({Service, Node}, Request).
+
+%% @equiv info(Node, 5000)
+-spec info(node()) -> {ok, map()} | {error, call_error() | term()}.
+info(Node) -> info(Node, ?DEFAULT_TIMEOUT).
+
+%% @doc The node's `info' map: node, role, cluster, version, uptime_ms, connections, processes,
+%% creation, os_pid, port.
+-spec info(node(), timeout_ms()) -> {ok, map()} | {error, call_error() | term()}.
+info(Node, Timeout) -> builtin(Node, info, Timeout).
+
+%% @equiv stats(Node, 5000)
+-spec stats(node()) -> {ok, map()} | {error, call_error() | term()}.
+stats(Node) -> stats(Node, ?DEFAULT_TIMEOUT).
+
+%% @doc The node's traffic counters and per-connection queues.
+-spec stats(node(), timeout_ms()) -> {ok, map()} | {error, call_error() | term()}.
+stats(Node, Timeout) -> builtin(Node, stats, Timeout).
+
+%% @doc Names registered on the beamlet node.
+-spec registered(node()) -> {ok, [atom()]} | {error, call_error() | term()}.
+registered(Node) -> builtin(Node, registered, ?DEFAULT_TIMEOUT).
+
+%% @doc The pid registered as `Name' on the beamlet node, or `undefined'.
+-spec whereis(node(), atom()) -> {ok, pid() | undefined} | {error, call_error() | term()}.
+whereis(Node, Name) when is_atom(Name) -> builtin(Node, {whereis, Name}, ?DEFAULT_TIMEOUT).
+
+builtin(Node, Req, Timeout) when is_atom(Node) ->
+    try gen_server:call({beamlet, Node}, Req, Timeout) of
+        {error, Reason} -> {error, Reason};
+        Reply -> {ok, Reply}
+    catch
+        exit:{Reason, _} -> {error, map_exit(Reason)}
+    end.

@@ -1,0 +1,223 @@
+%% @doc The Erlang side of the Gleam `beamlet' package: adapts the shim's Erlang shapes to the
+%% shapes Gleam compiles its types to.
+%%
+%% Gleam data on the BEAM: `String' = UTF-8 binary, `Nil' = `nil', `Result' = `{ok, V}' |
+%% `{error, E}', `Option' = `{some, V}' | `none', a record `Name(a, b)' = `{name, A, B}', a
+%% field-less variant = a bare atom (`NodeDown' -> `node_down'), `List' = list, `Dict' = map,
+%% `Int' = integer. Node and service names cross as strings (binaries) and are turned into atoms
+%% here. Every function below is called by an `@external(erlang, "beamlet_gleam_ffi", ...)' in
+%% `src/beamlet.gleam' or `src/beamlet/*.gleam'; keep the two in step (test/beamlet_gleam_ffi_tests.erl
+%% checks the shapes).
+-module(beamlet_gleam_ffi).
+
+-export([start/0, start_distribution/2, call/4, cast/3,
+         connect/1, nodes/0, info/1, stats/1, monitor/2, demonitor/1,
+         start_worker/1, stop_worker/1, which_workers/0,
+         discovery_start/1, discovery_found/1, discovery_refresh/1, discovery_stop/1]).
+-export([call_error/1]).
+
+-type gleam_result(T, E) :: {ok, T} | {error, E}.
+%% Gleam: pub type CallError { NodeDown Timeout NoProc CallFailed(reason: String) }
+-type call_error() :: node_down | timeout | no_proc | {call_failed, binary()}.
+%% Gleam: pub type ConnectError { NotAlive NotBeamlet Unreachable NoAnswer }
+-type connect_error() :: not_alive | not_beamlet | unreachable | no_answer.
+%% Gleam: pub type StartError { AlreadyStarted BinaryNotFound(path: String) StartTimeout
+%%                              StartFailed(reason: String) }
+-type start_error() :: already_started | {binary_not_found, binary()} | start_timeout
+                     | {start_failed, binary()}.
+%% Gleam: Options(name, cookie, role, cluster, join, extra_args, binary, start_timeout)
+-type gleam_option(T) :: {some, T} | none.
+-type worker_options() :: {options, binary(), gleam_option(binary()), gleam_option(binary()),
+                           gleam_option(binary()), [binary()], [binary()],
+                           gleam_option(binary()), integer()}.
+%% Gleam: NodeInfo(node: String, role: String, cluster: String, version: String)
+-type node_info() :: {node_info, binary(), binary(), binary(), binary()}.
+%% Gleam: Info(node, role, cluster, version, uptime_ms, processes, os_pid, port, connections)
+-type info() :: {info, binary(), binary(), binary(), binary(), integer(), integer(), integer(),
+                 integer(), [binary()]}.
+%% gleam_erlang 1.x Subject(message)
+-type subject() :: {subject, pid(), reference()} | {named_subject, atom()}.
+%% Gleam: DiscoveryOptions(hosts: List(String), pattern: Option(String), interval: Int)
+-type discovery_options() :: {discovery_options, [binary()], gleam_option(binary()), integer()}.
+
+%%% ------------------------------------------------------------------ application
+
+%% @doc Start the `beamlet' application (and what it needs).
+-spec start() -> gleam_result(nil, binary()).
+start() ->
+    case application:ensure_all_started(beamlet) of
+        {ok, _} -> {ok, nil};
+        {error, R} -> {error, text(R)}
+    end.
+
+%% @doc Make this VM a distributed node with a short name (when `gleam run' started it without
+%% one) and set its cookie. EPMD must be running (`epmd -daemon').
+-spec start_distribution(binary(), binary()) -> gleam_result(nil, binary()).
+start_distribution(Name, Cookie) ->
+    Res = case node() of
+              nonode@nohost -> net_kernel:start([binary_to_atom(Name, utf8), shortnames]);
+              _ -> {ok, already}
+          end,
+    case Res of
+        {ok, _} ->
+            true = erlang:set_cookie(node(), binary_to_atom(Cookie, utf8)),
+            {ok, nil};
+        {error, R} -> {error, text(R)}
+    end.
+
+%%% ------------------------------------------------------------------ calls
+
+%% @doc `beamlet.call(node, service, request, timeout)'.
+-spec call(binary(), binary(), term(), integer()) -> gleam_result(term(), call_error()).
+call(Node, Service, Request, Timeout) ->
+    case beamlet_client:call(atom(Node), atom(Service), Request, max(0, Timeout)) of
+        {ok, Reply} -> {ok, Reply};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc Erlang call error -> Gleam `CallError'.
+-spec call_error(term()) -> call_error().
+call_error(nodedown) -> node_down;
+call_error(timeout) -> timeout;
+call_error(noproc) -> no_proc;
+call_error(Other) -> {call_failed, text(Other)}.
+
+%% @doc `beamlet.cast(node, service, message)'.
+-spec cast(binary(), binary(), term()) -> nil.
+cast(Node, Service, Msg) ->
+    ok = beamlet_client:cast(atom(Node), atom(Service), Msg),
+    nil.
+
+%%% ------------------------------------------------------------------ nodes
+
+%% @doc `node.connect(node)'.
+-spec connect(binary()) -> gleam_result(nil, connect_error()).
+connect(Node) ->
+    case beamlet_client:connect(atom(Node)) of
+        ok -> {ok, nil};
+        {error, not_alive} -> {error, not_alive};
+        {error, not_beamlet} -> {error, not_beamlet};
+        {error, nodedown} -> {error, unreachable};
+        {error, _} -> {error, no_answer}
+    end.
+
+%% @doc `node.list()'.
+-spec nodes() -> [node_info()].
+nodes() ->
+    [{node_info, bin(N), bin(R), bin(C), bin(V)}
+     || #{node := N, role := R, cluster := C, version := V} <- beamlet_nodes:list()].
+
+%% @doc `node.info(node)'.
+-spec info(binary()) -> gleam_result(info(), call_error()).
+info(Node) ->
+    case beamlet_client:info(atom(Node)) of
+        {ok, I} ->
+            {ok, {info, bin(maps:get(node, I, '')), bin(maps:get(role, I, '')),
+                  bin(maps:get(cluster, I, <<>>)), bin(maps:get(version, I, <<>>)),
+                  maps:get(uptime_ms, I, 0), maps:get(processes, I, 0),
+                  maps:get(os_pid, I, 0), maps:get(port, I, 0),
+                  [bin(C) || C <- maps:get(connections, I, [])]}};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `node.stats(node)': a `Dict(String, Dynamic)'.
+-spec stats(binary()) -> gleam_result(#{binary() => term()}, call_error()).
+stats(Node) ->
+    case beamlet_client:stats(atom(Node)) of
+        {ok, M} -> {ok, maps:fold(fun(K, V, Acc) -> Acc#{bin(K) => V} end, #{}, M)};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `node.monitor(node, subject)': the subject gets the node name (a String) once, when the
+%% connection goes down. Returns the monitor (a reference).
+-spec monitor(binary(), subject()) -> reference().
+monitor(Node, Subject) ->
+    Ref = make_ref(),
+    {Pid, Msg} = case Subject of
+                     {subject, Owner, Tag} -> {Owner, {Tag, Node}};
+                     {named_subject, Name} -> {whereis(Name), {Name, Node}}
+                 end,
+    ok = beamlet_nodes:monitor(atom(Node), Ref, Pid, Msg),
+    Ref.
+
+%% @doc `node.demonitor(monitor)'.
+-spec demonitor(reference()) -> nil.
+demonitor(Ref) ->
+    ok = beamlet_nodes:demonitor(Ref),
+    nil.
+
+%%% ------------------------------------------------------------------ workers
+
+%% @doc `worker.start(options)': the node name on success.
+-spec start_worker(worker_options()) -> gleam_result(binary(), start_error()).
+start_worker({options, Name, Cookie, Role, Cluster, Join, Extra, Binary, StartTimeout}) ->
+    Opts0 = #{name => Name, join => Join, extra_args => Extra, start_timeout => StartTimeout},
+    Opts = lists:foldl(fun({_, none}, M) -> M;
+                          ({K, {some, V}}, M) -> M#{K => V}
+                       end, Opts0, [{cookie, Cookie}, {role, Role}, {cluster, Cluster},
+                                    {binary, Binary}]),
+    case beamlet_worker_sup:start_worker(Opts) of
+        {ok, Node} -> {ok, bin(Node)};
+        {error, {already_started, _}} -> {error, already_started};
+        {error, {already_running, _}} -> {error, already_started};
+        {error, {no_binary, Path}} -> {error, {binary_not_found, bin(Path)}};
+        {error, start_timeout} -> {error, start_timeout};
+        {error, R} -> {error, {start_failed, text(R)}}
+    end.
+
+%% @doc `worker.stop(node)'.
+-spec stop_worker(binary()) -> gleam_result(nil, nil).
+stop_worker(Node) ->
+    case beamlet_worker_sup:stop_worker(atom(Node)) of
+        ok -> {ok, nil};
+        {error, not_found} -> {error, nil}
+    end.
+
+%% @doc `worker.running()': the node names of the running workers.
+-spec which_workers() -> [binary()].
+which_workers() ->
+    [bin(N) || {N, _, _} <- beamlet_worker_sup:which_workers()].
+
+%%% ------------------------------------------------------------------ discovery
+
+%% @doc `discovery.start(options)': an unregistered discovery server linked to the caller.
+-spec discovery_start(discovery_options()) -> gleam_result(pid(), binary()).
+discovery_start({discovery_options, Hosts, Pattern, Interval}) ->
+    Opts0 = #{name => none, hosts => [binary_to_list(H) || H <- Hosts], interval => Interval},
+    Opts = case Pattern of
+               {some, P} -> Opts0#{pattern => P};
+               none -> Opts0
+           end,
+    case beamlet_discovery:start_link(Opts) of
+        {ok, Pid} -> {ok, Pid};
+        {error, R} -> {error, text(R)};
+        ignore -> {error, <<"ignore">>}
+    end.
+
+%% @doc `discovery.found(discovery)'.
+-spec discovery_found(pid()) -> [binary()].
+discovery_found(Pid) ->
+    [bin(N) || N <- beamlet_discovery:found(Pid)].
+
+%% @doc `discovery.refresh(discovery)': poll now, then the nodes found.
+-spec discovery_refresh(pid()) -> [binary()].
+discovery_refresh(Pid) ->
+    [bin(N) || N <- beamlet_discovery:refresh(Pid)].
+
+%% @doc `discovery.stop(discovery)'.
+-spec discovery_stop(pid()) -> nil.
+discovery_stop(Pid) ->
+    unlink(Pid),
+    ok = beamlet_discovery:stop(Pid),
+    nil.
+
+%%% ------------------------------------------------------------------ helpers
+
+atom(B) when is_binary(B) -> binary_to_atom(B, utf8);
+atom(A) when is_atom(A) -> A.
+
+bin(A) when is_atom(A) -> atom_to_binary(A, utf8);
+bin(B) when is_binary(B) -> B;
+bin(L) when is_list(L) -> unicode:characters_to_binary(L).
+
+text(T) -> unicode:characters_to_binary(io_lib:format("~0tp", [T])).

@@ -1,0 +1,99 @@
+%% @doc Use beamlet C nodes from Erlang as if they were BEAM nodes, and run C workers.
+%%
+%% Start the application first (`application:ensure_all_started(beamlet)'); {@link call/4},
+%% {@link cast/3}, {@link connect/1}, {@link info/1} and {@link stats/1} also work without it.
+%%
+%% ```
+%% {ok, _} = application:ensure_all_started(beamlet),
+%% {ok, W} = beamlet:start_worker(#{name => "w1"}),
+%% {ok, pong} = beamlet:call(W, beamlet, ping),
+%% {error, noproc} = beamlet:call(W, no_such_service, hello),
+%% [#{node := W, role := agent}] = beamlet:nodes(),
+%% ok = beamlet:stop_worker(W).
+%% '''
+%%
+%% Call errors are `nodedown', `timeout' and `noproc' (see {@link beamlet_client:call/4}).
+%% Node monitoring: {@link monitor/1} returns a reference; `{beamlet_nodedown, Ref, Node}' is sent
+%% to the caller when the connection to `Node' goes down (at once if it is not connected). It is a
+%% one-shot monitor, like `erlang:monitor/2'; {@link demonitor/1} removes it.
+-module(beamlet).
+-compile({no_auto_import, [nodes/0, demonitor/1]}).
+
+-export([connect/1, nodes/0, monitor/1, demonitor/1, info/1, stats/1, registered/1,
+         call/3, call/4, cast/3,
+         start_worker/1, stop_worker/1, which_workers/0, worker_os_pid/1]).
+
+-export_type([node_info/0, worker_opts/0, call_error/0]).
+
+-type call_error() :: beamlet_client:call_error().
+-type node_info() :: #{node := node(), role := atom(), cluster := binary(), version := binary(),
+                       state := up}.
+-type worker_opts() :: beamlet_worker:opts().
+
+%% @doc Connect to a beamlet node and check that it is one. See {@link beamlet_client:connect/1}.
+-spec connect(node()) -> ok | {error, not_alive | nodedown | not_beamlet | timeout}.
+connect(Node) -> beamlet_client:connect(Node).
+
+%% @doc The connected (hidden or visible) nodes that answer as beamlet nodes, sorted by name.
+%% Needs the application (the list is kept by `beamlet_nodes').
+-spec nodes() -> [node_info()].
+nodes() -> beamlet_nodes:list().
+
+%% @doc Monitor the connection to `Node'. The caller gets `{beamlet_nodedown, Ref, Node}' once,
+%% when the connection goes down, or at once if `Node' is not connected now. Needs the application.
+-spec monitor(node()) -> reference().
+monitor(Node) when is_atom(Node) ->
+    Ref = make_ref(),
+    ok = beamlet_nodes:monitor(Node, Ref, self(), {beamlet_nodedown, Ref, Node}),
+    Ref.
+
+%% @doc Remove a monitor made by {@link monitor/1}; a `beamlet_nodedown' message already sent is
+%% flushed from the caller's mailbox.
+-spec demonitor(reference()) -> ok.
+demonitor(Ref) when is_reference(Ref) ->
+    ok = beamlet_nodes:demonitor(Ref),
+    receive {beamlet_nodedown, Ref, _} -> ok after 0 -> ok end.
+
+%% @doc The node's `info' map (node, role, cluster, version, uptime_ms, connections, processes,
+%% creation, os_pid, port).
+-spec info(node()) -> {ok, map()} | {error, term()}.
+info(Node) -> beamlet_client:info(Node).
+
+%% @doc The node's traffic counters and per-connection send queues.
+-spec stats(node()) -> {ok, map()} | {error, term()}.
+stats(Node) -> beamlet_client:stats(Node).
+
+%% @doc The names registered on the node.
+-spec registered(node()) -> {ok, [atom()]} | {error, term()}.
+registered(Node) -> beamlet_client:registered(Node).
+
+%% @equiv call(Node, Service, Request, 5000)
+-spec call(node(), atom(), term()) -> {ok, term()} | {error, call_error() | term()}.
+call(Node, Service, Request) -> beamlet_client:call(Node, Service, Request).
+
+%% @doc `gen_server:call' to `Service' on `Node', through the node's `beamlet' process.
+%% See {@link beamlet_client:call/4} for the error reasons.
+-spec call(node(), atom(), term(), beamlet_client:timeout_ms()) ->
+          {ok, term()} | {error, call_error() | term()}.
+call(Node, Service, Request, Timeout) -> beamlet_client:call(Node, Service, Request, Timeout).
+
+%% @doc `gen_server:cast({Service, Node}, Request)'.
+-spec cast(node(), atom(), term()) -> ok.
+cast(Node, Service, Request) -> beamlet_client:cast(Node, Service, Request).
+
+%% @doc Start a supervised beamlet worker node (`beamlet node ...' run as a port) and wait until it
+%% answers. See {@link beamlet_worker} for the options and the restart rules.
+-spec start_worker(worker_opts()) -> {ok, node()} | {error, term()}.
+start_worker(Opts) -> beamlet_worker_sup:start_worker(Opts).
+
+%% @doc Stop a worker started by {@link start_worker/1}: SIGTERM, wait for it to exit.
+-spec stop_worker(node()) -> ok | {error, not_found}.
+stop_worker(Node) -> beamlet_worker_sup:stop_worker(Node).
+
+%% @doc The workers this node runs: `[{Node, OsPid, Status}]', Status `starting' or `up'.
+-spec which_workers() -> [{node(), integer() | undefined, starting | up}].
+which_workers() -> beamlet_worker_sup:which_workers().
+
+%% @doc The OS pid of a worker's beamlet process.
+-spec worker_os_pid(node()) -> {ok, integer()} | {error, not_found}.
+worker_os_pid(Node) -> beamlet_worker_sup:os_pid(Node).

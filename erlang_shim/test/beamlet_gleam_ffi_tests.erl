@@ -1,0 +1,181 @@
+%% beamlet_gleam_ffi_tests - the Gleam FFI module called with the argument shapes Gleam compiles
+%% to (String = binary, records = tagged tuples, Option = {some, V} | none, Subject =
+%% {subject, Pid, Ref}) and returning the shapes the Gleam types expect; plus consistency checks
+%% between the .gleam files, the FFI exports and the copied Erlang modules.
+-module(beamlet_gleam_ffi_tests).
+-include_lib("eunit/include/eunit.hrl").
+
+-define(FFI, beamlet_gleam_ffi).
+
+ffi_test_() ->
+    {setup,
+     fun() ->
+             ?assertEqual({ok, nil}, ?FFI:start()),
+             Opts = options(shim_test_util:name("gl"), #{role => {some, <<"monitor">>},
+                                                           cluster => {some, <<"gleamc">>}}),
+             {ok, NodeBin} = ?FFI:start_worker(Opts),
+             NodeBin
+     end,
+     fun(_) -> shim_test_util:stop_all_raw(), shim_test_util:stop_app() end,
+     fun(W) ->
+             [{"start_distribution on a distributed node", fun() ->
+                   ?assertEqual({ok, nil}, ?FFI:start_distribution(<<"ignored">>,
+                                                                    list_to_binary(shim_test_util:cookie())))
+               end},
+              {"call: Ok(Dynamic)", fun() ->
+                   ?assertEqual({ok, pong}, ?FFI:call(W, <<"beamlet">>, ping, 1000)),
+                   ?assertEqual({ok, yes}, ?FFI:call(W, <<"net_kernel">>, {is_auth, node()}, 1000))
+               end},
+              {"call errors: NoProc, Timeout, NodeDown, CallFailed", fun() ->
+                   ?assertEqual({error, no_proc}, ?FFI:call(W, <<"nobody">>, <<"hi">>, 1000)),
+                   ?assertEqual({error, timeout}, ?FFI:call(W, <<"beamlet">>, ping, 0)),
+                   Ghost = atom_to_binary(shim_test_util:node_name(shim_test_util:name("ghost"))),
+                   ?assertEqual({error, node_down}, ?FFI:call(Ghost, <<"beamlet">>, ping, 1000)),
+                   ?assertEqual({call_failed, <<"badarg">>}, ?FFI:call_error(badarg))
+               end},
+              {"cast: Nil", fun() -> ?assertEqual(nil, ?FFI:cast(W, <<"beamlet">>, <<"hi">>)) end},
+              {"connect: Ok(Nil) | Error(Unreachable)", fun() ->
+                   ?assertEqual({ok, nil}, ?FFI:connect(W)),
+                   Ghost = atom_to_binary(shim_test_util:node_name(shim_test_util:name("ghost"))),
+                   ?assertEqual({error, unreachable}, ?FFI:connect(Ghost))
+               end},
+              {"nodes: List(NodeInfo)", fun() ->
+                   ?assert(lists:member({node_info, W, <<"monitor">>, <<"gleamc">>, <<"0.1.0">>},
+                                        ?FFI:nodes())),
+                   [?assertMatch({node_info, <<_/binary>>, <<_/binary>>, <<_/binary>>, <<_/binary>>}, I)
+                    || I <- ?FFI:nodes()]
+               end},
+              {"info: Ok(Info)", fun() ->
+                   {ok, I} = ?FFI:info(W),
+                   ?assertMatch({info, W, <<"monitor">>, <<"gleamc">>, <<_/binary>>, Up, Procs,
+                                 OsPid, Port, [_ | _]}
+                                  when is_integer(Up) andalso is_integer(Procs) andalso
+                                       is_integer(OsPid) andalso is_integer(Port), I),
+                   ?assert(lists:member(atom_to_binary(node()), element(10, I)))
+               end},
+              {"stats: Ok(Dict(String, Dynamic))", fun() ->
+                   {ok, S} = ?FFI:stats(W),
+                   ?assert(is_integer(maps:get(<<"msgs_in">>, S))),
+                   ?assert(lists:all(fun is_binary/1, maps:keys(S)))
+               end},
+              {"monitor/demonitor with a Subject", fun monitor/0},
+              {"workers: running, stop, errors", fun() -> workers(W) end},
+              {"discovery", fun discovery/0}]
+     end}.
+
+%% worker.Options(name, cookie, role, cluster, join, extra_args, binary, start_timeout)
+options(Name, Over) ->
+    M = maps:merge(#{cookie => none, role => none, cluster => none, join => [], extra => [],
+                     binary => none, timeout => 15000}, Over),
+    {options, list_to_binary(Name), maps:get(cookie, M), maps:get(role, M), maps:get(cluster, M),
+     maps:get(join, M), maps:get(extra, M), maps:get(binary, M), maps:get(timeout, M)}.
+
+monitor() ->
+    {N, _} = R = shim_test_util:start_raw("glmon"),
+    NB = atom_to_binary(N),
+    {ok, nil} = ?FFI:connect(NB),
+    Tag = make_ref(),
+    Subject = {subject, self(), Tag},
+    Mon = ?FFI:monitor(NB, Subject),
+    ?assert(is_reference(Mon)),
+    Tag2 = make_ref(),
+    Mon2 = ?FFI:monitor(NB, {subject, self(), Tag2}),
+    ?assertEqual(nil, ?FFI:demonitor(Mon2)),
+    ok = shim_test_util:kill_raw(R),
+    ?assertEqual(NB, receive {Tag, Msg} -> Msg after 5000 -> timeout end),
+    ?assertEqual(none, receive {Tag2, _} -> got after 300 -> none end),
+    %% a named subject ({named_subject, Name}) gets {Name, NodeBin}
+    Name = list_to_atom(shim_test_util:name("subj")),
+    true = register(Name, self()),
+    try
+        _ = ?FFI:monitor(NB, {named_subject, Name}),
+        ?assertEqual(NB, receive {Name, M2} -> M2 after 1000 -> timeout end)
+    after
+        unregister(Name)
+    end.
+
+workers(W) ->
+    ?assert(lists:member(W, ?FFI:which_workers())),
+    ?assertEqual({error, already_started},
+                 ?FFI:start_worker(options(binary_to_list(hd(string:split(W, "@"))), #{}))),
+    ?assertEqual({error, {binary_not_found, <<"/nonexistent/beamlet">>}},
+                 ?FFI:start_worker(options(shim_test_util:name("glnobin"),
+                                           #{binary => {some, <<"/nonexistent/beamlet">>}}))),
+    ?assertMatch({error, {start_failed, <<_/binary>>}},
+                 ?FFI:start_worker(options(shim_test_util:name("glbad"),
+                                           #{extra => [<<"--role">>, <<"bogus">>]}))),
+    {ok, W2} = ?FFI:start_worker(options(shim_test_util:name("gl2"),
+                                         #{cookie => {some, list_to_binary(shim_test_util:cookie())},
+                                           join => [atom_to_binary(node())]})),
+    ?assertEqual({ok, pong}, ?FFI:call(W2, <<"beamlet">>, ping, 1000)),
+    ?assertEqual({ok, nil}, ?FFI:stop_worker(W2)),
+    ?assertEqual({error, nil}, ?FFI:stop_worker(W2)),
+    ?assertNot(lists:member(W2, ?FFI:which_workers())).
+
+discovery() ->
+    G = "gldisc" ++ integer_to_list(erlang:unique_integer([positive])),
+    {N, _} = shim_test_util:start_raw(G),
+    Pattern = list_to_binary("^" ++ shim_test_util:prefix() ++ G),
+    {ok, D} = ?FFI:discovery_start({discovery_options, [], {some, Pattern}, 60000}),
+    try
+        ?assertEqual([atom_to_binary(N)], ?FFI:discovery_refresh(D)),
+        ?assertEqual([atom_to_binary(N)], ?FFI:discovery_found(D))
+    after
+        ?assertEqual(nil, ?FFI:discovery_stop(D))
+    end,
+    ?assertMatch({error, <<_/binary>>},
+                 ?FFI:discovery_start({discovery_options, [], {some, <<"(">>}, 1000})).
+
+%%% ------------------------------------------------------------------ consistency
+
+gleam_dir() ->
+    filename:join([root(), "erlang_shim", "gleam"]).
+
+root() ->
+    case os:getenv("BL_ROOT") of
+        R when is_list(R), R =/= "" -> R;
+        _ -> element(2, file:get_cwd())
+    end.
+
+%% Every @external(erlang, "beamlet_gleam_ffi", "f") in the .gleam sources names an exported
+%% function whose arity is the number of parameters of the Gleam function that follows.
+externals_match_exports_test() ->
+    Files = filelib:wildcard(filename:join(gleam_dir(), "src/**/*.gleam")),
+    ?assert(length(Files) >= 4),
+    Ext = lists:append([externals(F) || F <- Files]),
+    ?assert(length(Ext) >= 15),
+    Exports = ?FFI:module_info(exports),
+    [?assert({F, A, lists:member({F, A}, Exports)} =:= {F, A, true}) || {F, A} <- Ext],
+    %% and every exported FFI function (but call_error/1, a helper) is used from Gleam
+    Used = [{F, A} || {F, A} <- Exports, F =/= module_info, F =/= call_error],
+    ?assertEqual([], Used -- Ext).
+
+externals(File) ->
+    {ok, Bin} = file:read_file(File),
+    Re = "@external\\(erlang, \"beamlet_gleam_ffi\", \"([a-z_]+)\"\\)\\s*pub fn [a-z_]+\\(([^)]*)\\)",
+    case re:run(Bin, Re, [global, {capture, all_but_first, binary}]) of
+        {match, Ms} -> [{binary_to_atom(F), arity(Params)} || [F, Params] <- Ms];
+        nomatch -> []
+    end.
+
+arity(Params) ->
+    case string:trim(Params) of
+        <<>> -> 0;
+        P -> length([X || X <- binary:split(P, <<",">>, [global]), string:trim(X) =/= <<>>])
+    end.
+
+%% The Gleam package carries copies of the shim's Erlang modules (`make gleam-sync`).
+gleam_copies_in_sync_test() ->
+    Srcs = [F || F <- filelib:wildcard(filename:join([root(), "erlang_shim", "src", "*.erl"])),
+                 filename:basename(F) =/= "beamlet.erl"],
+    ?assert(length(Srcs) >= 7),
+    [?assertEqual({F, same}, {F, same(F, filename:join([gleam_dir(), "src", filename:basename(F)]))})
+     || F <- Srcs],
+    %% beamlet.erl must not be there: the Gleam module `beamlet' compiles to it.
+    ?assertNot(filelib:is_file(filename:join([gleam_dir(), "src", "beamlet.erl"]))).
+
+same(A, B) ->
+    case {file:read_file(A), file:read_file(B)} of
+        {{ok, X}, {ok, X}} -> same;
+        _ -> different
+    end.
