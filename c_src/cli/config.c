@@ -38,6 +38,8 @@ static const opt OPTS[] = {
     {"listen_address", "--listen-address", "BEAMLET_LISTEN_ADDRESS", "IPv4 address to listen on (0.0.0.0)"},
     {"listen_port", "--port", "BEAMLET_PORT", "TCP port (0: any)"},
     {"publish", "--publish", "BEAMLET_PUBLISH", "register in EPMD: true/false (true)"},
+    {"exit_on_stdin_eof", "--exit-on-stdin-eof", "BEAMLET_EXIT_ON_STDIN_EOF",
+     "stop when stdin closes (for nodes run as a port): true/false (false)"},
     {"capabilities", "--capabilities", "BEAMLET_CAPABILITIES", "what this node offers, comma separated"},
     {"metadata", "--metadata", "BEAMLET_METADATA", "key=value pairs, comma separated"},
     {"heartbeat_interval_ms", "--heartbeat-interval-ms", "BEAMLET_HEARTBEAT_INTERVAL_MS", "membership heartbeat (1000)"},
@@ -288,8 +290,10 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         snprintf((char *)cfg + STRS[i].off, STRS[i].size, "%s", v);
         return BL_OK;
     }
-    if (!strcmp(key, "epmd_local") || !strcmp(key, "gossip")) {
-        int *dst = key[0] == 'e' ? &cfg->epmd_local : &cfg->gossip;
+    if (!strcmp(key, "epmd_local") || !strcmp(key, "gossip") || !strcmp(key, "exit_on_stdin_eof")) {
+        int *dst = !strcmp(key, "gossip")      ? &cfg->gossip
+                   : !strcmp(key, "epmd_local") ? &cfg->epmd_local
+                                                : &cfg->exit_on_stdin_eof;
         if (!strcmp(v, "true") || !strcmp(v, "1")) *dst = 1;
         else if (!strcmp(v, "false") || !strcmp(v, "0")) *dst = 0;
         else return fail(err, errlen, key, "'%s' is not true or false", v);

@@ -131,7 +131,10 @@ static void proxy_done(bl_proc *p, int status, const char *buf, int index, void 
         ei_x_append_buf(&r, buf + index, end - index);
     } else {
         ei_x_encode_atom(&r, "error");
-        ei_x_encode_atom(&r, status == BL_ETIMEOUT ? "timeout" : "noproc");
+        ei_x_encode_atom(&r, status == BL_ETIMEOUT    ? "timeout"
+                             : status == BL_ENODEDOWN ? "nodedown"
+                             : status == BL_ENOPROC   ? "noproc"
+                                                      : "failed");
     }
     bl_reply(bl_proc_node(p), &px->from, r.buff, r.index);
     ei_x_free(&r);
@@ -146,7 +149,8 @@ static int proxy_call(bl_proc *self, const bl_from *from, const char *buf, int j
     int req = j;
     if (ei_skip_term(buf, &j) < 0) return -1;
     int req_len = j - req;
-    if (ei_decode_long(buf, &j, &tmo) < 0 || tmo < 0) return -1;
+    /* a timeout beyond 2^31-1 ms (24 days) is refused rather than wrapped */
+    if (ei_decode_long(buf, &j, &tmo) < 0 || tmo < 0 || tmo > 0x7fffffffL) return -1;
     proxy *px = malloc(sizeof(*px));
     if (!px) return -1;
     px->from = *from;
@@ -155,7 +159,10 @@ static int proxy_call(bl_proc *self, const bl_from *from, const char *buf, int j
     free(px);
     ei_x_encode_tuple_header(reply, 2);
     ei_x_encode_atom(reply, "error");
-    ei_x_encode_atom(reply, rc == BL_ENOPROC ? "noproc" : "badarg");
+    ei_x_encode_atom(reply, rc == BL_ENOPROC ? "noproc"
+                            : rc == BL_EBUSY ? "busy"
+                            : rc == BL_ENOMEM ? "enomem"
+                                              : "badarg");
     return 0;
 }
 
@@ -195,6 +202,9 @@ static int beamlet_call(bl_proc *self, const bl_from *from, const char *buf, int
             int rc = proxy_call(self, from, buf, j, reply);
             if (rc >= 0) return rc;
             reply->index = 0;
+            ei_x_encode_tuple_header(reply, 2);
+            ei_x_encode_atom(reply, "error");
+            return ei_x_encode_atom(reply, "badarg");
         }
     }
     ei_x_encode_tuple_header(reply, 2);

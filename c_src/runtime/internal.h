@@ -139,6 +139,7 @@ struct bl_node {
     int listen_fd, listen_port, epmd_fd;
     ev_io listen_io;
     ev_signal sig_term, sig_int;
+    ev_io stdin_io;
     ev_timer tick_timer;
     ev_idle idle;
     ev_check check;

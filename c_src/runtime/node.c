@@ -190,6 +190,19 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     bl_conn_tick_all(w->data);
 }
 
+/* A node run as a port by BEAM: the port closes our stdin when its owner dies. */
+static void stdin_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    bl_node *n = w->data;
+    char buf[512];
+    ssize_t r = read(w->fd, buf, sizeof(buf));
+    if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EINTR))) return; /* input is ignored */
+    ev_io_stop(loop, w);
+    bl_log(n, BL_LOG_INFO, "stdin closed: stopping");
+    bl_node_stop(n);
+}
+
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop;
@@ -316,6 +329,11 @@ int bl_node_start(bl_node *n)
     ev_check_start(n->loop, &n->check);
     ev_signal_start(n->loop, &n->sig_term);
     ev_signal_start(n->loop, &n->sig_int);
+    if (n->cfg.exit_on_stdin_eof) {
+        ev_io_init(&n->stdin_io, stdin_cb, STDIN_FILENO, EV_READ);
+        n->stdin_io.data = n;
+        ev_io_start(n->loop, &n->stdin_io);
+    }
 
     int rc = bl_builtin_start(n);
     if (rc == BL_OK) rc = bl_cluster_start(n);

@@ -77,6 +77,7 @@ typedef struct bl_config {
     char listen_address[64];         /* IPv4 address to listen on (default 0.0.0.0) */
     int listen_port;                 /* 0: any */
     int publish;                     /* register with EPMD (default 1) */
+    int exit_on_stdin_eof;           /* stop when stdin closes: a supervising port went away */
 
     /* cluster membership, failure detection, election (docs/cluster.md) */
     int cluster_member;              /* run beamlet_cluster and discovery (default 1; 0 for tools) */

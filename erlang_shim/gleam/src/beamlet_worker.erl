@@ -128,8 +128,9 @@ args(Opts = #{name := Name0}) ->
                Seeds -> ["--join", lists:join(",", [str(J) || J <- Seeds])]
            end,
     Extra = [str(E) || E <- maps:get(extra_args, Opts, [])],
+    %% the port is the worker's stdin: when this VM dies, however abruptly, the worker stops too
     Args = ["node" | NameArgs] ++ Tick ++ Opt(role, "--role") ++ Opt(cluster, "--cluster")
-        ++ [lists:flatten(J) || J <- Join] ++ Extra,
+        ++ [lists:flatten(J) || J <- Join] ++ ["--exit-on-stdin-eof", "true"] ++ Extra,
     {Node, resolve_binary(Opts), Args}.
 
 %% @doc The beamlet executable for `Opts': option `binary', env BEAMLET_BIN, app env
