@@ -14,7 +14,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 GCC_WARN := -Wno-format-truncation
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -D_REENTRANT -pthread $(WARN) -Iinclude -I$(ERL_EI)/include
 CFLAGS_GCC := $(BASE_CFLAGS) $(GCC_WARN)
-LIBS := -L$(ERL_EI)/lib -lei -lev -ljansson -lcrypto -lpthread -lm
+LIBS := -L$(ERL_EI)/lib -lei -lev -ljansson -lpthread -lm -ldl
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c) c_src/cli/config.c
@@ -50,12 +50,12 @@ $(REL)/libbeamlet.a: $(REL_OBJ)
 $(ASAN)/libbeamlet.a: $(ASAN_OBJ)
 	ar rcs $@ $^
 priv/libbeamlet.a: $(REL)/libbeamlet.a
-	@mkdir -p priv && cp $< $@
+	@mkdir -p priv && cp $< $@.tmp && mv -f $@.tmp $@
 CLI_SRC := c_src/cli/main.c c_src/cli/render.c
 $(REL)/beamlet: $(CLI_SRC) c_src/cli/render.h $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $(CLI_SRC) $(REL)/libbeamlet.a $(LIBS) -o $@
 priv/beamlet: $(REL)/beamlet
-	@mkdir -p priv && cp $< $@
+	@mkdir -p priv && cp $< $@.tmp && mv -f $@.tmp $@
 $(ASAN)/beamlet: $(CLI_SRC) c_src/cli/render.h $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $(CLI_SRC) $(ASAN)/libbeamlet.a $(LIBS) -o $@
 $(REL)/examples/%: examples/%.c $(REL)/libbeamlet.a
@@ -75,11 +75,11 @@ build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(HDRS)
 	    -L$(ERL_EI)/lib -lei -lpthread -o $@
 
 # the gossip fuzzer needs the gossip codec and the logger, not the dist sources
-build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/runtime/log.c $(HDRS)
+build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/cluster/crypto.c c_src/runtime/log.c $(HDRS)
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
-	    c_src/cluster/gossip.c c_src/runtime/log.c \
-	    -L$(ERL_EI)/lib -lei -lev -ljansson -lcrypto -lpthread -o $@
+	    c_src/cluster/gossip.c c_src/cluster/crypto.c c_src/runtime/log.c \
+	    -L$(ERL_EI)/lib -lei -lev -ljansson -ldl -lpthread -o $@
 
 run: deps-run
 	@$(MAKE) --no-print-directory all

@@ -42,8 +42,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/rand.h>
+#include "crypto.h"
 
 #define PREFIX "heartbeat::"
 #define PREFIX_LEN 11
@@ -84,7 +83,8 @@ struct bl_gossip {
 static int derive_key(const char *secret, unsigned char key[KEY_LEN])
 {
     unsigned int mdlen = 0;
-    if (EVP_Digest(secret, strlen(secret), key, &mdlen, EVP_sha256(), NULL) != 1) return -1;
+    const bl_crypto *cr = bl_crypto_get();
+    if (!cr || cr->Digest(secret, strlen(secret), key, &mdlen, cr->sha256(), NULL) != 1) return -1;
     return mdlen == KEY_LEN ? 0 : -1;
 }
 
@@ -133,13 +133,14 @@ static int encode_with_key(const char *node, const unsigned char *key, unsigned 
     if (plen < 0) return -1;
     size_t need = IV_LEN + ((size_t)plen / 16 + 1) * 16; /* PKCS#7 always adds 1..16 bytes */
     if (need > outsz) return -1;
-    if (RAND_bytes(out, IV_LEN) != 1) return -1;
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    const bl_crypto *cr = bl_crypto_get();
+    if (!cr || cr->RAND_bytes(out, IV_LEN) != 1) return -1;
+    EVP_CIPHER_CTX *ctx = cr->CTX_new();
     if (!ctx) return -1;
-    int l1 = 0, l2 = 0, ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, key, out) == 1 &&
-                             EVP_EncryptUpdate(ctx, out + IV_LEN, &l1, plain, plen) == 1 &&
-                             EVP_EncryptFinal_ex(ctx, out + IV_LEN + l1, &l2) == 1;
-    EVP_CIPHER_CTX_free(ctx);
+    int l1 = 0, l2 = 0, ok = cr->EncryptInit_ex(ctx, cr->aes_256_cbc(), NULL, key, out) == 1 &&
+                             cr->EncryptUpdate(ctx, out + IV_LEN, &l1, plain, plen) == 1 &&
+                             cr->EncryptFinal_ex(ctx, out + IV_LEN + l1, &l2) == 1;
+    cr->CTX_free(ctx);
     if (!ok || (size_t)(IV_LEN + l1 + l2) != need) return -1;
     return (int)need;
 }
@@ -151,7 +152,7 @@ int bl_gossip_encode(const char *node, const char *secret, unsigned char *out, s
     int keyed = secret && secret[0];
     if (keyed && derive_key(secret, key)) return -1;
     int r = encode_with_key(node, keyed ? key : NULL, out, outsz);
-    OPENSSL_cleanse(key, sizeof(key));
+    explicit_bzero(key, sizeof(key));
     return r;
 }
 
@@ -237,16 +238,21 @@ static int decode_with_key(const unsigned char *pkt, size_t len, const unsigned 
         return -1;
     }
     unsigned char plain[MAX_PKT + 16];
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    const bl_crypto *cr = bl_crypto_get();
+    if (!cr) {
+        *why = "libcrypto.so.3 not available";
+        return -1;
+    }
+    EVP_CIPHER_CTX *ctx = cr->CTX_new();
     if (!ctx) {
         *why = "out of memory";
         return -1;
     }
     int l1 = 0, l2 = 0;
-    int ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, key, pkt) == 1 &&
-             EVP_DecryptUpdate(ctx, plain, &l1, pkt + IV_LEN, (int)(len - IV_LEN)) == 1 &&
-             EVP_DecryptFinal_ex(ctx, plain + l1, &l2) == 1;
-    EVP_CIPHER_CTX_free(ctx);
+    int ok = cr->DecryptInit_ex(ctx, cr->aes_256_cbc(), NULL, key, pkt) == 1 &&
+             cr->DecryptUpdate(ctx, plain, &l1, pkt + IV_LEN, (int)(len - IV_LEN)) == 1 &&
+             cr->DecryptFinal_ex(ctx, plain + l1, &l2) == 1;
+    cr->CTX_free(ctx);
     if (!ok) {
         *why = len >= PREFIX_LEN && memcmp(pkt, PREFIX, PREFIX_LEN) == 0
                    ? "plaintext heartbeat but a gossip secret is set"
@@ -258,7 +264,7 @@ static int decode_with_key(const unsigned char *pkt, size_t len, const unsigned 
         *why = "plaintext heartbeat but a gossip secret is set";
     else if (r && (size_t)(l1 + l2) >= PREFIX_LEN && memcmp(plain, PREFIX, PREFIX_LEN) != 0)
         *why = "decrypted to garbage (wrong secret?)";
-    OPENSSL_cleanse(plain, sizeof(plain));
+    explicit_bzero(plain, sizeof(plain));
     return r;
 }
 
@@ -270,7 +276,7 @@ int bl_gossip_decode(const unsigned char *pkt, size_t len, const char *secret, c
     int keyed = secret && secret[0];
     if (keyed && derive_key(secret, key)) return -1;
     int r = decode_with_key(pkt, len, keyed ? key : NULL, node, nodesz, &why);
-    OPENSSL_cleanse(key, sizeof(key));
+    explicit_bzero(key, sizeof(key));
     return r;
 }
 
@@ -384,7 +390,7 @@ static bl_gossip *fail(bl_gossip *g, char *err, size_t errlen, const char *what)
 {
     if (err && errlen) snprintf(err, errlen, "gossip: %s: %s", what, strerror(errno));
     if (g->fd >= 0) close(g->fd);
-    OPENSSL_cleanse(g->key, sizeof(g->key));
+    explicit_bzero(g->key, sizeof(g->key));
     free(g);
     return NULL;
 }
@@ -491,6 +497,6 @@ void bl_gossip_stop(bl_gossip *g)
     ev_io_stop(g->n->loop, &g->rio);
     ev_timer_stop(g->n->loop, &g->timer);
     close(g->fd);
-    OPENSSL_cleanse(g->key, sizeof(g->key));
+    explicit_bzero(g->key, sizeof(g->key));
     free(g);
 }

@@ -142,8 +142,10 @@ int bl_send_name(bl_proc *from, const char *name, const char *node, const char *
     if (rc != BL_OK) return rc;
     if (!name || !name[0] || strlen(name) >= BL_NAME_LEN) return BL_EINVAL;
     bl_node *n = from->n;
-    if (!node || bl_is_local_node(n, node))
+    if (!node || bl_is_local_node(n, node)) { /* like BEAM's badarg for Name ! Msg */
+        if (!bl_whereis(n, name)) return BL_ENOPROC;
         return local_enqueue(n, LOCAL_MSG, NULL, name, &from->pid, msg, len);
+    }
     bl_ctl c = {.op = BL_CTL_REG_SEND, .from = from->pid};
     snprintf(c.toname, sizeof(c.toname), "%s", name);
     if (bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0) return BL_EINVAL;

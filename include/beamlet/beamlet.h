@@ -172,7 +172,8 @@ void bl_exit(bl_proc *p, const char *reason);
 /* ---- sending ---- */
 /* msg/len: a term with version byte. */
 int bl_send(bl_proc *from, const bl_pid *to, const char *msg, int len);
-/* node == NULL or our own name: local registered process. */
+/* node == NULL or our own name: local registered process (BL_ENOPROC if none). A remote name
+ * that does not exist is dropped by the receiving node, as in BEAM. */
 int bl_send_name(bl_proc *from, const char *name, const char *node, const char *msg, int len);
 
 /* ---- links ---- */
@@ -187,7 +188,10 @@ int bl_reply(bl_node *n, const bl_from *from, const char *reply, int len);
 typedef void (*bl_call_cb)(bl_proc *p, int status, const char *buf, int index, void *ud);
 
 /* gen_server:call(Dest, Request) from C, asynchronously. Dest is to_pid if non-NULL, else
- * {name, node}. req: a term body. Never blocks; cb runs exactly once (reply, timeout, nodedown). */
+ * {name, node}. req: a term body. Never blocks. On BL_OK, cb runs once (reply, BL_ETIMEOUT,
+ * BL_ENODEDOWN, or BL_ENOPROC for a missing server on a C node) -- unless p ends first: then the
+ * call is dropped without running cb, so free whatever ud holds in p's on_terminate.
+ * On an error return cb never runs. */
 int bl_call(bl_proc *p, const bl_pid *to_pid, const char *name, const char *node, const char *req,
             int reqlen, unsigned timeout_ms, bl_call_cb cb, void *ud);
 /* gen_server:cast. */
