@@ -79,7 +79,7 @@ build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/clu
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
 	    c_src/cluster/gossip.c c_src/cluster/crypto.c c_src/runtime/log.c \
-	    -L$(ERL_EI)/lib -lei -lev -ljansson -ldl -lpthread -o $@
+	    -L$(ERL_EI)/lib -lei -lev -ljansson -lcrypto -ldl -lpthread -o $@
 
 run: deps-run
 	@$(MAKE) --no-print-directory all
@@ -93,9 +93,15 @@ test: deps
 	@$(MAKE) --no-print-directory test-build
 	@test/run_all.sh
 
+$(REL)/bench_node: test/bench/bench_node.c $(REL)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
+$(REL)/bench_epmd_wait: test/bench/epmd_wait.c
+	$(CC) $(CFLAGS_GCC) -O2 -g $< -o $@
+
 bench: deps
-	@$(MAKE) --no-print-directory all $(REL)/test_worker
+	@$(MAKE) --no-print-directory all $(REL)/bench_node $(REL)/bench_epmd_wait
 	@test/bench/run.sh
+	@test/bench/cluster_bench.sh
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)

@@ -93,13 +93,27 @@ json_t *bl_term_to_json(const char *buf, int *idx)
         ei_skip_term(buf, idx); /* [] or an improper tail */
         return a;
     }
-    default: { /* pids, refs, funs: their printed form */
-        char *s = NULL;
-        ei_s_print_term(&s, buf, idx);
-        json_t *j = json_string(s ? s : "?");
-        free(s);
-        return j;
+    case ERL_PID_EXT:
+    case ERL_NEW_PID_EXT: {
+        erlang_pid p;
+        char s[MAXATOMLEN_UTF8 + 64];
+        if (ei_decode_pid(buf, idx, &p) < 0) return NULL;
+        snprintf(s, sizeof(s), "<%s.%u.%u>", p.node, p.num, p.serial);
+        return json_string(s);
     }
+    case ERL_NEW_REFERENCE_EXT:
+    case ERL_NEWER_REFERENCE_EXT: {
+        erlang_ref r;
+        char s[MAXATOMLEN_UTF8 + 64];
+        if (ei_decode_ref(buf, idx, &r) < 0) return NULL;
+        snprintf(s, sizeof(s), "#Ref<%s.%u.%u.%u>", r.node, r.n[0], r.len > 1 ? r.n[1] : 0,
+                 r.len > 2 ? r.n[2] : 0);
+        return json_string(s);
+    }
+    default: /* funs, ports, bit strings: not rendered (ei_s_print_term has a fixed 2000-byte
+              * buffer, so remote terms never go through it) */
+        if (ei_skip_term(buf, idx) < 0) return NULL;
+        return json_string("<term>");
     }
 }
 

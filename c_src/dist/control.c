@@ -2,6 +2,7 @@
 #include "control.h"
 #include "term.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #define PASS_THROUGH 112
@@ -88,7 +89,8 @@ static int decode_proc(const char *b, int *idx, erlang_pid *pid, int *is_pid, ch
 
 int bl_ctl_decode(const char *p, size_t len, bl_ctl *out)
 {
-    memset(out, 0, sizeof(*out));
+    memset(out, 0, offsetof(bl_ctl, from)); /* the hot path: not the 5 KB of pids and names */
+    out->toname[0] = 0;
     if (len < 3 || (unsigned char)p[0] != PASS_THROUGH || (unsigned char)p[1] != VERSION)
         return BL_CTL_EMALFORMED;
     size_t end = 2;
@@ -138,16 +140,20 @@ int bl_ctl_decode(const char *p, size_t len, bl_ctl *out)
             if (ei_decode_ulonglong(p, &idx, &out->unlink_id) < 0) return BL_CTL_EMALFORMED;
             break;
         case F_REASON: {
-            int start = idx;
-            if (ei_skip_term(p, &idx) < 0) return BL_CTL_EMALFORMED;
+            size_t start = (size_t)idx, j = start;
+            if (bl_term_check(p, end, &j) != 0) return BL_CTL_EMALFORMED;
             out->has_reason = 1;
-            out->reason_off = (size_t)start;
-            out->reason_len = (size_t)(idx - start);
+            out->reason_off = start;
+            out->reason_len = j - start;
+            idx = (int)j;
             break;
         }
-        default: /* F_SKIP */
-            if (ei_skip_term(p, &idx) < 0) return BL_CTL_EMALFORMED;
+        default: { /* F_SKIP: iterative, never ei_skip_term's recursion */
+            size_t j = (size_t)idx;
+            if (bl_term_check(p, end, &j) != 0) return BL_CTL_EMALFORMED;
+            idx = (int)j;
             break;
+        }
         }
     }
     if ((size_t)idx != end) return BL_CTL_EMALFORMED;

@@ -32,18 +32,20 @@ enum {
     BL_CTL_UNLINK_ID_ACK = 36,
 };
 
+/* Small fields first: decoding clears only those (the pid, ref and name fields are over 5 KB
+ * together and are valid only when their has_* flag says so). */
 typedef struct bl_ctl {
     long op;
     int has_from, has_to, has_toname, has_ref, has_reason, has_msg;
-    erlang_pid from;
-    erlang_pid to;
-    char toname[MAXATOMLEN_UTF8]; /* REG_SEND target, or MONITOR_P by name */
-    erlang_ref ref;
     unsigned long long unlink_id;
     /* offsets into the frame payload: the reason term (no version byte) and the message term
      * (index just after its version byte; the term ends at msg_end) */
     size_t reason_off, reason_len;
     size_t msg_off, msg_end;
+    erlang_pid from;
+    erlang_pid to;
+    char toname[MAXATOMLEN_UTF8]; /* REG_SEND target, or MONITOR_P by name */
+    erlang_ref ref;
 } bl_ctl;
 
 enum {

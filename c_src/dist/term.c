@@ -1,9 +1,12 @@
 /* term.c - bounds-checked walk over Erlang external term format (see term.h).
  *
- * Iterative, so hostile nesting cannot overflow the C stack: `pending` counts the terms still to
- * read; only funs (free variables) and the node atom of pids/refs recurse, bounded by MAX_DEPTH.
- * Every term needs at least one byte, so pending can never legitimately exceed the bytes
- * left, which bounds it. */
+ * Iterative, with an explicit stack of "children left" per open container, so hostile input can
+ * neither overflow the C stack here nor pass terms that would overflow it later: ei's own
+ * decoders (ei_skip_term, ei_print_term, ...) recurse once per nesting level, list tails
+ * included, so terms nested deeper than BL_TERM_MAX_DEPTH are refused. The total of children
+ * still expected can never exceed the bytes left (every term needs at least one byte), which
+ * bounds absurd counts. Only the node atom of pids/refs/ports and the parts of funs recurse, and
+ * funs only to a small depth. */
 #include "term.h"
 
 #include <stdint.h>
@@ -21,23 +24,51 @@ static uint16_t get16(const unsigned char *p) { return (uint16_t)((p[0] << 8) | 
         if ((size_t)(n) > len - i) return -1;                                                      \
     } while (0)
 
-/* Funs nest through their free variables; they are the only recursion, so bound it. */
-#define MAX_DEPTH 16
+#define MAX_FUN_DEPTH 8
 
-static int check(const char *cbuf, size_t len, size_t *index, int depth)
+/* One atom at *index, bounded. */
+static int skip_atom(const unsigned char *buf, size_t len, size_t *index)
+{
+    size_t i = *index;
+    NEED(1);
+    unsigned char tag = buf[i++];
+    size_t n;
+    if (tag == 100 || tag == 118) {
+        NEED(2);
+        n = get16(buf + i);
+        i += 2;
+        if (n > (tag == 100 ? 255u : 255u * 4)) return -1; /* 255 characters */
+    } else if (tag == 115 || tag == 119) {
+        NEED(1);
+        n = buf[i++];
+    } else {
+        return -1;
+    }
+    NEED(n);
+    *index = i + n;
+    return 0;
+}
+
+static int check(const char *cbuf, size_t len, size_t *index, int fun_depth)
 {
     const unsigned char *buf = (const unsigned char *)cbuf;
     size_t i = *index;
-    uint64_t pending = 1;
+    uint32_t left[BL_TERM_MAX_DEPTH + 1]; /* children still to read, per open container */
+    int sp = 0;
+    uint64_t pending = 1; /* all children still to read, over all levels */
 
-    if (depth > MAX_DEPTH) return -1;
-
-    if (i > len) return -1;
-    while (pending > 0) {
-        if (pending > len - i) return -1;
+    if (i > len || fun_depth > MAX_FUN_DEPTH) return -1;
+    left[0] = 1;
+    while (sp >= 0) {
+        if (left[sp] == 0) {
+            sp--;
+            continue;
+        }
+        left[sp]--;
         pending--;
         NEED(1);
         unsigned char tag = buf[i++];
+        uint64_t kids = 0;
         switch (tag) {
         case 97: /* SMALL_INTEGER */
             NEED(1);
@@ -47,9 +78,9 @@ static int check(const char *cbuf, size_t len, size_t *index, int depth)
             NEED(4);
             i += 4;
             break;
-        case 99: /* FLOAT (string form) */
+        case 99: /* FLOAT (string form): ei reads it as a C string, so it must hold a NUL */
             NEED(31);
-            if (!memchr(buf + i, 0, 31)) return -1; /* ei's sscanf would read past the term */
+            if (!memchr(buf + i, 0, 31)) return -1;
             i += 31;
             break;
         case 70: /* NEW_FLOAT */
@@ -57,63 +88,32 @@ static int check(const char *cbuf, size_t len, size_t *index, int depth)
             i += 8;
             break;
         case 100: /* ATOM_EXT (latin1) */
-        case 118: /* ATOM_UTF8 */ {
-            NEED(2);
-            uint16_t n = get16(buf + i);
-            i += 2;
-            if (n > (tag == 100 ? 255 : 255 * 4)) return -1; /* 255 chars, Latin-1 or UTF-8 */
-            NEED(n);
-            i += n;
-            break;
-        }
+        case 118: /* ATOM_UTF8 */
         case 115: /* SMALL_ATOM */
-        case 119: /* SMALL_ATOM_UTF8 */ {
-            NEED(1);
-            uint8_t n = buf[i++];
-            NEED(n);
-            i += n;
+        case 119: /* SMALL_ATOM_UTF8 */
+            i--;
+            if (skip_atom(buf, len, &i) != 0) return -1;
             break;
-        }
         case 103: /* PID: node, id(4), serial(4), creation(1) */
-        case 88: /* NEW_PID: node, id(4), serial(4), creation(4) */
+        case 88:  /* NEW_PID: node, id(4), serial(4), creation(4) */
         case 102: /* PORT: node, id(4), creation(1) */
-        case 89: /* NEW_PORT: node, id(4), creation(4) */
-        case 120: /* V4_PORT: node, id(8), creation(4) */ {
-            size_t j = i;
-            /* the node is always an atom: one bounded non-recursive step */
-            NEED(1);
-            unsigned char at = buf[j];
-            if (at != 100 && at != 118 && at != 115 && at != 119) return -1;
-            if (check(cbuf, len, &j, depth + 1) != 0) return -1;
-            i = j;
-            size_t tail = tag == 103 ? 9 : tag == 88 ? 12 : tag == 102 ? 5 : tag == 89 ? 8 : 12;
+        case 89:  /* NEW_PORT: node, id(4), creation(4) */
+        case 120: /* V4_PORT: node, id(8), creation(4) */
+        case 101: /* REFERENCE (old): node, id(4), creation(1) */ {
+            if (skip_atom(buf, len, &i) != 0) return -1;
+            size_t tail = tag == 103 ? 9 : tag == 88 ? 12 : tag == 102 ? 5 : tag == 89 ? 8
+                        : tag == 120 ? 12 : 5;
             NEED(tail);
             i += tail;
             break;
         }
-        case 101: /* REFERENCE (old): node, id(4), creation(1) */ {
-            size_t j = i;
-            NEED(1);
-            unsigned char at = buf[j];
-            if (at != 100 && at != 118 && at != 115 && at != 119) return -1;
-            if (check(cbuf, len, &j, depth + 1) != 0) return -1;
-            i = j;
-            NEED(5);
-            i += 5;
-            break;
-        }
         case 114: /* NEW_REFERENCE: len(2), node, creation(1), ids(4*len) */
-        case 90: /* NEWER_REFERENCE: len(2), node, creation(4), ids(4*len) */ {
+        case 90:  /* NEWER_REFERENCE: len(2), node, creation(4), ids(4*len) */ {
             NEED(2);
             uint16_t n = get16(buf + i);
             i += 2;
             if (n > 5) return -1;
-            size_t j = i;
-            NEED(1);
-            unsigned char at = buf[j];
-            if (at != 100 && at != 118 && at != 115 && at != 119) return -1;
-            if (check(cbuf, len, &j, depth + 1) != 0) return -1;
-            i = j;
+            if (skip_atom(buf, len, &i) != 0) return -1;
             size_t tail = (tag == 90 ? 4 : 1) + 4 * (size_t)n;
             NEED(tail);
             i += tail;
@@ -121,11 +121,11 @@ static int check(const char *cbuf, size_t len, size_t *index, int depth)
         }
         case 104: /* SMALL_TUPLE */
             NEED(1);
-            pending += buf[i++];
+            kids = buf[i++];
             break;
         case 105: /* LARGE_TUPLE */
             NEED(4);
-            pending += get32(buf + i);
+            kids = get32(buf + i);
             i += 4;
             break;
         case 106: /* NIL */
@@ -140,7 +140,7 @@ static int check(const char *cbuf, size_t len, size_t *index, int depth)
         }
         case 108: /* LIST: n(4), elements, tail */
             NEED(4);
-            pending += (uint64_t)get32(buf + i) + 1;
+            kids = (uint64_t)get32(buf + i) + 1;
             i += 4;
             break;
         case 109: /* BINARY: len(4) bytes */ {
@@ -179,33 +179,40 @@ static int check(const char *cbuf, size_t len, size_t *index, int depth)
         }
         case 116: /* MAP: arity(4), then 2*arity terms */
             NEED(4);
-            pending += 2 * (uint64_t)get32(buf + i);
+            kids = 2 * (uint64_t)get32(buf + i);
             i += 4;
             break;
-        case 113: /* EXPORT: module atom, function atom, arity small int */
-            pending += 3;
+        case 113: /* EXPORT: module atom, function atom, arity small integer */
+            if (skip_atom(buf, len, &i) != 0 || skip_atom(buf, len, &i) != 0) return -1;
+            NEED(2);
+            if (buf[i] != 97) return -1;
+            i += 2;
             break;
         case 112: /* NEW_FUN: size(4) covers the whole fun including the size field */ {
             NEED(4);
             uint32_t n = get32(buf + i);
             if (n < 4 + 1 + 16 + 4 + 4) return -1;
-            /* Validate the inner terms too: skip the fixed header, then module, old_index,
-             * old_uniq, pid, free vars; they must end exactly at size. */
+            /* the parts (module, old_index, old_uniq, pid, free vars) must end exactly at size */
             NEED(n);
             size_t start = i;
             size_t j = i + 4 + 1 + 16 + 4;
             uint32_t nfree = get32(buf + j);
             j += 4;
             if ((uint64_t)nfree + 4 > n) return -1;
-            for (uint64_t k = 0; k < 4 + (uint64_t)nfree; k++) {
-                if (check(cbuf, start + n, &j, depth + 1) != 0) return -1;
-            }
+            for (uint64_t k = 0; k < 4 + (uint64_t)nfree; k++)
+                if (check(cbuf, start + n, &j, fun_depth + 1) != 0) return -1;
             if (j != start + n) return -1;
             i = start + n;
             break;
         }
         default: /* ATOM_CACHE_REF (82), LOCAL_EXT (121), FUN (117, pre-R16), unknown */
             return -1;
+        }
+        if (kids > 0) {
+            if (sp + 1 > BL_TERM_MAX_DEPTH) return -1;
+            if (kids > len - i || pending + kids > len - i) return -1;
+            left[++sp] = (uint32_t)kids;
+            pending += kids;
         }
     }
     *index = i;

@@ -123,8 +123,13 @@ static int local_enqueue(bl_node *n, int kind, const bl_pid *to, const char *ton
 static int send_to_pid(bl_node *n, const bl_pid *to, const char *msg, int len)
 {
     if (bl_is_local_node(n, to->node)) return local_enqueue(n, LOCAL_MSG, to, NULL, NULL, msg, len);
-    bl_ctl c = {.op = BL_CTL_SEND, .to = *to};
-    if (bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0) return BL_EINVAL;
+    /* {2, '', To} encoded directly: the hot path skips building a bl_ctl */
+    ei_x_buff *x = &n->scratch;
+    x->index = 0;
+    if (ei_x_encode_version(x) < 0 || ei_x_encode_tuple_header(x, 3) < 0 ||
+        ei_x_encode_long(x, BL_CTL_SEND) < 0 || ei_x_encode_atom(x, "") < 0 ||
+        ei_x_encode_pid(x, to) < 0)
+        return BL_EINVAL;
     return bl_conn_send_frame(n, to->node, msg, len);
 }
 
@@ -389,7 +394,11 @@ void bl_localq_drain(bl_node *n)
         bl_localmsg *next = m == last ? NULL : m->next;
         bl_proc *p = m->toname[0] ? bl_whereis(n, m->toname) : bl_proc_by_pid(n, &m->to);
         if (p && m->kind == LOCAL_MSG) {
-            bl_msg msg = {.buf = m->data, .index = 1, .len = m->len, .has_sender = m->has_sender};
+            bl_msg msg;
+            msg.buf = m->data;
+            msg.index = 1;
+            msg.len = m->len;
+            msg.has_sender = m->has_sender;
             if (m->has_sender) msg.sender = m->sender;
             bl_proc_deliver(p, &msg);
         } else if (p) {
@@ -429,8 +438,11 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
                        from_node, ctl->toname);
             return;
         }
-        bl_msg m = {.buf = payload, .index = (int)ctl->msg_off, .len = (int)ctl->msg_end,
-                    .has_sender = ctl->has_from};
+        bl_msg m; /* field by field: zero-filling its 1 KB sender pid per message shows up */
+        m.buf = payload;
+        m.index = (int)ctl->msg_off;
+        m.len = (int)ctl->msg_end;
+        m.has_sender = ctl->has_from;
         if (ctl->has_from) m.sender = ctl->from;
         bl_proc_deliver(p, &m);
         return;
@@ -475,7 +487,7 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
                 c.has_toname = 1;
                 memcpy(c.toname, ctl->toname, sizeof(c.toname));
             }
-            c.from = ctl->to;
+            if (!ctl->has_toname) c.from = ctl->to;
             (void)send_ctl(n, from_node, &c, buf, i);
             return;
         }

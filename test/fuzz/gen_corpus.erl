@@ -1,0 +1,64 @@
+%% gen_corpus.erl - writes the seed corpora of the fuzz targets from real BEAM encodings.
+%% Run from the repository root:
+%%   erl -noshell -eval 'c:c("test/fuzz/gen_corpus.erl", [{outdir, "/tmp"}]), gen_corpus:main(), halt().'
+%% corpus/term/: term_to_binary of assorted terms (version byte included; fuzz_term skips it).
+%% corpus/frame/: byte streams of distribution frames: 4-byte length, 'p', control, message.
+-module(gen_corpus).
+-export([main/0]).
+
+main() ->
+    Pid = self(),
+    Ref = make_ref(),
+    Port = hd(erlang:ports()),
+    Y = erlang:unique_integer(), % not a constant: the closure keeps a free variable
+    Closure = fun(X) -> X + Y end,
+    Terms = [atom, '', 'h\x{e9}llo', 'ünïcødé', 0, 255, 256, -1, 1 bsl 40, -(1 bsl 200), 1 bsl 3000,
+             1.5, -0.0, <<>>, <<1,2,3>>, <<1:3>>, <<255, 7:5>>, "hello", [], [1, [2 | x]],
+             {a, {b, {c}}}, {}, list_to_tuple(lists:seq(1, 300)), #{}, #{a => 1, {b} => [c]},
+             Pid, Ref, Port, fun lists:reverse/1, Closure,
+             {Pid, Ref, [Port | <<"tail">>], #{Pid => Ref}}],
+    T = "test/fuzz/corpus/term/",
+    lists:foreach(fun({N, Term}) -> w(T, "t~3..0b", [N], term_to_binary(Term)) end,
+                  lists:zip(lists:seq(1, length(Terms)), Terms)),
+    w(T, "float_minor0", [], term_to_binary(3.14159, [{minor_version, 0}])),
+    w(T, "atoms_minor1", [], term_to_binary({abc, 'x y'}, [{minor_version, 1}])),
+    w(T, "nested_deep", [], term_to_binary(lists:foldl(fun(_, A) -> [A] end, [], lists:seq(1, 200)))),
+    %% a bignum too large for ei_s_print_term's 2000-byte buffer (see fuzz_common.h)
+    w(T, "big_8000_bits", [], term_to_binary(1 bsl 8000)),
+
+    F = "test/fuzz/corpus/frame/",
+    Msg = {'$gen_call', {Pid, Ref}, {echo, <<"payload">>, [1, 2.5, "str"]}},
+    Frames =
+        [{send, [{2, '', Pid}], Msg},
+         {reg_send, [{6, Pid, '', net_kernel}], {'$gen_call', {Pid, Ref}, {is_auth, node()}}},
+         {link, [{1, Pid, Pid}], none},
+         {exit, [{3, Pid, Pid, {shutdown, "bye"}}], none},
+         {unlink_id, [{35, 12345, Pid, Pid}], none},
+         {unlink_id_ack, [{36, 1 bsl 40, Pid, Pid}], none},
+         {exit2, [{8, Pid, Pid, kill}], none},
+         {monitor_pid, [{19, Pid, Pid, Ref}], none},
+         {monitor_name, [{19, Pid, rex, Ref}], none},
+         {demonitor, [{20, Pid, Pid, Ref}], none},
+         {monitor_exit_pid, [{21, Pid, Pid, Ref, normal}], none},
+         {monitor_exit_name, [{21, rex, Pid, Ref, noproc}], none},
+         {send_tt, [{12, '', Pid, {1, 2, 3, Pid, 4}}], hello},
+         {reg_send_tt, [{16, Pid, '', rex, {0, 0, 0, Pid, 0}}], {call, erlang, node, [], Pid}},
+         {send_sender, [{22, Pid, Pid}], {data, lists:seq(1, 50)}},
+         {node_link, [{5}], none},
+         {group_leader, [{7, Pid, Pid}], none},
+         {unknown_op, [{99, x}], none}],
+    lists:foreach(fun({Name, [Ctl], M}) -> w(F, "~s", [Name], frame(Ctl, M)) end, Frames),
+    %% several frames with ticks between them, as they arrive on a socket
+    Stream = [<<0:32>>, frame({2, '', Pid}, ping), <<0:32>>, frame({6, Pid, '', rex}, {a, b}),
+              frame({1, Pid, Pid}, none), frame({3, Pid, Pid, normal}, none)],
+    w(F, "stream", [], iolist_to_binary(Stream)),
+    ok.
+
+frame(Ctl, none) -> frame(Ctl, <<>>, false);
+frame(Ctl, Msg) -> frame(Ctl, term_to_binary(Msg), true).
+frame(Ctl, MsgBin, _) ->
+    Payload = <<$p, (term_to_binary(Ctl))/binary, MsgBin/binary>>,
+    <<(byte_size(Payload)):32, Payload/binary>>.
+
+w(Dir, Fmt, Args, Bin) ->
+    ok = file:write_file(Dir ++ lists:flatten(io_lib:format(Fmt, Args)), Bin).
