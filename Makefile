@@ -30,7 +30,7 @@ FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst test/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 EXAMPLES := $(patsubst examples/%.c,$(REL)/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all deps deps-run run test test-build bench fuzz clean compdb format
+.PHONY: all deps deps-run run run-node test test-build bench fuzz clean compdb format
 all: priv/beamlet priv/libbeamlet.a $(EXAMPLES)
 
 deps:
@@ -81,10 +81,16 @@ build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/clu
 	    c_src/cluster/gossip.c c_src/cluster/crypto.c c_src/runtime/log.c \
 	    -L$(ERL_EI)/lib -lei -lev -ljansson -lcrypto -ldl -lpthread -o $@
 
+# the local demo: EPMD, a coordinator, two agents, an erl node with the shim, a status table
 run: deps-run
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -C erlang_shim >/dev/null
+	@rel/tools/demo.sh
+
+# one node, as in the README's tour
+run-node: deps-run
+	@$(MAKE) --no-print-directory all
 	@pgrep -x epmd >/dev/null || { echo "beamlet: starting epmd"; epmd -daemon; }
-	@echo "beamlet: starting node 'beamlet' (Ctrl-C to stop); try: erl -sname x -eval \"pong = net_adm:ping('beamlet@$$(hostname -s)'), io:format(\\\"~p~n\\\", [gen_server:call({beamlet, 'beamlet@$$(hostname -s)'}, info)])\""
 	@priv/beamlet node --sname beamlet $(ARGS)
 
 test-build: $(ASAN)/beamlet $(ASAN)/test_worker $(UNIT_BIN) $(FUZZ_BIN) priv/beamlet priv/libbeamlet.a $(EXAMPLES)
