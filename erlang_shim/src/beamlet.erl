@@ -19,6 +19,7 @@
 -module(beamlet).
 -compile({no_auto_import, [nodes/0, demonitor/1]}).
 
+-export([members/1, cluster_status/1, leader/1, subscribe_cluster/1, unsubscribe_cluster/1]).
 -export([connect/1, nodes/0, monitor/1, demonitor/1, info/1, stats/1, registered/1,
          call/3, call/4, cast/3,
          start_worker/1, stop_worker/1, which_workers/0, worker_os_pid/1]).
@@ -27,17 +28,53 @@
 
 -type call_error() :: beamlet_client:call_error().
 -type node_info() :: #{node := node(), role := atom(), cluster := binary(), version := binary(),
-                       state := up}.
+                       state := up | joining | active | suspected | failed | leaving | left}.
 -type worker_opts() :: beamlet_worker:opts().
 
 %% @doc Connect to a beamlet node and check that it is one. See {@link beamlet_client:connect/1}.
 -spec connect(node()) -> ok | {error, not_alive | nodedown | not_beamlet | timeout}.
 connect(Node) -> beamlet_client:connect(Node).
 
-%% @doc The connected (hidden or visible) nodes that answer as beamlet nodes, sorted by name.
-%% Needs the application (the list is kept by `beamlet_nodes').
+%% @doc The beamlet nodes known here, sorted by name: the connected (hidden or visible) nodes
+%% that answer as beamlet nodes (from `net_kernel:monitor_nodes/2', kept by `beamlet_nodes'),
+%% merged with the member list of their clusters, so members that are not connected (failed,
+%% left) are listed too and `state' is the cluster's view (joining, active, suspected, failed,
+%% leaving, left); a connected node whose cluster could not be asked has state `up'.
+%% Needs the application.
 -spec nodes() -> [node_info()].
-nodes() -> beamlet_nodes:list().
+nodes() ->
+    Connected = beamlet_nodes:list(),
+    Clusters = lists:usort([{maps:get(cluster, I), maps:get(node, I)} || I <- Connected]),
+    %% one connected node per cluster is asked for that cluster's members
+    Asked = lists:ukeysort(1, Clusters),
+    FromClusters =
+        lists:append([[#{node => maps:get(node, M), role => maps:get(role, M),
+                         cluster => Cl, version => maps:get(version, M, <<>>),
+                         state => maps:get(state, M)}
+                       || M <- Ms, maps:get(kind, M, beamlet) =:= beamlet]
+                      || {Cl, N} <- Asked, {ok, Ms} <- [beamlet_client:members(N)]]),
+    Known = maps:from_list([{maps:get(node, I), I} || I <- Connected]),
+    Merged = maps:merge(Known, maps:from_list([{maps:get(node, I), I} || I <- FromClusters])),
+    [I || {_, I} <- lists:sort(maps:to_list(Merged))].
+
+%% @doc See {@link beamlet_client:members/1}.
+-spec members(node()) -> {ok, [map()]} | {error, term()}.
+members(Node) -> beamlet_client:members(Node).
+
+%% @doc See {@link beamlet_client:cluster_status/1}.
+-spec cluster_status(node()) -> {ok, map()} | {error, term()}.
+cluster_status(Node) -> beamlet_client:cluster_status(Node).
+
+%% @doc See {@link beamlet_client:leader/1}.
+-spec leader(node()) -> {ok, {node() | undefined, non_neg_integer()}} | {error, term()}.
+leader(Node) -> beamlet_client:leader(Node).
+
+%% @doc Subscribe the caller to `{beamlet_cluster_event, Event}' messages from `Node'.
+-spec subscribe_cluster(node()) -> ok | {error, term()}.
+subscribe_cluster(Node) -> beamlet_client:subscribe_cluster(Node).
+
+-spec unsubscribe_cluster(node()) -> ok | {error, term()}.
+unsubscribe_cluster(Node) -> beamlet_client:unsubscribe_cluster(Node).
 
 %% @doc Monitor the connection to `Node'. The caller gets `{beamlet_nodedown, Ref, Node}' once,
 %% when the connection goes down, or at once if `Node' is not connected now. Needs the application.

@@ -13,6 +13,7 @@
 
 -export([connect/1, is_beamlet/1, call/3, call/4, cast/3, info/1, info/2, stats/1, stats/2,
          registered/1, whereis/2]).
+-export([members/1, cluster_status/1, leader/1, subscribe_cluster/1, unsubscribe_cluster/1]).
 -export([call_timeout_ms/1, map_exit/1]).
 
 -export_type([call_error/0, timeout_ms/0]).
@@ -154,6 +155,37 @@ registered(Node) -> builtin(Node, registered, ?DEFAULT_TIMEOUT).
 %% @doc The pid registered as `Name' on the beamlet node, or `undefined'.
 -spec whereis(node(), atom()) -> {ok, pid() | undefined} | {error, call_error() | term()}.
 whereis(Node, Name) when is_atom(Name) -> builtin(Node, {whereis, Name}, ?DEFAULT_TIMEOUT).
+
+%% @doc The cluster's members as `Node' sees them: maps with node, role, state (joining, active,
+%% suspected, failed, leaving, left), kind (beamlet or beam), capabilities, metadata, ...
+-spec members(node()) -> {ok, [map()]} | {error, call_error() | term()}.
+members(Node) -> cluster(Node, members).
+
+%% @doc Cluster name, size, state counts, leader, term and health as `Node' sees them.
+-spec cluster_status(node()) -> {ok, map()} | {error, call_error() | term()}.
+cluster_status(Node) -> cluster(Node, status).
+
+%% @doc The leader (or `undefined') and its term as `Node' sees them.
+-spec leader(node()) -> {ok, {node() | undefined, non_neg_integer()}} | {error, term()}.
+leader(Node) -> cluster(Node, leader).
+
+%% @doc The calling process receives `{beamlet_cluster_event, Event}' maps from `Node' until it
+%% unsubscribes or the connection drops.
+-spec subscribe_cluster(node()) -> ok | {error, call_error() | term()}.
+subscribe_cluster(Node) ->
+    case cluster(Node, {subscribe, self()}) of {ok, ok} -> ok; Err -> Err end.
+
+-spec unsubscribe_cluster(node()) -> ok | {error, call_error() | term()}.
+unsubscribe_cluster(Node) ->
+    case cluster(Node, {unsubscribe, self()}) of {ok, ok} -> ok; Err -> Err end.
+
+cluster(Node, Req) when is_atom(Node) ->
+    try gen_server:call({beamlet_cluster, Node}, Req, ?DEFAULT_TIMEOUT) of
+        {error, Reason} -> {error, Reason};
+        Reply -> {ok, Reply}
+    catch
+        exit:{Reason, _} -> {error, map_exit(Reason)}
+    end.
 
 builtin(Node, Req, Timeout) when is_atom(Node) ->
     try gen_server:call({beamlet, Node}, Req, Timeout) of

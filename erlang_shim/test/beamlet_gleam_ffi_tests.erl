@@ -34,6 +34,7 @@ ffi_test_() ->
                    ?assertEqual({call_failed, <<"badarg">>}, ?FFI:call_error(badarg))
                end},
               {"cast: Nil", fun() -> ?assertEqual(nil, ?FFI:cast(W, <<"beamlet">>, <<"hi">>)) end},
+              {"cluster: members, status, subscribe into a Subject", fun() -> cluster(W) end},
               {"connect: Ok(Nil) | Error(Unreachable)", fun() ->
                    ?assertEqual({ok, nil}, ?FFI:connect(W)),
                    Ghost = atom_to_binary(shim_test_util:node_name(shim_test_util:name("ghost"))),
@@ -179,3 +180,27 @@ same(A, B) ->
         {{ok, X}, {ok, X}} -> same;
         _ -> different
     end.
+
+%% cluster.members / cluster.status / cluster.subscribe with Gleam's shapes: Member and Status
+%% records, MemberState atoms, Option(String) leader, events as Event variants sent as {Tag, Event}.
+cluster(W) ->
+    {ok, Members} = ?FFI:cluster_members(W),
+    ?assert(lists:member({member, W, <<"monitor">>, active, <<"beamlet">>}, Members)),
+    [?assertMatch({member, <<_/binary>>, <<_/binary>>, _, <<_/binary>>}, M) || M <- Members],
+    [?assert(lists:member(S, [joining, active, suspected, failed, leaving, left]))
+     || {member, _, _, S, _} <- Members],
+    ?assertMatch({ok, {status, <<"gleamc">>, _, none, 0, true}}, ?FFI:cluster_status(W)),
+    ?assertMatch({error, node_down},
+                 ?FFI:cluster_members(atom_to_binary(shim_test_util:node_name(shim_test_util:name("ghost"))))),
+    Tag = make_ref(),
+    ?assertEqual({ok, nil}, ?FFI:cluster_subscribe(W, {subject, self(), Tag})),
+    %% a second node joins the cluster: the subscriber sees NodeJoined(node, role) for it
+    Opts = options(shim_test_util:name("gl2"), #{role => {some, <<"agent">>},
+                                                 cluster => {some, <<"gleamc">>},
+                                                 join => [W]}),
+    {ok, W2} = ?FFI:start_worker(Opts),
+    ?assertEqual({ok, {Tag, {node_joined, W2, <<"agent">>}}},
+                 receive {Tag, {node_joined, W2, _}} = M -> {ok, M} after 10000 -> timeout end),
+    ?assertEqual({ok, nil}, ?FFI:stop_worker(W2)),
+    ?assertMatch({ok, {Tag, {node_state_changed, W2, _, _}}},
+                 receive {Tag, {node_state_changed, W2, _, _}} = M2 -> {ok, M2} after 10000 -> timeout end).

@@ -13,7 +13,8 @@
 -export([start/0, start_distribution/2, call/4, cast/3,
          connect/1, nodes/0, info/1, stats/1, monitor/2, demonitor/1,
          start_worker/1, stop_worker/1, which_workers/0,
-         discovery_start/1, discovery_found/1, discovery_refresh/1, discovery_stop/1]).
+         discovery_start/1, discovery_found/1, discovery_refresh/1, discovery_stop/1,
+         cluster_members/1, cluster_status/1, cluster_subscribe/2]).
 -export([call_error/1]).
 
 -type gleam_result(T, E) :: {ok, T} | {error, E}.
@@ -35,6 +36,18 @@
 %% Gleam: Info(node, role, cluster, version, uptime_ms, processes, os_pid, port, connections)
 -type info() :: {info, binary(), binary(), binary(), binary(), integer(), integer(), integer(),
                  integer(), [binary()]}.
+%% Gleam: MemberState { Joining Active Suspected Failed Leaving Left }
+-type member_state() :: joining | active | suspected | failed | leaving | left.
+%% Gleam: Member(node: String, role: String, state: MemberState, kind: String)
+-type member() :: {member, binary(), binary(), member_state(), binary()}.
+%% Gleam: Status(cluster, size, leader: Option(String), term, healthy: Bool)
+-type status() :: {status, binary(), integer(), gleam_option(binary()), integer(), boolean()}.
+%% Gleam: Event { NodeJoined(node, role) NodeStateChanged(node, from, to) NodeLeft(node)
+%%                LeaderChanged(leader: Option(String), term: Int) }
+-type event() :: {node_joined, binary(), binary()}
+               | {node_state_changed, binary(), member_state(), member_state()}
+               | {node_left, binary()}
+               | {leader_changed, gleam_option(binary()), integer()}.
 %% gleam_erlang 1.x Subject(message)
 -type subject() :: {subject, pid(), reference()} | {named_subject, atom()}.
 %% Gleam: DiscoveryOptions(hosts: List(String), pattern: Option(String), interval: Int)
@@ -64,6 +77,86 @@ start_distribution(Name, Cookie) ->
             {ok, nil};
         {error, R} -> {error, text(R)}
     end.
+
+%%% ------------------------------------------------------------------ cluster
+
+%% @doc `cluster.members(node)'.
+-spec cluster_members(binary()) -> gleam_result([member()], call_error()).
+cluster_members(Node) ->
+    case beamlet_client:members(atom(Node)) of
+        {ok, Ms} ->
+            {ok, [{member, bin(N), bin(R), S, bin(maps:get(kind, M, beamlet))}
+                  || M = #{node := N, role := R, state := S} <- Ms]};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `cluster.status(node)'.
+-spec cluster_status(binary()) -> gleam_result(status(), call_error()).
+cluster_status(Node) ->
+    case beamlet_client:cluster_status(atom(Node)) of
+        {ok, #{cluster := C, size := Size, leader := L, term := T, health := H}} ->
+            {ok, {status, bin(C), Size, option(L), T, H =:= healthy}};
+        {ok, Other} -> {error, {call_failed, text(Other)}};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `cluster.subscribe(node, subject)': a relay process subscribes to the C node and sends
+%% each event, as a Gleam `Event', to the subject; it ends with the subject's owner.
+-spec cluster_subscribe(binary(), subject()) -> gleam_result(nil, call_error()).
+cluster_subscribe(Node, Subject) ->
+    Parent = self(),
+    Relay = spawn(fun() -> relay_start(atom(Node), Subject, Parent) end),
+    receive
+        {Relay, subscribed} -> {ok, nil};
+        {Relay, {error, R}} -> {error, call_error(R)}
+    after 10000 ->
+        exit(Relay, kill),
+        {error, timeout}
+    end.
+
+relay_start(Node, Subject, Parent) ->
+    Owner = case Subject of
+                {subject, O, _} -> O;
+                {named_subject, Name} -> whereis(Name)
+            end,
+    erlang:monitor(process, Owner),
+    erlang:monitor_node(Node, true),
+    case beamlet_client:subscribe_cluster(Node) of
+        ok ->
+            Parent ! {self(), subscribed},
+            relay_loop(Node, Subject);
+        {error, R} ->
+            Parent ! {self(), {error, R}}
+    end.
+
+relay_loop(Node, Subject) ->
+    receive
+        {beamlet_cluster_event, E} ->
+            case event(E) of
+                skip -> ok;
+                Ev -> send_subject(Subject, Ev)
+            end,
+            relay_loop(Node, Subject);
+        {'DOWN', _, process, _, _} ->
+            _ = beamlet_client:unsubscribe_cluster(Node),
+            ok;
+        {nodedown, Node} ->
+            ok
+    end.
+
+send_subject({subject, Owner, Tag}, Msg) -> Owner ! {Tag, Msg};
+send_subject({named_subject, Name}, Msg) -> Name ! {Name, Msg}.
+
+-spec event(map()) -> event() | skip.
+event(#{event := node_joined, node := N, role := R}) -> {node_joined, bin(N), bin(R)};
+event(#{event := node_state_changed, node := N, from := F, to := T}) ->
+    {node_state_changed, bin(N), F, T};
+event(#{event := node_left, node := N}) -> {node_left, bin(N)};
+event(#{event := leader_changed, leader := L, term := T}) -> {leader_changed, option(L), T};
+event(_) -> skip.
+
+option(undefined) -> none;
+option(A) -> {some, bin(A)}.
 
 %%% ------------------------------------------------------------------ calls
 
