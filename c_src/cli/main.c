@@ -4,6 +4,7 @@
 #include "beamlet/config.h"
 #include "render.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +191,8 @@ bad:
 
 int main(int argc, char **argv)
 {
+    /* handshake threads would each keep a malloc arena; one shared arena is plenty here */
+    mallopt(M_ARENA_MAX, 1);
     ei_init();
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);

@@ -24,7 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define READ_CHUNK (64 * 1024)
+#define READ_CHUNK (64 * 1024) /* free space per read on a busy connection */
 #define MAX_IOV 64
 #define MAX_PENDING_ACCEPTS 128
 
@@ -240,14 +240,15 @@ static void log_unknown_op(bl_conn *c, long op)
            c->node);
 }
 
-/* Returns -1 when the connection was closed. */
-static int conn_parse(bl_conn *c)
+/* Dispatch every complete frame in buf[0..len); *used is what was consumed. Returns -1 when the
+ * connection was closed. */
+static int conn_parse_buf(bl_conn *c, const char *buf, size_t len, size_t *used)
 {
     bl_node *n = c->n;
     size_t off = 0;
     for (;;) {
         size_t plen;
-        int k = bl_frame_next(c->rbuf + off, c->rlen - off, n->cfg.max_message_size, &plen);
+        int k = bl_frame_next(buf + off, len - off, n->cfg.max_message_size, &plen);
         if (k == BL_FRAME_MORE) break;
         if (k == BL_FRAME_TICK) {
             off += 4;
@@ -261,7 +262,7 @@ static int conn_parse(bl_conn *c)
             bl_conn_close(c, why);
             return -1;
         }
-        const char *payload = c->rbuf + off + 4;
+        const char *payload = buf + off + 4;
         off += 4 + plen;
         bl_ctl ctl;
         int rc = bl_ctl_decode(payload, plen, &ctl);
@@ -287,13 +288,33 @@ static int conn_parse(bl_conn *c)
             return -1;
         }
     }
-    if (off > 0) {
-        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-        c->rlen -= off;
-    }
+    *used = off;
     return 0;
 }
 
+/* Keep what is left after parsing a read done into the node's scratch buffer (a partial frame)
+ * in the connection's own buffer. Returns -1 when out of memory (the connection is closed). */
+static int keep_partial(bl_conn *c, const char *rest, size_t len)
+{
+    if (len == 0) return 0;
+    size_t need = len + READ_CHUNK;
+    if (need > c->rcap) {
+        char *nb = realloc(c->rbuf, need);
+        if (!nb) {
+            bl_conn_close(c, "out of memory for read buffer");
+            return -1;
+        }
+        c->rbuf = nb;
+        c->rcap = need;
+    }
+    memcpy(c->rbuf, rest, len);
+    c->rlen = len;
+    return 0;
+}
+
+/* Reads go into the node's scratch buffer and are parsed in place; only a partial frame is
+ * copied into the connection's own buffer, which grows for large frames and busy peers and is
+ * released once drained, so a full mesh of quiet connections holds no read buffers. */
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
@@ -301,23 +322,34 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     bl_conn *c = w->data;
     bl_node *n = c->n;
     for (int rounds = 0; rounds < 16; rounds++) {
-        if (c->rcap - c->rlen < READ_CHUNK) {
-            size_t need = c->rcap ? c->rcap * 2 : 2 * READ_CHUNK;
-            /* a frame may be up to max_message_size + header; never grow past that + a chunk */
-            size_t limit = n->cfg.max_message_size + 4 + 2 * READ_CHUNK;
-            if (need > limit) need = limit;
-            if (need > c->rcap) {
-                char *nb = realloc(c->rbuf, need);
-                if (!nb) {
-                    bl_conn_close(c, "out of memory for read buffer");
-                    return;
+        int direct = c->rlen == 0; /* nothing pending: read straight into the scratch buffer */
+        char *dst;
+        size_t space;
+        if (direct) {
+            dst = n->rscratch;
+            space = sizeof(n->rscratch);
+        } else {
+            size_t want_free = c->busy ? READ_CHUNK : 4096;
+            if (c->rcap - c->rlen < want_free) {
+                size_t need = c->rcap * 2;
+                while (need - c->rlen < want_free) need *= 2;
+                /* a frame may be up to max_message_size + header; never grow past that + a chunk */
+                size_t limit = n->cfg.max_message_size + 4 + 2 * READ_CHUNK;
+                if (need > limit) need = limit;
+                if (need > c->rcap) {
+                    char *nb = realloc(c->rbuf, need);
+                    if (!nb) {
+                        bl_conn_close(c, "out of memory for read buffer");
+                        return;
+                    }
+                    c->rbuf = nb;
+                    c->rcap = need;
                 }
-                c->rbuf = nb;
-                c->rcap = need;
             }
+            dst = c->rbuf + c->rlen;
+            space = c->rcap - c->rlen;
         }
-        size_t space = c->rcap - c->rlen;
-        ssize_t r = recv(c->fd, c->rbuf + c->rlen, space, 0);
+        ssize_t r = recv(c->fd, dst, space, 0);
         if (r == 0) {
             bl_conn_close(c, "connection closed by peer");
             return;
@@ -330,16 +362,42 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             bl_conn_close(c, why);
             return;
         }
-        c->rlen += (size_t)r;
         c->bytes_in += (uint64_t)r;
         n->stats.bytes_in += (uint64_t)r;
         c->last_read = ev_now(n->loop);
-        if (conn_parse(c) < 0) return;
+        if ((size_t)r == space) c->busy = 1; /* reads fill the buffer: read bigger chunks */
+        if (direct) {
+            size_t used = 0;
+            if (conn_parse_buf(c, n->rscratch, (size_t)r, &used) < 0) return;
+            if (keep_partial(c, n->rscratch + used, (size_t)r - used) < 0) return;
+        } else {
+            c->rlen += (size_t)r;
+            size_t used = 0;
+            if (conn_parse_buf(c, c->rbuf, c->rlen, &used) < 0) return;
+            memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+            c->rlen -= used;
+            if (c->rlen == 0 && !c->busy) { /* drained: a quiet connection keeps no buffer */
+                free(c->rbuf);
+                c->rbuf = NULL;
+                c->rcap = 0;
+            }
+        }
         if ((size_t)r < space) return; /* drained the socket */
     }
 }
 
 /* ---- adopting finished handshakes ---- */
+
+/* ei keeps a table entry (with a full copy of the ei_cnode, ~18 KB) for every fd it
+ * handshakes, used only by ei's own I/O functions. The loop owns the socket from here on, so keep
+ * a duplicate and let ei close its original, which frees the entry. */
+static int take_fd(int fd)
+{
+    int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (nfd < 0) return fd; /* keep ei's entry rather than fail */
+    if (ei_close_connection(fd) < 0) close(fd);
+    return nfd;
+}
 
 static int setup_fd(int fd)
 {
@@ -396,6 +454,7 @@ void bl_conn_adopt(bl_node *n, const char *node, int fd, int outgoing)
         if (ei_close_connection(fd) < 0) close(fd);
         return;
     }
+    fd = take_fd(fd);
     if (setup_fd(fd) < 0) {
         if (ei_close_connection(fd) < 0) close(fd);
         return;

@@ -7,6 +7,7 @@ void bl_sendq_init(bl_sendq *q)
 {
     q->head = q->tail = q->spare = NULL;
     q->bytes = 0;
+    q->busy = 0;
 }
 
 void bl_sendq_free(bl_sendq *q)
@@ -28,7 +29,11 @@ static bl_chunk *chunk_new(bl_sendq *q, size_t n)
         c = q->spare;
         q->spare = NULL;
     } else {
-        size_t cap = n > BL_SENDQ_CHUNK ? n : BL_SENDQ_CHUNK;
+        /* a quiet connection (heartbeats, calls) lives in one small chunk; a queue that needs a
+         * second chunk is busy and gets full-size ones, so bursts become few large writes */
+        if (q->tail) q->busy = 1;
+        size_t unit = q->busy ? BL_SENDQ_CHUNK : BL_SENDQ_SMALL;
+        size_t cap = n > unit ? n : unit;
         c = malloc(sizeof(*c) + cap);
         if (!c) return NULL;
         c->cap = cap;

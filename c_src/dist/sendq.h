@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <sys/uio.h>
 
-#define BL_SENDQ_CHUNK (64 * 1024)
+#define BL_SENDQ_CHUNK (64 * 1024) /* chunk size once a queue has needed more than one */
+#define BL_SENDQ_SMALL (4 * 1024)  /* a quiet connection's only chunk */
 
 typedef struct bl_chunk {
     struct bl_chunk *next;
@@ -20,6 +21,7 @@ typedef struct bl_chunk {
 typedef struct bl_sendq {
     bl_chunk *head, *tail, *spare;
     size_t bytes;
+    int busy; /* has needed a second chunk: use full-size chunks from now on */
 } bl_sendq;
 
 void bl_sendq_init(bl_sendq *q);

@@ -40,6 +40,7 @@ typedef struct bl_conn {
     unsigned backoff_ms;
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
     uint64_t unknown_ops_logged; /* bit per op code < 64, logged once */
+    int busy;                    /* reads have filled the buffer: use large reads */
     int retired;                 /* a duplicate socket draining before close (not in the hash) */
     int reading;                 /* inside conn_parse: closing is deferred */
     int close_pending;
@@ -163,6 +164,7 @@ struct bl_node {
     unsigned ref_ids[3];
     unsigned long long unlink_seq;
 
+    char rscratch[64 * 1024]; /* reads land here first (dist/conn.c) */
     ei_x_buff scratch;  /* control-tuple encoding */
     ei_x_buff scratch2; /* message-body encoding for runtime-built messages */
     bl_stats stats;

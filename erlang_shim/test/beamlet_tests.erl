@@ -79,8 +79,9 @@ info_stats(W) ->
 nodes_lists(W) ->
     ?assert(wait_until(fun() -> lists:keymember(W, 2, [{x, maps:get(node, M)} || M <- beamlet:nodes()]) end, 5000)),
     [Entry] = [M || M = #{node := N} <- beamlet:nodes(), N =:= W],
+    %% state is the cluster's view of the member (active once its cluster runs)
     ?assertEqual(#{node => W, role => gateway, cluster => <<"shimc">>,
-                   version => maps:get(version, Entry), state => up}, Entry).
+                   version => maps:get(version, Entry), state => active}, Entry).
 
 %% Tests that kill nodes: raw (unsupervised) beamlet nodes, so nothing restarts them.
 down_test_() ->

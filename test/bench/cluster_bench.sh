@@ -30,8 +30,8 @@ events() { "$BIN" cluster events --node "$1@$HOST" --cookie "$COOKIE" --timeout 
 # time_ms of the first event matching: awk over the JSON event objects
 first_event_ms() { # node after_ms event-field-regex...
     events "$1" | awk -v after="$2" -v want="$3" '
-        /^  {/{obj=""} {obj=obj $0} /"time_ms":/{t=$2+0}
-        /^  }/{ if (t >= after && obj ~ want) { print t; exit } }'
+        /^  {/{obj=""} {obj=obj $0} /"time_ms":/{t=$2}
+        /^  }/{ gsub(/,/, "", t); if (t + 0 >= after + 0 && obj ~ want) { print t; exit } }'
 }
 median() { sort -n | awk '{a[NR]=$1} END{ if (NR) print a[int((NR+1)/2)]; else print "nan" }'; }
 
@@ -46,7 +46,7 @@ for r in 1 2 3 4 5; do
     sleep 2
     k=$(now_ms); kill -9 "$victim"
     sleep 2.5
-    t=$(first_event_ms "fa$r" "$k" "\"to\": \"failed\".*\"node\": \"fb$r@")
+    t=$(first_event_ms "fa$r" "$k" "\"node\": \"fb$r@.*\"to\": \"failed\"")
     [ -n "$t" ] && echo $((t - k)) >>"$OUT/detect.txt"
 done
 DET=$(median <"$OUT/detect.txt")
