@@ -368,7 +368,8 @@ static void send_hello(bl_cluster *c, const char *node)
     ei_x_free(&x);
 }
 
-static void broadcast_update(bl_cluster *c, const member *m, const char *except)
+/* {bl_update, [Record]} about one member: to everyone (but `except`), or to one node. */
+static void send_update(bl_cluster *c, const member *m, const char *to, const char *except)
 {
     ei_x_buff x;
     ei_x_new_with_version(&x);
@@ -377,21 +378,21 @@ static void broadcast_update(bl_cluster *c, const member *m, const char *except)
     ei_x_encode_list_header(&x, 1);
     encode_member(c, &x, m, 0);
     ei_x_encode_empty_list(&x);
-    broadcast(c, &x, except);
+    if (to)
+        (void)cl_send(c, to, &x);
+    else
+        broadcast(c, &x, except);
     ei_x_free(&x);
+}
+
+static void broadcast_update(bl_cluster *c, const member *m, const char *except)
+{
+    send_update(c, m, NULL, except);
 }
 
 static void send_update_to(bl_cluster *c, const char *node, const member *m)
 {
-    ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 2);
-    ei_x_encode_atom(&x, "bl_update");
-    ei_x_encode_list_header(&x, 1);
-    encode_member(c, &x, m, 0);
-    ei_x_encode_empty_list(&x);
-    (void)cl_send(c, node, &x);
-    ei_x_free(&x);
+    send_update(c, m, node, NULL);
 }
 
 /* ---- merging what others say ---- */

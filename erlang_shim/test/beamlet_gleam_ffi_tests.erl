@@ -166,6 +166,7 @@ arity(Params) ->
     end.
 
 %% The Gleam package carries copies of the shim's Erlang modules (`make gleam-sync`).
+%% gleam/src links to the shared modules (make gleam-sync): every one is there and identical.
 gleam_copies_in_sync_test() ->
     Srcs = [F || F <- filelib:wildcard(filename:join([root(), "erlang_shim", "src", "*.erl"])),
                  filename:basename(F) =/= "beamlet.erl"],

@@ -35,7 +35,7 @@ rm -rf "$EBIN"
 mkdir -p "$EBIN" "$BL_LOG_DIR" || exit 2
 if ! erlc -Wall -Werror +warn_missing_spec +debug_info -o "$EBIN" erlang_shim/src/*.erl \
         erlang_shim/gleam/src/beamlet_gleam_ffi.erl ||
-   ! erlc -Wall +debug_info -o "$EBIN" erlang_shim/test/*.erl; then
+   ! erlc -Wall +debug_info -o "$EBIN" erlang_shim/test/*.erl test/integration/bl_eunit_counter.erl; then
     echo "run.sh: erlc failed" >&2
     record 0 1
     exit 1

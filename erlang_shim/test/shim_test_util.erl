@@ -17,10 +17,10 @@
 
 run(Mods) ->
     Self = self(),
-    Res = (catch eunit:test(Mods, [verbose, {report, {shim_eunit_counter, [{parent, Self}]}}])),
+    Res = (catch eunit:test(Mods, [verbose, {report, {bl_eunit_counter, [{parent, Self}]}}])),
     {Pass, Fail} =
         receive
-            {shim_eunit_counts, Data} ->
+            {bl_eunit_counts, Data} ->
                 {proplists:get_value(pass, Data, 0),
                  proplists:get_value(fail, Data, 0) + proplists:get_value(cancel, Data, 0)}
         after 10000 -> {0, 1}
