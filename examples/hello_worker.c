@@ -4,8 +4,8 @@
 #include <beamlet/beamlet.h>
 #include <string.h>
 
-static int on_call(bl_proc *self, const bl_from *from, const char *buf, int idx,
-                   ei_x_buff *reply, void *ud)
+static int on_call(bl_proc *self, const bl_from *from, const char *buf, int idx, ei_x_buff *reply,
+                   void *ud)
 {
     int arity, type, size;
     char tag[MAXATOMLEN_UTF8];

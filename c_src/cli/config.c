@@ -27,39 +27,61 @@ static const opt OPTS[] = {
     {"join", "--join", "CLUSTER_SEEDS", "nodes to connect to at start, comma separated"},
     {"log_level", "--log-level", "BEAMLET_LOG_LEVEL", "error/warn/info/debug"},
     {"log_format", "--log-format", "BEAMLET_LOG_FORMAT", "text/json"},
-    {"net_ticktime", "--net-ticktime", "BEAMLET_NET_TICKTIME", "seconds, like kernel net_ticktime (60)"},
-    {"max_message_size", "--max-message-size", "BEAMLET_MAX_MESSAGE_SIZE", "bytes per frame (64 MiB)"},
+    {"net_ticktime", "--net-ticktime", "BEAMLET_NET_TICKTIME",
+     "seconds, like kernel net_ticktime (60)"},
+    {"max_message_size", "--max-message-size", "BEAMLET_MAX_MESSAGE_SIZE",
+     "bytes per frame (64 MiB)"},
     {"send_queue_high_water", "--send-queue-high-water", "BEAMLET_SEND_QUEUE_HIGH_WATER",
      "bytes queued per connection before sends are refused (8 MiB)"},
-    {"connect_timeout_ms", "--connect-timeout-ms", "BEAMLET_CONNECT_TIMEOUT_MS", "outgoing connect + handshake (5000)"},
-    {"handshake_timeout_ms", "--handshake-timeout-ms", "BEAMLET_HANDSHAKE_TIMEOUT_MS", "per step of an incoming handshake (5000)"},
-    {"reconnect_backoff_max_ms", "--reconnect-backoff-max-ms", "BEAMLET_RECONNECT_BACKOFF_MAX_MS", "cap of the reconnect backoff (10000)"},
-    {"handshake_workers", "--handshake-workers", "BEAMLET_HANDSHAKE_WORKERS", "max concurrent handshakes (8)"},
-    {"listen_address", "--listen-address", "BEAMLET_LISTEN_ADDRESS", "IPv4 address to listen on (0.0.0.0)"},
+    {"connect_timeout_ms", "--connect-timeout-ms", "BEAMLET_CONNECT_TIMEOUT_MS",
+     "outgoing connect + handshake (5000)"},
+    {"handshake_timeout_ms", "--handshake-timeout-ms", "BEAMLET_HANDSHAKE_TIMEOUT_MS",
+     "per step of an incoming handshake (5000)"},
+    {"reconnect_backoff_max_ms", "--reconnect-backoff-max-ms", "BEAMLET_RECONNECT_BACKOFF_MAX_MS",
+     "cap of the reconnect backoff (10000)"},
+    {"handshake_workers", "--handshake-workers", "BEAMLET_HANDSHAKE_WORKERS",
+     "max concurrent handshakes (8)"},
+    {"listen_address", "--listen-address", "BEAMLET_LISTEN_ADDRESS",
+     "IPv4 address to listen on (0.0.0.0)"},
     {"listen_port", "--port", "BEAMLET_PORT", "TCP port (0: any)"},
     {"publish", "--publish", "BEAMLET_PUBLISH", "register in EPMD: true/false (true)"},
     {"exit_on_stdin_eof", "--exit-on-stdin-eof", "BEAMLET_EXIT_ON_STDIN_EOF",
      "stop when stdin closes (for nodes run as a port): true/false (false)"},
-    {"capabilities", "--capabilities", "BEAMLET_CAPABILITIES", "what this node offers, comma separated"},
+    {"capabilities", "--capabilities", "BEAMLET_CAPABILITIES",
+     "what this node offers, comma separated"},
     {"metadata", "--metadata", "BEAMLET_METADATA", "key=value pairs, comma separated"},
-    {"heartbeat_interval_ms", "--heartbeat-interval-ms", "BEAMLET_HEARTBEAT_INTERVAL_MS", "membership heartbeat (1000)"},
-    {"failure_threshold", "--failure-threshold", "BEAMLET_FAILURE_THRESHOLD", "missed heartbeats before suspected (3)"},
-    {"election_timeout_ms", "--election-timeout-ms", "BEAMLET_ELECTION_TIMEOUT_MS", "leader election timeout base (1500)"},
-    {"remove_after_ms", "--remove-after-ms", "BEAMLET_REMOVE_AFTER_MS", "forget failed/left members after (300000)"},
+    {"heartbeat_interval_ms", "--heartbeat-interval-ms", "BEAMLET_HEARTBEAT_INTERVAL_MS",
+     "membership heartbeat (1000)"},
+    {"failure_threshold", "--failure-threshold", "BEAMLET_FAILURE_THRESHOLD",
+     "missed heartbeats before suspected (3)"},
+    {"election_timeout_ms", "--election-timeout-ms", "BEAMLET_ELECTION_TIMEOUT_MS",
+     "leader election timeout base (1500)"},
+    {"remove_after_ms", "--remove-after-ms", "BEAMLET_REMOVE_AFTER_MS",
+     "forget failed/left members after (300000)"},
     {"event_log_size", "--event-log-size", "BEAMLET_EVENT_LOG_SIZE", "cluster events kept (256)"},
-    {"epmd_local", "--epmd-local", "BEAMLET_EPMD_LOCAL", "discover nodes in the local EPMD: true/false (false)"},
-    {"epmd_pattern", "--epmd-pattern", "BEAMLET_EPMD_PATTERN", "glob on node names found in EPMD (*)"},
-    {"epmd_hosts", "--epmd-hosts", "BEAMLET_EPMD_HOSTS", "hosts whose EPMD is polled, comma separated"},
-    {"hosts_file", "--hosts-file", "BEAMLET_HOSTS_FILE", ".hosts.erlang-style file of hosts to poll"},
+    {"epmd_local", "--epmd-local", "BEAMLET_EPMD_LOCAL",
+     "discover nodes in the local EPMD: true/false (false)"},
+    {"epmd_pattern", "--epmd-pattern", "BEAMLET_EPMD_PATTERN",
+     "glob on node names found in EPMD (*)"},
+    {"epmd_hosts", "--epmd-hosts", "BEAMLET_EPMD_HOSTS",
+     "hosts whose EPMD is polled, comma separated"},
+    {"hosts_file", "--hosts-file", "BEAMLET_HOSTS_FILE",
+     ".hosts.erlang-style file of hosts to poll"},
     {"dns_name", "--dns-name", "BEAMLET_DNS_NAME", "DNS name polled for A records"},
-    {"dns_basename", "--dns-basename", "BEAMLET_DNS_BASENAME", "node name part for DNS hosts: basename@ip (beamlet)"},
-    {"discovery_interval_ms", "--discovery-interval-ms", "BEAMLET_DISCOVERY_INTERVAL_MS", "EPMD/hosts/DNS poll interval (5000)"},
-    {"gossip", "--gossip", "BEAMLET_GOSSIP", "libcluster-compatible UDP gossip: true/false (false)"},
-    {"gossip_address", "--gossip-address", "BEAMLET_GOSSIP_ADDRESS", "multicast group (233.252.1.32)"},
+    {"dns_basename", "--dns-basename", "BEAMLET_DNS_BASENAME",
+     "node name part for DNS hosts: basename@ip (beamlet)"},
+    {"discovery_interval_ms", "--discovery-interval-ms", "BEAMLET_DISCOVERY_INTERVAL_MS",
+     "EPMD/hosts/DNS poll interval (5000)"},
+    {"gossip", "--gossip", "BEAMLET_GOSSIP",
+     "libcluster-compatible UDP gossip: true/false (false)"},
+    {"gossip_address", "--gossip-address", "BEAMLET_GOSSIP_ADDRESS",
+     "multicast group (233.252.1.32)"},
     {"gossip_port", "--gossip-port", "BEAMLET_GOSSIP_PORT", "UDP port (45892)"},
     {"gossip_if", "--gossip-if", "BEAMLET_GOSSIP_IF", "interface address for gossip (0.0.0.0)"},
-    {"gossip_secret", "--gossip-secret", "BEAMLET_GOSSIP_SECRET", "shared secret (libcluster's :secret)"},
-    {"gossip_interval_ms", "--gossip-interval-ms", "BEAMLET_GOSSIP_INTERVAL_MS", "gossip heartbeat interval (5000)"},
+    {"gossip_secret", "--gossip-secret", "BEAMLET_GOSSIP_SECRET",
+     "shared secret (libcluster's :secret)"},
+    {"gossip_interval_ms", "--gossip-interval-ms", "BEAMLET_GOSSIP_INTERVAL_MS",
+     "gossip heartbeat interval (5000)"},
 };
 #define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
 
@@ -112,7 +134,8 @@ static int set_name(bl_config *cfg, const char *key, const char *v, int longname
     char tmp[BL_NODE_LEN + 8];
     snprintf(tmp, sizeof(tmp), "%s%s", v, strchr(v, '@') ? "" : "@h");
     if (!valid_node(tmp))
-        return fail(err, errlen, key, "'%s' is not NAME or NAME@HOST (NAME: letters, digits, _ -)", v);
+        return fail(err, errlen, key, "'%s' is not NAME or NAME@HOST (NAME: letters, digits, _ -)",
+                    v);
     const char *at = strchr(v, '@');
     if (longnames < 0) longnames = at && strchr(at, '.') ? 1 : 0;
     snprintf(cfg->name, sizeof(cfg->name), "%s", v);
@@ -127,8 +150,10 @@ static int set_join(bl_config *cfg, const char *v, char *err, size_t errlen)
     snprintf(buf, sizeof(buf), "%s", v);
     char *save = NULL;
     for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-        if (!valid_node(tok)) return fail(err, errlen, "join", "'%s' is not a node name NAME@HOST", tok);
-        if (cfg->njoin >= BL_MAX_SEEDS) return fail(err, errlen, "join", "more than %s seeds", "32");
+        if (!valid_node(tok))
+            return fail(err, errlen, "join", "'%s' is not a node name NAME@HOST", tok);
+        if (cfg->njoin >= BL_MAX_SEEDS)
+            return fail(err, errlen, "join", "more than %s seeds", "32");
         snprintf(cfg->join[cfg->njoin++], BL_NODE_LEN, "%s", tok);
     }
     return BL_OK;
@@ -184,13 +209,17 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         return fail(err, errlen, key, "'%s' is not one of error, warn, info, debug", v);
     }
     if (!strcmp(key, "log_format")) {
-        if (!strcmp(v, "text")) cfg->log_format = BL_LOG_TEXT;
-        else if (!strcmp(v, "json")) cfg->log_format = BL_LOG_JSON;
-        else return fail(err, errlen, key, "'%s' is not text or json", v);
+        if (!strcmp(v, "text"))
+            cfg->log_format = BL_LOG_TEXT;
+        else if (!strcmp(v, "json"))
+            cfg->log_format = BL_LOG_JSON;
+        else
+            return fail(err, errlen, key, "'%s' is not text or json", v);
         return BL_OK;
     }
     if (!strcmp(key, "net_ticktime")) {
-        if (parse_u64(v, 1, 3600, &u)) return fail(err, errlen, key, "'%s' is not 1..3600 seconds", v);
+        if (parse_u64(v, 1, 3600, &u))
+            return fail(err, errlen, key, "'%s' is not 1..3600 seconds", v);
         cfg->net_ticktime_s = (unsigned)u;
         return BL_OK;
     }
@@ -208,10 +237,14 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
     }
     if (!strcmp(key, "connect_timeout_ms") || !strcmp(key, "handshake_timeout_ms") ||
         !strcmp(key, "reconnect_backoff_max_ms")) {
-        if (parse_u64(v, 100, 600000, &u)) return fail(err, errlen, key, "'%s' is not 100..600000 ms", v);
-        if (key[0] == 'c') cfg->connect_timeout_ms = (unsigned)u;
-        else if (key[0] == 'h') cfg->handshake_timeout_ms = (unsigned)u;
-        else cfg->reconnect_backoff_max_ms = (unsigned)u;
+        if (parse_u64(v, 100, 600000, &u))
+            return fail(err, errlen, key, "'%s' is not 100..600000 ms", v);
+        if (key[0] == 'c')
+            cfg->connect_timeout_ms = (unsigned)u;
+        else if (key[0] == 'h')
+            cfg->handshake_timeout_ms = (unsigned)u;
+        else
+            cfg->reconnect_backoff_max_ms = (unsigned)u;
         return BL_OK;
     }
     if (!strcmp(key, "handshake_workers")) {
@@ -234,9 +267,12 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         return BL_OK;
     }
     if (!strcmp(key, "publish")) {
-        if (!strcmp(v, "true") || !strcmp(v, "1")) cfg->publish = 1;
-        else if (!strcmp(v, "false") || !strcmp(v, "0")) cfg->publish = 0;
-        else return fail(err, errlen, key, "'%s' is not true or false", v);
+        if (!strcmp(v, "true") || !strcmp(v, "1"))
+            cfg->publish = 1;
+        else if (!strcmp(v, "false") || !strcmp(v, "0"))
+            cfg->publish = 0;
+        else
+            return fail(err, errlen, key, "'%s' is not true or false", v);
         return BL_OK;
     }
     static const struct {
@@ -291,12 +327,15 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         return BL_OK;
     }
     if (!strcmp(key, "epmd_local") || !strcmp(key, "gossip") || !strcmp(key, "exit_on_stdin_eof")) {
-        int *dst = !strcmp(key, "gossip")      ? &cfg->gossip
+        int *dst = !strcmp(key, "gossip")       ? &cfg->gossip
                    : !strcmp(key, "epmd_local") ? &cfg->epmd_local
                                                 : &cfg->exit_on_stdin_eof;
-        if (!strcmp(v, "true") || !strcmp(v, "1")) *dst = 1;
-        else if (!strcmp(v, "false") || !strcmp(v, "0")) *dst = 0;
-        else return fail(err, errlen, key, "'%s' is not true or false", v);
+        if (!strcmp(v, "true") || !strcmp(v, "1"))
+            *dst = 1;
+        else if (!strcmp(v, "false") || !strcmp(v, "0"))
+            *dst = 0;
+        else
+            return fail(err, errlen, key, "'%s' is not true or false", v);
         return BL_OK;
     }
     if (!strcmp(key, "gossip_address") || !strcmp(key, "gossip_if")) {
@@ -445,6 +484,7 @@ void bl_config_usage(FILE *out)
     for (size_t k = 0; k < NOPTS; k++)
         fprintf(out, "  %-28s %-32s %s\n", OPTS[k].flag ? OPTS[k].flag : "-",
                 OPTS[k].env ? OPTS[k].env : OPTS[k].key, OPTS[k].help);
-    fprintf(out, "  %-28s %-32s %s\n", "--config FILE", "BEAMLET_CONFIG", "JSON file with the keys above");
+    fprintf(out, "  %-28s %-32s %s\n", "--config FILE", "BEAMLET_CONFIG",
+            "JSON file with the keys above");
     fprintf(out, "  %-28s %-32s %s\n", "--no-publish", "publish: false", "do not register in EPMD");
 }

@@ -10,7 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *env_lookup(const char *k) { return getenv(k); }
+static const char *env_lookup(const char *k)
+{
+    return getenv(k);
+}
 
 static void usage(FILE *out)
 {
@@ -111,7 +114,7 @@ static void admin_done(bl_proc *p, int status, const char *buf, int index, void 
         a->exit_code = 0;
     } else {
         fprintf(stderr, "beamlet %s: %s: %s\n", a->cmd, a->target,
-                status == BL_ENODEDOWN ? "node not reachable (not running, wrong cookie or host?)"
+                status == BL_ENODEDOWN  ? "node not reachable (not running, wrong cookie or host?)"
                 : status == BL_ETIMEOUT ? "no answer in time (is it a beamlet node?)"
                                         : bl_strerror(status));
         a->exit_code = 1;
@@ -131,7 +134,8 @@ static int run_admin(admin *a, int argc, char **argv)
     char err[512];
     const char *v;
     if ((v = getenv("COOKIE")) && *v) bl_config_set(&cfg, "cookie", v, err, sizeof(err));
-    if ((v = getenv("BEAMLET_LOG_LEVEL")) && *v) bl_config_set(&cfg, "log_level", v, err, sizeof(err));
+    if ((v = getenv("BEAMLET_LOG_LEVEL")) && *v)
+        bl_config_set(&cfg, "log_level", v, err, sizeof(err));
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (arg[0] != '-' && !a->target) {
@@ -144,7 +148,8 @@ static int run_admin(admin *a, int argc, char **argv)
             if (bl_config_set(&cfg, "cookie_file", argv[++i], err, sizeof(err))) goto bad;
         } else if (!strcmp(arg, "--timeout") && val) {
             a->timeout_ms = (unsigned)atoi(argv[++i]);
-        } else if (!strcmp(arg, "--format") && val && (!strcmp(val, "json") || !strcmp(val, "table"))) {
+        } else if (!strcmp(arg, "--format") && val &&
+                   (!strcmp(val, "json") || !strcmp(val, "table"))) {
             a->json = !strcmp(argv[++i], "json");
         } else {
             snprintf(err, sizeof(err), "unknown or incomplete option '%s'", arg);
@@ -194,7 +199,8 @@ int main(int argc, char **argv)
     /* handshake threads would each keep a malloc arena; one shared arena is plenty here */
     mallopt(M_ARENA_MAX, 1);
     ei_init();
-    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
@@ -220,7 +226,8 @@ int main(int argc, char **argv)
         return run_admin(&a, argc - 3, argv + 3);
     }
     if (argc >= 3 && !strcmp(argv[1], "cluster") && !strcmp(argv[2], "events")) {
-        a = (admin){.cmd = "cluster events", .proc = "beamlet_cluster", .request = "events", .json = 1};
+        a = (admin){
+            .cmd = "cluster events", .proc = "beamlet_cluster", .request = "events", .json = 1};
         return run_admin(&a, argc - 3, argv + 3);
     }
     if (argc >= 3 && !strcmp(argv[1], "nodes") && !strcmp(argv[2], "list")) {

@@ -53,8 +53,10 @@ json_t *bl_term_to_json(const char *buf, int *idx)
         for (int i = 0; i < arity; i++) {
             json_t *k = bl_term_to_json(buf, idx);
             json_t *v = bl_term_to_json(buf, idx);
-            if (k && json_is_string(k)) json_object_set_new(o, json_string_value(k), v ? v : json_null());
-            else json_decref(v);
+            if (k && json_is_string(k))
+                json_object_set_new(o, json_string_value(k), v ? v : json_null());
+            else
+                json_decref(v);
             json_decref(k);
         }
         return o;
@@ -137,8 +139,9 @@ static void join_list(json_t *a, char *out, size_t outsz)
     size_t off = 0, i;
     json_t *v;
     out[0] = 0;
-    json_array_foreach(a, i, v) off += (size_t)snprintf(out + off, off < outsz ? outsz - off : 0,
-                                                        "%s%s", i ? "," : "", json_string_value(v) ? json_string_value(v) : "?");
+    json_array_foreach(a, i, v) off +=
+        (size_t)snprintf(out + off, off < outsz ? outsz - off : 0, "%s%s", i ? "," : "",
+                         json_string_value(v) ? json_string_value(v) : "?");
     if (!out[0]) snprintf(out, outsz, "-");
 }
 
@@ -168,14 +171,17 @@ void bl_print_status(FILE *out, json_t *s, int tty)
     fprintf(out, "cluster   %s\n", str(s, "cluster"));
     fprintf(out, "node      %s\n", str(s, "node"));
     fprintf(out, "size      %lld\n", (long long)json_integer_value(json_object_get(s, "size")));
-    fprintf(out, "leader    %s (term %lld)\n", json_is_string(leader) ? json_string_value(leader) : "none",
+    fprintf(out, "leader    %s (term %lld)\n",
+            json_is_string(leader) ? json_string_value(leader) : "none",
             (long long)json_integer_value(json_object_get(s, "term")));
-    fprintf(out, "health    %s%s%s\n", tty ? (strcmp(health, "healthy") ? "\033[31m" : "\033[32m") : "",
-            health, tty ? "\033[0m" : "");
+    fprintf(out, "health    %s%s%s\n",
+            tty ? (strcmp(health, "healthy") ? "\033[31m" : "\033[32m") : "", health,
+            tty ? "\033[0m" : "");
     fprintf(out, "states   ");
     const char *order[] = {"joining", "active", "suspected", "failed", "leaving", "left"};
     json_t *st = json_object_get(s, "states");
     for (int i = 0; i < 6; i++)
-        fprintf(out, " %s=%lld", order[i], (long long)json_integer_value(json_object_get(st, order[i])));
+        fprintf(out, " %s=%lld", order[i],
+                (long long)json_integer_value(json_object_get(st, order[i])));
     fprintf(out, "\n");
 }

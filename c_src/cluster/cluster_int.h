@@ -12,7 +12,7 @@ typedef struct member {
     char version[32];
     char capabilities[512];
     char metadata[1024];
-    int is_beam;      /* a BEAM node: present while connected */
+    int is_beam; /* a BEAM node: present while connected */
     int is_self;
     bl_member_state state;
     unsigned long long epoch, inc; /* started_at_ms, incarnation */
@@ -85,6 +85,5 @@ int el_handle(bl_cluster *c, const char *tag, const char *buf, int idx, int arit
 /* discovery.c */
 int disc_start(bl_cluster *c);
 void disc_stop(bl_cluster *c);
-
 
 #endif

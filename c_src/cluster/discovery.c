@@ -125,7 +125,8 @@ static void epmd_names(round_box *b, const char *host, const char *name_host)
     for (char *line = strtok_r(buf + 4, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char alive[256];
         int nport;
-        if (sscanf(line, "name %255s at port %d", alive, &nport) == 2) add_found(b, alive, name_host);
+        if (sscanf(line, "name %255s at port %d", alive, &nport) == 2)
+            add_found(b, alive, name_host);
     }
 }
 
@@ -134,10 +135,14 @@ static void for_each_csv(const char *csv, void (*fn)(round_box *, const char *),
     char buf[1024];
     snprintf(buf, sizeof(buf), "%s", csv);
     char *save = NULL;
-    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) fn(b, t);
+    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+        fn(b, t);
 }
 
-static void poll_host(round_box *b, const char *host) { epmd_names(b, host, host); }
+static void poll_host(round_box *b, const char *host)
+{
+    epmd_names(b, host, host);
+}
 
 /* .hosts.erlang: Erlang terms 'host'. one per line; also accept bare host names. */
 static void read_hosts_file(round_box *b)
@@ -150,7 +155,8 @@ static void read_hosts_file(round_box *b)
     char line[512];
     while (fgets(line, sizeof(line), f)) {
         char *p = line;
-        while (*p == ' ' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
         if (*p == '%' || *p == '#' || *p == '\n' || !*p) continue;
         char host[256];
         size_t k = 0;
@@ -261,7 +267,8 @@ static void round_done_cb(struct ev_loop *loop, ev_async *w, int revents)
     pthread_mutex_unlock(&b->mu);
     if (!done) return;
     if (b->error[0]) bl_log(d->c->n, BL_LOG_DEBUG, "discovery: %s", b->error);
-    for (int i = 0; i < b->nfound; i++) consider(d->c, b->found[i]);
+    for (int i = 0; i < b->nfound; i++)
+        consider(d->c, b->found[i]);
     d->box = NULL;
     box_unref(b);
 }
@@ -278,7 +285,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     struct discovery *d = w->data;
     bl_node *n = d->c->n;
-    for (int i = 0; i < n->cfg.njoin; i++) consider(d->c, n->cfg.join[i]);
+    for (int i = 0; i < n->cfg.njoin; i++)
+        consider(d->c, n->cfg.join[i]);
     if (!d->box && needs_rounds(&n->cfg) &&
         ev_now(n->loop) - d->last_round >= n->cfg.discovery_interval_ms / 1000.0)
         start_round(d);

@@ -25,9 +25,15 @@ static double rnd01(bl_cluster *c)
     return (double)(c->rng % 1000000ull) / 1000000.0;
 }
 
-static double base_t(const bl_cluster *c) { return c->n->cfg.election_timeout_ms / 1000.0; }
+static double base_t(const bl_cluster *c)
+{
+    return c->n->cfg.election_timeout_ms / 1000.0;
+}
 
-static unsigned majority(bl_cluster *c) { return cl_coordinators(c, NULL) / 2 + 1; }
+static unsigned majority(bl_cluster *c)
+{
+    return cl_coordinators(c, NULL) / 2 + 1;
+}
 
 static int self_coordinator(bl_cluster *c)
 {
@@ -176,7 +182,8 @@ int el_handle(bl_cluster *c, const char *tag, const char *buf, int idx, int arit
 {
     unsigned long long term;
     char node[MAXATOMLEN_UTF8];
-    if (arity < 3 || ei_decode_ulonglong(buf, &idx, &term) < 0 || ei_decode_atom(buf, &idx, node) < 0)
+    if (arity < 3 || ei_decode_ulonglong(buf, &idx, &term) < 0 ||
+        ei_decode_atom(buf, &idx, node) < 0)
         return 0;
     ev_tstamp now = ev_now(c->n->loop);
     if (!strcmp(tag, "bl_vote_req") && arity == 3) {
@@ -259,7 +266,10 @@ void el_init(bl_cluster *c)
     c->election_timer.data = c->leader_timer.data = c;
 }
 
-void el_start(bl_cluster *c) { schedule_election(c); }
+void el_start(bl_cluster *c)
+{
+    schedule_election(c);
+}
 
 void el_stop(bl_cluster *c)
 {

@@ -48,11 +48,11 @@
 #define PREFIX_LEN 11
 #define IV_LEN 16
 #define KEY_LEN 32
-#define MAX_PKT 1024          /* bigger packets are not heartbeats (ours are < 320 bytes) */
-#define RECV_BUDGET 64        /* datagrams per read callback */
-#define WARN_SLOTS 32         /* senders remembered for log rate limiting */
-#define WARN_PERIOD 60.0      /* seconds between warnings about one sender */
-#define WARN_GLOBAL_MAX 20    /* warnings per period over all senders */
+#define MAX_PKT 1024       /* bigger packets are not heartbeats (ours are < 320 bytes) */
+#define RECV_BUDGET 64     /* datagrams per read callback */
+#define WARN_SLOTS 32      /* senders remembered for log rate limiting */
+#define WARN_PERIOD 60.0   /* seconds between warnings about one sender */
+#define WARN_GLOBAL_MAX 20 /* warnings per period over all senders */
 
 typedef struct {
     struct in_addr addr;
@@ -137,9 +137,10 @@ static int encode_with_key(const char *node, const unsigned char *key, unsigned 
     if (!cr || cr->RAND_bytes(out, IV_LEN) != 1) return -1;
     EVP_CIPHER_CTX *ctx = cr->CTX_new();
     if (!ctx) return -1;
-    int l1 = 0, l2 = 0, ok = cr->EncryptInit_ex(ctx, cr->aes_256_cbc(), NULL, key, out) == 1 &&
-                             cr->EncryptUpdate(ctx, out + IV_LEN, &l1, plain, plen) == 1 &&
-                             cr->EncryptFinal_ex(ctx, out + IV_LEN + l1, &l2) == 1;
+    int l1 = 0, l2 = 0,
+        ok = cr->EncryptInit_ex(ctx, cr->aes_256_cbc(), NULL, key, out) == 1 &&
+             cr->EncryptUpdate(ctx, out + IV_LEN, &l1, plain, plen) == 1 &&
+             cr->EncryptFinal_ex(ctx, out + IV_LEN + l1, &l2) == 1;
     cr->CTX_free(ctx);
     if (!ok || (size_t)(IV_LEN + l1 + l2) != need) return -1;
     return (int)need;
@@ -347,12 +348,11 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (from.sin_family != AF_INET) continue;
         char node[BL_NODE_LEN];
         const char *why = NULL;
-        if (decode_with_key(buf, (size_t)r, g->has_key ? g->key : NULL, node, sizeof(node),
-                            &why)) {
+        if (decode_with_key(buf, (size_t)r, g->has_key ? g->key : NULL, node, sizeof(node), &why)) {
             warn_packet(g, &from, (size_t)r, why);
             continue;
         }
-        if (strcmp(node, g->n->name) == 0) continue; /* our own heartbeat, looped back */
+        if (strcmp(node, g->n->name) == 0) continue;    /* our own heartbeat, looped back */
         if (strncmp(node, "nonode@", 7) == 0) continue; /* a BEAM that is not distributed */
         bl_log(g->n, BL_LOG_DEBUG, "gossip: heartbeat from %s", node);
         if (g->found) g->found(g->n, node, g->ud);
@@ -369,8 +369,8 @@ static void send_cb(struct ev_loop *loop, ev_timer *w, int revents)
     const char *why = NULL;
     if (len < 0) {
         why = "cannot encode our heartbeat";
-    } else if (sendto(g->fd, pkt, (size_t)len, 0, (struct sockaddr *)&g->dest,
-                      sizeof(g->dest)) < 0) {
+    } else if (sendto(g->fd, pkt, (size_t)len, 0, (struct sockaddr *)&g->dest, sizeof(g->dest)) <
+               0) {
         why = strerror(errno);
     }
     if (!why) return;
@@ -380,9 +380,10 @@ static void send_cb(struct ev_loop *loop, ev_timer *w, int revents)
         g->send_err_at = now;
         char a[INET_ADDRSTRLEN];
         inet_ntop(AF_INET, &g->dest.sin_addr, a, sizeof(a));
-        bl_log(g->n, BL_LOG_WARN, "gossip: heartbeat to %s:%u not sent: %s (%llu failures; next "
-               "report in %.0f s)", a, (unsigned)ntohs(g->dest.sin_port), why, g->send_errs,
-               WARN_PERIOD);
+        bl_log(g->n, BL_LOG_WARN,
+               "gossip: heartbeat to %s:%u not sent: %s (%llu failures; next "
+               "report in %.0f s)",
+               a, (unsigned)ntohs(g->dest.sin_port), why, g->send_errs, WARN_PERIOD);
     }
 }
 
@@ -395,8 +396,7 @@ static bl_gossip *fail(bl_gossip *g, char *err, size_t errlen, const char *what)
     return NULL;
 }
 
-bl_gossip *bl_gossip_start(bl_node *n, bl_gossip_found_cb found, void *ud, char *err,
-                           size_t errlen)
+bl_gossip *bl_gossip_start(bl_node *n, bl_gossip_found_cb found, void *ud, char *err, size_t errlen)
 {
     const bl_config *cfg = &n->cfg;
     struct in_addr group, ifa;

@@ -46,9 +46,15 @@ static unsigned long long now_ms(void)
     return (unsigned long long)tv.tv_sec * 1000ull + (unsigned long long)tv.tv_usec / 1000ull;
 }
 
-bl_cluster *bl_cluster_of(bl_node *n) { return n->cluster; }
+bl_cluster *bl_cluster_of(bl_node *n)
+{
+    return n->cluster;
+}
 
-static int is_tool_node(const char *node) { return strncmp(node, "beamlet_cli_", 12) == 0; }
+static int is_tool_node(const char *node)
+{
+    return strncmp(node, "beamlet_cli_", 12) == 0;
+}
 
 static double silence_limit(const bl_cluster *c)
 {
@@ -136,8 +142,8 @@ void cl_emit(bl_cluster *c, bl_cluster_event_type type, const member *m, bl_memb
 
 void cl_emit_leader(bl_cluster *c)
 {
-    bl_cluster_event e = {.type = BL_EV_LEADER_CHANGED, .term = c->term,
-                          .has_leader = c->leader[0] != 0};
+    bl_cluster_event e = {
+        .type = BL_EV_LEADER_CHANGED, .term = c->term, .has_leader = c->leader[0] != 0};
     snprintf(e.node, sizeof(e.node), "%s", c->leader);
     publish_event(c, &e);
 }
@@ -202,7 +208,8 @@ static void encode_list_str(ei_x_buff *x, const char *csv, int as_map)
     char buf[1024];
     snprintf(buf, sizeof(buf), "%s", csv);
     int count = 0;
-    for (char *p = buf; *p; p++) count += *p == ',';
+    for (char *p = buf; *p; p++)
+        count += *p == ',';
     count += buf[0] ? 1 : 0;
     if (as_map)
         ei_x_encode_map_header(x, count);
@@ -249,9 +256,8 @@ static void encode_member(bl_cluster *c, ei_x_buff *x, const member *m, int with
     ei_x_encode_atom(x, m->is_beam ? "beam" : "beamlet");
     if (with_age) {
         ei_x_encode_atom(x, "last_seen_ms");
-        ei_x_encode_ulong(x, m->is_self ? 0
-                                        : (unsigned long)((ev_now(c->n->loop) - m->last_heard) *
-                                                          1000.0));
+        ei_x_encode_ulong(
+            x, m->is_self ? 0 : (unsigned long)((ev_now(c->n->loop) - m->last_heard) * 1000.0));
     }
 }
 
@@ -426,8 +432,8 @@ static void merge(bl_cluster *c, const rec *r, const char *via)
     ev_tstamp now = ev_now(n->loop);
     if (!m) {
         if (r->state == BL_MEMBER_LEFT || r->state == BL_MEMBER_FAILED) return;
-        m = add_member(c, r->node, r->role, r->state == BL_MEMBER_SUSPECTED ? BL_MEMBER_ACTIVE
-                                                                           : r->state);
+        m = add_member(c, r->node, r->role,
+                       r->state == BL_MEMBER_SUSPECTED ? BL_MEMBER_ACTIVE : r->state);
         if (!m) return;
         m->epoch = r->epoch;
         m->inc = r->inc;
@@ -443,7 +449,7 @@ static void merge(bl_cluster *c, const rec *r, const char *via)
     int is_newer = newer(r, m);
     int same = r->epoch == m->epoch && r->inc == m->inc;
     if (!is_newer && !same) return; /* stale */
-    if (r->epoch > m->epoch) { /* a new run of that node */
+    if (r->epoch > m->epoch) {      /* a new run of that node */
         m->epoch = r->epoch;
         m->inc = r->inc;
         snprintf(m->role, sizeof(m->role), "%s", r->role);

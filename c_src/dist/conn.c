@@ -332,7 +332,8 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             size_t want_free = c->busy ? READ_CHUNK : 4096;
             if (c->rcap - c->rlen < want_free) {
                 size_t need = c->rcap * 2;
-                while (need - c->rlen < want_free) need *= 2;
+                while (need - c->rlen < want_free)
+                    need *= 2;
                 /* a frame may be up to max_message_size + header; never grow past that + a chunk */
                 size_t limit = n->cfg.max_message_size + 4 + 2 * READ_CHUNK;
                 if (need > limit) need = limit;
@@ -569,7 +570,8 @@ void bl_conn_tick_all(bl_node *n)
 
 void bl_conn_close_all(bl_node *n)
 {
-    while (n->retired) retired_free(n->retired);
+    while (n->retired)
+        retired_free(n->retired);
     bl_conn *c, *tmp;
     HASH_ITER(hh, n->conns, c, tmp)
     {

@@ -11,26 +11,46 @@
 const char *bl_ctl_name(long op)
 {
     switch (op) {
-    case BL_CTL_LINK: return "LINK";
-    case BL_CTL_SEND: return "SEND";
-    case BL_CTL_EXIT: return "EXIT";
-    case BL_CTL_UNLINK: return "UNLINK";
-    case BL_CTL_NODE_LINK: return "NODE_LINK";
-    case BL_CTL_REG_SEND: return "REG_SEND";
-    case BL_CTL_GROUP_LEADER: return "GROUP_LEADER";
-    case BL_CTL_EXIT2: return "EXIT2";
-    case BL_CTL_SEND_TT: return "SEND_TT";
-    case BL_CTL_EXIT_TT: return "EXIT_TT";
-    case BL_CTL_REG_SEND_TT: return "REG_SEND_TT";
-    case BL_CTL_EXIT2_TT: return "EXIT2_TT";
-    case BL_CTL_MONITOR_P: return "MONITOR_P";
-    case BL_CTL_DEMONITOR_P: return "DEMONITOR_P";
-    case BL_CTL_MONITOR_P_EXIT: return "MONITOR_P_EXIT";
-    case BL_CTL_SEND_SENDER: return "SEND_SENDER";
-    case BL_CTL_SEND_SENDER_TT: return "SEND_SENDER_TT";
-    case BL_CTL_UNLINK_ID: return "UNLINK_ID";
-    case BL_CTL_UNLINK_ID_ACK: return "UNLINK_ID_ACK";
-    default: return "UNKNOWN";
+    case BL_CTL_LINK:
+        return "LINK";
+    case BL_CTL_SEND:
+        return "SEND";
+    case BL_CTL_EXIT:
+        return "EXIT";
+    case BL_CTL_UNLINK:
+        return "UNLINK";
+    case BL_CTL_NODE_LINK:
+        return "NODE_LINK";
+    case BL_CTL_REG_SEND:
+        return "REG_SEND";
+    case BL_CTL_GROUP_LEADER:
+        return "GROUP_LEADER";
+    case BL_CTL_EXIT2:
+        return "EXIT2";
+    case BL_CTL_SEND_TT:
+        return "SEND_TT";
+    case BL_CTL_EXIT_TT:
+        return "EXIT_TT";
+    case BL_CTL_REG_SEND_TT:
+        return "REG_SEND_TT";
+    case BL_CTL_EXIT2_TT:
+        return "EXIT2_TT";
+    case BL_CTL_MONITOR_P:
+        return "MONITOR_P";
+    case BL_CTL_DEMONITOR_P:
+        return "DEMONITOR_P";
+    case BL_CTL_MONITOR_P_EXIT:
+        return "MONITOR_P_EXIT";
+    case BL_CTL_SEND_SENDER:
+        return "SEND_SENDER";
+    case BL_CTL_SEND_SENDER_TT:
+        return "SEND_SENDER_TT";
+    case BL_CTL_UNLINK_ID:
+        return "UNLINK_ID";
+    case BL_CTL_UNLINK_ID_ACK:
+        return "UNLINK_ID_ACK";
+    default:
+        return "UNKNOWN";
     }
 }
 
@@ -182,21 +202,33 @@ int bl_ctl_encode(ei_x_buff *x, const bl_ctl *c, const char *reason, int reason_
     for (int f = 0; f < l->arity - 1; f++) {
         int rc = 0;
         switch (l->fields[f]) {
-        case F_FROM: rc = ei_x_encode_pid(x, &c->from); break;
+        case F_FROM:
+            rc = ei_x_encode_pid(x, &c->from);
+            break;
         case F_FROMPROC: /* a name monitor reports the name as the exiting process */
             rc = c->has_toname ? ei_x_encode_atom(x, c->toname) : ei_x_encode_pid(x, &c->from);
             break;
-        case F_TO: rc = ei_x_encode_pid(x, &c->to); break;
+        case F_TO:
+            rc = ei_x_encode_pid(x, &c->to);
+            break;
         case F_TOPROC:
             rc = c->has_toname ? ei_x_encode_atom(x, c->toname) : ei_x_encode_pid(x, &c->to);
             break;
-        case F_TONAME: rc = ei_x_encode_atom(x, c->toname); break;
-        case F_REF: rc = ei_x_encode_ref(x, &c->ref); break;
-        case F_ID: rc = ei_x_encode_ulonglong(x, c->unlink_id); break;
+        case F_TONAME:
+            rc = ei_x_encode_atom(x, c->toname);
+            break;
+        case F_REF:
+            rc = ei_x_encode_ref(x, &c->ref);
+            break;
+        case F_ID:
+            rc = ei_x_encode_ulonglong(x, c->unlink_id);
+            break;
         case F_REASON:
             rc = reason ? ei_x_append_buf(x, reason, reason_len) : ei_x_encode_atom(x, "normal");
             break;
-        default: rc = ei_x_encode_atom(x, ""); break;
+        default:
+            rc = ei_x_encode_atom(x, "");
+            break;
         }
         if (rc < 0) return -1;
     }

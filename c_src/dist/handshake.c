@@ -70,7 +70,10 @@ static int cb_socket(void **ctx, void *setup)
     return 0;
 }
 
-static int cb_close(void *ctx) { return close(CTX_FD(ctx)) < 0 ? errno : 0; }
+static int cb_close(void *ctx)
+{
+    return close(CTX_FD(ctx)) < 0 ? errno : 0;
+}
 
 static int cb_listen(void *ctx, void *addr, int *len, int backlog)
 {
@@ -126,7 +129,8 @@ static int cb_write(void *ctx, const char *buf, ssize_t *len, unsigned tmo)
     int e = wait_fd(fd, POLLOUT, tmo);
     if (e) return e;
     ssize_t w;
-    do w = send(fd, buf, (size_t)*len, MSG_NOSIGNAL);
+    do
+        w = send(fd, buf, (size_t)*len, MSG_NOSIGNAL);
     while (w < 0 && errno == EINTR);
     if (w < 0) return errno;
     *len = w;
@@ -140,7 +144,8 @@ static int cb_writev(void *ctx, const void *iov, int iovcnt, ssize_t *len, unsig
     if (e) return e;
     struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
     ssize_t w;
-    do w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    do
+        w = sendmsg(fd, &mh, MSG_NOSIGNAL);
     while (w < 0 && errno == EINTR);
     if (w < 0) return errno;
     *len = w;
@@ -153,7 +158,8 @@ static int cb_read(void *ctx, char *buf, ssize_t *len, unsigned tmo)
     int e = wait_fd(fd, POLLIN, tmo);
     if (e) return e;
     ssize_t r;
-    do r = recv(fd, buf, (size_t)*len, 0);
+    do
+        r = recv(fd, buf, (size_t)*len, 0);
     while (r < 0 && errno == EINTR);
     if (r < 0) return errno;
     *len = r;
@@ -210,8 +216,8 @@ static void run_job(bl_hs_pool *p, hs_job *j, bl_hs_result *r)
                      e == ETIMEDOUT ? "timed out"
                      : e == EHOSTUNREACH || e == ECONNREFUSED
                          ? "node not reachable (not registered in EPMD, or refused)"
-                         : e == EIO ? "failed (not registered in EPMD yet, wrong cookie, or name clash)"
-                                    : strerror(e));
+                     : e == EIO ? "failed (not registered in EPMD yet, wrong cookie, or name clash)"
+                                : strerror(e));
             return;
         }
         r->fd = fd;
@@ -373,7 +379,8 @@ void bl_hs_pool_free(bl_hs_pool *p)
         j = next;
     }
     p->jobs_head = p->jobs_tail = NULL;
-    while (p->running > 0) pthread_cond_wait(&p->idle_cv, &p->mu);
+    while (p->running > 0)
+        pthread_cond_wait(&p->idle_cv, &p->mu);
     bl_hs_result *r = p->done;
     p->done = NULL;
     pthread_mutex_unlock(&p->mu);

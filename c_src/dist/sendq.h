@@ -34,6 +34,9 @@ void bl_sendq_commit(bl_sendq *q, size_t n);
 int bl_sendq_iov(const bl_sendq *q, struct iovec *iov, int max);
 /* Drop n bytes from the front (after a write). */
 void bl_sendq_consume(bl_sendq *q, size_t n);
-static inline size_t bl_sendq_bytes(const bl_sendq *q) { return q->bytes; }
+static inline size_t bl_sendq_bytes(const bl_sendq *q)
+{
+    return q->bytes;
+}
 
 #endif

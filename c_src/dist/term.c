@@ -17,7 +17,10 @@ static uint32_t get32(const unsigned char *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-static uint16_t get16(const unsigned char *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static uint16_t get16(const unsigned char *p)
+{
+    return (uint16_t)((p[0] << 8) | p[1]);
+}
 
 #define NEED(n)                                                                                    \
     do {                                                                                           \
@@ -101,14 +104,18 @@ static int check(const char *cbuf, size_t len, size_t *index, int fun_depth)
         case 120: /* V4_PORT: node, id(8), creation(4) */
         case 101: /* REFERENCE (old): node, id(4), creation(1) */ {
             if (skip_atom(buf, len, &i) != 0) return -1;
-            size_t tail = tag == 103 ? 9 : tag == 88 ? 12 : tag == 102 ? 5 : tag == 89 ? 8
-                        : tag == 120 ? 12 : 5;
+            size_t tail = tag == 103   ? 9
+                          : tag == 88  ? 12
+                          : tag == 102 ? 5
+                          : tag == 89  ? 8
+                          : tag == 120 ? 12
+                                       : 5;
             NEED(tail);
             i += tail;
             break;
         }
         case 114: /* NEW_REFERENCE: len(2), node, creation(1), ids(4*len) */
-        case 90:  /* NEWER_REFERENCE: len(2), node, creation(4), ids(4*len) */ {
+        case 90: /* NEWER_REFERENCE: len(2), node, creation(4), ids(4*len) */ {
             NEED(2);
             uint16_t n = get16(buf + i);
             i += 2;
@@ -219,4 +226,7 @@ static int check(const char *cbuf, size_t len, size_t *index, int fun_depth)
     return 0;
 }
 
-int bl_term_check(const char *buf, size_t len, size_t *index) { return check(buf, len, index, 0); }
+int bl_term_check(const char *buf, size_t len, size_t *index)
+{
+    return check(buf, len, index, 0);
+}

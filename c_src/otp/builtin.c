@@ -159,8 +159,8 @@ static int proxy_call(bl_proc *self, const bl_from *from, const char *buf, int j
     free(px);
     ei_x_encode_tuple_header(reply, 2);
     ei_x_encode_atom(reply, "error");
-    ei_x_encode_atom(reply, rc == BL_ENOPROC ? "noproc"
-                            : rc == BL_EBUSY ? "busy"
+    ei_x_encode_atom(reply, rc == BL_ENOPROC  ? "noproc"
+                            : rc == BL_EBUSY  ? "busy"
                             : rc == BL_ENOMEM ? "enomem"
                                               : "badarg");
     return 0;

@@ -68,8 +68,8 @@ static int try_reply(bl_proc *p, const bl_msg *m, int idx)
     if (c->rpc) { /* {badrpc, Reason} */
         int j = idx, ar;
         char a[MAXATOMLEN_UTF8];
-        if (ei_decode_tuple_header(m->buf, &j, &ar) == 0 && ar == 2 && get_atom(m->buf, &j, a) == 0 &&
-            strcmp(a, "badrpc") == 0) {
+        if (ei_decode_tuple_header(m->buf, &j, &ar) == 0 && ar == 2 &&
+            get_atom(m->buf, &j, a) == 0 && strcmp(a, "badrpc") == 0) {
             status = BL_EBADRPC;
             idx = j;
         }
@@ -103,8 +103,7 @@ int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m)
         if (rc == 0) {
             int sr = bl_reply(p->n, &from, reply.buff, reply.index);
             if (sr != BL_OK)
-                bl_log(p->n, BL_LOG_WARN, "reply to %s failed: %s", from.pid.node,
-                       bl_strerror(sr));
+                bl_log(p->n, BL_LOG_WARN, "reply to %s failed: %s", from.pid.node, bl_strerror(sr));
         }
         ei_x_free(&reply);
         return 1;
@@ -317,8 +316,8 @@ void bl_calls_monitor_exit(bl_node *n, const bl_ctl *ctl, const char *payload)
     pcall_finish(c);
     char a[MAXATOMLEN_UTF8];
     int i = (int)ctl->reason_off;
-    int status = get_atom(payload, &i, a) == 0 && strcmp(a, "noconnection") == 0 ? BL_ENODEDOWN
-                                                                                 : BL_ENOPROC;
+    int status =
+        get_atom(payload, &i, a) == 0 && strcmp(a, "noconnection") == 0 ? BL_ENODEDOWN : BL_ENOPROC;
     c->cb(p, status, payload, (int)ctl->reason_off, c->ud);
     free(c);
 }

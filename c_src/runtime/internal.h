@@ -29,8 +29,8 @@ typedef struct bl_conn {
     char node[BL_NODE_LEN];
     bl_conn_state state;
     int fd;
-    int outgoing;      /* this side initiated the live fd */
-    int connect_busy;  /* an outgoing handshake job is in flight */
+    int outgoing;     /* this side initiated the live fd */
+    int connect_busy; /* an outgoing handshake job is in flight */
     ev_io rio, wio;
     char *rbuf;
     size_t rlen, rcap;
@@ -165,8 +165,8 @@ struct bl_node {
     unsigned long long unlink_seq;
 
     char rscratch[64 * 1024]; /* reads land here first (dist/conn.c) */
-    ei_x_buff scratch;  /* control-tuple encoding */
-    ei_x_buff scratch2; /* message-body encoding for runtime-built messages */
+    ei_x_buff scratch;        /* control-tuple encoding */
+    ei_x_buff scratch2;       /* message-body encoding for runtime-built messages */
     bl_stats stats;
     ev_tstamp started_at;
     int running, stopping, started;
@@ -205,7 +205,8 @@ void bl_procs_shutdown(bl_node *n);
 /* Deliver an exit signal with an encoded reason body to a local process. */
 /* Send a term body (no version byte) to a pid on behalf of the runtime. */
 int bl_send_body(bl_node *n, const bl_pid *to, const char *body, int len);
-void bl_proc_signal_exit(bl_proc *p, const bl_pid *from, const char *reason, int rlen, int is_exit2);
+void bl_proc_signal_exit(bl_proc *p, const bl_pid *from, const char *reason, int rlen,
+                         int is_exit2);
 
 /* otp/gen.c */
 int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m);

@@ -20,20 +20,34 @@
 const char *bl_strerror(int err)
 {
     switch (err) {
-    case BL_OK: return "ok";
-    case BL_EINVAL: return "invalid argument or malformed term";
-    case BL_ENOMEM: return "out of memory";
-    case BL_ENOPROC: return "no such process";
-    case BL_ENODEDOWN: return "node down";
-    case BL_ETIMEOUT: return "timeout";
-    case BL_EBUSY: return "send queue above high-water mark";
-    case BL_EEXIST: return "name already registered";
-    case BL_ETOOBIG: return "message larger than max_message_size";
-    case BL_ESYS: return "system call failed";
-    case BL_EEPMD: return "EPMD unreachable or registration refused";
-    case BL_ECONFIG: return "invalid configuration";
-    case BL_EBADRPC: return "badrpc";
-    default: return "unknown error";
+    case BL_OK:
+        return "ok";
+    case BL_EINVAL:
+        return "invalid argument or malformed term";
+    case BL_ENOMEM:
+        return "out of memory";
+    case BL_ENOPROC:
+        return "no such process";
+    case BL_ENODEDOWN:
+        return "node down";
+    case BL_ETIMEOUT:
+        return "timeout";
+    case BL_EBUSY:
+        return "send queue above high-water mark";
+    case BL_EEXIST:
+        return "name already registered";
+    case BL_ETOOBIG:
+        return "message larger than max_message_size";
+    case BL_ESYS:
+        return "system call failed";
+    case BL_EEPMD:
+        return "EPMD unreachable or registration refused";
+    case BL_ECONFIG:
+        return "invalid configuration";
+    case BL_EBADRPC:
+        return "badrpc";
+    default:
+        return "unknown error";
     }
 }
 
@@ -106,7 +120,8 @@ static int read_cookie_file(const char *path, char *out, size_t outsz)
     size_t k = fread(out, 1, outsz - 1, f);
     fclose(f);
     out[k] = 0;
-    while (k > 0 && (out[k - 1] == '\n' || out[k - 1] == '\r' || out[k - 1] == ' ')) out[--k] = 0;
+    while (k > 0 && (out[k - 1] == '\n' || out[k - 1] == '\r' || out[k - 1] == ' '))
+        out[--k] = 0;
     return k > 0 ? 0 : -1;
 }
 
@@ -135,7 +150,8 @@ static int resolve_cookie(bl_node *n)
         return BL_ESYS;
     }
     fclose(ur);
-    for (int i = 0; i < 20; i++) c[i] = (char)('A' + rnd[i] % 26);
+    for (int i = 0; i < 20; i++)
+        c[i] = (char)('A' + rnd[i] % 26);
     c[20] = 0;
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0400);
     if (fd < 0 || write(fd, c, 20) != 20) {
@@ -263,7 +279,8 @@ int bl_node_new(const bl_config *cfg, bl_node **out)
         return BL_ECONFIG;
     }
     FILE *ur = fopen("/dev/urandom", "r");
-    if (!ur || fread(n->ref_ids, sizeof(n->ref_ids), 1, ur) != 1) n->ref_ids[1] = (unsigned)getpid();
+    if (!ur || fread(n->ref_ids, sizeof(n->ref_ids), 1, ur) != 1)
+        n->ref_ids[1] = (unsigned)getpid();
     if (ur) fclose(ur);
     n->ref_ids[0] &= 0x3ffff;
     ei_x_new(&n->scratch);
@@ -339,10 +356,12 @@ int bl_node_start(bl_node *n)
     if (rc == BL_OK) rc = bl_cluster_start(n);
     if (rc != BL_OK) return rc;
     n->started = 1;
-    for (int i = 0; i < n->cfg.njoin; i++) bl_connect(n, n->cfg.join[i]);
+    for (int i = 0; i < n->cfg.njoin; i++)
+        bl_connect(n, n->cfg.join[i]);
     bl_log(n, BL_LOG_INFO, "ready: %s listening on %s:%d, %s (creation %u), role %s, cluster %s",
-           n->name, n->cfg.listen_address, port, n->cfg.publish ? "published in EPMD" : "not published",
-           n->creation, n->cfg.role, n->cfg.cluster);
+           n->name, n->cfg.listen_address, port,
+           n->cfg.publish ? "published in EPMD" : "not published", n->creation, n->cfg.role,
+           n->cfg.cluster);
     return BL_OK;
 }
 
@@ -401,8 +420,14 @@ void bl_node_free(bl_node *n)
     free(n);
 }
 
-const char *bl_node_name(const bl_node *n) { return n->name; }
-const bl_config *bl_node_config(const bl_node *n) { return &n->cfg; }
+const char *bl_node_name(const bl_node *n)
+{
+    return n->name;
+}
+const bl_config *bl_node_config(const bl_node *n)
+{
+    return &n->cfg;
+}
 
 void bl_node_stats(const bl_node *n, bl_stats *out)
 {
@@ -410,7 +435,10 @@ void bl_node_stats(const bl_node *n, bl_stats *out)
     out->processes = HASH_COUNT(n->procs);
 }
 
-int bl_is_local_node(const bl_node *n, const char *node) { return strcmp(n->name, node) == 0; }
+int bl_is_local_node(const bl_node *n, const char *node)
+{
+    return strcmp(n->name, node) == 0;
+}
 
 int bl_pid_eq(const bl_pid *a, const bl_pid *b)
 {

@@ -31,10 +31,22 @@ bl_proc *bl_whereis(bl_node *n, const char *name)
     return r ? r->p : NULL;
 }
 
-const bl_pid *bl_self(const bl_proc *p) { return &p->pid; }
-bl_node *bl_proc_node(const bl_proc *p) { return p->n; }
-void *bl_proc_data(const bl_proc *p) { return p->ud; }
-void bl_trap_exit(bl_proc *p, int on) { p->trap_exit = on; }
+const bl_pid *bl_self(const bl_proc *p)
+{
+    return &p->pid;
+}
+bl_node *bl_proc_node(const bl_proc *p)
+{
+    return p->n;
+}
+void *bl_proc_data(const bl_proc *p)
+{
+    return p->ud;
+}
+void bl_trap_exit(bl_proc *p, int on)
+{
+    p->trap_exit = on;
+}
 
 int bl_register(bl_proc *p, const char *name)
 {
@@ -459,7 +471,9 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
         return;
     case BL_CTL_UNLINK_ID: {
         if ((p = bl_proc_by_pid(n, &ctl->to))) remove_link(p, &ctl->from);
-        bl_ctl c = {.op = BL_CTL_UNLINK_ID_ACK, .unlink_id = ctl->unlink_id, .from = ctl->to,
+        bl_ctl c = {.op = BL_CTL_UNLINK_ID_ACK,
+                    .unlink_id = ctl->unlink_id,
+                    .from = ctl->to,
                     .to = ctl->from};
         (void)send_ctl(n, from_node, &c, NULL, 0);
         return;

@@ -8,8 +8,9 @@
  *  - A *message* you send (bl_send, bl_send_name) is a buffer that starts with the version byte
  *    (build it with ei_x_new_with_version + ei_x_encode_*).
  *  - A *term body* (a call request, a reply you fill in) has no version byte (ei_x_new).
- *  - Incoming terms are handed to you as (buf, index): decode them with ei_decode_* starting at index.
- *    They have been bounds-checked before you see them, so ei_decode_* cannot read past the end.
+ *  - Incoming terms are handed to you as (buf, index): decode them with ei_decode_* starting at
+ * index. They have been bounds-checked before you see them, so ei_decode_* cannot read past the
+ * end.
  *  - Buffers passed to a callback are only valid during that callback; copy what you keep.
  *
  * Errors are returned as negative BL_E* codes; bl_strerror() names them. Library code never prints:
@@ -28,25 +29,25 @@ extern "C" {
 
 #define BL_VERSION "0.1.0"
 
-#define BL_NODE_LEN 256   /* max length of "alive@host" including NUL */
-#define BL_NAME_LEN 256   /* max registered-name length including NUL */
-#define BL_MAX_SEEDS 32   /* max --join entries */
-#define BL_TAG_MAX 512    /* max encoded size of a gen_server call tag */
+#define BL_NODE_LEN 256 /* max length of "alive@host" including NUL */
+#define BL_NAME_LEN 256 /* max registered-name length including NUL */
+#define BL_MAX_SEEDS 32 /* max --join entries */
+#define BL_TAG_MAX 512  /* max encoded size of a gen_server call tag */
 
 enum {
     BL_OK = 0,
-    BL_EINVAL = -1,     /* bad argument or malformed term */
-    BL_ENOMEM = -2,     /* out of memory */
-    BL_ENOPROC = -3,    /* no such local process or registered name */
-    BL_ENODEDOWN = -4,  /* the node is not (or no longer) connected */
-    BL_ETIMEOUT = -5,   /* no answer in time */
-    BL_EBUSY = -6,      /* the connection's send queue is above its high-water mark */
-    BL_EEXIST = -7,     /* name already registered */
-    BL_ETOOBIG = -8,    /* message larger than max_message_size */
-    BL_ESYS = -9,       /* a system call failed (see errno) */
-    BL_EEPMD = -10,     /* EPMD unreachable or refused registration */
-    BL_ECONFIG = -11,   /* invalid configuration */
-    BL_EBADRPC = -12,   /* rex answered {badrpc, Reason} */
+    BL_EINVAL = -1,    /* bad argument or malformed term */
+    BL_ENOMEM = -2,    /* out of memory */
+    BL_ENOPROC = -3,   /* no such local process or registered name */
+    BL_ENODEDOWN = -4, /* the node is not (or no longer) connected */
+    BL_ETIMEOUT = -5,  /* no answer in time */
+    BL_EBUSY = -6,     /* the connection's send queue is above its high-water mark */
+    BL_EEXIST = -7,    /* name already registered */
+    BL_ETOOBIG = -8,   /* message larger than max_message_size */
+    BL_ESYS = -9,      /* a system call failed (see errno) */
+    BL_EEPMD = -10,    /* EPMD unreachable or refused registration */
+    BL_ECONFIG = -11,  /* invalid configuration */
+    BL_EBADRPC = -12,  /* rex answered {badrpc, Reason} */
 };
 
 const char *bl_strerror(int err);
@@ -61,48 +62,48 @@ typedef struct bl_config {
     int longnames;          /* 1: --name (FQDN/IP host), 0: --sname (short host) */
     char cookie[256];       /* empty: read cookie_file, then ~/.erlang.cookie */
     char cookie_file[1024];
-    char role[32];          /* coordinator | agent | gateway | monitor | worker */
+    char role[32]; /* coordinator | agent | gateway | monitor | worker */
     char cluster[64];
     char join[BL_MAX_SEEDS][BL_NODE_LEN];
     int njoin;
     bl_log_level log_level;
     bl_log_format log_format;
-    unsigned net_ticktime_s;         /* like kernel's net_ticktime (default 60) */
-    size_t max_message_size;         /* bytes; a larger incoming frame drops its connection */
-    size_t send_queue_high_water;    /* bytes queued per connection before sends get BL_EBUSY */
-    unsigned connect_timeout_ms;     /* whole outgoing connect + handshake */
-    unsigned handshake_timeout_ms;   /* per step of an incoming handshake */
+    unsigned net_ticktime_s;       /* like kernel's net_ticktime (default 60) */
+    size_t max_message_size;       /* bytes; a larger incoming frame drops its connection */
+    size_t send_queue_high_water;  /* bytes queued per connection before sends get BL_EBUSY */
+    unsigned connect_timeout_ms;   /* whole outgoing connect + handshake */
+    unsigned handshake_timeout_ms; /* per step of an incoming handshake */
     unsigned reconnect_backoff_max_ms;
-    unsigned handshake_workers;      /* max concurrent handshakes (threads) */
-    char listen_address[64];         /* IPv4 address to listen on (default 0.0.0.0) */
-    int listen_port;                 /* 0: any */
-    int publish;                     /* register with EPMD (default 1) */
-    int exit_on_stdin_eof;           /* stop when stdin closes: a supervising port went away */
+    unsigned handshake_workers; /* max concurrent handshakes (threads) */
+    char listen_address[64];    /* IPv4 address to listen on (default 0.0.0.0) */
+    int listen_port;            /* 0: any */
+    int publish;                /* register with EPMD (default 1) */
+    int exit_on_stdin_eof;      /* stop when stdin closes: a supervising port went away */
 
     /* cluster membership, failure detection, election (docs/cluster.md) */
-    int cluster_member;              /* run beamlet_cluster and discovery (default 1; 0 for tools) */
-    char capabilities[512];          /* comma-separated list */
-    char metadata[1024];             /* comma-separated key=value pairs */
-    unsigned heartbeat_interval_ms;  /* default 1000 */
-    unsigned failure_threshold;      /* missed heartbeats before suspected (default 3) */
-    unsigned election_timeout_ms;    /* base election timeout (default 1500) */
-    unsigned remove_after_ms;        /* failed/left members forgotten after (default 300000) */
-    unsigned event_log_size;         /* events kept (default 256) */
+    int cluster_member;             /* run beamlet_cluster and discovery (default 1; 0 for tools) */
+    char capabilities[512];         /* comma-separated list */
+    char metadata[1024];            /* comma-separated key=value pairs */
+    unsigned heartbeat_interval_ms; /* default 1000 */
+    unsigned failure_threshold;     /* missed heartbeats before suspected (default 3) */
+    unsigned election_timeout_ms;   /* base election timeout (default 1500) */
+    unsigned remove_after_ms;       /* failed/left members forgotten after (default 300000) */
+    unsigned event_log_size;        /* events kept (default 256) */
 
     /* discovery (docs/cluster.md) */
-    int epmd_local;                  /* poll the local EPMD (default 1) */
-    char epmd_pattern[128];          /* fnmatch pattern on alive names (default "*") */
-    char epmd_hosts[1024];           /* comma-separated hosts whose EPMD is polled */
-    char hosts_file[1024];           /* .hosts.erlang-style file */
-    char dns_name[256];              /* DNS name polled for A records */
-    char dns_basename[128];          /* alive name for DNS-found hosts: basename@ip */
-    unsigned discovery_interval_ms;  /* poll interval for EPMD/hosts/DNS (default 5000) */
-    int gossip;                      /* libcluster-compatible UDP multicast gossip (default 0) */
-    char gossip_address[64];         /* multicast group (default 233.252.1.32) */
-    int gossip_port;                 /* default 45892 */
-    char gossip_if[64];              /* interface address to send/join on (default 0.0.0.0) */
-    char gossip_secret[256];         /* optional shared secret (AES-256-CBC as libcluster) */
-    unsigned gossip_interval_ms;     /* default 5000 */
+    int epmd_local;                 /* poll the local EPMD (default 1) */
+    char epmd_pattern[128];         /* fnmatch pattern on alive names (default "*") */
+    char epmd_hosts[1024];          /* comma-separated hosts whose EPMD is polled */
+    char hosts_file[1024];          /* .hosts.erlang-style file */
+    char dns_name[256];             /* DNS name polled for A records */
+    char dns_basename[128];         /* alive name for DNS-found hosts: basename@ip */
+    unsigned discovery_interval_ms; /* poll interval for EPMD/hosts/DNS (default 5000) */
+    int gossip;                     /* libcluster-compatible UDP multicast gossip (default 0) */
+    char gossip_address[64];        /* multicast group (default 233.252.1.32) */
+    int gossip_port;                /* default 45892 */
+    char gossip_if[64];             /* interface address to send/join on (default 0.0.0.0) */
+    char gossip_secret[256];        /* optional shared secret (AES-256-CBC as libcluster) */
+    unsigned gossip_interval_ms;    /* default 5000 */
 } bl_config;
 
 void bl_config_init(bl_config *cfg);
@@ -122,8 +123,8 @@ typedef struct bl_from {
 typedef struct bl_msg {
     const char *buf;
     int index;
-    int len;          /* bytes of buf */
-    int has_sender;   /* sender is known (REG_SEND carries it) */
+    int len;        /* bytes of buf */
+    int has_sender; /* sender is known (REG_SEND carries it) */
     bl_pid sender;
 } bl_msg;
 
@@ -154,7 +155,8 @@ void bl_node_stop(bl_node *n);
 void bl_node_free(bl_node *n);
 const char *bl_node_name(const bl_node *n);
 const bl_config *bl_node_config(const bl_node *n);
-void bl_log(bl_node *n, bl_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void bl_log(bl_node *n, bl_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- processes ---- */
 /* Spawn a process; name may be NULL. *out may be NULL. */
@@ -197,8 +199,8 @@ int bl_call(bl_proc *p, const bl_pid *to_pid, const char *name, const char *node
 /* gen_server:cast. */
 int bl_cast(bl_proc *p, const bl_pid *to_pid, const char *name, const char *node, const char *req,
             int reqlen);
-/* M:F(Args) on a BEAM node through rex. args: an encoded list body. {badrpc, R} -> status BL_EBADRPC
- * with (buf, index) at R. */
+/* M:F(Args) on a BEAM node through rex. args: an encoded list body. {badrpc, R} -> status
+ * BL_EBADRPC with (buf, index) at R. */
 int bl_rpc(bl_proc *p, const char *node, const char *mod, const char *fun, const char *args,
            int argslen, unsigned timeout_ms, bl_call_cb cb, void *ud);
 /* net_adm:ping: status 0 = pong. */

@@ -37,7 +37,7 @@ typedef enum {
 typedef struct bl_cluster_event {
     unsigned long long seq, time_ms;
     bl_cluster_event_type type;
-    char node[BL_NODE_LEN];   /* the member concerned; the new leader for leader_changed */
+    char node[BL_NODE_LEN]; /* the member concerned; the new leader for leader_changed */
     char role[32];
     bl_member_state from, to; /* node_state_changed */
     unsigned long long term;  /* leader_changed */

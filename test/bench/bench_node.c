@@ -23,8 +23,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 
-#define BLAST_BATCH 8192   /* messages per loop turn before yielding to the loop */
-#define BLAST_RETRY_MS 1u  /* wait after BL_EBUSY */
+#define BLAST_BATCH 8192  /* messages per loop turn before yielding to the loop */
+#define BLAST_RETRY_MS 1u /* wait after BL_EBUSY */
 #define MSG_MAX 1024
 
 static bl_node *g_node;
@@ -259,7 +259,10 @@ static const bl_proc_ops echo_ops = {.on_call = echo_call};
 
 /* ---------------------------------------------------------------- main */
 
-static const char *env_lookup(const char *k) { return getenv(k); }
+static const char *env_lookup(const char *k)
+{
+    return getenv(k);
+}
 
 int main(int argc, char **argv)
 {

@@ -29,7 +29,10 @@
 #define S_PRINT_MAX 900      /* no single printed piece of a shorter term reaches 2000 chars */
 
 const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void) { return "leak:ei_decode_fun\n"; }
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:ei_decode_fun\n";
+}
 
 /* Whether the term at buf[*idx] (already accepted by bl_term_check) holds a fun, or cannot be
  * walked. Advances *idx past the term when it returns 0. */

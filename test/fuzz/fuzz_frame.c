@@ -68,7 +68,8 @@ static void decode_one(char *p, size_t len)
     if (rc != BL_CTL_OK && rc != BL_CTL_EMALFORMED && rc != BL_CTL_EUNKNOWN)
         die("bad return code", (size_t)-rc, 0);
     if (rc == BL_CTL_OK) {
-        if (!bl_ctl_name(c.op) || !strcmp(bl_ctl_name(c.op), "UNKNOWN")) die("OK for unknown op", 0, 0);
+        if (!bl_ctl_name(c.op) || !strcmp(bl_ctl_name(c.op), "UNKNOWN"))
+            die("OK for unknown op", 0, 0);
         if (c.has_from) check_pid(&c.from);
         if (c.has_to) check_pid(&c.to);
         if (!memchr(c.toname, 0, sizeof(c.toname))) die("toname not terminated", 0, 0);
@@ -81,7 +82,8 @@ static void decode_one(char *p, size_t len)
         if (c.has_msg) {
             if (c.msg_off < 4 || c.msg_off >= c.msg_end || c.msg_end != len)
                 die("message out of the frame", c.msg_off, c.msg_end);
-            if ((unsigned char)p[c.msg_off - 1] != 131) die("no version before message", c.msg_off, 0);
+            if ((unsigned char)p[c.msg_off - 1] != 131)
+                die("no version before message", c.msg_off, 0);
             print_term_at(p, c.msg_off, c.msg_end, "message");
             /* also as a user would: in a buffer that ends with the message */
             int idx = 0;
@@ -123,7 +125,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t pl = 0;
         int r = bl_frame_next(buf + pos, size - pos, MAX_FRAME, &pl);
         if (r == BL_FRAME_MORE) {
-            if (size - pos >= 4 && size - pos - 4 >= pl) die("MORE with a whole frame", pl, size - pos);
+            if (size - pos >= 4 && size - pos - 4 >= pl)
+                die("MORE with a whole frame", pl, size - pos);
             break;
         }
         if (r == BL_FRAME_TOOBIG) {

@@ -1,4 +1,5 @@
-/* fuzz_gossip.c - libFuzzer target for the libcluster gossip packet decoder (c_src/cluster/gossip.c).
+/* fuzz_gossip.c - libFuzzer target for the libcluster gossip packet decoder
+ * (c_src/cluster/gossip.c).
  *
  * Input: one control byte, then a packet. Control bits 0-1 pick the mode, bits 2-7 the size of
  * the caller's name buffer (0: BL_NODE_LEN):
@@ -48,8 +49,7 @@ static void check_accepted(const char *node, size_t nodesz)
     }
 }
 
-static int decode(const unsigned char *p, size_t len, const char *secret, char *node,
-                  size_t nodesz)
+static int decode(const unsigned char *p, size_t len, const char *secret, char *node, size_t nodesz)
 {
     /* exact-size heap copy: ASan catches any read past the packet */
     unsigned char *c = malloc(len ? len : 1);

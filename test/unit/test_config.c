@@ -93,12 +93,12 @@ static void test_defaults(void **state)
 typedef enum { K_STR, K_UINT, K_INT, K_SIZE, K_ENUM } kind;
 typedef struct {
     const char *key;
-    const char *good;     /* accepted */
+    const char *good; /* accepted */
     kind k;
     size_t off;           /* field */
     const char *want_str; /* K_STR: expected field value (NULL: good) */
     unsigned long long want_num;
-    const char *bad[4];   /* rejected, NULL-terminated */
+    const char *bad[4]; /* rejected, NULL-terminated */
 } keycase;
 
 #define F(field) offsetof(bl_config, field)
@@ -110,16 +110,48 @@ static const keycase KEYS[] = {
     {"log_level", "debug", K_ENUM, F(log_level), NULL, BL_LOG_DEBUG, {"trace", "", "DEBUG", NULL}},
     {"log_format", "json", K_ENUM, F(log_format), NULL, BL_LOG_JSON, {"xml", "", NULL}},
     {"net_ticktime", "30", K_UINT, F(net_ticktime_s), NULL, 30, {"0", "3601", "-5", "abc"}},
-    {"max_message_size", "1024", K_SIZE, F(max_message_size), NULL, 1024,
+    {"max_message_size",
+     "1024",
+     K_SIZE,
+     F(max_message_size),
+     NULL,
+     1024,
      {"1023", "2147483649", "1k", ""}},
-    {"send_queue_high_water", "4294967296", K_SIZE, F(send_queue_high_water), NULL, 4294967296ull,
+    {"send_queue_high_water",
+     "4294967296",
+     K_SIZE,
+     F(send_queue_high_water),
+     NULL,
+     4294967296ull,
      {"65535", "4294967297", "-1", NULL}},
-    {"connect_timeout_ms", "100", K_UINT, F(connect_timeout_ms), NULL, 100, {"99", "600001", "1.5", NULL}},
-    {"handshake_timeout_ms", "600000", K_UINT, F(handshake_timeout_ms), NULL, 600000, {"99", "x", NULL}},
-    {"reconnect_backoff_max_ms", "2500", K_UINT, F(reconnect_backoff_max_ms), NULL, 2500,
+    {"connect_timeout_ms",
+     "100",
+     K_UINT,
+     F(connect_timeout_ms),
+     NULL,
+     100,
+     {"99", "600001", "1.5", NULL}},
+    {"handshake_timeout_ms",
+     "600000",
+     K_UINT,
+     F(handshake_timeout_ms),
+     NULL,
+     600000,
+     {"99", "x", NULL}},
+    {"reconnect_backoff_max_ms",
+     "2500",
+     K_UINT,
+     F(reconnect_backoff_max_ms),
+     NULL,
+     2500,
      {"600001", "", NULL}},
     {"handshake_workers", "256", K_UINT, F(handshake_workers), NULL, 256, {"0", "257", NULL}},
-    {"listen_address", "127.0.0.1", K_STR, F(listen_address), NULL, 0,
+    {"listen_address",
+     "127.0.0.1",
+     K_STR,
+     F(listen_address),
+     NULL,
+     0,
      {"256.0.0.1", "1.2.3", "1.2.3.4x", "localhost"}},
     {"listen_port", "65535", K_INT, F(listen_port), NULL, 65535, {"65536", "-1", "port", NULL}},
     {"publish", "false", K_INT, F(publish), NULL, 0, {"no", "", "2", NULL}},
@@ -129,10 +161,22 @@ static const keycase KEYS[] = {
 static const keycase CLUSTER_KEYS[] = {
     {"capabilities", "db,cache", K_STR, F(capabilities), NULL, 0, {NULL}},
     {"metadata", "zone=a,rack=3", K_STR, F(metadata), NULL, 0, {"novalue", "=x", NULL}},
-    {"heartbeat_interval_ms", "250", K_UINT, F(heartbeat_interval_ms), NULL, 250, {"9", "600001", "x", NULL}},
+    {"heartbeat_interval_ms",
+     "250",
+     K_UINT,
+     F(heartbeat_interval_ms),
+     NULL,
+     250,
+     {"9", "600001", "x", NULL}},
     {"failure_threshold", "5", K_UINT, F(failure_threshold), NULL, 5, {"0", "101", NULL}},
     {"election_timeout_ms", "50", K_UINT, F(election_timeout_ms), NULL, 50, {"49", "", NULL}},
-    {"remove_after_ms", "86400000", K_UINT, F(remove_after_ms), NULL, 86400000, {"99", "86400001", NULL}},
+    {"remove_after_ms",
+     "86400000",
+     K_UINT,
+     F(remove_after_ms),
+     NULL,
+     86400000,
+     {"99", "86400001", NULL}},
     {"event_log_size", "100000", K_UINT, F(event_log_size), NULL, 100000, {"0", "100001", NULL}},
     {"epmd_local", "false", K_INT, F(epmd_local), NULL, 0, {"maybe", NULL}},
     {"epmd_pattern", "web*", K_STR, F(epmd_pattern), NULL, 0, {NULL}},
@@ -146,18 +190,29 @@ static const keycase CLUSTER_KEYS[] = {
     {"gossip_port", "1", K_INT, F(gossip_port), NULL, 1, {"0", "65536", NULL}},
     {"gossip_if", "192.168.1.1", K_STR, F(gossip_if), NULL, 0, {"1.2.3.256", NULL}},
     {"gossip_secret", "s3cret", K_STR, F(gossip_secret), NULL, 0, {NULL}},
-    {"gossip_interval_ms", "3600000", K_UINT, F(gossip_interval_ms), NULL, 3600000, {"3600001", NULL}},
+    {"gossip_interval_ms",
+     "3600000",
+     K_UINT,
+     F(gossip_interval_ms),
+     NULL,
+     3600000,
+     {"3600001", NULL}},
 };
 
 static unsigned long long field_num(const bl_config *c, const keycase *kc)
 {
     const char *p = (const char *)c + kc->off;
     switch (kc->k) {
-    case K_UINT: return *(const unsigned *)p;
-    case K_INT: return (unsigned long long)*(const int *)p;
-    case K_SIZE: return *(const size_t *)p;
-    case K_ENUM: return (unsigned long long)*(const int *)p;
-    default: return 0;
+    case K_UINT:
+        return *(const unsigned *)p;
+    case K_INT:
+        return (unsigned long long)*(const int *)p;
+    case K_SIZE:
+        return *(const size_t *)p;
+    case K_ENUM:
+        return (unsigned long long)*(const int *)p;
+    default:
+        return 0;
     }
 }
 
@@ -422,17 +477,17 @@ static void test_file_errors(void **state)
     struct {
         const char *json, *needle;
     } cases[] = {
-        {"{\"net_ticktime\": \"soon\"}", "net_ticktime"},        /* bad value */
-        {"{\"net_ticktime\": 1.5}", "net_ticktime"},             /* wrong JSON type: real */
-        {"{\"role\": [\"agent\"]}", "role"},                     /* wrong JSON type: array */
-        {"{\"cookie\": null}", "cookie"},                        /* wrong JSON type: null */
-        {"{\"cluster\": {\"a\": 1}}", "cluster"},                /* wrong JSON type: object */
-        {"{\"join\": [\"a@h\", 5]}", "join"},                    /* non-string join element */
-        {"{\"join\": [\"nohost\"]}", "join"},                    /* bad join element */
-        {"{\"net_ticktime\": -5}", "net_ticktime"},              /* negative integer */
-        {"{\"bogus\": 1}", "bogus"},                             /* unknown key */
-        {"[1, 2]", "object"},                                    /* not an object */
-        {"{\"sname\": \"a\", \"sname\": \"b\"}", "line"},        /* duplicate key */
+        {"{\"net_ticktime\": \"soon\"}", "net_ticktime"}, /* bad value */
+        {"{\"net_ticktime\": 1.5}", "net_ticktime"},      /* wrong JSON type: real */
+        {"{\"role\": [\"agent\"]}", "role"},              /* wrong JSON type: array */
+        {"{\"cookie\": null}", "cookie"},                 /* wrong JSON type: null */
+        {"{\"cluster\": {\"a\": 1}}", "cluster"},         /* wrong JSON type: object */
+        {"{\"join\": [\"a@h\", 5]}", "join"},             /* non-string join element */
+        {"{\"join\": [\"nohost\"]}", "join"},             /* bad join element */
+        {"{\"net_ticktime\": -5}", "net_ticktime"},       /* negative integer */
+        {"{\"bogus\": 1}", "bogus"},                      /* unknown key */
+        {"[1, 2]", "object"},                             /* not an object */
+        {"{\"sname\": \"a\", \"sname\": \"b\"}", "line"}, /* duplicate key */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *path = write_tmp(cases[i].json);
@@ -465,8 +520,9 @@ static void test_file_errors(void **state)
 static void test_precedence(void **state)
 {
     (void)state;
-    char *path = write_tmp("{\"sname\": \"fromfile\", \"cookie\": \"filecookie\", "
-                           "\"role\": \"monitor\", \"net_ticktime\": 11, \"handshake_workers\": 3}");
+    char *path =
+        write_tmp("{\"sname\": \"fromfile\", \"cookie\": \"filecookie\", "
+                  "\"role\": \"monitor\", \"net_ticktime\": 11, \"handshake_workers\": 3}");
     bl_config c;
     char err[512] = "";
 
@@ -478,8 +534,9 @@ static void test_precedence(void **state)
     assert_int_equal(c.net_ticktime_s, 11);
 
     /* file through BEAMLET_CONFIG, environment over file */
-    const char *env2[] = {"BEAMLET_CONFIG", path, "COOKIE", "envcookie",
-                          "BEAMLET_NET_TICKTIME", "22", "ROLE", "", NULL};
+    const char *env2[] = {
+        "BEAMLET_CONFIG", path, "COOKIE", "envcookie", "BEAMLET_NET_TICKTIME", "22",
+        "ROLE",           "",   NULL};
     assert_int_equal(from_args(&c, env2, 0, NULL, err, sizeof(err)), BL_OK);
     assert_string_equal(c.name, "fromfile");
     assert_string_equal(c.cookie, "envcookie");
@@ -506,13 +563,36 @@ static void test_precedence(void **state)
 
     /* NODE_NAME from the environment; every other flag form */
     const char *env5[] = {"NODE_NAME", "envnode@host.domain", "CLUSTER_SEEDS", "s1@h,s2@h", NULL};
-    const char *argv5[] = {"--cookie", "c", "--role", "coordinator", "--cluster", "k",
-                           "--log-level", "warn", "--log-format", "json",
-                           "--max-message-size", "2048", "--send-queue-high-water", "65536",
-                           "--connect-timeout-ms", "101", "--handshake-timeout-ms", "102",
-                           "--reconnect-backoff-max-ms", "103", "--handshake-workers", "4",
-                           "--listen-address", "10.1.2.3", "--port", "4000", "--publish", "true",
-                           "--cookie-file", "/tmp/cf"};
+    const char *argv5[] = {"--cookie",
+                           "c",
+                           "--role",
+                           "coordinator",
+                           "--cluster",
+                           "k",
+                           "--log-level",
+                           "warn",
+                           "--log-format",
+                           "json",
+                           "--max-message-size",
+                           "2048",
+                           "--send-queue-high-water",
+                           "65536",
+                           "--connect-timeout-ms",
+                           "101",
+                           "--handshake-timeout-ms",
+                           "102",
+                           "--reconnect-backoff-max-ms",
+                           "103",
+                           "--handshake-workers",
+                           "4",
+                           "--listen-address",
+                           "10.1.2.3",
+                           "--port",
+                           "4000",
+                           "--publish",
+                           "true",
+                           "--cookie-file",
+                           "/tmp/cf"};
     int argc5 = (int)(sizeof(argv5) / sizeof(argv5[0]));
     if (from_args(&c, env5, argc5, argv5, err, sizeof(err)) != BL_OK) fail_msg("%s", err);
     assert_string_equal(c.name, "envnode@host.domain");
@@ -605,12 +685,12 @@ static void test_args_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),       cmocka_unit_test(test_set_each_key),
-        cmocka_unit_test(test_set_cluster_keys),
-        cmocka_unit_test(test_set_enum_values), cmocka_unit_test(test_set_names),
-        cmocka_unit_test(test_set_join),       cmocka_unit_test(test_set_unknown_key),
-        cmocka_unit_test(test_file_all_types), cmocka_unit_test(test_file_errors),
-        cmocka_unit_test(test_precedence),     cmocka_unit_test(test_args_errors),
+        cmocka_unit_test(test_defaults),         cmocka_unit_test(test_set_each_key),
+        cmocka_unit_test(test_set_cluster_keys), cmocka_unit_test(test_set_enum_values),
+        cmocka_unit_test(test_set_names),        cmocka_unit_test(test_set_join),
+        cmocka_unit_test(test_set_unknown_key),  cmocka_unit_test(test_file_all_types),
+        cmocka_unit_test(test_file_errors),      cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_args_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,7 +56,8 @@ static void assert_ref_eq(const erlang_ref *a, const erlang_ref *b)
 {
     assert_string_equal(a->node, b->node);
     assert_int_equal(a->len, b->len);
-    for (int i = 0; i < a->len; i++) assert_int_equal(a->n[i], b->n[i]);
+    for (int i = 0; i < a->len; i++)
+        assert_int_equal(a->n[i], b->n[i]);
     assert_int_equal(a->creation, b->creation);
 }
 
@@ -82,7 +83,8 @@ static payload build(const char *a, size_t alen, const char *b, size_t blen, con
 }
 
 /* Encode c (and an optional message term with version) into a payload. */
-static payload encode_frame(const bl_ctl *c, const char *reason, int reason_len, const ei_x_buff *msg)
+static payload encode_frame(const bl_ctl *c, const char *reason, int reason_len,
+                            const ei_x_buff *msg)
 {
     ei_x_buff x;
     ei_x_new(&x);
@@ -174,8 +176,8 @@ static void test_link_unlink_id(void **state)
     const unsigned long long ids[] = {0, 1, 255, 0x7fffffff, 0x100000001ull, ~0ull};
     for (size_t k = 0; k < sizeof(ops) / sizeof(ops[0]); k++) {
         for (size_t j = 0; j < sizeof(ids) / sizeof(ids[0]); j++) {
-            bl_ctl c = {.op = ops[k], .from = mkpid("a@h", 1), .to = mkpid("b@h", 2),
-                        .unlink_id = ids[j]};
+            bl_ctl c = {
+                .op = ops[k], .from = mkpid("a@h", 1), .to = mkpid("b@h", 2), .unlink_id = ids[j]};
             payload p = encode_frame(&c, NULL, 0, NULL);
             bl_ctl d;
             assert_int_equal(decode(&p, &d), BL_CTL_OK);
@@ -239,7 +241,9 @@ static void test_monitor(void **state)
     const long ops[] = {BL_CTL_MONITOR_P, BL_CTL_DEMONITOR_P};
     for (size_t k = 0; k < 2; k++) {
         /* by pid */
-        bl_ctl c = {.op = ops[k], .from = mkpid("a@h", 1), .to = mkpid("b@h", 2),
+        bl_ctl c = {.op = ops[k],
+                    .from = mkpid("a@h", 1),
+                    .to = mkpid("b@h", 2),
                     .ref = mkref(1000 + (unsigned)k)};
         payload p = encode_frame(&c, NULL, 0, NULL);
         bl_ctl d;
@@ -272,7 +276,9 @@ static void test_monitor_exit(void **state)
     int rl = 0;
     ei_encode_atom(reason, &rl, "noproc");
     /* by pid */
-    bl_ctl c = {.op = BL_CTL_MONITOR_P_EXIT, .from = mkpid("a@h", 1), .to = mkpid("b@h", 2),
+    bl_ctl c = {.op = BL_CTL_MONITOR_P_EXIT,
+                .from = mkpid("a@h", 1),
+                .to = mkpid("b@h", 2),
                 .ref = mkref(5)};
     payload p = encode_frame(&c, reason, rl, NULL);
     bl_ctl d;
@@ -399,7 +405,8 @@ static void test_malformed(void **state)
     expect(BL_CTL_EMALFORMED, lm.buf, lm.len);
     free(lm.buf);
     /* every truncation of the control */
-    for (size_t k = 1; k < ok.len; k++) expect(BL_CTL_EMALFORMED, ok.buf, k);
+    for (size_t k = 1; k < ok.len; k++)
+        expect(BL_CTL_EMALFORMED, ok.buf, k);
     free(ok.buf);
 
     /* wrong arity for LINK: {1, From} and {1, From, To, x} */
@@ -512,11 +519,11 @@ static void test_unknown(void **state)
     ei_x_free(&x);
 }
 
-/* A peer controls the nesting depth of an EXIT reason (and of every skipped field). bl_term_check is
- * iterative, but the decoder must not then walk the same term recursively (ei_skip_term): a
- * 2 MB frame holding a 1,000,000-deep tuple would overflow the C stack of the event loop. Run in
- * a child so a crash is reported as a failure instead of ending the test run. Set
- * BL_SKIP_KNOWN_BUGS=1 to skip while control.c still uses ei_skip_term. */
+/* A peer controls the nesting depth of an EXIT reason (and of every skipped field). bl_term_check
+ * is iterative, but the decoder must not then walk the same term recursively (ei_skip_term): a 2 MB
+ * frame holding a 1,000,000-deep tuple would overflow the C stack of the event loop. Run in a child
+ * so a crash is reported as a failure instead of ending the test run. Set BL_SKIP_KNOWN_BUGS=1 to
+ * skip while control.c still uses ei_skip_term. */
 /* A reason nested far deeper than BL_TERM_MAX_DEPTH is refused as malformed (that connection is
  * dropped) without crashing: ei's recursive skip would overflow the stack on it. */
 static void test_deep_reason(void **state)
@@ -530,7 +537,8 @@ static void test_deep_reason(void **state)
     ei_x_encode_long(&x, BL_CTL_EXIT);
     ei_x_encode_pid(&x, &a);
     ei_x_encode_pid(&x, &b);
-    for (size_t i = 0; i < depth; i++) ei_x_encode_tuple_header(&x, 1);
+    for (size_t i = 0; i < depth; i++)
+        ei_x_encode_tuple_header(&x, 1);
     ei_x_encode_empty_list(&x);
     payload p = build(x.buff, (size_t)x.index, NULL, 0, NULL, 0);
     ei_x_free(&x);
@@ -545,19 +553,25 @@ static void test_deep_reason(void **state)
     int st = 0;
     assert_int_equal(waitpid(child, &st, 0), child);
     free(p.buf);
-    if (!WIFEXITED(st)) fail_msg("bl_ctl_decode crashed on a %zu-deep reason (signal %d)", depth,
-                                 WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+    if (!WIFEXITED(st))
+        fail_msg("bl_ctl_decode crashed on a %zu-deep reason (signal %d)", depth,
+                 WIFSIGNALED(st) ? WTERMSIG(st) : -1);
     if (WEXITSTATUS(st) != 0) fail_msg("bl_ctl_decode accepted a %zu-deep reason", depth);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_send),         cmocka_unit_test(test_reg_send),
-        cmocka_unit_test(test_link_unlink_id), cmocka_unit_test(test_exit_reasons),
-        cmocka_unit_test(test_monitor),      cmocka_unit_test(test_monitor_exit),
-        cmocka_unit_test(test_other_known_ops), cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_unknown),      cmocka_unit_test(test_deep_reason),
+        cmocka_unit_test(test_send),
+        cmocka_unit_test(test_reg_send),
+        cmocka_unit_test(test_link_unlink_id),
+        cmocka_unit_test(test_exit_reasons),
+        cmocka_unit_test(test_monitor),
+        cmocka_unit_test(test_monitor_exit),
+        cmocka_unit_test(test_other_known_ops),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_unknown),
+        cmocka_unit_test(test_deep_reason),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -89,7 +89,8 @@ static void test_multiple(void **state)
         } else {
             assert_int_equal(r, BL_FRAME_DATA);
             assert_int_equal(pl, sizes[k]);
-            for (size_t j = 0; j < pl; j++) assert_int_equal(buf[pos + 4 + j], 'A' + (int)k);
+            for (size_t j = 0; j < pl; j++)
+                assert_int_equal(buf[pos + 4 + j], 'A' + (int)k);
         }
         pos += 4 + pl;
         k++;
@@ -132,8 +133,9 @@ static void test_max_plus_one(void **state)
 static void test_put_len_roundtrip(void **state)
 {
     (void)state;
-    const size_t vals[] = {0, 1, 0xff, 0x100, 0x1234, 0xffff, 0x10000, 0x123456, 0x01020304,
-                           0x7fffffff, 0x80000000u, 0xfffffffeu, 0xffffffffu};
+    const size_t vals[] = {0,           1,           0xff,       0x100,      0x1234,
+                           0xffff,      0x10000,     0x123456,   0x01020304, 0x7fffffff,
+                           0x80000000u, 0xfffffffeu, 0xffffffffu};
     for (size_t k = 0; k < sizeof(vals) / sizeof(vals[0]); k++) {
         char hdr[6] = {0x55, 0x55, 0x55, 0x55, 0x55, 0x55};
         bl_frame_put_len(hdr + 1, vals[k]);

@@ -27,14 +27,14 @@
 
 /* erl -noshell -eval 'io:format("~w", [binary_to_list(<<"heartbeat::",
  *     (term_to_binary(#{node => a@b}))/binary>>)]), halt().'   (OTP 25) */
-static const unsigned char BEAM_PLAIN[] = {104, 101, 97, 114, 116, 98, 101, 97, 116, 58,
+static const unsigned char BEAM_PLAIN[] = {104, 101, 97,  114, 116, 98, 101, 97,  116, 58,
                                            58,  131, 116, 0,   0,   0,  1,   100, 0,   4,
                                            110, 111, 100, 101, 100, 0,  3,   97,  64,  98};
 
 /* "heartbeat::" ++ term_to_binary(#{node => 'x@y'}, [{minor_version, 2}]): UTF-8 atoms, as
  * OTP 26+ encodes by default. */
-static const unsigned char BEAM_PLAIN_UTF8[] = {104, 101, 97,  114, 116, 98,  101, 97, 116, 58,
-                                                58,  131, 116, 0,   0,   0,   1,   119, 4,  110,
+static const unsigned char BEAM_PLAIN_UTF8[] = {104, 101, 97,  114, 116, 98,  101, 97,  116, 58,
+                                                58,  131, 116, 0,   0,   0,   1,   119, 4,   110,
                                                 111, 100, 101, 119, 3,   120, 64,  121};
 
 /* libcluster's encrypt/3 in Erlang (OTP 25):
@@ -43,10 +43,10 @@ static const unsigned char BEAM_PLAIN_UTF8[] = {104, 101, 97,  114, 116, 98,  10
  *   IV = crypto:strong_rand_bytes(16), Key = crypto:hash(sha256, Secret),
  *   <<IV/binary, (crypto:crypto_one_time(aes_256_cbc, Key, IV, Padded, true))/binary>> */
 static const char *ENC1_SECRET = "beamlet-secret"; /* node a@b */
-static const unsigned char ENC1[] = {
-    36,  186, 209, 116, 14,  147, 171, 55,  77,  139, 108, 115, 50,  64,  247, 139,
-    238, 13,  108, 199, 246, 27,  196, 162, 235, 146, 232, 220, 211, 101, 37,  50,
-    10,  57,  74,  83,  101, 213, 215, 77,  9,   198, 147, 130, 16,  190, 182, 6};
+static const unsigned char ENC1[] = {36,  186, 209, 116, 14,  147, 171, 55,  77,  139, 108, 115,
+                                     50,  64,  247, 139, 238, 13,  108, 199, 246, 27,  196, 162,
+                                     235, 146, 232, 220, 211, 101, 37,  50,  10,  57,  74,  83,
+                                     101, 213, 215, 77,  9,   198, 147, 130, 16,  190, 182, 6};
 static const char *ENC2_SECRET = "s3cr3t"; /* node libcluster_node@somehost */
 static const unsigned char ENC2[] = {
     245, 167, 216, 193, 6,   141, 113, 2,   130, 198, 77,  49,  133, 51,  133, 13,
@@ -130,7 +130,7 @@ static void test_roundtrip_secret(void **state)
     assert_true(la > 0 && lb == la && lp > 0);
     assert_int_equal((la - 16) % 16, 0);
     assert_int_equal(la, 16 + (lp / 16 + 1) * 16); /* PKCS#7: 1..16 pad bytes */
-    assert_memory_not_equal(a, b, 16);               /* a fresh IV each time */
+    assert_memory_not_equal(a, b, 16);             /* a fresh IV each time */
     assert_int_equal(bl_gossip_decode(a, (size_t)la, "S", node, sizeof(node)), 0);
     assert_string_equal(node, "gS@host");
     assert_int_equal(bl_gossip_decode(b, (size_t)lb, "S", node, sizeof(node)), 0);
@@ -190,7 +190,8 @@ static void test_garbage_and_shape(void **state)
     srand(42);
     for (int i = 0; i < 5000; i++) {
         size_t len = (size_t)(rand() % 200);
-        for (size_t j = 0; j < len; j++) pkt[j] = (unsigned char)rand();
+        for (size_t j = 0; j < len; j++)
+            pkt[j] = (unsigned char)rand();
         if (i % 2) memcpy(pkt, "heartbeat::", len < 11 ? len : 11);
         assert_int_equal(bl_gossip_decode(pkt, len, NULL, node, sizeof(node)), -1);
         assert_int_equal(bl_gossip_decode(pkt, len, "x", node, sizeof(node)), -1);
@@ -204,7 +205,10 @@ static void test_garbage_and_shape(void **state)
     assert_int_equal(bl_gossip_decode(pkt, sizeof(BEAM_PLAIN) + 1, NULL, node, sizeof(node)), -1);
 
 #define HB "heartbeat::\x83"
-#define B(s, w) {s, sizeof(s) - 1, w}
+#define B(s, w)                                                                                    \
+    {                                                                                              \
+        s, sizeof(s) - 1, w                                                                        \
+    }
     static const struct {
         const char *bytes;
         size_t len;
@@ -219,7 +223,9 @@ static void test_garbage_and_shape(void **state)
         B(HB "t\0\0\0\1d\0\4noded\0\2@b", "empty alive"),
         B(HB "t\0\0\0\1d\0\4noded\0\3a@ ", "space"),
         B(HB "t\0\0\0\1d\0\4noded\0\3a@\xe9", "latin-1 char"),
-        B(HB "t\0\0\0\1d\0\4noded\0\xff" "a@b", "atom length beyond the end"),
+        B(HB "t\0\0\0\1d\0\4noded\0\xff"
+             "a@b",
+          "atom length beyond the end"),
         B(HB "h\2d\0\4noded\0\3a@b", "tuple"),
         B(HB "t\0\0\0\0", "empty map"),
         B(HB "t\xff\xff\xff\xff", "huge arity"),
@@ -239,9 +245,9 @@ static void test_garbage_and_shape(void **state)
     }
     /* the same shape checks with the good bytes, to be sure the table is not wrong by length */
     static const char good[] = "heartbeat::\x83t\0\0\0\1s\4nodew\3a@b";
-    assert_int_equal(bl_gossip_decode((const unsigned char *)good, sizeof(good) - 1, NULL, node,
-                                      sizeof(node)),
-                     0);
+    assert_int_equal(
+        bl_gossip_decode((const unsigned char *)good, sizeof(good) - 1, NULL, node, sizeof(node)),
+        0);
     assert_string_equal(node, "a@b");
 }
 
@@ -307,7 +313,8 @@ static int free_udp_port(void)
 static void send_to(int port, const void *p, size_t len)
 {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_true(sendto(fd, p, len, 0, (struct sockaddr *)&sa, sizeof(sa)) == (ssize_t)len);
     close(fd);
@@ -365,8 +372,8 @@ static void test_live(void **state)
     assert_string_equal(s.last, "a@b");
 
     /* 50 bad packets from one address: exactly one warning line */
-    for (int i = 0; i < 50; i++) send_to(port, i % 2 ? "garbage" : (const char *)ENC2,
-                                         i % 2 ? 7 : sizeof(ENC2));
+    for (int i = 0; i < 50; i++)
+        send_to(port, i % 2 ? "garbage" : (const char *)ENC2, i % 2 ? 7 : sizeof(ENC2));
     send_to(port, BEAM_PLAIN, sizeof(BEAM_PLAIN));
     run_for(n->loop, 0.2);
     send_to(port, ENC1, sizeof(ENC1)); /* still working */
@@ -395,10 +402,10 @@ static void test_live(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_beam_plain),       cmocka_unit_test(test_beam_encrypted),
-        cmocka_unit_test(test_roundtrip_plain),  cmocka_unit_test(test_roundtrip_secret),
-        cmocka_unit_test(test_truncated),        cmocka_unit_test(test_garbage_and_shape),
-        cmocka_unit_test(test_encode_rejects),   cmocka_unit_test(test_live),
+        cmocka_unit_test(test_beam_plain),      cmocka_unit_test(test_beam_encrypted),
+        cmocka_unit_test(test_roundtrip_plain), cmocka_unit_test(test_roundtrip_secret),
+        cmocka_unit_test(test_truncated),       cmocka_unit_test(test_garbage_and_shape),
+        cmocka_unit_test(test_encode_rejects),  cmocka_unit_test(test_live),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

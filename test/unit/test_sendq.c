@@ -44,7 +44,8 @@ static void push(bl_sendq *q, model *m, size_t reserve, size_t want)
         m->data[m->end++] = b;
     }
     /* write the unused part of the reservation too: it must never show up */
-    for (size_t i = want; i < reserve; i++) p[i] = (char)0xEE;
+    for (size_t i = want; i < reserve; i++)
+        p[i] = (char)0xEE;
     bl_sendq_commit(q, want);
     assert_int_equal(bl_sendq_bytes(q), before + want);
 }
@@ -99,7 +100,8 @@ static void test_small_frames_few_chunks(void **state)
     model m;
     model_init(&m, 1 << 20);
     /* 5000 frames of 4 + 60 bytes = 320000 bytes: at most ceil(320000 / 64 KiB) + 1 chunks */
-    for (int i = 0; i < 5000; i++) push(&q, &m, 64, 64);
+    for (int i = 0; i < 5000; i++)
+        push(&q, &m, 64, 64);
     int n = check(&q, &m);
     assert_true(n >= 5);
     assert_true(n <= 6);
@@ -122,7 +124,8 @@ static void test_reserve_more_commit_less(void **state)
     model m;
     model_init(&m, 1 << 20);
     /* the typical encode pattern: reserve a worst case, commit what was written */
-    for (int i = 0; i < 3000; i++) push(&q, &m, 200, (size_t)(i % 150));
+    for (int i = 0; i < 3000; i++)
+        push(&q, &m, 200, (size_t)(i % 150));
     check(&q, &m);
     /* a zero commit changes nothing */
     push(&q, &m, 10, 0);
@@ -138,10 +141,12 @@ static void test_partial_consume(void **state)
     bl_sendq_init(&q);
     model m;
     model_init(&m, 1 << 21);
-    for (int i = 0; i < 4000; i++) push(&q, &m, 100, 100); /* 400000 bytes, ~7 chunks */
+    for (int i = 0; i < 4000; i++)
+        push(&q, &m, 100, 100); /* 400000 bytes, ~7 chunks */
     check(&q, &m);
     /* byte by byte at first, then steps that straddle chunk boundaries */
-    for (int i = 0; i < 10; i++) pop(&q, &m, 1);
+    for (int i = 0; i < 10; i++)
+        pop(&q, &m, 1);
     pop(&q, &m, BL_SENDQ_CHUNK - 10 - 1); /* stop one byte short of the first boundary */
     pop(&q, &m, 2);                       /* cross it */
     pop(&q, &m, BL_SENDQ_CHUNK);          /* a whole chunk's worth, not aligned */
@@ -206,7 +211,8 @@ static void test_free_with_data(void **state)
     bl_sendq_init(&q);
     model m;
     model_init(&m, 1 << 21);
-    for (int i = 0; i < 3000; i++) push(&q, &m, 150, 150);
+    for (int i = 0; i < 3000; i++)
+        push(&q, &m, 150, 150);
     pop(&q, &m, 2 * BL_SENDQ_CHUNK + 3); /* leaves a spare chunk too */
     push(&q, &m, 2 * BL_SENDQ_CHUNK, 100);
     check(&q, &m);

@@ -3,8 +3,8 @@
  * bl_term_check is the only thing standing between bytes from the network and ei_decode_*, which
  * never checks the end of its buffer. So: every term ei can produce must be accepted with the index
  * landing exactly on its end, every truncation of it must be rejected, absurd counts, atom cache
- * refs, unknown tags and non-atom node names must be rejected, and hostile nesting must not blow the
- * C stack. */
+ * refs, unknown tags and non-atom node names must be rejected, and hostile nesting must not blow
+ * the C stack. */
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -131,8 +131,9 @@ static void test_atoms(void **state)
 static void test_integers(void **state)
 {
     (void)state;
-    const long longs[] = {0, 1, 255, 256, -1, -256, 0x7ffffff, -0x8000000, 0x7fffffff,
-                          (long)0x80000000L, LONG_MAX, LONG_MIN};
+    const long longs[] = {0,        1,         255,        256,        -1,
+                          -256,     0x7ffffff, -0x8000000, 0x7fffffff, (long)0x80000000L,
+                          LONG_MAX, LONG_MIN};
     for (size_t k = 0; k < sizeof(longs) / sizeof(longs[0]); k++) {
         ei_x_buff x;
         ei_x_new(&x);
@@ -151,7 +152,8 @@ static void test_integers(void **state)
     /* a real big: 300 digit bytes -> LARGE_BIG (111) */
     erlang_big *b = ei_alloc_big(300);
     assert_non_null(b);
-    for (unsigned i = 0; i < 150; i++) ((unsigned short *)b->digits)[i] = (unsigned short)(i * 977);
+    for (unsigned i = 0; i < 150; i++)
+        ((unsigned short *)b->digits)[i] = (unsigned short)(i * 977);
     b->is_neg = 1;
     ei_x_new(&x);
     assert_int_equal(ei_x_encode_big(&x, b), 0);
@@ -195,7 +197,8 @@ static void test_binaries(void **state)
 {
     (void)state;
     static char data[5000];
-    for (size_t i = 0; i < sizeof(data); i++) data[i] = (char)(i * 31);
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)(i * 31);
     const long sizes[] = {0, 1, 255, 5000};
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         ei_x_buff x;
@@ -271,7 +274,8 @@ static void test_nested(void **state)
     /* a LARGE_TUPLE (105) of 300 elements and an empty tuple and map */
     ei_x_new(&x);
     ei_x_encode_tuple_header(&x, 300);
-    for (int i = 0; i < 300; i++) ei_x_encode_long(&x, i);
+    for (int i = 0; i < 300; i++)
+        ei_x_encode_long(&x, i);
     assert_int_equal((unsigned char)x.buff[0], 105);
     assert_valid_x(&x);
     ei_x_new(&x);
@@ -297,7 +301,8 @@ static void test_pids_refs_ports(void **state)
     ref.creation = 3;
     for (int len = 1; len <= 5; len++) {
         ref.len = len;
-        for (int i = 0; i < len; i++) ref.n[i] = (unsigned)(i + 100);
+        for (int i = 0; i < len; i++)
+            ref.n[i] = (unsigned)(i + 100);
         ei_x_new(&x);
         assert_int_equal(ei_x_encode_ref(&x, &ref), 0);
         assert_valid_x(&x);
@@ -393,9 +398,9 @@ static void test_export_parts_typed(void **state)
 {
     (void)state;
     if (getenv("BL_SKIP_KNOWN_BUGS")) skip();
-    REJECT(113, 100, 0, 0, 97, 34, 97, 35);         /* function is an integer */
-    REJECT(113, 97, 1, 115, 1, 'f', 97, 1);         /* module is an integer */
-    REJECT(113, 115, 1, 'm', 115, 1, 'f', 106);     /* arity is [] */
+    REJECT(113, 100, 0, 0, 97, 34, 97, 35);                /* function is an integer */
+    REJECT(113, 97, 1, 115, 1, 'f', 97, 1);                /* module is an integer */
+    REJECT(113, 115, 1, 'm', 115, 1, 'f', 106);            /* arity is [] */
     REJECT(113, 115, 1, 'm', 115, 1, 'f', 98, 0, 0, 0, 1); /* arity is a 4-byte integer */
     const char ok[] = {113, 115, 1, 'm', 119, 1, 'f', 97, 1};
     assert_valid_exact(ok, sizeof(ok));
@@ -406,26 +411,26 @@ static void test_export_parts_typed(void **state)
 static void test_absurd_lengths(void **state)
 {
     (void)state;
-    REJECT(108, 0xff, 0xff, 0xff, 0xff, 106);          /* list of 4G elements */
-    REJECT(108, 0, 0, 0, 2, 97, 1, 106);               /* list of 2, one present */
-    REJECT(105, 0xff, 0xff, 0xff, 0xff, 106, 106);     /* large tuple of 4G */
-    REJECT(104, 255, 106, 106, 106);                   /* small tuple of 255 */
-    REJECT(116, 0x80, 0, 0, 0, 106, 106);              /* map of 2G pairs */
-    REJECT(116, 0, 0, 0, 1, 106);                      /* map of 1 pair, key only */
-    REJECT(109, 0xff, 0xff, 0xff, 0xff, 1, 2, 3);      /* binary of 4G bytes */
-    REJECT(109, 0, 0, 0, 4, 1, 2, 3);                  /* binary one byte short */
-    REJECT(77, 0xff, 0xff, 0xff, 0xff, 3, 1, 2, 3);    /* bit binary of 4G bytes */
-    REJECT(107, 0xff, 0xff, 'a', 'b');                 /* string of 64K */
-    REJECT(111, 0xff, 0xff, 0xff, 0xff, 0, 1, 2, 3);   /* big of 4G digits */
-    REJECT(110, 200, 0, 1, 2, 3);                      /* small big of 200 digits */
-    REJECT(100, 0xff, 0xff, 'a');                      /* atom of 64K */
-    REJECT(118, 0xff, 0xff, 'a');                      /* utf8 atom of 64K */
-    REJECT(115, 10, 'a');                              /* small atom of 10 */
+    REJECT(108, 0xff, 0xff, 0xff, 0xff, 106);            /* list of 4G elements */
+    REJECT(108, 0, 0, 0, 2, 97, 1, 106);                 /* list of 2, one present */
+    REJECT(105, 0xff, 0xff, 0xff, 0xff, 106, 106);       /* large tuple of 4G */
+    REJECT(104, 255, 106, 106, 106);                     /* small tuple of 255 */
+    REJECT(116, 0x80, 0, 0, 0, 106, 106);                /* map of 2G pairs */
+    REJECT(116, 0, 0, 0, 1, 106);                        /* map of 1 pair, key only */
+    REJECT(109, 0xff, 0xff, 0xff, 0xff, 1, 2, 3);        /* binary of 4G bytes */
+    REJECT(109, 0, 0, 0, 4, 1, 2, 3);                    /* binary one byte short */
+    REJECT(77, 0xff, 0xff, 0xff, 0xff, 3, 1, 2, 3);      /* bit binary of 4G bytes */
+    REJECT(107, 0xff, 0xff, 'a', 'b');                   /* string of 64K */
+    REJECT(111, 0xff, 0xff, 0xff, 0xff, 0, 1, 2, 3);     /* big of 4G digits */
+    REJECT(110, 200, 0, 1, 2, 3);                        /* small big of 200 digits */
+    REJECT(100, 0xff, 0xff, 'a');                        /* atom of 64K */
+    REJECT(118, 0xff, 0xff, 'a');                        /* utf8 atom of 64K */
+    REJECT(115, 10, 'a');                                /* small atom of 10 */
     REJECT(114, 0xff, 0xff, 115, 1, 'n', 1, 0, 0, 0, 1); /* ref with 65535 ids */
-    REJECT(90, 0, 6, 115, 1, 'n', 0, 0, 0, 1,          /* NEWER_REFERENCE with 6 ids (max 5) */
+    REJECT(90, 0, 6, 115, 1, 'n', 0, 0, 0, 1,            /* NEWER_REFERENCE with 6 ids (max 5) */
            0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1);
-    REJECT(112, 0xff, 0xff, 0xff, 0xff, 0);            /* fun of 4G bytes */
-    REJECT(112, 0, 0, 0, 5, 0, 0, 0, 0, 0);            /* fun smaller than its header */
+    REJECT(112, 0xff, 0xff, 0xff, 0xff, 0); /* fun of 4G bytes */
+    REJECT(112, 0, 0, 0, 5, 0, 0, 0, 0, 0); /* fun smaller than its header */
     /* an atom of 1021 bytes (more than 255 UTF-8 characters can take) */
     char big_atom[3 + 1021];
     big_atom[0] = 118;
@@ -449,17 +454,17 @@ static void test_absurd_lengths(void **state)
 static void test_atom_cache_and_unknown_tags(void **state)
 {
     (void)state;
-    REJECT(82, 0);                  /* ATOM_CACHE_REF */
-    REJECT(104, 2, 97, 1, 82, 0);   /* ...also inside a tuple */
+    REJECT(82, 0);                                 /* ATOM_CACHE_REF */
+    REJECT(104, 2, 97, 1, 82, 0);                  /* ...also inside a tuple */
     REJECT(103, 82, 0, 0, 0, 0, 1, 0, 0, 0, 2, 3); /* ...or as the node of a pid */
-    REJECT(121, 0, 0, 0, 0);        /* LOCAL_EXT */
-    REJECT(117, 0, 0, 0, 0);        /* old FUN_EXT */
-    REJECT(80, 0, 0, 0, 1, 0x78);   /* compressed term */
-    REJECT(131, 106);               /* a version byte where a term is expected */
-    REJECT(68, 0, 0);               /* distribution header */
-    const unsigned char known[] = {97,  98,  99,  70,  100, 118, 115, 119, 103, 88,  102, 89,
-                                   120, 101, 114, 90,  104, 105, 106, 107, 108, 109, 77,  110,
-                                   111, 116, 113, 112};
+    REJECT(121, 0, 0, 0, 0);                       /* LOCAL_EXT */
+    REJECT(117, 0, 0, 0, 0);                       /* old FUN_EXT */
+    REJECT(80, 0, 0, 0, 1, 0x78);                  /* compressed term */
+    REJECT(131, 106);                              /* a version byte where a term is expected */
+    REJECT(68, 0, 0);                              /* distribution header */
+    const unsigned char known[] = {97,  98,  99,  70,  100, 118, 115, 119, 103, 88,
+                                   102, 89,  120, 101, 114, 90,  104, 105, 106, 107,
+                                   108, 109, 77,  110, 111, 116, 113, 112};
     for (int t = 0; t < 256; t++) {
         if (memchr(known, t, sizeof(known))) continue;
         /* an unknown tag followed by plenty of bytes */
@@ -499,9 +504,11 @@ static char *nest(size_t depth, const char *open, size_t olen, const char *close
     char *b = malloc(n);
     assert_non_null(b);
     size_t o = 0;
-    for (size_t d = 0; d < depth; d++, o += olen) memcpy(b + o, open, olen);
+    for (size_t d = 0; d < depth; d++, o += olen)
+        memcpy(b + o, open, olen);
     b[o++] = 106; /* [] */
-    for (size_t d = 0; clen && d < depth; d++, o += clen) memcpy(b + o, close, clen);
+    for (size_t d = 0; clen && d < depth; d++, o += clen)
+        memcpy(b + o, close, clen);
     assert_int_equal(o, n);
     *outlen = n;
     return b;
