@@ -222,4 +222,7 @@ int bl_cluster_start(bl_node *n);
 void bl_cluster_stop(bl_node *n);
 void bl_cluster_free(bl_node *n);
 
+/* services/services.c: the cluster services (pg scopes, registry, ...) */
+int bl_services_start(bl_node *n);
+
 #endif

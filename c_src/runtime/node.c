@@ -354,6 +354,7 @@ int bl_node_start(bl_node *n)
 
     int rc = bl_builtin_start(n);
     if (rc == BL_OK) rc = bl_cluster_start(n);
+    if (rc == BL_OK) rc = bl_services_start(n);
     if (rc != BL_OK) return rc;
     n->started = 1;
     for (int i = 0; i < n->cfg.njoin; i++)

