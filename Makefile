@@ -93,7 +93,7 @@ run-node: deps-run
 	@pgrep -x epmd >/dev/null || { echo "beamlet: starting epmd"; epmd -daemon; }
 	@priv/beamlet node --sname beamlet $(ARGS)
 
-test-build: $(ASAN)/beamlet $(ASAN)/test_worker $(UNIT_BIN) $(FUZZ_BIN) priv/beamlet priv/libbeamlet.a $(EXAMPLES)
+test-build: $(REL)/beamlet $(ASAN)/beamlet $(ASAN)/test_worker $(UNIT_BIN) $(FUZZ_BIN) priv/beamlet priv/libbeamlet.a $(EXAMPLES)
 
 test: deps
 	@$(MAKE) --no-print-directory test-build

@@ -72,6 +72,7 @@ run_suite fuzz fuzz
 [ -x test/cluster/run.sh ] && run_suite cluster test/cluster/run.sh
 [ -x test/integration/gossip_netns.sh ] && run_suite gossip_netns test/integration/gossip_netns.sh
 [ -x erlang_shim/test/run.sh ] && run_suite shim erlang_shim/test/run.sh
+[ -x test/valgrind/run.sh ] && run_suite valgrind test/valgrind/run.sh
 
 # Sanitizer reports from any process of any suite
 san=$(ls "$BL_SAN_DIR" 2>/dev/null | wc -l)
