@@ -23,7 +23,6 @@ status(N) -> gen_server:call({beamlet_cluster, N}, status, 5000).
 view(N) -> lists:sort([{maps:get(node, M), maps:get(state, M)} || M <- members(N),
                                                                    maps:get(kind, M) =:= beamlet]).
 
-state_of(N, Of) -> proplists:get_value(Of, view(N)).
 
 until(F) -> ?assert(bl_test_util:wait_until(F, 15000)).
 
@@ -154,3 +153,57 @@ epmd_discovery() ->
                                           "--discovery-interval-ms", "500" | fast()]),
     ?assert(agree([A, D], lists:sort([{A, active}, {D, active}]))),
     ok.
+
+%% Discovery through a .hosts.erlang-style file and through an EPMD host list: the node polls
+%% the EPMD of each listed host (this host) and connects to names matching the pattern.
+hosts_discovery_test_() ->
+    {timeout, 60, fun hosts_discovery/0}.
+
+hosts_discovery() ->
+    C = "h" ++ bl_test_util:unique(""),
+    A = start("ha", "coordinator", C, []),
+    File = filename:join(bl_test_util:log_dir(), "hosts." ++ bl_test_util:unique("")),
+    ok = file:write_file(File, io_lib:format("%% hosts to poll~n'~s'.~n", [bl_test_util:host()])),
+    B = bl_test_util:start_beamlet("hb", ["--cluster", C, "--hosts-file", File,
+                                          "--epmd-pattern", "bl_ha_*",
+                                          "--discovery-interval-ms", "500" | fast()]),
+    ?assert(agree([A, B], lists:sort([{A, active}, {B, active}]))),
+    D = bl_test_util:start_beamlet("hd", ["--cluster", C, "--epmd-hosts", bl_test_util:host(),
+                                          "--epmd-pattern", "bl_ha_*",
+                                          "--discovery-interval-ms", "500" | fast()]),
+    ?assert(agree([A, B, D], lists:sort([{A, active}, {B, active}, {D, active}]))),
+    ok.
+
+%% DNS poll: A records of a name become basename@IP (libcluster's DNSPoll). `localhost' resolves
+%% to 127.0.0.1 through the system resolver, so a node named basename@127.0.0.1 is found.
+dns_discovery_test_() ->
+    {timeout, 60, fun dns_discovery/0}.
+
+dns_discovery() ->
+    C = "d" ++ bl_test_util:unique(""),
+    Base = bl_test_util:unique("dnsa"),
+    A = long_node(Base, ["--role", "coordinator", "--cluster", C | fast()]),
+    B = long_node(bl_test_util:unique("dnsb"),
+                  ["--cluster", C, "--dns-name", "localhost", "--dns-basename", Base,
+                   "--discovery-interval-ms", "500" | fast()]),
+    Two = lists:sort([{A, active}, {B, active}]),
+    ?assert(bl_test_util:wait_until(fun() -> cli_view(A) =:= Two andalso cli_view(B) =:= Two end,
+                                    15000)),
+    ok.
+
+%% [{Node, State}] of beamlet members from `beamlet nodes list' (the table).
+cli_view(N) ->
+    {0, Out} = bl_test_util:admin("nodes list --node", N),
+    lists:sort([{list_to_atom(Node), list_to_atom(State)}
+                || Line <- string:split(Out, "\n", all),
+                   [Node, _Role, State, "beamlet" | _] <- [string:lexemes(Line, " ")]]).
+
+%% A node with a long name on 127.0.0.1 (the runner, a short-name node, cannot connect to it:
+%% it is observed through the admin CLI, which picks long names for hosts with a dot).
+long_node(Alias, Extra) ->
+    Node = list_to_atom(Alias ++ "@127.0.0.1"),
+    Log = filename:absname(filename:join(bl_test_util:log_dir(), Alias ++ ".log")),
+    Args = ["node", "--name", atom_to_list(Node), "--cookie", bl_test_util:cookie() | Extra],
+    ok = gen_server:call(bl_test_nodes, {open, Node, os:getenv("BEAMLET_BIN"), Args, Log}),
+    true = bl_test_util:log_contains(Node, "ready:", 15000),
+    Node.
