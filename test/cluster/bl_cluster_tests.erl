@@ -146,7 +146,6 @@ epmd_discovery_test_() ->
 epmd_discovery() ->
     C = "e" ++ bl_test_util:unique(""),
     A = start("ea", "coordinator", C, []),
-    [Alias, _] = string:split(atom_to_list(A), "@"),
     Pattern = "bl_ea_*",
     D = bl_test_util:start_beamlet("eb", ["--cluster", C, "--epmd-local", "true",
                                           "--epmd-pattern", Pattern,
