@@ -132,10 +132,10 @@ relay_start(Node, Subject, Parent) ->
 relay_loop(Node, Subject) ->
     receive
         {beamlet_cluster_event, E} ->
-            case event(E) of
-                skip -> ok;
-                Ev -> send_subject(Subject, Ev)
-            end,
+            _ = case event(E) of
+                    skip -> ok;
+                    Ev -> send_subject(Subject, Ev)
+                end,
             relay_loop(Node, Subject);
         {'DOWN', _, process, _, _} ->
             _ = beamlet_client:unsubscribe_cluster(Node),
