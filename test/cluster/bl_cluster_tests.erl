@@ -206,3 +206,25 @@ long_node(Alias, Extra) ->
     ok = gen_server:call(bl_test_nodes, {open, Node, os:getenv("BEAMLET_BIN"), Args, Log}),
     true = bl_test_util:log_contains(Node, "ready:", 15000),
     Node.
+
+%% Self-healing's other half: a failed member that does not come back is forgotten after
+%% remove_after_ms (node_left), while it is retried until then.
+removal_test_() ->
+    {timeout, 60, fun removal/0}.
+
+removal() ->
+    C = "x" ++ bl_test_util:unique(""),
+    Keep = ["--remove-after-ms", "1500" | fast()],
+    A = bl_test_util:start_beamlet("xa", ["--cluster", C | Keep]),
+    B = bl_test_util:start_beamlet("xb", ["--cluster", C, "--join", atom_to_list(A) | Keep]),
+    ?assert(agree([A, B], lists:sort([{A, active}, {B, active}]))),
+    ok = gen_server:call({beamlet_cluster, A}, {subscribe, self()}),
+    bl_test_util:kill(B),
+    ?assertMatch({ok, _}, bl_test_util:recv(
+        fun({beamlet_cluster_event, #{event := node_state_changed, node := N, to := failed}}) -> N =:= B;
+           (_) -> false end, 10000)),
+    ?assertMatch({ok, _}, bl_test_util:recv(
+        fun({beamlet_cluster_event, #{event := node_left, node := N}}) -> N =:= B;
+           (_) -> false end, 10000)),
+    ?assertEqual([{A, active}], view(A)),
+    ok.
