@@ -354,6 +354,39 @@ static void broadcast(bl_cluster *c, const ei_x_buff *x, const char *except)
     }
 }
 
+/* The beamlet members (self included when with_self) as one proper list of records. */
+static void encode_member_list(bl_cluster *c, ei_x_buff *x, int with_self)
+{
+    member *m, *t;
+    int k = 0;
+    HASH_ITER(hh, c->members, m, t)
+    if (!m->is_beam && (with_self || !m->is_self)) k++;
+    if (k) ei_x_encode_list_header(x, k);
+    HASH_ITER(hh, c->members, m, t)
+    {
+        if (m->is_beam || (!with_self && m->is_self)) continue;
+        encode_member(c, x, m, 0);
+    }
+    ei_x_encode_empty_list(x);
+}
+
+static void merge(bl_cluster *c, const rec *r, const char *via);
+
+/* Merge every record of a list at buf/idx. Lists built cell by cell ([A | [B | []]]) are
+ * accepted too: the tail is followed while it is a list. */
+static void merge_list(bl_cluster *c, const char *buf, int idx, const char *via)
+{
+    int k, type, size;
+    while (ei_get_type(buf, &idx, &type, &size) == 0 && type == ERL_LIST_EXT) {
+        if (ei_decode_list_header(buf, &idx, &k) < 0) return;
+        for (int i = 0; i < k; i++) {
+            rec r;
+            if (decode_member(buf, &idx, &r) < 0) return;
+            merge(c, &r, via);
+        }
+    }
+}
+
 static void send_hello(bl_cluster *c, const char *node)
 {
     ei_x_buff x;
@@ -362,14 +395,7 @@ static void send_hello(bl_cluster *c, const char *node)
     ei_x_encode_atom(&x, "bl_hello");
     ei_x_encode_binary(&x, c->n->cfg.cluster, (long)strlen(c->n->cfg.cluster));
     encode_member(c, &x, c->self, 0);
-    member *m, *t;
-    HASH_ITER(hh, c->members, m, t)
-    {
-        if (m->is_self || m->is_beam) continue;
-        ei_x_encode_list_header(&x, 1);
-        encode_member(c, &x, m, 0);
-    }
-    ei_x_encode_empty_list(&x);
+    encode_member_list(c, &x, 0);
     (void)cl_send(c, node, &x);
     ei_x_free(&x);
 }
@@ -566,14 +592,7 @@ static void handle_hello(bl_cluster *c, const char *buf, int idx)
         m->inc = peer.inc;
         broadcast_update(c, m, peer.node);
     }
-    /* their members */
-    int k;
-    if (ei_decode_list_header(buf, &idx, &k) < 0) return;
-    for (int i = 0; i < k; i++) {
-        rec r;
-        if (decode_member(buf, &idx, &r) < 0) return;
-        merge(c, &r, peer.node);
-    }
+    merge_list(c, buf, idx, peer.node); /* their members */
 }
 
 static void handle_hb(bl_cluster *c, const char *buf, int idx)
@@ -639,13 +658,7 @@ static void cluster_msg(bl_proc *self, const bl_msg *msg, void *ud)
     } else if (!strcmp(tag, "bl_hello") && arity == 4) {
         handle_hello(c, buf, idx);
     } else if (!strcmp(tag, "bl_update") && arity == 2) {
-        int k;
-        if (ei_decode_list_header(buf, &idx, &k) < 0) return;
-        for (int i = 0; i < k; i++) {
-            rec r;
-            if (decode_member(buf, &idx, &r) < 0) return;
-            merge(c, &r, msg->has_sender ? msg->sender.node : "");
-        }
+        merge_list(c, buf, idx, msg->has_sender ? msg->sender.node : "");
     } else if (!strcmp(tag, "bl_reject") && arity == 3) {
         char cluster[128], node[MAXATOMLEN_UTF8];
         long len;
@@ -852,13 +865,7 @@ static void anti_entropy(bl_cluster *c)
     ei_x_new_with_version(&x);
     ei_x_encode_tuple_header(&x, 2);
     ei_x_encode_atom(&x, "bl_update");
-    HASH_ITER(hh, c->members, m, t)
-    {
-        if (m->is_beam) continue;
-        ei_x_encode_list_header(&x, 1);
-        encode_member(c, &x, m, 0);
-    }
-    ei_x_encode_empty_list(&x);
+    encode_member_list(c, &x, 1);
     (void)cl_send(c, pick->node, &x);
     ei_x_free(&x);
 }

@@ -228,3 +228,25 @@ removal() ->
            (_) -> false end, 10000)),
     ?assertEqual([{A, active}], view(A)),
     ok.
+
+%% A joining node learns every member from its seed's hello alone. The members here never
+%% speak (unreachable names), so nothing but the hello's list can teach them (regression: a
+%% beamlet node encoded the list cell by cell and the receiver read only the first record).
+member_list_test_() ->
+    {timeout, 30, fun member_list/0}.
+
+member_list() ->
+    C = "l" ++ bl_test_util:unique(""),
+    %% Y never suspects them during the test, so no suspicion broadcast teaches X either
+    Y = bl_test_util:start_beamlet("ly", ["--cluster", C, "--failure-threshold", "100"]),
+    Rec = fun(Name) -> #{node => Name, role => agent, state => active, started_at => 1,
+                         incarnation => 0, version => <<"0.1.0">>, capabilities => [],
+                         metadata => #{}, kind => beamlet} end,
+    Fakes = [list_to_atom(bl_test_util:unique(T) ++ "@nohost.invalid") || T <- ["f1", "f2", "f3"]],
+    {beamlet_cluster, Y} ! {bl_update, [Rec(F) || F <- Fakes]},
+    Knows = fun(N) -> Ns = [maps:get(node, M) || M <- members(N)],
+                      lists:all(fun(F) -> lists:member(F, Ns) end, Fakes) end,
+    until(fun() -> Knows(Y) end),
+    X = bl_test_util:start_beamlet("lx", ["--cluster", C, "--join", atom_to_list(Y)]),
+    until(fun() -> Knows(X) end),
+    ok.
