@@ -63,6 +63,10 @@ $(REL)/examples/%: examples/%.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(ASAN)/test_worker: test/integration/test_worker.c $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
+$(ASAN)/pg_worker: test/services/pg_worker.c $(ASAN)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
+$(ASAN)/registry_node: test/services/registry/registry_node.c $(ASAN)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
 $(REL)/test_worker: test/integration/test_worker.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(ASAN)/unit/%: test/unit/%.c $(ASAN)/libbeamlet.a
@@ -93,7 +97,7 @@ run-node: deps-run
 	@pgrep -x epmd >/dev/null || { echo "beamlet: starting epmd"; epmd -daemon; }
 	@priv/beamlet node --sname beamlet $(ARGS)
 
-test-build: $(REL)/beamlet $(ASAN)/beamlet $(ASAN)/test_worker $(UNIT_BIN) $(FUZZ_BIN) priv/beamlet priv/libbeamlet.a $(EXAMPLES)
+test-build: $(REL)/beamlet $(ASAN)/beamlet $(ASAN)/test_worker $(ASAN)/pg_worker $(ASAN)/registry_node $(UNIT_BIN) $(FUZZ_BIN) priv/beamlet priv/libbeamlet.a $(EXAMPLES)
 
 test: deps
 	@$(MAKE) --no-print-directory test-build
@@ -114,8 +118,9 @@ fuzz: deps
 	@for f in $(FUZZ_BIN); do echo "== $$f"; mkdir -p build/corpus/$$(basename $$f); \
 	    $$f -max_total_time=$${FUZZ_SECONDS:-300} build/corpus/$$(basename $$f) test/fuzz/corpus || exit 1; done
 
+# bear's preload mode does not work on every kernel (gVisor); its wrapper mode does
 compdb:
-	$(MAKE) clean && bear -- $(MAKE) all test-build
+	bear --force-wrapper -- $(MAKE) -B all test-build
 
 format:
 	clang-format -i $$(find c_src include test examples -name '*.[ch]')

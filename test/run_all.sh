@@ -10,6 +10,8 @@ export BL_LOG_DIR=$ROOT/build/test-logs
 export BL_SAN_DIR=$ROOT/build/san
 export BEAMLET_BIN=$ROOT/build/asan/beamlet
 export TEST_WORKER_BIN=$ROOT/build/asan/test_worker
+export PG_WORKER_BIN=$ROOT/build/asan/pg_worker
+export REGISTRY_NODE_BIN=$ROOT/build/asan/registry_node
 export BL_COOKIE=beamlet_test_cookie
 export BEAMLET_LISTEN_ADDRESS=127.0.0.1
 export ASAN_OPTIONS="log_path=$BL_SAN_DIR/asan:detect_leaks=1:abort_on_error=0:halt_on_error=1"
@@ -70,9 +72,21 @@ run_suite unit unit
 run_suite fuzz fuzz
 [ -x test/integration/run.sh ] && run_suite integration test/integration/run.sh
 [ -x test/cluster/run.sh ] && run_suite cluster test/cluster/run.sh
+[ -x test/services/run.sh ] && run_suite pg test/services/run.sh
+[ -x test/services/registry/run.sh ] && run_suite registry test/services/registry/run.sh
 [ -x test/integration/gossip_netns.sh ] && run_suite gossip_netns test/integration/gossip_netns.sh
 [ -x erlang_shim/test/run.sh ] && run_suite shim erlang_shim/test/run.sh
 [ -x test/valgrind/run.sh ] && run_suite valgrind test/valgrind/run.sh
+
+# Dialyzer over the Erlang shim and the Gleam FFI (the PLT is built once into build/)
+dialyzer() {
+    if make --no-print-directory -C erlang_shim dialyzer >"$BL_LOG_DIR/dialyzer.log" 2>&1; then
+        echo "dialyzer 1 0" >>"$BL_RESULTS"; echo "  dialyzer: passed"
+    else
+        echo "dialyzer 0 1" >>"$BL_RESULTS"; tail -30 "$BL_LOG_DIR/dialyzer.log"; return 1
+    fi
+}
+run_suite dialyzer dialyzer
 
 # Sanitizer reports from any process of any suite
 san=$(ls "$BL_SAN_DIR" 2>/dev/null | wc -l)

@@ -224,5 +224,7 @@ void bl_cluster_free(bl_node *n);
 
 /* services/services.c: the cluster services (pg scopes, registry, ...) */
 int bl_services_start(bl_node *n);
+/* services/pg.c: the default pg scope */
+int bl_pg_start(bl_node *n);
 
 #endif

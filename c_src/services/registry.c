@@ -1,0 +1,1498 @@
+/* registry.c - service discovery and load-balanced service calls: the `beamlet_registry` process.
+ *
+ * Each node owns the entries registered on it (authoritative: TTL expiry, health, removal happen
+ * there) and replicates them to every beamlet member of its cluster, full mesh like membership:
+ *   {bl_reg_add, Owner, [Entry]}     new or changed entries (health changes included)
+ *   {bl_reg_remove, Owner, [Id]}     removed entries
+ *   {bl_reg_sync, Owner, [Entry]}    the owner's whole set: replaces what the receiver holds
+ *   {bl_reg_want, Node}              asks for the receiver's sync
+ * A sync goes to a node on nodeup; when the cluster reports a member joined or active again both
+ * sides' sets are exchanged (sync + want); and once a second one member in turn gets a sync, so
+ * a lost update converges. Messages are accepted only
+ * from the owner itself (REG_SEND sender) while it is a beamlet member that is not failed/left.
+ * When the cluster marks a member failed, leaving or left (or forgets it), its entries are dropped
+ * and watchers told. Entries per owner node are bounded (max_entries).
+ *
+ * Service calls: pick an instance of the name (passing first, warning if none passes; critical
+ * never), round robin or least outstanding calls, gen_server:call its process (metadata
+ * "process", default the service name) on its node; on timeout, nodedown or noproc try another
+ * instance not yet tried, within the retry budget. The calls are made by this process; a C
+ * caller's callback runs only if the caller is still alive. See docs/services.md. */
+#include "../runtime/internal.h"
+#include "beamlet/cluster.h"
+#include "beamlet/registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define REG_NAME "beamlet_registry"
+#define TAG_LEN 64
+#define META_KEY_LEN 64
+#define VERSION_LEN 64
+#define TICK_MS 100
+#define SYNC_EVERY 10 /* ticks: one member's resync every second, in turn */
+#define MAX_WATCHERS 256
+#define MAX_RR 4096
+#define MAX_RETRIES 7
+#define DEFAULT_RETRIES 2
+#define DEFAULT_MAX_ENTRIES 1024
+#define KEY_LEN (BL_NODE_LEN + BL_REG_ID_LEN)
+
+static const char *HEALTH_NAMES[] = {"passing", "warning", "critical"};
+static const char *EVENT_NAMES[] = {"added", "removed", "health_changed"};
+
+const char *bl_health_name(bl_health h)
+{
+    return (unsigned)h < 3 ? HEALTH_NAMES[h] : "unknown";
+}
+
+static int health_from_name(const char *a)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(a, HEALTH_NAMES[i])) return i;
+    return -1;
+}
+
+typedef struct rentry {
+    UT_hash_handle hh;
+    char key[KEY_LEN]; /* node, then id at BL_NODE_LEN; zero padded */
+    char node[BL_NODE_LEN];
+    char id[BL_REG_ID_LEN], name[BL_REG_ID_LEN], version[VERSION_LEN];
+    char address[BL_REG_STR_LEN], health_ep[BL_REG_STR_LEN];
+    int port;
+    unsigned ttl_ms;
+    bl_health health;
+    int ntags, nmeta;
+    char **tags, **mkeys, **mvals;
+    ev_tstamp expires_at; /* local entries with a TTL */
+    unsigned outstanding; /* calls in flight from this node */
+    unsigned gen;         /* sync generation */
+    int local;
+    struct rentry *lprev, *lnext; /* local entries: r->local */
+} rentry;
+
+typedef struct ocount {
+    UT_hash_handle hh;
+    char node[BL_NODE_LEN];
+    unsigned count;
+} ocount;
+
+typedef struct rrent {
+    UT_hash_handle hh;
+    char name[BL_REG_ID_LEN];
+    unsigned long long next;
+} rrent;
+
+typedef struct rwatch {
+    struct rwatch *next;
+    int id;
+    int is_pid, dead;
+    bl_pid pid;
+    bl_registry_watch_cb cb;
+    void *ud;
+} rwatch;
+
+struct reg;
+
+typedef struct rcall {
+    struct rcall *prev, *next;
+    struct reg *r;
+    int beam; /* answer from with bl_reply; else cb on caller */
+    bl_from from;
+    bl_pid caller;
+    bl_call_cb cb;
+    void *ud;
+    char name[BL_REG_ID_LEN];
+    char *req;
+    int reqlen;
+    unsigned tmo;
+    int policy, left, ntried, last;
+    char tried[MAX_RETRIES + 1][KEY_LEN];
+    char cur[KEY_LEN];
+} rcall;
+
+typedef struct reg {
+    bl_node *n;
+    bl_proc *proc;
+    rentry *entries;
+    rentry *local; /* this node's entries, also in entries */
+    ocount *counts;
+    rrent *rr;
+    unsigned nrr;
+    rwatch *watchers;
+    unsigned nwatchers;
+    int next_watch_id, emitting;
+    rcall *calls;
+    int timer_id, nodemon_id, cluster_sub;
+    unsigned long ticks;
+    bl_lb_policy policy;
+    unsigned max_entries;
+    unsigned long long next_id, epoch_ms;
+    unsigned gen;
+} reg;
+
+static unsigned long long now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (unsigned long long)tv.tv_sec * 1000ull + (unsigned long long)tv.tv_usec / 1000ull;
+}
+
+static reg *reg_of(bl_node *n)
+{
+    bl_proc *p = n ? bl_whereis(n, REG_NAME) : NULL;
+    return p && !p->dead ? bl_proc_data(p) : NULL;
+}
+
+static int is_tool_node(const char *node)
+{
+    return strncmp(node, "beamlet_cli_", 12) == 0;
+}
+
+/* ---- entries ---- */
+
+static void make_key(char key[KEY_LEN], const char *node, const char *id)
+{
+    memset(key, 0, KEY_LEN);
+    snprintf(key, BL_NODE_LEN, "%s", node);
+    snprintf(key + BL_NODE_LEN, BL_REG_ID_LEN, "%s", id);
+}
+
+static rentry *find_entry(reg *r, const char *node, const char *id)
+{
+    char key[KEY_LEN];
+    rentry *e = NULL;
+    make_key(key, node, id);
+    HASH_FIND(hh, r->entries, key, KEY_LEN, e);
+    return e;
+}
+
+static void free_strs(char **v, int k)
+{
+    if (!v) return;
+    for (int i = 0; i < k; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void entry_free(rentry *e)
+{
+    if (!e) return;
+    free_strs(e->tags, e->ntags);
+    free_strs(e->mkeys, e->nmeta);
+    free_strs(e->mvals, e->nmeta);
+    free(e);
+}
+
+static ocount *oc_find(reg *r, const char *node)
+{
+    ocount *o = NULL;
+    HASH_FIND_STR(r->counts, node, o);
+    return o;
+}
+
+static unsigned oc_get(reg *r, const char *node)
+{
+    ocount *o = oc_find(r, node);
+    return o ? o->count : 0;
+}
+
+static void oc_add(reg *r, const char *node, int d)
+{
+    ocount *o = oc_find(r, node);
+    if (!o) {
+        if (d <= 0 || !(o = calloc(1, sizeof(*o)))) return;
+        snprintf(o->node, sizeof(o->node), "%s", node);
+        HASH_ADD_STR(r->counts, node, o);
+    }
+    if (d < 0 && o->count < (unsigned)-d)
+        o->count = 0;
+    else
+        o->count += (unsigned)d;
+    if (!o->count) {
+        HASH_DEL(r->counts, o);
+        free(o);
+    }
+}
+
+static void to_public(const rentry *e, bl_service_entry *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->id = e->id;
+    p->name = e->name;
+    p->version = e->version;
+    p->node = e->node;
+    p->address = e->address;
+    p->health_endpoint = e->health_ep;
+    p->port = e->port;
+    p->ttl_ms = e->ttl_ms;
+    p->health = e->health;
+    p->ntags = e->ntags;
+    p->tags = (const char *const *)e->tags;
+    p->nmeta = e->nmeta;
+    p->meta_keys = (const char *const *)e->mkeys;
+    p->meta_values = (const char *const *)e->mvals;
+}
+
+static const char *meta_get(const rentry *e, const char *k)
+{
+    for (int i = 0; i < e->nmeta; i++)
+        if (!strcmp(e->mkeys[i], k)) return e->mvals[i];
+    return NULL;
+}
+
+static int has_tag(const rentry *e, const char *t)
+{
+    for (int i = 0; i < e->ntags; i++)
+        if (!strcmp(e->tags[i], t)) return 1;
+    return 0;
+}
+
+static int matches(const rentry *e, const bl_service_query *q)
+{
+    if (!q) return 1;
+    if (q->name && q->name[0] && strcmp(q->name, e->name)) return 0;
+    if (q->health >= 0 && (int)e->health != q->health) return 0;
+    for (int i = 0; i < q->ntags_all; i++)
+        if (!has_tag(e, q->tags_all[i])) return 0;
+    if (q->ntags_any > 0) {
+        int any = 0;
+        for (int i = 0; i < q->ntags_any && !any; i++)
+            any = has_tag(e, q->tags_any[i]);
+        if (!any) return 0;
+    }
+    for (int i = 0; i < q->nmeta; i++) {
+        const char *v = meta_get(e, q->meta_keys[i]);
+        if (!v || strcmp(v, q->meta_values[i])) return 0;
+    }
+    return 1;
+}
+
+/* ---- wire format ---- */
+
+static void encode_str(ei_x_buff *x, const char *s)
+{
+    ei_x_encode_binary(x, s, (long)strlen(s));
+}
+
+static void encode_entry(ei_x_buff *x, const rentry *e)
+{
+    ei_x_encode_map_header(x, 11);
+    ei_x_encode_atom(x, "id");
+    encode_str(x, e->id);
+    ei_x_encode_atom(x, "name");
+    encode_str(x, e->name);
+    ei_x_encode_atom(x, "version");
+    encode_str(x, e->version);
+    ei_x_encode_atom(x, "node");
+    ei_x_encode_atom(x, e->node);
+    ei_x_encode_atom(x, "address");
+    encode_str(x, e->address);
+    ei_x_encode_atom(x, "port");
+    ei_x_encode_long(x, e->port);
+    ei_x_encode_atom(x, "health_endpoint");
+    encode_str(x, e->health_ep);
+    ei_x_encode_atom(x, "tags");
+    if (e->ntags) ei_x_encode_list_header(x, e->ntags);
+    for (int i = 0; i < e->ntags; i++)
+        encode_str(x, e->tags[i]);
+    ei_x_encode_empty_list(x);
+    ei_x_encode_atom(x, "metadata");
+    ei_x_encode_map_header(x, e->nmeta);
+    for (int i = 0; i < e->nmeta; i++) {
+        encode_str(x, e->mkeys[i]);
+        encode_str(x, e->mvals[i]);
+    }
+    ei_x_encode_atom(x, "ttl_ms");
+    ei_x_encode_ulong(x, e->ttl_ms);
+    ei_x_encode_atom(x, "health");
+    ei_x_encode_atom(x, bl_health_name(e->health));
+}
+
+/* A binary without NUL bytes, shorter than cap. */
+static int get_bin(const char *buf, int *idx, char *out, size_t cap)
+{
+    int type, size;
+    long len;
+    if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT || size < 0 ||
+        (size_t)size >= cap || ei_decode_binary(buf, idx, out, &len) < 0)
+        return -1;
+    out[len] = 0;
+    return memchr(out, 0, (size_t)len) ? -1 : 0;
+}
+
+/* A binary or an atom (service names in calls). */
+static int get_name(const char *buf, int *idx, char *out, size_t cap)
+{
+    int type, size;
+    if (ei_get_type(buf, idx, &type, &size) < 0) return -1;
+    if (type == ERL_ATOM_EXT || type == ERL_SMALL_ATOM_EXT || type == ERL_ATOM_UTF8_EXT ||
+        type == ERL_SMALL_ATOM_UTF8_EXT) {
+        char a[MAXATOMLEN_UTF8];
+        if (ei_decode_atom(buf, idx, a) < 0 || strlen(a) >= cap) return -1;
+        snprintf(out, cap, "%s", a);
+        return 0;
+    }
+    return get_bin(buf, idx, out, cap);
+}
+
+static int get_atom(const char *buf, int *idx, char *out)
+{
+    return ei_decode_atom(buf, idx, out);
+}
+
+/* After the last element of a list header: the tail. A proper list may come as one header (BEAM)
+ * or one cell at a time (ei_x_encode_list_header(x, 1) per element): *k gets the next cell's
+ * count, 0 at the end. -1 for an improper list. */
+static int list_tail(const char *buf, int *idx, int *k)
+{
+    int type, size;
+    if (ei_get_type(buf, idx, &type, &size) < 0) return -1;
+    if (type == ERL_NIL_EXT) {
+        *k = 0;
+        return ei_skip_term(buf, idx);
+    }
+    if (type != ERL_LIST_EXT || ei_decode_list_header(buf, idx, k) < 0 || *k <= 0) return -1;
+    return 0;
+}
+
+/* [binary]: into a malloc'd array of at most max strings of < len bytes. */
+static int get_str_list(const char *buf, int *idx, char ***out, int *count, int max, size_t len)
+{
+    int k, n = 0;
+    *out = NULL;
+    *count = 0;
+    if (ei_decode_list_header(buf, idx, &k) < 0) return -1;
+    char **v = calloc((size_t)max + 1, sizeof(char *));
+    if (!v) return -1;
+    char tmp[BL_REG_STR_LEN];
+    while (k > 0) {
+        if (n >= max || get_bin(buf, idx, tmp, len) < 0 || !(v[n] = strdup(tmp))) break;
+        n++;
+        if (--k == 0 && list_tail(buf, idx, &k) < 0) {
+            k = -1;
+            break;
+        }
+    }
+    if (k != 0) {
+        free_strs(v, max + 1);
+        return -1;
+    }
+    *out = v;
+    *count = n;
+    return 0;
+}
+
+/* #{binary => binary} */
+static int get_str_map(const char *buf, int *idx, char ***keys, char ***vals, int *count)
+{
+    int k;
+    *keys = *vals = NULL;
+    *count = 0;
+    if (ei_decode_map_header(buf, idx, &k) < 0 || k > BL_REG_MAX_META) return -1;
+    char **ks = calloc((size_t)k + 1, sizeof(char *)), **vs = calloc((size_t)k + 1, sizeof(char *));
+    if (!ks || !vs) {
+        free(ks);
+        free(vs);
+        return -1;
+    }
+    char tk[META_KEY_LEN], tv[BL_REG_STR_LEN];
+    for (int i = 0; i < k; i++) {
+        if (get_bin(buf, idx, tk, sizeof(tk)) < 0 || get_bin(buf, idx, tv, sizeof(tv)) < 0 ||
+            !(ks[i] = strdup(tk)) || !(vs[i] = strdup(tv))) {
+            free_strs(ks, i + 1);
+            free_strs(vs, i + 1);
+            return -1;
+        }
+    }
+    *keys = ks;
+    *vals = vs;
+    *count = k;
+    return 0;
+}
+
+/* An entry map. peer: from a replica message (id and node required). Unknown keys are refused. */
+static rentry *decode_entry(const char *buf, int *idx, int peer)
+{
+    int k;
+    if (ei_decode_map_header(buf, idx, &k) < 0 || k > 16) return NULL;
+    rentry *e = calloc(1, sizeof(*e));
+    if (!e) return NULL;
+    for (int i = 0; i < k; i++) {
+        char key[MAXATOMLEN_UTF8], a[MAXATOMLEN_UTF8];
+        long v = 0;
+        int ok = -1;
+        if (get_atom(buf, idx, key) < 0) goto bad;
+        if (!strcmp(key, "id"))
+            ok = get_bin(buf, idx, e->id, sizeof(e->id));
+        else if (!strcmp(key, "name"))
+            ok = get_bin(buf, idx, e->name, sizeof(e->name));
+        else if (!strcmp(key, "version"))
+            ok = get_bin(buf, idx, e->version, sizeof(e->version));
+        else if (!strcmp(key, "address"))
+            ok = get_bin(buf, idx, e->address, sizeof(e->address));
+        else if (!strcmp(key, "health_endpoint"))
+            ok = get_bin(buf, idx, e->health_ep, sizeof(e->health_ep));
+        else if (!strcmp(key, "node")) {
+            ok = get_atom(buf, idx, a);
+            if (ok == 0 && (strlen(a) >= BL_NODE_LEN || !strchr(a, '@'))) ok = -1;
+            if (ok == 0) snprintf(e->node, sizeof(e->node), "%s", a);
+        } else if (!strcmp(key, "port")) {
+            ok = ei_decode_long(buf, idx, &v);
+            if (ok == 0 && (v < 0 || v > 65535)) ok = -1;
+            e->port = (int)v;
+        } else if (!strcmp(key, "ttl_ms")) {
+            ok = ei_decode_long(buf, idx, &v);
+            if (ok == 0 && (v < 0 || v > 0x7fffffffL)) ok = -1;
+            e->ttl_ms = (unsigned)v;
+        } else if (!strcmp(key, "health")) {
+            ok = get_atom(buf, idx, a);
+            int h = ok == 0 ? health_from_name(a) : -1;
+            if (h < 0) ok = -1;
+            e->health = (bl_health)(h < 0 ? 0 : h);
+        } else if (!strcmp(key, "tags")) {
+            free_strs(e->tags, e->ntags);
+            ok = get_str_list(buf, idx, &e->tags, &e->ntags, BL_REG_MAX_TAGS, TAG_LEN);
+        } else if (!strcmp(key, "metadata")) {
+            free_strs(e->mkeys, e->nmeta);
+            free_strs(e->mvals, e->nmeta);
+            ok = get_str_map(buf, idx, &e->mkeys, &e->mvals, &e->nmeta);
+        }
+        if (ok < 0) goto bad;
+    }
+    if (!e->name[0]) goto bad;
+    if (peer && (!e->id[0] || !e->node[0])) goto bad;
+    return e;
+bad:
+    entry_free(e);
+    return NULL;
+}
+
+/* ---- events ---- */
+
+static void sweep_watchers(reg *r)
+{
+    rwatch *w, *t;
+    LL_FOREACH_SAFE(r->watchers, w, t)
+    {
+        if (!w->dead) continue;
+        LL_DELETE(r->watchers, w);
+        r->nwatchers--;
+        free(w);
+    }
+}
+
+static void emit(reg *r, bl_registry_event ev, const rentry *e)
+{
+    if (!r->watchers) return;
+    bl_log(r->n, BL_LOG_DEBUG, "registry %s: %s %s on %s", EVENT_NAMES[ev], e->name, e->id,
+           e->node);
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "beamlet_registry_event");
+    ei_x_encode_map_header(&x, 2);
+    ei_x_encode_atom(&x, "event");
+    ei_x_encode_atom(&x, EVENT_NAMES[ev]);
+    ei_x_encode_atom(&x, "entry");
+    encode_entry(&x, e);
+    bl_service_entry pe;
+    to_public(e, &pe);
+    r->emitting++;
+    rwatch *w;
+    LL_FOREACH(r->watchers, w)
+    {
+        if (w->dead) continue;
+        if (w->is_pid)
+            (void)bl_send(r->proc, &w->pid, x.buff, x.index);
+        else
+            w->cb(r->n, ev, &pe, w->ud);
+    }
+    r->emitting--;
+    if (!r->emitting) sweep_watchers(r);
+    ei_x_free(&x);
+}
+
+static int add_watch(reg *r, const bl_pid *pid, bl_registry_watch_cb cb, void *ud)
+{
+    rwatch *w;
+    if (pid) LL_FOREACH(r->watchers, w)
+    if (!w->dead && w->is_pid && bl_pid_eq(&w->pid, pid)) return w->id;
+    if (r->nwatchers >= MAX_WATCHERS) return BL_ENOMEM;
+    w = calloc(1, sizeof(*w));
+    if (!w) return BL_ENOMEM;
+    w->id = ++r->next_watch_id;
+    if (pid) {
+        w->is_pid = 1;
+        w->pid = *pid;
+    }
+    w->cb = cb;
+    w->ud = ud;
+    LL_APPEND(r->watchers, w);
+    r->nwatchers++;
+    return w->id;
+}
+
+static void del_watch_if(reg *r, const bl_pid *pid, int id, const char *node)
+{
+    rwatch *w;
+    LL_FOREACH(r->watchers, w)
+    {
+        if (w->dead) continue;
+        if ((pid && w->is_pid && bl_pid_eq(&w->pid, pid)) || (id && w->id == id) ||
+            (node && w->is_pid && !strcmp(w->pid.node, node)))
+            w->dead = 1;
+    }
+    if (!r->emitting) sweep_watchers(r);
+}
+
+/* ---- replication ---- */
+
+/* A beamlet member we replicate to / accept from. */
+static int is_peer(reg *r, const char *node, int need_connected)
+{
+    bl_node *n = r->n;
+    if (bl_is_local_node(n, node) || is_tool_node(node)) return 0;
+    if (need_connected && !bl_is_connected(n, node)) return 0;
+    if (!n->cluster) return 1; /* no membership on this node: any connected node */
+    int k = bl_cluster_members(n, NULL, 0);
+    if (k <= 0) return 0;
+    bl_member_info *m = calloc((size_t)k, sizeof(*m));
+    if (!m) return 0;
+    k = bl_cluster_members(n, m, k);
+    int ok = 0;
+    for (int i = 0; i < k && !ok; i++)
+        ok = !strcmp(m[i].node, node) && strcmp(m[i].role, "beam") &&
+             (m[i].state == BL_MEMBER_JOINING || m[i].state == BL_MEMBER_ACTIVE ||
+              m[i].state == BL_MEMBER_SUSPECTED);
+    free(m);
+    return ok;
+}
+
+static void send_to(reg *r, const char *node, const ei_x_buff *x)
+{
+    int rc = bl_send_name(r->proc, REG_NAME, node, x->buff, x->index);
+    if (rc == BL_ETOOBIG)
+        bl_log(r->n, BL_LOG_WARN, "registry: %d-byte update for %s is over max_message_size",
+               x->index, node);
+    /* BL_EBUSY: a congested peer; the periodic sync repairs what it missed */
+}
+
+static int eligible_member(bl_node *n, const bl_member_info *m)
+{
+    return strcmp(m->role, "beam") && !bl_is_local_node(n, m->node) && !is_tool_node(m->node) &&
+           (m->state == BL_MEMBER_JOINING || m->state == BL_MEMBER_ACTIVE ||
+            m->state == BL_MEMBER_SUSPECTED) &&
+           bl_is_connected(n, m->node);
+}
+
+/* To every connected beamlet member (turn < 0), or to the turn-th of them (mod their count). */
+static void to_members(reg *r, const ei_x_buff *x, long turn)
+{
+    bl_node *n = r->n;
+    if (!n->cluster) {
+        bl_conn *c, *t;
+        HASH_ITER(hh, n->conns, c, t)
+        if (c->state == CONN_UP && !is_tool_node(c->node)) send_to(r, c->node, x);
+        return;
+    }
+    int k = bl_cluster_members(n, NULL, 0);
+    if (k <= 0) return;
+    bl_member_info *m = calloc((size_t)k, sizeof(*m));
+    if (!m) return;
+    k = bl_cluster_members(n, m, k);
+    int eligible = 0;
+    for (int i = 0; i < k; i++)
+        eligible += eligible_member(n, &m[i]);
+    for (int i = 0, j = 0; i < k && eligible; i++) {
+        if (!eligible_member(n, &m[i])) continue;
+        if (turn < 0 || j == turn % eligible) send_to(r, m[i].node, x);
+        j++;
+    }
+    free(m);
+}
+
+static void broadcast(reg *r, const ei_x_buff *x)
+{
+    to_members(r, x, -1);
+}
+
+static void replicate(reg *r, const rentry *e, int removed)
+{
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 3);
+    ei_x_encode_atom(&x, removed ? "bl_reg_remove" : "bl_reg_add");
+    ei_x_encode_atom(&x, r->n->name);
+    ei_x_encode_list_header(&x, 1);
+    if (removed)
+        encode_str(&x, e->id);
+    else
+        encode_entry(&x, e);
+    ei_x_encode_empty_list(&x);
+    broadcast(r, &x);
+    ei_x_free(&x);
+}
+
+/* The whole local set to one node, or (node NULL) to the turn-th member. */
+static void send_sync_turn(reg *r, const char *node, long turn)
+{
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 3);
+    ei_x_encode_atom(&x, "bl_reg_sync");
+    ei_x_encode_atom(&x, r->n->name);
+    rentry *e;
+    long count = 0;
+    DL_FOREACH2(r->local, e, lnext)
+    count++;
+    if (count) ei_x_encode_list_header(&x, count);
+    DL_FOREACH2(r->local, e, lnext)
+    encode_entry(&x, e);
+    ei_x_encode_empty_list(&x);
+    if (node)
+        send_to(r, node, &x);
+    else
+        to_members(r, &x, turn);
+    ei_x_free(&x);
+}
+
+static void send_sync(reg *r, const char *node)
+{
+    send_sync_turn(r, node, 0);
+}
+
+/* ---- changing the table ---- */
+
+static void entry_remove(reg *r, rentry *e)
+{
+    emit(r, BL_REG_REMOVED, e);
+    HASH_DEL(r->entries, e);
+    if (e->local) DL_DELETE2(r->local, e, lprev, lnext);
+    oc_add(r, e->node, -1);
+    entry_free(e);
+}
+
+/* Insert e (owned) or replace the entry with the same key. Returns the entry in the table, or NULL
+ * (e freed) when the owner is at max_entries. */
+static rentry *upsert(reg *r, rentry *e)
+{
+    make_key(e->key, e->node, e->id);
+    rentry *old = NULL;
+    HASH_FIND(hh, r->entries, e->key, KEY_LEN, old);
+    if (!old) {
+        if (oc_get(r, e->node) >= r->max_entries) {
+            bl_log(r->n, BL_LOG_WARN, "registry: %s has %u entries (max_entries): %s dropped",
+                   e->node, r->max_entries, e->id);
+            entry_free(e);
+            return NULL;
+        }
+        e->gen = r->gen;
+        HASH_ADD(hh, r->entries, key, KEY_LEN, e);
+        e->local = bl_is_local_node(r->n, e->node);
+        if (e->local) DL_APPEND2(r->local, e, lprev, lnext);
+        oc_add(r, e->node, 1);
+        emit(r, BL_REG_ADDED, e);
+        return e;
+    }
+    bl_health was = old->health;
+    /* keep the table's node (hash handle, outstanding count); take everything else */
+    memcpy(old->name, e->name, sizeof(old->name));
+    memcpy(old->version, e->version, sizeof(old->version));
+    memcpy(old->address, e->address, sizeof(old->address));
+    memcpy(old->health_ep, e->health_ep, sizeof(old->health_ep));
+    old->port = e->port;
+    old->ttl_ms = e->ttl_ms;
+    old->health = e->health;
+    free_strs(old->tags, old->ntags);
+    free_strs(old->mkeys, old->nmeta);
+    free_strs(old->mvals, old->nmeta);
+    old->tags = e->tags;
+    old->ntags = e->ntags;
+    old->mkeys = e->mkeys;
+    old->mvals = e->mvals;
+    old->nmeta = e->nmeta;
+    old->gen = r->gen;
+    e->tags = e->mkeys = e->mvals = NULL;
+    e->ntags = e->nmeta = 0;
+    entry_free(e);
+    if (was != old->health) emit(r, BL_REG_HEALTH_CHANGED, old);
+    return old;
+}
+
+static void drop_node(reg *r, const char *node, const char *why)
+{
+    unsigned k = 0;
+    rentry *e, *t;
+    HASH_ITER(hh, r->entries, e, t)
+    {
+        if (strcmp(e->node, node)) continue;
+        entry_remove(r, e);
+        k++;
+    }
+    if (k) bl_log(r->n, BL_LOG_INFO, "registry: %u entries of %s removed (%s)", k, node, why);
+}
+
+static int local_register(reg *r, rentry *e, char *id_out, size_t id_len)
+{
+    bl_node *n = r->n;
+    snprintf(e->node, sizeof(e->node), "%s", n->name);
+    if (!e->id[0]) snprintf(e->id, sizeof(e->id), "%llx-%llu", r->epoch_ms, ++r->next_id);
+    if (!find_entry(r, e->node, e->id) && oc_get(r, e->node) >= r->max_entries) {
+        entry_free(e);
+        return BL_ENOMEM;
+    }
+    char id[BL_REG_ID_LEN];
+    snprintf(id, sizeof(id), "%s", e->id);
+    rentry *in = upsert(r, e);
+    if (!in) return BL_ENOMEM;
+    in->expires_at = ev_now(n->loop) + in->ttl_ms / 1000.0;
+    replicate(r, in, 0);
+    if (id_out && id_len) snprintf(id_out, id_len, "%s", id);
+    return BL_OK;
+}
+
+static int local_deregister(reg *r, const char *id)
+{
+    rentry *e = find_entry(r, r->n->name, id);
+    if (!e) return BL_ENOPROC;
+    replicate(r, e, 1);
+    entry_remove(r, e);
+    return BL_OK;
+}
+
+static int local_renew(reg *r, const char *id)
+{
+    rentry *e = find_entry(r, r->n->name, id);
+    if (!e) return BL_ENOPROC;
+    e->expires_at = ev_now(r->n->loop) + e->ttl_ms / 1000.0;
+    return BL_OK;
+}
+
+static int local_set_health(reg *r, const char *id, bl_health h)
+{
+    if ((unsigned)h > BL_HEALTH_CRITICAL) return BL_EINVAL;
+    rentry *e = find_entry(r, r->n->name, id);
+    if (!e) return BL_ENOPROC;
+    if (e->health == h) return BL_OK;
+    e->health = h;
+    emit(r, BL_REG_HEALTH_CHANGED, e);
+    replicate(r, e, 0);
+    return BL_OK;
+}
+
+/* ---- messages from peers ---- */
+
+static void handle_peer(reg *r, const bl_msg *msg, const char *tag, const char *buf, int idx)
+{
+    char owner[MAXATOMLEN_UTF8];
+    int k;
+    if (get_atom(buf, &idx, owner) < 0) return;
+    if (!msg->has_sender || strcmp(msg->sender.node, owner) || !is_peer(r, owner, 0)) {
+        bl_log(r->n, BL_LOG_DEBUG, "registry: %s from %s ignored (not a member)", tag, owner);
+        return;
+    }
+    if (ei_decode_list_header(buf, &idx, &k) < 0) return;
+    if (!strcmp(tag, "bl_reg_remove")) {
+        while (k > 0) {
+            char id[BL_REG_ID_LEN];
+            if (get_bin(buf, &idx, id, sizeof(id)) < 0) return;
+            rentry *e = find_entry(r, owner, id);
+            if (e) entry_remove(r, e);
+            if (--k == 0 && list_tail(buf, &idx, &k) < 0) return;
+        }
+        return;
+    }
+    int sync = !strcmp(tag, "bl_reg_sync");
+    unsigned gen = ++r->gen, applied = 0;
+    while (k > 0) {
+        rentry *e = decode_entry(buf, &idx, 1);
+        if (!e || strcmp(e->node, owner)) {
+            bl_log(r->n, BL_LOG_WARN, "registry: malformed %s from %s ignored", tag, owner);
+            entry_free(e);
+            return; /* a sync is applied whole or the stale half is kept */
+        }
+        rentry *in = upsert(r, e);
+        if (in) {
+            in->gen = gen;
+            applied++;
+        }
+        if (--k == 0 && list_tail(buf, &idx, &k) < 0) {
+            bl_log(r->n, BL_LOG_WARN, "registry: malformed %s from %s ignored", tag, owner);
+            return;
+        }
+    }
+    if (!sync || oc_get(r, owner) == applied) return; /* nothing stale */
+    unsigned stale = 0;
+    rentry *e, *t;
+    HASH_ITER(hh, r->entries, e, t)
+    {
+        if (strcmp(e->node, owner) || e->gen == gen) continue;
+        entry_remove(r, e);
+        stale++;
+    }
+    bl_log(r->n, BL_LOG_DEBUG, "registry: sync from %s: %u entries, %u stale removed", owner,
+           applied, stale);
+}
+
+/* ---- load-balanced calls ---- */
+
+static rrent *rr_for(reg *r, const char *name)
+{
+    rrent *x = NULL;
+    HASH_FIND_STR(r->rr, name, x);
+    if (x || r->nrr >= MAX_RR) return x;
+    if (!(x = calloc(1, sizeof(*x)))) return NULL;
+    snprintf(x->name, sizeof(x->name), "%s", name);
+    HASH_ADD_STR(r->rr, name, x);
+    r->nrr++;
+    return x;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return memcmp((*(rentry *const *)a)->key, (*(rentry *const *)b)->key, KEY_LEN);
+}
+
+static int tried(const rcall *c, const rentry *e)
+{
+    for (int i = 0; i < c->ntried; i++)
+        if (!memcmp(c->tried[i], e->key, KEY_LEN)) return 1;
+    return 0;
+}
+
+static int eligible(const rcall *c, const rentry *e, int health)
+{
+    return (int)e->health == health && !strcmp(e->name, c->name) && !tried(c, e);
+}
+
+/* Passing instances first, warning ones when none passes; critical never. Ordered by key so that
+ * the round-robin turn is stable. */
+static rentry *pick(reg *r, rcall *c)
+{
+    unsigned k = 0, m = 0;
+    int want;
+    rentry *e, *t;
+    for (want = BL_HEALTH_PASSING; want <= BL_HEALTH_WARNING; want++) {
+        HASH_ITER(hh, r->entries, e, t)
+        {
+            if (eligible(c, e, want)) k++;
+        }
+        if (k) break;
+    }
+    if (!k) return NULL;
+    rentry **v = malloc(k * sizeof(*v));
+    if (!v) return NULL;
+    HASH_ITER(hh, r->entries, e, t)
+    {
+        if (m < k && eligible(c, e, want)) v[m++] = e;
+    }
+    qsort(v, m, sizeof(*v), cmp_key);
+    rrent *rr = rr_for(r, c->name);
+    unsigned long long turn = rr ? rr->next++ : 0;
+    if (c->policy == BL_LB_LEAST_OUTSTANDING) {
+        unsigned least = (unsigned)-1, ties = 0;
+        for (unsigned i = 0; i < m; i++)
+            if (v[i]->outstanding < least) least = v[i]->outstanding;
+        for (unsigned i = 0; i < m; i++)
+            if (v[i]->outstanding == least) v[ties++] = v[i];
+        m = ties;
+    }
+    e = v[turn % m];
+    free(v);
+    return e;
+}
+
+static void call_free(rcall *c)
+{
+    DL_DELETE(c->r->calls, c);
+    free(c->req);
+    free(c);
+}
+
+static void encode_call_error(ei_x_buff *x, const rcall *c, int status)
+{
+    ei_x_encode_tuple_header(x, 2);
+    ei_x_encode_atom(x, "error");
+    ei_x_encode_atom(x, !c->ntried               ? "no_instances"
+                        : status == BL_ETIMEOUT  ? "timeout"
+                        : status == BL_ENODEDOWN ? "nodedown"
+                        : status == BL_ENOPROC   ? "noproc"
+                        : status == BL_EBUSY     ? "busy"
+                                                 : "failed");
+}
+
+/* The outcome, from call_done (never from inside the caller's own request). */
+static void call_finish(rcall *c, int status, const char *buf, int index)
+{
+    reg *r = c->r;
+    if (c->beam) {
+        ei_x_buff x;
+        ei_x_new(&x);
+        if (status == BL_OK) {
+            int end = index;
+            ei_skip_term(buf, &end);
+            ei_x_encode_tuple_header(&x, 2);
+            ei_x_encode_atom(&x, "ok");
+            ei_x_append_buf(&x, buf + index, end - index);
+        } else {
+            encode_call_error(&x, c, status);
+        }
+        bl_reply(r->n, &c->from, x.buff, x.index);
+        ei_x_free(&x);
+    } else {
+        bl_proc *p = bl_proc_by_pid(r->n, &c->caller);
+        if (p && !p->dead) c->cb(p, status, buf, index, c->ud);
+    }
+    call_free(c);
+}
+
+static void call_done(bl_proc *p, int status, const char *buf, int index, void *ud);
+
+/* Try instances until one call is under way (BL_OK) or the budget is spent (the last error;
+ * BL_ENOPROC when there was no instance to try). Never finishes c itself. */
+static int call_attempt(rcall *c)
+{
+    reg *r = c->r;
+    for (;;) {
+        rentry *e = pick(r, c);
+        if (!e) return c->ntried ? c->last : BL_ENOPROC;
+        memcpy(c->tried[c->ntried++], e->key, KEY_LEN);
+        memcpy(c->cur, e->key, KEY_LEN);
+        const char *proc = meta_get(e, "process");
+        if (!proc || !proc[0] || strlen(proc) >= BL_NAME_LEN) proc = e->name;
+        e->outstanding++;
+        int rc = bl_call(r->proc, NULL, proc, e->node, c->req, c->reqlen, c->tmo, call_done, c);
+        if (rc == BL_OK) return BL_OK;
+        e->outstanding--;
+        c->last = rc;
+        bl_log(r->n, BL_LOG_DEBUG, "registry: call to %s on %s failed (%s)%s", c->name, e->node,
+               bl_strerror(rc), c->left > 0 ? ", failing over" : "");
+        if (c->left-- <= 0) return rc;
+    }
+}
+
+static void call_done(bl_proc *p, int status, const char *buf, int index, void *ud)
+{
+    (void)p;
+    rcall *c = ud;
+    rentry *e = NULL;
+    HASH_FIND(hh, c->r->entries, c->cur, KEY_LEN, e);
+    if (e && e->outstanding) e->outstanding--;
+    if (status == BL_OK) {
+        call_finish(c, BL_OK, buf, index);
+        return;
+    }
+    c->last = status;
+    int retry = status == BL_ETIMEOUT || status == BL_ENODEDOWN || status == BL_ENOPROC;
+    bl_log(c->r->n, BL_LOG_DEBUG, "registry: call to %s on %s failed (%s)%s", c->name, c->cur,
+           bl_strerror(status), retry && c->left > 0 ? ", failing over" : "");
+    if (!retry || c->left-- <= 0) {
+        call_finish(c, status, NULL, 0);
+        return;
+    }
+    int rc = call_attempt(c);
+    if (rc != BL_OK) call_finish(c, rc, NULL, 0);
+}
+
+static rcall *call_new(reg *r, const char *name, const char *req, int reqlen, unsigned tmo,
+                       int policy, int retries)
+{
+    if (!name || !name[0] || strlen(name) >= BL_REG_ID_LEN || !req || reqlen <= 0) return NULL;
+    rcall *c = calloc(1, sizeof(*c));
+    if (!c || !(c->req = malloc((size_t)reqlen))) {
+        free(c);
+        return NULL;
+    }
+    memcpy(c->req, req, (size_t)reqlen);
+    c->reqlen = reqlen;
+    c->r = r;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->tmo = tmo;
+    c->policy = policy < 0 ? (int)r->policy : policy;
+    c->left = retries < 0 ? DEFAULT_RETRIES : retries > MAX_RETRIES ? MAX_RETRIES : retries;
+    c->last = BL_ENOPROC;
+    DL_APPEND(r->calls, c);
+    return c;
+}
+
+int bl_service_call(bl_proc *p, const char *name, const char *req, int reqlen, unsigned timeout_ms,
+                    const bl_service_call_opts *opts, bl_call_cb cb, void *ud)
+{
+    if (!p || !cb) return BL_EINVAL;
+    reg *r = reg_of(bl_proc_node(p));
+    if (!r) return BL_ENOPROC;
+    if (opts && (opts->policy > BL_LB_LEAST_OUTSTANDING || opts->retries > MAX_RETRIES))
+        return BL_EINVAL;
+    rcall *c = call_new(r, name, req, reqlen, timeout_ms, opts ? opts->policy : -1,
+                        opts ? opts->retries : -1);
+    if (!c) return BL_EINVAL;
+    c->caller = *bl_self(p);
+    c->cb = cb;
+    c->ud = ud;
+    int rc = call_attempt(c);
+    if (rc != BL_OK) call_free(c); /* as bl_call: on an error return cb never runs */
+    return rc;
+}
+
+/* ---- the gen_server API ---- */
+
+static int policy_from_name(const char *a)
+{
+    if (!strcmp(a, "round_robin")) return BL_LB_ROUND_ROBIN;
+    if (!strcmp(a, "least_outstanding")) return BL_LB_LEAST_OUTSTANDING;
+    return -1;
+}
+
+/* {call, Name, Req, TimeoutMs[, #{policy => P, retries => N}]} */
+static int beam_call(reg *r, const bl_from *from, const char *buf, int j, int arity,
+                     ei_x_buff *reply)
+{
+    char name[BL_REG_ID_LEN];
+    long tmo;
+    if (get_name(buf, &j, name, sizeof(name)) < 0 || !name[0]) return -1;
+    int req = j;
+    if (ei_skip_term(buf, &j) < 0) return -1;
+    int reqlen = j - req;
+    if (ei_decode_long(buf, &j, &tmo) < 0 || tmo < 0 || tmo > 0x7fffffffL) return -1;
+    int policy = -1, retries = -1, k;
+    if (arity == 5) {
+        if (ei_decode_map_header(buf, &j, &k) < 0) return -1;
+        for (int i = 0; i < k; i++) {
+            char key[MAXATOMLEN_UTF8], a[MAXATOMLEN_UTF8];
+            long v;
+            if (get_atom(buf, &j, key) < 0) return -1;
+            if (!strcmp(key, "policy")) {
+                if (get_atom(buf, &j, a) < 0 || (policy = policy_from_name(a)) < 0) return -1;
+            } else if (!strcmp(key, "retries")) {
+                if (ei_decode_long(buf, &j, &v) < 0 || v < 0 || v > MAX_RETRIES) return -1;
+                retries = (int)v;
+            } else {
+                return -1;
+            }
+        }
+    }
+    rcall *c = call_new(r, name, buf + req, reqlen, (unsigned)tmo, policy, retries);
+    if (!c) return -1;
+    c->beam = 1;
+    c->from = *from;
+    int rc = call_attempt(c);
+    if (rc == BL_OK) return 1; /* answered from call_done */
+    encode_call_error(reply, c, rc);
+    call_free(c);
+    return 0;
+}
+
+typedef struct {
+    bl_service_query q;
+    char name[BL_REG_ID_LEN];
+    char **all, **any, **mk, **mv;
+} bquery;
+
+static void bquery_free(bquery *b)
+{
+    free_strs(b->all, b->q.ntags_all);
+    free_strs(b->any, b->q.ntags_any);
+    free_strs(b->mk, b->q.nmeta);
+    free_strs(b->mv, b->q.nmeta);
+}
+
+static int decode_query(const char *buf, int *j, bquery *b)
+{
+    int k;
+    memset(b, 0, sizeof(*b));
+    b->q.health = -1;
+    if (ei_decode_map_header(buf, j, &k) < 0) return -1;
+    for (int i = 0; i < k; i++) {
+        char key[MAXATOMLEN_UTF8], a[MAXATOMLEN_UTF8];
+        int ok = -1;
+        if (get_atom(buf, j, key) < 0) return -1;
+        if (!strcmp(key, "name") && !b->q.name) {
+            ok = get_name(buf, j, b->name, sizeof(b->name));
+            b->q.name = b->name;
+        } else if (!strcmp(key, "tags_all") && !b->all) {
+            ok = get_str_list(buf, j, &b->all, &b->q.ntags_all, BL_REG_MAX_TAGS, TAG_LEN);
+        } else if (!strcmp(key, "tags_any") && !b->any) {
+            ok = get_str_list(buf, j, &b->any, &b->q.ntags_any, BL_REG_MAX_TAGS, TAG_LEN);
+        } else if (!strcmp(key, "health") && b->q.health < 0) {
+            ok = get_atom(buf, j, a) < 0 || (b->q.health = health_from_name(a)) < 0 ? -1 : 0;
+        } else if (!strcmp(key, "metadata") && !b->mk) {
+            ok = get_str_map(buf, j, &b->mk, &b->mv, &b->q.nmeta);
+        }
+        if (ok < 0) return -1;
+    }
+    b->q.tags_all = (const char *const *)b->all;
+    b->q.tags_any = (const char *const *)b->any;
+    b->q.meta_keys = (const char *const *)b->mk;
+    b->q.meta_values = (const char *const *)b->mv;
+    return 0;
+}
+
+static int reply_rc(ei_x_buff *reply, int rc)
+{
+    if (rc == BL_OK) return ei_x_encode_atom(reply, "ok");
+    ei_x_encode_tuple_header(reply, 2);
+    ei_x_encode_atom(reply, "error");
+    return ei_x_encode_atom(reply, rc == BL_ENOPROC  ? "not_found"
+                                   : rc == BL_ENOMEM ? "full"
+                                                     : "badarg");
+}
+
+static int reg_call(bl_proc *self, const bl_from *from, const char *buf, int idx, ei_x_buff *reply,
+                    void *ud)
+{
+    (void)self;
+    reg *r = ud;
+    char tag[MAXATOMLEN_UTF8], id[BL_REG_ID_LEN], a[MAXATOMLEN_UTF8];
+    int j = idx, arity;
+    if (ei_decode_tuple_header(buf, &j, &arity) < 0 || arity < 2 || get_atom(buf, &j, tag) < 0)
+        return reply_rc(reply, BL_EINVAL);
+    if (!strcmp(tag, "register") && arity == 2) {
+        rentry *e = decode_entry(buf, &j, 0);
+        if (!e) return reply_rc(reply, BL_EINVAL);
+        int rc = local_register(r, e, id, sizeof(id));
+        if (rc != BL_OK) return reply_rc(reply, rc);
+        ei_x_encode_tuple_header(reply, 2);
+        ei_x_encode_atom(reply, "ok");
+        encode_str(reply, id);
+        return 0;
+    }
+    if ((!strcmp(tag, "deregister") || !strcmp(tag, "renew")) && arity == 2) {
+        if (get_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
+        return reply_rc(reply, tag[0] == 'd' ? local_deregister(r, id) : local_renew(r, id));
+    }
+    if (!strcmp(tag, "set_health") && arity == 3) {
+        int h;
+        if (get_bin(buf, &j, id, sizeof(id)) < 0 || get_atom(buf, &j, a) < 0 ||
+            (h = health_from_name(a)) < 0)
+            return reply_rc(reply, BL_EINVAL);
+        return reply_rc(reply, local_set_health(r, id, (bl_health)h));
+    }
+    if (!strcmp(tag, "find") && arity == 2) {
+        bquery b;
+        if (decode_query(buf, &j, &b) < 0) {
+            bquery_free(&b);
+            return reply_rc(reply, BL_EINVAL);
+        }
+        rentry *e, *t;
+        HASH_ITER(hh, r->entries, e, t)
+        {
+            if (!matches(e, &b.q)) continue;
+            ei_x_encode_list_header(reply, 1);
+            encode_entry(reply, e);
+        }
+        bquery_free(&b);
+        return ei_x_encode_empty_list(reply);
+    }
+    if ((!strcmp(tag, "watch") || !strcmp(tag, "unwatch")) && arity == 2) {
+        bl_pid pid;
+        if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
+        if (tag[0] == 'u') {
+            del_watch_if(r, &pid, 0, NULL);
+            return reply_rc(reply, BL_OK);
+        }
+        int rc = add_watch(r, &pid, NULL, NULL);
+        return reply_rc(reply, rc > 0 ? BL_OK : rc);
+    }
+    if (!strcmp(tag, "call") && (arity == 4 || arity == 5)) {
+        int rc = beam_call(r, from, buf, j, arity, reply);
+        if (rc >= 0) return rc;
+        reply->index = 0;
+        return reply_rc(reply, BL_EINVAL);
+    }
+    if (!strcmp(tag, "configure") && arity == 2) {
+        int k, policy = -1;
+        long maxe = 0;
+        if (ei_decode_map_header(buf, &j, &k) < 0) return reply_rc(reply, BL_EINVAL);
+        for (int i = 0; i < k; i++) {
+            if (get_atom(buf, &j, a) < 0) return reply_rc(reply, BL_EINVAL);
+            if (!strcmp(a, "policy")) {
+                if (get_atom(buf, &j, a) < 0 || (policy = policy_from_name(a)) < 0)
+                    return reply_rc(reply, BL_EINVAL);
+            } else if (!strcmp(a, "max_entries")) {
+                if (ei_decode_long(buf, &j, &maxe) < 0 || maxe < 1 || maxe > 1000000)
+                    return reply_rc(reply, BL_EINVAL);
+            } else {
+                return reply_rc(reply, BL_EINVAL);
+            }
+        }
+        if (policy >= 0) r->policy = (bl_lb_policy)policy;
+        if (maxe > 0) r->max_entries = (unsigned)maxe;
+        return reply_rc(reply, BL_OK);
+    }
+    return reply_rc(reply, BL_EINVAL);
+}
+
+static void reg_msg(bl_proc *self, const bl_msg *msg, void *ud)
+{
+    (void)self;
+    reg *r = ud;
+    const char *buf = msg->buf;
+    int idx = msg->index, arity;
+    char tag[MAXATOMLEN_UTF8];
+    if (ei_decode_tuple_header(buf, &idx, &arity) < 0 || arity < 2 || arity > 3 ||
+        get_atom(buf, &idx, tag) < 0)
+        return;
+    if (arity == 2) {
+        char node[MAXATOMLEN_UTF8];
+        if (!strcmp(tag, "bl_reg_want") && get_atom(buf, &idx, node) == 0 && msg->has_sender &&
+            !strcmp(msg->sender.node, node) && is_peer(r, node, 1))
+            send_sync(r, node);
+        return;
+    }
+    if (!strcmp(tag, "bl_reg_add") || !strcmp(tag, "bl_reg_remove") || !strcmp(tag, "bl_reg_sync"))
+        handle_peer(r, msg, tag, buf, idx);
+}
+
+/* ---- node and cluster events, the tick ---- */
+
+static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *reason, void *ud)
+{
+    (void)n;
+    (void)reason;
+    reg *r = ud;
+    if (is_tool_node(node)) return;
+    if (ev == BL_NODEUP)
+        send_sync(r, node); /* a BEAM node drops it: no beamlet_registry there */
+    else
+        del_watch_if(r, NULL, 0, node);
+}
+
+/* Our set to node, and a request for its set (membership may have dropped its entries here while
+ * it was failed, and it has no reason to resend them). */
+static void exchange(reg *r, const char *node)
+{
+    send_sync(r, node);
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "bl_reg_want");
+    ei_x_encode_atom(&x, r->n->name);
+    send_to(r, node, &x);
+    ei_x_free(&x);
+}
+
+static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
+{
+    reg *r = ud;
+    if (bl_is_local_node(n, ev->node)) return;
+    if (ev->type == BL_EV_NODE_LEFT) {
+        drop_node(r, ev->node, "member forgotten");
+    } else if (ev->type == BL_EV_NODE_STATE_CHANGED) {
+        if (ev->to == BL_MEMBER_FAILED || ev->to == BL_MEMBER_LEFT || ev->to == BL_MEMBER_LEAVING)
+            drop_node(r, ev->node, bl_member_state_name(ev->to));
+        else if (ev->to == BL_MEMBER_ACTIVE && bl_is_connected(n, ev->node))
+            exchange(r, ev->node);
+    } else if (ev->type == BL_EV_NODE_JOINED && strcmp(ev->role, "beam") &&
+               bl_is_connected(n, ev->node)) {
+        exchange(r, ev->node);
+    }
+}
+
+static void on_tick(bl_node *n, void *ud)
+{
+    reg *r = ud;
+    ev_tstamp now = ev_now(n->loop);
+    rentry *e, *t;
+    DL_FOREACH_SAFE2(r->local, e, t, lnext)
+    {
+        if (!e->ttl_ms || now < e->expires_at) continue;
+        bl_log(n, BL_LOG_INFO, "registry: %s (%s) expired: not renewed within %u ms", e->id,
+               e->name, e->ttl_ms);
+        replicate(r, e, 1);
+        entry_remove(r, e);
+    }
+    if (++r->ticks % SYNC_EVERY == 0) send_sync_turn(r, NULL, (long)(r->ticks / SYNC_EVERY));
+}
+
+static void reg_terminate(bl_proc *self, const char *reason, void *ud)
+{
+    (void)self;
+    (void)reason;
+    reg *r = ud;
+    bl_node *n = r->n;
+    if (r->timer_id > 0) bl_timer_cancel(n, r->timer_id);
+    if (r->nodemon_id > 0) bl_demonitor_nodes(n, r->nodemon_id);
+    if (r->cluster_sub > 0) bl_cluster_unsubscribe(n, r->cluster_sub);
+    rentry *e, *t;
+    HASH_ITER(hh, r->entries, e, t)
+    {
+        HASH_DEL(r->entries, e);
+        entry_free(e);
+    }
+    ocount *o, *ot;
+    HASH_ITER(hh, r->counts, o, ot)
+    {
+        HASH_DEL(r->counts, o);
+        free(o);
+    }
+    rrent *x, *xt;
+    HASH_ITER(hh, r->rr, x, xt)
+    {
+        HASH_DEL(r->rr, x);
+        free(x);
+    }
+    rwatch *w, *wt;
+    LL_FOREACH_SAFE(r->watchers, w, wt) free(w);
+    rcall *c, *ct; /* their bl_calls were dropped with this process */
+    DL_FOREACH_SAFE(r->calls, c, ct)
+    {
+        DL_DELETE(r->calls, c);
+        free(c->req);
+        free(c);
+    }
+    free(r);
+}
+
+int bl_registry_start(bl_node *n);
+
+int bl_registry_start(bl_node *n)
+{
+    reg *r = calloc(1, sizeof(*r));
+    if (!r) return BL_ENOMEM;
+    r->n = n;
+    r->policy = BL_LB_ROUND_ROBIN;
+    r->max_entries = DEFAULT_MAX_ENTRIES;
+    r->epoch_ms = now_ms();
+    static const bl_proc_ops ops = {
+        .on_msg = reg_msg, .on_call = reg_call, .on_terminate = reg_terminate};
+    int rc = bl_spawn(n, REG_NAME, &ops, r, &r->proc);
+    if (rc != BL_OK) {
+        free(r);
+        return rc;
+    }
+    r->nodemon_id = bl_monitor_nodes(n, on_node, r);
+    r->cluster_sub = n->cluster ? bl_cluster_subscribe(n, on_cluster, r) : 0;
+    r->timer_id = bl_timer(n, TICK_MS, TICK_MS, on_tick, r);
+    if (r->nodemon_id < 0 || r->cluster_sub < 0 || r->timer_id < 0) return BL_ENOMEM;
+    return BL_OK;
+}
+
+/* ---- public C API ---- */
+
+static int copy_strs(char ***out, const char *const *in, int k, size_t len)
+{
+    *out = NULL;
+    if (k == 0) return 0;
+    if (!in) return -1;
+    char **v = calloc((size_t)k + 1, sizeof(char *));
+    if (!v) return -1;
+    for (int i = 0; i < k; i++) {
+        if (!in[i] || strlen(in[i]) >= len || !(v[i] = strdup(in[i]))) {
+            free_strs(v, i + 1);
+            return -1;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+static int copy_str(char *dst, size_t cap, const char *src)
+{
+    if (!src) src = "";
+    if (strlen(src) >= cap) return -1;
+    snprintf(dst, cap, "%s", src);
+    return 0;
+}
+
+int bl_registry_register(bl_node *n, const bl_service_entry *in, char *id_out, size_t id_len)
+{
+    reg *r = reg_of(n);
+    if (!r) return BL_ENOPROC;
+    if (!in || !in->name || !in->name[0] || in->port < 0 || in->port > 65535 ||
+        (unsigned)in->health > BL_HEALTH_CRITICAL || in->ttl_ms > 0x7fffffffu || in->ntags < 0 ||
+        in->ntags > BL_REG_MAX_TAGS || in->nmeta < 0 || in->nmeta > BL_REG_MAX_META)
+        return BL_EINVAL;
+    rentry *e = calloc(1, sizeof(*e));
+    if (!e) return BL_ENOMEM;
+    if (copy_str(e->id, sizeof(e->id), in->id) < 0 ||
+        copy_str(e->name, sizeof(e->name), in->name) < 0 ||
+        copy_str(e->version, sizeof(e->version), in->version) < 0 ||
+        copy_str(e->address, sizeof(e->address), in->address) < 0 ||
+        copy_str(e->health_ep, sizeof(e->health_ep), in->health_endpoint) < 0 ||
+        copy_strs(&e->tags, in->tags, in->ntags, TAG_LEN) < 0)
+        goto bad;
+    e->ntags = in->ntags;
+    if (copy_strs(&e->mkeys, in->meta_keys, in->nmeta, META_KEY_LEN) < 0) goto bad;
+    if (copy_strs(&e->mvals, in->meta_values, in->nmeta, BL_REG_STR_LEN) < 0) {
+        free_strs(e->mkeys, in->nmeta);
+        e->mkeys = NULL;
+        goto bad;
+    }
+    e->nmeta = in->nmeta;
+    e->port = in->port;
+    e->ttl_ms = in->ttl_ms;
+    e->health = in->health;
+    return local_register(r, e, id_out, id_len);
+bad:
+    entry_free(e);
+    return BL_EINVAL;
+}
+
+int bl_registry_deregister(bl_node *n, const char *id)
+{
+    reg *r = reg_of(n);
+    if (!r) return BL_ENOPROC;
+    if (!id) return BL_EINVAL;
+    return local_deregister(r, id);
+}
+
+int bl_registry_renew(bl_node *n, const char *id)
+{
+    reg *r = reg_of(n);
+    if (!r) return BL_ENOPROC;
+    if (!id) return BL_EINVAL;
+    return local_renew(r, id);
+}
+
+int bl_registry_set_health(bl_node *n, const char *id, bl_health h)
+{
+    reg *r = reg_of(n);
+    if (!r) return BL_ENOPROC;
+    if (!id) return BL_EINVAL;
+    return local_set_health(r, id, h);
+}
+
+int bl_registry_find(bl_node *n, const bl_service_query *q, bl_registry_entry_cb cb, void *ud)
+{
+    reg *r = reg_of(n);
+    if (!r) return BL_ENOPROC;
+    int k = 0;
+    rentry *e, *t;
+    HASH_ITER(hh, r->entries, e, t)
+    {
+        if (!matches(e, q)) continue;
+        k++;
+        if (cb) {
+            bl_service_entry pe;
+            to_public(e, &pe);
+            cb(n, &pe, ud);
+        }
+    }
+    return k;
+}
+
+int bl_registry_watch(bl_node *n, bl_registry_watch_cb cb, void *ud)
+{
+    reg *r = reg_of(n);
+    if (!r) return BL_ENOPROC;
+    if (!cb) return BL_EINVAL;
+    return add_watch(r, NULL, cb, ud);
+}
+
+void bl_registry_unwatch(bl_node *n, int id)
+{
+    reg *r = reg_of(n);
+    if (r && id > 0) del_watch_if(r, NULL, id, NULL);
+}
+
+int bl_registry_configure(bl_node *n, bl_lb_policy policy, unsigned max_entries)
+{
+    reg *r = reg_of(n);
+    if (!r) return BL_ENOPROC;
+    if ((unsigned)policy > BL_LB_LEAST_OUTSTANDING) return BL_EINVAL;
+    r->policy = policy;
+    if (max_entries) r->max_entries = max_entries;
+    return BL_OK;
+}
