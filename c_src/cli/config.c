@@ -47,6 +47,10 @@ static const opt OPTS[] = {
     {"publish", "--publish", "BEAMLET_PUBLISH", "register in EPMD: true/false (true)"},
     {"exit_on_stdin_eof", "--exit-on-stdin-eof", "BEAMLET_EXIT_ON_STDIN_EOF",
      "stop when stdin closes (for nodes run as a port): true/false (false)"},
+    {"global_resolve", "--global-resolve", "BEAMLET_GLOBAL_RESOLVE",
+     "name clash method: random_exit_name/random_notify_name/notify_all_name"},
+    {"global_mode", "--global-mode", "BEAMLET_GLOBAL_MODE",
+     "global names through OTP global (beam), among C nodes (beamlet), or auto"},
     {"capabilities", "--capabilities", "BEAMLET_CAPABILITIES",
      "what this node offers, comma separated"},
     {"metadata", "--metadata", "BEAMLET_METADATA", "key=value pairs, comma separated"},
@@ -324,6 +328,20 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         if (!strcmp(key, "dns_basename") && !valid_alive(v))
             return fail(err, errlen, key, "'%s' is not a node name part (letters, digits, _ -)", v);
         snprintf((char *)cfg + STRS[i].off, STRS[i].size, "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "global_resolve")) {
+        if (strcmp(v, "random_exit_name") && strcmp(v, "random_notify_name") &&
+            strcmp(v, "notify_all_name"))
+            return fail(err, errlen, key,
+                        "'%s' is not random_exit_name, random_notify_name or notify_all_name", v);
+        snprintf(cfg->global_resolve, sizeof(cfg->global_resolve), "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "global_mode")) {
+        if (strcmp(v, "auto") && strcmp(v, "beam") && strcmp(v, "beamlet"))
+            return fail(err, errlen, key, "'%s' is not auto, beam or beamlet", v);
+        snprintf(cfg->global_mode, sizeof(cfg->global_mode), "%s", v);
         return BL_OK;
     }
     if (!strcmp(key, "epmd_local") || !strcmp(key, "gossip") || !strcmp(key, "exit_on_stdin_eof")) {

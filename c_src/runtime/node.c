@@ -68,6 +68,8 @@ void bl_config_init(bl_config *cfg)
     cfg->handshake_workers = 8;
     cfg->publish = 1;
     cfg->cluster_member = 1;
+    snprintf(cfg->global_resolve, sizeof(cfg->global_resolve), "random_exit_name");
+    snprintf(cfg->global_mode, sizeof(cfg->global_mode), "auto");
     cfg->heartbeat_interval_ms = 1000;
     cfg->failure_threshold = 3;
     cfg->election_timeout_ms = 1500;

@@ -4,11 +4,14 @@
 #include "../runtime/internal.h"
 
 int bl_registry_start(bl_node *n);
+int bl_global_start(bl_node *n);
 
 int bl_services_start(bl_node *n)
 {
     int rc = BL_OK;
+    (void)n;
     if (rc == BL_OK) rc = bl_pg_start(n);
     if (rc == BL_OK) rc = bl_registry_start(n);
+    if (rc == BL_OK) rc = bl_global_start(n);
     return rc;
 }

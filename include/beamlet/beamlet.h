@@ -90,6 +90,10 @@ typedef struct bl_config {
     unsigned remove_after_ms;       /* failed/left members forgotten after (default 300000) */
     unsigned event_log_size;        /* events kept (default 256) */
 
+    /* services (docs/services.md) */
+    char global_resolve[32];         /* random_exit_name | random_notify_name | notify_all_name */
+    char global_mode[16];            /* auto | beam | beamlet */
+
     /* discovery (docs/cluster.md) */
     int epmd_local;                 /* poll the local EPMD (default 1) */
     char epmd_pattern[128];         /* fnmatch pattern on alive names (default "*") */

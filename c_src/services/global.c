@@ -1,0 +1,1353 @@
+/* global.c - cluster-wide unique names: the `beamlet_global` process (docs/services.md, "Global
+ * names"; include/beamlet/global.h). Names are atoms.
+ *
+ * Beam names (mixed clusters): registered in OTP global through a connected BEAM node with
+ * rpc global:register_name(Name, Pid, {global, random_exit_name}); before that the node connects
+ * to every node in that BEAM node's nodes() (a BEAM node with no connection to us drops the name).
+ * The registered process is linked to beamlet_global (which traps exits); when it ends the name
+ * is unregistered (global:unregister_name, only while global:whereis_name still gives our pid).
+ * BEAM's own clash resolution may kill the process with an exit signal: same path.
+ *
+ * Beamlet names (C-only clusters): a table replicated full mesh to the beamlet members, each node
+ * owning its own entries, as beamlet_registry does. Messages to {beamlet_global, Node}:
+ *   {bl_global_reg, Owner, Name, Pid, Time}      Owner registered Name (Time: ms since epoch)
+ *   {bl_global_unreg, Owner, Name, Pid}
+ *   {bl_global_sync, Owner, [{Name, Pid, Time}]}  Owner's whole set (every second, and on nodeup)
+ *   {bl_global_conflict, Owner, Name, Pid, Time}  Owner found its Name/Pid clashing with ours
+ * accepted only from Owner itself (REG_SEND sender), a beamlet member not failed/left, for pids of
+ * Owner. A failed, leaving or departed member's entries are dropped. A clash (one name, two pids)
+ * is resolved the same way on every node: the older registration wins (then the smaller owner
+ * node name, then the pid); random_exit_name: the loser's owner kills it (exit kill);
+ * random_notify_name: the loser gets {global_name_conflict, Name} and loses the name;
+ * notify_all_name: both lose the name and get {global_name_conflict, Name, OtherPid}. The owner
+ * of a local entry in a clash tells the other owner (bl_global_conflict), so both act even if one
+ * side only learnt of the clash. */
+#include "../runtime/internal.h"
+#include "beamlet/cluster.h"
+#include "beamlet/global.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define GNAME "beamlet_global"
+#define SYNC_MS 1000u
+#define POLL_MS 50u
+#define CONNECT_WAIT_MS 3000u
+#define RPC_TMO 5000u
+#define MAX_WAIT 64
+#define REFRESH_TICKS 3 /* beam names checked on every BEAM member every 3 s */
+
+typedef struct gent {
+    UT_hash_handle hh;
+    char name[MAXATOMLEN_UTF8];
+    bl_pid pid;
+    char owner[BL_NODE_LEN];
+    unsigned long long time;
+    unsigned gen;
+    int local;
+} gent;
+
+typedef struct bname {
+    struct bname *next;
+    char name[MAXATOMLEN_UTF8];
+    bl_pid pid;
+} bname;
+
+enum { OP_REG, OP_WHEREIS, OP_SEND, OP_UNREG, OP_CONNECT, OP_REFRESH };
+
+typedef struct gstate gstate;
+
+typedef struct gop {
+    struct gop *next, *prev;
+    gstate *g;
+    int kind, stage;
+    char name[MAXATOMLEN_UTF8];
+    bl_pid pid;
+    int has_from;
+    bl_from from;
+    int has_req;
+    bl_pid req;
+    bl_global_cb cb;
+    void *ud;
+    char *msg;
+    int msglen;
+    char beam[BL_NODE_LEN];
+    char alt[BL_NODE_LEN]; /* OP_REFRESH: another BEAM node that should know the name, or "" */
+    char wait[MAX_WAIT][BL_NODE_LEN];
+    int nwait;
+    int timer;
+    unsigned waited;
+} gop;
+
+struct gstate {
+    bl_node *n;
+    bl_proc *proc;
+    bl_global_resolve method;
+    bl_global_mode mode;
+    gent *names;
+    bname *bnames;
+    gop *ops;
+    unsigned gen, ticks;
+    int nodemon_id, cluster_sub, timer_id;
+};
+
+static const char *const RESOLVE_NAMES[] = {"random_exit_name", "random_notify_name",
+                                            "notify_all_name"};
+static const char *const MODE_NAMES[] = {"auto", "beam", "beamlet"};
+
+const char *bl_global_resolve_name(bl_global_resolve m)
+{
+    return (unsigned)m < 3 ? RESOLVE_NAMES[m] : "unknown";
+}
+
+static unsigned long long now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (unsigned long long)tv.tv_sec * 1000ull + (unsigned long long)tv.tv_usec / 1000ull;
+}
+
+static void proc_msg(bl_proc *self, const bl_msg *msg, void *ud);
+
+static gstate *g_of(bl_node *n)
+{
+    bl_proc *p = n ? bl_whereis(n, GNAME) : NULL;
+    return p && !p->dead && p->ops.on_msg == proc_msg ? bl_proc_data(p) : NULL;
+}
+
+static int is_tool_node(const char *node)
+{
+    return strncmp(node, "beamlet_cli_", 12) == 0;
+}
+
+static int valid_name(const char *name)
+{
+    size_t l = name ? strlen(name) : 0;
+    return l > 0 && l < MAXATOMLEN;
+}
+
+/* ---- members ---- */
+
+static bl_member_info *members(bl_node *n, int *count)
+{
+    *count = 0;
+    if (!n->cluster) return NULL;
+    int k = bl_cluster_members(n, NULL, 0);
+    if (k <= 0) return NULL;
+    bl_member_info *m = calloc((size_t)k, sizeof(*m));
+    if (!m) return NULL;
+    *count = bl_cluster_members(n, m, k);
+    if (*count > k) *count = k;
+    return m;
+}
+
+static int live_state(bl_member_state s)
+{
+    return s == BL_MEMBER_JOINING || s == BL_MEMBER_ACTIVE || s == BL_MEMBER_SUSPECTED;
+}
+
+/* A beamlet member we replicate to / accept from. */
+static int is_peer(gstate *g, const char *node)
+{
+    bl_node *n = g->n;
+    if (bl_is_local_node(n, node) || is_tool_node(node)) return 0;
+    if (!n->cluster) return bl_is_connected(n, node);
+    int k, ok = 0;
+    bl_member_info *m = members(n, &k);
+    for (int i = 0; i < k && !ok; i++)
+        ok = !strcmp(m[i].node, node) && strcmp(m[i].role, "beam") && live_state(m[i].state);
+    free(m);
+    return ok;
+}
+
+/* A connected BEAM member, into out. */
+static int beam_node(gstate *g, char out[BL_NODE_LEN])
+{
+    int k, ok = 0;
+    bl_member_info *m = members(g->n, &k);
+    for (int i = 0; i < k && !ok; i++) {
+        if (strcmp(m[i].role, "beam") || m[i].state != BL_MEMBER_ACTIVE ||
+            !bl_is_connected(g->n, m[i].node))
+            continue;
+        snprintf(out, BL_NODE_LEN, "%s", m[i].node);
+        ok = 1;
+    }
+    free(m);
+    return ok;
+}
+
+static void to_peers(gstate *g, const ei_x_buff *x)
+{
+    bl_node *n = g->n;
+    if (!n->cluster) {
+        char(*names)[BL_NODE_LEN] = NULL;
+        unsigned k = 0, max = HASH_COUNT(n->conns);
+        if (max && !(names = calloc(max, BL_NODE_LEN))) return;
+        bl_conn *c, *t;
+        HASH_ITER(hh, n->conns, c, t)
+        {
+            if (c->state == CONN_UP && !is_tool_node(c->node) && k < max)
+                snprintf(names[k++], BL_NODE_LEN, "%s", c->node);
+        }
+        for (unsigned i = 0; i < k; i++)
+            bl_send_name(g->proc, GNAME, names[i], x->buff, x->index);
+        free(names);
+        return;
+    }
+    int k;
+    bl_member_info *m = members(n, &k);
+    for (int i = 0; i < k; i++) {
+        if (!strcmp(m[i].role, "beam") || bl_is_local_node(n, m[i].node) ||
+            is_tool_node(m[i].node) || !live_state(m[i].state) || !bl_is_connected(n, m[i].node))
+            continue;
+        bl_send_name(g->proc, GNAME, m[i].node, x->buff, x->index);
+    }
+    free(m);
+}
+
+/* ---- the beamlet table ---- */
+
+static gent *find(gstate *g, const char *name)
+{
+    gent *e = NULL;
+    HASH_FIND_STR(g->names, name, e);
+    return e;
+}
+
+static bname *bfind(gstate *g, const char *name)
+{
+    bname *b;
+    LL_FOREACH(g->bnames, b)
+    {
+        if (!strcmp(b->name, name)) return b;
+    }
+    return NULL;
+}
+
+static int holds(gstate *g, const bl_pid *pid)
+{
+    int k = 0;
+    gent *e, *t;
+    HASH_ITER(hh, g->names, e, t) k += e->local && bl_pid_eq(&e->pid, pid);
+    bname *b;
+    LL_FOREACH(g->bnames, b) k += bl_pid_eq(&b->pid, pid);
+    return k;
+}
+
+static void encode_entry_msg(ei_x_buff *x, const char *tag, gstate *g, const char *name,
+                             const bl_pid *pid, const unsigned long long *time)
+{
+    ei_x_new_with_version(x);
+    ei_x_encode_tuple_header(x, time ? 5 : 4);
+    ei_x_encode_atom(x, tag);
+    ei_x_encode_atom(x, g->n->name);
+    ei_x_encode_atom(x, name);
+    ei_x_encode_pid(x, pid);
+    if (time) ei_x_encode_ulonglong(x, *time);
+}
+
+static void broadcast_entry(gstate *g, const char *tag, const gent *e)
+{
+    ei_x_buff x;
+    encode_entry_msg(&x, tag, g, e->name, &e->pid,
+                     strcmp(tag, "bl_global_unreg") ? &e->time : NULL);
+    to_peers(g, &x);
+    ei_x_free(&x);
+}
+
+static void send_sync(gstate *g, const char *node)
+{
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 3);
+    ei_x_encode_atom(&x, "bl_global_sync");
+    ei_x_encode_atom(&x, g->n->name);
+    gent *e, *t;
+    HASH_ITER(hh, g->names, e, t)
+    {
+        if (!e->local) continue;
+        ei_x_encode_list_header(&x, 1);
+        ei_x_encode_tuple_header(&x, 3);
+        ei_x_encode_atom(&x, e->name);
+        ei_x_encode_pid(&x, &e->pid);
+        ei_x_encode_ulonglong(&x, e->time);
+    }
+    ei_x_encode_empty_list(&x);
+    if (node)
+        bl_send_name(g->proc, GNAME, node, x.buff, x.index);
+    else
+        to_peers(g, &x);
+    ei_x_free(&x);
+}
+
+static gent *add_entry(gstate *g, const char *name, const bl_pid *pid, const char *owner,
+                       unsigned long long time)
+{
+    gent *e = calloc(1, sizeof(*e));
+    if (!e) return NULL;
+    snprintf(e->name, sizeof(e->name), "%s", name);
+    e->pid = *pid;
+    snprintf(e->owner, sizeof(e->owner), "%s", owner);
+    e->time = time;
+    e->gen = g->gen;
+    e->local = bl_is_local_node(g->n, owner);
+    HASH_ADD_STR(g->names, name, e);
+    return e;
+}
+
+/* Remove e; a local entry is announced and its process unlinked when it holds no other name. */
+static void del_entry(gstate *g, gent *e, int announce)
+{
+    HASH_DEL(g->names, e);
+    if (e->local) {
+        if (announce) broadcast_entry(g, "bl_global_unreg", e);
+        if (!holds(g, &e->pid)) bl_unlink(g->proc, &e->pid);
+    }
+    free(e);
+}
+
+static void drop_owner(gstate *g, const char *node, const char *why)
+{
+    unsigned k = 0;
+    gent *e, *t;
+    HASH_ITER(hh, g->names, e, t)
+    {
+        if (e->local || strcmp(e->owner, node)) continue;
+        del_entry(g, e, 0);
+        k++;
+    }
+    if (k) bl_log(g->n, BL_LOG_INFO, "global: %u names of %s removed (%s)", k, node, why);
+}
+
+static int older(unsigned long long t1, const char *o1, const bl_pid *p1, unsigned long long t2,
+                 const char *o2, const bl_pid *p2)
+{
+    if (t1 != t2) return t1 < t2;
+    int c = strcmp(o1, o2);
+    if (c) return c < 0;
+    if (p1->num != p2->num) return p1->num < p2->num;
+    return p1->serial < p2->serial;
+}
+
+static void notify(gstate *g, const bl_pid *to, const char *name, const bl_pid *other)
+{
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, other ? 3 : 2);
+    ei_x_encode_atom(&x, "global_name_conflict");
+    ei_x_encode_atom(&x, name);
+    if (other) ei_x_encode_pid(&x, other);
+    int rc = bl_send(g->proc, to, x.buff, x.index);
+    if (rc != BL_OK)
+        bl_log(g->n, BL_LOG_WARN, "global: conflict notice for %s not sent: %s", name,
+               bl_strerror(rc));
+    ei_x_free(&x);
+}
+
+static void kill_local(gstate *g, const bl_pid *pid)
+{
+    bl_proc *p = bl_proc_by_pid(g->n, pid);
+    if (!p || p->dead) return;
+    char buf[16];
+    int i = 0;
+    ei_encode_atom(buf, &i, "kill");
+    bl_proc_signal_exit(p, bl_self(g->proc), buf, i, 1);
+}
+
+static void send_conflict(gstate *g, const char *owner, const gent *mine)
+{
+    ei_x_buff x;
+    encode_entry_msg(&x, "bl_global_conflict", g, mine->name, &mine->pid, &mine->time);
+    bl_send_name(g->proc, GNAME, owner, x.buff, x.index);
+    ei_x_free(&x);
+}
+
+/* e (in the table) and (pid, owner, time) claim one name. add: the incoming entry may be added
+ * when it wins. */
+static void clash(gstate *g, gent *e, const bl_pid *pid, const char *owner, unsigned long long time,
+                  int add)
+{
+    char name[MAXATOMLEN_UTF8];
+    snprintf(name, sizeof(name), "%s", e->name);
+    int inc_wins = older(time, owner, pid, e->time, e->owner, &e->pid);
+    gent mine = *e;
+    bl_log(g->n, BL_LOG_WARN, "global: name %s registered on %s and %s: %s (%s)", name, e->owner,
+           owner,
+           g->method == BL_GLOBAL_NOTIFY_ALL ? "both lose"
+           : inc_wins                        ? "the latter wins"
+                                             : "the former wins",
+           bl_global_resolve_name(g->method));
+    if (g->method == BL_GLOBAL_NOTIFY_ALL) {
+        del_entry(g, e, 1);
+        if (mine.local) {
+            notify(g, &mine.pid, name, pid);
+            send_conflict(g, owner, &mine);
+        }
+        return;
+    }
+    if (!inc_wins) {
+        if (mine.local) send_conflict(g, owner, &mine);
+        return;
+    }
+    del_entry(g, e, 1);
+    if (mine.local) {
+        if (g->method == BL_GLOBAL_RANDOM_EXIT)
+            kill_local(g, &mine.pid);
+        else
+            notify(g, &mine.pid, name, NULL);
+        send_conflict(g, owner, &mine);
+    }
+    if (add) add_entry(g, name, pid, owner, time);
+}
+
+static void apply_remote(gstate *g, const char *owner, const char *name, const bl_pid *pid,
+                         unsigned long long time)
+{
+    gent *e = find(g, name);
+    if (!e) {
+        add_entry(g, name, pid, owner, time);
+    } else if (bl_pid_eq(&e->pid, pid) || (!e->local && !strcmp(e->owner, owner))) {
+        e->pid = *pid; /* the owner re-registered it */
+        e->time = time;
+        e->gen = g->gen;
+    } else {
+        clash(g, e, pid, owner, time, 1);
+    }
+}
+
+/* Register a beamlet name for a live local pid. */
+static int table_register(gstate *g, const char *name, const bl_pid *pid)
+{
+    gent *e = find(g, name);
+    if (e || bfind(g, name)) return e && bl_pid_eq(&e->pid, pid) ? BL_OK : BL_EEXIST;
+    if (!holds(g, pid)) {
+        int rc = bl_link(g->proc, pid);
+        if (rc != BL_OK) return rc;
+    }
+    e = add_entry(g, name, pid, g->n->name, now_ms());
+    if (!e) {
+        if (!holds(g, pid)) bl_unlink(g->proc, pid);
+        return BL_ENOMEM;
+    }
+    broadcast_entry(g, "bl_global_reg", e);
+    return BL_OK;
+}
+
+/* ---- operations through a BEAM node ---- */
+
+static void op_step(gop *op);
+
+static void op_free(gop *op)
+{
+    gstate *g = op->g;
+    DL_DELETE(g->ops, op);
+    if (op->timer > 0) bl_timer_cancel(g->n, op->timer);
+    free(op->msg);
+    free(op);
+}
+
+static const char *err_atom(int status)
+{
+    switch (status) {
+    case BL_ETIMEOUT:
+        return "timeout";
+    case BL_ENODEDOWN:
+        return "nodedown";
+    case BL_ENOPROC:
+        return "noproc";
+    case BL_EBADRPC:
+        return "badrpc";
+    case BL_EBUSY:
+        return "busy";
+    case BL_ENOMEM:
+        return "enomem";
+    default:
+        return "failed";
+    }
+}
+
+static void encode_error(ei_x_buff *r, const char *what)
+{
+    ei_x_encode_tuple_header(r, 2);
+    ei_x_encode_atom(r, "error");
+    ei_x_encode_atom(r, what);
+}
+
+static void op_finish(gop *op, int status, const bl_pid *pid)
+{
+    gstate *g = op->g;
+    if (op->has_from) {
+        ei_x_buff r;
+        ei_x_new(&r);
+        switch (op->kind) {
+        case OP_REG:
+            if (status == BL_OK || status == BL_EEXIST)
+                ei_x_encode_atom(&r, status == BL_OK ? "yes" : "no");
+            else
+                encode_error(&r, err_atom(status));
+            break;
+        case OP_WHEREIS:
+            if (status == BL_OK)
+                ei_x_encode_pid(&r, pid);
+            else if (status == BL_ENOPROC)
+                ei_x_encode_atom(&r, "undefined");
+            else
+                encode_error(&r, err_atom(status));
+            break;
+        case OP_SEND:
+            if (status == BL_OK) {
+                ei_x_encode_pid(&r, pid);
+            } else if (status == BL_ENOPROC) {
+                ei_x_encode_tuple_header(&r, 2);
+                ei_x_encode_atom(&r, "badarg");
+                ei_x_encode_tuple_header(&r, 2);
+                ei_x_encode_atom(&r, op->name);
+                ei_x_append_buf(&r, op->msg + 1, op->msglen - 1); /* past the version byte */
+            } else {
+                encode_error(&r, err_atom(status));
+            }
+            break;
+        default:
+            ei_x_encode_atom(&r, "ok");
+        }
+        bl_reply(g->n, &op->from, r.buff, r.index);
+        ei_x_free(&r);
+    }
+    if (op->has_req && op->cb) {
+        bl_proc *p = bl_proc_by_pid(g->n, &op->req);
+        if (p && !p->dead) op->cb(p, status, pid, op->ud);
+    }
+    op_free(op);
+}
+
+static gop *op_new(gstate *g, int kind, const char *name)
+{
+    gop *op = calloc(1, sizeof(*op));
+    if (!op) return NULL;
+    op->g = g;
+    op->kind = kind;
+    if (name) snprintf(op->name, sizeof(op->name), "%s", name);
+    DL_APPEND(g->ops, op);
+    return op;
+}
+
+static void rpc_done(bl_proc *p, int status, const char *buf, int index, void *ud);
+
+static int op_rpc(gop *op, const char *mod, const char *fun, const ei_x_buff *args)
+{
+    int rc =
+        bl_rpc(op->g->proc, op->beam, mod, fun, args->buff, args->index, RPC_TMO, rpc_done, op);
+    if (rc != BL_OK) op_finish(op, rc, NULL);
+    return rc;
+}
+
+static void args_name(ei_x_buff *a, const char *name)
+{
+    ei_x_new(a);
+    ei_x_encode_list_header(a, 1);
+    ei_x_encode_atom(a, name);
+    ei_x_encode_empty_list(a);
+}
+
+static void poll_cb(bl_node *n, void *ud)
+{
+    (void)n;
+    gop *op = ud;
+    op->timer = 0;
+    op->waited += POLL_MS;
+    int all = 1;
+    for (int i = 0; i < op->nwait && all; i++)
+        all = bl_is_connected(op->g->n, op->wait[i]);
+    if (!all && op->waited < CONNECT_WAIT_MS) {
+        int id = bl_timer(op->g->n, POLL_MS, 0, poll_cb, op);
+        if (id > 0) {
+            op->timer = id;
+            return;
+        }
+    }
+    if (!all) bl_log(op->g->n, BL_LOG_WARN, "global: not connected to every BEAM node yet");
+    op->stage = 2;
+    op_step(op);
+}
+
+/* The next rpc of op. */
+static void refresh_step(gop *op)
+{
+    ei_x_buff a;
+    const char *to = op->stage == 1 ? op->alt : op->beam;
+    if (!bl_is_connected(op->g->n, to)) {
+        op_finish(op, BL_ENODEDOWN, NULL);
+        return;
+    }
+    bname *b = bfind(op->g, op->name);
+    if (!b || !bl_pid_eq(&b->pid, &op->pid)) { /* unregistered meanwhile */
+        op_finish(op, BL_OK, NULL);
+        return;
+    }
+    ei_x_new(&a);
+    if (op->stage < 2) {
+        ei_x_encode_list_header(&a, 1);
+        ei_x_encode_atom(&a, op->name);
+    } else {
+        ei_x_encode_list_header(&a, 3);
+        ei_x_encode_atom(&a, op->name);
+        ei_x_encode_pid(&a, &op->pid);
+        ei_x_encode_tuple_header(&a, 2);
+        ei_x_encode_atom(&a, "global");
+        ei_x_encode_atom(&a, "random_exit_name");
+    }
+    ei_x_encode_empty_list(&a);
+    int rc = bl_rpc(op->g->proc, to, "global", op->stage < 2 ? "whereis_name" : "re_register_name",
+                    a.buff, a.index, RPC_TMO, rpc_done, op);
+    ei_x_free(&a);
+    if (rc != BL_OK) op_finish(op, rc, NULL);
+}
+
+static void op_step(gop *op)
+{
+    gstate *g = op->g;
+    ei_x_buff a;
+    if (op->kind == OP_REFRESH) {
+        refresh_step(op);
+        return;
+    }
+    if (!bl_is_connected(g->n, op->beam) && !beam_node(g, op->beam)) {
+        op_finish(op, BL_ENODEDOWN, NULL);
+        return;
+    }
+    switch (op->kind) {
+    case OP_REG:
+    case OP_CONNECT:
+        if (op->stage == 0) {
+            ei_x_new(&a);
+            ei_x_encode_empty_list(&a);
+            op_rpc(op, "erlang", "nodes", &a);
+            ei_x_free(&a);
+            return;
+        }
+        {
+            bl_proc *p = bl_proc_by_pid(g->n, &op->pid);
+            if (!p || p->dead) {
+                op_finish(op, BL_ENOPROC, NULL);
+                return;
+            }
+        }
+        ei_x_new(&a);
+        ei_x_encode_list_header(&a, 3);
+        ei_x_encode_atom(&a, op->name);
+        ei_x_encode_pid(&a, &op->pid);
+        ei_x_encode_tuple_header(&a, 2);
+        ei_x_encode_atom(&a, "global");
+        ei_x_encode_atom(&a, "random_exit_name");
+        ei_x_encode_empty_list(&a);
+        op_rpc(op, "global", "register_name", &a);
+        ei_x_free(&a);
+        return;
+    case OP_WHEREIS:
+    case OP_SEND:
+        args_name(&a, op->name);
+        op_rpc(op, "global", "whereis_name", &a);
+        ei_x_free(&a);
+        return;
+    case OP_UNREG:
+        args_name(&a, op->name);
+        op_rpc(op, "global", op->stage == 0 ? "whereis_name" : "unregister_name", &a);
+        ei_x_free(&a);
+        return;
+    }
+}
+
+static void connect_listed(gop *op, const char *buf, int index)
+{
+    int arity, j = index;
+    op->nwait = 0;
+    if (ei_decode_list_header(buf, &j, &arity) < 0) return;
+    for (int i = 0; i < arity; i++) {
+        char node[MAXATOMLEN_UTF8];
+        if (ei_decode_atom(buf, &j, node) < 0) return;
+        if (bl_is_local_node(op->g->n, node) || bl_is_connected(op->g->n, node)) continue;
+        if (bl_connect(op->g->n, node) == BL_OK && op->nwait < MAX_WAIT)
+            snprintf(op->wait[op->nwait++], BL_NODE_LEN, "%s", node);
+    }
+}
+
+static void rpc_done(bl_proc *p, int status, const char *buf, int index, void *ud)
+{
+    (void)p;
+    gop *op = ud;
+    gstate *g = op->g;
+    if (status != BL_OK) {
+        bl_log(g->n, BL_LOG_WARN, "global: rpc to %s for %s failed: %s", op->beam, op->name,
+               bl_strerror(status));
+        op_finish(op, status, NULL);
+        return;
+    }
+    char a[MAXATOMLEN_UTF8];
+    bl_pid pid;
+    int j = index;
+    switch (op->kind) {
+    case OP_CONNECT:
+        connect_listed(op, buf, index);
+        op_finish(op, BL_OK, NULL);
+        return;
+    case OP_REFRESH: /* does op->beam (then op->alt) still map the name to our pid? */
+        if (op->stage == 2) {
+            bl_log(g->n, BL_LOG_INFO, "global: %s registered again in OTP global (%s had lost it)",
+                   op->name, op->beam);
+            op_finish(op, BL_OK, NULL);
+            return;
+        }
+        if (ei_decode_pid(buf, &j, &pid) == 0) {
+            if (!bl_pid_eq(&pid, &op->pid)) { /* someone else holds it: ours was lost */
+                bname *b = bfind(g, op->name);
+                if (b && bl_pid_eq(&b->pid, &op->pid) && op->stage == 0) {
+                    bl_log(g->n, BL_LOG_WARN, "global: %s now names another process in OTP global",
+                           op->name);
+                    LL_DELETE(g->bnames, b);
+                    if (!holds(g, &b->pid)) bl_unlink(g->proc, &b->pid);
+                    free(b);
+                }
+                op_finish(op, BL_OK, NULL);
+                return;
+            }
+            if (op->stage == 0) { /* known there */
+                op_finish(op, BL_OK, NULL);
+                return;
+            }
+            op->stage = 2; /* alt still has it: re-register so op->beam learns it again */
+        } else {
+            if (op->stage == 1) { /* gone on alt too: leave it (the next refresh looks again) */
+                op_finish(op, BL_OK, NULL);
+                return;
+            }
+            op->stage = op->alt[0] ? 1 : 2;
+        }
+        refresh_step(op);
+        return;
+    case OP_REG:
+        if (op->stage == 0) {
+            connect_listed(op, buf, index);
+            op->stage = 1;
+            op->waited = 0;
+            poll_cb(g->n, op);
+            return;
+        }
+        if (ei_decode_atom(buf, &j, a) < 0 || strcmp(a, "yes")) {
+            op_finish(op, BL_EEXIST, NULL);
+            return;
+        }
+        {
+            bl_proc *q = bl_proc_by_pid(g->n, &op->pid);
+            bname *b = calloc(1, sizeof(*b));
+            int linked =
+                b && q && !q->dead && (holds(g, &op->pid) || bl_link(g->proc, &op->pid) == BL_OK);
+            if (!linked) { /* it ended meanwhile (or no memory): take the name back */
+                free(b);
+                gop *u = op_new(g, OP_UNREG, op->name);
+                if (u) {
+                    u->pid = op->pid;
+                    snprintf(u->beam, sizeof(u->beam), "%s", op->beam);
+                    op_step(u);
+                }
+                op_finish(op, BL_ENOPROC, NULL);
+                return;
+            }
+            snprintf(b->name, sizeof(b->name), "%s", op->name);
+            b->pid = op->pid;
+            LL_PREPEND(g->bnames, b);
+            bl_log(g->n, BL_LOG_INFO, "global: %s registered in OTP global through %s", op->name,
+                   op->beam);
+            op_finish(op, BL_OK, &op->pid);
+        }
+        return;
+    case OP_WHEREIS:
+    case OP_SEND:
+        if (ei_decode_pid(buf, &j, &pid) < 0) {
+            op_finish(op, BL_ENOPROC, NULL);
+            return;
+        }
+        if (op->kind == OP_SEND) {
+            int rc = bl_send(g->proc, &pid, op->msg, op->msglen);
+            op_finish(op, rc, &pid);
+        } else {
+            op_finish(op, BL_OK, &pid);
+        }
+        return;
+    case OP_UNREG:
+        if (op->stage == 0) {
+            if (ei_decode_pid(buf, &j, &pid) < 0 || !bl_pid_eq(&pid, &op->pid)) {
+                op_finish(op, BL_OK, NULL); /* not ours (any more) */
+                return;
+            }
+            op->stage = 1;
+            op_step(op);
+            return;
+        }
+        bl_log(g->n, BL_LOG_INFO, "global: %s unregistered from OTP global", op->name);
+        op_finish(op, BL_OK, NULL);
+        return;
+    }
+}
+
+static void start_unreg(gstate *g, bname *b)
+{
+    gop *u = op_new(g, OP_UNREG, b->name);
+    if (!u) return;
+    u->pid = b->pid;
+    op_step(u);
+}
+
+/* ---- requests (shared by the gen_server protocol and the C API) ---- */
+
+static int use_beam(gstate *g, char beam[BL_NODE_LEN])
+{
+    if (g->mode == BL_GLOBAL_BEAMLET) return 0;
+    return beam_node(g, beam);
+}
+
+/* Starts a register; returns 1 when answered later (op), else a BL_* code now. */
+static int do_register(gstate *g, const char *name, const bl_pid *pid, gop **out)
+{
+    *out = NULL;
+    bl_proc *p = bl_proc_by_pid(g->n, pid);
+    if (!valid_name(name) || !p || p->dead) return BL_EINVAL;
+    char beam[BL_NODE_LEN];
+    if (g->mode == BL_GLOBAL_BEAM && !beam_node(g, beam)) return BL_ENODEDOWN;
+    if (!use_beam(g, beam)) return table_register(g, name, pid);
+    bname *b = bfind(g, name);
+    if (b) return bl_pid_eq(&b->pid, pid) ? BL_OK : BL_EEXIST;
+    if (find(g, name)) return BL_EEXIST;
+    gop *op = op_new(g, OP_REG, name);
+    if (!op) return BL_ENOMEM;
+    op->pid = *pid;
+    snprintf(op->beam, sizeof(op->beam), "%s", beam);
+    *out = op;
+    return 1;
+}
+
+static int do_unregister(gstate *g, const char *name, const bl_pid *pid)
+{
+    gent *e = find(g, name);
+    if (e && e->local && (!pid || bl_pid_eq(&e->pid, pid))) {
+        del_entry(g, e, 1);
+        return BL_OK;
+    }
+    bname *b = bfind(g, name);
+    if (b && (!pid || bl_pid_eq(&b->pid, pid))) {
+        LL_DELETE(g->bnames, b);
+        start_unreg(g, b);
+        if (!holds(g, &b->pid)) bl_unlink(g->proc, &b->pid);
+        free(b);
+        return BL_OK;
+    }
+    return BL_ENOPROC;
+}
+
+/* whereis / send: BL_OK with *pid, BL_ENOPROC, or 1 (an op went to a BEAM node). */
+static int do_lookup(gstate *g, int kind, const char *name, bl_pid *pid, gop **out)
+{
+    *out = NULL;
+    if (!valid_name(name)) return BL_EINVAL;
+    gent *e = find(g, name);
+    bname *b = e ? NULL : bfind(g, name);
+    if (e || b) {
+        *pid = e ? e->pid : b->pid;
+        return BL_OK;
+    }
+    char beam[BL_NODE_LEN];
+    if (g->mode == BL_GLOBAL_BEAMLET || !beam_node(g, beam)) return BL_ENOPROC;
+    gop *op = op_new(g, kind, name);
+    if (!op) return BL_ENOMEM;
+    snprintf(op->beam, sizeof(op->beam), "%s", beam);
+    *out = op;
+    return 1;
+}
+
+/* ---- the process ---- */
+
+static int get_atom(const char *buf, int *idx, char *out)
+{
+    erlang_char_encoding was, res;
+    return ei_decode_atom_as(buf, idx, out, MAXATOMLEN_UTF8, ERLANG_UTF8, &was, &res);
+}
+
+static void handle_peer(gstate *g, const bl_msg *msg, const char *tag, int arity, int idx)
+{
+    const char *buf = msg->buf;
+    char owner[MAXATOMLEN_UTF8], name[MAXATOMLEN_UTF8];
+    if (get_atom(buf, &idx, owner) < 0 || !msg->has_sender || strcmp(msg->sender.node, owner) ||
+        !is_peer(g, owner))
+        return;
+    bl_pid pid;
+    unsigned long long time = 0;
+    if (!strcmp(tag, "bl_global_sync") && arity == 3) {
+        int n;
+        if (ei_decode_list_header(buf, &idx, &n) < 0) return;
+        g->gen++;
+        for (int i = 0; i < n; i++) {
+            int ar;
+            if (ei_decode_tuple_header(buf, &idx, &ar) < 0 || ar != 3 ||
+                get_atom(buf, &idx, name) < 0 || ei_decode_pid(buf, &idx, &pid) < 0 ||
+                ei_decode_ulonglong(buf, &idx, &time) < 0 || strcmp(pid.node, owner) ||
+                !valid_name(name))
+                return;
+            apply_remote(g, owner, name, &pid, time);
+        }
+        gent *e, *t;
+        HASH_ITER(hh, g->names, e, t)
+        {
+            if (!e->local && !strcmp(e->owner, owner) && e->gen != g->gen) del_entry(g, e, 0);
+        }
+        return;
+    }
+    if (get_atom(buf, &idx, name) < 0 || ei_decode_pid(buf, &idx, &pid) < 0 ||
+        strcmp(pid.node, owner) || !valid_name(name))
+        return;
+    if (arity == 5 && ei_decode_ulonglong(buf, &idx, &time) < 0) return;
+    gent *e = find(g, name);
+    if (!strcmp(tag, "bl_global_reg") && arity == 5) {
+        apply_remote(g, owner, name, &pid, time);
+    } else if (!strcmp(tag, "bl_global_unreg") && arity == 4) {
+        if (e && !e->local && bl_pid_eq(&e->pid, &pid)) del_entry(g, e, 0);
+    } else if (!strcmp(tag, "bl_global_conflict") && arity == 5) {
+        if (e && e->local && !bl_pid_eq(&e->pid, &pid)) clash(g, e, &pid, owner, time, 1);
+    }
+}
+
+static void proc_msg(bl_proc *self, const bl_msg *msg, void *ud)
+{
+    (void)self;
+    gstate *g = ud;
+    int idx = msg->index, arity;
+    char tag[MAXATOMLEN_UTF8];
+    if (ei_decode_tuple_header(msg->buf, &idx, &arity) < 0 || arity < 3 || arity > 5 ||
+        get_atom(msg->buf, &idx, tag) < 0 || strncmp(tag, "bl_global_", 10))
+        return;
+    handle_peer(g, msg, tag, arity, idx);
+}
+
+static void proc_exit(bl_proc *self, const bl_pid *from, const char *buf, int index, void *ud)
+{
+    (void)self;
+    (void)buf;
+    (void)index;
+    gstate *g = ud;
+    gent *e, *t;
+    HASH_ITER(hh, g->names, e, t)
+    {
+        if (e->local && bl_pid_eq(&e->pid, from)) del_entry(g, e, 1);
+    }
+    bname *b, *bt;
+    LL_FOREACH_SAFE(g->bnames, b, bt)
+    {
+        if (!bl_pid_eq(&b->pid, from)) continue;
+        LL_DELETE(g->bnames, b);
+        start_unreg(g, b);
+        free(b);
+    }
+}
+
+static int reply_rc(ei_x_buff *r, int rc)
+{
+    if (rc == BL_OK) return ei_x_encode_atom(r, "ok");
+    encode_error(r, rc == BL_EINVAL ? "badarg" : err_atom(rc));
+    return 0;
+}
+
+static int mode_from(const char *a)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(a, MODE_NAMES[i])) return i;
+    return -1;
+}
+
+static int resolve_from(const char *a)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(a, RESOLVE_NAMES[i])) return i;
+    return -1;
+}
+
+static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int idx, ei_x_buff *r,
+                     void *ud)
+{
+    (void)self;
+    gstate *g = ud;
+    char a[MAXATOMLEN_UTF8], name[MAXATOMLEN_UTF8];
+    int j = idx, arity;
+    if (get_atom(buf, &j, a) == 0) {
+        if (!strcmp(a, "registered")) {
+            gent *e, *t;
+            HASH_ITER(hh, g->names, e, t)
+            {
+                ei_x_encode_list_header(r, 1);
+                ei_x_encode_atom(r, e->name);
+            }
+            bname *b;
+            LL_FOREACH(g->bnames, b)
+            {
+                ei_x_encode_list_header(r, 1);
+                ei_x_encode_atom(r, b->name);
+            }
+            return ei_x_encode_empty_list(r);
+        }
+        if (!strcmp(a, "table")) { /* [{Name, Pid, Owner, beamlet | beam}] */
+            gent *e, *t;
+            HASH_ITER(hh, g->names, e, t)
+            {
+                ei_x_encode_list_header(r, 1);
+                ei_x_encode_tuple_header(r, 4);
+                ei_x_encode_atom(r, e->name);
+                ei_x_encode_pid(r, &e->pid);
+                ei_x_encode_atom(r, e->owner);
+                ei_x_encode_atom(r, "beamlet");
+            }
+            bname *b;
+            LL_FOREACH(g->bnames, b)
+            {
+                ei_x_encode_list_header(r, 1);
+                ei_x_encode_tuple_header(r, 4);
+                ei_x_encode_atom(r, b->name);
+                ei_x_encode_pid(r, &b->pid);
+                ei_x_encode_atom(r, g->n->name);
+                ei_x_encode_atom(r, "beam");
+            }
+            return ei_x_encode_empty_list(r);
+        }
+        if (!strcmp(a, "config")) {
+            ei_x_encode_tuple_header(r, 2);
+            ei_x_encode_atom(r, MODE_NAMES[g->mode]);
+            return ei_x_encode_atom(r, RESOLVE_NAMES[g->method]);
+        }
+        goto bad;
+    }
+    j = idx;
+    if (ei_decode_tuple_header(buf, &j, &arity) < 0 || get_atom(buf, &j, a) < 0) goto bad;
+    bl_pid pid;
+    gop *op = NULL;
+    int rc;
+    if (!strcmp(a, "register") && arity == 3) {
+        if (get_atom(buf, &j, name) < 0 || ei_decode_pid(buf, &j, &pid) < 0) goto bad;
+        rc = do_register(g, name, &pid, &op);
+        if (rc == 1) {
+            op->has_from = 1;
+            op->from = *from;
+            op_step(op);
+            return 1;
+        }
+        if (rc == BL_EINVAL) goto bad;
+        if (rc == BL_OK || rc == BL_EEXIST) return ei_x_encode_atom(r, rc == BL_OK ? "yes" : "no");
+        return reply_rc(r, rc);
+    }
+    if (!strcmp(a, "unregister") && arity == 2) {
+        if (get_atom(buf, &j, name) < 0 || !valid_name(name)) goto bad;
+        do_unregister(g, name, NULL);
+        return ei_x_encode_atom(r, "ok");
+    }
+    if ((!strcmp(a, "whereis") && arity == 2) || (!strcmp(a, "send") && arity == 3)) {
+        int is_send = a[0] == 's';
+        const char *m = NULL;
+        int mlen = 0;
+        if (get_atom(buf, &j, name) < 0 || !valid_name(name)) goto bad;
+        if (is_send) {
+            int k = j;
+            if (ei_skip_term(buf, &k) < 0) goto bad;
+            m = buf + j;
+            mlen = k - j;
+        }
+        rc = do_lookup(g, is_send ? OP_SEND : OP_WHEREIS, name, &pid, &op);
+        if (rc == 1) {
+            if (is_send) {
+                op->msg = malloc((size_t)mlen + 1);
+                if (!op->msg) {
+                    op_free(op);
+                    return reply_rc(r, BL_ENOMEM);
+                }
+                op->msg[0] = (char)131;
+                memcpy(op->msg + 1, m, (size_t)mlen);
+                op->msglen = mlen + 1;
+            }
+            op->has_from = 1;
+            op->from = *from;
+            op_step(op);
+            return 1;
+        }
+        if (rc == BL_OK && is_send) {
+            ei_x_buff x;
+            ei_x_new_with_version(&x);
+            ei_x_append_buf(&x, m, mlen);
+            rc = bl_send(g->proc, &pid, x.buff, x.index);
+            ei_x_free(&x);
+            if (rc != BL_OK) return reply_rc(r, rc);
+        }
+        if (rc == BL_OK) return ei_x_encode_pid(r, &pid);
+        if (rc != BL_ENOPROC) return reply_rc(r, rc);
+        if (!is_send) return ei_x_encode_atom(r, "undefined");
+        ei_x_encode_tuple_header(r, 2);
+        ei_x_encode_atom(r, "badarg");
+        ei_x_encode_tuple_header(r, 2);
+        ei_x_encode_atom(r, name);
+        return ei_x_append_buf(r, m, mlen);
+    }
+    if (!strcmp(a, "set_resolve") && arity == 2) {
+        if (get_atom(buf, &j, name) < 0 || (rc = resolve_from(name)) < 0) goto bad;
+        g->method = (bl_global_resolve)rc;
+        return ei_x_encode_atom(r, "ok");
+    }
+    if (!strcmp(a, "set_mode") && arity == 2) {
+        if (get_atom(buf, &j, name) < 0 || (rc = mode_from(name)) < 0) goto bad;
+        g->mode = (bl_global_mode)rc;
+        return ei_x_encode_atom(r, "ok");
+    }
+bad:
+    encode_error(r, "badarg");
+    return 0;
+}
+
+/* ---- node and cluster events, the tick ---- */
+
+static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *reason, void *ud)
+{
+    (void)n;
+    (void)reason;
+    gstate *g = ud;
+    if (ev == BL_NODEUP && !is_tool_node(node) && HASH_COUNT(g->names))
+        send_sync(g, node); /* a BEAM node drops it: no beamlet_global there */
+}
+
+static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
+{
+    gstate *g = ud;
+    if (bl_is_local_node(n, ev->node)) return;
+    if (ev->type == BL_EV_NODE_LEFT) {
+        drop_owner(g, ev->node, "member forgotten");
+    } else if (ev->type == BL_EV_NODE_STATE_CHANGED) {
+        if (ev->to == BL_MEMBER_FAILED || ev->to == BL_MEMBER_LEFT || ev->to == BL_MEMBER_LEAVING)
+            drop_owner(g, ev->node, bl_member_state_name(ev->to));
+        else if (ev->to == BL_MEMBER_ACTIVE && bl_is_connected(n, ev->node))
+            send_sync(g, ev->node);
+    } else if (ev->type == BL_EV_NODE_JOINED && strcmp(ev->role, "beam") &&
+               bl_is_connected(n, ev->node)) {
+        send_sync(g, ev->node);
+    }
+}
+
+/* A BEAM node that lost its connection to us dropped our names (its monitor fired) and does not
+ * learn them again when the connection comes back: ask every BEAM member, re-register where lost.
+ */
+static void refresh(gstate *g)
+{
+    int k;
+    bl_member_info *m = members(g->n, &k);
+    for (int i = 0; i < k; i++) {
+        if (strcmp(m[i].role, "beam") || m[i].state != BL_MEMBER_ACTIVE ||
+            !bl_is_connected(g->n, m[i].node))
+            continue;
+        const char *alt = "";
+        for (int j = 0; j < k && !alt[0]; j++)
+            if (j != i && !strcmp(m[j].role, "beam") && m[j].state == BL_MEMBER_ACTIVE &&
+                bl_is_connected(g->n, m[j].node))
+                alt = m[j].node;
+        bname *b;
+        LL_FOREACH(g->bnames, b)
+        {
+            gop *op = op_new(g, OP_REFRESH, b->name);
+            if (!op) break;
+            op->pid = b->pid;
+            snprintf(op->beam, sizeof(op->beam), "%s", m[i].node);
+            snprintf(op->alt, sizeof(op->alt), "%s", alt);
+            op_step(op);
+        }
+    }
+    free(m);
+}
+
+static void on_tick(bl_node *n, void *ud)
+{
+    (void)n;
+    gstate *g = ud;
+    send_sync(g, NULL);
+    char beam[BL_NODE_LEN];
+    if (g->bnames && ++g->ticks % REFRESH_TICKS == 0) refresh(g);
+    if (g->bnames && beam_node(g, beam)) { /* BEAM nodes that appeared since: connect */
+        gop *op = op_new(g, OP_CONNECT, NULL);
+        if (op) {
+            snprintf(op->beam, sizeof(op->beam), "%s", beam);
+            op_step(op);
+        }
+    }
+}
+
+static void proc_terminate(bl_proc *self, const char *reason, void *ud)
+{
+    (void)self;
+    (void)reason;
+    gstate *g = ud;
+    bl_node *n = g->n;
+    if (g->timer_id > 0) bl_timer_cancel(n, g->timer_id);
+    if (g->nodemon_id > 0) bl_demonitor_nodes(n, g->nodemon_id);
+    if (g->cluster_sub > 0) bl_cluster_unsubscribe(n, g->cluster_sub);
+    gent *e, *t;
+    HASH_ITER(hh, g->names, e, t)
+    {
+        HASH_DEL(g->names, e);
+        free(e);
+    }
+    while (g->bnames) {
+        bname *b = g->bnames;
+        g->bnames = b->next;
+        free(b);
+    }
+    while (g->ops)
+        op_free(g->ops); /* their rpcs were dropped with this process */
+    free(g);
+}
+
+static const bl_proc_ops global_ops = {
+    .on_msg = proc_msg, .on_call = proc_call, .on_exit = proc_exit, .on_terminate = proc_terminate};
+
+int bl_global_start(bl_node *n);
+
+int bl_global_start(bl_node *n)
+{
+    if (!n->cfg.cluster_member) return BL_OK;
+    gstate *g = calloc(1, sizeof(*g));
+    if (!g) return BL_ENOMEM;
+    g->n = n;
+    g->method = BL_GLOBAL_RANDOM_EXIT;
+    g->mode = BL_GLOBAL_AUTO;
+    if (n->cfg.global_resolve[0] && resolve_from(n->cfg.global_resolve) >= 0)
+        g->method = (bl_global_resolve)resolve_from(n->cfg.global_resolve);
+    if (n->cfg.global_mode[0] && mode_from(n->cfg.global_mode) >= 0)
+        g->mode = mode_from(n->cfg.global_mode);
+    int rc = bl_spawn(n, GNAME, &global_ops, g, &g->proc);
+    if (rc != BL_OK) {
+        free(g);
+        return rc;
+    }
+    bl_trap_exit(g->proc, 1);
+    g->nodemon_id = bl_monitor_nodes(n, on_node, g);
+    g->cluster_sub = n->cluster ? bl_cluster_subscribe(n, on_cluster, g) : 0;
+    g->timer_id = bl_timer(n, SYNC_MS, SYNC_MS, on_tick, g);
+    if (g->nodemon_id < 0 || g->cluster_sub < 0 || g->timer_id < 0) return BL_ENOMEM;
+    return BL_OK;
+}
+
+/* ---- public C API ---- */
+
+int bl_global_set_resolve(bl_node *n, bl_global_resolve method)
+{
+    gstate *g = g_of(n);
+    if (!g) return BL_ENOPROC;
+    if ((unsigned)method > BL_GLOBAL_NOTIFY_ALL) return BL_EINVAL;
+    g->method = method;
+    return BL_OK;
+}
+
+int bl_global_set_mode(bl_node *n, bl_global_mode mode)
+{
+    gstate *g = g_of(n);
+    if (!g) return BL_ENOPROC;
+    if ((unsigned)mode > BL_GLOBAL_BEAMLET) return BL_EINVAL;
+    g->mode = mode;
+    return BL_OK;
+}
+
+static void attach(gop *op, bl_proc *p, bl_global_cb cb, void *ud)
+{
+    op->has_req = 1;
+    op->req = *bl_self(p);
+    op->cb = cb;
+    op->ud = ud;
+}
+
+static void later_cb(bl_node *n, void *ud)
+{
+    (void)n;
+    gop *op = ud;
+    op->timer = 0;
+    op_finish(op, op->stage, op->stage == BL_OK ? &op->pid : NULL);
+}
+
+/* An answer known now, reported from the loop so cb never runs inside the caller. */
+static int answer_later(gstate *g, int kind, const char *name, bl_proc *p, int status,
+                        const bl_pid *pid, bl_global_cb cb, void *ud)
+{
+    if (!cb) return status == BL_ENOPROC && kind != OP_REG ? BL_OK : status;
+    gop *op = op_new(g, kind, name);
+    if (!op) return BL_ENOMEM;
+    attach(op, p, cb, ud);
+    op->stage = status;
+    if (status == BL_OK) op->pid = *pid;
+    int id = bl_timer(g->n, 0, 0, later_cb, op);
+    if (id <= 0) {
+        op_free(op);
+        return BL_ENOMEM;
+    }
+    op->timer = id;
+    return BL_OK;
+}
+
+int bl_global_register(bl_proc *p, const char *name, bl_global_cb cb, void *ud)
+{
+    if (!p || p->dead || !valid_name(name)) return BL_EINVAL;
+    gstate *g = g_of(p->n);
+    if (!g) return BL_ENOPROC;
+    gop *op;
+    int rc = do_register(g, name, bl_self(p), &op);
+    if (rc == 1) {
+        attach(op, p, cb, ud);
+        op_step(op);
+        return BL_OK;
+    }
+    if (rc != BL_OK && rc != BL_EEXIST) return rc;
+    return answer_later(g, OP_REG, name, p, rc, bl_self(p), cb, ud);
+}
+
+int bl_global_unregister(bl_proc *p, const char *name)
+{
+    if (!p || !valid_name(name)) return BL_EINVAL;
+    gstate *g = g_of(p->n);
+    if (!g) return BL_ENOPROC;
+    return do_unregister(g, name, bl_self(p));
+}
+
+static int lookup(bl_proc *p, int kind, const char *name, const char *msg, int len, bl_global_cb cb,
+                  void *ud)
+{
+    if (!p || p->dead || !valid_name(name)) return BL_EINVAL;
+    if (kind == OP_SEND && (!msg || len < 2 || (unsigned char)msg[0] != 131)) return BL_EINVAL;
+    gstate *g = g_of(p->n);
+    if (!g) return BL_ENOPROC;
+    gop *op;
+    bl_pid pid;
+    int rc = do_lookup(g, kind, name, &pid, &op);
+    if (rc == 1) {
+        if (kind == OP_SEND) {
+            if (!(op->msg = malloc((size_t)len))) {
+                op_free(op);
+                return BL_ENOMEM;
+            }
+            memcpy(op->msg, msg, (size_t)len);
+            op->msglen = len;
+        }
+        attach(op, p, cb, ud);
+        op_step(op);
+        return BL_OK;
+    }
+    if (rc == BL_OK && kind == OP_SEND) rc = bl_send(p, &pid, msg, len);
+    if (rc != BL_OK && rc != BL_ENOPROC) return rc;
+    return answer_later(g, kind, name, p, rc, &pid, cb, ud);
+}
+
+int bl_global_whereis(bl_proc *p, const char *name, bl_global_cb cb, void *ud)
+{
+    return lookup(p, OP_WHEREIS, name, NULL, 0, cb, ud);
+}
+
+int bl_global_send(bl_proc *p, const char *name, const char *msg, int len, bl_global_cb cb,
+                   void *ud)
+{
+    return lookup(p, OP_SEND, name, msg, len, cb, ud);
+}
