@@ -14,6 +14,8 @@
 -export([connect/1, is_beamlet/1, call/3, call/4, cast/3, info/1, info/2, stats/1, stats/2,
          registered/1, whereis/2]).
 -export([members/1, cluster_status/1, leader/1, subscribe_cluster/1, unsubscribe_cluster/1]).
+-export([register_service/2, deregister_service/2, find_services/2, watch_services/1,
+         service_call/4, whereis_name/2]).
 -export([call_timeout_ms/1, map_exit/1]).
 
 -export_type([call_error/0, timeout_ms/0]).
@@ -178,6 +180,61 @@ subscribe_cluster(Node) ->
 -spec unsubscribe_cluster(node()) -> ok | {error, call_error() | term()}.
 unsubscribe_cluster(Node) ->
     case cluster(Node, {unsubscribe, self()}) of {ok, ok} -> ok; Err -> Err end.
+
+%% @doc Register a service entry (a map; `name' required) on `Node''s registry: `{ok, Id}'.
+%% See docs/services.md for the fields.
+-spec register_service(node(), map()) -> {ok, binary()} | {error, term()}.
+register_service(Node, Entry) when is_map(Entry) ->
+    unwrap(registry(Node, {register, Entry})).
+
+-spec deregister_service(node(), binary()) -> ok | {error, term()}.
+deregister_service(Node, Id) -> unwrap(registry(Node, {deregister, Id})).
+
+%% @doc Entries matching a query map (name, tags_all, tags_any, health, metadata) as `Node' sees
+%% them (every node holds the whole set).
+-spec find_services(node(), map()) -> {ok, [map()]} | {error, term()}.
+find_services(Node, Query) when is_map(Query) -> registry(Node, {find, Query}).
+
+%% @doc The caller receives `{beamlet_registry_event, #{event, entry}}' for every change.
+-spec watch_services(node()) -> ok | {error, term()}.
+watch_services(Node) -> unwrap(registry(Node, {watch, self()})).
+
+%% @doc A load-balanced call to one healthy instance of `Service', with failover.
+-spec service_call(node(), binary() | atom(), term(), timeout_ms()) -> {ok, term()} | {error, term()}.
+service_call(Node, Service, Request, Timeout) ->
+    T = call_timeout_ms(Timeout),
+    try gen_server:call({beamlet_registry, Node}, {call, Service, Request, T}, 3 * T + 1000) of
+        {ok, _} = Ok -> Ok;
+        {error, _} = E -> E
+    catch
+        exit:{Reason, _} -> {error, map_exit(Reason)}
+    end.
+
+%% @doc A cluster-wide (global) name as `Node' resolves it: C names, and BEAM names through OTP
+%% global in mixed clusters.
+-spec whereis_name(node(), atom()) -> {ok, pid() | undefined} | {error, term()}.
+whereis_name(Node, Name) when is_atom(Name) ->
+    case call_service(Node, beamlet_global, {whereis, Name}, 15000) of
+        {ok, undefined} -> {ok, undefined};
+        {ok, Pid} when is_pid(Pid) -> {ok, Pid};
+        Other -> Other
+    end.
+
+registry(Node, Req) -> call_service(Node, beamlet_registry, Req, ?DEFAULT_TIMEOUT).
+
+unwrap({ok, ok}) -> ok;
+unwrap({ok, {ok, V}}) -> {ok, V};
+unwrap({ok, {error, R}}) -> {error, R};
+unwrap({ok, Other}) -> {ok, Other};
+unwrap(Err) -> Err.
+
+call_service(Node, Proc, Req, Timeout) when is_atom(Node) ->
+    try gen_server:call({Proc, Node}, Req, Timeout) of
+        {error, Reason} -> {error, Reason};
+        Reply -> {ok, Reply}
+    catch
+        exit:{Reason, _} -> {error, map_exit(Reason)}
+    end.
 
 cluster(Node, Req) when is_atom(Node) ->
     try gen_server:call({beamlet_cluster, Node}, Req, ?DEFAULT_TIMEOUT) of

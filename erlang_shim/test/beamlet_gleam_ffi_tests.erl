@@ -35,6 +35,7 @@ ffi_test_() ->
                end},
               {"cast: Nil", fun() -> ?assertEqual(nil, ?FFI:cast(W, <<"beamlet">>, <<"hi">>)) end},
               {"cluster: members, status, subscribe into a Subject", fun() -> cluster(W) end},
+              {"registry and global: Service records, Health atoms, Option(Pid)", fun() -> registry(W) end},
               {"connect: Ok(Nil) | Error(Unreachable)", fun() ->
                    ?assertEqual({ok, nil}, ?FFI:connect(W)),
                    Ghost = atom_to_binary(shim_test_util:node_name(shim_test_util:name("ghost"))),
@@ -153,19 +154,34 @@ externals_match_exports_test() ->
 
 externals(File) ->
     {ok, Bin} = file:read_file(File),
-    Re = "@external\\(erlang, \"beamlet_gleam_ffi\", \"([a-z_]+)\"\\)\\s*pub fn [a-z_]+\\(([^)]*)\\)",
-    case re:run(Bin, Re, [global, {capture, all_but_first, binary}]) of
-        {match, Ms} -> [{binary_to_atom(F), arity(Params)} || [F, Params] <- Ms];
+    Re = "@external\\(erlang, \"beamlet_gleam_ffi\", \"([a-z_]+)\"\\)\\s*pub fn [a-z_]+\\(",
+    case re:run(Bin, Re, [global, {capture, [1, 0], index}]) of
+        {match, Ms} ->
+            [{binary_to_atom(binary:part(Bin, F)), arity(Bin, S + L)} || [F, {S, L}] <- Ms];
         nomatch -> []
     end.
 
-arity(Params) ->
-    case string:trim(Params) of
-        <<>> -> 0;
-        P -> length([X || X <- binary:split(P, <<",">>, [global]), string:trim(X) =/= <<>>])
+%% Parameters of a Gleam function whose list starts at Pos (just after its `('): commas at
+%% parenthesis depth 0 up to the matching `)' (types like Dict(String, String) nest).
+arity(Bin, Pos) -> arity(Bin, Pos, 0, 0, false).
+
+arity(Bin, Pos, Depth, Commas, Seen) ->
+    case binary:at(Bin, Pos) of
+        $( -> arity(Bin, Pos + 1, Depth + 1, Commas, true);
+        $) when Depth > 0 -> arity(Bin, Pos + 1, Depth - 1, Commas, true);
+        $) -> case Seen of false -> 0; true -> Commas + 1 - trailing(Bin, Pos) end;
+        $, when Depth =:= 0 -> arity(Bin, Pos + 1, Depth, Commas + 1, Seen);
+        C when C =:= $\s; C =:= $\n; C =:= $\t -> arity(Bin, Pos + 1, Depth, Commas, Seen);
+        _ -> arity(Bin, Pos + 1, Depth, Commas, true)
     end.
 
-%% The Gleam package carries copies of the shim's Erlang modules (`make gleam-sync`).
+%% 1 when the last parameter is followed by a trailing comma (gleam format writes one).
+trailing(Bin, Pos) ->
+    case string:trim(binary_to_list(binary:part(Bin, max(0, Pos - 8), min(8, Pos))), trailing) of
+        [] -> 0;
+        S -> case lists:last(S) of $, -> 1; _ -> 0 end
+    end.
+
 %% gleam/src links to the shared modules (make gleam-sync): every one is there and identical.
 gleam_copies_in_sync_test() ->
     Srcs = [F || F <- filelib:wildcard(filename:join([root(), "erlang_shim", "src", "*.erl"])),
@@ -205,3 +221,23 @@ cluster(W) ->
     ?assertEqual({ok, nil}, ?FFI:stop_worker(W2)),
     ?assertMatch({ok, {Tag, {node_state_changed, W2, _, _}}},
                  receive {Tag, {node_state_changed, W2, _, _}} = M2 -> {ok, M2} after 10000 -> timeout end).
+
+%% registry.register/find/call/deregister and global.whereis with Gleam's shapes.
+registry(W) ->
+    Meta = #{<<"process">> => <<"beamlet">>},
+    {ok, Id} = ?FFI:registry_register(W, <<"gsvc">>, [<<"t">>], Meta),
+    ?assert(is_binary(Id)),
+    ?assert(shim_test_util:wait_until(fun() ->
+        case ?FFI:registry_find(<<"gsvc">>) of
+            {ok, [{service, Id, <<"gsvc">>, W, <<_/binary>>, <<_/binary>>, 0, [<<"t">>], Meta,
+                   passing}]} -> true;
+            _ -> false
+        end end, 10000)),
+    ?assertEqual({ok, pong}, ?FFI:registry_call(<<"gsvc">>, ping, 2000)),
+    ?assertEqual({error, {call_failed, <<"no_instances">>}}, ?FFI:registry_call(<<"nosuch">>, ping, 1000)),
+    ?assertEqual({ok, nil}, ?FFI:registry_deregister(W, Id)),
+    ?assert(shim_test_util:wait_until(fun() -> ?FFI:registry_find(<<"gsvc">>) =:= {ok, []} end, 10000)),
+    ?assertEqual(none, ?FFI:global_whereis(<<"no_such_global_name">>)),
+    {ok, Pid} = beamlet_client:whereis(binary_to_atom(W), beamlet),
+    yes = gen_server:call({beamlet_global, binary_to_atom(W)}, {register, gleam_global_name, Pid}, 15000),
+    ?assert(shim_test_util:wait_until(fun() -> ?FFI:global_whereis(<<"gleam_global_name">>) =:= {some, Pid} end, 10000)).

@@ -14,7 +14,9 @@
          connect/1, nodes/0, info/1, stats/1, monitor/2, demonitor/1,
          start_worker/1, stop_worker/1, which_workers/0,
          discovery_start/1, discovery_found/1, discovery_refresh/1, discovery_stop/1,
-         cluster_members/1, cluster_status/1, cluster_subscribe/2]).
+         cluster_members/1, cluster_status/1, cluster_subscribe/2,
+         registry_register/4, registry_deregister/2, registry_find/1, registry_call/3,
+         global_whereis/1]).
 -export([call_error/1]).
 
 -type gleam_result(T, E) :: {ok, T} | {error, E}.
@@ -48,6 +50,10 @@
                | {node_state_changed, binary(), member_state(), member_state()}
                | {node_left, binary()}
                | {leader_changed, gleam_option(binary()), integer()}.
+%% Gleam: Health { Passing Warning Critical } (the registry's atoms, unchanged)
+%% Gleam: Service(id, name, node, version, address, port, tags, metadata, health)
+-type service() :: {service, binary(), binary(), binary(), binary(), binary(), integer(),
+                    [binary()], #{binary() => binary()}, passing | warning | critical}.
 %% gleam_erlang 1.x Subject(message)
 -type subject() :: {subject, pid(), reference()} | {named_subject, atom()}.
 %% Gleam: DiscoveryOptions(hosts: List(String), pattern: Option(String), interval: Int)
@@ -157,6 +163,56 @@ event(_) -> skip.
 
 option(undefined) -> none;
 option(A) -> {some, bin(A)}.
+
+%%% ------------------------------------------------------------------ registry and global names
+
+%% @doc `registry.register(node, name, tags, metadata)'.
+-spec registry_register(binary(), binary(), [binary()], #{binary() => binary()}) ->
+          gleam_result(binary(), call_error()).
+registry_register(Node, Name, Tags, Meta) ->
+    case beamlet_client:register_service(atom(Node), #{name => Name, tags => Tags,
+                                                         metadata => Meta}) of
+        {ok, Id} -> {ok, bin(Id)};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `registry.deregister(node, id)'.
+-spec registry_deregister(binary(), binary()) -> gleam_result(nil, call_error()).
+registry_deregister(Node, Id) ->
+    case beamlet_client:deregister_service(atom(Node), Id) of
+        ok -> {ok, nil};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `registry.find(name)': asked of any connected beamlet node.
+-spec registry_find(binary()) -> gleam_result([service()], call_error()).
+registry_find(Name) ->
+    case beamlet:find_services(#{name => Name}) of
+        {ok, L} -> {ok, [service(E) || E <- L]};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+service(E) ->
+    {service, bin(maps:get(id, E, <<>>)), bin(maps:get(name, E, <<>>)),
+     bin(maps:get(node, E, <<>>)), bin(maps:get(version, E, <<>>)),
+     bin(maps:get(address, E, <<>>)), maps:get(port, E, 0), maps:get(tags, E, []),
+     maps:get(metadata, E, #{}), maps:get(health, E, passing)}.
+
+%% @doc `registry.call(service, request, timeout)'.
+-spec registry_call(binary(), term(), integer()) -> gleam_result(term(), call_error()).
+registry_call(Service, Request, Timeout) ->
+    case beamlet:service_call(Service, Request, Timeout) of
+        {ok, R} -> {ok, R};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `global.whereis(name)': Option(Pid).
+-spec global_whereis(binary()) -> gleam_option(pid()).
+global_whereis(Name) ->
+    case beamlet:whereis(atom(Name)) of
+        Pid when is_pid(Pid) -> {some, Pid};
+        undefined -> none
+    end.
 
 %%% ------------------------------------------------------------------ calls
 
