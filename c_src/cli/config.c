@@ -51,6 +51,10 @@ static const opt OPTS[] = {
      "name clash method: random_exit_name/random_notify_name/notify_all_name"},
     {"global_mode", "--global-mode", "BEAMLET_GLOBAL_MODE",
      "global names through OTP global (beam), among C nodes (beamlet), or auto"},
+    {"registry_policy", "--registry-policy", "BEAMLET_REGISTRY_POLICY",
+     "service call balancing: round_robin/least_outstanding (round_robin)"},
+    {"registry_max_entries", "--registry-max-entries", "BEAMLET_REGISTRY_MAX_ENTRIES",
+     "service entries registered per node (1024)"},
     {"capabilities", "--capabilities", "BEAMLET_CAPABILITIES",
      "what this node offers, comma separated"},
     {"metadata", "--metadata", "BEAMLET_METADATA", "key=value pairs, comma separated"},
@@ -290,6 +294,7 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         {"event_log_size", offsetof(bl_config, event_log_size), 1, 100000},
         {"discovery_interval_ms", offsetof(bl_config, discovery_interval_ms), 100, 3600000},
         {"gossip_interval_ms", offsetof(bl_config, gossip_interval_ms), 100, 3600000},
+        {"registry_max_entries", offsetof(bl_config, registry_max_entries), 1, 1000000},
     };
     for (size_t i = 0; i < sizeof(UINTS) / sizeof(UINTS[0]); i++) {
         if (strcmp(key, UINTS[i].key)) continue;
@@ -336,6 +341,12 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
             return fail(err, errlen, key,
                         "'%s' is not random_exit_name, random_notify_name or notify_all_name", v);
         snprintf(cfg->global_resolve, sizeof(cfg->global_resolve), "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "registry_policy")) {
+        if (strcmp(v, "round_robin") && strcmp(v, "least_outstanding"))
+            return fail(err, errlen, key, "'%s' is not round_robin or least_outstanding", v);
+        snprintf(cfg->registry_policy, sizeof(cfg->registry_policy), "%s", v);
         return BL_OK;
     }
     if (!strcmp(key, "global_mode")) {

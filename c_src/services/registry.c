@@ -1146,6 +1146,15 @@ static int reg_call(bl_proc *self, const bl_from *from, const char *buf, int idx
     reg *r = ud;
     char tag[MAXATOMLEN_UTF8], id[BL_REG_ID_LEN], a[MAXATOMLEN_UTF8];
     int j = idx, arity;
+    if (get_atom(buf, &j, tag) == 0 && !strcmp(tag, "config")) { /* the settings in force */
+        ei_x_encode_map_header(reply, 2);
+        ei_x_encode_atom(reply, "policy");
+        ei_x_encode_atom(reply, r->policy == BL_LB_LEAST_OUTSTANDING ? "least_outstanding"
+                                                                     : "round_robin");
+        ei_x_encode_atom(reply, "max_entries");
+        return ei_x_encode_ulong(reply, r->max_entries);
+    }
+    j = idx;
     if (ei_decode_tuple_header(buf, &j, &arity) < 0 || arity < 2 || get_atom(buf, &j, tag) < 0)
         return reply_rc(reply, BL_EINVAL);
     if (!strcmp(tag, "register") && arity == 2) {
@@ -1352,8 +1361,9 @@ int bl_registry_start(bl_node *n)
     reg *r = calloc(1, sizeof(*r));
     if (!r) return BL_ENOMEM;
     r->n = n;
-    r->policy = BL_LB_ROUND_ROBIN;
-    r->max_entries = DEFAULT_MAX_ENTRIES;
+    r->policy = strcmp(n->cfg.registry_policy, "least_outstanding") == 0 ? BL_LB_LEAST_OUTSTANDING
+                                                                         : BL_LB_ROUND_ROBIN;
+    r->max_entries = n->cfg.registry_max_entries ? n->cfg.registry_max_entries : DEFAULT_MAX_ENTRIES;
     r->epoch_ms = now_ms();
     static const bl_proc_ops ops = {
         .on_msg = reg_msg, .on_call = reg_call, .on_terminate = reg_terminate};

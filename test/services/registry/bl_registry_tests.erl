@@ -311,3 +311,15 @@ random_requests() ->
     %% whatever got registered is replicated consistently
     until(fun() -> lists:sort(find(A, #{})) =:= lists:sort(find(B, #{})) end),
     ok.
+
+%% The node's configuration sets the balancing policy and the entry limit.
+config_test_() ->
+    {timeout, 30, fun() ->
+        N = bl_test_util:start_beamlet("rcfg", ["--registry-policy", "least_outstanding",
+                                                "--registry-max-entries", "7"]),
+        ?assertEqual(#{policy => least_outstanding, max_entries => 7},
+                     gen_server:call({beamlet_registry, N}, config, 5000)),
+        D = bl_test_util:start_beamlet("rdef", []),
+        ?assertEqual(#{policy => round_robin, max_entries => 1024},
+                     gen_server:call({beamlet_registry, D}, config, 5000))
+    end}.
