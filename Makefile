@@ -67,6 +67,8 @@ $(ASAN)/pg_worker: test/services/pg_worker.c $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
 $(ASAN)/global_node: test/services/global/global_node.c $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
+$(ASAN)/pubsub_node: test/services/pubsub/pubsub_node.c $(ASAN)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
 $(ASAN)/registry_node: test/services/registry/registry_node.c $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
 $(REL)/test_worker: test/integration/test_worker.c $(REL)/libbeamlet.a
@@ -99,7 +101,7 @@ run-node: deps-run
 	@pgrep -x epmd >/dev/null || { echo "beamlet: starting epmd"; epmd -daemon; }
 	@priv/beamlet node --sname beamlet $(ARGS)
 
-test-build: $(REL)/beamlet $(ASAN)/beamlet $(ASAN)/test_worker $(ASAN)/pg_worker $(ASAN)/registry_node $(ASAN)/global_node $(UNIT_BIN) $(FUZZ_BIN) priv/beamlet priv/libbeamlet.a $(EXAMPLES)
+test-build: $(REL)/beamlet $(ASAN)/beamlet $(ASAN)/test_worker $(ASAN)/pg_worker $(ASAN)/registry_node $(ASAN)/global_node $(ASAN)/pubsub_node $(UNIT_BIN) $(FUZZ_BIN) priv/beamlet priv/libbeamlet.a $(EXAMPLES)
 
 test: deps
 	@$(MAKE) --no-print-directory test-build

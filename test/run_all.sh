@@ -13,6 +13,7 @@ export TEST_WORKER_BIN=$ROOT/build/asan/test_worker
 export PG_WORKER_BIN=$ROOT/build/asan/pg_worker
 export REGISTRY_NODE_BIN=$ROOT/build/asan/registry_node
 export GLOBAL_NODE_BIN=$ROOT/build/asan/global_node
+export PUBSUB_NODE_BIN=$ROOT/build/asan/pubsub_node
 export BL_COOKIE=beamlet_test_cookie
 export BEAMLET_LISTEN_ADDRESS=127.0.0.1
 export ASAN_OPTIONS="log_path=$BL_SAN_DIR/asan:detect_leaks=1:abort_on_error=0:halt_on_error=1"
@@ -76,6 +77,7 @@ run_suite fuzz fuzz
 [ -x test/services/run.sh ] && run_suite pg test/services/run.sh
 [ -x test/services/registry/run.sh ] && run_suite registry test/services/registry/run.sh
 [ -x test/services/global/run.sh ] && run_suite global test/services/global/run.sh
+[ -x test/services/pubsub/run.sh ] && run_suite pubsub test/services/pubsub/run.sh
 [ -x test/integration/gossip_netns.sh ] && run_suite gossip_netns test/integration/gossip_netns.sh
 [ -x erlang_shim/test/run.sh ] && run_suite shim erlang_shim/test/run.sh
 [ -x test/valgrind/run.sh ] && run_suite valgrind test/valgrind/run.sh

@@ -51,6 +51,8 @@ static const opt OPTS[] = {
      "name clash method: random_exit_name/random_notify_name/notify_all_name"},
     {"global_mode", "--global-mode", "BEAMLET_GLOBAL_MODE",
      "global names through OTP global (beam), among C nodes (beamlet), or auto"},
+    {"data_dir", "--data-dir", "BEAMLET_DATA_DIR",
+     "directory for durable state: the pub/sub outbox and dedup window"},
     {"registry_policy", "--registry-policy", "BEAMLET_REGISTRY_POLICY",
      "service call balancing: round_robin/least_outstanding (round_robin)"},
     {"registry_max_entries", "--registry-max-entries", "BEAMLET_REGISTRY_MAX_ENTRIES",
@@ -318,6 +320,7 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         {"dns_name", offsetof(bl_config, dns_name), sizeof(cfg->dns_name)},
         {"dns_basename", offsetof(bl_config, dns_basename), sizeof(cfg->dns_basename)},
         {"gossip_secret", offsetof(bl_config, gossip_secret), sizeof(cfg->gossip_secret)},
+        {"data_dir", offsetof(bl_config, data_dir), sizeof(cfg->data_dir)},
     };
     for (size_t i = 0; i < sizeof(STRS) / sizeof(STRS[0]); i++) {
         if (strcmp(key, STRS[i].key)) continue;

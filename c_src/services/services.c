@@ -5,6 +5,7 @@
 
 int bl_registry_start(bl_node *n);
 int bl_global_start(bl_node *n);
+int bl_pubsub_start(bl_node *n);
 
 int bl_services_start(bl_node *n)
 {
@@ -13,5 +14,6 @@ int bl_services_start(bl_node *n)
     if (rc == BL_OK) rc = bl_pg_start(n);
     if (rc == BL_OK) rc = bl_registry_start(n);
     if (rc == BL_OK) rc = bl_global_start(n);
+    if (rc == BL_OK) rc = bl_pubsub_start(n);
     return rc;
 }
