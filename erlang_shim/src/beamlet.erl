@@ -23,6 +23,7 @@
 -export([register_service/1, register_service/2, deregister_service/2, find_services/1,
          find_services/2, watch_services/1, service_call/2, service_call/3, whereis/1,
          whereis/2]).
+-export([subscribe/2, subscribe/3, unsubscribe/2, publish/3, publish/4, ack/3]).
 -export([connect/1, nodes/0, monitor/1, demonitor/1, info/1, stats/1, registered/1,
          call/3, call/4, cast/3,
          start_worker/1, stop_worker/1, which_workers/0, worker_os_pid/1]).
@@ -106,6 +107,28 @@ whereis(Node, Name) ->
         {ok, Pid} -> Pid;
         {error, _} -> undefined
     end.
+
+%% @doc Subscribe the calling process to `Pattern' on `Node': it receives
+%% `{beamlet_msg, Topic, Payload, Meta}' (see {@link beamlet_client:subscribe/3}).
+-spec subscribe(node(), binary()) -> {ok, integer()} | {error, term()}.
+subscribe(Node, Pattern) -> beamlet_client:subscribe(Node, Pattern, #{}).
+
+-spec subscribe(node(), binary(), map()) -> {ok, integer()} | {error, term()}.
+subscribe(Node, Pattern, Opts) -> beamlet_client:subscribe(Node, Pattern, Opts).
+
+-spec unsubscribe(node(), integer()) -> ok | {error, term()}.
+unsubscribe(Node, SubId) -> beamlet_client:unsubscribe(Node, SubId).
+
+%% @doc Publish `Payload' on `Topic' through `Node' (at most once, normal priority).
+-spec publish(node(), binary(), term()) -> {ok, binary()} | {error, term()}.
+publish(Node, Topic, Payload) -> beamlet_client:publish(Node, Topic, Payload, #{}).
+
+-spec publish(node(), binary(), term(), map()) -> {ok, binary()} | {error, term()}.
+publish(Node, Topic, Payload, Opts) -> beamlet_client:publish(Node, Topic, Payload, Opts).
+
+%% @doc Acknowledge an at-least-once delivery `{beamlet_msg, _, _, #{id := MsgId, sub := SubId}}'.
+-spec ack(node(), integer(), binary()) -> ok.
+ack(Node, SubId, MsgId) -> beamlet_client:ack(Node, SubId, MsgId).
 
 %% Use the first connected beamlet node that answers.
 with_any(Fun) ->

@@ -16,6 +16,7 @@
 -export([members/1, cluster_status/1, leader/1, subscribe_cluster/1, unsubscribe_cluster/1]).
 -export([register_service/2, deregister_service/2, find_services/2, watch_services/1,
          service_call/4, whereis_name/2]).
+-export([subscribe/3, unsubscribe/2, publish/4, ack/3]).
 -export([call_timeout_ms/1, map_exit/1]).
 
 -export_type([call_error/0, timeout_ms/0]).
@@ -219,6 +220,27 @@ whereis_name(Node, Name) when is_atom(Name) ->
         {ok, Pid} when is_pid(Pid) -> {ok, Pid};
         Other -> Other
     end.
+
+%% @doc Subscribe the caller to topics matching `Pattern' (`*' one level, `#' the rest) on
+%% `Node''s pub/sub: it receives `{beamlet_msg, Topic, Payload, Meta}'. Opts: qos, queue limit,
+%% link (see docs/services.md).
+-spec subscribe(node(), binary(), map()) -> {ok, integer()} | {error, term()}.
+subscribe(Node, Pattern, Opts) when is_map(Opts) ->
+    unwrap(call_service(Node, beamlet_pubsub, {subscribe, Pattern, self(), Opts}, ?DEFAULT_TIMEOUT)).
+
+-spec unsubscribe(node(), integer()) -> ok | {error, term()}.
+unsubscribe(Node, SubId) ->
+    unwrap(call_service(Node, beamlet_pubsub, {unsubscribe, SubId}, ?DEFAULT_TIMEOUT)).
+
+%% @doc Publish on `Node'. Opts: priority, ttl_ms, qos. Returns the message id.
+-spec publish(node(), binary(), term(), map()) -> {ok, binary()} | {error, term()}.
+publish(Node, Topic, Payload, Opts) when is_map(Opts) ->
+    unwrap(call_service(Node, beamlet_pubsub, {publish, Topic, Payload, Opts}, ?DEFAULT_TIMEOUT)).
+
+%% @doc Acknowledge an at-least-once delivery (to the node the subscription was made on).
+-spec ack(node(), integer(), binary()) -> ok.
+ack(Node, SubId, MsgId) ->
+    gen_server:cast({beamlet_pubsub, Node}, {ack, SubId, MsgId}).
 
 registry(Node, Req) -> call_service(Node, beamlet_registry, Req, ?DEFAULT_TIMEOUT).
 

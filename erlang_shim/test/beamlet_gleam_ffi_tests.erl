@@ -36,6 +36,7 @@ ffi_test_() ->
               {"cast: Nil", fun() -> ?assertEqual(nil, ?FFI:cast(W, <<"beamlet">>, <<"hi">>)) end},
               {"cluster: members, status, subscribe into a Subject", fun() -> cluster(W) end},
               {"registry and global: Service records, Health atoms, Option(Pid)", fun() -> registry(W) end},
+              {"pubsub: subscribe into a Subject, publish with a Priority", fun() -> pubsub(W) end},
               {"connect: Ok(Nil) | Error(Unreachable)", fun() ->
                    ?assertEqual({ok, nil}, ?FFI:connect(W)),
                    Ghost = atom_to_binary(shim_test_util:node_name(shim_test_util:name("ghost"))),
@@ -241,3 +242,15 @@ registry(W) ->
     {ok, Pid} = beamlet_client:whereis(binary_to_atom(W), beamlet),
     yes = gen_server:call({beamlet_global, binary_to_atom(W)}, {register, gleam_global_name, Pid}, 15000),
     ?assert(shim_test_util:wait_until(fun() -> ?FFI:global_whereis(<<"gleam_global_name">>) =:= {some, Pid} end, 10000)).
+
+%% pubsub.subscribe/publish with Gleam's shapes: Qos and Priority atoms, Message records sent as
+%% {Tag, Message} to the subject's owner.
+pubsub(W) ->
+    Tag = make_ref(),
+    {ok, SubId} = ?FFI:pubsub_subscribe(W, <<"gl.*">>, at_most_once, {subject, self(), Tag}),
+    ?assert(is_integer(SubId)),
+    {ok, Id} = ?FFI:pubsub_publish(W, <<"gl.x">>, {payload, 1}, high),
+    ?assert(is_binary(Id)),
+    ?assertEqual({ok, {message, <<"gl.x">>, {payload, 1}, Id, high}},
+                 receive {Tag, M} -> {ok, M} after 10000 -> timeout end),
+    ?assertMatch({error, _}, ?FFI:pubsub_publish(W, <<"bad..topic">>, x, normal)).

@@ -42,6 +42,18 @@ services() ->
     ?assert(wait_until(fun() -> beamlet:whereis(shim_global_name) =:= Pid end, 10000)),
     ?assertEqual(Pid, beamlet:whereis(W2, shim_global_name)),
     ?assertEqual(undefined, beamlet:whereis(no_such_global_name)),
+    %% pub/sub: the caller subscribes on one node and gets what is published on the other
+    {ok, Sub} = beamlet:subscribe(W2, <<"shim.#">>),
+    ?assert(is_integer(Sub)),
+    timer:sleep(300), % the subscription replicates to W1
+    {ok, MsgId} = beamlet:publish(W1, <<"shim.a.b">>, {hello, 1}),
+    ?assertMatch({ok, _}, receive {beamlet_msg, <<"shim.a.b">>, {hello, 1}, #{id := MsgId}} = M -> {ok, M}
+                          after 10000 -> timeout end),
+    {ok, _} = beamlet:publish(W1, <<"other.topic">>, nope),
+    ok = beamlet:unsubscribe(W2, Sub),
+    ?assertEqual({error, not_found}, beamlet:unsubscribe(W2, Sub)),
+    ?assertEqual(ok, beamlet:ack(W2, Sub, MsgId)),
+    receive {beamlet_msg, <<"other.topic">>, _, _} -> ?assert(false) after 300 -> ok end,
     ok.
 
 shim_test_util_recv_added(Id) ->

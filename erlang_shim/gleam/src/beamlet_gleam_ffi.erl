@@ -16,7 +16,7 @@
          discovery_start/1, discovery_found/1, discovery_refresh/1, discovery_stop/1,
          cluster_members/1, cluster_status/1, cluster_subscribe/2,
          registry_register/4, registry_deregister/2, registry_find/1, registry_call/3,
-         global_whereis/1]).
+         global_whereis/1, pubsub_subscribe/4, pubsub_publish/4]).
 -export([call_error/1]).
 
 -type gleam_result(T, E) :: {ok, T} | {error, E}.
@@ -212,6 +212,71 @@ global_whereis(Name) ->
     case beamlet:whereis(atom(Name)) of
         Pid when is_pid(Pid) -> {some, Pid};
         undefined -> none
+    end.
+
+%%% ------------------------------------------------------------------ pub/sub
+
+%% Gleam: Qos { AtMostOnce AtLeastOnce ExactlyOnce }, Priority { High Normal Low }
+qos(at_most_once) -> at_most_once;
+qos(at_least_once) -> at_least_once;
+qos(exactly_once) -> exactly_once.
+
+%% @doc `pubsub.subscribe(node, pattern, qos, subject)': a relay process is the subscriber; it
+%% sends `Message(topic, payload, id, priority)' to the subject, acknowledges durable deliveries
+%% once forwarded, and unsubscribes when the subject's owner exits.
+-spec pubsub_subscribe(binary(), binary(), at_most_once | at_least_once | exactly_once,
+                       subject()) -> gleam_result(integer(), call_error()).
+pubsub_subscribe(Node, Pattern, Qos, Subject) ->
+    Parent = self(),
+    Relay = spawn(fun() -> ps_relay_start(atom(Node), Pattern, qos(Qos), Subject, Parent) end),
+    receive
+        {Relay, {ok, SubId}} -> {ok, SubId};
+        {Relay, {error, R}} -> {error, call_error(R)}
+    after 10000 ->
+        exit(Relay, kill),
+        {error, timeout}
+    end.
+
+ps_relay_start(Node, Pattern, Qos, Subject, Parent) ->
+    Owner = case Subject of
+                {subject, O, _} -> O;
+                {named_subject, Name} -> whereis(Name)
+            end,
+    erlang:monitor(process, Owner),
+    process_flag(trap_exit, true), % the subscription links us to the node's pub/sub process
+    case beamlet_client:subscribe(Node, Pattern, #{qos => Qos}) of
+        {ok, SubId} ->
+            Parent ! {self(), {ok, SubId}},
+            ps_relay_loop(Node, SubId, Qos, Subject);
+        {error, R} ->
+            Parent ! {self(), {error, R}}
+    end.
+
+ps_relay_loop(Node, SubId, Qos, Subject) ->
+    receive
+        {beamlet_msg, Topic, Payload, Meta} ->
+            Id = maps:get(id, Meta, <<>>),
+            _ = send_subject(Subject, {message, bin(Topic), Payload, Id,
+                                       maps:get(priority, Meta, normal)}),
+            _ = case Qos of
+                    at_least_once -> beamlet_client:ack(Node, SubId, Id);
+                    _ -> ok
+                end,
+            ps_relay_loop(Node, SubId, Qos, Subject);
+        {'DOWN', _, process, _, _} ->
+            _ = beamlet_client:unsubscribe(Node, SubId),
+            ok;
+        {'EXIT', _, _} ->
+            ok
+    end.
+
+%% @doc `pubsub.publish(node, topic, payload, priority)'.
+-spec pubsub_publish(binary(), binary(), term(), high | normal | low) ->
+          gleam_result(binary(), call_error()).
+pubsub_publish(Node, Topic, Payload, Priority) ->
+    case beamlet_client:publish(atom(Node), Topic, Payload, #{priority => Priority}) of
+        {ok, Id} -> {ok, Id};
+        {error, R} -> {error, call_error(R)}
     end.
 
 %%% ------------------------------------------------------------------ calls
