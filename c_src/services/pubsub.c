@@ -595,6 +595,21 @@ static seen *seen_mem(ps *s, const char *key, unsigned long long at);
 static void ack_to(ps *s, const char *name, const char *id);
 
 /* Deliver one message to l. Returns 0 delivered/dropped, -1 congested (keep it queued). */
+/* Run a C subscription's callback (l may be gone afterwards; the caller holds a ref on m). */
+static void call_cb(ps *s, lsub *l, psmsg *m)
+{
+    bl_pubsub_meta meta = {.id = m->id,
+                           .publisher = m->publisher,
+                           .priority = (bl_pubsub_priority)m->prio,
+                           .ttl_ms = m->ttl_ms,
+                           .published_at = m->published_at,
+                           .sub_id = l->id};
+    COUNT(s, m->topic, delivered);
+    s->delivering++;
+    l->cb(s->n, m->topic, m->payload, m->len, &meta, l->ud);
+    s->delivering--;
+}
+
 static int deliver(ps *s, lsub *l, psmsg *m)
 {
     if (l->qos == QOS_EO && m->qos == QOS_ALO) {
@@ -620,24 +635,31 @@ static int deliver(ps *s, lsub *l, psmsg *m)
                 return 0;
             }
             COUNT(s, m->topic, delivered);
+        } else {
+            /* a C subscriber: recorded once its callback returned (a crash inside the callback
+             * brings the message again after the restart) */
+            char name[NAME_LEN];
+            snprintf(name, sizeof(name), "%s", l->name);
+            m->refs++;
+            call_cb(s, l, m);
+            seen_add(s, name, m->id);
+            ack_to(s, name, m->id);
+            msg_unref(m);
+            return 0;
         }
         seen_add(s, l->name, m->id);
         ack_to(s, l->name, m->id);
         return 0;
     }
     if (!l->is_pid) {
-        bl_pubsub_meta meta = {.id = m->id,
-                               .publisher = m->publisher,
-                               .priority = (bl_pubsub_priority)m->prio,
-                               .ttl_ms = m->ttl_ms,
-                               .published_at = m->published_at,
-                               .sub_id = l->id};
-        COUNT(s, m->topic, delivered);
-        s->delivering++;
+        /* a durable C subscription acknowledges when its callback returns */
+        int ack = l->name[0] && l->qos == QOS_ALO && m->qos == QOS_ALO;
+        char name[NAME_LEN];
+        snprintf(name, sizeof(name), "%s", l->name);
         m->refs++; /* the callback may unsubscribe l, freeing its queue */
-        l->cb(s->n, m->topic, m->payload, m->len, &meta, l->ud);
+        call_cb(s, l, m);
+        if (ack) ack_to(s, name, m->id);
         msg_unref(m);
-        s->delivering--;
         return 0;
     }
     ei_x_buff x;
@@ -1320,8 +1342,7 @@ static void del_sub(ps *s, lsub *l, int repl);
 static int add_sub(ps *s, const char *pattern, const bl_pid *pid, bl_pubsub_cb cb, void *ud,
                    const subopts *o)
 {
-    if (!bl_pubsub_pattern_valid(pattern) || (!pid && !cb) || o->max_queue > MAX_QUEUE_LIMIT ||
-        (o->name[0] && !pid))
+    if (!bl_pubsub_pattern_valid(pattern) || (!pid && !cb) || o->max_queue > MAX_QUEUE_LIMIT)
         return BL_EINVAL;
     if (o->name[0]) { /* the same durable name again (say after a restart): it replaces the old */
         lsub *old;
@@ -1869,6 +1890,23 @@ int bl_pubsub_subscribe(bl_node *n, const char *pattern, unsigned max_queue, bl_
     return add_sub(s, pattern, NULL, cb, ud, &o);
 }
 
+int bl_pubsub_subscribe_durable(bl_node *n, const char *pattern, const char *name,
+                                bl_pubsub_qos qos, unsigned max_queue, bl_pubsub_cb cb, void *ud)
+{
+    ps *s = ps_of(n);
+    if (!s) return BL_ENOPROC;
+    if (!cb || !name || !name[0] || strlen(name) >= NAME_LEN ||
+        (qos != BL_QOS_AT_LEAST_ONCE && qos != BL_QOS_EXACTLY_ONCE))
+        return BL_EINVAL;
+    if (!s->st.db) return BL_ECONFIG; /* durable subscriptions need data_dir */
+    subopts o;
+    memset(&o, 0, sizeof(o));
+    o.max_queue = max_queue;
+    o.qos = qos == BL_QOS_EXACTLY_ONCE ? QOS_EO : QOS_ALO;
+    snprintf(o.name, sizeof(o.name), "%s", name);
+    return add_sub(s, pattern, NULL, cb, ud, &o);
+}
+
 int bl_pubsub_unsubscribe(bl_node *n, int sub_id)
 {
     ps *s = ps_of(n);
@@ -1896,6 +1934,16 @@ int bl_pubsub_publish(bl_node *n, const char *topic, const char *payload, int le
     ps *s = ps_of(n);
     if (!s) return BL_ENOPROC;
     return publish(s, topic, payload, len, (int)prio, ttl_ms, QOS_AMO, id_out, id_len);
+}
+
+int bl_pubsub_publish_qos(bl_node *n, const char *topic, const char *payload, int len,
+                          bl_pubsub_priority prio, unsigned ttl_ms, bl_pubsub_qos qos, char *id_out,
+                          size_t id_len)
+{
+    ps *s = ps_of(n);
+    if (!s) return BL_ENOPROC;
+    if ((unsigned)qos > BL_QOS_EXACTLY_ONCE) return BL_EINVAL;
+    return publish(s, topic, payload, len, (int)prio, ttl_ms, (int)qos, id_out, id_len);
 }
 
 int bl_pubsub_get_counters(bl_node *n, const char *topic, bl_pubsub_counters *out)

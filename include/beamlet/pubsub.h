@@ -24,6 +24,13 @@ extern "C" {
 
 typedef enum { BL_PRIO_HIGH = 0, BL_PRIO_NORMAL = 1, BL_PRIO_LOW = 2 } bl_pubsub_priority;
 
+/* Delivery guarantee (docs/services.md): at-least-once and exactly-once need data_dir. */
+typedef enum {
+    BL_QOS_AT_MOST_ONCE = 0,
+    BL_QOS_AT_LEAST_ONCE = 1,
+    BL_QOS_EXACTLY_ONCE = 2
+} bl_pubsub_qos;
+
 typedef struct bl_pubsub_meta {
     const char *id;        /* unique message id */
     const char *publisher; /* node that published */
@@ -52,6 +59,13 @@ int bl_pubsub_match(const char *pattern, const char *topic);
  * BL_ENOMEM, BL_ENOPROC (pubsub not running). */
 int bl_pubsub_subscribe(bl_node *n, const char *pattern, unsigned max_queue, bl_pubsub_cb cb,
                         void *ud);
+/* A durable subscription (at-least-once or exactly-once) of a C callback, identified by `name`
+ * across restarts: subscribe again with the same name after a restart and what publishers still
+ * hold for it is delivered. A delivery is acknowledged when the callback returns; exactly-once
+ * also records its id in the persisted window, so a retry is not delivered again. Returns a
+ * subscription id > 0, BL_EINVAL, BL_ENOMEM, BL_ENOPROC, or BL_ECONFIG without data_dir. */
+int bl_pubsub_subscribe_durable(bl_node *n, const char *pattern, const char *name,
+                                bl_pubsub_qos qos, unsigned max_queue, bl_pubsub_cb cb, void *ud);
 /* BL_OK or BL_ENOPROC when there is no such subscription. */
 int bl_pubsub_unsubscribe(bl_node *n, int sub_id);
 /* Hold deliveries (they queue; TTLs still run) / let them flow again. */
@@ -60,6 +74,11 @@ int bl_pubsub_pause(bl_node *n, int sub_id, int paused);
  * Returns BL_OK, BL_EINVAL, BL_ETOOBIG, BL_ENOMEM, BL_ENOPROC. */
 int bl_pubsub_publish(bl_node *n, const char *topic, const char *payload, int len,
                       bl_pubsub_priority prio, unsigned ttl_ms, char *id_out, size_t id_len);
+/* Publish with a delivery guarantee: at-least-once / exactly-once messages go through the
+ * durable outbox (BL_ECONFIG without data_dir) to durable subscriptions, at most once to others. */
+int bl_pubsub_publish_qos(bl_node *n, const char *topic, const char *payload, int len,
+                          bl_pubsub_priority prio, unsigned ttl_ms, bl_pubsub_qos qos, char *id_out,
+                          size_t id_len);
 /* This node's counters for one topic (zeros if never seen). */
 int bl_pubsub_get_counters(bl_node *n, const char *topic, bl_pubsub_counters *out);
 

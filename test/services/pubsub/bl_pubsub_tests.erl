@@ -369,3 +369,65 @@ eo() ->
     timer:sleep(1000),
     ?assertEqual({[once], 1}, got(Coll3)),
     ok.
+
+%% C publishers and C durable subscribers (the C API): at-least-once through kill -9 and restart
+%% of the subscriber node; exactly-once while retries pile up for a frozen subscriber node.
+c_durable_test_() ->
+    {timeout, 180, fun c_durable/0}.
+
+%% A pubsub_node with the outbox (BEAMLET_DATA_DIR from run.sh); restartable under its name.
+c_durable_node(Node, Cluster, Join) ->
+    [Alias, _] = string:split(atom_to_list(Node), "@"),
+    Args = ["--sname", Alias, "--cookie", bl_test_util:cookie(),
+            "--net-ticktime", integer_to_list(bl_test_util:ticktime()),
+            "--role", "agent", "--cluster", Cluster | case Join of
+                                                          [] -> [];
+                                                          _ -> ["--join", atom_to_list(Join)]
+                                                      end ++ fast()],
+    Node = bl_test_util:spawn_raw(Node, os:getenv("PUBSUB_NODE_BIN"), Args),
+    ok = bl_test_util:wait_up(Node, 15000),
+    Node.
+
+%% Payloads of C deliveries on Topic (other tests' C subscribers may report here too).
+c_got(Topic, Acc) ->
+    receive {c_msg, _, Topic, V, _, _} -> c_got(Topic, [V | Acc]) after 200 -> Acc end.
+
+c_durable() ->
+    C = "cd" ++ bl_test_util:unique(""),
+    Host = bl_test_util:host(),
+    P = c_durable_node(list_to_atom(bl_test_util:unique("cdp") ++ "@" ++ Host), C, []),
+    S = c_durable_node(list_to_atom(bl_test_util:unique("cds") ++ "@" ++ Host), C, P),
+    agree([P, S]),
+    Sub = fun() -> {ok, _} = ctl(S, {c_subscribe_durable, <<"cjobs.#">>, <<"cd1">>,
+                                    at_least_once, self()}) end,
+    Sub(),
+    until(fun() -> has_sub(P, S, <<"cjobs.#">>) end),
+    Pub = fun(I) -> {ok, _} = ctl(P, {c_publish_qos, <<"cjobs.x">>, I, at_least_once}),
+                    timer:sleep(3) end,
+    [Pub(I) || I <- lists:seq(1, 60)],
+    bl_test_util:kill(S),
+    [Pub(I) || I <- lists:seq(61, 90)],
+    S = c_durable_node(S, C, P),
+    Sub(),
+    [Pub(I) || I <- lists:seq(91, 120)],
+    Ok = bl_test_util:wait_until(fun() ->
+        self() ! {c_acc, lists:usort(c_got(<<"cjobs.x">>, get_acc()))}, receive {c_acc, A} -> put(acc, A) end,
+        get(acc) =:= lists:seq(1, 120) end, 60000),
+    ?assert(Ok),
+    until(fun() -> ps(P, pending) =:= 0 end),
+    %% exactly-once: the subscriber node frozen while the publisher retries, then thawed
+    erase(acc),
+    {ok, _} = ctl(S, {c_subscribe_durable, <<"ceo.#">>, <<"ce1">>, exactly_once, self()}),
+    until(fun() -> has_sub(P, S, <<"ceo.#">>) end),
+    OsPid = bl_test_util:os_pid(S),
+    os:cmd("kill -STOP " ++ integer_to_list(OsPid)),
+    [{ok, _} = ctl(P, {c_publish_qos, <<"ceo.y">>, I, exactly_once}) || I <- lists:seq(1, 40)],
+    timer:sleep(2500), % several retry rounds while frozen
+    os:cmd("kill -CONT " ++ integer_to_list(OsPid)),
+    until(fun() -> ps(P, pending) =:= 0 end),
+    Got = lists:sort(c_got(<<"ceo.y">>, [])),
+    ?assertEqual(lists:seq(1, 40), Got), % each exactly once
+    ?assertMatch({error, _}, ctl(S, {c_subscribe_durable, <<"x">>, <<>>, at_least_once, self()})), % no name
+    ok.
+
+get_acc() -> case get(acc) of undefined -> []; A -> A end.

@@ -134,6 +134,41 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         ei_x_encode_atom(reply, "ok");
         return ei_x_encode_long(reply, id);
     }
+    if (!strcmp(tag, "c_subscribe_durable") && ar == 5) { /* {_, Pattern, Name, Qos, Report} */
+        csub *cs = NULL;
+        char name[128], qa[MAXATOMLEN_UTF8];
+        for (int i = 0; i < MAX_SUBS && !cs; i++)
+            if (!c->subs[i].used) cs = &c->subs[i];
+        if (!cs || get_bin(buf, &j, s, sizeof(s)) < 0 || get_bin(buf, &j, name, sizeof(name)) < 0 ||
+            ei_decode_atom(buf, &j, qa) < 0 || ei_decode_pid(buf, &j, &cs->report) < 0)
+            return reply_rc(reply, BL_EINVAL);
+        bl_pubsub_qos q = !strcmp(qa, "exactly_once") ? BL_QOS_EXACTLY_ONCE : BL_QOS_AT_LEAST_ONCE;
+        cs->c = c;
+        int id = bl_pubsub_subscribe_durable(n, s, name, q, 0, on_msg, cs);
+        if (id < 0) return reply_rc(reply, id);
+        cs->used = 1;
+        cs->id = id;
+        ei_x_encode_tuple_header(reply, 2);
+        ei_x_encode_atom(reply, "ok");
+        return ei_x_encode_long(reply, id);
+    }
+    if (!strcmp(tag, "c_publish_qos") && ar == 4) { /* {_, Topic, Payload, Qos} */
+        char qa[MAXATOMLEN_UTF8];
+        if (get_bin(buf, &j, s, sizeof(s)) < 0) return reply_rc(reply, BL_EINVAL);
+        int p0 = j;
+        if (ei_skip_term(buf, &j) < 0) return reply_rc(reply, BL_EINVAL);
+        int p1 = j;
+        if (ei_decode_atom(buf, &j, qa) < 0) return reply_rc(reply, BL_EINVAL);
+        bl_pubsub_qos q = !strcmp(qa, "exactly_once")    ? BL_QOS_EXACTLY_ONCE
+                          : !strcmp(qa, "at_least_once") ? BL_QOS_AT_LEAST_ONCE
+                                                         : BL_QOS_AT_MOST_ONCE;
+        char id[BL_PUBSUB_ID_LEN];
+        int rc = bl_pubsub_publish_qos(n, s, buf + p0, p1 - p0, BL_PRIO_NORMAL, 0, q, id, sizeof(id));
+        if (rc != BL_OK) return reply_rc(reply, rc);
+        ei_x_encode_tuple_header(reply, 2);
+        ei_x_encode_atom(reply, "ok");
+        return ei_x_encode_binary(reply, id, (long)strlen(id));
+    }
     if ((!strcmp(tag, "c_unsubscribe") && ar == 2) || (!strcmp(tag, "c_pause") && ar == 3)) {
         long id;
         char a[MAXATOMLEN_UTF8] = "";
