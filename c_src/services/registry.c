@@ -1363,7 +1363,8 @@ int bl_registry_start(bl_node *n)
     r->n = n;
     r->policy = strcmp(n->cfg.registry_policy, "least_outstanding") == 0 ? BL_LB_LEAST_OUTSTANDING
                                                                          : BL_LB_ROUND_ROBIN;
-    r->max_entries = n->cfg.registry_max_entries ? n->cfg.registry_max_entries : DEFAULT_MAX_ENTRIES;
+    r->max_entries =
+        n->cfg.registry_max_entries ? n->cfg.registry_max_entries : DEFAULT_MAX_ENTRIES;
     r->epoch_ms = now_ms();
     static const bl_proc_ops ops = {
         .on_msg = reg_msg, .on_call = reg_call, .on_terminate = reg_terminate};

@@ -91,11 +91,11 @@ typedef struct bl_config {
     unsigned event_log_size;        /* events kept (default 256) */
 
     /* services (docs/services.md) */
-    char data_dir[512];              /* durable state (pub/sub outbox, dedup); empty: none */
-    char global_resolve[32];         /* random_exit_name | random_notify_name | notify_all_name */
-    char global_mode[16];            /* auto | beam | beamlet */
-    char registry_policy[24];        /* round_robin | least_outstanding */
-    unsigned registry_max_entries;   /* local service entries per node (default 1024) */
+    char data_dir[512];            /* durable state (pub/sub outbox, dedup); empty: none */
+    char global_resolve[32];       /* random_exit_name | random_notify_name | notify_all_name */
+    char global_mode[16];          /* auto | beam | beamlet */
+    char registry_policy[24];      /* round_robin | least_outstanding */
+    unsigned registry_max_entries; /* local service entries per node (default 1024) */
 
     /* discovery (docs/cluster.md) */
     int epmd_local;                 /* poll the local EPMD (default 1) */

@@ -163,7 +163,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
                           : !strcmp(qa, "at_least_once") ? BL_QOS_AT_LEAST_ONCE
                                                          : BL_QOS_AT_MOST_ONCE;
         char id[BL_PUBSUB_ID_LEN];
-        int rc = bl_pubsub_publish_qos(n, s, buf + p0, p1 - p0, BL_PRIO_NORMAL, 0, q, id, sizeof(id));
+        int rc =
+            bl_pubsub_publish_qos(n, s, buf + p0, p1 - p0, BL_PRIO_NORMAL, 0, q, id, sizeof(id));
         if (rc != BL_OK) return reply_rc(reply, rc);
         ei_x_encode_tuple_header(reply, 2);
         ei_x_encode_atom(reply, "ok");
