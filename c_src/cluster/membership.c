@@ -39,21 +39,9 @@ static int state_from_name(const char *a)
     return -1;
 }
 
-static unsigned long long now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (unsigned long long)tv.tv_sec * 1000ull + (unsigned long long)tv.tv_usec / 1000ull;
-}
-
 bl_cluster *bl_cluster_of(bl_node *n)
 {
     return n->cluster;
-}
-
-static int is_tool_node(const char *node)
-{
-    return strncmp(node, "beamlet_cli_", 12) == 0;
 }
 
 static double silence_limit(const bl_cluster *c)
@@ -98,7 +86,7 @@ static void encode_event(ei_x_buff *x, const bl_cluster_event *e)
 static void publish_event(bl_cluster *c, bl_cluster_event *e)
 {
     e->seq = ++c->next_seq;
-    e->time_ms = now_ms();
+    e->time_ms = bl_now_ms();
     if (c->log_cap) {
         unsigned slot = (c->log_head + c->log_len) % c->log_cap;
         if (c->log_len == c->log_cap)
@@ -447,7 +435,7 @@ static void merge(bl_cluster *c, const rec *r, const char *via)
 {
     bl_node *n = c->n;
     if (r->is_beam) return; /* BEAM members are local knowledge: present while connected */
-    if (is_tool_node(r->node)) return;
+    if (bl_is_tool_node(r->node)) return;
     member *m = find(c, r->node);
     if (m && m->is_self) {
         if ((r->state == BL_MEMBER_SUSPECTED || r->state == BL_MEMBER_FAILED) &&
@@ -785,7 +773,7 @@ static void on_node_event(bl_node *n, bl_node_event ev, const char *node, const 
 {
     (void)reason;
     bl_cluster *c = ud;
-    if (is_tool_node(node) || c->stopping) return;
+    if (bl_is_tool_node(node) || c->stopping) return;
     member *m = find(c, node);
     if (ev == BL_NODEUP) {
         if (m) m->connected_at = ev_now(n->loop);
@@ -1041,7 +1029,7 @@ int bl_cluster_start(bl_node *n)
     snprintf(s->capabilities, sizeof(s->capabilities), "%s", n->cfg.capabilities);
     snprintf(s->metadata, sizeof(s->metadata), "%s", n->cfg.metadata);
     s->is_self = 1;
-    s->epoch = now_ms();
+    s->epoch = bl_now_ms();
     s->state = n->cfg.njoin > 0 ? BL_MEMBER_JOINING : BL_MEMBER_ACTIVE;
     s->state_since = s->last_heard = ev_now(n->loop);
     HASH_ADD_STR(c->members, node, s);

@@ -175,6 +175,10 @@ struct bl_node {
 /* runtime/log.c */
 void bl_logv(bl_node *n, bl_log_level lvl, const char *fmt, va_list ap);
 
+/* runtime/util.c */
+unsigned long long bl_now_ms(void); /* wall clock, ms since the epoch */
+int bl_is_tool_node(const char *node); /* the admin CLI's short-lived nodes: never members */
+
 /* runtime/node.c */
 void bl_node_make_ref(bl_node *n, erlang_ref *ref);
 int bl_pid_eq(const bl_pid *a, const bl_pid *b);

@@ -101,24 +101,12 @@ const char *bl_global_resolve_name(bl_global_resolve m)
     return (unsigned)m < 3 ? RESOLVE_NAMES[m] : "unknown";
 }
 
-static unsigned long long now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (unsigned long long)tv.tv_sec * 1000ull + (unsigned long long)tv.tv_usec / 1000ull;
-}
-
 static void proc_msg(bl_proc *self, const bl_msg *msg, void *ud);
 
 static gstate *g_of(bl_node *n)
 {
     bl_proc *p = n ? bl_whereis(n, GNAME) : NULL;
     return p && !p->dead && p->ops.on_msg == proc_msg ? bl_proc_data(p) : NULL;
-}
-
-static int is_tool_node(const char *node)
-{
-    return strncmp(node, "beamlet_cli_", 12) == 0;
 }
 
 static int valid_name(const char *name)
@@ -151,7 +139,7 @@ static int live_state(bl_member_state s)
 static int is_peer(gstate *g, const char *node)
 {
     bl_node *n = g->n;
-    if (bl_is_local_node(n, node) || is_tool_node(node)) return 0;
+    if (bl_is_local_node(n, node) || bl_is_tool_node(node)) return 0;
     if (!n->cluster) return bl_is_connected(n, node);
     int k, ok = 0;
     bl_member_info *m = members(n, &k);
@@ -187,7 +175,7 @@ static void to_peers(gstate *g, const ei_x_buff *x)
         bl_conn *c, *t;
         HASH_ITER(hh, n->conns, c, t)
         {
-            if (c->state == CONN_UP && !is_tool_node(c->node) && k < max)
+            if (c->state == CONN_UP && !bl_is_tool_node(c->node) && k < max)
                 snprintf(names[k++], BL_NODE_LEN, "%s", c->node);
         }
         for (unsigned i = 0; i < k; i++)
@@ -199,7 +187,7 @@ static void to_peers(gstate *g, const ei_x_buff *x)
     bl_member_info *m = members(n, &k);
     for (int i = 0; i < k; i++) {
         if (!strcmp(m[i].role, "beam") || bl_is_local_node(n, m[i].node) ||
-            is_tool_node(m[i].node) || !live_state(m[i].state) || !bl_is_connected(n, m[i].node))
+            bl_is_tool_node(m[i].node) || !live_state(m[i].state) || !bl_is_connected(n, m[i].node))
             continue;
         bl_send_name(g->proc, GNAME, m[i].node, x->buff, x->index);
     }
@@ -425,7 +413,7 @@ static int table_register(gstate *g, const char *name, const bl_pid *pid)
         int rc = bl_link(g->proc, pid);
         if (rc != BL_OK) return rc;
     }
-    e = add_entry(g, name, pid, g->n->name, now_ms());
+    e = add_entry(g, name, pid, g->n->name, bl_now_ms());
     if (!e) {
         if (!holds(g, pid)) bl_unlink(g->proc, pid);
         return BL_ENOMEM;
@@ -1112,7 +1100,7 @@ static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *
     (void)n;
     (void)reason;
     gstate *g = ud;
-    if (ev == BL_NODEUP && !is_tool_node(node) && HASH_COUNT(g->names))
+    if (ev == BL_NODEUP && !bl_is_tool_node(node) && HASH_COUNT(g->names))
         send_sync(g, node); /* a BEAM node drops it: no beamlet_global there */
 }
 

@@ -220,22 +220,10 @@ typedef struct ps {
     store st;
 } ps;
 
-static unsigned long long now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (unsigned long long)tv.tv_sec * 1000ull + (unsigned long long)tv.tv_usec / 1000ull;
-}
-
 static ps *ps_of(bl_node *n)
 {
     bl_proc *p = n ? bl_whereis(n, PS_NAME) : NULL;
     return p && !p->dead ? bl_proc_data(p) : NULL;
-}
-
-static int is_tool_node(const char *node)
-{
-    return strncmp(node, "beamlet_cli_", 12) == 0;
 }
 
 static bl_pubsub_counters *counters(ps *s, const char *topic)
@@ -293,7 +281,7 @@ static void queue_clear(lsub *l)
 
 static int member_ok(bl_node *n, const bl_member_info *m)
 {
-    return strcmp(m->role, "beam") && !bl_is_local_node(n, m->node) && !is_tool_node(m->node) &&
+    return strcmp(m->role, "beam") && !bl_is_local_node(n, m->node) && !bl_is_tool_node(m->node) &&
            (m->state == BL_MEMBER_JOINING || m->state == BL_MEMBER_ACTIVE ||
             m->state == BL_MEMBER_SUSPECTED);
 }
@@ -301,7 +289,7 @@ static int member_ok(bl_node *n, const bl_member_info *m)
 static int is_peer(ps *s, const char *node)
 {
     bl_node *n = s->n;
-    if (bl_is_local_node(n, node) || is_tool_node(node)) return 0;
+    if (bl_is_local_node(n, node) || bl_is_tool_node(node)) return 0;
     if (!n->cluster) return 1;
     int k = bl_cluster_members(n, NULL, 0);
     if (k <= 0) return 0;
@@ -330,7 +318,7 @@ static void to_members(ps *s, const ei_x_buff *x, long turn)
     if (!n->cluster) {
         bl_conn *c, *t;
         HASH_ITER(hh, n->conns, c, t)
-        if (c->state == CONN_UP && !is_tool_node(c->node)) send_to(s, c->node, x);
+        if (c->state == CONN_UP && !bl_is_tool_node(c->node)) send_to(s, c->node, x);
         return;
     }
     int k = bl_cluster_members(n, NULL, 0);
@@ -866,7 +854,7 @@ static void store_load(ps *s)
                          "expires_at FROM outbox ORDER BY rowid",
                          -1, &q, NULL) != SQLITE_OK)
         return;
-    unsigned long long wall = now_ms();
+    unsigned long long wall = bl_now_ms();
     unsigned k = 0;
     while (s->st.step(q) == SQLITE_ROW) {
         const char *id = (const char *)s->st.column_text(q, 0);
@@ -1145,7 +1133,7 @@ static void seen_add(ps *s, const char *name, const char *id)
 {
     char key[NAME_LEN + BL_PUBSUB_ID_LEN];
     seen_key(key, name, id);
-    unsigned long long at = now_ms();
+    unsigned long long at = bl_now_ms();
     if (!seen_mem(s, key, at)) return;
     seen_sql(s, "INSERT OR REPLACE INTO seen(key, at) VALUES (?, ?)", key, at);
     while (s->nseen > MAX_SEEN)
@@ -1155,7 +1143,7 @@ static void seen_add(ps *s, const char *name, const char *id)
 /* Ids older than SEEN_MAX_AGE_MS leave the window (checked every tick, oldest first). */
 static void seen_age(ps *s)
 {
-    unsigned long long now = now_ms();
+    unsigned long long now = bl_now_ms();
     while (s->seen_l && s->seen_l->at + SEEN_MAX_AGE_MS < now)
         seen_evict(s, s->seen_l, 1);
 }
@@ -1234,7 +1222,7 @@ static int publish(ps *s, const char *topic, const char *payload, int len, int p
     m->prio = prio;
     m->qos = qos;
     m->ttl_ms = ttl_ms;
-    m->published_at = now_ms();
+    m->published_at = bl_now_ms();
     m->expires_at = ttl_ms ? ev_now(n->loop) + ttl_ms / 1000.0 : 0;
     if (qos == QOS_ALO) { /* durable subscriptions: an outbox row each, before replying */
         unsigned targets = 0;
@@ -1446,7 +1434,7 @@ static void publish_event(ps *s, const bl_cluster_event *ev)
     snprintf(m->id, sizeof(m->id), "%s-%llx-%llu", s->n->name, s->epoch_ms, ++s->next_msg);
     snprintf(m->publisher, sizeof(m->publisher), "%s", s->n->name);
     m->prio = BL_PRIO_HIGH;
-    m->published_at = now_ms();
+    m->published_at = bl_now_ms();
     COUNT(s, EVENTS_TOPIC, published);
     fan_out_local(s, m, 0);
     msg_unref(m);
@@ -1478,7 +1466,7 @@ static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *
     (void)n;
     (void)reason;
     ps *s = ud;
-    if (is_tool_node(node)) return;
+    if (bl_is_tool_node(node)) return;
     if (ev == BL_NODEUP) {
         send_sync_turn(s, node, 0);
         send_want(s, node);
@@ -1856,7 +1844,7 @@ int bl_pubsub_start(bl_node *n)
     ps *s = calloc(1, sizeof(*s));
     if (!s) return BL_ENOMEM;
     s->n = n;
-    s->epoch_ms = now_ms();
+    s->epoch_ms = bl_now_ms();
     static const bl_proc_ops ops = {.on_msg = ps_msg,
                                     .on_call = ps_call,
                                     .on_cast = ps_cast,

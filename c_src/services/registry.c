@@ -132,22 +132,10 @@ typedef struct reg {
     unsigned gen;
 } reg;
 
-static unsigned long long now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (unsigned long long)tv.tv_sec * 1000ull + (unsigned long long)tv.tv_usec / 1000ull;
-}
-
 static reg *reg_of(bl_node *n)
 {
     bl_proc *p = n ? bl_whereis(n, REG_NAME) : NULL;
     return p && !p->dead ? bl_proc_data(p) : NULL;
-}
-
-static int is_tool_node(const char *node)
-{
-    return strncmp(node, "beamlet_cli_", 12) == 0;
 }
 
 /* ---- entries ---- */
@@ -553,7 +541,7 @@ static void del_watch_if(reg *r, const bl_pid *pid, int id, const char *node)
 static int is_peer(reg *r, const char *node, int need_connected)
 {
     bl_node *n = r->n;
-    if (bl_is_local_node(n, node) || is_tool_node(node)) return 0;
+    if (bl_is_local_node(n, node) || bl_is_tool_node(node)) return 0;
     if (need_connected && !bl_is_connected(n, node)) return 0;
     if (!n->cluster) return 1; /* no membership on this node: any connected node */
     int k = bl_cluster_members(n, NULL, 0);
@@ -581,7 +569,7 @@ static void send_to(reg *r, const char *node, const ei_x_buff *x)
 
 static int eligible_member(bl_node *n, const bl_member_info *m)
 {
-    return strcmp(m->role, "beam") && !bl_is_local_node(n, m->node) && !is_tool_node(m->node) &&
+    return strcmp(m->role, "beam") && !bl_is_local_node(n, m->node) && !bl_is_tool_node(m->node) &&
            (m->state == BL_MEMBER_JOINING || m->state == BL_MEMBER_ACTIVE ||
             m->state == BL_MEMBER_SUSPECTED) &&
            bl_is_connected(n, m->node);
@@ -594,7 +582,7 @@ static void to_members(reg *r, const ei_x_buff *x, long turn)
     if (!n->cluster) {
         bl_conn *c, *t;
         HASH_ITER(hh, n->conns, c, t)
-        if (c->state == CONN_UP && !is_tool_node(c->node)) send_to(r, c->node, x);
+        if (c->state == CONN_UP && !bl_is_tool_node(c->node)) send_to(r, c->node, x);
         return;
     }
     int k = bl_cluster_members(n, NULL, 0);
@@ -1261,7 +1249,7 @@ static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *
     (void)n;
     (void)reason;
     reg *r = ud;
-    if (is_tool_node(node)) return;
+    if (bl_is_tool_node(node)) return;
     if (ev == BL_NODEUP)
         send_sync(r, node); /* a BEAM node drops it: no beamlet_registry there */
     else
@@ -1365,7 +1353,7 @@ int bl_registry_start(bl_node *n)
                                                                          : BL_LB_ROUND_ROBIN;
     r->max_entries =
         n->cfg.registry_max_entries ? n->cfg.registry_max_entries : DEFAULT_MAX_ENTRIES;
-    r->epoch_ms = now_ms();
+    r->epoch_ms = bl_now_ms();
     static const bl_proc_ops ops = {
         .on_msg = reg_msg, .on_call = reg_call, .on_terminate = reg_terminate};
     int rc = bl_spawn(n, REG_NAME, &ops, r, &r->proc);
