@@ -925,6 +925,38 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+/* ---- peers of the replicated services ---- */
+
+static int is_peer(bl_node *n, const member *m)
+{
+    return !m->is_self && !m->is_beam && !bl_is_tool_node(m->node) &&
+           (m->state == BL_MEMBER_JOINING || m->state == BL_MEMBER_ACTIVE ||
+            m->state == BL_MEMBER_SUSPECTED) &&
+           bl_is_connected(n, m->node);
+}
+
+void bl_cluster_each_peer(bl_node *n, long turn, bl_peer_fn fn, void *ud)
+{
+    bl_cluster *c = n->cluster;
+    if (!c) {
+        bl_conn *k, *t;
+        HASH_ITER(hh, n->conns, k, t)
+        if (k->state == CONN_UP && !bl_is_tool_node(k->node)) fn(n, k->node, ud);
+        return;
+    }
+    member *m, *t;
+    long count = 0, j = 0;
+    HASH_ITER(hh, c->members, m, t)
+    count += is_peer(n, m);
+    if (!count) return;
+    HASH_ITER(hh, c->members, m, t)
+    {
+        if (!is_peer(n, m)) continue;
+        if (turn < 0 || j == turn % count) fn(n, m->node, ud);
+        j++;
+    }
+}
+
 /* ---- public C API ---- */
 
 int bl_cluster_members(bl_node *n, bl_member_info *out, int max)

@@ -176,7 +176,7 @@ struct bl_node {
 void bl_logv(bl_node *n, bl_log_level lvl, const char *fmt, va_list ap);
 
 /* runtime/util.c */
-unsigned long long bl_now_ms(void); /* wall clock, ms since the epoch */
+unsigned long long bl_now_ms(void);    /* wall clock, ms since the epoch */
 int bl_is_tool_node(const char *node); /* the admin CLI's short-lived nodes: never members */
 
 /* runtime/node.c */
@@ -225,6 +225,12 @@ int bl_builtin_start(bl_node *n);
 int bl_cluster_start(bl_node *n);
 void bl_cluster_stop(bl_node *n);
 void bl_cluster_free(bl_node *n);
+
+/* The peers a replicated service talks to: beamlet members other than this node that are
+ * joining, active or suspected and connected (without membership: every connected node but the
+ * admin CLI's). fn runs for each of them (turn < 0) or only for the turn-th (mod their number). */
+typedef void (*bl_peer_fn)(bl_node *n, const char *node, void *ud);
+void bl_cluster_each_peer(bl_node *n, long turn, bl_peer_fn fn, void *ud);
 
 /* services/services.c: the cluster services (pg scopes, registry, ...) */
 int bl_services_start(bl_node *n);

@@ -311,30 +311,23 @@ static void send_to(ps *s, const char *node, const ei_x_buff *x)
                x->index, node);
 }
 
-/* To every connected beamlet member (turn < 0), or the turn-th of them. */
+typedef struct {
+    ps *s;
+    const ei_x_buff *x;
+} peer_msg;
+
+static void send_peer(bl_node *n, const char *node, void *ud)
+{
+    (void)n;
+    peer_msg *pm = ud;
+    send_to(pm->s, node, pm->x);
+}
+
+/* To every connected beamlet member (turn < 0), or to the turn-th of them (mod their count). */
 static void to_members(ps *s, const ei_x_buff *x, long turn)
 {
-    bl_node *n = s->n;
-    if (!n->cluster) {
-        bl_conn *c, *t;
-        HASH_ITER(hh, n->conns, c, t)
-        if (c->state == CONN_UP && !bl_is_tool_node(c->node)) send_to(s, c->node, x);
-        return;
-    }
-    int k = bl_cluster_members(n, NULL, 0);
-    if (k <= 0) return;
-    bl_member_info *m = calloc((size_t)k, sizeof(*m));
-    if (!m) return;
-    k = bl_cluster_members(n, m, k);
-    int el = 0;
-    for (int i = 0; i < k; i++)
-        el += member_ok(n, &m[i]) && bl_is_connected(n, m[i].node);
-    for (int i = 0, j = 0; i < k && el; i++) {
-        if (!member_ok(n, &m[i]) || !bl_is_connected(n, m[i].node)) continue;
-        if (turn < 0 || j == turn % el) send_to(s, m[i].node, x);
-        j++;
-    }
-    free(m);
+    peer_msg pm = {s, x};
+    bl_cluster_each_peer(s->n, turn, send_peer, &pm);
 }
 
 static void encode_sub(ei_x_buff *x, const lsub *l)

@@ -567,38 +567,23 @@ static void send_to(reg *r, const char *node, const ei_x_buff *x)
     /* BL_EBUSY: a congested peer; the periodic sync repairs what it missed */
 }
 
-static int eligible_member(bl_node *n, const bl_member_info *m)
+typedef struct {
+    reg *r;
+    const ei_x_buff *x;
+} peer_msg;
+
+static void send_peer(bl_node *n, const char *node, void *ud)
 {
-    return strcmp(m->role, "beam") && !bl_is_local_node(n, m->node) && !bl_is_tool_node(m->node) &&
-           (m->state == BL_MEMBER_JOINING || m->state == BL_MEMBER_ACTIVE ||
-            m->state == BL_MEMBER_SUSPECTED) &&
-           bl_is_connected(n, m->node);
+    (void)n;
+    peer_msg *pm = ud;
+    send_to(pm->r, node, pm->x);
 }
 
 /* To every connected beamlet member (turn < 0), or to the turn-th of them (mod their count). */
 static void to_members(reg *r, const ei_x_buff *x, long turn)
 {
-    bl_node *n = r->n;
-    if (!n->cluster) {
-        bl_conn *c, *t;
-        HASH_ITER(hh, n->conns, c, t)
-        if (c->state == CONN_UP && !bl_is_tool_node(c->node)) send_to(r, c->node, x);
-        return;
-    }
-    int k = bl_cluster_members(n, NULL, 0);
-    if (k <= 0) return;
-    bl_member_info *m = calloc((size_t)k, sizeof(*m));
-    if (!m) return;
-    k = bl_cluster_members(n, m, k);
-    int eligible = 0;
-    for (int i = 0; i < k; i++)
-        eligible += eligible_member(n, &m[i]);
-    for (int i = 0, j = 0; i < k && eligible; i++) {
-        if (!eligible_member(n, &m[i])) continue;
-        if (turn < 0 || j == turn % eligible) send_to(r, m[i].node, x);
-        j++;
-    }
-    free(m);
+    peer_msg pm = {r, x};
+    bl_cluster_each_peer(r->n, turn, send_peer, &pm);
 }
 
 static void broadcast(reg *r, const ei_x_buff *x)
