@@ -927,12 +927,25 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- peers of the replicated services ---- */
 
-static int is_peer(bl_node *n, const member *m)
+static int live_beamlet(const member *m)
 {
     return !m->is_self && !m->is_beam && !bl_is_tool_node(m->node) &&
            (m->state == BL_MEMBER_JOINING || m->state == BL_MEMBER_ACTIVE ||
-            m->state == BL_MEMBER_SUSPECTED) &&
-           bl_is_connected(n, m->node);
+            m->state == BL_MEMBER_SUSPECTED);
+}
+
+int bl_cluster_is_peer(bl_node *n, const char *node)
+{
+    if (bl_is_local_node(n, node) || bl_is_tool_node(node)) return 0;
+    bl_cluster *c = n->cluster;
+    if (!c) return 1; /* no membership on this node: any other node */
+    member *m = find(c, node);
+    return m && live_beamlet(m);
+}
+
+static int is_peer(bl_node *n, const member *m)
+{
+    return live_beamlet(m) && bl_is_connected(n, m->node);
 }
 
 void bl_cluster_each_peer(bl_node *n, long turn, bl_peer_fn fn, void *ud)
@@ -955,6 +968,34 @@ void bl_cluster_each_peer(bl_node *n, long turn, bl_peer_fn fn, void *ud)
         if (turn < 0 || j == turn % count) fn(n, m->node, ud);
         j++;
     }
+}
+
+int bl_cluster_send(bl_proc *from, const char *name, const char *node, const ei_x_buff *x)
+{
+    int rc = bl_send_name(from, name, node, x->buff, x->index);
+    if (rc == BL_ETOOBIG)
+        bl_log(bl_proc_node(from), BL_LOG_WARN,
+               "%s: %d-byte message for %s is over max_message_size", name, x->index, node);
+    return rc; /* BL_EBUSY: a congested peer; the services' periodic syncs repair what it missed */
+}
+
+typedef struct {
+    bl_proc *from;
+    const char *name;
+    const ei_x_buff *x;
+} peer_msg;
+
+static void send_peer(bl_node *n, const char *node, void *ud)
+{
+    (void)n;
+    peer_msg *pm = ud;
+    (void)bl_cluster_send(pm->from, pm->name, node, pm->x);
+}
+
+void bl_cluster_send_peers(bl_proc *from, const char *name, const ei_x_buff *x, long turn)
+{
+    peer_msg pm = {from, name, x};
+    bl_cluster_each_peer(bl_proc_node(from), turn, send_peer, &pm);
 }
 
 /* ---- public C API ---- */

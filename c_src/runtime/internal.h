@@ -231,6 +231,12 @@ void bl_cluster_free(bl_node *n);
  * admin CLI's). fn runs for each of them (turn < 0) or only for the turn-th (mod their number). */
 typedef void (*bl_peer_fn)(bl_node *n, const char *node, void *ud);
 void bl_cluster_each_peer(bl_node *n, long turn, bl_peer_fn fn, void *ud);
+/* 1 when node is such a peer, connected or not: a member to accept replicated state from. */
+int bl_cluster_is_peer(bl_node *n, const char *node);
+/* Send x to the registered `name` on node, logging a message over max_message_size. */
+int bl_cluster_send(bl_proc *from, const char *name, const char *node, const ei_x_buff *x);
+/* bl_cluster_send to `name` on every peer (turn < 0) or on the turn-th of them. */
+void bl_cluster_send_peers(bl_proc *from, const char *name, const ei_x_buff *x, long turn);
 
 /* services/services.c: the cluster services (pg scopes, registry, ...) */
 int bl_services_start(bl_node *n);

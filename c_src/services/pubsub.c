@@ -279,55 +279,20 @@ static void queue_clear(lsub *l)
 
 /* ---- replication ---- */
 
-static int member_ok(bl_node *n, const bl_member_info *m)
-{
-    return strcmp(m->role, "beam") && !bl_is_local_node(n, m->node) && !bl_is_tool_node(m->node) &&
-           (m->state == BL_MEMBER_JOINING || m->state == BL_MEMBER_ACTIVE ||
-            m->state == BL_MEMBER_SUSPECTED);
-}
-
 static int is_peer(ps *s, const char *node)
 {
-    bl_node *n = s->n;
-    if (bl_is_local_node(n, node) || bl_is_tool_node(node)) return 0;
-    if (!n->cluster) return 1;
-    int k = bl_cluster_members(n, NULL, 0);
-    if (k <= 0) return 0;
-    bl_member_info *m = calloc((size_t)k, sizeof(*m));
-    if (!m) return 0;
-    k = bl_cluster_members(n, m, k);
-    int ok = 0;
-    for (int i = 0; i < k && !ok; i++)
-        ok = !strcmp(m[i].node, node) && member_ok(n, &m[i]);
-    free(m);
-    return ok;
+    return bl_cluster_is_peer(s->n, node);
 }
 
 static void send_to(ps *s, const char *node, const ei_x_buff *x)
 {
-    int rc = bl_send_name(s->proc, PS_NAME, node, x->buff, x->index);
-    if (rc == BL_ETOOBIG)
-        bl_log(s->n, BL_LOG_WARN, "pubsub: %d-byte message for %s is over max_message_size",
-               x->index, node);
-}
-
-typedef struct {
-    ps *s;
-    const ei_x_buff *x;
-} peer_msg;
-
-static void send_peer(bl_node *n, const char *node, void *ud)
-{
-    (void)n;
-    peer_msg *pm = ud;
-    send_to(pm->s, node, pm->x);
+    (void)bl_cluster_send(s->proc, PS_NAME, node, x);
 }
 
 /* To every connected beamlet member (turn < 0), or to the turn-th of them (mod their count). */
 static void to_members(ps *s, const ei_x_buff *x, long turn)
 {
-    peer_msg pm = {s, x};
-    bl_cluster_each_peer(s->n, turn, send_peer, &pm);
+    bl_cluster_send_peers(s->proc, PS_NAME, x, turn);
 }
 
 static void encode_sub(ei_x_buff *x, const lsub *l)

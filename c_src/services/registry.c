@@ -540,50 +540,19 @@ static void del_watch_if(reg *r, const bl_pid *pid, int id, const char *node)
 /* A beamlet member we replicate to / accept from. */
 static int is_peer(reg *r, const char *node, int need_connected)
 {
-    bl_node *n = r->n;
-    if (bl_is_local_node(n, node) || bl_is_tool_node(node)) return 0;
-    if (need_connected && !bl_is_connected(n, node)) return 0;
-    if (!n->cluster) return 1; /* no membership on this node: any connected node */
-    int k = bl_cluster_members(n, NULL, 0);
-    if (k <= 0) return 0;
-    bl_member_info *m = calloc((size_t)k, sizeof(*m));
-    if (!m) return 0;
-    k = bl_cluster_members(n, m, k);
-    int ok = 0;
-    for (int i = 0; i < k && !ok; i++)
-        ok = !strcmp(m[i].node, node) && strcmp(m[i].role, "beam") &&
-             (m[i].state == BL_MEMBER_JOINING || m[i].state == BL_MEMBER_ACTIVE ||
-              m[i].state == BL_MEMBER_SUSPECTED);
-    free(m);
-    return ok;
+    if (need_connected && !bl_is_connected(r->n, node)) return 0;
+    return bl_cluster_is_peer(r->n, node);
 }
 
 static void send_to(reg *r, const char *node, const ei_x_buff *x)
 {
-    int rc = bl_send_name(r->proc, REG_NAME, node, x->buff, x->index);
-    if (rc == BL_ETOOBIG)
-        bl_log(r->n, BL_LOG_WARN, "registry: %d-byte update for %s is over max_message_size",
-               x->index, node);
-    /* BL_EBUSY: a congested peer; the periodic sync repairs what it missed */
-}
-
-typedef struct {
-    reg *r;
-    const ei_x_buff *x;
-} peer_msg;
-
-static void send_peer(bl_node *n, const char *node, void *ud)
-{
-    (void)n;
-    peer_msg *pm = ud;
-    send_to(pm->r, node, pm->x);
+    (void)bl_cluster_send(r->proc, REG_NAME, node, x);
 }
 
 /* To every connected beamlet member (turn < 0), or to the turn-th of them (mod their count). */
 static void to_members(reg *r, const ei_x_buff *x, long turn)
 {
-    peer_msg pm = {r, x};
-    bl_cluster_each_peer(r->n, turn, send_peer, &pm);
+    bl_cluster_send_peers(r->proc, REG_NAME, x, turn);
 }
 
 static void broadcast(reg *r, const ei_x_buff *x)
