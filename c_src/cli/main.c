@@ -2,6 +2,7 @@
  * join the target's cluster as a short-lived hidden node, ask, print and exit 0 (1 on failure). */
 #include "beamlet/beamlet.h"
 #include "beamlet/config.h"
+#include "admin.h"
 #include "render.h"
 
 #include <malloc.h>
@@ -15,6 +16,17 @@ static const char *env_lookup(const char *k)
     return getenv(k);
 }
 
+/* usage lines of the commands kept in their own files (admin.h) */
+static const char *cmds_usage(void)
+{
+    static char buf[2048];
+    size_t off = 0;
+    for (const bl_cli_cmd *c = bl_cli_health_cmds; c->word; c++)
+        off += (size_t)snprintf(buf + off, off < sizeof(buf) ? sizeof(buf) - off : 0, "  %s\n",
+                                c->usage);
+    return buf;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -26,9 +38,10 @@ static void usage(FILE *out)
             "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
             "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
             "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
+            "%s"
             "  beamlet version | help\n\n"
             "node options (precedence: JSON file < environment < flags):\n",
-            BL_VERSION);
+            BL_VERSION, cmds_usage());
     bl_config_usage(out);
 }
 
@@ -61,25 +74,17 @@ static int run_node(int argc, char **argv)
 
 /* ---- admin commands ---- */
 
-typedef struct {
-    const char *cmd;     /* for messages: "ping", "cluster status", ... */
-    const char *target;  /* node asked */
-    const char *proc;    /* registered process called; NULL for ping */
-    const char *request; /* atom sent */
-    int json;            /* --format json */
-    unsigned timeout_ms;
-    int exit_code;
-} admin;
-
 static void render(admin *a, const char *buf, int index)
 {
     int idx = index;
     json_t *j = bl_term_to_json(buf, &idx);
     int tty = isatty(STDOUT_FILENO);
-    if (!j) {
+    if (j && a->show && !a->json) {
+        a->show(a, j);
+    } else if (!j) {
         printf("?\n");
     } else if (a->json) {
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
         printf("%s\n", s ? s : "null");
         free(s);
     } else if (!strcmp(a->request, "members") && json_is_array(j)) {
@@ -133,6 +138,7 @@ static int run_admin(admin *a, int argc, char **argv)
     a->timeout_ms = 5000;
     char err[512];
     const char *v;
+    int took;
     if ((v = getenv("COOKIE")) && *v) bl_config_set(&cfg, "cookie", v, err, sizeof(err));
     if ((v = getenv("BEAMLET_LOG_LEVEL")) && *v)
         bl_config_set(&cfg, "log_level", v, err, sizeof(err));
@@ -151,7 +157,13 @@ static int run_admin(admin *a, int argc, char **argv)
         } else if (!strcmp(arg, "--format") && val &&
                    (!strcmp(val, "json") || !strcmp(val, "table"))) {
             a->json = !strcmp(argv[++i], "json");
+        } else if (a->opt && (took = a->opt(a, argc, argv, i)) > 0) {
+            i += took - 1;
         } else {
+            if (a->err[0]) {
+                snprintf(err, sizeof(err), "%s", a->err);
+                goto bad;
+            }
             snprintf(err, sizeof(err), "unknown or incomplete option '%s'", arg);
             goto bad;
         }
@@ -176,10 +188,17 @@ static int run_admin(admin *a, int argc, char **argv)
     if (!a->proc) {
         rc = bl_ping(p, a->target, a->timeout_ms, admin_done, a);
     } else {
-        char req[64];
-        int i = 0;
-        ei_encode_atom(req, &i, a->request);
-        rc = bl_call(p, NULL, a->proc, a->target, req, i, a->timeout_ms, admin_done, a);
+        ei_x_buff req;
+        ei_x_new(&req);
+        if (a->encode ? a->encode(a, &req) : ei_x_encode_atom(&req, a->request)) {
+            ei_x_free(&req);
+            bl_node_free(n);
+            snprintf(err, sizeof(err), "%s", a->err);
+            goto bad;
+        }
+        rc =
+            bl_call(p, NULL, a->proc, a->target, req.buff, req.index, a->timeout_ms, admin_done, a);
+        ei_x_free(&req);
     }
     if (rc != BL_OK) {
         fprintf(stderr, "beamlet %s: %s: %s\n", a->cmd, a->target, bl_strerror(rc));
@@ -192,6 +211,11 @@ static int run_admin(admin *a, int argc, char **argv)
 bad:
     fprintf(stderr, "beamlet %s: %s\n", a->cmd, err);
     return 1;
+}
+
+int bl_cli_admin(admin *a, int argc, char **argv)
+{
+    return run_admin(a, argc, argv);
 }
 
 int main(int argc, char **argv)
@@ -234,6 +258,8 @@ int main(int argc, char **argv)
         a = (admin){.cmd = "nodes list", .proc = "beamlet_cluster", .request = "members"};
         return run_admin(&a, argc - 3, argv + 3);
     }
+    for (const bl_cli_cmd *c = bl_cli_health_cmds; c->word; c++)
+        if (!strcmp(argv[1], c->word)) return c->run(argc - 2, argv + 2);
     fprintf(stderr, "beamlet: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

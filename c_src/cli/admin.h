@@ -1,0 +1,45 @@
+/* admin.h - the admin-command runner of the CLI (main.c), for commands kept in their own files:
+ * join the target's cluster as a short-lived hidden node, make one gen_server call, print the
+ * reply. A command fills in an `admin` and may add options, its own request term and its own
+ * rendering through the hooks. */
+#ifndef BL_CLI_ADMIN_H
+#define BL_CLI_ADMIN_H
+
+#include "beamlet/beamlet.h"
+
+#include <jansson.h>
+
+typedef struct admin admin;
+struct admin {
+    const char *cmd;     /* for messages: "ping", "cluster status", ... */
+    const char *target;  /* node asked */
+    const char *proc;    /* registered process called; NULL for ping */
+    const char *request; /* atom sent (when encode is NULL) */
+    int json;            /* --format json */
+    unsigned timeout_ms;
+    int exit_code;
+    /* hooks (all optional) */
+    /* an option main.c does not know, at argv[i]: return how many words it took (0: unknown) */
+    int (*opt)(admin *a, int argc, char **argv, int i);
+    /* the request term body (no version byte); non-zero: refuse with a message in a->err */
+    int (*encode)(admin *a, ei_x_buff *req);
+    /* print the reply (already JSON); set a->exit_code for a reply that reports a failure */
+    void (*show)(admin *a, json_t *reply);
+    void *ud;
+    char err[256];
+};
+
+/* Run it: argv holds the words after the command. Returns the process exit code. */
+int bl_cli_admin(admin *a, int argc, char **argv);
+
+/* A CLI command of its own file: words (one or two, e.g. "metrics", "alerts"), usage line. */
+typedef struct bl_cli_cmd {
+    const char *word;
+    int (*run)(int argc, char **argv); /* argv: the words after `word` */
+    const char *usage;
+} bl_cli_cmd;
+
+/* health_cmd.c: metrics, health, alerts, events, history (NULL-terminated) */
+extern const bl_cli_cmd bl_cli_health_cmds[];
+
+#endif
