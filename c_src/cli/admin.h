@@ -1,4 +1,4 @@
-/* admin.h - the admin-command runner of the CLI (main.c), for commands kept in their own files:
+/* admin.h - main.c's admin-command runner, for commands kept in their own files:
  * join the target's cluster as a short-lived hidden node, make one gen_server call, print the
  * reply. A command fills in an `admin` and may add options, its own request term and its own
  * rendering through the hooks. */
@@ -30,16 +30,9 @@ struct admin {
 };
 
 /* Run it: argv holds the words after the command. Returns the process exit code. */
-int bl_cli_admin(admin *a, int argc, char **argv);
+int bl__cli_admin(admin *a, int argc, char **argv);
 
-/* A CLI command of its own file: words (one or two, e.g. "metrics", "alerts"), usage line. */
-typedef struct bl_cli_cmd {
-    const char *word;
-    int (*run)(int argc, char **argv); /* argv: the words after `word` */
-    const char *usage;
-} bl_cli_cmd;
-
-/* health_cmd.c: metrics, health, alerts, events, history (NULL-terminated) */
-extern const bl_cli_cmd bl_cli_health_cmds[];
+/* health_cmd.c: the commands of the health service (rows of commands.c's table) */
+int bl__cli_metrics(int argc, char **argv);
 
 #endif

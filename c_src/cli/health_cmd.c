@@ -109,14 +109,9 @@ static void show_metrics(admin *a, json_t *j)
            human(num(j, "process.queue_bytes"), b2, sizeof(b2)));
 }
 
-static int cmd_metrics(int argc, char **argv)
+int bl__cli_metrics(int argc, char **argv)
 {
-    admin a = {
-        .cmd = "metrics", .proc = "beamlet_health", .request = "metrics", .show = show_metrics};
-    return bl_cli_admin(&a, argc, argv);
+    admin a = {.cmd = "metrics", .proc = "beamlet_health", .request = "metrics",
+               .show = show_metrics};
+    return bl__cli_admin(&a, argc, argv);
 }
-
-const bl_cli_cmd bl_cli_health_cmds[] = {
-    {"metrics", cmd_metrics, "beamlet metrics --node NODE [--format table|json] [--cookie C]"},
-    {NULL, NULL, NULL},
-};

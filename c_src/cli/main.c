@@ -3,6 +3,7 @@
 #include "beamlet/beamlet.h"
 #include "beamlet/config.h"
 #include "admin.h"
+#include "cli.h"
 #include "render.h"
 
 #include <malloc.h>
@@ -16,17 +17,6 @@ static const char *env_lookup(const char *k)
     return getenv(k);
 }
 
-/* usage lines of the commands kept in their own files (admin.h) */
-static const char *cmds_usage(void)
-{
-    static char buf[2048];
-    size_t off = 0;
-    for (const bl_cli_cmd *c = bl_cli_health_cmds; c->word; c++)
-        off += (size_t)snprintf(buf + off, off < sizeof(buf) ? sizeof(buf) - off : 0, "  %s\n",
-                                c->usage);
-    return buf;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -38,10 +28,10 @@ static void usage(FILE *out)
             "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
             "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
             "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
-            "%s"
-            "  beamlet version | help\n\n"
-            "node options (precedence: JSON file < environment < flags):\n",
-            BL_VERSION, cmds_usage());
+            "  beamlet version | help [COMMAND] | COMMAND --help\n",
+            BL_VERSION);
+    bl__cli_usage(out);
+    fprintf(out, "\nnode options (precedence: JSON file < environment < flags):\n");
     bl_config_usage(out);
 }
 
@@ -213,7 +203,7 @@ bad:
     return 1;
 }
 
-int bl_cli_admin(admin *a, int argc, char **argv)
+int bl__cli_admin(admin *a, int argc, char **argv)
 {
     return run_admin(a, argc, argv);
 }
@@ -223,6 +213,8 @@ int main(int argc, char **argv)
     /* handshake threads would each keep a malloc arena; one shared arena is plenty here */
     mallopt(M_ARENA_MAX, 1);
     ei_init();
+    int rc;
+    if (bl__cli_dispatch(argc, argv, &rc)) return rc;
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
@@ -258,8 +250,6 @@ int main(int argc, char **argv)
         a = (admin){.cmd = "nodes list", .proc = "beamlet_cluster", .request = "members"};
         return run_admin(&a, argc - 3, argv + 3);
     }
-    for (const bl_cli_cmd *c = bl_cli_health_cmds; c->word; c++)
-        if (!strcmp(argv[1], c->word)) return c->run(argc - 2, argv + 2);
     fprintf(stderr, "beamlet: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
