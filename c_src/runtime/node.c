@@ -277,8 +277,8 @@ static int pick_inet6(bl_node *n)
     if (!strcmp(n->cfg.proto_dist, "inet_tcp")) return 0;
     struct sockaddr_storage ss;
     socklen_t len;
-    if (bl_resolve_literal(n->cfg.listen_address, &ss, &len) == 0)
-        return ss.ss_family == AF_INET6 && strcmp(n->cfg.listen_address, "::ffff:0.0.0.0");
+    if (bl_resolve_literal(n->cfg.listen_address, &ss, &len) == 0 && ss.ss_family == AF_INET6)
+        return 1;
     return bl_resolve_literal(n->host, &ss, &len) == 0 && ss.ss_family == AF_INET6;
 }
 
