@@ -166,9 +166,10 @@ static void hs_up(bl_hs *h)
     char node[BL_NODE_LEN];
     snprintf(node, sizeof(node), "%s", h->m.peer);
     int outgoing = h->outgoing;
+    uint64_t flags = h->m.flags;
     int role = bl_conn_hs_release(n, h, node);
     hs_free(h);
-    bl_conn_hs_up(n, node, fd, outgoing, role);
+    bl_conn_hs_up(n, node, fd, outgoing, role, flags);
 }
 
 /* After feeding or deciding: send what is queued, then act on the machine's state. */

@@ -20,6 +20,8 @@ struct bl_hs;
 struct bl_hs_addr;
 struct bl_resolver;
 struct bl_cluster;
+struct bl_dh_conn;
+struct bl_dh_scratch;
 
 typedef enum {
     CONN_CONNECTING, /* a handshake (either direction) is running; frames queue up */
@@ -50,6 +52,7 @@ typedef struct bl_conn {
     int reading;                 /* inside conn_parse: closing is deferred */
     int close_pending;
     char close_reason[160];
+    struct bl_dh_conn *dh; /* distribution headers: atom caches, fragments (dist/disthdr.c) */
 } bl_conn;
 
 /* A link from a local process to another pid (local or remote). */
@@ -172,6 +175,7 @@ struct bl_node {
     char rscratch[64 * 1024]; /* reads land here first (dist/conn.c) */
     ei_x_buff scratch;        /* control-tuple encoding */
     ei_x_buff scratch2;       /* message-body encoding for runtime-built messages */
+    struct bl_dh_scratch *dh; /* rewrite buffer and encoder plan of dist/disthdr.c */
     bl_stats stats;
     ev_tstamp started_at;
     int epmd_state; /* start-up registration: 0 waiting, 1 registered, -1 failed */
@@ -204,7 +208,8 @@ int bl_conn_hs_still_pending(bl_node *n, struct bl_hs *h, const char *node);
 enum { BL_HS_ROLE_PENDING = 1, BL_HS_ROLE_ALIVE = 2 };
 int bl_conn_hs_release(bl_node *n, struct bl_hs *h, const char *node);
 /* ... then hand over its socket, or say why it failed. */
-void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role);
+void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role,
+                   uint64_t flags);
 void bl_conn_hs_failed(bl_node *n, const char *node, int outgoing, int role, const char *why);
 void bl_conn_connect_failed(bl_node *n, const char *node, const char *why);
 void bl_conn_close(bl_conn *c, const char *reason);
