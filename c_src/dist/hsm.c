@@ -1,8 +1,13 @@
 /* hsm.c - the distribution handshake state machine (see hsm.h). No I/O, no allocation: the
- * driver (handshake.c) owns sockets and timers, unit tests and the fuzzer drive it directly. */
+ * driver (handshake.c) owns sockets and timers, unit tests and the fuzzer drive it directly.
+ *
+ * The challenge digest is ei's own MD5 (erl_interface's src/misc/eimd5.c, what ei's handshake
+ * uses): it is exported by libei.a, which every beamlet binary links for the term codec, so a node
+ * pays nothing extra for it. OpenSSL's MD5 would do as well, but loading libcrypto adds ~1.5 MB
+ * of resident memory to every node that connects. ei installs the prototypes only with its
+ * sources (erlang-src), so they are declared here, with ei's context layout. */
 #include "hsm.h"
 #include "flags.h"
-#include "../runtime/crypto.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,13 +33,23 @@ static uint64_t get64(const unsigned char *p)
     return ((uint64_t)get32(p) << 32) | get32(p + 4);
 }
 
+typedef struct {
+    unsigned state[4];
+    unsigned count[2];
+    unsigned char buffer[64];
+} bl_ei_md5_ctx; /* ei's MD5_CTX */
+void ei_MD5Init(bl_ei_md5_ctx *ctx);
+void ei_MD5Update(bl_ei_md5_ctx *ctx, unsigned char *in, unsigned int len);
+void ei_MD5Final(unsigned char digest[16], bl_ei_md5_ctx *ctx);
+
 int bl_hsm_digest(const char *cookie, uint32_t challenge, unsigned char out[16])
 {
-    const bl_crypto *cr = bl_crypto_get();
-    if (!cr) return -1;
     char buf[BL_HSM_NAME_MAX + 16];
     int k = snprintf(buf, sizeof(buf), "%.255s%u", cookie, (unsigned)challenge);
-    cr->MD5((const unsigned char *)buf, (size_t)k, out);
+    bl_ei_md5_ctx ctx;
+    ei_MD5Init(&ctx);
+    ei_MD5Update(&ctx, (unsigned char *)buf, (unsigned)k);
+    ei_MD5Final(out, &ctx);
     return 0;
 }
 

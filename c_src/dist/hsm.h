@@ -92,8 +92,7 @@ size_t bl_hsm_want(const bl_hsm *m);
 int bl_hsm_decide(bl_hsm *m, bl_hs_status st);
 /* Initiator after BL_HSM_PENDING: answer "true" (goes on) or "false" (BL_HSM_ERROR). */
 int bl_hsm_still_pending(bl_hsm *m, int yes);
-/* The digest of erl_dist_protocol: MD5(cookie ++ integer_to_list(challenge)). 0 on success,
- * -1 when libcrypto cannot be loaded. */
+/* The digest of erl_dist_protocol: MD5(cookie ++ integer_to_list(challenge)). Returns 0. */
 int bl_hsm_digest(const char *cookie, uint32_t challenge, unsigned char out[16]);
 
 #endif

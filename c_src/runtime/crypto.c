@@ -18,7 +18,6 @@ static void load(void)
         void **slot;
         const char *name;
     } syms[] = {
-        {(void **)&table.MD5, "MD5"},
         {(void **)&table.Digest, "EVP_Digest"},
         {(void **)&table.sha256, "EVP_sha256"},
         {(void **)&table.aes_256_cbc, "EVP_aes_256_cbc"},

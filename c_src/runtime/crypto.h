@@ -1,10 +1,8 @@
 /* crypto.h - OpenSSL's libcrypto, loaded only when something needs it.
  *
- * The distribution handshake (MD5 challenge digests, dist/hsm.c) and gossip with a shared secret
- * use it; linking libcrypto into every node would add about 1.5 MB of resident memory to an idle
- * node that never connects. The symbols are resolved once per process with dlopen and never
- * change afterwards. The handshake uses the one-shot MD5(), which needs none of OpenSSL 3's
- * provider machinery (its EVP path costs another megabyte or so of resident memory). */
+ * Only gossip with a shared secret uses cryptography; linking (or even loading) libcrypto in
+ * every node would add about 1.5 MB of resident memory to it. The symbols are resolved once per
+ * process with dlopen and never change afterwards. (The handshake's MD5 is ei's: dist/hsm.c.) */
 #ifndef BL_RUNTIME_CRYPTO_H
 #define BL_RUNTIME_CRYPTO_H
 
@@ -12,7 +10,6 @@
 #include <openssl/rand.h>
 
 typedef struct bl_crypto {
-    unsigned char *(*MD5)(const unsigned char *, size_t, unsigned char *);
     int (*Digest)(const void *, size_t, unsigned char *, unsigned int *, const EVP_MD *, ENGINE *);
     const EVP_MD *(*sha256)(void);
     const EVP_CIPHER *(*aes_256_cbc)(void);
