@@ -108,14 +108,16 @@ c_cluster() { # N tag
     echo "$conv $((rss / (alive > 0 ? alive : 1))) $alive"
 }
 
-# Boot N BEAM nodes at once, each connecting to the first (global's full mesh does the rest);
-# prints the ms until every node sees the other N-1 in nodes().
+# Boot N BEAM nodes at once, each connecting to the first, retrying every 100 ms until it is up
+# (global's full mesh does the rest); prints the ms until every node sees the other N-1 in nodes().
 beam_cluster() { # N
     local N=$1 first=${#PIDS[@]}
     local t0; t0=$(now_ms)
     for i in $(seq 1 "$N"); do
         erl -sname "bb${i}_$$" -setcookie "$COOKIE" -noshell -kernel inet_dist_use_interface '{127,0,0,1}' \
-            -eval "net_kernel:connect_node('bb1_$$@$HOST'), receive after infinity -> ok end" \
+            -eval "C = fun C() -> case net_kernel:connect_node('bb1_$$@$HOST') of
+                                       true -> ok; false -> timer:sleep(100), C() end end,
+                   C(), receive after infinity -> ok end" \
             >>"$OUT/bb$i.log" 2>&1 &
         PIDS+=($!)
         disown $!
