@@ -38,6 +38,12 @@ bl_conn *bl_conn_find(bl_node *n, const char *node)
     return c;
 }
 
+uint64_t bl_conn_peer_flags(bl_node *n, const char *node)
+{
+    bl_conn *c = bl_conn_find(n, node);
+    return c && c->state == CONN_UP ? c->peer_flags : 0;
+}
+
 static void notify_nodes(bl_node *n, bl_node_event ev, const char *node, const char *reason)
 {
     bl_nodemon *m, *tmp;

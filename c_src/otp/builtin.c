@@ -64,7 +64,7 @@ static void encode_connections(bl_node *n, ei_x_buff *r, int detailed)
     ei_x_encode_empty_list(r);
 }
 
-static void encode_info(bl_node *n, ei_x_buff *r)
+void bl_builtin_encode_info(bl_node *n, ei_x_buff *r)
 {
     ei_x_encode_map_header(r, 10);
     ei_x_encode_atom(r, "node");
@@ -89,7 +89,7 @@ static void encode_info(bl_node *n, ei_x_buff *r)
     ei_x_encode_long(r, n->listen_port);
 }
 
-static void encode_stats(bl_node *n, ei_x_buff *r)
+void bl_builtin_encode_stats(bl_node *n, ei_x_buff *r)
 {
     const bl_stats *s = &n->stats;
     ei_x_encode_map_header(r, 9);
@@ -174,11 +174,11 @@ static int beamlet_call(bl_proc *self, const bl_from *from, const char *buf, int
     bl_node *n = bl_proc_node(self);
     if (atom_eq(buf, idx, "ping")) return ei_x_encode_atom(reply, "pong");
     if (atom_eq(buf, idx, "info")) {
-        encode_info(n, reply);
+        bl_builtin_encode_info(n, reply);
         return 0;
     }
     if (atom_eq(buf, idx, "stats")) {
-        encode_stats(n, reply);
+        bl_builtin_encode_stats(n, reply);
         return 0;
     }
     if (atom_eq(buf, idx, "registered")) {
@@ -218,5 +218,7 @@ int bl_builtin_start(bl_node *n)
     static const bl_proc_ops bl = {.on_call = beamlet_call};
     int rc = bl_spawn(n, "net_kernel", &nk, NULL, NULL);
     if (rc == BL_OK) rc = bl_spawn(n, "beamlet", &bl, NULL, NULL);
+    if (rc == BL_OK) rc = bl_bifs_start(n);
+    if (rc == BL_OK) rc = bl_erpc_start(n);
     return rc;
 }

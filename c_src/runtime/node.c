@@ -46,6 +46,8 @@ const char *bl_strerror(int err)
         return "invalid configuration";
     case BL_EBADRPC:
         return "badrpc";
+    case BL_EEXCEPTION:
+        return "exception";
     default:
         return "unknown error";
     }
@@ -415,6 +417,7 @@ void bl_node_free(bl_node *n)
     }
     bl_nodemon *m, *mt;
     LL_FOREACH_SAFE(n->nodemons, m, mt) free(m);
+    bl_exports_free(n);
     if (n->listen_fd >= 0) {
         if (ei_close_connection(n->listen_fd) < 0) close(n->listen_fd);
     }

@@ -14,7 +14,7 @@ cd "$ROOT" || exit 2
 : "${BL_COOKIE:=blcookie_$$_$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
 : "${BL_LOG_DIR:=$ROOT/build/test-logs}"
 : "${BL_TICKTIME:=4}"
-: "${BL_TEST_MODULES:=bl_interop_tests}"
+: "${BL_TEST_MODULES:=bl_interop_tests bl_spawn_tests}"
 EBIN="$ROOT/build/test_ebin"
 BL_PIDFILE="$BL_LOG_DIR/pids.$$"
 export BEAMLET_BIN TEST_WORKER_BIN BL_COOKIE BL_LOG_DIR BL_PIDFILE
