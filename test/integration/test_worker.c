@@ -818,11 +818,25 @@ static int copy_str(char *dst, size_t cap, const char *src)
  *   tw:wait() -> never returns (the process lives until an exit signal ends it)
  *   tw:notify(Pid, Msg) -> ok, and Pid ! Msg from the spawned process (for casts) */
 
-typedef struct {
+typedef struct later_t {
+    struct later_t *next, *prev;
     bl_pid self;
     char *term;
     int len;
 } later_t;
+
+static later_t *g_later; /* timers not fired yet: freed at exit if the node stops first */
+
+static void later_free(later_t *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        g_later = l->next;
+    if (l->next) l->next->prev = l->prev;
+    free(l->term);
+    free(l);
+}
 
 static int first_arg(const char *args, int index, int *idx)
 {
@@ -863,8 +877,7 @@ static void later_fire(bl_node *n, void *ud)
     later_t *l = ud;
     int rc = bl_fn_return(n, &l->self, BL_FN_RETURN, l->term, l->len);
     if (rc < 0) bl_log(n, BL_LOG_INFO, "test_worker: tw:later process gone (%s)", bl_strerror(rc));
-    free(l->term);
-    free(l);
+    later_free(l);
 }
 
 static int fn_later(bl_proc *self, const char *args, int index, int arity, ei_x_buff *r, void *ud)
@@ -887,6 +900,9 @@ static int fn_later(bl_proc *self, const char *args, int index, int arity, ei_x_
     memcpy(l->term, args + v, (size_t)(i - v));
     l->len = i - v;
     l->self = *bl_self(self);
+    l->next = g_later;
+    if (g_later) g_later->prev = l;
+    g_later = l;
     bl_timer(bl_proc_node(self), (unsigned)ms, 0, later_fire, l);
     return BL_FN_LATER;
 }
@@ -1014,6 +1030,8 @@ int main(int argc, char **argv)
     rc = bl_node_run(n);
     bl_node_free(n);
     g_node = NULL;
+    while (g_later)
+        later_free(g_later);
 
     int status = rc == 0 ? 0 : 1;
     if (rc != 0) fprintf(stderr, "test_worker: bl_node_run returned %s\n", bl_strerror(rc));
