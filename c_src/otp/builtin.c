@@ -3,10 +3,12 @@
  *  net_kernel: answers {is_auth, Node} with yes, so net_adm:ping(ThisNode) is pong. Other requests
  *              get {error, unsupported} instead of silence (a silent node hangs callers forever).
  *  beamlet:    ping -> pong; info -> node facts; stats -> traffic counters and per-connection
- *              queues; {whereis, Name}; registered. Documented in docs/protocol.md.
- * (A gen_server:call from BEAM to a missing name exits noproc at once through the name monitor
- * (proc.c), so no proxy for calls is needed.) Also starts the built-in exports (bif.c) and the
- * erpc client's node monitor (erpc.c). */
+ *              queues; {whereis, Name}; registered; {call, Name, Req, TimeoutMs} -> a call to a
+ *              local process made on the caller's behalf ({ok, Reply} | {error, noproc} ...).
+ *              It predates name monitors (which now make a plain gen_server:call to a missing
+ *              name exit noproc at once) and is kept only for callers built on it (the admin
+ *              CLI's client). Documented in docs/protocol.md.
+ * Also starts the built-in exports (bif.c) and the erpc client's node monitor (erpc.c). */
 #include "../runtime/internal.h"
 
 #include <stdlib.h>
@@ -112,6 +114,59 @@ void bl_builtin_encode_stats(bl_node *n, ei_x_buff *r)
     encode_connections(n, r, 1);
 }
 
+/* A proxied call in flight: the BEAM caller to answer when the local process replies. */
+typedef struct {
+    bl_from from;
+} proxy;
+
+static void proxy_done(bl_proc *p, int status, const char *buf, int index, void *ud)
+{
+    proxy *px = ud;
+    ei_x_buff r;
+    ei_x_new(&r);
+    ei_x_encode_tuple_header(&r, 2);
+    if (status == BL_OK) {
+        int end = index;
+        ei_skip_term(buf, &end);
+        ei_x_encode_atom(&r, "ok");
+        ei_x_append_buf(&r, buf + index, end - index);
+    } else {
+        ei_x_encode_atom(&r, "error");
+        ei_x_encode_atom(&r, status == BL_ETIMEOUT    ? "timeout"
+                             : status == BL_ENODEDOWN ? "nodedown"
+                             : status == BL_ENOPROC   ? "noproc"
+                                                      : "failed");
+    }
+    bl_reply(bl_proc_node(p), &px->from, r.buff, r.index);
+    ei_x_free(&r);
+    free(px);
+}
+
+static int proxy_call(bl_proc *self, const bl_from *from, const char *buf, int j, ei_x_buff *reply)
+{
+    char name[MAXATOMLEN_UTF8];
+    long tmo;
+    if (ei_decode_atom(buf, &j, name) < 0) return -1;
+    int req = j;
+    if (ei_skip_term(buf, &j) < 0) return -1;
+    int req_len = j - req;
+    /* a timeout beyond 2^31-1 ms (24 days) is refused rather than wrapped */
+    if (ei_decode_long(buf, &j, &tmo) < 0 || tmo < 0 || tmo > 0x7fffffffL) return -1;
+    proxy *px = malloc(sizeof(*px));
+    if (!px) return -1;
+    px->from = *from;
+    int rc = bl_call(self, NULL, name, NULL, buf + req, req_len, (unsigned)tmo, proxy_done, px);
+    if (rc == BL_OK) return 1; /* answered from proxy_done */
+    free(px);
+    ei_x_encode_tuple_header(reply, 2);
+    ei_x_encode_atom(reply, "error");
+    ei_x_encode_atom(reply, rc == BL_ENOPROC  ? "noproc"
+                            : rc == BL_EBUSY  ? "busy"
+                            : rc == BL_ENOMEM ? "enomem"
+                                              : "badarg");
+    return 0;
+}
+
 static int beamlet_call(bl_proc *self, const bl_from *from, const char *buf, int idx,
                         ei_x_buff *reply, void *ud)
 {
@@ -143,6 +198,14 @@ static int beamlet_call(bl_proc *self, const bl_from *from, const char *buf, int
             char name[MAXATOMLEN_UTF8];
             bl_proc *p = ei_decode_atom(buf, &j, name) == 0 ? bl_whereis(n, name) : NULL;
             return p ? ei_x_encode_pid(reply, bl_self(p)) : ei_x_encode_atom(reply, "undefined");
+        }
+        if (ar == 4 && !strcmp(tag, "call")) {
+            int rc = proxy_call(self, from, buf, j, reply);
+            if (rc >= 0) return rc;
+            reply->index = 0;
+            ei_x_encode_tuple_header(reply, 2);
+            ei_x_encode_atom(reply, "error");
+            return ei_x_encode_atom(reply, "badarg");
         }
     }
     ei_x_encode_tuple_header(reply, 2);
