@@ -29,6 +29,10 @@ static const bl__cli_cmd CMDS[] = {
      "Recent membership and leader events (JSON)."},
     {"nodes list", NULL, "beamlet nodes list --node NODE [--format table|json] " CLIENT_OPTS,
      "Members with role, state, capabilities and last contact."},
+    {"rpc", NULL, "beamlet rpc NODE MODULE FUNCTION [ARGS] [--format json] " CLIENT_OPTS,
+     "erpc:call(NODE, MODULE, FUNCTION, ARGS) on a BEAM or beamlet node (rex for peers without "
+     "spawn_request). ARGS is an Erlang list in text, e.g. '[1, foo, \"text\"]' (default []). "
+     "Prints the value and exits 0; an exception prints {Class, Reason, Stack} and exits 1."},
     {"version", bl__cli_version, "beamlet version [--short]",
      "The release, the git revision and the build date (--short: the release only)."},
 };

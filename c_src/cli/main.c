@@ -27,6 +27,7 @@ static void usage(FILE *out)
             "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
             "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
             "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
+            "  beamlet rpc NODE MODULE FUNCTION [ARGS] [--format json] [--cookie C] [--timeout MS]\n"
             "  beamlet version | help [COMMAND] | COMMAND --help\n",
             BL_VERSION);
     bl__cli_usage(out);
@@ -71,7 +72,27 @@ typedef struct {
     int json;            /* --format json */
     unsigned timeout_ms;
     int exit_code;
+    int rpc;                        /* beamlet rpc: erpc:call(target, mod, fun, args) */
+    const char *mod, *fun, *args; /* args: an Erlang list in text, e.g. "[1, foo, \"s\"]" */
 } admin;
+
+/* rpc results in Erlang syntax (or JSON with --format json) */
+static void print_term(admin *a, const char *buf, int index)
+{
+    if (a->json) {
+        int idx = index;
+        json_t *j = bl_term_to_json(buf, &idx);
+        char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY) : NULL;
+        printf("%s\n", s ? s : "?");
+        free(s);
+        json_decref(j);
+        return;
+    }
+    char *s = NULL;
+    int idx = index;
+    if (ei_s_print_term(&s, buf, &idx) >= 0) printf("%s\n", s);
+    free(s);
+}
 
 static void render(admin *a, const char *buf, int index)
 {
@@ -108,7 +129,12 @@ static void render(admin *a, const char *buf, int index)
 static void admin_done(bl_proc *p, int status, const char *buf, int index, void *ud)
 {
     admin *a = ud;
-    if (status == BL_OK) {
+    if (a->rpc && (status == BL_OK || status == BL_EEXCEPTION || status == BL_EBADRPC)) {
+        if (status != BL_OK)
+            fprintf(stderr, "beamlet rpc: %s raised:\n", status == BL_EEXCEPTION ? "the call" : "the node refused");
+        print_term(a, buf, index); /* the value, {Class, Reason, Stack}, or the refusal */
+        a->exit_code = status == BL_OK ? 0 : 1;
+    } else if (status == BL_OK) {
         if (!a->proc)
             printf("pong\n");
         else
@@ -142,6 +168,8 @@ static int run_admin(admin *a, int argc, char **argv)
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (arg[0] != '-' && !a->target) {
             a->target = arg;
+        } else if (a->rpc && arg[0] != '-' && (!a->mod || !a->fun || !a->args)) {
+            *(!a->mod ? &a->mod : !a->fun ? &a->fun : &a->args) = arg;
         } else if (!strcmp(arg, "--node") && val) {
             a->target = argv[++i];
         } else if (!strcmp(arg, "--cookie") && val) {
@@ -157,6 +185,10 @@ static int run_admin(admin *a, int argc, char **argv)
             snprintf(err, sizeof(err), "unknown or incomplete option '%s'", arg);
             goto bad;
         }
+    }
+    if (a->rpc && (!a->mod || !a->fun)) {
+        snprintf(err, sizeof(err), "usage: beamlet rpc NODE MODULE FUNCTION [ARGS]");
+        goto bad;
     }
     if (!a->target || !strchr(a->target, '@')) {
         snprintf(err, sizeof(err), "which node? give NAME@HOST (with --node for cluster/nodes)");
@@ -175,7 +207,21 @@ static int run_admin(admin *a, int argc, char **argv)
     }
     bl_proc *p;
     bl_spawn(n, NULL, NULL, NULL, &p);
-    if (!a->proc) {
+    if (a->rpc) {
+        ei_x_buff args;
+        ei_x_new(&args);
+        if (ei_x_format_wo_ver(&args, a->args ? a->args : "[]") < 0 ||
+            (args.buff[0] != ERL_LIST_EXT && args.buff[0] != ERL_NIL_EXT &&
+             args.buff[0] != ERL_STRING_EXT)) {
+            fprintf(stderr, "beamlet rpc: ARGS must be an Erlang list, e.g. '[1, foo, \"text\"]'\n");
+            ei_x_free(&args);
+            bl_node_free(n);
+            return 2;
+        }
+        rc = bl_erpc_call(p, a->target, a->mod, a->fun, args.buff, args.index, a->timeout_ms,
+                          admin_done, a);
+        ei_x_free(&args);
+    } else if (!a->proc) {
         rc = bl_ping(p, a->target, a->timeout_ms, admin_done, a);
     } else {
         char req[64];
@@ -233,6 +279,10 @@ int main(int argc, char **argv)
         a = (admin){
             .cmd = "cluster events", .proc = "beamlet_cluster", .request = "events", .json = 1};
         return run_admin(&a, argc - 3, argv + 3);
+    }
+    if (!strcmp(argv[1], "rpc")) {
+        a.rpc = 1;
+        return run_admin(&a, argc - 2, argv + 2);
     }
     if (argc >= 3 && !strcmp(argv[1], "nodes") && !strcmp(argv[2], "list")) {
         a = (admin){.cmd = "nodes list", .proc = "beamlet_cluster", .request = "members"};
