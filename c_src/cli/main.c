@@ -18,18 +18,19 @@ static const char *env_lookup(const char *k)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "beamlet %s - a C node for Erlang/Gleam clusters\n\n"
-            "usage:\n"
-            "  beamlet node --sname NAME | --name NAME@HOST [options]   run a node\n"
-            "  beamlet ping NODE [--cookie C | --cookie-file F] [--timeout MS]\n"
-            "  beamlet info NODE | stats NODE [--format json] [--cookie C] [--timeout MS]\n"
-            "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
-            "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
-            "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
-            "  beamlet rpc NODE MODULE FUNCTION [ARGS] [--format json] [--cookie C] [--timeout MS]\n"
-            "  beamlet version | help [COMMAND] | COMMAND --help\n",
-            BL_VERSION);
+    fprintf(
+        out,
+        "beamlet %s - a C node for Erlang/Gleam clusters\n\n"
+        "usage:\n"
+        "  beamlet node --sname NAME | --name NAME@HOST [options]   run a node\n"
+        "  beamlet ping NODE [--cookie C | --cookie-file F] [--timeout MS]\n"
+        "  beamlet info NODE | stats NODE [--format json] [--cookie C] [--timeout MS]\n"
+        "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
+        "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
+        "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
+        "  beamlet rpc NODE MODULE FUNCTION [ARGS] [--format json] [--cookie C] [--timeout MS]\n"
+        "  beamlet version | help [COMMAND] | COMMAND --help\n",
+        BL_VERSION);
     bl__cli_usage(out);
     fprintf(out, "\nnode options (precedence: JSON file < environment < flags):\n");
     bl_config_usage(out);
@@ -72,7 +73,7 @@ typedef struct {
     int json;            /* --format json */
     unsigned timeout_ms;
     int exit_code;
-    int rpc;                        /* beamlet rpc: erpc:call(target, mod, fun, args) */
+    int rpc;                      /* beamlet rpc: erpc:call(target, mod, fun, args) */
     const char *mod, *fun, *args; /* args: an Erlang list in text, e.g. "[1, foo, \"s\"]" */
 } admin;
 
@@ -131,7 +132,8 @@ static void admin_done(bl_proc *p, int status, const char *buf, int index, void 
     admin *a = ud;
     if (a->rpc && (status == BL_OK || status == BL_EEXCEPTION || status == BL_EBADRPC)) {
         if (status != BL_OK)
-            fprintf(stderr, "beamlet rpc: %s raised:\n", status == BL_EEXCEPTION ? "the call" : "the node refused");
+            fprintf(stderr, "beamlet rpc: %s raised:\n",
+                    status == BL_EEXCEPTION ? "the call" : "the node refused");
         print_term(a, buf, index); /* the value, {Class, Reason, Stack}, or the refusal */
         a->exit_code = status == BL_OK ? 0 : 1;
     } else if (status == BL_OK) {
@@ -213,7 +215,8 @@ static int run_admin(admin *a, int argc, char **argv)
         if (ei_x_format_wo_ver(&args, a->args ? a->args : "[]") < 0 ||
             (args.buff[0] != ERL_LIST_EXT && args.buff[0] != ERL_NIL_EXT &&
              args.buff[0] != ERL_STRING_EXT)) {
-            fprintf(stderr, "beamlet rpc: ARGS must be an Erlang list, e.g. '[1, foo, \"text\"]'\n");
+            fprintf(stderr,
+                    "beamlet rpc: ARGS must be an Erlang list, e.g. '[1, foo, \"text\"]'\n");
             ei_x_free(&args);
             bl_node_free(n);
             return 2;

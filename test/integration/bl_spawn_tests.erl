@@ -24,6 +24,7 @@ all_test_() ->
           t("monitor by pid and by name fire with the real reason", fun() -> monitor_reason(Ctx) end),
           t("C calls BEAM through erpc: value, exception, timeout, nodedown", fun() -> c_erpc(Ctx) end),
           t("C calls C through erpc and gen calls with aliases", fun() -> c_to_c(Ctx) end),
+          t("beamlet rpc (CLI) into C and BEAM nodes", fun() -> cli_rpc(Ctx) end),
           t("Elixir :rpc / :erpc / GenServer against a C node", fun() -> elixir(Ctx) end),
           t("nodes stop cleanly; no sanitizer reports", fun() -> sanity(Ctx) end)]
      end}.
@@ -244,6 +245,23 @@ c_to_c(#{w := W, w2 := W2}) ->
     ?assertEqual({error, timeout}, ctl(W, {call, bl_test_srv, node(), {sleep, 600}, 100})),
     timer:sleep(800), % the late reply arrived at the deactivated alias and was dropped
     ?assertEqual({ok, 2}, ctl(W, {call, bl_test_srv, node(), {add, 1, 1}, 5000})).
+
+cli_rpc(#{w := W}) ->
+    Rpc = fun(Node, Rest) ->
+                  bl_test_util:sh(io_lib:format("timeout 20 '~s' rpc ~s ~s --cookie '~s'",
+                                                [os:getenv("BEAMLET_BIN"), Node, Rest,
+                                                 os:getenv("BL_COOKIE")]))
+          end,
+    ?assertEqual({0, "42\n"}, Rpc(W, "tw add '[2, 40]'")),
+    ?assertEqual({0, "[c, b, a]\n"}, Rpc(node(), "lists reverse '[[a, b, c]]'")),
+    {1, Undef} = Rpc(W, "tw nope"),
+    NoSp = fun(S) -> [Ch || Ch <- S, Ch =/= $\s] end,
+    ?assertNotEqual(nomatch, string:find(NoSp(Undef), "{error,undef,[{tw,nope,[],[]}]}")),
+    {1, Exc} = Rpc(node(), "erlang error '[boom]'"),
+    ?assertNotEqual(nomatch, string:find(NoSp(Exc), "{error,boom,")),
+    ?assertMatch({2, _}, Rpc(W, "tw add notalist")),
+    {0, Json} = Rpc(W, "erlang node --format json"),
+    ?assertEqual("\"" ++ atom_to_list(W) ++ "\"", string:trim(Json)).
 
 elixir(#{w := W, b := B}) ->
     case os:find_executable("elixir") of
