@@ -2,6 +2,7 @@
  * join the target's cluster as a short-lived hidden node, ask, print and exit 0 (1 on failure). */
 #include "beamlet/beamlet.h"
 #include "beamlet/config.h"
+#include "admin.h"
 #include "cli.h"
 #include "render.h"
 
@@ -18,19 +19,17 @@ static const char *env_lookup(const char *k)
 
 static void usage(FILE *out)
 {
-    fprintf(
-        out,
-        "beamlet %s - a C node for Erlang/Gleam clusters\n\n"
-        "usage:\n"
-        "  beamlet node --sname NAME | --name NAME@HOST [options]   run a node\n"
-        "  beamlet ping NODE [--cookie C | --cookie-file F] [--timeout MS]\n"
-        "  beamlet info NODE | stats NODE [--format json] [--cookie C] [--timeout MS]\n"
-        "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
-        "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
-        "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
-        "  beamlet rpc NODE MODULE FUNCTION [ARGS] [--format json] [--cookie C] [--timeout MS]\n"
-        "  beamlet version | help [COMMAND] | COMMAND --help\n",
-        BL_VERSION);
+    fprintf(out,
+            "beamlet %s - a C node for Erlang/Gleam clusters\n\n"
+            "usage:\n"
+            "  beamlet node --sname NAME | --name NAME@HOST [options]   run a node\n"
+            "  beamlet ping NODE [--cookie C | --cookie-file F] [--timeout MS]\n"
+            "  beamlet info NODE | stats NODE [--format json] [--cookie C] [--timeout MS]\n"
+            "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
+            "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
+            "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
+            "  beamlet version | help [COMMAND] | COMMAND --help\n",
+            BL_VERSION);
     bl__cli_usage(out);
     fprintf(out, "\nnode options (precedence: JSON file < environment < flags):\n");
     bl_config_usage(out);
@@ -65,45 +64,17 @@ static int run_node(int argc, char **argv)
 
 /* ---- admin commands ---- */
 
-typedef struct {
-    const char *cmd;     /* for messages: "ping", "cluster status", ... */
-    const char *target;  /* node asked */
-    const char *proc;    /* registered process called; NULL for ping */
-    const char *request; /* atom sent */
-    int json;            /* --format json */
-    unsigned timeout_ms;
-    int exit_code;
-    int rpc;                      /* beamlet rpc: erpc:call(target, mod, fun, args) */
-    const char *mod, *fun, *args; /* args: an Erlang list in text, e.g. "[1, foo, \"s\"]" */
-} admin;
-
-/* rpc results in Erlang syntax (or JSON with --format json) */
-static void print_term(admin *a, const char *buf, int index)
-{
-    if (a->json) {
-        int idx = index;
-        json_t *j = bl_term_to_json(buf, &idx);
-        char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY) : NULL;
-        printf("%s\n", s ? s : "?");
-        free(s);
-        json_decref(j);
-        return;
-    }
-    char *s = NULL;
-    int idx = index;
-    if (ei_s_print_term(&s, buf, &idx) >= 0) printf("%s\n", s);
-    free(s);
-}
-
 static void render(admin *a, const char *buf, int index)
 {
     int idx = index;
     json_t *j = bl_term_to_json(buf, &idx);
     int tty = isatty(STDOUT_FILENO);
-    if (!j) {
+    if (j && a->show && !a->json) {
+        a->show(a, j);
+    } else if (!j) {
         printf("?\n");
     } else if (a->json) {
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
         printf("%s\n", s ? s : "null");
         free(s);
     } else if (!strcmp(a->request, "members") && json_is_array(j)) {
@@ -130,12 +101,8 @@ static void render(admin *a, const char *buf, int index)
 static void admin_done(bl_proc *p, int status, const char *buf, int index, void *ud)
 {
     admin *a = ud;
-    if (a->rpc && (status == BL_OK || status == BL_EEXCEPTION || status == BL_EBADRPC)) {
-        if (status != BL_OK)
-            fprintf(stderr, "beamlet rpc: %s raised:\n",
-                    status == BL_EEXCEPTION ? "the call" : "the node refused");
-        print_term(a, buf, index); /* the value, {Class, Reason, Stack}, or the refusal */
-        a->exit_code = status == BL_OK ? 0 : 1;
+    if (a->answer && buf) {
+        a->answer(a, status, buf, index);
     } else if (status == BL_OK) {
         if (!a->proc)
             printf("pong\n");
@@ -163,6 +130,7 @@ static int run_admin(admin *a, int argc, char **argv)
     a->timeout_ms = 5000;
     char err[512];
     const char *v;
+    int took;
     if ((v = getenv("COOKIE")) && *v) bl_config_set(&cfg, "cookie", v, err, sizeof(err));
     if ((v = getenv("BEAMLET_LOG_LEVEL")) && *v)
         bl_config_set(&cfg, "log_level", v, err, sizeof(err));
@@ -170,8 +138,6 @@ static int run_admin(admin *a, int argc, char **argv)
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (arg[0] != '-' && !a->target) {
             a->target = arg;
-        } else if (a->rpc && arg[0] != '-' && (!a->mod || !a->fun || !a->args)) {
-            *(!a->mod ? &a->mod : !a->fun ? &a->fun : &a->args) = arg;
         } else if (!strcmp(arg, "--node") && val) {
             a->target = argv[++i];
         } else if (!strcmp(arg, "--cookie") && val) {
@@ -183,14 +149,16 @@ static int run_admin(admin *a, int argc, char **argv)
         } else if (!strcmp(arg, "--format") && val &&
                    (!strcmp(val, "json") || !strcmp(val, "table"))) {
             a->json = !strcmp(argv[++i], "json");
+        } else if (a->opt && (took = a->opt(a, argc, argv, i)) > 0) {
+            i += took - 1;
         } else {
+            if (a->err[0]) {
+                snprintf(err, sizeof(err), "%s", a->err);
+                goto bad;
+            }
             snprintf(err, sizeof(err), "unknown or incomplete option '%s'", arg);
             goto bad;
         }
-    }
-    if (a->rpc && (!a->mod || !a->fun)) {
-        snprintf(err, sizeof(err), "usage: beamlet rpc NODE MODULE FUNCTION [ARGS]");
-        goto bad;
     }
     if (!a->target || !strchr(a->target, '@')) {
         snprintf(err, sizeof(err), "which node? give NAME@HOST (with --node for cluster/nodes)");
@@ -209,28 +177,27 @@ static int run_admin(admin *a, int argc, char **argv)
     }
     bl_proc *p;
     bl_spawn(n, NULL, NULL, NULL, &p);
-    if (a->rpc) {
-        ei_x_buff args;
-        ei_x_new(&args);
-        if (ei_x_format_wo_ver(&args, a->args ? a->args : "[]") < 0 ||
-            (args.buff[0] != ERL_LIST_EXT && args.buff[0] != ERL_NIL_EXT &&
-             args.buff[0] != ERL_STRING_EXT)) {
-            fprintf(stderr,
-                    "beamlet rpc: ARGS must be an Erlang list, e.g. '[1, foo, \"text\"]'\n");
-            ei_x_free(&args);
+    if (a->start) {
+        rc = a->start(a, p, admin_done);
+        if (rc == BL_EINVAL && a->err[0]) {
             bl_node_free(n);
-            return 2;
+            snprintf(err, sizeof(err), "%s", a->err);
+            goto bad;
         }
-        rc = bl_erpc_call(p, a->target, a->mod, a->fun, args.buff, args.index, a->timeout_ms,
-                          admin_done, a);
-        ei_x_free(&args);
     } else if (!a->proc) {
         rc = bl_ping(p, a->target, a->timeout_ms, admin_done, a);
     } else {
-        char req[64];
-        int i = 0;
-        ei_encode_atom(req, &i, a->request);
-        rc = bl_call(p, NULL, a->proc, a->target, req, i, a->timeout_ms, admin_done, a);
+        ei_x_buff req;
+        ei_x_new(&req);
+        if (a->encode ? a->encode(a, &req) : ei_x_encode_atom(&req, a->request)) {
+            ei_x_free(&req);
+            bl_node_free(n);
+            snprintf(err, sizeof(err), "%s", a->err);
+            goto bad;
+        }
+        rc =
+            bl_call(p, NULL, a->proc, a->target, req.buff, req.index, a->timeout_ms, admin_done, a);
+        ei_x_free(&req);
     }
     if (rc != BL_OK) {
         fprintf(stderr, "beamlet %s: %s: %s\n", a->cmd, a->target, bl_strerror(rc));
@@ -243,6 +210,11 @@ static int run_admin(admin *a, int argc, char **argv)
 bad:
     fprintf(stderr, "beamlet %s: %s\n", a->cmd, err);
     return 1;
+}
+
+int bl__cli_admin(admin *a, int argc, char **argv)
+{
+    return run_admin(a, argc, argv);
 }
 
 int main(int argc, char **argv)
@@ -282,10 +254,6 @@ int main(int argc, char **argv)
         a = (admin){
             .cmd = "cluster events", .proc = "beamlet_cluster", .request = "events", .json = 1};
         return run_admin(&a, argc - 3, argv + 3);
-    }
-    if (!strcmp(argv[1], "rpc")) {
-        a.rpc = 1;
-        return run_admin(&a, argc - 2, argv + 2);
     }
     if (argc >= 3 && !strcmp(argv[1], "nodes") && !strcmp(argv[2], "list")) {
         a = (admin){.cmd = "nodes list", .proc = "beamlet_cluster", .request = "members"};
