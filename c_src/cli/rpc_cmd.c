@@ -81,6 +81,5 @@ int bl__cli_rpc(int argc, char **argv)
                .start = rpc_start,
                .answer = rpc_answer,
                .ud = &r};
-    int rc = bl__cli_admin(&a, argc, argv);
-    return rc == 1 && a.err[0] && !r.fun ? 2 : rc;
+    return bl__cli_admin(&a, argc, argv);
 }
