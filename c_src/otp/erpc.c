@@ -103,7 +103,7 @@ int bl_erpc_send(bl_pcall *c)
     int at, len;
     if (split_pend(c, mod, fun, &at, &len) < 0) return BL_EINVAL;
     c->pending = 0;
-    if (bl_conn_peer_flags(c->p->n, c->node) & BL_PEER_SPAWN)
+    if (bl_conn_peer_flags(c->p->n, c->node) & BL_DFLAG_SPAWN)
         return send_spawn_request(c, mod, fun, c->pend + at, len);
     return send_rex(c, mod, fun, c->pend + at, len);
 }

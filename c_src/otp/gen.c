@@ -218,7 +218,7 @@ int bl_reply(bl_node *n, const bl_from *from, const char *reply, int len)
     /* [alias|Ref] to a node that knows aliases: to the alias, as OTP's gen:reply does */
     if (!bl_is_local_node(n, from->pid.node) && (unsigned char)from->tag[0] == ERL_LIST_EXT &&
         decode_tag(from->tag, &ti, &alias) == 0 &&
-        (bl_conn_peer_flags(n, from->pid.node) & BL_PEER_ALIAS)) {
+        (bl_conn_peer_flags(n, from->pid.node) & BL_DFLAG_ALIAS)) {
         bl_ctl c = {.op = BL_CTL_ALIAS_SEND, .ref = alias};
         bl_proc *sp = from->server.node[0] ? bl_proc_by_pid(n, &from->server) : NULL;
         if (!sp) sp = bl_whereis(n, "net_kernel"); /* a bl_from built by hand: any local pid */
@@ -266,7 +266,7 @@ int bl_pcall_send_gen(bl_pcall *c, const bl_pid *to_pid, const char *name, const
         int rc = bl_send_ctl(n, c->node, &mon, NULL, 0);
         if (rc != BL_OK) return rc;
         c->monitored = 1;
-        if (bl_conn_peer_flags(n, c->node) & BL_PEER_ALIAS) {
+        if (bl_conn_peer_flags(n, c->node) & BL_DFLAG_ALIAS) {
             HASH_ADD(ah, n->aliases, key, sizeof(c->key), c);
             c->aliased = 1;
         }

@@ -191,7 +191,7 @@ int bl_send_ctl(bl_node *n, const char *node, const bl_ctl *c, const char *reaso
  * large reason such as an erpc result can be fragmented) when the peer supports EXIT_PAYLOAD. */
 static int send_exit_ctl(bl_node *n, const char *node, bl_ctl *c, const char *reason, int rlen)
 {
-    if (!(bl_conn_peer_flags(n, node) & BL_PEER_EXIT_PAYLOAD))
+    if (!(bl_conn_peer_flags(n, node) & BL_DFLAG_EXIT_PAYLOAD))
         return send_ctl(n, node, c, reason, rlen);
     c->op = c->op == BL_CTL_EXIT ? BL_CTL_PAYLOAD_EXIT : BL_CTL_PAYLOAD_MONITOR_P_EXIT;
     if (bl_ctl_encode(&n->scratch, c, NULL, 0) < 0) return BL_EINVAL;
