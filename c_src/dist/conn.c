@@ -409,7 +409,10 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         c->bytes_in += (uint64_t)r;
         n->stats.bytes_in += (uint64_t)r;
         c->last_read = ev_now(n->loop);
-        if ((size_t)r == space) c->busy = 1; /* reads fill the buffer: read bigger chunks */
+        if ((size_t)r == space)
+            c->busy = 1; /* reads fill the buffer: read bigger chunks */
+        else if ((size_t)r < space / 8)
+            c->busy = 0; /* the burst is over: a drained buffer goes back */
         if (direct) {
             size_t used = 0;
             if (conn_parse_buf(c, n->rscratch, (size_t)r, &used) < 0) return;
