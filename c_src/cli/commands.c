@@ -9,7 +9,7 @@
 
 #include <stdlib.h>
 
-#define CLIENT_OPTS "[--cookie C | --cookie-file F] [--timeout MS]"
+#define CLIENT_OPTS "[--cookie C | --cookie-file F] [--timeout MS] [--proto-dist inet6_tcp]"
 
 /* run NULL: handled by main.c, listed here for --help and completion */
 static const bl__cli_cmd CMDS[] = {
