@@ -2,9 +2,9 @@
  * advertises in its handshake. One place: a feature adds its bit to BL_DFLAGS_ADVERTISED in the
  * same commit that makes it really work, never before.
  *
- * Not advertised yet: PUBLISHED (the node stays hidden, like an ei node), DIST_HDR_ATOM_CACHE and
- * FRAGMENTS (need the distribution header codec), SPAWN, ALIAS, DIST_MONITOR_NAME, SEND_SENDER
- * and EXIT_PAYLOAD (need the matching control messages). */
+ * DIST_HDR_ATOM_CACHE and FRAGMENTS: dist/disthdr.c (atom cache both ways, fragments both ways).
+ * Not advertised yet: PUBLISHED (the node stays hidden, like an ei node), SPAWN, ALIAS,
+ * DIST_MONITOR_NAME, SEND_SENDER and EXIT_PAYLOAD (need the matching control messages). */
 #ifndef BL_DIST_FLAGS_H
 #define BL_DIST_FLAGS_H
 
@@ -54,7 +54,8 @@
 /* What this node advertises: the mandatory sets plus what works today. */
 #define BL_DFLAGS_ADVERTISED                                                                       \
     (BL_DFLAGS_MANDATORY_25 | BL_DFLAG_MANDATORY_25_DIGEST | BL_DFLAGS_MANDATORY_26 |              \
-     BL_DFLAG_DIST_MONITOR | BL_DFLAG_SMALL_ATOM_TAGS)
+     BL_DFLAG_DIST_MONITOR | BL_DFLAG_SMALL_ATOM_TAGS | BL_DFLAG_DIST_HDR_ATOM_CACHE |             \
+     BL_DFLAG_FRAGMENTS)
 
 /* What a peer must offer (after expanding MANDATORY_25_DIGEST) for this node to talk to it. */
 #define BL_DFLAGS_REQUIRED BL_DFLAGS_MANDATORY_25
