@@ -3,8 +3,10 @@
  * same commit that makes it really work, never before.
  *
  * DIST_HDR_ATOM_CACHE and FRAGMENTS: dist/disthdr.c (atom cache both ways, fragments both ways).
- * Not advertised yet: PUBLISHED (the node stays hidden, like an ei node), SPAWN, ALIAS,
- * DIST_MONITOR_NAME, SEND_SENDER and EXIT_PAYLOAD (need the matching control messages). */
+ * SPAWN, ALIAS, DIST_MONITOR_NAME and EXIT_PAYLOAD: otp/spawn.c, otp/gen.c, otp/erpc.c and
+ * runtime/proc.c serve SPAWN_REQUEST, ALIAS_SEND, name monitors and the PAYLOAD_* exits
+ * (docs/protocol.md; test/integration/bl_spawn_tests.erl against erl and Elixir).
+ * Not advertised yet: PUBLISHED (the node stays hidden, like an ei node), SEND_SENDER. */
 #ifndef BL_DIST_FLAGS_H
 #define BL_DIST_FLAGS_H
 
@@ -55,7 +57,8 @@
 #define BL_DFLAGS_ADVERTISED                                                                       \
     (BL_DFLAGS_MANDATORY_25 | BL_DFLAG_MANDATORY_25_DIGEST | BL_DFLAGS_MANDATORY_26 |              \
      BL_DFLAG_DIST_MONITOR | BL_DFLAG_SMALL_ATOM_TAGS | BL_DFLAG_DIST_HDR_ATOM_CACHE |             \
-     BL_DFLAG_FRAGMENTS)
+     BL_DFLAG_FRAGMENTS | BL_DFLAG_DIST_MONITOR_NAME | BL_DFLAG_SPAWN | BL_DFLAG_ALIAS |           \
+     BL_DFLAG_EXIT_PAYLOAD)
 
 /* What a peer must offer (after expanding MANDATORY_25_DIGEST) for this node to talk to it. */
 #define BL_DFLAGS_REQUIRED BL_DFLAGS_MANDATORY_25
