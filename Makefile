@@ -89,6 +89,12 @@ build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(HDRS)
 	    c_src/dist/term.c c_src/dist/frame.c c_src/dist/control.c c_src/dist/sendq.c \
 	    -L$(ERL_EI)/lib -lei -lpthread -o $@
 
+# the repl fuzzer: the layer's source instrumented, the rest of the release library as it is
+build/fuzz/fuzz_repl: test/fuzz/fuzz_repl.c c_src/services/repl.c $(REL)/libbeamlet.a $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
+	    c_src/services/repl.c $(REL)/libbeamlet.a $(LIBS) -o $@
+
 # the gossip fuzzer needs the gossip codec and the logger, not the dist sources
 build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/cluster/crypto.c c_src/runtime/log.c $(HDRS)
 	@mkdir -p $(@D)
