@@ -266,6 +266,18 @@ int bl__repl_local_put(bl__repl *r, bl__repl_link *e)
     return BL_OK;
 }
 
+void bl__repl_remote_put(bl__repl *r, const char *owner, bl__repl_link *e)
+{
+    bl__repl_node *rn = node_get(r, owner);
+    ei_x_buff x;
+    if (!rn || rn == r->self || ei_x_new(&x) < 0) return;
+    if (r->ops->encode(r->svc, &x, e) == 0) {
+        if (e->owner) link_out(e);
+        link_in(rn, e, bl__repl_hash(x.buff, x.index));
+    }
+    ei_x_free(&x);
+}
+
 void bl__repl_local_del(bl__repl *r, bl__repl_link *e)
 {
     if (e->owner != r->self) return;

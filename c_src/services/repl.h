@@ -93,6 +93,9 @@ int bl__repl_handle(bl__repl *r, const bl_msg *msg);
 int bl__repl_local_put(bl__repl *r, bl__repl_link *e);
 /* A local entry removed: announced (del), out of the bucket. */
 void bl__repl_local_del(bl__repl *r, bl__repl_link *e);
+/* A remote entry the service added by itself (not from a message): into owner's bucket, hashed
+ * by its encoding. */
+void bl__repl_remote_put(bl__repl *r, const char *owner, bl__repl_link *e);
 /* Take an entry out of its bucket without announcing anything (the service drops it itself). */
 void bl__repl_unlink(bl__repl *r, bl__repl_link *e);
 /* Drop owner's bucket (each entry through ops->remove, BL__REPL_GONE). */
