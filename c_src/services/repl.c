@@ -255,6 +255,7 @@ static void digest_to(bl__repl *r, const char *node)
 int bl__repl_local_put(bl__repl *r, bl__repl_link *e)
 {
     ei_x_buff x;
+    if (!r) return BL_ENOPROC;
     if (ei_x_new(&x) < 0) return BL_ENOMEM;
     int rc = r->ops->encode(r->svc, &x, e);
     uint64_t h = bl__repl_hash(x.buff, x.index);
@@ -280,7 +281,7 @@ void bl__repl_remote_put(bl__repl *r, const char *owner, bl__repl_link *e)
 
 void bl__repl_local_del(bl__repl *r, bl__repl_link *e)
 {
-    if (e->owner != r->self) return;
+    if (!r || e->owner != r->self) return;
     announce(r, e, 1);
     link_out(e);
 }
@@ -289,7 +290,7 @@ void bl__repl_unlink(bl__repl *r, bl__repl_link *e)
 {
     bl__repl_node *rn = e->owner;
     link_out(e);
-    if (rn) node_free_if_empty(r, rn);
+    if (rn && r) node_free_if_empty(r, rn);
 }
 
 void bl__repl_drop_owner(bl__repl *r, const char *owner, const char *why)
