@@ -1,12 +1,12 @@
 /* pubsub.c - topic publish/subscribe: the `beamlet_pubsub` process (docs/services.md).
  *
  * A subscription lives on the node it was made on (a C callback, or a BEAM pid linked to this
- * process). Each node replicates its own subscriptions (id + pattern) to every beamlet member,
- * full mesh like the registry:
+ * process). Each node replicates its own subscriptions (id + pattern) to every beamlet member
+ * through the replicated-table layer (repl.h):
  *   {bl_ps_add, Owner, [{Id, Pattern}]}   new subscriptions
  *   {bl_ps_del, Owner, [Id]}              removed ones
  *   {bl_ps_sync, Owner, [{Id, Pattern}]}  the owner's whole set (replaces the receiver's copy)
- *   {bl_ps_want, Node}                    asks for the receiver's sync
+ *   {bl_ps_want, Node}, {bl_ps_digest, Owner, Proto, Count, Digest}   repair
  * A publish enqueues on every matching local subscription and sends one
  *   {bl_ps_msg, Origin, Topic, Payload, Id, Prio, TtlMs, PublishedAt}
  * to each other node holding a matching subscription, which enqueues on its local matches.
@@ -30,6 +30,7 @@
 #include "repl.h"
 
 #include <dlfcn.h>
+#include <stddef.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,6 @@
 
 #define PS_NAME "beamlet_pubsub"
 #define TICK_MS 100
-#define SYNC_EVERY 10
 #define DEFAULT_MAX_QUEUE 10000
 #define MAX_QUEUE_LIMIT 1000000
 #define MAX_LOCAL_SUBS 4096
@@ -132,6 +132,7 @@ typedef struct qitem {
 } qitem;
 
 typedef struct lsub {
+    bl__repl_link link; /* in this node's bucket */
     struct lsub *prev, *next;
     int id;
     char pattern[BL_PUBSUB_TOPIC_LEN];
@@ -147,12 +148,12 @@ typedef struct lsub {
 } lsub;
 
 typedef struct rsub {
+    bl__repl_link link; /* in its owner's bucket */
     struct rsub *prev, *next;
     char node[BL_NODE_LEN];
     int id;
     char pattern[BL_PUBSUB_TOPIC_LEN];
     char name[NAME_LEN]; /* durable: kept while its node is down, keyed by (node, name) */
-    unsigned gen;
 } rsub;
 
 /* An at-least-once delivery awaiting its ack: one per (message, target node, durable name). */
@@ -212,7 +213,7 @@ typedef struct ps {
     int timer_id, nodemon_id, cluster_sub, flush_timer;
     unsigned long ticks;
     unsigned long long epoch_ms, next_msg;
-    unsigned gen;
+    bl__repl *repl;
     int delivering; /* inside a C callback */
     pend *pends;
     unsigned npend;
@@ -280,77 +281,12 @@ static void queue_clear(lsub *l)
 
 /* ---- replication ---- */
 
-static int is_peer(ps *s, const char *node)
-{
-    return bl_cluster_is_peer(s->n, node);
-}
-
-static void send_to(ps *s, const char *node, const ei_x_buff *x)
-{
-    (void)bl_cluster_send(s->proc, PS_NAME, node, x);
-}
-
-/* To every connected beamlet member (turn < 0), or to the turn-th of them (mod their count). */
-static void to_members(ps *s, const ei_x_buff *x, long turn)
-{
-    bl_cluster_send_peers(s->proc, PS_NAME, x, turn);
-}
-
 static void encode_sub(ei_x_buff *x, const lsub *l)
 {
     ei_x_encode_tuple_header(x, l->name[0] ? 3 : 2);
     ei_x_encode_long(x, l->id);
     ei_x_encode_binary(x, l->pattern, (long)strlen(l->pattern));
     if (l->name[0]) ei_x_encode_binary(x, l->name, (long)strlen(l->name));
-}
-
-static void replicate(ps *s, const lsub *l, int removed)
-{
-    ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 3);
-    ei_x_encode_atom(&x, removed ? "bl_ps_del" : "bl_ps_add");
-    ei_x_encode_atom(&x, s->n->name);
-    ei_x_encode_list_header(&x, 1);
-    if (removed)
-        ei_x_encode_long(&x, l->id);
-    else
-        encode_sub(&x, l);
-    ei_x_encode_empty_list(&x);
-    to_members(s, &x, -1);
-    ei_x_free(&x);
-}
-
-static void send_sync_turn(ps *s, const char *node, long turn)
-{
-    ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 3);
-    ei_x_encode_atom(&x, "bl_ps_sync");
-    ei_x_encode_atom(&x, s->n->name);
-    lsub *l;
-    long count = 0;
-    DL_COUNT(s->subs, l, count);
-    if (count) ei_x_encode_list_header(&x, count);
-    DL_FOREACH(s->subs, l)
-    encode_sub(&x, l);
-    ei_x_encode_empty_list(&x);
-    if (node)
-        send_to(s, node, &x);
-    else
-        to_members(s, &x, turn);
-    ei_x_free(&x);
-}
-
-static void send_want(ps *s, const char *node)
-{
-    ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 2);
-    ei_x_encode_atom(&x, "bl_ps_want");
-    ei_x_encode_atom(&x, s->n->name);
-    send_to(s, node, &x);
-    ei_x_free(&x);
 }
 
 static rsub *find_rsub(ps *s, const char *node, int id)
@@ -371,22 +307,10 @@ static rsub *find_rsub_name(ps *s, const char *node, const char *name)
 
 static void rsub_del(ps *s, rsub *r)
 {
+    bl__repl_unlink(s->repl, &r->link);
     DL_DELETE(s->remote, r);
     s->nremote--;
     free(r);
-}
-
-static void drop_remote(ps *s, const char *node, const char *why)
-{
-    unsigned k = 0;
-    rsub *r, *t;
-    DL_FOREACH_SAFE(s->remote, r, t)
-    {
-        if (strcmp(r->node, node) || r->name[0]) continue; /* durable ones are kept */
-        rsub_del(s, r);
-        k++;
-    }
-    if (k) bl_log(s->n, BL_LOG_INFO, "pubsub: %u subscriptions of %s removed (%s)", k, node, why);
 }
 
 static int get_atom(const char *buf, int *idx, char *out)
@@ -418,67 +342,95 @@ static int get_str(const char *buf, int *idx, char *out, size_t cap)
 
 static void drop_pends(ps *s, const char *node, const char *name);
 
-static void handle_repl(ps *s, const bl_msg *msg, const char *tag, const char *buf, int idx)
+/* ---- on the replicated-table layer ---- */
+
+#define LSUB(l) ((const lsub *)(const void *)((const char *)(l) - offsetof(lsub, link)))
+#define RSUB(l) ((rsub *)(void *)((char *)(l) - offsetof(rsub, link)))
+
+static int r_encode(void *svc, ei_x_buff *x, const bl__repl_link *l)
 {
-    char owner[MAXATOMLEN_UTF8];
-    bl__list_it it;
-    int more;
-    if (get_atom(buf, &idx, owner) < 0) return;
-    if (!msg->has_sender || strcmp(msg->sender.node, owner) || !is_peer(s, owner)) {
-        bl_log(s->n, BL_LOG_DEBUG, "pubsub: %s from %s ignored (not a member)", tag, owner);
-        return;
-    }
-    if (bl__list_begin(&it, buf, &idx) < 0) return;
-    if (!strcmp(tag, "bl_ps_del")) {
-        while ((more = bl__list_next(&it)) > 0) {
-            long id;
-            if (ei_decode_long(buf, &idx, &id) < 0) return;
-            rsub *r = find_rsub(s, owner, (int)id);
-            if (r && r->name[0]) drop_pends(s, owner, r->name); /* unsubscribed for good */
-            if (r) rsub_del(s, r);
-        }
-        return;
-    }
-    int sync = !strcmp(tag, "bl_ps_sync");
-    unsigned gen = ++s->gen;
-    while ((more = bl__list_next(&it)) > 0) {
-        int ar;
-        long id;
-        char pat[BL_PUBSUB_TOPIC_LEN], name[NAME_LEN] = "";
-        if (ei_decode_tuple_header(buf, &idx, &ar) < 0 || (ar != 2 && ar != 3) ||
-            ei_decode_long(buf, &idx, &id) < 0 || id <= 0 || id > 0x7fffffff ||
-            get_str(buf, &idx, pat, sizeof(pat)) < 0 || !bl_pubsub_pattern_valid(pat) ||
-            (ar == 3 && (get_str(buf, &idx, name, sizeof(name)) < 0 || !name[0]))) {
-            bl_log(s->n, BL_LOG_WARN, "pubsub: malformed %s from %s ignored", tag, owner);
-            return;
-        }
-        rsub *r = name[0] ? find_rsub_name(s, owner, name) : find_rsub(s, owner, (int)id);
-        if (!r) {
-            if (s->nremote >= MAX_REMOTE_SUBS) {
-                bl_log(s->n, BL_LOG_WARN, "pubsub: too many remote subscriptions; %s dropped", pat);
-                continue;
-            }
-            r = calloc(1, sizeof(*r));
-            if (!r) return;
-            snprintf(r->node, sizeof(r->node), "%s", owner);
-            r->id = (int)id;
-            DL_APPEND(s->remote, r);
-            s->nremote++;
-        }
-        snprintf(r->pattern, sizeof(r->pattern), "%s", pat);
-        snprintf(r->name, sizeof(r->name), "%s", name);
-        r->id = (int)id;
-        r->gen = gen;
-    }
-    if (more < 0) {
-        bl_log(s->n, BL_LOG_WARN, "pubsub: malformed %s from %s ignored", tag, owner);
-        return; /* a sync is applied whole or the stale part is kept */
-    }
-    if (!sync) return;
-    rsub *r, *t;
-    DL_FOREACH_SAFE(s->remote, r, t)
-    if (!strcmp(r->node, owner) && r->gen != gen && !r->name[0]) rsub_del(s, r);
+    (void)svc;
+    encode_sub(x, LSUB(l));
+    return 0;
 }
+
+static int r_encode_key(void *svc, ei_x_buff *x, const bl__repl_link *l)
+{
+    (void)svc;
+    return ei_x_encode_long(x, LSUB(l)->id);
+}
+
+static int r_upsert(void *svc, const char *owner, const char *buf, int *idx, bl__repl_link **out)
+{
+    ps *s = svc;
+    int ar;
+    long id;
+    char pat[BL_PUBSUB_TOPIC_LEN], name[NAME_LEN] = "";
+    *out = NULL;
+    if (ei_decode_tuple_header(buf, idx, &ar) < 0 || (ar != 2 && ar != 3) ||
+        ei_decode_long(buf, idx, &id) < 0 || id <= 0 || id > 0x7fffffff ||
+        get_str(buf, idx, pat, sizeof(pat)) < 0 || !bl_pubsub_pattern_valid(pat) ||
+        (ar == 3 && (get_str(buf, idx, name, sizeof(name)) < 0 || !name[0])))
+        return -1;
+    rsub *r = name[0] ? find_rsub_name(s, owner, name) : find_rsub(s, owner, (int)id);
+    if (!r) {
+        if (s->nremote >= MAX_REMOTE_SUBS) {
+            bl_log(s->n, BL_LOG_WARN, "pubsub: too many remote subscriptions; %s dropped", pat);
+            return 0;
+        }
+        if (!(r = calloc(1, sizeof(*r)))) return 0;
+        snprintf(r->node, sizeof(r->node), "%s", owner);
+        DL_APPEND(s->remote, r);
+        s->nremote++;
+    }
+    snprintf(r->pattern, sizeof(r->pattern), "%s", pat);
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    r->id = (int)id;
+    *out = &r->link;
+    return 0;
+}
+
+static int r_find(void *svc, const char *owner, const char *buf, int *idx, bl__repl_link **out)
+{
+    long id;
+    if (ei_decode_long(buf, idx, &id) < 0) return -1;
+    rsub *r = id > 0 && id <= 0x7fffffff ? find_rsub(svc, owner, (int)id) : NULL;
+    *out = r ? &r->link : NULL;
+    return 0;
+}
+
+/* A durable subscription stays known while its node is away or its subscriber is gone (its
+ * messages are kept for it); only its owner's del (unsubscribed for good) removes it. */
+static int r_remove(void *svc, bl__repl_link *l, bl__repl_why why)
+{
+    ps *s = svc;
+    rsub *r = RSUB(l);
+    if (r->name[0] && why != BL__REPL_DELETED) return 1;
+    if (r->name[0]) drop_pends(s, r->node, r->name);
+    rsub_del(s, r);
+    return 0;
+}
+
+static void r_owner_gone(void *svc, const char *owner, unsigned n, const char *why)
+{
+    ps *s = svc;
+    if (n) bl_log(s->n, BL_LOG_INFO, "pubsub: %u subscriptions of %s removed (%s)", n, owner, why);
+}
+
+static const bl__repl_ops pubsub_repl = {
+    .proc_name = PS_NAME,
+    .tag_add = "bl_ps_add",
+    .tag_del = "bl_ps_del",
+    .tag_sync = "bl_ps_sync",
+    .tag_want = "bl_ps_want",
+    .tag_digest = "bl_ps_digest",
+    .encode = r_encode,
+    .encode_key = r_encode_key,
+    .upsert = r_upsert,
+    .find = r_find,
+    .remove = r_remove,
+    .owner_gone = r_owner_gone,
+};
 
 /* ---- queues and delivery ---- */
 
@@ -1321,7 +1273,7 @@ static int add_sub(ps *s, const char *pattern, const bl_pid *pid, bl_pubsub_cb c
     l->max_queue = o->max_queue ? o->max_queue : DEFAULT_MAX_QUEUE;
     DL_APPEND(s->subs, l);
     s->nsubs++;
-    replicate(s, l, 0);
+    (void)bl__repl_local_put(s->repl, &l->link);
     return l->id;
 }
 
@@ -1329,7 +1281,10 @@ static int add_sub(ps *s, const char *pattern, const bl_pid *pid, bl_pubsub_cb c
  * (they keep its messages until it is made again with the same name). */
 static void del_sub(ps *s, lsub *l, int repl)
 {
-    if (repl || !l->name[0]) replicate(s, l, 1);
+    if (repl || !l->name[0])
+        bl__repl_local_del(s->repl, &l->link);
+    else
+        bl__repl_unlink(s->repl, &l->link); /* the others keep it */
     if (repl && l->name[0]) drop_pends(s, s->n->name, l->name);
     DL_DELETE(s->subs, l);
     s->nsubs--;
@@ -1407,22 +1362,8 @@ static void publish_event(ps *s, const bl_cluster_event *ev)
 static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
 {
     ps *s = ud;
+    (void)n;
     publish_event(s, ev);
-    if (bl_is_local_node(n, ev->node)) return;
-    if (ev->type == BL_EV_NODE_LEFT) {
-        drop_remote(s, ev->node, "member forgotten");
-    } else if (ev->type == BL_EV_NODE_STATE_CHANGED) {
-        if (ev->to == BL_MEMBER_FAILED || ev->to == BL_MEMBER_LEFT || ev->to == BL_MEMBER_LEAVING)
-            drop_remote(s, ev->node, bl_member_state_name(ev->to));
-        else if (ev->to == BL_MEMBER_ACTIVE && bl_is_connected(n, ev->node)) {
-            send_sync_turn(s, ev->node, 0);
-            send_want(s, ev->node);
-        }
-    } else if (ev->type == BL_EV_NODE_JOINED && strcmp(ev->role, "beam") &&
-               bl_is_connected(n, ev->node)) {
-        send_sync_turn(s, ev->node, 0);
-        send_want(s, ev->node);
-    }
 }
 
 static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *reason, void *ud)
@@ -1430,14 +1371,9 @@ static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *
     (void)n;
     (void)reason;
     ps *s = ud;
-    if (bl_is_tool_node(node)) return;
-    if (ev == BL_NODEUP) {
-        send_sync_turn(s, node, 0);
-        send_want(s, node);
-    } else {
-        drop_remote(s, node, "nodedown");
-        del_subs_of(s, NULL, node, "subscriber node down");
-    }
+    if (bl_is_tool_node(node) || ev == BL_NODEUP) return; /* the layer syncs */
+    bl__repl_drop_owner(s->repl, node, "nodedown");   /* durable ones are kept */
+    del_subs_of(s, NULL, node, "subscriber node down");
 }
 
 static void on_tick(bl_node *n, void *ud)
@@ -1448,7 +1384,6 @@ static void on_tick(bl_node *n, void *ud)
     retry_pends(s, now);
     seen_age(s);
     flush_all(s);
-    if (++s->ticks % SYNC_EVERY == 0) send_sync_turn(s, NULL, (long)(s->ticks / SYNC_EVERY));
 }
 
 /* ---- the process protocol ---- */
@@ -1726,6 +1661,7 @@ static void ps_msg(bl_proc *self, const bl_msg *msg, void *ud)
 {
     (void)self;
     ps *s = ud;
+    if (bl__repl_handle(s->repl, msg)) return;
     const char *buf = msg->buf;
     int idx = msg->index, arity;
     char tag[MAXATOMLEN_UTF8];
@@ -1742,14 +1678,6 @@ static void ps_msg(bl_proc *self, const bl_msg *msg, void *ud)
         if (get_atom(buf, &idx, node) == 0 && msg->has_sender && !strcmp(msg->sender.node, node) &&
             get_str(buf, &idx, name, sizeof(name)) == 0 && get_str(buf, &idx, id, sizeof(id)) == 0)
             handle_ack(s, node, name, id);
-    } else if (arity == 2 && !strcmp(tag, "bl_ps_want")) {
-        char node[MAXATOMLEN_UTF8];
-        if (get_atom(buf, &idx, node) == 0 && msg->has_sender && !strcmp(msg->sender.node, node) &&
-            is_peer(s, node))
-            send_sync_turn(s, node, 0);
-    } else if (arity == 3 && (!strcmp(tag, "bl_ps_add") || !strcmp(tag, "bl_ps_del") ||
-                              !strcmp(tag, "bl_ps_sync"))) {
-        handle_repl(s, msg, tag, buf, idx);
     }
 }
 
@@ -1790,6 +1718,8 @@ static void ps_terminate(bl_proc *self, const char *reason, void *ud)
         free(e);
     }
     store_close(s);
+    bl__repl_free(s->repl);
+    s->repl = NULL;
     rsub *r, *rt;
     DL_FOREACH_SAFE(s->remote, r, rt) free(r);
     tcount *t, *tt;
@@ -1821,10 +1751,11 @@ int bl_pubsub_start(bl_node *n)
     }
     bl_trap_exit(s->proc, 1);
     store_open(s);
+    s->repl = bl__repl_new(n, s->proc, &pubsub_repl, s);
     s->nodemon_id = bl_monitor_nodes(n, on_node, s);
     s->cluster_sub = n->cluster ? bl_cluster_subscribe(n, on_cluster, s) : 0;
     s->timer_id = bl_timer(n, TICK_MS, TICK_MS, on_tick, s);
-    if (s->nodemon_id < 0 || s->cluster_sub < 0 || s->timer_id < 0) return BL_ENOMEM;
+    if (!s->repl || s->nodemon_id < 0 || s->cluster_sub < 0 || s->timer_id < 0) return BL_ENOMEM;
     return BL_OK;
 }
 
