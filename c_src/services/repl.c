@@ -66,6 +66,7 @@ typedef struct bl__repl_node {
     unsigned count;
     uint64_t digest; /* sum of the entries' hashes */
     int need_sync;   /* a send failed: only a full sync may go next */
+    long proto;      /* the layer version its digests announce (0: none seen) */
 } bl__repl_node;
 
 struct bl__repl {
@@ -454,6 +455,7 @@ int bl__repl_handle(bl__repl *r, const bl_msg *msg)
         if (ei_decode_long(buf, &idx, &proto) < 0 || proto < 1 ||
             ei_decode_ulong(buf, &idx, &count) < 0 || ei_decode_ulonglong(buf, &idx, &digest) < 0)
             return 1;
+        rn->proto = proto;
         if (digest != rn->digest) {
             bl_log(r->n, BL_LOG_DEBUG, "%s: copy of %s differs (%u/%lu entries): want",
                    o->proc_name, owner, rn->count, count);
@@ -570,9 +572,7 @@ void bl__repl_free(bl__repl *r)
     if (r->retry_timer > 0) bl_timer_cancel(r->n, r->retry_timer);
     bl__repl_node *rn, *t;
     HASH_ITER(hh, r->nodes, rn, t)
-    {
-        bl__repl_link *e, *et;
-        DL_FOREACH_SAFE(rn->head, e, et) e->owner = NULL;
+    { /* the entries are the service's (maybe freed already): not touched */
         HASH_DEL(r->nodes, rn);
         free(rn);
     }

@@ -85,7 +85,8 @@ typedef struct bl__repl_stats {
 
 /* After the service's process is spawned (proc). NULL on ENOMEM. */
 bl__repl *bl__repl_new(bl_node *n, bl_proc *proc, const bl__repl_ops *ops, void *svc);
-/* Stops timers and subscriptions, frees buckets; the entries stay the service's to free. */
+/* Stops timers and subscriptions, frees the buckets without touching the entries (the
+ * service frees those, before or after). */
 void bl__repl_free(bl__repl *r);
 /* A message to the service's process: 1 if it was one of the layer's (handled), else 0. */
 int bl__repl_handle(bl__repl *r, const bl_msg *msg);
