@@ -313,7 +313,7 @@ static gent *apply_remote(gstate *g, const char *owner, const char *name, const 
 
 /* ---- on the replicated-table layer ---- */
 
-#define GENT(l) ((gent *)(void *)((char *)(l) - offsetof(gent, link)))
+#define GENT(l) ((gent *)(void *)((char *)(l)-offsetof(gent, link)))
 
 static int r_encode(void *svc, ei_x_buff *x, const bl__repl_link *l)
 {

@@ -639,7 +639,7 @@ static int local_set_health(reg *r, const char *id, bl_health h)
 
 /* ---- on the replicated-table layer ---- */
 
-#define RENTRY(l) ((rentry *)(void *)((char *)(l) - offsetof(rentry, link)))
+#define RENTRY(l) ((rentry *)(void *)((char *)(l)-offsetof(rentry, link)))
 
 static int r_encode(void *svc, ei_x_buff *x, const bl__repl_link *l)
 {

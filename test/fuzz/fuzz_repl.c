@@ -57,9 +57,9 @@ static int f_upsert(void *svc, const char *owner, const char *buf, int *idx, bl_
     int ar, type, size;
     long key;
     *out = NULL;
-    if (ei_decode_tuple_header(buf, idx, &ar) < 0 || ar != 2 || ei_decode_long(buf, idx, &key) < 0 ||
-        ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT || size > 64 ||
-        ei_skip_term(buf, idx) < 0)
+    if (ei_decode_tuple_header(buf, idx, &ar) < 0 || ar != 2 ||
+        ei_decode_long(buf, idx, &key) < 0 || ei_get_type(buf, idx, &type, &size) < 0 ||
+        type != ERL_BINARY_EXT || size > 64 || ei_skip_term(buf, idx) < 0)
         return -1;
     fent *e = ffind(owner, key);
     if (!e) {

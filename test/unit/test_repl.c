@@ -59,9 +59,9 @@ static int t_upsert(void *svc, const char *owner, const char *buf, int *idx, bl_
     long key, len;
     char val[32];
     *out = NULL;
-    if (ei_decode_tuple_header(buf, idx, &ar) < 0 || ar != 2 || ei_decode_long(buf, idx, &key) < 0 ||
-        ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT || size >= 32 ||
-        ei_decode_binary(buf, idx, val, &len) < 0)
+    if (ei_decode_tuple_header(buf, idx, &ar) < 0 || ar != 2 ||
+        ei_decode_long(buf, idx, &key) < 0 || ei_get_type(buf, idx, &type, &size) < 0 ||
+        type != ERL_BINARY_EXT || size >= 32 || ei_decode_binary(buf, idx, val, &len) < 0)
         return -1;
     val[len] = '\0';
     if (key < 0) return 0; /* a domain rule refuses it */
@@ -143,7 +143,8 @@ static int setup(void **state)
     snprintf(cfg.cookie, sizeof cfg.cookie, "%s", "c");
     cfg.cluster_member = 0;
     static const bl_proc_ops none = {0};
-    if (!f || bl_node_new(&cfg, &f->n) != BL_OK || bl_spawn(f->n, "t_svc", &none, f, &f->p) != BL_OK)
+    if (!f || bl_node_new(&cfg, &f->n) != BL_OK ||
+        bl_spawn(f->n, "t_svc", &none, f, &f->p) != BL_OK)
         return -1;
     f->r = bl__repl_new(f->n, f->p, &t_ops, &f->s);
     *state = f;
