@@ -132,6 +132,7 @@ bench: deps
 	@test/bench/run.sh
 	@test/bench/cluster_bench.sh
 	@test/bench/pubsub_bench.sh
+	@test/bench/repl_bench.sh
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
