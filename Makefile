@@ -91,6 +91,12 @@ build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(HDRS)
 	    c_src/dist/disthdr.c c_src/dist/atomcache.c \
 	    -L$(ERL_EI)/lib -lei -lpthread -o $@
 
+# the repl fuzzer: the layer's source instrumented, the rest of the release library as it is
+build/fuzz/fuzz_repl: test/fuzz/fuzz_repl.c c_src/services/repl.c $(REL)/libbeamlet.a $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
+	    c_src/services/repl.c $(REL)/libbeamlet.a $(LIBS) -o $@
+
 # the gossip fuzzer needs the gossip codec and the logger, not the dist sources
 build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/log.c $(HDRS)
 	@mkdir -p $(@D)
@@ -146,6 +152,7 @@ bench: deps
 	@test/bench/cluster_bench.sh
 	@test/bench/hs_bench.sh
 	@test/bench/pubsub_bench.sh
+	@test/bench/repl_bench.sh
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
