@@ -91,6 +91,19 @@ typedef void (*bl_health_sample_cb)(bl_node *n, const bl_health_metrics *m, void
 int bl_health_subscribe(bl_node *n, bl_health_sample_cb cb, void *ud);
 void bl_health_unsubscribe(bl_node *n, int id);
 
+/* Record an event in this node's event log (persisted with the metrics history, queried with
+ * `beamlet events`). type: "admin", "service", ... (< 32 bytes); severity: "info", "warn" or
+ * "critical"; who: the person or tool behind an admin action, or NULL; body_json: a JSON object
+ * text or NULL. BL_OK, BL_EINVAL, BL_ENOPROC. */
+int bl_health_event(bl_node *n, const char *type, const char *severity, const char *who,
+                    const char *body_json);
+
+/* Maintenance mode of this node (kept across restarts): a node in maintenance raises no alerts
+ * and counts as down on purpose in the cluster score. who: the person or tool (audit trail). */
+int bl_health_set_maintenance(bl_node *n, int on, const char *who);
+/* 1 when node (this one or a member, as its last summary said) is in maintenance. */
+int bl_health_in_maintenance(bl_node *n, const char *node);
+
 #ifdef __cplusplus
 }
 #endif
