@@ -124,14 +124,17 @@ $(REL)/bench_node: test/bench/bench_node.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/pubsub_bench_node: test/bench/pubsub_bench_node.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
+$(REL)/store_bench: test/bench/store_bench.c $(REL)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -Ic_src -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/bench_epmd_wait: test/bench/epmd_wait.c
 	$(CC) $(CFLAGS_GCC) -O2 -g $< -o $@
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(REL)/bench_node $(REL)/bench_epmd_wait $(REL)/pubsub_bench_node
+	@$(MAKE) --no-print-directory all $(REL)/bench_node $(REL)/bench_epmd_wait $(REL)/pubsub_bench_node $(REL)/store_bench
 	@test/bench/run.sh
 	@test/bench/cluster_bench.sh
 	@test/bench/pubsub_bench.sh
+	@test/bench/health_bench.sh
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)

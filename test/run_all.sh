@@ -82,6 +82,7 @@ run_suite fuzz fuzz
 [ -x test/services/pubsub/run.sh ] && run_suite pubsub test/services/pubsub/run.sh
 [ -x test/health/run.sh ] && run_suite health test/health/run.sh
 [ -x test/health/alerts.sh ] && run_suite alerts test/health/alerts.sh
+[ -x test/health/checks.sh ] && run_suite checks test/health/checks.sh
 [ -x test/integration/gossip_netns.sh ] && run_suite gossip_netns test/integration/gossip_netns.sh
 [ -x erlang_shim/test/run.sh ] && run_suite shim erlang_shim/test/run.sh
 [ -x erlang_shim/test/gleam_run.sh ] && run_suite gleam erlang_shim/test/gleam_run.sh

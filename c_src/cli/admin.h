@@ -39,5 +39,6 @@ int bl__cli_history(int argc, char **argv);
 int bl__cli_health(int argc, char **argv);
 int bl__cli_maintenance(int argc, char **argv);
 int bl__cli_alerts(int argc, char **argv);
+int bl__cli_checks(int argc, char **argv);
 
 #endif

@@ -52,12 +52,16 @@ static const bl__cli_cmd CMDS[] = {
      "The cluster's alerts (decided once per cluster, by the leader): pending and firing ones, "
      "--all adds those resolved in the last hour. `ack ID` acknowledges one, recorded with who "
      "(default USER@HOST) and when, on any node."},
+    {"checks", bl__cli_checks, "beamlet checks --node NODE [--format json] " CLIENT_OPTS,
+     "The node's health checks (health_checks: HTTP GET, TCP connect, a command) with their "
+     "status (passing, warning, critical), since when, and what the last run said."},
     {"events", bl__cli_events,
      "beamlet events --node NODE [--since 1h] [--until 10m] [--severity info|warn|critical] "
-     "[--type T] [--from NODE] [--limit N] [--format json] " CLIENT_OPTS,
+     "[--type T] [--from NODE] [--limit N] [--cluster] [--format json] " CLIENT_OPTS,
      "The node's event log and audit trail, kept on disk across restarts: membership, leader, "
      "service, check, alert and admin events with time, node, type, severity, who did it and a "
-     "JSON body. --severity warn shows warn and critical; --since defaults to 24h."},
+     "JSON body. --severity warn shows warn and critical; --since defaults to 24h; --cluster "
+     "asks every active member and merges their logs, newest first."},
     {"history", bl__cli_history,
      "beamlet history --node NODE [--metric M] [--since 24h] [--until 1h] [--format json] " CLIENT_OPTS,
      "A metric's history as a sparkline with min/avg/max (raw samples for short ranges, 1 min "

@@ -4,6 +4,10 @@
  * environment and the flags all go through bl_config_set, so validation lives in one place. */
 #include "beamlet/config.h"
 #include "../health/rules.h"
+#include "beamlet/health.h"
+
+int bl__checks_parse(const char *json, bl_health_check_spec *out, int max, char *err,
+                     size_t errlen);
 
 #include <errno.h>
 #include <jansson.h>
@@ -75,6 +79,10 @@ static const opt OPTS[] = {
      "JSON array of alert rules on top of the built-in ones (docs/health.md)"},
     {"alert_webhooks", "--alert-webhooks", "BEAMLET_ALERT_WEBHOOKS",
      "http(s) URLs POSTed each alert change as JSON, comma separated"},
+    {"health_checks", "--health-checks", "BEAMLET_HEALTH_CHECKS",
+     "JSON array of health checks (http, tcp, command) this node runs (docs/health.md)"},
+    {"check_consecutive", "--check-consecutive", "BEAMLET_CHECK_CONSECUTIVE",
+     "results in a row before a check changes state (2)"},
     {"disk_warn_percent", "--disk-warn-percent", "BEAMLET_DISK_WARN_PERCENT",
      "a filesystem used above this is a warning (90)"},
     {"disk_crit_percent", "--disk-crit-percent", "BEAMLET_DISK_CRIT_PERCENT",
@@ -336,6 +344,7 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         {"events_retention_s", offsetof(bl_config, events_retention_s), 60, 315360000},
         {"events_max", offsetof(bl_config, events_max), 10, 100000000},
         {"store_max_mb", offsetof(bl_config, store_max_mb), 1, 1048576},
+        {"check_consecutive", offsetof(bl_config, check_consecutive), 1, 100},
     };
     for (size_t i = 0; i < sizeof(UINTS) / sizeof(UINTS[0]); i++) {
         if (strcmp(key, UINTS[i].key)) continue;
@@ -429,6 +438,18 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
             return fail(err, errlen, key, "'%.40s...' is too long", v);
         if (bl__rules_check(v, why, sizeof(why)) < 0) return fail(err, errlen, key, "%s", why);
         snprintf(cfg->alert_rules, sizeof(cfg->alert_rules), "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "health_checks")) {
+        char why[200];
+        if (strlen(v) >= sizeof(cfg->health_checks))
+            return fail(err, errlen, key, "'%.40s...' is too long", v);
+        bl_health_check_spec *specs = calloc(64, sizeof(*specs));
+        if (!specs) snprintf(why, sizeof(why), "out of memory");
+        int k = specs ? bl__checks_parse(v, specs, 64, why, sizeof(why)) : -1;
+        free(specs);
+        if (k < 0) return fail(err, errlen, key, "%s", why);
+        snprintf(cfg->health_checks, sizeof(cfg->health_checks), "%s", v);
         return BL_OK;
     }
     if (!strcmp(key, "alert_webhooks")) {

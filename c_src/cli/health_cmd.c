@@ -26,6 +26,8 @@ typedef struct hopts {
     char type[32], severity[16], metric[96], node[256];
     unsigned limit;
     int has_metric;
+    int cluster; /* events --cluster: every member's log, merged */
+    json_t *got; /* a reply kept by grab() */
 } hopts;
 
 static unsigned long long now_ms(void)
@@ -60,6 +62,10 @@ static int hopt(admin *a, int argc, char **argv, int i)
 {
     hopts *o = a->ud;
     const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(k, "--cluster")) {
+        o->cluster = 1;
+        return 1;
+    }
     if (!v) return 0;
     if (!strcmp(k, "--since") || !strcmp(k, "--until")) {
         unsigned long long ago = parse_ago(v);
@@ -203,16 +209,109 @@ static void show_events(admin *a, json_t *j)
     if (!n) printf("(no events)\n");
 }
 
+static void grab(admin *a, json_t *j)
+{
+    hopts *o = a->ud;
+    json_decref(o->got);
+    o->got = json_incref(j);
+}
+
+static int by_time_desc(const void *x, const void *y)
+{
+    json_int_t a = json_integer_value(json_object_get(*(json_t *const *)x, "time_ms"));
+    json_int_t b = json_integer_value(json_object_get(*(json_t *const *)y, "time_ms"));
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+/* events --cluster: ask the node for the members, then each active member for its events, and
+ * merge them newest first (the cluster-wide query fans out from here) */
+static int cluster_events(hopts *o, int argc, char **argv)
+{
+    admin a = {.cmd = "events",
+               .proc = "beamlet_health",
+               .request = "health",
+               .opt = hopt,
+               .show = grab,
+               .ud = o};
+    int rc = bl__cli_admin(&a, argc, argv);
+    if (rc || !o->got) return rc ? rc : 1;
+    json_t *nodes = json_incref(json_object_get(o->got, "nodes"));
+    int ni = -1;
+    for (int i = 0; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--node")) ni = i + 1;
+    if (ni < 0) {
+        fprintf(stderr, "beamlet events --cluster: give the node with --node\n");
+        json_decref(nodes);
+        return 1;
+    }
+    json_t *all = json_array();
+    size_t i;
+    json_t *m;
+    int failed = 0;
+    char **av = calloc((size_t)argc + 1, sizeof(*av));
+    json_array_foreach(nodes, i, m)
+    {
+        if (strcmp(str(m, "state"), "active") || !av) continue;
+        memcpy(av, argv, sizeof(*av) * (size_t)argc);
+        av[ni] = (char *)str(m, "node");
+        admin b = {.cmd = "events",
+                   .proc = "beamlet_health",
+                   .opt = hopt,
+                   .encode = enc_events,
+                   .show = grab,
+                   .ud = o};
+        json_decref(o->got);
+        o->got = NULL;
+        if (bl__cli_admin(&b, argc, av) || !o->got) {
+            failed++;
+            continue;
+        }
+        json_t *evs = json_array_get(o->got, 1);
+        size_t k;
+        json_t *e;
+        json_array_foreach(evs, k, e)
+        {
+            json_object_set_new(e, "logged_by", json_string(str(m, "node")));
+            json_array_append(all, e);
+        }
+    }
+    free(av);
+    json_decref(nodes);
+    size_t n = json_array_size(all);
+    json_t **v = calloc(n ? n : 1, sizeof(*v));
+    for (i = 0; v && i < n; i++)
+        v[i] = json_array_get(all, i);
+    if (v) qsort(v, n, sizeof(*v), by_time_desc);
+    json_t *sorted = json_array();
+    for (i = 0; v && i < n && i < (o->limit ? o->limit : 100); i++)
+        json_array_append(sorted, v[i]);
+    free(v);
+    json_decref(all);
+    json_t *wrapped = json_pack("[s, o]", "ok", sorted);
+    admin show = {.cmd = "events", .target = "cluster", .ud = o};
+    for (int k = 0; k + 1 < argc; k++)
+        if (!strcmp(argv[k], "--format")) show.json = !strcmp(argv[k + 1], "json");
+    show_events(&show, wrapped);
+    json_decref(wrapped);
+    json_decref(o->got);
+    o->got = NULL;
+    if (failed) fprintf(stderr, "beamlet events --cluster: %d member(s) did not answer\n", failed);
+    return show.exit_code;
+}
+
 int bl__cli_events(int argc, char **argv)
 {
     hopts o = {0};
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--cluster")) o.cluster = 1;
+    o.since_ms = now_ms() - 86400000ULL;
+    if (o.cluster) return cluster_events(&o, argc, argv);
     admin a = {.cmd = "events",
                .proc = "beamlet_health",
                .opt = hopt,
                .encode = enc_events,
                .show = show_events,
                .ud = &o};
-    o.since_ms = now_ms() - 86400000ULL;
     return bl__cli_admin(&a, argc, argv);
 }
 
@@ -642,5 +741,33 @@ int bl__cli_alerts(int argc, char **argv)
                .encode = alert_encode,
                .show = alert_show,
                .ud = &o};
+    return bl__cli_admin(&a, argc, argv);
+}
+
+static void show_checks(admin *a, json_t *j)
+{
+    json_t *list = ok_value(a, j);
+    if (!list) return;
+    if (a->json) {
+        dump_json(list);
+        return;
+    }
+    printf("%-20s %-8s %-9s %-19s %s\n", "CHECK", "KIND", "STATUS", "SINCE", "OUTPUT");
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c)
+    {
+        char t[32] = "-";
+        if (num(c, "changed_ms") > 0)
+            fmt_time((unsigned long long)num(c, "changed_ms"), t, sizeof(t));
+        printf("%-20s %-8s %-9s %-19s %s\n", str(c, "name"), str(c, "kind"), str(c, "status"), t,
+               str(c, "output"));
+    }
+    if (!json_array_size(list)) printf("(no checks: see health_checks in docs/health.md)\n");
+}
+
+int bl__cli_checks(int argc, char **argv)
+{
+    admin a = {.cmd = "checks", .proc = "beamlet_health", .request = "checks", .show = show_checks};
     return bl__cli_admin(&a, argc, argv);
 }

@@ -12,6 +12,7 @@
 #include "rules.h"
 #include "score.h"
 #include "webhook.h"
+#include "checks.h"
 #include "beamlet/pubsub.h"
 
 #include <jansson.h>
@@ -381,6 +382,20 @@ static void eval_node(eval_ctx *c, const char *node, const char (*mounts)[128], 
     }
 }
 
+struct chk_ctx {
+    eval_ctx *c;
+    const bl__rule *r;
+    const char *node;
+};
+
+static void chk_observe(const char *name, int status, void *ud)
+{
+    struct chk_ctx *cc = ud;
+    char sum[256];
+    snprintf(sum, sizeof(sum), "check %s on %s is critical", name, cc->node);
+    observe(cc->c, cc->r, cc->node, name, status == 2, status == 2, sum);
+}
+
 static void evaluate(bl__alerts *al, bl_member_info *mi, int nm)
 {
     health *h = al->h;
@@ -445,6 +460,22 @@ static void evaluate(bl__alerts *al, bl_member_info *mi, int nm)
             snprintf(sum, sizeof(sum), "quorum lost: a majority of the %s is unreachable",
                      coords ? "coordinators" : "members");
             observe(&c, r, "", "", !so.quorum, !so.quorum, sum);
+        } else if (!strcmp(r->what, "service_critical")) {
+            for (int k = 0; k < nm; k++) {
+                if (sm && sm[k].maintenance) continue;
+                if (bl_is_local_node(n, mi[k].node)) {
+                    struct chk_ctx cc = {&c, r, mi[k].node};
+                    bl__checks_each(h->checks, chk_observe, &cc);
+                    continue;
+                }
+                bl__peer *p = mi[k].state == BL_MEMBER_ACTIVE ? bl__view_peer(h, mi[k].node) : NULL;
+                for (int q = 0; p && q < p->nchecks; q++) {
+                    int crit = p->check_status[q] == 2;
+                    snprintf(sum, sizeof(sum), "check %s on %s is critical", p->check_names[q],
+                             mi[k].node);
+                    observe(&c, r, mi[k].node, p->check_names[q], crit, crit, sum);
+                }
+            }
         } else if (!strcmp(r->what, "node_critical")) {
             for (int k = 0; k < nm; k++) {
                 bl__peer *p = bl_is_local_node(n, mi[k].node) ? NULL : bl__view_peer(h, mi[k].node);

@@ -4,6 +4,7 @@
 #include "health_int.h"
 #include "collector.h"
 #include "hstore.h"
+#include "checks.h"
 #include "beamlet/cluster.h"
 
 #include <jansson.h>
@@ -314,6 +315,12 @@ static int h_call(bl_proc *self, const bl_from *from, const char *buf, int idx, 
         bl__alerts_encode(h->al, reply, 1);
         return 0;
     }
+    if (atom_is(buf, idx, "checks")) {
+        ei_x_encode_tuple_header(reply, 2);
+        ei_x_encode_atom(reply, "ok");
+        bl__checks_encode(h->checks, reply);
+        return 0;
+    }
     if (atom_is(buf, idx, "alerting")) {
         bl__alerts_encode_info(h->al, reply);
         return 0;
@@ -370,6 +377,7 @@ static void h_terminate(bl_proc *self, const char *reason, void *ud)
             json_pack("{s:s, s:s}", "event", "stopped", "reason", reason ? reason : "?"));
         bl__hstore_close(h->hs); /* writes what is buffered */
     }
+    bl__checks_free(h->checks);
     bl__view_free(h);
     bl__alerts_free(h->al);
     ev_async_stop(h->n->loop, &h->wake);
@@ -413,6 +421,14 @@ int bl_health_start(bl_node *n)
     h->al = bl__alerts_new(h, err, sizeof(err));
     if (!h->al) bl_log(n, BL_LOG_ERROR, "alerts: off: %s", err);
     h->store_timer = bl_timer(n, 1000, 1000, on_second, h);
+    h->checks = bl__checks_new(h);
+    if (h->checks && n->cfg.health_checks[0]) {
+        bl_health_check_spec *specs = calloc(64, sizeof(*specs));
+        int k = specs ? bl__checks_parse(n->cfg.health_checks, specs, 64, err, sizeof(err)) : -1;
+        for (int i = 0; i < k; i++)
+            bl__checks_add(h->checks, &specs[i]);
+        free(specs);
+    }
     h->hs = bl__hstore_open(n);
     if (h->hs) {
         bl__hstore_kv_get(h->hs, "maintenance", maintenance_loaded, h);
@@ -493,4 +509,32 @@ int bl_health_in_maintenance(bl_node *n, const char *node)
 {
     health *h = health_of(n);
     return h && node ? bl__view_node_maintenance(h, node) : 0;
+}
+
+int bl_health_check_add(bl_node *n, const bl_health_check_spec *spec)
+{
+    health *h = health_of(n);
+    if (!h || !h->checks) return BL_ENOPROC;
+    if (!spec) return BL_EINVAL;
+    return bl__checks_add(h->checks, spec);
+}
+
+int bl_health_check_remove(bl_node *n, const char *name)
+{
+    health *h = health_of(n);
+    if (!h || !h->checks) return BL_ENOPROC;
+    return name ? bl__checks_remove(h->checks, name) : BL_EINVAL;
+}
+
+int bl_health_check_watch(bl_node *n, bl_health_check_cb cb, void *ud)
+{
+    health *h = health_of(n);
+    if (!h || !h->checks) return BL_ENOPROC;
+    return cb ? bl__checks_watch(h->checks, cb, ud) : BL_EINVAL;
+}
+
+void bl_health_check_unwatch(bl_node *n, int id)
+{
+    health *h = health_of(n);
+    if (h && h->checks) bl__checks_unwatch(h->checks, id);
 }

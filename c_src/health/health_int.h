@@ -37,6 +37,9 @@ typedef struct bl__peer {
     char mounts[8][128];
     double used[8];
     double per_day[8]; /* growth of used, percent per day (0: none known) */
+    int nchecks;
+    char check_names[16][64];
+    int check_status[16]; /* -1 none yet, 0 passing, 1 warning, 2 critical */
     ev_tstamp at;
 } bl__peer;
 
@@ -64,6 +67,7 @@ typedef struct health {
     unsigned long long maint_since;
     bl__peer *peers;
     struct bl__alerts *al;
+    struct bl__checks *checks;
     /* filesystem growth from this node's history (hstore trends), refreshed every minute */
     int ntrends;
     struct {

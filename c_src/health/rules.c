@@ -9,6 +9,7 @@
  *   member_failed    a member failed                                 critical
  *   no_leader        coordinators but no leader                      critical  for 10 s
  *   quorum_lost      a majority of coordinators (members) unreachable critical
+ *   service_critical a health check critical (one alert per node and check) critical
  * A config rule: {"name", "metric" | "condition", "op" (> >= < <=), "threshold", "for_s",
  * "severity" (warn | critical), "clear", "mount", "labels" (object), "summary"}. */
 #include "rules.h"
@@ -20,7 +21,7 @@
 static const char *const METRICS[] = {"disk.used_percent", "memory.available_percent",
                                       "load.load1_per_cpu", "load.load5_per_cpu", "cpu.percent"};
 static const char *const CONDITIONS[] = {"member_failed", "no_leader", "quorum_lost",
-                                         "node_critical"};
+                                         "node_critical", "service_critical"};
 
 static void add(bl__ruleset *s, const char *name, bl__rule_kind kind, const char *what,
                 bl__rule_op op, double thr, double clear, unsigned for_s, int sev)
@@ -74,7 +75,7 @@ static int parse_rule(json_t *o, bl__rule *r, int *disabled, char *err, size_t e
     if (cond && !one_of(cond, CONDITIONS, sizeof(CONDITIONS) / sizeof(CONDITIONS[0])))
         return snprintf(err, errlen,
                         "rule %s: unknown condition '%s' (member_failed, no_leader, "
-                        "quorum_lost, node_critical)",
+                        "quorum_lost, node_critical, service_critical)",
                         name, cond),
                -1;
     r->kind = metric ? BL__RULE_METRIC : BL__RULE_CONDITION;
@@ -177,6 +178,7 @@ int bl__rules_build(const bl_config *c, bl__ruleset *s, char *err, size_t errlen
     add(s, "member_failed", BL__RULE_CONDITION, "member_failed", BL__OP_GT, 0, 0, 0, 2);
     add(s, "no_leader", BL__RULE_CONDITION, "no_leader", BL__OP_GT, 0, 0, 10, 2);
     add(s, "quorum_lost", BL__RULE_CONDITION, "quorum_lost", BL__OP_GT, 0, 0, 0, 2);
+    add(s, "service_critical", BL__RULE_CONDITION, "service_critical", BL__OP_GT, 0, 0, 0, 2);
     return apply_config(c->alert_rules, s, err, errlen);
 }
 

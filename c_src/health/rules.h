@@ -16,7 +16,8 @@ typedef enum { BL__ALERT_PENDING = 0, BL__ALERT_FIRING, BL__ALERT_RESOLVED } bl_
 
 /* metrics: disk.used_percent (one alert per mount), memory.available_percent,
  * load.load1_per_cpu, load.load5_per_cpu, cpu.percent.
- * conditions: member_failed (one per failed member), no_leader, quorum_lost, node_critical. */
+ * conditions: member_failed (one per failed member), no_leader, quorum_lost, node_critical,
+ * service_critical (one per critical check). */
 typedef struct bl__rule {
     char name[48];
     bl__rule_kind kind;

@@ -8,6 +8,7 @@
  * statuses, so every node answers `health` from the same inputs. */
 #include "health_int.h"
 #include "score.h"
+#include "checks.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +20,20 @@ static ev_tstamp stale_after(health *h)
     return 3.0 * h->interval_ms / 1000.0 + 2.0;
 }
 
+static void enc_check(const char *name, int status, void *ud)
+{
+    ei_x_buff *x = ud;
+    ei_x_encode_list_header(x, 1);
+    ei_x_encode_tuple_header(x, 2);
+    ei_x_encode_binary(x, name, (long)strlen(name));
+    ei_x_encode_long(x, status);
+}
+
 static void encode_summary(health *h, ei_x_buff *x)
 {
     const bl__node_eval_out *e = &h->eval;
     ei_x_new_with_version(x);
-    ei_x_encode_tuple_header(x, 14);
+    ei_x_encode_tuple_header(x, 15);
     ei_x_encode_atom(x, "bl_health_sum");
     ei_x_encode_atom(x, h->n->name);
     ei_x_encode_atom(x, bl__node_status_name(h->have ? e->status : BL__NODE_UNKNOWN));
@@ -53,6 +63,8 @@ static void encode_summary(health *h, ei_x_buff *x)
         ei_x_encode_binary(x, h->trends[i].mount, (long)strlen(h->trends[i].mount));
         ei_x_encode_double(x, h->trends[i].per_day);
     }
+    ei_x_encode_empty_list(x);
+    bl__checks_each(h->checks, enc_check, x);
     ei_x_encode_empty_list(x);
 }
 
@@ -117,7 +129,7 @@ int bl__view_on_msg(health *h, const bl_msg *m)
     const char *buf = m->buf;
     int idx = m->index, ar, type, size;
     char tag[MAXATOMLEN_UTF8], node[MAXATOMLEN_UTF8], st[MAXATOMLEN_UTF8];
-    if (ei_decode_tuple_header(buf, &idx, &ar) < 0 || ar != 14 ||
+    if (ei_decode_tuple_header(buf, &idx, &ar) < 0 || ar != 15 ||
         ei_decode_atom(buf, &idx, tag) < 0 || strcmp(tag, "bl_health_sum"))
         return 0;
     bl__peer tmp;
@@ -192,6 +204,29 @@ int bl__view_on_msg(health *h, const bl_msg *m)
                 mnt[len] = 0;
                 for (int k = 0; k < tmp.nmounts; k++)
                     if (!strcmp(tmp.mounts[k], mnt)) tmp.per_day[k] = pd;
+            } else if (ei_skip_term(buf, &idx) < 0 || ei_skip_term(buf, &idx) < 0) {
+                return 1;
+            }
+        }
+    }
+    if (ei_skip_term(buf, &idx) < 0) return 1; /* [] */
+    /* checks: [{Name, Status}] */
+    while (ei_get_type(buf, &idx, &type, &size) == 0 && type == ERL_LIST_EXT) {
+        int n;
+        if (ei_decode_list_header(buf, &idx, &n) < 0) return 1;
+        for (int i = 0; i < n; i++) {
+            int tar;
+            long st2;
+            if (ei_decode_tuple_header(buf, &idx, &tar) < 0 || tar != 2 ||
+                ei_get_type(buf, &idx, &type, &size) < 0 || type != ERL_BINARY_EXT)
+                return 1;
+            if (tmp.nchecks < 16 && size < (int)sizeof(tmp.check_names[0])) {
+                long len;
+                if (ei_decode_binary(buf, &idx, tmp.check_names[tmp.nchecks], &len) < 0 ||
+                    ei_decode_long(buf, &idx, &st2) < 0)
+                    return 1;
+                tmp.check_names[tmp.nchecks][len] = 0;
+                tmp.check_status[tmp.nchecks++] = (int)st2;
             } else if (ei_skip_term(buf, &idx) < 0 || ei_skip_term(buf, &idx) < 0) {
                 return 1;
             }
@@ -272,10 +307,27 @@ void bl__view_encode_health(health *h, ei_x_buff *x)
     unsigned long long term = 0;
     const char *leader = n->cluster ? bl_cluster_leader(n, &term) : NULL;
     bl__score_in in = {.nmembers = nm, .members = sm, .has_leader = leader != NULL};
+    for (int i = 0; i < nm; i++) { /* the checks of members not in maintenance */
+        if (sm[i].maintenance || mi[i].state != BL_MEMBER_ACTIVE) continue;
+        if (bl_is_local_node(n, mi[i].node)) {
+            unsigned p, w, c;
+            bl__checks_counts(h->checks, &p, &w, &c);
+            in.checks_passing += p, in.checks_warning += w, in.checks_critical += c;
+            continue;
+        }
+        bl__peer *pp = bl__view_peer(h, mi[i].node);
+        for (int k = 0; pp && k < pp->nchecks; k++) {
+            in.checks_passing += pp->check_status[k] == 0;
+            in.checks_warning += pp->check_status[k] == 1;
+            in.checks_critical += pp->check_status[k] == 2;
+        }
+    }
     bl__score_out o;
     bl__cluster_score(&in, &o);
 
-    ei_x_encode_map_header(x, 9);
+    ei_x_encode_map_header(x, 10);
+    ei_x_encode_atom(x, "checks"); /* this node's */
+    bl__checks_encode(h->checks, x);
     ei_x_encode_atom(x, "node");
     ei_x_encode_atom(x, n->name);
     ei_x_encode_atom(x, "recommendations");

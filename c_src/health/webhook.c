@@ -1,4 +1,5 @@
-/* webhook.c - alert notifications as HTTP POSTs of JSON (webhook.h), with libcurl's multi
+/* webhook.c - HTTP for the health service (webhook.h): alert notifications as POSTs of JSON and
+ * the GETs of HTTP health checks, with libcurl's multi
  * interface driven by the node's libev loop: curl tells which sockets to watch
  * (CURLMOPT_SOCKETFUNCTION -> ev_io) and when to wake (CURLMOPT_TIMERFUNCTION -> ev_timer); no
  * call here waits (curl's resolver runs on its own thread). libcurl is loaded with dlopen the
@@ -39,7 +40,10 @@ typedef struct curl_api {
 
 typedef struct delivery {
     struct delivery *next;
-    char *url, *body;
+    char *url, *body; /* body NULL: a GET */
+    bl__http_cb cb;   /* a GET: its answer, no retries */
+    void *ud;
+    unsigned timeout_ms;
     unsigned attempts;
     ev_tstamp not_before;
     CURL *easy;
@@ -64,6 +68,7 @@ struct bl__webhooks {
     unsigned nqueued, ninflight;
     delivery *inflight;
     bl__webhook_stats st;
+    unsigned long long gets;
 };
 
 static int load(bl__webhooks *w)
@@ -206,13 +211,18 @@ static int start(bl__webhooks *w, delivery *d)
     curl_api *c = &w->c;
     d->easy = c->easy_init();
     if (!d->easy) return -1;
-    d->hdrs = c->slist_append(NULL, "Content-Type: application/json");
     c->easy_setopt(d->easy, CURLOPT_URL, d->url);
-    c->easy_setopt(d->easy, CURLOPT_HTTPHEADER, d->hdrs);
-    c->easy_setopt(d->easy, CURLOPT_POSTFIELDS, d->body);
-    c->easy_setopt(d->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(d->body));
-    c->easy_setopt(d->easy, CURLOPT_TIMEOUT_MS, (long)TIMEOUT_MS);
-    c->easy_setopt(d->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)TIMEOUT_MS);
+    if (d->body) {
+        d->hdrs = c->slist_append(NULL, "Content-Type: application/json");
+        c->easy_setopt(d->easy, CURLOPT_HTTPHEADER, d->hdrs);
+        c->easy_setopt(d->easy, CURLOPT_POSTFIELDS, d->body);
+        c->easy_setopt(d->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(d->body));
+    } else {
+        c->easy_setopt(d->easy, CURLOPT_HTTPGET, 1L);
+    }
+    long tmo = d->timeout_ms ? (long)d->timeout_ms : (long)TIMEOUT_MS;
+    c->easy_setopt(d->easy, CURLOPT_TIMEOUT_MS, tmo);
+    c->easy_setopt(d->easy, CURLOPT_CONNECTTIMEOUT_MS, tmo);
     c->easy_setopt(d->easy, CURLOPT_NOSIGNAL, 1L);
     c->easy_setopt(d->easy, CURLOPT_USERAGENT, "beamlet/" BL_VERSION);
     c->easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, discard);
@@ -271,6 +281,12 @@ static void check_done(bl__webhooks *w)
         w->ninflight--;
         long code = 0;
         w->c.easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (d->cb) { /* a GET: the caller judges the answer */
+            int ok = m->data.result == CURLE_OK;
+            d->cb(ok ? code : 0, ok ? "" : (d->errbuf[0] ? d->errbuf : "transfer failed"), d->ud);
+            delivery_free(w, d);
+            continue;
+        }
         if (m->data.result == CURLE_OK && code >= 200 && code < 300) {
             w->st.delivered++;
             delivery_free(w, d);
@@ -335,7 +351,7 @@ bl__webhooks *bl__webhooks_new(bl_node *n, struct ev_loop *loop)
 int bl__webhooks_post(bl__webhooks *w, const char *url, const char *json)
 {
     if (load(w) < 0) return BL_ESYS;
-    if (!w->st.posted) {
+    if (!w->st.posted && !w->gets) {
         w->c.multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
         w->c.multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
         w->c.multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -357,6 +373,32 @@ int bl__webhooks_post(bl__webhooks *w, const char *url, const char *json)
     w->st.posted++;
     enqueue(w, d);
     pump(w);
+    return BL_OK;
+}
+
+int bl__http_get(bl__webhooks *w, const char *url, unsigned timeout_ms, bl__http_cb cb, void *ud)
+{
+    if (load(w) < 0) return BL_ESYS;
+    if (!w->st.posted && !w->gets) {
+        w->c.multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+        w->c.multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+        w->c.multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+        w->c.multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+    }
+    w->gets++;
+    delivery *d = calloc(1, sizeof(*d));
+    if (!d || !(d->url = strdup(url))) {
+        free(d);
+        return BL_ENOMEM;
+    }
+    d->cb = cb;
+    d->ud = ud;
+    d->timeout_ms = timeout_ms;
+    d->attempts = 1;
+    if (start(w, d) < 0) {
+        delivery_free(w, d);
+        return BL_ENOMEM;
+    }
     return BL_OK;
 }
 

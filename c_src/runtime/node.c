@@ -87,6 +87,7 @@ void bl_config_init(bl_config *cfg)
     cfg->mem_crit_percent = 5;
     cfg->load_warn_per_cpu = 2;
     cfg->load_crit_per_cpu = 4;
+    cfg->check_consecutive = 2;
     cfg->heartbeat_interval_ms = 1000;
     cfg->failure_threshold = 3;
     cfg->election_timeout_ms = 1500;
@@ -437,6 +438,10 @@ void bl_node_free(bl_node *n)
     ei_x_free(&n->scratch);
     ei_x_free(&n->scratch2);
     bl_dh_scratch_free(n->dh);
+    /* libev keeps a signal's loop until the watcher stops: a later node in this process (the
+     * CLI asks several members in turn) could not take SIGTERM/SIGINT otherwise */
+    ev_signal_stop(n->loop, &n->sig_term);
+    ev_signal_stop(n->loop, &n->sig_int);
     ev_loop_destroy(n->loop);
     free(n);
 }

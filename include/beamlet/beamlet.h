@@ -112,6 +112,8 @@ typedef struct bl_config {
     double load_warn_per_cpu, load_crit_per_cpu; /* load5 per CPU above (2, 4) */
     char alert_rules[8192];    /* JSON array of alert rules on top of the built-in ones */
     char alert_webhooks[2048]; /* URLs POSTed every alert change, comma separated */
+    char health_checks[8192];  /* JSON array of this node's health checks */
+    unsigned check_consecutive; /* results in a row before a check changes state (default 2) */
 
     /* discovery (docs/cluster.md) */
     int epmd_local;                 /* poll the local EPMD (default 1) */

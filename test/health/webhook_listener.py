@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""webhook_listener.py - a real HTTP server for the alerts suite: records every POST body as one
-JSON line in OUT, answers 500 to the first FAIL_FIRST requests (to make the node retry), 200 after.
-Binds 127.0.0.1 on a free port and writes the port to PORTFILE."""
+"""webhook_listener.py - a real HTTP server for the alerts and checks suites: records every POST
+body as one JSON line in OUT, answers 500 to the first FAIL_FIRST POSTs (to make the node retry),
+200 after; a GET /status/NNN answers NNN (HTTP health checks). Binds 127.0.0.1 on a free port and
+writes the port to PORTFILE."""
 import http.server
 import sys
 
@@ -18,6 +19,15 @@ class H(http.server.BaseHTTPRequestHandler):
         with open(out, "a") as f:
             f.write("%d %s %s\n" % (status, self.headers.get("Content-Type", ""), body))
         self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self):
+        try:
+            code = int(self.path.rsplit("/", 1)[-1])
+        except ValueError:
+            code = 404
+        self.send_response(code)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
