@@ -21,7 +21,7 @@ CFLAGS_GCC := $(BASE_CFLAGS) $(GCC_WARN)
 LIBS := -L$(ERL_EI)/lib -lei -lev -ljansson -lpthread -lm -ldl
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c c_src/services/*.c c_src/health/*.c) c_src/cli/config.c
+LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c c_src/services/*.c c_src/store/*.c c_src/health/*.c) c_src/cli/config.c
 HDRS := $(wildcard include/beamlet/*.h c_src/*/*.h)
 
 REL := build/release
@@ -141,18 +141,21 @@ $(REL)/bench_node: test/bench/bench_node.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/pubsub_bench_node: test/bench/pubsub_bench_node.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
+$(REL)/store_bench: test/bench/store_bench.c $(REL)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -Ic_src -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/bench_hs: test/bench/hs_bench.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -Ic_src -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/bench_epmd_wait: test/bench/epmd_wait.c
 	$(CC) $(CFLAGS_GCC) -O2 -g $< -o $@
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(REL)/bench_node $(REL)/bench_epmd_wait $(REL)/pubsub_bench_node $(REL)/bench_hs
+	@$(MAKE) --no-print-directory all $(REL)/bench_node $(REL)/bench_epmd_wait $(REL)/pubsub_bench_node $(REL)/bench_hs $(REL)/store_bench
 	@test/bench/run.sh
 	@test/bench/cluster_bench.sh
 	@test/bench/hs_bench.sh
 	@test/bench/pubsub_bench.sh
 	@test/bench/repl_bench.sh
+	@test/bench/health_bench.sh
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)

@@ -69,7 +69,7 @@ static void render(admin *a, const char *buf, int index)
     int idx = index;
     json_t *j = bl_term_to_json(buf, &idx);
     int tty = isatty(STDOUT_FILENO);
-    if (j && a->show && !a->json) {
+    if (j && a->show) {
         a->show(a, j);
     } else if (!j) {
         printf("?\n");
@@ -104,11 +104,11 @@ static void admin_done(bl_proc *p, int status, const char *buf, int index, void 
     if (a->answer && buf) {
         a->answer(a, status, buf, index);
     } else if (status == BL_OK) {
+        a->exit_code = 0; /* a show hook may report a refusal in the reply */
         if (!a->proc)
             printf("pong\n");
         else
             render(a, buf, index);
-        a->exit_code = 0;
     } else {
         fprintf(stderr, "beamlet %s: %s: %s\n", a->cmd, a->target,
                 status == BL_ENODEDOWN  ? "node not reachable (not running, wrong cookie or host?)"
