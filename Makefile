@@ -18,6 +18,9 @@ LIBS := -L$(ERL_EI)/lib -lei -lev -ljansson -lpthread -lm -ldl
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c c_src/services/*.c) c_src/cli/config.c
+LIB_SRC += $(wildcard c_src/gateway/*.c)
+# the dashboard and the OpenAPI document, embedded into the library (.incbin in assets.c)
+GW_ASSETS := $(shell find c_src/gateway/assets -type f 2>/dev/null)
 HDRS := $(wildcard include/beamlet/*.h c_src/*/*.h)
 
 REL := build/release
@@ -44,6 +47,8 @@ $(REL)/obj/%.o: c_src/%.c $(HDRS)
 $(ASAN)/obj/%.o: c_src/%.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) -c $< -o $@
+
+$(REL)/obj/gateway/assets.o $(ASAN)/obj/gateway/assets.o: $(GW_ASSETS)
 
 $(REL)/libbeamlet.a: $(REL_OBJ)
 	ar rcs $@ $^

@@ -1,0 +1,358 @@
+/* prom.c - /metrics in the Prometheus text exposition format (version 0.0.4).
+ *
+ * The node's own series are beamlet_* (membership by state, leader and term, connections,
+ * messages and bytes, send-queue bytes, handshakes, pub/sub counters per topic, registry entries
+ * by health, HTTP requests, build info). Machine series use node_exporter's names and labels and
+ * come from the health collector once it runs on the node. With ?scope=cluster every live beamlet
+ * member's series are fetched from its `beamlet_gateway` and merged family by family with a
+ * `node` label, so one scrape target covers a small cluster. */
+#include "gw_int.h"
+#include "beamlet/registry.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *s;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(sbuf *b, const char *fmt, ...)
+{
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = b->cap - b->len;
+        int k = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? room : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) return;
+        if (b->s && (size_t)k < room) {
+            b->len += (size_t)k;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 8192;
+        while (cap < b->len + (size_t)k + 1)
+            cap *= 2;
+        char *ns = realloc(b->s, cap);
+        if (!ns) {
+            b->oom = 1;
+            return;
+        }
+        b->s = ns;
+        b->cap = cap;
+    }
+}
+
+static void family(sbuf *b, const char *name, const char *type, const char *help)
+{
+    sb_add(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* a label value with \, " and newline escaped */
+static void esc(char *out, size_t outsz, const char *v)
+{
+    size_t o = 0;
+    for (; *v && o + 3 < outsz; v++) {
+        if (*v == '\\' || *v == '"') {
+            out[o++] = '\\';
+            out[o++] = *v;
+        } else if (*v == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = *v;
+        }
+    }
+    out[o] = 0;
+}
+
+static void count_health(bl_node *n, const bl_service_entry *e, void *ud)
+{
+    (void)n;
+    ((unsigned *)ud)[e->health]++;
+}
+
+char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
+{
+    bl_node *n = g->n;
+    sbuf b = {0};
+    char e1[512], e2[512];
+
+    family(&b, "beamlet_build_info", "gauge", "Version and role of this beamlet node.");
+    esc(e1, sizeof(e1), n->cfg.role);
+    esc(e2, sizeof(e2), n->cfg.cluster);
+    sb_add(&b, "beamlet_build_info{version=\"%s\",role=\"%s\",cluster=\"%s\"} 1\n", BL_VERSION,
+           e1, e2);
+    family(&b, "beamlet_start_time_seconds", "gauge", "Start time of the node, seconds since the epoch.");
+    sb_add(&b, "beamlet_start_time_seconds %.3f\n", n->started_at);
+
+    /* membership */
+    bl_member_info mi[256];
+    int k = bl_cluster_members(n, mi, 256);
+    unsigned counts[6] = {0};
+    for (int i = 0; i < k && i < 256; i++)
+        if ((unsigned)mi[i].state < 6) counts[mi[i].state]++;
+    family(&b, "beamlet_members", "gauge", "Cluster members this node knows, by state.");
+    for (int s = 0; s < 6; s++)
+        sb_add(&b, "beamlet_members{state=\"%s\"} %u\n", bl_member_state_name((bl_member_state)s),
+               counts[s]);
+    unsigned long long term = 0;
+    const char *leader = bl_cluster_leader(n, &term);
+    family(&b, "beamlet_cluster_term", "gauge", "Current election term.");
+    sb_add(&b, "beamlet_cluster_term %llu\n", term);
+    family(&b, "beamlet_cluster_has_leader", "gauge", "1 when the cluster has a leader.");
+    sb_add(&b, "beamlet_cluster_has_leader %d\n", leader ? 1 : 0);
+    if (leader) {
+        family(&b, "beamlet_cluster_leader_info", "gauge", "The current leader (value 1).");
+        esc(e1, sizeof(e1), leader);
+        sb_add(&b, "beamlet_cluster_leader_info{leader=\"%s\"} 1\n", e1);
+    }
+    family(&b, "beamlet_is_leader", "gauge", "1 when this node is the leader.");
+    sb_add(&b, "beamlet_is_leader %d\n", leader && !strcmp(leader, n->name) ? 1 : 0);
+    family(&b, "beamlet_cluster_healthy", "gauge",
+           "1 when a majority of members is reachable and, with coordinators, a leader exists.");
+    sb_add(&b, "beamlet_cluster_healthy %d\n", bl_cluster_healthy(n) ? 1 : 0);
+
+    /* distribution */
+    bl_stats st;
+    bl_node_stats(n, &st);
+    size_t qbytes = 0;
+    bl_conn *c, *ct;
+    HASH_ITER(hh, n->conns, c, ct) qbytes += bl_sendq_bytes(&c->q);
+    family(&b, "beamlet_connections", "gauge", "Distribution connections up.");
+    sb_add(&b, "beamlet_connections %u\n", st.connections);
+    family(&b, "beamlet_processes", "gauge", "Processes on this node.");
+    sb_add(&b, "beamlet_processes %u\n", st.processes);
+    family(&b, "beamlet_send_queue_bytes", "gauge", "Bytes waiting in the connections' send queues.");
+    sb_add(&b, "beamlet_send_queue_bytes %zu\n", qbytes);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } C[] = {
+        {"beamlet_messages_received_total", "Distribution messages received.",
+         offsetof(bl_stats, msgs_in)},
+        {"beamlet_messages_sent_total", "Distribution messages sent.", offsetof(bl_stats, msgs_out)},
+        {"beamlet_received_bytes_total", "Distribution bytes received.",
+         offsetof(bl_stats, bytes_in)},
+        {"beamlet_sent_bytes_total", "Distribution bytes sent.", offsetof(bl_stats, bytes_out)},
+        {"beamlet_connections_accepted_total", "Incoming connections accepted.",
+         offsetof(bl_stats, conns_accepted)},
+        {"beamlet_connections_established_total", "Outgoing connections established.",
+         offsetof(bl_stats, conns_connected)},
+        {"beamlet_connections_dropped_total", "Connections dropped.",
+         offsetof(bl_stats, conns_dropped)},
+        {"beamlet_handshakes_failed_total", "Distribution handshakes that failed.",
+         offsetof(bl_stats, handshakes_failed)},
+    };
+    for (size_t i = 0; i < sizeof(C) / sizeof(C[0]); i++) {
+        family(&b, C[i].name, "counter", C[i].help);
+        sb_add(&b, "%s %llu\n", C[i].name,
+               (unsigned long long)*(const uint64_t *)((const char *)&st + C[i].off));
+    }
+
+    /* registry */
+    unsigned h[3] = {0};
+    bl_registry_find(n, NULL, count_health, h);
+    family(&b, "beamlet_registry_entries", "gauge", "Service registry entries this node sees, by health.");
+    for (int i = 0; i < 3; i++)
+        sb_add(&b, "beamlet_registry_entries{health=\"%s\"} %u\n", bl_health_name((bl_health)i),
+               h[i]);
+
+    /* pub/sub: the `counters` reply, #{Topic => #{published, delivered, ...}} */
+    if (pbuf) {
+        json_t *t = bl_term_to_json(pbuf, &pindex), *v;
+        static const char *F[] = {"published", "delivered", "retried", "expired", "dropped"};
+        for (size_t f = 0; f < 5 && json_is_object(t) && json_object_size(t); f++) {
+            char name[64], help[96];
+            snprintf(name, sizeof(name), "beamlet_pubsub_%s_total", F[f]);
+            snprintf(help, sizeof(help), "Pub/sub messages %s, per topic, on this node.", F[f]);
+            family(&b, name, "counter", help);
+            const char *topic;
+            json_object_foreach(t, topic, v)
+            {
+                esc(e1, sizeof(e1), topic);
+                sb_add(&b, "%s{topic=\"%s\"} %lld\n", name, e1,
+                       (long long)json_integer_value(json_object_get(v, F[f])));
+            }
+        }
+        json_decref(t);
+    }
+
+    /* the gateway itself */
+    if (g->d) {
+        family(&b, "beamlet_http_requests_total", "counter", "HTTP requests answered, by status class.");
+        for (int i = 1; i <= 5; i++)
+            sb_add(&b, "beamlet_http_requests_total{code=\"%dxx\"} %llu\n", i, g->http_requests[i]);
+        family(&b, "beamlet_http_connections", "gauge", "Open HTTP connections.");
+        sb_add(&b, "beamlet_http_connections %u\n", g->nconns);
+        unsigned ns = 0;
+        for (gw_stream *s = g->streams; s; s = s->next)
+            ns++;
+        family(&b, "beamlet_http_streams", "gauge", "Open event streams.");
+        sb_add(&b, "beamlet_http_streams %u\n", ns);
+    }
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    *len = b.len;
+    return b.s;
+}
+
+/* ---- merging members' texts ---- */
+
+typedef struct fam {
+    UT_hash_handle hh;
+    char *name;
+    char *head; /* HELP and TYPE lines */
+    sbuf samples;
+    int order;
+} fam;
+
+static void merge_text(fam **fams, int *order, const char *node, const char *text, size_t len)
+{
+    char enode[BL_NODE_LEN * 2];
+    esc(enode, sizeof(enode), node);
+    fam *cur = NULL;
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (l > 7 && (!strncmp(p, "# HELP ", 7) || !strncmp(p, "# TYPE ", 7))) {
+            const char *nm = p + 7, *sp = memchr(nm, ' ', l - 7);
+            size_t nl2 = sp ? (size_t)(sp - nm) : l - 7;
+            fam *f = NULL;
+            HASH_FIND(hh, *fams, nm, nl2, f);
+            if (!f && (f = calloc(1, sizeof(*f)))) {
+                f->name = strndup(nm, nl2);
+                f->head = calloc(1, 1);
+                f->order = (*order)++;
+                HASH_ADD_KEYPTR(hh, *fams, f->name, nl2, f);
+            }
+            if (f && !f->samples.len) { /* first member's HELP/TYPE lines */
+                size_t hl = strlen(f->head);
+                if (!strstr(f->head, p[2] == 'H' ? "# HELP " : "# TYPE ")) {
+                    char *nh = realloc(f->head, hl + l + 2);
+                    if (nh) {
+                        memcpy(nh + hl, p, l);
+                        nh[hl + l] = '\n';
+                        nh[hl + l + 1] = 0;
+                        f->head = nh;
+                    }
+                }
+            }
+            cur = f;
+        } else if (l && p[0] != '#' && cur) {
+            const char *brace = memchr(p, '{', l), *sp = memchr(p, ' ', l);
+            if (brace && (!sp || brace < sp))
+                sb_add(&cur->samples, "%.*snode=\"%s\",%.*s\n", (int)(brace + 1 - p), p, enode,
+                       (int)(l - (size_t)(brace + 1 - p)), brace + 1);
+            else if (sp)
+                sb_add(&cur->samples, "%.*s{node=\"%s\"}%.*s\n", (int)(sp - p), p, enode,
+                       (int)(l - (size_t)(sp - p)), sp);
+        }
+        p += l + 1;
+    }
+}
+
+static int by_order(fam *a, fam *b)
+{
+    return a->order - b->order;
+}
+
+static void reply_text(gw_req *r, const char *s, size_t len)
+{
+    bl__gw_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", s, len);
+}
+
+static void cluster_done(gw_req *r)
+{
+    fam *fams = NULL, *f, *t;
+    int order = 0;
+    const char *node;
+    json_t *v;
+    json_object_foreach(r->acc, node, v) if (json_is_string(v)) merge_text(&fams, &order, node, json_string_value(v), json_string_length(v));
+    HASH_SORT(fams, by_order);
+    sbuf out = {0};
+    HASH_ITER(hh, fams, f, t)
+    {
+        if (f->samples.len) sb_add(&out, "%s%.*s", f->head, (int)f->samples.len, f->samples.s);
+        HASH_DEL(fams, f);
+        free(f->name);
+        free(f->head);
+        free(f->samples.s);
+        free(f);
+    }
+    if (out.oom || !out.s)
+        bl__gw_problem(r, 500, "Internal Server Error", "out of memory");
+    else
+        reply_text(r, out.s, out.len);
+    free(out.s);
+}
+
+/* a member's answer: {Node, Text} */
+static void member_cb(gw_req *r, int status, const char *buf, int index)
+{
+    int type, size, arity;
+    char node[MAXATOMLEN_UTF8];
+    if (status == BL_OK && ei_decode_tuple_header(buf, &index, &arity) == 0 && arity == 2 &&
+        ei_decode_atom(buf, &index, node) == 0 && ei_get_type(buf, &index, &type, &size) == 0 &&
+        type == ERL_BINARY_EXT) {
+        char *s = malloc((size_t)size + 1);
+        long l;
+        if (s && ei_decode_binary(buf, &index, s, &l) == 0) {
+            json_t *str = json_stringn(s, (size_t)l);
+            if (str) json_object_set_new(r->acc, node, str);
+        }
+        free(s);
+    }
+    if (r->outstanding == 0 && json_object_get(r->acc, bl_node_name(r->g->n))) cluster_done(r);
+}
+
+static void local_cb(gw_req *r, int status, const char *buf, int index)
+{
+    size_t len = 0;
+    char *text = bl__gw_metrics_text(r->g, status == BL_OK ? buf : NULL, index, &len);
+    if (!text) {
+        if (!r->acc) bl__gw_problem(r, 500, "Internal Server Error", "out of memory");
+        return;
+    }
+    if (!r->acc) { /* one node */
+        reply_text(r, text, len);
+    } else {
+        json_object_set_new(r->acc, bl_node_name(r->g->n), json_stringn(text, len));
+        if (r->outstanding == 0) cluster_done(r);
+    }
+    free(text);
+}
+
+static void ask_member(bl_node *n, const char *node, void *ud)
+{
+    (void)n;
+    gw_req *r = ud;
+    char req[64];
+    int k = 0;
+    ei_encode_atom(req, &k, "bl_gw_metrics");
+    bl__gw_call(r, GW_PROC, node, req, k, member_cb);
+}
+
+void bl__gw_metrics(gw_req *r)
+{
+    const char *scope = bl__gw_arg(r, "scope");
+    if (scope && strcmp(scope, "node") && strcmp(scope, "cluster"))
+        return bl__gw_problem(r, 400, "Bad Request", "scope is node or cluster");
+    if (scope && !strcmp(scope, "cluster")) {
+        r->acc = json_object();
+        bl_cluster_each_peer(r->g->n, -1, ask_member, r);
+    }
+    char req[64];
+    int k = 0;
+    ei_encode_atom(req, &k, "counters");
+    if (bl__gw_call(r, "beamlet_pubsub", bl_node_name(r->g->n), req, k, local_cb) != BL_OK)
+        local_cb(r, BL_ENOPROC, NULL, 0);
+}
