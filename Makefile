@@ -5,6 +5,9 @@
 #   make bench    throughput/latency/RSS/start-up figures next to BEAM's, as ratios
 #   make fuzz     run the fuzz targets for long
 #   make compdb   compile_commands.json for clangd (bear)
+#   make release  build/beamlet-VERSION-linux-ARCH.tar.gz (relocatable; docs/deploy.md)
+#   make deb      build/beamlet_VERSION_ARCH.deb (dpkg-deb; docs/deploy.md)
+#   make demo     the guided tour: a cluster, services, messages, failures and recovery, timed
 
 SHELL := /bin/bash
 ERL_EI := $(shell erl -noshell -eval 'io:format("~s",[code:lib_dir(erl_interface)]),halt().' 2>/dev/null)
@@ -56,13 +59,17 @@ $(ASAN)/libbeamlet.a: $(ASAN_OBJ)
 	ar rcs $@ $^
 priv/libbeamlet.a: $(REL)/libbeamlet.a
 	@mkdir -p priv && cp $< $@.tmp && mv -f $@.tmp $@
-CLI_SRC := c_src/cli/main.c c_src/cli/render.c
+CLI_SRC := $(filter-out c_src/cli/config.c,$(wildcard c_src/cli/*.c))
+# `beamlet version`: the git revision and the build date (SOURCE_DATE_EPOCH fixes the date)
+GIT_REV = $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+BUILD_DATE = $(shell date -u -d "@$${SOURCE_DATE_EPOCH:-$$(date +%s)}" +%Y-%m-%dT%H:%M:%SZ)
+VERSION_DEFS = -DBL_GIT_REV='"$(GIT_REV)"' -DBL_BUILD_DATE='"$(BUILD_DATE)"'
 $(REL)/beamlet: $(CLI_SRC) c_src/cli/render.h $(REL)/libbeamlet.a
-	$(CC) $(CFLAGS_GCC) -O2 -g $(CLI_SRC) $(REL)/libbeamlet.a $(LIBS) -o $@
+	$(CC) $(CFLAGS_GCC) -O2 -g $(VERSION_DEFS) $(CLI_SRC) $(REL)/libbeamlet.a $(LIBS) -o $@
 priv/beamlet: $(REL)/beamlet
 	@mkdir -p priv && cp $< $@.tmp && mv -f $@.tmp $@
 $(ASAN)/beamlet: $(CLI_SRC) c_src/cli/render.h $(ASAN)/libbeamlet.a
-	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $(CLI_SRC) $(ASAN)/libbeamlet.a $(LIBS) -o $@
+	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $(VERSION_DEFS) $(CLI_SRC) $(ASAN)/libbeamlet.a $(LIBS) -o $@
 $(REL)/examples/%: examples/%.c $(REL)/libbeamlet.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
@@ -139,3 +146,30 @@ format:
 
 clean:
 	rm -rf build priv/beamlet priv/libbeamlet.a
+
+# ---- shipping: release tarball, Debian package, demo (docs/deploy.md) ----
+# The shipped binary and library are built apart from the dev ones, with Debian's hardening
+# flags (dpkg-buildflags: fortify, stack protector, relro/now, PIE; file-prefix-map, so no build
+# path is baked in) and a fresh git revision every time; the binary is stripped.
+VERSION := $(shell sed -n 's/^\#define BL_VERSION "\(.*\)"/\1/p' include/beamlet/beamlet.h)
+ARCH := $(shell uname -m)
+DIST := build/dist
+HARDEN = DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get
+DIST_CFLAGS = $(CFLAGS_GCC) $(shell $(HARDEN) CPPFLAGS) $(shell $(HARDEN) CFLAGS)
+DIST_LDFLAGS = $(shell $(HARDEN) LDFLAGS)
+DIST_OBJ := $(patsubst c_src/%.c,$(DIST)/obj/%.o,$(LIB_SRC))
+$(DIST)/obj/%.o: c_src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(DIST_CFLAGS) -c $< -o $@
+$(DIST)/libbeamlet.a: $(DIST_OBJ)
+	ar rcs $@ $^
+.PHONY: dist-bin release release-test deb deb-test demo
+dist-bin: $(DIST)/libbeamlet.a
+	$(CC) $(DIST_CFLAGS) $(VERSION_DEFS) $(CLI_SRC) $(DIST)/libbeamlet.a $(DIST_LDFLAGS) $(LIBS) -o $(DIST)/beamlet
+	strip --strip-unneeded --remove-section=.comment --remove-section=.note $(DIST)/beamlet
+	@$(MAKE) --no-print-directory -C erlang_shim >/dev/null
+release: deps-run
+	@$(MAKE) --no-print-directory dist-bin
+	@rel/release/mkrelease.sh "$(VERSION)" "$(ARCH)"
+release-test:
+	@test/release/run.sh

@@ -19,6 +19,8 @@ typedef struct {
 static const opt OPTS[] = {
     {"sname", "--sname", NULL, "short node name: NAME or NAME@HOST"},
     {"name", "--name", NULL, "long node name: NAME@HOST.DOMAIN or NAME@IP"},
+    /* aliases come before their variable: when both are set, the canonical one wins */
+    {"node_name", NULL, "NODE_ID", "alias of NODE_NAME"},
     {"node_name", NULL, "NODE_NAME", "node name (short names unless the host has a dot)"},
     {"cookie", "--cookie", "COOKIE", "distribution cookie (default: ~/.erlang.cookie)"},
     {"cookie_file", "--cookie-file", "COOKIE_FILE", "file holding the cookie"},
@@ -43,6 +45,7 @@ static const opt OPTS[] = {
      "max concurrent handshakes (8)"},
     {"listen_address", "--listen-address", "BEAMLET_LISTEN_ADDRESS",
      "IPv4 address to listen on (0.0.0.0)"},
+    {"listen_port", NULL, "CLUSTER_PORT", "alias of BEAMLET_PORT"},
     {"listen_port", "--port", "BEAMLET_PORT", "TCP port (0: any)"},
     {"publish", "--publish", "BEAMLET_PUBLISH", "register in EPMD: true/false (true)"},
     {"exit_on_stdin_eof", "--exit-on-stdin-eof", "BEAMLET_EXIT_ON_STDIN_EOF",
@@ -442,6 +445,52 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
     return BL_ECONFIG;
 }
 
+int bl_config_json_value(const char *key, json_t *val, char *buf, size_t buflen, char *err,
+                         size_t errlen)
+{
+    if (json_is_string(val)) {
+        snprintf(buf, buflen, "%s", json_string_value(val));
+    } else if (json_is_integer(val)) {
+        snprintf(buf, buflen, "%lld", (long long)json_integer_value(val));
+    } else if (json_is_boolean(val)) {
+        snprintf(buf, buflen, "%s", json_is_true(val) ? "true" : "false");
+    } else if (json_is_object(val) && !strcmp(key, "metadata")) {
+        size_t off = 0;
+        const char *mk;
+        json_t *mv;
+        buf[0] = 0;
+        json_object_foreach(val, mk, mv)
+        {
+            if (!json_is_string(mv)) {
+                snprintf(err, errlen, "invalid metadata: value of '%s' is not a string", mk);
+                return BL_ECONFIG;
+            }
+            off += (size_t)snprintf(buf + off, buflen > off ? buflen - off : 0, "%s%s=%s",
+                                    off ? "," : "", mk, json_string_value(mv));
+            if (off >= buflen) break;
+        }
+    } else if (json_is_array(val) && (!strcmp(key, "join") || !strcmp(key, "capabilities") ||
+                                      !strcmp(key, "epmd_hosts"))) {
+        size_t i, off = 0;
+        json_t *e;
+        buf[0] = 0;
+        json_array_foreach(val, i, e)
+        {
+            if (!json_is_string(e)) {
+                snprintf(err, errlen, "invalid %s: element %zu is not a string", key, i);
+                return BL_ECONFIG;
+            }
+            off += (size_t)snprintf(buf + off, buflen > off ? buflen - off : 0, "%s%s",
+                                    i ? "," : "", json_string_value(e));
+            if (off >= buflen) break;
+        }
+    } else {
+        snprintf(err, errlen, "invalid %s: wrong JSON type", key);
+        return BL_ECONFIG;
+    }
+    return BL_OK;
+}
+
 int bl_config_load_file(bl_config *cfg, const char *path, char *err, size_t errlen)
 {
     json_error_t je;
@@ -461,55 +510,21 @@ int bl_config_load_file(bl_config *cfg, const char *path, char *err, size_t errl
     json_object_foreach(root, key, val)
     {
         char buf[BL_MAX_SEEDS * BL_NODE_LEN];
-        if (json_is_string(val)) {
-            snprintf(buf, sizeof(buf), "%s", json_string_value(val));
-        } else if (json_is_integer(val)) {
-            snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(val));
-        } else if (json_is_boolean(val)) {
-            snprintf(buf, sizeof(buf), "%s", json_is_true(val) ? "true" : "false");
-        } else if (json_is_object(val) && !strcmp(key, "metadata")) {
-            size_t off = 0;
-            const char *mk;
-            json_t *mv;
-            buf[0] = 0;
-            json_object_foreach(val, mk, mv)
-            {
-                if (!json_is_string(mv)) {
-                    snprintf(err, errlen, "invalid metadata: value of '%s' is not a string", mk);
-                    rc = BL_ECONFIG;
-                    break;
-                }
-                off += (size_t)snprintf(buf + off, sizeof(buf) > off ? sizeof(buf) - off : 0,
-                                        "%s%s=%s", off ? "," : "", mk, json_string_value(mv));
-                if (off >= sizeof(buf)) break;
-            }
-            if (rc) break;
-        } else if (json_is_array(val) && (!strcmp(key, "join") || !strcmp(key, "capabilities") ||
-                                          !strcmp(key, "epmd_hosts"))) {
-            size_t i, off = 0;
-            json_t *e;
-            buf[0] = 0;
-            json_array_foreach(val, i, e)
-            {
-                if (!json_is_string(e)) {
-                    snprintf(err, errlen, "invalid %s: element %zu is not a string", key, i);
-                    rc = BL_ECONFIG;
-                    break;
-                }
-                off += (size_t)snprintf(buf + off, sizeof(buf) > off ? sizeof(buf) - off : 0,
-                                        "%s%s", i ? "," : "", json_string_value(e));
-                if (off >= sizeof(buf)) break;
-            }
-            if (rc) break;
-        } else {
-            snprintf(err, errlen, "invalid %s: wrong JSON type", key);
-            rc = BL_ECONFIG;
-            break;
-        }
+        if (key[0] == '_') continue; /* "_comment", "_doc": notes for people (docs/deploy.md) */
+        if ((rc = bl_config_json_value(key, val, buf, sizeof(buf), err, errlen)) != BL_OK) break;
         if ((rc = bl_config_set(cfg, key, buf, err, errlen)) != BL_OK) break;
     }
     json_decref(root);
     return rc;
+}
+
+int bl_config_key_at(size_t i, const char **key, const char **flag, const char **env)
+{
+    if (i >= NOPTS) return 0;
+    *key = OPTS[i].key;
+    *flag = OPTS[i].flag;
+    *env = OPTS[i].env;
+    return 1;
 }
 
 int bl_config_from_args(bl_config *cfg, int argc, char **argv, bl_getenv_fn env, char *err,

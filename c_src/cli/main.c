@@ -2,6 +2,7 @@
  * join the target's cluster as a short-lived hidden node, ask, print and exit 0 (1 on failure). */
 #include "beamlet/beamlet.h"
 #include "beamlet/config.h"
+#include "cli.h"
 #include "render.h"
 
 #include <malloc.h>
@@ -26,9 +27,10 @@ static void usage(FILE *out)
             "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
             "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
             "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
-            "  beamlet version | help\n\n"
-            "node options (precedence: JSON file < environment < flags):\n",
+            "  beamlet version | help [COMMAND] | COMMAND --help\n",
             BL_VERSION);
+    bl__cli_usage(out);
+    fprintf(out, "\nnode options (precedence: JSON file < environment < flags):\n");
     bl_config_usage(out);
 }
 
@@ -199,6 +201,8 @@ int main(int argc, char **argv)
     /* handshake threads would each keep a malloc arena; one shared arena is plenty here */
     mallopt(M_ARENA_MAX, 1);
     ei_init();
+    int rc;
+    if (bl__cli_dispatch(argc, argv, &rc)) return rc;
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);

@@ -10,9 +10,15 @@
 ffi_test_() ->
     {setup,
      fun() ->
+             %% every FFI function called by the tests is counted (see all_externals_called/0)
+             _ = erlang:trace_pattern({?FFI, '_', '_'}, true, [call_count]),
              ?assertEqual({ok, nil}, ?FFI:start()),
+             Data = filename:join(os:getenv("BL_GLEAM_LAYOUT"), "data_" ++ shim_test_util:name("gl")),
+             ok = filelib:ensure_dir(filename:join(Data, "x")),
              Opts = options(shim_test_util:name("gl"), #{role => {some, <<"monitor">>},
-                                                           cluster => {some, <<"gleamc">>}}),
+                                                           cluster => {some, <<"gleamc">>},
+                                                           extra => [<<"--data-dir">>,
+                                                                     list_to_binary(Data)]}),
              {ok, NodeBin} = ?FFI:start_worker(Opts),
              NodeBin
      end,
@@ -30,8 +36,7 @@ ffi_test_() ->
                    ?assertEqual({error, no_proc}, ?FFI:call(W, <<"nobody">>, <<"hi">>, 1000)),
                    ?assertEqual({error, timeout}, ?FFI:call(W, <<"beamlet">>, ping, 0)),
                    Ghost = atom_to_binary(shim_test_util:node_name(shim_test_util:name("ghost"))),
-                   ?assertEqual({error, node_down}, ?FFI:call(Ghost, <<"beamlet">>, ping, 1000)),
-                   ?assertEqual({call_failed, <<"badarg">>}, ?FFI:call_error(badarg))
+                   ?assertEqual({error, node_down}, ?FFI:call(Ghost, <<"beamlet">>, ping, 1000))
                end},
               {"cast: Nil", fun() -> ?assertEqual(nil, ?FFI:cast(W, <<"beamlet">>, <<"hi">>)) end},
               {"cluster: members, status, subscribe into a Subject", fun() -> cluster(W) end},
@@ -63,7 +68,8 @@ ffi_test_() ->
                end},
               {"monitor/demonitor with a Subject", fun monitor/0},
               {"workers: running, stop, errors", fun() -> workers(W) end},
-              {"discovery", fun discovery/0}]
+              {"discovery", fun discovery/0},
+              {"every @external was called by this suite", fun all_externals_called/0}]
      end}.
 
 %% worker.Options(name, cookie, role, cluster, join, extra_args, binary, start_timeout)
@@ -79,10 +85,12 @@ monitor() ->
     {ok, nil} = ?FFI:connect(NB),
     Tag = make_ref(),
     Subject = {subject, self(), Tag},
-    Mon = ?FFI:monitor(NB, Subject),
+    {ok, Mon} = ?FFI:monitor(NB, Subject),
     ?assert(is_reference(Mon)),
     Tag2 = make_ref(),
-    Mon2 = ?FFI:monitor(NB, {subject, self(), Tag2}),
+    {ok, Mon2} = ?FFI:monitor(NB, {subject, self(), Tag2}),
+    %% a named subject whose name nobody holds: Error(Nil), the caller keeps running
+    ?assertEqual({error, nil}, ?FFI:monitor(NB, {named_subject, gleam_nobody_has_this_name})),
     ?assertEqual(nil, ?FFI:demonitor(Mon2)),
     ok = shim_test_util:kill_raw(R),
     ?assertEqual(NB, receive {Tag, Msg} -> Msg after 5000 -> timeout end),
@@ -91,7 +99,7 @@ monitor() ->
     Name = list_to_atom(shim_test_util:name("subj")),
     true = register(Name, self()),
     try
-        _ = ?FFI:monitor(NB, {named_subject, Name}),
+        {ok, _} = ?FFI:monitor(NB, {named_subject, Name}),
         ?assertEqual(NB, receive {Name, M2} -> M2 after 1000 -> timeout end)
     after
         unregister(Name)
@@ -129,76 +137,6 @@ discovery() ->
     ?assertMatch({error, <<_/binary>>},
                  ?FFI:discovery_start({discovery_options, [], {some, <<"(">>}, 1000})).
 
-%%% ------------------------------------------------------------------ consistency
-
-gleam_dir() ->
-    filename:join([root(), "erlang_shim", "gleam"]).
-
-root() ->
-    case os:getenv("BL_ROOT") of
-        R when is_list(R), R =/= "" -> R;
-        _ -> element(2, file:get_cwd())
-    end.
-
-%% Every @external(erlang, "beamlet_gleam_ffi", "f") in the .gleam sources names an exported
-%% function whose arity is the number of parameters of the Gleam function that follows.
-externals_match_exports_test() ->
-    Files = filelib:wildcard(filename:join(gleam_dir(), "src/**/*.gleam")),
-    ?assert(length(Files) >= 4),
-    Ext = lists:append([externals(F) || F <- Files]),
-    ?assert(length(Ext) >= 15),
-    Exports = ?FFI:module_info(exports),
-    [?assert({F, A, lists:member({F, A}, Exports)} =:= {F, A, true}) || {F, A} <- Ext],
-    %% and every exported FFI function (but call_error/1, a helper) is used from Gleam
-    Used = [{F, A} || {F, A} <- Exports, F =/= module_info, F =/= call_error],
-    ?assertEqual([], Used -- Ext).
-
-externals(File) ->
-    {ok, Bin} = file:read_file(File),
-    Re = "@external\\(erlang, \"beamlet_gleam_ffi\", \"([a-z_]+)\"\\)\\s*pub fn [a-z_]+\\(",
-    case re:run(Bin, Re, [global, {capture, [1, 0], index}]) of
-        {match, Ms} ->
-            [{binary_to_atom(binary:part(Bin, F)), arity(Bin, S + L)} || [F, {S, L}] <- Ms];
-        nomatch -> []
-    end.
-
-%% Parameters of a Gleam function whose list starts at Pos (just after its `('): commas at
-%% parenthesis depth 0 up to the matching `)' (types like Dict(String, String) nest).
-arity(Bin, Pos) -> arity(Bin, Pos, 0, 0, false).
-
-arity(Bin, Pos, Depth, Commas, Seen) ->
-    case binary:at(Bin, Pos) of
-        $( -> arity(Bin, Pos + 1, Depth + 1, Commas, true);
-        $) when Depth > 0 -> arity(Bin, Pos + 1, Depth - 1, Commas, true);
-        $) -> case Seen of false -> 0; true -> Commas + 1 - trailing(Bin, Pos) end;
-        $, when Depth =:= 0 -> arity(Bin, Pos + 1, Depth, Commas + 1, Seen);
-        C when C =:= $\s; C =:= $\n; C =:= $\t -> arity(Bin, Pos + 1, Depth, Commas, Seen);
-        _ -> arity(Bin, Pos + 1, Depth, Commas, true)
-    end.
-
-%% 1 when the last parameter is followed by a trailing comma (gleam format writes one).
-trailing(Bin, Pos) ->
-    case string:trim(binary_to_list(binary:part(Bin, max(0, Pos - 8), min(8, Pos))), trailing) of
-        [] -> 0;
-        S -> case lists:last(S) of $, -> 1; _ -> 0 end
-    end.
-
-%% gleam/src links to the shared modules (make gleam-sync): every one is there and identical.
-gleam_copies_in_sync_test() ->
-    Srcs = [F || F <- filelib:wildcard(filename:join([root(), "erlang_shim", "src", "*.erl"])),
-                 filename:basename(F) =/= "beamlet.erl"],
-    ?assert(length(Srcs) >= 7),
-    [?assertEqual({F, same}, {F, same(F, filename:join([gleam_dir(), "src", filename:basename(F)]))})
-     || F <- Srcs],
-    %% beamlet.erl must not be there: the Gleam module `beamlet' compiles to it.
-    ?assertNot(filelib:is_file(filename:join([gleam_dir(), "src", "beamlet.erl"]))).
-
-same(A, B) ->
-    case {file:read_file(A), file:read_file(B)} of
-        {{ok, X}, {ok, X}} -> same;
-        _ -> different
-    end.
-
 %% cluster.members / cluster.status / cluster.subscribe with Gleam's shapes: Member and Status
 %% records, MemberState atoms, Option(String) leader, events as Event variants sent as {Tag, Event}.
 cluster(W) ->
@@ -212,6 +150,8 @@ cluster(W) ->
                  ?FFI:cluster_members(atom_to_binary(shim_test_util:node_name(shim_test_util:name("ghost"))))),
     Tag = make_ref(),
     ?assertEqual({ok, nil}, ?FFI:cluster_subscribe(W, {subject, self(), Tag})),
+    ?assertMatch({error, {call_failed, _}},
+                 ?FFI:cluster_subscribe(W, {named_subject, gleam_nobody_has_this_name})),
     %% a second node joins the cluster: the subscriber sees NodeJoined(node, role) for it
     Opts = options(shim_test_util:name("gl2"), #{role => {some, <<"agent">>},
                                                  cluster => {some, <<"gleamc">>},
@@ -253,4 +193,40 @@ pubsub(W) ->
     ?assert(is_binary(Id)),
     ?assertEqual({ok, {message, <<"gl.x">>, {payload, 1}, Id, high}},
                  receive {Tag, M} -> {ok, M} after 10000 -> timeout end),
-    ?assertMatch({error, _}, ?FFI:pubsub_publish(W, <<"bad..topic">>, x, normal)).
+    ?assertMatch({error, _}, ?FFI:pubsub_publish(W, <<"bad..topic">>, x, normal)),
+    ?assertMatch({error, {call_failed, _}},
+                 ?FFI:pubsub_subscribe(W, <<"gl.*">>, at_most_once,
+                                       {named_subject, gleam_nobody_has_this_name})),
+    %% durable subscriptions carry their name (AtLeastOnce(name:), ExactlyOnce(name:))
+    [begin
+         T = make_ref(),
+         {ok, _} = ?FFI:pubsub_subscribe(W, <<"gld.", Q/binary>>, {Qos, <<"gl_", Q/binary>>},
+                                         {subject, self(), T}),
+         {ok, MId} = ?FFI:pubsub_publish(W, <<"gld.", Q/binary>>, Q, low),
+         ?assertEqual({ok, {message, <<"gld.", Q/binary>>, Q, MId, low}},
+                      receive {T, M2} -> {ok, M2} after 10000 -> timeout end)
+     end || {Qos, Q} <- [{at_least_once, <<"alo">>}, {exactly_once, <<"eo">>}]],
+    %% a named subject: messages go to whoever holds the name
+    Name = list_to_atom(shim_test_util:name("psname")),
+    true = register(Name, self()),
+    try
+        {ok, _} = ?FFI:pubsub_subscribe(W, <<"gln.x">>, at_most_once, {named_subject, Name}),
+        {ok, NId} = ?FFI:pubsub_publish(W, <<"gln.x">>, named, normal),
+        ?assertEqual({ok, {message, <<"gln.x">>, named, NId, normal}},
+                     receive {Name, M3} -> {ok, M3} after 10000 -> timeout end)
+    after
+        unregister(Name)
+    end.
+
+%% Every function an @external of the .gleam sources names in the FFI module was called above.
+all_externals_called() ->
+    Ext = lists:usort([{EF, A} || {_, _, A, ?FFI, EF} <- beamlet_gleam_layout_tests:externals()]),
+    ?assert(length(Ext) >= 20),
+    Count = fun(F, A) ->
+                    case erlang:trace_info({?FFI, F, A}, call_count) of
+                        {call_count, C} when is_integer(C) -> C;
+                        _ -> 0
+                    end
+            end,
+    Uncalled = [FA || {F, A} = FA <- Ext, Count(F, A) =:= 0],
+    ?assertEqual([], Uncalled).

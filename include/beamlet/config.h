@@ -18,6 +18,14 @@ int bl_config_load_file(bl_config *cfg, const char *path, char *err, size_t errl
 /* The whole chain for `beamlet node ARGS`: argv holds only the flags. */
 int bl_config_from_args(bl_config *cfg, int argc, char **argv, bl_getenv_fn env, char *err,
                         size_t errlen);
+/* One JSON value of a config file as the string bl_config_set takes (arrays joined by commas,
+ * the metadata object as k=v pairs). */
+typedef struct json_t json_t;
+int bl_config_json_value(const char *key, json_t *val, char *buf, size_t buflen, char *err,
+                         size_t errlen);
+/* The i-th row of the key table (i from 0): its JSON key, flag (or NULL) and environment variable
+ * (or NULL); a key may have several rows (environment aliases). Returns 0 past the end. */
+int bl_config_key_at(size_t i, const char **key, const char **flag, const char **env);
 /* Print the keys, flags and env variables. */
 void bl_config_usage(FILE *out);
 

@@ -682,15 +682,53 @@ static void test_args_errors(void **state)
     free(buf);
 }
 
+/* ---- the seeds' environment names and notes in files (docs/configuration.md, deploy.md) ---- */
+static void test_env_aliases(void **state)
+{
+    (void)state;
+    bl_config c;
+    char err[512] = "";
+    const char *env1[] = {"NODE_ID", "edge7@pi", "CLUSTER_PORT", "4370", NULL};
+    assert_int_equal(from_args(&c, env1, 0, NULL, err, sizeof(err)), BL_OK);
+    assert_string_equal(c.name, "edge7@pi");
+    assert_int_equal(c.listen_port, 4370);
+    /* the canonical names win over the aliases */
+    const char *env2[] = {"NODE_ID", "alias@pi",     "NODE_NAME", "canon@pi", "CLUSTER_PORT",
+                          "4370",    "BEAMLET_PORT", "4371",      NULL};
+    assert_int_equal(from_args(&c, env2, 0, NULL, err, sizeof(err)), BL_OK);
+    assert_string_equal(c.name, "canon@pi");
+    assert_int_equal(c.listen_port, 4371);
+    /* a bad alias value names the key and the variable */
+    const char *env3[] = {"NODE_ID", "a@pi", "CLUSTER_PORT", "99999", NULL};
+    assert_int_equal(from_args(&c, env3, 0, NULL, err, sizeof(err)), BL_ECONFIG);
+    assert_contains(err, "listen_port");
+    assert_contains(err, "CLUSTER_PORT");
+}
+
+static void test_file_notes_skipped(void **state)
+{
+    (void)state;
+    char *path = write_tmp("{\"_comment\": \"notes for people\", \"_net_ticktime\": [1, 2], "
+                           "\"sname\": \"noted\", \"net_ticktime\": 9}");
+    bl_config c;
+    char err[512] = "";
+    const char *argv[] = {"--config", path};
+    assert_int_equal(from_args(&c, NULL, 2, argv, err, sizeof(err)), BL_OK);
+    assert_string_equal(c.name, "noted");
+    assert_int_equal(c.net_ticktime_s, 9);
+    rm_tmp(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),         cmocka_unit_test(test_set_each_key),
-        cmocka_unit_test(test_set_cluster_keys), cmocka_unit_test(test_set_enum_values),
-        cmocka_unit_test(test_set_names),        cmocka_unit_test(test_set_join),
-        cmocka_unit_test(test_set_unknown_key),  cmocka_unit_test(test_file_all_types),
-        cmocka_unit_test(test_file_errors),      cmocka_unit_test(test_precedence),
-        cmocka_unit_test(test_args_errors),
+        cmocka_unit_test(test_defaults),           cmocka_unit_test(test_set_each_key),
+        cmocka_unit_test(test_set_cluster_keys),   cmocka_unit_test(test_set_enum_values),
+        cmocka_unit_test(test_set_names),          cmocka_unit_test(test_set_join),
+        cmocka_unit_test(test_set_unknown_key),    cmocka_unit_test(test_file_all_types),
+        cmocka_unit_test(test_file_errors),        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_args_errors),        cmocka_unit_test(test_env_aliases),
+        cmocka_unit_test(test_file_notes_skipped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

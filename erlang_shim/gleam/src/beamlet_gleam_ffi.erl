@@ -17,7 +17,6 @@
          cluster_members/1, cluster_status/1, cluster_subscribe/2,
          registry_register/4, registry_deregister/2, registry_find/1, registry_call/3,
          global_whereis/1, pubsub_subscribe/4, pubsub_publish/4]).
--export([call_error/1]).
 
 -type gleam_result(T, E) :: {ok, T} | {error, E}.
 %% Gleam: pub type CallError { NodeDown Timeout NoProc CallFailed(reason: String) }
@@ -56,6 +55,7 @@
                     [binary()], #{binary() => binary()}, passing | warning | critical}.
 %% gleam_erlang 1.x Subject(message)
 -type subject() :: {subject, pid(), reference()} | {named_subject, atom()}.
+-type qos() :: at_most_once | {at_least_once, binary()} | {exactly_once, binary()}.
 %% Gleam: DiscoveryOptions(hosts: List(String), pattern: Option(String), interval: Int)
 -type discovery_options() :: {discovery_options, [binary()], gleam_option(binary()), integer()}.
 
@@ -110,8 +110,14 @@ cluster_status(Node) ->
 %% each event, as a Gleam `Event', to the subject; it ends with the subject's owner.
 -spec cluster_subscribe(binary(), subject()) -> gleam_result(nil, call_error()).
 cluster_subscribe(Node, Subject) ->
+    case subject_owner(Subject) of
+        {ok, Owner} -> cluster_subscribe(Node, Subject, Owner);
+        {error, nil} -> {error, {call_failed, <<"unregistered subject">>}}
+    end.
+
+cluster_subscribe(Node, Subject, Owner) ->
     Parent = self(),
-    Relay = spawn(fun() -> relay_start(atom(Node), Subject, Parent) end),
+    Relay = spawn(fun() -> relay_start(atom(Node), Subject, Owner, Parent) end),
     receive
         {Relay, subscribed} -> {ok, nil};
         {Relay, {error, R}} -> {error, call_error(R)}
@@ -120,11 +126,7 @@ cluster_subscribe(Node, Subject) ->
         {error, timeout}
     end.
 
-relay_start(Node, Subject, Parent) ->
-    Owner = case Subject of
-                {subject, O, _} -> O;
-                {named_subject, Name} -> whereis(Name)
-            end,
+relay_start(Node, Subject, Owner, Parent) ->
     erlang:monitor(process, Owner),
     erlang:monitor_node(Node, true),
     case beamlet_client:subscribe_cluster(Node) of
@@ -150,8 +152,23 @@ relay_loop(Node, Subject) ->
             ok
     end.
 
+%% A Subject as gleam_erlang's process.send delivers to it: `{Tag, Msg}' to the owner, or
+%% `{Name, Msg}' to the process registered as Name (a name nobody holds any more: dropped).
 send_subject({subject, Owner, Tag}, Msg) -> Owner ! {Tag, Msg};
-send_subject({named_subject, Name}, Msg) -> Name ! {Name, Msg}.
+send_subject({named_subject, Name}, Msg) ->
+    case whereis(Name) of
+        undefined -> ok;
+        Pid -> Pid ! {Name, Msg}
+    end.
+
+%% The process behind a Subject now: its owner, or the process registered under its name.
+-spec subject_owner(subject()) -> {ok, pid()} | {error, nil}.
+subject_owner({subject, Owner, _}) -> {ok, Owner};
+subject_owner({named_subject, Name}) ->
+    case whereis(Name) of
+        undefined -> {error, nil};
+        Pid -> {ok, Pid}
+    end.
 
 -spec event(map()) -> event() | skip.
 event(#{event := node_joined, node := N, role := R}) -> {node_joined, bin(N), bin(R)};
@@ -187,7 +204,7 @@ registry_deregister(Node, Id) ->
 %% @doc `registry.find(name)': asked of any connected beamlet node.
 -spec registry_find(binary()) -> gleam_result([service()], call_error()).
 registry_find(Name) ->
-    case beamlet:find_services(#{name => Name}) of
+    case beamlet_client:find_services(#{name => Name}) of
         {ok, L} -> {ok, [service(E) || E <- L]};
         {error, R} -> {error, call_error(R)}
     end.
@@ -201,7 +218,7 @@ service(E) ->
 %% @doc `registry.call(service, request, timeout)'.
 -spec registry_call(binary(), term(), integer()) -> gleam_result(term(), call_error()).
 registry_call(Service, Request, Timeout) ->
-    case beamlet:service_call(Service, Request, Timeout) of
+    case beamlet_client:service_call(Service, Request, Timeout) of
         {ok, R} -> {ok, R};
         {error, R} -> {error, call_error(R)}
     end.
@@ -209,26 +226,33 @@ registry_call(Service, Request, Timeout) ->
 %% @doc `global.whereis(name)': Option(Pid).
 -spec global_whereis(binary()) -> gleam_option(pid()).
 global_whereis(Name) ->
-    case beamlet:whereis(atom(Name)) of
-        Pid when is_pid(Pid) -> {some, Pid};
-        undefined -> none
+    case beamlet_client:whereis_name(atom(Name)) of
+        {ok, Pid} when is_pid(Pid) -> {some, Pid};
+        _ -> none
     end.
 
 %%% ------------------------------------------------------------------ pub/sub
 
-%% Gleam: Qos { AtMostOnce AtLeastOnce ExactlyOnce }, Priority { High Normal Low }
-qos(at_most_once) -> at_most_once;
-qos(at_least_once) -> at_least_once;
-qos(exactly_once) -> exactly_once.
+%% Gleam: Qos { AtMostOnce AtLeastOnce(name: String) ExactlyOnce(name: String) } -> the node's
+%% subscribe options (a durable subscription needs its name: it is kept under it while the
+%% subscriber is away). Priority { High Normal Low } are the node's atoms.
+sub_opts(at_most_once) -> #{qos => at_most_once};
+sub_opts({at_least_once, Name}) -> #{qos => at_least_once, name => Name};
+sub_opts({exactly_once, Name}) -> #{qos => exactly_once, name => Name}.
 
 %% @doc `pubsub.subscribe(node, pattern, qos, subject)': a relay process is the subscriber; it
 %% sends `Message(topic, payload, id, priority)' to the subject, acknowledges durable deliveries
 %% once forwarded, and unsubscribes when the subject's owner exits.
--spec pubsub_subscribe(binary(), binary(), at_most_once | at_least_once | exactly_once,
-                       subject()) -> gleam_result(integer(), call_error()).
+-spec pubsub_subscribe(binary(), binary(), qos(), subject()) -> gleam_result(integer(), call_error()).
 pubsub_subscribe(Node, Pattern, Qos, Subject) ->
+    case subject_owner(Subject) of
+        {ok, Owner} -> pubsub_subscribe(Node, Pattern, Qos, Subject, Owner);
+        {error, nil} -> {error, {call_failed, <<"unregistered subject">>}}
+    end.
+
+pubsub_subscribe(Node, Pattern, Qos, Subject, Owner) ->
     Parent = self(),
-    Relay = spawn(fun() -> ps_relay_start(atom(Node), Pattern, qos(Qos), Subject, Parent) end),
+    Relay = spawn(fun() -> ps_relay_start(atom(Node), Pattern, Qos, Subject, Owner, Parent) end),
     receive
         {Relay, {ok, SubId}} -> {ok, SubId};
         {Relay, {error, R}} -> {error, call_error(R)}
@@ -237,14 +261,12 @@ pubsub_subscribe(Node, Pattern, Qos, Subject) ->
         {error, timeout}
     end.
 
-ps_relay_start(Node, Pattern, Qos, Subject, Parent) ->
-    Owner = case Subject of
-                {subject, O, _} -> O;
-                {named_subject, Name} -> whereis(Name)
-            end,
+ps_relay_start(Node, Pattern, Qos0, Subject, Owner, Parent) ->
     erlang:monitor(process, Owner),
     process_flag(trap_exit, true), % the subscription links us to the node's pub/sub process
-    case beamlet_client:subscribe(Node, Pattern, #{qos => Qos}) of
+    Opts = sub_opts(Qos0),
+    Qos = maps:get(qos, Opts),
+    case beamlet_client:subscribe(Node, Pattern, Opts) of
         {ok, SubId} ->
             Parent ! {self(), {ok, SubId}},
             ps_relay_loop(Node, SubId, Qos, Subject);
@@ -344,15 +366,20 @@ stats(Node) ->
 
 %% @doc `node.monitor(node, subject)': the subject gets the node name (a String) once, when the
 %% connection goes down. Returns the monitor (a reference).
--spec monitor(binary(), subject()) -> reference().
+%% `Error(Nil)' for a named subject whose name nobody holds.
+-spec monitor(binary(), subject()) -> gleam_result(reference(), nil).
 monitor(Node, Subject) ->
-    Ref = make_ref(),
-    {Pid, Msg} = case Subject of
-                     {subject, Owner, Tag} -> {Owner, {Tag, Node}};
-                     {named_subject, Name} -> {whereis(Name), {Name, Node}}
-                 end,
-    ok = beamlet_nodes:monitor(atom(Node), Ref, Pid, Msg),
-    Ref.
+    case subject_owner(Subject) of
+        {ok, Pid} ->
+            Ref = make_ref(),
+            Msg = case Subject of
+                      {subject, _, Tag} -> {Tag, Node};
+                      {named_subject, Name} -> {Name, Node}
+                  end,
+            ok = beamlet_nodes:monitor(atom(Node), Ref, Pid, Msg),
+            {ok, Ref};
+        {error, nil} -> {error, nil}
+    end.
 
 %% @doc `node.demonitor(monitor)'.
 -spec demonitor(reference()) -> nil.

@@ -58,9 +58,10 @@ pub fn info(node: String) -> Result(Info, CallError)
 pub fn stats(node: String) -> Result(Dict(String, Dynamic), CallError)
 
 /// Send the node's name to `subject` once, when the connection to `node` goes down (at once if
-/// it is not connected). Needs `beamlet.start()`.
+/// it is not connected). Needs `beamlet.start()`. `Error(Nil)` when `subject` is a named subject
+/// whose name no process holds.
 @external(erlang, "beamlet_gleam_ffi", "monitor")
-pub fn monitor(node: String, subject: Subject(String)) -> Monitor
+pub fn monitor(node: String, subject: Subject(String)) -> Result(Monitor, Nil)
 
 /// Remove a monitor.
 @external(erlang, "beamlet_gleam_ffi", "demonitor")

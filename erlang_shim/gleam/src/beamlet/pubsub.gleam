@@ -12,11 +12,13 @@ pub type Priority {
   Low
 }
 
-/// Delivery guarantee of a subscription.
+/// Delivery guarantee of a subscription. A durable subscription (at least once, exactly once)
+/// has a name, unique per node: the publishers keep its messages under that name while the
+/// subscriber is away, and a new subscription with the same name takes them over.
 pub type Qos {
   AtMostOnce
-  AtLeastOnce
-  ExactlyOnce
+  AtLeastOnce(name: String)
+  ExactlyOnce(name: String)
 }
 
 /// A delivered message. `id` is unique per publish.

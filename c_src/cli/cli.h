@@ -1,0 +1,75 @@
+/* cli.h - what the files of the beamlet command share: the subcommand dispatch table, the admin
+ * client (a short-lived hidden node that calls a process on the target and exits), and the
+ * pieces `beamlet node` adds to a running node (admin process, systemd integration). */
+#ifndef BL_CLI_H
+#define BL_CLI_H
+
+#include "beamlet/beamlet.h"
+#include "beamlet/config.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#define BL__CLI_MAX_POS 8
+
+/* ---- subcommands (commands.c) ---- */
+/* A word path ("config show"), its handler (argv: the words after the path), a usage line and
+ * a paragraph for --help. */
+typedef struct bl__cli_cmd {
+    const char *path;
+    int (*run)(int argc, char **argv);
+    const char *usage;
+    const char *help;
+} bl__cli_cmd;
+/* Handles argv when it names a command of the table or asks for --help of any command: returns 1
+ * and sets *rc; 0 leaves argv to main.c. */
+int bl__cli_dispatch(int argc, char **argv, int *rc);
+/* Usage lines of the table's commands, for `beamlet help`. */
+void bl__cli_usage(FILE *out);
+
+/* ---- version.c ---- */
+int bl__cli_version(int argc, char **argv);
+const char *bl__cli_git_rev(void);
+const char *bl__cli_build_date(void);
+
+/* ---- admin client (client.c) ---- */
+typedef struct bl__cli_opts {
+    const char *cmd;    /* for messages: "service restart" */
+    const char *target; /* --node NODE (or the first positional word, if the caller says so) */
+    const char *format; /* --format VALUE, NULL if not given */
+    unsigned timeout_ms;
+    const char *pos[BL__CLI_MAX_POS]; /* positional words in order */
+    int npos;
+    bl_config cfg; /* the client node's config: cookie */
+    int exit_code;
+} bl__cli_opts;
+
+/* Parse --node, --cookie, --cookie-file, --timeout, --format and positional words. Prints the
+ * problem and returns -1 on a bad option. */
+int bl__cli_parse(bl__cli_opts *o, const char *cmd, int argc, char **argv);
+/* The reply of a call: print it and return the exit code. */
+typedef int (*bl__cli_reply_fn)(bl__cli_opts *o, const char *buf, int index, void *ud);
+/* Start a hidden client node, call proc on o->target with req (a term body; proc NULL = ping),
+ * hand the reply to fn, stop. Returns the exit code: fn's, or 1 when the node is unreachable. */
+int bl__cli_call(bl__cli_opts *o, const char *proc, const char *req, int reqlen,
+                 bl__cli_reply_fn fn, void *ud);
+/* Call a process of the target's CLI layer through its `beamlet` process ({call, Name, Req,
+ * Tmo}), so a node without it answers noproc at once; fn gets the inner reply. */
+int bl__cli_call_via_beamlet(bl__cli_opts *o, const char *proc, const char *req, int reqlen,
+                             bl__cli_reply_fn fn, void *ud);
+/* Print a JSON value indented (for --format json). */
+void bl__cli_print_json(json_t *j);
+
+/* ---- on a running `beamlet node` ---- */
+/* Where each configuration key's value came from (config_sources.c). */
+typedef struct bl__cfg_sources bl__cfg_sources;
+/* admin.c: the `beamlet_admin` process (config, services, restart, leave, reload). */
+int bl__admin_start(bl_node *n, const bl_config *cfg, const char *const *sources,
+                    const char *config_file, int argc, char **argv);
+/* sysd.c: sd_notify readiness and watchdog, SIGHUP reload. */
+int bl__sysd_start(bl_node *n);
+/* admin.c: re-read what can change live (log level, log format) from the config chain. */
+int bl__admin_reload(bl_node *n, const char *why);
+
+#endif

@@ -1,0 +1,129 @@
+/* commands.c - the dispatch table of beamlet's subcommands that live outside main.c (version,
+ * config, service, node leave/maintenance, metrics, completion), and `--help` for every command.
+ *
+ * main.c asks bl__cli_dispatch first: a word path of this table runs its handler; `CMD --help`
+ * (or `help CMD`) prints the usage and paragraph of any command, main.c's ones included. New
+ * subcommands add a row here and a file of their own. */
+#include "cli.h"
+
+#include <stdlib.h>
+
+#define CLIENT_OPTS "[--cookie C | --cookie-file F] [--timeout MS]"
+
+/* run NULL: handled by main.c, listed here for --help and completion */
+static const bl__cli_cmd CMDS[] = {
+    {"node", NULL, "beamlet node --sname NAME | --name NAME@HOST [options]",
+     "Run a node in the foreground. Configuration: defaults < JSON file (--config FILE or "
+     "BEAMLET_CONFIG) < environment < flags; `beamlet help` lists every key. SIGTERM/SIGINT: "
+     "leave the cluster and stop. SIGHUP: re-read the log level and format. Under systemd "
+     "(NOTIFY_SOCKET set) readiness and watchdog are reported."},
+    {"ping", NULL, "beamlet ping NODE " CLIENT_OPTS,
+     "net_adm:ping the node: prints pong and exits 0, or says why not and exits 1."},
+    {"info", NULL, "beamlet info NODE [--format json] " CLIENT_OPTS,
+     "The node's facts: name, role, cluster, version, uptime, connections, os pid, port."},
+    {"stats", NULL, "beamlet stats NODE [--format json] " CLIENT_OPTS,
+     "Traffic counters and per-connection queues of the node."},
+    {"cluster status", NULL, "beamlet cluster status --node NODE [--format json] " CLIENT_OPTS,
+     "Cluster as the node sees it: members per state, leader and term, health."},
+    {"cluster events", NULL, "beamlet cluster events --node NODE " CLIENT_OPTS,
+     "Recent membership and leader events (JSON)."},
+    {"nodes list", NULL, "beamlet nodes list --node NODE [--format table|json] " CLIENT_OPTS,
+     "Members with role, state, capabilities and last contact."},
+    {"version", bl__cli_version, "beamlet version [--short]",
+     "The release, the git revision and the build date (--short: the release only)."},
+};
+#define NCMDS (sizeof(CMDS) / sizeof(CMDS[0]))
+
+/* how many leading words of argv make up path; 0 if they do not */
+static int match(const char *path, int argc, char **argv)
+{
+    int words = 0;
+    const char *p = path;
+    while (*p) {
+        const char *sp = strchr(p, ' ');
+        size_t len = sp ? (size_t)(sp - p) : strlen(p);
+        if (words >= argc || strlen(argv[words]) != len || strncmp(argv[words], p, len)) return 0;
+        words++;
+        p += len + (sp ? 1 : 0);
+    }
+    return words;
+}
+
+static int is_help(const char *a)
+{
+    return !strcmp(a, "--help") || !strcmp(a, "-h");
+}
+
+static void print_help(FILE *out, const char *prefix, int argc, char **argv)
+{
+    int shown = 0;
+    for (size_t i = 0; i < NCMDS; i++) {
+        int w = match(CMDS[i].path, argc, argv);
+        /* "beamlet config --help": every command under config */
+        int under = argc > 0 && !w && !strncmp(CMDS[i].path, argv[0], strlen(argv[0])) &&
+                    CMDS[i].path[strlen(argv[0])] == ' ';
+        if (!w && !under) continue;
+        if (shown++) fprintf(out, "\n");
+        fprintf(out, "usage: %s\n\n", CMDS[i].usage);
+        /* wrap the paragraph at 78 columns */
+        const char *h = CMDS[i].help;
+        while (*h) {
+            size_t len = strlen(h);
+            if (len > 76) {
+                len = 76;
+                while (len > 0 && h[len] != ' ')
+                    len--;
+                if (len == 0) len = 76;
+            }
+            fprintf(out, "  %.*s\n", (int)len, h);
+            h += len;
+            while (*h == ' ')
+                h++;
+        }
+    }
+    if (!shown) fprintf(out, "%sno such command; see beamlet help\n", prefix);
+}
+
+void bl__cli_usage(FILE *out)
+{
+    for (size_t i = 0; i < NCMDS; i++)
+        if (CMDS[i].run) fprintf(out, "  %s\n", CMDS[i].usage + strlen("beamlet "));
+}
+
+int bl__cli_dispatch(int argc, char **argv, int *rc)
+{
+    if (argc < 2) return 0;
+    int ac = argc - 1;
+    char **av = argv + 1;
+    /* beamlet help CMD..., beamlet CMD... --help */
+    if (!strcmp(av[0], "help") && ac > 1) {
+        print_help(stdout, "beamlet help: ", ac - 1, av + 1);
+        *rc = 0;
+        return 1;
+    }
+    for (int i = 1; i < ac; i++)
+        if (is_help(av[i])) {
+            print_help(stdout, "beamlet: ", i, av);
+            *rc = 0;
+            return 1;
+        }
+    /* the longest path first ("node leave" before "node") */
+    const bl__cli_cmd *best = NULL;
+    int best_words = 0;
+    for (size_t i = 0; i < NCMDS; i++) {
+        int w = match(CMDS[i].path, ac, av);
+        if (w > best_words) {
+            best = &CMDS[i];
+            best_words = w;
+        }
+    }
+    if (!best || !best->run) return 0;
+    *rc = best->run(ac - best_words, av + best_words);
+    return 1;
+}
+
+/* the table for completion.c: path i, NULL past the end */
+const char *bl__cli_cmd_path(size_t i)
+{
+    return i < NCMDS ? CMDS[i].path : NULL;
+}
