@@ -173,3 +173,21 @@ release: deps-run
 	@rel/release/mkrelease.sh "$(VERSION)" "$(ARCH)"
 release-test:
 	@test/release/run.sh
+
+# the dashboard's vendored front-end libraries (c_src/gateway/assets/vendor/VERSIONS), fetched
+# again from npm: the built files exactly as published
+HTM_VERSION := 3.1.1
+UPLOT_VERSION := 1.6.32
+PREACT_LICENSE_VERSION := 10.19.3
+.PHONY: dashboard-vendor
+dashboard-vendor:
+	@tmp=$$(mktemp -d) && cd $$tmp && \
+	npm pack --silent htm@$(HTM_VERSION) uplot@$(UPLOT_VERSION) preact@$(PREACT_LICENSE_VERSION) >/dev/null && \
+	for f in *.tgz; do mkdir -p $${f%.tgz} && tar xzf $$f -C $${f%.tgz} --strip-components=1; done && \
+	V=$(CURDIR)/c_src/gateway/assets/vendor && \
+	cp htm-$(HTM_VERSION)/preact/standalone.module.js $$V/htm-preact-standalone.module.js && \
+	cp htm-$(HTM_VERSION)/LICENSE $$V/LICENSE.htm && \
+	cp uplot-$(UPLOT_VERSION)/dist/uPlot.iife.min.js uplot-$(UPLOT_VERSION)/dist/uPlot.min.css $$V/ && \
+	cp uplot-$(UPLOT_VERSION)/LICENSE $$V/LICENSE.uPlot && \
+	cp preact-$(PREACT_LICENSE_VERSION)/LICENSE $$V/LICENSE.preact && \
+	rm -rf $$tmp && echo "dashboard-vendor: htm $(HTM_VERSION), uPlot $(UPLOT_VERSION) in $$V"

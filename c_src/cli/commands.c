@@ -29,6 +29,16 @@ static const bl__cli_cmd CMDS[] = {
      "Recent membership and leader events (JSON)."},
     {"nodes list", NULL, "beamlet nodes list --node NODE [--format table|json] " CLIENT_OPTS,
      "Members with role, state, capabilities and last contact."},
+    {"apikey create", bl__cli_apikey_create,
+     "beamlet apikey create --node NODE --role viewer|operator|admin [--name NAME] " CLIENT_OPTS,
+     "Make an API key for the HTTP gateway (docs/gateway.md) and print it once. viewer reads; "
+     "operator also registers services, publishes, acks alerts, sets maintenance; admin also "
+     "manages keys and asks nodes to leave. The key works on every node of the cluster."},
+    {"apikey list", bl__cli_apikey_list,
+     "beamlet apikey list --node NODE [--format table|json] " CLIENT_OPTS,
+     "The cluster's API keys: id, name, role, active or revoked (never the key itself)."},
+    {"apikey revoke", bl__cli_apikey_revoke, "beamlet apikey revoke --node NODE ID " CLIENT_OPTS,
+     "Revoke a key on every node of the cluster."},
     {"version", bl__cli_version, "beamlet version [--short]",
      "The release, the git revision and the build date (--short: the release only)."},
 };

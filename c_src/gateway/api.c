@@ -51,8 +51,8 @@ static const char *body_str(json_t *o, const char *k, size_t max, int *bad)
 {
     json_t *v = json_object_get(o, k);
     if (!v || json_is_null(v)) return NULL;
-    if (!json_is_string(v) || json_string_length(v) >= max || strlen(json_string_value(v)) !=
-                                                                    json_string_length(v)) {
+    if (!json_is_string(v) || json_string_length(v) >= max ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
         *bad = 1;
         return NULL;
     }
@@ -107,7 +107,8 @@ static int local_call(gw_req *r, const char *proc, const char *node, const char 
 
 static void h_healthz(gw_req *r)
 {
-    bl__gw_reply_json(r, 200, json_pack("{s:s, s:s}", "status", "ok", "node", bl_node_name(r->g->n)));
+    bl__gw_reply_json(r, 200,
+                      json_pack("{s:s, s:s}", "status", "ok", "node", bl_node_name(r->g->n)));
 }
 
 static void h_readyz(gw_req *r)
@@ -144,8 +145,9 @@ static void cluster_cb(gw_req *r, int status, const char *buf, int index)
     json_object_set(j, "states", json_object_get(s, "states"));
     json_object_set(j, "leader", json_object_get(s, "leader"));
     json_object_set(j, "term", json_object_get(s, "term"));
-    json_object_set_new(j, "health", json_pack("{s:s, s:b}", "status",
-                                               healthy ? "active" : "degraded", "quorum", healthy));
+    json_object_set_new(
+        j, "health",
+        json_pack("{s:s, s:b}", "status", healthy ? "active" : "degraded", "quorum", healthy));
     json_decref(s);
     bl__gw_reply_json(r, 200, j);
 }
@@ -187,7 +189,8 @@ static void node_detail_cb(gw_req *r, int status, const char *buf, int index)
         if (ei_get_type(buf, &index, &type, &size) == 0 && type == ERL_BINARY_EXT &&
             (s = malloc((size_t)size + 1))) {
             long len;
-            if (ei_decode_binary(buf, &index, s, &len) == 0) detail = json_loadb(s, (size_t)len, 0, NULL);
+            if (ei_decode_binary(buf, &index, s, &len) == 0)
+                detail = json_loadb(s, (size_t)len, 0, NULL);
             free(s);
         }
     }
@@ -221,8 +224,9 @@ static void node_cb(gw_req *r, int status, const char *buf, int index)
         json_object_set_new(r->acc, "detail", bl__gw_node_self(r->g));
         return bl__gw_reply_json(r, 200, json_incref(r->acc));
     }
-    if ((kind && !strcmp(kind, "beam")) || (state && strcmp(state, "active") &&
-                                            strcmp(state, "joining") && strcmp(state, "suspected"))) {
+    if ((kind && !strcmp(kind, "beam")) ||
+        (state && strcmp(state, "active") && strcmp(state, "joining") &&
+         strcmp(state, "suspected"))) {
         json_object_set_new(r->acc, "detail", json_null());
         return bl__gw_reply_json(r, 200, json_incref(r->acc));
     }
@@ -252,8 +256,8 @@ static void h_node_leave(gw_req *r)
 {
     if (!strcmp(r->params[0], bl_node_name(r->g->n))) {
         bl__gw_leave_soon(r->g);
-        return bl__gw_reply_json(r, 202,
-                                 json_pack("{s:s, s:s}", "node", r->params[0], "status", "leaving"));
+        return bl__gw_reply_json(
+            r, 202, json_pack("{s:s, s:s}", "node", r->params[0], "status", "leaving"));
     }
     if (!bl_cluster_is_peer(r->g->n, r->params[0]))
         return bl__gw_problem(r, 404, "Not Found", "no such live beamlet member");
@@ -274,8 +278,8 @@ static json_t *entry_json(const bl_service_entry *e)
     for (int i = 0; i < e->nmeta; i++)
         json_object_set_new(meta, e->meta_keys[i], json_string(e->meta_values[i]));
     return json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:i, s:s?, s:I, s:s, s:o, s:o}", "id", e->id,
-                     "name", e->name, "version", e->version, "node", e->node, "address",
-                     e->address, "port", e->port, "health_endpoint", e->health_endpoint, "ttl_ms",
+                     "name", e->name, "version", e->version, "node", e->node, "address", e->address,
+                     "port", e->port, "health_endpoint", e->health_endpoint, "ttl_ms",
                      (json_int_t)e->ttl_ms, "health", bl_health_name(e->health), "tags", tags,
                      "metadata", meta);
 }
@@ -361,8 +365,10 @@ static void h_service_register(gw_req *r)
     json_t *v;
     if (!bad && tags) json_array_foreach(tags, i, v)
         {
-            if (!json_is_string(v) || json_string_length(v) >= BL_REG_STR_LEN) bad = 1;
-            else tagv[e.ntags++] = json_string_value(v);
+            if (!json_is_string(v) || json_string_length(v) >= BL_REG_STR_LEN)
+                bad = 1;
+            else
+                tagv[e.ntags++] = json_string_value(v);
         }
     const char *k;
     if (!bad && meta) json_object_foreach(meta, k, v)
@@ -393,7 +399,8 @@ static void h_service_register(gw_req *r)
     int rc = bl_registry_register(r->g->n, &e, id, sizeof(id));
     json_decref(b);
     if (rc == BL_ENOMEM)
-        return bl__gw_problem(r, 409, "Conflict", "registry_max_entries entries exist on this node");
+        return bl__gw_problem(r, 409, "Conflict",
+                              "registry_max_entries entries exist on this node");
     if (rc) return bl__gw_problem(r, 422, "Unprocessable Content", bl_strerror(rc));
     json_t *j = find_service(r->g, id);
     bl__gw_reply_json(r, 201, j ? j : json_pack("{s:s}", "id", id));
@@ -404,7 +411,8 @@ static void dereg_cb(gw_req *r, int status, const char *buf, int index)
     if (status) return call_failed(r, status, "beamlet_registry on the owner");
     char a[MAXATOMLEN_UTF8];
     int j = index;
-    if (ei_decode_atom(buf, &j, a) == 0 && !strcmp(a, "ok")) return bl__gw_reply(r, 204, NULL, "", 0);
+    if (ei_decode_atom(buf, &j, a) == 0 && !strcmp(a, "ok"))
+        return bl__gw_reply(r, 204, NULL, "", 0);
     bl__gw_problem(r, 404, "Not Found", "the owner has no entry with that id");
 }
 
@@ -462,12 +470,13 @@ static void pg_cb(gw_req *r, int status, const char *buf, int index)
                 json_array_append_new(members, json_string(s));
             }
             char *gname = json_dumps(name, JSON_ENCODE_ANY | JSON_COMPACT);
-            json_t *g = json_pack("{s:s, s:o, s:s, s:i, s:o}", "scope", scope, "group",
-                                  name ? name : json_null(), "key",
-                                  json_is_string(name) ? json_string_value(name) : (gname ? gname : "?"),
-                                  "size", k < 0 ? 0 : k, "members", members);
+            json_t *g = json_pack(
+                "{s:s, s:o, s:s, s:i, s:o}", "scope", scope, "group", name ? name : json_null(),
+                "key", json_is_string(name) ? json_string_value(name) : (gname ? gname : "?"),
+                "size", k < 0 ? 0 : k, "members", members);
             free(gname);
-            if (r->params[0][0] == 0 || !strcmp(json_string_value(json_object_get(g, "key")), r->params[0]))
+            if (r->params[0][0] == 0 ||
+                !strcmp(json_string_value(json_object_get(g, "key")), r->params[0]))
                 json_array_append_new(out, g);
             else
                 json_decref(g);
@@ -500,10 +509,10 @@ static void global_cb(gw_req *r, int status, const char *buf, int index)
     size_t i;
     json_array_foreach(t, i, e)
     {
-        json_array_append_new(out, json_pack("{s:O?, s:O?, s:O?, s:O?}", "name",
-                                             json_array_get(e, 0), "pid", json_array_get(e, 1),
-                                             "node", json_array_get(e, 2), "kind",
-                                             json_array_get(e, 3)));
+        json_array_append_new(out,
+                              json_pack("{s:O?, s:O?, s:O?, s:O?}", "name", json_array_get(e, 0),
+                                        "pid", json_array_get(e, 1), "node", json_array_get(e, 2),
+                                        "kind", json_array_get(e, 3)));
     }
     json_decref(t);
     bl__gw_reply_json(r, 200, out);
@@ -544,8 +553,11 @@ static void h_publish(gw_req *r)
     const char *prio = body_str(b, "priority", 16, &bad);
     json_t *ttl = json_object_get(b, "ttl_ms"), *payload = json_object_get(b, "payload");
     int p = BL_PRIO_NORMAL;
-    if (prio) p = !strcmp(prio, "high") ? BL_PRIO_HIGH : !strcmp(prio, "low") ? BL_PRIO_LOW
-                  : !strcmp(prio, "normal") ? BL_PRIO_NORMAL : -1;
+    if (prio)
+        p = !strcmp(prio, "high")     ? BL_PRIO_HIGH
+            : !strcmp(prio, "low")    ? BL_PRIO_LOW
+            : !strcmp(prio, "normal") ? BL_PRIO_NORMAL
+                                      : -1;
     if (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 0 ||
                 json_integer_value(ttl) > 86400000))
         bad = 1;
@@ -597,7 +609,8 @@ static void h_key_create(gw_req *r)
     json_t *info = NULL;
     char *key = bl__gw_key_create(r->g, ro, name, &info);
     json_decref(b);
-    if (!key) return bl__gw_problem(r, 500, "Internal Server Error", "cannot make a key (libcrypto)");
+    if (!key)
+        return bl__gw_problem(r, 500, "Internal Server Error", "cannot make a key (libcrypto)");
     json_object_set_new(info, "key", json_string(key));
     free(key);
     bl__gw_reply_json(r, 201, info);
@@ -627,16 +640,17 @@ static void h_asset(gw_req *r)
     size_t len;
     const char *ct;
     const unsigned char *d = bl__gw_asset(name, &len, &ct);
-    if (!d || !strcmp(name, "openapi.json")) return bl__gw_problem(r, 404, "Not Found", "no such file");
+    if (!d || !strcmp(name, "openapi.json"))
+        return bl__gw_problem(r, 404, "Not Found", "no such file");
     bl__gw_reply(r, 200, ct, (const char *)d, len);
 }
 
 static void h_index(gw_req *r)
 {
     if (!r->g->dashboard)
-        return bl__gw_reply_json(r, 200, json_pack("{s:s, s:s, s:s}", "api", "/api/v1",
-                                                   "openapi", "/api/v1/openapi.json", "metrics",
-                                                   "/metrics"));
+        return bl__gw_reply_json(r, 200,
+                                 json_pack("{s:s, s:s, s:s}", "api", "/api/v1", "openapi",
+                                           "/api/v1/openapi.json", "metrics", "/metrics"));
     h_asset(r);
 }
 
@@ -720,9 +734,10 @@ void bl__gw_dispatch(gw_req *r)
             break;
         }
         if (!strstr(r->allow, rt->method))
-            allow_len += (size_t)snprintf(r->allow + allow_len,
-                                          allow_len < sizeof(r->allow) ? sizeof(r->allow) - allow_len : 0,
-                                          "%s%s", allow_len ? ", " : "", rt->method);
+            allow_len +=
+                (size_t)snprintf(r->allow + allow_len,
+                                 allow_len < sizeof(r->allow) ? sizeof(r->allow) - allow_len : 0,
+                                 "%s%s", allow_len ? ", " : "", rt->method);
     }
     if (!hit) {
         if (r->allow[0])

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #define ASSET(sym, file)                                                                           \
-    __asm__(".section .rodata\n.balign 16\n.hidden " #sym "\n.global " #sym "\n" #sym ":\n"         \
+    __asm__(".section .rodata\n.balign 16\n.hidden " #sym "\n.global " #sym "\n" #sym ":\n"        \
             ".incbin \"c_src/gateway/assets/" file "\"\n.hidden " #sym "_end\n.global " #sym       \
             "_end\n" #sym "_end:\n.byte 0\n.previous\n");                                          \
     extern const unsigned char sym[], sym##_end[];

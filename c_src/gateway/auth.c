@@ -260,8 +260,7 @@ void bl__gw_keys_send(bl__gw *g, const char *node, const gw_apikey *only)
 static int get_bin(const char *buf, int *idx, char *out, size_t outsz, long *len)
 {
     int type, size;
-    if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT ||
-        (size_t)size >= outsz)
+    if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT || (size_t)size >= outsz)
         return -1;
     if (ei_decode_binary(buf, idx, out, len) < 0) return -1;
     out[*len] = 0;
@@ -282,9 +281,8 @@ void bl__gw_keys_merge(bl__gw *g, const char *buf, int *idx)
             if (ei_decode_tuple_header(buf, idx, &ta) < 0 || ta != 8 ||
                 get_bin(buf, idx, k.id, sizeof(k.id), &len) || len < 1 ||
                 get_bin(buf, idx, k.name, sizeof(k.name), &len) ||
-                ei_decode_atom(buf, idx, role) < 0 ||
-                get_bin(buf, idx, hash, sizeof(hash), &len) || len != 32 ||
-                ei_decode_ulonglong(buf, idx, &k.created_ms) < 0 ||
+                ei_decode_atom(buf, idx, role) < 0 || get_bin(buf, idx, hash, sizeof(hash), &len) ||
+                len != 32 || ei_decode_ulonglong(buf, idx, &k.created_ms) < 0 ||
                 ei_decode_atom(buf, idx, k.created_on) < 0 || ei_decode_atom(buf, idx, rev) < 0 ||
                 ei_decode_ulonglong(buf, idx, &k.revoked_ms) < 0 ||
                 (k.role = bl__gw_role_parse(role)) < 0)
@@ -455,8 +453,8 @@ int bl__gw_authorize(gw_req *r)
     }
     if (r->role < rt->role) {
         char d[128];
-        snprintf(d, sizeof(d), "this needs the %s role; the key has %s",
-                 bl__gw_role_name(rt->role), bl__gw_role_name(r->role));
+        snprintf(d, sizeof(d), "this needs the %s role; the key has %s", bl__gw_role_name(rt->role),
+                 bl__gw_role_name(r->role));
         return refuse(r, 403, "Forbidden", d, "forbidden");
     }
     return 0;

@@ -109,7 +109,8 @@ static int get_text(const char *buf, int *idx, char *out, size_t outsz)
     int type, size;
     long len;
     if (ei_get_type(buf, idx, &type, &size) < 0) return -1;
-    if (type == ERL_BINARY_EXT && (size_t)size < outsz && ei_decode_binary(buf, idx, out, &len) == 0) {
+    if (type == ERL_BINARY_EXT && (size_t)size < outsz &&
+        ei_decode_binary(buf, idx, out, &len) == 0) {
         out[len] = 0;
         return 0;
     }
@@ -192,7 +193,8 @@ static int gw_call(bl_proc *self, const bl_from *from, const char *buf, int idx,
         }
     }
     j = idx;
-    if (ei_decode_tuple_header(buf, &j, &arity) == 0 && arity >= 2 && ei_decode_atom(buf, &j, a) == 0) {
+    if (ei_decode_tuple_header(buf, &j, &arity) == 0 && arity >= 2 &&
+        ei_decode_atom(buf, &j, a) == 0) {
         if (!strcmp(a, "apikey_create") && arity == 3) {
             char role[32], name[64];
             if (get_text(buf, &j, role, sizeof(role)) || get_text(buf, &j, name, sizeof(name)))

@@ -193,6 +193,8 @@ static enum MHD_Result queue(gw_req *r)
     m->destroy_response(resp);
     r->queued = 1;
     count_status(g, r->status);
+    if (r->route && r->route->write) /* every write, whatever came of it */
+        bl__gw_audit(g, r, r->status, r->status < 400 ? "ok" : "failed");
     return rc;
 }
 
@@ -213,9 +215,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 static enum MHD_Result queue_stream(gw_req *r)
 {
     const bl__mhd *m = r->g->mhd;
-    struct MHD_Response *resp =
-        m->create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, r->stream,
-                                         NULL);
+    struct MHD_Response *resp = m->create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                                 stream_reader, r->stream, NULL);
     if (!resp) return MHD_NO;
     m->add_response_header(resp, "Content-Type", "text/event-stream");
     m->add_response_header(resp, "Cache-Control", "no-store");
@@ -304,8 +305,8 @@ static void client_addr(bl__gw *g, struct MHD_Connection *c, char *out, size_t o
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     (void)version;
     bl__gw *g = cls;
@@ -419,6 +420,22 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     bl_log(g->n, BL_LOG_DEBUG, "http: %s", line);
 }
 
+/* MHD's own unescaping, except that an escaped NUL (which would cut the path or a query value
+ * short, "app.js%00.png" -> "app.js") makes the whole string one that matches nothing. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)c;
+    bl__gw *g = cls;
+    if (strstr(s, "%00")) {
+        static const char bad[] = "/\x01nul";
+        size_t l = strlen(s);
+        memcpy(s, bad, l < sizeof(bad) ? l : sizeof(bad));
+        s[l < sizeof(bad) - 1 ? l : sizeof(bad) - 1] = 0;
+        return strlen(s);
+    }
+    return g->mhd->http_unescape(s);
+}
+
 static char *read_file(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
@@ -482,9 +499,9 @@ int bl__gw_http_start(bl__gw *g)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_max_header_bytes,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, g, MHD_OPTION_NOTIFY_CONNECTION, on_connection, g,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, g, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, g, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        g, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, g, MHD_OPTION_UNESCAPE_CALLBACK, unescape, g,
+        MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (!g->d) {
         bl_log(n, BL_LOG_ERROR, "http: cannot listen on %s:%d%s", cfg->http_address, g->port,
                g->tls ? " (or the TLS certificate/key were refused)" : "");

@@ -33,6 +33,7 @@ static void load(void)
         {(void **)&table.destroy_response, "MHD_destroy_response"},
         {(void **)&table.suspend_connection, "MHD_suspend_connection"},
         {(void **)&table.resume_connection, "MHD_resume_connection"},
+        {(void **)&table.http_unescape, "MHD_http_unescape"},
     };
     for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
         *syms[i].slot = dlsym(h, syms[i].name);

@@ -22,6 +22,7 @@ typedef struct bl__mhd {
     __typeof__(MHD_destroy_response) *destroy_response;
     __typeof__(MHD_suspend_connection) *suspend_connection;
     __typeof__(MHD_resume_connection) *resume_connection;
+    __typeof__(MHD_http_unescape) *http_unescape;
 } bl__mhd;
 
 /* The table, or NULL when libmicrohttpd.so.12 (Debian libmicrohttpd12) cannot be loaded. */

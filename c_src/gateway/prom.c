@@ -86,9 +86,10 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
     family(&b, "beamlet_build_info", "gauge", "Version and role of this beamlet node.");
     esc(e1, sizeof(e1), n->cfg.role);
     esc(e2, sizeof(e2), n->cfg.cluster);
-    sb_add(&b, "beamlet_build_info{version=\"%s\",role=\"%s\",cluster=\"%s\"} 1\n", BL_VERSION,
-           e1, e2);
-    family(&b, "beamlet_start_time_seconds", "gauge", "Start time of the node, seconds since the epoch.");
+    sb_add(&b, "beamlet_build_info{version=\"%s\",role=\"%s\",cluster=\"%s\"} 1\n", BL_VERSION, e1,
+           e2);
+    family(&b, "beamlet_start_time_seconds", "gauge",
+           "Start time of the node, seconds since the epoch.");
     sb_add(&b, "beamlet_start_time_seconds %.3f\n", n->started_at);
 
     /* membership */
@@ -128,7 +129,8 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
     sb_add(&b, "beamlet_connections %u\n", st.connections);
     family(&b, "beamlet_processes", "gauge", "Processes on this node.");
     sb_add(&b, "beamlet_processes %u\n", st.processes);
-    family(&b, "beamlet_send_queue_bytes", "gauge", "Bytes waiting in the connections' send queues.");
+    family(&b, "beamlet_send_queue_bytes", "gauge",
+           "Bytes waiting in the connections' send queues.");
     sb_add(&b, "beamlet_send_queue_bytes %zu\n", qbytes);
     static const struct {
         const char *name, *help;
@@ -136,7 +138,8 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
     } C[] = {
         {"beamlet_messages_received_total", "Distribution messages received.",
          offsetof(bl_stats, msgs_in)},
-        {"beamlet_messages_sent_total", "Distribution messages sent.", offsetof(bl_stats, msgs_out)},
+        {"beamlet_messages_sent_total", "Distribution messages sent.",
+         offsetof(bl_stats, msgs_out)},
         {"beamlet_received_bytes_total", "Distribution bytes received.",
          offsetof(bl_stats, bytes_in)},
         {"beamlet_sent_bytes_total", "Distribution bytes sent.", offsetof(bl_stats, bytes_out)},
@@ -158,7 +161,8 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
     /* registry */
     unsigned h[3] = {0};
     bl_registry_find(n, NULL, count_health, h);
-    family(&b, "beamlet_registry_entries", "gauge", "Service registry entries this node sees, by health.");
+    family(&b, "beamlet_registry_entries", "gauge",
+           "Service registry entries this node sees, by health.");
     for (int i = 0; i < 3; i++)
         sb_add(&b, "beamlet_registry_entries{health=\"%s\"} %u\n", bl_health_name((bl_health)i),
                h[i]);
@@ -185,7 +189,8 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
 
     /* the gateway itself */
     if (g->d) {
-        family(&b, "beamlet_http_requests_total", "counter", "HTTP requests answered, by status class.");
+        family(&b, "beamlet_http_requests_total", "counter",
+               "HTTP requests answered, by status class.");
         for (int i = 1; i <= 5; i++)
             sb_add(&b, "beamlet_http_requests_total{code=\"%dxx\"} %llu\n", i, g->http_requests[i]);
         family(&b, "beamlet_http_connections", "gauge", "Open HTTP connections.");
@@ -276,7 +281,8 @@ static void cluster_done(gw_req *r)
     int order = 0;
     const char *node;
     json_t *v;
-    json_object_foreach(r->acc, node, v) if (json_is_string(v)) merge_text(&fams, &order, node, json_string_value(v), json_string_length(v));
+    json_object_foreach(r->acc, node, v) if (json_is_string(v))
+        merge_text(&fams, &order, node, json_string_value(v), json_string_length(v));
     HASH_SORT(fams, by_order);
     sbuf out = {0};
     HASH_ITER(hh, fams, f, t)

@@ -61,8 +61,7 @@ static void push_event(bl__gw *g, gw_stream *s, const gw_event *e)
     free(f);
 }
 
-void bl__gw_event(bl__gw *g, const char *type, const char *node, const char *severity,
-                  json_t *body)
+void bl__gw_event(bl__gw *g, const char *type, const char *node, const char *severity, json_t *body)
 {
     if (!g->ring) {
         json_decref(body);
@@ -135,7 +134,7 @@ static void on_registry(bl_node *n, bl_registry_event ev, const bl_service_entry
     static const char *T[] = {"service_added", "service_removed", "service_health_changed"};
     json_t *b = json_pack("{s:s?, s:s?, s:s}", "id", e->id, "name", e->name, "health",
                           bl_health_name(e->health));
-    const char *sev = ev == BL_REG_HEALTH_CHANGED && e->health == BL_HEALTH_CRITICAL ? "error"
+    const char *sev = ev == BL_REG_HEALTH_CHANGED && e->health == BL_HEALTH_CRITICAL  ? "error"
                       : ev == BL_REG_HEALTH_CHANGED && e->health == BL_HEALTH_WARNING ? "warn"
                                                                                       : "info";
     bl__gw_event(g, T[ev], e->node, sev, b);
@@ -264,8 +263,9 @@ void bl__gw_events_query(gw_req *r)
     unsigned long long t0 = 0, t1 = ~0ull;
     long limit = 100;
     if ((since && parse_time(since, &t0)) || (until && parse_time(until, &t1)))
-        return bl__gw_problem(r, 400, "Bad Request",
-                              "since/until are ms since the epoch or a duration back (30s, 15m, 2h, 7d)");
+        return bl__gw_problem(
+            r, 400, "Bad Request",
+            "since/until are ms since the epoch or a duration back (30s, 15m, 2h, 7d)");
     if (sev && strcmp(sev, "info") && strcmp(sev, "warn") && strcmp(sev, "error"))
         return bl__gw_problem(r, 400, "Bad Request", "severity is info, warn or error (at least)");
     if (lim) {
