@@ -5,6 +5,7 @@
  * runs); everything after bl_node_start is non-blocking. */
 #include "internal.h"
 #include "../dist/handshake.h"
+#include "../dist/disthdr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -72,6 +73,7 @@ void bl_config_init(bl_config *cfg)
     snprintf(cfg->global_mode, sizeof(cfg->global_mode), "auto");
     snprintf(cfg->registry_policy, sizeof(cfg->registry_policy), "round_robin");
     cfg->registry_max_entries = 1024;
+    cfg->health_interval_ms = 5000;
     cfg->heartbeat_interval_ms = 1000;
     cfg->failure_threshold = 3;
     cfg->election_timeout_ms = 1500;
@@ -431,6 +433,7 @@ void bl_node_free(bl_node *n)
     if (n->epmd_fd >= 0) close(n->epmd_fd);
     ei_x_free(&n->scratch);
     ei_x_free(&n->scratch2);
+    bl_dh_scratch_free(n->dh);
     ev_loop_destroy(n->loop);
     free(n);
 }

@@ -83,6 +83,31 @@ parser_test() ->
     ?assertEqual([{one, 3, true, {m, f}}, {two, 2, false, {m, g}}, {three, 0, true, none}],
                  gleam_layout:gleam_functions(F)).
 
+%% docs/gleam.md: every ```gleam and ```toml block is a run of lines of a file of the example app
+%% (compared line by line without indentation and blank lines), so the guide shows code that CI
+%% builds and runs (gleam build / gleam run of examples/hello_cluster).
+guide_snippets_test() ->
+    {ok, Md} = file:read_file(filename:join([os:getenv("BL_ROOT"), "docs", "gleam.md"])),
+    {match, Blocks} = re:run(Md, "```(?:gleam|toml)\n(.*?)```", [global, dotall, {capture, [1], binary}]),
+    ?assert(length(Blocks) >= 8),
+    Files = filelib:wildcard(filename:join(gleam_dir(), "examples/*/gleam.toml")) ++
+        filelib:wildcard(filename:join(gleam_dir(), "examples/*/src/*.gleam")),
+    ?assert(length(Files) >= 2),
+    Sources = [{F, norm(element(2, file:read_file(F)))} || F <- Files],
+    [?assertEqual({B, found}, {B, case [F || {F, S} <- Sources, sublist(norm(B), S)] of
+                                      [] -> missing;
+                                      _ -> found
+                                  end})
+     || [B] <- Blocks].
+
+norm(Bin) ->
+    [T || L <- binary:split(Bin, <<"\n">>, [global]), T <- [string:trim(L)], T =/= <<>>].
+
+sublist([], _) -> true;
+sublist(_, []) -> false;
+sublist(Sub, [_ | Rest] = L) ->
+    lists:prefix(Sub, L) orelse sublist(Sub, Rest).
+
 %% gleam/src links to the shared modules (make gleam-sync): every one is there and identical.
 gleam_copies_in_sync_test() ->
     Root = os:getenv("BL_ROOT"),

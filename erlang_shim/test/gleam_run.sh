@@ -37,6 +37,7 @@ mkdir -p "$TESTS" "$BL_LOG_DIR" || exit 2
 if ! erlc -Wall +debug_info -o "$TESTS" erlang_shim/test/gleam_layout.erl \
         erlang_shim/test/shim_test_util.erl erlang_shim/test/shim_test_log_handler.erl \
         erlang_shim/test/beamlet_gleam_layout_tests.erl erlang_shim/test/beamlet_gleam_ffi_tests.erl \
+        erlang_shim/test/gleam_test_sup.erl \
         test/integration/bl_eunit_counter.erl; then
     echo "gleam_run.sh: erlc failed" >&2
     record 0 1
