@@ -51,7 +51,7 @@ $(ASAN)/obj/%.o: c_src/%.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) -c $< -o $@
 
-$(REL)/obj/gateway/assets.o $(ASAN)/obj/gateway/assets.o: $(GW_ASSETS)
+$(REL)/obj/gateway/assets.o $(ASAN)/obj/gateway/assets.o $(DIST)/obj/gateway/assets.o: $(GW_ASSETS)
 
 $(REL)/libbeamlet.a: $(REL_OBJ)
 	ar rcs $@ $^

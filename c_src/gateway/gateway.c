@@ -12,6 +12,7 @@
  *   {apikey_revoke, Id}              -> ok | {error, not_found}
  * and the message {bl_gw_keys, [Key]} between members (auth.c). */
 #include "gw_int.h"
+#include "../health/health_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,20 +43,34 @@ json_t *bl__gw_node_self(bl__gw *g)
     bl_node *n = g->n;
     bl_stats st;
     bl_node_stats(n, &st);
+    /* the machine: the health service's latest sample, as `beamlet metrics --format json` */
+    json_t *metrics = NULL;
+    bl_health_metrics *hm = malloc(sizeof(*hm));
+    if (hm && bl_health_metrics_get(n, hm) == BL_OK) {
+        ei_x_buff x;
+        ei_x_new(&x);
+        bl__health_encode_metrics(&x, n->name, hm, n->cfg.health_interval_ms);
+        int i = 0;
+        metrics = bl_term_to_json(x.buff, &i);
+        ei_x_free(&x);
+    }
+    free(hm);
     json_t *http = g->d ? json_pack("{s:i, s:b, s:b}", "port", g->port, "tls", g->tls, "dashboard",
                                     g->dashboard)
                         : json_null();
-    return json_pack("{s:s, s:s, s:s, s:s, s:f, s:o, s:{s:I, s:I, s:I, s:I, s:i, s:i, s:I, s:I, "
-                     "s:I, s:I}}",
-                     "node", bl_node_name(n), "role", n->cfg.role, "cluster", n->cfg.cluster,
-                     "version", BL_VERSION, "uptime_s", ev_time() - n->started_at, "http", http,
-                     "stats", "messages_in", (json_int_t)st.msgs_in, "messages_out",
-                     (json_int_t)st.msgs_out, "bytes_in", (json_int_t)st.bytes_in, "bytes_out",
-                     (json_int_t)st.bytes_out, "connections", (int)st.connections, "processes",
-                     (int)st.processes, "connections_accepted", (json_int_t)st.conns_accepted,
-                     "connections_established", (json_int_t)st.conns_connected,
-                     "connections_dropped", (json_int_t)st.conns_dropped, "handshakes_failed",
-                     (json_int_t)st.handshakes_failed);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:s, s:f, s:o, s:{s:I, s:I, s:I, s:I, s:i, s:i, s:I, s:I, "
+        "s:I, s:I}}",
+        "node", bl_node_name(n), "role", n->cfg.role, "cluster", n->cfg.cluster, "version",
+        BL_VERSION, "uptime_s", ev_time() - n->started_at, "http", http, "stats", "messages_in",
+        (json_int_t)st.msgs_in, "messages_out", (json_int_t)st.msgs_out, "bytes_in",
+        (json_int_t)st.bytes_in, "bytes_out", (json_int_t)st.bytes_out, "connections",
+        (int)st.connections, "processes", (int)st.processes, "connections_accepted",
+        (json_int_t)st.conns_accepted, "connections_established", (json_int_t)st.conns_connected,
+        "connections_dropped", (json_int_t)st.conns_dropped, "handshakes_failed",
+        (json_int_t)st.handshakes_failed);
+    json_object_set_new(j, "metrics", metrics ? metrics : json_null());
+    return j;
 }
 
 static void stop_cb(bl_node *n, void *ud)

@@ -7,6 +7,7 @@
  * member's series are fetched from its `beamlet_gateway` and merged family by family with a
  * `node` label, so one scrape target covers a small cluster. */
 #include "gw_int.h"
+#include "beamlet/health.h"
 #include "beamlet/registry.h"
 
 #include <stdarg.h>
@@ -70,6 +71,8 @@ static void esc(char *out, size_t outsz, const char *v)
     }
     out[o] = 0;
 }
+
+static void node_series(sbuf *b, const bl_health_metrics *m);
 
 static void count_health(bl_node *n, const bl_service_entry *e, void *ud)
 {
@@ -201,12 +204,134 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
         family(&b, "beamlet_http_streams", "gauge", "Open event streams.");
         sb_add(&b, "beamlet_http_streams %u\n", ns);
     }
+    bl_health_metrics *hm = malloc(sizeof(*hm));
+    if (hm && bl_health_metrics_get(n, hm) == BL_OK) node_series(&b, hm);
+    free(hm);
     if (b.oom) {
         free(b.s);
         return NULL;
     }
     *len = b.len;
     return b.s;
+}
+
+/* The machine, from the health collector's latest sample, under node_exporter's names and
+ * labels (CPU time is the all-CPU sum of /proc/stat's first line: label cpu="all"). */
+static void node_series(sbuf *b, const bl_health_metrics *m)
+{
+    char e1[300], e2[300], e3[300];
+    const double hz = 100.0; /* USER_HZ: 100 on every Linux ABI */
+    family(b, "node_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.");
+    const struct {
+        const char *mode;
+        unsigned long long v;
+    } cpu[] = {{"user", m->cpu.user},       {"nice", m->cpu.nice},     {"system", m->cpu.system},
+               {"idle", m->cpu.idle},       {"iowait", m->cpu.iowait}, {"irq", m->cpu.irq},
+               {"softirq", m->cpu.softirq}, {"steal", m->cpu.steal}};
+    for (size_t i = 0; i < sizeof(cpu) / sizeof(cpu[0]); i++)
+        sb_add(b, "node_cpu_seconds_total{cpu=\"all\",mode=\"%s\"} %.2f\n", cpu[i].mode,
+               cpu[i].v / hz);
+    family(b, "node_load1", "gauge", "1m load average.");
+    sb_add(b, "node_load1 %.2f\n", m->load1);
+    family(b, "node_load5", "gauge", "5m load average.");
+    sb_add(b, "node_load5 %.2f\n", m->load5);
+    family(b, "node_load15", "gauge", "15m load average.");
+    sb_add(b, "node_load15 %.2f\n", m->load15);
+    family(b, "node_procs_running", "gauge", "Number of processes in runnable state.");
+    sb_add(b, "node_procs_running %u\n", m->procs_running);
+    static const struct {
+        const char *name;
+        size_t off;
+    } MEM[] = {
+        {"node_memory_MemTotal_bytes", offsetof(bl_health_metrics, mem_total)},
+        {"node_memory_MemFree_bytes", offsetof(bl_health_metrics, mem_free)},
+        {"node_memory_MemAvailable_bytes", offsetof(bl_health_metrics, mem_available)},
+        {"node_memory_Buffers_bytes", offsetof(bl_health_metrics, mem_buffers)},
+        {"node_memory_Cached_bytes", offsetof(bl_health_metrics, mem_cached)},
+        {"node_memory_SwapTotal_bytes", offsetof(bl_health_metrics, swap_total)},
+        {"node_memory_SwapFree_bytes", offsetof(bl_health_metrics, swap_free)},
+    };
+    for (size_t i = 0; i < sizeof(MEM) / sizeof(MEM[0]); i++) {
+        family(b, MEM[i].name, "gauge", "Memory information field, from /proc/meminfo.");
+        sb_add(b, "%s %llu\n", MEM[i].name,
+               *(const unsigned long long *)((const char *)m + MEM[i].off));
+    }
+    static const char *FS[] = {"node_filesystem_size_bytes", "node_filesystem_free_bytes",
+                               "node_filesystem_avail_bytes", "node_filesystem_files",
+                               "node_filesystem_files_free"};
+    for (int f = 0; f < 5 && m->nfs > 0; f++) {
+        family(b, FS[f], "gauge", "Filesystem space and inodes (statfs), real filesystems only.");
+        for (int i = 0; i < m->nfs && i < BL_HEALTH_MAX_FS; i++) {
+            const bl_fs_info *fs = &m->fs[i];
+            unsigned long long v = f == 0   ? fs->size_bytes
+                                   : f == 1 ? fs->free_bytes
+                                   : f == 2 ? fs->avail_bytes
+                                   : f == 3 ? fs->inodes_total
+                                            : fs->inodes_free;
+            esc(e1, sizeof(e1), fs->device);
+            esc(e2, sizeof(e2), fs->fstype);
+            esc(e3, sizeof(e3), fs->mount);
+            sb_add(b, "%s{device=\"%s\",fstype=\"%s\",mountpoint=\"%s\"} %llu\n", FS[f], e1, e2, e3,
+                   v);
+        }
+    }
+    static const char *DK[] = {"node_disk_reads_completed_total",
+                               "node_disk_writes_completed_total", "node_disk_read_bytes_total",
+                               "node_disk_written_bytes_total", "node_disk_io_time_seconds_total"};
+    for (int f = 0; f < 5 && m->ndisks > 0; f++) {
+        family(b, DK[f], "counter", "Disk I/O, from /proc/diskstats.");
+        for (int i = 0; i < m->ndisks && i < BL_HEALTH_MAX_DISKS; i++) {
+            const bl_disk_io *d = &m->disks[i];
+            esc(e1, sizeof(e1), d->device);
+            if (f == 4)
+                sb_add(b, "%s{device=\"%s\"} %.3f\n", DK[f], e1, d->io_time_ms / 1000.0);
+            else
+                sb_add(b, "%s{device=\"%s\"} %llu\n", DK[f], e1,
+                       f == 0   ? d->reads
+                       : f == 1 ? d->writes
+                       : f == 2 ? d->read_bytes
+                                : d->written_bytes);
+        }
+    }
+    static const char *NET[] = {
+        "node_network_receive_bytes_total",   "node_network_transmit_bytes_total",
+        "node_network_receive_packets_total", "node_network_transmit_packets_total",
+        "node_network_receive_errs_total",    "node_network_transmit_errs_total",
+        "node_network_receive_drop_total",    "node_network_transmit_drop_total"};
+    for (int f = 0; f < 8 && m->nifaces > 0; f++) {
+        family(b, NET[f], "counter", "Network interface statistics, from /proc/net/dev.");
+        for (int i = 0; i < m->nifaces && i < BL_HEALTH_MAX_IFACES; i++) {
+            const bl_net_io *d = &m->ifaces[i];
+            unsigned long long v[] = {d->rx_bytes,  d->tx_bytes,  d->rx_packets, d->tx_packets,
+                                      d->rx_errors, d->tx_errors, d->rx_dropped, d->tx_dropped};
+            esc(e1, sizeof(e1), d->iface);
+            sb_add(b, "%s{device=\"%s\"} %llu\n", NET[f], e1, v[f]);
+        }
+    }
+    const struct {
+        const char *name;
+        const bl_psi *p;
+        int full;
+    } PSI[] = {{"node_pressure_cpu_waiting_seconds_total", &m->psi_cpu, 0},
+               {"node_pressure_memory_waiting_seconds_total", &m->psi_memory, 0},
+               {"node_pressure_memory_stalled_seconds_total", &m->psi_memory, 1},
+               {"node_pressure_io_waiting_seconds_total", &m->psi_io, 0},
+               {"node_pressure_io_stalled_seconds_total", &m->psi_io, 1}};
+    for (size_t i = 0; i < sizeof(PSI) / sizeof(PSI[0]); i++) {
+        if (!PSI[i].p->present || (PSI[i].full && !PSI[i].p->has_full)) continue;
+        family(b, PSI[i].name, "counter", "Pressure stall time, from /proc/pressure.");
+        sb_add(b, "%s %.6f\n", PSI[i].name,
+               (PSI[i].full ? PSI[i].p->full_total_us : PSI[i].p->some_total_us) / 1e6);
+    }
+    family(b, "process_resident_memory_bytes", "gauge", "Resident memory of the beamlet process.");
+    sb_add(b, "process_resident_memory_bytes %llu\n", m->rss_bytes);
+    family(b, "process_open_fds", "gauge", "Open file descriptors of the beamlet process.");
+    sb_add(b, "process_open_fds %u\n", m->fds);
+    family(b, "beamlet_threads", "gauge", "Threads of the beamlet process.");
+    sb_add(b, "beamlet_threads %u\n", m->threads);
+    family(b, "beamlet_health_collect_seconds", "gauge",
+           "Time the last metrics sample took to read.");
+    sb_add(b, "beamlet_health_collect_seconds %.6f\n", m->collect_ms / 1000.0);
 }
 
 /* ---- merging members' texts ---- */

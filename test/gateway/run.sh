@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh - the HTTP gateway suites: the REST API, auth, metrics and stream against a real 3-node
 # cluster (test_api.py), bad input under load next to a BEAM round trip (test_badinput.py), and
-# the dashboard in a real headless Chromium (browser.sh). Each appends "SUITE P F" to $BL_RESULTS.
+# the dashboard in a real headless Chromium (test_browser.py). Each appends "SUITE P F" to $BL_RESULTS.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
@@ -16,5 +16,5 @@ PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 "$PY" test/gateway/test_api.py || rc=1
 [ -f test/gateway/test_badinput.py ] && { "$PY" test/gateway/test_badinput.py || rc=1; }
-[ -x test/gateway/browser.sh ] && { test/gateway/browser.sh || rc=1; }
+"$PY" test/gateway/test_browser.py || rc=1
 exit $rc

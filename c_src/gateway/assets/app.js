@@ -157,8 +157,8 @@ function Events({ events }) {
   const types = [...new Set(events.map((e) => e.type))].sort();
   return html`<div>
     <div class="filters">
-      <label>type<select value=${type} onChange=${(e) => setType(e.target.value)}><option value="">any</option>${types.map((t) => html`<option>${t}</option>`)}</select></label>
-      <label>severity (at least)<select value=${sev} onChange=${(e) => setSev(e.target.value)}><option value="">any</option><option>info</option><option>warn</option><option>error</option></select></label>
+      <label>type<select value=${type} onChange=${(e) => setType(e.target.value)}><option value="">any</option>${types.map((t) => html`<option value=${t}>${t}</option>`)}</select></label>
+      <label>severity (at least)<select value=${sev} onChange=${(e) => setSev(e.target.value)}><option value="">any</option><option value="info">info</option><option value="warn">warn</option><option value="error">error</option></select></label>
       <label>node<input value=${node} onInput=${(e) => setNode(e.target.value)} placeholder="name contains" /></label>
     </div>
     <div class="scroll"><table><thead><tr><th>time</th><th>severity</th><th>type</th><th>node</th><th class="hide-narrow">detail</th></tr></thead>
@@ -275,4 +275,6 @@ function App() {
     </main>`;
 }
 
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = ''; // the loading line goes; Preact owns the container
+render(html`<${App} />`, root);
