@@ -16,7 +16,7 @@
  * Audit: every write and every refusal, in a bounded ring here (1024 entries; the health store
  * keeps them on disk once it is there) and in the node's log. */
 #include "gw_int.h"
-#include "../cluster/crypto.h"
+#include "../runtime/crypto.h"
 
 #include <errno.h>
 #include <stdio.h>

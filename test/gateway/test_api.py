@@ -508,6 +508,14 @@ def test_sse_kill9_and_resume():
         s2.close()
 
 
+def test_non_loopback_needs_keys():
+    p = subprocess.run(["unshare", "-n", "sh", os.path.join(os.path.dirname(__file__), "nonloopback.sh"),
+                        BEAMLET], capture_output=True, text=True, timeout=120)
+    lines = dict(l.split(" ", 1) for l in p.stdout.strip().splitlines() if " " in l)
+    assert lines.get("private") == "401 401 200", (p.stdout, p.stderr)  # reads need a key, /healthz open
+    assert lines.get("public") == "200 401", (p.stdout, p.stderr)  # http_public_read: reads, not writes
+
+
 def test_node_leave():
     n = Node("gw_l1", 18093, join=["gw_g1"]).wait_http()
     wait_until(lambda: any(m["node"] == n.name and m["state"] == "active"
@@ -533,7 +541,7 @@ def main():
                   test_pg_and_global, test_problem_details, test_openapi_matches_the_server,
                   test_keys_replicated_and_roles, test_auth_matrix, test_audit_trail,
                   test_rate_limit, test_metrics_promtool, test_node_exporter_names_lint_alike, test_real_prometheus_scrapes,
-                  test_https, test_bad_config_refused, test_sse_kill9_and_resume, test_node_leave):
+                  test_https, test_bad_config_refused, test_non_loopback_needs_keys, test_sse_kill9_and_resume, test_node_leave):
             r.run(t)
     except Exception:
         import traceback
