@@ -96,6 +96,11 @@ build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(HDRS)
 	    c_src/dist/disthdr.c c_src/dist/atomcache.c \
 	    -L$(ERL_EI)/lib -lei -lpthread -o $@
 
+# the gateway's Prometheus text merge (what members send for /metrics?scope=cluster)
+build/fuzz/fuzz_promtext: test/fuzz/fuzz_promtext.c c_src/gateway/promtext.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< c_src/gateway/promtext.c -o $@
+
 # the gossip fuzzer needs the gossip codec and the logger, not the dist sources
 build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/log.c $(HDRS)
 	@mkdir -p $(@D)

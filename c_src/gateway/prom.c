@@ -9,68 +9,11 @@
 #include "gw_int.h"
 #include "beamlet/health.h"
 #include "beamlet/registry.h"
+#include "promtext.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(sbuf *b, const char *fmt, ...)
-{
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = b->cap - b->len;
-        int k = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? room : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) return;
-        if (b->s && (size_t)k < room) {
-            b->len += (size_t)k;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 8192;
-        while (cap < b->len + (size_t)k + 1)
-            cap *= 2;
-        char *ns = realloc(b->s, cap);
-        if (!ns) {
-            b->oom = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = cap;
-    }
-}
-
-static void family(sbuf *b, const char *name, const char *type, const char *help)
-{
-    sb_add(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* a label value with \, " and newline escaped */
-static void esc(char *out, size_t outsz, const char *v)
-{
-    size_t o = 0;
-    for (; *v && o + 3 < outsz; v++) {
-        if (*v == '\\' || *v == '"') {
-            out[o++] = '\\';
-            out[o++] = *v;
-        } else if (*v == '\n') {
-            out[o++] = '\\';
-            out[o++] = 'n';
-        } else {
-            out[o++] = *v;
-        }
-    }
-    out[o] = 0;
-}
 
 static void node_series(sbuf *b, const bl_health_metrics *m);
 
@@ -86,14 +29,14 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
     sbuf b = {0};
     char e1[512], e2[512];
 
-    family(&b, "beamlet_build_info", "gauge", "Version and role of this beamlet node.");
-    esc(e1, sizeof(e1), n->cfg.role);
-    esc(e2, sizeof(e2), n->cfg.cluster);
-    sb_add(&b, "beamlet_build_info{version=\"%s\",role=\"%s\",cluster=\"%s\"} 1\n", BL_VERSION, e1,
-           e2);
-    family(&b, "beamlet_start_time_seconds", "gauge",
-           "Start time of the node, seconds since the epoch.");
-    sb_add(&b, "beamlet_start_time_seconds %.3f\n", n->started_at);
+    bl__prom_family(&b, "beamlet_build_info", "gauge", "Version and role of this beamlet node.");
+    bl__prom_esc(e1, sizeof(e1), n->cfg.role);
+    bl__prom_esc(e2, sizeof(e2), n->cfg.cluster);
+    bl__sb_add(&b, "beamlet_build_info{version=\"%s\",role=\"%s\",cluster=\"%s\"} 1\n", BL_VERSION,
+               e1, e2);
+    bl__prom_family(&b, "beamlet_start_time_seconds", "gauge",
+                    "Start time of the node, seconds since the epoch.");
+    bl__sb_add(&b, "beamlet_start_time_seconds %.3f\n", n->started_at);
 
     /* membership */
     bl_member_info mi[256];
@@ -101,26 +44,28 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
     unsigned counts[6] = {0};
     for (int i = 0; i < k && i < 256; i++)
         if ((unsigned)mi[i].state < 6) counts[mi[i].state]++;
-    family(&b, "beamlet_members", "gauge", "Cluster members this node knows, by state.");
+    bl__prom_family(&b, "beamlet_members", "gauge", "Cluster members this node knows, by state.");
     for (int s = 0; s < 6; s++)
-        sb_add(&b, "beamlet_members{state=\"%s\"} %u\n", bl_member_state_name((bl_member_state)s),
-               counts[s]);
+        bl__sb_add(&b, "beamlet_members{state=\"%s\"} %u\n",
+                   bl_member_state_name((bl_member_state)s), counts[s]);
     unsigned long long term = 0;
     const char *leader = bl_cluster_leader(n, &term);
-    family(&b, "beamlet_cluster_term", "gauge", "Current election term.");
-    sb_add(&b, "beamlet_cluster_term %llu\n", term);
-    family(&b, "beamlet_cluster_has_leader", "gauge", "1 when the cluster has a leader.");
-    sb_add(&b, "beamlet_cluster_has_leader %d\n", leader ? 1 : 0);
+    bl__prom_family(&b, "beamlet_cluster_term", "gauge", "Current election term.");
+    bl__sb_add(&b, "beamlet_cluster_term %llu\n", term);
+    bl__prom_family(&b, "beamlet_cluster_has_leader", "gauge", "1 when the cluster has a leader.");
+    bl__sb_add(&b, "beamlet_cluster_has_leader %d\n", leader ? 1 : 0);
     if (leader) {
-        family(&b, "beamlet_cluster_leader_info", "gauge", "The current leader (value 1).");
-        esc(e1, sizeof(e1), leader);
-        sb_add(&b, "beamlet_cluster_leader_info{leader=\"%s\"} 1\n", e1);
+        bl__prom_family(&b, "beamlet_cluster_leader_info", "gauge",
+                        "The current leader (value 1).");
+        bl__prom_esc(e1, sizeof(e1), leader);
+        bl__sb_add(&b, "beamlet_cluster_leader_info{leader=\"%s\"} 1\n", e1);
     }
-    family(&b, "beamlet_is_leader", "gauge", "1 when this node is the leader.");
-    sb_add(&b, "beamlet_is_leader %d\n", leader && !strcmp(leader, n->name) ? 1 : 0);
-    family(&b, "beamlet_cluster_healthy", "gauge",
-           "1 when a majority of members is reachable and, with coordinators, a leader exists.");
-    sb_add(&b, "beamlet_cluster_healthy %d\n", bl_cluster_healthy(n) ? 1 : 0);
+    bl__prom_family(&b, "beamlet_is_leader", "gauge", "1 when this node is the leader.");
+    bl__sb_add(&b, "beamlet_is_leader %d\n", leader && !strcmp(leader, n->name) ? 1 : 0);
+    bl__prom_family(
+        &b, "beamlet_cluster_healthy", "gauge",
+        "1 when a majority of members is reachable and, with coordinators, a leader exists.");
+    bl__sb_add(&b, "beamlet_cluster_healthy %d\n", bl_cluster_healthy(n) ? 1 : 0);
 
     /* distribution */
     bl_stats st;
@@ -128,13 +73,13 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
     size_t qbytes = 0;
     bl_conn *c, *ct;
     HASH_ITER(hh, n->conns, c, ct) qbytes += bl_sendq_bytes(&c->q);
-    family(&b, "beamlet_connections", "gauge", "Distribution connections up.");
-    sb_add(&b, "beamlet_connections %u\n", st.connections);
-    family(&b, "beamlet_processes", "gauge", "Processes on this node.");
-    sb_add(&b, "beamlet_processes %u\n", st.processes);
-    family(&b, "beamlet_send_queue_bytes", "gauge",
-           "Bytes waiting in the connections' send queues.");
-    sb_add(&b, "beamlet_send_queue_bytes %zu\n", qbytes);
+    bl__prom_family(&b, "beamlet_connections", "gauge", "Distribution connections up.");
+    bl__sb_add(&b, "beamlet_connections %u\n", st.connections);
+    bl__prom_family(&b, "beamlet_processes", "gauge", "Processes on this node.");
+    bl__sb_add(&b, "beamlet_processes %u\n", st.processes);
+    bl__prom_family(&b, "beamlet_send_queue_bytes", "gauge",
+                    "Bytes waiting in the connections' send queues.");
+    bl__sb_add(&b, "beamlet_send_queue_bytes %zu\n", qbytes);
     static const struct {
         const char *name, *help;
         size_t off;
@@ -156,19 +101,19 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
          offsetof(bl_stats, handshakes_failed)},
     };
     for (size_t i = 0; i < sizeof(C) / sizeof(C[0]); i++) {
-        family(&b, C[i].name, "counter", C[i].help);
-        sb_add(&b, "%s %llu\n", C[i].name,
-               (unsigned long long)*(const uint64_t *)((const char *)&st + C[i].off));
+        bl__prom_family(&b, C[i].name, "counter", C[i].help);
+        bl__sb_add(&b, "%s %llu\n", C[i].name,
+                   (unsigned long long)*(const uint64_t *)((const char *)&st + C[i].off));
     }
 
     /* registry */
     unsigned h[3] = {0};
     bl_registry_find(n, NULL, count_health, h);
-    family(&b, "beamlet_registry_entries", "gauge",
-           "Service registry entries this node sees, by health.");
+    bl__prom_family(&b, "beamlet_registry_entries", "gauge",
+                    "Service registry entries this node sees, by health.");
     for (int i = 0; i < 3; i++)
-        sb_add(&b, "beamlet_registry_entries{health=\"%s\"} %u\n", bl_health_name((bl_health)i),
-               h[i]);
+        bl__sb_add(&b, "beamlet_registry_entries{health=\"%s\"} %u\n", bl_health_name((bl_health)i),
+                   h[i]);
 
     /* pub/sub: the `counters` reply, #{Topic => #{published, delivered, ...}} */
     if (pbuf) {
@@ -178,13 +123,13 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
             char name[64], help[96];
             snprintf(name, sizeof(name), "beamlet_pubsub_%s_total", F[f]);
             snprintf(help, sizeof(help), "Pub/sub messages %s, per topic, on this node.", F[f]);
-            family(&b, name, "counter", help);
+            bl__prom_family(&b, name, "counter", help);
             const char *topic;
             json_object_foreach(t, topic, v)
             {
-                esc(e1, sizeof(e1), topic);
-                sb_add(&b, "%s{topic=\"%s\"} %lld\n", name, e1,
-                       (long long)json_integer_value(json_object_get(v, F[f])));
+                bl__prom_esc(e1, sizeof(e1), topic);
+                bl__sb_add(&b, "%s{topic=\"%s\"} %lld\n", name, e1,
+                           (long long)json_integer_value(json_object_get(v, F[f])));
             }
         }
         json_decref(t);
@@ -192,17 +137,18 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
 
     /* the gateway itself */
     if (g->d) {
-        family(&b, "beamlet_http_requests_total", "counter",
-               "HTTP requests answered, by status class.");
+        bl__prom_family(&b, "beamlet_http_requests_total", "counter",
+                        "HTTP requests answered, by status class.");
         for (int i = 1; i <= 5; i++)
-            sb_add(&b, "beamlet_http_requests_total{code=\"%dxx\"} %llu\n", i, g->http_requests[i]);
-        family(&b, "beamlet_http_connections", "gauge", "Open HTTP connections.");
-        sb_add(&b, "beamlet_http_connections %u\n", g->nconns);
+            bl__sb_add(&b, "beamlet_http_requests_total{code=\"%dxx\"} %llu\n", i,
+                       g->http_requests[i]);
+        bl__prom_family(&b, "beamlet_http_connections", "gauge", "Open HTTP connections.");
+        bl__sb_add(&b, "beamlet_http_connections %u\n", g->nconns);
         unsigned ns = 0;
         for (gw_stream *s = g->streams; s; s = s->next)
             ns++;
-        family(&b, "beamlet_http_streams", "gauge", "Open event streams.");
-        sb_add(&b, "beamlet_http_streams %u\n", ns);
+        bl__prom_family(&b, "beamlet_http_streams", "gauge", "Open event streams.");
+        bl__sb_add(&b, "beamlet_http_streams %u\n", ns);
     }
     bl_health_metrics *hm = malloc(sizeof(*hm));
     if (hm && bl_health_metrics_get(n, hm) == BL_OK) node_series(&b, hm);
@@ -221,7 +167,7 @@ static void node_series(sbuf *b, const bl_health_metrics *m)
 {
     char e1[300], e2[300], e3[300];
     const double hz = 100.0; /* USER_HZ: 100 on every Linux ABI */
-    family(b, "node_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.");
+    bl__prom_family(b, "node_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.");
     const struct {
         const char *mode;
         unsigned long long v;
@@ -229,16 +175,16 @@ static void node_series(sbuf *b, const bl_health_metrics *m)
                {"idle", m->cpu.idle},       {"iowait", m->cpu.iowait}, {"irq", m->cpu.irq},
                {"softirq", m->cpu.softirq}, {"steal", m->cpu.steal}};
     for (size_t i = 0; i < sizeof(cpu) / sizeof(cpu[0]); i++)
-        sb_add(b, "node_cpu_seconds_total{cpu=\"all\",mode=\"%s\"} %.2f\n", cpu[i].mode,
-               cpu[i].v / hz);
-    family(b, "node_load1", "gauge", "1m load average.");
-    sb_add(b, "node_load1 %.2f\n", m->load1);
-    family(b, "node_load5", "gauge", "5m load average.");
-    sb_add(b, "node_load5 %.2f\n", m->load5);
-    family(b, "node_load15", "gauge", "15m load average.");
-    sb_add(b, "node_load15 %.2f\n", m->load15);
-    family(b, "node_procs_running", "gauge", "Number of processes in runnable state.");
-    sb_add(b, "node_procs_running %u\n", m->procs_running);
+        bl__sb_add(b, "node_cpu_seconds_total{cpu=\"all\",mode=\"%s\"} %.2f\n", cpu[i].mode,
+                   cpu[i].v / hz);
+    bl__prom_family(b, "node_load1", "gauge", "1m load average.");
+    bl__sb_add(b, "node_load1 %.2f\n", m->load1);
+    bl__prom_family(b, "node_load5", "gauge", "5m load average.");
+    bl__sb_add(b, "node_load5 %.2f\n", m->load5);
+    bl__prom_family(b, "node_load15", "gauge", "15m load average.");
+    bl__sb_add(b, "node_load15 %.2f\n", m->load15);
+    bl__prom_family(b, "node_procs_running", "gauge", "Number of processes in runnable state.");
+    bl__sb_add(b, "node_procs_running %u\n", m->procs_running);
     static const struct {
         const char *name;
         size_t off;
@@ -252,15 +198,16 @@ static void node_series(sbuf *b, const bl_health_metrics *m)
         {"node_memory_SwapFree_bytes", offsetof(bl_health_metrics, swap_free)},
     };
     for (size_t i = 0; i < sizeof(MEM) / sizeof(MEM[0]); i++) {
-        family(b, MEM[i].name, "gauge", "Memory information field, from /proc/meminfo.");
-        sb_add(b, "%s %llu\n", MEM[i].name,
-               *(const unsigned long long *)((const char *)m + MEM[i].off));
+        bl__prom_family(b, MEM[i].name, "gauge", "Memory information field, from /proc/meminfo.");
+        bl__sb_add(b, "%s %llu\n", MEM[i].name,
+                   *(const unsigned long long *)((const char *)m + MEM[i].off));
     }
     static const char *FS[] = {"node_filesystem_size_bytes", "node_filesystem_free_bytes",
                                "node_filesystem_avail_bytes", "node_filesystem_files",
                                "node_filesystem_files_free"};
     for (int f = 0; f < 5 && m->nfs > 0; f++) {
-        family(b, FS[f], "gauge", "Filesystem space and inodes (statfs), real filesystems only.");
+        bl__prom_family(b, FS[f], "gauge",
+                        "Filesystem space and inodes (statfs), real filesystems only.");
         for (int i = 0; i < m->nfs && i < BL_HEALTH_MAX_FS; i++) {
             const bl_fs_info *fs = &m->fs[i];
             unsigned long long v = f == 0   ? fs->size_bytes
@@ -268,29 +215,29 @@ static void node_series(sbuf *b, const bl_health_metrics *m)
                                    : f == 2 ? fs->avail_bytes
                                    : f == 3 ? fs->inodes_total
                                             : fs->inodes_free;
-            esc(e1, sizeof(e1), fs->device);
-            esc(e2, sizeof(e2), fs->fstype);
-            esc(e3, sizeof(e3), fs->mount);
-            sb_add(b, "%s{device=\"%s\",fstype=\"%s\",mountpoint=\"%s\"} %llu\n", FS[f], e1, e2, e3,
-                   v);
+            bl__prom_esc(e1, sizeof(e1), fs->device);
+            bl__prom_esc(e2, sizeof(e2), fs->fstype);
+            bl__prom_esc(e3, sizeof(e3), fs->mount);
+            bl__sb_add(b, "%s{device=\"%s\",fstype=\"%s\",mountpoint=\"%s\"} %llu\n", FS[f], e1, e2,
+                       e3, v);
         }
     }
     static const char *DK[] = {"node_disk_reads_completed_total",
                                "node_disk_writes_completed_total", "node_disk_read_bytes_total",
                                "node_disk_written_bytes_total", "node_disk_io_time_seconds_total"};
     for (int f = 0; f < 5 && m->ndisks > 0; f++) {
-        family(b, DK[f], "counter", "Disk I/O, from /proc/diskstats.");
+        bl__prom_family(b, DK[f], "counter", "Disk I/O, from /proc/diskstats.");
         for (int i = 0; i < m->ndisks && i < BL_HEALTH_MAX_DISKS; i++) {
             const bl_disk_io *d = &m->disks[i];
-            esc(e1, sizeof(e1), d->device);
+            bl__prom_esc(e1, sizeof(e1), d->device);
             if (f == 4)
-                sb_add(b, "%s{device=\"%s\"} %.3f\n", DK[f], e1, d->io_time_ms / 1000.0);
+                bl__sb_add(b, "%s{device=\"%s\"} %.3f\n", DK[f], e1, d->io_time_ms / 1000.0);
             else
-                sb_add(b, "%s{device=\"%s\"} %llu\n", DK[f], e1,
-                       f == 0   ? d->reads
-                       : f == 1 ? d->writes
-                       : f == 2 ? d->read_bytes
-                                : d->written_bytes);
+                bl__sb_add(b, "%s{device=\"%s\"} %llu\n", DK[f], e1,
+                           f == 0   ? d->reads
+                           : f == 1 ? d->writes
+                           : f == 2 ? d->read_bytes
+                                    : d->written_bytes);
         }
     }
     static const char *NET[] = {
@@ -299,13 +246,13 @@ static void node_series(sbuf *b, const bl_health_metrics *m)
         "node_network_receive_errs_total",    "node_network_transmit_errs_total",
         "node_network_receive_drop_total",    "node_network_transmit_drop_total"};
     for (int f = 0; f < 8 && m->nifaces > 0; f++) {
-        family(b, NET[f], "counter", "Network interface statistics, from /proc/net/dev.");
+        bl__prom_family(b, NET[f], "counter", "Network interface statistics, from /proc/net/dev.");
         for (int i = 0; i < m->nifaces && i < BL_HEALTH_MAX_IFACES; i++) {
             const bl_net_io *d = &m->ifaces[i];
             unsigned long long v[] = {d->rx_bytes,  d->tx_bytes,  d->rx_packets, d->tx_packets,
                                       d->rx_errors, d->tx_errors, d->rx_dropped, d->tx_dropped};
-            esc(e1, sizeof(e1), d->iface);
-            sb_add(b, "%s{device=\"%s\"} %llu\n", NET[f], e1, v[f]);
+            bl__prom_esc(e1, sizeof(e1), d->iface);
+            bl__sb_add(b, "%s{device=\"%s\"} %llu\n", NET[f], e1, v[f]);
         }
     }
     const struct {
@@ -319,80 +266,21 @@ static void node_series(sbuf *b, const bl_health_metrics *m)
                {"node_pressure_io_stalled_seconds_total", &m->psi_io, 1}};
     for (size_t i = 0; i < sizeof(PSI) / sizeof(PSI[0]); i++) {
         if (!PSI[i].p->present || (PSI[i].full && !PSI[i].p->has_full)) continue;
-        family(b, PSI[i].name, "counter", "Pressure stall time, from /proc/pressure.");
-        sb_add(b, "%s %.6f\n", PSI[i].name,
-               (PSI[i].full ? PSI[i].p->full_total_us : PSI[i].p->some_total_us) / 1e6);
+        bl__prom_family(b, PSI[i].name, "counter", "Pressure stall time, from /proc/pressure.");
+        bl__sb_add(b, "%s %.6f\n", PSI[i].name,
+                   (PSI[i].full ? PSI[i].p->full_total_us : PSI[i].p->some_total_us) / 1e6);
     }
-    family(b, "process_resident_memory_bytes", "gauge", "Resident memory of the beamlet process.");
-    sb_add(b, "process_resident_memory_bytes %llu\n", m->rss_bytes);
-    family(b, "process_open_fds", "gauge", "Open file descriptors of the beamlet process.");
-    sb_add(b, "process_open_fds %u\n", m->fds);
-    family(b, "beamlet_threads", "gauge", "Threads of the beamlet process.");
-    sb_add(b, "beamlet_threads %u\n", m->threads);
-    family(b, "beamlet_health_collect_seconds", "gauge",
-           "Time the last metrics sample took to read.");
-    sb_add(b, "beamlet_health_collect_seconds %.6f\n", m->collect_ms / 1000.0);
-}
-
-/* ---- merging members' texts ---- */
-
-typedef struct fam {
-    UT_hash_handle hh;
-    char *name;
-    char *head; /* HELP and TYPE lines */
-    sbuf samples;
-    int order;
-} fam;
-
-static void merge_text(fam **fams, int *order, const char *node, const char *text, size_t len)
-{
-    char enode[BL_NODE_LEN * 2];
-    esc(enode, sizeof(enode), node);
-    fam *cur = NULL;
-    const char *p = text, *end = text + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        if (l > 7 && (!strncmp(p, "# HELP ", 7) || !strncmp(p, "# TYPE ", 7))) {
-            const char *nm = p + 7, *sp = memchr(nm, ' ', l - 7);
-            size_t nl2 = sp ? (size_t)(sp - nm) : l - 7;
-            fam *f = NULL;
-            HASH_FIND(hh, *fams, nm, nl2, f);
-            if (!f && (f = calloc(1, sizeof(*f)))) {
-                f->name = strndup(nm, nl2);
-                f->head = calloc(1, 1);
-                f->order = (*order)++;
-                HASH_ADD_KEYPTR(hh, *fams, f->name, nl2, f);
-            }
-            if (f && !f->samples.len) { /* first member's HELP/TYPE lines */
-                size_t hl = strlen(f->head);
-                if (!strstr(f->head, p[2] == 'H' ? "# HELP " : "# TYPE ")) {
-                    char *nh = realloc(f->head, hl + l + 2);
-                    if (nh) {
-                        memcpy(nh + hl, p, l);
-                        nh[hl + l] = '\n';
-                        nh[hl + l + 1] = 0;
-                        f->head = nh;
-                    }
-                }
-            }
-            cur = f;
-        } else if (l && p[0] != '#' && cur) {
-            const char *brace = memchr(p, '{', l), *sp = memchr(p, ' ', l);
-            if (brace && (!sp || brace < sp))
-                sb_add(&cur->samples, "%.*snode=\"%s\",%.*s\n", (int)(brace + 1 - p), p, enode,
-                       (int)(l - (size_t)(brace + 1 - p)), brace + 1);
-            else if (sp)
-                sb_add(&cur->samples, "%.*s{node=\"%s\"}%.*s\n", (int)(sp - p), p, enode,
-                       (int)(l - (size_t)(sp - p)), sp);
-        }
-        p += l + 1;
-    }
-}
-
-static int by_order(fam *a, fam *b)
-{
-    return a->order - b->order;
+    bl__prom_family(b, "process_resident_memory_bytes", "gauge",
+                    "Resident memory of the beamlet process.");
+    bl__sb_add(b, "process_resident_memory_bytes %llu\n", m->rss_bytes);
+    bl__prom_family(b, "process_open_fds", "gauge",
+                    "Open file descriptors of the beamlet process.");
+    bl__sb_add(b, "process_open_fds %u\n", m->fds);
+    bl__prom_family(b, "beamlet_threads", "gauge", "Threads of the beamlet process.");
+    bl__sb_add(b, "beamlet_threads %u\n", m->threads);
+    bl__prom_family(b, "beamlet_health_collect_seconds", "gauge",
+                    "Time the last metrics sample took to read.");
+    bl__sb_add(b, "beamlet_health_collect_seconds %.6f\n", m->collect_ms / 1000.0);
 }
 
 static void reply_text(gw_req *r, const char *s, size_t len)
@@ -402,28 +290,29 @@ static void reply_text(gw_req *r, const char *s, size_t len)
 
 static void cluster_done(gw_req *r)
 {
-    fam *fams = NULL, *f, *t;
-    int order = 0;
+    size_t n = json_object_size(r->acc), k = 0, len = 0;
+    const char **nodes = calloc(n + 1, sizeof(*nodes)), **texts = calloc(n + 1, sizeof(*texts));
+    size_t *lens = calloc(n + 1, sizeof(*lens));
     const char *node;
     json_t *v;
-    json_object_foreach(r->acc, node, v) if (json_is_string(v))
-        merge_text(&fams, &order, node, json_string_value(v), json_string_length(v));
-    HASH_SORT(fams, by_order);
-    sbuf out = {0};
-    HASH_ITER(hh, fams, f, t)
-    {
-        if (f->samples.len) sb_add(&out, "%s%.*s", f->head, (int)f->samples.len, f->samples.s);
-        HASH_DEL(fams, f);
-        free(f->name);
-        free(f->head);
-        free(f->samples.s);
-        free(f);
+    char *out = NULL;
+    if (nodes && texts && lens) {
+        json_object_foreach(r->acc, node, v) if (json_is_string(v))
+        {
+            nodes[k] = node;
+            texts[k] = json_string_value(v);
+            lens[k++] = json_string_length(v);
+        }
+        out = bl__prom_merge(nodes, texts, lens, (int)k, &len);
     }
-    if (out.oom || !out.s)
-        bl__gw_problem(r, 500, "Internal Server Error", "out of memory");
+    if (out)
+        reply_text(r, out, len);
     else
-        reply_text(r, out.s, out.len);
-    free(out.s);
+        bl__gw_problem(r, 500, "Internal Server Error", "out of memory");
+    free(out);
+    free(nodes);
+    free(texts);
+    free(lens);
 }
 
 /* a member's answer: {Node, Text} */
