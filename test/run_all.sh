@@ -89,6 +89,7 @@ run_suite fuzz fuzz
 [ -x test/churn/run.sh ] && run_suite churn test/churn/run.sh
 [ -x erlang_shim/test/run.sh ] && run_suite shim erlang_shim/test/run.sh
 [ -x erlang_shim/test/gleam_run.sh ] && run_suite gleam erlang_shim/test/gleam_run.sh
+[ -x test/gateway/run.sh ] && run_suite gateway test/gateway/run.sh
 [ -x test/valgrind/run.sh ] && run_suite valgrind test/valgrind/run.sh
 [ -x test/release/run.sh ] && run_suite release test/release/run.sh
 
