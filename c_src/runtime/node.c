@@ -341,6 +341,11 @@ static int open_listener(bl_node *n)
     n->listen_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
                                                    : ((struct sockaddr_in6 *)&ss)->sin6_port);
     n->listen_fd = fd;
+    if (n->inet6 && ss.ss_family == AF_INET)
+        bl_log(n, BL_LOG_WARN,
+               "inet6_tcp with the IPv4 listen address %s: IPv6 peers cannot "
+               "connect (listen on :: or an IPv6 address)",
+               addr);
     return BL_OK;
 }
 
