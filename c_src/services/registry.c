@@ -17,6 +17,7 @@
 #include "../runtime/internal.h"
 #include "beamlet/cluster.h"
 #include "beamlet/registry.h"
+#include "dispatch.h"
 #include "repl.h"
 
 #include <stddef.h>
@@ -1008,98 +1009,162 @@ static int reply_rc(ei_x_buff *reply, int rc)
                                                      : "badarg");
 }
 
+/* ---- requests: gen_server calls to beamlet_registry ---- */
+
+static int rq_config(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                     ei_x_buff *reply)
+{ /* the settings in force */
+    (void)from, (void)buf, (void)j, (void)arity;
+    reg *r = ud;
+    ei_x_encode_map_header(reply, 2);
+    ei_x_encode_atom(reply, "policy");
+    ei_x_encode_atom(reply,
+                     r->policy == BL_LB_LEAST_OUTSTANDING ? "least_outstanding" : "round_robin");
+    ei_x_encode_atom(reply, "max_entries");
+    return ei_x_encode_ulong(reply, r->max_entries);
+}
+
+static int rq_register(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                       ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_REG_ID_LEN];
+    rentry *e = decode_entry(buf, &j, 0);
+    if (!e) return reply_rc(reply, BL_EINVAL);
+    int rc = local_register(ud, e, id, sizeof(id));
+    if (rc != BL_OK) return reply_rc(reply, rc);
+    ei_x_encode_tuple_header(reply, 2);
+    ei_x_encode_atom(reply, "ok");
+    encode_str(reply, id);
+    return 0;
+}
+
+static int rq_deregister(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                         ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_REG_ID_LEN];
+    if (get_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
+    return reply_rc(reply, local_deregister(ud, id));
+}
+
+static int rq_renew(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                    ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_REG_ID_LEN];
+    if (get_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
+    return reply_rc(reply, local_renew(ud, id));
+}
+
+static int rq_set_health(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                         ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_REG_ID_LEN], a[MAXATOMLEN_UTF8];
+    int h;
+    if (get_bin(buf, &j, id, sizeof(id)) < 0 || get_atom(buf, &j, a) < 0 ||
+        (h = health_from_name(a)) < 0)
+        return reply_rc(reply, BL_EINVAL);
+    return reply_rc(reply, local_set_health(ud, id, (bl_health)h));
+}
+
+static int rq_find(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                   ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    reg *r = ud;
+    bquery b;
+    if (decode_query(buf, &j, &b) < 0) {
+        bquery_free(&b);
+        return reply_rc(reply, BL_EINVAL);
+    }
+    rentry *e, *t;
+    HASH_ITER(hh, r->entries, e, t)
+    {
+        if (!matches(e, &b.q)) continue;
+        ei_x_encode_list_header(reply, 1);
+        encode_entry(reply, e);
+    }
+    bquery_free(&b);
+    return ei_x_encode_empty_list(reply);
+}
+
+static int rq_watch(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                    ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    bl_pid pid;
+    if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
+    int rc = add_watch(ud, &pid, NULL, NULL);
+    return reply_rc(reply, rc > 0 ? BL_OK : rc);
+}
+
+static int rq_unwatch(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                      ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    bl_pid pid;
+    if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
+    del_watch_if(ud, &pid, 0, NULL);
+    return reply_rc(reply, BL_OK);
+}
+
+static int rq_call(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                   ei_x_buff *reply)
+{
+    int rc = beam_call(ud, from, buf, j, arity, reply);
+    if (rc >= 0) return rc;
+    reply->index = 0;
+    return reply_rc(reply, BL_EINVAL);
+}
+
+static int rq_configure(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                        ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    reg *r = ud;
+    char a[MAXATOMLEN_UTF8];
+    int k, policy = -1;
+    long maxe = 0;
+    if (ei_decode_map_header(buf, &j, &k) < 0) return reply_rc(reply, BL_EINVAL);
+    for (int i = 0; i < k; i++) {
+        if (get_atom(buf, &j, a) < 0) return reply_rc(reply, BL_EINVAL);
+        if (!strcmp(a, "policy")) {
+            if (get_atom(buf, &j, a) < 0 || (policy = policy_from_name(a)) < 0)
+                return reply_rc(reply, BL_EINVAL);
+        } else if (!strcmp(a, "max_entries")) {
+            if (ei_decode_long(buf, &j, &maxe) < 0 || maxe < 1 || maxe > 1000000)
+                return reply_rc(reply, BL_EINVAL);
+        } else {
+            return reply_rc(reply, BL_EINVAL);
+        }
+    }
+    if (policy >= 0) r->policy = (bl_lb_policy)policy;
+    if (maxe > 0) r->max_entries = (unsigned)maxe;
+    return reply_rc(reply, BL_OK);
+}
+
+static const bl__req REQUESTS[] = {
+    {"config", 0, 0, rq_config},
+    {"register", 2, 2, rq_register},
+    {"deregister", 2, 2, rq_deregister},
+    {"renew", 2, 2, rq_renew},
+    {"set_health", 3, 3, rq_set_health},
+    {"find", 2, 2, rq_find},
+    {"watch", 2, 2, rq_watch},
+    {"unwatch", 2, 2, rq_unwatch},
+    {"call", 4, 5, rq_call},
+    {"configure", 2, 2, rq_configure},
+};
+
 static int reg_call(bl_proc *self, const bl_from *from, const char *buf, int idx, ei_x_buff *reply,
                     void *ud)
 {
     (void)self;
-    reg *r = ud;
-    char tag[MAXATOMLEN_UTF8], id[BL_REG_ID_LEN], a[MAXATOMLEN_UTF8];
-    int j = idx, arity;
-    if (get_atom(buf, &j, tag) == 0 && !strcmp(tag, "config")) { /* the settings in force */
-        ei_x_encode_map_header(reply, 2);
-        ei_x_encode_atom(reply, "policy");
-        ei_x_encode_atom(reply, r->policy == BL_LB_LEAST_OUTSTANDING ? "least_outstanding"
-                                                                     : "round_robin");
-        ei_x_encode_atom(reply, "max_entries");
-        return ei_x_encode_ulong(reply, r->max_entries);
-    }
-    j = idx;
-    if (ei_decode_tuple_header(buf, &j, &arity) < 0 || arity < 2 || get_atom(buf, &j, tag) < 0)
-        return reply_rc(reply, BL_EINVAL);
-    if (!strcmp(tag, "register") && arity == 2) {
-        rentry *e = decode_entry(buf, &j, 0);
-        if (!e) return reply_rc(reply, BL_EINVAL);
-        int rc = local_register(r, e, id, sizeof(id));
-        if (rc != BL_OK) return reply_rc(reply, rc);
-        ei_x_encode_tuple_header(reply, 2);
-        ei_x_encode_atom(reply, "ok");
-        encode_str(reply, id);
-        return 0;
-    }
-    if ((!strcmp(tag, "deregister") || !strcmp(tag, "renew")) && arity == 2) {
-        if (get_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
-        return reply_rc(reply, tag[0] == 'd' ? local_deregister(r, id) : local_renew(r, id));
-    }
-    if (!strcmp(tag, "set_health") && arity == 3) {
-        int h;
-        if (get_bin(buf, &j, id, sizeof(id)) < 0 || get_atom(buf, &j, a) < 0 ||
-            (h = health_from_name(a)) < 0)
-            return reply_rc(reply, BL_EINVAL);
-        return reply_rc(reply, local_set_health(r, id, (bl_health)h));
-    }
-    if (!strcmp(tag, "find") && arity == 2) {
-        bquery b;
-        if (decode_query(buf, &j, &b) < 0) {
-            bquery_free(&b);
-            return reply_rc(reply, BL_EINVAL);
-        }
-        rentry *e, *t;
-        HASH_ITER(hh, r->entries, e, t)
-        {
-            if (!matches(e, &b.q)) continue;
-            ei_x_encode_list_header(reply, 1);
-            encode_entry(reply, e);
-        }
-        bquery_free(&b);
-        return ei_x_encode_empty_list(reply);
-    }
-    if ((!strcmp(tag, "watch") || !strcmp(tag, "unwatch")) && arity == 2) {
-        bl_pid pid;
-        if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
-        if (tag[0] == 'u') {
-            del_watch_if(r, &pid, 0, NULL);
-            return reply_rc(reply, BL_OK);
-        }
-        int rc = add_watch(r, &pid, NULL, NULL);
-        return reply_rc(reply, rc > 0 ? BL_OK : rc);
-    }
-    if (!strcmp(tag, "call") && (arity == 4 || arity == 5)) {
-        int rc = beam_call(r, from, buf, j, arity, reply);
-        if (rc >= 0) return rc;
-        reply->index = 0;
-        return reply_rc(reply, BL_EINVAL);
-    }
-    if (!strcmp(tag, "configure") && arity == 2) {
-        int k, policy = -1;
-        long maxe = 0;
-        if (ei_decode_map_header(buf, &j, &k) < 0) return reply_rc(reply, BL_EINVAL);
-        for (int i = 0; i < k; i++) {
-            if (get_atom(buf, &j, a) < 0) return reply_rc(reply, BL_EINVAL);
-            if (!strcmp(a, "policy")) {
-                if (get_atom(buf, &j, a) < 0 || (policy = policy_from_name(a)) < 0)
-                    return reply_rc(reply, BL_EINVAL);
-            } else if (!strcmp(a, "max_entries")) {
-                if (ei_decode_long(buf, &j, &maxe) < 0 || maxe < 1 || maxe > 1000000)
-                    return reply_rc(reply, BL_EINVAL);
-            } else {
-                return reply_rc(reply, BL_EINVAL);
-            }
-        }
-        if (policy >= 0) r->policy = (bl_lb_policy)policy;
-        if (maxe > 0) r->max_entries = (unsigned)maxe;
-        return reply_rc(reply, BL_OK);
-    }
-    return reply_rc(reply, BL_EINVAL);
+    int rc = bl__req_dispatch(REQUESTS, sizeof(REQUESTS) / sizeof(REQUESTS[0]), ud, from, buf, idx,
+                              reply);
+    return rc == BL__REQ_NONE ? reply_rc(reply, BL_EINVAL) : rc;
 }
 
 static void reg_msg(bl_proc *self, const bl_msg *msg, void *ud)
