@@ -162,8 +162,7 @@ static gent *find(gstate *g, const char *name)
 static bname *bfind(gstate *g, const char *name)
 {
     bname *b;
-    LL_FOREACH(g->bnames, b)
-    {
+    LL_FOREACH(g->bnames, b) {
         if (!strcmp(b->name, name)) return b;
     }
     return NULL;
@@ -173,9 +172,11 @@ static int holds(gstate *g, const bl_pid *pid)
 {
     int k = 0;
     gent *e, *t;
-    HASH_ITER(hh, g->names, e, t) k += e->local && bl_pid_eq(&e->pid, pid);
+    HASH_ITER(hh, g->names, e, t)
+        k += e->local && bl_pid_eq(&e->pid, pid);
     bname *b;
-    LL_FOREACH(g->bnames, b) k += bl_pid_eq(&b->pid, pid);
+    LL_FOREACH(g->bnames, b)
+        k += bl_pid_eq(&b->pid, pid);
     return k;
 }
 
@@ -881,13 +882,11 @@ static void proc_exit(bl_proc *self, const bl_pid *from, const char *buf, int in
     (void)index;
     gstate *g = ud;
     gent *e, *t;
-    HASH_ITER(hh, g->names, e, t)
-    {
+    HASH_ITER(hh, g->names, e, t) {
         if (e->local && bl_pid_eq(&e->pid, from)) del_entry(g, e, 1);
     }
     bname *b, *bt;
-    LL_FOREACH_SAFE(g->bnames, b, bt)
-    {
+    LL_FOREACH_SAFE(g->bnames, b, bt) {
         if (!bl_pid_eq(&b->pid, from)) continue;
         LL_DELETE(g->bnames, b); /* OTP global's own monitor removes the name */
         free(b);
@@ -929,14 +928,12 @@ static int rq_registered(void *ud, const bl_from *from, const char *buf, int j, 
     (void)from, (void)buf, (void)j, (void)arity;
     gstate *g = ud;
     gent *e, *t;
-    HASH_ITER(hh, g->names, e, t)
-    {
+    HASH_ITER(hh, g->names, e, t) {
         ei_x_encode_list_header(r, 1);
         ei_x_encode_atom(r, e->name);
     }
     bname *b;
-    LL_FOREACH(g->bnames, b)
-    {
+    LL_FOREACH(g->bnames, b) {
         ei_x_encode_list_header(r, 1);
         ei_x_encode_atom(r, b->name);
     }
@@ -948,8 +945,7 @@ static int rq_table(void *ud, const bl_from *from, const char *buf, int j, int a
     (void)from, (void)buf, (void)j, (void)arity;
     gstate *g = ud;
     gent *e, *t;
-    HASH_ITER(hh, g->names, e, t)
-    {
+    HASH_ITER(hh, g->names, e, t) {
         ei_x_encode_list_header(r, 1);
         ei_x_encode_tuple_header(r, 4);
         ei_x_encode_atom(r, e->name);
@@ -958,8 +954,7 @@ static int rq_table(void *ud, const bl_from *from, const char *buf, int j, int a
         ei_x_encode_atom(r, "beamlet");
     }
     bname *b;
-    LL_FOREACH(g->bnames, b)
-    {
+    LL_FOREACH(g->bnames, b) {
         ei_x_encode_list_header(r, 1);
         ei_x_encode_tuple_header(r, 4);
         ei_x_encode_atom(r, b->name);
@@ -1120,8 +1115,7 @@ static void refresh(gstate *g)
                 bl_is_connected(g->n, m[j].node))
                 alt = m[j].node;
         bname *b;
-        LL_FOREACH(g->bnames, b)
-        {
+        LL_FOREACH(g->bnames, b) {
             gop *op = op_new(g, OP_REFRESH, b->name);
             if (!op) break;
             op->pid = b->pid;
@@ -1157,8 +1151,7 @@ static void proc_terminate(bl_proc *self, const char *reason, void *ud)
     if (g->timer_id > 0) bl_timer_cancel(n, g->timer_id);
     bl__repl_free(g->repl);
     gent *e, *t;
-    HASH_ITER(hh, g->names, e, t)
-    {
+    HASH_ITER(hh, g->names, e, t) {
         HASH_DEL(g->names, e);
         free(e);
     }

@@ -68,7 +68,7 @@ lsub *bl__ps_find_sub(ps *s, int id)
 {
     lsub *l;
     DL_FOREACH(s->subs, l)
-    if (l->id == id) return l;
+        if (l->id == id) return l;
     return NULL;
 }
 
@@ -76,8 +76,7 @@ void bl__ps_queue_clear(lsub *l)
 {
     for (int p = 0; p < 3; p++) {
         qitem *q, *t;
-        LL_FOREACH_SAFE(l->qh[p], q, t)
-        {
+        LL_FOREACH_SAFE(l->qh[p], q, t) {
             bl__ps_msg_unref(q->m);
             free(q);
         }
@@ -100,7 +99,7 @@ static rsub *find_rsub(ps *s, const char *node, int id)
 {
     rsub *r;
     DL_FOREACH(s->remote, r)
-    if (r->id == id && !strcmp(r->node, node)) return r;
+        if (r->id == id && !strcmp(r->node, node)) return r;
     return NULL;
 }
 
@@ -108,7 +107,7 @@ static rsub *find_rsub_name(ps *s, const char *node, const char *name)
 {
     rsub *r;
     DL_FOREACH(s->remote, r)
-    if (!strcmp(r->name, name) && !strcmp(r->node, node)) return r;
+        if (!strcmp(r->name, name) && !strcmp(r->node, node)) return r;
     return NULL;
 }
 
@@ -249,8 +248,7 @@ static void fan_out_remote(ps *s, psmsg *m, const char *payload, int len, int sk
     rsub *r;
     const char **sent = NULL; /* nodes sent to already: once per node */
     size_t nsent = 0, capsent = 0;
-    DL_FOREACH(s->remote, r)
-    {
+    DL_FOREACH(s->remote, r) {
         if ((skip_durable && r->name[0]) || !bl__ps_match_levels(r->pattern, m->topic)) continue;
         size_t i = 0;
         while (i < nsent && strcmp(sent[i], r->node))
@@ -318,24 +316,22 @@ static int publish(ps *s, const char *topic, const char *payload, int len, int p
         lsub *l;
         rsub *r;
         DL_FOREACH(s->subs, l)
-        targets += l->name[0] && bl__ps_match_levels(l->pattern, topic);
+            targets += l->name[0] && bl__ps_match_levels(l->pattern, topic);
         DL_FOREACH(s->remote, r)
-        targets += r->name[0] && bl__ps_match_levels(r->pattern, topic);
+            targets += r->name[0] && bl__ps_match_levels(r->pattern, topic);
         if (s->npend + targets > MAX_PENDING) {
             bl__ps_msg_unref(m);
             return BL_ENOMEM;
         }
         pend *first = NULL;
         int failed = 0;
-        DL_FOREACH(s->subs, l)
-        {
+        DL_FOREACH(s->subs, l) {
             if (!l->name[0] || !bl__ps_match_levels(l->pattern, topic)) continue;
             pend *p = bl__ps_pend_new(s, m, n->name, l->name);
             if (!p || bl__ps_store_put(s, p) < 0) failed = 1;
             if (p && !first) first = p;
         }
-        DL_FOREACH(s->remote, r)
-        {
+        DL_FOREACH(s->remote, r) {
             if (!r->name[0] || !bl__ps_match_levels(r->pattern, topic)) continue;
             pend *p = bl__ps_pend_new(s, m, r->node, r->name);
             if (!p || bl__ps_store_put(s, p) < 0) failed = 1;
@@ -344,8 +340,7 @@ static int publish(ps *s, const char *topic, const char *payload, int len, int p
         if (failed) { /* not durable: undo, the caller gets an error */
             pend *p, *t;
             int on = 0;
-            DL_FOREACH_SAFE(s->pends, p, t)
-            {
+            DL_FOREACH_SAFE(s->pends, p, t) {
                 on |= p == first;
                 if (!on) continue;
                 bl__ps_store_del(s, p);
@@ -562,8 +557,7 @@ static int rq_counters_all(void *ud, const bl_from *from, const char *buf, int j
     ps *s = ud;
     ei_x_encode_map_header(reply, (long)HASH_COUNT(s->counts));
     tcount *t, *tt;
-    HASH_ITER(hh, s->counts, t, tt)
-    {
+    HASH_ITER(hh, s->counts, t, tt) {
         ei_x_encode_binary(reply, t->topic, (long)strlen(t->topic));
         encode_counters(reply, &t->c);
     }
@@ -584,8 +578,7 @@ static int rq_subscriptions(void *ud, const bl_from *from, const char *buf, int 
     ps *s = ud;
     lsub *l;
     rsub *r;
-    DL_FOREACH(s->subs, l)
-    {
+    DL_FOREACH(s->subs, l) {
         ei_x_encode_list_header(reply, 1);
         ei_x_encode_map_header(reply, 4);
         ei_x_encode_atom(reply, "id");
@@ -597,8 +590,7 @@ static int rq_subscriptions(void *ud, const bl_from *from, const char *buf, int 
         ei_x_encode_atom(reply, "queued");
         ei_x_encode_ulong(reply, l->qlen);
     }
-    DL_FOREACH(s->remote, r)
-    {
+    DL_FOREACH(s->remote, r) {
         ei_x_encode_list_header(reply, 1);
         ei_x_encode_map_header(reply, 3);
         ei_x_encode_atom(reply, "id");
@@ -799,20 +791,17 @@ static void ps_terminate(bl_proc *self, const char *reason, void *ud)
     if (s->nodemon_id > 0) bl_demonitor_nodes(n, s->nodemon_id);
     if (s->cluster_sub > 0) bl_cluster_unsubscribe(n, s->cluster_sub);
     lsub *l, *lt;
-    DL_FOREACH_SAFE(s->subs, l, lt)
-    {
+    DL_FOREACH_SAFE(s->subs, l, lt) {
         bl__ps_queue_clear(l);
         free(l);
     }
     pend *p, *pt;
-    DL_FOREACH_SAFE(s->pends, p, pt)
-    {
+    DL_FOREACH_SAFE(s->pends, p, pt) {
         bl__ps_msg_unref(p->m);
         free(p);
     }
     seen *e, *et;
-    HASH_ITER(hh, s->seen_h, e, et)
-    {
+    HASH_ITER(hh, s->seen_h, e, et) {
         HASH_DEL(s->seen_h, e);
         free(e);
     }
@@ -820,10 +809,10 @@ static void ps_terminate(bl_proc *self, const char *reason, void *ud)
     bl__repl_free(s->repl);
     s->repl = NULL;
     rsub *r, *rt;
-    DL_FOREACH_SAFE(s->remote, r, rt) free(r);
+    DL_FOREACH_SAFE(s->remote, r, rt)
+        free(r);
     tcount *t, *tt;
-    HASH_ITER(hh, s->counts, t, tt)
-    {
+    HASH_ITER(hh, s->counts, t, tt) {
         HASH_DEL(s->counts, t);
         free(t);
     }

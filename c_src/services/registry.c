@@ -459,8 +459,7 @@ bad:
 static void sweep_watchers(reg *r)
 {
     rwatch *w, *t;
-    LL_FOREACH_SAFE(r->watchers, w, t)
-    {
+    LL_FOREACH_SAFE(r->watchers, w, t) {
         if (!w->dead) continue;
         LL_DELETE(r->watchers, w);
         r->nwatchers--;
@@ -486,8 +485,7 @@ static void emit(reg *r, bl_registry_event ev, const rentry *e)
     to_public(e, &pe);
     r->emitting++;
     rwatch *w;
-    LL_FOREACH(r->watchers, w)
-    {
+    LL_FOREACH(r->watchers, w) {
         if (w->dead) continue;
         if (w->is_pid)
             (void)bl_send(r->proc, &w->pid, x.buff, x.index);
@@ -502,8 +500,9 @@ static void emit(reg *r, bl_registry_event ev, const rentry *e)
 static int add_watch(reg *r, const bl_pid *pid, bl_registry_watch_cb cb, void *ud)
 {
     rwatch *w;
-    if (pid) LL_FOREACH(r->watchers, w)
-    if (!w->dead && w->is_pid && bl_pid_eq(&w->pid, pid)) return w->id;
+    if (pid)
+        LL_FOREACH(r->watchers, w)
+            if (!w->dead && w->is_pid && bl_pid_eq(&w->pid, pid)) return w->id;
     if (r->nwatchers >= MAX_WATCHERS) return BL_ENOMEM;
     w = calloc(1, sizeof(*w));
     if (!w) return BL_ENOMEM;
@@ -522,8 +521,7 @@ static int add_watch(reg *r, const bl_pid *pid, bl_registry_watch_cb cb, void *u
 static void del_watch_if(reg *r, const bl_pid *pid, int id, const char *node)
 {
     rwatch *w;
-    LL_FOREACH(r->watchers, w)
-    {
+    LL_FOREACH(r->watchers, w) {
         if (w->dead) continue;
         if ((pid && w->is_pid && bl_pid_eq(&w->pid, pid)) || (id && w->id == id) ||
             (node && w->is_pid && !strcmp(w->pid.node, node)))
@@ -745,8 +743,7 @@ static rentry *pick(reg *r, rcall *c)
     int want;
     rentry *e, *t;
     for (want = BL_HEALTH_PASSING; want <= BL_HEALTH_WARNING; want++) {
-        HASH_ITER(hh, r->entries, e, t)
-        {
+        HASH_ITER(hh, r->entries, e, t) {
             if (eligible(c, e, want)) k++;
         }
         if (k) break;
@@ -754,8 +751,7 @@ static rentry *pick(reg *r, rcall *c)
     if (!k) return NULL;
     rentry **v = malloc(k * sizeof(*v));
     if (!v) return NULL;
-    HASH_ITER(hh, r->entries, e, t)
-    {
+    HASH_ITER(hh, r->entries, e, t) {
         if (m < k && eligible(c, e, want)) v[m++] = e;
     }
     qsort(v, m, sizeof(*v), cmp_key);
@@ -1080,8 +1076,7 @@ static int rq_find(void *ud, const bl_from *from, const char *buf, int j, int ar
         return reply_rc(reply, BL_EINVAL);
     }
     rentry *e, *t;
-    HASH_ITER(hh, r->entries, e, t)
-    {
+    HASH_ITER(hh, r->entries, e, t) {
         if (!matches(e, &b.q)) continue;
         ei_x_encode_list_header(reply, 1);
         encode_entry(reply, e);
@@ -1190,8 +1185,7 @@ static void on_tick(bl_node *n, void *ud)
     reg *r = ud;
     ev_tstamp now = ev_now(n->loop);
     rentry *e, *t;
-    DL_FOREACH_SAFE2(r->local, e, t, lnext)
-    {
+    DL_FOREACH_SAFE2(r->local, e, t, lnext) {
         if (!e->ttl_ms || now < e->expires_at) continue;
         bl_log(n, BL_LOG_INFO, "registry: %s (%s) expired: not renewed within %u ms", e->id,
                e->name, e->ttl_ms);
@@ -1211,28 +1205,25 @@ static void reg_terminate(bl_proc *self, const char *reason, void *ud)
     bl__repl_free(r->repl);
     r->repl = NULL;
     rentry *e, *t;
-    HASH_ITER(hh, r->entries, e, t)
-    {
+    HASH_ITER(hh, r->entries, e, t) {
         HASH_DEL(r->entries, e);
         entry_free(e);
     }
     ocount *o, *ot;
-    HASH_ITER(hh, r->counts, o, ot)
-    {
+    HASH_ITER(hh, r->counts, o, ot) {
         HASH_DEL(r->counts, o);
         free(o);
     }
     rrent *x, *xt;
-    HASH_ITER(hh, r->rr, x, xt)
-    {
+    HASH_ITER(hh, r->rr, x, xt) {
         HASH_DEL(r->rr, x);
         free(x);
     }
     rwatch *w, *wt;
-    LL_FOREACH_SAFE(r->watchers, w, wt) free(w);
+    LL_FOREACH_SAFE(r->watchers, w, wt)
+        free(w);
     rcall *c, *ct; /* their bl_calls were dropped with this process */
-    DL_FOREACH_SAFE(r->calls, c, ct)
-    {
+    DL_FOREACH_SAFE(r->calls, c, ct) {
         DL_DELETE(r->calls, c);
         free(c->req);
         free(c);
@@ -1357,8 +1348,7 @@ int bl_registry_find(bl_node *n, const bl_service_query *q, bl_registry_entry_cb
     if (!r) return BL_ENOPROC;
     int k = 0;
     rentry *e, *t;
-    HASH_ITER(hh, r->entries, e, t)
-    {
+    HASH_ITER(hh, r->entries, e, t) {
         if (!matches(e, q)) continue;
         k++;
         if (cb) {
