@@ -25,6 +25,7 @@
 #include "../runtime/internal.h"
 #include "beamlet/cluster.h"
 #include "beamlet/global.h"
+#include "dispatch.h"
 #include "repl.h"
 
 #include <stddef.h>
@@ -161,8 +162,7 @@ static gent *find(gstate *g, const char *name)
 static bname *bfind(gstate *g, const char *name)
 {
     bname *b;
-    LL_FOREACH(g->bnames, b)
-    {
+    LL_FOREACH(g->bnames, b) {
         if (!strcmp(b->name, name)) return b;
     }
     return NULL;
@@ -172,9 +172,11 @@ static int holds(gstate *g, const bl_pid *pid)
 {
     int k = 0;
     gent *e, *t;
-    HASH_ITER(hh, g->names, e, t) k += e->local && bl_pid_eq(&e->pid, pid);
+    HASH_ITER(hh, g->names, e, t)
+        k += e->local && bl_pid_eq(&e->pid, pid);
     bname *b;
-    LL_FOREACH(g->bnames, b) k += bl_pid_eq(&b->pid, pid);
+    LL_FOREACH(g->bnames, b)
+        k += bl_pid_eq(&b->pid, pid);
     return k;
 }
 
@@ -880,13 +882,11 @@ static void proc_exit(bl_proc *self, const bl_pid *from, const char *buf, int in
     (void)index;
     gstate *g = ud;
     gent *e, *t;
-    HASH_ITER(hh, g->names, e, t)
-    {
+    HASH_ITER(hh, g->names, e, t) {
         if (e->local && bl_pid_eq(&e->pid, from)) del_entry(g, e, 1);
     }
     bname *b, *bt;
-    LL_FOREACH_SAFE(g->bnames, b, bt)
-    {
+    LL_FOREACH_SAFE(g->bnames, b, bt) {
         if (!bl_pid_eq(&b->pid, from)) continue;
         LL_DELETE(g->bnames, b); /* OTP global's own monitor removes the name */
         free(b);
@@ -914,140 +914,186 @@ static int resolve_from(const char *a)
     return -1;
 }
 
+/* ---- requests: gen_server calls to beamlet_global ---- */
+
+static int bad(ei_x_buff *r)
+{
+    encode_error(r, "badarg");
+    return 0;
+}
+
+static int rq_registered(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                         ei_x_buff *r)
+{
+    (void)from, (void)buf, (void)j, (void)arity;
+    gstate *g = ud;
+    gent *e, *t;
+    HASH_ITER(hh, g->names, e, t) {
+        ei_x_encode_list_header(r, 1);
+        ei_x_encode_atom(r, e->name);
+    }
+    bname *b;
+    LL_FOREACH(g->bnames, b) {
+        ei_x_encode_list_header(r, 1);
+        ei_x_encode_atom(r, b->name);
+    }
+    return ei_x_encode_empty_list(r);
+}
+
+static int rq_table(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)
+{ /* [{Name, Pid, Owner, beamlet | beam}] */
+    (void)from, (void)buf, (void)j, (void)arity;
+    gstate *g = ud;
+    gent *e, *t;
+    HASH_ITER(hh, g->names, e, t) {
+        ei_x_encode_list_header(r, 1);
+        ei_x_encode_tuple_header(r, 4);
+        ei_x_encode_atom(r, e->name);
+        ei_x_encode_pid(r, &e->pid);
+        ei_x_encode_atom(r, e->owner);
+        ei_x_encode_atom(r, "beamlet");
+    }
+    bname *b;
+    LL_FOREACH(g->bnames, b) {
+        ei_x_encode_list_header(r, 1);
+        ei_x_encode_tuple_header(r, 4);
+        ei_x_encode_atom(r, b->name);
+        ei_x_encode_pid(r, &b->pid);
+        ei_x_encode_atom(r, g->n->name);
+        ei_x_encode_atom(r, "beam");
+    }
+    return ei_x_encode_empty_list(r);
+}
+
+static int rq_config(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)
+{
+    (void)from, (void)buf, (void)j, (void)arity;
+    gstate *g = ud;
+    ei_x_encode_tuple_header(r, 2);
+    ei_x_encode_atom(r, MODE_NAMES[g->mode]);
+    return ei_x_encode_atom(r, RESOLVE_NAMES[g->method]);
+}
+
+static int rq_register(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                       ei_x_buff *r)
+{
+    (void)arity;
+    gstate *g = ud;
+    char name[MAXATOMLEN_UTF8];
+    bl_pid pid;
+    gop *op = NULL;
+    if (get_atom(buf, &j, name) < 0 || ei_decode_pid(buf, &j, &pid) < 0) return bad(r);
+    int rc = do_register(g, name, &pid, &op);
+    if (rc == 1) {
+        op->has_from = 1;
+        op->from = *from;
+        op_step(op);
+        return 1;
+    }
+    if (rc == BL_EINVAL) return bad(r);
+    if (rc == BL_OK || rc == BL_EEXIST) return ei_x_encode_atom(r, rc == BL_OK ? "yes" : "no");
+    return reply_rc(r, rc);
+}
+
+static int rq_unregister(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                         ei_x_buff *r)
+{
+    (void)from, (void)arity;
+    char name[MAXATOMLEN_UTF8];
+    if (get_atom(buf, &j, name) < 0 || !valid_name(name)) return bad(r);
+    do_unregister(ud, name, NULL);
+    return ei_x_encode_atom(r, "ok");
+}
+
+/* {whereis, Name} (arity 2) or {send, Name, Msg} (arity 3) */
+static int rq_lookup(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)
+{
+    gstate *g = ud;
+    char name[MAXATOMLEN_UTF8];
+    bl_pid pid;
+    gop *op = NULL;
+    int is_send = arity == 3;
+    const char *m = NULL;
+    int mlen = 0;
+    if (get_atom(buf, &j, name) < 0 || !valid_name(name)) return bad(r);
+    if (is_send) {
+        int k = j;
+        if (ei_skip_term(buf, &k) < 0) return bad(r);
+        m = buf + j;
+        mlen = k - j;
+    }
+    int rc = do_lookup(g, is_send ? OP_SEND : OP_WHEREIS, name, &pid, &op);
+    if (rc == 1) {
+        if (is_send) {
+            op->msg = malloc((size_t)mlen + 1);
+            if (!op->msg) {
+                op_free(op);
+                return reply_rc(r, BL_ENOMEM);
+            }
+            op->msg[0] = (char)131;
+            memcpy(op->msg + 1, m, (size_t)mlen);
+            op->msglen = mlen + 1;
+        }
+        op->has_from = 1;
+        op->from = *from;
+        op_step(op);
+        return 1;
+    }
+    if (rc == BL_OK && is_send) {
+        ei_x_buff x;
+        ei_x_new_with_version(&x);
+        ei_x_append_buf(&x, m, mlen);
+        rc = bl_send(g->proc, &pid, x.buff, x.index);
+        ei_x_free(&x);
+        if (rc != BL_OK) return reply_rc(r, rc);
+    }
+    if (rc == BL_OK) return ei_x_encode_pid(r, &pid);
+    if (rc != BL_ENOPROC) return reply_rc(r, rc);
+    if (!is_send) return ei_x_encode_atom(r, "undefined");
+    ei_x_encode_tuple_header(r, 2);
+    ei_x_encode_atom(r, "badarg");
+    ei_x_encode_tuple_header(r, 2);
+    ei_x_encode_atom(r, name);
+    return ei_x_append_buf(r, m, mlen);
+}
+
+static int rq_set_resolve(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                          ei_x_buff *r)
+{
+    (void)from, (void)arity;
+    char name[MAXATOMLEN_UTF8];
+    int rc;
+    if (get_atom(buf, &j, name) < 0 || (rc = resolve_from(name)) < 0) return bad(r);
+    ((gstate *)ud)->method = (bl_global_resolve)rc;
+    return ei_x_encode_atom(r, "ok");
+}
+
+static int rq_set_mode(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                       ei_x_buff *r)
+{
+    (void)from, (void)arity;
+    char name[MAXATOMLEN_UTF8];
+    int rc;
+    if (get_atom(buf, &j, name) < 0 || (rc = mode_from(name)) < 0) return bad(r);
+    ((gstate *)ud)->mode = (bl_global_mode)rc;
+    return ei_x_encode_atom(r, "ok");
+}
+
+static const bl__req REQUESTS[] = {
+    {"registered", 0, 0, rq_registered}, {"table", 0, 0, rq_table},
+    {"config", 0, 0, rq_config},         {"register", 3, 3, rq_register},
+    {"unregister", 2, 2, rq_unregister}, {"whereis", 2, 2, rq_lookup},
+    {"send", 3, 3, rq_lookup},           {"set_resolve", 2, 2, rq_set_resolve},
+    {"set_mode", 2, 2, rq_set_mode},
+};
+
 static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int idx, ei_x_buff *r,
                      void *ud)
 {
     (void)self;
-    gstate *g = ud;
-    char a[MAXATOMLEN_UTF8], name[MAXATOMLEN_UTF8];
-    int j = idx, arity;
-    if (get_atom(buf, &j, a) == 0) {
-        if (!strcmp(a, "registered")) {
-            gent *e, *t;
-            HASH_ITER(hh, g->names, e, t)
-            {
-                ei_x_encode_list_header(r, 1);
-                ei_x_encode_atom(r, e->name);
-            }
-            bname *b;
-            LL_FOREACH(g->bnames, b)
-            {
-                ei_x_encode_list_header(r, 1);
-                ei_x_encode_atom(r, b->name);
-            }
-            return ei_x_encode_empty_list(r);
-        }
-        if (!strcmp(a, "table")) { /* [{Name, Pid, Owner, beamlet | beam}] */
-            gent *e, *t;
-            HASH_ITER(hh, g->names, e, t)
-            {
-                ei_x_encode_list_header(r, 1);
-                ei_x_encode_tuple_header(r, 4);
-                ei_x_encode_atom(r, e->name);
-                ei_x_encode_pid(r, &e->pid);
-                ei_x_encode_atom(r, e->owner);
-                ei_x_encode_atom(r, "beamlet");
-            }
-            bname *b;
-            LL_FOREACH(g->bnames, b)
-            {
-                ei_x_encode_list_header(r, 1);
-                ei_x_encode_tuple_header(r, 4);
-                ei_x_encode_atom(r, b->name);
-                ei_x_encode_pid(r, &b->pid);
-                ei_x_encode_atom(r, g->n->name);
-                ei_x_encode_atom(r, "beam");
-            }
-            return ei_x_encode_empty_list(r);
-        }
-        if (!strcmp(a, "config")) {
-            ei_x_encode_tuple_header(r, 2);
-            ei_x_encode_atom(r, MODE_NAMES[g->mode]);
-            return ei_x_encode_atom(r, RESOLVE_NAMES[g->method]);
-        }
-        goto bad;
-    }
-    j = idx;
-    if (ei_decode_tuple_header(buf, &j, &arity) < 0 || get_atom(buf, &j, a) < 0) goto bad;
-    bl_pid pid;
-    gop *op = NULL;
-    int rc;
-    if (!strcmp(a, "register") && arity == 3) {
-        if (get_atom(buf, &j, name) < 0 || ei_decode_pid(buf, &j, &pid) < 0) goto bad;
-        rc = do_register(g, name, &pid, &op);
-        if (rc == 1) {
-            op->has_from = 1;
-            op->from = *from;
-            op_step(op);
-            return 1;
-        }
-        if (rc == BL_EINVAL) goto bad;
-        if (rc == BL_OK || rc == BL_EEXIST) return ei_x_encode_atom(r, rc == BL_OK ? "yes" : "no");
-        return reply_rc(r, rc);
-    }
-    if (!strcmp(a, "unregister") && arity == 2) {
-        if (get_atom(buf, &j, name) < 0 || !valid_name(name)) goto bad;
-        do_unregister(g, name, NULL);
-        return ei_x_encode_atom(r, "ok");
-    }
-    if ((!strcmp(a, "whereis") && arity == 2) || (!strcmp(a, "send") && arity == 3)) {
-        int is_send = a[0] == 's';
-        const char *m = NULL;
-        int mlen = 0;
-        if (get_atom(buf, &j, name) < 0 || !valid_name(name)) goto bad;
-        if (is_send) {
-            int k = j;
-            if (ei_skip_term(buf, &k) < 0) goto bad;
-            m = buf + j;
-            mlen = k - j;
-        }
-        rc = do_lookup(g, is_send ? OP_SEND : OP_WHEREIS, name, &pid, &op);
-        if (rc == 1) {
-            if (is_send) {
-                op->msg = malloc((size_t)mlen + 1);
-                if (!op->msg) {
-                    op_free(op);
-                    return reply_rc(r, BL_ENOMEM);
-                }
-                op->msg[0] = (char)131;
-                memcpy(op->msg + 1, m, (size_t)mlen);
-                op->msglen = mlen + 1;
-            }
-            op->has_from = 1;
-            op->from = *from;
-            op_step(op);
-            return 1;
-        }
-        if (rc == BL_OK && is_send) {
-            ei_x_buff x;
-            ei_x_new_with_version(&x);
-            ei_x_append_buf(&x, m, mlen);
-            rc = bl_send(g->proc, &pid, x.buff, x.index);
-            ei_x_free(&x);
-            if (rc != BL_OK) return reply_rc(r, rc);
-        }
-        if (rc == BL_OK) return ei_x_encode_pid(r, &pid);
-        if (rc != BL_ENOPROC) return reply_rc(r, rc);
-        if (!is_send) return ei_x_encode_atom(r, "undefined");
-        ei_x_encode_tuple_header(r, 2);
-        ei_x_encode_atom(r, "badarg");
-        ei_x_encode_tuple_header(r, 2);
-        ei_x_encode_atom(r, name);
-        return ei_x_append_buf(r, m, mlen);
-    }
-    if (!strcmp(a, "set_resolve") && arity == 2) {
-        if (get_atom(buf, &j, name) < 0 || (rc = resolve_from(name)) < 0) goto bad;
-        g->method = (bl_global_resolve)rc;
-        return ei_x_encode_atom(r, "ok");
-    }
-    if (!strcmp(a, "set_mode") && arity == 2) {
-        if (get_atom(buf, &j, name) < 0 || (rc = mode_from(name)) < 0) goto bad;
-        g->mode = (bl_global_mode)rc;
-        return ei_x_encode_atom(r, "ok");
-    }
-bad:
-    encode_error(r, "badarg");
-    return 0;
+    int rc =
+        bl__req_dispatch(REQUESTS, sizeof(REQUESTS) / sizeof(REQUESTS[0]), ud, from, buf, idx, r);
+    return rc == BL__REQ_NONE ? bad(r) : rc;
 }
 
 /* ---- node and cluster events, the tick ---- */
@@ -1069,8 +1115,7 @@ static void refresh(gstate *g)
                 bl_is_connected(g->n, m[j].node))
                 alt = m[j].node;
         bname *b;
-        LL_FOREACH(g->bnames, b)
-        {
+        LL_FOREACH(g->bnames, b) {
             gop *op = op_new(g, OP_REFRESH, b->name);
             if (!op) break;
             op->pid = b->pid;
@@ -1106,8 +1151,7 @@ static void proc_terminate(bl_proc *self, const char *reason, void *ud)
     if (g->timer_id > 0) bl_timer_cancel(n, g->timer_id);
     bl__repl_free(g->repl);
     gent *e, *t;
-    HASH_ITER(hh, g->names, e, t)
-    {
+    HASH_ITER(hh, g->names, e, t) {
         HASH_DEL(g->names, e);
         free(e);
     }

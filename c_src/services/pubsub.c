@@ -25,6 +25,7 @@
  * Membership and leader events of this node's cluster view are published locally (each node
  * sees the same events) on `cluster.events`. */
 #include "pubsub_int.h"
+#include "dispatch.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -67,7 +68,7 @@ lsub *bl__ps_find_sub(ps *s, int id)
 {
     lsub *l;
     DL_FOREACH(s->subs, l)
-    if (l->id == id) return l;
+        if (l->id == id) return l;
     return NULL;
 }
 
@@ -75,8 +76,7 @@ void bl__ps_queue_clear(lsub *l)
 {
     for (int p = 0; p < 3; p++) {
         qitem *q, *t;
-        LL_FOREACH_SAFE(l->qh[p], q, t)
-        {
+        LL_FOREACH_SAFE(l->qh[p], q, t) {
             bl__ps_msg_unref(q->m);
             free(q);
         }
@@ -99,7 +99,7 @@ static rsub *find_rsub(ps *s, const char *node, int id)
 {
     rsub *r;
     DL_FOREACH(s->remote, r)
-    if (r->id == id && !strcmp(r->node, node)) return r;
+        if (r->id == id && !strcmp(r->node, node)) return r;
     return NULL;
 }
 
@@ -107,7 +107,7 @@ static rsub *find_rsub_name(ps *s, const char *node, const char *name)
 {
     rsub *r;
     DL_FOREACH(s->remote, r)
-    if (!strcmp(r->name, name) && !strcmp(r->node, node)) return r;
+        if (!strcmp(r->name, name) && !strcmp(r->node, node)) return r;
     return NULL;
 }
 
@@ -248,8 +248,7 @@ static void fan_out_remote(ps *s, psmsg *m, const char *payload, int len, int sk
     rsub *r;
     const char **sent = NULL; /* nodes sent to already: once per node */
     size_t nsent = 0, capsent = 0;
-    DL_FOREACH(s->remote, r)
-    {
+    DL_FOREACH(s->remote, r) {
         if ((skip_durable && r->name[0]) || !bl__ps_match_levels(r->pattern, m->topic)) continue;
         size_t i = 0;
         while (i < nsent && strcmp(sent[i], r->node))
@@ -317,24 +316,22 @@ static int publish(ps *s, const char *topic, const char *payload, int len, int p
         lsub *l;
         rsub *r;
         DL_FOREACH(s->subs, l)
-        targets += l->name[0] && bl__ps_match_levels(l->pattern, topic);
+            targets += l->name[0] && bl__ps_match_levels(l->pattern, topic);
         DL_FOREACH(s->remote, r)
-        targets += r->name[0] && bl__ps_match_levels(r->pattern, topic);
+            targets += r->name[0] && bl__ps_match_levels(r->pattern, topic);
         if (s->npend + targets > MAX_PENDING) {
             bl__ps_msg_unref(m);
             return BL_ENOMEM;
         }
         pend *first = NULL;
         int failed = 0;
-        DL_FOREACH(s->subs, l)
-        {
+        DL_FOREACH(s->subs, l) {
             if (!l->name[0] || !bl__ps_match_levels(l->pattern, topic)) continue;
             pend *p = bl__ps_pend_new(s, m, n->name, l->name);
             if (!p || bl__ps_store_put(s, p) < 0) failed = 1;
             if (p && !first) first = p;
         }
-        DL_FOREACH(s->remote, r)
-        {
+        DL_FOREACH(s->remote, r) {
             if (!r->name[0] || !bl__ps_match_levels(r->pattern, topic)) continue;
             pend *p = bl__ps_pend_new(s, m, r->node, r->name);
             if (!p || bl__ps_store_put(s, p) < 0) failed = 1;
@@ -343,8 +340,7 @@ static int publish(ps *s, const char *topic, const char *payload, int len, int p
         if (failed) { /* not durable: undo, the caller gets an error */
             pend *p, *t;
             int on = 0;
-            DL_FOREACH_SAFE(s->pends, p, t)
-            {
+            DL_FOREACH_SAFE(s->pends, p, t) {
                 on |= p == first;
                 if (!on) continue;
                 bl__ps_store_del(s, p);
@@ -552,120 +548,184 @@ static int beam_publish(ps *s, const char *buf, int j, char *id, size_t idlen)
     return publish(s, topic, buf + p0, p1 - p0, prio, ttl, qos, id, idlen);
 }
 
+/* ---- requests: gen_server calls to beamlet_pubsub ---- */
+
+static int rq_counters_all(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                           ei_x_buff *reply)
+{
+    (void)from, (void)buf, (void)j, (void)arity;
+    ps *s = ud;
+    ei_x_encode_map_header(reply, (long)HASH_COUNT(s->counts));
+    tcount *t, *tt;
+    HASH_ITER(hh, s->counts, t, tt) {
+        ei_x_encode_binary(reply, t->topic, (long)strlen(t->topic));
+        encode_counters(reply, &t->c);
+    }
+    return 0;
+}
+
+static int rq_pending(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                      ei_x_buff *reply)
+{
+    (void)from, (void)buf, (void)j, (void)arity;
+    return ei_x_encode_ulong(reply, ((ps *)ud)->npend);
+}
+
+static int rq_subscriptions(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                            ei_x_buff *reply)
+{
+    (void)from, (void)buf, (void)j, (void)arity;
+    ps *s = ud;
+    lsub *l;
+    rsub *r;
+    DL_FOREACH(s->subs, l) {
+        ei_x_encode_list_header(reply, 1);
+        ei_x_encode_map_header(reply, 4);
+        ei_x_encode_atom(reply, "id");
+        ei_x_encode_long(reply, l->id);
+        ei_x_encode_atom(reply, "pattern");
+        ei_x_encode_binary(reply, l->pattern, (long)strlen(l->pattern));
+        ei_x_encode_atom(reply, "node");
+        ei_x_encode_atom(reply, s->n->name);
+        ei_x_encode_atom(reply, "queued");
+        ei_x_encode_ulong(reply, l->qlen);
+    }
+    DL_FOREACH(s->remote, r) {
+        ei_x_encode_list_header(reply, 1);
+        ei_x_encode_map_header(reply, 3);
+        ei_x_encode_atom(reply, "id");
+        ei_x_encode_long(reply, r->id);
+        ei_x_encode_atom(reply, "pattern");
+        ei_x_encode_binary(reply, r->pattern, (long)strlen(r->pattern));
+        ei_x_encode_atom(reply, "node");
+        ei_x_encode_atom(reply, r->node);
+    }
+    return ei_x_encode_empty_list(reply);
+}
+
+static int rq_subscribe(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                        ei_x_buff *reply)
+{
+    (void)from;
+    ps *s = ud;
+    char pat[BL_PUBSUB_TOPIC_LEN];
+    bl_pid pid;
+    subopts o;
+    memset(&o, 0, sizeof(o));
+    if (get_str(buf, &j, pat, sizeof(pat)) < 0 || ei_decode_pid(buf, &j, &pid) < 0 ||
+        (arity == 4 && decode_sub_opts(buf, &j, &o) < 0))
+        return reply_rc(reply, BL_EINVAL);
+    if (bl_is_local_node(s->n, pid.node) && !bl_proc_by_pid(s->n, &pid))
+        return reply_rc(reply, BL_EINVAL);
+    if (o.qos != QOS_AMO && !s->st.db) return reply_rc(reply, BL_ECONFIG);
+    int id = bl__ps_add_sub(s, pat, &pid, NULL, NULL, &o);
+    if (id < 0) return reply_rc(reply, id);
+    ei_x_encode_tuple_header(reply, 2);
+    ei_x_encode_atom(reply, "ok");
+    return ei_x_encode_long(reply, id);
+}
+
+/* The local subscription named by the id at buf[*j], or NULL. */
+static lsub *sub_arg(ps *s, const char *buf, int *j, int *bad)
+{
+    long id;
+    *bad = ei_decode_long(buf, j, &id) < 0;
+    return !*bad && id > 0 && id <= 0x7fffffff ? bl__ps_find_sub(s, (int)id) : NULL;
+}
+
+static int rq_unsubscribe(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                          ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    int bad;
+    lsub *l = sub_arg(ud, buf, &j, &bad);
+    if (bad || !l) return reply_rc(reply, bad ? BL_EINVAL : BL_ENOPROC);
+    bl__ps_del_sub(ud, l, 1);
+    return reply_rc(reply, BL_OK);
+}
+
+static int pause_resume(ps *s, const char *buf, int j, ei_x_buff *reply, int paused)
+{
+    int bad;
+    lsub *l = sub_arg(s, buf, &j, &bad);
+    if (bad || !l) return reply_rc(reply, bad ? BL_EINVAL : BL_ENOPROC);
+    l->paused = paused;
+    if (!paused) bl__ps_schedule_flush(s);
+    return reply_rc(reply, BL_OK);
+}
+
+static int rq_pause(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                    ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    return pause_resume(ud, buf, j, reply, 1);
+}
+
+static int rq_resume(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                     ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    return pause_resume(ud, buf, j, reply, 0);
+}
+
+static int rq_publish(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                      ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_PUBSUB_ID_LEN];
+    int rc = beam_publish(ud, buf, j, id, sizeof(id));
+    if (rc != BL_OK) return reply_rc(reply, rc);
+    ei_x_encode_tuple_header(reply, 2);
+    ei_x_encode_atom(reply, "ok");
+    return ei_x_encode_binary(reply, id, (long)strlen(id));
+}
+
+static int rq_ack(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                  ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_PUBSUB_ID_LEN];
+    int bad;
+    lsub *l = sub_arg(ud, buf, &j, &bad);
+    if (bad || get_str(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
+    if (!l) return reply_rc(reply, BL_ENOPROC);
+    bl__ps_do_ack(ud, l, id);
+    return reply_rc(reply, BL_OK);
+}
+
+static int rq_counters(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                       ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    ps *s = ud;
+    char topic[BL_PUBSUB_TOPIC_LEN];
+    if (get_str(buf, &j, topic, sizeof(topic)) < 0) return reply_rc(reply, BL_EINVAL);
+    tcount *t = NULL;
+    HASH_FIND_STR(s->counts, topic, t);
+    encode_counters(reply, t ? &t->c : NULL);
+    return 0;
+}
+
+static const bl__req REQUESTS[] = {
+    {"counters", 0, 0, rq_counters_all},
+    {"pending", 0, 0, rq_pending},
+    {"subscriptions", 0, 0, rq_subscriptions},
+    {"subscribe", 3, 4, rq_subscribe},
+    {"unsubscribe", 2, 2, rq_unsubscribe},
+    {"pause", 2, 2, rq_pause},
+    {"resume", 2, 2, rq_resume},
+    {"publish", 4, 4, rq_publish},
+    {"ack", 3, 3, rq_ack},
+    {"counters", 2, 2, rq_counters},
+};
+
 static int ps_call(bl_proc *self, const bl_from *from, const char *buf, int idx, ei_x_buff *reply,
                    void *ud)
 {
     (void)self;
-    (void)from;
-    ps *s = ud;
-    char tag[MAXATOMLEN_UTF8];
-    int j = idx, arity, type, size;
-    if (ei_get_type(buf, &j, &type, &size) < 0) return reply_rc(reply, BL_EINVAL);
-    if (type == ERL_ATOM_EXT || type == ERL_SMALL_ATOM_EXT || type == ERL_ATOM_UTF8_EXT ||
-        type == ERL_SMALL_ATOM_UTF8_EXT) {
-        if (get_atom(buf, &j, tag) < 0) return reply_rc(reply, BL_EINVAL);
-        if (!strcmp(tag, "counters")) {
-            ei_x_encode_map_header(reply, (long)HASH_COUNT(s->counts));
-            tcount *t, *tt;
-            HASH_ITER(hh, s->counts, t, tt)
-            {
-                ei_x_encode_binary(reply, t->topic, (long)strlen(t->topic));
-                encode_counters(reply, &t->c);
-            }
-            return 0;
-        }
-        if (!strcmp(tag, "pending")) return ei_x_encode_ulong(reply, s->npend);
-        if (!strcmp(tag, "subscriptions")) {
-            lsub *l;
-            rsub *r;
-            DL_FOREACH(s->subs, l)
-            {
-                ei_x_encode_list_header(reply, 1);
-                ei_x_encode_map_header(reply, 4);
-                ei_x_encode_atom(reply, "id");
-                ei_x_encode_long(reply, l->id);
-                ei_x_encode_atom(reply, "pattern");
-                ei_x_encode_binary(reply, l->pattern, (long)strlen(l->pattern));
-                ei_x_encode_atom(reply, "node");
-                ei_x_encode_atom(reply, s->n->name);
-                ei_x_encode_atom(reply, "queued");
-                ei_x_encode_ulong(reply, l->qlen);
-            }
-            DL_FOREACH(s->remote, r)
-            {
-                ei_x_encode_list_header(reply, 1);
-                ei_x_encode_map_header(reply, 3);
-                ei_x_encode_atom(reply, "id");
-                ei_x_encode_long(reply, r->id);
-                ei_x_encode_atom(reply, "pattern");
-                ei_x_encode_binary(reply, r->pattern, (long)strlen(r->pattern));
-                ei_x_encode_atom(reply, "node");
-                ei_x_encode_atom(reply, r->node);
-            }
-            return ei_x_encode_empty_list(reply);
-        }
-        return reply_rc(reply, BL_EINVAL);
-    }
-    if (ei_decode_tuple_header(buf, &j, &arity) < 0 || arity < 2 || get_atom(buf, &j, tag) < 0)
-        return reply_rc(reply, BL_EINVAL);
-    if (!strcmp(tag, "subscribe") && (arity == 3 || arity == 4)) {
-        char pat[BL_PUBSUB_TOPIC_LEN];
-        bl_pid pid;
-        subopts o;
-        memset(&o, 0, sizeof(o));
-        if (get_str(buf, &j, pat, sizeof(pat)) < 0 || ei_decode_pid(buf, &j, &pid) < 0 ||
-            (arity == 4 && decode_sub_opts(buf, &j, &o) < 0))
-            return reply_rc(reply, BL_EINVAL);
-        if (bl_is_local_node(s->n, pid.node) && !bl_proc_by_pid(s->n, &pid))
-            return reply_rc(reply, BL_EINVAL);
-        if (o.qos != QOS_AMO && !s->st.db) return reply_rc(reply, BL_ECONFIG);
-        int id = bl__ps_add_sub(s, pat, &pid, NULL, NULL, &o);
-        if (id < 0) return reply_rc(reply, id);
-        ei_x_encode_tuple_header(reply, 2);
-        ei_x_encode_atom(reply, "ok");
-        return ei_x_encode_long(reply, id);
-    }
-    if ((!strcmp(tag, "unsubscribe") || !strcmp(tag, "pause") || !strcmp(tag, "resume")) &&
-        arity == 2) {
-        long id;
-        if (ei_decode_long(buf, &j, &id) < 0) return reply_rc(reply, BL_EINVAL);
-        lsub *l = id > 0 && id <= 0x7fffffff ? bl__ps_find_sub(s, (int)id) : NULL;
-        if (!l) return reply_rc(reply, BL_ENOPROC);
-        if (tag[0] == 'u') {
-            bl__ps_del_sub(s, l, 1);
-        } else {
-            l->paused = tag[0] == 'p';
-            if (!l->paused) bl__ps_schedule_flush(s);
-        }
-        return reply_rc(reply, BL_OK);
-    }
-    if (!strcmp(tag, "publish") && arity == 4) {
-        char id[BL_PUBSUB_ID_LEN];
-        int rc = beam_publish(s, buf, j, id, sizeof(id));
-        if (rc != BL_OK) return reply_rc(reply, rc);
-        ei_x_encode_tuple_header(reply, 2);
-        ei_x_encode_atom(reply, "ok");
-        return ei_x_encode_binary(reply, id, (long)strlen(id));
-    }
-    if (!strcmp(tag, "ack") && arity == 3) {
-        long sid;
-        char id[BL_PUBSUB_ID_LEN];
-        if (ei_decode_long(buf, &j, &sid) < 0 || get_str(buf, &j, id, sizeof(id)) < 0)
-            return reply_rc(reply, BL_EINVAL);
-        lsub *l = sid > 0 && sid <= 0x7fffffff ? bl__ps_find_sub(s, (int)sid) : NULL;
-        if (!l) return reply_rc(reply, BL_ENOPROC);
-        bl__ps_do_ack(s, l, id);
-        return reply_rc(reply, BL_OK);
-    }
-    if (!strcmp(tag, "counters") && arity == 2) {
-        char topic[BL_PUBSUB_TOPIC_LEN];
-        if (get_str(buf, &j, topic, sizeof(topic)) < 0) return reply_rc(reply, BL_EINVAL);
-        tcount *t = NULL;
-        HASH_FIND_STR(s->counts, topic, t);
-        encode_counters(reply, t ? &t->c : NULL);
-        return 0;
-    }
-    return reply_rc(reply, BL_EINVAL);
+    int rc = bl__req_dispatch(REQUESTS, sizeof(REQUESTS) / sizeof(REQUESTS[0]), ud, from, buf, idx,
+                              reply);
+    return rc == BL__REQ_NONE ? reply_rc(reply, BL_EINVAL) : rc;
 }
 
 static void ps_cast(bl_proc *self, const char *buf, int idx, void *ud)
@@ -731,20 +791,17 @@ static void ps_terminate(bl_proc *self, const char *reason, void *ud)
     if (s->nodemon_id > 0) bl_demonitor_nodes(n, s->nodemon_id);
     if (s->cluster_sub > 0) bl_cluster_unsubscribe(n, s->cluster_sub);
     lsub *l, *lt;
-    DL_FOREACH_SAFE(s->subs, l, lt)
-    {
+    DL_FOREACH_SAFE(s->subs, l, lt) {
         bl__ps_queue_clear(l);
         free(l);
     }
     pend *p, *pt;
-    DL_FOREACH_SAFE(s->pends, p, pt)
-    {
+    DL_FOREACH_SAFE(s->pends, p, pt) {
         bl__ps_msg_unref(p->m);
         free(p);
     }
     seen *e, *et;
-    HASH_ITER(hh, s->seen_h, e, et)
-    {
+    HASH_ITER(hh, s->seen_h, e, et) {
         HASH_DEL(s->seen_h, e);
         free(e);
     }
@@ -752,10 +809,10 @@ static void ps_terminate(bl_proc *self, const char *reason, void *ud)
     bl__repl_free(s->repl);
     s->repl = NULL;
     rsub *r, *rt;
-    DL_FOREACH_SAFE(s->remote, r, rt) free(r);
+    DL_FOREACH_SAFE(s->remote, r, rt)
+        free(r);
     tcount *t, *tt;
-    HASH_ITER(hh, s->counts, t, tt)
-    {
+    HASH_ITER(hh, s->counts, t, tt) {
         HASH_DEL(s->counts, t);
         free(t);
     }

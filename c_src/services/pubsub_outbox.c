@@ -199,13 +199,12 @@ fail:
 void bl__ps_local_durable(ps *s, psmsg *m, const char *name)
 {
     lsub *l;
-    DL_FOREACH(s->subs, l)
-    {
+    DL_FOREACH(s->subs, l) {
         if (strcmp(l->name, name)) continue;
         for (int p = 0; p < 3; p++) {
             qitem *q;
             LL_FOREACH(l->qh[p], q)
-            if (!strcmp(q->m->id, m->id)) return;
+                if (!strcmp(q->m->id, m->id)) return;
         }
         bl__ps_enqueue(s, l, m);
         return;
@@ -246,8 +245,7 @@ void bl__ps_pend_send(ps *s, pend *p)
 void bl__ps_retry_pends(ps *s, ev_tstamp now)
 {
     pend *p, *t;
-    DL_FOREACH_SAFE(s->pends, p, t)
-    {
+    DL_FOREACH_SAFE(s->pends, p, t) {
         if (p->m->expires_at > 0 && now >= p->m->expires_at) {
             COUNT(s, p->m->topic, expired);
             bl__ps_store_del(s, p);
@@ -267,8 +265,7 @@ void bl__ps_retry_pends(ps *s, ev_tstamp now)
 void bl__ps_drop_pends(ps *s, const char *node, const char *name)
 {
     pend *p, *t;
-    DL_FOREACH_SAFE(s->pends, p, t)
-    {
+    DL_FOREACH_SAFE(s->pends, p, t) {
         if (strcmp(p->node, node) || strcmp(p->name, name)) continue;
         if (s->st.db) bl__ps_store_del(s, p);
         bl__ps_pend_free(s, p);
@@ -279,8 +276,7 @@ void bl__ps_drop_pends(ps *s, const char *node, const char *name)
 void bl__ps_handle_ack(ps *s, const char *node, const char *name, const char *id)
 {
     pend *p, *t;
-    DL_FOREACH_SAFE(s->pends, p, t)
-    {
+    DL_FOREACH_SAFE(s->pends, p, t) {
         if (strcmp(p->m->id, id) || strcmp(p->node, node) || strcmp(p->name, name)) continue;
         bl__ps_store_del(s, p);
         bl__ps_pend_free(s, p);

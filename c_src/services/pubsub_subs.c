@@ -205,8 +205,7 @@ void bl__ps_schedule_flush(ps *s)
 void bl__ps_expire_queued(ps *s, ev_tstamp now)
 {
     lsub *l;
-    DL_FOREACH(s->subs, l)
-    {
+    DL_FOREACH(s->subs, l) {
         for (int p = 0; p < 3; p++) {
             qitem **pp = &l->qh[p], *last = NULL;
             while (*pp) {
@@ -243,8 +242,8 @@ void bl__ps_fan_out_local(ps *s, psmsg *m, int skip_durable)
 {
     lsub *l;
     DL_FOREACH(s->subs, l)
-    if (!(skip_durable && l->name[0]) && bl__ps_match_levels(l->pattern, m->topic))
-        bl__ps_enqueue(s, l, m);
+        if (!(skip_durable && l->name[0]) && bl__ps_match_levels(l->pattern, m->topic))
+            bl__ps_enqueue(s, l, m);
 }
 
 /* ---- subscriptions ---- */
@@ -257,7 +256,7 @@ int bl__ps_add_sub(ps *s, const char *pattern, const bl_pid *pid, bl_pubsub_cb c
     if (o->name[0]) { /* the same durable name again (say after a restart): it replaces the old */
         lsub *old;
         DL_FOREACH(s->subs, old)
-        if (!strcmp(old->name, o->name)) break;
+            if (!strcmp(old->name, o->name)) break;
         if (old) bl__ps_del_sub(s, old, 0);
     }
     if (s->nsubs >= MAX_LOCAL_SUBS) return BL_ENOMEM;
@@ -298,7 +297,7 @@ void bl__ps_del_sub(ps *s, lsub *l, int repl)
         lsub *o;
         int more = 0;
         DL_FOREACH(s->subs, o)
-        more |= o->is_pid && bl_pid_eq(&o->pid, &l->pid);
+            more |= o->is_pid && bl_pid_eq(&o->pid, &l->pid);
         if (!more) bl_unlink(s->proc, &l->pid);
     }
     bl__ps_queue_clear(l);
@@ -309,8 +308,7 @@ void bl__ps_del_subs_of(ps *s, const bl_pid *pid, const char *node, const char *
 {
     unsigned k = 0;
     lsub *l, *t;
-    DL_FOREACH_SAFE(s->subs, l, t)
-    {
+    DL_FOREACH_SAFE(s->subs, l, t) {
         if (!l->is_pid) continue;
         if (pid ? !bl_pid_eq(&l->pid, pid) : strcmp(l->pid.node, node)) continue;
         bl__ps_del_sub(s, l, 0);

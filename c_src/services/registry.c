@@ -17,6 +17,7 @@
 #include "../runtime/internal.h"
 #include "beamlet/cluster.h"
 #include "beamlet/registry.h"
+#include "dispatch.h"
 #include "repl.h"
 
 #include <stddef.h>
@@ -458,8 +459,7 @@ bad:
 static void sweep_watchers(reg *r)
 {
     rwatch *w, *t;
-    LL_FOREACH_SAFE(r->watchers, w, t)
-    {
+    LL_FOREACH_SAFE(r->watchers, w, t) {
         if (!w->dead) continue;
         LL_DELETE(r->watchers, w);
         r->nwatchers--;
@@ -485,8 +485,7 @@ static void emit(reg *r, bl_registry_event ev, const rentry *e)
     to_public(e, &pe);
     r->emitting++;
     rwatch *w;
-    LL_FOREACH(r->watchers, w)
-    {
+    LL_FOREACH(r->watchers, w) {
         if (w->dead) continue;
         if (w->is_pid)
             (void)bl_send(r->proc, &w->pid, x.buff, x.index);
@@ -501,8 +500,9 @@ static void emit(reg *r, bl_registry_event ev, const rentry *e)
 static int add_watch(reg *r, const bl_pid *pid, bl_registry_watch_cb cb, void *ud)
 {
     rwatch *w;
-    if (pid) LL_FOREACH(r->watchers, w)
-    if (!w->dead && w->is_pid && bl_pid_eq(&w->pid, pid)) return w->id;
+    if (pid)
+        LL_FOREACH(r->watchers, w)
+            if (!w->dead && w->is_pid && bl_pid_eq(&w->pid, pid)) return w->id;
     if (r->nwatchers >= MAX_WATCHERS) return BL_ENOMEM;
     w = calloc(1, sizeof(*w));
     if (!w) return BL_ENOMEM;
@@ -521,8 +521,7 @@ static int add_watch(reg *r, const bl_pid *pid, bl_registry_watch_cb cb, void *u
 static void del_watch_if(reg *r, const bl_pid *pid, int id, const char *node)
 {
     rwatch *w;
-    LL_FOREACH(r->watchers, w)
-    {
+    LL_FOREACH(r->watchers, w) {
         if (w->dead) continue;
         if ((pid && w->is_pid && bl_pid_eq(&w->pid, pid)) || (id && w->id == id) ||
             (node && w->is_pid && !strcmp(w->pid.node, node)))
@@ -744,8 +743,7 @@ static rentry *pick(reg *r, rcall *c)
     int want;
     rentry *e, *t;
     for (want = BL_HEALTH_PASSING; want <= BL_HEALTH_WARNING; want++) {
-        HASH_ITER(hh, r->entries, e, t)
-        {
+        HASH_ITER(hh, r->entries, e, t) {
             if (eligible(c, e, want)) k++;
         }
         if (k) break;
@@ -753,8 +751,7 @@ static rentry *pick(reg *r, rcall *c)
     if (!k) return NULL;
     rentry **v = malloc(k * sizeof(*v));
     if (!v) return NULL;
-    HASH_ITER(hh, r->entries, e, t)
-    {
+    HASH_ITER(hh, r->entries, e, t) {
         if (m < k && eligible(c, e, want)) v[m++] = e;
     }
     qsort(v, m, sizeof(*v), cmp_key);
@@ -1008,98 +1005,161 @@ static int reply_rc(ei_x_buff *reply, int rc)
                                                      : "badarg");
 }
 
+/* ---- requests: gen_server calls to beamlet_registry ---- */
+
+static int rq_config(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                     ei_x_buff *reply)
+{ /* the settings in force */
+    (void)from, (void)buf, (void)j, (void)arity;
+    reg *r = ud;
+    ei_x_encode_map_header(reply, 2);
+    ei_x_encode_atom(reply, "policy");
+    ei_x_encode_atom(reply,
+                     r->policy == BL_LB_LEAST_OUTSTANDING ? "least_outstanding" : "round_robin");
+    ei_x_encode_atom(reply, "max_entries");
+    return ei_x_encode_ulong(reply, r->max_entries);
+}
+
+static int rq_register(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                       ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_REG_ID_LEN];
+    rentry *e = decode_entry(buf, &j, 0);
+    if (!e) return reply_rc(reply, BL_EINVAL);
+    int rc = local_register(ud, e, id, sizeof(id));
+    if (rc != BL_OK) return reply_rc(reply, rc);
+    ei_x_encode_tuple_header(reply, 2);
+    ei_x_encode_atom(reply, "ok");
+    encode_str(reply, id);
+    return 0;
+}
+
+static int rq_deregister(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                         ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_REG_ID_LEN];
+    if (get_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
+    return reply_rc(reply, local_deregister(ud, id));
+}
+
+static int rq_renew(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                    ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_REG_ID_LEN];
+    if (get_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
+    return reply_rc(reply, local_renew(ud, id));
+}
+
+static int rq_set_health(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                         ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_REG_ID_LEN], a[MAXATOMLEN_UTF8];
+    int h;
+    if (get_bin(buf, &j, id, sizeof(id)) < 0 || get_atom(buf, &j, a) < 0 ||
+        (h = health_from_name(a)) < 0)
+        return reply_rc(reply, BL_EINVAL);
+    return reply_rc(reply, local_set_health(ud, id, (bl_health)h));
+}
+
+static int rq_find(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                   ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    reg *r = ud;
+    bquery b;
+    if (decode_query(buf, &j, &b) < 0) {
+        bquery_free(&b);
+        return reply_rc(reply, BL_EINVAL);
+    }
+    rentry *e, *t;
+    HASH_ITER(hh, r->entries, e, t) {
+        if (!matches(e, &b.q)) continue;
+        ei_x_encode_list_header(reply, 1);
+        encode_entry(reply, e);
+    }
+    bquery_free(&b);
+    return ei_x_encode_empty_list(reply);
+}
+
+static int rq_watch(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                    ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    bl_pid pid;
+    if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
+    int rc = add_watch(ud, &pid, NULL, NULL);
+    return reply_rc(reply, rc > 0 ? BL_OK : rc);
+}
+
+static int rq_unwatch(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                      ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    bl_pid pid;
+    if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
+    del_watch_if(ud, &pid, 0, NULL);
+    return reply_rc(reply, BL_OK);
+}
+
+static int rq_call(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                   ei_x_buff *reply)
+{
+    int rc = beam_call(ud, from, buf, j, arity, reply);
+    if (rc >= 0) return rc;
+    reply->index = 0;
+    return reply_rc(reply, BL_EINVAL);
+}
+
+static int rq_configure(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                        ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    reg *r = ud;
+    char a[MAXATOMLEN_UTF8];
+    int k, policy = -1;
+    long maxe = 0;
+    if (ei_decode_map_header(buf, &j, &k) < 0) return reply_rc(reply, BL_EINVAL);
+    for (int i = 0; i < k; i++) {
+        if (get_atom(buf, &j, a) < 0) return reply_rc(reply, BL_EINVAL);
+        if (!strcmp(a, "policy")) {
+            if (get_atom(buf, &j, a) < 0 || (policy = policy_from_name(a)) < 0)
+                return reply_rc(reply, BL_EINVAL);
+        } else if (!strcmp(a, "max_entries")) {
+            if (ei_decode_long(buf, &j, &maxe) < 0 || maxe < 1 || maxe > 1000000)
+                return reply_rc(reply, BL_EINVAL);
+        } else {
+            return reply_rc(reply, BL_EINVAL);
+        }
+    }
+    if (policy >= 0) r->policy = (bl_lb_policy)policy;
+    if (maxe > 0) r->max_entries = (unsigned)maxe;
+    return reply_rc(reply, BL_OK);
+}
+
+static const bl__req REQUESTS[] = {
+    {"config", 0, 0, rq_config},
+    {"register", 2, 2, rq_register},
+    {"deregister", 2, 2, rq_deregister},
+    {"renew", 2, 2, rq_renew},
+    {"set_health", 3, 3, rq_set_health},
+    {"find", 2, 2, rq_find},
+    {"watch", 2, 2, rq_watch},
+    {"unwatch", 2, 2, rq_unwatch},
+    {"call", 4, 5, rq_call},
+    {"configure", 2, 2, rq_configure},
+};
+
 static int reg_call(bl_proc *self, const bl_from *from, const char *buf, int idx, ei_x_buff *reply,
                     void *ud)
 {
     (void)self;
-    reg *r = ud;
-    char tag[MAXATOMLEN_UTF8], id[BL_REG_ID_LEN], a[MAXATOMLEN_UTF8];
-    int j = idx, arity;
-    if (get_atom(buf, &j, tag) == 0 && !strcmp(tag, "config")) { /* the settings in force */
-        ei_x_encode_map_header(reply, 2);
-        ei_x_encode_atom(reply, "policy");
-        ei_x_encode_atom(reply, r->policy == BL_LB_LEAST_OUTSTANDING ? "least_outstanding"
-                                                                     : "round_robin");
-        ei_x_encode_atom(reply, "max_entries");
-        return ei_x_encode_ulong(reply, r->max_entries);
-    }
-    j = idx;
-    if (ei_decode_tuple_header(buf, &j, &arity) < 0 || arity < 2 || get_atom(buf, &j, tag) < 0)
-        return reply_rc(reply, BL_EINVAL);
-    if (!strcmp(tag, "register") && arity == 2) {
-        rentry *e = decode_entry(buf, &j, 0);
-        if (!e) return reply_rc(reply, BL_EINVAL);
-        int rc = local_register(r, e, id, sizeof(id));
-        if (rc != BL_OK) return reply_rc(reply, rc);
-        ei_x_encode_tuple_header(reply, 2);
-        ei_x_encode_atom(reply, "ok");
-        encode_str(reply, id);
-        return 0;
-    }
-    if ((!strcmp(tag, "deregister") || !strcmp(tag, "renew")) && arity == 2) {
-        if (get_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
-        return reply_rc(reply, tag[0] == 'd' ? local_deregister(r, id) : local_renew(r, id));
-    }
-    if (!strcmp(tag, "set_health") && arity == 3) {
-        int h;
-        if (get_bin(buf, &j, id, sizeof(id)) < 0 || get_atom(buf, &j, a) < 0 ||
-            (h = health_from_name(a)) < 0)
-            return reply_rc(reply, BL_EINVAL);
-        return reply_rc(reply, local_set_health(r, id, (bl_health)h));
-    }
-    if (!strcmp(tag, "find") && arity == 2) {
-        bquery b;
-        if (decode_query(buf, &j, &b) < 0) {
-            bquery_free(&b);
-            return reply_rc(reply, BL_EINVAL);
-        }
-        rentry *e, *t;
-        HASH_ITER(hh, r->entries, e, t)
-        {
-            if (!matches(e, &b.q)) continue;
-            ei_x_encode_list_header(reply, 1);
-            encode_entry(reply, e);
-        }
-        bquery_free(&b);
-        return ei_x_encode_empty_list(reply);
-    }
-    if ((!strcmp(tag, "watch") || !strcmp(tag, "unwatch")) && arity == 2) {
-        bl_pid pid;
-        if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
-        if (tag[0] == 'u') {
-            del_watch_if(r, &pid, 0, NULL);
-            return reply_rc(reply, BL_OK);
-        }
-        int rc = add_watch(r, &pid, NULL, NULL);
-        return reply_rc(reply, rc > 0 ? BL_OK : rc);
-    }
-    if (!strcmp(tag, "call") && (arity == 4 || arity == 5)) {
-        int rc = beam_call(r, from, buf, j, arity, reply);
-        if (rc >= 0) return rc;
-        reply->index = 0;
-        return reply_rc(reply, BL_EINVAL);
-    }
-    if (!strcmp(tag, "configure") && arity == 2) {
-        int k, policy = -1;
-        long maxe = 0;
-        if (ei_decode_map_header(buf, &j, &k) < 0) return reply_rc(reply, BL_EINVAL);
-        for (int i = 0; i < k; i++) {
-            if (get_atom(buf, &j, a) < 0) return reply_rc(reply, BL_EINVAL);
-            if (!strcmp(a, "policy")) {
-                if (get_atom(buf, &j, a) < 0 || (policy = policy_from_name(a)) < 0)
-                    return reply_rc(reply, BL_EINVAL);
-            } else if (!strcmp(a, "max_entries")) {
-                if (ei_decode_long(buf, &j, &maxe) < 0 || maxe < 1 || maxe > 1000000)
-                    return reply_rc(reply, BL_EINVAL);
-            } else {
-                return reply_rc(reply, BL_EINVAL);
-            }
-        }
-        if (policy >= 0) r->policy = (bl_lb_policy)policy;
-        if (maxe > 0) r->max_entries = (unsigned)maxe;
-        return reply_rc(reply, BL_OK);
-    }
-    return reply_rc(reply, BL_EINVAL);
+    int rc = bl__req_dispatch(REQUESTS, sizeof(REQUESTS) / sizeof(REQUESTS[0]), ud, from, buf, idx,
+                              reply);
+    return rc == BL__REQ_NONE ? reply_rc(reply, BL_EINVAL) : rc;
 }
 
 static void reg_msg(bl_proc *self, const bl_msg *msg, void *ud)
@@ -1125,8 +1185,7 @@ static void on_tick(bl_node *n, void *ud)
     reg *r = ud;
     ev_tstamp now = ev_now(n->loop);
     rentry *e, *t;
-    DL_FOREACH_SAFE2(r->local, e, t, lnext)
-    {
+    DL_FOREACH_SAFE2(r->local, e, t, lnext) {
         if (!e->ttl_ms || now < e->expires_at) continue;
         bl_log(n, BL_LOG_INFO, "registry: %s (%s) expired: not renewed within %u ms", e->id,
                e->name, e->ttl_ms);
@@ -1146,28 +1205,25 @@ static void reg_terminate(bl_proc *self, const char *reason, void *ud)
     bl__repl_free(r->repl);
     r->repl = NULL;
     rentry *e, *t;
-    HASH_ITER(hh, r->entries, e, t)
-    {
+    HASH_ITER(hh, r->entries, e, t) {
         HASH_DEL(r->entries, e);
         entry_free(e);
     }
     ocount *o, *ot;
-    HASH_ITER(hh, r->counts, o, ot)
-    {
+    HASH_ITER(hh, r->counts, o, ot) {
         HASH_DEL(r->counts, o);
         free(o);
     }
     rrent *x, *xt;
-    HASH_ITER(hh, r->rr, x, xt)
-    {
+    HASH_ITER(hh, r->rr, x, xt) {
         HASH_DEL(r->rr, x);
         free(x);
     }
     rwatch *w, *wt;
-    LL_FOREACH_SAFE(r->watchers, w, wt) free(w);
+    LL_FOREACH_SAFE(r->watchers, w, wt)
+        free(w);
     rcall *c, *ct; /* their bl_calls were dropped with this process */
-    DL_FOREACH_SAFE(r->calls, c, ct)
-    {
+    DL_FOREACH_SAFE(r->calls, c, ct) {
         DL_DELETE(r->calls, c);
         free(c->req);
         free(c);
@@ -1292,8 +1348,7 @@ int bl_registry_find(bl_node *n, const bl_service_query *q, bl_registry_entry_cb
     if (!r) return BL_ENOPROC;
     int k = 0;
     rentry *e, *t;
-    HASH_ITER(hh, r->entries, e, t)
-    {
+    HASH_ITER(hh, r->entries, e, t) {
         if (!matches(e, q)) continue;
         k++;
         if (cb) {

@@ -215,8 +215,7 @@ void bl__repl_sync_to(bl__repl *r, const char *node)
     if (msg_head(r, &x, 3, r->ops->tag_sync) < 0) return;
     bl__repl_link *e;
     int ok = r->self->count == 0 || ei_x_encode_list_header(&x, r->self->count) == 0;
-    DL_FOREACH(r->self->head, e)
-    {
+    DL_FOREACH(r->self->head, e) {
         if (!ok) break;
         ok = r->ops->encode(r->svc, &x, e) == 0;
     }
@@ -304,8 +303,7 @@ void bl__repl_drop_owner(bl__repl *r, const char *owner, const char *why)
     rn->count = 0;
     rn->digest = 0;
     unsigned k = 0;
-    DL_FOREACH_SAFE(list, e, t)
-    {
+    DL_FOREACH_SAFE(list, e, t) {
         e->owner = NULL;
         e->prev = e->next = NULL;
         if (r->ops->remove(r->svc, e, BL__REPL_GONE))
@@ -382,8 +380,7 @@ static void on_entries(bl__repl *r, bl__repl_node *rn, const char *buf, int idx,
     }
     if (!sync) return;
     bl__repl_link *e, *t;
-    DL_FOREACH_SAFE(rn->head, e, t)
-    {
+    DL_FOREACH_SAFE(rn->head, e, t) {
         if (e->gen == gen || !e->hash) continue; /* named, or kept outside the digest */
         e->gen = gen;
         stale += remove_entry(r, rn, e, BL__REPL_STALE);
@@ -530,8 +527,7 @@ static void retry_cb(bl_node *n, void *ud)
     bl__repl *r = ud;
     r->retry_timer = 0;
     bl__repl_node *rn, *t;
-    HASH_ITER(hh, r->nodes, rn, t)
-    {
+    HASH_ITER(hh, r->nodes, rn, t) {
         if (!rn->need_sync) continue;
         if (bl_is_connected(n, rn->node) && bl_cluster_is_peer(n, rn->node))
             bl__repl_sync_to(r, rn->node); /* fails again: the timer is armed again */
@@ -570,8 +566,8 @@ void bl__repl_free(bl__repl *r)
     if (r->repair_timer > 0) bl_timer_cancel(r->n, r->repair_timer);
     if (r->retry_timer > 0) bl_timer_cancel(r->n, r->retry_timer);
     bl__repl_node *rn, *t;
-    HASH_ITER(hh, r->nodes, rn, t)
-    { /* the entries are the service's (maybe freed already): not touched */
+    HASH_ITER(hh, r->nodes, rn,
+              t) { /* the entries are the service's (maybe freed already): not touched */
         HASH_DEL(r->nodes, rn);
         free(rn);
     }

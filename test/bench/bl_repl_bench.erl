@@ -2,7 +2,8 @@
 %% nodes): in an idle N-node C-only cluster with E entries per node per service (registry
 %% entries, pub/sub subscriptions, global names), the bytes each node sends per second once the
 %% tables have converged; then the time for one new entry of each service, made on the first
-%% node, to be visible on all N nodes. Prints one line: Label BytesPerSecPerNode RegMs PsMs GlMs.
+%% node, to be visible on all N nodes. Prints one line: Label BytesPerSecPerNode RegMs PsMs GlMs
+%% Converged (-1 ms: not visible everywhere within 30 s).
 -module(bl_repl_bench).
 -export([main/1]).
 
@@ -13,7 +14,11 @@ main([Label, NS, ES, Prefix]) ->
              || I <- lists:seq(1, N)],
     ok = wait(fun() -> lists:all(fun(Nd) -> active(Nd) =:= N end, Nodes) end, 120000),
     [populate(Nd, I, E) || {I, Nd} <- lists:zip(lists:seq(1, N), Nodes)],
-    ok = wait(fun() -> lists:all(fun(Nd) -> converged(Nd, N * E) end, Nodes) end, 120000),
+    %% the tree before issue 9 never converges (its syncs keep one entry per owner): measure anyway
+    Conv = case wait(fun() -> lists:all(fun(Nd) -> converged(Nd, N * E) end, Nodes) end, 90000) of
+               ok -> converged;
+               timeout -> not_converged
+           end,
     timer:sleep(12000), % the membership-triggered exchanges and a few repair rounds are over
     B1 = [bytes_out(Nd) || Nd <- Nodes],
     W = 20,
@@ -28,7 +33,7 @@ main([Label, NS, ES, Prefix]) ->
                                         ps(Nd, subscriptions)) end),
     Gl = propagate(Nodes, fun() -> yes = glob(First, {register, bench_new, local_pid(First)}) end,
                    fun(Nd) -> is_pid(glob(Nd, {whereis, bench_new})) end),
-    io:format("~s ~.1f ~b ~b ~b~n", [Label, Rate, Reg, Ps, Gl]),
+    io:format("~s ~.1f ~b ~b ~b ~s~n", [Label, Rate, Reg, Ps, Gl, Conv]),
     halt(0).
 
 call(Nd, Name, Req) -> gen_server:call({Name, Nd}, Req, 20000).
@@ -67,8 +72,11 @@ propagate(Nodes, Make, Seen) ->
     Make(),
     [spawn_link(fun() -> poll(Nd, Seen), Self ! {seen, Nd, erlang:monotonic_time(millisecond)} end)
      || Nd <- Nodes],
-    Ts = [receive {seen, Nd, T} -> T after 60000 -> error({not_seen, Nd}) end || Nd <- Nodes],
-    lists:max(Ts) - T0.
+    Ts = [receive {seen, Nd, T} -> T after 30000 -> T0 - 1 end || Nd <- Nodes],
+    case lists:member(T0 - 1, Ts) of
+        true -> -1; % not seen everywhere within 30 s
+        false -> lists:max(Ts) - T0
+    end.
 
 poll(Nd, Seen) ->
     case catch Seen(Nd) of
