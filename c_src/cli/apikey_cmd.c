@@ -67,6 +67,13 @@ static void show(admin *a, json_t *j)
         a->exit_code = 1;
         return;
     }
+    if (a->json) { /* runners that leave --format json to the command */
+        json_t *out = !strcmp(c->what, "create") ? json_array_get(j, 1) : j;
+        char *s = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        printf("%s\n", s ? s : "null");
+        free(s);
+        return;
+    }
     if (!strcmp(c->what, "create")) {
         json_t *k = json_array_get(j, 1);
         printf("%s\n", json_string_value(json_object_get(k, "key")));

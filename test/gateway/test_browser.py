@@ -21,7 +21,7 @@ def test_dashboard_in_chromium():
     out = os.path.join(ROOT, "build")
     p = subprocess.run(["node", os.path.join(ROOT, "test/gateway/cdp/dashboard.js"),
                         "http://127.0.0.1:%d/" % PORT, out, ",".join(n.name for n in S["nodes"]),
-                        S["victim"].name, str(S["victim"].p.pid), chrome],
+                        S["victim"].name, str(S["victim"].p.pid), chrome, S["key"]],
                        capture_output=True, text=True, timeout=200)
     line = (p.stdout.strip().splitlines() or ["{}"])[-1]
     res = json.loads(line)
@@ -31,6 +31,8 @@ def test_dashboard_in_chromium():
     assert p.returncode == 0, (res.get("failed"), res.get("errors"), res.get("debug"), p.stderr[-2000:])
     assert res["checks"]["members"] == 3 and not res["checks"]["reloaded"], res
     assert res["errors"] == [], res["errors"]
+    # with the health service the member_failed alert is acknowledged from the page
+    assert res["checks"]["alert_acked"] in (True, "no health service on this node"), res["checks"]
 
 
 def main():
@@ -42,7 +44,7 @@ def main():
         S["nodes"], S["victim"] = [g1, a1, a2], a2
         wait_until(lambda: len([m for m in jreq(PORT, "GET", "/api/v1/nodes")[2] if m["state"] == "active"]) == 3,
                    what="3 active members")
-        key = make_key(g1.name, "operator", "dash")
+        key = S["key"] = make_key(g1.name, "operator", "dash")
         for port, name in ((PORT, "web"), (PORT + 1, "web"), (PORT + 1, "db")):
             assert jreq(port, "POST", "/api/v1/services", {"name": name}, key=key)[0] == 201
         r.run(test_dashboard_in_chromium)

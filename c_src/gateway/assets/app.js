@@ -188,7 +188,8 @@ function App() {
       setError(e.status === 401 ? 'This gateway needs an API key to read: use "API key".' : 'Cannot reach the gateway: ' + e.message);
     }
   };
-  const loadAlerts = async (f) => { if ((f || features).alerts) { try { setAlerts(await api('/api/v1/alerts')); } catch (e) { /* kept */ } } };
+  const feat = useRef({});
+  const loadAlerts = async () => { if (feat.current.alerts) { try { setAlerts(await api('/api/v1/alerts')); } catch (e) { /* kept */ } } };
 
   useEffect(() => {
     (async () => {
@@ -197,9 +198,10 @@ function App() {
         const doc = await api('/api/v1/openapi.json');
         f = { alerts: !!doc.paths['/api/v1/alerts'] };
       } catch (e) { /* the views that need it stay off */ }
+      feat.current = f;
       setFeatures(f);
       await load();
-      loadAlerts(f);
+      loadAlerts();
       try { setEvents(await api('/api/v1/events?limit=500')); } catch (e) { /* the stream fills it */ }
     })();
     stream((type, ev) => {
@@ -210,7 +212,7 @@ function App() {
       if (type.startsWith('service_')) api('/api/v1/services').then(setServices, () => {});
       if (type.startsWith('alert')) loadAlerts();
     }, setLive);
-    const t = setInterval(load, 10000);
+    const t = setInterval(() => { load(); loadAlerts(); }, 10000);
     return () => clearInterval(t);
   }, []);
 
@@ -264,7 +266,7 @@ function App() {
       </div>
       <button class="btn" onClick=${askKey}>API key</button>
     </header>
-    <nav>${views.map(([id, label]) => html`<button aria-current=${view === id ? 'page' : null} onClick=${() => setView(id)}>${label}</button>`)}</nav>
+    <nav>${views.map(([id, label]) => html`<button aria-current=${view === id ? 'page' : null} onClick=${() => { setView(id); if (id === 'alerts') loadAlerts(); }}>${label}</button>`)}</nav>
     <main>
       ${error ? html`<p class="err" role="alert">${error}</p>` : ''}
       ${view === 'topology' ? html`<${Topology} nodes=${nodes} />` : ''}

@@ -11,7 +11,7 @@ const os = require('os');
 const path = require('path');
 const WebSocket = require('./node_modules/ws');
 
-const [url, outDir, nodesArg, victim, victimPid, chromeBin] = process.argv.slice(2);
+const [url, outDir, nodesArg, victim, victimPid, chromeBin, opKey] = process.argv.slice(2);
 const nodes = nodesArg.split(',');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const result = { errors: [], checks: {}, screenshots: [] };
@@ -143,9 +143,24 @@ async function main() {
   result.checks.noticed_to_red_ms = tFailed - ev.time_ms;
   if (result.checks.noticed_to_red_ms > 1000) return fail('red ' + result.checks.noticed_to_red_ms + ' ms after the cluster noticed');
   await shot('gateway-dashboard-failed.png');
+  const click = (label) => evaluate(`[...document.querySelectorAll('nav button')].find((b) => b.textContent === '${label}').click()`);
+
+  // the health service raises member_failed: acknowledge it from the page with an operator key
+  // (kept in sessionStorage, as the "API key" button does)
+  const hasAlerts = await evaluate(`fetch('/api/v1/openapi.json').then((r) => r.json()).then((d) => !!d.paths['/api/v1/alerts'])`);
+  if (hasAlerts && opKey) {
+    await evaluate(`sessionStorage.setItem('beamlet_api_key', ${JSON.stringify(opKey)})`);
+    await click('Alerts');
+    await waitFor(`[...document.querySelectorAll('tr[data-alert]')].some((r) => r.textContent.includes('${victim}') && r.querySelector('button[data-ack]'))`, 40000, 'the member_failed alert with an Acknowledge button');
+    await evaluate(`[...document.querySelectorAll('tr[data-alert]')].find((r) => r.textContent.includes('${victim}') && r.querySelector('button[data-ack]')).querySelector('button[data-ack]').click()`);
+    await waitFor(`[...document.querySelectorAll('tr[data-alert]')].some((r) => r.textContent.includes('${victim}') && r.textContent.includes('acked by'))`, 15000, 'the acknowledgement');
+    result.checks.alert_acked = true;
+    await shot('gateway-dashboard-alerts.png');
+  } else {
+    result.checks.alert_acked = 'no health service on this node';
+  }
 
   // the other views
-  const click = (label) => evaluate(`[...document.querySelectorAll('nav button')].find((b) => b.textContent === '${label}').click()`);
   await click('Services');
   await waitFor(`document.querySelector('tr[data-service="web"]') !== null`, 10000, 'the services grid');
   await shot('gateway-dashboard-services.png');
