@@ -124,6 +124,12 @@ build/fuzz/fuzz_procfs: test/fuzz/fuzz_procfs.c c_src/health/procfs.c $(HDRS)
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< c_src/health/procfs.c -o $@
 
+# the health service's config parsers (alert rules, checks): rules.c and checks_parse.c alone
+build/fuzz/fuzz_health_config: test/fuzz/fuzz_health_config.c c_src/health/rules.c c_src/health/checks_parse.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< c_src/health/rules.c \
+	    c_src/health/checks_parse.c -ljansson -o $@
+
 # the local demo: EPMD, a coordinator, two agents, an erl node with the shim, a status table
 run: deps-run
 	@$(MAKE) --no-print-directory all

@@ -4,10 +4,7 @@
  * environment and the flags all go through bl_config_set, so validation lives in one place. */
 #include "beamlet/config.h"
 #include "../health/rules.h"
-#include "beamlet/health.h"
-
-int bl__checks_parse(const char *json, bl_health_check_spec *out, int max, char *err,
-                     size_t errlen);
+#include "../health/checks_parse.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -18,8 +18,6 @@ void bl__checks_encode(bl__checks *cs, ei_x_buff *x); /* a list of maps */
 int bl__checks_watch(bl__checks *cs, bl_health_check_cb cb, void *ud);
 void bl__checks_unwatch(bl__checks *cs, int id);
 const char *bl__check_status_name(int s);
-/* Parse the health_checks config text into out (max). Returns how many, or -1 with err. */
-int bl__checks_parse(const char *json, bl_health_check_spec *out, int max, char *err,
-                     size_t errlen);
+#include "checks_parse.h" /* bl__checks_parse */
 
 #endif
