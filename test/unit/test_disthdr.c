@@ -20,6 +20,7 @@
 #include "dist/atomcache.h"
 #include "dist/control.h"
 #include "dist/disthdr.h"
+#include "dist/term.h"
 
 #define MAX (64u * 1024 * 1024)
 #define HDRS (BL_DH_DFLAG_DIST_HDR_ATOM_CACHE | BL_DH_DFLAG_FRAGMENTS)
