@@ -168,3 +168,8 @@ release: deps-run
 	@rel/release/mkrelease.sh "$(VERSION)" "$(ARCH)"
 release-test:
 	@test/release/run.sh
+deb: deps
+	@$(MAKE) --no-print-directory dist-bin
+	@rel/debian/mkdeb.sh
+deb-test:
+	@test/release/deb.sh

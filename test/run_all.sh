@@ -82,6 +82,9 @@ run_suite fuzz fuzz
 [ -x erlang_shim/test/run.sh ] && run_suite shim erlang_shim/test/run.sh
 [ -x test/valgrind/run.sh ] && run_suite valgrind test/valgrind/run.sh
 [ -x test/release/run.sh ] && run_suite release test/release/run.sh
+[ -x test/release/systemd.sh ] && run_suite systemd test/release/systemd.sh
+[ -x test/release/config.sh ] && run_suite config_admin test/release/config.sh
+[ -x test/release/deb.sh ] && run_suite deb test/release/deb.sh
 
 # Dialyzer over the Erlang shim and the Gleam FFI (the PLT is built once into build/)
 dialyzer() {

@@ -3,6 +3,7 @@
 #include "beamlet/beamlet.h"
 #include "beamlet/config.h"
 #include "cli.h"
+#include "node_ctx.h"
 #include "render.h"
 
 #include <malloc.h>
@@ -55,10 +56,10 @@ static int run_node(int argc, char **argv)
         bl_node_free(n);
         return 1;
     }
-    bl_node_run(n);
+    rc = bl__node_run(n, argc, argv); /* node_cmd.c: admin process, SIGHUP reload, systemd */
     bl_log(n, BL_LOG_INFO, "stopped");
     bl_node_free(n);
-    return 0;
+    return rc == BL_OK ? 0 : 1;
 }
 
 /* ---- admin commands ---- */

@@ -170,7 +170,11 @@ struct bl_node {
     bl_stats stats;
     ev_tstamp started_at;
     int running, stopping, started;
+    struct bl_sighook *sighooks; /* runtime/signal.c */
 };
+
+/* runtime/signal.c */
+void bl_sighooks_free(bl_node *n);
 
 /* runtime/log.c */
 void bl_logv(bl_node *n, bl_log_level lvl, const char *fmt, va_list ap);

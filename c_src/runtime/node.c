@@ -421,6 +421,7 @@ void bl_node_free(bl_node *n)
     if (n->epmd_fd >= 0) close(n->epmd_fd);
     ei_x_free(&n->scratch);
     ei_x_free(&n->scratch2);
+    bl_sighooks_free(n);
     ev_loop_destroy(n->loop);
     free(n);
 }
