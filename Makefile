@@ -87,6 +87,7 @@ build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
 	    c_src/dist/term.c c_src/dist/frame.c c_src/dist/control.c c_src/dist/sendq.c \
+	    c_src/dist/disthdr.c c_src/dist/atomcache.c \
 	    -L$(ERL_EI)/lib -lei -lpthread -o $@
 
 # the gossip fuzzer needs the gossip codec and the logger, not the dist sources

@@ -80,6 +80,7 @@ run_suite fuzz fuzz
 [ -x test/services/pubsub/run.sh ] && run_suite pubsub test/services/pubsub/run.sh
 [ -x test/integration/gossip_netns.sh ] && run_suite gossip_netns test/integration/gossip_netns.sh
 [ -x erlang_shim/test/run.sh ] && run_suite shim erlang_shim/test/run.sh
+[ -x erlang_shim/test/gleam_run.sh ] && run_suite gleam erlang_shim/test/gleam_run.sh
 [ -x test/valgrind/run.sh ] && run_suite valgrind test/valgrind/run.sh
 [ -x test/release/run.sh ] && run_suite release test/release/run.sh
 [ -x test/release/systemd.sh ] && run_suite systemd test/release/systemd.sh

@@ -12,6 +12,7 @@
  * taking new frames, flushes what it has, half-closes, and keeps delivering what still arrives on
  * it until the peer closes it too. */
 #include "../runtime/internal.h"
+#include "disthdr.h"
 #include "frame.h"
 #include "handshake.h"
 
@@ -27,6 +28,7 @@
 #define READ_CHUNK (64 * 1024) /* free space per read on a busy connection */
 #define MAX_IOV 64
 #define MAX_PENDING_ACCEPTS 128
+#define FRAG_LOW_WATER (2 * BL_DH_FRAG_SIZE) /* queue fragments of a large message below this */
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -89,23 +91,37 @@ int bl_is_connected(const bl_node *n, const char *node)
     return c && c->state == CONN_UP;
 }
 
+/* A frame goes into the send queue as pass-through ('p') until the handshake says the peer takes
+ * distribution headers; from then on with a header, the atom cache and, when large, in fragments
+ * (dist/disthdr.c). Frames queued while connecting are re-encoded when the connection comes up. */
 static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen)
 {
     size_t ctl = (size_t)n->scratch.index;
     size_t payload = 1 + ctl + (msg ? (size_t)msglen : 0);
+    size_t before = bl_sendq_bytes(&c->q);
     if (payload > n->cfg.max_message_size) return BL_ETOOBIG;
-    if (bl_sendq_bytes(&c->q) > n->cfg.send_queue_high_water) return BL_EBUSY;
-    char *dst = bl_sendq_reserve(&c->q, 4 + payload);
-    if (!dst) return BL_ENOMEM;
-    bl_frame_put_len(dst, payload);
-    dst[4] = 112; /* pass-through */
-    memcpy(dst + 5, n->scratch.buff, ctl);
-    if (msg) memcpy(dst + 5 + ctl, msg, (size_t)msglen);
-    bl_sendq_commit(&c->q, 4 + payload);
+    if (before > n->cfg.send_queue_high_water) return BL_EBUSY;
+    if (c->state == CONN_UP && bl_dh_sends_headers(c->dh)) {
+        /* large messages wait in fragments outside the queue: bound those separately, so that
+         * small messages still go while a large one streams */
+        if (payload > BL_DH_FRAG_SIZE && bl_dh_pending(c->dh) > n->cfg.send_queue_high_water)
+            return BL_EBUSY;
+        if (!n->dh && !(n->dh = bl_dh_scratch_new())) return BL_ENOMEM;
+        if (bl_dh_send(c->dh, n->dh, &c->q, n->scratch.buff, ctl, msg, msg ? (size_t)msglen : 0))
+            return BL_ENOMEM;
+    } else {
+        char *dst = bl_sendq_reserve(&c->q, 4 + payload);
+        if (!dst) return BL_ENOMEM;
+        bl_frame_put_len(dst, payload);
+        dst[4] = 112; /* pass-through */
+        memcpy(dst + 5, n->scratch.buff, ctl);
+        if (msg) memcpy(dst + 5 + ctl, msg, (size_t)msglen);
+        bl_sendq_commit(&c->q, 4 + payload);
+    }
     c->msgs_out++;
     n->stats.msgs_out++;
     if (c->state == CONN_UP && !ev_is_active(&c->wio)) {
-        if (bl_sendq_bytes(&c->q) == 4 + payload) c->last_progress = ev_now(n->loop);
+        if (before == 0) c->last_progress = ev_now(n->loop);
         ev_io_start(n->loop, &c->wio);
     }
     return BL_OK;
@@ -140,6 +156,7 @@ static void retired_free(bl_conn *c)
     LL_DELETE2(c->n->retired, c, rnext);
     conn_stop_io(c);
     bl_sendq_free(&c->q);
+    bl_dh_conn_free(c->dh);
     free(c->rbuf);
     free(c);
 }
@@ -160,6 +177,8 @@ void bl_conn_close(bl_conn *c, const char *reason)
     int was_up = c->state == CONN_UP;
     conn_stop_io(c);
     bl_sendq_free(&c->q);
+    bl_dh_conn_free(c->dh);
+    c->dh = NULL;
     free(c->rbuf);
     c->rbuf = NULL;
     c->rlen = c->rcap = 0;
@@ -196,7 +215,12 @@ int bl_disconnect(bl_node *n, const char *node)
 static int conn_flush(bl_conn *c)
 {
     bl_node *n = c->n;
-    while (bl_sendq_bytes(&c->q) > 0) {
+    for (;;) {
+        /* the next fragments of large messages join the queue as it drains */
+        if (bl_dh_pending(c->dh) && bl_sendq_bytes(&c->q) < FRAG_LOW_WATER &&
+            bl_dh_pump(c->dh, &c->q, FRAG_LOW_WATER) < 0)
+            return (errno = ENOMEM, -1);
+        if (bl_sendq_bytes(&c->q) == 0) break;
         struct iovec iov[MAX_IOV];
         int k = bl_sendq_iov(&c->q, iov, MAX_IOV);
         ssize_t w = writev(c->fd, iov, k);
@@ -240,6 +264,28 @@ static void log_unknown_op(bl_conn *c, long op)
            c->node);
 }
 
+/* A frame with a distribution header (131 'D' / 'E' / 'F'): resolve its atom cache refs and
+ * reassemble fragments. Returns 1 with *payload / *len replaced by the pass-through form to decode,
+ * 0 when a fragment was stored, -1 when the connection was closed (bad header or fragments). */
+static int conn_header(bl_conn *c, const char **payload, size_t *len)
+{
+    bl_node *n = c->n;
+    const char *why = "out of memory for distribution headers", *out = NULL;
+    size_t olen = 0;
+    int rc = BL_DH_ENOMEM;
+    if ((c->dh || (c->dh = bl_dh_conn_new(0))) && (n->dh || (n->dh = bl_dh_scratch_new())))
+        rc = bl_dh_recv(c->dh, n->dh, *payload, *len, n->cfg.max_message_size, &out, &olen, &why);
+    if (rc == BL_DH_MSG) {
+        *payload = out;
+        *len = olen;
+        return 1;
+    }
+    if (rc == BL_DH_NONE) return 0;
+    bl_log(n, BL_LOG_WARN, "dropping connection to %s: %s (%zu-byte frame)", c->node, why, *len);
+    bl_conn_close(c, why);
+    return -1;
+}
+
 /* Dispatch every complete frame in buf[0..len); *used is what was consumed. Returns -1 when the
  * connection was closed. */
 static int conn_parse_buf(bl_conn *c, const char *buf, size_t len, size_t *used)
@@ -264,6 +310,11 @@ static int conn_parse_buf(bl_conn *c, const char *buf, size_t len, size_t *used)
         }
         const char *payload = buf + off + 4;
         off += 4 + plen;
+        if ((unsigned char)payload[0] == 131) { /* a distribution header, not pass-through */
+            int h = conn_header(c, &payload, &plen);
+            if (h < 0) return -1;
+            if (h == 0) continue;
+        }
         bl_ctl ctl;
         int rc = bl_ctl_decode(payload, plen, &ctl);
         if (rc == BL_CTL_EUNKNOWN) {
@@ -431,6 +482,7 @@ static void retire_live(bl_node *n, bl_conn *c)
     ev_io_stop(n->loop, &c->wio);
     *r = *c;
     memset(&r->hh, 0, sizeof(r->hh));
+    c->dh = NULL; /* the caches and sequences belong to the old socket */
     r->retired = 1;
     LL_PREPEND2(n->retired, r, rnext);
     ev_io_init(&r->rio, conn_read_cb, r->fd, EV_READ);
@@ -581,6 +633,7 @@ void bl_conn_close_all(bl_node *n)
         } else {
             HASH_DEL(n->conns, c);
             bl_sendq_free(&c->q);
+            bl_dh_conn_free(c->dh);
             free(c->rbuf);
             free(c);
         }

@@ -29,13 +29,21 @@ static uint16_t get16(const unsigned char *p)
 
 #define MAX_FUN_DEPTH 8
 
-/* One atom at *index, bounded. */
-static int skip_atom(const unsigned char *buf, size_t len, size_t *index)
+/* One atom at *index, bounded. With hooks, an atom cache ref (82) is accepted when h->ref says
+ * so, and every other atom is reported to h->atom. */
+static int skip_atom(const unsigned char *buf, size_t len, size_t *index, const bl_term_hooks *h)
 {
     size_t i = *index;
     NEED(1);
     unsigned char tag = buf[i++];
     size_t n;
+    if (tag == 82) { /* ATOM_CACHE_REF: index of a distribution header entry */
+        if (!h || !h->ref) return -1;
+        NEED(1);
+        if (h->ref(h->ud, i - 1, buf[i]) != 0) return -1;
+        *index = i + 1;
+        return 0;
+    }
     if (tag == 100 || tag == 118) {
         NEED(2);
         n = get16(buf + i);
@@ -48,11 +56,12 @@ static int skip_atom(const unsigned char *buf, size_t len, size_t *index)
         return -1;
     }
     NEED(n);
+    if (h && h->atom && h->atom(h->ud, *index, i, n) != 0) return -1;
     *index = i + n;
     return 0;
 }
 
-static int check(const char *cbuf, size_t len, size_t *index, int fun_depth)
+static int check(const char *cbuf, size_t len, size_t *index, int fun_depth, const bl_term_hooks *h)
 {
     const unsigned char *buf = (const unsigned char *)cbuf;
     size_t i = *index;
@@ -94,8 +103,9 @@ static int check(const char *cbuf, size_t len, size_t *index, int fun_depth)
         case 118: /* ATOM_UTF8 */
         case 115: /* SMALL_ATOM */
         case 119: /* SMALL_ATOM_UTF8 */
+        case 82:  /* ATOM_CACHE_REF: only with a hook that resolves it */
             i--;
-            if (skip_atom(buf, len, &i) != 0) return -1;
+            if (skip_atom(buf, len, &i, h) != 0) return -1;
             break;
         case 103: /* PID: node, id(4), serial(4), creation(1) */
         case 88:  /* NEW_PID: node, id(4), serial(4), creation(4) */
@@ -103,7 +113,7 @@ static int check(const char *cbuf, size_t len, size_t *index, int fun_depth)
         case 89:  /* NEW_PORT: node, id(4), creation(4) */
         case 120: /* V4_PORT: node, id(8), creation(4) */
         case 101: /* REFERENCE (old): node, id(4), creation(1) */ {
-            if (skip_atom(buf, len, &i) != 0) return -1;
+            if (skip_atom(buf, len, &i, h) != 0) return -1;
             size_t tail = tag == 103   ? 9
                           : tag == 88  ? 12
                           : tag == 102 ? 5
@@ -120,7 +130,7 @@ static int check(const char *cbuf, size_t len, size_t *index, int fun_depth)
             uint16_t n = get16(buf + i);
             i += 2;
             if (n > 5) return -1;
-            if (skip_atom(buf, len, &i) != 0) return -1;
+            if (skip_atom(buf, len, &i, h) != 0) return -1;
             size_t tail = (tag == 90 ? 4 : 1) + 4 * (size_t)n;
             NEED(tail);
             i += tail;
@@ -190,7 +200,7 @@ static int check(const char *cbuf, size_t len, size_t *index, int fun_depth)
             i += 4;
             break;
         case 113: /* EXPORT: module atom, function atom, arity small integer */
-            if (skip_atom(buf, len, &i) != 0 || skip_atom(buf, len, &i) != 0) return -1;
+            if (skip_atom(buf, len, &i, h) != 0 || skip_atom(buf, len, &i, h) != 0) return -1;
             NEED(2);
             if (buf[i] != 97) return -1;
             i += 2;
@@ -207,12 +217,12 @@ static int check(const char *cbuf, size_t len, size_t *index, int fun_depth)
             j += 4;
             if ((uint64_t)nfree + 4 > n) return -1;
             for (uint64_t k = 0; k < 4 + (uint64_t)nfree; k++)
-                if (check(cbuf, start + n, &j, fun_depth + 1) != 0) return -1;
+                if (check(cbuf, start + n, &j, fun_depth + 1, h) != 0) return -1;
             if (j != start + n) return -1;
             i = start + n;
             break;
         }
-        default: /* ATOM_CACHE_REF (82), LOCAL_EXT (121), FUN (117, pre-R16), unknown */
+        default: /* LOCAL_EXT (121), FUN (117, pre-R16), unknown */
             return -1;
         }
         if (kids > 0) {
@@ -228,5 +238,10 @@ static int check(const char *cbuf, size_t len, size_t *index, int fun_depth)
 
 int bl_term_check(const char *buf, size_t len, size_t *index)
 {
-    return check(buf, len, index, 0);
+    return check(buf, len, index, 0, NULL);
+}
+
+int bl_term_walk(const char *buf, size_t len, size_t *index, const bl_term_hooks *h)
+{
+    return check(buf, len, index, 0, h);
 }

@@ -17,4 +17,18 @@
  * A term it accepts can be skipped and decoded by ei without reading past len. */
 int bl_term_check(const char *buf, size_t len, size_t *index);
 
+/* Callbacks for bl_term_walk, called in buffer order (funs' parts included). Either may be NULL. */
+typedef struct bl_term_hooks {
+    /* An ATOM_CACHE_REF (tag 82) at buf[pos] with index idx, wherever an atom may stand (a term,
+     * the node of a pid/port/ref, an export's module or function). Return 0 to accept it as an
+     * atom, -1 to reject the term. Without this hook cache refs are rejected. */
+    int (*ref)(void *ud, size_t pos, unsigned idx);
+    /* Any other atom: its tag at buf[pos], its text at buf[text .. text+len). Return 0 or -1. */
+    int (*atom)(void *ud, size_t pos, size_t text, size_t len);
+    void *ud;
+} bl_term_hooks;
+
+/* bl_term_check with hooks (dist/disthdr.c resolves atom cache refs and finds atoms to cache). */
+int bl_term_walk(const char *buf, size_t len, size_t *index, const bl_term_hooks *h);
+
 #endif

@@ -9,6 +9,7 @@
  *              gen_server:call to a missing C service only times out). Documented in
  *              docs/protocol.md. */
 #include "../runtime/internal.h"
+#include "../dist/disthdr.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,9 @@ static void encode_connections(bl_node *n, ei_x_buff *r, int detailed)
             ei_x_encode_atom(r, c->node);
             continue;
         }
-        ei_x_encode_map_header(r, 7);
+        bl_dh_stats dh;
+        bl_dh_conn_stats(c->dh, &dh);
+        ei_x_encode_map_header(r, 13);
         ei_x_encode_atom(r, "node");
         ei_x_encode_atom(r, c->node);
         ei_x_encode_atom(r, "direction");
@@ -60,6 +63,28 @@ static void encode_connections(bl_node *n, ei_x_buff *r, int detailed)
         ei_x_encode_ulonglong(r, c->bytes_in);
         ei_x_encode_atom(r, "bytes_out");
         ei_x_encode_ulonglong(r, c->bytes_out);
+        /* distribution headers: atom cache slots in use, atoms sent/received as cache refs,
+         * fragment frames and messages sent/received in fragments */
+        ei_x_encode_atom(r, "atom_cache");
+        ei_x_encode_map_header(r, 4);
+        ei_x_encode_atom(r, "in");
+        ei_x_encode_ulong(r, dh.cache_in);
+        ei_x_encode_atom(r, "out");
+        ei_x_encode_ulong(r, dh.cache_out);
+        ei_x_encode_atom(r, "refs_in");
+        ei_x_encode_ulonglong(r, dh.refs_in);
+        ei_x_encode_atom(r, "refs_out");
+        ei_x_encode_ulonglong(r, dh.refs_out);
+        ei_x_encode_atom(r, "fragments_in");
+        ei_x_encode_ulonglong(r, dh.frags_in);
+        ei_x_encode_atom(r, "fragments_out");
+        ei_x_encode_ulonglong(r, dh.frags_out);
+        ei_x_encode_atom(r, "reassembled");
+        ei_x_encode_ulonglong(r, dh.reassembled);
+        ei_x_encode_atom(r, "fragmented");
+        ei_x_encode_ulonglong(r, dh.fragmented);
+        ei_x_encode_atom(r, "header_bytes");
+        ei_x_encode_ulong(r, (unsigned long)dh.bytes);
     }
     ei_x_encode_empty_list(r);
 }

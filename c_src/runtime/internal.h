@@ -16,6 +16,8 @@
 
 struct bl_hs_pool;
 struct bl_cluster;
+struct bl_dh_conn;
+struct bl_dh_scratch;
 
 typedef enum {
     CONN_CONNECTING, /* outgoing handshake running; frames queue up */
@@ -45,6 +47,7 @@ typedef struct bl_conn {
     int reading;                 /* inside conn_parse: closing is deferred */
     int close_pending;
     char close_reason[160];
+    struct bl_dh_conn *dh; /* distribution headers: atom caches, fragments (dist/disthdr.c) */
     struct bl_conn *rnext; /* in node->retired */
 } bl_conn;
 
@@ -167,6 +170,7 @@ struct bl_node {
     char rscratch[64 * 1024]; /* reads land here first (dist/conn.c) */
     ei_x_buff scratch;        /* control-tuple encoding */
     ei_x_buff scratch2;       /* message-body encoding for runtime-built messages */
+    struct bl_dh_scratch *dh; /* rewrite buffer and encoder plan of dist/disthdr.c */
     bl_stats stats;
     ev_tstamp started_at;
     int running, stopping, started;

@@ -5,6 +5,7 @@
  * runs); everything after bl_node_start is non-blocking. */
 #include "internal.h"
 #include "../dist/handshake.h"
+#include "../dist/disthdr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -422,6 +423,7 @@ void bl_node_free(bl_node *n)
     ei_x_free(&n->scratch);
     ei_x_free(&n->scratch2);
     bl_sighooks_free(n);
+    bl_dh_scratch_free(n->dh);
     ev_loop_destroy(n->loop);
     free(n);
 }

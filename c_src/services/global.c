@@ -25,6 +25,7 @@
 #include "../runtime/internal.h"
 #include "beamlet/cluster.h"
 #include "beamlet/global.h"
+#include "repl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -252,10 +253,12 @@ static void send_sync(gstate *g, const char *node)
     ei_x_encode_atom(&x, "bl_global_sync");
     ei_x_encode_atom(&x, g->n->name);
     gent *e, *t;
+    long count = 0;
+    HASH_ITER(hh, g->names, e, t) count += e->local;
+    if (count) ei_x_encode_list_header(&x, count);
     HASH_ITER(hh, g->names, e, t)
     {
         if (!e->local) continue;
-        ei_x_encode_list_header(&x, 1);
         ei_x_encode_tuple_header(&x, 3);
         ei_x_encode_atom(&x, e->name);
         ei_x_encode_pid(&x, &e->pid);
@@ -870,10 +873,11 @@ static void handle_peer(gstate *g, const bl_msg *msg, const char *tag, int arity
     bl_pid pid;
     unsigned long long time = 0;
     if (!strcmp(tag, "bl_global_sync") && arity == 3) {
-        int n;
-        if (ei_decode_list_header(buf, &idx, &n) < 0) return;
+        bl__list_it it;
+        int more;
+        if (bl__list_begin(&it, buf, &idx) < 0) return;
         g->gen++;
-        for (int i = 0; i < n; i++) {
+        while ((more = bl__list_next(&it)) > 0) {
             int ar;
             if (ei_decode_tuple_header(buf, &idx, &ar) < 0 || ar != 3 ||
                 get_atom(buf, &idx, name) < 0 || ei_decode_pid(buf, &idx, &pid) < 0 ||
@@ -882,6 +886,7 @@ static void handle_peer(gstate *g, const bl_msg *msg, const char *tag, int arity
                 return;
             apply_remote(g, owner, name, &pid, time);
         }
+        if (more < 0) return;
         gent *e, *t;
         HASH_ITER(hh, g->names, e, t)
         {

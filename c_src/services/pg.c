@@ -17,6 +17,7 @@
 #include "../runtime/internal.h"
 #include "../dist/term.h"
 #include "beamlet/pg.h"
+#include "repl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -410,10 +411,13 @@ static void broadcast(pg_scope *s, const ei_x_buff *x)
 static int encode_local_groups(pg_scope *s, ei_x_buff *x)
 {
     pg_group *g, *t;
+    long count = 0;
+    HASH_ITER(hh, s->local, g, t) count += g->pids.n > 0;
+    if (count && ei_x_encode_list_header(x, count) < 0) return -1;
     HASH_ITER(hh, s->local, g, t)
     {
         if (g->pids.n == 0) continue;
-        if (ei_x_encode_list_header(x, 1) < 0 || ei_x_encode_tuple_header(x, 2) < 0 ||
+        if (ei_x_encode_tuple_header(x, 2) < 0 ||
             ei_x_append_buf(x, g->key, g->klen) < 0 || ei_x_encode_list_header(x, g->pids.n) < 0)
             return -1;
         for (int i = 0; i < g->pids.n; i++)
@@ -551,14 +555,14 @@ static int decode_pids(const char *buf, int *idx, pidvec *out)
         if (ei_decode_pid(buf, idx, &pid) < 0) return -1;
         return pv_push(out, &pid) == BL_OK ? 0 : -1;
     }
-    int arity;
-    if (ei_decode_list_header(buf, idx, &arity) < 0) return -1;
-    for (int i = 0; i < arity; i++) {
+    bl__list_it it;
+    int more;
+    if (bl__list_begin(&it, buf, idx) < 0) return -1;
+    while ((more = bl__list_next(&it)) > 0) {
         bl_pid pid;
         if (ei_decode_pid(buf, idx, &pid) < 0 || pv_push(out, &pid) != BL_OK) return -1;
     }
-    if (arity > 0 && ei_decode_list_header(buf, idx, &arity) < 0) return -1; /* the tail */
-    return arity == 0 ? 0 : -1;
+    return more;
 }
 
 /* The canonical bytes of the group term at *idx, in s->gkey (valid until the next use). */
@@ -610,9 +614,10 @@ static void on_sync(pg_scope *s, const char *buf, int idx)
         return;
     }
     pg_group *fresh_groups = NULL;
-    int n;
-    if (ei_decode_list_header(buf, &idx, &n) < 0) goto bad;
-    for (int i = 0; i < n; i++) {
+    bl__list_it it;
+    int more;
+    if (bl__list_begin(&it, buf, &idx) < 0) goto bad;
+    while ((more = bl__list_next(&it)) > 0) {
         const char *g;
         int glen, ta;
         if (ei_decode_tuple_header(buf, &idx, &ta) < 0 || ta != 2 ||
@@ -621,7 +626,7 @@ static void on_sync(pg_scope *s, const char *buf, int idx)
         pg_group *grp = grp_get(&fresh_groups, g, glen);
         if (!grp || decode_pids(buf, &idx, &grp->pids) < 0) goto bad;
     }
-    if (n > 0 && (ei_decode_list_header(buf, &idx, &n) < 0 || n != 0)) goto bad;
+    if (more < 0) goto bad;
 
     pg_peer *p = peer_find(s, &peer);
     int fresh = p == NULL;
@@ -685,11 +690,11 @@ static void on_leave(pg_scope *s, const char *buf, int idx)
 {
     bl_pid peer;
     pidvec pids = {0}, gone = {0};
-    int n;
+    bl__list_it it;
     if (ei_decode_pid(buf, &idx, &peer) < 0 || decode_pids(buf, &idx, &pids) < 0) goto done;
     pg_peer *p = peer_find(s, &peer);
-    if (!p || ei_decode_list_header(buf, &idx, &n) < 0) goto done;
-    for (int i = 0; i < n; i++) {
+    if (!p || bl__list_begin(&it, buf, &idx) < 0) goto done;
+    while (bl__list_next(&it) > 0) {
         const char *g;
         int glen;
         if (term_span(s, buf, &idx, &g, &glen) < 0) break;

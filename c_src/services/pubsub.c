@@ -27,6 +27,7 @@
 #include "../runtime/internal.h"
 #include "beamlet/cluster.h"
 #include "beamlet/pubsub.h"
+#include "repl.h"
 
 #include <dlfcn.h>
 #include <sqlite3.h>
@@ -328,11 +329,11 @@ static void send_sync_turn(ps *s, const char *node, long turn)
     ei_x_encode_atom(&x, "bl_ps_sync");
     ei_x_encode_atom(&x, s->n->name);
     lsub *l;
+    long count = 0;
+    DL_COUNT(s->subs, l, count);
+    if (count) ei_x_encode_list_header(&x, count);
     DL_FOREACH(s->subs, l)
-    {
-        ei_x_encode_list_header(&x, 1);
-        encode_sub(&x, l);
-    }
+    encode_sub(&x, l);
     ei_x_encode_empty_list(&x);
     if (node)
         send_to(s, node, &x);
@@ -420,15 +421,16 @@ static void drop_pends(ps *s, const char *node, const char *name);
 static void handle_repl(ps *s, const bl_msg *msg, const char *tag, const char *buf, int idx)
 {
     char owner[MAXATOMLEN_UTF8];
-    int k;
+    bl__list_it it;
+    int more;
     if (get_atom(buf, &idx, owner) < 0) return;
     if (!msg->has_sender || strcmp(msg->sender.node, owner) || !is_peer(s, owner)) {
         bl_log(s->n, BL_LOG_DEBUG, "pubsub: %s from %s ignored (not a member)", tag, owner);
         return;
     }
-    if (ei_decode_list_header(buf, &idx, &k) < 0) return;
+    if (bl__list_begin(&it, buf, &idx) < 0) return;
     if (!strcmp(tag, "bl_ps_del")) {
-        for (int i = 0; i < k; i++) {
+        while ((more = bl__list_next(&it)) > 0) {
             long id;
             if (ei_decode_long(buf, &idx, &id) < 0) return;
             rsub *r = find_rsub(s, owner, (int)id);
@@ -439,7 +441,7 @@ static void handle_repl(ps *s, const bl_msg *msg, const char *tag, const char *b
     }
     int sync = !strcmp(tag, "bl_ps_sync");
     unsigned gen = ++s->gen;
-    for (int i = 0; i < k; i++) {
+    while ((more = bl__list_next(&it)) > 0) {
         int ar;
         long id;
         char pat[BL_PUBSUB_TOPIC_LEN], name[NAME_LEN] = "";
@@ -467,6 +469,10 @@ static void handle_repl(ps *s, const bl_msg *msg, const char *tag, const char *b
         snprintf(r->name, sizeof(r->name), "%s", name);
         r->id = (int)id;
         r->gen = gen;
+    }
+    if (more < 0) {
+        bl_log(s->n, BL_LOG_WARN, "pubsub: malformed %s from %s ignored", tag, owner);
+        return; /* a sync is applied whole or the stale part is kept */
     }
     if (!sync) return;
     rsub *r, *t;

@@ -21,7 +21,7 @@
 
 -export([members/1, cluster_status/1, leader/1, subscribe_cluster/1, unsubscribe_cluster/1]).
 -export([register_service/1, register_service/2, deregister_service/2, find_services/1,
-         find_services/2, watch_services/1, service_call/2, service_call/3, whereis/1,
+         find_services/2, watch_services/1, unwatch_services/1, service_call/2, service_call/3, whereis/1,
          whereis/2]).
 -export([subscribe/2, subscribe/3, unsubscribe/2, publish/3, publish/4, ack/3]).
 -export([connect/1, nodes/0, monitor/1, demonitor/1, info/1, stats/1, registered/1,
@@ -64,7 +64,7 @@ nodes() ->
 %% @doc Register a service entry on any connected beamlet node (it owns the entry: TTL,
 %% health, removal when it fails). See {@link beamlet_client:register_service/2}.
 -spec register_service(map()) -> {ok, binary()} | {error, term()}.
-register_service(Entry) -> with_any(fun(N) -> register_service(N, Entry) end).
+register_service(Entry) -> beamlet_client:any_node(fun(N) -> register_service(N, Entry) end).
 
 -spec register_service(node(), map()) -> {ok, binary()} | {error, term()}.
 register_service(Node, Entry) -> beamlet_client:register_service(Node, Entry).
@@ -74,7 +74,7 @@ deregister_service(Node, Id) -> beamlet_client:deregister_service(Node, Id).
 
 %% @doc Services matching a query (name, tags_all, tags_any, health, metadata), cluster-wide.
 -spec find_services(map()) -> {ok, [map()]} | {error, term()}.
-find_services(Query) -> with_any(fun(N) -> find_services(N, Query) end).
+find_services(Query) -> beamlet_client:find_services(Query).
 
 -spec find_services(node(), map()) -> {ok, [map()]} | {error, term()}.
 find_services(Node, Query) -> beamlet_client:find_services(Node, Query).
@@ -82,6 +82,10 @@ find_services(Node, Query) -> beamlet_client:find_services(Node, Query).
 %% @doc Subscribe the caller to `{beamlet_registry_event, Event}' messages from `Node'.
 -spec watch_services(node()) -> ok | {error, term()}.
 watch_services(Node) -> beamlet_client:watch_services(Node).
+
+%% @doc Stop the caller's `beamlet_registry_event' messages from `Node'.
+-spec unwatch_services(node()) -> ok | {error, term()}.
+unwatch_services(Node) -> beamlet_client:unwatch_services(Node).
 
 %% @doc A load-balanced call to a healthy instance of `Service', failing over to another one on
 %% timeout or nodedown.
@@ -91,12 +95,12 @@ service_call(Service, Request) -> service_call(Service, Request, 5000).
 -spec service_call(binary() | atom(), term(), beamlet_client:timeout_ms()) ->
           {ok, term()} | {error, term()}.
 service_call(Service, Request, Timeout) ->
-    with_any(fun(N) -> beamlet_client:service_call(N, Service, Request, Timeout) end).
+    beamlet_client:service_call(Service, Request, Timeout).
 
 %% @doc The pid of a cluster-wide (global) name, resolved by any connected beamlet node.
 -spec whereis(atom()) -> pid() | undefined.
 whereis(Name) ->
-    case with_any(fun(N) -> beamlet_client:whereis_name(N, Name) end) of
+    case beamlet_client:whereis_name(Name) of
         {ok, Pid} -> Pid;
         {error, _} -> undefined
     end.
@@ -129,19 +133,6 @@ publish(Node, Topic, Payload, Opts) -> beamlet_client:publish(Node, Topic, Paylo
 %% @doc Acknowledge an at-least-once delivery `{beamlet_msg, _, _, #{id := MsgId, sub := SubId}}'.
 -spec ack(node(), integer(), binary()) -> ok.
 ack(Node, SubId, MsgId) -> beamlet_client:ack(Node, SubId, MsgId).
-
-%% Use the first connected beamlet node that answers.
-with_any(Fun) ->
-    Nodes = [maps:get(node, I) || I <- beamlet_nodes:list()],
-    with_any(Fun, Nodes, {error, no_beamlet_node}).
-
-with_any(_Fun, [], Last) -> Last;
-with_any(Fun, [N | Rest], _Last) ->
-    case Fun(N) of
-        {error, nodedown} = E -> with_any(Fun, Rest, E);
-        {error, noproc} = E -> with_any(Fun, Rest, E);
-        Result -> Result
-    end.
 
 %% @doc See {@link beamlet_client:members/1}.
 -spec members(node()) -> {ok, [map()]} | {error, term()}.

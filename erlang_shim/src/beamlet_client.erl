@@ -15,7 +15,8 @@
          registered/1, whereis/2]).
 -export([members/1, cluster_status/1, leader/1, subscribe_cluster/1, unsubscribe_cluster/1]).
 -export([register_service/2, deregister_service/2, find_services/2, watch_services/1,
-         service_call/4, whereis_name/2]).
+         unwatch_services/1, service_call/4, whereis_name/2]).
+-export([any_node/1, find_services/1, service_call/3, whereis_name/1]).
 -export([subscribe/3, unsubscribe/2, publish/4, ack/3]).
 -export([call_timeout_ms/1, map_exit/1]).
 
@@ -199,6 +200,42 @@ find_services(Node, Query) when is_map(Query) -> registry(Node, {find, Query}).
 %% @doc The caller receives `{beamlet_registry_event, #{event, entry}}' for every change.
 -spec watch_services(node()) -> ok | {error, term()}.
 watch_services(Node) -> unwrap(registry(Node, {watch, self()})).
+
+%% @doc Stop the caller's registry events from `Node'.
+-spec unwatch_services(node()) -> ok | {error, term()}.
+unwatch_services(Node) -> unwrap(registry(Node, {unwatch, self()})).
+
+%% @doc Run `Fun(Node)' on the connected beamlet nodes (as `beamlet_nodes' lists them, so the
+%% application must run) until one answers something else than `{error, nodedown | noproc}';
+%% `{error, no_beamlet_node}' when none is connected. The cluster-wide calls below use it.
+-spec any_node(fun((node()) -> Result)) -> Result | {error, no_beamlet_node | nodedown | noproc}.
+any_node(Fun) ->
+    Nodes = case whereis(beamlet_nodes) of
+                undefined -> [];
+                _ -> [maps:get(node, I) || I <- beamlet_nodes:list()]
+            end,
+    any_node(Fun, Nodes, {error, no_beamlet_node}).
+
+any_node(_Fun, [], Last) -> Last;
+any_node(Fun, [N | Rest], _Last) ->
+    case Fun(N) of
+        {error, nodedown} = E -> any_node(Fun, Rest, E);
+        {error, noproc} = E -> any_node(Fun, Rest, E);
+        Result -> Result
+    end.
+
+%% @doc Services matching a query, asked of any connected beamlet node (see {@link any_node/1}).
+-spec find_services(map()) -> {ok, [map()]} | {error, term()}.
+find_services(Query) -> any_node(fun(N) -> find_services(N, Query) end).
+
+%% @doc A load-balanced call to a healthy instance of `Service' through any connected beamlet node.
+-spec service_call(binary() | atom(), term(), timeout_ms()) -> {ok, term()} | {error, term()}.
+service_call(Service, Request, Timeout) ->
+    any_node(fun(N) -> service_call(N, Service, Request, Timeout) end).
+
+%% @doc The pid of a cluster-wide (global) name, resolved by any connected beamlet node.
+-spec whereis_name(atom()) -> {ok, pid() | undefined} | {error, term()}.
+whereis_name(Name) -> any_node(fun(N) -> whereis_name(N, Name) end).
 
 %% @doc A load-balanced call to one healthy instance of `Service', with failover.
 -spec service_call(node(), binary() | atom(), term(), timeout_ms()) -> {ok, term()} | {error, term()}.

@@ -35,7 +35,8 @@
 -module(beamlet_worker).
 -behaviour(gen_server).
 
--export([start_link/1, node_of/1, status/1, args/1, resolve_binary/1, await_table/0]).
+-export([start_link/1, start_link_up/1, node_of/1, status/1, args/1, resolve_binary/1,
+         await_table/0]).
 -export([notify/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -50,7 +51,7 @@
                   binary => string() | binary(),
                   start_timeout => non_neg_integer(),
                   env => [{string(), string()}],
-                  '$await' => reference()}.
+                  '$await' => reference() | {pid(), reference()}}.
 
 -define(POLL_MS, 100).
 -define(DEFAULT_START_TIMEOUT, 5000).
@@ -62,7 +63,7 @@
              port :: port() | undefined,
              os_pid :: integer() | undefined,
              status = starting :: starting | up,
-             token :: reference() | undefined,
+             token :: reference() | {pid(), reference()} | undefined,
              deadline :: integer(),
              lines = [] :: [binary()],
              partial = <<>> :: binary()}).
@@ -75,13 +76,41 @@
 start_link(Opts) ->
     gen_server:start_link(?MODULE, Opts, []).
 
+%% @doc Start a worker linked to the caller (not under `beamlet_worker_sup') and wait until its
+%% node answers: `{ok, Pid}', or `{error, Reason}' (the reasons of `beamlet_worker_sup:start_worker/1',
+%% wrapped in `{shutdown, _}' when init/1 refused). For supervisors other than the application's
+%% (the Gleam package's child specs): the caller is the worker's parent, its restart policy is the
+%% caller's. A worker that fails to start unlinks from the caller before it stops, so a caller
+%% that does not trap exits gets the error, not an exit signal (an init/1 refusal still exits).
+-spec start_link_up(opts()) -> {ok, pid()} | {error, term()}.
+start_link_up(Opts) ->
+    Token = make_ref(),
+    case gen_server:start_link(?MODULE, Opts#{'$await' => {self(), Token}}, []) of
+        {ok, Pid} ->
+            Timeout = maps:get(start_timeout, Opts, ?DEFAULT_START_TIMEOUT) + 2000,
+            receive
+                {Token, ok} -> {ok, Pid};
+                {Token, {error, Reason}} -> {error, Reason}
+            after Timeout ->
+                    unlink(Pid),
+                    exit(Pid, shutdown),
+                    receive {Token, _} -> ok after 0 -> ok end,
+                    {error, start_timeout}
+            end;
+        {error, Reason} -> {error, Reason};
+        ignore -> {error, ignored}
+    end.
+
 %% @doc The ETS table of start waiters (created by `beamlet_worker_sup').
 -spec await_table() -> atom().
 await_table() -> beamlet_worker_await.
 
 %% @doc Tell the waiter registered under Token (if any) how the start went.
--spec notify(reference() | undefined, ok | {error, term()}) -> ok.
+-spec notify(reference() | {pid(), reference()} | undefined, ok | {error, term()}) -> ok.
 notify(undefined, _) -> ok;
+notify({Pid, Token}, Result) when is_pid(Pid) ->
+    Pid ! {Token, Result},
+    ok;
 notify(Token, Result) ->
     case catch ets:take(await_table(), Token) of
         [{Token, Pid}] -> Pid ! {Token, Result}, ok;
@@ -288,6 +317,10 @@ terminate(_Reason, #st{port = Port, os_pid = OsPid, node = Node}) ->
 
 start_failed(Reason, S = #st{node = Node, token = Token}) ->
     logger:error("beamlet worker ~s: failed to start: ~p", [Node, Reason]),
+    _ = case Token of
+            {Waiter, _} when is_pid(Waiter) -> unlink(Waiter); % see start_link_up/1
+            _ -> true
+        end,
     notify(Token, {error, Reason}),
     {stop, {shutdown, Reason}, S#st{token = undefined}}.
 

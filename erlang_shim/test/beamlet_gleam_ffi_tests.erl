@@ -1,256 +1,364 @@
-%% beamlet_gleam_ffi_tests - the Gleam FFI module called with the argument shapes Gleam compiles
-%% to (String = binary, records = tagged tuples, Option = {some, V} | none, Subject =
-%% {subject, Pid, Ref}) and returning the shapes the Gleam types expect; plus consistency checks
-%% between the .gleam files, the FFI exports and the copied Erlang modules.
+%% beamlet_gleam_ffi_tests - the Gleam FFI module run in the module layout of a Gleam build (see
+%% gleam_run.sh) against real beamlet nodes: called with the argument shapes Gleam compiles to
+%% (String = binary, Node/Atom = atom, records = tagged tuples, Option = {some, V} | none,
+%% Subject = {subject, Pid, Ref} | {named_subject, Name}) and returning the shapes the Gleam types
+%% declare. The last test checks that every function an @external names was called here.
 -module(beamlet_gleam_ffi_tests).
 -include_lib("eunit/include/eunit.hrl").
 
+-export([start_child/2]).
+
 -define(FFI, beamlet_gleam_ffi).
+-define(NOBODY, {named_subject, gleam_nobody_has_this_name}).
 
 ffi_test_() ->
     {setup,
      fun() ->
+             %% every FFI function called by the tests is counted (see all_externals_called/0)
+             _ = erlang:trace_pattern({?FFI, '_', '_'}, true, [call_count]),
              ?assertEqual({ok, nil}, ?FFI:start()),
-             Opts = options(shim_test_util:name("gl"), #{role => {some, <<"monitor">>},
-                                                           cluster => {some, <<"gleamc">>}}),
-             {ok, NodeBin} = ?FFI:start_worker(Opts),
-             NodeBin
+             {ok, W} = ?FFI:start_worker(options(shim_test_util:name("gl"),
+                                                 #{role => {some, monitor},
+                                                   cluster => {some, <<"gleamc">>},
+                                                   extra => data_dir_args()})),
+             ?assert(is_atom(W)),
+             W
      end,
      fun(_) -> shim_test_util:stop_all_raw(), shim_test_util:stop_app() end,
      fun(W) ->
-             [{"start_distribution on a distributed node", fun() ->
-                   ?assertEqual({ok, nil}, ?FFI:start_distribution(<<"ignored">>,
-                                                                    list_to_binary(shim_test_util:cookie())))
+             %% generous bounds: the machine may be loaded, several tests wait for the cluster
+             [{Desc, {timeout, 120, Fun}} || {Desc, Fun} <- tests(W)]
+     end}.
+
+tests(W) ->
+             [{"start_distribution: Ok(Node)", fun() ->
+                   ?assertEqual({ok, node()},
+                                ?FFI:start_distribution(<<"ignored">>,
+                                                        list_to_binary(shim_test_util:cookie())))
                end},
-              {"call: Ok(Dynamic)", fun() ->
-                   ?assertEqual({ok, pong}, ?FFI:call(W, <<"beamlet">>, ping, 1000)),
-                   ?assertEqual({ok, yes}, ?FFI:call(W, <<"net_kernel">>, {is_auth, node()}, 1000))
+              {"call: Ok(Dynamic) for the decoder", fun() ->
+                   ?assertEqual({ok, pong}, ?FFI:call(W, beamlet, ping, 1000)),
+                   ?assertEqual({ok, yes}, ?FFI:call(W, net_kernel, {is_auth, node()}, 1000))
                end},
-              {"call errors: NoProc, Timeout, NodeDown, CallFailed", fun() ->
-                   ?assertEqual({error, no_proc}, ?FFI:call(W, <<"nobody">>, <<"hi">>, 1000)),
-                   ?assertEqual({error, timeout}, ?FFI:call(W, <<"beamlet">>, ping, 0)),
-                   Ghost = atom_to_binary(shim_test_util:node_name(shim_test_util:name("ghost"))),
-                   ?assertEqual({error, node_down}, ?FFI:call(Ghost, <<"beamlet">>, ping, 1000)),
-                   ?assertEqual({call_failed, <<"badarg">>}, ?FFI:call_error(badarg))
+              {"call errors: NoProc, Timeout, NodeDown", fun() ->
+                   ?assertEqual({error, no_proc}, ?FFI:call(W, nobody, <<"hi">>, 1000)),
+                   ?assertEqual({error, timeout}, ?FFI:call(W, beamlet, ping, 0)),
+                   ?assertEqual({error, node_down}, ?FFI:call(ghost(), beamlet, ping, 1000))
                end},
-              {"cast: Nil", fun() -> ?assertEqual(nil, ?FFI:cast(W, <<"beamlet">>, <<"hi">>)) end},
-              {"cluster: members, status, subscribe into a Subject", fun() -> cluster(W) end},
-              {"registry and global: Service records, Health atoms, Option(Pid)", fun() -> registry(W) end},
-              {"pubsub: subscribe into a Subject, publish with a Priority", fun() -> pubsub(W) end},
-              {"connect: Ok(Nil) | Error(Unreachable)", fun() ->
-                   ?assertEqual({ok, nil}, ?FFI:connect(W)),
-                   Ghost = atom_to_binary(shim_test_util:node_name(shim_test_util:name("ghost"))),
-                   ?assertEqual({error, unreachable}, ?FFI:connect(Ghost))
+              {"cast: Nil", fun() -> ?assertEqual(nil, ?FFI:cast(W, beamlet, <<"hi">>)) end},
+              {"cluster: members, status, leader, subscribe/unsubscribe", fun() -> cluster(W) end},
+              {"registry: register, watch, find, call, deregister", fun() -> registry(W) end},
+              {"global: whereis, whereis_on", fun() -> global(W) end},
+              {"pubsub: subscribe (every Qos), publish_with, unsubscribe", fun() -> pubsub(W) end},
+              {"connect: Ok(Node) | Error(Unreachable)", fun() ->
+                   ?assertEqual({ok, W}, ?FFI:connect(atom_to_binary(W))),
+                   ?assertEqual({error, unreachable}, ?FFI:connect(atom_to_binary(ghost())))
                end},
               {"nodes: List(NodeInfo)", fun() ->
-                   ?assert(lists:member({node_info, W, <<"monitor">>, <<"gleamc">>, <<"0.1.0">>},
+                   ?assert(lists:member({node_info, W, monitor, <<"gleamc">>, <<"0.1.0">>},
                                         ?FFI:nodes())),
-                   [?assertMatch({node_info, <<_/binary>>, <<_/binary>>, <<_/binary>>, <<_/binary>>}, I)
+                   [?assertMatch({node_info, N, _, <<_/binary>>, <<_/binary>>} when is_atom(N), I)
                     || I <- ?FFI:nodes()]
                end},
               {"info: Ok(Info)", fun() ->
                    {ok, I} = ?FFI:info(W),
-                   ?assertMatch({info, W, <<"monitor">>, <<"gleamc">>, <<_/binary>>, Up, Procs,
+                   ?assertMatch({info, W, monitor, <<"gleamc">>, <<_/binary>>, Up, Procs,
                                  OsPid, Port, [_ | _]}
                                   when is_integer(Up) andalso is_integer(Procs) andalso
                                        is_integer(OsPid) andalso is_integer(Port), I),
-                   ?assert(lists:member(atom_to_binary(node()), element(10, I)))
+                   ?assert(lists:member(node(), element(10, I))),
+                   ?assertEqual({error, node_down}, ?FFI:info(ghost()))
                end},
               {"stats: Ok(Dict(String, Dynamic))", fun() ->
                    {ok, S} = ?FFI:stats(W),
                    ?assert(is_integer(maps:get(<<"msgs_in">>, S))),
                    ?assert(lists:all(fun is_binary/1, maps:keys(S)))
                end},
+              {"registered and whereis on a node", fun() ->
+                   {ok, Names} = ?FFI:registered(W),
+                   ?assert(lists:member(beamlet, Names)),
+                   ?assert(lists:all(fun is_atom/1, Names)),
+                   ?assertMatch({ok, P} when is_pid(P), ?FFI:whereis(W, beamlet)),
+                   ?assertEqual({error, nil}, ?FFI:whereis(W, nobody_here)),
+                   ?assertEqual({error, nil}, ?FFI:whereis(ghost(), beamlet))
+               end},
               {"monitor/demonitor with a Subject", fun monitor/0},
-              {"workers: running, stop, errors", fun() -> workers(W) end},
-              {"discovery", fun discovery/0}]
-     end}.
+              {"workers: running, os_pid, stop, errors", fun() -> workers(W) end},
+              {"supervised workers under an OTP supervisor, as gleam_otp runs them", fun supervised/0},
+              {"discovery, started and supervised", fun discovery/0},
+              {"every @external was called by this suite", fun all_externals_called/0}].
+
+ghost() -> shim_test_util:node_name(shim_test_util:name("ghost")).
+
+data_dir_args() ->
+    Data = filename:join(os:getenv("BL_GLEAM_LAYOUT"), "data_" ++ shim_test_util:name("gl")),
+    ok = filelib:ensure_dir(filename:join(Data, "x")),
+    [<<"--data-dir">>, list_to_binary(Data)].
 
 %% worker.Options(name, cookie, role, cluster, join, extra_args, binary, start_timeout)
 options(Name, Over) ->
     M = maps:merge(#{cookie => none, role => none, cluster => none, join => [], extra => [],
-                     binary => none, timeout => 15000}, Over),
+                     binary => none, timeout => 60000}, Over),
     {options, list_to_binary(Name), maps:get(cookie, M), maps:get(role, M), maps:get(cluster, M),
      maps:get(join, M), maps:get(extra, M), maps:get(binary, M), maps:get(timeout, M)}.
 
+recv(Tag, Timeout) ->
+    receive {Tag, M} -> {ok, M} after Timeout -> timeout end.
+
+%% cluster.members / status / leader / subscribe with Gleam's shapes.
+cluster(W) ->
+    {ok, Members} = ?FFI:cluster_members(W),
+    ?assert(lists:member({member, W, monitor, active, beamlet_node}, Members)),
+    [?assertMatch({member, N, _, S, K} when is_atom(N) andalso is_atom(S) andalso
+                                           (K =:= beamlet_node orelse K =:= beam_node), M)
+     || M <- Members],
+    %% this (BEAM) node is a member too, once the node has seen it stay silent (docs/gleam.md)
+    Me = node(),
+    ?assert(shim_test_util:wait_until(
+              fun() -> {ok, Ms} = ?FFI:cluster_members(W),
+                       lists:member({member, Me, {other_role, <<"beam">>}, active, beam_node}, Ms)
+              end, 10000)),
+    ?assertMatch({ok, {status, <<"gleamc">>, _, none, 0, true}}, ?FFI:cluster_status(W)),
+    ?assertEqual({ok, {leader, none, 0}}, ?FFI:cluster_leader(W)),
+    ?assertEqual({error, node_down}, ?FFI:cluster_members(ghost())),
+    ?assertEqual({error, unregistered_subject}, ?FFI:cluster_subscribe(W, ?NOBODY)),
+    Tag = make_ref(),
+    {ok, Sub} = ?FFI:cluster_subscribe(W, {subject, self(), Tag}),
+    ?assert(is_pid(Sub)),
+    %% a second node joins the cluster: the subscriber sees NodeJoined(node, role) for it
+    {ok, W2} = ?FFI:start_worker(options(shim_test_util:name("gl2"),
+                                         #{role => {some, agent}, cluster => {some, <<"gleamc">>},
+                                           join => [W]})),
+    ?assertEqual({ok, {node_joined, W2, agent}},
+                 receive {Tag, {node_joined, W2, _} = E} -> {ok, E} after 10000 -> timeout end),
+    %% after unsubscribe, the node's leaving produces no event here, and the relay is gone
+    ?assertEqual(nil, ?FFI:unsubscribe(Sub)),
+    ?assertNot(is_process_alive(Sub)),
+    ?assertEqual({ok, nil}, ?FFI:stop_worker(W2)),
+    ?assertEqual(timeout, recv(Tag, 3000)),
+    ?assertEqual(nil, ?FFI:unsubscribe(Sub)). % a second time: nothing happens
+
+%% registry.register/watch/find/find_on/call/deregister with Gleam's shapes.
+registry(W) ->
+    Meta = #{<<"process">> => <<"beamlet">>},
+    WTag = make_ref(),
+    {ok, Watch} = ?FFI:registry_watch(W, {subject, self(), WTag}),
+    ?assertEqual({error, unregistered_subject}, ?FFI:registry_watch(W, ?NOBODY)),
+    {ok, Id} = ?FFI:registry_register(W, {registration, <<"gsvc">>, <<"1.2">>, <<"10.0.0.7">>,
+                                          8080, [<<"t">>], Meta, none}),
+    ?assert(is_binary(Id)),
+    Inst = {instance, Id, <<"gsvc">>, W, <<"1.2">>, <<"10.0.0.7">>, 8080, [<<"t">>], Meta, passing},
+    ?assertEqual({ok, {added, Inst}}, recv(WTag, 10000)),
+    ?assert(shim_test_util:wait_until(fun() -> ?FFI:registry_find(<<"gsvc">>) =:= {ok, [Inst]} end,
+                                      10000)),
+    ?assertEqual({ok, [Inst]}, ?FFI:registry_find_on(W, <<"gsvc">>)),
+    ?assertEqual({ok, pong}, ?FFI:registry_call(<<"gsvc">>, ping, 2000)),
+    ?assertEqual({error, no_instances}, ?FFI:registry_call(<<"nosuch">>, ping, 1000)),
+    {ok, Id2} = ?FFI:registry_register(W, {registration, <<"gttl">>, <<>>, <<>>, 0, [], #{},
+                                           {some, 60000}}),
+    ?assertMatch({ok, {added, {instance, Id2, <<"gttl">>, W, _, _, 0, [], _, passing}}},
+                 recv(WTag, 10000)),
+    %% after unsubscribe the removal is not delivered
+    ?assertEqual(nil, ?FFI:unsubscribe(Watch)),
+    ?assertEqual({ok, nil}, ?FFI:registry_deregister(W, Id)),
+    ?assertEqual({ok, nil}, ?FFI:registry_deregister(W, Id2)),
+    ?assertEqual({error, not_found}, ?FFI:registry_deregister(W, Id)),
+    ?assertEqual(timeout, recv(WTag, 1000)),
+    ?assert(shim_test_util:wait_until(fun() -> ?FFI:registry_find(<<"gsvc">>) =:= {ok, []} end,
+                                      10000)).
+
+global(W) ->
+    ?assertEqual({error, nil}, ?FFI:global_whereis(no_such_global_name)),
+    {ok, Pid} = beamlet_client:whereis(W, beamlet),
+    yes = gen_server:call({beamlet_global, W}, {register, gleam_global_name, Pid}, 15000),
+    ?assert(shim_test_util:wait_until(fun() -> ?FFI:global_whereis(gleam_global_name) =:= {ok, Pid} end,
+                                      10000)),
+    ?assertEqual({ok, Pid}, ?FFI:global_whereis_on(W, gleam_global_name)),
+    ?assertEqual({error, nil}, ?FFI:global_whereis_on(ghost(), gleam_global_name)).
+
+%% pubsub.subscribe/publish_with with Gleam's shapes: Qos and Publish records, Message records
+%% sent as {Tag, Message} to the subject's owner.
+pubsub(W) ->
+    Tag = make_ref(),
+    {ok, Sub} = ?FFI:pubsub_subscribe(W, <<"gl.*">>, at_most_once, {subject, self(), Tag}),
+    ?assert(is_pid(Sub)),
+    {ok, Id} = ?FFI:pubsub_publish(W, <<"gl.x">>, {payload, 1}, {publish, high, none, false}),
+    ?assert(is_binary(Id)),
+    ?assertEqual({ok, {message, <<"gl.x">>, {payload, 1}, Id, high}}, recv(Tag, 10000)),
+    {ok, Id1} = ?FFI:pubsub_publish(W, <<"gl.y">>, 1.5, {publish, normal, {some, 60000}, false}),
+    ?assertEqual({ok, {message, <<"gl.y">>, 1.5, Id1, normal}}, recv(Tag, 10000)),
+    ?assertEqual({error, badarg},
+                 ?FFI:pubsub_publish(W, <<"bad..topic">>, x, {publish, normal, none, false})),
+    ?assertEqual({error, unregistered_subject},
+                 ?FFI:pubsub_subscribe(W, <<"gl.*">>, at_most_once, ?NOBODY)),
+    %% unsubscribe: the node drops the subscription, later publishes are not delivered
+    ?assertEqual(nil, ?FFI:unsubscribe(Sub)),
+    ?assertNot(lists:member(<<"gl.*">>, local_patterns(W))),
+    {ok, _} = ?FFI:pubsub_publish(W, <<"gl.z">>, late, {publish, normal, none, false}),
+    ?assertEqual(timeout, recv(Tag, 1000)),
+    %% durable subscriptions carry their name (AtLeastOnce(name:), ExactlyOnce(name:)), durable
+    %% publishes go through the outbox
+    [begin
+         T = make_ref(),
+         {ok, DSub} = ?FFI:pubsub_subscribe(W, <<"gld.", Q/binary>>, {Qos, <<"gl_", Q/binary>>},
+                                            {subject, self(), T}),
+         {ok, MId} = ?FFI:pubsub_publish(W, <<"gld.", Q/binary>>, Q, {publish, low, none, true}),
+         ?assertEqual({ok, {message, <<"gld.", Q/binary>>, Q, MId, low}}, recv(T, 10000)),
+         ?assertEqual(nil, ?FFI:unsubscribe(DSub))
+     end || {Qos, Q} <- [{at_least_once, <<"alo">>}, {exactly_once, <<"eo">>}]],
+    %% a named subject: messages go to whoever holds the name
+    Name = list_to_atom(shim_test_util:name("psname")),
+    true = register(Name, self()),
+    try
+        {ok, NSub} = ?FFI:pubsub_subscribe(W, <<"gln.x">>, at_most_once, {named_subject, Name}),
+        {ok, NId} = ?FFI:pubsub_publish(W, <<"gln.x">>, named, {publish, normal, none, false}),
+        ?assertEqual({ok, {message, <<"gln.x">>, named, NId, normal}}, recv(Name, 10000)),
+        ?assertEqual(nil, ?FFI:unsubscribe(NSub))
+    after
+        unregister(Name)
+    end.
+
+local_patterns(W) ->
+    Subs = gen_server:call({beamlet_pubsub, W}, subscriptions, 5000),
+    [P || #{pattern := P, node := N} <- Subs, N =:= W].
+
 monitor() ->
     {N, _} = R = shim_test_util:start_raw("glmon"),
-    NB = atom_to_binary(N),
-    {ok, nil} = ?FFI:connect(NB),
+    {ok, N} = ?FFI:connect(atom_to_binary(N)),
     Tag = make_ref(),
-    Subject = {subject, self(), Tag},
-    Mon = ?FFI:monitor(NB, Subject),
+    {ok, Mon} = ?FFI:monitor(N, {subject, self(), Tag}),
     ?assert(is_reference(Mon)),
     Tag2 = make_ref(),
-    Mon2 = ?FFI:monitor(NB, {subject, self(), Tag2}),
+    {ok, Mon2} = ?FFI:monitor(N, {subject, self(), Tag2}),
     ?assertEqual(nil, ?FFI:demonitor(Mon2)),
+    %% a named subject whose name nobody holds: Error(Nil), the caller keeps running
+    ?assertEqual({error, nil}, ?FFI:monitor(N, ?NOBODY)),
     ok = shim_test_util:kill_raw(R),
-    ?assertEqual(NB, receive {Tag, Msg} -> Msg after 5000 -> timeout end),
-    ?assertEqual(none, receive {Tag2, _} -> got after 300 -> none end),
-    %% a named subject ({named_subject, Name}) gets {Name, NodeBin}
+    ?assertEqual({ok, N}, recv(Tag, 5000)),
+    ?assertEqual(timeout, recv(Tag2, 300)),
+    %% a named subject ({named_subject, Name}) gets {Name, Node}
     Name = list_to_atom(shim_test_util:name("subj")),
     true = register(Name, self()),
     try
-        _ = ?FFI:monitor(NB, {named_subject, Name}),
-        ?assertEqual(NB, receive {Name, M2} -> M2 after 1000 -> timeout end)
+        {ok, _} = ?FFI:monitor(N, {named_subject, Name}),
+        ?assertEqual({ok, N}, recv(Name, 1000))
     after
         unregister(Name)
     end.
 
 workers(W) ->
     ?assert(lists:member(W, ?FFI:which_workers())),
+    {ok, OsPid} = ?FFI:worker_os_pid(W),
+    ?assert(is_integer(OsPid) andalso shim_test_util:os_alive(OsPid)),
+    ?assertEqual({error, nil}, ?FFI:worker_os_pid(ghost())),
     ?assertEqual({error, already_started},
-                 ?FFI:start_worker(options(binary_to_list(hd(string:split(W, "@"))), #{}))),
+                 ?FFI:start_worker(options(hd(string:split(atom_to_list(W), "@")), #{}))),
     ?assertEqual({error, {binary_not_found, <<"/nonexistent/beamlet">>}},
                  ?FFI:start_worker(options(shim_test_util:name("glnobin"),
                                            #{binary => {some, <<"/nonexistent/beamlet">>}}))),
     ?assertMatch({error, {start_failed, <<_/binary>>}},
                  ?FFI:start_worker(options(shim_test_util:name("glbad"),
-                                           #{extra => [<<"--role">>, <<"bogus">>]}))),
+                                           #{role => {some, {other_role, <<"bogus">>}}}))),
     {ok, W2} = ?FFI:start_worker(options(shim_test_util:name("gl2"),
                                          #{cookie => {some, list_to_binary(shim_test_util:cookie())},
-                                           join => [atom_to_binary(node())]})),
-    ?assertEqual({ok, pong}, ?FFI:call(W2, <<"beamlet">>, ping, 1000)),
+                                           role => {some, gateway}, join => [node()]})),
+    ?assertMatch({ok, {info, W2, gateway, _, _, _, _, _, _, _}}, ?FFI:info(W2)),
     ?assertEqual({ok, nil}, ?FFI:stop_worker(W2)),
     ?assertEqual({error, nil}, ?FFI:stop_worker(W2)),
     ?assertNot(lists:member(W2, ?FFI:which_workers())).
+
+%% What gleam_otp's static_supervisor does with a child spec: its start callback runs the
+%% child's start function (here the FFI call worker.supervised makes) in the supervisor process
+%% and hands the pid to the supervisor.
+start_child(Fun, Arg) ->
+    case ?FFI:Fun(Arg) of
+        {ok, {Pid, _Node}} when is_pid(Pid) -> {ok, Pid};
+        {ok, Pid} when is_pid(Pid) -> {ok, Pid};
+        {error, E} -> {error, {init_failed, E}}
+    end.
+
+supervised() ->
+    Name = shim_test_util:name("glsup"),
+    Node = shim_test_util:node_name(Name),
+    ?assertEqual(Node, ?FFI:worker_node(options(Name, #{}))),
+    Child = #{id => 0, start => {?MODULE, start_child, [start_link_worker, options(Name, #{})]},
+              restart => permanent, shutdown => 10000, type => worker},
+    {ok, Sup} = supervisor:start_link(gleam_test_sup, {#{strategy => one_for_one, intensity => 5,
+                                                   period => 30}, [Child]}),
+    unlink(Sup),
+    try
+        %% started, and its node answers by the time the supervisor is up
+        ?assertEqual({ok, pong}, ?FFI:call(Node, beamlet, ping, 2000)),
+        {ok, {info, Node, agent, _, _, _, _, OsPid, _, _}} = ?FFI:info(Node),
+        %% not under the application's supervisor
+        ?assertNot(lists:member(Node, ?FFI:which_workers())),
+        %% kill -9: the supervisor starts a fresh OS process
+        shim_test_util:kill_os(OsPid, "KILL"),
+        ?assert(shim_test_util:wait_until(
+                  fun() ->
+                          case ?FFI:info(Node) of
+                              {ok, {info, Node, _, _, _, _, _, P, _, _}} -> P =/= OsPid;
+                              _ -> false
+                          end
+                  end, 20000)),
+        {ok, {info, _, _, _, _, _, _, OsPid2, _, _}} = ?FFI:info(Node),
+        %% stopped with the supervisor
+        ok = proc_lib:stop(Sup, shutdown, 20000),
+        ?assert(shim_test_util:wait_until(fun() -> not shim_test_util:os_alive(OsPid2) end, 10000))
+    after
+        exit(Sup, kill)
+    end,
+    %% a start that fails returns the error to a caller that does not trap exits (no exit signal)
+    Self = self(),
+    P = spawn(fun() ->
+                      R = ?FFI:start_link_worker(options(shim_test_util:name("glsupbad"),
+                                                         #{role => {some, {other_role, <<"bogus">>}}})),
+                      Self ! {self(), R, process_info(self(), links)}
+              end),
+    ?assertMatch({P, {error, {start_failed, <<_/binary>>}}, {links, []}},
+                 receive {P, _, _} = M -> M after 20000 -> timeout end).
 
 discovery() ->
     G = "gldisc" ++ integer_to_list(erlang:unique_integer([positive])),
     {N, _} = shim_test_util:start_raw(G),
     Pattern = list_to_binary("^" ++ shim_test_util:prefix() ++ G),
-    {ok, D} = ?FFI:discovery_start({discovery_options, [], {some, Pattern}, 60000}),
+    Opts = {options, [], true, {some, Pattern}, 60000},
+    {ok, D} = ?FFI:discovery_start(Opts),
     try
-        ?assertEqual([atom_to_binary(N)], ?FFI:discovery_refresh(D)),
-        ?assertEqual([atom_to_binary(N)], ?FFI:discovery_found(D))
+        ?assertEqual([N], ?FFI:discovery_refresh(D)),
+        ?assertEqual([N], ?FFI:discovery_found(D))
     after
         ?assertEqual(nil, ?FFI:discovery_stop(D))
     end,
-    ?assertMatch({error, <<_/binary>>},
-                 ?FFI:discovery_start({discovery_options, [], {some, <<"(">>}, 1000})).
-
-%%% ------------------------------------------------------------------ consistency
-
-gleam_dir() ->
-    filename:join([root(), "erlang_shim", "gleam"]).
-
-root() ->
-    case os:getenv("BL_ROOT") of
-        R when is_list(R), R =/= "" -> R;
-        _ -> element(2, file:get_cwd())
+    ?assertNot(is_process_alive(D)),
+    ?assertMatch({error, <<_/binary>>}, ?FFI:discovery_start({options, [], true, {some, <<"(">>}, 1000})),
+    %% supervised (discovery.supervised): restarted when it dies
+    Child = #{id => 0, start => {?MODULE, start_child, [discovery_start, Opts]},
+              restart => permanent, shutdown => 5000, type => worker},
+    {ok, Sup} = supervisor:start_link(gleam_test_sup, {#{strategy => one_for_one, intensity => 5,
+                                                   period => 30}, [Child]}),
+    unlink(Sup),
+    try
+        [{0, D1, worker, _}] = supervisor:which_children(Sup),
+        ?assertEqual([N], ?FFI:discovery_refresh(D1)),
+        exit(D1, kill),
+        ?assert(shim_test_util:wait_until(
+                  fun() -> [{0, D2, _, _}] = supervisor:which_children(Sup),
+                           is_pid(D2) andalso D2 =/= D1 end, 5000)),
+        [{0, D3, _, _}] = supervisor:which_children(Sup),
+        ?assertEqual([N], ?FFI:discovery_refresh(D3))
+    after
+        exit(Sup, kill)
     end.
 
-%% Every @external(erlang, "beamlet_gleam_ffi", "f") in the .gleam sources names an exported
-%% function whose arity is the number of parameters of the Gleam function that follows.
-externals_match_exports_test() ->
-    Files = filelib:wildcard(filename:join(gleam_dir(), "src/**/*.gleam")),
-    ?assert(length(Files) >= 4),
-    Ext = lists:append([externals(F) || F <- Files]),
-    ?assert(length(Ext) >= 15),
-    Exports = ?FFI:module_info(exports),
-    [?assert({F, A, lists:member({F, A}, Exports)} =:= {F, A, true}) || {F, A} <- Ext],
-    %% and every exported FFI function (but call_error/1, a helper) is used from Gleam
-    Used = [{F, A} || {F, A} <- Exports, F =/= module_info, F =/= call_error],
-    ?assertEqual([], Used -- Ext).
-
-externals(File) ->
-    {ok, Bin} = file:read_file(File),
-    Re = "@external\\(erlang, \"beamlet_gleam_ffi\", \"([a-z_]+)\"\\)\\s*pub fn [a-z_]+\\(",
-    case re:run(Bin, Re, [global, {capture, [1, 0], index}]) of
-        {match, Ms} ->
-            [{binary_to_atom(binary:part(Bin, F)), arity(Bin, S + L)} || [F, {S, L}] <- Ms];
-        nomatch -> []
-    end.
-
-%% Parameters of a Gleam function whose list starts at Pos (just after its `('): commas at
-%% parenthesis depth 0 up to the matching `)' (types like Dict(String, String) nest).
-arity(Bin, Pos) -> arity(Bin, Pos, 0, 0, false).
-
-arity(Bin, Pos, Depth, Commas, Seen) ->
-    case binary:at(Bin, Pos) of
-        $( -> arity(Bin, Pos + 1, Depth + 1, Commas, true);
-        $) when Depth > 0 -> arity(Bin, Pos + 1, Depth - 1, Commas, true);
-        $) -> case Seen of false -> 0; true -> Commas + 1 - trailing(Bin, Pos) end;
-        $, when Depth =:= 0 -> arity(Bin, Pos + 1, Depth, Commas + 1, Seen);
-        C when C =:= $\s; C =:= $\n; C =:= $\t -> arity(Bin, Pos + 1, Depth, Commas, Seen);
-        _ -> arity(Bin, Pos + 1, Depth, Commas, true)
-    end.
-
-%% 1 when the last parameter is followed by a trailing comma (gleam format writes one).
-trailing(Bin, Pos) ->
-    case string:trim(binary_to_list(binary:part(Bin, max(0, Pos - 8), min(8, Pos))), trailing) of
-        [] -> 0;
-        S -> case lists:last(S) of $, -> 1; _ -> 0 end
-    end.
-
-%% gleam/src links to the shared modules (make gleam-sync): every one is there and identical.
-gleam_copies_in_sync_test() ->
-    Srcs = [F || F <- filelib:wildcard(filename:join([root(), "erlang_shim", "src", "*.erl"])),
-                 filename:basename(F) =/= "beamlet.erl"],
-    ?assert(length(Srcs) >= 7),
-    [?assertEqual({F, same}, {F, same(F, filename:join([gleam_dir(), "src", filename:basename(F)]))})
-     || F <- Srcs],
-    %% beamlet.erl must not be there: the Gleam module `beamlet' compiles to it.
-    ?assertNot(filelib:is_file(filename:join([gleam_dir(), "src", "beamlet.erl"]))).
-
-same(A, B) ->
-    case {file:read_file(A), file:read_file(B)} of
-        {{ok, X}, {ok, X}} -> same;
-        _ -> different
-    end.
-
-%% cluster.members / cluster.status / cluster.subscribe with Gleam's shapes: Member and Status
-%% records, MemberState atoms, Option(String) leader, events as Event variants sent as {Tag, Event}.
-cluster(W) ->
-    {ok, Members} = ?FFI:cluster_members(W),
-    ?assert(lists:member({member, W, <<"monitor">>, active, <<"beamlet">>}, Members)),
-    [?assertMatch({member, <<_/binary>>, <<_/binary>>, _, <<_/binary>>}, M) || M <- Members],
-    [?assert(lists:member(S, [joining, active, suspected, failed, leaving, left]))
-     || {member, _, _, S, _} <- Members],
-    ?assertMatch({ok, {status, <<"gleamc">>, _, none, 0, true}}, ?FFI:cluster_status(W)),
-    ?assertMatch({error, node_down},
-                 ?FFI:cluster_members(atom_to_binary(shim_test_util:node_name(shim_test_util:name("ghost"))))),
-    Tag = make_ref(),
-    ?assertEqual({ok, nil}, ?FFI:cluster_subscribe(W, {subject, self(), Tag})),
-    %% a second node joins the cluster: the subscriber sees NodeJoined(node, role) for it
-    Opts = options(shim_test_util:name("gl2"), #{role => {some, <<"agent">>},
-                                                 cluster => {some, <<"gleamc">>},
-                                                 join => [W]}),
-    {ok, W2} = ?FFI:start_worker(Opts),
-    ?assertEqual({ok, {Tag, {node_joined, W2, <<"agent">>}}},
-                 receive {Tag, {node_joined, W2, _}} = M -> {ok, M} after 10000 -> timeout end),
-    ?assertEqual({ok, nil}, ?FFI:stop_worker(W2)),
-    ?assertMatch({ok, {Tag, {node_state_changed, W2, _, _}}},
-                 receive {Tag, {node_state_changed, W2, _, _}} = M2 -> {ok, M2} after 10000 -> timeout end).
-
-%% registry.register/find/call/deregister and global.whereis with Gleam's shapes.
-registry(W) ->
-    Meta = #{<<"process">> => <<"beamlet">>},
-    {ok, Id} = ?FFI:registry_register(W, <<"gsvc">>, [<<"t">>], Meta),
-    ?assert(is_binary(Id)),
-    ?assert(shim_test_util:wait_until(fun() ->
-        case ?FFI:registry_find(<<"gsvc">>) of
-            {ok, [{service, Id, <<"gsvc">>, W, <<_/binary>>, <<_/binary>>, 0, [<<"t">>], Meta,
-                   passing}]} -> true;
-            _ -> false
-        end end, 10000)),
-    ?assertEqual({ok, pong}, ?FFI:registry_call(<<"gsvc">>, ping, 2000)),
-    ?assertEqual({error, {call_failed, <<"no_instances">>}}, ?FFI:registry_call(<<"nosuch">>, ping, 1000)),
-    ?assertEqual({ok, nil}, ?FFI:registry_deregister(W, Id)),
-    ?assert(shim_test_util:wait_until(fun() -> ?FFI:registry_find(<<"gsvc">>) =:= {ok, []} end, 10000)),
-    ?assertEqual(none, ?FFI:global_whereis(<<"no_such_global_name">>)),
-    {ok, Pid} = beamlet_client:whereis(binary_to_atom(W), beamlet),
-    yes = gen_server:call({beamlet_global, binary_to_atom(W)}, {register, gleam_global_name, Pid}, 15000),
-    ?assert(shim_test_util:wait_until(fun() -> ?FFI:global_whereis(<<"gleam_global_name">>) =:= {some, Pid} end, 10000)).
-
-%% pubsub.subscribe/publish with Gleam's shapes: Qos and Priority atoms, Message records sent as
-%% {Tag, Message} to the subject's owner.
-pubsub(W) ->
-    Tag = make_ref(),
-    {ok, SubId} = ?FFI:pubsub_subscribe(W, <<"gl.*">>, at_most_once, {subject, self(), Tag}),
-    ?assert(is_integer(SubId)),
-    {ok, Id} = ?FFI:pubsub_publish(W, <<"gl.x">>, {payload, 1}, high),
-    ?assert(is_binary(Id)),
-    ?assertEqual({ok, {message, <<"gl.x">>, {payload, 1}, Id, high}},
-                 receive {Tag, M} -> {ok, M} after 10000 -> timeout end),
-    ?assertMatch({error, _}, ?FFI:pubsub_publish(W, <<"bad..topic">>, x, normal)).
+%% Every function an @external of the .gleam sources names in the FFI module was called above.
+all_externals_called() ->
+    Ext = lists:usort([{EF, A} || {_, _, A, ?FFI, EF} <- beamlet_gleam_layout_tests:externals()]),
+    ?assert(length(Ext) >= 30),
+    Count = fun(F, A) ->
+                    case erlang:trace_info({?FFI, F, A}, call_count) of
+                        {call_count, C} when is_integer(C) -> C;
+                        _ -> 0
+                    end
+            end,
+    ?assertEqual([], [FA || {F, A} = FA <- Ext, Count(F, A) =:= 0]).

@@ -1,9 +1,9 @@
 #!/bin/sh
 # run.sh - the erlang_shim EUnit suite against real beamlet nodes (no rebar3 needed).
 #
-# Compiles src/*.erl, gleam/src/beamlet_gleam_ffi.erl and test/*.erl into build/shim_ebin (relative
-# to the repository root), starts one distributed runner and appends "shim PASSED FAILED" to
-# $BL_RESULTS. Env (defaults in brackets): BEAMLET_BIN [build/asan/beamlet], BL_COOKIE [random],
+# Compiles src/*.erl and test/*.erl into build/shim_ebin (relative to the repository root), starts
+# one distributed runner and appends "shim PASSED FAILED" to $BL_RESULTS. (The Gleam FFI is tested
+# by gleam_run.sh, in the module layout of a Gleam build.) Env (defaults in brackets): BEAMLET_BIN [build/asan/beamlet], BL_COOKIE [random],
 # BL_LOG_DIR [build/test-logs], BL_RESULTS, BEAMLET_LISTEN_ADDRESS (passed on to the nodes),
 # BL_SHIM_TESTS [all test modules, comma separated]. Exits non-zero if any test failed.
 set -u
@@ -13,7 +13,7 @@ cd "$ROOT" || exit 2
 : "${BEAMLET_BIN:=$ROOT/build/asan/beamlet}"
 : "${BL_COOKIE:=blshim_$$_$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
 : "${BL_LOG_DIR:=$ROOT/build/test-logs}"
-: "${BL_SHIM_TESTS:=beamlet_tests,beamlet_worker_tests,beamlet_discovery_tests,beamlet_gleam_ffi_tests,beamlet_cluster_tests,beamlet_services_tests}"
+: "${BL_SHIM_TESTS:=beamlet_tests,beamlet_worker_tests,beamlet_discovery_tests,beamlet_cluster_tests,beamlet_services_tests}"
 : "${ASAN_OPTIONS:=detect_leaks=1:abort_on_error=0:halt_on_error=1}"
 : "${UBSAN_OPTIONS:=print_stacktrace=1:halt_on_error=1}"
 BL_SHIM_PREFIX="blshim$$_"
@@ -33,8 +33,7 @@ fi
 
 rm -rf "$EBIN"
 mkdir -p "$EBIN" "$BL_LOG_DIR" || exit 2
-if ! erlc -Wall -Werror +warn_missing_spec +debug_info -o "$EBIN" erlang_shim/src/*.erl \
-        erlang_shim/gleam/src/beamlet_gleam_ffi.erl ||
+if ! erlc -Wall -Werror +warn_missing_spec +debug_info -o "$EBIN" erlang_shim/src/*.erl ||
    ! erlc -Wall +debug_info -o "$EBIN" erlang_shim/test/*.erl test/integration/bl_eunit_counter.erl; then
     echo "run.sh: erlc failed" >&2
     record 0 1

@@ -179,3 +179,54 @@ c_only() ->
     until(fun() -> pg:get_members(G) =:= [P1b] end),
     ?assertEqual(PgRunner, whereis(pg)),
     ok.
+
+%% ---- several groups per owner, on every node (issue 9: a C-to-C sync with two or more groups
+%% was dropped as malformed) ----
+
+multi_test_() ->
+    {timeout, 120, fun multi/0}.
+
+%% Members of every group in Gs on every worker in Ws equal Want(G).
+members_everywhere(Ws, Scope, Gs, Want) ->
+    [{W, G} || W <- Ws, G <- Gs, sorted(ctl(W, {members, Scope, G})) =/= sorted(Want(G))].
+
+multi() ->
+    PgRunner = whereis(pg),
+    Ws = [bl_test_util:start_worker(T, []) || T <- ["pgm1", "pgm2", "pgm3"]],
+    [ok = ctl(W, {start_scope, blmulti}) || W <- Ws],
+    %% C-only scope: before the workers meet, each has four groups (one with two members, one pid
+    %% in two groups), so the first sync each sends carries all of them
+    Gs = [{mg, K} || K <- lists:seq(1, 4)],
+    Joined = lists:append(
+               [begin
+                    Own = [{G, P} || G <- Gs, {ok, P} <- [ctl(W, {spawn_join, blmulti, G})]],
+                    {ok, Extra} = ctl(W, {spawn_join, blmulti, {mg, 1}}),
+                    ok = ctl(W, {join, Extra, blmulti, {mg, 2}}),
+                    [{{mg, 1}, Extra}, {{mg, 2}, Extra} | Own]
+                end || W <- Ws]),
+    ?assertEqual(length(Ws) * 6, length(Joined)),
+    Want = fun(G) -> [P || {G1, P} <- Joined, G1 =:= G] end,
+    [W1, W2, W3] = Ws,
+    ok = ctl(W1, {connect, W2}),
+    ok = ctl(W1, {connect, W3}),
+    ok = ctl(W2, {connect, W3}),
+    until(fun() -> members_everywhere(Ws, blmulti, Gs, Want) =:= [] end),
+    timer:sleep(1000),
+    ?assertEqual([], members_everywhere(Ws, blmulti, Gs, Want)),
+    %% mixed (scope pg): the runner and every worker hold several groups; a fourth worker that
+    %% joins later learns all of them, from BEAM's sync and from the other workers' syncs
+    Hs = [{mh, K} || K <- lists:seq(1, 3)],
+    Beam = [{H, member(H)} || H <- Hs],
+    CJoined = [{H, P} || W <- Ws, H <- Hs, {ok, P} <- [ctl(W, {spawn_join, pg, H})]],
+    WantH = fun(H) -> [P || {H1, P} <- Beam ++ CJoined, H1 =:= H] end,
+    until(fun() -> members_everywhere(Ws, pg, Hs, WantH) =:= [] end),
+    until(fun() -> [H || H <- Hs, sorted(pg:get_members(H)) =/= sorted(WantH(H))] =:= [] end),
+    W4 = bl_test_util:start_worker("pgm4", []),
+    [ok = ctl(W4, {connect, W}) || W <- Ws],
+    until(fun() -> members_everywhere([W4], pg, Hs, WantH) =:= [] end),
+    ok = ctl(W4, {start_scope, blmulti}),
+    until(fun() -> members_everywhere([W4], blmulti, Gs, Want) =:= [] end),
+    [P ! stop || {_, P} <- Beam],
+    until(fun() -> members_everywhere(Ws ++ [W4], pg, Hs, fun(H) -> [P || {H1, P} <- CJoined, H1 =:= H] end) =:= [] end),
+    ?assertEqual(PgRunner, whereis(pg)),
+    ok.

@@ -4,64 +4,74 @@
 %% Gleam data on the BEAM: `String' = UTF-8 binary, `Nil' = `nil', `Result' = `{ok, V}' |
 %% `{error, E}', `Option' = `{some, V}' | `none', a record `Name(a, b)' = `{name, A, B}', a
 %% field-less variant = a bare atom (`NodeDown' -> `node_down'), `List' = list, `Dict' = map,
-%% `Int' = integer. Node and service names cross as strings (binaries) and are turned into atoms
-%% here. Every function below is called by an `@external(erlang, "beamlet_gleam_ffi", ...)' in
-%% `src/beamlet.gleam' or `src/beamlet/*.gleam'; keep the two in step (test/beamlet_gleam_ffi_tests.erl
-%% checks the shapes).
+%% `Int' = integer, a tuple `#(a, b)' = `{A, B}'. gleam_erlang's `Node' and `Atom' are atoms, `Pid'
+%% a pid, `Subject' `{subject, Pid, Tag}' | `{named_subject, Name}'. Every exported function is
+%% called by an `@external(erlang, "beamlet_gleam_ffi", ...)' in `src/beamlet.gleam' or
+%% `src/beamlet/*.gleam'; this module calls only the Erlang modules of the package (never the
+%% shim's `beamlet.erl', whose module name `beamlet.gleam' takes in a Gleam build) and OTP.
+%% erlang_shim/test/gleam_run.sh checks both in the module layout of a Gleam build.
 -module(beamlet_gleam_ffi).
 
--export([start/0, start_distribution/2, call/4, cast/3,
-         connect/1, nodes/0, info/1, stats/1, monitor/2, demonitor/1,
-         start_worker/1, stop_worker/1, which_workers/0,
+-export([start/0, start_distribution/2, call/4, cast/3, unsubscribe/1,
+         connect/1, nodes/0, info/1, stats/1, registered/1, whereis/2, monitor/2, demonitor/1,
+         start_worker/1, start_link_worker/1, worker_node/1, stop_worker/1, which_workers/0, worker_os_pid/1,
          discovery_start/1, discovery_found/1, discovery_refresh/1, discovery_stop/1,
-         cluster_members/1, cluster_status/1, cluster_subscribe/2,
-         registry_register/4, registry_deregister/2, registry_find/1, registry_call/3,
-         global_whereis/1, pubsub_subscribe/4, pubsub_publish/4]).
--export([call_error/1]).
+         cluster_members/1, cluster_status/1, cluster_leader/1, cluster_subscribe/2,
+         registry_register/2, registry_deregister/2, registry_find/1, registry_find_on/2,
+         registry_call/3, registry_watch/2,
+         global_whereis/1, global_whereis_on/2,
+         pubsub_subscribe/4, pubsub_publish/4]).
 
 -type gleam_result(T, E) :: {ok, T} | {error, E}.
-%% Gleam: pub type CallError { NodeDown Timeout NoProc CallFailed(reason: String) }
--type call_error() :: node_down | timeout | no_proc | {call_failed, binary()}.
-%% Gleam: pub type ConnectError { NotAlive NotBeamlet Unreachable NoAnswer }
+-type gleam_option(T) :: {some, T} | none.
+%% Gleam: beamlet.CallError
+-type call_error() :: node_down | timeout | no_proc | badarg | not_found | no_instances
+                    | no_beamlet_node | unregistered_subject | {failed, binary()}.
+%% Gleam: beamlet.Role { Coordinator Agent Gateway Monitor OtherRole(name: String) }
+-type role() :: coordinator | agent | gateway | monitor | {other_role, binary()}.
+%% Gleam: node.ConnectError { NotAlive NotBeamlet Unreachable NoAnswer }
 -type connect_error() :: not_alive | not_beamlet | unreachable | no_answer.
-%% Gleam: pub type StartError { AlreadyStarted BinaryNotFound(path: String) StartTimeout
-%%                              StartFailed(reason: String) }
+%% Gleam: worker.StartError { AlreadyStarted BinaryNotFound(path) StartTimeout StartFailed(reason) }
 -type start_error() :: already_started | {binary_not_found, binary()} | start_timeout
                      | {start_failed, binary()}.
-%% Gleam: Options(name, cookie, role, cluster, join, extra_args, binary, start_timeout)
--type gleam_option(T) :: {some, T} | none.
--type worker_options() :: {options, binary(), gleam_option(binary()), gleam_option(binary()),
-                           gleam_option(binary()), [binary()], [binary()],
+%% Gleam: worker.Options(name, cookie, role, cluster, join, extra_args, binary, start_timeout)
+-type worker_options() :: {options, binary(), gleam_option(binary()), gleam_option(role()),
+                           gleam_option(binary()), [node()], [binary()],
                            gleam_option(binary()), integer()}.
-%% Gleam: NodeInfo(node: String, role: String, cluster: String, version: String)
--type node_info() :: {node_info, binary(), binary(), binary(), binary()}.
-%% Gleam: Info(node, role, cluster, version, uptime_ms, processes, os_pid, port, connections)
--type info() :: {info, binary(), binary(), binary(), binary(), integer(), integer(), integer(),
-                 integer(), [binary()]}.
-%% Gleam: MemberState { Joining Active Suspected Failed Leaving Left }
+%% Gleam: node.NodeInfo(node, role, cluster, version)
+-type node_info() :: {node_info, node(), role(), binary(), binary()}.
+%% Gleam: node.Info(node, role, cluster, version, uptime_ms, processes, os_pid, port, connections)
+-type info() :: {info, node(), role(), binary(), binary(), integer(), integer(), integer(),
+                 integer(), [node()]}.
+%% Gleam: cluster.MemberState { Joining Active Suspected Failed Leaving Left }
 -type member_state() :: joining | active | suspected | failed | leaving | left.
-%% Gleam: Member(node: String, role: String, state: MemberState, kind: String)
--type member() :: {member, binary(), binary(), member_state(), binary()}.
-%% Gleam: Status(cluster, size, leader: Option(String), term, healthy: Bool)
--type status() :: {status, binary(), integer(), gleam_option(binary()), integer(), boolean()}.
-%% Gleam: Event { NodeJoined(node, role) NodeStateChanged(node, from, to) NodeLeft(node)
-%%                LeaderChanged(leader: Option(String), term: Int) }
--type event() :: {node_joined, binary(), binary()}
-               | {node_state_changed, binary(), member_state(), member_state()}
-               | {node_left, binary()}
-               | {leader_changed, gleam_option(binary()), integer()}.
-%% Gleam: Health { Passing Warning Critical } (the registry's atoms, unchanged)
-%% Gleam: Service(id, name, node, version, address, port, tags, metadata, health)
--type service() :: {service, binary(), binary(), binary(), binary(), binary(), integer(),
-                    [binary()], #{binary() => binary()}, passing | warning | critical}.
+%% Gleam: cluster.Member(node, role, state, kind: Kind { BeamletNode BeamNode })
+-type member() :: {member, node(), role(), member_state(), beamlet_node | beam_node}.
+%% Gleam: cluster.Status(cluster, size, leader: Option(Node), term, healthy: Bool)
+-type status() :: {status, binary(), integer(), gleam_option(node()), integer(), boolean()}.
+%% Gleam: cluster.Event
+-type event() :: {node_joined, node(), role()}
+               | {node_state_changed, node(), member_state(), member_state()}
+               | {node_left, node()}
+               | {leader_changed, gleam_option(node()), integer()}.
+%% Gleam: registry.Instance(id, name, node, version, address, port, tags, metadata, health)
+-type instance() :: {instance, binary(), binary(), node(), binary(), binary(), integer(),
+                     [binary()], #{binary() => binary()}, passing | warning | critical}.
+%% Gleam: registry.Registration(name, version, address, port, tags, metadata, ttl_ms: Option(Int))
+-type registration() :: {registration, binary(), binary(), binary(), integer(), [binary()],
+                         #{binary() => binary()}, gleam_option(integer())}.
 %% gleam_erlang 1.x Subject(message)
--type subject() :: {subject, pid(), reference()} | {named_subject, atom()}.
-%% Gleam: DiscoveryOptions(hosts: List(String), pattern: Option(String), interval: Int)
--type discovery_options() :: {discovery_options, [binary()], gleam_option(binary()), integer()}.
+-type subject() :: {subject, pid(), term()} | {named_subject, atom()}.
+%% Gleam: pubsub.Qos { AtMostOnce AtLeastOnce(name: String) ExactlyOnce(name: String) }
+-type qos() :: at_most_once | {at_least_once, binary()} | {exactly_once, binary()}.
+%% Gleam: pubsub.Publish(priority: Priority, ttl_ms: Option(Int), durable: Bool)
+-type publish() :: {publish, high | normal | low, gleam_option(integer()), boolean()}.
+%% Gleam: discovery.Options(hosts: List(String), local: Bool, pattern: Option(String), interval: Int)
+-type discovery_options() :: {options, [binary()], boolean(), gleam_option(binary()), integer()}.
 
 %%% ------------------------------------------------------------------ application
 
-%% @doc Start the `beamlet' application (and what it needs).
+%% @doc `beamlet.start()': start the `beamlet' application (and what it needs).
 -spec start() -> gleam_result(nil, binary()).
 start() ->
     case application:ensure_all_started(beamlet) of
@@ -69,9 +79,9 @@ start() ->
         {error, R} -> {error, text(R)}
     end.
 
-%% @doc Make this VM a distributed node with a short name (when `gleam run' started it without
-%% one) and set its cookie. EPMD must be running (`epmd -daemon').
--spec start_distribution(binary(), binary()) -> gleam_result(nil, binary()).
+%% @doc `beamlet.start_distribution(named:, cookie:)': make this VM a distributed node with a
+%% short name (when `gleam run' started it without one) and set its cookie; returns this node.
+-spec start_distribution(binary(), binary()) -> gleam_result(node(), binary()).
 start_distribution(Name, Cookie) ->
     Res = case node() of
               nonode@nohost -> net_kernel:start([binary_to_atom(Name, utf8), shortnames]);
@@ -80,235 +90,330 @@ start_distribution(Name, Cookie) ->
     case Res of
         {ok, _} ->
             true = erlang:set_cookie(node(), binary_to_atom(Cookie, utf8)),
-            {ok, nil};
+            {ok, node()};
         {error, R} -> {error, text(R)}
-    end.
-
-%%% ------------------------------------------------------------------ cluster
-
-%% @doc `cluster.members(node)'.
--spec cluster_members(binary()) -> gleam_result([member()], call_error()).
-cluster_members(Node) ->
-    case beamlet_client:members(atom(Node)) of
-        {ok, Ms} ->
-            {ok, [{member, bin(N), bin(R), S, bin(maps:get(kind, M, beamlet))}
-                  || M = #{node := N, role := R, state := S} <- Ms]};
-        {error, R} -> {error, call_error(R)}
-    end.
-
-%% @doc `cluster.status(node)'.
--spec cluster_status(binary()) -> gleam_result(status(), call_error()).
-cluster_status(Node) ->
-    case beamlet_client:cluster_status(atom(Node)) of
-        {ok, #{cluster := C, size := Size, leader := L, term := T, health := H}} ->
-            {ok, {status, bin(C), Size, option(L), T, H =:= healthy}};
-        {ok, Other} -> {error, {call_failed, text(Other)}};
-        {error, R} -> {error, call_error(R)}
-    end.
-
-%% @doc `cluster.subscribe(node, subject)': a relay process subscribes to the C node and sends
-%% each event, as a Gleam `Event', to the subject; it ends with the subject's owner.
--spec cluster_subscribe(binary(), subject()) -> gleam_result(nil, call_error()).
-cluster_subscribe(Node, Subject) ->
-    Parent = self(),
-    Relay = spawn(fun() -> relay_start(atom(Node), Subject, Parent) end),
-    receive
-        {Relay, subscribed} -> {ok, nil};
-        {Relay, {error, R}} -> {error, call_error(R)}
-    after 10000 ->
-        exit(Relay, kill),
-        {error, timeout}
-    end.
-
-relay_start(Node, Subject, Parent) ->
-    Owner = case Subject of
-                {subject, O, _} -> O;
-                {named_subject, Name} -> whereis(Name)
-            end,
-    erlang:monitor(process, Owner),
-    erlang:monitor_node(Node, true),
-    case beamlet_client:subscribe_cluster(Node) of
-        ok ->
-            Parent ! {self(), subscribed},
-            relay_loop(Node, Subject);
-        {error, R} ->
-            Parent ! {self(), {error, R}}
-    end.
-
-relay_loop(Node, Subject) ->
-    receive
-        {beamlet_cluster_event, E} ->
-            _ = case event(E) of
-                    skip -> ok;
-                    Ev -> send_subject(Subject, Ev)
-                end,
-            relay_loop(Node, Subject);
-        {'DOWN', _, process, _, _} ->
-            _ = beamlet_client:unsubscribe_cluster(Node),
-            ok;
-        {nodedown, Node} ->
-            ok
-    end.
-
-send_subject({subject, Owner, Tag}, Msg) -> Owner ! {Tag, Msg};
-send_subject({named_subject, Name}, Msg) -> Name ! {Name, Msg}.
-
--spec event(map()) -> event() | skip.
-event(#{event := node_joined, node := N, role := R}) -> {node_joined, bin(N), bin(R)};
-event(#{event := node_state_changed, node := N, from := F, to := T}) ->
-    {node_state_changed, bin(N), F, T};
-event(#{event := node_left, node := N}) -> {node_left, bin(N)};
-event(#{event := leader_changed, leader := L, term := T}) -> {leader_changed, option(L), T};
-event(_) -> skip.
-
-option(undefined) -> none;
-option(A) -> {some, bin(A)}.
-
-%%% ------------------------------------------------------------------ registry and global names
-
-%% @doc `registry.register(node, name, tags, metadata)'.
--spec registry_register(binary(), binary(), [binary()], #{binary() => binary()}) ->
-          gleam_result(binary(), call_error()).
-registry_register(Node, Name, Tags, Meta) ->
-    case beamlet_client:register_service(atom(Node), #{name => Name, tags => Tags,
-                                                         metadata => Meta}) of
-        {ok, Id} -> {ok, bin(Id)};
-        {error, R} -> {error, call_error(R)}
-    end.
-
-%% @doc `registry.deregister(node, id)'.
--spec registry_deregister(binary(), binary()) -> gleam_result(nil, call_error()).
-registry_deregister(Node, Id) ->
-    case beamlet_client:deregister_service(atom(Node), Id) of
-        ok -> {ok, nil};
-        {error, R} -> {error, call_error(R)}
-    end.
-
-%% @doc `registry.find(name)': asked of any connected beamlet node.
--spec registry_find(binary()) -> gleam_result([service()], call_error()).
-registry_find(Name) ->
-    case beamlet:find_services(#{name => Name}) of
-        {ok, L} -> {ok, [service(E) || E <- L]};
-        {error, R} -> {error, call_error(R)}
-    end.
-
-service(E) ->
-    {service, bin(maps:get(id, E, <<>>)), bin(maps:get(name, E, <<>>)),
-     bin(maps:get(node, E, <<>>)), bin(maps:get(version, E, <<>>)),
-     bin(maps:get(address, E, <<>>)), maps:get(port, E, 0), maps:get(tags, E, []),
-     maps:get(metadata, E, #{}), maps:get(health, E, passing)}.
-
-%% @doc `registry.call(service, request, timeout)'.
--spec registry_call(binary(), term(), integer()) -> gleam_result(term(), call_error()).
-registry_call(Service, Request, Timeout) ->
-    case beamlet:service_call(Service, Request, Timeout) of
-        {ok, R} -> {ok, R};
-        {error, R} -> {error, call_error(R)}
-    end.
-
-%% @doc `global.whereis(name)': Option(Pid).
--spec global_whereis(binary()) -> gleam_option(pid()).
-global_whereis(Name) ->
-    case beamlet:whereis(atom(Name)) of
-        Pid when is_pid(Pid) -> {some, Pid};
-        undefined -> none
-    end.
-
-%%% ------------------------------------------------------------------ pub/sub
-
-%% Gleam: Qos { AtMostOnce AtLeastOnce ExactlyOnce }, Priority { High Normal Low }
-qos(at_most_once) -> at_most_once;
-qos(at_least_once) -> at_least_once;
-qos(exactly_once) -> exactly_once.
-
-%% @doc `pubsub.subscribe(node, pattern, qos, subject)': a relay process is the subscriber; it
-%% sends `Message(topic, payload, id, priority)' to the subject, acknowledges durable deliveries
-%% once forwarded, and unsubscribes when the subject's owner exits.
--spec pubsub_subscribe(binary(), binary(), at_most_once | at_least_once | exactly_once,
-                       subject()) -> gleam_result(integer(), call_error()).
-pubsub_subscribe(Node, Pattern, Qos, Subject) ->
-    Parent = self(),
-    Relay = spawn(fun() -> ps_relay_start(atom(Node), Pattern, qos(Qos), Subject, Parent) end),
-    receive
-        {Relay, {ok, SubId}} -> {ok, SubId};
-        {Relay, {error, R}} -> {error, call_error(R)}
-    after 10000 ->
-        exit(Relay, kill),
-        {error, timeout}
-    end.
-
-ps_relay_start(Node, Pattern, Qos, Subject, Parent) ->
-    Owner = case Subject of
-                {subject, O, _} -> O;
-                {named_subject, Name} -> whereis(Name)
-            end,
-    erlang:monitor(process, Owner),
-    process_flag(trap_exit, true), % the subscription links us to the node's pub/sub process
-    case beamlet_client:subscribe(Node, Pattern, #{qos => Qos}) of
-        {ok, SubId} ->
-            Parent ! {self(), {ok, SubId}},
-            ps_relay_loop(Node, SubId, Qos, Subject);
-        {error, R} ->
-            Parent ! {self(), {error, R}}
-    end.
-
-ps_relay_loop(Node, SubId, Qos, Subject) ->
-    receive
-        {beamlet_msg, Topic, Payload, Meta} ->
-            Id = maps:get(id, Meta, <<>>),
-            _ = send_subject(Subject, {message, bin(Topic), Payload, Id,
-                                       maps:get(priority, Meta, normal)}),
-            _ = case Qos of
-                    at_least_once -> beamlet_client:ack(Node, SubId, Id);
-                    _ -> ok
-                end,
-            ps_relay_loop(Node, SubId, Qos, Subject);
-        {'DOWN', _, process, _, _} ->
-            _ = beamlet_client:unsubscribe(Node, SubId),
-            ok;
-        {'EXIT', _, _} ->
-            ok
-    end.
-
-%% @doc `pubsub.publish(node, topic, payload, priority)'.
--spec pubsub_publish(binary(), binary(), term(), high | normal | low) ->
-          gleam_result(binary(), call_error()).
-pubsub_publish(Node, Topic, Payload, Priority) ->
-    case beamlet_client:publish(atom(Node), Topic, Payload, #{priority => Priority}) of
-        {ok, Id} -> {ok, Id};
-        {error, R} -> {error, call_error(R)}
     end.
 
 %%% ------------------------------------------------------------------ calls
 
-%% @doc `beamlet.call(node, service, request, timeout)'.
--spec call(binary(), binary(), term(), integer()) -> gleam_result(term(), call_error()).
+%% @doc `beamlet.call': the reply undecoded (the Gleam side runs the caller's decoder).
+-spec call(node(), atom(), term(), integer()) -> gleam_result(term(), call_error()).
 call(Node, Service, Request, Timeout) ->
-    case beamlet_client:call(atom(Node), atom(Service), Request, max(0, Timeout)) of
-        {ok, Reply} -> {ok, Reply};
-        {error, R} -> {error, call_error(R)}
-    end.
+    result(beamlet_client:call(Node, Service, Request, max(0, Timeout))).
 
-%% @doc Erlang call error -> Gleam `CallError'.
+%% @doc `beamlet.cast'.
+-spec cast(node(), atom(), term()) -> nil.
+cast(Node, Service, Msg) ->
+    ok = beamlet_client:cast(Node, Service, Msg),
+    nil.
+
+%% Erlang call error -> Gleam `CallError'.
 -spec call_error(term()) -> call_error().
 call_error(nodedown) -> node_down;
 call_error(timeout) -> timeout;
 call_error(noproc) -> no_proc;
-call_error(Other) -> {call_failed, text(Other)}.
+call_error(badarg) -> badarg;
+call_error(not_found) -> not_found;
+call_error(no_instances) -> no_instances;
+call_error(no_beamlet_node) -> no_beamlet_node;
+call_error(unregistered_subject) -> unregistered_subject;
+call_error(Other) -> {failed, text(Other)}.
 
-%% @doc `beamlet.cast(node, service, message)'.
--spec cast(binary(), binary(), term()) -> nil.
-cast(Node, Service, Msg) ->
-    ok = beamlet_client:cast(atom(Node), atom(Service), Msg),
-    nil.
+result({ok, V}) -> {ok, V};
+result({error, R}) -> {error, call_error(R)}.
+
+%%% ------------------------------------------------------------------ subscriptions
+
+%% A subscription is a relay process: it subscribes to the C node (as itself), turns what the
+%% node sends into the Gleam message type and sends it into the Subject the way process.send
+%% does; it ends (unsubscribing) on `beamlet.unsubscribe', when the subject's owner exits, or
+%% when the connection to the node drops. Subscribe(): {ok, Value} | {error, R};
+%% Unsub(Value): anything; Handle(Msg, Value): {deliver, GleamMsg} | ignore.
+relay(Node, Subject, Subscribe, Unsub, Handle) ->
+    case subject_owner(Subject) of
+        {error, nil} -> {error, unregistered_subject};
+        {ok, Owner} ->
+            Parent = self(),
+            Ref = make_ref(),
+            {Relay, Mon} =
+                spawn_monitor(fun() ->
+                                      _ = erlang:monitor(process, Owner),
+                                      true = erlang:monitor_node(Node, true),
+                                      process_flag(trap_exit, true),
+                                      case Subscribe() of
+                                          {ok, V} ->
+                                              Parent ! {Ref, ok},
+                                              relay_loop(Node, Subject, V, Unsub, Handle);
+                                          {error, R} ->
+                                              Parent ! {Ref, {error, R}}
+                                      end
+                              end),
+            receive
+                {Ref, ok} -> erlang:demonitor(Mon, [flush]), {ok, Relay};
+                {Ref, {error, R}} -> erlang:demonitor(Mon, [flush]), {error, call_error(R)};
+                {'DOWN', Mon, process, Relay, R} -> {error, {failed, text(R)}}
+            after 15000 ->
+                    exit(Relay, kill),
+                    erlang:demonitor(Mon, [flush]),
+                    {error, timeout}
+            end
+    end.
+
+relay_loop(Node, Subject, V, Unsub, Handle) ->
+    receive
+        {'$beamlet_unsubscribe', From, Tag} ->
+            _ = Unsub(V),
+            From ! {Tag, ok};
+        {'DOWN', _, process, _, _} ->
+            _ = Unsub(V),
+            ok;
+        {nodedown, Node} ->
+            ok;
+        {'EXIT', _, _} -> % the node's process we are linked to went away (connection dropped)
+            ok;
+        Msg ->
+            _ = case Handle(Msg, V) of
+                    {deliver, G} -> send_subject(Subject, G);
+                    ignore -> ok
+                end,
+            relay_loop(Node, Subject, V, Unsub, Handle)
+    end.
+
+%% @doc `beamlet.unsubscribe(subscription)': stop the relay (it unsubscribes on the node first).
+%% Messages already in the subject's mailbox stay there.
+-spec unsubscribe(pid()) -> nil.
+unsubscribe(Relay) when is_pid(Relay) ->
+    Mon = erlang:monitor(process, Relay),
+    Relay ! {'$beamlet_unsubscribe', self(), Mon},
+    receive
+        {Mon, ok} -> erlang:demonitor(Mon, [flush]), nil;
+        {'DOWN', Mon, process, Relay, _} -> nil
+    after 10000 ->
+            exit(Relay, kill),
+            erlang:demonitor(Mon, [flush]),
+            nil
+    end.
+
+%% A Subject as gleam_erlang's process.send delivers to it: `{Tag, Msg}' to the owner, or
+%% `{Name, Msg}' to the process registered as Name (a name nobody holds any more: dropped).
+send_subject({subject, Owner, Tag}, Msg) -> Owner ! {Tag, Msg};
+send_subject({named_subject, Name}, Msg) ->
+    case whereis(Name) of
+        undefined -> ok;
+        Pid -> Pid ! {Name, Msg}
+    end.
+
+%% The process behind a Subject now: its owner, or the process registered under its name.
+-spec subject_owner(subject()) -> {ok, pid()} | {error, nil}.
+subject_owner({subject, Owner, _}) -> {ok, Owner};
+subject_owner({named_subject, Name}) ->
+    case whereis(Name) of
+        undefined -> {error, nil};
+        Pid -> {ok, Pid}
+    end.
+
+%%% ------------------------------------------------------------------ cluster
+
+%% @doc `cluster.members(of:)'.
+-spec cluster_members(node()) -> gleam_result([member()], call_error()).
+cluster_members(Node) ->
+    case beamlet_client:members(Node) of
+        {ok, Ms} -> {ok, [member(M) || M = #{node := _, state := _} <- Ms]};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+member(M = #{node := N, state := S}) ->
+    Kind = case maps:get(kind, M, beamlet) of
+               beam -> beam_node;
+               _ -> beamlet_node
+           end,
+    {member, N, role(maps:get(role, M, unknown)), S, Kind}.
+
+%% @doc `cluster.status(of:)'.
+-spec cluster_status(node()) -> gleam_result(status(), call_error()).
+cluster_status(Node) ->
+    case beamlet_client:cluster_status(Node) of
+        {ok, #{cluster := C, size := Size, leader := L, term := T, health := H}} ->
+            {ok, {status, bin(C), Size, option(L), T, H =:= healthy}};
+        {ok, Other} -> {error, {failed, text(Other)}};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `cluster.leader(of:)': `Leader(node: Option(Node), term: Int)'.
+-spec cluster_leader(node()) -> gleam_result({leader, gleam_option(node()), integer()}, call_error()).
+cluster_leader(Node) ->
+    case beamlet_client:leader(Node) of
+        {ok, {L, T}} -> {ok, {leader, option(L), T}};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `cluster.subscribe(to:, into:)': a relay delivering `Event's.
+-spec cluster_subscribe(node(), subject()) -> gleam_result(pid(), call_error()).
+cluster_subscribe(Node, Subject) ->
+    relay(Node, Subject,
+          fun() -> case beamlet_client:subscribe_cluster(Node) of
+                       ok -> {ok, nil};
+                       E -> E
+                   end
+          end,
+          fun(_) -> beamlet_client:unsubscribe_cluster(Node) end,
+          fun({beamlet_cluster_event, E}, _) when is_map(E) -> event(E);
+             (_, _) -> ignore
+          end).
+
+-spec event(map()) -> {deliver, event()} | ignore.
+event(#{event := node_joined, node := N, role := R}) -> {deliver, {node_joined, N, role(R)}};
+event(#{event := node_state_changed, node := N, from := F, to := T}) ->
+    {deliver, {node_state_changed, N, F, T}};
+event(#{event := node_left, node := N}) -> {deliver, {node_left, N}};
+event(#{event := leader_changed, leader := L, term := T}) -> {deliver, {leader_changed, option(L), T}};
+event(_) -> ignore.
+
+option(undefined) -> none;
+option(A) -> {some, A}.
+
+-spec role(atom() | binary()) -> role().
+role(coordinator) -> coordinator;
+role(agent) -> agent;
+role(gateway) -> gateway;
+role(monitor) -> monitor;
+role(Other) -> {other_role, bin(Other)}.
+
+role_arg({other_role, R}) -> R;
+role_arg(R) when is_atom(R) -> R.
+
+%%% ------------------------------------------------------------------ registry and global names
+
+%% @doc `registry.register(on:, instance:)'.
+-spec registry_register(node(), registration()) -> gleam_result(binary(), call_error()).
+registry_register(Node, {registration, Name, Version, Address, Port, Tags, Meta, Ttl}) ->
+    E0 = #{name => Name, version => Version, address => Address, port => Port, tags => Tags,
+           metadata => Meta},
+    Entry = case Ttl of
+                {some, T} -> E0#{ttl_ms => T};
+                none -> E0
+            end,
+    case beamlet_client:register_service(Node, Entry) of
+        {ok, Id} -> {ok, bin(Id)};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `registry.deregister(on:, id:)'.
+-spec registry_deregister(node(), binary()) -> gleam_result(nil, call_error()).
+registry_deregister(Node, Id) ->
+    case beamlet_client:deregister_service(Node, Id) of
+        ok -> {ok, nil};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `registry.find(named:)': asked of any connected beamlet node.
+-spec registry_find(binary()) -> gleam_result([instance()], call_error()).
+registry_find(Name) ->
+    instances(beamlet_client:find_services(#{name => Name})).
+
+%% @doc `registry.find_on(node:, named:)'.
+-spec registry_find_on(node(), binary()) -> gleam_result([instance()], call_error()).
+registry_find_on(Node, Name) ->
+    instances(beamlet_client:find_services(Node, #{name => Name})).
+
+instances({ok, L}) -> {ok, [instance(E) || E <- L, is_map(E)]};
+instances({error, R}) -> {error, call_error(R)}.
+
+instance(E) ->
+    {instance, bin(maps:get(id, E, <<>>)), bin(maps:get(name, E, <<>>)),
+     maps:get(node, E, undefined), bin(maps:get(version, E, <<>>)),
+     bin(maps:get(address, E, <<>>)), maps:get(port, E, 0), maps:get(tags, E, []),
+     maps:get(metadata, E, #{}), maps:get(health, E, passing)}.
+
+%% @doc `registry.call(service:, ...)': the reply undecoded.
+-spec registry_call(binary(), term(), integer()) -> gleam_result(term(), call_error()).
+registry_call(Service, Request, Timeout) ->
+    result(beamlet_client:service_call(Service, Request, max(0, Timeout))).
+
+%% @doc `registry.watch(on:, into:)': a relay delivering `Added | Removed | HealthChanged'.
+-spec registry_watch(node(), subject()) -> gleam_result(pid(), call_error()).
+registry_watch(Node, Subject) ->
+    relay(Node, Subject,
+          fun() -> case beamlet_client:watch_services(Node) of
+                       ok -> {ok, nil};
+                       E -> E
+                   end
+          end,
+          fun(_) -> beamlet_client:unwatch_services(Node) end,
+          fun({beamlet_registry_event, #{event := Ev, entry := E}}, _) when is_map(E) ->
+                  case Ev of
+                      added -> {deliver, {added, instance(E)}};
+                      removed -> {deliver, {removed, instance(E)}};
+                      health_changed -> {deliver, {health_changed, instance(E)}};
+                      _ -> ignore
+                  end;
+             (_, _) -> ignore
+          end).
+
+%% @doc `global.whereis(named:)': `Result(Pid, Nil)', resolved by any connected beamlet node.
+-spec global_whereis(atom()) -> gleam_result(pid(), nil).
+global_whereis(Name) ->
+    pid_result(beamlet_client:whereis_name(Name)).
+
+%% @doc `global.whereis_on(node:, named:)'.
+-spec global_whereis_on(node(), atom()) -> gleam_result(pid(), nil).
+global_whereis_on(Node, Name) ->
+    pid_result(beamlet_client:whereis_name(Node, Name)).
+
+pid_result({ok, Pid}) when is_pid(Pid) -> {ok, Pid};
+pid_result(_) -> {error, nil}.
+
+%%% ------------------------------------------------------------------ pub/sub
+
+%% Subscribe options of the node for a Gleam Qos (a durable subscription needs its name: the
+%% publishers keep its messages under it while the subscriber is away).
+sub_opts(at_most_once) -> #{qos => at_most_once};
+sub_opts({at_least_once, Name}) -> #{qos => at_least_once, name => Name};
+sub_opts({exactly_once, Name}) -> #{qos => exactly_once, name => Name}.
+
+%% @doc `pubsub.subscribe(on:, to:, qos:, into:)': a relay is the subscriber; it sends
+%% `Message(topic, payload, id, priority)' into the subject and acknowledges at-least-once
+%% deliveries once they are in the subject owner's mailbox.
+-spec pubsub_subscribe(node(), binary(), qos(), subject()) -> gleam_result(pid(), call_error()).
+pubsub_subscribe(Node, Pattern, Qos, Subject) ->
+    Opts = sub_opts(Qos),
+    Ack = maps:get(qos, Opts) =:= at_least_once,
+    relay(Node, Subject,
+          fun() -> beamlet_client:subscribe(Node, Pattern, Opts) end,
+          fun(SubId) -> beamlet_client:unsubscribe(Node, SubId) end,
+          fun({beamlet_msg, Topic, Payload, Meta}, SubId) when is_map(Meta) ->
+                  Id = maps:get(id, Meta, <<>>),
+                  Msg = {message, bin(Topic), Payload, Id, maps:get(priority, Meta, normal)},
+                  _ = case Ack of
+                          true -> beamlet_client:ack(Node, SubId, Id);
+                          false -> ok
+                      end,
+                  {deliver, Msg};
+             (_, _) -> ignore
+          end).
+
+%% @doc `pubsub.publish(on:, topic:, payload:, options:)': the message id.
+-spec pubsub_publish(node(), binary(), term(), publish()) -> gleam_result(binary(), call_error()).
+pubsub_publish(Node, Topic, Payload, {publish, Priority, Ttl, Durable}) ->
+    O0 = #{priority => Priority},
+    O1 = case Ttl of
+             {some, T} -> O0#{ttl_ms => T};
+             none -> O0
+         end,
+    Opts = case Durable of
+               true -> O1#{qos => at_least_once};
+               false -> O1
+           end,
+    result(beamlet_client:publish(Node, Topic, Payload, Opts)).
 
 %%% ------------------------------------------------------------------ nodes
 
-%% @doc `node.connect(node)'.
--spec connect(binary()) -> gleam_result(nil, connect_error()).
-connect(Node) ->
-    case beamlet_client:connect(atom(Node)) of
-        ok -> {ok, nil};
+%% @doc `node.connect(to:)': the node name becomes an atom here, once.
+-spec connect(binary()) -> gleam_result(node(), connect_error()).
+connect(Name) ->
+    Node = binary_to_atom(Name, utf8),
+    case beamlet_client:connect(Node) of
+        ok -> {ok, Node};
         {error, not_alive} -> {error, not_alive};
         {error, not_beamlet} -> {error, not_beamlet};
         {error, nodedown} -> {error, unreachable};
@@ -318,41 +423,55 @@ connect(Node) ->
 %% @doc `node.list()'.
 -spec nodes() -> [node_info()].
 nodes() ->
-    [{node_info, bin(N), bin(R), bin(C), bin(V)}
+    [{node_info, N, role(R), bin(C), bin(V)}
      || #{node := N, role := R, cluster := C, version := V} <- beamlet_nodes:list()].
 
-%% @doc `node.info(node)'.
--spec info(binary()) -> gleam_result(info(), call_error()).
+%% @doc `node.info(of:)'.
+-spec info(node()) -> gleam_result(info(), call_error()).
 info(Node) ->
-    case beamlet_client:info(atom(Node)) of
+    case beamlet_client:info(Node) of
         {ok, I} ->
-            {ok, {info, bin(maps:get(node, I, '')), bin(maps:get(role, I, '')),
+            {ok, {info, maps:get(node, I, Node), role(maps:get(role, I, unknown)),
                   bin(maps:get(cluster, I, <<>>)), bin(maps:get(version, I, <<>>)),
                   maps:get(uptime_ms, I, 0), maps:get(processes, I, 0),
                   maps:get(os_pid, I, 0), maps:get(port, I, 0),
-                  [bin(C) || C <- maps:get(connections, I, [])]}};
+                  [C || C <- maps:get(connections, I, []), is_atom(C)]}};
         {error, R} -> {error, call_error(R)}
     end.
 
-%% @doc `node.stats(node)': a `Dict(String, Dynamic)'.
--spec stats(binary()) -> gleam_result(#{binary() => term()}, call_error()).
+%% @doc `node.stats(of:)': a `Dict(String, Dynamic)'.
+-spec stats(node()) -> gleam_result(#{binary() => term()}, call_error()).
 stats(Node) ->
-    case beamlet_client:stats(atom(Node)) of
+    case beamlet_client:stats(Node) of
         {ok, M} -> {ok, maps:fold(fun(K, V, Acc) -> Acc#{bin(K) => V} end, #{}, M)};
         {error, R} -> {error, call_error(R)}
     end.
 
-%% @doc `node.monitor(node, subject)': the subject gets the node name (a String) once, when the
-%% connection goes down. Returns the monitor (a reference).
--spec monitor(binary(), subject()) -> reference().
+%% @doc `node.registered(on:)': the names registered on the node.
+-spec registered(node()) -> gleam_result([atom()], call_error()).
+registered(Node) ->
+    result(beamlet_client:registered(Node)).
+
+%% @doc `node.whereis(on:, named:)'.
+-spec whereis(node(), atom()) -> gleam_result(pid(), nil).
+whereis(Node, Name) ->
+    pid_result(beamlet_client:whereis(Node, Name)).
+
+%% @doc `node.monitor(node, notify:)': the subject gets the Node once, when the connection goes
+%% down. `Error(Nil)' for a named subject whose name nobody holds.
+-spec monitor(node(), subject()) -> gleam_result(reference(), nil).
 monitor(Node, Subject) ->
-    Ref = make_ref(),
-    {Pid, Msg} = case Subject of
-                     {subject, Owner, Tag} -> {Owner, {Tag, Node}};
-                     {named_subject, Name} -> {whereis(Name), {Name, Node}}
-                 end,
-    ok = beamlet_nodes:monitor(atom(Node), Ref, Pid, Msg),
-    Ref.
+    case subject_owner(Subject) of
+        {ok, Pid} ->
+            Ref = make_ref(),
+            Msg = case Subject of
+                      {subject, _, Tag} -> {Tag, Node};
+                      {named_subject, Name} -> {Name, Node}
+                  end,
+            ok = beamlet_nodes:monitor(Node, Ref, Pid, Msg),
+            {ok, Ref};
+        {error, nil} -> {error, nil}
+    end.
 
 %% @doc `node.demonitor(monitor)'.
 -spec demonitor(reference()) -> nil.
@@ -362,42 +481,75 @@ demonitor(Ref) ->
 
 %%% ------------------------------------------------------------------ workers
 
-%% @doc `worker.start(options)': the node name on success.
--spec start_worker(worker_options()) -> gleam_result(binary(), start_error()).
-start_worker({options, Name, Cookie, Role, Cluster, Join, Extra, Binary, StartTimeout}) ->
+worker_opts({options, Name, Cookie, Role, Cluster, Join, Extra, Binary, StartTimeout}) ->
     Opts0 = #{name => Name, join => Join, extra_args => Extra, start_timeout => StartTimeout},
-    Opts = lists:foldl(fun({_, none}, M) -> M;
-                          ({K, {some, V}}, M) -> M#{K => V}
-                       end, Opts0, [{cookie, Cookie}, {role, Role}, {cluster, Cluster},
-                                    {binary, Binary}]),
-    case beamlet_worker_sup:start_worker(Opts) of
-        {ok, Node} -> {ok, bin(Node)};
-        {error, {already_started, _}} -> {error, already_started};
-        {error, {already_running, _}} -> {error, already_started};
-        {error, {no_binary, Path}} -> {error, {binary_not_found, bin(Path)}};
-        {error, start_timeout} -> {error, start_timeout};
-        {error, R} -> {error, {start_failed, text(R)}}
+    lists:foldl(fun({_, none}, M) -> M;
+                   ({role, {some, R}}, M) -> M#{role => role_arg(R)};
+                   ({K, {some, V}}, M) -> M#{K => V}
+                end, Opts0, [{cookie, Cookie}, {role, Role}, {cluster, Cluster},
+                             {binary, Binary}]).
+
+start_error({already_started, _}) -> already_started;
+start_error({already_running, _}) -> already_started;
+start_error({no_binary, Path}) -> {binary_not_found, bin(Path)};
+start_error(start_timeout) -> start_timeout;
+start_error(R) -> {start_failed, text(R)}.
+
+%% @doc `worker.start(options)': under the application's worker supervisor; the node on success.
+-spec start_worker(worker_options()) -> gleam_result(node(), start_error()).
+start_worker(Options) ->
+    case beamlet_worker_sup:start_worker(worker_opts(Options)) of
+        {ok, Node} -> {ok, Node};
+        {error, R} -> {error, start_error(R)}
     end.
 
+%% @doc The start function of `worker.supervised(options)': a worker linked to the caller (the
+%% gleam_otp supervisor), once its node answers: `#(Pid, Node)'.
+-spec start_link_worker(worker_options()) -> gleam_result({pid(), node()}, start_error()).
+start_link_worker(Options) ->
+    Opts = worker_opts(Options),
+    {Node, _, _} = beamlet_worker:args(Opts),
+    case beamlet_worker:start_link_up(Opts) of
+        {ok, Pid} -> {ok, {Pid, Node}};
+        {error, {shutdown, R}} -> {error, start_error(R)};
+        {error, R} -> {error, start_error(R)}
+    end.
+
+%% @doc `worker.node(options)': the node a worker with these options runs as.
+-spec worker_node(worker_options()) -> node().
+worker_node(Options) ->
+    {Node, _, _} = beamlet_worker:args(worker_opts(Options)),
+    Node.
+
 %% @doc `worker.stop(node)'.
--spec stop_worker(binary()) -> gleam_result(nil, nil).
+-spec stop_worker(node()) -> gleam_result(nil, nil).
 stop_worker(Node) ->
-    case beamlet_worker_sup:stop_worker(atom(Node)) of
+    case beamlet_worker_sup:stop_worker(Node) of
         ok -> {ok, nil};
         {error, not_found} -> {error, nil}
     end.
 
-%% @doc `worker.running()': the node names of the running workers.
--spec which_workers() -> [binary()].
+%% @doc `worker.running()'.
+-spec which_workers() -> [node()].
 which_workers() ->
-    [bin(N) || {N, _, _} <- beamlet_worker_sup:which_workers()].
+    [N || {N, _, _} <- beamlet_worker_sup:which_workers()].
+
+%% @doc `worker.os_pid(of:)'.
+-spec worker_os_pid(node()) -> gleam_result(integer(), nil).
+worker_os_pid(Node) ->
+    case beamlet_worker_sup:os_pid(Node) of
+        {ok, P} -> {ok, P};
+        {error, not_found} -> {error, nil}
+    end.
 
 %%% ------------------------------------------------------------------ discovery
 
-%% @doc `discovery.start(options)': an unregistered discovery server linked to the caller.
+%% @doc `discovery.start(options)' (and the start function of `discovery.supervised'): an
+%% unregistered discovery server linked to the caller.
 -spec discovery_start(discovery_options()) -> gleam_result(pid(), binary()).
-discovery_start({discovery_options, Hosts, Pattern, Interval}) ->
-    Opts0 = #{name => none, hosts => [binary_to_list(H) || H <- Hosts], interval => Interval},
+discovery_start({options, Hosts, Local, Pattern, Interval}) ->
+    Opts0 = #{name => none, hosts => [binary_to_list(H) || H <- Hosts], local => Local,
+              interval => Interval},
     Opts = case Pattern of
                {some, P} -> Opts0#{pattern => P};
                none -> Opts0
@@ -409,14 +561,12 @@ discovery_start({discovery_options, Hosts, Pattern, Interval}) ->
     end.
 
 %% @doc `discovery.found(discovery)'.
--spec discovery_found(pid()) -> [binary()].
-discovery_found(Pid) ->
-    [bin(N) || N <- beamlet_discovery:found(Pid)].
+-spec discovery_found(pid()) -> [node()].
+discovery_found(Pid) -> beamlet_discovery:found(Pid).
 
 %% @doc `discovery.refresh(discovery)': poll now, then the nodes found.
--spec discovery_refresh(pid()) -> [binary()].
-discovery_refresh(Pid) ->
-    [bin(N) || N <- beamlet_discovery:refresh(Pid)].
+-spec discovery_refresh(pid()) -> [node()].
+discovery_refresh(Pid) -> beamlet_discovery:refresh(Pid).
 
 %% @doc `discovery.stop(discovery)'.
 -spec discovery_stop(pid()) -> nil.
@@ -426,9 +576,6 @@ discovery_stop(Pid) ->
     nil.
 
 %%% ------------------------------------------------------------------ helpers
-
-atom(B) when is_binary(B) -> binary_to_atom(B, utf8);
-atom(A) when is_atom(A) -> A.
 
 bin(A) when is_atom(A) -> atom_to_binary(A, utf8);
 bin(B) when is_binary(B) -> B;

@@ -274,3 +274,34 @@ config_test_() ->
         D = bl_test_util:start_beamlet("gdef", []),
         ?assertEqual({auto, random_exit_name}, gen_server:call({beamlet_global, D}, config, 5000))
     end}.
+
+%% ---- C-only: several names per owner, on every node (issue 9: a sync kept only the first) ----
+
+multi_test_() ->
+    {timeout, 120, fun multi/0}.
+
+multi() ->
+    C = bl_test_util:unique("gmm"),
+    Opt = ["--global-mode", "beamlet"],
+    A = start("gma", C, [], Opt),
+    B = start("gmb", C, A, Opt),
+    D = start("gmd", C, A, Opt),
+    All = [A, B, D],
+    agree(All),
+    %% three names for three processes on each node, all answered yes
+    Named = [{N, X, P} || N <- All, K <- lists:seq(1, 3),
+                          X <- [name("m" ++ integer_to_list(K))],
+                          {ok, P} <- [ctl(N, {spawn, X})]],
+    ?assertEqual(9, length(Named)),
+    Seen = fun() -> [{At, X} || At <- All, {_, X, P} <- Named, glob(At, {whereis, X}) =/= P] end,
+    until(fun() -> Seen() =:= [] end),
+    %% still there after several full-table syncs
+    timer:sleep(3500),
+    ?assertEqual([], Seen()),
+    ?assertEqual([], [{At, X} || At <- All, {_, X, P} <- Named, ctl(At, {whereis, X}) =/= P]),
+    %% used from every other node: a send through each name from each other node arrives
+    [{ok, P} = ctl(At, {send, X, {multi, At}}) || {O, X, P} <- Named, At <- All, At =/= O],
+    [until(fun() -> length(get_msgs(O, P)) >= 2 end) || {O, _, P} <- Named],
+    [?assertEqual(lists:sort([{multi, At} || At <- All, At =/= O]), lists:sort(erase({msgs, P})))
+     || {O, _, P} <- Named],
+    ok.

@@ -431,3 +431,61 @@ c_durable() ->
     ok.
 
 get_acc() -> case get(acc) of undefined -> []; A -> A end.
+
+%% ---- several subscriptions per owner, on every node (issue 9: a sync kept only the first) ----
+
+multi_test_() ->
+    {timeout, 180, fun multi/0}.
+
+topic(Node, K) -> iolist_to_binary([bl_test_util:to_str(bl_test_util:node_alias(Node)), ".t", integer_to_list(K)]).
+
+all_subs_everywhere(Nodes, Topics) ->
+    lists:all(fun(At) -> lists:all(fun({Owner, T}) -> has_sub(At, Owner, T) end, Topics) end, Nodes).
+
+multi() ->
+    C = "pm" ++ bl_test_util:unique(""),
+    A = start("pma", C, []),
+    B = start("pmb", C, [A]),
+    D = start("pmd", C, [A, B]),
+    Nodes = [A, B, D],
+    agree(Nodes),
+    Me = self(),
+    %% the subscriber: a relay to this process (it is linked to the nodes, one is killed below)
+    Sub = spawn(fun() -> process_flag(trap_exit, true), relay(Me) end),
+    %% five subscriptions made through each node, one BEAM subscriber
+    Topics = [{N, topic(N, K)} || N <- Nodes, K <- lists:seq(1, 5)],
+    [{ok, _} = ps(N, {subscribe, T, Sub, #{}}) || {N, T} <- Topics],
+    until(fun() -> all_subs_everywhere(Nodes, Topics) end),
+    %% they stay through several resync rounds (each node syncs one member a second)
+    timer:sleep(3500),
+    Missing = [{At, O, T} || At <- Nodes, {O, T} <- Topics, not has_sub(At, O, T)],
+    ?assertEqual([], Missing),
+    %% each topic published once through each of the two other nodes: every message arrives
+    [{ok, _} = ps(P, {publish, T, {from, P}, #{}}) || {O, T} <- Topics, P <- Nodes, P =/= O],
+    Got = [bl_test_util:recv(fun({beamlet_msg, T1, {from, P1}, _}) -> T1 =:= T andalso P1 =:= P;
+                                (_) -> false end, 5000)
+           || {O, T} <- Topics, P <- Nodes, P =/= O],
+    ?assertEqual([], [G || G <- Got, element(1, G) =/= ok]),
+    ?assertEqual(30, length(Got)),
+    %% a node restarted after kill -9 gets every owner's whole set through the sync alone
+    bl_test_util:kill(D),
+    until(fun() -> not has_sub(A, D, topic(D, 1)) end),
+    D = restart(D, C, [A, B]),
+    agree(Nodes),
+    Others = [{O, T} || {O, T} <- Topics, O =/= D],
+    until(fun() -> all_subs_everywhere([D], Others) end),
+    timer:sleep(2500),
+    ?assertEqual([], [{O, T} || {O, T} <- Others, not has_sub(D, O, T)]),
+    [{ok, _} = ps(D, {publish, T, again, #{}}) || {_, T} <- Others],
+    ?assertEqual([], [T || {_, T} <- Others,
+                           timeout =:= bl_test_util:recv(fun({beamlet_msg, T1, again, _}) -> T1 =:= T;
+                                                            (_) -> false end, 5000)]),
+    Sub ! stop,
+    ok.
+
+relay(To) ->
+    receive
+        stop -> ok;
+        {'EXIT', _, _} -> relay(To);
+        M -> To ! M, relay(To)
+    end.

@@ -323,3 +323,42 @@ config_test_() ->
         ?assertEqual(#{policy => round_robin, max_entries => 1024},
                      gen_server:call({beamlet_registry, D}, config, 5000))
     end}.
+
+%% ---- several entries per owner, on every node, seen and used from every other node ----
+
+multi_test_() ->
+    {timeout, 120, fun multi/0}.
+
+multi() ->
+    C = "rm" ++ bl_test_util:unique(""),
+    A = start("rma", C, []),
+    B = start("rmb", C, [A]),
+    D = start("rmd", C, [A, B]),
+    Nodes = [A, B, D],
+    agree(Nodes),
+    Svc = fun(N) -> iolist_to_binary(["svc_", bl_test_util:node_alias(N)]) end,
+    Ids = [{N, Id} || N <- Nodes, K <- lists:seq(1, 4),
+                      {ok, Id} <- [reg(N, {register, #{name => Svc(N), tags => [integer_to_binary(K)],
+                                                       metadata => #{<<"process">> => <<"beamlet">>}}})]],
+    ?assertEqual(12, length(Ids)),
+    Want = lists:sort([Id || {_, Id} <- Ids]),
+    Everywhere = fun() -> [At || At <- Nodes,
+                                 lists:sort([Id || N <- Nodes, Id <- ids(At, #{name => Svc(N)})]) =/= Want] end,
+    until(fun() -> Everywhere() =:= [] end),
+    timer:sleep(3500),
+    ?assertEqual([], Everywhere()),
+    %% used from every other node: a call by name lands on the owner
+    [?assertEqual(O, node_of(reg(At, {call, Svc(O), info, 2000}))) || O <- Nodes, At <- Nodes, At =/= O],
+    %% a node killed and started again gets every other owner's whole set from the syncs
+    bl_test_util:kill(D),
+    until(fun() -> ids(A, #{name => Svc(D)}) =:= [] end),
+    [Alias, _] = string:split(atom_to_list(D), "@"),
+    D = bl_test_util:spawn_raw(D, os:getenv("BEAMLET_BIN"),
+                               ["node", "--sname", Alias, "--cookie", bl_test_util:cookie(),
+                                "--net-ticktime", integer_to_list(bl_test_util:ticktime()),
+                                "--role", "agent", "--cluster", C, "--join",
+                                atom_to_list(A) ++ "," ++ atom_to_list(B) | fast()]),
+    ok = bl_test_util:wait_up(D, 15000),
+    WantAB = lists:sort([Id || {N, Id} <- Ids, N =/= D]),
+    until(fun() -> lists:sort([Id || N <- [A, B], Id <- ids(D, #{name => Svc(N)})]) =:= WantAB end),
+    ok.

@@ -1,0 +1,84 @@
+/* atomcache.c - one side of a connection's distribution atom cache (see atomcache.h). */
+#include "atomcache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void bl_acache_free(bl_acache *a)
+{
+    for (uint32_t i = 0; i < a->cap; i++)
+        free(a->tab[i]);
+    free(a->tab);
+    memset(a, 0, sizeof(*a));
+}
+
+/* Linear probing; slots are already spread by the sender's hash, so the slot is the hash. */
+static uint32_t find(const bl_acache *a, unsigned slot)
+{
+    uint32_t mask = a->cap - 1, i = slot & mask;
+    while (a->tab[i] && a->tab[i]->slot != slot)
+        i = (i + 1) & mask;
+    return i;
+}
+
+const bl_acache_ent *bl_acache_get(const bl_acache *a, unsigned slot)
+{
+    if (!a->cap) return NULL;
+    const bl_acache_ent *e = a->tab[find(a, slot)];
+    return e && e->len != BL_ACACHE_INVALID ? e : NULL;
+}
+
+static int grow(bl_acache *a)
+{
+    uint32_t ncap = a->cap ? a->cap * 2 : 16;
+    bl_acache_ent **nt = calloc(ncap, sizeof(*nt));
+    if (!nt) return -1;
+    bl_acache old = *a;
+    a->tab = nt;
+    a->cap = ncap;
+    for (uint32_t i = 0; i < old.cap; i++)
+        if (old.tab[i]) a->tab[find(a, old.tab[i]->slot)] = old.tab[i];
+    free(old.tab);
+    a->bytes += (size_t)(ncap - old.cap) * sizeof(*nt);
+    return 0;
+}
+
+int bl_acache_set(bl_acache *a, unsigned slot, const char *text, size_t len)
+{
+    if (slot >= BL_ACACHE_SLOTS || len > BL_ACACHE_MAX_TEXT) return -1;
+    if ((a->count + 1) * 2 > a->cap) {
+        (void)grow(a); /* on failure, an existing slot can still be replaced below */
+        if (!a->cap) return -1;
+    }
+    uint32_t i = find(a, slot);
+    bl_acache_ent *e = a->tab[i];
+    if (!e && (a->count + 1) * 2 > a->cap) return -1; /* could not grow for a new slot */
+    if (e && e->alloc >= len) {                       /* fits: no allocation */
+        e->len = (uint16_t)len;
+        memcpy(e->text, text, len);
+        return 0;
+    }
+    size_t old = e ? sizeof(*e) + e->alloc : 0;
+    bl_acache_ent *ne = realloc(e, sizeof(*ne) + len);
+    if (!ne) {
+        if (e) e->len = BL_ACACHE_INVALID;
+        return -1;
+    }
+    if (!e) a->count++;
+    ne->slot = (uint16_t)slot;
+    ne->len = ne->alloc = (uint16_t)len;
+    memcpy(ne->text, text, len);
+    a->tab[i] = ne;
+    a->bytes += sizeof(*ne) + len - old;
+    return 0;
+}
+
+unsigned bl_acache_slot_of(const char *text, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)text[i];
+        h *= 16777619u;
+    }
+    return (h ^ (h >> 11) ^ (h >> 22)) & (BL_ACACHE_SLOTS - 1);
+}
