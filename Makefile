@@ -174,3 +174,8 @@ deb: deps
 	@rel/debian/mkdeb.sh
 deb-test:
 	@test/release/deb.sh
+# the guided tour (make run keeps its quick cluster): ARGS=--fast skips the pauses
+demo: deps-run
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -C erlang_shim >/dev/null
+	@rel/demo/demo.sh $(ARGS)
