@@ -20,7 +20,7 @@ CFLAGS_GCC := $(BASE_CFLAGS) $(GCC_WARN)
 LIBS := -L$(ERL_EI)/lib -lei -lev -ljansson -lpthread -lm -ldl
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c c_src/services/*.c) c_src/cli/config.c
+LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c c_src/services/*.c c_src/health/*.c) c_src/cli/config.c
 HDRS := $(wildcard include/beamlet/*.h c_src/*/*.h)
 
 REL := build/release
@@ -59,11 +59,11 @@ CLI_SRC := $(filter-out c_src/cli/config.c,$(wildcard c_src/cli/*.c))
 GIT_REV = $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 BUILD_DATE = $(shell date -u -d "@$${SOURCE_DATE_EPOCH:-$$(date +%s)}" +%Y-%m-%dT%H:%M:%SZ)
 VERSION_DEFS = -DBL_GIT_REV='"$(GIT_REV)"' -DBL_BUILD_DATE='"$(BUILD_DATE)"'
-$(REL)/beamlet: $(CLI_SRC) c_src/cli/render.h $(REL)/libbeamlet.a
+$(REL)/beamlet: $(CLI_SRC) $(HDRS) $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $(VERSION_DEFS) $(CLI_SRC) $(REL)/libbeamlet.a $(LIBS) -o $@
 priv/beamlet: $(REL)/beamlet
 	@mkdir -p priv && cp $< $@.tmp && mv -f $@.tmp $@
-$(ASAN)/beamlet: $(CLI_SRC) c_src/cli/render.h $(ASAN)/libbeamlet.a
+$(ASAN)/beamlet: $(CLI_SRC) $(HDRS) $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $(VERSION_DEFS) $(CLI_SRC) $(ASAN)/libbeamlet.a $(LIBS) -o $@
 $(REL)/examples/%: examples/%.c $(REL)/libbeamlet.a
 	@mkdir -p $(@D)
@@ -96,6 +96,11 @@ build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/clu
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
 	    c_src/cluster/gossip.c c_src/cluster/crypto.c c_src/runtime/log.c \
 	    -L$(ERL_EI)/lib -lei -lev -ljansson -lcrypto -ldl -lpthread -o $@
+
+# the /proc parsers of the health service: procfs.c alone
+build/fuzz/fuzz_procfs: test/fuzz/fuzz_procfs.c c_src/health/procfs.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< c_src/health/procfs.c -o $@
 
 # the local demo: EPMD, a coordinator, two agents, an erl node with the shim, a status table
 run: deps-run

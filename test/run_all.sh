@@ -78,6 +78,7 @@ run_suite fuzz fuzz
 [ -x test/services/registry/run.sh ] && run_suite registry test/services/registry/run.sh
 [ -x test/services/global/run.sh ] && run_suite global test/services/global/run.sh
 [ -x test/services/pubsub/run.sh ] && run_suite pubsub test/services/pubsub/run.sh
+[ -x test/health/run.sh ] && run_suite health test/health/run.sh
 [ -x test/integration/gossip_netns.sh ] && run_suite gossip_netns test/integration/gossip_netns.sh
 [ -x erlang_shim/test/run.sh ] && run_suite shim erlang_shim/test/run.sh
 [ -x erlang_shim/test/gleam_run.sh ] && run_suite gleam erlang_shim/test/gleam_run.sh

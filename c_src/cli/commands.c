@@ -4,6 +4,7 @@
  * main.c asks bl__cli_dispatch first: a word path of this table runs its handler; `CMD --help`
  * (or `help CMD`) prints the usage and paragraph of any command, main.c's ones included. New
  * subcommands add a row here and a file of their own. */
+#include "admin.h"
 #include "cli.h"
 
 #include <stdlib.h>
@@ -38,6 +39,11 @@ static const bl__cli_cmd CMDS[] = {
      "Recent membership and leader events (JSON)."},
     {"nodes list", NULL, "beamlet nodes list --node NODE [--format table|json] " CLIENT_OPTS,
      "Members with role, state, capabilities and last contact."},
+    {"metrics", bl__cli_metrics, "beamlet metrics --node NODE [--format table|json] " CLIENT_OPTS,
+     "The node's machine as its health service last sampled it: CPU per mode, load, memory and "
+     "swap, pressure stall, real filesystems (size, used, available, inodes), disk I/O, network "
+     "per interface, uptime, and the node's own RSS, fds, threads, connections and queued bytes "
+     "(docs/health.md)."},
     {"version", bl__cli_version, "beamlet version [--short]",
      "The release, the git revision and the build date (--short: the release only)."},
     {"config template", bl__cli_config_template, "beamlet config template dev|staging|prod",

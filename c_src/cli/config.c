@@ -60,6 +60,8 @@ static const opt OPTS[] = {
      "service call balancing: round_robin/least_outstanding (round_robin)"},
     {"registry_max_entries", "--registry-max-entries", "BEAMLET_REGISTRY_MAX_ENTRIES",
      "service entries registered per node (1024)"},
+    {"health_interval_ms", "--health-interval-ms", "BEAMLET_HEALTH_INTERVAL_MS",
+     "node metrics sample interval (5000)"},
     {"capabilities", "--capabilities", "BEAMLET_CAPABILITIES",
      "what this node offers, comma separated"},
     {"metadata", "--metadata", "BEAMLET_METADATA", "key=value pairs, comma separated"},
@@ -300,6 +302,7 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         {"discovery_interval_ms", offsetof(bl_config, discovery_interval_ms), 100, 3600000},
         {"gossip_interval_ms", offsetof(bl_config, gossip_interval_ms), 100, 3600000},
         {"registry_max_entries", offsetof(bl_config, registry_max_entries), 1, 1000000},
+        {"health_interval_ms", offsetof(bl_config, health_interval_ms), 100, 3600000},
     };
     for (size_t i = 0; i < sizeof(UINTS) / sizeof(UINTS[0]); i++) {
         if (strcmp(key, UINTS[i].key)) continue;

@@ -2,6 +2,7 @@
  * join the target's cluster as a short-lived hidden node, ask, print and exit 0 (1 on failure). */
 #include "beamlet/beamlet.h"
 #include "beamlet/config.h"
+#include "admin.h"
 #include "cli.h"
 #include "node_ctx.h"
 #include "render.h"
@@ -64,25 +65,17 @@ static int run_node(int argc, char **argv)
 
 /* ---- admin commands ---- */
 
-typedef struct {
-    const char *cmd;     /* for messages: "ping", "cluster status", ... */
-    const char *target;  /* node asked */
-    const char *proc;    /* registered process called; NULL for ping */
-    const char *request; /* atom sent */
-    int json;            /* --format json */
-    unsigned timeout_ms;
-    int exit_code;
-} admin;
-
 static void render(admin *a, const char *buf, int index)
 {
     int idx = index;
     json_t *j = bl_term_to_json(buf, &idx);
     int tty = isatty(STDOUT_FILENO);
-    if (!j) {
+    if (j && a->show && !a->json) {
+        a->show(a, j);
+    } else if (!j) {
         printf("?\n");
     } else if (a->json) {
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
         printf("%s\n", s ? s : "null");
         free(s);
     } else if (!strcmp(a->request, "members") && json_is_array(j)) {
@@ -136,6 +129,7 @@ static int run_admin(admin *a, int argc, char **argv)
     a->timeout_ms = 5000;
     char err[512];
     const char *v;
+    int took;
     if ((v = getenv("COOKIE")) && *v) bl_config_set(&cfg, "cookie", v, err, sizeof(err));
     if ((v = getenv("BEAMLET_LOG_LEVEL")) && *v)
         bl_config_set(&cfg, "log_level", v, err, sizeof(err));
@@ -154,7 +148,13 @@ static int run_admin(admin *a, int argc, char **argv)
         } else if (!strcmp(arg, "--format") && val &&
                    (!strcmp(val, "json") || !strcmp(val, "table"))) {
             a->json = !strcmp(argv[++i], "json");
+        } else if (a->opt && (took = a->opt(a, argc, argv, i)) > 0) {
+            i += took - 1;
         } else {
+            if (a->err[0]) {
+                snprintf(err, sizeof(err), "%s", a->err);
+                goto bad;
+            }
             snprintf(err, sizeof(err), "unknown or incomplete option '%s'", arg);
             goto bad;
         }
@@ -179,10 +179,17 @@ static int run_admin(admin *a, int argc, char **argv)
     if (!a->proc) {
         rc = bl_ping(p, a->target, a->timeout_ms, admin_done, a);
     } else {
-        char req[64];
-        int i = 0;
-        ei_encode_atom(req, &i, a->request);
-        rc = bl_call(p, NULL, a->proc, a->target, req, i, a->timeout_ms, admin_done, a);
+        ei_x_buff req;
+        ei_x_new(&req);
+        if (a->encode ? a->encode(a, &req) : ei_x_encode_atom(&req, a->request)) {
+            ei_x_free(&req);
+            bl_node_free(n);
+            snprintf(err, sizeof(err), "%s", a->err);
+            goto bad;
+        }
+        rc =
+            bl_call(p, NULL, a->proc, a->target, req.buff, req.index, a->timeout_ms, admin_done, a);
+        ei_x_free(&req);
     }
     if (rc != BL_OK) {
         fprintf(stderr, "beamlet %s: %s: %s\n", a->cmd, a->target, bl_strerror(rc));
@@ -195,6 +202,11 @@ static int run_admin(admin *a, int argc, char **argv)
 bad:
     fprintf(stderr, "beamlet %s: %s\n", a->cmd, err);
     return 1;
+}
+
+int bl__cli_admin(admin *a, int argc, char **argv)
+{
+    return run_admin(a, argc, argv);
 }
 
 int main(int argc, char **argv)

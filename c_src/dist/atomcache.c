@@ -73,12 +73,24 @@ int bl_acache_set(bl_acache *a, unsigned slot, const char *text, size_t len)
     return 0;
 }
 
+/* A word at a time (atoms are hashed once per occurrence in every message sent), then murmur3's
+ * finalizer so that names differing in one character land far apart. */
 unsigned bl_acache_slot_of(const char *text, size_t len)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)text[i];
-        h *= 16777619u;
+    uint64_t h = len, w;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, text + i, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+        h = (h << 31) | (h >> 33);
     }
-    return (h ^ (h >> 11) ^ (h >> 22)) & (BL_ACACHE_SLOTS - 1);
+    w = 0;
+    if (i < len) memcpy(&w, text + i, len - i);
+    h ^= w;
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 33;
+    return (unsigned)h & (BL_ACACHE_SLOTS - 1);
 }

@@ -102,13 +102,13 @@ static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen)
     if (payload > n->cfg.max_message_size) return BL_ETOOBIG;
     if (before > n->cfg.send_queue_high_water) return BL_EBUSY;
     if (c->state == CONN_UP && bl_dh_sends_headers(c->dh)) {
-        /* large messages wait in fragments outside the queue: bound those separately, so that
-         * small messages still go while a large one streams */
-        if (payload > BL_DH_FRAG_SIZE && bl_dh_pending(c->dh) > n->cfg.send_queue_high_water)
-            return BL_EBUSY;
+        /* large messages wait in fragments outside the queue, bounded separately, so that small
+         * messages still go while a large one streams */
         if (!n->dh && !(n->dh = bl_dh_scratch_new())) return BL_ENOMEM;
-        if (bl_dh_send(c->dh, n->dh, &c->q, n->scratch.buff, ctl, msg, msg ? (size_t)msglen : 0))
-            return BL_ENOMEM;
+        int r = bl_dh_send(c->dh, n->dh, &c->q, n->scratch.buff, ctl, msg, msg ? (size_t)msglen : 0,
+                           n->cfg.send_queue_high_water);
+        if (r == -2) return BL_EBUSY;
+        if (r != 0) return BL_ENOMEM;
     } else {
         char *dst = bl_sendq_reserve(&c->q, 4 + payload);
         if (!dst) return BL_ENOMEM;
@@ -218,7 +218,7 @@ static int conn_flush(bl_conn *c)
     for (;;) {
         /* the next fragments of large messages join the queue as it drains */
         if (bl_dh_pending(c->dh) && bl_sendq_bytes(&c->q) < FRAG_LOW_WATER &&
-            bl_dh_pump(c->dh, &c->q, FRAG_LOW_WATER) < 0)
+            bl_dh_pump(c->dh, n->dh, &c->q, FRAG_LOW_WATER) < 0)
             return (errno = ENOMEM, -1);
         if (bl_sendq_bytes(&c->q) == 0) break;
         struct iovec iov[MAX_IOV];

@@ -38,13 +38,19 @@ typedef struct dh_seq {
     size_t acct;     /* bytes counted in dc->seq_bytes */
 } dh_seq;
 
-/* An outgoing sequence: the whole rewritten message, sent from off on. */
+/* An outgoing sequence: the whole rewritten message, sent from off on. Later frames to the same
+ * destination wait in follow (as pass-through frames, encoded when they go out, so the cache
+ * changes in stream order): Erlang keeps signals from one process to another in order, and a
+ * small message must not overtake a large one to the same process. */
 typedef struct dh_job {
     struct dh_job *next;
     uint64_t id;
     uint64_t frag; /* id of the next fragment */
     char *body;
     size_t len, off;
+    char *dst; /* the destination term of its control message (pid, name or alias) */
+    size_t dstlen;
+    bl_sendq follow;
 } dh_job;
 
 struct bl_dh_conn {
@@ -54,7 +60,8 @@ struct bl_dh_conn {
     size_t seq_bytes;
     uint32_t nseqs, njobs;
     dh_job *jobs, *jobs_tail;
-    size_t job_bytes;
+    size_t job_bytes;    /* of large messages, not yet in the send queue */
+    size_t follow_bytes; /* of frames waiting behind them */
     uint64_t next_seq;
     bl_dh_stats st;
 };
@@ -131,6 +138,8 @@ void bl_dh_conn_free(bl_dh_conn *dc)
     while (dc->jobs) {
         dh_job *j = dc->jobs;
         dc->jobs = j->next;
+        bl_sendq_free(&j->follow);
+        free(j->dst);
         free(j->body);
         free(j);
     }
@@ -153,7 +162,8 @@ void bl_dh_conn_stats(const bl_dh_conn *dc, bl_dh_stats *st)
     st->cache_out = dc->out.count;
     st->seqs_in = dc->nseqs;
     st->seqs_out = dc->njobs;
-    st->bytes = sizeof(*dc) + dc->in.bytes + dc->out.bytes + dc->seq_bytes + dc->job_bytes;
+    st->bytes = sizeof(*dc) + dc->in.bytes + dc->out.bytes + dc->seq_bytes + dc->job_bytes +
+                dc->follow_bytes;
 }
 
 bl_dh_scratch *bl_dh_scratch_new(void)
@@ -605,6 +615,39 @@ static void put_len(char *d, size_t len)
     p[3] = (unsigned char)len;
 }
 
+/* Where the destination of a control message is: {Op, ...} with the target pid, name or alias at
+ * element 3 for most ops, 4 for REG_SEND(_TT) and UNLINK_ID(_ACK). ctl starts with 131. Returns
+ * 0 with [*off, *off + *len), or -1 for ops without one (SPAWN_REQUEST: the node itself). */
+static int ctl_dest(const char *ctl, size_t ctllen, size_t *off, size_t *len)
+{
+    const unsigned char *u = (const unsigned char *)ctl;
+    if (ctllen < 5 || u[1] != 104 || u[2] < 3 || u[3] != 97) return -1;
+    unsigned op = u[4], elem;
+    switch (op) {
+    case 6:  /* REG_SEND */
+    case 16: /* REG_SEND_TT */
+    case 35: /* UNLINK_ID */
+    case 36: /* UNLINK_ID_ACK */
+        elem = 4;
+        break;
+    case 29: /* SPAWN_REQUEST(_TT): to the node */
+    case 30:
+        return -1;
+    default:
+        elem = 3;
+        break;
+    }
+    if (u[2] < elem) return -1;
+    size_t i = 5;
+    for (unsigned k = 2; k < elem; k++)
+        if (bl_term_check(ctl, ctllen, &i) != 0) return -1;
+    size_t start = i;
+    if (bl_term_check(ctl, ctllen, &i) != 0) return -1;
+    *off = start;
+    *len = i - start;
+    return 0;
+}
+
 static void job_push(bl_dh_conn *dc, dh_job *j)
 {
     j->next = NULL;
@@ -615,10 +658,43 @@ static void job_push(bl_dh_conn *dc, dh_job *j)
     dc->jobs_tail = j;
 }
 
+/* A frame held behind a job: 'p', ctl, msg, as it would have been sent without headers. */
+static int follow(bl_dh_conn *dc, dh_job *j, const char *ctl, size_t ctllen, const char *msg,
+                  size_t msglen)
+{
+    size_t payload = 1 + ctllen + (msg ? msglen : 0);
+    char *d = bl_sendq_reserve(&j->follow, 4 + payload);
+    if (!d) return -1;
+    put_len(d, payload);
+    d[4] = PASS_THROUGH;
+    memcpy(d + 5, ctl, ctllen);
+    if (msg) memcpy(d + 5 + ctllen, msg, msglen);
+    bl_sendq_commit(&j->follow, 4 + payload);
+    dc->follow_bytes += 4 + payload;
+    return 0;
+}
+
+static int send_now(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, const char *ctl, size_t ctllen,
+                    const char *msg, size_t msglen, size_t limit);
+
 int bl_dh_send(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, const char *ctl, size_t ctllen,
-               const char *msg, size_t msglen)
+               const char *msg, size_t msglen, size_t limit)
 {
     if (ctllen < 2 || (msg && msglen < 2)) return -1;
+    size_t doff, dlen;
+    if (dc->jobs && ctl_dest(ctl, ctllen, &doff, &dlen) == 0) {
+        for (dh_job *j = dc->jobs; j; j = j->next) {
+            if (j->dstlen != dlen || memcmp(j->dst, ctl + doff, dlen) != 0) continue;
+            if (dc->follow_bytes > limit) return -2;
+            return follow(dc, j, ctl, ctllen, msg, msglen);
+        }
+    }
+    return send_now(dc, s, q, ctl, ctllen, msg, msglen, limit);
+}
+
+static int send_now(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, const char *ctl, size_t ctllen,
+                    const char *msg, size_t msglen, size_t limit)
+{
     size_t ctl_body;
     size_t body = plan(dc, s, ctl, ctllen, msg, msglen, &ctl_body);
     if (!(dc->flags & BL_DH_DFLAG_FRAGMENTS) || body <= BL_DH_FRAG_SIZE) {
@@ -633,18 +709,27 @@ int bl_dh_send(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, const char *ctl, s
         return 0;
     }
     /* fragments: the first holds the whole control message (as BEAM requires) */
+    if (dc->job_bytes > limit) return -2;
     size_t first = ctl_body > BL_DH_FRAG_SIZE ? ctl_body : BL_DH_FRAG_SIZE;
     if (first > body) first = body;
     uint64_t nfrag = 1 + (body - first + BL_DH_FRAG_SIZE - 1) / BL_DH_FRAG_SIZE;
+    size_t doff = 0, dlen = 0;
+    int keyed = ctl_dest(ctl, ctllen, &doff, &dlen) == 0;
     dh_job *j = calloc(1, sizeof(*j));
     char *b = malloc(body);
+    char *dst = keyed ? malloc(dlen) : NULL;
     size_t hs = header_size(s, 1);
-    char *d = j && b ? bl_sendq_reserve(q, 4 + hs + first) : NULL;
+    char *d = j && b && (dst || !keyed) ? bl_sendq_reserve(q, 4 + hs + first) : NULL;
     if (!d) {
         free(j);
         free(b);
+        free(dst);
         return -1;
     }
+    if (keyed) memcpy(dst, ctl + doff, dlen);
+    j->dst = dst;
+    j->dstlen = dlen;
+    bl_sendq_init(&j->follow);
     j->id = dc->next_seq++;
     put_len(d, hs + first);
     size_t w = header_write(dc, s, (unsigned char *)d + 4, 1, j->id, nfrag);
@@ -666,10 +751,12 @@ int bl_dh_send(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, const char *ctl, s
 
 size_t bl_dh_pending(const bl_dh_conn *dc)
 {
-    return dc ? dc->job_bytes : 0;
+    return dc ? dc->job_bytes + dc->follow_bytes : 0;
 }
 
-int bl_dh_pump(bl_dh_conn *dc, bl_sendq *q, size_t low_water)
+static int resubmit(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, bl_sendq *from);
+
+int bl_dh_pump(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, size_t low_water)
 {
     int moved = 0;
     while (dc && dc->jobs && bl_sendq_bytes(q) < low_water) {
@@ -695,8 +782,13 @@ int bl_dh_pump(bl_dh_conn *dc, bl_sendq *q, size_t low_water)
         if (!dc->jobs) dc->jobs_tail = NULL;
         if (--j->frag == 0) {
             dc->njobs--;
+            dc->follow_bytes -= bl_sendq_bytes(&j->follow);
+            bl_sendq held = j->follow;
+            free(j->dst);
             free(j->body);
             free(j);
+            /* what waited for it goes now, in order (possibly behind a new job) */
+            if (resubmit(dc, s, q, &held) != 0) return -1;
         } else {
             job_push(dc, j); /* round robin between sequences */
         }
@@ -704,12 +796,11 @@ int bl_dh_pump(bl_dh_conn *dc, bl_sendq *q, size_t low_water)
     return moved;
 }
 
-int bl_dh_requeue(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q)
+/* Send every pass-through frame of from (freed) through bl_dh_send into q, in order. */
+static int resubmit(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, bl_sendq *from)
 {
-    bl_sendq old = *q;
-    bl_sendq_init(q);
     int rc = 0;
-    for (bl_chunk *c = old.head; c && rc == 0; c = c->next) {
+    for (bl_chunk *c = from->head; c && rc == 0; c = c->next) {
         size_t i = c->start;
         while (i + 4 <= c->end) {
             const unsigned char *u = (const unsigned char *)c->data + i;
@@ -738,13 +829,21 @@ int bl_dh_requeue(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q)
                 break;
             }
             const char *msg = e < len ? p + e : NULL;
-            if (bl_dh_send(dc, s, q, p + 1, e - 1, msg, msg ? len - e : 0) != 0) {
+            if (bl_dh_send(dc, s, q, p + 1, e - 1, msg, msg ? len - e : 0, SIZE_MAX) != 0) {
                 rc = -1;
                 break;
             }
         }
     }
-    bl_sendq_free(&old);
+    bl_sendq_free(from);
+    return rc;
+}
+
+int bl_dh_requeue(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q)
+{
+    bl_sendq old = *q;
+    bl_sendq_init(q);
+    int rc = resubmit(dc, s, q, &old);
     if (rc != 0) bl_sendq_free(q);
     return rc;
 }

@@ -77,15 +77,20 @@ int bl_dh_recv(bl_dh_conn *dc, bl_dh_scratch *s, const char *p, size_t len, size
                const char **out, size_t *outlen, const char **why);
 
 /* Queue one message for a peer that takes headers: ctl and msg as ei encodes them (each starting
- * with version byte 131; msg NULL for a control message alone). Returns 0, or -1 when out of
- * memory (then nothing was queued and the caches are unchanged). */
+ * with version byte 131; msg NULL for a control message alone). A message to the destination of
+ * a large message still going out waits behind it (Erlang's order between two processes); others
+ * go at once. Returns 0; -2 when it would wait while more than limit bytes of frames already
+ * wait, or would start a new large message while more than limit bytes of large messages are
+ * still to go; -1 when out of memory. On an error nothing was queued and the caches are
+ * unchanged. */
 int bl_dh_send(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, const char *ctl, size_t ctllen,
-               const char *msg, size_t msglen);
-/* Bytes of outgoing sequences not yet moved into the send queue. */
+               const char *msg, size_t msglen, size_t limit);
+/* Bytes of outgoing sequences (and of frames waiting behind them) not yet in the send queue. */
 size_t bl_dh_pending(const bl_dh_conn *dc);
 /* Move fragments of the outgoing sequences (round robin) into q while it holds less than
- * low_water bytes. Returns how many fragments were moved, or -1 when out of memory. */
-int bl_dh_pump(bl_dh_conn *dc, bl_sendq *q, size_t low_water);
+ * low_water bytes; when a sequence ends, the frames that waited behind it follow. Returns how
+ * many fragments were moved, or -1 when out of memory. */
+int bl_dh_pump(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, size_t low_water);
 /* Re-encode the pass-through frames in q (queued before the handshake said the peer takes
  * headers) as header frames, in order. Returns 0, or -1 when out of memory or a queued frame
  * is not well formed (q is then emptied). */

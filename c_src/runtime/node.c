@@ -73,6 +73,7 @@ void bl_config_init(bl_config *cfg)
     snprintf(cfg->global_mode, sizeof(cfg->global_mode), "auto");
     snprintf(cfg->registry_policy, sizeof(cfg->registry_policy), "round_robin");
     cfg->registry_max_entries = 1024;
+    cfg->health_interval_ms = 5000;
     cfg->heartbeat_interval_ms = 1000;
     cfg->failure_threshold = 3;
     cfg->election_timeout_ms = 1500;

@@ -125,18 +125,42 @@ cluster(W) ->
     Tag = make_ref(),
     {ok, Sub} = ?FFI:cluster_subscribe(W, {subject, self(), Tag}),
     ?assert(is_pid(Sub)),
+    %% the same events on the pub/sub topic cluster.events, in the shape cluster.event_decoder()
+    %% reads (atom keys; event, node, from, to atoms; role a binary; has_leader, term)
+    PTag = make_ref(),
+    {ok, PSub} = ?FFI:pubsub_subscribe(W, <<"cluster.events">>, at_most_once, {subject, self(), PTag}),
     %% a second node joins the cluster: the subscriber sees NodeJoined(node, role) for it
     {ok, W2} = ?FFI:start_worker(options(shim_test_util:name("gl2"),
                                          #{role => {some, agent}, cluster => {some, <<"gleamc">>},
                                            join => [W]})),
     ?assertEqual({ok, {node_joined, W2, agent}},
                  receive {Tag, {node_joined, W2, _} = E} -> {ok, E} after 10000 -> timeout end),
+    ?assertMatch({ok, {message, <<"cluster.events">>, #{event := node_joined, node := W2,
+                                                         role := <<"agent">>}, _, _}},
+                 receive {PTag, {message, _, #{event := node_joined, node := W2}, _, _} = PM} -> {ok, PM}
+                 after 10000 -> timeout end),
+    ?assertEqual({ok, W2}, ?FFI:node_from_dynamic(W2)),
+    ?assertEqual({error, nil}, ?FFI:node_from_dynamic(<<"not a node">>)),
     %% after unsubscribe, the node's leaving produces no event here, and the relay is gone
     ?assertEqual(nil, ?FFI:unsubscribe(Sub)),
     ?assertNot(is_process_alive(Sub)),
     ?assertEqual({ok, nil}, ?FFI:stop_worker(W2)),
+    ?assertMatch({ok, {message, _, #{event := node_state_changed, node := W2, from := F, to := T}, _, _}}
+                   when is_atom(F) andalso is_atom(T),
+                 receive {PTag, {message, _, #{event := node_state_changed, node := W2}, _, _} = PM2} -> {ok, PM2}
+                 after 10000 -> timeout end),
+    ?assertEqual(nil, ?FFI:unsubscribe(PSub)),
     ?assertEqual(timeout, recv(Tag, 3000)),
-    ?assertEqual(nil, ?FFI:unsubscribe(Sub)). % a second time: nothing happens
+    ?assertEqual(nil, ?FFI:unsubscribe(Sub)), % a second time: nothing happens
+    %% a subscription ends by itself when the connection drops (kill -9 of the node)
+    {N3, _} = R3 = shim_test_util:start_raw("glsubkill"),
+    {ok, N3} = ?FFI:connect(atom_to_binary(N3)),
+    {ok, Sub3} = ?FFI:cluster_subscribe(N3, {subject, self(), make_ref()}),
+    Relay = ?FFI:subscription_pid(Sub3),
+    ?assert(is_process_alive(Relay)),
+    Mon = erlang:monitor(process, Relay),
+    ok = shim_test_util:kill_raw(R3),
+    ?assertEqual(down, receive {'DOWN', Mon, process, Relay, _} -> down after 15000 -> timeout end).
 
 %% registry.register/watch/find/find_on/call/deregister with Gleam's shapes.
 registry(W) ->

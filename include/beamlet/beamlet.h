@@ -97,6 +97,9 @@ typedef struct bl_config {
     char registry_policy[24];      /* round_robin | least_outstanding */
     unsigned registry_max_entries; /* local service entries per node (default 1024) */
 
+    /* health and metrics (docs/health.md) */
+    unsigned health_interval_ms; /* metrics sample interval (default 5000) */
+
     /* discovery (docs/cluster.md) */
     int epmd_local;                 /* poll the local EPMD (default 1) */
     char epmd_pattern[128];         /* fnmatch pattern on alive names (default "*") */

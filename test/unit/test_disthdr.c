@@ -119,14 +119,14 @@ static int drain_into(bl_sendq *q, side *r, const blob *want, int nwant, int *fr
 static void send_ok(side *x, bl_sendq *q, const ei_x_buff *ctl, const ei_x_buff *msg)
 {
     assert_int_equal(bl_dh_send(x->dc, x->s, q, ctl->buff, (size_t)ctl->index,
-                                msg ? msg->buff : NULL, msg ? (size_t)msg->index : 0),
+                                msg ? msg->buff : NULL, msg ? (size_t)msg->index : 0, SIZE_MAX),
                      0);
 }
 
-/* {22, FromPid, ToPid} (SEND_SENDER) */
-static void ctl_send(ei_x_buff *x)
+/* {22, FromPid, ToPid} (SEND_SENDER) to pid number to */
+static void ctl_send_to(ei_x_buff *x, unsigned to)
 {
-    erlang_pid a = {.num = 1, .serial = 0, .creation = 7}, b = {.num = 2, .creation = 9};
+    erlang_pid a = {.num = 1, .serial = 0, .creation = 7}, b = {.num = to, .creation = 9};
     strcpy(a.node, "sender@host");
     strcpy(b.node, "beamlet@host");
     ei_x_new_with_version(x);
@@ -134,6 +134,11 @@ static void ctl_send(ei_x_buff *x)
     ei_x_encode_long(x, 22);
     ei_x_encode_pid(x, &a);
     ei_x_encode_pid(x, &b);
+}
+
+static void ctl_send(ei_x_buff *x)
+{
+    ctl_send_to(x, 2);
 }
 
 /* ---- the atom cache table ---- */
@@ -702,8 +707,10 @@ static void test_roundtrip_fragments(void **state)
 {
     (void)state;
     side tx = side_new(HDRS), rx = side_new(0);
-    ei_x_buff ctl, big1, big2, small;
-    ctl_send(&ctl);
+    ei_x_buff ctl, ctl2, ctl3, big1, big2, small;
+    ctl_send(&ctl);        /* big1 to pid 2 */
+    ctl_send_to(&ctl2, 3); /* big2 to pid 3 */
+    ctl_send_to(&ctl3, 4); /* small ones to pid 4 */
     size_t n1 = 5 * BL_DH_FRAG_SIZE + 123, n2 = 3 * BL_DH_FRAG_SIZE;
     char *b1 = malloc(n1), *b2 = malloc(n2);
     assert_non_null(b1);
@@ -723,12 +730,12 @@ static void test_roundtrip_fragments(void **state)
     ei_x_encode_atom(&small, "tick_like");
     blob w1, w2, ws;
     w1.p = passthrough(&ctl, &big1, &w1.len);
-    w2.p = passthrough(&ctl, &big2, &w2.len);
-    ws.p = passthrough(&ctl, &small, &ws.len);
+    w2.p = passthrough(&ctl2, &big2, &w2.len);
+    ws.p = passthrough(&ctl3, &small, &ws.len);
     bl_sendq q;
     bl_sendq_init(&q);
     send_ok(&tx, &q, &ctl, &big1);
-    send_ok(&tx, &q, &ctl, &big2);
+    send_ok(&tx, &q, &ctl2, &big2);
     assert_true(bl_dh_pending(tx.dc) > 0);
     /* the queue holds just the two first fragments, not 8 x 64 KiB */
     assert_true(bl_sendq_bytes(&q) < 3 * BL_DH_FRAG_SIZE);
@@ -740,12 +747,12 @@ static void test_roundtrip_fragments(void **state)
     int rounds = 0, seen_small_before_big1 = 0;
     while (bl_dh_pending(tx.dc) > 0) {
         assert_true(rounds < 20);
-        send_ok(&tx, &q, &ctl, &small);
+        send_ok(&tx, &q, &ctl3, &small);
         assert_int_equal(drain_into(&q, &rx, &ws, 1, NULL), 1);
         seen_small_before_big1++;
         bl_dh_stats st0, st1;
         bl_dh_conn_stats(tx.dc, &st0);
-        assert_int_equal(bl_dh_pump(tx.dc, &q, 1), 1);
+        assert_int_equal(bl_dh_pump(tx.dc, tx.s, &q, 1), 1);
         bl_dh_conn_stats(tx.dc, &st1);
         blob *w = NULL; /* a sequence ended: big2 (4 fragments) ends before big1 (6) */
         if (st1.seqs_out < st0.seqs_out) w = st1.seqs_out == 1 ? &w2 : &w1;
@@ -773,8 +780,35 @@ static void test_roundtrip_fragments(void **state)
     assert_int_equal(frames, 1);
     side_free(&one);
     side_free(&rx2);
-    /* a sequence still going when the connection ends is freed with it (ASan checks) */
+    /* a small message to the destination of a large one still going out waits behind it (Erlang
+     * keeps one process's signals to another in order); one to elsewhere does not */
+    blob wsame, order[3];
+    wsame.p = passthrough(&ctl, &small, &wsame.len);
     send_ok(&tx, &q, &ctl, &big1);
+    send_ok(&tx, &q, &ctl, &small);  /* to pid 2: held */
+    send_ok(&tx, &q, &ctl3, &small); /* to pid 4: goes */
+    assert_int_equal(drain_into(&q, &rx, &ws, 1, NULL), 1);
+    order[0] = w1;
+    order[1] = wsame;
+    while (bl_dh_pending(tx.dc) > 0)
+        assert_true(bl_dh_pump(tx.dc, tx.s, &q, 1 << 30) >= 1);
+    assert_int_equal(drain_into(&q, &rx, order, 2, NULL), 2);
+    /* the wait is bounded: with more than limit bytes waiting, a further one is refused */
+    send_ok(&tx, &q, &ctl, &big1);
+    for (int k = 0; k < 100; k++) /* 100 x 69 bytes wait behind big1 */
+        send_ok(&tx, &q, &ctl, &small);
+    assert_int_equal(bl_dh_send(tx.dc, tx.s, &q, ctl.buff, (size_t)ctl.index, small.buff,
+                                (size_t)small.index, 1000),
+                     -2);
+    assert_int_equal(bl_dh_send(tx.dc, tx.s, &q, ctl2.buff, (size_t)ctl2.index, big2.buff,
+                                (size_t)big2.index, 1000),
+                     -2);
+    assert_int_equal(bl_dh_send(tx.dc, tx.s, &q, ctl3.buff, (size_t)ctl3.index, small.buff,
+                                (size_t)small.index, 1000),
+                     0);
+    free(wsame.p);
+    /* a sequence still going when the connection ends is freed with it (ASan checks) */
+    send_ok(&tx, &q, &ctl, &small);
     bl_sendq_free(&q);
     free(w1.p);
     free(w2.p);
@@ -782,6 +816,8 @@ static void test_roundtrip_fragments(void **state)
     free(b1);
     free(b2);
     ei_x_free(&ctl);
+    ei_x_free(&ctl2);
+    ei_x_free(&ctl3);
     ei_x_free(&big1);
     ei_x_free(&big2);
     ei_x_free(&small);

@@ -32,6 +32,7 @@ import gleam/dynamic.{type Dynamic}
 import gleam/dynamic/decode.{type DecodeError, type Decoder}
 import gleam/erlang/atom.{type Atom}
 import gleam/erlang/node
+import gleam/erlang/process.{type Pid}
 
 /// A node of the cluster: gleam_erlang's `Node` (an atom), so `beamlet/node` and
 /// `gleam/erlang/node` can be used together without an import alias.
@@ -78,6 +79,30 @@ pub fn node_name(n: Node) -> String {
   atom.to_string(node.name(n))
 }
 
+/// A decoder for a node name in a reply or a payload (an atom).
+pub fn node_decoder() -> Decoder(Node) {
+  decode.new_primitive_decoder("Node", fn(data) {
+    case node_from_dynamic(data) {
+      Ok(n) -> Ok(n)
+      Error(Nil) -> Error(node.self())
+    }
+  })
+}
+
+@external(erlang, "beamlet_gleam_ffi", "node_from_dynamic")
+fn node_from_dynamic(data: Dynamic) -> Result(Node, Nil)
+
+/// A role from the name the C node uses (`"agent"` -> `Agent`).
+pub fn role_from_name(name: String) -> Role {
+  case name {
+    "coordinator" -> Coordinator
+    "agent" -> Agent
+    "gateway" -> Gateway
+    "monitor" -> Monitor
+    other -> OtherRole(other)
+  }
+}
+
 /// A role as the C node spells it (`"coordinator"`, ...).
 pub fn role_name(role: Role) -> String {
   case role {
@@ -120,6 +145,11 @@ pub type Subscription
 /// in the subject's mailbox stay there.
 @external(erlang, "beamlet_gleam_ffi", "unsubscribe")
 pub fn unsubscribe(subscription: Subscription) -> Nil
+
+/// The process behind a subscription. Monitor it (`process.monitor`) to learn when the
+/// subscription ends by itself, for example because the connection to the node dropped.
+@external(erlang, "beamlet_gleam_ffi", "subscription_pid")
+pub fn subscription_pid(subscription: Subscription) -> Pid
 
 /// Start the `beamlet` OTP application (node tracking and the worker supervisor). Call it once
 /// before using `beamlet/node.list`, `beamlet/node.monitor`, `beamlet/worker.start`, or the

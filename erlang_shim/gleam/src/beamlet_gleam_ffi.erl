@@ -12,7 +12,8 @@
 %% erlang_shim/test/gleam_run.sh checks both in the module layout of a Gleam build.
 -module(beamlet_gleam_ffi).
 
--export([start/0, start_distribution/2, call/4, cast/3, unsubscribe/1,
+-export([start/0, start_distribution/2, call/4, cast/3, unsubscribe/1, subscription_pid/1,
+         node_from_dynamic/1,
          connect/1, nodes/0, info/1, stats/1, registered/1, whereis/2, monitor/2, demonitor/1,
          start_worker/1, start_link_worker/1, worker_node/1, stop_worker/1, which_workers/0, worker_os_pid/1,
          discovery_start/1, discovery_found/1, discovery_refresh/1, discovery_stop/1,
@@ -193,6 +194,16 @@ unsubscribe(Relay) when is_pid(Relay) ->
             erlang:demonitor(Mon, [flush]),
             nil
     end.
+
+%% @doc `beamlet.subscription_pid(subscription)': the relay process (to monitor it: it ends when
+%% the subscription does, for example when the connection to the node drops).
+-spec subscription_pid(pid()) -> pid().
+subscription_pid(Relay) when is_pid(Relay) -> Relay.
+
+%% @doc `beamlet.node_decoder()': an atom is a Node.
+-spec node_from_dynamic(term()) -> gleam_result(node(), nil).
+node_from_dynamic(A) when is_atom(A) -> {ok, A};
+node_from_dynamic(_) -> {error, nil}.
 
 %% A Subject as gleam_erlang's process.send delivers to it: `{Tag, Msg}' to the owner, or
 %% `{Name, Msg}' to the process registered as Name (a name nobody holds any more: dropped).

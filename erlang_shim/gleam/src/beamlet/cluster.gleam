@@ -12,8 +12,10 @@
 //// ```
 
 import beamlet.{type CallError, type Node, type Role, type Subscription}
+import gleam/dynamic/decode.{type Decoder}
+import gleam/erlang/atom
 import gleam/erlang/process.{type Subject}
-import gleam/option.{type Option}
+import gleam/option.{type Option, None, Some}
 
 /// A member's state in the cluster.
 pub type MemberState {
@@ -100,4 +102,51 @@ pub fn subscribe(
 /// Stop a subscription (`beamlet.unsubscribe`).
 pub fn unsubscribe(subscription: Subscription) -> Nil {
   beamlet.unsubscribe(subscription)
+}
+
+/// Decodes the payload of a pub/sub message on the topic `cluster.events` (a map the node
+/// publishes for each event `subscribe` delivers), for `pubsub.decode_payload`.
+pub fn event_decoder() -> Decoder(Event) {
+  use kind <- decode.field(atom.create("event"), atom.decoder())
+  case atom.to_string(kind) {
+    "node_joined" -> {
+      use n <- decode.field(atom.create("node"), beamlet.node_decoder())
+      use role <- decode.field(atom.create("role"), decode.string)
+      decode.success(NodeJoined(node: n, role: beamlet.role_from_name(role)))
+    }
+    "node_state_changed" -> {
+      use n <- decode.field(atom.create("node"), beamlet.node_decoder())
+      use from <- decode.field(atom.create("from"), state_decoder())
+      use to <- decode.field(atom.create("to"), state_decoder())
+      decode.success(NodeStateChanged(node: n, from: from, to: to))
+    }
+    "node_left" -> {
+      use n <- decode.field(atom.create("node"), beamlet.node_decoder())
+      decode.success(NodeLeft(node: n))
+    }
+    "leader_changed" -> {
+      use has_leader <- decode.field(atom.create("has_leader"), decode.bool)
+      use n <- decode.field(atom.create("node"), beamlet.node_decoder())
+      use term <- decode.field(atom.create("term"), decode.int)
+      let leader = case has_leader {
+        True -> Some(n)
+        False -> None
+      }
+      decode.success(LeaderChanged(leader: leader, term: term))
+    }
+    _ -> decode.failure(LeaderChanged(leader: None, term: 0), "cluster event")
+  }
+}
+
+fn state_decoder() -> Decoder(MemberState) {
+  use name <- decode.then(atom.decoder())
+  case atom.to_string(name) {
+    "joining" -> decode.success(Joining)
+    "active" -> decode.success(Active)
+    "suspected" -> decode.success(Suspected)
+    "failed" -> decode.success(Failed)
+    "leaving" -> decode.success(Leaving)
+    "left" -> decode.success(Left)
+    _ -> decode.failure(Failed, "member state")
+  }
 }

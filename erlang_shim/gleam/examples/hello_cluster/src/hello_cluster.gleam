@@ -7,6 +7,7 @@
 import beamlet.{type Node}
 import beamlet/cluster
 import beamlet/node
+import beamlet/pubsub
 import beamlet/registry
 import beamlet/worker
 import gleam/dynamic/decode
@@ -161,11 +162,20 @@ pub fn show_cluster(a: Node) -> Nil {
   )
 }
 
-/// Cluster events into a Subject: a third worker (under the application's own supervisor)
-/// joins and leaves while we watch.
+/// Cluster events into a Subject, and the same events as pub/sub messages on the topic
+/// `cluster.events`: a third worker (under the application's own supervisor) joins and leaves
+/// while we watch.
 pub fn watch_events(a: Node) -> Nil {
   let events = process.new_subject()
   let assert Ok(subscription) = cluster.subscribe(to: a, into: events)
+  let inbox = process.new_subject()
+  let assert Ok(topic) =
+    pubsub.subscribe(
+      on: a,
+      to: "cluster.events",
+      qos: pubsub.AtMostOnce,
+      into: inbox,
+    )
 
   let assert Ok(c) =
     worker.new("hello_c")
@@ -175,8 +185,10 @@ pub fn watch_events(a: Node) -> Nil {
   print_events(events, 2000)
   let assert Ok(Nil) = worker.stop(c)
   print_events(events, 2000)
+  print_messages(inbox)
 
   cluster.unsubscribe(subscription)
+  pubsub.unsubscribe(topic)
 }
 
 fn print_events(events: process.Subject(cluster.Event), within: Int) -> Nil {
@@ -184,6 +196,19 @@ fn print_events(events: process.Subject(cluster.Event), within: Int) -> Nil {
     Ok(event) -> {
       io.println("event: " <> describe(event))
       print_events(events, within)
+    }
+    Error(Nil) -> Nil
+  }
+}
+
+fn print_messages(inbox: process.Subject(pubsub.Message)) -> Nil {
+  case process.receive(inbox, within: 0) {
+    Ok(message) -> {
+      case pubsub.decode_payload(message, cluster.event_decoder()) {
+        Ok(event) -> io.println(message.topic <> ": " <> describe(event))
+        Error(_) -> io.println(message.topic <> ": " <> string.inspect(message))
+      }
+      print_messages(inbox)
     }
     Error(Nil) -> Nil
   }

@@ -1,0 +1,97 @@
+/* health.h - node metrics (CPU, load, memory, pressure, filesystems, disk I/O, network, uptime
+ * and the node's own process) seen from C: the `beamlet_health` process.
+ *
+ * Every beamlet node samples its machine on a timer (health_interval_ms, default 5000) from
+ * /proc and statfs, the files node_exporter reads. The reading happens on a worker thread (a
+ * statfs on a hung NFS mount blocks that thread, never the event loop); the loop receives each
+ * finished sample through an ev_async. The gen_server protocol of `beamlet_health` is in
+ * docs/health.md. Everything here is called on the loop thread. */
+#ifndef BEAMLET_HEALTH_H
+#define BEAMLET_HEALTH_H
+
+#include "beamlet.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BL_HEALTH_MAX_FS 32     /* filesystems reported */
+#define BL_HEALTH_MAX_DISKS 32  /* block devices reported */
+#define BL_HEALTH_MAX_IFACES 32 /* network interfaces reported */
+
+/* CPU time in USER_HZ ticks since boot, summed over all CPUs (/proc/stat "cpu" line). Kernels
+ * before 2.6.24 have no guest column, before 2.6.33 no guest_nice: those read as 0. */
+typedef struct bl_cpu_times {
+    unsigned long long user, nice, system, idle, iowait, irq, softirq, steal, guest, guest_nice;
+} bl_cpu_times;
+
+/* Share of CPU time per mode between two samples, percent of all CPUs (0..100). */
+typedef struct bl_cpu_percent {
+    double user, nice, system, idle, iowait, irq, softirq, steal;
+    double busy; /* 100 - idle - iowait */
+} bl_cpu_percent;
+
+/* One /proc/pressure file: "some" and (kernel 5.13+ for cpu) "full" averages, percent. */
+typedef struct bl_psi {
+    int present, has_full;
+    double some10, some60, some300, full10, full60, full300;
+    unsigned long long some_total_us, full_total_us;
+} bl_psi;
+
+typedef struct bl_fs_info {
+    char mount[256], device[128], fstype[32];
+    unsigned long long size_bytes, free_bytes, avail_bytes; /* avail: for unprivileged users */
+    unsigned long long inodes_total, inodes_free;
+    double used_percent; /* as df: used / (used + avail) */
+} bl_fs_info;
+
+typedef struct bl_disk_io {
+    char device[64];
+    unsigned long long reads, writes, read_bytes, written_bytes, io_time_ms;
+    double read_bytes_per_s, write_bytes_per_s; /* since the previous sample */
+} bl_disk_io;
+
+typedef struct bl_net_io {
+    char iface[64];
+    unsigned long long rx_bytes, rx_packets, rx_errors, rx_dropped;
+    unsigned long long tx_bytes, tx_packets, tx_errors, tx_dropped;
+    double rx_bytes_per_s, tx_bytes_per_s; /* since the previous sample */
+} bl_net_io;
+
+typedef struct bl_health_metrics {
+    unsigned long long time_ms; /* wall clock of the sample, ms since the epoch */
+    unsigned ncpu;
+    bl_cpu_times cpu;
+    bl_cpu_percent cpu_pct; /* since the previous sample (the first: since boot) */
+    double load1, load5, load15;
+    unsigned procs_running, procs_total;
+    /* memory: used = total - available, as free(1) of procps 4 shows it */
+    unsigned long long mem_total, mem_free, mem_available, mem_used, mem_buffers, mem_cached;
+    unsigned long long swap_total, swap_free, swap_used;
+    int mem_available_estimated; /* kernel before 3.14: free + buffers + cached */
+    bl_psi psi_cpu, psi_memory, psi_io;
+    double uptime_s;
+    int nfs, ndisks, nifaces;
+    bl_fs_info fs[BL_HEALTH_MAX_FS];
+    bl_disk_io disks[BL_HEALTH_MAX_DISKS];
+    bl_net_io ifaces[BL_HEALTH_MAX_IFACES];
+    /* the node's own OS process */
+    unsigned long long rss_bytes;
+    unsigned fds, threads;
+    unsigned connections;           /* distribution connections up */
+    unsigned long long queue_bytes; /* bytes waiting in their send queues */
+    double collect_ms;              /* time the worker spent reading this sample */
+} bl_health_metrics;
+
+/* The latest sample. BL_OK, BL_ENOPROC (health not running) or BL_EBUSY (no sample yet). */
+int bl_health_metrics_get(bl_node *n, bl_health_metrics *out);
+
+/* Called on the loop thread after each new sample. Returns an id > 0 or a BL_E* code. */
+typedef void (*bl_health_sample_cb)(bl_node *n, const bl_health_metrics *m, void *ud);
+int bl_health_subscribe(bl_node *n, bl_health_sample_cb cb, void *ud);
+void bl_health_unsubscribe(bl_node *n, int id);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
