@@ -82,6 +82,7 @@ static const kv KV[] = {
     S("gossip_if", gossip_if),
     S("gossip_secret", gossip_secret),
     U("gossip_interval_ms", gossip_interval_ms),
+    U("health_interval_ms", health_interval_ms),
 };
 
 int bl__cfg_value(const bl_config *cfg, const char *key, char *buf, size_t len)

@@ -194,14 +194,15 @@ config show
 service list
 service restart
 node leave
-completion"
+completion
+metrics"
 n=0
 while read -r c; do
     [ -z "$c" ] && continue
     out=$("$BIN" $c --help 2>&1)
     if [ $? -eq 0 ] && grep -q "^usage: beamlet $c" <<<"$out"; then n=$((n + 1)); else bad "'$c --help': $out"; fi
 done <<<"$cmds"
-[ "$n" -eq 15 ] && ok "--help on all $n commands" || bad "only $n commands with --help"
+[ "$n" -eq 16 ] && ok "--help on all $n commands" || bad "only $n commands with --help"
 
 # ---- completion ----
 "$BIN" completion bash >"$TMP/c.bash"
