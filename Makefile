@@ -2,6 +2,7 @@
 #   make          build priv/beamlet and priv/libbeamlet.a
 #   make run      install what is missing, start EPMD, run a node (--sname beamlet)
 #   make test     install what is missing, run every test (ASan+UBSan build), print "N passed, N failed"
+#   make test-scale  100 nodes (release build) booted at once form one cluster, every node answering
 #   make bench    throughput/latency/RSS/start-up figures next to BEAM's, as ratios
 #   make fuzz     run the fuzz targets for long
 #   make compdb   compile_commands.json for clangd (bear)
@@ -33,7 +34,7 @@ FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst test/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 EXAMPLES := $(patsubst examples/%.c,$(REL)/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all deps deps-run run run-node test test-build bench fuzz clean compdb format
+.PHONY: all deps deps-run run run-node test test-build test-scale bench fuzz clean compdb format
 all: priv/beamlet priv/libbeamlet.a $(EXAMPLES)
 
 deps:
@@ -91,11 +92,17 @@ build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(HDRS)
 	    -L$(ERL_EI)/lib -lei -lpthread -o $@
 
 # the gossip fuzzer needs the gossip codec and the logger, not the dist sources
-build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/cluster/crypto.c c_src/runtime/log.c $(HDRS)
+build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/log.c $(HDRS)
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
-	    c_src/cluster/gossip.c c_src/cluster/crypto.c c_src/runtime/log.c \
+	    c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/log.c \
 	    -L$(ERL_EI)/lib -lei -lev -ljansson -lcrypto -ldl -lpthread -o $@
+
+# the handshake fuzzer needs the state machine (and ei, for its MD5)
+build/fuzz/fuzz_handshake: test/fuzz/fuzz_handshake.c c_src/dist/hsm.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
+	    c_src/dist/hsm.c -L$(ERL_EI)/lib -lei -lpthread -o $@
 
 # the /proc parsers of the health service: procfs.c alone
 build/fuzz/fuzz_procfs: test/fuzz/fuzz_procfs.c c_src/health/procfs.c $(HDRS)
@@ -120,17 +127,24 @@ test: deps
 	@$(MAKE) --no-print-directory test-build
 	@test/run_all.sh
 
+test-scale: deps
+	@$(MAKE) --no-print-directory priv/beamlet
+	@BEAMLET_BIN=$(CURDIR)/priv/beamlet test/scale/run.sh $${BL_SCALE_NODES:-100}
+
 $(REL)/bench_node: test/bench/bench_node.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/pubsub_bench_node: test/bench/pubsub_bench_node.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
+$(REL)/bench_hs: test/bench/hs_bench.c $(REL)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -Ic_src -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/bench_epmd_wait: test/bench/epmd_wait.c
 	$(CC) $(CFLAGS_GCC) -O2 -g $< -o $@
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(REL)/bench_node $(REL)/bench_epmd_wait $(REL)/pubsub_bench_node
+	@$(MAKE) --no-print-directory all $(REL)/bench_node $(REL)/bench_epmd_wait $(REL)/pubsub_bench_node $(REL)/bench_hs
 	@test/bench/run.sh
 	@test/bench/cluster_bench.sh
+	@test/bench/hs_bench.sh
 	@test/bench/pubsub_bench.sh
 
 fuzz: deps

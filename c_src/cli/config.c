@@ -4,6 +4,7 @@
  * environment and the flags all go through bl_config_set, so validation lives in one place. */
 #include "beamlet/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -36,15 +37,17 @@ static const opt OPTS[] = {
     {"send_queue_high_water", "--send-queue-high-water", "BEAMLET_SEND_QUEUE_HIGH_WATER",
      "bytes queued per connection before sends are refused (8 MiB)"},
     {"connect_timeout_ms", "--connect-timeout-ms", "BEAMLET_CONNECT_TIMEOUT_MS",
-     "outgoing connect + handshake (5000)"},
+     "per step of an outgoing connect: host lookup, EPMD, TCP (5000)"},
     {"handshake_timeout_ms", "--handshake-timeout-ms", "BEAMLET_HANDSHAKE_TIMEOUT_MS",
-     "per step of an incoming handshake (5000)"},
+     "per handshake packet, both directions (5000)"},
     {"reconnect_backoff_max_ms", "--reconnect-backoff-max-ms", "BEAMLET_RECONNECT_BACKOFF_MAX_MS",
      "cap of the reconnect backoff (10000)"},
-    {"handshake_workers", "--handshake-workers", "BEAMLET_HANDSHAKE_WORKERS",
-     "max concurrent handshakes (8)"},
+    {"max_handshakes_per_address", "--max-handshakes-per-address",
+     "BEAMLET_MAX_HANDSHAKES_PER_ADDRESS", "incoming handshakes at once from one address (256)"},
+    {"proto_dist", "--proto-dist", "BEAMLET_PROTO_DIST",
+     "inet_tcp or inet6_tcp, like erl -proto_dist (from the addresses)"},
     {"listen_address", "--listen-address", "BEAMLET_LISTEN_ADDRESS",
-     "IPv4 address to listen on (0.0.0.0)"},
+     "IPv4 or IPv6 address to listen on (0.0.0.0; :: with inet6_tcp)"},
     {"listen_port", NULL, "CLUSTER_PORT", "alias of BEAMLET_PORT"},
     {"listen_port", "--port", "BEAMLET_PORT", "TCP port (0: any)"},
     {"publish", "--publish", "BEAMLET_PUBLISH", "register in EPMD: true/false (true)"},
@@ -262,17 +265,23 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
             cfg->reconnect_backoff_max_ms = (unsigned)u;
         return BL_OK;
     }
-    if (!strcmp(key, "handshake_workers")) {
-        if (parse_u64(v, 1, 256, &u)) return fail(err, errlen, key, "'%s' is not 1..256", v);
-        cfg->handshake_workers = (unsigned)u;
+    if (!strcmp(key, "max_handshakes_per_address")) {
+        if (parse_u64(v, 1, 65536, &u)) return fail(err, errlen, key, "'%s' is not 1..65536", v);
+        cfg->max_handshakes_per_address = (unsigned)u;
+        return BL_OK;
+    }
+    if (!strcmp(key, "proto_dist")) {
+        if (strcmp(v, "inet_tcp") && strcmp(v, "inet6_tcp"))
+            return fail(err, errlen, key, "'%s' is not inet_tcp or inet6_tcp", v);
+        snprintf(cfg->proto_dist, sizeof(cfg->proto_dist), "%s", v);
         return BL_OK;
     }
     if (!strcmp(key, "listen_address")) {
-        unsigned a, b, c, d;
-        char extra;
-        if (sscanf(v, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) != 4 || a > 255 || b > 255 ||
-            c > 255 || d > 255)
-            return fail(err, errlen, key, "'%s' is not an IPv4 address", v);
+        struct in_addr a4;
+        struct in6_addr a6;
+        if (strlen(v) >= sizeof(cfg->listen_address) ||
+            (inet_pton(AF_INET, v, &a4) != 1 && inet_pton(AF_INET6, v, &a6) != 1))
+            return fail(err, errlen, key, "'%s' is not an IPv4 or IPv6 address", v);
         snprintf(cfg->listen_address, sizeof(cfg->listen_address), "%s", v);
         return BL_OK;
     }

@@ -6,19 +6,22 @@
  *  - EPMD hosts (epmd_hosts list and/or a .hosts.erlang-style hosts_file): the same on each host;
  *  - DNS poll: A records of dns_name become dns_basename@IP (as libcluster's DNSPoll);
  *  - gossip: libcluster-compatible UDP multicast (gossip.c).
- * EPMD queries, file reads and DNS lookups block, so each polling round runs in a short-lived
- * worker thread that hands a list of node names back through an ev_async. A box shared by
- * reference count lets the node stop while a round is still running: the worker then finds the
- * box closed and frees it. */
+ * File reads and DNS polls block, so that part of each polling round runs in a short-lived
+ * worker thread that hands node names (DNS) and EPMD hosts (hosts file, epmd_hosts, the local
+ * EPMD) back through an ev_async. A box shared by reference count lets the node stop while a round
+ * is still running: the worker then finds the box closed and frees it. Each EPMD host is then
+ * asked for its NAMES on the loop, with the distribution layer's own EPMD client (dist/epmd.c)
+ * after a lookup of the host through its resolver (dist/resolve.c, off the loop for names). */
 #include "cluster_int.h"
 #include "gossip.h"
+#include "../dist/epmd.h"
+#include "../dist/resolve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +29,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define EPMD_PORT 4369
 #define EPMD_TMO_MS 1000
 #define MAX_FOUND 1024
+#define MAX_HOSTS 256
+
+typedef struct epmd_host {
+    char host[256];      /* whose EPMD to ask */
+    char name_host[256]; /* the host part of the node names found there */
+} epmd_host;
 
 typedef struct round_box {
     pthread_mutex_t mu;
@@ -43,8 +51,20 @@ typedef struct round_box {
     /* outputs */
     char (*found)[BL_NODE_LEN];
     int nfound;
+    epmd_host *hosts;
+    int nhosts;
     char error[256];
 } round_box;
+
+/* One EPMD host being asked for its names, on the loop. */
+typedef struct names_q {
+    struct names_q *next;
+    struct discovery *d;
+    epmd_host h;
+    int stage; /* 0 resolving, 1 asking EPMD, 2 done */
+    bl_resolve_wait *rw;
+    bl_epmd_req *er;
+} names_q;
 
 struct discovery {
     bl_cluster *c;
@@ -53,6 +73,7 @@ struct discovery {
     round_box *box; /* the round in flight, if any */
     ev_tstamp last_round;
     bl_gossip *gossip;
+    names_q *queries; /* EPMD NAMES in flight */
 };
 
 static void box_unref(round_box *b)
@@ -63,6 +84,7 @@ static void box_unref(round_box *b)
     if (last) {
         pthread_mutex_destroy(&b->mu);
         free(b->found);
+        free(b->hosts);
         free(b);
     }
 }
@@ -75,59 +97,13 @@ static void add_found(round_box *b, const char *alive, const char *host)
     snprintf(b->found[b->nfound++], BL_NODE_LEN, "%s@%s", alive, host);
 }
 
-/* Blocking NAMES_REQ to one EPMD (worker thread only). */
+/* An EPMD host to ask on the loop (worker thread: only records it). */
 static void epmd_names(round_box *b, const char *host, const char *name_host)
 {
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-    char port[8];
-    snprintf(port, sizeof(port), "%d", EPMD_PORT);
-    if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai) {
-        snprintf(b->error, sizeof(b->error), "cannot resolve EPMD host %s", host);
-        return;
-    }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        freeaddrinfo(ai);
-        return;
-    }
-    int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
-    struct pollfd p = {.fd = fd, .events = POLLOUT};
-    if ((r < 0 && errno != EINPROGRESS) || poll(&p, 1, EPMD_TMO_MS) <= 0) {
-        close(fd);
-        snprintf(b->error, sizeof(b->error), "EPMD on %s not reachable", host);
-        return;
-    }
-    int soerr = 0;
-    socklen_t sl = sizeof(soerr);
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-    const unsigned char req[3] = {0, 1, 110}; /* NAMES_REQ */
-    if (soerr || send(fd, req, 3, MSG_NOSIGNAL) != 3) {
-        close(fd);
-        snprintf(b->error, sizeof(b->error), "EPMD on %s refused the query", host);
-        return;
-    }
-    char buf[65536];
-    size_t len = 0;
-    for (;;) {
-        p.events = POLLIN;
-        if (poll(&p, 1, EPMD_TMO_MS) <= 0) break;
-        ssize_t k = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-        if (k <= 0) break;
-        len += (size_t)k;
-        if (len >= sizeof(buf) - 1) break;
-    }
-    close(fd);
-    buf[len] = 0;
-    if (len < 4) return;
-    /* 4-byte EPMD port, then lines "name NAME at port N" */
-    char *save = NULL;
-    for (char *line = strtok_r(buf + 4, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char alive[256];
-        int nport;
-        if (sscanf(line, "name %255s at port %d", alive, &nport) == 2)
-            add_found(b, alive, name_host);
-    }
+    if (b->nhosts >= MAX_HOSTS) return;
+    snprintf(b->hosts[b->nhosts].host, sizeof(b->hosts[0].host), "%s", host);
+    snprintf(b->hosts[b->nhosts].name_host, sizeof(b->hosts[0].name_host), "%s", name_host);
+    b->nhosts++;
 }
 
 static void for_each_csv(const char *csv, void (*fn)(round_box *, const char *), round_box *b)
@@ -220,7 +196,10 @@ static void start_round(struct discovery *d)
     round_box *b = calloc(1, sizeof(*b));
     if (!b) return;
     b->found = calloc(MAX_FOUND, BL_NODE_LEN);
-    if (!b->found) {
+    b->hosts = calloc(MAX_HOSTS, sizeof(epmd_host));
+    if (!b->found || !b->hosts) {
+        free(b->found);
+        free(b->hosts);
         free(b);
         return;
     }
@@ -240,6 +219,7 @@ static void start_round(struct discovery *d)
         pthread_attr_destroy(&at);
         pthread_mutex_destroy(&b->mu);
         free(b->found);
+        free(b->hosts);
         free(b);
         return;
     }
@@ -253,6 +233,79 @@ static void consider(bl_cluster *c, const char *node)
     bl_node *n = c->n;
     if (bl_is_local_node(n, node) || cl_is_rejected(c, node) || bl_is_connected(n, node)) return;
     bl_connect(n, node);
+}
+
+/* ---- NAMES on the loop ---- */
+
+static void names_sweep(struct discovery *d)
+{
+    names_q *q, *t;
+    LL_FOREACH_SAFE(d->queries, q, t)
+    {
+        if (q->stage != 2) continue;
+        LL_DELETE(d->queries, q);
+        free(q);
+    }
+}
+
+static void on_names(void *ud, const char *names, const char *why)
+{
+    names_q *q = ud;
+    struct discovery *d = q->d;
+    bl_node *n = d->c->n;
+    q->er = NULL;
+    q->stage = 2;
+    if (!names) {
+        bl_log(n, BL_LOG_DEBUG, "discovery: EPMD on %s: %s", q->h.host, why);
+        return;
+    }
+    /* lines "name NAME at port N" */
+    const char *p = names;
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        char line[512], alive[256];
+        int port;
+        snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), p);
+        if (sscanf(line, "name %255s at port %d", alive, &port) == 2 &&
+            fnmatch(n->cfg.epmd_pattern, alive, 0) == 0 && strncmp(alive, "beamlet_cli_", 12)) {
+            char node[BL_NODE_LEN];
+            snprintf(node, sizeof(node), "%s@%s", alive, q->h.name_host);
+            consider(d->c, node);
+        }
+        p += len;
+        if (*p) p++;
+    }
+}
+
+static void on_host(void *ud, const bl_addrs *addrs, const char *why)
+{
+    names_q *q = ud;
+    bl_node *n = q->d->c->n;
+    q->rw = NULL;
+    if (!addrs) {
+        bl_log(n, BL_LOG_DEBUG, "discovery: cannot resolve EPMD host %s: %s", q->h.host, why);
+        q->stage = 2;
+        return;
+    }
+    q->stage = 1;
+    q->er = bl_epmd_names(n->loop, (const struct sockaddr *)&addrs->a[0], addrs->len[0],
+                          EPMD_TMO_MS, on_names, q);
+    if (!q->er) q->stage = 2;
+}
+
+static void ask_names(struct discovery *d, const epmd_host *h)
+{
+    bl_node *n = d->c->n;
+    names_q *q = calloc(1, sizeof(*q));
+    if (!q) return;
+    q->d = d;
+    q->h = *h;
+    LL_PREPEND(d->queries, q);
+    /* the callback may run before bl_resolve returns (an IP literal, a cached answer) */
+    bl_resolve_wait *w =
+        bl_resolve(n->resolver, h->host, n->inet6 ? AF_INET6 : AF_INET, on_host, q);
+    if (q->stage == 0) q->rw = w;
 }
 
 static void round_done_cb(struct ev_loop *loop, ev_async *w, int revents)
@@ -269,6 +322,9 @@ static void round_done_cb(struct ev_loop *loop, ev_async *w, int revents)
     if (b->error[0]) bl_log(d->c->n, BL_LOG_DEBUG, "discovery: %s", b->error);
     for (int i = 0; i < b->nfound; i++)
         consider(d->c, b->found[i]);
+    names_sweep(d);
+    for (int i = 0; i < b->nhosts; i++)
+        ask_names(d, &b->hosts[i]);
     d->box = NULL;
     box_unref(b);
 }
@@ -287,6 +343,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     bl_node *n = d->c->n;
     for (int i = 0; i < n->cfg.njoin; i++)
         consider(d->c, n->cfg.join[i]);
+    names_sweep(d);
     if (!d->box && needs_rounds(&n->cfg) &&
         ev_now(n->loop) - d->last_round >= n->cfg.discovery_interval_ms / 1000.0)
         start_round(d);
@@ -332,6 +389,13 @@ void disc_stop(bl_cluster *c)
         box_unref(d->box);
     }
     if (d->gossip) bl_gossip_stop(d->gossip);
+    while (d->queries) {
+        names_q *q = d->queries;
+        d->queries = q->next;
+        if (q->rw) bl_resolve_cancel(n->resolver, q->rw);
+        if (q->er) bl_epmd_cancel(q->er);
+        free(q);
+    }
     free(d);
     c->disc = NULL;
 }

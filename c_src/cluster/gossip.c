@@ -42,7 +42,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "crypto.h"
+#include "../runtime/crypto.h"
 
 #define PREFIX "heartbeat::"
 #define PREFIX_LEN 11

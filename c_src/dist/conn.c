@@ -7,14 +7,18 @@
  * connected starts a connect (handshake.c) and queues the frame, like BEAM's auto-connect; a failed
  * connect backs off exponentially.
  *
- * When both sides connect at once two sockets can come up for one pair of nodes. Both sides keep
- * the one initiated by the node whose name sorts first and retire the other: a retired socket stops
- * taking new frames, flushes what it has, half-closes, and keeps delivering what still arrives on
- * it until the peer closes it too. */
+ * One handshake at a time owns a node's slot (c->hs), in either direction, as in BEAM's
+ * net_kernel. When the peer's handshake arrives while ours is pending, BEAM's rule decides
+ * (bl_conn_hs_named): the node whose name sorts after the other's keeps its own attempt and
+ * answers "nok"; the other drops its attempt and answers "ok_simultaneous". So a BEAM node and a C
+ * node, or two C nodes, always keep the same single socket. A handshake from a node we hold a live
+ * connection to is answered "alive": if the peer says its attempt is current (it restarted), the
+ * old connection is closed once the new one has proved the cookie. */
 #include "../runtime/internal.h"
 #include "disthdr.h"
 #include "frame.h"
 #include "handshake.h"
+#include "hsm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +31,7 @@
 
 #define READ_CHUNK (64 * 1024) /* free space per read on a busy connection */
 #define MAX_IOV 64
-#define MAX_PENDING_ACCEPTS 128
+#define MAX_HANDSHAKES 1024 /* running at once, all addresses together */
 #define FRAG_LOW_WATER (2 * BL_DH_FRAG_SIZE) /* queue fragments of a large message below this */
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -65,11 +69,9 @@ static bl_conn *conn_new(bl_node *n, const char *node)
 static void start_connect(bl_node *n, bl_conn *c)
 {
     c->state = CONN_CONNECTING;
-    if (c->connect_busy) return;
-    if (bl_hs_connect(n->hs, c->node) == BL_OK) {
-        c->connect_busy = 1;
-        bl_log(n, BL_LOG_DEBUG, "connecting to %s", c->node);
-    }
+    if (c->hs) return; /* a handshake (ours or the peer's) is already under way */
+    c->hs = bl_hs_connect(n, c->node);
+    if (c->hs) bl_log(n, BL_LOG_DEBUG, "connecting to %s", c->node);
 }
 
 int bl_connect(bl_node *n, const char *node)
@@ -80,6 +82,7 @@ int bl_connect(bl_node *n, const char *node)
     if (!c && !(c = conn_new(n, node))) return BL_ENOMEM;
     if (c->state == CONN_UP) return BL_OK;
     if (c->state == CONN_DOWN && ev_now(n->loop) < c->retry_at) return BL_ENODEDOWN;
+    c->wanted = 1;
     start_connect(n, c);
     return BL_OK;
 }
@@ -146,19 +149,9 @@ static void conn_stop_io(bl_conn *c)
     ev_io_stop(c->n->loop, &c->rio);
     ev_io_stop(c->n->loop, &c->wio);
     if (c->fd >= 0) {
-        if (ei_close_connection(c->fd) < 0) close(c->fd);
+        close(c->fd);
         c->fd = -1;
     }
-}
-
-static void retired_free(bl_conn *c)
-{
-    LL_DELETE2(c->n->retired, c, rnext);
-    conn_stop_io(c);
-    bl_sendq_free(&c->q);
-    bl_dh_conn_free(c->dh);
-    free(c->rbuf);
-    free(c);
 }
 
 void bl_conn_close(bl_conn *c, const char *reason)
@@ -168,10 +161,6 @@ void bl_conn_close(bl_conn *c, const char *reason)
     if (c->reading) { /* finish in conn_parse, after the current frame */
         if (!c->close_pending) snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
         c->close_pending = 1;
-        return;
-    }
-    if (c->retired) {
-        retired_free(c);
         return;
     }
     int was_up = c->state == CONN_UP;
@@ -247,10 +236,7 @@ static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
         bl_conn_close(c, why);
         return;
     }
-    if (bl_sendq_bytes(&c->q) == 0) {
-        ev_io_stop(loop, w);
-        if (c->retired) shutdown(c->fd, SHUT_WR); /* done sending */
-    }
+    if (bl_sendq_bytes(&c->q) == 0) ev_io_stop(loop, w);
 }
 
 /* ---- reading ---- */
@@ -438,18 +424,7 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-/* ---- adopting finished handshakes ---- */
-
-/* ei keeps a table entry (with a full copy of the ei_cnode, ~18 KB) for every fd it
- * handshakes, used only by ei's own I/O functions. The loop owns the socket from here on, so keep
- * a duplicate and let ei close its original, which frees the entry. */
-static int take_fd(int fd)
-{
-    int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (nfd < 0) return fd; /* keep ei's entry rather than fail */
-    if (ei_close_connection(fd) < 0) close(fd);
-    return nfd;
-}
+/* ---- handshakes (handshake.c reports here) ---- */
 
 static int setup_fd(int fd)
 {
@@ -470,89 +445,75 @@ static void conn_start(bl_node *n, bl_conn *c, int fd)
     if (bl_sendq_bytes(&c->q) > 0) ev_io_start(n->loop, &c->wio);
 }
 
-/* Move the live socket of c into a detached, retired connection that drains and closes. */
-static void retire_live(bl_node *n, bl_conn *c)
-{
-    bl_conn *r = calloc(1, sizeof(*r));
-    if (!r) {
-        conn_stop_io(c);
-        return;
-    }
-    ev_io_stop(n->loop, &c->rio);
-    ev_io_stop(n->loop, &c->wio);
-    *r = *c;
-    memset(&r->hh, 0, sizeof(r->hh));
-    c->dh = NULL; /* the caches and sequences belong to the old socket */
-    r->retired = 1;
-    LL_PREPEND2(n->retired, r, rnext);
-    ev_io_init(&r->rio, conn_read_cb, r->fd, EV_READ);
-    ev_io_init(&r->wio, conn_write_cb, r->fd, EV_WRITE);
-    r->rio.data = r->wio.data = r;
-    ev_io_start(n->loop, &r->rio);
-    if (bl_sendq_bytes(&r->q) > 0)
-        ev_io_start(n->loop, &r->wio);
-    else
-        shutdown(r->fd, SHUT_WR);
-    /* the live conn starts afresh */
-    c->fd = -1;
-    c->rbuf = NULL;
-    c->rlen = c->rcap = 0;
-    bl_sendq_init(&c->q);
-}
-
-void bl_conn_adopt(bl_node *n, const char *node, int fd, int outgoing)
+/* BEAM's net_kernel accept_pending: the status for a handshake from node. */
+bl_hs_status bl_conn_hs_named(bl_node *n, bl_hs *h, const char *node)
 {
     if (bl_is_local_node(n, node)) {
         bl_log(n, BL_LOG_WARN, "refusing a connection that claims our own name %s", node);
-        if (ei_close_connection(fd) < 0) close(fd);
-        return;
-    }
-    fd = take_fd(fd);
-    if (setup_fd(fd) < 0) {
-        if (ei_close_connection(fd) < 0) close(fd);
-        return;
+        return BL_HS_STATUS_NOT_ALLOWED;
     }
     bl_conn *c = bl_conn_find(n, node);
+    if (c && c->state == CONN_UP) { /* up_pending: ask the peer whether it restarted */
+        if (c->hs_alive) return BL_HS_STATUS_CLOSE;
+        c->hs_alive = h;
+        return BL_HS_STATUS_ALIVE;
+    }
+    if (c && c->hs) {
+        if (strcmp(n->name, node) > 0) return BL_HS_STATUS_NOK; /* ours wins */
+        bl_log(n, BL_LOG_DEBUG, "simultaneous connect with %s: taking its connection", node);
+        bl_hs_abort(c->hs);
+        c->hs = h;
+        return BL_HS_STATUS_OK_SIMULTANEOUS;
+    }
+    if (!c && !(c = conn_new(n, node))) return BL_HS_STATUS_CLOSE;
+    c->state = CONN_CONNECTING; /* frames for node queue up meanwhile */
+    c->hs = h;
+    return BL_HS_STATUS_OK;
+}
+
+/* BEAM's is_pending: told "alive", is our attempt still the one we want? */
+int bl_conn_hs_still_pending(bl_node *n, bl_hs *h, const char *node)
+{
+    bl_conn *c = bl_conn_find(n, node);
+    return c && c->hs == h && c->state != CONN_UP;
+}
+
+int bl_conn_hs_release(bl_node *n, bl_hs *h, const char *node)
+{
+    bl_conn *c = bl_conn_find(n, node);
+    int role = 0;
+    if (c && c->hs == h) {
+        c->hs = NULL;
+        role |= BL_HS_ROLE_PENDING;
+    }
+    if (c && c->hs_alive == h) {
+        c->hs_alive = NULL;
+        role |= BL_HS_ROLE_ALIVE;
+    }
+    return role;
+}
+
+void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role, uint64_t flags)
+{
+    bl_conn *c = bl_conn_find(n, node);
+    if (role & BL_HS_ROLE_ALIVE) { /* the peer restarted: its old connection goes first */
+        if (c && c->state == CONN_UP) bl_conn_close(c, "replaced by a new connection from the peer");
+        c = bl_conn_find(n, node);
+    }
+    if (!role || n->stopping || (c && c->state == CONN_UP) || setup_fd(fd) < 0) {
+        close(fd); /* nobody waits for this socket any more */
+        return;
+    }
     if (!c && !(c = conn_new(n, node))) {
-        if (ei_close_connection(fd) < 0) close(fd);
+        close(fd);
         return;
     }
-    if (outgoing) c->connect_busy = 0;
-    if (c->state == CONN_UP) {
-        /* Duplicate: keep the socket initiated by the node whose name sorts first. */
-        int ours_first = strcmp(n->name, node) < 0;
-        int keep_new = (outgoing && ours_first) || (!outgoing && !ours_first);
-        bl_log(n, BL_LOG_DEBUG, "simultaneous connect with %s: keeping the %s socket", node,
-               keep_new ? "new" : "existing");
-        if (!keep_new) {
-            bl_conn *r = calloc(1, sizeof(*r));
-            if (!r) {
-                if (ei_close_connection(fd) < 0) close(fd);
-                return;
-            }
-            r->n = n;
-            snprintf(r->node, sizeof(r->node), "%s", node);
-            bl_sendq_init(&r->q);
-            r->fd = fd;
-            r->state = CONN_UP;
-            r->retired = 1;
-            r->last_read = r->last_progress = ev_now(n->loop);
-            LL_PREPEND2(n->retired, r, rnext);
-            ev_io_init(&r->rio, conn_read_cb, fd, EV_READ);
-            ev_io_init(&r->wio, conn_write_cb, fd, EV_WRITE);
-            r->rio.data = r->wio.data = r;
-            ev_io_start(n->loop, &r->rio);
-            shutdown(fd, SHUT_WR);
-            return;
-        }
-        retire_live(n, c);
-        c->outgoing = outgoing;
-        conn_start(n, c, fd);
-        return;
-    }
+    bl_dh_conn_free(c->dh); /* header state for the flags this connection negotiated */
+    c->dh = bl_dh_conn_new(flags);
     c->state = CONN_UP;
     c->outgoing = outgoing;
     c->backoff_ms = 0;
+    c->wanted = 0;
     n->stats.connections++;
     if (outgoing)
         n->stats.conns_connected++;
@@ -563,13 +524,33 @@ void bl_conn_adopt(bl_node *n, const char *node, int fd, int outgoing)
     notify_nodes(n, BL_NODEUP, node, NULL);
 }
 
+void bl_conn_hs_failed(bl_node *n, const char *node, int outgoing, int role, const char *why)
+{
+    if (!(role & BL_HS_ROLE_PENDING)) return; /* it held no slot: nothing waits on it */
+    if (outgoing) {
+        bl_conn_connect_failed(n, node, why);
+        return;
+    }
+    bl_conn *c = bl_conn_find(n, node);
+    if (!c || c->state != CONN_CONNECTING || c->hs) return;
+    if (c->wanted || bl_sendq_bytes(&c->q) > 0) { /* we want this node: connect ourselves */
+        start_connect(n, c);
+        return;
+    }
+    HASH_DEL(n->conns, c);
+    bl_sendq_free(&c->q);
+    bl_dh_conn_free(c->dh);
+    free(c->rbuf);
+    free(c);
+}
+
 void bl_conn_connect_failed(bl_node *n, const char *node, const char *why)
 {
     bl_conn *c = bl_conn_find(n, node);
     n->stats.handshakes_failed++;
     if (!c) return;
-    c->connect_busy = 0;
     if (c->state != CONN_CONNECTING) return; /* an incoming connection won meanwhile */
+    c->wanted = 0;
     unsigned b = c->backoff_ms ? c->backoff_ms * 2 : 100;
     if (b > n->cfg.reconnect_backoff_max_ms) b = n->cfg.reconnect_backoff_max_ms;
     c->backoff_ms = b;
@@ -590,10 +571,6 @@ void bl_conn_tick_all(bl_node *n)
     ev_tstamp now = ev_now(n->loop);
     double t = n->cfg.net_ticktime_s;
     bl_conn *c, *tmp;
-    LL_FOREACH_SAFE2(n->retired, c, tmp, rnext)
-    {
-        if (now - c->last_read > t) retired_free(c); /* peer never closed it */
-    }
     HASH_ITER(hh, n->conns, c, tmp)
     {
         if (c->state != CONN_UP) continue;
@@ -622,8 +599,7 @@ void bl_conn_tick_all(bl_node *n)
 
 void bl_conn_close_all(bl_node *n)
 {
-    while (n->retired)
-        retired_free(n->retired);
+    bl_hs_free_all(n); /* no handshake outlives the node's connections */
     bl_conn *c, *tmp;
     HASH_ITER(hh, n->conns, c, tmp)
     {
@@ -648,24 +624,20 @@ void bl_conn_listen_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     bl_node *n = w->data;
     for (int i = 0; i < 64; i++) {
-        int fd = accept4(n->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        int fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR) continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 bl_log(n, BL_LOG_WARN, "accept failed: %s", strerror(errno));
             return;
         }
-        if (n->accepts_inflight >= MAX_PENDING_ACCEPTS) {
-            bl_log(n, BL_LOG_WARN, "%u handshakes already pending; connection refused",
-                   n->accepts_inflight);
+        if (n->stopping || bl_hs_count(n) >= MAX_HANDSHAKES) {
+            if (!n->stopping)
+                bl_log(n, BL_LOG_WARN, "%u handshakes already running; connection refused",
+                       bl_hs_count(n));
             close(fd);
             continue;
         }
-        if (bl_hs_accept(n->hs, fd, n->listen_fd) == BL_OK) {
-            n->accepts_inflight++;
-        } else {
-            bl_log(n, BL_LOG_WARN, "cannot start a handshake worker; connection refused");
-            close(fd);
-        }
+        bl_hs_accept(n, fd);
     }
 }

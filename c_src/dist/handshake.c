@@ -1,396 +1,481 @@
-/* handshake.c - ei handshakes on an elastic worker pool (see handshake.h).
+/* handshake.c - the handshake driver: sockets, timers and steps around hsm.c (see handshake.h).
  *
- * The socket callbacks are ei's "user supplied socket implementation" (ussi) interface: plain TCP
- * with poll()-based timeouts, except that accept() does not call accept(2) but returns the fd the
- * loop already accepted for the job this thread is running (a thread-local set per job). */
+ * Reads take exactly what the current handshake packet still needs, so nothing that follows the
+ * handshake (the peer's first frames) is read here: the connection starts on a clean stream. */
 #include "handshake.h"
+#include "../runtime/internal.h"
+#include "epmd.h"
+#include "flags.h"
+#include "hsm.h"
+#include "resolve.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
-typedef struct hs_job {
-    struct hs_job *next;
-    int outgoing;
-    int fd, lfd;
-    char node[BL_NODE_LEN];
-} hs_job;
+typedef enum {
+    ST_RESOLVE, /* outgoing: waiting for the host's addresses */
+    ST_EPMD,    /* outgoing: waiting for PORT_PLEASE2 */
+    ST_CONNECT, /* outgoing: TCP connect in progress */
+    ST_RUN,     /* the handshake proper */
+    ST_FLUSH,   /* done: the last packet is still being written */
+    ST_NOK,     /* outgoing told "nok": waiting for the peer's connection to replace us */
+} hs_stage;
 
-struct bl_hs_pool {
-    pthread_mutex_t mu;
-    pthread_cond_t idle_cv;
-    hs_job *jobs_head, *jobs_tail;
-    bl_hs_result *done;
-    unsigned running, max;
-    unsigned accept_tmo, connect_tmo;
-    int shutting_down;
-    ei_cnode *ec;
-    void (*notify)(void *);
-    void *arg;
+/* Incoming handshakes running per remote address. */
+typedef struct bl_hs_addr {
+    UT_hash_handle hh;
+    char addr[INET6_ADDRSTRLEN];
+    unsigned count;
+    ev_tstamp last_log;
+} bl_hs_addr;
+
+struct bl_hs {
+    struct bl_hs *prev, *next; /* in node->handshakes */
+    bl_node *n;
+    int outgoing;
+    hs_stage stage;
+    int fd;
+    ev_io io;
+    ev_timer timer;
+    bl_resolve_wait *rw;
+    bl_epmd_req *er;
+    bl_addrs addrs;
+    int addr_i;
+    int port;
+    char addr[INET6_ADDRSTRLEN]; /* remote address, for logs and the per-address bound */
+    int counted;                 /* holds one of addr's per-address slots */
+    char node[BL_NODE_LEN];      /* outgoing: dialled; incoming: once announced */
+    size_t outoff;
+    bl_hsm m;
 };
 
-/* The fd accepted by the loop for the accept job this worker thread is running. */
-static _Thread_local int tl_accepted_fd = -1;
-
-/* ---- socket callbacks ---- */
-
-#define CTX_FD(ctx) ((int)(intptr_t)(ctx))
-#define FD_CTX(fd) ((void *)(intptr_t)(fd))
-
-static int wait_fd(int fd, short events, unsigned tmo)
+unsigned bl_hs_count(const bl_node *n)
 {
-    struct pollfd pfd = {.fd = fd, .events = events};
-    int ms = tmo == EI_SCLBK_INF_TMO ? -1 : (int)tmo;
+    return n->nhandshakes;
+}
+
+static uint32_t random32(void)
+{
+    uint32_t v = 0;
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v)) v ^= (uint32_t)random();
+    return v;
+}
+
+static void arm_timer(bl_hs *h, unsigned ms)
+{
+    ev_timer_stop(h->n->loop, &h->timer);
+    ev_timer_set(&h->timer, ms / 1000.0, 0);
+    ev_timer_start(h->n->loop, &h->timer);
+}
+
+static void watch(bl_hs *h, int events)
+{
+    ev_io_stop(h->n->loop, &h->io);
+    if (h->fd < 0 || !events) return;
+    ev_io_set(&h->io, h->fd, events);
+    ev_io_start(h->n->loop, &h->io);
+}
+
+static void hs_free(bl_hs *h)
+{
+    bl_node *n = h->n;
+    ev_io_stop(n->loop, &h->io);
+    ev_timer_stop(n->loop, &h->timer);
+    if (h->rw) bl_resolve_cancel(n->resolver, h->rw);
+    if (h->er) bl_epmd_cancel(h->er);
+    if (h->fd >= 0) close(h->fd);
+    if (h->counted) {
+        bl_hs_addr *a = NULL;
+        HASH_FIND_STR(n->hs_addrs, h->addr, a);
+        if (a && --a->count == 0) {
+            HASH_DEL(n->hs_addrs, a);
+            free(a);
+        }
+    }
+    DL_DELETE(n->handshakes, h);
+    n->nhandshakes--;
+    free(h);
+}
+
+void bl_hs_abort(bl_hs *h)
+{
+    if (h) hs_free(h);
+}
+
+void bl_hs_free_all(bl_node *n)
+{
+    while (n->handshakes)
+        hs_free(n->handshakes);
+    bl_hs_addr *a, *t;
+    HASH_ITER(hh, n->hs_addrs, a, t)
+    {
+        HASH_DEL(n->hs_addrs, a);
+        free(a);
+    }
+}
+
+/* The handshake ended without a connection. conn.c forgets it before it is freed, and hears of
+ * the outcome after (its callbacks may start new handshakes or stop the node). */
+static void hs_fail(bl_hs *h, const char *why)
+{
+    bl_node *n = h->n;
+    char node[BL_NODE_LEN], msg[200];
+    snprintf(node, sizeof(node), "%s", h->node);
+    snprintf(msg, sizeof(msg), "%s", why);
+    int outgoing = h->outgoing;
+    int role = node[0] ? bl_conn_hs_release(n, h, node) : 0;
+    if (!outgoing) {
+        n->stats.handshakes_failed++;
+        bl_log(n, BL_LOG_WARN, "incoming handshake refused: from %s%s%s%s: %s", h->addr,
+               node[0] ? " (" : "", node, node[0] ? ")" : "", msg);
+    }
+    hs_free(h);
+    if (node[0]) bl_conn_hs_failed(n, node, outgoing, role, msg);
+}
+
+/* Write what the state machine queued; 1 when all of it is out, 0 when waiting, -1 on error. */
+static int hs_flush(bl_hs *h)
+{
+    while (h->outoff < h->m.outlen) {
+        ssize_t k = send(h->fd, h->m.out + h->outoff, h->m.outlen - h->outoff, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            return -1;
+        }
+        h->outoff += (size_t)k;
+    }
+    h->outoff = h->m.outlen = 0;
+    return 1;
+}
+
+/* Hand a finished socket to conn.c. */
+static void hs_up(bl_hs *h)
+{
+    bl_node *n = h->n;
+    int fd = h->fd;
+    h->fd = -1;
+    char node[BL_NODE_LEN];
+    snprintf(node, sizeof(node), "%s", h->m.peer);
+    int outgoing = h->outgoing;
+    uint64_t flags = h->m.flags;
+    int role = bl_conn_hs_release(n, h, node);
+    hs_free(h);
+    bl_conn_hs_up(n, node, fd, outgoing, role, flags);
+}
+
+/* After feeding or deciding: send what is queued, then act on the machine's state. */
+static void hs_after(bl_hs *h, int rc)
+{
+    int fl = hs_flush(h);
+    if (fl < 0) {
+        hs_fail(h, rc == BL_HSM_ERROR ? h->m.error : "write failed");
+        return;
+    }
+    switch (rc) {
+    case BL_HSM_ERROR:
+        hs_fail(h, h->m.error);
+        return;
+    case BL_HSM_NOK: {
+        /* the peer's own connection to us is in flight and wins; keep the pending slot (and the
+         * frames queued for that node) until it arrives or the timeout says it never will */
+        close(h->fd);
+        h->fd = -1;
+        watch(h, 0);
+        h->stage = ST_NOK;
+        arm_timer(h, h->n->cfg.handshake_timeout_ms);
+        bl_log(h->n, BL_LOG_DEBUG, "simultaneous connect with %s: waiting for its connection",
+               h->node);
+        return;
+    }
+    case BL_HSM_DONE:
+        if (fl == 0) {
+            h->stage = ST_FLUSH;
+            watch(h, EV_WRITE);
+            return;
+        }
+        hs_up(h);
+        return;
+    default:
+        arm_timer(h, h->n->cfg.handshake_timeout_ms);
+        watch(h, fl == 0 ? EV_READ | EV_WRITE : EV_READ);
+        return;
+    }
+}
+
+static void hs_decide(bl_hs *h, int rc)
+{
+    bl_node *n = h->n;
+    while (rc == BL_HSM_DECIDE || rc == BL_HSM_PENDING) {
+        if (rc == BL_HSM_DECIDE) {
+            snprintf(h->node, sizeof(h->node), "%s", h->m.peer);
+            bl_hs_status st = bl_conn_hs_named(n, h, h->m.peer);
+            rc = bl_hsm_decide(&h->m, st);
+        } else {
+            rc = bl_hsm_still_pending(&h->m, bl_conn_hs_still_pending(n, h, h->node));
+        }
+    }
+    hs_after(h, rc);
+}
+
+static void hs_read(bl_hs *h)
+{
+    unsigned char buf[2 + BL_HSM_PACKET_MAX];
     for (;;) {
-        int r = poll(&pfd, 1, ms);
-        if (r > 0) return 0;
-        if (r == 0) return ETIMEDOUT;
-        if (errno != EINTR) return errno;
+        size_t want = bl_hsm_want(&h->m);
+        if (want > sizeof(buf)) want = sizeof(buf);
+        ssize_t k = recv(h->fd, buf, want, 0);
+        if (k == 0) {
+            hs_fail(h, "connection closed by peer during the handshake");
+            return;
+        }
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            char why[96];
+            snprintf(why, sizeof(why), "read failed: %s", strerror(errno));
+            hs_fail(h, why);
+            return;
+        }
+        size_t used;
+        int rc = bl_hsm_feed(&h->m, (const char *)buf, (size_t)k, &used);
+        if (rc == BL_HSM_MORE && h->m.outlen == 0) {
+            if (h->m.inlen == 0) arm_timer(h, h->n->cfg.handshake_timeout_ms);
+            continue; /* a packet is still incomplete: read on */
+        }
+        hs_decide(h, rc);
+        return;
     }
 }
 
-static int cb_socket(void **ctx, void *setup)
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    (void)setup;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return errno;
-    *ctx = FD_CTX(fd);
-    return 0;
-}
-
-static int cb_close(void *ctx)
-{
-    return close(CTX_FD(ctx)) < 0 ? errno : 0;
-}
-
-static int cb_listen(void *ctx, void *addr, int *len, int backlog)
-{
-    int fd = CTX_FD(ctx), one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, addr, (socklen_t)*len) < 0) return errno;
-    if (listen(fd, backlog) < 0) return errno;
-    socklen_t sl = (socklen_t)*len;
-    if (getsockname(fd, addr, &sl) < 0) return errno;
-    *len = (int)sl;
-    return 0;
-}
-
-static int cb_accept(void **ctx, void *addr, int *len, unsigned tmo)
-{
-    (void)tmo;
-    int fd = tl_accepted_fd;
-    if (fd < 0) return EAGAIN;
-    tl_accepted_fd = -1;
-    socklen_t sl = (socklen_t)*len;
-    if (getpeername(fd, addr, &sl) < 0) {
-        int e = errno;
-        close(fd);
-        return e;
-    }
-    *len = (int)sl;
-    *ctx = FD_CTX(fd);
-    return 0;
-}
-
-static int cb_connect(void *ctx, void *addr, int len, unsigned tmo)
-{
-    int fd = CTX_FD(ctx);
-    int fl = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    int r = connect(fd, addr, (socklen_t)len);
-    if (r < 0 && errno != EINPROGRESS) return errno;
-    if (r < 0) {
-        int e = wait_fd(fd, POLLOUT, tmo);
-        if (e) return e;
+    (void)loop;
+    bl_hs *h = w->data;
+    if (h->stage == ST_CONNECT) {
         int soerr = 0;
         socklen_t sl = sizeof(soerr);
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-        if (soerr) return soerr;
-    }
-    fcntl(fd, F_SETFL, fl);
-    return 0;
-}
-
-static int cb_write(void *ctx, const char *buf, ssize_t *len, unsigned tmo)
-{
-    int fd = CTX_FD(ctx);
-    int e = wait_fd(fd, POLLOUT, tmo);
-    if (e) return e;
-    ssize_t w;
-    do
-        w = send(fd, buf, (size_t)*len, MSG_NOSIGNAL);
-    while (w < 0 && errno == EINTR);
-    if (w < 0) return errno;
-    *len = w;
-    return 0;
-}
-
-static int cb_writev(void *ctx, const void *iov, int iovcnt, ssize_t *len, unsigned tmo)
-{
-    int fd = CTX_FD(ctx);
-    int e = wait_fd(fd, POLLOUT, tmo);
-    if (e) return e;
-    struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
-    ssize_t w;
-    do
-        w = sendmsg(fd, &mh, MSG_NOSIGNAL);
-    while (w < 0 && errno == EINTR);
-    if (w < 0) return errno;
-    *len = w;
-    return 0;
-}
-
-static int cb_read(void *ctx, char *buf, ssize_t *len, unsigned tmo)
-{
-    int fd = CTX_FD(ctx);
-    int e = wait_fd(fd, POLLIN, tmo);
-    if (e) return e;
-    ssize_t r;
-    do
-        r = recv(fd, buf, (size_t)*len, 0);
-    while (r < 0 && errno == EINTR);
-    if (r < 0) return errno;
-    *len = r;
-    return 0;
-}
-
-static int cb_hdr_size(void *ctx, int *sz)
-{
-    (void)ctx;
-    *sz = 2;
-    return 0;
-}
-
-static int cb_done(void *ctx)
-{
-    (void)ctx;
-    return 0;
-}
-
-static int cb_get_fd(void *ctx, int *fd)
-{
-    *fd = CTX_FD(ctx);
-    return 0;
-}
-
-ei_socket_callbacks bl_hs_callbacks = {
-    .flags = EI_SCLBK_FLG_FULL_IMPL,
-    .socket = cb_socket,
-    .close = cb_close,
-    .listen = cb_listen,
-    .EI_ACCEPT_NAME = cb_accept,
-    .connect = cb_connect,
-    .writev = cb_writev,
-    .write = cb_write,
-    .read = cb_read,
-    .handshake_packet_header_size = cb_hdr_size,
-    .connect_handshake_complete = cb_done,
-    .accept_handshake_complete = cb_done,
-    .get_fd = cb_get_fd,
-};
-
-/* ---- the pool ---- */
-
-static void run_job(bl_hs_pool *p, hs_job *j, bl_hs_result *r)
-{
-    r->outgoing = j->outgoing;
-    r->fd = -1;
-    if (j->outgoing) {
-        snprintf(r->node, sizeof(r->node), "%s", j->node);
-        int fd = ei_connect_tmo(p->ec, j->node, p->connect_tmo);
-        if (fd < 0) {
-            int e = erl_errno;
-            snprintf(r->error, sizeof(r->error), "%s",
-                     e == ETIMEDOUT ? "timed out"
-                     : e == EHOSTUNREACH || e == ECONNREFUSED
-                         ? "node not reachable (not registered in EPMD, or refused)"
-                     : e == EIO ? "failed (not registered in EPMD yet, wrong cookie, or name clash)"
-                                : strerror(e));
+        getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+        if (soerr) {
+            char why[96];
+            snprintf(why, sizeof(why), "connect to %s:%d failed: %s", h->addr, h->port,
+                     strerror(soerr));
+            hs_fail(h, why);
             return;
         }
-        r->fd = fd;
-    } else {
-        ErlConnect conn;
-        char peer[64] = "?";
-        struct sockaddr_in sa;
-        socklen_t sl = sizeof(sa);
-        if (getpeername(j->fd, (struct sockaddr *)&sa, &sl) == 0 && sa.sin_family == AF_INET) {
-            char ip[INET_ADDRSTRLEN];
-            inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof(ip));
-            snprintf(peer, sizeof(peer), "%s:%u", ip, (unsigned)ntohs(sa.sin_port));
-        }
-        tl_accepted_fd = j->fd;
-        int fd = ei_accept_tmo(p->ec, j->lfd, &conn, p->accept_tmo);
-        if (tl_accepted_fd >= 0) { /* ei failed before taking the fd */
-            close(tl_accepted_fd);
-            tl_accepted_fd = -1;
-        }
-        if (fd < 0) {
-            int e = erl_errno;
-            snprintf(r->node, sizeof(r->node), "%s", "?");
-            snprintf(r->error, sizeof(r->error), "from %s: %s", peer,
-                     e == ETIMEDOUT ? "timed out (peer stalled mid-handshake)"
-                     : e == EIO     ? "bad data or bad challenge reply (wrong cookie?)"
-                                    : strerror(e));
+        h->stage = ST_RUN;
+        bl_hsm_init_out(&h->m, h->n->name, h->n->cookie, BL_DFLAGS_ADVERTISED, h->n->creation,
+                        h->node, random32());
+        hs_after(h, BL_HSM_MORE);
+        return;
+    }
+    if (revents & EV_WRITE) {
+        int fl = hs_flush(h);
+        if (fl < 0) {
+            hs_fail(h, "write failed");
             return;
         }
-        snprintf(r->node, sizeof(r->node), "%.255s", conn.nodename);
-        r->fd = fd;
-    }
-}
-
-static void *worker(void *arg)
-{
-    bl_hs_pool *p = arg;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        hs_job *j = p->jobs_head;
-        if (!j) break;
-        p->jobs_head = j->next;
-        if (!p->jobs_head) p->jobs_tail = NULL;
-        pthread_mutex_unlock(&p->mu);
-
-        bl_hs_result *r = calloc(1, sizeof(*r));
-        if (r) {
-            run_job(p, j, r);
-        } else if (!j->outgoing) {
-            close(j->fd);
+        if (fl == 1) {
+            if (h->stage == ST_FLUSH) {
+                hs_up(h);
+                return;
+            }
+            watch(h, EV_READ);
         }
-        free(j);
-
-        pthread_mutex_lock(&p->mu);
-        if (r) {
-            r->next = p->done;
-            p->done = r;
-        }
-        pthread_mutex_unlock(&p->mu);
-        if (r) p->notify(p->arg);
-        pthread_mutex_lock(&p->mu);
     }
-    p->running--;
-    pthread_cond_broadcast(&p->idle_cv);
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
+    if (revents & EV_READ) hs_read(h);
 }
 
-bl_hs_pool *bl_hs_pool_new(ei_cnode *ec, unsigned max_threads, unsigned accept_tmo_ms,
-                           unsigned connect_tmo_ms, void (*notify)(void *), void *arg)
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    bl_hs_pool *p = calloc(1, sizeof(*p));
-    if (!p) return NULL;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->idle_cv, NULL);
-    p->max = max_threads ? max_threads : 1;
-    p->accept_tmo = accept_tmo_ms;
-    p->connect_tmo = connect_tmo_ms;
-    p->ec = ec;
-    p->notify = notify;
-    p->arg = arg;
-    return p;
+    (void)loop;
+    (void)revents;
+    bl_hs *h = w->data;
+    static const char *const what[] = {
+        [ST_RESOLVE] = "host lookup timed out",
+        [ST_EPMD] = "EPMD lookup timed out",
+        [ST_CONNECT] = "TCP connect timed out",
+        [ST_RUN] = "timed out (peer stalled mid-handshake)",
+        [ST_FLUSH] = "timed out writing the last handshake packet",
+        [ST_NOK] = "peer answered nok (simultaneous connect) but its own connection never came",
+    };
+    hs_fail(h, what[h->stage]);
 }
 
-static int submit(bl_hs_pool *p, hs_job *j)
+/* ---- outgoing steps ---- */
+
+static void addr_text(const struct sockaddr_storage *ss, char *out, size_t outsz)
 {
-    pthread_mutex_lock(&p->mu);
-    if (p->shutting_down) {
-        pthread_mutex_unlock(&p->mu);
-        free(j);
-        return BL_EINVAL;
-    }
-    if (p->jobs_tail)
-        p->jobs_tail->next = j;
+    if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out, (socklen_t)outsz);
     else
-        p->jobs_head = j;
-    p->jobs_tail = j;
-    int rc = BL_OK;
-    if (p->running < p->max) {
-        pthread_t t;
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&at, 256 * 1024);
-        if (pthread_create(&t, &at, worker, p) == 0)
-            p->running++;
-        else if (p->running == 0)
-            rc = BL_ESYS; /* the job stays queued; the next submit retries */
-        pthread_attr_destroy(&at);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return rc;
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)outsz);
 }
 
-int bl_hs_accept(bl_hs_pool *p, int fd, int lfd)
+static void start_epmd(bl_hs *h);
+
+static void on_port(void *ud, int port, const char *why)
 {
-    hs_job *j = calloc(1, sizeof(*j));
-    if (!j) return BL_ENOMEM;
-    j->fd = fd;
-    j->lfd = lfd;
-    return submit(p, j);
+    bl_hs *h = ud;
+    h->er = NULL;
+    if (port <= 0) {
+        if (++h->addr_i < h->addrs.n) {
+            start_epmd(h);
+            return;
+        }
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%s (EPMD at %s)", why, h->addr);
+        hs_fail(h, msg);
+        return;
+    }
+    h->port = port;
+    struct sockaddr_storage ss = h->addrs.a[h->addr_i];
+    socklen_t len = h->addrs.len[h->addr_i];
+    if (ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((in_port_t)port);
+    else
+        ((struct sockaddr_in *)&ss)->sin_port = htons((in_port_t)port);
+    h->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (h->fd < 0) {
+        hs_fail(h, "cannot create a socket");
+        return;
+    }
+    if (connect(h->fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "connect to %s:%d failed: %s", h->addr, port, strerror(errno));
+        hs_fail(h, msg);
+        return;
+    }
+    h->stage = ST_CONNECT;
+    arm_timer(h, h->n->cfg.connect_timeout_ms);
+    watch(h, EV_WRITE);
 }
 
-int bl_hs_connect(bl_hs_pool *p, const char *node)
+static void start_epmd(bl_hs *h)
 {
-    hs_job *j = calloc(1, sizeof(*j));
-    if (!j) return BL_ENOMEM;
-    j->outgoing = 1;
-    j->fd = -1;
-    snprintf(j->node, sizeof(j->node), "%s", node);
-    return submit(p, j);
+    h->stage = ST_EPMD;
+    addr_text(&h->addrs.a[h->addr_i], h->addr, sizeof(h->addr));
+    char alive[BL_NODE_LEN];
+    snprintf(alive, sizeof(alive), "%.*s", (int)strcspn(h->node, "@"), h->node);
+    arm_timer(h, h->n->cfg.connect_timeout_ms + 1000); /* the request has its own timeout */
+    h->er = bl_epmd_port_please(h->n->loop, (struct sockaddr *)&h->addrs.a[h->addr_i],
+                                h->addrs.len[h->addr_i], alive, h->n->cfg.connect_timeout_ms,
+                                on_port, h);
+    if (!h->er) hs_fail(h, "cannot open a connection to EPMD");
 }
 
-bl_hs_result *bl_hs_take(bl_hs_pool *p)
+static void on_resolved(void *ud, const bl_addrs *addrs, const char *why)
 {
-    pthread_mutex_lock(&p->mu);
-    bl_hs_result *r = p->done;
-    p->done = NULL;
-    pthread_mutex_unlock(&p->mu);
-    /* reverse to completion order */
-    bl_hs_result *out = NULL;
-    while (r) {
-        bl_hs_result *next = r->next;
-        r->next = out;
-        out = r;
-        r = next;
+    bl_hs *h = ud;
+    h->rw = NULL;
+    if (!addrs) {
+        hs_fail(h, why);
+        return;
     }
-    return out;
+    h->addrs = *addrs;
+    h->addr_i = 0;
+    start_epmd(h);
 }
 
-void bl_hs_pool_free(bl_hs_pool *p)
+static bl_hs *hs_new(bl_node *n, int outgoing)
 {
-    if (!p) return;
-    pthread_mutex_lock(&p->mu);
-    p->shutting_down = 1;
-    for (hs_job *j = p->jobs_head; j;) { /* never started: close accepted fds */
-        hs_job *next = j->next;
-        if (!j->outgoing) close(j->fd);
-        free(j);
-        j = next;
+    bl_hs *h = calloc(1, sizeof(*h));
+    if (!h) return NULL;
+    h->n = n;
+    h->outgoing = outgoing;
+    h->fd = -1;
+    ev_io_init(&h->io, io_cb, -1, EV_READ);
+    ev_timer_init(&h->timer, timer_cb, 0, 0);
+    h->io.data = h->timer.data = h;
+    DL_APPEND(n->handshakes, h);
+    n->nhandshakes++;
+    return h;
+}
+
+/* Deferred start: the resolver may answer at once, and conn.c must have recorded the handshake
+ * as its node's pending one before any outcome is reported. */
+static void start_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl_hs *h = w->data;
+    ev_timer_stop(h->n->loop, &h->timer);
+    h->stage = ST_RESOLVE;
+    ev_set_cb(&h->timer, timer_cb);
+    arm_timer(h, h->n->cfg.connect_timeout_ms);
+    const char *host = strchr(h->node, '@') + 1;
+    int family = h->n->inet6 ? AF_INET6 : AF_INET;
+    h->rw = bl_resolve(h->n->resolver, host, family, on_resolved, h);
+}
+
+bl_hs *bl_hs_connect(bl_node *n, const char *node)
+{
+    if (!strchr(node, '@')) return NULL;
+    bl_hs *h = hs_new(n, 1);
+    if (!h) return NULL;
+    snprintf(h->node, sizeof(h->node), "%s", node);
+    h->stage = ST_RESOLVE;
+    ev_set_cb(&h->timer, start_cb);
+    ev_timer_set(&h->timer, 0, 0);
+    ev_timer_start(n->loop, &h->timer);
+    return h;
+}
+
+/* ---- incoming ---- */
+
+void bl_hs_accept(bl_node *n, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char addr[INET6_ADDRSTRLEN] = "?";
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        addr_text(&ss, addr, sizeof(addr));
+        if (ss.ss_family == AF_INET6 && !strncmp(addr, "::ffff:", 7)) /* v4-mapped */
+            memmove(addr, addr + 7, strlen(addr + 7) + 1);
     }
-    p->jobs_head = p->jobs_tail = NULL;
-    while (p->running > 0)
-        pthread_cond_wait(&p->idle_cv, &p->mu);
-    bl_hs_result *r = p->done;
-    p->done = NULL;
-    pthread_mutex_unlock(&p->mu);
-    while (r) {
-        bl_hs_result *next = r->next;
-        if (r->fd >= 0) close(r->fd);
-        free(r);
-        r = next;
+    bl_hs_addr *a = NULL;
+    HASH_FIND_STR(n->hs_addrs, addr, a);
+    if (a && a->count >= n->cfg.max_handshakes_per_address) {
+        ev_tstamp now = ev_now(n->loop);
+        if (now - a->last_log >= 1.0) {
+            a->last_log = now;
+            bl_log(n, BL_LOG_WARN,
+                   "%u handshakes from %s already running (max_handshakes_per_address): "
+                   "connection refused",
+                   a->count, addr);
+        }
+        n->stats.handshakes_failed++;
+        close(fd);
+        return;
     }
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->idle_cv);
-    free(p);
+    bl_hs *h = hs_new(n, 0);
+    if (!a) {
+        a = calloc(1, sizeof(*a));
+        if (a) {
+            snprintf(a->addr, sizeof(a->addr), "%s", addr);
+            HASH_ADD_STR(n->hs_addrs, addr, a);
+        }
+    }
+    if (!h || !a) {
+        if (h) hs_free(h);
+        close(fd);
+        return;
+    }
+    a->count++;
+    h->counted = 1;
+    snprintf(h->addr, sizeof(h->addr), "%s", addr);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    h->fd = fd;
+    h->stage = ST_RUN;
+    bl_hsm_init_in(&h->m, n->name, n->cookie, BL_DFLAGS_ADVERTISED, n->creation, random32());
+    arm_timer(h, n->cfg.handshake_timeout_ms);
+    watch(h, EV_READ);
 }

@@ -1,36 +1,31 @@
-/* handshake.h - distribution handshakes off the loop thread.
+/* handshake.h - distribution handshakes on the event loop, both directions.
  *
- * ei's handshake (ei_accept_tmo / ei_connect_tmo) is synchronous, so it runs on a small elastic
- * pool of worker threads: a thread exists only while there is a handshake to run, up to a
- * configured maximum. The loop accepts sockets itself and hands each accepted fd to a worker; a
- * peer that stalls mid-handshake ties up one worker until its timeout, never the loop. Finished
- * fds come back through an ev_async. */
+ * Each handshake is a small struct with one socket watcher and one timer; there is no thread and
+ * nothing waits on anything but its own socket, so any number of nodes can connect to each other
+ * at once. An outgoing one resolves the host (resolve.h: IP literals at once, names off the
+ * loop), asks the host's EPMD for the port (epmd.h), connects, then runs the state machine of
+ * hsm.h; an incoming one runs the state machine on the accepted socket. Every step has a timeout
+ * (connect_timeout_ms for resolve/EPMD/connect, handshake_timeout_ms per handshake packet), and
+ * at most max_handshakes_per_address incoming handshakes run per remote address (a log line says
+ * when that refuses one). Which socket survives a simultaneous connect is decided by conn.c with
+ * BEAM's own rule (bl_conn_hs_named). */
 #ifndef BL_DIST_HANDSHAKE_H
 #define BL_DIST_HANDSHAKE_H
 
 #include "beamlet/beamlet.h"
 
-typedef struct bl_hs_pool bl_hs_pool;
+typedef struct bl_hs bl_hs;
+struct bl_node;
 
-typedef struct bl_hs_result {
-    struct bl_hs_result *next;
-    int outgoing;
-    int fd;                 /* >= 0 on success */
-    char node[BL_NODE_LEN]; /* peer node name (for accepts: as the peer announced it) */
-    char error[160];        /* on failure */
-} bl_hs_result;
-
-/* The ussi socket callbacks for ei_connect_xinit_ussi. */
-extern ei_socket_callbacks bl_hs_callbacks;
-
-/* notify(arg) is called from a worker thread after a result is queued (use ev_async_send). */
-bl_hs_pool *bl_hs_pool_new(ei_cnode *ec, unsigned max_threads, unsigned accept_tmo_ms,
-                           unsigned connect_tmo_ms, void (*notify)(void *), void *arg);
-/* Shut down: waits for running workers to finish (bounded by their timeouts). */
-void bl_hs_pool_free(bl_hs_pool *p);
-int bl_hs_accept(bl_hs_pool *p, int fd, int lfd);
-int bl_hs_connect(bl_hs_pool *p, const char *node);
-/* Take all finished results (a list the caller frees with free()). */
-bl_hs_result *bl_hs_take(bl_hs_pool *p);
+/* Start an outgoing handshake to node; NULL when out of memory. */
+bl_hs *bl_hs_connect(bl_node *n, const char *node);
+/* Run an incoming handshake on an accepted socket (takes the fd in every case). */
+void bl_hs_accept(bl_node *n, int fd);
+/* Drop a handshake without telling conn.c (its pending slot was taken over). */
+void bl_hs_abort(bl_hs *h);
+/* Node stop: drop every handshake. */
+void bl_hs_free_all(bl_node *n);
+/* How many handshakes are running (for stats). */
+unsigned bl_hs_count(const bl_node *n);
 
 #endif

@@ -1,26 +1,30 @@
 /* internal.h - the node's private structures, shared by the runtime, dist and otp layers.
  *
- * One struct (bl_node) owns all state; it is touched only on the loop thread. The handshake
- * workers see only their job structs (dist/handshake.h). */
+ * One struct (bl_node) owns all state; it is touched only on the loop thread (host name lookups
+ * run on short-lived threads that see only their own job, dist/resolve.c). */
 #ifndef BL_RUNTIME_INTERNAL_H
 #define BL_RUNTIME_INTERNAL_H
 
 #include "beamlet/beamlet.h"
 #include "../dist/control.h"
 #include "../dist/sendq.h"
+#include "../dist/epmd.h"
+#include "../dist/hsm.h"
 
 #include <ev.h>
 #include <uthash.h>
 #include <utlist.h>
 #include <stdarg.h>
 
-struct bl_hs_pool;
+struct bl_hs;
+struct bl_hs_addr;
+struct bl_resolver;
 struct bl_cluster;
 struct bl_dh_conn;
 struct bl_dh_scratch;
 
 typedef enum {
-    CONN_CONNECTING, /* outgoing handshake running; frames queue up */
+    CONN_CONNECTING, /* a handshake (either direction) is running; frames queue up */
     CONN_UP,
     CONN_DOWN, /* last attempt failed: remember the backoff */
 } bl_conn_state;
@@ -31,8 +35,10 @@ typedef struct bl_conn {
     char node[BL_NODE_LEN];
     bl_conn_state state;
     int fd;
-    int outgoing;     /* this side initiated the live fd */
-    int connect_busy; /* an outgoing handshake job is in flight */
+    int outgoing;           /* this side initiated the live fd */
+    struct bl_hs *hs;       /* the handshake owning this node's slot (dist/handshake.c) */
+    struct bl_hs *hs_alive; /* an incoming handshake answered "alive" while we are up */
+    int wanted;             /* someone asked to connect: reconnect if an incoming one fails */
     ev_io rio, wio;
     char *rbuf;
     size_t rlen, rcap;
@@ -43,12 +49,10 @@ typedef struct bl_conn {
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
     uint64_t unknown_ops_logged; /* bit per op code < 64, logged once */
     int busy;                    /* reads have filled the buffer: use large reads */
-    int retired;                 /* a duplicate socket draining before close (not in the hash) */
     int reading;                 /* inside conn_parse: closing is deferred */
     int close_pending;
     char close_reason[160];
     struct bl_dh_conn *dh; /* distribution headers: atom caches, fragments (dist/disthdr.c) */
-    struct bl_conn *rnext; /* in node->retired */
 } bl_conn;
 
 /* A link from a local process to another pid (local or remote). */
@@ -133,27 +137,28 @@ typedef struct bl_utimer {
 struct bl_node {
     bl_config cfg;
     struct ev_loop *loop;
-    ei_cnode ec;
     char name[BL_NODE_LEN];
     char alive[BL_NODE_LEN];
     char host[BL_NODE_LEN];
     unsigned creation;
     char cookie[256];
 
-    int listen_fd, listen_port, epmd_fd;
+    int listen_fd, listen_port;
+    int inet6; /* inet6_tcp: IPv6 addresses for node hosts, EPMD on ::1 */
     ev_io listen_io;
+    bl_epmd_reg epmd;
     ev_signal sig_term, sig_int;
     ev_io stdin_io;
     ev_timer tick_timer;
     ev_idle idle;
     ev_check check;
-    ev_async hs_async;
-    struct bl_hs_pool *hs;
     struct bl_cluster *cluster;
 
     bl_conn *conns;
-    bl_conn *retired;
-    unsigned accepts_inflight;
+    struct bl_hs *handshakes; /* every running handshake (dist/handshake.c) */
+    unsigned nhandshakes;
+    struct bl_hs_addr *hs_addrs; /* incoming handshakes per remote address */
+    struct bl_resolver *resolver;
     bl_proc *procs;
     bl_regname *names;
     bl_proc *zombies;
@@ -173,6 +178,7 @@ struct bl_node {
     struct bl_dh_scratch *dh; /* rewrite buffer and encoder plan of dist/disthdr.c */
     bl_stats stats;
     ev_tstamp started_at;
+    int epmd_state; /* start-up registration: 0 waiting, 1 registered, -1 failed */
     int running, stopping, started;
     struct bl_sighook *sighooks; /* runtime/signal.c */
 };
@@ -197,8 +203,18 @@ bl_conn *bl_conn_find(bl_node *n, const char *node);
 /* Queue a frame (control tuple already in n->scratch with version byte) plus optional message
  * (with version byte), connecting on demand. Returns BL_OK, BL_EBUSY, BL_ENODEDOWN, BL_ETOOBIG. */
 int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen);
-/* The handshake worker produced an fd for node. */
-void bl_conn_adopt(bl_node *n, const char *node, int fd, int outgoing);
+/* Handshake events (dist/handshake.c). A handshake from node has announced its name: which status
+ * to answer (BEAM's mark_pending; it may take node's slot). */
+bl_hs_status bl_conn_hs_named(bl_node *n, struct bl_hs *h, const char *node);
+/* Told "alive": is this outgoing handshake still the one we want? */
+int bl_conn_hs_still_pending(bl_node *n, struct bl_hs *h, const char *node);
+/* A handshake ends: forget it, and say what it held (BL_HS_ROLE_* bits). */
+enum { BL_HS_ROLE_PENDING = 1, BL_HS_ROLE_ALIVE = 2 };
+int bl_conn_hs_release(bl_node *n, struct bl_hs *h, const char *node);
+/* ... then hand over its socket, or say why it failed. */
+void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role,
+                   uint64_t flags);
+void bl_conn_hs_failed(bl_node *n, const char *node, int outgoing, int role, const char *why);
 void bl_conn_connect_failed(bl_node *n, const char *node, const char *why);
 void bl_conn_close(bl_conn *c, const char *reason);
 void bl_conn_tick_all(bl_node *n);

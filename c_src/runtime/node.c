@@ -1,10 +1,12 @@
-/* node.c - the node: configuration defaults, start-up (listen, EPMD, handshake pool, seeds),
- * the event loop and its housekeeping watchers, pids and refs, timers, node monitors, shutdown.
+/* node.c - the node: configuration defaults, start-up (listen, EPMD registration, seeds), the
+ * event loop and its housekeeping watchers, pids and refs, timers, node monitors, shutdown.
  *
- * Start-up talks to the local EPMD synchronously (a few loopback round trips before the loop
- * runs); everything after bl_node_start is non-blocking. */
+ * Start-up registers with EPMD through the loop's own EPMD client (dist/epmd.c), running the loop
+ * until EPMD answers, so bl_node_start can still report a taken name; everything after
+ * bl_node_start is non-blocking. */
 #include "internal.h"
 #include "../dist/handshake.h"
+#include "../dist/resolve.h"
 #include "../dist/disthdr.h"
 
 #include <arpa/inet.h>
@@ -66,7 +68,7 @@ void bl_config_init(bl_config *cfg)
     cfg->connect_timeout_ms = 5000;
     cfg->handshake_timeout_ms = 5000;
     cfg->reconnect_backoff_max_ms = 10000;
-    cfg->handshake_workers = 8;
+    cfg->max_handshakes_per_address = 256;
     cfg->publish = 1;
     cfg->cluster_member = 1;
     snprintf(cfg->global_resolve, sizeof(cfg->global_resolve), "random_exit_name");
@@ -173,38 +175,6 @@ static int resolve_cookie(bl_node *n)
 
 /* ---- watchers ---- */
 
-static void hs_async_cb(struct ev_loop *loop, ev_async *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    bl_node *n = w->data;
-    bl_hs_result *r = bl_hs_take(n->hs);
-    while (r) {
-        bl_hs_result *next = r->next;
-        if (!r->outgoing && n->accepts_inflight > 0) n->accepts_inflight--;
-        if (r->fd >= 0) {
-            if (n->stopping) {
-                if (ei_close_connection(r->fd) < 0) close(r->fd);
-            } else {
-                bl_conn_adopt(n, r->node, r->fd, r->outgoing);
-            }
-        } else if (r->outgoing) {
-            bl_conn_connect_failed(n, r->node, r->error);
-        } else {
-            n->stats.handshakes_failed++;
-            bl_log(n, BL_LOG_WARN, "incoming handshake refused: %s", r->error);
-        }
-        free(r);
-        r = next;
-    }
-}
-
-static void hs_notify(void *arg)
-{
-    bl_node *n = arg;
-    ev_async_send(n->loop, &n->hs_async);
-}
-
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
@@ -258,7 +228,7 @@ int bl_node_new(const bl_config *cfg, bl_node **out)
     bl_node *n = calloc(1, sizeof(*n));
     if (!n) return BL_ENOMEM;
     n->cfg = *cfg;
-    n->listen_fd = n->epmd_fd = -1;
+    n->listen_fd = -1;
     n->next_pid_num = 1;
     int rc = split_name(n);
     if (rc != BL_OK) {
@@ -275,14 +245,11 @@ int bl_node_new(const bl_config *cfg, bl_node **out)
         free(n);
         return BL_ESYS;
     }
-    struct in_addr addr;
-    inet_aton("127.0.0.1", &addr);
-    if (ei_connect_xinit_ussi(&n->ec, n->host, n->alive, n->name, &addr, n->cookie, 0,
-                              &bl_hs_callbacks, sizeof(bl_hs_callbacks), NULL) < 0) {
-        bl_log(n, BL_LOG_ERROR, "ei_connect_xinit failed for %s", n->name);
+    n->resolver = bl_resolver_new(n->loop);
+    if (!n->resolver) {
         ev_loop_destroy(n->loop);
         free(n);
-        return BL_ECONFIG;
+        return BL_ENOMEM;
     }
     FILE *ur = fopen("/dev/urandom", "r");
     if (!ur || fread(n->ref_ids, sizeof(n->ref_ids), 1, ur) != 1)
@@ -292,8 +259,6 @@ int bl_node_new(const bl_config *cfg, bl_node **out)
     ei_x_new(&n->scratch);
     ei_x_new(&n->scratch2);
     ev_set_userdata(n->loop, n);
-    ev_async_init(&n->hs_async, hs_async_cb);
-    n->hs_async.data = n;
     ev_timer_init(&n->tick_timer, tick_cb, 0, 0);
     n->tick_timer.data = n;
     ev_signal_init(&n->sig_term, signal_cb, SIGTERM);
@@ -306,46 +271,101 @@ int bl_node_new(const bl_config *cfg, bl_node **out)
     return BL_OK;
 }
 
+/* inet_tcp or inet6_tcp, like erl's -proto_dist: given, or IPv6 when the listen address or the
+ * node's host is an IPv6 literal. */
+static int pick_inet6(bl_node *n)
+{
+    if (!strcmp(n->cfg.proto_dist, "inet6_tcp")) return 1;
+    if (!strcmp(n->cfg.proto_dist, "inet_tcp")) return 0;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (bl_resolve_literal(n->cfg.listen_address, &ss, &len) == 0 && ss.ss_family == AF_INET6)
+        return 1;
+    return bl_resolve_literal(n->host, &ss, &len) == 0 && ss.ss_family == AF_INET6;
+}
+
+static int open_listener(bl_node *n)
+{
+    const char *addr = n->cfg.listen_address;
+    /* the default any-address follows the family: 0.0.0.0, or :: (dual-stack) for inet6_tcp */
+    if (n->inet6 && !strcmp(addr, "0.0.0.0")) addr = "::";
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (bl_resolve_literal(addr, &ss, &len) != 0) {
+        bl_log(n, BL_LOG_ERROR, "invalid listen_address '%s' (an IPv4 or IPv6 address)", addr);
+        return BL_ECONFIG;
+    }
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons((in_port_t)n->cfg.listen_port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((in_port_t)n->cfg.listen_port);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return BL_ESYS;
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6) /* "::" takes IPv4 peers too */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
+        bl_log(n, BL_LOG_ERROR, "cannot listen on %s:%d: %s", addr, n->cfg.listen_port,
+               strerror(errno));
+        close(fd);
+        return BL_ESYS;
+    }
+    len = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    n->listen_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                   : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    n->listen_fd = fd;
+    return BL_OK;
+}
+
+/* EPMD registration events: the first one ends the wait in bl_node_start. */
+static void epmd_cb(void *ud, bl_epmd_event ev, unsigned creation, const char *why)
+{
+    bl_node *n = ud;
+    switch (ev) {
+    case BL_EPMD_REGISTERED:
+        n->creation = creation;
+        n->epmd_state = 1;
+        break;
+    case BL_EPMD_FAILED:
+        bl_log(n, BL_LOG_ERROR, "cannot register %s with EPMD: %s (is epmd running?)", n->name,
+               why);
+        n->epmd_state = -1;
+        break;
+    case BL_EPMD_LOST:
+        bl_log(n, BL_LOG_WARN, "EPMD registration lost (%s): registering again", why);
+        break;
+    case BL_EPMD_REREGISTERED:
+        bl_log(n, BL_LOG_INFO, "registered with EPMD again (keeping creation %u)", creation);
+        break;
+    }
+}
+
 int bl_node_start(bl_node *n)
 {
     signal(SIGPIPE, SIG_IGN);
     n->started_at = ev_time();
-    /* creation 0 until EPMD hands one out; nodes that do not publish pick a random one */
-    struct in_addr la;
-    if (!inet_aton(n->cfg.listen_address, &la)) {
-        bl_log(n, BL_LOG_ERROR, "invalid listen_address '%s'", n->cfg.listen_address);
-        return BL_ECONFIG;
-    }
-    int port = n->cfg.listen_port;
-    n->listen_fd = ei_xlisten(&n->ec, &la, &port, 128);
-    if (n->listen_fd < 0) {
-        bl_log(n, BL_LOG_ERROR, "cannot listen on %s:%d: %s", n->cfg.listen_address,
-               n->cfg.listen_port, strerror(erl_errno));
-        return BL_ESYS;
-    }
-    n->listen_port = port;
-    fcntl(n->listen_fd, F_SETFL, fcntl(n->listen_fd, F_GETFL) | O_NONBLOCK);
+    n->inet6 = pick_inet6(n);
+    int rc = open_listener(n);
+    if (rc != BL_OK) return rc;
+    int port = n->listen_port;
 
     if (n->cfg.publish) {
-        n->epmd_fd = ei_publish_tmo(&n->ec, port, 3000);
-        if (n->epmd_fd < 0) {
-            bl_log(n, BL_LOG_ERROR,
-                   "cannot register %s with EPMD (is epmd running? is the name taken?)", n->name);
-            return BL_EEPMD;
-        }
+        n->epmd_state = 0;
+        if (bl_epmd_register(&n->epmd, n->loop, n->alive, port, n->inet6, 3000, epmd_cb, n) < 0)
+            return BL_ECONFIG;
+        while (n->epmd_state == 0) /* only EPMD's watchers are active yet */
+            ev_run(n->loop, EVRUN_ONCE);
+        if (n->epmd_state < 0) return BL_EEPMD;
     } else {
-        n->ec.creation = 0x10000 + (n->ref_ids[1] & 0x7fffffff) % 0x7fff0000;
+        /* nodes that do not publish pick a random creation */
+        n->creation = 0x10000 + (n->ref_ids[1] & 0x7fffffff) % 0x7fff0000;
     }
-    n->creation = n->ec.creation;
-
-    n->hs = bl_hs_pool_new(&n->ec, n->cfg.handshake_workers, n->cfg.handshake_timeout_ms,
-                           n->cfg.connect_timeout_ms, hs_notify, n);
-    if (!n->hs) return BL_ENOMEM;
 
     ev_io_init(&n->listen_io, bl_conn_listen_cb, n->listen_fd, EV_READ);
     n->listen_io.data = n;
     ev_io_start(n->loop, &n->listen_io);
-    ev_async_start(n->loop, &n->hs_async);
     double tick = n->cfg.net_ticktime_s / 4.0;
     ev_timer_set(&n->tick_timer, tick, tick);
     ev_timer_start(n->loop, &n->tick_timer);
@@ -358,15 +378,17 @@ int bl_node_start(bl_node *n)
         ev_io_start(n->loop, &n->stdin_io);
     }
 
-    int rc = bl_builtin_start(n);
+    rc = bl_builtin_start(n);
     if (rc == BL_OK) rc = bl_cluster_start(n);
     if (rc == BL_OK) rc = bl_services_start(n);
     if (rc != BL_OK) return rc;
     n->started = 1;
     for (int i = 0; i < n->cfg.njoin; i++)
         bl_connect(n, n->cfg.join[i]);
-    bl_log(n, BL_LOG_INFO, "ready: %s listening on %s:%d, %s (creation %u), role %s, cluster %s",
-           n->name, n->cfg.listen_address, port,
+    bl_log(n, BL_LOG_INFO,
+           "ready: %s listening on %s:%d (%s), %s (creation %u), role %s, cluster %s", n->name,
+           n->inet6 && !strcmp(n->cfg.listen_address, "0.0.0.0") ? "::" : n->cfg.listen_address,
+           port, n->inet6 ? "inet6_tcp" : "inet_tcp",
            n->cfg.publish ? "published in EPMD" : "not published", n->creation, n->cfg.role,
            n->cfg.cluster);
     return BL_OK;
@@ -399,7 +421,7 @@ void bl_node_free(bl_node *n)
         bl_procs_shutdown(n);
         bl_conn_close_all(n);
     }
-    bl_hs_pool_free(n->hs);
+    bl_epmd_unregister(&n->epmd);
     bl_cluster_free(n);
     bl_localq_drain(n);
     bl_zombies_free(n);
@@ -417,10 +439,8 @@ void bl_node_free(bl_node *n)
     }
     bl_nodemon *m, *mt;
     LL_FOREACH_SAFE(n->nodemons, m, mt) free(m);
-    if (n->listen_fd >= 0) {
-        if (ei_close_connection(n->listen_fd) < 0) close(n->listen_fd);
-    }
-    if (n->epmd_fd >= 0) close(n->epmd_fd);
+    if (n->listen_fd >= 0) close(n->listen_fd);
+    bl_resolver_free(n->resolver);
     ei_x_free(&n->scratch);
     ei_x_free(&n->scratch2);
     bl_sighooks_free(n);

@@ -24,6 +24,7 @@
          find_services/2, watch_services/1, unwatch_services/1, service_call/2, service_call/3, whereis/1,
          whereis/2]).
 -export([subscribe/2, subscribe/3, unsubscribe/2, publish/3, publish/4, ack/3]).
+-export([metrics/1, health_config/1]).
 -export([connect/1, nodes/0, monitor/1, demonitor/1, info/1, stats/1, registered/1,
          call/3, call/4, cast/3,
          start_worker/1, stop_worker/1, which_workers/0, worker_os_pid/1]).
@@ -133,6 +134,15 @@ publish(Node, Topic, Payload, Opts) -> beamlet_client:publish(Node, Topic, Paylo
 %% @doc Acknowledge an at-least-once delivery `{beamlet_msg, _, _, #{id := MsgId, sub := SubId}}'.
 -spec ack(node(), integer(), binary()) -> ok.
 ack(Node, SubId, MsgId) -> beamlet_client:ack(Node, SubId, MsgId).
+
+%% @doc The node's latest health sample (cpu, load, memory, pressure, disks, disk_io, network,
+%% uptime_s, process). See {@link beamlet_client:metrics/1} and docs/health.md.
+-spec metrics(node()) -> {ok, map()} | {error, term()}.
+metrics(Node) -> beamlet_client:metrics(Node).
+
+%% @doc `#{interval_ms, samples}' of the node's health sampler.
+-spec health_config(node()) -> {ok, map()} | {error, term()}.
+health_config(Node) -> beamlet_client:health_config(Node).
 
 %% @doc See {@link beamlet_client:members/1}.
 -spec members(node()) -> {ok, [map()]} | {error, term()}.

@@ -18,6 +18,7 @@
          unwatch_services/1, service_call/4, whereis_name/2]).
 -export([any_node/1, find_services/1, service_call/3, whereis_name/1]).
 -export([subscribe/3, unsubscribe/2, publish/4, ack/3]).
+-export([metrics/1, health_config/1]).
 -export([call_timeout_ms/1, map_exit/1]).
 
 -export_type([call_error/0, timeout_ms/0]).
@@ -278,6 +279,16 @@ publish(Node, Topic, Payload, Opts) when is_map(Opts) ->
 -spec ack(node(), integer(), binary()) -> ok.
 ack(Node, SubId, MsgId) ->
     gen_server:cast({beamlet_pubsub, Node}, {ack, SubId, MsgId}).
+
+%% @doc The node's latest health sample from its `beamlet_health' process: cpu, load, memory,
+%% pressure, disks, disk_io, network, uptime_s, process (see docs/health.md). The first call after
+%% a node starts waits for its first sample.
+-spec metrics(node()) -> {ok, map()} | {error, term()}.
+metrics(Node) -> call_service(Node, beamlet_health, metrics, 2 * ?DEFAULT_TIMEOUT).
+
+%% @doc The health sampler's settings: `#{interval_ms, samples}'.
+-spec health_config(node()) -> {ok, map()} | {error, term()}.
+health_config(Node) -> call_service(Node, beamlet_health, config, ?DEFAULT_TIMEOUT).
 
 registry(Node, Req) -> call_service(Node, beamlet_registry, Req, ?DEFAULT_TIMEOUT).
 

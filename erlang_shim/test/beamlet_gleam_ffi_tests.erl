@@ -82,6 +82,7 @@ tests(W) ->
                    ?assertEqual({error, nil}, ?FFI:whereis(W, nobody_here)),
                    ?assertEqual({error, nil}, ?FFI:whereis(ghost(), beamlet))
                end},
+              {"health: Metrics, raw metrics, interval", fun() -> health(W) end},
               {"monitor/demonitor with a Subject", fun monitor/0},
               {"workers: running, os_pid, stop, errors", fun() -> workers(W) end},
               {"supervised workers under an OTP supervisor, as gleam_otp runs them", fun supervised/0},
@@ -245,6 +246,31 @@ pubsub(W) ->
 local_patterns(W) ->
     Subs = gen_server:call({beamlet_pubsub, W}, subscriptions, 5000),
     [P || #{pattern := P, node := N} <- Subs, N =:= W].
+
+%% health.metrics: every Int field an integer, every Float field a float, as Gleam declares.
+health(W) ->
+    {ok, M} = ?FFI:health_metrics(W),
+    {metrics, W, TimeMs, IntervalMs, CpuPct, Cpus, Load, Mem, Disks, Net, Uptime, Own} = M,
+    ?assert(lists:all(fun is_integer/1, [TimeMs, IntervalMs, Cpus])),
+    ?assert(is_float(CpuPct) andalso is_float(Uptime)),
+    ?assertMatch({load, L1, L5, L15, R, T} when is_float(L1) andalso is_float(L5) andalso
+                                                 is_float(L15) andalso is_integer(R) andalso
+                                                 is_integer(T), Load),
+    {memory, Total, Avail, Used, Free, AvailPct, SwapT, SwapU} = Mem,
+    ?assert(lists:all(fun is_integer/1, [Total, Avail, Used, Free, SwapT, SwapU])),
+    ?assert(Total > 0 andalso is_float(AvailPct)),
+    ?assert(length(Disks) >= 1),
+    [?assertMatch({disk, <<_/binary>>, <<_/binary>>, <<_/binary>>, S, A, P}
+                    when is_integer(S) andalso is_integer(A) andalso is_float(P), D) || D <- Disks],
+    [?assertMatch({interface, <<_/binary>>, Rx, Tx, RxS, TxS}
+                    when is_integer(Rx) andalso is_integer(Tx) andalso is_float(RxS) andalso
+                         is_float(TxS), I) || I <- Net],
+    ?assertMatch({own_process, Rss, Fds, Th, C, Q}
+                   when Rss > 0 andalso is_integer(Fds) andalso is_integer(Th) andalso
+                        is_integer(C) andalso is_integer(Q), Own),
+    ?assertMatch({ok, #{memory := #{total_bytes := Total}}}, ?FFI:health_raw_metrics(W)),
+    ?assertEqual({ok, IntervalMs}, ?FFI:health_interval(W)),
+    ?assertEqual({error, node_down}, ?FFI:health_metrics(ghost())).
 
 monitor() ->
     {N, _} = R = shim_test_util:start_raw("glmon"),

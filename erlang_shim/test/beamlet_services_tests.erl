@@ -1,5 +1,6 @@
 %% beamlet_services_tests - the shim's wrappers over the C cluster services against real workers:
-%% service registry (register, find, watch, load-balanced call, deregister) and global names.
+%% service registry (register, find, watch, load-balanced call, deregister), global names, pub/sub
+%% and health metrics.
 -module(beamlet_services_tests).
 -include_lib("eunit/include/eunit.hrl").
 
@@ -54,6 +55,16 @@ services() ->
     ?assertEqual({error, not_found}, beamlet:unsubscribe(W2, Sub)),
     ?assertEqual(ok, beamlet:ack(W2, Sub, MsgId)),
     receive {beamlet_msg, <<"other.topic">>, _, _} -> ?assert(false) after 300 -> ok end,
+    %% health: the node's metrics sample and its sampler settings
+    {ok, #{node := W1, memory := #{total_bytes := Total}, load := #{load1 := L1},
+           cpu := #{count := Cpus}, disks := Disks}} = beamlet:metrics(W1),
+    ?assert(is_integer(Total) andalso Total > 0),
+    ?assert(is_float(L1)),
+    ?assert(is_integer(Cpus) andalso Cpus >= 1),
+    ?assert(is_list(Disks)),
+    ?assertMatch({ok, #{interval_ms := I}} when is_integer(I), beamlet:health_config(W1)),
+    ?assertEqual({error, nodedown},
+                 beamlet:metrics(shim_test_util:node_name(shim_test_util:name("ghost")))),
     ok.
 
 shim_test_util_recv_added(Id) ->

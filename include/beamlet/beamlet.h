@@ -71,14 +71,15 @@ typedef struct bl_config {
     unsigned net_ticktime_s;       /* like kernel's net_ticktime (default 60) */
     size_t max_message_size;       /* bytes; a larger incoming frame drops its connection */
     size_t send_queue_high_water;  /* bytes queued per connection before sends get BL_EBUSY */
-    unsigned connect_timeout_ms;   /* whole outgoing connect + handshake */
-    unsigned handshake_timeout_ms; /* per step of an incoming handshake */
+    unsigned connect_timeout_ms;   /* per step of an outgoing connect: lookup, EPMD, TCP */
+    unsigned handshake_timeout_ms; /* per handshake packet, both directions */
     unsigned reconnect_backoff_max_ms;
-    unsigned handshake_workers; /* max concurrent handshakes (threads) */
-    char listen_address[64];    /* IPv4 address to listen on (default 0.0.0.0) */
-    int listen_port;            /* 0: any */
-    int publish;                /* register with EPMD (default 1) */
-    int exit_on_stdin_eof;      /* stop when stdin closes: a supervising port went away */
+    unsigned max_handshakes_per_address; /* incoming handshakes at once per address (256) */
+    char proto_dist[16];                 /* inet_tcp | inet6_tcp (default: from the addresses) */
+    char listen_address[64];             /* IPv4 or IPv6 address to listen on (default 0.0.0.0) */
+    int listen_port;                     /* 0: any */
+    int publish;                         /* register with EPMD (default 1) */
+    int exit_on_stdin_eof;               /* stop when stdin closes: a supervising port went away */
 
     /* cluster membership, failure detection, election (docs/cluster.md) */
     int cluster_member;             /* run beamlet_cluster and discovery (default 1; 0 for tools) */
@@ -156,7 +157,7 @@ typedef struct bl_proc_ops {
 
 /* ---- node lifecycle ---- */
 int bl_node_new(const bl_config *cfg, bl_node **out);
-/* Listen, publish in EPMD, start handshake workers, connect to cfg->join seeds. */
+/* Listen, register in EPMD, connect to cfg->join seeds. */
 int bl_node_start(bl_node *n);
 /* Run the event loop until bl_node_stop(). Returns 0 after a clean stop. */
 int bl_node_run(bl_node *n);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # cluster_bench.sh - cluster figures for `make bench` (figures and ratios, never pass/fail):
 #  1. failure detection: kill -9 -> `failed` on a survivor, vs heartbeat_interval x failure_threshold
-#  2. a 50-node C-only cluster: time from the first exec until every node lists all 50 as active,
-#     and RSS per node once it has converged
+#  2. N C nodes and N BEAM nodes (BL_BENCH_BEAM_NODES, 30) booted at once: time from the first exec
+#     until every node knows all the others, side by side; then 100 C nodes, and RSS per node
+#     once they have converged
 #  3. leader failover: kill -9 of the leader -> a new leader, vs the election timeout
 # Times come from the nodes' own event logs (ms timestamps), not from polling.
 set -u
@@ -76,33 +77,76 @@ done
 FO=$(median <"$OUT/failover.txt")
 echo "   kill -9 of leader -> new leader: $(tr '\n' ' ' <"$OUT/failover.txt")ms; median $FO ms"
 
-echo "== 50-node C-only cluster"
-N=50
-cl="big$$"
-t0=$(now_ms)
-start "n1_$$" agent "$cl" ""
-for i in $(seq 2 $N); do start "n${i}_$$" agent "$cl" "n1_$$@$HOST"; done
-NODES=$(for i in $(seq 1 $N); do printf "'n%s_%s@%s' " "$i" "$$" "$HOST"; done)
-CONV=$(erl -sname "bench_obs_$$" -setcookie "$COOKIE" -noshell -eval "
-    Nodes = [$(echo $NODES | sed 's/ /,/g')],
-    T0 = $t0,
-    Ok = fun(N) -> case catch gen_server:call({beamlet_cluster, N}, members, 2000) of
-                       L when is_list(L) ->
-                           length([x || #{kind := beamlet, state := active} <- L]) =:= $N;
-                       _ -> false end end,
-    Loop = fun Loop(Pending) ->
-        case [N || N <- Pending, not Ok(N)] of
-            [] -> io:format(\"~b\", [os:system_time(millisecond) - T0]);
-            Left -> case os:system_time(millisecond) - T0 > 60000 of
-                        true -> io:format(\"timeout(~b left)\", [length(Left)]);
-                        false -> timer:sleep(20), Loop(Left) end end end,
-    Loop(Nodes), halt().")
-RSS=0
-for p in "${PIDS[@]}"; do
-    v=$(awk '/VmRSS/{print $2}' /proc/$p/status 2>/dev/null); RSS=$((RSS + ${v:-0}))
-done
-ALIVE=$(for p in "${PIDS[@]}"; do [ -d /proc/$p ] && echo; done | wc -l)
-PER=$((RSS / (ALIVE > 0 ? ALIVE : 1)))
+# Boot N C nodes at once (one seed, every other --join it); prints "ms rss_kb_per_node live".
+c_cluster() { # N tag
+    local N=$1 tag=$2 cl="big$2$$" first=${#PIDS[@]}
+    local t0; t0=$(now_ms)
+    start "${tag}1_$$" agent "$cl" ""
+    for i in $(seq 2 "$N"); do start "${tag}${i}_$$" agent "$cl" "${tag}1_$$@$HOST"; done
+    local nodes; nodes=$(for i in $(seq 1 "$N"); do printf "'%s%s_%s@%s'," "$tag" "$i" "$$" "$HOST"; done)
+    local conv; conv=$(erl -sname "bench_obs_$tag$$" -hidden -setcookie "$COOKIE" -noshell -eval "
+        Nodes = [${nodes%,}],
+        T0 = $t0,
+        Ok = fun(N) -> case catch gen_server:call({beamlet_cluster, N}, members, 2000) of
+                           L when is_list(L) ->
+                               length([x || #{kind := beamlet, state := active} <- L]) =:= $N;
+                           _ -> false end end,
+        Loop = fun Loop(Pending) ->
+            case [N || N <- Pending, not Ok(N)] of
+                [] -> io:format(\"~b\", [os:system_time(millisecond) - T0]);
+                Left -> case os:system_time(millisecond) - T0 > 120000 of
+                            true -> io:format(\"timeout(~b left)\", [length(Left)]);
+                            false -> timer:sleep(20), Loop(Left) end end end,
+        Loop(Nodes), halt().")
+    local rss=0 alive=0 v
+    for p in "${PIDS[@]:$first}"; do
+        v=$(awk '/VmRSS/{print $2}' /proc/$p/status 2>/dev/null)
+        [ -n "$v" ] && { rss=$((rss + v)); alive=$((alive + 1)); }
+    done
+    for p in "${PIDS[@]:$first}"; do kill "$p" 2>/dev/null; done
+    sleep 1
+    echo "$conv $((rss / (alive > 0 ? alive : 1))) $alive"
+}
+
+# Boot N BEAM nodes at once, each connecting to the first, retrying every 100 ms until it is up
+# (global's full mesh does the rest); prints the ms until every node sees the other N-1 in nodes().
+beam_cluster() { # N
+    local N=$1 first=${#PIDS[@]}
+    local t0; t0=$(now_ms)
+    for i in $(seq 1 "$N"); do
+        erl -sname "bb${i}_$$" -setcookie "$COOKIE" -noshell -kernel inet_dist_use_interface '{127,0,0,1}' \
+            -eval "C = fun C() -> case net_kernel:connect_node('bb1_$$@$HOST') of
+                                       true -> ok; false -> timer:sleep(100), C() end end,
+                   C(), receive after infinity -> ok end" \
+            >>"$OUT/bb$i.log" 2>&1 &
+        PIDS+=($!)
+        disown $!
+    done
+    local nodes; nodes=$(for i in $(seq 1 "$N"); do printf "'bb%s_%s@%s'," "$i" "$$" "$HOST"; done)
+    erl -sname "bench_obsb$$" -hidden -setcookie "$COOKIE" -noshell -eval "
+        Nodes = [${nodes%,}],
+        T0 = $t0,
+        Ok = fun(N) -> case rpc:call(N, erlang, nodes, [], 2000) of
+                           L when is_list(L) -> length(L) =:= $N - 1;
+                           _ -> false end end,
+        Loop = fun Loop(Pending) ->
+            case [N || N <- Pending, not Ok(N)] of
+                [] -> io:format(\"~b\", [os:system_time(millisecond) - T0]);
+                Left -> case os:system_time(millisecond) - T0 > 120000 of
+                            true -> io:format(\"timeout(~b left)\", [length(Left)]);
+                            false -> timer:sleep(20), Loop(Left) end end end,
+        Loop(Nodes), halt()."
+    for p in "${PIDS[@]:$first}"; do kill "$p" 2>/dev/null; done
+    sleep 1
+}
+
+BN=${BL_BENCH_BEAM_NODES:-30}
+echo "== $BN C nodes and $BN BEAM nodes booted at once (side by side), then 100 C nodes"
+read -r C30 _ _ <<<"$(c_cluster "$BN" m)"
+B30=$(beam_cluster "$BN")
+echo "   $BN C nodes agree on membership after $C30 ms; $BN BEAM nodes see each other after $B30 ms"
+N=100
+read -r CONV PER ALIVE <<<"$(c_cluster $N n)"
 echo "   $N nodes agree on membership after $CONV ms (from the first exec); RSS per node $PER kB over $ALIVE live nodes"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0 && a ~ /^[0-9.]+$/) printf "%.2f", a / b; else print "n/a" }'; }
@@ -110,6 +154,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0 && a ~ /^[0-9.]+$/) printf "
     printf "%-44s %12s %12s %8s  %s\n" "cluster figure" "measured" "reference" "ratio" "target"
     printf "%-44s %9s ms %9s ms %8s  %s\n" "failure detection (kill -9 -> failed)" "$DET" "$T" "$(ratio "$DET" "$T")" "<= 1.20 (hb x threshold +20%)"
     printf "%-44s %9s ms %9s ms %8s  %s\n" "leader failover (kill -9 -> new leader)" "$FO" 1500 "$(ratio "$FO" 1500)" "<= 2.00 election timeouts"
-    printf "%-44s %9s ms %9s ms %8s  %s\n" "50-node cluster agrees on membership" "$CONV" 3000 "$(ratio "$CONV" 3000)" "<= 1.00 (3 s)"
-    printf "%-44s %9s kB %9s kB %8s  %s\n" "RSS per node at 50 nodes" "$PER" 3072 "$(ratio "$PER" 3072)" "<= 1.00 (3 MB)"
+    printf "%-44s %9s ms %9s ms %8s  %s\n" "$BN C vs $BN BEAM nodes agree (boot at once)" "$C30" "$B30" "$(ratio "$C30" "$B30")" "< 1.00 (faster than BEAM)"
+    printf "%-44s %9s ms %9s ms %8s  %s\n" "100-node C cluster agrees on membership" "$CONV" 5000 "$(ratio "$CONV" 5000)" "<= 1.00 (5 s)"
+    printf "%-44s %9s kB %9s kB %8s  %s\n" "RSS per node at 100 nodes" "$PER" 3072 "$(ratio "$PER" 3072)" "<= 1.00 (3 MB)"
 } | tee "$OUT/cluster-table.txt"

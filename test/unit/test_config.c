@@ -82,7 +82,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.connect_timeout_ms, 5000);
     assert_int_equal(c.handshake_timeout_ms, 5000);
     assert_int_equal(c.reconnect_backoff_max_ms, 10000);
-    assert_int_equal(c.handshake_workers, 8);
+    assert_int_equal(c.max_handshakes_per_address, 256);
+    assert_string_equal(c.proto_dist, "");
     assert_string_equal(c.listen_address, "0.0.0.0");
     assert_int_equal(c.listen_port, 0);
     assert_int_equal(c.publish, 1);
@@ -145,7 +146,14 @@ static const keycase KEYS[] = {
      NULL,
      2500,
      {"600001", "", NULL}},
-    {"handshake_workers", "256", K_UINT, F(handshake_workers), NULL, 256, {"0", "257", NULL}},
+    {"max_handshakes_per_address",
+     "65536",
+     K_UINT,
+     F(max_handshakes_per_address),
+     NULL,
+     65536,
+     {"0", "65537", NULL}},
+    {"proto_dist", "inet6_tcp", K_STR, F(proto_dist), NULL, 0, {"inet", "tcp", "", NULL}},
     {"listen_address",
      "127.0.0.1",
      K_STR,
@@ -153,6 +161,7 @@ static const keycase KEYS[] = {
      NULL,
      0,
      {"256.0.0.1", "1.2.3", "1.2.3.4x", "localhost"}},
+    {"listen_address", "::1", K_STR, F(listen_address), NULL, 0, {":::1", "::g", NULL}},
     {"listen_port", "65535", K_INT, F(listen_port), NULL, 65535, {"65536", "-1", "port", NULL}},
     {"publish", "false", K_INT, F(publish), NULL, 0, {"no", "", "2", NULL}},
 };
@@ -450,7 +459,7 @@ static void test_file_all_types(void **state)
     assert_int_equal(c.njoin, 2);
     assert_string_equal(c.join[1], "b@h2");
     /* untouched keys keep their defaults */
-    assert_int_equal(c.handshake_workers, 8);
+    assert_int_equal(c.max_handshakes_per_address, 256);
     rm_tmp(path);
 
     /* join as a comma-separated string; publish true */
@@ -520,9 +529,9 @@ static void test_file_errors(void **state)
 static void test_precedence(void **state)
 {
     (void)state;
-    char *path =
-        write_tmp("{\"sname\": \"fromfile\", \"cookie\": \"filecookie\", "
-                  "\"role\": \"monitor\", \"net_ticktime\": 11, \"handshake_workers\": 3}");
+    char *path = write_tmp(
+        "{\"sname\": \"fromfile\", \"cookie\": \"filecookie\", "
+        "\"role\": \"monitor\", \"net_ticktime\": 11, \"max_handshakes_per_address\": 3}");
     bl_config c;
     char err[512] = "";
 
@@ -542,7 +551,7 @@ static void test_precedence(void **state)
     assert_string_equal(c.cookie, "envcookie");
     assert_int_equal(c.net_ticktime_s, 22);
     assert_string_equal(c.role, "monitor"); /* an empty variable counts as unset */
-    assert_int_equal(c.handshake_workers, 3);
+    assert_int_equal(c.max_handshakes_per_address, 3);
 
     /* flags over environment over file */
     const char *argv3[] = {"--sname", "fromflag", "--net-ticktime", "33", "--no-publish"};
@@ -551,14 +560,14 @@ static void test_precedence(void **state)
     assert_string_equal(c.cookie, "envcookie");
     assert_int_equal(c.net_ticktime_s, 33);
     assert_int_equal(c.publish, 0);
-    assert_int_equal(c.handshake_workers, 3);
+    assert_int_equal(c.max_handshakes_per_address, 3);
 
     /* --config on the command line beats BEAMLET_CONFIG */
     char *other = write_tmp("{\"sname\": \"otherfile\"}");
     const char *argv4[] = {"--config", other};
     assert_int_equal(from_args(&c, env2, 2, argv4, err, sizeof(err)), BL_OK);
     assert_string_equal(c.name, "otherfile");
-    assert_int_equal(c.handshake_workers, 8);
+    assert_int_equal(c.max_handshakes_per_address, 256);
     rm_tmp(other);
 
     /* NODE_NAME from the environment; every other flag form */
@@ -583,7 +592,7 @@ static void test_precedence(void **state)
                            "102",
                            "--reconnect-backoff-max-ms",
                            "103",
-                           "--handshake-workers",
+                           "--max-handshakes-per-address",
                            "4",
                            "--listen-address",
                            "10.1.2.3",
@@ -608,7 +617,7 @@ static void test_precedence(void **state)
     assert_int_equal(c.connect_timeout_ms, 101);
     assert_int_equal(c.handshake_timeout_ms, 102);
     assert_int_equal(c.reconnect_backoff_max_ms, 103);
-    assert_int_equal(c.handshake_workers, 4);
+    assert_int_equal(c.max_handshakes_per_address, 4);
     assert_string_equal(c.listen_address, "10.1.2.3");
     assert_int_equal(c.listen_port, 4000);
     assert_int_equal(c.publish, 1);
@@ -653,12 +662,12 @@ static void test_args_errors(void **state)
     assert_contains(err, "listen_port");
 
     /* a bad environment value names the key and the variable */
-    const char *env[] = {"BEAMLET_HANDSHAKE_WORKERS", "0", NULL};
+    const char *env[] = {"BEAMLET_MAX_HANDSHAKES_PER_ADDRESS", "0", NULL};
     const char *a6[] = {"--sname", "x"};
     err[0] = 0;
     assert_int_equal(from_args(&c, env, 2, a6, err, sizeof(err)), BL_ECONFIG);
-    assert_contains(err, "handshake_workers");
-    assert_contains(err, "BEAMLET_HANDSHAKE_WORKERS");
+    assert_contains(err, "max_handshakes_per_address");
+    assert_contains(err, "BEAMLET_MAX_HANDSHAKES_PER_ADDRESS");
 
     /* a broken file through BEAMLET_CONFIG */
     char *path = write_tmp("{ broken");

@@ -21,7 +21,8 @@
          registry_register/2, registry_deregister/2, registry_find/1, registry_find_on/2,
          registry_call/3, registry_watch/2,
          global_whereis/1, global_whereis_on/2,
-         pubsub_subscribe/4, pubsub_publish/4]).
+         pubsub_subscribe/4, pubsub_publish/4,
+         health_metrics/1, health_raw_metrics/1, health_interval/1]).
 
 -type gleam_result(T, E) :: {ok, T} | {error, E}.
 -type gleam_option(T) :: {some, T} | none.
@@ -416,6 +417,75 @@ pubsub_publish(Node, Topic, Payload, {publish, Priority, Ttl, Durable}) ->
                false -> O1
            end,
     result(beamlet_client:publish(Node, Topic, Payload, Opts)).
+
+%%% ------------------------------------------------------------------ health
+
+%% Gleam: health.Metrics(node, time_ms, interval_ms, cpu_percent, cpus, load, memory, disks,
+%% network, uptime_s, process); numbers are made the Int or Float the Gleam field declares.
+-type metrics() :: {metrics, node(), integer(), integer(), float(), integer(),
+                    {load, float(), float(), float(), integer(), integer()},
+                    {memory, integer(), integer(), integer(), integer(), float(), integer(),
+                     integer()},
+                    [{disk, binary(), binary(), binary(), integer(), integer(), float()}],
+                    [{interface, binary(), integer(), integer(), float(), float()}],
+                    float(),
+                    {own_process, integer(), integer(), integer(), integer(), integer()}}.
+
+%% @doc `health.metrics(of:)'.
+-spec health_metrics(node()) -> gleam_result(metrics(), call_error()).
+health_metrics(Node) ->
+    case beamlet_client:metrics(Node) of
+        {ok, M} ->
+            try {ok, metrics(Node, M)}
+            catch error:_ -> {error, {failed, text({unexpected_metrics, M})}}
+            end;
+        {error, R} -> {error, call_error(R)}
+    end.
+
+metrics(Node, M) ->
+    Cpu = maps:get(cpu, M, #{}),
+    L = maps:get(load, M, #{}),
+    Mem = maps:get(memory, M, #{}),
+    P = maps:get(process, M, #{}),
+    {metrics, maps:get(node, M, Node), int(maps:get(time_ms, M, 0)), int(maps:get(interval_ms, M, 0)),
+     flt(maps:get(percent, Cpu, 0)), int(maps:get(count, Cpu, 0)),
+     {load, flt(maps:get(load1, L, 0)), flt(maps:get(load5, L, 0)), flt(maps:get(load15, L, 0)),
+      int(maps:get(running, L, 0)), int(maps:get(tasks, L, 0))},
+     {memory, int(maps:get(total_bytes, Mem, 0)), int(maps:get(available_bytes, Mem, 0)),
+      int(maps:get(used_bytes, Mem, 0)), int(maps:get(free_bytes, Mem, 0)),
+      flt(maps:get(available_percent, Mem, 0)), int(maps:get(swap_total_bytes, Mem, 0)),
+      int(maps:get(swap_used_bytes, Mem, 0))},
+     [{disk, bin(maps:get(mount, D, <<>>)), bin(maps:get(device, D, <<>>)),
+       bin(maps:get(fstype, D, <<>>)), int(maps:get(size_bytes, D, 0)),
+       int(maps:get(avail_bytes, D, 0)), flt(maps:get(used_percent, D, 0))}
+      || D <- maps:get(disks, M, []), is_map(D)],
+     [{interface, bin(maps:get(interface, I, <<>>)), int(maps:get(rx_bytes, I, 0)),
+       int(maps:get(tx_bytes, I, 0)), flt(maps:get(rx_bytes_per_s, I, 0)),
+       flt(maps:get(tx_bytes_per_s, I, 0))}
+      || I <- maps:get(network, M, []), is_map(I)],
+     flt(maps:get(uptime_s, M, 0)),
+     {own_process, int(maps:get(rss_bytes, P, 0)), int(maps:get(fds, P, 0)),
+      int(maps:get(threads, P, 0)), int(maps:get(connections, P, 0)),
+      int(maps:get(queue_bytes, P, 0))}}.
+
+int(I) when is_integer(I) -> I;
+int(F) when is_float(F) -> round(F).
+
+flt(F) when is_float(F) -> F;
+flt(I) when is_integer(I) -> float(I).
+
+%% @doc `health.raw_metrics(of:)': the whole sample, for the caller's decoders.
+-spec health_raw_metrics(node()) -> gleam_result(term(), call_error()).
+health_raw_metrics(Node) -> result(beamlet_client:metrics(Node)).
+
+%% @doc `health.interval(of:)': the sampling interval in milliseconds.
+-spec health_interval(node()) -> gleam_result(integer(), call_error()).
+health_interval(Node) ->
+    case beamlet_client:health_config(Node) of
+        {ok, #{interval_ms := I}} when is_integer(I) -> {ok, I};
+        {ok, Other} -> {error, {failed, text(Other)}};
+        {error, R} -> {error, call_error(R)}
+    end.
 
 %%% ------------------------------------------------------------------ nodes
 

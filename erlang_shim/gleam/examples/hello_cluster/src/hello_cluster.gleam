@@ -6,6 +6,7 @@
 
 import beamlet.{type Node}
 import beamlet/cluster
+import beamlet/health
 import beamlet/node
 import beamlet/pubsub
 import beamlet/registry
@@ -13,6 +14,7 @@ import beamlet/worker
 import gleam/dynamic/decode
 import gleam/erlang/atom
 import gleam/erlang/process
+import gleam/float
 import gleam/int
 import gleam/io
 import gleam/list
@@ -30,6 +32,7 @@ pub fn main() -> Nil {
   let #(supervisor, a, b) = start_workers()
   call_workers(a, b)
   show_cluster(a)
+  show_health(a)
   watch_events(a)
   use_registry(a)
   stop_all(supervisor, a)
@@ -160,6 +163,28 @@ pub fn show_cluster(a: Node) -> Nil {
     <> " members, leader "
     <> leader,
   )
+}
+
+/// The machine a worker runs on, as its health sampler last saw it.
+pub fn show_health(a: Node) -> Nil {
+  let assert Ok(sample) = health.metrics(of: a)
+  io.println(
+    show(a)
+    <> ": load "
+    <> float.to_string(sample.load.load1)
+    <> ", "
+    <> float.to_string(sample.memory.available_percent)
+    <> "% memory available, "
+    <> int.to_string(sample.cpus)
+    <> " CPUs, node RSS "
+    <> int.to_string(sample.process.rss_bytes / 1024)
+    <> " KiB",
+  )
+  list.each(sample.disks, fn(disk) {
+    io.println(
+      "  " <> disk.mount <> ": " <> float.to_string(disk.used_percent) <> "% used",
+    )
+  })
 }
 
 /// Cluster events into a Subject, and the same events as pub/sub messages on the topic

@@ -1,10 +1,10 @@
 /* crypto.h - OpenSSL's libcrypto, loaded only when something needs it.
  *
- * Only gossip with a shared secret uses cryptography; linking libcrypto into every node would
- * add about 1.5 MB of resident memory to an idle node. The symbols are resolved once per process
- * with dlopen and never change afterwards. */
-#ifndef BL_CLUSTER_CRYPTO_H
-#define BL_CLUSTER_CRYPTO_H
+ * Only gossip with a shared secret uses cryptography; linking (or even loading) libcrypto in
+ * every node would add about 1.5 MB of resident memory to it. The symbols are resolved once per
+ * process with dlopen and never change afterwards. (The handshake's MD5 is ei's: dist/hsm.c.) */
+#ifndef BL_RUNTIME_CRYPTO_H
+#define BL_RUNTIME_CRYPTO_H
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
