@@ -25,12 +25,20 @@ struct admin {
     int (*encode)(admin *a, ei_x_buff *req);
     /* print the reply (already JSON); set a->exit_code for a reply that reports a failure */
     void (*show)(admin *a, json_t *reply);
+    /* instead of the gen_server call: start another request from p that ends in done (an erpc) */
+    int (*start)(admin *a, bl_proc *p, bl_call_cb done);
+    /* every answer that carries a term (status 0, BL_EEXCEPTION, ...) instead of the rendering:
+     * print it and set a->exit_code */
+    void (*answer)(admin *a, int status, const char *buf, int index);
     void *ud;
     char err[256];
 };
 
 /* Run it: argv holds the words after the command. Returns the process exit code. */
 int bl__cli_admin(admin *a, int argc, char **argv);
+
+/* rpc_cmd.c: beamlet rpc NODE M F [ARGS] (erpc:call) */
+int bl__cli_rpc(int argc, char **argv);
 
 /* health_cmd.c: the commands of the health service (rows of commands.c's table) */
 int bl__cli_metrics(int argc, char **argv);

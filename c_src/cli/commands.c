@@ -39,6 +39,10 @@ static const bl__cli_cmd CMDS[] = {
      "Recent membership and leader events (JSON)."},
     {"nodes list", NULL, "beamlet nodes list --node NODE [--format table|json] " CLIENT_OPTS,
      "Members with role, state, capabilities and last contact."},
+    {"rpc", bl__cli_rpc, "beamlet rpc NODE MODULE FUNCTION [ARGS] [--format json] " CLIENT_OPTS,
+     "erpc:call(NODE, MODULE, FUNCTION, ARGS) on a BEAM or beamlet node (rex for peers without "
+     "spawn_request). ARGS is an Erlang list in text, e.g. '[1, foo, \"text\"]' (default []). "
+     "Prints the value and exits 0; an exception prints {Class, Reason, Stack} and exits 1."},
     {"metrics", bl__cli_metrics, "beamlet metrics --node NODE [--format table|json] " CLIENT_OPTS,
      "The node's machine as its health service last sampled it: CPU per mode, load, memory and "
      "swap, pressure stall, real filesystems (size, used, available, inodes), disk I/O, network "

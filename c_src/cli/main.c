@@ -102,7 +102,9 @@ static void render(admin *a, const char *buf, int index)
 static void admin_done(bl_proc *p, int status, const char *buf, int index, void *ud)
 {
     admin *a = ud;
-    if (status == BL_OK) {
+    if (a->answer && buf) {
+        a->answer(a, status, buf, index);
+    } else if (status == BL_OK) {
         if (!a->proc)
             printf("pong\n");
         else
@@ -176,7 +178,14 @@ static int run_admin(admin *a, int argc, char **argv)
     }
     bl_proc *p;
     bl_spawn(n, NULL, NULL, NULL, &p);
-    if (!a->proc) {
+    if (a->start) {
+        rc = a->start(a, p, admin_done);
+        if (rc == BL_EINVAL && a->err[0]) {
+            bl_node_free(n);
+            snprintf(err, sizeof(err), "%s", a->err);
+            goto bad;
+        }
+    } else if (!a->proc) {
         rc = bl_ping(p, a->target, a->timeout_ms, admin_done, a);
     } else {
         ei_x_buff req;

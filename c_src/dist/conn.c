@@ -44,6 +44,12 @@ bl_conn *bl_conn_find(bl_node *n, const char *node)
     return c;
 }
 
+uint64_t bl_conn_peer_flags(bl_node *n, const char *node)
+{
+    bl_conn *c = bl_conn_find(n, node);
+    return c && c->state == CONN_UP ? c->peer_flags : 0;
+}
+
 static void notify_nodes(bl_node *n, bl_node_event ev, const char *node, const char *reason)
 {
     bl_nodemon *m, *tmp;
@@ -403,7 +409,10 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         c->bytes_in += (uint64_t)r;
         n->stats.bytes_in += (uint64_t)r;
         c->last_read = ev_now(n->loop);
-        if ((size_t)r == space) c->busy = 1; /* reads fill the buffer: read bigger chunks */
+        if ((size_t)r == space)
+            c->busy = 1; /* reads fill the buffer: read bigger chunks */
+        else if ((size_t)r < space / 8)
+            c->busy = 0; /* the burst is over: a drained buffer goes back */
         if (direct) {
             size_t used = 0;
             if (conn_parse_buf(c, n->rscratch, (size_t)r, &used) < 0) return;
@@ -510,6 +519,7 @@ void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role,
     }
     bl_dh_conn_free(c->dh); /* header state for the flags this connection negotiated */
     c->dh = bl_dh_conn_new(flags);
+    c->peer_flags = flags; /* the common set: what both sides advertised */
     c->state = CONN_UP;
     c->outgoing = outgoing;
     c->backoff_ms = 0;

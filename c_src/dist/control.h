@@ -28,24 +28,51 @@ enum {
     BL_CTL_MONITOR_P_EXIT = 21,
     BL_CTL_SEND_SENDER = 22,
     BL_CTL_SEND_SENDER_TT = 23,
+    /* EXIT_PAYLOAD: the reason follows the control tuple like a message */
+    BL_CTL_PAYLOAD_EXIT = 24,
+    BL_CTL_PAYLOAD_EXIT_TT = 25,
+    BL_CTL_PAYLOAD_EXIT2 = 26,
+    BL_CTL_PAYLOAD_EXIT2_TT = 27,
+    BL_CTL_PAYLOAD_MONITOR_P_EXIT = 28,
+    /* SPAWN: {29, ReqId, From, GroupLeader, {M, F, Arity}, Opts} + ArgList */
+    BL_CTL_SPAWN_REQUEST = 29,
+    BL_CTL_SPAWN_REQUEST_TT = 30,
+    BL_CTL_SPAWN_REPLY = 31, /* {31, ReqId, To, Flags, Pid | ErrorAtom} */
+    BL_CTL_SPAWN_REPLY_TT = 32,
+    /* ALIAS: {33, From, Alias} + Message */
+    BL_CTL_ALIAS_SEND = 33,
+    BL_CTL_ALIAS_SEND_TT = 34,
     BL_CTL_UNLINK_ID = 35,
     BL_CTL_UNLINK_ID_ACK = 36,
 };
+
+/* SPAWN_REPLY flags: what the spawning node set up for the parent */
+enum { BL_SPAWN_FLAG_LINK = 1, BL_SPAWN_FLAG_MONITOR = 2 };
 
 /* Small fields first: decoding clears only those (the pid, ref and name fields are over 5 KB
  * together and are valid only when their has_* flag says so). */
 typedef struct bl_ctl {
     long op;
-    int has_from, has_to, has_toname, has_ref, has_reason, has_msg;
+    int has_from, has_to, has_toname, has_ref, has_reason, has_msg, has_mfa;
     unsigned long long unlink_id;
     /* offsets into the frame payload: the reason term (no version byte) and the message term
-     * (index just after its version byte; the term ends at msg_end) */
+     * (index just after its version byte; the term ends at msg_end). For the PAYLOAD_* exits the
+     * reason is the message: both are set. SPAWN_REQUEST: the message is the argument list. */
     size_t reason_off, reason_len;
     size_t msg_off, msg_end;
+    size_t opts_off, opts_len; /* SPAWN_REQUEST option list (decode) */
+    const char *opts;          /* SPAWN_REQUEST option list body to send (encode; NULL: []) */
+    int opts_len_enc;
+    long arity;       /* SPAWN_REQUEST {M, F, Arity} */
+    long spawn_flags; /* SPAWN_REPLY: BL_SPAWN_FLAG_* */
+    /* pids: LINK/EXIT/... From and To; SPAWN_REQUEST From (the parent); SPAWN_REPLY To (the
+     * parent) and, on success, From = the new process (else toname = the error atom) */
     erlang_pid from;
     erlang_pid to;
-    char toname[MAXATOMLEN_UTF8]; /* REG_SEND target, or MONITOR_P by name */
-    erlang_ref ref;
+    char toname[MAXATOMLEN_UTF8]; /* REG_SEND target, MONITOR_P by name, SPAWN_REPLY error */
+    erlang_ref ref;               /* monitor ref, SPAWN ReqId, ALIAS_SEND alias */
+    char mod[MAXATOMLEN_UTF8];    /* SPAWN_REQUEST module and function */
+    char fun[MAXATOMLEN_UTF8];
 } bl_ctl;
 
 enum {

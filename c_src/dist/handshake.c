@@ -53,6 +53,8 @@ struct bl_hs {
     char addr[INET6_ADDRSTRLEN]; /* remote address, for logs and the per-address bound */
     int counted;                 /* holds one of addr's per-address slots */
     char node[BL_NODE_LEN];      /* outgoing: dialled; incoming: once announced */
+    int nok_sent;                /* incoming: answered "nok" (our own attempt wins) */
+    int got;                     /* some bytes arrived */
     size_t outoff;
     bl_hsm m;
 };
@@ -132,10 +134,14 @@ static void hs_fail(bl_hs *h, const char *why)
     snprintf(msg, sizeof(msg), "%s", why);
     int outgoing = h->outgoing;
     int role = node[0] ? bl_conn_hs_release(n, h, node) : 0;
+    /* expected, not failures: our own attempt won a simultaneous connect ("nok" sent), or a peer
+     * (a connect probe, or the other side of a race dropping its attempt) closed before a byte */
+    int quiet = h->nok_sent || (h->m.state == BL_HSM_S_IN_NAME && h->m.inlen == 0 && !h->got);
     if (!outgoing) {
-        n->stats.handshakes_failed++;
-        bl_log(n, BL_LOG_WARN, "incoming handshake refused: from %s%s%s%s: %s", h->addr,
-               node[0] ? " (" : "", node, node[0] ? ")" : "", msg);
+        if (!quiet) n->stats.handshakes_failed++;
+        bl_log(n, quiet ? BL_LOG_DEBUG : BL_LOG_WARN,
+               "incoming handshake refused: from %s%s%s%s: %s", h->addr, node[0] ? " (" : "", node,
+               node[0] ? ")" : "", msg);
     }
     hs_free(h);
     if (node[0]) bl_conn_hs_failed(n, node, outgoing, role, msg);
@@ -218,6 +224,7 @@ static void hs_decide(bl_hs *h, int rc)
         if (rc == BL_HSM_DECIDE) {
             snprintf(h->node, sizeof(h->node), "%s", h->m.peer);
             bl_hs_status st = bl_conn_hs_named(n, h, h->m.peer);
+            h->nok_sent = st == BL_HS_STATUS_NOK;
             rc = bl_hsm_decide(&h->m, st);
         } else {
             rc = bl_hsm_still_pending(&h->m, bl_conn_hs_still_pending(n, h, h->node));
@@ -246,6 +253,7 @@ static void hs_read(bl_hs *h)
             return;
         }
         size_t used;
+        h->got = 1;
         int rc = bl_hsm_feed(&h->m, (const char *)buf, (size_t)k, &used);
         if (rc == BL_HSM_MORE && h->m.outlen == 0) {
             if (h->m.inlen == 0) arm_timer(h, h->n->cfg.handshake_timeout_ms);

@@ -4,10 +4,11 @@
  *              get {error, unsupported} instead of silence (a silent node hangs callers forever).
  *  beamlet:    ping -> pong; info -> node facts; stats -> traffic counters and per-connection
  *              queues; {whereis, Name}; registered; {call, Name, Req, TimeoutMs} -> a call to a
- *              local process made on the caller's behalf, so a missing name answers
- *              {error, noproc} at once (BEAM cannot monitor names on an ei node: a plain
- *              gen_server:call to a missing C service only times out). Documented in
- *              docs/protocol.md. */
+ *              local process made on the caller's behalf ({ok, Reply} | {error, noproc} ...).
+ *              It predates name monitors (which now make a plain gen_server:call to a missing
+ *              name exit noproc at once) and is kept only for callers built on it (the admin
+ *              CLI's client). Documented in docs/protocol.md.
+ * Also starts the built-in exports (bif.c) and the erpc client's node monitor (erpc.c). */
 #include "../runtime/internal.h"
 #include "../dist/disthdr.h"
 
@@ -89,7 +90,7 @@ static void encode_connections(bl_node *n, ei_x_buff *r, int detailed)
     ei_x_encode_empty_list(r);
 }
 
-static void encode_info(bl_node *n, ei_x_buff *r)
+void bl_builtin_encode_info(bl_node *n, ei_x_buff *r)
 {
     ei_x_encode_map_header(r, 10);
     ei_x_encode_atom(r, "node");
@@ -114,7 +115,7 @@ static void encode_info(bl_node *n, ei_x_buff *r)
     ei_x_encode_long(r, n->listen_port);
 }
 
-static void encode_stats(bl_node *n, ei_x_buff *r)
+void bl_builtin_encode_stats(bl_node *n, ei_x_buff *r)
 {
     const bl_stats *s = &n->stats;
     ei_x_encode_map_header(r, 9);
@@ -199,11 +200,11 @@ static int beamlet_call(bl_proc *self, const bl_from *from, const char *buf, int
     bl_node *n = bl_proc_node(self);
     if (atom_eq(buf, idx, "ping")) return ei_x_encode_atom(reply, "pong");
     if (atom_eq(buf, idx, "info")) {
-        encode_info(n, reply);
+        bl_builtin_encode_info(n, reply);
         return 0;
     }
     if (atom_eq(buf, idx, "stats")) {
-        encode_stats(n, reply);
+        bl_builtin_encode_stats(n, reply);
         return 0;
     }
     if (atom_eq(buf, idx, "registered")) {
@@ -243,5 +244,7 @@ int bl_builtin_start(bl_node *n)
     static const bl_proc_ops bl = {.on_call = beamlet_call};
     int rc = bl_spawn(n, "net_kernel", &nk, NULL, NULL);
     if (rc == BL_OK) rc = bl_spawn(n, "beamlet", &bl, NULL, NULL);
+    if (rc == BL_OK) rc = bl_bifs_start(n);
+    if (rc == BL_OK) rc = bl_erpc_start(n);
     return rc;
 }

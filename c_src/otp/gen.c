@@ -1,12 +1,15 @@
-/* gen.c - the gen_server message shapes, both ways.
+/* gen.c - the gen_server message shapes, both ways, and the table of calls in flight.
  *
  * Serving: '$gen_call' {Pid, Tag} requests reach a process's on_call and the reply goes back as
- * {Tag, Reply} with Tag copied byte for byte (so [alias|Ref] tags from OTP 25 work); '$gen_cast'
- * reaches on_cast.
- * Calling: bl_call sends {'$gen_call', {Self, Ref}, Req} with a plain reference (an ei node never
- * receives alias messages) and monitors the target with MONITOR_P under the same ref, so a missing
- * or dying server answers BL_ENOPROC at once instead of a timeout. The reply, the monitor exit, the
- * timer or a nodedown completes the call exactly once. rex and net_adm:ping are calls too. */
+ * {Tag, Reply} with Tag copied byte for byte. A Tag [alias|Ref] (OTP 24+) is answered like OTP's
+ * gen:reply: ALIAS_SEND to the alias when the caller's node supports aliases, so a reply after the
+ * caller gave up is dropped by the caller's node. '$gen_cast' reaches on_cast.
+ * Calling: bl_call sends {'$gen_call', {Self, Tag}, Req} and monitors the target with MONITOR_P
+ * under the same ref, so a missing or dying server answers BL_ENOPROC at once instead of a
+ * timeout. Tag is [alias|Ref] when the peer supports aliases (the ref is then an alias of the
+ * caller, active until the call completes: a late ALIAS_SEND reply is dropped here, as BEAM drops
+ * it), else the plain Ref. The reply, the monitor exit, the timer or a nodedown completes the call
+ * exactly once. rex, net_adm:ping and erpc requests (otp/erpc.c) are calls too. */
 #include "../runtime/internal.h"
 
 #include <stdlib.h>
@@ -29,43 +32,129 @@ static void call_key(const erlang_ref *r, unsigned key[3])
     key[2] = r->len > 2 ? r->n[2] : 0;
 }
 
-static void pcall_finish(bl_pcall *c)
+int bl_ref_eq(const erlang_ref *a, const erlang_ref *b)
 {
-    bl_proc *p = c->p;
-    ev_timer_stop(p->n->loop, &c->timer);
-    HASH_DEL(p->calls, c);
+    return a->len == b->len && a->creation == b->creation &&
+           memcmp(a->n, b->n, sizeof(unsigned) * (size_t)a->len) == 0 && !strcmp(a->node, b->node);
 }
+
+/* A call tag: Ref or [alias|Ref]. */
+static int decode_tag(const char *buf, int *idx, erlang_ref *ref)
+{
+    int type, size, j = *idx;
+    if (ei_get_type(buf, &j, &type, &size) < 0) return -1;
+    if (type == ERL_LIST_EXT) {
+        char a[MAXATOMLEN_UTF8];
+        if (ei_decode_list_header(buf, &j, &size) < 0 || size != 1 || get_atom(buf, &j, a) < 0 ||
+            strcmp(a, "alias") != 0 || ei_get_type(buf, &j, &type, &size) < 0)
+            return -1;
+    }
+    if (type != ERL_NEW_REFERENCE_EXT && type != ERL_NEWER_REFERENCE_EXT) return -1;
+    if (ei_decode_ref(buf, &j, ref) < 0) return -1;
+    *idx = j;
+    return 0;
+}
+
+static bl_pcall *find_call(bl_proc *p, const erlang_ref *ref)
+{
+    unsigned key[3];
+    call_key(ref, key);
+    bl_pcall *c = NULL;
+    HASH_FIND(hh, p->calls, key, sizeof(key), c);
+    return c && bl_ref_eq(&c->ref, ref) ? c : NULL;
+}
+
+/* ---- the call table ---- */
 
 static void demonitor(bl_node *n, bl_pcall *c)
 {
-    if (!c->monitored) return;
     bl_ctl d = {.op = BL_CTL_DEMONITOR_P, .from = c->p->pid, .ref = c->ref};
-    if (c->target_is_pid) {
+    if (c->kind == PCALL_ERPC) { /* the monitor the peer set up for our spawn_request */
+        if (!c->spawn_replied) return;
+        d.to = c->spawned;
+    } else if (!c->monitored) {
+        return;
+    } else if (c->target_is_pid) {
         d.to = c->target;
     } else {
         d.has_toname = 1;
         snprintf(d.toname, sizeof(d.toname), "%s", c->target_name);
     }
-    if (bl_ctl_encode(&n->scratch, &d, NULL, 0) == 0) (void)bl_conn_send_frame(n, c->node, NULL, 0);
+    (void)bl_send_ctl(n, c->node, &d, NULL, 0);
 }
 
-/* A reply {Ref, Reply} to one of our calls? */
+/* Out of every table; the timer stopped. */
+static void pcall_finish(bl_pcall *c)
+{
+    bl_proc *p = c->p;
+    ev_timer_stop(p->n->loop, &c->timer);
+    HASH_DEL(p->calls, c);
+    if (c->aliased) {
+        HASH_DELETE(ah, p->n->aliases, c);
+        c->aliased = 0;
+    }
+}
+
+void bl_pcall_free(bl_pcall *c)
+{
+    free(c->pend);
+    free(c);
+}
+
+static void call_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl_pcall_complete(w->data, BL_ETIMEOUT, NULL, 0);
+}
+
+bl_pcall *bl_pcall_new(bl_proc *p, const char *node, bl_pcall_kind kind, bl_call_cb cb, void *ud)
+{
+    bl_pcall *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->p = p;
+    c->cb = cb;
+    c->ud = ud;
+    c->kind = kind;
+    snprintf(c->node, sizeof(c->node), "%s", node);
+    bl_node_make_ref(p->n, &c->ref);
+    call_key(&c->ref, c->key);
+    return c;
+}
+
+void bl_pcall_arm(bl_pcall *c, unsigned timeout_ms)
+{
+    bl_proc *p = c->p;
+    HASH_ADD(hh, p->calls, key, sizeof(c->key), c);
+    ev_timer_init(&c->timer, call_timeout_cb, timeout_ms / 1000.0, 0);
+    c->timer.data = c;
+    ev_timer_start(p->n->loop, &c->timer);
+}
+
+void bl_pcall_complete(bl_pcall *c, int status, const char *buf, int index)
+{
+    bl_proc *p = c->p;
+    pcall_finish(c);
+    if (status != BL_ENODEDOWN && !c->pending) demonitor(p->n, c);
+    c->cb(p, status, buf, index, c->ud);
+    bl_pcall_free(c);
+}
+
+/* ---- serving ---- */
+
+/* A reply {Tag, Reply} to one of our gen/rex calls? */
 static int try_reply(bl_proc *p, const bl_msg *m, int idx)
 {
-    int type, size;
-    if (!p->calls || ei_get_type(m->buf, &idx, &type, &size) < 0) return 0;
-    if (type != ERL_NEW_REFERENCE_EXT && type != ERL_NEWER_REFERENCE_EXT) return 0;
     erlang_ref ref;
-    if (ei_decode_ref(m->buf, &idx, &ref) < 0) return 0;
-    unsigned key[3];
-    call_key(&ref, key);
-    bl_pcall *c = NULL;
-    HASH_FIND(hh, p->calls, key, sizeof(key), c);
-    if (!c || strcmp(ref.node, p->n->name) != 0) return 0;
-    pcall_finish(c);
-    demonitor(p->n, c);
+    if (!p->calls || decode_tag(m->buf, &idx, &ref) < 0) return 0;
+    bl_pcall *c = find_call(p, &ref);
+    if (!c || c->kind == PCALL_ERPC || c->pending) return 0;
+    if (c->kind == PCALL_ERPC_REX) {
+        bl_erpc_rex_reply(c, m->buf, idx);
+        return 1;
+    }
     int status = 0;
-    if (c->rpc) { /* {badrpc, Reason} */
+    if (c->kind == PCALL_REX) { /* {badrpc, Reason} */
         int j = idx, ar;
         char a[MAXATOMLEN_UTF8];
         if (ei_decode_tuple_header(m->buf, &j, &ar) == 0 && ar == 2 &&
@@ -74,8 +163,7 @@ static int try_reply(bl_proc *p, const bl_msg *m, int idx)
             idx = j;
         }
     }
-    c->cb(p, status, m->buf, idx, c->ud);
-    free(c);
+    bl_pcall_complete(c, status, m->buf, idx);
     return 1;
 }
 
@@ -93,6 +181,7 @@ int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m)
         int fa;
         if (ei_decode_tuple_header(buf, &j, &fa) < 0 || fa != 2) return 0;
         if (ei_decode_pid(buf, &j, &from.pid) < 0) return 0;
+        from.server = p->pid;
         int tstart = j;
         if (ei_skip_term(buf, &j) < 0 || j - tstart > BL_TAG_MAX) return 0;
         from.tag_len = j - tstart;
@@ -120,26 +209,31 @@ int bl_reply(bl_node *n, const bl_from *from, const char *reply, int len)
     if (!from || from->tag_len <= 0 || from->tag_len > BL_TAG_MAX || !reply || len <= 0)
         return BL_EINVAL;
     ei_x_buff x;
-    if (ei_x_new(&x) < 0) return BL_ENOMEM;
+    if (ei_x_new_with_version(&x) < 0) return BL_ENOMEM;
     ei_x_encode_tuple_header(&x, 2);
     ei_x_append_buf(&x, from->tag, from->tag_len);
     ei_x_append_buf(&x, reply, len);
-    int rc = bl_send_body(n, &from->pid, x.buff, x.index);
+    erlang_ref alias;
+    int ti = 0, rc;
+    /* [alias|Ref] to a node that knows aliases: to the alias, as OTP's gen:reply does */
+    if (!bl_is_local_node(n, from->pid.node) && (unsigned char)from->tag[0] == ERL_LIST_EXT &&
+        decode_tag(from->tag, &ti, &alias) == 0 &&
+        (bl_conn_peer_flags(n, from->pid.node) & BL_DFLAG_ALIAS)) {
+        bl_ctl c = {.op = BL_CTL_ALIAS_SEND, .ref = alias};
+        bl_proc *sp = from->server.node[0] ? bl_proc_by_pid(n, &from->server) : NULL;
+        if (!sp) sp = bl_whereis(n, "net_kernel"); /* a bl_from built by hand: any local pid */
+        c.from = sp ? sp->pid : from->server;
+        rc = bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0
+                 ? BL_EINVAL
+                 : bl_conn_send_frame(n, from->pid.node, x.buff, x.index);
+    } else {
+        rc = bl_send_body(n, &from->pid, x.buff + 1, x.index - 1);
+    }
     ei_x_free(&x);
     return rc;
 }
 
-static void call_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    bl_pcall *c = w->data;
-    bl_proc *p = c->p;
-    pcall_finish(c);
-    demonitor(p->n, c);
-    c->cb(p, BL_ETIMEOUT, NULL, 0, c->ud);
-    free(c);
-}
+/* ---- calling ---- */
 
 /* Send Msg (with version byte) to a pid or {name, node} from p. */
 static int send_dest(bl_proc *p, const bl_pid *to_pid, const char *name, const char *node,
@@ -149,9 +243,63 @@ static int send_dest(bl_proc *p, const bl_pid *to_pid, const char *name, const c
     return bl_send_name(p, name, node, msg, len);
 }
 
+int bl_pcall_send_gen(bl_pcall *c, const bl_pid *to_pid, const char *name, const char *req,
+                      int reqlen)
+{
+    bl_proc *p = c->p;
+    bl_node *n = p->n;
+    int local = bl_is_local_node(n, c->node);
+    if (to_pid) {
+        c->target = *to_pid;
+        c->target_is_pid = 1;
+    } else {
+        snprintf(c->target_name, sizeof(c->target_name), "%s", name);
+    }
+    if (!local) { /* monitor first: the MONITOR_P_EXIT for a missing server comes back at once */
+        bl_ctl mon = {.op = BL_CTL_MONITOR_P, .from = p->pid, .ref = c->ref};
+        if (to_pid) {
+            mon.to = *to_pid;
+        } else {
+            mon.has_toname = 1;
+            snprintf(mon.toname, sizeof(mon.toname), "%s", name);
+        }
+        int rc = bl_send_ctl(n, c->node, &mon, NULL, 0);
+        if (rc != BL_OK) return rc;
+        c->monitored = 1;
+        if (bl_conn_peer_flags(n, c->node) & BL_DFLAG_ALIAS) {
+            HASH_ADD(ah, n->aliases, key, sizeof(c->key), c);
+            c->aliased = 1;
+        }
+    }
+
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 3);
+    ei_x_encode_atom(&x, "$gen_call");
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_pid(&x, &p->pid);
+    if (c->aliased) {
+        ei_x_encode_list_header(&x, 1);
+        ei_x_encode_atom(&x, "alias");
+    }
+    ei_x_encode_ref(&x, &c->ref);
+    ei_x_append_buf(&x, req, reqlen);
+    int rc = send_dest(p, to_pid, name, local ? NULL : c->node, x.buff, x.index);
+    ei_x_free(&x);
+    if (rc != BL_OK) {
+        demonitor(n, c);
+        c->monitored = 0;
+        if (c->aliased) {
+            HASH_DELETE(ah, n->aliases, c);
+            c->aliased = 0;
+        }
+    }
+    return rc;
+}
+
 static int start_call(bl_proc *p, const bl_pid *to_pid, const char *name, const char *node,
                       const char *req, int reqlen, unsigned timeout_ms, bl_call_cb cb, void *ud,
-                      int rpc)
+                      bl_pcall_kind kind)
 {
     bl_node *n = p->n;
     if (p->dead) return BL_ENOPROC;
@@ -161,65 +309,21 @@ static int start_call(bl_proc *p, const bl_pid *to_pid, const char *name, const 
     int local = bl_is_local_node(n, tnode);
     if (local && !(to_pid ? bl_proc_by_pid(n, to_pid) : bl_whereis(n, name))) return BL_ENOPROC;
 
-    bl_pcall *c = calloc(1, sizeof(*c));
+    bl_pcall *c = bl_pcall_new(p, tnode, kind, cb, ud);
     if (!c) return BL_ENOMEM;
-    c->p = p;
-    c->cb = cb;
-    c->ud = ud;
-    c->rpc = rpc;
-    snprintf(c->node, sizeof(c->node), "%s", tnode);
-    bl_node_make_ref(n, &c->ref);
-    call_key(&c->ref, c->key);
-    if (to_pid) {
-        c->target = *to_pid;
-        c->target_is_pid = 1;
-    } else {
-        snprintf(c->target_name, sizeof(c->target_name), "%s", name);
-    }
-
-    if (!local) { /* monitor first: the MONITOR_P_EXIT for a missing server comes back at once */
-        bl_ctl mon = {.op = BL_CTL_MONITOR_P, .from = p->pid, .ref = c->ref};
-        if (to_pid) {
-            mon.to = *to_pid;
-        } else {
-            mon.has_toname = 1;
-            snprintf(mon.toname, sizeof(mon.toname), "%s", name);
-        }
-        int rc = bl_ctl_encode(&n->scratch, &mon, NULL, 0);
-        if (rc == 0) rc = bl_conn_send_frame(n, tnode, NULL, 0);
-        if (rc != BL_OK) {
-            free(c);
-            return rc;
-        }
-        c->monitored = 1;
-    }
-
-    ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 3);
-    ei_x_encode_atom(&x, "$gen_call");
-    ei_x_encode_tuple_header(&x, 2);
-    ei_x_encode_pid(&x, &p->pid);
-    ei_x_encode_ref(&x, &c->ref);
-    ei_x_append_buf(&x, req, reqlen);
-    int rc = send_dest(p, to_pid, name, node, x.buff, x.index);
-    ei_x_free(&x);
+    int rc = bl_pcall_send_gen(c, to_pid, name, req, reqlen);
     if (rc != BL_OK) {
-        demonitor(n, c);
-        free(c);
+        bl_pcall_free(c);
         return rc;
     }
-    HASH_ADD(hh, p->calls, key, sizeof(c->key), c);
-    ev_timer_init(&c->timer, call_timeout_cb, timeout_ms / 1000.0, 0);
-    c->timer.data = c;
-    ev_timer_start(n->loop, &c->timer);
+    bl_pcall_arm(c, timeout_ms);
     return BL_OK;
 }
 
 int bl_call(bl_proc *p, const bl_pid *to_pid, const char *name, const char *node, const char *req,
             int reqlen, unsigned timeout_ms, bl_call_cb cb, void *ud)
 {
-    return start_call(p, to_pid, name, node, req, reqlen, timeout_ms, cb, ud, 0);
+    return start_call(p, to_pid, name, node, req, reqlen, timeout_ms, cb, ud, PCALL_GEN);
 }
 
 int bl_cast(bl_proc *p, const bl_pid *to_pid, const char *name, const char *node, const char *req,
@@ -248,7 +352,7 @@ int bl_rpc(bl_proc *p, const char *node, const char *mod, const char *fun, const
     ei_x_encode_atom(&x, fun);
     ei_x_append_buf(&x, args, argslen);
     ei_x_encode_atom(&x, "user");
-    int rc = start_call(p, NULL, "rex", node, x.buff, x.index, timeout_ms, cb, ud, 1);
+    int rc = start_call(p, NULL, "rex", node, x.buff, x.index, timeout_ms, cb, ud, PCALL_REX);
     ei_x_free(&x);
     return rc;
 }
@@ -280,7 +384,7 @@ int bl_ping(bl_proc *p, const char *node, unsigned timeout_ms, bl_call_cb cb, vo
     ei_encode_tuple_header(req, &i, 2);
     ei_encode_atom(req, &i, "is_auth");
     ei_encode_atom(req, &i, p->n->name);
-    int rc = start_call(p, NULL, "net_kernel", node, req, i, timeout_ms, ping_done, pc, 0);
+    int rc = start_call(p, NULL, "net_kernel", node, req, i, timeout_ms, ping_done, pc, PCALL_GEN);
     if (rc != BL_OK) free(pc);
     return rc;
 }
@@ -296,9 +400,7 @@ void bl_calls_node_down(bl_node *n, const char *node)
         HASH_ITER(hh, p->calls, c, ct)
         {
             if (strcmp(c->node, node) != 0) continue;
-            pcall_finish(c);
-            c->cb(p, BL_ENODEDOWN, NULL, 0, c->ud);
-            free(c);
+            bl_pcall_complete(c, BL_ENODEDOWN, NULL, 0);
             if (p->dead) break; /* the callback ended the process; its calls are gone */
         }
     }
@@ -308,18 +410,62 @@ void bl_calls_monitor_exit(bl_node *n, const bl_ctl *ctl, const char *payload)
 {
     bl_proc *p = bl_proc_by_pid(n, &ctl->to);
     if (!p) return;
-    unsigned key[3];
-    call_key(&ctl->ref, key);
-    bl_pcall *c = NULL;
-    HASH_FIND(hh, p->calls, key, sizeof(key), c);
-    if (!c) return;
-    pcall_finish(c);
+    bl_pcall *c = find_call(p, &ctl->ref);
+    if (!c || c->pending) return;
+    c->monitored = 0; /* the monitor fired: nothing to demonitor */
+    if (c->kind == PCALL_ERPC) {
+        c->spawn_replied = 0;
+        bl_erpc_down(c, payload, (int)ctl->reason_off);
+        return;
+    }
     char a[MAXATOMLEN_UTF8];
     int i = (int)ctl->reason_off;
     int status =
         get_atom(payload, &i, a) == 0 && strcmp(a, "noconnection") == 0 ? BL_ENODEDOWN : BL_ENOPROC;
-    c->cb(p, status, payload, (int)ctl->reason_off, c->ud);
-    free(c);
+    bl_pcall_complete(c, status, payload, (int)ctl->reason_off);
+}
+
+void bl_calls_spawn_reply(bl_node *n, const bl_ctl *ctl)
+{
+    bl_proc *p = bl_proc_by_pid(n, &ctl->to);
+    bl_pcall *c = p ? find_call(p, &ctl->ref) : NULL;
+    if (!c || c->kind != PCALL_ERPC || c->spawn_replied) {
+        /* abandoned (timed out, or the parent ended): undo what the peer set up, like BEAM */
+        if (ctl->has_from && (ctl->spawn_flags & BL_SPAWN_FLAG_MONITOR)) {
+            bl_ctl d = {
+                .op = BL_CTL_DEMONITOR_P, .from = ctl->to, .to = ctl->from, .ref = ctl->ref};
+            (void)bl_send_ctl(n, ctl->from.node, &d, NULL, 0);
+        }
+        return;
+    }
+    if (!ctl->has_from) { /* {31, ReqId, To, Flags, ErrorAtom} */
+        char buf[MAXATOMLEN_UTF8 + 8];
+        int i = 0;
+        ei_encode_atom(buf, &i, ctl->toname);
+        bl_pcall_complete(c, BL_EBADRPC, buf, 0);
+        return;
+    }
+    c->spawned = ctl->from;
+    c->spawn_replied = 1;
+}
+
+void bl_alias_deliver(bl_node *n, const char *from_node, const bl_ctl *ctl, const char *payload)
+{
+    unsigned key[3];
+    call_key(&ctl->ref, key);
+    bl_pcall *c = NULL;
+    HASH_FIND(ah, n->aliases, key, sizeof(key), c);
+    if (!c || !bl_ref_eq(&c->ref, &ctl->ref)) {
+        bl_log(n, BL_LOG_DEBUG, "message from %s to an inactive alias dropped", from_node);
+        return;
+    }
+    bl_msg m;
+    m.buf = payload;
+    m.index = (int)ctl->msg_off;
+    m.len = (int)ctl->msg_end;
+    m.has_sender = ctl->has_from;
+    if (ctl->has_from) m.sender = ctl->from;
+    bl_proc_deliver(c->p, &m);
 }
 
 void bl_calls_free(bl_proc *p)
@@ -328,7 +474,7 @@ void bl_calls_free(bl_proc *p)
     HASH_ITER(hh, p->calls, c, t)
     {
         pcall_finish(c);
-        demonitor(p->n, c);
-        free(c);
+        if (!c->pending) demonitor(p->n, c);
+        bl_pcall_free(c);
     }
 }

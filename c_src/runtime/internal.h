@@ -7,6 +7,7 @@
 
 #include "beamlet/beamlet.h"
 #include "../dist/control.h"
+#include "../dist/flags.h"
 #include "../dist/sendq.h"
 #include "../dist/epmd.h"
 #include "../dist/hsm.h"
@@ -48,6 +49,7 @@ typedef struct bl_conn {
     unsigned backoff_ms;
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
     uint64_t unknown_ops_logged; /* bit per op code < 64, logged once */
+    uint64_t peer_flags;         /* the peer's distribution flags from the handshake (0: unknown) */
     int busy;                    /* reads have filled the buffer: use large reads */
     int reading;                 /* inside conn_parse: closing is deferred */
     int close_pending;
@@ -66,12 +68,31 @@ typedef struct bl_pmon {
     struct bl_pmon *next;
     bl_pid watcher;
     erlang_ref ref;
+    int by_name; /* MONITOR_P named the process: the exit names it too */
 } bl_pmon;
 
-/* An outgoing gen_server call awaiting its reply. */
+/* How a call's answer is shaped. */
+typedef enum {
+    PCALL_GEN = 0, /* gen_server: {Ref, Reply} or {[alias|Ref], Reply} */
+    PCALL_REX,     /* rex: {Ref, {badrpc, R}} -> BL_EBADRPC */
+    PCALL_ERPC,    /* spawn_request of erpc:execute_call: SPAWN_REPLY, then the monitor exit */
+    PCALL_ERPC_REX /* bl_erpc_call to a peer without SPAWN: a rex call, results mapped */
+} bl_pcall_kind;
+
+/* An outgoing gen_server call (or erpc request) awaiting its reply. */
 typedef struct bl_pcall {
     UT_hash_handle hh; /* in proc->calls, keyed by ref.n[0..2] */
+    UT_hash_handle ah; /* in node->aliases when aliased */
     unsigned key[3];
+    int aliased; /* the tag is [alias|ref]: replies come by ALIAS_SEND to ref */
+    bl_pcall_kind kind;
+    erlang_ref res; /* PCALL_ERPC: the Res reference erpc:execute_call tags the result with */
+    bl_pid spawned; /* PCALL_ERPC: the process the peer spawned (after SPAWN_REPLY) */
+    int spawn_replied;
+    int pending; /* bl_erpc_call waiting for the connection to learn the peer's flags */
+    int is_cast; /* pending bl_erpc_cast: sent on nodeup, completes without a result */
+    char *pend;  /* pending: the encoded {M, F, Args} body (owned) */
+    int pend_len;
     bl_proc *p;
     erlang_ref ref;
     char node[BL_NODE_LEN]; /* target node: nodedown fails the call */
@@ -79,7 +100,6 @@ typedef struct bl_pcall {
     bl_pid target;
     int target_is_pid;
     char target_name[BL_NAME_LEN];
-    int rpc; /* reply is rex-shaped: {badrpc, R} -> BL_EBADRPC */
     ev_timer timer;
     bl_call_cb cb;
     void *ud;
@@ -167,6 +187,8 @@ struct bl_node {
     int next_nodemon_id;
     bl_utimer *timers;
     int next_timer_id;
+    struct bl_export *exports; /* functions served to spawn_request (otp/export.c) */
+    bl_pcall *aliases;         /* calls whose replies come to an alias (otp/gen.c) */
 
     unsigned next_pid_num, next_pid_serial;
     unsigned ref_ids[3];
@@ -200,6 +222,9 @@ int bl_is_local_node(const bl_node *n, const char *node);
 
 /* dist/conn.c */
 bl_conn *bl_conn_find(bl_node *n, const char *node);
+/* The flags of node's live connection (both sides', BL_DFLAG_* of dist/flags.h); 0 when not
+ * connected. */
+uint64_t bl_conn_peer_flags(bl_node *n, const char *node);
 /* Queue a frame (control tuple already in n->scratch with version byte) plus optional message
  * (with version byte), connecting on demand. Returns BL_OK, BL_EBUSY, BL_ENODEDOWN, BL_ETOOBIG. */
 int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen);
@@ -212,8 +237,7 @@ int bl_conn_hs_still_pending(bl_node *n, struct bl_hs *h, const char *node);
 enum { BL_HS_ROLE_PENDING = 1, BL_HS_ROLE_ALIVE = 2 };
 int bl_conn_hs_release(bl_node *n, struct bl_hs *h, const char *node);
 /* ... then hand over its socket, or say why it failed. */
-void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role,
-                   uint64_t flags);
+void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role, uint64_t flags);
 void bl_conn_hs_failed(bl_node *n, const char *node, int outgoing, int role, const char *why);
 void bl_conn_connect_failed(bl_node *n, const char *node, const char *why);
 void bl_conn_close(bl_conn *c, const char *reason);
@@ -235,12 +259,54 @@ void bl_procs_shutdown(bl_node *n);
 int bl_send_body(bl_node *n, const bl_pid *to, const char *body, int len);
 void bl_proc_signal_exit(bl_proc *p, const bl_pid *from, const char *reason, int rlen,
                          int is_exit2);
+/* End p with an encoded reason body (no version byte). */
+void bl_proc_exit_term(bl_proc *p, const char *reason, int rlen);
+/* A link from p to pid (local table only: the peer set up its side). <0 on ENOMEM. */
+int bl_proc_add_link(bl_proc *p, const bl_pid *pid);
+/* A remote watcher monitors p under ref. */
+int bl_proc_add_monitor(bl_proc *p, const bl_pid *watcher, const erlang_ref *ref, int by_name);
+/* Queue a control frame for node: c encoded with an optional reason body. */
+int bl_send_ctl(bl_node *n, const char *node, const bl_ctl *c, const char *reason, int rlen);
 
 /* otp/gen.c */
 int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m);
 void bl_calls_node_down(bl_node *n, const char *node);
 void bl_calls_monitor_exit(bl_node *n, const bl_ctl *ctl, const char *payload);
 void bl_calls_free(bl_proc *p);
+/* Calls in flight (otp/gen.c), shared with otp/erpc.c: new allocates (ref made, not yet in any
+ * table); arm adds it to p's calls and starts its timer; complete removes it everywhere, sends a
+ * DEMONITOR when one is due, runs cb once and frees it. */
+bl_pcall *bl_pcall_new(bl_proc *p, const char *node, bl_pcall_kind kind, bl_call_cb cb, void *ud);
+void bl_pcall_arm(bl_pcall *c, unsigned timeout_ms);
+void bl_pcall_complete(bl_pcall *c, int status, const char *buf, int index);
+void bl_pcall_free(bl_pcall *c);
+/* Monitor the target of c and send it '$gen_call' (c not armed yet). */
+int bl_pcall_send_gen(bl_pcall *c, const bl_pid *to_pid, const char *name, const char *req,
+                      int reqlen);
+/* otp/erpc.c */
+int bl_erpc_send(bl_pcall *c);
+void bl_erpc_down(bl_pcall *c, const char *buf, int index);
+void bl_erpc_rex_reply(bl_pcall *c, const char *buf, int index);
+int bl_erpc_start(bl_node *n);
+/* ALIAS_SEND: the message for an active alias reaches its process; others are dropped. */
+void bl_alias_deliver(bl_node *n, const char *from_node, const bl_ctl *ctl, const char *payload);
+/* SPAWN_REPLY to one of our erpc requests. */
+void bl_calls_spawn_reply(bl_node *n, const bl_ctl *ctl);
+int bl_ref_eq(const erlang_ref *a, const erlang_ref *b);
+
+/* otp/export.c: the export table */
+typedef struct bl_export bl_export_ent;
+const bl_export_ent *bl_export_find(bl_node *n, const char *mod, const char *fun, int arity);
+int bl_export_invoke(const bl_export_ent *e, bl_proc *self, const char *args, int index,
+                     ei_x_buff *result);
+void bl_exports_free(bl_node *n);
+/* otp/spawn.c: serve SPAWN_REQUEST */
+void bl_spawn_serve(bl_node *n, const char *from_node, const bl_ctl *ctl, const char *payload);
+/* otp/bif.c: the built-in exports (erlang:node/0, ..., beamlet:info/0) */
+int bl_bifs_start(bl_node *n);
+/* otp/builtin.c: the beamlet process's info and stats maps, shared with beamlet:info/0 */
+void bl_builtin_encode_info(bl_node *n, ei_x_buff *r);
+void bl_builtin_encode_stats(bl_node *n, ei_x_buff *r);
 
 /* otp/builtin.c */
 int bl_builtin_start(bl_node *n);

@@ -49,6 +49,8 @@ const char *bl_strerror(int err)
         return "invalid configuration";
     case BL_EBADRPC:
         return "badrpc";
+    case BL_EEXCEPTION:
+        return "exception";
     default:
         return "unknown error";
     }
@@ -439,6 +441,7 @@ void bl_node_free(bl_node *n)
     }
     bl_nodemon *m, *mt;
     LL_FOREACH_SAFE(n->nodemons, m, mt) free(m);
+    bl_exports_free(n);
     if (n->listen_fd >= 0) close(n->listen_fd);
     bl_resolver_free(n->resolver);
     ei_x_free(&n->scratch);

@@ -180,10 +180,25 @@ int bl_send_body(bl_node *n, const bl_pid *to, const char *body, int len)
 
 /* ---- control signals out ---- */
 
-static int send_ctl(bl_node *n, const char *node, const bl_ctl *c, const char *reason, int rlen)
+int bl_send_ctl(bl_node *n, const char *node, const bl_ctl *c, const char *reason, int rlen)
 {
     if (bl_ctl_encode(&n->scratch, c, reason, rlen) < 0) return BL_EINVAL;
     return bl_conn_send_frame(n, node, NULL, 0);
+}
+#define send_ctl bl_send_ctl
+
+/* EXIT or MONITOR_P_EXIT: as the PAYLOAD_ variant (the reason after the control tuple, where a
+ * large reason such as an erpc result can be fragmented) when the peer supports EXIT_PAYLOAD. */
+static int send_exit_ctl(bl_node *n, const char *node, bl_ctl *c, const char *reason, int rlen)
+{
+    if (!(bl_conn_peer_flags(n, node) & BL_DFLAG_EXIT_PAYLOAD))
+        return send_ctl(n, node, c, reason, rlen);
+    c->op = c->op == BL_CTL_EXIT ? BL_CTL_PAYLOAD_EXIT : BL_CTL_PAYLOAD_MONITOR_P_EXIT;
+    if (bl_ctl_encode(&n->scratch, c, NULL, 0) < 0) return BL_EINVAL;
+    ei_x_buff *x = &n->scratch2;
+    x->index = 0;
+    if (ei_x_encode_version(x) < 0 || ei_x_append_buf(x, reason, rlen) < 0) return BL_ENOMEM;
+    return bl_conn_send_frame(n, node, x->buff, x->index);
 }
 
 static void encode_atom_body(ei_x_buff *x, const char *atom)
@@ -209,6 +224,22 @@ static int add_link(bl_proc *p, const bl_pid *pid)
     l->pid = *pid;
     LL_PREPEND(p->links, l);
     return 1;
+}
+
+int bl_proc_add_link(bl_proc *p, const bl_pid *pid)
+{
+    return add_link(p, pid) < 0 ? BL_ENOMEM : BL_OK;
+}
+
+int bl_proc_add_monitor(bl_proc *p, const bl_pid *watcher, const erlang_ref *ref, int by_name)
+{
+    bl_pmon *m = calloc(1, sizeof(*m));
+    if (!m) return BL_ENOMEM;
+    m->watcher = *watcher;
+    m->ref = *ref;
+    m->by_name = by_name;
+    LL_PREPEND(p->monitors, m);
+    return BL_OK;
 }
 
 static void remove_link(bl_proc *p, const bl_pid *pid)
@@ -335,7 +366,7 @@ static void proc_terminate(bl_proc *p, const char *reason, int rlen)
             local_enqueue(n, LOCAL_EXIT, &l->pid, NULL, &p->pid, reason, rlen);
         } else {
             bl_ctl c = {.op = BL_CTL_EXIT, .from = p->pid, .to = l->pid};
-            (void)send_ctl(n, l->pid.node, &c, reason, rlen);
+            (void)send_exit_ctl(n, l->pid.node, &c, reason, rlen);
         }
         LL_DELETE(p->links, l);
         free(l);
@@ -344,7 +375,11 @@ static void proc_terminate(bl_proc *p, const char *reason, int rlen)
     LL_FOREACH_SAFE(p->monitors, m, mt)
     {
         bl_ctl c = {.op = BL_CTL_MONITOR_P_EXIT, .from = p->pid, .to = m->watcher, .ref = m->ref};
-        (void)send_ctl(n, m->watcher.node, &c, reason, rlen);
+        if (m->by_name && p->name[0]) { /* a name monitor: the exit names the process */
+            c.has_toname = 1;
+            snprintf(c.toname, sizeof(c.toname), "%s", p->name);
+        }
+        (void)send_exit_ctl(n, m->watcher.node, &c, reason, rlen);
         LL_DELETE(p->monitors, m);
         free(m);
     }
@@ -357,6 +392,11 @@ static void proc_terminate(bl_proc *p, const char *reason, int rlen)
     }
     p->zombie_next = n->zombies;
     n->zombies = p;
+}
+
+void bl_proc_exit_term(bl_proc *p, const char *reason, int rlen)
+{
+    proc_terminate(p, reason, rlen);
 }
 
 void bl_exit(bl_proc *p, const char *reason)
@@ -481,10 +521,15 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
     case BL_CTL_EXIT:
     case BL_CTL_EXIT_TT:
     case BL_CTL_EXIT2:
-    case BL_CTL_EXIT2_TT: {
+    case BL_CTL_EXIT2_TT:
+    case BL_CTL_PAYLOAD_EXIT:
+    case BL_CTL_PAYLOAD_EXIT_TT:
+    case BL_CTL_PAYLOAD_EXIT2:
+    case BL_CTL_PAYLOAD_EXIT2_TT: {
         p = bl_proc_by_pid(n, &ctl->to);
         if (!p) return;
-        int is_exit2 = ctl->op == BL_CTL_EXIT2 || ctl->op == BL_CTL_EXIT2_TT;
+        int is_exit2 = ctl->op == BL_CTL_EXIT2 || ctl->op == BL_CTL_EXIT2_TT ||
+                       ctl->op == BL_CTL_PAYLOAD_EXIT2 || ctl->op == BL_CTL_PAYLOAD_EXIT2_TT;
         if (!is_exit2 && !find_link(p, &ctl->from)) return; /* stale: no longer linked */
         bl_proc_signal_exit(p, &ctl->from, payload + ctl->reason_off, (int)ctl->reason_len,
                             is_exit2);
@@ -505,11 +550,7 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
             (void)send_ctl(n, from_node, &c, buf, i);
             return;
         }
-        bl_pmon *m = calloc(1, sizeof(*m));
-        if (!m) return;
-        m->watcher = ctl->from;
-        m->ref = ctl->ref;
-        LL_PREPEND(p->monitors, m);
+        (void)bl_proc_add_monitor(p, &ctl->from, &ctl->ref, ctl->has_toname);
         return;
     }
     case BL_CTL_DEMONITOR_P: {
@@ -528,7 +569,20 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
         return;
     }
     case BL_CTL_MONITOR_P_EXIT:
+    case BL_CTL_PAYLOAD_MONITOR_P_EXIT:
         bl_calls_monitor_exit(n, ctl, payload);
+        return;
+    case BL_CTL_SPAWN_REQUEST:
+    case BL_CTL_SPAWN_REQUEST_TT:
+        bl_spawn_serve(n, from_node, ctl, payload);
+        return;
+    case BL_CTL_SPAWN_REPLY:
+    case BL_CTL_SPAWN_REPLY_TT:
+        bl_calls_spawn_reply(n, ctl);
+        return;
+    case BL_CTL_ALIAS_SEND:
+    case BL_CTL_ALIAS_SEND_TT:
+        bl_alias_deliver(n, from_node, ctl, payload);
         return;
     default: /* NODE_LINK, GROUP_LEADER, UNLINK_ID_ACK: nothing to do */
         return;

@@ -4,8 +4,10 @@
  * Beam names (mixed clusters): registered in OTP global through a connected BEAM node with
  * rpc global:register_name(Name, Pid, {global, random_exit_name}); before that the node connects
  * to every node in that BEAM node's nodes() (a BEAM node with no connection to us drops the name).
- * The registered process is linked to beamlet_global (which traps exits); when it ends the name
- * is unregistered (global:unregister_name, only while global:whereis_name still gives our pid).
+ * The registered process is linked to beamlet_global (which traps exits) to keep this table right;
+ * when it ends OTP global itself drops the name: every BEAM node's global monitors the pid, and
+ * the monitor fires with the process's end (DIST_MONITOR_NAME, runtime/proc.c). (Before monitors
+ * worked, this node sent global:unregister_name on exit; not needed any more.)
  * BEAM's own clash resolution may kill the process with an exit signal: same path.
  *
  * Beamlet names (C-only clusters): a table replicated full mesh to the beamlet members, each node
@@ -935,8 +937,7 @@ static void proc_exit(bl_proc *self, const bl_pid *from, const char *buf, int in
     LL_FOREACH_SAFE(g->bnames, b, bt)
     {
         if (!bl_pid_eq(&b->pid, from)) continue;
-        LL_DELETE(g->bnames, b);
-        start_unreg(g, b);
+        LL_DELETE(g->bnames, b); /* OTP global's own monitor removes the name */
         free(b);
     }
 }

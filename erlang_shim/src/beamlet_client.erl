@@ -4,11 +4,10 @@
 %% the Gleam package (also an OTP application named `beamlet') compiles its own `beamlet' module
 %% from `beamlet.gleam'; the Gleam FFI calls this module directly.
 %%
-%% Everything here goes through the `beamlet' process every beamlet node runs (see
-%% docs/protocol.md): a BEAM node cannot monitor a registered name on an ei node (its monitors only
-%% watch the connection), so a plain `gen_server:call({Service, Node}, Req)' to a missing C service
-%% would only time out. {@link call/4} instead asks the node's `beamlet' process to make the call
-%% locally, which answers `{error, noproc}' at once for a missing name.
+%% Node facts go through the `beamlet' process every beamlet node runs (see docs/protocol.md).
+%% {@link call/4} is a plain `gen_server:call({Service, Node}, Req)': beamlet nodes support
+%% monitors by name (DIST_MONITOR_NAME) and aliases, so a missing C service exits `noproc' at once
+%% and a reply after the timeout is dropped, exactly as with a BEAM node.
 -module(beamlet_client).
 
 -export([connect/1, is_beamlet/1, call/3, call/4, cast/3, info/1, info/2, stats/1, stats/2,
@@ -26,9 +25,6 @@
 -type call_error() :: nodedown | timeout | noproc.
 -type timeout_ms() :: non_neg_integer() | infinity.
 
-%% Extra time the BEAM caller waits on top of the timeout given to the C node: the C node's own
-%% timer answers `{error, timeout}' first, so the caller normally never times out itself.
--define(MARGIN_MS, 1000).
 %% Largest timeout the C side takes (an unsigned 32-bit count of milliseconds; kept below 2^31).
 -define(MAX_C_TIMEOUT_MS, 16#7FFFFFFF).
 -define(DEFAULT_TIMEOUT, 5000).
@@ -92,26 +88,16 @@ call(Node, Service, Request) ->
 %%
 %% Returns `{ok, Reply}', or `{error, Reason}' with Reason:
 %% <ul>
-%% <li>`noproc': no process is registered as `Service' on `Node' (answered at once by the C node),
-%%     or `Node' is a BEAM node (no `beamlet' process there);</li>
-%% <li>`timeout': no reply within `Timeout' milliseconds (the C node's own timer, or this side's
-%%     when the C node does not answer within `Timeout' plus a 1 s margin);</li>
-%% <li>`nodedown': `Node' cannot be reached, or the connection dropped during the call;</li>
-%% <li>anything else the C node answers, e.g. `badarg' or `unknown_request' (an old node).</li>
+%% <li>`noproc': no process is registered as `Service' on `Node' (the node's monitor answers
+%%     at once);</li>
+%% <li>`timeout': no reply within `Timeout' milliseconds (a later reply is dropped: the call's
+%%     alias is gone);</li>
+%% <li>`nodedown': `Node' cannot be reached, or the connection dropped during the call.</li>
 %% </ul>
-%% A reply that arrives after this side gave up lands in the caller's mailbox as
-%% `{[alias|Ref], Reply}' (ei nodes cannot reply to an alias); this only happens when the C node
-%% stalls for longer than the margin.
 -spec call(node(), atom(), term(), timeout_ms()) -> {ok, term()} | {error, call_error() | term()}.
 call(Node, Service, Request, Timeout) when is_atom(Node), is_atom(Service) ->
-    Outer = case Timeout of
-                infinity -> infinity;
-                T when is_integer(T), T >= 0 -> T + ?MARGIN_MS
-            end,
-    try gen_server:call({beamlet, Node}, {call, Service, Request, call_timeout_ms(Timeout)}, Outer) of
-        {ok, Reply} -> {ok, Reply};
-        {error, Reason} -> {error, Reason};
-        Other -> {error, {bad_reply, Other}}
+    try gen_server:call({Service, Node}, Request, Timeout) of
+        Reply -> {ok, Reply}
     catch
         exit:{Reason, _} -> {error, map_exit(Reason)}
     end.

@@ -45,27 +45,28 @@ stopped_timeout(W) ->
         T0 = erlang:monotonic_time(millisecond),
         ?assertEqual({error, timeout}, beamlet:call(W, beamlet, ping, 200)),
         Took = erlang:monotonic_time(millisecond) - T0,
-        %% 200 ms for the C node + the 1 s margin of the caller.
-        ?assert(Took >= 1100 andalso Took < 3000)
+        %% the caller's own 200 ms timeout
+        ?assert(Took >= 190 andalso Took < 2000)
     after
         shim_test_util:kill_os(OsPid, "CONT")
     end,
     ?assertEqual({ok, pong}, beamlet:call(W, beamlet, ping)),
-    %% Known limitation: the late reply reaches the caller's mailbox (ei nodes cannot reply to an
-    %% alias). Consume it so the other tests see a clean mailbox.
-    receive {[alias | _], pong} -> ok after 2000 -> ok end.
+    %% The late reply went to the call's alias, which is gone: it never reaches the mailbox.
+    receive {[alias | _], pong} = Late -> ?assertEqual(no_late_reply, Late) after 1000 -> ok end.
 
 cast(W) ->
     %% The stock node has no service that acts on casts; the node's message counter shows it
-    %% arrived: between two stats calls exactly one more message (the cast) was received.
+    %% arrived: between two stats calls the casts add exactly one message each to what a call
+    %% costs (a call is the request plus its monitor and demonitor signals).
     Count = fun() -> {ok, #{msgs_in := N}} = beamlet:stats(W), N end,
     A = Count(),
     B = Count(),
     ?assertEqual(ok, beamlet:cast(W, beamlet, hello)),
     ?assertEqual(ok, beamlet:cast(W, no_such_service, hello)),
     C = Count(),
-    ?assertEqual(1, B - A),
-    ?assertEqual(3, C - B).
+    PerCall = B - A,
+    ?assert(PerCall >= 1),
+    ?assertEqual(PerCall + 2, C - B).
 
 info_stats(W) ->
     {ok, I} = beamlet:info(W),

@@ -28,10 +28,11 @@ run(Mods) ->
     stop_all_raw(),
     catch stop_app(),
     Failed = case Res of ok -> Fail; _ when Fail =:= 0 -> 1; _ -> Fail end,
-    io:format("shim: ~b passed, ~b failed (eunit returned ~p)~n", [Pass, Failed, Res]),
+    Suite = os:getenv("BL_SUITE", "shim"),
+    io:format("~s: ~b passed, ~b failed (eunit returned ~p)~n", [Suite, Pass, Failed, Res]),
     case os:getenv("BL_RESULTS") of
         F when is_list(F), F =/= "" ->
-            ok = file:write_file(F, io_lib:format("shim ~b ~b~n", [Pass, Failed]), [append]);
+            ok = file:write_file(F, io_lib:format("~s ~b ~b~n", [Suite, Pass, Failed]), [append]);
         _ -> ok
     end,
     halt(case Failed of 0 -> 0; _ -> 1 end).

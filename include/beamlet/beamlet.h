@@ -36,18 +36,19 @@ extern "C" {
 
 enum {
     BL_OK = 0,
-    BL_EINVAL = -1,    /* bad argument or malformed term */
-    BL_ENOMEM = -2,    /* out of memory */
-    BL_ENOPROC = -3,   /* no such local process or registered name */
-    BL_ENODEDOWN = -4, /* the node is not (or no longer) connected */
-    BL_ETIMEOUT = -5,  /* no answer in time */
-    BL_EBUSY = -6,     /* the connection's send queue is above its high-water mark */
-    BL_EEXIST = -7,    /* name already registered */
-    BL_ETOOBIG = -8,   /* message larger than max_message_size */
-    BL_ESYS = -9,      /* a system call failed (see errno) */
-    BL_EEPMD = -10,    /* EPMD unreachable or refused registration */
-    BL_ECONFIG = -11,  /* invalid configuration */
-    BL_EBADRPC = -12,  /* rex answered {badrpc, Reason} */
+    BL_EINVAL = -1,      /* bad argument or malformed term */
+    BL_ENOMEM = -2,      /* out of memory */
+    BL_ENOPROC = -3,     /* no such local process or registered name */
+    BL_ENODEDOWN = -4,   /* the node is not (or no longer) connected */
+    BL_ETIMEOUT = -5,    /* no answer in time */
+    BL_EBUSY = -6,       /* the connection's send queue is above its high-water mark */
+    BL_EEXIST = -7,      /* name already registered */
+    BL_ETOOBIG = -8,     /* message larger than max_message_size */
+    BL_ESYS = -9,        /* a system call failed (see errno) */
+    BL_EEPMD = -10,      /* EPMD unreachable or refused registration */
+    BL_ECONFIG = -11,    /* invalid configuration */
+    BL_EBADRPC = -12,    /* rex answered {badrpc, Reason}; or the peer refused a spawn_request */
+    BL_EEXCEPTION = -13, /* the remote function raised: (buf, index) at {Class, Reason, Stack} */
 };
 
 const char *bl_strerror(int err);
@@ -123,9 +124,11 @@ typedef struct bl_node bl_node;
 typedef struct bl_proc bl_proc;
 typedef erlang_pid bl_pid;
 
-/* A gen_server caller: who to reply to and the tag to copy back byte for byte. */
+/* A gen_server caller: who to reply to and the tag to copy back byte for byte. server: the
+ * process that got the call (an [alias|Ref] reply is sent from it to the alias). */
 typedef struct bl_from {
     bl_pid pid;
+    bl_pid server;
     int tag_len;
     char tag[BL_TAG_MAX];
 } bl_from;
@@ -216,6 +219,47 @@ int bl_rpc(bl_proc *p, const char *node, const char *mod, const char *fun, const
            int argslen, unsigned timeout_ms, bl_call_cb cb, void *ud);
 /* net_adm:ping: status 0 = pong. */
 int bl_ping(bl_proc *p, const char *node, unsigned timeout_ms, bl_call_cb cb, void *ud);
+
+/* erpc:call(Node, M, F, Args, Timeout) from C: args is an encoded list body. With a peer that
+ * supports spawn_request (OTP 23+ and beamlet nodes) it is a real erpc call; with a peer that does
+ * not, the same call through rex. cb runs once with:
+ *   0              the function returned: (buf, index) at the value
+ *   BL_EEXCEPTION  it raised: (buf, index) at {Class, Reason, Stack}, Class throw | exit | error
+ *                  (undef for a function the node does not export: {error, undef, Stack})
+ *   BL_ETIMEOUT    no result in time (the remote process is left running, as erpc does)
+ *   BL_ENODEDOWN   the node is unreachable or the connection dropped before the result
+ *   BL_EBADRPC     the peer refused the request: (buf, index) at the reason (e.g. badopt)
+ * A connection that is not up yet is set up first (the peer's flags decide between erpc and rex).
+ * As bl_call: if p ends first the call is dropped without running cb. */
+int bl_erpc_call(bl_proc *p, const char *node, const char *mod, const char *fun, const char *args,
+                 int argslen, unsigned timeout_ms, bl_call_cb cb, void *ud);
+/* erpc:cast: M:F(Args) on node, no answer (a spawn_request with {reply, no}, or a rex cast). */
+int bl_erpc_cast(bl_proc *p, const char *node, const char *mod, const char *fun, const char *args,
+                 int argslen);
+
+/* ---- exported functions ----
+ * What BEAM's spawn/4, spawn_link/4, spawn_monitor/4, rpc:call, rpc:multicall, erpc:call,
+ * erpc:multicall and erpc:cast run on this node: each request spawns a process (self) that calls
+ * fn. args/index: the argument list (a proper list of arity elements: ei_decode_list_header,
+ * then each element). fn encodes a term body (no version byte) into *result and returns:
+ *   BL_FN_RETURN  result is the return value
+ *   BL_FN_THROW   throw(result)        BL_FN_EXIT  exit(result)
+ *   BL_FN_ERROR   error(result): the caller sees {exception, Reason, [{Mod, Fun, Arity, []}]}
+ *   BL_FN_LATER   nothing yet: the process stays alive (it may bl_call, bl_send, get messages)
+ *                 and bl_fn_return() finishes it later; the loop is never blocked.
+ * A function that is not exported fails as in BEAM: undef ({badrpc, {'EXIT', {undef, _}}} from
+ * rpc:call, error:{exception, undef, _} from erpc:call, an undef exit of the spawned process).
+ * Built in: erlang:node/0, nodes/0,1, registered/0, whereis/1, memory/0,1, system_info/1,
+ * is_alive/0; beamlet:info/0, beamlet:stats/0 (docs/c-api.md). BL_EEXIST if already exported. */
+enum { BL_FN_RETURN = 0, BL_FN_THROW = 1, BL_FN_EXIT = 2, BL_FN_ERROR = 3, BL_FN_LATER = 4 };
+typedef int (*bl_export_fn)(bl_proc *self, const char *args, int index, int arity,
+                            ei_x_buff *result, void *ud);
+int bl_export(bl_node *n, const char *mod, const char *fun, int arity, bl_export_fn fn, void *ud);
+int bl_unexport(bl_node *n, const char *mod, const char *fun, int arity);
+/* Finish a function that returned BL_FN_LATER; self: bl_self() of the process it got. kind:
+ * BL_FN_RETURN .. BL_FN_ERROR, term: a term body. BL_ENOPROC when that process is gone (killed by
+ * an exit signal, or its node shut down): free what you kept for it then. */
+int bl_fn_return(bl_node *n, const bl_pid *self, int kind, const char *term, int len);
 
 /* ---- connections and node monitoring ---- */
 /* Start connecting (no-op when connected or connecting). */

@@ -98,14 +98,16 @@ c_cluster() { # N tag
                             true -> io:format(\"timeout(~b left)\", [length(Left)]);
                             false -> timer:sleep(20), Loop(Left) end end end,
         Loop(Nodes), halt().")
-    local rss=0 alive=0 v
+    local rss=0 anon=0 alive=0 v a
     for p in "${PIDS[@]:$first}"; do
         v=$(awk '/VmRSS/{print $2}' /proc/$p/status 2>/dev/null)
-        [ -n "$v" ] && { rss=$((rss + v)); alive=$((alive + 1)); }
+        a=$(awk '/RssAnon/{print $2}' /proc/$p/status 2>/dev/null)
+        [ -n "$v" ] && { rss=$((rss + v)); anon=$((anon + ${a:-0})); alive=$((alive + 1)); }
     done
     for p in "${PIDS[@]:$first}"; do kill "$p" 2>/dev/null; done
     sleep 1
-    echo "$conv $((rss / (alive > 0 ? alive : 1))) $alive"
+    alive=$((alive > 0 ? alive : 1))
+    echo "$conv $((rss / alive)) $alive $((anon / alive))"
 }
 
 # Boot N BEAM nodes at once, each connecting to the first, retrying every 100 ms until it is up
@@ -146,8 +148,8 @@ read -r C30 _ _ <<<"$(c_cluster "$BN" m)"
 B30=$(beam_cluster "$BN")
 echo "   $BN C nodes agree on membership after $C30 ms; $BN BEAM nodes see each other after $B30 ms"
 N=100
-read -r CONV PER ALIVE <<<"$(c_cluster $N n)"
-echo "   $N nodes agree on membership after $CONV ms (from the first exec); RSS per node $PER kB over $ALIVE live nodes"
+read -r CONV PER ALIVE ANON <<<"$(c_cluster $N n)"
+echo "   $N nodes agree on membership after $CONV ms (from the first exec); RSS per node $PER kB ($ANON kB of it private, the rest shared library pages) over $ALIVE live nodes"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0 && a ~ /^[0-9.]+$/) printf "%.2f", a / b; else print "n/a" }'; }
 {

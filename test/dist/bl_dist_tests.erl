@@ -14,6 +14,9 @@
 
 bin() -> os:getenv("BEAMLET_BIN").
 
+%% The runner's net_ticktime, for nodes started without bl_test_util:start_beamlet.
+tick() -> ["--net-ticktime", integer_to_list(bl_test_util:ticktime())].
+
 start(Tag, Extra) ->
     bl_test_util:start_beamlet(Tag, ["--handshake-timeout-ms", integer_to_list(?HS_TMO),
                                      "--connect-timeout-ms", "1000" | Extra]).
@@ -227,7 +230,7 @@ simultaneous_c_c() ->
                  NA = list_to_atom(A ++ "@" ++ H), NB = list_to_atom(B ++ "@" ++ H),
                  Args = fun(Me, Other) ->
                                 ["node", "--sname", Me, "--cookie", bl_test_util:cookie(),
-                                 "--log-level", "debug", "--join", atom_to_list(Other)]
+                                 "--log-level", "debug", "--join", atom_to_list(Other) | tick()]
                         end,
                  bl_test_util:spawn_raw(NA, bin(), Args(A, NB)),
                  bl_test_util:spawn_raw(NB, bin(), Args(B, NA)),
@@ -264,7 +267,7 @@ simultaneous_beam_c() ->
          A = bl_test_util:unique(case I rem 2 of 0 -> "a"; 1 -> "z" end), % sorts both ways
          N = list_to_atom(A ++ "@" ++ H),
          bl_test_util:spawn_raw(N, bin(), ["node", "--sname", A, "--cookie", bl_test_util:cookie(),
-                                            "--join", atom_to_list(node())]),
+                                            "--join", atom_to_list(node()) | tick()]),
          true = race_connect(N, erlang:monotonic_time(millisecond) + 15000),
          ?assert(bl_test_util:wait_until(fun() -> agree(N) end, 10000)),
          timer:sleep(300),
@@ -307,7 +310,7 @@ ipv6() ->
     CAlias = bl_test_util:unique("c6"),
     C6 = list_to_atom(CAlias ++ "@::1"),
     bl_test_util:spawn_raw(C6, bin(), ["node", "--name", atom_to_list(C6), "--cookie", Cookie,
-                                        "--listen-address", "::1"]),
+                                        "--listen-address", "::1" | tick()]),
     ?assert(bl_test_util:log_contains(C6, "(inet6_tcp)", 15000)),
     EAlias = bl_test_util:unique("e6"),
     {ok, Peer, E6} = peer:start(#{name => EAlias, host => "::1", longnames => true,
@@ -337,3 +340,49 @@ ipv6() ->
 conns_via(Peer, C6, E6) ->
     #{connections := Cs} = peer:call(Peer, gen_server, call, [{beamlet, C6}, stats, 5000]),
     lists:any(fun(#{node := N}) -> N =:= E6 end, Cs).
+
+%%% ------------------------------------------------------------------ EPMD restarts
+
+%% EPMD goes away and comes back: the node registers again by itself (with its first creation)
+%% and new nodes find it by name. A private EPMD on another port (ERL_EPMD_PORT), so nothing else
+%% loses its registration.
+epmd_restart_test_() -> {timeout, 60, fun epmd_restart/0}.
+
+epmd_restart() ->
+    EPort = "4391",
+    os:cmd("epmd -port " ++ EPort ++ " -daemon"),
+    try epmd_restart(EPort)
+    after
+        case epmd_pid(EPort) of none -> ok; P -> os:cmd("kill " ++ P) end
+    end.
+
+epmd_restart(EPort) ->
+    Env = "ERL_EPMD_PORT=" ++ EPort,
+    ?assert(bl_test_util:wait_until(fun() -> epmd_pid(EPort) =/= none end, 5000)),
+    Alias = bl_test_util:unique("er"),
+    N = list_to_atom(Alias ++ "@" ++ bl_test_util:host()),
+    bl_test_util:spawn_raw(N, "/usr/bin/env", [Env, bin(), "node", "--sname", Alias,
+                                                "--cookie", bl_test_util:cookie() | tick()]),
+    Names = fun() -> os:cmd(Env ++ " epmd -port " ++ EPort ++ " -names") end,
+    ?assert(bl_test_util:wait_until(fun() -> string:find(Names(), Alias) =/= nomatch end, 10000)),
+    Ping = fun() ->
+                   Out = os:cmd(Env ++ " " ++ bin() ++ " ping " ++ atom_to_list(N) ++ " --cookie " ++
+                                bl_test_util:cookie() ++ " --timeout 5000; echo rc=$?"),
+                   string:find(Out, "rc=0") =/= nomatch
+           end,
+    ?assert(Ping()),
+    os:cmd("kill " ++ epmd_pid(EPort)),
+    ?assert(bl_test_util:wait_until(fun() -> epmd_pid(EPort) =:= none end, 5000)),
+    ?assert(bl_test_util:log_contains(N, "EPMD registration lost", 5000)),
+    os:cmd("epmd -port " ++ EPort ++ " -daemon"),
+    ?assert(bl_test_util:wait_until(fun() -> string:find(Names(), Alias) =/= nomatch end, 15000)),
+    ?assert(bl_test_util:log_contains(N, "registered with EPMD again", 5000)),
+    ?assert(Ping()).
+
+%% The pid of the EPMD listening on Port in this network namespace, or none.
+epmd_pid(Port) ->
+    Out = os:cmd("ss -Hltnp 'sport = :" ++ Port ++ "'"),
+    case re:run(Out, "pid=([0-9]+)", [{capture, all_but_first, list}]) of
+        {match, [P]} -> P;
+        nomatch -> none
+    end.

@@ -74,6 +74,14 @@ static void decode_one(char *p, size_t len)
         if (c.has_to) check_pid(&c.to);
         if (!memchr(c.toname, 0, sizeof(c.toname))) die("toname not terminated", 0, 0);
         if (c.has_ref && (c.ref.len < 0 || c.ref.len > 5)) die("ref len", (size_t)c.ref.len, 0);
+        if (c.has_mfa) { /* SPAWN_REQUEST: names terminated, options inside the control term */
+            if (!memchr(c.mod, 0, sizeof(c.mod)) || !memchr(c.fun, 0, sizeof(c.fun)))
+                die("mfa not terminated", 0, 0);
+            if (c.arity < 0 || c.arity > 255) die("arity", (size_t)c.arity, 0);
+            if (c.opts_len == 0 || c.opts_off + c.opts_len > len || !c.has_msg)
+                die("spawn options out of the frame", c.opts_off, c.opts_len);
+            print_term_at(p, c.opts_off, c.opts_off + c.opts_len, "spawn options");
+        }
         if (c.has_reason) {
             if (c.reason_off < 3 || c.reason_len == 0 || c.reason_off + c.reason_len > len)
                 die("reason out of the frame", c.reason_off, c.reason_len);

@@ -42,7 +42,7 @@ typedef struct wsub {
     bl_pid notify;
 } wsub;
 
-typedef enum { P_CALL, P_RPC, P_PING } pkind;
+typedef enum { P_CALL, P_RPC, P_PING, P_ERPC } pkind;
 
 /* An outstanding asynchronous request whose answer goes back to a gen_server caller of ctl.
  * If ctl ends first the library drops the call without running its callback (docs/c-api.md), so
@@ -101,6 +101,8 @@ static const char *err_atom(int rc)
         return "econfig";
     case BL_EBADRPC:
         return "badrpc";
+    case BL_EEXCEPTION:
+        return "exception";
     default:
         return "unknown";
     }
@@ -377,6 +379,14 @@ static void async_done(bl_proc *p, int status, const char *buf, int index, void 
     int idx = index;
     if (pd->kind == P_PING) {
         ei_x_encode_atom(&r, status == 0 ? "pong" : "pang");
+    } else if (pd->kind == P_ERPC && (status == BL_EEXCEPTION || status == BL_EBADRPC)) {
+        /* {exception, {Class, Reason, Stack}} or {badrpc, Reason} */
+        ei_x_encode_tuple_header(&r, 2);
+        ei_x_encode_atom(&r, status == BL_EEXCEPTION ? "exception" : "badrpc");
+        if (!buf || copy_term(&r, buf, &idx) < 0) {
+            r.index = 0;
+            enc_error(&r, "bad_result_term");
+        }
     } else if (status == 0 || (status == BL_EBADRPC && pd->kind == P_RPC)) {
         ei_x_encode_tuple_header(&r, 2);
         ei_x_encode_atom(&r, status == 0 ? "ok" : "badrpc");
@@ -564,6 +574,41 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
         return 1;
     }
 
+    if ((strcmp(cmd, "erpc") == 0 && arity == 6) || (strcmp(cmd, "erpc_cast") == 0 && arity == 5)) {
+        /* {erpc, Node, M, F, Args, TimeoutMs} / {erpc_cast, Node, M, F, Args} */
+        int cast = cmd[4] == '_';
+        char node[MAXATOMLEN_UTF8], mod[MAXATOMLEN_UTF8], fun[MAXATOMLEN_UTF8];
+        long tmo = 0;
+        if (ei_decode_atom(buf, &idx, node) < 0 || ei_decode_atom(buf, &idx, mod) < 0 ||
+            ei_decode_atom(buf, &idx, fun) < 0 || ei_get_type(buf, &idx, &type, &size) < 0 ||
+            !is_list_type(type))
+            return reply_badarg(reply, start);
+        ei_x_buff args;
+        ei_x_new(&args);
+        if (copy_term(&args, buf, &idx) < 0 ||
+            (!cast && (decode_long(buf, &idx, &tmo) < 0 || tmo < 0 || tmo > 600000))) {
+            ei_x_free(&args);
+            return reply_badarg(reply, start);
+        }
+        if (cast) {
+            int rc = bl_erpc_cast(self, node, mod, fun, args.buff, args.index);
+            ei_x_free(&args);
+            reply_rc(reply, rc);
+            return 0;
+        }
+        pending *pd = new_pending(P_ERPC, from);
+        int rc = pd ? bl_erpc_call(self, node, mod, fun, args.buff, args.index, (unsigned)tmo,
+                                   async_done, pd)
+                    : BL_ENOMEM;
+        ei_x_free(&args);
+        if (rc < 0) {
+            free_pending(pd);
+            enc_error(reply, err_atom(rc));
+            return 0;
+        }
+        return 1;
+    }
+
     if (strcmp(cmd, "ping") == 0 && arity == 2) {
         char node[MAXATOMLEN_UTF8];
         if (ei_decode_atom(buf, &idx, node) < 0) return reply_badarg(reply, start);
@@ -604,6 +649,22 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
         ei_x_encode_tuple_header(reply, 2);
         ei_x_encode_atom(reply, "ok");
         ei_x_encode_pid(reply, &cpid);
+        return 0;
+    }
+
+    if (strcmp(cmd, "spawn_named") == 0 && arity == 2) {
+        /* {spawn_named, Name}: a plain process registered as Name -> {ok, Pid} */
+        char name[MAXATOMLEN_UTF8];
+        int rc;
+        if (ei_decode_atom(buf, &idx, name) < 0) return reply_badarg(reply, start);
+        wproc *w = wspawn(K_PLAIN, name, &plain_ops, &rc);
+        if (!w) {
+            enc_error(reply, err_atom(rc));
+            return 0;
+        }
+        ei_x_encode_tuple_header(reply, 2);
+        ei_x_encode_atom(reply, "ok");
+        ei_x_encode_pid(reply, &w->pid);
         return 0;
     }
 
@@ -749,6 +810,142 @@ static int copy_str(char *dst, size_t cap, const char *src)
     return 0;
 }
 
+/* ---------------------------------------------------------------- exported functions
+ * What BEAM's rpc/erpc/spawn reach on this node (module tw):
+ *   tw:echo(X) -> X              tw:add(A, B) -> A + B
+ *   tw:fail(R) -> error(R)       tw:throw(V) -> throw(V)       tw:exit(R) -> exit(R)
+ *   tw:later(Ms, V) -> V after Ms milliseconds, answered from a timer (BL_FN_LATER)
+ *   tw:wait() -> never returns (the process lives until an exit signal ends it)
+ *   tw:notify(Pid, Msg) -> ok, and Pid ! Msg from the spawned process (for casts) */
+
+typedef struct later_t {
+    struct later_t *next, *prev;
+    bl_pid self;
+    char *term;
+    int len;
+} later_t;
+
+static later_t *g_later; /* timers not fired yet: freed at exit if the node stops first */
+
+static void later_free(later_t *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        g_later = l->next;
+    if (l->next) l->next->prev = l->prev;
+    free(l->term);
+    free(l);
+}
+
+static int first_arg(const char *args, int index, int *idx)
+{
+    int n;
+    *idx = index;
+    return ei_decode_list_header(args, idx, &n) < 0 || n < 1 ? -1 : 0;
+}
+
+static int fn_copy1(const char *args, int index, ei_x_buff *r)
+{
+    int i;
+    if (first_arg(args, index, &i) < 0 || copy_term(r, args, &i) < 0) return -1;
+    return 0;
+}
+
+static int fn_echo(bl_proc *self, const char *args, int index, int arity, ei_x_buff *r, void *ud)
+{
+    (void)self, (void)arity;
+    return fn_copy1(args, index, r) < 0 ? BL_FN_ERROR : (int)(long)ud;
+}
+
+static int fn_add(bl_proc *self, const char *args, int index, int arity, ei_x_buff *r, void *ud)
+{
+    (void)self, (void)arity, (void)ud;
+    int i;
+    long a, b;
+    if (first_arg(args, index, &i) < 0 || decode_long(args, &i, &a) < 0 ||
+        decode_long(args, &i, &b) < 0) {
+        ei_x_encode_atom(r, "badarith");
+        return BL_FN_ERROR;
+    }
+    ei_x_encode_long(r, a + b);
+    return BL_FN_RETURN;
+}
+
+static void later_fire(bl_node *n, void *ud)
+{
+    later_t *l = ud;
+    int rc = bl_fn_return(n, &l->self, BL_FN_RETURN, l->term, l->len);
+    if (rc < 0) bl_log(n, BL_LOG_INFO, "test_worker: tw:later process gone (%s)", bl_strerror(rc));
+    later_free(l);
+}
+
+static int fn_later(bl_proc *self, const char *args, int index, int arity, ei_x_buff *r, void *ud)
+{
+    (void)arity, (void)ud;
+    int i, v;
+    long ms;
+    if (first_arg(args, index, &i) < 0 || decode_long(args, &i, &ms) < 0 || ms < 0 || ms > 600000) {
+        ei_x_encode_atom(r, "badarg");
+        return BL_FN_ERROR;
+    }
+    v = i;
+    if (ei_skip_term(args, &i) < 0) return BL_FN_ERROR;
+    later_t *l = calloc(1, sizeof *l);
+    if (!l || !(l->term = malloc((size_t)(i - v)))) {
+        free(l);
+        ei_x_encode_atom(r, "enomem");
+        return BL_FN_ERROR;
+    }
+    memcpy(l->term, args + v, (size_t)(i - v));
+    l->len = i - v;
+    l->self = *bl_self(self);
+    l->next = g_later;
+    if (g_later) g_later->prev = l;
+    g_later = l;
+    bl_timer(bl_proc_node(self), (unsigned)ms, 0, later_fire, l);
+    return BL_FN_LATER;
+}
+
+static int fn_wait(bl_proc *self, const char *args, int index, int arity, ei_x_buff *r, void *ud)
+{
+    (void)self, (void)args, (void)index, (void)arity, (void)r, (void)ud;
+    return BL_FN_LATER;
+}
+
+static int fn_notify(bl_proc *self, const char *args, int index, int arity, ei_x_buff *r, void *ud)
+{
+    (void)arity, (void)ud;
+    int i;
+    bl_pid to;
+    ei_x_buff m;
+    if (first_arg(args, index, &i) < 0 || ei_decode_pid(args, &i, &to) < 0) {
+        ei_x_encode_atom(r, "badarg");
+        return BL_FN_ERROR;
+    }
+    ei_x_new_with_version(&m);
+    copy_term(&m, args, &i);
+    send_msg(self, &to, &m);
+    ei_x_free(&m);
+    ei_x_encode_atom(r, "ok");
+    return BL_FN_RETURN;
+}
+
+static int export_all(bl_node *n)
+{
+    int rc = bl_export(n, "tw", "echo", 1, fn_echo, (void *)(long)BL_FN_RETURN);
+    if (rc == 0) rc = bl_export(n, "tw", "fail", 1, fn_echo, (void *)(long)BL_FN_ERROR);
+    if (rc == 0) rc = bl_export(n, "tw", "throw", 1, fn_echo, (void *)(long)BL_FN_THROW);
+    if (rc == 0) rc = bl_export(n, "tw", "exit", 1, fn_echo, (void *)(long)BL_FN_EXIT);
+    if (rc == 0) rc = bl_export(n, "tw", "add", 2, fn_add, NULL);
+    if (rc == 0) rc = bl_export(n, "tw", "later", 2, fn_later, NULL);
+    if (rc == 0) rc = bl_export(n, "tw", "wait", 0, fn_wait, NULL);
+    if (rc == 0) rc = bl_export(n, "tw", "notify", 2, fn_notify, NULL);
+    /* exported twice: refused */
+    if (rc == 0 && bl_export(n, "tw", "echo", 1, fn_echo, NULL) != BL_EEXIST) rc = BL_EINVAL;
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     bl_config cfg;
@@ -809,6 +1006,12 @@ int main(int argc, char **argv)
         return 1;
     }
     g_node = n;
+    rc = export_all(n);
+    if (rc < 0) {
+        fprintf(stderr, "test_worker: bl_export: %s\n", bl_strerror(rc));
+        bl_node_free(n);
+        return 1;
+    }
     rc = bl_node_start(n);
     if (rc < 0) {
         fprintf(stderr, "test_worker: bl_node_start: %s\n", bl_strerror(rc));
@@ -827,6 +1030,8 @@ int main(int argc, char **argv)
     rc = bl_node_run(n);
     bl_node_free(n);
     g_node = NULL;
+    while (g_later)
+        later_free(g_later);
 
     int status = rc == 0 ? 0 : 1;
     if (rc != 0) fprintf(stderr, "test_worker: bl_node_run returned %s\n", bl_strerror(rc));

@@ -559,6 +559,319 @@ static void test_deep_reason(void **state)
     if (WEXITSTATUS(st) != 0) fail_msg("bl_ctl_decode accepted a %zu-deep reason", depth);
 }
 
+/* ---- SPAWN, ALIAS and EXIT_PAYLOAD (OTP 22-24 control messages) ---- */
+
+/* {29, ReqId, From, GL, {M, F, A}, Opts} + Args, as BEAM's spawn_request sends it */
+static payload spawn_request_frame(int tt, const char *mod, const char *fun, long arity,
+                                   const ei_x_buff *opts, const ei_x_buff *args)
+{
+    erlang_pid from = mkpid("beam@h", 7);
+    erlang_ref ref = mkref(9);
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, tt ? 7 : 6);
+    ei_x_encode_long(&x, tt ? BL_CTL_SPAWN_REQUEST_TT : BL_CTL_SPAWN_REQUEST);
+    ei_x_encode_ref(&x, &ref);
+    ei_x_encode_pid(&x, &from);
+    ei_x_encode_pid(&x, &from); /* group leader */
+    ei_x_encode_tuple_header(&x, 3);
+    ei_x_encode_atom(&x, mod);
+    ei_x_encode_atom(&x, fun);
+    ei_x_encode_long(&x, arity);
+    if (opts)
+        ei_x_append_buf(&x, opts->buff, opts->index);
+    else
+        ei_x_encode_empty_list(&x);
+    if (tt) ei_x_encode_atom(&x, "token");
+    payload p = build(x.buff, (size_t)x.index, args->buff, (size_t)args->index, NULL, 0);
+    ei_x_free(&x);
+    return p;
+}
+
+static void test_spawn_request(void **state)
+{
+    (void)state;
+    erlang_ref res = mkref(3);
+    ei_x_buff opts, args;
+    ei_x_new(&opts);
+    ei_x_encode_list_header(&opts, 2);
+    ei_x_encode_atom(&opts, "monitor");
+    ei_x_encode_tuple_header(&opts, 2);
+    ei_x_encode_atom(&opts, "reply");
+    ei_x_encode_atom(&opts, "error_only");
+    ei_x_encode_empty_list(&opts);
+    /* [Res, lists, seq, [1, 3]] */
+    ei_x_new_with_version(&args);
+    ei_x_encode_list_header(&args, 4);
+    ei_x_encode_ref(&args, &res);
+    ei_x_encode_atom(&args, "lists");
+    ei_x_encode_atom(&args, "seq");
+    ei_x_encode_list_header(&args, 2);
+    ei_x_encode_long(&args, 1);
+    ei_x_encode_long(&args, 3);
+    ei_x_encode_empty_list(&args);
+    ei_x_encode_empty_list(&args);
+    for (int tt = 0; tt <= 1; tt++) {
+        payload p = spawn_request_frame(tt, "erpc", "execute_call", 4, &opts, &args);
+        bl_ctl d;
+        assert_int_equal(decode(&p, &d), BL_CTL_OK);
+        assert_int_equal(d.op, tt ? BL_CTL_SPAWN_REQUEST_TT : BL_CTL_SPAWN_REQUEST);
+        assert_true(d.has_from && d.has_ref && d.has_mfa && d.has_msg);
+        erlang_pid from = mkpid("beam@h", 7);
+        erlang_ref ref = mkref(9);
+        assert_pid_eq(&d.from, &from);
+        assert_ref_eq(&d.ref, &ref);
+        assert_string_equal(d.mod, "erpc");
+        assert_string_equal(d.fun, "execute_call");
+        assert_int_equal(d.arity, 4);
+        assert_true(d.opts_len > 0);
+        int oi = (int)d.opts_off, n;
+        assert_int_equal(ei_decode_list_header(p.buf, &oi, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal((unsigned char)p.buf[d.msg_off - 1], 131);
+        assert_int_equal(d.msg_end, p.len);
+        free(p.buf);
+    }
+    /* an argument list given as a string ([1,2,3] encodes as STRING_EXT) */
+    ei_x_buff s;
+    ei_x_new_with_version(&s);
+    ei_x_encode_string(&s, "abc");
+    payload p = spawn_request_frame(0, "m", "f", 3, NULL, &s);
+    bl_ctl d;
+    assert_int_equal(decode(&p, &d), BL_CTL_OK);
+    assert_int_equal(d.arity, 3);
+    free(p.buf);
+    /* arity and argument count disagree; improper list; not a list; opts not a list */
+    p = spawn_request_frame(0, "m", "f", 2, NULL, &s);
+    assert_int_equal(decode(&p, &d), BL_CTL_EMALFORMED);
+    free(p.buf);
+    ei_x_buff bad;
+    ei_x_new_with_version(&bad);
+    ei_x_encode_list_header(&bad, 1);
+    ei_x_encode_atom(&bad, "a");
+    ei_x_encode_atom(&bad, "tail");
+    p = spawn_request_frame(0, "m", "f", 1, NULL, &bad);
+    assert_int_equal(decode(&p, &d), BL_CTL_EMALFORMED);
+    free(p.buf);
+    bad.index = 0;
+    ei_x_encode_version(&bad);
+    ei_x_encode_atom(&bad, "notalist");
+    p = spawn_request_frame(0, "m", "f", 0, NULL, &bad);
+    assert_int_equal(decode(&p, &d), BL_CTL_EMALFORMED);
+    free(p.buf);
+    ei_x_buff nil, o2;
+    ei_x_new_with_version(&nil);
+    ei_x_encode_empty_list(&nil);
+    ei_x_new(&o2);
+    ei_x_encode_atom(&o2, "link");
+    p = spawn_request_frame(0, "m", "f", 0, &o2, &nil);
+    assert_int_equal(decode(&p, &d), BL_CTL_EMALFORMED);
+    free(p.buf);
+    /* a negative arity */
+    p = spawn_request_frame(0, "m", "f", -1, NULL, &nil);
+    assert_int_equal(decode(&p, &d), BL_CTL_EMALFORMED);
+    free(p.buf);
+    /* no argument list at all */
+    bl_ctl c = {.op = BL_CTL_SPAWN_REQUEST, .ref = mkref(1), .from = mkpid("a@h", 1), .arity = 0};
+    strcpy(c.mod, "m");
+    strcpy(c.fun, "f");
+    p = encode_frame(&c, NULL, 0, NULL);
+    assert_int_equal(decode(&p, &d), BL_CTL_EMALFORMED);
+    free(p.buf);
+    /* our own encoding round-trips (group leader = from, opts given) */
+    char ob[16];
+    int oi = 0;
+    ei_encode_list_header(ob, &oi, 1);
+    ei_encode_atom(ob, &oi, "monitor");
+    ei_encode_empty_list(ob, &oi);
+    c.opts = ob;
+    c.opts_len_enc = oi;
+    p = encode_frame(&c, NULL, 0, &nil);
+    assert_int_equal(decode(&p, &d), BL_CTL_OK);
+    assert_string_equal(d.mod, "m");
+    assert_int_equal(d.opts_len, (size_t)oi);
+    assert_memory_equal(p.buf + d.opts_off, ob, (size_t)oi);
+    free(p.buf);
+    ei_x_free(&opts);
+    ei_x_free(&args);
+    ei_x_free(&s);
+    ei_x_free(&bad);
+    ei_x_free(&nil);
+    ei_x_free(&o2);
+}
+
+static void test_spawn_reply(void **state)
+{
+    (void)state;
+    /* success: the new pid; failure: an atom */
+    bl_ctl c = {.op = BL_CTL_SPAWN_REPLY,
+                .ref = mkref(4),
+                .to = mkpid("parent@h", 3),
+                .from = mkpid("child@h", 8),
+                .spawn_flags = BL_SPAWN_FLAG_LINK | BL_SPAWN_FLAG_MONITOR};
+    payload p = encode_frame(&c, NULL, 0, NULL);
+    bl_ctl d;
+    assert_int_equal(decode(&p, &d), BL_CTL_OK);
+    assert_int_equal(d.op, BL_CTL_SPAWN_REPLY);
+    assert_ref_eq(&d.ref, &c.ref);
+    assert_pid_eq(&d.to, &c.to);
+    assert_true(d.has_from);
+    assert_false(d.has_toname);
+    assert_pid_eq(&d.from, &c.from);
+    assert_int_equal(d.spawn_flags, 3);
+    free(p.buf);
+    c.has_toname = 1;
+    strcpy(c.toname, "badopt");
+    c.spawn_flags = 0;
+    p = encode_frame(&c, NULL, 0, NULL);
+    assert_int_equal(decode(&p, &d), BL_CTL_OK);
+    assert_false(d.has_from);
+    assert_true(d.has_toname);
+    assert_string_equal(d.toname, "badopt");
+    free(p.buf);
+    /* flags out of range, flags not an integer, result neither pid nor atom */
+    const long bad_flags[] = {-1, 1L << 27};
+    for (int k = 0; k < 2; k++) {
+        ei_x_buff x;
+        ei_x_new_with_version(&x);
+        ei_x_encode_tuple_header(&x, 5);
+        ei_x_encode_long(&x, BL_CTL_SPAWN_REPLY);
+        ei_x_encode_ref(&x, &c.ref);
+        ei_x_encode_pid(&x, &c.to);
+        ei_x_encode_long(&x, bad_flags[k]);
+        ei_x_encode_atom(&x, "ok");
+        p = build(x.buff, (size_t)x.index, NULL, 0, NULL, 0);
+        assert_int_equal(decode(&p, &d), BL_CTL_EMALFORMED);
+        free(p.buf);
+        ei_x_free(&x);
+    }
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 6);
+    ei_x_encode_long(&x, BL_CTL_SPAWN_REPLY_TT);
+    ei_x_encode_ref(&x, &c.ref);
+    ei_x_encode_pid(&x, &c.to);
+    ei_x_encode_long(&x, 0);
+    ei_x_encode_long(&x, 17); /* result: an integer */
+    ei_x_encode_atom(&x, "token");
+    p = build(x.buff, (size_t)x.index, NULL, 0, NULL, 0);
+    assert_int_equal(decode(&p, &d), BL_CTL_EMALFORMED);
+    free(p.buf);
+    ei_x_free(&x);
+}
+
+static void test_alias_send(void **state)
+{
+    (void)state;
+    bl_ctl c = {.op = BL_CTL_ALIAS_SEND, .from = mkpid("srv@h", 2), .ref = mkref(12)};
+    ei_x_buff m;
+    mkmsg(&m);
+    payload p = encode_frame(&c, NULL, 0, &m);
+    bl_ctl d;
+    assert_int_equal(decode(&p, &d), BL_CTL_OK);
+    assert_int_equal(d.op, BL_CTL_ALIAS_SEND);
+    assert_true(d.has_from && d.has_ref);
+    assert_false(d.has_to);
+    assert_pid_eq(&d.from, &c.from);
+    assert_ref_eq(&d.ref, &c.ref);
+    assert_msg_is_hello(&p, &d);
+    free(p.buf);
+    /* ALIAS_SEND_TT by hand; without its message it is malformed */
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 4);
+    ei_x_encode_long(&x, BL_CTL_ALIAS_SEND_TT);
+    ei_x_encode_pid(&x, &c.from);
+    ei_x_encode_ref(&x, &c.ref);
+    ei_x_encode_atom(&x, "token");
+    p = build(x.buff, (size_t)x.index, m.buff, (size_t)m.index, NULL, 0);
+    assert_int_equal(decode(&p, &d), BL_CTL_OK);
+    assert_int_equal(d.op, BL_CTL_ALIAS_SEND_TT);
+    assert_msg_is_hello(&p, &d);
+    free(p.buf);
+    p = build(x.buff, (size_t)x.index, NULL, 0, NULL, 0);
+    assert_int_equal(decode(&p, &d), BL_CTL_EMALFORMED);
+    free(p.buf);
+    /* the alias must be a reference */
+    x.index = 0;
+    ei_x_encode_version(&x);
+    ei_x_encode_tuple_header(&x, 3);
+    ei_x_encode_long(&x, BL_CTL_ALIAS_SEND);
+    ei_x_encode_pid(&x, &c.from);
+    ei_x_encode_atom(&x, "notaref");
+    p = build(x.buff, (size_t)x.index, m.buff, (size_t)m.index, NULL, 0);
+    assert_int_equal(decode(&p, &d), BL_CTL_EMALFORMED);
+    free(p.buf);
+    ei_x_free(&x);
+    ei_x_free(&m);
+}
+
+static void test_payload_exits(void **state)
+{
+    (void)state;
+    /* the reason travels as the message: both has_msg and has_reason point at it */
+    ei_x_buff m;
+    mkmsg(&m);
+    const long ops[] = {BL_CTL_PAYLOAD_EXIT, BL_CTL_PAYLOAD_EXIT2};
+    for (int k = 0; k < 2; k++) {
+        bl_ctl c = {.op = ops[k], .from = mkpid("a@h", 1), .to = mkpid("b@h", 2)};
+        payload p = encode_frame(&c, NULL, 0, &m);
+        bl_ctl d;
+        assert_int_equal(decode(&p, &d), BL_CTL_OK);
+        assert_int_equal(d.op, ops[k]);
+        assert_true(d.has_reason && d.has_msg);
+        assert_int_equal(d.reason_off, d.msg_off);
+        assert_int_equal(d.reason_off + d.reason_len, p.len);
+        assert_msg_is_hello(&p, &d);
+        free(p.buf);
+        /* no reason: malformed */
+        p = encode_frame(&c, NULL, 0, NULL);
+        assert_int_equal(decode(&p, &d), BL_CTL_EMALFORMED);
+        free(p.buf);
+    }
+    /* PAYLOAD_MONITOR_P_EXIT by name and by pid */
+    bl_ctl c = {.op = BL_CTL_PAYLOAD_MONITOR_P_EXIT,
+                .from = mkpid("a@h", 1),
+                .to = mkpid("b@h", 2),
+                .ref = mkref(5)};
+    payload p = encode_frame(&c, NULL, 0, &m);
+    bl_ctl d;
+    assert_int_equal(decode(&p, &d), BL_CTL_OK);
+    assert_true(d.has_from && d.has_to && d.has_ref && d.has_reason);
+    assert_ref_eq(&d.ref, &c.ref);
+    free(p.buf);
+    c.has_toname = 1;
+    strcpy(c.toname, "my_server");
+    p = encode_frame(&c, NULL, 0, &m);
+    assert_int_equal(decode(&p, &d), BL_CTL_OK);
+    assert_false(d.has_from);
+    assert_true(d.has_toname);
+    assert_string_equal(d.toname, "my_server");
+    free(p.buf);
+    /* the _TT variants, built as BEAM would */
+    const long tts[] = {BL_CTL_PAYLOAD_EXIT_TT, BL_CTL_PAYLOAD_EXIT2_TT};
+    for (int k = 0; k < 2; k++) {
+        ei_x_buff x;
+        ei_x_new_with_version(&x);
+        ei_x_encode_tuple_header(&x, 4);
+        ei_x_encode_long(&x, tts[k]);
+        erlang_pid a = mkpid("a@h", 1), b = mkpid("b@h", 2);
+        ei_x_encode_pid(&x, &a);
+        ei_x_encode_pid(&x, &b);
+        ei_x_encode_atom(&x, "token");
+        p = build(x.buff, (size_t)x.index, m.buff, (size_t)m.index, NULL, 0);
+        assert_int_equal(decode(&p, &d), BL_CTL_OK);
+        assert_int_equal(d.op, tts[k]);
+        assert_true(d.has_reason);
+        assert_msg_is_hello(&p, &d);
+        free(p.buf);
+        ei_x_free(&x);
+    }
+    ei_x_free(&m);
+    for (long op = BL_CTL_PAYLOAD_EXIT; op <= BL_CTL_ALIAS_SEND_TT; op++)
+        assert_string_not_equal(bl_ctl_name(op), "UNKNOWN");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +885,10 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_unknown),
         cmocka_unit_test(test_deep_reason),
+        cmocka_unit_test(test_spawn_request),
+        cmocka_unit_test(test_spawn_reply),
+        cmocka_unit_test(test_alias_send),
+        cmocka_unit_test(test_payload_exits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

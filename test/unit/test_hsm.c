@@ -94,8 +94,9 @@ static void accept_recorded(size_t split, int bytewise)
     assert_int_equal(rc, BL_HSM_DECIDE);
     assert_string_equal(m.peer, "ra@vm");
     assert_int_equal(m.peer_creation, 0x6b0e8f29);
-    assert_true(m.peer_flags & BL_DFLAG_SPAWN); /* OTP 25 offers what we do not (yet) */
-    assert_false(m.flags & BL_DFLAG_SPAWN);     /* ... and only the common set is used */
+    assert_true(m.peer_flags & BL_DFLAG_SPAWN); /* OTP 25 offers it, and so do we */
+    assert_true(m.flags & BL_DFLAG_SPAWN);
+    assert_true(m.flags == (OUR_FLAGS & m.peer_flags)); /* ... and only the common set is used */
     assert_true((m.flags & BL_DFLAGS_MANDATORY_25) == BL_DFLAGS_MANDATORY_25);
     assert_int_equal(bl_hsm_decide(&m, BL_HS_STATUS_OK), BL_HSM_MORE);
     take_out(&m, out, &olen);

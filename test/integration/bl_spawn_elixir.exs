@@ -1,0 +1,73 @@
+# bl_spawn_elixir.exs - Elixir as a client of C nodes (run by bl_spawn_tests with the node names):
+# :rpc.call, :erpc.call/multicall/cast, Node.spawn, Process.monitor, GenServer.call to a missing
+# name. Prints "ELIXIR ALL OK" when every check held; raises (non-zero exit) otherwise.
+defmodule BlSpawnElixir do
+  # receives live in their own functions (OTP 25's compiler trips over a monitor ref received
+  # in the same function that made it, in scripts compiled by Elixir 1.14)
+  def await_down(ref), do: receive(do: ({:DOWN, ^ref, :process, _, why} -> why), after: (5000 -> :none))
+  def await(msg), do: receive(do: (^msg -> :got), after: (5000 -> :none))
+end
+
+[w, b] = Enum.map(System.argv(), &String.to_atom/1)
+true = Node.connect(w)
+true = Node.connect(b)
+
+check = fn name, got, want ->
+  if got == want do
+    IO.puts("elixir ok: #{name}")
+  else
+    raise "elixir #{name}: got #{inspect(got)}, want #{inspect(want)}"
+  end
+end
+
+check.("rpc.call", :rpc.call(w, :tw, :add, [40, 2]), 42)
+check.("rpc.call node", :rpc.call(b, :erlang, :node, []), b)
+
+check.("rpc.call undef", match?({:badrpc, {:EXIT, {:undef, [{:tw, :nope, [], []}]}}},
+       :rpc.call(w, :tw, :nope, [])), true)
+
+check.("erpc.call", :erpc.call(w, :tw, :echo, [%{"k" => [1, 2]}]), %{"k" => [1, 2]})
+
+undef =
+  try do
+    :erpc.call(w, :tw, :nope, [1])
+  catch
+    :error, {:exception, :undef, [{:tw, :nope, [1], []}]} -> :undef_raised
+  end
+
+check.("erpc.call undef", undef, :undef_raised)
+
+timeout =
+  try do
+    :erpc.call(w, :tw, :later, [3000, :x], 200)
+  catch
+    :error, {:erpc, :timeout} -> :timed_out
+  end
+
+check.("erpc.call timeout", timeout, :timed_out)
+check.("erpc.multicall", :erpc.multicall([w, b], :erlang, :node, []), [{:ok, w}, {:ok, b}])
+
+:ok = :erpc.cast(w, :tw, :notify, [self(), :from_cast])
+check.("erpc.cast", BlSpawnElixir.await(:from_cast), :got)
+
+pid = Node.spawn(w, :tw, :wait, [])
+ref = Process.monitor(pid)
+Process.exit(pid, :stop_it)
+check.("monitor pid", BlSpawnElixir.await_down(ref), :stop_it)
+
+ref2 = Process.monitor({:no_such_name, w})
+check.("monitor name", BlSpawnElixir.await_down(ref2), :noproc)
+
+{t, res} =
+  :timer.tc(fn ->
+    try do
+      GenServer.call({:no_such_name, b}, :hi, 10000)
+    catch
+      :exit, {:noproc, _} -> :noproc
+    end
+  end)
+
+check.("GenServer.call missing", res, :noproc)
+check.("GenServer.call missing fast", t < 1_000_000, true)
+check.("GenServer.call beamlet", GenServer.call({:beamlet, b}, :ping), :pong)
+IO.puts("ELIXIR ALL OK")
