@@ -51,6 +51,7 @@ static int run_node(int argc, char **argv)
         fprintf(stderr, "beamlet: cannot create node: %s\n", bl_strerror(rc));
         return 1;
     }
+    bl__node_block_signals(); /* node_cmd.c: before the node starts its threads */
     rc = bl_node_start(n);
     if (rc != BL_OK) {
         fprintf(stderr, "beamlet: cannot start node %s: %s\n", bl_node_name(n), bl_strerror(rc));
@@ -150,6 +151,8 @@ static int run_admin(admin *a, int argc, char **argv)
         } else if (!strcmp(arg, "--format") && val &&
                    (!strcmp(val, "json") || !strcmp(val, "table"))) {
             a->json = !strcmp(argv[++i], "json");
+        } else if (!strcmp(arg, "--format=json") || !strcmp(arg, "--format=table")) {
+            a->json = !strcmp(arg, "--format=json"); /* as the seeds write it */
         } else if (a->opt && (took = a->opt(a, argc, argv, i)) > 0) {
             i += took - 1;
         } else {

@@ -4,6 +4,7 @@
  * change live (log_level, log_format), logging each change and each key that needs a restart. */
 #include "node_ctx.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -162,6 +163,14 @@ int bl__node_reload(bl__node_ctx *ctx, const char *why, json_t **changes_out)
     else
         json_decref(changes);
     return BL_OK;
+}
+
+void bl__node_block_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
 static void on_sighup(bl_node *n, int signum, void *ud)

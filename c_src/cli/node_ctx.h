@@ -30,6 +30,10 @@ json_t *bl__node_config_json(bl__node_ctx *ctx);
 int bl__node_reload(bl__node_ctx *ctx, const char *why, json_t **changes);
 /* sname/node_name are shown as "name". */
 const char *bl__display_key(const char *key);
+/* Block SIGHUP in the calling thread before bl_node_start, so every thread the node starts
+ * (handshakes, lookups, metrics) inherits the block and the signal reaches the loop's signalfd
+ * instead of killing the process. */
+void bl__node_block_signals(void);
 /* Run the node's loop with the admin process, SIGHUP reload and systemd notification. */
 int bl__node_run(bl_node *n, int argc, char **argv);
 

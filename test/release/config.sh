@@ -151,6 +151,12 @@ found=$(timeout 60 erl -sname "cfgerl2$$" -setcookie "$COOKIE" -noshell -eval "
             [_ | _] -> found; [] -> timer:sleep(250), L(K - 1) end end,
     io:format(\"~p~n\", [F(120)]), halt()." 2>&1)
 grep -q found <<<"$found" && ok "the restarted registry has the peer's entry again" || bad "after restart: $found"
+if out=$("$BIN" metrics --node "$N" --cookie "$COOKIE" --format=json 2>&1) &&
+    python3 -c "import json,sys; d=json.loads(sys.argv[1]); assert 'memory' in d" "$out"; then
+    ok "metrics --format=json (as the seeds write it): JSON with memory"
+else
+    bad "metrics --format=json: $out"
+fi
 "$BIN" service restart nosuch --node "$N" --cookie "$COOKIE" 2>/dev/null
 [ $? -eq 1 ] && ok "service restart of an unknown service: exit 1" || bad "unknown service restart"
 "$BIN" config show --node "$N" --cookie wrongcookie --timeout 2000 >/dev/null 2>&1

@@ -14,7 +14,7 @@ BIN=${BEAMLET_BIN:-$ROOT/build/asan/beamlet}
 : >"$LOGS/$SUITE.log"
 TMP=$(mktemp -d /tmp/beamlet-systemd-test.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$TMP"; }
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$TMP"; }
 trap cleanup EXIT
 
 if command -v systemd-analyze >/dev/null; then
