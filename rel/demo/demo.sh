@@ -256,6 +256,7 @@ t0=$(now)
 start_node "$LN" coordinator
 okh=1
 wait_until 30 is_state "$OBS" "$LN" active || okh=0
+ectl "connect(['$LN@$H'])" >/dev/null # the erl node reconnects to the new run, as a client would
 L3=$(leader "$OBS")
 t=$(since "$t0")
 say "      healed: $LN restarted and active again; the leader stays ${L3%@*} (a rejoining node does not depose it)  ${t} s"
