@@ -232,3 +232,13 @@ dashboard-vendor:
 	cp uplot-$(UPLOT_VERSION)/LICENSE $$V/LICENSE.uPlot && \
 	cp preact-$(PREACT_LICENSE_VERSION)/LICENSE $$V/LICENSE.preact && \
 	rm -rf $$tmp && echo "dashboard-vendor: htm $(HTM_VERSION), uPlot $(UPLOT_VERSION) in $$V"
+deb: deps
+	@$(MAKE) --no-print-directory dist-bin
+	@rel/debian/mkdeb.sh
+deb-test:
+	@test/release/deb.sh
+# the guided tour (make run keeps its quick cluster): ARGS=--fast skips the pauses
+demo: deps-run
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -C erlang_shim >/dev/null
+	@rel/demo/demo.sh $(ARGS)
