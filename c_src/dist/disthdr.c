@@ -239,6 +239,8 @@ static int parse_refs(bl_dh_conn *dc, const unsigned char *p, size_t len, size_t
 
 /* ---- receiving: rewriting into pass-through form ---- */
 
+#define MAX_FUNS 16 /* nested funs (term.c allows 8) */
+
 typedef struct {
     bl_dh_scratch *s;
     const char *src;
@@ -247,6 +249,8 @@ typedef struct {
     const bl_dh_ref *refs;
     unsigned nrefs;
     int err;
+    size_t fun_size_at[MAX_FUNS]; /* output offsets of the open funs' size fields */
+    int nfun;
 } rw_ctx;
 
 static int out_reserve(rw_ctx *r, size_t n)
@@ -295,6 +299,31 @@ static int rw_ref(void *ud, size_t pos, unsigned idx)
     return 0;
 }
 
+/* A fun's size field covers its atoms: remember where it lands in the output ... */
+static int rw_fun_begin(void *ud, size_t size_pos)
+{
+    rw_ctx *r = ud;
+    if (r->nfun == MAX_FUNS) return (r->err = BL_DH_EMALFORMED, -1);
+    r->fun_size_at[r->nfun++] = r->olen + (size_pos - r->copied);
+    return 0;
+}
+
+/* ... and rewrite it once the fun (with its atoms resolved) is in the output. */
+static int rw_fun_end(void *ud, size_t end)
+{
+    rw_ctx *r = ud;
+    if (out_put(r, r->src + r->copied, end - r->copied) != 0) return -1;
+    r->copied = end;
+    size_t at = r->fun_size_at[--r->nfun], size = r->olen - at;
+    if (size > UINT32_MAX) return (r->err = BL_DH_ETOOBIG, -1);
+    unsigned char *d = (unsigned char *)r->s->out + at;
+    d[0] = (unsigned char)(size >> 24);
+    d[1] = (unsigned char)(size >> 16);
+    d[2] = (unsigned char)(size >> 8);
+    d[3] = (unsigned char)size;
+    return 0;
+}
+
 /* b[0..blen): control term, then optionally the message term, no version bytes. */
 static int rewrite(bl_dh_scratch *s, const char *b, size_t blen, const bl_dh_ref *refs,
                    unsigned nrefs, size_t max_msg, const char **out, size_t *outlen,
@@ -306,7 +335,7 @@ static int rewrite(bl_dh_scratch *s, const char *b, size_t blen, const bl_dh_ref
         s->cap = 0;
     }
     rw_ctx r = {.s = s, .src = b, .limit = max_msg + 3, .refs = refs, .nrefs = nrefs};
-    bl_term_hooks h = {.ref = rw_ref, .ud = &r};
+    bl_term_hooks h = {.ref = rw_ref, .fun_begin = rw_fun_begin, .fun_end = rw_fun_end, .ud = &r};
     static const char lead[2] = {(char)PASS_THROUGH, (char)VERSION};
     if (out_reserve(&r, blen + 3 < r.limit ? blen + 3 : r.limit) != 0 || out_put(&r, lead, 2))
         goto fail;
@@ -461,7 +490,22 @@ typedef struct {
     bl_dh_conn *dc;
     const char *buf;
     uint8_t part;
+    int in_fun; /* atoms inside a fun stay whole: its size field covers them */
 } plan_ctx;
+
+static int plan_fun_begin(void *ud, size_t size_pos)
+{
+    (void)size_pos;
+    ((plan_ctx *)ud)->in_fun++;
+    return 0;
+}
+
+static int plan_fun_end(void *ud, size_t end)
+{
+    (void)end;
+    ((plan_ctx *)ud)->in_fun--;
+    return 0;
+}
 
 static int plan_atom(void *ud, size_t pos, size_t text, size_t len)
 {
@@ -469,7 +513,7 @@ static int plan_atom(void *ud, size_t pos, size_t text, size_t len)
     bl_dh_scratch *s = p->s;
     const char *t = p->buf + text;
     unsigned char tag = (unsigned char)p->buf[pos];
-    if (s->nocc == MAX_OCC || pos > UINT32_MAX) return 0; /* stays a full atom */
+    if (s->nocc == MAX_OCC || pos > UINT32_MAX || p->in_fun) return 0; /* stays a full atom */
     /* Only atoms in the form a cache ref comes back as (SMALL_ATOM_UTF8, or ATOM_UTF8 when
      * longer than 255 bytes; what ei writes): the receiver then sees exactly the bytes we were
      * given. Latin-1 atoms (their bytes are not UTF-8 text) stay as they are. */
@@ -516,7 +560,8 @@ static size_t plan(bl_dh_conn *dc, bl_dh_scratch *s, const char *ctl, size_t ctl
 {
     plan_reset(s);
     plan_ctx p = {.s = s, .dc = dc, .buf = ctl, .part = 0};
-    bl_term_hooks h = {.atom = plan_atom, .ud = &p};
+    bl_term_hooks h = {
+        .atom = plan_atom, .fun_begin = plan_fun_begin, .fun_end = plan_fun_end, .ud = &p};
     size_t i = 1, j = 1;
     int ok = bl_term_walk(ctl, ctllen, &i, &h) == 0 && i == ctllen;
     if (ok && msg) {
