@@ -1,5 +1,5 @@
 /* commands.c - the dispatch table of beamlet's subcommands that live outside main.c (version,
- * config, service, node leave/maintenance, metrics, completion), and `--help` for every command.
+ * config, service, node leave, metrics, completion), and `--help` for every command.
  *
  * main.c asks bl__cli_dispatch first: a word path of this table runs its handler; `CMD --help`
  * (or `help CMD`) prints the usage and paragraph of any command, main.c's ones included. New
