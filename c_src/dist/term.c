@@ -212,15 +212,15 @@ static int check(const char *cbuf, size_t len, size_t *index, int fun_depth, con
             /* the parts (module, old_index, old_uniq, pid, free vars) must end exactly at size */
             NEED(n);
             size_t start = i;
-            if (h && h->fun_begin && h->fun_begin(h->ud, start) != 0) return -1;
             size_t j = i + 4 + 1 + 16 + 4;
             uint32_t nfree = get32(buf + j);
             j += 4;
             if ((uint64_t)nfree + 4 > n) return -1;
+            if (h && h->fun && h->fun(h->ud, start, 1) != 0) return -1;
             for (uint64_t k = 0; k < 4 + (uint64_t)nfree; k++)
                 if (check(cbuf, start + n, &j, fun_depth + 1, h) != 0) return -1;
             if (j != start + n) return -1;
-            if (h && h->fun_end && h->fun_end(h->ud, start + n) != 0) return -1;
+            if (h && h->fun && h->fun(h->ud, start + n, 0) != 0) return -1;
             i = start + n;
             break;
         }

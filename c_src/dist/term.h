@@ -25,11 +25,10 @@ typedef struct bl_term_hooks {
     int (*ref)(void *ud, size_t pos, unsigned idx);
     /* Any other atom: its tag at buf[pos], its text at buf[text .. text+len). Return 0 or -1. */
     int (*atom)(void *ud, size_t pos, size_t text, size_t len);
-    /* A NEW_FUN_EXT whose 4-byte size field (covering the whole fun from that field on) is at
-     * buf[size_pos] begins; it ends at buf[end] (after its parts were walked). Rewriters that
-     * change the length of atoms inside must rewrite that size. */
-    int (*fun_begin)(void *ud, size_t size_pos);
-    int (*fun_end)(void *ud, size_t end);
+    /* A NEW_FUN (tag 112) whose Size field is at buf[pos]: called with begin = 1 before its parts
+     * are walked and with begin = 0 and pos = its end after them. A fun's Size counts its bytes,
+     * so whoever changes the length of an atom inside it must rewrite that field. */
+    int (*fun)(void *ud, size_t pos, int begin);
     void *ud;
 } bl_term_hooks;
 
