@@ -867,6 +867,66 @@ static void test_requeue(void **state)
     side_free(&rx);
 }
 
+/* A fun (NEW_FUN_EXT, from term_to_binary of a module's fun in OTP 25) whose module atom and
+ * pid node arrive as cache refs: its size field covers them, so it must be rewritten when they
+ * are resolved (erpc:call(Node, Fun) sends one). And our encoder leaves atoms inside funs whole. */
+static const unsigned char FUN[] = {
+    112, 0,   0,   0,   67,  0,   79, 242, 53, 173, 95,  136, 154, 162, 148, 22,  104,
+    70,  84,  86,  156, 116, 0,   0,  0,   0,  0,   0,   0,   0,   119, 1,   109, 97,
+    0,   98,  2,   127, 145, 173, 88, 119, 13, 110, 111, 110, 111, 100, 101, 64,  110,
+    111, 104, 111, 115, 116, 0,   0,  0,   9,  0,   0,   0,   0,   0,   0,   0,   0};
+
+static void test_fun_size(void **state)
+{
+    (void)state;
+    side r = side_new(0);
+    static unsigned char f[256];
+    href refs[2] = {{0x101, "m", 1}, {0x202, "nonode@nohost", 13}};
+    size_t i = make_hdr(f, 68, 0, 0, refs, 2, 0);
+    f[i++] = 104, f[i++] = 1, f[i++] = 97, f[i++] = 6; /* control {6} */
+    size_t fun_at = i;
+    memcpy(f + i, FUN, 30); /* up to the module atom */
+    i += 30;
+    f[i++] = 82, f[i++] = 0;    /* module: ref 0 */
+    memcpy(f + i, FUN + 33, 7); /* old index, old uniq */
+    i += 7;
+    f[i++] = 88, f[i++] = 82, f[i++] = 1; /* pid, node: ref 1 */
+    memcpy(f + i, FUN + 56, sizeof(FUN) - 56);
+    i += sizeof(FUN) - 56;
+    size_t sz = i - fun_at - 1; /* the size field covers the fun from itself on */
+    f[fun_at + 1] = 0, f[fun_at + 2] = 0, f[fun_at + 3] = (unsigned char)(sz >> 8),
+               f[fun_at + 4] = (unsigned char)sz;
+    const char *out;
+    size_t olen;
+    assert_int_equal(recv_copy(&r, f, i, MAX, &out, &olen), BL_DH_MSG);
+    assert_int_equal(olen, 7 + sizeof(FUN));
+    assert_memory_equal(out + 7, FUN, sizeof(FUN));
+    int idx = 7;
+    assert_int_equal(ei_skip_term(out, &idx), 0);
+    assert_int_equal((size_t)idx, olen);
+    /* our encoder: the fun goes out unchanged (its atoms are not replaced by refs) */
+    side tx = side_new(HDRS), rx = side_new(0);
+    ei_x_buff ctl, m;
+    ctl_send(&ctl);
+    ei_x_new_with_version(&m);
+    ei_x_encode_tuple_header(&m, 2);
+    ei_x_encode_atom(&m, "m");
+    ei_x_append_buf(&m, (const char *)FUN, sizeof(FUN));
+    blob w;
+    w.p = passthrough(&ctl, &m, &w.len);
+    bl_sendq q;
+    bl_sendq_init(&q);
+    send_ok(&tx, &q, &ctl, &m);
+    assert_int_equal(drain_into(&q, &rx, &w, 1, NULL), 1);
+    free(w.p);
+    ei_x_free(&ctl);
+    ei_x_free(&m);
+    bl_sendq_free(&q);
+    side_free(&tx);
+    side_free(&rx);
+    side_free(&r);
+}
+
 /* ---- frames recorded from real BEAM ---- */
 
 static char *slurp(const char *name, size_t *len)
@@ -986,9 +1046,9 @@ static void put_atom(bytes *x, int ref, unsigned idx, const char *text)
 static void put_fun(bytes *x, int refs, int nested)
 {
     size_t at = x->n;
-    static const unsigned char head[] = {112, 0, 0, 0, 0, 0, /* arity */
-                                         1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-                                         0, 0, 0, 7 /* index */};
+    static const unsigned char head[] = {112, 0,  0,  0,  0,  0, /* arity */
+                                         1,   2,  3,  4,  5,  6,  7, 8, 9, 10,
+                                         11,  12, 13, 14, 15, 16, 0, 0, 0, 7 /* index */};
     put(x, head, sizeof(head));
     unsigned char nfree[4] = {0, 0, 0, (unsigned char)(nested ? 1 : 0)};
     put(x, nfree, 4);
@@ -1067,12 +1127,18 @@ static void test_fun_refs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_acache_slots),        cmocka_unit_test(test_d_new_then_cached),
-        cmocka_unit_test(test_d_all_slots),         cmocka_unit_test(test_d_long_atoms),
-        cmocka_unit_test(test_d_malformed),         cmocka_unit_test(test_frag_interleaved),
-        cmocka_unit_test(test_frag_errors),         cmocka_unit_test(test_roundtrip_cache),
-        cmocka_unit_test(test_roundtrip_fragments), cmocka_unit_test(test_requeue),
+        cmocka_unit_test(test_acache_slots),
+        cmocka_unit_test(test_d_new_then_cached),
+        cmocka_unit_test(test_d_all_slots),
+        cmocka_unit_test(test_d_long_atoms),
+        cmocka_unit_test(test_d_malformed),
+        cmocka_unit_test(test_frag_interleaved),
+        cmocka_unit_test(test_frag_errors),
+        cmocka_unit_test(test_roundtrip_cache),
+        cmocka_unit_test(test_roundtrip_fragments),
+        cmocka_unit_test(test_requeue),
         cmocka_unit_test(test_beam_recorded),
+        cmocka_unit_test(test_fun_size),
         cmocka_unit_test(test_fun_refs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
