@@ -9,6 +9,9 @@
 #ifndef BEAMLET_HEALTH_H
 #define BEAMLET_HEALTH_H
 
+/* the public API: visible although the library builds with -fvisibility=hidden */
+#pragma GCC visibility push(default)
+
 #include "beamlet.h"
 
 #ifdef __cplusplus
@@ -94,4 +97,6 @@ void bl_health_unsubscribe(bl_node *n, int id);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
+
 #endif
