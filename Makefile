@@ -45,12 +45,13 @@ deps:
 deps-run:
 	@rel/tools/deps.sh --run-only
 
+# Library objects: internal symbols hidden; include/beamlet/*.h marks the public API default.
 $(REL)/obj/%.o: c_src/%.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_GCC) -O2 -g -c $< -o $@
+	$(CC) $(CFLAGS_GCC) -fvisibility=hidden -O2 -g -c $< -o $@
 $(ASAN)/obj/%.o: c_src/%.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) -c $< -o $@
+	$(CC) $(CFLAGS_GCC) -fvisibility=hidden -O1 -g $(SAN) -c $< -o $@
 
 $(REL)/obj/gateway/assets.o $(ASAN)/obj/gateway/assets.o $(DIST)/obj/gateway/assets.o: $(GW_ASSETS)
 
@@ -58,8 +59,13 @@ $(REL)/libbeamlet.a: $(REL_OBJ)
 	ar rcs $@ $^
 $(ASAN)/libbeamlet.a: $(ASAN_OBJ)
 	ar rcs $@ $^
-priv/libbeamlet.a: $(REL)/libbeamlet.a
-	@mkdir -p priv && cp $< $@.tmp && mv -f $@.tmp $@
+# The shipped archive: one relocatable object whose hidden (internal) symbols are made local, so
+# only the public bl_ API is global (test/unit/symbols.sh checks it). Tests link the build/ archives.
+priv/libbeamlet.a: $(REL_OBJ)
+	@mkdir -p priv $(REL)/pub
+	ld -r -o $(REL)/pub/beamlet-all.o $(REL_OBJ)
+	objcopy --localize-hidden $(REL)/pub/beamlet-all.o $(REL)/pub/beamlet.o
+	rm -f $@.tmp && ar rcs $@.tmp $(REL)/pub/beamlet.o && mv -f $@.tmp $@
 CLI_SRC := $(filter-out c_src/cli/config.c,$(wildcard c_src/cli/*.c))
 # `beamlet version`: the git revision and the build date (SOURCE_DATE_EPOCH fixes the date)
 GIT_REV = $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)

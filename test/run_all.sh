@@ -73,6 +73,7 @@ fuzz() {
 }
 
 run_suite unit unit
+run_suite symbols test/unit/symbols.sh
 run_suite fuzz fuzz
 [ -x test/integration/run.sh ] && run_suite integration test/integration/run.sh
 [ -x test/cluster/run.sh ] && run_suite cluster test/cluster/run.sh

@@ -19,6 +19,9 @@
 #ifndef BEAMLET_H
 #define BEAMLET_H
 
+/* the public API: visible although the library builds with -fvisibility=hidden */
+#pragma GCC visibility push(default)
+
 #include <stddef.h>
 #include <stdint.h>
 #include <ei.h>
@@ -330,4 +333,6 @@ void bl_node_stats(const bl_node *n, bl_stats *out);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
+
 #endif

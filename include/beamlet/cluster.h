@@ -5,6 +5,9 @@
 #ifndef BEAMLET_CLUSTER_H
 #define BEAMLET_CLUSTER_H
 
+/* the public API: visible although the library builds with -fvisibility=hidden */
+#pragma GCC visibility push(default)
+
 #include "beamlet.h"
 
 typedef enum {
@@ -54,5 +57,7 @@ const char *bl_cluster_leader(bl_node *n, unsigned long long *term);
 int bl_cluster_healthy(bl_node *n);
 int bl_cluster_subscribe(bl_node *n, bl_cluster_cb cb, void *ud);
 void bl_cluster_unsubscribe(bl_node *n, int id);
+
+#pragma GCC visibility pop
 
 #endif

@@ -5,6 +5,9 @@
 #ifndef BEAMLET_CONFIG_H
 #define BEAMLET_CONFIG_H
 
+/* the public API: visible although the library builds with -fvisibility=hidden */
+#pragma GCC visibility push(default)
+
 #include <stdio.h>
 #include "beamlet.h"
 
@@ -28,5 +31,7 @@ int bl_config_json_value(const char *key, json_t *val, char *buf, size_t buflen,
 int bl_config_key_at(size_t i, const char **key, const char **flag, const char **env);
 /* Print the keys, flags and env variables. */
 void bl_config_usage(FILE *out);
+
+#pragma GCC visibility pop
 
 #endif

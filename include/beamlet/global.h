@@ -14,6 +14,9 @@
 #ifndef BEAMLET_GLOBAL_H
 #define BEAMLET_GLOBAL_H
 
+/* the public API: visible although the library builds with -fvisibility=hidden */
+#pragma GCC visibility push(default)
+
 #include "beamlet.h"
 
 #ifdef __cplusplus
@@ -52,4 +55,6 @@ const char *bl_global_resolve_name(bl_global_resolve m);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
+
 #endif

@@ -9,6 +9,9 @@
 #ifndef BEAMLET_HEALTH_H
 #define BEAMLET_HEALTH_H
 
+/* the public API: visible although the library builds with -fvisibility=hidden */
+#pragma GCC visibility push(default)
+
 #include "beamlet.h"
 
 #ifdef __cplusplus
@@ -133,4 +136,6 @@ void bl_health_check_unwatch(bl_node *n, int id);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
+
 #endif

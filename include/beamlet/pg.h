@@ -16,6 +16,9 @@
 #ifndef BEAMLET_PG_H
 #define BEAMLET_PG_H
 
+/* the public API: visible although the library builds with -fvisibility=hidden */
+#pragma GCC visibility push(default)
+
 #include "beamlet.h"
 
 #ifdef __cplusplus
@@ -55,4 +58,6 @@ void bl_pg_demonitor(bl_node *n, const char *scope, int id);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
+
 #endif

@@ -13,6 +13,9 @@
 #ifndef BEAMLET_PUBSUB_H
 #define BEAMLET_PUBSUB_H
 
+/* the public API: visible although the library builds with -fvisibility=hidden */
+#pragma GCC visibility push(default)
+
 #include "beamlet.h"
 
 #ifdef __cplusplus
@@ -85,4 +88,6 @@ int bl_pubsub_get_counters(bl_node *n, const char *topic, bl_pubsub_counters *ou
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
+
 #endif

@@ -7,6 +7,9 @@
 #ifndef BEAMLET_REGISTRY_H
 #define BEAMLET_REGISTRY_H
 
+/* the public API: visible although the library builds with -fvisibility=hidden */
+#pragma GCC visibility push(default)
+
 #include "beamlet.h"
 
 #ifdef __cplusplus
@@ -89,4 +92,6 @@ const char *bl_health_name(bl_health h);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
+
 #endif
