@@ -197,3 +197,13 @@ release: deps-run
 	@rel/release/mkrelease.sh "$(VERSION)" "$(ARCH)"
 release-test:
 	@test/release/run.sh
+deb: deps
+	@$(MAKE) --no-print-directory dist-bin
+	@rel/debian/mkdeb.sh
+deb-test:
+	@test/release/deb.sh
+# the guided tour (make run keeps its quick cluster): ARGS=--fast skips the pauses
+demo: deps-run
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -C erlang_shim >/dev/null
+	@rel/demo/demo.sh $(ARGS)
