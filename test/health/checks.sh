@@ -70,7 +70,7 @@ check "exit 1 is warning" status_is cmd_warn warning
 check "exit 3 is critical" status_is cmd_crit critical
 check "a command that hangs is killed after its timeout: critical" status_is cmd_hangs critical
 check "its output says it was killed" wait_c "'killed after 500 ms' in c['cmd_hangs']['output']" 10
-check "every hung command is killed at its timeout (no sleep older than 6 s, of 30)" bash -c "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do for p in \$(pgrep -x sleep -P $PN); do e=\$(ps -o etimes= -p \$p); [ -z \"\$e\" ] || [ \$e -le 6 ] || { ps -o pid,etimes,stat,cmd -p \$p; exit 1; }; done; sleep 0.5; done"
+check "every hung command is killed at its timeout (no sleep older than 6 s, of 30)" bash -c "for i in \$(seq 1 16); do for p in \$(pgrep -x sleep -P $PN); do e=\$(ps -o etimes= -p \$p | tr -d ' '); [ -z \"\$e\" ] || [ \"\$e\" -le 6 ] || { ps -o pid,etimes,stat,cmd -p \$p; exit 1; }; done; sleep 0.5; done"
 echo "--- flapping is damped"
 check "the flapping command ran at least 8 times" wait_c "c['cmd_flaps']['runs'] >= 8" 20
 check "and never left its first state (passing)" wait_c "c['cmd_flaps']['status'] == 'passing'" 1
