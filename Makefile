@@ -22,6 +22,9 @@ LIBS := -L$(ERL_EI)/lib -lei -lev -ljansson -lpthread -lm -ldl
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c c_src/services/*.c c_src/store/*.c c_src/health/*.c) c_src/cli/config.c
+LIB_SRC += $(wildcard c_src/gateway/*.c)
+# the dashboard and the OpenAPI document, embedded into the library (.incbin in assets.c)
+GW_ASSETS := $(shell find c_src/gateway/assets -type f 2>/dev/null)
 HDRS := $(wildcard include/beamlet/*.h c_src/*/*.h)
 
 REL := build/release
@@ -48,6 +51,8 @@ $(REL)/obj/%.o: c_src/%.c $(HDRS)
 $(ASAN)/obj/%.o: c_src/%.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) -c $< -o $@
+
+$(REL)/obj/gateway/assets.o $(ASAN)/obj/gateway/assets.o $(DIST)/obj/gateway/assets.o: $(GW_ASSETS)
 
 $(REL)/libbeamlet.a: $(REL_OBJ)
 	ar rcs $@ $^
@@ -90,6 +95,16 @@ build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(HDRS)
 	    c_src/dist/term.c c_src/dist/frame.c c_src/dist/control.c c_src/dist/sendq.c \
 	    c_src/dist/disthdr.c c_src/dist/atomcache.c \
 	    -L$(ERL_EI)/lib -lei -lpthread -o $@
+
+# the repl fuzzer: the layer's source instrumented, the rest of the release library as it is
+build/fuzz/fuzz_repl: test/fuzz/fuzz_repl.c c_src/services/repl.c $(REL)/libbeamlet.a $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
+	    c_src/services/repl.c $(REL)/libbeamlet.a $(LIBS) -o $@
+# the gateway's Prometheus text merge (what members send for /metrics?scope=cluster)
+build/fuzz/fuzz_promtext: test/fuzz/fuzz_promtext.c c_src/gateway/promtext.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< c_src/gateway/promtext.c -o $@
 
 # the gossip fuzzer needs the gossip codec and the logger, not the dist sources
 build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/log.c $(HDRS)
@@ -154,7 +169,9 @@ bench: deps
 	@test/bench/cluster_bench.sh
 	@test/bench/hs_bench.sh
 	@test/bench/pubsub_bench.sh
+	@test/bench/repl_bench.sh
 	@test/bench/health_bench.sh
+	@test/bench/gateway_bench.sh
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
@@ -197,6 +214,24 @@ release: deps-run
 	@rel/release/mkrelease.sh "$(VERSION)" "$(ARCH)"
 release-test:
 	@test/release/run.sh
+
+# the dashboard's vendored front-end libraries (c_src/gateway/assets/vendor/VERSIONS), fetched
+# again from npm: the built files exactly as published
+HTM_VERSION := 3.1.1
+UPLOT_VERSION := 1.6.32
+PREACT_LICENSE_VERSION := 10.19.3
+.PHONY: dashboard-vendor
+dashboard-vendor:
+	@tmp=$$(mktemp -d) && cd $$tmp && \
+	npm pack --silent htm@$(HTM_VERSION) uplot@$(UPLOT_VERSION) preact@$(PREACT_LICENSE_VERSION) >/dev/null && \
+	for f in *.tgz; do mkdir -p $${f%.tgz} && tar xzf $$f -C $${f%.tgz} --strip-components=1; done && \
+	V=$(CURDIR)/c_src/gateway/assets/vendor && \
+	cp htm-$(HTM_VERSION)/preact/standalone.module.js $$V/htm-preact-standalone.module.js && \
+	cp htm-$(HTM_VERSION)/LICENSE $$V/LICENSE.htm && \
+	cp uplot-$(UPLOT_VERSION)/dist/uPlot.iife.min.js uplot-$(UPLOT_VERSION)/dist/uPlot.min.css $$V/ && \
+	cp uplot-$(UPLOT_VERSION)/LICENSE $$V/LICENSE.uPlot && \
+	cp preact-$(PREACT_LICENSE_VERSION)/LICENSE $$V/LICENSE.preact && \
+	rm -rf $$tmp && echo "dashboard-vendor: htm $(HTM_VERSION), uPlot $(UPLOT_VERSION) in $$V"
 deb: deps
 	@$(MAKE) --no-print-directory dist-bin
 	@rel/debian/mkdeb.sh

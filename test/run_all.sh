@@ -86,8 +86,10 @@ run_suite fuzz fuzz
 [ -x test/health/alerts.sh ] && run_suite alerts test/health/alerts.sh
 [ -x test/health/checks.sh ] && run_suite checks test/health/checks.sh
 [ -x test/integration/gossip_netns.sh ] && run_suite gossip_netns test/integration/gossip_netns.sh
+[ -x test/churn/run.sh ] && run_suite churn test/churn/run.sh
 [ -x erlang_shim/test/run.sh ] && run_suite shim erlang_shim/test/run.sh
 [ -x erlang_shim/test/gleam_run.sh ] && run_suite gleam erlang_shim/test/gleam_run.sh
+[ -x test/gateway/run.sh ] && run_suite gateway test/gateway/run.sh
 [ -x test/valgrind/run.sh ] && run_suite valgrind test/valgrind/run.sh
 [ -x test/release/run.sh ] && run_suite release test/release/run.sh
 [ -x test/release/systemd.sh ] && run_suite systemd test/release/systemd.sh

@@ -33,6 +33,11 @@ int bl__cli_version(int argc, char **argv);
 const char *bl__cli_git_rev(void);
 const char *bl__cli_build_date(void);
 
+/* ---- apikey_cmd.c: the gateway's API keys ---- */
+int bl__cli_apikey_create(int argc, char **argv);
+int bl__cli_apikey_list(int argc, char **argv);
+int bl__cli_apikey_revoke(int argc, char **argv);
+
 /* ---- admin client (client.c) ---- */
 typedef struct bl__cli_opts {
     const char *cmd;    /* for messages: "service restart" */

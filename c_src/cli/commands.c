@@ -17,7 +17,7 @@ int bl__cli_service_restart(int argc, char **argv);
 int bl__cli_node_leave(int argc, char **argv);
 int bl__cli_completion(int argc, char **argv);
 
-#define CLIENT_OPTS "[--cookie C | --cookie-file F] [--timeout MS]"
+#define CLIENT_OPTS "[--cookie C | --cookie-file F] [--timeout MS] [--proto-dist inet6_tcp]"
 
 /* run NULL: handled by main.c, listed here for --help and completion */
 static const bl__cli_cmd CMDS[] = {
@@ -39,6 +39,16 @@ static const bl__cli_cmd CMDS[] = {
      "Recent membership and leader events (JSON)."},
     {"nodes list", NULL, "beamlet nodes list --node NODE [--format table|json] " CLIENT_OPTS,
      "Members with role, state, capabilities and last contact."},
+    {"apikey create", bl__cli_apikey_create,
+     "beamlet apikey create --node NODE --role viewer|operator|admin [--name NAME] " CLIENT_OPTS,
+     "Make an API key for the HTTP gateway (docs/gateway.md) and print it once. viewer reads; "
+     "operator also registers services, publishes, acks alerts, sets maintenance; admin also "
+     "manages keys and asks nodes to leave. The key works on every node of the cluster."},
+    {"apikey list", bl__cli_apikey_list,
+     "beamlet apikey list --node NODE [--format table|json] " CLIENT_OPTS,
+     "The cluster's API keys: id, name, role, active or revoked (never the key itself)."},
+    {"apikey revoke", bl__cli_apikey_revoke, "beamlet apikey revoke --node NODE ID " CLIENT_OPTS,
+     "Revoke a key on every node of the cluster."},
     {"rpc", bl__cli_rpc, "beamlet rpc NODE MODULE FUNCTION [ARGS] [--format json] " CLIENT_OPTS,
      "erpc:call(NODE, MODULE, FUNCTION, ARGS) on a BEAM or beamlet node (rex for peers without "
      "spawn_request). ARGS is an Erlang list in text, e.g. '[1, foo, \"text\"]' (default []). "

@@ -132,6 +132,27 @@ static const opt OPTS[] = {
      "shared secret (libcluster's :secret)"},
     {"gossip_interval_ms", "--gossip-interval-ms", "BEAMLET_GOSSIP_INTERVAL_MS",
      "gossip heartbeat interval (5000)"},
+    {"http_port", "--http-port", "BEAMLET_HTTP_PORT",
+     "HTTP gateway port, 0: off (8080 for role gateway, else off)"},
+    {"http_address", "--http-address", "BEAMLET_HTTP_ADDRESS",
+     "IPv4 address the gateway listens on (127.0.0.1)"},
+    {"dashboard", "--dashboard", "BEAMLET_DASHBOARD", "serve the dashboard at /: true/false (true)"},
+    {"http_tls_cert", "--http-tls-cert", "BEAMLET_HTTP_TLS_CERT", "PEM certificate: HTTPS"},
+    {"http_tls_key", "--http-tls-key", "BEAMLET_HTTP_TLS_KEY", "PEM private key for HTTPS"},
+    {"http_public_read", "--http-public-read", "BEAMLET_HTTP_PUBLIC_READ",
+     "reads need no key off loopback too: true/false (false)"},
+    {"http_max_connections", "--http-max-connections", "BEAMLET_HTTP_MAX_CONNECTIONS",
+     "concurrent HTTP connections (1024)"},
+    {"http_max_body_bytes", "--http-max-body-bytes", "BEAMLET_HTTP_MAX_BODY_BYTES",
+     "request body limit (1048576)"},
+    {"http_max_header_bytes", "--http-max-header-bytes", "BEAMLET_HTTP_MAX_HEADER_BYTES",
+     "request line + headers limit (32768)"},
+    {"http_timeout_s", "--http-timeout-s", "BEAMLET_HTTP_TIMEOUT_S",
+     "idle HTTP connection closed after (10)"},
+    {"http_rate_limit", "--http-rate-limit", "BEAMLET_HTTP_RATE_LIMIT",
+     "requests/s per key and per address (50)"},
+    {"http_rate_burst", "--http-rate-burst", "BEAMLET_HTTP_RATE_BURST",
+     "burst above the rate (100)"},
 };
 #define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
 
@@ -343,6 +364,12 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         {"discovery_interval_ms", offsetof(bl_config, discovery_interval_ms), 100, 3600000},
         {"gossip_interval_ms", offsetof(bl_config, gossip_interval_ms), 100, 3600000},
         {"registry_max_entries", offsetof(bl_config, registry_max_entries), 1, 1000000},
+        {"http_max_connections", offsetof(bl_config, http_max_connections), 1, 65536},
+        {"http_max_body_bytes", offsetof(bl_config, http_max_body_bytes), 0, 1u << 30},
+        {"http_max_header_bytes", offsetof(bl_config, http_max_header_bytes), 4096, 1u << 24},
+        {"http_timeout_s", offsetof(bl_config, http_timeout_s), 1, 3600},
+        {"http_rate_limit", offsetof(bl_config, http_rate_limit), 1, 1000000},
+        {"http_rate_burst", offsetof(bl_config, http_rate_burst), 1, 1000000},
         {"health_interval_ms", offsetof(bl_config, health_interval_ms), 100, 3600000},
         {"history_raw_s", offsetof(bl_config, history_raw_s), 60, 31536000},
         {"history_1m_s", offsetof(bl_config, history_1m_s), 600, 31536000},
@@ -375,6 +402,8 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         {"dns_basename", offsetof(bl_config, dns_basename), sizeof(cfg->dns_basename)},
         {"gossip_secret", offsetof(bl_config, gossip_secret), sizeof(cfg->gossip_secret)},
         {"data_dir", offsetof(bl_config, data_dir), sizeof(cfg->data_dir)},
+        {"http_tls_cert", offsetof(bl_config, http_tls_cert), sizeof(cfg->http_tls_cert)},
+        {"http_tls_key", offsetof(bl_config, http_tls_key), sizeof(cfg->http_tls_key)},
     };
     for (size_t i = 0; i < sizeof(STRS) / sizeof(STRS[0]); i++) {
         if (strcmp(key, STRS[i].key)) continue;
@@ -500,6 +529,31 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
             c > 255 || d > 255)
             return fail(err, errlen, key, "'%s' is not an IPv4 address", v);
         snprintf(key[7] == 'a' ? cfg->gossip_address : cfg->gossip_if, 64, "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "http_port")) {
+        if (parse_u64(v, 0, 65535, &u))
+            return fail(err, errlen, key, "'%s' is not 0..65535 (0: off)", v);
+        cfg->http_port = (int)u;
+        return BL_OK;
+    }
+    if (!strcmp(key, "http_address")) {
+        unsigned a, b, c, d;
+        char extra;
+        if (sscanf(v, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) != 4 || a > 255 || b > 255 ||
+            c > 255 || d > 255)
+            return fail(err, errlen, key, "'%s' is not an IPv4 address", v);
+        snprintf(cfg->http_address, sizeof(cfg->http_address), "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "dashboard") || !strcmp(key, "http_public_read")) {
+        int *dst = key[0] == 'd' ? &cfg->dashboard : &cfg->http_public_read;
+        if (!strcmp(v, "true") || !strcmp(v, "1"))
+            *dst = 1;
+        else if (!strcmp(v, "false") || !strcmp(v, "0"))
+            *dst = 0;
+        else
+            return fail(err, errlen, key, "'%s' is not true or false", v);
         return BL_OK;
     }
     if (!strcmp(key, "gossip_port")) {

@@ -30,6 +30,7 @@ static void load(void)
         {(void **)&table.DecryptInit_ex, "EVP_DecryptInit_ex"},
         {(void **)&table.DecryptUpdate, "EVP_DecryptUpdate"},
         {(void **)&table.DecryptFinal_ex, "EVP_DecryptFinal_ex"},
+        {(void **)&table.memcmp_ct, "CRYPTO_memcmp"},
     };
     for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
         *syms[i].slot = dlsym(h, syms[i].name);

@@ -1,12 +1,14 @@
 /* crypto.h - OpenSSL's libcrypto, loaded only when something needs it.
  *
- * Only gossip with a shared secret uses cryptography; linking (or even loading) libcrypto in
- * every node would add about 1.5 MB of resident memory to it. The symbols are resolved once per
- * process with dlopen and never change afterwards. (The handshake's MD5 is ei's: dist/hsm.c.) */
+ * Only gossip with a shared secret and the gateway's API keys use cryptography; linking (or even
+ * loading) libcrypto in every node would add about 1.5 MB of resident memory to it. The symbols are
+ * resolved once per process with dlopen and never change afterwards. (The handshake's MD5 is ei's:
+ * dist/hsm.c.) */
 #ifndef BL_RUNTIME_CRYPTO_H
 #define BL_RUNTIME_CRYPTO_H
 
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 typedef struct bl_crypto {
@@ -24,6 +26,7 @@ typedef struct bl_crypto {
                           const unsigned char *);
     int (*DecryptUpdate)(EVP_CIPHER_CTX *, unsigned char *, int *, const unsigned char *, int);
     int (*DecryptFinal_ex)(EVP_CIPHER_CTX *, unsigned char *, int *);
+    int (*memcmp_ct)(const void *, const void *, size_t); /* CRYPTO_memcmp: constant time */
 } bl_crypto;
 
 /* The loaded library, or NULL when libcrypto.so.3 cannot be loaded. */

@@ -330,6 +330,8 @@ void bl_cluster_send_peers(bl_proc *from, const char *name, const ei_x_buff *x, 
 
 /* services/services.c: the cluster services (pg scopes, registry, ...) */
 int bl_services_start(bl_node *n);
+/* gateway/gateway.c: the `beamlet_gateway` process, HTTP when configured (docs/gateway.md) */
+int bl_gateway_start(bl_node *n);
 /* services/pg.c: the default pg scope */
 int bl_pg_start(bl_node *n);
 

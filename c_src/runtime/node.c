@@ -105,6 +105,15 @@ void bl_config_init(bl_config *cfg)
     cfg->gossip_port = 45892;
     snprintf(cfg->gossip_if, sizeof(cfg->gossip_if), "0.0.0.0");
     cfg->gossip_interval_ms = 5000;
+    cfg->http_port = -1;
+    snprintf(cfg->http_address, sizeof(cfg->http_address), "127.0.0.1");
+    cfg->dashboard = -1;
+    cfg->http_max_connections = 1024;
+    cfg->http_max_body_bytes = 1024 * 1024;
+    cfg->http_max_header_bytes = 32 * 1024;
+    cfg->http_timeout_s = 10;
+    cfg->http_rate_limit = 50;
+    cfg->http_rate_burst = 100;
 }
 
 /* ---- names, cookie ---- */
@@ -332,6 +341,11 @@ static int open_listener(bl_node *n)
     n->listen_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
                                                    : ((struct sockaddr_in6 *)&ss)->sin6_port);
     n->listen_fd = fd;
+    if (n->inet6 && ss.ss_family == AF_INET)
+        bl_log(n, BL_LOG_WARN,
+               "inet6_tcp with the IPv4 listen address %s: IPv6 peers cannot "
+               "connect (listen on :: or an IPv6 address)",
+               addr);
     return BL_OK;
 }
 
@@ -397,6 +411,7 @@ int bl_node_start(bl_node *n)
     rc = bl_builtin_start(n);
     if (rc == BL_OK) rc = bl_cluster_start(n);
     if (rc == BL_OK) rc = bl_services_start(n);
+    if (rc == BL_OK) rc = bl_gateway_start(n);
     if (rc != BL_OK) return rc;
     n->started = 1;
     for (int i = 0; i < n->cfg.njoin; i++)

@@ -131,6 +131,20 @@ typedef struct bl_config {
     char gossip_if[64];             /* interface address to send/join on (default 0.0.0.0) */
     char gossip_secret[256];        /* optional shared secret (AES-256-CBC as libcluster) */
     unsigned gossip_interval_ms;    /* default 5000 */
+
+    /* HTTP gateway: REST API, /metrics, dashboard (docs/gateway.md) */
+    int http_port;                   /* -1: 8080 for role gateway, off otherwise; 0: off */
+    char http_address[64];           /* IPv4 address (default 127.0.0.1) */
+    int dashboard;                   /* -1: on when HTTP is on */
+    char http_tls_cert[512];         /* PEM files: HTTPS when both are set */
+    char http_tls_key[512];
+    int http_public_read;            /* reads need no key on a non-loopback address */
+    unsigned http_max_connections;   /* default 1024 */
+    unsigned http_max_body_bytes;    /* default 1 MiB */
+    unsigned http_max_header_bytes;  /* per-connection memory for request line + headers (32 KiB) */
+    unsigned http_timeout_s;         /* idle connection timeout (10) */
+    unsigned http_rate_limit;        /* requests per second per key and per address (50) */
+    unsigned http_rate_burst;        /* bucket size (100) */
 } bl_config;
 
 void bl_config_init(bl_config *cfg);

@@ -1,0 +1,760 @@
+/* api.c - the gateway's routes: a table of method + path pattern -> handler and least role, the
+ * dispatcher (404/405, auth, audit), the REST API under /api/v1 (JSON, RFC 9457 problems) and
+ * the dashboard's embedded files. Reads come from the node's own tables (registry, membership)
+ * or from a call to the local service process, whose documented gen_server protocol already has
+ * the listing; per-node detail of another node comes from that node's `beamlet_gateway`.
+ * docs/gateway.md and the OpenAPI document (assets/openapi.json) describe every route here; a
+ * unit test checks the two agree. */
+#include "gw_int.h"
+#include "beamlet/pg.h"
+#include "beamlet/pubsub.h"
+#include "beamlet/registry.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ---- */
+
+static json_t *parse_body(gw_req *r, int required)
+{
+    if (!r->blen) {
+        if (required) bl__gw_problem(r, 400, "Bad Request", "a JSON object body is required");
+        return NULL;
+    }
+    const char *ct = bl__gw_header(r, "Content-Type");
+    if (ct && strncmp(ct, "application/json", 16)) {
+        bl__gw_problem(r, 415, "Unsupported Media Type", "send Content-Type: application/json");
+        return NULL;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(r->body, r->blen, JSON_REJECT_DUPLICATES, &je);
+    if (!j) {
+        char d[300];
+        snprintf(d, sizeof(d), "invalid JSON at line %d column %d: %s", je.line, je.column,
+                 je.text);
+        bl__gw_problem(r, 400, "Bad Request", d);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        bl__gw_problem(r, 400, "Bad Request", "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* A string member of a body object: NULL when absent; sets *bad when present but not a string
+ * (or too long). */
+static const char *body_str(json_t *o, const char *k, size_t max, int *bad)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) return NULL;
+    if (!json_is_string(v) || json_string_length(v) >= max ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        *bad = 1;
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+static int valid_utf8_arg(gw_req *r, const char *name, const char *v)
+{
+    json_t *s = v ? json_string(v) : NULL;
+    if (v && !s) {
+        char d[128];
+        snprintf(d, sizeof(d), "query parameter '%s' is not valid UTF-8", name);
+        bl__gw_problem(r, 400, "Bad Request", d);
+        return 0;
+    }
+    json_decref(s);
+    return 1;
+}
+
+static void call_failed(gw_req *r, int status, const char *what)
+{
+    char d[300];
+    snprintf(d, sizeof(d), "%s: %s", what, bl_strerror(status));
+    if (status == BL_ETIMEOUT)
+        bl__gw_problem(r, 504, "Gateway Timeout", d);
+    else if (status == BL_ENODEDOWN || status == BL_ENOPROC)
+        bl__gw_problem(r, 502, "Bad Gateway", d);
+    else
+        bl__gw_problem(r, 500, "Internal Server Error", d);
+}
+
+static int local_call(gw_req *r, const char *proc, const char *node, const char *atom_or_null,
+                      ei_x_buff *req, gw_call_cb cb)
+{
+    char small[256];
+    int i = 0;
+    const char *b = small;
+    int len;
+    if (atom_or_null) {
+        ei_encode_atom(small, &i, atom_or_null);
+        len = i;
+    } else {
+        b = req->buff;
+        len = req->index;
+    }
+    int rc = bl__gw_call(r, proc, node ? node : bl_node_name(r->g->n), b, len, cb);
+    if (rc != BL_OK) call_failed(r, rc, proc);
+    return rc;
+}
+
+/* ---- health and readiness ---- */
+
+static void h_healthz(gw_req *r)
+{
+    bl__gw_reply_json(r, 200,
+                      json_pack("{s:s, s:s}", "status", "ok", "node", bl_node_name(r->g->n)));
+}
+
+static void h_readyz(gw_req *r)
+{
+    bl_node *n = r->g->n;
+    unsigned long long term = 0;
+    const char *leader = bl_cluster_leader(n, &term);
+    int ok = bl_cluster_healthy(n);
+    json_t *j = json_pack("{s:b, s:s, s:o}", "ready", ok, "node", bl_node_name(n), "leader",
+                          leader ? json_string(leader) : json_null());
+    if (!ok)
+        json_object_set_new(j, "reason",
+                            json_string("no majority of members reachable, or coordinators "
+                                        "without a leader"));
+    bl__gw_reply_json(r, ok ? 200 : 503, j);
+}
+
+/* ---- cluster and nodes ---- */
+
+static void cluster_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_cluster");
+    json_t *s = bl_term_to_json(buf, &index);
+    if (!json_is_object(s)) {
+        json_decref(s);
+        return bl__gw_problem(r, 500, "Internal Server Error", "unexpected cluster status");
+    }
+    const char *health = json_string_value(json_object_get(s, "health"));
+    int healthy = health && !strcmp(health, "healthy");
+    json_t *j = json_object();
+    json_object_set(j, "name", json_object_get(s, "cluster"));
+    json_object_set(j, "node", json_object_get(s, "node"));
+    json_object_set(j, "size", json_object_get(s, "size"));
+    json_object_set(j, "states", json_object_get(s, "states"));
+    json_object_set(j, "leader", json_object_get(s, "leader"));
+    json_object_set(j, "term", json_object_get(s, "term"));
+    json_object_set_new(
+        j, "health",
+        json_pack("{s:s, s:b}", "status", healthy ? "active" : "degraded", "quorum", healthy));
+    json_decref(s);
+    bl__gw_reply_json(r, 200, j);
+}
+
+static void h_cluster(gw_req *r)
+{
+    local_call(r, "beamlet_cluster", NULL, "status", NULL, cluster_cb);
+}
+
+static void mark_leader(bl__gw *g, json_t *m)
+{
+    const char *leader = bl_cluster_leader(g->n, NULL);
+    const char *node = json_string_value(json_object_get(m, "node"));
+    json_object_set_new(m, "leader", json_boolean(leader && node && !strcmp(leader, node)));
+}
+
+static void nodes_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_cluster");
+    json_t *a = bl_term_to_json(buf, &index);
+    size_t i;
+    json_t *m;
+    json_array_foreach(a, i, m) mark_leader(r->g, m);
+    bl__gw_reply_json(r, 200, a);
+}
+
+static void h_nodes(gw_req *r)
+{
+    local_call(r, "beamlet_cluster", NULL, "members", NULL, nodes_cb);
+}
+
+/* one node: its membership record, then what it says about itself */
+static void node_detail_cb(gw_req *r, int status, const char *buf, int index)
+{
+    json_t *detail = NULL;
+    if (status == BL_OK) {
+        char *s = NULL;
+        int type, size;
+        if (ei_get_type(buf, &index, &type, &size) == 0 && type == ERL_BINARY_EXT &&
+            (s = malloc((size_t)size + 1))) {
+            long len;
+            if (ei_decode_binary(buf, &index, s, &len) == 0)
+                detail = json_loadb(s, (size_t)len, 0, NULL);
+            free(s);
+        }
+    }
+    json_object_set_new(r->acc, "detail", detail ? detail : json_null());
+    if (!detail)
+        json_object_set_new(r->acc, "detail_error",
+                            json_string(status ? bl_strerror(status) : "unexpected answer"));
+    bl__gw_reply_json(r, 200, json_incref(r->acc));
+}
+
+static void node_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_cluster");
+    json_t *a = bl_term_to_json(buf, &index), *m, *found = NULL;
+    size_t i;
+    json_array_foreach(a, i, m)
+    {
+        const char *node = json_string_value(json_object_get(m, "node"));
+        if (node && !strcmp(node, r->params[0])) found = m;
+    }
+    if (!found) {
+        json_decref(a);
+        return bl__gw_problem(r, 404, "Not Found", "no such member");
+    }
+    mark_leader(r->g, found);
+    r->acc = json_incref(found);
+    json_decref(a);
+    const char *kind = json_string_value(json_object_get(r->acc, "kind"));
+    const char *state = json_string_value(json_object_get(r->acc, "state"));
+    if (!strcmp(r->params[0], bl_node_name(r->g->n))) {
+        json_object_set_new(r->acc, "detail", bl__gw_node_self(r->g));
+        return bl__gw_reply_json(r, 200, json_incref(r->acc));
+    }
+    if ((kind && !strcmp(kind, "beam")) ||
+        (state && strcmp(state, "active") && strcmp(state, "joining") &&
+         strcmp(state, "suspected"))) {
+        json_object_set_new(r->acc, "detail", json_null());
+        return bl__gw_reply_json(r, 200, json_incref(r->acc));
+    }
+    char req[64];
+    int k = 0;
+    ei_encode_atom(req, &k, "bl_gw_node");
+    if (bl__gw_call(r, GW_PROC, r->params[0], req, k, node_detail_cb) != BL_OK) {
+        json_object_set_new(r->acc, "detail", json_null());
+        bl__gw_reply_json(r, 200, json_incref(r->acc));
+    }
+}
+
+static void h_node(gw_req *r)
+{
+    local_call(r, "beamlet_cluster", NULL, "members", NULL, node_cb);
+}
+
+static void leave_cb(gw_req *r, int status, const char *buf, int index)
+{
+    (void)buf;
+    (void)index;
+    if (status) return call_failed(r, status, "beamlet_gateway on the node");
+    bl__gw_reply_json(r, 202, json_pack("{s:s, s:s}", "node", r->params[0], "status", "leaving"));
+}
+
+static void h_node_leave(gw_req *r)
+{
+    if (!strcmp(r->params[0], bl_node_name(r->g->n))) {
+        bl__gw_leave_soon(r->g);
+        return bl__gw_reply_json(
+            r, 202, json_pack("{s:s, s:s}", "node", r->params[0], "status", "leaving"));
+    }
+    if (!bl_cluster_is_peer(r->g->n, r->params[0]))
+        return bl__gw_problem(r, 404, "Not Found", "no such live beamlet member");
+    char req[64];
+    int k = 0;
+    ei_encode_atom(req, &k, "bl_gw_leave");
+    int rc = bl__gw_call(r, GW_PROC, r->params[0], req, k, leave_cb);
+    if (rc) call_failed(r, rc, "beamlet_gateway on the node");
+}
+
+/* ---- services ---- */
+
+static json_t *entry_json(const bl_service_entry *e)
+{
+    json_t *tags = json_array(), *meta = json_object();
+    for (int i = 0; i < e->ntags; i++)
+        json_array_append_new(tags, json_string(e->tags[i]));
+    for (int i = 0; i < e->nmeta; i++)
+        json_object_set_new(meta, e->meta_keys[i], json_string(e->meta_values[i]));
+    return json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:i, s:s?, s:I, s:s, s:o, s:o}", "id", e->id,
+                     "name", e->name, "version", e->version, "node", e->node, "address", e->address,
+                     "port", e->port, "health_endpoint", e->health_endpoint, "ttl_ms",
+                     (json_int_t)e->ttl_ms, "health", bl_health_name(e->health), "tags", tags,
+                     "metadata", meta);
+}
+
+static void collect_entry(bl_node *n, const bl_service_entry *e, void *ud)
+{
+    (void)n;
+    json_array_append_new(ud, entry_json(e));
+}
+
+static int health_parse(const char *s)
+{
+    if (!strcmp(s, "passing")) return BL_HEALTH_PASSING;
+    if (!strcmp(s, "warning")) return BL_HEALTH_WARNING;
+    if (!strcmp(s, "critical")) return BL_HEALTH_CRITICAL;
+    return -1;
+}
+
+static void h_services(gw_req *r)
+{
+    const char *name = bl__gw_arg(r, "name"), *tag = bl__gw_arg(r, "tag"),
+               *health = bl__gw_arg(r, "health");
+    if (!valid_utf8_arg(r, "name", name) || !valid_utf8_arg(r, "tag", tag)) return;
+    bl_service_query q = {.health = -1};
+    if (name && *name) q.name = name;
+    if (tag && *tag) {
+        q.ntags_all = 1;
+        q.tags_all = &tag;
+    }
+    if (health && *health && (q.health = health_parse(health)) < 0)
+        return bl__gw_problem(r, 400, "Bad Request", "health is passing, warning or critical");
+    json_t *a = json_array();
+    bl_registry_find(r->g->n, &q, collect_entry, a);
+    bl__gw_reply_json(r, 200, a);
+}
+
+static json_t *find_service(bl__gw *g, const char *id)
+{
+    json_t *a = json_array(), *e, *found = NULL;
+    bl_registry_find(g->n, NULL, collect_entry, a);
+    size_t i;
+    json_array_foreach(a, i, e)
+    {
+        const char *eid = json_string_value(json_object_get(e, "id"));
+        if (eid && !strcmp(eid, id)) found = json_incref(e);
+    }
+    json_decref(a);
+    return found;
+}
+
+static void h_service(gw_req *r)
+{
+    json_t *e = find_service(r->g, r->params[0]);
+    if (!e) return bl__gw_problem(r, 404, "Not Found", "no service instance with that id");
+    bl__gw_reply_json(r, 200, e);
+}
+
+static void h_service_register(gw_req *r)
+{
+    json_t *b = parse_body(r, 1);
+    if (!b) return;
+    int bad = 0;
+    bl_service_entry e = {0};
+    e.name = body_str(b, "name", BL_REG_ID_LEN, &bad);
+    e.id = body_str(b, "id", BL_REG_ID_LEN, &bad);
+    e.version = body_str(b, "version", BL_REG_STR_LEN, &bad);
+    e.address = body_str(b, "address", BL_REG_STR_LEN, &bad);
+    e.health_endpoint = body_str(b, "health_endpoint", BL_REG_STR_LEN, &bad);
+    json_t *port = json_object_get(b, "port"), *ttl = json_object_get(b, "ttl_ms"),
+           *health = json_object_get(b, "health"), *tags = json_object_get(b, "tags"),
+           *meta = json_object_get(b, "metadata");
+    if (port && (!json_is_integer(port) || json_integer_value(port) < 0 ||
+                 json_integer_value(port) > 65535))
+        bad = 1;
+    if (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 0 ||
+                json_integer_value(ttl) > 86400000))
+        bad = 1;
+    if (health && (!json_is_string(health) || health_parse(json_string_value(health)) < 0)) bad = 1;
+    if (tags && (!json_is_array(tags) || json_array_size(tags) > BL_REG_MAX_TAGS)) bad = 1;
+    if (meta && (!json_is_object(meta) || json_object_size(meta) > BL_REG_MAX_META)) bad = 1;
+    const char *tagv[BL_REG_MAX_TAGS], *mk[BL_REG_MAX_META], *mv[BL_REG_MAX_META];
+    size_t i;
+    json_t *v;
+    if (!bad && tags) json_array_foreach(tags, i, v)
+        {
+            if (!json_is_string(v) || json_string_length(v) >= BL_REG_STR_LEN)
+                bad = 1;
+            else
+                tagv[e.ntags++] = json_string_value(v);
+        }
+    const char *k;
+    if (!bad && meta) json_object_foreach(meta, k, v)
+        {
+            if (!json_is_string(v) || json_string_length(v) >= BL_REG_STR_LEN ||
+                strlen(k) >= BL_REG_STR_LEN)
+                bad = 1;
+            else {
+                mk[e.nmeta] = k;
+                mv[e.nmeta++] = json_string_value(v);
+            }
+        }
+    if (bad || !e.name || !*e.name) {
+        json_decref(b);
+        return bl__gw_problem(r, 422, "Unprocessable Content",
+                              "name (string) is required; id, version, address, health_endpoint "
+                              "strings; port 0..65535; ttl_ms 0..86400000; health passing, warning "
+                              "or critical; tags an array of strings; metadata an object of "
+                              "strings");
+    }
+    e.port = port ? (int)json_integer_value(port) : 0;
+    e.ttl_ms = ttl ? (unsigned)json_integer_value(ttl) : 0;
+    e.health = health ? (bl_health)health_parse(json_string_value(health)) : BL_HEALTH_PASSING;
+    e.tags = tagv;
+    e.meta_keys = mk;
+    e.meta_values = mv;
+    char id[BL_REG_ID_LEN];
+    int rc = bl_registry_register(r->g->n, &e, id, sizeof(id));
+    json_decref(b);
+    if (rc == BL_ENOMEM)
+        return bl__gw_problem(r, 409, "Conflict",
+                              "registry_max_entries entries exist on this node");
+    if (rc) return bl__gw_problem(r, 422, "Unprocessable Content", bl_strerror(rc));
+    json_t *j = find_service(r->g, id);
+    bl__gw_reply_json(r, 201, j ? j : json_pack("{s:s}", "id", id));
+}
+
+static void dereg_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_registry on the owner");
+    char a[MAXATOMLEN_UTF8];
+    int j = index;
+    if (ei_decode_atom(buf, &j, a) == 0 && !strcmp(a, "ok"))
+        return bl__gw_reply(r, 204, NULL, "", 0);
+    bl__gw_problem(r, 404, "Not Found", "the owner has no entry with that id");
+}
+
+static void h_service_deregister(gw_req *r)
+{
+    json_t *e = find_service(r->g, r->params[0]);
+    if (!e) return bl__gw_problem(r, 404, "Not Found", "no service instance with that id");
+    const char *owner = json_string_value(json_object_get(e, "node"));
+    if (owner && !strcmp(owner, bl_node_name(r->g->n))) {
+        int rc = bl_registry_deregister(r->g->n, r->params[0]);
+        json_decref(e);
+        if (rc) return bl__gw_problem(r, 404, "Not Found", "no service instance with that id");
+        return bl__gw_reply(r, 204, NULL, "", 0);
+    }
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "deregister");
+    ei_x_encode_binary(&x, r->params[0], (long)strlen(r->params[0]));
+    local_call(r, "beamlet_registry", owner, NULL, &x, dereg_cb);
+    ei_x_free(&x);
+    json_decref(e);
+}
+
+/* ---- pg, global names, pub/sub ---- */
+
+static const char *pg_scope(gw_req *r)
+{
+    const char *s = bl__gw_arg(r, "scope");
+    return s && *s ? s : BL_PG_DEFAULT_SCOPE;
+}
+
+static void pg_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "pg scope");
+    const char *scope = pg_scope(r);
+    json_t *out = json_array();
+    int type, size, arity;
+    /* the reply is a list of group terms: each one's encoding asks the scope for its members */
+    while (ei_get_type(buf, &index, &type, &size) == 0 && type == ERL_LIST_EXT) {
+        if (ei_decode_list_header(buf, &index, &arity) < 0) break;
+        for (int i = 0; i < arity; i++) {
+            int start = index, t = index;
+            json_t *name = bl_term_to_json(buf, &t);
+            if (ei_skip_term(buf, &index) < 0) {
+                json_decref(name);
+                goto done;
+            }
+            bl_pid pids[256];
+            int k = bl_pg_get_members(r->g->n, scope, buf + start, index - start, pids, 256);
+            json_t *members = json_array();
+            for (int p = 0; p < k && p < 256; p++) {
+                char s[MAXATOMLEN_UTF8 + 48];
+                snprintf(s, sizeof(s), "<%s.%u.%u>", pids[p].node, pids[p].num, pids[p].serial);
+                json_array_append_new(members, json_string(s));
+            }
+            char *gname = json_dumps(name, JSON_ENCODE_ANY | JSON_COMPACT);
+            json_t *g = json_pack(
+                "{s:s, s:o, s:s, s:i, s:o}", "scope", scope, "group", name ? name : json_null(),
+                "key", json_is_string(name) ? json_string_value(name) : (gname ? gname : "?"),
+                "size", k < 0 ? 0 : k, "members", members);
+            free(gname);
+            if (r->params[0][0] == 0 ||
+                !strcmp(json_string_value(json_object_get(g, "key")), r->params[0]))
+                json_array_append_new(out, g);
+            else
+                json_decref(g);
+        }
+    }
+done:
+    if (r->nparams) {
+        json_t *g = json_incref(json_array_get(out, 0));
+        json_decref(out);
+        if (!g) return bl__gw_problem(r, 404, "Not Found", "no such group in the scope");
+        return bl__gw_reply_json(r, 200, g);
+    }
+    bl__gw_reply_json(r, 200, out);
+}
+
+static void h_pg(gw_req *r)
+{
+    const char *scope = pg_scope(r);
+    if (!valid_utf8_arg(r, "scope", scope)) return;
+    if (strlen(scope) >= BL_NAME_LEN || !bl_whereis(r->g->n, scope))
+        return bl__gw_problem(r, 404, "Not Found", "no such pg scope on this node");
+    local_call(r, scope, NULL, "which_groups", NULL, pg_cb);
+}
+
+static void global_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_global");
+    json_t *t = bl_term_to_json(buf, &index), *e;
+    json_t *out = json_array();
+    size_t i;
+    json_array_foreach(t, i, e)
+    {
+        json_array_append_new(out,
+                              json_pack("{s:O?, s:O?, s:O?, s:O?}", "name", json_array_get(e, 0),
+                                        "pid", json_array_get(e, 1), "node", json_array_get(e, 2),
+                                        "kind", json_array_get(e, 3)));
+    }
+    json_decref(t);
+    bl__gw_reply_json(r, 200, out);
+}
+
+static void h_global(gw_req *r)
+{
+    local_call(r, "beamlet_global", NULL, "table", NULL, global_cb);
+}
+
+static void topics_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_pubsub");
+    json_t *t = bl_term_to_json(buf, &index), *v;
+    json_t *out = json_array();
+    const char *k;
+    json_object_foreach(t, k, v)
+    {
+        json_t *o = json_deep_copy(v);
+        json_object_set_new(o, "topic", json_string(k));
+        json_array_append_new(out, o);
+    }
+    json_decref(t);
+    bl__gw_reply_json(r, 200, out);
+}
+
+static void h_topics(gw_req *r)
+{
+    local_call(r, "beamlet_pubsub", NULL, "counters", NULL, topics_cb);
+}
+
+static void h_publish(gw_req *r)
+{
+    json_t *b = parse_body(r, 1);
+    if (!b) return;
+    int bad = 0;
+    const char *topic = body_str(b, "topic", BL_PUBSUB_TOPIC_LEN, &bad);
+    const char *prio = body_str(b, "priority", 16, &bad);
+    json_t *ttl = json_object_get(b, "ttl_ms"), *payload = json_object_get(b, "payload");
+    int p = BL_PRIO_NORMAL;
+    if (prio)
+        p = !strcmp(prio, "high")     ? BL_PRIO_HIGH
+            : !strcmp(prio, "low")    ? BL_PRIO_LOW
+            : !strcmp(prio, "normal") ? BL_PRIO_NORMAL
+                                      : -1;
+    if (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 0 ||
+                json_integer_value(ttl) > 86400000))
+        bad = 1;
+    if (bad || p < 0 || !topic || !bl_pubsub_topic_valid(topic) || !payload) {
+        json_decref(b);
+        return bl__gw_problem(r, 422, "Unprocessable Content",
+                              "topic (a valid topic: dot-separated levels, no wildcards) and "
+                              "payload (any JSON) are required; priority high, normal or low; "
+                              "ttl_ms 0..86400000");
+    }
+    /* the payload travels as a binary holding its JSON text */
+    char *text = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_binary(&x, text, (long)strlen(text));
+    char id[BL_PUBSUB_ID_LEN];
+    int rc = bl_pubsub_publish(r->g->n, topic, x.buff, x.index, (bl_pubsub_priority)p,
+                               ttl ? (unsigned)json_integer_value(ttl) : 0, id, sizeof(id));
+    ei_x_free(&x);
+    free(text);
+    if (rc == BL_OK)
+        bl__gw_reply_json(r, 202, json_pack("{s:s, s:s}", "id", id, "topic", topic));
+    else if (rc == BL_ETOOBIG)
+        bl__gw_problem(r, 413, "Content Too Large", "the payload is over max_message_size");
+    else
+        bl__gw_problem(r, 422, "Unprocessable Content", bl_strerror(rc));
+    json_decref(b);
+}
+
+/* ---- API keys (admin) ---- */
+
+static void h_keys(gw_req *r)
+{
+    bl__gw_reply_json(r, 200, bl__gw_key_list(r->g));
+}
+
+static void h_key_create(gw_req *r)
+{
+    json_t *b = parse_body(r, 1);
+    if (!b) return;
+    int bad = 0;
+    const char *role = body_str(b, "role", 16, &bad), *name = body_str(b, "name", 64, &bad);
+    int ro = role ? bl__gw_role_parse(role) : -1;
+    if (bad || ro < 0) {
+        json_decref(b);
+        return bl__gw_problem(r, 422, "Unprocessable Content",
+                              "role is viewer, operator or admin; name a string under 64 bytes");
+    }
+    json_t *info = NULL;
+    char *key = bl__gw_key_create(r->g, ro, name, &info);
+    json_decref(b);
+    if (!key)
+        return bl__gw_problem(r, 500, "Internal Server Error", "cannot make a key (libcrypto)");
+    json_object_set_new(info, "key", json_string(key));
+    free(key);
+    bl__gw_reply_json(r, 201, info);
+}
+
+static void h_key_revoke(gw_req *r)
+{
+    if (bl__gw_key_revoke(r->g, r->params[0]) != BL_OK)
+        return bl__gw_problem(r, 404, "Not Found", "no live key with that id");
+    bl__gw_reply(r, 204, NULL, "", 0);
+}
+
+/* ---- files ---- */
+
+static void h_openapi(gw_req *r)
+{
+    size_t len;
+    const char *ct;
+    const unsigned char *d = bl__gw_asset("openapi.json", &len, &ct);
+    bl__gw_reply(r, 200, "application/json", (const char *)d, len);
+}
+
+static void h_asset(gw_req *r)
+{
+    if (!r->g->dashboard) return bl__gw_problem(r, 404, "Not Found", "the dashboard is off");
+    const char *name = !strcmp(r->path, "/") ? "index.html" : r->params[0];
+    size_t len;
+    const char *ct;
+    const unsigned char *d = bl__gw_asset(name, &len, &ct);
+    if (!d || !strcmp(name, "openapi.json"))
+        return bl__gw_problem(r, 404, "Not Found", "no such file");
+    bl__gw_reply(r, 200, ct, (const char *)d, len);
+}
+
+static void h_index(gw_req *r)
+{
+    if (!r->g->dashboard)
+        return bl__gw_reply_json(r, 200,
+                                 json_pack("{s:s, s:s, s:s}", "api", "/api/v1", "openapi",
+                                           "/api/v1/openapi.json", "metrics", "/metrics"));
+    h_asset(r);
+}
+
+/* ---- the table ---- */
+
+#define V GW_ROLE_VIEWER
+#define O GW_ROLE_OPERATOR
+#define A GW_ROLE_ADMIN
+const gw_route bl__gw_routes[] = {
+    {"GET", "/", h_index, V, 0},
+    {"GET", "/assets/{file}", h_asset, V, 0},
+    {"GET", "/healthz", h_healthz, -1, 0},
+    {"GET", "/readyz", h_readyz, -1, 0},
+    {"GET", "/metrics", bl__gw_metrics, V, 0},
+    {"GET", "/api/v1/openapi.json", h_openapi, -1, 0},
+    {"GET", "/api/v1/cluster", h_cluster, V, 0},
+    {"GET", "/api/v1/nodes", h_nodes, V, 0},
+    {"GET", "/api/v1/nodes/{node}", h_node, V, 0},
+    {"POST", "/api/v1/nodes/{node}/leave", h_node_leave, A, 1},
+    {"GET", "/api/v1/services", h_services, V, 0},
+    {"POST", "/api/v1/services", h_service_register, O, 1},
+    {"GET", "/api/v1/services/{id}", h_service, V, 0},
+    {"DELETE", "/api/v1/services/{id}", h_service_deregister, O, 1},
+    {"GET", "/api/v1/pg", h_pg, V, 0},
+    {"GET", "/api/v1/pg/{group}", h_pg, V, 0},
+    {"GET", "/api/v1/global", h_global, V, 0},
+    {"GET", "/api/v1/pubsub/topics", h_topics, V, 0},
+    {"POST", "/api/v1/pubsub/publish", h_publish, O, 1},
+    {"GET", "/api/v1/events", bl__gw_events_query, V, 0},
+    {"GET", "/api/v1/stream", bl__gw_stream_open, V, 0},
+    {"GET", "/api/v1/audit", bl__gw_audit_query, A, 0},
+    {"GET", "/api/v1/apikeys", h_keys, A, 0},
+    {"POST", "/api/v1/apikeys", h_key_create, A, 1},
+    {"DELETE", "/api/v1/apikeys/{id}", h_key_revoke, A, 1},
+};
+#undef V
+#undef O
+#undef A
+const unsigned bl__gw_nroutes = sizeof(bl__gw_routes) / sizeof(bl__gw_routes[0]);
+
+/* Match path against pattern, capturing {x} segments into r->params. */
+static int match(const char *pattern, const char *path, gw_req *r)
+{
+    int np = 0;
+    const char *p = pattern, *s = path;
+    while (*p && *s) {
+        if (*p == '{') {
+            const char *pe = strchr(p, '}');
+            const char *se = strchr(s, '/');
+            size_t l = se ? (size_t)(se - s) : strlen(s);
+            if (!pe || l == 0 || l >= sizeof(r->params[0]) || np >= GW_MAX_PARAMS) return 0;
+            if (r) {
+                memcpy(r->params[np], s, l);
+                r->params[np][l] = 0;
+            }
+            np++;
+            p = pe + 1;
+            s += l;
+            continue;
+        }
+        if (*p != *s) return 0;
+        p++;
+        s++;
+    }
+    if (*p || *s) return 0;
+    if (r) r->nparams = np;
+    return 1;
+}
+
+void bl__gw_dispatch(gw_req *r)
+{
+    const gw_route *hit = NULL;
+    size_t allow_len = 0;
+    r->allow[0] = 0;
+    int is_head = !strcmp(r->method, "HEAD");
+    for (unsigned i = 0; i < bl__gw_nroutes; i++) {
+        const gw_route *rt = &bl__gw_routes[i];
+        if (!match(rt->pattern, r->path, NULL)) continue;
+        if (!strcmp(rt->method, r->method) || (is_head && !strcmp(rt->method, "GET"))) {
+            hit = rt;
+            break;
+        }
+        if (!strstr(r->allow, rt->method))
+            allow_len +=
+                (size_t)snprintf(r->allow + allow_len,
+                                 allow_len < sizeof(r->allow) ? sizeof(r->allow) - allow_len : 0,
+                                 "%s%s", allow_len ? ", " : "", rt->method);
+    }
+    if (!hit) {
+        if (r->allow[0])
+            return bl__gw_problem(r, 405, "Method Not Allowed", "see the Allow header");
+        r->allow[0] = 0;
+        return bl__gw_problem(r, 404, "Not Found", "no such route (see /api/v1/openapi.json)");
+    }
+    r->allow[0] = 0;
+    r->route = hit;
+    match(hit->pattern, r->path, r);
+    for (int i = 0; i < r->nparams; i++) {
+        json_t *s = json_string(r->params[i]);
+        if (!s) return bl__gw_problem(r, 400, "Bad Request", "the path is not valid UTF-8");
+        json_decref(s);
+        if (strstr(r->params[i], "..") && hit->fn == h_asset)
+            return bl__gw_problem(r, 404, "Not Found", "no such file");
+    }
+    if (bl__gw_authorize(r)) return;
+    hit->fn(r);
+}

@@ -1,0 +1,282 @@
+// app.js - the beamlet dashboard: topology, services grid, metrics graphs, alerts, events.
+// Preact + htm (vendor/htm-preact-standalone.module.js) and uPlot (vendor/uPlot.iife.min.js),
+// served from the node's binary. State comes from the REST API (/api/v1) and stays live through
+// the event stream (/api/v1/stream, read with fetch so the API key can go in a header); a member
+// that fails is redrawn from the event itself, without a reload. The API key, when one is needed,
+// is kept for this tab only (sessionStorage).
+import { html, render, useState, useEffect, useRef } from '/assets/htm-preact.js';
+
+const KEY = 'beamlet_api_key';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+window.__beamletLoadedAt = Date.now(); // a reload would reset this (the browser test checks it)
+
+function headers(extra) {
+  const h = Object.assign({ Accept: 'application/json' }, extra || {});
+  const k = sessionStorage.getItem(KEY);
+  if (k) h.Authorization = 'Bearer ' + k;
+  return h;
+}
+
+async function api(path, opts) {
+  const o = Object.assign({}, opts || {});
+  o.headers = headers(o.headers);
+  const res = await fetch(path, o);
+  const text = await res.text();
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch (e) { body = text; }
+  if (!res.ok) {
+    const err = new Error((body && body.detail) || res.statusText);
+    err.status = res.status;
+    throw err;
+  }
+  return body;
+}
+
+// Server-Sent Events over fetch, resuming with Last-Event-ID after a drop.
+async function stream(onEvent, setLive) {
+  let last = null;
+  for (;;) {
+    try {
+      const h = headers({ Accept: 'text/event-stream' });
+      if (last) h['Last-Event-ID'] = last;
+      const res = await fetch('/api/v1/stream', { headers: h });
+      if (!res.ok) throw new Error('stream ' + res.status);
+      setLive(true);
+      const rd = res.body.getReader();
+      const dec = new TextDecoder();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await rd.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          let id = null, type = 'message', data = '';
+          for (const line of block.split('\n')) {
+            if (line.startsWith('id: ')) id = line.slice(4);
+            else if (line.startsWith('event: ')) type = line.slice(7);
+            else if (line.startsWith('data: ')) data += line.slice(6);
+          }
+          if (id) last = id;
+          if (data) { try { onEvent(type, JSON.parse(data)); } catch (e) { /* a bad event is skipped */ } }
+        }
+      }
+    } catch (e) { /* reconnect below */ }
+    setLive(false);
+    await sleep(1000);
+  }
+}
+
+const Badge = ({ s, word }) => html`<span class=${'badge s-' + s}>${word || s}</span>`;
+
+function Topology({ nodes }) {
+  const n = nodes.length || 1, W = 560, H = 420, cx = W / 2, cy = H / 2, R = n > 1 ? 150 : 0;
+  const pos = nodes.map((m, i) => {
+    const a = (2 * Math.PI * i) / n - Math.PI / 2;
+    return { x: cx + R * Math.cos(a), y: cy + R * Math.sin(a) };
+  });
+  const up = (m) => m.state === 'active' || m.state === 'joining' || m.state === 'suspected';
+  const links = [];
+  for (let i = 0; i < nodes.length; i++)
+    for (let j = i + 1; j < nodes.length; j++)
+      if (up(nodes[i]) && up(nodes[j]))
+        links.push(html`<line x1=${pos[i].x} y1=${pos[i].y} x2=${pos[j].x} y2=${pos[j].y} stroke="#8c959f" stroke-width="1.5" />`);
+  const colour = { active: '#1a7f37', joining: '#9a6700', suspected: '#9a6700', leaving: '#9a6700', failed: '#cf222e', left: '#6e7781' };
+  return html`<div class="topo">
+    <svg viewBox=${'0 0 ' + W + ' ' + H} role="img" aria-label="cluster topology">
+      ${links}
+      ${nodes.map((m, i) => html`<g data-node=${m.node} data-state=${m.state}>
+        ${m.kind === 'beam'
+          ? html`<rect x=${pos[i].x - 18} y=${pos[i].y - 18} width="36" height="36" rx="4" fill=${colour[m.state] || '#6e7781'} />`
+          : html`<circle cx=${pos[i].x} cy=${pos[i].y} r="20" fill=${colour[m.state] || '#6e7781'} stroke=${m.leader ? '#0969da' : 'none'} stroke-width="4" />`}
+        <text x=${pos[i].x} y=${pos[i].y + 36} text-anchor="middle">${m.node}</text>
+        <text x=${pos[i].x} y=${pos[i].y + 51} text-anchor="middle">${m.role} · ${m.state.toUpperCase()}${m.leader ? ' · leader' : ''}</text>
+      </g>`)}
+    </svg>
+    <div class="cards">
+      ${nodes.map((m) => html`<div class=${'card s-' + m.state} data-card=${m.node}>
+        <h3>${m.node}</h3>
+        <${Badge} s=${m.state} /> ${' '}<span>${m.role}</span>${m.kind === 'beam' ? ' (BEAM)' : ''}${m.leader ? html` <strong>leader</strong>` : ''}
+        <div class="note">${(m.capabilities || []).join(', ')}${m.last_seen_ms != null && m.last_seen_ms > 0 ? ' · seen ' + Math.round(m.last_seen_ms) + ' ms ago' : ''}</div>
+      </div>`)}
+    </div>
+  </div>`;
+}
+
+function Services({ services, nodes }) {
+  const names = [...new Set(services.map((s) => s.name))].sort();
+  const cols = nodes.filter((m) => m.kind !== 'beam').map((m) => m.node);
+  if (!names.length) return html`<p class="note">No service registered. Register one with POST /api/v1/services or bl_registry_register.</p>`;
+  return html`<div class="scroll"><table>
+    <thead><tr><th>service</th>${cols.map((c) => html`<th>${c}</th>`)}</tr></thead>
+    <tbody>${names.map((nm) => html`<tr data-service=${nm}><th>${nm}</th>${cols.map((c) => {
+      const inst = services.filter((s) => s.name === nm && s.node === c);
+      return html`<td>${inst.length ? inst.map((s) => html`<div title=${s.id}><${Badge} s=${s.health} /></div>`) : html`<span class="note">—</span>`}</td>`;
+    })}</tr>`)}</tbody></table></div>`;
+}
+
+function Chart({ title, series }) {
+  const ref = useRef(null), plot = useRef(null);
+  useEffect(() => {
+    if (!ref.current || !window.uPlot) return;
+    const opts = { width: Math.min(ref.current.clientWidth || 320, 560), height: 160,
+      series: [{}, { label: 'in/s', stroke: '#0969da' }, { label: 'out/s', stroke: '#1a7f37' }],
+      axes: [{}, { size: 50 }] };
+    plot.current = new window.uPlot(opts, series, ref.current);
+    return () => plot.current && plot.current.destroy();
+  }, []);
+  useEffect(() => { if (plot.current) plot.current.setData(series); }, [series]);
+  return html`<div class="chart"><h3>${title}</h3><div ref=${ref}></div></div>`;
+}
+
+function Metrics({ hist }) {
+  const nodes = Object.keys(hist).sort();
+  if (!nodes.length) return html`<p class="note">Collecting the first samples (every 5 s)…</p>`;
+  return html`<div class="charts">${nodes.map((n) => html`<${Chart} key=${n} title=${n + ' — distribution messages/s'} series=${hist[n]} />`)}</div>`;
+}
+
+function Alerts({ alerts, enabled, onAck }) {
+  if (!enabled) return html`<p class="note">Alerts come from the node's health service, which this node does not run.</p>`;
+  if (!alerts.length) return html`<p class="note">No alert.</p>`;
+  return html`<div class="scroll"><table><thead><tr><th>state</th><th>severity</th><th>alert</th><th class="hide-narrow">since</th><th></th></tr></thead>
+    <tbody>${alerts.map((a) => html`<tr data-alert=${a.id}>
+      <td><${Badge} s=${a.state} /></td><td><${Badge} s=${a.severity} /></td>
+      <td>${a.summary || a.rule || a.name}${a.node ? ' on ' + a.node : ''}</td>
+      <td class="hide-narrow">${a.since_ms ? new Date(a.since_ms).toLocaleTimeString() : ''}</td>
+      <td>${a.acked_by ? html`<span>acked by ${a.acked_by}</span>` : html`<button class="btn" data-ack=${a.id} onClick=${() => onAck(a.id)}>Acknowledge</button>`}</td>
+    </tr>`)}</tbody></table></div>`;
+}
+
+function Events({ events }) {
+  const [type, setType] = useState(''), [sev, setSev] = useState(''), [node, setNode] = useState('');
+  const rank = { info: 0, warn: 1, error: 2 };
+  const shown = events.filter((e) => (!type || e.type === type) && (!sev || rank[e.severity] >= rank[sev]) &&
+    (!node || (e.node || '').includes(node))).slice(-200).reverse();
+  const types = [...new Set(events.map((e) => e.type))].sort();
+  return html`<div>
+    <div class="filters">
+      <label>type<select value=${type} onChange=${(e) => setType(e.target.value)}><option value="">any</option>${types.map((t) => html`<option value=${t}>${t}</option>`)}</select></label>
+      <label>severity (at least)<select value=${sev} onChange=${(e) => setSev(e.target.value)}><option value="">any</option><option value="info">info</option><option value="warn">warn</option><option value="error">error</option></select></label>
+      <label>node<input value=${node} onInput=${(e) => setNode(e.target.value)} placeholder="name contains" /></label>
+    </div>
+    <div class="scroll"><table><thead><tr><th>time</th><th>severity</th><th>type</th><th>node</th><th class="hide-narrow">detail</th></tr></thead>
+    <tbody>${shown.map((e) => html`<tr data-event=${e.id}><td>${new Date(e.time_ms).toLocaleTimeString()}</td><td><${Badge} s=${e.severity} /></td>
+      <td>${e.type}</td><td>${e.node || ''}</td><td class="hide-narrow">${e.from ? e.from + ' → ' + e.to : e.name || e.leader || ''}</td></tr>`)}</tbody></table></div>
+  </div>`;
+}
+
+function App() {
+  const [view, setView] = useState('topology');
+  const [cluster, setCluster] = useState(null);
+  const [nodes, setNodes] = useState([]);
+  const [services, setServices] = useState([]);
+  const [events, setEvents] = useState([]);
+  const [alerts, setAlerts] = useState([]);
+  const [features, setFeatures] = useState({});
+  const [hist, setHist] = useState({});
+  const [live, setLive] = useState(false);
+  const [error, setError] = useState(null);
+  const prev = useRef({});
+
+  const load = async () => {
+    try {
+      const [c, n, s] = await Promise.all([api('/api/v1/cluster'), api('/api/v1/nodes'), api('/api/v1/services')]);
+      setCluster(c); setNodes(n.sort((a, b) => a.node.localeCompare(b.node))); setServices(s); setError(null);
+    } catch (e) {
+      setError(e.status === 401 ? 'This gateway needs an API key to read: use "API key".' : 'Cannot reach the gateway: ' + e.message);
+    }
+  };
+  const feat = useRef({});
+  const loadAlerts = async () => { if (feat.current.alerts) { try { setAlerts(await api('/api/v1/alerts')); } catch (e) { /* kept */ } } };
+
+  useEffect(() => {
+    (async () => {
+      let f = {};
+      try {
+        const doc = await api('/api/v1/openapi.json');
+        f = { alerts: !!doc.paths['/api/v1/alerts'] };
+      } catch (e) { /* the views that need it stay off */ }
+      feat.current = f;
+      setFeatures(f);
+      await load();
+      loadAlerts();
+      try { setEvents(await api('/api/v1/events?limit=500')); } catch (e) { /* the stream fills it */ }
+    })();
+    stream((type, ev) => {
+      setEvents((es) => (es.some((x) => x.id === ev.id) ? es : es.concat([ev]).slice(-1000)));
+      if (type === 'node_state_changed' && ev.node) // redraw now, from the event itself
+        setNodes((ns) => ns.map((m) => (m.node === ev.node ? Object.assign({}, m, { state: ev.to }) : m)));
+      if (type.startsWith('node_') || type === 'leader_changed') load();
+      if (type.startsWith('service_')) api('/api/v1/services').then(setServices, () => {});
+      if (type.startsWith('alert')) loadAlerts();
+    }, setLive);
+    const t = setInterval(() => { load(); loadAlerts(); }, 10000);
+    return () => clearInterval(t);
+  }, []);
+
+  // live metrics: message rates per member, sampled every 5 s
+  useEffect(() => {
+    const tick = async () => {
+      const up = nodes.filter((m) => m.kind !== 'beam' && m.state === 'active');
+      for (const m of up) {
+        try {
+          const d = await api('/api/v1/nodes/' + encodeURIComponent(m.node));
+          const st = d.detail && d.detail.stats;
+          if (!st) continue;
+          const now = Date.now() / 1000, p = prev.current[m.node];
+          prev.current[m.node] = { t: now, i: st.messages_in, o: st.messages_out };
+          if (!p) continue;
+          const dt = Math.max(now - p.t, 0.001);
+          setHist((h) => {
+            const s = h[m.node] || [[], [], []];
+            const n = [s[0].concat([now]), s[1].concat([(st.messages_in - p.i) / dt]), s[2].concat([(st.messages_out - p.o) / dt])].map((a) => a.slice(-120));
+            return Object.assign({}, h, { [m.node]: n });
+          });
+        } catch (e) { /* the next tick tries again */ }
+      }
+    };
+    tick();
+    const t = setInterval(tick, 5000);
+    return () => clearInterval(t);
+  }, [nodes.map((m) => m.node + m.state).join()]);
+
+  const ack = async (id) => {
+    try { await api('/api/v1/alerts/' + encodeURIComponent(id) + '/ack', { method: 'POST' }); loadAlerts(); }
+    catch (e) { setError(e.status === 401 || e.status === 403 ? 'Acknowledging needs an operator API key: use "API key".' : e.message); }
+  };
+  const askKey = () => {
+    const k = window.prompt('API key (kept for this tab only):', sessionStorage.getItem(KEY) || '');
+    if (k === null) return;
+    if (k) sessionStorage.setItem(KEY, k.trim()); else sessionStorage.removeItem(KEY);
+    load();
+  };
+
+  const views = [['topology', 'Topology'], ['services', 'Services'], ['metrics', 'Metrics'], ['alerts', 'Alerts'], ['events', 'Events']];
+  const failed = nodes.filter((m) => m.state === 'failed').length;
+  const status = cluster ? cluster.health.status : 'unknown';
+  return html`<header>
+      <h1>beamlet · ${cluster ? cluster.name : '…'}</h1>
+      <div class="meta">
+        <span>status <${Badge} s=${status} /></span>
+        <span>${nodes.length} members${failed ? html`, <strong class="s-failed">${failed} FAILED</strong>` : ''}</span>
+        <span>leader ${cluster && cluster.leader ? cluster.leader : 'none'} (term ${cluster ? cluster.term : 0})</span>
+        <span class="live">${live ? html`<${Badge} s="ok" word="live" />` : html`<${Badge} s="warn" word="reconnecting" />`}</span>
+      </div>
+      <button class="btn" onClick=${askKey}>API key</button>
+    </header>
+    <nav>${views.map(([id, label]) => html`<button aria-current=${view === id ? 'page' : null} onClick=${() => { setView(id); if (id === 'alerts') loadAlerts(); }}>${label}</button>`)}</nav>
+    <main>
+      ${error ? html`<p class="err" role="alert">${error}</p>` : ''}
+      ${view === 'topology' ? html`<${Topology} nodes=${nodes} />` : ''}
+      ${view === 'services' ? html`<${Services} services=${services} nodes=${nodes} />` : ''}
+      ${view === 'metrics' ? html`<${Metrics} hist=${hist} />` : ''}
+      ${view === 'alerts' ? html`<${Alerts} alerts=${alerts} enabled=${features.alerts} onAck=${ack} />` : ''}
+      ${view === 'events' ? html`<${Events} events=${events} />` : ''}
+    </main>`;
+}
+
+const root = document.getElementById('app');
+root.textContent = ''; // the loading line goes; Preact owns the container
+render(html`<${App} />`, root);

@@ -1,0 +1,288 @@
+/* stream.c - the gateway's events: membership, leader and service changes as they happen, kept
+ * in a bounded ring (1024) that /api/v1/events queries and /api/v1/stream sends as Server-Sent
+ * Events. Each event has an id that grows by one; a client that reconnects with Last-Event-ID
+ * gets what it missed that is still in the ring. A stream whose client does not read (more than
+ * 256 KiB waiting) is closed; every stream gets a comment every 5 s so a vanished client is
+ * noticed. Until the health store keeps events on disk, the ring is what there is. */
+#include "gw_int.h"
+#include "beamlet/registry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RING_CAP 1024
+#define STREAM_MAX_BUF (256 * 1024)
+#define HEARTBEAT_S 5.0
+
+static void stream_push(bl__gw *g, gw_stream *s, const char *data, size_t len)
+{
+    if (s->dead) return;
+    if (s->len - s->off + len > STREAM_MAX_BUF) {
+        s->dead = 1; /* a client that does not read: let it go */
+    } else {
+        if (s->off && s->off == s->len) s->off = s->len = 0;
+        if (s->len + len > s->cap) {
+            if (s->off) {
+                memmove(s->buf, s->buf + s->off, s->len - s->off);
+                s->len -= s->off;
+                s->off = 0;
+            }
+            size_t cap = s->cap ? s->cap : 4096;
+            while (cap < s->len + len)
+                cap *= 2;
+            char *nb = realloc(s->buf, cap);
+            if (!nb) {
+                s->dead = 1;
+                goto wake;
+            }
+            s->buf = nb;
+            s->cap = cap;
+        }
+        memcpy(s->buf + s->len, data, len);
+        s->len += len;
+    }
+wake:
+    if (s->suspended && s->r && s->r->c) {
+        s->suspended = 0;
+        g->mhd->resume_connection(s->r->c);
+        bl__gw_http_kick(g);
+    }
+}
+
+static void push_event(bl__gw *g, gw_stream *s, const gw_event *e)
+{
+    size_t l = strlen(e->json) + strlen(e->type) + 64;
+    char *f = malloc(l);
+    if (!f) return;
+    int k = snprintf(f, l, "id: %llu\nevent: %s\ndata: %s\n\n", e->id, e->type, e->json);
+    stream_push(g, s, f, (size_t)k);
+    s->last_id = e->id;
+    free(f);
+}
+
+void bl__gw_event(bl__gw *g, const char *type, const char *node, const char *severity, json_t *body)
+{
+    if (!g->ring) {
+        json_decref(body);
+        return;
+    }
+    gw_event *e;
+    if (g->ring_len < g->ring_cap) {
+        e = &g->ring[(g->ring_head + g->ring_len++) % g->ring_cap];
+    } else {
+        e = &g->ring[g->ring_head];
+        free(e->json);
+        g->ring_head = (g->ring_head + 1) % g->ring_cap;
+    }
+    memset(e, 0, sizeof(*e));
+    e->id = ++g->next_event_id;
+    e->time_ms = bl_now_ms();
+    snprintf(e->type, sizeof(e->type), "%s", type);
+    snprintf(e->node, sizeof(e->node), "%s", node ? node : "");
+    snprintf(e->severity, sizeof(e->severity), "%s", severity);
+    json_object_set_new(body, "id", json_integer((json_int_t)e->id));
+    json_object_set_new(body, "time_ms", json_integer((json_int_t)e->time_ms));
+    json_object_set_new(body, "type", json_string(type));
+    json_object_set_new(body, "severity", json_string(severity));
+    json_object_set_new(body, "source", json_string(bl_node_name(g->n)));
+    if (node) json_object_set_new(body, "node", json_string(node));
+    e->json = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!e->json) e->json = strdup("{}");
+    for (gw_stream *s = g->streams; s; s = s->next)
+        push_event(g, s, e);
+}
+
+static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
+{
+    (void)n;
+    bl__gw *g = ud;
+    json_t *b = json_object();
+    const char *sev = "info", *type = "node_joined";
+    switch (ev->type) {
+    case BL_EV_NODE_JOINED:
+        json_object_set_new(b, "role", json_string(ev->role));
+        break;
+    case BL_EV_NODE_STATE_CHANGED:
+        type = "node_state_changed";
+        json_object_set_new(b, "role", json_string(ev->role));
+        json_object_set_new(b, "from", json_string(bl_member_state_name(ev->from)));
+        json_object_set_new(b, "to", json_string(bl_member_state_name(ev->to)));
+        if (ev->to == BL_MEMBER_FAILED) sev = "error";
+        if (ev->to == BL_MEMBER_SUSPECTED) sev = "warn";
+        break;
+    case BL_EV_NODE_LEFT:
+        type = "node_left";
+        json_object_set_new(b, "role", json_string(ev->role));
+        break;
+    case BL_EV_LEADER_CHANGED:
+        type = "leader_changed";
+        json_object_set_new(b, "term", json_integer((json_int_t)ev->term));
+        json_object_set_new(b, "leader", ev->has_leader ? json_string(ev->node) : json_null());
+        if (!ev->has_leader) sev = "warn";
+        break;
+    }
+    bl__gw_event(g, type, ev->type == BL_EV_LEADER_CHANGED && !ev->has_leader ? NULL : ev->node,
+                 sev, b);
+}
+
+static void on_registry(bl_node *n, bl_registry_event ev, const bl_service_entry *e, void *ud)
+{
+    (void)n;
+    bl__gw *g = ud;
+    static const char *T[] = {"service_added", "service_removed", "service_health_changed"};
+    json_t *b = json_pack("{s:s?, s:s?, s:s}", "id", e->id, "name", e->name, "health",
+                          bl_health_name(e->health));
+    const char *sev = ev == BL_REG_HEALTH_CHANGED && e->health == BL_HEALTH_CRITICAL  ? "error"
+                      : ev == BL_REG_HEALTH_CHANGED && e->health == BL_HEALTH_WARNING ? "warn"
+                                                                                      : "info";
+    bl__gw_event(g, T[ev], e->node, sev, b);
+}
+
+static void hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl__gw *g = w->data;
+    static const char ping[] = ": ping\n\n";
+    for (gw_stream *s = g->streams; s; s = s->next)
+        stream_push(g, s, ping, sizeof(ping) - 1);
+    bl__gw_rate_prune(g);
+}
+
+int bl__gw_events_start(bl__gw *g)
+{
+    g->ring_cap = RING_CAP;
+    g->ring = calloc(RING_CAP, sizeof(*g->ring));
+    if (!g->ring) return BL_ENOMEM;
+    int id = bl_cluster_subscribe(g->n, on_cluster, g);
+    g->cluster_sub = id > 0 ? id : 0;
+    id = bl_registry_watch(g->n, on_registry, g);
+    g->reg_watch = id > 0 ? id : 0;
+    ev_timer_init(&g->hb, hb_cb, HEARTBEAT_S, HEARTBEAT_S);
+    g->hb.data = g;
+    if (g->d) ev_timer_start(g->n->loop, &g->hb);
+    return BL_OK;
+}
+
+void bl__gw_events_stop(bl__gw *g)
+{
+    ev_timer_stop(g->n->loop, &g->hb);
+    if (g->cluster_sub) bl_cluster_unsubscribe(g->n, g->cluster_sub);
+    if (g->reg_watch) bl_registry_unwatch(g->n, g->reg_watch);
+    g->cluster_sub = g->reg_watch = 0;
+    for (unsigned i = 0; g->ring && i < g->ring_len; i++)
+        free(g->ring[(g->ring_head + i) % g->ring_cap].json);
+    free(g->ring);
+    g->ring = NULL;
+    g->ring_len = 0;
+}
+
+/* ---- SSE ---- */
+
+void bl__gw_stream_open(gw_req *r)
+{
+    bl__gw *g = r->g;
+    gw_stream *s = calloc(1, sizeof(*s));
+    if (!s) return bl__gw_problem(r, 503, "Service Unavailable", "out of memory");
+    s->r = r;
+    s->g = g;
+    r->stream = s;
+    LL_PREPEND(g->streams, s);
+    static const char hello[] = "retry: 1000\n: beamlet event stream\n\n";
+    stream_push(g, s, hello, sizeof(hello) - 1);
+    const char *last = bl__gw_header(r, "Last-Event-ID");
+    if (!last) last = bl__gw_arg(r, "last_event_id");
+    if (last && *last) {
+        unsigned long long from = strtoull(last, NULL, 10);
+        if (from > g->next_event_id) from = 0; /* ids from before a restart: send what there is */
+        for (unsigned i = 0; i < g->ring_len; i++) {
+            const gw_event *e = &g->ring[(g->ring_head + i) % g->ring_cap];
+            if (e->id > from) push_event(g, s, e);
+        }
+    }
+}
+
+ssize_t bl__gw_stream_read(gw_stream *s, char *buf, size_t max)
+{
+    size_t k = s->len - s->off;
+    if (k > max) k = max;
+    memcpy(buf, s->buf + s->off, k);
+    s->off += k;
+    if (s->off == s->len) s->off = s->len = 0;
+    return (ssize_t)k;
+}
+
+void bl__gw_stream_free(gw_stream *s)
+{
+    LL_DELETE(s->g->streams, s);
+    free(s->buf);
+    free(s);
+}
+
+/* ---- /api/v1/events ---- */
+
+static int sev_rank(const char *s)
+{
+    return !strcmp(s, "error") ? 2 : !strcmp(s, "warn") ? 1 : 0;
+}
+
+/* ms since the epoch, or a duration back from now: 90s, 15m, 2h, 7d */
+static int parse_time(const char *s, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s) return -1;
+    unsigned long long mul = 0;
+    if (!*end)
+        mul = 0;
+    else if (!strcmp(end, "ms"))
+        mul = 1;
+    else if (!strcmp(end, "s"))
+        mul = 1000;
+    else if (!strcmp(end, "m"))
+        mul = 60000;
+    else if (!strcmp(end, "h"))
+        mul = 3600000;
+    else if (!strcmp(end, "d"))
+        mul = 86400000;
+    else
+        return -1;
+    unsigned long long now = bl_now_ms();
+    *out = mul ? (v * mul > now ? 0 : now - v * mul) : v;
+    return 0;
+}
+
+void bl__gw_events_query(gw_req *r)
+{
+    bl__gw *g = r->g;
+    const char *since = bl__gw_arg(r, "since"), *until = bl__gw_arg(r, "until"),
+               *node = bl__gw_arg(r, "node"), *type = bl__gw_arg(r, "type"),
+               *sev = bl__gw_arg(r, "severity"), *lim = bl__gw_arg(r, "limit");
+    unsigned long long t0 = 0, t1 = ~0ull;
+    long limit = 100;
+    if ((since && parse_time(since, &t0)) || (until && parse_time(until, &t1)))
+        return bl__gw_problem(
+            r, 400, "Bad Request",
+            "since/until are ms since the epoch or a duration back (30s, 15m, 2h, 7d)");
+    if (sev && strcmp(sev, "info") && strcmp(sev, "warn") && strcmp(sev, "error"))
+        return bl__gw_problem(r, 400, "Bad Request", "severity is info, warn or error (at least)");
+    if (lim) {
+        char *end;
+        limit = strtol(lim, &end, 10);
+        if (*end || limit < 1 || limit > RING_CAP)
+            return bl__gw_problem(r, 400, "Bad Request", "limit is 1..1024");
+    }
+    json_t *a = json_array();
+    for (unsigned i = g->ring_len; i-- > 0 && (long)json_array_size(a) < limit;) {
+        const gw_event *e = &g->ring[(g->ring_head + i) % g->ring_cap];
+        if (e->time_ms < t0 || e->time_ms > t1) continue;
+        if (node && *node && strcmp(node, e->node)) continue;
+        if (type && *type && strcmp(type, e->type)) continue;
+        if (sev && sev_rank(e->severity) < sev_rank(sev)) continue;
+        json_t *o = json_loads(e->json, 0, NULL);
+        if (o) json_array_insert_new(a, 0, o);
+    }
+    bl__gw_reply_json(r, 200, a);
+}
