@@ -199,6 +199,16 @@ release: deps-run
 	@rel/release/mkrelease.sh "$(VERSION)" "$(ARCH)"
 release-test:
 	@test/release/run.sh
+deb: deps
+	@$(MAKE) --no-print-directory dist-bin
+	@rel/debian/mkdeb.sh
+deb-test:
+	@test/release/deb.sh
+# the guided tour (make run keeps its quick cluster): ARGS=--fast skips the pauses
+demo: deps-run
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -C erlang_shim >/dev/null
+	@rel/demo/demo.sh $(ARGS)
 
 # the dashboard's vendored front-end libraries (c_src/gateway/assets/vendor/VERSIONS), fetched
 # again from npm: the built files exactly as published

@@ -87,6 +87,10 @@ run_suite fuzz fuzz
 [ -x test/gateway/run.sh ] && run_suite gateway test/gateway/run.sh
 [ -x test/valgrind/run.sh ] && run_suite valgrind test/valgrind/run.sh
 [ -x test/release/run.sh ] && run_suite release test/release/run.sh
+[ -x test/release/systemd.sh ] && run_suite systemd test/release/systemd.sh
+[ -x test/release/config.sh ] && run_suite config_admin test/release/config.sh
+[ -x test/release/deb.sh ] && run_suite deb test/release/deb.sh
+[ -x test/release/demo.sh ] && run_suite demo test/release/demo.sh
 
 # Dialyzer over the Erlang shim and the Gleam FFI (the PLT is built once into build/)
 dialyzer() {

@@ -66,15 +66,20 @@ int bl__cli_call_via_beamlet(bl__cli_opts *o, const char *proc, const char *req,
 /* Print a JSON value indented (for --format json). */
 void bl__cli_print_json(json_t *j);
 
-/* ---- on a running `beamlet node` ---- */
-/* Where each configuration key's value came from (config_sources.c). */
-typedef struct bl__cfg_sources bl__cfg_sources;
-/* admin.c: the `beamlet_admin` process (config, services, restart, leave, reload). */
-int bl__admin_start(bl_node *n, const bl_config *cfg, const char *const *sources,
-                    const char *config_file, int argc, char **argv);
-/* sysd.c: sd_notify readiness and watchdog, SIGHUP reload. */
-int bl__sysd_start(bl_node *n);
-/* admin.c: re-read what can change live (log level, log format) from the config chain. */
-int bl__admin_reload(bl_node *n, const char *why);
+/* ---- configuration (config_values.c) ---- */
+/* The current value of a JSON key as text; 0 when the key has no row (then show what was given). */
+int bl__cfg_value(const bl_config *cfg, const char *key, char *buf, size_t len);
+/* Keys whose values are never printed: cookie, *secret*, *password*, *token*, *api_key*. */
+int bl__cfg_is_secret(const char *key);
+
+/* ---- on a running `beamlet node` (node_cmd.c, admin_proc.c, sysd.c) ---- */
+/* The node's configuration chain as given: argv of `beamlet node`, file, environment; each key's
+ * source; re-read on SIGHUP. */
+typedef struct bl__node_ctx bl__node_ctx;
+/* admin_proc.c: the `beamlet_admin` process: config (values and sources), services, restart, leave,
+ * reload. ctx outlives the node. */
+int bl__admin_start(bl_node *n, bl__node_ctx *ctx);
+/* sysd.c: tell the service manager (no-op outside systemd): "RELOADING=1", "STOPPING=1", ... */
+void bl__sysd_notify(const char *state);
 
 #endif

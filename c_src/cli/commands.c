@@ -1,5 +1,5 @@
 /* commands.c - the dispatch table of beamlet's subcommands that live outside main.c (version,
- * config, service, node leave/maintenance, metrics, completion), and `--help` for every command.
+ * config, service, node leave, metrics, completion), and `--help` for every command.
  *
  * main.c asks bl__cli_dispatch first: a word path of this table runs its handler; `CMD --help`
  * (or `help CMD`) prints the usage and paragraph of any command, main.c's ones included. New
@@ -9,6 +9,14 @@
 
 #include <stdlib.h>
 
+int bl__cli_config_template(int argc, char **argv);
+int bl__cli_config_validate(int argc, char **argv);
+int bl__cli_config_show(int argc, char **argv);
+int bl__cli_service_list(int argc, char **argv);
+int bl__cli_service_restart(int argc, char **argv);
+int bl__cli_node_leave(int argc, char **argv);
+int bl__cli_completion(int argc, char **argv);
+
 #define CLIENT_OPTS "[--cookie C | --cookie-file F] [--timeout MS]"
 
 /* run NULL: handled by main.c, listed here for --help and completion */
@@ -16,7 +24,8 @@ static const bl__cli_cmd CMDS[] = {
     {"node", NULL, "beamlet node --sname NAME | --name NAME@HOST [options]",
      "Run a node in the foreground. Configuration: defaults < JSON file (--config FILE or "
      "BEAMLET_CONFIG) < environment < flags; `beamlet help` lists every key. SIGTERM/SIGINT: "
-     "leave the cluster and stop. SIGHUP: re-read the log level and format. Under systemd "
+     "leave the cluster and stop. SIGHUP: re-read the configuration (log_level, log_format apply "
+     "live; other changes are logged as needing a restart). Under systemd "
      "(NOTIFY_SOCKET set) readiness and watchdog are reported."},
     {"ping", NULL, "beamlet ping NODE " CLIENT_OPTS,
      "net_adm:ping the node: prints pong and exits 0, or says why not and exits 1."},
@@ -51,6 +60,33 @@ static const bl__cli_cmd CMDS[] = {
      "(docs/health.md)."},
     {"version", bl__cli_version, "beamlet version [--short]",
      "The release, the git revision and the build date (--short: the release only)."},
+    {"config template", bl__cli_config_template, "beamlet config template dev|staging|prod",
+     "Print a configuration file for that environment. JSON has no comments: the notes are "
+     "keys that start with an underscore (\"_comment\"), which the node and `config validate` "
+     "skip. Save it, set node_name/cookie_file, check it with `beamlet config validate`."},
+    {"config validate", bl__cli_config_validate, "beamlet config validate FILE",
+     "Check a configuration file without starting a node. Exit 0 when it is valid; exit 2 "
+     "with one line per problem, each naming its key (syntax, unknown keys, wrong types, "
+     "out-of-range or unknown values, keys that contradict each other)."},
+    {"config show", bl__cli_config_show,
+     "beamlet config show --node NODE [--format table|json] " CLIENT_OPTS,
+     "The effective configuration of a running node, each value with its source (default, "
+     "file, env, flag) and where it came from; secrets (cookie, gossip_secret, ...) are shown "
+     "as \"(redacted)\"."},
+    {"service list", bl__cli_service_list,
+     "beamlet service list --node NODE [--format table|json] " CLIENT_OPTS,
+     "The node's C service processes (pg, registry, global, pubsub): registered name, pid, "
+     "running or not, restarts so far."},
+    {"service restart", bl__cli_service_restart,
+     "beamlet service restart NAME --node NODE " CLIENT_OPTS,
+     "Stop one C service process of the node and start it again (its state is rebuilt from "
+     "its peers and its durable store). NAME as `service list` shows it."},
+    {"node leave", bl__cli_node_leave, "beamlet node leave --node NODE " CLIENT_OPTS,
+     "Ask the node to leave the cluster gracefully (members see leaving, then left) and stop. "
+     "It exits 0, so systemd's Restart=on-failure does not start it again."},
+    {"completion", bl__cli_completion, "beamlet completion bash|zsh",
+     "Print a shell completion script: `source <(beamlet completion bash)`, or install it as "
+     "the packages do."},
 };
 #define NCMDS (sizeof(CMDS) / sizeof(CMDS[0]))
 
@@ -74,32 +110,51 @@ static int is_help(const char *a)
     return !strcmp(a, "--help") || !strcmp(a, "-h");
 }
 
+static void print_row(FILE *out, const bl__cli_cmd *c)
+{
+    fprintf(out, "usage: %s\n\n", c->usage);
+    /* the paragraph wrapped at 78 columns */
+    const char *h = c->help;
+    while (*h) {
+        size_t len = strlen(h);
+        if (len > 76) {
+            len = 76;
+            while (len > 0 && h[len] != ' ')
+                len--;
+            if (len == 0) len = 76;
+        }
+        fprintf(out, "  %.*s\n", (int)len, h);
+        h += len;
+        while (*h == ' ')
+            h++;
+    }
+}
+
+static int path_words(const char *path)
+{
+    int w = 1;
+    for (const char *p = path; *p; p++)
+        w += *p == ' ';
+    return w;
+}
+
+/* the commands argv names exactly (the longest path); else, for one word, every command under
+ * it ("beamlet help config") */
 static void print_help(FILE *out, const char *prefix, int argc, char **argv)
 {
-    int shown = 0;
+    int best = 0, shown = 0;
     for (size_t i = 0; i < NCMDS; i++) {
         int w = match(CMDS[i].path, argc, argv);
-        /* "beamlet config --help": every command under config */
-        int under = argc > 0 && !w && !strncmp(CMDS[i].path, argv[0], strlen(argv[0])) &&
-                    CMDS[i].path[strlen(argv[0])] == ' ';
-        if (!w && !under) continue;
+        if (w == path_words(CMDS[i].path) && w > best) best = w;
+    }
+    for (size_t i = 0; i < NCMDS; i++) {
+        int w = match(CMDS[i].path, argc, argv);
+        int hit = best ? w == best && w == path_words(CMDS[i].path)
+                       : argc == 1 && !strncmp(CMDS[i].path, argv[0], strlen(argv[0])) &&
+                             CMDS[i].path[strlen(argv[0])] == ' ';
+        if (!hit) continue;
         if (shown++) fprintf(out, "\n");
-        fprintf(out, "usage: %s\n\n", CMDS[i].usage);
-        /* wrap the paragraph at 78 columns */
-        const char *h = CMDS[i].help;
-        while (*h) {
-            size_t len = strlen(h);
-            if (len > 76) {
-                len = 76;
-                while (len > 0 && h[len] != ' ')
-                    len--;
-                if (len == 0) len = 76;
-            }
-            fprintf(out, "  %.*s\n", (int)len, h);
-            h += len;
-            while (*h == ' ')
-                h++;
-        }
+        print_row(out, &CMDS[i]);
     }
     if (!shown) fprintf(out, "%sno such command; see beamlet help\n", prefix);
 }
@@ -115,6 +170,15 @@ int bl__cli_dispatch(int argc, char **argv, int *rc)
     if (argc < 2) return 0;
     int ac = argc - 1;
     char **av = argv + 1;
+    /* beamlet help --all: every command explained (the man page's COMMANDS section) */
+    if (!strcmp(av[0], "help") && ac == 2 && !strcmp(av[1], "--all")) {
+        for (size_t i = 0; i < NCMDS; i++) {
+            if (i) printf("\n");
+            print_row(stdout, &CMDS[i]);
+        }
+        *rc = 0;
+        return 1;
+    }
     /* beamlet help CMD..., beamlet CMD... --help */
     if (!strcmp(av[0], "help") && ac > 1) {
         print_help(stdout, "beamlet help: ", ac - 1, av + 1);

@@ -111,7 +111,7 @@ static void show_metrics(admin *a, json_t *j)
 
 int bl__cli_metrics(int argc, char **argv)
 {
-    admin a = {.cmd = "metrics", .proc = "beamlet_health", .request = "metrics",
-               .show = show_metrics};
+    admin a = {
+        .cmd = "metrics", .proc = "beamlet_health", .request = "metrics", .show = show_metrics};
     return bl__cli_admin(&a, argc, argv);
 }

@@ -4,6 +4,7 @@
 #include "beamlet/config.h"
 #include "admin.h"
 #include "cli.h"
+#include "node_ctx.h"
 #include "render.h"
 
 #include <malloc.h>
@@ -50,16 +51,17 @@ static int run_node(int argc, char **argv)
         fprintf(stderr, "beamlet: cannot create node: %s\n", bl_strerror(rc));
         return 1;
     }
+    bl__node_block_signals(); /* node_cmd.c: before the node starts its threads */
     rc = bl_node_start(n);
     if (rc != BL_OK) {
         fprintf(stderr, "beamlet: cannot start node %s: %s\n", bl_node_name(n), bl_strerror(rc));
         bl_node_free(n);
         return 1;
     }
-    bl_node_run(n);
+    rc = bl__node_run(n, argc, argv); /* node_cmd.c: admin process, SIGHUP reload, systemd */
     bl_log(n, BL_LOG_INFO, "stopped");
     bl_node_free(n);
-    return 0;
+    return rc == BL_OK ? 0 : 1;
 }
 
 /* ---- admin commands ---- */
@@ -149,6 +151,8 @@ static int run_admin(admin *a, int argc, char **argv)
         } else if (!strcmp(arg, "--format") && val &&
                    (!strcmp(val, "json") || !strcmp(val, "table"))) {
             a->json = !strcmp(argv[++i], "json");
+        } else if (!strcmp(arg, "--format=json") || !strcmp(arg, "--format=table")) {
+            a->json = !strcmp(arg, "--format=json"); /* as the seeds write it */
         } else if (a->opt && (took = a->opt(a, argc, argv, i)) > 0) {
             i += took - 1;
         } else {

@@ -202,7 +202,11 @@ struct bl_node {
     ev_tstamp started_at;
     int epmd_state; /* start-up registration: 0 waiting, 1 registered, -1 failed */
     int running, stopping, started;
+    struct bl_sighook *sighooks; /* runtime/signal.c */
 };
+
+/* runtime/signal.c */
+void bl_sighooks_free(bl_node *n);
 
 /* runtime/log.c */
 void bl_logv(bl_node *n, bl_log_level lvl, const char *fmt, va_list ap);

@@ -456,6 +456,7 @@ void bl_node_free(bl_node *n)
     bl_resolver_free(n->resolver);
     ei_x_free(&n->scratch);
     ei_x_free(&n->scratch2);
+    bl_sighooks_free(n);
     bl_dh_scratch_free(n->dh);
     ev_loop_destroy(n->loop);
     free(n);

@@ -294,6 +294,16 @@ typedef void (*bl_timer_cb)(bl_node *n, void *ud);
 int bl_timer(bl_node *n, unsigned after_ms, unsigned repeat_ms, bl_timer_cb cb, void *ud);
 void bl_timer_cancel(bl_node *n, int id);
 
+/* ---- signals and settings that change live (runtime/signal.c) ---- */
+typedef void (*bl_signal_cb)(bl_node *n, int signum, void *ud);
+/* Run cb on the loop thread each time the process receives signum (SIGHUP for a reload, say);
+ * SIGTERM and SIGINT already stop the node. Several hooks may watch one signal. Block signum
+ * (pthread_sigmask) before bl_node_start: the node's own threads inherit the mask, and a thread
+ * that does not block it would take the signal's default action instead (usually: exit). */
+int bl_node_on_signal(bl_node *n, int signum, bl_signal_cb cb, void *ud);
+/* Change the log level and format of a running node. */
+void bl_node_set_log(bl_node *n, bl_log_level level, bl_log_format format);
+
 /* ---- statistics ---- */
 typedef struct bl_stats {
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;

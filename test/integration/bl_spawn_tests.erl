@@ -72,7 +72,17 @@ erpc_call(#{w := W}) ->
     {T, R} = timer:tc(fun() -> caught(fun() -> erpc:call(W, tw, later, [5000, x], 300) end) end),
     ?assertEqual({error, {erpc, timeout}}, R),
     ?assert(T < 3000000),
-    ?assertEqual(late_ok, erpc:call(W, tw, later, [100, late_ok], 5000)).
+    ?assertEqual(late_ok, erpc:call(W, tw, later, [100, late_ok], 5000)),
+    %% the asynchronous form
+    ReqId = erpc:send_request(W, tw, add, [20, 22]),
+    ?assertEqual(42, erpc:receive_response(ReqId, 5000)),
+    %% a fun cannot run on a C node: erlang:apply/2 is not exported there
+    ?assertMatch({error, {exception, undef, [{erlang, apply, [_, []], []}]}},
+                 caught(fun() -> erpc:call(W, fun() -> ok end) end)),
+    %% rpc:block_call goes to rex, which a C node does not run: noproc at once, not a hang
+    {T2, BR} = timer:tc(fun() -> rpc:block_call(W, tw, echo, [x]) end),
+    ?assertMatch({badrpc, {'EXIT', {noproc, _}}}, BR),
+    ?assert(T2 < 1000000).
 
 erpc_late(#{w := W}) ->
     flush(),

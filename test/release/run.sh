@@ -25,7 +25,9 @@ for f in bin/beamlet "lib/beamlet-$VERSION/ebin/beamlet.app" "lib/beamlet-$VERSI
     "lib/beamlet-$VERSION/priv/beamlet" lib/libbeamlet.a include/beamlet/beamlet.h \
     share/beamlet/gleam/gleam.toml share/beamlet/gleam/src/beamlet.gleam \
     share/beamlet/gleam/src/beamlet_app.erl share/doc/beamlet/README.md \
-    share/doc/beamlet/docs/deploy.md etc/beamlet/beamlet.json; do
+    share/doc/beamlet/docs/deploy.md etc/beamlet/beamlet.json lib/systemd/system/beamlet@.service \
+    share/man/man1/beamlet.1.gz share/bash-completion/completions/beamlet \
+    share/zsh/vendor-completions/_beamlet; do
     if grep -qx "$NAME/$f" <<<"$list"; then ok "tarball holds $f"; else bad "tarball lacks $f"; fi
 done
 tar xzf "$TGZ" -C "$TMP" && mv "$TMP/$NAME" "$TMP/elsewhere"
@@ -43,6 +45,7 @@ if [ "$(readlink -f "$D/lib/beamlet-$VERSION/priv/beamlet")" = "$D/bin/beamlet" 
 else
     bad "priv/beamlet -> $(readlink -f "$D/lib/beamlet-$VERSION/priv/beamlet")"
 fi
+check "the shipped default config validates" "$D/bin/beamlet" config validate "$D/etc/beamlet/beamlet.json"
 COOKIE=rel_$$
 N=rel$$
 (cd / && exec "$D/bin/beamlet" node --sname "$N" --cookie "$COOKIE" --listen-address 127.0.0.1 \

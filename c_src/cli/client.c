@@ -1,0 +1,177 @@
+/* client.c - the admin client every `beamlet CMD --node N` uses: a short-lived hidden node
+ * (not published, not a cluster member) that calls one process on the target, hands the reply to
+ * the command and exits. Options: --node, --cookie, --cookie-file, --timeout, --format. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+int bl__cli_parse(bl__cli_opts *o, const char *cmd, int argc, char **argv)
+{
+    memset(o, 0, sizeof(*o));
+    o->cmd = cmd;
+    o->timeout_ms = 5000;
+    bl_config_init(&o->cfg);
+    o->cfg.publish = 0;
+    o->cfg.cluster_member = 0;
+    o->cfg.log_level = BL_LOG_ERROR;
+    char err[512] = "";
+    const char *v;
+    if ((v = getenv("COOKIE")) && *v) bl_config_set(&o->cfg, "cookie", v, err, sizeof(err));
+    if ((v = getenv("BEAMLET_LOG_LEVEL")) && *v)
+        bl_config_set(&o->cfg, "log_level", v, err, sizeof(err));
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (arg[0] != '-') {
+            if (o->npos >= BL__CLI_MAX_POS) {
+                snprintf(err, sizeof(err), "too many arguments ('%s')", arg);
+                goto bad;
+            }
+            o->pos[o->npos++] = arg;
+        } else if (!strcmp(arg, "--node") && val) {
+            o->target = argv[++i];
+        } else if (!strcmp(arg, "--cookie") && val) {
+            if (bl_config_set(&o->cfg, "cookie", argv[++i], err, sizeof(err))) goto bad;
+        } else if (!strcmp(arg, "--cookie-file") && val) {
+            if (bl_config_set(&o->cfg, "cookie_file", argv[++i], err, sizeof(err))) goto bad;
+        } else if (!strcmp(arg, "--timeout") && val) {
+            char *end;
+            unsigned long t = strtoul(argv[++i], &end, 10);
+            if (*end || t == 0 || t > 600000) {
+                snprintf(err, sizeof(err), "--timeout: '%s' is not 1..600000 ms", argv[i]);
+                goto bad;
+            }
+            o->timeout_ms = (unsigned)t;
+        } else if (!strncmp(arg, "--format=", 9)) {
+            o->format = arg + 9;
+        } else if (!strcmp(arg, "--format") && val) {
+            o->format = argv[++i];
+        } else {
+            snprintf(err, sizeof(err), "unknown or incomplete option '%s' (see %s --help)", arg,
+                     cmd);
+            goto bad;
+        }
+    }
+    if (o->format && strcmp(o->format, "json") && strcmp(o->format, "table")) {
+        snprintf(err, sizeof(err), "--format: '%s' is not json or table", o->format);
+        goto bad;
+    }
+    return 0;
+bad:
+    fprintf(stderr, "beamlet %s: %s\n", cmd, err);
+    return -1;
+}
+
+typedef struct {
+    bl__cli_opts *o;
+    bl__cli_reply_fn fn;
+    void *ud;
+    int via; /* the reply is {ok, R} | {error, E} from the beamlet process's proxy */
+} call_ctx;
+
+static void call_done(bl_proc *p, int status, const char *buf, int index, void *ud)
+{
+    call_ctx *c = ud;
+    bl__cli_opts *o = c->o;
+    if (status == BL_OK && c->via) {
+        int i = index, ar;
+        char tag[MAXATOMLEN_UTF8], why[MAXATOMLEN_UTF8] = "?";
+        if (ei_decode_tuple_header(buf, &i, &ar) == 0 && ar == 2 &&
+            ei_decode_atom(buf, &i, tag) == 0) {
+            if (!strcmp(tag, "ok")) {
+                o->exit_code = c->fn(o, buf, i, c->ud);
+            } else {
+                ei_decode_atom(buf, &i, why);
+                fprintf(stderr, "beamlet %s: %s: %s\n", o->cmd, o->target,
+                        !strcmp(why, "noproc")
+                            ? "the node does not run beamlet's admin process (not started "
+                              "with `beamlet node`?)"
+                            : why);
+                o->exit_code = 1;
+            }
+        } else {
+            fprintf(stderr, "beamlet %s: %s: unexpected reply\n", o->cmd, o->target);
+            o->exit_code = 1;
+        }
+    } else if (status == BL_OK) {
+        o->exit_code = c->fn(o, buf, index, c->ud);
+    } else {
+        fprintf(stderr, "beamlet %s: %s: %s\n", o->cmd, o->target,
+                status == BL_ENODEDOWN  ? "node not reachable (not running, wrong cookie or host?)"
+                : status == BL_ETIMEOUT ? "no answer in time (is it a beamlet node?)"
+                                        : bl_strerror(status));
+        o->exit_code = 1;
+    }
+    bl_node_stop(bl_proc_node(p));
+}
+
+static int call(bl__cli_opts *o, const char *proc, const char *req, int reqlen, bl__cli_reply_fn fn,
+                void *ud, int via)
+{
+    if (!o->target || !strchr(o->target, '@')) {
+        fprintf(stderr, "beamlet %s: which node? give --node NAME@HOST\n", o->cmd);
+        return 1;
+    }
+    char name[BL_NODE_LEN], err[256];
+    const char *at = strchr(o->target, '@');
+    snprintf(name, sizeof(name), "beamlet_cli_%d%s", (int)getpid(), at);
+    if (bl_config_set(&o->cfg, strchr(at, '.') ? "name" : "sname", name, err, sizeof(err))) {
+        fprintf(stderr, "beamlet %s: %s\n", o->cmd, err);
+        return 1;
+    }
+    bl_node *n;
+    int rc = bl_node_new(&o->cfg, &n);
+    if (rc == BL_OK && (rc = bl_node_start(n)) != BL_OK) bl_node_free(n);
+    if (rc != BL_OK) {
+        fprintf(stderr, "beamlet %s: cannot start a client node: %s\n", o->cmd, bl_strerror(rc));
+        return 1;
+    }
+    bl_proc *p;
+    bl_spawn(n, NULL, NULL, NULL, &p);
+    call_ctx c = {.o = o, .fn = fn, .ud = ud, .via = via};
+    o->exit_code = 1;
+    if (!proc) {
+        rc = bl_ping(p, o->target, o->timeout_ms, call_done, &c);
+    } else if (via) {
+        /* {call, Proc, Req, Tmo} to the beamlet process */
+        ei_x_buff b;
+        ei_x_new(&b);
+        ei_x_encode_tuple_header(&b, 4);
+        ei_x_encode_atom(&b, "call");
+        ei_x_encode_atom(&b, proc);
+        ei_x_append_buf(&b, req, reqlen);
+        ei_x_encode_long(&b, (long)o->timeout_ms);
+        rc = bl_call(p, NULL, "beamlet", o->target, b.buff, b.index, o->timeout_ms + 1000,
+                     call_done, &c);
+        ei_x_free(&b);
+    } else {
+        rc = bl_call(p, NULL, proc, o->target, req, reqlen, o->timeout_ms, call_done, &c);
+    }
+    if (rc != BL_OK) {
+        fprintf(stderr, "beamlet %s: %s: %s\n", o->cmd, o->target, bl_strerror(rc));
+        bl_node_free(n);
+        return 1;
+    }
+    bl_node_run(n);
+    bl_node_free(n);
+    return o->exit_code;
+}
+
+int bl__cli_call(bl__cli_opts *o, const char *proc, const char *req, int reqlen,
+                 bl__cli_reply_fn fn, void *ud)
+{
+    return call(o, proc, req, reqlen, fn, ud, 0);
+}
+
+int bl__cli_call_via_beamlet(bl__cli_opts *o, const char *proc, const char *req, int reqlen,
+                             bl__cli_reply_fn fn, void *ud)
+{
+    return call(o, proc, req, reqlen, fn, ud, 1);
+}
+
+void bl__cli_print_json(json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+    printf("%s\n", s ? s : "null");
+    free(s);
+}
