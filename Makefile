@@ -21,7 +21,7 @@ CFLAGS_GCC := $(BASE_CFLAGS) $(GCC_WARN)
 LIBS := -L$(ERL_EI)/lib -lei -lev -ljansson -lpthread -lm -ldl
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c c_src/services/*.c c_src/health/*.c) c_src/cli/config.c
+LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c c_src/services/*.c c_src/store/*.c c_src/health/*.c) c_src/cli/config.c
 LIB_SRC += $(wildcard c_src/gateway/*.c)
 # the dashboard and the OpenAPI document, embedded into the library (.incbin in assets.c)
 GW_ASSETS := $(shell find c_src/gateway/assets -type f 2>/dev/null)
@@ -96,6 +96,11 @@ build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(HDRS)
 	    c_src/dist/disthdr.c c_src/dist/atomcache.c \
 	    -L$(ERL_EI)/lib -lei -lpthread -o $@
 
+# the repl fuzzer: the layer's source instrumented, the rest of the release library as it is
+build/fuzz/fuzz_repl: test/fuzz/fuzz_repl.c c_src/services/repl.c $(REL)/libbeamlet.a $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
+	    c_src/services/repl.c $(REL)/libbeamlet.a $(LIBS) -o $@
 # the gateway's Prometheus text merge (what members send for /metrics?scope=cluster)
 build/fuzz/fuzz_promtext: test/fuzz/fuzz_promtext.c c_src/gateway/promtext.c $(HDRS)
 	@mkdir -p $(@D)
@@ -118,6 +123,12 @@ build/fuzz/fuzz_handshake: test/fuzz/fuzz_handshake.c c_src/dist/hsm.c $(HDRS)
 build/fuzz/fuzz_procfs: test/fuzz/fuzz_procfs.c c_src/health/procfs.c $(HDRS)
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< c_src/health/procfs.c -o $@
+
+# the health service's config parsers (alert rules, checks): rules.c and checks_parse.c alone
+build/fuzz/fuzz_health_config: test/fuzz/fuzz_health_config.c c_src/health/rules.c c_src/health/checks_parse.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< c_src/health/rules.c \
+	    c_src/health/checks_parse.c -ljansson -o $@
 
 # the local demo: EPMD, a coordinator, two agents, an erl node with the shim, a status table
 run: deps-run
@@ -145,17 +156,21 @@ $(REL)/bench_node: test/bench/bench_node.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/pubsub_bench_node: test/bench/pubsub_bench_node.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
+$(REL)/store_bench: test/bench/store_bench.c $(REL)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -Ic_src -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/bench_hs: test/bench/hs_bench.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -Ic_src -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/bench_epmd_wait: test/bench/epmd_wait.c
 	$(CC) $(CFLAGS_GCC) -O2 -g $< -o $@
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(REL)/bench_node $(REL)/bench_epmd_wait $(REL)/pubsub_bench_node $(REL)/bench_hs
+	@$(MAKE) --no-print-directory all $(REL)/bench_node $(REL)/bench_epmd_wait $(REL)/pubsub_bench_node $(REL)/bench_hs $(REL)/store_bench
 	@test/bench/run.sh
 	@test/bench/cluster_bench.sh
 	@test/bench/hs_bench.sh
 	@test/bench/pubsub_bench.sh
+	@test/bench/repl_bench.sh
+	@test/bench/health_bench.sh
 	@test/bench/gateway_bench.sh
 
 fuzz: deps
@@ -199,16 +214,6 @@ release: deps-run
 	@rel/release/mkrelease.sh "$(VERSION)" "$(ARCH)"
 release-test:
 	@test/release/run.sh
-deb: deps
-	@$(MAKE) --no-print-directory dist-bin
-	@rel/debian/mkdeb.sh
-deb-test:
-	@test/release/deb.sh
-# the guided tour (make run keeps its quick cluster): ARGS=--fast skips the pauses
-demo: deps-run
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory -C erlang_shim >/dev/null
-	@rel/demo/demo.sh $(ARGS)
 
 # the dashboard's vendored front-end libraries (c_src/gateway/assets/vendor/VERSIONS), fetched
 # again from npm: the built files exactly as published
@@ -227,3 +232,13 @@ dashboard-vendor:
 	cp uplot-$(UPLOT_VERSION)/LICENSE $$V/LICENSE.uPlot && \
 	cp preact-$(PREACT_LICENSE_VERSION)/LICENSE $$V/LICENSE.preact && \
 	rm -rf $$tmp && echo "dashboard-vendor: htm $(HTM_VERSION), uPlot $(UPLOT_VERSION) in $$V"
+deb: deps
+	@$(MAKE) --no-print-directory dist-bin
+	@rel/debian/mkdeb.sh
+deb-test:
+	@test/release/deb.sh
+# the guided tour (make run keeps its quick cluster): ARGS=--fast skips the pauses
+demo: deps-run
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -C erlang_shim >/dev/null
+	@rel/demo/demo.sh $(ARGS)

@@ -15,6 +15,8 @@ export REGISTRY_NODE_BIN=$ROOT/build/asan/registry_node
 export GLOBAL_NODE_BIN=$ROOT/build/asan/global_node
 export PUBSUB_NODE_BIN=$ROOT/build/asan/pubsub_node
 export BL_COOKIE=beamlet_test_cookie
+# every node keeps its health database under $XDG_STATE_HOME/beamlet/NODE: keep the tests' in build/
+export XDG_STATE_HOME=$ROOT/build/state
 export BEAMLET_LISTEN_ADDRESS=127.0.0.1
 export ASAN_OPTIONS="log_path=$BL_SAN_DIR/asan:detect_leaks=1:abort_on_error=0:halt_on_error=1"
 export UBSAN_OPTIONS="log_path=$BL_SAN_DIR/ubsan:print_stacktrace=1:halt_on_error=1"
@@ -81,7 +83,10 @@ run_suite fuzz fuzz
 [ -x test/services/global/run.sh ] && run_suite global test/services/global/run.sh
 [ -x test/services/pubsub/run.sh ] && run_suite pubsub test/services/pubsub/run.sh
 [ -x test/health/run.sh ] && run_suite health test/health/run.sh
+[ -x test/health/alerts.sh ] && run_suite alerts test/health/alerts.sh
+[ -x test/health/checks.sh ] && run_suite checks test/health/checks.sh
 [ -x test/integration/gossip_netns.sh ] && run_suite gossip_netns test/integration/gossip_netns.sh
+[ -x test/churn/run.sh ] && run_suite churn test/churn/run.sh
 [ -x erlang_shim/test/run.sh ] && run_suite shim erlang_shim/test/run.sh
 [ -x erlang_shim/test/gleam_run.sh ] && run_suite gleam erlang_shim/test/gleam_run.sh
 [ -x test/gateway/run.sh ] && run_suite gateway test/gateway/run.sh

@@ -42,5 +42,11 @@ int bl__cli_rpc(int argc, char **argv);
 
 /* health_cmd.c: the commands of the health service (rows of commands.c's table) */
 int bl__cli_metrics(int argc, char **argv);
+int bl__cli_events(int argc, char **argv);
+int bl__cli_history(int argc, char **argv);
+int bl__cli_health(int argc, char **argv);
+int bl__cli_maintenance(int argc, char **argv);
+int bl__cli_alerts(int argc, char **argv);
+int bl__cli_checks(int argc, char **argv);
 
 #endif

@@ -17,7 +17,7 @@ int bl__cli_service_restart(int argc, char **argv);
 int bl__cli_node_leave(int argc, char **argv);
 int bl__cli_completion(int argc, char **argv);
 
-#define CLIENT_OPTS "[--cookie C | --cookie-file F] [--timeout MS]"
+#define CLIENT_OPTS "[--cookie C | --cookie-file F] [--timeout MS] [--proto-dist inet6_tcp]"
 
 /* run NULL: handled by main.c, listed here for --help and completion */
 static const bl__cli_cmd CMDS[] = {
@@ -58,6 +58,37 @@ static const bl__cli_cmd CMDS[] = {
      "swap, pressure stall, real filesystems (size, used, available, inodes), disk I/O, network "
      "per interface, uptime, and the node's own RSS, fds, threads, connections and queued bytes "
      "(docs/health.md)."},
+    {"health", bl__cli_health, "beamlet health --node NODE [--format table|json] " CLIENT_OPTS,
+     "The cluster's health as the node computes it: a score from 0.0 to 1.0 and a status "
+     "(active, degraded, maintenance, offline), its parts (availability, node health, "
+     "services, quorum, leader), and every member's role, state, status (healthy, warning, "
+     "critical, unknown), maintenance flag, CPU, memory, disk and load with the reasons for a "
+     "warning (docs/health.md has the formula)."},
+    {"node maintenance", bl__cli_maintenance,
+     "beamlet node maintenance on|off --node NODE [--who NAME] " CLIENT_OPTS,
+     "Put a node in maintenance (or take it out): it raises no alerts and counts as down on "
+     "purpose in the cluster score; kept across restarts; recorded in the audit trail with who "
+     "did it (default USER@HOST)."},
+    {"alerts", bl__cli_alerts,
+     "beamlet alerts --node NODE [--all] [--format json] | alerts ack ID --node NODE "
+     "[--who NAME] " CLIENT_OPTS,
+     "The cluster's alerts (decided once per cluster, by the leader): pending and firing ones, "
+     "--all adds those resolved in the last hour. `ack ID` acknowledges one, recorded with who "
+     "(default USER@HOST) and when, on any node."},
+    {"checks", bl__cli_checks, "beamlet checks --node NODE [--format json] " CLIENT_OPTS,
+     "The node's health checks (health_checks: HTTP GET, TCP connect, a command) with their "
+     "status (passing, warning, critical), since when, and what the last run said."},
+    {"events", bl__cli_events,
+     "beamlet events --node NODE [--since 1h] [--until 10m] [--severity info|warn|critical] "
+     "[--type T] [--from NODE] [--limit N] [--cluster] [--format json] " CLIENT_OPTS,
+     "The node's event log and audit trail, kept on disk across restarts: membership, leader, "
+     "service, check, alert and admin events with time, node, type, severity, who did it and a "
+     "JSON body. --severity warn shows warn and critical; --since defaults to 24h; --cluster "
+     "asks every active member and merges their logs, newest first."},
+    {"history", bl__cli_history,
+     "beamlet history --node NODE [--metric M] [--since 24h] [--until 1h] [--format json] " CLIENT_OPTS,
+     "A metric's history as a sparkline with min/avg/max (raw samples for short ranges, 1 min "
+     "then 1 h rollups for longer ones); without --metric, the metrics recorded."},
     {"version", bl__cli_version, "beamlet version [--short]",
      "The release, the git revision and the build date (--short: the release only)."},
     {"config template", bl__cli_config_template, "beamlet config template dev|staging|prod",

@@ -3,6 +3,8 @@
  * One table names every key once with its flag and environment variable; the file, the
  * environment and the flags all go through bl_config_set, so validation lives in one place. */
 #include "beamlet/config.h"
+#include "../health/rules.h"
+#include "../health/checks_parse.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,6 +67,36 @@ static const opt OPTS[] = {
      "service entries registered per node (1024)"},
     {"health_interval_ms", "--health-interval-ms", "BEAMLET_HEALTH_INTERVAL_MS",
      "node metrics sample interval (5000)"},
+    {"health_store", "--health-store", "BEAMLET_HEALTH_STORE",
+     "keep events and metrics history on disk: true/false (true)"},
+    {"history_raw_s", "--history-raw-s", "BEAMLET_HISTORY_RAW_S", "raw metric samples kept (21600)"},
+    {"history_1m_s", "--history-1m-s", "BEAMLET_HISTORY_1M_S", "1 min rollups kept (172800)"},
+    {"history_1h_s", "--history-1h-s", "BEAMLET_HISTORY_1H_S", "1 h rollups kept (5184000)"},
+    {"events_retention_s", "--events-retention-s", "BEAMLET_EVENTS_RETENTION_S",
+     "events and audit trail kept (2592000)"},
+    {"events_max", "--events-max", "BEAMLET_EVENTS_MAX", "events kept at most (100000)"},
+    {"alert_rules", "--alert-rules", "BEAMLET_ALERT_RULES",
+     "JSON array of alert rules on top of the built-in ones (docs/health.md)"},
+    {"alert_webhooks", "--alert-webhooks", "BEAMLET_ALERT_WEBHOOKS",
+     "http(s) URLs POSTed each alert change as JSON, comma separated"},
+    {"health_checks", "--health-checks", "BEAMLET_HEALTH_CHECKS",
+     "JSON array of health checks (http, tcp, command) this node runs (docs/health.md)"},
+    {"check_consecutive", "--check-consecutive", "BEAMLET_CHECK_CONSECUTIVE",
+     "results in a row before a check changes state (2)"},
+    {"disk_warn_percent", "--disk-warn-percent", "BEAMLET_DISK_WARN_PERCENT",
+     "a filesystem used above this is a warning (90)"},
+    {"disk_crit_percent", "--disk-crit-percent", "BEAMLET_DISK_CRIT_PERCENT",
+     "a filesystem used above this is critical (95)"},
+    {"mem_warn_percent", "--mem-warn-percent", "BEAMLET_MEM_WARN_PERCENT",
+     "memory available below this percent is a warning (10)"},
+    {"mem_crit_percent", "--mem-crit-percent", "BEAMLET_MEM_CRIT_PERCENT",
+     "memory available below this percent is critical (5)"},
+    {"load_warn_per_cpu", "--load-warn-per-cpu", "BEAMLET_LOAD_WARN_PER_CPU",
+     "5 min load per CPU above this is a warning (2)"},
+    {"load_crit_per_cpu", "--load-crit-per-cpu", "BEAMLET_LOAD_CRIT_PER_CPU",
+     "5 min load per CPU above this is critical (4)"},
+    {"store_max_mb", "--store-max-mb", "BEAMLET_STORE_MAX_MB",
+     "size bound of the health database in MiB (64)"},
     {"capabilities", "--capabilities", "BEAMLET_CAPABILITIES",
      "what this node offers, comma separated"},
     {"metadata", "--metadata", "BEAMLET_METADATA", "key=value pairs, comma separated"},
@@ -339,6 +371,13 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         {"http_rate_limit", offsetof(bl_config, http_rate_limit), 1, 1000000},
         {"http_rate_burst", offsetof(bl_config, http_rate_burst), 1, 1000000},
         {"health_interval_ms", offsetof(bl_config, health_interval_ms), 100, 3600000},
+        {"history_raw_s", offsetof(bl_config, history_raw_s), 60, 31536000},
+        {"history_1m_s", offsetof(bl_config, history_1m_s), 600, 31536000},
+        {"history_1h_s", offsetof(bl_config, history_1h_s), 3600, 315360000},
+        {"events_retention_s", offsetof(bl_config, events_retention_s), 60, 315360000},
+        {"events_max", offsetof(bl_config, events_max), 10, 100000000},
+        {"store_max_mb", offsetof(bl_config, store_max_mb), 1, 1048576},
+        {"check_consecutive", offsetof(bl_config, check_consecutive), 1, 100},
     };
     for (size_t i = 0; i < sizeof(UINTS) / sizeof(UINTS[0]); i++) {
         if (strcmp(key, UINTS[i].key)) continue;
@@ -400,6 +439,75 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         if (strcmp(v, "auto") && strcmp(v, "beam") && strcmp(v, "beamlet"))
             return fail(err, errlen, key, "'%s' is not auto, beam or beamlet", v);
         snprintf(cfg->global_mode, sizeof(cfg->global_mode), "%s", v);
+        return BL_OK;
+    }
+    static const struct {
+        const char *key;
+        size_t off;
+        double lo, hi;
+    } DBLS[] = {
+        {"disk_warn_percent", offsetof(bl_config, disk_warn_percent), 1, 100},
+        {"disk_crit_percent", offsetof(bl_config, disk_crit_percent), 1, 100},
+        {"mem_warn_percent", offsetof(bl_config, mem_warn_percent), 0, 99},
+        {"mem_crit_percent", offsetof(bl_config, mem_crit_percent), 0, 99},
+        {"load_warn_per_cpu", offsetof(bl_config, load_warn_per_cpu), 0.01, 1000},
+        {"load_crit_per_cpu", offsetof(bl_config, load_crit_per_cpu), 0.01, 1000},
+    };
+    for (size_t i = 0; i < sizeof(DBLS) / sizeof(DBLS[0]); i++) {
+        if (strcmp(key, DBLS[i].key)) continue;
+        char *end;
+        errno = 0;
+        double d = strtod(v, &end);
+        if (!*v || *end || errno || !(d >= DBLS[i].lo && d <= DBLS[i].hi)) {
+            char range[64];
+            snprintf(range, sizeof(range), "'%%s' is not a number in %g..%g", DBLS[i].lo,
+                     DBLS[i].hi);
+            return fail(err, errlen, key, range, v);
+        }
+        *(double *)((char *)cfg + DBLS[i].off) = d;
+        return BL_OK;
+    }
+    if (!strcmp(key, "alert_rules")) {
+        char why[200];
+        if (strlen(v) >= sizeof(cfg->alert_rules))
+            return fail(err, errlen, key, "'%.40s...' is too long", v);
+        if (bl__rules_check(v, why, sizeof(why)) < 0) return fail(err, errlen, key, "%s", why);
+        snprintf(cfg->alert_rules, sizeof(cfg->alert_rules), "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "health_checks")) {
+        char why[200];
+        if (strlen(v) >= sizeof(cfg->health_checks))
+            return fail(err, errlen, key, "'%.40s...' is too long", v);
+        bl_health_check_spec *specs = calloc(64, sizeof(*specs));
+        if (!specs) snprintf(why, sizeof(why), "out of memory");
+        int k = specs ? bl__checks_parse(v, specs, 64, why, sizeof(why)) : -1;
+        free(specs);
+        if (k < 0) return fail(err, errlen, key, "%s", why);
+        snprintf(cfg->health_checks, sizeof(cfg->health_checks), "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "alert_webhooks")) {
+        if (strlen(v) >= sizeof(cfg->alert_webhooks))
+            return fail(err, errlen, key, "'%.40s...' is too long", v);
+        char buf[sizeof(cfg->alert_webhooks)];
+        snprintf(buf, sizeof(buf), "%s", v);
+        char *save = NULL;
+        for (char *url = strtok_r(buf, ",", &save); url; url = strtok_r(NULL, ",", &save)) {
+            while (*url == ' ') url++;
+            if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+                return fail(err, errlen, key, "'%s' is not an http:// or https:// URL", url);
+        }
+        snprintf(cfg->alert_webhooks, sizeof(cfg->alert_webhooks), "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "health_store")) {
+        if (!strcmp(v, "true") || !strcmp(v, "1"))
+            cfg->health_store = 1;
+        else if (!strcmp(v, "false") || !strcmp(v, "0"))
+            cfg->health_store = 0;
+        else
+            return fail(err, errlen, key, "'%s' is not true or false", v);
         return BL_OK;
     }
     if (!strcmp(key, "epmd_local") || !strcmp(key, "gossip") || !strcmp(key, "exit_on_stdin_eof")) {

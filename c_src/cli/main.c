@@ -24,7 +24,7 @@ static void usage(FILE *out)
             "beamlet %s - a C node for Erlang/Gleam clusters\n\n"
             "usage:\n"
             "  beamlet node --sname NAME | --name NAME@HOST [options]   run a node\n"
-            "  beamlet ping NODE [--cookie C | --cookie-file F] [--timeout MS]\n"
+            "  beamlet ping NODE [--cookie C | --cookie-file F] [--timeout MS] [--proto-dist P]\n"
             "  beamlet info NODE | stats NODE [--format json] [--cookie C] [--timeout MS]\n"
             "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
             "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
@@ -71,7 +71,7 @@ static void render(admin *a, const char *buf, int index)
     int idx = index;
     json_t *j = bl_term_to_json(buf, &idx);
     int tty = isatty(STDOUT_FILENO);
-    if (j && a->show && !a->json) {
+    if (j && a->show) {
         a->show(a, j);
     } else if (!j) {
         printf("?\n");
@@ -106,11 +106,11 @@ static void admin_done(bl_proc *p, int status, const char *buf, int index, void 
     if (a->answer && buf) {
         a->answer(a, status, buf, index);
     } else if (status == BL_OK) {
+        a->exit_code = 0; /* a show hook may report a refusal in the reply */
         if (!a->proc)
             printf("pong\n");
         else
             render(a, buf, index);
-        a->exit_code = 0;
     } else {
         fprintf(stderr, "beamlet %s: %s: %s\n", a->cmd, a->target,
                 status == BL_ENODEDOWN  ? "node not reachable (not running, wrong cookie or host?)"
@@ -136,6 +136,9 @@ static int run_admin(admin *a, int argc, char **argv)
     if ((v = getenv("COOKIE")) && *v) bl_config_set(&cfg, "cookie", v, err, sizeof(err));
     if ((v = getenv("BEAMLET_LOG_LEVEL")) && *v)
         bl_config_set(&cfg, "log_level", v, err, sizeof(err));
+    if ((v = getenv("BEAMLET_PROTO_DIST")) && *v &&
+        bl_config_set(&cfg, "proto_dist", v, err, sizeof(err)))
+        goto bad;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (arg[0] != '-' && !a->target) {
@@ -148,6 +151,8 @@ static int run_admin(admin *a, int argc, char **argv)
             if (bl_config_set(&cfg, "cookie_file", argv[++i], err, sizeof(err))) goto bad;
         } else if (!strcmp(arg, "--timeout") && val) {
             a->timeout_ms = (unsigned)atoi(argv[++i]);
+        } else if (!strcmp(arg, "--proto-dist") && val) { /* inet6_tcp for IPv6-only hosts */
+            if (bl_config_set(&cfg, "proto_dist", argv[++i], err, sizeof(err))) goto bad;
         } else if (!strcmp(arg, "--format") && val &&
                    (!strcmp(val, "json") || !strcmp(val, "table"))) {
             a->json = !strcmp(argv[++i], "json");

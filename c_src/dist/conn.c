@@ -31,7 +31,7 @@
 
 #define READ_CHUNK (64 * 1024) /* free space per read on a busy connection */
 #define MAX_IOV 64
-#define MAX_HANDSHAKES 1024 /* running at once, all addresses together */
+#define MAX_HANDSHAKES 1024                  /* running at once, all addresses together */
 #define FRAG_LOW_WATER (2 * BL_DH_FRAG_SIZE) /* queue fragments of a large message below this */
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -444,6 +444,21 @@ static int setup_fd(int fd)
     return fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* The header state for the flags this connection negotiated. With distribution headers (atom
+ * cache, fragments) every frame to this peer carries one from now on, so what was queued as
+ * pass-through while connecting is re-encoded first. */
+static void conn_headers_up(bl_node *n, bl_conn *c, uint64_t flags)
+{
+    bl_dh_conn_free(c->dh);
+    c->dh = bl_dh_conn_new(flags);
+    if (!bl_dh_sends_headers(c->dh) || bl_sendq_bytes(&c->q) == 0) return;
+    if ((n->dh || (n->dh = bl_dh_scratch_new())) && bl_dh_requeue(c->dh, n->dh, &c->q) == 0) return;
+    /* out of memory (bl_dh_requeue emptied the queue): like a connection that dropped them */
+    bl_log(n, BL_LOG_WARN, "connection to %s: out of memory re-encoding queued messages, dropped",
+           c->node);
+    bl_sendq_free(&c->q);
+}
+
 static void conn_start(bl_node *n, bl_conn *c, int fd)
 {
     c->fd = fd;
@@ -506,7 +521,8 @@ void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role,
 {
     bl_conn *c = bl_conn_find(n, node);
     if (role & BL_HS_ROLE_ALIVE) { /* the peer restarted: its old connection goes first */
-        if (c && c->state == CONN_UP) bl_conn_close(c, "replaced by a new connection from the peer");
+        if (c && c->state == CONN_UP)
+            bl_conn_close(c, "replaced by a new connection from the peer");
         c = bl_conn_find(n, node);
     }
     if (!role || n->stopping || (c && c->state == CONN_UP) || setup_fd(fd) < 0) {
@@ -517,8 +533,7 @@ void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role,
         close(fd);
         return;
     }
-    bl_dh_conn_free(c->dh); /* header state for the flags this connection negotiated */
-    c->dh = bl_dh_conn_new(flags);
+    conn_headers_up(n, c, flags);
     c->peer_flags = flags; /* the common set: what both sides advertised */
     c->state = CONN_UP;
     c->outgoing = outgoing;

@@ -15,6 +15,7 @@
 
 #define VERSION 131
 #define PASS_THROUGH 112
+#define MAX_FUN_NEST 16 /* term.c walks funs inside funs to a depth of 8 */
 #define HDR_NORMAL 68
 #define HDR_FRAG 69
 #define HDR_CONT 70
@@ -247,6 +248,8 @@ typedef struct {
     const bl_dh_ref *refs;
     unsigned nrefs;
     int err;
+    unsigned nfun;                /* open funs ... */
+    size_t fun_at[MAX_FUN_NEST]; /* ... and where each one's Size field is in the output */
 } rw_ctx;
 
 static int out_reserve(rw_ctx *r, size_t n)
@@ -295,6 +298,29 @@ static int rw_ref(void *ud, size_t pos, unsigned idx)
     return 0;
 }
 
+/* A fun's Size counts its own bytes: resolving refs inside it makes it longer, so its Size is
+ * rewritten when it ends (term.c walks funs to a bounded depth). */
+static int rw_fun(void *ud, size_t pos, int begin)
+{
+    rw_ctx *r = ud;
+    if (out_put(r, r->src + r->copied, pos - r->copied) != 0) return -1;
+    r->copied = pos;
+    if (begin) {
+        if (r->nfun == MAX_FUN_NEST) return (r->err = BL_DH_EMALFORMED, -1);
+        r->fun_at[r->nfun++] = r->olen;
+        return 0;
+    }
+    if (!r->nfun) return (r->err = BL_DH_EMALFORMED, -1);
+    size_t at = r->fun_at[--r->nfun], size = r->olen - at;
+    if (size > UINT32_MAX) return (r->err = BL_DH_ETOOBIG, -1);
+    unsigned char *d = (unsigned char *)r->s->out + at;
+    d[0] = (unsigned char)(size >> 24);
+    d[1] = (unsigned char)(size >> 16);
+    d[2] = (unsigned char)(size >> 8);
+    d[3] = (unsigned char)size;
+    return 0;
+}
+
 /* b[0..blen): control term, then optionally the message term, no version bytes. */
 static int rewrite(bl_dh_scratch *s, const char *b, size_t blen, const bl_dh_ref *refs,
                    unsigned nrefs, size_t max_msg, const char **out, size_t *outlen,
@@ -306,7 +332,7 @@ static int rewrite(bl_dh_scratch *s, const char *b, size_t blen, const bl_dh_ref
         s->cap = 0;
     }
     rw_ctx r = {.s = s, .src = b, .limit = max_msg + 3, .refs = refs, .nrefs = nrefs};
-    bl_term_hooks h = {.ref = rw_ref, .ud = &r};
+    bl_term_hooks h = {.ref = rw_ref, .fun = rw_fun, .ud = &r};
     static const char lead[2] = {(char)PASS_THROUGH, (char)VERSION};
     if (out_reserve(&r, blen + 3 < r.limit ? blen + 3 : r.limit) != 0 || out_put(&r, lead, 2))
         goto fail;
@@ -461,7 +487,17 @@ typedef struct {
     bl_dh_conn *dc;
     const char *buf;
     uint8_t part;
+    unsigned in_fun; /* atoms inside a fun stay whole: a ref would change the fun's Size */
 } plan_ctx;
+
+static int plan_fun(void *ud, size_t pos, int begin)
+{
+    plan_ctx *p = ud;
+    (void)pos;
+    if (begin) p->in_fun++;
+    else if (p->in_fun) p->in_fun--;
+    return 0;
+}
 
 static int plan_atom(void *ud, size_t pos, size_t text, size_t len)
 {
@@ -469,7 +505,7 @@ static int plan_atom(void *ud, size_t pos, size_t text, size_t len)
     bl_dh_scratch *s = p->s;
     const char *t = p->buf + text;
     unsigned char tag = (unsigned char)p->buf[pos];
-    if (s->nocc == MAX_OCC || pos > UINT32_MAX) return 0; /* stays a full atom */
+    if (p->in_fun || s->nocc == MAX_OCC || pos > UINT32_MAX) return 0; /* stays a full atom */
     /* Only atoms in the form a cache ref comes back as (SMALL_ATOM_UTF8, or ATOM_UTF8 when
      * longer than 255 bytes; what ei writes): the receiver then sees exactly the bytes we were
      * given. Latin-1 atoms (their bytes are not UTF-8 text) stay as they are. */
@@ -516,7 +552,7 @@ static size_t plan(bl_dh_conn *dc, bl_dh_scratch *s, const char *ctl, size_t ctl
 {
     plan_reset(s);
     plan_ctx p = {.s = s, .dc = dc, .buf = ctl, .part = 0};
-    bl_term_hooks h = {.atom = plan_atom, .ud = &p};
+    bl_term_hooks h = {.atom = plan_atom, .fun = plan_fun, .ud = &p};
     size_t i = 1, j = 1;
     int ok = bl_term_walk(ctl, ctllen, &i, &h) == 0 && i == ctllen;
     if (ok && msg) {

@@ -128,15 +128,15 @@ static void *lookup_main(void *arg)
     return NULL;
 }
 
+/* One waiter at a time off the list, so a callback may cancel the others (its node stopping)
+ * or start a new lookup of the same name (which then answers the rest). */
 static void answer(entry *e)
 {
-    struct bl_resolve_wait *w = e->waiters;
-    e->waiters = NULL;
-    while (w) {
-        struct bl_resolve_wait *next = w->next;
+    while (e->waiters && !e->inflight) {
+        struct bl_resolve_wait *w = e->waiters;
+        e->waiters = w->next;
         w->cb(w->ud, e->addrs.n ? &e->addrs : NULL, e->addrs.n ? NULL : e->why);
         free(w);
-        w = next;
     }
 }
 

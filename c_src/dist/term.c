@@ -216,9 +216,11 @@ static int check(const char *cbuf, size_t len, size_t *index, int fun_depth, con
             uint32_t nfree = get32(buf + j);
             j += 4;
             if ((uint64_t)nfree + 4 > n) return -1;
+            if (h && h->fun && h->fun(h->ud, start, 1) != 0) return -1;
             for (uint64_t k = 0; k < 4 + (uint64_t)nfree; k++)
                 if (check(cbuf, start + n, &j, fun_depth + 1, h) != 0) return -1;
             if (j != start + n) return -1;
+            if (h && h->fun && h->fun(h->ud, start + n, 0) != 0) return -1;
             i = start + n;
             break;
         }

@@ -25,6 +25,10 @@ typedef struct bl_term_hooks {
     int (*ref)(void *ud, size_t pos, unsigned idx);
     /* Any other atom: its tag at buf[pos], its text at buf[text .. text+len). Return 0 or -1. */
     int (*atom)(void *ud, size_t pos, size_t text, size_t len);
+    /* A NEW_FUN (tag 112) whose Size field is at buf[pos]: called with begin = 1 before its parts
+     * are walked and with begin = 0 and pos = its end after them. A fun's Size counts its bytes,
+     * so whoever changes the length of an atom inside it must rewrite that field. */
+    int (*fun)(void *ud, size_t pos, int begin);
     void *ud;
 } bl_term_hooks;
 

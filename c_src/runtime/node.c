@@ -78,6 +78,20 @@ void bl_config_init(bl_config *cfg)
     snprintf(cfg->registry_policy, sizeof(cfg->registry_policy), "round_robin");
     cfg->registry_max_entries = 1024;
     cfg->health_interval_ms = 5000;
+    cfg->health_store = 1;
+    cfg->history_raw_s = 21600;
+    cfg->history_1m_s = 172800;
+    cfg->history_1h_s = 5184000;
+    cfg->events_retention_s = 2592000;
+    cfg->events_max = 100000;
+    cfg->store_max_mb = 64;
+    cfg->disk_warn_percent = 90;
+    cfg->disk_crit_percent = 95;
+    cfg->mem_warn_percent = 10;
+    cfg->mem_crit_percent = 5;
+    cfg->load_warn_per_cpu = 2;
+    cfg->load_crit_per_cpu = 4;
+    cfg->check_consecutive = 2;
     cfg->heartbeat_interval_ms = 1000;
     cfg->failure_threshold = 3;
     cfg->election_timeout_ms = 1500;
@@ -327,6 +341,11 @@ static int open_listener(bl_node *n)
     n->listen_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
                                                    : ((struct sockaddr_in6 *)&ss)->sin6_port);
     n->listen_fd = fd;
+    if (n->inet6 && ss.ss_family == AF_INET)
+        bl_log(n, BL_LOG_WARN,
+               "inet6_tcp with the IPv4 listen address %s: IPv6 peers cannot "
+               "connect (listen on :: or an IPv6 address)",
+               addr);
     return BL_OK;
 }
 
@@ -458,6 +477,10 @@ void bl_node_free(bl_node *n)
     ei_x_free(&n->scratch2);
     bl_sighooks_free(n);
     bl_dh_scratch_free(n->dh);
+    /* libev keeps a signal's loop until the watcher stops: a later node in this process (the
+     * CLI asks several members in turn) could not take SIGTERM/SIGINT otherwise */
+    ev_signal_stop(n->loop, &n->sig_term);
+    ev_signal_stop(n->loop, &n->sig_int);
     ev_loop_destroy(n->loop);
     free(n);
 }

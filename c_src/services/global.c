@@ -10,11 +10,9 @@
  * worked, this node sent global:unregister_name on exit; not needed any more.)
  * BEAM's own clash resolution may kill the process with an exit signal: same path.
  *
- * Beamlet names (C-only clusters): a table replicated full mesh to the beamlet members, each node
- * owning its own entries, as beamlet_registry does. Messages to {beamlet_global, Node}:
- *   {bl_global_reg, Owner, Name, Pid, Time}      Owner registered Name (Time: ms since epoch)
- *   {bl_global_unreg, Owner, Name, Pid}
- *   {bl_global_sync, Owner, [{Name, Pid, Time}]}  Owner's whole set (every second, and on nodeup)
+ * Beamlet names (C-only clusters): a table on the replicated-table layer (repl.h; each node owns
+ * its entries {Name, Pid, Time}, Time in ms since the epoch; keys are names). Messages to
+ * {beamlet_global, Node}: the layer's bl_global_add/del/sync/want/digest, and
  *   {bl_global_conflict, Owner, Name, Pid, Time}  Owner found its Name/Pid clashing with ours
  * accepted only from Owner itself (REG_SEND sender), a beamlet member not failed/left, for pids of
  * Owner. A failed, leaving or departed member's entries are dropped. A clash (one name, two pids)
@@ -27,14 +25,16 @@
 #include "../runtime/internal.h"
 #include "beamlet/cluster.h"
 #include "beamlet/global.h"
+#include "dispatch.h"
 #include "repl.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
 #define GNAME "beamlet_global"
-#define SYNC_MS 1000u
+#define TICK_MS 1000u
 #define POLL_MS 50u
 #define CONNECT_WAIT_MS 3000u
 #define RPC_TMO 5000u
@@ -42,12 +42,12 @@
 #define REFRESH_TICKS 3 /* beam names checked on every BEAM member every 3 s */
 
 typedef struct gent {
+    bl__repl_link link; /* in its owner's bucket */
     UT_hash_handle hh;
     char name[MAXATOMLEN_UTF8];
     bl_pid pid;
     char owner[BL_NODE_LEN];
     unsigned long long time;
-    unsigned gen;
     int local;
 } gent;
 
@@ -91,8 +91,9 @@ struct gstate {
     gent *names;
     bname *bnames;
     gop *ops;
-    unsigned gen, ticks;
-    int nodemon_id, cluster_sub, timer_id;
+    bl__repl *repl;
+    unsigned ticks;
+    int timer_id;
 };
 
 static const char *const RESOLVE_NAMES[] = {"random_exit_name", "random_notify_name",
@@ -133,25 +134,6 @@ static bl_member_info *members(bl_node *n, int *count)
     return m;
 }
 
-static int live_state(bl_member_state s)
-{
-    return s == BL_MEMBER_JOINING || s == BL_MEMBER_ACTIVE || s == BL_MEMBER_SUSPECTED;
-}
-
-/* A beamlet member we replicate to / accept from. */
-static int is_peer(gstate *g, const char *node)
-{
-    bl_node *n = g->n;
-    if (bl_is_local_node(n, node) || bl_is_tool_node(node)) return 0;
-    if (!n->cluster) return bl_is_connected(n, node);
-    int k, ok = 0;
-    bl_member_info *m = members(n, &k);
-    for (int i = 0; i < k && !ok; i++)
-        ok = !strcmp(m[i].node, node) && strcmp(m[i].role, "beam") && live_state(m[i].state);
-    free(m);
-    return ok;
-}
-
 /* A connected BEAM member, into out. */
 static int beam_node(gstate *g, char out[BL_NODE_LEN])
 {
@@ -168,35 +150,6 @@ static int beam_node(gstate *g, char out[BL_NODE_LEN])
     return ok;
 }
 
-static void to_peers(gstate *g, const ei_x_buff *x)
-{
-    bl_node *n = g->n;
-    if (!n->cluster) {
-        char(*names)[BL_NODE_LEN] = NULL;
-        unsigned k = 0, max = HASH_COUNT(n->conns);
-        if (max && !(names = calloc(max, BL_NODE_LEN))) return;
-        bl_conn *c, *t;
-        HASH_ITER(hh, n->conns, c, t)
-        {
-            if (c->state == CONN_UP && !bl_is_tool_node(c->node) && k < max)
-                snprintf(names[k++], BL_NODE_LEN, "%s", c->node);
-        }
-        for (unsigned i = 0; i < k; i++)
-            bl_send_name(g->proc, GNAME, names[i], x->buff, x->index);
-        free(names);
-        return;
-    }
-    int k;
-    bl_member_info *m = members(n, &k);
-    for (int i = 0; i < k; i++) {
-        if (!strcmp(m[i].role, "beam") || bl_is_local_node(n, m[i].node) ||
-            bl_is_tool_node(m[i].node) || !live_state(m[i].state) || !bl_is_connected(n, m[i].node))
-            continue;
-        bl_send_name(g->proc, GNAME, m[i].node, x->buff, x->index);
-    }
-    free(m);
-}
-
 /* ---- the beamlet table ---- */
 
 static gent *find(gstate *g, const char *name)
@@ -209,8 +162,7 @@ static gent *find(gstate *g, const char *name)
 static bname *bfind(gstate *g, const char *name)
 {
     bname *b;
-    LL_FOREACH(g->bnames, b)
-    {
+    LL_FOREACH(g->bnames, b) {
         if (!strcmp(b->name, name)) return b;
     }
     return NULL;
@@ -220,58 +172,23 @@ static int holds(gstate *g, const bl_pid *pid)
 {
     int k = 0;
     gent *e, *t;
-    HASH_ITER(hh, g->names, e, t) k += e->local && bl_pid_eq(&e->pid, pid);
+    HASH_ITER(hh, g->names, e, t)
+        k += e->local && bl_pid_eq(&e->pid, pid);
     bname *b;
-    LL_FOREACH(g->bnames, b) k += bl_pid_eq(&b->pid, pid);
+    LL_FOREACH(g->bnames, b)
+        k += bl_pid_eq(&b->pid, pid);
     return k;
 }
 
-static void encode_entry_msg(ei_x_buff *x, const char *tag, gstate *g, const char *name,
-                             const bl_pid *pid, const unsigned long long *time)
+static void encode_conflict(ei_x_buff *x, gstate *g, const gent *e)
 {
     ei_x_new_with_version(x);
-    ei_x_encode_tuple_header(x, time ? 5 : 4);
-    ei_x_encode_atom(x, tag);
+    ei_x_encode_tuple_header(x, 5);
+    ei_x_encode_atom(x, "bl_global_conflict");
     ei_x_encode_atom(x, g->n->name);
-    ei_x_encode_atom(x, name);
-    ei_x_encode_pid(x, pid);
-    if (time) ei_x_encode_ulonglong(x, *time);
-}
-
-static void broadcast_entry(gstate *g, const char *tag, const gent *e)
-{
-    ei_x_buff x;
-    encode_entry_msg(&x, tag, g, e->name, &e->pid,
-                     strcmp(tag, "bl_global_unreg") ? &e->time : NULL);
-    to_peers(g, &x);
-    ei_x_free(&x);
-}
-
-static void send_sync(gstate *g, const char *node)
-{
-    ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 3);
-    ei_x_encode_atom(&x, "bl_global_sync");
-    ei_x_encode_atom(&x, g->n->name);
-    gent *e, *t;
-    long count = 0;
-    HASH_ITER(hh, g->names, e, t) count += e->local;
-    if (count) ei_x_encode_list_header(&x, count);
-    HASH_ITER(hh, g->names, e, t)
-    {
-        if (!e->local) continue;
-        ei_x_encode_tuple_header(&x, 3);
-        ei_x_encode_atom(&x, e->name);
-        ei_x_encode_pid(&x, &e->pid);
-        ei_x_encode_ulonglong(&x, e->time);
-    }
-    ei_x_encode_empty_list(&x);
-    if (node)
-        bl_send_name(g->proc, GNAME, node, x.buff, x.index);
-    else
-        to_peers(g, &x);
-    ei_x_free(&x);
+    ei_x_encode_atom(x, e->name);
+    ei_x_encode_pid(x, &e->pid);
+    ei_x_encode_ulonglong(x, e->time);
 }
 
 static gent *add_entry(gstate *g, const char *name, const bl_pid *pid, const char *owner,
@@ -283,7 +200,6 @@ static gent *add_entry(gstate *g, const char *name, const bl_pid *pid, const cha
     e->pid = *pid;
     snprintf(e->owner, sizeof(e->owner), "%s", owner);
     e->time = time;
-    e->gen = g->gen;
     e->local = bl_is_local_node(g->n, owner);
     HASH_ADD_STR(g->names, name, e);
     return e;
@@ -293,24 +209,12 @@ static gent *add_entry(gstate *g, const char *name, const bl_pid *pid, const cha
 static void del_entry(gstate *g, gent *e, int announce)
 {
     HASH_DEL(g->names, e);
-    if (e->local) {
-        if (announce) broadcast_entry(g, "bl_global_unreg", e);
-        if (!holds(g, &e->pid)) bl_unlink(g->proc, &e->pid);
-    }
+    if (e->local && announce)
+        bl__repl_local_del(g->repl, &e->link);
+    else
+        bl__repl_unlink(g->repl, &e->link);
+    if (e->local && !holds(g, &e->pid)) bl_unlink(g->proc, &e->pid);
     free(e);
-}
-
-static void drop_owner(gstate *g, const char *node, const char *why)
-{
-    unsigned k = 0;
-    gent *e, *t;
-    HASH_ITER(hh, g->names, e, t)
-    {
-        if (e->local || strcmp(e->owner, node)) continue;
-        del_entry(g, e, 0);
-        k++;
-    }
-    if (k) bl_log(g->n, BL_LOG_INFO, "global: %u names of %s removed (%s)", k, node, why);
 }
 
 static int older(unsigned long long t1, const char *o1, const bl_pid *p1, unsigned long long t2,
@@ -351,7 +255,7 @@ static void kill_local(gstate *g, const bl_pid *pid)
 static void send_conflict(gstate *g, const char *owner, const gent *mine)
 {
     ei_x_buff x;
-    encode_entry_msg(&x, "bl_global_conflict", g, mine->name, &mine->pid, &mine->time);
+    encode_conflict(&x, g, mine);
     bl_send_name(g->proc, GNAME, owner, x.buff, x.index);
     ei_x_free(&x);
 }
@@ -394,20 +298,97 @@ static void clash(gstate *g, gent *e, const bl_pid *pid, const char *owner, unsi
     if (add) add_entry(g, name, pid, owner, time);
 }
 
-static void apply_remote(gstate *g, const char *owner, const char *name, const bl_pid *pid,
-                         unsigned long long time)
+/* owner's entry for name after applying it: the table's, or NULL when it lost a clash. */
+static gent *apply_remote(gstate *g, const char *owner, const char *name, const bl_pid *pid,
+                          unsigned long long time)
 {
     gent *e = find(g, name);
-    if (!e) {
-        add_entry(g, name, pid, owner, time);
-    } else if (bl_pid_eq(&e->pid, pid) || (!e->local && !strcmp(e->owner, owner))) {
+    if (!e) return add_entry(g, name, pid, owner, time);
+    if (!e->local && !strcmp(e->owner, owner)) {
         e->pid = *pid; /* the owner re-registered it */
         e->time = time;
-        e->gen = g->gen;
-    } else {
-        clash(g, e, pid, owner, time, 1);
+        return e;
     }
+    if (bl_pid_eq(&e->pid, pid)) return NULL; /* ours: a pid of owner never is */
+    clash(g, e, pid, owner, time, 1);
+    e = find(g, name);
+    return e && !e->local && !strcmp(e->owner, owner) ? e : NULL;
 }
+
+/* ---- on the replicated-table layer ---- */
+
+#define GENT(l) ((gent *)(void *)((char *)(l)-offsetof(gent, link)))
+
+static int r_encode(void *svc, ei_x_buff *x, const bl__repl_link *l)
+{
+    (void)svc;
+    const gent *e = GENT(l);
+    if (ei_x_encode_tuple_header(x, 3) < 0 || ei_x_encode_atom(x, e->name) < 0 ||
+        ei_x_encode_pid(x, &e->pid) < 0)
+        return -1;
+    return ei_x_encode_ulonglong(x, e->time);
+}
+
+static int r_encode_key(void *svc, ei_x_buff *x, const bl__repl_link *l)
+{
+    (void)svc;
+    return ei_x_encode_atom(x, GENT(l)->name);
+}
+
+static int get_atom(const char *buf, int *idx, char *out);
+
+static int r_upsert(void *svc, const char *owner, const char *buf, int *idx, bl__repl_link **out)
+{
+    gstate *g = svc;
+    char name[MAXATOMLEN_UTF8];
+    bl_pid pid;
+    unsigned long long time;
+    int ar;
+    if (ei_decode_tuple_header(buf, idx, &ar) < 0 || ar != 3 || get_atom(buf, idx, name) < 0 ||
+        ei_decode_pid(buf, idx, &pid) < 0 || ei_decode_ulonglong(buf, idx, &time) < 0 ||
+        strcmp(pid.node, owner) || !valid_name(name))
+        return -1;
+    gent *e = apply_remote(g, owner, name, &pid, time);
+    *out = e ? &e->link : NULL;
+    return 0;
+}
+
+static int r_find(void *svc, const char *owner, const char *buf, int *idx, bl__repl_link **out)
+{
+    char name[MAXATOMLEN_UTF8];
+    if (get_atom(buf, idx, name) < 0) return -1;
+    gent *e = find(svc, name);
+    *out = e && !e->local && !strcmp(e->owner, owner) ? &e->link : NULL;
+    return 0;
+}
+
+static int r_remove(void *svc, bl__repl_link *l, bl__repl_why why)
+{
+    (void)why;
+    del_entry(svc, GENT(l), 0);
+    return 0;
+}
+
+static void r_owner_gone(void *svc, const char *owner, unsigned n, const char *why)
+{
+    gstate *g = svc;
+    if (n) bl_log(g->n, BL_LOG_INFO, "global: %u names of %s removed (%s)", n, owner, why);
+}
+
+static const bl__repl_ops global_repl = {
+    .proc_name = GNAME,
+    .tag_add = "bl_global_add",
+    .tag_del = "bl_global_del",
+    .tag_sync = "bl_global_sync",
+    .tag_want = "bl_global_want",
+    .tag_digest = "bl_global_digest",
+    .encode = r_encode,
+    .encode_key = r_encode_key,
+    .upsert = r_upsert,
+    .find = r_find,
+    .remove = r_remove,
+    .owner_gone = r_owner_gone,
+};
 
 /* Register a beamlet name for a live local pid. */
 static int table_register(gstate *g, const char *name, const bl_pid *pid)
@@ -423,8 +404,7 @@ static int table_register(gstate *g, const char *name, const bl_pid *pid)
         if (!holds(g, pid)) bl_unlink(g->proc, pid);
         return BL_ENOMEM;
     }
-    broadcast_entry(g, "bl_global_reg", e);
-    return BL_OK;
+    return bl__repl_local_put(g->repl, &e->link);
 }
 
 /* ---- operations through a BEAM node ---- */
@@ -865,61 +845,34 @@ static int get_atom(const char *buf, int *idx, char *out)
     return ei_decode_atom_as(buf, idx, out, MAXATOMLEN_UTF8, ERLANG_UTF8, &was, &res);
 }
 
-static void handle_peer(gstate *g, const bl_msg *msg, const char *tag, int arity, int idx)
+/* {bl_global_conflict, Owner, Name, Pid, Time}: Owner holds Name for Pid too. */
+static void on_conflict(gstate *g, const bl_msg *msg, int idx)
 {
     const char *buf = msg->buf;
     char owner[MAXATOMLEN_UTF8], name[MAXATOMLEN_UTF8];
-    if (get_atom(buf, &idx, owner) < 0 || !msg->has_sender || strcmp(msg->sender.node, owner) ||
-        !is_peer(g, owner))
-        return;
     bl_pid pid;
-    unsigned long long time = 0;
-    if (!strcmp(tag, "bl_global_sync") && arity == 3) {
-        bl__list_it it;
-        int more;
-        if (bl__list_begin(&it, buf, &idx) < 0) return;
-        g->gen++;
-        while ((more = bl__list_next(&it)) > 0) {
-            int ar;
-            if (ei_decode_tuple_header(buf, &idx, &ar) < 0 || ar != 3 ||
-                get_atom(buf, &idx, name) < 0 || ei_decode_pid(buf, &idx, &pid) < 0 ||
-                ei_decode_ulonglong(buf, &idx, &time) < 0 || strcmp(pid.node, owner) ||
-                !valid_name(name))
-                return;
-            apply_remote(g, owner, name, &pid, time);
-        }
-        if (more < 0) return;
-        gent *e, *t;
-        HASH_ITER(hh, g->names, e, t)
-        {
-            if (!e->local && !strcmp(e->owner, owner) && e->gen != g->gen) del_entry(g, e, 0);
-        }
+    unsigned long long time;
+    if (get_atom(buf, &idx, owner) < 0 || !msg->has_sender || strcmp(msg->sender.node, owner) ||
+        !bl_cluster_is_peer(g->n, owner) || get_atom(buf, &idx, name) < 0 ||
+        ei_decode_pid(buf, &idx, &pid) < 0 || strcmp(pid.node, owner) || !valid_name(name) ||
+        ei_decode_ulonglong(buf, &idx, &time) < 0)
         return;
-    }
-    if (get_atom(buf, &idx, name) < 0 || ei_decode_pid(buf, &idx, &pid) < 0 ||
-        strcmp(pid.node, owner) || !valid_name(name))
-        return;
-    if (arity == 5 && ei_decode_ulonglong(buf, &idx, &time) < 0) return;
     gent *e = find(g, name);
-    if (!strcmp(tag, "bl_global_reg") && arity == 5) {
-        apply_remote(g, owner, name, &pid, time);
-    } else if (!strcmp(tag, "bl_global_unreg") && arity == 4) {
-        if (e && !e->local && bl_pid_eq(&e->pid, &pid)) del_entry(g, e, 0);
-    } else if (!strcmp(tag, "bl_global_conflict") && arity == 5) {
-        if (e && e->local && !bl_pid_eq(&e->pid, &pid)) clash(g, e, &pid, owner, time, 1);
-    }
+    if (!e || !e->local || bl_pid_eq(&e->pid, &pid)) return;
+    clash(g, e, &pid, owner, time, 1);
+    if ((e = find(g, name)) && !e->local) bl__repl_remote_put(g->repl, owner, &e->link);
 }
 
 static void proc_msg(bl_proc *self, const bl_msg *msg, void *ud)
 {
     (void)self;
     gstate *g = ud;
+    if (bl__repl_handle(g->repl, msg)) return;
     int idx = msg->index, arity;
     char tag[MAXATOMLEN_UTF8];
-    if (ei_decode_tuple_header(msg->buf, &idx, &arity) < 0 || arity < 3 || arity > 5 ||
-        get_atom(msg->buf, &idx, tag) < 0 || strncmp(tag, "bl_global_", 10))
-        return;
-    handle_peer(g, msg, tag, arity, idx);
+    if (ei_decode_tuple_header(msg->buf, &idx, &arity) == 0 && arity == 5 &&
+        get_atom(msg->buf, &idx, tag) == 0 && !strcmp(tag, "bl_global_conflict"))
+        on_conflict(g, msg, idx);
 }
 
 static void proc_exit(bl_proc *self, const bl_pid *from, const char *buf, int index, void *ud)
@@ -929,13 +882,11 @@ static void proc_exit(bl_proc *self, const bl_pid *from, const char *buf, int in
     (void)index;
     gstate *g = ud;
     gent *e, *t;
-    HASH_ITER(hh, g->names, e, t)
-    {
+    HASH_ITER(hh, g->names, e, t) {
         if (e->local && bl_pid_eq(&e->pid, from)) del_entry(g, e, 1);
     }
     bname *b, *bt;
-    LL_FOREACH_SAFE(g->bnames, b, bt)
-    {
+    LL_FOREACH_SAFE(g->bnames, b, bt) {
         if (!bl_pid_eq(&b->pid, from)) continue;
         LL_DELETE(g->bnames, b); /* OTP global's own monitor removes the name */
         free(b);
@@ -963,169 +914,189 @@ static int resolve_from(const char *a)
     return -1;
 }
 
-static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int idx, ei_x_buff *r,
-                     void *ud)
+/* ---- requests: gen_server calls to beamlet_global ---- */
+
+static int bad(ei_x_buff *r)
 {
-    (void)self;
-    gstate *g = ud;
-    char a[MAXATOMLEN_UTF8], name[MAXATOMLEN_UTF8];
-    int j = idx, arity;
-    if (get_atom(buf, &j, a) == 0) {
-        if (!strcmp(a, "registered")) {
-            gent *e, *t;
-            HASH_ITER(hh, g->names, e, t)
-            {
-                ei_x_encode_list_header(r, 1);
-                ei_x_encode_atom(r, e->name);
-            }
-            bname *b;
-            LL_FOREACH(g->bnames, b)
-            {
-                ei_x_encode_list_header(r, 1);
-                ei_x_encode_atom(r, b->name);
-            }
-            return ei_x_encode_empty_list(r);
-        }
-        if (!strcmp(a, "table")) { /* [{Name, Pid, Owner, beamlet | beam}] */
-            gent *e, *t;
-            HASH_ITER(hh, g->names, e, t)
-            {
-                ei_x_encode_list_header(r, 1);
-                ei_x_encode_tuple_header(r, 4);
-                ei_x_encode_atom(r, e->name);
-                ei_x_encode_pid(r, &e->pid);
-                ei_x_encode_atom(r, e->owner);
-                ei_x_encode_atom(r, "beamlet");
-            }
-            bname *b;
-            LL_FOREACH(g->bnames, b)
-            {
-                ei_x_encode_list_header(r, 1);
-                ei_x_encode_tuple_header(r, 4);
-                ei_x_encode_atom(r, b->name);
-                ei_x_encode_pid(r, &b->pid);
-                ei_x_encode_atom(r, g->n->name);
-                ei_x_encode_atom(r, "beam");
-            }
-            return ei_x_encode_empty_list(r);
-        }
-        if (!strcmp(a, "config")) {
-            ei_x_encode_tuple_header(r, 2);
-            ei_x_encode_atom(r, MODE_NAMES[g->mode]);
-            return ei_x_encode_atom(r, RESOLVE_NAMES[g->method]);
-        }
-        goto bad;
-    }
-    j = idx;
-    if (ei_decode_tuple_header(buf, &j, &arity) < 0 || get_atom(buf, &j, a) < 0) goto bad;
-    bl_pid pid;
-    gop *op = NULL;
-    int rc;
-    if (!strcmp(a, "register") && arity == 3) {
-        if (get_atom(buf, &j, name) < 0 || ei_decode_pid(buf, &j, &pid) < 0) goto bad;
-        rc = do_register(g, name, &pid, &op);
-        if (rc == 1) {
-            op->has_from = 1;
-            op->from = *from;
-            op_step(op);
-            return 1;
-        }
-        if (rc == BL_EINVAL) goto bad;
-        if (rc == BL_OK || rc == BL_EEXIST) return ei_x_encode_atom(r, rc == BL_OK ? "yes" : "no");
-        return reply_rc(r, rc);
-    }
-    if (!strcmp(a, "unregister") && arity == 2) {
-        if (get_atom(buf, &j, name) < 0 || !valid_name(name)) goto bad;
-        do_unregister(g, name, NULL);
-        return ei_x_encode_atom(r, "ok");
-    }
-    if ((!strcmp(a, "whereis") && arity == 2) || (!strcmp(a, "send") && arity == 3)) {
-        int is_send = a[0] == 's';
-        const char *m = NULL;
-        int mlen = 0;
-        if (get_atom(buf, &j, name) < 0 || !valid_name(name)) goto bad;
-        if (is_send) {
-            int k = j;
-            if (ei_skip_term(buf, &k) < 0) goto bad;
-            m = buf + j;
-            mlen = k - j;
-        }
-        rc = do_lookup(g, is_send ? OP_SEND : OP_WHEREIS, name, &pid, &op);
-        if (rc == 1) {
-            if (is_send) {
-                op->msg = malloc((size_t)mlen + 1);
-                if (!op->msg) {
-                    op_free(op);
-                    return reply_rc(r, BL_ENOMEM);
-                }
-                op->msg[0] = (char)131;
-                memcpy(op->msg + 1, m, (size_t)mlen);
-                op->msglen = mlen + 1;
-            }
-            op->has_from = 1;
-            op->from = *from;
-            op_step(op);
-            return 1;
-        }
-        if (rc == BL_OK && is_send) {
-            ei_x_buff x;
-            ei_x_new_with_version(&x);
-            ei_x_append_buf(&x, m, mlen);
-            rc = bl_send(g->proc, &pid, x.buff, x.index);
-            ei_x_free(&x);
-            if (rc != BL_OK) return reply_rc(r, rc);
-        }
-        if (rc == BL_OK) return ei_x_encode_pid(r, &pid);
-        if (rc != BL_ENOPROC) return reply_rc(r, rc);
-        if (!is_send) return ei_x_encode_atom(r, "undefined");
-        ei_x_encode_tuple_header(r, 2);
-        ei_x_encode_atom(r, "badarg");
-        ei_x_encode_tuple_header(r, 2);
-        ei_x_encode_atom(r, name);
-        return ei_x_append_buf(r, m, mlen);
-    }
-    if (!strcmp(a, "set_resolve") && arity == 2) {
-        if (get_atom(buf, &j, name) < 0 || (rc = resolve_from(name)) < 0) goto bad;
-        g->method = (bl_global_resolve)rc;
-        return ei_x_encode_atom(r, "ok");
-    }
-    if (!strcmp(a, "set_mode") && arity == 2) {
-        if (get_atom(buf, &j, name) < 0 || (rc = mode_from(name)) < 0) goto bad;
-        g->mode = (bl_global_mode)rc;
-        return ei_x_encode_atom(r, "ok");
-    }
-bad:
     encode_error(r, "badarg");
     return 0;
 }
 
-/* ---- node and cluster events, the tick ---- */
-
-static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *reason, void *ud)
+static int rq_registered(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                         ei_x_buff *r)
 {
-    (void)n;
-    (void)reason;
+    (void)from, (void)buf, (void)j, (void)arity;
     gstate *g = ud;
-    if (ev == BL_NODEUP && !bl_is_tool_node(node) && HASH_COUNT(g->names))
-        send_sync(g, node); /* a BEAM node drops it: no beamlet_global there */
-}
-
-static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
-{
-    gstate *g = ud;
-    if (bl_is_local_node(n, ev->node)) return;
-    if (ev->type == BL_EV_NODE_LEFT) {
-        drop_owner(g, ev->node, "member forgotten");
-    } else if (ev->type == BL_EV_NODE_STATE_CHANGED) {
-        if (ev->to == BL_MEMBER_FAILED || ev->to == BL_MEMBER_LEFT || ev->to == BL_MEMBER_LEAVING)
-            drop_owner(g, ev->node, bl_member_state_name(ev->to));
-        else if (ev->to == BL_MEMBER_ACTIVE && bl_is_connected(n, ev->node))
-            send_sync(g, ev->node);
-    } else if (ev->type == BL_EV_NODE_JOINED && strcmp(ev->role, "beam") &&
-               bl_is_connected(n, ev->node)) {
-        send_sync(g, ev->node);
+    gent *e, *t;
+    HASH_ITER(hh, g->names, e, t) {
+        ei_x_encode_list_header(r, 1);
+        ei_x_encode_atom(r, e->name);
     }
+    bname *b;
+    LL_FOREACH(g->bnames, b) {
+        ei_x_encode_list_header(r, 1);
+        ei_x_encode_atom(r, b->name);
+    }
+    return ei_x_encode_empty_list(r);
 }
+
+static int rq_table(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)
+{ /* [{Name, Pid, Owner, beamlet | beam}] */
+    (void)from, (void)buf, (void)j, (void)arity;
+    gstate *g = ud;
+    gent *e, *t;
+    HASH_ITER(hh, g->names, e, t) {
+        ei_x_encode_list_header(r, 1);
+        ei_x_encode_tuple_header(r, 4);
+        ei_x_encode_atom(r, e->name);
+        ei_x_encode_pid(r, &e->pid);
+        ei_x_encode_atom(r, e->owner);
+        ei_x_encode_atom(r, "beamlet");
+    }
+    bname *b;
+    LL_FOREACH(g->bnames, b) {
+        ei_x_encode_list_header(r, 1);
+        ei_x_encode_tuple_header(r, 4);
+        ei_x_encode_atom(r, b->name);
+        ei_x_encode_pid(r, &b->pid);
+        ei_x_encode_atom(r, g->n->name);
+        ei_x_encode_atom(r, "beam");
+    }
+    return ei_x_encode_empty_list(r);
+}
+
+static int rq_config(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)
+{
+    (void)from, (void)buf, (void)j, (void)arity;
+    gstate *g = ud;
+    ei_x_encode_tuple_header(r, 2);
+    ei_x_encode_atom(r, MODE_NAMES[g->mode]);
+    return ei_x_encode_atom(r, RESOLVE_NAMES[g->method]);
+}
+
+static int rq_register(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                       ei_x_buff *r)
+{
+    (void)arity;
+    gstate *g = ud;
+    char name[MAXATOMLEN_UTF8];
+    bl_pid pid;
+    gop *op = NULL;
+    if (get_atom(buf, &j, name) < 0 || ei_decode_pid(buf, &j, &pid) < 0) return bad(r);
+    int rc = do_register(g, name, &pid, &op);
+    if (rc == 1) {
+        op->has_from = 1;
+        op->from = *from;
+        op_step(op);
+        return 1;
+    }
+    if (rc == BL_EINVAL) return bad(r);
+    if (rc == BL_OK || rc == BL_EEXIST) return ei_x_encode_atom(r, rc == BL_OK ? "yes" : "no");
+    return reply_rc(r, rc);
+}
+
+static int rq_unregister(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                         ei_x_buff *r)
+{
+    (void)from, (void)arity;
+    char name[MAXATOMLEN_UTF8];
+    if (get_atom(buf, &j, name) < 0 || !valid_name(name)) return bad(r);
+    do_unregister(ud, name, NULL);
+    return ei_x_encode_atom(r, "ok");
+}
+
+/* {whereis, Name} (arity 2) or {send, Name, Msg} (arity 3) */
+static int rq_lookup(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)
+{
+    gstate *g = ud;
+    char name[MAXATOMLEN_UTF8];
+    bl_pid pid;
+    gop *op = NULL;
+    int is_send = arity == 3;
+    const char *m = NULL;
+    int mlen = 0;
+    if (get_atom(buf, &j, name) < 0 || !valid_name(name)) return bad(r);
+    if (is_send) {
+        int k = j;
+        if (ei_skip_term(buf, &k) < 0) return bad(r);
+        m = buf + j;
+        mlen = k - j;
+    }
+    int rc = do_lookup(g, is_send ? OP_SEND : OP_WHEREIS, name, &pid, &op);
+    if (rc == 1) {
+        if (is_send) {
+            op->msg = malloc((size_t)mlen + 1);
+            if (!op->msg) {
+                op_free(op);
+                return reply_rc(r, BL_ENOMEM);
+            }
+            op->msg[0] = (char)131;
+            memcpy(op->msg + 1, m, (size_t)mlen);
+            op->msglen = mlen + 1;
+        }
+        op->has_from = 1;
+        op->from = *from;
+        op_step(op);
+        return 1;
+    }
+    if (rc == BL_OK && is_send) {
+        ei_x_buff x;
+        ei_x_new_with_version(&x);
+        ei_x_append_buf(&x, m, mlen);
+        rc = bl_send(g->proc, &pid, x.buff, x.index);
+        ei_x_free(&x);
+        if (rc != BL_OK) return reply_rc(r, rc);
+    }
+    if (rc == BL_OK) return ei_x_encode_pid(r, &pid);
+    if (rc != BL_ENOPROC) return reply_rc(r, rc);
+    if (!is_send) return ei_x_encode_atom(r, "undefined");
+    ei_x_encode_tuple_header(r, 2);
+    ei_x_encode_atom(r, "badarg");
+    ei_x_encode_tuple_header(r, 2);
+    ei_x_encode_atom(r, name);
+    return ei_x_append_buf(r, m, mlen);
+}
+
+static int rq_set_resolve(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                          ei_x_buff *r)
+{
+    (void)from, (void)arity;
+    char name[MAXATOMLEN_UTF8];
+    int rc;
+    if (get_atom(buf, &j, name) < 0 || (rc = resolve_from(name)) < 0) return bad(r);
+    ((gstate *)ud)->method = (bl_global_resolve)rc;
+    return ei_x_encode_atom(r, "ok");
+}
+
+static int rq_set_mode(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                       ei_x_buff *r)
+{
+    (void)from, (void)arity;
+    char name[MAXATOMLEN_UTF8];
+    int rc;
+    if (get_atom(buf, &j, name) < 0 || (rc = mode_from(name)) < 0) return bad(r);
+    ((gstate *)ud)->mode = (bl_global_mode)rc;
+    return ei_x_encode_atom(r, "ok");
+}
+
+static const bl__req REQUESTS[] = {
+    {"registered", 0, 0, rq_registered}, {"table", 0, 0, rq_table},
+    {"config", 0, 0, rq_config},         {"register", 3, 3, rq_register},
+    {"unregister", 2, 2, rq_unregister}, {"whereis", 2, 2, rq_lookup},
+    {"send", 3, 3, rq_lookup},           {"set_resolve", 2, 2, rq_set_resolve},
+    {"set_mode", 2, 2, rq_set_mode},
+};
+
+static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int idx, ei_x_buff *r,
+                     void *ud)
+{
+    (void)self;
+    int rc =
+        bl__req_dispatch(REQUESTS, sizeof(REQUESTS) / sizeof(REQUESTS[0]), ud, from, buf, idx, r);
+    return rc == BL__REQ_NONE ? bad(r) : rc;
+}
+
+/* ---- node and cluster events, the tick ---- */
 
 /* A BEAM node that lost its connection to us dropped our names (its monitor fired) and does not
  * learn them again when the connection comes back: ask every BEAM member, re-register where lost.
@@ -1144,8 +1115,7 @@ static void refresh(gstate *g)
                 bl_is_connected(g->n, m[j].node))
                 alt = m[j].node;
         bname *b;
-        LL_FOREACH(g->bnames, b)
-        {
+        LL_FOREACH(g->bnames, b) {
             gop *op = op_new(g, OP_REFRESH, b->name);
             if (!op) break;
             op->pid = b->pid;
@@ -1161,7 +1131,6 @@ static void on_tick(bl_node *n, void *ud)
 {
     (void)n;
     gstate *g = ud;
-    send_sync(g, NULL);
     char beam[BL_NODE_LEN];
     if (g->bnames && ++g->ticks % REFRESH_TICKS == 0) refresh(g);
     if (g->bnames && beam_node(g, beam)) { /* BEAM nodes that appeared since: connect */
@@ -1180,11 +1149,9 @@ static void proc_terminate(bl_proc *self, const char *reason, void *ud)
     gstate *g = ud;
     bl_node *n = g->n;
     if (g->timer_id > 0) bl_timer_cancel(n, g->timer_id);
-    if (g->nodemon_id > 0) bl_demonitor_nodes(n, g->nodemon_id);
-    if (g->cluster_sub > 0) bl_cluster_unsubscribe(n, g->cluster_sub);
+    bl__repl_free(g->repl);
     gent *e, *t;
-    HASH_ITER(hh, g->names, e, t)
-    {
+    HASH_ITER(hh, g->names, e, t) {
         HASH_DEL(g->names, e);
         free(e);
     }
@@ -1221,10 +1188,9 @@ int bl_global_start(bl_node *n)
         return rc;
     }
     bl_trap_exit(g->proc, 1);
-    g->nodemon_id = bl_monitor_nodes(n, on_node, g);
-    g->cluster_sub = n->cluster ? bl_cluster_subscribe(n, on_cluster, g) : 0;
-    g->timer_id = bl_timer(n, SYNC_MS, SYNC_MS, on_tick, g);
-    if (g->nodemon_id < 0 || g->cluster_sub < 0 || g->timer_id < 0) return BL_ENOMEM;
+    g->repl = bl__repl_new(n, g->proc, &global_repl, g);
+    g->timer_id = bl_timer(n, TICK_MS, TICK_MS, on_tick, g);
+    if (!g->repl || g->timer_id < 0) return BL_ENOMEM;
     return BL_OK;
 }
 

@@ -146,7 +146,8 @@ static void grp_del(pg_group **h, pg_group *g)
 static void grp_free_all(pg_group **h)
 {
     pg_group *g, *t;
-    HASH_ITER(hh, *h, g, t) grp_del(h, g);
+    HASH_ITER(hh, *h, g, t)
+        grp_del(h, g);
 }
 
 /* ---- canonical group encoding ----
@@ -359,8 +360,7 @@ static void ev_fire(pg_scope *s)
         s->evq_head = e->next;
         if (!s->evq_head) s->evq_tail = NULL;
         pg_mon *m;
-        LL_FOREACH(s->mons, m)
-        {
+        LL_FOREACH(s->mons, m) {
             if (m->cb) m->cb(s->n, s->name, e->ev, e->group, e->glen, e->pids.v, e->pids.n, m->ud);
         }
         free(e->group);
@@ -369,8 +369,7 @@ static void ev_fire(pg_scope *s)
     }
     s->firing = 0;
     pg_mon *m, *t;
-    LL_FOREACH_SAFE(s->mons, m, t)
-    {
+    LL_FOREACH_SAFE(s->mons, m, t) {
         if (!m->cb) {
             LL_DELETE(s->mons, m);
             free(m);
@@ -402,8 +401,7 @@ static void send_peer(pg_scope *s, pg_peer *p, const ei_x_buff *x)
 static void broadcast(pg_scope *s, const ei_x_buff *x)
 {
     pg_peer *p;
-    LL_FOREACH(s->peers, p)
-    {
+    LL_FOREACH(s->peers, p) {
         if (!p->need_sync) send_peer(s, p, x);
     }
 }
@@ -412,13 +410,13 @@ static int encode_local_groups(pg_scope *s, ei_x_buff *x)
 {
     pg_group *g, *t;
     long count = 0;
-    HASH_ITER(hh, s->local, g, t) count += g->pids.n > 0;
-    if (count && ei_x_encode_list_header(x, count) < 0) return -1;
     HASH_ITER(hh, s->local, g, t)
-    {
+        count += g->pids.n > 0;
+    if (count && ei_x_encode_list_header(x, count) < 0) return -1;
+    HASH_ITER(hh, s->local, g, t) {
         if (g->pids.n == 0) continue;
-        if (ei_x_encode_tuple_header(x, 2) < 0 ||
-            ei_x_append_buf(x, g->key, g->klen) < 0 || ei_x_encode_list_header(x, g->pids.n) < 0)
+        if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_append_buf(x, g->key, g->klen) < 0 ||
+            ei_x_encode_list_header(x, g->pids.n) < 0)
             return -1;
         for (int i = 0; i < g->pids.n; i++)
             if (ei_x_encode_pid(x, &g->pids.v[i]) < 0) return -1;
@@ -449,8 +447,7 @@ static void resync_cb(bl_node *n, void *ud)
     pg_scope *s = ud;
     s->resync_timer = 0;
     pg_peer *p;
-    LL_FOREACH(s->peers, p)
-    {
+    LL_FOREACH(s->peers, p) {
         if (p->need_sync) send_sync(s, p);
     }
 }
@@ -508,8 +505,7 @@ static void broadcast_leave(pg_scope *s, const bl_pid *pid, const ei_x_buff *gro
 static pg_peer *peer_find(pg_scope *s, const bl_pid *pid)
 {
     pg_peer *p;
-    LL_FOREACH(s->peers, p)
-    {
+    LL_FOREACH(s->peers, p) {
         if (bl_pid_eq(&p->scope, pid)) return p;
     }
     return NULL;
@@ -519,8 +515,7 @@ static void peer_drop(pg_scope *s, pg_peer *p, const char *why)
 {
     bl_log(s->n, BL_LOG_DEBUG, "pg %s: dropping peer on %s (%s)", s->name, p->scope.node, why);
     pg_group *g, *t;
-    HASH_ITER(hh, p->groups, g, t)
-    {
+    HASH_ITER(hh, p->groups, g, t) {
         ev_push(s, BL_PG_LEAVE, g->key, g->klen, g->pids.v, g->pids.n);
         grp_del(&p->groups, g);
     }
@@ -531,8 +526,8 @@ static void peer_drop(pg_scope *s, pg_peer *p, const char *why)
 static pg_peer *peer_add(pg_scope *s, const bl_pid *pid)
 {
     pg_peer *p, *t;
-    LL_FOREACH_SAFE(s->peers, p, t)
-    { /* one scope per name and node: an older process of that node has ended */
+    LL_FOREACH_SAFE(s->peers, p,
+                    t) { /* one scope per name and node: an older process of that node has ended */
         if (strcmp(p->scope.node, pid->node) == 0) peer_drop(s, p, "replaced");
     }
     p = calloc(1, sizeof(*p));
@@ -633,14 +628,12 @@ static void on_sync(pg_scope *s, const char *buf, int idx)
     if (fresh && !(p = peer_add(s, &peer))) goto bad;
     /* events: groups whose members changed */
     pg_group *g, *t;
-    HASH_ITER(hh, p->groups, g, t)
-    {
+    HASH_ITER(hh, p->groups, g, t) {
         pg_group *ng = grp_find(fresh_groups, g->key, g->klen);
         if (!ng || !pv_same(&g->pids, &ng->pids))
             ev_push(s, BL_PG_LEAVE, g->key, g->klen, g->pids.v, g->pids.n);
     }
-    HASH_ITER(hh, fresh_groups, g, t)
-    {
+    HASH_ITER(hh, fresh_groups, g, t) {
         pg_group *og = grp_find(p->groups, g->key, g->klen);
         if (g->pids.n == 0) {
             grp_del(&fresh_groups, g);
@@ -749,7 +742,8 @@ static int local_memberships(pg_scope *s, const bl_pid *pid)
 {
     int k = 0;
     pg_group *g, *t;
-    HASH_ITER(hh, s->local, g, t) k += pv_count(&g->pids, pid);
+    HASH_ITER(hh, s->local, g, t)
+        k += pv_count(&g->pids, pid);
     return k;
 }
 
@@ -760,8 +754,7 @@ static void member_gone(pg_scope *s, const bl_pid *pid)
     if (ei_x_new(&groups) < 0) return;
     int joined = 0;
     pg_group *g, *t;
-    HASH_ITER(hh, s->local, g, t)
-    {
+    HASH_ITER(hh, s->local, g, t) {
         int k = pv_count(&g->pids, pid);
         for (int i = 0; i < k; i++) {
             pv_remove_one(&g->pids, pid);
@@ -800,8 +793,7 @@ static void encode_members(pg_scope *s, ei_x_buff *r, const char *g, int glen, i
         }
     if (!local_only) {
         pg_peer *p;
-        LL_FOREACH(s->peers, p)
-        {
+        LL_FOREACH(s->peers, p) {
             if (!(grp = grp_find(p->groups, g, glen))) continue;
             for (int i = 0; i < grp->pids.n; i++) {
                 ei_x_encode_list_header(r, 1);
@@ -832,19 +824,16 @@ static void encode_groups(pg_scope *s, ei_x_buff *r, int local_only)
     ei_x_buff seen;
     ei_x_new(&seen);
     pg_group *g, *t;
-    HASH_ITER(hh, s->local, g, t)
-    {
+    HASH_ITER(hh, s->local, g, t) {
         if (g->pids.n && !listed(&seen, g->key, g->klen)) {
             ei_x_encode_list_header(r, 1);
             ei_x_append_buf(r, g->key, g->klen);
         }
     }
     pg_peer *p;
-    LL_FOREACH(s->peers, p)
-    {
+    LL_FOREACH(s->peers, p) {
         if (local_only) break;
-        HASH_ITER(hh, p->groups, g, t)
-        {
+        HASH_ITER(hh, p->groups, g, t) {
             if (g->pids.n && !listed(&seen, g->key, g->klen)) {
                 ei_x_encode_list_header(r, 1);
                 ei_x_append_buf(r, g->key, g->klen);
@@ -871,8 +860,7 @@ static int scope_call(bl_proc *self, const bl_from *from, const char *buf, int i
         }
         if (!strcmp(a, "peers")) {
             pg_peer *p;
-            LL_FOREACH(s->peers, p)
-            {
+            LL_FOREACH(s->peers, p) {
                 ei_x_encode_list_header(reply, 1);
                 ei_x_encode_pid(reply, &p->scope);
             }
@@ -907,8 +895,7 @@ static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *
         return;
     }
     pg_peer *p, *t;
-    LL_FOREACH_SAFE(s->peers, p, t)
-    {
+    LL_FOREACH_SAFE(s->peers, p, t) {
         if (strcmp(p->scope.node, node) == 0) peer_drop(s, p, "nodedown");
     }
     ev_fire(s);
@@ -980,8 +967,7 @@ int bl_pg_start_scope(bl_node *n, const char *scope)
     unsigned k = 0, max = HASH_COUNT(n->conns);
     char(*names)[BL_NODE_LEN] = max ? calloc(max, BL_NODE_LEN) : NULL;
     bl_conn *c, *t;
-    HASH_ITER(hh, n->conns, c, t)
-    {
+    HASH_ITER(hh, n->conns, c, t) {
         if (names && c->state == CONN_UP && k < max)
             snprintf(names[k++], BL_NODE_LEN, "%s", c->node);
     }
@@ -1083,8 +1069,7 @@ static int members(bl_node *n, const char *scope, const char *group, int glen, b
     if (g) k = fill(&g->pids, out, max, k);
     if (local_only) return k;
     pg_peer *p;
-    LL_FOREACH(s->peers, p)
-    {
+    LL_FOREACH(s->peers, p) {
         if ((g = grp_find(p->groups, group, glen))) k = fill(&g->pids, out, max, k);
     }
     return k;
@@ -1121,8 +1106,7 @@ void bl_pg_demonitor(bl_node *n, const char *scope, int id)
     pg_scope *s = scope_of(n, scope);
     if (!s) return;
     pg_mon *m, *t;
-    LL_FOREACH_SAFE(s->mons, m, t)
-    {
+    LL_FOREACH_SAFE(s->mons, m, t) {
         if (m->id != id) continue;
         if (s->firing) {
             m->cb = NULL;

@@ -1,17 +1,13 @@
 /* registry.c - service discovery and load-balanced service calls: the `beamlet_registry` process.
  *
  * Each node owns the entries registered on it (authoritative: TTL expiry, health, removal happen
- * there) and replicates them to every beamlet member of its cluster, full mesh like membership:
+ * there) and replicates them to every beamlet member through the replicated-table layer (repl.h):
  *   {bl_reg_add, Owner, [Entry]}     new or changed entries (health changes included)
  *   {bl_reg_remove, Owner, [Id]}     removed entries
  *   {bl_reg_sync, Owner, [Entry]}    the owner's whole set: replaces what the receiver holds
- *   {bl_reg_want, Node}              asks for the receiver's sync
- * A sync goes to a node on nodeup; when the cluster reports a member joined or active again both
- * sides' sets are exchanged (sync + want); and once a second one member in turn gets a sync, so
- * a lost update converges. Messages are accepted only
- * from the owner itself (REG_SEND sender) while it is a beamlet member that is not failed/left.
- * When the cluster marks a member failed, leaving or left (or forgets it), its entries are dropped
- * and watchers told. Entries per owner node are bounded (max_entries).
+ *   {bl_reg_want, Node}, {bl_reg_digest, Owner, Proto, Count, Digest}   repair
+ * The layer checks owners, exchanges sets on membership changes and drops a failed, leaving or
+ * left member's entries (watchers are told). Entries per owner node are bounded (max_entries).
  *
  * Service calls: pick an instance of the name (passing first, warning if none passes; critical
  * never), round robin or least outstanding calls, gen_server:call its process (metadata
@@ -21,7 +17,10 @@
 #include "../runtime/internal.h"
 #include "beamlet/cluster.h"
 #include "beamlet/registry.h"
+#include "dispatch.h"
+#include "repl.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -31,7 +30,6 @@
 #define META_KEY_LEN 64
 #define VERSION_LEN 64
 #define TICK_MS 100
-#define SYNC_EVERY 10 /* ticks: one member's resync every second, in turn */
 #define MAX_WATCHERS 256
 #define MAX_RR 4096
 #define MAX_RETRIES 7
@@ -55,6 +53,7 @@ static int health_from_name(const char *a)
 }
 
 typedef struct rentry {
+    bl__repl_link link; /* in its owner's bucket */
     UT_hash_handle hh;
     char key[KEY_LEN]; /* node, then id at BL_NODE_LEN; zero padded */
     char node[BL_NODE_LEN];
@@ -67,7 +66,6 @@ typedef struct rentry {
     char **tags, **mkeys, **mvals;
     ev_tstamp expires_at; /* local entries with a TTL */
     unsigned outstanding; /* calls in flight from this node */
-    unsigned gen;         /* sync generation */
     int local;
     struct rentry *lprev, *lnext; /* local entries: r->local */
 } rentry;
@@ -124,12 +122,11 @@ typedef struct reg {
     unsigned nwatchers;
     int next_watch_id, emitting;
     rcall *calls;
-    int timer_id, nodemon_id, cluster_sub;
-    unsigned long ticks;
+    int timer_id, nodemon_id;
     bl_lb_policy policy;
     unsigned max_entries;
     unsigned long long next_id, epoch_ms;
-    unsigned gen;
+    bl__repl *repl;
 } reg;
 
 static reg *reg_of(bl_node *n)
@@ -462,8 +459,7 @@ bad:
 static void sweep_watchers(reg *r)
 {
     rwatch *w, *t;
-    LL_FOREACH_SAFE(r->watchers, w, t)
-    {
+    LL_FOREACH_SAFE(r->watchers, w, t) {
         if (!w->dead) continue;
         LL_DELETE(r->watchers, w);
         r->nwatchers--;
@@ -489,8 +485,7 @@ static void emit(reg *r, bl_registry_event ev, const rentry *e)
     to_public(e, &pe);
     r->emitting++;
     rwatch *w;
-    LL_FOREACH(r->watchers, w)
-    {
+    LL_FOREACH(r->watchers, w) {
         if (w->dead) continue;
         if (w->is_pid)
             (void)bl_send(r->proc, &w->pid, x.buff, x.index);
@@ -505,8 +500,9 @@ static void emit(reg *r, bl_registry_event ev, const rentry *e)
 static int add_watch(reg *r, const bl_pid *pid, bl_registry_watch_cb cb, void *ud)
 {
     rwatch *w;
-    if (pid) LL_FOREACH(r->watchers, w)
-    if (!w->dead && w->is_pid && bl_pid_eq(&w->pid, pid)) return w->id;
+    if (pid)
+        LL_FOREACH(r->watchers, w)
+            if (!w->dead && w->is_pid && bl_pid_eq(&w->pid, pid)) return w->id;
     if (r->nwatchers >= MAX_WATCHERS) return BL_ENOMEM;
     w = calloc(1, sizeof(*w));
     if (!w) return BL_ENOMEM;
@@ -525,8 +521,7 @@ static int add_watch(reg *r, const bl_pid *pid, bl_registry_watch_cb cb, void *u
 static void del_watch_if(reg *r, const bl_pid *pid, int id, const char *node)
 {
     rwatch *w;
-    LL_FOREACH(r->watchers, w)
-    {
+    LL_FOREACH(r->watchers, w) {
         if (w->dead) continue;
         if ((pid && w->is_pid && bl_pid_eq(&w->pid, pid)) || (id && w->id == id) ||
             (node && w->is_pid && !strcmp(w->pid.node, node)))
@@ -537,79 +532,12 @@ static void del_watch_if(reg *r, const bl_pid *pid, int id, const char *node)
 
 /* ---- replication ---- */
 
-/* A beamlet member we replicate to / accept from. */
-static int is_peer(reg *r, const char *node, int need_connected)
-{
-    if (need_connected && !bl_is_connected(r->n, node)) return 0;
-    return bl_cluster_is_peer(r->n, node);
-}
-
-static void send_to(reg *r, const char *node, const ei_x_buff *x)
-{
-    (void)bl_cluster_send(r->proc, REG_NAME, node, x);
-}
-
-/* To every connected beamlet member (turn < 0), or to the turn-th of them (mod their count). */
-static void to_members(reg *r, const ei_x_buff *x, long turn)
-{
-    bl_cluster_send_peers(r->proc, REG_NAME, x, turn);
-}
-
-static void broadcast(reg *r, const ei_x_buff *x)
-{
-    to_members(r, x, -1);
-}
-
-static void replicate(reg *r, const rentry *e, int removed)
-{
-    ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 3);
-    ei_x_encode_atom(&x, removed ? "bl_reg_remove" : "bl_reg_add");
-    ei_x_encode_atom(&x, r->n->name);
-    ei_x_encode_list_header(&x, 1);
-    if (removed)
-        encode_str(&x, e->id);
-    else
-        encode_entry(&x, e);
-    ei_x_encode_empty_list(&x);
-    broadcast(r, &x);
-    ei_x_free(&x);
-}
-
-/* The whole local set to one node, or (node NULL) to the turn-th member. */
-static void send_sync_turn(reg *r, const char *node, long turn)
-{
-    ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 3);
-    ei_x_encode_atom(&x, "bl_reg_sync");
-    ei_x_encode_atom(&x, r->n->name);
-    rentry *e;
-    long count = 0;
-    DL_FOREACH2(r->local, e, lnext)
-    count++;
-    if (count) ei_x_encode_list_header(&x, count);
-    DL_FOREACH2(r->local, e, lnext)
-    encode_entry(&x, e);
-    ei_x_encode_empty_list(&x);
-    if (node)
-        send_to(r, node, &x);
-    else
-        to_members(r, &x, turn);
-    ei_x_free(&x);
-}
-
-static void send_sync(reg *r, const char *node)
-{
-    send_sync_turn(r, node, 0);
-}
-
 /* ---- changing the table ---- */
 
 static void entry_remove(reg *r, rentry *e)
 {
     emit(r, BL_REG_REMOVED, e);
+    bl__repl_unlink(r->repl, &e->link);
     HASH_DEL(r->entries, e);
     if (e->local) DL_DELETE2(r->local, e, lprev, lnext);
     oc_add(r, e->node, -1);
@@ -630,7 +558,6 @@ static rentry *upsert(reg *r, rentry *e)
             entry_free(e);
             return NULL;
         }
-        e->gen = r->gen;
         HASH_ADD(hh, r->entries, key, KEY_LEN, e);
         e->local = bl_is_local_node(r->n, e->node);
         if (e->local) DL_APPEND2(r->local, e, lprev, lnext);
@@ -655,25 +582,11 @@ static rentry *upsert(reg *r, rentry *e)
     old->mkeys = e->mkeys;
     old->mvals = e->mvals;
     old->nmeta = e->nmeta;
-    old->gen = r->gen;
     e->tags = e->mkeys = e->mvals = NULL;
     e->ntags = e->nmeta = 0;
     entry_free(e);
     if (was != old->health) emit(r, BL_REG_HEALTH_CHANGED, old);
     return old;
-}
-
-static void drop_node(reg *r, const char *node, const char *why)
-{
-    unsigned k = 0;
-    rentry *e, *t;
-    HASH_ITER(hh, r->entries, e, t)
-    {
-        if (strcmp(e->node, node)) continue;
-        entry_remove(r, e);
-        k++;
-    }
-    if (k) bl_log(r->n, BL_LOG_INFO, "registry: %u entries of %s removed (%s)", k, node, why);
 }
 
 static int local_register(reg *r, rentry *e, char *id_out, size_t id_len)
@@ -690,7 +603,7 @@ static int local_register(reg *r, rentry *e, char *id_out, size_t id_len)
     rentry *in = upsert(r, e);
     if (!in) return BL_ENOMEM;
     in->expires_at = ev_now(n->loop) + in->ttl_ms / 1000.0;
-    replicate(r, in, 0);
+    (void)bl__repl_local_put(r->repl, &in->link);
     if (id_out && id_len) snprintf(id_out, id_len, "%s", id);
     return BL_OK;
 }
@@ -699,7 +612,7 @@ static int local_deregister(reg *r, const char *id)
 {
     rentry *e = find_entry(r, r->n->name, id);
     if (!e) return BL_ENOPROC;
-    replicate(r, e, 1);
+    bl__repl_local_del(r->repl, &e->link);
     entry_remove(r, e);
     return BL_OK;
 }
@@ -720,63 +633,76 @@ static int local_set_health(reg *r, const char *id, bl_health h)
     if (e->health == h) return BL_OK;
     e->health = h;
     emit(r, BL_REG_HEALTH_CHANGED, e);
-    replicate(r, e, 0);
-    return BL_OK;
+    return bl__repl_local_put(r->repl, &e->link);
 }
 
-/* ---- messages from peers ---- */
+/* ---- on the replicated-table layer ---- */
 
-static void handle_peer(reg *r, const bl_msg *msg, const char *tag, const char *buf, int idx)
+#define RENTRY(l) ((rentry *)(void *)((char *)(l)-offsetof(rentry, link)))
+
+static int r_encode(void *svc, ei_x_buff *x, const bl__repl_link *l)
 {
-    char owner[MAXATOMLEN_UTF8];
-    int k;
-    if (get_atom(buf, &idx, owner) < 0) return;
-    if (!msg->has_sender || strcmp(msg->sender.node, owner) || !is_peer(r, owner, 0)) {
-        bl_log(r->n, BL_LOG_DEBUG, "registry: %s from %s ignored (not a member)", tag, owner);
-        return;
-    }
-    if (ei_decode_list_header(buf, &idx, &k) < 0) return;
-    if (!strcmp(tag, "bl_reg_remove")) {
-        while (k > 0) {
-            char id[BL_REG_ID_LEN];
-            if (get_bin(buf, &idx, id, sizeof(id)) < 0) return;
-            rentry *e = find_entry(r, owner, id);
-            if (e) entry_remove(r, e);
-            if (--k == 0 && list_tail(buf, &idx, &k) < 0) return;
-        }
-        return;
-    }
-    int sync = !strcmp(tag, "bl_reg_sync");
-    unsigned gen = ++r->gen, applied = 0;
-    while (k > 0) {
-        rentry *e = decode_entry(buf, &idx, 1);
-        if (!e || strcmp(e->node, owner)) {
-            bl_log(r->n, BL_LOG_WARN, "registry: malformed %s from %s ignored", tag, owner);
-            entry_free(e);
-            return; /* a sync is applied whole or the stale half is kept */
-        }
-        rentry *in = upsert(r, e);
-        if (in) {
-            in->gen = gen;
-            applied++;
-        }
-        if (--k == 0 && list_tail(buf, &idx, &k) < 0) {
-            bl_log(r->n, BL_LOG_WARN, "registry: malformed %s from %s ignored", tag, owner);
-            return;
-        }
-    }
-    if (!sync || oc_get(r, owner) == applied) return; /* nothing stale */
-    unsigned stale = 0;
-    rentry *e, *t;
-    HASH_ITER(hh, r->entries, e, t)
-    {
-        if (strcmp(e->node, owner) || e->gen == gen) continue;
-        entry_remove(r, e);
-        stale++;
-    }
-    bl_log(r->n, BL_LOG_DEBUG, "registry: sync from %s: %u entries, %u stale removed", owner,
-           applied, stale);
+    (void)svc;
+    encode_entry(x, RENTRY(l));
+    return 0;
 }
+
+static int r_encode_key(void *svc, ei_x_buff *x, const bl__repl_link *l)
+{
+    (void)svc;
+    encode_str(x, RENTRY(l)->id);
+    return 0;
+}
+
+static int r_upsert(void *svc, const char *owner, const char *buf, int *idx, bl__repl_link **out)
+{
+    reg *r = svc;
+    rentry *e = decode_entry(buf, idx, 1);
+    if (!e || strcmp(e->node, owner)) {
+        entry_free(e);
+        return -1;
+    }
+    rentry *in = upsert(r, e); /* NULL: owner at max_entries */
+    *out = in ? &in->link : NULL;
+    return 0;
+}
+
+static int r_find(void *svc, const char *owner, const char *buf, int *idx, bl__repl_link **out)
+{
+    char id[BL_REG_ID_LEN];
+    if (get_bin(buf, idx, id, sizeof(id)) < 0) return -1;
+    rentry *e = find_entry(svc, owner, id);
+    *out = e ? &e->link : NULL;
+    return 0;
+}
+
+static int r_remove(void *svc, bl__repl_link *l, bl__repl_why why)
+{
+    (void)why;
+    entry_remove(svc, RENTRY(l));
+    return 0;
+}
+
+static void r_owner_gone(void *svc, const char *owner, unsigned n, const char *why)
+{
+    reg *r = svc;
+    if (n) bl_log(r->n, BL_LOG_INFO, "registry: %u entries of %s removed (%s)", n, owner, why);
+}
+
+static const bl__repl_ops registry_repl = {
+    .proc_name = REG_NAME,
+    .tag_add = "bl_reg_add",
+    .tag_del = "bl_reg_remove",
+    .tag_sync = "bl_reg_sync",
+    .tag_want = "bl_reg_want",
+    .tag_digest = "bl_reg_digest",
+    .encode = r_encode,
+    .encode_key = r_encode_key,
+    .upsert = r_upsert,
+    .find = r_find,
+    .remove = r_remove,
+    .owner_gone = r_owner_gone,
+};
 
 /* ---- load-balanced calls ---- */
 
@@ -817,8 +743,7 @@ static rentry *pick(reg *r, rcall *c)
     int want;
     rentry *e, *t;
     for (want = BL_HEALTH_PASSING; want <= BL_HEALTH_WARNING; want++) {
-        HASH_ITER(hh, r->entries, e, t)
-        {
+        HASH_ITER(hh, r->entries, e, t) {
             if (eligible(c, e, want)) k++;
         }
         if (k) break;
@@ -826,8 +751,7 @@ static rentry *pick(reg *r, rcall *c)
     if (!k) return NULL;
     rentry **v = malloc(k * sizeof(*v));
     if (!v) return NULL;
-    HASH_ITER(hh, r->entries, e, t)
-    {
+    HASH_ITER(hh, r->entries, e, t) {
         if (m < k && eligible(c, e, want)) v[m++] = e;
     }
     qsort(v, m, sizeof(*v), cmp_key);
@@ -1081,119 +1005,169 @@ static int reply_rc(ei_x_buff *reply, int rc)
                                                      : "badarg");
 }
 
+/* ---- requests: gen_server calls to beamlet_registry ---- */
+
+static int rq_config(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                     ei_x_buff *reply)
+{ /* the settings in force */
+    (void)from, (void)buf, (void)j, (void)arity;
+    reg *r = ud;
+    ei_x_encode_map_header(reply, 2);
+    ei_x_encode_atom(reply, "policy");
+    ei_x_encode_atom(reply,
+                     r->policy == BL_LB_LEAST_OUTSTANDING ? "least_outstanding" : "round_robin");
+    ei_x_encode_atom(reply, "max_entries");
+    return ei_x_encode_ulong(reply, r->max_entries);
+}
+
+static int rq_register(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                       ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_REG_ID_LEN];
+    rentry *e = decode_entry(buf, &j, 0);
+    if (!e) return reply_rc(reply, BL_EINVAL);
+    int rc = local_register(ud, e, id, sizeof(id));
+    if (rc != BL_OK) return reply_rc(reply, rc);
+    ei_x_encode_tuple_header(reply, 2);
+    ei_x_encode_atom(reply, "ok");
+    encode_str(reply, id);
+    return 0;
+}
+
+static int rq_deregister(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                         ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_REG_ID_LEN];
+    if (get_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
+    return reply_rc(reply, local_deregister(ud, id));
+}
+
+static int rq_renew(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                    ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_REG_ID_LEN];
+    if (get_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
+    return reply_rc(reply, local_renew(ud, id));
+}
+
+static int rq_set_health(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                         ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    char id[BL_REG_ID_LEN], a[MAXATOMLEN_UTF8];
+    int h;
+    if (get_bin(buf, &j, id, sizeof(id)) < 0 || get_atom(buf, &j, a) < 0 ||
+        (h = health_from_name(a)) < 0)
+        return reply_rc(reply, BL_EINVAL);
+    return reply_rc(reply, local_set_health(ud, id, (bl_health)h));
+}
+
+static int rq_find(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                   ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    reg *r = ud;
+    bquery b;
+    if (decode_query(buf, &j, &b) < 0) {
+        bquery_free(&b);
+        return reply_rc(reply, BL_EINVAL);
+    }
+    rentry *e, *t;
+    HASH_ITER(hh, r->entries, e, t) {
+        if (!matches(e, &b.q)) continue;
+        ei_x_encode_list_header(reply, 1);
+        encode_entry(reply, e);
+    }
+    bquery_free(&b);
+    return ei_x_encode_empty_list(reply);
+}
+
+static int rq_watch(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                    ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    bl_pid pid;
+    if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
+    int rc = add_watch(ud, &pid, NULL, NULL);
+    return reply_rc(reply, rc > 0 ? BL_OK : rc);
+}
+
+static int rq_unwatch(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                      ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    bl_pid pid;
+    if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
+    del_watch_if(ud, &pid, 0, NULL);
+    return reply_rc(reply, BL_OK);
+}
+
+static int rq_call(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                   ei_x_buff *reply)
+{
+    int rc = beam_call(ud, from, buf, j, arity, reply);
+    if (rc >= 0) return rc;
+    reply->index = 0;
+    return reply_rc(reply, BL_EINVAL);
+}
+
+static int rq_configure(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                        ei_x_buff *reply)
+{
+    (void)from, (void)arity;
+    reg *r = ud;
+    char a[MAXATOMLEN_UTF8];
+    int k, policy = -1;
+    long maxe = 0;
+    if (ei_decode_map_header(buf, &j, &k) < 0) return reply_rc(reply, BL_EINVAL);
+    for (int i = 0; i < k; i++) {
+        if (get_atom(buf, &j, a) < 0) return reply_rc(reply, BL_EINVAL);
+        if (!strcmp(a, "policy")) {
+            if (get_atom(buf, &j, a) < 0 || (policy = policy_from_name(a)) < 0)
+                return reply_rc(reply, BL_EINVAL);
+        } else if (!strcmp(a, "max_entries")) {
+            if (ei_decode_long(buf, &j, &maxe) < 0 || maxe < 1 || maxe > 1000000)
+                return reply_rc(reply, BL_EINVAL);
+        } else {
+            return reply_rc(reply, BL_EINVAL);
+        }
+    }
+    if (policy >= 0) r->policy = (bl_lb_policy)policy;
+    if (maxe > 0) r->max_entries = (unsigned)maxe;
+    return reply_rc(reply, BL_OK);
+}
+
+static const bl__req REQUESTS[] = {
+    {"config", 0, 0, rq_config},
+    {"register", 2, 2, rq_register},
+    {"deregister", 2, 2, rq_deregister},
+    {"renew", 2, 2, rq_renew},
+    {"set_health", 3, 3, rq_set_health},
+    {"find", 2, 2, rq_find},
+    {"watch", 2, 2, rq_watch},
+    {"unwatch", 2, 2, rq_unwatch},
+    {"call", 4, 5, rq_call},
+    {"configure", 2, 2, rq_configure},
+};
+
 static int reg_call(bl_proc *self, const bl_from *from, const char *buf, int idx, ei_x_buff *reply,
                     void *ud)
 {
     (void)self;
-    reg *r = ud;
-    char tag[MAXATOMLEN_UTF8], id[BL_REG_ID_LEN], a[MAXATOMLEN_UTF8];
-    int j = idx, arity;
-    if (get_atom(buf, &j, tag) == 0 && !strcmp(tag, "config")) { /* the settings in force */
-        ei_x_encode_map_header(reply, 2);
-        ei_x_encode_atom(reply, "policy");
-        ei_x_encode_atom(reply, r->policy == BL_LB_LEAST_OUTSTANDING ? "least_outstanding"
-                                                                     : "round_robin");
-        ei_x_encode_atom(reply, "max_entries");
-        return ei_x_encode_ulong(reply, r->max_entries);
-    }
-    j = idx;
-    if (ei_decode_tuple_header(buf, &j, &arity) < 0 || arity < 2 || get_atom(buf, &j, tag) < 0)
-        return reply_rc(reply, BL_EINVAL);
-    if (!strcmp(tag, "register") && arity == 2) {
-        rentry *e = decode_entry(buf, &j, 0);
-        if (!e) return reply_rc(reply, BL_EINVAL);
-        int rc = local_register(r, e, id, sizeof(id));
-        if (rc != BL_OK) return reply_rc(reply, rc);
-        ei_x_encode_tuple_header(reply, 2);
-        ei_x_encode_atom(reply, "ok");
-        encode_str(reply, id);
-        return 0;
-    }
-    if ((!strcmp(tag, "deregister") || !strcmp(tag, "renew")) && arity == 2) {
-        if (get_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
-        return reply_rc(reply, tag[0] == 'd' ? local_deregister(r, id) : local_renew(r, id));
-    }
-    if (!strcmp(tag, "set_health") && arity == 3) {
-        int h;
-        if (get_bin(buf, &j, id, sizeof(id)) < 0 || get_atom(buf, &j, a) < 0 ||
-            (h = health_from_name(a)) < 0)
-            return reply_rc(reply, BL_EINVAL);
-        return reply_rc(reply, local_set_health(r, id, (bl_health)h));
-    }
-    if (!strcmp(tag, "find") && arity == 2) {
-        bquery b;
-        if (decode_query(buf, &j, &b) < 0) {
-            bquery_free(&b);
-            return reply_rc(reply, BL_EINVAL);
-        }
-        rentry *e, *t;
-        HASH_ITER(hh, r->entries, e, t)
-        {
-            if (!matches(e, &b.q)) continue;
-            ei_x_encode_list_header(reply, 1);
-            encode_entry(reply, e);
-        }
-        bquery_free(&b);
-        return ei_x_encode_empty_list(reply);
-    }
-    if ((!strcmp(tag, "watch") || !strcmp(tag, "unwatch")) && arity == 2) {
-        bl_pid pid;
-        if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
-        if (tag[0] == 'u') {
-            del_watch_if(r, &pid, 0, NULL);
-            return reply_rc(reply, BL_OK);
-        }
-        int rc = add_watch(r, &pid, NULL, NULL);
-        return reply_rc(reply, rc > 0 ? BL_OK : rc);
-    }
-    if (!strcmp(tag, "call") && (arity == 4 || arity == 5)) {
-        int rc = beam_call(r, from, buf, j, arity, reply);
-        if (rc >= 0) return rc;
-        reply->index = 0;
-        return reply_rc(reply, BL_EINVAL);
-    }
-    if (!strcmp(tag, "configure") && arity == 2) {
-        int k, policy = -1;
-        long maxe = 0;
-        if (ei_decode_map_header(buf, &j, &k) < 0) return reply_rc(reply, BL_EINVAL);
-        for (int i = 0; i < k; i++) {
-            if (get_atom(buf, &j, a) < 0) return reply_rc(reply, BL_EINVAL);
-            if (!strcmp(a, "policy")) {
-                if (get_atom(buf, &j, a) < 0 || (policy = policy_from_name(a)) < 0)
-                    return reply_rc(reply, BL_EINVAL);
-            } else if (!strcmp(a, "max_entries")) {
-                if (ei_decode_long(buf, &j, &maxe) < 0 || maxe < 1 || maxe > 1000000)
-                    return reply_rc(reply, BL_EINVAL);
-            } else {
-                return reply_rc(reply, BL_EINVAL);
-            }
-        }
-        if (policy >= 0) r->policy = (bl_lb_policy)policy;
-        if (maxe > 0) r->max_entries = (unsigned)maxe;
-        return reply_rc(reply, BL_OK);
-    }
-    return reply_rc(reply, BL_EINVAL);
+    int rc = bl__req_dispatch(REQUESTS, sizeof(REQUESTS) / sizeof(REQUESTS[0]), ud, from, buf, idx,
+                              reply);
+    return rc == BL__REQ_NONE ? reply_rc(reply, BL_EINVAL) : rc;
 }
 
 static void reg_msg(bl_proc *self, const bl_msg *msg, void *ud)
 {
     (void)self;
     reg *r = ud;
-    const char *buf = msg->buf;
-    int idx = msg->index, arity;
-    char tag[MAXATOMLEN_UTF8];
-    if (ei_decode_tuple_header(buf, &idx, &arity) < 0 || arity < 2 || arity > 3 ||
-        get_atom(buf, &idx, tag) < 0)
-        return;
-    if (arity == 2) {
-        char node[MAXATOMLEN_UTF8];
-        if (!strcmp(tag, "bl_reg_want") && get_atom(buf, &idx, node) == 0 && msg->has_sender &&
-            !strcmp(msg->sender.node, node) && is_peer(r, node, 1))
-            send_sync(r, node);
-        return;
-    }
-    if (!strcmp(tag, "bl_reg_add") || !strcmp(tag, "bl_reg_remove") || !strcmp(tag, "bl_reg_sync"))
-        handle_peer(r, msg, tag, buf, idx);
+    if (!bl__repl_handle(r->repl, msg))
+        bl_log(r->n, BL_LOG_DEBUG, "registry: unexpected message dropped");
 }
 
 /* ---- node and cluster events, the tick ---- */
@@ -1203,42 +1177,7 @@ static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *
     (void)n;
     (void)reason;
     reg *r = ud;
-    if (bl_is_tool_node(node)) return;
-    if (ev == BL_NODEUP)
-        send_sync(r, node); /* a BEAM node drops it: no beamlet_registry there */
-    else
-        del_watch_if(r, NULL, 0, node);
-}
-
-/* Our set to node, and a request for its set (membership may have dropped its entries here while
- * it was failed, and it has no reason to resend them). */
-static void exchange(reg *r, const char *node)
-{
-    send_sync(r, node);
-    ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 2);
-    ei_x_encode_atom(&x, "bl_reg_want");
-    ei_x_encode_atom(&x, r->n->name);
-    send_to(r, node, &x);
-    ei_x_free(&x);
-}
-
-static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
-{
-    reg *r = ud;
-    if (bl_is_local_node(n, ev->node)) return;
-    if (ev->type == BL_EV_NODE_LEFT) {
-        drop_node(r, ev->node, "member forgotten");
-    } else if (ev->type == BL_EV_NODE_STATE_CHANGED) {
-        if (ev->to == BL_MEMBER_FAILED || ev->to == BL_MEMBER_LEFT || ev->to == BL_MEMBER_LEAVING)
-            drop_node(r, ev->node, bl_member_state_name(ev->to));
-        else if (ev->to == BL_MEMBER_ACTIVE && bl_is_connected(n, ev->node))
-            exchange(r, ev->node);
-    } else if (ev->type == BL_EV_NODE_JOINED && strcmp(ev->role, "beam") &&
-               bl_is_connected(n, ev->node)) {
-        exchange(r, ev->node);
-    }
+    if (!bl_is_tool_node(node) && ev != BL_NODEUP) del_watch_if(r, NULL, 0, node);
 }
 
 static void on_tick(bl_node *n, void *ud)
@@ -1246,15 +1185,13 @@ static void on_tick(bl_node *n, void *ud)
     reg *r = ud;
     ev_tstamp now = ev_now(n->loop);
     rentry *e, *t;
-    DL_FOREACH_SAFE2(r->local, e, t, lnext)
-    {
+    DL_FOREACH_SAFE2(r->local, e, t, lnext) {
         if (!e->ttl_ms || now < e->expires_at) continue;
         bl_log(n, BL_LOG_INFO, "registry: %s (%s) expired: not renewed within %u ms", e->id,
                e->name, e->ttl_ms);
-        replicate(r, e, 1);
+        bl__repl_local_del(r->repl, &e->link);
         entry_remove(r, e);
     }
-    if (++r->ticks % SYNC_EVERY == 0) send_sync_turn(r, NULL, (long)(r->ticks / SYNC_EVERY));
 }
 
 static void reg_terminate(bl_proc *self, const char *reason, void *ud)
@@ -1265,30 +1202,28 @@ static void reg_terminate(bl_proc *self, const char *reason, void *ud)
     bl_node *n = r->n;
     if (r->timer_id > 0) bl_timer_cancel(n, r->timer_id);
     if (r->nodemon_id > 0) bl_demonitor_nodes(n, r->nodemon_id);
-    if (r->cluster_sub > 0) bl_cluster_unsubscribe(n, r->cluster_sub);
+    bl__repl_free(r->repl);
+    r->repl = NULL;
     rentry *e, *t;
-    HASH_ITER(hh, r->entries, e, t)
-    {
+    HASH_ITER(hh, r->entries, e, t) {
         HASH_DEL(r->entries, e);
         entry_free(e);
     }
     ocount *o, *ot;
-    HASH_ITER(hh, r->counts, o, ot)
-    {
+    HASH_ITER(hh, r->counts, o, ot) {
         HASH_DEL(r->counts, o);
         free(o);
     }
     rrent *x, *xt;
-    HASH_ITER(hh, r->rr, x, xt)
-    {
+    HASH_ITER(hh, r->rr, x, xt) {
         HASH_DEL(r->rr, x);
         free(x);
     }
     rwatch *w, *wt;
-    LL_FOREACH_SAFE(r->watchers, w, wt) free(w);
+    LL_FOREACH_SAFE(r->watchers, w, wt)
+        free(w);
     rcall *c, *ct; /* their bl_calls were dropped with this process */
-    DL_FOREACH_SAFE(r->calls, c, ct)
-    {
+    DL_FOREACH_SAFE(r->calls, c, ct) {
         DL_DELETE(r->calls, c);
         free(c->req);
         free(c);
@@ -1316,9 +1251,9 @@ int bl_registry_start(bl_node *n)
         return rc;
     }
     r->nodemon_id = bl_monitor_nodes(n, on_node, r);
-    r->cluster_sub = n->cluster ? bl_cluster_subscribe(n, on_cluster, r) : 0;
+    r->repl = bl__repl_new(n, r->proc, &registry_repl, r);
     r->timer_id = bl_timer(n, TICK_MS, TICK_MS, on_tick, r);
-    if (r->nodemon_id < 0 || r->cluster_sub < 0 || r->timer_id < 0) return BL_ENOMEM;
+    if (r->nodemon_id < 0 || !r->repl || r->timer_id < 0) return BL_ENOMEM;
     return BL_OK;
 }
 
@@ -1413,8 +1348,7 @@ int bl_registry_find(bl_node *n, const bl_service_query *q, bl_registry_entry_cb
     if (!r) return BL_ENOPROC;
     int k = 0;
     rentry *e, *t;
-    HASH_ITER(hh, r->entries, e, t)
-    {
+    HASH_ITER(hh, r->entries, e, t) {
         if (!matches(e, q)) continue;
         k++;
         if (cb) {

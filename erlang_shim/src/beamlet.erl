@@ -29,6 +29,7 @@
          call/3, call/4, cast/3,
          start_worker/1, stop_worker/1, which_workers/0, worker_os_pid/1]).
 
+-export([health/1, alerts/1, ack_alert/3, set_maintenance/3, events/2, history/3, checks/1]).
 -export_type([node_info/0, worker_opts/0, call_error/0]).
 
 -type call_error() :: beamlet_client:call_error().
@@ -221,3 +222,46 @@ which_workers() -> beamlet_worker_sup:which_workers().
 %% @doc The OS pid of a worker's beamlet process.
 -spec worker_os_pid(node()) -> {ok, integer()} | {error, not_found}.
 worker_os_pid(Node) -> beamlet_worker_sup:os_pid(Node).
+
+%% ---- health, metrics, alerts (the beamlet_health process, docs/health.md) ----
+
+%% @doc The cluster's health as `Node' computes it: `#{score, status, nodes, alerts,
+%% recommendations, components, ...}'.
+-spec health(node()) -> {ok, map()} | {error, term()}.
+health(Node) -> health_call(Node, health).
+
+%% @doc Every alert (pending, firing, resolved in the last hour), on any member.
+-spec alerts(node()) -> {ok, [map()]} | {error, term()}.
+alerts(Node) -> health_call(Node, alerts).
+
+%% @doc Acknowledge alert `Id' as `Who'.
+-spec ack_alert(node(), pos_integer(), binary()) -> ok | {error, term()}.
+ack_alert(Node, Id, Who) when is_integer(Id), is_binary(Who) -> health_call(Node, {ack, Id, Who}).
+
+%% @doc Maintenance mode of `Node' on or off, recorded with `Who'.
+-spec set_maintenance(node(), boolean(), binary()) -> ok | {error, term()}.
+set_maintenance(Node, On, Who) when is_boolean(On), is_binary(Who) ->
+    health_call(Node, {maintenance, On, Who}).
+
+%% @doc Events of `Node''s log: `Filter' may hold since_ms, until_ms, type, node, severity, limit.
+-spec events(node(), map()) -> {ok, [map()]} | {error, term()}.
+events(Node, Filter) when is_map(Filter) -> health_call(Node, {events, Filter}).
+
+%% @doc History of `Metric' since `SinceMs' (epoch ms): `#{points := [[T, Min, Avg, Max]], ...}'.
+-spec history(node(), binary(), non_neg_integer()) -> {ok, map() | [binary()]} | {error, term()}.
+history(Node, Metric, SinceMs) when is_binary(Metric), is_integer(SinceMs) ->
+    health_call(Node, {history, Metric, SinceMs}).
+
+%% @doc The node's health checks with their status.
+-spec checks(node()) -> {ok, [map()]} | {error, term()}.
+checks(Node) -> health_call(Node, checks).
+
+-spec health_call(node(), term()) -> ok | {ok, term()} | {error, term()}.
+health_call(Node, Request) ->
+    case beamlet_client:call(Node, beamlet_health, Request, 10000) of
+        {ok, ok} -> ok;
+        {ok, {ok, Value}} -> {ok, Value};
+        {ok, {error, Reason}} -> {error, Reason};
+        {ok, Value} -> {ok, Value};
+        {error, _} = E -> E
+    end.

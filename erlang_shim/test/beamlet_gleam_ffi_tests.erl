@@ -177,6 +177,13 @@ registry(W) ->
     ?assert(shim_test_util:wait_until(fun() -> ?FFI:registry_find(<<"gsvc">>) =:= {ok, [Inst]} end,
                                       10000)),
     ?assertEqual({ok, [Inst]}, ?FFI:registry_find_on(W, <<"gsvc">>)),
+    %% registry.Query(name, tags_all, tags_any, health, metadata)
+    Q = fun(Name, All, Any, Health, M) -> {query, Name, All, Any, Health, M} end,
+    ?assertEqual({ok, [Inst]}, ?FFI:registry_search(Q({some, <<"gsvc">>}, [<<"t">>], [], {some, passing}, Meta))),
+    ?assertEqual({ok, [Inst]}, ?FFI:registry_search_on(W, Q(none, [], [<<"x">>, <<"t">>], none, #{}))),
+    ?assertEqual({ok, []}, ?FFI:registry_search_on(W, Q({some, <<"gsvc">>}, [<<"t">>, <<"x">>], [], none, #{}))),
+    ?assertEqual({ok, []}, ?FFI:registry_search_on(W, Q({some, <<"gsvc">>}, [], [], {some, critical}, #{}))),
+    ?assertEqual({ok, []}, ?FFI:registry_search_on(W, Q(none, [], [], none, #{<<"process">> => <<"other">>}))),
     ?assertEqual({ok, pong}, ?FFI:registry_call(<<"gsvc">>, ping, 2000)),
     ?assertEqual({error, no_instances}, ?FFI:registry_call(<<"nosuch">>, ping, 1000)),
     {ok, Id2} = ?FFI:registry_register(W, {registration, <<"gttl">>, <<>>, <<>>, 0, [], #{},

@@ -101,6 +101,21 @@ typedef struct bl_config {
 
     /* health and metrics (docs/health.md) */
     unsigned health_interval_ms; /* metrics sample interval (default 5000) */
+    int health_store;            /* keep events and metrics history on disk (default 1) */
+    unsigned history_raw_s;      /* raw samples kept (default 21600: 6 h) */
+    unsigned history_1m_s;       /* 1 min rollups kept (default 172800: 2 days) */
+    unsigned history_1h_s;       /* 1 h rollups kept (default 5184000: 60 days) */
+    unsigned events_retention_s; /* events kept (default 2592000: 30 days) */
+    unsigned events_max;         /* at most this many events kept (default 100000) */
+    unsigned store_max_mb;       /* the health database's size bound (default 64) */
+    /* node status thresholds (also the built-in alert rules' thresholds) */
+    double disk_warn_percent, disk_crit_percent; /* a filesystem used above (90, 95) */
+    double mem_warn_percent, mem_crit_percent;   /* memory available below (10, 5) */
+    double load_warn_per_cpu, load_crit_per_cpu; /* load5 per CPU above (2, 4) */
+    char alert_rules[8192];    /* JSON array of alert rules on top of the built-in ones */
+    char alert_webhooks[2048]; /* URLs POSTed every alert change, comma separated */
+    char health_checks[8192];  /* JSON array of this node's health checks */
+    unsigned check_consecutive; /* results in a row before a check changes state (default 2) */
 
     /* discovery (docs/cluster.md) */
     int epmd_local;                 /* poll the local EPMD (default 1) */

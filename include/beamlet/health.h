@@ -91,6 +91,45 @@ typedef void (*bl_health_sample_cb)(bl_node *n, const bl_health_metrics *m, void
 int bl_health_subscribe(bl_node *n, bl_health_sample_cb cb, void *ud);
 void bl_health_unsubscribe(bl_node *n, int id);
 
+/* Record an event in this node's event log (persisted with the metrics history, queried with
+ * `beamlet events`). type: "admin", "service", ... (< 32 bytes); severity: "info", "warn" or
+ * "critical"; who: the person or tool behind an admin action, or NULL; body_json: a JSON object
+ * text or NULL. BL_OK, BL_EINVAL, BL_ENOPROC. */
+int bl_health_event(bl_node *n, const char *type, const char *severity, const char *who,
+                    const char *body_json);
+
+/* Maintenance mode of this node (kept across restarts): a node in maintenance raises no alerts
+ * and counts as down on purpose in the cluster score. who: the person or tool (audit trail). */
+int bl_health_set_maintenance(bl_node *n, int on, const char *who);
+/* 1 when node (this one or a member, as its last summary said) is in maintenance. */
+int bl_health_in_maintenance(bl_node *n, const char *node);
+
+/* ---- health checks (like Consul's; docs/health.md) ---- */
+typedef enum { BL_CHECK_HTTP = 0, BL_CHECK_TCP = 1, BL_CHECK_COMMAND = 2 } bl_check_kind;
+
+typedef struct bl_health_check_spec {
+    char name[64];
+    bl_check_kind kind;
+    /* HTTP: the URL (2xx passing, 429 warning, else critical); TCP: IP:PORT or localhost:PORT;
+     * command: argv, each argument NUL-terminated, an empty one ends it ("/bin/check\0-q\0\0";
+     * exit 0 passing, 1 warning, else critical) */
+    char target[1024];
+    unsigned interval_ms;  /* 0: 10000 */
+    unsigned timeout_ms;   /* 0: 5000; a command is killed after it */
+    unsigned consecutive;  /* results in a row to change state; 0: check_consecutive */
+} bl_health_check_spec;
+
+/* status: "passing", "warning" or "critical"; output: what the last run said */
+typedef void (*bl_health_check_cb)(bl_node *n, const char *name, const char *status,
+                                   const char *output, void *ud);
+
+/* Run a check on this node. Returns an id > 0, BL_EINVAL, BL_EEXIST, BL_ENOMEM, BL_ENOPROC. */
+int bl_health_check_add(bl_node *n, const bl_health_check_spec *spec);
+int bl_health_check_remove(bl_node *n, const char *name);
+/* cb runs on every change of state of any check of this node. Returns an id > 0. */
+int bl_health_check_watch(bl_node *n, bl_health_check_cb cb, void *ud);
+void bl_health_check_unwatch(bl_node *n, int id);
+
 #ifdef __cplusplus
 }
 #endif

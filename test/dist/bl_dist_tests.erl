@@ -336,6 +336,44 @@ ipv6() ->
         peer:stop(Peer)
     end.
 
+%% Names that resolve to IPv6 only (run.sh maps BL_DIST_V6HOST to ::1 in a private /etc/hosts):
+%% a C node named on that host with proto_dist inet6_tcp, an erl -proto_dist inet6_tcp peer on it,
+%% both ways.
+ipv6_names_test_() -> {timeout, 120, fun ipv6_names/0}.
+
+ipv6_names() ->
+    case os:getenv("BL_DIST_V6HOST") of
+        false -> io:format(user, "~n    skipped: needs root (a private /etc/hosts)~n", []);
+        Host -> ipv6_names(Host)
+    end.
+
+ipv6_names(Host) ->
+    {ok, {16#fd42, 16#b1, 0, 0, 0, 0, 0, 1}} = inet:getaddr(Host, inet6),
+    {error, _} = inet:getaddr(Host, inet), % IPv6 only
+    Cookie = bl_test_util:cookie(),
+    C6 = list_to_atom(bl_test_util:unique("cn6") ++ "@" ++ Host),
+    bl_test_util:spawn_raw(C6, bin(), ["node", "--name", atom_to_list(C6), "--cookie", Cookie,
+                                        "--proto-dist", "inet6_tcp", "--listen-address", "::"
+                                        | tick()]),
+    ?assert(bl_test_util:log_contains(C6, "(inet6_tcp)", 15000)),
+    {ok, Peer, E6} = peer:start(#{name => bl_test_util:unique("en6"), host => Host,
+                                  longnames => true, connection => standard_io,
+                                  wait_boot => 30000,
+                                  args => ["-proto_dist", "inet6_tcp", "-setcookie", Cookie]}),
+    try
+        ?assertEqual(pong, peer:call(Peer, net_adm, ping, [C6])),
+        #{node := C6} = peer:call(Peer, gen_server, call, [{beamlet, C6}, info, 5000]),
+        P = os:cmd(bin() ++ " ping " ++ atom_to_list(E6) ++ " --proto-dist inet6_tcp --cookie " ++
+                   Cookie ++ " --timeout 8000; echo rc=$?"),
+        ?assertNotEqual(nomatch, string:find(P, "rc=0")),
+        %% without inet6_tcp the host has no address: refused with a reason, not a hang
+        Q = os:cmd(bin() ++ " ping " ++ atom_to_list(E6) ++ " --proto-dist inet_tcp --cookie " ++
+                   Cookie ++ " --timeout 8000; echo rc=$?"),
+        ?assertNotEqual(nomatch, string:find(Q, "rc=1"))
+    after
+        peer:stop(Peer)
+    end.
+
 %% C6 lists E6 among its connections (asked from the peer, over IPv6).
 conns_via(Peer, C6, E6) ->
     #{connections := Cs} = peer:call(Peer, gen_server, call, [{beamlet, C6}, stats, 5000]),

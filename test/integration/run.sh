@@ -4,7 +4,7 @@
 # Env (defaults in brackets): BEAMLET_BIN [build/asan/beamlet], TEST_WORKER_BIN
 # [build/asan/test_worker], BL_COOKIE [random], BL_LOG_DIR [build/test-logs], BL_RESULTS (a file
 # that gets the line "integration PASSED FAILED" appended), BL_TICKTIME [4], BL_TEST_MODULES
-# [bl_interop_tests bl_spawn_tests]. Exits non-zero if any test failed.
+# [bl_disthdr_tests bl_interop_tests bl_spawn_tests]. Exits non-zero if any test failed.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
@@ -14,7 +14,7 @@ cd "$ROOT" || exit 2
 : "${BL_COOKIE:=blcookie_$$_$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
 : "${BL_LOG_DIR:=$ROOT/build/test-logs}"
 : "${BL_TICKTIME:=4}"
-: "${BL_TEST_MODULES:=bl_interop_tests bl_spawn_tests}"
+: "${BL_TEST_MODULES:=bl_disthdr_tests bl_interop_tests bl_spawn_tests}"
 EBIN="$ROOT/build/test_ebin"
 BL_PIDFILE="$BL_LOG_DIR/pids.$$"
 export BEAMLET_BIN TEST_WORKER_BIN BL_COOKIE BL_LOG_DIR BL_PIDFILE

@@ -20,6 +20,7 @@
 #include "dist/atomcache.h"
 #include "dist/control.h"
 #include "dist/disthdr.h"
+#include "dist/term.h"
 
 #define MAX (64u * 1024 * 1024)
 #define HDRS (BL_DH_DFLAG_DIST_HDR_ATOM_CACHE | BL_DH_DFLAG_FRAGMENTS)
@@ -955,6 +956,114 @@ static void test_beam_recorded(void **state)
     free(expected);
 }
 
+/* ---- funs: a NEW_FUN's Size counts its bytes, so atoms inside it change it ---- */
+
+typedef struct {
+    unsigned char b[512];
+    size_t n;
+} bytes;
+
+static void put(bytes *x, const void *p, size_t len)
+{
+    memcpy(x->b + x->n, p, len);
+    x->n += len;
+}
+
+static void put_atom(bytes *x, int ref, unsigned idx, const char *text)
+{
+    if (ref) {
+        unsigned char r[2] = {82, (unsigned char)idx};
+        put(x, r, 2);
+    } else {
+        unsigned char h[2] = {119, (unsigned char)strlen(text)};
+        put(x, h, 2);
+        put(x, text, strlen(text));
+    }
+}
+
+/* fun(){ Module = ref 0 "funmod", Pid's node = ref 1 "peer@host" }, with one free variable that is
+ * the same kind of fun when nested; atoms in full or as cache refs. */
+static void put_fun(bytes *x, int refs, int nested)
+{
+    size_t at = x->n;
+    static const unsigned char head[] = {112, 0, 0, 0, 0, 0, /* arity */
+                                         1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                         0, 0, 0, 7 /* index */};
+    put(x, head, sizeof(head));
+    unsigned char nfree[4] = {0, 0, 0, (unsigned char)(nested ? 1 : 0)};
+    put(x, nfree, 4);
+    put_atom(x, refs, 0, "funmod");
+    static const unsigned char old[] = {97, 0, 98, 0, 0, 1, 0}; /* OldIndex 0, OldUniq 256 */
+    put(x, old, sizeof(old));
+    unsigned char pid = 88;
+    put(x, &pid, 1);
+    put_atom(x, refs, 1, "peer@host");
+    static const unsigned char ids[] = {0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0, 9};
+    put(x, ids, sizeof(ids));
+    if (nested) put_fun(x, refs, 0);
+    size_t size = x->n - at - 1; /* the Size field counts itself, not the tag */
+    x->b[at + 1] = (unsigned char)(size >> 24);
+    x->b[at + 2] = (unsigned char)(size >> 16);
+    x->b[at + 3] = (unsigned char)(size >> 8);
+    x->b[at + 4] = (unsigned char)size;
+}
+
+static void test_fun_refs(void **state)
+{
+    (void)state;
+    /* receiving: a fun (with a fun inside) whose atoms are cache refs comes out with its atoms
+     * in full and both Size fields rewritten, exactly as the sender's term_to_binary */
+    side r = side_new(0);
+    unsigned char f[1024];
+    href refs[2] = {{0x101, "funmod", 6}, {0x202, "peer@host", 9}};
+    size_t h = make_hdr(f, 68, 0, 0, refs, 2, 0);
+    static const unsigned char ctl[] = {104, 1, 97, 6};
+    memcpy(f + h, ctl, sizeof(ctl));
+    bytes in = {.n = 0}, full = {.n = 0};
+    put_fun(&in, 1, 1);
+    put_fun(&full, 0, 1);
+    memcpy(f + h + sizeof(ctl), in.b, in.n);
+    for (int round = 0; round < 2; round++) { /* new refs, then cached ones */
+        const char *out;
+        size_t olen;
+        assert_int_equal(recv_copy(&r, f, h + sizeof(ctl) + in.n, MAX, &out, &olen), BL_DH_MSG);
+        assert_int_equal(olen, 2 + sizeof(ctl) + 1 + full.n);
+        assert_memory_equal(out + 2 + sizeof(ctl) + 1, full.b, full.n);
+        size_t i = 0;
+        assert_int_equal(bl_term_check(out + 2 + sizeof(ctl) + 1, full.n, &i), 0);
+        assert_int_equal(i, full.n);
+        href again[2] = {{0x101, NULL, 0}, {0x202, NULL, 0}};
+        h = make_hdr(f, 68, 0, 0, again, 2, 0);
+        memcpy(f + h, ctl, sizeof(ctl));
+        memcpy(f + h + sizeof(ctl), in.b, in.n);
+    }
+    side_free(&r);
+    /* sending: a message holding funs goes through our encoder and decoder unchanged, again and
+     * again (the atoms around the funs are cached, the ones inside stay whole) */
+    side tx = side_new(HDRS), rx = side_new(0);
+    ei_x_buff c, m;
+    ctl_send(&c);
+    ei_x_new_with_version(&m);
+    ei_x_encode_tuple_header(&m, 3);
+    ei_x_encode_atom(&m, "funmod");
+    ei_x_append_buf(&m, (const char *)full.b, (int)full.n);
+    ei_x_encode_atom(&m, "peer@host");
+    blob want[1];
+    want[0].p = passthrough(&c, &m, &want[0].len);
+    bl_sendq q;
+    bl_sendq_init(&q);
+    for (int k = 0; k < 3; k++) {
+        send_ok(&tx, &q, &c, &m);
+        assert_int_equal(drain_into(&q, &rx, want, 1, NULL), 1);
+    }
+    free(want[0].p);
+    ei_x_free(&m);
+    ei_x_free(&c);
+    bl_sendq_free(&q);
+    side_free(&tx);
+    side_free(&rx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -964,6 +1073,7 @@ int main(void)
         cmocka_unit_test(test_frag_errors),         cmocka_unit_test(test_roundtrip_cache),
         cmocka_unit_test(test_roundtrip_fragments), cmocka_unit_test(test_requeue),
         cmocka_unit_test(test_beam_recorded),
+        cmocka_unit_test(test_fun_refs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

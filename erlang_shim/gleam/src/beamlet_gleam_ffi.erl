@@ -19,7 +19,7 @@
          discovery_start/1, discovery_found/1, discovery_refresh/1, discovery_stop/1,
          cluster_members/1, cluster_status/1, cluster_leader/1, cluster_subscribe/2,
          registry_register/2, registry_deregister/2, registry_find/1, registry_find_on/2,
-         registry_call/3, registry_watch/2,
+         registry_call/3, registry_watch/2, registry_search/1, registry_search_on/2,
          global_whereis/1, global_whereis_on/2,
          pubsub_subscribe/4, pubsub_publish/4,
          health_metrics/1, health_raw_metrics/1, health_interval/1]).
@@ -327,6 +327,28 @@ registry_find(Name) ->
 -spec registry_find_on(node(), binary()) -> gleam_result([instance()], call_error()).
 registry_find_on(Node, Name) ->
     instances(beamlet_client:find_services(Node, #{name => Name})).
+
+%% Gleam: registry.Query(name: Option(String), tags_all, tags_any, health: Option(Health), metadata)
+-type query() :: {query, gleam_option(binary()), [binary()], [binary()],
+                  gleam_option(passing | warning | critical), #{binary() => binary()}}.
+
+%% @doc `registry.search(matching:)': asked of any connected beamlet node.
+-spec registry_search(query()) -> gleam_result([instance()], call_error()).
+registry_search(Query) ->
+    instances(beamlet_client:find_services(query_map(Query))).
+
+%% @doc `registry.search_on(node:, matching:)'.
+-spec registry_search_on(node(), query()) -> gleam_result([instance()], call_error()).
+registry_search_on(Node, Query) ->
+    instances(beamlet_client:find_services(Node, query_map(Query))).
+
+%% The node's query map: only the conditions that are set.
+query_map({query, Name, All, Any, Health, Meta}) ->
+    maps:from_list([{name, N} || {some, N} <- [Name]] ++
+                   [{tags_all, All} || All =/= []] ++
+                   [{tags_any, Any} || Any =/= []] ++
+                   [{health, H} || {some, H} <- [Health]] ++
+                   [{metadata, Meta} || map_size(Meta) > 0]).
 
 instances({ok, L}) -> {ok, [instance(E) || E <- L, is_map(E)]};
 instances({error, R}) -> {error, call_error(R)}.

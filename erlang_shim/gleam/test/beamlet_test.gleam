@@ -81,3 +81,18 @@ pub fn names_test() {
   assert atom.to_string(beamlet.service_name(beamlet.service(named: "kv")))
     == "kv"
 }
+
+pub fn query_test() {
+  let query =
+    registry.query()
+    |> registry.named("kv")
+    |> registry.with_tags(["a", "b"])
+    |> registry.with_any_tag(["c"])
+    |> registry.with_health(registry.Passing)
+    |> registry.with_metadata("zone", "eu")
+  assert query.name == Some("kv")
+  assert query.tags_all == ["a", "b"]
+  assert query.tags_any == ["c"]
+  assert query.health == Some(registry.Passing)
+  assert dict.get(query.metadata, "zone") == Ok("eu")
+}

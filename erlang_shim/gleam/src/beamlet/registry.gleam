@@ -119,6 +119,65 @@ pub fn ttl(registration: Registration, ms: Int) -> Registration {
   Registration(..registration, ttl_ms: Some(ms))
 }
 
+/// A search of the registry: every condition set must hold. Build it with `query` and the
+/// setters below.
+pub type Query {
+  Query(
+    name: Option(String),
+    tags_all: List(String),
+    tags_any: List(String),
+    health: Option(Health),
+    metadata: Dict(String, String),
+  )
+}
+
+/// A query matching every instance.
+pub fn query() -> Query {
+  Query(
+    name: None,
+    tags_all: [],
+    tags_any: [],
+    health: None,
+    metadata: dict.new(),
+  )
+}
+
+/// Instances of the service `name`.
+pub fn named(query: Query, name: String) -> Query {
+  Query(..query, name: Some(name))
+}
+
+/// Instances with every one of `tags`.
+pub fn with_tags(query: Query, tags: List(String)) -> Query {
+  Query(..query, tags_all: tags)
+}
+
+/// Instances with at least one of `tags`.
+pub fn with_any_tag(query: Query, tags: List(String)) -> Query {
+  Query(..query, tags_any: tags)
+}
+
+/// Instances in this health state.
+pub fn with_health(query: Query, health: Health) -> Query {
+  Query(..query, health: Some(health))
+}
+
+/// Instances whose metadata has `key` set to `value`.
+pub fn with_metadata(query: Query, key: String, value: String) -> Query {
+  Query(..query, metadata: dict.insert(query.metadata, key, value))
+}
+
+/// The instances matching `query` in the cluster, asked of any connected beamlet node.
+@external(erlang, "beamlet_gleam_ffi", "registry_search")
+pub fn search(matching query: Query) -> Result(List(Instance), CallError)
+
+/// The instances matching `query` as `node` sees them.
+@external(erlang, "beamlet_gleam_ffi", "registry_search_on")
+pub fn search_on(
+  node node: Node,
+  matching query: Query,
+) -> Result(List(Instance), CallError)
+
 /// Register an instance on `node` (which owns it); returns its id.
 @external(erlang, "beamlet_gleam_ffi", "registry_register")
 pub fn register(

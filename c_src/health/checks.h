@@ -1,0 +1,23 @@
+/* checks.h - the health check engine of a node (checks.c). */
+#ifndef BL_HEALTH_CHECKS_H
+#define BL_HEALTH_CHECKS_H
+
+#include "health_int.h"
+
+typedef struct bl__checks bl__checks;
+
+bl__checks *bl__checks_new(health *h);
+void bl__checks_free(bl__checks *cs);
+/* id > 0, BL_EINVAL, BL_EEXIST (name taken), BL_ENOMEM (64 checks at most) */
+int bl__checks_add(bl__checks *cs, const bl_health_check_spec *spec);
+int bl__checks_remove(bl__checks *cs, const char *name);
+void bl__checks_counts(bl__checks *cs, unsigned *pass, unsigned *warn, unsigned *crit);
+/* status -1 (no result yet), 0 passing, 1 warning, 2 critical */
+int bl__checks_each(bl__checks *cs, void (*fn)(const char *name, int status, void *ud), void *ud);
+void bl__checks_encode(bl__checks *cs, ei_x_buff *x); /* a list of maps */
+int bl__checks_watch(bl__checks *cs, bl_health_check_cb cb, void *ud);
+void bl__checks_unwatch(bl__checks *cs, int id);
+const char *bl__check_status_name(int s);
+#include "checks_parse.h" /* bl__checks_parse */
+
+#endif
