@@ -6,6 +6,7 @@
  * docs/gateway.md and the OpenAPI document (assets/openapi.json) describe every route here; a
  * unit test checks the two agree. */
 #include "gw_int.h"
+#include "beamlet/health.h"
 #include "beamlet/pg.h"
 #include "beamlet/pubsub.h"
 #include "beamlet/registry.h"
@@ -128,6 +129,20 @@ static void h_readyz(gw_req *r)
 
 /* ---- cluster and nodes ---- */
 
+static void cluster_health_cb(gw_req *r, int status, const char *buf, int index)
+{
+    json_t *h = status == BL_OK ? bl_term_to_json(buf, &index) : NULL;
+    json_t *dst = json_object_get(r->acc, "health");
+    if (json_is_object(h)) {
+        json_object_set(dst, "score", json_object_get(h, "score"));
+        json_object_set(dst, "status", json_object_get(h, "status"));
+        json_t *al = json_object_get(h, "alerts");
+        json_object_set_new(dst, "alerts", json_integer((json_int_t)json_array_size(al)));
+    }
+    json_decref(h);
+    bl__gw_reply_json(r, 200, json_incref(r->acc));
+}
+
 static void cluster_cb(gw_req *r, int status, const char *buf, int index)
 {
     if (status) return call_failed(r, status, "beamlet_cluster");
@@ -149,7 +164,9 @@ static void cluster_cb(gw_req *r, int status, const char *buf, int index)
         j, "health",
         json_pack("{s:s, s:b}", "status", healthy ? "active" : "degraded", "quorum", healthy));
     json_decref(s);
-    bl__gw_reply_json(r, 200, j);
+    if (!bl_whereis(r->g->n, "beamlet_health")) return bl__gw_reply_json(r, 200, j);
+    r->acc = j; /* the score and status from the health service */
+    local_call(r, "beamlet_health", NULL, "health", NULL, cluster_health_cb);
 }
 
 static void h_cluster(gw_req *r)
@@ -587,6 +604,220 @@ static void h_publish(gw_req *r)
     json_decref(b);
 }
 
+/* ---- health: score, alerts, maintenance, history (the beamlet_health process) ---- */
+
+static int health_here(gw_req *r)
+{
+    if (bl_whereis(r->g->n, "beamlet_health")) return 1;
+    bl__gw_problem(r, 503, "Service Unavailable", "this node runs no health service");
+    return 0;
+}
+
+/* {ok, X} -> X as JSON (labels and bodies that are JSON text parsed); NULL otherwise */
+static json_t *ok_json(const char *buf, int index)
+{
+    json_t *j = bl_term_to_json(buf, &index);
+    if (json_is_array(j) && json_array_size(j) == 2 &&
+        !strcmp(json_string_value(json_array_get(j, 0)) ? json_string_value(json_array_get(j, 0))
+                                                        : "",
+                "ok")) {
+        json_t *v = json_incref(json_array_get(j, 1));
+        json_decref(j);
+        return v;
+    }
+    json_decref(j);
+    return NULL;
+}
+
+static void unjson(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    json_t *v = s ? json_loads(s, JSON_DECODE_ANY, NULL) : NULL;
+    if (v) json_object_set_new(o, k, v);
+}
+
+static void health_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_health");
+    bl__gw_reply_json(r, 200, bl_term_to_json(buf, &index));
+}
+
+static void h_health(gw_req *r)
+{
+    if (health_here(r)) local_call(r, "beamlet_health", NULL, "health", NULL, health_cb);
+}
+
+static void alerts_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_health");
+    json_t *a = ok_json(buf, index), *e;
+    if (!json_is_array(a)) {
+        json_decref(a);
+        return bl__gw_problem(r, 502, "Bad Gateway", "unexpected alerts answer");
+    }
+    const char *state = bl__gw_arg(r, "state"), *sev = bl__gw_arg(r, "severity");
+    json_t *out = json_array();
+    size_t i;
+    json_array_foreach(a, i, e)
+    {
+        unjson(e, "labels");
+        const char *st = json_string_value(json_object_get(e, "state"));
+        const char *sv = json_string_value(json_object_get(e, "severity"));
+        if (state && *state && (!st || strcmp(st, state))) continue;
+        if (sev && *sev && (!sv || strcmp(sv, sev))) continue;
+        json_array_append(out, e);
+    }
+    json_decref(a);
+    bl__gw_reply_json(r, 200, out);
+}
+
+static void h_alerts(gw_req *r)
+{
+    const char *state = bl__gw_arg(r, "state"), *sev = bl__gw_arg(r, "severity");
+    if (state && *state && strcmp(state, "pending") && strcmp(state, "firing") &&
+        strcmp(state, "resolved"))
+        return bl__gw_problem(r, 400, "Bad Request", "state is pending, firing or resolved");
+    if (sev && *sev && strcmp(sev, "warn") && strcmp(sev, "critical"))
+        return bl__gw_problem(r, 400, "Bad Request", "severity is warn or critical");
+    if (health_here(r)) local_call(r, "beamlet_health", NULL, "alerts", NULL, alerts_cb);
+}
+
+static void ack_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_health");
+    char a[MAXATOMLEN_UTF8];
+    int j = index;
+    if (ei_decode_atom(buf, &j, a) == 0 && !strcmp(a, "ok"))
+        return bl__gw_reply_json(r, 200,
+                                 json_pack("{s:s, s:s}", "id", r->params[0], "acked_by", r->who));
+    bl__gw_problem(r, 404, "Not Found", "no such alert");
+}
+
+static int all_digits(const char *s)
+{
+    if (!*s || strlen(s) > 19) return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9') return 0;
+    return 1;
+}
+
+static void h_alert_ack(gw_req *r)
+{
+    if (!all_digits(r->params[0]))
+        return bl__gw_problem(r, 404, "Not Found", "alert ids are integers");
+    if (!health_here(r)) return;
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, 3);
+    ei_x_encode_atom(&x, "ack");
+    ei_x_encode_ulonglong(&x, strtoull(r->params[0], NULL, 10));
+    ei_x_encode_binary(&x, r->who, (long)strlen(r->who));
+    local_call(r, "beamlet_health", NULL, NULL, &x, ack_cb);
+    ei_x_free(&x);
+}
+
+static void maint_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_health on the node");
+    char a[MAXATOMLEN_UTF8];
+    int j = index;
+    if (ei_decode_atom(buf, &j, a) == 0 && !strcmp(a, "ok"))
+        return bl__gw_reply_json(r, 200,
+                                 json_pack("{s:s, s:b, s:s}", "node", r->params[0], "maintenance",
+                                           !strcmp(r->method, "PUT"), "by", r->who));
+    bl__gw_problem(r, 502, "Bad Gateway", "the node refused");
+}
+
+static void h_maintenance(gw_req *r)
+{
+    int self = !strcmp(r->params[0], bl_node_name(r->g->n));
+    if (!self && !bl_cluster_is_peer(r->g->n, r->params[0]))
+        return bl__gw_problem(r, 404, "Not Found", "no such live beamlet member");
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, 3);
+    ei_x_encode_atom(&x, "maintenance");
+    ei_x_encode_atom(&x, !strcmp(r->method, "PUT") ? "true" : "false");
+    ei_x_encode_binary(&x, r->who, (long)strlen(r->who));
+    local_call(r, "beamlet_health", r->params[0], NULL, &x, maint_cb);
+    ei_x_free(&x);
+}
+
+static void history_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_health on the node");
+    json_t *h = ok_json(buf, index);
+    if (!h)
+        return bl__gw_problem(r, 404, "Not Found",
+                              "no such metric (GET without metric lists them)");
+    const char *st = bl__gw_arg(r, "step");
+    long long step = st ? strtoll(st, NULL, 10) : 0;
+    json_t *pts = json_object_get(h, "points");
+    if (step > 0 &&
+        json_is_array(pts)) { /* coarser buckets: min of mins, avg of avgs, max of maxes */
+        json_t *out = json_array(), *p, *cur = NULL;
+        long long bucket = -1, n = 0;
+        double mn = 0, sum = 0, mx = 0;
+        size_t i;
+        json_array_foreach(pts, i, p)
+        {
+            long long t = (long long)json_number_value(json_array_get(p, 0));
+            long long b = t / step * step;
+            if (b != bucket && n) {
+                cur = json_pack("[I, f, f, f]", (json_int_t)bucket, mn, sum / n, mx);
+                json_array_append_new(out, cur);
+                n = 0;
+            }
+            double a = json_number_value(json_array_get(p, 1)),
+                   v = json_number_value(json_array_get(p, 2)),
+                   z = json_number_value(json_array_get(p, 3));
+            if (!n || a < mn) mn = a;
+            if (!n || z > mx) mx = z;
+            sum = n ? sum + v : v;
+            n++;
+            bucket = b;
+        }
+        if (n)
+            json_array_append_new(out,
+                                  json_pack("[I, f, f, f]", (json_int_t)bucket, mn, sum / n, mx));
+        json_object_set_new(h, "points", out);
+        json_object_set_new(h, "step_ms", json_integer(step));
+    }
+    json_object_set_new(h, "node",
+                        json_string(r->acc ? json_string_value(r->acc) : bl_node_name(r->g->n)));
+    bl__gw_reply_json(r, 200, h);
+}
+
+static void h_history(gw_req *r)
+{
+    const char *node = bl__gw_arg(r, "node"), *metric = bl__gw_arg(r, "metric"),
+               *from = bl__gw_arg(r, "from"), *to = bl__gw_arg(r, "to"),
+               *step = bl__gw_arg(r, "step");
+    if (!valid_utf8_arg(r, "node", node) || !valid_utf8_arg(r, "metric", metric)) return;
+    unsigned long long t0 = 0, t1 = 0;
+    if (!from) from = "1h";
+    if (bl__gw_parse_time(from, &t0) || (to && bl__gw_parse_time(to, &t1)))
+        return bl__gw_problem(
+            r, 400, "Bad Request",
+            "from/to are ms since the epoch or a duration back (30s, 15m, 2h, 7d)");
+    if (step && (strtoll(step, NULL, 10) <= 0))
+        return bl__gw_problem(r, 400, "Bad Request", "step is a positive number of ms");
+    if (!node || !*node) node = bl_node_name(r->g->n);
+    if (strcmp(node, bl_node_name(r->g->n)) && !bl_cluster_is_peer(r->g->n, node))
+        return bl__gw_problem(r, 404, "Not Found", "no such live beamlet member");
+    if (!health_here(r)) return;
+    r->acc = json_string(node);
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, to ? 4 : 3);
+    ei_x_encode_atom(&x, "history");
+    ei_x_encode_binary(&x, metric ? metric : "", metric ? (long)strlen(metric) : 0);
+    ei_x_encode_ulonglong(&x, t0);
+    if (to) ei_x_encode_ulonglong(&x, t1);
+    local_call(r, "beamlet_health", node, NULL, &x, history_cb);
+    ei_x_free(&x);
+}
+
 /* ---- API keys (admin) ---- */
 
 static void h_keys(gw_req *r)
@@ -679,6 +910,12 @@ const gw_route bl__gw_routes[] = {
     {"GET", "/api/v1/global", h_global, V, 0},
     {"GET", "/api/v1/pubsub/topics", h_topics, V, 0},
     {"POST", "/api/v1/pubsub/publish", h_publish, O, 1},
+    {"GET", "/api/v1/health", h_health, V, 0},
+    {"GET", "/api/v1/alerts", h_alerts, V, 0},
+    {"POST", "/api/v1/alerts/{id}/ack", h_alert_ack, O, 1},
+    {"PUT", "/api/v1/nodes/{node}/maintenance", h_maintenance, O, 1},
+    {"DELETE", "/api/v1/nodes/{node}/maintenance", h_maintenance, O, 1},
+    {"GET", "/api/v1/metrics/history", h_history, V, 0},
     {"GET", "/api/v1/events", bl__gw_events_query, V, 0},
     {"GET", "/api/v1/stream", bl__gw_stream_open, V, 0},
     {"GET", "/api/v1/audit", bl__gw_audit_query, A, 0},

@@ -13,10 +13,11 @@
  * gateway listens on loopback (or http_public_read is set); writes always need one.
  * Rate limits: a token bucket per key and per client address (http_rate_limit/s, burst
  * http_rate_burst), 429 with Retry-After when empty.
- * Audit: every write and every refusal, in a bounded ring here (1024 entries; the health store
- * keeps them on disk once it is there) and in the node's log. */
+ * Audit: every write and every refusal, in a bounded ring here (1024 entries, /api/v1/audit), in
+ * the node's log, and in the health store's event log (type audit), which survives restarts. */
 #include "gw_int.h"
 #include "../runtime/crypto.h"
+#include "beamlet/health.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -70,8 +71,7 @@ static void keys_save(bl__gw *g)
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     json_t *a = json_array();
     gw_apikey *k, *t;
-    HASH_ITER(hh, g->keys, k, t)
-    {
+    HASH_ITER(hh, g->keys, k, t) {
         char h[65];
         hexs(k->hash, 32, h);
         json_t *o = bl__gw_key_json(k);
@@ -197,7 +197,8 @@ json_t *bl__gw_key_list(bl__gw *g)
 {
     json_t *a = json_array();
     gw_apikey *k, *t;
-    HASH_ITER(hh, g->keys, k, t) json_array_append_new(a, bl__gw_key_json(k));
+    HASH_ITER(hh, g->keys, k, t)
+        json_array_append_new(a, bl__gw_key_json(k));
     return a;
 }
 
@@ -236,8 +237,7 @@ void bl__gw_keys_encode(bl__gw *g, ei_x_buff *x, const gw_apikey *only)
         encode_key(x, only);
     } else {
         gw_apikey *k, *t;
-        HASH_ITER(hh, g->keys, k, t)
-        {
+        HASH_ITER(hh, g->keys, k, t) {
             ei_x_encode_list_header(x, 1);
             encode_key(x, k);
         }
@@ -345,8 +345,7 @@ void bl__gw_rate_prune(bl__gw *g)
     ev_tstamp now = ev_now(g->n->loop);
     const bl_config *cfg = &g->n->cfg;
     gw_bucket *b, *t;
-    HASH_ITER(hh, g->buckets, b, t)
-    {
+    HASH_ITER(hh, g->buckets, b, t) {
         /* full again: forgetting it changes nothing */
         if (b->tokens + (now - b->at) * cfg->http_rate_limit >= cfg->http_rate_burst) {
             HASH_DEL(g->buckets, b);
@@ -381,6 +380,15 @@ void bl__gw_audit(bl__gw *g, gw_req *r, int status, const char *outcome)
     snprintf(a->outcome, sizeof(a->outcome), "%s", outcome);
     bl_log(g->n, BL_LOG_INFO, "audit: %s from %s %s %.200s -> %d %s", a->who, a->addr, a->method,
            a->path, status, outcome);
+    /* and into the node's event log and audit trail on disk (the health store) */
+    json_t *b = json_pack("{s:s, s:s, s:i, s:s, s:s}", "address", a->addr, "method", a->method,
+                          "status", status, "outcome", outcome, "source", "http");
+    json_t *p = json_string(a->path);
+    json_object_set_new(b, "path", p ? p : json_string("(not UTF-8)"));
+    char *text = json_dumps(b, JSON_COMPACT);
+    bl_health_event(g->n, "audit", status >= 400 ? "warn" : "info", a->who, text);
+    free(text);
+    json_decref(b);
 }
 
 static json_t *audit_json(const gw_audit *a)
@@ -472,14 +480,12 @@ int bl__gw_auth_init(bl__gw *g)
 void bl__gw_auth_free(bl__gw *g)
 {
     gw_apikey *k, *kt;
-    HASH_ITER(hh, g->keys, k, kt)
-    {
+    HASH_ITER(hh, g->keys, k, kt) {
         HASH_DEL(g->keys, k);
         free(k);
     }
     gw_bucket *b, *bt;
-    HASH_ITER(hh, g->buckets, b, bt)
-    {
+    HASH_ITER(hh, g->buckets, b, bt) {
         HASH_DEL(g->buckets, b);
         free(b);
     }

@@ -274,7 +274,8 @@ static void gw_terminate(bl_proc *self, const char *reason, void *ud)
     bl__gw_events_stop(g);
     bl__gw_auth_free(g);
     gw_pending *w, *t;
-    LL_FOREACH_SAFE(*pending_of(g), w, t) free(w);
+    LL_FOREACH_SAFE(*pending_of(g), w, t)
+        free(w);
     free(g);
 }
 

@@ -142,7 +142,7 @@ struct bl__gw {
     gw_event *ring;
     unsigned ring_cap, ring_len, ring_head;
     unsigned long long next_event_id;
-    int cluster_sub, reg_watch;
+    int cluster_sub, reg_watch, alert_sub;
     /* auth */
     gw_apikey *keys;
     gw_bucket *buckets;
@@ -199,6 +199,8 @@ ssize_t bl__gw_stream_read(gw_stream *s, char *buf, size_t max);
 void bl__gw_stream_free(gw_stream *s);
 void bl__gw_stream_heartbeat(bl__gw *g);
 void bl__gw_events_query(gw_req *r);
+/* ms since the epoch, or a duration back from now: 90s, 15m, 2h, 7d. 0 or -1. */
+int bl__gw_parse_time(const char *s, unsigned long long *out);
 
 /* auth.c */
 int bl__gw_auth_init(bl__gw *g);

@@ -545,8 +545,7 @@ void bl__gw_http_stop(bl__gw *g)
         g->d = NULL;
     }
     gw_callw *w, *wt;
-    LL_FOREACH_SAFE(*calls_of(g), w, wt)
-    {
+    LL_FOREACH_SAFE(*calls_of(g), w, wt) {
         LL_DELETE(*calls_of(g), w);
         free(w);
     }

@@ -72,7 +72,8 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
     bl_node_stats(n, &st);
     size_t qbytes = 0;
     bl_conn *c, *ct;
-    HASH_ITER(hh, n->conns, c, ct) qbytes += bl_sendq_bytes(&c->q);
+    HASH_ITER(hh, n->conns, c, ct)
+        qbytes += bl_sendq_bytes(&c->q);
     bl__prom_family(&b, "beamlet_connections", "gauge", "Distribution connections up.");
     bl__sb_add(&b, "beamlet_connections %u\n", st.connections);
     bl__prom_family(&b, "beamlet_processes", "gauge", "Processes on this node.");

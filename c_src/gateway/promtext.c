@@ -132,8 +132,7 @@ char *bl__prom_merge(const char *const *nodes, const char *const *texts, const s
         merge_text(&fams, &order, nodes[i], texts[i], lens[i]);
     HASH_SORT(fams, by_order);
     sbuf out = {0};
-    HASH_ITER(hh, fams, f, t)
-    {
+    HASH_ITER(hh, fams, f, t) {
         if (f->samples.len) bl__sb_add(&out, "%s%.*s", f->head, (int)f->samples.len, f->samples.s);
         HASH_DEL(fams, f);
         free(f->name);

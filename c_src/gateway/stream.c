@@ -1,10 +1,11 @@
-/* stream.c - the gateway's events: membership, leader and service changes as they happen, kept
- * in a bounded ring (1024) that /api/v1/events queries and /api/v1/stream sends as Server-Sent
+/* stream.c - the gateway's events: membership, leader, service and alert changes as they happen,
+ * kept in a bounded ring (1024) that /api/v1/events queries and /api/v1/stream sends as Server-Sent
  * Events. Each event has an id that grows by one; a client that reconnects with Last-Event-ID
  * gets what it missed that is still in the ring. A stream whose client does not read (more than
  * 256 KiB waiting) is closed; every stream gets a comment every 5 s so a vanished client is
  * noticed. Until the health store keeps events on disk, the ring is what there is. */
 #include "gw_int.h"
+#include "beamlet/pubsub.h"
 #include "beamlet/registry.h"
 
 #include <stdio.h>
@@ -140,6 +141,39 @@ static void on_registry(bl_node *n, bl_registry_event ev, const bl_service_entry
     bl__gw_event(g, T[ev], e->node, sev, b);
 }
 
+/* the health service publishes every alert change on cluster.alerts: alert_pending,
+ * alert_firing, alert_resolved (and acknowledgements) on the stream */
+static void on_alert(bl_node *n, const char *topic, const char *payload, int len,
+                     const bl_pubsub_meta *meta, void *ud)
+{
+    (void)n;
+    (void)topic;
+    (void)len;
+    (void)meta;
+    bl__gw *g = ud;
+    int i = 0;
+    json_t *a = bl_term_to_json(payload, &i);
+    if (!json_is_object(a)) {
+        json_decref(a);
+        return;
+    }
+    const char *st = json_string_value(json_object_get(a, "state"));
+    const char *sv = json_string_value(json_object_get(a, "severity"));
+    const char *node = json_string_value(json_object_get(a, "node"));
+    char type[32];
+    snprintf(type, sizeof(type), "alert_%s", st ? st : "changed");
+    json_t *b = json_object();
+    json_object_set(b, "alert", a);
+    char nodebuf[BL_NODE_LEN];
+    snprintf(nodebuf, sizeof(nodebuf), "%s", node ? node : "");
+    json_decref(a);
+    bl__gw_event(g, type, nodebuf[0] ? nodebuf : NULL,
+                 sv && !strcmp(sv, "critical") ? "error"
+                 : sv && !strcmp(sv, "warn")   ? "warn"
+                                               : "info",
+                 b);
+}
+
 static void hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
@@ -160,6 +194,9 @@ int bl__gw_events_start(bl__gw *g)
     g->cluster_sub = id > 0 ? id : 0;
     id = bl_registry_watch(g->n, on_registry, g);
     g->reg_watch = id > 0 ? id : 0;
+    /* only where HTTP is served: a subscription is replicated to every member */
+    id = g->d ? bl_pubsub_subscribe(g->n, "cluster.alerts", 256, on_alert, g) : 0;
+    g->alert_sub = id > 0 ? id : 0;
     ev_timer_init(&g->hb, hb_cb, HEARTBEAT_S, HEARTBEAT_S);
     g->hb.data = g;
     if (g->d) ev_timer_start(g->n->loop, &g->hb);
@@ -171,7 +208,8 @@ void bl__gw_events_stop(bl__gw *g)
     ev_timer_stop(g->n->loop, &g->hb);
     if (g->cluster_sub) bl_cluster_unsubscribe(g->n, g->cluster_sub);
     if (g->reg_watch) bl_registry_unwatch(g->n, g->reg_watch);
-    g->cluster_sub = g->reg_watch = 0;
+    if (g->alert_sub) bl_pubsub_unsubscribe(g->n, g->alert_sub);
+    g->cluster_sub = g->reg_watch = g->alert_sub = 0;
     for (unsigned i = 0; g->ring && i < g->ring_len; i++)
         free(g->ring[(g->ring_head + i) % g->ring_cap].json);
     free(g->ring);
@@ -229,7 +267,7 @@ static int sev_rank(const char *s)
 }
 
 /* ms since the epoch, or a duration back from now: 90s, 15m, 2h, 7d */
-static int parse_time(const char *s, unsigned long long *out)
+int bl__gw_parse_time(const char *s, unsigned long long *out)
 {
     char *end;
     unsigned long long v = strtoull(s, &end, 10);
@@ -262,7 +300,7 @@ void bl__gw_events_query(gw_req *r)
                *sev = bl__gw_arg(r, "severity"), *lim = bl__gw_arg(r, "limit");
     unsigned long long t0 = 0, t1 = ~0ull;
     long limit = 100;
-    if ((since && parse_time(since, &t0)) || (until && parse_time(until, &t1)))
+    if ((since && bl__gw_parse_time(since, &t0)) || (until && bl__gw_parse_time(until, &t1)))
         return bl__gw_problem(
             r, 400, "Bad Request",
             "since/until are ms since the epoch or a duration back (30s, 15m, 2h, 7d)");

@@ -483,6 +483,16 @@ def test_sse_kill9_and_resume():
                                            and e[3]["to"] == "failed"), timeout=10, what="a2 failed")
         assert failed[0][3]["severity"] == "error"
         first_id = hit[0][1]
+        # the health service raises one member_failed alert; an operator acknowledges it
+        alert = wait_until(lambda: [a for a in jreq(P_G1, "GET", "/api/v1/alerts?state=firing")[2]
+                                    if a["rule"] == "member_failed" and a.get("node") == A2],
+                           timeout=30, what="a member_failed alert for a2")
+        wait_until(lambda: s.find(lambda e: e[2] == "alert_firing" and e[3]["alert"]["rule"] == "member_failed"),
+                   timeout=10, what="alert_firing on the stream")
+        st, _, j = jreq(P_G1, "POST", "/api/v1/alerts/%d/ack" % alert[0]["id"], key=S["operator"])
+        assert st == 200 and j["acked_by"] == "ops", j
+        wait_until(lambda: [a for a in jreq(P_G1, "GET", "/api/v1/alerts")[2]
+                            if a["id"] == alert[0]["id"] and a.get("acked_by") == "ops"], what="acked")
     finally:
         s.close()
     # resume from just before the first a2 event: it is sent again, then what followed
@@ -516,6 +526,34 @@ def test_non_loopback_needs_keys():
     assert lines.get("public") == "200 401", (p.stdout, p.stderr)  # http_public_read: reads, not writes
 
 
+def test_health_routes():
+    st, _, h = jreq(P_G1, "GET", "/api/v1/health")
+    assert st == 200 and 0.0 <= h["score"] <= 1.0 and h["status"], h
+    st, _, c = jreq(P_G1, "GET", "/api/v1/cluster")
+    assert "score" in c["health"], c
+    op = S["operator"]
+    assert jreq(P_G1, "PUT", "/api/v1/nodes/%s/maintenance" % A1, key=S["viewer"])[0] == 403
+    st, _, j = jreq(P_G1, "PUT", "/api/v1/nodes/%s/maintenance" % A1, key=op)
+    assert st == 200 and j["maintenance"] is True and j["by"] == "ops", j
+    wait_until(lambda: [n for n in jreq(P_G1, "GET", "/api/v1/health")[2]["nodes"]
+                        if n["node"] == A1 and n["maintenance"]], what="a1 in maintenance")
+    st, _, j = jreq(P_G1, "DELETE", "/api/v1/nodes/%s/maintenance" % A1, key=op)
+    assert st == 200 and j["maintenance"] is False, j
+    assert jreq(P_G1, "PUT", "/api/v1/nodes/nosuch@nowhere/maintenance", key=op)[0] == 404
+    names = wait_until(lambda: jreq(P_G1, "GET", "/api/v1/metrics/history?node=" + A1)[2],
+                       what="history metric names")
+    assert isinstance(names, list) and names, names
+    m = "cpu.percent" if "cpu.percent" in names else names[0]
+    st, _, hist = jreq(P_G1, "GET", "/api/v1/metrics/history?node=%s&metric=%s&from=10m&step=60000" % (A1, m))
+    assert st == 200 and hist["node"] == A1 and isinstance(hist["points"], list), hist
+    assert jreq(P_G1, "GET", "/api/v1/metrics/history?metric=%s&from=never" % m)[0] == 400
+    st, _, al = jreq(P_G1, "GET", "/api/v1/alerts")
+    assert st == 200 and isinstance(al, list), al
+    assert jreq(P_G1, "GET", "/api/v1/alerts?state=sideways")[0] == 400
+    assert jreq(P_G1, "POST", "/api/v1/alerts/999999/ack", key=op)[0] == 404
+    assert jreq(P_G1, "POST", "/api/v1/alerts/1/ack")[0] == 401
+
+
 def test_node_leave():
     n = Node("gw_l1", 18093, join=["gw_g1"]).wait_http()
     wait_until(lambda: any(m["node"] == n.name and m["state"] == "active"
@@ -541,7 +579,7 @@ def main():
                   test_pg_and_global, test_problem_details, test_openapi_matches_the_server,
                   test_keys_replicated_and_roles, test_auth_matrix, test_audit_trail,
                   test_rate_limit, test_metrics_promtool, test_node_exporter_names_lint_alike, test_real_prometheus_scrapes,
-                  test_https, test_bad_config_refused, test_non_loopback_needs_keys, test_sse_kill9_and_resume, test_node_leave):
+                  test_https, test_bad_config_refused, test_non_loopback_needs_keys, test_health_routes, test_sse_kill9_and_resume, test_node_leave):
             r.run(t)
     except Exception:
         import traceback

@@ -117,13 +117,15 @@ function Services({ services, nodes }) {
     })}</tr>`)}</tbody></table></div>`;
 }
 
-function Chart({ title, series }) {
+const RATES = [{ label: 'in/s', stroke: '#0969da' }, { label: 'out/s', stroke: '#1a7f37' }];
+const MINAVGMAX = [{ label: 'min', stroke: '#8c959f' }, { label: 'avg', stroke: '#0969da' }, { label: 'max', stroke: '#cf222e' }];
+
+function Chart({ title, series, labels }) {
   const ref = useRef(null), plot = useRef(null);
   useEffect(() => {
     if (!ref.current || !window.uPlot) return;
     const opts = { width: Math.min(ref.current.clientWidth || 320, 560), height: 160,
-      series: [{}, { label: 'in/s', stroke: '#0969da' }, { label: 'out/s', stroke: '#1a7f37' }],
-      axes: [{}, { size: 50 }] };
+      series: [{}].concat(labels || RATES), axes: [{}, { size: 50 }] };
     plot.current = new window.uPlot(opts, series, ref.current);
     return () => plot.current && plot.current.destroy();
   }, []);
@@ -131,10 +133,27 @@ function Chart({ title, series }) {
   return html`<div class="chart"><h3>${title}</h3><div ref=${ref}></div></div>`;
 }
 
-function Metrics({ hist }) {
-  const nodes = Object.keys(hist).sort();
-  if (!nodes.length) return html`<p class="note">Collecting the first samples (every 5 s)…</p>`;
-  return html`<div class="charts">${nodes.map((n) => html`<${Chart} key=${n} title=${n + ' — distribution messages/s'} series=${hist[n]} />`)}</div>`;
+// the last hour of CPU busy % from the health service's history (1 min buckets)
+function History({ node }) {
+  const [series, setSeries] = useState(null);
+  useEffect(() => {
+    api('/api/v1/metrics/history?node=' + encodeURIComponent(node) + '&metric=cpu.percent&from=1h&step=60000').then((h) => {
+      const p = h.points || [];
+      setSeries([p.map((x) => x[0] / 1000), p.map((x) => x[1]), p.map((x) => x[2]), p.map((x) => x[3])]);
+    }, () => setSeries(null));
+  }, [node]);
+  if (!series || !series[0].length) return html`<p class="note">${node}: no CPU history yet.</p>`;
+  return html`<${Chart} title=${node + ' — CPU busy % (last hour)'} series=${series} labels=${MINAVGMAX} />`;
+}
+
+function Metrics({ hist, nodes, history }) {
+  const live = Object.keys(hist).sort();
+  const up = nodes.filter((m) => m.kind !== 'beam' && m.state === 'active').map((m) => m.node);
+  return html`<div class="charts">
+    ${history ? up.map((n) => html`<${History} key=${'h' + n} node=${n} />`) : ''}
+    ${live.length ? live.map((n) => html`<${Chart} key=${n} title=${n + ' — distribution messages/s (live)'} series=${hist[n]} />`)
+                  : html`<p class="note">Collecting the first live samples (every 5 s)…</p>`}
+  </div>`;
 }
 
 function Alerts({ alerts, enabled, onAck }) {
@@ -196,7 +215,7 @@ function App() {
       let f = {};
       try {
         const doc = await api('/api/v1/openapi.json');
-        f = { alerts: !!doc.paths['/api/v1/alerts'] };
+        f = { alerts: !!doc.paths['/api/v1/alerts'], history: !!doc.paths['/api/v1/metrics/history'] };
       } catch (e) { /* the views that need it stay off */ }
       feat.current = f;
       setFeatures(f);
@@ -271,7 +290,7 @@ function App() {
       ${error ? html`<p class="err" role="alert">${error}</p>` : ''}
       ${view === 'topology' ? html`<${Topology} nodes=${nodes} />` : ''}
       ${view === 'services' ? html`<${Services} services=${services} nodes=${nodes} />` : ''}
-      ${view === 'metrics' ? html`<${Metrics} hist=${hist} />` : ''}
+      ${view === 'metrics' ? html`<${Metrics} hist=${hist} nodes=${nodes} history=${features.history} />` : ''}
       ${view === 'alerts' ? html`<${Alerts} alerts=${alerts} enabled=${features.alerts} onAck=${ack} />` : ''}
       ${view === 'events' ? html`<${Events} events=${events} />` : ''}
     </main>`;
