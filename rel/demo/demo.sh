@@ -265,6 +265,8 @@ step "heal $LN" "restarted, active, leader still ${L3%@*}" "$t" "$([ $okh -eq 1 
 pause 3
 
 # ---- 7. partition one coordinator ----
+# the coordinator restarted in step 6 may not know the leader yet: wait until all three name it
+wait_until 30 one_leader || true
 L=$(leader coord1)
 P=""
 for c in "${COORDS[@]}"; do [ "$c@$H" != "$L" ] && P=$c && break; done
