@@ -37,7 +37,7 @@ typedef struct rejected {
 
 #define MAX_VOTERS 64
 
-typedef enum { EL_FOLLOWER, EL_CANDIDATE, EL_LEADER } el_role;
+typedef enum { EL_FOLLOWER, EL_PRECANDIDATE, EL_CANDIDATE, EL_LEADER } el_role;
 
 typedef struct bl_cluster {
     bl_node *n;
@@ -81,6 +81,9 @@ void el_init(bl_cluster *c);
 void el_start(bl_cluster *c);
 void el_stop(bl_cluster *c);
 int el_handle(bl_cluster *c, const char *tag, const char *buf, int idx, int arity);
+/* A leader whose lease ran out unnoticed (its loop was frozen) steps down now; call before
+ * reporting who leads. */
+void el_check_lease(bl_cluster *c);
 
 /* discovery.c */
 int disc_start(bl_cluster *c);

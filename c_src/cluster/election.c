@@ -5,10 +5,19 @@
  * minority side of a partition can never elect). The leader sends {bl_leader, Term, Leader} every
  * T/3 to all members; coordinators answer {bl_leader_ack, Term, Node}. The leader holds a lease:
  * without acks from a majority within T it steps down, so a leader cut off from the majority stops
- * claiming leadership. A node that heard from a live leader within T refuses votes (leader
- * stickiness), so a node rejoining after a partition does not depose a healthy leader. Nodes that
- * are not coordinators only follow: they learn the leader from its heartbeats and forget it after
- * 2T of silence. At most one leader per term holds because each node votes once per term. */
+ * claiming leadership; a leader whose lease ran out while its loop was frozen (SIGSTOP, a paused
+ * VM) drops the claim before it answers anyone. A node that heard from a live leader within T
+ * refuses votes (leader stickiness).
+ *
+ * Pre-vote (Raft thesis, section 9.6): a coordinator whose leader went silent first asks
+ * {bl_prevote_req, Term + 1, Node} without raising its own term; the others answer
+ * {bl_prevote, Term, Node, true|false} and change nothing. Only with a majority of pre-votes does
+ * it start a real election. So a node that was frozen or cut off, whose election timer fired
+ * while the rest of the cluster still follows a live leader, never raises the cluster's term and
+ * cannot depose that leader (a higher term in an ack would make the leader step down); it learns
+ * the leader from the next heartbeat. Nodes that are not coordinators only follow: they learn the
+ * leader from its heartbeats and forget it after 2T of silence. At most one leader per term holds
+ * because each node votes once per term. */
 #include "cluster_int.h"
 
 #include <stdlib.h>
@@ -131,6 +140,42 @@ static void start_election(bl_cluster *c)
     schedule_election(c);
 }
 
+/* Ask the coordinators whether they would vote in term + 1, without raising our term. */
+static void start_prevote(bl_cluster *c)
+{
+    if (majority(c) <= 1) { /* alone: nobody to disturb */
+        start_election(c);
+        return;
+    }
+    c->el = EL_PRECANDIDATE;
+    c->votes = 1;
+    memset(c->voters, 0, sizeof(c->voters));
+    bl_log(c->n, BL_LOG_DEBUG, "pre-vote for term %llu (need %u)", c->term + 1, majority(c));
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 3);
+    ei_x_encode_atom(&x, "bl_prevote_req");
+    ei_x_encode_ulonglong(&x, c->term + 1);
+    ei_x_encode_atom(&x, c->n->name);
+    send_all(c, &x, 1);
+    ei_x_free(&x);
+    schedule_election(c);
+}
+
+/* A vote (pre or real) from node: counted once. Returns 1 when it is new. */
+static int count_voter(bl_cluster *c, const char *node)
+{
+    for (int i = 0; i < MAX_VOTERS; i++) {
+        if (!strcmp(c->voters[i], node)) return 0;
+        if (!c->voters[i][0]) {
+            snprintf(c->voters[i], BL_NODE_LEN, "%s", node);
+            c->votes++;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void election_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
@@ -143,19 +188,16 @@ static void election_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     if (self_coordinator(c) && c->self->state != BL_MEMBER_LEAVING) {
-        start_election(c);
+        start_prevote(c);
     } else {
         set_leader(c, ""); /* followers forget a silent leader */
         schedule_election(c);
     }
 }
 
-static void leader_cb(struct ev_loop *loop, ev_timer *w, int revents)
+/* The lease: acks from a majority within T, else step down. Returns 1 while still leader. */
+static int lease_holds(bl_cluster *c)
 {
-    (void)loop;
-    (void)revents;
-    bl_cluster *c = w->data;
-    if (c->el != EL_LEADER || c->stopping) return;
     ev_tstamp now = ev_now(c->n->loop);
     c->self->last_ack = now;
     unsigned fresh = 0;
@@ -172,10 +214,28 @@ static void leader_cb(struct ev_loop *loop, ev_timer *w, int revents)
         step_down(c, c->term);
         set_leader(c, "");
         schedule_election(c);
-        return;
+        return 0;
     }
-    c->leader_contact = now;
+    return 1;
+}
+
+static void leader_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl_cluster *c = w->data;
+    if (c->el != EL_LEADER || c->stopping) return;
+    if (!lease_holds(c)) return;
+    c->leader_contact = ev_now(c->n->loop);
     send_simple(c, NULL, "bl_leader", c->term, NULL);
+}
+
+void el_check_lease(bl_cluster *c)
+{
+    /* between two leader_cb runs the lease is as fresh as the last one; a loop that was frozen
+     * finds its claim older than T/3 x 2 and re-checks before answering */
+    if (c->el == EL_LEADER && ev_now(c->n->loop) - c->leader_contact > base_t(c) * 2.0 / 3.0)
+        (void)lease_holds(c);
 }
 
 int el_handle(bl_cluster *c, const char *tag, const char *buf, int idx, int arity)
@@ -186,7 +246,33 @@ int el_handle(bl_cluster *c, const char *tag, const char *buf, int idx, int arit
         ei_decode_atom(buf, &idx, node) < 0)
         return 0;
     ev_tstamp now = ev_now(c->n->loop);
+    if (!strcmp(tag, "bl_prevote_req") && arity == 3) {
+        /* would we vote for node in term? Nothing here changes our own state. */
+        el_check_lease(c);
+        int sticky = c->leader[0] && strcmp(c->leader, node) && now - c->leader_contact < base_t(c);
+        int grant = !sticky && term > c->term;
+        ei_x_buff x;
+        ei_x_new_with_version(&x);
+        ei_x_encode_tuple_header(&x, 4);
+        ei_x_encode_atom(&x, "bl_prevote");
+        ei_x_encode_ulonglong(&x, grant ? term : c->term);
+        ei_x_encode_atom(&x, c->n->name);
+        ei_x_encode_atom(&x, grant ? "true" : "false");
+        (void)cl_send(c, node, &x);
+        ei_x_free(&x);
+        return 1;
+    }
+    if (!strcmp(tag, "bl_prevote") && arity == 4) {
+        char granted[MAXATOMLEN_UTF8];
+        if (ei_decode_atom(buf, &idx, granted) < 0) return 0;
+        /* a refusal changes nothing: a node behind in term learns the term from the leader's
+         * heartbeat or from the next real election, never from a refusal */
+        if (strcmp(granted, "true") || c->el != EL_PRECANDIDATE || term != c->term + 1) return 1;
+        if (count_voter(c, node) && c->votes >= majority(c)) start_election(c);
+        return 1;
+    }
     if (!strcmp(tag, "bl_vote_req") && arity == 3) {
+        el_check_lease(c);
         int sticky = c->leader[0] && strcmp(c->leader, node) && now - c->leader_contact < base_t(c);
         if (sticky) {
             send_simple(c, node, "bl_vote", c->term, "false");
@@ -215,15 +301,7 @@ int el_handle(bl_cluster *c, const char *tag, const char *buf, int idx, int arit
             return 1;
         }
         if (c->el != EL_CANDIDATE || term != c->term || strcmp(granted, "true")) return 1;
-        for (int i = 0; i < MAX_VOTERS; i++) {
-            if (!strcmp(c->voters[i], node)) return 1; /* counted already */
-            if (!c->voters[i][0]) {
-                snprintf(c->voters[i], BL_NODE_LEN, "%s", node);
-                break;
-            }
-        }
-        c->votes++;
-        if (c->votes >= majority(c)) become_leader(c);
+        if (count_voter(c, node) && c->votes >= majority(c)) become_leader(c);
         return 1;
     }
     if (!strcmp(tag, "bl_leader") && arity == 3) {

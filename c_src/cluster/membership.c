@@ -690,6 +690,7 @@ static void encode_status(bl_cluster *c, ei_x_buff *r)
         counts[m->state]++;
         if (m->state != BL_MEMBER_LEFT) size++;
     }
+    el_check_lease(c);
     ei_x_encode_map_header(r, 8);
     ei_x_encode_atom(r, "cluster");
     ei_x_encode_binary(r, c->n->cfg.cluster, (long)strlen(c->n->cfg.cluster));
@@ -737,6 +738,7 @@ static int cluster_call(bl_proc *self, const bl_from *from, const char *buf, int
             return 0;
         }
         if (!strcmp(a, "leader")) {
+            el_check_lease(c);
             ei_x_encode_tuple_header(reply, 2);
             ei_x_encode_atom(reply, c->leader[0] ? c->leader : "undefined");
             return ei_x_encode_ulonglong(reply, c->term);
@@ -1027,6 +1029,7 @@ const char *bl_cluster_leader(bl_node *n, unsigned long long *term)
 {
     bl_cluster *c = n->cluster;
     if (!c) return NULL;
+    el_check_lease(c);
     if (term) *term = c->term;
     return c->leader[0] ? c->leader : NULL;
 }
