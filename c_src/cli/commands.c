@@ -24,8 +24,8 @@ static const bl__cli_cmd CMDS[] = {
     {"node", NULL, "beamlet node --sname NAME | --name NAME@HOST [options]",
      "Run a node in the foreground. Configuration: defaults < JSON file (--config FILE or "
      "BEAMLET_CONFIG) < environment < flags; `beamlet help` lists every key. SIGTERM/SIGINT: "
-     "leave the cluster and stop. SIGHUP: re-read the configuration (log_level, log_format apply "
-     "live; other changes are logged as needing a restart). Under systemd "
+     "leave the cluster and stop. SIGHUP: re-read the configuration (the live keys of `beamlet "
+     "config keys` apply at once; other changes are logged as needing a restart). Under systemd "
      "(NOTIFY_SOCKET set) readiness and watchdog are reported."},
     {"ping", NULL, "beamlet ping NODE " CLIENT_OPTS,
      "net_adm:ping the node: prints pong and exits 0, or says why not and exits 1."},

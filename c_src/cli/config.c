@@ -1,8 +1,17 @@
 /* config.c - configuration from JSON file, environment and flags (see beamlet/config.h).
  *
- * One table names every key once with its flag and environment variable; the file, the
- * environment and the flags all go through bl_config_set, so validation lives in one place. */
+ * KEYS below is the one table of configuration keys: each row names a key once with its type,
+ * default, accepted values (range, choices or a check function), environment variable, flag,
+ * whether it changes at run time (BL_CFG_LIVE) and may be set cluster-wide (BL_CFG_CLUSTER).
+ * The file, the environment, the flags, `beamlet config validate|show`, the SIGHUP reload and
+ * the cluster configuration service (services/cconf.c) all go through bl_config_set and
+ * bl_config_get, so a key's rules live in its row and nowhere else.
+ *
+ * Adding a key: one row (the R_* macros keep it to one or two lines), in the group it belongs
+ * to; a type the macros do not cover gets a check function next to the others. A test in
+ * test/unit/test_config.c checks every row's default against bl_config_init. */
 #include "beamlet/config.h"
+#include "../runtime/internal.h"
 #include "../health/rules.h"
 #include "../health/checks_parse.h"
 
@@ -15,146 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    const char *key, *flag, *env, *help;
-} opt;
-
-static const opt OPTS[] = {
-    {"sname", "--sname", NULL, "short node name: NAME or NAME@HOST"},
-    {"name", "--name", NULL, "long node name: NAME@HOST.DOMAIN or NAME@IP"},
-    /* aliases come before their variable: when both are set, the canonical one wins */
-    {"node_name", NULL, "NODE_ID", "alias of NODE_NAME"},
-    {"node_name", NULL, "NODE_NAME", "node name (short names unless the host has a dot)"},
-    {"cookie", "--cookie", "COOKIE", "distribution cookie (default: ~/.erlang.cookie)"},
-    {"cookie_file", "--cookie-file", "COOKIE_FILE", "file holding the cookie"},
-    {"role", "--role", "ROLE", "coordinator/agent/gateway/monitor (default agent)"},
-    {"cluster", "--cluster", "CLUSTER_NAME", "cluster name (default \"default\")"},
-    {"join", "--join", "CLUSTER_SEEDS", "nodes to connect to at start, comma separated"},
-    {"log_level", "--log-level", "BEAMLET_LOG_LEVEL", "error/warn/info/debug"},
-    {"log_format", "--log-format", "BEAMLET_LOG_FORMAT", "text/json"},
-    {"net_ticktime", "--net-ticktime", "BEAMLET_NET_TICKTIME",
-     "seconds, like kernel net_ticktime (60)"},
-    {"max_message_size", "--max-message-size", "BEAMLET_MAX_MESSAGE_SIZE",
-     "bytes per frame (64 MiB)"},
-    {"send_queue_high_water", "--send-queue-high-water", "BEAMLET_SEND_QUEUE_HIGH_WATER",
-     "bytes queued per connection before sends are refused (8 MiB)"},
-    {"connect_timeout_ms", "--connect-timeout-ms", "BEAMLET_CONNECT_TIMEOUT_MS",
-     "per step of an outgoing connect: host lookup, EPMD, TCP (5000)"},
-    {"handshake_timeout_ms", "--handshake-timeout-ms", "BEAMLET_HANDSHAKE_TIMEOUT_MS",
-     "per handshake packet, both directions (5000)"},
-    {"reconnect_backoff_max_ms", "--reconnect-backoff-max-ms", "BEAMLET_RECONNECT_BACKOFF_MAX_MS",
-     "cap of the reconnect backoff (10000)"},
-    {"max_handshakes_per_address", "--max-handshakes-per-address",
-     "BEAMLET_MAX_HANDSHAKES_PER_ADDRESS", "incoming handshakes at once from one address (256)"},
-    {"proto_dist", "--proto-dist", "BEAMLET_PROTO_DIST",
-     "inet_tcp or inet6_tcp, like erl -proto_dist (from the addresses)"},
-    {"listen_address", "--listen-address", "BEAMLET_LISTEN_ADDRESS",
-     "IPv4 or IPv6 address to listen on (0.0.0.0; :: with inet6_tcp)"},
-    {"listen_port", NULL, "CLUSTER_PORT", "alias of BEAMLET_PORT"},
-    {"listen_port", "--port", "BEAMLET_PORT", "TCP port (0: any)"},
-    {"publish", "--publish", "BEAMLET_PUBLISH", "register in EPMD: true/false (true)"},
-    {"exit_on_stdin_eof", "--exit-on-stdin-eof", "BEAMLET_EXIT_ON_STDIN_EOF",
-     "stop when stdin closes (for nodes run as a port): true/false (false)"},
-    {"global_resolve", "--global-resolve", "BEAMLET_GLOBAL_RESOLVE",
-     "name clash method: random_exit_name/random_notify_name/notify_all_name"},
-    {"global_mode", "--global-mode", "BEAMLET_GLOBAL_MODE",
-     "global names through OTP global (beam), among C nodes (beamlet), or auto"},
-    {"data_dir", "--data-dir", "BEAMLET_DATA_DIR",
-     "directory for durable state: the pub/sub outbox and dedup window"},
-    {"registry_policy", "--registry-policy", "BEAMLET_REGISTRY_POLICY",
-     "service call balancing: round_robin/least_outstanding (round_robin)"},
-    {"registry_max_entries", "--registry-max-entries", "BEAMLET_REGISTRY_MAX_ENTRIES",
-     "service entries registered per node (1024)"},
-    {"health_interval_ms", "--health-interval-ms", "BEAMLET_HEALTH_INTERVAL_MS",
-     "node metrics sample interval (5000)"},
-    {"health_store", "--health-store", "BEAMLET_HEALTH_STORE",
-     "keep events and metrics history on disk: true/false (true)"},
-    {"history_raw_s", "--history-raw-s", "BEAMLET_HISTORY_RAW_S", "raw metric samples kept (21600)"},
-    {"history_1m_s", "--history-1m-s", "BEAMLET_HISTORY_1M_S", "1 min rollups kept (172800)"},
-    {"history_1h_s", "--history-1h-s", "BEAMLET_HISTORY_1H_S", "1 h rollups kept (5184000)"},
-    {"events_retention_s", "--events-retention-s", "BEAMLET_EVENTS_RETENTION_S",
-     "events and audit trail kept (2592000)"},
-    {"events_max", "--events-max", "BEAMLET_EVENTS_MAX", "events kept at most (100000)"},
-    {"alert_rules", "--alert-rules", "BEAMLET_ALERT_RULES",
-     "JSON array of alert rules on top of the built-in ones (docs/health.md)"},
-    {"alert_webhooks", "--alert-webhooks", "BEAMLET_ALERT_WEBHOOKS",
-     "http(s) URLs POSTed each alert change as JSON, comma separated"},
-    {"health_checks", "--health-checks", "BEAMLET_HEALTH_CHECKS",
-     "JSON array of health checks (http, tcp, command) this node runs (docs/health.md)"},
-    {"check_consecutive", "--check-consecutive", "BEAMLET_CHECK_CONSECUTIVE",
-     "results in a row before a check changes state (2)"},
-    {"disk_warn_percent", "--disk-warn-percent", "BEAMLET_DISK_WARN_PERCENT",
-     "a filesystem used above this is a warning (90)"},
-    {"disk_crit_percent", "--disk-crit-percent", "BEAMLET_DISK_CRIT_PERCENT",
-     "a filesystem used above this is critical (95)"},
-    {"mem_warn_percent", "--mem-warn-percent", "BEAMLET_MEM_WARN_PERCENT",
-     "memory available below this percent is a warning (10)"},
-    {"mem_crit_percent", "--mem-crit-percent", "BEAMLET_MEM_CRIT_PERCENT",
-     "memory available below this percent is critical (5)"},
-    {"load_warn_per_cpu", "--load-warn-per-cpu", "BEAMLET_LOAD_WARN_PER_CPU",
-     "5 min load per CPU above this is a warning (2)"},
-    {"load_crit_per_cpu", "--load-crit-per-cpu", "BEAMLET_LOAD_CRIT_PER_CPU",
-     "5 min load per CPU above this is critical (4)"},
-    {"store_max_mb", "--store-max-mb", "BEAMLET_STORE_MAX_MB",
-     "size bound of the health database in MiB (64)"},
-    {"capabilities", "--capabilities", "BEAMLET_CAPABILITIES",
-     "what this node offers, comma separated"},
-    {"metadata", "--metadata", "BEAMLET_METADATA", "key=value pairs, comma separated"},
-    {"heartbeat_interval_ms", "--heartbeat-interval-ms", "BEAMLET_HEARTBEAT_INTERVAL_MS",
-     "membership heartbeat (1000)"},
-    {"failure_threshold", "--failure-threshold", "BEAMLET_FAILURE_THRESHOLD",
-     "missed heartbeats before suspected (3)"},
-    {"election_timeout_ms", "--election-timeout-ms", "BEAMLET_ELECTION_TIMEOUT_MS",
-     "leader election timeout base (1500)"},
-    {"remove_after_ms", "--remove-after-ms", "BEAMLET_REMOVE_AFTER_MS",
-     "forget failed/left members after (300000)"},
-    {"event_log_size", "--event-log-size", "BEAMLET_EVENT_LOG_SIZE", "cluster events kept (256)"},
-    {"epmd_local", "--epmd-local", "BEAMLET_EPMD_LOCAL",
-     "discover nodes in the local EPMD: true/false (false)"},
-    {"epmd_pattern", "--epmd-pattern", "BEAMLET_EPMD_PATTERN",
-     "glob on node names found in EPMD (*)"},
-    {"epmd_hosts", "--epmd-hosts", "BEAMLET_EPMD_HOSTS",
-     "hosts whose EPMD is polled, comma separated"},
-    {"hosts_file", "--hosts-file", "BEAMLET_HOSTS_FILE",
-     ".hosts.erlang-style file of hosts to poll"},
-    {"dns_name", "--dns-name", "BEAMLET_DNS_NAME", "DNS name polled for A records"},
-    {"dns_basename", "--dns-basename", "BEAMLET_DNS_BASENAME",
-     "node name part for DNS hosts: basename@ip (beamlet)"},
-    {"discovery_interval_ms", "--discovery-interval-ms", "BEAMLET_DISCOVERY_INTERVAL_MS",
-     "EPMD/hosts/DNS poll interval (5000)"},
-    {"gossip", "--gossip", "BEAMLET_GOSSIP",
-     "libcluster-compatible UDP gossip: true/false (false)"},
-    {"gossip_address", "--gossip-address", "BEAMLET_GOSSIP_ADDRESS",
-     "multicast group (233.252.1.32)"},
-    {"gossip_port", "--gossip-port", "BEAMLET_GOSSIP_PORT", "UDP port (45892)"},
-    {"gossip_if", "--gossip-if", "BEAMLET_GOSSIP_IF", "interface address for gossip (0.0.0.0)"},
-    {"gossip_secret", "--gossip-secret", "BEAMLET_GOSSIP_SECRET",
-     "shared secret (libcluster's :secret)"},
-    {"gossip_interval_ms", "--gossip-interval-ms", "BEAMLET_GOSSIP_INTERVAL_MS",
-     "gossip heartbeat interval (5000)"},
-    {"http_port", "--http-port", "BEAMLET_HTTP_PORT",
-     "HTTP gateway port, 0: off (8080 for role gateway, else off)"},
-    {"http_address", "--http-address", "BEAMLET_HTTP_ADDRESS",
-     "IPv4 address the gateway listens on (127.0.0.1)"},
-    {"dashboard", "--dashboard", "BEAMLET_DASHBOARD", "serve the dashboard at /: true/false (true)"},
-    {"http_tls_cert", "--http-tls-cert", "BEAMLET_HTTP_TLS_CERT", "PEM certificate: HTTPS"},
-    {"http_tls_key", "--http-tls-key", "BEAMLET_HTTP_TLS_KEY", "PEM private key for HTTPS"},
-    {"http_public_read", "--http-public-read", "BEAMLET_HTTP_PUBLIC_READ",
-     "reads need no key off loopback too: true/false (false)"},
-    {"http_max_connections", "--http-max-connections", "BEAMLET_HTTP_MAX_CONNECTIONS",
-     "concurrent HTTP connections (1024)"},
-    {"http_max_body_bytes", "--http-max-body-bytes", "BEAMLET_HTTP_MAX_BODY_BYTES",
-     "request body limit (1048576)"},
-    {"http_max_header_bytes", "--http-max-header-bytes", "BEAMLET_HTTP_MAX_HEADER_BYTES",
-     "request line + headers limit (32768)"},
-    {"http_timeout_s", "--http-timeout-s", "BEAMLET_HTTP_TIMEOUT_S",
-     "idle HTTP connection closed after (10)"},
-    {"http_rate_limit", "--http-rate-limit", "BEAMLET_HTTP_RATE_LIMIT",
-     "requests/s per key and per address (50)"},
-    {"http_rate_burst", "--http-rate-burst", "BEAMLET_HTTP_RATE_BURST",
-     "burst above the rate (100)"},
-};
-#define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
+typedef bl_config_keydef keydef;
 
 static int fail(char *err, size_t errlen, const char *key, const char *fmt, const char *value)
 {
@@ -197,9 +67,22 @@ static int valid_node(const char *s)
     return 1;
 }
 
-static int set_name(bl_config *cfg, const char *key, const char *v, int longnames, char *err,
-                    size_t errlen)
+static int valid_ipv4(const char *v)
 {
+    unsigned a, b, c, d;
+    char extra;
+    return sscanf(v, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) == 4 && a <= 255 && b <= 255 &&
+           c <= 255 && d <= 255;
+}
+
+/* ---- check functions: (cfg, row, value) -> BL_OK, or BL_ECONFIG with err naming the key.
+ * For BL_CFG_CUSTOM rows the check also stores the value; for the other types it only adds a
+ * rule and the generic code stores. ---- */
+
+static int set_name(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
+{
+    const char *key = k->key;
+    int longnames = !strcmp(key, "sname") ? 0 : !strcmp(key, "name") ? 1 : -1;
     if (!v[0] || strlen(v) >= sizeof(cfg->name))
         return fail(err, errlen, key, "'%s' is empty or too long", v);
     char tmp[BL_NODE_LEN + 8];
@@ -214,306 +97,464 @@ static int set_name(bl_config *cfg, const char *key, const char *v, int longname
     return BL_OK;
 }
 
-static int set_join(bl_config *cfg, const char *v, char *err, size_t errlen)
+static int show_name(const bl_config *cfg, char *buf, size_t len)
 {
-    cfg->njoin = 0;
+    return snprintf(buf, len, "%s", cfg->name), 1;
+}
+
+static int set_join(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
+{
+    (void)k;
+    char seeds[BL_MAX_SEEDS][BL_NODE_LEN];
+    int n = 0;
     char buf[BL_MAX_SEEDS * BL_NODE_LEN];
     snprintf(buf, sizeof(buf), "%s", v);
     char *save = NULL;
     for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
         if (!valid_node(tok))
             return fail(err, errlen, "join", "'%s' is not a node name NAME@HOST", tok);
-        if (cfg->njoin >= BL_MAX_SEEDS)
-            return fail(err, errlen, "join", "more than %s seeds", "32");
-        snprintf(cfg->join[cfg->njoin++], BL_NODE_LEN, "%s", tok);
+        if (n >= BL_MAX_SEEDS) return fail(err, errlen, "join", "more than %s seeds", "32");
+        snprintf(seeds[n++], BL_NODE_LEN, "%s", tok);
+    }
+    memcpy(cfg->join, seeds, sizeof(seeds[0]) * (size_t)n);
+    cfg->njoin = n;
+    return BL_OK;
+}
+
+static int show_join(const bl_config *cfg, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = 0;
+    for (int j = 0; j < cfg->njoin && off < len; j++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%s", j ? "," : "", cfg->join[j]);
+    return 1;
+}
+
+static const char *const LEVELS[] = {"error", "warn", "info", "debug"};
+
+static int set_log_level(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
+{
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(v, LEVELS[i])) {
+            cfg->log_level = (bl_log_level)i;
+            return BL_OK;
+        }
+    return fail(err, errlen, k->key, "'%s' is not one of error, warn, info, debug", v);
+}
+
+static int show_log_level(const bl_config *cfg, char *buf, size_t len)
+{
+    return snprintf(buf, len, "%s", LEVELS[cfg->log_level <= BL_LOG_DEBUG ? cfg->log_level : 0]),
+           1;
+}
+
+static int set_log_format(bl_config *cfg, const keydef *k, const char *v, char *err,
+                          size_t errlen)
+{
+    if (!strcmp(v, "text"))
+        cfg->log_format = BL_LOG_TEXT;
+    else if (!strcmp(v, "json"))
+        cfg->log_format = BL_LOG_JSON;
+    else
+        return fail(err, errlen, k->key, "'%s' is not text or json", v);
+    return BL_OK;
+}
+
+static int show_log_format(const bl_config *cfg, char *buf, size_t len)
+{
+    return snprintf(buf, len, "%s", cfg->log_format == BL_LOG_JSON ? "json" : "text"), 1;
+}
+
+static int check_nonempty(bl_config *cfg, const keydef *k, const char *v, char *err,
+                          size_t errlen)
+{
+    (void)cfg;
+    return v[0] ? BL_OK : fail(err, errlen, k->key, "'%s' is empty or too long", v);
+}
+
+static int check_cluster_name(bl_config *cfg, const keydef *k, const char *v, char *err,
+                              size_t errlen)
+{
+    (void)cfg;
+    if (!v[0]) return fail(err, errlen, k->key, "'%s' must be 1..63 characters", v);
+    for (const char *p = v; *p; p++)
+        if (!(*p == '_' || *p == '-' || *p == '.' || (*p >= '0' && *p <= '9') ||
+              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return fail(err, errlen, k->key, "'%s' may hold only letters, digits, _ - .", v);
+    return BL_OK;
+}
+
+static int check_ip(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
+{
+    (void)cfg;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, v, &a4) != 1 && inet_pton(AF_INET6, v, &a6) != 1)
+        return fail(err, errlen, k->key, "'%s' is not an IPv4 or IPv6 address", v);
+    return BL_OK;
+}
+
+static int check_ipv4(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
+{
+    (void)cfg;
+    return valid_ipv4(v) ? BL_OK : fail(err, errlen, k->key, "'%s' is not an IPv4 address", v);
+}
+
+static int check_metadata(bl_config *cfg, const keydef *k, const char *v, char *err,
+                          size_t errlen)
+{
+    (void)cfg;
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", v);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (!strchr(t, '=') || t[0] == '=')
+            return fail(err, errlen, k->key, "'%s' is not key=value", t);
+    return BL_OK;
+}
+
+static int check_alive(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
+{
+    (void)cfg;
+    return valid_alive(v) ? BL_OK
+                          : fail(err, errlen, k->key,
+                                 "'%s' is not a node name part (letters, digits, _ -)", v);
+}
+
+static int check_alert_rules(bl_config *cfg, const keydef *k, const char *v, char *err,
+                             size_t errlen)
+{
+    (void)cfg;
+    char why[200];
+    if (bl__rules_check(v, why, sizeof(why)) < 0) return fail(err, errlen, k->key, "%s", why);
+    return BL_OK;
+}
+
+static int check_health_checks(bl_config *cfg, const keydef *k, const char *v, char *err,
+                               size_t errlen)
+{
+    (void)cfg;
+    char why[200];
+    bl_health_check_spec *specs = calloc(64, sizeof(*specs));
+    if (!specs) snprintf(why, sizeof(why), "out of memory");
+    int n = specs ? bl__checks_parse(v, specs, 64, why, sizeof(why)) : -1;
+    free(specs);
+    return n < 0 ? fail(err, errlen, k->key, "%s", why) : BL_OK;
+}
+
+static int check_urls(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
+{
+    char buf[sizeof(cfg->alert_webhooks)];
+    snprintf(buf, sizeof(buf), "%s", v);
+    char *save = NULL;
+    for (char *url = strtok_r(buf, ",", &save); url; url = strtok_r(NULL, ",", &save)) {
+        while (*url == ' ')
+            url++;
+        if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+            return fail(err, errlen, k->key, "'%s' is not an http:// or https:// URL", url);
     }
     return BL_OK;
 }
 
-int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, size_t errlen)
+/* ---- the table ---- */
+
+#define F(field) offsetof(bl_config, field), sizeof(((bl_config *)0)->field)
+#define LIVE BL_CFG_LIVE
+#define CL BL_CFG_CLUSTER
+#define LC (BL_CFG_LIVE | BL_CFG_CLUSTER)
+#define SECRET BL_CFG_SECRET
+
+/* string (check: NULL or an extra rule) */
+#define R_STR(key, flag, env, field, flags, def, check, help)                                      \
+    {key, flag, env, BL_CFG_STR, flags, def, help, F(field), 0, 0, NULL, check, NULL}
+/* one of the |-separated choices, kept as a string */
+#define R_ENUM(key, flag, env, field, flags, def, choices, help)                                   \
+    {key, flag, env, BL_CFG_ENUM, flags, def, help, F(field), 0, 0, choices, NULL, NULL}
+/* unsigned / int / size_t / double in [lo, hi]; unit: text after the range in errors */
+#define R_UINT(key, flag, env, field, flags, def, lo, hi, unit, help)                              \
+    {key, flag, env, BL_CFG_UINT, flags, def, help, F(field), lo, hi, unit, NULL, NULL}
+#define R_INT(key, flag, env, field, flags, def, lo, hi, unit, help)                               \
+    {key, flag, env, BL_CFG_INT, flags, def, help, F(field), lo, hi, unit, NULL, NULL}
+#define R_SIZE(key, flag, env, field, flags, def, lo, hi, unit, help)                              \
+    {key, flag, env, BL_CFG_SIZE, flags, def, help, F(field), lo, hi, unit, NULL, NULL}
+#define R_DBL(key, flag, env, field, flags, def, lo, hi, help)                                     \
+    {key, flag, env, BL_CFG_DOUBLE, flags, def, help, F(field), lo, hi, NULL, NULL, NULL}
+/* true/false (also 1/0) in an int */
+#define R_BOOL(key, flag, env, field, flags, def, help)                                            \
+    {key, flag, env, BL_CFG_BOOL, flags, def, help, F(field), 0, 0, NULL, NULL, NULL}
+/* anything else: the check stores, show reads back */
+#define R_CUSTOM(key, flag, env, flags, def, set, show, help)                                      \
+    {key, flag, env, BL_CFG_CUSTOM, flags, def, help, 0, 0, 0, 0, NULL, set, show}
+/* another environment name for the row after it (that one wins when both are set) */
+#define R_ALIAS(key, env, help)                                                                    \
+    {key, NULL, env, BL_CFG_CUSTOM, BL_CFG_ALIAS, "", help, 0, 0, 0, 0, NULL, NULL, NULL}
+
+static const keydef KEYS[] = {
+    /* identity and connections */
+    R_CUSTOM("sname", "--sname", NULL, 0, "", set_name, show_name,
+             "short node name: NAME or NAME@HOST"),
+    R_CUSTOM("name", "--name", NULL, 0, "", set_name, show_name,
+             "long node name: NAME@HOST.DOMAIN or NAME@IP"),
+    R_ALIAS("node_name", "NODE_ID", "alias of NODE_NAME"),
+    R_CUSTOM("node_name", NULL, "NODE_NAME", 0, "", set_name, show_name,
+             "node name (short names unless the host has a dot)"),
+    R_STR("cookie", "--cookie", "COOKIE", cookie, SECRET, "", check_nonempty,
+          "distribution cookie (default: ~/.erlang.cookie)"),
+    R_STR("cookie_file", "--cookie-file", "COOKIE_FILE", cookie_file, 0, "", check_nonempty,
+          "file holding the cookie"),
+    R_ENUM("role", "--role", "ROLE", role, 0, "agent", "coordinator|agent|gateway|monitor",
+           "coordinator/agent/gateway/monitor (default agent)"),
+    R_STR("cluster", "--cluster", "CLUSTER_NAME", cluster, 0, "default", check_cluster_name,
+          "cluster name (default \"default\")"),
+    R_CUSTOM("join", "--join", "CLUSTER_SEEDS", 0, "", set_join, show_join,
+             "nodes to connect to at start, comma separated"),
+    R_CUSTOM("log_level", "--log-level", "BEAMLET_LOG_LEVEL", LC, "info", set_log_level,
+             show_log_level, "error/warn/info/debug"),
+    R_CUSTOM("log_format", "--log-format", "BEAMLET_LOG_FORMAT", LC, "text", set_log_format,
+             show_log_format, "text/json"),
+    R_UINT("net_ticktime", "--net-ticktime", "BEAMLET_NET_TICKTIME", net_ticktime_s, CL, "60", 1,
+           3600, " seconds", "seconds, like kernel net_ticktime (60)"),
+    R_SIZE("max_message_size", "--max-message-size", "BEAMLET_MAX_MESSAGE_SIZE", max_message_size,
+           LC, "67108864", 1024, 2147483648.0, " bytes", "bytes per frame (64 MiB)"),
+    R_SIZE("send_queue_high_water", "--send-queue-high-water", "BEAMLET_SEND_QUEUE_HIGH_WATER",
+           send_queue_high_water, LC, "8388608", 65536, 4294967296.0, " bytes",
+           "bytes queued per connection before sends are refused (8 MiB)"),
+    R_UINT("connect_timeout_ms", "--connect-timeout-ms", "BEAMLET_CONNECT_TIMEOUT_MS",
+           connect_timeout_ms, LC, "5000", 100, 600000, " ms",
+           "per step of an outgoing connect: host lookup, EPMD, TCP (5000)"),
+    R_UINT("handshake_timeout_ms", "--handshake-timeout-ms", "BEAMLET_HANDSHAKE_TIMEOUT_MS",
+           handshake_timeout_ms, CL, "5000", 100, 600000, " ms",
+           "per handshake packet, both directions (5000)"),
+    R_UINT("reconnect_backoff_max_ms", "--reconnect-backoff-max-ms",
+           "BEAMLET_RECONNECT_BACKOFF_MAX_MS", reconnect_backoff_max_ms, CL, "10000", 100, 600000,
+           " ms", "cap of the reconnect backoff (10000)"),
+    R_UINT("max_handshakes_per_address", "--max-handshakes-per-address",
+           "BEAMLET_MAX_HANDSHAKES_PER_ADDRESS", max_handshakes_per_address, CL, "256", 1, 65536,
+           "", "incoming handshakes at once from one address (256)"),
+    R_ENUM("proto_dist", "--proto-dist", "BEAMLET_PROTO_DIST", proto_dist, 0, "",
+           "inet_tcp|inet6_tcp", "inet_tcp or inet6_tcp, like erl -proto_dist (from the addresses)"),
+    R_STR("listen_address", "--listen-address", "BEAMLET_LISTEN_ADDRESS", listen_address, 0,
+          "0.0.0.0", check_ip, "IPv4 or IPv6 address to listen on (0.0.0.0; :: with inet6_tcp)"),
+    R_ALIAS("listen_port", "CLUSTER_PORT", "alias of BEAMLET_PORT"),
+    R_INT("listen_port", "--port", "BEAMLET_PORT", listen_port, 0, "0", 0, 65535, "",
+          "TCP port (0: any)"),
+    R_BOOL("publish", "--publish", "BEAMLET_PUBLISH", publish, 0, "true",
+           "register in EPMD: true/false (true)"),
+    R_BOOL("exit_on_stdin_eof", "--exit-on-stdin-eof", "BEAMLET_EXIT_ON_STDIN_EOF",
+           exit_on_stdin_eof, 0, "false",
+           "stop when stdin closes (for nodes run as a port): true/false (false)"),
+    /* services */
+    R_ENUM("global_resolve", "--global-resolve", "BEAMLET_GLOBAL_RESOLVE", global_resolve, CL,
+           "random_exit_name", "random_exit_name|random_notify_name|notify_all_name",
+           "name clash method: random_exit_name/random_notify_name/notify_all_name"),
+    R_ENUM("global_mode", "--global-mode", "BEAMLET_GLOBAL_MODE", global_mode, 0, "auto",
+           "auto|beam|beamlet",
+           "global names through OTP global (beam), among C nodes (beamlet), or auto"),
+    R_STR("data_dir", "--data-dir", "BEAMLET_DATA_DIR", data_dir, 0, "", NULL,
+          "directory for durable state: the pub/sub outbox and dedup window"),
+    R_ENUM("registry_policy", "--registry-policy", "BEAMLET_REGISTRY_POLICY", registry_policy, LC,
+           "round_robin", "round_robin|least_outstanding",
+           "service call balancing: round_robin/least_outstanding (round_robin)"),
+    R_UINT("registry_max_entries", "--registry-max-entries", "BEAMLET_REGISTRY_MAX_ENTRIES",
+           registry_max_entries, CL, "1024", 1, 1000000, "",
+           "service entries registered per node (1024)"),
+    /* health */
+    R_UINT("health_interval_ms", "--health-interval-ms", "BEAMLET_HEALTH_INTERVAL_MS",
+           health_interval_ms, CL, "5000", 100, 3600000, "", "node metrics sample interval (5000)"),
+    R_BOOL("health_store", "--health-store", "BEAMLET_HEALTH_STORE", health_store, 0, "true",
+           "keep events and metrics history on disk: true/false (true)"),
+    R_UINT("history_raw_s", "--history-raw-s", "BEAMLET_HISTORY_RAW_S", history_raw_s, CL,
+           "21600", 60, 31536000, "", "raw metric samples kept (21600)"),
+    R_UINT("history_1m_s", "--history-1m-s", "BEAMLET_HISTORY_1M_S", history_1m_s, CL, "172800",
+           600, 31536000, "", "1 min rollups kept (172800)"),
+    R_UINT("history_1h_s", "--history-1h-s", "BEAMLET_HISTORY_1H_S", history_1h_s, CL, "5184000",
+           3600, 315360000, "", "1 h rollups kept (5184000)"),
+    R_UINT("events_retention_s", "--events-retention-s", "BEAMLET_EVENTS_RETENTION_S",
+           events_retention_s, CL, "2592000", 60, 315360000, "",
+           "events and audit trail kept (2592000)"),
+    R_UINT("events_max", "--events-max", "BEAMLET_EVENTS_MAX", events_max, CL, "100000", 10,
+           100000000, "", "events kept at most (100000)"),
+    R_STR("alert_rules", "--alert-rules", "BEAMLET_ALERT_RULES", alert_rules, LC, "",
+          check_alert_rules, "JSON array of alert rules on top of the built-in ones (docs/health.md)"),
+    R_STR("alert_webhooks", "--alert-webhooks", "BEAMLET_ALERT_WEBHOOKS", alert_webhooks, LC, "",
+          check_urls, "http(s) URLs POSTed each alert change as JSON, comma separated"),
+    R_STR("health_checks", "--health-checks", "BEAMLET_HEALTH_CHECKS", health_checks, 0, "",
+          check_health_checks,
+          "JSON array of health checks (http, tcp, command) this node runs (docs/health.md)"),
+    R_UINT("check_consecutive", "--check-consecutive", "BEAMLET_CHECK_CONSECUTIVE",
+           check_consecutive, CL, "2", 1, 100, "",
+           "results in a row before a check changes state (2)"),
+    R_DBL("disk_warn_percent", "--disk-warn-percent", "BEAMLET_DISK_WARN_PERCENT",
+          disk_warn_percent, LC, "90", 1, 100, "a filesystem used above this is a warning (90)"),
+    R_DBL("disk_crit_percent", "--disk-crit-percent", "BEAMLET_DISK_CRIT_PERCENT",
+          disk_crit_percent, LC, "95", 1, 100, "a filesystem used above this is critical (95)"),
+    R_DBL("mem_warn_percent", "--mem-warn-percent", "BEAMLET_MEM_WARN_PERCENT", mem_warn_percent,
+          LC, "10", 0, 99, "memory available below this percent is a warning (10)"),
+    R_DBL("mem_crit_percent", "--mem-crit-percent", "BEAMLET_MEM_CRIT_PERCENT", mem_crit_percent,
+          LC, "5", 0, 99, "memory available below this percent is critical (5)"),
+    R_DBL("load_warn_per_cpu", "--load-warn-per-cpu", "BEAMLET_LOAD_WARN_PER_CPU",
+          load_warn_per_cpu, LC, "2", 0.01, 1000, "5 min load per CPU above this is a warning (2)"),
+    R_DBL("load_crit_per_cpu", "--load-crit-per-cpu", "BEAMLET_LOAD_CRIT_PER_CPU",
+          load_crit_per_cpu, LC, "4", 0.01, 1000,
+          "5 min load per CPU above this is critical (4)"),
+    R_UINT("store_max_mb", "--store-max-mb", "BEAMLET_STORE_MAX_MB", store_max_mb, CL, "64", 1,
+           1048576, "", "size bound of the health database in MiB (64)"),
+    /* membership, failure detection, election */
+    R_STR("capabilities", "--capabilities", "BEAMLET_CAPABILITIES", capabilities, 0, "", NULL,
+          "what this node offers, comma separated"),
+    R_STR("metadata", "--metadata", "BEAMLET_METADATA", metadata, 0, "", check_metadata,
+          "key=value pairs, comma separated"),
+    R_UINT("heartbeat_interval_ms", "--heartbeat-interval-ms", "BEAMLET_HEARTBEAT_INTERVAL_MS",
+           heartbeat_interval_ms, LC, "1000", 10, 600000, "", "membership heartbeat (1000)"),
+    R_UINT("failure_threshold", "--failure-threshold", "BEAMLET_FAILURE_THRESHOLD",
+           failure_threshold, LC, "3", 1, 100, "", "missed heartbeats before suspected (3)"),
+    R_UINT("election_timeout_ms", "--election-timeout-ms", "BEAMLET_ELECTION_TIMEOUT_MS",
+           election_timeout_ms, LC, "1500", 50, 600000, "", "leader election timeout base (1500)"),
+    R_UINT("remove_after_ms", "--remove-after-ms", "BEAMLET_REMOVE_AFTER_MS", remove_after_ms, LC,
+           "300000", 100, 86400000, "", "forget failed/left members after (300000)"),
+    R_UINT("event_log_size", "--event-log-size", "BEAMLET_EVENT_LOG_SIZE", event_log_size, CL,
+           "256", 1, 100000, "", "cluster events kept (256)"),
+    /* discovery */
+    R_BOOL("epmd_local", "--epmd-local", "BEAMLET_EPMD_LOCAL", epmd_local, LC, "false",
+           "discover nodes in the local EPMD: true/false (false)"),
+    R_STR("epmd_pattern", "--epmd-pattern", "BEAMLET_EPMD_PATTERN", epmd_pattern, LC, "*", NULL,
+          "glob on node names found in EPMD (*)"),
+    R_STR("epmd_hosts", "--epmd-hosts", "BEAMLET_EPMD_HOSTS", epmd_hosts, LC, "", NULL,
+          "hosts whose EPMD is polled, comma separated"),
+    R_STR("hosts_file", "--hosts-file", "BEAMLET_HOSTS_FILE", hosts_file, LC, "", NULL,
+          ".hosts.erlang-style file of hosts to poll"),
+    R_STR("dns_name", "--dns-name", "BEAMLET_DNS_NAME", dns_name, LC, "", NULL,
+          "DNS name polled for A records"),
+    R_STR("dns_basename", "--dns-basename", "BEAMLET_DNS_BASENAME", dns_basename, LC, "beamlet",
+          check_alive, "node name part for DNS hosts: basename@ip (beamlet)"),
+    R_UINT("discovery_interval_ms", "--discovery-interval-ms", "BEAMLET_DISCOVERY_INTERVAL_MS",
+           discovery_interval_ms, LC, "5000", 100, 3600000, "",
+           "EPMD/hosts/DNS poll interval (5000)"),
+    R_BOOL("gossip", "--gossip", "BEAMLET_GOSSIP", gossip, 0, "false",
+           "libcluster-compatible UDP gossip: true/false (false)"),
+    R_STR("gossip_address", "--gossip-address", "BEAMLET_GOSSIP_ADDRESS", gossip_address, 0,
+          "233.252.1.32", check_ipv4, "multicast group (233.252.1.32)"),
+    R_INT("gossip_port", "--gossip-port", "BEAMLET_GOSSIP_PORT", gossip_port, 0, "45892", 1, 65535,
+          "", "UDP port (45892)"),
+    R_STR("gossip_if", "--gossip-if", "BEAMLET_GOSSIP_IF", gossip_if, 0, "0.0.0.0", check_ipv4,
+          "interface address for gossip (0.0.0.0)"),
+    R_STR("gossip_secret", "--gossip-secret", "BEAMLET_GOSSIP_SECRET", gossip_secret, SECRET, "",
+          NULL, "shared secret (libcluster's :secret)"),
+    R_UINT("gossip_interval_ms", "--gossip-interval-ms", "BEAMLET_GOSSIP_INTERVAL_MS",
+           gossip_interval_ms, CL, "5000", 100, 3600000, "", "gossip heartbeat interval (5000)"),
+    /* HTTP gateway */
+    R_INT("http_port", "--http-port", "BEAMLET_HTTP_PORT", http_port, 0, "-1", 0, 65535,
+          " (0: off)", "HTTP gateway port, 0: off (8080 for role gateway, else off)"),
+    R_STR("http_address", "--http-address", "BEAMLET_HTTP_ADDRESS", http_address, 0, "127.0.0.1",
+          check_ipv4, "IPv4 address the gateway listens on (127.0.0.1)"),
+    R_BOOL("dashboard", "--dashboard", "BEAMLET_DASHBOARD", dashboard, 0, "-1",
+           "serve the dashboard at /: true/false (true)"),
+    R_STR("http_tls_cert", "--http-tls-cert", "BEAMLET_HTTP_TLS_CERT", http_tls_cert, 0, "", NULL,
+          "PEM certificate: HTTPS"),
+    R_STR("http_tls_key", "--http-tls-key", "BEAMLET_HTTP_TLS_KEY", http_tls_key, 0, "", NULL,
+          "PEM private key for HTTPS"),
+    R_BOOL("http_public_read", "--http-public-read", "BEAMLET_HTTP_PUBLIC_READ", http_public_read,
+           0, "false", "reads need no key off loopback too: true/false (false)"),
+    R_UINT("http_max_connections", "--http-max-connections", "BEAMLET_HTTP_MAX_CONNECTIONS",
+           http_max_connections, CL, "1024", 1, 65536, "", "concurrent HTTP connections (1024)"),
+    R_UINT("http_max_body_bytes", "--http-max-body-bytes", "BEAMLET_HTTP_MAX_BODY_BYTES",
+           http_max_body_bytes, CL, "1048576", 0, 1073741824.0, "",
+           "request body limit (1048576)"),
+    R_UINT("http_max_header_bytes", "--http-max-header-bytes", "BEAMLET_HTTP_MAX_HEADER_BYTES",
+           http_max_header_bytes, CL, "32768", 4096, 16777216.0, "",
+           "request line + headers limit (32768)"),
+    R_UINT("http_timeout_s", "--http-timeout-s", "BEAMLET_HTTP_TIMEOUT_S", http_timeout_s, CL, "10",
+           1, 3600, "", "idle HTTP connection closed after (10)"),
+    R_UINT("http_rate_limit", "--http-rate-limit", "BEAMLET_HTTP_RATE_LIMIT", http_rate_limit, CL,
+           "50", 1, 1000000, "", "requests/s per key and per address (50)"),
+    R_UINT("http_rate_burst", "--http-rate-burst", "BEAMLET_HTTP_RATE_BURST", http_rate_burst, CL,
+           "100", 1, 1000000, "", "burst above the rate (100)"),
+};
+#define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
+
+const bl_config_keydef *bl_config_key_info(size_t i)
 {
-    unsigned long long u;
-    if (!v) return fail(err, errlen, key, "%s", "missing value");
-    if (!strcmp(key, "sname")) return set_name(cfg, key, v, 0, err, errlen);
-    if (!strcmp(key, "name")) return set_name(cfg, key, v, 1, err, errlen);
-    if (!strcmp(key, "node_name")) return set_name(cfg, key, v, -1, err, errlen);
-    if (!strcmp(key, "cookie")) {
-        if (!v[0] || strlen(v) >= sizeof(cfg->cookie))
-            return fail(err, errlen, key, "%s", "must be 1..255 characters");
-        snprintf(cfg->cookie, sizeof(cfg->cookie), "%s", v);
-        return BL_OK;
-    }
-    if (!strcmp(key, "cookie_file")) {
-        if (!v[0] || strlen(v) >= sizeof(cfg->cookie_file))
-            return fail(err, errlen, key, "'%s' is empty or too long", v);
-        snprintf(cfg->cookie_file, sizeof(cfg->cookie_file), "%s", v);
-        return BL_OK;
-    }
-    if (!strcmp(key, "role")) {
-        static const char *roles[] = {"coordinator", "agent", "gateway", "monitor"};
-        for (size_t i = 0; i < 4; i++)
-            if (!strcmp(v, roles[i])) {
-                snprintf(cfg->role, sizeof(cfg->role), "%s", v);
-                return BL_OK;
-            }
-        return fail(err, errlen, key, "'%s' is not one of coordinator, agent, gateway, monitor", v);
-    }
-    if (!strcmp(key, "cluster")) {
-        size_t n = strlen(v);
-        if (n == 0 || n >= sizeof(cfg->cluster))
-            return fail(err, errlen, key, "'%s' must be 1..63 characters", v);
-        for (const char *p = v; *p; p++)
-            if (!(*p == '_' || *p == '-' || *p == '.' || (*p >= '0' && *p <= '9') ||
-                  (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
-                return fail(err, errlen, key, "'%s' may hold only letters, digits, _ - .", v);
-        snprintf(cfg->cluster, sizeof(cfg->cluster), "%s", v);
-        return BL_OK;
-    }
-    if (!strcmp(key, "join")) return set_join(cfg, v, err, errlen);
-    if (!strcmp(key, "log_level")) {
-        static const char *lv[] = {"error", "warn", "info", "debug"};
-        for (int i = 0; i < 4; i++)
-            if (!strcmp(v, lv[i])) {
-                cfg->log_level = (bl_log_level)i;
-                return BL_OK;
-            }
-        return fail(err, errlen, key, "'%s' is not one of error, warn, info, debug", v);
-    }
-    if (!strcmp(key, "log_format")) {
-        if (!strcmp(v, "text"))
-            cfg->log_format = BL_LOG_TEXT;
-        else if (!strcmp(v, "json"))
-            cfg->log_format = BL_LOG_JSON;
-        else
-            return fail(err, errlen, key, "'%s' is not text or json", v);
-        return BL_OK;
-    }
-    if (!strcmp(key, "net_ticktime")) {
-        if (parse_u64(v, 1, 3600, &u))
-            return fail(err, errlen, key, "'%s' is not 1..3600 seconds", v);
-        cfg->net_ticktime_s = (unsigned)u;
-        return BL_OK;
-    }
-    if (!strcmp(key, "max_message_size")) {
-        if (parse_u64(v, 1024, 1ull << 31, &u))
-            return fail(err, errlen, key, "'%s' is not 1024..2147483648 bytes", v);
-        cfg->max_message_size = (size_t)u;
-        return BL_OK;
-    }
-    if (!strcmp(key, "send_queue_high_water")) {
-        if (parse_u64(v, 65536, 1ull << 32, &u))
-            return fail(err, errlen, key, "'%s' is not 65536..4294967296 bytes", v);
-        cfg->send_queue_high_water = (size_t)u;
-        return BL_OK;
-    }
-    if (!strcmp(key, "connect_timeout_ms") || !strcmp(key, "handshake_timeout_ms") ||
-        !strcmp(key, "reconnect_backoff_max_ms")) {
-        if (parse_u64(v, 100, 600000, &u))
-            return fail(err, errlen, key, "'%s' is not 100..600000 ms", v);
-        if (key[0] == 'c')
-            cfg->connect_timeout_ms = (unsigned)u;
-        else if (key[0] == 'h')
-            cfg->handshake_timeout_ms = (unsigned)u;
-        else
-            cfg->reconnect_backoff_max_ms = (unsigned)u;
-        return BL_OK;
-    }
-    if (!strcmp(key, "max_handshakes_per_address")) {
-        if (parse_u64(v, 1, 65536, &u)) return fail(err, errlen, key, "'%s' is not 1..65536", v);
-        cfg->max_handshakes_per_address = (unsigned)u;
-        return BL_OK;
-    }
-    if (!strcmp(key, "proto_dist")) {
-        if (strcmp(v, "inet_tcp") && strcmp(v, "inet6_tcp"))
-            return fail(err, errlen, key, "'%s' is not inet_tcp or inet6_tcp", v);
-        snprintf(cfg->proto_dist, sizeof(cfg->proto_dist), "%s", v);
-        return BL_OK;
-    }
-    if (!strcmp(key, "listen_address")) {
-        struct in_addr a4;
-        struct in6_addr a6;
-        if (strlen(v) >= sizeof(cfg->listen_address) ||
-            (inet_pton(AF_INET, v, &a4) != 1 && inet_pton(AF_INET6, v, &a6) != 1))
-            return fail(err, errlen, key, "'%s' is not an IPv4 or IPv6 address", v);
-        snprintf(cfg->listen_address, sizeof(cfg->listen_address), "%s", v);
-        return BL_OK;
-    }
-    if (!strcmp(key, "listen_port")) {
-        if (parse_u64(v, 0, 65535, &u)) return fail(err, errlen, key, "'%s' is not 0..65535", v);
-        cfg->listen_port = (int)u;
-        return BL_OK;
-    }
-    if (!strcmp(key, "publish")) {
-        if (!strcmp(v, "true") || !strcmp(v, "1"))
-            cfg->publish = 1;
-        else if (!strcmp(v, "false") || !strcmp(v, "0"))
-            cfg->publish = 0;
-        else
-            return fail(err, errlen, key, "'%s' is not true or false", v);
-        return BL_OK;
-    }
-    static const struct {
-        const char *key;
-        size_t off, lo, hi;
-    } UINTS[] = {
-        {"heartbeat_interval_ms", offsetof(bl_config, heartbeat_interval_ms), 10, 600000},
-        {"failure_threshold", offsetof(bl_config, failure_threshold), 1, 100},
-        {"election_timeout_ms", offsetof(bl_config, election_timeout_ms), 50, 600000},
-        {"remove_after_ms", offsetof(bl_config, remove_after_ms), 100, 86400000},
-        {"event_log_size", offsetof(bl_config, event_log_size), 1, 100000},
-        {"discovery_interval_ms", offsetof(bl_config, discovery_interval_ms), 100, 3600000},
-        {"gossip_interval_ms", offsetof(bl_config, gossip_interval_ms), 100, 3600000},
-        {"registry_max_entries", offsetof(bl_config, registry_max_entries), 1, 1000000},
-        {"http_max_connections", offsetof(bl_config, http_max_connections), 1, 65536},
-        {"http_max_body_bytes", offsetof(bl_config, http_max_body_bytes), 0, 1u << 30},
-        {"http_max_header_bytes", offsetof(bl_config, http_max_header_bytes), 4096, 1u << 24},
-        {"http_timeout_s", offsetof(bl_config, http_timeout_s), 1, 3600},
-        {"http_rate_limit", offsetof(bl_config, http_rate_limit), 1, 1000000},
-        {"http_rate_burst", offsetof(bl_config, http_rate_burst), 1, 1000000},
-        {"health_interval_ms", offsetof(bl_config, health_interval_ms), 100, 3600000},
-        {"history_raw_s", offsetof(bl_config, history_raw_s), 60, 31536000},
-        {"history_1m_s", offsetof(bl_config, history_1m_s), 600, 31536000},
-        {"history_1h_s", offsetof(bl_config, history_1h_s), 3600, 315360000},
-        {"events_retention_s", offsetof(bl_config, events_retention_s), 60, 315360000},
-        {"events_max", offsetof(bl_config, events_max), 10, 100000000},
-        {"store_max_mb", offsetof(bl_config, store_max_mb), 1, 1048576},
-        {"check_consecutive", offsetof(bl_config, check_consecutive), 1, 100},
-    };
-    for (size_t i = 0; i < sizeof(UINTS) / sizeof(UINTS[0]); i++) {
-        if (strcmp(key, UINTS[i].key)) continue;
-        if (parse_u64(v, UINTS[i].lo, UINTS[i].hi, &u)) {
-            char range[64];
-            snprintf(range, sizeof(range), "'%%s' is not %zu..%zu", UINTS[i].lo, UINTS[i].hi);
-            return fail(err, errlen, key, range, v);
-        }
-        *(unsigned *)((char *)cfg + UINTS[i].off) = (unsigned)u;
-        return BL_OK;
-    }
-    static const struct {
-        const char *key;
-        size_t off, size;
-    } STRS[] = {
-        {"capabilities", offsetof(bl_config, capabilities), sizeof(cfg->capabilities)},
-        {"metadata", offsetof(bl_config, metadata), sizeof(cfg->metadata)},
-        {"epmd_pattern", offsetof(bl_config, epmd_pattern), sizeof(cfg->epmd_pattern)},
-        {"epmd_hosts", offsetof(bl_config, epmd_hosts), sizeof(cfg->epmd_hosts)},
-        {"hosts_file", offsetof(bl_config, hosts_file), sizeof(cfg->hosts_file)},
-        {"dns_name", offsetof(bl_config, dns_name), sizeof(cfg->dns_name)},
-        {"dns_basename", offsetof(bl_config, dns_basename), sizeof(cfg->dns_basename)},
-        {"gossip_secret", offsetof(bl_config, gossip_secret), sizeof(cfg->gossip_secret)},
-        {"data_dir", offsetof(bl_config, data_dir), sizeof(cfg->data_dir)},
-        {"http_tls_cert", offsetof(bl_config, http_tls_cert), sizeof(cfg->http_tls_cert)},
-        {"http_tls_key", offsetof(bl_config, http_tls_key), sizeof(cfg->http_tls_key)},
-    };
-    for (size_t i = 0; i < sizeof(STRS) / sizeof(STRS[0]); i++) {
-        if (strcmp(key, STRS[i].key)) continue;
-        if (strlen(v) >= STRS[i].size) return fail(err, errlen, key, "'%.40s...' is too long", v);
-        if (!strcmp(key, "metadata") && v[0]) {
-            char buf[1024];
-            snprintf(buf, sizeof(buf), "%s", v);
-            char *save = NULL;
-            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-                if (!strchr(t, '=') || t[0] == '=')
-                    return fail(err, errlen, key, "'%s' is not key=value", t);
-        }
-        if (!strcmp(key, "dns_basename") && !valid_alive(v))
-            return fail(err, errlen, key, "'%s' is not a node name part (letters, digits, _ -)", v);
-        snprintf((char *)cfg + STRS[i].off, STRS[i].size, "%s", v);
-        return BL_OK;
-    }
-    if (!strcmp(key, "global_resolve")) {
-        if (strcmp(v, "random_exit_name") && strcmp(v, "random_notify_name") &&
-            strcmp(v, "notify_all_name"))
-            return fail(err, errlen, key,
-                        "'%s' is not random_exit_name, random_notify_name or notify_all_name", v);
-        snprintf(cfg->global_resolve, sizeof(cfg->global_resolve), "%s", v);
-        return BL_OK;
-    }
-    if (!strcmp(key, "registry_policy")) {
-        if (strcmp(v, "round_robin") && strcmp(v, "least_outstanding"))
-            return fail(err, errlen, key, "'%s' is not round_robin or least_outstanding", v);
-        snprintf(cfg->registry_policy, sizeof(cfg->registry_policy), "%s", v);
-        return BL_OK;
-    }
-    if (!strcmp(key, "global_mode")) {
-        if (strcmp(v, "auto") && strcmp(v, "beam") && strcmp(v, "beamlet"))
-            return fail(err, errlen, key, "'%s' is not auto, beam or beamlet", v);
-        snprintf(cfg->global_mode, sizeof(cfg->global_mode), "%s", v);
-        return BL_OK;
-    }
-    static const struct {
-        const char *key;
-        size_t off;
-        double lo, hi;
-    } DBLS[] = {
-        {"disk_warn_percent", offsetof(bl_config, disk_warn_percent), 1, 100},
-        {"disk_crit_percent", offsetof(bl_config, disk_crit_percent), 1, 100},
-        {"mem_warn_percent", offsetof(bl_config, mem_warn_percent), 0, 99},
-        {"mem_crit_percent", offsetof(bl_config, mem_crit_percent), 0, 99},
-        {"load_warn_per_cpu", offsetof(bl_config, load_warn_per_cpu), 0.01, 1000},
-        {"load_crit_per_cpu", offsetof(bl_config, load_crit_per_cpu), 0.01, 1000},
-    };
-    for (size_t i = 0; i < sizeof(DBLS) / sizeof(DBLS[0]); i++) {
-        if (strcmp(key, DBLS[i].key)) continue;
+    return i < NKEYS ? &KEYS[i] : NULL;
+}
+
+const bl_config_keydef *bl_config_key_find(const char *key)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!(KEYS[i].flags & BL_CFG_ALIAS) && !strcmp(KEYS[i].key, key)) return &KEYS[i];
+    return NULL;
+}
+
+static int set_number(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
+{
+    char *base = (char *)cfg + k->off;
+    if (k->type == BL_CFG_DOUBLE) {
         char *end;
         errno = 0;
         double d = strtod(v, &end);
-        if (!*v || *end || errno || !(d >= DBLS[i].lo && d <= DBLS[i].hi)) {
-            char range[64];
-            snprintf(range, sizeof(range), "'%%s' is not a number in %g..%g", DBLS[i].lo,
-                     DBLS[i].hi);
-            return fail(err, errlen, key, range, v);
+        if (!*v || *end || errno || !(d >= k->lo && d <= k->hi)) {
+            char range[96];
+            snprintf(range, sizeof(range), "'%%s' is not a number in %g..%g", k->lo, k->hi);
+            return fail(err, errlen, k->key, range, v);
         }
-        *(double *)((char *)cfg + DBLS[i].off) = d;
+        *(double *)(void *)base = d;
         return BL_OK;
     }
-    if (!strcmp(key, "alert_rules")) {
-        char why[200];
-        if (strlen(v) >= sizeof(cfg->alert_rules))
-            return fail(err, errlen, key, "'%.40s...' is too long", v);
-        if (bl__rules_check(v, why, sizeof(why)) < 0) return fail(err, errlen, key, "%s", why);
-        snprintf(cfg->alert_rules, sizeof(cfg->alert_rules), "%s", v);
-        return BL_OK;
+    unsigned long long u;
+    if (parse_u64(v, (unsigned long long)k->lo, (unsigned long long)k->hi, &u)) {
+        char range[96];
+        snprintf(range, sizeof(range), "'%%s' is not %.0f..%.0f%s", k->lo, k->hi,
+                 k->choices ? k->choices : "");
+        return fail(err, errlen, k->key, range, v);
     }
-    if (!strcmp(key, "health_checks")) {
-        char why[200];
-        if (strlen(v) >= sizeof(cfg->health_checks))
-            return fail(err, errlen, key, "'%.40s...' is too long", v);
-        bl_health_check_spec *specs = calloc(64, sizeof(*specs));
-        if (!specs) snprintf(why, sizeof(why), "out of memory");
-        int k = specs ? bl__checks_parse(v, specs, 64, why, sizeof(why)) : -1;
-        free(specs);
-        if (k < 0) return fail(err, errlen, key, "%s", why);
-        snprintf(cfg->health_checks, sizeof(cfg->health_checks), "%s", v);
-        return BL_OK;
-    }
-    if (!strcmp(key, "alert_webhooks")) {
-        if (strlen(v) >= sizeof(cfg->alert_webhooks))
-            return fail(err, errlen, key, "'%.40s...' is too long", v);
-        char buf[sizeof(cfg->alert_webhooks)];
-        snprintf(buf, sizeof(buf), "%s", v);
-        char *save = NULL;
-        for (char *url = strtok_r(buf, ",", &save); url; url = strtok_r(NULL, ",", &save)) {
-            while (*url == ' ') url++;
-            if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
-                return fail(err, errlen, key, "'%s' is not an http:// or https:// URL", url);
+    if (k->type == BL_CFG_UINT)
+        *(unsigned *)(void *)base = (unsigned)u;
+    else if (k->type == BL_CFG_INT)
+        *(int *)(void *)base = (int)u;
+    else
+        *(size_t *)(void *)base = (size_t)u;
+    return BL_OK;
+}
+
+static int set_enum(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
+{
+    size_t n = strlen(v);
+    for (const char *c = k->choices; n && c && *c;) {
+        const char *bar = strchr(c, '|');
+        size_t len = bar ? (size_t)(bar - c) : strlen(c);
+        if (len == n && !strncmp(c, v, n)) {
+            snprintf((char *)cfg + k->off, k->size, "%s", v);
+            return BL_OK;
         }
-        snprintf(cfg->alert_webhooks, sizeof(cfg->alert_webhooks), "%s", v);
-        return BL_OK;
+        c = bar ? bar + 1 : c + len;
     }
-    if (!strcmp(key, "health_store")) {
-        if (!strcmp(v, "true") || !strcmp(v, "1"))
-            cfg->health_store = 1;
-        else if (!strcmp(v, "false") || !strcmp(v, "0"))
-            cfg->health_store = 0;
-        else
-            return fail(err, errlen, key, "'%s' is not true or false", v);
-        return BL_OK;
+    char list[256], fmt[300];
+    snprintf(list, sizeof(list), "%s", k->choices);
+    for (char *p = list; *p; p++)
+        if (*p == '|') *p = '/';
+    snprintf(fmt, sizeof(fmt), "'%%s' is not one of %s", list);
+    return fail(err, errlen, k->key, fmt, v);
+}
+
+int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, size_t errlen)
+{
+    if (!v) return fail(err, errlen, key, "%s", "missing value");
+    const keydef *k = bl_config_key_find(key);
+    if (!k) {
+        snprintf(err, errlen, "unknown configuration key '%s'", key);
+        return BL_ECONFIG;
     }
-    if (!strcmp(key, "epmd_local") || !strcmp(key, "gossip") || !strcmp(key, "exit_on_stdin_eof")) {
-        int *dst = !strcmp(key, "gossip")       ? &cfg->gossip
-                   : !strcmp(key, "epmd_local") ? &cfg->epmd_local
-                                                : &cfg->exit_on_stdin_eof;
+    switch (k->type) {
+    case BL_CFG_CUSTOM:
+        return k->check(cfg, k, v, err, errlen);
+    case BL_CFG_UINT:
+    case BL_CFG_INT:
+    case BL_CFG_SIZE:
+    case BL_CFG_DOUBLE:
+        return set_number(cfg, k, v, err, errlen);
+    case BL_CFG_ENUM:
+        return set_enum(cfg, k, v, err, errlen);
+    case BL_CFG_BOOL: {
+        int *dst = (int *)(void *)((char *)cfg + k->off);
         if (!strcmp(v, "true") || !strcmp(v, "1"))
             *dst = 1;
         else if (!strcmp(v, "false") || !strcmp(v, "0"))
@@ -522,47 +563,84 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
             return fail(err, errlen, key, "'%s' is not true or false", v);
         return BL_OK;
     }
-    if (!strcmp(key, "gossip_address") || !strcmp(key, "gossip_if")) {
-        unsigned a, b, c, d;
-        char extra;
-        if (sscanf(v, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) != 4 || a > 255 || b > 255 ||
-            c > 255 || d > 255)
-            return fail(err, errlen, key, "'%s' is not an IPv4 address", v);
-        snprintf(key[7] == 'a' ? cfg->gossip_address : cfg->gossip_if, 64, "%s", v);
-        return BL_OK;
-    }
-    if (!strcmp(key, "http_port")) {
-        if (parse_u64(v, 0, 65535, &u))
-            return fail(err, errlen, key, "'%s' is not 0..65535 (0: off)", v);
-        cfg->http_port = (int)u;
-        return BL_OK;
-    }
-    if (!strcmp(key, "http_address")) {
-        unsigned a, b, c, d;
-        char extra;
-        if (sscanf(v, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) != 4 || a > 255 || b > 255 ||
-            c > 255 || d > 255)
-            return fail(err, errlen, key, "'%s' is not an IPv4 address", v);
-        snprintf(cfg->http_address, sizeof(cfg->http_address), "%s", v);
-        return BL_OK;
-    }
-    if (!strcmp(key, "dashboard") || !strcmp(key, "http_public_read")) {
-        int *dst = key[0] == 'd' ? &cfg->dashboard : &cfg->http_public_read;
-        if (!strcmp(v, "true") || !strcmp(v, "1"))
-            *dst = 1;
-        else if (!strcmp(v, "false") || !strcmp(v, "0"))
-            *dst = 0;
-        else
-            return fail(err, errlen, key, "'%s' is not true or false", v);
-        return BL_OK;
-    }
-    if (!strcmp(key, "gossip_port")) {
-        if (parse_u64(v, 1, 65535, &u)) return fail(err, errlen, key, "'%s' is not 1..65535", v);
-        cfg->gossip_port = (int)u;
+    case BL_CFG_STR:
+        if (strlen(v) >= k->size) return fail(err, errlen, key, "'%.40s...' is too long", v);
+        if (k->check && k->check(cfg, k, v, err, errlen) != BL_OK) return BL_ECONFIG;
+        snprintf((char *)cfg + k->off, k->size, "%s", v);
         return BL_OK;
     }
     snprintf(err, errlen, "unknown configuration key '%s'", key);
     return BL_ECONFIG;
+}
+
+int bl_config_check(const bl_config *cfg, const char *key, const char *value, char *err,
+                    size_t errlen)
+{
+    bl_config *tmp = malloc(sizeof(*tmp));
+    if (!tmp) {
+        snprintf(err, errlen, "out of memory");
+        return BL_ENOMEM;
+    }
+    memcpy(tmp, cfg, sizeof(*tmp));
+    int rc = bl_config_set(tmp, key, value, err, errlen);
+    free(tmp);
+    return rc;
+}
+
+int bl_config_apply(bl_node *n, const char *key, const char *value, char *err, size_t errlen)
+{
+    const keydef *k = bl_config_key_find(key);
+    if (!k) {
+        snprintf(err, errlen, "unknown configuration key '%s'", key);
+        return BL_ECONFIG;
+    }
+    if (!(k->flags & BL_CFG_LIVE)) {
+        snprintf(err, errlen, "%s needs a restart", key);
+        return BL_EINVAL;
+    }
+    bl_config *tmp = malloc(sizeof(*tmp));
+    if (!tmp) {
+        snprintf(err, errlen, "out of memory");
+        return BL_ENOMEM;
+    }
+    memcpy(tmp, &n->cfg, sizeof(*tmp));
+    int rc = bl_config_set(tmp, key, value, err, errlen);
+    if (rc == BL_OK) bl__node_config_replace(n, tmp, key);
+    free(tmp);
+    return rc;
+}
+
+int bl_config_get(const bl_config *cfg, const char *key, char *buf, size_t len)
+{
+    const keydef *k = bl_config_key_find(key);
+    if (!k || !len) return 0;
+    const char *base = (const char *)cfg + k->off;
+    switch (k->type) {
+    case BL_CFG_CUSTOM:
+        return k->show ? k->show(cfg, buf, len) : 0;
+    case BL_CFG_STR:
+    case BL_CFG_ENUM:
+        snprintf(buf, len, "%s", base);
+        return 1;
+    case BL_CFG_UINT:
+        snprintf(buf, len, "%u", *(const unsigned *)(const void *)base);
+        return 1;
+    case BL_CFG_INT:
+        snprintf(buf, len, "%d", *(const int *)(const void *)base);
+        return 1;
+    case BL_CFG_SIZE:
+        snprintf(buf, len, "%zu", *(const size_t *)(const void *)base);
+        return 1;
+    case BL_CFG_DOUBLE:
+        snprintf(buf, len, "%g", *(const double *)(const void *)base);
+        return 1;
+    case BL_CFG_BOOL: {
+        int b = *(const int *)(const void *)base;
+        snprintf(buf, len, "%s", b < 0 ? "-1" : b ? "true" : "false");
+        return 1;
+    }
+    }
+    return 0;
 }
 
 int bl_config_json_value(const char *key, json_t *val, char *buf, size_t buflen, char *err,
@@ -640,10 +718,10 @@ int bl_config_load_file(bl_config *cfg, const char *path, char *err, size_t errl
 
 int bl_config_key_at(size_t i, const char **key, const char **flag, const char **env)
 {
-    if (i >= NOPTS) return 0;
-    *key = OPTS[i].key;
-    *flag = OPTS[i].flag;
-    *env = OPTS[i].env;
+    if (i >= NKEYS) return 0;
+    *key = KEYS[i].key;
+    *flag = KEYS[i].flag;
+    *env = KEYS[i].env;
     return 1;
 }
 
@@ -662,11 +740,11 @@ int bl_config_from_args(bl_config *cfg, int argc, char **argv, bl_getenv_fn env,
     }
     int rc;
     if (file && (rc = bl_config_load_file(cfg, file, err, errlen)) != BL_OK) return rc;
-    for (size_t k = 0; env && k < NOPTS; k++) {
-        const char *v = OPTS[k].env ? env(OPTS[k].env) : NULL;
-        if (v && *v && (rc = bl_config_set(cfg, OPTS[k].key, v, err, errlen)) != BL_OK) {
+    for (size_t k = 0; env && k < NKEYS; k++) {
+        const char *v = KEYS[k].env ? env(KEYS[k].env) : NULL;
+        if (v && *v && (rc = bl_config_set(cfg, KEYS[k].key, v, err, errlen)) != BL_OK) {
             size_t l = strlen(err);
-            snprintf(err + l, errlen - l, " (from environment %s)", OPTS[k].env);
+            snprintf(err + l, errlen - l, " (from environment %s)", KEYS[k].env);
             return rc;
         }
     }
@@ -680,9 +758,9 @@ int bl_config_from_args(bl_config *cfg, int argc, char **argv, bl_getenv_fn env,
             continue;
         }
         size_t k;
-        for (k = 0; k < NOPTS; k++)
-            if (OPTS[k].flag && !strcmp(argv[i], OPTS[k].flag)) break;
-        if (k == NOPTS) {
+        for (k = 0; k < NKEYS; k++)
+            if (KEYS[k].flag && !strcmp(argv[i], KEYS[k].flag)) break;
+        if (k == NKEYS) {
             snprintf(err, errlen, "unknown option '%s' (see beamlet help)", argv[i]);
             return BL_ECONFIG;
         }
@@ -690,7 +768,7 @@ int bl_config_from_args(bl_config *cfg, int argc, char **argv, bl_getenv_fn env,
             snprintf(err, errlen, "%s needs a value", argv[i]);
             return BL_ECONFIG;
         }
-        if ((rc = bl_config_set(cfg, OPTS[k].key, argv[++i], err, errlen)) != BL_OK) return rc;
+        if ((rc = bl_config_set(cfg, KEYS[k].key, argv[++i], err, errlen)) != BL_OK) return rc;
     }
     if (!cfg->name[0]) {
         snprintf(err, errlen, "a node name is needed: --sname NAME, --name NAME@HOST or NODE_NAME");
@@ -702,9 +780,9 @@ int bl_config_from_args(bl_config *cfg, int argc, char **argv, bl_getenv_fn env,
 void bl_config_usage(FILE *out)
 {
     fprintf(out, "  %-28s %-32s %s\n", "flag", "environment / JSON key", "meaning");
-    for (size_t k = 0; k < NOPTS; k++)
-        fprintf(out, "  %-28s %-32s %s\n", OPTS[k].flag ? OPTS[k].flag : "-",
-                OPTS[k].env ? OPTS[k].env : OPTS[k].key, OPTS[k].help);
+    for (size_t k = 0; k < NKEYS; k++)
+        fprintf(out, "  %-28s %-32s %s\n", KEYS[k].flag ? KEYS[k].flag : "-",
+                KEYS[k].env ? KEYS[k].env : KEYS[k].key, KEYS[k].help);
     fprintf(out, "  %-28s %-32s %s\n", "--config FILE", "BEAMLET_CONFIG",
             "JSON file with the keys above");
     fprintf(out, "  %-28s %-32s %s\n", "--no-publish", "publish: false", "do not register in EPMD");

@@ -1,21 +1,20 @@
 /* node_cmd.c - what `beamlet node` keeps while it runs: the configuration chain it was started
  * with (flags, file, environment) and where each key's value came from, so `beamlet config show`
  * can tell default/file/env/flag apart, and SIGHUP can re-read the chain and apply what can
- * change live (log_level, log_format), logging each change and each key that needs a restart. */
+ * change live (the keys marked BL_CFG_LIVE in config.c's table, through bl_config_apply), logging
+ * each change and each key that needs a restart. */
 #include "node_ctx.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 
-/* Keys that a running node applies on reload (bl_node_set_log); the rest need a restart. */
-static const char *const LIVE_KEYS[] = {"log_level", "log_format"};
-
+/* Keys that a running node applies on reload: BL_CFG_LIVE in the key table (config.c); the rest
+ * need a restart. */
 static int is_live(const char *key)
 {
-    for (size_t i = 0; i < sizeof(LIVE_KEYS) / sizeof(LIVE_KEYS[0]); i++)
-        if (!strcmp(key, LIVE_KEYS[i])) return 1;
-    return 0;
+    const bl_config_keydef *k = bl_config_key_find(key);
+    return k && (k->flags & BL_CFG_LIVE);
 }
 
 /* the JSON key shown for a table key: the three ways to name the node are one value */
@@ -127,8 +126,6 @@ int bl__node_reload(bl__node_ctx *ctx, const char *why, json_t **changes_out)
     json_t *src = compute_sources(ctx->argc, ctx->argv, env_lookup, file, sizeof(file));
     json_t *changes = json_array();
     const bl_config *cur = bl_node_config(n);
-    bl_log_level level = cur->log_level;
-    bl_log_format format = cur->log_format;
     const char *key, *flag, *var;
     json_t *seen = json_object();
     for (size_t i = 0; bl_config_key_at(i, &key, &flag, &var); i++) {
@@ -149,13 +146,13 @@ int bl__node_reload(bl__node_ctx *ctx, const char *why, json_t **changes_out)
                 json_object_set(ctx->sources, dk, s);
             else
                 json_object_del(ctx->sources, dk);
-            if (!strcmp(dk, "log_level")) level = fresh.log_level;
-            if (!strcmp(dk, "log_format")) format = fresh.log_format;
+            char msg[256];
+            if (bl_config_apply(n, dk, b, msg, sizeof(msg)) != BL_OK)
+                bl_log(n, BL_LOG_WARN, "reload: %s not applied: %s", dk, msg);
         }
     }
     json_decref(seen);
     json_decref(src);
-    bl_node_set_log(n, level, format);
     if (!json_array_size(changes)) bl_log(n, BL_LOG_INFO, "reload: nothing changed");
     bl__sysd_notify("READY=1\nSTATUS=running (reloaded)");
     if (changes_out)

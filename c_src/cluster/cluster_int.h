@@ -84,6 +84,8 @@ int el_handle(bl_cluster *c, const char *tag, const char *buf, int idx, int arit
 /* A leader whose lease ran out unnoticed (its loop was frozen) steps down now; call before
  * reporting who leads. */
 void el_check_lease(bl_cluster *c);
+/* election_timeout_ms changed at run time: the timers take the new value. */
+void el_config_changed(bl_cluster *c);
 
 /* discovery.c */
 int disc_start(bl_cluster *c);

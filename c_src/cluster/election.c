@@ -344,6 +344,16 @@ void el_init(bl_cluster *c)
     c->election_timer.data = c->leader_timer.data = c;
 }
 
+void el_config_changed(bl_cluster *c)
+{
+    if (c->el == EL_LEADER) {
+        c->leader_timer.repeat = base_t(c) / 3.0;
+        ev_timer_again(c->n->loop, &c->leader_timer);
+    } else {
+        schedule_election(c);
+    }
+}
+
 void el_start(bl_cluster *c)
 {
     schedule_election(c);

@@ -1080,6 +1080,19 @@ void bl_cluster_unsubscribe(bl_node *n, int id)
 
 /* ---- lifecycle ---- */
 
+/* heartbeat_interval_ms and election_timeout_ms are live: timers started with the old value
+ * take the new one (cluster configuration, SIGHUP) */
+static void cl_cfg_hook(bl_node *n, const char *key, void *ud)
+{
+    bl_cluster *c = ud;
+    if (c->stopping) return;
+    if (!strcmp(key, "heartbeat_interval_ms")) {
+        c->tick.repeat = n->cfg.heartbeat_interval_ms / 4000.0;
+        ev_timer_again(n->loop, &c->tick);
+    }
+    if (!strcmp(key, "election_timeout_ms")) el_config_changed(c);
+}
+
 int bl_cluster_start(bl_node *n)
 {
     if (!n->cfg.cluster_member) return BL_OK;
@@ -1117,6 +1130,7 @@ int bl_cluster_start(bl_node *n)
     ev_timer_start(n->loop, &c->tick);
     el_init(c);
     el_start(c);
+    if ((rc = bl__node_on_config(n, cl_cfg_hook, c)) != BL_OK) return rc;
     return disc_start(c);
 }
 
@@ -1139,6 +1153,7 @@ void bl_cluster_free(bl_node *n)
 {
     bl_cluster *c = n->cluster;
     if (!c) return;
+    bl__node_off_config(n, cl_cfg_hook, c);
     if (!c->stopping) {
         c->stopping = 1;
         el_stop(c);

@@ -656,6 +656,23 @@ void bl__alerts_encode_info(bl__alerts *al, ei_x_buff *x)
 
 /* ---- lifecycle ---- */
 
+/* thresholds and alert_rules are live (cluster configuration, SIGHUP): rebuild the rule set;
+ * a set that does not build (it was checked before it was accepted) leaves the old one */
+static void alerts_cfg_hook(bl_node *n, const char *key, void *ud)
+{
+    bl__alerts *al = ud;
+    if (strcmp(key, "alert_rules") && !strstr(key, "_warn_") && !strstr(key, "_crit_")) return;
+    bl__ruleset *fresh = malloc(sizeof(*fresh));
+    char err[256];
+    if (fresh && bl__rules_build(&n->cfg, fresh, err, sizeof(err)) == 0) {
+        al->rules = *fresh;
+        bl_log(n, BL_LOG_INFO, "alerts: %d rules after %s changed", al->rules.n, key);
+    } else if (fresh) {
+        bl_log(n, BL_LOG_WARN, "alerts: rules kept, %s: %s", key, err);
+    }
+    free(fresh);
+}
+
 bl__alerts *bl__alerts_new(health *h, char *err, size_t errlen)
 {
     bl__alerts *al = calloc(1, sizeof(*al));
@@ -664,7 +681,8 @@ bl__alerts *bl__alerts_new(health *h, char *err, size_t errlen)
         return NULL;
     }
     al->h = h;
-    if (bl__rules_build(&h->n->cfg, &al->rules, err, errlen) < 0) {
+    if (bl__rules_build(&h->n->cfg, &al->rules, err, errlen) < 0 ||
+        bl__node_on_config(h->n, alerts_cfg_hook, al) != BL_OK) {
         free(al);
         return NULL;
     }
@@ -674,6 +692,7 @@ bl__alerts *bl__alerts_new(health *h, char *err, size_t errlen)
 void bl__alerts_free(bl__alerts *al)
 {
     if (!al) return;
+    bl__node_off_config(al->h->n, alerts_cfg_hook, al);
     clear_all(al);
     bl__webhooks_free(al->wh);
     free(al);

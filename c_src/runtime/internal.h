@@ -203,10 +203,19 @@ struct bl_node {
     int epmd_state; /* start-up registration: 0 waiting, 1 registered, -1 failed */
     int running, stopping, started;
     struct bl_sighook *sighooks; /* runtime/signal.c */
+    struct bl_cfghook *cfghooks; /* runtime/signal.c: who keeps state derived from cfg */
 };
 
 /* runtime/signal.c */
 void bl_sighooks_free(bl_node *n);
+/* Configuration hooks: fn(n, key) after key changed in n->cfg at run time (loop thread). A
+ * module that copied a value out of n->cfg at start (a timer's interval, a rule set) re-reads. */
+typedef void (*bl__cfg_hook_fn)(bl_node *n, const char *key, void *ud);
+int bl__node_on_config(bl_node *n, bl__cfg_hook_fn fn, void *ud);
+void bl__node_off_config(bl_node *n, bl__cfg_hook_fn fn, void *ud);
+/* n->cfg = *fresh (where key changed), then every hook. */
+void bl__node_config_replace(bl_node *n, const bl_config *fresh, const char *key);
+void bl_cfghooks_free(bl_node *n);
 
 /* runtime/log.c */
 void bl_logv(bl_node *n, bl_log_level lvl, const char *fmt, va_list ap);

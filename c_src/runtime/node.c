@@ -476,6 +476,7 @@ void bl_node_free(bl_node *n)
     ei_x_free(&n->scratch);
     ei_x_free(&n->scratch2);
     bl_sighooks_free(n);
+    bl_cfghooks_free(n);
     bl_dh_scratch_free(n->dh);
     /* libev keeps a signal's loop until the watcher stops: a later node in this process (the
      * CLI asks several members in turn) could not take SIGTERM/SIGINT otherwise */

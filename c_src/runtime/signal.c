@@ -1,10 +1,15 @@
 /* signal.c - hooks on process signals, run on the loop thread (libev signal watchers, through
- * signalfd), and the settings a running node can change without a restart (log level, format).
- * The CLI uses them for SIGHUP reloads; the runtime itself only handles SIGTERM/SIGINT. */
+ * signalfd), and the settings a running node can change without a restart: the log level and
+ * format, and any key the key table marks live (bl_config_apply in config.c checks the value,
+ * then bl__node_config_replace here swaps the configuration and tells the modules that keep
+ * something derived from it - timers, rule sets - through their config hooks). The CLI uses them
+ * for SIGHUP reloads, the cluster configuration service for cluster-wide changes; the runtime
+ * itself only handles SIGTERM/SIGINT. */
 #include "internal.h"
 
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct bl_sighook {
     struct bl_sighook *next;
@@ -44,6 +49,52 @@ void bl_sighooks_free(bl_node *n)
         bl_sighook *h = n->sighooks;
         n->sighooks = h->next;
         ev_signal_stop(n->loop, &h->w);
+        free(h);
+    }
+}
+
+typedef struct bl_cfghook {
+    struct bl_cfghook *next;
+    bl__cfg_hook_fn fn;
+    void *ud;
+} bl_cfghook;
+
+int bl__node_on_config(bl_node *n, bl__cfg_hook_fn fn, void *ud)
+{
+    bl_cfghook *h = calloc(1, sizeof(*h));
+    if (!h) return BL_ENOMEM;
+    h->fn = fn;
+    h->ud = ud;
+    h->next = n->cfghooks;
+    n->cfghooks = h;
+    return BL_OK;
+}
+
+void bl__node_off_config(bl_node *n, bl__cfg_hook_fn fn, void *ud)
+{
+    for (bl_cfghook **p = &n->cfghooks; *p; p = &(*p)->next)
+        if ((*p)->fn == fn && (*p)->ud == ud) {
+            bl_cfghook *h = *p;
+            *p = h->next;
+            free(h);
+            return;
+        }
+}
+
+void bl__node_config_replace(bl_node *n, const bl_config *fresh, const char *key)
+{
+    memcpy(&n->cfg, fresh, sizeof(n->cfg));
+    for (bl_cfghook *h = n->cfghooks, *next; h; h = next) {
+        next = h->next; /* a hook may remove itself */
+        h->fn(n, key, h->ud);
+    }
+}
+
+void bl_cfghooks_free(bl_node *n)
+{
+    while (n->cfghooks) {
+        bl_cfghook *h = n->cfghooks;
+        n->cfghooks = h->next;
         free(h);
     }
 }

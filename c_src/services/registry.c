@@ -1194,12 +1194,15 @@ static void on_tick(bl_node *n, void *ud)
     }
 }
 
+static void reg_cfg_hook(bl_node *n, const char *key, void *ud);
+
 static void reg_terminate(bl_proc *self, const char *reason, void *ud)
 {
     (void)self;
     (void)reason;
     reg *r = ud;
     bl_node *n = r->n;
+    bl__node_off_config(n, reg_cfg_hook, r);
     if (r->timer_id > 0) bl_timer_cancel(n, r->timer_id);
     if (r->nodemon_id > 0) bl_demonitor_nodes(n, r->nodemon_id);
     bl__repl_free(r->repl);
@@ -1233,6 +1236,15 @@ static void reg_terminate(bl_proc *self, const char *reason, void *ud)
 
 int bl_registry_start(bl_node *n);
 
+/* registry_policy is live (cluster configuration, SIGHUP): the default policy follows it */
+static void reg_cfg_hook(bl_node *n, const char *key, void *ud)
+{
+    reg *r = ud;
+    if (strcmp(key, "registry_policy")) return;
+    r->policy = strcmp(n->cfg.registry_policy, "least_outstanding") == 0 ? BL_LB_LEAST_OUTSTANDING
+                                                                         : BL_LB_ROUND_ROBIN;
+}
+
 int bl_registry_start(bl_node *n)
 {
     reg *r = calloc(1, sizeof(*r));
@@ -1254,7 +1266,7 @@ int bl_registry_start(bl_node *n)
     r->repl = bl__repl_new(n, r->proc, &registry_repl, r);
     r->timer_id = bl_timer(n, TICK_MS, TICK_MS, on_tick, r);
     if (r->nodemon_id < 0 || !r->repl || r->timer_id < 0) return BL_ENOMEM;
-    return BL_OK;
+    return bl__node_on_config(n, reg_cfg_hook, r);
 }
 
 /* ---- public C API ---- */

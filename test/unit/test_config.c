@@ -728,6 +728,59 @@ static void test_file_notes_skipped(void **state)
     rm_tmp(path);
 }
 
+/* The key table: each row's default is what bl_config_init gives (bl_config_get reads it back),
+ * every flag and every environment variable names one key, every cluster-settable key reads
+ * back what it was given, and bl_config_check never changes its configuration. */
+static void test_key_table(void **state)
+{
+    (void)state;
+    bl_config c, before;
+    bl_config_init(&c);
+    const bl_config_keydef *k, *k2;
+    size_t live = 0, cluster = 0;
+    for (size_t i = 0; (k = bl_config_key_info(i)); i++) {
+        if (k->flags & BL_CFG_ALIAS) {
+            k2 = bl_config_key_info(i + 1);
+            assert_non_null(k2);
+            assert_string_equal(k2->key, k->key); /* the row it stands for comes next */
+            continue;
+        }
+        assert_ptr_equal(bl_config_key_find(k->key), k);
+        char v[8192];
+        if (bl_config_get(&c, k->key, v, sizeof(v)) && k->def)
+            if (strcmp(v, k->def)) fail_msg("%s: default '%s' in the table, '%s' from init", k->key, k->def, v);
+        for (size_t j = i + 1; (k2 = bl_config_key_info(j)); j++) {
+            if (k->flag && k2->flag && !strcmp(k->flag, k2->flag)) fail_msg("flag %s twice", k->flag);
+            if (k->env && k2->env && !strcmp(k->env, k2->env)) fail_msg("env %s twice", k->env);
+        }
+        if (k->flags & BL_CFG_LIVE) live++;
+        if (k->flags & BL_CFG_CLUSTER) {
+            cluster++;
+            assert_true(bl_config_get(&c, k->key, v, sizeof(v)));
+            char err[512];
+            before = c;
+            assert_int_equal(bl_config_check(&c, k->key, v, err, sizeof(err)), BL_OK);
+            assert_memory_equal(&before, &c, sizeof(c));
+            bl_config d = c;
+            assert_int_equal(bl_config_set(&d, k->key, v, err, sizeof(err)), BL_OK);
+            char back[8192];
+            assert_true(bl_config_get(&d, k->key, back, sizeof(back)));
+            assert_string_equal(back, v);
+        }
+    }
+    assert_true(live >= 10);
+    assert_true(cluster >= live);
+    char err[256];
+    /* a bad value: refused with the key named, the configuration untouched */
+    before = c;
+    assert_int_equal(bl_config_check(&c, "heartbeat_interval_ms", "5", err, sizeof(err)),
+                     BL_ECONFIG);
+    assert_contains(err, "heartbeat_interval_ms");
+    assert_memory_equal(&before, &c, sizeof(c));
+    assert_int_equal(bl_config_check(&c, "no_such_key", "1", err, sizeof(err)), BL_ECONFIG);
+    assert_contains(err, "no_such_key");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -737,7 +790,7 @@ int main(void)
         cmocka_unit_test(test_set_unknown_key),    cmocka_unit_test(test_file_all_types),
         cmocka_unit_test(test_file_errors),        cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_args_errors),        cmocka_unit_test(test_env_aliases),
-        cmocka_unit_test(test_file_notes_skipped),
+        cmocka_unit_test(test_file_notes_skipped), cmocka_unit_test(test_key_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
