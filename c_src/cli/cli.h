@@ -63,6 +63,12 @@ int bl__cli_call(bl__cli_opts *o, const char *proc, const char *req, int reqlen,
  * Tmo}), so a node without it answers noproc at once; fn gets the inner reply. */
 int bl__cli_call_via_beamlet(bl__cli_opts *o, const char *proc, const char *req, int reqlen,
                              bl__cli_reply_fn fn, void *ud);
+/* A message to a watching client: print it; return 1 to stop (exit 0), 0 to go on. */
+typedef int (*bl__cli_msg_fn)(bl__cli_opts *o, const char *buf, int index, void *ud);
+/* Start a hidden client node, call proc on o->target with {tag, OurPid}, then hand every message
+ * sent to us to on_msg until it says stop, the target goes down (exit 1) or SIGINT. */
+int bl__cli_watch(bl__cli_opts *o, const char *proc, const char *tag, bl__cli_msg_fn on_msg,
+                  void *ud);
 /* Print a JSON value indented (for --format json). */
 void bl__cli_print_json(json_t *j);
 

@@ -169,6 +169,100 @@ int bl__cli_call_via_beamlet(bl__cli_opts *o, const char *proc, const char *req,
     return call(o, proc, req, reqlen, fn, ud, 1);
 }
 
+/* ---- watching: a call {Tag, OurPid}, then every message to us until on_msg says stop ---- */
+
+typedef struct {
+    bl__cli_opts *o;
+    bl__cli_msg_fn on_msg;
+    void *ud;
+    int subscribed, done;
+} watch_ctx;
+
+static void watch_msg(bl_proc *self, const bl_msg *msg, void *ud)
+{
+    watch_ctx *w = ud;
+    if (!w->done && w->on_msg(w->o, msg->buf, msg->index, w->ud)) {
+        w->done = 1;
+        w->o->exit_code = 0;
+        bl_node_stop(bl_proc_node(self));
+    }
+}
+
+static void watch_reply(bl_proc *p, int status, const char *buf, int index, void *ud)
+{
+    watch_ctx *w = ud;
+    char a[MAXATOMLEN_UTF8];
+    int i = index;
+    if (status == BL_OK && ei_decode_atom(buf, &i, a) == 0 && !strcmp(a, "ok")) {
+        w->subscribed = 1;
+        return;
+    }
+    fprintf(stderr, "beamlet %s: %s: %s\n", w->o->cmd, w->o->target,
+            status == BL_ENODEDOWN  ? "node not reachable (not running, wrong cookie or host?)"
+            : status == BL_ETIMEOUT ? "no answer in time (is it a beamlet node?)"
+            : status == BL_ENOPROC  ? "the node has no cluster configuration service"
+                                    : "refused the subscription");
+    w->o->exit_code = 1;
+    bl_node_stop(bl_proc_node(p));
+}
+
+static void watch_node_event(bl_node *n, bl_node_event ev, const char *node, const char *reason,
+                             void *ud)
+{
+    watch_ctx *w = ud;
+    (void)reason;
+    if (ev == BL_NODEDOWN && !w->done && !strcmp(node, w->o->target)) {
+        w->done = 1;
+        fprintf(stderr, "beamlet %s: %s: connection lost\n", w->o->cmd, node);
+        w->o->exit_code = 1;
+        bl_node_stop(n);
+    }
+}
+
+int bl__cli_watch(bl__cli_opts *o, const char *proc, const char *tag, bl__cli_msg_fn on_msg,
+                  void *ud)
+{
+    if (!o->target || !strchr(o->target, '@')) {
+        fprintf(stderr, "beamlet %s: which node? give --node NAME@HOST\n", o->cmd);
+        return 1;
+    }
+    char name[BL_NODE_LEN], err[256];
+    const char *at = strchr(o->target, '@');
+    snprintf(name, sizeof(name), "beamlet_cli_%d%s", (int)getpid(), at);
+    if (bl_config_set(&o->cfg, strchr(at, '.') ? "name" : "sname", name, err, sizeof(err))) {
+        fprintf(stderr, "beamlet %s: %s\n", o->cmd, err);
+        return 1;
+    }
+    bl_node *n;
+    int rc = bl_node_new(&o->cfg, &n);
+    if (rc == BL_OK && (rc = bl_node_start(n)) != BL_OK) bl_node_free(n);
+    if (rc != BL_OK) {
+        fprintf(stderr, "beamlet %s: cannot start a client node: %s\n", o->cmd, bl_strerror(rc));
+        return 1;
+    }
+    watch_ctx w = {.o = o, .on_msg = on_msg, .ud = ud};
+    static const bl_proc_ops ops = {.on_msg = watch_msg};
+    bl_proc *p;
+    bl_spawn(n, NULL, &ops, &w, &p);
+    bl_monitor_nodes(n, watch_node_event, &w);
+    ei_x_buff b;
+    ei_x_new(&b);
+    ei_x_encode_tuple_header(&b, 2);
+    ei_x_encode_atom(&b, tag);
+    ei_x_encode_pid(&b, bl_self(p));
+    o->exit_code = 1;
+    rc = bl_call(p, NULL, proc, o->target, b.buff, b.index, o->timeout_ms, watch_reply, &w);
+    ei_x_free(&b);
+    if (rc != BL_OK) {
+        fprintf(stderr, "beamlet %s: %s: %s\n", o->cmd, o->target, bl_strerror(rc));
+        bl_node_free(n);
+        return 1;
+    }
+    bl_node_run(n);
+    bl_node_free(n);
+    return o->exit_code;
+}
+
 void bl__cli_print_json(json_t *j)
 {
     char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;

@@ -12,6 +12,12 @@
 int bl__cli_config_template(int argc, char **argv);
 int bl__cli_config_validate(int argc, char **argv);
 int bl__cli_config_show(int argc, char **argv);
+int bl__cli_config_keys(int argc, char **argv);
+int bl__cli_config_get(int argc, char **argv);
+int bl__cli_config_set(int argc, char **argv);
+int bl__cli_config_unset(int argc, char **argv);
+int bl__cli_config_history(int argc, char **argv);
+int bl__cli_config_watch(int argc, char **argv);
 int bl__cli_service_list(int argc, char **argv);
 int bl__cli_service_restart(int argc, char **argv);
 int bl__cli_node_leave(int argc, char **argv);
@@ -104,6 +110,32 @@ static const bl__cli_cmd CMDS[] = {
      "The effective configuration of a running node, each value with its source (default, "
      "file, env, flag) and where it came from; secrets (cookie, gossip_secret, ...) are shown "
      "as \"(redacted)\"."},
+    {"config keys", bl__cli_config_keys, "beamlet config keys [--format table|json]",
+     "Every configuration key: type, default, whether a running node applies a change at once "
+     "(live) or needs a restart, and whether it can be set cluster-wide."},
+    {"config get", bl__cli_config_get,
+     "beamlet config get [KEY] --node NODE [--format table|json] " CLIENT_OPTS,
+     "The cluster configuration as that node holds it: version, term, leader and each key set "
+     "cluster-wide with its value, whether it is live and whether the node runs it or needs a "
+     "restart. With KEY: its value only (exit 1 when it is not set)."},
+    {"config set", bl__cli_config_set,
+     "beamlet config set KEY VALUE --node NODE [--format table|json] " CLIENT_OPTS,
+     "Set a key cluster-wide, through the leader (any member forwards). The value is checked "
+     "with the configuration file's rules first; a bad one is refused naming the key and "
+     "nothing changes. Acknowledged once a majority of the coordinators hold it; live keys are "
+     "applied by every member at once, the others are reported as needing a restart. Refused "
+     "without a leader (a partitioned minority)."},
+    {"config unset", bl__cli_config_unset,
+     "beamlet config unset KEY --node NODE " CLIENT_OPTS,
+     "Remove a cluster-wide setting: every member goes back to its own value for KEY."},
+    {"config history", bl__cli_config_history,
+     "beamlet config history [KEY] --node NODE [--format table|json] " CLIENT_OPTS,
+     "The changes of the cluster configuration, newest first: version, time, key, old and new "
+     "value, who."},
+    {"config watch", bl__cli_config_watch,
+     "beamlet config watch --node NODE [--count N] [--format table|json] " CLIENT_OPTS,
+     "Print every change of the cluster configuration as that node applies it, until "
+     "interrupted (or N changes). --format json: one JSON object per line."},
     {"service list", bl__cli_service_list,
      "beamlet service list --node NODE [--format table|json] " CLIENT_OPTS,
      "The node's C service processes (pg, registry, global, pubsub): registered name, pid, "

@@ -573,6 +573,86 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
     return BL_ECONFIG;
 }
 
+/* ---- rules between keys: `config validate` and cluster-wide changes check the same ---- */
+
+typedef struct {
+    const char *key;     /* the key named in the message */
+    const char *involve; /* ",key,key," that the rule reads */
+    int (*broken)(const bl_config *c);
+    const char *msg;
+} between;
+
+static int b_election(const bl_config *c)
+{
+    return c->election_timeout_ms <= c->heartbeat_interval_ms;
+}
+static int b_remove(const bl_config *c)
+{
+    return (unsigned long long)c->remove_after_ms <=
+           (unsigned long long)c->heartbeat_interval_ms * c->failure_threshold;
+}
+static int b_gossip(const bl_config *c)
+{
+    return c->gossip_secret[0] && !c->gossip;
+}
+static int b_data_dir(const bl_config *c)
+{
+    return c->data_dir[0] && c->data_dir[0] != '/';
+}
+static int b_cookie_file(const bl_config *c)
+{
+    return c->cookie_file[0] && c->cookie_file[0] != '/';
+}
+static int b_disk(const bl_config *c)
+{
+    return c->disk_crit_percent < c->disk_warn_percent;
+}
+static int b_mem(const bl_config *c)
+{
+    return c->mem_crit_percent > c->mem_warn_percent;
+}
+static int b_load(const bl_config *c)
+{
+    return c->load_crit_per_cpu < c->load_warn_per_cpu;
+}
+
+static const between BETWEEN[] = {
+    {"election_timeout_ms", ",election_timeout_ms,heartbeat_interval_ms,", b_election,
+     "must be larger than heartbeat_interval_ms, or every heartbeat gap starts an election"},
+    {"remove_after_ms", ",remove_after_ms,heartbeat_interval_ms,failure_threshold,", b_remove,
+     "must be longer than heartbeat_interval_ms x failure_threshold (members would be forgotten "
+     "before they are suspected)"},
+    {"gossip_secret", ",gossip_secret,gossip,", b_gossip, "is set but gossip is false"},
+    {"data_dir", ",data_dir,", b_data_dir, "'%s' must be an absolute path"},
+    {"cookie_file", ",cookie_file,", b_cookie_file, "'%s' must be an absolute path"},
+    {"disk_crit_percent", ",disk_crit_percent,disk_warn_percent,", b_disk,
+     "must not be below disk_warn_percent"},
+    {"mem_crit_percent", ",mem_crit_percent,mem_warn_percent,", b_mem,
+     "must not be above mem_warn_percent (memory available below it)"},
+    {"load_crit_per_cpu", ",load_crit_per_cpu,load_warn_per_cpu,", b_load,
+     "must not be below load_warn_per_cpu"},
+};
+
+int bl_config_check_between(const bl_config *cfg, const char *involving, char *err,
+                            size_t errlen, void (*each)(const char *key, const char *msg, void *ud),
+                            void *ud)
+{
+    int n = 0;
+    char want[80];
+    snprintf(want, sizeof(want), ",%s,", involving ? involving : "");
+    for (size_t i = 0; i < sizeof(BETWEEN) / sizeof(BETWEEN[0]); i++) {
+        const between *b = &BETWEEN[i];
+        if (involving && !strstr(b->involve, want)) continue;
+        if (!b->broken(cfg)) continue;
+        char msg[1400], val[1024] = "";
+        (void)bl_config_get(cfg, b->key, val, sizeof(val));
+        snprintf(msg, sizeof(msg), b->msg, val);
+        if (!n++ && err) snprintf(err, errlen, "invalid %s: %s", b->key, msg);
+        if (each) each(b->key, msg, ud);
+    }
+    return n ? BL_ECONFIG : BL_OK;
+}
+
 int bl_config_check(const bl_config *cfg, const char *key, const char *value, char *err,
                     size_t errlen)
 {

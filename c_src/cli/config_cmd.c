@@ -8,10 +8,15 @@
  * validate: every problem of a file, each with its key, through the same bl_config_set a node
  *   uses, plus the checks between keys; exit 0 or 2.
  * show: the effective configuration of a running node with each value's source, from its
- *   beamlet_admin process (admin_proc.c). */
+ *   beamlet_admin process (admin_proc.c).
+ * keys: the key table (type, default, live or restart, cluster-wide or per node).
+ * get|set|unset|history|watch: the cluster configuration, from the node's beamlet_config
+ *   process (services/cconf.c; writes go through the leader). */
 #include "cli.h"
 
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 
 enum { DEV, STAGING, PROD, NENV };
 static const char *ENVS[NENV] = {"dev", "staging", "prod"};
@@ -176,6 +181,17 @@ static void problem(int *n, const char *file, const char *key, const char *fmt, 
     (*n)++;
 }
 
+typedef struct {
+    int *n;
+    const char *file;
+} between_ctx;
+
+static void between_problem(const char *key, const char *msg, void *ud)
+{
+    between_ctx *bc = ud;
+    problem(bc->n, bc->file, key, "%s", msg);
+}
+
 int bl__cli_config_validate(int argc, char **argv)
 {
     if (argc != 1) {
@@ -225,23 +241,9 @@ int bl__cli_config_validate(int argc, char **argv)
             problem(&n, file, key, "%s", why ? why + 2 : err);
         }
     }
-    /* between keys */
-    if (names > 1) problem(&n, file, "name", "%s", "give only one of sname, name and node_name");
-    if (cfg.election_timeout_ms <= cfg.heartbeat_interval_ms)
-        problem(&n, file, "election_timeout_ms", "%s",
-                "must be larger than heartbeat_interval_ms, or every heartbeat gap starts an "
-                "election");
-    if ((unsigned long long)cfg.remove_after_ms <=
-        (unsigned long long)cfg.heartbeat_interval_ms * cfg.failure_threshold)
-        problem(&n, file, "remove_after_ms", "%s",
-                "must be longer than heartbeat_interval_ms x failure_threshold (members would be "
-                "forgotten before they are suspected)");
-    if (cfg.gossip_secret[0] && !cfg.gossip)
-        problem(&n, file, "gossip_secret", "%s", "is set but gossip is false");
-    if (cfg.data_dir[0] && cfg.data_dir[0] != '/')
-        problem(&n, file, "data_dir", "'%s' must be an absolute path", cfg.data_dir);
-    if (cfg.cookie_file[0] && cfg.cookie_file[0] != '/')
-        problem(&n, file, "cookie_file", "'%s' must be an absolute path", cfg.cookie_file);
+    /* between keys: the rules a cluster-wide change is checked with too (config.c) */
+    between_ctx bc = {&n, file};
+    bl_config_check_between(&cfg, NULL, NULL, 0, between_problem, &bc);
     if (json_object_get(root, "cookie"))
         printf("%s: cookie: warning: a cookie in the file is readable by whoever reads the file; "
                "prefer cookie_file (mode 0400)\n",
@@ -299,4 +301,317 @@ int bl__cli_config_show(int argc, char **argv)
     int i = 0;
     ei_encode_atom(req, &i, "config");
     return bl__cli_call_via_beamlet(&o, "beamlet_admin", req, i, show_reply, NULL);
+}
+
+/* ---- cluster configuration: get|set|unset|history|watch (services/cconf.c), keys ---- */
+
+#define CCONF "beamlet_config"
+
+/* who made a change, as history shows it: $USER@host (the CLI's node says the rest) */
+static void whoami(char *out, size_t cap)
+{
+    const char *u = getenv("USER");
+    char host[256] = "";
+    if (gethostname(host, sizeof(host)) < 0) host[0] = 0;
+    host[sizeof(host) - 1] = 0;
+    snprintf(out, cap, "%s@%s (beamlet cli)", u && *u ? u : "unknown", host[0] ? host : "?");
+}
+
+static int cc_error(bl__cli_opts *o, json_t *j)
+{
+    /* {error, Message} comes as ["error", "..."] */
+    if (json_is_array(j) && json_array_size(j) == 2 &&
+        !strcmp(json_string_value(json_array_get(j, 0)) ?: "", "error")) {
+        fprintf(stderr, "beamlet %s: %s\n", o->cmd, json_string_value(json_array_get(j, 1)) ?: "?");
+        return 1;
+    }
+    return 0;
+}
+
+static int get_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
+{
+    int i = index;
+    json_t *j = bl_term_to_json(buf, &i);
+    int rc = 0;
+    if (cc_error(o, j)) {
+        rc = 1;
+    } else if (!json_is_object(j)) {
+        fprintf(stderr, "beamlet %s: %s: unexpected reply\n", o->cmd, o->target);
+        rc = 1;
+    } else if (o->format && !strcmp(o->format, "json")) {
+        bl__cli_print_json(j);
+    } else {
+        json_t *rows = json_object_get(j, "settings");
+        const char *only = ud;
+        if (only && !json_array_size(rows)) {
+            fprintf(stderr, "beamlet %s: %s is not set cluster-wide (version %lld)\n", o->cmd,
+                    only, (long long)json_integer_value(json_object_get(j, "version")));
+            rc = 1;
+        } else if (only) {
+            json_t *r = json_array_get(rows, 0);
+            printf("%s\n", json_string_value(json_object_get(r, "value")));
+        } else {
+            const char *l = json_string_value(json_object_get(j, "leader"));
+            printf("version %lld, term %lld, leader %s\n",
+                   (long long)json_integer_value(json_object_get(j, "version")),
+                   (long long)json_integer_value(json_object_get(j, "term")), l ? l : "(none)");
+            printf("%-26s %-34s %-6s %s\n", "KEY", "VALUE", "LIVE", "ON THIS NODE");
+            size_t k;
+            json_t *r;
+            json_array_foreach(rows, k, r)
+            {
+                printf("%-26s %-34s %-6s %s\n", json_string_value(json_object_get(r, "key")),
+                       json_string_value(json_object_get(r, "value")),
+                       json_is_true(json_object_get(r, "live")) ? "yes" : "no",
+                       json_string_value(json_object_get(r, "applied")));
+            }
+        }
+    }
+    json_decref(j);
+    return rc;
+}
+
+static int write_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
+{
+    (void)ud;
+    int i = index;
+    json_t *j = bl_term_to_json(buf, &i);
+    int rc = 0;
+    json_t *m = json_is_array(j) ? json_array_get(j, 1) : NULL;
+    if (cc_error(o, j)) {
+        rc = 1;
+    } else if (!json_is_object(m)) {
+        fprintf(stderr, "beamlet %s: %s: unexpected reply\n", o->cmd, o->target);
+        rc = 1;
+    } else if (o->format && !strcmp(o->format, "json")) {
+        bl__cli_print_json(m);
+    } else {
+        const char *key = json_string_value(json_object_get(m, "key"));
+        const char *v = json_string_value(json_object_get(m, "value"));
+        long long ver = (long long)json_integer_value(json_object_get(m, "version"));
+        if (!json_is_true(json_object_get(m, "changed")))
+            printf("%s is %s already (version %lld): nothing changed\n", key, v ? v : "unset", ver);
+        else if (json_is_true(json_object_get(m, "live")))
+            printf("version %lld: %s %s%s, applied live on every member\n", ver, key,
+                   v ? "= " : "unset", v ? v : "");
+        else
+            printf("version %lld: %s %s%s cluster-wide; needs a restart: each node keeps its "
+                   "running value until it restarts\n",
+                   ver, key, v ? "= " : "unset", v ? v : "");
+    }
+    json_decref(j);
+    return rc;
+}
+
+static void print_change(json_t *h)
+{
+    char when[32] = "?";
+    long long at = (long long)json_integer_value(json_object_get(h, "at"));
+    time_t t = (time_t)(at / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm)) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const char *old = json_string_value(json_object_get(h, "old"));
+    const char *nw = json_string_value(json_object_get(h, "new"));
+    printf("%-7lld %-20s %-26s %-20s -> %-20s %s\n",
+           (long long)json_integer_value(json_object_get(h, "version")), when,
+           json_string_value(json_object_get(h, "key")), old ? old : "(unset)",
+           nw ? nw : "(unset)", json_string_value(json_object_get(h, "who")) ?: "");
+}
+
+static int history_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
+{
+    (void)ud;
+    int i = index;
+    json_t *j = bl_term_to_json(buf, &i);
+    int rc = 0;
+    if (cc_error(o, j)) {
+        rc = 1;
+    } else if (!json_is_array(j)) {
+        fprintf(stderr, "beamlet %s: %s: unexpected reply\n", o->cmd, o->target);
+        rc = 1;
+    } else if (o->format && !strcmp(o->format, "json")) {
+        bl__cli_print_json(j);
+    } else {
+        printf("%-7s %-20s %-26s %-20s    %-20s %s\n", "VERSION", "WHEN (UTC)", "KEY", "OLD",
+               "NEW", "WHO");
+        size_t k;
+        json_t *h;
+        json_array_foreach(j, k, h) print_change(h);
+    }
+    json_decref(j);
+    return rc;
+}
+
+/* request: an atom, or {Tag, Arg...} of text */
+static int cc_request(bl__cli_opts *o, const char *tag, const char *const *args, int nargs,
+                      bl__cli_reply_fn fn, void *ud)
+{
+    ei_x_buff b;
+    ei_x_new(&b);
+    if (nargs == 0) {
+        ei_x_encode_atom(&b, tag);
+    } else {
+        ei_x_encode_tuple_header(&b, nargs + 1);
+        ei_x_encode_atom(&b, tag);
+        for (int k = 0; k < nargs; k++)
+            ei_x_encode_binary(&b, args[k], (long)strlen(args[k]));
+    }
+    /* a write may wait for the leader and a majority: give it the service's own timeout */
+    if (!strcmp(tag, "set") || !strcmp(tag, "unset"))
+        if (o->timeout_ms < 10000) o->timeout_ms = 10000;
+    int rc = bl__cli_call(o, CCONF, b.buff, b.index, fn, ud);
+    ei_x_free(&b);
+    return rc;
+}
+
+int bl__cli_config_get(int argc, char **argv)
+{
+    bl__cli_opts o;
+    if (bl__cli_parse(&o, "config get", argc, argv) < 0) return 2;
+    if (o.npos > 1) {
+        fprintf(stderr, "usage: beamlet config get [KEY] --node NODE\n");
+        return 2;
+    }
+    const char *args[1] = {o.npos ? o.pos[0] : NULL};
+    return cc_request(&o, "get", args, o.npos, get_reply, (void *)args[0]);
+}
+
+int bl__cli_config_set(int argc, char **argv)
+{
+    bl__cli_opts o;
+    if (bl__cli_parse(&o, "config set", argc, argv) < 0) return 2;
+    if (o.npos != 2) {
+        fprintf(stderr, "usage: beamlet config set KEY VALUE --node NODE\n");
+        return 2;
+    }
+    char who[400];
+    whoami(who, sizeof(who));
+    const char *args[3] = {o.pos[0], o.pos[1], who};
+    return cc_request(&o, "set", args, 3, write_reply, NULL);
+}
+
+int bl__cli_config_unset(int argc, char **argv)
+{
+    bl__cli_opts o;
+    if (bl__cli_parse(&o, "config unset", argc, argv) < 0) return 2;
+    if (o.npos != 1) {
+        fprintf(stderr, "usage: beamlet config unset KEY --node NODE\n");
+        return 2;
+    }
+    char who[400];
+    whoami(who, sizeof(who));
+    const char *args[2] = {o.pos[0], who};
+    return cc_request(&o, "unset", args, 2, write_reply, NULL);
+}
+
+int bl__cli_config_history(int argc, char **argv)
+{
+    bl__cli_opts o;
+    if (bl__cli_parse(&o, "config history", argc, argv) < 0) return 2;
+    if (o.npos > 1) {
+        fprintf(stderr, "usage: beamlet config history [KEY] --node NODE\n");
+        return 2;
+    }
+    const char *args[1] = {o.npos ? o.pos[0] : NULL};
+    return cc_request(&o, "history", args, o.npos, history_reply, NULL);
+}
+
+typedef struct {
+    long left; /* changes to print before stopping; <0: until interrupted */
+} watch_state;
+
+static int watch_msg_cb(bl__cli_opts *o, const char *buf, int index, void *ud)
+{
+    watch_state *w = ud;
+    int i = index;
+    json_t *j = bl_term_to_json(buf, &i);
+    json_t *c = json_is_array(j) && json_array_size(j) == 2 &&
+                        !strcmp(json_string_value(json_array_get(j, 0)) ?: "", "beamlet_config")
+                    ? json_array_get(j, 1)
+                    : NULL;
+    if (c) {
+        if (o->format && !strcmp(o->format, "json")) {
+            char *s = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+            printf("%s\n", s ? s : "{}");
+            free(s);
+        } else {
+            print_change(c);
+        }
+        fflush(stdout);
+        if (w->left > 0) w->left--;
+    }
+    json_decref(j);
+    return w->left == 0;
+}
+
+int bl__cli_config_watch(int argc, char **argv)
+{
+    /* --count N: stop after N changes (scripts, tests); the rest as every admin command */
+    watch_state w = {-1};
+    char *rest[64];
+    int nrest = 0;
+    for (int k = 0; k < argc && nrest < 64; k++) {
+        if (!strcmp(argv[k], "--count") && k + 1 < argc) {
+            char *end;
+            w.left = strtol(argv[++k], &end, 10);
+            if (*end || w.left <= 0) {
+                fprintf(stderr, "beamlet config watch: --count: '%s' is not a positive number\n",
+                        argv[k]);
+                return 2;
+            }
+            continue;
+        }
+        rest[nrest++] = argv[k];
+    }
+    bl__cli_opts o;
+    if (bl__cli_parse(&o, "config watch", nrest, rest) < 0) return 2;
+    if (o.npos) {
+        fprintf(stderr, "usage: beamlet config watch --node NODE [--count N]\n");
+        return 2;
+    }
+    if (!o.format || strcmp(o.format, "json")) {
+        printf("%-7s %-20s %-26s %-20s    %-20s %s\n", "VERSION", "WHEN (UTC)", "KEY", "OLD",
+               "NEW", "WHO");
+        fflush(stdout);
+    }
+    return bl__cli_watch(&o, CCONF, "watch", watch_msg_cb, &w);
+}
+
+int bl__cli_config_keys(int argc, char **argv)
+{
+    bl__cli_opts o;
+    if (bl__cli_parse(&o, "config keys", argc, argv) < 0) return 2;
+    const bl_config_keydef *k;
+    static const char *TYPES[] = {"string", "enum", "uint", "int", "size", "number", "bool",
+                                  "special"};
+    json_t *all = json_array();
+    for (size_t i = 0; (k = bl_config_key_info(i)); i++) {
+        if (k->flags & BL_CFG_ALIAS) continue;
+        json_t *r = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b}", "key", k->key, "type",
+                              TYPES[k->type], "default", k->def ? k->def : "", "live",
+                              (k->flags & BL_CFG_LIVE) != 0, "cluster",
+                              (k->flags & BL_CFG_CLUSTER) != 0, "secret",
+                              (k->flags & BL_CFG_SECRET) != 0);
+        json_object_set_new(r, "flag", k->flag ? json_string(k->flag) : json_null());
+        json_object_set_new(r, "env", k->env ? json_string(k->env) : json_null());
+        json_object_set_new(r, "help", json_string(k->help));
+        json_array_append_new(all, r);
+    }
+    if (o.format && !strcmp(o.format, "json")) {
+        bl__cli_print_json(all);
+    } else {
+        printf("%-28s %-8s %-18s %-8s %s\n", "KEY", "TYPE", "DEFAULT", "CHANGE", "CLUSTER-WIDE");
+        size_t i;
+        json_t *r;
+        json_array_foreach(all, i, r)
+        {
+            const char *d = json_string_value(json_object_get(r, "default"));
+            printf("%-28s %-8s %-18.18s %-8s %s\n", json_string_value(json_object_get(r, "key")),
+                   json_string_value(json_object_get(r, "type")), d && *d ? d : "-",
+                   json_is_true(json_object_get(r, "live")) ? "live" : "restart",
+                   json_is_true(json_object_get(r, "cluster")) ? "yes" : "no");
+        }
+    }
+    json_decref(all);
+    return 0;
 }

@@ -80,18 +80,7 @@ int bl__severity_level(const char *name)
 
 void bl__hstore_path(const bl_config *cfg, const char *node, char *out, size_t cap)
 {
-    const char *v;
-    if (cfg->data_dir[0]) {
-        snprintf(out, cap, "%s/health-%s.db", cfg->data_dir, node);
-    } else if ((v = getenv("XDG_STATE_HOME")) && v[0] == '/') {
-        snprintf(out, cap, "%s/beamlet/%s/health.db", v, node);
-    } else if (getuid() == 0 && (getenv("INVOCATION_ID") || !getenv("HOME"))) {
-        snprintf(out, cap, "/var/lib/beamlet/%s/health.db", node); /* a system service */
-    } else if ((v = getenv("HOME")) && v[0]) {
-        snprintf(out, cap, "%s/.local/state/beamlet/%s/health.db", v, node);
-    } else {
-        snprintf(out, cap, "/var/lib/beamlet/%s/health.db", node);
-    }
+    bl__store_path(cfg, node, "health", out, cap);
 }
 
 bl__hstore *bl__hstore_open(bl_node *n)

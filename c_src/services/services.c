@@ -7,6 +7,7 @@ int bl_registry_start(bl_node *n);
 int bl_global_start(bl_node *n);
 int bl_pubsub_start(bl_node *n);
 int bl_health_start(bl_node *n);
+int bl_cconf_start(bl_node *n);
 
 int bl_services_start(bl_node *n)
 {
@@ -16,6 +17,7 @@ int bl_services_start(bl_node *n)
     if (rc == BL_OK) rc = bl_registry_start(n);
     if (rc == BL_OK) rc = bl_global_start(n);
     if (rc == BL_OK) rc = bl_pubsub_start(n);
+    if (rc == BL_OK) rc = bl_cconf_start(n);
     /* node metrics, health and alerts (c_src/health/); the admin CLI's nodes need none */
     if (rc == BL_OK && !bl_is_tool_node(n->name)) rc = bl_health_start(n);
     return rc;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 struct bl__store {
     pthread_t th;
@@ -26,6 +27,23 @@ struct bl__store {
     char *schema;
     char error[256];
 };
+
+void bl__store_path(const bl_config *cfg, const char *node, const char *base, char *out,
+                    size_t cap)
+{
+    const char *v;
+    if (cfg->data_dir[0]) {
+        snprintf(out, cap, "%s/%s-%s.db", cfg->data_dir, base, node);
+    } else if ((v = getenv("XDG_STATE_HOME")) && v[0] == '/') {
+        snprintf(out, cap, "%s/beamlet/%s/%s.db", v, node, base);
+    } else if (getuid() == 0 && (getenv("INVOCATION_ID") || !getenv("HOME"))) {
+        snprintf(out, cap, "/var/lib/beamlet/%s/%s.db", node, base); /* a system service */
+    } else if ((v = getenv("HOME")) && v[0]) {
+        snprintf(out, cap, "%s/.local/state/beamlet/%s/%s.db", v, node, base);
+    } else {
+        snprintf(out, cap, "/var/lib/beamlet/%s/%s.db", node, base);
+    }
+}
 
 int bl__store_exec(const bl__sqlite *sq, sqlite3 *db, const char *sql)
 {

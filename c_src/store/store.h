@@ -40,6 +40,13 @@ unsigned bl__store_pending(bl__store *s);
 /* Run what is queued (up to timeout_ms), run every done, stop the thread, close the database. */
 void bl__store_close(bl__store *s, unsigned timeout_ms);
 
+/* Where a node keeps its database named base ("health", "cconf"): data_dir/BASE-NODE.db, else
+ * $XDG_STATE_HOME/beamlet/NODE/BASE.db, ~/.local/state/beamlet/NODE/BASE.db, or for a system
+ * service (root under systemd or without HOME) /var/lib/beamlet/NODE/BASE.db. */
+struct bl_config;
+void bl__store_path(const struct bl_config *cfg, const char *node, const char *base, char *out,
+                    size_t cap);
+
 /* Helpers for jobs (store thread): exec SQL, 0 or -1. */
 int bl__store_exec(const bl__sqlite *sq, sqlite3 *db, const char *sql);
 

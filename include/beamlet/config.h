@@ -71,6 +71,12 @@ int bl_config_get(const bl_config *cfg, const char *key, char *buf, size_t len);
 /* Would bl_config_set accept value on a copy of cfg? Nothing in cfg changes. */
 int bl_config_check(const bl_config *cfg, const char *key, const char *value, char *err,
                     size_t errlen);
+/* The rules between keys (election_timeout_ms > heartbeat_interval_ms, ...): BL_OK, or
+ * BL_ECONFIG with the first problem in err ("invalid KEY: why") and each problem passed to
+ * each (may be NULL). involving: only the rules that read this key (NULL: all). */
+int bl_config_check_between(const bl_config *cfg, const char *involving, char *err,
+                            size_t errlen, void (*each)(const char *key, const char *msg, void *ud),
+                            void *ud);
 /* Change a live key (BL_CFG_LIVE) of a running node, on its loop thread: checked as
  * bl_config_set does, then applied and every module told. BL_EINVAL (err: "KEY needs a
  * restart") for a key that is not live; BL_ECONFIG for a bad value (nothing changes). */
