@@ -195,6 +195,7 @@ static void watch_reply(bl_proc *p, int status, const char *buf, int index, void
     int i = index;
     if (status == BL_OK && ei_decode_atom(buf, &i, a) == 0 && !strcmp(a, "ok")) {
         w->subscribed = 1;
+        fprintf(stderr, "beamlet %s: watching %s\n", w->o->cmd, w->o->target);
         return;
     }
     fprintf(stderr, "beamlet %s: %s: %s\n", w->o->cmd, w->o->target,

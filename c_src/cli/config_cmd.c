@@ -392,8 +392,9 @@ static int write_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
         if (!json_is_true(json_object_get(m, "changed")))
             printf("%s is %s already (version %lld): nothing changed\n", key, v ? v : "unset", ver);
         else if (json_is_true(json_object_get(m, "live")))
-            printf("version %lld: %s %s%s, applied live on every member\n", ver, key,
-                   v ? "= " : "unset", v ? v : "");
+            printf("version %lld: %s %s%s; held by a majority of the coordinators, applied live "
+                   "by each member as it gets it\n",
+                   ver, key, v ? "= " : "unset", v ? v : "");
         else
             printf("version %lld: %s %s%s cluster-wide; needs a restart: each node keeps its "
                    "running value until it restarts\n",

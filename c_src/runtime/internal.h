@@ -204,6 +204,7 @@ struct bl_node {
     int running, stopping, started;
     struct bl_sighook *sighooks; /* runtime/signal.c */
     struct bl_cfghook *cfghooks; /* runtime/signal.c: who keeps state derived from cfg */
+    bl_config *cfg_base; /* cfg as given, before the persisted cluster configuration (cconf.c) */
 };
 
 /* runtime/signal.c */
@@ -339,6 +340,9 @@ void bl_cluster_send_peers(bl_proc *from, const char *name, const ei_x_buff *x, 
 
 /* services/services.c: the cluster services (pg scopes, registry, ...) */
 int bl_services_start(bl_node *n);
+/* services/cconf.c: apply the cluster configuration this node persisted (synchronous, before
+ * the loop runs and before anything reads n->cfg); keeps the given cfg in n->cfg_base. */
+void bl__cconf_preload(bl_node *n);
 /* gateway/gateway.c: the `beamlet_gateway` process, HTTP when configured (docs/gateway.md) */
 int bl_gateway_start(bl_node *n);
 /* services/pg.c: the default pg scope */

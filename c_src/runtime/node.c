@@ -375,6 +375,9 @@ static void epmd_cb(void *ud, bl_epmd_event ev, unsigned creation, const char *w
 int bl_node_start(bl_node *n)
 {
     signal(SIGPIPE, SIG_IGN);
+    /* the cluster configuration this node persisted, before anything reads n->cfg: restart-only
+     * keys set cluster-wide take effect at this start */
+    bl__cconf_preload(n);
     n->started_at = ev_time();
     n->inet6 = pick_inet6(n);
     int rc = open_listener(n);
@@ -477,6 +480,8 @@ void bl_node_free(bl_node *n)
     ei_x_free(&n->scratch2);
     bl_sighooks_free(n);
     bl_cfghooks_free(n);
+    free(n->cfg_base);
+    n->cfg_base = NULL;
     bl_dh_scratch_free(n->dh);
     /* libev keeps a signal's loop until the watcher stops: a later node in this process (the
      * CLI asks several members in turn) could not take SIGTERM/SIGINT otherwise */

@@ -18,8 +18,10 @@
  *
  * A new leader first catches up: it waits until it holds the copies of a majority of the
  * coordinators (one of them has every acknowledged version), adopts the newest, and re-stamps it
- * with its own term. That also rolls back a write an old leader could not get acknowledged: the
- * new term wins over it everywhere.
+ * with a document term above every copy it saw (writes that arrive meanwhile wait). That also
+ * rolls back a write an old leader could not get acknowledged: the new stamp wins over it
+ * everywhere. The document's term is its own epoch, persisted with it, not the election's term
+ * (which starts at 1 again when the whole cluster restarts).
  *
  * Protocol of the registered process `beamlet_config` (gen_server:call):
  *   get | {get, Key}             -> #{term, version, leader, settings => [#{key, value, live,
@@ -68,6 +70,14 @@ typedef struct fwd { /* a write forwarded to the leader */
     bl_from from;
 } fwd;
 
+typedef struct held { /* a write that came while the new leader was catching up */
+    struct held *next;
+    bl_from from;
+    char key[128], who[256];
+    char *value; /* NULL: unset */
+    unsigned long long deadline_ms;
+} held;
+
 typedef struct watcher {
     struct watcher *next;
     bl_pid pid;
@@ -86,6 +96,7 @@ typedef struct cstate {
     peer *peers;
     pending *pend;
     fwd *fwds;
+    held *held;
     watcher *watchers;
     unsigned long long ready_term; /* the leader caught up for this term */
     int timer_id;
@@ -587,12 +598,13 @@ static void leader_catch_up(cstate *s)
         if (coord) have++;
     }
     if (have < need) return;
-    if (s->term < term) {
-        json_t *kv = json_incref(s->kv), *h = json_incref(s->hist);
-        adopt(s, term, s->version, kv, h, 1);
-        json_decref(kv);
-        json_decref(h);
-    }
+    /* a stamp newer than any copy: the terms of the document are an epoch of their own (they
+     * survive restarts of the whole cluster, the election's terms start again at 1) */
+    unsigned long long stamp = s->term + 1 > term ? s->term + 1 : term;
+    json_t *kv = json_incref(s->kv), *h = json_incref(s->hist);
+    adopt(s, stamp, s->version, kv, h, 1);
+    json_decref(kv);
+    json_decref(h);
     s->ready_term = term;
     bl_log(s->n, BL_LOG_INFO, "cluster config: leader for term %llu at version %llu", term,
            s->version);
@@ -823,8 +835,19 @@ static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int in
     } else {
         unsigned long long term;
         bl_cluster_leader(s->n, &term);
-        if (s->ready_term != term) {
-            enc_error(r, "the leader is catching up with the coordinators' copies: try again");
+        leader_catch_up(s);
+        held *h = s->ready_term != term ? calloc(1, sizeof(*h)) : NULL;
+        if (h) { /* answered once caught up (on_tick), or with an error at the deadline */
+            h->from = *from;
+            snprintf(h->key, sizeof(h->key), "%s", key);
+            snprintf(h->who, sizeof(h->who), "%s", who[0] ? who : "unknown");
+            h->value = value;
+            value = NULL;
+            h->deadline_ms = bl_now_ms() + WRITE_TIMEOUT_MS;
+            h->next = s->held;
+            s->held = h;
+        } else if (s->ready_term != term) {
+            enc_error(r, "out of memory");
             rc = 0;
         } else {
             leader_write(s, from, key, value, who[0] ? who : "unknown");
@@ -850,6 +873,20 @@ static void on_tick(bl_node *n, void *ud)
     (void)n;
     cstate *s = ud;
     leader_catch_up(s);
+    unsigned long long term, now = bl_now_ms();
+    int ready = is_leader(s) && (bl_cluster_leader(s->n, &term), s->ready_term == term);
+    while (s->held && (ready || now >= s->held->deadline_ms || !is_leader(s))) {
+        held *h = s->held;
+        s->held = h->next;
+        if (ready)
+            leader_write(s, &h->from, h->key, h->value, h->who);
+        else
+            reply_error(s, &h->from,
+                        "the leader did not catch up with a majority of the coordinators in "
+                        "time: try again");
+        free(h->value);
+        free(h);
+    }
     leader_check_acks(s);
 }
 
@@ -875,6 +912,12 @@ static void proc_terminate(bl_proc *self, const char *reason, void *ud)
         fwd *f = s->fwds;
         s->fwds = f->next;
         free(f);
+    }
+    while (s->held) {
+        held *h = s->held;
+        s->held = h->next;
+        free(h->value);
+        free(h);
     }
     while (s->watchers) {
         watcher *w = s->watchers;
@@ -930,6 +973,51 @@ static void load_done(bl__store_job *j)
     free(lj);
 }
 
+void bl__cconf_preload(bl_node *n)
+{
+    if (!n->cfg.cluster_member || bl_is_tool_node(n->name) || !n->cfg.health_store) return;
+    if (!(n->cfg_base = malloc(sizeof(*n->cfg_base)))) return;
+    memcpy(n->cfg_base, &n->cfg, sizeof(*n->cfg_base));
+    char path[1100], err[300];
+    bl__store_path(&n->cfg, n->name, "cconf", path, sizeof(path));
+    if (access(path, R_OK) != 0) return; /* never persisted anything */
+    bl__sqlite sq;
+    if (bl__sqlite_load(&sq, err, sizeof(err)) < 0) return;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char *body = NULL;
+    unsigned long long version = 0;
+    if (sq.open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sq.prepare_v2(db, "SELECT version, body FROM cconf_doc WHERE id = 1", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sq.step(st) == SQLITE_ROW) {
+        version = (unsigned long long)sq.column_int64(st, 0);
+        const unsigned char *b = sq.column_text(st, 1);
+        if (b) body = strdup((const char *)b);
+    }
+    if (st) sq.finalize(st);
+    if (db) sq.close(db);
+    bl__sqlite_unload(&sq);
+    json_t *d = body ? valid_body(body, strlen(body)) : NULL;
+    free(body);
+    const char *k;
+    json_t *v;
+    int applied = 0;
+    json_object_foreach(json_object_get(d, "kv"), k, v)
+    {
+        const bl_config_keydef *kd = bl_config_key_find(k);
+        if (!kd || !(kd->flags & BL_CFG_CLUSTER)) continue;
+        if (bl_config_set(&n->cfg, k, json_string_value(v), err, sizeof(err)) == BL_OK)
+            applied++;
+        else
+            bl_log(n, BL_LOG_WARN, "cluster config: persisted %s", err);
+    }
+    if (d)
+        bl_log(n, BL_LOG_INFO, "cluster config: %d setting%s of version %llu from %s", applied,
+               applied == 1 ? "" : "s", version, path);
+    json_decref(d);
+}
+
 int bl_cconf_start(bl_node *n);
 
 int bl_cconf_start(bl_node *n)
@@ -941,7 +1029,8 @@ int bl_cconf_start(bl_node *n)
         return BL_ENOMEM;
     }
     s->n = n;
-    memcpy(s->base, &n->cfg, sizeof(*s->base));
+    /* the node's own values: what unset goes back to */
+    memcpy(s->base, n->cfg_base ? n->cfg_base : &n->cfg, sizeof(*s->base));
     s->kv = json_object();
     s->hist = json_array();
     s->restart = json_object();

@@ -5,6 +5,9 @@
 # current leader's link is taken down (a 2|1 split): the majority side must elect a leader, the
 # isolated node must have none and report `degraded`. After healing exactly one leader remains,
 # and no two nodes ever claimed leadership for the same term (checked from all event logs).
+# The cluster configuration across the same split: the isolated minority refuses writes (no
+# leader), the majority accepts them, and after the heal the minority holds the majority's
+# version (nothing of the refused write anywhere).
 # Needs root (CI runs as root); otherwise skipped. Appends "partition P F" to $BL_RESULTS.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -92,8 +95,20 @@ same_leader() { # letters...: all report the same non-null leader
     LEADER=$first
 }
 
+cc() { # ns-letter, config args...: the cluster configuration CLI run inside that namespace
+    local x=$1; shift
+    ip netns exec "$NS$x" env BEAMLET_LOG_LEVEL=error "$BIN" config "$@" --node "${NODE[$x]}" \
+        --cookie "$COOKIE" --timeout 10000 2>&1
+}
+cc_value() { # ns-letter, key, expected value
+    [ "$(cc "$1" get "$2")" = "$3" ]
+}
+
 echo "partition: 3 coordinators in namespaces $NS{a,b,c}"
 wait_for 30 "all three agree on one leader" same_leader a b c || { record; exit 1; }
+out=$(cc a set failure_threshold 4) && wait_for 20 "config set before the split reaches all three" \
+    eval 'cc_value a failure_threshold 4 && cc_value b failure_threshold 4 && cc_value c failure_threshold 4' ||
+    bad "config set before the split: $out"
 L=$LEADER
 for x in "${NAMES[@]}"; do [ "${NODE[$x]}" = "$L" ] && ISO=$x; done
 REST=(); for x in "${NAMES[@]}"; do [ "$x" != "$ISO" ] && REST+=("$x"); done
@@ -108,10 +123,22 @@ healthy_ok() { local s; s=$(status "${REST[0]}"); [[ "$s" == *" healthy "* ]]; }
 sleep 2
 # the isolated node must still have no leader after a while (no minority election)
 minority_ok && ok "isolated node stays leaderless" || bad "isolated node stays leaderless"
+out=$(cc "$ISO" set failure_threshold 5); rc=$?
+[ $rc -eq 1 ] && grep -q "no leader" <<<"$out" && cc_value "$ISO" failure_threshold 4 &&
+    ok "the isolated minority refuses a config write ($out)" ||
+    bad "minority config write: rc $rc: $out"
+out=$(cc "${REST[0]}" set failure_threshold 6) && grep -q "version" <<<"$out" &&
+    ok "the majority side accepts a config write ($out)" || bad "majority config write: $out"
 
 echo "  healing"
 ip -n "$HUB" link set "v${ISO}h" up
 wait_for 40 "after heal all three agree on exactly one leader" same_leader a b c
+wait_for 30 "after heal the minority holds the majority's config version" \
+    eval 'cc_value "$ISO" failure_threshold 6'
+hist=$(cc "$ISO" history failure_threshold)
+! grep -q " 5 " <<<"$hist" && grep -q -- "-> 6" <<<"$hist" &&
+    ok "history on the former minority: the majority's change, not the refused one" ||
+    bad "history after heal: $hist"
 
 # no two nodes ever claimed leadership for the same term
 claims=$(for x in "${NAMES[@]}"; do

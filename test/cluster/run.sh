@@ -20,7 +20,7 @@ if ! erlc -Wall -o "$EBIN" test/integration/bl_test_util.erl test/integration/bl
 fi
 epmd -daemon 2>/dev/null || true
 BL_RESULTS=$RES erl -sname "bl_crun_$$" -setcookie "$BL_COOKIE" -noshell -pa "$EBIN" \
-    -kernel net_ticktime 4 -eval 'bl_test_util:run([bl_cluster_tests, bl_election_tests])'
+    -kernel net_ticktime 4 -eval 'bl_test_util:run([bl_cluster_tests, bl_election_tests, bl_cconf_tests])'
 rc=$?
 line=$(sed 's/^integration /cluster /' "$RES")
 [ -z "$line" ] && line="cluster 0 1"
