@@ -107,6 +107,12 @@ build/fuzz/fuzz_repl: test/fuzz/fuzz_repl.c c_src/services/repl.c $(REL)/libbeam
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
 	    c_src/services/repl.c $(REL)/libbeamlet.a $(LIBS) -o $@
+# the cluster configuration's copy decoder and the key table's rules, instrumented; the rest of
+# the release library as it is
+build/fuzz/fuzz_cconf: test/fuzz/fuzz_cconf.c c_src/services/cconf_codec.c c_src/cli/config.c $(REL)/libbeamlet.a $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
+	    c_src/services/cconf_codec.c c_src/cli/config.c $(REL)/libbeamlet.a $(LIBS) -o $@
 # the gateway's Prometheus text merge (what members send for /metrics?scope=cluster)
 build/fuzz/fuzz_promtext: test/fuzz/fuzz_promtext.c c_src/gateway/promtext.c $(HDRS)
 	@mkdir -p $(@D)

@@ -35,6 +35,7 @@
 #include "../store/store.h"
 #include "beamlet/cluster.h"
 #include "beamlet/config.h"
+#include "cconf.h"
 #include "repl.h"
 
 #include <jansson.h>
@@ -406,46 +407,16 @@ static int r_encode_key(void *svc, ei_x_buff *x, const bl__repl_link *l)
     return ei_x_encode_atom(x, "doc");
 }
 
-/* a copy's body: {"kv": {string: string}, "history": [objects]} */
-static json_t *valid_body(const char *txt, size_t len)
-{
-    json_t *d = json_loadb(txt, len, JSON_REJECT_DUPLICATES, NULL);
-    json_t *kv = json_object_get(d, "kv"), *h = json_object_get(d, "history");
-    const char *k;
-    json_t *v;
-    size_t i;
-    if (!json_is_object(kv) || !json_is_array(h)) goto bad;
-    json_object_foreach(kv, k, v) if (!json_is_string(v)) goto bad;
-    json_array_foreach(h, i, v) if (!json_is_object(v) ||
-                                    !json_is_integer(json_object_get(v, "version")) ||
-                                    !json_is_string(json_object_get(v, "key"))) goto bad;
-    return d;
-bad:
-    json_decref(d);
-    return NULL;
-}
-
 static void leader_check_acks(cstate *s);
 
 static int r_upsert(void *svc, const char *owner, const char *buf, int *idx, bl__repl_link **out)
 {
     cstate *s = svc;
-    int ar, type, size;
     unsigned long long term, version;
+    json_t *d = NULL;
     *out = NULL;
-    if (ei_decode_tuple_header(buf, idx, &ar) < 0 || ar != 3 ||
-        ei_decode_ulonglong(buf, idx, &term) < 0 || ei_decode_ulonglong(buf, idx, &version) < 0 ||
-        ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT || size < 0 ||
-        size > 4 * 1024 * 1024)
-        return -1;
-    char *txt = malloc((size_t)size + 1);
-    long len;
-    if (!txt || ei_decode_binary(buf, idx, txt, &len) < 0) {
-        free(txt);
-        return -1;
-    }
-    json_t *d = valid_body(txt, (size_t)len);
-    free(txt);
+    int rc = bl__cconf_decode_copy(buf, idx, &term, &version, &d);
+    if (rc < 0) return -1;
     if (!d) {
         bl_log(s->n, BL_LOG_WARN, "cluster config: a malformed copy from %s ignored", owner);
         return 0;
@@ -960,7 +931,7 @@ static void load_done(bl__store_job *j)
 {
     load_job *lj = (load_job *)j;
     cstate *s = lj->s->closing ? NULL : lj->s; /* the store closes before the state goes */
-    json_t *d = lj->body ? valid_body(lj->body, strlen(lj->body)) : NULL;
+    json_t *d = lj->body ? bl__cconf_body(lj->body, strlen(lj->body)) : NULL;
     if (s && d && newer(lj->term, lj->version, s->term, s->version)) {
         bl_log(s->n, BL_LOG_INFO, "cluster config: version %llu (term %llu) from the store",
                lj->version, lj->term);
@@ -998,7 +969,7 @@ void bl__cconf_preload(bl_node *n)
     if (st) sq.finalize(st);
     if (db) sq.close(db);
     bl__sqlite_unload(&sq);
-    json_t *d = body ? valid_body(body, strlen(body)) : NULL;
+    json_t *d = body ? bl__cconf_body(body, strlen(body)) : NULL;
     free(body);
     const char *k;
     json_t *v;

@@ -1,0 +1,22 @@
+/* cconf.h - the wire form of a node's copy of the cluster configuration (cconf_codec.c), shared
+ * by the service (cconf.c) and its fuzzer (test/fuzz/fuzz_cconf.c). Private to libbeamlet.
+ *
+ * A copy is {Term, Version, Body}: Body a binary holding JSON {"kv": {key: value text},
+ * "history": [{"version": N, "key": K, ...}]}. */
+#ifndef BL_SERVICES_CCONF_H
+#define BL_SERVICES_CCONF_H
+
+#include <ei.h>
+#include <jansson.h>
+#include <stddef.h>
+
+#define BL__CCONF_MAX_BODY (4 * 1024 * 1024)
+
+/* The body's JSON if it has that shape, else NULL. */
+json_t *bl__cconf_body(const char *txt, size_t len);
+/* Decode a copy at *idx. -1: not a copy term (malformed message); 0 with *body NULL: a copy
+ * whose body is not valid (ignored); 0 with *body (the caller's reference). */
+int bl__cconf_decode_copy(const char *buf, int *idx, unsigned long long *term,
+                          unsigned long long *version, json_t **body);
+
+#endif
