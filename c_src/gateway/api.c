@@ -887,6 +887,121 @@ static void h_index(gw_req *r)
 
 /* ---- the table ---- */
 
+/* ---- cluster configuration (services/cconf.c; docs/configuration.md) ---- */
+
+static void cconf_get_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_config");
+    json_t *j = bl_term_to_json(buf, &index);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return bl__gw_problem(r, 502, "Bad Gateway", "beamlet_config: unexpected reply");
+    }
+    if (r->nparams && !json_array_size(json_object_get(j, "settings"))) {
+        json_decref(j);
+        return bl__gw_problem(r, 404, "Not Found", "the key is not set cluster-wide");
+    }
+    bl__gw_reply_json(r, 200, j);
+}
+
+static void cconf_list_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_config");
+    bl__gw_reply_json(r, 200, bl_term_to_json(buf, &index));
+}
+
+/* {ok, Map} -> 200; {error, Message} -> a problem whose status says what kind */
+static void cconf_write_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_config");
+    json_t *ok = ok_json(buf, index);
+    if (ok) return bl__gw_reply_json(r, 200, ok);
+    json_t *j = bl_term_to_json(buf, &index);
+    const char *msg = json_is_array(j) ? json_string_value(json_array_get(j, 1)) : NULL;
+    char d[600];
+    snprintf(d, sizeof(d), "%s", msg ? msg : "beamlet_config: unexpected reply");
+    json_decref(j);
+    if (strstr(d, "no leader"))
+        return bl__gw_problem(r, 503, "Service Unavailable", d);
+    if (strstr(d, "not acknowledged") || strstr(d, "in time"))
+        return bl__gw_problem(r, 504, "Gateway Timeout", d);
+    if (strstr(d, "not set cluster-wide")) return bl__gw_problem(r, 404, "Not Found", d);
+    if (strstr(d, "invalid") || strstr(d, "unknown") || strstr(d, "per-node"))
+        return bl__gw_problem(r, 400, "Bad Request", d);
+    bl__gw_problem(r, 502, "Bad Gateway", d);
+}
+
+static void cconf_request(gw_req *r, const char *tag, int nargs, const char *a1, const char *a2,
+                          gw_call_cb cb)
+{
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, nargs + 1);
+    ei_x_encode_atom(&x, tag);
+    const char *args[3] = {a1, a2, r->who};
+    for (int k = 0; k < nargs; k++) {
+        const char *v = k == nargs - 1 && (!strcmp(tag, "set") || !strcmp(tag, "unset"))
+                            ? r->who
+                            : args[k];
+        ei_x_encode_binary(&x, v, (long)strlen(v));
+    }
+    local_call(r, "beamlet_config", NULL, NULL, &x, cb);
+    ei_x_free(&x);
+}
+
+static void h_config(gw_req *r)
+{
+    local_call(r, "beamlet_config", NULL, "get", NULL, cconf_get_cb);
+}
+
+static void h_config_key(gw_req *r)
+{
+    if (!valid_utf8_arg(r, "key", r->params[0])) return;
+    cconf_request(r, "get", 1, r->params[0], NULL, cconf_get_cb);
+}
+
+static void h_config_history(gw_req *r)
+{
+    const char *key = bl__gw_arg(r, "key");
+    if (!valid_utf8_arg(r, "key", key)) return;
+    if (key && *key)
+        cconf_request(r, "history", 1, key, NULL, cconf_list_cb);
+    else
+        local_call(r, "beamlet_config", NULL, "history", NULL, cconf_list_cb);
+}
+
+static void h_config_set(gw_req *r)
+{
+    if (!valid_utf8_arg(r, "key", r->params[0])) return;
+    json_t *b = parse_body(r, 1);
+    if (!b) return;
+    json_t *v = json_object_get(b, "value");
+    char num[64];
+    const char *value = json_string_value(v);
+    if (!value && json_is_integer(v)) {
+        snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+        value = num;
+    } else if (!value && json_is_real(v)) {
+        snprintf(num, sizeof(num), "%g", json_real_value(v));
+        value = num;
+    } else if (!value && json_is_boolean(v)) {
+        value = json_is_true(v) ? "true" : "false";
+    }
+    if (!value) {
+        json_decref(b);
+        return bl__gw_problem(r, 400, "Bad Request",
+                              "the body is {\"value\": TEXT} (a string, number or boolean)");
+    }
+    cconf_request(r, "set", 3, r->params[0], value, cconf_write_cb);
+    json_decref(b);
+}
+
+static void h_config_unset(gw_req *r)
+{
+    if (!valid_utf8_arg(r, "key", r->params[0])) return;
+    cconf_request(r, "unset", 2, r->params[0], NULL, cconf_write_cb);
+}
+
 #define V GW_ROLE_VIEWER
 #define O GW_ROLE_OPERATOR
 #define A GW_ROLE_ADMIN
@@ -916,6 +1031,11 @@ const gw_route bl__gw_routes[] = {
     {"PUT", "/api/v1/nodes/{node}/maintenance", h_maintenance, O, 1},
     {"DELETE", "/api/v1/nodes/{node}/maintenance", h_maintenance, O, 1},
     {"GET", "/api/v1/metrics/history", h_history, V, 0},
+    {"GET", "/api/v1/config", h_config, V, 0},
+    {"GET", "/api/v1/config/history", h_config_history, V, 0},
+    {"GET", "/api/v1/config/{key}", h_config_key, V, 0},
+    {"PUT", "/api/v1/config/{key}", h_config_set, A, 1},
+    {"DELETE", "/api/v1/config/{key}", h_config_unset, A, 1},
     {"GET", "/api/v1/events", bl__gw_events_query, V, 0},
     {"GET", "/api/v1/stream", bl__gw_stream_open, V, 0},
     {"GET", "/api/v1/audit", bl__gw_audit_query, A, 0},

@@ -566,6 +566,49 @@ def test_node_leave():
                         if m["node"] == n.name and m["state"] == "left"], what="l1 left")
 
 
+def test_cluster_config():
+    """/api/v1/config: reads on any node; writes (admin) through the leader, refused with 503
+    while the cluster has no coordinator, checked with the configuration file's rules (400
+    naming the key), applied on the other members, with history and unset."""
+    st, _, doc = jreq(P_G1, "GET", "/api/v1/openapi.json")
+    st, _, c = jreq(P_A1, "GET", "/api/v1/config")
+    assert st == 200 and isinstance(c["settings"], list), (st, c)
+    check(doc, doc["paths"]["/api/v1/config"]["get"]["responses"]["200"]["content"]["application/json"]["schema"], c)
+    path = "/api/v1/config/failure_threshold"
+    assert jreq(P_G1, "PUT", path, {"value": 4})[0] == 401
+    assert jreq(P_G1, "PUT", path, {"value": 4}, key=S["viewer"])[0] == 403
+    st, _, j = jreq(P_G1, "PUT", path, {"value": 4}, key=S["admin"])
+    assert st == 503 and "no leader" in j["detail"], (st, j)
+    c1 = Node("gw_c1", 18089, role="coordinator", join=["gw_g1"]).wait_http()
+    try:
+        wait_until(lambda: jreq(P_G1, "GET", "/api/v1/cluster")[2].get("leader") == c1.name,
+                   what="c1 leads")
+        st, _, j = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(
+            jreq(P_G1, "PUT", path, {"value": 4}, key=S["admin"])), what="a write accepted")
+        assert j["key"] == "failure_threshold" and j["value"] == "4" and j["live"] is True, j
+        check(doc, doc["paths"]["/api/v1/config/{key}"]["put"]["responses"]["200"]["content"]["application/json"]["schema"], j)
+        wait_until(lambda: [x for x in jreq(P_A2, "GET", "/api/v1/config")[2]["settings"]
+                            if x["key"] == "failure_threshold" and x["value"] == "4"
+                            and x["applied"] == "running"], what="a2 runs failure_threshold 4")
+        st, _, j = jreq(P_G1, "PUT", "/api/v1/config/heartbeat_interval_ms", {"value": "abc"},
+                        key=S["admin"])
+        assert st == 400 and "heartbeat_interval_ms" in j["detail"], (st, j)
+        st, _, j = jreq(P_G1, "PUT", "/api/v1/config/role", {"value": "agent"}, key=S["admin"])
+        assert st == 400 and "role" in j["detail"], (st, j)
+        assert jreq(P_G1, "PUT", path, {"nothing": 1}, key=S["admin"])[0] == 400
+        st, _, one = jreq(P_A1, "GET", path)
+        assert st == 200 and one["settings"][0]["value"] == "4", one
+        assert jreq(P_A1, "GET", "/api/v1/config/event_log_size")[0] == 404
+        st, _, h = jreq(P_A1, "GET", "/api/v1/config/history?key=failure_threshold")
+        assert st == 200 and h and h[0]["new"] == "4" and h[0]["who"] == "root", h
+        check(doc, doc["paths"]["/api/v1/config/history"]["get"]["responses"]["200"]["content"]["application/json"]["schema"], h)
+        st, _, j = jreq(P_G1, "DELETE", path, key=S["admin"])
+        assert st == 200 and j["value"] is None, (st, j)
+        assert jreq(P_G1, "DELETE", path, key=S["admin"])[0] == 404
+    finally:
+        c1.stop()
+
+
 def main():
     r = Runner("gateway")
     try:
@@ -579,7 +622,8 @@ def main():
                   test_pg_and_global, test_problem_details, test_openapi_matches_the_server,
                   test_keys_replicated_and_roles, test_auth_matrix, test_audit_trail,
                   test_rate_limit, test_metrics_promtool, test_node_exporter_names_lint_alike, test_real_prometheus_scrapes,
-                  test_https, test_bad_config_refused, test_non_loopback_needs_keys, test_health_routes, test_sse_kill9_and_resume, test_node_leave):
+                  test_https, test_bad_config_refused, test_non_loopback_needs_keys, test_health_routes, test_sse_kill9_and_resume, test_node_leave,
+                  test_cluster_config):
             r.run(t)
     except Exception:
         import traceback
