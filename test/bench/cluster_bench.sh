@@ -5,6 +5,8 @@
 #     until every node knows all the others, side by side; then 100 C nodes, and RSS per node
 #     once they have converged
 #  3. leader failover: kill -9 of the leader -> a new leader, vs the election timeout
+#  4. cluster configuration: `config set` of a live key on 10 nodes (3 coordinators) -> applied
+#     on the last of them (from the nodes' log lines), vs one heartbeat interval
 # Times come from the nodes' own event logs (ms timestamps), not from polling.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -76,6 +78,43 @@ for r in 1 2 3; do
 done
 FO=$(median <"$OUT/failover.txt")
 echo "   kill -9 of leader -> new leader: $(tr '\n' ' ' <"$OUT/failover.txt")ms; median $FO ms"
+
+echo "== cluster configuration: a live key set through an agent, applied on all 10 nodes"
+: >"$OUT/cconf.txt"
+: >"$OUT/cconf-ack.txt"
+cl="cc$$"
+for i in 1 2 3; do start "cc$i" coordinator "$cl" "cc1@$HOST" --health-store false; done
+for i in $(seq 1 7); do start "ca$i" agent "$cl" "cc1@$HOST" --health-store false; done
+for _ in $(seq 1 60); do
+    "$BIN" config get --node "ca7@$HOST" --cookie "$COOKIE" 2>/dev/null | grep -q "leader cc" && break
+    sleep 0.25
+done
+log_ms() { # a log line's timestamp (2026-11-21T23:36:10.076Z) -> ms since the epoch
+    local ts=${1%% *}
+    echo $(( $(date -d "${ts%.*}Z" +%s) * 1000 + 10#$(sed 's/.*\.\([0-9]*\)Z/\1/' <<<"$ts") ))
+}
+for r in 1 2 3 4 5; do
+    v=$((3 + r % 2))
+    k=$(now_ms)
+    "$BIN" config set failure_threshold "$v" --node "ca$r@$HOST" --cookie "$COOKIE" >/dev/null 2>&1 || continue
+    echo $(($(now_ms) - k)) >>"$OUT/cconf-ack.txt"
+    last=0 all=1
+    for n in cc1 cc2 cc3 ca1 ca2 ca3 ca4 ca5 ca6 ca7; do
+        t=""
+        for _ in $(seq 1 40); do
+            line=$(grep "cluster config: failure_threshold = $v (applied)" "$OUT/$n.log" | tail -1)
+            [ -n "$line" ] && t=$(log_ms "$line") && [ "$t" -ge "$k" ] && break
+            t=""; sleep 0.05
+        done
+        [ -z "$t" ] && { all=0; break; }
+        [ "$t" -gt "$last" ] && last=$t
+    done
+    [ "$all" = 1 ] && echo $((last - k)) >>"$OUT/cconf.txt"
+    sleep 0.3
+done
+CC=$(median <"$OUT/cconf.txt")
+CCA=$(median <"$OUT/cconf-ack.txt")
+echo "   set -> applied on all 10: $(tr '\n' ' ' <"$OUT/cconf.txt")ms; median $CC ms (the CLI's set, acknowledged by a majority of coordinators: median $CCA ms, including its client node start)"
 
 # Boot N C nodes at once (one seed, every other --join it); prints "ms rss_kb_per_node live".
 c_cluster() { # N tag
@@ -156,6 +195,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0 && a ~ /^[0-9.]+$/) printf "
     printf "%-44s %12s %12s %8s  %s\n" "cluster figure" "measured" "reference" "ratio" "target"
     printf "%-44s %9s ms %9s ms %8s  %s\n" "failure detection (kill -9 -> failed)" "$DET" "$T" "$(ratio "$DET" "$T")" "<= 1.20 (hb x threshold +20%)"
     printf "%-44s %9s ms %9s ms %8s  %s\n" "leader failover (kill -9 -> new leader)" "$FO" 1500 "$(ratio "$FO" 1500)" "<= 2.00 election timeouts"
+    printf "%-44s %9s ms %9s ms %8s  %s\n" "config set -> applied on 10 nodes" "$CC" 1000 "$(ratio "$CC" 1000)" "<= 1.00 (one heartbeat)"
     printf "%-44s %9s ms %9s ms %8s  %s\n" "$BN C vs $BN BEAM nodes agree (boot at once)" "$C30" "$B30" "$(ratio "$C30" "$B30")" "< 1.00 (faster than BEAM)"
     printf "%-44s %9s ms %9s ms %8s  %s\n" "100-node C cluster agrees on membership" "$CONV" 5000 "$(ratio "$CONV" 5000)" "<= 1.00 (5 s)"
     printf "%-44s %9s kB %9s kB %8s  %s\n" "RSS per node at 100 nodes" "$PER" 3072 "$(ratio "$PER" 3072)" "<= 1.00 (3 MB)"
