@@ -135,7 +135,18 @@ int bl__node_reload(bl__node_ctx *ctx, const char *why, json_t **changes_out)
             !bl__cfg_value(&fresh, dk, b, sizeof(b)) || !strcmp(a, b))
             continue;
         json_object_set_new(seen, dk, json_true());
-        int live = is_live(dk), secret = bl__cfg_is_secret(dk);
+        int secret = bl__cfg_is_secret(dk);
+        char cv[BL_MAX_SEEDS * BL_NODE_LEN];
+        if (bl_config_cluster_get(n, dk, cv, sizeof(cv))) {
+            /* set cluster-wide: that wins; the node's own value is what an unset goes back to */
+            if (strcmp(b, cv))
+                bl_log(n, BL_LOG_INFO,
+                       "reload: %s %s in the node's configuration; the cluster configuration "
+                       "sets %s (kept)",
+                       dk, secret ? "(redacted)" : b, secret ? "(redacted)" : cv);
+            continue;
+        }
+        int live = is_live(dk);
         bl_log(n, live ? BL_LOG_INFO : BL_LOG_WARN, "reload: %s %s -> %s %s", dk,
                secret ? "(redacted)" : a, secret ? "(redacted)" : b,
                live ? "(applied)" : "(needs a restart; not applied)");
@@ -153,6 +164,7 @@ int bl__node_reload(bl__node_ctx *ctx, const char *why, json_t **changes_out)
     }
     json_decref(seen);
     json_decref(src);
+    bl_config_cluster_set_base(n, &fresh);
     if (!json_array_size(changes)) bl_log(n, BL_LOG_INFO, "reload: nothing changed");
     bl__sysd_notify("READY=1\nSTATUS=running (reloaded)");
     if (changes_out)

@@ -178,19 +178,36 @@ static int get_text(const char *buf, int *idx, char *out, size_t cap)
     return -1;
 }
 
-/* Coordinators of the cluster (for majorities) and whether node is one. */
-static unsigned coordinators(bl_node *n, const char *node, int *is)
+/* The coordinators of the cluster (failed and suspected ones count, as for the election, so a
+ * minority never makes a majority): *out malloc'd names, the count returned (0 on ENOMEM). */
+typedef char nodename[BL_NODE_LEN];
+static unsigned coordinators(bl_node *n, nodename **out)
 {
-    bl_member_info m[256];
-    int k = bl_cluster_members(n, m, 256);
-    unsigned c = 0;
-    if (is) *is = 0;
-    for (int i = 0; i < k; i++) {
-        if (strcmp(m[i].role, "coordinator") || m[i].state == BL_MEMBER_LEFT) continue;
-        c++;
-        if (is && node && !strcmp(m[i].node, node)) *is = 1;
+    *out = NULL;
+    int total = bl_cluster_members(n, NULL, 0);
+    if (total <= 0) return 0;
+    bl_member_info *m = malloc(sizeof(*m) * (size_t)total);
+    nodename *names = malloc(sizeof(*names) * (size_t)total);
+    if (!m || !names) {
+        free(m);
+        free(names);
+        return 0;
     }
+    int k = bl_cluster_members(n, m, total);
+    unsigned c = 0;
+    for (int i = 0; i < k && i < total; i++)
+        if (!strcmp(m[i].role, "coordinator") && m[i].state != BL_MEMBER_LEFT)
+            snprintf(names[c++], BL_NODE_LEN, "%s", m[i].node);
+    free(m);
+    *out = names;
     return c;
+}
+
+static int in_list(nodename *l, unsigned n, const char *node)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (!strcmp(l[i], node)) return 1;
+    return 0;
 }
 
 static int is_leader(cstate *s)
@@ -333,24 +350,37 @@ static void adopt(cstate *s, unsigned long long term, unsigned long long version
     }
     json_object_foreach(old, k, v) if (!json_object_get(s->kv, k)) apply_key(s, k, NULL);
     json_decref(old);
-    /* history: ours up to their version (a rolled-back write goes), then theirs by version */
-    json_t *merged = json_array();
+    /* history: the adopted copy's records win (a rolled-back write of ours goes); ours only
+     * before the oldest record it carries (it carries the last HIST_WIRE) */
+    json_t *merged = json_array(), *fresh = json_array();
     size_t i;
     json_t *h;
-    unsigned long long last = 0;
-    json_array_foreach(s->hist, i, h)
-    {
-        unsigned long long hv = (unsigned long long)json_integer_value(json_object_get(h, "version"));
-        if (hv <= version) json_array_append(merged, h), last = hv;
-    }
-    json_t *fresh = json_array();
+    unsigned long long first = version + 1, known = 0;
     json_array_foreach(hist, i, h)
     {
         unsigned long long hv = (unsigned long long)json_integer_value(json_object_get(h, "version"));
-        if (hv > last && hv <= version) {
+        if (hv < first) first = hv;
+    }
+    json_array_foreach(s->hist, i, h)
+    {
+        unsigned long long hv = (unsigned long long)json_integer_value(json_object_get(h, "version"));
+        if (hv > version) continue;
+        if (hv < first) {
             json_array_append(merged, h);
-            json_array_append(fresh, h);
+            if (hv > known) known = hv;
+            continue;
         }
+        /* a record the adopted copy has too, the same: watchers here have seen it */
+        size_t j;
+        json_t *t;
+        json_array_foreach(hist, j, t) if (json_equal(t, h) && hv > known) known = hv;
+    }
+    json_array_foreach(hist, i, h)
+    {
+        unsigned long long hv = (unsigned long long)json_integer_value(json_object_get(h, "version"));
+        if (hv > version) continue;
+        json_array_append(merged, h);
+        if (hv > known) json_array_append(fresh, h);
     }
     json_decref(s->hist);
     s->hist = merged;
@@ -491,19 +521,20 @@ static const bl__repl_ops cconf_repl = {
 
 /* ---- the leader ---- */
 
-/* Coordinators holding (term, version) or newer, this node included. */
-static unsigned holders(cstate *s, unsigned long long term, unsigned long long version)
+/* Coordinators holding (term, version) or newer, this node included; *need: a majority. */
+static unsigned holders(cstate *s, unsigned long long term, unsigned long long version,
+                        unsigned *need)
 {
-    int self_coord;
-    coordinators(s->n, s->n->name, &self_coord);
-    unsigned k = self_coord && !newer(term, version, s->term, s->version);
+    nodename *co;
+    unsigned nc = coordinators(s->n, &co);
+    *need = nc / 2 + 1;
+    unsigned k = in_list(co, nc, s->n->name) && !newer(term, version, s->term, s->version);
     peer *p, *t;
     HASH_ITER(hh, s->peers, p, t)
     {
-        int coord;
-        coordinators(s->n, p->owner, &coord);
-        if (coord && p->term == term && p->version >= version) k++;
+        if (in_list(co, nc, p->owner) && p->term == term && p->version >= version) k++;
     }
+    free(co);
     return k;
 }
 
@@ -529,12 +560,12 @@ static void reply_error(cstate *s, const bl_from *from, const char *msg)
 
 static void leader_check_acks(cstate *s)
 {
-    unsigned need = coordinators(s->n, NULL, NULL) / 2 + 1;
     unsigned long long now = bl_now_ms();
     for (pending **pp = &s->pend; *pp;) {
         pending *p = *pp;
         int done = 0;
-        if (holders(s, p->term, p->version) >= need) {
+        unsigned need;
+        if (holders(s, p->term, p->version, &need) >= need) {
             reply_json(s, &p->from, "ok", p->answer);
             done = 1;
         } else if (now >= p->deadline_ms || newer(s->term, 0, p->term, ~0ull)) {
@@ -560,14 +591,11 @@ static void leader_catch_up(cstate *s)
     unsigned long long term;
     const char *l = bl_cluster_leader(s->n, &term);
     if (!l || strcmp(l, s->n->name) || s->ready_term == term) return;
-    unsigned have = 1, need = coordinators(s->n, NULL, NULL) / 2 + 1;
+    nodename *co;
+    unsigned nc = coordinators(s->n, &co), have = 1, need = nc / 2 + 1;
     peer *p, *t;
-    HASH_ITER(hh, s->peers, p, t)
-    {
-        int coord;
-        coordinators(s->n, p->owner, &coord);
-        if (coord) have++;
-    }
+    HASH_ITER(hh, s->peers, p, t) if (in_list(co, nc, p->owner)) have++;
+    free(co);
     if (have < need) return;
     /* a stamp newer than any copy: the terms of the document are an epoch of their own (they
      * survive restarts of the whole cluster, the election's terms start again at 1) */
@@ -694,8 +722,15 @@ static int forward(cstate *s, const bl_from *from, const char *buf, int index, e
     fwd *f = calloc(1, sizeof(*f));
     if (!f) return enc_error(r, "out of memory"), 0;
     f->from = *from;
-    if (bl_call(s->proc, NULL, CNAME, l, buf + index, end - index, WRITE_TIMEOUT_MS + 2000,
-                fwd_done, f) != BL_OK) {
+    ei_x_buff x; /* {fwd, Req}: the leader never passes it on again */
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "fwd");
+    ei_x_append_buf(&x, buf + index, end - index);
+    int rc = bl_call(s->proc, NULL, CNAME, l, x.buff, x.index, WRITE_TIMEOUT_MS + 2000, fwd_done,
+                     f);
+    ei_x_free(&x);
+    if (rc != BL_OK) {
         free(f);
         enc_error(r, "the leader is not reachable from this node");
         return 0;
@@ -759,6 +794,15 @@ static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int in
         enc_error(r, "bad request");
         return 0;
     }
+    int nofwd = 0;
+    if (ar == 2 && !strcmp(tag, "fwd")) { /* a member passed it on: answer, never pass it again */
+        nofwd = 1;
+        index = i;
+        if (ei_decode_tuple_header(buf, &i, &ar) < 0 || ar < 2 || ei_decode_atom(buf, &i, tag) < 0) {
+            enc_error(r, "bad request");
+            return 0;
+        }
+    }
     char key[128], who[256];
     if (!strcmp(tag, "get") || !strcmp(tag, "history")) {
         if (ar == 2 && get_text(buf, &i, key, sizeof(key)) < 0) {
@@ -801,7 +845,10 @@ static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int in
         return 0;
     }
     int rc = 1;
-    if (!is_leader(s)) {
+    if (!is_leader(s) && nofwd) {
+        enc_error(r, "the leader changed while the request was on its way: try again");
+        rc = 0;
+    } else if (!is_leader(s)) {
         rc = forward(s, from, buf, index, r);
     } else {
         unsigned long long term;
@@ -942,6 +989,27 @@ static void load_done(bl__store_job *j)
     json_decref(d);
     free(lj->body);
     free(lj);
+}
+
+static cstate *state_of(bl_node *n)
+{
+    bl_proc *p = bl_whereis(n, CNAME);
+    return p ? bl_proc_data(p) : NULL;
+}
+
+int bl_config_cluster_get(bl_node *n, const char *key, char *buf, size_t len)
+{
+    cstate *s = n ? state_of(n) : NULL;
+    const char *v = s ? jstr(s->kv, key) : NULL;
+    if (!v) return 0;
+    if (buf && len) snprintf(buf, len, "%s", v);
+    return 1;
+}
+
+void bl_config_cluster_set_base(bl_node *n, const bl_config *own)
+{
+    cstate *s = n ? state_of(n) : NULL;
+    if (s) memcpy(s->base, own, sizeof(*s->base));
 }
 
 void bl__cconf_preload(bl_node *n)

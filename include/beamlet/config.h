@@ -81,6 +81,11 @@ int bl_config_check_between(const bl_config *cfg, const char *involving, char *e
  * bl_config_set does, then applied and every module told. BL_EINVAL (err: "KEY needs a
  * restart") for a key that is not live; BL_ECONFIG for a bad value (nothing changes). */
 int bl_config_apply(bl_node *n, const char *key, const char *value, char *err, size_t errlen);
+/* The cluster configuration (docs/configuration.md): 1 and the value when key is set
+ * cluster-wide in the document this node holds, else 0. */
+int bl_config_cluster_get(bl_node *n, const char *key, char *buf, size_t len);
+/* The node's own configuration changed (SIGHUP): what an unset goes back to from now on. */
+void bl_config_cluster_set_base(bl_node *n, const bl_config *own);
 /* Print the keys, flags and env variables. */
 void bl_config_usage(FILE *out);
 

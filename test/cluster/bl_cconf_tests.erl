@@ -55,6 +55,10 @@ cluster_config() ->
                                                   _ -> false end end, All) end)),
     ?assert(wait(fun() -> lists:all(fun(N) -> running(N, "failure_threshold") =:= "4" end, All) end)),
     V1 = version(K1),
+    %% SIGHUP re-reads the node's own chain (its flag says 3): the cluster setting is kept
+    [] = os:cmd("kill -HUP " ++ integer_to_list(bl_test_util:os_pid(A1))),
+    ?assert(wait(fun() -> bl_cluster_util:log_contains(A1, "the cluster configuration sets 4 (kept)") end)),
+    ?assertEqual("4", running(A1, "failure_threshold")),
 
     %% a bad value: refused naming the key, nothing applied anywhere
     {1, Bad} = cli("set heartbeat_interval_ms abc", K2),
