@@ -241,6 +241,7 @@ int bl__cli_config_validate(int argc, char **argv)
             problem(&n, file, key, "%s", why ? why + 2 : err);
         }
     }
+    if (names > 1) problem(&n, file, "name", "%s", "give only one of sname, name and node_name");
     /* between keys: the rules a cluster-wide change is checked with too (config.c) */
     between_ctx bc = {&n, file};
     bl_config_check_between(&cfg, NULL, NULL, 0, between_problem, &bc);

@@ -162,6 +162,24 @@ fi
 "$BIN" config show --node "$N" --cookie wrongcookie --timeout 2000 >/dev/null 2>&1
 [ $? -eq 1 ] && ok "config show with a wrong cookie: exit 1" || bad "wrong cookie"
 
+# ---- the key table and the cluster configuration on this one coordinator (its own leader) ----
+keys=$("$BIN" config keys)
+awk '$1 == "failure_threshold" && $4 == "live" && $5 == "yes"' <<<"$keys" | grep -q . &&
+    awk '$1 == "role" && $5 == "no"' <<<"$keys" | grep -q . &&
+    [ "$("$BIN" config keys --format json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)) > 60)')" = True ] &&
+    ok "config keys: failure_threshold live and cluster-wide, role per node, JSON" || bad "config keys: $keys"
+out=$("$BIN" config set heartbeat_interval_ms 5 --node "$N" --cookie "$COOKIE" 2>&1)
+[ $? -eq 1 ] && grep -q "invalid heartbeat_interval_ms" <<<"$out" &&
+    ok "config set of a bad value: exit 1 naming the key ($out)" || bad "config set bad value: $out"
+"$BIN" config set failure_threshold 4 --node "$N" --cookie "$COOKIE" >/dev/null &&
+    [ "$("$BIN" config get failure_threshold --node "$N" --cookie "$COOKIE")" = 4 ] &&
+    "$BIN" config show --node "$N" --cookie "$COOKIE" | awk '$1 == "failure_threshold" {print $2}' | grep -qx 4 &&
+    "$BIN" config history --node "$N" --cookie "$COOKIE" | grep -q "failure_threshold .*-> 4" &&
+    ok "config set/get/history: failure_threshold 4 set, running, recorded" || bad "config set/get/history"
+"$BIN" config unset failure_threshold --node "$N" --cookie "$COOKIE" >/dev/null &&
+    ! "$BIN" config get failure_threshold --node "$N" --cookie "$COOKIE" >/dev/null 2>&1 &&
+    ok "config unset: the key is gone (get exits 1)" || bad "config unset"
+
 # an embedded node (a C program on the library, no beamlet_admin): a clear message
 if [ -x "${TEST_WORKER_BIN:-}" ]; then
     "$TEST_WORKER_BIN" --sname "cfgw$$" --cookie "$COOKIE" >"$LOGS/$SUITE-w.log" 2>&1 &
@@ -197,6 +215,12 @@ version
 config template
 config validate
 config show
+config keys
+config get
+config set
+config unset
+config history
+config watch
 service list
 service restart
 node leave
@@ -208,12 +232,12 @@ while read -r c; do
     out=$("$BIN" $c --help 2>&1)
     if [ $? -eq 0 ] && grep -q "^usage: beamlet $c" <<<"$out"; then n=$((n + 1)); else bad "'$c --help': $out"; fi
 done <<<"$cmds"
-[ "$n" -eq 16 ] && ok "--help on all $n commands" || bad "only $n commands with --help"
+[ "$n" -eq 22 ] && ok "--help on all $n commands" || bad "only $n commands with --help"
 
 # ---- completion ----
 "$BIN" completion bash >"$TMP/c.bash"
 comp() { bash -c ". '$TMP/c.bash'; COMP_WORDS=($1); COMP_CWORD=$2; _beamlet; echo \"\${COMPREPLY[*]}\""; }
-[[ " $(comp 'beamlet con' 1) " == *" config "* ]] && [[ "$(comp 'beamlet config ""' 2)" == "template validate show" ]] &&
+[[ " $(comp 'beamlet con' 1) " == *" config "* ]] && [[ "$(comp 'beamlet config ""' 2)" == "template validate show keys get set unset history watch" ]] &&
     [[ " $(comp 'beamlet node --log-l' 2) " == *" --log-level "* ]] && [[ "$(comp 'beamlet config template ""' 3)" == "dev staging prod" ]] &&
     ok "bash completion: commands, subcommands, node flags, template names" || bad "bash completion"
 if command -v zsh >/dev/null; then
