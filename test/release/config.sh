@@ -173,9 +173,9 @@ out=$("$BIN" config set heartbeat_interval_ms 5 --node "$N" --cookie "$COOKIE" 2
     ok "config set of a bad value: exit 1 naming the key ($out)" || bad "config set bad value: $out"
 "$BIN" config set failure_threshold 4 --node "$N" --cookie "$COOKIE" >/dev/null &&
     [ "$("$BIN" config get failure_threshold --node "$N" --cookie "$COOKIE")" = 4 ] &&
-    "$BIN" config show --node "$N" --cookie "$COOKIE" | awk '$1 == "failure_threshold" {print $2}' | grep -qx 4 &&
+    "$BIN" config show --node "$N" --cookie "$COOKIE" | awk '$1 == "failure_threshold" {print $2, $3}' | grep -qx "4 cluster" &&
     "$BIN" config history --node "$N" --cookie "$COOKIE" | grep -q "failure_threshold .*-> 4" &&
-    ok "config set/get/history: failure_threshold 4 set, running, recorded" || bad "config set/get/history"
+    ok "config set/get/history: failure_threshold 4 set, running (config show: source cluster), recorded" || bad "config set/get/history"
 "$BIN" config unset failure_threshold --node "$N" --cookie "$COOKIE" >/dev/null &&
     ! "$BIN" config get failure_threshold --node "$N" --cookie "$COOKIE" >/dev/null 2>&1 &&
     ok "config unset: the key is gone (get exits 1)" || bad "config unset"
