@@ -150,6 +150,7 @@ static void start_prevote(bl_cluster *c)
     c->el = EL_PRECANDIDATE;
     c->votes = 1;
     memset(c->voters, 0, sizeof(c->voters));
+    set_leader(c, ""); /* silent for T: we follow nobody (degraded) until a leader speaks */
     bl_log(c->n, BL_LOG_DEBUG, "pre-vote for term %llu (need %u)", c->term + 1, majority(c));
     ei_x_buff x;
     ei_x_new_with_version(&x);

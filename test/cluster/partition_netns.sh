@@ -7,7 +7,8 @@
 # and no two nodes ever claimed leadership for the same term (checked from all event logs).
 # The cluster configuration across the same split: the isolated minority refuses writes (no
 # leader), the majority accepts them, and after the heal the minority holds the majority's
-# version (nothing of the refused write anywhere).
+# version (nothing of the refused write anywhere). Then a follower is cut off and healed: the
+# leader and its term stay.
 # Needs root (CI runs as root); otherwise skipped. Appends "partition P F" to $BL_RESULTS.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -139,6 +140,24 @@ hist=$(cc "$ISO" history failure_threshold)
 ! grep -q " 5 " <<<"$hist" && grep -q -- "-> 6" <<<"$hist" &&
     ok "history on the former minority: the majority's change, not the refused one" ||
     bad "history after heal: $hist"
+
+# a follower cut off and healed (the network's SIGSTOP): it has no leader while alone, and after the
+# heal the leader and its term are the ones the majority kept (pre-vote: it cannot depose it)
+same_leader a b c
+L2=$LEADER
+for x in "${NAMES[@]}"; do [ "${NODE[$x]}" != "$L2" ] && FOL=$x; done
+for x in "${NAMES[@]}"; do [ "${NODE[$x]}" = "$L2" ] && LX=$x; done
+T2=$(status "$LX"); T2=${T2##* }
+echo "  isolating follower ${NODE[$FOL]} (leader $L2, term $T2)"
+ip -n "$HUB" link set "v${FOL}h" down
+fol_alone() { local s; s=$(status "$FOL"); [ "${s%% *}" = "null" ] && [[ "$s" == *" degraded "* ]]; }
+wait_for 20 "the isolated follower has no leader and reports degraded" fol_alone
+sleep 3 # several election timeouts alone
+ip -n "$HUB" link set "v${FOL}h" up
+same_l2() { same_leader a b c && [ "$LEADER" = "$L2" ]; }
+wait_for 40 "after the heal all three follow the same leader as before" same_l2
+T3=$(status "$LX"); T3=${T3##* }
+[ "$T3" = "$T2" ] && ok "the leader's term did not move (term $T2)" || bad "term moved: $T2 -> $T3"
 
 # no two nodes ever claimed leadership for the same term
 claims=$(for x in "${NAMES[@]}"; do
