@@ -125,8 +125,7 @@ static const bl__cli_cmd CMDS[] = {
      "nothing changes. Acknowledged once a majority of the coordinators hold it; live keys are "
      "applied by every member at once, the others are reported as needing a restart. Refused "
      "without a leader (a partitioned minority)."},
-    {"config unset", bl__cli_config_unset,
-     "beamlet config unset KEY --node NODE " CLIENT_OPTS,
+    {"config unset", bl__cli_config_unset, "beamlet config unset KEY --node NODE " CLIENT_OPTS,
      "Remove a cluster-wide setting: every member goes back to its own value for KEY."},
     {"config history", bl__cli_config_history,
      "beamlet config history [KEY] --node NODE [--format table|json] " CLIENT_OPTS,

@@ -144,12 +144,10 @@ static int set_log_level(bl_config *cfg, const keydef *k, const char *v, char *e
 
 static int show_log_level(const bl_config *cfg, char *buf, size_t len)
 {
-    return snprintf(buf, len, "%s", LEVELS[cfg->log_level <= BL_LOG_DEBUG ? cfg->log_level : 0]),
-           1;
+    return snprintf(buf, len, "%s", LEVELS[cfg->log_level <= BL_LOG_DEBUG ? cfg->log_level : 0]), 1;
 }
 
-static int set_log_format(bl_config *cfg, const keydef *k, const char *v, char *err,
-                          size_t errlen)
+static int set_log_format(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
 {
     if (!strcmp(v, "text"))
         cfg->log_format = BL_LOG_TEXT;
@@ -165,8 +163,7 @@ static int show_log_format(const bl_config *cfg, char *buf, size_t len)
     return snprintf(buf, len, "%s", cfg->log_format == BL_LOG_JSON ? "json" : "text"), 1;
 }
 
-static int check_nonempty(bl_config *cfg, const keydef *k, const char *v, char *err,
-                          size_t errlen)
+static int check_nonempty(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
 {
     (void)cfg;
     return v[0] ? BL_OK : fail(err, errlen, k->key, "'%s' is empty or too long", v);
@@ -200,8 +197,7 @@ static int check_ipv4(bl_config *cfg, const keydef *k, const char *v, char *err,
     return valid_ipv4(v) ? BL_OK : fail(err, errlen, k->key, "'%s' is not an IPv4 address", v);
 }
 
-static int check_metadata(bl_config *cfg, const keydef *k, const char *v, char *err,
-                          size_t errlen)
+static int check_metadata(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
 {
     (void)cfg;
     char buf[1024];
@@ -266,28 +262,46 @@ static int check_urls(bl_config *cfg, const keydef *k, const char *v, char *err,
 
 /* string (check: NULL or an extra rule) */
 #define R_STR(key, flag, env, field, flags, def, check, help)                                      \
-    {key, flag, env, BL_CFG_STR, flags, def, help, F(field), 0, 0, NULL, check, NULL}
+    {                                                                                              \
+        key, flag, env, BL_CFG_STR, flags, def, help, F(field), 0, 0, NULL, check, NULL            \
+    }
 /* one of the |-separated choices, kept as a string */
 #define R_ENUM(key, flag, env, field, flags, def, choices, help)                                   \
-    {key, flag, env, BL_CFG_ENUM, flags, def, help, F(field), 0, 0, choices, NULL, NULL}
+    {                                                                                              \
+        key, flag, env, BL_CFG_ENUM, flags, def, help, F(field), 0, 0, choices, NULL, NULL         \
+    }
 /* unsigned / int / size_t / double in [lo, hi]; unit: text after the range in errors */
 #define R_UINT(key, flag, env, field, flags, def, lo, hi, unit, help)                              \
-    {key, flag, env, BL_CFG_UINT, flags, def, help, F(field), lo, hi, unit, NULL, NULL}
+    {                                                                                              \
+        key, flag, env, BL_CFG_UINT, flags, def, help, F(field), lo, hi, unit, NULL, NULL          \
+    }
 #define R_INT(key, flag, env, field, flags, def, lo, hi, unit, help)                               \
-    {key, flag, env, BL_CFG_INT, flags, def, help, F(field), lo, hi, unit, NULL, NULL}
+    {                                                                                              \
+        key, flag, env, BL_CFG_INT, flags, def, help, F(field), lo, hi, unit, NULL, NULL           \
+    }
 #define R_SIZE(key, flag, env, field, flags, def, lo, hi, unit, help)                              \
-    {key, flag, env, BL_CFG_SIZE, flags, def, help, F(field), lo, hi, unit, NULL, NULL}
+    {                                                                                              \
+        key, flag, env, BL_CFG_SIZE, flags, def, help, F(field), lo, hi, unit, NULL, NULL          \
+    }
 #define R_DBL(key, flag, env, field, flags, def, lo, hi, help)                                     \
-    {key, flag, env, BL_CFG_DOUBLE, flags, def, help, F(field), lo, hi, NULL, NULL, NULL}
+    {                                                                                              \
+        key, flag, env, BL_CFG_DOUBLE, flags, def, help, F(field), lo, hi, NULL, NULL, NULL        \
+    }
 /* true/false (also 1/0) in an int */
 #define R_BOOL(key, flag, env, field, flags, def, help)                                            \
-    {key, flag, env, BL_CFG_BOOL, flags, def, help, F(field), 0, 0, NULL, NULL, NULL}
+    {                                                                                              \
+        key, flag, env, BL_CFG_BOOL, flags, def, help, F(field), 0, 0, NULL, NULL, NULL            \
+    }
 /* anything else: the check stores, show reads back */
 #define R_CUSTOM(key, flag, env, flags, def, set, show, help)                                      \
-    {key, flag, env, BL_CFG_CUSTOM, flags, def, help, 0, 0, 0, 0, NULL, set, show}
+    {                                                                                              \
+        key, flag, env, BL_CFG_CUSTOM, flags, def, help, 0, 0, 0, 0, NULL, set, show               \
+    }
 /* another environment name for the row after it (that one wins when both are set) */
 #define R_ALIAS(key, env, help)                                                                    \
-    {key, NULL, env, BL_CFG_CUSTOM, BL_CFG_ALIAS, "", help, 0, 0, 0, 0, NULL, NULL, NULL}
+    {                                                                                              \
+        key, NULL, env, BL_CFG_CUSTOM, BL_CFG_ALIAS, "", help, 0, 0, 0, 0, NULL, NULL, NULL        \
+    }
 
 static const keydef KEYS[] = {
     /* identity and connections */
@@ -332,7 +346,8 @@ static const keydef KEYS[] = {
            "BEAMLET_MAX_HANDSHAKES_PER_ADDRESS", max_handshakes_per_address, CL, "256", 1, 65536,
            "", "incoming handshakes at once from one address (256)"),
     R_ENUM("proto_dist", "--proto-dist", "BEAMLET_PROTO_DIST", proto_dist, 0, "",
-           "inet_tcp|inet6_tcp", "inet_tcp or inet6_tcp, like erl -proto_dist (from the addresses)"),
+           "inet_tcp|inet6_tcp",
+           "inet_tcp or inet6_tcp, like erl -proto_dist (from the addresses)"),
     R_STR("listen_address", "--listen-address", "BEAMLET_LISTEN_ADDRESS", listen_address, 0,
           "0.0.0.0", check_ip, "IPv4 or IPv6 address to listen on (0.0.0.0; :: with inet6_tcp)"),
     R_ALIAS("listen_port", "CLUSTER_PORT", "alias of BEAMLET_PORT"),
@@ -363,8 +378,8 @@ static const keydef KEYS[] = {
            health_interval_ms, CL, "5000", 100, 3600000, "", "node metrics sample interval (5000)"),
     R_BOOL("health_store", "--health-store", "BEAMLET_HEALTH_STORE", health_store, 0, "true",
            "keep events and metrics history on disk: true/false (true)"),
-    R_UINT("history_raw_s", "--history-raw-s", "BEAMLET_HISTORY_RAW_S", history_raw_s, CL,
-           "21600", 60, 31536000, "", "raw metric samples kept (21600)"),
+    R_UINT("history_raw_s", "--history-raw-s", "BEAMLET_HISTORY_RAW_S", history_raw_s, CL, "21600",
+           60, 31536000, "", "raw metric samples kept (21600)"),
     R_UINT("history_1m_s", "--history-1m-s", "BEAMLET_HISTORY_1M_S", history_1m_s, CL, "172800",
            600, 31536000, "", "1 min rollups kept (172800)"),
     R_UINT("history_1h_s", "--history-1h-s", "BEAMLET_HISTORY_1H_S", history_1h_s, CL, "5184000",
@@ -375,7 +390,8 @@ static const keydef KEYS[] = {
     R_UINT("events_max", "--events-max", "BEAMLET_EVENTS_MAX", events_max, CL, "100000", 10,
            100000000, "", "events kept at most (100000)"),
     R_STR("alert_rules", "--alert-rules", "BEAMLET_ALERT_RULES", alert_rules, LC, "",
-          check_alert_rules, "JSON array of alert rules on top of the built-in ones (docs/health.md)"),
+          check_alert_rules,
+          "JSON array of alert rules on top of the built-in ones (docs/health.md)"),
     R_STR("alert_webhooks", "--alert-webhooks", "BEAMLET_ALERT_WEBHOOKS", alert_webhooks, LC, "",
           check_urls, "http(s) URLs POSTed each alert change as JSON, comma separated"),
     R_STR("health_checks", "--health-checks", "BEAMLET_HEALTH_CHECKS", health_checks, 0, "",
@@ -395,8 +411,7 @@ static const keydef KEYS[] = {
     R_DBL("load_warn_per_cpu", "--load-warn-per-cpu", "BEAMLET_LOAD_WARN_PER_CPU",
           load_warn_per_cpu, LC, "2", 0.01, 1000, "5 min load per CPU above this is a warning (2)"),
     R_DBL("load_crit_per_cpu", "--load-crit-per-cpu", "BEAMLET_LOAD_CRIT_PER_CPU",
-          load_crit_per_cpu, LC, "4", 0.01, 1000,
-          "5 min load per CPU above this is critical (4)"),
+          load_crit_per_cpu, LC, "4", 0.01, 1000, "5 min load per CPU above this is critical (4)"),
     R_UINT("store_max_mb", "--store-max-mb", "BEAMLET_STORE_MAX_MB", store_max_mb, CL, "64", 1,
            1048576, "", "size bound of the health database in MiB (64)"),
     /* membership, failure detection, election */
@@ -458,8 +473,7 @@ static const keydef KEYS[] = {
     R_UINT("http_max_connections", "--http-max-connections", "BEAMLET_HTTP_MAX_CONNECTIONS",
            http_max_connections, CL, "1024", 1, 65536, "", "concurrent HTTP connections (1024)"),
     R_UINT("http_max_body_bytes", "--http-max-body-bytes", "BEAMLET_HTTP_MAX_BODY_BYTES",
-           http_max_body_bytes, CL, "1048576", 0, 1073741824.0, "",
-           "request body limit (1048576)"),
+           http_max_body_bytes, CL, "1048576", 0, 1073741824.0, "", "request body limit (1048576)"),
     R_UINT("http_max_header_bytes", "--http-max-header-bytes", "BEAMLET_HTTP_MAX_HEADER_BYTES",
            http_max_header_bytes, CL, "32768", 4096, 16777216.0, "",
            "request line + headers limit (32768)"),
@@ -633,9 +647,8 @@ static const between BETWEEN[] = {
      "must not be below load_warn_per_cpu"},
 };
 
-int bl_config_check_between(const bl_config *cfg, const char *involving, char *err,
-                            size_t errlen, void (*each)(const char *key, const char *msg, void *ud),
-                            void *ud)
+int bl_config_check_between(const bl_config *cfg, const char *involving, char *err, size_t errlen,
+                            void (*each)(const char *key, const char *msg, void *ud), void *ud)
 {
     int n = 0;
     char want[80];

@@ -345,8 +345,8 @@ static int get_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
         json_t *rows = json_object_get(j, "settings");
         const char *only = ud;
         if (only && !json_array_size(rows)) {
-            fprintf(stderr, "beamlet %s: %s is not set cluster-wide (version %lld)\n", o->cmd,
-                    only, (long long)json_integer_value(json_object_get(j, "version")));
+            fprintf(stderr, "beamlet %s: %s is not set cluster-wide (version %lld)\n", o->cmd, only,
+                    (long long)json_integer_value(json_object_get(j, "version")));
             rc = 1;
         } else if (only) {
             json_t *r = json_array_get(rows, 0);
@@ -416,8 +416,8 @@ static void print_change(json_t *h)
     const char *nw = json_string_value(json_object_get(h, "new"));
     printf("%-7lld %-20s %-26s %-20s -> %-20s %s\n",
            (long long)json_integer_value(json_object_get(h, "version")), when,
-           json_string_value(json_object_get(h, "key")), old ? old : "(unset)",
-           nw ? nw : "(unset)", json_string_value(json_object_get(h, "who")) ?: "");
+           json_string_value(json_object_get(h, "key")), old ? old : "(unset)", nw ? nw : "(unset)",
+           json_string_value(json_object_get(h, "who")) ?: "");
 }
 
 static int history_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
@@ -434,8 +434,8 @@ static int history_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
     } else if (o->format && !strcmp(o->format, "json")) {
         bl__cli_print_json(j);
     } else {
-        printf("%-7s %-20s %-26s %-20s    %-20s %s\n", "VERSION", "WHEN (UTC)", "KEY", "OLD",
-               "NEW", "WHO");
+        printf("%-7s %-20s %-26s %-20s    %-20s %s\n", "VERSION", "WHEN (UTC)", "KEY", "OLD", "NEW",
+               "WHO");
         size_t k;
         json_t *h;
         json_array_foreach(j, k, h) print_change(h);
@@ -572,8 +572,8 @@ int bl__cli_config_watch(int argc, char **argv)
         return 2;
     }
     if (!o.format || strcmp(o.format, "json")) {
-        printf("%-7s %-20s %-26s %-20s    %-20s %s\n", "VERSION", "WHEN (UTC)", "KEY", "OLD",
-               "NEW", "WHO");
+        printf("%-7s %-20s %-26s %-20s    %-20s %s\n", "VERSION", "WHEN (UTC)", "KEY", "OLD", "NEW",
+               "WHO");
         fflush(stdout);
     }
     return bl__cli_watch(&o, CCONF, "watch", watch_msg_cb, &w);
@@ -584,16 +584,15 @@ int bl__cli_config_keys(int argc, char **argv)
     bl__cli_opts o;
     if (bl__cli_parse(&o, "config keys", argc, argv) < 0) return 2;
     const bl_config_keydef *k;
-    static const char *TYPES[] = {"string", "enum", "uint", "int", "size", "number", "bool",
-                                  "special"};
+    static const char *TYPES[] = {"string", "enum",   "uint", "int",
+                                  "size",   "number", "bool", "special"};
     json_t *all = json_array();
     for (size_t i = 0; (k = bl_config_key_info(i)); i++) {
         if (k->flags & BL_CFG_ALIAS) continue;
-        json_t *r = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b}", "key", k->key, "type",
-                              TYPES[k->type], "default", k->def ? k->def : "", "live",
-                              (k->flags & BL_CFG_LIVE) != 0, "cluster",
-                              (k->flags & BL_CFG_CLUSTER) != 0, "secret",
-                              (k->flags & BL_CFG_SECRET) != 0);
+        json_t *r = json_pack(
+            "{s:s, s:s, s:s, s:b, s:b, s:b}", "key", k->key, "type", TYPES[k->type], "default",
+            k->def ? k->def : "", "live", (k->flags & BL_CFG_LIVE) != 0, "cluster",
+            (k->flags & BL_CFG_CLUSTER) != 0, "secret", (k->flags & BL_CFG_SECRET) != 0);
         json_object_set_new(r, "flag", k->flag ? json_string(k->flag) : json_null());
         json_object_set_new(r, "env", k->env ? json_string(k->env) : json_null());
         json_object_set_new(r, "help", json_string(k->help));

@@ -96,12 +96,15 @@ json_t *bl__node_config_json(bl__node_ctx *ctx)
         /* set cluster-wide and running here: that is where the value comes from */
         char cv[BL_MAX_SEEDS * BL_NODE_LEN];
         int cluster = bl_config_cluster_get(ctx->n, dk, cv, sizeof(cv)) && !strcmp(cv, val);
-        json_t *row = json_pack(
-            "{s:s, s:s, s:s, s:s}", "key", dk, "value", secret && val[0] ? "(redacted)" : val,
-            "source",
-            cluster ? "cluster" : s ? json_string_value(json_object_get(s, "source")) : "default",
-            "from",
-            cluster ? "beamlet config set" : s ? json_string_value(json_object_get(s, "from")) : "");
+        json_t *row = json_pack("{s:s, s:s, s:s, s:s}", "key", dk, "value",
+                                secret && val[0] ? "(redacted)" : val, "source",
+                                cluster ? "cluster"
+                                : s     ? json_string_value(json_object_get(s, "source"))
+                                        : "default",
+                                "from",
+                                cluster ? "beamlet config set"
+                                : s     ? json_string_value(json_object_get(s, "from"))
+                                        : "");
         if (row) json_array_append_new(out, row);
     }
     json_decref(seen);

@@ -921,8 +921,7 @@ static void cconf_write_cb(gw_req *r, int status, const char *buf, int index)
     char d[600];
     snprintf(d, sizeof(d), "%s", msg ? msg : "beamlet_config: unexpected reply");
     json_decref(j);
-    if (strstr(d, "no leader"))
-        return bl__gw_problem(r, 503, "Service Unavailable", d);
+    if (strstr(d, "no leader")) return bl__gw_problem(r, 503, "Service Unavailable", d);
     if (strstr(d, "not acknowledged") || strstr(d, "in time"))
         return bl__gw_problem(r, 504, "Gateway Timeout", d);
     if (strstr(d, "not set cluster-wide")) return bl__gw_problem(r, 404, "Not Found", d);
@@ -940,9 +939,8 @@ static void cconf_request(gw_req *r, const char *tag, int nargs, const char *a1,
     ei_x_encode_atom(&x, tag);
     const char *args[3] = {a1, a2, r->who};
     for (int k = 0; k < nargs; k++) {
-        const char *v = k == nargs - 1 && (!strcmp(tag, "set") || !strcmp(tag, "unset"))
-                            ? r->who
-                            : args[k];
+        const char *v =
+            k == nargs - 1 && (!strcmp(tag, "set") || !strcmp(tag, "unset")) ? r->who : args[k];
         ei_x_encode_binary(&x, v, (long)strlen(v));
     }
     local_call(r, "beamlet_config", NULL, NULL, &x, cb);

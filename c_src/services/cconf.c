@@ -27,8 +27,8 @@
  *   get | {get, Key}             -> #{term, version, leader, settings => [#{key, value, live,
  *                                    applied}]} | {error, Message}
  *   {set, Key, Value, Who}       -> {ok, #{version, key, value, live}} | {error, Message}
- *   {unset, Key, Who}            -> {ok, #{version, key, value => undefined, live}} | {error, Message}
- *   history | {history, Key}     -> [#{version, term, key, old, new, who, at}] newest first
+ *   {unset, Key, Who}            -> {ok, #{version, key, value => undefined, live}} | {error,
+ * Message} history | {history, Key}     -> [#{version, term, key, old, new, who, at}] newest first
  *   {watch, Pid} | {unwatch, Pid} -> ok; Pid then gets {beamlet_config, Change} per change
  * Keys and values: binaries (or atoms/strings); Message: a binary naming the key. */
 #include "../runtime/internal.h"
@@ -219,7 +219,7 @@ static int is_leader(cstate *s)
 /* ---- the store: the document and its history survive a restart ---- */
 
 #define SCHEMA                                                                                     \
-    "CREATE TABLE IF NOT EXISTS cconf_doc (id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER, " \
+    "CREATE TABLE IF NOT EXISTS cconf_doc (id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER, "  \
     "version INTEGER, body TEXT);"
 
 typedef struct save_job {
@@ -358,12 +358,14 @@ static void adopt(cstate *s, unsigned long long term, unsigned long long version
     unsigned long long first = version + 1, known = 0;
     json_array_foreach(hist, i, h)
     {
-        unsigned long long hv = (unsigned long long)json_integer_value(json_object_get(h, "version"));
+        unsigned long long hv =
+            (unsigned long long)json_integer_value(json_object_get(h, "version"));
         if (hv < first) first = hv;
     }
     json_array_foreach(s->hist, i, h)
     {
-        unsigned long long hv = (unsigned long long)json_integer_value(json_object_get(h, "version"));
+        unsigned long long hv =
+            (unsigned long long)json_integer_value(json_object_get(h, "version"));
         if (hv > version) continue;
         if (hv < first) {
             json_array_append(merged, h);
@@ -377,7 +379,8 @@ static void adopt(cstate *s, unsigned long long term, unsigned long long version
     }
     json_array_foreach(hist, i, h)
     {
-        unsigned long long hv = (unsigned long long)json_integer_value(json_object_get(h, "version"));
+        unsigned long long hv =
+            (unsigned long long)json_integer_value(json_object_get(h, "version"));
         if (hv > version) continue;
         json_array_append(merged, h);
         if (hv > known) json_array_append(fresh, h);
@@ -392,7 +395,8 @@ static void adopt(cstate *s, unsigned long long term, unsigned long long version
     {
         json_t *c = json_deep_copy(h);
         json_t *key = json_object_get(h, "key");
-        const bl_config_keydef *kd = json_is_string(key) ? bl_config_key_find(json_string_value(key)) : NULL;
+        const bl_config_keydef *kd =
+            json_is_string(key) ? bl_config_key_find(json_string_value(key)) : NULL;
         json_object_set_new(c, "live", json_boolean(kd && (kd->flags & BL_CFG_LIVE)));
         notify(s, c);
         json_decref(c);
@@ -470,8 +474,8 @@ static int r_upsert(void *svc, const char *owner, const char *buf, int *idx, bl_
     json_decref(d);
     *out = &p->link;
     if (newer(term, version, s->term, s->version)) {
-        bl_log(s->n, BL_LOG_INFO, "cluster config: version %llu (term %llu) from %s", version,
-               term, owner);
+        bl_log(s->n, BL_LOG_INFO, "cluster config: version %llu (term %llu) from %s", version, term,
+               owner);
         adopt(s, term, version, p->kv, p->hist, 0);
         s->announce = 1; /* after the layer is done with this message */
     }
@@ -530,8 +534,7 @@ static unsigned holders(cstate *s, unsigned long long term, unsigned long long v
     *need = nc / 2 + 1;
     unsigned k = in_list(co, nc, s->n->name) && !newer(term, version, s->term, s->version);
     peer *p, *t;
-    HASH_ITER(hh, s->peers, p, t)
-    {
+    HASH_ITER(hh, s->peers, p, t) {
         if (in_list(co, nc, p->owner) && p->term == term && p->version >= version) k++;
     }
     free(co);
@@ -594,7 +597,8 @@ static void leader_catch_up(cstate *s)
     nodename *co;
     unsigned nc = coordinators(s->n, &co), have = 1, need = nc / 2 + 1;
     peer *p, *t;
-    HASH_ITER(hh, s->peers, p, t) if (in_list(co, nc, p->owner)) have++;
+    HASH_ITER(hh, s->peers, p, t)
+        if (in_list(co, nc, p->owner)) have++;
     free(co);
     if (have < need) return;
     /* a stamp newer than any copy: the terms of the document are an epoch of their own (they
@@ -639,16 +643,17 @@ static void leader_write(cstate *s, const bl_from *from, const char *key, const 
                  key);
         return reply_error(s, from, err);
     }
-    if (value && check_between(s, key, value, err, sizeof(err)) < 0) return reply_error(s, from, err);
+    if (value && check_between(s, key, value, err, sizeof(err)) < 0)
+        return reply_error(s, from, err);
     if (!value && !json_object_get(s->kv, key)) {
         snprintf(err, sizeof(err), "%s is not set cluster-wide", key);
         return reply_error(s, from, err);
     }
     const char *was = jstr(s->kv, key);
     if (value && was && !strcmp(was, value)) { /* nothing to change */
-        json_t *a = json_pack("{s:I, s:s, s:s, s:b, s:b}", "version", (json_int_t)s->version, "key",
-                              key, "value", value, "live", (k->flags & BL_CFG_LIVE) != 0,
-                              "changed", 0);
+        json_t *a =
+            json_pack("{s:I, s:s, s:s, s:b, s:b}", "version", (json_int_t)s->version, "key", key,
+                      "value", value, "live", (k->flags & BL_CFG_LIVE) != 0, "changed", 0);
         reply_json(s, from, "ok", a);
         json_decref(a);
         return;
@@ -659,11 +664,10 @@ static void leader_write(cstate *s, const bl_from *from, const char *key, const 
     else
         json_object_del(kv, key);
     int secret = (k->flags & BL_CFG_SECRET) != 0;
-    json_t *rec = json_pack("{s:I, s:I, s:s, s:s, s:I}", "version", (json_int_t)(s->version + 1),
-                            "term", (json_int_t)s->term, "key", key, "who", who, "at",
-                            (json_int_t)bl_now_ms());
-    json_object_set_new(rec, "old",
-                        was ? json_string(secret ? "(redacted)" : was) : json_null());
+    json_t *rec =
+        json_pack("{s:I, s:I, s:s, s:s, s:I}", "version", (json_int_t)(s->version + 1), "term",
+                  (json_int_t)s->term, "key", key, "who", who, "at", (json_int_t)bl_now_ms());
+    json_object_set_new(rec, "old", was ? json_string(secret ? "(redacted)" : was) : json_null());
     json_object_set_new(rec, "new",
                         value ? json_string(secret ? "(redacted)" : value) : json_null());
     json_array_append_new(h, rec);
@@ -727,8 +731,8 @@ static int forward(cstate *s, const bl_from *from, const char *buf, int index, e
     ei_x_encode_tuple_header(&x, 2);
     ei_x_encode_atom(&x, "fwd");
     ei_x_append_buf(&x, buf + index, end - index);
-    int rc = bl_call(s->proc, NULL, CNAME, l, x.buff, x.index, WRITE_TIMEOUT_MS + 2000, fwd_done,
-                     f);
+    int rc =
+        bl_call(s->proc, NULL, CNAME, l, x.buff, x.index, WRITE_TIMEOUT_MS + 2000, fwd_done, f);
     ei_x_free(&x);
     if (rc != BL_OK) {
         free(f);
@@ -778,8 +782,8 @@ static void reply_history(cstate *s, const char *only, ei_x_buff *r)
     json_decref(out);
 }
 
-static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int index,
-                     ei_x_buff *r, void *ud)
+static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int index, ei_x_buff *r,
+                     void *ud)
 {
     (void)self;
     cstate *s = ud;
@@ -798,7 +802,8 @@ static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int in
     if (ar == 2 && !strcmp(tag, "fwd")) { /* a member passed it on: answer, never pass it again */
         nofwd = 1;
         index = i;
-        if (ei_decode_tuple_header(buf, &i, &ar) < 0 || ar < 2 || ei_decode_atom(buf, &i, tag) < 0) {
+        if (ei_decode_tuple_header(buf, &i, &ar) < 0 || ar < 2 ||
+            ei_decode_atom(buf, &i, tag) < 0) {
             enc_error(r, "bad request");
             return 0;
         }
@@ -839,7 +844,8 @@ static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int in
     }
     char *value = set ? malloc(MAX_VALUE) : NULL;
     if ((set && !value) || get_text(buf, &i, key, sizeof(key)) < 0 ||
-        (set && get_text(buf, &i, value, MAX_VALUE) < 0) || get_text(buf, &i, who, sizeof(who)) < 0) {
+        (set && get_text(buf, &i, value, MAX_VALUE) < 0) ||
+        get_text(buf, &i, who, sizeof(who)) < 0) {
         free(value);
         enc_error(r, "bad request: key, value and who must be text (value up to 8 KiB)");
         return 0;
@@ -919,7 +925,8 @@ static void proc_terminate(bl_proc *self, const char *reason, void *ud)
     if (s->timer_id > 0) bl_timer_cancel(s->n, s->timer_id);
     bl__repl_free(s->repl);
     peer *p, *t;
-    HASH_ITER(hh, s->peers, p, t) peer_free(s, p);
+    HASH_ITER(hh, s->peers, p, t)
+        peer_free(s, p);
     while (s->pend) {
         pending *q = s->pend;
         s->pend = q->next;
@@ -962,8 +969,8 @@ static void load_run(bl__store_job *j, const bl__sqlite *sq, sqlite3 *db)
 {
     load_job *lj = (load_job *)j;
     sqlite3_stmt *st = NULL;
-    if (!db || sq->prepare_v2(db, "SELECT term, version, body FROM cconf_doc WHERE id = 1", -1,
-                              &st, NULL) != SQLITE_OK)
+    if (!db || sq->prepare_v2(db, "SELECT term, version, body FROM cconf_doc WHERE id = 1", -1, &st,
+                              NULL) != SQLITE_OK)
         return;
     if (sq->step(st) == SQLITE_ROW) {
         lj->term = (unsigned long long)sq->column_int64(st, 0);
@@ -982,8 +989,7 @@ static void load_done(bl__store_job *j)
     if (s && d && newer(lj->term, lj->version, s->term, s->version)) {
         bl_log(s->n, BL_LOG_INFO, "cluster config: version %llu (term %llu) from the store",
                lj->version, lj->term);
-        adopt(s, lj->term, lj->version, json_object_get(d, "kv"), json_object_get(d, "history"),
-              1);
+        adopt(s, lj->term, lj->version, json_object_get(d, "kv"), json_object_get(d, "history"), 1);
     }
     if (s) s->loaded = 1;
     json_decref(d);

@@ -28,8 +28,7 @@ struct bl__store {
     char error[256];
 };
 
-void bl__store_path(const bl_config *cfg, const char *node, const char *base, char *out,
-                    size_t cap)
+void bl__store_path(const bl_config *cfg, const char *node, const char *base, char *out, size_t cap)
 {
     const char *v;
     if (cfg->data_dir[0]) {

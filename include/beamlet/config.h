@@ -41,7 +41,7 @@ typedef enum {
     BL_CFG_CUSTOM, /* the check stores the value, show reads it back */
 } bl_config_type;
 
-#define BL_CFG_LIVE 0x1u    /* a running node applies a new value at once (SIGHUP, cluster config) */
+#define BL_CFG_LIVE 0x1u /* a running node applies a new value at once (SIGHUP, cluster config) */
 #define BL_CFG_CLUSTER 0x2u /* may be set cluster-wide (`beamlet config set`); others: per node */
 #define BL_CFG_SECRET 0x4u  /* never printed */
 #define BL_CFG_ALIAS 0x8u   /* another environment name of the next row with the same key */
@@ -74,9 +74,8 @@ int bl_config_check(const bl_config *cfg, const char *key, const char *value, ch
 /* The rules between keys (election_timeout_ms > heartbeat_interval_ms, ...): BL_OK, or
  * BL_ECONFIG with the first problem in err ("invalid KEY: why") and each problem passed to
  * each (may be NULL). involving: only the rules that read this key (NULL: all). */
-int bl_config_check_between(const bl_config *cfg, const char *involving, char *err,
-                            size_t errlen, void (*each)(const char *key, const char *msg, void *ud),
-                            void *ud);
+int bl_config_check_between(const bl_config *cfg, const char *involving, char *err, size_t errlen,
+                            void (*each)(const char *key, const char *msg, void *ud), void *ud);
 /* Change a live key (BL_CFG_LIVE) of a running node, on its loop thread: checked as
  * bl_config_set does, then applied and every module told. BL_EINVAL (err: "KEY needs a
  * restart") for a key that is not live; BL_ECONFIG for a bad value (nothing changes). */

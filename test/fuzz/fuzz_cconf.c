@@ -41,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!init) bl_config_init(&base), init = 1;
     const bl_config_keydef *k = NULL;
     size_t n = 0;
-    while (bl_config_key_info(n)) n++;
+    while (bl_config_key_info(n))
+        n++;
     k = bl_config_key_info(data[1] % n);
     char *v = malloc(size);
     if (!v) return 0;

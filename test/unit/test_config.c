@@ -748,9 +748,11 @@ static void test_key_table(void **state)
         assert_ptr_equal(bl_config_key_find(k->key), k);
         char v[8192];
         if (bl_config_get(&c, k->key, v, sizeof(v)) && k->def)
-            if (strcmp(v, k->def)) fail_msg("%s: default '%s' in the table, '%s' from init", k->key, k->def, v);
+            if (strcmp(v, k->def))
+                fail_msg("%s: default '%s' in the table, '%s' from init", k->key, k->def, v);
         for (size_t j = i + 1; (k2 = bl_config_key_info(j)); j++) {
-            if (k->flag && k2->flag && !strcmp(k->flag, k2->flag)) fail_msg("flag %s twice", k->flag);
+            if (k->flag && k2->flag && !strcmp(k->flag, k2->flag))
+                fail_msg("flag %s twice", k->flag);
             if (k->env && k2->env && !strcmp(k->env, k2->env)) fail_msg("env %s twice", k->env);
         }
         if (k->flags & BL_CFG_LIVE) live++;
