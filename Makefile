@@ -112,6 +112,12 @@ build/fuzz/fuzz_promtext: test/fuzz/fuzz_promtext.c c_src/gateway/promtext.c $(H
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< c_src/gateway/promtext.c -o $@
 
+# the gateway's API key sync decoder (what other gateways send)
+build/fuzz/fuzz_keysync: test/fuzz/fuzz_keysync.c c_src/gateway/keycodec.c c_src/dist/term.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
+	    c_src/gateway/keycodec.c c_src/dist/term.c -L$(ERL_EI)/lib -lei -lpthread -o $@
+
 # the gossip fuzzer needs the gossip codec and the logger, not the dist sources
 build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/log.c $(HDRS)
 	@mkdir -p $(@D)

@@ -112,6 +112,7 @@ void bl_config_init(bl_config *cfg)
     cfg->http_max_body_bytes = 1024 * 1024;
     cfg->http_max_header_bytes = 32 * 1024;
     cfg->http_timeout_s = 10;
+    cfg->http_request_timeout_s = 30;
     cfg->http_rate_limit = 50;
     cfg->http_rate_burst = 100;
 }

@@ -146,6 +146,7 @@ typedef struct bl_config {
     unsigned http_max_body_bytes;    /* default 1 MiB */
     unsigned http_max_header_bytes;  /* per-connection memory for request line + headers (32 KiB) */
     unsigned http_timeout_s;         /* idle connection timeout (10) */
+    unsigned http_request_timeout_s; /* whole request, arriving and answered (30) */
     unsigned http_rate_limit;        /* requests per second per key and per address (50) */
     unsigned http_rate_burst;        /* bucket size (100) */
 } bl_config;

@@ -322,6 +322,12 @@ def test_metrics_promtool():
                  "process_resident_memory_bytes"):
         assert "\n# TYPE %s " % name in text, name
     assert 'node_filesystem_avail_bytes{device="' in text and 'mountpoint="/"' in text, text
+    # one node_cpu_seconds_total series per CPU and mode, as node_exporter (the CPUs /proc/stat lists)
+    with open("/proc/stat") as f:
+        cpus = sorted(l.split()[0][3:] for l in f if re.match(r"cpu\d", l))
+    seen = sorted(set(re.findall(r'^node_cpu_seconds_total\{cpu="(\d+)",mode="idle"\} ', text, re.M)))
+    assert seen == cpus, (seen, cpus)
+    assert 'cpu="all"' not in text
     st, h, b = req(P_G1, "GET", "/metrics?scope=cluster")
     assert st == 200
     text = b.decode()
