@@ -196,6 +196,110 @@ static void h_nodes(gw_req *r)
     local_call(r, "beamlet_cluster", NULL, "members", NULL, nodes_cb);
 }
 
+/* ---- topology: the links each beamlet member has, from its own connection table ----
+ * GET /api/v1/topology asks every live beamlet member for its `info` (the `beamlet` process) and
+ * answers {nodes, links, unreachable}: a link joins two members and names who reported it (both
+ * ends for two beamlet nodes; the beamlet end for a BEAM peer). Links between two BEAM nodes are
+ * not known here; members that did not answer are listed in unreachable. */
+
+static int topo_live(json_t *m)
+{
+    const char *st = json_string_value(json_object_get(m, "state"));
+    return st && (!strcmp(st, "active") || !strcmp(st, "joining") || !strcmp(st, "suspected"));
+}
+
+static void topo_finish(gw_req *r)
+{
+    json_t *acc = r->acc, *nodes = json_object_get(acc, "nodes"),
+           *seen = json_object_get(acc, "seen"), *asked = json_object_get(acc, "asked");
+    json_t *links = json_array(), *unreachable = json_array();
+    const char *key;
+    json_t *by;
+    json_object_foreach(seen, key, by)
+    {
+        const char *bar = strchr(key, '|');
+        json_array_append_new(links, json_pack("{s:s%, s:s, s:O}", "source", key,
+                                               (size_t)(bar - key), "target", bar + 1,
+                                               "seen_by", by));
+    }
+    size_t i;
+    json_t *a;
+    json_array_foreach(asked, i, a)
+    {
+        if (!json_object_get(json_object_get(acc, "answered"), json_string_value(a)))
+            json_array_append(unreachable, a);
+    }
+    bl__gw_reply_json(r, 200,
+                      json_pack("{s:O, s:o, s:o}", "nodes", nodes, "links", links, "unreachable",
+                                unreachable));
+}
+
+static void topo_info_cb(gw_req *r, int status, const char *buf, int index)
+{
+    json_t *acc = r->acc;
+    if (status == BL_OK) {
+        json_t *info = bl_term_to_json(buf, &index);
+        const char *self = json_string_value(json_object_get(info, "node"));
+        json_t *conns = json_object_get(info, "connections"),
+               *members = json_object_get(acc, "members"), *seen = json_object_get(acc, "seen");
+        size_t i;
+        json_t *c;
+        if (self && json_object_get(members, self)) {
+            json_object_set_new(json_object_get(acc, "answered"), self, json_true());
+            json_array_foreach(conns, i, c)
+            {
+                const char *peer = json_string_value(c);
+                if (!peer || !json_object_get(members, peer) || !strcmp(peer, self))
+                    continue; /* the admin CLI and other hidden nodes are not members */
+                char k[2 * BL_NODE_LEN + 2];
+                int lt = strcmp(self, peer) < 0;
+                snprintf(k, sizeof(k), "%s|%s", lt ? self : peer, lt ? peer : self);
+                json_t *by = json_object_get(seen, k);
+                if (!by) json_object_set_new(seen, k, by = json_array());
+                json_array_append_new(by, json_string(self));
+            }
+        }
+        json_decref(info);
+    }
+    if (r->outstanding == 0) topo_finish(r);
+}
+
+static void topology_members_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_cluster");
+    json_t *nodes = bl_term_to_json(buf, &index), *members = json_object(), *asked = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(nodes, i, m)
+    {
+        mark_leader(r->g, m);
+        const char *node = json_string_value(json_object_get(m, "node"));
+        const char *kind = json_string_value(json_object_get(m, "kind"));
+        if (!node) continue;
+        json_object_set_new(members, node, json_true());
+        if (topo_live(m) && !(kind && !strcmp(kind, "beam"))) json_array_append_new(asked, json_string(node));
+    }
+    r->acc = json_pack("{s:o, s:o, s:o, s:o, s:o}", "nodes", nodes, "members", members, "asked",
+                       asked, "seen", json_object(), "answered", json_object());
+    int started = 0;
+    json_t *a;
+    json_array_foreach(asked, i, a)
+    {
+        char req[64];
+        int k = 0;
+        ei_encode_atom(req, &k, "info");
+        /* a member that cannot be called is listed as unreachable, not a failed request */
+        if (bl__gw_call(r, "beamlet", json_string_value(a), req, k, topo_info_cb) == BL_OK)
+            started++;
+    }
+    if (!started) topo_finish(r);
+}
+
+static void h_topology(gw_req *r)
+{
+    local_call(r, "beamlet_cluster", NULL, "members", NULL, topology_members_cb);
+}
+
 /* one node: its membership record, then what it says about itself */
 static void node_detail_cb(gw_req *r, int status, const char *buf, int index)
 {
@@ -900,6 +1004,7 @@ const gw_route bl__gw_routes[] = {
     {"GET", "/api/v1/cluster", h_cluster, V, 0},
     {"GET", "/api/v1/nodes", h_nodes, V, 0},
     {"GET", "/api/v1/nodes/{node}", h_node, V, 0},
+    {"GET", "/api/v1/topology", h_topology, V, 0},
     {"POST", "/api/v1/nodes/{node}/leave", h_node_leave, A, 1},
     {"GET", "/api/v1/services", h_services, V, 0},
     {"POST", "/api/v1/services", h_service_register, O, 1},

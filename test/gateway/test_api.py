@@ -524,6 +524,37 @@ def test_sse_kill9_and_resume():
         s2.close()
 
 
+def test_topology_is_the_real_links():
+    """/api/v1/topology: each pair of the C-only cluster, reported by both ends; a fourth member
+    adds its three links; after its kill -9 its links go, and it is listed as unreachable for as
+    long as the cluster still counts it live (suspected)."""
+    def topo():
+        return jreq(P_G1, "GET", "/api/v1/topology")[2]
+
+    def pairs(t):
+        return sorted((l["source"], l["target"], tuple(sorted(l["seen_by"]))) for l in t["links"])
+
+    three = sorted([(a, b, tuple(sorted((a, b)))) for a, b in
+                    [tuple(sorted(p)) for p in ((G1, A1), (G1, A2), (A1, A2))]])
+    wait_until(lambda: pairs(topo()) == three and not topo()["unreachable"], timeout=20, what="3 links")
+    t4 = Node("gw_t4", 18083, join=["gw_g1"]).wait_http()
+    T4 = t4.name
+    try:
+        wait_until(lambda: len([l for l in topo()["links"] if T4 in (l["source"], l["target"])
+                                and len(l["seen_by"]) == 2]) == 3, timeout=30, what="t4's 3 links")
+        assert len(topo()["links"]) == 6
+        t4.kill9()
+        def gone():
+            t = topo()
+            st = [m["state"] for m in t["nodes"] if m["node"] == T4]
+            return not [l for l in t["links"] if T4 in (l["source"], l["target"])] and \
+                (T4 in t["unreachable"] or st in (["failed"], ["left"], []))
+        wait_until(gone, timeout=30, step=0.05, what="t4's links gone")
+        assert pairs(topo()) == three, topo()
+    finally:
+        t4.stop()
+
+
 def test_non_loopback_needs_keys():
     p = subprocess.run(["unshare", "-n", "sh", os.path.join(os.path.dirname(__file__), "nonloopback.sh"),
                         BEAMLET], capture_output=True, text=True, timeout=120)
@@ -585,7 +616,8 @@ def main():
                   test_pg_and_global, test_problem_details, test_openapi_matches_the_server,
                   test_keys_replicated_and_roles, test_auth_matrix, test_audit_trail,
                   test_rate_limit, test_metrics_promtool, test_node_exporter_names_lint_alike, test_real_prometheus_scrapes,
-                  test_https, test_bad_config_refused, test_non_loopback_needs_keys, test_health_routes, test_sse_kill9_and_resume, test_node_leave):
+                  test_https, test_bad_config_refused, test_non_loopback_needs_keys, test_health_routes, test_topology_is_the_real_links, test_sse_kill9_and_resume,
+                  test_node_leave):
             r.run(t)
     except Exception:
         import traceback
