@@ -33,14 +33,15 @@ void bl__gw_key_encode(ei_x_buff *x, const gw_apikey *k)
     ei_x_encode_ulonglong(x, k->revoked_ms);
 }
 
-/* a binary of at most outsz - 1 bytes with no NUL in it, NUL-terminated */
-static int get_bin(const char *buf, int *idx, char *out, size_t outsz, long *len)
+/* a binary of at most outsz - 1 bytes, NUL-terminated; text: with no NUL inside */
+static int get_bin(const char *buf, int *idx, char *out, size_t outsz, long *len, int text)
 {
     int type, size;
     if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT || size < 0 ||
         (size_t)size >= outsz)
         return -1;
-    if (ei_decode_binary(buf, idx, out, len) < 0 || memchr(out, 0, (size_t)*len)) return -1;
+    if (ei_decode_binary(buf, idx, out, len) < 0 || (text && memchr(out, 0, (size_t)*len)))
+        return -1;
     out[*len] = 0;
     return 0;
 }
@@ -70,9 +71,9 @@ static int decode_key(const char *buf, int *idx, gw_apikey *k)
     int ta;
     memset(k, 0, sizeof(*k));
     if (ei_decode_tuple_header(buf, idx, &ta) < 0 || ta != 8 ||
-        get_bin(buf, idx, k->id, sizeof(k->id), &len) || !id_ok(k->id) ||
-        get_bin(buf, idx, k->name, sizeof(k->name), &len) ||
-        get_atom(buf, idx, role, sizeof(role)) || get_bin(buf, idx, hash, sizeof(hash), &len) ||
+        get_bin(buf, idx, k->id, sizeof(k->id), &len, 1) || !id_ok(k->id) ||
+        get_bin(buf, idx, k->name, sizeof(k->name), &len, 1) ||
+        get_atom(buf, idx, role, sizeof(role)) || get_bin(buf, idx, hash, sizeof(hash), &len, 0) ||
         len != 32 || ei_decode_ulonglong(buf, idx, &k->created_ms) < 0 ||
         get_atom(buf, idx, k->created_on, sizeof(k->created_on)) ||
         get_atom(buf, idx, rev, sizeof(rev)) || ei_decode_ulonglong(buf, idx, &k->revoked_ms) < 0 ||

@@ -45,6 +45,15 @@ def check(doc, schema, v, where="$"):
     s = resolve(doc, schema)
     for sub in s.get("allOf", []):
         check(doc, sub, v, where)
+    if "oneOf" in s:  # exactly one alternative fits
+        fits = 0
+        for sub in s["oneOf"]:
+            try:
+                check(doc, sub, v, where)
+                fits += 1
+            except AssertionError:
+                pass
+        assert fits == 1, "%s: %r fits %d of oneOf %s" % (where, v, fits, s["oneOf"])
     t = s.get("type")
     if t:
         types = t if isinstance(t, list) else [t]
@@ -555,6 +564,36 @@ def test_topology_is_the_real_links():
         t4.stop()
 
 
+def test_events_from_the_store_survive_a_restart():
+    """/api/v1/events?source=store reads the node's persisted event log (what `beamlet events`
+    reads): an event from before a restart of the node is still answered after it."""
+    n = Node("gw_ev1", 18084).wait_http()
+    ev1 = n.name
+    try:
+        for onoff in ("on", "off"):
+            rc, out, err = cli("node", "maintenance", onoff, "--node", ev1, "--who", "tester")
+            assert rc == 0, (rc, out, err)
+
+        def admin_events():
+            st, _, j = jreq(18084, "GET", "/api/v1/events?source=store&since=1h&limit=5000")
+            assert st == 200, (st, j)
+            return [e for e in j if e.get("who") == "tester"]
+        before = wait_until(lambda: len(admin_events()) >= 2 and admin_events(), timeout=15,
+                            what="the maintenance events in the store")
+        assert all(isinstance(e["body"], dict) and e["severity"] in ("info", "warn", "critical")
+                   for e in before), before
+        assert [e["time_ms"] for e in before] == sorted(e["time_ms"] for e in before)  # oldest first
+        n.stop()
+        n = Node("gw_ev1", 18084).wait_http()
+        after = admin_events()
+        assert [e["id"] for e in before] == [e["id"] for e in after][:len(before)], (before, after)
+        assert jreq(18084, "GET", "/api/v1/events?source=nosuch")[0] == 400
+        assert jreq(18084, "GET", "/api/v1/events?limit=5000")[0] == 400  # the ring holds 1024
+        assert jreq(18084, "GET", "/api/v1/events?source=store&type=" + "x" * 100)[0] == 400
+    finally:
+        n.stop()
+
+
 def test_non_loopback_needs_keys():
     p = subprocess.run(["unshare", "-n", "sh", os.path.join(os.path.dirname(__file__), "nonloopback.sh"),
                         BEAMLET], capture_output=True, text=True, timeout=120)
@@ -616,7 +655,8 @@ def main():
                   test_pg_and_global, test_problem_details, test_openapi_matches_the_server,
                   test_keys_replicated_and_roles, test_auth_matrix, test_audit_trail,
                   test_rate_limit, test_metrics_promtool, test_node_exporter_names_lint_alike, test_real_prometheus_scrapes,
-                  test_https, test_bad_config_refused, test_non_loopback_needs_keys, test_health_routes, test_topology_is_the_real_links, test_sse_kill9_and_resume,
+                  test_https, test_bad_config_refused, test_non_loopback_needs_keys, test_health_routes, test_topology_is_the_real_links,
+                  test_events_from_the_store_survive_a_restart, test_sse_kill9_and_resume,
                   test_node_leave):
             r.run(t)
     except Exception:
