@@ -5,8 +5,10 @@
  * hash buys nothing), and the comparison is CRYPTO_memcmp: constant time. Keys are replicated to
  * every beamlet member through the `beamlet_gateway` processes ({bl_gw_keys, [Key]}, a full table
  * to each member that joins), so a key made on one node works on every node that serves HTTP;
- * a revocation is a tombstone that wins every merge. With data_dir set the table is also kept in
- * DATA_DIR/gateway-apikeys.json (written on change, renamed into place, no fsync on the loop).
+ * a revocation is a tombstone that wins every merge. The table is also kept on disk, so that a
+ * gateway restarted alone (no member to resync from) still knows its keys: DATA_DIR/gateway-
+ * apikeys.json with data_dir set, else gateway-apikeys.json next to the node's health database
+ * (its state directory: docs/health.md); written on change, renamed into place, no fsync.
  *
  * Roles: viewer reads, operator also writes services, publishes, acks and sets maintenance,
  * admin also manages keys and asks nodes to leave. Without a key, reads are allowed when the
@@ -16,7 +18,9 @@
  * Audit: every write and every refusal, in a bounded ring here (1024 entries, /api/v1/audit), in
  * the node's log, and in the health store's event log (type audit), which survives restarts. */
 #include "gw_int.h"
+#include "../health/hstore.h"
 #include "../runtime/crypto.h"
+#include "../store/store.h"
 #include "beamlet/health.h"
 
 #include <errno.h>
@@ -49,12 +53,26 @@ static int sha256(const char *s, size_t len, unsigned char out[32])
 
 /* ---- persistence ---- */
 
+/* DATA_DIR/gateway-apikeys.json, or the file of that name in the node's state directory */
+static void keys_path(bl__gw *g, char *out, size_t cap)
+{
+    if (g->n->cfg.data_dir[0]) {
+        snprintf(out, cap, "%s/gateway-apikeys.json", g->n->cfg.data_dir);
+        return;
+    }
+    char db[600];
+    bl__hstore_path(&g->n->cfg, bl_node_name(g->n), db, sizeof(db));
+    char *slash = strrchr(db, '/');
+    if (slash) *slash = 0;
+    snprintf(out, cap, "%s/gateway-apikeys.json", slash ? db : ".");
+}
+
 static void keys_save(bl__gw *g)
 {
-    if (!g->n->cfg.data_dir[0]) return;
     char path[600], tmp[620];
-    snprintf(path, sizeof(path), "%s/gateway-apikeys.json", g->n->cfg.data_dir);
+    keys_path(g, path, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    bl__store_mkdirs(path);
     json_t *a = json_array();
     gw_apikey *k, *t;
     HASH_ITER(hh, g->keys, k, t) {
@@ -105,9 +123,8 @@ static gw_apikey *key_add(bl__gw *g, const gw_apikey *in)
 
 static void keys_load(bl__gw *g)
 {
-    if (!g->n->cfg.data_dir[0]) return;
     char path[600];
-    snprintf(path, sizeof(path), "%s/gateway-apikeys.json", g->n->cfg.data_dir);
+    keys_path(g, path, sizeof(path));
     if (access(path, F_OK) != 0) return;
     json_error_t je;
     json_t *a = json_load_file(path, 0, &je), *o;

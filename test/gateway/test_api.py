@@ -564,12 +564,15 @@ def test_topology_is_the_real_links():
         t4.stop()
 
 
-def test_events_from_the_store_survive_a_restart():
+def test_events_and_keys_survive_a_restart():
     """/api/v1/events?source=store reads the node's persisted event log (what `beamlet events`
-    reads): an event from before a restart of the node is still answered after it."""
+    reads): an event from before a restart of the node is still answered after it. And an API
+    key made on a lone gateway without data_dir still works after it restarts alone (no member
+    to resync the key table from)."""
     n = Node("gw_ev1", 18084).wait_http()
     ev1 = n.name
     try:
+        key = make_key(ev1, "admin", "lone")
         for onoff in ("on", "off"):
             rc, out, err = cli("node", "maintenance", onoff, "--node", ev1, "--who", "tester")
             assert rc == 0, (rc, out, err)
@@ -586,6 +589,8 @@ def test_events_from_the_store_survive_a_restart():
         n.stop()
         n = Node("gw_ev1", 18084).wait_http()
         after = admin_events()
+        st, _, keys = jreq(18084, "GET", "/api/v1/apikeys", key=key)
+        assert st == 200 and any(k["name"] == "lone" for k in keys), (st, keys)
         assert [e["id"] for e in before] == [e["id"] for e in after][:len(before)], (before, after)
         assert jreq(18084, "GET", "/api/v1/events?source=nosuch")[0] == 400
         assert jreq(18084, "GET", "/api/v1/events?limit=5000")[0] == 400  # the ring holds 1024
@@ -656,7 +661,7 @@ def main():
                   test_keys_replicated_and_roles, test_auth_matrix, test_audit_trail,
                   test_rate_limit, test_metrics_promtool, test_node_exporter_names_lint_alike, test_real_prometheus_scrapes,
                   test_https, test_bad_config_refused, test_non_loopback_needs_keys, test_health_routes, test_topology_is_the_real_links,
-                  test_events_from_the_store_survive_a_restart, test_sse_kill9_and_resume,
+                  test_events_and_keys_survive_a_restart, test_sse_kill9_and_resume,
                   test_node_leave):
             r.run(t)
     except Exception:
