@@ -1252,14 +1252,22 @@ static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *
 }
 
 /* A node that is a live member now: what we held of it as a pg peer goes (the layer's exchange
- * brings its members). */
+ * brings its members). A beamlet node that stopped being one (failed, left, forgotten) while
+ * still connected is a pg peer like any other node: discovered again. */
 static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
 {
-    (void)n;
     pg_scope *s = ud;
-    if (!s->peers || !c_peer(s, ev->node)) return;
-    peers_drop_node(s, ev->node, "member");
-    ev_fire(s);
+    if (c_peer(s, ev->node)) {
+        if (!s->peers) return;
+        peers_drop_node(s, ev->node, "member");
+        ev_fire(s);
+        return;
+    }
+    int gone =
+        ev->type == BL_EV_NODE_LEFT || (ev->type == BL_EV_NODE_STATE_CHANGED &&
+                                        (ev->to == BL_MEMBER_FAILED || ev->to == BL_MEMBER_LEFT));
+    if (gone && strcmp(ev->role, "beam") && bl_is_connected(n, ev->node))
+        discover_node(s, ev->node);
 }
 
 static void scope_terminate(bl_proc *self, const char *reason, void *ud)
