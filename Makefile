@@ -119,10 +119,10 @@ build/fuzz/fuzz_keysync: test/fuzz/fuzz_keysync.c c_src/gateway/keycodec.c c_src
 	    c_src/gateway/keycodec.c c_src/dist/term.c -L$(ERL_EI)/lib -lei -lpthread -o $@
 
 # the gossip fuzzer needs the gossip codec and the logger, not the dist sources
-build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/log.c $(HDRS)
+build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/dlib.c c_src/runtime/log.c $(HDRS)
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
-	    c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/log.c \
+	    c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/dlib.c c_src/runtime/log.c \
 	    -L$(ERL_EI)/lib -lei -lev -ljansson -lcrypto -ldl -lpthread -o $@
 
 # the handshake fuzzer needs the state machine (and ei, for its MD5)

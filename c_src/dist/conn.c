@@ -100,6 +100,20 @@ int bl_is_connected(const bl_node *n, const char *node)
     return c && c->state == CONN_UP;
 }
 
+void bl__each_connected(bl_node *n, bl_peer_fn fn, void *ud)
+{
+    unsigned k = 0, max = HASH_COUNT(n->conns);
+    char(*names)[BL_NODE_LEN] = max ? calloc(max, BL_NODE_LEN) : NULL;
+    if (!names) return;
+    bl_conn *c, *t;
+    HASH_ITER(hh, n->conns, c, t) {
+        if (c->state == CONN_UP && k < max) snprintf(names[k++], BL_NODE_LEN, "%s", c->node);
+    }
+    for (unsigned i = 0; i < k; i++)
+        if (bl_is_connected(n, names[i])) fn(n, names[i], ud);
+    free(names);
+}
+
 /* A frame goes into the send queue as pass-through ('p') until the handshake says the peer takes
  * distribution headers; from then on with a header, the atom cache and, when large, in fragments
  * (dist/disthdr.c). Frames queued while connecting are re-encoded when the connection comes up. */

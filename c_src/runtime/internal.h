@@ -323,6 +323,9 @@ typedef void (*bl_peer_fn)(bl_node *n, const char *node, void *ud);
 void bl_cluster_each_peer(bl_node *n, long turn, bl_peer_fn fn, void *ud);
 /* 1 when node is such a peer, connected or not: a member to accept replicated state from. */
 int bl_cluster_is_peer(bl_node *n, const char *node);
+/* fn for every node connected now (dist/conn.c); the names are copied first, so fn may send
+ * (a failed send can close a connection). */
+void bl__each_connected(bl_node *n, bl_peer_fn fn, void *ud);
 /* Send x to the registered `name` on node, logging a message over max_message_size. */
 int bl_cluster_send(bl_proc *from, const char *name, const char *node, const ei_x_buff *x);
 /* bl_cluster_send to `name` on every peer (turn < 0) or on the turn-th of them. */

@@ -256,43 +256,47 @@ static int matches(const rentry *e, const bl_service_query *q)
 
 /* ---- wire format ---- */
 
-static void encode_str(ei_x_buff *x, const char *s)
+/* Encoders return 0 or -1: every ei_x_* result is ORed into rc (each returns 0 or -1) and
+ * checked once at the end; a failed call leaves the buffer valid, so going on is safe. */
+static int encode_str(ei_x_buff *x, const char *s)
 {
-    ei_x_encode_binary(x, s, (long)strlen(s));
+    return ei_x_encode_binary(x, s, (long)strlen(s));
 }
 
-static void encode_entry(ei_x_buff *x, const rentry *e)
+static int encode_entry(ei_x_buff *x, const rentry *e)
 {
-    ei_x_encode_map_header(x, 11);
-    ei_x_encode_atom(x, "id");
-    encode_str(x, e->id);
-    ei_x_encode_atom(x, "name");
-    encode_str(x, e->name);
-    ei_x_encode_atom(x, "version");
-    encode_str(x, e->version);
-    ei_x_encode_atom(x, "node");
-    ei_x_encode_atom(x, e->node);
-    ei_x_encode_atom(x, "address");
-    encode_str(x, e->address);
-    ei_x_encode_atom(x, "port");
-    ei_x_encode_long(x, e->port);
-    ei_x_encode_atom(x, "health_endpoint");
-    encode_str(x, e->health_ep);
-    ei_x_encode_atom(x, "tags");
-    if (e->ntags) ei_x_encode_list_header(x, e->ntags);
+    int rc = 0;
+    rc |= ei_x_encode_map_header(x, 11);
+    rc |= ei_x_encode_atom(x, "id");
+    rc |= encode_str(x, e->id);
+    rc |= ei_x_encode_atom(x, "name");
+    rc |= encode_str(x, e->name);
+    rc |= ei_x_encode_atom(x, "version");
+    rc |= encode_str(x, e->version);
+    rc |= ei_x_encode_atom(x, "node");
+    rc |= ei_x_encode_atom(x, e->node);
+    rc |= ei_x_encode_atom(x, "address");
+    rc |= encode_str(x, e->address);
+    rc |= ei_x_encode_atom(x, "port");
+    rc |= ei_x_encode_long(x, e->port);
+    rc |= ei_x_encode_atom(x, "health_endpoint");
+    rc |= encode_str(x, e->health_ep);
+    rc |= ei_x_encode_atom(x, "tags");
+    if (e->ntags) rc |= ei_x_encode_list_header(x, e->ntags);
     for (int i = 0; i < e->ntags; i++)
-        encode_str(x, e->tags[i]);
-    ei_x_encode_empty_list(x);
-    ei_x_encode_atom(x, "metadata");
-    ei_x_encode_map_header(x, e->nmeta);
+        rc |= encode_str(x, e->tags[i]);
+    rc |= ei_x_encode_empty_list(x);
+    rc |= ei_x_encode_atom(x, "metadata");
+    rc |= ei_x_encode_map_header(x, e->nmeta);
     for (int i = 0; i < e->nmeta; i++) {
-        encode_str(x, e->mkeys[i]);
-        encode_str(x, e->mvals[i]);
+        rc |= encode_str(x, e->mkeys[i]);
+        rc |= encode_str(x, e->mvals[i]);
     }
-    ei_x_encode_atom(x, "ttl_ms");
-    ei_x_encode_ulong(x, e->ttl_ms);
-    ei_x_encode_atom(x, "health");
-    ei_x_encode_atom(x, bl_health_name(e->health));
+    rc |= ei_x_encode_atom(x, "ttl_ms");
+    rc |= ei_x_encode_ulong(x, e->ttl_ms);
+    rc |= ei_x_encode_atom(x, "health");
+    rc |= ei_x_encode_atom(x, bl_health_name(e->health));
+    return rc;
 }
 
 /* A binary without NUL bytes, shorter than cap. */
@@ -473,23 +477,24 @@ static void emit(reg *r, bl_registry_event ev, const rentry *e)
     bl_log(r->n, BL_LOG_DEBUG, "registry %s: %s %s on %s", EVENT_NAMES[ev], e->name, e->id,
            e->node);
     ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 2);
-    ei_x_encode_atom(&x, "beamlet_registry_event");
-    ei_x_encode_map_header(&x, 2);
-    ei_x_encode_atom(&x, "event");
-    ei_x_encode_atom(&x, EVENT_NAMES[ev]);
-    ei_x_encode_atom(&x, "entry");
-    encode_entry(&x, e);
+    int rc = ei_x_new_with_version(&x);
+    rc |= ei_x_encode_tuple_header(&x, 2);
+    rc |= ei_x_encode_atom(&x, "beamlet_registry_event");
+    rc |= ei_x_encode_map_header(&x, 2);
+    rc |= ei_x_encode_atom(&x, "event");
+    rc |= ei_x_encode_atom(&x, EVENT_NAMES[ev]);
+    rc |= ei_x_encode_atom(&x, "entry");
+    rc |= encode_entry(&x, e);
+    if (rc) bl_log(r->n, BL_LOG_WARN, "registry: event for %s not encoded (out of memory)", e->id);
     bl_service_entry pe;
     to_public(e, &pe);
     r->emitting++;
     rwatch *w;
     LL_FOREACH(r->watchers, w) {
         if (w->dead) continue;
-        if (w->is_pid)
+        if (w->is_pid && !rc)
             (void)bl_send(r->proc, &w->pid, x.buff, x.index);
-        else
+        else if (!w->is_pid)
             w->cb(r->n, ev, &pe, w->ud);
     }
     r->emitting--;
@@ -643,15 +648,13 @@ static int local_set_health(reg *r, const char *id, bl_health h)
 static int r_encode(void *svc, ei_x_buff *x, const bl__repl_link *l)
 {
     (void)svc;
-    encode_entry(x, RENTRY(l));
-    return 0;
+    return encode_entry(x, RENTRY(l));
 }
 
 static int r_encode_key(void *svc, ei_x_buff *x, const bl__repl_link *l)
 {
     (void)svc;
-    encode_str(x, RENTRY(l)->id);
-    return 0;
+    return encode_str(x, RENTRY(l)->id);
 }
 
 static int r_upsert(void *svc, const char *owner, const char *buf, int *idx, bl__repl_link **out)
@@ -777,16 +780,16 @@ static void call_free(rcall *c)
     free(c);
 }
 
-static void encode_call_error(ei_x_buff *x, const rcall *c, int status)
+static int encode_call_error(ei_x_buff *x, const rcall *c, int status)
 {
-    ei_x_encode_tuple_header(x, 2);
-    ei_x_encode_atom(x, "error");
-    ei_x_encode_atom(x, !c->ntried               ? "no_instances"
-                        : status == BL_ETIMEOUT  ? "timeout"
-                        : status == BL_ENODEDOWN ? "nodedown"
-                        : status == BL_ENOPROC   ? "noproc"
-                        : status == BL_EBUSY     ? "busy"
-                                                 : "failed");
+    int rc = ei_x_encode_tuple_header(x, 2);
+    rc |= ei_x_encode_atom(x, "error");
+    return rc | ei_x_encode_atom(x, !c->ntried               ? "no_instances"
+                                    : status == BL_ETIMEOUT  ? "timeout"
+                                    : status == BL_ENODEDOWN ? "nodedown"
+                                    : status == BL_ENOPROC   ? "noproc"
+                                    : status == BL_EBUSY     ? "busy"
+                                                             : "failed");
 }
 
 /* The outcome, from call_done (never from inside the caller's own request). */
@@ -795,17 +798,21 @@ static void call_finish(rcall *c, int status, const char *buf, int index)
     reg *r = c->r;
     if (c->beam) {
         ei_x_buff x;
-        ei_x_new(&x);
+        int rc = ei_x_new(&x);
         if (status == BL_OK) {
             int end = index;
-            ei_skip_term(buf, &end);
-            ei_x_encode_tuple_header(&x, 2);
-            ei_x_encode_atom(&x, "ok");
-            ei_x_append_buf(&x, buf + index, end - index);
+            rc |= ei_skip_term(buf, &end);
+            rc |= ei_x_encode_tuple_header(&x, 2);
+            rc |= ei_x_encode_atom(&x, "ok");
+            rc |= ei_x_append_buf(&x, buf + index, end - index);
         } else {
-            encode_call_error(&x, c, status);
+            rc |= encode_call_error(&x, c, status);
         }
-        bl_reply(r->n, &c->from, x.buff, x.index);
+        if (!rc)
+            bl_reply(r->n, &c->from, x.buff, x.index);
+        else
+            bl_log(r->n, BL_LOG_WARN,
+                   "registry: a call's reply was not encoded: the caller times out");
         ei_x_free(&x);
     } else {
         bl_proc *p = bl_proc_by_pid(r->n, &c->caller);
@@ -945,9 +952,9 @@ static int beam_call(reg *r, const bl_from *from, const char *buf, int j, int ar
     c->from = *from;
     int rc = call_attempt(c);
     if (rc == BL_OK) return 1; /* answered from call_done */
-    encode_call_error(reply, c, rc);
+    rc = encode_call_error(reply, c, rc);
     call_free(c);
-    return 0;
+    return rc;
 }
 
 typedef struct {
@@ -998,11 +1005,11 @@ static int decode_query(const char *buf, int *j, bquery *b)
 static int reply_rc(ei_x_buff *reply, int rc)
 {
     if (rc == BL_OK) return ei_x_encode_atom(reply, "ok");
-    ei_x_encode_tuple_header(reply, 2);
-    ei_x_encode_atom(reply, "error");
-    return ei_x_encode_atom(reply, rc == BL_ENOPROC  ? "not_found"
-                                   : rc == BL_ENOMEM ? "full"
-                                                     : "badarg");
+    int e = ei_x_encode_tuple_header(reply, 2);
+    e |= ei_x_encode_atom(reply, "error");
+    return e | ei_x_encode_atom(reply, rc == BL_ENOPROC  ? "not_found"
+                                       : rc == BL_ENOMEM ? "full"
+                                                         : "badarg");
 }
 
 /* ---- requests: gen_server calls to beamlet_registry ---- */
@@ -1012,12 +1019,12 @@ static int rq_config(void *ud, const bl_from *from, const char *buf, int j, int 
 { /* the settings in force */
     (void)from, (void)buf, (void)j, (void)arity;
     reg *r = ud;
-    ei_x_encode_map_header(reply, 2);
-    ei_x_encode_atom(reply, "policy");
-    ei_x_encode_atom(reply,
-                     r->policy == BL_LB_LEAST_OUTSTANDING ? "least_outstanding" : "round_robin");
-    ei_x_encode_atom(reply, "max_entries");
-    return ei_x_encode_ulong(reply, r->max_entries);
+    int rc = ei_x_encode_map_header(reply, 2);
+    rc |= ei_x_encode_atom(reply, "policy");
+    rc |= ei_x_encode_atom(reply, r->policy == BL_LB_LEAST_OUTSTANDING ? "least_outstanding"
+                                                                       : "round_robin");
+    rc |= ei_x_encode_atom(reply, "max_entries");
+    return rc | ei_x_encode_ulong(reply, r->max_entries);
 }
 
 static int rq_register(void *ud, const bl_from *from, const char *buf, int j, int arity,
@@ -1029,10 +1036,9 @@ static int rq_register(void *ud, const bl_from *from, const char *buf, int j, in
     if (!e) return reply_rc(reply, BL_EINVAL);
     int rc = local_register(ud, e, id, sizeof(id));
     if (rc != BL_OK) return reply_rc(reply, rc);
-    ei_x_encode_tuple_header(reply, 2);
-    ei_x_encode_atom(reply, "ok");
-    encode_str(reply, id);
-    return 0;
+    rc = ei_x_encode_tuple_header(reply, 2);
+    rc |= ei_x_encode_atom(reply, "ok");
+    return rc | encode_str(reply, id);
 }
 
 static int rq_deregister(void *ud, const bl_from *from, const char *buf, int j, int arity,
@@ -1076,13 +1082,16 @@ static int rq_find(void *ud, const bl_from *from, const char *buf, int j, int ar
         return reply_rc(reply, BL_EINVAL);
     }
     rentry *e, *t;
+    long k = 0;
+    int rc = 0;
+    HASH_ITER(hh, r->entries, e, t)
+        k += matches(e, &b.q);
+    if (k) rc |= ei_x_encode_list_header(reply, k);
     HASH_ITER(hh, r->entries, e, t) {
-        if (!matches(e, &b.q)) continue;
-        ei_x_encode_list_header(reply, 1);
-        encode_entry(reply, e);
+        if (matches(e, &b.q)) rc |= encode_entry(reply, e);
     }
     bquery_free(&b);
-    return ei_x_encode_empty_list(reply);
+    return rc | ei_x_encode_empty_list(reply);
 }
 
 static int rq_watch(void *ud, const bl_from *from, const char *buf, int j, int arity,
