@@ -302,13 +302,17 @@ static int conn_parse_buf(bl_conn *c, const char *buf, size_t len, size_t *used)
         }
         const char *payload = buf + off + 4;
         off += 4 + plen;
+        bl_ctl ctl;
+        int rc;
         if ((unsigned char)payload[0] == 131) { /* a distribution header, not pass-through */
             int h = conn_header(c, &payload, &plen);
             if (h < 0) return -1;
             if (h == 0) continue;
+            /* the rewrite validated both terms: decode without walking them again */
+            rc = bl_ctl_decode_valid(payload, plen, bl_dh_ctl_end(n->dh), &ctl);
+        } else {
+            rc = bl_ctl_decode(payload, plen, &ctl);
         }
-        bl_ctl ctl;
-        int rc = bl_ctl_decode(payload, plen, &ctl);
         if (rc == BL_CTL_EUNKNOWN) {
             log_unknown_op(c, ctl.op);
             continue;

@@ -83,6 +83,7 @@ typedef struct {
 struct bl_dh_scratch {
     char *out; /* rewritten incoming message */
     size_t cap;
+    size_t ctl_end; /* where its control term ends */
     /* outgoing plan: which slots this message uses (stamp == gen) and as which ref */
     uint32_t gen;
     uint32_t stamp[BL_ACACHE_SLOTS];
@@ -339,6 +340,7 @@ static int rewrite(bl_dh_scratch *s, const char *b, size_t blen, const bl_dh_ref
     size_t i = 0;
     if (bl_term_walk(b, blen, &i, &h) != 0) goto fail;
     if (out_put(&r, b + r.copied, i - r.copied) != 0) goto fail;
+    s->ctl_end = r.olen;
     if (i < blen) {
         static const char v = (char)VERSION;
         if (out_put(&r, &v, 1) != 0) goto fail;
@@ -359,6 +361,11 @@ fail:
            : r.err == BL_DH_ENOMEM ? "out of memory resolving atom cache refs"
                                    : "malformed term or atom cache ref after a distribution header";
     return r.err;
+}
+
+size_t bl_dh_ctl_end(const bl_dh_scratch *s)
+{
+    return s->ctl_end;
 }
 
 /* ---- receiving: fragments ---- */

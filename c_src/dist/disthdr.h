@@ -75,6 +75,9 @@ enum {
  * On an error, *why says what was wrong (a static string). */
 int bl_dh_recv(bl_dh_conn *dc, bl_dh_scratch *s, const char *p, size_t len, size_t max_msg,
                const char **out, size_t *outlen, const char **why);
+/* After BL_DH_MSG: where the control term of *out ends (the message's version byte, or
+ * *outlen). Both terms of *out were validated on the way: bl_ctl_decode_valid takes it. */
+size_t bl_dh_ctl_end(const bl_dh_scratch *s);
 
 /* Queue one message for a peer that takes headers: ctl and msg as ei encodes them (each starting
  * with version byte 131; msg NULL for a control message alone). A message to the destination of

@@ -977,8 +977,12 @@ static void test_beam_recorded(void **state)
         i += 4 + len;
         if (rc != BL_DH_MSG) continue;
         delivered++;
-        bl_ctl c;
+        bl_ctl c, v;
         assert_int_equal(bl_ctl_decode(out, olen, &c), BL_CTL_OK);
+        /* the receive path's decode (no second walk) agrees on every frame BEAM sent */
+        assert_int_equal(bl_ctl_decode_valid(out, olen, bl_dh_ctl_end(r.s), &v), BL_CTL_OK);
+        assert_memory_equal(&v, &c, offsetof(bl_ctl, from));
+        assert_string_equal(v.toname, c.toname);
         if (!c.has_toname || strcmp(c.toname, "sink") != 0 || !c.has_msg) continue;
         if (ei_off == elen) continue; /* {report, Pid}: asks B what it received */
         size_t mlen = be32(expected + ei_off);
