@@ -44,7 +44,7 @@ static void roundtrip(const char *out, size_t olen, size_t ctl_end)
     if (ml) memcpy(msg, out + ctl_end, ml);
     bl_sendq q;
     bl_sendq_init(&q);
-    if (bl_dh_send(tx, txs, &q, ctl, cl, msg, ml, SIZE_MAX) != 0) die("send failed", cl, ml);
+    if (bl_dh_send(tx, txs, &q, ctl, cl, msg, ml, SIZE_MAX, 1) != 0) die("send failed", cl, ml);
     int delivered = 0;
     for (int guard = 0; guard < 100000; guard++) {
         if (bl_dh_pump(tx, txs, &q, 1) < 0) die("pump failed", 0, 0);
