@@ -18,6 +18,7 @@
 #include "disthdr.h"
 #include "frame.h"
 #include "handshake.h"
+#include "term.h"
 #include "hsm.h"
 
 #include <errno.h>
@@ -117,7 +118,7 @@ void bl__each_connected(bl_node *n, bl_peer_fn fn, void *ud)
 /* A frame goes into the send queue as pass-through ('p') until the handshake says the peer takes
  * distribution headers; from then on with a header, the atom cache and, when large, in fragments
  * (dist/disthdr.c). Frames queued while connecting are re-encoded when the connection comes up. */
-static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen)
+static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen, int flags)
 {
     size_t ctl = (size_t)n->scratch.index;
     size_t payload = 1 + ctl + (msg ? (size_t)msglen : 0);
@@ -129,8 +130,9 @@ static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen)
          * messages still go while a large one streams */
         if (!n->dh && !(n->dh = bl_dh_scratch_new())) return BL_ENOMEM;
         int r = bl_dh_send(c->dh, n->dh, &c->q, n->scratch.buff, ctl, msg, msg ? (size_t)msglen : 0,
-                           n->cfg.send_queue_high_water);
+                           n->cfg.send_queue_high_water, flags & BL_SEND_CHECK);
         if (r == -2) return BL_EBUSY;
+        if (r == -3) return BL_EINVAL;
         if (r != 0) return BL_ENOMEM;
     } else {
         char *dst = bl_sendq_reserve(&c->q, 4 + payload);
@@ -150,16 +152,29 @@ static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen)
     return BL_OK;
 }
 
-int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen)
+/* A message not yet validated (BL_SEND_CHECK) is walked here, unless the atom cache plan of a
+ * header connection walks it anyway (bl_dh_send validates it then). */
+static int msg_ok(const char *msg, int msglen)
+{
+    size_t i = 1;
+    return msg && msglen >= 2 && (unsigned char)msg[0] == 131 &&
+           bl_term_check(msg, (size_t)msglen, &i) == 0 && i == (size_t)msglen;
+}
+
+int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen, int flags)
 {
     bl_conn *c = bl_conn_find(n, node);
+    if ((flags & BL_SEND_CHECK) && !(c && c->state == CONN_UP && bl_dh_sends_headers(c->dh))) {
+        if (!msg_ok(msg, msglen)) return BL_EINVAL;
+        flags &= ~BL_SEND_CHECK;
+    }
     if (!c || c->state != CONN_UP) {
         int rc = bl_connect(n, node);
         if (rc != BL_OK) return rc;
         c = bl_conn_find(n, node);
         if (!c) return BL_ENODEDOWN;
     }
-    return queue_frame(n, c, msg, msglen);
+    return queue_frame(n, c, msg, msglen, flags);
 }
 
 /* ---- closing ---- */
@@ -316,13 +331,17 @@ static int conn_parse_buf(bl_conn *c, const char *buf, size_t len, size_t *used)
         }
         const char *payload = buf + off + 4;
         off += 4 + plen;
+        bl_ctl ctl;
+        int rc;
         if ((unsigned char)payload[0] == 131) { /* a distribution header, not pass-through */
             int h = conn_header(c, &payload, &plen);
             if (h < 0) return -1;
             if (h == 0) continue;
+            /* the rewrite validated both terms: decode without walking them again */
+            rc = bl_ctl_decode_valid(payload, plen, bl_dh_ctl_end(n->dh), &ctl);
+        } else {
+            rc = bl_ctl_decode(payload, plen, &ctl);
         }
-        bl_ctl ctl;
-        int rc = bl_ctl_decode(payload, plen, &ctl);
         if (rc == BL_CTL_EUNKNOWN) {
             log_unknown_op(c, ctl.op);
             continue;

@@ -16,6 +16,7 @@
 #include <uthash.h>
 #include <utlist.h>
 #include <stdarg.h>
+#include <string.h>
 
 struct bl_hs;
 struct bl_hs_addr;
@@ -218,6 +219,16 @@ int bl_is_tool_node(const char *node); /* the admin CLI's short-lived nodes: nev
 /* runtime/node.c */
 void bl_node_make_ref(bl_node *n, erlang_ref *ref);
 int bl_pid_eq(const bl_pid *a, const bl_pid *b);
+/* *d = *s, copying only the used part of the node name (a bl_pid is over 1 KB). */
+static inline void bl_pid_copy(bl_pid *d, const bl_pid *s)
+{
+    d->num = s->num;
+    d->serial = s->serial;
+    d->creation = s->creation;
+    size_t l = strnlen(s->node, sizeof(s->node) - 1);
+    memcpy(d->node, s->node, l);
+    d->node[l] = 0;
+}
 int bl_is_local_node(const bl_node *n, const char *node);
 
 /* dist/conn.c */
@@ -226,8 +237,11 @@ bl_conn *bl_conn_find(bl_node *n, const char *node);
  * connected. */
 uint64_t bl_conn_peer_flags(bl_node *n, const char *node);
 /* Queue a frame (control tuple already in n->scratch with version byte) plus optional message
- * (with version byte), connecting on demand. Returns BL_OK, BL_EBUSY, BL_ENODEDOWN, BL_ETOOBIG. */
-int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen);
+ * (with version byte), connecting on demand. flags: BL_SEND_CHECK when the message comes from
+ * the API unvalidated (BL_EINVAL if it is not one well-formed term; nothing is queued). Returns
+ * BL_OK, BL_EBUSY, BL_ENODEDOWN, BL_ETOOBIG, BL_EINVAL. */
+enum { BL_SEND_CHECK = 1 };
+int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen, int flags);
 /* Handshake events (dist/handshake.c). A handshake from node has announced its name: which status
  * to answer (BEAM's mark_pending; it may take node's slot). */
 bl_hs_status bl_conn_hs_named(bl_node *n, struct bl_hs *h, const char *node);

@@ -171,7 +171,7 @@ typedef struct bl_msg {
     const char *buf;
     int index;
     int len;        /* bytes of buf */
-    int has_sender; /* sender is known (REG_SEND carries it) */
+    int has_sender; /* sender is known (REG_SEND and SEND_SENDER carry it; bl_send sets it) */
     bl_pid sender;
 } bl_msg;
 
