@@ -139,9 +139,14 @@ static int run_admin(admin *a, int argc, char **argv)
     if ((v = getenv("BEAMLET_PROTO_DIST")) && *v &&
         bl_config_set(&cfg, "proto_dist", v, err, sizeof(err)))
         goto bad;
+    if (bl__cli_tls_defaults(&cfg, argc, argv, err, sizeof(err))) goto bad;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (arg[0] != '-' && !a->target) {
+        int tls_took = bl__cli_tls_flag(&cfg, argc, argv, i, err, sizeof(err));
+        if (tls_took < 0) goto bad;
+        if (tls_took > 0) {
+            i += tls_took - 1;
+        } else if (arg[0] != '-' && !a->target) {
             a->target = arg;
         } else if (!strcmp(arg, "--node") && val) {
             a->target = argv[++i];

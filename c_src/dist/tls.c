@@ -1,0 +1,419 @@
+/* tls.c - the TLS transport on OpenSSL (see tls.h and transport.h).
+ *
+ * Non-blocking throughout: SSL_do_handshake, SSL_read and SSL_write report WANT_READ /
+ * WANT_WRITE, which become the libev interest the caller waits for. SSL_write runs with
+ * partial writes and a moving buffer, so the send queue's head is handed over again unchanged
+ * after a WANT_WRITE (OpenSSL requires the retry to present the same bytes); small queued
+ * frames are coalesced into one record. An accepted socket whose first byte is not a TLS
+ * handshake record (0x16) is refused before OpenSSL sees it, with a reason that names it. */
+#include "tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define WBUF_SIZE 16384 /* one TLS record: small frames are coalesced up to this */
+
+struct bl_tls {
+    SSL_CTX *ctx;
+    int verify;
+};
+
+typedef struct {
+    bl_tx base;
+    SSL *ssl;
+    int server;
+    int peeked;          /* server: the first byte was looked at */
+    int verify;          /* the peer's certificate was required and verified */
+    char host[256];      /* client: the host dialled */
+    unsigned char *wbuf; /* coalescing buffer, allocated on first use */
+} tls_tx;
+
+/* ---- the context ---- */
+
+static int ferr(char *err, size_t errlen, const char *key, const char *path, const char *what)
+{
+    snprintf(err, errlen, "%s %s: %s", key, path, what);
+    return -1;
+}
+
+static const char *ossl_reason(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    return r ? r : "unknown OpenSSL error";
+}
+
+/* Readable regular file? */
+static int check_file(const char *key, const char *path, char *err, size_t errlen)
+{
+    if (!path[0]) return ferr(err, errlen, key, "(unset)", "required when tls is true");
+    FILE *f = fopen(path, "r");
+    if (!f) return ferr(err, errlen, key, path, strerror(errno));
+    fclose(f);
+    return 0;
+}
+
+static int time_text(const ASN1_TIME *t, char *out, size_t outlen)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    out[0] = 0;
+    if (!b) return -1;
+    ASN1_TIME_print(b, t);
+    int k = BIO_read(b, out, (int)outlen - 1);
+    out[k > 0 ? k : 0] = 0;
+    BIO_free(b);
+    return 0;
+}
+
+int bl__tls_versions(const char *s, int *min, int *max)
+{
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s", s);
+    *min = *max = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (!strncmp(tok, "tlsv", 4)) tok += 4;
+        int v;
+        if (!strcmp(tok, "1.2"))
+            v = TLS1_2_VERSION;
+        else if (!strcmp(tok, "1.3"))
+            v = TLS1_3_VERSION;
+        else
+            return -1;
+        if (!*min || v < *min) *min = v;
+        if (v > *max) *max = v;
+    }
+    return *min ? 0 : -1;
+}
+
+/* tls_ciphers: TLS 1.3 suites (TLS_*) and TLS 1.2 cipher names, ':' or ',' separated. */
+static int set_ciphers(SSL_CTX *ctx, const char *s, char *err, size_t errlen)
+{
+    char buf[512], v13[512] = "", v12[512] = "";
+    snprintf(buf, sizeof(buf), "%s", s);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ":, ", &save); tok; tok = strtok_r(NULL, ":, ", &save)) {
+        char *dst = !strncmp(tok, "TLS_", 4) ? v13 : v12;
+        size_t k = strlen(dst);
+        snprintf(dst + k, sizeof(v13) - k, "%s%s", k ? ":" : "", tok);
+    }
+    if (v13[0] && SSL_CTX_set_ciphersuites(ctx, v13) != 1) {
+        snprintf(err, errlen, "tls_ciphers: no usable TLS 1.3 suite in '%s'", v13);
+        return -1;
+    }
+    if (v12[0] && SSL_CTX_set_cipher_list(ctx, v12) != 1) {
+        snprintf(err, errlen, "tls_ciphers: no usable TLS 1.2 cipher in '%s'", v12);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_files(SSL_CTX *ctx, const bl_config *cfg, char *err, size_t errlen)
+{
+    char msg[200];
+    if (check_file("tls_cert", cfg->tls_cert, err, errlen) ||
+        check_file("tls_key", cfg->tls_key, err, errlen))
+        return -1;
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
+        snprintf(msg, sizeof(msg), "not a PEM certificate (%s)", ossl_reason());
+        return ferr(err, errlen, "tls_cert", cfg->tls_cert, msg);
+    }
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    char when[64];
+    if (cert && X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
+        time_text(X509_get0_notAfter(cert), when, sizeof(when));
+        snprintf(msg, sizeof(msg), "the certificate expired (not after %s)", when);
+        return ferr(err, errlen, "tls_cert", cfg->tls_cert, msg);
+    }
+    if (cert && X509_cmp_current_time(X509_get0_notBefore(cert)) > 0) {
+        time_text(X509_get0_notBefore(cert), when, sizeof(when));
+        snprintf(msg, sizeof(msg), "the certificate is not valid yet (not before %s)", when);
+        return ferr(err, errlen, "tls_cert", cfg->tls_cert, msg);
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1) {
+        snprintf(msg, sizeof(msg), "not a PEM private key (%s)", ossl_reason());
+        return ferr(err, errlen, "tls_key", cfg->tls_key, msg);
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(msg, sizeof(msg), "does not match the certificate in tls_cert %s", cfg->tls_cert);
+        return ferr(err, errlen, "tls_key", cfg->tls_key, msg);
+    }
+    if (cfg->tls_ca[0] || cfg->tls_verify) {
+        if (check_file("tls_ca", cfg->tls_ca, err, errlen)) return -1;
+        if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1) {
+            snprintf(msg, sizeof(msg), "no PEM CA certificate (%s)", ossl_reason());
+            return ferr(err, errlen, "tls_ca", cfg->tls_ca, msg);
+        }
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->tls_ca);
+        if (names) SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    return 0;
+}
+
+bl_tls *bl__tls_new(const bl_config *cfg, char *err, size_t errlen)
+{
+    int vmin, vmax;
+    if (bl__tls_versions(cfg->tls_versions[0] ? cfg->tls_versions : "1.2,1.3", &vmin, &vmax)) {
+        snprintf(err, errlen, "tls_versions: '%s' is not a list of 1.2 and 1.3", cfg->tls_versions);
+        return NULL;
+    }
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+    bl_tls *t = calloc(1, sizeof(*t));
+    if (!ctx || !t) {
+        snprintf(err, errlen, "cannot create a TLS context: %s",
+                 ctx ? "out of memory" : ossl_reason());
+        SSL_CTX_free(ctx);
+        free(t);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, vmin);
+    SSL_CTX_set_max_proto_version(ctx, vmax);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
+                                 SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_verify(
+        ctx, cfg->tls_verify ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE,
+        NULL);
+    if ((cfg->tls_ciphers[0] && set_ciphers(ctx, cfg->tls_ciphers, err, errlen)) ||
+        load_files(ctx, cfg, err, errlen)) {
+        SSL_CTX_free(ctx);
+        free(t);
+        ERR_clear_error();
+        return NULL;
+    }
+    t->ctx = ctx;
+    t->verify = cfg->tls_verify;
+    return t;
+}
+
+void bl__tls_free(bl_tls *t)
+{
+    if (!t) return;
+    SSL_CTX_free(t->ctx); /* connections made with it keep their own reference */
+    free(t);
+}
+
+/* ---- the transport ---- */
+
+static int is_ip(const char *host)
+{
+    struct in6_addr a;
+    return inet_pton(AF_INET, host, &a) == 1 || inet_pton(AF_INET6, host, &a) == 1;
+}
+
+/* After a failed call: why, in words (the certificate check's verdict first). */
+static void set_error(tls_tx *t, const char *what, int e)
+{
+    bl_tx *b = &t->base;
+    long vr = SSL_get_verify_result(t->ssl);
+    unsigned long oe = ERR_peek_last_error();
+    b->want = 0;
+    if (vr != X509_V_OK && SSL_get0_peer_certificate(t->ssl))
+        snprintf(b->err, sizeof(b->err), "%s: peer certificate refused: %s", what,
+                 X509_verify_cert_error_string(vr));
+    else if (e == SSL_ERROR_SSL && oe)
+        snprintf(b->err, sizeof(b->err), "%s: %s", what, ossl_reason());
+    else if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+        snprintf(b->err, sizeof(b->err), "%s: the peer closed the connection", what);
+    else if (e == SSL_ERROR_SYSCALL)
+        snprintf(b->err, sizeof(b->err), "%s: %s", what, strerror(errno));
+    else
+        snprintf(b->err, sizeof(b->err), "%s: OpenSSL error %d", what, e);
+    ERR_clear_error();
+}
+
+/* -1 failed, 0 would block (want set) after SSL returned r <= 0 */
+static int would_block(tls_tx *t, int r, const char *what)
+{
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        t->base.want = e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
+        return 0;
+    }
+    set_error(t, what, e);
+    return -1;
+}
+
+static int tls_handshake(bl_tx *b)
+{
+    tls_tx *t = (tls_tx *)b;
+    if (t->server && !t->peeked) { /* a plain distribution peer sends a 2-byte length first */
+        unsigned char first;
+        ssize_t r = recv(b->fd, &first, 1, MSG_PEEK);
+        if (r == 0) {
+            snprintf(b->err, sizeof(b->err), "closed before the TLS handshake");
+            b->want = 0;
+            return -1;
+        }
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                b->want = EV_READ;
+                return 0;
+            }
+            snprintf(b->err, sizeof(b->err), "read failed: %s", strerror(errno));
+            b->want = 0;
+            return -1;
+        }
+        t->peeked = 1;
+        b->got = 1;
+        if (first != 0x16) {
+            snprintf(b->err, sizeof(b->err),
+                     "not a TLS handshake (first byte 0x%02x): a plain TCP distribution peer? "
+                     "this node runs TLS distribution",
+                     first);
+            b->want = 0;
+            return -1;
+        }
+    }
+    ERR_clear_error();
+    errno = 0;
+    int r = SSL_do_handshake(t->ssl);
+    if (BIO_number_read(SSL_get_rbio(t->ssl)) > 0) b->got = 1;
+    if (r != 1) return would_block(t, r, "TLS handshake failed") == 0 ? 0 : -1;
+    if (!t->server && t->verify && t->host[0] && bl__tls_peer_matches_host(b, t->host) != 1) {
+        snprintf(b->err, sizeof(b->err),
+                 "TLS handshake failed: the peer's certificate does not name host %s "
+                 "(subjectAltName DNS/IP)",
+                 t->host);
+        b->want = 0;
+        return -1;
+    }
+    return 1;
+}
+
+static ssize_t tls_recv(bl_tx *b, void *buf, size_t len)
+{
+    tls_tx *t = (tls_tx *)b;
+    ERR_clear_error();
+    errno = 0;
+    int r = SSL_read(t->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+    if (r > 0) return r;
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_ZERO_RETURN) return 0; /* close_notify, or EOF (IGNORE_UNEXPECTED_EOF) */
+    if (e == SSL_ERROR_SYSCALL && errno == 0) return 0;
+    (void)would_block(t, r, "TLS read failed");
+    return -1;
+}
+
+static ssize_t tls_writev(bl_tx *b, const struct iovec *iov, int iovcnt)
+{
+    tls_tx *t = (tls_tx *)b;
+    const void *src;
+    size_t len;
+    if (iovcnt == 1 || iov[0].iov_len >= WBUF_SIZE) {
+        src = iov[0].iov_base; /* nothing to coalesce: the queue's own bytes */
+        len = iov[0].iov_len;
+    } else {
+        if (!t->wbuf && !(t->wbuf = malloc(WBUF_SIZE))) {
+            snprintf(b->err, sizeof(b->err), "out of memory for the TLS write buffer");
+            b->want = 0;
+            return -1;
+        }
+        len = 0;
+        for (int i = 0; i < iovcnt && len < WBUF_SIZE; i++) {
+            size_t k = iov[i].iov_len < WBUF_SIZE - len ? iov[i].iov_len : WBUF_SIZE - len;
+            memcpy(t->wbuf + len, iov[i].iov_base, k);
+            len += k;
+        }
+        src = t->wbuf;
+    }
+    if (len == 0) return 0;
+    ERR_clear_error();
+    errno = 0;
+    int r = SSL_write(t->ssl, src, len > INT_MAX ? INT_MAX : (int)len);
+    if (r > 0) return r;
+    (void)would_block(t, r, "TLS write failed");
+    return -1;
+}
+
+static int tls_pending(const bl_tx *b)
+{
+    return SSL_has_pending(((const tls_tx *)b)->ssl);
+}
+
+static void tls_close(bl_tx *b)
+{
+    tls_tx *t = (tls_tx *)b;
+    if (t->ssl) {
+        if (SSL_is_init_finished(t->ssl)) {
+            ERR_clear_error();
+            (void)SSL_shutdown(t->ssl); /* close_notify if the socket takes it; never waits */
+        }
+        SSL_free(t->ssl);
+    }
+    ERR_clear_error();
+    if (b->fd >= 0) close(b->fd);
+    free(t->wbuf);
+    free(t);
+}
+
+static const bl_tx_ops TLS_OPS = {
+    .name = "tls",
+    .read_until_block = 1,
+    .handshake = tls_handshake,
+    .recv = tls_recv,
+    .writev = tls_writev,
+    .pending = tls_pending,
+    .close = tls_close,
+};
+
+bl_tx *bl__tls_tx_new(bl_tls *tls, int fd, int server, const char *host)
+{
+    tls_tx *t = calloc(1, sizeof(*t));
+    SSL *ssl = t ? SSL_new(tls->ctx) : NULL;
+    if (!ssl || SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
+        free(t);
+        close(fd);
+        ERR_clear_error();
+        return NULL;
+    }
+    t->base.ops = &TLS_OPS;
+    t->base.fd = fd;
+    t->ssl = ssl;
+    t->server = server;
+    t->verify = tls->verify;
+    if (server) {
+        SSL_set_accept_state(ssl);
+    } else {
+        SSL_set_connect_state(ssl);
+        snprintf(t->host, sizeof(t->host), "%s", host ? host : "");
+        if (t->host[0] && !is_ip(t->host)) SSL_set_tlsext_host_name(ssl, t->host);
+    }
+    return &t->base;
+}
+
+int bl__tls_peer_matches_host(const bl_tx *b, const char *host)
+{
+    if (!b || b->ops != &TLS_OPS || !host || !host[0]) return -1;
+    const tls_tx *t = (const tls_tx *)b;
+    X509 *peer = SSL_get0_peer_certificate(t->ssl);
+    if (!peer) return -1;
+    int ok =
+        is_ip(host) ? X509_check_ip_asc(peer, host, 0) : X509_check_host(peer, host, 0, 0, NULL);
+    ERR_clear_error();
+    return ok == 1 ? 1 : 0;
+}
+
+const char *bl__tls_describe(const bl_tx *b, char *buf, size_t len)
+{
+    buf[0] = 0;
+    if (!b || b->ops != &TLS_OPS) return buf;
+    const tls_tx *t = (const tls_tx *)b;
+    snprintf(buf, len, "%s %s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));
+    return buf;
+}
