@@ -41,6 +41,16 @@ static int tls_from_file(bl_config *cfg, const char *path, char *err, size_t err
     return rc;
 }
 
+const char *bl__cli_failure(int status, int tls)
+{
+    if (status == BL_ENODEDOWN)
+        return tls ? "node not reachable (not running, wrong cookie, host or TLS certificates?)"
+                   : "node not reachable (not running, wrong cookie or host? a TLS node needs "
+                     "--tls true and certificates)";
+    if (status == BL_ETIMEOUT) return "no answer in time (is it a beamlet node?)";
+    return bl_strerror(status);
+}
+
 int bl__cli_tls_defaults(bl_config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
     const char *file = getenv("BEAMLET_CONFIG"), *v;
@@ -162,13 +172,7 @@ static void call_done(bl_proc *p, int status, const char *buf, int index, void *
         o->exit_code = c->fn(o, buf, index, c->ud);
     } else {
         fprintf(stderr, "beamlet %s: %s: %s\n", o->cmd, o->target,
-                status == BL_ENODEDOWN
-                    ? (o->cfg.tls ? "node not reachable (not running, wrong cookie, "
-                                    "host or TLS certificates?)"
-                                  : "node not reachable (not running, wrong "
-                                    "cookie or host? a TLS node needs --tls)")
-                : status == BL_ETIMEOUT ? "no answer in time (is it a beamlet node?)"
-                                        : bl_strerror(status));
+                bl__cli_failure(status, o->cfg.tls));
         o->exit_code = 1;
     }
     bl_node_stop(bl_proc_node(p));

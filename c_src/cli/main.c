@@ -20,17 +20,20 @@ static const char *env_lookup(const char *k)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "beamlet %s - a C node for Erlang/Gleam clusters\n\n"
-            "usage:\n"
-            "  beamlet node --sname NAME | --name NAME@HOST [options]   run a node\n"
-            "  beamlet ping NODE [--cookie C | --cookie-file F] [--timeout MS] [--proto-dist P]\n"
-            "  beamlet info NODE | stats NODE [--format json] [--cookie C] [--timeout MS]\n"
-            "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
-            "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
-            "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
-            "  beamlet version | help [COMMAND] | COMMAND --help\n",
-            BL_VERSION);
+    fprintf(
+        out,
+        "beamlet %s - a C node for Erlang/Gleam clusters\n\n"
+        "usage:\n"
+        "  beamlet node --sname NAME | --name NAME@HOST [options]   run a node\n"
+        "  beamlet ping NODE [--cookie C | --cookie-file F] [--timeout MS] [--proto-dist P]\n"
+        "  beamlet info NODE | stats NODE [--format json] [--cookie C] [--timeout MS]\n"
+        "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
+        "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
+        "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
+        "  beamlet version | help [COMMAND] | COMMAND --help\n"
+        "  (admin commands reach TLS nodes with --tls true --tls-cert F --tls-key F --tls-ca F,\n"
+        "   BEAMLET_TLS_* or the tls keys of --config FILE.json / BEAMLET_CONFIG)\n",
+        BL_VERSION);
     bl__cli_usage(out);
     fprintf(out, "\nnode options (precedence: JSON file < environment < flags):\n");
     bl_config_usage(out);
@@ -112,10 +115,7 @@ static void admin_done(bl_proc *p, int status, const char *buf, int index, void 
         else
             render(a, buf, index);
     } else {
-        fprintf(stderr, "beamlet %s: %s: %s\n", a->cmd, a->target,
-                status == BL_ENODEDOWN  ? "node not reachable (not running, wrong cookie or host?)"
-                : status == BL_ETIMEOUT ? "no answer in time (is it a beamlet node?)"
-                                        : bl_strerror(status));
+        fprintf(stderr, "beamlet %s: %s: %s\n", a->cmd, a->target, bl__cli_failure(status, a->tls));
         a->exit_code = 1;
     }
     bl_node_stop(bl_proc_node(p));
@@ -178,6 +178,7 @@ static int run_admin(admin *a, int argc, char **argv)
         snprintf(err, sizeof(err), "which node? give NAME@HOST (with --node for cluster/nodes)");
         goto bad;
     }
+    a->tls = cfg.tls;
     char name[BL_NODE_LEN];
     const char *at = strchr(a->target, '@');
     snprintf(name, sizeof(name), "beamlet_cli_%d%s", (int)getpid(), at);

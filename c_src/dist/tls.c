@@ -141,7 +141,11 @@ static int load_files(SSL_CTX *ctx, const bl_config *cfg, char *err, size_t errl
         return ferr(err, errlen, "tls_cert", cfg->tls_cert, msg);
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1) {
-        snprintf(msg, sizeof(msg), "not a PEM private key (%s)", ossl_reason());
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+            snprintf(msg, sizeof(msg), "does not match the certificate in tls_cert %s",
+                     cfg->tls_cert);
+        else
+            snprintf(msg, sizeof(msg), "not a PEM private key (%s)", ossl_reason());
         return ferr(err, errlen, "tls_key", cfg->tls_key, msg);
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -222,7 +226,7 @@ static void set_error(tls_tx *t, const char *what, int e)
     long vr = SSL_get_verify_result(t->ssl);
     unsigned long oe = ERR_peek_last_error();
     b->want = 0;
-    if (vr != X509_V_OK && SSL_get0_peer_certificate(t->ssl))
+    if (vr != X509_V_OK)
         snprintf(b->err, sizeof(b->err), "%s: peer certificate refused: %s", what,
                  X509_verify_cert_error_string(vr));
     else if (e == SSL_ERROR_SSL && oe)
