@@ -18,7 +18,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 GCC_WARN := -Wno-format-truncation
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -D_REENTRANT -pthread $(WARN) -Iinclude -I$(ERL_EI)/include
 CFLAGS_GCC := $(BASE_CFLAGS) $(GCC_WARN)
-LIBS := -L$(ERL_EI)/lib -lei -lev -ljansson -lssl -lcrypto -lpthread -lm -ldl
+LIBS := -L$(ERL_EI)/lib -lei -lev -ljansson -lpthread -lm -ldl
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c c_src/services/*.c c_src/store/*.c c_src/health/*.c) c_src/cli/config.c
