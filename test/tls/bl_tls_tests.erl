@@ -135,6 +135,11 @@ beam() ->
     W = start_bin("tW", "TEST_WORKER_BIN", tls()),
     ?assertEqual(hello, rpc:call(W, tw, echo, [hello])),
     ?assertEqual(5, rpc:call(W, tw, add, [2, 3])),
+    %% large messages both ways (many TLS records, partial writes, fragments) and many small ones
+    Big = crypto:strong_rand_bytes(3000000),
+    ?assertEqual(Big, rpc:call(W, tw, echo, [Big])),
+    Many = [rpc:async_call(W, tw, echo, [I]) || I <- lists:seq(1, 2000)],
+    ?assertEqual(lists:seq(1, 2000), [rpc:yield(K) || K <- Many]),
     %% C -> BEAM: the worker dials a TLS peer of its own (C initiates), and calls its rex
     {_Peer, PN} = peer_node("tpe", optfile("tpe", opts("node"), opts("node"))),
     ?assertEqual({ok, PN}, ctl(W, {rpc, PN, erlang, node, []})),
