@@ -426,3 +426,37 @@ shim() ->
     ?assert(ok_ping(Node)),
     ok = gen_server:stop(Pid),
     process_flag(trap_exit, false).
+
+%%% ------------------------------------------------------------------ the client's side
+
+sni_test_() -> {timeout, 60, fun sni/0}.
+
+%% A C node dialling a TLS node sets SNI to the host of the node name and, inside TLS, sends its
+%% send_name with a 4-byte length (a fake TLS node registered in EPMD reads both).
+sni() ->
+    {ok, _} = application:ensure_all_started(ssl),
+    Parent = self(),
+    {ok, L} = ssl:listen(0, [binary, {active, false}, {ip, {127, 0, 0, 1}}, {reuseaddr, true},
+                             {sni_fun, fun(H) -> Parent ! {sni, H}, [] end}
+                             | opts("node") ++ [{fail_if_no_peer_cert, true}]]),
+    {ok, {_, Port}} = ssl:sockname(L),
+    Alive = bl_test_util:unique("tsni"),
+    {ok, E} = gen_tcp:connect({127, 0, 0, 1}, 4369, [binary, {active, false}]),
+    N = list_to_binary(Alive),
+    Body = <<120, Port:16, 77, 0, 6:16, 5:16, (byte_size(N)):16, N/binary, 0:16>>,
+    ok = gen_tcp:send(E, <<(byte_size(Body)):16, Body/binary>>),
+    {ok, <<118, 0, _:32>>} = gen_tcp:recv(E, 6, 5000),
+    Cli = spawn(fun() -> Parent ! {cli, cli_ping(list_to_atom(Alive ++ "@" ++
+                                                             bl_test_util:host()),
+                                                tls_flags("node"))} end),
+    {ok, T} = ssl:transport_accept(L, 10000),
+    {ok, S} = ssl:handshake(T, 10000),
+    Host = bl_test_util:host(),
+    ?assertEqual({sni, Host}, receive {sni, _} = M -> M after 5000 -> no_sni end),
+    {ok, <<Len:32>>} = ssl:recv(S, 4, 5000),
+    {ok, <<$N, _Flags:64, _Cr:32, NL:16, Name:NL/binary>>} = ssl:recv(S, Len, 5000),
+    ?assertMatch(<<"beamlet_cli_", _/binary>>, Name),
+    ssl:close(S),
+    ssl:close(L),
+    gen_tcp:close(E),
+    ?assertMatch({cli, {1, _}}, receive {cli, _} = R -> R after 20000 -> {no_cli, Cli} end).
