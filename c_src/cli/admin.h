@@ -16,6 +16,7 @@ struct admin {
     const char *proc;    /* registered process called; NULL for ping */
     const char *request; /* atom sent (when encode is NULL) */
     int json;            /* --format json */
+    int tls;             /* the client runs TLS distribution */
     unsigned timeout_ms;
     int exit_code;
     /* hooks (all optional) */

@@ -5,6 +5,7 @@
 #include "beamlet/config.h"
 #include "../health/rules.h"
 #include "../health/checks_parse.h"
+#include "../dist/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -53,6 +54,16 @@ static const opt OPTS[] = {
     {"listen_port", NULL, "CLUSTER_PORT", "alias of BEAMLET_PORT"},
     {"listen_port", "--port", "BEAMLET_PORT", "TCP port (0: any)"},
     {"publish", "--publish", "BEAMLET_PUBLISH", "register in EPMD: true/false (true)"},
+    {"tls", "--tls", "BEAMLET_TLS",
+     "TLS distribution (like erl -proto_dist inet_tls): true/false (false)"},
+    {"tls_cert", "--tls-cert", "BEAMLET_TLS_CERT", "PEM certificate presented to peers"},
+    {"tls_key", "--tls-key", "BEAMLET_TLS_KEY", "PEM private key of tls_cert"},
+    {"tls_ca", "--tls-ca", "BEAMLET_TLS_CA", "PEM CA certificates that peers' certificates chain to"},
+    {"tls_verify", "--tls-verify", "BEAMLET_TLS_VERIFY",
+     "peer: a verified peer certificate required both ways; none: no check (peer)"},
+    {"tls_versions", "--tls-versions", "BEAMLET_TLS_VERSIONS", "TLS versions: 1.2,1.3 (1.2,1.3)"},
+    {"tls_ciphers", "--tls-ciphers", "BEAMLET_TLS_CIPHERS",
+     "TLS 1.3 suites and TLS 1.2 ciphers, ':' separated (OpenSSL's defaults)"},
     {"exit_on_stdin_eof", "--exit-on-stdin-eof", "BEAMLET_EXIT_ON_STDIN_EOF",
      "stop when stdin closes (for nodes run as a port): true/false (false)"},
     {"global_resolve", "--global-resolve", "BEAMLET_GLOBAL_RESOLVE",
@@ -407,6 +418,10 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         {"data_dir", offsetof(bl_config, data_dir), sizeof(cfg->data_dir)},
         {"http_tls_cert", offsetof(bl_config, http_tls_cert), sizeof(cfg->http_tls_cert)},
         {"http_tls_key", offsetof(bl_config, http_tls_key), sizeof(cfg->http_tls_key)},
+        {"tls_cert", offsetof(bl_config, tls_cert), sizeof(cfg->tls_cert)},
+        {"tls_key", offsetof(bl_config, tls_key), sizeof(cfg->tls_key)},
+        {"tls_ca", offsetof(bl_config, tls_ca), sizeof(cfg->tls_ca)},
+        {"tls_ciphers", offsetof(bl_config, tls_ciphers), sizeof(cfg->tls_ciphers)},
     };
     for (size_t i = 0; i < sizeof(STRS) / sizeof(STRS[0]); i++) {
         if (strcmp(key, STRS[i].key)) continue;
@@ -513,9 +528,24 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
             return fail(err, errlen, key, "'%s' is not true or false", v);
         return BL_OK;
     }
-    if (!strcmp(key, "epmd_local") || !strcmp(key, "gossip") || !strcmp(key, "exit_on_stdin_eof")) {
+    if (!strcmp(key, "tls_verify")) {
+        if (strcmp(v, "peer") && strcmp(v, "none"))
+            return fail(err, errlen, key, "'%s' is not peer or none", v);
+        cfg->tls_verify = v[0] == 'p';
+        return BL_OK;
+    }
+    if (!strcmp(key, "tls_versions")) {
+        int lo, hi;
+        if (strlen(v) >= sizeof(cfg->tls_versions) || bl__tls_versions(v, &lo, &hi))
+            return fail(err, errlen, key, "'%s' is not a list of 1.2 and 1.3 (1.2,1.3)", v);
+        snprintf(cfg->tls_versions, sizeof(cfg->tls_versions), "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "epmd_local") || !strcmp(key, "gossip") || !strcmp(key, "exit_on_stdin_eof") ||
+        !strcmp(key, "tls")) {
         int *dst = !strcmp(key, "gossip")       ? &cfg->gossip
                    : !strcmp(key, "epmd_local") ? &cfg->epmd_local
+                   : !strcmp(key, "tls")        ? &cfg->tls
                                                 : &cfg->exit_on_stdin_eof;
         if (!strcmp(v, "true") || !strcmp(v, "1"))
             *dst = 1;

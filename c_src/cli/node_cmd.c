@@ -9,7 +9,8 @@
 #include <stdlib.h>
 
 /* Keys that a running node applies on reload (bl_node_set_log); the rest need a restart. */
-static const char *const LIVE_KEYS[] = {"log_level", "log_format"};
+static const char *const LIVE_KEYS[] = {"log_level", "log_format", "tls_cert", "tls_key",
+                                        "tls_ca"};
 
 static int is_live(const char *key)
 {
@@ -156,6 +157,8 @@ int bl__node_reload(bl__node_ctx *ctx, const char *why, json_t **changes_out)
     json_decref(seen);
     json_decref(src);
     bl_node_set_log(n, level, format);
+    /* TLS: the files are read again even when their paths are the same (renewed certificates) */
+    if (cur->tls) bl_node_reload_tls(n, &fresh);
     if (!json_array_size(changes)) bl_log(n, BL_LOG_INFO, "reload: nothing changed");
     bl__sysd_notify("READY=1\nSTATUS=running (reloaded)");
     if (changes_out)

@@ -8,6 +8,7 @@
 #include "../dist/handshake.h"
 #include "../dist/resolve.h"
 #include "../dist/disthdr.h"
+#include "../dist/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -72,6 +73,8 @@ void bl_config_init(bl_config *cfg)
     cfg->reconnect_backoff_max_ms = 10000;
     cfg->max_handshakes_per_address = 256;
     cfg->publish = 1;
+    cfg->tls_verify = 1;
+    snprintf(cfg->tls_versions, sizeof(cfg->tls_versions), "1.2,1.3");
     cfg->cluster_member = 1;
     snprintf(cfg->global_resolve, sizeof(cfg->global_resolve), "random_exit_name");
     snprintf(cfg->global_mode, sizeof(cfg->global_mode), "auto");
@@ -378,6 +381,13 @@ int bl_node_start(bl_node *n)
     signal(SIGPIPE, SIG_IGN);
     n->started_at = ev_time();
     n->inet6 = pick_inet6(n);
+    if (n->cfg.tls) {
+        char err[400];
+        if (!(n->tls = bl__tls_new(&n->cfg, err, sizeof(err)))) {
+            bl_log(n, BL_LOG_ERROR, "TLS distribution: %s", err);
+            return BL_ECONFIG;
+        }
+    }
     int rc = open_listener(n);
     if (rc != BL_OK) return rc;
     int port = n->listen_port;
@@ -420,7 +430,7 @@ int bl_node_start(bl_node *n)
     bl_log(n, BL_LOG_INFO,
            "ready: %s listening on %s:%d (%s), %s (creation %u), role %s, cluster %s", n->name,
            n->inet6 && !strcmp(n->cfg.listen_address, "0.0.0.0") ? "::" : n->cfg.listen_address,
-           port, n->inet6 ? "inet6_tcp" : "inet_tcp",
+           port, n->tls ? (n->inet6 ? "inet6_tls" : "inet_tls") : n->inet6 ? "inet6_tcp" : "inet_tcp",
            n->cfg.publish ? "published in EPMD" : "not published", n->creation, n->cfg.role,
            n->cfg.cluster);
     return BL_OK;
@@ -478,12 +488,38 @@ void bl_node_free(bl_node *n)
     ei_x_free(&n->scratch2);
     bl_sighooks_free(n);
     bl_dh_scratch_free(n->dh);
+    bl__tls_free(n->tls);
     /* libev keeps a signal's loop until the watcher stops: a later node in this process (the
      * CLI asks several members in turn) could not take SIGTERM/SIGINT otherwise */
     ev_signal_stop(n->loop, &n->sig_term);
     ev_signal_stop(n->loop, &n->sig_int);
     ev_loop_destroy(n->loop);
     free(n);
+}
+
+int bl_node_reload_tls(bl_node *n, const bl_config *cfg)
+{
+    if (!n || !n->tls) return BL_EINVAL;
+    bl_config c = n->cfg;
+    if (cfg) {
+        snprintf(c.tls_cert, sizeof(c.tls_cert), "%s", cfg->tls_cert);
+        snprintf(c.tls_key, sizeof(c.tls_key), "%s", cfg->tls_key);
+        snprintf(c.tls_ca, sizeof(c.tls_ca), "%s", cfg->tls_ca);
+    }
+    char err[400];
+    bl_tls *t = bl__tls_new(&c, err, sizeof(err));
+    if (!t) {
+        bl_log(n, BL_LOG_ERROR, "TLS reload refused, the current certificates stay: %s", err);
+        return BL_ECONFIG;
+    }
+    bl__tls_free(n->tls); /* live connections hold their own reference to the old context */
+    n->tls = t;
+    memcpy(n->cfg.tls_cert, c.tls_cert, sizeof(c.tls_cert));
+    memcpy(n->cfg.tls_key, c.tls_key, sizeof(c.tls_key));
+    memcpy(n->cfg.tls_ca, c.tls_ca, sizeof(c.tls_ca));
+    bl_log(n, BL_LOG_INFO, "TLS: certificates reloaded from %s; new connections use them",
+           n->cfg.tls_cert);
+    return BL_OK;
 }
 
 const char *bl_node_name(const bl_node *n)

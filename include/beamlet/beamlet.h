@@ -85,6 +85,15 @@ typedef struct bl_config {
     int publish;                         /* register with EPMD (default 1) */
     int exit_on_stdin_eof;               /* stop when stdin closes: a supervising port went away */
 
+    /* TLS distribution, like erl -proto_dist inet_tls (docs/security.md) */
+    int tls;                /* 1: every distribution connection runs over TLS (default 0) */
+    char tls_cert[512];     /* PEM certificate (chain) presented both ways */
+    char tls_key[512];      /* PEM private key of tls_cert */
+    char tls_ca[512];       /* PEM CA certificates peers' certificates must chain to */
+    int tls_verify;         /* 1 (peer, default): a verified peer certificate required both ways */
+    char tls_versions[32];  /* "1.2,1.3" (default) */
+    char tls_ciphers[512];  /* TLS 1.3 suites and TLS 1.2 ciphers, ':' separated (OpenSSL's) */
+
     /* cluster membership, failure detection, election (docs/cluster.md) */
     int cluster_member;             /* run beamlet_cluster and discovery (default 1; 0 for tools) */
     char capabilities[512];         /* comma-separated list */
@@ -320,6 +329,10 @@ typedef void (*bl_signal_cb)(bl_node *n, int signum, void *ud);
  * (pthread_sigmask) before bl_node_start: the node's own threads inherit the mask, and a thread
  * that does not block it would take the signal's default action instead (usually: exit). */
 int bl_node_on_signal(bl_node *n, int signum, bl_signal_cb cb, void *ud);
+/* TLS distribution: re-read the certificate, key and CA files (the paths in cfg, or the node's
+ * own when cfg is NULL) into a new context. New connections use it; live ones keep theirs.
+ * BL_ECONFIG (logged, the running context stays) when a file is bad; BL_EINVAL when TLS is off. */
+int bl_node_reload_tls(bl_node *n, const bl_config *cfg);
 /* Change the log level and format of a running node. */
 void bl_node_set_log(bl_node *n, bl_log_level level, bl_log_format format);
 
