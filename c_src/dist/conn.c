@@ -13,7 +13,9 @@
  * answers "nok"; the other drops its attempt and answers "ok_simultaneous". So a BEAM node and a C
  * node, or two C nodes, always keep the same single socket. A handshake from a node we hold a live
  * connection to is answered "alive": if the peer says its attempt is current (it restarted), the
- * old connection is closed once the new one has proved the cookie. */
+ * old connection is closed once the new one has proved the cookie; if the old one closes first
+ * (the peer dropped it and reconnected at once), the answered handshake becomes the pending one,
+ * as in BEAM's up_pending_nodedown. */
 #include "../runtime/internal.h"
 #include "disthdr.h"
 #include "frame.h"
@@ -186,8 +188,21 @@ void bl_conn_close(bl_conn *c, const char *reason)
         bl_log(n, BL_LOG_INFO, "connection to %s closed: %s", c->node, reason);
         char node[BL_NODE_LEN];
         snprintf(node, sizeof(node), "%s", c->node);
-        HASH_DEL(n->conns, c);
-        free(c);
+        if (c->hs_alive) {
+            /* BEAM's up_pending_nodedown: a handshake from the same node was told "alive" while
+             * this connection was up (the peer reconnected before we saw it close the old one);
+             * it becomes the node's pending handshake and is let through when it completes.
+             * Dropping the entry would orphan it: it would finish and then be closed. */
+            c->hs = c->hs_alive;
+            c->hs_alive = NULL;
+            c->state = CONN_CONNECTING;
+            c->peer_flags = 0;
+            c->unknown_ops_logged = 0;
+            c->busy = c->close_pending = 0;
+        } else {
+            HASH_DEL(n->conns, c);
+            free(c);
+        }
         bl_calls_node_down(n, node);
         bl_procs_node_down(n, node);
         notify_nodes(n, BL_NODEDOWN, node, reason);
@@ -628,6 +643,7 @@ void bl_conn_close_all(bl_node *n)
     bl_conn *c, *tmp;
     HASH_ITER(hh, n->conns, c, tmp)
     {
+        c->hs = c->hs_alive = NULL; /* freed above */
         if (c->state == CONN_UP) {
             (void)conn_flush(c); /* best effort, non-blocking */
             bl_conn_close(c, "node stopping");
