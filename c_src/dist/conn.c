@@ -19,6 +19,7 @@
 #include "../runtime/internal.h"
 #include "disthdr.h"
 #include "frame.h"
+#include "guard.h"
 #include "handshake.h"
 #include "hsm.h"
 
@@ -33,7 +34,6 @@
 
 #define READ_CHUNK (64 * 1024) /* free space per read on a busy connection */
 #define MAX_IOV 64
-#define MAX_HANDSHAKES 1024                  /* running at once, all addresses together */
 #define FRAG_LOW_WATER (2 * BL_DH_FRAG_SIZE) /* queue fragments of a large message below this */
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -90,6 +90,22 @@ int bl_connect(bl_node *n, const char *node)
     if (!c && !(c = conn_new(n, node))) return BL_ENOMEM;
     if (c->state == CONN_UP) return BL_OK;
     if (c->state == CONN_DOWN && ev_now(n->loop) < c->retry_at) return BL_ENODEDOWN;
+    if (c->state == CONN_DOWN && !c->hs) { /* about to dial: the allow-list and the bound */
+        bl_refusal why = !bl_guard_allowed(n, node) ? BL_REFUSE_NOT_ALLOWED
+                         : !bl_guard_room(n, 1)     ? BL_REFUSE_MAX_CONNECTIONS
+                                                    : BL_REFUSE_NONE;
+        if (why != BL_REFUSE_NONE) {
+            char what[96] = "not on the allow-list";
+            if (why != BL_REFUSE_NOT_ALLOWED) bl_guard_describe(n, why, what, sizeof(what));
+            bl_guard_refused(n, why, node, "connect to %s refused: %s", node, what);
+            if (!c->wanted && bl_sendq_bytes(&c->q) == 0) {
+                HASH_DEL(n->conns, c);
+                bl_sendq_free(&c->q);
+                free(c);
+            }
+            return BL_ENODEDOWN;
+        }
+    }
     c->wanted = 1;
     start_connect(n, c);
     return BL_OK;
@@ -544,6 +560,15 @@ void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role,
         close(fd); /* nobody waits for this socket any more */
         return;
     }
+    if (!bl_guard_room(n, 0)) { /* the last word on max_connections, both directions */
+        close(fd);
+        bl_guard_refused(n, BL_REFUSE_MAX_CONNECTIONS, node,
+                         "connection %s %s refused after its handshake: max_connections (%u) "
+                         "reached",
+                         outgoing ? "to" : "from", node, n->cfg.max_connections);
+        bl_conn_hs_failed(n, node, outgoing, role, "max_connections reached");
+        return;
+    }
     if (!c && !(c = conn_new(n, node))) {
         close(fd);
         return;
@@ -672,13 +697,10 @@ void bl_conn_listen_cb(struct ev_loop *loop, ev_io *w, int revents)
                 bl_log(n, BL_LOG_WARN, "accept failed: %s", strerror(errno));
             return;
         }
-        if (n->stopping || bl_hs_count(n) >= MAX_HANDSHAKES) {
-            if (!n->stopping)
-                bl_log(n, BL_LOG_WARN, "%u handshakes already running; connection refused",
-                       bl_hs_count(n));
+        if (n->stopping) {
             close(fd);
             continue;
         }
-        bl_hs_accept(n, fd);
+        bl_hs_accept(n, fd); /* admission (guard.c) decides there, knowing the address */
     }
 }

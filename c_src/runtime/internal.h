@@ -18,7 +18,7 @@
 #include <stdarg.h>
 
 struct bl_hs;
-struct bl_hs_addr;
+struct bl_guard;
 struct bl_resolver;
 struct bl_cluster;
 struct bl_dh_conn;
@@ -177,7 +177,7 @@ struct bl_node {
     bl_conn *conns;
     struct bl_hs *handshakes; /* every running handshake (dist/handshake.c) */
     unsigned nhandshakes;
-    struct bl_hs_addr *hs_addrs; /* incoming handshakes per remote address */
+    struct bl_guard *guard; /* allow-list, limits, refusal-log budget (dist/guard.c) */
     struct bl_resolver *resolver;
     bl_proc *procs;
     bl_regname *names;

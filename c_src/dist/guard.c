@@ -1,0 +1,373 @@
+/* guard.c - admission control for distribution connections (see guard.h): the allow-list, the
+ * connection and per-address bounds, and refusal logs on a budget.
+ *
+ * One table, keyed by remote address (or, for outgoing refusals, by node name), holds what is
+ * counted per key: handshakes running, the rate bucket, and the log budget of the current window.
+ * It is bounded (GUARD_MAX_KEYS); keys beyond share one entry, so a flood from very many
+ * addresses is still bounded together. A 1 s timer, running only while the table is not empty,
+ * writes the summary lines of ended windows and frees idle keys. */
+#include "guard.h"
+#include "../runtime/internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GUARD_LOG_WINDOW 10.0 /* seconds: the window of the refusal-log budget */
+#define GUARD_LOG_PER_KEY 20  /* lines per address (or node) per window */
+#define GUARD_LOG_TOTAL 100   /* lines per window, all keys together */
+#define GUARD_MAX_KEYS 16384  /* keys tracked one by one */
+#define GUARD_MAX_HANDSHAKES 1024 /* handshakes running at once, all addresses together */
+#define GUARD_KEY_LEN 72
+
+typedef struct bl_guard_key {
+    UT_hash_handle hh;
+    char key[GUARD_KEY_LEN];
+    unsigned running;     /* incoming handshakes running from this address */
+    double tokens;        /* handshake-rate bucket */
+    ev_tstamp refilled;   /* when tokens were last topped up */
+    ev_tstamp window;     /* start of the current log window */
+    unsigned logged;      /* lines written in this window */
+    unsigned long long suppressed; /* lines not written in this window */
+    ev_tstamp last_seen;
+} gkey;
+
+typedef enum { ALLOW_NODE, ALLOW_NAME, ALLOW_HOST } allow_kind;
+
+typedef struct {
+    allow_kind kind;
+    char name[BL_NODE_LEN]; /* NAME@HOST, NAME or HOST */
+} allow_ent;
+
+struct bl_guard {
+    allow_ent *allow;
+    size_t nallow;
+    gkey *keys;
+    unsigned nkeys;
+    gkey other; /* every key past GUARD_MAX_KEYS */
+    ev_timer sweep;
+    ev_tstamp window; /* the all-keys budget */
+    unsigned logged;
+    unsigned long long suppressed;
+    bl_peer_check_fn check;
+    void *check_ud;
+};
+
+static const char *const REASONS[] = {
+    [BL_REFUSE_NONE] = "none",
+    [BL_REFUSE_NOT_ALLOWED] = "allow",
+    [BL_REFUSE_MAX_CONNECTIONS] = "max_connections",
+    [BL_REFUSE_PER_ADDRESS] = "max_handshakes_per_address",
+    [BL_REFUSE_RATE] = "max_handshake_rate_per_address",
+    [BL_REFUSE_BUSY] = "handshakes running on this node (1024)",
+};
+
+const char *bl_guard_reason(bl_refusal why)
+{
+    return (unsigned)why < sizeof(REASONS) / sizeof(REASONS[0]) ? REASONS[why] : "?";
+}
+
+void bl_guard_describe(const bl_node *n, bl_refusal why, char *out, size_t outlen)
+{
+    unsigned v = why == BL_REFUSE_MAX_CONNECTIONS ? n->cfg.max_connections
+                 : why == BL_REFUSE_PER_ADDRESS   ? n->cfg.max_handshakes_per_address
+                 : why == BL_REFUSE_RATE          ? n->cfg.max_handshake_rate_per_address
+                                                  : 0;
+    if (v)
+        snprintf(out, outlen, "%s (%u%s) reached", bl_guard_reason(why), v,
+                 why == BL_REFUSE_RATE ? "/s" : "");
+    else
+        snprintf(out, outlen, "%s reached", bl_guard_reason(why));
+}
+
+static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static int parse_allow(bl_guard *g, const char *list)
+{
+    size_t cap = 1;
+    for (const char *p = list; *p; p++)
+        cap += *p == ',' || *p == ' ';
+    g->allow = calloc(cap, sizeof(*g->allow));
+    if (!g->allow) return -1;
+    char *buf = strdup(list), *save = NULL;
+    if (!buf) return -1;
+    for (char *t = strtok_r(buf, ", ", &save); t && g->nallow < cap; t = strtok_r(NULL, ", ", &save)) {
+        allow_ent *e = &g->allow[g->nallow++];
+        const char *at = strchr(t, '@');
+        if (!at) {
+            e->kind = ALLOW_HOST;
+            snprintf(e->name, sizeof(e->name), "%s", t);
+        } else if (!at[1]) {
+            e->kind = ALLOW_NAME;
+            snprintf(e->name, sizeof(e->name), "%.*s", (int)(at - t), t);
+        } else {
+            e->kind = ALLOW_NODE;
+            snprintf(e->name, sizeof(e->name), "%s", t);
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+int bl_guard_new(bl_node *n)
+{
+    bl_guard *g = calloc(1, sizeof(*g));
+    if (!g) return BL_ENOMEM;
+    if (n->cfg.allow[0] && parse_allow(g, n->cfg.allow) < 0) {
+        free(g->allow);
+        free(g);
+        return BL_ENOMEM;
+    }
+    snprintf(g->other.key, sizeof(g->other.key), "other addresses");
+    g->other.tokens = n->cfg.max_handshake_rate_per_address;
+    ev_timer_init(&g->sweep, sweep_cb, 1.0, 1.0);
+    g->sweep.data = n;
+    n->guard = g;
+    return BL_OK;
+}
+
+void bl_guard_free(bl_node *n)
+{
+    bl_guard *g = n->guard;
+    if (!g) return;
+    ev_timer_stop(n->loop, &g->sweep);
+    gkey *k, *t;
+    HASH_ITER(hh, g->keys, k, t)
+    {
+        HASH_DEL(g->keys, k);
+        free(k);
+    }
+    free(g->allow);
+    free(g);
+    n->guard = NULL;
+}
+
+void bl_guard_set_peer_check(bl_node *n, bl_peer_check_fn fn, void *ud)
+{
+    if (!n->guard) return;
+    n->guard->check = fn;
+    n->guard->check_ud = ud;
+}
+
+/* ---- the allow-list ---- */
+
+int bl_guard_allowed(const bl_node *n, const char *node)
+{
+    const bl_guard *g = n->guard;
+    if (!g || g->nallow == 0) return 1;
+    const char *at = strchr(node, '@');
+    size_t nl = at ? (size_t)(at - node) : strlen(node);
+    const char *host = at ? at + 1 : "";
+    for (size_t i = 0; i < g->nallow; i++) {
+        const allow_ent *e = &g->allow[i];
+        switch (e->kind) {
+        case ALLOW_NODE:
+            if (!strcmp(e->name, node)) return 1;
+            break;
+        case ALLOW_NAME:
+            if (strlen(e->name) == nl && !strncmp(e->name, node, nl)) return 1;
+            break;
+        case ALLOW_HOST:
+            if (!strcmp(e->name, host)) return 1;
+            break;
+        }
+    }
+    return 0;
+}
+
+int bl_guard_check_peer(bl_node *n, const bl_peer_id *peer, char *why, size_t whylen)
+{
+    if (!bl_guard_allowed(n, peer->node)) {
+        snprintf(why, whylen, "node %s is not on the allow-list", peer->node);
+        return -1;
+    }
+    bl_guard *g = n->guard;
+    /* the transport's check (TLS: the certificate names the node's host), with an allow-list */
+    if (g && g->nallow > 0 && g->check && g->check(n, peer, g->check_ud, why, whylen) < 0) {
+        if (!why[0]) snprintf(why, whylen, "the transport refused node %s", peer->node);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- per-key state ---- */
+
+static gkey *key_get(bl_node *n, const char *key)
+{
+    bl_guard *g = n->guard;
+    char k[GUARD_KEY_LEN];
+    snprintf(k, sizeof(k), "%s", key);
+    gkey *e = NULL;
+    HASH_FIND_STR(g->keys, k, e);
+    if (e) return e;
+    ev_tstamp now = ev_now(n->loop);
+    if (g->nkeys >= GUARD_MAX_KEYS || !(e = calloc(1, sizeof(*e)))) {
+        e = &g->other;
+    } else {
+        memcpy(e->key, k, sizeof(e->key));
+        e->tokens = n->cfg.max_handshake_rate_per_address;
+        e->refilled = now;
+        e->window = now;
+        HASH_ADD_STR(g->keys, key, e);
+        g->nkeys++;
+    }
+    if (!ev_is_active(&g->sweep)) ev_timer_start(n->loop, &g->sweep);
+    return e;
+}
+
+/* The summary of key's ended window, within the all-keys budget (else counted there). */
+static void key_flush(bl_node *n, gkey *k, ev_tstamp now)
+{
+    bl_guard *g = n->guard;
+    if (k->suppressed) {
+        if (g->logged < GUARD_LOG_TOTAL) {
+            g->logged++;
+            bl_log(n, BL_LOG_WARN,
+                   "%llu more refusal log lines for %s not written in the last %.0f s (at most %d "
+                   "per %.0f s)",
+                   k->suppressed, k->key, now - k->window, GUARD_LOG_PER_KEY, GUARD_LOG_WINDOW);
+        } else {
+            g->suppressed += k->suppressed;
+        }
+    }
+    k->suppressed = 0;
+    k->logged = 0;
+    k->window = now;
+}
+
+static void global_flush(bl_node *n, ev_tstamp now)
+{
+    bl_guard *g = n->guard;
+    if (g->suppressed)
+        bl_log(n, BL_LOG_WARN,
+               "%llu more refusal log lines not written in the last %.0f s (at most %d per %.0f s "
+               "for all addresses together)",
+               g->suppressed, now - g->window, GUARD_LOG_TOTAL, GUARD_LOG_WINDOW);
+    g->suppressed = 0;
+    g->logged = 0;
+    g->window = now;
+}
+
+static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl_node *n = w->data;
+    bl_guard *g = n->guard;
+    ev_tstamp now = ev_now(n->loop);
+    if (now - g->window >= GUARD_LOG_WINDOW) global_flush(n, now);
+    gkey *k, *t;
+    HASH_ITER(hh, g->keys, k, t)
+    {
+        if (now - k->window >= GUARD_LOG_WINDOW) key_flush(n, k, now);
+        /* idle: nothing running, nothing to report, the bucket full again */
+        if (!k->running && !k->suppressed && now - k->last_seen >= GUARD_LOG_WINDOW) {
+            HASH_DEL(g->keys, k);
+            g->nkeys--;
+            free(k);
+        }
+    }
+    if (now - g->other.window >= GUARD_LOG_WINDOW) key_flush(n, &g->other, now);
+    if (!g->keys && !g->other.running && !g->other.suppressed && !g->suppressed)
+        ev_timer_stop(n->loop, &g->sweep);
+}
+
+/* ---- logs on a budget ---- */
+
+static void guard_logv(bl_node *n, const char *key, bl_log_level lvl, const char *fmt,
+                       va_list ap)
+{
+    bl_guard *g = n->guard;
+    if (lvl > n->cfg.log_level) return; /* not written anyway: no budget spent */
+    if (!g) {
+        bl_logv(n, lvl, fmt, ap);
+        return;
+    }
+    ev_tstamp now = ev_now(n->loop);
+    gkey *k = key_get(n, key);
+    k->last_seen = now;
+    if (now - g->window >= GUARD_LOG_WINDOW) global_flush(n, now);
+    if (now - k->window >= GUARD_LOG_WINDOW) key_flush(n, k, now);
+    if (k->logged >= GUARD_LOG_PER_KEY || g->logged >= GUARD_LOG_TOTAL) {
+        k->suppressed++;
+        n->stats.refusal_logs_suppressed++;
+        return;
+    }
+    k->logged++;
+    g->logged++;
+    bl_logv(n, lvl, fmt, ap);
+}
+
+void bl_guard_log(bl_node *n, const char *key, bl_log_level lvl, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    guard_logv(n, key, lvl, fmt, ap);
+    va_end(ap);
+}
+
+void bl_guard_refused(bl_node *n, bl_refusal why, const char *key, const char *fmt, ...)
+{
+    switch (why) {
+    case BL_REFUSE_NOT_ALLOWED:
+        n->stats.refused_not_allowed++;
+        break;
+    case BL_REFUSE_MAX_CONNECTIONS:
+        n->stats.refused_max_connections++;
+        break;
+    case BL_REFUSE_PER_ADDRESS:
+        n->stats.refused_per_address++;
+        break;
+    case BL_REFUSE_RATE:
+        n->stats.refused_rate++;
+        break;
+    case BL_REFUSE_BUSY:
+        n->stats.refused_busy++;
+        break;
+    case BL_REFUSE_NONE:
+        break;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    guard_logv(n, key, BL_LOG_WARN, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- limits ---- */
+
+int bl_guard_room(const bl_node *n, int with_handshakes)
+{
+    unsigned used = n->stats.connections + (with_handshakes ? n->nhandshakes : 0);
+    return used < n->cfg.max_connections;
+}
+
+bl_refusal bl_guard_accept(bl_node *n, const char *addr, bl_guard_key **slot)
+{
+    *slot = NULL;
+    if (n->nhandshakes >= GUARD_MAX_HANDSHAKES) return BL_REFUSE_BUSY;
+    if (!bl_guard_room(n, 1)) return BL_REFUSE_MAX_CONNECTIONS;
+    if (!n->guard) return BL_REFUSE_NONE;
+    gkey *k = key_get(n, addr);
+    ev_tstamp now = ev_now(n->loop);
+    k->last_seen = now;
+    if (k->running >= n->cfg.max_handshakes_per_address) return BL_REFUSE_PER_ADDRESS;
+    double rate = n->cfg.max_handshake_rate_per_address;
+    if (rate > 0) {
+        k->tokens += (now - k->refilled) * rate;
+        if (k->tokens > rate) k->tokens = rate;
+        k->refilled = now;
+        if (k->tokens < 1.0) return BL_REFUSE_RATE;
+        k->tokens -= 1.0;
+    }
+    k->running++;
+    *slot = k;
+    return BL_REFUSE_NONE;
+}
+
+void bl_guard_hs_done(bl_node *n, bl_guard_key *slot)
+{
+    if (!slot || !slot->running) return;
+    slot->running--;
+    slot->last_seen = ev_now(n->loop);
+}
