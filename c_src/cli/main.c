@@ -29,7 +29,8 @@ static void usage(FILE *out)
             "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
             "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
             "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
-            "  beamlet version | help [COMMAND] | COMMAND --help\n",
+            "  beamlet version | help [COMMAND] | COMMAND --help\n"
+            "  (--cookie C shows in ps to every user: prefer --cookie-file F, mode 0400)\n",
             BL_VERSION);
     bl__cli_usage(out);
     fprintf(out, "\nnode options (precedence: JSON file < environment < flags):\n");
