@@ -14,21 +14,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GUARD_LOG_WINDOW 10.0 /* seconds: the window of the refusal-log budget */
-#define GUARD_LOG_PER_KEY 20  /* lines per address (or node) per window */
-#define GUARD_LOG_TOTAL 100   /* lines per window, all keys together */
-#define GUARD_MAX_KEYS 16384  /* keys tracked one by one */
+#define GUARD_LOG_WINDOW 10.0     /* seconds: the window of the refusal-log budget */
+#define GUARD_LOG_PER_KEY 20      /* lines per address (or node) per window */
+#define GUARD_LOG_TOTAL 100       /* lines per window, all keys together */
+#define GUARD_MAX_KEYS 16384      /* keys tracked one by one */
 #define GUARD_MAX_HANDSHAKES 1024 /* handshakes running at once, all addresses together */
 #define GUARD_KEY_LEN 72
 
 typedef struct bl_guard_key {
     UT_hash_handle hh;
     char key[GUARD_KEY_LEN];
-    unsigned running;     /* incoming handshakes running from this address */
-    double tokens;        /* handshake-rate bucket */
-    ev_tstamp refilled;   /* when tokens were last topped up */
-    ev_tstamp window;     /* start of the current log window */
-    unsigned logged;      /* lines written in this window */
+    unsigned running;              /* incoming handshakes running from this address */
+    double tokens;                 /* handshake-rate bucket */
+    ev_tstamp refilled;            /* when tokens were last topped up */
+    ev_tstamp window;              /* start of the current log window */
+    unsigned logged;               /* lines written in this window */
     unsigned long long suppressed; /* lines not written in this window */
     ev_tstamp last_seen;
 } gkey;
@@ -92,7 +92,8 @@ static int parse_allow(bl_guard *g, const char *list)
     if (!g->allow) return -1;
     char *buf = strdup(list), *save = NULL;
     if (!buf) return -1;
-    for (char *t = strtok_r(buf, ", ", &save); t && g->nallow < cap; t = strtok_r(NULL, ", ", &save)) {
+    for (char *t = strtok_r(buf, ", ", &save); t && g->nallow < cap;
+         t = strtok_r(NULL, ", ", &save)) {
         allow_ent *e = &g->allow[g->nallow++];
         const char *at = strchr(t, '@');
         if (!at) {
@@ -275,8 +276,7 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- logs on a budget ---- */
 
-static void guard_logv(bl_node *n, const char *key, bl_log_level lvl, const char *fmt,
-                       va_list ap)
+static void guard_logv(bl_node *n, const char *key, bl_log_level lvl, const char *fmt, va_list ap)
 {
     bl_guard *g = n->guard;
     if (lvl > n->cfg.log_level) return; /* not written anyway: no budget spent */

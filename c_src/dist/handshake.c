@@ -117,7 +117,8 @@ static void hs_fail(bl_hs *h, const char *why)
     int role = node[0] ? bl_conn_hs_release(n, h, node) : 0;
     /* expected, not failures: our own attempt won a simultaneous connect ("nok" sent), or a peer
      * (a connect probe, or the other side of a race dropping its attempt) closed before a byte */
-    int quiet = h->nok_sent || h->refused || (h->m.state == BL_HSM_S_IN_NAME && h->m.inlen == 0 && !h->got);
+    int quiet =
+        h->nok_sent || h->refused || (h->m.state == BL_HSM_S_IN_NAME && h->m.inlen == 0 && !h->got);
     if (!outgoing) { /* within the address's log budget: a flood of bad handshakes is bounded */
         if (!quiet) n->stats.handshakes_failed++;
         bl_guard_log(n, h->addr, quiet ? BL_LOG_DEBUG : BL_LOG_WARN,

@@ -69,11 +69,11 @@ json_t *bl__gw_node_self(bl__gw *g)
         (json_int_t)st.conns_accepted, "connections_established", (json_int_t)st.conns_connected,
         "connections_dropped", (json_int_t)st.conns_dropped, "handshakes_failed",
         (json_int_t)st.handshakes_failed, "refused", "not_allowed",
-        (json_int_t)st.refused_not_allowed, "max_connections", (json_int_t)st.refused_max_connections,
-        "max_handshakes_per_address", (json_int_t)st.refused_per_address,
-        "max_handshake_rate_per_address", (json_int_t)st.refused_rate, "handshakes_running",
-        (json_int_t)st.refused_busy, "refusal_logs_suppressed",
-        (json_int_t)st.refusal_logs_suppressed);
+        (json_int_t)st.refused_not_allowed, "max_connections",
+        (json_int_t)st.refused_max_connections, "max_handshakes_per_address",
+        (json_int_t)st.refused_per_address, "max_handshake_rate_per_address",
+        (json_int_t)st.refused_rate, "handshakes_running", (json_int_t)st.refused_busy,
+        "refusal_logs_suppressed", (json_int_t)st.refusal_logs_suppressed);
     json_object_set_new(j, "metrics", metrics ? metrics : json_null());
     return j;
 }

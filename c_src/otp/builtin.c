@@ -150,7 +150,8 @@ void bl_builtin_encode_stats(bl_node *n, ei_x_buff *r)
     ei_x_encode_map_header(r, sizeof(REFUSED) / sizeof(REFUSED[0]));
     for (size_t i = 0; i < sizeof(REFUSED) / sizeof(REFUSED[0]); i++) {
         ei_x_encode_atom(r, REFUSED[i].name);
-        ei_x_encode_ulonglong(r, *(const uint64_t *)(const void *)((const char *)s + REFUSED[i].off));
+        ei_x_encode_ulonglong(r,
+                              *(const uint64_t *)(const void *)((const char *)s + REFUSED[i].off));
     }
     ei_x_encode_atom(r, "refusal_logs_suppressed");
     ei_x_encode_ulonglong(r, s->refusal_logs_suppressed);

@@ -185,7 +185,8 @@ static int resolve_cookie(bl_node *n)
         return BL_OK;
     }
     if (n->cfg.cookie_file[0]) {
-        if (read_cookie_file(n, n->cfg.cookie_file, n->cookie, sizeof(n->cookie)) == 0) return BL_OK;
+        if (read_cookie_file(n, n->cfg.cookie_file, n->cookie, sizeof(n->cookie)) == 0)
+            return BL_OK;
         bl_log(n, BL_LOG_ERROR, "cannot read cookie_file %s", n->cfg.cookie_file);
         return BL_ECONFIG;
     }
