@@ -7,6 +7,7 @@
  * addresses is still bounded together. A 1 s timer, running only while the table is not empty,
  * writes the summary lines of ended windows and frees idle keys. */
 #include "guard.h"
+#include "allow.h"
 #include "../runtime/internal.h"
 
 #include <stdarg.h>
@@ -33,16 +34,8 @@ typedef struct bl_guard_key {
     ev_tstamp last_seen;
 } gkey;
 
-typedef enum { ALLOW_NODE, ALLOW_NAME, ALLOW_HOST } allow_kind;
-
-typedef struct {
-    allow_kind kind;
-    char name[BL_NODE_LEN]; /* NAME@HOST, NAME or HOST */
-} allow_ent;
-
 struct bl_guard {
-    allow_ent *allow;
-    size_t nallow;
+    bl_allow *allow; /* NULL: every node */
     gkey *keys;
     unsigned nkeys;
     gkey other; /* every key past GUARD_MAX_KEYS */
@@ -83,40 +76,11 @@ void bl_guard_describe(const bl_node *n, bl_refusal why, char *out, size_t outle
 
 static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
-static int parse_allow(bl_guard *g, const char *list)
-{
-    size_t cap = 1;
-    for (const char *p = list; *p; p++)
-        cap += *p == ',' || *p == ' ';
-    g->allow = calloc(cap, sizeof(*g->allow));
-    if (!g->allow) return -1;
-    char *buf = strdup(list), *save = NULL;
-    if (!buf) return -1;
-    for (char *t = strtok_r(buf, ", ", &save); t && g->nallow < cap;
-         t = strtok_r(NULL, ", ", &save)) {
-        allow_ent *e = &g->allow[g->nallow++];
-        const char *at = strchr(t, '@');
-        if (!at) {
-            e->kind = ALLOW_HOST;
-            snprintf(e->name, sizeof(e->name), "%s", t);
-        } else if (!at[1]) {
-            e->kind = ALLOW_NAME;
-            snprintf(e->name, sizeof(e->name), "%.*s", (int)(at - t), t);
-        } else {
-            e->kind = ALLOW_NODE;
-            snprintf(e->name, sizeof(e->name), "%s", t);
-        }
-    }
-    free(buf);
-    return 0;
-}
-
 int bl_guard_new(bl_node *n)
 {
     bl_guard *g = calloc(1, sizeof(*g));
     if (!g) return BL_ENOMEM;
-    if (n->cfg.allow[0] && parse_allow(g, n->cfg.allow) < 0) {
-        free(g->allow);
+    if (n->cfg.allow[0] && !(g->allow = bl_allow_parse(n->cfg.allow))) {
         free(g);
         return BL_ENOMEM;
     }
@@ -139,7 +103,7 @@ void bl_guard_free(bl_node *n)
         HASH_DEL(g->keys, k);
         free(k);
     }
-    free(g->allow);
+    bl_allow_free(g->allow);
     free(g);
     n->guard = NULL;
 }
@@ -155,26 +119,7 @@ void bl_guard_set_peer_check(bl_node *n, bl_peer_check_fn fn, void *ud)
 
 int bl_guard_allowed(const bl_node *n, const char *node)
 {
-    const bl_guard *g = n->guard;
-    if (!g || g->nallow == 0) return 1;
-    const char *at = strchr(node, '@');
-    size_t nl = at ? (size_t)(at - node) : strlen(node);
-    const char *host = at ? at + 1 : "";
-    for (size_t i = 0; i < g->nallow; i++) {
-        const allow_ent *e = &g->allow[i];
-        switch (e->kind) {
-        case ALLOW_NODE:
-            if (!strcmp(e->name, node)) return 1;
-            break;
-        case ALLOW_NAME:
-            if (strlen(e->name) == nl && !strncmp(e->name, node, nl)) return 1;
-            break;
-        case ALLOW_HOST:
-            if (!strcmp(e->name, host)) return 1;
-            break;
-        }
-    }
-    return 0;
+    return !n->guard || bl_allow_match(n->guard->allow, node);
 }
 
 int bl_guard_check_peer(bl_node *n, const bl_peer_id *peer, char *why, size_t whylen)
@@ -185,7 +130,8 @@ int bl_guard_check_peer(bl_node *n, const bl_peer_id *peer, char *why, size_t wh
     }
     bl_guard *g = n->guard;
     /* the transport's check (TLS: the certificate names the node's host), with an allow-list */
-    if (g && g->nallow > 0 && g->check && g->check(n, peer, g->check_ud, why, whylen) < 0) {
+    if (g && bl_allow_count(g->allow) > 0 && g->check &&
+        g->check(n, peer, g->check_ud, why, whylen) < 0) {
         if (!why[0]) snprintf(why, whylen, "the transport refused node %s", peer->node);
         return -1;
     }

@@ -2,7 +2,7 @@
  *
  * - The node allow-list (config `allow`, like net_kernel:allow/1): entries NAME@HOST (that node),
  *   NAME@ (that name on any host) or HOST (any node on that host), matched as OTP's
- *   dist_util:is_allowed/2 does. Empty: every node. Applied both ways: an incoming handshake is
+ *   dist_util:is_allowed/2 does (dist/allow.c). Empty: every node. Applied both ways: an incoming handshake is
  *   answered "not_allowed" once the peer has sent its name, an outgoing connect is refused before
  *   it starts.
  * - Limits: max_connections (connections up plus handshakes running), handshakes running at once
