@@ -24,8 +24,9 @@ static const bl__cli_cmd CMDS[] = {
     {"node", NULL, "beamlet node --sname NAME | --name NAME@HOST [options]",
      "Run a node in the foreground. Configuration: defaults < JSON file (--config FILE or "
      "BEAMLET_CONFIG) < environment < flags; `beamlet help` lists every key. SIGTERM/SIGINT: "
-     "leave the cluster and stop. SIGHUP: re-read the configuration (log_level, log_format apply "
-     "live; other changes are logged as needing a restart). Under systemd "
+     "leave the cluster and stop. SIGHUP: re-read the configuration (log_level, log_format, allow "
+     "and the connection limits apply live; other changes are logged as needing a restart). "
+     "Under systemd "
      "(NOTIFY_SOCKET set) readiness and watchdog are reported. Security (docs/security.md): "
      "--allow NODE,... lets only those nodes connect, --max-connections and the per-address "
      "handshake bounds refuse floods with bounded logs; give the cookie as --cookie-file F "

@@ -108,6 +108,25 @@ void bl_guard_free(bl_node *n)
     n->guard = NULL;
 }
 
+int bl_node_set_admission(bl_node *n, const bl_config *cfg)
+{
+    bl_guard *g = n->guard;
+    bl_allow *a = NULL;
+    if (cfg->allow[0] && !(a = bl_allow_parse(cfg->allow))) return BL_ENOMEM;
+    bl_allow_free(g->allow);
+    g->allow = a;
+    snprintf(n->cfg.allow, sizeof(n->cfg.allow), "%s", cfg->allow);
+    n->cfg.max_connections = cfg->max_connections;
+    n->cfg.max_handshakes_per_address = cfg->max_handshakes_per_address;
+    n->cfg.max_handshake_rate_per_address = cfg->max_handshake_rate_per_address;
+    bl_log(n, BL_LOG_INFO,
+           "admission: allow-list %s; max_connections %u, max_handshakes_per_address %u, "
+           "max_handshake_rate_per_address %u",
+           bl_allow_count(a) ? n->cfg.allow : "(any node)", n->cfg.max_connections,
+           n->cfg.max_handshakes_per_address, n->cfg.max_handshake_rate_per_address);
+    return BL_OK;
+}
+
 void bl_guard_set_peer_check(bl_node *n, bl_peer_check_fn fn, void *ud)
 {
     if (!n->guard) return;

@@ -325,6 +325,11 @@ typedef void (*bl_signal_cb)(bl_node *n, int signum, void *ud);
 int bl_node_on_signal(bl_node *n, int signum, bl_signal_cb cb, void *ud);
 /* Change the log level and format of a running node. */
 void bl_node_set_log(bl_node *n, bl_log_level level, bl_log_format format);
+/* Apply cfg's allow-list and connection limits (allow, max_connections,
+ * max_handshakes_per_address, max_handshake_rate_per_address) to a running node. Like
+ * net_kernel:allow/1 they apply to connections set up from now on: live ones stay. BL_OK, or
+ * BL_ENOMEM (nothing changed). */
+int bl_node_set_admission(bl_node *n, const bl_config *cfg);
 
 /* ---- statistics ---- */
 typedef struct bl_stats {

@@ -160,6 +160,43 @@ allow_host() ->
         bl_test_util:term(B)
     end.
 
+%% SIGHUP re-reads the allow-list from the config file: a node added is let in at once, the
+%% live connections stay.
+allow_reload_test_() -> {timeout, 90, fun allow_reload/0}.
+
+allow_reload() ->
+    {PX, X} = bl_test_util:start_peer("alwr"),
+    File = filename:absname(filename:join(bl_test_util:log_dir(),
+                                          bl_test_util:unique("allow") ++ ".json")),
+    Write = fun(Nodes) ->
+                    ok = file:write_file(File, ["{\"allow\": [",
+                                                lists:join(",", ["\"" ++ atom_to_list(N) ++ "\""
+                                                                 || N <- Nodes]),
+                                                "]}"])
+            end,
+    Write([node()]),
+    B = bl_test_util:start_beamlet("alwr", ["--config", File]),
+    try
+        ?assertEqual(pang, peer:call(PX, net_adm, ping, [B], 20000)),
+        Write([node(), X]),
+        "" = os:cmd("kill -HUP " ++ integer_to_list(bl_test_util:os_pid(B))),
+        ?assert(bl_test_util:log_contains(B, "reload: allow ", 10000)),
+        ?assert(bl_test_util:log_contains(B, "(applied)", 5000)),
+        ?assertEqual(pong, peer:call(PX, net_adm, ping, [B], 20000)),
+        ?assertMatch([_], conns_to(B, node())),
+        %% and out again: X's live connection stays, a new one is refused
+        Write([node()]),
+        "" = os:cmd("kill -HUP " ++ integer_to_list(bl_test_util:os_pid(B))),
+        ?assert(wait_until(fun() -> length(log_lines(B, "(applied)")) >= 2 end, 10000)),
+        ?assertMatch([_], conns_to(B, X)),
+        true = peer:call(PX, erlang, disconnect_node, [B]),
+        ?assert(wait_until(fun() -> conns_to(B, X) =:= [] end, 5000)),
+        ?assertEqual(pang, peer:call(PX, net_adm, ping, [B], 20000))
+    after
+        bl_test_util:stop_peer(PX),
+        bl_test_util:term(B)
+    end.
+
 %%% ------------------------------------------------------------------ limits
 
 %% --max-connections 2: the runner and one peer; a second peer is refused with a log line and
