@@ -16,7 +16,8 @@
 #include <string.h>
 
 #define GUARD_LOG_WINDOW 10.0     /* seconds: the window of the refusal-log budget */
-#define GUARD_LOG_PER_KEY 20      /* lines per address (or node) per window */
+#define GUARD_LOG_PER_KEY 20      /* lines per remote address per window */
+#define GUARD_LOG_PER_NODE 3      /* lines per node (outgoing refusals, retried often) */
 #define GUARD_LOG_TOTAL 100       /* lines per window, all keys together */
 #define GUARD_MAX_KEYS 16384      /* keys tracked one by one */
 #define GUARD_MAX_HANDSHAKES 1024 /* handshakes running at once, all addresses together */
@@ -182,6 +183,12 @@ static gkey *key_get(bl_node *n, const char *key)
     return e;
 }
 
+/* A key's budget per window: node names (outgoing refusals) get less than addresses. */
+static unsigned key_budget(const gkey *k)
+{
+    return strchr(k->key, '@') ? GUARD_LOG_PER_NODE : GUARD_LOG_PER_KEY;
+}
+
 /* The summary of key's ended window, within the all-keys budget (else counted there). */
 static void key_flush(bl_node *n, gkey *k, ev_tstamp now)
 {
@@ -190,9 +197,9 @@ static void key_flush(bl_node *n, gkey *k, ev_tstamp now)
         if (g->logged < GUARD_LOG_TOTAL) {
             g->logged++;
             bl_log(n, BL_LOG_WARN,
-                   "%llu more refusal log lines for %s not written in the last %.0f s (at most %d "
+                   "%llu more refusal log lines for %s not written in the last %.0f s (at most %u "
                    "per %.0f s)",
-                   k->suppressed, k->key, now - k->window, GUARD_LOG_PER_KEY, GUARD_LOG_WINDOW);
+                   k->suppressed, k->key, now - k->window, key_budget(k), GUARD_LOG_WINDOW);
         } else {
             g->suppressed += k->suppressed;
         }
@@ -254,7 +261,7 @@ static void guard_logv(bl_node *n, const char *key, bl_log_level lvl, const char
     k->last_seen = now;
     if (now - g->window >= GUARD_LOG_WINDOW) global_flush(n, now);
     if (now - k->window >= GUARD_LOG_WINDOW) key_flush(n, k, now);
-    if (k->logged >= GUARD_LOG_PER_KEY || g->logged >= GUARD_LOG_TOTAL) {
+    if (k->logged >= key_budget(k) || g->logged >= GUARD_LOG_TOTAL) {
         k->suppressed++;
         n->stats.refusal_logs_suppressed++;
         return;

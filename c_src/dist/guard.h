@@ -8,8 +8,8 @@
  * - Limits: max_connections (connections up plus handshakes running), handshakes running at once
  *   per remote address (max_handshakes_per_address) and started per second per address
  *   (max_handshake_rate_per_address, a token bucket with a burst of one second's worth).
- * - Refusal logs are budgeted (bl_guard_log): per address (or node) at most GUARD_LOG_PER_KEY
- *   lines per GUARD_LOG_WINDOW seconds and GUARD_LOG_TOTAL lines per window over all keys; what
+ * - Refusal logs are budgeted (bl_guard_log): per remote address at most 20 lines per 10 s window
+ *   (per node, for outgoing refusals, 3) and 100 lines per window over all keys (guard.c); what
  *   is over budget is counted and reported in one summary line per key when its window ends, so a
  *   flood cannot fill a disk. Every refusal is also counted per reason (bl_stats.refused_*).
  *
