@@ -201,8 +201,10 @@ static void hs_after(bl_hs *h, int rc)
 
 /* THE PEER-NAME HOOK POINT (guard.h): the node name a handshake is about to go on with, incoming
  * as announced in send_name, outgoing once connected and before our send_name, passes the
- * allow-list and then the transport's peer check (TLS: the certificate matches the host). 0 to go
- * on; -1 when refused (counted and logged here, why[] says why). */
+ * allow-list and then the transport's peer check (TLS: the certificate matches the host). A
+ * transport with a handshake of its own (TLS) has finished it by then: outgoing, it is called
+ * where the handshake proper starts (ST_RUN), after the transport is up. 0 to go on; -1 when
+ * refused (counted and logged here, why[] says why). */
 static int hs_peer_accepted(bl_hs *h, const char *node, char *why, size_t whylen)
 {
     bl_peer_id peer = {node, h->addr, h->fd, h->outgoing, NULL};
