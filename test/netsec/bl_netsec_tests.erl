@@ -303,8 +303,8 @@ flood() ->
 
 %%% ------------------------------------------------------------------ cookies
 
-%% A cookie file that group or others can read is warned about (erl refuses it); a private one
-%% is not.
+%% A cookie file that group or others can read is warned about (erl refuses it), given as
+%% --cookie-file or found as ~/.erlang.cookie; a private one is not.
 cookie_mode_test_() -> {timeout, 60, fun cookie_mode/0}.
 
 cookie_mode() ->
@@ -326,11 +326,25 @@ cookie_mode() ->
             end,
     BO = Start("ckopen", Open),
     BP = Start("ckpriv", Private),
+    %% no cookie given: ~/.erlang.cookie, here in a HOME of the test's own
+    Home = filename:join(Dir, "home"),
+    HomeCookie = filename:join(Home, ".erlang.cookie"),
+    ok = filelib:ensure_dir(HomeCookie),
+    _ = file:delete(HomeCookie),
+    ok = file:write_file(HomeCookie, bl_test_util:cookie()),
+    ok = file:change_mode(HomeCookie, 8#640),
+    HAlias = bl_test_util:unique("ckhome"),
+    BH = bl_test_util:start_node(HAlias, "/usr/bin/env",
+                                 ["HOME=" ++ Home, bin(), "node", "--sname", HAlias,
+                                  "--net-ticktime", integer_to_list(bl_test_util:ticktime())]),
     try
         ?assert(bl_test_util:log_contains(BO, "can be read by group or others (mode 0644)", 5000)),
+        ?assert(bl_test_util:log_contains(BH, "cookie file " ++ HomeCookie ++
+                                              " can be read by group or others (mode 0640)", 5000)),
         ?assertEqual(pong, net_adm:ping(BP)),
         ?assertEqual([], log_lines(BP, "can be read by group or others"))
     after
         bl_test_util:term(BO),
-        bl_test_util:term(BP)
+        bl_test_util:term(BP),
+        bl_test_util:term(BH)
     end.
