@@ -131,6 +131,11 @@ build/fuzz/fuzz_handshake: test/fuzz/fuzz_handshake.c c_src/dist/hsm.c $(HDRS)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
 	    c_src/dist/hsm.c -L$(ERL_EI)/lib -lei -lpthread -o $@
 
+# the node allow-list (parse and match): allow.c alone
+build/fuzz/fuzz_allow: test/fuzz/fuzz_allow.c c_src/dist/allow.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< c_src/dist/allow.c -o $@
+
 # the /proc parsers of the health service: procfs.c alone
 build/fuzz/fuzz_procfs: test/fuzz/fuzz_procfs.c c_src/health/procfs.c $(HDRS)
 	@mkdir -p $(@D)

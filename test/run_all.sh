@@ -80,6 +80,7 @@ run_suite fuzz fuzz
 [ -x test/scale/run.sh ] && run_suite scale test/scale/run.sh 30
 [ -x test/dist/run.sh ] && run_suite dist test/dist/run.sh
 [ -x test/tls/run.sh ] && run_suite tls test/tls/run.sh
+[ -x test/netsec/run.sh ] && run_suite netsec test/netsec/run.sh
 [ -x test/services/run.sh ] && run_suite pg test/services/run.sh
 [ -x test/services/registry/run.sh ] && run_suite registry test/services/registry/run.sh
 [ -x test/services/global/run.sh ] && run_suite global test/services/global/run.sh

@@ -26,15 +26,20 @@ static const bl__cli_cmd CMDS[] = {
     {"node", NULL, "beamlet node --sname NAME | --name NAME@HOST [options]",
      "Run a node in the foreground. Configuration: defaults < JSON file (--config FILE or "
      "BEAMLET_CONFIG) < environment < flags; `beamlet help` lists every key. SIGTERM/SIGINT: "
-     "leave the cluster and stop. SIGHUP: re-read the configuration (log_level, log_format apply "
-     "live; other changes are logged as needing a restart). Under systemd "
-     "(NOTIFY_SOCKET set) readiness and watchdog are reported."},
+     "leave the cluster and stop. SIGHUP: re-read the configuration (log_level, log_format, allow "
+     "and the connection limits apply live; other changes are logged as needing a restart). "
+     "Under systemd "
+     "(NOTIFY_SOCKET set) readiness and watchdog are reported. Security (docs/security.md): "
+     "--allow NODE,... lets only those nodes connect, --max-connections and the per-address "
+     "handshake bounds refuse floods with bounded logs; give the cookie as --cookie-file F "
+     "(mode 0400): --cookie C shows in ps."},
     {"ping", NULL, "beamlet ping NODE " CLIENT_OPTS,
      "net_adm:ping the node: prints pong and exits 0, or says why not and exits 1."},
     {"info", NULL, "beamlet info NODE [--format json] " CLIENT_OPTS,
      "The node's facts: name, role, cluster, version, uptime, connections, os pid, port."},
     {"stats", NULL, "beamlet stats NODE [--format json] " CLIENT_OPTS,
-     "Traffic counters and per-connection queues of the node."},
+     "Traffic counters (with connections refused, by reason) and per-connection queues of the "
+     "node."},
     {"cluster status", NULL, "beamlet cluster status --node NODE [--format json] " CLIENT_OPTS,
      "Cluster as the node sees it: members per state, leader and term, health."},
     {"cluster events", NULL, "beamlet cluster events --node NODE " CLIENT_OPTS,

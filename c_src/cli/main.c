@@ -32,7 +32,8 @@ static void usage(FILE *out)
         "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
         "  beamlet version | help [COMMAND] | COMMAND --help\n"
         "  (admin commands reach TLS nodes with --tls true --tls-cert F --tls-key F --tls-ca F,\n"
-        "   BEAMLET_TLS_* or the tls keys of --config FILE.json / BEAMLET_CONFIG)\n",
+        "   BEAMLET_TLS_* or the tls keys of --config FILE.json / BEAMLET_CONFIG)\n"
+        "  (--cookie C shows in ps to every user: prefer --cookie-file F, mode 0400)\n",
         BL_VERSION);
     bl__cli_usage(out);
     fprintf(out, "\nnode options (precedence: JSON file < environment < flags):\n");

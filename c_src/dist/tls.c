@@ -7,6 +7,7 @@
  * frames are coalesced into one record. An accepted socket whose first byte is not a TLS
  * handshake record (0x16) is refused before OpenSSL sees it, with a reason that names it. */
 #include "tls.h"
+#include "guard.h"
 
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -510,6 +511,19 @@ int bl__tls_peer_matches_host(const bl_tx *b, const char *host)
                          : L.X509_check_host(peer, host, 0, 0, NULL);
     L.ERR_clear_error();
     return ok == 1 ? 1 : 0;
+}
+
+int bl__tls_peer_check(bl_node *n, const bl_peer_id *peer, void *ud, char *why, size_t whylen)
+{
+    (void)n;
+    (void)ud;
+    if (peer->outgoing) return 0;
+    const char *at = strchr(peer->node, '@');
+    const char *host = at ? at + 1 : "";
+    if (bl__tls_peer_matches_host(peer->transport, host) == 1) return 0;
+    snprintf(why, whylen, "the TLS certificate of %s does not name its host %s", peer->node,
+             host[0] ? host : "(none)");
+    return -1;
 }
 
 const char *bl__tls_describe(const bl_tx *b, char *buf, size_t len)

@@ -106,6 +106,26 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
         bl__sb_add(&b, "%s %llu\n", C[i].name,
                    (unsigned long long)*(const uint64_t *)((const char *)&st + C[i].off));
     }
+    /* admission control (docs/security.md): one series per limit that refuses */
+    static const struct {
+        const char *reason;
+        size_t off;
+    } R[] = {
+        {"not_allowed", offsetof(bl_stats, refused_not_allowed)},
+        {"max_connections", offsetof(bl_stats, refused_max_connections)},
+        {"max_handshakes_per_address", offsetof(bl_stats, refused_per_address)},
+        {"max_handshake_rate_per_address", offsetof(bl_stats, refused_rate)},
+        {"handshakes_running", offsetof(bl_stats, refused_busy)},
+    };
+    bl__prom_family(&b, "beamlet_dist_refused_total", "counter",
+                    "Distribution connections refused by the allow-list or a limit, by reason.");
+    for (size_t i = 0; i < sizeof(R) / sizeof(R[0]); i++)
+        bl__sb_add(&b, "beamlet_dist_refused_total{reason=\"%s\"} %llu\n", R[i].reason,
+                   (unsigned long long)*(const uint64_t *)((const char *)&st + R[i].off));
+    bl__prom_family(&b, "beamlet_dist_refusal_logs_suppressed_total", "counter",
+                    "Refusal log lines over the log budget, counted instead of written.");
+    bl__sb_add(&b, "beamlet_dist_refusal_logs_suppressed_total %llu\n",
+               (unsigned long long)st.refusal_logs_suppressed);
 
     /* registry */
     unsigned h[3] = {0};

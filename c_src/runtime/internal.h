@@ -19,9 +19,9 @@
 #include <string.h>
 
 struct bl_hs;
-struct bl_hs_addr;
 struct bl_tx;
 struct bl_tls;
+struct bl_guard;
 struct bl_resolver;
 struct bl_cluster;
 struct bl_dh_conn;
@@ -184,7 +184,7 @@ struct bl_node {
     bl_conn *conns;
     struct bl_hs *handshakes; /* every running handshake (dist/handshake.c) */
     unsigned nhandshakes;
-    struct bl_hs_addr *hs_addrs; /* incoming handshakes per remote address */
+    struct bl_guard *guard; /* allow-list, limits, refusal-log budget (dist/guard.c) */
     struct bl_resolver *resolver;
     bl_proc *procs;
     bl_regname *names;
