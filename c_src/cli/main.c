@@ -139,10 +139,23 @@ static int run_admin(admin *a, int argc, char **argv)
     if ((v = getenv("BEAMLET_PROTO_DIST")) && *v &&
         bl_config_set(&cfg, "proto_dist", v, err, sizeof(err)))
         goto bad;
+    if (a->with_who && !a->who[0]) {
+        const char *u = getenv("USER");
+        char host[64] = "";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(a->who, sizeof(a->who), "%s@%s (cli)", u && *u ? u : "someone", host);
+    }
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (arg[0] != '-' && !a->target) {
             a->target = arg;
+        } else if (a->with_who && !strcmp(arg, "--who")) {
+            if (!val || !val[0] || strlen(val) >= sizeof(a->who)) {
+                snprintf(err, sizeof(err), "--who: give a name of 1..%zu characters",
+                         sizeof(a->who) - 1);
+                goto bad;
+            }
+            snprintf(a->who, sizeof(a->who), "%s", argv[++i]);
         } else if (!strcmp(arg, "--node") && val) {
             a->target = argv[++i];
         } else if (!strcmp(arg, "--cookie") && val) {

@@ -294,11 +294,11 @@ static json_t *entry_json(const bl_service_entry *e)
         json_array_append_new(tags, json_string(e->tags[i]));
     for (int i = 0; i < e->nmeta; i++)
         json_object_set_new(meta, e->meta_keys[i], json_string(e->meta_values[i]));
-    return json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:i, s:s?, s:I, s:s, s:o, s:o}", "id", e->id,
-                     "name", e->name, "version", e->version, "node", e->node, "address", e->address,
-                     "port", e->port, "health_endpoint", e->health_endpoint, "ttl_ms",
-                     (json_int_t)e->ttl_ms, "health", bl_health_name(e->health), "tags", tags,
-                     "metadata", meta);
+    return json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:i, s:s?, s:I, s:s, s:b, s:o, s:o}", "id",
+                     e->id, "name", e->name, "version", e->version, "node", e->node, "address",
+                     e->address, "port", e->port, "health_endpoint", e->health_endpoint, "ttl_ms",
+                     (json_int_t)e->ttl_ms, "health", bl_health_name(e->health), "maintenance",
+                     e->maintenance, "tags", tags, "metadata", meta);
 }
 
 static void collect_entry(bl_node *n, const bl_service_entry *e, void *ud)
@@ -318,7 +318,7 @@ static int health_parse(const char *s)
 static void h_services(gw_req *r)
 {
     const char *name = bl__gw_arg(r, "name"), *tag = bl__gw_arg(r, "tag"),
-               *health = bl__gw_arg(r, "health");
+               *health = bl__gw_arg(r, "health"), *usable = bl__gw_arg(r, "usable");
     if (!valid_utf8_arg(r, "name", name) || !valid_utf8_arg(r, "tag", tag)) return;
     bl_service_query q = {.health = -1};
     if (name && *name) q.name = name;
@@ -328,6 +328,9 @@ static void h_services(gw_req *r)
     }
     if (health && *health && (q.health = health_parse(health)) < 0)
         return bl__gw_problem(r, 400, "Bad Request", "health is passing, warning or critical");
+    if (usable && *usable && strcmp(usable, "true") && strcmp(usable, "false"))
+        return bl__gw_problem(r, 400, "Bad Request", "usable is true or false");
+    q.usable = usable && !strcmp(usable, "true"); /* what a service call would choose */
     json_t *a = json_array();
     bl_registry_find(r->g->n, &q, collect_entry, a);
     bl__gw_reply_json(r, 200, a);

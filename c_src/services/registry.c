@@ -18,6 +18,7 @@
 #include "beamlet/cluster.h"
 #include "beamlet/registry.h"
 #include "dispatch.h"
+#include "registry_hooks.h"
 #include "repl.h"
 
 #include <stddef.h>
@@ -127,6 +128,8 @@ typedef struct reg {
     unsigned max_entries;
     unsigned long long next_id, epoch_ms;
     bl__repl *repl;
+    bl__reg_exclude_fn excluded; /* nodes whose entries are not chosen (maintenance), or NULL */
+    void *excluded_ud;
 } reg;
 
 static reg *reg_of(bl_node *n)
@@ -136,6 +139,18 @@ static reg *reg_of(bl_node *n)
 }
 
 /* ---- entries ---- */
+
+/* the entry's node is in maintenance (the hook health installs) */
+static int in_maintenance(const reg *r, const rentry *e)
+{
+    return r->excluded && r->excluded(r->n, e->node, r->excluded_ud);
+}
+
+/* what a service call may choose: not critical, not on a node in maintenance */
+static int usable(const reg *r, const rentry *e)
+{
+    return e->health != BL_HEALTH_CRITICAL && !in_maintenance(r, e);
+}
 
 static void make_key(char key[KEY_LEN], const char *node, const char *id)
 {
@@ -201,7 +216,7 @@ static void oc_add(reg *r, const char *node, int d)
     }
 }
 
-static void to_public(const rentry *e, bl_service_entry *p)
+static void to_public(const reg *r, const rentry *e, bl_service_entry *p)
 {
     memset(p, 0, sizeof(*p));
     p->id = e->id;
@@ -218,6 +233,7 @@ static void to_public(const rentry *e, bl_service_entry *p)
     p->nmeta = e->nmeta;
     p->meta_keys = (const char *const *)e->mkeys;
     p->meta_values = (const char *const *)e->mvals;
+    p->maintenance = in_maintenance(r, e);
 }
 
 static const char *meta_get(const rentry *e, const char *k)
@@ -234,9 +250,10 @@ static int has_tag(const rentry *e, const char *t)
     return 0;
 }
 
-static int matches(const rentry *e, const bl_service_query *q)
+static int matches(const reg *r, const rentry *e, const bl_service_query *q)
 {
     if (!q) return 1;
+    if (q->usable && !usable(r, e)) return 0;
     if (q->name && q->name[0] && strcmp(q->name, e->name)) return 0;
     if (q->health >= 0 && (int)e->health != q->health) return 0;
     for (int i = 0; i < q->ntags_all; i++)
@@ -254,6 +271,22 @@ static int matches(const rentry *e, const bl_service_query *q)
     return 1;
 }
 
+/* fn for every entry matching q (NULL: all). A usable query gives the passing ones first, then
+ * the warning ones (as a service call prefers them). Returns the count. */
+static int each_match(const reg *r, const bl_service_query *q,
+                      void (*fn)(const reg *r, rentry *e, void *ud), void *ud)
+{
+    int k = 0;
+    rentry *e, *t;
+    for (int pass = 0; pass < (q && q->usable ? 2 : 1); pass++)
+        HASH_ITER(hh, r->entries, e, t) {
+            if (!matches(r, e, q) || (q && q->usable && (int)e->health != pass)) continue;
+            k++;
+            fn(r, e, ud);
+        }
+    return k;
+}
+
 /* ---- wire format ---- */
 
 static void encode_str(ei_x_buff *x, const char *s)
@@ -261,9 +294,15 @@ static void encode_str(ei_x_buff *x, const char *s)
     ei_x_encode_binary(x, s, (long)strlen(s));
 }
 
-static void encode_entry(ei_x_buff *x, const rentry *e)
+/* An entry map. r non-NULL (answers and watch events, never replicas: a replica's keys are fixed)
+ * adds `maintenance`, whether the entry's node is in maintenance as this node knows it. */
+static void encode_entry(ei_x_buff *x, const rentry *e, const reg *r)
 {
-    ei_x_encode_map_header(x, 11);
+    ei_x_encode_map_header(x, r ? 12 : 11);
+    if (r) {
+        ei_x_encode_atom(x, "maintenance");
+        ei_x_encode_boolean(x, in_maintenance(r, e));
+    }
     ei_x_encode_atom(x, "id");
     encode_str(x, e->id);
     ei_x_encode_atom(x, "name");
@@ -480,9 +519,9 @@ static void emit(reg *r, bl_registry_event ev, const rentry *e)
     ei_x_encode_atom(&x, "event");
     ei_x_encode_atom(&x, EVENT_NAMES[ev]);
     ei_x_encode_atom(&x, "entry");
-    encode_entry(&x, e);
+    encode_entry(&x, e, r);
     bl_service_entry pe;
-    to_public(e, &pe);
+    to_public(r, e, &pe);
     r->emitting++;
     rwatch *w;
     LL_FOREACH(r->watchers, w) {
@@ -643,7 +682,7 @@ static int local_set_health(reg *r, const char *id, bl_health h)
 static int r_encode(void *svc, ei_x_buff *x, const bl__repl_link *l)
 {
     (void)svc;
-    encode_entry(x, RENTRY(l));
+    encode_entry(x, RENTRY(l), NULL);
     return 0;
 }
 
@@ -732,11 +771,12 @@ static int tried(const rcall *c, const rentry *e)
 
 static int eligible(const rcall *c, const rentry *e, int health)
 {
-    return (int)e->health == health && !strcmp(e->name, c->name) && !tried(c, e);
+    return (int)e->health == health && !strcmp(e->name, c->name) && !tried(c, e) &&
+           !in_maintenance(c->r, e);
 }
 
-/* Passing instances first, warning ones when none passes; critical never. Ordered by key so that
- * the round-robin turn is stable. */
+/* Passing instances first, warning ones when none passes; critical never, nor those of a node in
+ * maintenance. Ordered by key so that the round-robin turn is stable. */
 static rentry *pick(reg *r, rcall *c)
 {
     unsigned k = 0, m = 0;
@@ -969,6 +1009,8 @@ static int decode_query(const char *buf, int *j, bquery *b)
     int k;
     memset(b, 0, sizeof(*b));
     b->q.health = -1;
+    b->q.usable = 1; /* without `health`: what a call would choose, passing first */
+    int any = 0;
     if (ei_decode_map_header(buf, j, &k) < 0) return -1;
     for (int i = 0; i < k; i++) {
         char key[MAXATOMLEN_UTF8], a[MAXATOMLEN_UTF8];
@@ -981,8 +1023,13 @@ static int decode_query(const char *buf, int *j, bquery *b)
             ok = get_str_list(buf, j, &b->all, &b->q.ntags_all, BL_REG_MAX_TAGS, TAG_LEN);
         } else if (!strcmp(key, "tags_any") && !b->any) {
             ok = get_str_list(buf, j, &b->any, &b->q.ntags_any, BL_REG_MAX_TAGS, TAG_LEN);
-        } else if (!strcmp(key, "health") && b->q.health < 0) {
-            ok = get_atom(buf, j, a) < 0 || (b->q.health = health_from_name(a)) < 0 ? -1 : 0;
+        } else if (!strcmp(key, "health") && b->q.health < 0 && !any) {
+            ok = get_atom(buf, j, a);
+            if (ok == 0 && !strcmp(a, "any"))
+                any = 1;
+            else if (ok == 0 && (b->q.health = health_from_name(a)) < 0)
+                ok = -1;
+            b->q.usable = 0;
         } else if (!strcmp(key, "metadata") && !b->mk) {
             ok = get_str_map(buf, j, &b->mk, &b->mv, &b->q.nmeta);
         }
@@ -1065,6 +1112,13 @@ static int rq_set_health(void *ud, const bl_from *from, const char *buf, int j, 
     return reply_rc(reply, local_set_health(ud, id, (bl_health)h));
 }
 
+static void find_encode(const reg *r, rentry *e, void *ud)
+{
+    ei_x_buff *reply = ud;
+    ei_x_encode_list_header(reply, 1);
+    encode_entry(reply, e, r);
+}
+
 static int rq_find(void *ud, const bl_from *from, const char *buf, int j, int arity,
                    ei_x_buff *reply)
 {
@@ -1075,12 +1129,7 @@ static int rq_find(void *ud, const bl_from *from, const char *buf, int j, int ar
         bquery_free(&b);
         return reply_rc(reply, BL_EINVAL);
     }
-    rentry *e, *t;
-    HASH_ITER(hh, r->entries, e, t) {
-        if (!matches(e, &b.q)) continue;
-        ei_x_encode_list_header(reply, 1);
-        encode_entry(reply, e);
-    }
+    each_match(r, &b.q, find_encode, reply);
     bquery_free(&b);
     return ei_x_encode_empty_list(reply);
 }
@@ -1342,22 +1391,35 @@ int bl_registry_set_health(bl_node *n, const char *id, bl_health h)
     return local_set_health(r, id, h);
 }
 
+typedef struct find_cb {
+    bl_registry_entry_cb cb;
+    void *ud;
+} find_cb;
+
+static void find_public(const reg *r, rentry *e, void *ud)
+{
+    find_cb *f = ud;
+    if (!f->cb) return;
+    bl_service_entry pe;
+    to_public(r, e, &pe);
+    f->cb(r->n, &pe, f->ud);
+}
+
 int bl_registry_find(bl_node *n, const bl_service_query *q, bl_registry_entry_cb cb, void *ud)
 {
     reg *r = reg_of(n);
     if (!r) return BL_ENOPROC;
-    int k = 0;
-    rentry *e, *t;
-    HASH_ITER(hh, r->entries, e, t) {
-        if (!matches(e, q)) continue;
-        k++;
-        if (cb) {
-            bl_service_entry pe;
-            to_public(e, &pe);
-            cb(n, &pe, ud);
-        }
-    }
-    return k;
+    find_cb f = {cb, ud};
+    return each_match(r, q, find_public, &f);
+}
+
+int bl__registry_set_exclude(bl_node *n, bl__reg_exclude_fn fn, void *ud)
+{
+    reg *r = reg_of(n);
+    if (!r) return BL_ENOPROC;
+    r->excluded = fn;
+    r->excluded_ud = ud;
+    return BL_OK;
 }
 
 int bl_registry_watch(bl_node *n, bl_registry_watch_cb cb, void *ud)
