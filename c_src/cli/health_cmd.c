@@ -223,9 +223,9 @@ static int by_time_desc(const void *x, const void *y)
     return a < b ? 1 : a > b ? -1 : 0;
 }
 
-/* --cluster: ask --node for the members, then every active member with encode, and hand each
- * member's {ok, V} to add. The cluster-wide queries fan out from here. Returns how many members
- * did not answer, or -1 when the member list could not be had (the reason printed). */
+/* --cluster: ask --node for the members, then every active beamlet member with encode, and hand
+ * each member's {ok, V} to add. The cluster-wide queries fan out from here. Returns how many
+ * members did not answer, or -1 when the member list could not be had (the reason printed). */
 static int fan_out(hopts *o, int argc, char **argv, const char *cmd,
                    int (*encode)(admin *, ei_x_buff *),
                    void (*add)(json_t *v, const char *member, void *acc), void *acc)
@@ -253,7 +253,8 @@ static int fan_out(hopts *o, int argc, char **argv, const char *cmd,
     char **av = calloc((size_t)argc + 1, sizeof(*av));
     json_array_foreach(nodes, i, m)
     {
-        if (strcmp(str(m, "state"), "active") || !av) continue;
+        /* BEAM members (role beam) have no beamlet_health */
+        if (strcmp(str(m, "state"), "active") || !strcmp(str(m, "role"), "beam") || !av) continue;
         memcpy(av, argv, sizeof(*av) * (size_t)argc);
         av[ni] = (char *)str(m, "node");
         admin b = {.cmd = cmd,

@@ -388,12 +388,13 @@ cluster_history(Node, Metric, SinceMs) when is_binary(Metric), Metric =/= <<>> -
         Err -> Err
     end.
 
-%% Ask every active member (as Node's health reply lists them): [{Member, Value}] of those that
-%% answered {ok, Value}.
+%% Ask every active beamlet member (as Node's health reply lists them; BEAM members, role
+%% `beam', have no beamlet_health): [{Member, Value}] of those that answered {ok, Value}.
 fan_out(Node, Ask) ->
     case health(Node) of
         {ok, #{nodes := Nodes}} ->
-            Members = [member_node(N) || #{node := N, state := active} <- Nodes],
+            Members = [member_node(N) || #{node := N, state := active} = M <- Nodes,
+                                         maps:get(role, M, <<>>) =/= <<"beam">>],
             {ok, [{M, V} || M <- Members, {ok, V} <- [Ask(M)]]};
         Err -> Err
     end.
