@@ -247,6 +247,7 @@ static void maintenance_loaded(const char *v, void *ud)
     h->maint_since = since;
     snprintf(h->maint_who, sizeof(h->maint_who), "%s", v + off);
     bl_log(h->n, BL_LOG_INFO, "health: still in maintenance (set by %s)", h->maint_who);
+    bl__view_broadcast(h); /* the members leave this node's services out from now on */
 }
 
 /* {maintenance, true | false, Who} */
