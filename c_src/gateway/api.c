@@ -370,7 +370,8 @@ static void h_service_register(gw_req *r)
     e.health_endpoint = body_str(b, "health_endpoint", BL_REG_STR_LEN, &bad);
     json_t *port = json_object_get(b, "port"), *ttl = json_object_get(b, "ttl_ms"),
            *health = json_object_get(b, "health"), *tags = json_object_get(b, "tags"),
-           *meta = json_object_get(b, "metadata");
+           *meta = json_object_get(b, "metadata"), *check = json_object_get(b, "check");
+    if (check && !json_is_object(check)) bad = 1;
     if (port && (!json_is_integer(port) || json_integer_value(port) < 0 ||
                  json_integer_value(port) > 65535))
         bad = 1;
@@ -407,7 +408,7 @@ static void h_service_register(gw_req *r)
                               "name (string) is required; id, version, address, health_endpoint "
                               "strings; port 0..65535; ttl_ms 0..86400000; health passing, warning "
                               "or critical; tags an array of strings; metadata an object of "
-                              "strings");
+                              "strings; check an object (docs/health.md)");
     }
     e.port = port ? (int)json_integer_value(port) : 0;
     e.ttl_ms = ttl ? (unsigned)json_integer_value(ttl) : 0;
@@ -415,12 +416,19 @@ static void h_service_register(gw_req *r)
     e.tags = tagv;
     e.meta_keys = mk;
     e.meta_values = mv;
+    char *check_txt = check ? json_dumps(check, JSON_COMPACT) : NULL;
+    e.check_json = check_txt;
     char id[BL_REG_ID_LEN];
     int rc = bl_registry_register(r->g->n, &e, id, sizeof(id));
+    free(check_txt);
     json_decref(b);
     if (rc == BL_ENOMEM)
         return bl__gw_problem(r, 409, "Conflict",
                               "registry_max_entries entries exist on this node");
+    if (rc == BL_EINVAL && check)
+        return bl__gw_problem(r, 422, "Unprocessable Content",
+                              "check: one of http (URL), tcp (IP:PORT), command (argv array), "
+                              "with interval_s, timeout_s, consecutive (docs/health.md)");
     if (rc) return bl__gw_problem(r, 422, "Unprocessable Content", bl_strerror(rc));
     json_t *j = find_service(r->g, id);
     bl__gw_reply_json(r, 201, j ? j : json_pack("{s:s}", "id", id));

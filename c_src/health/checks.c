@@ -516,6 +516,37 @@ void bl__checks_free(bl__checks *cs)
     free(cs);
 }
 
+int bl__checks_entry(bl__checks *cs, const char *id, const char *json)
+{
+    char name[sizeof(((bl_health_check_spec *)0)->name)];
+    if (snprintf(name, sizeof(name), "svc:%s", id) >= (int)sizeof(name)) return -1;
+    if (!json) {
+        bl__checks_remove(cs, name);
+        return 0;
+    }
+    json_t *o = json_loads(json, 0, NULL);
+    if (!json_is_object(o) || json_object_get(o, "name") || json_object_get(o, "service")) {
+        json_decref(o);
+        return -1;
+    }
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "service", json_string(id));
+    json_t *a = json_pack("[o]", o);
+    char *txt = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    bl_health_check_spec spec;
+    char err[200];
+    int k = txt ? bl__checks_parse(txt, &spec, 1, err, sizeof(err)) : -1;
+    free(txt);
+    if (k != 1) {
+        bl_log(cs->h->n, BL_LOG_WARN, "registry entry %s: check refused: %s", id,
+               k < 0 ? err : "empty");
+        return -1;
+    }
+    bl__checks_remove(cs, name); /* a re-registration replaces it */
+    return bl__checks_add(cs, &spec) > 0 ? 0 : -1;
+}
+
 void bl__checks_counts(bl__checks *cs, unsigned *pass, unsigned *warn, unsigned *crit)
 {
     *pass = *warn = *crit = 0;

@@ -371,12 +371,21 @@ static int node_excluded(bl_node *n, const char *node, void *ud)
     return bl__view_node_maintenance(ud, node);
 }
 
+/* the registry's hook: a registration's check runs here */
+static int entry_check(bl_node *n, const char *id, const char *json, void *ud)
+{
+    (void)n;
+    health *h = ud;
+    return h->checks ? bl__checks_entry(h->checks, id, json) : -1;
+}
+
 static void h_terminate(bl_proc *self, const char *reason, void *ud)
 {
     (void)self;
     (void)reason;
     health *h = ud;
     bl__registry_set_exclude(h->n, NULL, NULL);
+    bl__registry_set_check_hook(h->n, NULL, NULL);
     if (h->timer_id > 0) bl_timer_cancel(h->n, h->timer_id);
     if (h->store_timer > 0) bl_timer_cancel(h->n, h->store_timer);
     if (h->cluster_sub > 0) bl_cluster_unsubscribe(h->n, h->cluster_sub);
@@ -448,6 +457,7 @@ int bl_health_start(bl_node *n)
     }
     h->cluster_sub = n->cluster ? bl_cluster_subscribe(n, on_cluster, h) : 0;
     bl__registry_set_exclude(n, node_excluded, h); /* BL_ENOPROC without a registry: none */
+    bl__registry_set_check_hook(n, entry_check, h);
     return h->timer_id > 0 && h->store_timer >= 0 && h->cluster_sub >= 0 ? BL_OK : BL_ENOMEM;
 }
 

@@ -21,6 +21,7 @@
 #include "registry_hooks.h"
 #include "repl.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,7 @@ typedef struct rentry {
     unsigned outstanding; /* calls in flight from this node */
     int local;
     struct rentry *lprev, *lnext; /* local entries: r->local */
+    char *check;                  /* local entries: the registration's check (JSON), or NULL */
 } rentry;
 
 typedef struct ocount {
@@ -130,6 +132,8 @@ typedef struct reg {
     bl__repl *repl;
     bl__reg_exclude_fn excluded; /* nodes whose entries are not chosen (maintenance), or NULL */
     void *excluded_ud;
+    bl__reg_check_fn check_hook; /* runs the checks registrations carry, or NULL */
+    void *check_ud;
 } reg;
 
 static reg *reg_of(bl_node *n)
@@ -182,6 +186,7 @@ static void entry_free(rentry *e)
     free_strs(e->tags, e->ntags);
     free_strs(e->mkeys, e->nmeta);
     free_strs(e->mvals, e->nmeta);
+    free(e->check);
     free(e);
 }
 
@@ -436,6 +441,51 @@ static int get_str_map(const char *buf, int *idx, char ***keys, char ***vals, in
     return 0;
 }
 
+/* A registration's check: #{http => Bin} | #{tcp => Bin} | #{command => [Bin]} with
+ * interval_s, timeout_s, consecutive numbers, as a JSON object text (malloc'd) for the health
+ * service, which validates it. */
+static int get_check(const char *buf, int *idx, char **out)
+{
+    int k, type, size;
+    if (ei_decode_map_header(buf, idx, &k) < 0 || k > 8) return -1;
+    json_t *o = json_object();
+    char tmp[BL_REG_STR_LEN * 4];
+    for (int i = 0; i < k; i++) {
+        char key[MAXATOMLEN_UTF8];
+        json_t *v = NULL;
+        if (get_atom(buf, idx, key) < 0 || ei_get_type(buf, idx, &type, &size) < 0) goto bad;
+        if (type == ERL_BINARY_EXT) {
+            if (get_bin(buf, idx, tmp, sizeof(tmp)) < 0) goto bad;
+            v = json_string(tmp);
+        } else if (type == ERL_SMALL_INTEGER_EXT || type == ERL_INTEGER_EXT) {
+            long l;
+            if (ei_decode_long(buf, idx, &l) < 0) goto bad;
+            v = json_integer(l);
+        } else if (type == ERL_FLOAT_EXT || type == NEW_FLOAT_EXT) {
+            double d;
+            if (ei_decode_double(buf, idx, &d) < 0) goto bad;
+            v = json_real(d);
+        } else if (type == ERL_LIST_EXT || type == ERL_NIL_EXT) {
+            char **args = NULL;
+            int n = 0;
+            if (get_str_list(buf, idx, &args, &n, 16, BL_REG_STR_LEN) < 0) goto bad;
+            v = json_array();
+            for (int a = 0; a < n; a++)
+                json_array_append_new(v, json_string(args[a]));
+            free_strs(args, n);
+        } else {
+            goto bad;
+        }
+        if (!v || json_object_set_new(o, key, v) < 0) goto bad;
+    }
+    *out = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return *out ? 0 : -1;
+bad:
+    json_decref(o);
+    return -1;
+}
+
 /* An entry map. peer: from a replica message (id and node required). Unknown keys are refused. */
 static rentry *decode_entry(const char *buf, int *idx, int peer)
 {
@@ -482,6 +532,8 @@ static rentry *decode_entry(const char *buf, int *idx, int peer)
             free_strs(e->mkeys, e->nmeta);
             free_strs(e->mvals, e->nmeta);
             ok = get_str_map(buf, idx, &e->mkeys, &e->mvals, &e->nmeta);
+        } else if (!strcmp(key, "check") && !peer && !e->check) {
+            ok = get_check(buf, idx, &e->check);
         }
         if (ok < 0) goto bad;
     }
@@ -575,6 +627,7 @@ static void del_watch_if(reg *r, const bl_pid *pid, int id, const char *node)
 
 static void entry_remove(reg *r, rentry *e)
 {
+    if (e->local && e->check && r->check_hook) r->check_hook(r->n, e->id, NULL, r->check_ud);
     emit(r, BL_REG_REMOVED, e);
     bl__repl_unlink(r->repl, &e->link);
     HASH_DEL(r->entries, e);
@@ -621,6 +674,9 @@ static rentry *upsert(reg *r, rentry *e)
     old->mkeys = e->mkeys;
     old->mvals = e->mvals;
     old->nmeta = e->nmeta;
+    free(old->check);
+    old->check = e->check;
+    e->check = NULL;
     e->tags = e->mkeys = e->mvals = NULL;
     e->ntags = e->nmeta = 0;
     entry_free(e);
@@ -639,6 +695,17 @@ static int local_register(reg *r, rentry *e, char *id_out, size_t id_len)
     }
     char id[BL_REG_ID_LEN];
     snprintf(id, sizeof(id), "%s", e->id);
+    /* its check first: a malformed one refuses the registration; none ends an earlier one */
+    rentry *was = find_entry(r, e->node, e->id);
+    if (r->check_hook && (e->check || (was && was->check)) &&
+        r->check_hook(n, id, e->check, r->check_ud) < 0) {
+        entry_free(e);
+        return BL_EINVAL;
+    }
+    if (e->check && !r->check_hook) { /* no health service here to run it */
+        entry_free(e);
+        return BL_EINVAL;
+    }
     rentry *in = upsert(r, e);
     if (!in) return BL_ENOMEM;
     in->expires_at = ev_now(n->loop) + in->ttl_ms / 1000.0;
@@ -1361,6 +1428,7 @@ int bl_registry_register(bl_node *n, const bl_service_entry *in, char *id_out, s
     e->port = in->port;
     e->ttl_ms = in->ttl_ms;
     e->health = in->health;
+    if (in->check_json && !(e->check = strdup(in->check_json))) goto bad;
     return local_register(r, e, id_out, id_len);
 bad:
     entry_free(e);
@@ -1411,6 +1479,15 @@ int bl_registry_find(bl_node *n, const bl_service_query *q, bl_registry_entry_cb
     if (!r) return BL_ENOPROC;
     find_cb f = {cb, ud};
     return each_match(r, q, find_public, &f);
+}
+
+int bl__registry_set_check_hook(bl_node *n, bl__reg_check_fn fn, void *ud)
+{
+    reg *r = reg_of(n);
+    if (!r) return BL_ENOPROC;
+    r->check_hook = fn;
+    r->check_ud = ud;
+    return BL_OK;
 }
 
 int bl__registry_set_exclude(bl_node *n, bl__reg_exclude_fn fn, void *ud)

@@ -40,6 +40,11 @@ typedef struct bl_service_entry {
     /* output only: 1 when the entry's node is in maintenance (beamlet node maintenance): service
      * calls and usable lookups leave it out until maintenance ends */
     int maintenance;
+    /* input only (bl_registry_register), may be NULL: a health check for this entry, a JSON
+     * object as an element of health_checks without "name" ({"http": URL} | {"tcp": "IP:PORT"}
+     * | {"command": [argv]}, interval_s, timeout_s, consecutive); this node runs it as check
+     * "svc:ID" and the entry's health follows it; it ends with the entry */
+    const char *check_json;
 } bl_service_entry;
 
 /* A query: every set field must match. NULL / 0 / -1 means "any". */

@@ -133,6 +133,17 @@ def test_services_and_filters():
     wait_until(lambda: "web-a1" in [e["id"] for e in
                                     jreq(P_G1, "GET", "/api/v1/services?name=web&usable=true")[2]],
                what="web-a1 usable again")
+    # a registration that carries a check: the entry's health follows it (port 1: refused)
+    st, _, j = jreq(P_G1, "POST", "/api/v1/services",
+                    {"name": "chk", "id": "chk-1",
+                     "check": {"tcp": "127.0.0.1:1", "interval_s": 0.3, "consecutive": 1}}, key=op)
+    assert st == 201, (st, j)
+    wait_until(lambda: [e for e in jreq(P_G1, "GET", "/api/v1/services?name=chk")[2]
+                        if e["health"] == "critical"], what="chk-1 critical from its check")
+    st, _, j = jreq(P_G1, "POST", "/api/v1/services", {"name": "chk", "check": {"tcp": "nohost"}},
+                    key=op)
+    assert st == 422 and "check" in j["detail"], (st, j)
+    assert jreq(P_G1, "DELETE", "/api/v1/services/chk-1", key=op)[0] == 204
     # deregister a1's entry through g1: the owner does it
     st, _, _ = jreq(P_G1, "DELETE", "/api/v1/services/web-a1", key=op)
     assert st == 204, st

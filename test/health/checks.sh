@@ -164,6 +164,17 @@ check "12 service calls made on hsv2 (in maintenance) all go to hsv1" grep -qx "
 check "maintenance off: hsv2's entries usable again" wait_s "$S1" "sorted(e) == ['web-a1','web-a2','web-b1','web-b2']" --usable
 OUT=$(erl_do "Calls('$S1', 12)")
 check "and service calls reach both nodes again" grep -qx "nodes $S1 $S2" <<<"$OUT"
+echo "--- a registration that carries its own check"
+OUT=$(erl_do "R = fun(Id, C) -> gen_server:call({beamlet_registry, '$S1'}, {register, #{id => Id, name => <<\"own\">>, check => C}}) end,
+    io:format(\"~p ~p ~p~n\", [R(<<\"own-1\">>, #{tcp => <<\"127.0.0.1:$CLOSED\">>, interval_s => 0.3, consecutive => 1}),
+        R(<<\"own-1\">>, #{tcp => <<\"nohost:1\">>}), R(<<\"own-2\">>, #{command => [<<\"true\">>], interval_s => 0.3})])")
+check "registered with a check; a malformed check refuses the registration ($OUT)" grep -q '{ok,<<"own-1">>} {error,badarg} {ok,<<"own-2">>}' <<<"$OUT"
+check "the entry follows its check (TCP to a closed port: critical), seen on hsv2" wait_s "$S2" "e['own-1']['health'] == 'critical' and e['own-2']['health'] == 'passing'"
+check "beamlet checks lists it as svc:own-1, driving own-1" bash -c "'$BEAMLET_BIN' checks --node '$S1' --cookie '$BL_COOKIE' | grep -q '^svc:own-1 .*critical  *own-1 '"
+erl_do "gen_server:call({beamlet_registry, '$S1'}, {register, #{id => <<\"own-1\">>, name => <<\"own\">>, check => #{command => [<<\"true\">>], interval_s => 0.3, consecutive => 1}}})" >/dev/null
+check "re-registered with another check: it replaces the first (passing)" wait_s "$S2" "e['own-1']['health'] == 'passing'"
+erl_do "gen_server:call({beamlet_registry, '$S1'}, {register, #{id => <<\"own-1\">>, name => <<\"own\">>}}), ok = gen_server:call({beamlet_registry, '$S1'}, {deregister, <<\"own-2\">>})" >/dev/null
+check "re-registered without a check, and own-2 deregistered: both checks end" bash -c "for i in \$(seq 1 20); do '$BEAMLET_BIN' checks --node '$S1' --format json --cookie '$BL_COOKIE' | python3 -c 'import json,sys; n=[c[\"name\"] for c in json.load(sys.stdin)]; sys.exit(0 if \"web\" in n and not [x for x in n if x.startswith(\"svc:\")] else 1)' && exit 0; sleep 0.25; done; exit 1"
 kill "$PN"
 wait "$PN" 2>/dev/null
 check "the node stops cleanly with commands running" grep -q "stopped" "$BL_LOG_DIR/checks-hck1.log"
