@@ -88,6 +88,7 @@ run_suite fuzz fuzz
 [ -x test/health/run.sh ] && run_suite health test/health/run.sh
 [ -x test/health/alerts.sh ] && run_suite alerts test/health/alerts.sh
 [ -x test/health/checks.sh ] && run_suite checks test/health/checks.sh
+[ -x test/health/trend.sh ] && run_suite trend test/health/trend.sh
 [ -x test/integration/gossip_netns.sh ] && run_suite gossip_netns test/integration/gossip_netns.sh
 [ -x test/churn/run.sh ] && run_suite churn test/churn/run.sh
 [ -x erlang_shim/test/run.sh ] && run_suite shim erlang_shim/test/run.sh

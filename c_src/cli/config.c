@@ -764,6 +764,8 @@ int bl_config_from_args(bl_config *cfg, int argc, char **argv, bl_getenv_fn env,
         snprintf(err, errlen, "a node name is needed: --sname NAME, --name NAME@HOST or NODE_NAME");
         return BL_ECONFIG;
     }
+    const char *key; /* between keys: warning thresholds before critical ones */
+    if (bl__rules_cross_check(cfg, &key, err, errlen) < 0) return BL_ECONFIG;
     return BL_OK;
 }
 

@@ -398,11 +398,11 @@ static json_t *entry_json(const bl_service_entry *e)
         json_array_append_new(tags, json_string(e->tags[i]));
     for (int i = 0; i < e->nmeta; i++)
         json_object_set_new(meta, e->meta_keys[i], json_string(e->meta_values[i]));
-    return json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:i, s:s?, s:I, s:s, s:o, s:o}", "id", e->id,
-                     "name", e->name, "version", e->version, "node", e->node, "address", e->address,
-                     "port", e->port, "health_endpoint", e->health_endpoint, "ttl_ms",
-                     (json_int_t)e->ttl_ms, "health", bl_health_name(e->health), "tags", tags,
-                     "metadata", meta);
+    return json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:i, s:s?, s:I, s:s, s:b, s:o, s:o}", "id",
+                     e->id, "name", e->name, "version", e->version, "node", e->node, "address",
+                     e->address, "port", e->port, "health_endpoint", e->health_endpoint, "ttl_ms",
+                     (json_int_t)e->ttl_ms, "health", bl_health_name(e->health), "maintenance",
+                     e->maintenance, "tags", tags, "metadata", meta);
 }
 
 static void collect_entry(bl_node *n, const bl_service_entry *e, void *ud)
@@ -422,7 +422,7 @@ static int health_parse(const char *s)
 static void h_services(gw_req *r)
 {
     const char *name = bl__gw_arg(r, "name"), *tag = bl__gw_arg(r, "tag"),
-               *health = bl__gw_arg(r, "health");
+               *health = bl__gw_arg(r, "health"), *usable = bl__gw_arg(r, "usable");
     if (!valid_utf8_arg(r, "name", name) || !valid_utf8_arg(r, "tag", tag)) return;
     bl_service_query q = {.health = -1};
     if (name && *name) q.name = name;
@@ -432,6 +432,9 @@ static void h_services(gw_req *r)
     }
     if (health && *health && (q.health = health_parse(health)) < 0)
         return bl__gw_problem(r, 400, "Bad Request", "health is passing, warning or critical");
+    if (usable && *usable && strcmp(usable, "true") && strcmp(usable, "false"))
+        return bl__gw_problem(r, 400, "Bad Request", "usable is true or false");
+    q.usable = usable && !strcmp(usable, "true"); /* what a service call would choose */
     json_t *a = json_array();
     bl_registry_find(r->g->n, &q, collect_entry, a);
     bl__gw_reply_json(r, 200, a);
@@ -471,7 +474,8 @@ static void h_service_register(gw_req *r)
     e.health_endpoint = body_str(b, "health_endpoint", BL_REG_STR_LEN, &bad);
     json_t *port = json_object_get(b, "port"), *ttl = json_object_get(b, "ttl_ms"),
            *health = json_object_get(b, "health"), *tags = json_object_get(b, "tags"),
-           *meta = json_object_get(b, "metadata");
+           *meta = json_object_get(b, "metadata"), *check = json_object_get(b, "check");
+    if (check && !json_is_object(check)) bad = 1;
     if (port && (!json_is_integer(port) || json_integer_value(port) < 0 ||
                  json_integer_value(port) > 65535))
         bad = 1;
@@ -508,7 +512,7 @@ static void h_service_register(gw_req *r)
                               "name (string) is required; id, version, address, health_endpoint "
                               "strings; port 0..65535; ttl_ms 0..86400000; health passing, warning "
                               "or critical; tags an array of strings; metadata an object of "
-                              "strings");
+                              "strings; check an object (docs/health.md)");
     }
     e.port = port ? (int)json_integer_value(port) : 0;
     e.ttl_ms = ttl ? (unsigned)json_integer_value(ttl) : 0;
@@ -516,12 +520,19 @@ static void h_service_register(gw_req *r)
     e.tags = tagv;
     e.meta_keys = mk;
     e.meta_values = mv;
+    char *check_txt = check ? json_dumps(check, JSON_COMPACT) : NULL;
+    e.check_json = check_txt;
     char id[BL_REG_ID_LEN];
     int rc = bl_registry_register(r->g->n, &e, id, sizeof(id));
+    free(check_txt);
     json_decref(b);
     if (rc == BL_ENOMEM)
         return bl__gw_problem(r, 409, "Conflict",
                               "registry_max_entries entries exist on this node");
+    if (rc == BL_EINVAL && check)
+        return bl__gw_problem(r, 422, "Unprocessable Content",
+                              "check: one of http (URL), tcp (IP:PORT), command (argv array), "
+                              "with interval_s, timeout_s, consecutive (docs/health.md)");
     if (rc) return bl__gw_problem(r, 422, "Unprocessable Content", bl_strerror(rc));
     json_t *j = find_service(r->g, id);
     bl__gw_reply_json(r, 201, j ? j : json_pack("{s:s}", "id", id));

@@ -129,6 +129,11 @@ typedef struct bl_health_check_spec {
     unsigned interval_ms;  /* 0: 10000 */
     unsigned timeout_ms;   /* 0: 5000; a command is killed after it */
     unsigned consecutive;  /* results in a row to change state; 0: check_consecutive */
+    /* the registry entries whose health follows this check: an entry id, or a service name (all
+     * of this node's entries of that name, those registered later too); "": none. passing,
+     * warning and critical become the entries' health (bl_registry_set_health): service calls
+     * and lookups prefer passing instances and never choose critical ones */
+    char service[128];
 } bl_health_check_spec;
 
 /* status: "passing", "warning" or "critical"; output: what the last run said */

@@ -126,6 +126,33 @@ def test_services_and_filters():
     assert jreq(P_G1, "GET", "/api/v1/services?health=sideways")[0] == 400
     st, _, one = jreq(P_G1, "GET", "/api/v1/services/" + ids[0])
     assert st == 200 and one["tags"] == ["a", "b"] and one["metadata"] == {"zone": "x"}, one
+    assert all(e["maintenance"] is False for e in jreq(P_G1, "GET", "/api/v1/services")[2])
+    # usable: what a service call would choose, passing ones first
+    u = jreq(P_G1, "GET", "/api/v1/services?name=web&usable=true")[2]
+    assert [e["health"] for e in u] == ["passing", "passing", "warning"], u
+    assert jreq(P_G1, "GET", "/api/v1/services?usable=maybe")[0] == 400
+    # a1 in maintenance: its entry stays listed, says so, and is not usable until it ends
+    op_put = jreq(P_G1, "PUT", "/api/v1/nodes/%s/maintenance" % A1, key=op)
+    assert op_put[0] == 200, op_put
+    wait_until(lambda: [e for e in jreq(P_G1, "GET", "/api/v1/services?name=web")[2]
+                        if e["id"] == "web-a1" and e["maintenance"]], what="web-a1 in maintenance")
+    u = jreq(P_G1, "GET", "/api/v1/services?name=web&usable=true")[2]
+    assert "web-a1" not in [e["id"] for e in u] and len(u) == 2, u
+    assert jreq(P_G1, "DELETE", "/api/v1/nodes/%s/maintenance" % A1, key=op)[0] == 200
+    wait_until(lambda: "web-a1" in [e["id"] for e in
+                                    jreq(P_G1, "GET", "/api/v1/services?name=web&usable=true")[2]],
+               what="web-a1 usable again")
+    # a registration that carries a check: the entry's health follows it (port 1: refused)
+    st, _, j = jreq(P_G1, "POST", "/api/v1/services",
+                    {"name": "chk", "id": "chk-1",
+                     "check": {"tcp": "127.0.0.1:1", "interval_s": 0.3, "consecutive": 1}}, key=op)
+    assert st == 201, (st, j)
+    wait_until(lambda: [e for e in jreq(P_G1, "GET", "/api/v1/services?name=chk")[2]
+                        if e["health"] == "critical"], what="chk-1 critical from its check")
+    st, _, j = jreq(P_G1, "POST", "/api/v1/services", {"name": "chk", "check": {"tcp": "nohost"}},
+                    key=op)
+    assert st == 422 and "check" in j["detail"], (st, j)
+    assert jreq(P_G1, "DELETE", "/api/v1/services/chk-1", key=op)[0] == 204
     # deregister a1's entry through g1: the owner does it
     st, _, _ = jreq(P_G1, "DELETE", "/api/v1/services/web-a1", key=op)
     assert st == 204, st
