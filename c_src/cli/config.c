@@ -14,6 +14,7 @@
 #include "../runtime/internal.h"
 #include "../health/rules.h"
 #include "../health/checks_parse.h"
+#include "../dist/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -252,6 +253,49 @@ static int check_urls(bl_config *cfg, const keydef *k, const char *v, char *err,
     return BL_OK;
 }
 
+/* The allow-list: entries as net_kernel:allow/1 and dist_util:is_allowed take them. */
+static int check_allow(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
+{
+    (void)cfg;
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", v);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        const char *at = strchr(tok, '@');
+        char probe[BL_NODE_LEN + 8];
+        /* NAME@HOST, NAME@ (that name on any host) or HOST (any node on that host) */
+        snprintf(probe, sizeof(probe), "%s%s", at ? "" : "n@", tok);
+        if (at && !at[1]) snprintf(probe, sizeof(probe), "%sh", tok);
+        if (strlen(tok) >= BL_NODE_LEN || !valid_node(probe))
+            return fail(err, errlen, k->key, "'%s' is not NAME@HOST, NAME@ or HOST", tok);
+    }
+    return BL_OK;
+}
+
+static int check_tls_versions(bl_config *cfg, const keydef *k, const char *v, char *err,
+                              size_t errlen)
+{
+    (void)cfg;
+    int lo, hi;
+    if (bl__tls_versions(v, &lo, &hi))
+        return fail(err, errlen, k->key, "'%s' is not a list of 1.2 and 1.3 (1.2,1.3)", v);
+    return BL_OK;
+}
+
+static int set_tls_verify(bl_config *cfg, const keydef *k, const char *v, char *err,
+                          size_t errlen)
+{
+    if (strcmp(v, "peer") && strcmp(v, "none"))
+        return fail(err, errlen, k->key, "'%s' is not peer or none", v);
+    cfg->tls_verify = v[0] == 'p';
+    return BL_OK;
+}
+
+static int show_tls_verify(const bl_config *cfg, char *buf, size_t len)
+{
+    return snprintf(buf, len, "%s", cfg->tls_verify ? "peer" : "none"), 1;
+}
+
 /* ---- the table ---- */
 
 #define F(field) offsetof(bl_config, field), sizeof(((bl_config *)0)->field)
@@ -313,9 +357,10 @@ static const keydef KEYS[] = {
     R_CUSTOM("node_name", NULL, "NODE_NAME", 0, "", set_name, show_name,
              "node name (short names unless the host has a dot)"),
     R_STR("cookie", "--cookie", "COOKIE", cookie, SECRET, "", check_nonempty,
-          "distribution cookie (default: ~/.erlang.cookie)"),
+          "distribution cookie (default: ~/.erlang.cookie); on a command line it shows in ps: "
+          "prefer --cookie-file"),
     R_STR("cookie_file", "--cookie-file", "COOKIE_FILE", cookie_file, 0, "", check_nonempty,
-          "file holding the cookie"),
+          "file holding the cookie (mode 0400/0600: a warning when group or others can read it)"),
     R_ENUM("role", "--role", "ROLE", role, 0, "agent", "coordinator|agent|gateway|monitor",
            "coordinator/agent/gateway/monitor (default agent)"),
     R_STR("cluster", "--cluster", "CLUSTER_NAME", cluster, 0, "default", check_cluster_name,
@@ -343,8 +388,16 @@ static const keydef KEYS[] = {
            "BEAMLET_RECONNECT_BACKOFF_MAX_MS", reconnect_backoff_max_ms, CL, "10000", 100, 600000,
            " ms", "cap of the reconnect backoff (10000)"),
     R_UINT("max_handshakes_per_address", "--max-handshakes-per-address",
-           "BEAMLET_MAX_HANDSHAKES_PER_ADDRESS", max_handshakes_per_address, CL, "256", 1, 65536,
+           "BEAMLET_MAX_HANDSHAKES_PER_ADDRESS", max_handshakes_per_address, LC, "256", 1, 65536,
            "", "incoming handshakes at once from one address (256)"),
+    R_STR("allow", "--allow", "BEAMLET_ALLOW", allow, LIVE, "", check_allow,
+          "only these nodes connect, both ways, like net_kernel:allow/1: NAME@HOST, NAME@ or HOST, "
+          "comma separated (empty: any)"),
+    R_UINT("max_connections", "--max-connections", "BEAMLET_MAX_CONNECTIONS", max_connections, LIVE,
+           "1024", 1, 1000000, "", "distribution connections up plus handshakes running (1024)"),
+    R_UINT("max_handshake_rate_per_address", "--max-handshake-rate-per-address",
+           "BEAMLET_MAX_HANDSHAKE_RATE_PER_ADDRESS", max_handshake_rate_per_address, LIVE, "200", 0,
+           1000000, "", "incoming handshakes started per second from one address (200; 0: no bound)"),
     R_ENUM("proto_dist", "--proto-dist", "BEAMLET_PROTO_DIST", proto_dist, 0, "",
            "inet_tcp|inet6_tcp",
            "inet_tcp or inet6_tcp, like erl -proto_dist (from the addresses)"),
@@ -355,6 +408,21 @@ static const keydef KEYS[] = {
           "TCP port (0: any)"),
     R_BOOL("publish", "--publish", "BEAMLET_PUBLISH", publish, 0, "true",
            "register in EPMD: true/false (true)"),
+    R_BOOL("tls", "--tls", "BEAMLET_TLS", tls, 0, "false",
+           "TLS distribution (like erl -proto_dist inet_tls): true/false (false)"),
+    R_STR("tls_cert", "--tls-cert", "BEAMLET_TLS_CERT", tls_cert, LIVE, "", NULL,
+          "PEM certificate presented to peers"),
+    R_STR("tls_key", "--tls-key", "BEAMLET_TLS_KEY", tls_key, LIVE, "", NULL,
+          "PEM private key of tls_cert"),
+    R_STR("tls_ca", "--tls-ca", "BEAMLET_TLS_CA", tls_ca, LIVE, "", NULL,
+          "PEM CA certificates that peers' certificates chain to"),
+    R_CUSTOM("tls_verify", "--tls-verify", "BEAMLET_TLS_VERIFY", 0, "peer", set_tls_verify,
+             show_tls_verify,
+             "peer: a verified peer certificate required both ways; none: no check (peer)"),
+    R_STR("tls_versions", "--tls-versions", "BEAMLET_TLS_VERSIONS", tls_versions, 0, "1.2,1.3",
+          check_tls_versions, "TLS versions: 1.2,1.3 (1.2,1.3)"),
+    R_STR("tls_ciphers", "--tls-ciphers", "BEAMLET_TLS_CIPHERS", tls_ciphers, 0, "", NULL,
+          "TLS 1.3 suites and TLS 1.2 ciphers, ':' separated (OpenSSL's defaults)"),
     R_BOOL("exit_on_stdin_eof", "--exit-on-stdin-eof", "BEAMLET_EXIT_ON_STDIN_EOF",
            exit_on_stdin_eof, 0, "false",
            "stop when stdin closes (for nodes run as a port): true/false (false)"),
@@ -479,6 +547,9 @@ static const keydef KEYS[] = {
            "request line + headers limit (32768)"),
     R_UINT("http_timeout_s", "--http-timeout-s", "BEAMLET_HTTP_TIMEOUT_S", http_timeout_s, CL, "10",
            1, 3600, "", "idle HTTP connection closed after (10)"),
+    R_UINT("http_request_timeout_s", "--http-request-timeout-s", "BEAMLET_HTTP_REQUEST_TIMEOUT_S",
+           http_request_timeout_s, CL, "30", 1, 86400, "",
+           "a request must arrive and its answer be read within (30)"),
     R_UINT("http_rate_limit", "--http-rate-limit", "BEAMLET_HTTP_RATE_LIMIT", http_rate_limit, CL,
            "50", 1, 1000000, "", "requests/s per key and per address (50)"),
     R_UINT("http_rate_burst", "--http-rate-burst", "BEAMLET_HTTP_RATE_BURST", http_rate_burst, CL,
@@ -617,18 +688,6 @@ static int b_cookie_file(const bl_config *c)
 {
     return c->cookie_file[0] && c->cookie_file[0] != '/';
 }
-static int b_disk(const bl_config *c)
-{
-    return c->disk_crit_percent < c->disk_warn_percent;
-}
-static int b_mem(const bl_config *c)
-{
-    return c->mem_crit_percent > c->mem_warn_percent;
-}
-static int b_load(const bl_config *c)
-{
-    return c->load_crit_per_cpu < c->load_warn_per_cpu;
-}
 
 static const between BETWEEN[] = {
     {"election_timeout_ms", ",election_timeout_ms,heartbeat_interval_ms,", b_election,
@@ -639,12 +698,6 @@ static const between BETWEEN[] = {
     {"gossip_secret", ",gossip_secret,gossip,", b_gossip, "is set but gossip is false"},
     {"data_dir", ",data_dir,", b_data_dir, "'%s' must be an absolute path"},
     {"cookie_file", ",cookie_file,", b_cookie_file, "'%s' must be an absolute path"},
-    {"disk_crit_percent", ",disk_crit_percent,disk_warn_percent,", b_disk,
-     "must not be below disk_warn_percent"},
-    {"mem_crit_percent", ",mem_crit_percent,mem_warn_percent,", b_mem,
-     "must not be above mem_warn_percent (memory available below it)"},
-    {"load_crit_per_cpu", ",load_crit_per_cpu,load_warn_per_cpu,", b_load,
-     "must not be below load_warn_per_cpu"},
 };
 
 int bl_config_check_between(const bl_config *cfg, const char *involving, char *err, size_t errlen,
@@ -662,6 +715,16 @@ int bl_config_check_between(const bl_config *cfg, const char *involving, char *e
         snprintf(msg, sizeof(msg), b->msg, val);
         if (!n++ && err) snprintf(err, errlen, "invalid %s: %s", b->key, msg);
         if (each) each(b->key, msg, ud);
+    }
+    /* warning thresholds before critical ones, built-in and alert_rules (health/rules.c) */
+    const char *key = NULL;
+    char why[400];
+    if ((!involving || strstr(involving, "_warn_") || strstr(involving, "_crit_") ||
+         !strcmp(involving, "alert_rules")) &&
+        bl__rules_cross_check(cfg, &key, why, sizeof(why)) < 0) {
+        if (!n++ && err) snprintf(err, errlen, "%s", why);
+        const char *colon = strstr(why, ": ");
+        if (each) each(key ? key : "alert_rules", colon ? colon + 2 : why, ud);
     }
     return n ? BL_ECONFIG : BL_OK;
 }
@@ -698,7 +761,16 @@ int bl_config_apply(bl_node *n, const char *key, const char *value, char *err, s
     }
     memcpy(tmp, &n->cfg, sizeof(*tmp));
     int rc = bl_config_set(tmp, key, value, err, errlen);
-    if (rc == BL_OK) bl__node_config_replace(n, tmp, key);
+    if (rc == BL_OK) {
+        bl__node_config_replace(n, tmp, key);
+        /* the allow-list and connection limits, the TLS files: the runtime takes them anew */
+        if (!strcmp(key, "allow") || !strncmp(key, "max_handshake", 13) ||
+            !strcmp(key, "max_connections"))
+            rc = bl_node_set_admission(n, &n->cfg);
+        else if (!strncmp(key, "tls_", 4) && n->cfg.tls)
+            rc = bl_node_reload_tls(n, &n->cfg);
+        if (rc != BL_OK) snprintf(err, errlen, "%s: %s", key, bl_strerror(rc));
+    }
     free(tmp);
     return rc;
 }
@@ -761,7 +833,7 @@ int bl_config_json_value(const char *key, json_t *val, char *buf, size_t buflen,
             if (off >= buflen) break;
         }
     } else if (json_is_array(val) && (!strcmp(key, "join") || !strcmp(key, "capabilities") ||
-                                      !strcmp(key, "epmd_hosts"))) {
+                                      !strcmp(key, "epmd_hosts") || !strcmp(key, "allow"))) {
         size_t i, off = 0;
         json_t *e;
         buf[0] = 0;
@@ -867,6 +939,8 @@ int bl_config_from_args(bl_config *cfg, int argc, char **argv, bl_getenv_fn env,
         snprintf(err, errlen, "a node name is needed: --sname NAME, --name NAME@HOST or NODE_NAME");
         return BL_ECONFIG;
     }
+    const char *key; /* between keys: warning thresholds before critical ones */
+    if (bl__rules_cross_check(cfg, &key, err, errlen) < 0) return BL_ECONFIG;
     return BL_OK;
 }
 

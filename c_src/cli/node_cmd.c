@@ -1,7 +1,8 @@
 /* node_cmd.c - what `beamlet node` keeps while it runs: the configuration chain it was started
  * with (flags, file, environment) and where each key's value came from, so `beamlet config show`
  * can tell default/file/env/flag apart, and SIGHUP can re-read the chain and apply what can
- * change live (the keys marked BL_CFG_LIVE in config.c's table, through bl_config_apply), logging
+ * change live (the keys marked BL_CFG_LIVE in config.c's table, through bl_config_apply: log
+ * level and format, the allow-list and connection limits, TLS files, heartbeat, ...), logging
  * each change and each key that needs a restart. */
 #include "node_ctx.h"
 
@@ -172,6 +173,8 @@ int bl__node_reload(bl__node_ctx *ctx, const char *why, json_t **changes_out)
     }
     json_decref(seen);
     json_decref(src);
+    /* TLS: the files are read again even when their paths are the same (renewed certificates) */
+    if (bl_node_config(n)->tls) bl_node_reload_tls(n, &fresh);
     bl_config_cluster_set_base(n, &fresh);
     if (!json_array_size(changes)) bl_log(n, BL_LOG_INFO, "reload: nothing changed");
     bl__sysd_notify("READY=1\nSTATUS=running (reloaded)");

@@ -48,6 +48,8 @@ void bl__store_path(const struct bl_config *cfg, const char *node, const char *b
                     size_t cap);
 
 /* Helpers for jobs (store thread): exec SQL, 0 or -1. */
+/* The directories above a file's path (mode 0700), as needed; errors show when the file is opened. */
+void bl__store_mkdirs(const char *path);
 int bl__store_exec(const bl__sqlite *sq, sqlite3 *db, const char *sql);
 
 #endif
