@@ -1,6 +1,7 @@
 /* client.c - the admin client every `beamlet CMD --node N` uses: a short-lived hidden node
  * (not published, not a cluster member) that calls one process on the target, hands the reply to
- * the command and exits. Options: --node, --cookie, --cookie-file, --timeout, --format. */
+ * the command and exits. Options: --node, --cookie, --cookie-file, --timeout, --format,
+ * --traceparent, --show-trace (trace_opt.c). */
 #include "cli.h"
 
 #include <stdlib.h>
@@ -17,6 +18,7 @@ int bl__cli_parse(bl__cli_opts *o, const char *cmd, int argc, char **argv)
     o->cfg.log_level = BL_LOG_ERROR;
     char err[512] = "";
     const char *v;
+    int took;
     if ((v = getenv("COOKIE")) && *v) bl_config_set(&o->cfg, "cookie", v, err, sizeof(err));
     if ((v = getenv("BEAMLET_LOG_LEVEL")) && *v)
         bl_config_set(&o->cfg, "log_level", v, err, sizeof(err));
@@ -42,6 +44,9 @@ int bl__cli_parse(bl__cli_opts *o, const char *cmd, int argc, char **argv)
                 goto bad;
             }
             o->timeout_ms = (unsigned)t;
+        } else if ((took = bl__cli_trace_opt(&o->trace, argc, argv, i, err, sizeof(err))) != 0) {
+            if (took < 0) goto bad;
+            i += took - 1;
         } else if (!strncmp(arg, "--format=", 9)) {
             o->format = arg + 9;
         } else if (!strcmp(arg, "--format") && val) {
@@ -130,6 +135,7 @@ static int call(bl__cli_opts *o, const char *proc, const char *req, int reqlen, 
     bl_spawn(n, NULL, NULL, NULL, &p);
     call_ctx c = {.o = o, .fn = fn, .ud = ud, .via = via};
     o->exit_code = 1;
+    bl__cli_trace_begin(n, &o->trace, o->cmd);
     if (!proc) {
         rc = bl_ping(p, o->target, o->timeout_ms, call_done, &c);
     } else if (via) {

@@ -228,7 +228,7 @@ void bl__ps_pend_send(ps *s, pend *p)
     }
     ei_x_buff x;
     ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 9);
+    ei_x_encode_tuple_header(&x, m->trace.valid ? 10 : 9);
     ei_x_encode_atom(&x, "bl_ps_amsg");
     ei_x_encode_atom(&x, n->name);
     ei_x_encode_binary(&x, m->topic, (long)strlen(m->topic));
@@ -238,6 +238,7 @@ void bl__ps_pend_send(ps *s, pend *p)
     ei_x_encode_ulong(&x, m->ttl_ms);
     ei_x_encode_ulonglong(&x, m->published_at);
     ei_x_encode_binary(&x, p->name, (long)strlen(p->name));
+    if (m->trace.valid) bl__ps_put_trace(&x, &m->trace);
     bl_send_name(s->proc, PS_NAME, p->node, x.buff, x.index);
     ei_x_free(&x);
 }
