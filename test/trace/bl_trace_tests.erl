@@ -154,6 +154,9 @@ trace_test_() ->
                {"old-format clients: calls and publishes without a trace work unchanged; "
                 "the optional trace fields are honoured",
                 {timeout, 60, fun() -> old_clients(Ctx) end}},
+               {"the Erlang shim as the edge: beamlet_trace's current trace, or a new one, with "
+                "service calls and publishes",
+                {timeout, 60, fun() -> shim_edge(Ctx) end}},
                {"a stock gen_server answers a C caller's traced tag and can read the trace",
                 {timeout, 60, fun() -> beam_server(Ctx) end}},
                {"seq_trace: a label set in BEAM follows a call through C nodes",
@@ -320,6 +323,33 @@ old_clients(#{a := A, b := B}) ->
     ?assertEqual(<<"0af7651916cd43dd8448eb211c80319c">>, maps:get(trace_id, M2)),
     %% a plain gen_server:call to a C process (tag [alias|Ref], no trace) still answers
     ?assertMatch({echo, q, none}, gen_server:call({tr_echo, B}, q, 5000)).
+
+shim_edge(#{a := A}) ->
+    TP = beamlet_trace:new(sampled),
+    Id = beamlet_trace:trace_id(TP),
+    ?assertMatch({ok, {Id, _, <<"01">>}}, beamlet_trace:parse(TP)),
+    ?assertEqual({error, badarg}, beamlet_trace:parse(<<"00-nope">>)),
+    ?assertEqual(Id, beamlet_trace:trace_id(beamlet_trace:child(TP))),
+    ?assertNotEqual(TP, beamlet_trace:child(TP)),
+    %% the caller's current trace goes with the call; the service sees it as its own current one
+    ?assertEqual({ok, {echo, s, Id}},
+                 beamlet_trace:with(TP, fun() ->
+                                                beamlet_client:service_call(A, <<"tr_echo">>, s, 5000)
+                                        end)),
+    ?assertEqual(undefined, beamlet_trace:current()),
+    %% none current: the shim starts one per request
+    {ok, {echo, s, N1}} = beamlet_client:service_call(A, <<"tr_echo">>, s, 5000),
+    {ok, {echo, s, N2}} = beamlet_client:service_call(A, <<"tr_echo">>, s, 5000),
+    ?assertMatch(<<_:32/binary>>, N1),
+    ?assertNotEqual(N1, N2),
+    %% a publish carries it to the subscribers' metadata
+    bl_test_util:flush(),
+    listen(),
+    ok = beamlet_trace:set(TP),
+    {ok, _} = beamlet_client:publish(A, <<"trace.shim">>, hi, #{}),
+    ok = beamlet_trace:clear(),
+    {ok, {beamlet_msg, <<"trace.shim">>, hi, Meta}} = recv_msg(<<"trace.shim">>),
+    ?assertEqual(Id, maps:get(trace_id, Meta)).
 
 beam_server(_Ctx) ->
     {ok, Srv} = bl_trace_beam_srv:start(),

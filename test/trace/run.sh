@@ -18,7 +18,8 @@ if [ ! -x "$TRACE_NODE_BIN" ] || [ "$ROOT/build/asan/libbeamlet.a" -nt "$TRACE_N
 fi
 RES=$(mktemp)
 if [ ! -x "$TRACE_NODE_BIN" ] || ! erlc -Wall -o "$EBIN" test/integration/bl_test_util.erl \
-        test/integration/bl_eunit_counter.erl test/trace/*.erl; then
+        test/integration/bl_eunit_counter.erl erlang_shim/src/beamlet_trace.erl \
+        erlang_shim/src/beamlet_client.erl test/trace/*.erl; then
     echo "trace: $TRACE_NODE_BIN missing (make build/asan/trace_node) or erlc failed" >&2
     [ -n "${BL_RESULTS:-}" ] && echo "trace 0 1" >>"$BL_RESULTS"
     exit 1
