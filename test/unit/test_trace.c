@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "runtime/internal.h"
@@ -204,12 +205,57 @@ static void test_seqtok(void **state)
     bl_node_free(n);
 }
 
+/* a line logged under a trace: " trace=ID" at the end (text), "trace_id" (JSON); none without */
+static void test_log_lines(void **state)
+{
+    (void)state;
+    bl_config cfg;
+    bl_config_init(&cfg);
+    snprintf(cfg.name, sizeof(cfg.name), "tt@localhost");
+    cfg.log_level = BL_LOG_INFO;
+    bl_node *n;
+    assert_int_equal(bl_node_new(&cfg, &n), BL_OK);
+    char path[] = "/tmp/bl_test_trace_log_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    bl_trace t;
+    bl_trace_parse(TP, strlen(TP), &t);
+    bl_log(n, BL_LOG_INFO, "plain one");
+    bl_trace_set(n, &t);
+    bl_log(n, BL_LOG_INFO, "traced one");
+    bl_node_set_log(n, BL_LOG_INFO, BL_LOG_JSON);
+    bl_log(n, BL_LOG_INFO, "traced two");
+    bl_trace_set(n, NULL);
+    bl_log(n, BL_LOG_INFO, "plain two");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char buf[4096] = "";
+    lseek(fd, 0, SEEK_SET);
+    ssize_t k = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    unlink(path);
+    assert_true(k > 0);
+    buf[k] = 0;
+    char *l1 = strtok(buf, "\n"), *l2 = strtok(NULL, "\n"), *l3 = strtok(NULL, "\n"),
+         *l4 = strtok(NULL, "\n");
+    assert_non_null(l4);
+    assert_null(strstr(l1, "trace"));
+    assert_non_null(strstr(l2, "traced one trace=4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert_non_null(strstr(l3, "\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\""));
+    assert_null(strstr(l4, "trace_id"));
+    bl_node_free(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),   cmocka_unit_test(test_new_child),
         cmocka_unit_test(test_current), cmocka_unit_test(test_tag),
-        cmocka_unit_test(test_seqtok),
+        cmocka_unit_test(test_seqtok),  cmocka_unit_test(test_log_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
