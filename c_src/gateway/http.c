@@ -198,7 +198,7 @@ static enum MHD_Result queue(gw_req *r)
     count_status(g, r->status);
     if (r->route && r->route->write) /* every write, whatever came of it */
         bl__gw_audit(g, r, r->status, r->status < 400 ? "ok" : "failed");
-    if (r->trace.flags & BL_TRACE_SAMPLED) {
+    if (bl_trace_sampled(g->n)) { /* r->trace is current here (on_request) */
         json_t *d =
             json_pack("{s:s, s:s, s:i}", "method", r->method, "path", r->path, "status", r->status);
         char *txt = d ? json_dumps(d, JSON_COMPACT) : NULL;

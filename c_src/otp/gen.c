@@ -228,6 +228,7 @@ static int try_reply(bl_proc *p, const bl_msg *m, int idx)
 /* A traced call reaches a C process: a debug line, and a trace event when it is sampled. */
 static void trace_served(bl_proc *p, const bl_from *from, const char *buf, int j)
 {
+    if (p->n->cfg.log_level < BL_LOG_DEBUG && !bl_trace_sampled(p->n)) return;
     char req[MAXATOMLEN_UTF8] = "", who[64];
     int k = j, ar;
     if (get_atom(buf, &k, req) < 0) { /* {Atom, ...}: its atom names the request */
@@ -241,6 +242,7 @@ static void trace_served(bl_proc *p, const bl_from *from, const char *buf, int j
         snprintf(who, sizeof(who), "<%u.%u>", p->pid.num, p->pid.serial);
     bl_log(p->n, BL_LOG_DEBUG, "call to %s from %s (request %s)", who, from->pid.node,
            req[0] ? req : "-");
+    if (!bl_trace_sampled(p->n)) return;
     json_t *d =
         json_pack("{s:s, s:s, s:s}", "process", who, "caller_node", from->pid.node, "request", req);
     char *txt = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;

@@ -181,6 +181,11 @@ int bl_trace_begin(bl_node *n, const char *traceparent, uint8_t new_flags, bl_tr
     return taken;
 }
 
+int bl_trace_sampled(const bl_node *n)
+{
+    return n && n->ctx.trace.valid && (n->ctx.trace.flags & BL_TRACE_SAMPLED) && n->trace_hook;
+}
+
 void bl_trace_event(bl_node *n, const char *what, const char *detail_json)
 {
     if (!n || !what || !n->ctx.trace.valid || !(n->ctx.trace.flags & BL_TRACE_SAMPLED) ||

@@ -384,6 +384,8 @@ static int publish(ps *s, const char *topic, const char *payload, int len, int p
     if (id_out && id_len) snprintf(id_out, id_len, "%s", m->id);
     if (tr) {
         bl_log(n, BL_LOG_DEBUG, "pubsub: %s published on %s", m->id, topic);
+    }
+    if (bl_trace_sampled(n)) {
         json_t *d =
             json_pack("{s:s, s:s, s:s}", "topic", topic, "id", m->id, "qos", bl__ps_qos_names[qos]);
         char *txt = d ? json_dumps(d, JSON_COMPACT) : NULL;

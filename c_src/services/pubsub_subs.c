@@ -179,9 +179,10 @@ static int deliver(ps *s, lsub *l, psmsg *m)
     bl_trace_set(n, &hop);
     int sub = l->id, is_pid = l->is_pid;
     int rc = deliver_one(s, l, m); /* l may be gone now */
-    if (rc == 0) {
+    if (rc == 0)
         bl_log(n, BL_LOG_DEBUG, "pubsub: %s on %s delivered to subscription %d", m->id, m->topic,
                sub);
+    if (rc == 0 && bl_trace_sampled(n)) {
         json_t *d = json_pack("{s:s, s:s, s:i, s:s}", "topic", m->topic, "id", m->id, "sub", sub,
                               "subscriber", is_pid ? "pid" : "c");
         char *txt = d ? json_dumps(d, JSON_COMPACT) : NULL;

@@ -832,6 +832,8 @@ static int call_attempt(rcall *c)
         e->outstanding++;
         if (bl_trace_current(r->n)) { /* before the call: its events come after this one */
             bl_log(r->n, BL_LOG_DEBUG, "registry: call to %s: %s on %s", c->name, proc, e->node);
+        }
+        if (bl_trace_sampled(r->n)) {
             json_t *d = json_pack("{s:s, s:s, s:s}", "service", c->name, "process", proc,
                                   "instance_node", e->node);
             char *txt = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;

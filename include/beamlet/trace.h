@@ -61,6 +61,9 @@ void bl_trace_set(bl_node *n, const bl_trace *t);
  * traceparent was taken, 0 when a new trace was started. */
 int bl_trace_begin(bl_node *n, const char *traceparent, uint8_t new_flags, bl_trace *out);
 
+/* 1 when the current trace is sampled (a trace event would be recorded): build an event's
+ * detail only then. */
+int bl_trace_sampled(const bl_node *n);
 /* Record a trace event on this node ("what" touched the current trace): only when the current
  * trace is sampled and an event log is running (the health service). detail_json: a JSON object
  * text or NULL. Shown by `beamlet events --trace ID`. */
