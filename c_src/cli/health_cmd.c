@@ -216,9 +216,12 @@ static void show_events(admin *a, json_t *j)
     /* newest first on the wire: print oldest first */
     for (size_t k = n; k-- > 0;) {
         json_t *e = json_array_get(evs, k);
-        char t[32];
-        fmt_time((unsigned long long)json_integer_value(json_object_get(e, "time_ms")), t,
-                 sizeof(t));
+        char t[48];
+        unsigned long long ms =
+            (unsigned long long)json_integer_value(json_object_get(e, "time_ms"));
+        fmt_time(ms, t, sizeof(t));
+        if (o && o->trace_id[0]) /* one trace: the milliseconds tell its steps apart */
+            snprintf(t + strlen(t), sizeof(t) - strlen(t), ".%03llu", ms % 1000);
         const char *who = json_string_value(json_object_get(e, "who"));
         printf("%-19s %-8s %-8s %-28s %-12s %s\n", t, str(e, "severity"), str(e, "type"),
                str(e, "node"), who ? who : "-", str(e, "body"));
@@ -233,13 +236,17 @@ static void grab(admin *a, json_t *j)
     o->got = json_incref(j);
 }
 
-/* newest first; within one millisecond, one node's events in the order it recorded them */
+/* newest first; within one millisecond by the microseconds trace events carry, else one node's
+ * events in the order it recorded them */
 static int by_time_desc(const void *x, const void *y)
 {
     json_t *ex = *(json_t *const *)x, *ey = *(json_t *const *)y;
     json_int_t a = json_integer_value(json_object_get(ex, "time_ms"));
     json_int_t b = json_integer_value(json_object_get(ey, "time_ms"));
     if (a != b) return a < b ? 1 : -1;
+    a = json_integer_value(json_object_get(ex, "time_us"));
+    b = json_integer_value(json_object_get(ey, "time_us"));
+    if (a && b && a != b) return a < b ? 1 : -1;
     int c = strcmp(str(ex, "logged_by"), str(ey, "logged_by"));
     if (c) return c;
     a = json_integer_value(json_object_get(ex, "id"));
@@ -296,6 +303,10 @@ static int cluster_events(hopts *o, int argc, char **argv)
         json_array_foreach(evs, k, e)
         {
             json_object_set_new(e, "logged_by", json_string(str(m, "node")));
+            json_t *bj = json_loads(str(e, "body"), 0, NULL); /* trace events: their time_us */
+            json_t *us = json_object_get(bj, "time_us");
+            if (json_is_integer(us)) json_object_set(e, "time_us", us);
+            json_decref(bj);
             json_array_append(all, e);
         }
     }
