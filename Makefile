@@ -90,6 +90,8 @@ $(ASAN)/pubsub_node: test/services/pubsub/pubsub_node.c $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
 $(ASAN)/registry_node: test/services/registry/registry_node.c $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
+$(ASAN)/trace_node: test/trace/trace_node.c $(ASAN)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
 $(REL)/test_worker: test/integration/test_worker.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(ASAN)/unit/%: test/unit/%.c $(ASAN)/libbeamlet.a
@@ -118,6 +120,14 @@ build/fuzz/fuzz_promtext: test/fuzz/fuzz_promtext.c c_src/gateway/promtext.c $(H
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< c_src/gateway/promtext.c -o $@
 
+# the trace fuzzer: traceparent, call tags and seq_trace tokens instrumented (trace.c, gen.c,
+# seqtrace.c), the rest of the release library as it is
+build/fuzz/fuzz_trace: test/fuzz/fuzz_trace.c c_src/runtime/trace.c c_src/runtime/seqtrace.c c_src/otp/gen.c $(REL)/libbeamlet.a $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
+	    c_src/runtime/trace.c c_src/runtime/seqtrace.c c_src/otp/gen.c $(REL)/libbeamlet.a \
+	    -L$(ERL_EI)/lib -lei -lev -ljansson -lpthread -lm -ldl -o $@
+
 # the gateway's API key sync decoder (what other gateways send)
 build/fuzz/fuzz_keysync: test/fuzz/fuzz_keysync.c c_src/gateway/keycodec.c c_src/dist/term.c $(HDRS)
 	@mkdir -p $(@D)
@@ -125,10 +135,11 @@ build/fuzz/fuzz_keysync: test/fuzz/fuzz_keysync.c c_src/gateway/keycodec.c c_src
 	    c_src/gateway/keycodec.c c_src/dist/term.c -L$(ERL_EI)/lib -lei -lpthread -o $@
 
 # the gossip fuzzer needs the gossip codec and the logger, not the dist sources
-build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/dlib.c c_src/runtime/log.c $(HDRS)
+build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/dlib.c c_src/runtime/log.c c_src/runtime/trace.c $(HDRS)
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
 	    c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/dlib.c c_src/runtime/log.c \
+	    c_src/runtime/trace.c \
 	    -L$(ERL_EI)/lib -lei -lev -ljansson -lcrypto -ldl -lpthread -o $@
 
 # the handshake fuzzer needs the state machine (and ei, for its MD5)
@@ -165,7 +176,7 @@ run-node: deps-run
 	@pgrep -x epmd >/dev/null || { echo "beamlet: starting epmd"; epmd -daemon; }
 	@priv/beamlet node --sname beamlet $(ARGS)
 
-test-build: $(REL)/beamlet $(ASAN)/beamlet $(ASAN)/test_worker $(ASAN)/pg_worker $(ASAN)/registry_node $(ASAN)/global_node $(ASAN)/pubsub_node $(UNIT_BIN) $(FUZZ_BIN) priv/beamlet priv/libbeamlet.a $(EXAMPLES)
+test-build: $(REL)/beamlet $(ASAN)/beamlet $(ASAN)/test_worker $(ASAN)/pg_worker $(ASAN)/registry_node $(ASAN)/global_node $(ASAN)/pubsub_node $(ASAN)/trace_node $(UNIT_BIN) $(FUZZ_BIN) priv/beamlet priv/libbeamlet.a $(EXAMPLES)
 
 test: deps
 	@$(MAKE) --no-print-directory test-build

@@ -6,6 +6,7 @@
 #define BL_CLI_ADMIN_H
 
 #include "beamlet/beamlet.h"
+#include "cli.h"
 
 #include <jansson.h>
 
@@ -36,6 +37,7 @@ struct admin {
      * print it and set a->exit_code */
     void (*answer)(admin *a, int status, const char *buf, int index);
     void *ud;
+    bl__cli_trace trace; /* --traceparent, --show-trace (trace_opt.c) */
     char err[256];
 };
 

@@ -9,6 +9,7 @@
  *   {restart, Name}   -> {ok, #{service, pid, restarts}} | {error, unknown_service | Reason}
  *   leave             -> ok, then the node leaves the cluster and stops (exit status 0) */
 #include "node_ctx.h"
+#include "render.h"
 
 #include "beamlet/pg.h"
 
@@ -43,36 +44,6 @@ typedef struct {
     bl__node_ctx *ctx;
     unsigned restarts[NSERVICES];
 } admin_state;
-
-/* JSON -> term: objects become maps with atom keys (our own field names), strings binaries,
- * booleans atoms, null undefined. */
-static void enc_json(ei_x_buff *r, json_t *j)
-{
-    if (json_is_object(j)) {
-        ei_x_encode_map_header(r, (long)json_object_size(j));
-        const char *k;
-        json_t *v;
-        json_object_foreach(j, k, v)
-        {
-            ei_x_encode_atom(r, k);
-            enc_json(r, v);
-        }
-    } else if (json_is_array(j)) {
-        size_t i;
-        json_t *v;
-        if (json_array_size(j)) ei_x_encode_list_header(r, (long)json_array_size(j));
-        json_array_foreach(j, i, v) enc_json(r, v);
-        ei_x_encode_empty_list(r);
-    } else if (json_is_string(j)) {
-        ei_x_encode_binary(r, json_string_value(j), (long)json_string_length(j));
-    } else if (json_is_integer(j)) {
-        ei_x_encode_longlong(r, (long long)json_integer_value(j));
-    } else if (json_is_boolean(j)) {
-        ei_x_encode_atom(r, json_is_true(j) ? "true" : "false");
-    } else {
-        ei_x_encode_atom(r, "undefined");
-    }
-}
 
 static void enc_pid_text(ei_x_buff *r, bl_proc *p)
 {
@@ -159,7 +130,7 @@ static int req_config(admin_state *st, const char *buf, int idx, ei_x_buff *r)
     (void)buf;
     (void)idx;
     json_t *j = bl__node_config_json(st->ctx);
-    enc_json(r, j);
+    bl_json_to_term(r, j);
     json_decref(j);
     return 0;
 }

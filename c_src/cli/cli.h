@@ -38,6 +38,17 @@ int bl__cli_apikey_create(int argc, char **argv);
 int bl__cli_apikey_list(int argc, char **argv);
 int bl__cli_apikey_revoke(int argc, char **argv);
 
+/* ---- the CLI as the edge of a trace (trace_opt.c) ---- */
+typedef struct bl__cli_trace {
+    const char *traceparent; /* --traceparent (checked), else TRACEPARENT from the environment */
+    int show;                /* --show-trace: print the trace id on stderr */
+} bl__cli_trace;
+/* --traceparent TP / --show-trace at argv[i]: words taken (0: not one of them), -1 and err on a
+ * bad traceparent. */
+int bl__cli_trace_opt(bl__cli_trace *t, int argc, char **argv, int i, char *err, size_t errlen);
+/* Make the command's trace current on the client node n (before its call). */
+void bl__cli_trace_begin(bl_node *n, const bl__cli_trace *t, const char *cmd);
+
 /* ---- admin client (client.c) ---- */
 typedef struct bl__cli_opts {
     const char *cmd;    /* for messages: "service restart" */
@@ -47,10 +58,12 @@ typedef struct bl__cli_opts {
     const char *pos[BL__CLI_MAX_POS]; /* positional words in order */
     int npos;
     bl_config cfg; /* the client node's config: cookie */
+    bl__cli_trace trace;
     int exit_code;
 } bl__cli_opts;
 
-/* Parse --node, --cookie, --cookie-file, --timeout, --format and positional words. Prints the
+/* Parse --node, --cookie, --cookie-file, --timeout, --format, --traceparent, --show-trace and
+ * positional words. Prints the
  * problem and returns -1 on a bad option. */
 int bl__cli_parse(bl__cli_opts *o, const char *cmd, int argc, char **argv);
 /* Why a call to a node failed, in words for the user (tls: the client ran TLS distribution). */

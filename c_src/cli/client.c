@@ -2,7 +2,8 @@
  * (not published, not a cluster member) that calls one process on the target, hands the reply to
  * the command and exits. Options: --node, --cookie, --cookie-file, --timeout, --format, and the
  * node's TLS distribution settings (--tls, --tls-cert, ...: the tls* keys of the config file given
- * by --config or BEAMLET_CONFIG, then BEAMLET_TLS_*, then the flags), so it reaches TLS nodes. */
+ * by --config or BEAMLET_CONFIG, then BEAMLET_TLS_*, then the flags), so it reaches TLS nodes;
+ * --traceparent, --show-trace (trace_opt.c). */
 #include "cli.h"
 
 #include <jansson.h>
@@ -117,6 +118,9 @@ int bl__cli_parse(bl__cli_opts *o, const char *cmd, int argc, char **argv)
                 goto bad;
             }
             o->timeout_ms = (unsigned)t;
+        } else if ((took = bl__cli_trace_opt(&o->trace, argc, argv, i, err, sizeof(err))) != 0) {
+            if (took < 0) goto bad;
+            i += took - 1;
         } else if (!strncmp(arg, "--format=", 9)) {
             o->format = arg + 9;
         } else if (!strcmp(arg, "--format") && val) {
@@ -203,6 +207,7 @@ static int call(bl__cli_opts *o, const char *proc, const char *req, int reqlen, 
     bl_spawn(n, NULL, NULL, NULL, &p);
     call_ctx c = {.o = o, .fn = fn, .ud = ud, .via = via};
     o->exit_code = 1;
+    bl__cli_trace_begin(n, &o->trace, o->cmd);
     if (!proc) {
         rc = bl_ping(p, o->target, o->timeout_ms, call_done, &c);
     } else if (via) {

@@ -20,12 +20,14 @@ int bl__cli_config_history(int argc, char **argv);
 int bl__cli_config_watch(int argc, char **argv);
 int bl__cli_service_list(int argc, char **argv);
 int bl__cli_service_restart(int argc, char **argv);
+int bl__cli_service_call(int argc, char **argv);
+int bl__cli_publish(int argc, char **argv);
 int bl__cli_node_leave(int argc, char **argv);
 int bl__cli_completion(int argc, char **argv);
 
-#define CLIENT_OPTS                                                                          \
+#define CLIENT_OPTS                                                                                \
     "[--cookie C | --cookie-file F] [--timeout MS] [--proto-dist inet6_tcp] [--tls true "       \
-    "--tls-cert F --tls-key F --tls-ca F | --config FILE.json]"
+    "--tls-cert F --tls-key F --tls-ca F | --config FILE.json] [--traceparent TP]"
 
 /* run NULL: handled by main.c, listed here for --help and completion */
 static const bl__cli_cmd CMDS[] = {
@@ -93,11 +95,14 @@ static const bl__cli_cmd CMDS[] = {
      "status (passing, warning, critical), since when, and what the last run said."},
     {"events", bl__cli_events,
      "beamlet events --node NODE [--since 1h] [--until 10m] [--severity info|warn|critical] "
-     "[--type T] [--from NODE] [--limit N] [--cluster] [--format json] " CLIENT_OPTS,
+     "[--type T] [--from NODE] [--trace TRACE_ID] [--limit N] [--cluster] [--format "
+     "json] " CLIENT_OPTS,
      "The node's event log and audit trail, kept on disk across restarts: membership, leader, "
-     "service, check, alert and admin events with time, node, type, severity, who did it and a "
-     "JSON body. --severity warn shows warn and critical; --since defaults to 24h; --cluster "
-     "asks every active member and merges their logs, newest first."},
+     "service, check, alert, admin and trace events with time, node, type, severity, who did it, "
+     "a JSON body and the trace id. --severity warn shows warn and critical; --since defaults "
+     "to 24h (with --trace: everything kept); --cluster asks every active member and merges "
+     "their logs; the table lists oldest first. --trace ID: only what that trace touched "
+     "(docs/tracing.md), oldest first in JSON too."},
     {"history", bl__cli_history,
      "beamlet history --node NODE [--metric M] [--since 24h] [--until 1h] [--cluster] "
      "[--format json] " CLIENT_OPTS,
@@ -158,6 +163,18 @@ static const bl__cli_cmd CMDS[] = {
      "beamlet service restart NAME --node NODE " CLIENT_OPTS,
      "Stop one C service process of the node and start it again (its state is rebuilt from "
      "its peers and its durable store). NAME as `service list` shows it."},
+    {"service call", bl__cli_service_call,
+     "beamlet service call --node NODE NAME REQUEST_JSON [--show-trace] [--traceparent "
+     "TP] " CLIENT_OPTS,
+     "gen_server:call to one healthy instance of service NAME through the node's registry "
+     "(load-balanced, failing over); prints the reply as JSON. REQUEST_JSON becomes a term: "
+     "objects are maps with atom keys, strings binaries. Runs under a sampled trace: "
+     "--show-trace prints its id for `beamlet events --trace` (docs/tracing.md)."},
+    {"publish", bl__cli_publish,
+     "beamlet publish --node NODE TOPIC PAYLOAD_JSON [--show-trace] [--traceparent "
+     "TP] " CLIENT_OPTS,
+     "Publish one pub/sub message from the node (at most once); prints its id. Runs under a "
+     "sampled trace that its subscribers on every node see in the message metadata."},
     {"node leave", bl__cli_node_leave, "beamlet node leave --node NODE " CLIENT_OPTS,
      "Ask the node to leave the cluster gracefully (members see leaving, then left) and stop. "
      "It exits 0, so systemd's Restart=on-failure does not start it again."},

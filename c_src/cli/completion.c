@@ -47,7 +47,8 @@ static void node_flags(char *out, size_t len)
     snprintf(out + off, off < len ? len - off : 0, "--config --no-publish --help");
 }
 
-#define ADMIN_FLAGS "--node --cookie --cookie-file --timeout --format --help"
+#define ADMIN_FLAGS                                                                                \
+    "--node --cookie --cookie-file --timeout --format --traceparent --show-trace --help"
 
 static void bash(void)
 {

@@ -2,6 +2,7 @@
  * `beamlet events` and `beamlet history` call beamlet_health on the target node and print the
  * answer as a table (a sparkline for history) for people or as JSON (--format json). */
 #include "admin.h"
+#include "beamlet/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,8 @@ static void dump_json(json_t *j)
 /* options shared by events and history */
 typedef struct hopts {
     unsigned long long since_ms, until_ms;
-    char type[32], severity[16], metric[96], node[256];
+    char type[32], severity[16], metric[96], node[256], trace_id[33];
+    int since_given;
     unsigned limit;
     int has_metric;
     int cluster; /* events --cluster: every member's log, merged */
@@ -75,7 +77,7 @@ static int hopt(admin *a, int argc, char **argv, int i)
             return 0;
         }
         if (k[2] == 's')
-            o->since_ms = now_ms() - ago;
+            o->since_ms = now_ms() - ago, o->since_given = 1;
         else
             o->until_ms = now_ms() - ago;
         return 2;
@@ -87,6 +89,16 @@ static int hopt(admin *a, int argc, char **argv, int i)
             return 0;
         }
         snprintf(o->severity, sizeof(o->severity), "%s", v);
+        return 2;
+    }
+    if (!strcmp(k, "--trace")) {
+        if (!bl_trace_id_valid(v)) {
+            snprintf(a->err, sizeof(a->err),
+                     "--trace '%s': give a trace id, 32 lowercase hex digits", v);
+            return 0;
+        }
+        snprintf(o->trace_id, sizeof(o->trace_id), "%s", v);
+        if (!o->since_given) o->since_ms = 0;
         return 2;
     }
     if (!strcmp(k, "--type") && strlen(v) < sizeof(o->type)) {
@@ -123,7 +135,8 @@ static void kv_bin(ei_x_buff *x, const char *k, const char *v)
 static int enc_events(admin *a, ei_x_buff *x)
 {
     hopts *o = a->ud;
-    int n = 2 + (o->until_ms > 0) + (o->type[0] != 0) + (o->severity[0] != 0) + (o->node[0] != 0);
+    int n = 2 + (o->until_ms > 0) + (o->type[0] != 0) + (o->severity[0] != 0) + (o->node[0] != 0) +
+            (o->trace_id[0] != 0);
     ei_x_encode_tuple_header(x, 2);
     ei_x_encode_atom(x, "events");
     ei_x_encode_map_header(x, n);
@@ -141,6 +154,7 @@ static int enc_events(admin *a, ei_x_buff *x)
         ei_x_encode_atom(x, o->severity);
     }
     if (o->node[0]) kv_bin(x, "node", o->node);
+    if (o->trace_id[0]) kv_bin(x, "trace_id", o->trace_id);
     return 0;
 }
 
@@ -176,12 +190,15 @@ static void show_events(admin *a, json_t *j)
     json_t *evs = ok_value(a, j);
     if (!evs) return;
     size_t i, n = json_array_size(evs);
+    hopts *o = a->ud;
     if (a->json) {
-        /* bodies are JSON text on the wire: print them as objects */
+        /* bodies are JSON text on the wire: print them as objects; one trace: oldest first */
         json_t *out = json_array();
         json_t *e;
-        json_array_foreach(evs, i, e)
-        {
+        int oldest_first = o && o->trace_id[0];
+        for (size_t k = 0; k < n; k++) {
+            i = oldest_first ? n - 1 - k : k;
+            e = json_array_get(evs, i);
             json_t *c = json_deep_copy(e);
             json_t *b = json_loads(json_string_value(json_object_get(e, "body"))
                                        ? json_string_value(json_object_get(e, "body"))
@@ -199,9 +216,12 @@ static void show_events(admin *a, json_t *j)
     /* newest first on the wire: print oldest first */
     for (size_t k = n; k-- > 0;) {
         json_t *e = json_array_get(evs, k);
-        char t[32];
-        fmt_time((unsigned long long)json_integer_value(json_object_get(e, "time_ms")), t,
-                 sizeof(t));
+        char t[48];
+        unsigned long long ms =
+            (unsigned long long)json_integer_value(json_object_get(e, "time_ms"));
+        fmt_time(ms, t, sizeof(t));
+        if (o && o->trace_id[0]) /* one trace: the milliseconds tell its steps apart */
+            snprintf(t + strlen(t), sizeof(t) - strlen(t), ".%03llu", ms % 1000);
         const char *who = json_string_value(json_object_get(e, "who"));
         printf("%-19s %-8s %-8s %-28s %-12s %s\n", t, str(e, "severity"), str(e, "type"),
                str(e, "node"), who ? who : "-", str(e, "body"));
@@ -216,10 +236,21 @@ static void grab(admin *a, json_t *j)
     o->got = json_incref(j);
 }
 
+/* newest first; within one millisecond by the microseconds trace events carry, else one node's
+ * events in the order it recorded them */
 static int by_time_desc(const void *x, const void *y)
 {
-    json_int_t a = json_integer_value(json_object_get(*(json_t *const *)x, "time_ms"));
-    json_int_t b = json_integer_value(json_object_get(*(json_t *const *)y, "time_ms"));
+    json_t *ex = *(json_t *const *)x, *ey = *(json_t *const *)y;
+    json_int_t a = json_integer_value(json_object_get(ex, "time_ms"));
+    json_int_t b = json_integer_value(json_object_get(ey, "time_ms"));
+    if (a != b) return a < b ? 1 : -1;
+    a = json_integer_value(json_object_get(ex, "time_us"));
+    b = json_integer_value(json_object_get(ey, "time_us"));
+    if (a && b && a != b) return a < b ? 1 : -1;
+    int c = strcmp(str(ex, "logged_by"), str(ey, "logged_by"));
+    if (c) return c;
+    a = json_integer_value(json_object_get(ex, "id"));
+    b = json_integer_value(json_object_get(ey, "id"));
     return a < b ? 1 : a > b ? -1 : 0;
 }
 
@@ -312,6 +343,10 @@ static void add_events(json_t *evs, const char *member, void *acc)
     json_array_foreach(evs, k, e)
     {
         json_object_set_new(e, "logged_by", json_string(member));
+        json_t *bj = json_loads(str(e, "body"), 0, NULL); /* trace events: their time_us */
+        json_t *us = json_object_get(bj, "time_us");
+        if (json_is_integer(us)) json_object_set(e, "time_us", us);
+        json_decref(bj);
         json_array_append(acc, e);
     }
 }

@@ -177,6 +177,9 @@ static int run_admin(admin *a, int argc, char **argv)
             a->json = !strcmp(argv[++i], "json");
         } else if (!strcmp(arg, "--format=json") || !strcmp(arg, "--format=table")) {
             a->json = !strcmp(arg, "--format=json"); /* as the seeds write it */
+        } else if ((took = bl__cli_trace_opt(&a->trace, argc, argv, i, err, sizeof(err))) != 0) {
+            if (took < 0) goto bad;
+            i += took - 1;
         } else if (a->opt && (took = a->opt(a, argc, argv, i)) > 0) {
             i += took - 1;
         } else {
@@ -206,6 +209,7 @@ static int run_admin(admin *a, int argc, char **argv)
     }
     bl_proc *p;
     bl_spawn(n, NULL, NULL, NULL, &p);
+    bl__cli_trace_begin(n, &a->trace, a->cmd);
     if (a->start) {
         rc = a->start(a, p, admin_done);
         if (rc == BL_EINVAL && a->err[0]) {

@@ -92,6 +92,7 @@ enum {
     F_OPTS,   /* a proper list of spawn options */
     F_FLAGS,  /* a small non-negative integer */
     F_RESULT, /* a pid (into from) or an error atom (into toname) */
+    F_TOKEN,  /* the seq_trace token of the _TT variants (any term, kept as offset + length) */
 };
 
 /* has_msg: 1 a message follows, 2 the exit reason follows as the message (EXIT_PAYLOAD) */
@@ -111,26 +112,26 @@ static const layout LAYOUTS[] = {
     {BL_CTL_REG_SEND, 4, 1, {F_FROM, F_SKIP, F_TONAME}},
     {BL_CTL_GROUP_LEADER, 3, 0, {F_FROM, F_TO}},
     {BL_CTL_EXIT2, 4, 0, {F_FROM, F_TO, F_REASON}},
-    {BL_CTL_SEND_TT, 4, 1, {F_SKIP, F_TO, F_SKIP}},
-    {BL_CTL_EXIT_TT, 5, 0, {F_FROM, F_TO, F_SKIP, F_REASON}},
-    {BL_CTL_REG_SEND_TT, 5, 1, {F_FROM, F_SKIP, F_TONAME, F_SKIP}},
-    {BL_CTL_EXIT2_TT, 5, 0, {F_FROM, F_TO, F_SKIP, F_REASON}},
+    {BL_CTL_SEND_TT, 4, 1, {F_SKIP, F_TO, F_TOKEN}},
+    {BL_CTL_EXIT_TT, 5, 0, {F_FROM, F_TO, F_TOKEN, F_REASON}},
+    {BL_CTL_REG_SEND_TT, 5, 1, {F_FROM, F_SKIP, F_TONAME, F_TOKEN}},
+    {BL_CTL_EXIT2_TT, 5, 0, {F_FROM, F_TO, F_TOKEN, F_REASON}},
     {BL_CTL_MONITOR_P, 4, 0, {F_FROM, F_TOPROC, F_REF}},
     {BL_CTL_DEMONITOR_P, 4, 0, {F_FROM, F_TOPROC, F_REF}},
     {BL_CTL_MONITOR_P_EXIT, 5, 0, {F_FROMPROC, F_TO, F_REF, F_REASON}},
     {BL_CTL_SEND_SENDER, 3, 1, {F_FROM, F_TO}},
-    {BL_CTL_SEND_SENDER_TT, 4, 1, {F_FROM, F_TO, F_SKIP}},
+    {BL_CTL_SEND_SENDER_TT, 4, 1, {F_FROM, F_TO, F_TOKEN}},
     {BL_CTL_PAYLOAD_EXIT, 3, 2, {F_FROM, F_TO}},
-    {BL_CTL_PAYLOAD_EXIT_TT, 4, 2, {F_FROM, F_TO, F_SKIP}},
+    {BL_CTL_PAYLOAD_EXIT_TT, 4, 2, {F_FROM, F_TO, F_TOKEN}},
     {BL_CTL_PAYLOAD_EXIT2, 3, 2, {F_FROM, F_TO}},
-    {BL_CTL_PAYLOAD_EXIT2_TT, 4, 2, {F_FROM, F_TO, F_SKIP}},
+    {BL_CTL_PAYLOAD_EXIT2_TT, 4, 2, {F_FROM, F_TO, F_TOKEN}},
     {BL_CTL_PAYLOAD_MONITOR_P_EXIT, 4, 2, {F_FROMPROC, F_TO, F_REF}},
     {BL_CTL_SPAWN_REQUEST, 6, 1, {F_REF, F_FROM, F_GL, F_MFA, F_OPTS}},
-    {BL_CTL_SPAWN_REQUEST_TT, 7, 1, {F_REF, F_FROM, F_GL, F_MFA, F_OPTS, F_SKIP}},
+    {BL_CTL_SPAWN_REQUEST_TT, 7, 1, {F_REF, F_FROM, F_GL, F_MFA, F_OPTS, F_TOKEN}},
     {BL_CTL_SPAWN_REPLY, 5, 0, {F_REF, F_TO, F_FLAGS, F_RESULT}},
-    {BL_CTL_SPAWN_REPLY_TT, 6, 0, {F_REF, F_TO, F_FLAGS, F_RESULT, F_SKIP}},
+    {BL_CTL_SPAWN_REPLY_TT, 6, 0, {F_REF, F_TO, F_FLAGS, F_RESULT, F_TOKEN}},
     {BL_CTL_ALIAS_SEND, 3, 1, {F_FROM, F_REF}},
-    {BL_CTL_ALIAS_SEND_TT, 4, 1, {F_FROM, F_REF, F_SKIP}},
+    {BL_CTL_ALIAS_SEND_TT, 4, 1, {F_FROM, F_REF, F_TOKEN}},
     {BL_CTL_UNLINK_ID, 4, 0, {F_ID, F_FROM, F_TO}},
     {BL_CTL_UNLINK_ID_ACK, 4, 0, {F_ID, F_FROM, F_TO}},
 };
@@ -317,6 +318,16 @@ static int decode(const char *p, size_t len, size_t end, int msg_valid, bl_ctl *
             out->has_from = is_pid;
             out->has_toname = !is_pid;
             break;
+        case F_TOKEN: {
+            size_t start = (size_t)idx, j = start;
+            if (bl_term_check(p, end, &j) != 0) return BL_CTL_EMALFORMED;
+            out->token_off = start;
+            out->token_len = j - start;
+            /* [] (the atom in old nodes' encoding) means no token */
+            out->has_token = !(j - start == 1 && (unsigned char)p[start] == ERL_NIL_EXT);
+            idx = (int)j;
+            break;
+        }
         case F_REASON: {
             size_t start = (size_t)idx, j = start;
             if (bl_term_check(p, end, &j) != 0) return BL_CTL_EMALFORMED;
@@ -413,6 +424,11 @@ int bl_ctl_encode(ei_x_buff *x, const bl_ctl *c, const char *reason, int reason_
             break;
         case F_RESULT:
             rc = c->has_toname ? ei_x_encode_atom(x, c->toname) : ei_x_encode_pid(x, &c->from);
+            break;
+        case F_TOKEN:
+            rc = c->token_enc && c->token_enc_len > 0
+                     ? ei_x_append_buf(x, c->token_enc, c->token_enc_len)
+                     : ei_x_encode_empty_list(x);
             break;
         default:
             rc = ei_x_encode_atom(x, "");

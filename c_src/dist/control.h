@@ -63,6 +63,12 @@ typedef struct bl_ctl {
     size_t opts_off, opts_len; /* SPAWN_REQUEST option list (decode) */
     const char *opts;          /* SPAWN_REQUEST option list body to send (encode; NULL: []) */
     int opts_len_enc;
+    /* the _TT variants: the seq_trace token term (decode: offset and length in the payload;
+     * encode: token_enc/token_enc_len, an encoded term body, or NULL for the atom []) */
+    int has_token;
+    size_t token_off, token_len;
+    const char *token_enc;
+    int token_enc_len;
     long arity;       /* SPAWN_REQUEST {M, F, Arity} */
     long spawn_flags; /* SPAWN_REPLY: BL_SPAWN_FLAG_* */
     /* pids: LINK/EXIT/... From and To; SPAWN_REQUEST From (the parent); SPAWN_REPLY To (the

@@ -8,6 +8,7 @@
 #define BL_GATEWAY_INT_H
 
 #include "../runtime/internal.h"
+#include "beamlet/trace.h"
 #include "beamlet/cluster.h"
 #include "mhd.h"
 
@@ -74,6 +75,7 @@ struct gw_req {
     size_t text_len, text_cap;
     struct gw_stream *stream;
     int started_stream;
+    bl_trace trace; /* from the traceparent header, or new (docs/tracing.md) */
     struct gw_req *next;
 };
 

@@ -188,6 +188,9 @@ static enum MHD_Result queue(gw_req *r)
         m->add_response_header(resp, "X-Frame-Options", "DENY");
     }
     if (r->retry_after[0]) m->add_response_header(resp, "Retry-After", r->retry_after);
+    char tp[BL_TRACEPARENT_LEN];
+    if (bl_trace_format(&r->trace, tp, sizeof(tp)) == BL_OK) /* the trace it joined or began */
+        m->add_response_header(resp, "traceparent", tp);
     if (r->allow[0]) m->add_response_header(resp, "Allow", r->allow);
     if (r->status == 401) m->add_response_header(resp, "WWW-Authenticate", "Bearer");
     enum MHD_Result rc = m->queue_response(r->c, (unsigned)r->status, resp);
@@ -196,6 +199,14 @@ static enum MHD_Result queue(gw_req *r)
     count_status(g, r->status);
     if (r->route && r->route->write) /* every write, whatever came of it */
         bl__gw_audit(g, r, r->status, r->status < 400 ? "ok" : "failed");
+    if (bl_trace_sampled(g->n)) { /* r->trace is current here (on_request) */
+        json_t *d =
+            json_pack("{s:s, s:s, s:i}", "method", r->method, "path", r->path, "status", r->status);
+        char *txt = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        bl_trace_event(g->n, "http.request", txt);
+        free(txt);
+        json_decref(d);
+    }
     return rc;
 }
 
@@ -305,6 +316,25 @@ static void client_addr(bl__gw *g, struct MHD_Connection *c, char *out, size_t o
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)outsz);
 }
 
+static enum MHD_Result handle_request(bl__gw *g, struct MHD_Connection *c, const char *url,
+                                      const char *method, const char *upload_data,
+                                      size_t *upload_size, void **con_cls);
+
+/* The request's trace (W3C trace context): a valid traceparent header is continued (its sampled
+ * flag kept), else a new trace begins, sampled for writes; it is current while the request's
+ * code runs on the loop and comes back in the response's traceparent header. */
+static void begin_trace(bl__gw *g, gw_req *r)
+{
+    const char *tp = g->mhd->lookup_connection_value(r->c, MHD_HEADER_KIND, "traceparent");
+    bl_trace parent;
+    if (tp && bl_trace_parse(tp, strlen(tp), &parent) == BL_OK) {
+        bl_trace_child(&parent, &r->trace);
+        return;
+    }
+    int write = strcmp(r->method, "GET") && strcmp(r->method, "HEAD");
+    bl_trace_new(&r->trace, write ? BL_TRACE_SAMPLED : 0);
+}
+
 /* One open connection: when its current request began (the connection's start, or the end of
  * the previous request on a kept-alive connection). MHD's own timeout is an idle one, so a client
  * that trickles a byte now and then could hold a request open for ever; the sweep caps it. */
@@ -329,6 +359,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     (void)version;
     bl__gw *g = cls;
+    bl_trace saved = g->n->ctx.trace;
+    gw_req *r = *con_cls;
+    if (r) bl_trace_set(g->n, &r->trace);
+    enum MHD_Result rc = handle_request(g, c, url, method, upload_data, upload_size, con_cls);
+    g->n->ctx.trace = saved;
+    return rc;
+}
+
+static enum MHD_Result handle_request(bl__gw *g, struct MHD_Connection *c, const char *url,
+                                      const char *method, const char *upload_data,
+                                      size_t *upload_size, void **con_cls)
+{
     gw_req *r = *con_cls;
     if (!r) {
         r = calloc(1, sizeof(*r));
@@ -341,6 +383,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         snprintf(r->path, sizeof(r->path), "%s", url);
         client_addr(g, c, r->addr, sizeof(r->addr));
         snprintf(r->who, sizeof(r->who), "anonymous");
+        begin_trace(g, r);
+        bl_trace_set(g->n, &r->trace);
         const char *cl = g->mhd->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > g->n->cfg.http_max_body_bytes) r->too_big = 1;
         LL_PREPEND(g->reqs, r);

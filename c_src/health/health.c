@@ -9,6 +9,7 @@
 #include "beamlet/cluster.h"
 
 #include <jansson.h>
+#include <sys/time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -97,10 +98,36 @@ void bl__health_record(health *h, const char *node, const char *type, const char
                        const char *who, json_t *body)
 {
     char *txt = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    bl__hstore_event(h->hs, bl_now_ms(), node, type, sev, who, txt ? txt : "{}");
+    char tid[BL_TRACE_ID_LEN]; /* an event caused by a traced request belongs to its trace */
+    const bl_trace *t = bl_trace_current(h->n);
+    if (!t || bl_trace_id_hex(t, tid, sizeof(tid)) != BL_OK) tid[0] = 0;
+    bl__hstore_event(h->hs, bl_now_ms(), node, type, sev, who, tid[0] ? tid : NULL,
+                     txt ? txt : "{}");
     free(txt);
     if (who) bl__hstore_flush(h->hs); /* an admin action: on disk before the reply */
     json_decref(body);
+}
+
+/* bl_trace_event: what a sampled trace touched on this node, type "trace" (docs/tracing.md) */
+static void trace_event(bl_node *n, const bl_trace *t, const char *what, const char *detail_json,
+                        void *ud)
+{
+    health *h = ud;
+    json_t *body = detail_json ? json_loads(detail_json, 0, NULL) : NULL;
+    if (!json_is_object(body)) {
+        json_decref(body);
+        body = json_object();
+    }
+    char span[17];
+    for (int i = 0; i < 8; i++)
+        snprintf(span + 2 * i, 3, "%02x", t->span_id[i]);
+    json_object_set_new(body, "what", json_string(what));
+    json_object_set_new(body, "span_id", json_string(span));
+    struct timeval tv; /* finer than the event's time_ms: steps of one request in one ms */
+    gettimeofday(&tv, NULL);
+    json_object_set_new(body, "time_us",
+                        json_integer((json_int_t)tv.tv_sec * 1000000 + (json_int_t)tv.tv_usec));
+    bl__health_record(h, n->name, "trace", "info", NULL, body);
 }
 
 static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
@@ -169,7 +196,7 @@ static int get_u64(const char *buf, int *idx, unsigned long long *out)
     return ei_decode_ulonglong(buf, idx, out);
 }
 
-/* {events, #{since_ms, until_ms, type, node, severity, limit}} */
+/* {events, #{since_ms, until_ms, type, node, severity, limit, trace_id}} */
 static int events_call(health *h, const bl_from *from, const char *buf, int idx, ei_x_buff *reply)
 {
     bl__event_query q;
@@ -191,6 +218,10 @@ static int events_call(health *h, const bl_from *from, const char *buf, int idx,
             if (get_str(buf, &idx, q.type, sizeof(q.type))) goto bad;
         } else if (!strcmp(k, "node")) {
             if (get_str(buf, &idx, q.node, sizeof(q.node))) goto bad;
+        } else if (!strcmp(k, "trace_id")) {
+            if (get_str(buf, &idx, q.trace_id, sizeof(q.trace_id)) ||
+                !bl_trace_id_valid(q.trace_id))
+                goto bad;
         } else if (!strcmp(k, "severity")) {
             if (get_str(buf, &idx, sev, sizeof(sev)) ||
                 (q.min_severity = bl__severity_level(sev)) < 0)
@@ -390,6 +421,7 @@ static void h_terminate(bl_proc *self, const char *reason, void *ud)
     if (h->store_timer > 0) bl_timer_cancel(h->n, h->store_timer);
     if (h->cluster_sub > 0) bl_cluster_unsubscribe(h->n, h->cluster_sub);
     bl__collector_free(h->col);
+    if (h->n->trace_hook_ud == h) bl__trace_set_hook(h->n, NULL, NULL);
     if (h->hs) {
         bl__health_record(
             h, h->n->name, "node", "info", NULL,
@@ -449,6 +481,7 @@ int bl_health_start(bl_node *n)
         free(specs);
     }
     h->hs = bl__hstore_open(n);
+    if (h->hs) bl__trace_set_hook(n, trace_event, h);
     if (h->hs) {
         bl__hstore_kv_get(h->hs, "maintenance", maintenance_loaded, h);
         bl__health_record(h, n->name, "node", "info", NULL,

@@ -24,6 +24,7 @@
 typedef struct ev_row {
     unsigned long long t;
     char node[BL_NODE_LEN], type[32], sev[16], who[128];
+    char trace_id[BL_TRACE_ID_LEN]; /* "" none */
     char *body;
 } ev_row;
 
@@ -51,10 +52,27 @@ struct bl__hstore {
     int logged_error;
 };
 
+/* A database of an older version: events gain their trace_id column (the error of a second
+ * ALTER, duplicate column, is the normal case and ignored). */
+static void migrate_run(bl__store_job *j, const bl__sqlite *sq, sqlite3 *db)
+{
+    (void)j;
+    if (!db) return;
+    sq->exec(db, "ALTER TABLE events ADD COLUMN trace_id TEXT", NULL, NULL, NULL);
+    bl__store_exec(sq, db,
+                   "CREATE INDEX IF NOT EXISTS events_trace ON events(trace_id)"
+                   " WHERE trace_id IS NOT NULL");
+}
+
+static void migrate_done(bl__store_job *j)
+{
+    free(j);
+}
+
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " time_ms INTEGER NOT NULL, node TEXT NOT NULL, type TEXT NOT NULL,"
-    " severity INTEGER NOT NULL, who TEXT, body TEXT NOT NULL);"
+    " severity INTEGER NOT NULL, who TEXT, body TEXT NOT NULL, trace_id TEXT);"
     "CREATE INDEX IF NOT EXISTS events_time ON events(time_ms);"
     "CREATE TABLE IF NOT EXISTS samples(metric TEXT NOT NULL, time_ms INTEGER NOT NULL,"
     " value REAL NOT NULL);"
@@ -102,6 +120,12 @@ bl__hstore *bl__hstore_open(bl_node *n)
         free(s);
         return NULL;
     }
+    bl__store_job *mj = calloc(1, sizeof(*mj));
+    if (mj) {
+        mj->run = migrate_run;
+        mj->done = migrate_done;
+        if (bl__store_submit(s->st, mj) != BL_OK) free(mj);
+    }
     bl_log(n, BL_LOG_INFO, "health: events and history in %s", s->path);
     return s;
 }
@@ -141,8 +165,8 @@ static void write_run(bl__store_job *jj, const bl__sqlite *sq, sqlite3 *db)
     sqlite3_stmt *qe = NULL, *qs = NULL, *q1 = NULL, *q2 = NULL;
     if (bl__store_exec(sq, db, "BEGIN") < 0) return;
     int rc = sq->prepare_v2(db,
-                            "INSERT INTO events(time_ms, node, type, severity, who, body)"
-                            " VALUES(?, ?, ?, ?, ?, ?)",
+                            "INSERT INTO events(time_ms, node, type, severity, who, body,"
+                            " trace_id) VALUES(?, ?, ?, ?, ?, ?, ?)",
                             -1, &qe, NULL) |
              sq->prepare_v2(db, "INSERT INTO samples(metric, time_ms, value) VALUES(?, ?, ?)", -1,
                             &qs, NULL) |
@@ -159,6 +183,10 @@ static void write_run(bl__store_job *jj, const bl__sqlite *sq, sqlite3 *db)
             else
                 sq->bind_null(qe, 5);
             sq->bind_text(qe, 6, e->body ? e->body : "{}", -1, SQLITE_STATIC);
+            if (e->trace_id[0])
+                sq->bind_text(qe, 7, e->trace_id, -1, SQLITE_STATIC);
+            else
+                sq->bind_null(qe, 7);
             sq->step(qe);
             sq->reset(qe);
         }
@@ -337,7 +365,7 @@ void bl__hstore_tick(bl__hstore *s)
 /* ---- buffering ---- */
 
 void bl__hstore_event(bl__hstore *s, unsigned long long t, const char *node, const char *type,
-                      const char *severity, const char *who, const char *body)
+                      const char *severity, const char *who, const char *trace_id, const char *body)
 {
     if (!s) return;
     if (s->nev + s->nsmp >= HSTORE_MAX_PENDING) {
@@ -360,6 +388,7 @@ void bl__hstore_event(bl__hstore *s, unsigned long long t, const char *node, con
     snprintf(e->type, sizeof(e->type), "%s", type);
     snprintf(e->sev, sizeof(e->sev), "%s", severity);
     snprintf(e->who, sizeof(e->who), "%s", who ? who : "");
+    snprintf(e->trace_id, sizeof(e->trace_id), "%s", trace_id ? trace_id : "");
     e->body = strdup(body && *body ? body : "{}");
     if (!e->body) {
         s->dropped++;
@@ -447,9 +476,10 @@ static void err_reply(ei_x_buff *x, const char *why)
 static void q_events(query_job *j, const bl__sqlite *sq, sqlite3 *db)
 {
     sqlite3_stmt *q = NULL;
-    const char *sql = "SELECT id, time_ms, node, type, severity, who, body FROM events"
+    const char *sql = "SELECT id, time_ms, node, type, severity, who, body, trace_id FROM events"
                       " WHERE time_ms >= ?1 AND time_ms <= ?2 AND (?3 = '' OR type = ?3)"
                       " AND (?4 = '' OR node = ?4) AND severity >= ?5"
+                      " AND (?7 = '' OR trace_id = ?7)"
                       " ORDER BY time_ms DESC, id DESC LIMIT ?6";
     if (sq->prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
         err_reply(&j->out, sq->errmsg(db));
@@ -461,13 +491,14 @@ static void q_events(query_job *j, const bl__sqlite *sq, sqlite3 *db)
     sq->bind_text(q, 4, j->eq.node, -1, SQLITE_STATIC);
     sq->bind_int64(q, 5, j->eq.min_severity);
     sq->bind_int64(q, 6, j->eq.limit ? j->eq.limit : 100);
+    sq->bind_text(q, 7, j->eq.trace_id, -1, SQLITE_STATIC);
     /* newest first from SQL; the reply lists oldest first, so collect then emit reversed */
     ei_x_buff *x = &j->out;
     ei_x_encode_tuple_header(x, 2);
     ei_x_encode_atom(x, "ok");
     while (sq->step(q) == SQLITE_ROW) {
         ei_x_encode_list_header(x, 1);
-        ei_x_encode_map_header(x, 7);
+        ei_x_encode_map_header(x, 8);
         bl__kv_u64(x, "id", (unsigned long long)sq->column_int64(q, 0));
         bl__kv_u64(x, "time_ms", (unsigned long long)sq->column_int64(q, 1));
         const char *node = (const char *)sq->column_text(q, 2);
@@ -485,6 +516,12 @@ static void q_events(query_job *j, const bl__sqlite *sq, sqlite3 *db)
             ei_x_encode_atom(x, "undefined");
         const char *body = (const char *)sq->column_text(q, 6);
         bl__kv_str(x, "body", body ? body : "{}");
+        const char *tid = (const char *)sq->column_text(q, 7);
+        ei_x_encode_atom(x, "trace_id");
+        if (tid)
+            ei_x_encode_binary(x, tid, (long)strlen(tid));
+        else
+            ei_x_encode_atom(x, "undefined");
     }
     ei_x_encode_empty_list(x);
     sq->finalize(q);

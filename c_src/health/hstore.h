@@ -21,9 +21,10 @@ void bl__hstore_close(bl__hstore *s);
 int bl__severity_level(const char *name);
 
 /* Buffer an event (written at the next tick). body: a JSON object text (copied); who: the admin
- * who did it, or NULL. */
+ * who did it, or NULL; trace_id: the 32 hex digits of the trace it belongs to, or NULL. */
 void bl__hstore_event(bl__hstore *s, unsigned long long time_ms, const char *node, const char *type,
-                      const char *severity, const char *who, const char *body);
+                      const char *severity, const char *who, const char *trace_id,
+                      const char *body);
 /* Buffer the history series of one sample. */
 void bl__hstore_sample(bl__hstore *s, const bl_health_metrics *m);
 /* Write what is buffered now (admin actions: the audit trail does not wait for the tick). */
@@ -57,6 +58,7 @@ void bl__hstore_trends(bl__hstore *s, bl__hstore_trends_cb cb, void *ud);
 typedef struct bl__event_query {
     unsigned long long since_ms, until_ms; /* until 0: now */
     char type[32], node[BL_NODE_LEN];      /* "" any */
+    char trace_id[BL_TRACE_ID_LEN];        /* "" any */
     int min_severity;                      /* 0 info */
     unsigned limit;                        /* 0: 100 */
 } bl__event_query;

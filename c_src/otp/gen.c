@@ -12,6 +12,7 @@
  * exactly once. rex, net_adm:ping and erpc requests (otp/erpc.c) are calls too. */
 #include "../runtime/internal.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,21 +39,74 @@ int bl_ref_eq(const erlang_ref *a, const erlang_ref *b)
            memcmp(a->n, b->n, sizeof(unsigned) * (size_t)a->len) == 0 && !strcmp(a->node, b->node);
 }
 
-/* A call tag: Ref or [alias|Ref]. */
-static int decode_tag(const char *buf, int *idx, erlang_ref *ref)
+static int is_ref_type(int type)
+{
+    return type == ERL_NEW_REFERENCE_EXT || type == ERL_NEWER_REFERENCE_EXT;
+}
+
+/* [alias|Ref] at *j (past it on success). */
+static int decode_alias_ref(const char *buf, int *j, erlang_ref *ref)
+{
+    int type, size;
+    char a[MAXATOMLEN_UTF8];
+    if (ei_decode_list_header(buf, j, &size) < 0 || size != 1 || get_atom(buf, j, a) < 0 ||
+        strcmp(a, "alias") != 0 || ei_get_type(buf, j, &type, &size) < 0 || !is_ref_type(type))
+        return -1;
+    return ei_decode_ref(buf, j, ref);
+}
+
+/* A call tag: Ref, [alias|Ref], or with a trace (docs/tracing.md) [Ref | <<Traceparent>>] or
+ * [[alias|Ref] | <<Traceparent>>] (OTP's gen:reply answers [[alias|A] | _] at the alias A).
+ * trace (may be NULL): the caller's trace when the tag has one, else cleared. */
+static int decode_tag_trace(const char *buf, int *idx, erlang_ref *ref, bl_trace *trace,
+                            int *aliased)
 {
     int type, size, j = *idx;
+    if (trace) trace->valid = 0;
+    if (aliased) *aliased = 0;
     if (ei_get_type(buf, &j, &type, &size) < 0) return -1;
-    if (type == ERL_LIST_EXT) {
-        char a[MAXATOMLEN_UTF8];
-        if (ei_decode_list_header(buf, &j, &size) < 0 || size != 1 || get_atom(buf, &j, a) < 0 ||
-            strcmp(a, "alias") != 0 || ei_get_type(buf, &j, &type, &size) < 0)
-            return -1;
+    if (is_ref_type(type)) {
+        if (ei_decode_ref(buf, &j, ref) < 0) return -1;
+        *idx = j;
+        return 0;
     }
-    if (type != ERL_NEW_REFERENCE_EXT && type != ERL_NEWER_REFERENCE_EXT) return -1;
-    if (ei_decode_ref(buf, &j, ref) < 0) return -1;
+    if (type != ERL_LIST_EXT) return -1;
+    int k = j;
+    if (decode_alias_ref(buf, &k, ref) == 0) { /* [alias|Ref] */
+        if (aliased) *aliased = 1;
+        *idx = k;
+        return 0;
+    }
+    if (ei_decode_list_header(buf, &j, &size) < 0 || size != 1 ||
+        ei_get_type(buf, &j, &type, &size) < 0)
+        return -1;
+    if (type == ERL_LIST_EXT) {
+        if (decode_alias_ref(buf, &j, ref) < 0) return -1;
+        if (aliased) *aliased = 1;
+    } else if (!is_ref_type(type) || ei_decode_ref(buf, &j, ref) < 0) {
+        return -1;
+    }
+    char tp[BL_TRACEPARENT_LEN + 8];
+    long len;
+    if (ei_get_type(buf, &j, &type, &size) < 0 || type != ERL_BINARY_EXT ||
+        (size_t)size >= sizeof(tp) || ei_decode_binary(buf, &j, tp, &len) < 0)
+        return -1;
+    if (trace) bl_trace_parse(tp, (size_t)len, trace); /* a bad one: no trace, the call stands */
     *idx = j;
     return 0;
+}
+
+static int decode_tag(const char *buf, int *idx, erlang_ref *ref)
+{
+    return decode_tag_trace(buf, idx, ref, NULL, NULL);
+}
+
+int bl__tag_trace(const char *tag, int len, bl_trace *out)
+{
+    erlang_ref ref;
+    int i = 0;
+    out->valid = 0;
+    return decode_tag_trace(tag, &i, &ref, out, NULL) == 0 && i == len && out->valid;
 }
 
 static bl_pcall *find_call(bl_proc *p, const erlang_ref *ref)
@@ -119,6 +173,7 @@ bl_pcall *bl_pcall_new(bl_proc *p, const char *node, bl_pcall_kind kind, bl_call
     snprintf(c->node, sizeof(c->node), "%s", node);
     bl_node_make_ref(p->n, &c->ref);
     call_key(&c->ref, c->key);
+    c->trace = p->n->ctx.trace; /* the callback runs under the trace the call was made in */
     return c;
 }
 
@@ -136,7 +191,10 @@ void bl_pcall_complete(bl_pcall *c, int status, const char *buf, int index)
     bl_proc *p = c->p;
     pcall_finish(c);
     if (status != BL_ENODEDOWN && !c->pending) demonitor(p->n, c);
+    bl_trace saved = p->n->ctx.trace;
+    if (c->trace.valid) p->n->ctx.trace = c->trace;
     c->cb(p, status, buf, index, c->ud);
+    p->n->ctx.trace = saved;
     bl_pcall_free(c);
 }
 
@@ -167,6 +225,32 @@ static int try_reply(bl_proc *p, const bl_msg *m, int idx)
     return 1;
 }
 
+/* A traced call reaches a C process: a debug line, and a trace event when it is sampled. */
+static void trace_served(bl_proc *p, const bl_from *from, const char *buf, int j)
+{
+    if (p->n->cfg.log_level < BL_LOG_DEBUG && !bl_trace_sampled(p->n)) return;
+    char req[MAXATOMLEN_UTF8] = "", who[64];
+    int k = j, ar;
+    if (get_atom(buf, &k, req) < 0) { /* {Atom, ...}: its atom names the request */
+        k = j;
+        if (ei_decode_tuple_header(buf, &k, &ar) < 0 || ar < 1 || get_atom(buf, &k, req) < 0)
+            req[0] = 0;
+    }
+    if (p->name[0])
+        snprintf(who, sizeof(who), "%s", p->name);
+    else
+        snprintf(who, sizeof(who), "<%u.%u>", p->pid.num, p->pid.serial);
+    bl_log(p->n, BL_LOG_DEBUG, "call to %s from %s (request %s)", who, from->pid.node,
+           req[0] ? req : "-");
+    if (!bl_trace_sampled(p->n)) return;
+    json_t *d =
+        json_pack("{s:s, s:s, s:s}", "process", who, "caller_node", from->pid.node, "request", req);
+    char *txt = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    bl_trace_event(p->n, "call", txt);
+    free(txt);
+    json_decref(d);
+}
+
 int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m)
 {
     const char *buf = m->buf;
@@ -186,6 +270,11 @@ int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m)
         if (ei_skip_term(buf, &j) < 0 || j - tstart > BL_TAG_MAX) return 0;
         from.tag_len = j - tstart;
         memcpy(from.tag, buf + tstart, (size_t)from.tag_len);
+        bl_trace caller;
+        if (bl__tag_trace(from.tag, from.tag_len, &caller)) { /* this hop: a child span */
+            bl_trace_child(&caller, &p->n->ctx.trace);
+            trace_served(p, &from, buf, j);
+        }
         ei_x_buff reply;
         if (ei_x_new(&reply) < 0) return 1;
         int rc = p->ops.on_call(p, &from, buf, j, &reply, p->ud);
@@ -214,18 +303,15 @@ int bl_reply(bl_node *n, const bl_from *from, const char *reply, int len)
     ei_x_append_buf(&x, from->tag, from->tag_len);
     ei_x_append_buf(&x, reply, len);
     erlang_ref alias;
-    int ti = 0, rc;
+    int ti = 0, rc, aliased = 0;
     /* [alias|Ref] to a node that knows aliases: to the alias, as OTP's gen:reply does */
     if (!bl_is_local_node(n, from->pid.node) && (unsigned char)from->tag[0] == ERL_LIST_EXT &&
-        decode_tag(from->tag, &ti, &alias) == 0 &&
+        decode_tag_trace(from->tag, &ti, &alias, NULL, &aliased) == 0 && aliased &&
         (bl_conn_peer_flags(n, from->pid.node) & BL_DFLAG_ALIAS)) {
-        bl_ctl c = {.op = BL_CTL_ALIAS_SEND, .ref = alias};
         bl_proc *sp = from->server.node[0] ? bl_proc_by_pid(n, &from->server) : NULL;
         if (!sp) sp = bl_whereis(n, "net_kernel"); /* a bl_from built by hand: any local pid */
-        c.from = sp ? sp->pid : from->server;
-        rc = bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0
-                 ? BL_EINVAL
-                 : bl_conn_send_frame(n, from->pid.node, x.buff, x.index, 0);
+        rc = bl__send_alias(n, sp ? &sp->pid : &from->server, &alias, from->pid.node, x.buff,
+                            x.index);
     } else {
         rc = bl_send_body(n, &from->pid, x.buff + 1, x.index - 1);
     }
@@ -278,11 +364,15 @@ int bl_pcall_send_gen(bl_pcall *c, const bl_pid *to_pid, const char *name, const
     ei_x_encode_atom(&x, "$gen_call");
     ei_x_encode_tuple_header(&x, 2);
     ei_x_encode_pid(&x, &p->pid);
+    char tp[BL_TRACEPARENT_LEN];
+    int traced = bl_trace_format(&n->ctx.trace, tp, sizeof(tp)) == BL_OK;
+    if (traced) ei_x_encode_list_header(&x, 1); /* [Tag | <<Traceparent>>] */
     if (c->aliased) {
         ei_x_encode_list_header(&x, 1);
         ei_x_encode_atom(&x, "alias");
     }
     ei_x_encode_ref(&x, &c->ref);
+    if (traced) ei_x_encode_binary(&x, tp, (long)strlen(tp));
     ei_x_append_buf(&x, req, reqlen);
     int rc = send_dest(p, to_pid, name, local ? NULL : c->node, x.buff, x.index);
     ei_x_free(&x);
@@ -465,7 +555,10 @@ void bl_alias_deliver(bl_node *n, const char *from_node, const bl_ctl *ctl, cons
     m.len = (int)ctl->msg_end;
     m.has_sender = ctl->has_from;
     if (ctl->has_from) m.sender = ctl->from;
-    bl_proc_deliver(c->p, &m);
+    bl_seqtok tok;
+    int has_tok =
+        ctl->has_token && bl__seqtok_decode(payload, ctl->token_off, ctl->token_len, &tok) == 0;
+    bl_proc_deliver_ctx(c->p, &m, NULL, has_tok ? &tok : NULL);
 }
 
 void bl_calls_free(bl_proc *p)

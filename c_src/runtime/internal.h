@@ -6,6 +6,7 @@
 #define BL_RUNTIME_INTERNAL_H
 
 #include "beamlet/beamlet.h"
+#include "beamlet/trace.h"
 #include "../dist/control.h"
 #include "../dist/flags.h"
 #include "../dist/sendq.h"
@@ -63,6 +64,32 @@ typedef struct bl_conn {
     struct bl_dh_conn *dh; /* distribution headers: atom caches, fragments (dist/disthdr.c) */
 } bl_conn;
 
+/* An OTP seq_trace token while a process handles the message that brought it
+ * (runtime/seqtrace.c): Flags and Label as encoded, the holder's current serial. */
+#define BL_SEQTOK_MAX 256
+typedef struct bl_seqtok {
+    int valid;
+    int fl_len;
+    unsigned long long serial;
+    char fl[BL_SEQTOK_MAX];
+} bl_seqtok;
+
+/* What is current while one message is handled (runtime/trace.c). */
+typedef struct bl_ctx {
+    bl_trace trace;
+    bl_seqtok tok;
+    bl_proc *proc; /* the process handling it */
+} bl_ctx;
+
+typedef struct bl__ctx_save {
+    int nested;
+    bl_ctx saved;
+} bl__ctx_save;
+
+/* Records a trace event (the health service's event log). */
+typedef void (*bl__trace_hook_fn)(bl_node *n, const bl_trace *t, const char *what,
+                                  const char *detail_json, void *ud);
+
 /* A link from a local process to another pid (local or remote). */
 typedef struct bl_linkent {
     struct bl_linkent *next;
@@ -109,6 +136,7 @@ typedef struct bl_pcall {
     ev_timer timer;
     bl_call_cb cb;
     void *ud;
+    bl_trace trace; /* current when the call was made: current again for cb */
 } bl_pcall;
 
 struct bl_proc {
@@ -123,6 +151,7 @@ struct bl_proc {
     bl_linkent *links;
     bl_pmon *monitors;
     bl_pcall *calls;
+    unsigned long long st_clock; /* seq_trace serial clock (runtime/seqtrace.c) */
     struct bl_proc *zombie_next;
 };
 
@@ -140,6 +169,9 @@ typedef struct bl_localmsg {
     int has_sender;
     bl_pid sender;
     int kind; /* LOCAL_MSG or LOCAL_EXIT */
+    bl_trace trace; /* current when it was sent */
+    int tok_fl_len; /* > 0: a seq_trace token, its Flags and Label after the data */
+    unsigned long long tok_serial;
     int len;
     char data[];
 } bl_localmsg;
@@ -212,6 +244,10 @@ struct bl_node {
     struct bl_sighook *sighooks; /* runtime/signal.c */
     struct bl_cfghook *cfghooks; /* runtime/signal.c: who keeps state derived from cfg */
     bl_config *cfg_base; /* cfg as given, before the persisted cluster configuration (cconf.c) */
+    bl_ctx ctx;                  /* current trace and seq_trace token (runtime/trace.c) */
+    unsigned long long st_clock; /* seq_trace clock of sends made outside any process */
+    bl__trace_hook_fn trace_hook;
+    void *trace_hook_ud;
 };
 
 /* runtime/signal.c */
@@ -227,6 +263,25 @@ void bl_cfghooks_free(bl_node *n);
 
 /* runtime/log.c */
 void bl_logv(bl_node *n, bl_log_level lvl, const char *fmt, va_list ap);
+
+/* runtime/trace.c: a delivery's context. enter saves what is current (a nested delivery) and
+ * starts empty with p as the handling process; leave restores. */
+void bl__ctx_enter(bl_node *n, bl_proc *p, bl__ctx_save *s);
+void bl__ctx_leave(bl_node *n, bl__ctx_save *s);
+void bl__trace_set_hook(bl_node *n, bl__trace_hook_fn fn, void *ud);
+/* The trace of a gen_server call tag, [Ref | <<Traceparent>>] or [[alias|Ref] | <<...>>]
+ * (otp/gen.c): 1 and *out set when it has one. */
+int bl__tag_trace(const char *tag, int len, bl_trace *out);
+
+/* runtime/seqtrace.c */
+/* The token term at buf[off, off+len) (a _TT control field); -1 when malformed or too big. */
+int bl__seqtok_decode(const char *buf, size_t off, size_t len, bl_seqtok *out);
+/* p (NULL: none) received a message with token t: t becomes current, p's clock advances. */
+void bl__seqtok_received(bl_node *n, bl_proc *p, const bl_seqtok *t);
+/* A send now: encode the token to send (serials advanced) into x; 0 when none is current. */
+int bl__seqtok_encode_send(bl_node *n, const bl_pid *sender, ei_x_buff *x);
+/* The same for a local message: *out is what its receiver will hold. */
+int bl__seqtok_for_local(bl_node *n, bl_seqtok *out);
 
 /* runtime/util.c */
 unsigned long long bl_now_ms(void);    /* wall clock, ms since the epoch */
@@ -281,6 +336,11 @@ bl_proc *bl_proc_by_pid(bl_node *n, const bl_pid *pid);
 /* Dispatch a decoded control message that arrived from node `from_node`. */
 void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, const char *payload);
 void bl_proc_deliver(bl_proc *p, const bl_msg *m);
+/* ... with a trace and a seq_trace token (either may be NULL) current while p handles it. */
+void bl_proc_deliver_ctx(bl_proc *p, const bl_msg *m, const bl_trace *trace, const bl_seqtok *tok);
+/* ALIAS_SEND (ALIAS_SEND_TT when a seq_trace token is current) of msg (with version byte). */
+int bl__send_alias(bl_node *n, const bl_pid *from, const erlang_ref *alias, const char *node,
+                   const char *msg, int len);
 void bl_procs_node_down(bl_node *n, const char *node);
 void bl_localq_drain(bl_node *n);
 void bl_zombies_free(bl_node *n);

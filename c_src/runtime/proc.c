@@ -111,7 +111,10 @@ static int check_msg(const char *msg, int len)
 static int local_enqueue(bl_node *n, int kind, const bl_pid *to, const char *toname,
                          const bl_pid *sender, const char *data, int len)
 {
-    bl_localmsg *m = malloc(sizeof(*m) + (size_t)len);
+    bl_seqtok tok;
+    int has_tok = kind == LOCAL_MSG && bl__seqtok_for_local(n, &tok);
+    size_t extra = has_tok ? (size_t)tok.fl_len : 0;
+    bl_localmsg *m = malloc(sizeof(*m) + (size_t)len + extra);
     if (!m) return BL_ENOMEM;
     m->next = NULL;
     m->kind = kind;
@@ -120,8 +123,16 @@ static int local_enqueue(bl_node *n, int kind, const bl_pid *to, const char *ton
     if (toname) snprintf(m->toname, sizeof(m->toname), "%s", toname);
     m->has_sender = sender != NULL;
     if (sender) m->sender = *sender;
+    /* a message sent under a trace carries it to its receiver */
+    if (kind == LOCAL_MSG && n->ctx.trace.valid)
+        m->trace = n->ctx.trace;
+    else
+        m->trace.valid = 0;
+    m->tok_fl_len = has_tok ? tok.fl_len : 0;
+    m->tok_serial = has_tok ? tok.serial : 0;
     m->len = len;
     memcpy(m->data, data, (size_t)len);
+    if (has_tok) memcpy(m->data + len, tok.fl, extra);
     if (n->localq_tail)
         n->localq_tail->next = m;
     else
@@ -131,16 +142,39 @@ static int local_enqueue(bl_node *n, int kind, const bl_pid *to, const char *ton
     return BL_OK;
 }
 
+/* The seq_trace token to send with a message now, encoded into *tok (allocated; free with
+ * ei_x_free when 1 is returned). 0: none is current. */
+static int token_for_send(bl_node *n, const bl_pid *sender, ei_x_buff *tok)
+{
+    if (!n->ctx.tok.valid || ei_x_new(tok) < 0) return 0;
+    if (bl__seqtok_encode_send(n, sender, tok) != 1) {
+        ei_x_free(tok);
+        return 0;
+    }
+    return 1;
+}
+
 /* Send a message (with version byte) to a pid, from a local process (SEND_SENDER, as BEAM sends
  * to peers that take it) or from the runtime (from NULL: SEND). checked: the message is known to
  * be well formed; otherwise the distribution layer validates it on the walk it makes anyway (its
- * atom cache plan), so a message to a remote pid is walked once. */
+ * atom cache plan), so a message to a remote pid is walked once. A seq_trace token current now
+ * goes with it (SEND_TT; runtime/seqtrace.c). */
 static int send_to_pid(bl_node *n, const bl_pid *from, const bl_pid *to, const char *msg, int len,
                        int checked)
 {
     if (bl_is_local_node(n, to->node)) {
         int rc = checked ? BL_OK : check_msg(msg, len);
         return rc != BL_OK ? rc : local_enqueue(n, LOCAL_MSG, to, NULL, from, msg, len);
+    }
+    ei_x_buff tok;
+    if (token_for_send(n, from, &tok)) { /* {12, '', To, Token} (SEND_TT: any peer takes it) */
+        bl_ctl c = {
+            .op = BL_CTL_SEND_TT, .to = *to, .token_enc = tok.buff, .token_enc_len = tok.index};
+        int rc = bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0
+                     ? BL_EINVAL
+                     : bl_conn_send_frame(n, to->node, msg, len, checked ? 0 : BL_SEND_CHECK);
+        ei_x_free(&tok);
+        return rc;
     }
     if (from && !(bl_conn_peer_flags(n, to->node) & BL_DFLAG_SEND_SENDER)) from = NULL;
     /* {2, '', To} or {22, From, To} encoded directly: the hot path skips building a bl_ctl */
@@ -171,10 +205,29 @@ int bl_send_name(bl_proc *from, const char *name, const char *node, const char *
         if (!bl_whereis(n, name)) return BL_ENOPROC;
         return local_enqueue(n, LOCAL_MSG, NULL, name, &from->pid, msg, len);
     }
-    bl_ctl c = {.op = BL_CTL_REG_SEND, .from = from->pid};
+    ei_x_buff tok;
+    int has_tok = token_for_send(n, &from->pid, &tok);
+    bl_ctl c = {.op = has_tok ? BL_CTL_REG_SEND_TT : BL_CTL_REG_SEND, .from = from->pid};
+    if (has_tok) c.token_enc = tok.buff, c.token_enc_len = tok.index;
     snprintf(c.toname, sizeof(c.toname), "%s", name);
-    if (bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0) return BL_EINVAL;
-    return bl_conn_send_frame(n, node, msg, len, 0);
+    rc = bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0 ? BL_EINVAL
+                                                     : bl_conn_send_frame(n, node, msg, len, 0);
+    if (has_tok) ei_x_free(&tok);
+    return rc;
+}
+
+int bl__send_alias(bl_node *n, const bl_pid *from, const erlang_ref *alias, const char *node,
+                   const char *msg, int len)
+{
+    ei_x_buff tok;
+    int has_tok = token_for_send(n, from, &tok);
+    bl_ctl c = {
+        .op = has_tok ? BL_CTL_ALIAS_SEND_TT : BL_CTL_ALIAS_SEND, .ref = *alias, .from = *from};
+    if (has_tok) c.token_enc = tok.buff, c.token_enc_len = tok.index;
+    int rc = bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0 ? BL_EINVAL
+                                                         : bl_conn_send_frame(n, node, msg, len, 0);
+    if (has_tok) ei_x_free(&tok);
+    return rc;
 }
 
 /* Internal: any term body (no version byte) to a pid, from the runtime. */
@@ -438,11 +491,21 @@ void bl_procs_shutdown(bl_node *n)
 
 /* ---- delivery ---- */
 
-void bl_proc_deliver(bl_proc *p, const bl_msg *m)
+void bl_proc_deliver_ctx(bl_proc *p, const bl_msg *m, const bl_trace *trace, const bl_seqtok *tok)
 {
     if (p->dead) return;
-    if (bl_gen_try_dispatch(p, m)) return;
-    if (p->ops.on_msg) p->ops.on_msg(p, m, p->ud);
+    bl_node *n = p->n;
+    bl__ctx_save save;
+    bl__ctx_enter(n, p, &save);
+    if (trace && trace->valid) n->ctx.trace = *trace;
+    if (tok && tok->valid) bl__seqtok_received(n, p, tok);
+    if (!bl_gen_try_dispatch(p, m) && p->ops.on_msg) p->ops.on_msg(p, m, p->ud);
+    bl__ctx_leave(n, &save);
+}
+
+void bl_proc_deliver(bl_proc *p, const bl_msg *m)
+{
+    bl_proc_deliver_ctx(p, m, NULL, NULL);
 }
 
 void bl_localq_drain(bl_node *n)
@@ -460,7 +523,16 @@ void bl_localq_drain(bl_node *n)
             msg.len = m->len;
             msg.has_sender = m->has_sender;
             if (m->has_sender) msg.sender = m->sender;
-            bl_proc_deliver(p, &msg);
+            if (m->tok_fl_len > 0) {
+                bl_seqtok tok;
+                tok.valid = 1;
+                tok.fl_len = m->tok_fl_len;
+                tok.serial = m->tok_serial;
+                memcpy(tok.fl, m->data + m->len, (size_t)m->tok_fl_len);
+                bl_proc_deliver_ctx(p, &msg, &m->trace, &tok);
+            } else {
+                bl_proc_deliver_ctx(p, &msg, &m->trace, NULL);
+            }
         } else if (p) {
             bl_proc_signal_exit(p, &m->sender, m->data, m->len, 0);
         }
@@ -504,6 +576,17 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
         m.len = (int)ctl->msg_end;
         m.has_sender = ctl->has_from;
         if (ctl->has_from) bl_pid_copy(&m.sender, &ctl->from);
+        if (ctl->has_token) { /* seq_trace: the token is current while p handles it */
+            bl_seqtok tok;
+            if (bl__seqtok_decode(payload, ctl->token_off, ctl->token_len, &tok) == 0) {
+                bl_proc_deliver_ctx(p, &m, NULL, &tok);
+                return;
+            }
+            bl_log(n, BL_LOG_DEBUG,
+                   "seq_trace token from %s not carried (malformed or label "
+                   "over %d bytes)",
+                   from_node, BL_SEQTOK_MAX);
+        }
         bl_proc_deliver(p, &m);
         return;
     }

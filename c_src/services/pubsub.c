@@ -27,6 +27,7 @@
 #include "pubsub_int.h"
 #include "dispatch.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,6 +239,30 @@ static const bl__repl_ops pubsub_repl = {
     .owner_gone = r_owner_gone,
 };
 
+/* ---- traces (docs/tracing.md) ---- */
+
+/* Node-to-node messages carry the publisher's trace as one more element, a traceparent binary,
+ * only when there is one: a message without a trace keeps the older shape. */
+int bl__ps_get_trace(const char *buf, int *idx, bl_trace *out)
+{
+    char tp[BL_TRACEPARENT_LEN + 8];
+    long len;
+    int type, size;
+    out->valid = 0;
+    if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT ||
+        (size_t)size >= sizeof(tp) || ei_decode_binary(buf, idx, tp, &len) < 0)
+        return -1;
+    bl_trace_parse(tp, (size_t)len, out); /* a bad one: delivered without a trace */
+    return 0;
+}
+
+int bl__ps_put_trace(ei_x_buff *x, const bl_trace *t)
+{
+    char tp[BL_TRACEPARENT_LEN];
+    if (bl_trace_format(t, tp, sizeof(tp)) != BL_OK) return -1;
+    return ei_x_encode_binary(x, tp, (long)strlen(tp));
+}
+
 /* ---- publishing ---- */
 
 /* Send m to every other node with a matching subscription (durable ones too when !skip_durable),
@@ -270,7 +295,7 @@ static void fan_out_remote(ps *s, psmsg *m, const char *payload, int len, int sk
         }
         if (!built) {
             enc = ei_x_new_with_version(&x);
-            enc |= ei_x_encode_tuple_header(&x, 8);
+            enc |= ei_x_encode_tuple_header(&x, m->trace.valid ? 9 : 8);
             enc |= ei_x_encode_atom(&x, skip_durable ? "bl_ps_msgn" : "bl_ps_msg");
             enc |= ei_x_encode_atom(&x, n->name);
             enc |= ei_x_encode_binary(&x, m->topic, (long)strlen(m->topic));
@@ -279,6 +304,7 @@ static void fan_out_remote(ps *s, psmsg *m, const char *payload, int len, int sk
             enc |= ei_x_encode_long(&x, m->prio);
             enc |= ei_x_encode_ulong(&x, m->ttl_ms);
             enc |= ei_x_encode_ulonglong(&x, m->published_at);
+            if (m->trace.valid) enc |= bl__ps_put_trace(&x, &m->trace);
             built = 1;
         }
         int rc = enc ? BL_ENOMEM : bl_send_name(s->proc, PS_NAME, r->node, x.buff, x.index);
@@ -313,6 +339,8 @@ static int publish(ps *s, const char *topic, const char *payload, int len, int p
     m->ttl_ms = ttl_ms;
     m->published_at = bl_now_ms();
     m->expires_at = ttl_ms ? ev_now(n->loop) + ttl_ms / 1000.0 : 0;
+    const bl_trace *tr = bl_trace_current(n);
+    if (tr) m->trace = *tr;
     if (qos == QOS_ALO) { /* durable subscriptions: an outbox row each, before replying */
         unsigned targets = 0;
         lsub *l;
@@ -357,14 +385,27 @@ static int publish(ps *s, const char *topic, const char *payload, int len, int p
     }
     COUNT(s, topic, published);
     if (id_out && id_len) snprintf(id_out, id_len, "%s", m->id);
+    if (tr) {
+        bl_log(n, BL_LOG_DEBUG, "pubsub: %s published on %s", m->id, topic);
+    }
+    if (bl_trace_sampled(n)) {
+        json_t *d =
+            json_pack("{s:s, s:s, s:s}", "topic", topic, "id", m->id, "qos", bl__ps_qos_names[qos]);
+        char *txt = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        bl_trace_event(n, "pubsub.publish", txt);
+        free(txt);
+        json_decref(d);
+    }
     bl__ps_fan_out_local(s, m, qos == QOS_ALO);
     fan_out_remote(s, m, payload, len, qos == QOS_ALO);
     bl__ps_msg_unref(m);
     return BL_OK;
 }
 
-/* bl_ps_msg / bl_ps_msgn (durable subscriptions skipped) / bl_ps_amsg (one durable one). */
-static void handle_remote_msg(ps *s, const bl_msg *msg, const char *buf, int idx, int kind)
+/* bl_ps_msg / bl_ps_msgn (durable subscriptions skipped) / bl_ps_amsg (one durable one);
+ * traced: one more element at the end, the traceparent. */
+static void handle_remote_msg(ps *s, const bl_msg *msg, const char *buf, int idx, int kind,
+                              int traced)
 {
     char origin[MAXATOMLEN_UTF8], topic[BL_PUBSUB_TOPIC_LEN], id[BL_PUBSUB_ID_LEN];
     char name[NAME_LEN] = "";
@@ -384,8 +425,15 @@ static void handle_remote_msg(ps *s, const bl_msg *msg, const char *buf, int idx
         bl_log(s->n, BL_LOG_WARN, "pubsub: malformed message from %s ignored", origin);
         return;
     }
+    bl_trace tr = {0};
+    if (traced && bl__ps_get_trace(buf, &idx, &tr) < 0) {
+        bl_log(s->n, BL_LOG_WARN, "pubsub: malformed message from %s ignored", origin);
+        return;
+    }
     psmsg *m = bl__ps_msg_new(topic, buf + p0, p1 - p0);
     if (!m) return;
+    m->trace = tr;
+    if (tr.valid) bl_trace_child(&tr, &s->n->ctx.trace); /* this node's hop, for its log lines */
     snprintf(m->id, sizeof(m->id), "%s", id);
     snprintf(m->publisher, sizeof(m->publisher), "%s", origin);
     m->prio = (int)prio;
@@ -510,8 +558,10 @@ static int decode_sub_opts(const char *buf, int *j, subopts *o)
     return 0;
 }
 
-/* Publish options: #{priority => high | normal | low, ttl_ms => N, qos => at_most_once}. */
-static int decode_pub_opts(const char *buf, int *j, int *prio, unsigned *ttl, int *qos)
+/* Publish options: #{priority => high | normal | low, ttl_ms => N, qos => at_most_once,
+ * trace => <<Traceparent>>}. */
+static int decode_pub_opts(const char *buf, int *j, int *prio, unsigned *ttl, int *qos,
+                           bl_trace *trace)
 {
     int k;
     char a[MAXATOMLEN_UTF8];
@@ -530,6 +580,10 @@ static int decode_pub_opts(const char *buf, int *j, int *prio, unsigned *ttl, in
             *ttl = (unsigned)v;
         } else if (!strcmp(a, "qos")) {
             if ((*qos = qos_from(buf, j)) < 0) return -1;
+        } else if (!strcmp(a, "trace")) { /* the caller's traceparent: continued here */
+            bl_trace t;
+            if (bl__ps_get_trace(buf, j, &t) < 0) return -1;
+            if (t.valid) bl_trace_child(&t, trace);
         } else {
             return -1;
         }
@@ -547,7 +601,9 @@ static int beam_publish(ps *s, const char *buf, int j, char *id, size_t idlen)
     int p0 = j;
     if (ei_skip_term(buf, &j) < 0) return BL_EINVAL;
     int p1 = j;
-    if (decode_pub_opts(buf, &j, &prio, &ttl, &qos) < 0) return BL_EINVAL;
+    bl_trace tr = {0};
+    if (decode_pub_opts(buf, &j, &prio, &ttl, &qos, &tr) < 0) return BL_EINVAL;
+    if (tr.valid) bl_trace_set(s->n, &tr); /* the handler's context: cleared when it returns */
     return publish(s, topic, buf + p0, p1 - p0, prio, ttl, qos, id, idlen);
 }
 
@@ -764,12 +820,12 @@ static void ps_msg(bl_proc *self, const bl_msg *msg, void *ud)
     char tag[MAXATOMLEN_UTF8];
     if (ei_decode_tuple_header(buf, &idx, &arity) < 0 || arity < 2 || get_atom(buf, &idx, tag) < 0)
         return;
-    if (arity == 8 && !strcmp(tag, "bl_ps_msg")) {
-        handle_remote_msg(s, msg, buf, idx, 0);
-    } else if (arity == 8 && !strcmp(tag, "bl_ps_msgn")) {
-        handle_remote_msg(s, msg, buf, idx, 1);
-    } else if (arity == 9 && !strcmp(tag, "bl_ps_amsg")) {
-        handle_remote_msg(s, msg, buf, idx, 2);
+    if ((arity == 8 || arity == 9) && !strcmp(tag, "bl_ps_msg")) {
+        handle_remote_msg(s, msg, buf, idx, 0, arity == 9);
+    } else if ((arity == 8 || arity == 9) && !strcmp(tag, "bl_ps_msgn")) {
+        handle_remote_msg(s, msg, buf, idx, 1, arity == 9);
+    } else if ((arity == 9 || arity == 10) && !strcmp(tag, "bl_ps_amsg")) {
+        handle_remote_msg(s, msg, buf, idx, 2, arity == 10);
     } else if (arity == 4 && !strcmp(tag, "bl_ps_ack")) {
         char node[MAXATOMLEN_UTF8], name[NAME_LEN], id[BL_PUBSUB_ID_LEN];
         if (get_atom(buf, &idx, node) == 0 && msg->has_sender && !strcmp(msg->sender.node, node) &&

@@ -44,6 +44,7 @@ typedef struct psmsg {
     unsigned ttl_ms;
     unsigned long long published_at;
     ev_tstamp expires_at; /* local clock; 0: none */
+    bl_trace trace;       /* the publisher's trace (docs/tracing.md); valid 0: none */
     int len;
     char payload[];
 } psmsg;
@@ -151,6 +152,9 @@ typedef struct subopts {
 } subopts;
 
 /* pubsub.c */
+/* The optional trace field of a node-to-node message: a traceparent binary at buf[*idx]. */
+int bl__ps_get_trace(const char *buf, int *idx, bl_trace *out);
+int bl__ps_put_trace(ei_x_buff *x, const bl_trace *t); /* 0 or -1 */
 bl_pubsub_counters *bl__ps_counters(ps *s, const char *topic);
 void bl__ps_msg_unref(psmsg *m);
 lsub *bl__ps_find_sub(ps *s, int id);

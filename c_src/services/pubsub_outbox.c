@@ -257,7 +257,7 @@ void bl__ps_pend_send(ps *s, pend *p)
     }
     ei_x_buff x;
     int rc = ei_x_new_with_version(&x);
-    rc |= ei_x_encode_tuple_header(&x, 9);
+    rc |= ei_x_encode_tuple_header(&x, m->trace.valid ? 10 : 9);
     rc |= ei_x_encode_atom(&x, "bl_ps_amsg");
     rc |= ei_x_encode_atom(&x, n->name);
     rc |= ei_x_encode_binary(&x, m->topic, (long)strlen(m->topic));
@@ -267,6 +267,7 @@ void bl__ps_pend_send(ps *s, pend *p)
     rc |= ei_x_encode_ulong(&x, m->ttl_ms);
     rc |= ei_x_encode_ulonglong(&x, m->published_at);
     rc |= ei_x_encode_binary(&x, p->name, (long)strlen(p->name));
+    if (m->trace.valid) rc |= bl__ps_put_trace(&x, &m->trace);
     if (!rc)
         (void)bl_send_name(s->proc, PS_NAME, p->node, x.buff, x.index); /* retried until acked */
     else

@@ -3,6 +3,8 @@
  * pid from a zero-delay flush timer (pubsub_int.h). */
 #include "pubsub_int.h"
 
+#include <jansson.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +49,20 @@ void bl__ps_enqueue(ps *s, lsub *l, psmsg *m)
     bl__ps_schedule_flush(s);
 }
 
-static int encode_meta(ei_x_buff *x, const psmsg *m, const lsub *l)
+static int encode_meta(bl_node *n, ei_x_buff *x, const psmsg *m, const lsub *l)
 {
-    int rc = ei_x_encode_map_header(x, 7);
+    char tp[BL_TRACEPARENT_LEN], tid[BL_TRACE_ID_LEN];
+    /* the subscriber's hop of the publisher's trace (current while delivering) */
+    const bl_trace *t = m->trace.valid ? bl_trace_current(n) : NULL;
+    int traced = t && bl_trace_format(t, tp, sizeof(tp)) == BL_OK &&
+                 bl_trace_id_hex(t, tid, sizeof(tid)) == BL_OK;
+    int rc = ei_x_encode_map_header(x, traced ? 9 : 7);
+    if (traced) {
+        rc |= ei_x_encode_atom(x, "trace_id");
+        rc |= ei_x_encode_binary(x, tid, 32);
+        rc |= ei_x_encode_atom(x, "traceparent");
+        rc |= ei_x_encode_binary(x, tp, (long)strlen(tp));
+    }
     rc |= ei_x_encode_atom(x, "id");
     rc |= ei_x_encode_binary(x, m->id, (long)strlen(m->id));
     rc |= ei_x_encode_atom(x, "priority");
@@ -76,7 +89,7 @@ static int send_msg(ps *s, const lsub *l, const psmsg *m)
     rc |= ei_x_encode_atom(&x, "beamlet_msg");
     rc |= ei_x_encode_binary(&x, m->topic, (long)strlen(m->topic));
     rc |= ei_x_append_buf(&x, m->payload, m->len);
-    rc |= encode_meta(&x, m, l);
+    rc |= encode_meta(s->n, &x, m, l);
     rc = rc ? BL_ENOMEM : bl_send(s->proc, &l->pid, x.buff, x.index);
     ei_x_free(&x);
     return rc;
@@ -86,19 +99,23 @@ static int send_msg(ps *s, const lsub *l, const psmsg *m)
 /* Run a C subscription's callback (l may be gone afterwards; the caller holds a ref on m). */
 static void call_cb(ps *s, lsub *l, psmsg *m)
 {
+    char tid[BL_TRACE_ID_LEN] = "";
+    const bl_trace *t = m->trace.valid ? bl_trace_current(s->n) : NULL;
+    if (t) bl_trace_id_hex(t, tid, sizeof(tid));
     bl_pubsub_meta meta = {.id = m->id,
                            .publisher = m->publisher,
                            .priority = (bl_pubsub_priority)m->prio,
                            .ttl_ms = m->ttl_ms,
                            .published_at = m->published_at,
-                           .sub_id = l->id};
+                           .sub_id = l->id,
+                           .trace_id = tid[0] ? tid : NULL};
     COUNT(s, m->topic, delivered);
     s->delivering++;
     l->cb(s->n, m->topic, m->payload, m->len, &meta, l->ud);
     s->delivering--;
 }
 
-static int deliver(ps *s, lsub *l, psmsg *m)
+static int deliver_one(ps *s, lsub *l, psmsg *m)
 {
     if (l->qos == QOS_EO && m->qos == QOS_ALO) {
         /* recorded (persisted) as it is queued for sending (the bytes leave the process later in
@@ -149,6 +166,32 @@ static int deliver(ps *s, lsub *l, psmsg *m)
     else
         COUNT(s, m->topic, dropped);
     return 0;
+}
+
+/* deliver_one under the message's trace: a child span is current while it is handed over (log
+ * lines, the meta map's trace_id, what a C callback causes), and a sampled trace records it. */
+static int deliver(ps *s, lsub *l, psmsg *m)
+{
+    if (!m->trace.valid) return deliver_one(s, l, m);
+    bl_node *n = s->n;
+    bl_trace saved = n->ctx.trace, hop;
+    bl_trace_child(&m->trace, &hop);
+    bl_trace_set(n, &hop);
+    int sub = l->id, is_pid = l->is_pid;
+    int rc = deliver_one(s, l, m); /* l may be gone now */
+    if (rc == 0)
+        bl_log(n, BL_LOG_DEBUG, "pubsub: %s on %s delivered to subscription %d", m->id, m->topic,
+               sub);
+    if (rc == 0 && bl_trace_sampled(n)) {
+        json_t *d = json_pack("{s:s, s:s, s:i, s:s}", "topic", m->topic, "id", m->id, "sub", sub,
+                              "subscriber", is_pid ? "pid" : "c");
+        char *txt = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        bl_trace_event(n, "pubsub.deliver", txt);
+        free(txt);
+        json_decref(d);
+    }
+    n->ctx.trace = saved;
+    return rc;
 }
 
 static void flush_sub(ps *s, lsub *l, ev_tstamp now)

@@ -943,6 +943,17 @@ static int call_attempt(rcall *c)
         const char *proc = meta_get(e, "process");
         if (!proc || !proc[0] || strlen(proc) >= BL_NAME_LEN) proc = e->name;
         e->outstanding++;
+        if (bl_trace_current(r->n)) { /* before the call: its events come after this one */
+            bl_log(r->n, BL_LOG_DEBUG, "registry: call to %s: %s on %s", c->name, proc, e->node);
+        }
+        if (bl_trace_sampled(r->n)) {
+            json_t *d = json_pack("{s:s, s:s, s:s}", "service", c->name, "process", proc,
+                                  "instance_node", e->node);
+            char *txt = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+            bl_trace_event(r->n, "registry.call", txt);
+            free(txt);
+            json_decref(d);
+        }
         int rc = bl_call(r->proc, NULL, proc, e->node, c->req, c->reqlen, c->tmo, call_done, c);
         if (rc == BL_OK) return BL_OK;
         e->outstanding--;
@@ -1025,7 +1036,7 @@ static int policy_from_name(const char *a)
     return -1;
 }
 
-/* {call, Name, Req, TimeoutMs[, #{policy => P, retries => N}]} */
+/* {call, Name, Req, TimeoutMs[, #{policy => P, retries => N, trace => <<Traceparent>>}]} */
 static int beam_call(reg *r, const bl_from *from, const char *buf, int j, int arity,
                      ei_x_buff *reply)
 {
@@ -1048,6 +1059,19 @@ static int beam_call(reg *r, const bl_from *from, const char *buf, int j, int ar
             } else if (!strcmp(key, "retries")) {
                 if (ei_decode_long(buf, &j, &v) < 0 || v < 0 || v > MAX_RETRIES) return -1;
                 retries = (int)v;
+            } else if (!strcmp(key, "trace")) { /* the caller's traceparent (docs/tracing.md) */
+                char tp[BL_TRACEPARENT_LEN + 8];
+                long len;
+                int type, size;
+                bl_trace t;
+                if (ei_get_type(buf, &j, &type, &size) < 0 || type != ERL_BINARY_EXT ||
+                    (size_t)size >= sizeof(tp) || ei_decode_binary(buf, &j, tp, &len) < 0)
+                    return -1;
+                if (bl_trace_parse(tp, (size_t)len, &t) == BL_OK) {
+                    bl_trace hop;
+                    bl_trace_child(&t, &hop);
+                    bl_trace_set(r->n, &hop); /* this request's context, cleared after it */
+                }
             } else {
                 return -1;
             }

@@ -255,15 +255,24 @@ service_call(Service, Request, Timeout) ->
 -spec whereis_name(atom()) -> {ok, pid() | undefined} | {error, term()}.
 whereis_name(Name) -> any_node(fun(N) -> whereis_name(N, Name) end).
 
-%% @doc A load-balanced call to one healthy instance of `Service', with failover.
+%% @doc A load-balanced call to one healthy instance of `Service', with failover. It carries the
+%% caller's current trace ({@link beamlet_trace}), or a new one.
 -spec service_call(node(), binary() | atom(), term(), timeout_ms()) -> {ok, term()} | {error, term()}.
 service_call(Node, Service, Request, Timeout) ->
     T = call_timeout_ms(Timeout),
-    try gen_server:call({beamlet_registry, Node}, {call, Service, Request, T}, 3 * T + 1000) of
-        {ok, _} = Ok -> Ok;
-        {error, _} = E -> E
-    catch
-        exit:{Reason, _} -> {error, map_exit(Reason)}
+    {TP, Whose} = beamlet_trace:for_request(),
+    Call = fun(Req) ->
+                   try gen_server:call({beamlet_registry, Node}, Req, 3 * T + 1000) of
+                       {ok, _} = Ok -> Ok;
+                       {error, _} = E -> E
+                   catch
+                       exit:{Reason, _} -> {error, map_exit(Reason)}
+                   end
+           end,
+    case Call({call, Service, Request, T, #{trace => TP}}) of
+        %% a node older than the trace option refuses it before calling anything: again without
+        {error, badarg} when Whose =:= new -> Call({call, Service, Request, T});
+        Res -> Res
     end.
 
 %% @doc A cluster-wide (global) name as `Node' resolves it: C names, and BEAM names through OTP
@@ -287,10 +296,24 @@ subscribe(Node, Pattern, Opts) when is_map(Opts) ->
 unsubscribe(Node, SubId) ->
     unwrap(call_service(Node, beamlet_pubsub, {unsubscribe, SubId}, ?DEFAULT_TIMEOUT)).
 
-%% @doc Publish on `Node'. Opts: priority, ttl_ms, qos. Returns the message id.
+%% @doc Publish on `Node'. Opts: priority, ttl_ms, qos, trace (default: the caller's current
+%% trace, see {@link beamlet_trace}, else a new one). Returns the message id.
 -spec publish(node(), binary(), term(), map()) -> {ok, binary()} | {error, term()}.
 publish(Node, Topic, Payload, Opts) when is_map(Opts) ->
-    unwrap(call_service(Node, beamlet_pubsub, {publish, Topic, Payload, Opts}, ?DEFAULT_TIMEOUT)).
+    Pub = fun(O) ->
+                  unwrap(call_service(Node, beamlet_pubsub, {publish, Topic, Payload, O},
+                                      ?DEFAULT_TIMEOUT))
+          end,
+    case maps:is_key(trace, Opts) of
+        true -> Pub(Opts);
+        false ->
+            {TP, Whose} = beamlet_trace:for_request(),
+            case Pub(Opts#{trace => TP}) of
+                %% a node older than the trace option refuses it (nothing published): again
+                {error, badarg} when Whose =:= new -> Pub(Opts);
+                Res -> Res
+            end
+    end.
 
 %% @doc Acknowledge an at-least-once delivery (to the node the subscription was made on).
 -spec ack(node(), integer(), binary()) -> ok.

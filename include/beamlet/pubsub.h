@@ -41,6 +41,8 @@ typedef struct bl_pubsub_meta {
     unsigned ttl_ms;                 /* 0: none */
     unsigned long long published_at; /* ms since the epoch, publisher's clock */
     int sub_id;                      /* the subscription delivering */
+    const char *trace_id; /* the publisher's trace (32 hex digits; also current during the
+                           * callback, docs/tracing.md), or NULL */
 } bl_pubsub_meta;
 
 /* payload/len: an encoded term body; decode with ei_decode_* from index 0. */

@@ -134,7 +134,7 @@ static void test_retention(void **state)
     bl__hstore_sample(s, sample_at(now - 5 * 60000, 2));  /* raw gone, 1 min kept */
     bl__hstore_sample(s, sample_at(now - 30 * 60000, 3)); /* raw and 1 min gone */
     for (int i = 0; i < 25; i++)
-        bl__hstore_event(s, now - 1000 + (unsigned)i, "n@h", "admin", "info", "tester", "{}");
+        bl__hstore_event(s, now - 1000 + (unsigned)i, "n@h", "admin", "info", "tester", NULL, "{}");
     bl__hstore_tick(s); /* the first tick writes, then maintains */
     settle(n, s);
     bl__hstore_maintain(s);
@@ -194,12 +194,17 @@ static void test_reopen(void **state)
     (void)state;
     bl_node *n = make_node(21600, 172800, 64, 100000);
     bl__hstore *s = bl__hstore_open(n);
-    bl__hstore_event(s, bl_now_ms(), "n@h", "admin", "warn", "alice", "{\"a\":1}");
+    bl__hstore_event(s, bl_now_ms(), "n@h", "admin", "warn", "alice", NULL, "{\"a\":1}");
     bl__hstore_close(s); /* close writes what is buffered */
     s = bl__hstore_open(n);
-    bl__hstore_event(s, bl_now_ms(), "n@h", "admin", "info", NULL, NULL);
+    bl__hstore_event(s, bl_now_ms(), "n@h", "admin", "info", NULL, NULL, NULL);
+    bl__hstore_event(s, bl_now_ms(), "n@h", "trace", "info", NULL,
+                     "4bf92f3577b34da6a3ce929d0e0e4736", "{\"what\":\"call\"}");
     bl__hstore_close(s);
     bl_node_free(n);
+    assert_true(q1("SELECT count(*) FROM events WHERE trace_id='4bf92f3577b34da6a3ce929d0e0e4736'"
+                   " AND type='trace'") == 1.0);
+    assert_true(q1("SELECT count(*) FROM events WHERE trace_id IS NULL") == 2.0);
     assert_true(q1("SELECT count(*) FROM events WHERE who='alice' AND severity=1") == 1.0);
     assert_true(q1("SELECT count(*) FROM events WHERE who IS NULL AND body='{}'") == 1.0);
 }
