@@ -17,8 +17,8 @@ int bl__cli_service_restart(int argc, char **argv);
 int bl__cli_node_leave(int argc, char **argv);
 int bl__cli_completion(int argc, char **argv);
 
-#define CLIENT_OPTS                                                                          \
-    "[--cookie C | --cookie-file F] [--timeout MS] [--proto-dist inet6_tcp] [--tls true "       \
+#define CLIENT_OPTS                                                                                \
+    "[--cookie C | --cookie-file F] [--timeout MS] [--proto-dist inet6_tcp] [--tls true "          \
     "--tls-cert F --tls-key F --tls-ca F | --config FILE.json]"
 
 /* run NULL: handled by main.c, listed here for --help and completion */

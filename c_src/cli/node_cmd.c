@@ -9,8 +9,7 @@
 #include <stdlib.h>
 
 /* Keys that a running node applies on reload (bl_node_set_log); the rest need a restart. */
-static const char *const LIVE_KEYS[] = {"log_level", "log_format", "tls_cert", "tls_key",
-                                        "tls_ca"};
+static const char *const LIVE_KEYS[] = {"log_level", "log_format", "tls_cert", "tls_key", "tls_ca"};
 
 static int is_live(const char *key)
 {
