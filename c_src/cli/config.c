@@ -26,8 +26,11 @@ static const opt OPTS[] = {
     /* aliases come before their variable: when both are set, the canonical one wins */
     {"node_name", NULL, "NODE_ID", "alias of NODE_NAME"},
     {"node_name", NULL, "NODE_NAME", "node name (short names unless the host has a dot)"},
-    {"cookie", "--cookie", "COOKIE", "distribution cookie (default: ~/.erlang.cookie)"},
-    {"cookie_file", "--cookie-file", "COOKIE_FILE", "file holding the cookie"},
+    {"cookie", "--cookie", "COOKIE",
+     "distribution cookie (default: ~/.erlang.cookie); on a command line it shows in ps: "
+     "prefer --cookie-file"},
+    {"cookie_file", "--cookie-file", "COOKIE_FILE",
+     "file holding the cookie (mode 0400/0600: a warning when group or others can read it)"},
     {"role", "--role", "ROLE", "coordinator/agent/gateway/monitor (default agent)"},
     {"cluster", "--cluster", "CLUSTER_NAME", "cluster name (default \"default\")"},
     {"join", "--join", "CLUSTER_SEEDS", "nodes to connect to at start, comma separated"},
@@ -47,6 +50,14 @@ static const opt OPTS[] = {
      "cap of the reconnect backoff (10000)"},
     {"max_handshakes_per_address", "--max-handshakes-per-address",
      "BEAMLET_MAX_HANDSHAKES_PER_ADDRESS", "incoming handshakes at once from one address (256)"},
+    {"allow", "--allow", "BEAMLET_ALLOW",
+     "only these nodes connect, both ways, like net_kernel:allow/1: NAME@HOST, NAME@ or HOST, "
+     "comma separated (empty: any)"},
+    {"max_connections", "--max-connections", "BEAMLET_MAX_CONNECTIONS",
+     "distribution connections up plus handshakes running (1024)"},
+    {"max_handshake_rate_per_address", "--max-handshake-rate-per-address",
+     "BEAMLET_MAX_HANDSHAKE_RATE_PER_ADDRESS",
+     "incoming handshakes started per second from one address (200; 0: no bound)"},
     {"proto_dist", "--proto-dist", "BEAMLET_PROTO_DIST",
      "inet_tcp or inet6_tcp, like erl -proto_dist (from the addresses)"},
     {"listen_address", "--listen-address", "BEAMLET_LISTEN_ADDRESS",
@@ -161,6 +172,8 @@ static const opt OPTS[] = {
      "request line + headers limit (32768)"},
     {"http_timeout_s", "--http-timeout-s", "BEAMLET_HTTP_TIMEOUT_S",
      "idle HTTP connection closed after (10)"},
+    {"http_request_timeout_s", "--http-request-timeout-s", "BEAMLET_HTTP_REQUEST_TIMEOUT_S",
+     "a request must arrive and its answer be read within (30)"},
     {"http_rate_limit", "--http-rate-limit", "BEAMLET_HTTP_RATE_LIMIT",
      "requests/s per key and per address (50)"},
     {"http_rate_burst", "--http-rate-burst", "BEAMLET_HTTP_RATE_BURST",
@@ -226,6 +239,26 @@ static int set_name(bl_config *cfg, const char *key, const char *v, int longname
     return BL_OK;
 }
 
+/* The allow-list: entries as net_kernel:allow/1 and dist_util:is_allowed take them. */
+static int set_allow(bl_config *cfg, const char *v, char *err, size_t errlen)
+{
+    if (strlen(v) >= sizeof(cfg->allow)) return fail(err, errlen, "allow", "%s", "too long");
+    char buf[sizeof(cfg->allow)];
+    snprintf(buf, sizeof(buf), "%s", v);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        const char *at = strchr(tok, '@');
+        char probe[BL_NODE_LEN + 8];
+        /* NAME@HOST, NAME@ (that name on any host) or HOST (any node on that host) */
+        snprintf(probe, sizeof(probe), "%s%s", at ? "" : "n@", tok);
+        if (at && !at[1]) snprintf(probe, sizeof(probe), "%sh", tok);
+        if (strlen(tok) >= BL_NODE_LEN || !valid_node(probe))
+            return fail(err, errlen, "allow", "'%s' is not NAME@HOST, NAME@ or HOST", tok);
+    }
+    snprintf(cfg->allow, sizeof(cfg->allow), "%s", v);
+    return BL_OK;
+}
+
 static int set_join(bl_config *cfg, const char *v, char *err, size_t errlen)
 {
     cfg->njoin = 0;
@@ -282,6 +315,7 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         return BL_OK;
     }
     if (!strcmp(key, "join")) return set_join(cfg, v, err, errlen);
+    if (!strcmp(key, "allow")) return set_allow(cfg, v, err, errlen);
     if (!strcmp(key, "log_level")) {
         static const char *lv[] = {"error", "warn", "info", "debug"};
         for (int i = 0; i < 4; i++)
@@ -369,6 +403,9 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         size_t off, lo, hi;
     } UINTS[] = {
         {"heartbeat_interval_ms", offsetof(bl_config, heartbeat_interval_ms), 10, 600000},
+        {"max_connections", offsetof(bl_config, max_connections), 1, 1000000},
+        {"max_handshake_rate_per_address", offsetof(bl_config, max_handshake_rate_per_address), 0,
+         1000000},
         {"failure_threshold", offsetof(bl_config, failure_threshold), 1, 100},
         {"election_timeout_ms", offsetof(bl_config, election_timeout_ms), 50, 600000},
         {"remove_after_ms", offsetof(bl_config, remove_after_ms), 100, 86400000},
@@ -380,6 +417,7 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         {"http_max_body_bytes", offsetof(bl_config, http_max_body_bytes), 0, 1u << 30},
         {"http_max_header_bytes", offsetof(bl_config, http_max_header_bytes), 4096, 1u << 24},
         {"http_timeout_s", offsetof(bl_config, http_timeout_s), 1, 3600},
+        {"http_request_timeout_s", offsetof(bl_config, http_request_timeout_s), 1, 86400},
         {"http_rate_limit", offsetof(bl_config, http_rate_limit), 1, 1000000},
         {"http_rate_burst", offsetof(bl_config, http_rate_burst), 1, 1000000},
         {"health_interval_ms", offsetof(bl_config, health_interval_ms), 100, 3600000},
@@ -621,7 +659,7 @@ int bl_config_json_value(const char *key, json_t *val, char *buf, size_t buflen,
             if (off >= buflen) break;
         }
     } else if (json_is_array(val) && (!strcmp(key, "join") || !strcmp(key, "capabilities") ||
-                                      !strcmp(key, "epmd_hosts"))) {
+                                      !strcmp(key, "epmd_hosts") || !strcmp(key, "allow"))) {
         size_t i, off = 0;
         json_t *e;
         buf[0] = 0;
@@ -727,6 +765,8 @@ int bl_config_from_args(bl_config *cfg, int argc, char **argv, bl_getenv_fn env,
         snprintf(err, errlen, "a node name is needed: --sname NAME, --name NAME@HOST or NODE_NAME");
         return BL_ECONFIG;
     }
+    const char *key; /* between keys: warning thresholds before critical ones */
+    if (bl__rules_cross_check(cfg, &key, err, errlen) < 0) return BL_ECONFIG;
     return BL_OK;
 }
 

@@ -32,7 +32,8 @@ static void usage(FILE *out)
         "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
         "  beamlet version | help [COMMAND] | COMMAND --help\n"
         "  (admin commands reach TLS nodes with --tls true --tls-cert F --tls-key F --tls-ca F,\n"
-        "   BEAMLET_TLS_* or the tls keys of --config FILE.json / BEAMLET_CONFIG)\n",
+        "   BEAMLET_TLS_* or the tls keys of --config FILE.json / BEAMLET_CONFIG)\n"
+        "  (--cookie C shows in ps to every user: prefer --cookie-file F, mode 0400)\n",
         BL_VERSION);
     bl__cli_usage(out);
     fprintf(out, "\nnode options (precedence: JSON file < environment < flags):\n");
@@ -140,6 +141,12 @@ static int run_admin(admin *a, int argc, char **argv)
         bl_config_set(&cfg, "proto_dist", v, err, sizeof(err)))
         goto bad;
     if (bl__cli_tls_defaults(&cfg, argc, argv, err, sizeof(err))) goto bad;
+    if (a->with_who && !a->who[0]) {
+        const char *u = getenv("USER");
+        char host[64] = "";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(a->who, sizeof(a->who), "%s@%s (cli)", u && *u ? u : "someone", host);
+    }
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         int tls_took = bl__cli_tls_flag(&cfg, argc, argv, i, err, sizeof(err));
@@ -148,6 +155,13 @@ static int run_admin(admin *a, int argc, char **argv)
             i += tls_took - 1;
         } else if (arg[0] != '-' && !a->target) {
             a->target = arg;
+        } else if (a->with_who && !strcmp(arg, "--who")) {
+            if (!val || !val[0] || strlen(val) >= sizeof(a->who)) {
+                snprintf(err, sizeof(err), "--who: give a name of 1..%zu characters",
+                         sizeof(a->who) - 1);
+                goto bad;
+            }
+            snprintf(a->who, sizeof(a->who), "%s", argv[++i]);
         } else if (!strcmp(arg, "--node") && val) {
             a->target = argv[++i];
         } else if (!strcmp(arg, "--cookie") && val) {

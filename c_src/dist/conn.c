@@ -14,11 +14,15 @@
  * answers "nok"; the other drops its attempt and answers "ok_simultaneous". So a BEAM node and a C
  * node, or two C nodes, always keep the same single socket. A handshake from a node we hold a live
  * connection to is answered "alive": if the peer says its attempt is current (it restarted), the
- * old connection is closed once the new one has proved the cookie. */
+ * old connection is closed once the new one has proved the cookie; if the old one closes first
+ * (the peer dropped it and reconnected at once), the answered handshake becomes the pending one,
+ * as in BEAM's up_pending_nodedown. */
 #include "../runtime/internal.h"
 #include "disthdr.h"
 #include "frame.h"
+#include "guard.h"
 #include "handshake.h"
+#include "term.h"
 #include "hsm.h"
 #include "tls.h"
 #include "transport.h"
@@ -34,7 +38,6 @@
 
 #define READ_CHUNK (64 * 1024) /* free space per read on a busy connection */
 #define MAX_IOV 64
-#define MAX_HANDSHAKES 1024                  /* running at once, all addresses together */
 #define FRAG_LOW_WATER (2 * BL_DH_FRAG_SIZE) /* queue fragments of a large message below this */
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -92,6 +95,22 @@ int bl_connect(bl_node *n, const char *node)
     if (!c && !(c = conn_new(n, node))) return BL_ENOMEM;
     if (c->state == CONN_UP) return BL_OK;
     if (c->state == CONN_DOWN && ev_now(n->loop) < c->retry_at) return BL_ENODEDOWN;
+    if (c->state == CONN_DOWN && !c->hs) { /* about to dial: the allow-list and the bound */
+        bl_refusal why = !bl_guard_allowed(n, node) ? BL_REFUSE_NOT_ALLOWED
+                         : !bl_guard_room(n, 1)     ? BL_REFUSE_MAX_CONNECTIONS
+                                                    : BL_REFUSE_NONE;
+        if (why != BL_REFUSE_NONE) {
+            char what[96] = "not on the allow-list";
+            if (why != BL_REFUSE_NOT_ALLOWED) bl_guard_describe(n, why, what, sizeof(what));
+            bl_guard_refused(n, why, node, "connect to %s refused: %s", node, what);
+            if (!c->wanted && bl_sendq_bytes(&c->q) == 0) {
+                HASH_DEL(n->conns, c);
+                bl_sendq_free(&c->q);
+                free(c);
+            }
+            return BL_ENODEDOWN;
+        }
+    }
     c->wanted = 1;
     start_connect(n, c);
     return BL_OK;
@@ -104,10 +123,24 @@ int bl_is_connected(const bl_node *n, const char *node)
     return c && c->state == CONN_UP;
 }
 
+void bl__each_connected(bl_node *n, bl_peer_fn fn, void *ud)
+{
+    unsigned k = 0, max = HASH_COUNT(n->conns);
+    char(*names)[BL_NODE_LEN] = max ? calloc(max, BL_NODE_LEN) : NULL;
+    if (!names) return;
+    bl_conn *c, *t;
+    HASH_ITER(hh, n->conns, c, t) {
+        if (c->state == CONN_UP && k < max) snprintf(names[k++], BL_NODE_LEN, "%s", c->node);
+    }
+    for (unsigned i = 0; i < k; i++)
+        if (bl_is_connected(n, names[i])) fn(n, names[i], ud);
+    free(names);
+}
+
 /* A frame goes into the send queue as pass-through ('p') until the handshake says the peer takes
  * distribution headers; from then on with a header, the atom cache and, when large, in fragments
  * (dist/disthdr.c). Frames queued while connecting are re-encoded when the connection comes up. */
-static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen)
+static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen, int flags)
 {
     size_t ctl = (size_t)n->scratch.index;
     size_t payload = 1 + ctl + (msg ? (size_t)msglen : 0);
@@ -119,8 +152,9 @@ static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen)
          * messages still go while a large one streams */
         if (!n->dh && !(n->dh = bl_dh_scratch_new())) return BL_ENOMEM;
         int r = bl_dh_send(c->dh, n->dh, &c->q, n->scratch.buff, ctl, msg, msg ? (size_t)msglen : 0,
-                           n->cfg.send_queue_high_water);
+                           n->cfg.send_queue_high_water, flags & BL_SEND_CHECK);
         if (r == -2) return BL_EBUSY;
+        if (r == -3) return BL_EINVAL;
         if (r != 0) return BL_ENOMEM;
     } else {
         char *dst = bl_sendq_reserve(&c->q, 4 + payload);
@@ -140,16 +174,29 @@ static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen)
     return BL_OK;
 }
 
-int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen)
+/* A message not yet validated (BL_SEND_CHECK) is walked here, unless the atom cache plan of a
+ * header connection walks it anyway (bl_dh_send validates it then). */
+static int msg_ok(const char *msg, int msglen)
+{
+    size_t i = 1;
+    return msg && msglen >= 2 && (unsigned char)msg[0] == 131 &&
+           bl_term_check(msg, (size_t)msglen, &i) == 0 && i == (size_t)msglen;
+}
+
+int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen, int flags)
 {
     bl_conn *c = bl_conn_find(n, node);
+    if ((flags & BL_SEND_CHECK) && !(c && c->state == CONN_UP && bl_dh_sends_headers(c->dh))) {
+        if (!msg_ok(msg, msglen)) return BL_EINVAL;
+        flags &= ~BL_SEND_CHECK;
+    }
     if (!c || c->state != CONN_UP) {
         int rc = bl_connect(n, node);
         if (rc != BL_OK) return rc;
         c = bl_conn_find(n, node);
         if (!c) return BL_ENODEDOWN;
     }
-    return queue_frame(n, c, msg, msglen);
+    return queue_frame(n, c, msg, msglen, flags);
 }
 
 /* ---- closing ---- */
@@ -192,8 +239,21 @@ void bl_conn_close(bl_conn *c, const char *reason)
         bl_log(n, BL_LOG_INFO, "connection to %s closed: %s", c->node, reason);
         char node[BL_NODE_LEN];
         snprintf(node, sizeof(node), "%s", c->node);
-        HASH_DEL(n->conns, c);
-        free(c);
+        if (c->hs_alive) {
+            /* BEAM's up_pending_nodedown: a handshake from the same node was told "alive" while
+             * this connection was up (the peer reconnected before we saw it close the old one);
+             * it becomes the node's pending handshake and is let through when it completes.
+             * Dropping the entry would orphan it: it would finish and then be closed. */
+            c->hs = c->hs_alive;
+            c->hs_alive = NULL;
+            c->state = CONN_CONNECTING;
+            c->peer_flags = 0;
+            c->unknown_ops_logged = 0;
+            c->busy = c->close_pending = 0;
+        } else {
+            HASH_DEL(n->conns, c);
+            free(c);
+        }
         bl_calls_node_down(n, node);
         bl_procs_node_down(n, node);
         notify_nodes(n, BL_NODEDOWN, node, reason);
@@ -317,13 +377,17 @@ static int conn_parse_buf(bl_conn *c, const char *buf, size_t len, size_t *used)
         }
         const char *payload = buf + off + 4;
         off += 4 + plen;
+        bl_ctl ctl;
+        int rc;
         if ((unsigned char)payload[0] == 131) { /* a distribution header, not pass-through */
             int h = conn_header(c, &payload, &plen);
             if (h < 0) return -1;
             if (h == 0) continue;
+            /* the rewrite validated both terms: decode without walking them again */
+            rc = bl_ctl_decode_valid(payload, plen, bl_dh_ctl_end(n->dh), &ctl);
+        } else {
+            rc = bl_ctl_decode(payload, plen, &ctl);
         }
-        bl_ctl ctl;
-        int rc = bl_ctl_decode(payload, plen, &ctl);
         if (rc == BL_CTL_EUNKNOWN) {
             log_unknown_op(c, ctl.op);
             continue;
@@ -565,6 +629,15 @@ void bl_conn_hs_up(bl_node *n, const char *node, bl_tx *tx, int outgoing, int ro
         tx->ops->close(tx); /* nobody waits for this socket any more */
         return;
     }
+    if (!bl_guard_room(n, 0)) { /* the last word on max_connections, both directions */
+        tx->ops->close(tx);
+        bl_guard_refused(n, BL_REFUSE_MAX_CONNECTIONS, node,
+                         "connection %s %s refused after its handshake: max_connections (%u) "
+                         "reached",
+                         outgoing ? "to" : "from", node, n->cfg.max_connections);
+        bl_conn_hs_failed(n, node, outgoing, role, "max_connections reached");
+        return;
+    }
     if (!c && !(c = conn_new(n, node))) {
         tx->ops->close(tx);
         return;
@@ -665,6 +738,7 @@ void bl_conn_close_all(bl_node *n)
     bl_hs_free_all(n); /* no handshake outlives the node's connections */
     bl_conn *c, *tmp;
     HASH_ITER(hh, n->conns, c, tmp) {
+        c->hs = c->hs_alive = NULL; /* freed above */
         if (c->state == CONN_UP) {
             (void)conn_flush(c); /* best effort, non-blocking */
             bl_conn_close(c, "node stopping");
@@ -693,13 +767,10 @@ void bl_conn_listen_cb(struct ev_loop *loop, ev_io *w, int revents)
                 bl_log(n, BL_LOG_WARN, "accept failed: %s", strerror(errno));
             return;
         }
-        if (n->stopping || bl_hs_count(n) >= MAX_HANDSHAKES) {
-            if (!n->stopping)
-                bl_log(n, BL_LOG_WARN, "%u handshakes already running; connection refused",
-                       bl_hs_count(n));
+        if (n->stopping) {
             close(fd);
             continue;
         }
-        bl_hs_accept(n, fd);
+        bl_hs_accept(n, fd); /* admission (guard.c) decides there, knowing the address */
     }
 }

@@ -5,6 +5,7 @@
 #include "handshake.h"
 #include "../runtime/internal.h"
 #include "epmd.h"
+#include "guard.h"
 #include "flags.h"
 #include "hsm.h"
 #include "resolve.h"
@@ -32,14 +33,6 @@ typedef enum {
     ST_NOK,     /* outgoing told "nok": waiting for the peer's connection to replace us */
 } hs_stage;
 
-/* Incoming handshakes running per remote address. */
-typedef struct bl_hs_addr {
-    UT_hash_handle hh;
-    char addr[INET6_ADDRSTRLEN];
-    unsigned count;
-    ev_tstamp last_log;
-} bl_hs_addr;
-
 struct bl_hs {
     struct bl_hs *prev, *next; /* in node->handshakes */
     bl_node *n;
@@ -55,9 +48,10 @@ struct bl_hs {
     int addr_i;
     int port;
     char addr[INET6_ADDRSTRLEN]; /* remote address, for logs and the per-address bound */
-    int counted;                 /* holds one of addr's per-address slots */
+    bl_guard_key *slot;          /* incoming: one of addr's per-address slots (guard.c) */
     char node[BL_NODE_LEN];      /* outgoing: dialled; incoming: once announced */
     int nok_sent;                /* incoming: answered "nok" (our own attempt wins) */
+    int refused;                 /* refused by the allow-list or the peer check: logged already */
     int got;                     /* some bytes arrived */
     size_t outoff;
     bl_hsm m;
@@ -101,14 +95,7 @@ static void hs_free(bl_hs *h)
         h->tx->ops->close(h->tx);
     else if (h->fd >= 0)
         close(h->fd);
-    if (h->counted) {
-        bl_hs_addr *a = NULL;
-        HASH_FIND_STR(n->hs_addrs, h->addr, a);
-        if (a && --a->count == 0) {
-            HASH_DEL(n->hs_addrs, a);
-            free(a);
-        }
-    }
+    bl_guard_hs_done(n, h->slot);
     DL_DELETE(n->handshakes, h);
     n->nhandshakes--;
     free(h);
@@ -123,11 +110,6 @@ void bl_hs_free_all(bl_node *n)
 {
     while (n->handshakes)
         hs_free(n->handshakes);
-    bl_hs_addr *a, *t;
-    HASH_ITER(hh, n->hs_addrs, a, t) {
-        HASH_DEL(n->hs_addrs, a);
-        free(a);
-    }
 }
 
 /* The handshake ended without a connection. conn.c forgets it before it is freed, and hears of
@@ -142,13 +124,14 @@ static void hs_fail(bl_hs *h, const char *why)
     int role = node[0] ? bl_conn_hs_release(n, h, node) : 0;
     /* expected, not failures: our own attempt won a simultaneous connect ("nok" sent), or a peer
      * (a connect probe, or the other side of a race dropping its attempt) closed before a byte */
-    int quiet = h->nok_sent || (h->m.state == BL_HSM_S_IN_NAME && h->m.inlen == 0 && !h->got &&
-                                !(h->tx && h->tx->got));
-    if (!outgoing) {
+    int quiet = h->nok_sent || h->refused ||
+                (h->m.state == BL_HSM_S_IN_NAME && h->m.inlen == 0 && !h->got &&
+                 !(h->tx && h->tx->got));
+    if (!outgoing) { /* within the address's log budget: a flood of bad handshakes is bounded */
         if (!quiet) n->stats.handshakes_failed++;
-        bl_log(n, quiet ? BL_LOG_DEBUG : BL_LOG_WARN,
-               "incoming handshake refused: from %s%s%s%s: %s", h->addr, node[0] ? " (" : "", node,
-               node[0] ? ")" : "", msg);
+        bl_guard_log(n, h->addr, quiet ? BL_LOG_DEBUG : BL_LOG_WARN,
+                     "incoming handshake refused: from %s%s%s%s: %s", h->addr, node[0] ? " (" : "",
+                     node, node[0] ? ")" : "", msg);
     }
     hs_free(h);
     if (node[0]) bl_conn_hs_failed(n, node, outgoing, role, msg);
@@ -230,12 +213,40 @@ static void hs_after(bl_hs *h, int rc)
     }
 }
 
+/* THE PEER-NAME HOOK POINT (guard.h): the node name a handshake is about to go on with, incoming
+ * as announced in send_name, outgoing once connected and before our send_name, passes the
+ * allow-list and then the transport's peer check (TLS: the certificate matches the host). A
+ * transport with a handshake of its own (TLS) has finished it by then: outgoing, it is called
+ * where the handshake proper starts (ST_RUN), after the transport is up. 0 to go on; -1 when
+ * refused (counted and logged here, why[] says why). */
+static int hs_peer_accepted(bl_hs *h, const char *node, char *why, size_t whylen)
+{
+    bl_peer_id peer = {node, h->addr, h->fd, h->outgoing, h->n->tls ? (void *)h->tx : NULL};
+    why[0] = 0;
+    if (bl_guard_check_peer(h->n, &peer, why, whylen) == 0) return 0;
+    h->refused = 1;
+    if (h->outgoing) /* conn.c logs the failed connect, with its backoff */
+        h->n->stats.refused_not_allowed++;
+    else
+        bl_guard_refused(h->n, BL_REFUSE_NOT_ALLOWED, h->addr,
+                         "incoming handshake refused: from %s: %s (answered not_allowed)", h->addr,
+                         why);
+    return -1;
+}
+
 static void hs_decide(bl_hs *h, int rc)
 {
     bl_node *n = h->n;
     while (rc == BL_HSM_DECIDE || rc == BL_HSM_PENDING) {
         if (rc == BL_HSM_DECIDE) {
             snprintf(h->node, sizeof(h->node), "%s", h->m.peer);
+            char why[200];
+            if (hs_peer_accepted(h, h->m.peer, why, sizeof(why)) < 0) {
+                /* refused before it takes any slot: logged and counted once, not as a failure */
+                h->node[0] = 0;
+                rc = bl_hsm_decide(&h->m, BL_HS_STATUS_NOT_ALLOWED);
+                continue;
+            }
             bl_hs_status st = bl_conn_hs_named(n, h, h->m.peer);
             h->nok_sent = st == BL_HS_STATUS_NOK;
             rc = bl_hsm_decide(&h->m, st);
@@ -359,6 +370,11 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
             char why[96];
             snprintf(why, sizeof(why), "connect to %s:%d failed: %s", h->addr, h->port,
                      strerror(soerr));
+            hs_fail(h, why);
+            return;
+        }
+        char why[200];
+        if (hs_peer_accepted(h, h->node, why, sizeof(why)) < 0) {
             hs_fail(h, why);
             return;
         }
@@ -534,36 +550,23 @@ void bl_hs_accept(bl_node *n, int fd)
         if (ss.ss_family == AF_INET6 && !strncmp(addr, "::ffff:", 7)) /* v4-mapped */
             memmove(addr, addr + 7, strlen(addr + 7) + 1);
     }
-    bl_hs_addr *a = NULL;
-    HASH_FIND_STR(n->hs_addrs, addr, a);
-    if (a && a->count >= n->cfg.max_handshakes_per_address) {
-        ev_tstamp now = ev_now(n->loop);
-        if (now - a->last_log >= 1.0) {
-            a->last_log = now;
-            bl_log(n, BL_LOG_WARN,
-                   "%u handshakes from %s already running (max_handshakes_per_address): "
-                   "connection refused",
-                   a->count, addr);
-        }
+    bl_guard_key *slot = NULL;
+    bl_refusal why = bl_guard_accept(n, addr, &slot);
+    if (why != BL_REFUSE_NONE) {
+        char what[96];
+        bl_guard_describe(n, why, what, sizeof(what));
         n->stats.handshakes_failed++;
+        bl_guard_refused(n, why, addr, "connection from %s refused: %s", addr, what);
         close(fd);
         return;
     }
     bl_hs *h = hs_new(n, 0);
-    if (!a) {
-        a = calloc(1, sizeof(*a));
-        if (a) {
-            snprintf(a->addr, sizeof(a->addr), "%s", addr);
-            HASH_ADD_STR(n->hs_addrs, addr, a);
-        }
-    }
-    if (!h || !a) {
-        if (h) hs_free(h);
+    if (!h) {
+        bl_guard_hs_done(n, slot);
         close(fd);
         return;
     }
-    a->count++;
-    h->counted = 1;
+    h->slot = slot;
     snprintf(h->addr, sizeof(h->addr), "%s", addr);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     h->fd = fd;

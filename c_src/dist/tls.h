@@ -27,6 +27,12 @@ bl_tx *bl__tls_tx_new(bl_tls *t, int fd, int server, const char *host);
  * certificate has no DNS SAN)? 1 yes, 0 no, -1 not a TLS transport or no peer certificate.
  * For the node allow-list (like OTP's pkix_verify_hostname when net_kernel:allow/1 is set). */
 int bl__tls_peer_matches_host(const bl_tx *tx, const char *host);
+/* The allow-list's peer-name hook (guard.h) for TLS: an incoming peer's verified certificate must
+ * name the host part of the node name it announced. Outgoing: the TLS client has matched the
+ * server's certificate to the dialled host already. Installed only with tls_verify peer. */
+struct bl_peer_id;
+int bl__tls_peer_check(bl_node *n, const struct bl_peer_id *peer, void *ud, char *why,
+                       size_t whylen);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" for a TLS transport, "" otherwise. */
 const char *bl__tls_describe(const bl_tx *tx, char *buf, size_t len);
 

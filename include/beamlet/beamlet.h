@@ -79,6 +79,10 @@ typedef struct bl_config {
     unsigned handshake_timeout_ms; /* per handshake packet, both directions */
     unsigned reconnect_backoff_max_ms;
     unsigned max_handshakes_per_address; /* incoming handshakes at once per address (256) */
+    /* network security (docs/security.md) */
+    char allow[4096];                        /* allow-list, comma separated (empty: any node) */
+    unsigned max_connections;                /* connections up + handshakes running (1024) */
+    unsigned max_handshake_rate_per_address; /* incoming handshakes started /s (200; 0: off) */
     char proto_dist[16];                 /* inet_tcp | inet6_tcp (default: from the addresses) */
     char listen_address[64];             /* IPv4 or IPv6 address to listen on (default 0.0.0.0) */
     int listen_port;                     /* 0: any */
@@ -155,6 +159,7 @@ typedef struct bl_config {
     unsigned http_max_body_bytes;    /* default 1 MiB */
     unsigned http_max_header_bytes;  /* per-connection memory for request line + headers (32 KiB) */
     unsigned http_timeout_s;         /* idle connection timeout (10) */
+    unsigned http_request_timeout_s; /* whole request, arriving and answered (30) */
     unsigned http_rate_limit;        /* requests per second per key and per address (50) */
     unsigned http_rate_burst;        /* bucket size (100) */
 } bl_config;
@@ -179,7 +184,7 @@ typedef struct bl_msg {
     const char *buf;
     int index;
     int len;        /* bytes of buf */
-    int has_sender; /* sender is known (REG_SEND carries it) */
+    int has_sender; /* sender is known (REG_SEND and SEND_SENDER carry it; bl_send sets it) */
     bl_pid sender;
 } bl_msg;
 
@@ -334,12 +339,21 @@ int bl_node_on_signal(bl_node *n, int signum, bl_signal_cb cb, void *ud);
 int bl_node_reload_tls(bl_node *n, const bl_config *cfg);
 /* Change the log level and format of a running node. */
 void bl_node_set_log(bl_node *n, bl_log_level level, bl_log_format format);
+/* Apply cfg's allow-list and connection limits (allow, max_connections,
+ * max_handshakes_per_address, max_handshake_rate_per_address) to a running node. Like
+ * net_kernel:allow/1 they apply to connections set up from now on: live ones stay. BL_OK, or
+ * BL_ENOMEM (nothing changed). */
+int bl_node_set_admission(bl_node *n, const bl_config *cfg);
 
 /* ---- statistics ---- */
 typedef struct bl_stats {
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
     uint64_t conns_accepted, conns_connected, conns_dropped, handshakes_failed;
     unsigned connections, processes;
+    /* refused by the node's admission control (docs/security.md), by reason */
+    uint64_t refused_not_allowed, refused_max_connections, refused_per_address, refused_rate,
+        refused_busy;
+    uint64_t refusal_logs_suppressed; /* refusal log lines over the budget, not written */
 } bl_stats;
 void bl_node_stats(const bl_node *n, bl_stats *out);
 

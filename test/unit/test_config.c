@@ -83,6 +83,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.handshake_timeout_ms, 5000);
     assert_int_equal(c.reconnect_backoff_max_ms, 10000);
     assert_int_equal(c.max_handshakes_per_address, 256);
+    assert_string_equal(c.allow, "");
+    assert_int_equal(c.max_connections, 1024);
+    assert_int_equal(c.max_handshake_rate_per_address, 200);
     assert_string_equal(c.proto_dist, "");
     assert_string_equal(c.listen_address, "0.0.0.0");
     assert_int_equal(c.listen_port, 0);
@@ -153,6 +156,21 @@ static const keycase KEYS[] = {
      NULL,
      65536,
      {"0", "65537", NULL}},
+    {"allow",
+     "a@h1, b@,h2.example",
+     K_STR,
+     F(allow),
+     NULL,
+     0,
+     {"a@b@c", "@h", "b%d@h", NULL}},
+    {"max_connections", "7", K_UINT, F(max_connections), NULL, 7, {"0", "1000001", "x", NULL}},
+    {"max_handshake_rate_per_address",
+     "0",
+     K_UINT,
+     F(max_handshake_rate_per_address),
+     NULL,
+     0,
+     {"-1", "1000001", "", NULL}},
     {"proto_dist", "inet6_tcp", K_STR, F(proto_dist), NULL, 0, {"inet", "tcp", "", NULL}},
     {"listen_address",
      "127.0.0.1",
