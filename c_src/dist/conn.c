@@ -1,6 +1,7 @@
 /* conn.c - distribution connections on the event loop.
  *
- * After a handshake the loop owns the socket: non-blocking reads into a per-connection buffer
+ * After a handshake the loop owns the stream (plain TCP or TLS, through the transport's ops table,
+ * transport.h): non-blocking reads into a per-connection buffer
  * split into frames (frame.c) and decoded (control.c); writes go through a chunked queue flushed
  * with writev when the socket is writable (sendq.c). Ticks are answered and sent on net_ticktime;
  * a silent peer or one that stops reading is dropped with a log line. Sending to a node that is not

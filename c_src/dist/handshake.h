@@ -4,11 +4,13 @@
  * nothing waits on anything but its own socket, so any number of nodes can connect to each other
  * at once. An outgoing one resolves the host (resolve.h: IP literals at once, names off the
  * loop), asks the host's EPMD for the port (epmd.h), connects, then runs the state machine of
- * hsm.h; an incoming one runs the state machine on the accepted socket. Every step has a timeout
- * (connect_timeout_ms for resolve/EPMD/connect, handshake_timeout_ms per handshake packet), and
- * at most max_handshakes_per_address incoming handshakes run per remote address (a log line says
- * when that refuses one). Which socket survives a simultaneous connect is decided by conn.c with
- * BEAM's own rule (bl_conn_hs_named). */
+ * hsm.h; an incoming one runs the state machine on the accepted socket. Both run on the node's
+ * transport (transport.h): with TLS distribution the TLS handshake comes first, under one
+ * deadline (handshake_timeout_ms), and the distribution handshake inside it has 4-byte lengths.
+ * Every step has a timeout (connect_timeout_ms for resolve/EPMD/connect, handshake_timeout_ms per
+ * handshake packet), and at most max_handshakes_per_address incoming handshakes run per remote
+ * address (a log line says when that refuses one). Which socket survives a simultaneous connect is
+ * decided by conn.c with BEAM's own rule (bl_conn_hs_named). */
 #ifndef BL_DIST_HANDSHAKE_H
 #define BL_DIST_HANDSHAKE_H
 

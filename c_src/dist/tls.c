@@ -8,9 +8,9 @@
  * handshake record (0x16) is refused before OpenSSL sees it, with a reason that names it. */
 #include "tls.h"
 #include "guard.h"
+#include "../runtime/dlib.h"
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <ev.h>
 #include <limits.h>
@@ -28,7 +28,8 @@
  * optional libraries: linking libssl would add ~1.7 MB to the resident memory of every node,
  * TLS or not (measured: 4.9 MB for a plain node, 1.7 MB of it libssl/libcrypto pages). The
  * headers give the types; the table below gives the functions (libcrypto's through libssl's
- * handle, its dependency). Written once under pthread_once, read-only afterwards. */
+ * handle, its dependency), loaded by runtime/dlib.c. Written once under pthread_once, read-only
+ * afterwards. */
 #define BL_OSSL_FUNCS(X)                                                                           \
     X(ASN1_TIME_print)                                                                             \
     X(BIO_free)                                                                                    \
@@ -94,20 +95,17 @@ static pthread_once_t ossl_once = PTHREAD_ONCE_INIT;
 
 static void ossl_load(void)
 {
-    void *h = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(ossl_error, sizeof(ossl_error), "cannot load libssl.so.3 (Debian: libssl3): %s",
-                 dlerror());
+    static const char *const names[] = {"libssl.so.3", NULL};
+#define BL_OSSL_SYM(f) {#f, (void **)&L.f},
+    static const bl__dsym syms[] = {BL_OSSL_FUNCS(BL_OSSL_SYM)};
+#undef BL_OSSL_SYM
+    char why[128];
+    /* the handle stays open for the process's life; a failed load is never retried */
+    if (bl__dlib_open(names, syms, sizeof(syms) / sizeof(syms[0]), why, sizeof(why))) {
+        ossl_loaded = 1;
         return;
     }
-#define BL_OSSL_SYM(f)                                                                             \
-    if (!(*(void **)&L.f = dlsym(h, #f))) {                                                        \
-        snprintf(ossl_error, sizeof(ossl_error), "libssl.so.3 has no %s", #f);                     \
-        return;                                                                                    \
-    }
-    BL_OSSL_FUNCS(BL_OSSL_SYM)
-#undef BL_OSSL_SYM
-    ossl_loaded = 1;
+    snprintf(ossl_error, sizeof(ossl_error), "cannot load OpenSSL (Debian: libssl3): %s", why);
 }
 
 static int ossl_ready(char *err, size_t errlen)

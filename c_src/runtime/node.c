@@ -456,7 +456,10 @@ int bl_node_start(bl_node *n)
     bl_log(n, BL_LOG_INFO,
            "ready: %s listening on %s:%d (%s), %s (creation %u), role %s, cluster %s", n->name,
            n->inet6 && !strcmp(n->cfg.listen_address, "0.0.0.0") ? "::" : n->cfg.listen_address,
-           port, n->tls ? (n->inet6 ? "inet6_tls" : "inet_tls") : n->inet6 ? "inet6_tcp" : "inet_tcp",
+           port,
+           n->tls     ? (n->inet6 ? "inet6_tls" : "inet_tls")
+           : n->inet6 ? "inet6_tcp"
+                      : "inet_tcp",
            n->cfg.publish ? "published in EPMD" : "not published", n->creation, n->cfg.role,
            n->cfg.cluster);
     return BL_OK;

@@ -90,13 +90,13 @@ typedef struct bl_config {
     int exit_on_stdin_eof;               /* stop when stdin closes: a supervising port went away */
 
     /* TLS distribution, like erl -proto_dist inet_tls (docs/security.md) */
-    int tls;                /* 1: every distribution connection runs over TLS (default 0) */
-    char tls_cert[512];     /* PEM certificate (chain) presented both ways */
-    char tls_key[512];      /* PEM private key of tls_cert */
-    char tls_ca[512];       /* PEM CA certificates peers' certificates must chain to */
-    int tls_verify;         /* 1 (peer, default): a verified peer certificate required both ways */
-    char tls_versions[32];  /* "1.2,1.3" (default) */
-    char tls_ciphers[512];  /* TLS 1.3 suites and TLS 1.2 ciphers, ':' separated (OpenSSL's) */
+    int tls;               /* 1: every distribution connection runs over TLS (default 0) */
+    char tls_cert[512];    /* PEM certificate (chain) presented both ways */
+    char tls_key[512];     /* PEM private key of tls_cert */
+    char tls_ca[512];      /* PEM CA certificates peers' certificates must chain to */
+    int tls_verify;        /* 1 (peer, default): a verified peer certificate required both ways */
+    char tls_versions[32]; /* "1.2,1.3" (default) */
+    char tls_ciphers[512]; /* TLS 1.3 suites and TLS 1.2 ciphers, ':' separated (OpenSSL's) */
 
     /* cluster membership, failure detection, election (docs/cluster.md) */
     int cluster_member;             /* run beamlet_cluster and discovery (default 1; 0 for tools) */

@@ -460,3 +460,19 @@ sni() ->
     ssl:close(L),
     gen_tcp:close(E),
     ?assertMatch({cli, {1, _}}, receive {cli, _} = R -> R after 20000 -> {no_cli, Cli} end).
+
+%%% ------------------------------------------------------------------ allow-list + certificates
+
+allow_host_test_() -> {timeout, 60, fun allow_host/0}.
+
+%% With an allow-list (net_kernel:allow/1 semantics), an incoming peer's verified certificate must
+%% name the host of the node name it announces, as OTP checks with pkix_verify_hostname; without
+%% one, any certificate of the CA will do.
+allow_host() ->
+    Host = bl_test_util:host(),
+    A = start("tal", tls() ++ ["--allow", Host]),
+    {1, _} = cli_ping(A, tls_flags("wronghost")),
+    ?assert(log_has(A, "does not name its host " ++ Host)),
+    ?assert(ok_ping(A)),
+    B = start("tnl", tls()),
+    {0, _} = cli_ping(B, tls_flags("wronghost")).

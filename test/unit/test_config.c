@@ -331,8 +331,10 @@ static void test_tls_keys(void **state)
     assert_int_equal(bl_config_set(&c, "tls_versions", "tlsv1.2,tlsv1.3", err, sizeof(err)), BL_OK);
     assert_int_equal(bl_config_set(&c, "tls_cert", "/etc/b/n.pem", err, sizeof(err)), BL_OK);
     assert_string_equal(c.tls_cert, "/etc/b/n.pem");
-    static const char *const bad[][2] = {{"tls", "yes"},          {"tls_verify", "peers"},
-                                         {"tls_versions", "1.1"}, {"tls_versions", ""},
+    static const char *const bad[][2] = {{"tls", "yes"},
+                                         {"tls_verify", "peers"},
+                                         {"tls_versions", "1.1"},
+                                         {"tls_versions", ""},
                                          {"tls_versions", "1.2,ssl3"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = 0;
