@@ -177,6 +177,11 @@ int bl_send_name(bl_proc *from, const char *name, const char *node, const char *
     return bl_conn_send_frame(n, node, msg, len, 0);
 }
 
+int bl_send_msg(bl_node *n, const bl_pid *to, const char *msg, int len)
+{
+    return send_to_pid(n, NULL, to, msg, len, 1);
+}
+
 /* Internal: any term body (no version byte) to a pid, from the runtime. */
 int bl_send_body(bl_node *n, const bl_pid *to, const char *body, int len)
 {
