@@ -18,6 +18,9 @@ void bl__checks_encode(bl__checks *cs, ei_x_buff *x); /* a list of maps */
 int bl__checks_watch(bl__checks *cs, bl_health_check_cb cb, void *ud);
 void bl__checks_unwatch(bl__checks *cs, int id);
 const char *bl__check_status_name(int s);
+/* The check a registry entry's registration carries (json: an element of health_checks
+ * without "name"; NULL: none any more): run as "svc:ID", driving that entry. 0 or -1. */
+int bl__checks_entry(bl__checks *cs, const char *id, const char *json);
 #include "checks_parse.h" /* bl__checks_parse */
 
 #endif

@@ -19,7 +19,9 @@
 #include <string.h>
 
 struct bl_hs;
-struct bl_hs_addr;
+struct bl_tx;
+struct bl_tls;
+struct bl_guard;
 struct bl_resolver;
 struct bl_cluster;
 struct bl_dh_conn;
@@ -37,6 +39,9 @@ typedef struct bl_conn {
     char node[BL_NODE_LEN];
     bl_conn_state state;
     int fd;
+    struct bl_tx *tx;       /* the live stream: plain TCP or TLS (dist/transport.h) */
+    int read_wants_write;   /* TLS: a read waits for the socket to be writable */
+    int write_wants_read;   /* TLS: a write waits for the socket to be readable */
     int outgoing;           /* this side initiated the live fd */
     struct bl_hs *hs;       /* the handshake owning this node's slot (dist/handshake.c) */
     struct bl_hs *hs_alive; /* an incoming handshake answered "alive" while we are up */
@@ -165,6 +170,7 @@ struct bl_node {
     char cookie[256];
 
     int listen_fd, listen_port;
+    struct bl_tls *tls; /* TLS distribution's current context; NULL: plain TCP (dist/tls.c) */
     int inet6; /* inet6_tcp: IPv6 addresses for node hosts, EPMD on ::1 */
     ev_io listen_io;
     bl_epmd_reg epmd;
@@ -178,7 +184,7 @@ struct bl_node {
     bl_conn *conns;
     struct bl_hs *handshakes; /* every running handshake (dist/handshake.c) */
     unsigned nhandshakes;
-    struct bl_hs_addr *hs_addrs; /* incoming handshakes per remote address */
+    struct bl_guard *guard; /* allow-list, limits, refusal-log budget (dist/guard.c) */
     struct bl_resolver *resolver;
     bl_proc *procs;
     bl_regname *names;
@@ -251,7 +257,8 @@ int bl_conn_hs_still_pending(bl_node *n, struct bl_hs *h, const char *node);
 enum { BL_HS_ROLE_PENDING = 1, BL_HS_ROLE_ALIVE = 2 };
 int bl_conn_hs_release(bl_node *n, struct bl_hs *h, const char *node);
 /* ... then hand over its socket, or say why it failed. */
-void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role, uint64_t flags);
+void bl_conn_hs_up(bl_node *n, const char *node, struct bl_tx *tx, int outgoing, int role,
+                   uint64_t flags);
 void bl_conn_hs_failed(bl_node *n, const char *node, int outgoing, int role, const char *why);
 void bl_conn_connect_failed(bl_node *n, const char *node, const char *why);
 void bl_conn_close(bl_conn *c, const char *reason);
@@ -341,6 +348,9 @@ typedef void (*bl_peer_fn)(bl_node *n, const char *node, void *ud);
 void bl_cluster_each_peer(bl_node *n, long turn, bl_peer_fn fn, void *ud);
 /* 1 when node is such a peer, connected or not: a member to accept replicated state from. */
 int bl_cluster_is_peer(bl_node *n, const char *node);
+/* fn for every node connected now (dist/conn.c); the names are copied first, so fn may send
+ * (a failed send can close a connection). */
+void bl__each_connected(bl_node *n, bl_peer_fn fn, void *ud);
 /* Send x to the registered `name` on node, logging a message over max_message_size. */
 int bl_cluster_send(bl_proc *from, const char *name, const char *node, const ei_x_buff *x);
 /* bl_cluster_send to `name` on every peer (turn < 0) or on the turn-th of them. */
