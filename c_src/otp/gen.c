@@ -297,11 +297,14 @@ int bl_reply(bl_node *n, const bl_from *from, const char *reply, int len)
 {
     if (!from || from->tag_len <= 0 || from->tag_len > BL_TAG_MAX || !reply || len <= 0)
         return BL_EINVAL;
-    ei_x_buff x;
-    if (ei_x_new_with_version(&x) < 0) return BL_ENOMEM;
-    ei_x_encode_tuple_header(&x, 2);
-    ei_x_append_buf(&x, from->tag, from->tag_len);
-    ei_x_append_buf(&x, reply, len);
+    /* {Tag, Reply} once, into the runtime's message buffer; the distribution layer encodes it
+     * from there straight into the connection's send queue (no buffer of its own per reply) */
+    ei_x_buff *xp = &n->scratch2;
+    xp->index = 0;
+    if (ei_x_encode_version(xp) < 0 || ei_x_encode_tuple_header(xp, 2) < 0 ||
+        ei_x_append_buf(xp, from->tag, from->tag_len) < 0 || ei_x_append_buf(xp, reply, len) < 0)
+        return BL_ENOMEM;
+    const ei_x_buff x = *xp;
     erlang_ref alias;
     int ti = 0, rc, aliased = 0;
     /* [alias|Ref] to a node that knows aliases: to the alias, as OTP's gen:reply does */
@@ -313,9 +316,8 @@ int bl_reply(bl_node *n, const bl_from *from, const char *reply, int len)
         rc = bl__send_alias(n, sp ? &sp->pid : &from->server, &alias, from->pid.node, x.buff,
                             x.index);
     } else {
-        rc = bl_send_body(n, &from->pid, x.buff + 1, x.index - 1);
+        rc = bl_send_msg(n, &from->pid, x.buff, x.index);
     }
-    ei_x_free(&x);
     return rc;
 }
 

@@ -346,8 +346,12 @@ void bl_localq_drain(bl_node *n);
 void bl_zombies_free(bl_node *n);
 void bl_procs_shutdown(bl_node *n);
 /* Deliver an exit signal with an encoded reason body to a local process. */
-/* Send a term body (no version byte) to a pid on behalf of the runtime. */
+/* Send a term body (no version byte) to a pid on behalf of the runtime (copied into
+ * n->scratch2 first). */
 int bl_send_body(bl_node *n, const bl_pid *to, const char *body, int len);
+/* The same for a whole message (with version byte) the runtime built, in n->scratch2 or
+ * elsewhere: sent as it is, without a check or a copy. */
+int bl_send_msg(bl_node *n, const bl_pid *to, const char *msg, int len);
 void bl_proc_signal_exit(bl_proc *p, const bl_pid *from, const char *reason, int rlen,
                          int is_exit2);
 /* End p with an encoded reason body (no version byte). */

@@ -230,6 +230,11 @@ int bl__send_alias(bl_node *n, const bl_pid *from, const erlang_ref *alias, cons
     return rc;
 }
 
+int bl_send_msg(bl_node *n, const bl_pid *to, const char *msg, int len)
+{
+    return send_to_pid(n, NULL, to, msg, len, 1);
+}
+
 /* Internal: any term body (no version byte) to a pid, from the runtime. */
 int bl_send_body(bl_node *n, const bl_pid *to, const char *body, int len)
 {

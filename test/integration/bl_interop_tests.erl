@@ -699,6 +699,13 @@ wrong_cookie() ->
         bl_test_util:term(B)
     end.
 
+ping_within(Node, Ms) ->
+    case net_adm:ping(Node) of
+        pong -> pong;
+        pang when Ms > 0 -> timer:sleep(100), ping_within(Node, Ms - 100);
+        pang -> pang
+    end.
+
 garbage_tcp() ->
     W = bl_test_util:start_worker("tcp", []),
     try
@@ -728,7 +735,11 @@ garbage_tcp() ->
         ok = net_kernel:monitor_nodes(true, [{node_type, all}]),
         true = erlang:disconnect_node(W),
         {ok, _} = recv(fun(M) -> is_node_ev(nodedown, W, M) end, 5000),
-        {Time, Pong} = timer:tc(fun() -> net_adm:ping(W) end),
+        %% Under heavy load BEAM's first ping right after the nodedown can answer pang without
+        %% ever reaching the C node (its log then shows no handshake at all: BEAM is still
+        %% tearing the old connection down), so it is retried; the new connection must still
+        %% come up within 5 s.
+        {Time, Pong} = timer:tc(fun() -> ping_within(W, 5000) end),
         ?assertEqual(pong, Pong),
         ?assert(Time < 5000000),
         ?assertEqual({echo, again}, gen_server:call({echo, W}, again, 5000)),
