@@ -21,7 +21,7 @@ CFLAGS_GCC := $(BASE_CFLAGS) $(GCC_WARN)
 LIBS := -L$(ERL_EI)/lib -lei -lev -ljansson -lpthread -lm -ldl
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c c_src/services/*.c c_src/store/*.c c_src/health/*.c) c_src/cli/config.c
+LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c c_src/services/*.c c_src/store/*.c c_src/health/*.c c_src/tasks/*.c) c_src/cli/config.c
 LIB_SRC += $(wildcard c_src/gateway/*.c)
 # the dashboard and the OpenAPI document, embedded into the library (.incbin in assets.c)
 GW_ASSETS := $(shell find c_src/gateway/assets -type f 2>/dev/null)

@@ -63,6 +63,11 @@ int bl__cli_call(bl__cli_opts *o, const char *proc, const char *req, int reqlen,
  * Tmo}), so a node without it answers noproc at once; fn gets the inner reply. */
 int bl__cli_call_via_beamlet(bl__cli_opts *o, const char *proc, const char *req, int reqlen,
                              bl__cli_reply_fn fn, void *ud);
+/* A client node for commands that make several calls: start runs once the node is up, with
+ * a process to call from; the callbacks it sets off end with bl_node_stop(). Returns
+ * o->exit_code (1 when the client node cannot start or start returns non-zero). */
+typedef int (*bl__cli_start_fn)(bl__cli_opts *o, bl_proc *p, void *ud);
+int bl__cli_session(bl__cli_opts *o, bl__cli_start_fn start, void *ud);
 /* Print a JSON value indented (for --format json). */
 void bl__cli_print_json(json_t *j);
 

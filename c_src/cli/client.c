@@ -169,6 +169,38 @@ int bl__cli_call_via_beamlet(bl__cli_opts *o, const char *proc, const char *req,
     return call(o, proc, req, reqlen, fn, ud, 1);
 }
 
+int bl__cli_session(bl__cli_opts *o, bl__cli_start_fn start, void *ud)
+{
+    if (!o->target || !strchr(o->target, '@')) {
+        fprintf(stderr, "beamlet %s: which node? give --node NAME@HOST\n", o->cmd);
+        return 1;
+    }
+    char name[BL_NODE_LEN], err[256];
+    const char *at = strchr(o->target, '@');
+    snprintf(name, sizeof(name), "beamlet_cli_%d%s", (int)getpid(), at);
+    if (bl_config_set(&o->cfg, strchr(at, '.') ? "name" : "sname", name, err, sizeof(err))) {
+        fprintf(stderr, "beamlet %s: %s\n", o->cmd, err);
+        return 1;
+    }
+    bl_node *n;
+    int rc = bl_node_new(&o->cfg, &n);
+    if (rc == BL_OK && (rc = bl_node_start(n)) != BL_OK) bl_node_free(n);
+    if (rc != BL_OK) {
+        fprintf(stderr, "beamlet %s: cannot start a client node: %s\n", o->cmd, bl_strerror(rc));
+        return 1;
+    }
+    bl_proc *p;
+    bl_spawn(n, NULL, NULL, NULL, &p);
+    o->exit_code = 1;
+    if (start(o, p, ud) != 0) {
+        bl_node_free(n);
+        return 1;
+    }
+    bl_node_run(n);
+    bl_node_free(n);
+    return o->exit_code;
+}
+
 void bl__cli_print_json(json_t *j)
 {
     char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;

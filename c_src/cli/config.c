@@ -65,6 +65,12 @@ static const opt OPTS[] = {
      "service call balancing: round_robin/least_outstanding (round_robin)"},
     {"registry_max_entries", "--registry-max-entries", "BEAMLET_REGISTRY_MAX_ENTRIES",
      "service entries registered per node (1024)"},
+    {"task_concurrency", "--task-concurrency", "BEAMLET_TASK_CONCURRENCY",
+     "tasks this node runs at once as an agent (4)"},
+    {"task_exec_allow", "--task-exec-allow", "BEAMLET_TASK_EXEC_ALLOW",
+     "absolute paths the exec task type may run, comma separated (empty: exec off)"},
+    {"task_exec_output_max", "--task-exec-output-max", "BEAMLET_TASK_EXEC_OUTPUT_MAX",
+     "bytes of an exec task's stdout/stderr kept (65536)"},
     {"health_interval_ms", "--health-interval-ms", "BEAMLET_HEALTH_INTERVAL_MS",
      "node metrics sample interval (5000)"},
     {"health_store", "--health-store", "BEAMLET_HEALTH_STORE",
@@ -378,6 +384,8 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         {"events_max", offsetof(bl_config, events_max), 10, 100000000},
         {"store_max_mb", offsetof(bl_config, store_max_mb), 1, 1048576},
         {"check_consecutive", offsetof(bl_config, check_consecutive), 1, 100},
+        {"task_concurrency", offsetof(bl_config, task_concurrency), 1, 10000},
+        {"task_exec_output_max", offsetof(bl_config, task_exec_output_max), 256, 16u << 20},
     };
     for (size_t i = 0; i < sizeof(UINTS) / sizeof(UINTS[0]); i++) {
         if (strcmp(key, UINTS[i].key)) continue;
@@ -395,6 +403,7 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
     } STRS[] = {
         {"capabilities", offsetof(bl_config, capabilities), sizeof(cfg->capabilities)},
         {"metadata", offsetof(bl_config, metadata), sizeof(cfg->metadata)},
+        {"task_exec_allow", offsetof(bl_config, task_exec_allow), sizeof(cfg->task_exec_allow)},
         {"epmd_pattern", offsetof(bl_config, epmd_pattern), sizeof(cfg->epmd_pattern)},
         {"epmd_hosts", offsetof(bl_config, epmd_hosts), sizeof(cfg->epmd_hosts)},
         {"hosts_file", offsetof(bl_config, hosts_file), sizeof(cfg->hosts_file)},
@@ -415,6 +424,14 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
             for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
                 if (!strchr(t, '=') || t[0] == '=')
                     return fail(err, errlen, key, "'%s' is not key=value", t);
+        }
+        if (!strcmp(key, "task_exec_allow") && v[0]) {
+            char buf[2048];
+            snprintf(buf, sizeof(buf), "%s", v);
+            char *save = NULL;
+            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                if (t[0] != '/')
+                    return fail(err, errlen, key, "'%s' is not an absolute path", t);
         }
         if (!strcmp(key, "dns_basename") && !valid_alive(v))
             return fail(err, errlen, key, "'%s' is not a node name part (letters, digits, _ -)", v);
@@ -590,7 +607,8 @@ int bl_config_json_value(const char *key, json_t *val, char *buf, size_t buflen,
             if (off >= buflen) break;
         }
     } else if (json_is_array(val) && (!strcmp(key, "join") || !strcmp(key, "capabilities") ||
-                                      !strcmp(key, "epmd_hosts"))) {
+                                      !strcmp(key, "epmd_hosts") ||
+                                      !strcmp(key, "task_exec_allow"))) {
         size_t i, off = 0;
         json_t *e;
         buf[0] = 0;

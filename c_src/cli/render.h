@@ -2,12 +2,16 @@
 #ifndef BL_CLI_RENDER_H
 #define BL_CLI_RENDER_H
 
+#include <ei.h>
 #include <jansson.h>
 #include <stdio.h>
 
 /* Any term to JSON: maps -> objects (keys as strings), lists/tuples -> arrays, atoms -> strings
  * (true/false -> booleans, undefined -> null), binaries -> strings, numbers -> numbers. */
 json_t *bl_term_to_json(const char *buf, int *index);
+/* JSON to a term body (objects -> maps with binary keys, strings -> binaries, null ->
+ * undefined); 0 or -1. */
+int bl_json_to_term(json_t *j, ei_x_buff *x);
 /* Members list (a JSON array of member objects) as an aligned table; colour states when tty. */
 void bl_print_members_table(FILE *out, json_t *members, int tty);
 /* Cluster status object as readable lines. */

@@ -323,6 +323,10 @@ typedef void (*bl_peer_fn)(bl_node *n, const char *node, void *ud);
 void bl_cluster_each_peer(bl_node *n, long turn, bl_peer_fn fn, void *ud);
 /* 1 when node is such a peer, connected or not: a member to accept replicated state from. */
 int bl_cluster_is_peer(bl_node *n, const char *node);
+/* 1 and its role when node is a live beamlet member other than this one; else 0. */
+int bl_cluster_peer_role(bl_node *n, const char *node, char *role, size_t len);
+/* The coordinators election counts (failed and suspected ones included), this node included. */
+unsigned bl_cluster_coordinator_count(bl_node *n);
 /* Send x to the registered `name` on node, logging a message over max_message_size. */
 int bl_cluster_send(bl_proc *from, const char *name, const char *node, const ei_x_buff *x);
 /* bl_cluster_send to `name` on every peer (turn < 0) or on the turn-th of them. */
@@ -330,6 +334,8 @@ void bl_cluster_send_peers(bl_proc *from, const char *name, const ei_x_buff *x, 
 
 /* services/services.c: the cluster services (pg scopes, registry, ...) */
 int bl_services_start(bl_node *n);
+/* tasks/tasks.c: the `beamlet_tasks` process, the task dispatcher (docs/tasks.md) */
+int bl_tasks_start(bl_node *n);
 /* gateway/gateway.c: the `beamlet_gateway` process, HTTP when configured (docs/gateway.md) */
 int bl_gateway_start(bl_node *n);
 /* services/pg.c: the default pg scope */
