@@ -87,7 +87,7 @@ struct tasks_svc {
     waiter *waiters;
     tasks_agent *agent;
     tasks_store *store;
-    int coordinator, loaded, leader;
+    int coordinator, loaded, leader, adopted;
     unsigned long long term;
     double takeover_until;
     int tick_timer, cluster_sub;
@@ -197,6 +197,7 @@ static void persist(tasks_svc *s, task *t)
 
 static void waiters_check(tasks_svc *s, const task *t);
 static void soon(tasks_svc *s);
+static void adopt(tasks_svc *s);
 
 /* A change on the leader: new version, history, event, announce (acked when ctx is given). */
 static int commit(tasks_svc *s, task *t, int transition, put_ctx *ctx);
@@ -485,7 +486,7 @@ static void assign(tasks_svc *s, task *t, agent_info *a)
 
 static void dispatch(tasks_svc *s)
 {
-    if (!s->leader || now_s(s) < s->takeover_until) return;
+    if (!s->leader || !s->adopted) return;
     agent_info *a, *at;
     HASH_ITER(hh, s->agents, a, at) a->inflight = 0;
     unsigned nq = 0;
@@ -625,6 +626,10 @@ static void tick(bl_node *n, void *ud)
     tasks_svc *s = ud;
     if (!s->leader) return;
     double now = now_s(s);
+    if (!s->adopted) {
+        if (now >= s->takeover_until) adopt(s);
+        return;
+    }
     task *t, *tt;
     HASH_ITER(hh, s->tasks, t, tt) {
         if ((t->state == TS_ASSIGNED || t->state == TS_RUNNING) && !t->repl_pending &&
@@ -667,23 +672,35 @@ static void send_offer(tasks_svc *s, const char *leader)
     ei_x_free(&x);
 }
 
+/* A new leader first gathers: its own copies and the other coordinators' offers are merged by
+ * (term, ver) for TAKEOVER_S; only then does it rewrite every record under its term (adopt), so
+ * a stale copy never outranks a fresher one because it was rewritten first. */
 static void become_leader(tasks_svc *s)
 {
     s->leader = 1;
+    s->adopted = 0;
     s->takeover_until = now_s(s) + TAKEOVER_S;
+    bl_log(s->n, BL_LOG_INFO, "tasks: leader (term %llu): gathering the coordinators' copies",
+           s->term);
+}
+
+static void adopt(tasks_svc *s)
+{
     unsigned n = 0;
     task *t, *tt;
+    s->adopted = 1;
     HASH_ITER(hh, s->tasks, t, tt) {
         t->orphan = 0;
         if (t->state == TS_ASSIGNED || t->state == TS_RUNNING) {
-            t->check_after = s->takeover_until;
-            t->deadline = now_s(s) + t->timeout_ms / 1000.0 + DEADLINE_GRACE_S + TAKEOVER_S;
+            t->check_after = now_s(s) + CHECK_GRACE_S;
+            t->deadline = now_s(s) + t->timeout_ms / 1000.0 + DEADLINE_GRACE_S;
         }
         commit(s, t, 0, NULL);
         n++;
     }
     bl_log(s->n, BL_LOG_INFO, "tasks: leader (term %llu): took over %u tasks, %u not final", s->term,
            n, s->open);
+    soon(s);
 }
 
 static void leadership_check(tasks_svc *s)
@@ -858,12 +875,13 @@ static void on_offer(tasks_svc *s, const char *buf, int idx)
         }
         int changed;
         t = take(s, in, &changed);
+        k++;
+        if (!s->adopted) continue; /* merged now, rewritten under our term by adopt() */
         if (t->state == TS_ASSIGNED || t->state == TS_RUNNING) {
             t->check_after = now_s(s) + CHECK_GRACE_S;
             t->deadline = now_s(s) + t->timeout_ms / 1000.0 + DEADLINE_GRACE_S;
         }
         commit(s, t, 0, NULL);
-        k++;
     }
     if (k) bl_log(s->n, BL_LOG_INFO, "tasks: %u records taken from an offer", k);
     soon(s);
@@ -927,7 +945,7 @@ static void on_advert(tasks_svc *s, const char *node, const char *buf, int idx)
     }
     if (a->last_seen == 0 || now_s(s) - a->last_seen > 1.0) soon(s);
     a->last_seen = now_s(s);
-    if (!s->leader || running_at < 0 || term < s->term || now_s(s) < s->takeover_until) return;
+    if (!s->leader || !s->adopted || running_at < 0 || term < s->term) return;
     /* reconcile: an assignment older than the grace that the agent does not name is lost */
     task *t, *tt;
     HASH_ITER(hh, s->tasks, t, tt) {
@@ -957,7 +975,7 @@ static void on_started(tasks_svc *s, const char *node, const char *buf, int idx)
     unsigned long att;
     if (bl__get_bin(buf, &idx, id, sizeof(id)) < 0 || ei_decode_ulong(buf, &idx, &att) < 0) return;
     task *t = find(s, id);
-    if (!t || !s->leader) return;
+    if (!t || !s->leader || !s->adopted) return;
     if (t->state == TS_ASSIGNED && t->attempt == att && !strcmp(t->agent, node)) {
         set_state(t, TS_RUNNING);
         commit(s, t, 1, NULL);
@@ -973,7 +991,9 @@ static void on_progress(tasks_svc *s, const char *node, const char *buf, int idx
         ei_decode_ulong(buf, &idx, &pct) < 0 || bl__get_bin(buf, &idx, note, sizeof(note)) < 0)
         return;
     task *t = find(s, id);
-    if (!t || !s->leader || ts_final(t->state) || t->attempt != att || strcmp(t->agent, node)) return;
+    if (!t || !s->leader || !s->adopted || ts_final(t->state) || t->attempt != att ||
+        strcmp(t->agent, node))
+        return;
     if (t->state == TS_ASSIGNED) {
         set_state(t, TS_RUNNING);
         bl__task_hist_add(t, TS_RUNNING, bl_now_ms());
@@ -992,7 +1012,7 @@ static void on_result(tasks_svc *s, const char *node, const char *buf, int idx)
     if (bl__get_bin(buf, &idx, id, sizeof(id)) < 0 || ei_decode_ulong(buf, &idx, &att) < 0 ||
         get_atom(buf, &idx, oc) < 0)
         return;
-    if (!s->leader) return; /* the agent sends it again to the leader */
+    if (!s->leader || !s->adopted) return; /* the agent sends it again, to the leader */
     task *t = find(s, id);
     if (!t) {
         send_result_ack(s, node, id, (unsigned)att); /* unknown here: nothing to record */
