@@ -74,6 +74,8 @@ typedef struct put_ctx {
 } put_ctx;
 
 typedef struct proxy {
+    struct proxy *prev, *next;
+    struct tasks_svc *s;
     bl_from from;
 } proxy;
 
@@ -95,6 +97,7 @@ struct tasks_svc {
     unsigned long long id_seq;
     int dispatch_timer;
     bl__builtins *builtins;
+    proxy *proxies; /* forwarded calls in flight (dropped with the process: freed here) */
 };
 
 /* the node struct has no slot for us: found by registered name */
@@ -1369,6 +1372,7 @@ static void proxy_done(bl_proc *p, int status, const char *buf, int index, void 
 {
     proxy *px = ud;
     bl_node *n = bl_proc_node(p);
+    DL_DELETE(px->s->proxies, px);
     if (status == BL_OK) {
         int i = index;
         if (ei_skip_term(buf, &i) == 0) bl_reply(n, &px->from, buf + index, i - index);
@@ -1397,14 +1401,17 @@ static int forward(tasks_svc *s, const bl_from *from, const char *buf, int start
         return 0;
     }
     px->from = *from;
+    px->s = s;
     ei_x_buff x;
     ei_x_new(&x);
     ei_x_encode_tuple_header(&x, 2);
     ei_x_encode_atom(&x, "fwd");
     ei_x_append_buf(&x, buf + start, end - start);
+    DL_APPEND(s->proxies, px);
     int rc = bl_call(s->proc, NULL, TASKS_PROC, l, x.buff, x.index, tmo_ms, proxy_done, px);
     ei_x_free(&x);
     if (rc != BL_OK) {
+        DL_DELETE(s->proxies, px);
         free(px);
         encode_error(r, "leader_unreachable");
         return 0;
@@ -1456,18 +1463,16 @@ static int on_call(bl_proc *self, const bl_from *from, const char *buf, int inde
             encode_error(r, "not_leader");
             return 0;
         }
+        /* {wait, Id, Tmo} and {watch, Id, Ver, Tmo}: the answer may take Tmo */
         unsigned tmo = 15000;
-        if (!strcmp(tag, "wait") || !strcmp(tag, "watch")) {
-            int j = k;
-            char id[BL_TASK_ID_LEN];
-            unsigned long long v;
-            if (!strcmp(tag, "watch")) (void)ei_decode_ulonglong(buf, &j, &v);
-            if ((!strcmp(tag, "wait") && (bl__get_bin(buf, &j, id, sizeof(id)) < 0 ||
-                                          ei_decode_ulong(buf, &j, &wait_ms) < 0)) ||
-                (!strcmp(tag, "watch") && 0))
-                wait_ms = 0;
+        int j = k;
+        char id[BL_TASK_ID_LEN];
+        unsigned long long v;
+        if ((!strcmp(tag, "wait") || !strcmp(tag, "watch")) &&
+            bl__get_bin(buf, &j, id, sizeof(id)) == 0 &&
+            (strcmp(tag, "watch") || ei_decode_ulonglong(buf, &j, &v) == 0) &&
+            ei_decode_ulong(buf, &j, &wait_ms) == 0)
             tmo = (unsigned)(wait_ms > 600000 ? 600000 : wait_ms) + 15000;
-        }
         return forward(s, from, buf, start, end, tmo, r);
     }
     char id[BL_TASK_ID_LEN];
@@ -1555,6 +1560,11 @@ static void svc_free(tasks_svc *s)
     if (s->dispatch_timer > 0) bl_timer_cancel(s->n, s->dispatch_timer);
     if (s->cluster_sub > 0) bl_cluster_unsubscribe(s->n, s->cluster_sub);
     while (s->waiters) waiter_free(s, s->waiters);
+    proxy *px, *pt;
+    DL_FOREACH_SAFE(s->proxies, px, pt) {
+        DL_DELETE(s->proxies, px);
+        free(px);
+    }
     bl__tasks_builtins_stop(s->builtins);
     bl__agent_free(s->agent);
     bl__repl_free(s->repl);

@@ -431,7 +431,7 @@ exec() ->
         wait_final(Co, submit(Co, #{type => <<"exec">>, payload => #{<<"argv">> => [<<"/usr/bin/seq">>, <<"100000">>]}})),
     ?assertEqual(300, byte_size(Out)),
     %% a failing command fails the task with its status
-    #{state := failed, error := #{exit_status := 2}} =
+    #{state := failed, error := #{exit_status := 1}} =
         wait_final(Co, submit(Co, #{type => <<"exec">>, payload => #{<<"argv">> => [<<"/usr/bin/seq">>, <<"--bogus">>]}})),
     %% a timeout kills it
     #{state := timed_out} =
