@@ -443,7 +443,7 @@ exec() ->
     #{state := succeeded, result := #{status := passing}} =
         wait_final(Co, submit(Co, #{type => <<"health.check">>, capabilities => [<<"exec">>],
                                     payload => #{<<"name">> => <<"ok">>}})),
-    #{state := failed, error := #{status := critical}} =
+    #{state := failed, error := #{status := warning}} = %% exit 1: warning
         wait_final(Co, submit(Co, #{type => <<"health.check">>, capabilities => [<<"exec">>],
                                     payload => #{<<"name">> => <<"bad">>}})),
     #{state := failed, error := {no_such_check, <<"nope">>}} =
