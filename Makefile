@@ -183,6 +183,7 @@ bench: deps
 	@test/bench/repl_bench.sh
 	@test/bench/health_bench.sh
 	@test/bench/gateway_bench.sh
+	@test/bench/tasks_bench.sh
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
