@@ -98,6 +98,7 @@ struct tasks_svc {
     int dispatch_timer;
     bl__builtins *builtins;
     proxy *proxies; /* forwarded calls in flight (dropped with the process: freed here) */
+    struct open_ent *open_list; /* the tasks not final: what placement and timeouts walk */
 };
 
 /* the node struct has no slot for us: found by registered name */
@@ -177,18 +178,38 @@ static void idem_del(tasks_svc *s, const task *t)
     }
 }
 
+/* t is on the open list exactly while it is not final */
+static void open_sync(tasks_svc *s, task *t)
+{
+    int want = !ts_final(t->state);
+    if (want == (t->open.t != NULL)) return;
+    if (want) {
+        t->open.t = t;
+        DL_APPEND(s->open_list, &t->open);
+        s->open++;
+    } else {
+        DL_DELETE(s->open_list, &t->open);
+        t->open.t = NULL;
+        s->open--;
+    }
+}
+
 static void insert(tasks_svc *s, task *t)
 {
     HASH_ADD_STR(s->tasks, id, t);
     idem_add(s, t);
-    if (!ts_final(t->state)) s->open++;
+    t->open.t = NULL;
+    open_sync(s, t);
 }
 
 static void drop(tasks_svc *s, task *t)
 {
     HASH_DEL(s->tasks, t);
     idem_del(s, t);
-    if (!ts_final(t->state)) s->open--;
+    if (t->open.t) {
+        DL_DELETE(s->open_list, &t->open);
+        s->open--;
+    }
     bl__tstore_del(s->store, t->id);
     bl__task_free(t);
 }
@@ -221,6 +242,7 @@ static int commit(tasks_svc *s, task *t, int transition, put_ctx *ctx)
     t->ver++;
     t->term = s->term;
     t->updated_ms = now;
+    open_sync(s, t);
     if (transition) bl__task_hist_add(t, t->state, now);
     persist(s, t);
     if (transition) event(s, t);
@@ -493,8 +515,10 @@ static void dispatch(tasks_svc *s)
     agent_info *a, *at;
     HASH_ITER(hh, s->agents, a, at) a->inflight = 0;
     unsigned nq = 0;
-    task *t, *tt;
-    HASH_ITER(hh, s->tasks, t, tt) {
+    task *t;
+    open_ent *oe;
+    DL_FOREACH(s->open_list, oe) {
+        t = oe->t;
         if (t->state == TS_ASSIGNED || t->state == TS_RUNNING) {
             HASH_FIND_STR(s->agents, t->agent, a);
             if (a) a->inflight++;
@@ -507,8 +531,10 @@ static void dispatch(tasks_svc *s)
     if (!q) return;
     unsigned k = 0;
     unsigned long long now = bl_now_ms();
-    HASH_ITER(hh, s->tasks, t, tt)
-    if (t->state == TS_QUEUED && t->next_at_ms <= now && !t->repl_pending) q[k++] = t;
+    DL_FOREACH(s->open_list, oe) {
+        t = oe->t;
+        if (t->state == TS_QUEUED && t->next_at_ms <= now && !t->repl_pending && k < nq) q[k++] = t;
+    }
     qsort(q, k, sizeof(*q), cmp_queued);
     for (unsigned i = 0; i < k; i++) {
         t = q[i];
@@ -570,7 +596,6 @@ static void attempt_lost(tasks_svc *s, task *t, const char *why, int counts)
     }
     if (final >= 0) {
         set_state(t, final);
-        s->open--;
         put_ctx *c = ctx_new(s, PUT_FINAL, t);
         commit(s, t, 1, c);
     } else {
@@ -591,10 +616,12 @@ static void agent_gone(tasks_svc *s, const char *node)
         free(a);
     }
     if (!s->leader) return;
-    task *t, *tt;
-    HASH_ITER(hh, s->tasks, t, tt)
-    if ((t->state == TS_ASSIGNED || t->state == TS_RUNNING) && !strcmp(t->agent, node))
-        attempt_lost(s, t, "agent_lost", 0);
+    open_ent *oe, *ot;
+    DL_FOREACH_SAFE(s->open_list, oe, ot) {
+        task *t = oe->t;
+        if ((t->state == TS_ASSIGNED || t->state == TS_RUNNING) && !strcmp(t->agent, node))
+            attempt_lost(s, t, "agent_lost", 0);
+    }
 }
 
 /* ---- the leader's tick ---- */
@@ -633,8 +660,9 @@ static void tick(bl_node *n, void *ud)
         if (now >= s->takeover_until) adopt(s);
         return;
     }
-    task *t, *tt;
-    HASH_ITER(hh, s->tasks, t, tt) {
+    open_ent *oe, *ot;
+    DL_FOREACH_SAFE(s->open_list, oe, ot) {
+        task *t = oe->t;
         if ((t->state == TS_ASSIGNED || t->state == TS_RUNNING) && !t->repl_pending &&
             t->deadline > 0 && now > t->deadline)
             attempt_lost(s, t, "timeout", 1);
@@ -779,7 +807,8 @@ static task *take(tasks_svc *s, task *in, int *changed)
     bl__task_assign(t, in);
     bl__task_free(in);
     idem_add(s, t);
-    if (was_final != ts_final(t->state)) s->open += was_final ? 1 : -1;
+    (void)was_final;
+    open_sync(s, t);
     persist(s, t);
     return t;
 }
@@ -1054,7 +1083,6 @@ static void on_result(tasks_svc *s, const char *node, const char *buf, int idx)
         return;
     }
     set_state(t, st);
-    s->open--;
     put_ctx *c = ctx_new(s, PUT_FINAL, t);
     if (c) snprintf(c->agent, sizeof(c->agent), "%s", node);
     commit(s, t, 1, c);
@@ -1260,7 +1288,6 @@ static int do_cancel(tasks_svc *s, const char *id, ei_x_buff *r)
     }
     if (t->state == TS_ASSIGNED || t->state == TS_RUNNING) send_cancel(s, t->agent, t, t->attempt);
     set_state(t, TS_CANCELLED);
-    s->open--;
     ei_x_buff x;
     ei_x_new(&x);
     ei_x_encode_atom(&x, "cancelled");

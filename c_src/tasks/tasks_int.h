@@ -45,8 +45,16 @@ typedef struct task_hist {
     char agent[BL_NODE_LEN];
 } task_hist;
 
+struct task;
+/* an entry of the leader's list of tasks not final */
+typedef struct open_ent {
+    struct open_ent *prev, *next;
+    struct task *t; /* NULL: not on the list */
+} open_ent;
+
 typedef struct task {
     UT_hash_handle hh; /* by id */
+    open_ent open;
     bl__repl_link link;
     char id[BL_TASK_ID_LEN];
     char type[BL_TASK_TYPE_LEN];

@@ -199,8 +199,10 @@ void bl__task_assign(task *dst, task *src)
     double ca = dst->check_after, dl = dst->deadline;
     int rp = dst->repl_pending, di = dst->dirty, orph = dst->orphan;
     UT_hash_handle hh = dst->hh;
+    open_ent open = dst->open;
     *dst = *src;
     dst->hh = hh;
+    dst->open = open;
     dst->link = link;
     dst->check_after = ca;
     dst->deadline = dl;

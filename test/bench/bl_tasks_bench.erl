@@ -40,8 +40,8 @@ main([Pre, NStr, ConcStr]) ->
     os:cmd("kill -9 " ++ integer_to_list(OsPid)),
     First = first_done(Cos -- [L], Agents, T0),
     NewL = leader(Other),
-    io:format("tasks failover: leader ~s killed (-9); first task completed under ~s after "
-              "~.0f ms (election with election_timeout_ms 1500 and failure detection, then 2500 ms "
+    io:format("tasks failover: leader ~p killed (-9); first task completed under ~p after "
+              "~.1f ms (election with election_timeout_ms 1500 and failure detection, then 2500 ms "
               "of gathering the coordinators' copies)~n", [L, NewL, First / 1000]),
     halt(0).
 

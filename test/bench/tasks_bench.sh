@@ -36,4 +36,4 @@ for i in $(seq 1 10); do
 done
 echo "== tasks: $N echo tasks through the leader (3 coordinators, 10 agents)"
 timeout -k 5 300 erl -sname "tbd_$$" -setcookie "$COOKIE" -noshell -pa "$OUT" \
-    -eval "bl_tasks_bench:main([\"$PRE\", \"$N\", \"$CONC\"])" 2>&1 | tail -2
+    -eval "bl_tasks_bench:main([\"$PRE\", \"$N\", \"$CONC\"])" 2>&1 | grep -v "^$" | tail -3

@@ -11,7 +11,7 @@ const os = require('os');
 const path = require('path');
 const WebSocket = require('./node_modules/ws');
 
-const [url, outDir, nodesArg, victim, victimPid, chromeBin, opKey] = process.argv.slice(2);
+const [url, outDir, nodesArg, victim, victimPid, chromeBin, opKey, queuedTask] = process.argv.slice(2);
 const nodes = nodesArg.split(',');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const result = { errors: [], checks: {}, screenshots: [] };
@@ -158,6 +158,18 @@ async function main() {
     await shot('gateway-dashboard-alerts.png');
   } else {
     result.checks.alert_acked = 'no health service on this node';
+  }
+
+  // tasks: the one that ran and the queued one, cancelled from the page (operator key)
+  if (queuedTask && opKey) {
+    await evaluate(`sessionStorage.setItem('beamlet_api_key', ${JSON.stringify(opKey)})`);
+    await click('Tasks');
+    await waitFor(`[...document.querySelectorAll('tr[data-task]')].some((r) => r.textContent.includes('succeeded')) && document.querySelector('tr[data-task="${queuedTask}"] button[data-cancel]') !== null`, 15000, 'the tasks table with a queued task to cancel');
+    await evaluate(`document.querySelector('tr[data-task="${queuedTask}"] button[data-cancel]').click()`);
+    await waitFor(`(document.querySelector('tr[data-task="${queuedTask}"]') || {}).textContent.includes('cancelled')`, 15000, 'the task cancelled');
+    result.checks.task_cancelled = true;
+    result.checks.agents = await evaluate(`document.querySelectorAll('tr[data-agent]').length`);
+    await shot('gateway-dashboard-tasks.png');
   }
 
   // the other views
