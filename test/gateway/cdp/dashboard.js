@@ -152,7 +152,8 @@ async function main() {
     await evaluate(`sessionStorage.setItem('beamlet_api_key', ${JSON.stringify(opKey)})`);
     await click('Alerts');
     await waitFor(`[...document.querySelectorAll('tr[data-alert]')].some((r) => r.textContent.includes('${victim}') && r.querySelector('button[data-ack]'))`, 40000, 'the member_failed alert with an Acknowledge button');
-    await evaluate(`[...document.querySelectorAll('tr[data-alert]')].find((r) => r.textContent.includes('${victim}') && r.querySelector('button[data-ack]')).querySelector('button[data-ack]').click()`);
+    // found and clicked in one evaluation: the table may be redrawn between two
+    await waitFor(`(() => { const r = [...document.querySelectorAll('tr[data-alert]')].find((x) => x.textContent.includes('${victim}') && x.querySelector('button[data-ack]')); if (!r) return false; r.querySelector('button[data-ack]').click(); return true; })()`, 15000, 'the Acknowledge button clicked');
     await waitFor(`[...document.querySelectorAll('tr[data-alert]')].some((r) => r.textContent.includes('${victim}') && r.textContent.includes('acked by'))`, 15000, 'the acknowledgement');
     result.checks.alert_acked = true;
     await shot('gateway-dashboard-alerts.png');
@@ -165,7 +166,7 @@ async function main() {
     await evaluate(`sessionStorage.setItem('beamlet_api_key', ${JSON.stringify(opKey)})`);
     await click('Tasks');
     await waitFor(`[...document.querySelectorAll('tr[data-task]')].some((r) => r.textContent.includes('succeeded')) && document.querySelector('tr[data-task="${queuedTask}"] button[data-cancel]') !== null`, 15000, 'the tasks table with a queued task to cancel');
-    await evaluate(`document.querySelector('tr[data-task="${queuedTask}"] button[data-cancel]').click()`);
+    await waitFor(`(() => { const b = document.querySelector('tr[data-task="${queuedTask}"] button[data-cancel]'); if (!b) return false; b.click(); return true; })()`, 10000, 'the Cancel button clicked');
     await waitFor(`(document.querySelector('tr[data-task="${queuedTask}"]') || {}).textContent.includes('cancelled')`, 15000, 'the task cancelled');
     result.checks.task_cancelled = true;
     result.checks.agents = await evaluate(`document.querySelectorAll('tr[data-agent]').length`);
