@@ -29,7 +29,7 @@ typedef struct tcmd {
     /* state of the session */
     char id[64];
     unsigned long long ver;
-    unsigned shown;      /* history entries printed (watch) */
+    unsigned shown; /* history entries printed (watch) */
     unsigned tries;
     unsigned long long deadline_ms; /* submit retries stop here */
     bl_proc *p;
@@ -75,8 +75,8 @@ static const char *error_of(json_t *j)
 /* errors that a leader change explains: worth another try */
 static int transient(const char *why)
 {
-    static const char *const T[] = {"no_leader", "not_leader", "leader_unreachable", "timeout",
-                                    "not_ready", "not_replicated"};
+    static const char *const T[] = {"no_leader", "not_leader", "leader_unreachable",
+                                    "timeout",   "not_ready",  "not_replicated"};
     for (size_t i = 0; i < sizeof(T) / sizeof(T[0]); i++)
         if (!strncmp(why, T[i], strlen(T[i]))) return 1;
     return 0;
@@ -97,7 +97,8 @@ static void print_task(json_t *t)
     printf("id:        %s\n", json_string_value(json_object_get(t, "id")));
     printf("type:      %s\n", json_string_value(json_object_get(t, "type")));
     printf("state:     %s\n", json_string_value(json_object_get(t, "state")));
-    printf("attempt:   %lld (retries %lld)\n", (long long)json_integer_value(json_object_get(t, "attempt")),
+    printf("attempt:   %lld (retries %lld)\n",
+           (long long)json_integer_value(json_object_get(t, "attempt")),
            (long long)json_integer_value(json_object_get(t, "retries")));
     const char *agent = json_string_value(json_object_get(t, "agent"));
     printf("agent:     %s\n", agent ? agent : "-");
@@ -115,7 +116,8 @@ static void print_task(json_t *t)
     json_array_foreach(h, i, x)
     {
         char tm[32];
-        fmt_time((unsigned long long)json_integer_value(json_object_get(x, "time_ms")), tm, sizeof(tm));
+        fmt_time((unsigned long long)json_integer_value(json_object_get(x, "time_ms")), tm,
+                 sizeof(tm));
         const char *a = json_string_value(json_object_get(x, "agent"));
         printf("  %s  %-10s attempt %lld  %s\n", tm, json_string_value(json_object_get(x, "state")),
                (long long)json_integer_value(json_object_get(x, "attempt")), a ? a : "");
@@ -161,7 +163,8 @@ static int encode_submit(tcmd *c, ei_x_buff *x)
     if (c->ncaps) {
         ei_x_encode_atom(x, "capabilities");
         ei_x_encode_list_header(x, c->ncaps);
-        for (int i = 0; i < c->ncaps; i++) ei_x_encode_binary(x, c->caps[i], (long)strlen(c->caps[i]));
+        for (int i = 0; i < c->ncaps; i++)
+            ei_x_encode_binary(x, c->caps[i], (long)strlen(c->caps[i]));
         ei_x_encode_empty_list(x);
     }
     if (c->priority) {
@@ -280,7 +283,9 @@ static void submit_done(bl_proc *p, int status, const char *buf, int index, void
     (void)p;
     tcmd *c = ud;
     json_t *j = NULL;
-    const char *why = status == BL_ETIMEOUT ? "timeout" : status != BL_OK ? "leader_unreachable" : NULL;
+    const char *why = status == BL_ETIMEOUT ? "timeout"
+                      : status != BL_OK     ? "leader_unreachable"
+                                            : NULL;
     if (status == BL_OK) {
         int i = index;
         j = bl_term_to_json(buf, &i);
@@ -357,7 +362,8 @@ static void simple_done(bl_proc *p, int status, const char *buf, int index, void
             fmt_time((unsigned long long)json_integer_value(json_object_get(t, "submitted_ms")), tm,
                      sizeof(tm));
             const char *a = json_string_value(json_object_get(t, "agent"));
-            printf("%-22s %-14s %-10s %-7lld %-24s %s\n", json_string_value(json_object_get(t, "id")),
+            printf("%-22s %-14s %-10s %-7lld %-24s %s\n",
+                   json_string_value(json_object_get(t, "id")),
                    json_string_value(json_object_get(t, "type")),
                    json_string_value(json_object_get(t, "state")),
                    (long long)json_integer_value(json_object_get(t, "attempt")), a ? a : "-", tm);
@@ -557,7 +563,8 @@ int bl__cli_task_submit(int argc, char **argv)
         unsigned char r[12];
         if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) memset(r, getpid() & 0xff, sizeof(r));
         int k = snprintf(c.idem_buf, sizeof(c.idem_buf), "cli-");
-        for (int i = 0; i < 12; i++) k += snprintf(c.idem_buf + k, sizeof(c.idem_buf) - k, "%02x", r[i]);
+        for (int i = 0; i < 12; i++)
+            k += snprintf(c.idem_buf + k, sizeof(c.idem_buf) - k, "%02x", r[i]);
         c.idem = c.idem_buf;
     }
     ei_x_new(&c.req);

@@ -399,8 +399,8 @@ static void put_done(void *ud, unsigned acked, unsigned asked)
     int ok = acked >= need;
     if (t) t->repl_pending--;
     if (!ok)
-        bl_log(s->n, BL_LOG_WARN, "task %s: %u of %u coordinators acked (%u needed)", c->id,
-               acked, asked, need);
+        bl_log(s->n, BL_LOG_WARN, "task %s: %u of %u coordinators acked (%u needed)", c->id, acked,
+               asked, need);
     switch (c->kind) {
     case PUT_SUBMIT:
         if (c->has_from) {
@@ -466,7 +466,8 @@ static int has(char (*list)[64], unsigned n, const char *v)
 static int agent_fits(const agent_info *a, const task *t)
 {
     int ok = 0;
-    for (unsigned i = 0; i < a->ntypes && !ok; i++) ok = !strcmp(a->types[i], t->type);
+    for (unsigned i = 0; i < a->ntypes && !ok; i++)
+        ok = !strcmp(a->types[i], t->type);
     if (!ok) return 0;
     for (unsigned i = 0; i < t->ncaps; i++)
         if (!has((char(*)[64])a->caps, a->ncaps, t->caps[i])) return 0;
@@ -477,7 +478,8 @@ static int agent_live(tasks_svc *s, const agent_info *a)
 {
     char role[32];
     return now_s(s) - a->last_seen < AGENT_STALE_S &&
-           (bl_is_local_node(s->n, a->node) || bl_cluster_peer_role(s->n, a->node, role, sizeof(role)));
+           (bl_is_local_node(s->n, a->node) ||
+            bl_cluster_peer_role(s->n, a->node, role, sizeof(role)));
 }
 
 static int cmp_queued(const void *x, const void *y)
@@ -513,7 +515,8 @@ static void dispatch(tasks_svc *s)
 {
     if (!s->leader || !s->adopted) return;
     agent_info *a, *at;
-    HASH_ITER(hh, s->agents, a, at) a->inflight = 0;
+    HASH_ITER(hh, s->agents, a, at)
+        a->inflight = 0;
     unsigned nq = 0;
     task *t;
     open_ent *oe;
@@ -634,7 +637,7 @@ static void prune(tasks_svc *s)
     task **f = malloc(nf * sizeof(*f)), *t, *tt;
     if (!f) return;
     HASH_ITER(hh, s->tasks, t, tt)
-    if (ts_final(t->state) && k < nf) f[k++] = t;
+        if (ts_final(t->state) && k < nf) f[k++] = t;
     /* the oldest first */
     for (unsigned i = 0; i + KEEP_FINAL < k; i++) {
         unsigned m = i;
@@ -729,8 +732,8 @@ static void adopt(tasks_svc *s)
         commit(s, t, 0, NULL);
         n++;
     }
-    bl_log(s->n, BL_LOG_INFO, "tasks: leader (term %llu): took over %u tasks, %u not final", s->term,
-           n, s->open);
+    bl_log(s->n, BL_LOG_INFO, "tasks: leader (term %llu): took over %u tasks, %u not final",
+           s->term, n, s->open);
     soon(s);
 }
 
@@ -938,7 +941,8 @@ static void on_advert(tasks_svc *s, const char *node, const char *buf, int idx)
 {
     unsigned long long term;
     int ar;
-    if (ei_decode_ulonglong(buf, &idx, &term) < 0 || ei_decode_map_header(buf, &idx, &ar) < 0) return;
+    if (ei_decode_ulonglong(buf, &idx, &term) < 0 || ei_decode_map_header(buf, &idx, &ar) < 0)
+        return;
     agent_info *a = NULL;
     HASH_FIND_STR(s->agents, node, a);
     if (!a) {
@@ -957,7 +961,8 @@ static void on_advert(tasks_svc *s, const char *node, const char *buf, int idx)
             unsigned n = 0;
             if (list_strs(buf, &idx, tmp, 32, &n) < 0) return;
             a->ntypes = n;
-            for (unsigned i = 0; i < n; i++) snprintf(a->types[i], BL_TASK_TYPE_LEN, "%s", tmp[i]);
+            for (unsigned i = 0; i < n; i++)
+                snprintf(a->types[i], BL_TASK_TYPE_LEN, "%s", tmp[i]);
         } else if (!strcmp(key, "capabilities")) {
             if (list_strs(buf, &idx, a->caps, 32, &a->ncaps) < 0) return;
         } else if (!strcmp(key, "limit")) {
@@ -1067,7 +1072,7 @@ static void on_result(tasks_svc *s, const char *node, const char *buf, int idx)
     if (bl__term_dup(buf, &idx, &t->result, &t->result_len) < 0) {
         t->result_len = 0;
     }
-    int st = !strcmp(oc, "succeeded") ? TS_SUCCEEDED
+    int st = !strcmp(oc, "succeeded")   ? TS_SUCCEEDED
              : !strcmp(oc, "timed_out") ? TS_TIMED_OUT
              : !strcmp(oc, "cancelled") ? TS_CANCELLED
                                         : TS_FAILED;
@@ -1136,8 +1141,10 @@ static void encode_error(ei_x_buff *r, const char *why)
 static void new_id(tasks_svc *s, char out[BL_TASK_ID_LEN])
 {
     unsigned r = 0;
-    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) r = (unsigned)s->id_seq * 2654435761u;
-    snprintf(out, BL_TASK_ID_LEN, "t%011llx%08x", bl_now_ms() & 0xfffffffffffull, r ^ (unsigned)++s->id_seq);
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+        r = (unsigned)s->id_seq * 2654435761u;
+    snprintf(out, BL_TASK_ID_LEN, "t%011llx%08x", bl_now_ms() & 0xfffffffffffull,
+             r ^ (unsigned)++s->id_seq);
 }
 
 /* {submit, #{type, payload, capabilities, priority, timeout_ms, retries, idempotency_key,
@@ -1342,15 +1349,16 @@ static void do_list(tasks_svc *s, const char *buf, int idx, ei_x_buff *r)
         return;
     }
     HASH_ITER(hh, s->tasks, t, tt)
-    if ((q.state == -1 || t->state == q.state) && (!q.type[0] || !strcmp(q.type, t->type)))
-        v[k++] = t;
+        if ((q.state == -1 || t->state == q.state) && (!q.type[0] || !strcmp(q.type, t->type)))
+            v[k++] = t;
     qsort(v, k, sizeof(*v), cmp_sub);
     if (k > q.limit) k = q.limit;
     ei_x_encode_tuple_header(r, 2);
     ei_x_encode_atom(r, "ok");
     if (k) {
         ei_x_encode_list_header(r, k);
-        for (unsigned i = 0; i < k; i++) bl__task_encode(v[i], r, 0);
+        for (unsigned i = 0; i < k; i++)
+            bl__task_encode(v[i], r, 0);
     }
     ei_x_encode_empty_list(r);
     free(v);
@@ -1362,12 +1370,13 @@ static void do_agents(tasks_svc *s, ei_x_buff *r)
     ei_x_encode_atom(r, "ok");
     agent_info *a, *at;
     task *t, *tt;
-    HASH_ITER(hh, s->agents, a, at) a->inflight = 0;
+    HASH_ITER(hh, s->agents, a, at)
+        a->inflight = 0;
     HASH_ITER(hh, s->tasks, t, tt)
-    if (t->state == TS_ASSIGNED || t->state == TS_RUNNING) {
-        HASH_FIND_STR(s->agents, t->agent, a);
-        if (a) a->inflight++;
-    }
+        if (t->state == TS_ASSIGNED || t->state == TS_RUNNING) {
+            HASH_FIND_STR(s->agents, t->agent, a);
+            if (a) a->inflight++;
+        }
     HASH_ITER(hh, s->agents, a, at) {
         ei_x_encode_list_header(r, 1);
         ei_x_encode_map_header(r, 6);
@@ -1475,8 +1484,8 @@ static int on_call(bl_proc *self, const bl_from *from, const char *buf, int inde
         int h = bl__agent_call(s->agent, tag, from, buf, k, ar, r);
         if (h) return h > 1 ? 1 : 0;
     }
-    static const char *const LEADER_CALLS[] = {"submit", "get",    "list", "cancel",
-                                               "wait",   "watch",  "agents"};
+    static const char *const LEADER_CALLS[] = {"submit", "get",   "list",  "cancel",
+                                               "wait",   "watch", "agents"};
     int known = 0;
     for (size_t i = 0; i < sizeof(LEADER_CALLS) / sizeof(LEADER_CALLS[0]); i++)
         known |= !strcmp(tag, LEADER_CALLS[i]);
@@ -1586,7 +1595,8 @@ static void svc_free(tasks_svc *s)
     if (s->tick_timer > 0) bl_timer_cancel(s->n, s->tick_timer);
     if (s->dispatch_timer > 0) bl_timer_cancel(s->n, s->dispatch_timer);
     if (s->cluster_sub > 0) bl_cluster_unsubscribe(s->n, s->cluster_sub);
-    while (s->waiters) waiter_free(s, s->waiters);
+    while (s->waiters)
+        waiter_free(s, s->waiters);
     proxy *px, *pt;
     DL_FOREACH_SAFE(s->proxies, px, pt) {
         DL_DELETE(s->proxies, px);
@@ -1644,8 +1654,10 @@ static void loaded(void *ud, task **v, unsigned nt, const char *error)
     }
     s->loaded = 1;
     if (error)
-        bl_log(s->n, BL_LOG_WARN, "tasks: the task store %s is unusable (%s): the queue lives in "
-               "memory only", bl__tstore_path(s->store), error);
+        bl_log(s->n, BL_LOG_WARN,
+               "tasks: the task store %s is unusable (%s): the queue lives in "
+               "memory only",
+               bl__tstore_path(s->store), error);
     else
         bl_log(s->n, BL_LOG_INFO, "tasks: %u tasks loaded from %s (%u not final)", k,
                bl__tstore_path(s->store), s->open);
@@ -1677,7 +1689,8 @@ int bl_tasks_start(bl_node *n)
     if (s->coordinator) {
         s->store = bl__tstore_open(n, loaded, s);
         if (!s->store) {
-            bl_log(n, BL_LOG_WARN, "tasks: no task store (out of memory?): the queue lives in "
+            bl_log(n, BL_LOG_WARN,
+                   "tasks: no task store (out of memory?): the queue lives in "
                    "memory only");
             s->loaded = 1;
         }

@@ -31,7 +31,7 @@ typedef struct attempt {
     char id[BL_TASK_ID_LEN];
     char type[BL_TASK_TYPE_LEN];
     unsigned attempt;
-    int done;        /* finished: outcome and result kept until acked */
+    int done; /* finished: outcome and result kept until acked */
     char outcome[16];
     char *result;
     int result_len;
@@ -73,7 +73,8 @@ static int send_leader(tasks_agent *a, ei_x_buff *x)
 {
     const char *l = bl_cluster_leader(a->n, NULL);
     if (!l) return BL_ENODEDOWN;
-    if (bl_is_local_node(a->n, l)) return bl_send_name(proc(a), TASKS_PROC, NULL, x->buff, x->index);
+    if (bl_is_local_node(a->n, l))
+        return bl_send_name(proc(a), TASKS_PROC, NULL, x->buff, x->index);
     return bl_cluster_send(proc(a), TASKS_PROC, l, x);
 }
 
@@ -100,7 +101,8 @@ static void send_result(tasks_agent *a, const attempt *t)
     ei_x_free(&x);
 }
 
-static void reject(tasks_agent *a, const char *leader, const char *id, unsigned att, const char *why)
+static void reject(tasks_agent *a, const char *leader, const char *id, unsigned att,
+                   const char *why)
 {
     ei_x_buff x;
     head(a, &x, "bl_tasks_result", 6);
@@ -139,7 +141,8 @@ void bl__agent_advertise(tasks_agent *a)
     snprintf(caps, sizeof(caps), "%s", a->n->cfg.capabilities);
     char *save = NULL;
     for (char *c = strtok_r(caps, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
-        while (*c == ' ') c++;
+        while (*c == ' ')
+            c++;
         if (!*c) continue;
         ei_x_encode_list_header(&x, 1);
         ei_x_encode_binary(&x, c, (long)strlen(c));
@@ -169,7 +172,7 @@ static void resend(tasks_agent *a)
 {
     attempt *t, *tt;
     HASH_ITER(hh, a->attempts, t, tt)
-    if (t->done) send_result(a, t);
+        if (t->done) send_result(a, t);
 }
 
 static void advert_cb(bl_node *n, void *ud)
@@ -203,7 +206,7 @@ static attempt *by_id(tasks_agent *a, const char *id)
 {
     attempt *t, *tt;
     HASH_ITER(hh, a->attempts, t, tt)
-    if (!strcmp(t->id, id)) return t;
+        if (!strcmp(t->id, id)) return t;
     return NULL;
 }
 
@@ -555,7 +558,8 @@ int bl__agent_call(tasks_agent *a, const char *tag, const bl_from *from, const c
         return 1;
     }
     if (!strcmp(tag, "runs") && arity == 0) {
-        /* the last attempts on this node, oldest first: #{id, attempt, start_ms, end_ms, outcome} */
+        /* the last attempts on this node, oldest first: #{id, attempt, start_ms, end_ms, outcome}
+         */
         unsigned first = (a->log_next + RUNLOG - a->log_count) % RUNLOG;
         for (unsigned i = 0; i < a->log_count; i++) {
             runrec *x = &a->log[(first + i) % RUNLOG];
@@ -587,19 +591,22 @@ static int beam_cast(tasks_agent *a, const char *buf, int idx)
     unsigned long long ref;
     if (ei_decode_tuple_header(buf, &idx, &ar) < 0 || ei_decode_atom(buf, &idx, tag) < 0) return 0;
     if (!strcmp(tag, "task_done") && ar == 3) {
-        if (ei_decode_ulonglong(buf, &idx, &ref) < 0 || ei_decode_tuple_header(buf, &idx, &ar2) < 0 ||
-            ar2 != 2 || ei_decode_atom(buf, &idx, k) < 0)
+        if (ei_decode_ulonglong(buf, &idx, &ref) < 0 ||
+            ei_decode_tuple_header(buf, &idx, &ar2) < 0 || ar2 != 2 ||
+            ei_decode_atom(buf, &idx, k) < 0)
             return 1;
         int start = idx;
         if (ei_skip_term(buf, &idx) < 0) return 1;
         attempt *t = by_ref(a, ref);
-        if (t && !t->done) finish(a, t, !strcmp(k, "ok") ? "succeeded" : "failed", buf + start, idx - start);
+        if (t && !t->done)
+            finish(a, t, !strcmp(k, "ok") ? "succeeded" : "failed", buf + start, idx - start);
         return 1;
     }
     if (!strcmp(tag, "task_progress") && ar == 4) {
         unsigned long pct;
         char note[128] = "";
-        if (ei_decode_ulonglong(buf, &idx, &ref) < 0 || ei_decode_ulong(buf, &idx, &pct) < 0) return 1;
+        if (ei_decode_ulonglong(buf, &idx, &ref) < 0 || ei_decode_ulong(buf, &idx, &pct) < 0)
+            return 1;
         (void)bl__get_bin(buf, &idx, note, sizeof(note));
         (void)bl_task_progress(a->n, ref, (unsigned)pct, note);
         return 1;

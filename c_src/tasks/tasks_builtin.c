@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static int run_echo(bl_node *n, const bl_task_info *t, void *ud)
 {
     (void)ud;

@@ -56,7 +56,8 @@ static int allowed(const exec_state *x, const char *path)
     snprintf(buf, sizeof(buf), "%s", x->allow);
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ') t++;
+        while (*t == ' ')
+            t++;
         if (!strcmp(t, path)) return 1;
     }
     return 0;
@@ -158,7 +159,8 @@ static void on_out(struct ev_loop *loop, ev_io *w, int revents)
             if (take) {
                 if (k->len + take > k->cap) {
                     size_t cap = k->cap ? k->cap * 2 : 4096;
-                    while (cap < k->len + take) cap *= 2;
+                    while (cap < k->len + take)
+                        cap *= 2;
                     if (cap > max) cap = max;
                     char *p = realloc(k->out, cap);
                     if (!p) {
@@ -223,8 +225,9 @@ static int run_exec(bl_node *n, const bl_task_info *t, void *ud)
         if (bl__list_begin(&it, b, &i) < 0) goto bad;
         while ((more = bl__list_next(&it)) > 0) {
             int type, size;
-            if (argc >= MAX_ARGV || ei_get_type(b, &i, &type, &size) < 0 || type != ERL_BINARY_EXT ||
-                size > 65536 || !(argv[argc] = malloc((size_t)size + 1)) ||
+            if (argc >= MAX_ARGV || ei_get_type(b, &i, &type, &size) < 0 ||
+                type != ERL_BINARY_EXT || size > 65536 ||
+                !(argv[argc] = malloc((size_t)size + 1)) ||
                 bl__get_bin(b, &i, argv[argc], (size_t)size + 1) < 0)
                 goto bad;
             argc++;
@@ -301,7 +304,8 @@ bad:
     fail_now(n, t->ref, "bad_payload", "#{argv => [Path | Args]}, binaries");
     rc = BL_OK;
 out:
-    for (int a = 0; a <= MAX_ARGV; a++) free(argv[a]);
+    for (int a = 0; a <= MAX_ARGV; a++)
+        free(argv[a]);
     return rc;
 }
 

@@ -18,8 +18,8 @@
 #include <stdint.h>
 
 #define TASKS_PROC "beamlet_tasks"
-#define TASK_HIST_MAX 48      /* transitions kept per task */
-#define TASK_MAX_CAPS 16      /* required capabilities per task */
+#define TASK_HIST_MAX 48        /* transitions kept per task */
+#define TASK_MAX_CAPS 16        /* required capabilities per task */
 #define TASK_MAX_TERM (1 << 20) /* payload / result bytes */
 
 typedef enum {
@@ -79,11 +79,11 @@ typedef struct task {
     unsigned nhist;
     unsigned long long ver, term; /* ordering of copies: (term, ver) */
     /* leader only, not replicated */
-    double check_after;   /* monotonic s: an agent's advert not naming it means lost */
-    double deadline;      /* monotonic s: assigned/running past this: lost */
-    int repl_pending;     /* acked puts in flight */
-    int dirty;            /* to be written to the store */
-    int orphan;           /* loaded from disk or offered: in no owner's bucket yet */
+    double check_after; /* monotonic s: an agent's advert not naming it means lost */
+    double deadline;    /* monotonic s: assigned/running past this: lost */
+    int repl_pending;   /* acked puts in flight */
+    int dirty;          /* to be written to the store */
+    int orphan;         /* loaded from disk or offered: in no owner's bucket yet */
 } task;
 
 /* ---- tasks_rec.c ---- */

@@ -9,8 +9,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-static const char *const STATE[TS__COUNT] = {"queued",    "assigned", "running",  "succeeded",
-                                             "failed",    "cancelled", "timed_out"};
+static const char *const STATE[TS__COUNT] = {"queued", "assigned",  "running",  "succeeded",
+                                             "failed", "cancelled", "timed_out"};
 static const char *const PRIO[3] = {"high", "normal", "low"};
 
 const char *bl__task_state_name(int s)
@@ -39,7 +39,8 @@ void bl__trace_id_new(char out[BL_TRACE_ID_LEN])
             r[i] = (unsigned char)(t >> 56);
     }
     r[15] |= 1; /* never all zero (invalid in W3C trace-context) */
-    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", r[i]);
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", r[i]);
 }
 
 int bl__trace_id_valid(const char *s)
@@ -124,7 +125,8 @@ int bl__task_encode(const task *t, ei_x_buff *x, int full)
     ei_x_encode_atom(x, "capabilities");
     if (t->ncaps) {
         ei_x_encode_list_header(x, (long)t->ncaps);
-        for (unsigned i = 0; i < t->ncaps; i++) ei_x_encode_binary(x, t->caps[i], (long)strlen(t->caps[i]));
+        for (unsigned i = 0; i < t->ncaps; i++)
+            ei_x_encode_binary(x, t->caps[i], (long)strlen(t->caps[i]));
     }
     ei_x_encode_empty_list(x);
     kv_atom(x, "priority", bl__task_prio_name(t->prio));
@@ -254,9 +256,18 @@ static int opt_term(const char *buf, int *idx, char **out, int *len)
 
 typedef int (*field_fn)(task *t, const char *buf, int *idx);
 
-static int f_id(task *t, const char *b, int *i) { return bl__get_bin(b, i, t->id, sizeof(t->id)); }
-static int f_type(task *t, const char *b, int *i) { return bl__get_bin(b, i, t->type, sizeof(t->type)); }
-static int f_payload(task *t, const char *b, int *i) { return opt_term(b, i, &t->payload, &t->payload_len); }
+static int f_id(task *t, const char *b, int *i)
+{
+    return bl__get_bin(b, i, t->id, sizeof(t->id));
+}
+static int f_type(task *t, const char *b, int *i)
+{
+    return bl__get_bin(b, i, t->type, sizeof(t->type));
+}
+static int f_payload(task *t, const char *b, int *i)
+{
+    return opt_term(b, i, &t->payload, &t->payload_len);
+}
 static int f_caps(task *t, const char *b, int *i)
 {
     bl__list_it it;
@@ -264,7 +275,8 @@ static int f_caps(task *t, const char *b, int *i)
     t->ncaps = 0;
     if (bl__list_begin(&it, b, i) < 0) return -1;
     while ((more = bl__list_next(&it)) > 0) {
-        if (t->ncaps >= TASK_MAX_CAPS || bl__get_bin(b, i, t->caps[t->ncaps], sizeof(t->caps[0])) < 0)
+        if (t->ncaps >= TASK_MAX_CAPS ||
+            bl__get_bin(b, i, t->caps[t->ncaps], sizeof(t->caps[0])) < 0)
             return -1;
         t->ncaps++;
     }
@@ -277,8 +289,14 @@ static int f_prio(task *t, const char *b, int *i)
     t->prio = !strcmp(a, "high") ? 0 : !strcmp(a, "low") ? 2 : 1;
     return 0;
 }
-static int f_timeout(task *t, const char *b, int *i) { return get_uint(b, i, &t->timeout_ms); }
-static int f_retries(task *t, const char *b, int *i) { return get_uint(b, i, &t->retries); }
+static int f_timeout(task *t, const char *b, int *i)
+{
+    return get_uint(b, i, &t->timeout_ms);
+}
+static int f_retries(task *t, const char *b, int *i)
+{
+    return get_uint(b, i, &t->retries);
+}
 static int f_idem(task *t, const char *b, int *i)
 {
     char a[MAXATOMLEN_UTF8];
@@ -290,19 +308,40 @@ static int f_idem(task *t, const char *b, int *i)
     }
     return bl__get_bin(b, i, t->idem, sizeof(t->idem));
 }
-static int f_trace(task *t, const char *b, int *i) { return bl__get_bin(b, i, t->trace_id, sizeof(t->trace_id)); }
+static int f_trace(task *t, const char *b, int *i)
+{
+    return bl__get_bin(b, i, t->trace_id, sizeof(t->trace_id));
+}
 static int f_state(task *t, const char *b, int *i)
 {
     char a[MAXATOMLEN_UTF8];
     if (get_atom(b, i, a) < 0 || (t->state = bl__task_state_parse(a)) < 0) return -1;
     return 0;
 }
-static int f_attempt(task *t, const char *b, int *i) { return get_uint(b, i, &t->attempt); }
-static int f_lost(task *t, const char *b, int *i) { return get_uint(b, i, &t->lost); }
-static int f_agent(task *t, const char *b, int *i) { return get_node(b, i, t->agent, sizeof(t->agent)); }
-static int f_sub(task *t, const char *b, int *i) { return get_u64(b, i, &t->submitted_ms); }
-static int f_upd(task *t, const char *b, int *i) { return get_u64(b, i, &t->updated_ms); }
-static int f_next(task *t, const char *b, int *i) { return get_u64(b, i, &t->next_at_ms); }
+static int f_attempt(task *t, const char *b, int *i)
+{
+    return get_uint(b, i, &t->attempt);
+}
+static int f_lost(task *t, const char *b, int *i)
+{
+    return get_uint(b, i, &t->lost);
+}
+static int f_agent(task *t, const char *b, int *i)
+{
+    return get_node(b, i, t->agent, sizeof(t->agent));
+}
+static int f_sub(task *t, const char *b, int *i)
+{
+    return get_u64(b, i, &t->submitted_ms);
+}
+static int f_upd(task *t, const char *b, int *i)
+{
+    return get_u64(b, i, &t->updated_ms);
+}
+static int f_next(task *t, const char *b, int *i)
+{
+    return get_u64(b, i, &t->next_at_ms);
+}
 static int f_result(task *t, const char *b, int *i)
 {
     char a[MAXATOMLEN_UTF8];
@@ -360,20 +399,40 @@ static int f_hist(task *t, const char *b, int *i)
     }
     return more;
 }
-static int f_ver(task *t, const char *b, int *i) { return get_u64(b, i, &t->ver); }
-static int f_term(task *t, const char *b, int *i) { return get_u64(b, i, &t->term); }
+static int f_ver(task *t, const char *b, int *i)
+{
+    return get_u64(b, i, &t->ver);
+}
+static int f_term(task *t, const char *b, int *i)
+{
+    return get_u64(b, i, &t->term);
+}
 
 static const struct {
     const char *key;
     field_fn fn;
 } FIELDS[] = {
-    {"id", f_id},           {"type", f_type},       {"payload", f_payload},
-    {"capabilities", f_caps}, {"priority", f_prio}, {"timeout_ms", f_timeout},
-    {"retries", f_retries}, {"idempotency_key", f_idem}, {"trace_id", f_trace},
-    {"state", f_state},     {"attempt", f_attempt}, {"lost", f_lost},
-    {"agent", f_agent},     {"submitted_ms", f_sub}, {"updated_ms", f_upd},
-    {"next_at_ms", f_next}, {"result", f_result},   {"error", f_result},
-    {"progress", f_progress}, {"history", f_hist},  {"ver", f_ver},
+    {"id", f_id},
+    {"type", f_type},
+    {"payload", f_payload},
+    {"capabilities", f_caps},
+    {"priority", f_prio},
+    {"timeout_ms", f_timeout},
+    {"retries", f_retries},
+    {"idempotency_key", f_idem},
+    {"trace_id", f_trace},
+    {"state", f_state},
+    {"attempt", f_attempt},
+    {"lost", f_lost},
+    {"agent", f_agent},
+    {"submitted_ms", f_sub},
+    {"updated_ms", f_upd},
+    {"next_at_ms", f_next},
+    {"result", f_result},
+    {"error", f_result},
+    {"progress", f_progress},
+    {"history", f_hist},
+    {"ver", f_ver},
     {"term", f_term},
 };
 

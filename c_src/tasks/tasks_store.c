@@ -54,7 +54,8 @@ static void flush_run(bl__store_job *j, const bl__sqlite *sq, sqlite3 *db)
     if (!db) return;
     sqlite3_stmt *ins = NULL, *del = NULL;
     bl__store_exec(sq, db, "BEGIN");
-    if (sq->prepare_v2(db, "INSERT OR REPLACE INTO tasks(id, rec, final, updated_ms) VALUES(?,?,?,?)",
+    if (sq->prepare_v2(db,
+                       "INSERT OR REPLACE INTO tasks(id, rec, final, updated_ms) VALUES(?,?,?,?)",
                        -1, &ins, NULL) == SQLITE_OK &&
         sq->prepare_v2(db, "DELETE FROM tasks WHERE id = ?", -1, &del, NULL) == SQLITE_OK) {
         row *r, *t;
@@ -176,7 +177,8 @@ static void load_run(bl__store_job *j, const bl__sqlite *sq, sqlite3 *db)
         snprintf(l->error, sizeof(l->error), "database not open");
         return;
     }
-    if (sq->prepare_v2(db, "SELECT rec FROM tasks ORDER BY updated_ms", -1, &q, NULL) != SQLITE_OK) {
+    if (sq->prepare_v2(db, "SELECT rec FROM tasks ORDER BY updated_ms", -1, &q, NULL) !=
+        SQLITE_OK) {
         snprintf(l->error, sizeof(l->error), "%s", sq->errmsg(db));
         return;
     }
@@ -211,16 +213,20 @@ static void load_done(bl__store_job *j)
     for (unsigned i = 0; i < l->n; i++) {
         int idx = 0;
         task *t = ts ? bl__task_decode(l->recs[i], &idx) : NULL;
-        if (t && idx == l->lens[i]) ts[k++] = t;
-        else bl__task_free(t);
+        if (t && idx == l->lens[i])
+            ts[k++] = t;
+        else
+            bl__task_free(t);
         free(l->recs[i]);
     }
     free(l->recs);
     free(l->lens);
     tasks_store *st = l->ts;
-    if (st->loaded) st->loaded(st->ud, ts, k, l->error[0] ? l->error : NULL);
+    if (st->loaded)
+        st->loaded(st->ud, ts, k, l->error[0] ? l->error : NULL);
     else {
-        for (unsigned i = 0; i < k; i++) bl__task_free(ts[i]);
+        for (unsigned i = 0; i < k; i++)
+            bl__task_free(ts[i]);
     }
     free(ts);
     free(l);
@@ -279,7 +285,7 @@ void bl__tstore_close(tasks_store *ts)
     if (!ts) return;
     if (ts->timer > 0) bl_timer_cancel(ts->n, ts->timer);
     ts->timer = 0;
-    ts->loaded = NULL; /* a load still queued frees what it read */
+    ts->loaded = NULL;   /* a load still queued frees what it read */
     flush_cb(ts->n, ts); /* the last batch, run by the close below */
     bl__store_close(ts->st, 5000);
     rows_free(ts->pending);

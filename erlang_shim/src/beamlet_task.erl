@@ -33,7 +33,9 @@
 -type error_reason() :: beamlet_client:call_error() | not_found | already_final | no_leader
                       | not_leader | leader_unreachable | queue_full | {bad_request, binary()}
                       | {not_replicated, task_id()} | term().
--type handler_fun() :: fun((task()) -> {ok, term()} | {error, term()}).
+%% A handler returns {ok, Result} or {error, Reason}; anything else fails the attempt with
+%% {bad_return, Value}, an exception with {Class, Reason}.
+-type handler_fun() :: fun((task()) -> term()).
 
 -define(CALL_TIMEOUT, 15000).
 -define(RETRY_MS, 300).
@@ -171,12 +173,16 @@ terminate(_Reason, #st{node = Node, type = Type, running = R}) ->
 
 run(Fun, Task) ->
     try Fun(Task) of
-        {ok, _} = Ok -> Ok;
-        {error, _} = E -> E;
-        Other -> {error, {bad_return, Other}}
+        R -> outcome(R)
     catch
         Class:Reason -> {error, {Class, Reason}}
     end.
+
+%% what a handler returned (a handler that breaks its contract fails the attempt)
+-spec outcome(term()) -> {ok, term()} | {error, term()}.
+outcome({ok, _} = Ok) -> Ok;
+outcome({error, _} = E) -> E;
+outcome(Other) -> {error, {bad_return, Other}}.
 
 %%% ------------------------------------------------------------------ helpers
 
