@@ -982,6 +982,15 @@ static void on_advert(tasks_svc *s, const char *node, const char *buf, int idx)
     }
     if (a->last_seen == 0 || now_s(s) - a->last_seen > 1.0) soon(s);
     a->last_seen = now_s(s);
+    if (!a->ntypes && running_at >= 0) { /* no handler left: not an agent any more */
+        int i = running_at, k;
+        if (ei_decode_list_header(buf, &i, &k) == 0 && k == 0) {
+            bl_log(s->n, BL_LOG_INFO, "tasks: %s handles no task type now", node);
+            HASH_DEL(s->agents, a);
+            free(a);
+            return;
+        }
+    }
     if (!s->leader || !s->adopted || running_at < 0 || term < s->term) return;
     /* reconcile: an assignment older than the grace that the agent does not name is lost */
     task *t, *tt;
@@ -1378,6 +1387,7 @@ static void do_agents(tasks_svc *s, ei_x_buff *r)
             if (a) a->inflight++;
         }
     HASH_ITER(hh, s->agents, a, at) {
+        if (!agent_live(s, a)) continue;
         ei_x_encode_list_header(r, 1);
         ei_x_encode_map_header(r, 6);
         ei_x_encode_atom(r, "node");

@@ -57,6 +57,7 @@ struct tasks_agent {
     unsigned long long max_term;
     int timer;
     unsigned active; /* attempts not done */
+    int advertised;  /* the leader knows us: an empty advert takes us off its list */
     runrec *log;
     unsigned log_next, log_count;
 };
@@ -124,7 +125,8 @@ void bl__agent_advertise(tasks_agent *a)
     if (!a) return;
     unsigned long long term = 0;
     const char *l = bl_cluster_leader(a->n, &term);
-    if (!l || (!a->handlers && !a->attempts)) return;
+    if (!l || (!a->handlers && !a->attempts && !a->advertised)) return;
+    a->advertised = a->handlers || a->attempts;
     ei_x_buff x;
     head(a, &x, "bl_tasks_agent", 4);
     ei_x_encode_ulonglong(&x, term > a->max_term ? term : a->max_term);

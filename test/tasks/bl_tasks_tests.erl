@@ -369,6 +369,19 @@ erlang_handler() ->
     %% an error from the handler fails the task (with its reason)
     Bad = submit(Co, #{type => <<"erl.upper">>, payload => 42}),
     #{state := failed, error := not_a_binary} = wait_final(Co, Bad),
+    %% a handler on the coordinator itself: the leader assigns to its own node
+    H2 = spawn_link(fun() -> handler_loop(Co, Me) end),
+    ok = gen_server:call({beamlet_tasks, Co}, {register_handler, <<"erl.upper">>, H2}),
+    ok = gen_server:call({beamlet_tasks, A}, {unregister_handler, <<"erl.upper">>}),
+    until(fun() ->
+                  {ok, As} = call(Co, agents),
+                  [N || #{node := N, types := Ts} <- As, lists:member(<<"erl.upper">>, Ts)] =:= [Co]
+          end),
+    OnCo = submit(Co, #{type => <<"erl.upper">>, payload => <<"co">>}),
+    #{state := succeeded, result := <<"CO">>, agent := Co} = wait_final(Co, OnCo),
+    unlink(H2),
+    exit(H2, kill),
+    ok = gen_server:call({beamlet_tasks, A}, {register_handler, <<"erl.upper">>, H}),
     %% the handler process exits: its type is no longer advertised
     unlink(H),
     exit(H, kill),
