@@ -95,6 +95,7 @@ struct tasks_svc {
     int tick_timer, cluster_sub;
     unsigned open; /* tasks not final */
     unsigned long long id_seq;
+    unsigned long ticks;
     int dispatch_timer;
     bl__builtins *builtins;
     proxy *proxies; /* forwarded calls in flight (dropped with the process: freed here) */
@@ -670,7 +671,7 @@ static void tick(bl_node *n, void *ud)
             t->deadline > 0 && now > t->deadline)
             attempt_lost(s, t, "timeout", 1);
     }
-    if ((unsigned)(now * 10) % 50 == 0) prune(s);
+    if (++s->ticks % 50 == 0) prune(s); /* every 5 s */
     dispatch(s);
 }
 

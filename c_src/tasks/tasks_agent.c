@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define ADVERT_MS 1000u
-#define RUNLOG 4096
+#define RUNLOG 2048 /* attempts remembered (allocated with the first one) */
 
 typedef struct handler {
     UT_hash_handle hh;
@@ -224,7 +224,7 @@ static void finish(tasks_agent *a, attempt *t, const char *outcome, const char *
         memcpy(t->result, term, (size_t)len);
         t->result_len = len;
     }
-    runrec *r = &a->log[t->runlog];
+    runrec *r = &a->log[t->runlog]; /* a->log exists: made with the first attempt */
     if (!strcmp(r->id, t->id) && r->attempt == t->attempt) {
         r->end_ms = bl_now_ms();
         snprintf(r->outcome, sizeof(r->outcome), "%s", outcome);
@@ -306,7 +306,8 @@ static void on_assign(tasks_agent *a, const char *leader, const char *buf, int i
         reject(a, leader, in->id, in->attempt, "busy");
         goto out;
     }
-    attempt *t = calloc(1, sizeof(*t));
+    if (!a->log) a->log = calloc(RUNLOG, sizeof(*a->log));
+    attempt *t = a->log ? calloc(1, sizeof(*t)) : NULL;
     if (!t) {
         reject(a, leader, in->id, in->attempt, "enomem");
         goto out;
@@ -655,10 +656,8 @@ tasks_agent *bl__agent_new(tasks_svc *s, bl_node *n)
     if (!a) return NULL;
     a->s = s;
     a->n = n;
-    a->log = calloc(RUNLOG, sizeof(*a->log));
     int id = bl_timer(n, ADVERT_MS, ADVERT_MS, advert_cb, a);
-    if (!a->log || id <= 0) {
-        free(a->log);
+    if (id <= 0) {
         free(a);
         return NULL;
     }

@@ -174,6 +174,17 @@ placement() ->
                                      retries => 2})),
     ?assertMatch(#{state := succeeded, attempt := 3}, R3),
     ?assertEqual([failed, failed, succeeded], finals(R3)),
+    %% every transition is an event on the leader (type task), with the trace id
+    #{id := R3Id, trace_id := R3Tr} = R3,
+    until(fun() ->
+                  {ok, Evs} = gen_server:call({beamlet_health, Co}, {events, #{type => <<"task">>, limit => 1000}}, 10000),
+                  Mine = [B || #{body := B} <- Evs, binary:match(B, R3Id) =/= nomatch],
+                  States = lists:sort([St || B <- Mine, {match, [St]} <- [re:run(B, "\"state\":\"([a-z_]+)\"", [{capture, all_but_first, binary}])]]),
+                  lists:all(fun(B) -> binary:match(B, R3Tr) =/= nomatch end, Mine) andalso
+                      States =:= lists:sort([<<"queued">>, <<"assigned">>, <<"running">>, <<"failed">>, <<"queued">>,
+                                             <<"assigned">>, <<"running">>, <<"failed">>, <<"queued">>,
+                                             <<"assigned">>, <<"running">>, <<"succeeded">>])
+          end, 15000),
     R1 = wait_final(Co, submit(Co, #{type => <<"sleep">>, payload => #{ms => 10, fail_attempts => 5},
                                      retries => 1})),
     ?assertMatch(#{state := failed, attempt := 2, error := slept_then_failed}, R1),
@@ -247,7 +258,7 @@ failover() ->
     U = bl_test_util:unique(""),
     put(slow, true),
     Names = ["tfc1" ++ U, "tfc2" ++ U, "tfc3" ++ U],
-    [C1 | _] = Cos = start_coordinators(Names, C),
+    Cos = start_coordinators(Names, C),
     Agents = [agent("tfa" ++ integer_to_list(I) ++ U, C, Cos, [], 25) || I <- lists:seq(1, 4)],
     All = Cos ++ Agents,
     settled(All, Agents),
@@ -269,17 +280,24 @@ failover() ->
                             Self ! {ids, self(), Ids}
                     end) || S <- lists:seq(1, 5)],
     %% kill -9 the leader once 250+ are acknowledged and many are running
-    until(fun() ->
-                  {ok, L} = call(C1, {list, #{limit => 100000}}),
-                  Run = length([1 || #{state := St} <- L, St =:= running orelse St =:= assigned]),
-                  length(L) >= 250 andalso Run >= 40
-          end, 90000),
-    Leader = Cur(),
-    true = lists:member(Leader, Cos),
+    %% kill -9 the leader once 250+ are acknowledged and many are running (asked of the
+    %% leader itself, which may change meanwhile on a loaded machine)
+    Probe = fun() ->
+                    L = Cur(),
+                    case lists:member(L, Cos) andalso (catch call(L, {list, #{limit => 100000}})) of
+                        {ok, Ts} ->
+                            NF = length([1 || #{state := St} <- Ts, not lists:member(St, final_states())]),
+                            Run = length([1 || #{state := St} <- Ts, St =:= running orelse St =:= assigned]),
+                            case length(Ts) >= 250 andalso Run >= 40 of
+                                true -> {L, length(Ts), NF};
+                                false -> no
+                            end;
+                        _ -> no
+                    end
+            end,
+    {Leader, Total, NotFinal} = probe(Probe, erlang:monotonic_time(millisecond) + 90000),
     Others = Cos -- [Leader],
-    {ok, InFlight} = call(Leader, {list, #{limit => 100000}}),
-    NotFinal = length([1 || #{state := St} <- InFlight, not lists:member(St, final_states())]),
-    ?debugFmt("leader ~p killed with ~p tasks, ~p not final", [Leader, length(InFlight), NotFinal]),
+    ?debugFmt("leader ~p killed with ~p tasks, ~p not final", [Leader, Total, NotFinal]),
     ?assert(NotFinal >= 40),
     bl_test_util:kill(Leader),
     Ids = lists:append([receive {ids, P, L} -> L after 200000 -> error(submitter_stuck) end
@@ -315,6 +333,16 @@ failover() ->
     check_all_final(L2, Late, [LateAgent], succeeded),
     [?assertMatch(#{state := succeeded}, get(L2, Id)) || Id <- Done],
     ok.
+
+probe(F, Deadline) ->
+    case F() of
+        no ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> error(no_leader_with_tasks_in_flight);
+                false -> timer:sleep(100), probe(F, Deadline)
+            end;
+        R -> R
+    end.
 
 start_coordinators(Names, C) -> start_coordinators(Names, C, []).
 start_coordinators(Names, C, Extra) ->

@@ -20,7 +20,7 @@ if ! erlc -Wall -o "$EBIN" test/integration/bl_test_util.erl test/integration/bl
 fi
 epmd -daemon 2>/dev/null || true
 BL_RESULTS=$RES erl -sname "bl_trun_$$" -setcookie "$BL_COOKIE" -noshell -pa "$EBIN" \
-    -kernel net_ticktime 4 -eval 'bl_test_util:run([bl_tasks_tests])'
+    -kernel net_ticktime 20 -eval 'bl_test_util:run([bl_tasks_tests])'
 rc=$?
 line=$(sed 's/^integration /tasks /' "$RES")
 [ -z "$line" ] && line="tasks 0 1"
