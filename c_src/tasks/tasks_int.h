@@ -75,8 +75,8 @@ typedef struct task {
     int result_len;
     unsigned progress;
     char note[128];
-    task_hist hist[TASK_HIST_MAX];
-    unsigned nhist;
+    task_hist *hist; /* grown as transitions come (TASK_HIST_MAX at most) */
+    unsigned nhist, caphist;
     unsigned long long ver, term; /* ordering of copies: (term, ver) */
     /* leader only, not replicated */
     double check_after; /* monotonic s: an agent's advert not naming it means lost */

@@ -177,16 +177,34 @@ void bl__task_free(task *t)
     if (!t) return;
     free(t->payload);
     free(t->result);
+    free(t->hist);
     free(t);
 }
 
-void bl__task_hist_add(task *t, int state, unsigned long long now_ms)
+/* the next history entry (the oldest but the first dropped when full); NULL out of memory */
+static task_hist *hist_slot(task *t)
 {
     if (t->nhist == TASK_HIST_MAX) { /* keep the first (queued) and the latest ones */
         memmove(&t->hist[1], &t->hist[2], sizeof(t->hist[0]) * (TASK_HIST_MAX - 2));
         t->nhist--;
     }
+    if (t->nhist == t->caphist) {
+        unsigned cap = t->caphist ? t->caphist * 2 : 4;
+        if (cap > TASK_HIST_MAX) cap = TASK_HIST_MAX;
+        task_hist *h = realloc(t->hist, cap * sizeof(*h));
+        if (!h) return NULL;
+        t->hist = h;
+        t->caphist = cap;
+    }
     task_hist *h = &t->hist[t->nhist++];
+    memset(h, 0, sizeof(*h));
+    return h;
+}
+
+void bl__task_hist_add(task *t, int state, unsigned long long now_ms)
+{
+    task_hist *h = hist_slot(t);
+    if (!h) return; /* out of memory: the transition is not in the history */
     h->state = (unsigned char)state;
     h->attempt = t->attempt;
     h->time_ms = now_ms;
@@ -197,6 +215,7 @@ void bl__task_assign(task *dst, task *src)
 {
     free(dst->payload);
     free(dst->result);
+    free(dst->hist);
     bl__repl_link link = dst->link;
     double ca = dst->check_after, dl = dst->deadline;
     int rp = dst->repl_pending, di = dst->dirty, orph = dst->orphan;
@@ -212,6 +231,8 @@ void bl__task_assign(task *dst, task *src)
     dst->dirty = di;
     dst->orphan = orph;
     src->payload = src->result = NULL;
+    src->hist = NULL;
+    src->nhist = src->caphist = 0;
 }
 
 /* ---- decoding ---- */
@@ -377,8 +398,10 @@ static int f_hist(task *t, const char *b, int *i)
     if (bl__list_begin(&it, b, i) < 0) return -1;
     while ((more = bl__list_next(&it)) > 0) {
         int ar;
-        if (t->nhist >= TASK_HIST_MAX || ei_decode_map_header(b, i, &ar) < 0) return -1;
-        task_hist *h = &t->hist[t->nhist++];
+        task_hist *h;
+        if (t->nhist >= TASK_HIST_MAX || ei_decode_map_header(b, i, &ar) < 0 ||
+            !(h = hist_slot(t)))
+            return -1;
         for (int k = 0; k < ar; k++) {
             char key[MAXATOMLEN_UTF8], a[MAXATOMLEN_UTF8];
             int st;
