@@ -28,11 +28,13 @@ for i in 1 2 3; do
     "$BIN" node --sname "${PRE}c$i" --cookie "$COOKIE" --role coordinator --cluster "$PRE" \
         --join "${PRE}c1@$H,${PRE}c2@$H,${PRE}c3@$H" >"$OUT/${PRE}c$i.log" 2>&1 &
     PIDS+=($!)
+    disown $! # the driver kills one with -9: no job report for it
 done
 for i in $(seq 1 10); do
     "$BIN" node --sname "${PRE}a$i" --cookie "$COOKIE" --role agent --cluster "$PRE" \
         --task-concurrency 32 --join "${PRE}c1@$H" >"$OUT/${PRE}a$i.log" 2>&1 &
     PIDS+=($!)
+    disown $!
 done
 echo "== tasks: $N echo tasks through the leader (3 coordinators, 10 agents)"
 timeout -k 5 300 erl -sname "tbd_$$" -setcookie "$COOKIE" -noshell -pa "$OUT" \
