@@ -58,7 +58,9 @@ def test_tasks_view_in_chromium():
     assert jreq(port, "POST", "/api/v1/tasks", {"payload": 1}, key=key)[0] == 422
     assert jreq(port, "GET", "/api/v1/tasks/nosuch")[0] == 404
     st, _, lst = jreq(port, "GET", "/api/v1/tasks?state=queued")
-    assert st == 200 and [x["id"] for x in lst] == [q["id"]], lst
+    # (the coordinator keeps its queue on disk across runs: earlier runs' tasks may be listed)
+    assert st == 200 and q["id"] in [x["id"] for x in lst], lst
+    assert all(x["state"] == "queued" for x in lst), lst
     p = subprocess.run(["node", os.path.join(ROOT, "test/gateway/cdp/dashboard.js"),
                         "http://127.0.0.1:%d/" % port, os.path.join(ROOT, "build"),
                         ",".join(n.name for n in (g, c, a)), "-", "0", chrome, key, q["id"], "tasks"],
