@@ -117,11 +117,17 @@ build/fuzz/fuzz_promtext: test/fuzz/fuzz_promtext.c c_src/gateway/promtext.c $(H
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< c_src/gateway/promtext.c -o $@
 
-# the gossip fuzzer needs the gossip codec and the logger, not the dist sources
-build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/log.c $(HDRS)
+# the gateway's API key sync decoder (what other gateways send)
+build/fuzz/fuzz_keysync: test/fuzz/fuzz_keysync.c c_src/gateway/keycodec.c c_src/dist/term.c $(HDRS)
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
-	    c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/log.c \
+	    c_src/gateway/keycodec.c c_src/dist/term.c -L$(ERL_EI)/lib -lei -lpthread -o $@
+
+# the gossip fuzzer needs the gossip codec and the logger, not the dist sources
+build/fuzz/fuzz_gossip: test/fuzz/fuzz_gossip.c c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/dlib.c c_src/runtime/log.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
+	    c_src/cluster/gossip.c c_src/runtime/crypto.c c_src/runtime/dlib.c c_src/runtime/log.c \
 	    -L$(ERL_EI)/lib -lei -lev -ljansson -lcrypto -ldl -lpthread -o $@
 
 # the handshake fuzzer needs the state machine (and ei, for its MD5)
@@ -129,6 +135,11 @@ build/fuzz/fuzz_handshake: test/fuzz/fuzz_handshake.c c_src/dist/hsm.c $(HDRS)
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
 	    c_src/dist/hsm.c -L$(ERL_EI)/lib -lei -lpthread -o $@
+
+# the node allow-list (parse and match): allow.c alone
+build/fuzz/fuzz_allow: test/fuzz/fuzz_allow.c c_src/dist/allow.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< c_src/dist/allow.c -o $@
 
 # the /proc parsers of the health service: procfs.c alone
 build/fuzz/fuzz_procfs: test/fuzz/fuzz_procfs.c c_src/health/procfs.c $(HDRS)

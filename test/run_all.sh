@@ -79,6 +79,8 @@ run_suite fuzz fuzz
 [ -x test/cluster/run.sh ] && run_suite cluster test/cluster/run.sh
 [ -x test/scale/run.sh ] && run_suite scale test/scale/run.sh 30
 [ -x test/dist/run.sh ] && run_suite dist test/dist/run.sh
+[ -x test/tls/run.sh ] && run_suite tls test/tls/run.sh
+[ -x test/netsec/run.sh ] && run_suite netsec test/netsec/run.sh
 [ -x test/services/run.sh ] && run_suite pg test/services/run.sh
 [ -x test/services/registry/run.sh ] && run_suite registry test/services/registry/run.sh
 [ -x test/services/global/run.sh ] && run_suite global test/services/global/run.sh
@@ -87,6 +89,7 @@ run_suite fuzz fuzz
 [ -x test/health/run.sh ] && run_suite health test/health/run.sh
 [ -x test/health/alerts.sh ] && run_suite alerts test/health/alerts.sh
 [ -x test/health/checks.sh ] && run_suite checks test/health/checks.sh
+[ -x test/health/trend.sh ] && run_suite trend test/health/trend.sh
 [ -x test/integration/gossip_netns.sh ] && run_suite gossip_netns test/integration/gossip_netns.sh
 [ -x test/churn/run.sh ] && run_suite churn test/churn/run.sh
 [ -x erlang_shim/test/run.sh ] && run_suite shim erlang_shim/test/run.sh

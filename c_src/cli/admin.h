@@ -16,6 +16,11 @@ struct admin {
     const char *proc;    /* registered process called; NULL for ping */
     const char *request; /* atom sent (when encode is NULL) */
     int json;            /* --format json */
+    int tls;             /* the client runs TLS distribution */
+    /* with_who: the command takes --who NAME (1..127 characters), the person or tool behind an
+     * admin action for the audit trail; who defaults to USER@HOST (cli) */
+    int with_who;
+    char who[128];
     unsigned timeout_ms;
     int exit_code;
     /* hooks (all optional) */
@@ -48,5 +53,8 @@ int bl__cli_health(int argc, char **argv);
 int bl__cli_maintenance(int argc, char **argv);
 int bl__cli_alerts(int argc, char **argv);
 int bl__cli_checks(int argc, char **argv);
+
+/* registry_cmd.c: beamlet service find (the registry's entries) */
+int bl__cli_service_find(int argc, char **argv);
 
 #endif

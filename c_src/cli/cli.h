@@ -53,6 +53,14 @@ typedef struct bl__cli_opts {
 /* Parse --node, --cookie, --cookie-file, --timeout, --format and positional words. Prints the
  * problem and returns -1 on a bad option. */
 int bl__cli_parse(bl__cli_opts *o, const char *cmd, int argc, char **argv);
+/* Why a call to a node failed, in words for the user (tls: the client ran TLS distribution). */
+const char *bl__cli_failure(int status, int tls);
+/* TLS distribution for the admin client, as `beamlet node` takes it: the tls* keys of the
+ * config file (--config or BEAMLET_CONFIG) and BEAMLET_TLS_* into cfg. -1 with err on a bad value.
+ */
+int bl__cli_tls_defaults(bl_config *cfg, int argc, char **argv, char *err, size_t errlen);
+/* argv[i] a --tls* flag (or --config) with its value: applied, returns 2; 0 not one; -1 bad. */
+int bl__cli_tls_flag(bl_config *cfg, int argc, char **argv, int i, char *err, size_t errlen);
 /* The reply of a call: print it and return the exit code. */
 typedef int (*bl__cli_reply_fn)(bl__cli_opts *o, const char *buf, int index, void *ud);
 /* Start a hidden client node, call proc on o->target with req (a term body; proc NULL = ping),

@@ -1,10 +1,80 @@
 /* client.c - the admin client every `beamlet CMD --node N` uses: a short-lived hidden node
  * (not published, not a cluster member) that calls one process on the target, hands the reply to
- * the command and exits. Options: --node, --cookie, --cookie-file, --timeout, --format. */
+ * the command and exits. Options: --node, --cookie, --cookie-file, --timeout, --format, and the
+ * node's TLS distribution settings (--tls, --tls-cert, ...: the tls* keys of the config file given
+ * by --config or BEAMLET_CONFIG, then BEAMLET_TLS_*, then the flags), so it reaches TLS nodes. */
 #include "cli.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+static int is_tls_key(const char *k)
+{
+    return !strncmp(k, "tls", 3) && (k[3] == 0 || k[3] == '_');
+}
+
+/* The tls* keys of a config file (the rest is the node's business, not the client's). */
+static int tls_from_file(bl_config *cfg, const char *path, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "--config %s: %s", path, root ? "not a JSON object" : je.text);
+        json_decref(root);
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    json_object_foreach(root, k, v)
+    {
+        char buf[1024];
+        if (!is_tls_key(k)) continue;
+        if (bl_config_json_value(k, v, buf, sizeof(buf), err, errlen) != BL_OK ||
+            bl_config_set(cfg, k, buf, err, errlen) != BL_OK) {
+            rc = -1;
+            break;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+const char *bl__cli_failure(int status, int tls)
+{
+    if (status == BL_ENODEDOWN)
+        return tls ? "node not reachable (not running, wrong cookie, host or TLS certificates?)"
+                   : "node not reachable (not running, wrong cookie or host? a TLS node needs "
+                     "--tls true and certificates)";
+    if (status == BL_ETIMEOUT) return "no answer in time (is it a beamlet node?)";
+    return bl_strerror(status);
+}
+
+int bl__cli_tls_defaults(bl_config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    const char *file = getenv("BEAMLET_CONFIG"), *v;
+    for (int i = 0; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--config")) file = argv[i + 1];
+    if (file && *file && tls_from_file(cfg, file, err, errlen)) return -1;
+    const char *key, *flag, *var;
+    for (size_t k = 0; bl_config_key_at(k, &key, &flag, &var); k++)
+        if (var && is_tls_key(key) && (v = getenv(var)) && *v &&
+            bl_config_set(cfg, key, v, err, errlen))
+            return -1;
+    return 0;
+}
+
+int bl__cli_tls_flag(bl_config *cfg, int argc, char **argv, int i, char *err, size_t errlen)
+{
+    if (i + 1 >= argc) return 0;
+    if (!strcmp(argv[i], "--config")) return 2; /* read by bl__cli_tls_defaults */
+    const char *key, *flag, *var;
+    for (size_t k = 0; bl_config_key_at(k, &key, &flag, &var); k++)
+        if (flag && is_tls_key(key) && !strcmp(argv[i], flag))
+            return bl_config_set(cfg, key, argv[i + 1], err, errlen) ? -1 : 2;
+    return 0;
+}
 
 int bl__cli_parse(bl__cli_opts *o, const char *cmd, int argc, char **argv)
 {
@@ -20,9 +90,14 @@ int bl__cli_parse(bl__cli_opts *o, const char *cmd, int argc, char **argv)
     if ((v = getenv("COOKIE")) && *v) bl_config_set(&o->cfg, "cookie", v, err, sizeof(err));
     if ((v = getenv("BEAMLET_LOG_LEVEL")) && *v)
         bl_config_set(&o->cfg, "log_level", v, err, sizeof(err));
+    if (bl__cli_tls_defaults(&o->cfg, argc, argv, err, sizeof(err))) goto bad;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (arg[0] != '-') {
+        int took = bl__cli_tls_flag(&o->cfg, argc, argv, i, err, sizeof(err));
+        if (took < 0) goto bad;
+        if (took > 0) {
+            i += took - 1;
+        } else if (arg[0] != '-') {
             if (o->npos >= BL__CLI_MAX_POS) {
                 snprintf(err, sizeof(err), "too many arguments ('%s')", arg);
                 goto bad;
@@ -97,9 +172,7 @@ static void call_done(bl_proc *p, int status, const char *buf, int index, void *
         o->exit_code = c->fn(o, buf, index, c->ud);
     } else {
         fprintf(stderr, "beamlet %s: %s: %s\n", o->cmd, o->target,
-                status == BL_ENODEDOWN  ? "node not reachable (not running, wrong cookie or host?)"
-                : status == BL_ETIMEOUT ? "no answer in time (is it a beamlet node?)"
-                                        : bl_strerror(status));
+                bl__cli_failure(status, o->cfg.tls));
         o->exit_code = 1;
     }
     bl_node_stop(bl_proc_node(p));

@@ -23,22 +23,29 @@ int bl__cli_task_cancel(int argc, char **argv);
 int bl__cli_task_watch(int argc, char **argv);
 int bl__cli_task_agents(int argc, char **argv);
 
-#define CLIENT_OPTS "[--cookie C | --cookie-file F] [--timeout MS] [--proto-dist inet6_tcp]"
+#define CLIENT_OPTS                                                                          \
+    "[--cookie C | --cookie-file F] [--timeout MS] [--proto-dist inet6_tcp] [--tls true "       \
+    "--tls-cert F --tls-key F --tls-ca F | --config FILE.json]"
 
 /* run NULL: handled by main.c, listed here for --help and completion */
 static const bl__cli_cmd CMDS[] = {
     {"node", NULL, "beamlet node --sname NAME | --name NAME@HOST [options]",
      "Run a node in the foreground. Configuration: defaults < JSON file (--config FILE or "
      "BEAMLET_CONFIG) < environment < flags; `beamlet help` lists every key. SIGTERM/SIGINT: "
-     "leave the cluster and stop. SIGHUP: re-read the configuration (log_level, log_format apply "
-     "live; other changes are logged as needing a restart). Under systemd "
-     "(NOTIFY_SOCKET set) readiness and watchdog are reported."},
+     "leave the cluster and stop. SIGHUP: re-read the configuration (log_level, log_format, allow "
+     "and the connection limits apply live; other changes are logged as needing a restart). "
+     "Under systemd "
+     "(NOTIFY_SOCKET set) readiness and watchdog are reported. Security (docs/security.md): "
+     "--allow NODE,... lets only those nodes connect, --max-connections and the per-address "
+     "handshake bounds refuse floods with bounded logs; give the cookie as --cookie-file F "
+     "(mode 0400): --cookie C shows in ps."},
     {"ping", NULL, "beamlet ping NODE " CLIENT_OPTS,
      "net_adm:ping the node: prints pong and exits 0, or says why not and exits 1."},
     {"info", NULL, "beamlet info NODE [--format json] " CLIENT_OPTS,
      "The node's facts: name, role, cluster, version, uptime, connections, os pid, port."},
     {"stats", NULL, "beamlet stats NODE [--format json] " CLIENT_OPTS,
-     "Traffic counters and per-connection queues of the node."},
+     "Traffic counters (with connections refused, by reason) and per-connection queues of the "
+     "node."},
     {"cluster status", NULL, "beamlet cluster status --node NODE [--format json] " CLIENT_OPTS,
      "Cluster as the node sees it: members per state, leader and term, health."},
     {"cluster events", NULL, "beamlet cluster events --node NODE " CLIENT_OPTS,
@@ -119,9 +126,11 @@ static const bl__cli_cmd CMDS[] = {
      "JSON body. --severity warn shows warn and critical; --since defaults to 24h; --cluster "
      "asks every active member and merges their logs, newest first."},
     {"history", bl__cli_history,
-     "beamlet history --node NODE [--metric M] [--since 24h] [--until 1h] [--format json] " CLIENT_OPTS,
+     "beamlet history --node NODE [--metric M] [--since 24h] [--until 1h] [--cluster] "
+     "[--format json] " CLIENT_OPTS,
      "A metric's history as a sparkline with min/avg/max (raw samples for short ranges, 1 min "
-     "then 1 h rollups for longer ones); without --metric, the metrics recorded."},
+     "then 1 h rollups for longer ones); without --metric, the metrics recorded. --cluster asks "
+     "every active member and merges the points by time (a sparkline per member)."},
     {"version", bl__cli_version, "beamlet version [--short]",
      "The release, the git revision and the build date (--short: the release only)."},
     {"config template", bl__cli_config_template, "beamlet config template dev|staging|prod",
@@ -141,6 +150,12 @@ static const bl__cli_cmd CMDS[] = {
      "beamlet service list --node NODE [--format table|json] " CLIENT_OPTS,
      "The node's C service processes (pg, registry, global, pubsub): registered name, pid, "
      "running or not, restarts so far."},
+    {"service find", bl__cli_service_find,
+     "beamlet service find --node NODE [--name SERVICE] [--usable] [--format table|json] " CLIENT_OPTS,
+     "The service registry's entries (every member's, as the node holds them) with address, "
+     "health (set by the entry's health check: health_checks with \"service\") and whether "
+     "the entry's node is in maintenance. --usable lists only what a service call would "
+     "choose: not critical, not in maintenance, passing ones first."},
     {"service restart", bl__cli_service_restart,
      "beamlet service restart NAME --node NODE " CLIENT_OPTS,
      "Stop one C service process of the node and start it again (its state is rebuilt from "

@@ -5,6 +5,7 @@
 #include "beamlet/config.h"
 #include "../health/rules.h"
 #include "../health/checks_parse.h"
+#include "../dist/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,8 +26,11 @@ static const opt OPTS[] = {
     /* aliases come before their variable: when both are set, the canonical one wins */
     {"node_name", NULL, "NODE_ID", "alias of NODE_NAME"},
     {"node_name", NULL, "NODE_NAME", "node name (short names unless the host has a dot)"},
-    {"cookie", "--cookie", "COOKIE", "distribution cookie (default: ~/.erlang.cookie)"},
-    {"cookie_file", "--cookie-file", "COOKIE_FILE", "file holding the cookie"},
+    {"cookie", "--cookie", "COOKIE",
+     "distribution cookie (default: ~/.erlang.cookie); on a command line it shows in ps: "
+     "prefer --cookie-file"},
+    {"cookie_file", "--cookie-file", "COOKIE_FILE",
+     "file holding the cookie (mode 0400/0600: a warning when group or others can read it)"},
     {"role", "--role", "ROLE", "coordinator/agent/gateway/monitor (default agent)"},
     {"cluster", "--cluster", "CLUSTER_NAME", "cluster name (default \"default\")"},
     {"join", "--join", "CLUSTER_SEEDS", "nodes to connect to at start, comma separated"},
@@ -46,6 +50,14 @@ static const opt OPTS[] = {
      "cap of the reconnect backoff (10000)"},
     {"max_handshakes_per_address", "--max-handshakes-per-address",
      "BEAMLET_MAX_HANDSHAKES_PER_ADDRESS", "incoming handshakes at once from one address (256)"},
+    {"allow", "--allow", "BEAMLET_ALLOW",
+     "only these nodes connect, both ways, like net_kernel:allow/1: NAME@HOST, NAME@ or HOST, "
+     "comma separated (empty: any)"},
+    {"max_connections", "--max-connections", "BEAMLET_MAX_CONNECTIONS",
+     "distribution connections up plus handshakes running (1024)"},
+    {"max_handshake_rate_per_address", "--max-handshake-rate-per-address",
+     "BEAMLET_MAX_HANDSHAKE_RATE_PER_ADDRESS",
+     "incoming handshakes started per second from one address (200; 0: no bound)"},
     {"proto_dist", "--proto-dist", "BEAMLET_PROTO_DIST",
      "inet_tcp or inet6_tcp, like erl -proto_dist (from the addresses)"},
     {"listen_address", "--listen-address", "BEAMLET_LISTEN_ADDRESS",
@@ -53,6 +65,16 @@ static const opt OPTS[] = {
     {"listen_port", NULL, "CLUSTER_PORT", "alias of BEAMLET_PORT"},
     {"listen_port", "--port", "BEAMLET_PORT", "TCP port (0: any)"},
     {"publish", "--publish", "BEAMLET_PUBLISH", "register in EPMD: true/false (true)"},
+    {"tls", "--tls", "BEAMLET_TLS",
+     "TLS distribution (like erl -proto_dist inet_tls): true/false (false)"},
+    {"tls_cert", "--tls-cert", "BEAMLET_TLS_CERT", "PEM certificate presented to peers"},
+    {"tls_key", "--tls-key", "BEAMLET_TLS_KEY", "PEM private key of tls_cert"},
+    {"tls_ca", "--tls-ca", "BEAMLET_TLS_CA", "PEM CA certificates that peers' certificates chain to"},
+    {"tls_verify", "--tls-verify", "BEAMLET_TLS_VERIFY",
+     "peer: a verified peer certificate required both ways; none: no check (peer)"},
+    {"tls_versions", "--tls-versions", "BEAMLET_TLS_VERSIONS", "TLS versions: 1.2,1.3 (1.2,1.3)"},
+    {"tls_ciphers", "--tls-ciphers", "BEAMLET_TLS_CIPHERS",
+     "TLS 1.3 suites and TLS 1.2 ciphers, ':' separated (OpenSSL's defaults)"},
     {"exit_on_stdin_eof", "--exit-on-stdin-eof", "BEAMLET_EXIT_ON_STDIN_EOF",
      "stop when stdin closes (for nodes run as a port): true/false (false)"},
     {"global_resolve", "--global-resolve", "BEAMLET_GLOBAL_RESOLVE",
@@ -155,6 +177,8 @@ static const opt OPTS[] = {
      "request line + headers limit (32768)"},
     {"http_timeout_s", "--http-timeout-s", "BEAMLET_HTTP_TIMEOUT_S",
      "idle HTTP connection closed after (10)"},
+    {"http_request_timeout_s", "--http-request-timeout-s", "BEAMLET_HTTP_REQUEST_TIMEOUT_S",
+     "a request must arrive and its answer be read within (30)"},
     {"http_rate_limit", "--http-rate-limit", "BEAMLET_HTTP_RATE_LIMIT",
      "requests/s per key and per address (50)"},
     {"http_rate_burst", "--http-rate-burst", "BEAMLET_HTTP_RATE_BURST",
@@ -220,6 +244,26 @@ static int set_name(bl_config *cfg, const char *key, const char *v, int longname
     return BL_OK;
 }
 
+/* The allow-list: entries as net_kernel:allow/1 and dist_util:is_allowed take them. */
+static int set_allow(bl_config *cfg, const char *v, char *err, size_t errlen)
+{
+    if (strlen(v) >= sizeof(cfg->allow)) return fail(err, errlen, "allow", "%s", "too long");
+    char buf[sizeof(cfg->allow)];
+    snprintf(buf, sizeof(buf), "%s", v);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        const char *at = strchr(tok, '@');
+        char probe[BL_NODE_LEN + 8];
+        /* NAME@HOST, NAME@ (that name on any host) or HOST (any node on that host) */
+        snprintf(probe, sizeof(probe), "%s%s", at ? "" : "n@", tok);
+        if (at && !at[1]) snprintf(probe, sizeof(probe), "%sh", tok);
+        if (strlen(tok) >= BL_NODE_LEN || !valid_node(probe))
+            return fail(err, errlen, "allow", "'%s' is not NAME@HOST, NAME@ or HOST", tok);
+    }
+    snprintf(cfg->allow, sizeof(cfg->allow), "%s", v);
+    return BL_OK;
+}
+
 static int set_join(bl_config *cfg, const char *v, char *err, size_t errlen)
 {
     cfg->njoin = 0;
@@ -276,6 +320,7 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         return BL_OK;
     }
     if (!strcmp(key, "join")) return set_join(cfg, v, err, errlen);
+    if (!strcmp(key, "allow")) return set_allow(cfg, v, err, errlen);
     if (!strcmp(key, "log_level")) {
         static const char *lv[] = {"error", "warn", "info", "debug"};
         for (int i = 0; i < 4; i++)
@@ -363,6 +408,9 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         size_t off, lo, hi;
     } UINTS[] = {
         {"heartbeat_interval_ms", offsetof(bl_config, heartbeat_interval_ms), 10, 600000},
+        {"max_connections", offsetof(bl_config, max_connections), 1, 1000000},
+        {"max_handshake_rate_per_address", offsetof(bl_config, max_handshake_rate_per_address), 0,
+         1000000},
         {"failure_threshold", offsetof(bl_config, failure_threshold), 1, 100},
         {"election_timeout_ms", offsetof(bl_config, election_timeout_ms), 50, 600000},
         {"remove_after_ms", offsetof(bl_config, remove_after_ms), 100, 86400000},
@@ -374,6 +422,7 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         {"http_max_body_bytes", offsetof(bl_config, http_max_body_bytes), 0, 1u << 30},
         {"http_max_header_bytes", offsetof(bl_config, http_max_header_bytes), 4096, 1u << 24},
         {"http_timeout_s", offsetof(bl_config, http_timeout_s), 1, 3600},
+        {"http_request_timeout_s", offsetof(bl_config, http_request_timeout_s), 1, 86400},
         {"http_rate_limit", offsetof(bl_config, http_rate_limit), 1, 1000000},
         {"http_rate_burst", offsetof(bl_config, http_rate_burst), 1, 1000000},
         {"health_interval_ms", offsetof(bl_config, health_interval_ms), 100, 3600000},
@@ -413,6 +462,10 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
         {"data_dir", offsetof(bl_config, data_dir), sizeof(cfg->data_dir)},
         {"http_tls_cert", offsetof(bl_config, http_tls_cert), sizeof(cfg->http_tls_cert)},
         {"http_tls_key", offsetof(bl_config, http_tls_key), sizeof(cfg->http_tls_key)},
+        {"tls_cert", offsetof(bl_config, tls_cert), sizeof(cfg->tls_cert)},
+        {"tls_key", offsetof(bl_config, tls_key), sizeof(cfg->tls_key)},
+        {"tls_ca", offsetof(bl_config, tls_ca), sizeof(cfg->tls_ca)},
+        {"tls_ciphers", offsetof(bl_config, tls_ciphers), sizeof(cfg->tls_ciphers)},
     };
     for (size_t i = 0; i < sizeof(STRS) / sizeof(STRS[0]); i++) {
         if (strcmp(key, STRS[i].key)) continue;
@@ -527,9 +580,24 @@ int bl_config_set(bl_config *cfg, const char *key, const char *v, char *err, siz
             return fail(err, errlen, key, "'%s' is not true or false", v);
         return BL_OK;
     }
-    if (!strcmp(key, "epmd_local") || !strcmp(key, "gossip") || !strcmp(key, "exit_on_stdin_eof")) {
+    if (!strcmp(key, "tls_verify")) {
+        if (strcmp(v, "peer") && strcmp(v, "none"))
+            return fail(err, errlen, key, "'%s' is not peer or none", v);
+        cfg->tls_verify = v[0] == 'p';
+        return BL_OK;
+    }
+    if (!strcmp(key, "tls_versions")) {
+        int lo, hi;
+        if (strlen(v) >= sizeof(cfg->tls_versions) || bl__tls_versions(v, &lo, &hi))
+            return fail(err, errlen, key, "'%s' is not a list of 1.2 and 1.3 (1.2,1.3)", v);
+        snprintf(cfg->tls_versions, sizeof(cfg->tls_versions), "%s", v);
+        return BL_OK;
+    }
+    if (!strcmp(key, "epmd_local") || !strcmp(key, "gossip") || !strcmp(key, "exit_on_stdin_eof") ||
+        !strcmp(key, "tls")) {
         int *dst = !strcmp(key, "gossip")       ? &cfg->gossip
                    : !strcmp(key, "epmd_local") ? &cfg->epmd_local
+                   : !strcmp(key, "tls")        ? &cfg->tls
                                                 : &cfg->exit_on_stdin_eof;
         if (!strcmp(v, "true") || !strcmp(v, "1"))
             *dst = 1;
@@ -607,7 +675,7 @@ int bl_config_json_value(const char *key, json_t *val, char *buf, size_t buflen,
             if (off >= buflen) break;
         }
     } else if (json_is_array(val) && (!strcmp(key, "join") || !strcmp(key, "capabilities") ||
-                                      !strcmp(key, "epmd_hosts") ||
+                                      !strcmp(key, "epmd_hosts") || !strcmp(key, "allow") ||
                                       !strcmp(key, "task_exec_allow"))) {
         size_t i, off = 0;
         json_t *e;
@@ -714,6 +782,8 @@ int bl_config_from_args(bl_config *cfg, int argc, char **argv, bl_getenv_fn env,
         snprintf(err, errlen, "a node name is needed: --sname NAME, --name NAME@HOST or NODE_NAME");
         return BL_ECONFIG;
     }
+    const char *key; /* between keys: warning thresholds before critical ones */
+    if (bl__rules_cross_check(cfg, &key, err, errlen) < 0) return BL_ECONFIG;
     return BL_OK;
 }
 

@@ -10,6 +10,7 @@
  * show: the effective configuration of a running node with each value's source, from its
  *   beamlet_admin process (admin_proc.c). */
 #include "cli.h"
+#include "../health/rules.h"
 
 #include <stdlib.h>
 
@@ -236,6 +237,12 @@ int bl__cli_config_validate(int argc, char **argv)
         problem(&n, file, "remove_after_ms", "%s",
                 "must be longer than heartbeat_interval_ms x failure_threshold (members would be "
                 "forgotten before they are suspected)");
+    const char *tkey;
+    char terr[512];
+    if (bl__rules_cross_check(&cfg, &tkey, terr, sizeof(terr)) < 0) {
+        const char *why = strstr(terr, ": ");
+        problem(&n, file, tkey, "%s", why ? why + 2 : terr);
+    }
     if (cfg.gossip_secret[0] && !cfg.gossip)
         problem(&n, file, "gossip_secret", "%s", "is set but gossip is false");
     if (cfg.data_dir[0] && cfg.data_dir[0] != '/')

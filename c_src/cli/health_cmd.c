@@ -223,79 +223,113 @@ static int by_time_desc(const void *x, const void *y)
     return a < b ? 1 : a > b ? -1 : 0;
 }
 
-/* events --cluster: ask the node for the members, then each active member for its events, and
- * merge them newest first (the cluster-wide query fans out from here) */
-static int cluster_events(hopts *o, int argc, char **argv)
+/* --cluster: ask --node for the members, then every active beamlet member with encode, and hand
+ * each member's {ok, V} to add. The cluster-wide queries fan out from here. Returns how many
+ * members did not answer, or -1 when the member list could not be had (the reason printed). */
+static int fan_out(hopts *o, int argc, char **argv, const char *cmd,
+                   int (*encode)(admin *, ei_x_buff *),
+                   void (*add)(json_t *v, const char *member, void *acc), void *acc)
 {
-    admin a = {.cmd = "events",
+    admin a = {.cmd = cmd,
                .proc = "beamlet_health",
                .request = "health",
                .opt = hopt,
                .show = grab,
                .ud = o};
     int rc = bl__cli_admin(&a, argc, argv);
-    if (rc || !o->got) return rc ? rc : 1;
+    if (rc || !o->got) return -1;
     json_t *nodes = json_incref(json_object_get(o->got, "nodes"));
     int ni = -1;
     for (int i = 0; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--node")) ni = i + 1;
     if (ni < 0) {
-        fprintf(stderr, "beamlet events --cluster: give the node with --node\n");
+        fprintf(stderr, "beamlet %s --cluster: give the node with --node\n", cmd);
         json_decref(nodes);
-        return 1;
+        return -1;
     }
-    json_t *all = json_array();
     size_t i;
     json_t *m;
     int failed = 0;
     char **av = calloc((size_t)argc + 1, sizeof(*av));
     json_array_foreach(nodes, i, m)
     {
-        if (strcmp(str(m, "state"), "active") || !av) continue;
+        /* BEAM members (role beam) have no beamlet_health */
+        if (strcmp(str(m, "state"), "active") || !strcmp(str(m, "role"), "beam") || !av) continue;
         memcpy(av, argv, sizeof(*av) * (size_t)argc);
         av[ni] = (char *)str(m, "node");
-        admin b = {.cmd = "events",
+        admin b = {.cmd = cmd,
                    .proc = "beamlet_health",
                    .opt = hopt,
-                   .encode = enc_events,
+                   .encode = encode,
                    .show = grab,
                    .ud = o};
         json_decref(o->got);
         o->got = NULL;
-        if (bl__cli_admin(&b, argc, av) || !o->got) {
+        if (bl__cli_admin(&b, argc, av) || !o->got || !json_is_array(o->got) ||
+            strcmp(json_string_value(json_array_get(o->got, 0)) ?: "", "ok")) {
             failed++;
             continue;
         }
-        json_t *evs = json_array_get(o->got, 1);
-        size_t k;
-        json_t *e;
-        json_array_foreach(evs, k, e)
-        {
-            json_object_set_new(e, "logged_by", json_string(str(m, "node")));
-            json_array_append(all, e);
-        }
+        add(json_array_get(o->got, 1), str(m, "node"), acc);
     }
     free(av);
     json_decref(nodes);
-    size_t n = json_array_size(all);
+    json_decref(o->got);
+    o->got = NULL;
+    if (failed) fprintf(stderr, "beamlet %s --cluster: %d member(s) did not answer\n", cmd, failed);
+    return failed;
+}
+
+static int want_json(int argc, char **argv)
+{
+    int j = 0;
+    for (int k = 0; k < argc; k++) {
+        if (!strcmp(argv[k], "--format=json")) j = 1;
+        if (k + 1 < argc && !strcmp(argv[k], "--format")) j = !strcmp(argv[k + 1], "json");
+    }
+    return j;
+}
+
+/* json_array of arrays/objects -> sorted copy (newest first or oldest first by cmp) */
+static json_t *sorted_by(json_t *all, int (*cmp)(const void *, const void *), size_t limit)
+{
+    size_t n = json_array_size(all), i;
     json_t **v = calloc(n ? n : 1, sizeof(*v));
     for (i = 0; v && i < n; i++)
         v[i] = json_array_get(all, i);
-    if (v) qsort(v, n, sizeof(*v), by_time_desc);
-    json_t *sorted = json_array();
-    for (i = 0; v && i < n && i < (o->limit ? o->limit : 100); i++)
-        json_array_append(sorted, v[i]);
+    if (v) qsort(v, n, sizeof(*v), cmp);
+    json_t *out = json_array();
+    for (i = 0; v && i < n && i < limit; i++)
+        json_array_append(out, v[i]);
     free(v);
+    return out;
+}
+
+static void add_events(json_t *evs, const char *member, void *acc)
+{
+    size_t k;
+    json_t *e;
+    json_array_foreach(evs, k, e)
+    {
+        json_object_set_new(e, "logged_by", json_string(member));
+        json_array_append(acc, e);
+    }
+}
+
+/* events --cluster: every active member's log, merged newest first */
+static int cluster_events(hopts *o, int argc, char **argv)
+{
+    json_t *all = json_array();
+    if (fan_out(o, argc, argv, "events", enc_events, add_events, all) < 0) {
+        json_decref(all);
+        return 1;
+    }
+    json_t *wrapped =
+        json_pack("[s, o]", "ok", sorted_by(all, by_time_desc, o->limit ? o->limit : 100));
     json_decref(all);
-    json_t *wrapped = json_pack("[s, o]", "ok", sorted);
-    admin show = {.cmd = "events", .target = "cluster", .ud = o};
-    for (int k = 0; k + 1 < argc; k++)
-        if (!strcmp(argv[k], "--format")) show.json = !strcmp(argv[k + 1], "json");
+    admin show = {.cmd = "events", .target = "cluster", .ud = o, .json = want_json(argc, argv)};
     show_events(&show, wrapped);
     json_decref(wrapped);
-    json_decref(o->got);
-    o->got = NULL;
-    if (failed) fprintf(stderr, "beamlet events --cluster: %d member(s) did not answer\n", failed);
     return show.exit_code;
 }
 
@@ -399,16 +433,127 @@ static void show_history(admin *a, json_t *j)
            json_number_value(json_array_get(json_array_get(pts, n - 1), 2)));
 }
 
+static void add_history(json_t *v, const char *member, void *acc)
+{
+    json_object_set(acc, member, v);
+}
+
+static int by_time_asc(const void *x, const void *y)
+{
+    json_int_t a = json_integer_value(json_array_get(*(json_t *const *)x, 0));
+    json_int_t b = json_integer_value(json_array_get(*(json_t *const *)y, 0));
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/* history --cluster: the metric on every active member, merged by time: JSON
+ * {metric, since_ms, until_ms, nodes => {Node => {resolution_ms, points}},
+ *  points => [[TimeMs, Min, Avg, Max, Node]] oldest first}; the table, a sparkline per member.
+ * Without --metric: every metric recorded on some member, with the members recording it. */
+static int cluster_history(hopts *o, int argc, char **argv)
+{
+    json_t *per = json_object();
+    int failed = fan_out(o, argc, argv, "history", enc_history, add_history, per);
+    if (failed < 0) {
+        json_decref(per);
+        return 1;
+    }
+    int js = want_json(argc, argv), rc = 0;
+    const char *node;
+    json_t *v;
+    if (!o->has_metric) {
+        json_t *names = json_object();
+        json_object_foreach(per, node, v)
+        {
+            size_t i;
+            json_t *m;
+            json_array_foreach(v, i, m)
+            {
+                const char *mn = json_string_value(m);
+                if (!mn) continue;
+                if (!json_object_get(names, mn)) json_object_set_new(names, mn, json_array());
+                json_array_append_new(json_object_get(names, mn), json_string(node));
+            }
+        }
+        if (js) {
+            dump_json(names);
+        } else {
+            const char *mn;
+            printf("metrics recorded in the cluster (use --metric NAME):\n");
+            json_object_foreach(names, mn, v)
+                printf("  %-40s %zu member(s)\n", mn, json_array_size(v));
+        }
+        json_decref(names);
+        json_decref(per);
+        return 0;
+    }
+    json_t *all = json_array(), *nodes = json_object();
+    json_object_foreach(per, node, v)
+    {
+        json_t *pts = json_object_get(v, "points");
+        json_object_set_new(
+            nodes, node,
+            json_pack("{s:I, s:o}", "resolution_ms",
+                      (json_int_t)json_integer_value(json_object_get(v, "resolution_ms")), "points",
+                      pts ? json_incref(pts) : json_array()));
+        size_t i;
+        json_t *p;
+        json_array_foreach(pts, i, p)
+        {
+            json_t *q = json_copy(p);
+            json_array_append_new(q, json_string(node));
+            json_array_append_new(all, q);
+        }
+    }
+    json_t *merged = sorted_by(all, by_time_asc, (size_t)-1);
+    json_decref(all);
+    if (js) {
+        json_t *out = json_pack("{s:s, s:I, s:I, s:o, s:o}", "metric", o->metric, "since_ms",
+                                (json_int_t)o->since_ms, "until_ms",
+                                (json_int_t)(o->until_ms ? o->until_ms : now_ms()), "nodes", nodes,
+                                "points", merged);
+        dump_json(out);
+        json_decref(out);
+    } else {
+        printf("%s in the cluster: %zu points from %zu member(s)\n", o->metric,
+               json_array_size(merged), json_object_size(nodes));
+        json_object_foreach(nodes, node, v)
+        {
+            json_t *wrapped = json_pack("[s, {s:s, s:O, s:O}]", "ok", "metric", o->metric,
+                                        "resolution_ms", json_object_get(v, "resolution_ms"),
+                                        "points", json_object_get(v, "points"));
+            admin show = {.cmd = "history", .target = node, .ud = o};
+            printf("\n");
+            show_history(&show, wrapped);
+            json_decref(wrapped);
+            rc |= show.exit_code;
+        }
+        json_decref(nodes);
+        json_decref(merged);
+    }
+    json_decref(per);
+    return rc;
+}
+
 int bl__cli_history(int argc, char **argv)
 {
     hopts o = {0};
+    o.since_ms = now_ms() - 86400000ULL;
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--cluster")) o.cluster = 1;
+    if (o.cluster) {
+        for (int i = 0; i + 1 < argc; i++)
+            if (!strcmp(argv[i], "--metric")) {
+                snprintf(o.metric, sizeof(o.metric), "%s", argv[i + 1]);
+                o.has_metric = 1;
+            }
+        return cluster_history(&o, argc, argv);
+    }
     admin a = {.cmd = "history",
                .proc = "beamlet_health",
                .opt = hopt,
                .encode = enc_history,
                .show = show_history,
                .ud = &o};
-    o.since_ms = now_ms() - 86400000ULL;
     return bl__cli_admin(&a, argc, argv);
 }
 
@@ -575,21 +720,16 @@ int bl__cli_health(int argc, char **argv)
 /* beamlet node maintenance on|off --node N [--who NAME] */
 typedef struct maint_opts {
     int on, set;
-    char who[128];
 } maint_opts;
 
 static int maint_opt(admin *a, int argc, char **argv, int i)
 {
+    (void)argc;
     maint_opts *o = a->ud;
     if (!strcmp(argv[i], "on") || !strcmp(argv[i], "off")) {
         o->on = !strcmp(argv[i], "on");
         o->set = 1;
         return 1;
-    }
-    if (!strcmp(argv[i], "--who") && i + 1 < argc && argv[i + 1][0] &&
-        strlen(argv[i + 1]) < sizeof(o->who)) {
-        snprintf(o->who, sizeof(o->who), "%s", argv[i + 1]);
-        return 2;
     }
     return 0;
 }
@@ -604,7 +744,7 @@ static int maint_encode(admin *a, ei_x_buff *x)
     ei_x_encode_tuple_header(x, 3);
     ei_x_encode_atom(x, "maintenance");
     ei_x_encode_boolean(x, o->on);
-    ei_x_encode_binary(x, o->who, (long)strlen(o->who));
+    ei_x_encode_binary(x, a->who, (long)strlen(a->who));
     return 0;
 }
 
@@ -622,12 +762,9 @@ static void maint_show(admin *a, json_t *j)
 int bl__cli_maintenance(int argc, char **argv)
 {
     maint_opts o = {0};
-    const char *u = getenv("USER");
-    char host[64] = "";
-    gethostname(host, sizeof(host) - 1);
-    snprintf(o.who, sizeof(o.who), "%s@%s (cli)", u && *u ? u : "someone", host);
     admin a = {.cmd = "node maintenance",
                .proc = "beamlet_health",
+               .with_who = 1,
                .opt = maint_opt,
                .encode = maint_encode,
                .show = maint_show,
@@ -648,7 +785,6 @@ int bl__cli_maintenance(int argc, char **argv)
 typedef struct alert_opts {
     int all, ack;
     unsigned long long id;
-    char who[128];
 } alert_opts;
 
 static void print_alerts(json_t *list, int all)
@@ -675,14 +811,10 @@ static void print_alerts(json_t *list, int all)
 static int alert_opt(admin *a, int argc, char **argv, int i)
 {
     alert_opts *o = a->ud;
+    (void)argc;
     if (!strcmp(argv[i], "--all")) {
         o->all = 1;
         return 1;
-    }
-    if (!strcmp(argv[i], "--who") && i + 1 < argc && argv[i + 1][0] &&
-        strlen(argv[i + 1]) < sizeof(o->who)) {
-        snprintf(o->who, sizeof(o->who), "%s", argv[i + 1]);
-        return 2;
     }
     return 0;
 }
@@ -694,7 +826,7 @@ static int alert_encode(admin *a, ei_x_buff *x)
     ei_x_encode_tuple_header(x, 3);
     ei_x_encode_atom(x, "ack");
     ei_x_encode_ulonglong(x, o->id);
-    ei_x_encode_binary(x, o->who, (long)strlen(o->who));
+    ei_x_encode_binary(x, a->who, (long)strlen(a->who));
     return 0;
 }
 
@@ -703,7 +835,7 @@ static void alert_show(admin *a, json_t *j)
     alert_opts *o = a->ud;
     if (o->ack) {
         if (json_is_string(j) && !strcmp(json_string_value(j), "ok")) {
-            printf("alert %llu acknowledged by %s\n", o->id, o->who);
+            printf("alert %llu acknowledged by %s\n", o->id, a->who);
             return;
         }
         fprintf(stderr, "beamlet alerts ack: %s: no alert %llu\n", a->target, o->id);
@@ -721,10 +853,6 @@ static void alert_show(admin *a, json_t *j)
 int bl__cli_alerts(int argc, char **argv)
 {
     alert_opts o = {0};
-    const char *u = getenv("USER");
-    char host[64] = "";
-    gethostname(host, sizeof(host) - 1);
-    snprintf(o.who, sizeof(o.who), "%s@%s (cli)", u && *u ? u : "someone", host);
     if (argc >= 1 && !strcmp(argv[0], "ack")) {
         char *end = NULL;
         if (argc < 2 || !(o.id = strtoull(argv[1], &end, 10)) || *end) {
@@ -737,6 +865,7 @@ int bl__cli_alerts(int argc, char **argv)
     }
     admin a = {.cmd = o.ack ? "alerts ack" : "alerts",
                .proc = "beamlet_health",
+               .with_who = o.ack,
                .opt = alert_opt,
                .encode = alert_encode,
                .show = alert_show,
@@ -752,7 +881,8 @@ static void show_checks(admin *a, json_t *j)
         dump_json(list);
         return;
     }
-    printf("%-20s %-8s %-9s %-19s %s\n", "CHECK", "KIND", "STATUS", "SINCE", "OUTPUT");
+    printf("%-20s %-8s %-9s %-16s %-19s %s\n", "CHECK", "KIND", "STATUS", "SERVICE", "SINCE",
+           "OUTPUT");
     size_t i;
     json_t *c;
     json_array_foreach(list, i, c)
@@ -760,8 +890,9 @@ static void show_checks(admin *a, json_t *j)
         char t[32] = "-";
         if (num(c, "changed_ms") > 0)
             fmt_time((unsigned long long)num(c, "changed_ms"), t, sizeof(t));
-        printf("%-20s %-8s %-9s %-19s %s\n", str(c, "name"), str(c, "kind"), str(c, "status"), t,
-               str(c, "output"));
+        const char *svc = str(c, "service");
+        printf("%-20s %-8s %-9s %-16s %-19s %s\n", str(c, "name"), str(c, "kind"), str(c, "status"),
+               *svc ? svc : "-", t, str(c, "output"));
     }
     if (!json_array_size(list)) printf("(no checks: see health_checks in docs/health.md)\n");
 }

@@ -20,17 +20,21 @@ static const char *env_lookup(const char *k)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "beamlet %s - a C node for Erlang/Gleam clusters\n\n"
-            "usage:\n"
-            "  beamlet node --sname NAME | --name NAME@HOST [options]   run a node\n"
-            "  beamlet ping NODE [--cookie C | --cookie-file F] [--timeout MS] [--proto-dist P]\n"
-            "  beamlet info NODE | stats NODE [--format json] [--cookie C] [--timeout MS]\n"
-            "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
-            "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
-            "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
-            "  beamlet version | help [COMMAND] | COMMAND --help\n",
-            BL_VERSION);
+    fprintf(
+        out,
+        "beamlet %s - a C node for Erlang/Gleam clusters\n\n"
+        "usage:\n"
+        "  beamlet node --sname NAME | --name NAME@HOST [options]   run a node\n"
+        "  beamlet ping NODE [--cookie C | --cookie-file F] [--timeout MS] [--proto-dist P]\n"
+        "  beamlet info NODE | stats NODE [--format json] [--cookie C] [--timeout MS]\n"
+        "  beamlet cluster status --node NODE [--format json] [--cookie C]\n"
+        "  beamlet cluster events --node NODE [--cookie C]    (JSON)\n"
+        "  beamlet nodes list --node NODE [--format table|json] [--cookie C]\n"
+        "  beamlet version | help [COMMAND] | COMMAND --help\n"
+        "  (admin commands reach TLS nodes with --tls true --tls-cert F --tls-key F --tls-ca F,\n"
+        "   BEAMLET_TLS_* or the tls keys of --config FILE.json / BEAMLET_CONFIG)\n"
+        "  (--cookie C shows in ps to every user: prefer --cookie-file F, mode 0400)\n",
+        BL_VERSION);
     bl__cli_usage(out);
     fprintf(out, "\nnode options (precedence: JSON file < environment < flags):\n");
     bl_config_usage(out);
@@ -112,10 +116,7 @@ static void admin_done(bl_proc *p, int status, const char *buf, int index, void 
         else
             render(a, buf, index);
     } else {
-        fprintf(stderr, "beamlet %s: %s: %s\n", a->cmd, a->target,
-                status == BL_ENODEDOWN  ? "node not reachable (not running, wrong cookie or host?)"
-                : status == BL_ETIMEOUT ? "no answer in time (is it a beamlet node?)"
-                                        : bl_strerror(status));
+        fprintf(stderr, "beamlet %s: %s: %s\n", a->cmd, a->target, bl__cli_failure(status, a->tls));
         a->exit_code = 1;
     }
     bl_node_stop(bl_proc_node(p));
@@ -139,10 +140,28 @@ static int run_admin(admin *a, int argc, char **argv)
     if ((v = getenv("BEAMLET_PROTO_DIST")) && *v &&
         bl_config_set(&cfg, "proto_dist", v, err, sizeof(err)))
         goto bad;
+    if (bl__cli_tls_defaults(&cfg, argc, argv, err, sizeof(err))) goto bad;
+    if (a->with_who && !a->who[0]) {
+        const char *u = getenv("USER");
+        char host[64] = "";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(a->who, sizeof(a->who), "%s@%s (cli)", u && *u ? u : "someone", host);
+    }
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (arg[0] != '-' && !a->target) {
+        int tls_took = bl__cli_tls_flag(&cfg, argc, argv, i, err, sizeof(err));
+        if (tls_took < 0) goto bad;
+        if (tls_took > 0) {
+            i += tls_took - 1;
+        } else if (arg[0] != '-' && !a->target) {
             a->target = arg;
+        } else if (a->with_who && !strcmp(arg, "--who")) {
+            if (!val || !val[0] || strlen(val) >= sizeof(a->who)) {
+                snprintf(err, sizeof(err), "--who: give a name of 1..%zu characters",
+                         sizeof(a->who) - 1);
+                goto bad;
+            }
+            snprintf(a->who, sizeof(a->who), "%s", argv[++i]);
         } else if (!strcmp(arg, "--node") && val) {
             a->target = argv[++i];
         } else if (!strcmp(arg, "--cookie") && val) {
@@ -173,6 +192,7 @@ static int run_admin(admin *a, int argc, char **argv)
         snprintf(err, sizeof(err), "which node? give NAME@HOST (with --node for cluster/nodes)");
         goto bad;
     }
+    a->tls = cfg.tls;
     char name[BL_NODE_LEN];
     const char *at = strchr(a->target, '@');
     snprintf(name, sizeof(name), "beamlet_cli_%d%s", (int)getpid(), at);

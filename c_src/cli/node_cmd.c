@@ -1,15 +1,25 @@
 /* node_cmd.c - what `beamlet node` keeps while it runs: the configuration chain it was started
  * with (flags, file, environment) and where each key's value came from, so `beamlet config show`
  * can tell default/file/env/flag apart, and SIGHUP can re-read the chain and apply what can
- * change live (log_level, log_format), logging each change and each key that needs a restart. */
+ * change live (log_level, log_format, the allow-list and connection limits), logging each change
+ * and each key that needs a restart. */
 #include "node_ctx.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 
-/* Keys that a running node applies on reload (bl_node_set_log); the rest need a restart. */
-static const char *const LIVE_KEYS[] = {"log_level", "log_format"};
+/* Keys that a running node applies on reload (bl_node_set_log, bl_node_set_admission,
+ * bl_node_reload_tls); the rest need a restart. */
+static const char *const LIVE_KEYS[] = {"log_level",
+                                        "log_format",
+                                        "tls_cert",
+                                        "tls_key",
+                                        "tls_ca",
+                                        "allow",
+                                        "max_connections",
+                                        "max_handshakes_per_address",
+                                        "max_handshake_rate_per_address"};
 
 static int is_live(const char *key)
 {
@@ -129,6 +139,7 @@ int bl__node_reload(bl__node_ctx *ctx, const char *why, json_t **changes_out)
     const bl_config *cur = bl_node_config(n);
     bl_log_level level = cur->log_level;
     bl_log_format format = cur->log_format;
+    int admission = 0;
     const char *key, *flag, *var;
     json_t *seen = json_object();
     for (size_t i = 0; bl_config_key_at(i, &key, &flag, &var); i++) {
@@ -151,11 +162,16 @@ int bl__node_reload(bl__node_ctx *ctx, const char *why, json_t **changes_out)
                 json_object_del(ctx->sources, dk);
             if (!strcmp(dk, "log_level")) level = fresh.log_level;
             if (!strcmp(dk, "log_format")) format = fresh.log_format;
+            if (strcmp(dk, "log_level") && strcmp(dk, "log_format")) admission = 1;
         }
     }
     json_decref(seen);
     json_decref(src);
     bl_node_set_log(n, level, format);
+    /* TLS: the files are read again even when their paths are the same (renewed certificates) */
+    if (cur->tls) bl_node_reload_tls(n, &fresh);
+    if (admission && bl_node_set_admission(n, &fresh) != BL_OK)
+        bl_log(n, BL_LOG_WARN, "reload: out of memory for the new allow-list; the old one stays");
     if (!json_array_size(changes)) bl_log(n, BL_LOG_INFO, "reload: nothing changed");
     bl__sysd_notify("READY=1\nSTATUS=running (reloaded)");
     if (changes_out)

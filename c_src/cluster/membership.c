@@ -154,10 +154,13 @@ static void set_state(bl_cluster *c, member *m, bl_member_state s)
     cl_emit(c, BL_EV_NODE_STATE_CHANGED, m, old, s);
 }
 
-static member *add_member(bl_cluster *c, const char *node, const char *role, bl_member_state s)
+/* is_beam is set before the node_joined event, so subscribers see a BEAM member as one. */
+static member *add_member_as(bl_cluster *c, const char *node, const char *role, bl_member_state s,
+                             int is_beam)
 {
     member *m = calloc(1, sizeof(*m));
     if (!m) return NULL;
+    m->is_beam = is_beam;
     snprintf(m->node, sizeof(m->node), "%s", node);
     snprintf(m->role, sizeof(m->role), "%s", role);
     m->state = s;
@@ -165,6 +168,11 @@ static member *add_member(bl_cluster *c, const char *node, const char *role, bl_
     HASH_ADD_STR(c->members, node, m);
     cl_emit(c, BL_EV_NODE_JOINED, m, s, s);
     return m;
+}
+
+static member *add_member(bl_cluster *c, const char *node, const char *role, bl_member_state s)
+{
+    return add_member_as(c, node, role, s, 0);
 }
 
 static void remove_member(bl_cluster *c, member *m, const char *why)
@@ -885,8 +893,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
                 char node[BL_NODE_LEN];
                 snprintf(node, sizeof(node), "%s", m->node);
                 free(m);
-                member *b = add_member(c, node, "beam", BL_MEMBER_ACTIVE);
-                if (b) b->is_beam = 1;
+                (void)add_member_as(c, node, "beam", BL_MEMBER_ACTIVE, 1);
             }
             continue;
         }

@@ -13,12 +13,18 @@
  * answers "nok"; the other drops its attempt and answers "ok_simultaneous". So a BEAM node and a C
  * node, or two C nodes, always keep the same single socket. A handshake from a node we hold a live
  * connection to is answered "alive": if the peer says its attempt is current (it restarted), the
- * old connection is closed once the new one has proved the cookie. */
+ * old connection is closed once the new one has proved the cookie; if the old one closes first
+ * (the peer dropped it and reconnected at once), the answered handshake becomes the pending one,
+ * as in BEAM's up_pending_nodedown. */
 #include "../runtime/internal.h"
 #include "disthdr.h"
 #include "frame.h"
+#include "guard.h"
 #include "handshake.h"
+#include "term.h"
 #include "hsm.h"
+#include "tls.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +37,6 @@
 
 #define READ_CHUNK (64 * 1024) /* free space per read on a busy connection */
 #define MAX_IOV 64
-#define MAX_HANDSHAKES 1024                  /* running at once, all addresses together */
 #define FRAG_LOW_WATER (2 * BL_DH_FRAG_SIZE) /* queue fragments of a large message below this */
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -53,7 +58,8 @@ uint64_t bl_conn_peer_flags(bl_node *n, const char *node)
 static void notify_nodes(bl_node *n, bl_node_event ev, const char *node, const char *reason)
 {
     bl_nodemon *m, *tmp;
-    LL_FOREACH_SAFE(n->nodemons, m, tmp) m->cb(n, ev, node, reason, m->ud);
+    LL_FOREACH_SAFE(n->nodemons, m, tmp)
+        m->cb(n, ev, node, reason, m->ud);
 }
 
 static bl_conn *conn_new(bl_node *n, const char *node)
@@ -88,6 +94,22 @@ int bl_connect(bl_node *n, const char *node)
     if (!c && !(c = conn_new(n, node))) return BL_ENOMEM;
     if (c->state == CONN_UP) return BL_OK;
     if (c->state == CONN_DOWN && ev_now(n->loop) < c->retry_at) return BL_ENODEDOWN;
+    if (c->state == CONN_DOWN && !c->hs) { /* about to dial: the allow-list and the bound */
+        bl_refusal why = !bl_guard_allowed(n, node) ? BL_REFUSE_NOT_ALLOWED
+                         : !bl_guard_room(n, 1)     ? BL_REFUSE_MAX_CONNECTIONS
+                                                    : BL_REFUSE_NONE;
+        if (why != BL_REFUSE_NONE) {
+            char what[96] = "not on the allow-list";
+            if (why != BL_REFUSE_NOT_ALLOWED) bl_guard_describe(n, why, what, sizeof(what));
+            bl_guard_refused(n, why, node, "connect to %s refused: %s", node, what);
+            if (!c->wanted && bl_sendq_bytes(&c->q) == 0) {
+                HASH_DEL(n->conns, c);
+                bl_sendq_free(&c->q);
+                free(c);
+            }
+            return BL_ENODEDOWN;
+        }
+    }
     c->wanted = 1;
     start_connect(n, c);
     return BL_OK;
@@ -100,10 +122,24 @@ int bl_is_connected(const bl_node *n, const char *node)
     return c && c->state == CONN_UP;
 }
 
+void bl__each_connected(bl_node *n, bl_peer_fn fn, void *ud)
+{
+    unsigned k = 0, max = HASH_COUNT(n->conns);
+    char(*names)[BL_NODE_LEN] = max ? calloc(max, BL_NODE_LEN) : NULL;
+    if (!names) return;
+    bl_conn *c, *t;
+    HASH_ITER(hh, n->conns, c, t) {
+        if (c->state == CONN_UP && k < max) snprintf(names[k++], BL_NODE_LEN, "%s", c->node);
+    }
+    for (unsigned i = 0; i < k; i++)
+        if (bl_is_connected(n, names[i])) fn(n, names[i], ud);
+    free(names);
+}
+
 /* A frame goes into the send queue as pass-through ('p') until the handshake says the peer takes
  * distribution headers; from then on with a header, the atom cache and, when large, in fragments
  * (dist/disthdr.c). Frames queued while connecting are re-encoded when the connection comes up. */
-static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen)
+static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen, int flags)
 {
     size_t ctl = (size_t)n->scratch.index;
     size_t payload = 1 + ctl + (msg ? (size_t)msglen : 0);
@@ -115,8 +151,9 @@ static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen)
          * messages still go while a large one streams */
         if (!n->dh && !(n->dh = bl_dh_scratch_new())) return BL_ENOMEM;
         int r = bl_dh_send(c->dh, n->dh, &c->q, n->scratch.buff, ctl, msg, msg ? (size_t)msglen : 0,
-                           n->cfg.send_queue_high_water);
+                           n->cfg.send_queue_high_water, flags & BL_SEND_CHECK);
         if (r == -2) return BL_EBUSY;
+        if (r == -3) return BL_EINVAL;
         if (r != 0) return BL_ENOMEM;
     } else {
         char *dst = bl_sendq_reserve(&c->q, 4 + payload);
@@ -136,16 +173,29 @@ static int queue_frame(bl_node *n, bl_conn *c, const char *msg, int msglen)
     return BL_OK;
 }
 
-int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen)
+/* A message not yet validated (BL_SEND_CHECK) is walked here, unless the atom cache plan of a
+ * header connection walks it anyway (bl_dh_send validates it then). */
+static int msg_ok(const char *msg, int msglen)
+{
+    size_t i = 1;
+    return msg && msglen >= 2 && (unsigned char)msg[0] == 131 &&
+           bl_term_check(msg, (size_t)msglen, &i) == 0 && i == (size_t)msglen;
+}
+
+int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen, int flags)
 {
     bl_conn *c = bl_conn_find(n, node);
+    if ((flags & BL_SEND_CHECK) && !(c && c->state == CONN_UP && bl_dh_sends_headers(c->dh))) {
+        if (!msg_ok(msg, msglen)) return BL_EINVAL;
+        flags &= ~BL_SEND_CHECK;
+    }
     if (!c || c->state != CONN_UP) {
         int rc = bl_connect(n, node);
         if (rc != BL_OK) return rc;
         c = bl_conn_find(n, node);
         if (!c) return BL_ENODEDOWN;
     }
-    return queue_frame(n, c, msg, msglen);
+    return queue_frame(n, c, msg, msglen, flags);
 }
 
 /* ---- closing ---- */
@@ -154,10 +204,12 @@ static void conn_stop_io(bl_conn *c)
 {
     ev_io_stop(c->n->loop, &c->rio);
     ev_io_stop(c->n->loop, &c->wio);
-    if (c->fd >= 0) {
-        close(c->fd);
-        c->fd = -1;
+    if (c->tx) {
+        c->tx->ops->close(c->tx); /* closes the socket */
+        c->tx = NULL;
     }
+    c->fd = -1;
+    c->read_wants_write = c->write_wants_read = 0;
 }
 
 void bl_conn_close(bl_conn *c, const char *reason)
@@ -186,8 +238,21 @@ void bl_conn_close(bl_conn *c, const char *reason)
         bl_log(n, BL_LOG_INFO, "connection to %s closed: %s", c->node, reason);
         char node[BL_NODE_LEN];
         snprintf(node, sizeof(node), "%s", c->node);
-        HASH_DEL(n->conns, c);
-        free(c);
+        if (c->hs_alive) {
+            /* BEAM's up_pending_nodedown: a handshake from the same node was told "alive" while
+             * this connection was up (the peer reconnected before we saw it close the old one);
+             * it becomes the node's pending handshake and is let through when it completes.
+             * Dropping the entry would orphan it: it would finish and then be closed. */
+            c->hs = c->hs_alive;
+            c->hs_alive = NULL;
+            c->state = CONN_CONNECTING;
+            c->peer_flags = 0;
+            c->unknown_ops_logged = 0;
+            c->busy = c->close_pending = 0;
+        } else {
+            HASH_DEL(n->conns, c);
+            free(c);
+        }
         bl_calls_node_down(n, node);
         bl_procs_node_down(n, node);
         notify_nodes(n, BL_NODEDOWN, node, reason);
@@ -218,11 +283,13 @@ static int conn_flush(bl_conn *c)
         if (bl_sendq_bytes(&c->q) == 0) break;
         struct iovec iov[MAX_IOV];
         int k = bl_sendq_iov(&c->q, iov, MAX_IOV);
-        ssize_t w = writev(c->fd, iov, k);
+        ssize_t w = c->tx->ops->writev(c->tx, iov, k);
         if (w < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-            return -1;
+            if (c->tx->want == EV_READ) { /* TLS: the write goes on once the socket is readable */
+                c->write_wants_read = 1;
+                ev_io_stop(n->loop, &c->wio);
+            }
+            return c->tx->want ? 0 : -1;
         }
         bl_sendq_consume(&c->q, (size_t)w);
         c->bytes_out += (uint64_t)w;
@@ -232,17 +299,24 @@ static int conn_flush(bl_conn *c)
     return 0;
 }
 
+static int conn_read(bl_conn *c);
+
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
     bl_conn *c = w->data;
+    if (c->read_wants_write) { /* TLS: a read was waiting for this */
+        c->read_wants_write = 0;
+        ev_io_start(loop, &c->rio);
+        if (conn_read(c) < 0) return; /* closed (c is gone) */
+    }
     if (conn_flush(c) < 0) {
-        char why[128];
-        snprintf(why, sizeof(why), "write failed: %s", strerror(errno));
+        char why[240];
+        snprintf(why, sizeof(why), "%s", c->tx->err[0] ? c->tx->err : strerror(errno));
         bl_conn_close(c, why);
         return;
     }
-    if (bl_sendq_bytes(&c->q) == 0) ev_io_stop(loop, w);
+    if (bl_sendq_bytes(&c->q) == 0 && !c->read_wants_write) ev_io_stop(loop, w);
 }
 
 /* ---- reading ---- */
@@ -302,13 +376,17 @@ static int conn_parse_buf(bl_conn *c, const char *buf, size_t len, size_t *used)
         }
         const char *payload = buf + off + 4;
         off += 4 + plen;
+        bl_ctl ctl;
+        int rc;
         if ((unsigned char)payload[0] == 131) { /* a distribution header, not pass-through */
             int h = conn_header(c, &payload, &plen);
             if (h < 0) return -1;
             if (h == 0) continue;
+            /* the rewrite validated both terms: decode without walking them again */
+            rc = bl_ctl_decode_valid(payload, plen, bl_dh_ctl_end(n->dh), &ctl);
+        } else {
+            rc = bl_ctl_decode(payload, plen, &ctl);
         }
-        bl_ctl ctl;
-        int rc = bl_ctl_decode(payload, plen, &ctl);
         if (rc == BL_CTL_EUNKNOWN) {
             log_unknown_op(c, ctl.op);
             continue;
@@ -360,9 +438,18 @@ static int keep_partial(bl_conn *c, const char *rest, size_t len)
  * released once drained, so a full mesh of quiet connections holds no read buffers. */
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    (void)loop;
     (void)revents;
     bl_conn *c = w->data;
+    if (c->write_wants_read) { /* TLS: a write was waiting for this */
+        c->write_wants_read = 0;
+        if (bl_sendq_bytes(&c->q) > 0) ev_io_start(loop, &c->wio);
+    }
+    (void)conn_read(c);
+}
+
+/* Returns -1 when the connection was closed (c is freed), 0 otherwise. */
+static int conn_read(bl_conn *c)
+{
     bl_node *n = c->n;
     for (int rounds = 0; rounds < 16; rounds++) {
         int direct = c->rlen == 0; /* nothing pending: read straight into the scratch buffer */
@@ -384,7 +471,7 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
                     char *nb = realloc(c->rbuf, need);
                     if (!nb) {
                         bl_conn_close(c, "out of memory for read buffer");
-                        return;
+                        return -1;
                     }
                     c->rbuf = nb;
                     c->rcap = need;
@@ -393,18 +480,22 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             dst = c->rbuf + c->rlen;
             space = c->rcap - c->rlen;
         }
-        ssize_t r = recv(c->fd, dst, space, 0);
+        ssize_t r = c->tx->ops->recv(c->tx, dst, space);
         if (r == 0) {
             bl_conn_close(c, "connection closed by peer");
-            return;
+            return -1;
         }
         if (r < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-            char why[128];
-            snprintf(why, sizeof(why), "read failed: %s", strerror(errno));
+            if (c->tx->want == EV_WRITE) { /* TLS: the read goes on once writable */
+                c->read_wants_write = 1;
+                ev_io_stop(n->loop, &c->rio);
+                ev_io_start(n->loop, &c->wio);
+            }
+            if (c->tx->want) return 0;
+            char why[240];
+            snprintf(why, sizeof(why), "%s", c->tx->err);
             bl_conn_close(c, why);
-            return;
+            return -1;
         }
         c->bytes_in += (uint64_t)r;
         n->stats.bytes_in += (uint64_t)r;
@@ -415,12 +506,12 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             c->busy = 0; /* the burst is over: a drained buffer goes back */
         if (direct) {
             size_t used = 0;
-            if (conn_parse_buf(c, n->rscratch, (size_t)r, &used) < 0) return;
-            if (keep_partial(c, n->rscratch + used, (size_t)r - used) < 0) return;
+            if (conn_parse_buf(c, n->rscratch, (size_t)r, &used) < 0) return -1;
+            if (keep_partial(c, n->rscratch + used, (size_t)r - used) < 0) return -1;
         } else {
             c->rlen += (size_t)r;
             size_t used = 0;
-            if (conn_parse_buf(c, c->rbuf, c->rlen, &used) < 0) return;
+            if (conn_parse_buf(c, c->rbuf, c->rlen, &used) < 0) return -1;
             memmove(c->rbuf, c->rbuf + used, c->rlen - used);
             c->rlen -= used;
             if (c->rlen == 0 && !c->busy) { /* drained: a quiet connection keeps no buffer */
@@ -429,8 +520,12 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
                 c->rcap = 0;
             }
         }
-        if ((size_t)r < space) return; /* drained the socket */
+        /* drained the socket (TLS reads one record at a time: read on until it would block) */
+        if ((size_t)r < space && !c->tx->ops->read_until_block) return 0;
     }
+    /* enough for one round; bytes TLS already holds are invisible to libev: come back for them */
+    if (c->tx->ops->pending(c->tx)) ev_feed_event(n->loop, &c->rio, EV_READ);
+    return 0;
 }
 
 /* ---- handshakes (handshake.c reports here) ---- */
@@ -459,14 +554,18 @@ static void conn_headers_up(bl_node *n, bl_conn *c, uint64_t flags)
     bl_sendq_free(&c->q);
 }
 
-static void conn_start(bl_node *n, bl_conn *c, int fd)
+static void conn_start(bl_node *n, bl_conn *c, bl_tx *tx)
 {
+    int fd = tx->fd;
+    c->tx = tx;
     c->fd = fd;
     ev_io_set(&c->rio, fd, EV_READ);
     ev_io_set(&c->wio, fd, EV_WRITE);
     ev_io_start(n->loop, &c->rio);
     c->last_read = c->last_write = c->last_progress = ev_now(n->loop);
     if (bl_sendq_bytes(&c->q) > 0) ev_io_start(n->loop, &c->wio);
+    /* what TLS read past the handshake (the peer's first frames) is not on the socket any more */
+    if (tx->ops->pending(tx)) ev_feed_event(n->loop, &c->rio, EV_READ);
 }
 
 /* BEAM's net_kernel accept_pending: the status for a handshake from node. */
@@ -517,7 +616,7 @@ int bl_conn_hs_release(bl_node *n, bl_hs *h, const char *node)
     return role;
 }
 
-void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role, uint64_t flags)
+void bl_conn_hs_up(bl_node *n, const char *node, bl_tx *tx, int outgoing, int role, uint64_t flags)
 {
     bl_conn *c = bl_conn_find(n, node);
     if (role & BL_HS_ROLE_ALIVE) { /* the peer restarted: its old connection goes first */
@@ -525,12 +624,21 @@ void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role,
             bl_conn_close(c, "replaced by a new connection from the peer");
         c = bl_conn_find(n, node);
     }
-    if (!role || n->stopping || (c && c->state == CONN_UP) || setup_fd(fd) < 0) {
-        close(fd); /* nobody waits for this socket any more */
+    if (!role || n->stopping || (c && c->state == CONN_UP) || setup_fd(tx->fd) < 0) {
+        tx->ops->close(tx); /* nobody waits for this socket any more */
+        return;
+    }
+    if (!bl_guard_room(n, 0)) { /* the last word on max_connections, both directions */
+        tx->ops->close(tx);
+        bl_guard_refused(n, BL_REFUSE_MAX_CONNECTIONS, node,
+                         "connection %s %s refused after its handshake: max_connections (%u) "
+                         "reached",
+                         outgoing ? "to" : "from", node, n->cfg.max_connections);
+        bl_conn_hs_failed(n, node, outgoing, role, "max_connections reached");
         return;
     }
     if (!c && !(c = conn_new(n, node))) {
-        close(fd);
+        tx->ops->close(tx);
         return;
     }
     conn_headers_up(n, c, flags);
@@ -544,8 +652,11 @@ void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role,
         n->stats.conns_connected++;
     else
         n->stats.conns_accepted++;
-    conn_start(n, c, fd);
-    bl_log(n, BL_LOG_INFO, "connected to %s (%s)", node, outgoing ? "outgoing" : "incoming");
+    conn_start(n, c, tx);
+    char how[96];
+    bl__tls_describe(tx, how, sizeof(how));
+    bl_log(n, BL_LOG_INFO, "connected to %s (%s%s%s)", node, outgoing ? "outgoing" : "incoming",
+           how[0] ? ", " : "", how);
     notify_nodes(n, BL_NODEUP, node, NULL);
 }
 
@@ -596,8 +707,7 @@ void bl_conn_tick_all(bl_node *n)
     ev_tstamp now = ev_now(n->loop);
     double t = n->cfg.net_ticktime_s;
     bl_conn *c, *tmp;
-    HASH_ITER(hh, n->conns, c, tmp)
-    {
+    HASH_ITER(hh, n->conns, c, tmp) {
         if (c->state != CONN_UP) continue;
         if (now - c->last_read > t) {
             bl_log(n, BL_LOG_WARN, "node %s not responding for %.0f s (net_ticktime): dropping",
@@ -626,8 +736,8 @@ void bl_conn_close_all(bl_node *n)
 {
     bl_hs_free_all(n); /* no handshake outlives the node's connections */
     bl_conn *c, *tmp;
-    HASH_ITER(hh, n->conns, c, tmp)
-    {
+    HASH_ITER(hh, n->conns, c, tmp) {
+        c->hs = c->hs_alive = NULL; /* freed above */
         if (c->state == CONN_UP) {
             (void)conn_flush(c); /* best effort, non-blocking */
             bl_conn_close(c, "node stopping");
@@ -656,13 +766,10 @@ void bl_conn_listen_cb(struct ev_loop *loop, ev_io *w, int revents)
                 bl_log(n, BL_LOG_WARN, "accept failed: %s", strerror(errno));
             return;
         }
-        if (n->stopping || bl_hs_count(n) >= MAX_HANDSHAKES) {
-            if (!n->stopping)
-                bl_log(n, BL_LOG_WARN, "%u handshakes already running; connection refused",
-                       bl_hs_count(n));
+        if (n->stopping) {
             close(fd);
             continue;
         }
-        bl_hs_accept(n, fd);
+        bl_hs_accept(n, fd); /* admission (guard.c) decides there, knowing the address */
     }
 }

@@ -208,6 +208,24 @@ static int decode_proc(const char *b, int *idx, erlang_pid *pid, int *is_pid, ch
     return ei_decode_pid(b, idx, pid);
 }
 
+/* A term inside the validated control tuple: a plain atom (the SEND's unused '' and most
+ * skipped fields) directly, anything else with the bounded walk. */
+static int skip_field(const char *p, size_t end, int *idx)
+{
+    size_t j = (size_t)*idx;
+    unsigned char tag = (unsigned char)p[j];
+    if ((tag == ERL_SMALL_ATOM_UTF8_EXT || tag == ERL_SMALL_ATOM_EXT) && j + 2 <= end &&
+        (unsigned char)p[j + 1] <= end - j - 2) {
+        *idx = (int)(j + 2 + (unsigned char)p[j + 1]);
+        return 0;
+    }
+    if (bl_term_check(p, end, &j) != 0) return -1;
+    *idx = (int)j;
+    return 0;
+}
+
+static int decode(const char *p, size_t len, size_t end, int msg_valid, bl_ctl *out);
+
 int bl_ctl_decode(const char *p, size_t len, bl_ctl *out)
 {
     memset(out, 0, offsetof(bl_ctl, from)); /* the hot path: not the 5 KB of pids and names */
@@ -217,7 +235,24 @@ int bl_ctl_decode(const char *p, size_t len, bl_ctl *out)
         return BL_CTL_EMALFORMED;
     size_t end = 2;
     if (bl_term_check(p, len, &end) != 0) return BL_CTL_EMALFORMED;
+    return decode(p, len, end, 0, out);
+}
 
+int bl_ctl_decode_valid(const char *p, size_t len, size_t ctl_end, bl_ctl *out)
+{
+    memset(out, 0, offsetof(bl_ctl, from));
+    out->toname[0] = 0;
+    out->opts = NULL;
+    if (len < 3 || ctl_end < 3 || ctl_end > len || (unsigned char)p[0] != PASS_THROUGH ||
+        (unsigned char)p[1] != VERSION)
+        return BL_CTL_EMALFORMED;
+    return decode(p, len, ctl_end, 1, out);
+}
+
+/* p[2..end) is a well-formed control term; the message after it (if any) was checked already
+ * when msg_valid. */
+static int decode(const char *p, size_t len, size_t end, int msg_valid, bl_ctl *out)
+{
     /* Control and message are validated; ei_decode_* may now read them. */
     int idx = 2, arity;
     if (ei_decode_tuple_header(p, &idx, &arity) < 0 || arity < 1) return BL_CTL_EMALFORMED;
@@ -291,12 +326,9 @@ int bl_ctl_decode(const char *p, size_t len, bl_ctl *out)
             idx = (int)j;
             break;
         }
-        default: { /* F_SKIP: iterative, never ei_skip_term's recursion */
-            size_t j = (size_t)idx;
-            if (bl_term_check(p, end, &j) != 0) return BL_CTL_EMALFORMED;
-            idx = (int)j;
+        default: /* F_SKIP: iterative, never ei_skip_term's recursion */
+            if (skip_field(p, end, &idx) != 0) return BL_CTL_EMALFORMED;
             break;
-        }
         }
     }
     if ((size_t)idx != end) return BL_CTL_EMALFORMED;
@@ -304,7 +336,10 @@ int bl_ctl_decode(const char *p, size_t len, bl_ctl *out)
     if (l->has_msg) {
         if (end >= len || (unsigned char)p[end] != VERSION) return BL_CTL_EMALFORMED;
         size_t m = end + 1;
-        if (bl_term_check(p, len, &m) != 0 || m != len) return BL_CTL_EMALFORMED;
+        if (msg_valid)
+            m = len;
+        else if (bl_term_check(p, len, &m) != 0 || m != len)
+            return BL_CTL_EMALFORMED;
         out->has_msg = 1;
         out->msg_off = end + 1;
         out->msg_end = m;

@@ -83,6 +83,11 @@ enum {
 
 /* Decode one data frame payload (without its 4-byte length). */
 int bl_ctl_decode(const char *payload, size_t len, bl_ctl *out);
+/* The same for a payload whose terms were already walked (dist/disthdr.c's rewrite validates
+ * the control term and the message as it resolves cache refs): the control term ends at
+ * ctl_end, the message (if any) there + 1 up to len. Same results as bl_ctl_decode on such a
+ * payload (fuzz_disthdr checks it), without walking the terms again. */
+int bl_ctl_decode_valid(const char *payload, size_t len, size_t ctl_end, bl_ctl *out);
 
 /* Encode the control tuple for c->op (with version byte) into x (index reset first).
  * reason: an encoded term body (no version byte) for EXIT/EXIT2/MONITOR_P_EXIT, else NULL. */

@@ -83,6 +83,7 @@ typedef struct {
 struct bl_dh_scratch {
     char *out; /* rewritten incoming message */
     size_t cap;
+    size_t ctl_end; /* where its control term ends */
     /* outgoing plan: which slots this message uses (stamp == gen) and as which ref */
     uint32_t gen;
     uint32_t stamp[BL_ACACHE_SLOTS];
@@ -339,6 +340,7 @@ static int rewrite(bl_dh_scratch *s, const char *b, size_t blen, const bl_dh_ref
     size_t i = 0;
     if (bl_term_walk(b, blen, &i, &h) != 0) goto fail;
     if (out_put(&r, b + r.copied, i - r.copied) != 0) goto fail;
+    s->ctl_end = r.olen;
     if (i < blen) {
         static const char v = (char)VERSION;
         if (out_put(&r, &v, 1) != 0) goto fail;
@@ -359,6 +361,11 @@ fail:
            : r.err == BL_DH_ENOMEM ? "out of memory resolving atom cache refs"
                                    : "malformed term or atom cache ref after a distribution header";
     return r.err;
+}
+
+size_t bl_dh_ctl_end(const bl_dh_scratch *s)
+{
+    return s->ctl_end;
 }
 
 /* ---- receiving: fragments ---- */
@@ -546,9 +553,10 @@ static void plan_reset(bl_dh_scratch *s)
     s->long_atoms = 0;
 }
 
-/* Plan ctl[1..) and msg[1..); returns the rewritten body size (both terms, no version bytes). */
+/* Plan ctl[1..) and msg[1..); returns the rewritten body size (both terms, no version bytes).
+ * A term that cannot be walked is sent as it is, or when check is set refused: (size_t)-1. */
 static size_t plan(bl_dh_conn *dc, bl_dh_scratch *s, const char *ctl, size_t ctllen,
-                   const char *msg, size_t msglen, size_t *ctl_body)
+                   const char *msg, size_t msglen, size_t *ctl_body, int check)
 {
     plan_reset(s);
     plan_ctx p = {.s = s, .dc = dc, .buf = ctl, .part = 0};
@@ -560,6 +568,7 @@ static size_t plan(bl_dh_conn *dc, bl_dh_scratch *s, const char *ctl, size_t ctl
         p.part = 1;
         ok = bl_term_walk(msg, msglen, &j, &h) == 0 && j == msglen;
     }
+    if (!ok && check) return (size_t)-1;
     if (!ok) plan_reset(s); /* not a term we can walk: send it as it is */
     size_t saved_ctl = 0, saved = 0;
     for (unsigned k = 0; k < s->nocc; k++) {
@@ -711,28 +720,32 @@ static int follow(bl_dh_conn *dc, dh_job *j, const char *ctl, size_t ctllen, con
 }
 
 static int send_now(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, const char *ctl, size_t ctllen,
-                    const char *msg, size_t msglen, size_t limit);
+                    const char *msg, size_t msglen, size_t limit, int check);
 
 int bl_dh_send(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, const char *ctl, size_t ctllen,
-               const char *msg, size_t msglen, size_t limit)
+               const char *msg, size_t msglen, size_t limit, int check)
 {
     if (ctllen < 2 || (msg && msglen < 2)) return -1;
+    if (check && msg && (unsigned char)msg[0] != VERSION) return -3;
     size_t doff, dlen;
     if (dc->jobs && ctl_dest(ctl, ctllen, &doff, &dlen) == 0) {
         for (dh_job *j = dc->jobs; j; j = j->next) {
             if (j->dstlen != dlen || memcmp(j->dst, ctl + doff, dlen) != 0) continue;
+            size_t m = 1;
+            if (check && msg && (bl_term_check(msg, msglen, &m) != 0 || m != msglen)) return -3;
             if (dc->follow_bytes > limit) return -2;
             return follow(dc, j, ctl, ctllen, msg, msglen);
         }
     }
-    return send_now(dc, s, q, ctl, ctllen, msg, msglen, limit);
+    return send_now(dc, s, q, ctl, ctllen, msg, msglen, limit, check);
 }
 
 static int send_now(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, const char *ctl, size_t ctllen,
-                    const char *msg, size_t msglen, size_t limit)
+                    const char *msg, size_t msglen, size_t limit, int check)
 {
     size_t ctl_body;
-    size_t body = plan(dc, s, ctl, ctllen, msg, msglen, &ctl_body);
+    size_t body = plan(dc, s, ctl, ctllen, msg, msglen, &ctl_body, check);
+    if (body == (size_t)-1) return -3;
     if (!(dc->flags & BL_DH_DFLAG_FRAGMENTS) || body <= BL_DH_FRAG_SIZE) {
         size_t hs = header_size(s, 0);
         char *d = bl_sendq_reserve(q, 4 + hs + body);
@@ -865,7 +878,7 @@ static int resubmit(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, bl_sendq *fro
                 break;
             }
             const char *msg = e < len ? p + e : NULL;
-            if (bl_dh_send(dc, s, q, p + 1, e - 1, msg, msg ? len - e : 0, SIZE_MAX) != 0) {
+            if (bl_dh_send(dc, s, q, p + 1, e - 1, msg, msg ? len - e : 0, SIZE_MAX, 0) != 0) {
                 rc = -1;
                 break;
             }

@@ -75,16 +75,21 @@ enum {
  * On an error, *why says what was wrong (a static string). */
 int bl_dh_recv(bl_dh_conn *dc, bl_dh_scratch *s, const char *p, size_t len, size_t max_msg,
                const char **out, size_t *outlen, const char **why);
+/* After BL_DH_MSG: where the control term of *out ends (the message's version byte, or
+ * *outlen). Both terms of *out were validated on the way: bl_ctl_decode_valid takes it. */
+size_t bl_dh_ctl_end(const bl_dh_scratch *s);
 
 /* Queue one message for a peer that takes headers: ctl and msg as ei encodes them (each starting
  * with version byte 131; msg NULL for a control message alone). A message to the destination of
  * a large message still going out waits behind it (Erlang's order between two processes); others
- * go at once. Returns 0; -2 when it would wait while more than limit bytes of frames already
- * wait, or would start a new large message while more than limit bytes of large messages are
- * still to go; -1 when out of memory. On an error nothing was queued and the caches are
+ * go at once. check: msg comes unvalidated from the API; the walk that plans its atoms checks
+ * it (one walk per message). Returns 0; -2 when it would wait while more than limit bytes of
+ * frames already wait, or would start a new large message while more than limit bytes of large
+ * messages are still to go; -3 (only with check) when msg is not one well-formed term with its
+ * version byte; -1 when out of memory. On an error nothing was queued and the caches are
  * unchanged. */
 int bl_dh_send(bl_dh_conn *dc, bl_dh_scratch *s, bl_sendq *q, const char *ctl, size_t ctllen,
-               const char *msg, size_t msglen, size_t limit);
+               const char *msg, size_t msglen, size_t limit, int check);
 /* Bytes of outgoing sequences (and of frames waiting behind them) not yet in the send queue. */
 size_t bl_dh_pending(const bl_dh_conn *dc);
 /* Move fragments of the outgoing sequences (round robin) into q while it holds less than

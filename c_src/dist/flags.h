@@ -6,7 +6,9 @@
  * SPAWN, ALIAS, DIST_MONITOR_NAME and EXIT_PAYLOAD: otp/spawn.c, otp/gen.c, otp/erpc.c and
  * runtime/proc.c serve SPAWN_REQUEST, ALIAS_SEND, name monitors and the PAYLOAD_* exits
  * (docs/protocol.md; test/integration/bl_spawn_tests.erl against erl and Elixir).
- * Not advertised yet: PUBLISHED (the node stays hidden, like an ei node), SEND_SENDER. */
+ * SEND_SENDER: runtime/proc.c sends {22, From, To} from a process to a peer that takes it (as
+ * BEAM does) and hands the sender of {22, ...} received to the handler (bl_msg.sender).
+ * Not advertised: PUBLISHED (the node stays hidden, like an ei node). */
 #ifndef BL_DIST_FLAGS_H
 #define BL_DIST_FLAGS_H
 
@@ -58,7 +60,7 @@
     (BL_DFLAGS_MANDATORY_25 | BL_DFLAG_MANDATORY_25_DIGEST | BL_DFLAGS_MANDATORY_26 |              \
      BL_DFLAG_DIST_MONITOR | BL_DFLAG_SMALL_ATOM_TAGS | BL_DFLAG_DIST_HDR_ATOM_CACHE |             \
      BL_DFLAG_FRAGMENTS | BL_DFLAG_DIST_MONITOR_NAME | BL_DFLAG_SPAWN | BL_DFLAG_ALIAS |           \
-     BL_DFLAG_EXIT_PAYLOAD)
+     BL_DFLAG_EXIT_PAYLOAD | BL_DFLAG_SEND_SENDER)
 
 /* What a peer must offer (after expanding MANDATORY_25_DIGEST) for this node to talk to it. */
 #define BL_DFLAGS_REQUIRED BL_DFLAGS_MANDATORY_25

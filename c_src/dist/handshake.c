@@ -5,9 +5,12 @@
 #include "handshake.h"
 #include "../runtime/internal.h"
 #include "epmd.h"
+#include "guard.h"
 #include "flags.h"
 #include "hsm.h"
 #include "resolve.h"
+#include "tls.h"
+#include "transport.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,18 +27,11 @@ typedef enum {
     ST_RESOLVE, /* outgoing: waiting for the host's addresses */
     ST_EPMD,    /* outgoing: waiting for PORT_PLEASE2 */
     ST_CONNECT, /* outgoing: TCP connect in progress */
+    ST_TLS,     /* TLS distribution: the TLS handshake under the distribution one */
     ST_RUN,     /* the handshake proper */
     ST_FLUSH,   /* done: the last packet is still being written */
     ST_NOK,     /* outgoing told "nok": waiting for the peer's connection to replace us */
 } hs_stage;
-
-/* Incoming handshakes running per remote address. */
-typedef struct bl_hs_addr {
-    UT_hash_handle hh;
-    char addr[INET6_ADDRSTRLEN];
-    unsigned count;
-    ev_tstamp last_log;
-} bl_hs_addr;
 
 struct bl_hs {
     struct bl_hs *prev, *next; /* in node->handshakes */
@@ -43,6 +39,7 @@ struct bl_hs {
     int outgoing;
     hs_stage stage;
     int fd;
+    bl_tx *tx; /* the stream once connected (owns fd) */
     ev_io io;
     ev_timer timer;
     bl_resolve_wait *rw;
@@ -51,9 +48,10 @@ struct bl_hs {
     int addr_i;
     int port;
     char addr[INET6_ADDRSTRLEN]; /* remote address, for logs and the per-address bound */
-    int counted;                 /* holds one of addr's per-address slots */
+    bl_guard_key *slot;          /* incoming: one of addr's per-address slots (guard.c) */
     char node[BL_NODE_LEN];      /* outgoing: dialled; incoming: once announced */
     int nok_sent;                /* incoming: answered "nok" (our own attempt wins) */
+    int refused;                 /* refused by the allow-list or the peer check: logged already */
     int got;                     /* some bytes arrived */
     size_t outoff;
     bl_hsm m;
@@ -93,15 +91,11 @@ static void hs_free(bl_hs *h)
     ev_timer_stop(n->loop, &h->timer);
     if (h->rw) bl_resolve_cancel(n->resolver, h->rw);
     if (h->er) bl_epmd_cancel(h->er);
-    if (h->fd >= 0) close(h->fd);
-    if (h->counted) {
-        bl_hs_addr *a = NULL;
-        HASH_FIND_STR(n->hs_addrs, h->addr, a);
-        if (a && --a->count == 0) {
-            HASH_DEL(n->hs_addrs, a);
-            free(a);
-        }
-    }
+    if (h->tx)
+        h->tx->ops->close(h->tx);
+    else if (h->fd >= 0)
+        close(h->fd);
+    bl_guard_hs_done(n, h->slot);
     DL_DELETE(n->handshakes, h);
     n->nhandshakes--;
     free(h);
@@ -116,12 +110,6 @@ void bl_hs_free_all(bl_node *n)
 {
     while (n->handshakes)
         hs_free(n->handshakes);
-    bl_hs_addr *a, *t;
-    HASH_ITER(hh, n->hs_addrs, a, t)
-    {
-        HASH_DEL(n->hs_addrs, a);
-        free(a);
-    }
 }
 
 /* The handshake ended without a connection. conn.c forgets it before it is freed, and hears of
@@ -129,19 +117,21 @@ void bl_hs_free_all(bl_node *n)
 static void hs_fail(bl_hs *h, const char *why)
 {
     bl_node *n = h->n;
-    char node[BL_NODE_LEN], msg[200];
+    char node[BL_NODE_LEN], msg[320];
     snprintf(node, sizeof(node), "%s", h->node);
     snprintf(msg, sizeof(msg), "%s", why);
     int outgoing = h->outgoing;
     int role = node[0] ? bl_conn_hs_release(n, h, node) : 0;
     /* expected, not failures: our own attempt won a simultaneous connect ("nok" sent), or a peer
      * (a connect probe, or the other side of a race dropping its attempt) closed before a byte */
-    int quiet = h->nok_sent || (h->m.state == BL_HSM_S_IN_NAME && h->m.inlen == 0 && !h->got);
-    if (!outgoing) {
+    int quiet = h->nok_sent || h->refused ||
+                (h->m.state == BL_HSM_S_IN_NAME && h->m.inlen == 0 && !h->got &&
+                 !(h->tx && h->tx->got));
+    if (!outgoing) { /* within the address's log budget: a flood of bad handshakes is bounded */
         if (!quiet) n->stats.handshakes_failed++;
-        bl_log(n, quiet ? BL_LOG_DEBUG : BL_LOG_WARN,
-               "incoming handshake refused: from %s%s%s%s: %s", h->addr, node[0] ? " (" : "", node,
-               node[0] ? ")" : "", msg);
+        bl_guard_log(n, h->addr, quiet ? BL_LOG_DEBUG : BL_LOG_WARN,
+                     "incoming handshake refused: from %s%s%s%s: %s", h->addr, node[0] ? " (" : "",
+                     node, node[0] ? ")" : "", msg);
     }
     hs_free(h);
     if (node[0]) bl_conn_hs_failed(n, node, outgoing, role, msg);
@@ -151,23 +141,26 @@ static void hs_fail(bl_hs *h, const char *why)
 static int hs_flush(bl_hs *h)
 {
     while (h->outoff < h->m.outlen) {
-        ssize_t k = send(h->fd, h->m.out + h->outoff, h->m.outlen - h->outoff, MSG_NOSIGNAL);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-            return -1;
-        }
+        struct iovec iov = {h->m.out + h->outoff, h->m.outlen - h->outoff};
+        ssize_t k = h->tx->ops->writev(h->tx, &iov, 1);
+        if (k < 0) return h->tx->want ? 0 : -1;
         h->outoff += (size_t)k;
     }
     h->outoff = h->m.outlen = 0;
     return 1;
 }
 
+const bl_tx *bl_hs_transport(const bl_hs *h)
+{
+    return h ? h->tx : NULL;
+}
+
 /* Hand a finished socket to conn.c. */
 static void hs_up(bl_hs *h)
 {
     bl_node *n = h->n;
-    int fd = h->fd;
+    bl_tx *tx = h->tx;
+    h->tx = NULL;
     h->fd = -1;
     char node[BL_NODE_LEN];
     snprintf(node, sizeof(node), "%s", h->m.peer);
@@ -175,7 +168,7 @@ static void hs_up(bl_hs *h)
     uint64_t flags = h->m.flags;
     int role = bl_conn_hs_release(n, h, node);
     hs_free(h);
-    bl_conn_hs_up(n, node, fd, outgoing, role, flags);
+    bl_conn_hs_up(n, node, tx, outgoing, role, flags);
 }
 
 /* After feeding or deciding: send what is queued, then act on the machine's state. */
@@ -193,9 +186,10 @@ static void hs_after(bl_hs *h, int rc)
     case BL_HSM_NOK: {
         /* the peer's own connection to us is in flight and wins; keep the pending slot (and the
          * frames queued for that node) until it arrives or the timeout says it never will */
-        close(h->fd);
-        h->fd = -1;
         watch(h, 0);
+        h->tx->ops->close(h->tx);
+        h->tx = NULL;
+        h->fd = -1;
         h->stage = ST_NOK;
         arm_timer(h, h->n->cfg.handshake_timeout_ms);
         bl_log(h->n, BL_LOG_DEBUG, "simultaneous connect with %s: waiting for its connection",
@@ -213,8 +207,31 @@ static void hs_after(bl_hs *h, int rc)
     default:
         arm_timer(h, h->n->cfg.handshake_timeout_ms);
         watch(h, fl == 0 ? EV_READ | EV_WRITE : EV_READ);
+        /* TLS may hold the next packet already: libev cannot see it */
+        if (h->tx->ops->pending(h->tx)) ev_feed_event(h->n->loop, &h->io, EV_READ);
         return;
     }
+}
+
+/* THE PEER-NAME HOOK POINT (guard.h): the node name a handshake is about to go on with, incoming
+ * as announced in send_name, outgoing once connected and before our send_name, passes the
+ * allow-list and then the transport's peer check (TLS: the certificate matches the host). A
+ * transport with a handshake of its own (TLS) has finished it by then: outgoing, it is called
+ * where the handshake proper starts (ST_RUN), after the transport is up. 0 to go on; -1 when
+ * refused (counted and logged here, why[] says why). */
+static int hs_peer_accepted(bl_hs *h, const char *node, char *why, size_t whylen)
+{
+    bl_peer_id peer = {node, h->addr, h->fd, h->outgoing, h->n->tls ? (void *)h->tx : NULL};
+    why[0] = 0;
+    if (bl_guard_check_peer(h->n, &peer, why, whylen) == 0) return 0;
+    h->refused = 1;
+    if (h->outgoing) /* conn.c logs the failed connect, with its backoff */
+        h->n->stats.refused_not_allowed++;
+    else
+        bl_guard_refused(h->n, BL_REFUSE_NOT_ALLOWED, h->addr,
+                         "incoming handshake refused: from %s: %s (answered not_allowed)", h->addr,
+                         why);
+    return -1;
 }
 
 static void hs_decide(bl_hs *h, int rc)
@@ -223,6 +240,13 @@ static void hs_decide(bl_hs *h, int rc)
     while (rc == BL_HSM_DECIDE || rc == BL_HSM_PENDING) {
         if (rc == BL_HSM_DECIDE) {
             snprintf(h->node, sizeof(h->node), "%s", h->m.peer);
+            char why[200];
+            if (hs_peer_accepted(h, h->m.peer, why, sizeof(why)) < 0) {
+                /* refused before it takes any slot: logged and counted once, not as a failure */
+                h->node[0] = 0;
+                rc = bl_hsm_decide(&h->m, BL_HS_STATUS_NOT_ALLOWED);
+                continue;
+            }
             bl_hs_status st = bl_conn_hs_named(n, h, h->m.peer);
             h->nok_sent = st == BL_HS_STATUS_NOK;
             rc = bl_hsm_decide(&h->m, st);
@@ -235,21 +259,26 @@ static void hs_decide(bl_hs *h, int rc)
 
 static void hs_read(bl_hs *h)
 {
-    unsigned char buf[2 + BL_HSM_PACKET_MAX];
+    unsigned char buf[4 + BL_HSM_PACKET_MAX];
     for (;;) {
         size_t want = bl_hsm_want(&h->m);
         if (want > sizeof(buf)) want = sizeof(buf);
-        ssize_t k = recv(h->fd, buf, want, 0);
+        ssize_t k = h->tx->ops->recv(h->tx, buf, want);
         if (k == 0) {
             hs_fail(h, "connection closed by peer during the handshake");
             return;
         }
         if (k < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-            char why[96];
-            snprintf(why, sizeof(why), "read failed: %s", strerror(errno));
-            hs_fail(h, why);
+            if (h->tx->want == EV_WRITE) watch(h, EV_READ | EV_WRITE); /* TLS: read wants write */
+            if (h->tx->want) return;
+            hs_fail(h, h->tx->err);
+            return;
+        }
+        /* a TLS ClientHello where a plain handshake's 2-byte length should be */
+        if (!h->got && !h->outgoing && !h->n->tls && buf[0] == 0x16) {
+            h->got = 1;
+            hs_fail(h, "a TLS ClientHello, but this node runs plain TCP distribution (tls is "
+                       "false)");
             return;
         }
         size_t used;
@@ -262,6 +291,71 @@ static void hs_read(bl_hs *h)
         hs_decide(h, rc);
         return;
     }
+}
+
+/* The distribution handshake proper, on the stream (4-byte packet lengths inside TLS). */
+static void hs_run(bl_hs *h)
+{
+    bl_node *n = h->n;
+    h->stage = ST_RUN;
+    if (h->outgoing)
+        bl_hsm_init_out(&h->m, n->name, n->cookie, BL_DFLAGS_ADVERTISED, n->creation, h->node,
+                        random32());
+    else
+        bl_hsm_init_in(&h->m, n->name, n->cookie, BL_DFLAGS_ADVERTISED, n->creation, random32());
+    if (n->tls) bl_hsm_set_len4(&h->m);
+    if (h->outgoing) {
+        hs_after(h, BL_HSM_MORE);
+        return;
+    }
+    arm_timer(h, n->cfg.handshake_timeout_ms);
+    watch(h, EV_READ);
+    if (h->tx->ops->pending(h->tx)) ev_feed_event(n->loop, &h->io, EV_READ);
+}
+
+/* Drive the transport's handshake (TLS): interest follows what OpenSSL wants; one deadline. */
+static void hs_tls_step(bl_hs *h)
+{
+    int r = h->tx->ops->handshake(h->tx);
+    if (r == 0) {
+        watch(h, h->tx->want);
+        return;
+    }
+    if (r < 0) {
+        char why[260];
+        if (h->outgoing)
+            snprintf(why, sizeof(why), "%s (%s:%d)", h->tx->err, h->addr, h->port);
+        else
+            snprintf(why, sizeof(why), "%s", h->tx->err);
+        hs_fail(h, why);
+        return;
+    }
+    hs_run(h);
+}
+
+/* The socket is connected (or accepted): put the node's transport on it. */
+static void hs_stream(bl_hs *h)
+{
+    bl_node *n = h->n;
+    if (n->tls) {
+        const char *at = strchr(h->node, '@');
+        h->tx = bl__tls_tx_new(n->tls, h->fd, !h->outgoing, h->outgoing && at ? at + 1 : NULL);
+    } else {
+        h->tx = bl_tx_tcp_new(h->fd);
+        if (!h->tx) close(h->fd);
+    }
+    if (!h->tx) {
+        h->fd = -1;
+        hs_fail(h, "out of memory for the connection's transport");
+        return;
+    }
+    if (!n->tls) {
+        hs_run(h);
+        return;
+    }
+    h->stage = ST_TLS;
+    arm_timer(h, n->cfg.handshake_timeout_ms); /* one deadline for the whole TLS handshake */
+    hs_tls_step(h);
 }
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -279,10 +373,16 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
             hs_fail(h, why);
             return;
         }
-        h->stage = ST_RUN;
-        bl_hsm_init_out(&h->m, h->n->name, h->n->cookie, BL_DFLAGS_ADVERTISED, h->n->creation,
-                        h->node, random32());
-        hs_after(h, BL_HSM_MORE);
+        char why[200];
+        if (hs_peer_accepted(h, h->node, why, sizeof(why)) < 0) {
+            hs_fail(h, why);
+            return;
+        }
+        hs_stream(h);
+        return;
+    }
+    if (h->stage == ST_TLS) {
+        hs_tls_step(h);
         return;
     }
     if (revents & EV_WRITE) {
@@ -311,6 +411,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         [ST_RESOLVE] = "host lookup timed out",
         [ST_EPMD] = "EPMD lookup timed out",
         [ST_CONNECT] = "TCP connect timed out",
+        [ST_TLS] = "TLS handshake timed out (peer stalled)",
         [ST_RUN] = "timed out (peer stalled mid-handshake)",
         [ST_FLUSH] = "timed out writing the last handshake packet",
         [ST_NOK] = "peer answered nok (simultaneous connect) but its own connection never came",
@@ -449,41 +550,25 @@ void bl_hs_accept(bl_node *n, int fd)
         if (ss.ss_family == AF_INET6 && !strncmp(addr, "::ffff:", 7)) /* v4-mapped */
             memmove(addr, addr + 7, strlen(addr + 7) + 1);
     }
-    bl_hs_addr *a = NULL;
-    HASH_FIND_STR(n->hs_addrs, addr, a);
-    if (a && a->count >= n->cfg.max_handshakes_per_address) {
-        ev_tstamp now = ev_now(n->loop);
-        if (now - a->last_log >= 1.0) {
-            a->last_log = now;
-            bl_log(n, BL_LOG_WARN,
-                   "%u handshakes from %s already running (max_handshakes_per_address): "
-                   "connection refused",
-                   a->count, addr);
-        }
+    bl_guard_key *slot = NULL;
+    bl_refusal why = bl_guard_accept(n, addr, &slot);
+    if (why != BL_REFUSE_NONE) {
+        char what[96];
+        bl_guard_describe(n, why, what, sizeof(what));
         n->stats.handshakes_failed++;
+        bl_guard_refused(n, why, addr, "connection from %s refused: %s", addr, what);
         close(fd);
         return;
     }
     bl_hs *h = hs_new(n, 0);
-    if (!a) {
-        a = calloc(1, sizeof(*a));
-        if (a) {
-            snprintf(a->addr, sizeof(a->addr), "%s", addr);
-            HASH_ADD_STR(n->hs_addrs, addr, a);
-        }
-    }
-    if (!h || !a) {
-        if (h) hs_free(h);
+    if (!h) {
+        bl_guard_hs_done(n, slot);
         close(fd);
         return;
     }
-    a->count++;
-    h->counted = 1;
+    h->slot = slot;
     snprintf(h->addr, sizeof(h->addr), "%s", addr);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     h->fd = fd;
-    h->stage = ST_RUN;
-    bl_hsm_init_in(&h->m, n->name, n->cookie, BL_DFLAGS_ADVERTISED, n->creation, random32());
-    arm_timer(h, n->cfg.handshake_timeout_ms);
-    watch(h, EV_READ);
+    hs_stream(h);
 }

@@ -25,6 +25,9 @@ void bl_hs_accept(bl_node *n, int fd);
 void bl_hs_abort(bl_hs *h);
 /* Node stop: drop every handshake. */
 void bl_hs_free_all(bl_node *n);
+/* The stream a handshake runs on (NULL before it is connected): with TLS distribution, the
+ * peer's verified certificate is there (bl__tls_peer_matches_host, dist/tls.h). */
+const struct bl_tx *bl_hs_transport(const bl_hs *h);
 /* How many handshakes are running (for stats). */
 unsigned bl_hs_count(const bl_node *n);
 

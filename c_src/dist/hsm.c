@@ -60,14 +60,41 @@ static int fail(bl_hsm *m, const char *fmt, const char *arg)
     return BL_HSM_ERROR;
 }
 
-/* Queue one packet: 2-byte length, then body. */
+/* Queue one packet: the length (2 bytes, 4 under TLS), then body. */
 static unsigned char *packet(bl_hsm *m, size_t body)
 {
-    if (m->outlen + 2 + body > sizeof(m->out)) return NULL; /* cannot happen: sizes are fixed */
+    size_t h = m->hdr;
+    if (m->outlen + h + body > sizeof(m->out)) return NULL; /* cannot happen: sizes are fixed */
     unsigned char *p = m->out + m->outlen;
-    put16(p, (unsigned)body);
-    m->outlen += 2 + body;
-    return p + 2;
+    if (h == 4)
+        put32(p, (uint32_t)body);
+    else
+        put16(p, (unsigned)body);
+    m->outlen += h + body;
+    return p + h;
+}
+
+/* The length of the packet being received, once its header is in. */
+static size_t in_plen(const bl_hsm *m)
+{
+    return m->hdr == 4 ? get32(m->in) : ((size_t)m->in[0] << 8) | m->in[1];
+}
+
+void bl_hsm_set_len4(bl_hsm *m)
+{
+    if (m->hdr == 4 || m->inlen) return;
+    unsigned char old[sizeof(m->out)];
+    size_t n = m->outlen, off = 0;
+    memcpy(old, m->out, n);
+    m->hdr = 4;
+    m->outlen = 0;
+    while (off + 2 <= n) { /* re-frame what init queued (the initiator's send_name) */
+        size_t body = ((size_t)old[off] << 8) | old[off + 1];
+        unsigned char *p = packet(m, body);
+        if (!p) break;
+        memcpy(p, old + off + 2, body);
+        off += 2 + body;
+    }
 }
 
 static void queue_status(bl_hsm *m, const char *st)
@@ -83,6 +110,7 @@ static void common_init(bl_hsm *m, const char *me, const char *cookie, uint64_t 
                         uint32_t creation, uint32_t challenge)
 {
     memset(m, 0, sizeof(*m));
+    m->hdr = 2;
     m->me = me;
     m->cookie = cookie;
     m->my_flags = flags;
@@ -264,9 +292,10 @@ static int on_packet(bl_hsm *m, const unsigned char *p, size_t len)
 
 size_t bl_hsm_want(const bl_hsm *m)
 {
-    if (m->inlen < 2) return 2 - m->inlen;
-    size_t plen = ((size_t)m->in[0] << 8) | m->in[1];
-    return 2 + plen - m->inlen;
+    if (m->inlen < m->hdr) return m->hdr - m->inlen;
+    size_t plen = in_plen(m);
+    if (plen > BL_HSM_PACKET_MAX) return 1; /* bl_hsm_feed refuses it */
+    return m->hdr + plen - m->inlen;
 }
 
 int bl_hsm_feed(bl_hsm *m, const char *buf, size_t len, size_t *used)
@@ -284,17 +313,17 @@ int bl_hsm_feed(bl_hsm *m, const char *buf, size_t len, size_t *used)
         memcpy(m->in + m->inlen, buf + off, k);
         m->inlen += k;
         off += k;
-        if (m->inlen < 2) break;
-        size_t plen = ((size_t)m->in[0] << 8) | m->in[1];
+        if (m->inlen < m->hdr) break;
+        size_t plen = in_plen(m);
         if (plen == 0 || plen > BL_HSM_PACKET_MAX) {
             char s[16];
             snprintf(s, sizeof(s), "%zu", plen);
             *used = off;
             return fail(m, "handshake packet of %s bytes", s);
         }
-        if (m->inlen < 2 + plen) continue;
+        if (m->inlen < m->hdr + plen) continue;
         m->inlen = 0;
-        rc = on_packet(m, m->in + 2, plen);
+        rc = on_packet(m, m->in + m->hdr, plen);
         if (rc != BL_HSM_MORE) break;
     }
     *used = off;

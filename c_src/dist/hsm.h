@@ -69,7 +69,8 @@ typedef struct bl_hsm {
     uint64_t flags; /* my_flags & peer_flags once known */
     int alive;      /* acceptor: status "alive" was sent and the peer said "true" */
     /* the packet being received */
-    unsigned char in[2 + BL_HSM_PACKET_MAX];
+    size_t hdr; /* length header: 2 bytes, 4 inside TLS (inet_tls_dist's {packet, 4}) */
+    unsigned char in[4 + BL_HSM_PACKET_MAX];
     size_t inlen;
     /* bytes to send */
     unsigned char out[512]; /* a status and a challenge at most */
@@ -81,6 +82,9 @@ void bl_hsm_init_out(bl_hsm *m, const char *me, const char *cookie, uint64_t fla
                      uint32_t creation, const char *peer, uint32_t challenge);
 void bl_hsm_init_in(bl_hsm *m, const char *me, const char *cookie, uint64_t flags,
                     uint32_t creation, uint32_t challenge);
+/* Under TLS distribution every handshake packet has a 4-byte length (OTP's inet_tls_dist runs
+ * dist_util over {packet, 4}). Call right after init, before any byte is fed. */
+void bl_hsm_set_len4(bl_hsm *m);
 /* Consume bytes of buf[0..len) (*used says how many; it stops after a completed packet that
  * needs a decision, and after the last packet); returns a BL_HSM_* code. */
 int bl_hsm_feed(bl_hsm *m, const char *buf, size_t len, size_t *used);

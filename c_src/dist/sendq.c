@@ -86,15 +86,12 @@ void bl_sendq_consume(bl_sendq *q, size_t n)
         }
         n -= avail;
         c->start = c->end;
-        if (c == q->tail) {
-            c->start = c->end = 0; /* reuse the only chunk */
-            if (q->busy) { /* drained after a burst: give the large chunks back */
-                free(q->spare);
-                q->spare = NULL;
-                free(c);
-                q->head = q->tail = NULL;
-                q->busy = 0;
-            }
+        if (c == q->tail) { /* drained: a queue with nothing to send holds no memory */
+            free(q->spare);
+            q->spare = NULL;
+            free(c);
+            q->head = q->tail = NULL;
+            q->busy = 0;
             return;
         }
         q->head = c->next;

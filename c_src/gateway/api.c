@@ -196,6 +196,110 @@ static void h_nodes(gw_req *r)
     local_call(r, "beamlet_cluster", NULL, "members", NULL, nodes_cb);
 }
 
+/* ---- topology: the links each beamlet member has, from its own connection table ----
+ * GET /api/v1/topology asks every live beamlet member for its `info` (the `beamlet` process) and
+ * answers {nodes, links, unreachable}: a link joins two members and names who reported it (both
+ * ends for two beamlet nodes; the beamlet end for a BEAM peer). Links between two BEAM nodes are
+ * not known here; members that did not answer are listed in unreachable. */
+
+static int topo_live(json_t *m)
+{
+    const char *st = json_string_value(json_object_get(m, "state"));
+    return st && (!strcmp(st, "active") || !strcmp(st, "joining") || !strcmp(st, "suspected"));
+}
+
+static void topo_finish(gw_req *r)
+{
+    json_t *acc = r->acc, *nodes = json_object_get(acc, "nodes"),
+           *seen = json_object_get(acc, "seen"), *asked = json_object_get(acc, "asked");
+    json_t *links = json_array(), *unreachable = json_array();
+    const char *key;
+    json_t *by;
+    json_object_foreach(seen, key, by)
+    {
+        const char *bar = strchr(key, '|');
+        json_array_append_new(links, json_pack("{s:s%, s:s, s:O}", "source", key,
+                                               (size_t)(bar - key), "target", bar + 1,
+                                               "seen_by", by));
+    }
+    size_t i;
+    json_t *a;
+    json_array_foreach(asked, i, a)
+    {
+        if (!json_object_get(json_object_get(acc, "answered"), json_string_value(a)))
+            json_array_append(unreachable, a);
+    }
+    bl__gw_reply_json(r, 200,
+                      json_pack("{s:O, s:o, s:o}", "nodes", nodes, "links", links, "unreachable",
+                                unreachable));
+}
+
+static void topo_info_cb(gw_req *r, int status, const char *buf, int index)
+{
+    json_t *acc = r->acc;
+    if (status == BL_OK) {
+        json_t *info = bl_term_to_json(buf, &index);
+        const char *self = json_string_value(json_object_get(info, "node"));
+        json_t *conns = json_object_get(info, "connections"),
+               *members = json_object_get(acc, "members"), *seen = json_object_get(acc, "seen");
+        size_t i;
+        json_t *c;
+        if (self && json_object_get(members, self)) {
+            json_object_set_new(json_object_get(acc, "answered"), self, json_true());
+            json_array_foreach(conns, i, c)
+            {
+                const char *peer = json_string_value(c);
+                if (!peer || !json_object_get(members, peer) || !strcmp(peer, self))
+                    continue; /* the admin CLI and other hidden nodes are not members */
+                char k[2 * BL_NODE_LEN + 2];
+                int lt = strcmp(self, peer) < 0;
+                snprintf(k, sizeof(k), "%s|%s", lt ? self : peer, lt ? peer : self);
+                json_t *by = json_object_get(seen, k);
+                if (!by) json_object_set_new(seen, k, by = json_array());
+                json_array_append_new(by, json_string(self));
+            }
+        }
+        json_decref(info);
+    }
+    if (r->outstanding == 0) topo_finish(r);
+}
+
+static void topology_members_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_cluster");
+    json_t *nodes = bl_term_to_json(buf, &index), *members = json_object(), *asked = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(nodes, i, m)
+    {
+        mark_leader(r->g, m);
+        const char *node = json_string_value(json_object_get(m, "node"));
+        const char *kind = json_string_value(json_object_get(m, "kind"));
+        if (!node) continue;
+        json_object_set_new(members, node, json_true());
+        if (topo_live(m) && !(kind && !strcmp(kind, "beam"))) json_array_append_new(asked, json_string(node));
+    }
+    r->acc = json_pack("{s:o, s:o, s:o, s:o, s:o}", "nodes", nodes, "members", members, "asked",
+                       asked, "seen", json_object(), "answered", json_object());
+    int started = 0;
+    json_t *a;
+    json_array_foreach(asked, i, a)
+    {
+        char req[64];
+        int k = 0;
+        ei_encode_atom(req, &k, "info");
+        /* a member that cannot be called is listed as unreachable, not a failed request */
+        if (bl__gw_call(r, "beamlet", json_string_value(a), req, k, topo_info_cb) == BL_OK)
+            started++;
+    }
+    if (!started) topo_finish(r);
+}
+
+static void h_topology(gw_req *r)
+{
+    local_call(r, "beamlet_cluster", NULL, "members", NULL, topology_members_cb);
+}
+
 /* one node: its membership record, then what it says about itself */
 static void node_detail_cb(gw_req *r, int status, const char *buf, int index)
 {
@@ -294,11 +398,11 @@ static json_t *entry_json(const bl_service_entry *e)
         json_array_append_new(tags, json_string(e->tags[i]));
     for (int i = 0; i < e->nmeta; i++)
         json_object_set_new(meta, e->meta_keys[i], json_string(e->meta_values[i]));
-    return json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:i, s:s?, s:I, s:s, s:o, s:o}", "id", e->id,
-                     "name", e->name, "version", e->version, "node", e->node, "address", e->address,
-                     "port", e->port, "health_endpoint", e->health_endpoint, "ttl_ms",
-                     (json_int_t)e->ttl_ms, "health", bl_health_name(e->health), "tags", tags,
-                     "metadata", meta);
+    return json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:i, s:s?, s:I, s:s, s:b, s:o, s:o}", "id",
+                     e->id, "name", e->name, "version", e->version, "node", e->node, "address",
+                     e->address, "port", e->port, "health_endpoint", e->health_endpoint, "ttl_ms",
+                     (json_int_t)e->ttl_ms, "health", bl_health_name(e->health), "maintenance",
+                     e->maintenance, "tags", tags, "metadata", meta);
 }
 
 static void collect_entry(bl_node *n, const bl_service_entry *e, void *ud)
@@ -318,7 +422,7 @@ static int health_parse(const char *s)
 static void h_services(gw_req *r)
 {
     const char *name = bl__gw_arg(r, "name"), *tag = bl__gw_arg(r, "tag"),
-               *health = bl__gw_arg(r, "health");
+               *health = bl__gw_arg(r, "health"), *usable = bl__gw_arg(r, "usable");
     if (!valid_utf8_arg(r, "name", name) || !valid_utf8_arg(r, "tag", tag)) return;
     bl_service_query q = {.health = -1};
     if (name && *name) q.name = name;
@@ -328,6 +432,9 @@ static void h_services(gw_req *r)
     }
     if (health && *health && (q.health = health_parse(health)) < 0)
         return bl__gw_problem(r, 400, "Bad Request", "health is passing, warning or critical");
+    if (usable && *usable && strcmp(usable, "true") && strcmp(usable, "false"))
+        return bl__gw_problem(r, 400, "Bad Request", "usable is true or false");
+    q.usable = usable && !strcmp(usable, "true"); /* what a service call would choose */
     json_t *a = json_array();
     bl_registry_find(r->g->n, &q, collect_entry, a);
     bl__gw_reply_json(r, 200, a);
@@ -367,7 +474,8 @@ static void h_service_register(gw_req *r)
     e.health_endpoint = body_str(b, "health_endpoint", BL_REG_STR_LEN, &bad);
     json_t *port = json_object_get(b, "port"), *ttl = json_object_get(b, "ttl_ms"),
            *health = json_object_get(b, "health"), *tags = json_object_get(b, "tags"),
-           *meta = json_object_get(b, "metadata");
+           *meta = json_object_get(b, "metadata"), *check = json_object_get(b, "check");
+    if (check && !json_is_object(check)) bad = 1;
     if (port && (!json_is_integer(port) || json_integer_value(port) < 0 ||
                  json_integer_value(port) > 65535))
         bad = 1;
@@ -404,7 +512,7 @@ static void h_service_register(gw_req *r)
                               "name (string) is required; id, version, address, health_endpoint "
                               "strings; port 0..65535; ttl_ms 0..86400000; health passing, warning "
                               "or critical; tags an array of strings; metadata an object of "
-                              "strings");
+                              "strings; check an object (docs/health.md)");
     }
     e.port = port ? (int)json_integer_value(port) : 0;
     e.ttl_ms = ttl ? (unsigned)json_integer_value(ttl) : 0;
@@ -412,12 +520,19 @@ static void h_service_register(gw_req *r)
     e.tags = tagv;
     e.meta_keys = mk;
     e.meta_values = mv;
+    char *check_txt = check ? json_dumps(check, JSON_COMPACT) : NULL;
+    e.check_json = check_txt;
     char id[BL_REG_ID_LEN];
     int rc = bl_registry_register(r->g->n, &e, id, sizeof(id));
+    free(check_txt);
     json_decref(b);
     if (rc == BL_ENOMEM)
         return bl__gw_problem(r, 409, "Conflict",
                               "registry_max_entries entries exist on this node");
+    if (rc == BL_EINVAL && check)
+        return bl__gw_problem(r, 422, "Unprocessable Content",
+                              "check: one of http (URL), tcp (IP:PORT), command (argv array), "
+                              "with interval_s, timeout_s, consecutive (docs/health.md)");
     if (rc) return bl__gw_problem(r, 422, "Unprocessable Content", bl_strerror(rc));
     json_t *j = find_service(r->g, id);
     bl__gw_reply_json(r, 201, j ? j : json_pack("{s:s}", "id", id));
@@ -1075,6 +1190,7 @@ const gw_route bl__gw_routes[] = {
     {"GET", "/api/v1/cluster", h_cluster, V, 0},
     {"GET", "/api/v1/nodes", h_nodes, V, 0},
     {"GET", "/api/v1/nodes/{node}", h_node, V, 0},
+    {"GET", "/api/v1/topology", h_topology, V, 0},
     {"POST", "/api/v1/nodes/{node}/leave", h_node_leave, A, 1},
     {"GET", "/api/v1/services", h_services, V, 0},
     {"POST", "/api/v1/services", h_service_register, O, 1},

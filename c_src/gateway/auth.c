@@ -5,8 +5,10 @@
  * hash buys nothing), and the comparison is CRYPTO_memcmp: constant time. Keys are replicated to
  * every beamlet member through the `beamlet_gateway` processes ({bl_gw_keys, [Key]}, a full table
  * to each member that joins), so a key made on one node works on every node that serves HTTP;
- * a revocation is a tombstone that wins every merge. With data_dir set the table is also kept in
- * DATA_DIR/gateway-apikeys.json (written on change, renamed into place, no fsync on the loop).
+ * a revocation is a tombstone that wins every merge. The table is also kept on disk, so that a
+ * gateway restarted alone (no member to resync from) still knows its keys: DATA_DIR/gateway-
+ * apikeys.json with data_dir set, else gateway-apikeys.json next to the node's health database
+ * (its state directory: docs/health.md); written on change, renamed into place, no fsync.
  *
  * Roles: viewer reads, operator also writes services, publishes, acks and sets maintenance,
  * admin also manages keys and asks nodes to leave. Without a key, reads are allowed when the
@@ -16,7 +18,9 @@
  * Audit: every write and every refusal, in a bounded ring here (1024 entries, /api/v1/audit), in
  * the node's log, and in the health store's event log (type audit), which survives restarts. */
 #include "gw_int.h"
+#include "../health/hstore.h"
 #include "../runtime/crypto.h"
+#include "../store/store.h"
 #include "beamlet/health.h"
 
 #include <errno.h>
@@ -28,20 +32,6 @@
 #define AUDIT_CAP 1024
 #define MAX_BUCKETS 10000
 #define MAX_KEYS 4096
-
-static const char *ROLE_NAMES[] = {"viewer", "operator", "admin"};
-
-const char *bl__gw_role_name(int role)
-{
-    return role >= 0 && role <= 2 ? ROLE_NAMES[role] : "none";
-}
-
-int bl__gw_role_parse(const char *s)
-{
-    for (int i = 0; i < 3; i++)
-        if (s && !strcmp(s, ROLE_NAMES[i])) return i;
-    return -1;
-}
 
 static void hexs(const unsigned char *b, size_t n, char *out)
 {
@@ -63,12 +53,26 @@ static int sha256(const char *s, size_t len, unsigned char out[32])
 
 /* ---- persistence ---- */
 
+/* DATA_DIR/gateway-apikeys.json, or the file of that name in the node's state directory */
+static void keys_path(bl__gw *g, char *out, size_t cap)
+{
+    if (g->n->cfg.data_dir[0]) {
+        snprintf(out, cap, "%s/gateway-apikeys.json", g->n->cfg.data_dir);
+        return;
+    }
+    char db[600];
+    bl__hstore_path(&g->n->cfg, bl_node_name(g->n), db, sizeof(db));
+    char *slash = strrchr(db, '/');
+    if (slash) *slash = 0;
+    snprintf(out, cap, "%s/gateway-apikeys.json", slash ? db : ".");
+}
+
 static void keys_save(bl__gw *g)
 {
-    if (!g->n->cfg.data_dir[0]) return;
     char path[600], tmp[620];
-    snprintf(path, sizeof(path), "%s/gateway-apikeys.json", g->n->cfg.data_dir);
+    keys_path(g, path, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    bl__store_mkdirs(path);
     json_t *a = json_array();
     gw_apikey *k, *t;
     HASH_ITER(hh, g->keys, k, t) {
@@ -119,9 +123,8 @@ static gw_apikey *key_add(bl__gw *g, const gw_apikey *in)
 
 static void keys_load(bl__gw *g)
 {
-    if (!g->n->cfg.data_dir[0]) return;
     char path[600];
-    snprintf(path, sizeof(path), "%s/gateway-apikeys.json", g->n->cfg.data_dir);
+    keys_path(g, path, sizeof(path));
     if (access(path, F_OK) != 0) return;
     json_error_t je;
     json_t *a = json_load_file(path, 0, &je), *o;
@@ -214,19 +217,6 @@ int bl__gw_key_revoke(bl__gw *g, const char *id)
     return BL_OK;
 }
 
-static void encode_key(ei_x_buff *x, const gw_apikey *k)
-{
-    ei_x_encode_tuple_header(x, 8);
-    ei_x_encode_binary(x, k->id, (long)strlen(k->id));
-    ei_x_encode_binary(x, k->name, (long)strlen(k->name));
-    ei_x_encode_atom(x, bl__gw_role_name(k->role));
-    ei_x_encode_binary(x, k->hash, 32);
-    ei_x_encode_ulonglong(x, k->created_ms);
-    ei_x_encode_atom(x, k->created_on[0] ? k->created_on : "undefined");
-    ei_x_encode_atom(x, k->revoked ? "true" : "false");
-    ei_x_encode_ulonglong(x, k->revoked_ms);
-}
-
 void bl__gw_keys_encode(bl__gw *g, ei_x_buff *x, const gw_apikey *only)
 {
     ei_x_encode_version(x);
@@ -234,12 +224,12 @@ void bl__gw_keys_encode(bl__gw *g, ei_x_buff *x, const gw_apikey *only)
     ei_x_encode_atom(x, "bl_gw_keys");
     if (only) {
         ei_x_encode_list_header(x, 1);
-        encode_key(x, only);
+        bl__gw_key_encode(x, only);
     } else {
         gw_apikey *k, *t;
         HASH_ITER(hh, g->keys, k, t) {
             ei_x_encode_list_header(x, 1);
-            encode_key(x, k);
+            bl__gw_key_encode(x, k);
         }
     }
     ei_x_encode_empty_list(x);
@@ -257,42 +247,25 @@ void bl__gw_keys_send(bl__gw *g, const char *node, const gw_apikey *only)
     ei_x_free(&x);
 }
 
-static int get_bin(const char *buf, int *idx, char *out, size_t outsz, long *len)
+typedef struct {
+    bl__gw *g;
+    int changed;
+} merge_ctx;
+
+static void merge_one(const gw_apikey *k, void *ud)
 {
-    int type, size;
-    if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT || (size_t)size >= outsz)
-        return -1;
-    if (ei_decode_binary(buf, idx, out, len) < 0) return -1;
-    out[*len] = 0;
-    return 0;
+    merge_ctx *m = ud;
+    if (key_add(m->g, k)) m->changed = 1;
 }
 
-/* {bl_gw_keys, [Key]} from a peer: buf/idx at the list */
+/* {bl_gw_keys, [Key]} from a peer: buf/idx at the list. The keys before a malformed one are
+ * kept; the rest of that message is dropped with a log line. */
 void bl__gw_keys_merge(bl__gw *g, const char *buf, int *idx)
 {
-    int type, size, arity, changed = 0;
-    while (ei_get_type(buf, idx, &type, &size) == 0 && type == ERL_LIST_EXT) {
-        if (ei_decode_list_header(buf, idx, &arity) < 0) return;
-        for (int i = 0; i < arity; i++) {
-            gw_apikey k = {0};
-            char role[MAXATOMLEN_UTF8], rev[MAXATOMLEN_UTF8], hash[40];
-            long len;
-            int ta;
-            if (ei_decode_tuple_header(buf, idx, &ta) < 0 || ta != 8 ||
-                get_bin(buf, idx, k.id, sizeof(k.id), &len) || len < 1 ||
-                get_bin(buf, idx, k.name, sizeof(k.name), &len) ||
-                ei_decode_atom(buf, idx, role) < 0 || get_bin(buf, idx, hash, sizeof(hash), &len) ||
-                len != 32 || ei_decode_ulonglong(buf, idx, &k.created_ms) < 0 ||
-                ei_decode_atom(buf, idx, k.created_on) < 0 || ei_decode_atom(buf, idx, rev) < 0 ||
-                ei_decode_ulonglong(buf, idx, &k.revoked_ms) < 0 ||
-                (k.role = bl__gw_role_parse(role)) < 0)
-                return;
-            memcpy(k.hash, hash, 32);
-            k.revoked = !strcmp(rev, "true");
-            if (key_add(g, &k)) changed = 1;
-        }
-    }
-    if (changed) keys_save(g);
+    merge_ctx m = {g, 0};
+    if (bl__gw_keys_decode(buf, idx, merge_one, &m) < 0)
+        bl_log(g->n, BL_LOG_WARN, "gateway: a malformed API key sync message was dropped");
+    if (m.changed) keys_save(g);
 }
 
 /* The key named by an Authorization header value, or NULL. */

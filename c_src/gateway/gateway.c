@@ -60,7 +60,7 @@ json_t *bl__gw_node_self(bl__gw *g)
                         : json_null();
     json_t *j = json_pack(
         "{s:s, s:s, s:s, s:s, s:f, s:o, s:{s:I, s:I, s:I, s:I, s:i, s:i, s:I, s:I, "
-        "s:I, s:I}}",
+        "s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:I}}",
         "node", bl_node_name(n), "role", n->cfg.role, "cluster", n->cfg.cluster, "version",
         BL_VERSION, "uptime_s", ev_time() - n->started_at, "http", http, "stats", "messages_in",
         (json_int_t)st.msgs_in, "messages_out", (json_int_t)st.msgs_out, "bytes_in",
@@ -68,7 +68,12 @@ json_t *bl__gw_node_self(bl__gw *g)
         (int)st.connections, "processes", (int)st.processes, "connections_accepted",
         (json_int_t)st.conns_accepted, "connections_established", (json_int_t)st.conns_connected,
         "connections_dropped", (json_int_t)st.conns_dropped, "handshakes_failed",
-        (json_int_t)st.handshakes_failed);
+        (json_int_t)st.handshakes_failed, "refused", "not_allowed",
+        (json_int_t)st.refused_not_allowed, "max_connections",
+        (json_int_t)st.refused_max_connections, "max_handshakes_per_address",
+        (json_int_t)st.refused_per_address, "max_handshake_rate_per_address",
+        (json_int_t)st.refused_rate, "handshakes_running", (json_int_t)st.refused_busy,
+        "refusal_logs_suppressed", (json_int_t)st.refusal_logs_suppressed);
     json_object_set_new(j, "metrics", metrics ? metrics : json_null());
     return j;
 }

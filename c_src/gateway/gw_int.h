@@ -136,6 +136,9 @@ struct bl__gw {
     gw_req *reqs; /* every live request */
     void *calls;  /* calls in flight (http.c) */
     unsigned nconns;
+    void *conns;    /* every open connection, with its request's start (http.c) */
+    ev_timer sweep; /* once a second: requests over http_request_timeout_s */
+    unsigned long long request_timeouts; /* connections closed for that */
     unsigned long long http_requests[6]; /* by status class 1xx..5xx; [0]: refused by limits */
     /* stream and events */
     gw_stream *streams;
@@ -219,6 +222,11 @@ json_t *bl__gw_key_list(bl__gw *g);
 int bl__gw_key_revoke(bl__gw *g, const char *id);
 void bl__gw_keys_encode(bl__gw *g, ei_x_buff *x, const gw_apikey *only);
 void bl__gw_keys_merge(bl__gw *g, const char *buf, int *idx);
+/* keycodec.c: one key's wire form, and a decoder calling fn per key of a [Key] list; returns
+ * how many, or -1 at the first malformed one (those before it were given to fn). */
+void bl__gw_key_encode(ei_x_buff *x, const gw_apikey *k);
+typedef void (*bl__gw_key_fn)(const gw_apikey *k, void *ud);
+int bl__gw_keys_decode(const char *buf, int *idx, bl__gw_key_fn fn, void *ud);
 void bl__gw_keys_send(bl__gw *g, const char *node, const gw_apikey *only);
 json_t *bl__gw_key_json(const gw_apikey *k);
 void bl__gw_rate_prune(bl__gw *g);

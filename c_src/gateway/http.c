@@ -10,6 +10,7 @@
 #include "gw_int.h"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,6 +305,24 @@ static void client_addr(bl__gw *g, struct MHD_Connection *c, char *out, size_t o
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)outsz);
 }
 
+/* One open connection: when its current request began (the connection's start, or the end of
+ * the previous request on a kept-alive connection). MHD's own timeout is an idle one, so a client
+ * that trickles a byte now and then could hold a request open for ever; the sweep caps it. */
+typedef struct gw_conn {
+    struct gw_conn *prev, *next;
+    struct MHD_Connection *c;
+    ev_tstamp since;
+    int streaming; /* an SSE stream: long-lived on purpose */
+    int capped;    /* shut down by the sweep */
+} gw_conn;
+
+static gw_conn *conn_of(bl__gw *g, struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        g->mhd->get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -364,6 +383,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         bl__gw_dispatch(r);
     if (r->stream) {
         r->started_stream = 1;
+        gw_conn *k = conn_of(g, c);
+        if (k) k->streaming = 1;
         return queue_stream(r);
     }
     if (r->outstanding) {
@@ -379,9 +400,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
     (void)toe;
-    (void)cls;
+    bl__gw *g = cls;
+    gw_conn *k = c ? conn_of(g, c) : NULL;
+    if (k && !k->capped) k->since = ev_now(g->n->loop); /* the next request starts now */
     gw_req *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
@@ -400,13 +422,51 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)c;
-    (void)socket_context;
     bl__gw *g = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    gw_conn **head = (gw_conn **)&g->conns;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         g->nconns++;
-    else if (g->nconns)
-        g->nconns--;
+        gw_conn *k = calloc(1, sizeof(*k));
+        if (!k) return; /* not capped: the idle timeout and the limits still hold */
+        k->c = c;
+        k->since = ev_now(g->n->loop);
+        DL_APPEND(*head, k);
+        *socket_context = k;
+        return;
+    }
+    if (g->nconns) g->nconns--;
+    gw_conn *k = *socket_context;
+    if (k) {
+        DL_DELETE(*head, k);
+        free(k);
+        *socket_context = NULL;
+    }
+}
+
+/* once a second: a connection whose request is still arriving (or whose answer is still being
+ * read) after http_request_timeout_s is shut down; MHD sees the end of the socket at once and
+ * closes the connection itself (the descriptor stays MHD's, so no other can take its number) */
+static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    bl__gw *g = w->data;
+    ev_tstamp cap = g->n->cfg.http_request_timeout_s, now = ev_now(loop);
+    int cut = 0;
+    for (gw_conn *k = g->conns; k; k = k->next) {
+        if (k->streaming || k->capped || now - k->since < cap) continue;
+        const union MHD_ConnectionInfo *ci =
+            g->mhd->get_connection_info(k->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci) continue;
+        shutdown(ci->connect_fd, SHUT_RDWR);
+        k->capped = 1;
+        g->request_timeouts++;
+        cut++;
+    }
+    if (cut) {
+        bl_log(g->n, BL_LOG_INFO, "http: %d connection(s) closed: a request took over %u s",
+               cut, g->n->cfg.http_request_timeout_s);
+        bl__gw_http_kick(g);
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -514,6 +574,9 @@ int bl__gw_http_start(bl__gw *g)
     ev_init(&g->tm, tm_cb);
     g->tm.data = g;
     rearm(g);
+    ev_timer_init(&g->sweep, sweep_cb, 1.0, 1.0);
+    g->sweep.data = g;
+    ev_timer_start(n->loop, &g->sweep);
     bl_log(n, BL_LOG_INFO, "http: %s://%s:%d/ (dashboard %s, reads %s)", g->tls ? "https" : "http",
            cfg->http_address, g->port, g->dashboard ? "on" : "off",
            g->loopback || cfg->http_public_read ? "open" : "need a key");
@@ -541,6 +604,7 @@ void bl__gw_http_stop(bl__gw *g)
         g->mhd->run(g->d);
         ev_io_stop(g->n->loop, &g->io);
         ev_timer_stop(g->n->loop, &g->tm);
+        ev_timer_stop(g->n->loop, &g->sweep);
         g->mhd->stop_daemon(g->d);
         g->d = NULL;
     }

@@ -106,6 +106,26 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
         bl__sb_add(&b, "%s %llu\n", C[i].name,
                    (unsigned long long)*(const uint64_t *)((const char *)&st + C[i].off));
     }
+    /* admission control (docs/security.md): one series per limit that refuses */
+    static const struct {
+        const char *reason;
+        size_t off;
+    } R[] = {
+        {"not_allowed", offsetof(bl_stats, refused_not_allowed)},
+        {"max_connections", offsetof(bl_stats, refused_max_connections)},
+        {"max_handshakes_per_address", offsetof(bl_stats, refused_per_address)},
+        {"max_handshake_rate_per_address", offsetof(bl_stats, refused_rate)},
+        {"handshakes_running", offsetof(bl_stats, refused_busy)},
+    };
+    bl__prom_family(&b, "beamlet_dist_refused_total", "counter",
+                    "Distribution connections refused by the allow-list or a limit, by reason.");
+    for (size_t i = 0; i < sizeof(R) / sizeof(R[0]); i++)
+        bl__sb_add(&b, "beamlet_dist_refused_total{reason=\"%s\"} %llu\n", R[i].reason,
+                   (unsigned long long)*(const uint64_t *)((const char *)&st + R[i].off));
+    bl__prom_family(&b, "beamlet_dist_refusal_logs_suppressed_total", "counter",
+                    "Refusal log lines over the log budget, counted instead of written.");
+    bl__sb_add(&b, "beamlet_dist_refusal_logs_suppressed_total %llu\n",
+               (unsigned long long)st.refusal_logs_suppressed);
 
     /* registry */
     unsigned h[3] = {0};
@@ -145,6 +165,9 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
                        g->http_requests[i]);
         bl__prom_family(&b, "beamlet_http_connections", "gauge", "Open HTTP connections.");
         bl__sb_add(&b, "beamlet_http_connections %u\n", g->nconns);
+        bl__prom_family(&b, "beamlet_http_request_timeouts_total", "counter",
+                        "Connections closed because a request took over http_request_timeout_s.");
+        bl__sb_add(&b, "beamlet_http_request_timeouts_total %llu\n", g->request_timeouts);
         unsigned ns = 0;
         for (gw_stream *s = g->streams; s; s = s->next)
             ns++;
@@ -163,21 +186,24 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
 }
 
 /* The machine, from the health collector's latest sample, under node_exporter's names and
- * labels (CPU time is the all-CPU sum of /proc/stat's first line: label cpu="all"). */
+ * labels: CPU time one series per CPU and mode (/proc/stat's "cpuN" lines), as node_exporter. */
 static void node_series(sbuf *b, const bl_health_metrics *m)
 {
     char e1[300], e2[300], e3[300];
     const double hz = 100.0; /* USER_HZ: 100 on every Linux ABI */
     bl__prom_family(b, "node_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.");
-    const struct {
-        const char *mode;
-        unsigned long long v;
-    } cpu[] = {{"user", m->cpu.user},       {"nice", m->cpu.nice},     {"system", m->cpu.system},
-               {"idle", m->cpu.idle},       {"iowait", m->cpu.iowait}, {"irq", m->cpu.irq},
-               {"softirq", m->cpu.softirq}, {"steal", m->cpu.steal}};
-    for (size_t i = 0; i < sizeof(cpu) / sizeof(cpu[0]); i++)
-        bl__sb_add(b, "node_cpu_seconds_total{cpu=\"all\",mode=\"%s\"} %.2f\n", cpu[i].mode,
-                   cpu[i].v / hz);
+    for (int c = 0; c < m->ncores; c++) {
+        const bl_cpu_times *t = &m->cores[c].t;
+        const struct {
+            const char *mode;
+            unsigned long long v;
+        } cpu[] = {{"user", t->user},       {"nice", t->nice},     {"system", t->system},
+                   {"idle", t->idle},       {"iowait", t->iowait}, {"irq", t->irq},
+                   {"softirq", t->softirq}, {"steal", t->steal}};
+        for (size_t i = 0; i < sizeof(cpu) / sizeof(cpu[0]); i++)
+            bl__sb_add(b, "node_cpu_seconds_total{cpu=\"%u\",mode=\"%s\"} %.2f\n",
+                       m->cores[c].id, cpu[i].mode, cpu[i].v / hz);
+    }
     bl__prom_family(b, "node_load1", "gauge", "1m load average.");
     bl__sb_add(b, "node_load1 %.2f\n", m->load1);
     bl__prom_family(b, "node_load5", "gauge", "5m load average.");

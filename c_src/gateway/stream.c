@@ -292,14 +292,84 @@ int bl__gw_parse_time(const char *s, unsigned long long *out)
     return 0;
 }
 
+/* ?source=store: the node's persisted event log (the health store, what `beamlet events` reads),
+ * beyond the ring and across restarts: [#{id, time_ms, node, type, severity, who, body}] */
+static void store_events_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status)
+        return bl__gw_problem(r, status == BL_ETIMEOUT ? 504 : 503, "Service Unavailable",
+                              "the node's event store did not answer (health off?)");
+    json_t *t = bl_term_to_json(buf, &index);
+    json_t *tag = json_array_get(t, 0), *list = json_array_get(t, 1);
+    if (!json_is_string(tag) || strcmp(json_string_value(tag), "ok") || !json_is_array(list)) {
+        const char *why = json_string_value(list);
+        char d[300];
+        snprintf(d, sizeof(d), "the event store refused the query: %s", why ? why : "?");
+        int bad = why && !strcmp(why, "badarg");
+        json_decref(t);
+        return bad ? bl__gw_problem(r, 400, "Bad Request", "a filter value is too long")
+                   : bl__gw_problem(r, 503, "Service Unavailable", d);
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        const char *body = json_string_value(json_object_get(e, "body"));
+        json_t *o = body ? json_loads(body, 0, NULL) : NULL;
+        json_object_set_new(e, "body", o ? o : json_object());
+        if (json_is_string(json_object_get(e, "who")) &&
+            !strcmp(json_string_value(json_object_get(e, "who")), "undefined"))
+            json_object_set_new(e, "who", json_null());
+    }
+    /* the store answers newest first; the API lists oldest first, as the ring does */
+    json_t *out = json_array();
+    for (size_t k = json_array_size(list); k-- > 0;)
+        json_array_append(out, json_array_get(list, k));
+    json_decref(t);
+    bl__gw_reply_json(r, 200, out);
+}
+
+static void store_events_query(gw_req *r, unsigned long long t0, unsigned long long t1,
+                               const char *node, const char *type, const char *sev, long limit)
+{
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "events");
+    ei_x_encode_map_header(&x, 6);
+    ei_x_encode_atom(&x, "since_ms");
+    ei_x_encode_ulonglong(&x, t0);
+    ei_x_encode_atom(&x, "until_ms");
+    ei_x_encode_ulonglong(&x, t1 == ~0ull ? 0 : t1);
+    ei_x_encode_atom(&x, "limit");
+    ei_x_encode_ulonglong(&x, (unsigned long long)limit);
+    ei_x_encode_atom(&x, "type");
+    ei_x_encode_binary(&x, type ? type : "", type ? (long)strlen(type) : 0);
+    ei_x_encode_atom(&x, "node");
+    ei_x_encode_binary(&x, node ? node : "", node ? (long)strlen(node) : 0);
+    ei_x_encode_atom(&x, "severity"); /* the stream's "error" is the store's "critical" */
+    const char *s = !sev ? "info" : !strcmp(sev, "error") ? "critical" : sev;
+    ei_x_encode_binary(&x, s, (long)strlen(s));
+    int rc = x.buffsz < 0 ? BL_ENOMEM
+                          : bl__gw_call(r, "beamlet_health", bl_node_name(r->g->n), x.buff, x.index,
+                                        store_events_cb);
+    ei_x_free(&x);
+    if (rc != BL_OK)
+        bl__gw_problem(r, 503, "Service Unavailable", "this node runs no health service");
+}
+
 void bl__gw_events_query(gw_req *r)
 {
     bl__gw *g = r->g;
     const char *since = bl__gw_arg(r, "since"), *until = bl__gw_arg(r, "until"),
                *node = bl__gw_arg(r, "node"), *type = bl__gw_arg(r, "type"),
-               *sev = bl__gw_arg(r, "severity"), *lim = bl__gw_arg(r, "limit");
+               *sev = bl__gw_arg(r, "severity"), *lim = bl__gw_arg(r, "limit"),
+               *source = bl__gw_arg(r, "source");
     unsigned long long t0 = 0, t1 = ~0ull;
     long limit = 100;
+    int store = source && !strcmp(source, "store");
+    if (source && !store && strcmp(source, "stream"))
+        return bl__gw_problem(r, 400, "Bad Request", "source is stream (the default) or store");
     if ((since && bl__gw_parse_time(since, &t0)) || (until && bl__gw_parse_time(until, &t1)))
         return bl__gw_problem(
             r, 400, "Bad Request",
@@ -309,9 +379,11 @@ void bl__gw_events_query(gw_req *r)
     if (lim) {
         char *end;
         limit = strtol(lim, &end, 10);
-        if (*end || limit < 1 || limit > RING_CAP)
-            return bl__gw_problem(r, 400, "Bad Request", "limit is 1..1024");
+        if (*end || limit < 1 || limit > (store ? 10000 : RING_CAP))
+            return bl__gw_problem(r, 400, "Bad Request",
+                                  store ? "limit is 1..10000" : "limit is 1..1024");
     }
+    if (store) return store_events_query(r, t0, t1, node, type, sev, limit);
     json_t *a = json_array();
     for (unsigned i = g->ring_len; i-- > 0 && (long)json_array_size(a) < limit;) {
         const gw_event *e = &g->ring[(g->ring_head + i) % g->ring_cap];

@@ -11,10 +11,14 @@
  * Flapping is damped: a check changes state after `consecutive` results in a row that agree
  * (check_consecutive, default 2); its first result sets it at once. A change is an event and
  * goes to the watch callbacks. Removing a check whose GET is in flight drops the HTTP client
- * (and its other GETs, which run again at their next interval) so no answer finds it freed. */
+ * (and its other GETs, which run again at their next interval) so no answer finds it freed.
+ * A check with a "service" sets the health of this node's registry entries of that id or name
+ * after each result, and at once (on the next loop turn) when such an entry is registered or
+ * its health is set to something else. */
 #include "checks.h"
 #include "webhook.h"
 #include "checks_parse.h"
+#include "beamlet/registry.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -79,6 +83,8 @@ struct bl__checks {
     cwatch *watches;
     crun *runs;
     bl__webhooks *http;
+    int reg_watch;   /* registry watch id (entries of checked services) */
+    ev_timer resync; /* next loop turn: set the checked entries' health again */
 };
 
 static const char *const STATUS[] = {"passing", "warning", "critical"};
@@ -89,6 +95,68 @@ const char *bl__check_status_name(int s)
 }
 
 static void schedule(bl__check *c);
+
+/* ---- the registry entries a check drives ---- */
+
+static int drives(const bl__check *c, const bl_service_entry *e)
+{
+    return c->spec.service[0] && c->status >= 0 &&
+           (!strcmp(c->spec.service, e->id) || !strcmp(c->spec.service, e->name));
+}
+
+typedef struct ids {
+    const bl__check *c;
+    int n;
+    char id[64][BL_REG_ID_LEN];
+} ids;
+
+static void collect(bl_node *n, const bl_service_entry *e, void *ud)
+{
+    ids *v = ud;
+    if (v->n < 64 && bl_is_local_node(n, e->node) && drives(v->c, e) &&
+        (int)e->health != v->c->status)
+        snprintf(v->id[v->n++], BL_REG_ID_LEN, "%s", e->id);
+}
+
+/* the check's status becomes the health of the entries it drives (ids collected first: setting
+ * the health tells the registry's watchers, who may change the table) */
+static void apply_service(bl__check *c)
+{
+    if (!c->spec.service[0] || c->status < 0) return;
+    bl_node *n = c->cs->h->n;
+    ids *v = calloc(1, sizeof(*v));
+    if (!v) return;
+    v->c = c;
+    bl_registry_find(n, NULL, collect, v);
+    for (int i = 0; i < v->n; i++)
+        bl_registry_set_health(n, v->id[i], (bl_health)c->status);
+    free(v);
+}
+
+static void on_resync(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl__checks *cs = w->data;
+    bl__check *c, *t;
+    HASH_ITER(hh, cs->all, c, t)
+    apply_service(c);
+}
+
+/* an entry of this node was registered or its health set: one a check drives gets the check's
+ * status back on the next loop turn (not from inside the registry's callback) */
+static void on_registry(bl_node *n, bl_registry_event ev, const bl_service_entry *e, void *ud)
+{
+    bl__checks *cs = ud;
+    if (ev == BL_REG_REMOVED || !bl_is_local_node(n, e->node) || ev_is_active(&cs->resync)) return;
+    bl__check *c, *t;
+    HASH_ITER(hh, cs->all, c, t)
+    if (drives(c, e) && (int)e->health != c->status) {
+        ev_timer_set(&cs->resync, 0., 0.);
+        ev_timer_start(n->loop, &cs->resync);
+        return;
+    }
+}
 
 static void result(bl__check *c, int status, const char *output)
 {
@@ -138,6 +206,7 @@ static void result(bl__check *c, int status, const char *output)
             w->cb(cs->h->n, c->spec.name, bl__check_status_name(status), c->output, w->ud);
         }
     }
+    apply_service(c);
     schedule(c);
 }
 
@@ -361,7 +430,11 @@ static void schedule(bl__check *c)
 bl__checks *bl__checks_new(health *h)
 {
     bl__checks *cs = calloc(1, sizeof(*cs));
-    if (cs) cs->h = h;
+    if (!cs) return NULL;
+    cs->h = h;
+    ev_timer_init(&cs->resync, on_resync, 0., 0.);
+    cs->resync.data = cs;
+    cs->reg_watch = bl_registry_watch(h->n, on_registry, cs); /* < 0: no registry here */
     return cs;
 }
 
@@ -489,6 +562,8 @@ void bl__checks_free(bl__checks *cs)
         nx = r->next;
         free(r);
     }
+    if (cs->reg_watch > 0) bl_registry_unwatch(cs->h->n, cs->reg_watch);
+    ev_timer_stop(cs->h->n->loop, &cs->resync);
     bl__webhooks_free(cs->http); /* drops GETs in flight without calling back */
     bl__check *c, *t;
     HASH_ITER(hh, cs->all, c, t)
@@ -499,6 +574,37 @@ void bl__checks_free(bl__checks *cs)
     cwatch *w, *wt;
     LL_FOREACH_SAFE(cs->watches, w, wt) free(w);
     free(cs);
+}
+
+int bl__checks_entry(bl__checks *cs, const char *id, const char *json)
+{
+    char name[sizeof(((bl_health_check_spec *)0)->name)];
+    if (snprintf(name, sizeof(name), "svc:%s", id) >= (int)sizeof(name)) return -1;
+    if (!json) {
+        bl__checks_remove(cs, name);
+        return 0;
+    }
+    json_t *o = json_loads(json, 0, NULL);
+    if (!json_is_object(o) || json_object_get(o, "name") || json_object_get(o, "service")) {
+        json_decref(o);
+        return -1;
+    }
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "service", json_string(id));
+    json_t *a = json_pack("[o]", o);
+    char *txt = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    bl_health_check_spec spec;
+    char err[200];
+    int k = txt ? bl__checks_parse(txt, &spec, 1, err, sizeof(err)) : -1;
+    free(txt);
+    if (k != 1) {
+        bl_log(cs->h->n, BL_LOG_WARN, "registry entry %s: check refused: %s", id,
+               k < 0 ? err : "empty");
+        return -1;
+    }
+    bl__checks_remove(cs, name); /* a re-registration replaces it */
+    return bl__checks_add(cs, &spec) > 0 ? 0 : -1;
 }
 
 void bl__checks_counts(bl__checks *cs, unsigned *pass, unsigned *warn, unsigned *crit)
@@ -535,8 +641,9 @@ void bl__checks_encode(bl__checks *cs, ei_x_buff *x)
     if (cs) HASH_ITER(hh, cs->all, c, t)
         {
             ei_x_encode_list_header(x, 1);
-            ei_x_encode_map_header(x, 10);
+            ei_x_encode_map_header(x, 11);
             bl__kv_str(x, "name", c->spec.name);
+            bl__kv_str(x, "service", c->spec.service);
             ei_x_encode_atom(x, "kind");
             ei_x_encode_atom(x, KIND[c->spec.kind]);
             char tgt[sizeof(c->spec.target)];

@@ -22,6 +22,9 @@ const char *bl__check_status_name(int s);
  * id > 0 for bl__checks_run_cancel, BL_ENOPROC (no such check), BL_ENOMEM. */
 int bl__checks_run_now(bl__checks *cs, const char *name, bl_health_check_cb cb, void *ud);
 void bl__checks_run_cancel(bl__checks *cs, int id);
+/* The check a registry entry's registration carries (json: an element of health_checks
+ * without "name"; NULL: none any more): run as "svc:ID", driving that entry. 0 or -1. */
+int bl__checks_entry(bl__checks *cs, const char *id, const char *json);
 #include "checks_parse.h" /* bl__checks_parse */
 
 #endif

@@ -43,7 +43,7 @@ int bl__parse_hostport(const char *t, struct sockaddr_storage *ss, socklen_t *sl
 }
 
 /* the health_checks config key: [{"name", "http" | "tcp" | "command": [argv], "interval_s",
- * "timeout_s", "consecutive"}] */
+ * "timeout_s", "consecutive", "service"}] */
 int bl__checks_parse(const char *json, bl_health_check_spec *out, int max, char *err, size_t errlen)
 {
     if (!json || !*json) return 0;
@@ -76,6 +76,16 @@ int bl__checks_parse(const char *json, bl_health_check_spec *out, int max, char 
                 snprintf(err, errlen, "two checks named %s", name);
                 goto bad;
             }
+        json_t *svc = json_object_get(o, "service");
+        if (svc && (!json_is_string(svc) || !json_string_length(svc) ||
+                    json_string_length(svc) >= sizeof(s->service))) {
+            snprintf(err, errlen,
+                     "check %s: \"service\" is a service name or entry id (1..%zu "
+                     "characters)",
+                     name, sizeof(s->service) - 1);
+            goto bad;
+        }
+        if (svc) snprintf(s->service, sizeof(s->service), "%s", json_string_value(svc));
         const char *http = json_string_value(json_object_get(o, "http"));
         const char *tcp = json_string_value(json_object_get(o, "tcp"));
         json_t *cmd = json_object_get(o, "command");

@@ -5,6 +5,7 @@
 #include "collector.h"
 #include "hstore.h"
 #include "checks.h"
+#include "../services/registry_hooks.h"
 #include "beamlet/cluster.h"
 
 #include <jansson.h>
@@ -246,6 +247,7 @@ static void maintenance_loaded(const char *v, void *ud)
     h->maint_since = since;
     snprintf(h->maint_who, sizeof(h->maint_who), "%s", v + off);
     bl_log(h->n, BL_LOG_INFO, "health: still in maintenance (set by %s)", h->maint_who);
+    bl__view_broadcast(h); /* the members leave this node's services out from now on */
 }
 
 /* {maintenance, true | false, Who} */
@@ -362,11 +364,28 @@ static int h_call(bl_proc *self, const bl_from *from, const char *buf, int idx, 
     return ei_x_encode_atom(reply, "unknown_request");
 }
 
+/* the registry's hook: entries of a node in maintenance are not chosen by calls and lookups */
+static int node_excluded(bl_node *n, const char *node, void *ud)
+{
+    (void)n;
+    return bl__view_node_maintenance(ud, node);
+}
+
+/* the registry's hook: a registration's check runs here */
+static int entry_check(bl_node *n, const char *id, const char *json, void *ud)
+{
+    (void)n;
+    health *h = ud;
+    return h->checks ? bl__checks_entry(h->checks, id, json) : -1;
+}
+
 static void h_terminate(bl_proc *self, const char *reason, void *ud)
 {
     (void)self;
     (void)reason;
     health *h = ud;
+    bl__registry_set_exclude(h->n, NULL, NULL);
+    bl__registry_set_check_hook(h->n, NULL, NULL);
     if (h->timer_id > 0) bl_timer_cancel(h->n, h->timer_id);
     if (h->store_timer > 0) bl_timer_cancel(h->n, h->store_timer);
     if (h->cluster_sub > 0) bl_cluster_unsubscribe(h->n, h->cluster_sub);
@@ -437,6 +456,8 @@ int bl_health_start(bl_node *n)
                                     BL_VERSION, "role", n->cfg.role, "os_pid", (int)getpid()));
     }
     h->cluster_sub = n->cluster ? bl_cluster_subscribe(n, on_cluster, h) : 0;
+    bl__registry_set_exclude(n, node_excluded, h); /* BL_ENOPROC without a registry: none */
+    bl__registry_set_check_hook(n, entry_check, h);
     return h->timer_id > 0 && h->store_timer >= 0 && h->cluster_sub >= 0 ? BL_OK : BL_ENOMEM;
 }
 

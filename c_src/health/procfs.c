@@ -71,6 +71,22 @@ int bl__parse_stat(const char *text, bl_cpu_times *cpu, unsigned *ncpu)
     return 0;
 }
 
+int bl__parse_stat_cores(const char *text, bl_cpu_core *out, int max)
+{
+    char line[512];
+    int n = 0;
+    for (const char *p = text; n < max && (p = next_line(p, line, sizeof(line)));) {
+        if (strncmp(line, "cpu", 3) || !isdigit((unsigned char)line[3])) continue;
+        bl_cpu_core c = {0};
+        int k = sscanf(line + 3, "%u %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &c.id,
+                       &c.t.user, &c.t.nice, &c.t.system, &c.t.idle, &c.t.iowait, &c.t.irq,
+                       &c.t.softirq, &c.t.steal, &c.t.guest, &c.t.guest_nice);
+        if (k < 5) return -1;
+        out[n++] = c;
+    }
+    return n;
+}
+
 int bl__parse_loadavg(const char *text, double *l1, double *l5, double *l15, unsigned *running,
                       unsigned *total)
 {
@@ -443,7 +459,12 @@ int bl__collect(const char *root, bl__collect_prev *prev, bl_health_metrics *m)
     int rc = 0;
 #define READ(name)                                                                                 \
     (snprintf(path, sizeof(path), "%s/%s", root, name), bl__read_file(path, buf, CAP))
-    if (READ("stat") < 0 || bl__parse_stat(buf, &m->cpu, &m->ncpu) < 0) rc = -1;
+    if (READ("stat") < 0 || bl__parse_stat(buf, &m->cpu, &m->ncpu) < 0) {
+        rc = -1;
+    } else {
+        int k = bl__parse_stat_cores(buf, m->cores, BL_HEALTH_MAX_CPUS);
+        m->ncores = k > 0 ? k : 0;
+    }
     if (READ("meminfo") < 0 || bl__parse_meminfo(buf, m) < 0) rc = -1;
     if (READ("loadavg") >= 0)
         bl__parse_loadavg(buf, &m->load1, &m->load5, &m->load15, &m->procs_running,

@@ -9,6 +9,8 @@
 
 /* Each returns 0 on success, -1 when the text is not in the expected format. */
 int bl__parse_stat(const char *text, bl_cpu_times *cpu, unsigned *ncpu);
+/* The per-CPU lines ("cpu0 ..."), up to max, in file order. Returns how many or -1. */
+int bl__parse_stat_cores(const char *text, bl_cpu_core *out, int max);
 int bl__parse_loadavg(const char *text, double *l1, double *l5, double *l15, unsigned *running,
                       unsigned *total);
 int bl__parse_meminfo(const char *text, bl_health_metrics *m);

@@ -15,7 +15,9 @@
 #include "rules.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const METRICS[] = {"disk.used_percent", "memory.available_percent",
@@ -187,6 +189,68 @@ int bl__rules_check(const char *json, char *err, size_t errlen)
     bl__ruleset *s = calloc(1, sizeof(*s));
     if (!s) return snprintf(err, errlen, "out of memory"), -1;
     int rc = apply_config(json, s, err, errlen);
+    free(s);
+    return rc;
+}
+
+static const char *const OPS[] = {">", ">=", "<", "<="};
+
+int bl__rules_cross_check(const bl_config *c, const char **key, char *err, size_t errlen)
+{
+    /* the node status thresholds: warning first; equal thresholds are allowed (no warning step) */
+    static const struct {
+        const char *warn, *crit, *rules;
+        size_t w, k;
+        int down; /* 1: memory available, the lower the worse */
+    } PAIRS[] = {
+        {"disk_warn_percent", "disk_crit_percent", "rules disk_warning and disk_critical",
+         offsetof(bl_config, disk_warn_percent), offsetof(bl_config, disk_crit_percent), 0},
+        {"mem_warn_percent", "mem_crit_percent", "rules memory_low and memory_critical",
+         offsetof(bl_config, mem_warn_percent), offsetof(bl_config, mem_crit_percent), 1},
+        {"load_warn_per_cpu", "load_crit_per_cpu", "the node status and rule load_high",
+         offsetof(bl_config, load_warn_per_cpu), offsetof(bl_config, load_crit_per_cpu), 0},
+    };
+    for (size_t i = 0; i < sizeof(PAIRS) / sizeof(PAIRS[0]); i++) {
+        double w = *(const double *)((const char *)c + PAIRS[i].w),
+               k = *(const double *)((const char *)c + PAIRS[i].k);
+        if (PAIRS[i].down ? w >= k : w <= k) continue;
+        *key = PAIRS[i].warn;
+        snprintf(err, errlen,
+                 "invalid %s: %g is %s %s (%g): a warning must come before the "
+                 "critical level (%s)",
+                 PAIRS[i].warn, w, PAIRS[i].down ? "below" : "above", PAIRS[i].crit, k,
+                 PAIRS[i].rules);
+        return -1;
+    }
+    /* the rules: a warn rule and a critical rule on the same metric, mount and direction */
+    bl__ruleset *s = calloc(1, sizeof(*s));
+    char why[200];
+    if (!s) return *key = "alert_rules", snprintf(err, errlen, "out of memory"), -1;
+    if (bl__rules_build(c, s, why, sizeof(why)) < 0) {
+        free(s);
+        *key = "alert_rules";
+        snprintf(err, errlen, "invalid alert_rules: %s", why);
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < s->n && !rc; i++)
+        for (int j = 0; j < s->n && !rc; j++) {
+            const bl__rule *w = &s->r[i], *k = &s->r[j];
+            if (w->kind != BL__RULE_METRIC || k->kind != BL__RULE_METRIC || w->severity != 1 ||
+                k->severity != 2 || strcmp(w->what, k->what) || strcmp(w->mount, k->mount))
+                continue;
+            int up = w->op <= BL__OP_GE;
+            if (up != (k->op <= BL__OP_GE)) continue;
+            if (up ? w->threshold <= k->threshold : w->threshold >= k->threshold) continue;
+            *key = "alert_rules";
+            snprintf(err, errlen,
+                     "invalid alert_rules: rule %s (warn at %s %s %g%s%s) would fire only after "
+                     "rule %s (critical at %s %g): a warning threshold must come before its "
+                     "critical one",
+                     w->name, w->what, OPS[w->op], w->threshold, w->mount[0] ? " on " : "",
+                     w->mount, k->name, OPS[k->op], k->threshold);
+            rc = -1;
+        }
     free(s);
     return rc;
 }

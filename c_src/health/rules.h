@@ -42,6 +42,13 @@ typedef struct bl__ruleset {
 int bl__rules_build(const bl_config *cfg, bl__ruleset *out, char *err, size_t errlen);
 /* Validate an alert_rules JSON text (config.c). */
 int bl__rules_check(const char *json, char *err, size_t errlen);
+/* The warning thresholds of cfg against their critical ones, once every key is read (at start,
+ * on a reload, by `config validate`): disk_warn_percent below disk_crit_percent,
+ * mem_warn_percent above mem_crit_percent (memory available), load_warn_per_cpu below
+ * load_crit_per_cpu, and among the rules (built-in and alert_rules) every warn rule on a metric
+ * before a critical one on the same metric, mount and direction. 0, or -1 with *key the config
+ * key to blame and err "invalid KEY: ..." naming the rules. */
+int bl__rules_cross_check(const bl_config *cfg, const char **key, char *err, size_t errlen);
 
 /* Does the rule hold for value? When the alert is firing, the clear margin applies. */
 int bl__rule_holds(const bl__rule *r, double value, int firing);

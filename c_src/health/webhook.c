@@ -9,9 +9,9 @@
  * after 1, 2, 4, 8 and 16 s, then dropped with a log line. At most 4 requests are in flight and
  * 256 deliveries queued; a full queue drops the oldest. */
 #include "webhook.h"
+#include "../runtime/dlib.h"
 
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,34 +76,29 @@ static int load(bl__webhooks *w)
     if (w->loaded) return 0;
     if (w->load_failed) return -1;
     curl_api *c = &w->c;
-    c->lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (!c->lib) {
-        bl_log(w->n, BL_LOG_ERROR, "alerts: webhooks need libcurl.so.4: %s", dlerror());
+    /* libcurl-gnutls has the same API (Debian's libcurl3-gnutls) */
+    static const char *const names[] = {"libcurl.so.4", "libcurl-gnutls.so.4", NULL};
+#define SYM(f)                                                                                     \
+    {                                                                                              \
+        "curl_" #f, (void **)&c->f                                                                 \
+    }
+    const bl__dsym syms[] = {
+        SYM(multi_init),       SYM(multi_setopt),        SYM(multi_socket_action),
+        SYM(multi_add_handle), SYM(multi_remove_handle), SYM(multi_info_read),
+        SYM(multi_cleanup),    SYM(multi_assign),        SYM(easy_init),
+        SYM(easy_setopt),      SYM(easy_getinfo),        SYM(easy_cleanup),
+        SYM(slist_append),     SYM(slist_free_all),
+    };
+#undef SYM
+    char err[256];
+    if (!(c->lib = bl__dlib_open(names, syms, sizeof(syms) / sizeof(syms[0]), err, sizeof(err)))) {
+        bl_log(w->n, BL_LOG_ERROR, "alerts: webhooks need libcurl.so.4: %s", err);
         w->load_failed = 1;
         return -1;
     }
-    const char *missing = NULL;
-#define SYM(f, name)                                                                               \
-    if (!missing && !(c->f = (__typeof__(c->f))dlsym(c->lib, name))) missing = name
-    SYM(multi_init, "curl_multi_init");
-    SYM(multi_setopt, "curl_multi_setopt");
-    SYM(multi_socket_action, "curl_multi_socket_action");
-    SYM(multi_add_handle, "curl_multi_add_handle");
-    SYM(multi_remove_handle, "curl_multi_remove_handle");
-    SYM(multi_info_read, "curl_multi_info_read");
-    SYM(multi_cleanup, "curl_multi_cleanup");
-    SYM(multi_assign, "curl_multi_assign");
-    SYM(easy_init, "curl_easy_init");
-    SYM(easy_setopt, "curl_easy_setopt");
-    SYM(easy_getinfo, "curl_easy_getinfo");
-    SYM(easy_cleanup, "curl_easy_cleanup");
-    SYM(slist_append, "curl_slist_append");
-    SYM(slist_free_all, "curl_slist_free_all");
-#undef SYM
-    if (missing || !(w->multi = c->multi_init())) {
-        bl_log(w->n, BL_LOG_ERROR, "alerts: libcurl.so.4 unusable (%s)",
-               missing ? missing : "curl_multi_init failed");
-        dlclose(c->lib);
+    if (!(w->multi = c->multi_init())) {
+        bl_log(w->n, BL_LOG_ERROR, "alerts: libcurl.so.4 unusable (curl_multi_init failed)");
+        bl__dlib_close(c->lib);
         c->lib = NULL;
         w->load_failed = 1;
         return -1;
@@ -425,6 +420,6 @@ void bl__webhooks_free(bl__webhooks *w)
         delivery_free(w, d);
     }
     if (w->multi) w->c.multi_cleanup(w->multi); /* removes the sockets through sock_cb */
-    if (w->c.lib) dlclose(w->c.lib);
+    bl__dlib_close(w->c.lib);
     free(w);
 }

@@ -118,7 +118,7 @@ void bl_builtin_encode_info(bl_node *n, ei_x_buff *r)
 void bl_builtin_encode_stats(bl_node *n, ei_x_buff *r)
 {
     const bl_stats *s = &n->stats;
-    ei_x_encode_map_header(r, 9);
+    ei_x_encode_map_header(r, 11);
     ei_x_encode_atom(r, "msgs_in");
     ei_x_encode_ulonglong(r, s->msgs_in);
     ei_x_encode_atom(r, "msgs_out");
@@ -135,6 +135,26 @@ void bl_builtin_encode_stats(bl_node *n, ei_x_buff *r)
     ei_x_encode_ulonglong(r, s->conns_dropped);
     ei_x_encode_atom(r, "handshakes_failed");
     ei_x_encode_ulonglong(r, s->handshakes_failed);
+    /* what admission control refused, by the limit that refused it (docs/security.md) */
+    static const struct {
+        const char *name;
+        size_t off;
+    } REFUSED[] = {
+        {"not_allowed", offsetof(bl_stats, refused_not_allowed)},
+        {"max_connections", offsetof(bl_stats, refused_max_connections)},
+        {"max_handshakes_per_address", offsetof(bl_stats, refused_per_address)},
+        {"max_handshake_rate_per_address", offsetof(bl_stats, refused_rate)},
+        {"handshakes_running", offsetof(bl_stats, refused_busy)},
+    };
+    ei_x_encode_atom(r, "refused");
+    ei_x_encode_map_header(r, sizeof(REFUSED) / sizeof(REFUSED[0]));
+    for (size_t i = 0; i < sizeof(REFUSED) / sizeof(REFUSED[0]); i++) {
+        ei_x_encode_atom(r, REFUSED[i].name);
+        ei_x_encode_ulonglong(r,
+                              *(const uint64_t *)(const void *)((const char *)s + REFUSED[i].off));
+    }
+    ei_x_encode_atom(r, "refusal_logs_suppressed");
+    ei_x_encode_ulonglong(r, s->refusal_logs_suppressed);
     ei_x_encode_atom(r, "connections");
     encode_connections(n, r, 1);
 }

@@ -67,7 +67,7 @@ static int send_spawn_request(bl_pcall *c, const char *mod, const char *fun, con
     ei_x_encode_empty_list(&x);
     int rc = bl_ctl_encode(&n->scratch, &r, NULL, 0) < 0
                  ? BL_EINVAL
-                 : bl_conn_send_frame(n, c->node, x.buff, x.index);
+                 : bl_conn_send_frame(n, c->node, x.buff, x.index, 0);
     ei_x_free(&x);
     return rc;
 }

@@ -225,7 +225,7 @@ int bl_reply(bl_node *n, const bl_from *from, const char *reply, int len)
         c.from = sp ? sp->pid : from->server;
         rc = bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0
                  ? BL_EINVAL
-                 : bl_conn_send_frame(n, from->pid.node, x.buff, x.index);
+                 : bl_conn_send_frame(n, from->pid.node, x.buff, x.index, 0);
     } else {
         rc = bl_send_body(n, &from->pid, x.buff + 1, x.index - 1);
     }

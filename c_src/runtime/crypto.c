@@ -1,7 +1,7 @@
 /* crypto.c - loading libcrypto on first use (see crypto.h). */
 #include "crypto.h"
+#include "dlib.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stddef.h>
 
@@ -12,31 +12,24 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void load(void)
 {
-    void *h = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
-    if (!h) return;
-    struct {
-        void **slot;
-        const char *name;
-    } syms[] = {
-        {(void **)&table.Digest, "EVP_Digest"},
-        {(void **)&table.sha256, "EVP_sha256"},
-        {(void **)&table.aes_256_cbc, "EVP_aes_256_cbc"},
-        {(void **)&table.RAND_bytes, "RAND_bytes"},
-        {(void **)&table.CTX_new, "EVP_CIPHER_CTX_new"},
-        {(void **)&table.CTX_free, "EVP_CIPHER_CTX_free"},
-        {(void **)&table.EncryptInit_ex, "EVP_EncryptInit_ex"},
-        {(void **)&table.EncryptUpdate, "EVP_EncryptUpdate"},
-        {(void **)&table.EncryptFinal_ex, "EVP_EncryptFinal_ex"},
-        {(void **)&table.DecryptInit_ex, "EVP_DecryptInit_ex"},
-        {(void **)&table.DecryptUpdate, "EVP_DecryptUpdate"},
-        {(void **)&table.DecryptFinal_ex, "EVP_DecryptFinal_ex"},
-        {(void **)&table.memcmp_ct, "CRYPTO_memcmp"},
+    static const char *const names[] = {"libcrypto.so.3", NULL};
+    const bl__dsym syms[] = {
+        {"EVP_Digest", (void **)&table.Digest},
+        {"EVP_sha256", (void **)&table.sha256},
+        {"EVP_aes_256_cbc", (void **)&table.aes_256_cbc},
+        {"RAND_bytes", (void **)&table.RAND_bytes},
+        {"EVP_CIPHER_CTX_new", (void **)&table.CTX_new},
+        {"EVP_CIPHER_CTX_free", (void **)&table.CTX_free},
+        {"EVP_EncryptInit_ex", (void **)&table.EncryptInit_ex},
+        {"EVP_EncryptUpdate", (void **)&table.EncryptUpdate},
+        {"EVP_EncryptFinal_ex", (void **)&table.EncryptFinal_ex},
+        {"EVP_DecryptInit_ex", (void **)&table.DecryptInit_ex},
+        {"EVP_DecryptUpdate", (void **)&table.DecryptUpdate},
+        {"EVP_DecryptFinal_ex", (void **)&table.DecryptFinal_ex},
+        {"CRYPTO_memcmp", (void **)&table.memcmp_ct},
     };
-    for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
-        *syms[i].slot = dlsym(h, syms[i].name);
-        if (!*syms[i].slot) return; /* the handle stays open: harmless, and never retried */
-    }
-    loaded = 1;
+    /* the handle stays open for the process's life; a failed load is never retried */
+    loaded = bl__dlib_open(names, syms, sizeof(syms) / sizeof(syms[0]), NULL, 0) != NULL;
 }
 
 const bl_crypto *bl_crypto_get(void)

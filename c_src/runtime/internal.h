@@ -16,9 +16,12 @@
 #include <uthash.h>
 #include <utlist.h>
 #include <stdarg.h>
+#include <string.h>
 
 struct bl_hs;
-struct bl_hs_addr;
+struct bl_tx;
+struct bl_tls;
+struct bl_guard;
 struct bl_resolver;
 struct bl_cluster;
 struct bl_dh_conn;
@@ -36,6 +39,9 @@ typedef struct bl_conn {
     char node[BL_NODE_LEN];
     bl_conn_state state;
     int fd;
+    struct bl_tx *tx;       /* the live stream: plain TCP or TLS (dist/transport.h) */
+    int read_wants_write;   /* TLS: a read waits for the socket to be writable */
+    int write_wants_read;   /* TLS: a write waits for the socket to be readable */
     int outgoing;           /* this side initiated the live fd */
     struct bl_hs *hs;       /* the handshake owning this node's slot (dist/handshake.c) */
     struct bl_hs *hs_alive; /* an incoming handshake answered "alive" while we are up */
@@ -164,6 +170,7 @@ struct bl_node {
     char cookie[256];
 
     int listen_fd, listen_port;
+    struct bl_tls *tls; /* TLS distribution's current context; NULL: plain TCP (dist/tls.c) */
     int inet6; /* inet6_tcp: IPv6 addresses for node hosts, EPMD on ::1 */
     ev_io listen_io;
     bl_epmd_reg epmd;
@@ -177,7 +184,7 @@ struct bl_node {
     bl_conn *conns;
     struct bl_hs *handshakes; /* every running handshake (dist/handshake.c) */
     unsigned nhandshakes;
-    struct bl_hs_addr *hs_addrs; /* incoming handshakes per remote address */
+    struct bl_guard *guard; /* allow-list, limits, refusal-log budget (dist/guard.c) */
     struct bl_resolver *resolver;
     bl_proc *procs;
     bl_regname *names;
@@ -218,6 +225,16 @@ int bl_is_tool_node(const char *node); /* the admin CLI's short-lived nodes: nev
 /* runtime/node.c */
 void bl_node_make_ref(bl_node *n, erlang_ref *ref);
 int bl_pid_eq(const bl_pid *a, const bl_pid *b);
+/* *d = *s, copying only the used part of the node name (a bl_pid is over 1 KB). */
+static inline void bl_pid_copy(bl_pid *d, const bl_pid *s)
+{
+    d->num = s->num;
+    d->serial = s->serial;
+    d->creation = s->creation;
+    size_t l = strnlen(s->node, sizeof(s->node) - 1);
+    memcpy(d->node, s->node, l);
+    d->node[l] = 0;
+}
 int bl_is_local_node(const bl_node *n, const char *node);
 
 /* dist/conn.c */
@@ -226,8 +243,11 @@ bl_conn *bl_conn_find(bl_node *n, const char *node);
  * connected. */
 uint64_t bl_conn_peer_flags(bl_node *n, const char *node);
 /* Queue a frame (control tuple already in n->scratch with version byte) plus optional message
- * (with version byte), connecting on demand. Returns BL_OK, BL_EBUSY, BL_ENODEDOWN, BL_ETOOBIG. */
-int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen);
+ * (with version byte), connecting on demand. flags: BL_SEND_CHECK when the message comes from
+ * the API unvalidated (BL_EINVAL if it is not one well-formed term; nothing is queued). Returns
+ * BL_OK, BL_EBUSY, BL_ENODEDOWN, BL_ETOOBIG, BL_EINVAL. */
+enum { BL_SEND_CHECK = 1 };
+int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen, int flags);
 /* Handshake events (dist/handshake.c). A handshake from node has announced its name: which status
  * to answer (BEAM's mark_pending; it may take node's slot). */
 bl_hs_status bl_conn_hs_named(bl_node *n, struct bl_hs *h, const char *node);
@@ -237,7 +257,8 @@ int bl_conn_hs_still_pending(bl_node *n, struct bl_hs *h, const char *node);
 enum { BL_HS_ROLE_PENDING = 1, BL_HS_ROLE_ALIVE = 2 };
 int bl_conn_hs_release(bl_node *n, struct bl_hs *h, const char *node);
 /* ... then hand over its socket, or say why it failed. */
-void bl_conn_hs_up(bl_node *n, const char *node, int fd, int outgoing, int role, uint64_t flags);
+void bl_conn_hs_up(bl_node *n, const char *node, struct bl_tx *tx, int outgoing, int role,
+                   uint64_t flags);
 void bl_conn_hs_failed(bl_node *n, const char *node, int outgoing, int role, const char *why);
 void bl_conn_connect_failed(bl_node *n, const char *node, const char *why);
 void bl_conn_close(bl_conn *c, const char *reason);
@@ -327,6 +348,9 @@ int bl_cluster_is_peer(bl_node *n, const char *node);
 int bl_cluster_peer_role(bl_node *n, const char *node, char *role, size_t len);
 /* The coordinators election counts (failed and suspected ones included), this node included. */
 unsigned bl_cluster_coordinator_count(bl_node *n);
+/* fn for every node connected now (dist/conn.c); the names are copied first, so fn may send
+ * (a failed send can close a connection). */
+void bl__each_connected(bl_node *n, bl_peer_fn fn, void *ud);
 /* Send x to the registered `name` on node, logging a message over max_message_size. */
 int bl_cluster_send(bl_proc *from, const char *name, const char *node, const ei_x_buff *x);
 /* bl_cluster_send to `name` on every peer (turn < 0) or on the turn-th of them. */

@@ -5,9 +5,11 @@
  * until EPMD answers, so bl_node_start can still report a taken name; everything after
  * bl_node_start is non-blocking. */
 #include "internal.h"
+#include "../dist/guard.h"
 #include "../dist/handshake.h"
 #include "../dist/resolve.h"
 #include "../dist/disthdr.h"
+#include "../dist/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -71,7 +73,11 @@ void bl_config_init(bl_config *cfg)
     cfg->handshake_timeout_ms = 5000;
     cfg->reconnect_backoff_max_ms = 10000;
     cfg->max_handshakes_per_address = 256;
+    cfg->max_connections = 1024;
+    cfg->max_handshake_rate_per_address = 200;
     cfg->publish = 1;
+    cfg->tls_verify = 1;
+    snprintf(cfg->tls_versions, sizeof(cfg->tls_versions), "1.2,1.3");
     cfg->cluster_member = 1;
     snprintf(cfg->global_resolve, sizeof(cfg->global_resolve), "random_exit_name");
     snprintf(cfg->global_mode, sizeof(cfg->global_mode), "auto");
@@ -114,6 +120,7 @@ void bl_config_init(bl_config *cfg)
     cfg->http_max_body_bytes = 1024 * 1024;
     cfg->http_max_header_bytes = 32 * 1024;
     cfg->http_timeout_s = 10;
+    cfg->http_request_timeout_s = 30;
     cfg->http_rate_limit = 50;
     cfg->http_rate_burst = 100;
 }
@@ -148,10 +155,26 @@ static int split_name(bl_node *n)
     return BL_OK;
 }
 
-static int read_cookie_file(const char *path, char *out, size_t outsz)
+/* Like erl's auth.erl, which refuses a cookie file that group or others may access (mode & 077):
+ * the cookie is the cluster's only password. beamlet warns and goes on (docs/security.md). */
+static void check_cookie_mode(bl_node *n, FILE *f, const char *path)
+{
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) return;
+    if (!S_ISREG(st.st_mode))
+        bl_log(n, BL_LOG_WARN, "cookie file %s is not a regular file", path);
+    else if (st.st_mode & 077)
+        bl_log(n, BL_LOG_WARN,
+               "cookie file %s can be read by group or others (mode %04o): anyone who reads it can "
+               "connect to the cluster; run chmod 400 %s (erl refuses such a file)",
+               path, (unsigned)(st.st_mode & 07777), path);
+}
+
+static int read_cookie_file(bl_node *n, const char *path, char *out, size_t outsz)
 {
     FILE *f = fopen(path, "r");
     if (!f) return -1;
+    check_cookie_mode(n, f, path);
     size_t k = fread(out, 1, outsz - 1, f);
     fclose(f);
     out[k] = 0;
@@ -168,14 +191,15 @@ static int resolve_cookie(bl_node *n)
         return BL_OK;
     }
     if (n->cfg.cookie_file[0]) {
-        if (read_cookie_file(n->cfg.cookie_file, n->cookie, sizeof(n->cookie)) == 0) return BL_OK;
+        if (read_cookie_file(n, n->cfg.cookie_file, n->cookie, sizeof(n->cookie)) == 0)
+            return BL_OK;
         bl_log(n, BL_LOG_ERROR, "cannot read cookie_file %s", n->cfg.cookie_file);
         return BL_ECONFIG;
     }
     const char *home = getenv("HOME");
     char path[1024];
     snprintf(path, sizeof(path), "%s/.erlang.cookie", home ? home : ".");
-    if (read_cookie_file(path, n->cookie, sizeof(n->cookie)) == 0) return BL_OK;
+    if (read_cookie_file(n, path, n->cookie, sizeof(n->cookie)) == 0) return BL_OK;
     /* erl creates a random cookie file when there is none; do the same. */
     char c[21];
     FILE *ur = fopen("/dev/urandom", "r");
@@ -273,7 +297,8 @@ int bl_node_new(const bl_config *cfg, bl_node **out)
         return BL_ESYS;
     }
     n->resolver = bl_resolver_new(n->loop);
-    if (!n->resolver) {
+    if (!n->resolver || bl_guard_new(n) != BL_OK) {
+        bl_resolver_free(n->resolver);
         ev_loop_destroy(n->loop);
         free(n);
         return BL_ENOMEM;
@@ -379,6 +404,15 @@ int bl_node_start(bl_node *n)
     signal(SIGPIPE, SIG_IGN);
     n->started_at = ev_time();
     n->inet6 = pick_inet6(n);
+    if (n->cfg.tls) {
+        char err[400];
+        if (!(n->tls = bl__tls_new(&n->cfg, err, sizeof(err)))) {
+            bl_log(n, BL_LOG_ERROR, "TLS distribution: %s", err);
+            return BL_ECONFIG;
+        }
+        if (n->cfg.tls_verify) /* with an allow-list: the certificate must name the host */
+            bl_guard_set_peer_check(n, bl__tls_peer_check, NULL);
+    }
     int rc = open_listener(n);
     if (rc != BL_OK) return rc;
     int port = n->listen_port;
@@ -422,7 +456,7 @@ int bl_node_start(bl_node *n)
     bl_log(n, BL_LOG_INFO,
            "ready: %s listening on %s:%d (%s), %s (creation %u), role %s, cluster %s", n->name,
            n->inet6 && !strcmp(n->cfg.listen_address, "0.0.0.0") ? "::" : n->cfg.listen_address,
-           port, n->inet6 ? "inet6_tcp" : "inet_tcp",
+           port, n->tls ? (n->inet6 ? "inet6_tls" : "inet_tls") : n->inet6 ? "inet6_tcp" : "inet_tcp",
            n->cfg.publish ? "published in EPMD" : "not published", n->creation, n->cfg.role,
            n->cfg.cluster);
     return BL_OK;
@@ -476,16 +510,43 @@ void bl_node_free(bl_node *n)
     bl_exports_free(n);
     if (n->listen_fd >= 0) close(n->listen_fd);
     bl_resolver_free(n->resolver);
+    bl_guard_free(n); /* after the handshakes, which hold its per-address slots */
     ei_x_free(&n->scratch);
     ei_x_free(&n->scratch2);
     bl_sighooks_free(n);
     bl_dh_scratch_free(n->dh);
+    bl__tls_free(n->tls);
     /* libev keeps a signal's loop until the watcher stops: a later node in this process (the
      * CLI asks several members in turn) could not take SIGTERM/SIGINT otherwise */
     ev_signal_stop(n->loop, &n->sig_term);
     ev_signal_stop(n->loop, &n->sig_int);
     ev_loop_destroy(n->loop);
     free(n);
+}
+
+int bl_node_reload_tls(bl_node *n, const bl_config *cfg)
+{
+    if (!n || !n->tls) return BL_EINVAL;
+    bl_config c = n->cfg;
+    if (cfg) {
+        snprintf(c.tls_cert, sizeof(c.tls_cert), "%s", cfg->tls_cert);
+        snprintf(c.tls_key, sizeof(c.tls_key), "%s", cfg->tls_key);
+        snprintf(c.tls_ca, sizeof(c.tls_ca), "%s", cfg->tls_ca);
+    }
+    char err[400];
+    bl_tls *t = bl__tls_new(&c, err, sizeof(err));
+    if (!t) {
+        bl_log(n, BL_LOG_ERROR, "TLS reload refused, the current certificates stay: %s", err);
+        return BL_ECONFIG;
+    }
+    bl__tls_free(n->tls); /* live connections hold their own reference to the old context */
+    n->tls = t;
+    memcpy(n->cfg.tls_cert, c.tls_cert, sizeof(c.tls_cert));
+    memcpy(n->cfg.tls_key, c.tls_key, sizeof(c.tls_key));
+    memcpy(n->cfg.tls_ca, c.tls_ca, sizeof(c.tls_ca));
+    bl_log(n, BL_LOG_INFO, "TLS: certificates reloaded from %s; new connections use them",
+           n->cfg.tls_cert);
+    return BL_OK;
 }
 
 const char *bl_node_name(const bl_node *n)

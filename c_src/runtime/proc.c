@@ -131,26 +131,34 @@ static int local_enqueue(bl_node *n, int kind, const bl_pid *to, const char *ton
     return BL_OK;
 }
 
-/* Send a message (with version byte) to a pid; no sender needed. */
-static int send_to_pid(bl_node *n, const bl_pid *to, const char *msg, int len)
+/* Send a message (with version byte) to a pid, from a local process (SEND_SENDER, as BEAM sends
+ * to peers that take it) or from the runtime (from NULL: SEND). checked: the message is known to
+ * be well formed; otherwise the distribution layer validates it on the walk it makes anyway (its
+ * atom cache plan), so a message to a remote pid is walked once. */
+static int send_to_pid(bl_node *n, const bl_pid *from, const bl_pid *to, const char *msg, int len,
+                       int checked)
 {
-    if (bl_is_local_node(n, to->node)) return local_enqueue(n, LOCAL_MSG, to, NULL, NULL, msg, len);
-    /* {2, '', To} encoded directly: the hot path skips building a bl_ctl */
+    if (bl_is_local_node(n, to->node)) {
+        int rc = checked ? BL_OK : check_msg(msg, len);
+        return rc != BL_OK ? rc : local_enqueue(n, LOCAL_MSG, to, NULL, from, msg, len);
+    }
+    if (from && !(bl_conn_peer_flags(n, to->node) & BL_DFLAG_SEND_SENDER)) from = NULL;
+    /* {2, '', To} or {22, From, To} encoded directly: the hot path skips building a bl_ctl */
     ei_x_buff *x = &n->scratch;
     x->index = 0;
     if (ei_x_encode_version(x) < 0 || ei_x_encode_tuple_header(x, 3) < 0 ||
-        ei_x_encode_long(x, BL_CTL_SEND) < 0 || ei_x_encode_atom(x, "") < 0 ||
+        ei_x_encode_long(x, from ? BL_CTL_SEND_SENDER : BL_CTL_SEND) < 0 ||
+        (from ? ei_x_encode_pid(x, from) : ei_x_encode_atom(x, "")) < 0 ||
         ei_x_encode_pid(x, to) < 0)
         return BL_EINVAL;
-    return bl_conn_send_frame(n, to->node, msg, len);
+    return bl_conn_send_frame(n, to->node, msg, len, checked ? 0 : BL_SEND_CHECK);
 }
 
 int bl_send(bl_proc *from, const bl_pid *to, const char *msg, int len)
 {
-    int rc = check_msg(msg, len);
-    if (rc != BL_OK) return rc;
+    if (!msg || len < 2 || (unsigned char)msg[0] != 131) return BL_EINVAL;
     if (from->dead) return BL_ENOPROC;
-    return send_to_pid(from->n, to, msg, len);
+    return send_to_pid(from->n, &from->pid, to, msg, len, 0);
 }
 
 int bl_send_name(bl_proc *from, const char *name, const char *node, const char *msg, int len)
@@ -166,7 +174,7 @@ int bl_send_name(bl_proc *from, const char *name, const char *node, const char *
     bl_ctl c = {.op = BL_CTL_REG_SEND, .from = from->pid};
     snprintf(c.toname, sizeof(c.toname), "%s", name);
     if (bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0) return BL_EINVAL;
-    return bl_conn_send_frame(n, node, msg, len);
+    return bl_conn_send_frame(n, node, msg, len, 0);
 }
 
 /* Internal: any term body (no version byte) to a pid, from the runtime. */
@@ -175,7 +183,7 @@ int bl_send_body(bl_node *n, const bl_pid *to, const char *body, int len)
     ei_x_buff *x = &n->scratch2;
     x->index = 0;
     if (ei_x_encode_version(x) < 0 || ei_x_append_buf(x, body, len) < 0) return BL_ENOMEM;
-    return send_to_pid(n, to, x->buff, x->index);
+    return send_to_pid(n, NULL, to, x->buff, x->index, 1);
 }
 
 /* ---- control signals out ---- */
@@ -183,7 +191,7 @@ int bl_send_body(bl_node *n, const bl_pid *to, const char *body, int len)
 int bl_send_ctl(bl_node *n, const char *node, const bl_ctl *c, const char *reason, int rlen)
 {
     if (bl_ctl_encode(&n->scratch, c, reason, rlen) < 0) return BL_EINVAL;
-    return bl_conn_send_frame(n, node, NULL, 0);
+    return bl_conn_send_frame(n, node, NULL, 0, 0);
 }
 #define send_ctl bl_send_ctl
 
@@ -198,7 +206,7 @@ static int send_exit_ctl(bl_node *n, const char *node, bl_ctl *c, const char *re
     ei_x_buff *x = &n->scratch2;
     x->index = 0;
     if (ei_x_encode_version(x) < 0 || ei_x_append_buf(x, reason, rlen) < 0) return BL_ENOMEM;
-    return bl_conn_send_frame(n, node, x->buff, x->index);
+    return bl_conn_send_frame(n, node, x->buff, x->index, 0);
 }
 
 static void encode_atom_body(ei_x_buff *x, const char *atom)
@@ -495,7 +503,7 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
         m.index = (int)ctl->msg_off;
         m.len = (int)ctl->msg_end;
         m.has_sender = ctl->has_from;
-        if (ctl->has_from) m.sender = ctl->from;
+        if (ctl->has_from) bl_pid_copy(&m.sender, &ctl->from);
         bl_proc_deliver(p, &m);
         return;
     }

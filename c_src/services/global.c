@@ -180,15 +180,17 @@ static int holds(gstate *g, const bl_pid *pid)
     return k;
 }
 
-static void encode_conflict(ei_x_buff *x, gstate *g, const gent *e)
+/* Encoders OR every ei_x_* result (0 or -1) into rc and check it once at the end: a failed call
+ * leaves the buffer valid, so going on is safe, and nothing half-encoded is sent. */
+static int encode_conflict(ei_x_buff *x, gstate *g, const gent *e)
 {
-    ei_x_new_with_version(x);
-    ei_x_encode_tuple_header(x, 5);
-    ei_x_encode_atom(x, "bl_global_conflict");
-    ei_x_encode_atom(x, g->n->name);
-    ei_x_encode_atom(x, e->name);
-    ei_x_encode_pid(x, &e->pid);
-    ei_x_encode_ulonglong(x, e->time);
+    int rc = ei_x_new_with_version(x);
+    rc |= ei_x_encode_tuple_header(x, 5);
+    rc |= ei_x_encode_atom(x, "bl_global_conflict");
+    rc |= ei_x_encode_atom(x, g->n->name);
+    rc |= ei_x_encode_atom(x, e->name);
+    rc |= ei_x_encode_pid(x, &e->pid);
+    return rc | ei_x_encode_ulonglong(x, e->time);
 }
 
 static gent *add_entry(gstate *g, const char *name, const bl_pid *pid, const char *owner,
@@ -230,12 +232,12 @@ static int older(unsigned long long t1, const char *o1, const bl_pid *p1, unsign
 static void notify(gstate *g, const bl_pid *to, const char *name, const bl_pid *other)
 {
     ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, other ? 3 : 2);
-    ei_x_encode_atom(&x, "global_name_conflict");
-    ei_x_encode_atom(&x, name);
-    if (other) ei_x_encode_pid(&x, other);
-    int rc = bl_send(g->proc, to, x.buff, x.index);
+    int rc = ei_x_new_with_version(&x);
+    rc |= ei_x_encode_tuple_header(&x, other ? 3 : 2);
+    rc |= ei_x_encode_atom(&x, "global_name_conflict");
+    rc |= ei_x_encode_atom(&x, name);
+    if (other) rc |= ei_x_encode_pid(&x, other);
+    rc = rc ? BL_ENOMEM : bl_send(g->proc, to, x.buff, x.index);
     if (rc != BL_OK)
         bl_log(g->n, BL_LOG_WARN, "global: conflict notice for %s not sent: %s", name,
                bl_strerror(rc));
@@ -255,8 +257,10 @@ static void kill_local(gstate *g, const bl_pid *pid)
 static void send_conflict(gstate *g, const char *owner, const gent *mine)
 {
     ei_x_buff x;
-    encode_conflict(&x, g, mine);
-    bl_send_name(g->proc, GNAME, owner, x.buff, x.index);
+    if (encode_conflict(&x, g, mine) == 0)
+        (void)bl_send_name(g->proc, GNAME, owner, x.buff, x.index);
+    else
+        bl_log(g->n, BL_LOG_WARN, "global: conflict for %s not sent (out of memory)", mine->name);
     ei_x_free(&x);
 }
 
@@ -440,11 +444,11 @@ static const char *err_atom(int status)
     }
 }
 
-static void encode_error(ei_x_buff *r, const char *what)
+static int encode_error(ei_x_buff *r, const char *what)
 {
-    ei_x_encode_tuple_header(r, 2);
-    ei_x_encode_atom(r, "error");
-    ei_x_encode_atom(r, what);
+    int rc = ei_x_encode_tuple_header(r, 2);
+    rc |= ei_x_encode_atom(r, "error");
+    return rc | ei_x_encode_atom(r, what);
 }
 
 static void op_finish(gop *op, int status, const bl_pid *pid)
@@ -452,39 +456,43 @@ static void op_finish(gop *op, int status, const bl_pid *pid)
     gstate *g = op->g;
     if (op->has_from) {
         ei_x_buff r;
-        ei_x_new(&r);
+        int rc = ei_x_new(&r);
         switch (op->kind) {
         case OP_REG:
             if (status == BL_OK || status == BL_EEXIST)
-                ei_x_encode_atom(&r, status == BL_OK ? "yes" : "no");
+                rc |= ei_x_encode_atom(&r, status == BL_OK ? "yes" : "no");
             else
-                encode_error(&r, err_atom(status));
+                rc |= encode_error(&r, err_atom(status));
             break;
         case OP_WHEREIS:
             if (status == BL_OK)
-                ei_x_encode_pid(&r, pid);
+                rc |= ei_x_encode_pid(&r, pid);
             else if (status == BL_ENOPROC)
-                ei_x_encode_atom(&r, "undefined");
+                rc |= ei_x_encode_atom(&r, "undefined");
             else
-                encode_error(&r, err_atom(status));
+                rc |= encode_error(&r, err_atom(status));
             break;
         case OP_SEND:
             if (status == BL_OK) {
-                ei_x_encode_pid(&r, pid);
+                rc |= ei_x_encode_pid(&r, pid);
             } else if (status == BL_ENOPROC) {
-                ei_x_encode_tuple_header(&r, 2);
-                ei_x_encode_atom(&r, "badarg");
-                ei_x_encode_tuple_header(&r, 2);
-                ei_x_encode_atom(&r, op->name);
-                ei_x_append_buf(&r, op->msg + 1, op->msglen - 1); /* past the version byte */
+                rc |= ei_x_encode_tuple_header(&r, 2);
+                rc |= ei_x_encode_atom(&r, "badarg");
+                rc |= ei_x_encode_tuple_header(&r, 2);
+                rc |= ei_x_encode_atom(&r, op->name);
+                rc |= ei_x_append_buf(&r, op->msg + 1, op->msglen - 1); /* past the version byte */
             } else {
-                encode_error(&r, err_atom(status));
+                rc |= encode_error(&r, err_atom(status));
             }
             break;
         default:
-            ei_x_encode_atom(&r, "ok");
+            rc |= ei_x_encode_atom(&r, "ok");
         }
-        bl_reply(g->n, &op->from, r.buff, r.index);
+        if (!rc)
+            bl_reply(g->n, &op->from, r.buff, r.index);
+        else
+            bl_log(g->n, BL_LOG_WARN, "global: reply for %s not encoded: the caller times out",
+                   op->name);
         ei_x_free(&r);
     }
     if (op->has_req && op->cb) {
@@ -507,20 +515,22 @@ static gop *op_new(gstate *g, int kind, const char *name)
 
 static void rpc_done(bl_proc *p, int status, const char *buf, int index, void *ud);
 
-static int op_rpc(gop *op, const char *mod, const char *fun, const ei_x_buff *args)
+/* enc: the result of encoding args (an rpc whose arguments failed to encode is not sent). */
+static int op_rpc(gop *op, const char *mod, const char *fun, const ei_x_buff *args, int enc)
 {
-    int rc =
-        bl_rpc(op->g->proc, op->beam, mod, fun, args->buff, args->index, RPC_TMO, rpc_done, op);
+    int rc = enc ? BL_ENOMEM
+                 : bl_rpc(op->g->proc, op->beam, mod, fun, args->buff, args->index, RPC_TMO,
+                          rpc_done, op);
     if (rc != BL_OK) op_finish(op, rc, NULL);
     return rc;
 }
 
-static void args_name(ei_x_buff *a, const char *name)
+static int args_name(ei_x_buff *a, const char *name)
 {
-    ei_x_new(a);
-    ei_x_encode_list_header(a, 1);
-    ei_x_encode_atom(a, name);
-    ei_x_encode_empty_list(a);
+    int rc = ei_x_new(a);
+    rc |= ei_x_encode_list_header(a, 1);
+    rc |= ei_x_encode_atom(a, name);
+    return rc | ei_x_encode_empty_list(a);
 }
 
 static void poll_cb(bl_node *n, void *ud)
@@ -558,21 +568,22 @@ static void refresh_step(gop *op)
         op_finish(op, BL_OK, NULL);
         return;
     }
-    ei_x_new(&a);
+    int rc = ei_x_new(&a);
     if (op->stage < 2) {
-        ei_x_encode_list_header(&a, 1);
-        ei_x_encode_atom(&a, op->name);
+        rc |= ei_x_encode_list_header(&a, 1);
+        rc |= ei_x_encode_atom(&a, op->name);
     } else {
-        ei_x_encode_list_header(&a, 3);
-        ei_x_encode_atom(&a, op->name);
-        ei_x_encode_pid(&a, &op->pid);
-        ei_x_encode_tuple_header(&a, 2);
-        ei_x_encode_atom(&a, "global");
-        ei_x_encode_atom(&a, "random_exit_name");
+        rc |= ei_x_encode_list_header(&a, 3);
+        rc |= ei_x_encode_atom(&a, op->name);
+        rc |= ei_x_encode_pid(&a, &op->pid);
+        rc |= ei_x_encode_tuple_header(&a, 2);
+        rc |= ei_x_encode_atom(&a, "global");
+        rc |= ei_x_encode_atom(&a, "random_exit_name");
     }
-    ei_x_encode_empty_list(&a);
-    int rc = bl_rpc(op->g->proc, to, "global", op->stage < 2 ? "whereis_name" : "re_register_name",
-                    a.buff, a.index, RPC_TMO, rpc_done, op);
+    rc |= ei_x_encode_empty_list(&a);
+    rc = rc ? BL_ENOMEM
+            : bl_rpc(op->g->proc, to, "global", op->stage < 2 ? "whereis_name" : "re_register_name",
+                     a.buff, a.index, RPC_TMO, rpc_done, op);
     ei_x_free(&a);
     if (rc != BL_OK) op_finish(op, rc, NULL);
 }
@@ -581,6 +592,7 @@ static void op_step(gop *op)
 {
     gstate *g = op->g;
     ei_x_buff a;
+    int rc;
     if (op->kind == OP_REFRESH) {
         refresh_step(op);
         return;
@@ -593,9 +605,9 @@ static void op_step(gop *op)
     case OP_REG:
     case OP_CONNECT:
         if (op->stage == 0) {
-            ei_x_new(&a);
-            ei_x_encode_empty_list(&a);
-            op_rpc(op, "erlang", "nodes", &a);
+            rc = ei_x_new(&a);
+            rc |= ei_x_encode_empty_list(&a);
+            op_rpc(op, "erlang", "nodes", &a, rc);
             ei_x_free(&a);
             return;
         }
@@ -606,26 +618,26 @@ static void op_step(gop *op)
                 return;
             }
         }
-        ei_x_new(&a);
-        ei_x_encode_list_header(&a, 3);
-        ei_x_encode_atom(&a, op->name);
-        ei_x_encode_pid(&a, &op->pid);
-        ei_x_encode_tuple_header(&a, 2);
-        ei_x_encode_atom(&a, "global");
-        ei_x_encode_atom(&a, "random_exit_name");
-        ei_x_encode_empty_list(&a);
-        op_rpc(op, "global", "register_name", &a);
+        rc = ei_x_new(&a);
+        rc |= ei_x_encode_list_header(&a, 3);
+        rc |= ei_x_encode_atom(&a, op->name);
+        rc |= ei_x_encode_pid(&a, &op->pid);
+        rc |= ei_x_encode_tuple_header(&a, 2);
+        rc |= ei_x_encode_atom(&a, "global");
+        rc |= ei_x_encode_atom(&a, "random_exit_name");
+        rc |= ei_x_encode_empty_list(&a);
+        op_rpc(op, "global", "register_name", &a, rc);
         ei_x_free(&a);
         return;
     case OP_WHEREIS:
     case OP_SEND:
-        args_name(&a, op->name);
-        op_rpc(op, "global", "whereis_name", &a);
+        rc = args_name(&a, op->name);
+        op_rpc(op, "global", "whereis_name", &a, rc);
         ei_x_free(&a);
         return;
     case OP_UNREG:
-        args_name(&a, op->name);
-        op_rpc(op, "global", op->stage == 0 ? "whereis_name" : "unregister_name", &a);
+        rc = args_name(&a, op->name);
+        op_rpc(op, "global", op->stage == 0 ? "whereis_name" : "unregister_name", &a, rc);
         ei_x_free(&a);
         return;
     }
@@ -896,8 +908,7 @@ static void proc_exit(bl_proc *self, const bl_pid *from, const char *buf, int in
 static int reply_rc(ei_x_buff *r, int rc)
 {
     if (rc == BL_OK) return ei_x_encode_atom(r, "ok");
-    encode_error(r, rc == BL_EINVAL ? "badarg" : err_atom(rc));
-    return 0;
+    return encode_error(r, rc == BL_EINVAL ? "badarg" : err_atom(rc));
 }
 
 static int mode_from(const char *a)
@@ -918,8 +929,7 @@ static int resolve_from(const char *a)
 
 static int bad(ei_x_buff *r)
 {
-    encode_error(r, "badarg");
-    return 0;
+    return encode_error(r, "badarg");
 }
 
 static int rq_registered(void *ud, const bl_from *from, const char *buf, int j, int arity,
@@ -928,16 +938,17 @@ static int rq_registered(void *ud, const bl_from *from, const char *buf, int j, 
     (void)from, (void)buf, (void)j, (void)arity;
     gstate *g = ud;
     gent *e, *t;
-    HASH_ITER(hh, g->names, e, t) {
-        ei_x_encode_list_header(r, 1);
-        ei_x_encode_atom(r, e->name);
-    }
     bname *b;
-    LL_FOREACH(g->bnames, b) {
-        ei_x_encode_list_header(r, 1);
-        ei_x_encode_atom(r, b->name);
-    }
-    return ei_x_encode_empty_list(r);
+    long k = 0;
+    int rc = 0;
+    LL_COUNT(g->bnames, b, k); /* sets k */
+    k += (long)HASH_COUNT(g->names);
+    if (k) rc |= ei_x_encode_list_header(r, k);
+    HASH_ITER(hh, g->names, e, t)
+        rc |= ei_x_encode_atom(r, e->name);
+    LL_FOREACH(g->bnames, b)
+        rc |= ei_x_encode_atom(r, b->name);
+    return rc | ei_x_encode_empty_list(r);
 }
 
 static int rq_table(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)
@@ -945,33 +956,36 @@ static int rq_table(void *ud, const bl_from *from, const char *buf, int j, int a
     (void)from, (void)buf, (void)j, (void)arity;
     gstate *g = ud;
     gent *e, *t;
-    HASH_ITER(hh, g->names, e, t) {
-        ei_x_encode_list_header(r, 1);
-        ei_x_encode_tuple_header(r, 4);
-        ei_x_encode_atom(r, e->name);
-        ei_x_encode_pid(r, &e->pid);
-        ei_x_encode_atom(r, e->owner);
-        ei_x_encode_atom(r, "beamlet");
-    }
     bname *b;
-    LL_FOREACH(g->bnames, b) {
-        ei_x_encode_list_header(r, 1);
-        ei_x_encode_tuple_header(r, 4);
-        ei_x_encode_atom(r, b->name);
-        ei_x_encode_pid(r, &b->pid);
-        ei_x_encode_atom(r, g->n->name);
-        ei_x_encode_atom(r, "beam");
+    long k = 0;
+    int rc = 0;
+    LL_COUNT(g->bnames, b, k); /* sets k */
+    k += (long)HASH_COUNT(g->names);
+    if (k) rc |= ei_x_encode_list_header(r, k);
+    HASH_ITER(hh, g->names, e, t) {
+        rc |= ei_x_encode_tuple_header(r, 4);
+        rc |= ei_x_encode_atom(r, e->name);
+        rc |= ei_x_encode_pid(r, &e->pid);
+        rc |= ei_x_encode_atom(r, e->owner);
+        rc |= ei_x_encode_atom(r, "beamlet");
     }
-    return ei_x_encode_empty_list(r);
+    LL_FOREACH(g->bnames, b) {
+        rc |= ei_x_encode_tuple_header(r, 4);
+        rc |= ei_x_encode_atom(r, b->name);
+        rc |= ei_x_encode_pid(r, &b->pid);
+        rc |= ei_x_encode_atom(r, g->n->name);
+        rc |= ei_x_encode_atom(r, "beam");
+    }
+    return rc | ei_x_encode_empty_list(r);
 }
 
 static int rq_config(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)
 {
     (void)from, (void)buf, (void)j, (void)arity;
     gstate *g = ud;
-    ei_x_encode_tuple_header(r, 2);
-    ei_x_encode_atom(r, MODE_NAMES[g->mode]);
-    return ei_x_encode_atom(r, RESOLVE_NAMES[g->method]);
+    int rc = ei_x_encode_tuple_header(r, 2);
+    rc |= ei_x_encode_atom(r, MODE_NAMES[g->mode]);
+    return rc | ei_x_encode_atom(r, RESOLVE_NAMES[g->method]);
 }
 
 static int rq_register(void *ud, const bl_from *from, const char *buf, int j, int arity,
@@ -1041,20 +1055,20 @@ static int rq_lookup(void *ud, const bl_from *from, const char *buf, int j, int 
     }
     if (rc == BL_OK && is_send) {
         ei_x_buff x;
-        ei_x_new_with_version(&x);
-        ei_x_append_buf(&x, m, mlen);
-        rc = bl_send(g->proc, &pid, x.buff, x.index);
+        int enc = ei_x_new_with_version(&x);
+        enc |= ei_x_append_buf(&x, m, mlen);
+        rc = enc ? BL_ENOMEM : bl_send(g->proc, &pid, x.buff, x.index);
         ei_x_free(&x);
         if (rc != BL_OK) return reply_rc(r, rc);
     }
     if (rc == BL_OK) return ei_x_encode_pid(r, &pid);
     if (rc != BL_ENOPROC) return reply_rc(r, rc);
     if (!is_send) return ei_x_encode_atom(r, "undefined");
-    ei_x_encode_tuple_header(r, 2);
-    ei_x_encode_atom(r, "badarg");
-    ei_x_encode_tuple_header(r, 2);
-    ei_x_encode_atom(r, name);
-    return ei_x_append_buf(r, m, mlen);
+    rc = ei_x_encode_tuple_header(r, 2);
+    rc |= ei_x_encode_atom(r, "badarg");
+    rc |= ei_x_encode_tuple_header(r, 2);
+    rc |= ei_x_encode_atom(r, name);
+    return rc | ei_x_append_buf(r, m, mlen);
 }
 
 static int rq_set_resolve(void *ud, const bl_from *from, const char *buf, int j, int arity,

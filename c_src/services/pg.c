@@ -1,35 +1,46 @@
 /* pg.c - OTP pg scopes on a beamlet node (docs/services.md, "pg groups"; include/beamlet/pg.h).
  *
- * A scope is a registered process named like the scope atom that speaks kernel/src/pg.erl's
- * protocol exactly, so BEAM's pg and other beamlet nodes treat it as one more pg peer:
- *   out: {discover, Self} to {Scope, Node} at start and on every nodeup (BEAM never discovers a
- *        hidden node itself); {'$gen_cast', {sync, Self, [{Group, [Pid]}]}} in answer to a
- *        discover (and to a peer first seen through its sync); {join, Self, Group, Pid} and
- *        {leave, Self, Pid, [Group]} to every known peer.
- *   in:  discover, sync, join, leave from peers; nothing else is ever sent to a peer.
- * A wrong message (or a leave for a group BEAM never saw us join) crashes BEAM's scope, hence:
- * a peer only gets join/leave after it got our full sync; if a send to a peer fails (send queue
- * over its high-water mark) the peer gets no more join/leave until a full sync went through
- * (retried on a timer), because sync replaces everything a peer knows of us.
- * Remote members are kept per peer scope pid and dropped on nodedown, or when another scope
- * process of the same node appears (the old one is gone). Local members are linked to the scope
- * (which traps exits): a member that ends leaves its groups at once. */
+ * A scope is a registered process named like the scope atom. It keeps one table of memberships
+ * (group, pid, count) and reaches two kinds of peers:
+ *  - beamlet members of our cluster (live, per the membership layer): through the shared
+ *    replication layer (repl.c, tags bl_pg_*): each local (group, pid) is one entry with its
+ *    join count, replicated per owner; buckets, owner checks, repair by digest and the
+ *    full-sync-after-a-failed-send rule are the layer's;
+ *  - every other node (BEAM, or a beamlet node outside our cluster): kernel/src/pg.erl's protocol
+ *    exactly, so BEAM's pg treats us as one more pg peer:
+ *      out: {discover, Self} to {Scope, Node} at start and on every nodeup (BEAM never discovers
+ *           a hidden node itself); {'$gen_cast', {sync, Self, [{Group, [Pid]}]}} in answer to a
+ *           discover (and to a peer first seen through its sync); {join, Self, Group, Pid} and
+ *           {leave, Self, Pid, [Group]} to every such peer.
+ *      in:  discover, sync, join, leave; nothing else is ever sent to such a peer.
+ *    A wrong message (or a leave for a group BEAM never saw us join) crashes BEAM's scope, hence
+ *    a peer only gets join/leave after it got our full sync, and after a failed send only a full
+ *    sync (retried on a timer): sync replaces everything a pg peer knows of us. Its members are
+ *    kept per peer scope pid, dropped on nodedown or when another scope process of its node
+ *    appears. A node that becomes a live member is dropped from these peers (the layer takes
+ *    over), and pg messages from a member are ignored.
+ * Local members are linked to the scope (which traps exits): a member that ends leaves its groups
+ * at once. */
 #include "../runtime/internal.h"
 #include "../dist/term.h"
+#include "beamlet/cluster.h"
 #include "beamlet/pg.h"
+#include "dispatch.h"
 #include "repl.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define RESYNC_MS 200u
+#define MAX_COUNT 1000000 /* joins of one pid to one group a replica accepts */
 
 typedef struct pidvec {
     bl_pid *v;
     int n, cap;
 } pidvec;
 
-/* Members of one group: keyed by the group's encoded bytes. */
+/* Members of one group at one pg peer: keyed by the group's encoded bytes. */
 typedef struct pg_group {
     UT_hash_handle hh;
     char *key;
@@ -37,12 +48,40 @@ typedef struct pg_group {
     pidvec pids;
 } pg_group;
 
+/* A node reached through pg's own protocol (BEAM, or not a member of our cluster). */
 typedef struct pg_peer {
     struct pg_peer *next;
     bl_pid scope;     /* the peer's scope process */
     pg_group *groups; /* its members */
     int need_sync;    /* a send failed: only a full sync may go next */
 } pg_peer;
+
+struct pg_tgroup;
+
+/* One membership of the table: pid joined group count times; local, or replicated from the
+ * pid's node through repl.c. */
+typedef struct pg_ent {
+    UT_hash_handle hh; /* in scope->ents, keyed by group bytes + pid encoding */
+    bl__repl_link link;
+    struct pg_ent *prev, *next; /* in its group */
+    struct pg_tgroup *grp;
+    char *key;
+    int klen;
+    bl_pid pid;
+    int count;
+    int local;
+} pg_ent;
+
+#define PG_ENT(l) ((pg_ent *)((char *)(l)-offsetof(pg_ent, link)))
+
+/* A group of the table: keyed by its canonical encoding. */
+typedef struct pg_tgroup {
+    UT_hash_handle hh;
+    char *key;
+    int klen;
+    pg_ent *ents;
+    int nlocal; /* local memberships (sum of their counts) */
+} pg_tgroup;
 
 typedef struct pg_mon {
     struct pg_mon *next;
@@ -63,15 +102,18 @@ typedef struct pg_scope {
     bl_node *n;
     bl_proc *proc;
     char name[BL_NAME_LEN];
-    pg_group *local;
-    pg_peer *peers;
+    pg_tgroup *groups; /* the table: local and replicated memberships */
+    pg_ent *ents;
+    bl__repl *repl; /* NULL on a node without a cluster layer */
+    pg_peer *peers; /* pg-protocol peers */
     pg_mon *mons;
     int next_mon;
     pg_ev *evq_head, *evq_tail;
     int firing;
-    int nodemon_id;
+    int nodemon_id, cluster_sub;
     int resync_timer;
     ei_x_buff gkey; /* scratch: a group's canonical encoding */
+    ei_x_buff ekey; /* scratch: an entry's key */
 } pg_scope;
 
 static void scope_msg(bl_proc *self, const bl_msg *msg, void *ud);
@@ -377,7 +419,244 @@ static void ev_fire(pg_scope *s)
     }
 }
 
-/* ---- sending to peers ---- */
+/* ---- the membership table ---- */
+
+static void ev_push_n(pg_scope *s, bl_pg_event ev, const char *group, int glen, const bl_pid *pid,
+                      int k)
+{
+    if (!s->mons || k <= 0) return;
+    bl_pid one[4], *v = k <= 4 ? one : malloc(sizeof(bl_pid) * (size_t)k);
+    if (!v) {
+        bl_log(s->n, BL_LOG_WARN, "pg %s: out of memory, a monitor event was lost", s->name);
+        return;
+    }
+    for (int i = 0; i < k; i++)
+        v[i] = *pid;
+    ev_push(s, ev, group, glen, v, k);
+    if (v != one) free(v);
+}
+
+static pg_tgroup *tg_find(pg_scope *s, const char *key, int klen)
+{
+    pg_tgroup *g = NULL;
+    HASH_FIND(hh, s->groups, key, (unsigned)klen, g);
+    return g;
+}
+
+/* The key of (group, pid) into s->ekey. */
+static int ent_key(pg_scope *s, const char *g, int glen, const bl_pid *pid)
+{
+    s->ekey.index = 0;
+    return ei_x_append_buf(&s->ekey, g, glen) < 0 || ei_x_encode_pid(&s->ekey, pid) < 0 ? -1 : 0;
+}
+
+static pg_ent *ent_find(pg_scope *s, const char *g, int glen, const bl_pid *pid)
+{
+    pg_ent *e = NULL;
+    if (ent_key(s, g, glen, pid) < 0) return NULL;
+    HASH_FIND(hh, s->ents, s->ekey.buff, (unsigned)s->ekey.index, e);
+    return e;
+}
+
+/* A new membership with count 0 (the caller sets it). NULL on ENOMEM. */
+static pg_ent *ent_new(pg_scope *s, const char *g, int glen, const bl_pid *pid, int local)
+{
+    if (ent_key(s, g, glen, pid) < 0) return NULL;
+    pg_ent *e = calloc(1, sizeof(*e));
+    if (!e || !(e->key = malloc((size_t)s->ekey.index))) {
+        free(e);
+        return NULL;
+    }
+    pg_tgroup *tg = tg_find(s, g, glen);
+    if (!tg) {
+        if (!(tg = calloc(1, sizeof(*tg))) || !(tg->key = malloc((size_t)glen))) {
+            free(tg);
+            free(e->key);
+            free(e);
+            return NULL;
+        }
+        memcpy(tg->key, g, (size_t)glen);
+        tg->klen = glen;
+        HASH_ADD_KEYPTR(hh, s->groups, tg->key, (unsigned)glen, tg);
+    }
+    memcpy(e->key, s->ekey.buff, (size_t)s->ekey.index);
+    e->klen = s->ekey.index;
+    e->pid = *pid;
+    e->local = local;
+    e->grp = tg;
+    HASH_ADD_KEYPTR(hh, s->ents, e->key, (unsigned)e->klen, e);
+    DL_APPEND(tg->ents, e);
+    return e;
+}
+
+/* Out of the table (the caller took it out of its replication bucket). */
+static void ent_free(pg_scope *s, pg_ent *e)
+{
+    pg_tgroup *tg = e->grp;
+    HASH_DEL(s->ents, e);
+    DL_DELETE(tg->ents, e);
+    if (e->local) tg->nlocal -= e->count;
+    free(e->key);
+    free(e);
+    if (!tg->ents) {
+        HASH_DEL(s->groups, tg);
+        free(tg->key);
+        free(tg);
+    }
+}
+
+static int c_peer(const pg_scope *s, const char *node)
+{
+    return bl__repl_is_peer(s->repl, node);
+}
+
+/* ---- beamlet members: through the replication layer ----
+ * Entry {Group, Pid, Count} (Pid a process of the owner node), key {Group, Pid}. */
+
+static int term_span(pg_scope *s, const char *buf, int *idx, const char **start, int *len);
+
+static int p_encode(void *svc, ei_x_buff *x, const bl__repl_link *l)
+{
+    (void)svc;
+    const pg_ent *e = PG_ENT(l);
+    return ei_x_encode_tuple_header(x, 3) < 0 ||
+                   ei_x_append_buf(x, e->grp->key, e->grp->klen) < 0 ||
+                   ei_x_encode_pid(x, &e->pid) < 0 || ei_x_encode_long(x, e->count) < 0
+               ? -1
+               : 0;
+}
+
+static int p_encode_key(void *svc, ei_x_buff *x, const bl__repl_link *l)
+{
+    (void)svc;
+    const pg_ent *e = PG_ENT(l);
+    return ei_x_encode_tuple_header(x, 2) < 0 ||
+                   ei_x_append_buf(x, e->grp->key, e->grp->klen) < 0 ||
+                   ei_x_encode_pid(x, &e->pid) < 0
+               ? -1
+               : 0;
+}
+
+static int p_upsert(void *svc, const char *owner, const char *buf, int *idx, bl__repl_link **out)
+{
+    pg_scope *s = svc;
+    const char *g;
+    int ta, glen;
+    bl_pid pid;
+    long count;
+    *out = NULL;
+    if (ei_decode_tuple_header(buf, idx, &ta) < 0 || ta != 3 ||
+        term_span(s, buf, idx, &g, &glen) < 0 || ei_decode_pid(buf, idx, &pid) < 0 ||
+        ei_decode_long(buf, idx, &count) < 0 || count < 1 || count > MAX_COUNT ||
+        strcmp(pid.node, owner) != 0)
+        return -1; /* a member's entries are its own processes */
+    pg_ent *e = ent_find(s, g, glen, &pid);
+    if (e && e->local) return -1;
+    int old = e ? e->count : 0;
+    if (!e && !(e = ent_new(s, g, glen, &pid, 0))) return 0;
+    e->count = (int)count;
+    if (count > old)
+        ev_push_n(s, BL_PG_JOIN, e->grp->key, e->grp->klen, &pid, (int)count - old);
+    else
+        ev_push_n(s, BL_PG_LEAVE, e->grp->key, e->grp->klen, &pid, old - (int)count);
+    *out = &e->link;
+    return 0;
+}
+
+static int p_find(void *svc, const char *owner, const char *buf, int *idx, bl__repl_link **out)
+{
+    pg_scope *s = svc;
+    const char *g;
+    int ta, glen;
+    bl_pid pid;
+    *out = NULL;
+    if (ei_decode_tuple_header(buf, idx, &ta) < 0 || ta != 2 ||
+        term_span(s, buf, idx, &g, &glen) < 0 || ei_decode_pid(buf, idx, &pid) < 0)
+        return -1;
+    pg_ent *e = strcmp(pid.node, owner) ? NULL : ent_find(s, g, glen, &pid);
+    if (e && !e->local) *out = &e->link;
+    return 0;
+}
+
+static int p_remove(void *svc, bl__repl_link *l, bl__repl_why why)
+{
+    (void)why;
+    pg_scope *s = svc;
+    pg_ent *e = PG_ENT(l);
+    ev_push_n(s, BL_PG_LEAVE, e->grp->key, e->grp->klen, &e->pid, e->count);
+    ent_free(s, e);
+    return 0;
+}
+
+static void ev_fire(pg_scope *s);
+
+static void p_owner_gone(void *svc, const char *owner, unsigned n, const char *why)
+{
+    pg_scope *s = svc;
+    if (n)
+        bl_log(s->n, BL_LOG_DEBUG, "pg %s: %u members of %s dropped (%s)", s->name, n, owner, why);
+    ev_fire(s);
+}
+
+static const bl__repl_ops pg_repl = {
+    .proc_name = BL_PG_DEFAULT_SCOPE, /* each scope replicates to its own name */
+    .tag_add = "bl_pg_add",
+    .tag_del = "bl_pg_del",
+    .tag_sync = "bl_pg_sync",
+    .tag_want = "bl_pg_want",
+    .tag_digest = "bl_pg_digest",
+    .encode = p_encode,
+    .encode_key = p_encode_key,
+    .upsert = p_upsert,
+    .find = p_find,
+    .remove = p_remove,
+    .owner_gone = p_owner_gone,
+    .drop_on_nodedown = 1,
+};
+
+/* ---- pg peers: kernel/src/pg.erl's protocol ---- */
+
+static pg_peer *peer_find(pg_scope *s, const bl_pid *pid)
+{
+    pg_peer *p;
+    LL_FOREACH(s->peers, p) {
+        if (bl_pid_eq(&p->scope, pid)) return p;
+    }
+    return NULL;
+}
+
+static void peer_drop(pg_scope *s, pg_peer *p, const char *why)
+{
+    bl_log(s->n, BL_LOG_DEBUG, "pg %s: dropping peer on %s (%s)", s->name, p->scope.node, why);
+    pg_group *g, *t;
+    HASH_ITER(hh, p->groups, g, t) {
+        ev_push(s, BL_PG_LEAVE, g->key, g->klen, g->pids.v, g->pids.n);
+        grp_del(&p->groups, g);
+    }
+    LL_DELETE(s->peers, p);
+    free(p);
+}
+
+/* Drop the pg peers of node (nodedown, or it is a member now: the layer has its members). */
+static void peers_drop_node(pg_scope *s, const char *node, const char *why)
+{
+    pg_peer *p, *t;
+    LL_FOREACH_SAFE(s->peers, p, t) {
+        if (strcmp(p->scope.node, node) == 0) peer_drop(s, p, why);
+    }
+}
+
+static pg_peer *peer_add(pg_scope *s, const bl_pid *pid)
+{
+    /* one scope per name and node: an older process of that node has ended */
+    peers_drop_node(s, pid->node, "replaced");
+    pg_peer *p = calloc(1, sizeof(*p));
+    if (!p) return NULL;
+    p->scope = *pid;
+    LL_APPEND(s->peers, p);
+    bl_log(s->n, BL_LOG_DEBUG, "pg %s: new peer on %s", s->name, pid->node);
+    return p;
+}
 
 static void resync_cb(bl_node *n, void *ud);
 
@@ -400,26 +679,33 @@ static void send_peer(pg_scope *s, pg_peer *p, const ei_x_buff *x)
 
 static void broadcast(pg_scope *s, const ei_x_buff *x)
 {
-    pg_peer *p;
-    LL_FOREACH(s->peers, p) {
-        if (!p->need_sync) send_peer(s, p, x);
+    pg_peer *p, *t;
+    LL_FOREACH_SAFE(s->peers, p, t) {
+        if (c_peer(s, p->scope.node))
+            peer_drop(s, p, "member");
+        else if (!p->need_sync)
+            send_peer(s, p, x);
     }
 }
 
+/* [{Group, [Pid]}] of the local members, one proper list each. */
 static int encode_local_groups(pg_scope *s, ei_x_buff *x)
 {
-    pg_group *g, *t;
+    pg_tgroup *g, *t;
     long count = 0;
-    HASH_ITER(hh, s->local, g, t)
-        count += g->pids.n > 0;
+    HASH_ITER(hh, s->groups, g, t)
+        count += g->nlocal > 0;
     if (count && ei_x_encode_list_header(x, count) < 0) return -1;
-    HASH_ITER(hh, s->local, g, t) {
-        if (g->pids.n == 0) continue;
+    HASH_ITER(hh, s->groups, g, t) {
+        if (g->nlocal <= 0) continue;
         if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_append_buf(x, g->key, g->klen) < 0 ||
-            ei_x_encode_list_header(x, g->pids.n) < 0)
+            ei_x_encode_list_header(x, g->nlocal) < 0)
             return -1;
-        for (int i = 0; i < g->pids.n; i++)
-            if (ei_x_encode_pid(x, &g->pids.v[i]) < 0) return -1;
+        pg_ent *e;
+        DL_FOREACH(g->ents, e) {
+            for (int i = 0; e->local && i < e->count; i++)
+                if (ei_x_encode_pid(x, &e->pid) < 0) return -1;
+        }
         if (ei_x_encode_empty_list(x) < 0) return -1;
     }
     return ei_x_encode_empty_list(x);
@@ -465,7 +751,7 @@ static int encode_discover(pg_scope *s, ei_x_buff *x)
 
 static void discover_node(pg_scope *s, const char *node)
 {
-    if (bl_is_local_node(s->n, node)) return;
+    if (bl_is_local_node(s->n, node) || bl_is_tool_node(node) || c_peer(s, node)) return;
     ei_x_buff x;
     if (encode_discover(s, &x) < 0) return;
     int rc = bl_send_name(s->proc, s->name, node, x.buff, x.index);
@@ -475,7 +761,7 @@ static void discover_node(pg_scope *s, const char *node)
     ei_x_free(&x);
 }
 
-/* {join, Self, Group, Pid} or {leave, Self, Pid, [Group...]} */
+/* {join, Self, Group, Pid} */
 static void broadcast_join(pg_scope *s, const char *group, int glen, const bl_pid *pid)
 {
     if (!s->peers) return;
@@ -488,6 +774,7 @@ static void broadcast_join(pg_scope *s, const char *group, int glen, const bl_pi
     ei_x_free(&x);
 }
 
+/* {leave, Self, Pid, [Group...]} (groups_list: an encoded proper list) */
 static void broadcast_leave(pg_scope *s, const bl_pid *pid, const ei_x_buff *groups_list)
 {
     if (!s->peers) return;
@@ -498,44 +785,6 @@ static void broadcast_leave(pg_scope *s, const bl_pid *pid, const ei_x_buff *gro
         ei_x_append_buf(&x, groups_list->buff, groups_list->index) == 0)
         broadcast(s, &x);
     ei_x_free(&x);
-}
-
-/* ---- peers ---- */
-
-static pg_peer *peer_find(pg_scope *s, const bl_pid *pid)
-{
-    pg_peer *p;
-    LL_FOREACH(s->peers, p) {
-        if (bl_pid_eq(&p->scope, pid)) return p;
-    }
-    return NULL;
-}
-
-static void peer_drop(pg_scope *s, pg_peer *p, const char *why)
-{
-    bl_log(s->n, BL_LOG_DEBUG, "pg %s: dropping peer on %s (%s)", s->name, p->scope.node, why);
-    pg_group *g, *t;
-    HASH_ITER(hh, p->groups, g, t) {
-        ev_push(s, BL_PG_LEAVE, g->key, g->klen, g->pids.v, g->pids.n);
-        grp_del(&p->groups, g);
-    }
-    LL_DELETE(s->peers, p);
-    free(p);
-}
-
-static pg_peer *peer_add(pg_scope *s, const bl_pid *pid)
-{
-    pg_peer *p, *t;
-    LL_FOREACH_SAFE(s->peers, p,
-                    t) { /* one scope per name and node: an older process of that node has ended */
-        if (strcmp(p->scope.node, pid->node) == 0) peer_drop(s, p, "replaced");
-    }
-    p = calloc(1, sizeof(*p));
-    if (!p) return NULL;
-    p->scope = *pid;
-    LL_APPEND(s->peers, p);
-    bl_log(s->n, BL_LOG_DEBUG, "pg %s: new peer on %s", s->name, pid->node);
-    return p;
 }
 
 /* ---- decoding ---- */
@@ -577,11 +826,11 @@ static int pv_same(const pidvec *a, const pidvec *b)
     return 1;
 }
 
-/* ---- protocol handlers ---- */
+/* ---- pg protocol handlers ---- */
 
 static void on_discover(pg_scope *s, const bl_pid *peer)
 {
-    if (bl_is_local_node(s->n, peer->node)) return;
+    if (bl_is_local_node(s->n, peer->node) || c_peer(s, peer->node)) return;
     pg_peer *p = peer_find(s, peer);
     int fresh = p == NULL;
     if (fresh && !(p = peer_add(s, peer))) return;
@@ -608,6 +857,7 @@ static void on_sync(pg_scope *s, const char *buf, int idx)
         bl_log(s->n, BL_LOG_DEBUG, "pg %s: unexpected cast dropped", s->name);
         return;
     }
+    if (c_peer(s, peer.node)) return; /* a member: its members come through the layer */
     pg_group *fresh_groups = NULL;
     bl__list_it it;
     int more;
@@ -664,7 +914,7 @@ static void on_join(pg_scope *s, const char *buf, int idx)
         decode_pids(buf, &idx, &pids) < 0)
         goto done;
     pg_peer *p = peer_find(s, &peer);
-    if (!p) goto done; /* not (or no longer) in our overlay, as pg does */
+    if (!p || c_peer(s, peer.node)) goto done; /* not (or no longer) in our overlay, as pg does */
     pg_group *grp = grp_get(&p->groups, g, glen);
     if (!grp) goto done;
     for (int i = 0; i < pids.n; i++)
@@ -686,7 +936,7 @@ static void on_leave(pg_scope *s, const char *buf, int idx)
     bl__list_it it;
     if (ei_decode_pid(buf, &idx, &peer) < 0 || decode_pids(buf, &idx, &pids) < 0) goto done;
     pg_peer *p = peer_find(s, &peer);
-    if (!p || bl__list_begin(&it, buf, &idx) < 0) goto done;
+    if (!p || c_peer(s, peer.node) || bl__list_begin(&it, buf, &idx) < 0) goto done;
     while (bl__list_next(&it) > 0) {
         const char *g;
         int glen;
@@ -709,6 +959,10 @@ static void scope_msg(bl_proc *self, const bl_msg *msg, void *ud)
 {
     (void)self;
     pg_scope *s = ud;
+    if (s->repl && bl__repl_handle(s->repl, msg)) {
+        ev_fire(s);
+        return;
+    }
     const char *buf = msg->buf;
     int idx = msg->index, arity;
     char a[MAXATOMLEN_UTF8];
@@ -741,34 +995,41 @@ static void scope_cast(bl_proc *self, const char *buf, int index, void *ud)
 static int local_memberships(pg_scope *s, const bl_pid *pid)
 {
     int k = 0;
-    pg_group *g, *t;
-    HASH_ITER(hh, s->local, g, t)
-        k += pv_count(&g->pids, pid);
+    pg_ent *e, *t;
+    HASH_ITER(hh, s->ents, e, t) {
+        if (e->local && bl_pid_eq(&e->pid, pid)) k += e->count;
+    }
     return k;
+}
+
+/* A local membership leaves the table: replicated as a del, out of the bucket. */
+static void local_drop(pg_scope *s, pg_ent *e)
+{
+    bl__repl_local_del(s->repl, &e->link);
+    bl__repl_unlink(s->repl, &e->link);
+    ent_free(s, e);
 }
 
 /* A member ended: leave exactly its groups (one entry per join, as pg's own 'DOWN' does). */
 static void member_gone(pg_scope *s, const bl_pid *pid)
 {
+    int joined = local_memberships(s, pid);
+    if (!joined) return;
     ei_x_buff groups;
-    if (ei_x_new(&groups) < 0) return;
-    int joined = 0;
-    pg_group *g, *t;
-    HASH_ITER(hh, s->local, g, t) {
-        int k = pv_count(&g->pids, pid);
-        for (int i = 0; i < k; i++) {
-            pv_remove_one(&g->pids, pid);
-            ei_x_encode_list_header(&groups, 1);
-            ei_x_append_buf(&groups, g->key, g->klen);
-            ev_push(s, BL_PG_LEAVE, g->key, g->klen, pid, 1);
-            joined++;
-        }
-        if (k && g->pids.n == 0) grp_del(&s->local, g);
+    int ok = ei_x_new(&groups) == 0;
+    ok = ok && ei_x_encode_list_header(&groups, joined) == 0;
+    pg_ent *e, *t;
+    HASH_ITER(hh, s->ents, e, t) {
+        if (!e->local || !bl_pid_eq(&e->pid, pid)) continue;
+        for (int i = 0; ok && i < e->count; i++)
+            ok = ei_x_append_buf(&groups, e->grp->key, e->grp->klen) == 0;
+        ev_push_n(s, BL_PG_LEAVE, e->grp->key, e->grp->klen, pid, e->count);
+        local_drop(s, e);
     }
-    if (joined) {
-        ei_x_encode_empty_list(&groups);
+    if (ok && ei_x_encode_empty_list(&groups) == 0)
         broadcast_leave(s, pid, &groups);
-    }
+    else
+        bl_log(s->n, BL_LOG_WARN, "pg %s: out of memory: a leave was not sent", s->name);
     ei_x_free(&groups);
     ev_fire(s);
 }
@@ -781,106 +1042,198 @@ static void scope_exit(bl_proc *self, const bl_pid *from, const char *buf, int i
     member_gone(ud, from);
 }
 
-/* ---- inspection calls ---- */
+/* ---- reading the table ---- */
 
-static void encode_members(pg_scope *s, ei_x_buff *r, const char *g, int glen, int local_only)
+/* Members of group: the table's (local first), then the pg peers'. */
+static int collect_members(pg_scope *s, const char *g, int glen, int local_only, pidvec *out)
 {
-    pg_group *grp = grp_find(s->local, g, glen);
-    if (grp)
-        for (int i = 0; i < grp->pids.n; i++) {
-            ei_x_encode_list_header(r, 1);
-            ei_x_encode_pid(r, &grp->pids.v[i]);
-        }
-    if (!local_only) {
-        pg_peer *p;
-        LL_FOREACH(s->peers, p) {
-            if (!(grp = grp_find(p->groups, g, glen))) continue;
-            for (int i = 0; i < grp->pids.n; i++) {
-                ei_x_encode_list_header(r, 1);
-                ei_x_encode_pid(r, &grp->pids.v[i]);
+    pg_tgroup *tg = tg_find(s, g, glen);
+    pg_ent *e;
+    if (tg)
+        for (int pass = 0; pass < 2; pass++)
+            DL_FOREACH(tg->ents, e) {
+                if (e->local != !pass || (local_only && !e->local)) continue;
+                for (int i = 0; i < e->count; i++)
+                    if (pv_push(out, &e->pid) != BL_OK) return BL_ENOMEM;
             }
-        }
+    if (local_only) return BL_OK;
+    pg_peer *p;
+    LL_FOREACH(s->peers, p) {
+        pg_group *grp = grp_find(p->groups, g, glen);
+        if (!grp || c_peer(s, p->scope.node)) continue;
+        for (int i = 0; i < grp->pids.n; i++)
+            if (pv_push(out, &grp->pids.v[i]) != BL_OK) return BL_ENOMEM;
     }
-    ei_x_encode_empty_list(r);
+    return BL_OK;
 }
 
-static int listed(ei_x_buff *seen, const char *key, int klen)
+static int encode_pidvec(ei_x_buff *r, const pidvec *pv)
 {
-    /* seen: concatenated [len][bytes] records; linear, inspection only */
-    int off = 0;
-    while (off < seen->index) {
-        int l;
-        memcpy(&l, seen->buff + off, sizeof l);
-        if (l == klen && memcmp(seen->buff + off + (int)sizeof l, key, (size_t)klen) == 0) return 1;
-        off += (int)sizeof l + l;
-    }
-    ei_x_append_buf(seen, (const char *)&klen, (int)sizeof klen);
-    ei_x_append_buf(seen, key, klen);
-    return 0;
+    if (pv->n && ei_x_encode_list_header(r, pv->n) < 0) return -1;
+    for (int i = 0; i < pv->n; i++)
+        if (ei_x_encode_pid(r, &pv->v[i]) < 0) return -1;
+    return ei_x_encode_empty_list(r);
 }
 
-static void encode_groups(pg_scope *s, ei_x_buff *r, int local_only)
+static int encode_members(pg_scope *s, ei_x_buff *r, const char *g, int glen, int local_only)
 {
-    ei_x_buff seen;
-    ei_x_new(&seen);
-    pg_group *g, *t;
-    HASH_ITER(hh, s->local, g, t) {
-        if (g->pids.n && !listed(&seen, g->key, g->klen)) {
-            ei_x_encode_list_header(r, 1);
-            ei_x_append_buf(r, g->key, g->klen);
-        }
+    pidvec pv = {0};
+    int rc = collect_members(s, g, glen, local_only, &pv) == BL_OK ? encode_pidvec(r, &pv) : -1;
+    free(pv.v);
+    return rc;
+}
+
+/* [Group]: each group with members once. */
+static int encode_groups(pg_scope *s, ei_x_buff *r, int local_only)
+{
+    pg_group *seen = NULL, *sg;
+    pg_tgroup *g, *t;
+    int rc = -1;
+    HASH_ITER(hh, s->groups, g, t) {
+        if ((local_only ? g->nlocal > 0 : g->ents != NULL) && !grp_get(&seen, g->key, g->klen))
+            goto out;
     }
     pg_peer *p;
     LL_FOREACH(s->peers, p) {
-        if (local_only) break;
-        HASH_ITER(hh, p->groups, g, t) {
-            if (g->pids.n && !listed(&seen, g->key, g->klen)) {
-                ei_x_encode_list_header(r, 1);
-                ei_x_append_buf(r, g->key, g->klen);
-            }
+        if (local_only || c_peer(s, p->scope.node)) continue;
+        pg_group *pgp, *pt;
+        HASH_ITER(hh, p->groups, pgp, pt) {
+            if (pgp->pids.n && !grp_get(&seen, pgp->key, pgp->klen)) goto out;
         }
     }
-    ei_x_free(&seen);
-    ei_x_encode_empty_list(r);
+    unsigned count = HASH_COUNT(seen);
+    if (count && ei_x_encode_list_header(r, (long)count) < 0) goto out;
+    for (sg = seen; sg; sg = sg->hh.next)
+        if (ei_x_append_buf(r, sg->key, sg->klen) < 0) goto out;
+    rc = ei_x_encode_empty_list(r);
+out:
+    grp_free_all(&seen);
+    return rc;
 }
 
-/* which_groups | which_local_groups | {get_members, G} | {get_local_members, G} | peers */
+static int encode_peers(pg_scope *s, ei_x_buff *r)
+{
+    pidvec pv = {0};
+    pg_peer *p;
+    int rc = 0;
+    LL_FOREACH(s->peers, p) {
+        if (!c_peer(s, p->scope.node) && pv_push(&pv, &p->scope) != BL_OK) rc = -1;
+    }
+    if (rc == 0) rc = encode_pidvec(r, &pv);
+    free(pv.v);
+    return rc;
+}
+
+/* ---- requests: gen_server calls to the scope ---- */
+
+static int encode_error(ei_x_buff *r, const char *why)
+{
+    return ei_x_encode_tuple_header(r, 2) < 0 || ei_x_encode_atom(r, "error") < 0 ||
+                   ei_x_encode_atom(r, why) < 0
+               ? -1
+               : 0;
+}
+
+static int req_which_groups(void *svc, const bl_from *from, const char *buf, int j, int arity,
+                            ei_x_buff *r)
+{
+    (void)from, (void)buf, (void)j, (void)arity;
+    return encode_groups(svc, r, 0);
+}
+
+static int req_which_local_groups(void *svc, const bl_from *from, const char *buf, int j, int arity,
+                                  ei_x_buff *r)
+{
+    (void)from, (void)buf, (void)j, (void)arity;
+    return encode_groups(svc, r, 1);
+}
+
+static int req_peers(void *svc, const bl_from *from, const char *buf, int j, int arity,
+                     ei_x_buff *r)
+{
+    (void)from, (void)buf, (void)j, (void)arity;
+    return encode_peers(svc, r);
+}
+
+static int get_members_req(pg_scope *s, const char *buf, int j, ei_x_buff *r, int local_only)
+{
+    const char *g;
+    int glen;
+    if (term_span(s, buf, &j, &g, &glen) < 0) return encode_error(r, "badarg");
+    return encode_members(s, r, g, glen, local_only);
+}
+
+static int req_get_members(void *svc, const bl_from *from, const char *buf, int j, int arity,
+                           ei_x_buff *r)
+{
+    (void)from, (void)arity;
+    return get_members_req(svc, buf, j, r, 0);
+}
+
+static int req_get_local_members(void *svc, const bl_from *from, const char *buf, int j, int arity,
+                                 ei_x_buff *r)
+{
+    (void)from, (void)arity;
+    return get_members_req(svc, buf, j, r, 1);
+}
+
+/* {join_local, Group, PidOrPids} / {leave_local, ...}, as OTP's pg:join/3 and pg:leave/3 call
+ * their own node's scope: the pids must be live processes of this node. */
+static int local_req(pg_scope *s, const char *buf, int j, ei_x_buff *r, int join)
+{
+    int g0 = j, changed = 0;
+    pidvec pv = {0};
+    if (ei_skip_term(buf, &j) < 0) return encode_error(r, "badarg");
+    int glen = j - g0, rc = decode_pids(buf, &j, &pv);
+    for (int i = 0; rc == 0 && i < pv.n; i++) {
+        bl_proc *p = bl_proc_by_pid(s->n, &pv.v[i]);
+        if (!p || p->dead) rc = -1;
+    }
+    for (int i = 0; rc == 0 && i < pv.n; i++) {
+        bl_proc *p = bl_proc_by_pid(s->n, &pv.v[i]);
+        int k =
+            join ? bl_pg_join(p, s->name, buf + g0, glen) : bl_pg_leave(p, s->name, buf + g0, glen);
+        if (k == BL_OK)
+            changed++;
+        else if (k != BL_PG_NOT_JOINED)
+            rc = -1;
+    }
+    free(pv.v);
+    if (rc < 0) return encode_error(r, "badarg");
+    return ei_x_encode_atom(r, join || changed ? "ok" : "not_joined") < 0 ? -1 : 0;
+}
+
+static int req_join_local(void *svc, const bl_from *from, const char *buf, int j, int arity,
+                          ei_x_buff *r)
+{
+    (void)from, (void)arity;
+    return local_req(svc, buf, j, r, 1);
+}
+
+static int req_leave_local(void *svc, const bl_from *from, const char *buf, int j, int arity,
+                           ei_x_buff *r)
+{
+    (void)from, (void)arity;
+    return local_req(svc, buf, j, r, 0);
+}
+
+static const bl__req REQUESTS[] = {
+    {"which_groups", 0, 0, req_which_groups},
+    {"which_local_groups", 0, 0, req_which_local_groups},
+    {"get_members", 2, 2, req_get_members},
+    {"get_local_members", 2, 2, req_get_local_members},
+    {"join_local", 3, 3, req_join_local},
+    {"leave_local", 3, 3, req_leave_local},
+    {"peers", 0, 0, req_peers},
+};
+
 static int scope_call(bl_proc *self, const bl_from *from, const char *buf, int idx,
                       ei_x_buff *reply, void *ud)
 {
     (void)self;
-    (void)from;
-    pg_scope *s = ud;
-    char a[MAXATOMLEN_UTF8];
-    int j = idx, arity;
-    if (ei_decode_atom(buf, &j, a) == 0) {
-        if (!strcmp(a, "which_groups") || !strcmp(a, "which_local_groups")) {
-            encode_groups(s, reply, a[6] == 'l');
-            return 0;
-        }
-        if (!strcmp(a, "peers")) {
-            pg_peer *p;
-            LL_FOREACH(s->peers, p) {
-                ei_x_encode_list_header(reply, 1);
-                ei_x_encode_pid(reply, &p->scope);
-            }
-            return ei_x_encode_empty_list(reply);
-        }
-    }
-    j = idx;
-    if (ei_decode_tuple_header(buf, &j, &arity) == 0 && arity == 2 &&
-        ei_decode_atom(buf, &j, a) == 0 &&
-        (!strcmp(a, "get_members") || !strcmp(a, "get_local_members"))) {
-        const char *g;
-        int glen;
-        if (term_span(s, buf, &j, &g, &glen) == 0) {
-            encode_members(s, reply, g, glen, a[4] == 'l');
-            return 0;
-        }
-    }
-    ei_x_encode_tuple_header(reply, 2);
-    ei_x_encode_atom(reply, "error");
-    return ei_x_encode_atom(reply, "unknown_request");
+    int rc = bl__req_dispatch(REQUESTS, sizeof(REQUESTS) / sizeof(REQUESTS[0]), ud, from, buf, idx,
+                              reply);
+    return rc == BL__REQ_NONE ? encode_error(reply, "unknown_request") : rc;
 }
 
 /* ---- node events and lifecycle ---- */
@@ -891,14 +1244,30 @@ static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *
     (void)reason;
     pg_scope *s = ud;
     if (ev == BL_NODEUP) {
-        discover_node(s, node);
+        discover_node(s, node); /* a member gets the layer's exchange instead */
         return;
     }
-    pg_peer *p, *t;
-    LL_FOREACH_SAFE(s->peers, p, t) {
-        if (strcmp(p->scope.node, node) == 0) peer_drop(s, p, "nodedown");
-    }
+    peers_drop_node(s, node, "nodedown");
     ev_fire(s);
+}
+
+/* A node that is a live member now: what we held of it as a pg peer goes (the layer's exchange
+ * brings its members). A beamlet node that stopped being one (failed, left, forgotten) while
+ * still connected is a pg peer like any other node: discovered again. */
+static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
+{
+    pg_scope *s = ud;
+    if (c_peer(s, ev->node)) {
+        if (!s->peers) return;
+        peers_drop_node(s, ev->node, "member");
+        ev_fire(s);
+        return;
+    }
+    int gone =
+        ev->type == BL_EV_NODE_LEFT || (ev->type == BL_EV_NODE_STATE_CHANGED &&
+                                        (ev->to == BL_MEMBER_FAILED || ev->to == BL_MEMBER_LEFT));
+    if (gone && strcmp(ev->role, "beam") && bl_is_connected(n, ev->node))
+        discover_node(s, ev->node);
 }
 
 static void scope_terminate(bl_proc *self, const char *reason, void *ud)
@@ -907,8 +1276,12 @@ static void scope_terminate(bl_proc *self, const char *reason, void *ud)
     pg_scope *s = ud;
     bl_log(s->n, BL_LOG_DEBUG, "pg %s: scope ends (%s)", s->name, reason);
     bl_demonitor_nodes(s->n, s->nodemon_id);
+    if (s->cluster_sub > 0) bl_cluster_unsubscribe(s->n, s->cluster_sub);
     if (s->resync_timer > 0) bl_timer_cancel(s->n, s->resync_timer);
-    grp_free_all(&s->local);
+    bl__repl_free(s->repl); /* buckets only: the entries are freed below */
+    pg_ent *e, *t;
+    HASH_ITER(hh, s->ents, e, t)
+        ent_free(s, e);
     while (s->peers) {
         pg_peer *p = s->peers;
         s->peers = p->next;
@@ -916,11 +1289,11 @@ static void scope_terminate(bl_proc *self, const char *reason, void *ud)
         free(p);
     }
     while (s->evq_head) {
-        pg_ev *e = s->evq_head;
-        s->evq_head = e->next;
-        free(e->group);
-        free(e->pids.v);
-        free(e);
+        pg_ev *q = s->evq_head;
+        s->evq_head = q->next;
+        free(q->group);
+        free(q->pids.v);
+        free(q);
     }
     while (s->mons) {
         pg_mon *m = s->mons;
@@ -928,6 +1301,7 @@ static void scope_terminate(bl_proc *self, const char *reason, void *ud)
         free(m);
     }
     ei_x_free(&s->gkey);
+    ei_x_free(&s->ekey);
     free(s);
 }
 
@@ -937,6 +1311,12 @@ static const bl_proc_ops scope_ops = {.on_msg = scope_msg,
                                       .on_exit = scope_exit,
                                       .on_terminate = scope_terminate};
 
+static void discover_one(bl_node *n, const char *node, void *ud)
+{
+    (void)n;
+    discover_node(ud, node);
+}
+
 int bl_pg_start_scope(bl_node *n, const char *scope)
 {
     if (!n || !scope || !scope[0] || strlen(scope) >= BL_NAME_LEN) return BL_EINVAL;
@@ -945,35 +1325,32 @@ int bl_pg_start_scope(bl_node *n, const char *scope)
     if (!s) return BL_ENOMEM;
     s->n = n;
     snprintf(s->name, sizeof(s->name), "%s", scope);
-    if (ei_x_new(&s->gkey) < 0) {
+    if (ei_x_new(&s->gkey) < 0 || ei_x_new(&s->ekey) < 0) {
+        ei_x_free(&s->gkey);
         free(s);
         return BL_ENOMEM;
     }
     int rc = bl_spawn(n, scope, &scope_ops, s, &s->proc);
     if (rc != BL_OK) {
         ei_x_free(&s->gkey);
+        ei_x_free(&s->ekey);
         free(s);
         return rc;
     }
     bl_trap_exit(s->proc, 1);
-    int id = bl_monitor_nodes(n, on_node, s);
-    if (id < 0) {
+    s->nodemon_id = bl_monitor_nodes(n, on_node, s);
+    if (n->cluster) {
+        s->cluster_sub = bl_cluster_subscribe(n, on_cluster, s);
+        s->repl = bl__repl_new_named(n, s->proc, &pg_repl, s, scope);
+    }
+    if (s->nodemon_id < 0 || s->cluster_sub < 0 || (n->cluster && !s->repl)) {
         bl_exit(s->proc, "shutdown"); /* frees s */
-        return id;
+        return BL_ENOMEM;
     }
-    s->nodemon_id = id;
-    /* nodes already connected (a scope started after the node); names first: a failed send
-     * may close a connection while we walk the table */
-    unsigned k = 0, max = HASH_COUNT(n->conns);
-    char(*names)[BL_NODE_LEN] = max ? calloc(max, BL_NODE_LEN) : NULL;
-    bl_conn *c, *t;
-    HASH_ITER(hh, n->conns, c, t) {
-        if (names && c->state == CONN_UP && k < max)
-            snprintf(names[k++], BL_NODE_LEN, "%s", c->node);
-    }
-    for (unsigned i = 0; i < k; i++)
-        if (bl_is_connected(n, names[i])) discover_node(s, names[i]);
-    free(names);
+    /* nodes already connected (a scope started after the node): members get our sync and a
+     * want, the others a discover */
+    bl__repl_exchange_all(s->repl);
+    bl__each_connected(n, discover_one, s);
     return BL_OK;
 }
 
@@ -1011,18 +1388,19 @@ int bl_pg_join(bl_proc *p, const char *scope, const char *group, int glen)
     if (!s || p->dead) return BL_ENOPROC;
     int rc = check_group(s, &group, &glen);
     if (rc != BL_OK) return rc;
-    if (!local_memberships(s, &p->pid)) {
-        rc = bl_link(s->proc, &p->pid);
-        if (rc != BL_OK) return rc;
-    }
-    pg_group *g = grp_get(&s->local, group, glen);
-    if (!g || pv_push(&g->pids, &p->pid) != BL_OK) {
-        if (g && g->pids.n == 0) grp_del(&s->local, g);
-        if (!local_memberships(s, &p->pid)) bl_unlink(s->proc, &p->pid);
+    int first = !local_memberships(s, &p->pid);
+    if (first && (rc = bl_link(s->proc, &p->pid)) != BL_OK) return rc;
+    pg_ent *e = ent_find(s, group, glen, &p->pid);
+    if (!e && !(e = ent_new(s, group, glen, &p->pid, 1))) {
+        if (first) bl_unlink(s->proc, &p->pid);
         return BL_ENOMEM;
     }
-    broadcast_join(s, group, glen, &p->pid);
-    ev_push(s, BL_PG_JOIN, group, glen, &p->pid, 1);
+    e->count++;
+    e->grp->nlocal++;
+    if (s->repl && bl__repl_local_put(s->repl, &e->link) != BL_OK)
+        bl_log(s->n, BL_LOG_WARN, "pg %s: a join was not replicated (out of memory)", s->name);
+    broadcast_join(s, e->grp->key, e->grp->klen, &p->pid);
+    ev_push(s, BL_PG_JOIN, e->grp->key, e->grp->klen, &p->pid, 1);
     ev_fire(s);
     return BL_OK;
 }
@@ -1034,27 +1412,28 @@ int bl_pg_leave(bl_proc *p, const char *scope, const char *group, int glen)
     if (!s) return BL_ENOPROC;
     int rc = check_group(s, &group, &glen);
     if (rc != BL_OK) return rc;
-    pg_group *g = grp_find(s->local, group, glen);
-    if (!g || !pv_remove_one(&g->pids, &p->pid)) return BL_PG_NOT_JOINED;
-    if (g->pids.n == 0) grp_del(&s->local, g);
-    if (!local_memberships(s, &p->pid)) bl_unlink(s->proc, &p->pid);
+    pg_ent *e = ent_find(s, group, glen, &p->pid);
+    if (!e || !e->local) return BL_PG_NOT_JOINED;
+    ev_push(s, BL_PG_LEAVE, e->grp->key, e->grp->klen, &p->pid, 1);
     ei_x_buff groups;
-    if (ei_x_new(&groups) == 0) {
-        if (ei_x_encode_list_header(&groups, 1) == 0 &&
-            ei_x_append_buf(&groups, group, glen) == 0 && ei_x_encode_empty_list(&groups) == 0)
-            broadcast_leave(s, &p->pid, &groups);
-        ei_x_free(&groups);
-    }
-    ev_push(s, BL_PG_LEAVE, group, glen, &p->pid, 1);
+    int ok = ei_x_new(&groups) == 0;
+    ok = ok && ei_x_encode_list_header(&groups, 1) == 0 &&
+         ei_x_append_buf(&groups, e->grp->key, e->grp->klen) == 0 &&
+         ei_x_encode_empty_list(&groups) == 0;
+    e->count--;
+    e->grp->nlocal--;
+    if (e->count == 0)
+        local_drop(s, e);
+    else if (s->repl && bl__repl_local_put(s->repl, &e->link) != BL_OK)
+        bl_log(s->n, BL_LOG_WARN, "pg %s: a leave was not replicated (out of memory)", s->name);
+    if (!local_memberships(s, &p->pid)) bl_unlink(s->proc, &p->pid);
+    if (ok)
+        broadcast_leave(s, &p->pid, &groups);
+    else
+        bl_log(s->n, BL_LOG_WARN, "pg %s: out of memory: a leave was not sent", s->name);
+    ei_x_free(&groups);
     ev_fire(s);
     return BL_OK;
-}
-
-static int fill(const pidvec *pv, bl_pid *out, int max, int k)
-{
-    for (int i = 0; i < pv->n; i++, k++)
-        if (out && k < max) out[k] = pv->v[i];
-    return k;
 }
 
 static int members(bl_node *n, const char *scope, const char *group, int glen, bl_pid *out, int max,
@@ -1064,15 +1443,15 @@ static int members(bl_node *n, const char *scope, const char *group, int glen, b
     if (!s) return BL_ENOPROC;
     int rc = check_group(s, &group, &glen);
     if (rc != BL_OK) return rc;
-    int k = 0;
-    pg_group *g = grp_find(s->local, group, glen);
-    if (g) k = fill(&g->pids, out, max, k);
-    if (local_only) return k;
-    pg_peer *p;
-    LL_FOREACH(s->peers, p) {
-        if ((g = grp_find(p->groups, group, glen))) k = fill(&g->pids, out, max, k);
+    pidvec pv = {0};
+    rc = collect_members(s, group, glen, local_only, &pv);
+    if (rc == BL_OK) {
+        for (int i = 0; out && i < pv.n && i < max; i++)
+            out[i] = pv.v[i];
+        rc = pv.n;
     }
-    return k;
+    free(pv.v);
+    return rc;
 }
 
 int bl_pg_get_members(bl_node *n, const char *scope, const char *group, int glen, bl_pid *out,

@@ -87,12 +87,15 @@ void bl__ps_queue_clear(lsub *l)
 
 /* ---- replication ---- */
 
-static void encode_sub(ei_x_buff *x, const lsub *l)
+/* Encoders OR every ei_x_* result (0 or -1) into rc and check it once at the end: a failed call
+ * leaves the buffer valid, so going on is safe, and nothing half-encoded is sent. */
+static int encode_sub(ei_x_buff *x, const lsub *l)
 {
-    ei_x_encode_tuple_header(x, l->name[0] ? 3 : 2);
-    ei_x_encode_long(x, l->id);
-    ei_x_encode_binary(x, l->pattern, (long)strlen(l->pattern));
-    if (l->name[0]) ei_x_encode_binary(x, l->name, (long)strlen(l->name));
+    int rc = ei_x_encode_tuple_header(x, l->name[0] ? 3 : 2);
+    rc |= ei_x_encode_long(x, l->id);
+    rc |= ei_x_encode_binary(x, l->pattern, (long)strlen(l->pattern));
+    if (l->name[0]) rc |= ei_x_encode_binary(x, l->name, (long)strlen(l->name));
+    return rc;
 }
 
 static rsub *find_rsub(ps *s, const char *node, int id)
@@ -154,8 +157,7 @@ static int get_str(const char *buf, int *idx, char *out, size_t cap)
 static int r_encode(void *svc, ei_x_buff *x, const bl__repl_link *l)
 {
     (void)svc;
-    encode_sub(x, LSUB(l));
-    return 0;
+    return encode_sub(x, LSUB(l));
 }
 
 static int r_encode_key(void *svc, ei_x_buff *x, const bl__repl_link *l)
@@ -244,7 +246,7 @@ static void fan_out_remote(ps *s, psmsg *m, const char *payload, int len, int sk
 {
     bl_node *n = s->n;
     ei_x_buff x;
-    int built = 0;
+    int built = 0, enc = 0;
     rsub *r;
     const char **sent = NULL; /* nodes sent to already: once per node */
     size_t nsent = 0, capsent = 0;
@@ -267,19 +269,19 @@ static void fan_out_remote(ps *s, psmsg *m, const char *payload, int len, int sk
             continue;
         }
         if (!built) {
-            ei_x_new_with_version(&x);
-            ei_x_encode_tuple_header(&x, 8);
-            ei_x_encode_atom(&x, skip_durable ? "bl_ps_msgn" : "bl_ps_msg");
-            ei_x_encode_atom(&x, n->name);
-            ei_x_encode_binary(&x, m->topic, (long)strlen(m->topic));
-            ei_x_append_buf(&x, payload, len);
-            ei_x_encode_binary(&x, m->id, (long)strlen(m->id));
-            ei_x_encode_long(&x, m->prio);
-            ei_x_encode_ulong(&x, m->ttl_ms);
-            ei_x_encode_ulonglong(&x, m->published_at);
+            enc = ei_x_new_with_version(&x);
+            enc |= ei_x_encode_tuple_header(&x, 8);
+            enc |= ei_x_encode_atom(&x, skip_durable ? "bl_ps_msgn" : "bl_ps_msg");
+            enc |= ei_x_encode_atom(&x, n->name);
+            enc |= ei_x_encode_binary(&x, m->topic, (long)strlen(m->topic));
+            enc |= ei_x_append_buf(&x, payload, len);
+            enc |= ei_x_encode_binary(&x, m->id, (long)strlen(m->id));
+            enc |= ei_x_encode_long(&x, m->prio);
+            enc |= ei_x_encode_ulong(&x, m->ttl_ms);
+            enc |= ei_x_encode_ulonglong(&x, m->published_at);
             built = 1;
         }
-        int rc = bl_send_name(s->proc, PS_NAME, r->node, x.buff, x.index);
+        int rc = enc ? BL_ENOMEM : bl_send_name(s->proc, PS_NAME, r->node, x.buff, x.index);
         if (rc != BL_OK) {
             COUNT(s, m->topic, dropped);
             bl_log(n, BL_LOG_DEBUG, "pubsub: %s to %s dropped: %s", m->id, r->node,
@@ -324,26 +326,26 @@ static int publish(ps *s, const char *topic, const char *payload, int len, int p
             return BL_ENOMEM;
         }
         pend *first = NULL;
-        int failed = 0;
+        int failed = bl__ps_store_begin(s) < 0; /* the publish's rows in one transaction */
         DL_FOREACH(s->subs, l) {
             if (!l->name[0] || !bl__ps_match_levels(l->pattern, topic)) continue;
             pend *p = bl__ps_pend_new(s, m, n->name, l->name);
-            if (!p || bl__ps_store_put(s, p) < 0) failed = 1;
+            if (!p || failed || bl__ps_store_put(s, p) < 0) failed = 1;
             if (p && !first) first = p;
         }
         DL_FOREACH(s->remote, r) {
             if (!r->name[0] || !bl__ps_match_levels(r->pattern, topic)) continue;
             pend *p = bl__ps_pend_new(s, m, r->node, r->name);
-            if (!p || bl__ps_store_put(s, p) < 0) failed = 1;
+            if (!p || failed || bl__ps_store_put(s, p) < 0) failed = 1;
             if (p && !first) first = p;
         }
-        if (failed) { /* not durable: undo, the caller gets an error */
+        if (bl__ps_store_end(s, !failed) < 0) failed = 1; /* committed before the reply */
+        if (failed) { /* not durable (rolled back): undo, the caller gets an error */
             pend *p, *t;
             int on = 0;
             DL_FOREACH_SAFE(s->pends, p, t) {
                 on |= p == first;
                 if (!on) continue;
-                bl__ps_store_del(s, p);
                 bl__ps_pend_free(s, p);
             }
             bl__ps_msg_unref(m);
@@ -411,6 +413,7 @@ static void on_tick(bl_node *n, void *ud)
     bl__ps_retry_pends(s, now);
     bl__ps_seen_age(s);
     bl__ps_flush_all(s);
+    bl__ps_store_flush(s); /* the tick's outbox deletes, one transaction */
 }
 
 /* ---- the process protocol ---- */
@@ -418,9 +421,9 @@ static void on_tick(bl_node *n, void *ud)
 static int reply_err(ei_x_buff *reply, const char *why)
 {
     reply->index = 0;
-    ei_x_encode_tuple_header(reply, 2);
-    ei_x_encode_atom(reply, "error");
-    return ei_x_encode_atom(reply, why);
+    int rc = ei_x_encode_tuple_header(reply, 2);
+    rc |= ei_x_encode_atom(reply, "error");
+    return rc | ei_x_encode_atom(reply, why);
 }
 
 static int reply_rc(ei_x_buff *reply, int rc)
@@ -434,21 +437,21 @@ static int reply_rc(ei_x_buff *reply, int rc)
                                                : "badarg");
 }
 
-static void encode_counters(ei_x_buff *x, const bl_pubsub_counters *c)
+static int encode_counters(ei_x_buff *x, const bl_pubsub_counters *c)
 {
     static const bl_pubsub_counters zero;
     if (!c) c = &zero;
-    ei_x_encode_map_header(x, 5);
-    ei_x_encode_atom(x, "published");
-    ei_x_encode_ulonglong(x, c->published);
-    ei_x_encode_atom(x, "delivered");
-    ei_x_encode_ulonglong(x, c->delivered);
-    ei_x_encode_atom(x, "retried");
-    ei_x_encode_ulonglong(x, c->retried);
-    ei_x_encode_atom(x, "expired");
-    ei_x_encode_ulonglong(x, c->expired);
-    ei_x_encode_atom(x, "dropped");
-    ei_x_encode_ulonglong(x, c->dropped);
+    int rc = ei_x_encode_map_header(x, 5);
+    rc |= ei_x_encode_atom(x, "published");
+    rc |= ei_x_encode_ulonglong(x, c->published);
+    rc |= ei_x_encode_atom(x, "delivered");
+    rc |= ei_x_encode_ulonglong(x, c->delivered);
+    rc |= ei_x_encode_atom(x, "retried");
+    rc |= ei_x_encode_ulonglong(x, c->retried);
+    rc |= ei_x_encode_atom(x, "expired");
+    rc |= ei_x_encode_ulonglong(x, c->expired);
+    rc |= ei_x_encode_atom(x, "dropped");
+    return rc | ei_x_encode_ulonglong(x, c->dropped);
 }
 
 static int get_bool(const char *buf, int *j, int *out)
@@ -555,13 +558,13 @@ static int rq_counters_all(void *ud, const bl_from *from, const char *buf, int j
 {
     (void)from, (void)buf, (void)j, (void)arity;
     ps *s = ud;
-    ei_x_encode_map_header(reply, (long)HASH_COUNT(s->counts));
+    int rc = ei_x_encode_map_header(reply, (long)HASH_COUNT(s->counts));
     tcount *t, *tt;
     HASH_ITER(hh, s->counts, t, tt) {
-        ei_x_encode_binary(reply, t->topic, (long)strlen(t->topic));
-        encode_counters(reply, &t->c);
+        rc |= ei_x_encode_binary(reply, t->topic, (long)strlen(t->topic));
+        rc |= encode_counters(reply, &t->c);
     }
-    return 0;
+    return rc;
 }
 
 static int rq_pending(void *ud, const bl_from *from, const char *buf, int j, int arity,
@@ -578,29 +581,33 @@ static int rq_subscriptions(void *ud, const bl_from *from, const char *buf, int 
     ps *s = ud;
     lsub *l;
     rsub *r;
+    long k = 0;
+    int rc = 0;
+    DL_COUNT(s->subs, l, k);
+    DL_FOREACH(s->remote, r)
+        k++;
+    if (k) rc |= ei_x_encode_list_header(reply, k);
     DL_FOREACH(s->subs, l) {
-        ei_x_encode_list_header(reply, 1);
-        ei_x_encode_map_header(reply, 4);
-        ei_x_encode_atom(reply, "id");
-        ei_x_encode_long(reply, l->id);
-        ei_x_encode_atom(reply, "pattern");
-        ei_x_encode_binary(reply, l->pattern, (long)strlen(l->pattern));
-        ei_x_encode_atom(reply, "node");
-        ei_x_encode_atom(reply, s->n->name);
-        ei_x_encode_atom(reply, "queued");
-        ei_x_encode_ulong(reply, l->qlen);
+        rc |= ei_x_encode_map_header(reply, 4);
+        rc |= ei_x_encode_atom(reply, "id");
+        rc |= ei_x_encode_long(reply, l->id);
+        rc |= ei_x_encode_atom(reply, "pattern");
+        rc |= ei_x_encode_binary(reply, l->pattern, (long)strlen(l->pattern));
+        rc |= ei_x_encode_atom(reply, "node");
+        rc |= ei_x_encode_atom(reply, s->n->name);
+        rc |= ei_x_encode_atom(reply, "queued");
+        rc |= ei_x_encode_ulong(reply, l->qlen);
     }
     DL_FOREACH(s->remote, r) {
-        ei_x_encode_list_header(reply, 1);
-        ei_x_encode_map_header(reply, 3);
-        ei_x_encode_atom(reply, "id");
-        ei_x_encode_long(reply, r->id);
-        ei_x_encode_atom(reply, "pattern");
-        ei_x_encode_binary(reply, r->pattern, (long)strlen(r->pattern));
-        ei_x_encode_atom(reply, "node");
-        ei_x_encode_atom(reply, r->node);
+        rc |= ei_x_encode_map_header(reply, 3);
+        rc |= ei_x_encode_atom(reply, "id");
+        rc |= ei_x_encode_long(reply, r->id);
+        rc |= ei_x_encode_atom(reply, "pattern");
+        rc |= ei_x_encode_binary(reply, r->pattern, (long)strlen(r->pattern));
+        rc |= ei_x_encode_atom(reply, "node");
+        rc |= ei_x_encode_atom(reply, r->node);
     }
-    return ei_x_encode_empty_list(reply);
+    return rc | ei_x_encode_empty_list(reply);
 }
 
 static int rq_subscribe(void *ud, const bl_from *from, const char *buf, int j, int arity,
@@ -620,9 +627,9 @@ static int rq_subscribe(void *ud, const bl_from *from, const char *buf, int j, i
     if (o.qos != QOS_AMO && !s->st.db) return reply_rc(reply, BL_ECONFIG);
     int id = bl__ps_add_sub(s, pat, &pid, NULL, NULL, &o);
     if (id < 0) return reply_rc(reply, id);
-    ei_x_encode_tuple_header(reply, 2);
-    ei_x_encode_atom(reply, "ok");
-    return ei_x_encode_long(reply, id);
+    int rc = ei_x_encode_tuple_header(reply, 2);
+    rc |= ei_x_encode_atom(reply, "ok");
+    return rc | ei_x_encode_long(reply, id);
 }
 
 /* The local subscription named by the id at buf[*j], or NULL. */
@@ -675,9 +682,9 @@ static int rq_publish(void *ud, const bl_from *from, const char *buf, int j, int
     char id[BL_PUBSUB_ID_LEN];
     int rc = beam_publish(ud, buf, j, id, sizeof(id));
     if (rc != BL_OK) return reply_rc(reply, rc);
-    ei_x_encode_tuple_header(reply, 2);
-    ei_x_encode_atom(reply, "ok");
-    return ei_x_encode_binary(reply, id, (long)strlen(id));
+    rc = ei_x_encode_tuple_header(reply, 2);
+    rc |= ei_x_encode_atom(reply, "ok");
+    return rc | ei_x_encode_binary(reply, id, (long)strlen(id));
 }
 
 static int rq_ack(void *ud, const bl_from *from, const char *buf, int j, int arity,
@@ -702,8 +709,7 @@ static int rq_counters(void *ud, const bl_from *from, const char *buf, int j, in
     if (get_str(buf, &j, topic, sizeof(topic)) < 0) return reply_rc(reply, BL_EINVAL);
     tcount *t = NULL;
     HASH_FIND_STR(s->counts, topic, t);
-    encode_counters(reply, t ? &t->c : NULL);
-    return 0;
+    return encode_counters(reply, t ? &t->c : NULL);
 }
 
 static const bl__req REQUESTS[] = {

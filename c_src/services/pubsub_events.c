@@ -12,32 +12,37 @@ static void publish_event(ps *s, const bl_cluster_event *ev)
     static const char *TYPES[] = {"node_joined", "node_state_changed", "node_left",
                                   "leader_changed"};
     ei_x_buff x;
-    ei_x_new(&x);
+    int rc = ei_x_new(&x);
     int extra = ev->type == BL_EV_NODE_STATE_CHANGED ? 2 : ev->type == BL_EV_LEADER_CHANGED ? 2 : 0;
-    ei_x_encode_map_header(&x, 5 + extra);
-    ei_x_encode_atom(&x, "event");
-    ei_x_encode_atom(&x, (unsigned)ev->type < 4 ? TYPES[ev->type] : "unknown");
-    ei_x_encode_atom(&x, "node");
+    rc |= ei_x_encode_map_header(&x, 5 + extra);
+    rc |= ei_x_encode_atom(&x, "event");
+    rc |= ei_x_encode_atom(&x, (unsigned)ev->type < 4 ? TYPES[ev->type] : "unknown");
+    rc |= ei_x_encode_atom(&x, "node");
     if (ev->type == BL_EV_LEADER_CHANGED && !ev->has_leader)
-        ei_x_encode_atom(&x, "none");
+        rc |= ei_x_encode_atom(&x, "none");
     else
-        ei_x_encode_atom(&x, ev->node);
-    ei_x_encode_atom(&x, "role");
-    ei_x_encode_binary(&x, ev->role, (long)strlen(ev->role));
-    ei_x_encode_atom(&x, "seq");
-    ei_x_encode_ulonglong(&x, ev->seq);
-    ei_x_encode_atom(&x, "time_ms");
-    ei_x_encode_ulonglong(&x, ev->time_ms);
+        rc |= ei_x_encode_atom(&x, ev->node);
+    rc |= ei_x_encode_atom(&x, "role");
+    rc |= ei_x_encode_binary(&x, ev->role, (long)strlen(ev->role));
+    rc |= ei_x_encode_atom(&x, "seq");
+    rc |= ei_x_encode_ulonglong(&x, ev->seq);
+    rc |= ei_x_encode_atom(&x, "time_ms");
+    rc |= ei_x_encode_ulonglong(&x, ev->time_ms);
     if (ev->type == BL_EV_NODE_STATE_CHANGED) {
-        ei_x_encode_atom(&x, "from");
-        ei_x_encode_atom(&x, bl_member_state_name(ev->from));
-        ei_x_encode_atom(&x, "to");
-        ei_x_encode_atom(&x, bl_member_state_name(ev->to));
+        rc |= ei_x_encode_atom(&x, "from");
+        rc |= ei_x_encode_atom(&x, bl_member_state_name(ev->from));
+        rc |= ei_x_encode_atom(&x, "to");
+        rc |= ei_x_encode_atom(&x, bl_member_state_name(ev->to));
     } else if (ev->type == BL_EV_LEADER_CHANGED) {
-        ei_x_encode_atom(&x, "term");
-        ei_x_encode_ulonglong(&x, ev->term);
-        ei_x_encode_atom(&x, "has_leader");
-        ei_x_encode_atom(&x, ev->has_leader ? "true" : "false");
+        rc |= ei_x_encode_atom(&x, "term");
+        rc |= ei_x_encode_ulonglong(&x, ev->term);
+        rc |= ei_x_encode_atom(&x, "has_leader");
+        rc |= ei_x_encode_atom(&x, ev->has_leader ? "true" : "false");
+    }
+    if (rc) {
+        ei_x_free(&x);
+        bl_log(s->n, BL_LOG_WARN, "pubsub: a cluster event was not encoded (out of memory)");
+        return;
     }
     psmsg *m = bl__ps_msg_new(EVENTS_TOPIC, x.buff, x.index);
     ei_x_free(&x);

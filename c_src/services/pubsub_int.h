@@ -13,7 +13,7 @@
 #include "beamlet/pubsub.h"
 #include "repl.h"
 
-#include <sqlite3.h>
+#include "../store/sqlite.h"
 
 #define PS_NAME "beamlet_pubsub"
 #define TICK_MS 100
@@ -87,25 +87,19 @@ typedef struct pend {
     ev_tstamp next_at;
 } pend;
 
-/* SQLite, loaded with dlopen so that linking needs no extra library (-ldl is there already). */
+/* A row to delete from the outbox (an acknowledged or dropped delivery). */
+typedef struct outbox_key {
+    char id[BL_PUBSUB_ID_LEN], node[BL_NODE_LEN], name[NAME_LEN];
+} outbox_key;
+
+#define MAX_DELS 512 /* queued deletes: written in one transaction per tick, or when this full */
+
+/* The outbox database: SQLite's entry points from the store layer's loader (store/sqlite.c). */
 typedef struct store {
-    void *lib;
+    bl__sqlite sq;
     sqlite3 *db;
-    __typeof__(sqlite3_open_v2) *open_v2;
-    __typeof__(sqlite3_close) *close;
-    __typeof__(sqlite3_exec) *exec;
-    __typeof__(sqlite3_prepare_v2) *prepare_v2;
-    __typeof__(sqlite3_bind_text) *bind_text;
-    __typeof__(sqlite3_bind_blob) *bind_blob;
-    __typeof__(sqlite3_bind_int64) *bind_int64;
-    __typeof__(sqlite3_step) *step;
-    __typeof__(sqlite3_finalize) *finalize;
-    __typeof__(sqlite3_column_text) *column_text;
-    __typeof__(sqlite3_column_blob) *column_blob;
-    __typeof__(sqlite3_column_bytes) *column_bytes;
-    __typeof__(sqlite3_column_int64) *column_int64;
-    __typeof__(sqlite3_errmsg) *errmsg;
-    __typeof__(sqlite3_free) *free;
+    outbox_key *dels; /* deletes not written yet */
+    unsigned ndels;
 } store;
 
 /* A message id delivered to an exactly-once subscription (the de-duplication window). */
@@ -179,8 +173,15 @@ void bl__ps_del_subs_of(ps *s, const bl_pid *pid, const char *node, const char *
 
 /* pubsub_outbox.c */
 void bl__ps_store_close(ps *s);
+/* A publish's rows: begin (-1: cannot), put each, end(ok) commits (0) or rolls back (ok = 0, or
+ * a failed commit: -1). One transaction per publish. */
+int bl__ps_store_begin(ps *s);
 int bl__ps_store_put(ps *s, const pend *p);
+int bl__ps_store_end(ps *s, int ok);
+/* Queued, written by bl__ps_store_flush (every tick) in one transaction: a delete lost to a
+ * crash only brings a redelivery, which at-least-once allows (exactly-once has its window). */
 void bl__ps_store_del(ps *s, const pend *p);
+void bl__ps_store_flush(ps *s);
 void bl__ps_pend_free(ps *s, pend *p);
 pend *bl__ps_pend_new(ps *s, psmsg *m, const char *node, const char *name);
 void bl__ps_store_open(ps *s);

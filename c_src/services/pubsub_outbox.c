@@ -1,9 +1,11 @@
 /* pubsub_outbox.c - the durable outbox of pub/sub (at-least-once): one SQLite row per (message,
  * target node, durable subscription) written before a publish is acknowledged, resent with
- * backoff until acked, reloaded after a restart. SQLite is loaded with dlopen. */
+ * backoff until acked, reloaded after a restart. SQLite comes from the store layer's loader
+ * (store/sqlite.c, dlopen on demand). The rows are written on the loop, because the publish's
+ * acknowledgement (bl_pubsub_publish_qos returns it) means "durable": in WAL mode with
+ * synchronous=NORMAL a commit is a write(2), never an fsync. */
 #include "pubsub_int.h"
 
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,17 +15,21 @@
 static int store_exec(ps *s, const char *sql)
 {
     char *err = NULL;
-    if (s->st.exec(s->st.db, sql, NULL, NULL, &err) == SQLITE_OK) return 0;
+    if (s->st.sq.exec(s->st.db, sql, NULL, NULL, &err) == SQLITE_OK) return 0;
     bl_log(s->n, BL_LOG_ERROR, "pubsub: sqlite: %s", err ? err : "?");
-    if (err) s->st.free(err);
+    if (err) s->st.sq.free(err);
     return -1;
 }
 
 void bl__ps_store_close(ps *s)
 {
-    if (s->st.db) s->st.close(s->st.db);
-    if (s->st.lib) dlclose(s->st.lib);
-    memset(&s->st, 0, sizeof(s->st));
+    bl__ps_store_flush(s);
+    free(s->st.dels);
+    s->st.dels = NULL;
+    s->st.ndels = 0;
+    if (s->st.db) s->st.sq.close(s->st.db);
+    bl__sqlite_unload(&s->st.sq);
+    s->st.db = NULL;
 }
 
 int bl__ps_store_put(ps *s, const pend *p)
@@ -31,42 +37,81 @@ int bl__ps_store_put(ps *s, const pend *p)
     sqlite3_stmt *q = NULL;
     const psmsg *m = p->m;
     unsigned long long exp = m->ttl_ms ? m->published_at + m->ttl_ms : 0;
-    int rc = s->st.prepare_v2(s->st.db,
-                              "INSERT OR REPLACE INTO outbox(id, node, name, topic, payload, "
-                              "prio, ttl, published_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                              -1, &q, NULL);
+    int rc = s->st.sq.prepare_v2(s->st.db,
+                                 "INSERT OR REPLACE INTO outbox(id, node, name, topic, payload, "
+                                 "prio, ttl, published_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                                 -1, &q, NULL);
     if (rc == SQLITE_OK) {
-        s->st.bind_text(q, 1, m->id, -1, SQLITE_TRANSIENT);
-        s->st.bind_text(q, 2, p->node, -1, SQLITE_TRANSIENT);
-        s->st.bind_text(q, 3, p->name, -1, SQLITE_TRANSIENT);
-        s->st.bind_text(q, 4, m->topic, -1, SQLITE_TRANSIENT);
-        s->st.bind_blob(q, 5, m->payload, m->len, SQLITE_TRANSIENT);
-        s->st.bind_int64(q, 6, m->prio);
-        s->st.bind_int64(q, 7, m->ttl_ms);
-        s->st.bind_int64(q, 8, (sqlite3_int64)m->published_at);
-        s->st.bind_int64(q, 9, (sqlite3_int64)exp);
-        rc = s->st.step(q);
+        s->st.sq.bind_text(q, 1, m->id, -1, SQLITE_TRANSIENT);
+        s->st.sq.bind_text(q, 2, p->node, -1, SQLITE_TRANSIENT);
+        s->st.sq.bind_text(q, 3, p->name, -1, SQLITE_TRANSIENT);
+        s->st.sq.bind_text(q, 4, m->topic, -1, SQLITE_TRANSIENT);
+        s->st.sq.bind_blob(q, 5, m->payload, m->len, SQLITE_TRANSIENT);
+        s->st.sq.bind_int64(q, 6, m->prio);
+        s->st.sq.bind_int64(q, 7, m->ttl_ms);
+        s->st.sq.bind_int64(q, 8, (sqlite3_int64)m->published_at);
+        s->st.sq.bind_int64(q, 9, (sqlite3_int64)exp);
+        rc = s->st.sq.step(q);
     }
-    if (q) s->st.finalize(q);
+    if (q) s->st.sq.finalize(q);
     if (rc == SQLITE_DONE) return 0;
-    bl_log(s->n, BL_LOG_ERROR, "pubsub: outbox insert: %s", s->st.errmsg(s->st.db));
+    bl_log(s->n, BL_LOG_ERROR, "pubsub: outbox insert: %s", s->st.sq.errmsg(s->st.db));
+    return -1;
+}
+
+int bl__ps_store_begin(ps *s)
+{
+    bl__ps_store_flush(s); /* earlier deletes first: the file keeps the order of events */
+    return s->st.db ? store_exec(s, "BEGIN") : 0;
+}
+
+int bl__ps_store_end(ps *s, int ok)
+{
+    if (!s->st.db) return ok ? 0 : -1;
+    if (ok && store_exec(s, "COMMIT") == 0) return 0;
+    (void)store_exec(s, "ROLLBACK");
     return -1;
 }
 
 void bl__ps_store_del(ps *s, const pend *p)
 {
-    sqlite3_stmt *q = NULL;
-    int rc = s->st.prepare_v2(s->st.db, "DELETE FROM outbox WHERE id=? AND node=? AND name=?", -1,
-                              &q, NULL);
-    if (rc == SQLITE_OK) {
-        s->st.bind_text(q, 1, p->m->id, -1, SQLITE_TRANSIENT);
-        s->st.bind_text(q, 2, p->node, -1, SQLITE_TRANSIENT);
-        s->st.bind_text(q, 3, p->name, -1, SQLITE_TRANSIENT);
-        rc = s->st.step(q);
+    store *st = &s->st;
+    if (!st->db) return;
+    if (!st->dels && !(st->dels = malloc(MAX_DELS * sizeof(*st->dels)))) {
+        bl_log(s->n, BL_LOG_ERROR, "pubsub: outbox delete of %s lost (out of memory)", p->m->id);
+        return; /* the row stays: resent after a restart (at-least-once allows it) */
     }
-    if (q) s->st.finalize(q);
-    if (rc != SQLITE_DONE)
-        bl_log(s->n, BL_LOG_ERROR, "pubsub: outbox delete: %s", s->st.errmsg(s->st.db));
+    outbox_key *k = &st->dels[st->ndels++];
+    snprintf(k->id, sizeof(k->id), "%s", p->m->id);
+    snprintf(k->node, sizeof(k->node), "%s", p->node);
+    snprintf(k->name, sizeof(k->name), "%s", p->name);
+    if (st->ndels == MAX_DELS) bl__ps_store_flush(s);
+}
+
+void bl__ps_store_flush(ps *s)
+{
+    store *st = &s->st;
+    if (!st->ndels || !st->db) return;
+    sqlite3_stmt *q = NULL;
+    int rc = store_exec(s, "BEGIN") == 0
+                 ? st->sq.prepare_v2(st->db, "DELETE FROM outbox WHERE id=? AND node=? AND name=?",
+                                     -1, &q, NULL)
+                 : SQLITE_ERROR;
+    for (unsigned i = 0; rc == SQLITE_OK && i < st->ndels; i++) {
+        st->sq.bind_text(q, 1, st->dels[i].id, -1, SQLITE_STATIC);
+        st->sq.bind_text(q, 2, st->dels[i].node, -1, SQLITE_STATIC);
+        st->sq.bind_text(q, 3, st->dels[i].name, -1, SQLITE_STATIC);
+        rc = st->sq.step(q) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        st->sq.reset(q);
+        st->sq.clear_bindings(q);
+    }
+    if (q) st->sq.finalize(q);
+    if (rc != SQLITE_OK || store_exec(s, "COMMIT") < 0) {
+        bl_log(s->n, BL_LOG_ERROR, "pubsub: outbox delete of %u rows: %s", st->ndels,
+               st->sq.errmsg(st->db));
+        (void)store_exec(s, "ROLLBACK"); /* the rows stay: resent after a restart */
+    }
+    st->ndels = 0;
 }
 
 void bl__ps_pend_free(ps *s, pend *p)
@@ -95,21 +140,21 @@ pend *bl__ps_pend_new(ps *s, psmsg *m, const char *node, const char *name)
 static void store_load(ps *s)
 {
     sqlite3_stmt *q = NULL;
-    if (s->st.prepare_v2(s->st.db,
-                         "SELECT id, node, name, topic, payload, prio, ttl, published_at, "
-                         "expires_at FROM outbox ORDER BY rowid",
-                         -1, &q, NULL) != SQLITE_OK)
+    if (s->st.sq.prepare_v2(s->st.db,
+                            "SELECT id, node, name, topic, payload, prio, ttl, published_at, "
+                            "expires_at FROM outbox ORDER BY rowid",
+                            -1, &q, NULL) != SQLITE_OK)
         return;
     unsigned long long wall = bl_now_ms();
     unsigned k = 0;
-    while (s->st.step(q) == SQLITE_ROW) {
-        const char *id = (const char *)s->st.column_text(q, 0);
-        const char *node = (const char *)s->st.column_text(q, 1);
-        const char *name = (const char *)s->st.column_text(q, 2);
-        const char *topic = (const char *)s->st.column_text(q, 3);
-        const void *pl = s->st.column_blob(q, 4);
-        int len = s->st.column_bytes(q, 4);
-        long long prio = s->st.column_int64(q, 5);
+    while (s->st.sq.step(q) == SQLITE_ROW) {
+        const char *id = (const char *)s->st.sq.column_text(q, 0);
+        const char *node = (const char *)s->st.sq.column_text(q, 1);
+        const char *name = (const char *)s->st.sq.column_text(q, 2);
+        const char *topic = (const char *)s->st.sq.column_text(q, 3);
+        const void *pl = s->st.sq.column_blob(q, 4);
+        int len = s->st.sq.column_bytes(q, 4);
+        long long prio = s->st.sq.column_int64(q, 5);
         int idx = 0;
         if (!id || !node || !name || !topic || !pl || len <= 0 || prio < 0 || prio > 2 ||
             !bl_pubsub_topic_valid(topic) || ei_skip_term(pl, &idx) < 0 || idx != len)
@@ -120,15 +165,15 @@ static void store_load(ps *s)
         snprintf(m->publisher, sizeof(m->publisher), "%s", s->n->name);
         m->prio = (int)prio;
         m->qos = QOS_ALO;
-        m->ttl_ms = (unsigned)s->st.column_int64(q, 6);
-        m->published_at = (unsigned long long)s->st.column_int64(q, 7);
-        unsigned long long exp = (unsigned long long)s->st.column_int64(q, 8);
+        m->ttl_ms = (unsigned)s->st.sq.column_int64(q, 6);
+        m->published_at = (unsigned long long)s->st.sq.column_int64(q, 7);
+        unsigned long long exp = (unsigned long long)s->st.sq.column_int64(q, 8);
         if (exp)
             m->expires_at = ev_now(s->n->loop) + (exp > wall ? (double)(exp - wall) / 1000 : 0);
         if (bl__ps_pend_new(s, m, node, name)) k++;
         bl__ps_msg_unref(m);
     }
-    s->st.finalize(q);
+    s->st.sq.finalize(q);
     if (k) bl_log(s->n, BL_LOG_INFO, "pubsub: %u unacknowledged deliveries reloaded", k);
 }
 
@@ -137,33 +182,16 @@ void bl__ps_store_open(ps *s)
     const char *dir = s->n->cfg.data_dir[0] ? s->n->cfg.data_dir : NULL;
     if (!dir || !*dir) return; /* no outbox: at-least-once publishes are refused */
     store *st = &s->st;
-    st->lib = dlopen("libsqlite3.so.0", RTLD_NOW | RTLD_LOCAL);
-    if (!st->lib) {
-        bl_log(s->n, BL_LOG_ERROR, "pubsub: cannot load libsqlite3.so.0: %s", dlerror());
-        return;
+    char err[256];
+    if (bl__sqlite_load(&st->sq, err, sizeof(err)) < 0) {
+        bl_log(s->n, BL_LOG_ERROR, "pubsub: %s", err);
+        goto fail;
     }
-#define SYM(f, name)                                                                               \
-    if (!(st->f = (__typeof__(st->f))dlsym(st->lib, name))) goto fail
-    SYM(open_v2, "sqlite3_open_v2");
-    SYM(close, "sqlite3_close");
-    SYM(exec, "sqlite3_exec");
-    SYM(prepare_v2, "sqlite3_prepare_v2");
-    SYM(bind_text, "sqlite3_bind_text");
-    SYM(bind_blob, "sqlite3_bind_blob");
-    SYM(bind_int64, "sqlite3_bind_int64");
-    SYM(step, "sqlite3_step");
-    SYM(finalize, "sqlite3_finalize");
-    SYM(column_text, "sqlite3_column_text");
-    SYM(column_blob, "sqlite3_column_blob");
-    SYM(column_bytes, "sqlite3_column_bytes");
-    SYM(column_int64, "sqlite3_column_int64");
-    SYM(errmsg, "sqlite3_errmsg");
-    SYM(free, "sqlite3_free");
-#undef SYM
     char path[2048];
     snprintf(path, sizeof(path), "%s/pubsub-%s.db", dir, s->n->name);
-    if (st->open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                    NULL) != SQLITE_OK) {
+    if (st->sq.open_v2(path, &st->db,
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                       NULL) != SQLITE_OK) {
         bl_log(s->n, BL_LOG_ERROR, "pubsub: cannot open %s", path);
         goto fail;
     }
@@ -178,13 +206,14 @@ void bl__ps_store_open(ps *s)
                "CREATE TABLE IF NOT EXISTS seen(key TEXT PRIMARY KEY, at INTEGER NOT NULL);") < 0)
         goto fail;
     sqlite3_stmt *q = NULL;
-    if (st->prepare_v2(st->db, "SELECT key, at FROM seen ORDER BY at", -1, &q, NULL) == SQLITE_OK) {
-        while (st->step(q) == SQLITE_ROW) {
-            const char *key = (const char *)st->column_text(q, 0);
+    if (st->sq.prepare_v2(st->db, "SELECT key, at FROM seen ORDER BY at", -1, &q, NULL) ==
+        SQLITE_OK) {
+        while (st->sq.step(q) == SQLITE_ROW) {
+            const char *key = (const char *)st->sq.column_text(q, 0);
             if (key && strlen(key) < NAME_LEN + BL_PUBSUB_ID_LEN)
-                bl__ps_seen_mem(s, key, (unsigned long long)st->column_int64(q, 1));
+                bl__ps_seen_mem(s, key, (unsigned long long)st->sq.column_int64(q, 1));
         }
-        st->finalize(q);
+        st->sq.finalize(q);
     }
     bl_log(s->n, BL_LOG_INFO, "pubsub: outbox %s", path);
     store_load(s);
@@ -227,18 +256,21 @@ void bl__ps_pend_send(ps *s, pend *p)
         return;
     }
     ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 9);
-    ei_x_encode_atom(&x, "bl_ps_amsg");
-    ei_x_encode_atom(&x, n->name);
-    ei_x_encode_binary(&x, m->topic, (long)strlen(m->topic));
-    ei_x_append_buf(&x, m->payload, m->len);
-    ei_x_encode_binary(&x, m->id, (long)strlen(m->id));
-    ei_x_encode_long(&x, m->prio);
-    ei_x_encode_ulong(&x, m->ttl_ms);
-    ei_x_encode_ulonglong(&x, m->published_at);
-    ei_x_encode_binary(&x, p->name, (long)strlen(p->name));
-    bl_send_name(s->proc, PS_NAME, p->node, x.buff, x.index);
+    int rc = ei_x_new_with_version(&x);
+    rc |= ei_x_encode_tuple_header(&x, 9);
+    rc |= ei_x_encode_atom(&x, "bl_ps_amsg");
+    rc |= ei_x_encode_atom(&x, n->name);
+    rc |= ei_x_encode_binary(&x, m->topic, (long)strlen(m->topic));
+    rc |= ei_x_append_buf(&x, m->payload, m->len);
+    rc |= ei_x_encode_binary(&x, m->id, (long)strlen(m->id));
+    rc |= ei_x_encode_long(&x, m->prio);
+    rc |= ei_x_encode_ulong(&x, m->ttl_ms);
+    rc |= ei_x_encode_ulonglong(&x, m->published_at);
+    rc |= ei_x_encode_binary(&x, p->name, (long)strlen(p->name));
+    if (!rc)
+        (void)bl_send_name(s->proc, PS_NAME, p->node, x.buff, x.index); /* retried until acked */
+    else
+        bl_log(n, BL_LOG_WARN, "pubsub: %s not encoded (out of memory): retried", m->id);
     ei_x_free(&x);
 }
 
@@ -301,13 +333,16 @@ void bl__ps_ack_to(ps *s, const char *name, const char *id)
         return;
     }
     ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 4);
-    ei_x_encode_atom(&x, "bl_ps_ack");
-    ei_x_encode_atom(&x, s->n->name);
-    ei_x_encode_binary(&x, name, (long)strlen(name));
-    ei_x_encode_binary(&x, id, (long)strlen(id));
-    bl_send_name(s->proc, PS_NAME, node, x.buff, x.index);
+    int rc = ei_x_new_with_version(&x);
+    rc |= ei_x_encode_tuple_header(&x, 4);
+    rc |= ei_x_encode_atom(&x, "bl_ps_ack");
+    rc |= ei_x_encode_atom(&x, s->n->name);
+    rc |= ei_x_encode_binary(&x, name, (long)strlen(name));
+    rc |= ei_x_encode_binary(&x, id, (long)strlen(id));
+    if (!rc)
+        (void)bl_send_name(s->proc, PS_NAME, node, x.buff, x.index);
+    else
+        bl_log(s->n, BL_LOG_WARN, "pubsub: ack of %s not encoded (out of memory)", id);
     ei_x_free(&x);
 }
 

@@ -47,23 +47,39 @@ void bl__ps_enqueue(ps *s, lsub *l, psmsg *m)
     bl__ps_schedule_flush(s);
 }
 
-static void encode_meta(ei_x_buff *x, const psmsg *m, const lsub *l)
+static int encode_meta(ei_x_buff *x, const psmsg *m, const lsub *l)
 {
-    ei_x_encode_map_header(x, 7);
-    ei_x_encode_atom(x, "id");
-    ei_x_encode_binary(x, m->id, (long)strlen(m->id));
-    ei_x_encode_atom(x, "priority");
-    ei_x_encode_atom(x, bl__ps_prio_names[m->prio]);
-    ei_x_encode_atom(x, "qos");
-    ei_x_encode_atom(x, bl__ps_qos_names[m->qos == QOS_ALO && l->name[0] ? l->qos : QOS_AMO]);
-    ei_x_encode_atom(x, "published_at");
-    ei_x_encode_ulonglong(x, m->published_at);
-    ei_x_encode_atom(x, "ttl_ms");
-    ei_x_encode_ulong(x, m->ttl_ms);
-    ei_x_encode_atom(x, "publisher");
-    ei_x_encode_atom(x, m->publisher);
-    ei_x_encode_atom(x, "sub");
-    ei_x_encode_long(x, l->id);
+    int rc = ei_x_encode_map_header(x, 7);
+    rc |= ei_x_encode_atom(x, "id");
+    rc |= ei_x_encode_binary(x, m->id, (long)strlen(m->id));
+    rc |= ei_x_encode_atom(x, "priority");
+    rc |= ei_x_encode_atom(x, bl__ps_prio_names[m->prio]);
+    rc |= ei_x_encode_atom(x, "qos");
+    rc |= ei_x_encode_atom(x, bl__ps_qos_names[m->qos == QOS_ALO && l->name[0] ? l->qos : QOS_AMO]);
+    rc |= ei_x_encode_atom(x, "published_at");
+    rc |= ei_x_encode_ulonglong(x, m->published_at);
+    rc |= ei_x_encode_atom(x, "ttl_ms");
+    rc |= ei_x_encode_ulong(x, m->ttl_ms);
+    rc |= ei_x_encode_atom(x, "publisher");
+    rc |= ei_x_encode_atom(x, m->publisher);
+    rc |= ei_x_encode_atom(x, "sub");
+    return rc | ei_x_encode_long(x, l->id);
+}
+
+/* {beamlet_msg, Topic, Payload, Meta} to a pid subscriber: bl_send's result, or BL_ENOMEM when
+ * it could not be encoded (every ei_x_* result ORed into rc, checked once). */
+static int send_msg(ps *s, const lsub *l, const psmsg *m)
+{
+    ei_x_buff x;
+    int rc = ei_x_new_with_version(&x);
+    rc |= ei_x_encode_tuple_header(&x, 4);
+    rc |= ei_x_encode_atom(&x, "beamlet_msg");
+    rc |= ei_x_encode_binary(&x, m->topic, (long)strlen(m->topic));
+    rc |= ei_x_append_buf(&x, m->payload, m->len);
+    rc |= encode_meta(&x, m, l);
+    rc = rc ? BL_ENOMEM : bl_send(s->proc, &l->pid, x.buff, x.index);
+    ei_x_free(&x);
+    return rc;
 }
 
 /* Deliver one message to l. Returns 0 delivered/dropped, -1 congested (keep it queued). */
@@ -92,15 +108,7 @@ static int deliver(ps *s, lsub *l, psmsg *m)
             return 0;
         }
         if (l->is_pid) {
-            ei_x_buff x;
-            ei_x_new_with_version(&x);
-            ei_x_encode_tuple_header(&x, 4);
-            ei_x_encode_atom(&x, "beamlet_msg");
-            ei_x_encode_binary(&x, m->topic, (long)strlen(m->topic));
-            ei_x_append_buf(&x, m->payload, m->len);
-            encode_meta(&x, m, l);
-            int rc = bl_send(s->proc, &l->pid, x.buff, x.index);
-            ei_x_free(&x);
+            int rc = send_msg(s, l, m);
             if (rc == BL_EBUSY) return -1;
             if (rc != BL_OK) { /* not recorded: the publisher's retry brings it again */
                 COUNT(s, m->topic, dropped);
@@ -134,15 +142,7 @@ static int deliver(ps *s, lsub *l, psmsg *m)
         bl__ps_msg_unref(m);
         return 0;
     }
-    ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 4);
-    ei_x_encode_atom(&x, "beamlet_msg");
-    ei_x_encode_binary(&x, m->topic, (long)strlen(m->topic));
-    ei_x_append_buf(&x, m->payload, m->len);
-    encode_meta(&x, m, l);
-    int rc = bl_send(s->proc, &l->pid, x.buff, x.index);
-    ei_x_free(&x);
+    int rc = send_msg(s, l, m);
     if (rc == BL_EBUSY) return -1;
     if (rc == BL_OK)
         COUNT(s, m->topic, delivered);

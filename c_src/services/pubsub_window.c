@@ -27,14 +27,15 @@ static void seen_sql(ps *s, const char *sql, const char *key, unsigned long long
 {
     sqlite3_stmt *q = NULL;
     if (!s->st.db) return;
-    int rc = s->st.prepare_v2(s->st.db, sql, -1, &q, NULL);
+    int rc = s->st.sq.prepare_v2(s->st.db, sql, -1, &q, NULL);
     if (rc == SQLITE_OK) {
-        s->st.bind_text(q, 1, key, -1, SQLITE_TRANSIENT);
-        if (at) s->st.bind_int64(q, 2, (sqlite3_int64)at);
-        rc = s->st.step(q);
+        s->st.sq.bind_text(q, 1, key, -1, SQLITE_TRANSIENT);
+        if (at) s->st.sq.bind_int64(q, 2, (sqlite3_int64)at);
+        rc = s->st.sq.step(q);
     }
-    if (q) s->st.finalize(q);
-    if (rc != SQLITE_DONE) bl_log(s->n, BL_LOG_ERROR, "pubsub: window: %s", s->st.errmsg(s->st.db));
+    if (q) s->st.sq.finalize(q);
+    if (rc != SQLITE_DONE)
+        bl_log(s->n, BL_LOG_ERROR, "pubsub: window: %s", s->st.sq.errmsg(s->st.db));
 }
 
 static void seen_evict(ps *s, seen *e, int persist)

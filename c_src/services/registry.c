@@ -18,8 +18,10 @@
 #include "beamlet/cluster.h"
 #include "beamlet/registry.h"
 #include "dispatch.h"
+#include "registry_hooks.h"
 #include "repl.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,7 @@ typedef struct rentry {
     unsigned outstanding; /* calls in flight from this node */
     int local;
     struct rentry *lprev, *lnext; /* local entries: r->local */
+    char *check;                  /* local entries: the registration's check (JSON), or NULL */
 } rentry;
 
 typedef struct ocount {
@@ -127,6 +130,10 @@ typedef struct reg {
     unsigned max_entries;
     unsigned long long next_id, epoch_ms;
     bl__repl *repl;
+    bl__reg_exclude_fn excluded; /* nodes whose entries are not chosen (maintenance), or NULL */
+    void *excluded_ud;
+    bl__reg_check_fn check_hook; /* runs the checks registrations carry, or NULL */
+    void *check_ud;
 } reg;
 
 static reg *reg_of(bl_node *n)
@@ -136,6 +143,18 @@ static reg *reg_of(bl_node *n)
 }
 
 /* ---- entries ---- */
+
+/* the entry's node is in maintenance (the hook health installs) */
+static int in_maintenance(const reg *r, const rentry *e)
+{
+    return r->excluded && r->excluded(r->n, e->node, r->excluded_ud);
+}
+
+/* what a service call may choose: not critical, not on a node in maintenance */
+static int usable(const reg *r, const rentry *e)
+{
+    return e->health != BL_HEALTH_CRITICAL && !in_maintenance(r, e);
+}
 
 static void make_key(char key[KEY_LEN], const char *node, const char *id)
 {
@@ -167,6 +186,7 @@ static void entry_free(rentry *e)
     free_strs(e->tags, e->ntags);
     free_strs(e->mkeys, e->nmeta);
     free_strs(e->mvals, e->nmeta);
+    free(e->check);
     free(e);
 }
 
@@ -201,7 +221,7 @@ static void oc_add(reg *r, const char *node, int d)
     }
 }
 
-static void to_public(const rentry *e, bl_service_entry *p)
+static void to_public(const reg *r, const rentry *e, bl_service_entry *p)
 {
     memset(p, 0, sizeof(*p));
     p->id = e->id;
@@ -218,6 +238,7 @@ static void to_public(const rentry *e, bl_service_entry *p)
     p->nmeta = e->nmeta;
     p->meta_keys = (const char *const *)e->mkeys;
     p->meta_values = (const char *const *)e->mvals;
+    p->maintenance = in_maintenance(r, e);
 }
 
 static const char *meta_get(const rentry *e, const char *k)
@@ -234,9 +255,10 @@ static int has_tag(const rentry *e, const char *t)
     return 0;
 }
 
-static int matches(const rentry *e, const bl_service_query *q)
+static int matches(const reg *r, const rentry *e, const bl_service_query *q)
 {
     if (!q) return 1;
+    if (q->usable && !usable(r, e)) return 0;
     if (q->name && q->name[0] && strcmp(q->name, e->name)) return 0;
     if (q->health >= 0 && (int)e->health != q->health) return 0;
     for (int i = 0; i < q->ntags_all; i++)
@@ -254,45 +276,71 @@ static int matches(const rentry *e, const bl_service_query *q)
     return 1;
 }
 
-/* ---- wire format ---- */
-
-static void encode_str(ei_x_buff *x, const char *s)
+/* fn for every entry matching q (NULL: all). A usable query gives the passing ones first, then
+ * the warning ones (as a service call prefers them). Returns the count. */
+static int each_match(const reg *r, const bl_service_query *q,
+                      void (*fn)(const reg *r, rentry *e, void *ud), void *ud)
 {
-    ei_x_encode_binary(x, s, (long)strlen(s));
+    int k = 0;
+    rentry *e, *t;
+    for (int pass = 0; pass < (q && q->usable ? 2 : 1); pass++)
+        HASH_ITER(hh, r->entries, e, t) {
+            if (!matches(r, e, q) || (q && q->usable && (int)e->health != pass)) continue;
+            k++;
+            fn(r, e, ud);
+        }
+    return k;
 }
 
-static void encode_entry(ei_x_buff *x, const rentry *e)
+/* ---- wire format ---- */
+
+/* Encoders return 0 or -1: every ei_x_* result is ORed into rc (each returns 0 or -1) and
+ * checked once at the end; a failed call leaves the buffer valid, so going on is safe. */
+static int encode_str(ei_x_buff *x, const char *s)
 {
-    ei_x_encode_map_header(x, 11);
-    ei_x_encode_atom(x, "id");
-    encode_str(x, e->id);
-    ei_x_encode_atom(x, "name");
-    encode_str(x, e->name);
-    ei_x_encode_atom(x, "version");
-    encode_str(x, e->version);
-    ei_x_encode_atom(x, "node");
-    ei_x_encode_atom(x, e->node);
-    ei_x_encode_atom(x, "address");
-    encode_str(x, e->address);
-    ei_x_encode_atom(x, "port");
-    ei_x_encode_long(x, e->port);
-    ei_x_encode_atom(x, "health_endpoint");
-    encode_str(x, e->health_ep);
-    ei_x_encode_atom(x, "tags");
-    if (e->ntags) ei_x_encode_list_header(x, e->ntags);
-    for (int i = 0; i < e->ntags; i++)
-        encode_str(x, e->tags[i]);
-    ei_x_encode_empty_list(x);
-    ei_x_encode_atom(x, "metadata");
-    ei_x_encode_map_header(x, e->nmeta);
-    for (int i = 0; i < e->nmeta; i++) {
-        encode_str(x, e->mkeys[i]);
-        encode_str(x, e->mvals[i]);
+    return ei_x_encode_binary(x, s, (long)strlen(s));
+}
+
+/* An entry map. r non-NULL (answers and watch events, never replicas: a replica's keys are fixed)
+ * adds `maintenance`, whether the entry's node is in maintenance as this node knows it. */
+static int encode_entry(ei_x_buff *x, const rentry *e, const reg *r)
+{
+    int rc = 0;
+    rc |= ei_x_encode_map_header(x, r ? 12 : 11);
+    if (r) {
+        rc |= ei_x_encode_atom(x, "maintenance");
+        rc |= ei_x_encode_boolean(x, in_maintenance(r, e));
     }
-    ei_x_encode_atom(x, "ttl_ms");
-    ei_x_encode_ulong(x, e->ttl_ms);
-    ei_x_encode_atom(x, "health");
-    ei_x_encode_atom(x, bl_health_name(e->health));
+    rc |= ei_x_encode_atom(x, "id");
+    rc |= encode_str(x, e->id);
+    rc |= ei_x_encode_atom(x, "name");
+    rc |= encode_str(x, e->name);
+    rc |= ei_x_encode_atom(x, "version");
+    rc |= encode_str(x, e->version);
+    rc |= ei_x_encode_atom(x, "node");
+    rc |= ei_x_encode_atom(x, e->node);
+    rc |= ei_x_encode_atom(x, "address");
+    rc |= encode_str(x, e->address);
+    rc |= ei_x_encode_atom(x, "port");
+    rc |= ei_x_encode_long(x, e->port);
+    rc |= ei_x_encode_atom(x, "health_endpoint");
+    rc |= encode_str(x, e->health_ep);
+    rc |= ei_x_encode_atom(x, "tags");
+    if (e->ntags) rc |= ei_x_encode_list_header(x, e->ntags);
+    for (int i = 0; i < e->ntags; i++)
+        rc |= encode_str(x, e->tags[i]);
+    rc |= ei_x_encode_empty_list(x);
+    rc |= ei_x_encode_atom(x, "metadata");
+    rc |= ei_x_encode_map_header(x, e->nmeta);
+    for (int i = 0; i < e->nmeta; i++) {
+        rc |= encode_str(x, e->mkeys[i]);
+        rc |= encode_str(x, e->mvals[i]);
+    }
+    rc |= ei_x_encode_atom(x, "ttl_ms");
+    rc |= ei_x_encode_ulong(x, e->ttl_ms);
+    rc |= ei_x_encode_atom(x, "health");
+    rc |= ei_x_encode_atom(x, bl_health_name(e->health));
+    return rc;
 }
 
 /* A binary without NUL bytes, shorter than cap. */
@@ -397,6 +445,51 @@ static int get_str_map(const char *buf, int *idx, char ***keys, char ***vals, in
     return 0;
 }
 
+/* A registration's check: #{http => Bin} | #{tcp => Bin} | #{command => [Bin]} with
+ * interval_s, timeout_s, consecutive numbers, as a JSON object text (malloc'd) for the health
+ * service, which validates it. */
+static int get_check(const char *buf, int *idx, char **out)
+{
+    int k, type, size;
+    if (ei_decode_map_header(buf, idx, &k) < 0 || k > 8) return -1;
+    json_t *o = json_object();
+    char tmp[BL_REG_STR_LEN * 4];
+    for (int i = 0; i < k; i++) {
+        char key[MAXATOMLEN_UTF8];
+        json_t *v = NULL;
+        if (get_atom(buf, idx, key) < 0 || ei_get_type(buf, idx, &type, &size) < 0) goto bad;
+        if (type == ERL_BINARY_EXT) {
+            if (get_bin(buf, idx, tmp, sizeof(tmp)) < 0) goto bad;
+            v = json_string(tmp);
+        } else if (type == ERL_SMALL_INTEGER_EXT || type == ERL_INTEGER_EXT) {
+            long l;
+            if (ei_decode_long(buf, idx, &l) < 0) goto bad;
+            v = json_integer(l);
+        } else if (type == ERL_FLOAT_EXT || type == NEW_FLOAT_EXT) {
+            double d;
+            if (ei_decode_double(buf, idx, &d) < 0) goto bad;
+            v = json_real(d);
+        } else if (type == ERL_LIST_EXT || type == ERL_NIL_EXT) {
+            char **args = NULL;
+            int n = 0;
+            if (get_str_list(buf, idx, &args, &n, 16, BL_REG_STR_LEN) < 0) goto bad;
+            v = json_array();
+            for (int a = 0; a < n; a++)
+                json_array_append_new(v, json_string(args[a]));
+            free_strs(args, n);
+        } else {
+            goto bad;
+        }
+        if (!v || json_object_set_new(o, key, v) < 0) goto bad;
+    }
+    *out = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return *out ? 0 : -1;
+bad:
+    json_decref(o);
+    return -1;
+}
+
 /* An entry map. peer: from a replica message (id and node required). Unknown keys are refused. */
 static rentry *decode_entry(const char *buf, int *idx, int peer)
 {
@@ -443,6 +536,8 @@ static rentry *decode_entry(const char *buf, int *idx, int peer)
             free_strs(e->mkeys, e->nmeta);
             free_strs(e->mvals, e->nmeta);
             ok = get_str_map(buf, idx, &e->mkeys, &e->mvals, &e->nmeta);
+        } else if (!strcmp(key, "check") && !peer && !e->check) {
+            ok = get_check(buf, idx, &e->check);
         }
         if (ok < 0) goto bad;
     }
@@ -473,23 +568,24 @@ static void emit(reg *r, bl_registry_event ev, const rentry *e)
     bl_log(r->n, BL_LOG_DEBUG, "registry %s: %s %s on %s", EVENT_NAMES[ev], e->name, e->id,
            e->node);
     ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 2);
-    ei_x_encode_atom(&x, "beamlet_registry_event");
-    ei_x_encode_map_header(&x, 2);
-    ei_x_encode_atom(&x, "event");
-    ei_x_encode_atom(&x, EVENT_NAMES[ev]);
-    ei_x_encode_atom(&x, "entry");
-    encode_entry(&x, e);
+    int rc = ei_x_new_with_version(&x);
+    rc |= ei_x_encode_tuple_header(&x, 2);
+    rc |= ei_x_encode_atom(&x, "beamlet_registry_event");
+    rc |= ei_x_encode_map_header(&x, 2);
+    rc |= ei_x_encode_atom(&x, "event");
+    rc |= ei_x_encode_atom(&x, EVENT_NAMES[ev]);
+    rc |= ei_x_encode_atom(&x, "entry");
+    rc |= encode_entry(&x, e, r);
+    if (rc) bl_log(r->n, BL_LOG_WARN, "registry: event for %s not encoded (out of memory)", e->id);
     bl_service_entry pe;
-    to_public(e, &pe);
+    to_public(r, e, &pe);
     r->emitting++;
     rwatch *w;
     LL_FOREACH(r->watchers, w) {
         if (w->dead) continue;
-        if (w->is_pid)
+        if (w->is_pid && !rc)
             (void)bl_send(r->proc, &w->pid, x.buff, x.index);
-        else
+        else if (!w->is_pid)
             w->cb(r->n, ev, &pe, w->ud);
     }
     r->emitting--;
@@ -536,6 +632,7 @@ static void del_watch_if(reg *r, const bl_pid *pid, int id, const char *node)
 
 static void entry_remove(reg *r, rentry *e)
 {
+    if (e->local && e->check && r->check_hook) r->check_hook(r->n, e->id, NULL, r->check_ud);
     emit(r, BL_REG_REMOVED, e);
     bl__repl_unlink(r->repl, &e->link);
     HASH_DEL(r->entries, e);
@@ -582,6 +679,9 @@ static rentry *upsert(reg *r, rentry *e)
     old->mkeys = e->mkeys;
     old->mvals = e->mvals;
     old->nmeta = e->nmeta;
+    free(old->check);
+    old->check = e->check;
+    e->check = NULL;
     e->tags = e->mkeys = e->mvals = NULL;
     e->ntags = e->nmeta = 0;
     entry_free(e);
@@ -600,6 +700,17 @@ static int local_register(reg *r, rentry *e, char *id_out, size_t id_len)
     }
     char id[BL_REG_ID_LEN];
     snprintf(id, sizeof(id), "%s", e->id);
+    /* its check first: a malformed one refuses the registration; none ends an earlier one */
+    rentry *was = find_entry(r, e->node, e->id);
+    if (r->check_hook && (e->check || (was && was->check)) &&
+        r->check_hook(n, id, e->check, r->check_ud) < 0) {
+        entry_free(e);
+        return BL_EINVAL;
+    }
+    if (e->check && !r->check_hook) { /* no health service here to run it */
+        entry_free(e);
+        return BL_EINVAL;
+    }
     rentry *in = upsert(r, e);
     if (!in) return BL_ENOMEM;
     in->expires_at = ev_now(n->loop) + in->ttl_ms / 1000.0;
@@ -643,15 +754,13 @@ static int local_set_health(reg *r, const char *id, bl_health h)
 static int r_encode(void *svc, ei_x_buff *x, const bl__repl_link *l)
 {
     (void)svc;
-    encode_entry(x, RENTRY(l));
-    return 0;
+    return encode_entry(x, RENTRY(l), NULL);
 }
 
 static int r_encode_key(void *svc, ei_x_buff *x, const bl__repl_link *l)
 {
     (void)svc;
-    encode_str(x, RENTRY(l)->id);
-    return 0;
+    return encode_str(x, RENTRY(l)->id);
 }
 
 static int r_upsert(void *svc, const char *owner, const char *buf, int *idx, bl__repl_link **out)
@@ -732,11 +841,12 @@ static int tried(const rcall *c, const rentry *e)
 
 static int eligible(const rcall *c, const rentry *e, int health)
 {
-    return (int)e->health == health && !strcmp(e->name, c->name) && !tried(c, e);
+    return (int)e->health == health && !strcmp(e->name, c->name) && !tried(c, e) &&
+           !in_maintenance(c->r, e);
 }
 
-/* Passing instances first, warning ones when none passes; critical never. Ordered by key so that
- * the round-robin turn is stable. */
+/* Passing instances first, warning ones when none passes; critical never, nor those of a node in
+ * maintenance. Ordered by key so that the round-robin turn is stable. */
 static rentry *pick(reg *r, rcall *c)
 {
     unsigned k = 0, m = 0;
@@ -777,16 +887,16 @@ static void call_free(rcall *c)
     free(c);
 }
 
-static void encode_call_error(ei_x_buff *x, const rcall *c, int status)
+static int encode_call_error(ei_x_buff *x, const rcall *c, int status)
 {
-    ei_x_encode_tuple_header(x, 2);
-    ei_x_encode_atom(x, "error");
-    ei_x_encode_atom(x, !c->ntried               ? "no_instances"
-                        : status == BL_ETIMEOUT  ? "timeout"
-                        : status == BL_ENODEDOWN ? "nodedown"
-                        : status == BL_ENOPROC   ? "noproc"
-                        : status == BL_EBUSY     ? "busy"
-                                                 : "failed");
+    int rc = ei_x_encode_tuple_header(x, 2);
+    rc |= ei_x_encode_atom(x, "error");
+    return rc | ei_x_encode_atom(x, !c->ntried               ? "no_instances"
+                                    : status == BL_ETIMEOUT  ? "timeout"
+                                    : status == BL_ENODEDOWN ? "nodedown"
+                                    : status == BL_ENOPROC   ? "noproc"
+                                    : status == BL_EBUSY     ? "busy"
+                                                             : "failed");
 }
 
 /* The outcome, from call_done (never from inside the caller's own request). */
@@ -795,17 +905,21 @@ static void call_finish(rcall *c, int status, const char *buf, int index)
     reg *r = c->r;
     if (c->beam) {
         ei_x_buff x;
-        ei_x_new(&x);
+        int rc = ei_x_new(&x);
         if (status == BL_OK) {
             int end = index;
-            ei_skip_term(buf, &end);
-            ei_x_encode_tuple_header(&x, 2);
-            ei_x_encode_atom(&x, "ok");
-            ei_x_append_buf(&x, buf + index, end - index);
+            rc |= ei_skip_term(buf, &end);
+            rc |= ei_x_encode_tuple_header(&x, 2);
+            rc |= ei_x_encode_atom(&x, "ok");
+            rc |= ei_x_append_buf(&x, buf + index, end - index);
         } else {
-            encode_call_error(&x, c, status);
+            rc |= encode_call_error(&x, c, status);
         }
-        bl_reply(r->n, &c->from, x.buff, x.index);
+        if (!rc)
+            bl_reply(r->n, &c->from, x.buff, x.index);
+        else
+            bl_log(r->n, BL_LOG_WARN,
+                   "registry: a call's reply was not encoded: the caller times out");
         ei_x_free(&x);
     } else {
         bl_proc *p = bl_proc_by_pid(r->n, &c->caller);
@@ -945,9 +1059,9 @@ static int beam_call(reg *r, const bl_from *from, const char *buf, int j, int ar
     c->from = *from;
     int rc = call_attempt(c);
     if (rc == BL_OK) return 1; /* answered from call_done */
-    encode_call_error(reply, c, rc);
+    rc = encode_call_error(reply, c, rc);
     call_free(c);
-    return 0;
+    return rc;
 }
 
 typedef struct {
@@ -969,6 +1083,8 @@ static int decode_query(const char *buf, int *j, bquery *b)
     int k;
     memset(b, 0, sizeof(*b));
     b->q.health = -1;
+    b->q.usable = 1; /* without `health`: what a call would choose, passing first */
+    int any = 0;
     if (ei_decode_map_header(buf, j, &k) < 0) return -1;
     for (int i = 0; i < k; i++) {
         char key[MAXATOMLEN_UTF8], a[MAXATOMLEN_UTF8];
@@ -981,8 +1097,13 @@ static int decode_query(const char *buf, int *j, bquery *b)
             ok = get_str_list(buf, j, &b->all, &b->q.ntags_all, BL_REG_MAX_TAGS, TAG_LEN);
         } else if (!strcmp(key, "tags_any") && !b->any) {
             ok = get_str_list(buf, j, &b->any, &b->q.ntags_any, BL_REG_MAX_TAGS, TAG_LEN);
-        } else if (!strcmp(key, "health") && b->q.health < 0) {
-            ok = get_atom(buf, j, a) < 0 || (b->q.health = health_from_name(a)) < 0 ? -1 : 0;
+        } else if (!strcmp(key, "health") && b->q.health < 0 && !any) {
+            ok = get_atom(buf, j, a);
+            if (ok == 0 && !strcmp(a, "any"))
+                any = 1;
+            else if (ok == 0 && (b->q.health = health_from_name(a)) < 0)
+                ok = -1;
+            b->q.usable = 0;
         } else if (!strcmp(key, "metadata") && !b->mk) {
             ok = get_str_map(buf, j, &b->mk, &b->mv, &b->q.nmeta);
         }
@@ -998,11 +1119,11 @@ static int decode_query(const char *buf, int *j, bquery *b)
 static int reply_rc(ei_x_buff *reply, int rc)
 {
     if (rc == BL_OK) return ei_x_encode_atom(reply, "ok");
-    ei_x_encode_tuple_header(reply, 2);
-    ei_x_encode_atom(reply, "error");
-    return ei_x_encode_atom(reply, rc == BL_ENOPROC  ? "not_found"
-                                   : rc == BL_ENOMEM ? "full"
-                                                     : "badarg");
+    int e = ei_x_encode_tuple_header(reply, 2);
+    e |= ei_x_encode_atom(reply, "error");
+    return e | ei_x_encode_atom(reply, rc == BL_ENOPROC  ? "not_found"
+                                       : rc == BL_ENOMEM ? "full"
+                                                         : "badarg");
 }
 
 /* ---- requests: gen_server calls to beamlet_registry ---- */
@@ -1012,12 +1133,12 @@ static int rq_config(void *ud, const bl_from *from, const char *buf, int j, int 
 { /* the settings in force */
     (void)from, (void)buf, (void)j, (void)arity;
     reg *r = ud;
-    ei_x_encode_map_header(reply, 2);
-    ei_x_encode_atom(reply, "policy");
-    ei_x_encode_atom(reply,
-                     r->policy == BL_LB_LEAST_OUTSTANDING ? "least_outstanding" : "round_robin");
-    ei_x_encode_atom(reply, "max_entries");
-    return ei_x_encode_ulong(reply, r->max_entries);
+    int rc = ei_x_encode_map_header(reply, 2);
+    rc |= ei_x_encode_atom(reply, "policy");
+    rc |= ei_x_encode_atom(reply, r->policy == BL_LB_LEAST_OUTSTANDING ? "least_outstanding"
+                                                                       : "round_robin");
+    rc |= ei_x_encode_atom(reply, "max_entries");
+    return rc | ei_x_encode_ulong(reply, r->max_entries);
 }
 
 static int rq_register(void *ud, const bl_from *from, const char *buf, int j, int arity,
@@ -1029,10 +1150,9 @@ static int rq_register(void *ud, const bl_from *from, const char *buf, int j, in
     if (!e) return reply_rc(reply, BL_EINVAL);
     int rc = local_register(ud, e, id, sizeof(id));
     if (rc != BL_OK) return reply_rc(reply, rc);
-    ei_x_encode_tuple_header(reply, 2);
-    ei_x_encode_atom(reply, "ok");
-    encode_str(reply, id);
-    return 0;
+    rc = ei_x_encode_tuple_header(reply, 2);
+    rc |= ei_x_encode_atom(reply, "ok");
+    return rc | encode_str(reply, id);
 }
 
 static int rq_deregister(void *ud, const bl_from *from, const char *buf, int j, int arity,
@@ -1065,6 +1185,18 @@ static int rq_set_health(void *ud, const bl_from *from, const char *buf, int j, 
     return reply_rc(reply, local_set_health(ud, id, (bl_health)h));
 }
 
+typedef struct {
+    ei_x_buff *x;
+    int rc;
+} find_ctx;
+
+static void find_encode(const reg *r, rentry *e, void *ud)
+{
+    find_ctx *c = ud;
+    c->rc |= ei_x_encode_list_header(c->x, 1);
+    c->rc |= encode_entry(c->x, e, r);
+}
+
 static int rq_find(void *ud, const bl_from *from, const char *buf, int j, int arity,
                    ei_x_buff *reply)
 {
@@ -1075,14 +1207,11 @@ static int rq_find(void *ud, const bl_from *from, const char *buf, int j, int ar
         bquery_free(&b);
         return reply_rc(reply, BL_EINVAL);
     }
-    rentry *e, *t;
-    HASH_ITER(hh, r->entries, e, t) {
-        if (!matches(e, &b.q)) continue;
-        ei_x_encode_list_header(reply, 1);
-        encode_entry(reply, e);
-    }
+    find_ctx fc = {reply, 0};
+    each_match(r, &b.q, find_encode, &fc);
+    int rc = fc.rc;
     bquery_free(&b);
-    return ei_x_encode_empty_list(reply);
+    return rc | ei_x_encode_empty_list(reply);
 }
 
 static int rq_watch(void *ud, const bl_from *from, const char *buf, int j, int arity,
@@ -1312,6 +1441,7 @@ int bl_registry_register(bl_node *n, const bl_service_entry *in, char *id_out, s
     e->port = in->port;
     e->ttl_ms = in->ttl_ms;
     e->health = in->health;
+    if (in->check_json && !(e->check = strdup(in->check_json))) goto bad;
     return local_register(r, e, id_out, id_len);
 bad:
     entry_free(e);
@@ -1342,22 +1472,44 @@ int bl_registry_set_health(bl_node *n, const char *id, bl_health h)
     return local_set_health(r, id, h);
 }
 
+typedef struct find_cb {
+    bl_registry_entry_cb cb;
+    void *ud;
+} find_cb;
+
+static void find_public(const reg *r, rentry *e, void *ud)
+{
+    find_cb *f = ud;
+    if (!f->cb) return;
+    bl_service_entry pe;
+    to_public(r, e, &pe);
+    f->cb(r->n, &pe, f->ud);
+}
+
 int bl_registry_find(bl_node *n, const bl_service_query *q, bl_registry_entry_cb cb, void *ud)
 {
     reg *r = reg_of(n);
     if (!r) return BL_ENOPROC;
-    int k = 0;
-    rentry *e, *t;
-    HASH_ITER(hh, r->entries, e, t) {
-        if (!matches(e, q)) continue;
-        k++;
-        if (cb) {
-            bl_service_entry pe;
-            to_public(e, &pe);
-            cb(n, &pe, ud);
-        }
-    }
-    return k;
+    find_cb f = {cb, ud};
+    return each_match(r, q, find_public, &f);
+}
+
+int bl__registry_set_check_hook(bl_node *n, bl__reg_check_fn fn, void *ud)
+{
+    reg *r = reg_of(n);
+    if (!r) return BL_ENOPROC;
+    r->check_hook = fn;
+    r->check_ud = ud;
+    return BL_OK;
+}
+
+int bl__registry_set_exclude(bl_node *n, bl__reg_exclude_fn fn, void *ud)
+{
+    reg *r = reg_of(n);
+    if (!r) return BL_ENOPROC;
+    r->excluded = fn;
+    r->excluded_ud = ud;
+    return BL_OK;
 }
 
 int bl_registry_watch(bl_node *n, bl_registry_watch_cb cb, void *ud)

@@ -71,6 +71,7 @@ typedef struct bl__repl_node {
 
 struct bl__repl {
     bl_node *n;
+    char name[BL_NAME_LEN]; /* the service's process on every node */
     bl_proc *proc;
     const bl__repl_ops *ops;
     void *svc;
@@ -165,8 +166,7 @@ static int wanted(const bl__repl *r, const char *node)
 static int send_one(bl__repl *r, const char *node, const ei_x_buff *x)
 {
     if (!wanted(r, node)) return BL_ENODEDOWN;
-    int rc = r->send ? r->send(r->send_ud, node, x)
-                     : bl_cluster_send(r->proc, r->ops->proc_name, node, x);
+    int rc = r->send ? r->send(r->send_ud, node, x) : bl_cluster_send(r->proc, r->name, node, x);
     if (rc == BL_OK) {
         r->st.msgs_out++;
         r->st.bytes_out += (uint64_t)x->index;
@@ -177,8 +177,8 @@ static int send_one(bl__repl *r, const char *node, const ei_x_buff *x)
     bl__repl_node *rn = node_get(r, node);
     if (rn && !rn->need_sync) {
         rn->need_sync = 1;
-        bl_log(r->n, BL_LOG_WARN, "%s: send to %s failed (%s): a full sync follows",
-               r->ops->proc_name, node, bl_strerror(rc));
+        bl_log(r->n, BL_LOG_WARN, "%s: send to %s failed (%s): a full sync follows", r->name, node,
+               bl_strerror(rc));
     }
     if (r->retry_timer <= 0) {
         int id = bl_timer(r->n, RETRY_MS, 0, retry_cb, r);
@@ -519,8 +519,8 @@ static int on_entries(bl__repl *r, bl__repl_node *rn, const char *buf, int idx, 
         }
     }
     if (more < 0) {
-        bl_log(r->n, BL_LOG_WARN, "%s: malformed %s from %s ignored (%u entries applied)",
-               r->ops->proc_name, sync ? r->ops->tag_sync : r->ops->tag_add, rn->node, applied);
+        bl_log(r->n, BL_LOG_WARN, "%s: malformed %s from %s ignored (%u entries applied)", r->name,
+               sync ? r->ops->tag_sync : r->ops->tag_add, rn->node, applied);
         return -1; /* a sync is applied whole or the stale part is kept */
     }
     if (!sync) return 0;
@@ -530,8 +530,8 @@ static int on_entries(bl__repl *r, bl__repl_node *rn, const char *buf, int idx, 
         e->gen = gen;
         stale += remove_entry(r, rn, e, BL__REPL_STALE);
     }
-    bl_log(r->n, BL_LOG_DEBUG, "%s: sync from %s: %u entries, %u stale removed", r->ops->proc_name,
-           rn->node, applied, stale);
+    bl_log(r->n, BL_LOG_DEBUG, "%s: sync from %s: %u entries, %u stale removed", r->name, rn->node,
+           applied, stale);
     return 0;
 }
 
@@ -550,8 +550,8 @@ static void on_del(bl__repl *r, bl__repl_node *rn, const char *buf, int idx)
         }
     }
     if (more < 0)
-        bl_log(r->n, BL_LOG_WARN, "%s: malformed %s from %s ignored", r->ops->proc_name,
-               r->ops->tag_del, rn->node);
+        bl_log(r->n, BL_LOG_WARN, "%s: malformed %s from %s ignored", r->name, r->ops->tag_del,
+               rn->node);
 }
 
 /* The sender is owner itself and a live member. */
@@ -590,8 +590,7 @@ int bl__repl_handle(bl__repl *r, const bl_msg *msg)
         get_atom(buf, &idx, owner) < 0)
         return 1;
     if (!from_owner(r, msg, owner)) {
-        bl_log(r->n, BL_LOG_DEBUG, "%s: %s from %s ignored (not a member)", o->proc_name, tag,
-               owner);
+        bl_log(r->n, BL_LOG_DEBUG, "%s: %s from %s ignored (not a member)", r->name, tag, owner);
         return 1;
     }
     if (kind == 4) {
@@ -609,8 +608,8 @@ int bl__repl_handle(bl__repl *r, const bl_msg *msg)
             return 1;
         rn->proto = proto;
         if (digest != rn->digest) {
-            bl_log(r->n, BL_LOG_DEBUG, "%s: copy of %s differs (%u/%lu entries): want",
-                   o->proc_name, owner, rn->count, count);
+            bl_log(r->n, BL_LOG_DEBUG, "%s: copy of %s differs (%u/%lu entries): want", r->name,
+                   owner, rn->count, count);
             want_from(r, owner);
         }
     } else if (kind == 2) {
@@ -652,7 +651,7 @@ static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *
     waits_mark(r, node, 0, 0);
     bl__repl_node *rn = node_find(r, node);
     if (rn) rn->need_sync = 0; /* the next nodeup syncs */
-    if (!n->cluster)
+    if (!n->cluster || r->ops->drop_on_nodedown)
         bl__repl_drop_owner(r, node, "nodedown");
     else if (rn)
         node_free_if_empty(r, rn);
@@ -704,10 +703,34 @@ static void retry_cb(bl_node *n, void *ud)
     }
 }
 
+static void exchange_one(bl_node *n, const char *node, void *ud)
+{
+    (void)n;
+    exchange(ud, node);
+}
+
+void bl__repl_exchange_all(bl__repl *r)
+{
+    if (r) bl_cluster_each_peer(r->n, -1, exchange_one, r);
+}
+
+int bl__repl_is_peer(const bl__repl *r, const char *node)
+{
+    return r && bl_cluster_is_peer(r->n, node);
+}
+
 bl__repl *bl__repl_new(bl_node *n, bl_proc *proc, const bl__repl_ops *ops, void *svc)
 {
+    return bl__repl_new_named(n, proc, ops, svc, ops->proc_name);
+}
+
+bl__repl *bl__repl_new_named(bl_node *n, bl_proc *proc, const bl__repl_ops *ops, void *svc,
+                             const char *name)
+{
+    if (!name || strlen(name) >= BL_NAME_LEN) return NULL;
     bl__repl *r = calloc(1, sizeof(*r));
     if (!r) return NULL;
+    memcpy(r->name, name, strlen(name) + 1);
     r->n = n;
     r->proc = proc;
     r->ops = ops;

@@ -86,6 +86,9 @@ typedef struct bl__repl_ops {
     /* Optional: the tag of {P_ack, Node, Seq}, the answer to an add that asks for one
      * ({P_add, Owner, [E], Seq}); needed by bl__repl_local_put_acked. */
     const char *tag_ack;
+    /* 1: a nodedown drops the owner's bucket at once even with a cluster layer (pg, as OTP's
+     * pg does: members of a disconnected node are gone; the next nodeup exchanges again). */
+    int drop_on_nodedown;
 } bl__repl_ops;
 
 typedef struct bl__repl_stats {
@@ -94,6 +97,14 @@ typedef struct bl__repl_stats {
 
 /* After the service's process is spawned (proc). NULL on ENOMEM. */
 bl__repl *bl__repl_new(bl_node *n, bl_proc *proc, const bl__repl_ops *ops, void *svc);
+/* The same for a service whose process name varies per instance (pg scopes): messages go to
+ * name (copied) instead of ops->proc_name. */
+bl__repl *bl__repl_new_named(bl_node *n, bl_proc *proc, const bl__repl_ops *ops, void *svc,
+                             const char *name);
+/* Our sync and a want to every peer now (a service instance started after the node). */
+void bl__repl_exchange_all(bl__repl *r);
+/* 1 when messages from node are replicated through this layer (a live beamlet member). */
+int bl__repl_is_peer(const bl__repl *r, const char *node);
 /* Stops timers and subscriptions, frees the buckets without touching the entries (the
  * service frees those, before or after). */
 void bl__repl_free(bl__repl *r);

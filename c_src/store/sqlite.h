@@ -1,7 +1,6 @@
-/* sqlite.h - SQLite loaded on demand with dlopen (no link-time dependency: a node that never
- * persists anything never maps the library). One table of the entry points beamlet uses; load
- * it once per store. pub/sub's outbox (c_src/services/pubsub.c) still has its own copy of this
- * loader and can move onto it. */
+/* sqlite.h - SQLite loaded on demand with dlopen (runtime/dlib.c; no link-time dependency: a
+ * node that never persists anything never maps the library). One table of the entry points
+ * beamlet uses; load it once per store (store.c: the health service and pub/sub's outbox). */
 #ifndef BL_STORE_SQLITE_H
 #define BL_STORE_SQLITE_H
 

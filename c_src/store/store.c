@@ -37,7 +37,7 @@ int bl__store_exec(const bl__sqlite *sq, sqlite3 *db, const char *sql)
     return 0;
 }
 
-static void mkdirs(const char *path)
+void bl__store_mkdirs(const char *path)
 {
     char d[1024];
     snprintf(d, sizeof(d), "%s", path);
@@ -60,7 +60,7 @@ static void open_db(bl__store *s)
         snprintf(s->error, sizeof(s->error), "%s", err);
         return;
     }
-    mkdirs(s->path);
+    bl__store_mkdirs(s->path);
     if (s->sq.open_v2(s->path, &s->db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       NULL) != SQLITE_OK) {

@@ -41,6 +41,8 @@ unsigned bl__store_pending(bl__store *s);
 void bl__store_close(bl__store *s, unsigned timeout_ms);
 
 /* Helpers for jobs (store thread): exec SQL, 0 or -1. */
+/* The directories above a file's path (mode 0700), as needed; errors show when the file is opened. */
+void bl__store_mkdirs(const char *path);
 int bl__store_exec(const bl__sqlite *sq, sqlite3 *db, const char *sql);
 
 #endif

@@ -29,7 +29,8 @@
          call/3, call/4, cast/3,
          start_worker/1, stop_worker/1, which_workers/0, worker_os_pid/1]).
 
--export([health/1, alerts/1, ack_alert/3, set_maintenance/3, events/2, history/3, checks/1]).
+-export([health/1, alerts/1, ack_alert/3, set_maintenance/3, maintenance/1, events/2,
+         cluster_events/2, history/3, cluster_history/3, checks/1, subscribe_alerts/1]).
 -export_type([node_info/0, worker_opts/0, call_error/0]).
 
 -type call_error() :: beamlet_client:call_error().
@@ -224,44 +225,50 @@ which_workers() -> beamlet_worker_sup:which_workers().
 worker_os_pid(Node) -> beamlet_worker_sup:os_pid(Node).
 
 %% ---- health, metrics, alerts (the beamlet_health process, docs/health.md) ----
+%% Implemented in beamlet_client (shared with the Gleam package); see it for the map shapes.
 
 %% @doc The cluster's health as `Node' computes it: `#{score, status, nodes, alerts,
-%% recommendations, components, ...}'.
--spec health(node()) -> {ok, map()} | {error, term()}.
-health(Node) -> health_call(Node, health).
+%% recommendations, ...}'.
+-spec health(node()) -> {ok, beamlet_client:cluster_health()} | {error, term()}.
+health(Node) -> beamlet_client:health(Node).
 
 %% @doc Every alert (pending, firing, resolved in the last hour), on any member.
--spec alerts(node()) -> {ok, [map()]} | {error, term()}.
-alerts(Node) -> health_call(Node, alerts).
+-spec alerts(node()) -> {ok, [beamlet_client:alert()]} | {error, term()}.
+alerts(Node) -> beamlet_client:alerts(Node).
 
 %% @doc Acknowledge alert `Id' as `Who'.
 -spec ack_alert(node(), pos_integer(), binary()) -> ok | {error, term()}.
-ack_alert(Node, Id, Who) when is_integer(Id), is_binary(Who) -> health_call(Node, {ack, Id, Who}).
+ack_alert(Node, Id, Who) -> beamlet_client:ack_alert(Node, Id, Who).
 
-%% @doc Maintenance mode of `Node' on or off, recorded with `Who'.
+%% @doc Maintenance on or off for `Node', as `Who' (audited).
 -spec set_maintenance(node(), boolean(), binary()) -> ok | {error, term()}.
-set_maintenance(Node, On, Who) when is_boolean(On), is_binary(Who) ->
-    health_call(Node, {maintenance, On, Who}).
+set_maintenance(Node, On, Who) -> beamlet_client:set_maintenance(Node, On, Who).
 
-%% @doc Events of `Node''s log: `Filter' may hold since_ms, until_ms, type, node, severity, limit.
--spec events(node(), map()) -> {ok, [map()]} | {error, term()}.
-events(Node, Filter) when is_map(Filter) -> health_call(Node, {events, Filter}).
+%% @doc `#{on, who, since_ms}' of `Node''s maintenance mode.
+-spec maintenance(node()) -> {ok, map()} | {error, term()}.
+maintenance(Node) -> beamlet_client:maintenance(Node).
 
-%% @doc History of `Metric' since `SinceMs' (epoch ms): `#{points := [[T, Min, Avg, Max]], ...}'.
+%% @doc `Node''s events, newest first; Filter: since_ms, until_ms, type, node, severity, limit.
+-spec events(node(), beamlet_client:event_filter()) -> {ok, [beamlet_client:event()]} | {error, term()}.
+events(Node, Filter) -> beamlet_client:events(Node, Filter).
+
+%% @doc Every active member's events merged newest first (each with `logged_by').
+-spec cluster_events(node(), beamlet_client:event_filter()) ->
+          {ok, [beamlet_client:event()]} | {error, term()}.
+cluster_events(Node, Filter) -> beamlet_client:cluster_events(Node, Filter).
+
+%% @doc A metric's history (`Metric' `<<>>': the metric names).
 -spec history(node(), binary(), non_neg_integer()) -> {ok, map() | [binary()]} | {error, term()}.
-history(Node, Metric, SinceMs) when is_binary(Metric), is_integer(SinceMs) ->
-    health_call(Node, {history, Metric, SinceMs}).
+history(Node, Metric, SinceMs) -> beamlet_client:history(Node, Metric, SinceMs).
+
+%% @doc A metric on every active member, points merged by time.
+-spec cluster_history(node(), binary(), non_neg_integer()) -> {ok, map()} | {error, term()}.
+cluster_history(Node, Metric, SinceMs) -> beamlet_client:cluster_history(Node, Metric, SinceMs).
 
 %% @doc The node's health checks with their status.
--spec checks(node()) -> {ok, [map()]} | {error, term()}.
-checks(Node) -> health_call(Node, checks).
+-spec checks(node()) -> {ok, [beamlet_client:check()]} | {error, term()}.
+checks(Node) -> beamlet_client:checks(Node).
 
--spec health_call(node(), term()) -> ok | {ok, term()} | {error, term()}.
-health_call(Node, Request) ->
-    case beamlet_client:call(Node, beamlet_health, Request, 10000) of
-        {ok, ok} -> ok;
-        {ok, {ok, Value}} -> {ok, Value};
-        {ok, {error, Reason}} -> {error, Reason};
-        {ok, Value} -> {ok, Value};
-        {error, _} = E -> E
-    end.
+%% @doc The caller gets `{beamlet_msg, <<"cluster.alerts">>, Alert, Meta}' on every alert change.
+-spec subscribe_alerts(node()) -> {ok, integer()} | {error, term()}.
+subscribe_alerts(Node) -> beamlet_client:subscribe_alerts(Node).

@@ -18,12 +18,43 @@
 -export([any_node/1, find_services/1, service_call/3, whereis_name/1]).
 -export([subscribe/3, unsubscribe/2, publish/4, ack/3]).
 -export([metrics/1, health_config/1]).
+-export([health/1, alerts/1, ack_alert/3, set_maintenance/3, maintenance/1, events/2,
+         history/3, history/4, checks/1, subscribe_alerts/1, cluster_events/2,
+         cluster_history/3]).
 -export([call_timeout_ms/1, map_exit/1]).
 
 -export_type([call_error/0, timeout_ms/0]).
+-export_type([alert/0, event/0, event_filter/0, history/0, check/0, cluster_health/0]).
 
 -type call_error() :: nodedown | timeout | noproc.
 -type timeout_ms() :: non_neg_integer() | infinity.
+
+%% The shapes of docs/health.md ("The beamlet_health protocol").
+-type severity() :: info | warn | critical.
+-type alert() :: #{id := pos_integer(), rule := binary(), node := node(), instance := binary(),
+                   severity := warn | critical, state := pending | firing | resolved,
+                   value := number(), threshold := number(), summary := binary(),
+                   since_ms := non_neg_integer(), fired_ms := non_neg_integer(),
+                   resolved_ms := non_neg_integer(), acked_by := binary() | undefined,
+                   acked_ms := non_neg_integer(), labels := binary()}.
+-type event() :: #{id := pos_integer(), time_ms := non_neg_integer(), node := binary(),
+                   type := binary(), severity := severity(), who := binary() | undefined,
+                   body := binary(), logged_by => node()}.
+-type event_filter() :: #{since_ms => non_neg_integer(), until_ms => non_neg_integer(),
+                          type => binary(), node => binary(), severity => severity(),
+                          limit => pos_integer()}.
+-type history() :: #{metric := binary(), resolution_ms := non_neg_integer(),
+                     since_ms := non_neg_integer(), until_ms := non_neg_integer(),
+                     points := [[number()]]}.
+-type check() :: #{name := binary(), kind := http | tcp | command, target := binary(),
+                   service := binary(), status := passing | warning | critical | unknown,
+                   output := binary(), last_ms := non_neg_integer(),
+                   changed_ms := non_neg_integer(), runs := non_neg_integer(),
+                   interval_ms := non_neg_integer(), consecutive := non_neg_integer()}.
+-type cluster_health() :: #{node := node() | binary(), score := float(),
+                            status := active | degraded | maintenance | offline,
+                            nodes := [map()], alerts := [alert()],
+                            recommendations := [map()], _ => _}.
 
 %% Largest timeout the C side takes (an unsigned 32-bit count of milliseconds; kept below 2^31).
 -define(MAX_C_TIMEOUT_MS, 16#7FFFFFFF).
@@ -275,6 +306,110 @@ metrics(Node) -> call_service(Node, beamlet_health, metrics, 2 * ?DEFAULT_TIMEOU
 %% @doc The health sampler's settings: `#{interval_ms, samples}'.
 -spec health_config(node()) -> {ok, map()} | {error, term()}.
 health_config(Node) -> call_service(Node, beamlet_health, config, ?DEFAULT_TIMEOUT).
+
+%% ---- health, alerts, events (the beamlet_health process, docs/health.md) ----
+
+%% @doc The cluster's health as `Node' computes it: score 0.0..1.0, status, every member's
+%% status and reasons, pending and firing alerts, recommendations.
+-spec health(node()) -> {ok, cluster_health()} | {error, term()}.
+health(Node) -> health_call(Node, health).
+
+%% @doc Every alert of the cluster (pending, firing, resolved in the last hour), from any member:
+%% alerts are decided once per cluster and replicated.
+-spec alerts(node()) -> {ok, [alert()]} | {error, term()}.
+alerts(Node) -> health_call(Node, alerts).
+
+%% @doc Acknowledge alert `Id' as `Who' (recorded with the time; the first one counts).
+-spec ack_alert(node(), pos_integer(), binary()) -> ok | {error, not_found | term()}.
+ack_alert(Node, Id, Who) when is_integer(Id), is_binary(Who) ->
+    health_call(Node, {ack, Id, Who}).
+
+%% @doc Put `Node' in maintenance (`true') or take it out, as `Who' (audited): no alerts from
+%% it, its registry entries not chosen by service calls and lookups.
+-spec set_maintenance(node(), boolean(), binary()) -> ok | {error, term()}.
+set_maintenance(Node, On, Who) when is_boolean(On), is_binary(Who) ->
+    health_call(Node, {maintenance, On, Who}).
+
+%% @doc `Node''s maintenance mode: `#{on, who, since_ms}'.
+-spec maintenance(node()) -> {ok, #{on := boolean(), who := binary(),
+                                    since_ms := non_neg_integer()}} | {error, term()}.
+maintenance(Node) -> health_call(Node, maintenance).
+
+%% @doc `Node''s event log and audit trail, newest first (every filter key optional).
+-spec events(node(), event_filter()) -> {ok, [event()]} | {error, term()}.
+events(Node, Filter) when is_map(Filter) -> health_call(Node, {events, Filter}).
+
+%% @doc A metric's history since `SinceMs' (raw, 1 min or 1 h points `[TimeMs, Min, Avg, Max]');
+%% `Metric' `<<>>': the names of the metrics recorded.
+-spec history(node(), binary(), non_neg_integer()) -> {ok, history() | [binary()]} | {error, term()}.
+history(Node, Metric, SinceMs) when is_binary(Metric), is_integer(SinceMs) ->
+    health_call(Node, {history, Metric, SinceMs}).
+
+-spec history(node(), binary(), non_neg_integer(), non_neg_integer()) ->
+          {ok, history() | [binary()]} | {error, term()}.
+history(Node, Metric, SinceMs, UntilMs) when is_binary(Metric), is_integer(SinceMs),
+                                            is_integer(UntilMs) ->
+    health_call(Node, {history, Metric, SinceMs, UntilMs}).
+
+%% @doc `Node''s health checks with their status and the service each one drives.
+-spec checks(node()) -> {ok, [check()]} | {error, term()}.
+checks(Node) -> health_call(Node, checks).
+
+%% @doc Subscribe the caller to the cluster's alerts (pub/sub topic `cluster.alerts' on `Node'):
+%% it receives `{beamlet_msg, <<"cluster.alerts">>, Alert, Meta}' on every change (firing,
+%% acknowledged, resolved). Stop with `unsubscribe(Node, SubId)'.
+-spec subscribe_alerts(node()) -> {ok, integer()} | {error, term()}.
+subscribe_alerts(Node) -> subscribe(Node, <<"cluster.alerts">>, #{}).
+
+%% @doc The event logs of every active member (asked through `Node''s member list), merged newest
+%% first, each event with `logged_by'; `limit' (default 100) applies to the merged list. Members
+%% that do not answer are left out.
+-spec cluster_events(node(), event_filter()) -> {ok, [event()]} | {error, term()}.
+cluster_events(Node, Filter) when is_map(Filter) ->
+    case fan_out(Node, fun(N) -> events(N, Filter) end) of
+        {ok, Per} ->
+            All = [E#{logged_by => N} || {N, Es} <- Per, E <- Es, is_map(E)],
+            Sorted = lists:sort(fun(#{time_ms := A}, #{time_ms := B}) -> A >= B end, All),
+            {ok, lists:sublist(Sorted, maps:get(limit, Filter, 100))};
+        Err -> Err
+    end.
+
+%% @doc A metric on every active member, merged by time: `#{metric, nodes => #{Node => History},
+%% points => [[TimeMs, Min, Avg, Max, Node]]}' oldest first.
+-spec cluster_history(node(), binary(), non_neg_integer()) ->
+          {ok, #{metric := binary(), nodes := #{node() => history()},
+                 points := [[number() | node()]]}} | {error, term()}.
+cluster_history(Node, Metric, SinceMs) when is_binary(Metric), Metric =/= <<>> ->
+    case fan_out(Node, fun(N) -> history(N, Metric, SinceMs) end) of
+        {ok, Per} ->
+            Hs = maps:from_list([{N, H} || {N, H} <- Per, is_map(H)]),
+            Pts = lists:sort([P ++ [N] || {N, #{points := Ps}} <- maps:to_list(Hs), P <- Ps]),
+            {ok, #{metric => Metric, nodes => Hs, points => Pts}};
+        Err -> Err
+    end.
+
+%% Ask every active beamlet member (as Node's health reply lists them; BEAM members, role
+%% `beam', have no beamlet_health): [{Member, Value}] of those that answered {ok, Value}.
+fan_out(Node, Ask) ->
+    case health(Node) of
+        {ok, #{nodes := Nodes}} ->
+            Members = [member_node(N) || #{node := N, state := active} = M <- Nodes,
+                                         maps:get(role, M, <<>>) =/= <<"beam">>],
+            {ok, [{M, V} || M <- Members, {ok, V} <- [Ask(M)]]};
+        Err -> Err
+    end.
+
+member_node(N) when is_atom(N) -> N;
+member_node(N) when is_binary(N) -> binary_to_atom(N, utf8).
+
+health_call(Node, Request) ->
+    case call_service(Node, beamlet_health, Request, 2 * ?DEFAULT_TIMEOUT) of
+        {ok, ok} -> ok;
+        {ok, {ok, Value}} -> {ok, Value};
+        {ok, {error, Reason}} -> {error, Reason};
+        {ok, Value} -> {ok, Value};
+        {error, _} = E -> E
+    end.
 
 registry(Node, Req) -> call_service(Node, beamlet_registry, Req, ?DEFAULT_TIMEOUT).
 

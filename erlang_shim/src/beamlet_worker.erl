@@ -13,6 +13,11 @@
 %%     then the application env `beamlet_bin', then `priv/beamlet' of the application.</li>
 %% <li>`start_timeout' (ms, default 5000): how long to wait for the node to answer.</li>
 %% <li>`env' (list of `{Name, Value}' strings): extra environment for the OS process.</li>
+%% <li>`tls' (`auto | false', default `auto'): when this VM runs TLS distribution
+%%     (`-proto_dist inet_tls'), the worker is started with the same certificates: the `server'
+%%     options of `-ssl_dist_optfile' (or of `-ssl_dist_opt server_*') become `--tls true
+%%     --tls-cert --tls-key --tls-ca --tls-verify --tls-versions'. `false' leaves TLS to
+%%     `extra_args'.</li>
 %% </ul>
 %%
 %% The OS process is started as `/bin/sh -c "exec BIN ARGS 2>&1"', so its stdout and stderr
@@ -36,7 +41,7 @@
 -behaviour(gen_server).
 
 -export([start_link/1, start_link_up/1, node_of/1, status/1, args/1, resolve_binary/1,
-         await_table/0]).
+         await_table/0, tls_args/0]).
 -export([notify/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -51,6 +56,7 @@
                   binary => string() | binary(),
                   start_timeout => non_neg_integer(),
                   env => [{string(), string()}],
+                  tls => auto | false,
                   '$await' => reference() | {pid(), reference()}}.
 
 -define(POLL_MS, 100).
@@ -158,9 +164,73 @@ args(Opts = #{name := Name0}) ->
            end,
     Extra = [str(E) || E <- maps:get(extra_args, Opts, [])],
     %% the port is the worker's stdin: when this VM dies, however abruptly, the worker stops too
+    Tls = case maps:get(tls, Opts, auto) of
+              auto -> tls_args();
+              false -> []
+          end,
     Args = ["node" | NameArgs] ++ Tick ++ Opt(role, "--role") ++ Opt(cluster, "--cluster")
-        ++ [lists:flatten(J) || J <- Join] ++ ["--exit-on-stdin-eof", "true"] ++ Extra,
+        ++ [lists:flatten(J) || J <- Join] ++ ["--exit-on-stdin-eof", "true"] ++ Tls ++ Extra,
     {Node, resolve_binary(Opts), Args}.
+
+%% @doc The `--tls*' flags that give a worker this VM's TLS distribution settings: `[]' unless
+%% the VM runs `-proto_dist inet_tls' (or `inet6_tls'). Read from `-ssl_dist_optfile' (its
+%% `server' list: the worker accepts and dials with one certificate, as beamlet does) or from
+%% `-ssl_dist_opt server_certfile F ...'.
+-spec tls_args() -> [string()].
+tls_args() ->
+    case init:get_argument(proto_dist) of
+        {ok, Protos} ->
+            case lists:any(fun(P) -> lists:suffix("_tls", P) end, lists:append(Protos)) of
+                true -> tls_flags(tls_server_opts());
+                false -> []
+            end;
+        error -> []
+    end.
+
+tls_server_opts() ->
+    FromFile = case init:get_argument(ssl_dist_optfile) of
+                   {ok, [[File | _] | _]} ->
+                       case file:consult(File) of
+                           {ok, [Terms]} when is_list(Terms) -> proplists:get_value(server, Terms, []);
+                           {ok, Terms} -> proplists:get_value(server, Terms, []);
+                           {error, Reason} ->
+                               logger:warning("beamlet worker: cannot read ssl_dist_optfile ~s: ~p",
+                                              [File, Reason]),
+                               []
+                       end;
+                   _ -> []
+               end,
+    FromArgs = case init:get_argument(ssl_dist_opt) of
+                   {ok, Lists} -> pairs(lists:append(Lists));
+                   error -> []
+               end,
+    FromFile ++ FromArgs.
+
+pairs(["server_" ++ K, V | T]) -> [{list_to_atom(K), V} | pairs(T)];
+pairs([_, _ | T]) -> pairs(T);
+pairs(_) -> [].
+
+tls_flags(Server) ->
+    Flag = fun(Key, F) ->
+                   case proplists:get_value(Key, Server) of
+                       undefined -> [];
+                       V -> [F, str(V)]
+                   end
+           end,
+    Verify = case proplists:get_value(verify, Server) of
+                 verify_none -> ["--tls-verify", "none"];
+                 "verify_none" -> ["--tls-verify", "none"];
+                 _ -> []
+             end,
+    Versions = case proplists:get_value(versions, Server) of
+                   Vs when is_list(Vs), Vs =/= [] ->
+                       ["--tls-versions",
+                        lists:join(",", [lists:flatten(string:replace(str(V), "tlsv", ""))
+                                         || V <- Vs])];
+                   _ -> []
+               end,
+    ["--tls", "true"] ++ Flag(certfile, "--tls-cert") ++ Flag(keyfile, "--tls-key")
+        ++ Flag(cacertfile, "--tls-ca") ++ Verify ++ [lists:flatten(V) || V <- Versions].
 
 %% @doc The beamlet executable for `Opts': option `binary', env BEAMLET_BIN, app env
 %% `beamlet_bin', `priv/beamlet'.

@@ -83,6 +83,9 @@ tests(W) ->
                    ?assertEqual({error, nil}, ?FFI:whereis(ghost(), beamlet))
                end},
               {"health: Metrics, raw metrics, interval", fun() -> health(W) end},
+              {"health: cluster, maintenance, checks, history, metric names, cluster history",
+               fun() -> health_more(W) end},
+              {"alerts: list, acknowledge, subscribe; events: list, list_cluster", fun alerts/0},
               {"monitor/demonitor with a Subject", fun monitor/0},
               {"workers: running, os_pid, stop, errors", fun() -> workers(W) end},
               {"supervised workers under an OTP supervisor, as gleam_otp runs them", fun supervised/0},
@@ -312,6 +315,110 @@ health(W) ->
     ?assertMatch({ok, #{memory := #{total_bytes := Total}}}, ?FFI:health_raw_metrics(W)),
     ?assertEqual({ok, IntervalMs}, ?FFI:health_interval(W)),
     ?assertEqual({error, node_down}, ?FFI:health_metrics(ghost())).
+
+%% health.cluster / set_maintenance / maintenance / checks / history / metric_names /
+%% cluster_history with the shapes of the Gleam types (health.gleam).
+health_more(W) ->
+    {ok, C} = ?FFI:health_cluster(W),
+    {cluster_health, Score, Status, Leader, Term, Nodes, Recs} = C,
+    ?assert(is_float(Score) andalso Score >= 0.0 andalso Score =< 1.0),
+    ?assert(lists:member(Status, [active, degraded, maintenance, offline])),
+    ?assert(Leader =:= none orelse element(1, Leader) =:= some),
+    ?assert(is_integer(Term)),
+    ?assertMatch([_ | _], [N || {node_health, N, <<_/binary>>, <<"active">>, St, false, Rs}
+                                    <- Nodes, N =:= W,
+                                is_atom(St), is_list(Rs)]),
+    [?assertMatch({recommendation, <<_/binary>>, B, <<_/binary>>, <<_/binary>>} when is_binary(B), R)
+     || R <- Recs],
+    ?assertMatch({ok, {maintenance_mode, false, none, S0}} when is_integer(S0),
+                 ?FFI:health_maintenance(W)),
+    ?assertEqual({ok, nil}, ?FFI:health_set_maintenance(W, true, <<"gleam">>)),
+    ?assertMatch({ok, {maintenance_mode, true, {some, <<"gleam">>}, Since}} when Since > 0,
+                 ?FFI:health_maintenance(W)),
+    ?assert(shim_test_util:wait_until(fun() ->
+        {ok, {cluster_health, _, S, _, _, Ns, _}} = ?FFI:health_cluster(W),
+        S =:= maintenance andalso
+            [true] =:= [M || {node_health, N, _, _, _, M, _} <- Ns, N =:= W] end, 10000)),
+    ?assertEqual({ok, nil}, ?FFI:health_set_maintenance(W, false, <<"gleam">>)),
+    ?assertMatch({ok, {maintenance_mode, false, none, _}}, ?FFI:health_maintenance(W)),
+    ?assertEqual({ok, []}, ?FFI:health_checks(W)),
+    Since0 = erlang:system_time(millisecond) - 3600000,
+    ?assert(shim_test_util:wait_until(fun() ->
+        case ?FFI:health_history(W, <<"load.load1">>, Since0) of
+            {ok, {history, <<"load.load1">>, 0, [_ | _] = Ps}} ->
+                lists:all(fun({point, T, Mn, Av, Mx}) ->
+                                  is_integer(T) andalso is_float(Mn) andalso is_float(Av)
+                                      andalso is_float(Mx) end, Ps);
+            _ -> false
+        end end, 15000)),
+    {ok, Names} = ?FFI:health_metric_names(W, Since0),
+    ?assert(lists:member(<<"load.load1">>, Names)),
+    {ok, CH} = ?FFI:health_cluster_history(W, <<"load.load1">>, Since0),
+    ?assertMatch([_ | _], CH),
+    ?assert(lists:all(fun({N, {point, T, _, _, _}}) -> is_atom(N) andalso is_integer(T) end, CH)),
+    ?assert(lists:member(W, [N || {N, _} <- CH])),
+    Ts = [T || {_, {point, T, _, _, _}} <- CH],
+    ?assertEqual(lists:sort(Ts), Ts),
+    ?assertEqual({error, node_down}, ?FFI:health_cluster(ghost())),
+    ?assertEqual({error, node_down}, ?FFI:health_checks(ghost())).
+
+%% alerts.list / acknowledge / subscribe and events.list / list_cluster on a worker with a rule
+%% that holds at once, so an alert really fires.
+alerts() ->
+    Rule = <<"[{\"name\":\"gleam_always\",\"metric\":\"cpu.percent\",\"op\":\">=\","
+             "\"threshold\":0,\"severity\":\"critical\"}]">>,
+    {ok, A} = ?FFI:start_worker(options(shim_test_util:name("glal"),
+                                        #{extra => [<<"--health-interval-ms">>, <<"300">>,
+                                                    <<"--load-warn-per-cpu">>, <<"900">>,
+                                                    <<"--load-crit-per-cpu">>, <<"1000">>,
+                                                    <<"--alert-rules">>, Rule | data_dir_args()]})),
+    ?assertEqual({error, unregistered_subject}, ?FFI:alerts_subscribe(A, ?NOBODY)),
+    Tag = make_ref(),
+    {ok, Sub} = ?FFI:alerts_subscribe(A, {subject, self(), Tag}),
+    ?assert(is_pid(Sub)),
+    Firing = fun() ->
+                     {ok, As} = ?FFI:alerts_list(A),
+                     [X || X = {alert, _, <<"gleam_always">>, _, _, critical, firing, _, _, _,
+                                _, _, _, none} <- As]
+             end,
+    ?assert(shim_test_util:wait_until(fun() -> Firing() =/= [] end, 20000)),
+    [{alert, Id, _, NodeBin, _, critical, firing, V, Thr, Summary, Since, Fired, 0, none} | _] =
+        Firing(),
+    ?assertEqual(atom_to_binary(A), NodeBin),
+    ?assert(is_integer(Id) andalso is_float(V) andalso Thr =:= 0.0 andalso is_binary(Summary)),
+    ?assert(Since > 0 andalso Fired >= Since),
+    %% the subscriber got it as an Alert
+    ?assertMatch({ok, {alert, Id, <<"gleam_always">>, _, _, critical, firing, _, _, _, _, _, _, _}},
+                 recv_alert(Tag, Id, firing)),
+    ?assertEqual({ok, nil}, ?FFI:alerts_acknowledge(A, Id, <<"gleam-ack">>)),
+    ?assertEqual({error, not_found}, ?FFI:alerts_acknowledge(A, 99999999, <<"gleam-ack">>)),
+    {ok, Acked} = ?FFI:alerts_list(A),
+    ?assertMatch([{alert, Id, _, _, _, _, _, _, _, _, _, _, _, {some, {ack, <<"gleam-ack">>, At}}}]
+                     when At > 0, [X || X <- Acked, element(2, X) =:= Id]),
+    ?assertEqual(nil, ?FFI:unsubscribe(Sub)),
+    %% events.Query(since_ms, until_ms, kind, node, severity, limit)
+    Q = {query, {some, erlang:system_time(millisecond) - 600000}, none, {some, <<"alert">>},
+         none, {some, critical}, {some, 10}},
+    ?assert(shim_test_util:wait_until(fun() ->
+        {ok, Es} = ?FFI:events_list(A, Q),
+        Es =/= [] andalso
+            lists:all(fun({event, EId, T, <<_/binary>>, <<"alert">>, critical, none,
+                           <<"{", _/binary>>, L}) ->
+                              is_integer(EId) andalso is_integer(T) andalso L =:= A;
+                         (_) -> false
+                      end, Es) end, 10000)),
+    {ok, All} = ?FFI:events_list_cluster(A, {query, none, none, none, none, none, {some, 20}}),
+    ?assert(length(All) =< 20 andalso length(All) >= 1),
+    ?assertEqual([A], lists:usort([L || {event, _, _, _, _, _, _, _, L} <- All])),
+    ?assertEqual({error, node_down}, ?FFI:events_list(ghost(), Q)),
+    ?assertEqual({ok, nil}, ?FFI:stop_worker(A)).
+
+recv_alert(Tag, Id, State) ->
+    receive
+        {Tag, {alert, Id, _, _, _, _, State, _, _, _, _, _, _, _} = A} -> {ok, A};
+        {Tag, _} -> recv_alert(Tag, Id, State)
+    after 15000 -> timeout
+    end.
 
 monitor() ->
     {N, _} = R = shim_test_util:start_raw("glmon"),

@@ -79,11 +79,24 @@ typedef struct bl_config {
     unsigned handshake_timeout_ms; /* per handshake packet, both directions */
     unsigned reconnect_backoff_max_ms;
     unsigned max_handshakes_per_address; /* incoming handshakes at once per address (256) */
+    /* network security (docs/security.md) */
+    char allow[4096];                        /* allow-list, comma separated (empty: any node) */
+    unsigned max_connections;                /* connections up + handshakes running (1024) */
+    unsigned max_handshake_rate_per_address; /* incoming handshakes started /s (200; 0: off) */
     char proto_dist[16];                 /* inet_tcp | inet6_tcp (default: from the addresses) */
     char listen_address[64];             /* IPv4 or IPv6 address to listen on (default 0.0.0.0) */
     int listen_port;                     /* 0: any */
     int publish;                         /* register with EPMD (default 1) */
     int exit_on_stdin_eof;               /* stop when stdin closes: a supervising port went away */
+
+    /* TLS distribution, like erl -proto_dist inet_tls (docs/security.md) */
+    int tls;                /* 1: every distribution connection runs over TLS (default 0) */
+    char tls_cert[512];     /* PEM certificate (chain) presented both ways */
+    char tls_key[512];      /* PEM private key of tls_cert */
+    char tls_ca[512];       /* PEM CA certificates peers' certificates must chain to */
+    int tls_verify;         /* 1 (peer, default): a verified peer certificate required both ways */
+    char tls_versions[32];  /* "1.2,1.3" (default) */
+    char tls_ciphers[512];  /* TLS 1.3 suites and TLS 1.2 ciphers, ':' separated (OpenSSL's) */
 
     /* cluster membership, failure detection, election (docs/cluster.md) */
     int cluster_member;             /* run beamlet_cluster and discovery (default 1; 0 for tools) */
@@ -151,6 +164,7 @@ typedef struct bl_config {
     unsigned http_max_body_bytes;    /* default 1 MiB */
     unsigned http_max_header_bytes;  /* per-connection memory for request line + headers (32 KiB) */
     unsigned http_timeout_s;         /* idle connection timeout (10) */
+    unsigned http_request_timeout_s; /* whole request, arriving and answered (30) */
     unsigned http_rate_limit;        /* requests per second per key and per address (50) */
     unsigned http_rate_burst;        /* bucket size (100) */
 } bl_config;
@@ -175,7 +189,7 @@ typedef struct bl_msg {
     const char *buf;
     int index;
     int len;        /* bytes of buf */
-    int has_sender; /* sender is known (REG_SEND carries it) */
+    int has_sender; /* sender is known (REG_SEND and SEND_SENDER carry it; bl_send sets it) */
     bl_pid sender;
 } bl_msg;
 
@@ -324,14 +338,27 @@ typedef void (*bl_signal_cb)(bl_node *n, int signum, void *ud);
  * (pthread_sigmask) before bl_node_start: the node's own threads inherit the mask, and a thread
  * that does not block it would take the signal's default action instead (usually: exit). */
 int bl_node_on_signal(bl_node *n, int signum, bl_signal_cb cb, void *ud);
+/* TLS distribution: re-read the certificate, key and CA files (the paths in cfg, or the node's
+ * own when cfg is NULL) into a new context. New connections use it; live ones keep theirs.
+ * BL_ECONFIG (logged, the running context stays) when a file is bad; BL_EINVAL when TLS is off. */
+int bl_node_reload_tls(bl_node *n, const bl_config *cfg);
 /* Change the log level and format of a running node. */
 void bl_node_set_log(bl_node *n, bl_log_level level, bl_log_format format);
+/* Apply cfg's allow-list and connection limits (allow, max_connections,
+ * max_handshakes_per_address, max_handshake_rate_per_address) to a running node. Like
+ * net_kernel:allow/1 they apply to connections set up from now on: live ones stay. BL_OK, or
+ * BL_ENOMEM (nothing changed). */
+int bl_node_set_admission(bl_node *n, const bl_config *cfg);
 
 /* ---- statistics ---- */
 typedef struct bl_stats {
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
     uint64_t conns_accepted, conns_connected, conns_dropped, handshakes_failed;
     unsigned connections, processes;
+    /* refused by the node's admission control (docs/security.md), by reason */
+    uint64_t refused_not_allowed, refused_max_connections, refused_per_address, refused_rate,
+        refused_busy;
+    uint64_t refusal_logs_suppressed; /* refusal log lines over the budget, not written */
 } bl_stats;
 void bl_node_stats(const bl_node *n, bl_stats *out);
 

@@ -21,12 +21,19 @@ extern "C" {
 #define BL_HEALTH_MAX_FS 32     /* filesystems reported */
 #define BL_HEALTH_MAX_DISKS 32  /* block devices reported */
 #define BL_HEALTH_MAX_IFACES 32 /* network interfaces reported */
+#define BL_HEALTH_MAX_CPUS 256  /* CPUs reported one by one (the all-CPU sum covers every CPU) */
 
 /* CPU time in USER_HZ ticks since boot, summed over all CPUs (/proc/stat "cpu" line). Kernels
  * before 2.6.24 have no guest column, before 2.6.33 no guest_nice: those read as 0. */
 typedef struct bl_cpu_times {
     unsigned long long user, nice, system, idle, iowait, irq, softirq, steal, guest, guest_nice;
 } bl_cpu_times;
+
+/* One CPU's times (/proc/stat "cpuN" line): id is N, so offline CPUs leave gaps. */
+typedef struct bl_cpu_core {
+    unsigned id;
+    bl_cpu_times t;
+} bl_cpu_core;
 
 /* Share of CPU time per mode between two samples, percent of all CPUs (0..100). */
 typedef struct bl_cpu_percent {
@@ -65,6 +72,8 @@ typedef struct bl_health_metrics {
     unsigned long long time_ms; /* wall clock of the sample, ms since the epoch */
     unsigned ncpu;
     bl_cpu_times cpu;
+    int ncores; /* per-CPU lines stored in cores (at most BL_HEALTH_MAX_CPUS) */
+    bl_cpu_core cores[BL_HEALTH_MAX_CPUS];
     bl_cpu_percent cpu_pct; /* since the previous sample (the first: since boot) */
     double load1, load5, load15;
     unsigned procs_running, procs_total;
@@ -120,6 +129,11 @@ typedef struct bl_health_check_spec {
     unsigned interval_ms;  /* 0: 10000 */
     unsigned timeout_ms;   /* 0: 5000; a command is killed after it */
     unsigned consecutive;  /* results in a row to change state; 0: check_consecutive */
+    /* the registry entries whose health follows this check: an entry id, or a service name (all
+     * of this node's entries of that name, those registered later too); "": none. passing,
+     * warning and critical become the entries' health (bl_registry_set_health): service calls
+     * and lookups prefer passing instances and never choose critical ones */
+    char service[128];
 } bl_health_check_spec;
 
 /* status: "passing", "warning" or "critical"; output: what the last run said */

@@ -37,6 +37,14 @@ typedef struct bl_service_entry {
     const char *const *tags;
     int nmeta;
     const char *const *meta_keys, *const *meta_values;
+    /* output only: 1 when the entry's node is in maintenance (beamlet node maintenance): service
+     * calls and usable lookups leave it out until maintenance ends */
+    int maintenance;
+    /* input only (bl_registry_register), may be NULL: a health check for this entry, a JSON
+     * object as an element of health_checks without "name" ({"http": URL} | {"tcp": "IP:PORT"}
+     * | {"command": [argv]}, interval_s, timeout_s, consecutive); this node runs it as check
+     * "svc:ID" and the entry's health follows it; it ends with the entry */
+    const char *check_json;
 } bl_service_entry;
 
 /* A query: every set field must match. NULL / 0 / -1 means "any". */
@@ -49,6 +57,9 @@ typedef struct bl_service_query {
     int health;                  /* -1: any, else a bl_health */
     int nmeta;
     const char *const *meta_keys, *const *meta_values; /* exact matches */
+    /* 1: only the instances a service call may choose (not critical, not on a node in
+     * maintenance), passing ones before warning ones; 0: every entry, whatever its health */
+    int usable;
 } bl_service_query;
 
 typedef void (*bl_registry_entry_cb)(bl_node *n, const bl_service_entry *e, void *ud);
@@ -63,7 +74,7 @@ int bl_registry_deregister(bl_node *n, const char *id);
 int bl_registry_renew(bl_node *n, const char *id);
 int bl_registry_set_health(bl_node *n, const char *id, bl_health h);
 /* Calls cb for every matching entry (local and replicated); q NULL matches all. Returns the count.
- */
+ * An entry's health follows the health check configured for it (health_checks, "service"). */
 int bl_registry_find(bl_node *n, const bl_service_query *q, bl_registry_entry_cb cb, void *ud);
 /* Watch additions, removals and health changes. Returns an id > 0 or a BL_E* code. */
 int bl_registry_watch(bl_node *n, bl_registry_watch_cb cb, void *ud);

@@ -10,6 +10,10 @@
 %% BL_BENCH_REPS (5), BL_BENCH_STARTS (5), BL_BENCH_ONLY (comma-separated case names to run, for
 %% profiling: startup, calls, beam_to_beamlet, beamlet_to_beam, ...; the table then shows only
 %% the figures that were measured).
+%% With BL_BENCH_TLS=1 (run.sh's second pass) every node runs TLS distribution: this driver and
+%% the BEAM peer with -proto_dist inet_tls -ssl_dist_optfile $BL_BENCH_TLS_OPTFILE, the C nodes
+%% with --tls and the certificates in $BL_BENCH_TLS_DIR; start-up figures are not repeated. Each
+%% pass appends "mode figure beamlet BEAM" lines to $BL_BENCH_SUMMARY for run.sh's side-by-side table.
 -module(bl_bench).
 -behaviour(gen_server).
 
@@ -47,6 +51,26 @@ env_int(K, Default) ->
 
 uniq() -> os:getpid().
 
+tls() -> os:getenv("BL_BENCH_TLS") =:= "1".
+
+mode() -> case tls() of true -> "tls"; false -> "tcp" end.
+
+%% The dist arguments of a BEAM peer, and the flags of a C node, for this pass.
+peer_dist_args() ->
+    case tls() of
+        true -> ["-proto_dist", "inet_tls", "-ssl_dist_optfile", env("BL_BENCH_TLS_OPTFILE")];
+        false -> []
+    end.
+
+cnode_tls_args() ->
+    case tls() of
+        true ->
+            D = env("BL_BENCH_TLS_DIR"),
+            ["--tls", "true", "--tls-cert", filename:join(D, "node.pem"),
+             "--tls-key", filename:join(D, "node.key"), "--tls-ca", filename:join(D, "ca.pem")];
+        false -> []
+    end.
+
 want(Case) ->
     case os:getenv("BL_BENCH_ONLY") of
         V when V =:= false; V =:= "" -> true;
@@ -67,13 +91,15 @@ run() ->
     Reps = env_int("BL_BENCH_REPS", 5),
     Starts = env_int("BL_BENCH_STARTS", 5),
     Cores = erlang:system_info(logical_processors_available),
-    io:format("beamlet bench: ~p msgs per throughput case, ~p calls, ~p reps, ~p start-ups; "
-              "OTP ~s, ~p logical CPUs~n",
-              [N, Calls, Reps, Starts, erlang:system_info(otp_release), Cores]),
+    io:format("beamlet bench (~s distribution): ~p msgs per throughput case, ~p calls, ~p reps, "
+              "~p start-ups; OTP ~s, ~p logical CPUs~n",
+              [case tls() of true -> "TLS (inet_tls)"; false -> "plain TCP" end, N, Calls, Reps,
+               Starts, erlang:system_info(otp_release), Cores]),
 
     %% Start-up first, while nothing else runs.
     io:format("~n== idle node: exec -> published in EPMD, VmRSS at exec + 1 s~n"),
-    StartRes = [{K, startup(K, I)} || want(startup), I <- lists:seq(1, Starts), K <- [beamlet, erl]],
+    StartRes = [{K, startup(K, I)} || not tls(), want(startup), I <- lists:seq(1, Starts),
+                                      K <- [beamlet, erl]],
     Bl = [R || {beamlet, R} <- StartRes],
     Er = [R || {erl, R} <- StartRes],
 
@@ -316,7 +342,8 @@ start_peer(Name) ->
     {ok, Peer, Node} =
         peer:start_link(#{name => Name, wait_boot => 30000,
                           args => ["-setcookie", cookie(), "-pa", env("BL_BENCH_EBIN"),
-                                   "-kernel", "inet_dist_use_interface", "{127,0,0,1}"]}),
+                                   "-kernel", "inet_dist_use_interface", "{127,0,0,1}"
+                                   | peer_dist_args()]}),
     unlink(Peer),
     remember(peers, Peer),
     Node.
@@ -338,7 +365,8 @@ start_cnode(Alias) ->
 
 cnode_owner(Parent, Alias, Log) ->
     Port = open_port({spawn_executable, env("BENCH_NODE_BIN")},
-                     [{args, ["--sname", Alias, "--cookie", cookie(), "--log-level", "warn"]},
+                     [{args, ["--sname", Alias, "--cookie", cookie(), "--log-level", "warn"
+                              | cnode_tls_args()]},
                       {env, [{"BEAMLET_LISTEN_ADDRESS", "127.0.0.1"}]},
                       exit_status, stderr_to_stdout, {line, 4096}, binary]),
     {os_pid, OsPid} = erlang:port_info(Port, os_pid),
@@ -399,6 +427,14 @@ table(N, Calls, Tput, Lat, Bl, Er) ->
                 Target])
      || {Name, V, Base, BaseName, Target} <- Shown],
     io:format("~s~n", [lists:duplicate(90, $-)]),
+    case os:getenv("BL_BENCH_SUMMARY") of
+        F when is_list(F), F =/= "" ->
+            ok = file:write_file(F, [io_lib:format("~s\t~s\t~s\t~s\t~s~n",
+                                                   [mode(), Name, fmt(median(V)), fmt(median(Base)),
+                                                    Target])
+                                     || {Name, V, Base, _, Target} <- Shown], [append]);
+        _ -> ok
+    end,
     io:format("ratio = beamlet / BEAM. Spread (min..max over runs):~n"),
     [io:format("  ~-27s beamlet ~s..~s   BEAM ~s..~s~n",
                [Name, fmt(lists:min(V)), fmt(lists:max(V)), fmt(lists:min(Base)),

@@ -1,9 +1,10 @@
 %% bl_repl_bench - replication figures for `make bench` (test/bench/repl_bench.sh starts the
 %% nodes): in an idle N-node C-only cluster with E entries per node per service (registry
-%% entries, pub/sub subscriptions, global names), the bytes each node sends per second once the
-%% tables have converged; then the time for one new entry of each service, made on the first
-%% node, to be visible on all N nodes. Prints one line: Label BytesPerSecPerNode RegMs PsMs GlMs
-%% Converged (-1 ms: not visible everywhere within 30 s).
+%% entries, pub/sub subscriptions, global names, pg memberships of the node's `beamlet` process
+%% in E groups of the default scope), the bytes each node sends per second once the tables have
+%% converged; then the time for one new entry of each service, made on the first node, to be
+%% visible on all N nodes. Prints one line: Label BytesPerSecPerNode RegMs PsMs GlMs Converged
+%% PgMs (-1 ms: not visible everywhere within 30 s; -2: the tree has no pg join_local request).
 -module(bl_repl_bench).
 -export([main/1]).
 
@@ -33,13 +34,21 @@ main([Label, NS, ES, Prefix]) ->
                                         ps(Nd, subscriptions)) end),
     Gl = propagate(Nodes, fun() -> yes = glob(First, {register, bench_new, local_pid(First)}) end,
                    fun(Nd) -> is_pid(glob(Nd, {whereis, bench_new})) end),
-    io:format("~s ~.1f ~b ~b ~b ~s~n", [Label, Rate, Reg, Ps, Gl, Conv]),
+    Pg = case has_pg_join(First) of
+             false -> -2;
+             true -> propagate(Nodes, fun() -> ok = pg(First, {join_local, bench_new, local_pid(First)}) end,
+                               fun(Nd) -> pg(Nd, {get_members, bench_new}) =/= [] end)
+         end,
+    io:format("~s ~.1f ~b ~b ~b ~s ~b~n", [Label, Rate, Reg, Ps, Gl, Conv, Pg]),
     halt(0).
 
 call(Nd, Name, Req) -> gen_server:call({Name, Nd}, Req, 20000).
 reg(Nd, Req) -> call(Nd, beamlet_registry, Req).
 ps(Nd, Req) -> call(Nd, beamlet_pubsub, Req).
 glob(Nd, Req) -> call(Nd, beamlet_global, Req).
+pg(Nd, Req) -> call(Nd, pg, Req).
+%% the tree before issue 9 answers join_local with {error, unknown_request}
+has_pg_join(Nd) -> pg(Nd, {leave_local, bench_probe, local_pid(Nd)}) =:= not_joined.
 local_pid(Nd) -> call(Nd, beamlet, {whereis, beamlet}).
 
 active(Nd) ->
@@ -57,11 +66,14 @@ populate(Nd, I, E) ->
          {ok, _} = ps(Nd, {subscribe, iolist_to_binary(io_lib:format("b.~b.~b", [I, K])), Pid, #{}}),
          yes = glob(Nd, {register, list_to_atom(lists:flatten(io_lib:format("b_~b_~b", [I, K]))), Pid})
      end || K <- lists:seq(1, E)],
+    HasPg = has_pg_join(Nd),
+    [ok = pg(Nd, {join_local, {bench, I, K}, Pid}) || HasPg, K <- lists:seq(1, E)],
     ok.
 
 converged(Nd, Total) ->
     length(reg(Nd, {find, #{}})) >= Total andalso length(ps(Nd, subscriptions)) >= Total
-        andalso length(glob(Nd, registered)) >= Total.
+        andalso length(glob(Nd, registered)) >= Total
+        andalso (not has_pg_join(Nd) orelse length(pg(Nd, which_groups)) >= Total).
 
 bytes_out(Nd) -> maps:get(bytes_out, call(Nd, beamlet, stats)).
 

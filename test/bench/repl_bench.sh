@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # repl_bench.sh - replication figures for `make bench` (figures, never pass/fail): an idle
 # 50-node C-only cluster with 20 entries per node per service (registry entries, pub/sub
-# subscriptions, global names in beamlet mode): bytes sent per node per second once converged,
+# subscriptions, global names in beamlet mode, pg memberships in the default scope): bytes sent per node per second once converged,
 # for this tree and for the tree before the replicated-table layer (issue 9, commit dc01249,
 # built once into build/bench-old/), next to the same cluster with no entries (the membership
 # floor). Then the time until one new entry of each service is visible on all 50 nodes.
@@ -44,7 +44,7 @@ run() { # label binary entries
 }
 echo "== replication: $N nodes, $E entries per node per service, idle (20 s window)"
 RUNS=${REPL_BENCH_RUNS:-new floor old} # a subset reruns part of it
-NEW="new n/a n/a n/a n/a n/a" FLOOR="floor n/a n/a n/a n/a n/a" OLDL="old n/a n/a n/a n/a n/a"
+NEW="new n/a n/a n/a n/a n/a n/a" FLOOR="floor n/a n/a n/a n/a n/a n/a" OLDL="old n/a n/a n/a n/a n/a n/a"
 case " $RUNS " in *" new "*) NEW=$(run new "$BIN" "$E") ;; esac
 case " $RUNS " in *" floor "*) FLOOR=$(run floor "$BIN" 0) ;; esac
 case " $RUNS " in *" old "*) [ -x "$OLD/priv/beamlet" ] && OLDL=$(run old "$OLD/priv/beamlet" "$E") ;; esac
@@ -59,5 +59,6 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/) 
     printf "%-52s %11s ms %11s ms\n" "new registry entry visible on all $N nodes" "$(f "$OLDL" 3)" "$(f "$NEW" 3)"
     printf "%-52s %11s ms %11s ms\n" "new subscription visible on all $N nodes" "$(f "$OLDL" 4)" "$(f "$NEW" 4)"
     printf "%-52s %11s ms %11s ms\n" "new global name visible on all $N nodes" "$(f "$OLDL" 5)" "$(f "$NEW" 5)"
-    printf "%-52s %14s %14s  %s\n" "every entry on every node before measuring" "$(f "$OLDL" 6)" "$(f "$NEW" 6)" "(-1 ms: not seen everywhere in 30 s)"
+    printf "%-52s %11s ms %11s ms\n" "new pg member visible on all $N nodes" "$(f "$OLDL" 7)" "$(f "$NEW" 7)"
+    printf "%-52s %14s %14s  %s\n" "every entry on every node before measuring" "$(f "$OLDL" 6)" "$(f "$NEW" 6)" "(-1 ms: not seen everywhere in 30 s; pg -2: no join_local in that tree)"
 } | tee "$OUT/repl-table.txt"

@@ -5,7 +5,9 @@
 # Needs (built by the Makefile): priv/beamlet, build/release/bench_node (test/bench/bench_node.c),
 # build/release/bench_epmd_wait (test/bench/epmd_wait.c).
 # Env (defaults in brackets): BL_BENCH_MSGS [1000000], BL_BENCH_CALLS [20000], BL_BENCH_REPS [5],
-# BL_BENCH_STARTS [5], BL_BENCH_ONLY [all], BL_BENCH_LOG_DIR [build/bench-logs], BL_BENCH_TIMEOUT [600] seconds.
+# BL_BENCH_STARTS [5], BL_BENCH_ONLY [all], BL_BENCH_LOG_DIR [build/bench-logs], BL_BENCH_TIMEOUT [600] seconds,
+# BL_BENCH_TLS [1: a second pass with every node on TLS distribution, then both passes' ratios
+# side by side; 0: plain TCP only].
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
@@ -55,11 +57,51 @@ DRIVER=
 trap cleanup EXIT
 trap '[ -n "$DRIVER" ] && kill -TERM "$DRIVER" 2>/dev/null; exit 130' INT TERM
 
-# A hard bound on the whole run; the driver (node A) halts, its peers follow it.
-timeout -k 10 "$BL_BENCH_TIMEOUT" erl -sname "bl_bench_a_$$" -setcookie "$COOKIE" -noshell \
-    -kernel inet_dist_use_interface '{127,0,0,1}' -pa "$BL_BENCH_EBIN" -eval 'bl_bench:main()' &
-DRIVER=$!
-wait "$DRIVER"
+BL_BENCH_SUMMARY="$BL_BENCH_LOG_DIR/summary.$$"
+export BL_BENCH_SUMMARY
+rm -f "$BL_BENCH_SUMMARY"
+
+# A hard bound on each pass; the driver (node A) halts, its peers follow it. $@: dist arguments.
+pass() {
+    timeout -k 10 "$BL_BENCH_TIMEOUT" erl -sname "bl_bench_a_$$" -setcookie "$COOKIE" -noshell \
+        -kernel inet_dist_use_interface '{127,0,0,1}' -pa "$BL_BENCH_EBIN" "$@" \
+        -eval 'bl_bench:main()' &
+    DRIVER=$!
+    wait "$DRIVER"
+}
+BL_BENCH_TLS=0 pass
 rc=$?
+if [ "$rc" -eq 0 ] && [ "${BL_BENCH_TLS:-1}" = 1 ]; then
+    # TLS pass: certificates made here (test/tls/mkcerts.sh), the same optfile for every BEAM node
+    BL_BENCH_TLS_DIR="$BL_BENCH_LOG_DIR/tls-certs"
+    BL_BENCH_TLS_OPTFILE="$BL_BENCH_TLS_DIR/dist.conf"
+    export BL_BENCH_TLS_DIR BL_BENCH_TLS_OPTFILE
+    rm -rf "$BL_BENCH_TLS_DIR"
+    test/tls/mkcerts.sh "$BL_BENCH_TLS_DIR" "$(hostname -s)" || exit 1
+    O="{certfile, \"$BL_BENCH_TLS_DIR/node.pem\"}, {keyfile, \"$BL_BENCH_TLS_DIR/node.key\"},
+       {cacertfile, \"$BL_BENCH_TLS_DIR/ca.pem\"}, {verify, verify_peer}, {versions, ['tlsv1.3']}"
+    echo "[{server, [$O, {fail_if_no_peer_cert, true}]}, {client, [$O]}]." >"$BL_BENCH_TLS_OPTFILE"
+    echo
+    BL_BENCH_TLS=1 pass -proto_dist inet_tls -ssl_dist_optfile "$BL_BENCH_TLS_OPTFILE"
+    rc=$?
+fi
+if [ -s "$BL_BENCH_SUMMARY" ]; then
+    echo
+    echo "== plain TCP and TLS side by side (medians; ratio = beamlet / BEAM on the same transport)"
+    awk -F'\t' '
+        { key = $2; if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+          v[$1, key] = $3; b[$1, key] = $4; t[key] = $5 }
+        END {
+            printf "%-27s %10s %10s %7s   %10s %10s %7s  %s\n", "figure", "tcp C", "tcp BEAM",
+                   "ratio", "tls C", "tls BEAM", "ratio", "target"
+            for (i = 1; i <= n; i++) {
+                k = order[i]
+                rt = (("tcp", k) in v && b["tcp", k] > 0) ? sprintf("%.3f", v["tcp", k] / b["tcp", k]) : "-"
+                rs = (("tls", k) in v && b["tls", k] > 0) ? sprintf("%.3f", v["tls", k] / b["tls", k]) : "-"
+                printf "%-27s %10s %10s %7s   %10s %10s %7s  %s\n", k, v["tcp", k], b["tcp", k], rt,
+                       (("tls", k) in v) ? v["tls", k] : "-", (("tls", k) in b) ? b["tls", k] : "-", rs, t[k]
+            }
+        }' "$BL_BENCH_SUMMARY"
+fi
 echo "run.sh: C node logs in $BL_BENCH_LOG_DIR"
 exit "$rc"

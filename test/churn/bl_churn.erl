@@ -1,10 +1,11 @@
 %% bl_churn - the convergence-under-churn checker (test/churn/run.sh starts it in the hub
 %% namespace; the nodes run in their own namespaces on one bridge).
-%% For CHURN_SECONDS (default 60) random operations on the registry, pub/sub and global names
-%% (beamlet mode) go to random nodes, while one fault at a time hits a random node: kill -9 and a
+%% For CHURN_SECONDS (default 60) random operations on the registry, pub/sub, global names
+%% (beamlet mode) and pg (join/leave of two C processes per node in ten groups, through the
+%% scope's join_local/leave_local calls, as OTP's pg:join/3 does) go to random nodes, while one fault at a time hits a random node: kill -9 and a
 %% restart, SIGSTOP/SIGCONT, or a partition (its link down, then up). Then everything is healed
 %% and the cluster left quiet. Checks, within a bound:
-%%  1. every node's registry, subscription and global-name tables are equal;
+%%  1. every node's registry, subscription, global-name and pg tables are equal;
 %%  2. they equal what the history implies: for each owner, the entries its current incarnation
 %%     made and did not remove (an operation that timed out may have happened or not), and none
 %%     of an earlier incarnation (killed);
@@ -129,7 +130,8 @@ ops(Nodes, Deadline, _, Count) ->
         false ->
             timer:sleep(15 + rand:uniform(30)),
             {L, Node, _, _, _} = lists:nth(rand:uniform(length(Nodes)), Nodes),
-            Kind = lists:nth(rand:uniform(7), [reg_add, reg_del, ps_add, ps_del, gl_add, gl_del, publish]),
+            Kind = lists:nth(rand:uniform(9), [reg_add, reg_del, ps_add, ps_del, gl_add, gl_del,
+                                               publish, pg_join, pg_leave]),
             Healthy = fault(L) =:= none,
             Done = Healthy andalso op(Kind, L, Node),
             ops(Nodes, Deadline, 0, case Done of true -> maps:update_with(Kind, fun(V) -> V + 1 end, 1, Count);
@@ -215,6 +217,39 @@ op(publish, _L, Node) ->
                 {ok, _} -> ets:insert(st, {must, [K | ets:lookup_element(st, must, 2)]});
                 _ -> ok
             end, true
+    end;
+op(pg_join, L, Node) -> pg_op(L, Node, join_local);
+op(pg_leave, L, Node) -> pg_op(L, Node, leave_local).
+
+%% pg: key {Group, Proc} (Proc one of ?PG_PROCS of the node), joined at most once: a join goes to a
+%% key whose last record is none or absent, a leave to one that is present or maybe.
+-define(PG_GROUPS, [{churn_g, K} || K <- lists:seq(1, 10)]).
+-define(PG_PROCS, [beamlet, beamlet_registry]).
+
+pg_last(L, I, K) ->
+    case [St || {pg, L1, I1, K1, St} <- ets:lookup_element(st, hist, 2), L1 =:= L, I1 =:= I, K1 =:= K] of
+        [St | _] -> St;
+        [] -> none
+    end.
+
+pg_op(L, Node, Req) ->
+    I = inc(L),
+    Want = case Req of join_local -> [none, absent]; leave_local -> [present, maybe] end,
+    case [K || G <- ?PG_GROUPS, W <- ?PG_PROCS, K <- [{G, W}], lists:member(pg_last(L, I, K), Want)] of
+        [] -> false;
+        Ks ->
+            {G, W} = K = lists:nth(rand:uniform(length(Ks)), Ks),
+            case call(Node, beamlet, {whereis, W}) of
+                Pid when is_pid(Pid) ->
+                    case {Req, call(Node, pg, {Req, G, Pid})} of
+                        {join_local, ok} -> record({pg, L, I, K, present});
+                        {leave_local, ok} -> record({pg, L, I, K, absent});
+                        {leave_local, not_joined} -> record({pg, L, I, K, absent});
+                        {_, timeout} -> record({pg, L, I, K, maybe});
+                        _ -> ok
+                    end, true;
+                _ -> false
+            end
     end.
 
 %% The durable subscriber on node a: (re)subscribes whenever its link to a's pub/sub breaks, acks
@@ -255,12 +290,15 @@ view(N) ->
     Reg = call(N, beamlet_registry, {find, #{}}),
     Ps = call(N, beamlet_pubsub, subscriptions),
     Gl = call(N, beamlet_global, table),
-    case is_list(Reg) andalso is_list(Ps) andalso is_list(Gl) of
+    Pg = [{G, call(N, pg, {get_members, G})} || G <- ?PG_GROUPS],
+    case is_list(Reg) andalso is_list(Ps) andalso is_list(Gl) andalso
+         lists:all(fun({_, M}) -> is_list(M) end, Pg) of
         false -> error;
         true ->
             {lists:sort([{maps:get(node, E), maps:get(id, E)} || E <- Reg]),
              lists:sort([{O, P} || #{node := O, pattern := P} <- Ps, P =/= <<"alo.t">>]),
-             lists:sort([{Name, O} || {Name, _, O, beamlet} <- Gl])}
+             lists:sort([{Name, O} || {Name, _, O, beamlet} <- Gl]),
+             lists:sort([{G, P} || {G, M} <- Pg, P <- M])}
     end.
 
 equal_views(All) ->
@@ -275,13 +313,14 @@ check_history(Nodes) ->
     [{_, First, _, _, _} | _] = Nodes,
     case view(First) of
         error -> io:format("  FAILED: no view from ~p~n", [First]), 0;
-        {Reg, Ps, Gl} ->
+        {Reg, Ps, Gl, Pg} ->
             H = ets:lookup_element(st, hist, 2),
             Bad = lists:append(
-                    [check_owner(L, Node, H, Reg, Ps, Gl) || {L, Node, _, _, _} <- Nodes]),
+                    [check_owner(L, Node, H, Reg, Ps, Gl) ++ check_pg(L, Node, H, Pg)
+                     || {L, Node, _, _, _} <- Nodes]),
             case Bad of
-                [] -> io:format("  ok: the tables equal what the history implies (~b history records)~n",
-                                [length(H)]), 1;
+                [] -> io:format("  ok: the tables equal what the history implies (~b history records, "
+                                "~b pg members)~n", [length(H), length(Pg)]), 1;
                 _ -> io:format("  FAILED: tables differ from the history: ~p~n", [Bad]), 0
             end
     end.
@@ -314,6 +353,24 @@ check_owner(L, Node, H, Reg, Ps, Gl) ->
               [{old_incarnation, ps, Node, T} || {T, _} <- Old(ps), lists:member(T, PsHeld)] ++
               [{old_incarnation, reg, Node, R} || R <- Old(reg), lists:member(R, RegHeld)],
     Must(reg, RegHeld, Id) ++ Must(ps, PsHeld, Topic) ++ Must(gl, GlHeld, Id) ++ Stray ++ OldHeld.
+
+%% pg: the members of Node in the view are exactly its current processes' present keys (plus any
+%% of its maybe ones), each once; none of an earlier incarnation's processes.
+check_pg(L, Node, H, Pg) ->
+    I = inc(L),
+    Procs = [{W, call(Node, beamlet, {whereis, W})} || W <- ?PG_PROCS],
+    Held = [{G, P} || {G, P} <- Pg, node(P) =:= Node],
+    HeldKeys = [{G, W} || {G, P} <- Held, {W, P1} <- Procs, P1 =:= P],
+    Last = fun(K) -> case [St || {pg, L1, I1, K1, St} <- H, L1 =:= L, I1 =:= I, K1 =:= K] of
+                         [St | _] -> St;
+                         [] -> none
+                     end end,
+    Keys = [{G, W} || G <- ?PG_GROUPS, W <- ?PG_PROCS],
+    [{missing, pg, Node, K} || K <- Keys, Last(K) =:= present, not lists:member(K, HeldKeys)] ++
+    [{not_removed, pg, Node, K} || K <- Keys, lists:member(Last(K), [none, absent]),
+                                   lists:member(K, HeldKeys)] ++
+    [{duplicate, pg, Node, K} || K <- lists:usort(HeldKeys), length([x || K1 <- HeldKeys, K1 =:= K]) > 1] ++
+    [{old_incarnation, pg, Node, GP} || {_, P} = GP <- Held, not lists:keymember(P, 2, Procs)].
 
 wait(F, Ms) ->
     Deadline = erlang:monotonic_time(millisecond) + Ms,

@@ -6,7 +6,8 @@
  * entries and fragment sequences carry over between frames, as on a real connection. Each frame
  * is passed in a buffer of exactly its size (ASan flags any over-read). Every message that comes
  * out must be a pass-through frame whose terms bl_term_check accepts end to end and that
- * bl_ctl_decode can take. And our own encoder must carry it unchanged: it is re-encoded with
+ * bl_ctl_decode can take, and bl_ctl_decode_valid (which skips the walk) must decode it exactly as
+ * bl_ctl_decode does. And our own encoder must carry it unchanged: it is re-encoded with
  * bl_dh_send (atom cache and fragments on), the frames pumped out and decoded by a second
  * receiver, which must deliver exactly the same bytes. */
 #include <stddef.h>
@@ -43,7 +44,7 @@ static void roundtrip(const char *out, size_t olen, size_t ctl_end)
     if (ml) memcpy(msg, out + ctl_end, ml);
     bl_sendq q;
     bl_sendq_init(&q);
-    if (bl_dh_send(tx, txs, &q, ctl, cl, msg, ml, SIZE_MAX) != 0) die("send failed", cl, ml);
+    if (bl_dh_send(tx, txs, &q, ctl, cl, msg, ml, SIZE_MAX, 1) != 0) die("send failed", cl, ml);
     int delivered = 0;
     for (int guard = 0; guard < 100000; guard++) {
         if (bl_dh_pump(tx, txs, &q, 1) < 0) die("pump failed", 0, 0);
@@ -80,12 +81,31 @@ static void roundtrip(const char *out, size_t olen, size_t ctl_end)
     free(msg);
 }
 
-static void check_out(const char *out, size_t olen)
+static int same_pid(const erlang_pid *a, const erlang_pid *b)
+{
+    return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
+           strcmp(a->node, b->node) == 0;
+}
+
+/* bl_ctl_decode_valid on a rewritten payload must say exactly what bl_ctl_decode says. */
+static void same_decode(const char *out, size_t olen, size_t ctl_end, int rc, const bl_ctl *c)
+{
+    bl_ctl v;
+    int rv = bl_ctl_decode_valid(out, olen, ctl_end, &v);
+    if (rv != rc) die("bl_ctl_decode_valid differs (rc)", (size_t)-rv, (size_t)-rc);
+    if (rc != BL_CTL_OK) return;
+    if (memcmp(&v, c, offsetof(bl_ctl, from)) != 0 || strcmp(v.toname, c->toname) != 0 ||
+        (c->has_from && !same_pid(&v.from, &c->from)) || (c->has_to && !same_pid(&v.to, &c->to)))
+        die("bl_ctl_decode_valid differs (fields)", (size_t)c->op, 0);
+}
+
+static void check_out(const bl_dh_scratch *s, const char *out, size_t olen)
 {
     if (olen < 3 || out[0] != 'p' || (unsigned char)out[1] != 131) die("not pass-through", olen, 0);
     size_t i = 2;
     if (bl_term_check(out, olen, &i) != 0) die("control not valid", i, olen);
     size_t ctl_end = i;
+    if (bl_dh_ctl_end(s) != ctl_end) die("bl_dh_ctl_end is wrong", bl_dh_ctl_end(s), ctl_end);
     if (i < olen) {
         if ((unsigned char)out[i] != 131) die("no version before message", i, olen);
         i++;
@@ -95,6 +115,7 @@ static void check_out(const char *out, size_t olen)
     int rc = bl_ctl_decode(out, olen, &c);
     if (rc != BL_CTL_OK && rc != BL_CTL_EUNKNOWN && rc != BL_CTL_EMALFORMED)
         die("bad ctl rc", (size_t)-rc, 0);
+    same_decode(out, olen, ctl_end, rc, &c);
     roundtrip(out, olen, ctl_end);
 }
 
@@ -126,7 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = bl_dh_recv(dc, s, p, pl, MAX_MSG, &out, &olen, &why);
         free(p);
         if (rc == BL_DH_MSG) {
-            check_out(out, olen);
+            check_out(s, out, olen);
         } else if (rc < 0) {
             if (!why) die("error without a reason", (size_t)-rc, 0);
             break; /* the connection would be dropped here */

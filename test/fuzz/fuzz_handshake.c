@@ -1,7 +1,8 @@
 /* fuzz_handshake.c - libFuzzer target for the handshake state machine (dist/hsm.c).
  *
  * Input: byte 0 picks the direction (bit 0), the acceptor's status (bits 1-3) and the
- * initiator's answer to "alive" (bit 4); byte 1 seeds the chunk sizes; the rest is what the peer
+ * initiator's answer to "alive" (bit 4), 4-byte packet lengths as under TLS distribution
+ * (bit 5); byte 1 seeds the chunk sizes; the rest is what the peer
  * sends, fed in chunks of varying size. Whatever arrives, the machine must stay inside its
  * buffers, consume only what it was given, never go on after an error, and only report a
  * connection with a well-formed peer name and the mandatory flags. */
@@ -26,6 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bl_hsm_init_out(&m, "fuzz@h", "cookie", BL_DFLAGS_ADVERTISED, 1, "peer@h", 0x12345678);
     else
         bl_hsm_init_in(&m, "fuzz@h", "cookie", BL_DFLAGS_ADVERTISED, 1, 0x12345678);
+    if ((data[0] >> 5) & 1) bl_hsm_set_len4(&m);
     int rc = BL_HSM_MORE;
     while (left > 0) {
         seed = seed * 1103515245u + 12345u;

@@ -37,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (data[0] % 10) {
     case 0:
         bl__parse_stat(t, &c, &u1);
+        bl__parse_stat_cores(t, m.cores, BL_HEALTH_MAX_CPUS);
         break;
     case 1:
         bl__parse_loadavg(t, &x, &y, &z, &u1, &u2);

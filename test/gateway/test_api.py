@@ -45,6 +45,15 @@ def check(doc, schema, v, where="$"):
     s = resolve(doc, schema)
     for sub in s.get("allOf", []):
         check(doc, sub, v, where)
+    if "oneOf" in s:  # exactly one alternative fits
+        fits = 0
+        for sub in s["oneOf"]:
+            try:
+                check(doc, sub, v, where)
+                fits += 1
+            except AssertionError:
+                pass
+        assert fits == 1, "%s: %r fits %d of oneOf %s" % (where, v, fits, s["oneOf"])
     t = s.get("type")
     if t:
         types = t if isinstance(t, list) else [t]
@@ -117,6 +126,33 @@ def test_services_and_filters():
     assert jreq(P_G1, "GET", "/api/v1/services?health=sideways")[0] == 400
     st, _, one = jreq(P_G1, "GET", "/api/v1/services/" + ids[0])
     assert st == 200 and one["tags"] == ["a", "b"] and one["metadata"] == {"zone": "x"}, one
+    assert all(e["maintenance"] is False for e in jreq(P_G1, "GET", "/api/v1/services")[2])
+    # usable: what a service call would choose, passing ones first
+    u = jreq(P_G1, "GET", "/api/v1/services?name=web&usable=true")[2]
+    assert [e["health"] for e in u] == ["passing", "passing", "warning"], u
+    assert jreq(P_G1, "GET", "/api/v1/services?usable=maybe")[0] == 400
+    # a1 in maintenance: its entry stays listed, says so, and is not usable until it ends
+    op_put = jreq(P_G1, "PUT", "/api/v1/nodes/%s/maintenance" % A1, key=op)
+    assert op_put[0] == 200, op_put
+    wait_until(lambda: [e for e in jreq(P_G1, "GET", "/api/v1/services?name=web")[2]
+                        if e["id"] == "web-a1" and e["maintenance"]], what="web-a1 in maintenance")
+    u = jreq(P_G1, "GET", "/api/v1/services?name=web&usable=true")[2]
+    assert "web-a1" not in [e["id"] for e in u] and len(u) == 2, u
+    assert jreq(P_G1, "DELETE", "/api/v1/nodes/%s/maintenance" % A1, key=op)[0] == 200
+    wait_until(lambda: "web-a1" in [e["id"] for e in
+                                    jreq(P_G1, "GET", "/api/v1/services?name=web&usable=true")[2]],
+               what="web-a1 usable again")
+    # a registration that carries a check: the entry's health follows it (port 1: refused)
+    st, _, j = jreq(P_G1, "POST", "/api/v1/services",
+                    {"name": "chk", "id": "chk-1",
+                     "check": {"tcp": "127.0.0.1:1", "interval_s": 0.3, "consecutive": 1}}, key=op)
+    assert st == 201, (st, j)
+    wait_until(lambda: [e for e in jreq(P_G1, "GET", "/api/v1/services?name=chk")[2]
+                        if e["health"] == "critical"], what="chk-1 critical from its check")
+    st, _, j = jreq(P_G1, "POST", "/api/v1/services", {"name": "chk", "check": {"tcp": "nohost"}},
+                    key=op)
+    assert st == 422 and "check" in j["detail"], (st, j)
+    assert jreq(P_G1, "DELETE", "/api/v1/services/chk-1", key=op)[0] == 204
     # deregister a1's entry through g1: the owner does it
     st, _, _ = jreq(P_G1, "DELETE", "/api/v1/services/web-a1", key=op)
     assert st == 204, st
@@ -322,6 +358,12 @@ def test_metrics_promtool():
                  "process_resident_memory_bytes"):
         assert "\n# TYPE %s " % name in text, name
     assert 'node_filesystem_avail_bytes{device="' in text and 'mountpoint="/"' in text, text
+    # one node_cpu_seconds_total series per CPU and mode, as node_exporter (the CPUs /proc/stat lists)
+    with open("/proc/stat") as f:
+        cpus = sorted(l.split()[0][3:] for l in f if re.match(r"cpu\d", l))
+    seen = sorted(set(re.findall(r'^node_cpu_seconds_total\{cpu="(\d+)",mode="idle"\} ', text, re.M)))
+    assert seen == cpus, (seen, cpus)
+    assert 'cpu="all"' not in text
     st, h, b = req(P_G1, "GET", "/metrics?scope=cluster")
     assert st == 200
     text = b.decode()
@@ -518,6 +560,72 @@ def test_sse_kill9_and_resume():
         s2.close()
 
 
+def test_topology_is_the_real_links():
+    """/api/v1/topology: each pair of the C-only cluster, reported by both ends; a fourth member
+    adds its three links; after its kill -9 its links go, and it is listed as unreachable for as
+    long as the cluster still counts it live (suspected)."""
+    def topo():
+        return jreq(P_G1, "GET", "/api/v1/topology")[2]
+
+    def pairs(t):
+        return sorted((l["source"], l["target"], tuple(sorted(l["seen_by"]))) for l in t["links"])
+
+    three = sorted([(a, b, tuple(sorted((a, b)))) for a, b in
+                    [tuple(sorted(p)) for p in ((G1, A1), (G1, A2), (A1, A2))]])
+    wait_until(lambda: pairs(topo()) == three and not topo()["unreachable"], timeout=20, what="3 links")
+    t4 = Node("gw_t4", 18083, join=["gw_g1"]).wait_http()
+    T4 = t4.name
+    try:
+        wait_until(lambda: len([l for l in topo()["links"] if T4 in (l["source"], l["target"])
+                                and len(l["seen_by"]) == 2]) == 3, timeout=30, what="t4's 3 links")
+        assert len(topo()["links"]) == 6
+        t4.kill9()
+        def gone():
+            t = topo()
+            st = [m["state"] for m in t["nodes"] if m["node"] == T4]
+            return not [l for l in t["links"] if T4 in (l["source"], l["target"])] and \
+                (T4 in t["unreachable"] or st in (["failed"], ["left"], []))
+        wait_until(gone, timeout=30, step=0.05, what="t4's links gone")
+        assert pairs(topo()) == three, topo()
+    finally:
+        t4.stop()
+
+
+def test_events_and_keys_survive_a_restart():
+    """/api/v1/events?source=store reads the node's persisted event log (what `beamlet events`
+    reads): an event from before a restart of the node is still answered after it. And an API
+    key made on a lone gateway without data_dir still works after it restarts alone (no member
+    to resync the key table from)."""
+    n = Node("gw_ev1", 18084).wait_http()
+    ev1 = n.name
+    try:
+        key = make_key(ev1, "admin", "lone")
+        for onoff in ("on", "off"):
+            rc, out, err = cli("node", "maintenance", onoff, "--node", ev1, "--who", "tester")
+            assert rc == 0, (rc, out, err)
+
+        def admin_events():
+            st, _, j = jreq(18084, "GET", "/api/v1/events?source=store&since=1h&limit=5000")
+            assert st == 200, (st, j)
+            return [e for e in j if e.get("who") == "tester"]
+        before = wait_until(lambda: len(admin_events()) >= 2 and admin_events(), timeout=15,
+                            what="the maintenance events in the store")
+        assert all(isinstance(e["body"], dict) and e["severity"] in ("info", "warn", "critical")
+                   for e in before), before
+        assert [e["time_ms"] for e in before] == sorted(e["time_ms"] for e in before)  # oldest first
+        n.stop()
+        n = Node("gw_ev1", 18084).wait_http()
+        after = admin_events()
+        st, _, keys = jreq(18084, "GET", "/api/v1/apikeys", key=key)
+        assert st == 200 and any(k["name"] == "lone" for k in keys), (st, keys)
+        assert [e["id"] for e in before] == [e["id"] for e in after][:len(before)], (before, after)
+        assert jreq(18084, "GET", "/api/v1/events?source=nosuch")[0] == 400
+        assert jreq(18084, "GET", "/api/v1/events?limit=5000")[0] == 400  # the ring holds 1024
+        assert jreq(18084, "GET", "/api/v1/events?source=store&type=" + "x" * 100)[0] == 400
+    finally:
+        n.stop()
+
+
 def test_non_loopback_needs_keys():
     p = subprocess.run(["unshare", "-n", "sh", os.path.join(os.path.dirname(__file__), "nonloopback.sh"),
                         BEAMLET], capture_output=True, text=True, timeout=120)
@@ -579,7 +687,9 @@ def main():
                   test_pg_and_global, test_problem_details, test_openapi_matches_the_server,
                   test_keys_replicated_and_roles, test_auth_matrix, test_audit_trail,
                   test_rate_limit, test_metrics_promtool, test_node_exporter_names_lint_alike, test_real_prometheus_scrapes,
-                  test_https, test_bad_config_refused, test_non_loopback_needs_keys, test_health_routes, test_sse_kill9_and_resume, test_node_leave):
+                  test_https, test_bad_config_refused, test_non_loopback_needs_keys, test_health_routes, test_topology_is_the_real_links,
+                  test_events_and_keys_survive_a_restart, test_sse_kill9_and_resume,
+                  test_node_leave):
             r.run(t)
     except Exception:
         import traceback

@@ -1,6 +1,6 @@
 """test_badinput.py - bad input to the gateway never takes the node down: malformed request lines,
 huge headers and bodies, invalid JSON and UTF-8, path traversal, a slow client holding a
-connection, 1,000 concurrent connections. Each is answered with the right 4xx or dropped, and
+connection, a client that trickles a request byte by byte, 1,000 concurrent connections. Each is answered with the right 4xx or dropped, and
 meanwhile a real BEAM node's gen_server:call round trips to the same node keep working at a
 normal pace (measured alone first, then under the storm)."""
 import select
@@ -90,6 +90,36 @@ def test_slow_client_cannot_hold_the_node():
             closed += 1
         s.close()
     assert closed == 20, closed
+    alive()
+
+
+def test_trickling_client_is_cut_by_the_request_timeout():
+    """A client that sends a header byte every second is never idle for http_timeout_s (3 s here)
+    but is closed once its request has taken http_request_timeout_s (5 s here)."""
+    s = socket.create_connection(("127.0.0.1", PORT))
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Trickle: ")
+    t0, closed = time.time(), False
+    while time.time() - t0 < 30:
+        try:
+            s.sendall(b"a")
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+            break
+        r, _, _ = select.select([s], [], [], 1.0)
+        if r:
+            try:
+                closed = s.recv(100) == b""
+            except ConnectionResetError:
+                closed = True
+            if closed:
+                break
+    took = time.time() - t0
+    s.close()
+    assert closed, "a trickling request was never cut"
+    assert took >= 4, took  # not before the request timeout (5 s)
+    m = req(PORT, "GET", "/metrics")[2].decode()
+    assert any(l.startswith("beamlet_http_request_timeouts_total ") and int(l.split()[1]) >= 1
+               for l in m.splitlines()), m[:500]
     alive()
 
 
@@ -183,13 +213,14 @@ def main():
     r = Runner("gateway_badinput")
     try:
         S["n"] = Node("gw_bad1", PORT, role="gateway",
-                      args=["--http-timeout-s", "3", "--http-rate-limit", "1000000",
+                      args=["--http-timeout-s", "3", "--http-request-timeout-s", "5", "--http-rate-limit", "1000000",
                             "--http-rate-burst", "1000000", "--http-max-body-bytes", "65536"]).wait_http()
         from lib import make_key
         S["key"] = make_key(S["n"].name, "operator", "bad")
         for t in (test_malformed_request_lines, test_huge_headers_and_bodies, test_invalid_json_and_utf8,
                   test_path_traversal, test_slow_client_cannot_hold_the_node,
-                  test_1000_connections_while_beam_calls_stay_normal):
+                  test_1000_connections_while_beam_calls_stay_normal,
+                  test_trickling_client_is_cut_by_the_request_timeout):
             r.run(t)
         r.run(alive)
     except Exception:

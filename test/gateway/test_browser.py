@@ -85,8 +85,10 @@ def main():
         wait_until(lambda: len([m for m in jreq(PORT, "GET", "/api/v1/nodes")[2] if m["state"] == "active"]) == 3,
                    what="3 active members")
         key = S["key"] = make_key(g1.name, "operator", "dash")
+        # the key was made on gw_d1 and reaches gw_d2 by replication: it may take a moment there
         for port, name in ((PORT, "web"), (PORT + 1, "web"), (PORT + 1, "db")):
-            assert jreq(port, "POST", "/api/v1/services", {"name": name}, key=key)[0] == 201
+            wait_until(lambda: jreq(port, "POST", "/api/v1/services", {"name": name}, key=key)[0] == 201,
+                       timeout=15, what="service %s registered through port %d" % (name, port))
         r.run(test_dashboard_in_chromium)
         r.run(test_tasks_view_in_chromium)
     except Exception:

@@ -3,7 +3,11 @@
 # answering 200, 429 and 503, its TCP port and a closed one, commands exiting 0, 1 and 3, one
 # that never ends (killed after its timeout), one whose result flips on every run (damped: it
 # never changes state) and one that changes for real (after `consecutive` results). Checks feed
-# the cluster score and raise service_critical alerts. Appends "checks P F" to $BL_RESULTS.
+# the cluster score and raise service_critical alerts. Checks drive registry entries: two nodes,
+# two entries of one service on each, a check per node with "service"; a failing check makes its
+# node's entries critical (seen on the other node, left out of lookups and service calls), a
+# re-registration gets the check's status back at once, and a node in maintenance has its
+# entries left out until maintenance ends. Appends "checks P F" to $BL_RESULTS.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
@@ -99,6 +103,78 @@ for bad_check in '[{"name":"x","tcp":"example.com:80"}]' '[{"name":"x","command"
     ERR=$("$BEAMLET_BIN" node --sname hck_bad --health-checks "$bad_check" 2>&1)
     check "health_checks $bad_check refused" grep -q "invalid health_checks" <<<"$ERR"
 done
+echo "--- checks drive registry entries; maintenance leaves a node's entries out"
+touch "$W/web1" "$W/web2"
+for i in 1 2; do
+    SVC_CHECKS='[{"name":"web","command":["sh","-c","test -f '$W'/web'$i' || exit 2"],"interval_s":0.3,"consecutive":1,"service":"web"},
+      {"name":"db","tcp":"127.0.0.1:'$CLOSED'","interval_s":0.3,"consecutive":1,"service":"db-'$i'"}]'
+    JOIN=()
+    [ "$i" = 2 ] && JOIN=(--join "hsv1@$HOST")
+    "$BEAMLET_BIN" node --sname "hsv$i" "${JOIN[@]}" --cookie "$BL_COOKIE" --health-interval-ms 300 \
+        --heartbeat-interval-ms 300 --load-warn-per-cpu 900 --load-crit-per-cpu 1000 \
+        --mem-warn-percent 0 --mem-crit-percent 0 --health-checks "$SVC_CHECKS" \
+        >"$BL_LOG_DIR/checks-hsv$i.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do "$BEAMLET_BIN" ping "hsv$i@$HOST" --cookie "$BL_COOKIE" >/dev/null 2>&1 && break; sleep 0.1; done
+done
+S1=hsv1@$HOST S2=hsv2@$HOST
+# an erl node: register entries, look them up, make service calls (answered by the chosen
+# node's beamlet_health: its `metrics` reply names the node)
+erl_do() {
+    erl -sname "bls_$$_$RANDOM" -setcookie "$BL_COOKIE" -noshell -eval "
+        Reg = fun(N, Id, Name) -> {ok, _} = gen_server:call({beamlet_registry, N}, {register,
+            #{id => Id, name => Name, metadata => #{<<\"process\">> => <<\"beamlet_health\">>}}}) end,
+        Calls = fun(N, K) -> Ns = [begin {ok, #{node := Nd}} = gen_server:call({beamlet_registry, N},
+            {call, <<\"web\">>, metrics, 5000}, 20000), Nd end || _ <- lists:seq(1, K)],
+            io:format(\"nodes ~s~n\", [lists:join(\" \", [io_lib:format(\"~s\", [Nd]) || Nd <- lists:usort(Ns)])]) end,
+        _ = {Reg, Calls}, $1, halt()." 2>&1
+}
+OUT=$(erl_do "[Reg('$S1', I, <<\"web\">>) || I <- [<<\"web-a1\">>, <<\"web-a2\">>]],
+    [Reg('$S2', I, <<\"web\">>) || I <- [<<\"web-b1\">>, <<\"web-b2\">>]],
+    Reg('$S1', <<\"db-1\">>, <<\"db\">>), Reg('$S2', <<\"db-2\">>, <<\"db\">>), io:format(\"registered~n\")")
+check "four web entries on two nodes and a db entry on each registered from erl" grep -q registered <<<"$OUT"
+sj() { "$BEAMLET_BIN" service find --node "$1" --format json --cookie "$BL_COOKIE" "${@:2}" 2>/dev/null; }
+sget() { sj "$1" "${@:3}" | python3 -c "import json,sys; e={x['id']: x for x in json.load(sys.stdin)}; print($2)" 2>/dev/null; }
+wait_s() { for _ in $(seq 1 80); do [ "$(sget "$1" "bool($2)" "${@:3}")" = True ] && return 0; sleep 0.25; done; return 1; }
+check "every web entry passing (its check passes), seen on the other node" wait_s "$S2" "all(e[i]['health'] == 'passing' for i in ['web-a1','web-a2','web-b1','web-b2'])"
+check "the db entries follow their check by id: critical" wait_s "$S1" "e['db-1']['health'] == 'critical' and e['db-2']['health'] == 'critical'"
+check "beamlet checks shows the service a check drives" bash -c "'$BEAMLET_BIN' checks --node '$S1' --cookie '$BL_COOKIE' | grep -q '^web .*passing  *web '"
+check "a usable lookup leaves the critical db entries out" wait_s "$S1" "'db-1' not in e and 'db-2' not in e and len(e) == 4" --usable
+OUT=$(erl_do "Calls('$S1', 12)")
+check "service calls reach both nodes' instances" grep -qx "nodes $S1 $S2" <<<"$OUT"
+rm -f "$W/web1"
+check "hsv1's check fails: both its web entries critical, seen on hsv2" wait_s "$S2" "e['web-a1']['health'] == 'critical' and e['web-a2']['health'] == 'critical' and e['web-b1']['health'] == 'passing'"
+check "a usable lookup on hsv2 has only hsv2's web entries" wait_s "$S2" "sorted(e) == ['web-b1','web-b2']" --usable
+OUT=$(erl_do "Calls('$S1', 12)")
+check "12 service calls made on hsv1 all go to hsv2" grep -qx "nodes $S2" <<<"$OUT"
+OUT=$(erl_do "L = gen_server:call({beamlet_registry, '$S2'}, {find, #{name => <<\"web\">>}}),
+    io:format(\"~p~n\", [[maps:get(id, E) || E <- L]])")
+check "a BEAM lookup (find without health) leaves them out too" grep -q '\[<<"web-b[12]">>,<<"web-b[12]">>\]' <<<"$OUT"
+erl_do "Reg('$S1', <<\"web-a1\">>, <<\"web\">>)" >/dev/null
+check "re-registered (as passing), web-a1 gets its check's status back at once" wait_s "$S2" "e['web-a1']['health'] == 'critical'"
+touch "$W/web1"
+check "the check passes again: hsv1's entries passing" wait_s "$S2" "e['web-a1']['health'] == 'passing' and e['web-a2']['health'] == 'passing'"
+"$BEAMLET_BIN" node maintenance on --node "$S2" --who checks-test --cookie "$BL_COOKIE" >/dev/null
+check "hsv2 in maintenance: its entries say so on hsv1" wait_s "$S1" "e['web-b1']['maintenance'] and e['web-b2']['maintenance'] and not e['web-a1']['maintenance']"
+check "a usable lookup on hsv1 leaves hsv2's out" wait_s "$S1" "sorted(e) == ['web-a1','web-a2']" --usable
+check "beamlet service find prints them with MAINTENANCE yes" bash -c "'$BEAMLET_BIN' service find --node '$S1' --name web --cookie '$BL_COOKIE' | grep -q '^web-b1 .*passing  *yes'"
+OUT=$(erl_do "Calls('$S2', 12)")
+check "12 service calls made on hsv2 (in maintenance) all go to hsv1" grep -qx "nodes $S1" <<<"$OUT"
+"$BEAMLET_BIN" node maintenance off --node "$S2" --who checks-test --cookie "$BL_COOKIE" >/dev/null
+check "maintenance off: hsv2's entries usable again" wait_s "$S1" "sorted(e) == ['web-a1','web-a2','web-b1','web-b2']" --usable
+OUT=$(erl_do "Calls('$S1', 12)")
+check "and service calls reach both nodes again" grep -qx "nodes $S1 $S2" <<<"$OUT"
+echo "--- a registration that carries its own check"
+OUT=$(erl_do "R = fun(Id, C) -> gen_server:call({beamlet_registry, '$S1'}, {register, #{id => Id, name => <<\"own\">>, check => C}}) end,
+    io:format(\"~p ~p ~p~n\", [R(<<\"own-1\">>, #{tcp => <<\"127.0.0.1:$CLOSED\">>, interval_s => 0.3, consecutive => 1}),
+        R(<<\"own-1\">>, #{tcp => <<\"nohost:1\">>}), R(<<\"own-2\">>, #{command => [<<\"true\">>], interval_s => 0.3})])")
+check "registered with a check; a malformed check refuses the registration ($OUT)" grep -q '{ok,<<"own-1">>} {error,badarg} {ok,<<"own-2">>}' <<<"$OUT"
+check "the entry follows its check (TCP to a closed port: critical), seen on hsv2" wait_s "$S2" "e['own-1']['health'] == 'critical' and e['own-2']['health'] == 'passing'"
+check "beamlet checks lists it as svc:own-1, driving own-1" bash -c "'$BEAMLET_BIN' checks --node '$S1' --cookie '$BL_COOKIE' | grep -q '^svc:own-1 .*critical  *own-1 '"
+erl_do "gen_server:call({beamlet_registry, '$S1'}, {register, #{id => <<\"own-1\">>, name => <<\"own\">>, check => #{command => [<<\"true\">>], interval_s => 0.3, consecutive => 1}}})" >/dev/null
+check "re-registered with another check: it replaces the first (passing)" wait_s "$S2" "e['own-1']['health'] == 'passing'"
+erl_do "gen_server:call({beamlet_registry, '$S1'}, {register, #{id => <<\"own-1\">>, name => <<\"own\">>}}), ok = gen_server:call({beamlet_registry, '$S1'}, {deregister, <<\"own-2\">>})" >/dev/null
+check "re-registered without a check, and own-2 deregistered: both checks end" bash -c "for i in \$(seq 1 20); do '$BEAMLET_BIN' checks --node '$S1' --format json --cookie '$BL_COOKIE' | python3 -c 'import json,sys; n=[c[\"name\"] for c in json.load(sys.stdin)]; sys.exit(0 if \"web\" in n and not [x for x in n if x.startswith(\"svc:\")] else 1)' && exit 0; sleep 0.25; done; exit 1"
 kill "$PN"
 wait "$PN" 2>/dev/null
 check "the node stops cleanly with commands running" grep -q "stopped" "$BL_LOG_DIR/checks-hck1.log"

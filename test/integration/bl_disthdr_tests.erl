@@ -20,6 +20,8 @@ all_test_() ->
           t("more than 2048 distinct atoms and 255-character atoms on one connection",
             fun() -> many_atoms(Ctx) end),
           t("C to C: atom cache and fragments", fun() -> c_to_c(Ctx) end),
+          t("SEND_SENDER: a message to a C pid carries its sender, from BEAM and from C",
+            fun() -> send_sender(Ctx) end),
           t("messages queued before the handshake reach BEAM with headers", fun queued_before_up/0)]
      end}.
 
@@ -127,6 +129,21 @@ c_to_c(#{w := A, w2 := B}) ->
     ?assert(maps:get(in, maps:get(atom_cache, SB)) > 0),
     ?assert(maps:get(fragmented, SA) >= 1),
     ?assert(maps:get(reassembled, SB) >= 1).
+
+%% Both sides advertise SEND_SENDER, so a message to a pid goes as {22, From, To}: the C handler
+%% sees the sender, whether BEAM or a C process sent it (before, a send by pid carried none).
+send_sender(#{w := A, w2 := B}) ->
+    Echo = erpc:call(B, erlang, whereis, [echo], 10000),
+    ?assert(is_pid(Echo)),
+    Self = self(),
+    Echo ! {who_sent, Self},
+    ?assertEqual({ok, {sent_by, Self}}, recv(fun(M) -> element(1, M) =:= sent_by end, 10000)),
+    ACtl = erpc:call(A, erlang, whereis, [ctl], 10000),
+    ?assertEqual(ok, ctl(A, {send_pid, Echo, {who_sent, Self}})),
+    ?assertEqual({ok, {sent_by, ACtl}}, recv(fun(M) -> element(1, M) =:= sent_by end, 10000)),
+    %% and a C process's message to a BEAM pid (also SEND_SENDER now) arrives
+    ?assertEqual(ok, ctl(A, {send_pid, Self, {c_by_pid, 1}})),
+    ?assertEqual({ok, {c_by_pid, 1}}, recv(fun(M) -> M =:= {c_by_pid, 1} end, 10000)).
 
 %% A C node sends to a BEAM node it has no connection to yet: the messages queue (as pass-through
 %% frames) while the handshake runs and must be re-encoded with headers once it says so, or BEAM

@@ -10,7 +10,7 @@
 
 -export([run/1]).
 -export([cookie/0, host/0, ticktime/0, unique/1, log_dir/0, ebin_dir/0]).
--export([start_beamlet/2, start_worker/2, wait_up/2, kill/1, term/1, wait_exit/2, status/1,
+-export([start_beamlet/2, start_worker/2, start_node/3, wait_up/2, kill/1, term/1, wait_exit/2, status/1,
          os_pid/1, log_file/1, log_contains/3, log_text/1, log_tail/1, stop_all/0, nodes_info/0,
          start_peer/1, start_peer/2, stop_peer/1]).
 -export([ctl/2, ctl/3, flush/0, wait_until/2, recv/2, drain/1, node_alias/1, to_str/1,

@@ -2,12 +2,14 @@
  *
  * Built only against the public API (beamlet/beamlet.h + ei.h). It registers two processes:
  *   echo: gen_server call Req -> {echo, Req}; message {FromPid, Msg} -> sends {echo, Msg} to
- * FromPid. ctl:  gen_server calls that make the C side act (send, call, rpc, ping, links, exits,
- * node monitoring, message sinks and blasts); see ctl_call() below for the protocol. Usage:
- * test_worker --sname NAME --cookie COOKIE [--net-ticktime S] [--max-message-size BYTES]
+ * FromPid; message {who_sent, Pid} -> sends {sent_by, SenderPid | unknown} to Pid. ctl:  gen_server
+ * calls that make the C side act (send, call, rpc, ping, links, exits, node monitoring, message
+ * sinks and blasts); see ctl_call() below for the protocol. Usage: test_worker --sname NAME
+ * --cookie COOKIE [--net-ticktime S] [--max-message-size BYTES]
  *                    [--log-level debug|info|warn|error]
  * SIGTERM/SIGINT make bl_node_run() return; the program then frees everything and exits 0.
  */
+#include "beamlet/config.h"
 #include <beamlet/beamlet.h>
 #include <ei.h>
 
@@ -241,9 +243,34 @@ static int echo_call(bl_proc *self, const bl_from *from, const char *buf, int in
     return 0;
 }
 
+/* {who_sent, ReplyTo}: ReplyTo gets {sent_by, Sender} (the sender the frame carried: REG_SEND and
+ * SEND_SENDER do), or {sent_by, unknown}. */
+static int who_sent(bl_proc *self, const bl_msg *msg)
+{
+    int idx = msg->index, arity;
+    char tag[MAXATOMLEN_UTF8];
+    bl_pid to;
+    if (ei_decode_tuple_header(msg->buf, &idx, &arity) < 0 || arity != 2 ||
+        ei_decode_atom(msg->buf, &idx, tag) < 0 || strcmp(tag, "who_sent") != 0 ||
+        ei_decode_pid(msg->buf, &idx, &to) < 0)
+        return 0;
+    ei_x_buff m;
+    ei_x_new_with_version(&m);
+    ei_x_encode_tuple_header(&m, 2);
+    ei_x_encode_atom(&m, "sent_by");
+    if (msg->has_sender)
+        ei_x_encode_pid(&m, &msg->sender);
+    else
+        ei_x_encode_atom(&m, "unknown");
+    send_msg(self, &to, &m);
+    ei_x_free(&m);
+    return 1;
+}
+
 static void echo_msg(bl_proc *self, const bl_msg *msg, void *ud)
 {
     (void)ud;
+    if (who_sent(self, msg)) return;
     int idx = msg->index, arity;
     bl_pid to;
     if (ei_decode_tuple_header(msg->buf, &idx, &arity) < 0 || arity != 2 ||
@@ -946,6 +973,18 @@ static int export_all(bl_node *n)
     return rc;
 }
 
+/* --tls-cert F -> bl_config_set("tls_cert", F): 0 when taken */
+static int tls_opt(bl_config *cfg, const char *opt, const char *val)
+{
+    char key[32], err[256];
+    snprintf(key, sizeof(key), "%s", opt + 2);
+    for (char *p = key; *p; p++)
+        if (*p == '-') *p = '_';
+    if (bl_config_set(cfg, key, val, err, sizeof(err)) == BL_OK) return 0;
+    fprintf(stderr, "%s\n", err);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     bl_config cfg;
@@ -975,6 +1014,8 @@ int main(int argc, char **argv)
             cfg.net_ticktime_s = (unsigned)v;
         } else if (strcmp(opt, "--max-message-size") == 0 && parse_ulong(val, &v) == 0 && v > 0) {
             cfg.max_message_size = (size_t)v;
+        } else if (!strncmp(opt, "--tls", 5) && tls_opt(&cfg, opt, val) == 0) {
+            /* TLS distribution (--tls true, --tls-cert F, ...), as `beamlet node` takes it */
         } else if (strcmp(opt, "--log-level") == 0) {
             if (strcmp(val, "debug") == 0)
                 cfg.log_level = BL_LOG_DEBUG;

@@ -166,6 +166,25 @@ c_only() ->
     [until(fun() -> ctl(W, {members, blscope, G}) =:= [Q3] end) || W <- Ws],
     %% the runner's BEAM pg sees the default scope's members too (not blscope's)
     until(fun() -> sorted(pg:get_members(G)) =:= All end),
+    %% beamlet members replicate through the shared layer (repl.c): their scopes are not pg-protocol
+    %% peers of each other, only of the runner
+    ?assertEqual([], [{W, P} || W <- Ws, P <- gen_server:call({pg, W}, peers), lists:member(node(P), Ws)]),
+    ?assert(lists:all(fun(W) -> [node(P) || P <- gen_server:call({pg, W}, peers)] =:= [node()] end, Ws)),
+    %% join_local / leave_local (what OTP's pg:join/3 and pg:leave/3 call on their own node) for a
+    %% C process: two joins are two memberships, everywhere
+    {ok, P4} = ctl(W1, {spawn_join, pg, {other, 1}}),
+    ok = gen_server:call({pg, W1}, {join_local, G, P4}),
+    ok = gen_server:call({pg, W1}, {join_local, G, [P4]}),
+    With4 = sorted([P1, P2, P4, P4]),
+    [until(fun() -> sorted(ctl(W, {members, pg, G})) =:= With4 end) || W <- Ws],
+    until(fun() -> sorted(pg:get_members(G)) =:= With4 end),
+    ok = gen_server:call({pg, W1}, {leave_local, G, P4}),
+    ok = gen_server:call({pg, W1}, {leave_local, G, [P4]}),
+    not_joined = gen_server:call({pg, W1}, {leave_local, G, P4}),
+    {error, badarg} = gen_server:call({pg, W1}, {join_local, G, P2}), % not a process of W1
+    {error, badarg} = gen_server:call({pg, W1}, {join_local, G, not_a_pid}),
+    [until(fun() -> sorted(ctl(W, {members, pg, G})) =:= All end) || W <- Ws],
+    until(fun() -> sorted(pg:get_members(G)) =:= All end),
     %% leave and process exit propagate between beamlet nodes
     ok = ctl(W3, {leave, Q3, blscope, G}),
     [until(fun() -> ctl(W, {members, blscope, G}) =:= [] end) || W <- Ws],

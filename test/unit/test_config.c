@@ -83,6 +83,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.handshake_timeout_ms, 5000);
     assert_int_equal(c.reconnect_backoff_max_ms, 10000);
     assert_int_equal(c.max_handshakes_per_address, 256);
+    assert_string_equal(c.allow, "");
+    assert_int_equal(c.max_connections, 1024);
+    assert_int_equal(c.max_handshake_rate_per_address, 200);
     assert_string_equal(c.proto_dist, "");
     assert_string_equal(c.listen_address, "0.0.0.0");
     assert_int_equal(c.listen_port, 0);
@@ -153,6 +156,21 @@ static const keycase KEYS[] = {
      NULL,
      65536,
      {"0", "65537", NULL}},
+    {"allow",
+     "a@h1, b@,h2.example",
+     K_STR,
+     F(allow),
+     NULL,
+     0,
+     {"a@b@c", "@h", "b%d@h", NULL}},
+    {"max_connections", "7", K_UINT, F(max_connections), NULL, 7, {"0", "1000001", "x", NULL}},
+    {"max_handshake_rate_per_address",
+     "0",
+     K_UINT,
+     F(max_handshake_rate_per_address),
+     NULL,
+     0,
+     {"-1", "1000001", "", NULL}},
     {"proto_dist", "inet6_tcp", K_STR, F(proto_dist), NULL, 0, {"inet", "tcp", "", NULL}},
     {"listen_address",
      "127.0.0.1",
@@ -291,6 +309,42 @@ static void test_set_cluster_keys(void **state)
     err[0] = 0;
     assert_int_equal(bl_config_load_file(&c, path, err, sizeof(err)), BL_ECONFIG);
     assert_contains(err, "metadata");
+    rm_tmp(path);
+}
+
+/* The TLS distribution keys: defaults, values, rejections naming the key, the JSON bool. */
+static void test_tls_keys(void **state)
+{
+    (void)state;
+    bl_config c;
+    char err[512] = "";
+    bl_config_init(&c);
+    assert_int_equal(c.tls, 0);
+    assert_int_equal(c.tls_verify, 1);
+    assert_string_equal(c.tls_versions, "1.2,1.3");
+    assert_int_equal(bl_config_set(&c, "tls", "true", err, sizeof(err)), BL_OK);
+    assert_int_equal(c.tls, 1);
+    assert_int_equal(bl_config_set(&c, "tls_verify", "none", err, sizeof(err)), BL_OK);
+    assert_int_equal(c.tls_verify, 0);
+    assert_int_equal(bl_config_set(&c, "tls_versions", "1.3", err, sizeof(err)), BL_OK);
+    assert_string_equal(c.tls_versions, "1.3");
+    assert_int_equal(bl_config_set(&c, "tls_versions", "tlsv1.2,tlsv1.3", err, sizeof(err)), BL_OK);
+    assert_int_equal(bl_config_set(&c, "tls_cert", "/etc/b/n.pem", err, sizeof(err)), BL_OK);
+    assert_string_equal(c.tls_cert, "/etc/b/n.pem");
+    static const char *const bad[][2] = {{"tls", "yes"},          {"tls_verify", "peers"},
+                                         {"tls_versions", "1.1"}, {"tls_versions", ""},
+                                         {"tls_versions", "1.2,ssl3"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = 0;
+        if (bl_config_set(&c, bad[i][0], bad[i][1], err, sizeof(err)) != BL_ECONFIG)
+            fail_msg("%s accepted '%s'", bad[i][0], bad[i][1]);
+        assert_contains(err, bad[i][0]);
+    }
+    char *path = write_tmp("{\"tls\": true, \"tls_ca\": \"/etc/b/ca.pem\"}");
+    bl_config_init(&c);
+    if (bl_config_load_file(&c, path, err, sizeof(err)) != BL_OK) fail_msg("%s", err);
+    assert_int_equal(c.tls, 1);
+    assert_string_equal(c.tls_ca, "/etc/b/ca.pem");
     rm_tmp(path);
 }
 
@@ -737,7 +791,7 @@ int main(void)
         cmocka_unit_test(test_set_unknown_key),    cmocka_unit_test(test_file_all_types),
         cmocka_unit_test(test_file_errors),        cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_args_errors),        cmocka_unit_test(test_env_aliases),
-        cmocka_unit_test(test_file_notes_skipped),
+        cmocka_unit_test(test_file_notes_skipped), cmocka_unit_test(test_tls_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

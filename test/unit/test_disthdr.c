@@ -120,7 +120,7 @@ static int drain_into(bl_sendq *q, side *r, const blob *want, int nwant, int *fr
 static void send_ok(side *x, bl_sendq *q, const ei_x_buff *ctl, const ei_x_buff *msg)
 {
     assert_int_equal(bl_dh_send(x->dc, x->s, q, ctl->buff, (size_t)ctl->index,
-                                msg ? msg->buff : NULL, msg ? (size_t)msg->index : 0, SIZE_MAX),
+                                msg ? msg->buff : NULL, msg ? (size_t)msg->index : 0, SIZE_MAX, 1),
                      0);
 }
 
@@ -702,6 +702,74 @@ static void test_roundtrip_cache(void **state)
     side_free(&rx);
 }
 
+/* With check (a message from bl_send, validated only by the plan's walk), a malformed message is
+ * refused with -3 and nothing is queued or cached, also while it would wait behind a large
+ * message; the next good message goes through as if nothing happened. */
+static void test_send_checked(void **state)
+{
+    (void)state;
+    side tx = side_new(HDRS), rx = side_new(0);
+    ei_x_buff ctl, m;
+    ctl_send(&ctl);
+    bl_sendq q;
+    bl_sendq_init(&q);
+    ei_x_new_with_version(&m);
+    ei_x_encode_tuple_header(&m, 2);
+    ei_x_encode_atom(&m, "fresh_atom");
+    ei_x_encode_long(&m, 1);
+    /* truncated, a trailing byte after the term, no version byte */
+    char bad[64], nover[64];
+    memcpy(bad, m.buff, (size_t)m.index);
+    bad[m.index] = 'x';
+    memcpy(nover, m.buff, (size_t)m.index);
+    nover[0] = 0;
+    const char *cases[3] = {bad, bad, nover};
+    size_t lens[3] = {(size_t)m.index - 1, (size_t)m.index + 1, (size_t)m.index};
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(bl_dh_send(tx.dc, tx.s, &q, ctl.buff, (size_t)ctl.index, cases[k], lens[k],
+                                    SIZE_MAX, 1),
+                         -3);
+    assert_int_equal(bl_sendq_bytes(&q), 0);
+    bl_dh_stats st;
+    bl_dh_conn_stats(tx.dc, &st);
+    assert_int_equal(st.cache_out, 0);
+    /* without check (the runtime's own messages) a term it cannot walk still goes as it is */
+    assert_int_equal(bl_dh_send(tx.dc, tx.s, &q, ctl.buff, (size_t)ctl.index, bad,
+                                (size_t)m.index - 1, SIZE_MAX, 0),
+                     0);
+    bl_sendq_free(&q);
+    bl_sendq_init(&q);
+    /* behind a large message to the same pid: refused too, the good one waits and follows */
+    ei_x_buff big;
+    ei_x_new_with_version(&big);
+    char *blob_ = calloc(1, 3 * BL_DH_FRAG_SIZE);
+    assert_non_null(blob_);
+    ei_x_encode_binary(&big, blob_, 3 * BL_DH_FRAG_SIZE);
+    free(blob_);
+    blob want[2];
+    want[0].p = passthrough(&ctl, &big, &want[0].len);
+    want[1].p = passthrough(&ctl, &m, &want[1].len);
+    send_ok(&tx, &q, &ctl, &big);
+    assert_int_equal(bl_dh_send(tx.dc, tx.s, &q, ctl.buff, (size_t)ctl.index, bad,
+                                (size_t)m.index + 1, SIZE_MAX, 1),
+                     -3);
+    send_ok(&tx, &q, &ctl, &m);
+    int got = 0;
+    for (int guard = 0; guard < 100 && got < 2; guard++) {
+        assert_true(bl_dh_pump(tx.dc, tx.s, &q, 1) >= 0);
+        got += drain_into(&q, &rx, want + got, 2 - got, NULL);
+    }
+    assert_int_equal(got, 2);
+    free(want[0].p);
+    free(want[1].p);
+    ei_x_free(&big);
+    ei_x_free(&m);
+    ei_x_free(&ctl);
+    bl_sendq_free(&q);
+    side_free(&tx);
+    side_free(&rx);
+}
+
 /* Two large messages and small ones: the large ones go out in fragments, interleaved with each
  * other and with the small ones, and all arrive whole and in their order. */
 static void test_roundtrip_fragments(void **state)
@@ -799,13 +867,13 @@ static void test_roundtrip_fragments(void **state)
     for (int k = 0; k < 100; k++) /* 100 x 69 bytes wait behind big1 */
         send_ok(&tx, &q, &ctl, &small);
     assert_int_equal(bl_dh_send(tx.dc, tx.s, &q, ctl.buff, (size_t)ctl.index, small.buff,
-                                (size_t)small.index, 1000),
+                                (size_t)small.index, 1000, 1),
                      -2);
     assert_int_equal(bl_dh_send(tx.dc, tx.s, &q, ctl2.buff, (size_t)ctl2.index, big2.buff,
-                                (size_t)big2.index, 1000),
+                                (size_t)big2.index, 1000, 1),
                      -2);
     assert_int_equal(bl_dh_send(tx.dc, tx.s, &q, ctl3.buff, (size_t)ctl3.index, small.buff,
-                                (size_t)small.index, 1000),
+                                (size_t)small.index, 1000, 1),
                      0);
     free(wsame.p);
     /* a sequence still going when the connection ends is freed with it (ASan checks) */
@@ -977,8 +1045,12 @@ static void test_beam_recorded(void **state)
         i += 4 + len;
         if (rc != BL_DH_MSG) continue;
         delivered++;
-        bl_ctl c;
+        bl_ctl c, v;
         assert_int_equal(bl_ctl_decode(out, olen, &c), BL_CTL_OK);
+        /* the receive path's decode (no second walk) agrees on every frame BEAM sent */
+        assert_int_equal(bl_ctl_decode_valid(out, olen, bl_dh_ctl_end(r.s), &v), BL_CTL_OK);
+        assert_memory_equal(&v, &c, offsetof(bl_ctl, from));
+        assert_string_equal(v.toname, c.toname);
         if (!c.has_toname || strcmp(c.toname, "sink") != 0 || !c.has_msg) continue;
         if (ei_off == elen) continue; /* {report, Pid}: asks B what it received */
         size_t mlen = be32(expected + ei_off);
@@ -1127,19 +1199,13 @@ static void test_fun_refs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_acache_slots),
-        cmocka_unit_test(test_d_new_then_cached),
-        cmocka_unit_test(test_d_all_slots),
-        cmocka_unit_test(test_d_long_atoms),
-        cmocka_unit_test(test_d_malformed),
-        cmocka_unit_test(test_frag_interleaved),
-        cmocka_unit_test(test_frag_errors),
-        cmocka_unit_test(test_roundtrip_cache),
-        cmocka_unit_test(test_roundtrip_fragments),
-        cmocka_unit_test(test_requeue),
-        cmocka_unit_test(test_beam_recorded),
-        cmocka_unit_test(test_fun_size),
-        cmocka_unit_test(test_fun_refs),
+        cmocka_unit_test(test_acache_slots), cmocka_unit_test(test_d_new_then_cached),
+        cmocka_unit_test(test_d_all_slots),  cmocka_unit_test(test_d_long_atoms),
+        cmocka_unit_test(test_d_malformed),  cmocka_unit_test(test_frag_interleaved),
+        cmocka_unit_test(test_frag_errors),  cmocka_unit_test(test_roundtrip_cache),
+        cmocka_unit_test(test_send_checked), cmocka_unit_test(test_roundtrip_fragments),
+        cmocka_unit_test(test_requeue),      cmocka_unit_test(test_beam_recorded),
+        cmocka_unit_test(test_fun_size),     cmocka_unit_test(test_fun_refs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

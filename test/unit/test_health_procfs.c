@@ -51,6 +51,25 @@ static void test_stat(void **state)
     assert_int_equal(bl__parse_stat("cpu  1 2\n", &c, &n), -1);
 }
 
+static void test_stat_cores(void **state)
+{
+    (void)state;
+    bl_cpu_core cores[4];
+    assert_int_equal(bl__parse_stat_cores(fixture("linux-6.1", "stat"), cores, 4), 2);
+    assert_int_equal(cores[0].id, 0);
+    assert_int_equal(cores[0].t.user, 2503);
+    assert_int_equal(cores[1].id, 1);
+    assert_int_equal(cores[1].t.iowait, 739);
+    assert_int_equal(cores[1].t.guest_nice, 1);
+    assert_int_equal(bl__parse_stat_cores(fixture("linux-4.19", "stat"), cores, 4), 4);
+    assert_int_equal(bl__parse_stat_cores(fixture("linux-4.19", "stat"), cores, 3), 3);
+    /* an offline CPU leaves a gap in the ids */
+    assert_int_equal(bl__parse_stat_cores("cpu  2 0 2 8\ncpu0 1 0 1 4\ncpu3 1 0 1 4\n", cores, 4), 2);
+    assert_int_equal(cores[1].id, 3);
+    assert_int_equal(bl__parse_stat_cores("cpu  1 2 3 4\n", cores, 4), 0);
+    assert_int_equal(bl__parse_stat_cores("cpu0 1 2\n", cores, 4), -1);
+}
+
 static void test_cpu_percent(void **state)
 {
     (void)state;
@@ -288,7 +307,8 @@ static void test_collect(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stat),      cmocka_unit_test(test_cpu_percent),
+        cmocka_unit_test(test_stat),      cmocka_unit_test(test_stat_cores),
+        cmocka_unit_test(test_cpu_percent),
         cmocka_unit_test(test_loadavg),   cmocka_unit_test(test_meminfo),
         cmocka_unit_test(test_pressure),  cmocka_unit_test(test_uptime),
         cmocka_unit_test(test_diskstats), cmocka_unit_test(test_netdev),

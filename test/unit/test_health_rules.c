@@ -158,12 +158,68 @@ static void test_state_machine(void **state)
     assert_string_equal(bl__alert_state_name(BL__ALERT_FIRING), "firing");
 }
 
+/* warning thresholds before critical ones: the keys, then the rules, each error naming them */
+static void test_cross_check(void **state)
+{
+    (void)state;
+    bl_config c;
+    const char *key = NULL;
+    char err[512];
+    bl_config_init(&c);
+    assert_int_equal(bl__rules_cross_check(&c, &key, err, sizeof(err)), 0); /* the defaults */
+    c.disk_warn_percent = 96;
+    assert_int_equal(bl__rules_cross_check(&c, &key, err, sizeof(err)), -1);
+    assert_string_equal(key, "disk_warn_percent");
+    assert_non_null(strstr(err, "disk_crit_percent (95)"));
+    assert_non_null(strstr(err, "disk_warning and disk_critical"));
+    c.disk_warn_percent = 95; /* equal: allowed (no warning step) */
+    assert_int_equal(bl__rules_cross_check(&c, &key, err, sizeof(err)), 0);
+    bl_config_init(&c);
+    c.mem_warn_percent = 3; /* available: warning above the critical level */
+    assert_int_equal(bl__rules_cross_check(&c, &key, err, sizeof(err)), -1);
+    assert_string_equal(key, "mem_warn_percent");
+    c.mem_warn_percent = c.mem_crit_percent = 0; /* both off */
+    assert_int_equal(bl__rules_cross_check(&c, &key, err, sizeof(err)), 0);
+    bl_config_init(&c);
+    c.load_warn_per_cpu = 5;
+    assert_int_equal(bl__rules_cross_check(&c, &key, err, sizeof(err)), -1);
+    assert_string_equal(key, "load_warn_per_cpu");
+    /* a config rule replacing a built-in one past its critical partner */
+    bl_config_init(&c);
+    snprintf(c.alert_rules, sizeof(c.alert_rules),
+             "[{\"name\":\"disk_warning\",\"metric\":\"disk.used_percent\",\"op\":\">=\","
+             "\"threshold\":97,\"severity\":\"warn\"}]");
+    assert_int_equal(bl__rules_cross_check(&c, &key, err, sizeof(err)), -1);
+    assert_string_equal(key, "alert_rules");
+    assert_non_null(strstr(err, "rule disk_warning"));
+    assert_non_null(strstr(err, "rule disk_critical"));
+    /* a pair of its own on one mount; another mount or direction is not compared */
+    snprintf(c.alert_rules, sizeof(c.alert_rules),
+             "[{\"name\":\"var_warn\",\"metric\":\"disk.used_percent\",\"mount\":\"/var\","
+             "\"op\":\">\",\"threshold\":85,\"severity\":\"warn\"},"
+             "{\"name\":\"var_crit\",\"metric\":\"disk.used_percent\",\"mount\":\"/var\","
+             "\"op\":\">\",\"threshold\":80,\"severity\":\"critical\"},"
+             "{\"name\":\"home_crit\",\"metric\":\"disk.used_percent\",\"mount\":\"/home\","
+             "\"op\":\">\",\"threshold\":50,\"severity\":\"critical\"}]");
+    assert_int_equal(bl__rules_cross_check(&c, &key, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "rule var_warn (warn at disk.used_percent > 85 on /var)"));
+    assert_non_null(strstr(err, "rule var_crit"));
+    snprintf(c.alert_rules, sizeof(c.alert_rules),
+             "[{\"name\":\"var_warn\",\"metric\":\"disk.used_percent\",\"mount\":\"/var\","
+             "\"op\":\">\",\"threshold\":75,\"severity\":\"warn\"},"
+             "{\"name\":\"var_crit\",\"metric\":\"disk.used_percent\",\"mount\":\"/var\","
+             "\"op\":\">\",\"threshold\":80,\"severity\":\"critical\"},"
+             "{\"name\":\"home_crit\",\"metric\":\"disk.used_percent\",\"mount\":\"/home\","
+             "\"op\":\">\",\"threshold\":50,\"severity\":\"critical\"}]");
+    assert_int_equal(bl__rules_cross_check(&c, &key, err, sizeof(err)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtin),       cmocka_unit_test(test_config_rules),
         cmocka_unit_test(test_validation),    cmocka_unit_test(test_hysteresis),
-        cmocka_unit_test(test_state_machine),
+        cmocka_unit_test(test_state_machine), cmocka_unit_test(test_cross_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

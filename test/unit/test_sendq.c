@@ -225,6 +225,34 @@ static void test_free_with_data(void **state)
     free(m.data);
 }
 
+/* A queue drained by writes holds no chunk (quiet connections of a full mesh cost nothing), and
+ * takes new frames afterwards as a fresh one. */
+static void test_drained_holds_nothing(void **state)
+{
+    (void)state;
+    bl_sendq q;
+    bl_sendq_init(&q);
+    model m;
+    model_init(&m, 1 << 21);
+    for (int round = 0; round < 3; round++) {
+        push(&q, &m, 40, 40); /* a tick-sized frame in the small chunk */
+        check(&q, &m);
+        pop(&q, &m, 40);
+        assert_null(q.head);
+        assert_null(q.tail);
+        assert_null(q.spare);
+        for (int i = 0; i < 2000; i++) /* a burst over several chunks */
+            push(&q, &m, 150, 150);
+        check(&q, &m);
+        pop(&q, &m, 2000 * 150);
+        assert_null(q.head);
+        assert_null(q.spare);
+        assert_int_equal(bl_sendq_bytes(&q), 0);
+    }
+    bl_sendq_free(&q);
+    free(m.data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_partial_consume),
         cmocka_unit_test(test_big_reservation),
         cmocka_unit_test(test_free_with_data),
+        cmocka_unit_test(test_drained_holds_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,22 +71,36 @@ async function stream(onEvent, setLive) {
 
 const Badge = ({ s, word }) => html`<span class=${'badge s-' + s}>${word || s}</span>`;
 
-function Topology({ nodes }) {
+// links: from /api/v1/topology (each member's own connections); null on a gateway without that
+// route, where every pair of live members is drawn (the distribution default: a full mesh)
+function Topology({ nodes, links }) {
   const n = nodes.length || 1, W = 560, H = 420, cx = W / 2, cy = H / 2, R = n > 1 ? 150 : 0;
   const pos = nodes.map((m, i) => {
     const a = (2 * Math.PI * i) / n - Math.PI / 2;
     return { x: cx + R * Math.cos(a), y: cy + R * Math.sin(a) };
   });
   const up = (m) => m.state === 'active' || m.state === 'joining' || m.state === 'suspected';
-  const links = [];
-  for (let i = 0; i < nodes.length; i++)
-    for (let j = i + 1; j < nodes.length; j++)
-      if (up(nodes[i]) && up(nodes[j]))
-        links.push(html`<line x1=${pos[i].x} y1=${pos[i].y} x2=${pos[j].x} y2=${pos[j].y} stroke="#8c959f" stroke-width="1.5" />`);
+  const at = {};
+  nodes.forEach((m, i) => { at[m.node] = i; });
+  const pairs = [];
+  if (links) {
+    for (const l of links) {
+      const i = at[l.source], j = at[l.target];
+      if (i === undefined || j === undefined) continue;
+      // two beamlet ends that do not both see the link: half open
+      const half = nodes[i].kind !== 'beam' && nodes[j].kind !== 'beam' && l.seen_by.length < 2;
+      pairs.push([i, j, half]);
+    }
+  } else {
+    for (let i = 0; i < nodes.length; i++) for (let j = i + 1; j < nodes.length; j++) pairs.push([i, j, false]);
+  }
+  const lines = pairs.filter(([i, j]) => up(nodes[i]) && up(nodes[j])).map(([i, j, half]) =>
+    html`<line data-link=${nodes[i].node + '|' + nodes[j].node} x1=${pos[i].x} y1=${pos[i].y} x2=${pos[j].x} y2=${pos[j].y}
+      stroke="#8c959f" stroke-width="1.5" stroke-dasharray=${half ? '6 4' : null}><title>${nodes[i].node} - ${nodes[j].node}${half ? ' (seen from one end only)' : ''}</title></line>`);
   const colour = { active: '#1a7f37', joining: '#9a6700', suspected: '#9a6700', leaving: '#9a6700', failed: '#cf222e', left: '#6e7781' };
   return html`<div class="topo">
     <svg viewBox=${'0 0 ' + W + ' ' + H} role="img" aria-label="cluster topology">
-      ${links}
+      ${lines}
       ${nodes.map((m, i) => html`<g data-node=${m.node} data-state=${m.state}>
         ${m.kind === 'beam'
           ? html`<rect x=${pos[i].x - 18} y=${pos[i].y - 18} width="36" height="36" rx="4" fill=${colour[m.state] || '#6e7781'} />`
@@ -227,6 +241,7 @@ function App() {
   const [view, setView] = useState('topology');
   const [cluster, setCluster] = useState(null);
   const [nodes, setNodes] = useState([]);
+  const [links, setLinks] = useState(null);
   const [services, setServices] = useState([]);
   const [events, setEvents] = useState([]);
   const [alerts, setAlerts] = useState([]);
@@ -241,6 +256,7 @@ function App() {
     try {
       const [c, n, s] = await Promise.all([api('/api/v1/cluster'), api('/api/v1/nodes'), api('/api/v1/services')]);
       setCluster(c); setNodes(n.sort((a, b) => a.node.localeCompare(b.node))); setServices(s); setError(null);
+      if (feat.current.topology) api('/api/v1/topology').then((t) => setLinks(t.links), () => {});
     } catch (e) {
       setError(e.status === 401 ? 'This gateway needs an API key to read: use "API key".' : 'Cannot reach the gateway: ' + e.message);
     }
@@ -253,7 +269,8 @@ function App() {
       let f = {};
       try {
         const doc = await api('/api/v1/openapi.json');
-        f = { alerts: !!doc.paths['/api/v1/alerts'], history: !!doc.paths['/api/v1/metrics/history'] };
+        f = { alerts: !!doc.paths['/api/v1/alerts'], history: !!doc.paths['/api/v1/metrics/history'],
+              topology: !!doc.paths['/api/v1/topology'] };
       } catch (e) { /* the views that need it stay off */ }
       feat.current = f;
       setFeatures(f);
@@ -327,7 +344,7 @@ function App() {
     <nav>${views.map(([id, label]) => html`<button aria-current=${view === id ? 'page' : null} onClick=${() => { setView(id); if (id === 'alerts') loadAlerts(); }}>${label}</button>`)}</nav>
     <main>
       ${error ? html`<p class="err" role="alert">${error}</p>` : ''}
-      ${view === 'topology' ? html`<${Topology} nodes=${nodes} />` : ''}
+      ${view === 'topology' ? html`<${Topology} nodes=${nodes} links=${links} />` : ''}
       ${view === 'services' ? html`<${Services} services=${services} nodes=${nodes} />` : ''}
       ${view === 'metrics' ? html`<${Metrics} hist=${hist} nodes=${nodes} history=${features.history} />` : ''}
       ${view === 'alerts' ? html`<${Alerts} alerts=${alerts} enabled=${features.alerts} onAck=${ack} />` : ''}

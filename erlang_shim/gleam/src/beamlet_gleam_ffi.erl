@@ -23,6 +23,10 @@
          global_whereis/1, global_whereis_on/2,
          pubsub_subscribe/4, pubsub_publish/4,
          health_metrics/1, health_raw_metrics/1, health_interval/1,
+         health_cluster/1, health_set_maintenance/3, health_maintenance/1, health_checks/1,
+         health_history/3, health_metric_names/2, health_cluster_history/3,
+         alerts_list/1, alerts_acknowledge/3, alerts_subscribe/2,
+         events_list/2, events_list_cluster/2,
          identity/1, task_submit/2, task_get/2, task_wait/3, task_cancel/2, task_handle/3]).
 
 -type gleam_result(T, E) :: {ok, T} | {error, E}.
@@ -509,6 +513,191 @@ health_interval(Node) ->
         {ok, Other} -> {error, {failed, text(Other)}};
         {error, R} -> {error, call_error(R)}
     end.
+
+%% Gleam: health.ClusterHealth(score, status, leader, term, nodes, recommendations)
+-type cluster_health() :: {cluster_health, float(), active | degraded | maintenance | offline,
+                           gleam_option(node()), integer(), [node_health()], [recommendation()]}.
+%% Gleam: health.NodeHealth(node, role, state, status, in_maintenance, reasons)
+-type node_health() :: {node_health, node(), binary(), binary(),
+                        healthy | warning | critical | unknown, boolean(), [binary()]}.
+%% Gleam: health.Recommendation(severity, node, condition, action)
+-type recommendation() :: {recommendation, binary(), binary(), binary(), binary()}.
+%% Gleam: health.Check(name, kind, target, service, status, output, last_ms, changed_ms, runs)
+-type check() :: {check, binary(), http | tcp | command, binary(), gleam_option(binary()),
+                  gleam_option(passing | warning | critical), binary(), integer(), integer(),
+                  integer()}.
+%% Gleam: health.Point(time_ms, min, avg, max) and health.History(metric, resolution_ms, points)
+-type point() :: {point, integer(), float(), float(), float()}.
+-type history() :: {history, binary(), integer(), [point()]}.
+%% Gleam: alerts.Alert(id, rule, node, instance, severity, state, value, threshold, summary,
+%% since_ms, fired_ms, resolved_ms, acked: Option(Ack(by, at_ms)))
+-type alert() :: {alert, integer(), binary(), binary(), binary(), warning | critical,
+                  pending | firing | resolved, float(), float(), binary(), integer(), integer(),
+                  integer(), gleam_option({ack, binary(), integer()})}.
+%% Gleam: events.Query(since_ms, until_ms, kind, node, severity, limit) (opaque)
+-type event_query() :: {query, gleam_option(integer()), gleam_option(integer()),
+                        gleam_option(binary()), gleam_option(binary()),
+                        gleam_option(info | warn | critical), gleam_option(integer())}.
+%% Gleam: events.Event(id, time_ms, node, kind, severity, who, body, logged_by)
+-type event_record() :: {event, integer(), integer(), binary(), binary(), info | warn | critical,
+                         gleam_option(binary()), binary(), node()}.
+
+%% @doc `health.cluster(of:)'.
+-spec health_cluster(node()) -> gleam_result(cluster_health(), call_error()).
+health_cluster(Node) ->
+    case beamlet_client:health(Node) of
+        {ok, H = #{score := Score, status := Status}} ->
+            {ok, {cluster_health, flt(Score), Status, option_atom(maps:get(leader, H, undefined)),
+                  int(maps:get(term, H, 0)),
+                  [node_health(N) || N <- maps:get(nodes, H, []), is_map(N)],
+                  [{recommendation, bin(maps:get(severity, R, <<>>)), opt_bin(maps:get(node, R, undefined)),
+                    bin(maps:get(condition, R, <<>>)), bin(maps:get(action, R, <<>>))}
+                   || R <- maps:get(recommendations, H, []), is_map(R)]}};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+node_health(N) ->
+    {node_health, node_atom(maps:get(node, N)), bin(maps:get(role, N, <<>>)),
+     bin(maps:get(state, N, <<>>)), maps:get(status, N, unknown),
+     maps:get(maintenance, N, false) =:= true,
+     [bin(R) || R <- maps:get(reasons, N, [])]}.
+
+%% @doc `health.set_maintenance(of:, on:, by:)'.
+-spec health_set_maintenance(node(), boolean(), binary()) -> gleam_result(nil, call_error()).
+health_set_maintenance(Node, On, Who) ->
+    nil_result(beamlet_client:set_maintenance(Node, On, Who)).
+
+%% @doc `health.maintenance(of:)'.
+-spec health_maintenance(node()) ->
+          gleam_result({maintenance_mode, boolean(), gleam_option(binary()), integer()},
+                       call_error()).
+health_maintenance(Node) ->
+    case beamlet_client:maintenance(Node) of
+        {ok, #{on := On} = M} ->
+            Who = case {On, maps:get(who, M, <<>>)} of
+                      {true, W} when is_binary(W), W =/= <<>> -> {some, W};
+                      _ -> none
+                  end,
+            {ok, {maintenance_mode, On, Who, int(maps:get(since_ms, M, 0))}};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `health.checks(of:)'.
+-spec health_checks(node()) -> gleam_result([check()], call_error()).
+health_checks(Node) ->
+    case beamlet_client:checks(Node) of
+        {ok, Cs} when is_list(Cs) ->
+            {ok, [{check, bin(maps:get(name, C)), maps:get(kind, C), bin(maps:get(target, C, <<>>)),
+                   case maps:get(service, C, <<>>) of <<>> -> none; Svc -> {some, bin(Svc)} end,
+                   case maps:get(status, C, unknown) of unknown -> none; St -> {some, St} end,
+                   bin(maps:get(output, C, <<>>)), int(maps:get(last_ms, C, 0)),
+                   int(maps:get(changed_ms, C, 0)), int(maps:get(runs, C, 0))}
+                  || C <- Cs, is_map(C)]};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `health.history(of:, metric:, since_ms:)'.
+-spec health_history(node(), binary(), integer()) -> gleam_result(history(), call_error()).
+health_history(Node, Metric, Since) when Metric =/= <<>> ->
+    case beamlet_client:history(Node, Metric, max(0, Since)) of
+        {ok, #{points := Ps} = H} ->
+            {ok, {history, bin(maps:get(metric, H, Metric)), int(maps:get(resolution_ms, H, 0)),
+                  [point(P) || P <- Ps]}};
+        {ok, Other} -> {error, {failed, text(Other)}};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+point([T, Min, Avg, Max | _]) -> {point, int(T), flt(Min), flt(Avg), flt(Max)}.
+
+%% @doc `health.metric_names(of:, since_ms:)'.
+-spec health_metric_names(node(), integer()) -> gleam_result([binary()], call_error()).
+health_metric_names(Node, Since) ->
+    case beamlet_client:history(Node, <<>>, max(0, Since)) of
+        {ok, Names} when is_list(Names) -> {ok, [bin(N) || N <- Names]};
+        {ok, Other} -> {error, {failed, text(Other)}};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `health.cluster_history(via:, metric:, since_ms:)': `List(#(Node, Point))' by time.
+-spec health_cluster_history(node(), binary(), integer()) ->
+          gleam_result([{node(), point()}], call_error()).
+health_cluster_history(Node, Metric, Since) ->
+    case beamlet_client:cluster_history(Node, Metric, max(0, Since)) of
+        {ok, #{points := Ps}} -> {ok, [{N, point([T, Mn, Av, Mx])} || [T, Mn, Av, Mx, N] <- Ps]};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+%% @doc `alerts.list(on:)'.
+-spec alerts_list(node()) -> gleam_result([alert()], call_error()).
+alerts_list(Node) ->
+    case beamlet_client:alerts(Node) of
+        {ok, As} when is_list(As) -> {ok, [alert(A) || A <- As, is_map(A)]};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+alert(A) ->
+    Acked = case maps:get(acked_by, A, undefined) of
+                By when is_binary(By) -> {some, {ack, By, int(maps:get(acked_ms, A, 0))}};
+                _ -> none
+            end,
+    {alert, int(maps:get(id, A)), bin(maps:get(rule, A, <<>>)), bin(maps:get(node, A, <<>>)),
+     bin(maps:get(instance, A, <<>>)),
+     case maps:get(severity, A, critical) of warn -> warning; _ -> critical end,
+     maps:get(state, A, firing), flt(maps:get(value, A, 0)), flt(maps:get(threshold, A, 0)),
+     bin(maps:get(summary, A, <<>>)), int(maps:get(since_ms, A, 0)),
+     int(maps:get(fired_ms, A, 0)), int(maps:get(resolved_ms, A, 0)), Acked}.
+
+%% @doc `alerts.acknowledge(on:, id:, by:)'.
+-spec alerts_acknowledge(node(), integer(), binary()) -> gleam_result(nil, call_error()).
+alerts_acknowledge(Node, Id, Who) ->
+    nil_result(beamlet_client:ack_alert(Node, Id, Who)).
+
+%% @doc `alerts.subscribe(on:, into:)': a relay subscribed to `cluster.alerts' sends each
+%% alert map it gets as an `Alert' into the subject.
+-spec alerts_subscribe(node(), subject()) -> gleam_result(pid(), call_error()).
+alerts_subscribe(Node, Subject) ->
+    relay(Node, Subject,
+          fun() -> beamlet_client:subscribe_alerts(Node) end,
+          fun(SubId) -> beamlet_client:unsubscribe(Node, SubId) end,
+          fun({beamlet_msg, _, A = #{id := _}, _}, _) -> {deliver, alert(A)};
+             (_, _) -> ignore
+          end).
+
+%% @doc `events.list(on:, matching:)'.
+-spec events_list(node(), event_query()) -> gleam_result([event_record()], call_error()).
+events_list(Node, Query) ->
+    event_records(beamlet_client:events(Node, event_filter(Query)), Node).
+
+%% @doc `events.list_cluster(via:, matching:)'.
+-spec events_list_cluster(node(), event_query()) -> gleam_result([event_record()], call_error()).
+events_list_cluster(Node, Query) ->
+    event_records(beamlet_client:cluster_events(Node, event_filter(Query)), Node).
+
+event_filter({query, Since, Until, Kind, About, Sev, Limit}) ->
+    maps:from_list([{K, V} || {K, {some, V}} <- [{since_ms, Since}, {until_ms, Until},
+                                                 {type, Kind}, {node, About},
+                                                 {severity, Sev}, {limit, Limit}]]).
+
+event_records({ok, Es}, Node) when is_list(Es) ->
+    {ok, [{event, int(maps:get(id, E, 0)), int(maps:get(time_ms, E, 0)), bin(maps:get(node, E, <<>>)),
+           bin(maps:get(type, E, <<>>)), maps:get(severity, E, info),
+           case maps:get(who, E, undefined) of W when is_binary(W) -> {some, W}; _ -> none end,
+           bin(maps:get(body, E, <<"{}">>)), node_atom(maps:get(logged_by, E, Node))}
+          || E <- Es, is_map(E)]};
+event_records({error, R}, _) -> {error, call_error(R)}.
+
+nil_result(ok) -> {ok, nil};
+nil_result({error, R}) -> {error, call_error(R)}.
+
+option_atom(undefined) -> none;
+option_atom(A) when is_atom(A) -> {some, A};
+option_atom(B) when is_binary(B) -> {some, binary_to_atom(B, utf8)}.
+
+opt_bin(undefined) -> <<>>;
+opt_bin(V) -> bin(V).
+
+node_atom(A) when is_atom(A) -> A;
+node_atom(B) when is_binary(B) -> binary_to_atom(B, utf8).
 
 %%% ------------------------------------------------------------------ nodes
 

@@ -140,6 +140,10 @@ async function main() {
     return finish(0);
   }
   result.checks.members = nodes.length;
+  // the links are the members' own connections (/api/v1/topology): every pair of a C-only mesh
+  const pairs = (nodes.length * (nodes.length - 1)) / 2;
+  await waitFor(`document.querySelectorAll('line[data-link]').length === ${pairs}`, 15000, pairs + ' links drawn');
+  result.checks.links = pairs;
   const loadedAt = await evaluate('window.__beamletLoadedAt');
   await waitFor(`document.querySelector('.live .badge') && document.querySelector('.live .badge').textContent === 'live'`, 10000, 'the stream');
   await shot('gateway-dashboard-topology.png');
@@ -151,6 +155,9 @@ async function main() {
   await waitFor(`${sel} && ${sel}.dataset.state === 'failed'`, 20000, victim + ' failed in the topology');
   const tFailed = Date.now();
   result.checks.kill_to_failed_ms = tFailed - tKill;
+  // and its links are gone from the drawing
+  await waitFor(`![...document.querySelectorAll('line[data-link]')].some((l) => l.dataset.link.split('|').includes(${JSON.stringify(victim)}))`,
+    15000, 'the links of ' + victim + ' removed');
   result.checks.reloaded = (await evaluate('window.__beamletLoadedAt')) !== loadedAt;
   if (result.checks.reloaded) return fail('the page reloaded');
   result.checks.state_word = await evaluate(`document.querySelector('[data-card="${victim}"]').textContent.includes('failed')`);

@@ -305,3 +305,82 @@ multi() ->
     [?assertEqual(lists:sort([{multi, At} || At <- All, At =/= O]), lists:sort(erase({msgs, P})))
      || {O, _, P} <- Named],
     ok.
+
+%% ---- mixed (mode beam), several names per owner on every node (issue 9) ----
+%% Two C nodes (one --join'ing the other) with the runner and a `peer` BEAM node: each C node owns
+%% three names, two registered from C (bl_global_register) and one from BEAM (global:register_name/2
+%% on the runner, or beamlet_global's register); each BEAM node owns three names.
+%% Every name resolves to its pid from every node (global:whereis_name on both BEAM nodes, the C
+%% API and beamlet_global on both C nodes) and a send from C reaches it; kill -9 of one C node
+%% removes exactly its names everywhere.
+
+mixed_multi_test_() ->
+    {timeout, 120, fun mixed_multi/0}.
+
+mixed_multi() ->
+    {Peer, _} = bl_test_util:start_peer("gxpeer"),
+    pong = peer:call(Peer, net_adm, ping, [node()]),
+    ok = global:sync(),
+    C = bl_test_util:unique("gx"),
+    Opt = ["--global-mode", "beam"],
+    W1 = start("gx1", C, [], Opt),
+    W2 = start("gx2", C, W1, Opt),
+    Ws = [W1, W2],
+    until(fun() -> lists:all(fun sees_beam/1, Ws) end),
+    %% C owners: three processes each; two named from C, the third's name moved to one registered
+    %% from BEAM (global:register_name/2 on the runner for W1, beamlet_global's register for W2)
+    CNamed = lists:append(
+               [begin
+                    Own = [{W, X, P} || K <- lists:seq(1, 3), X <- [name("xc" ++ integer_to_list(K))],
+                                        {ok, P} <- [ctl(W, {spawn, X})]],
+                    [{_, X1, P1}, {_, X2, P2}, {_, X3, P3}] = Own,
+                    ok = ctl(W, {unregister, P3, X3}),
+                    until(fun() -> global:whereis_name(X3) =:= undefined end),
+                    X3b = name("xcb"),
+                    yes = case W of
+                              W1 -> global:register_name(X3b, P3);
+                              W2 -> glob(W2, {register, X3b, P3})
+                          end,
+                    [{W, X1, P1}, {W, X2, P2}, {W, X3b, P3}]
+                end || W <- Ws]),
+    ?assertEqual(6, length(CNamed)),
+    %% BEAM owners: three names on the runner, three on the peer
+    Me = node(),
+    RNamed = [{Me, X, spawn(fun() -> receive stop -> ok end end)}
+              || K <- lists:seq(1, 3), X <- [name("xr" ++ integer_to_list(K))]],
+    [yes = global:register_name(X, P) || {_, X, P} <- RNamed],
+    PeerNode = peer:call(Peer, erlang, node, []),
+    PNamed = [{PeerNode, X, peer:call(Peer, erlang, spawn, [timer, sleep, [infinity]])}
+              || K <- lists:seq(1, 3), X <- [name("xp" ++ integer_to_list(K))]],
+    [yes = peer:call(Peer, global, register_name, [X, P]) || {_, X, P} <- PNamed],
+    All = CNamed ++ RNamed ++ PNamed,
+    Wrong = fun(Named) ->
+                    [{beam, X} || {_, X, P} <- Named, global:whereis_name(X) =/= P] ++
+                    [{peer, X} || {_, X, P} <- Named, peer:call(Peer, global, whereis_name, [X]) =/= P] ++
+                    [{capi, W, X} || W <- Ws, {_, X, P} <- Named, ctl(W, {whereis, X}) =/= P] ++
+                    [{glob, W, X} || W <- Ws, {_, X, P} <- Named, glob(W, {whereis, X}) =/= P]
+            end,
+    until(fun() -> Wrong(All) =:= [] end),
+    %% used from C: a send through every name from every C node arrives at the C owners
+    [{ok, P} = ctl(W, {send, X, {xm, W}}) || {_, X, P} <- CNamed, W <- Ws],
+    [until(fun() -> length(get_msgs(O, P)) >= 2 end) || {O, _, P} <- CNamed],
+    [?assertEqual(lists:sort([{xm, W} || W <- Ws]), lists:sort(erase({msgs, P}))) || {_, _, P} <- CNamed],
+    %% kill -9 of W2: exactly its names go, on every remaining node
+    bl_test_util:kill(W2),
+    Gone = [X || {O, X, _} <- All, O =:= W2],
+    Kept = [T || T = {O, _, _} <- All, O =/= W2],
+    ?assertEqual(3, length(Gone)),
+    until(fun() -> [X || X <- Gone, global:whereis_name(X) =/= undefined] =:= [] end),
+    until(fun() -> [X || X <- Gone, peer:call(Peer, global, whereis_name, [X]) =/= undefined] =:= [] end),
+    until(fun() -> [X || X <- Gone, ctl(W1, {whereis, X}) =/= undefined] =:= [] end),
+    ?assertEqual([], [X || X <- Gone, glob(W1, {whereis, X}) =/= undefined]),
+    KeptWrong = fun() ->
+                        [{beam, X} || {_, X, P} <- Kept, global:whereis_name(X) =/= P] ++
+                        [{peer, X} || {_, X, P} <- Kept, peer:call(Peer, global, whereis_name, [X]) =/= P] ++
+                        [{capi, X} || {_, X, P} <- Kept, ctl(W1, {whereis, X}) =/= P]
+                end,
+    ?assertEqual([], KeptWrong()),
+    timer:sleep(1500),
+    ?assertEqual([], KeptWrong()),
+    [P ! stop || {_, _, P} <- RNamed],
+    bl_test_util:stop_peer(Peer).

@@ -54,7 +54,7 @@ basics() ->
     ?assertMatch(#{id := IdA, name := <<"web">>, version := <<"1.0">>, node := A,
                    address := <<"10.0.0.1">>, port := 80, health_endpoint := <<"/health">>,
                    tags := [<<"http">>, <<"prod">>], metadata := #{<<"zone">> := <<"a">>},
-                   ttl_ms := 0, health := passing}, EA),
+                   ttl_ms := 0, health := passing, maintenance := false}, EA),
     {ok, IdB} = reg(B, {register, #{name => <<"web">>, id => <<"web-b">>,
                                     tags => [<<"http">>, <<"canary">>],
                                     metadata => #{<<"zone">> => <<"b">>}}}),
@@ -97,7 +97,9 @@ basics() ->
     {beamlet_registry, A} ! {bl_reg_add, B, garbage},
     {beamlet_registry, A} ! {what, ever, 1},
     timer:sleep(200),
-    ?assertEqual(lists:sort([IdA, IdB]), ids(A, #{name => <<"web">>})),
+    ?assertEqual(lists:sort([IdA, IdB]), ids(A, #{name => <<"web">>, health => any})),
+    %% a lookup without health answers what a call could choose: IdA is critical
+    ?assertEqual([IdB], ids(A, #{name => <<"web">>})),
     %% max_entries bounds the local entries
     ok = reg(B, {configure, #{max_entries => 2}}),
     {ok, _} = reg(B, {register, #{name => <<"fill">>}}),
