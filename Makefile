@@ -21,7 +21,7 @@ CFLAGS_GCC := $(BASE_CFLAGS) $(GCC_WARN)
 LIBS := -L$(ERL_EI)/lib -lei -lev -ljansson -lpthread -lm -ldl
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c c_src/services/*.c c_src/store/*.c c_src/health/*.c) c_src/cli/config.c
+LIB_SRC := $(wildcard c_src/dist/*.c c_src/runtime/*.c c_src/otp/*.c c_src/cluster/*.c c_src/services/*.c c_src/store/*.c c_src/health/*.c c_src/tasks/*.c) c_src/cli/config.c
 LIB_SRC += $(wildcard c_src/gateway/*.c)
 # the dashboard and the OpenAPI document, embedded into the library (.incbin in assets.c)
 GW_ASSETS := $(shell find c_src/gateway/assets -type f 2>/dev/null)
@@ -115,6 +115,11 @@ build/fuzz/fuzz_cconf: test/fuzz/fuzz_cconf.c c_src/services/cconf_codec.c c_src
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
 	    c_src/services/cconf_codec.c c_src/cli/config.c $(REL)/libbeamlet.a $(LIBS) -o $@
+# the task record decoder: tasks_rec.c instrumented, the rest of the release library as it is
+build/fuzz/fuzz_task: test/fuzz/fuzz_task.c c_src/tasks/tasks_rec.c $(REL)/libbeamlet.a $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
+	    c_src/tasks/tasks_rec.c $(REL)/libbeamlet.a $(LIBS) -o $@
 # the gateway's Prometheus text merge (what members send for /metrics?scope=cluster)
 build/fuzz/fuzz_promtext: test/fuzz/fuzz_promtext.c c_src/gateway/promtext.c $(HDRS)
 	@mkdir -p $(@D)
@@ -206,6 +211,7 @@ bench: deps
 	@test/bench/repl_bench.sh
 	@test/bench/health_bench.sh
 	@test/bench/gateway_bench.sh
+	@test/bench/tasks_bench.sh
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)

@@ -86,6 +86,7 @@ run_suite fuzz fuzz
 [ -x test/services/global/run.sh ] && run_suite global test/services/global/run.sh
 [ -x test/services/pubsub/run.sh ] && run_suite pubsub test/services/pubsub/run.sh
 [ -x test/trace/run.sh ] && run_suite trace test/trace/run.sh
+[ -x test/tasks/run.sh ] && run_suite tasks test/tasks/run.sh
 [ -x test/health/run.sh ] && run_suite health test/health/run.sh
 [ -x test/health/alerts.sh ] && run_suite alerts test/health/alerts.sh
 [ -x test/health/checks.sh ] && run_suite checks test/health/checks.sh

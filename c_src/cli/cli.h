@@ -90,6 +90,11 @@ typedef int (*bl__cli_msg_fn)(bl__cli_opts *o, const char *buf, int index, void 
  * sent to us to on_msg until it says stop, the target goes down (exit 1) or SIGINT. */
 int bl__cli_watch(bl__cli_opts *o, const char *proc, const char *tag, bl__cli_msg_fn on_msg,
                   void *ud);
+/* A client node for commands that make several calls: start runs once the node is up, with
+ * a process to call from; the callbacks it sets off end with bl_node_stop(). Returns
+ * o->exit_code (1 when the client node cannot start or start returns non-zero). */
+typedef int (*bl__cli_start_fn)(bl__cli_opts *o, bl_proc *p, void *ud);
+int bl__cli_session(bl__cli_opts *o, bl__cli_start_fn start, void *ud);
 /* Print a JSON value indented (for --format json). */
 void bl__cli_print_json(json_t *j);
 

@@ -247,6 +247,30 @@ int bl__cli_call_via_beamlet(bl__cli_opts *o, const char *proc, const char *req,
     return call(o, proc, req, reqlen, fn, ud, 1);
 }
 
+/* A hidden client node named after o->target's host, started; NULL (with a message) if not. */
+static bl_node *client_node(bl__cli_opts *o)
+{
+    if (!o->target || !strchr(o->target, '@')) {
+        fprintf(stderr, "beamlet %s: which node? give --node NAME@HOST\n", o->cmd);
+        return NULL;
+    }
+    char name[BL_NODE_LEN], err[256];
+    const char *at = strchr(o->target, '@');
+    snprintf(name, sizeof(name), "beamlet_cli_%d%s", (int)getpid(), at);
+    if (bl_config_set(&o->cfg, strchr(at, '.') ? "name" : "sname", name, err, sizeof(err))) {
+        fprintf(stderr, "beamlet %s: %s\n", o->cmd, err);
+        return NULL;
+    }
+    bl_node *n;
+    int rc = bl_node_new(&o->cfg, &n);
+    if (rc == BL_OK && (rc = bl_node_start(n)) != BL_OK) bl_node_free(n);
+    if (rc != BL_OK) {
+        fprintf(stderr, "beamlet %s: cannot start a client node: %s\n", o->cmd, bl_strerror(rc));
+        return NULL;
+    }
+    return n;
+}
+
 /* ---- watching: a call {Tag, OurPid}, then every message to us until on_msg says stop ---- */
 
 typedef struct {
@@ -301,24 +325,9 @@ static void watch_node_event(bl_node *n, bl_node_event ev, const char *node, con
 int bl__cli_watch(bl__cli_opts *o, const char *proc, const char *tag, bl__cli_msg_fn on_msg,
                   void *ud)
 {
-    if (!o->target || !strchr(o->target, '@')) {
-        fprintf(stderr, "beamlet %s: which node? give --node NAME@HOST\n", o->cmd);
-        return 1;
-    }
-    char name[BL_NODE_LEN], err[256];
-    const char *at = strchr(o->target, '@');
-    snprintf(name, sizeof(name), "beamlet_cli_%d%s", (int)getpid(), at);
-    if (bl_config_set(&o->cfg, strchr(at, '.') ? "name" : "sname", name, err, sizeof(err))) {
-        fprintf(stderr, "beamlet %s: %s\n", o->cmd, err);
-        return 1;
-    }
-    bl_node *n;
-    int rc = bl_node_new(&o->cfg, &n);
-    if (rc == BL_OK && (rc = bl_node_start(n)) != BL_OK) bl_node_free(n);
-    if (rc != BL_OK) {
-        fprintf(stderr, "beamlet %s: cannot start a client node: %s\n", o->cmd, bl_strerror(rc));
-        return 1;
-    }
+    bl_node *n = client_node(o);
+    if (!n) return 1;
+    int rc;
     watch_ctx w = {.o = o, .on_msg = on_msg, .ud = ud};
     static const bl_proc_ops ops = {.on_msg = watch_msg};
     bl_proc *p;
@@ -334,6 +343,22 @@ int bl__cli_watch(bl__cli_opts *o, const char *proc, const char *tag, bl__cli_ms
     ei_x_free(&b);
     if (rc != BL_OK) {
         fprintf(stderr, "beamlet %s: %s: %s\n", o->cmd, o->target, bl_strerror(rc));
+        bl_node_free(n);
+        return 1;
+    }
+    bl_node_run(n);
+    bl_node_free(n);
+    return o->exit_code;
+}
+
+int bl__cli_session(bl__cli_opts *o, bl__cli_start_fn start, void *ud)
+{
+    bl_node *n = client_node(o);
+    if (!n) return 1;
+    bl_proc *p;
+    bl_spawn(n, NULL, NULL, NULL, &p);
+    o->exit_code = 1;
+    if (start(o, p, ud) != 0) {
         bl_node_free(n);
         return 1;
     }

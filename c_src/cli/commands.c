@@ -24,6 +24,12 @@ int bl__cli_service_call(int argc, char **argv);
 int bl__cli_publish(int argc, char **argv);
 int bl__cli_node_leave(int argc, char **argv);
 int bl__cli_completion(int argc, char **argv);
+int bl__cli_task_submit(int argc, char **argv);
+int bl__cli_task_get(int argc, char **argv);
+int bl__cli_task_list(int argc, char **argv);
+int bl__cli_task_cancel(int argc, char **argv);
+int bl__cli_task_watch(int argc, char **argv);
+int bl__cli_task_agents(int argc, char **argv);
 
 #define CLIENT_OPTS                                                                                \
     "[--cookie C | --cookie-file F] [--timeout MS] [--proto-dist inet6_tcp] [--tls true "       \
@@ -90,6 +96,33 @@ static const bl__cli_cmd CMDS[] = {
      "The cluster's alerts (decided once per cluster, by the leader): pending and firing ones, "
      "--all adds those resolved in the last hour. `ack ID` acknowledges one, recorded with who "
      "(default USER@HOST) and when, on any node."},
+    {"task submit", bl__cli_task_submit,
+     "beamlet task submit --node NODE --type T [--payload JSON] [--capability C]... "
+     "[--priority high|normal|low] [--timeout-ms MS] [--retries K] [--idempotency-key K] "
+     "[--trace-id ID] [--wait] [--format json] " CLIENT_OPTS,
+     "Submit a task to the cluster's dispatcher (docs/tasks.md): the leader among the "
+     "coordinators queues it, replicated to the other coordinators, and runs it on an agent that "
+     "handles type T and has every capability C, the least loaded first. Prints the task id; "
+     "--wait waits for the end and prints the result (exit 0) or the error (exit 1). Tried again "
+     "across a leader change with the same idempotency key, so one command is one task."},
+    {"task get", bl__cli_task_get, "beamlet task get ID --node NODE [--format json] " CLIENT_OPTS,
+     "A task: state, attempt, agent, result or error, trace id, and every transition with its "
+     "time and agent."},
+    {"task list", bl__cli_task_list,
+     "beamlet task list --node NODE [--state S] [--type T] [--limit N] [--format json] "
+     CLIENT_OPTS,
+     "Tasks, newest first (100 by default). S: queued, assigned, running, succeeded, failed, "
+     "cancelled, timed_out."},
+    {"task cancel", bl__cli_task_cancel, "beamlet task cancel ID --node NODE " CLIENT_OPTS,
+     "Cancel a task that has not ended: it becomes cancelled at once; a running attempt is told "
+     "to stop and its result, if any, is not recorded."},
+    {"task watch", bl__cli_task_watch, "beamlet task watch ID --node NODE [--format json] "
+     CLIENT_OPTS,
+     "Print each transition of a task as it happens until it ends; exit 0 when it succeeded."},
+    {"task agents", bl__cli_task_agents,
+     "beamlet task agents --node NODE [--format json] " CLIENT_OPTS,
+     "The agents the leader places tasks on: their task types, capabilities, concurrency limit, "
+     "tasks in flight and load."},
     {"checks", bl__cli_checks, "beamlet checks --node NODE [--format json] " CLIENT_OPTS,
      "The node's health checks (health_checks: HTTP GET, TCP connect, a command) with their "
      "status (passing, warning, critical), since when, and what the last run said."},

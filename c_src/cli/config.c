@@ -170,6 +170,18 @@ static int check_nonempty(bl_config *cfg, const keydef *k, const char *v, char *
     return v[0] ? BL_OK : fail(err, errlen, k->key, "'%s' is empty or too long", v);
 }
 
+/* task_exec_allow: absolute paths, comma separated */
+static int check_abs_paths(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
+{
+    (void)cfg;
+    char buf[2048];
+    snprintf(buf, sizeof(buf), "%s", v);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (t[0] != '/') return fail(err, errlen, k->key, "'%s' is not an absolute path", t);
+    return BL_OK;
+}
+
 static int check_cluster_name(bl_config *cfg, const keydef *k, const char *v, char *err,
                               size_t errlen)
 {
@@ -497,6 +509,15 @@ static const keydef KEYS[] = {
            "300000", 100, 86400000, "", "forget failed/left members after (300000)"),
     R_UINT("event_log_size", "--event-log-size", "BEAMLET_EVENT_LOG_SIZE", event_log_size, CL,
            "256", 1, 100000, "", "cluster events kept (256)"),
+    /* tasks (docs/tasks.md) */
+    R_UINT("task_concurrency", "--task-concurrency", "BEAMLET_TASK_CONCURRENCY", task_concurrency,
+           0, "4", 1, 10000, "", "tasks this node runs at once as an agent (4)"),
+    R_STR("task_exec_allow", "--task-exec-allow", "BEAMLET_TASK_EXEC_ALLOW", task_exec_allow, 0,
+          "", check_abs_paths,
+          "absolute paths the exec task type may run, comma separated (empty: exec off)"),
+    R_UINT("task_exec_output_max", "--task-exec-output-max", "BEAMLET_TASK_EXEC_OUTPUT_MAX",
+           task_exec_output_max, 0, "65536", 256, 16u << 20, "",
+           "bytes of an exec task's stdout/stderr kept (65536)"),
     /* discovery */
     R_BOOL("epmd_local", "--epmd-local", "BEAMLET_EPMD_LOCAL", epmd_local, LC, "false",
            "discover nodes in the local EPMD: true/false (false)"),

@@ -952,6 +952,20 @@ int bl_cluster_is_peer(bl_node *n, const char *node)
     return m && live_beamlet(m);
 }
 
+int bl_cluster_peer_role(bl_node *n, const char *node, char *role, size_t len)
+{
+    bl_cluster *c = n->cluster;
+    member *m = c ? find(c, node) : NULL;
+    if (!m || !live_beamlet(m) || m->is_self) return 0;
+    snprintf(role, len, "%s", m->role);
+    return 1;
+}
+
+unsigned bl_cluster_coordinator_count(bl_node *n)
+{
+    return n->cluster ? cl_coordinators(n->cluster, NULL) : 0;
+}
+
 static int is_peer(bl_node *n, const member *m)
 {
     return live_beamlet(m) && bl_is_connected(n, m->node);

@@ -719,6 +719,181 @@ static void h_publish(gw_req *r)
     json_decref(b);
 }
 
+static int all_digits(const char *s);
+
+/* ---- tasks (the beamlet_tasks process of this node, which hands them to the leader) ---- */
+
+/* {ok, X} | {error, Why}: X as JSON with status ok_status, or a problem named after Why */
+static void task_reply(gw_req *r, int status, const char *buf, int index, int ok_status)
+{
+    if (status) return call_failed(r, status, "beamlet_tasks");
+    json_t *j = bl_term_to_json(buf, &index);
+    const char *tag = json_is_array(j) ? json_string_value(json_array_get(j, 0)) : NULL;
+    json_t *v = json_is_array(j) ? json_array_get(j, 1) : NULL;
+    if (tag && !strcmp(tag, "ok")) {
+        bl__gw_reply_json(r, ok_status,
+                          json_is_string(v) ? json_pack("{s:O}", "id", v) : json_incref(v));
+    } else {
+        const char *why = json_is_string(v) ? json_string_value(v)
+                          : json_is_array(v) ? json_string_value(json_array_get(v, 0))
+                                             : NULL;
+        const char *detail = json_is_array(v) && json_is_string(json_array_get(v, 1))
+                                 ? json_string_value(json_array_get(v, 1))
+                                 : why ? why : "unexpected answer";
+        if (!why)
+            bl__gw_problem(r, 502, "Bad Gateway", detail);
+        else if (!strcmp(why, "not_found"))
+            bl__gw_problem(r, 404, "Not Found", "no such task");
+        else if (!strcmp(why, "already_final"))
+            bl__gw_problem(r, 409, "Conflict", "the task has ended already");
+        else if (!strcmp(why, "bad_request"))
+            bl__gw_problem(r, 422, "Unprocessable Content", detail);
+        else if (!strcmp(why, "queue_full"))
+            bl__gw_problem(r, 429, "Too Many Requests", "100000 tasks are not final");
+        else
+            bl__gw_problem(r, 503, "Service Unavailable", why); /* no_leader, not_replicated, ... */
+    }
+    json_decref(j);
+}
+
+static void task_ok_cb(gw_req *r, int status, const char *buf, int index)
+{
+    task_reply(r, status, buf, index, 200);
+}
+
+static void task_submit_cb(gw_req *r, int status, const char *buf, int index)
+{
+    task_reply(r, status, buf, index, 202);
+}
+
+static int valid_task_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (!n || n >= 40) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '_') return 0;
+    return 1;
+}
+
+static void h_tasks(gw_req *r)
+{
+    const char *state = bl__gw_arg(r, "state"), *type = bl__gw_arg(r, "type"),
+               *limit = bl__gw_arg(r, "limit");
+    if (!valid_utf8_arg(r, "type", type)) return;
+    if (limit && (!all_digits(limit) || !*limit || strlen(limit) > 6))
+        return bl__gw_problem(r, 400, "Bad Request", "limit is 1..100000");
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "list");
+    ei_x_encode_map_header(&x, (state && *state) + (type && *type) + (limit != NULL));
+    if (state && *state) {
+        ei_x_encode_atom(&x, "state");
+        ei_x_encode_binary(&x, state, (long)strlen(state));
+    }
+    if (type && *type) {
+        ei_x_encode_atom(&x, "type");
+        ei_x_encode_binary(&x, type, (long)strlen(type));
+    }
+    if (limit) {
+        ei_x_encode_atom(&x, "limit");
+        ei_x_encode_ulong(&x, strtoul(limit, NULL, 10));
+    }
+    local_call(r, "beamlet_tasks", NULL, NULL, &x, task_ok_cb);
+    ei_x_free(&x);
+}
+
+static void h_task(gw_req *r)
+{
+    if (!valid_task_id(r->params[0])) return bl__gw_problem(r, 404, "Not Found", "no such task");
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, !strcmp(r->method, "POST") ? "cancel" : "get");
+    ei_x_encode_binary(&x, r->params[0], (long)strlen(r->params[0]));
+    local_call(r, "beamlet_tasks", NULL, NULL, &x, task_ok_cb);
+    ei_x_free(&x);
+}
+
+static void h_task_agents(gw_req *r)
+{
+    local_call(r, "beamlet_tasks", NULL, "agents", NULL, task_ok_cb);
+}
+
+/* POST /api/v1/tasks {type, payload, capabilities, priority, timeout_ms, retries,
+ * idempotency_key, trace_id}; a W3C traceparent header gives the trace id when the body has
+ * none */
+static void h_task_submit(gw_req *r)
+{
+    json_t *b = parse_body(r, 1);
+    if (!b) return;
+    int bad = 0;
+    const char *type = body_str(b, "type", 64, &bad), *prio = body_str(b, "priority", 16, &bad),
+               *key = body_str(b, "idempotency_key", 128, &bad),
+               *trace = body_str(b, "trace_id", 33, &bad);
+    json_t *caps = json_object_get(b, "capabilities"), *payload = json_object_get(b, "payload"),
+           *tmo = json_object_get(b, "timeout_ms"), *ret = json_object_get(b, "retries");
+    char tp[33] = "";
+    const char *hdr = bl__gw_header(r, "traceparent");
+    if (!trace && hdr && strlen(hdr) >= 55 && hdr[2] == '-' && hdr[35] == '-') {
+        memcpy(tp, hdr + 3, 32);
+        trace = tp;
+    }
+    if (caps && (!json_is_array(caps) || json_array_size(caps) > 16)) bad = 1;
+    size_t i;
+    json_t *c;
+    if (caps) json_array_foreach(caps, i, c) if (!json_is_string(c) || !json_string_length(c) ||
+                                                   json_string_length(c) >= 64) bad = 1;
+    if (tmo && !json_is_integer(tmo)) bad = 1;
+    if (ret && !json_is_integer(ret)) bad = 1;
+    if (bad || !type) {
+        json_decref(b);
+        return bl__gw_problem(r, 422, "Unprocessable Content",
+                              "type (1..63 bytes) is required; capabilities: up to 16 strings; "
+                              "priority high, normal or low; timeout_ms and retries integers");
+    }
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "submit");
+    ei_x_encode_map_header(&x, 1 + !!payload + !!caps + !!prio + !!tmo + !!ret + !!key + !!trace);
+    ei_x_encode_atom(&x, "type");
+    ei_x_encode_binary(&x, type, (long)strlen(type));
+    if (payload) {
+        ei_x_encode_atom(&x, "payload");
+        bl_json_to_term_bin(payload, &x);
+    }
+    if (caps) {
+        ei_x_encode_atom(&x, "capabilities");
+        if (json_array_size(caps)) ei_x_encode_list_header(&x, (long)json_array_size(caps));
+        json_array_foreach(caps, i, c) ei_x_encode_binary(&x, json_string_value(c), (long)json_string_length(c));
+        ei_x_encode_empty_list(&x);
+    }
+    if (prio) {
+        ei_x_encode_atom(&x, "priority");
+        ei_x_encode_binary(&x, prio, (long)strlen(prio));
+    }
+    if (tmo) {
+        ei_x_encode_atom(&x, "timeout_ms");
+        ei_x_encode_longlong(&x, json_integer_value(tmo));
+    }
+    if (ret) {
+        ei_x_encode_atom(&x, "retries");
+        ei_x_encode_longlong(&x, json_integer_value(ret));
+    }
+    if (key) {
+        ei_x_encode_atom(&x, "idempotency_key");
+        ei_x_encode_binary(&x, key, (long)strlen(key));
+    }
+    if (trace) {
+        ei_x_encode_atom(&x, "trace_id");
+        ei_x_encode_binary(&x, trace, (long)strlen(trace));
+    }
+    json_decref(b);
+    local_call(r, "beamlet_tasks", NULL, NULL, &x, task_submit_cb);
+    ei_x_free(&x);
+}
+
 /* ---- health: score, alerts, maintenance, history (the beamlet_health process) ---- */
 
 static int health_here(gw_req *r)
@@ -1139,6 +1314,11 @@ const gw_route bl__gw_routes[] = {
     {"GET", "/api/v1/global", h_global, V, 0},
     {"GET", "/api/v1/pubsub/topics", h_topics, V, 0},
     {"POST", "/api/v1/pubsub/publish", h_publish, O, 1},
+    {"GET", "/api/v1/tasks", h_tasks, V, 0},
+    {"POST", "/api/v1/tasks", h_task_submit, O, 1},
+    {"GET", "/api/v1/tasks/{id}", h_task, V, 0},
+    {"POST", "/api/v1/tasks/{id}/cancel", h_task, O, 1},
+    {"GET", "/api/v1/agents", h_task_agents, V, 0},
     {"GET", "/api/v1/health", h_health, V, 0},
     {"GET", "/api/v1/alerts", h_alerts, V, 0},
     {"POST", "/api/v1/alerts/{id}/ack", h_alert_ack, O, 1},

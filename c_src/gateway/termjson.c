@@ -123,3 +123,54 @@ json_t *bl_term_to_json(const char *buf, int *idx)
         return json_string("<term>");
     }
 }
+
+/* The other way, for payloads given as JSON (CLI, REST): objects -> maps with binary keys,
+ * arrays -> lists, strings -> binaries, integers and reals -> numbers, true/false -> atoms,
+ * null -> undefined. Encodes into x (a term body); 0, or -1 (too deep, out of memory). */
+int bl_json_to_term_bin(json_t *j, ei_x_buff *x);
+
+static int j2t(json_t *j, ei_x_buff *x, int depth)
+{
+    if (depth > 64) return -1;
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *v;
+        if (ei_x_encode_map_header(x, (long)json_object_size(j)) < 0) return -1;
+        json_object_foreach(j, k, v)
+        {
+            if (ei_x_encode_binary(x, k, (long)strlen(k)) < 0 || j2t(v, x, depth + 1) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *v;
+        if (json_array_size(j) && ei_x_encode_list_header(x, (long)json_array_size(j)) < 0)
+            return -1;
+        json_array_foreach(j, i, v)
+        {
+            if (j2t(v, x, depth + 1) < 0) return -1;
+        }
+        return ei_x_encode_empty_list(x);
+    }
+    case JSON_STRING:
+        return ei_x_encode_binary(x, json_string_value(j), (long)json_string_length(j));
+    case JSON_INTEGER:
+        return ei_x_encode_longlong(x, json_integer_value(j));
+    case JSON_REAL:
+        return ei_x_encode_double(x, json_real_value(j));
+    case JSON_TRUE:
+        return ei_x_encode_atom(x, "true");
+    case JSON_FALSE:
+        return ei_x_encode_atom(x, "false");
+    default:
+        return ei_x_encode_atom(x, "undefined");
+    }
+}
+
+int bl_json_to_term_bin(json_t *j, ei_x_buff *x)
+{
+    return j ? j2t(j, x, 0) : -1;
+}

@@ -67,11 +67,21 @@ typedef struct cwatch {
     void *ud;
 } cwatch;
 
+/* a caller waiting for the next result of one check (bl_health_check_run) */
+typedef struct crun {
+    struct crun *next;
+    int id;
+    int check_id;
+    bl_health_check_cb cb;
+    void *ud;
+} crun;
+
 struct bl__checks {
     health *h;
     bl__check *all;
     int next_id, next_watch;
     cwatch *watches;
+    crun *runs;
     bl__webhooks *http;
     int reg_watch;   /* registry watch id (entries of checked services) */
     ev_timer resync; /* next loop turn: set the checked entries' health again */
@@ -155,6 +165,17 @@ static void result(bl__check *c, int status, const char *output)
     c->runs++;
     c->last_ms = bl_now_ms();
     snprintf(c->output, sizeof(c->output), "%s", output);
+    /* callers of bl_health_check_run get this result (not damped: what the run said) */
+    for (crun **pp = &cs->runs; *pp;) {
+        crun *r = *pp;
+        if (r->check_id != c->id) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        r->cb(cs->h->n, c->spec.name, bl__check_status_name(status), c->output, r->ud);
+        free(r);
+    }
     int change = 0;
     if (c->status < 0) {
         change = 1;
@@ -499,9 +520,48 @@ int bl__checks_remove(bl__checks *cs, const char *name)
     return BL_ENOPROC;
 }
 
+int bl__checks_run_now(bl__checks *cs, const char *name, bl_health_check_cb cb, void *ud)
+{
+    bl__check *c, *t;
+    HASH_ITER(hh, cs->all, c, t)
+    {
+        if (strcmp(c->spec.name, name)) continue;
+        crun *r = calloc(1, sizeof(*r));
+        if (!r) return BL_ENOMEM;
+        r->id = ++cs->next_watch;
+        r->check_id = c->id;
+        r->cb = cb;
+        r->ud = ud;
+        r->next = cs->runs;
+        cs->runs = r;
+        int id = r->id;
+        if (!c->running) {
+            ev_timer_stop(cs->h->n->loop, &c->every);
+            run(c); /* may finish at once (a failed spawn): r is gone then */
+        }
+        return id;
+    }
+    return BL_ENOPROC;
+}
+
+void bl__checks_run_cancel(bl__checks *cs, int id)
+{
+    for (crun **pp = &cs->runs; *pp; pp = &(*pp)->next)
+        if ((*pp)->id == id) {
+            crun *r = *pp;
+            *pp = r->next;
+            free(r);
+            return;
+        }
+}
+
 void bl__checks_free(bl__checks *cs)
 {
     if (!cs) return;
+    for (crun *r = cs->runs, *nx; r; r = nx) {
+        nx = r->next;
+        free(r);
+    }
     if (cs->reg_watch > 0) bl_registry_unwatch(cs->h->n, cs->reg_watch);
     ev_timer_stop(cs->h->n->loop, &cs->resync);
     bl__webhooks_free(cs->http); /* drops GETs in flight without calling back */

@@ -18,6 +18,10 @@ void bl__checks_encode(bl__checks *cs, ei_x_buff *x); /* a list of maps */
 int bl__checks_watch(bl__checks *cs, bl_health_check_cb cb, void *ud);
 void bl__checks_unwatch(bl__checks *cs, int id);
 const char *bl__check_status_name(int s);
+/* Run the check named now (or join the run in flight); cb gets that run's result, once.
+ * id > 0 for bl__checks_run_cancel, BL_ENOPROC (no such check), BL_ENOMEM. */
+int bl__checks_run_now(bl__checks *cs, const char *name, bl_health_check_cb cb, void *ud);
+void bl__checks_run_cancel(bl__checks *cs, int id);
 /* The check a registry entry's registration carries (json: an element of health_checks
  * without "name"; NULL: none any more): run as "svc:ID", driving that entry. 0 or -1. */
 int bl__checks_entry(bl__checks *cs, const char *id, const char *json);

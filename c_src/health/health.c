@@ -580,6 +580,20 @@ int bl_health_check_remove(bl_node *n, const char *name)
     return name ? bl__checks_remove(h->checks, name) : BL_EINVAL;
 }
 
+int bl_health_check_run(bl_node *n, const char *name, bl_health_check_cb cb, void *ud)
+{
+    health *h = health_of(n);
+    if (!h || !h->checks) return BL_ENOPROC;
+    if (!name || !cb) return BL_EINVAL;
+    return bl__checks_run_now(h->checks, name, cb, ud);
+}
+
+void bl_health_check_run_cancel(bl_node *n, int id)
+{
+    health *h = health_of(n);
+    if (h && h->checks) bl__checks_run_cancel(h->checks, id);
+}
+
 int bl_health_check_watch(bl_node *n, bl_health_check_cb cb, void *ud)
 {
     health *h = health_of(n);

@@ -418,6 +418,10 @@ typedef void (*bl_peer_fn)(bl_node *n, const char *node, void *ud);
 void bl_cluster_each_peer(bl_node *n, long turn, bl_peer_fn fn, void *ud);
 /* 1 when node is such a peer, connected or not: a member to accept replicated state from. */
 int bl_cluster_is_peer(bl_node *n, const char *node);
+/* 1 and its role when node is a live beamlet member other than this one; else 0. */
+int bl_cluster_peer_role(bl_node *n, const char *node, char *role, size_t len);
+/* The coordinators election counts (failed and suspected ones included), this node included. */
+unsigned bl_cluster_coordinator_count(bl_node *n);
 /* fn for every node connected now (dist/conn.c); the names are copied first, so fn may send
  * (a failed send can close a connection). */
 void bl__each_connected(bl_node *n, bl_peer_fn fn, void *ud);
@@ -431,6 +435,8 @@ int bl_services_start(bl_node *n);
 /* services/cconf.c: apply the cluster configuration this node persisted (synchronous, before
  * the loop runs and before anything reads n->cfg); keeps the given cfg in n->cfg_base. */
 void bl__cconf_preload(bl_node *n);
+/* tasks/tasks.c: the `beamlet_tasks` process, the task dispatcher (docs/tasks.md) */
+int bl_tasks_start(bl_node *n);
 /* gateway/gateway.c: the `beamlet_gateway` process, HTTP when configured (docs/gateway.md) */
 int bl_gateway_start(bl_node *n);
 /* services/pg.c: the default pg scope */

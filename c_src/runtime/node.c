@@ -83,6 +83,8 @@ void bl_config_init(bl_config *cfg)
     snprintf(cfg->global_mode, sizeof(cfg->global_mode), "auto");
     snprintf(cfg->registry_policy, sizeof(cfg->registry_policy), "round_robin");
     cfg->registry_max_entries = 1024;
+    cfg->task_concurrency = 4;
+    cfg->task_exec_output_max = 65536;
     cfg->health_interval_ms = 5000;
     cfg->health_store = 1;
     cfg->history_raw_s = 21600;
@@ -448,6 +450,7 @@ int bl_node_start(bl_node *n)
     rc = bl_builtin_start(n);
     if (rc == BL_OK) rc = bl_cluster_start(n);
     if (rc == BL_OK) rc = bl_services_start(n);
+    if (rc == BL_OK) rc = bl_tasks_start(n);
     if (rc == BL_OK) rc = bl_gateway_start(n);
     if (rc != BL_OK) return rc;
     n->started = 1;

@@ -83,7 +83,22 @@ struct bl__repl {
     bl__repl_stats st;
     bl__repl_send_fn send;
     void *send_ud;
+    struct repl_wait *waits; /* acked adds in flight */
+    unsigned long long next_seq;
 };
+
+/* An add that asked for acks: the peers it went to, which answered. */
+typedef struct repl_wait {
+    struct repl_wait *next;
+    bl__repl *r;
+    unsigned long long seq;
+    int timer;
+    unsigned asked, acked, open;
+    char (*nodes)[BL_NODE_LEN];
+    unsigned char *state; /* per node: 0 waiting, 1 acked, 2 gone */
+    bl__repl_acked_fn done;
+    void *ud;
+} repl_wait;
 
 static bl__repl_node *node_find(const bl__repl *r, const char *node)
 {
@@ -143,8 +158,14 @@ static int remove_entry(bl__repl *r, bl__repl_node *rn, bl__repl_link *e, bl__re
 
 static void retry_cb(bl_node *n, void *ud);
 
+static int wanted(const bl__repl *r, const char *node)
+{
+    return !r->ops->wants || r->ops->wants(r->svc, node);
+}
+
 static int send_one(bl__repl *r, const char *node, const ei_x_buff *x)
 {
+    if (!wanted(r, node)) return BL_ENODEDOWN;
     int rc = r->send ? r->send(r->send_ud, node, x) : bl_cluster_send(r->proc, r->name, node, x);
     if (rc == BL_OK) {
         r->st.msgs_out++;
@@ -267,6 +288,130 @@ int bl__repl_local_put(bl__repl *r, bl__repl_link *e)
     return BL_OK;
 }
 
+static void wait_finish(repl_wait *w)
+{
+    bl__repl *r = w->r;
+    repl_wait **pp;
+    for (pp = &r->waits; *pp && *pp != w; pp = &(*pp)->next)
+        ;
+    if (*pp) *pp = w->next;
+    if (w->timer > 0) bl_timer_cancel(r->n, w->timer);
+    bl__repl_acked_fn done = w->done;
+    void *ud = w->ud;
+    unsigned acked = w->acked, asked = w->asked;
+    free(w->nodes);
+    free(w->state);
+    free(w);
+    done(ud, acked, asked);
+}
+
+static void wait_timeout(bl_node *n, void *ud)
+{
+    (void)n;
+    repl_wait *w = ud;
+    w->timer = 0;
+    wait_finish(w);
+}
+
+/* node answered (acked 1) or went away (0) for every wait that asked it */
+static void waits_mark(bl__repl *r, const char *node, unsigned long long seq, int acked)
+{
+    repl_wait *w = r->waits, *next;
+    for (; w; w = next) {
+        next = w->next;
+        if (acked && w->seq != seq) continue;
+        for (unsigned i = 0; i < w->asked; i++) {
+            if (w->state[i] || strcmp(w->nodes[i], node)) continue;
+            w->state[i] = acked ? 1 : 2;
+            w->acked += acked != 0;
+            if (--w->open == 0) {
+                wait_finish(w);
+                break;
+            }
+        }
+        if (acked) return;
+    }
+}
+
+typedef struct {
+    bl__repl *r;
+    const ei_x_buff *x;
+    repl_wait *w;
+    unsigned cap;
+} acast;
+
+static void acast_one(bl_node *n, const char *node, void *ud)
+{
+    (void)n;
+    acast *a = ud;
+    bl__repl_node *rn = node_find(a->r, node);
+    if ((rn && rn->need_sync) || !wanted(a->r, node)) return;
+    if (send_one(a->r, node, a->x) != BL_OK) return;
+    repl_wait *w = a->w;
+    if (w->asked == a->cap) {
+        unsigned cap = a->cap ? a->cap * 2 : 8;
+        void *nn = realloc(w->nodes, cap * sizeof(*w->nodes));
+        if (!nn) return;
+        w->nodes = nn;
+        void *ns = realloc(w->state, cap);
+        if (!ns) return;
+        w->state = ns;
+        a->cap = cap;
+    }
+    snprintf(w->nodes[w->asked], BL_NODE_LEN, "%s", node);
+    w->state[w->asked++] = 0;
+}
+
+int bl__repl_local_put_acked(bl__repl *r, bl__repl_link *e, unsigned timeout_ms,
+                             bl__repl_acked_fn done, void *ud)
+{
+    if (!r) return BL_ENOPROC;
+    if (!r->ops->tag_ack) return BL_EINVAL;
+    ei_x_buff x;
+    if (ei_x_new(&x) < 0) return BL_ENOMEM;
+    int rc = r->ops->encode(r->svc, &x, e);
+    uint64_t h = bl__repl_hash(x.buff, x.index);
+    ei_x_free(&x);
+    if (rc < 0) return BL_ENOMEM;
+    repl_wait *w = calloc(1, sizeof(*w));
+    if (!w) return BL_ENOMEM;
+    if (e->owner) link_out(e);
+    link_in(r->self, e, h);
+    w->r = r;
+    w->seq = ++r->next_seq;
+    w->done = done;
+    w->ud = ud;
+    if (msg_head(r, &x, 4, r->ops->tag_add) == 0) {
+        if (ei_x_encode_list_header(&x, 1) == 0 && r->ops->encode(r->svc, &x, e) == 0 &&
+            ei_x_encode_empty_list(&x) == 0 && ei_x_encode_ulonglong(&x, w->seq) == 0) {
+            acast a = {r, &x, w, 0};
+            bl_cluster_each_peer(r->n, -1, acast_one, &a);
+        }
+        ei_x_free(&x);
+    }
+    w->open = w->asked;
+    if (!w->asked) {
+        free(w->nodes);
+        free(w->state);
+        free(w);
+        done(ud, 0, 0);
+        return BL_OK;
+    }
+    w->next = r->waits;
+    r->waits = w;
+    int id = bl_timer(r->n, timeout_ms ? timeout_ms : 5000, 0, wait_timeout, w);
+    w->timer = id > 0 ? id : 0;
+    return BL_OK;
+}
+
+static void send_ack(bl__repl *r, const char *node, unsigned long long seq)
+{
+    ei_x_buff x;
+    if (msg_head(r, &x, 3, r->ops->tag_ack) < 0) return;
+    if (ei_x_encode_ulonglong(&x, seq) == 0) (void)send_one(r, node, &x);
+    ei_x_free(&x);
+}
+
 void bl__repl_remote_put(bl__repl *r, const char *owner, bl__repl_link *e)
 {
     bl__repl_node *rn = node_get(r, owner);
@@ -353,7 +498,7 @@ static int list_ok(const char *buf, int idx)
 
 /* add (sync = 0) or sync (1): every element through ops->upsert; a sync that decoded whole
  * removes the owner's entries it did not name. A list with an improper tail is not applied. */
-static void on_entries(bl__repl *r, bl__repl_node *rn, const char *buf, int idx, int sync)
+static int on_entries(bl__repl *r, bl__repl_node *rn, const char *buf, int idx, int sync)
 {
     bl__list_it it;
     int more = -1;
@@ -376,9 +521,9 @@ static void on_entries(bl__repl *r, bl__repl_node *rn, const char *buf, int idx,
     if (more < 0) {
         bl_log(r->n, BL_LOG_WARN, "%s: malformed %s from %s ignored (%u entries applied)", r->name,
                sync ? r->ops->tag_sync : r->ops->tag_add, rn->node, applied);
-        return; /* a sync is applied whole or the stale part is kept */
+        return -1; /* a sync is applied whole or the stale part is kept */
     }
-    if (!sync) return;
+    if (!sync) return 0;
     bl__repl_link *e, *t;
     DL_FOREACH_SAFE(rn->head, e, t) {
         if (e->gen == gen || !e->hash) continue; /* named, or kept outside the digest */
@@ -387,6 +532,7 @@ static void on_entries(bl__repl *r, bl__repl_node *rn, const char *buf, int idx,
     }
     bl_log(r->n, BL_LOG_DEBUG, "%s: sync from %s: %u entries, %u stale removed", r->name, rn->node,
            applied, stale);
+    return 0;
 }
 
 static void on_del(bl__repl *r, bl__repl_node *rn, const char *buf, int idx)
@@ -423,6 +569,14 @@ int bl__repl_handle(bl__repl *r, const bl_msg *msg)
     if (ei_decode_tuple_header(buf, &idx, &arity) < 0 || arity < 2 || arity > 5 ||
         get_atom(buf, &idx, tag) < 0)
         return 0;
+    if (o->tag_ack && !strcmp(tag, o->tag_ack)) {
+        unsigned long long seq;
+        if (arity == 3 && get_atom(buf, &idx, owner) == 0 &&
+            ei_decode_ulonglong(buf, &idx, &seq) == 0 && msg->has_sender &&
+            !strcmp(msg->sender.node, owner))
+            waits_mark(r, owner, seq, 1);
+        return 1;
+    }
     int kind = !strcmp(tag, o->tag_add)      ? 1
                : !strcmp(tag, o->tag_del)    ? 2
                : !strcmp(tag, o->tag_sync)   ? 3
@@ -430,7 +584,9 @@ int bl__repl_handle(bl__repl *r, const bl_msg *msg)
                : !strcmp(tag, o->tag_digest) ? 5
                                              : 0;
     if (!kind) return 0;
-    if ((kind <= 3 && arity != 3) || (kind == 4 && arity != 2) || (kind == 5 && arity != 5) ||
+    int want_ack = kind == 1 && arity == 4 && o->tag_ack;
+    if ((kind <= 3 && arity != 3 && !want_ack) || (kind == 4 && arity != 2) ||
+        (kind == 5 && arity != 5) ||
         get_atom(buf, &idx, owner) < 0)
         return 1;
     if (!from_owner(r, msg, owner)) {
@@ -458,8 +614,15 @@ int bl__repl_handle(bl__repl *r, const bl_msg *msg)
         }
     } else if (kind == 2) {
         on_del(r, rn, buf, idx);
+    } else if (want_ack) {
+        /* the list, then the sequence number to answer with once it is applied */
+        int end = idx;
+        unsigned long long seq;
+        if (ei_skip_term(buf, &end) == 0 && ei_decode_ulonglong(buf, &end, &seq) == 0 &&
+            on_entries(r, rn, buf, idx, 0) == 0)
+            send_ack(r, owner, seq);
     } else {
-        on_entries(r, rn, buf, idx, kind == 3);
+        (void)on_entries(r, rn, buf, idx, kind == 3);
     }
     node_free_if_empty(r, rn);
     return 1;
@@ -471,6 +634,7 @@ int bl__repl_handle(bl__repl *r, const bl_msg *msg)
  * while it was failed, and it has no reason to resend them). */
 static void exchange(bl__repl *r, const char *node)
 {
+    if (!wanted(r, node)) return;
     bl__repl_sync_to(r, node);
     want_from(r, node);
 }
@@ -484,6 +648,7 @@ static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *
         if (bl_cluster_is_peer(n, node)) exchange(r, node);
         return;
     }
+    waits_mark(r, node, 0, 0);
     bl__repl_node *rn = node_find(r, node);
     if (rn) rn->need_sync = 0; /* the next nodeup syncs */
     if (!n->cluster || r->ops->drop_on_nodedown)
@@ -497,10 +662,13 @@ static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
     bl__repl *r = ud;
     if (bl_is_local_node(n, ev->node)) return;
     if (ev->type == BL_EV_NODE_LEFT) {
+        waits_mark(r, ev->node, 0, 0);
         bl__repl_drop_owner(r, ev->node, "member forgotten");
     } else if (ev->type == BL_EV_NODE_STATE_CHANGED) {
-        if (ev->to == BL_MEMBER_FAILED || ev->to == BL_MEMBER_LEFT || ev->to == BL_MEMBER_LEAVING)
+        if (ev->to == BL_MEMBER_FAILED || ev->to == BL_MEMBER_LEFT || ev->to == BL_MEMBER_LEAVING) {
+            waits_mark(r, ev->node, 0, 0);
             bl__repl_drop_owner(r, ev->node, bl_member_state_name(ev->to));
+        }
         else if (ev->to == BL_MEMBER_ACTIVE && bl_is_connected(n, ev->node))
             exchange(r, ev->node);
     } else if (ev->type == BL_EV_NODE_JOINED && strcmp(ev->role, "beam") &&
@@ -512,7 +680,7 @@ static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
 static void digest_one(bl_node *n, const char *node, void *ud)
 {
     (void)n;
-    digest_to(ud, node);
+    if (wanted(ud, node)) digest_to(ud, node);
 }
 
 static void repair_cb(bl_node *n, void *ud)
@@ -588,6 +756,13 @@ void bl__repl_free(bl__repl *r)
     if (r->cluster_sub > 0) bl_cluster_unsubscribe(r->n, r->cluster_sub);
     if (r->repair_timer > 0) bl_timer_cancel(r->n, r->repair_timer);
     if (r->retry_timer > 0) bl_timer_cancel(r->n, r->retry_timer);
+    for (repl_wait *w = r->waits, *next; w; w = next) { /* dropped without calling back */
+        next = w->next;
+        if (w->timer > 0) bl_timer_cancel(r->n, w->timer);
+        free(w->nodes);
+        free(w->state);
+        free(w);
+    }
     bl__repl_node *rn, *t;
     HASH_ITER(hh, r->nodes, rn,
               t) { /* the entries are the service's (maybe freed already): not touched */

@@ -13,7 +13,10 @@
  *    a failed, leaving, left or forgotten one loses its bucket;
  *  - repair at (almost) no cost: every REPAIR_MS one member in turn gets our bucket's count and
  *    digest (a sum of the entries' encoding hashes); a receiver whose copy differs asks for a sync;
- *  - after a failed send to a member only a full sync goes to it next (retried on a timer).
+ *  - after a failed send to a member only a full sync goes to it next (retried on a timer);
+ *  - optionally, a subset of the members holds the table (ops->wants), and an add may ask for
+ *    acks ({P_add, Owner, [E], Seq} answered by {P_ack, Node, Seq} once applied), so a service
+ *    can wait until its peers hold an entry before it answers its caller (the task queue).
  *
  * Wire lists: one canonical encoding, a proper list with its length in one header ([A, B, C]).
  * The decoder also walks chained cells ([A | [B | [C | []]]]) and rejects an improper tail. */
@@ -77,6 +80,12 @@ typedef struct bl__repl_ops {
     int (*remove)(void *svc, bl__repl_link *e, bl__repl_why why);
     /* Optional: owner's bucket was dropped (n entries removed). */
     void (*owner_gone)(void *svc, const char *owner, unsigned n, const char *why);
+    /* Optional: 0 when node takes no part in this table (nothing is sent to it); NULL: every
+     * peer does. */
+    int (*wants)(void *svc, const char *node);
+    /* Optional: the tag of {P_ack, Node, Seq}, the answer to an add that asks for one
+     * ({P_add, Owner, [E], Seq}); needed by bl__repl_local_put_acked. */
+    const char *tag_ack;
     /* 1: a nodedown drops the owner's bucket at once even with a cluster layer (pg, as OTP's
      * pg does: members of a disconnected node are gone; the next nodeup exchanges again). */
     int drop_on_nodedown;
@@ -103,6 +112,13 @@ void bl__repl_free(bl__repl *r);
 int bl__repl_handle(bl__repl *r, const bl_msg *msg);
 /* A new or changed local entry: into the local bucket, announced to every member. */
 int bl__repl_local_put(bl__repl *r, bl__repl_link *e);
+/* As bl__repl_local_put, and the add asks every peer it went to for an ack. done runs once,
+ * on the loop, with how many peers applied it (acked) out of those asked: when all answered or
+ * went down, or after timeout_ms -- or before this returns, when no peer was asked. Not after
+ * bl__repl_free. BL_OK, BL_ENOMEM, BL_EINVAL (ops without tag_ack). */
+typedef void (*bl__repl_acked_fn)(void *ud, unsigned acked, unsigned asked);
+int bl__repl_local_put_acked(bl__repl *r, bl__repl_link *e, unsigned timeout_ms,
+                             bl__repl_acked_fn done, void *ud);
 /* A local entry removed: announced (del), out of the bucket. */
 void bl__repl_local_del(bl__repl *r, bl__repl_link *e);
 /* A remote entry the service added by itself (not from a message): into owner's bucket, hashed

@@ -90,7 +90,41 @@ tests(W) ->
               {"workers: running, os_pid, stop, errors", fun() -> workers(W) end},
               {"supervised workers under an OTP supervisor, as gleam_otp runs them", fun supervised/0},
               {"discovery, started and supervised", fun discovery/0},
+              {"task: submit, wait, get, cancel, handle", fun() -> tasks(W) end},
               {"every @external was called by this suite", fun all_externals_called/0}].
+
+%% beamlet/task with Gleam's shapes: a coordinator joins W (an agent for the built-in types)
+tasks(W) ->
+    {ok, Co} = ?FFI:start_worker(options(shim_test_util:name("glco"),
+                                         #{role => {some, coordinator}, cluster => {some, <<"gleamc">>},
+                                           join => [W]})),
+    Sub = fun(Kind, Payload, Caps) ->
+                  {submission, Kind, {some, ?FFI:identity(Payload)}, Caps, normal, none, 0, none, none}
+          end,
+    ?assert(shim_test_util:wait_until(fun() ->
+        case beamlet_task:agents(Co) of {ok, [_ | _]} -> true; _ -> false end end, 30000)),
+    {ok, Id} = ?FFI:task_submit(Co, Sub(<<"echo">>, {<<"hi">>, 1}, [])),
+    ?assertMatch({ok, {task, Id, <<"echo">>, succeeded, 1, {some, W}, <<_:32/binary>>,
+                       {some, {<<"hi">>, 1}}, none, _, _}}, ?FFI:task_wait(Co, Id, 20000)),
+    ?assertMatch({ok, {task, Id, _, succeeded, _, _, _, _, _, _, _}}, ?FFI:task_get(W, Id)),
+    ?assertEqual({error, not_found}, ?FFI:task_get(Co, <<"nope">>)),
+    {ok, Q} = ?FFI:task_submit(Co, Sub(<<"echo">>, 1, [<<"nobody-has-it">>])),
+    ?assertMatch({ok, {task, Q, _, cancelled, _, _, _, _, _, _, _}}, ?FFI:task_cancel(Co, Q)),
+    ?assertEqual({error, {failed, <<"already_final">>}}, ?FFI:task_cancel(Co, Q)),
+    {ok, H} = ?FFI:task_handle(W, <<"gleam.double">>,
+                               fun({job, _, _, N, _}) when is_integer(N) -> {ok, 2 * N};
+                                  ({job, _, _, _, _}) -> {error, <<"not a number">>} end),
+    ?assert(is_pid(H)),
+    ?assert(shim_test_util:wait_until(fun() ->
+        {ok, As} = beamlet_task:agents(Co),
+        lists:any(fun(#{types := Ts}) -> lists:member(<<"gleam.double">>, Ts) end, As) end, 15000)),
+    {ok, D} = ?FFI:task_submit(Co, Sub(<<"gleam.double">>, 21, [])),
+    ?assertMatch({ok, {task, D, _, succeeded, _, _, _, {some, 42}, none, _, _}}, ?FFI:task_wait(Co, D, 20000)),
+    {ok, E} = ?FFI:task_submit(Co, Sub(<<"gleam.double">>, x, [])),
+    ?assertMatch({ok, {task, E, _, failed, _, _, _, none, {some, <<"not a number">>}, _, _}},
+                 ?FFI:task_wait(Co, E, 20000)),
+    unlink(H),
+    exit(H, shutdown).
 
 ghost() -> shim_test_util:node_name(shim_test_util:name("ghost")).
 

@@ -115,6 +115,11 @@ typedef struct bl_config {
     char registry_policy[24];      /* round_robin | least_outstanding */
     unsigned registry_max_entries; /* local service entries per node (default 1024) */
 
+    /* task dispatcher (docs/tasks.md) */
+    unsigned task_concurrency;      /* tasks this node runs at once as an agent (default 4) */
+    char task_exec_allow[2048];     /* absolute paths the `exec` task type may run; empty: off */
+    unsigned task_exec_output_max;  /* bytes of an exec task's output kept (default 65536) */
+
     /* health and metrics (docs/health.md) */
     unsigned health_interval_ms; /* metrics sample interval (default 5000) */
     int health_store;            /* keep events and metrics history on disk (default 1) */

@@ -143,6 +143,12 @@ typedef void (*bl_health_check_cb)(bl_node *n, const char *name, const char *sta
 /* Run a check on this node. Returns an id > 0, BL_EINVAL, BL_EEXIST, BL_ENOMEM, BL_ENOPROC. */
 int bl_health_check_add(bl_node *n, const bl_health_check_spec *spec);
 int bl_health_check_remove(bl_node *n, const char *name);
+/* Run the check named now (or join its run in flight): cb gets that run's status and output
+ * once (not damped by `consecutive`). Returns an id > 0 for bl_health_check_run_cancel (which
+ * drops cb), BL_ENOPROC (no such check, or health not running), BL_EINVAL, BL_ENOMEM. cb may run
+ * before this returns (a command that cannot be started). */
+int bl_health_check_run(bl_node *n, const char *name, bl_health_check_cb cb, void *ud);
+void bl_health_check_run_cancel(bl_node *n, int id);
 /* cb runs on every change of state of any check of this node. Returns an id > 0. */
 int bl_health_check_watch(bl_node *n, bl_health_check_cb cb, void *ud);
 void bl_health_check_unwatch(bl_node *n, int id);

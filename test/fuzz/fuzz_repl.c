@@ -107,6 +107,7 @@ static const bl__repl_ops f_ops = {
     .upsert = f_upsert,
     .find = f_find,
     .remove = f_remove,
+    .tag_ack = "f_ack", /* adds asking for an ack ({f_add, Owner, [E], Seq}) and acks */
 };
 
 static bl_node *node;

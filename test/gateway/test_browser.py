@@ -35,6 +35,46 @@ def test_dashboard_in_chromium():
     assert res["checks"]["alert_acked"] in (True, "no health service on this node"), res["checks"]
 
 
+def test_tasks_view_in_chromium():
+    # a second cluster with a coordinator (the leader runs the task dispatcher)
+    chrome = shutil.which("chromium") or shutil.which("chromium-browser")
+    port = PORT + 10
+    g = Node("gw_t1", port, role="gateway").wait_http()
+    c = Node("gw_t2", None, role="coordinator", join=["gw_t1"])
+    a = Node("gw_t3", None, join=["gw_t1"])
+    wait_until(lambda: jreq(port, "GET", "/api/v1/agents")[0] == 200 and
+               len(jreq(port, "GET", "/api/v1/agents")[2]) == 1, timeout=40, what="the agent advertised")
+    key = make_key(g.name, "operator", "tasks")
+    # a task that runs (on gw_t3, the one agent) and one no agent can take (stays queued)
+    st, _, b = jreq(port, "POST", "/api/v1/tasks", {"type": "echo", "payload": {"n": 1}}, key=key)
+    assert st == 202, (st, b)
+    wait_until(lambda: jreq(port, "GET", "/api/v1/tasks/" + b["id"])[2].get("state") == "succeeded",
+               what="the echo task done")
+    st, _, t = jreq(port, "GET", "/api/v1/tasks/" + b["id"])
+    assert t["result"] == {"n": 1} and t["agent"] == a.name and len(t["trace_id"]) == 32, t
+    st, _, q = jreq(port, "POST", "/api/v1/tasks", {"type": "echo", "capabilities": ["dash-none"]}, key=key)
+    assert st == 202, (st, q)
+    assert jreq(port, "POST", "/api/v1/tasks", {"type": "echo"})[0] == 401  # writes need a key
+    assert jreq(port, "POST", "/api/v1/tasks", {"payload": 1}, key=key)[0] == 422
+    assert jreq(port, "GET", "/api/v1/tasks/nosuch")[0] == 404
+    st, _, lst = jreq(port, "GET", "/api/v1/tasks?state=queued")
+    # (the coordinator keeps its queue on disk across runs: earlier runs' tasks may be listed)
+    assert st == 200 and q["id"] in [x["id"] for x in lst], lst
+    assert all(x["state"] == "queued" for x in lst), lst
+    p = subprocess.run(["node", os.path.join(ROOT, "test/gateway/cdp/dashboard.js"),
+                        "http://127.0.0.1:%d/" % port, os.path.join(ROOT, "build"),
+                        ",".join(n.name for n in (g, c, a)), "-", "0", chrome, key, q["id"], "tasks"],
+                       capture_output=True, text=True, timeout=200)
+    line = (p.stdout.strip().splitlines() or ["{}"])[-1]
+    res = json.loads(line)
+    print("    " + json.dumps(res.get("checks", {}))[:300])
+    assert p.returncode == 0, (res.get("failed"), res.get("errors"), p.stderr[-2000:])
+    assert res["checks"]["task_cancelled"] is True and res["checks"]["agents"] == 1, res["checks"]
+    st, _, t = jreq(port, "GET", "/api/v1/tasks/" + q["id"])
+    assert st == 200 and t["state"] == "cancelled", (st, t)
+    assert jreq(port, "POST", "/api/v1/tasks/%s/cancel" % q["id"], key=key)[0] == 409
+
+
 def main():
     r = Runner("dashboard")
     try:
@@ -50,6 +90,7 @@ def main():
             wait_until(lambda: jreq(port, "POST", "/api/v1/services", {"name": name}, key=key)[0] == 201,
                        timeout=15, what="service %s registered through port %d" % (name, port))
         r.run(test_dashboard_in_chromium)
+        r.run(test_tasks_view_in_chromium)
     except Exception:
         import traceback
         traceback.print_exc()

@@ -1,7 +1,7 @@
 /* test_repl.c - the replicated-table layer (c_src/services/repl.c): the wire list codec (flat
  * and chained cells, improper tails) and add/del/sync/digest handling on a test table with 0, 1,
  * 2 and 1,000 entries, duplicates and forged owners, on a node that is never started (no peers:
- * nothing is sent). */
+ * nothing is sent); adds that ask for an ack (answered once applied, through a send hook). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -125,6 +125,7 @@ static const bl__repl_ops t_ops = {
     .find = t_find,
     .remove = t_remove,
     .owner_gone = t_gone,
+    .tag_ack = "t_ack",
 };
 
 typedef struct fx {
@@ -454,6 +455,114 @@ static void test_owner_gone_and_local(void **state)
     assert_null(mine->link.owner);
 }
 
+/* ---- acked adds (what the task queue waits for before it answers a submit) ---- */
+
+typedef struct sent_log {
+    int n;
+    char node[BL_NODE_LEN];
+    ei_x_buff last;
+} sent_log;
+
+static int cap_send(void *ud, const char *node, const ei_x_buff *x)
+{
+    sent_log *l = ud;
+    l->n++;
+    snprintf(l->node, sizeof l->node, "%s", node);
+    ei_x_free(&l->last);
+    ei_x_new(&l->last);
+    ei_x_append_buf(&l->last, x->buff, x->index);
+    return BL_OK;
+}
+
+static void acked_cb(void *ud, unsigned acked, unsigned asked)
+{
+    unsigned *c = ud;
+    c[0]++;
+    c[1] = acked;
+    c[2] = asked;
+}
+
+/* {t_add, PEER, [{K, "vK"}], Seq}; bad: an improper list */
+static void build_acked(ei_x_buff *x, long key, unsigned long long sq, int bad)
+{
+    ei_x_new_with_version(x);
+    ei_x_encode_tuple_header(x, 4);
+    ei_x_encode_atom(x, "t_add");
+    ei_x_encode_atom(x, PEER);
+    ei_x_encode_list_header(x, 1);
+    ei_x_encode_tuple_header(x, 2);
+    ei_x_encode_long(x, key);
+    ei_x_encode_binary(x, "v", 1);
+    if (bad)
+        ei_x_encode_atom(x, "tail");
+    else
+        ei_x_encode_empty_list(x);
+    ei_x_encode_ulonglong(x, sq);
+}
+
+static void test_acked(void **state)
+{
+    fx *f = *state;
+    sent_log log = {0};
+    ei_x_new(&log.last);
+    bl__repl_set_send(f->r, cap_send, &log);
+    /* a local put with no peer to ask: done at once, 0 of 0, the entry in our bucket */
+    tent *e = calloc(1, sizeof(*e));
+    snprintf(e->owner, sizeof e->owner, "%s", "self@host");
+    e->key = 7;
+    snprintf(e->val, sizeof e->val, "%s", "v7");
+    e->next = f->s.all;
+    f->s.all = e;
+    unsigned c[3] = {0, 9, 9};
+    assert_int_equal(bl__repl_local_put_acked(f->r, &e->link, 1000, acked_cb, c), BL_OK);
+    assert_int_equal(c[0], 1);
+    assert_int_equal(c[1], 0);
+    assert_int_equal(c[2], 0);
+    assert_int_equal(bl__repl_count(f->r, "self@host"), 1);
+    assert_int_equal(log.n, 0);
+    /* an add that asks for an ack: applied, then {t_ack, Self, Seq} to its owner */
+    ei_x_buff x;
+    build_acked(&x, 5, 42, 0);
+    assert_int_equal(deliver(f, &x, PEER), 1);
+    ei_x_free(&x);
+    assert_int_equal(bl__repl_count(f->r, PEER), 1);
+    assert_int_equal(log.n, 1);
+    assert_string_equal(log.node, PEER);
+    int idx = 0, ver, ar;
+    char a[MAXATOMLEN_UTF8];
+    unsigned long long got;
+    assert_int_equal(ei_decode_version(log.last.buff, &idx, &ver), 0);
+    assert_int_equal(ei_decode_tuple_header(log.last.buff, &idx, &ar), 0);
+    assert_int_equal(ar, 3);
+    assert_int_equal(ei_decode_atom(log.last.buff, &idx, a), 0);
+    assert_string_equal(a, "t_ack");
+    assert_int_equal(ei_decode_atom(log.last.buff, &idx, a), 0);
+    assert_string_equal(a, "self@host");
+    assert_int_equal(ei_decode_ulonglong(log.last.buff, &idx, &got), 0);
+    assert_true(got == 42);
+    /* not applied (an improper list): no ack */
+    build_acked(&x, 6, 43, 1);
+    assert_int_equal(deliver(f, &x, PEER), 1);
+    ei_x_free(&x);
+    assert_int_equal(bl__repl_count(f->r, PEER), 1);
+    assert_int_equal(log.n, 1);
+    /* from another node in PEER's name: ignored, no ack */
+    build_acked(&x, 8, 44, 0);
+    assert_int_equal(deliver(f, &x, "other@host"), 1);
+    ei_x_free(&x);
+    assert_int_equal(log.n, 1);
+    /* an ack nobody waits for is taken and ignored */
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 3);
+    ei_x_encode_atom(&x, "t_ack");
+    ei_x_encode_atom(&x, PEER);
+    ei_x_encode_ulonglong(&x, 99);
+    assert_int_equal(deliver(f, &x, PEER), 1);
+    ei_x_free(&x);
+    assert_int_equal(c[0], 1);
+    ei_x_free(&log.last);
+}
+
 static void test_hash(void **state)
 {
     (void)state;
@@ -472,6 +581,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_improper_and_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner_gone_and_local, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acked, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

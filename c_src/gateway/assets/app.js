@@ -1,4 +1,4 @@
-// app.js - the beamlet dashboard: topology, services grid, metrics graphs, alerts, events.
+// app.js - the beamlet dashboard: topology, services grid, metrics graphs, alerts, tasks, events.
 // Preact + htm (vendor/htm-preact-standalone.module.js) and uPlot (vendor/uPlot.iife.min.js),
 // served from the node's binary. State comes from the REST API (/api/v1) and stays live through
 // the event stream (/api/v1/stream, read with fetch so the API key can go in a header); a member
@@ -182,6 +182,43 @@ function Alerts({ alerts, enabled, onAck }) {
     </tr>`)}</tbody></table></div>`;
 }
 
+// the task dispatcher (docs/tasks.md): the leader's tasks, newest first, and its agents;
+// polled every 2 s while shown, and at once on a task event
+function Tasks({ tick, onError }) {
+  const [tasks, setTasks] = useState([]), [agents, setAgents] = useState([]), [state, setState] = useState('');
+  const [none, setNone] = useState(null);
+  const load = async () => {
+    try {
+      const q = state ? '&state=' + encodeURIComponent(state) : '';
+      const [t, a] = await Promise.all([api('/api/v1/tasks?limit=100' + q), api('/api/v1/agents')]);
+      setTasks(t); setAgents(a); setNone(null);
+    } catch (e) { setNone(e.status === 503 ? 'No leader among the coordinators right now: ' + e.message : e.message); }
+  };
+  useEffect(() => { load(); const t = setInterval(load, 2000); return () => clearInterval(t); }, [state, tick]);
+  const cancel = async (id) => {
+    try { await api('/api/v1/tasks/' + encodeURIComponent(id) + '/cancel', { method: 'POST' }); load(); }
+    catch (e) { onError(e.status === 401 || e.status === 403 ? 'Cancelling needs an operator API key: use "API key".' : e.message); }
+  };
+  const final = (s) => ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(s);
+  const states = ['queued', 'assigned', 'running', 'succeeded', 'failed', 'cancelled', 'timed_out'];
+  return html`<div>
+    ${none ? html`<p class="note">${none}</p>` : ''}
+    <h3>Agents</h3>
+    ${agents.length ? html`<div class="scroll"><table><thead><tr><th>agent</th><th>in flight</th><th>types</th><th class="hide-narrow">capabilities</th><th class="hide-narrow">load</th></tr></thead>
+      <tbody>${agents.map((a) => html`<tr data-agent=${a.node}><td>${a.node}</td><td>${a.in_flight} / ${a.limit}</td><td>${(a.types || []).join(', ')}</td>
+        <td class="hide-narrow">${(a.capabilities || []).join(', ') || '—'}</td><td class="hide-narrow">${(a.load || 0).toFixed(2)}</td></tr>`)}</tbody></table></div>`
+      : html`<p class="note">No agent has advertised a task type.</p>`}
+    <h3>Tasks</h3>
+    <div class="filters"><label>state<select value=${state} onChange=${(e) => setState(e.target.value)}><option value="">any</option>${states.map((x) => html`<option value=${x}>${x}</option>`)}</select></label></div>
+    ${tasks.length ? html`<div class="scroll"><table><thead><tr><th>task</th><th>type</th><th>state</th><th>attempt</th><th class="hide-narrow">agent</th><th class="hide-narrow">submitted</th><th></th></tr></thead>
+      <tbody>${tasks.map((t) => html`<tr data-task=${t.id} title=${'trace ' + t.trace_id}><td>${t.id}</td><td>${t.type}</td><td><${Badge} s=${t.state} /></td>
+        <td>${t.attempt}${t.retries ? ' / ' + (t.retries + 1) : ''}</td><td class="hide-narrow">${t.agent || '—'}</td>
+        <td class="hide-narrow">${new Date(t.submitted_ms).toLocaleTimeString()}</td>
+        <td>${final(t.state) ? '' : html`<button class="btn" data-cancel=${t.id} onClick=${() => cancel(t.id)}>Cancel</button>`}</td></tr>`)}</tbody></table></div>`
+      : html`<p class="note">No task${state ? ' ' + state : ''}. Submit one with beamlet task submit or POST /api/v1/tasks.</p>`}
+  </div>`;
+}
+
 function Events({ events }) {
   const [type, setType] = useState(''), [sev, setSev] = useState(''), [node, setNode] = useState('');
   const rank = { info: 0, warn: 1, error: 2 };
@@ -211,6 +248,7 @@ function App() {
   const [features, setFeatures] = useState({});
   const [hist, setHist] = useState({});
   const [live, setLive] = useState(false);
+  const [taskTick, setTaskTick] = useState(0);
   const [error, setError] = useState(null);
   const prev = useRef({});
 
@@ -247,6 +285,7 @@ function App() {
       if (type.startsWith('node_') || type === 'leader_changed') load();
       if (type.startsWith('service_')) api('/api/v1/services').then(setServices, () => {});
       if (type.startsWith('alert')) loadAlerts();
+      if (type === 'task') setTaskTick((n) => n + 1);
     }, setLive);
     const t = setInterval(() => { load(); loadAlerts(); }, 10000);
     return () => clearInterval(t);
@@ -289,7 +328,7 @@ function App() {
     load();
   };
 
-  const views = [['topology', 'Topology'], ['services', 'Services'], ['metrics', 'Metrics'], ['alerts', 'Alerts'], ['events', 'Events']];
+  const views = [['topology', 'Topology'], ['services', 'Services'], ['metrics', 'Metrics'], ['alerts', 'Alerts'], ['tasks', 'Tasks'], ['events', 'Events']];
   const failed = nodes.filter((m) => m.state === 'failed').length;
   const status = cluster ? cluster.health.status : 'unknown';
   return html`<header>
@@ -309,6 +348,7 @@ function App() {
       ${view === 'services' ? html`<${Services} services=${services} nodes=${nodes} />` : ''}
       ${view === 'metrics' ? html`<${Metrics} hist=${hist} nodes=${nodes} history=${features.history} />` : ''}
       ${view === 'alerts' ? html`<${Alerts} alerts=${alerts} enabled=${features.alerts} onAck=${ack} />` : ''}
+      ${view === 'tasks' ? html`<${Tasks} tick=${taskTick} onError=${setError} />` : ''}
       ${view === 'events' ? html`<${Events} events=${events} />` : ''}
     </main>`;
 }

@@ -26,7 +26,8 @@
          health_cluster/1, health_set_maintenance/3, health_maintenance/1, health_checks/1,
          health_history/3, health_metric_names/2, health_cluster_history/3,
          alerts_list/1, alerts_acknowledge/3, alerts_subscribe/2,
-         events_list/2, events_list_cluster/2]).
+         events_list/2, events_list_cluster/2,
+         identity/1, task_submit/2, task_get/2, task_wait/3, task_cancel/2, task_handle/3]).
 
 -type gleam_result(T, E) :: {ok, T} | {error, E}.
 -type gleam_option(T) :: {some, T} | none.
@@ -874,3 +875,65 @@ bin(B) when is_binary(B) -> B;
 bin(L) when is_list(L) -> unicode:characters_to_binary(L).
 
 text(T) -> unicode:characters_to_binary(io_lib:format("~0tp", [T])).
+
+%%% ------------------------------------------------------------------ tasks (beamlet/task)
+
+%% Gleam: task.Submission(kind, payload: Option(Dynamic), capabilities, priority, timeout_ms:
+%% Option(Int), retries, idempotency_key: Option(String), trace_id: Option(String))
+-type submission() :: {submission, binary(), gleam_option(term()), [binary()], high | normal | low,
+                       gleam_option(integer()), integer(), gleam_option(binary()),
+                       gleam_option(binary())}.
+%% Gleam: task.Task(id, kind, state, attempt, agent, trace_id, result, error, submitted_ms,
+%% updated_ms); state: Queued | Assigned | Running | Succeeded | Failed | Cancelled | TimedOut
+-type task() :: {task, binary(), binary(), atom(), integer(), gleam_option(node()), binary(),
+                 gleam_option(term()), gleam_option(term()), integer(), integer()}.
+
+%% @doc Any value as a Gleam `Dynamic' (the same term).
+-spec identity(T) -> T.
+identity(X) -> X.
+
+%% @doc `task.submit(on:, task:)'.
+-spec task_submit(node(), submission()) -> gleam_result(binary(), call_error()).
+task_submit(Node, {submission, Kind, Payload, Caps, Prio, Tmo, Retries, Key, Trace}) ->
+    Opts = maps:from_list([{payload, P} || {some, P} <- [Payload]] ++
+                          [{capabilities, lists:reverse(Caps)} || Caps =/= []] ++
+                          [{priority, Prio}, {retries, Retries}] ++
+                          [{timeout_ms, T} || {some, T} <- [Tmo]] ++
+                          [{idempotency_key, K} || {some, K} <- [Key]] ++
+                          [{trace_id, I} || {some, I} <- [Trace]]),
+    task_result(beamlet_task:submit(Node, Kind, Opts), fun(Id) -> Id end).
+
+%% @doc `task.get(on:, id:)'.
+-spec task_get(node(), binary()) -> gleam_result(task(), call_error()).
+task_get(Node, Id) -> task_result(beamlet_task:get(Node, Id), fun task/1).
+
+%% @doc `task.wait(on:, id:, within:)'.
+-spec task_wait(node(), binary(), integer()) -> gleam_result(task(), call_error()).
+task_wait(Node, Id, Ms) -> task_result(beamlet_task:wait(Node, Id, max(0, Ms)), fun task/1).
+
+%% @doc `task.cancel(on:, id:)'.
+-spec task_cancel(node(), binary()) -> gleam_result(task(), call_error()).
+task_cancel(Node, Id) -> task_result(beamlet_task:cancel(Node, Id), fun task/1).
+
+%% @doc `task.handle(on:, kind:, with:)': the handler gets a task.Job(id, attempt, payload,
+%% trace_id) and returns a Gleam Result ({ok, V} | {error, E}).
+-spec task_handle(node(), binary(), fun(({job, binary(), integer(), term(), binary()}) ->
+                                          {ok, term()} | {error, term()})) ->
+          gleam_result(pid(), call_error()).
+task_handle(Node, Kind, Fun) ->
+    Job = fun(#{id := Id, attempt := A, payload := P, trace_id := Tr}) -> Fun({job, Id, A, P, Tr}) end,
+    case beamlet_task:handle(Node, Kind, Job) of
+        {ok, Pid} -> {ok, Pid};
+        {error, R} -> {error, call_error(R)}
+    end.
+
+task_result({ok, V}, F) -> {ok, F(V)};
+task_result({error, {bad_request, Why}}, _) -> {error, {failed, <<"bad_request: ", Why/binary>>}};
+task_result({error, {not_replicated, _}}, _) -> {error, {failed, <<"not_replicated">>}};
+task_result({error, R}, _) -> {error, call_error(R)}.
+
+task(#{id := Id, type := Kind, state := State, attempt := A, agent := Agent, trace_id := Tr,
+       submitted_ms := Sub, updated_ms := Upd} = T) ->
+    Opt = fun(undefined) -> none; (V) -> {some, V} end,
+    {task, Id, Kind, State, A, Opt(Agent), Tr, Opt(maps:get(result, T, undefined)),
+     Opt(maps:get(error, T, undefined)), Sub, Upd}.

@@ -11,7 +11,8 @@ const os = require('os');
 const path = require('path');
 const WebSocket = require('./node_modules/ws');
 
-const [url, outDir, nodesArg, victim, victimPid, chromeBin, opKey] = process.argv.slice(2);
+// mode "tasks": only the Tasks view (a cluster with a coordinator), then done
+const [url, outDir, nodesArg, victim, victimPid, chromeBin, opKey, queuedTask, mode] = process.argv.slice(2);
 const nodes = nodesArg.split(',');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const result = { errors: [], checks: {}, screenshots: [] };
@@ -71,6 +72,19 @@ async function viewport(width, height, mobile) {
   await send('Emulation.setDeviceMetricsOverride', { width, height, deviceScaleFactor: 1, mobile });
 }
 
+// tasks: the one that ran and the queued one, cancelled from the page (operator key)
+async function tasksView() {
+  const click = (label) => evaluate(`[...document.querySelectorAll('nav button')].find((b) => b.textContent === '${label}').click()`);
+    await evaluate(`sessionStorage.setItem('beamlet_api_key', ${JSON.stringify(opKey)})`);
+    await click('Tasks');
+    await waitFor(`[...document.querySelectorAll('tr[data-task]')].some((r) => r.textContent.includes('succeeded')) && document.querySelector('tr[data-task="${queuedTask}"] button[data-cancel]') !== null`, 15000, 'the tasks table with a queued task to cancel');
+    await waitFor(`(() => { const b = document.querySelector('tr[data-task="${queuedTask}"] button[data-cancel]'); if (!b) return false; b.click(); return true; })()`, 10000, 'the Cancel button clicked');
+    await waitFor(`(document.querySelector('tr[data-task="${queuedTask}"]') || {}).textContent.includes('cancelled')`, 15000, 'the task cancelled');
+    result.checks.task_cancelled = true;
+    result.checks.agents = await evaluate(`document.querySelectorAll('tr[data-agent]').length`);
+    await shot('gateway-dashboard-tasks.png');
+}
+
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bl-chrome-'));
   chrome = spawn(chromeBin || 'chromium', ['--headless', '--no-sandbox', '--disable-gpu',
@@ -120,6 +134,11 @@ async function main() {
   await waitFor(`(() => { const g = [...document.querySelectorAll('g[data-node]')];
       const act = g.filter((x) => x.dataset.state === 'active').map((x) => x.dataset.node).sort();
       return JSON.stringify(act) === ${JSON.stringify(want)}; })()`, 30000, 'every member active in the topology');
+  if (mode === 'tasks') {
+    await tasksView();
+    if (result.errors.length) return fail('console or network errors');
+    return finish(0);
+  }
   result.checks.members = nodes.length;
   // the links are the members' own connections (/api/v1/topology): every pair of a C-only mesh
   const pairs = (nodes.length * (nodes.length - 1)) / 2;
@@ -159,7 +178,8 @@ async function main() {
     await evaluate(`sessionStorage.setItem('beamlet_api_key', ${JSON.stringify(opKey)})`);
     await click('Alerts');
     await waitFor(`[...document.querySelectorAll('tr[data-alert]')].some((r) => r.textContent.includes('${victim}') && r.querySelector('button[data-ack]'))`, 40000, 'the member_failed alert with an Acknowledge button');
-    await evaluate(`[...document.querySelectorAll('tr[data-alert]')].find((r) => r.textContent.includes('${victim}') && r.querySelector('button[data-ack]')).querySelector('button[data-ack]').click()`);
+    // found and clicked in one evaluation: the table may be redrawn between two
+    await waitFor(`(() => { const r = [...document.querySelectorAll('tr[data-alert]')].find((x) => x.textContent.includes('${victim}') && x.querySelector('button[data-ack]')); if (!r) return false; r.querySelector('button[data-ack]').click(); return true; })()`, 15000, 'the Acknowledge button clicked');
     await waitFor(`[...document.querySelectorAll('tr[data-alert]')].some((r) => r.textContent.includes('${victim}') && r.textContent.includes('acked by'))`, 15000, 'the acknowledgement');
     result.checks.alert_acked = true;
     await shot('gateway-dashboard-alerts.png');

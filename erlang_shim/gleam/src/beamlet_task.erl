@@ -1,0 +1,1 @@
+../../src/beamlet_task.erl
