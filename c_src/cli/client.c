@@ -182,32 +182,41 @@ static void call_done(bl_proc *p, int status, const char *buf, int index, void *
     bl_node_stop(bl_proc_node(p));
 }
 
-static int call(bl__cli_opts *o, const char *proc, const char *req, int reqlen, bl__cli_reply_fn fn,
-                void *ud, int via)
+/* A hidden client node named after o->target's host, started; NULL (with a message) if not. */
+static bl_node *client_node(bl__cli_opts *o)
 {
     if (!o->target || !strchr(o->target, '@')) {
         fprintf(stderr, "beamlet %s: which node? give --node NAME@HOST\n", o->cmd);
-        return 1;
+        return NULL;
     }
     char name[BL_NODE_LEN], err[256];
     const char *at = strchr(o->target, '@');
     snprintf(name, sizeof(name), "beamlet_cli_%d%s", (int)getpid(), at);
     if (bl_config_set(&o->cfg, strchr(at, '.') ? "name" : "sname", name, err, sizeof(err))) {
         fprintf(stderr, "beamlet %s: %s\n", o->cmd, err);
-        return 1;
+        return NULL;
     }
     bl_node *n;
     int rc = bl_node_new(&o->cfg, &n);
     if (rc == BL_OK && (rc = bl_node_start(n)) != BL_OK) bl_node_free(n);
     if (rc != BL_OK) {
         fprintf(stderr, "beamlet %s: cannot start a client node: %s\n", o->cmd, bl_strerror(rc));
-        return 1;
+        return NULL;
     }
+    bl__cli_trace_begin(n, &o->trace, o->cmd); /* the command's trace (trace_opt.c) */
+    return n;
+}
+
+static int call(bl__cli_opts *o, const char *proc, const char *req, int reqlen, bl__cli_reply_fn fn,
+                void *ud, int via)
+{
+    bl_node *n = client_node(o);
+    if (!n) return 1;
+    int rc;
     bl_proc *p;
     bl_spawn(n, NULL, NULL, NULL, &p);
     call_ctx c = {.o = o, .fn = fn, .ud = ud, .via = via};
     o->exit_code = 1;
-    bl__cli_trace_begin(n, &o->trace, o->cmd);
     if (!proc) {
         rc = bl_ping(p, o->target, o->timeout_ms, call_done, &c);
     } else if (via) {
@@ -245,30 +254,6 @@ int bl__cli_call_via_beamlet(bl__cli_opts *o, const char *proc, const char *req,
                              bl__cli_reply_fn fn, void *ud)
 {
     return call(o, proc, req, reqlen, fn, ud, 1);
-}
-
-/* A hidden client node named after o->target's host, started; NULL (with a message) if not. */
-static bl_node *client_node(bl__cli_opts *o)
-{
-    if (!o->target || !strchr(o->target, '@')) {
-        fprintf(stderr, "beamlet %s: which node? give --node NAME@HOST\n", o->cmd);
-        return NULL;
-    }
-    char name[BL_NODE_LEN], err[256];
-    const char *at = strchr(o->target, '@');
-    snprintf(name, sizeof(name), "beamlet_cli_%d%s", (int)getpid(), at);
-    if (bl_config_set(&o->cfg, strchr(at, '.') ? "name" : "sname", name, err, sizeof(err))) {
-        fprintf(stderr, "beamlet %s: %s\n", o->cmd, err);
-        return NULL;
-    }
-    bl_node *n;
-    int rc = bl_node_new(&o->cfg, &n);
-    if (rc == BL_OK && (rc = bl_node_start(n)) != BL_OK) bl_node_free(n);
-    if (rc != BL_OK) {
-        fprintf(stderr, "beamlet %s: cannot start a client node: %s\n", o->cmd, bl_strerror(rc));
-        return NULL;
-    }
-    return n;
 }
 
 /* ---- watching: a call {Tag, OurPid}, then every message to us until on_msg says stop ---- */

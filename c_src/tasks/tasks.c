@@ -15,6 +15,7 @@
  * results until the leader acks them, so a result reached a dead leader is sent again. Execution
  * is at least once; the result of a task id is recorded once (the first final state wins). */
 #include "tasks_int.h"
+#include "beamlet/trace.h"
 #include "beamlet/cluster.h"
 #include "beamlet/health.h"
 
@@ -1271,6 +1272,10 @@ static int do_submit(tasks_svc *s, const bl_from *from, const char *buf, int idx
         encode_error(r, "queue_full");
         return 0;
     }
+    /* the submitter's trace id, else the trace this request runs under (a traced CLI command,
+     * REST request or service call), else a new one */
+    const bl_trace *cur = bl_trace_current(s->n);
+    if (!t->trace_id[0] && cur) bl_trace_id_hex(cur, t->trace_id, sizeof(t->trace_id));
     if (!t->trace_id[0]) bl__trace_id_new(t->trace_id);
     new_id(s, t->id);
     t->submitted_ms = bl_now_ms();

@@ -2,11 +2,11 @@
  * messages between coordinators, the SQLite copy and the replies of `beamlet_tasks`, and its
  * decoder (a table of keys; unknown keys are skipped, so newer nodes may add fields). */
 #include "tasks_int.h"
+#include "beamlet/trace.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 static const char *const STATE[TS__COUNT] = {"queued", "assigned",  "running",  "succeeded",
@@ -30,28 +30,17 @@ const char *bl__task_prio_name(int p)
     return p >= 0 && p < 3 ? PRIO[p] : "normal";
 }
 
+/* trace ids come from the runtime's trace API (runtime/trace.c: the kernel's CSPRNG) */
 void bl__trace_id_new(char out[BL_TRACE_ID_LEN])
 {
-    unsigned char r[16];
-    if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
-        unsigned long long t = bl_now_ms() ^ ((unsigned long long)getpid() << 32);
-        for (int i = 0; i < 16; i++, t = t * 6364136223846793005ull + 1442695040888963407ull)
-            r[i] = (unsigned char)(t >> 56);
-    }
-    r[15] |= 1; /* never all zero (invalid in W3C trace-context) */
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", r[i]);
+    bl_trace t;
+    if (bl_trace_new(&t, 0) != BL_OK || bl_trace_id_hex(&t, out, BL_TRACE_ID_LEN) != BL_OK)
+        snprintf(out, BL_TRACE_ID_LEN, "%032x", 1u); /* never reached: getrandom cannot fail so */
 }
 
 int bl__trace_id_valid(const char *s)
 {
-    int nz = 0;
-    for (int i = 0; i < 32; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return 0;
-        nz |= c != '0';
-    }
-    return s[32] == 0 && nz;
+    return bl_trace_id_valid(s);
 }
 
 int bl__term_dup(const char *buf, int *idx, char **out, int *len)

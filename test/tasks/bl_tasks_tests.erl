@@ -241,6 +241,12 @@ placement() ->
     {2, _} = bl_test_util:sh(Bin ++ " task submit --node " ++ atom_to_list(Co) ++ Ck ++ " --payload 1"),
     {0, WOut} = bl_test_util:sh(Bin ++ " task watch " ++ binary_to_list(CliId) ++ " --node " ++ atom_to_list(Co) ++ Ck),
     ?assertNotEqual(nomatch, string:find(WOut, "assigned")),
+    %% the CLI's trace (--traceparent) becomes the task's trace id, through a non-leader too
+    TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    {0, TIdOut} = bl_test_util:sh(Bin ++ " task submit --node " ++ atom_to_list(A2) ++ Ck ++
+                                      " --type echo --traceparent " ++ TP),
+    #{trace_id := <<"0af7651916cd43dd8448eb211c80319c">>} =
+        wait_final(Co, list_to_binary(string:trim(TIdOut))),
     ok.
 
 max_concurrent(Iv) ->
