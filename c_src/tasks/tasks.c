@@ -138,14 +138,22 @@ static void event(tasks_svc *s, const task *t)
                           bl__task_state_name(t->state), "attempt", (json_int_t)t->attempt, "agent",
                           t->agent, "trace_id", t->trace_id);
     char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    /* the event and the log line under the task's trace: `events --trace ID` finds them */
+    const bl_trace *cur = bl_trace_current(s->n);
+    bl_trace was = cur ? *cur : (bl_trace){0}, tt;
+    char tp[BL_TRACEPARENT_LEN + 8];
+    snprintf(tp, sizeof(tp), "00-%s-0000000000000001-00", t->trace_id);
+    int traced = bl_trace_parse(tp, strlen(tp), &tt) == BL_OK;
+    if (traced) bl_trace_set(s->n, &tt);
     if (txt)
         bl_health_event(s->n, "task",
                         t->state == TS_FAILED || t->state == TS_TIMED_OUT ? "warn" : "info", NULL,
                         txt);
     free(txt);
     json_decref(j);
-    bl_log(s->n, BL_LOG_DEBUG, "task %s (%s) %s attempt %u agent %s trace_id=%s", t->id, t->type,
-           bl__task_state_name(t->state), t->attempt, t->agent[0] ? t->agent : "-", t->trace_id);
+    bl_log(s->n, BL_LOG_DEBUG, "task %s (%s) %s attempt %u agent %s", t->id, t->type,
+           bl__task_state_name(t->state), t->attempt, t->agent[0] ? t->agent : "-");
+    if (traced) bl_trace_set(s->n, cur ? &was : NULL);
 }
 
 /* ---- the table ---- */

@@ -247,6 +247,13 @@ placement() ->
                                       " --type echo --traceparent " ++ TP),
     #{trace_id := <<"0af7651916cd43dd8448eb211c80319c">>} =
         wait_final(Co, list_to_binary(string:trim(TIdOut))),
+    %% and its transitions are found by that trace id in the leader's event log
+    until(fun() ->
+                  {ok, TEvs} = gen_server:call({beamlet_health, Co},
+                                               {events, #{trace_id => <<"0af7651916cd43dd8448eb211c80319c">>,
+                                                          limit => 100}}, 10000),
+                  lists:member(<<"task">>, [Ty || #{type := Ty} <- TEvs])
+          end, 15000),
     ok.
 
 max_concurrent(Iv) ->
