@@ -1232,7 +1232,7 @@ static int do_submit(tasks_svc *s, const bl_from *from, const char *buf, int idx
                 bad = "idempotency_key: a binary of at most 127 bytes";
         } else if (!strcmp(key, "trace_id")) {
             if (bl__get_bin(buf, &idx, t->trace_id, sizeof(t->trace_id)) < 0 ||
-                !bl__trace_id_valid(t->trace_id))
+                !bl_trace_id_valid(t->trace_id))
                 bad = "trace_id: 32 lowercase hex digits, not all zero (W3C trace-context)";
         } else if (ei_skip_term(buf, &idx) < 0) {
             bad = "malformed request";

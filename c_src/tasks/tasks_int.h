@@ -104,7 +104,6 @@ int bl__term_dup(const char *buf, int *idx, char **out, int *len);
 int bl__get_bin(const char *buf, int *idx, char *out, size_t cap);
 /* 32 random lowercase hex digits, not all zero */
 void bl__trace_id_new(char out[BL_TRACE_ID_LEN]);
-int bl__trace_id_valid(const char *s);
 
 /* ---- tasks.c: the service ---- */
 typedef struct tasks_svc tasks_svc;

@@ -34,13 +34,8 @@ const char *bl__task_prio_name(int p)
 void bl__trace_id_new(char out[BL_TRACE_ID_LEN])
 {
     bl_trace t;
-    if (bl_trace_new(&t, 0) != BL_OK || bl_trace_id_hex(&t, out, BL_TRACE_ID_LEN) != BL_OK)
-        snprintf(out, BL_TRACE_ID_LEN, "%032x", 1u); /* never reached: getrandom cannot fail so */
-}
-
-int bl__trace_id_valid(const char *s)
-{
-    return bl_trace_id_valid(s);
+    bl_trace_new(&t, 0); /* fails only for NULL */
+    bl_trace_id_hex(&t, out, BL_TRACE_ID_LEN);
 }
 
 int bl__term_dup(const char *buf, int *idx, char **out, int *len)
@@ -468,7 +463,7 @@ task *bl__task_decode(const char *buf, int *idx)
         }
     }
     if (!t->id[0] || !t->type[0]) goto bad;
-    if (!bl__trace_id_valid(t->trace_id)) bl__trace_id_new(t->trace_id);
+    if (!bl_trace_id_valid(t->trace_id)) bl__trace_id_new(t->trace_id);
     return t;
 bad:
     bl__task_free(t);

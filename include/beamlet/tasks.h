@@ -16,6 +16,7 @@
 #pragma GCC visibility push(default)
 
 #include "beamlet.h"
+#include "trace.h" /* BL_TRACE_ID_LEN */
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,7 +24,6 @@ extern "C" {
 
 #define BL_TASK_ID_LEN 40
 #define BL_TASK_TYPE_LEN 64
-#define BL_TRACE_ID_LEN 33 /* W3C trace-context trace id: 32 lowercase hex digits */
 
 /* One attempt of a task, as its handler sees it (valid during run() only; copy what you keep). */
 typedef struct bl_task_info {
