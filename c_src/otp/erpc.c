@@ -82,7 +82,7 @@ static int send_rex(bl_pcall *c, const char *mod, const char *fun, const char *a
     ei_x_encode_atom(&x, fun);
     ei_x_append_buf(&x, args, alen);
     if (c->is_cast) /* {cast, M, F, A, GroupLeader} */
-        ei_x_encode_pid(&x, &c->p->pid);
+        bl_x_encode_pid(&x, &c->p->pid);
     else
         ei_x_encode_atom(&x, "user");
     int rc;

@@ -240,7 +240,7 @@ static void trace_served(bl_proc *p, const bl_from *from, const char *buf, int j
         snprintf(who, sizeof(who), "%s", p->name);
     else
         snprintf(who, sizeof(who), "<%u.%u>", p->pid.num, p->pid.serial);
-    bl_log(p->n, BL_LOG_DEBUG, "call to %s from %s (request %s)", who, from->pid.node,
+    bl_log(p->n, BL_LOG_DEBUG, "call to %s from %s (request %s)", who, bl_pid_node(&from->pid),
            req[0] ? req : "-");
     if (!bl_trace_sampled(p->n)) return;
     json_t *d =
@@ -264,7 +264,7 @@ int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m)
         bl_from from;
         int fa;
         if (ei_decode_tuple_header(buf, &j, &fa) < 0 || fa != 2) return 0;
-        if (ei_decode_pid(buf, &j, &from.pid) < 0) return 0;
+        if (bl_decode_pid(p->n, buf, &j, &from.pid) < 0) return 0;
         from.server = p->pid;
         int tstart = j;
         if (ei_skip_term(buf, &j) < 0 || j - tstart > BL_TAG_MAX) return 0;
@@ -281,7 +281,7 @@ int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m)
         if (rc == 0) {
             int sr = bl_reply(p->n, &from, reply.buff, reply.index);
             if (sr != BL_OK)
-                bl_log(p->n, BL_LOG_WARN, "reply to %s failed: %s", from.pid.node, bl_strerror(sr));
+                bl_log(p->n, BL_LOG_WARN, "reply to %s failed: %s", bl_pid_node(&from.pid), bl_strerror(sr));
         }
         ei_x_free(&reply);
         return 1;
@@ -308,12 +308,12 @@ int bl_reply(bl_node *n, const bl_from *from, const char *reply, int len)
     erlang_ref alias;
     int ti = 0, rc, aliased = 0;
     /* [alias|Ref] to a node that knows aliases: to the alias, as OTP's gen:reply does */
-    if (!bl_is_local_node(n, from->pid.node) && (unsigned char)from->tag[0] == ERL_LIST_EXT &&
+    if (!bl__pid_is_local(n, &from->pid) && (unsigned char)from->tag[0] == ERL_LIST_EXT &&
         decode_tag_trace(from->tag, &ti, &alias, NULL, &aliased) == 0 && aliased &&
-        (bl_conn_peer_flags(n, from->pid.node) & BL_DFLAG_ALIAS)) {
-        bl_proc *sp = from->server.node[0] ? bl_proc_by_pid(n, &from->server) : NULL;
+        (bl_conn_peer_flags(n, bl_pid_node(&from->pid)) & BL_DFLAG_ALIAS)) {
+        bl_proc *sp = from->server.node ? bl_proc_by_pid(n, &from->server) : NULL;
         if (!sp) sp = bl_whereis(n, "net_kernel"); /* a bl_from built by hand: any local pid */
-        rc = bl__send_alias(n, sp ? &sp->pid : &from->server, &alias, from->pid.node, x.buff,
+        rc = bl__send_alias(n, sp ? &sp->pid : &from->server, &alias, bl_pid_node(&from->pid), x.buff,
                             x.index);
     } else {
         rc = bl_send_msg(n, &from->pid, x.buff, x.index);
@@ -365,7 +365,7 @@ int bl_pcall_send_gen(bl_pcall *c, const bl_pid *to_pid, const char *name, const
     ei_x_encode_tuple_header(&x, 3);
     ei_x_encode_atom(&x, "$gen_call");
     ei_x_encode_tuple_header(&x, 2);
-    ei_x_encode_pid(&x, &p->pid);
+    bl_x_encode_pid(&x, &p->pid);
     char tp[BL_TRACEPARENT_LEN];
     int traced = bl_trace_format(&n->ctx.trace, tp, sizeof(tp)) == BL_OK;
     if (traced) ei_x_encode_list_header(&x, 1); /* [Tag | <<Traceparent>>] */
@@ -397,7 +397,7 @@ static int start_call(bl_proc *p, const bl_pid *to_pid, const char *name, const 
     if (p->dead) return BL_ENOPROC;
     if (!cb || !req || reqlen <= 0 || (!to_pid && (!name || !name[0]))) return BL_EINVAL;
     if (!to_pid && name && strlen(name) >= BL_NAME_LEN) return BL_EINVAL;
-    const char *tnode = to_pid ? to_pid->node : (node ? node : n->name);
+    const char *tnode = to_pid ? bl_pid_node(to_pid) : (node ? node : n->name);
     int local = bl_is_local_node(n, tnode);
     if (local && !(to_pid ? bl_proc_by_pid(n, to_pid) : bl_whereis(n, name))) return BL_ENOPROC;
 
@@ -526,7 +526,7 @@ void bl_calls_spawn_reply(bl_node *n, const bl_ctl *ctl)
         if (ctl->has_from && (ctl->spawn_flags & BL_SPAWN_FLAG_MONITOR)) {
             bl_ctl d = {
                 .op = BL_CTL_DEMONITOR_P, .from = ctl->to, .to = ctl->from, .ref = ctl->ref};
-            (void)bl_send_ctl(n, ctl->from.node, &d, NULL, 0);
+            (void)bl_send_ctl(n, bl_pid_node(&ctl->from), &d, NULL, 0);
         }
         return;
     }

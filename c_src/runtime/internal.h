@@ -27,6 +27,7 @@ struct bl_resolver;
 struct bl_cluster;
 struct bl_dh_conn;
 struct bl_dh_scratch;
+typedef struct bl__intern bl__intern;
 
 typedef enum {
     CONN_CONNECTING, /* a handshake (either direction) is running; frames queue up */
@@ -230,6 +231,8 @@ struct bl_node {
     bl_pcall *aliases;         /* calls whose replies come to an alias (otp/gen.c) */
 
     unsigned next_pid_num, next_pid_serial;
+    struct bl__intern *intern;     /* node names of every pid held here (runtime/intern.c) */
+    const bl_nodename *self_name; /* our own, pinned */
     unsigned ref_ids[3];
     unsigned long long unlink_seq;
 
@@ -289,18 +292,24 @@ int bl_is_tool_node(const char *node); /* the admin CLI's short-lived nodes: nev
 
 /* runtime/node.c */
 void bl_node_make_ref(bl_node *n, erlang_ref *ref);
-int bl_pid_eq(const bl_pid *a, const bl_pid *b);
-/* *d = *s, copying only the used part of the node name (a bl_pid is over 1 KB). */
-static inline void bl_pid_copy(bl_pid *d, const bl_pid *s)
-{
-    d->num = s->num;
-    d->serial = s->serial;
-    d->creation = s->creation;
-    size_t l = strnlen(s->node, sizeof(s->node) - 1);
-    memcpy(d->node, s->node, l);
-    d->node[l] = 0;
-}
 int bl_is_local_node(const bl_node *n, const char *node);
+/* p is a pid of this node. */
+static inline int bl__pid_is_local(const bl_node *n, const bl_pid *p)
+{
+    return p->node == n->self_name || bl_is_local_node(n, bl_pid_node(p));
+}
+
+/* runtime/intern.c: the node-name table behind every bl_pid (bounded; see its top comment) */
+int bl__intern_init(bl_node *n); /* in bl_node_new, after the name is known */
+void bl__intern_free(bl_node *n);
+void bl__intern_stats(const bl_node *n, unsigned *live, unsigned *cap,
+                      unsigned long long *forgotten);
+int bl__pid_make(bl_node *n, const char *node, unsigned num, unsigned serial, unsigned creation,
+                 bl_pid *out);
+int bl__pid_stale(const bl_pid *p);
+/* The control codec (dist/control.c) keeps ei's erlang_pid for the frame at hand: */
+int bl__pid_from_ei(bl_node *n, const erlang_pid *e, bl_pid *out);
+int bl__pid_to_ei(const bl_pid *p, erlang_pid *out); /* -1: stale */
 
 /* dist/conn.c */
 bl_conn *bl_conn_find(bl_node *n, const char *node);

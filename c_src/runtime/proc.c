@@ -20,7 +20,7 @@ bl_proc *bl_proc_by_pid(bl_node *n, const bl_pid *pid)
     bl_proc *p = NULL;
     unsigned num = pid->num;
     HASH_FIND_INT(n->procs, &num, p);
-    if (p && bl_pid_eq(&p->pid, pid)) return p;
+    if (p && bl_pid_equal(&p->pid, pid)) return p;
     return NULL;
 }
 
@@ -85,7 +85,8 @@ int bl_spawn(bl_node *n, const char *name, const bl_proc_ops *ops, void *ud, bl_
             break;
         }
     }
-    snprintf(p->pid.node, sizeof(p->pid.node), "%s", n->name);
+    p->pid.node = n->self_name; /* pinned: its generation never moves */
+    p->pid.gen = 0;
     p->pid.serial = n->next_pid_serial;
     p->pid.creation = n->creation;
     HASH_ADD(hh, n->procs, pid.num, sizeof(unsigned), p);
@@ -162,7 +163,7 @@ static int token_for_send(bl_node *n, const bl_pid *sender, ei_x_buff *tok)
 static int send_to_pid(bl_node *n, const bl_pid *from, const bl_pid *to, const char *msg, int len,
                        int checked)
 {
-    if (bl_is_local_node(n, to->node)) {
+    if (bl__pid_is_local(n, to)) {
         int rc = checked ? BL_OK : check_msg(msg, len);
         return rc != BL_OK ? rc : local_enqueue(n, LOCAL_MSG, to, NULL, from, msg, len);
     }
@@ -172,20 +173,20 @@ static int send_to_pid(bl_node *n, const bl_pid *from, const bl_pid *to, const c
             .op = BL_CTL_SEND_TT, .to = *to, .token_enc = tok.buff, .token_enc_len = tok.index};
         int rc = bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0
                      ? BL_EINVAL
-                     : bl_conn_send_frame(n, to->node, msg, len, checked ? 0 : BL_SEND_CHECK);
+                     : bl_conn_send_frame(n, bl_pid_node(to), msg, len, checked ? 0 : BL_SEND_CHECK);
         ei_x_free(&tok);
         return rc;
     }
-    if (from && !(bl_conn_peer_flags(n, to->node) & BL_DFLAG_SEND_SENDER)) from = NULL;
+    if (from && !(bl_conn_peer_flags(n, bl_pid_node(to)) & BL_DFLAG_SEND_SENDER)) from = NULL;
     /* {2, '', To} or {22, From, To} encoded directly: the hot path skips building a bl_ctl */
     ei_x_buff *x = &n->scratch;
     x->index = 0;
     if (ei_x_encode_version(x) < 0 || ei_x_encode_tuple_header(x, 3) < 0 ||
         ei_x_encode_long(x, from ? BL_CTL_SEND_SENDER : BL_CTL_SEND) < 0 ||
-        (from ? ei_x_encode_pid(x, from) : ei_x_encode_atom(x, "")) < 0 ||
-        ei_x_encode_pid(x, to) < 0)
+        (from ? bl_x_encode_pid(x, from) : ei_x_encode_atom(x, "")) < 0 ||
+        bl_x_encode_pid(x, to) < 0)
         return BL_EINVAL;
-    return bl_conn_send_frame(n, to->node, msg, len, checked ? 0 : BL_SEND_CHECK);
+    return bl_conn_send_frame(n, bl_pid_node(to), msg, len, checked ? 0 : BL_SEND_CHECK);
 }
 
 int bl_send(bl_proc *from, const bl_pid *to, const char *msg, int len)
@@ -278,7 +279,7 @@ static void encode_atom_body(ei_x_buff *x, const char *atom)
 static bl_linkent *find_link(bl_proc *p, const bl_pid *pid)
 {
     bl_linkent *l;
-    LL_FOREACH(p->links, l) if (bl_pid_eq(&l->pid, pid)) return l;
+    LL_FOREACH(p->links, l) if (bl_pid_equal(&l->pid, pid)) return l;
     return NULL;
 }
 
@@ -321,8 +322,8 @@ int bl_link(bl_proc *p, const bl_pid *to)
 {
     bl_node *n = p->n;
     if (p->dead) return BL_ENOPROC;
-    if (bl_pid_eq(to, &p->pid)) return BL_OK;
-    if (bl_is_local_node(n, to->node)) {
+    if (bl_pid_equal(to, &p->pid)) return BL_OK;
+    if (bl__pid_is_local(n, to)) {
         bl_proc *q = bl_proc_by_pid(n, to);
         ei_x_buff r;
         if (!q) { /* like BEAM: linking to a dead process gives an exit signal noproc */
@@ -339,7 +340,7 @@ int bl_link(bl_proc *p, const bl_pid *to)
     if (added < 0) return BL_ENOMEM;
     if (!added) return BL_OK;
     bl_ctl c = {.op = BL_CTL_LINK, .from = p->pid, .to = *to};
-    int rc = send_ctl(n, to->node, &c, NULL, 0);
+    int rc = send_ctl(n, bl_pid_node(to), &c, NULL, 0);
     if (rc == BL_ENODEDOWN) { /* like BEAM: noconnection exit signal */
         ei_x_buff r;
         ei_x_new(&r);
@@ -356,14 +357,14 @@ int bl_unlink(bl_proc *p, const bl_pid *to)
     bl_node *n = p->n;
     if (!find_link(p, to)) return BL_OK;
     remove_link(p, to);
-    if (bl_is_local_node(n, to->node)) {
+    if (bl__pid_is_local(n, to)) {
         bl_proc *q = bl_proc_by_pid(n, to);
         if (q) remove_link(q, &p->pid);
         return BL_OK;
     }
     bl_ctl c = {.op = BL_CTL_UNLINK_ID, .from = p->pid, .to = *to};
     c.unlink_id = ++n->unlink_seq;
-    int rc = send_ctl(n, to->node, &c, NULL, 0);
+    int rc = send_ctl(n, bl_pid_node(to), &c, NULL, 0);
     return rc == BL_ENODEDOWN ? BL_OK : rc;
 }
 
@@ -400,7 +401,7 @@ void bl_proc_signal_exit(bl_proc *p, const bl_pid *from, const char *reason, int
         ei_x_new_with_version(&x);
         ei_x_encode_tuple_header(&x, 3);
         ei_x_encode_atom(&x, "EXIT");
-        ei_x_encode_pid(&x, from);
+        bl_x_encode_pid(&x, from);
         ei_x_append_buf(&x, reason, rlen);
         bl_msg m = {.buf = x.buff, .index = 1, .len = x.index};
         bl_proc_deliver(p, &m);
@@ -428,11 +429,11 @@ static void proc_terminate(bl_proc *p, const char *reason, int rlen)
     bl_linkent *l, *lt;
     LL_FOREACH_SAFE(p->links, l, lt)
     {
-        if (bl_is_local_node(n, l->pid.node)) {
+        if (bl__pid_is_local(n, &l->pid)) {
             local_enqueue(n, LOCAL_EXIT, &l->pid, NULL, &p->pid, reason, rlen);
         } else {
             bl_ctl c = {.op = BL_CTL_EXIT, .from = p->pid, .to = l->pid};
-            (void)send_exit_ctl(n, l->pid.node, &c, reason, rlen);
+            (void)send_exit_ctl(n, bl_pid_node(&l->pid), &c, reason, rlen);
         }
         LL_DELETE(p->links, l);
         free(l);
@@ -445,7 +446,7 @@ static void proc_terminate(bl_proc *p, const char *reason, int rlen)
             c.has_toname = 1;
             snprintf(c.toname, sizeof(c.toname), "%s", p->name);
         }
-        (void)send_exit_ctl(n, m->watcher.node, &c, reason, rlen);
+        (void)send_exit_ctl(n, bl_pid_node(&m->watcher), &c, reason, rlen);
         LL_DELETE(p->monitors, m);
         free(m);
     }
@@ -580,7 +581,7 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
         m.index = (int)ctl->msg_off;
         m.len = (int)ctl->msg_end;
         m.has_sender = ctl->has_from;
-        if (ctl->has_from) bl_pid_copy(&m.sender, &ctl->from);
+        if (ctl->has_from) m.sender = ctl->from;
         if (ctl->has_token) { /* seq_trace: the token is current while p handles it */
             bl_seqtok tok;
             if (bl__seqtok_decode(payload, ctl->token_off, ctl->token_len, &tok) == 0) {
@@ -657,7 +658,7 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
         {
             if (m->ref.len == ctl->ref.len &&
                 memcmp(m->ref.n, ctl->ref.n, sizeof(unsigned) * (size_t)m->ref.len) == 0 &&
-                bl_pid_eq(&m->watcher, &ctl->from)) {
+                bl_pid_equal(&m->watcher, &ctl->from)) {
                 LL_DELETE(p->monitors, m);
                 free(m);
             }
@@ -697,7 +698,7 @@ void bl_procs_node_down(bl_node *n, const char *node)
         bl_pmon *m, *mt;
         LL_FOREACH_SAFE(p->monitors, m, mt)
         {
-            if (strcmp(m->watcher.node, node) == 0) {
+            if (strcmp(bl_pid_node(&m->watcher), node) == 0) {
                 LL_DELETE(p->monitors, m);
                 free(m);
             }
@@ -705,7 +706,7 @@ void bl_procs_node_down(bl_node *n, const char *node)
         bl_linkent *l, *lt;
         LL_FOREACH_SAFE(p->links, l, lt)
         {
-            if (strcmp(l->pid.node, node) == 0) {
+            if (strcmp(bl_pid_node(&l->pid), node) == 0) {
                 bl_pid from = l->pid;
                 local_enqueue(n, LOCAL_EXIT, &p->pid, NULL, &from, reason, rl);
             }

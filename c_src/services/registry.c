@@ -598,7 +598,7 @@ static int add_watch(reg *r, const bl_pid *pid, bl_registry_watch_cb cb, void *u
     rwatch *w;
     if (pid)
         LL_FOREACH(r->watchers, w)
-            if (!w->dead && w->is_pid && bl_pid_eq(&w->pid, pid)) return w->id;
+            if (!w->dead && w->is_pid && bl_pid_equal(&w->pid, pid)) return w->id;
     if (r->nwatchers >= MAX_WATCHERS) return BL_ENOMEM;
     w = calloc(1, sizeof(*w));
     if (!w) return BL_ENOMEM;
@@ -619,8 +619,8 @@ static void del_watch_if(reg *r, const bl_pid *pid, int id, const char *node)
     rwatch *w;
     LL_FOREACH(r->watchers, w) {
         if (w->dead) continue;
-        if ((pid && w->is_pid && bl_pid_eq(&w->pid, pid)) || (id && w->id == id) ||
-            (node && w->is_pid && !strcmp(w->pid.node, node)))
+        if ((pid && w->is_pid && bl_pid_equal(&w->pid, pid)) || (id && w->id == id) ||
+            (node && w->is_pid && !strcmp(bl_pid_node(&w->pid), node)))
             w->dead = 1;
     }
     if (!r->emitting) sweep_watchers(r);
@@ -1243,7 +1243,7 @@ static int rq_watch(void *ud, const bl_from *from, const char *buf, int j, int a
 {
     (void)from, (void)arity;
     bl_pid pid;
-    if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
+    if (bl_decode_pid(((reg *)ud)->n, buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
     int rc = add_watch(ud, &pid, NULL, NULL);
     return reply_rc(reply, rc > 0 ? BL_OK : rc);
 }
@@ -1253,7 +1253,7 @@ static int rq_unwatch(void *ud, const bl_from *from, const char *buf, int j, int
 {
     (void)from, (void)arity;
     bl_pid pid;
-    if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
+    if (bl_decode_pid(((reg *)ud)->n, buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
     del_watch_if(ud, &pid, 0, NULL);
     return reply_rc(reply, BL_OK);
 }
