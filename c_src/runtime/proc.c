@@ -167,6 +167,7 @@ static int send_to_pid(bl_node *n, const bl_pid *from, const bl_pid *to, const c
         int rc = checked ? BL_OK : check_msg(msg, len);
         return rc != BL_OK ? rc : local_enqueue(n, LOCAL_MSG, to, NULL, from, msg, len);
     }
+    if (bl__pid_stale(to)) return BL_ENODEDOWN; /* its node was forgotten (runtime/intern.c) */
     ei_x_buff tok;
     if (token_for_send(n, from, &tok)) { /* {12, '', To, Token} (SEND_TT: any peer takes it) */
         bl_ctl c = {
@@ -249,6 +250,7 @@ int bl_send_body(bl_node *n, const bl_pid *to, const char *body, int len)
 
 int bl_send_ctl(bl_node *n, const char *node, const bl_ctl *c, const char *reason, int rlen)
 {
+    if (!node || !*node) return BL_ENODEDOWN; /* a stale pid's node (runtime/intern.c) */
     if (bl_ctl_encode(&n->scratch, c, reason, rlen) < 0) return BL_EINVAL;
     return bl_conn_send_frame(n, node, NULL, 0, 0);
 }
