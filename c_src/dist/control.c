@@ -291,7 +291,7 @@ static int decode(bl_node *n, const char *p, size_t len, size_t end, int msg_val
             out->has_toname = 1;
             break;
         case F_REF:
-            if (ei_decode_ref(p, &idx, &out->ref) < 0) return BL_CTL_EMALFORMED;
+            if (bl__decode_ref(n, p, &idx, &out->ref) < 0) return BL_CTL_EMALFORMED;
             out->has_ref = 1;
             break;
         case F_ID:
@@ -398,7 +398,7 @@ int bl_ctl_encode(ei_x_buff *x, const bl_ctl *c, const char *reason, int reason_
             rc = ei_x_encode_atom(x, c->toname);
             break;
         case F_REF:
-            rc = ei_x_encode_ref(x, &c->ref);
+            rc = bl__x_encode_ref(x, &c->ref);
             break;
         case F_ID:
             rc = ei_x_encode_ulonglong(x, c->unlink_id);

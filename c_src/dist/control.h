@@ -11,6 +11,7 @@
 #include <ei.h>
 
 #include "beamlet/beamlet.h" /* bl_pid, bl_node */
+#include "../runtime/intern.h" /* bl__ref */
 
 enum {
     BL_CTL_LINK = 1,
@@ -78,7 +79,7 @@ typedef struct bl_ctl {
     bl_pid from; /* interned in the decoding node */
     bl_pid to;
     char toname[MAXATOMLEN_UTF8]; /* REG_SEND target, MONITOR_P by name, SPAWN_REPLY error */
-    erlang_ref ref;               /* monitor ref, SPAWN ReqId, ALIAS_SEND alias */
+    bl__ref ref;                  /* monitor ref, SPAWN ReqId, ALIAS_SEND alias */
     char mod[MAXATOMLEN_UTF8];    /* SPAWN_REQUEST module and function */
     char fun[MAXATOMLEN_UTF8];
 } bl_ctl;

@@ -254,3 +254,65 @@ int bl_x_encode_pid(ei_x_buff *x, const bl_pid *p)
     if (bl__pid_to_ei(p, &e) < 0) return -1;
     return ei_x_encode_pid(x, &e);
 }
+
+/* ---- references ---- */
+
+int bl__decode_ref(bl_node *n, const char *buf, int *index, bl__ref *out)
+{
+    erlang_ref e;
+    int i = *index;
+    if (!n || ei_decode_ref(buf, &i, &e) < 0 || e.len < 1 || e.len > 5) return -1;
+    unsigned gen = 0;
+    const bl_nodename *nn = intern(n, e.node, &gen);
+    if (!nn) return -1;
+    out->node = nn;
+    out->gen = gen;
+    out->creation = e.creation;
+    out->len = e.len;
+    memset(out->n, 0, sizeof(out->n));
+    memcpy(out->n, e.n, sizeof(unsigned) * (size_t)e.len);
+    *index = i;
+    return 0;
+}
+
+int bl__x_encode_ref(ei_x_buff *x, const bl__ref *r)
+{
+    if (!r->node || r->node->gen != r->gen || !r->node->name || r->len < 1 || r->len > 5)
+        return -1;
+    erlang_ref e;
+    size_t l = strlen(r->node->name);
+    if (l >= sizeof(e.node)) return -1;
+    memset(e.n, 0, sizeof(e.n));
+    memcpy(e.node, r->node->name, l + 1);
+    e.len = r->len;
+    e.creation = r->creation;
+    memcpy(e.n, r->n, sizeof(unsigned) * (size_t)r->len);
+    return ei_x_encode_ref(x, &e);
+}
+
+int bl__ref_equal(const bl__ref *a, const bl__ref *b)
+{
+    if (a->len != b->len || a->creation != b->creation ||
+        memcmp(a->n, b->n, sizeof(unsigned) * (size_t)a->len) != 0)
+        return 0;
+    if (a->node == b->node) return a->gen == b->gen;
+    if (!a->node || !b->node || a->node->tab == b->node->tab) return 0;
+    return a->node->gen == a->gen && b->node->gen == b->gen && a->node->name && b->node->name &&
+           strcmp(a->node->name, b->node->name) == 0;
+}
+
+void bl__ref_make(bl_node *n, bl__ref *ref)
+{
+    memset(ref, 0, sizeof(*ref));
+    ref->node = n->self_name;
+    ref->gen = 0;
+    ref->len = 3;
+    ref->creation = n->creation;
+    if (++n->ref_ids[0] > 0x3ffff) {
+        n->ref_ids[0] = 0;
+        if (++n->ref_ids[1] == 0) n->ref_ids[2]++;
+    }
+    ref->n[0] = n->ref_ids[0];
+    ref->n[1] = n->ref_ids[1];
+    ref->n[2] = n->ref_ids[2];
+}

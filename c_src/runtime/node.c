@@ -582,21 +582,6 @@ int bl_is_local_node(const bl_node *n, const char *node)
     return strcmp(n->name, node) == 0;
 }
 
-void bl_node_make_ref(bl_node *n, erlang_ref *ref)
-{
-    memset(ref, 0, sizeof(*ref));
-    snprintf(ref->node, sizeof(ref->node), "%s", n->name);
-    ref->len = 3;
-    ref->creation = n->creation;
-    if (++n->ref_ids[0] > 0x3ffff) {
-        n->ref_ids[0] = 0;
-        if (++n->ref_ids[1] == 0) n->ref_ids[2]++;
-    }
-    ref->n[0] = n->ref_ids[0];
-    ref->n[1] = n->ref_ids[1];
-    ref->n[2] = n->ref_ids[2];
-}
-
 /* ---- node monitors ---- */
 
 int bl_monitor_nodes(bl_node *n, bl_node_cb cb, void *ud)

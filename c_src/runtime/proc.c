@@ -218,7 +218,7 @@ int bl_send_name(bl_proc *from, const char *name, const char *node, const char *
     return rc;
 }
 
-int bl__send_alias(bl_node *n, const bl_pid *from, const erlang_ref *alias, const char *node,
+int bl__send_alias(bl_node *n, const bl_pid *from, const bl__ref *alias, const char *node,
                    const char *msg, int len)
 {
     ei_x_buff tok;
@@ -300,7 +300,7 @@ int bl_proc_add_link(bl_proc *p, const bl_pid *pid)
     return add_link(p, pid) < 0 ? BL_ENOMEM : BL_OK;
 }
 
-int bl_proc_add_monitor(bl_proc *p, const bl_pid *watcher, const erlang_ref *ref, int by_name)
+int bl_proc_add_monitor(bl_proc *p, const bl_pid *watcher, const bl__ref *ref, int by_name)
 {
     bl_pmon *m = calloc(1, sizeof(*m));
     if (!m) return BL_ENOMEM;

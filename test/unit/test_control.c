@@ -29,7 +29,7 @@ static bl_pid mkpid(const char *node, unsigned num)
     return p;
 }
 
-static erlang_ref mkref(unsigned seed)
+static bl__ref mkref(unsigned seed)
 {
     erlang_ref r;
     memset(&r, 0, sizeof(r));
@@ -39,7 +39,14 @@ static erlang_ref mkref(unsigned seed)
     r.n[1] = seed * 3;
     r.n[2] = seed * 7;
     r.creation = 77;
-    return r;
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_ref(&x, &r);
+    bl__ref out;
+    int i = 0;
+    assert_int_equal(bl__decode_ref(test_node(), x.buff, &i, &out), 0);
+    ei_x_free(&x);
+    return out;
 }
 
 static void assert_pid_eq(const bl_pid *a, const bl_pid *b)
@@ -51,9 +58,9 @@ static void assert_pid_eq(const bl_pid *a, const bl_pid *b)
     assert_int_equal(a->creation, b->creation);
 }
 
-static void assert_ref_eq(const erlang_ref *a, const erlang_ref *b)
+static void assert_ref_eq(const bl__ref *a, const bl__ref *b)
 {
-    assert_string_equal(a->node, b->node);
+    assert_true(bl__ref_equal(a, b));
     assert_int_equal(a->len, b->len);
     for (int i = 0; i < a->len; i++)
         assert_int_equal(a->n[i], b->n[i]);
@@ -565,12 +572,12 @@ static payload spawn_request_frame(int tt, const char *mod, const char *fun, lon
                                    const ei_x_buff *opts, const ei_x_buff *args)
 {
     bl_pid from = mkpid("beam@h", 7);
-    erlang_ref ref = mkref(9);
+    bl__ref ref = mkref(9);
     ei_x_buff x;
     ei_x_new_with_version(&x);
     ei_x_encode_tuple_header(&x, tt ? 7 : 6);
     ei_x_encode_long(&x, tt ? BL_CTL_SPAWN_REQUEST_TT : BL_CTL_SPAWN_REQUEST);
-    ei_x_encode_ref(&x, &ref);
+    bl__x_encode_ref(&x, &ref);
     bl_x_encode_pid(&x, &from);
     bl_x_encode_pid(&x, &from); /* group leader */
     ei_x_encode_tuple_header(&x, 3);
@@ -590,7 +597,7 @@ static payload spawn_request_frame(int tt, const char *mod, const char *fun, lon
 static void test_spawn_request(void **state)
 {
     (void)state;
-    erlang_ref res = mkref(3);
+    bl__ref res = mkref(3);
     ei_x_buff opts, args;
     ei_x_new(&opts);
     ei_x_encode_list_header(&opts, 2);
@@ -602,7 +609,7 @@ static void test_spawn_request(void **state)
     /* [Res, lists, seq, [1, 3]] */
     ei_x_new_with_version(&args);
     ei_x_encode_list_header(&args, 4);
-    ei_x_encode_ref(&args, &res);
+    bl__x_encode_ref(&args, &res);
     ei_x_encode_atom(&args, "lists");
     ei_x_encode_atom(&args, "seq");
     ei_x_encode_list_header(&args, 2);
@@ -617,7 +624,7 @@ static void test_spawn_request(void **state)
         assert_int_equal(d.op, tt ? BL_CTL_SPAWN_REQUEST_TT : BL_CTL_SPAWN_REQUEST);
         assert_true(d.has_from && d.has_ref && d.has_mfa && d.has_msg);
         bl_pid from = mkpid("beam@h", 7);
-        erlang_ref ref = mkref(9);
+        bl__ref ref = mkref(9);
         assert_pid_eq(&d.from, &from);
         assert_ref_eq(&d.ref, &ref);
         assert_string_equal(d.mod, "erpc");
@@ -735,7 +742,7 @@ static void test_spawn_reply(void **state)
         ei_x_new_with_version(&x);
         ei_x_encode_tuple_header(&x, 5);
         ei_x_encode_long(&x, BL_CTL_SPAWN_REPLY);
-        ei_x_encode_ref(&x, &c.ref);
+        bl__x_encode_ref(&x, &c.ref);
         bl_x_encode_pid(&x, &c.to);
         ei_x_encode_long(&x, bad_flags[k]);
         ei_x_encode_atom(&x, "ok");
@@ -748,7 +755,7 @@ static void test_spawn_reply(void **state)
     ei_x_new_with_version(&x);
     ei_x_encode_tuple_header(&x, 6);
     ei_x_encode_long(&x, BL_CTL_SPAWN_REPLY_TT);
-    ei_x_encode_ref(&x, &c.ref);
+    bl__x_encode_ref(&x, &c.ref);
     bl_x_encode_pid(&x, &c.to);
     ei_x_encode_long(&x, 0);
     ei_x_encode_long(&x, 17); /* result: an integer */
@@ -781,7 +788,7 @@ static void test_alias_send(void **state)
     ei_x_encode_tuple_header(&x, 4);
     ei_x_encode_long(&x, BL_CTL_ALIAS_SEND_TT);
     bl_x_encode_pid(&x, &c.from);
-    ei_x_encode_ref(&x, &c.ref);
+    bl__x_encode_ref(&x, &c.ref);
     ei_x_encode_atom(&x, "token");
     p = build(x.buff, (size_t)x.index, m.buff, (size_t)m.index, NULL, 0);
     assert_int_equal(decode(&p, &d), BL_CTL_OK);
