@@ -44,7 +44,7 @@
 typedef struct gent {
     bl__repl_link link; /* in its owner's bucket */
     UT_hash_handle hh;
-    char name[MAXATOMLEN_UTF8];
+    char name[MAXATOMLEN]; /* valid_name: under 256 bytes (not ei's 1 KB atom buffer) */
     bl_pid pid;
     char owner[BL_NODE_LEN];
     unsigned long long time;
@@ -196,6 +196,7 @@ static int encode_conflict(ei_x_buff *x, gstate *g, const gent *e)
 static gent *add_entry(gstate *g, const char *name, const bl_pid *pid, const char *owner,
                        unsigned long long time)
 {
+    if (strlen(name) >= sizeof(((gent *)0)->name)) return NULL; /* valid_name refuses these */
     gent *e = calloc(1, sizeof(*e));
     if (!e) return NULL;
     snprintf(e->name, sizeof(e->name), "%s", name);
