@@ -110,8 +110,15 @@ static void test_bounded(void **state)
     bl__intern_stats(n, &live, &cap, &forgotten);
     assert_int_equal(live, 1);
     assert_true(cap >= 4096);
-    bl_pid first;
+    bl_pid first, peer;
     assert_int_equal(bl_pid_make(n, "churn0@h", 1, 0, 0, &first), BL_OK);
+    assert_int_equal(bl_pid_make(n, "peer@h", 9, 0, 0, &peer), BL_OK);
+    /* a node with a connection is never forgotten: stand in a connection entry for peer@h */
+    bl_conn *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    snprintf(c->node, sizeof(c->node), "peer@h");
+    c->state = CONN_UP;
+    HASH_ADD_STR(n->conns, node, c);
     char name[64];
     for (unsigned k = 1; k < cap * 3; k++) {
         bl_pid p;
@@ -122,6 +129,12 @@ static void test_bounded(void **state)
     }
     assert_true(forgotten >= cap); /* two sweeps or more */
     assert_string_equal(bl_pid_node(&first), "");
+    assert_string_equal(bl_pid_node(&peer), "peer@h"); /* connected: kept through every sweep */
+    bl_pid peer2;
+    assert_int_equal(bl_pid_make(n, "peer@h", 9, 0, 0, &peer2), BL_OK);
+    assert_true(bl_pid_equal(&peer, &peer2));
+    HASH_DEL(n->conns, c);
+    free(c);
     ei_x_buff x;
     ei_x_new(&x);
     assert_int_equal(bl_x_encode_pid(&x, &first), -1);
