@@ -236,8 +236,8 @@ static void trace_served(bl_proc *p, const bl_from *from, const char *buf, int j
         if (ei_decode_tuple_header(buf, &k, &ar) < 0 || ar < 1 || get_atom(buf, &k, req) < 0)
             req[0] = 0;
     }
-    if (p->name[0])
-        snprintf(who, sizeof(who), "%s", p->name);
+    if (p->reg)
+        snprintf(who, sizeof(who), "%s", p->reg->name);
     else
         snprintf(who, sizeof(who), "<%u.%u>", p->pid.num, p->pid.serial);
     bl_log(p->n, BL_LOG_DEBUG, "call to %s from %s (request %s)", who, bl_pid_node(&from->pid),

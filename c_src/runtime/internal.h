@@ -144,7 +144,7 @@ struct bl_proc {
     UT_hash_handle hh; /* in node->procs, keyed by pid.num */
     bl_node *n;
     bl_pid pid;
-    char name[BL_NAME_LEN];
+    struct bl_regname *reg; /* its registered name (freed with the process), or NULL */
     bl_proc_ops ops;
     void *ud;
     int trap_exit;

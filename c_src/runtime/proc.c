@@ -51,14 +51,14 @@ void bl_trap_exit(bl_proc *p, int on)
 int bl_register(bl_proc *p, const char *name)
 {
     if (!name || !name[0] || strlen(name) >= BL_NAME_LEN || p->dead) return BL_EINVAL;
-    if (p->name[0]) return BL_EEXIST;
+    if (p->reg) return BL_EEXIST;
     if (bl_whereis(p->n, name)) return BL_EEXIST;
     bl_regname *r = calloc(1, sizeof(*r));
     if (!r) return BL_ENOMEM;
     snprintf(r->name, sizeof(r->name), "%s", name);
     r->p = p;
     HASH_ADD_STR(p->n->names, name, r);
-    snprintf(p->name, sizeof(p->name), "%s", name);
+    p->reg = r;
     return BL_OK;
 }
 
@@ -92,7 +92,7 @@ int bl_spawn(bl_node *n, const char *name, const bl_proc_ops *ops, void *ud, bl_
     HASH_ADD(hh, n->procs, pid.num, sizeof(unsigned), p);
     if (name && bl_register(p, name) != BL_OK) {
         HASH_DEL(n->procs, p);
-        free(p);
+        free(p); /* not registered: no p->reg */
         return BL_EINVAL;
     }
     if (out) *out = p;
@@ -420,13 +420,10 @@ static void proc_terminate(bl_proc *p, const char *reason, int rlen)
     if (p->dead) return;
     p->dead = 1;
     HASH_DEL(n->procs, p);
-    if (p->name[0]) {
+    if (p->reg) { /* out of the name table now; the name stays readable until p is freed */
         bl_regname *r = NULL;
-        HASH_FIND_STR(n->names, p->name, r);
-        if (r && r->p == p) {
-            HASH_DEL(n->names, r);
-            free(r);
-        }
+        HASH_FIND_STR(n->names, p->reg->name, r);
+        if (r == p->reg) HASH_DEL(n->names, r);
     }
     bl_linkent *l, *lt;
     LL_FOREACH_SAFE(p->links, l, lt)
@@ -444,9 +441,9 @@ static void proc_terminate(bl_proc *p, const char *reason, int rlen)
     LL_FOREACH_SAFE(p->monitors, m, mt)
     {
         bl_ctl c = {.op = BL_CTL_MONITOR_P_EXIT, .from = p->pid, .to = m->watcher, .ref = m->ref};
-        if (m->by_name && p->name[0]) { /* a name monitor: the exit names the process */
+        if (m->by_name && p->reg) { /* a name monitor: the exit names the process */
             c.has_toname = 1;
-            snprintf(c.toname, sizeof(c.toname), "%s", p->name);
+            snprintf(c.toname, sizeof(c.toname), "%s", p->reg->name);
         }
         (void)send_exit_ctl(n, bl_pid_node(&m->watcher), &c, reason, rlen);
         LL_DELETE(p->monitors, m);
@@ -484,6 +481,7 @@ void bl_zombies_free(bl_node *n)
     while (n->zombies) {
         bl_proc *p = n->zombies;
         n->zombies = p->zombie_next;
+        free(p->reg);
         free(p);
     }
 }
