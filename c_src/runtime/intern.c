@@ -40,9 +40,9 @@ struct bl_nodename {
 };
 
 struct bl__intern {
-    bl_nodename *live;  /* hash by name */
-    bl_nodename *all;   /* every entry (live and free) */
-    bl_nodename *free;  /* recycled entries */
+    bl_nodename *live; /* hash by name */
+    bl_nodename *all;  /* every entry (live and free) */
+    bl_nodename *free; /* recycled entries */
     unsigned nlive, cap;
     unsigned long long forgotten, refused, sweeps;
     char **grave; /* names of reused entries: freed at the next sweep, not at once */
@@ -232,8 +232,7 @@ int bl__pid_make(bl_node *n, const char *node, unsigned num, unsigned serial, un
 int bl_pid_make(bl_node *n, const char *node, unsigned num, unsigned serial, unsigned creation,
                 bl_pid *out)
 {
-    if (!n || !node || !out || strlen(node) >= BL_NODE_LEN || !strchr(node, '@'))
-        return BL_EINVAL;
+    if (!n || !node || !out || strlen(node) >= BL_NODE_LEN || !strchr(node, '@')) return BL_EINVAL;
     return bl__pid_make(n, node, num, serial, creation, out);
 }
 
@@ -303,8 +302,7 @@ int bl__decode_ref(bl_node *n, const char *buf, int *index, bl__ref *out)
 
 int bl__x_encode_ref(ei_x_buff *x, const bl__ref *r)
 {
-    if (!r->node || r->node->gen != r->gen || !r->node->name || r->len < 1 || r->len > 5)
-        return -1;
+    if (!r->node || r->node->gen != r->gen || !r->node->name || r->len < 1 || r->len > 5) return -1;
     erlang_ref e;
     size_t l = strlen(r->node->name);
     if (l >= sizeof(e.node)) return -1;
