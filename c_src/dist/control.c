@@ -282,7 +282,8 @@ static int decode(bl_node *n, const char *p, size_t len, size_t end, int msg_val
             out->has_toname = !is_pid;
             break;
         case F_TOPROC:
-            if (decode_proc(n, p, &idx, &out->to, &is_pid, out->toname) < 0) return BL_CTL_EMALFORMED;
+            if (decode_proc(n, p, &idx, &out->to, &is_pid, out->toname) < 0)
+                return BL_CTL_EMALFORMED;
             out->has_to = is_pid;
             out->has_toname = !is_pid;
             break;

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <ei.h>
 
-#include "beamlet/beamlet.h" /* bl_pid, bl_node */
+#include "beamlet/beamlet.h"   /* bl_pid, bl_node */
 #include "../runtime/intern.h" /* bl__ref */
 
 enum {
@@ -97,8 +97,7 @@ int bl_ctl_decode(bl_node *n, const char *payload, size_t len, bl_ctl *out);
  * the control term and the message as it resolves cache refs): the control term ends at
  * ctl_end, the message (if any) there + 1 up to len. Same results as bl_ctl_decode on such a
  * payload (fuzz_disthdr checks it), without walking the terms again. */
-int bl_ctl_decode_valid(bl_node *n, const char *payload, size_t len, size_t ctl_end,
-                        bl_ctl *out);
+int bl_ctl_decode_valid(bl_node *n, const char *payload, size_t len, size_t ctl_end, bl_ctl *out);
 
 /* Encode the control tuple for c->op (with version byte) into x (index reset first).
  * reason: an encoded term body (no version byte) for EXIT/EXIT2/MONITOR_P_EXIT, else NULL. */

@@ -231,7 +231,8 @@ static void on_table(bl__alerts *al, const bl_msg *m, const char *buf, int idx)
     char from[MAXATOMLEN_UTF8];
     unsigned long long next_id;
     if (ei_decode_atom(buf, &idx, from) < 0 || ei_decode_ulonglong(buf, &idx, &next_id) < 0) return;
-    if (!m->has_sender || strcmp(bl_pid_node(&m->sender), from) || !bl_cluster_is_peer(al->h->n, from))
+    if (!m->has_sender || strcmp(bl_pid_node(&m->sender), from) ||
+        !bl_cluster_is_peer(al->h->n, from))
         return;
     /* ids go on from the highest any decider gave, so the ones given during an overlap are
      * not given again to other alerts */

@@ -281,7 +281,8 @@ int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m)
         if (rc == 0) {
             int sr = bl_reply(p->n, &from, reply.buff, reply.index);
             if (sr != BL_OK)
-                bl_log(p->n, BL_LOG_WARN, "reply to %s failed: %s", bl_pid_node(&from.pid), bl_strerror(sr));
+                bl_log(p->n, BL_LOG_WARN, "reply to %s failed: %s", bl_pid_node(&from.pid),
+                       bl_strerror(sr));
         }
         ei_x_free(&reply);
         return 1;
@@ -313,8 +314,8 @@ int bl_reply(bl_node *n, const bl_from *from, const char *reply, int len)
         (bl_conn_peer_flags(n, bl_pid_node(&from->pid)) & BL_DFLAG_ALIAS)) {
         bl_proc *sp = from->server.node ? bl_proc_by_pid(n, &from->server) : NULL;
         if (!sp) sp = bl_whereis(n, "net_kernel"); /* a bl_from built by hand: any local pid */
-        rc = bl__send_alias(n, sp ? &sp->pid : &from->server, &alias, bl_pid_node(&from->pid), x.buff,
-                            x.index);
+        rc = bl__send_alias(n, sp ? &sp->pid : &from->server, &alias, bl_pid_node(&from->pid),
+                            x.buff, x.index);
     } else {
         rc = bl_send_msg(n, &from->pid, x.buff, x.index);
     }

@@ -16,7 +16,9 @@
  * is down. When even a sweep frees nothing (more live connections than the cap), decoding a pid
  * of a new node fails (the message is dropped as malformed) with a log line.
  *
- * Entries are freed with the node (bl__intern_free from bl_node_free).
+ * A forgotten name's text stays allocated until the sweep after its entry is reused, so a
+ * bl_pid_node() answer taken just before stays readable meanwhile. Entries are freed with the node
+ * (bl__intern_free from bl_node_free).
  *
  * The ei boundary: bl_decode_pid (ei_decode_pid, then intern), bl_encode_pid/bl_x_encode_pid
  * (ei_encode_pid from the interned name), and the two conversions for the control codec of
@@ -30,7 +32,7 @@
 struct bl_nodename {
     UT_hash_handle hh;       /* in tab->live, keyed by name */
     struct bl__intern *tab;  /* the table (the node) it belongs to */
-    char *name;              /* kept while on the free list, until the entry is reused */
+    char *name;              /* kept on the free list; buried when the entry is reused */
     unsigned gen;            /* bumped each time the entry is forgotten */
     int pinned;              /* this node's own name: never forgotten */
     struct bl_nodename *all; /* every entry ever made, for bl__intern_free */
@@ -38,11 +40,13 @@ struct bl_nodename {
 };
 
 struct bl__intern {
-    bl_nodename *live;  /* hash by name */
-    bl_nodename *all;   /* every entry (live and free) */
-    bl_nodename *free;  /* recycled entries */
+    bl_nodename *live; /* hash by name */
+    bl_nodename *all;  /* every entry (live and free) */
+    bl_nodename *free; /* recycled entries */
     unsigned nlive, cap;
     unsigned long long forgotten, refused, sweeps;
+    char **grave; /* names of reused entries: freed at the next sweep, not at once */
+    unsigned ngrave, grave_cap;
 };
 
 static const char EMPTY[] = "";
@@ -77,6 +81,9 @@ void bl__intern_free(bl_node *n)
         free(e);
         e = next;
     }
+    for (unsigned i = 0; i < t->ngrave; i++)
+        free(t->grave[i]);
+    free(t->grave);
     free(t);
     n->intern = NULL;
     n->self_name = NULL;
@@ -89,13 +96,15 @@ static unsigned sweep(bl_node *n)
     bl_nodename *e, *tmp;
     unsigned freed = 0;
     t->sweeps++;
+    for (unsigned i = 0; i < t->ngrave; i++)
+        free(t->grave[i]);
+    t->ngrave = 0;
     HASH_ITER(hh, t->live, e, tmp)
     {
         bl_conn *c = e->pinned ? NULL : bl_conn_find(n, e->name);
         if (e->pinned || (c && c->state != CONN_DOWN)) continue;
         HASH_DEL(t->live, e);
-        e->gen++; /* the name itself is freed when the entry is reused (a caller may still
-                   * hold bl_pid_node()'s answer of a moment ago) */
+        e->gen++; /* its text stays until the entry is reused, then until the next sweep */
         e->free_next = t->free;
         t->free = e;
         t->nlive--;
@@ -107,6 +116,23 @@ static unsigned sweep(bl_node *n)
            "connection (pids of those nodes kept elsewhere are stale now; %llu forgotten so far)",
            t->cap, freed, t->forgotten);
     return freed;
+}
+
+/* A reused entry's old name: a caller may still hold bl_pid_node()'s answer of a moment ago
+ * (the forgotten node's), so it lives until the next sweep. */
+static void bury(bl__intern *t, char *name)
+{
+    if (t->ngrave == t->grave_cap) {
+        unsigned c = t->grave_cap ? t->grave_cap * 2 : 64;
+        char **g = realloc(t->grave, sizeof(*g) * c);
+        if (!g) {
+            free(name);
+            return;
+        }
+        t->grave = g;
+        t->grave_cap = c;
+    }
+    t->grave[t->ngrave++] = name;
 }
 
 /* The entry for name (interned now if new); NULL when the table is full or out of memory. */
@@ -129,7 +155,7 @@ static const bl_nodename *intern(bl_node *n, const char *name, unsigned *gen)
     memcpy(copy, name, len + 1);
     if ((e = t->free)) {
         t->free = e->free_next;
-        free(e->name);
+        bury(t, e->name);
     } else {
         if (!(e = calloc(1, sizeof(*e)))) {
             free(copy);
@@ -206,8 +232,7 @@ int bl__pid_make(bl_node *n, const char *node, unsigned num, unsigned serial, un
 int bl_pid_make(bl_node *n, const char *node, unsigned num, unsigned serial, unsigned creation,
                 bl_pid *out)
 {
-    if (!n || !node || !out || strlen(node) >= BL_NODE_LEN || !strchr(node, '@'))
-        return BL_EINVAL;
+    if (!n || !node || !out || strlen(node) >= BL_NODE_LEN || !strchr(node, '@')) return BL_EINVAL;
     return bl__pid_make(n, node, num, serial, creation, out);
 }
 
@@ -277,8 +302,7 @@ int bl__decode_ref(bl_node *n, const char *buf, int *index, bl__ref *out)
 
 int bl__x_encode_ref(ei_x_buff *x, const bl__ref *r)
 {
-    if (!r->node || r->node->gen != r->gen || !r->node->name || r->len < 1 || r->len > 5)
-        return -1;
+    if (!r->node || r->node->gen != r->gen || !r->node->name || r->len < 1 || r->len > 5) return -1;
     erlang_ref e;
     size_t l = strlen(r->node->name);
     if (l >= sizeof(e.node)) return -1;

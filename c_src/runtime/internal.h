@@ -120,7 +120,7 @@ typedef struct bl_pcall {
     unsigned key[3];
     int aliased; /* the tag is [alias|ref]: replies come by ALIAS_SEND to ref */
     bl_pcall_kind kind;
-    bl__ref res; /* PCALL_ERPC: the Res reference erpc:execute_call tags the result with */
+    bl__ref res;    /* PCALL_ERPC: the Res reference erpc:execute_call tags the result with */
     bl_pid spawned; /* PCALL_ERPC: the process the peer spawned (after SPAWN_REPLY) */
     int spawn_replied;
     int pending; /* bl_erpc_call waiting for the connection to learn the peer's flags */
@@ -231,7 +231,7 @@ struct bl_node {
     bl_pcall *aliases;         /* calls whose replies come to an alias (otp/gen.c) */
 
     unsigned next_pid_num, next_pid_serial;
-    struct bl__intern *intern;     /* node names of every pid held here (runtime/intern.c) */
+    struct bl__intern *intern;    /* node names of every pid held here (runtime/intern.c) */
     const bl_nodename *self_name; /* our own, pinned */
     unsigned ref_ids[3];
     unsigned long long unlink_seq;

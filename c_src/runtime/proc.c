@@ -172,9 +172,10 @@ static int send_to_pid(bl_node *n, const bl_pid *from, const bl_pid *to, const c
     if (token_for_send(n, from, &tok)) { /* {12, '', To, Token} (SEND_TT: any peer takes it) */
         bl_ctl c = {
             .op = BL_CTL_SEND_TT, .to = *to, .token_enc = tok.buff, .token_enc_len = tok.index};
-        int rc = bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0
-                     ? BL_EINVAL
-                     : bl_conn_send_frame(n, bl_pid_node(to), msg, len, checked ? 0 : BL_SEND_CHECK);
+        int rc =
+            bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0
+                ? BL_EINVAL
+                : bl_conn_send_frame(n, bl_pid_node(to), msg, len, checked ? 0 : BL_SEND_CHECK);
         ei_x_free(&tok);
         return rc;
     }

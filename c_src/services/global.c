@@ -865,9 +865,10 @@ static void on_conflict(gstate *g, const bl_msg *msg, int idx)
     char owner[MAXATOMLEN_UTF8], name[MAXATOMLEN_UTF8];
     bl_pid pid;
     unsigned long long time;
-    if (get_atom(buf, &idx, owner) < 0 || !msg->has_sender || strcmp(bl_pid_node(&msg->sender), owner) ||
-        !bl_cluster_is_peer(g->n, owner) || get_atom(buf, &idx, name) < 0 ||
-        bl_decode_pid(g->n, buf, &idx, &pid) < 0 || strcmp(bl_pid_node(&pid), owner) || !valid_name(name) ||
+    if (get_atom(buf, &idx, owner) < 0 || !msg->has_sender ||
+        strcmp(bl_pid_node(&msg->sender), owner) || !bl_cluster_is_peer(g->n, owner) ||
+        get_atom(buf, &idx, name) < 0 || bl_decode_pid(g->n, buf, &idx, &pid) < 0 ||
+        strcmp(bl_pid_node(&pid), owner) || !valid_name(name) ||
         ei_decode_ulonglong(buf, &idx, &time) < 0)
         return;
     gent *e = find(g, name);

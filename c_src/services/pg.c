@@ -627,7 +627,8 @@ static pg_peer *peer_find(pg_scope *s, const bl_pid *pid)
 
 static void peer_drop(pg_scope *s, pg_peer *p, const char *why)
 {
-    bl_log(s->n, BL_LOG_DEBUG, "pg %s: dropping peer on %s (%s)", s->name, bl_pid_node(&p->scope), why);
+    bl_log(s->n, BL_LOG_DEBUG, "pg %s: dropping peer on %s (%s)", s->name, bl_pid_node(&p->scope),
+           why);
     pg_group *g, *t;
     HASH_ITER(hh, p->groups, g, t) {
         ev_push(s, BL_PG_LEAVE, g->key, g->klen, g->pids.v, g->pids.n);
@@ -914,7 +915,8 @@ static void on_join(pg_scope *s, const char *buf, int idx)
         decode_pids(s->n, buf, &idx, &pids) < 0)
         goto done;
     pg_peer *p = peer_find(s, &peer);
-    if (!p || c_peer(s, bl_pid_node(&peer))) goto done; /* not (or no longer) in our overlay, as pg does */
+    if (!p || c_peer(s, bl_pid_node(&peer)))
+        goto done; /* not (or no longer) in our overlay, as pg does */
     pg_group *grp = grp_get(&p->groups, g, glen);
     if (!grp) goto done;
     for (int i = 0; i < pids.n; i++)
@@ -934,7 +936,8 @@ static void on_leave(pg_scope *s, const char *buf, int idx)
     bl_pid peer;
     pidvec pids = {0}, gone = {0};
     bl__list_it it;
-    if (bl_decode_pid(s->n, buf, &idx, &peer) < 0 || decode_pids(s->n, buf, &idx, &pids) < 0) goto done;
+    if (bl_decode_pid(s->n, buf, &idx, &peer) < 0 || decode_pids(s->n, buf, &idx, &pids) < 0)
+        goto done;
     pg_peer *p = peer_find(s, &peer);
     if (!p || c_peer(s, bl_pid_node(&peer)) || bl__list_begin(&it, buf, &idx) < 0) goto done;
     while (bl__list_next(&it) > 0) {

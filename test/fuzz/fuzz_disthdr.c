@@ -82,7 +82,6 @@ static void roundtrip(const char *out, size_t olen, size_t ctl_end)
     free(msg);
 }
 
-
 /* bl_ctl_decode_valid on a rewritten payload must say exactly what bl_ctl_decode says. */
 static void same_decode(const char *out, size_t olen, size_t ctl_end, int rc, const bl_ctl *c)
 {
@@ -91,7 +90,8 @@ static void same_decode(const char *out, size_t olen, size_t ctl_end, int rc, co
     if (rv != rc) die("bl_ctl_decode_valid differs (rc)", (size_t)-rv, (size_t)-rc);
     if (rc != BL_CTL_OK) return;
     if (memcmp(&v, c, offsetof(bl_ctl, from)) != 0 || strcmp(v.toname, c->toname) != 0 ||
-        (c->has_from && !bl_pid_equal(&v.from, &c->from)) || (c->has_to && !bl_pid_equal(&v.to, &c->to)))
+        (c->has_from && !bl_pid_equal(&v.from, &c->from)) ||
+        (c->has_to && !bl_pid_equal(&v.to, &c->to)))
         die("bl_ctl_decode_valid differs (fields)", (size_t)c->op, 0);
 }
 

@@ -518,7 +518,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
     if (strcmp(cmd, "send_pid") == 0 && arity == 3) {
         /* {send_pid, Pid, Msg} */
         bl_pid to;
-        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &to) < 0) return reply_badarg(reply, start);
+        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &to) < 0)
+            return reply_badarg(reply, start);
         ei_x_buff m;
         ei_x_new_with_version(&m);
         int rc = copy_term(&m, buf, &idx) == 0 ? bl_send(self, &to, m.buff, m.index) : BL_EINVAL;
@@ -536,7 +537,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
         long timeout = 0;
         if (ei_get_type(buf, &idx, &type, &size) < 0) return reply_badarg(reply, start);
         if (type == ERL_PID_EXT || type == ERL_NEW_PID_EXT) {
-            if (bl_decode_pid(bl_proc_node(self), buf, &idx, &to) < 0) return reply_badarg(reply, start);
+            if (bl_decode_pid(bl_proc_node(self), buf, &idx, &to) < 0)
+                return reply_badarg(reply, start);
             by_pid = 1;
             name[0] = '\0';
         } else if (ei_decode_atom(buf, &idx, name) < 0) {
@@ -698,7 +700,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
     if (strcmp(cmd, "exit") == 0 && arity == 3) {
         bl_pid pid;
         char reason[MAXATOMLEN_UTF8];
-        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &pid) < 0 || ei_decode_atom(buf, &idx, reason) < 0)
+        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &pid) < 0 ||
+            ei_decode_atom(buf, &idx, reason) < 0)
             return reply_badarg(reply, start);
         wproc *w = find_proc(&pid);
         if (!w) {
@@ -712,7 +715,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
 
     if (strcmp(cmd, "is_alive") == 0 && arity == 2) {
         bl_pid pid;
-        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &pid) < 0) return reply_badarg(reply, start);
+        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &pid) < 0)
+            return reply_badarg(reply, start);
         ei_x_encode_boolean(reply, find_proc(&pid) != NULL);
         return 0;
     }
@@ -733,7 +737,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
 
     if (strcmp(cmd, "monitor_nodes") == 0 && arity == 2) {
         bl_pid notify;
-        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &notify) < 0) return reply_badarg(reply, start);
+        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &notify) < 0)
+            return reply_badarg(reply, start);
         wsub *s = calloc(1, sizeof *s);
         if (!s) {
             enc_error(reply, "enomem");
@@ -756,7 +761,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
     if (strcmp(cmd, "sink") == 0 && arity == 3) {
         long n;
         bl_pid notify;
-        if (decode_long(buf, &idx, &n) < 0 || n <= 0 || bl_decode_pid(bl_proc_node(self), buf, &idx, &notify) < 0)
+        if (decode_long(buf, &idx, &n) < 0 || n <= 0 ||
+            bl_decode_pid(bl_proc_node(self), buf, &idx, &notify) < 0)
             return reply_badarg(reply, start);
         int rc;
         wproc *w = wspawn(K_SINK, NULL, &sink_ops, &rc);
@@ -775,7 +781,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
     if (strcmp(cmd, "blast") == 0 && arity == 3) {
         bl_pid target;
         long n;
-        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &target) < 0 || decode_long(buf, &idx, &n) < 0 || n < 0)
+        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &target) < 0 ||
+            decode_long(buf, &idx, &n) < 0 || n < 0)
             return reply_badarg(reply, start);
         int rc;
         wproc *w = wspawn(K_BLAST, NULL, &blast_ops, &rc);

@@ -181,8 +181,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         return bl_x_encode_pid(r, bl_self(p));
     }
     if ((!strcmp(a, "join") || !strcmp(a, "leave")) && arity == 4) {
-        if (bl_decode_pid(bl_proc_node(self), buf, &j, &pid) < 0 || ei_decode_atom(buf, &j, scope) < 0 ||
-            span(buf, &j, &g, &glen) < 0)
+        if (bl_decode_pid(bl_proc_node(self), buf, &j, &pid) < 0 ||
+            ei_decode_atom(buf, &j, scope) < 0 || span(buf, &j, &g, &glen) < 0)
             goto bad;
         bl_proc *p = find_proc(w, &pid);
         if (!p) return reply_rc(r, BL_ENOPROC);

@@ -1049,7 +1049,8 @@ static void test_beam_recorded(void **state)
         bl_ctl c, v;
         assert_int_equal(bl_ctl_decode(test_node(), out, olen, &c), BL_CTL_OK);
         /* the receive path's decode (no second walk) agrees on every frame BEAM sent */
-        assert_int_equal(bl_ctl_decode_valid(test_node(), out, olen, bl_dh_ctl_end(r.s), &v), BL_CTL_OK);
+        assert_int_equal(bl_ctl_decode_valid(test_node(), out, olen, bl_dh_ctl_end(r.s), &v),
+                         BL_CTL_OK);
         assert_memory_equal(&v, &c, offsetof(bl_ctl, from));
         assert_string_equal(v.toname, c.toname);
         if (!c.has_toname || strcmp(c.toname, "sink") != 0 || !c.has_msg) continue;

@@ -157,12 +157,41 @@ static void test_bounded(void **state)
     bl_node_free(n); /* every entry freed: the leak check */
 }
 
+/* A node name read just before a sweep stays readable while its entry is reused (until the
+ * following sweep): ASan would report the read otherwise. */
+static void test_name_outlives_reuse(void **state)
+{
+    (void)state;
+    bl_node *n = mknode("me@h");
+    unsigned live, cap;
+    unsigned long long forgotten;
+    bl_pid held, p;
+    assert_int_equal(bl_pid_make(n, "held@h", 1, 0, 0, &held), BL_OK);
+    const char *name = bl_pid_node(&held);
+    char buf[64];
+    bl__intern_stats(n, &live, &cap, &forgotten);
+    for (unsigned k = 0; k < cap - live; k++) { /* up to the cap */
+        snprintf(buf, sizeof(buf), "fill%u@h", k);
+        assert_int_equal(bl_pid_make(n, buf, 1, 0, 0, &p), BL_OK);
+    }
+    for (unsigned k = 0; k < cap - 1; k++) { /* one sweep, then every free entry reused */
+        snprintf(buf, sizeof(buf), "next%u@h", k);
+        assert_int_equal(bl_pid_make(n, buf, 1, 0, 0, &p), BL_OK);
+    }
+    bl__intern_stats(n, &live, &cap, &forgotten);
+    assert_int_equal(forgotten, cap - 1);
+    assert_string_equal(bl_pid_node(&held), "");
+    assert_string_equal(name, "held@h");
+    bl_node_free(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_and_shared),
         cmocka_unit_test(test_codec_roundtrip),
         cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_name_outlives_reuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

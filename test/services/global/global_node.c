@@ -221,7 +221,9 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         return 1;
     }
     if (!strcmp(a, "unregister") && arity == 3) {
-        if (bl_decode_pid(bl_proc_node(self), buf, &j, &pid) < 0 || ei_decode_atom(buf, &j, name) < 0) goto bad;
+        if (bl_decode_pid(bl_proc_node(self), buf, &j, &pid) < 0 ||
+            ei_decode_atom(buf, &j, name) < 0)
+            goto bad;
         wproc *x = find_w(w, &pid);
         int rc = x ? bl_global_unregister(x->p, name) : BL_ENOPROC;
         if (rc == BL_OK) return ei_x_encode_atom(r, "ok");
