@@ -221,7 +221,8 @@ static void on_table(bl__alerts *al, const bl_msg *m, const char *buf, int idx)
     char from[MAXATOMLEN_UTF8];
     unsigned long long next_id;
     if (ei_decode_atom(buf, &idx, from) < 0 || ei_decode_ulonglong(buf, &idx, &next_id) < 0) return;
-    if (!m->has_sender || strcmp(m->sender.node, from) || !bl_cluster_is_peer(al->h->n, from))
+    if (!m->has_sender || strcmp(bl_pid_node(&m->sender), from) ||
+        !bl_cluster_is_peer(al->h->n, from))
         return;
     /* ids go on from the highest any decider gave, so the ones given during an overlap are
      * not given again to other alerts */
@@ -620,7 +621,7 @@ int bl__alerts_on_msg(bl__alerts *al, const bl_msg *m)
         if (ei_decode_ulonglong(buf, &idx, &id) == 0 &&
             bl__term_bin(buf, &idx, who, sizeof(who)) == 0 &&
             ei_decode_ulonglong(buf, &idx, &at) == 0 && m->has_sender &&
-            bl_cluster_is_peer(al->h->n, m->sender.node) && al->decider)
+            bl_cluster_is_peer(al->h->n, bl_pid_node(&m->sender)) && al->decider)
             apply_ack(al, id, who, at);
         return 1;
     }
