@@ -15,6 +15,7 @@
  * the id a page or a script was shown a moment before still finds it (it answered 404 before),
  * and the decider is sent the current id. */
 #include "health_int.h"
+#include "../runtime/decode.h"
 #include "rules.h"
 #include "score.h"
 #include "webhook.h"
@@ -200,17 +201,6 @@ static void replicate(bl__alerts *al)
     al->repl_at = ev_now(al->h->n->loop);
 }
 
-static int get_bin(const char *buf, int *idx, char *out, size_t cap)
-{
-    int type, size;
-    long len;
-    if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT || (size_t)size >= cap ||
-        ei_decode_binary(buf, idx, out, &len) < 0)
-        return -1;
-    out[len] = 0;
-    return 0;
-}
-
 static void key_of(char *key, size_t cap, const char *rule, const char *node, const char *inst)
 {
     snprintf(key, cap, "%s|%s|%s", rule, node, inst);
@@ -250,19 +240,19 @@ static void on_table(bl__alerts *al, const bl_msg *m, const char *buf, int idx)
             if (!a) goto bad;
             if (ei_decode_tuple_header(buf, &idx, &ar) < 0 || ar != 15 ||
                 ei_decode_ulonglong(buf, &idx, &a->id) < 0 ||
-                get_bin(buf, &idx, a->rule, sizeof(a->rule)) ||
-                get_bin(buf, &idx, a->node, sizeof(a->node)) ||
-                get_bin(buf, &idx, a->instance, sizeof(a->instance)) ||
+                bl__term_bin(buf, &idx, a->rule, sizeof(a->rule)) ||
+                bl__term_bin(buf, &idx, a->node, sizeof(a->node)) ||
+                bl__term_bin(buf, &idx, a->instance, sizeof(a->instance)) ||
                 ei_decode_long(buf, &idx, &sev) < 0 || ei_decode_long(buf, &idx, &st) < 0 ||
                 st < 0 || st > 2 || ei_decode_double(buf, &idx, &a->value) < 0 ||
                 ei_decode_double(buf, &idx, &a->threshold) < 0 ||
                 ei_decode_ulonglong(buf, &idx, &a->since) < 0 ||
                 ei_decode_ulonglong(buf, &idx, &a->fired) < 0 ||
                 ei_decode_ulonglong(buf, &idx, &a->resolved) < 0 ||
-                get_bin(buf, &idx, a->acked_by, sizeof(a->acked_by)) ||
+                bl__term_bin(buf, &idx, a->acked_by, sizeof(a->acked_by)) ||
                 ei_decode_ulonglong(buf, &idx, &a->acked_ms) < 0 ||
-                get_bin(buf, &idx, a->summary, sizeof(a->summary)) ||
-                get_bin(buf, &idx, a->labels, sizeof(a->labels)) || ++count > MAX_ALERTS) {
+                bl__term_bin(buf, &idx, a->summary, sizeof(a->summary)) ||
+                bl__term_bin(buf, &idx, a->labels, sizeof(a->labels)) || ++count > MAX_ALERTS) {
                 free(a);
                 goto bad;
             }
@@ -628,7 +618,8 @@ int bl__alerts_on_msg(bl__alerts *al, const bl_msg *m)
     if (!strcmp(tag, "bl_alert_ack") && ar == 4) {
         unsigned long long id, at;
         char who[128];
-        if (ei_decode_ulonglong(buf, &idx, &id) == 0 && get_bin(buf, &idx, who, sizeof(who)) == 0 &&
+        if (ei_decode_ulonglong(buf, &idx, &id) == 0 &&
+            bl__term_bin(buf, &idx, who, sizeof(who)) == 0 &&
             ei_decode_ulonglong(buf, &idx, &at) == 0 && m->has_sender &&
             bl_cluster_is_peer(al->h->n, bl_pid_node(&m->sender)) && al->decider)
             apply_ack(al, id, who, at);

@@ -33,6 +33,7 @@
  * Keys and values: binaries (or atoms/strings); Message: a binary naming the key. */
 #include "../runtime/internal.h"
 #include "../runtime/jsonterm.h"
+#include "../runtime/decode.h"
 #include "../store/store.h"
 #include "beamlet/cluster.h"
 #include "beamlet/config.h"
@@ -126,28 +127,6 @@ static void enc_error(ei_x_buff *x, const char *msg)
     ei_x_encode_tuple_header(x, 2);
     ei_x_encode_atom(x, "error");
     ei_x_encode_binary(x, msg, (long)strlen(msg));
-}
-
-/* A binary, atom or string (list of bytes) as text. -1 when it is none of them or too long. */
-static int get_text(const char *buf, int *idx, char *out, size_t cap)
-{
-    int type, size;
-    if (ei_get_type(buf, idx, &type, &size) < 0 || size < 0 || (size_t)size >= cap) return -1;
-    long len;
-    if (type == ERL_BINARY_EXT) {
-        if (ei_decode_binary(buf, idx, out, &len) < 0) return -1;
-        out[len] = 0;
-        return 0;
-    }
-    if (type == ERL_ATOM_EXT || type == ERL_SMALL_ATOM_EXT || type == ERL_ATOM_UTF8_EXT ||
-        type == ERL_SMALL_ATOM_UTF8_EXT)
-        return ei_decode_atom(buf, idx, out) < 0 ? -1 : 0;
-    if (type == ERL_STRING_EXT) return ei_decode_string(buf, idx, out) < 0 ? -1 : 0;
-    if (type == ERL_NIL_EXT) {
-        out[0] = 0;
-        return ei_skip_term(buf, idx) < 0 ? -1 : 0;
-    }
-    return -1;
 }
 
 /* The coordinators of the cluster (failed and suspected ones count, as for the election, so a
@@ -784,7 +763,7 @@ static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int in
     }
     char key[128], who[256];
     if (!strcmp(tag, "get") || !strcmp(tag, "history")) {
-        if (ar == 2 && get_text(buf, &i, key, sizeof(key)) < 0) {
+        if (ar == 2 && bl__term_text(buf, &i, key, sizeof(key)) < 0) {
             enc_error(r, "bad request: the key is not text");
             return 0;
         }
@@ -817,9 +796,9 @@ static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int in
         return 0;
     }
     char *value = set ? malloc(MAX_VALUE) : NULL;
-    if ((set && !value) || get_text(buf, &i, key, sizeof(key)) < 0 ||
-        (set && get_text(buf, &i, value, MAX_VALUE) < 0) ||
-        get_text(buf, &i, who, sizeof(who)) < 0) {
+    if ((set && !value) || bl__term_text(buf, &i, key, sizeof(key)) < 0 ||
+        (set && bl__term_text(buf, &i, value, MAX_VALUE) < 0) ||
+        bl__term_text(buf, &i, who, sizeof(who)) < 0) {
         free(value);
         enc_error(r, "bad request: key, value and who must be text (value up to 8 KiB)");
         return 0;

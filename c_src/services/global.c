@@ -943,29 +943,10 @@ static int bad(ei_x_buff *r)
     return encode_error(r, "badarg");
 }
 
-static int rq_registered(void *ud, const bl_from *from, const char *buf, int j, int arity,
-                         ei_x_buff *r)
+/* Every name this node knows, ours (g->names) and BEAM's (g->bnames): as atoms, or with rows
+ * {Name, Pid, Owner, beamlet | beam} */
+static int encode_names(gstate *g, ei_x_buff *r, int rows)
 {
-    (void)from, (void)buf, (void)j, (void)arity;
-    gstate *g = ud;
-    gent *e, *t;
-    bname *b;
-    long k = 0;
-    int rc = 0;
-    LL_COUNT(g->bnames, b, k); /* sets k */
-    k += (long)HASH_COUNT(g->names);
-    if (k) rc |= ei_x_encode_list_header(r, k);
-    HASH_ITER(hh, g->names, e, t)
-        rc |= ei_x_encode_atom(r, e->name);
-    LL_FOREACH(g->bnames, b)
-        rc |= ei_x_encode_atom(r, b->name);
-    return rc | ei_x_encode_empty_list(r);
-}
-
-static int rq_table(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)
-{ /* [{Name, Pid, Owner, beamlet | beam}] */
-    (void)from, (void)buf, (void)j, (void)arity;
-    gstate *g = ud;
     gent *e, *t;
     bname *b;
     long k = 0;
@@ -974,20 +955,41 @@ static int rq_table(void *ud, const bl_from *from, const char *buf, int j, int a
     k += (long)HASH_COUNT(g->names);
     if (k) rc |= ei_x_encode_list_header(r, k);
     HASH_ITER(hh, g->names, e, t) {
-        rc |= ei_x_encode_tuple_header(r, 4);
-        rc |= ei_x_encode_atom(r, e->name);
-        rc |= bl_x_encode_pid(r, &e->pid);
-        rc |= ei_x_encode_atom(r, e->owner);
-        rc |= ei_x_encode_atom(r, "beamlet");
+        if (rows) {
+            rc |= ei_x_encode_tuple_header(r, 4);
+            rc |= ei_x_encode_atom(r, e->name);
+            rc |= bl_x_encode_pid(r, &e->pid);
+            rc |= ei_x_encode_atom(r, e->owner);
+            rc |= ei_x_encode_atom(r, "beamlet");
+        } else {
+            rc |= ei_x_encode_atom(r, e->name);
+        }
     }
     LL_FOREACH(g->bnames, b) {
-        rc |= ei_x_encode_tuple_header(r, 4);
-        rc |= ei_x_encode_atom(r, b->name);
-        rc |= bl_x_encode_pid(r, &b->pid);
-        rc |= ei_x_encode_atom(r, g->n->name);
-        rc |= ei_x_encode_atom(r, "beam");
+        if (rows) {
+            rc |= ei_x_encode_tuple_header(r, 4);
+            rc |= ei_x_encode_atom(r, b->name);
+            rc |= bl_x_encode_pid(r, &b->pid);
+            rc |= ei_x_encode_atom(r, g->n->name);
+            rc |= ei_x_encode_atom(r, "beam");
+        } else {
+            rc |= ei_x_encode_atom(r, b->name);
+        }
     }
     return rc | ei_x_encode_empty_list(r);
+}
+
+static int rq_registered(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                         ei_x_buff *r)
+{
+    (void)from, (void)buf, (void)j, (void)arity;
+    return encode_names(ud, r, 0);
+}
+
+static int rq_table(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)
+{
+    (void)from, (void)buf, (void)j, (void)arity;
+    return encode_names(ud, r, 1);
 }
 
 static int rq_config(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)

@@ -15,6 +15,8 @@
 
 json_t *bl_term_to_json(const char *buf, int *idx); /* gateway/termjson.c */
 
+static bl_node *N;
+
 static void enc_alert(ei_x_buff *x, unsigned long long id, const char *rule, const char *node)
 {
     ei_x_encode_list_header(x, 1);
@@ -37,11 +39,11 @@ static void enc_alert(ei_x_buff *x, unsigned long long id, const char *rule, con
 }
 
 /* the decider's table: alerts (id, rule, node), sent by a process of the decider */
-static int table(bl_node *nd, struct bl__alerts *al, const char *decider,
-                 unsigned long long next_id, int n, const unsigned long long *ids,
-                 const char *const *rules)
+static int table(struct bl__alerts *al, const char *decider, unsigned long long next_id, int n,
+                 const unsigned long long *ids, const char *const *rules)
 {
-    ei_x_buff x;
+    ei_x_buff x, p;
+    bl_pid pid;
     ei_x_new_with_version(&x);
     ei_x_encode_tuple_header(&x, 4);
     ei_x_encode_atom(&x, "bl_alerts");
@@ -51,15 +53,20 @@ static int table(bl_node *nd, struct bl__alerts *al, const char *decider,
         enc_alert(&x, ids[i], rules[i], "victim@h");
     ei_x_encode_empty_list(&x);
     /* a pid of the decider as the sender */
+    ei_x_new(&p);
+    assert_int_equal(bl_pid_make(N, decider, 1, 0, 1, &pid), BL_OK);
+    assert_int_equal(bl_x_encode_pid(&p, &pid), 0);
     bl_msg m;
     memset(&m, 0, sizeof(m));
     m.buf = x.buff;
     m.index = 1;
     m.len = x.index;
     m.has_sender = 1;
-    assert_int_equal(bl_pid_make(nd, decider, 1, 0, 1, &m.sender), BL_OK);
+    int i = 0;
+    assert_int_equal(bl_decode_pid(N, p.buff, &i, &m.sender), 0);
     int rc = bl__alerts_on_msg(al, &m);
     ei_x_free(&x);
+    ei_x_free(&p);
     return rc;
 }
 
@@ -97,6 +104,7 @@ static void test_ack_by_an_earlier_id(void **state)
     snprintf(cfg.name, sizeof(cfg.name), "gw@h");
     bl_node *n;
     assert_int_equal(bl_node_new(&cfg, &n), BL_OK);
+    N = n;
     health h;
     memset(&h, 0, sizeof(h));
     h.n = n;
@@ -107,10 +115,10 @@ static void test_ack_by_an_earlier_id(void **state)
     assert_non_null(al);
     /* the first decider numbered them 4 and 5 */
     const char *rules[] = {"no_leader", "member_failed"};
-    assert_int_equal(table(n, al, "d1@h", 6, 2, (unsigned long long[]){4, 5}, rules), 1);
+    assert_int_equal(table(al, "d1@h", 6, 2, (unsigned long long[]){4, 5}, rules), 1);
     assert_shown(al, "[[4,\"no_leader\",null],[5,\"member_failed\",null]]");
     /* the new decider has member_failed as 4; no_leader is gone */
-    assert_int_equal(table(n, al, "d2@h", 5, 1, (unsigned long long[]){4}, rules + 1), 1);
+    assert_int_equal(table(al, "d2@h", 5, 1, (unsigned long long[]){4}, rules + 1), 1);
     assert_shown(al, "[[4,\"member_failed\",null]]");
     /* the page still shows member_failed as 5: the ack finds it, recorded under 4 */
     assert_int_equal(bl__alerts_ack(al, 5, "dash"), BL_OK);
@@ -118,13 +126,13 @@ static void test_ack_by_an_earlier_id(void **state)
     /* an id nothing had is refused; so is one whose alert is gone and was never renumbered */
     assert_int_equal(bl__alerts_ack(al, 77, "dash"), BL_ENOPROC);
     /* the alias survives a further table with the same numbering, and follows a third one */
-    assert_int_equal(table(n, al, "d2@h", 5, 1, (unsigned long long[]){4}, rules + 1), 1);
-    assert_int_equal(table(n, al, "d3@h", 9, 1, (unsigned long long[]){8}, rules + 1), 1);
+    assert_int_equal(table(al, "d2@h", 5, 1, (unsigned long long[]){4}, rules + 1), 1);
+    assert_int_equal(table(al, "d3@h", 9, 1, (unsigned long long[]){8}, rules + 1), 1);
     assert_shown(al, "[[8,\"member_failed\",null]]");
     assert_int_equal(bl__alerts_ack(al, 5, "ops"), BL_OK);
     assert_shown(al, "[[8,\"member_failed\",\"ops\"]]");
     /* a table without it: gone, and so are its earlier ids */
-    assert_int_equal(table(n, al, "d3@h", 3, 0, NULL, NULL), 1);
+    assert_int_equal(table(al, "d3@h", 3, 0, NULL, NULL), 1);
     assert_shown(al, "[]");
     assert_int_equal(bl__alerts_ack(al, 8, "ops"), BL_ENOPROC);
     bl__alerts_free(al);

@@ -78,6 +78,8 @@ mixed() ->
     ?assertEqual(C1, glob(W, {whereis, N1})),
     ?assert(lists:member(N1, glob(W, registered))),
     ?assertMatch([{N1, C1, W, beam}], [T || T = {X, _, _, _} <- glob(W, table), X =:= N1]),
+    %% registered and table list the same names (one encoder)
+    ?assertEqual(lists:sort(glob(W, registered)), lists:sort([X || {X, _, _, _} <- glob(W, table)])),
     %% a name taken in BEAM global: no
     N2 = name("beamname"),
     yes = global:register_name(N2, self()),
