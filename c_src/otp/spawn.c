@@ -3,6 +3,8 @@
  * A request names M:F/Arity with an argument list. erpc:execute_call(Res, M, F, A) (erpc:call,
  * erpc:multicall, rpc:call, rpc:multicall) and erpc:execute_cast(M, F, A) (erpc:cast, rpc:cast)
  * are understood as BEAM's erpc module would run them; anything else is a plain spawn of M:F/A.
+ * What apply(M, F, A) calls (erlang:apply, funs) is apply.c's answer; rex.c starts its calls
+ * here too (bl__spawn_rex), answered in rpc's shapes.
  * Like BEAM: a process is spawned, linked and/or monitored as the options say, SPAWN_REPLY goes
  * back with its pid, then the exported function runs in it (otp/export.c). The process ends with
  * the reason BEAM's would have - {Res, return, V}, {Res, error, undef, [{M, F, Args, []}]}, normal,
