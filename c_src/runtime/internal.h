@@ -288,6 +288,10 @@ int bl__seqtok_for_local(bl_node *n, bl_seqtok *out);
 /* runtime/util.c */
 unsigned long long bl_now_ms(void);    /* wall clock, ms since the epoch */
 int bl_is_tool_node(const char *node); /* the admin CLI's short-lived nodes: never members */
+/* A connected peer without spawn_request: an ei program (erl_call, ...), never a beamlet or a
+ * supported BEAM node. The services tell it nothing on nodeup: ei_rpc takes the first message
+ * that arrives as rex's answer. */
+int bl_is_plain_peer(bl_node *n, const char *node);
 
 /* runtime/node.c */
 void bl_node_make_ref(bl_node *n, erlang_ref *ref);

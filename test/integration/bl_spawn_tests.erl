@@ -320,7 +320,18 @@ rex_c(#{w := W, w2 := W2}) ->
     ?assertEqual({ok, 3}, ctl(W, {rpc, W2, tw, add, [1, 2]})),
     ?assertEqual({badrpc, {'EXIT', {undef, [{tw, nope, [], []}]}}}, ctl(W, {rpc, W2, tw, nope, []})),
     ?assertEqual({ok, W2}, ctl(W, {rpc, W2, erlang, apply, [fun erlang:node/0, []]})),
-    ?assertEqual({ok, W2}, ctl(W, {erpc, W2, erlang, apply, [fun erlang:node/0, []], 5000})).
+    ?assertEqual({ok, W2}, ctl(W, {erpc, W2, erlang, apply, [fun erlang:node/0, []], 5000})),
+    %% an ei program: OTP's erl_call (ei_rpc, the {From, {call, ...}} form) answered by rex; the
+    %% node's services tell it nothing first (ei_rpc takes the first message as the answer)
+    EC = filename:join(code:lib_dir(erl_interface), "bin/erl_call"),
+    [Alias, _] = string:split(atom_to_list(W), "@"),
+    Call = fun(Apply) ->
+                   os:cmd(lists:flatten(io_lib:format("timeout 20 ~s -sname ~s -c '~s' -a '~s'",
+                                                      [EC, Alias, os:getenv("BL_COOKIE"), Apply])))
+           end,
+    ?assertEqual("3", Call("tw add [1, 2]")),
+    ?assertEqual(atom_to_list(W), Call("erlang node")),
+    ?assertEqual("{badrpc, {'EXIT', {undef, [{tw, nope, [], []}]}}}", Call("tw nope")).
 
 rex_bad(#{w := W}) ->
     flush(),
