@@ -161,7 +161,7 @@ static int rex_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         bl_log(n, BL_LOG_INFO,
                "rex: %s asked rex to stop: answered stopped, and rex goes on serving (BEAM's "
                "kernel restarts its rex)",
-               from->pid.node);
+               bl_pid_node(&from->pid));
         return ei_x_encode_atom(reply, "stopped");
     default:
         log_bad(self, ud, "gen_server call", r.why);
@@ -188,8 +188,8 @@ static int deliver(bl_proc *self, const char *b, int name_at, const char *msg, i
     int type, size, i = name_at;
     if (ei_get_type(b, &i, &type, &size) < 0) return -1;
     if (type == ERL_PID_EXT || type == ERL_NEW_PID_EXT) {
-        erlang_pid pid;
-        if (ei_decode_pid(b, &i, &pid) < 0) return -1;
+        bl_pid pid;
+        if (bl_decode_pid(n, b, &i, &pid) < 0) return -1;
         return bl_send_msg(n, &pid, msg, len) == BL_OK ? 0 : -1;
     }
     char name[MAXATOMLEN_UTF8];
@@ -199,7 +199,7 @@ static int deliver(bl_proc *self, const char *b, int name_at, const char *msg, i
 }
 
 /* From ! {rex, node(), Result} with Result node() (what) or {nonexisting_name, Name}. */
-static void sbcast_answer(bl_proc *self, const erlang_pid *to, const char *b, const bl_rex_req *r,
+static void sbcast_answer(bl_proc *self, const bl_pid *to, const char *b, const bl_rex_req *r,
                           int ok)
 {
     bl_node *n = bl_proc_node(self);
@@ -229,9 +229,9 @@ static void rex_msg(bl_proc *self, const bl_msg *m, void *ud)
         log_bad(self, ud, "message", r.why);
         return;
     }
-    erlang_pid from;
+    bl_pid from;
     int i = r.from_at;
-    if (ei_decode_pid(b, &i, &from) < 0) return;
+    if (bl_decode_pid(n, b, &i, &from) < 0) return;
     ei_x_buff x;
     if (ei_x_new_with_version(&x) < 0) return;
     switch (kind) {
@@ -258,7 +258,7 @@ static void rex_msg(bl_proc *self, const bl_msg *m, void *ud)
         break;
     default: /* BL_REX_SEND: Name ! {From, Msg}; it is up to Name to answer */
         ei_x_encode_tuple_header(&x, 2);
-        ei_x_encode_pid(&x, &from);
+        bl_x_encode_pid(&x, &from);
         ei_x_append_buf(&x, b + r.msg_at, r.msg_end - r.msg_at);
         if (deliver(self, b, r.name_at, x.buff, x.index) != 0) sbcast_answer(self, &from, b, &r, 0);
         break;

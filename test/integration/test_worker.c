@@ -973,14 +973,14 @@ static int fn_park(bl_proc *self, const char *args, int index, int arity, ei_x_b
     int i;
     bl_pid to;
     ei_x_buff m;
-    if (first_arg(args, index, &i) < 0 || ei_decode_pid(args, &i, &to) < 0) {
+    if (first_arg(args, index, &i) < 0 || bl_decode_pid(bl_proc_node(self), args, &i, &to) < 0) {
         ei_x_encode_atom(r, "badarg");
         return BL_FN_ERROR;
     }
     ei_x_new_with_version(&m);
     ei_x_encode_tuple_header(&m, 2);
     ei_x_encode_atom(&m, "parked");
-    ei_x_encode_pid(&m, bl_self(self));
+    bl_x_encode_pid(&m, bl_self(self));
     send_msg(self, &to, &m);
     ei_x_free(&m);
     return BL_FN_LATER;
