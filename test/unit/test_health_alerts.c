@@ -15,6 +15,8 @@
 
 json_t *bl_term_to_json(const char *buf, int *idx); /* gateway/termjson.c */
 
+static bl_node *N;
+
 static void enc_alert(ei_x_buff *x, unsigned long long id, const char *rule, const char *node)
 {
     ei_x_encode_list_header(x, 1);
@@ -41,6 +43,7 @@ static int table(struct bl__alerts *al, const char *decider, unsigned long long 
                  const unsigned long long *ids, const char *const *rules)
 {
     ei_x_buff x, p;
+    bl_pid pid;
     ei_x_new_with_version(&x);
     ei_x_encode_tuple_header(&x, 4);
     ei_x_encode_atom(&x, "bl_alerts");
@@ -50,10 +53,9 @@ static int table(struct bl__alerts *al, const char *decider, unsigned long long 
         enc_alert(&x, ids[i], rules[i], "victim@h");
     ei_x_encode_empty_list(&x);
     /* a pid of the decider as the sender */
-    erlang_pid pid = {.num = 1, .serial = 0, .creation = 1};
-    snprintf(pid.node, sizeof(pid.node), "%s", decider);
     ei_x_new(&p);
-    ei_x_encode_pid(&p, &pid);
+    assert_int_equal(bl_pid_make(N, decider, 1, 0, 1, &pid), BL_OK);
+    assert_int_equal(bl_x_encode_pid(&p, &pid), 0);
     bl_msg m;
     memset(&m, 0, sizeof(m));
     m.buf = x.buff;
@@ -61,7 +63,7 @@ static int table(struct bl__alerts *al, const char *decider, unsigned long long 
     m.len = x.index;
     m.has_sender = 1;
     int i = 0;
-    assert_int_equal(ei_decode_pid(p.buff, &i, &m.sender), 0);
+    assert_int_equal(bl_decode_pid(N, p.buff, &i, &m.sender), 0);
     int rc = bl__alerts_on_msg(al, &m);
     ei_x_free(&x);
     ei_x_free(&p);
@@ -102,6 +104,7 @@ static void test_ack_by_an_earlier_id(void **state)
     snprintf(cfg.name, sizeof(cfg.name), "gw@h");
     bl_node *n;
     assert_int_equal(bl_node_new(&cfg, &n), BL_OK);
+    N = n;
     health h;
     memset(&h, 0, sizeof(h));
     h.n = n;
