@@ -16,7 +16,8 @@
 #include <limits.h>
 #include <string.h>
 
-#define APPLY_MAX_DEPTH 32 /* nested erlang:apply calls followed; deeper is system_limit */
+/* nested erlang:apply calls followed (each walks its arguments again); deeper is system_limit */
+#define APPLY_MAX_DEPTH 8
 
 static int atom_at(const char *b, int i)
 {
