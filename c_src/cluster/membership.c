@@ -784,6 +784,7 @@ static void on_node_event(bl_node *n, bl_node_event ev, const char *node, const 
     (void)reason;
     bl_cluster *c = ud;
     if (bl_is_tool_node(node) || c->stopping) return;
+    if (ev == BL_NODEUP && bl_is_plain_peer(n, node)) return; /* an ei program: no member */
     member *m = find(c, node);
     if (ev == BL_NODEUP) {
         if (m) m->connected_at = ev_now(n->loop);

@@ -8,7 +8,8 @@
  *              It predates name monitors (which now make a plain gen_server:call to a missing
  *              name exit noproc at once) and is kept only for callers built on it (the admin
  *              CLI's client). Documented in docs/protocol.md.
- * Also starts the built-in exports (bif.c) and the erpc client's node monitor (erpc.c). */
+ * Also starts the built-in exports (bif.c), the erpc client's node monitor (erpc.c) and the rex
+ * server (rex.c). */
 #include "../runtime/internal.h"
 #include "../dist/disthdr.h"
 
@@ -266,5 +267,6 @@ int bl_builtin_start(bl_node *n)
     if (rc == BL_OK) rc = bl_spawn(n, "beamlet", &bl, NULL, NULL);
     if (rc == BL_OK) rc = bl_bifs_start(n);
     if (rc == BL_OK) rc = bl_erpc_start(n);
+    if (rc == BL_OK) rc = bl_rex_start(n);
     return rc;
 }

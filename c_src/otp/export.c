@@ -1,8 +1,10 @@
 /* export.c - the table of C functions a node exports as Module:Function/Arity.
  *
  * BEAM's spawn/4, rpc:call, erpc:call/cast/multicall reach a C node as SPAWN_REQUEST for M:F/A
- * (directly, or wrapped in erpc:execute_call/execute_cast); otp/spawn.c looks the function up
- * here. One hash keyed by "mod:fun/arity", owned by the node. */
+ * (directly, or wrapped in erpc:execute_call/execute_cast), rpc:block_call as a rex request;
+ * otp/apply.c resolves erlang:apply/2,3 and funs to the M:F/A they name and otp/spawn.c looks it
+ * up here. One hash keyed by "mod:fun/arity", owned by the node. erlang:apply/2,3 themselves
+ * cannot be exported: they are resolved before the table is asked. */
 #include "../runtime/internal.h"
 
 #include <stdlib.h>
@@ -27,6 +29,7 @@ int bl_export(bl_node *n, const char *mod, const char *fun, int arity, bl_export
 {
     char key[2 * BL_NAME_LEN + 16];
     if (!n || !fn || make_key(key, sizeof(key), mod, fun, arity) < 0) return BL_EINVAL;
+    if (!strcmp(key, "erlang:apply/2") || !strcmp(key, "erlang:apply/3")) return BL_EINVAL;
     struct bl_export *e = NULL;
     HASH_FIND_STR(n->exports, key, e);
     if (e) return BL_EEXIST;
@@ -72,8 +75,7 @@ int bl_export_invoke(const bl_export_ent *e, bl_proc *self, const char *args, in
 void bl_exports_free(bl_node *n)
 {
     struct bl_export *e, *t;
-    HASH_ITER(hh, n->exports, e, t)
-    {
+    HASH_ITER(hh, n->exports, e, t) {
         HASH_DEL(n->exports, e);
         free(e);
     }

@@ -3,6 +3,8 @@
  * A request names M:F/Arity with an argument list. erpc:execute_call(Res, M, F, A) (erpc:call,
  * erpc:multicall, rpc:call, rpc:multicall) and erpc:execute_cast(M, F, A) (erpc:cast, rpc:cast)
  * are understood as BEAM's erpc module would run them; anything else is a plain spawn of M:F/A.
+ * What apply(M, F, A) calls (erlang:apply, funs) is apply.c's answer; rex.c starts its calls
+ * here too (bl__spawn_rex), answered in rpc's shapes.
  * Like BEAM: a process is spawned, linked and/or monitored as the options say, SPAWN_REPLY goes
  * back with its pid, then the exported function runs in it (otp/export.c). The process ends with
  * the reason BEAM's would have - {Res, return, V}, {Res, error, undef, [{M, F, Args, []}]}, normal,
@@ -17,26 +19,47 @@
 
 #define SPAWN_MAGIC 0x62537057u
 
-typedef enum { SP_DIRECT, SP_CALL, SP_CAST } sp_kind;
+/* SP_DIRECT: spawn/4 of M:F/A; SP_CALL, SP_CAST: erpc:execute_call/4, execute_cast/3; SP_REX: a
+ * rex {call | block_call, ...} (answered as rpc answers). */
+typedef enum { SP_DIRECT, SP_CALL, SP_CAST, SP_REX } sp_kind;
 
 typedef struct {
     unsigned magic;
     sp_kind kind;
-    char mod[BL_NAME_LEN], fun[BL_NAME_LEN];
-    int arity;
-    char *res; /* SP_CALL: the encoded Res reference */
+    char *mfa; /* M, F, A back to back (owned); the terms bl__apply_resolve reads */
+    int mfa_len;
+    bl_apply ap; /* what apply(M, F, A) resolved to */
+    char *res;   /* SP_CALL: the encoded Res reference */
     int res_len;
-    char *args; /* the argument list, always LIST_EXT or NIL (a STRING_EXT is expanded) */
+    char *args; /* the called function's argument list, LIST_EXT or NIL (a STRING_EXT expanded) */
     int args_len;
+    int reply_to; /* SP_REX: 1 = from (a gen_server call), 2 = to ({rex, Answer}), 0 = answered */
+    bl_from from;
+    bl_pid to;
 } spawn_ctx;
+
+static void rex_answer(bl_node *n, spawn_ctx *c, const char *body, int len);
 
 static void sp_terminate(bl_proc *self, const char *reason, void *ud)
 {
-    (void)self;
     (void)reason;
     spawn_ctx *c = ud;
     if (!c) return;
+    if (c->kind == SP_REX && c->reply_to && self && self->why) {
+        /* ended before it answered (an exit signal, the node stopping): rex's DOWN answer */
+        ei_x_buff r;
+        if (ei_x_new(&r) == 0) {
+            ei_x_encode_tuple_header(&r, 2);
+            ei_x_encode_atom(&r, "badrpc");
+            ei_x_encode_tuple_header(&r, 2);
+            ei_x_encode_atom(&r, "EXIT");
+            ei_x_append_buf(&r, self->why, self->why_len);
+            rex_answer(self->n, c, r.buff, r.index);
+            ei_x_free(&r);
+        }
+    }
     c->magic = 0;
+    free(c->mfa);
     free(c->res);
     free(c->args);
     free(c);
@@ -52,8 +75,6 @@ static int is_atom_at(const char *b, int idx)
             type == ERL_SMALL_ATOM_UTF8_EXT);
 }
 
-/* Copy the list term at b[*idx] into a fresh buffer as LIST_EXT/NIL; *idx moves past it.
- * Returns its length, or -1 if it is not a proper list. */
 static int skip(const char *b, size_t end, int *idx)
 {
     size_t j = (size_t)*idx;
@@ -62,6 +83,8 @@ static int skip(const char *b, size_t end, int *idx)
     return 0;
 }
 
+/* Copy the list term at b[*idx] into a fresh buffer as LIST_EXT/NIL; *idx moves past it.
+ * Returns its length, or -1 if it is not a proper list. */
 static int copy_list(const char *b, size_t end, int *idx, char **out)
 {
     int type, size, start = *idx;
@@ -102,47 +125,44 @@ bad:
     return -1;
 }
 
-/* Recognise erpc:execute_call(Res, M, F, A) and erpc:execute_cast(M, F, A). */
-static void unwrap_erpc(spawn_ctx *c, const char *b, size_t end, int idx)
+static int set_mfa(spawn_ctx *c, const char *b, int len)
 {
-    int want = !strcmp(c->fun, "execute_call") ? 4 : !strcmp(c->fun, "execute_cast") ? 3 : 0;
-    if (strcmp(c->mod, "erpc") != 0 || !want || c->arity != want) return;
-    int j = idx, n;
-    if (ei_decode_list_header(b, &j, &n) < 0 || n != want) return;
+    c->mfa = malloc((size_t)len);
+    if (!c->mfa) return -1;
+    memcpy(c->mfa, b, (size_t)len);
+    c->mfa_len = len;
+    return 0;
+}
+
+/* Recognise erpc:execute_call(Res, M, F, A) and erpc:execute_cast(M, F, A): their M, F, A become
+ * the request (any terms: apply's checks are bl__apply_resolve's). */
+static int unwrap_erpc(spawn_ctx *c, const bl_ctl *ctl, const char *b, size_t end)
+{
+    int want = !strcmp(ctl->fun, "execute_call") ? 4 : !strcmp(ctl->fun, "execute_cast") ? 3 : 0;
+    if (strcmp(ctl->mod, "erpc") != 0 || !want || ctl->arity != want) return 0;
+    int j = (int)ctl->msg_off, n;
+    if (ei_decode_list_header(b, &j, &n) < 0 || n != want) return 0;
     int rs = j, re = j;
     if (want == 4) {
         int type, size;
         if (ei_get_type(b, &j, &type, &size) < 0 ||
             (type != ERL_NEW_REFERENCE_EXT && type != ERL_NEWER_REFERENCE_EXT))
-            return;
-        if (skip(b, end, &j) < 0) return;
+            return 0;
+        if (skip(b, end, &j) < 0) return 0;
         re = j;
     }
-    char m[MAXATOMLEN_UTF8], f[MAXATOMLEN_UTF8];
-    if (!is_atom_at(b, j) || ei_decode_atom(b, &j, m) < 0 || !is_atom_at(b, j) ||
-        ei_decode_atom(b, &j, f) < 0 || strlen(m) >= BL_NAME_LEN || strlen(f) >= BL_NAME_LEN)
-        return;
-    char *args = NULL;
-    int alen = copy_list(b, end, &j, &args);
-    if (alen < 0) return;
-    int ai = 0, an;
-    ei_decode_list_header(args, &ai, &an);
+    int m = j;
+    for (int k = 0; k < 3; k++)
+        if (skip(b, end, &j) < 0) return 0;
+    if (set_mfa(c, b + m, j - m) < 0) return -1;
     if (want == 4) {
         c->res = malloc((size_t)(re - rs));
-        if (!c->res) {
-            free(args);
-            return;
-        }
+        if (!c->res) return -1;
         memcpy(c->res, b + rs, (size_t)(re - rs));
         c->res_len = re - rs;
     }
-    free(c->args);
-    c->args = args;
-    c->args_len = alen;
     c->kind = want == 4 ? SP_CALL : SP_CAST;
-    snprintf(c->mod, sizeof(c->mod), "%s", m);
-    snprintf(c->fun, sizeof(c->fun), "%s", f);
-    c->arity = an;
+    return 1;
 }
 
 /* The spawn options: link, monitor, {monitor, Opts}; the process tuning options BEAM accepts
@@ -202,74 +222,139 @@ static void spawn_reply(bl_node *n, const char *node, const bl_ctl *req, long fl
     (void)bl_send_ctl(n, node, &c, NULL, 0);
 }
 
-/* [{M, F, ArityOrArgs, []}] */
-static void encode_stack(ei_x_buff *x, const spawn_ctx *c, int with_args)
+static const char *const CLASS[] = {"return", "throw", "exit", "error"};
+
+static void rex_answer(bl_node *n, spawn_ctx *c, const char *body, int len)
 {
-    ei_x_encode_list_header(x, 1);
-    ei_x_encode_tuple_header(x, 4);
-    ei_x_encode_atom(x, c->mod);
-    ei_x_encode_atom(x, c->fun);
-    if (with_args)
-        ei_x_append_buf(x, c->args, c->args_len);
-    else
-        ei_x_encode_long(x, c->arity);
-    ei_x_encode_empty_list(x);
-    ei_x_encode_empty_list(x);
+    if (c->reply_to == 1) {
+        (void)bl_reply(n, &c->from, body, len);
+    } else if (c->reply_to == 2) { /* {rex, Answer}, as rex answers a plain {From, {call, ...}} */
+        ei_x_buff x;
+        if (ei_x_new_with_version(&x) == 0) {
+            ei_x_encode_tuple_header(&x, 2);
+            ei_x_encode_atom(&x, "rex");
+            ei_x_append_buf(&x, body, len);
+            (void)bl_send_msg(n, &c->to, x.buff, x.index);
+            ei_x_free(&x);
+        }
+    }
+    c->reply_to = 0;
 }
 
-enum { OUT_UNDEF = 100 };
+/* Why the function failed, for the node's log. */
+static void log_failure(bl_node *n, const spawn_ctx *c, int cls)
+{
+    const bl_apply *a = &c->ap;
+    static const char *const WHY[] = {"undef",    "undef",  "badfun",
+                                      "badarity", "badarg", "system_limit"};
+    if (cls >= 0) {
+        bl_log(n, BL_LOG_WARN, "process spawned for %s:%s/%d failed (%s)", a->mod, a->fun, a->arity,
+               cls == BL_FN_THROW ? "throw" : "error");
+    } else if (a->kind == BL_AP_UNDEF_FUN) {
+        bl_log(n, BL_LOG_WARN,
+               "process spawned for a fun of module %s failed (undef: a C node runs no Erlang "
+               "code, only exported functions)",
+               a->mod[0] ? a->mod : "?");
+    } else if (a->kind == BL_AP_CALL) {
+        bl_log(n, BL_LOG_WARN, "process spawned for %s:%s/%d failed (undef: not exported)", a->mod,
+               a->fun, a->arity);
+    } else {
+        bl_log(n, BL_LOG_WARN, "process spawned for erlang:apply/%d failed (%s)",
+               a->hop ? a->hop : 3, WHY[a->kind]);
+    }
+}
 
-/* End the process with the reason BEAM's would have for this outcome. */
-static void finish(bl_proc *p, spawn_ctx *c, int kind, const char *term, int len)
+/* End the process with what BEAM's would have for this outcome: cls BL_FN_RETURN..BL_FN_ERROR,
+ * v the value or reason, st the stack (error and throw). rex gets rpc's answer first. */
+static void finish(bl_proc *p, spawn_ctx *c, int cls, const char *v, int vlen, const char *st,
+                   int slen)
 {
     bl_node *n = p->n;
     ei_x_buff r;
-    ei_x_new(&r);
-    int failed = kind != BL_FN_RETURN;
-    if (c->kind == SP_CALL) {
-        ei_x_encode_tuple_header(&r, kind == BL_FN_ERROR || kind == OUT_UNDEF ? 4 : 3);
+    if (ei_x_new(&r) < 0) {
+        bl_exit(p, "enomem");
+        return;
+    }
+    if (c->kind == SP_CALL) { /* {Res, Class, V} | {Res, error, R, Stack} */
+        ei_x_encode_tuple_header(&r, cls == BL_FN_ERROR ? 4 : 3);
         ei_x_append_buf(&r, c->res, c->res_len);
-        ei_x_encode_atom(&r, kind == BL_FN_RETURN  ? "return"
-                             : kind == BL_FN_THROW ? "throw"
-                             : kind == BL_FN_EXIT  ? "exit"
-                                                   : "error");
-        if (kind == OUT_UNDEF)
-            ei_x_encode_atom(&r, "undef");
-        else
-            ei_x_append_buf(&r, term, len);
-        if (kind == BL_FN_ERROR || kind == OUT_UNDEF) encode_stack(&r, c, kind == OUT_UNDEF);
-        failed = 0; /* erpc reports it to the caller */
-    } else if (kind == BL_FN_RETURN) {
+        ei_x_encode_atom(&r, CLASS[cls]);
+        ei_x_append_buf(&r, v, vlen);
+        if (cls == BL_FN_ERROR) ei_x_append_buf(&r, st, slen);
+    } else if (c->kind == SP_REX) { /* V | V (thrown) | {badrpc, {'EXIT', R | {R, Stack}}} */
+        ei_x_buff a;
+        if (ei_x_new(&a) == 0) {
+            if (cls == BL_FN_RETURN || cls == BL_FN_THROW) {
+                ei_x_append_buf(&a, v, vlen);
+            } else {
+                ei_x_encode_tuple_header(&a, 2);
+                ei_x_encode_atom(&a, "badrpc");
+                ei_x_encode_tuple_header(&a, 2);
+                ei_x_encode_atom(&a, "EXIT");
+                if (cls == BL_FN_ERROR) ei_x_encode_tuple_header(&a, 2);
+                ei_x_append_buf(&a, v, vlen);
+                if (cls == BL_FN_ERROR) ei_x_append_buf(&a, st, slen);
+            }
+            rex_answer(n, c, a.buff, a.index);
+            ei_x_free(&a);
+        }
         ei_x_encode_atom(&r, "normal");
-    } else if (kind == BL_FN_EXIT) {
-        ei_x_append_buf(&r, term, len);
+    } else if (cls == BL_FN_RETURN) {
+        ei_x_encode_atom(&r, "normal");
+    } else if (cls == BL_FN_EXIT) {
+        ei_x_append_buf(&r, v, vlen);
     } else { /* {Reason, Stack}; a throw is {{nocatch, V}, Stack} */
         ei_x_encode_tuple_header(&r, 2);
-        if (kind == OUT_UNDEF) {
-            ei_x_encode_atom(&r, "undef");
-        } else if (kind == BL_FN_THROW) {
+        if (cls == BL_FN_THROW) {
             ei_x_encode_tuple_header(&r, 2);
             ei_x_encode_atom(&r, "nocatch");
-            ei_x_append_buf(&r, term, len);
-        } else {
-            ei_x_append_buf(&r, term, len);
         }
-        encode_stack(&r, c, kind == OUT_UNDEF);
+        ei_x_append_buf(&r, v, vlen);
+        ei_x_append_buf(&r, st, slen);
     }
-    if (failed && kind != BL_FN_EXIT)
-        bl_log(n, BL_LOG_WARN, "process spawned for %s:%s/%d failed (%s)", c->mod, c->fun, c->arity,
-               kind == OUT_UNDEF     ? "undef"
-               : kind == BL_FN_THROW ? "throw"
-                                     : "error");
     bl_proc_exit_term(p, r.buff, r.index);
     ei_x_free(&r);
 }
 
+/* The function returned (kind) with term; the stack of an error or throw is its own frame. */
+static void finish_fn(bl_proc *p, spawn_ctx *c, int kind, const char *term, int len)
+{
+    ei_x_buff st;
+    if (ei_x_new(&st) < 0) {
+        bl_exit(p, "enomem");
+        return;
+    }
+    if (kind == BL_FN_ERROR || kind == BL_FN_THROW) {
+        bl__apply_fn_stack(&c->ap, c->kind != SP_DIRECT, &st);
+        if (c->kind != SP_CALL && c->kind != SP_REX) log_failure(p->n, c, kind);
+    }
+    finish(p, c, kind, term, len, st.buff, st.index);
+    ei_x_free(&st);
+}
+
 static void run(bl_proc *p, spawn_ctx *c)
 {
-    const bl_export_ent *e = bl_export_find(p->n, c->mod, c->fun, c->arity);
-    if (!e) {
-        finish(p, c, OUT_UNDEF, NULL, 0);
+    int m = 0, f, a;
+    f = bl__term_end(c->mfa, m);
+    a = f < 0 ? -1 : bl__term_end(c->mfa, f);
+    if (a < 0) {
+        bl_exit(p, "badarg"); /* not reached: the request was checked as a whole */
+        return;
+    }
+    bl__apply_resolve(c->mfa, m, f, a, &c->ap);
+    const bl_export_ent *e =
+        c->ap.kind == BL_AP_CALL ? bl_export_find(p->n, c->ap.mod, c->ap.fun, c->ap.arity) : NULL;
+    int ai = c->ap.args_at;
+    if (e) c->args_len = copy_list(c->mfa, (size_t)c->mfa_len, &ai, &c->args);
+    if (!e || c->args_len < 0) {
+        ei_x_buff reason, stack;
+        ei_x_new(&reason);
+        ei_x_new(&stack);
+        bl__apply_error(&c->ap, c->mfa, c->kind != SP_DIRECT, &reason, &stack);
+        if (c->kind != SP_CALL && c->kind != SP_REX) log_failure(p->n, c, -1);
+        finish(p, c, BL_FN_ERROR, reason.buff, reason.index, stack.buff, stack.index);
+        ei_x_free(&reason);
+        ei_x_free(&stack);
         return;
     }
     ei_x_buff result;
@@ -284,8 +369,17 @@ static void run(bl_proc *p, spawn_ctx *c)
     }
     if (kind < BL_FN_RETURN || kind > BL_FN_ERROR) kind = BL_FN_ERROR;
     if (result.index == 0) ei_x_encode_atom(&result, kind == BL_FN_RETURN ? "ok" : "badarg");
-    finish(p, c, kind, result.buff, result.index);
+    finish_fn(p, c, kind, result.buff, result.index);
     ei_x_free(&result);
+}
+
+static spawn_ctx *ctx_new(sp_kind kind)
+{
+    spawn_ctx *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->magic = SPAWN_MAGIC;
+    c->kind = kind;
+    return c;
 }
 
 void bl_spawn_serve(bl_node *n, const char *from_node, const bl_ctl *ctl, const char *payload)
@@ -298,28 +392,23 @@ void bl_spawn_serve(bl_node *n, const char *from_node, const bl_ctl *ctl, const 
         spawn_reply(n, from_node, ctl, 0, NULL, "badopt");
         return;
     }
-    spawn_ctx *c = calloc(1, sizeof(*c));
-    if (!c || strlen(ctl->mod) >= BL_NAME_LEN || strlen(ctl->fun) >= BL_NAME_LEN) {
-        free(c);
-        spawn_reply(n, from_node, ctl, 0, NULL, "system_limit");
-        return;
+    spawn_ctx *c = ctx_new(SP_DIRECT);
+    int u = c ? unwrap_erpc(c, ctl, payload, ctl->msg_end) : -1;
+    if (u == 0) { /* spawn of M:F/A: the request is M, F and the argument list */
+        ei_x_buff x;
+        int ai = (int)ctl->msg_off, ae = ai;
+        if (ei_x_new(&x) < 0 || skip(payload, ctl->msg_end, &ae) < 0) {
+            u = -1;
+        } else {
+            ei_x_encode_atom(&x, ctl->mod);
+            ei_x_encode_atom(&x, ctl->fun);
+            ei_x_append_buf(&x, payload + ai, ae - ai);
+            u = set_mfa(c, x.buff, x.index);
+        }
+        ei_x_free(&x);
     }
-    c->magic = SPAWN_MAGIC;
-    c->kind = SP_DIRECT;
-    snprintf(c->mod, sizeof(c->mod), "%s", ctl->mod);
-    snprintf(c->fun, sizeof(c->fun), "%s", ctl->fun);
-    c->arity = (int)ctl->arity;
-    int ai = (int)ctl->msg_off;
-    c->args_len = copy_list(payload, ctl->msg_end, &ai, &c->args);
-    if (c->args_len < 0) { /* bl_ctl_decode checked the list: only out of memory gets here */
-        free(c);
-        spawn_reply(n, from_node, ctl, 0, NULL, "system_limit");
-        return;
-    }
-    unwrap_erpc(c, payload, ctl->msg_end, (int)ctl->msg_off);
-
     bl_proc *p;
-    if (bl_spawn(n, NULL, &SPAWN_OPS, c, &p) != BL_OK) {
+    if (u < 0 || bl_spawn(n, NULL, &SPAWN_OPS, c, &p) != BL_OK) {
         sp_terminate(NULL, NULL, c);
         spawn_reply(n, from_node, ctl, 0, NULL, "system_limit");
         return;
@@ -332,6 +421,31 @@ void bl_spawn_serve(bl_node *n, const char *from_node, const bl_ctl *ctl, const 
     run(p, c);
 }
 
+int bl__spawn_rex(bl_node *n, const char *mfa, int len, const bl_from *from, const bl_pid *to)
+{
+    spawn_ctx *c = ctx_new(from || to ? SP_REX : SP_CAST);
+    if (!c || set_mfa(c, mfa, len) < 0) {
+        sp_terminate(NULL, NULL, c);
+        return BL_ENOMEM;
+    }
+    if (from) {
+        c->from = *from;
+        c->reply_to = 1;
+    } else if (to) {
+        c->to = *to;
+        c->reply_to = 2;
+    }
+    bl_proc *p;
+    int rc = bl_spawn(n, NULL, &SPAWN_OPS, c, &p);
+    if (rc != BL_OK) {
+        c->reply_to = 0;
+        sp_terminate(NULL, NULL, c);
+        return rc;
+    }
+    run(p, c);
+    return BL_OK;
+}
+
 int bl_fn_return(bl_node *n, const bl_pid *self, int kind, const char *term, int len)
 {
     if (!n || !self || kind < BL_FN_RETURN || kind > BL_FN_ERROR || !term || len <= 0)
@@ -342,6 +456,6 @@ int bl_fn_return(bl_node *n, const bl_pid *self, int kind, const char *term, int
     if (p->ops.on_terminate != sp_terminate || !c || c->magic != SPAWN_MAGIC) return BL_EINVAL;
     int i = 0;
     if (ei_skip_term(term, &i) < 0 || i != len) return BL_EINVAL;
-    finish(p, c, kind, term, len);
+    finish_fn(p, c, kind, term, len);
     return BL_OK;
 }

@@ -153,6 +153,8 @@ struct bl_proc {
     bl_pmon *monitors;
     bl_pcall *calls;
     unsigned long long st_clock; /* seq_trace serial clock (runtime/seqtrace.c) */
+    const char *why; /* during on_terminate: the exit reason term (why_len bytes, no version) */
+    int why_len;
     struct bl_proc *zombie_next;
 };
 
@@ -290,6 +292,10 @@ int bl__seqtok_for_local(bl_node *n, bl_seqtok *out);
 /* runtime/util.c */
 unsigned long long bl_now_ms(void);    /* wall clock, ms since the epoch */
 int bl_is_tool_node(const char *node); /* the admin CLI's short-lived nodes: never members */
+/* A connected peer without spawn_request: an ei program (erl_call, ...), never a beamlet or a
+ * supported BEAM node. The services tell it nothing on nodeup: ei_rpc takes the first message
+ * that arrives as rex's answer. */
+int bl_is_plain_peer(bl_node *n, const char *node);
 
 /* runtime/node.c */
 int bl_is_local_node(const bl_node *n, const char *node);
@@ -403,8 +409,66 @@ const bl_export_ent *bl_export_find(bl_node *n, const char *mod, const char *fun
 int bl_export_invoke(const bl_export_ent *e, bl_proc *self, const char *args, int index,
                      ei_x_buff *result);
 void bl_exports_free(bl_node *n);
+/* otp/apply.c: what apply(M, F, A) calls on this node (erlang:apply/2,3, funs), BEAM's errors */
+enum { BL_AP_CALL = 0, BL_AP_UNDEF_FUN, BL_AP_BADFUN, BL_AP_BADARITY, BL_AP_BADARG, BL_AP_LIMIT };
+typedef struct bl_apply {
+    int kind; /* BL_AP_*; CALL: mod:fun/arity is what to call (undef if it is not exported) */
+    char mod[MAXATOMLEN_UTF8]; /* CALL: the module; UNDEF_FUN: the fun's module */
+    char fun[MAXATOMLEN_UTF8];
+    int arity;
+    int m_at, f_at; /* the request's M and F (depth 0), or the last apply/3's */
+    int args_at;    /* the argument list of the call (CALL), of the fun (apply/2) */
+    int fun_at;     /* apply/2: the fun, or what stood there */
+    int fun_arity;
+    int list_at; /* BADARG: the failing apply's argument list; -1 at depth 0 */
+    int depth;   /* erlang:apply calls followed */
+    int via;     /* the arity of the request's erlang:apply, 0 when it named its function */
+    int hop;     /* the arity of the last erlang:apply followed */
+} bl_apply;
+/* Resolve apply(M, F, A), the terms at b[m_at], b[f_at], b[a_at] (accepted by bl_term_check).
+ * Returns a->kind. */
+int bl__apply_resolve(const char *b, int m_at, int f_at, int a_at, bl_apply *a);
+/* The error BEAM raises for a failed resolution (kind != CALL, or CALL not exported: undef):
+ * reason and stack terms. trimmed: as erpc and rpc report it; else as a spawned process ends. */
+void bl__apply_error(const bl_apply *a, const char *b, int trimmed, ei_x_buff *reason,
+                     ei_x_buff *stack);
+/* The stack of an error a C function (a->mod:fun/arity) raised. */
+void bl__apply_fn_stack(const bl_apply *a, int trimmed, ei_x_buff *stack);
+/* The length of the proper list at b[i] (LIST, STRING or NIL), -1 if it is none; a term's end. */
+int bl__list_len(const char *b, int i);
+int bl__term_end(const char *b, int i);
+
 /* otp/spawn.c: serve SPAWN_REQUEST */
 void bl_spawn_serve(bl_node *n, const char *from_node, const bl_ctl *ctl, const char *payload);
+/* Run apply(M, F, A) for rex (mfa: the three terms back to back, copied) in a new process. The
+ * answer, shaped as rpc's ({badrpc, {'EXIT', ...}} ...), goes to from (a gen_server call), or
+ * with from NULL to `to` as {rex, Answer}; with neither (a cast) nowhere, as erpc:execute_cast. */
+int bl__spawn_rex(bl_node *n, const char *mfa, int len, const bl_from *from, const bl_pid *to);
+/* otp/rex.c: the rex server. A request decoded: where its parts are in the buffer. */
+enum { BL_REX_FORM_CALL, BL_REX_FORM_CAST, BL_REX_FORM_MSG };
+enum {
+    BL_REX_BAD = 0,
+    BL_REX_CALL,       /* gen_server:call {call, M, F, A, GL} */
+    BL_REX_BLOCK_CALL, /* gen_server:call {block_call, M, F, A, GL} */
+    BL_REX_STOP,       /* gen_server:call stop */
+    BL_REX_CAST,       /* gen_server:cast {cast, M, F, A, GL} */
+    BL_REX_PLAIN_CALL, /* {From, {call, M, F, A, GL}} */
+    BL_REX_SBCAST,     /* {From, {sbcast, Name, Msg}} */
+    BL_REX_SEND,       /* {From, {send, Name, Msg}} */
+    BL_REX_FEATURES    /* {From, features_request} */
+};
+typedef struct bl_rex_req {
+    int kind;
+    int mfa_at, mfa_end; /* M, F, A back to back */
+    int from_at;         /* the From pid of a message */
+    int name_at;         /* sbcast, send: Name (then Msg up to msg_end) */
+    int msg_at, msg_end;
+    const char *why; /* BL_REX_BAD: what is wrong, for the log */
+} bl_rex_req;
+/* Decode a request of form (a call's or cast's body, or a message) at b[idx], a term that
+ * bl_term_check accepted. Returns r->kind. */
+int bl__rex_decode(const char *b, int idx, int form, bl_rex_req *r);
+int bl_rex_start(bl_node *n);
 /* otp/bif.c: the built-in exports (erlang:node/0, ..., beamlet:info/0) */
 int bl_bifs_start(bl_node *n);
 /* otp/builtin.c: the beamlet process's info and stats maps, shared with beamlet:info/0 */

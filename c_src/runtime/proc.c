@@ -455,7 +455,10 @@ static void proc_terminate(bl_proc *p, const char *reason, int rlen)
         char a[MAXATOMLEN_UTF8];
         int i = 0;
         const char *why = ei_decode_atom(reason, &i, a) == 0 ? a : "abnormal";
+        p->why = reason;
+        p->why_len = rlen;
         p->ops.on_terminate(p, why, p->ud);
+        p->why = NULL;
     }
     p->zombie_next = n->zombies;
     n->zombies = p;

@@ -15,3 +15,8 @@ int bl_is_tool_node(const char *node)
 {
     return strncmp(node, "beamlet_cli_", 12) == 0;
 }
+
+int bl_is_plain_peer(bl_node *n, const char *node)
+{
+    return bl_is_connected(n, node) && !(bl_conn_peer_flags(n, node) & BL_DFLAG_SPAWN);
+}

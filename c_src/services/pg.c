@@ -752,7 +752,9 @@ static int encode_discover(pg_scope *s, ei_x_buff *x)
 
 static void discover_node(pg_scope *s, const char *node)
 {
-    if (bl_is_local_node(s->n, node) || bl_is_tool_node(node) || c_peer(s, node)) return;
+    if (bl_is_local_node(s->n, node) || bl_is_tool_node(node) || c_peer(s, node) ||
+        bl_is_plain_peer(s->n, node)) /* an ei program runs no pg */
+        return;
     ei_x_buff x;
     if (encode_discover(s, &x) < 0) return;
     int rc = bl_send_name(s->proc, s->name, node, x.buff, x.index);

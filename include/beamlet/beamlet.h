@@ -323,19 +323,23 @@ int bl_erpc_cast(bl_proc *p, const char *node, const char *mod, const char *fun,
                  int argslen);
 
 /* ---- exported functions ----
- * What BEAM's spawn/4, spawn_link/4, spawn_monitor/4, rpc:call, rpc:multicall, erpc:call,
- * erpc:multicall and erpc:cast run on this node: each request spawns a process (self) that calls
- * fn. args/index: the argument list (a proper list of arity elements: ei_decode_list_header,
+ * What BEAM's spawn/2,4, spawn_link/4, spawn_monitor/2,4, rpc:call, rpc:block_call (the node's
+ * rex), rpc:multicall, erpc:call, erpc:multicall and erpc:cast run on this node: each request
+ * spawns a process (self) that calls fn. erlang:apply/2,3 and external funs (fun M:F/A) reach the
+ * export they name, so erpc:call(Node, fun tw:ping/0) runs tw:ping/0; a local fun is undef (the
+ * node has no Erlang code), as on a BEAM node without the fun's module. args/index: the argument list (a proper list of arity elements: ei_decode_list_header,
  * then each element). fn encodes a term body (no version byte) into *result and returns:
  *   BL_FN_RETURN  result is the return value
  *   BL_FN_THROW   throw(result)        BL_FN_EXIT  exit(result)
  *   BL_FN_ERROR   error(result): the caller sees {exception, Reason, [{Mod, Fun, Arity, []}]}
+ *                 (then {erlang, apply, 2 | 3, []} when reached through erlang:apply)
  *   BL_FN_LATER   nothing yet: the process stays alive (it may bl_call, bl_send, get messages)
  *                 and bl_fn_return() finishes it later; the loop is never blocked.
  * A function that is not exported fails as in BEAM: undef ({badrpc, {'EXIT', {undef, _}}} from
  * rpc:call, error:{exception, undef, _} from erpc:call, an undef exit of the spawned process).
  * Built in: erlang:node/0, nodes/0,1, registered/0, whereis/1, memory/0,1, system_info/1,
- * is_alive/0; beamlet:info/0, beamlet:stats/0 (docs/c-api.md). BL_EEXIST if already exported. */
+ * is_alive/0; beamlet:info/0, beamlet:stats/0 (docs/c-api.md). BL_EEXIST if already exported;
+ * BL_EINVAL for erlang:apply/2,3 (the node resolves those itself). */
 enum { BL_FN_RETURN = 0, BL_FN_THROW = 1, BL_FN_EXIT = 2, BL_FN_ERROR = 3, BL_FN_LATER = 4 };
 typedef int (*bl_export_fn)(bl_proc *self, const char *args, int index, int arity,
                             ei_x_buff *result, void *ud);

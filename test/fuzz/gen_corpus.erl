@@ -3,9 +3,11 @@
 %%   erl -noshell -eval 'c:c("test/fuzz/gen_corpus.erl", [{outdir, "/tmp"}]), gen_corpus:main(), halt().'
 %% corpus/term/: term_to_binary of assorted terms (version byte included; fuzz_term skips it).
 %% corpus/frame/: byte streams of distribution frames: 4-byte length, 'p', control, message.
+%% corpus/rex/: rex requests (calls, casts, messages) and apply(M, F, A) triples, with funs
+%%   (gen_corpus:rex() writes only these).
 %% corpus/pg/: lists of OTP pg protocol messages from a remote scope (fuzz_pg delivers each).
 -module(gen_corpus).
--export([main/0]).
+-export([main/0, rex/0]).
 
 main() ->
     Pid = self(),
@@ -73,7 +75,34 @@ main() ->
               frame({1, Pid, Pid}, none), frame({3, Pid, Pid, normal}, none)],
     w(F, "stream", [], iolist_to_binary(Stream)),
     pg_corpus("test/fuzz/corpus/pg/"),
-    ok.
+    rex().
+
+rex() ->
+    Pid = self(),
+    Y = erlang:unique_integer(),
+    Local = fun() -> Y end,
+    Ext = fun erlang:node/0,
+    R = "test/fuzz/corpus/rex/",
+    ok = filelib:ensure_dir(R),
+    Reqs = [{call, erlang, node, [], user},
+            {block_call, erlang, apply, [Local, []], Pid},
+            {block_call, erlang, apply, [erlang, apply, [nomod, f, "ab"]], user},
+            {call, erlang, apply, [Ext, notlist], user},
+            {call, erlang, apply, [fun lists:seq/2, [1]], user},
+            {call, erlang, apply, [{erlang, node}, []], user},
+            {call, "m", node, [], user},
+            {call, erlang, node, [a | b], user},
+            {cast, erlang, apply, [Local, []], user},
+            stop,
+            {Pid, {call, erlang, apply, [erlang, apply, [Ext, []]], user}},
+            {Pid, {sbcast, rex, hello}},
+            {Pid, {send, no_such_name, {a, b}}},
+            {Pid, features_request},
+            {erlang, apply, [Local, [1]]},
+            {erlang, apply, [erlang, apply, [erlang, apply, [Ext, []]]]},
+            {erlang, apply, "ab"}],
+    lists:foreach(fun({N, T}) -> w(R, "r~2..0b", [N], term_to_binary(T)) end,
+                  lists:zip(lists:seq(1, length(Reqs)), Reqs)).
 
 %% kernel/src/pg.erl's messages as a remote scope (a pid of peer@host) sends them to ours
 pg_corpus(D) ->

@@ -1,11 +1,14 @@
 # bl_spawn_elixir.exs - Elixir as a client of C nodes (run by bl_spawn_tests with the node names):
-# :rpc.call, :erpc.call/multicall/cast, Node.spawn, Process.monitor, GenServer.call to a missing
-# name. Prints "ELIXIR ALL OK" when every check held; raises (non-zero exit) otherwise.
+# :rpc.call, :rpc.block_call, :erpc.call/multicall/cast, funs (&:erlang.node/0 runs, an anonymous fn
+# is undef as on a node without its module), Node.spawn, Process.monitor, GenServer.call to a
+# missing name. Prints "ELIXIR ALL OK" when every check held; raises (non-zero exit) otherwise.
 defmodule BlSpawnElixir do
   # receives live in their own functions (OTP 25's compiler trips over a monitor ref received
   # in the same function that made it, in scripts compiled by Elixir 1.14)
   def await_down(ref), do: receive(do: ({:DOWN, ^ref, :process, _, why} -> why), after: (5000 -> :none))
   def await(msg), do: receive(do: (^msg -> :got), after: (5000 -> :none))
+  # a fn of this module (which only this node has)
+  def local_fun, do: fn -> :ok end
 end
 
 [w, b] = Enum.map(System.argv(), &String.to_atom/1)
@@ -45,6 +48,31 @@ timeout =
   end
 
 check.("erpc.call timeout", timeout, :timed_out)
+check.("erpc.call &:erlang.node/0", :erpc.call(w, &:erlang.node/0), w)
+check.("rpc.call &:erlang.apply/2", :rpc.call(b, :erlang, :apply, [&:erlang.node/0, []]), b)
+
+fun = BlSpawnElixir.local_fun()
+
+fn_undef =
+  try do
+    :erpc.call(w, fun)
+  catch
+    :error, {:exception, :undef, [{^fun, [], []}, {:erlang, :apply, 2, []}]} -> :undef_raised
+  end
+
+check.("erpc.call fn undef", fn_undef, :undef_raised)
+
+check.("rpc.call fn undef", :rpc.call(w, :erlang, :apply, [fun, []]),
+       {:badrpc, {:EXIT, {:undef, [{fun, [], []}, {:erlang, :apply, 2, []}]}}})
+
+check.("rpc.block_call", :rpc.block_call(w, :tw, :add, [40, 2]), 42)
+check.("rpc.block_call undef", :rpc.block_call(b, :nope, :f, [1]),
+       {:badrpc, {:EXIT, {:undef, [{:nope, :f, [1], []}]}}})
+
+{_, fref} = Node.spawn_monitor(w, fun)
+check.("Node.spawn_monitor fn", BlSpawnElixir.await_down(fref), {:undef, [{fun, [], []}]})
+{_, eref} = Node.spawn_monitor(w, &:erlang.node/0)
+check.("Node.spawn_monitor &:erlang.node/0", BlSpawnElixir.await_down(eref), :normal)
 check.("erpc.multicall", :erpc.multicall([w, b], :erlang, :node, []), [{:ok, w}, {:ok, b}])
 
 :ok = :erpc.cast(w, :tw, :notify, [self(), :from_cast])

@@ -19,6 +19,11 @@ all_test_() ->
           t("erpc:cast and rpc:cast run on the C node", fun() -> casts(Ctx) end),
           t("spawn/4, spawn_link/4, spawn_monitor/4 on a C node", fun() -> spawns(Ctx) end),
           t("built-in exports answer as BEAM's", fun() -> builtins(Ctx) end),
+          t("funs, erlang:apply, rex, spawn of a fun: as a BEAM node lacking the module",
+            fun() -> as_beam(Ctx) end),
+          t("rex runs C functions: block_call, call, cast, later, killed, C to C",
+            fun() -> rex_c(Ctx) end),
+          t("rex drops bad requests with a log line and serves on", fun() -> rex_bad(Ctx) end),
           t("monitor by name: missing name is noproc at once", fun() -> monitor_missing(Ctx) end),
           t("gen_server:call to a missing C name exits noproc at once", fun() -> call_missing(Ctx) end),
           t("monitor by pid and by name fire with the real reason", fun() -> monitor_reason(Ctx) end),
@@ -76,13 +81,13 @@ erpc_call(#{w := W}) ->
     %% the asynchronous form
     ReqId = erpc:send_request(W, tw, add, [20, 22]),
     ?assertEqual(42, erpc:receive_response(ReqId, 5000)),
-    %% a fun cannot run on a C node: erlang:apply/2 is not exported there
-    ?assertMatch({error, {exception, undef, [{erlang, apply, [_, []], []}]}},
-                 caught(fun() -> erpc:call(W, fun() -> ok end) end)),
-    %% rpc:block_call goes to rex, which a C node does not run: noproc at once, not a hang
-    {T2, BR} = timer:tc(fun() -> rpc:block_call(W, tw, echo, [x]) end),
-    ?assertMatch({badrpc, {'EXIT', {noproc, _}}}, BR),
-    ?assert(T2 < 1000000).
+    %% an external fun runs the export it names; a local fun is code the C node does not have
+    ?assertEqual(W, erpc:call(W, fun erlang:node/0)),
+    Local = fun() -> ok end,
+    ?assertEqual({error, {exception, undef, [{Local, [], []}, {erlang, apply, 2, []}]}},
+                 caught(fun() -> erpc:call(W, Local) end)),
+    %% rpc:block_call goes to rex, which the C node serves
+    ?assertEqual(x, rpc:block_call(W, tw, echo, [x])).
 
 erpc_late(#{w := W}) ->
     flush(),
@@ -166,6 +171,184 @@ builtins(#{w := W, b := B}) ->
                  lists:sort(maps:keys(Info))),
     ?assertEqual(atom_to_list(B), bl_test_util:to_str(maps:get(node, Info))),
     ?assert(is_map(erpc:call(B, beamlet, stats, []))).
+
+%% A module that exists on this node only (loaded from memory: no peer can load it).
+load_only_here() ->
+    Src = ["-module(bl_only_here).", "-export([local/0, closure/1, ext/0]).",
+           "local() -> fun() -> node() end.", "closure(X) -> fun() -> {X, node()} end.",
+           "ext() -> fun bl_only_here:ext/0."],
+    Forms = [begin {ok, T, _} = erl_scan:string(S), {ok, F} = erl_parse:parse_form(T), F end
+             || S <- Src],
+    {ok, M, Bin} = compile:forms(Forms, []),
+    {module, M} = code:load_binary(M, "bl_only_here.erl", Bin),
+    ok.
+
+%% Node names and pids out of a result, so a BEAM peer's and a C node's answers compare.
+norm(N, N) -> 'NODE';
+norm(P, _) when is_pid(P) -> 'PID';
+norm(T, N) when is_tuple(T) -> list_to_tuple(norm(tuple_to_list(T), N));
+norm([H | T], N) -> [norm(H, N) | norm(T, N)];
+norm(X, _) -> X.
+
+down_reason(Ref) ->
+    receive {'DOWN', Ref, process, _, R} -> R after 10000 -> no_down end.
+
+got(Ms) -> receive M -> M after Ms -> no_message end.
+
+%% Each case once against a BEAM node that lacks bl_only_here and once against the C node: the
+%% same answers (rpc.erl and erpc.erl of OTP 25 read for the rex requests).
+as_beam(#{w := W}) ->
+    ok = load_only_here(),
+    {Peer, PN} = bl_test_util:start_peer("lacks"),
+    try
+        ?assertEqual({error, nofile}, erpc:call(PN, code, ensure_loaded, [bl_only_here])),
+        L = bl_only_here:local(),
+        Cl = bl_only_here:closure(42),
+        Cases =
+            [{fun_ext, fun(N) -> caught(fun() -> erpc:call(N, fun erlang:node/0) end) end},
+             {fun_local, fun(N) -> caught(fun() -> erpc:call(N, L) end) end},
+             {fun_closure, fun(N) -> caught(fun() -> erpc:call(N, Cl) end) end},
+             {fun_ext_missing, fun(N) -> caught(fun() -> erpc:call(N, fun bl_only_here:ext/0) end) end},
+             {fun_send_request, fun(N) -> erpc:receive_response(erpc:send_request(N, fun erlang:node/0), 5000) end},
+             {fun_multicall, fun(N) -> erpc:multicall([N], fun erlang:node/0) end},
+             {apply2_badarity, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [L, [1]]) end) end},
+             {apply2_ext_badarity, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [fun erlang:node/0, [1]]) end) end},
+             {apply2_badfun, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [notfun, []]) end) end},
+             {apply2_tuple_fun, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [{erlang, node}, []]) end) end},
+             {apply2_notlist, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [fun erlang:node/0, notlist]) end) end},
+             {apply3, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [erlang, node, []]) end) end},
+             {apply3_undef, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [nomod, f, [1]]) end) end},
+             {apply3_nested, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [erlang, apply, [fun erlang:node/0, []]]) end) end},
+             {apply3_nested_undef, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [erlang, apply, [nomod, f, []]]) end) end},
+             {apply3_badmod, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, ["m", f, []]) end) end},
+             {apply3_notlist, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [erlang, node, notlist]) end) end},
+             {apply1_undef, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [fun erlang:node/0]) end) end},
+             {rpc_fun_local, fun(N) -> rpc:call(N, erlang, apply, [L, []]) end},
+             {rpc_fun_ext, fun(N) -> rpc:call(N, erlang, apply, [fun erlang:node/0, []]) end},
+             {rpc_multicall_fun, fun(N) -> rpc:multicall([N], erlang, apply, [L, []]) end},
+             {block_node, fun(N) -> rpc:block_call(N, erlang, node, []) end},
+             {block_node_tmo, fun(N) -> rpc:block_call(N, erlang, node, [], 5000) end},
+             {block_undef, fun(N) -> rpc:block_call(N, nomod, f, [1]) end},
+             {block_fun_local, fun(N) -> rpc:block_call(N, erlang, apply, [L, []]) end},
+             {block_fun_ext, fun(N) -> rpc:block_call(N, erlang, apply, [fun erlang:node/0, []]) end},
+             {block_badfun, fun(N) -> rpc:block_call(N, erlang, apply, [notfun, []]) end},
+             {block_apply3_undef, fun(N) -> rpc:block_call(N, erlang, apply, [nomod, f, [1]]) end},
+             {block_badarity, fun(N) -> rpc:block_call(N, erlang, apply, [fun erlang:node/0, [x]]) end},
+             {rex_call, fun(N) -> gen_server:call({rex, N}, {call, erlang, node, [], user}) end},
+             {rex_call_undef, fun(N) -> gen_server:call({rex, N}, {call, nomod, f, [], user}) end},
+             {rex_call_badmod, fun(N) -> gen_server:call({rex, N}, {call, "m", node, [], user}) end},
+             {rex_call_badfn, fun(N) -> gen_server:call({rex, N}, {call, erlang, "f", [], user}) end},
+             {rex_call_notlist, fun(N) -> gen_server:call({rex, N}, {call, erlang, node, notlist, user}) end},
+             {rex_call_improper, fun(N) -> gen_server:call({rex, N}, {block_call, erlang, node, [a | b], user}) end},
+             {rex_call_unknown, fun(N) -> caught(fun() -> gen_server:call({rex, N}, what, 300) end) end},
+             {rex_plain_call, fun(N) -> {rex, N} ! {self(), {call, erlang, node, [], user}}, got(5000) end},
+             {rex_plain_undef, fun(N) -> {rex, N} ! {self(), {call, nomod, f, [], user}}, got(5000) end},
+             {rex_plain_fun, fun(N) -> {rex, N} ! {self(), {call, erlang, apply, [L, []], user}}, got(5000) end},
+             {rex_features, fun(N) -> {rex, N} ! {self(), features_request}, got(5000) end},
+             {rex_send_missing, fun(N) -> {rex, N} ! {self(), {send, no_such_name, hi}}, got(5000) end},
+             {sbcast, fun(N) -> rpc:sbcast([N], rex, hello) end},
+             {sbcast_missing, fun(N) -> rpc:sbcast([N], no_such_name, hello) end},
+             {abcast, fun(N) -> rpc:abcast([N], no_such_name, hello) end},
+             {eval_everywhere, fun(N) -> rpc:eval_everywhere([N], erlang, apply, [L, []]) end},
+             {server_call_missing, fun(N) -> rpc:server_call(N, no_such_name, w, hi) end},
+             {multi_server_call_missing, fun(N) -> rpc:multi_server_call([N], no_such_name, hi) end},
+             {erpc_cast_fun, fun(N) -> erpc:cast(N, L) end},
+             {rpc_cast_fun, fun(N) -> rpc:cast(N, erlang, apply, [L, []]) end},
+             {spawn_fun_local, fun(N) -> {_, R} = spawn_monitor(N, L), down_reason(R) end},
+             {spawn_fun_closure, fun(N) -> {_, R} = spawn_monitor(N, Cl), down_reason(R) end},
+             {spawn_fun_ext_missing, fun(N) -> {_, R} = spawn_monitor(N, fun bl_only_here:ext/0), down_reason(R) end},
+             {spawn_fun_ext, fun(N) -> {_, R} = spawn_monitor(N, fun erlang:node/0), down_reason(R) end},
+             {spawn_mfa_missing, fun(N) -> {_, R} = spawn_monitor(N, bl_only_here, ext, []), down_reason(R) end},
+             {spawn_badfun, fun(N) -> {_, R} = spawn_monitor(N, erlang, apply, [notfun, []]), down_reason(R) end},
+             {spawn_badarity, fun(N) -> {_, R} = spawn_monitor(N, erlang, apply, [L, [1]]), down_reason(R) end},
+             {spawn_notlist, fun(N) -> {_, R} = spawn_monitor(N, erlang, apply, [fun erlang:node/0, notlist]), down_reason(R) end},
+             {spawn_apply3_undef, fun(N) -> {_, R} = spawn_monitor(N, erlang, apply, [nomod, f, [1]]), down_reason(R) end},
+             {spawn_nested_fun, fun(N) -> {_, R} = spawn_monitor(N, erlang, apply, [erlang, apply, [L, []]]), down_reason(R) end},
+             {spawn_plain, fun(N) -> P = spawn(N, L), {is_pid(P), node(P) =:= N} end}],
+        Run = fun(N) -> flush(), [{Name, norm(F(N), N)} || {Name, F} <- Cases] end,
+        Beam = Run(PN),
+        C = Run(W),
+        ?assertEqual(Beam, C),
+        %% and the answers are the ones meant (not, say, both timeouts)
+        ?assertEqual({error, {exception, undef, [{L, [], []}, {erlang, apply, 2, []}]}},
+                     proplists:get_value(fun_local, C)),
+        ?assertEqual({value, 'NODE'}, proplists:get_value(fun_ext, C)),
+        ?assertEqual('NODE', proplists:get_value(block_node, C)),
+        ?assertEqual({badrpc, {'EXIT', {undef, [{nomod, f, [1], []}]}}},
+                     proplists:get_value(block_undef, C)),
+        ?assertEqual({undef, [{L, [], []}]}, proplists:get_value(spawn_fun_local, C)),
+        ?assertEqual({features_reply, 'NODE', [erpc]}, proplists:get_value(rex_features, C)),
+        ?assertEqual({['NODE'], []}, proplists:get_value(sbcast, C)),
+        ?assertEqual({[], ['NODE']}, proplists:get_value(sbcast_missing, C)),
+        ?assertMatch({exit, {timeout, _}}, proplists:get_value(rex_call_unknown, C))
+    after
+        bl_test_util:stop_peer(Peer)
+    end,
+    ?assert(lists:member(W, nodes(hidden))).
+
+rex_c(#{w := W, w2 := W2}) ->
+    flush(),
+    ?assertEqual(5, rpc:block_call(W, tw, add, [2, 3])),
+    ?assertEqual({badrpc, {'EXIT', {boom, [{tw, fail, 1, []}]}}}, rpc:block_call(W, tw, fail, [boom])),
+    ?assertEqual(ball, rpc:block_call(W, tw, throw, [ball])),
+    ?assertEqual({badrpc, {'EXIT', bye}}, rpc:block_call(W, tw, exit, [bye])),
+    ?assertEqual(v, rpc:block_call(W, tw, later, [100, v])),
+    ?assertEqual({badrpc, timeout}, rpc:block_call(W, tw, later, [3000, v], 200)),
+    %% through erlang:apply with an external fun
+    ?assertEqual(7, rpc:block_call(W, erlang, apply, [fun tw:add/2, [3, 4]])),
+    ?assertEqual({badrpc, {'EXIT', {boom, [{tw, fail, 1, []}, {erlang, apply, 2, []}]}}},
+                 rpc:block_call(W, erlang, apply, [fun tw:fail/1, [boom]])),
+    ?assertEqual(7, erpc:call(W, erlang, apply, [fun tw:add/2, [3, 4]])),
+    ?assertEqual({error, {exception, boom, [{tw, fail, 1, []}, {erlang, apply, 3, []}]}},
+                 caught(fun() -> erpc:call(W, erlang, apply, [tw, fail, [boom]]) end)),
+    %% the other forms
+    ?assertEqual(3, gen_server:call({rex, W}, {call, tw, add, [1, 2], user})),
+    {rex, W} ! {self(), {call, tw, add, [1, 2], self()}},
+    ?assertEqual({rex, 3}, got(5000)),
+    ok = gen_server:cast({rex, W}, {cast, tw, notify, [self(), rex_cast], user}),
+    ?assertEqual(rex_cast, got(5000)),
+    %% a block_call that does not answer holds up nobody else (no rex pool waiting on itself)
+    Self = self(),
+    Parked = spawn(fun() -> Self ! {parked_result, rpc:block_call(W, tw, park, [Self])} end),
+    P = receive {parked, Pid} -> Pid after 5000 -> error(not_parked) end,
+    ?assertEqual(W, rpc:block_call(W, erlang, node, [])),
+    %% ended before it answered: rex's {badrpc, {'EXIT', Reason}}, the real reason
+    exit(P, {custom, 1}),
+    ?assertEqual({parked_result, {badrpc, {'EXIT', {custom, 1}}}},
+                 receive {parked_result, _} = PR -> PR after 5000 -> {timeout, Parked} end),
+    %% C to C: bl_rpc is a rex client, and the C node's rex answers it
+    ?assertEqual({ok, 3}, ctl(W, {rpc, W2, tw, add, [1, 2]})),
+    ?assertEqual({badrpc, {'EXIT', {undef, [{tw, nope, [], []}]}}}, ctl(W, {rpc, W2, tw, nope, []})),
+    ?assertEqual({ok, W2}, ctl(W, {rpc, W2, erlang, apply, [fun erlang:node/0, []]})),
+    ?assertEqual({ok, W2}, ctl(W, {erpc, W2, erlang, apply, [fun erlang:node/0, []], 5000})),
+    %% an ei program: OTP's erl_call (ei_rpc, the {From, {call, ...}} form) answered by rex; the
+    %% node's services tell it nothing first (ei_rpc takes the first message as the answer)
+    EC = filename:join(code:lib_dir(erl_interface), "bin/erl_call"),
+    [Alias, _] = string:split(atom_to_list(W), "@"),
+    Call = fun(Apply) ->
+                   os:cmd(lists:flatten(io_lib:format("timeout 20 ~s -sname ~s -c '~s' -a '~s'",
+                                                      [EC, Alias, os:getenv("BL_COOKIE"), Apply])))
+           end,
+    ?assertEqual("3", Call("tw add [1, 2]")),
+    ?assertEqual(atom_to_list(W), Call("erlang node")),
+    ?assertEqual("{badrpc, {'EXIT', {undef, [{tw, nope, [], []}]}}}", Call("tw nope")).
+
+rex_bad(#{w := W}) ->
+    flush(),
+    ?assertMatch({exit, {timeout, _}}, caught(fun() -> gen_server:call({rex, W}, garbage, 300) end)),
+    ok = gen_server:cast({rex, W}, garbage),
+    {rex, W} ! garbage,
+    {rex, W} ! {not_a_pid, {call, erlang, node, [], user}},
+    {rex, W} ! {self(), {sbcast, "not a name", x}},
+    ?assertEqual({rex, W, {nonexisting_name, "not a name"}}, got(5000)),
+    %% apply nested deeper than the node follows: system_limit, not a crash
+    Deep = lists:foldl(fun(_, A) -> [erlang, apply, A] end, [erlang, node, []], lists:seq(1, 40)),
+    ?assertMatch({error, {exception, system_limit, _}},
+                 caught(fun() -> erpc:call(W, erlang, apply, Deep) end)),
+    ?assertEqual(W, rpc:block_call(W, erlang, node, [])),
+    ?assert(bl_test_util:log_contains(W, "rex: dropped a gen_server call", 5000)),
+    ?assert(bl_test_util:log_contains(W, "rex: dropped a message", 5000)),
+    ?assert(lists:member(W, nodes(hidden))).
 
 monitor_missing(#{w := W}) ->
     {T, Down} = timer:tc(fun() ->

@@ -850,7 +850,8 @@ static int copy_str(char *dst, size_t cap, const char *src)
  *   tw:fail(R) -> error(R)       tw:throw(V) -> throw(V)       tw:exit(R) -> exit(R)
  *   tw:later(Ms, V) -> V after Ms milliseconds, answered from a timer (BL_FN_LATER)
  *   tw:wait() -> never returns (the process lives until an exit signal ends it)
- *   tw:notify(Pid, Msg) -> ok, and Pid ! Msg from the spawned process (for casts) */
+ *   tw:notify(Pid, Msg) -> ok, and Pid ! Msg from the spawned process (for casts)
+ *   tw:park(Pid) -> Pid ! {parked, self()}, then never returns (rex: killed before it answers) */
 
 typedef struct later_t {
     struct later_t *next, *prev;
@@ -965,6 +966,26 @@ static int fn_notify(bl_proc *self, const char *args, int index, int arity, ei_x
     return BL_FN_RETURN;
 }
 
+/* tw:park(Pid): Pid ! {parked, self()}, then no answer until an exit signal ends the process */
+static int fn_park(bl_proc *self, const char *args, int index, int arity, ei_x_buff *r, void *ud)
+{
+    (void)arity, (void)ud;
+    int i;
+    bl_pid to;
+    ei_x_buff m;
+    if (first_arg(args, index, &i) < 0 || bl_decode_pid(bl_proc_node(self), args, &i, &to) < 0) {
+        ei_x_encode_atom(r, "badarg");
+        return BL_FN_ERROR;
+    }
+    ei_x_new_with_version(&m);
+    ei_x_encode_tuple_header(&m, 2);
+    ei_x_encode_atom(&m, "parked");
+    bl_x_encode_pid(&m, bl_self(self));
+    send_msg(self, &to, &m);
+    ei_x_free(&m);
+    return BL_FN_LATER;
+}
+
 static int export_all(bl_node *n)
 {
     int rc = bl_export(n, "tw", "echo", 1, fn_echo, (void *)(long)BL_FN_RETURN);
@@ -975,6 +996,7 @@ static int export_all(bl_node *n)
     if (rc == 0) rc = bl_export(n, "tw", "later", 2, fn_later, NULL);
     if (rc == 0) rc = bl_export(n, "tw", "wait", 0, fn_wait, NULL);
     if (rc == 0) rc = bl_export(n, "tw", "notify", 2, fn_notify, NULL);
+    if (rc == 0) rc = bl_export(n, "tw", "park", 1, fn_park, NULL);
     /* exported twice: refused */
     if (rc == 0 && bl_export(n, "tw", "echo", 1, fn_echo, NULL) != BL_EEXIST) rc = BL_EINVAL;
     return rc;

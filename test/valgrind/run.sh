@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh - the release node under valgrind memcheck through a real exchange with erl: ping,
-# gen_server calls (beamlet and beamlet_cluster), a second beamlet node joining and leaving,
+# gen_server calls (beamlet and beamlet_cluster), rex and funs (rpc:block_call, erpc:call of an
+# external fun, a local fun's undef), a second beamlet node joining and leaving,
 # garbage on the listen port, SIGTERM. Passes when valgrind reports no errors and no definite or
 # indirect leaks, and the node exits 0. Appends "valgrind P F" to $BL_RESULTS.
 set -u
@@ -34,6 +35,9 @@ out=$(timeout -k 5 120 erl -sname "vgrun$$" -setcookie "$COOKIE" -noshell -eval 
     #{connections := _} = gen_server:call({beamlet, N}, stats, 20000),
     {error, noproc} = gen_server:call({beamlet, N}, {call, nosuch, x, 1000}, 20000),
     {ok, pong} = gen_server:call({beamlet, N}, {call, beamlet, ping, 5000}, 20000),
+    N = rpc:block_call(N, erlang, node, [], 20000),
+    N = erpc:call(N, fun erlang:node/0, 20000),
+    {badrpc, {'EXIT', {undef, _}}} = rpc:block_call(N, erlang, apply, [fun() -> ok end, []], 20000),
     Deadline = erlang:monotonic_time(millisecond) + 30000,
     Two = fun T() -> Ms = gen_server:call({beamlet_cluster, N}, members, 20000),
                      case length([x || #{kind := beamlet, state := active} <- Ms]) of
