@@ -41,6 +41,7 @@
 #define FRAG_LOW_WATER (2 * BL_DH_FRAG_SIZE) /* queue fragments of a large message below this */
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_rtimer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 bl_conn *bl_conn_find(bl_node *n, const char *node)
@@ -74,7 +75,8 @@ static bl_conn *conn_new(bl_node *n, const char *node)
     bl_sendq_init(&c->q);
     ev_io_init(&c->rio, conn_read_cb, -1, EV_READ);
     ev_io_init(&c->wio, conn_write_cb, -1, EV_WRITE);
-    c->rio.data = c->wio.data = c;
+    ev_init(&c->rtimer, conn_rtimer_cb);
+    c->rio.data = c->wio.data = c->rtimer.data = c;
     HASH_ADD_STR(n->conns, node, c);
     return c;
 }
@@ -206,6 +208,8 @@ static void conn_stop_io(bl_conn *c)
 {
     ev_io_stop(c->n->loop, &c->rio);
     ev_io_stop(c->n->loop, &c->wio);
+    ev_timer_stop(c->n->loop, &c->rtimer);
+    c->streaming = 0;
     if (c->tx) {
         c->tx->ops->close(c->tx); /* closes the socket */
         c->tx = NULL;
@@ -449,10 +453,52 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)conn_read(c);
 }
 
+/* Batched reads of a streaming peer (transports with batch_reads: plain TCP). Waking the loop for
+ * every few segments of a stream of small messages costs the *sender* most: on loopback its write
+ * delivers the segment to our socket inside its own system call, wakes our epoll wait there, and
+ * each of our reads that drains the socket sends it an ACK that frees its congestion window for
+ * the next small segment. A BEAM receiver lags (its socket stays full, the sender appends to
+ * unsent data), so a BEAM sender spends less CPU per message on a BEAM peer than on a C node that
+ * keeps up (docs/testing.md, "Why BEAM->beamlet was slower on TCP"). So when one wake-up brings
+ * STREAM_FRAMES frames or more, the read watcher stops and the socket is read every STREAM_READ_S
+ * instead, until a turn brings fewer than STREAM_LEAVE_FRAMES: the peer's segments then wake
+ * nobody, each read takes a batch, and one ACK goes back per turn. A message of such a stream
+ * waits at most STREAM_READ_S; a connection that carries calls or a slow stream never enters it.
+ * The kernel's receive buffer grows with the stream (autotuning), and a turn reads up to 1 MiB. */
+#define STREAM_FRAMES 32
+#define STREAM_LEAVE_FRAMES 8
+#define STREAM_READ_S 0.00025
+
+static void conn_stream_mode(bl_conn *c, uint64_t frames)
+{
+    bl_node *n = c->n;
+    if (!c->tx->ops->batch_reads) return;
+    if (!c->streaming && frames >= STREAM_FRAMES) {
+        c->streaming = 1;
+        ev_io_stop(n->loop, &c->rio);
+        ev_timer_set(&c->rtimer, STREAM_READ_S, STREAM_READ_S);
+        ev_timer_start(n->loop, &c->rtimer);
+    } else if (c->streaming && frames < STREAM_LEAVE_FRAMES) {
+        c->streaming = 0;
+        ev_timer_stop(n->loop, &c->rtimer);
+        ev_io_start(n->loop, &c->rio);
+    }
+}
+
+static void conn_rtimer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    bl_conn *c = w->data;
+    c->batched_reads++;
+    (void)conn_read(c);
+}
+
 /* Returns -1 when the connection was closed (c is freed), 0 otherwise. */
 static int conn_read(bl_conn *c)
 {
     bl_node *n = c->n;
+    uint64_t frames0 = c->msgs_in;
     for (int rounds = 0; rounds < 16; rounds++) {
         int direct = c->rlen == 0; /* nothing pending: read straight into the scratch buffer */
         char *dst;
@@ -493,7 +539,10 @@ static int conn_read(bl_conn *c)
                 ev_io_stop(n->loop, &c->rio);
                 ev_io_start(n->loop, &c->wio);
             }
-            if (c->tx->want) return 0;
+            if (c->tx->want) {
+                conn_stream_mode(c, c->msgs_in - frames0);
+                return 0;
+            }
             char why[240];
             snprintf(why, sizeof(why), "%s", c->tx->err);
             bl_conn_close(c, why);
@@ -523,7 +572,10 @@ static int conn_read(bl_conn *c)
             }
         }
         /* drained the socket (TLS reads one record at a time: read on until it would block) */
-        if ((size_t)r < space && !c->tx->ops->read_until_block) return 0;
+        if ((size_t)r < space && !c->tx->ops->read_until_block) {
+            conn_stream_mode(c, c->msgs_in - frames0);
+            return 0;
+        }
     }
     /* enough for one round; bytes TLS already holds are invisible to libev: come back for them */
     if (c->tx->ops->pending(c->tx)) ev_feed_event(n->loop, &c->rio, EV_READ);

@@ -56,6 +56,7 @@ static void tcp_close(bl_tx *t)
 static const bl_tx_ops TCP_OPS = {
     .name = "tcp",
     .read_until_block = 0,
+    .batch_reads = 1,
     .handshake = tcp_handshake,
     .recv = tcp_recv,
     .writev = tcp_writev,

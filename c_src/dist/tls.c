@@ -465,6 +465,7 @@ static void tls_close(bl_tx *b)
 static const bl_tx_ops TLS_OPS = {
     .name = "tls",
     .read_until_block = 1,
+    .batch_reads = 0, /* BEAM's TLS sender writes large batches already (docs/testing.md) */
     .handshake = tls_handshake,
     .recv = tls_recv,
     .writev = tls_writev,

@@ -20,6 +20,8 @@ typedef struct bl_tx_ops {
     const char *name; /* "tcp" or "tls", for logs */
     /* read until the transport says it would block (1), or until a short read (0) */
     int read_until_block;
+    /* a streaming peer's socket may be read on a short timer instead of on readiness (conn.c) */
+    int batch_reads;
     /* The transport's own handshake: 1 done, 0 wait for t->want, -1 failed (t->err). */
     int (*handshake)(bl_tx *t);
     /* > 0 bytes read, 0 the peer closed, -1 would block (t->want) or failed. */

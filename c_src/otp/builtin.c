@@ -50,7 +50,7 @@ static void encode_connections(bl_node *n, ei_x_buff *r, int detailed)
         }
         bl_dh_stats dh;
         bl_dh_conn_stats(c->dh, &dh);
-        ei_x_encode_map_header(r, 13);
+        ei_x_encode_map_header(r, 15);
         ei_x_encode_atom(r, "node");
         ei_x_encode_atom(r, c->node);
         ei_x_encode_atom(r, "direction");
@@ -65,6 +65,11 @@ static void encode_connections(bl_node *n, ei_x_buff *r, int detailed)
         ei_x_encode_ulonglong(r, c->bytes_in);
         ei_x_encode_atom(r, "bytes_out");
         ei_x_encode_ulonglong(r, c->bytes_out);
+        /* a streaming peer's socket is read in batches on a short timer (dist/conn.c) */
+        ei_x_encode_atom(r, "streaming");
+        ei_x_encode_atom(r, c->streaming ? "true" : "false");
+        ei_x_encode_atom(r, "batched_reads");
+        ei_x_encode_ulonglong(r, c->batched_reads);
         /* distribution headers: atom cache slots in use, atoms sent/received as cache refs,
          * fragment frames and messages sent/received in fragments */
         ei_x_encode_atom(r, "atom_cache");

@@ -59,6 +59,9 @@ typedef struct bl_conn {
     uint64_t unknown_ops_logged; /* bit per op code < 64, logged once */
     uint64_t peer_flags;         /* the peer's distribution flags from the handshake (0: unknown) */
     int busy;                    /* reads have filled the buffer: use large reads */
+    int streaming;               /* reads are batched on rtimer, rio is stopped (dist/conn.c) */
+    uint64_t batched_reads;      /* read turns taken on rtimer */
+    ev_timer rtimer;             /* streaming: the read turns */
     int reading;                 /* inside conn_parse: closing is deferred */
     int close_pending;
     char close_reason[160];

@@ -551,11 +551,23 @@ receive_seq(I, N, From) ->
     after 10000 -> {stalled_at, I}
     end.
 
+%% A stream of small messages is read in batches on a timer (dist/conn.c): the C node's
+%% connection to us says so in its stats, and leaves that mode when the stream ends, so a call
+%% afterwards is read on readiness again.
 beam_to_sink(#{a := A}) ->
     N = 50000,
+    Before = conn_stats(A, node()),
     {ok, S} = ctl(A, {sink, N, self()}),
     [S ! {x, I} || I <- lists:seq(1, N)],
-    ?assertEqual({ok, {sink_done, N}}, recv(fun(M) -> M =:= {sink_done, N} end, 30000)).
+    ?assertEqual({ok, {sink_done, N}}, recv(fun(M) -> M =:= {sink_done, N} end, 30000)),
+    ?assert(maps:get(batched_reads, conn_stats(A, node())) > maps:get(batched_reads, Before)),
+    ?assert(wait_until(fun() -> maps:get(streaming, conn_stats(A, node())) =:= false end, 5000)),
+    ?assertEqual({echo, ping}, gen_server:call({echo, A}, ping, 5000)).
+
+conn_stats(Node, Peer) ->
+    St = gen_server:call({beamlet, Node}, stats, 10000),
+    [C] = [C || C <- maps:get(connections, St), maps:get(node, C) =:= Peer],
+    C.
 
 c_to_c_blast(#{a := A, b := B}) ->
     N = 200000,
