@@ -24,10 +24,12 @@ check(Nodes, Expected, DeadlineMs, SettleMs) ->
     io:format("  gen_server:call info: ~b of ~b nodes answer~n",
               [length(Nodes) - length(NoInfo), length(Nodes)]),
     D0 = detectors(Nodes),
+    NoDetector = [N || N <- Nodes, not lists:keymember(N, 1, D0)],
     report("during convergence", D0),
     Flapped = settle(Nodes, Expected, SettleMs, Converged, D0),
     Failed = [{not_converged, Converged} || Converged =/= []] ++
-        [{pang, Pang} || Pang =/= []] ++ [{no_info, NoInfo} || NoInfo =/= []] ++ Flapped,
+        [{pang, Pang} || Pang =/= []] ++ [{no_info, NoInfo} || NoInfo =/= []] ++
+        [{no_detector, NoDetector} || NoDetector =/= []] ++ Flapped,
     case Failed of
         [] -> halt(0);
         _ -> io:format("  FAILED: ~p~n", [Failed]), halt(1)
