@@ -28,6 +28,7 @@ typedef struct member {
 /* The failure detector's view of its own node (Lifeguard's local health) and its counters. */
 typedef struct cl_detector {
     unsigned health;     /* local health multiplier, 0 (healthy) .. BL_LOCAL_HEALTH_MAX */
+    unsigned health_max; /* the highest it has been */
     unsigned clean;      /* on-time ticks since the score last moved */
     ev_tstamp tick_due;  /* when the running tick was due */
     ev_tstamp stalled;   /* seconds the loop was late for its ticks, in total */

@@ -26,6 +26,7 @@
 #define RELAY_FANOUT 3 /* members a relayed record goes to (SWIM's k) */
 #define CONFIRMS_WANTED 3 /* independent suspicions that bring a suspicion timeout to its minimum */
 #define SUSPICION_MAX_MULT 6 /* a suspicion nobody confirms lasts this many times the minimum */
+#define SUSPICION_MULT 4 /* heartbeat intervals a suspicion of a connected member lasts at least */
 
 static const char *STATE_NAMES[] = {"joining", "active", "suspected", "failed", "leaving", "left"};
 static const char *EVENT_NAMES[] = {"node_joined", "node_state_changed", "node_left",
@@ -69,6 +70,7 @@ static double interval_s(const bl_cluster *c)
 static void health_up(bl_cluster *c)
 {
     if (c->det.health < BL_LOCAL_HEALTH_MAX) c->det.health++;
+    if (c->det.health > c->det.health_max) c->det.health_max = c->det.health;
     c->det.clean = 0;
 }
 
@@ -101,15 +103,18 @@ static unsigned known_members(const bl_cluster *c)
     return k;
 }
 
-/* How long a suspicion lasts before the member is failed (Lifeguard): one heartbeat interval
- * scaled by log10 of the cluster size at the least, SUSPICION_MAX_MULT times that when nobody
- * else suspects the member, shrinking towards the least with each independent confirmation.
- * A member whose connection is up is waited for (1 + local health) times longer; a lost
- * connection is the kernel's word, not our slowness. */
+/* How long a suspicion lasts before the member is failed (Lifeguard): at the least a heartbeat
+ * interval scaled by log10 of the cluster size, SUSPICION_MAX_MULT times that when nobody else
+ * suspects the member, shrinking towards the least with each independent confirmation. A
+ * member whose connection is up is only silent, weak evidence on a loaded machine: it is
+ * waited for SUSPICION_MULT x (1 + local health) times longer (memberlist's suspicion
+ * multiplier). A lost connection is the kernel's word, not our slowness: one interval at the
+ * least. */
 static double suspicion_timeout(const bl_cluster *c, const member *m)
 {
     unsigned n = known_members(c);
     double lo = interval_s(c) * (n > 10 ? log10((double)n) : 1.0);
+    if (bl_is_connected(c->n, m->node)) lo *= SUSPICION_MULT * (1 + c->det.health);
     double hi = lo * SUSPICION_MAX_MULT;
     unsigned want = n >= 2 + CONFIRMS_WANTED ? CONFIRMS_WANTED : (n > 2 ? n - 2 : 0);
     double t = lo;
@@ -117,7 +122,6 @@ static double suspicion_timeout(const bl_cluster *c, const member *m)
         unsigned got = m->confirms < want ? m->confirms : want;
         t = hi - (hi - lo) * log((double)got + 1) / log((double)want + 1);
     }
-    if (bl_is_connected(c->n, m->node)) t *= 1 + c->det.health;
     return t;
 }
 
@@ -864,9 +868,11 @@ static void encode_status(bl_cluster *c, ei_x_buff *r)
     bl_detector_info d;
     (void)bl_cluster_detector(c->n, &d);
     ei_x_encode_atom(r, "detector");
-    ei_x_encode_map_header(r, 9);
+    ei_x_encode_map_header(r, 10);
     ei_x_encode_atom(r, "local_health");
     ei_x_encode_ulong(r, d.local_health);
+    ei_x_encode_atom(r, "local_health_max");
+    ei_x_encode_ulong(r, d.local_health_max);
     ei_x_encode_atom(r, "loop_lag_ms");
     ei_x_encode_ulong(r, (unsigned long)d.loop_lag_ms);
     ei_x_encode_atom(r, "loop_lag_max_ms");
@@ -1269,6 +1275,7 @@ int bl_cluster_detector(bl_node *n, bl_detector_info *out)
     if (!c) return BL_ENOPROC;
     const cl_detector *d = &c->det;
     *out = (bl_detector_info){.local_health = d->health,
+                              .local_health_max = d->health_max,
                               .loop_lag_ms = d->lag * 1000.0,
                               .loop_lag_max_ms = d->lag_max * 1000.0,
                               .late_ticks = d->late_ticks,

@@ -53,18 +53,20 @@ settle(_Nodes, _Expected, _SettleMs, [_ | _], _) -> [];
 settle(Nodes, Expected, SettleMs, [], D0) ->
     timer:sleep(SettleMs),
     D1 = detectors(Nodes),
-    Moved = [{N, maps:get(suspicions, A, 0) - maps:get(suspicions, B, 0),
-              maps:get(failures, A, 0) - maps:get(failures, B, 0)}
-             || {N, B} <- D0, {N1, A} <- D1, N =:= N1,
-                maps:get(suspicions, A, 0) + maps:get(failures, A, 0) =/=
-                    maps:get(suspicions, B, 0) + maps:get(failures, B, 0)],
+    Deltas = [{N, delta(A, B)} || {N, B} <- D0, {N1, A} <- D1, N =:= N1],
+    Moved = [{N, maps:get(suspicions, D), maps:get(failures, D)}
+             || {N, D} <- Deltas, maps:get(suspicions, D) + maps:get(failures, D) > 0],
     NotActive = [N || N <- Nodes, not converged(N, Expected)],
-    report(io_lib:format("in the ~b ms after", [SettleMs]), [{N, delta(A, B)} || {N, B} <- D0, {N1, A} <- D1, N =:= N1]),
-    io:format("  after convergence: ~b of ~b nodes raised a suspicion or failure, ~b no longer list ~b active~n",
+    report(io_lib:format("in the ~b ms after", [SettleMs]), Deltas),
+    io:format("  after convergence: ~b of ~b nodes raised a suspicion or failure, "
+              "~b no longer list ~b active~n",
               [length(Moved), length(Nodes), length(NotActive), Expected]),
-    [{flapped, Moved} || Moved =/= []] ++ [{not_active_after_settle, NotActive} || NotActive =/= []].
+    [{flapped, Moved} || Moved =/= []] ++
+        [{not_active_after_settle, NotActive} || NotActive =/= []].
 
-delta(A, B) -> maps:map(fun(K, V) when K =:= local_health; K =:= loop_lag_ms; K =:= loop_lag_max_ms -> V;
+%% The counters' increase from B to A; gauges as A has them.
+delta(A, B) -> maps:map(fun(K, V) when K =:= local_health; K =:= local_health_max;
+                                       K =:= loop_lag_ms; K =:= loop_lag_max_ms -> V;
                            (K, V) -> V - maps:get(K, B, 0) end, A).
 
 %% [{Node, DetectorMap}] of the nodes that answer.
@@ -78,7 +80,7 @@ report(When, Ds) ->
     io:format("  detectors ~s: ~b suspicions, ~b failures, ~b cleared, ~b refuted, ~b late ticks; "
               "largest loop lag ~b ms, local health up to ~b~n",
               [When, Sum(suspicions), Sum(failures), Sum(cleared), Sum(refuted), Sum(late_ticks),
-               Max(loop_lag_max_ms), Max(local_health)]).
+               Max(loop_lag_max_ms), Max(local_health_max)]).
 
 converged(Node, Expected) ->
     case catch gen_server:call({beamlet_cluster, Node}, members, 3000) of
