@@ -34,6 +34,7 @@ typedef struct bl_member_info {
 #define BL_LOCAL_HEALTH_MAX 8
 typedef struct bl_detector_info {
     unsigned local_health;            /* 0 healthy .. BL_LOCAL_HEALTH_MAX: timeouts x (1 + it) */
+    unsigned local_health_max;        /* the highest it has been since the node started */
     double loop_lag_ms, loop_lag_max_ms; /* how late the detector's tick fired: last, largest */
     unsigned long long late_ticks;    /* ticks late enough to lower local health */
     unsigned long long suspicions;    /* members this node moved to suspected */
