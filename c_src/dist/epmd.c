@@ -180,12 +180,17 @@ static void req_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+int bl_epmd_req_ready(const bl_epmd_req *r)
+{
+    return ready_now(r->fd, r->sent < r->reqlen ? POLLOUT : POLLIN);
+}
+
 static void req_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
     bl_epmd_req *r = w->data;
-    if (ready_now(r->fd, r->sent < r->reqlen ? POLLOUT : POLLIN)) {
+    if (bl_epmd_req_ready(r)) {
         ev_timer_set(&r->timer, r->tmo, 0);
         ev_timer_start(loop, &r->timer);
         return;
