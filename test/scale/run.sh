@@ -31,9 +31,19 @@ HOG_N=${BL_SCALE_HOGS:-0}
 # with hogs the nodes run at a lower priority than the hogs (nice 10 against 0: about a tenth of
 # their CPU weight), as beside a busy backup or build job; BL_SCALE_NICE overrides
 NODE_NICE=${BL_SCALE_NICE:-$([ "$HOG_N" -gt 0 ] && echo 10 || echo 0)}
+running() { local st; st=$(awk '{print $3}' /proc/"$1"/stat 2>/dev/null); [ -n "$st" ] && [ "$st" != Z ]; }
 cleanup() {
     for p in "${HOGS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; sleep 1; for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    # an ASan node checks for leaks as it exits: a kill -9 in the middle of that check leaves a
+    # sanitizer report ("Unable to get registers from thread"), so wait for them (30 s at most)
+    for _ in $(seq 1 60); do
+        live=0
+        for p in "${PIDS[@]}"; do running "$p" && live=1 && break; done
+        [ "$live" = 0 ] && break
+        sleep 0.5
+    done
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
 }
 trap cleanup EXIT
 cl="scale$$"
