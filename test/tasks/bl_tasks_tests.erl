@@ -47,7 +47,7 @@ until(F, T) -> ?assert(bl_test_util:wait_until(F, T)).
 call(N, Req) -> gen_server:call({beamlet_tasks, N}, Req, 30000).
 
 leader(N) ->
-    case gen_server:call({beamlet_cluster, N}, status, 5000) of
+    case gen_server:call({beamlet_cluster, N}, status, 30000) of
         #{leader := L} -> L;
         _ -> undefined
     end.

@@ -37,11 +37,11 @@ static void enc_alert(ei_x_buff *x, unsigned long long id, const char *rule, con
 }
 
 /* the decider's table: alerts (id, rule, node), sent by a process of the decider */
-static int table(bl_node *node, struct bl__alerts *al, const char *decider,
+static int table(bl_node *nd, struct bl__alerts *al, const char *decider,
                  unsigned long long next_id, int n, const unsigned long long *ids,
                  const char *const *rules)
 {
-    ei_x_buff x, p;
+    ei_x_buff x;
     ei_x_new_with_version(&x);
     ei_x_encode_tuple_header(&x, 4);
     ei_x_encode_atom(&x, "bl_alerts");
@@ -51,21 +51,15 @@ static int table(bl_node *node, struct bl__alerts *al, const char *decider,
         enc_alert(&x, ids[i], rules[i], "victim@h");
     ei_x_encode_empty_list(&x);
     /* a pid of the decider as the sender */
-    erlang_pid pid = {.num = 1, .serial = 0, .creation = 1};
-    snprintf(pid.node, sizeof(pid.node), "%s", decider);
-    ei_x_new(&p);
-    ei_x_encode_pid(&p, &pid);
     bl_msg m;
     memset(&m, 0, sizeof(m));
     m.buf = x.buff;
     m.index = 1;
     m.len = x.index;
     m.has_sender = 1;
-    int i = 0;
-    assert_int_equal(bl_decode_pid(node, p.buff, &i, &m.sender), 0);
+    assert_int_equal(bl_pid_make(nd, decider, 1, 0, 1, &m.sender), BL_OK);
     int rc = bl__alerts_on_msg(al, &m);
     ei_x_free(&x);
-    ei_x_free(&p);
     return rc;
 }
 
