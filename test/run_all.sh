@@ -78,6 +78,7 @@ run_suite fuzz fuzz
 [ -x test/integration/run.sh ] && run_suite integration test/integration/run.sh
 [ -x test/cluster/run.sh ] && run_suite cluster test/cluster/run.sh
 [ -x test/scale/run.sh ] && run_suite scale test/scale/run.sh 30
+[ -x test/scale/run.sh ] && run_suite scale_load env BL_SCALE_SUITE=scale_load BL_SCALE_HOGS=4 test/scale/run.sh 30
 [ -x test/dist/run.sh ] && run_suite dist test/dist/run.sh
 [ -x test/tls/run.sh ] && run_suite tls test/tls/run.sh
 [ -x test/netsec/run.sh ] && run_suite netsec test/netsec/run.sh

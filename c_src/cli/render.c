@@ -73,4 +73,14 @@ void bl_print_status(FILE *out, json_t *s, int tty)
         fprintf(out, " %s=%lld", order[i],
                 (long long)json_integer_value(json_object_get(st, order[i])));
     fprintf(out, "\n");
+    json_t *d = json_object_get(s, "detector");
+    if (json_is_object(d)) {
+#define DI(k) ((long long)json_integer_value(json_object_get(d, k)))
+        fprintf(out,
+                "detector  local health %lld (0 healthy .. 8; highest %lld), loop lag %lld ms (max "
+                "%lld), %lld suspicions (%lld cleared), %lld failures, %lld refuted\n",
+                DI("local_health"), DI("local_health_max"), DI("loop_lag_ms"), DI("loop_lag_max_ms"), DI("suspicions"),
+                DI("cleared"), DI("failures"), DI("refuted"));
+#undef DI
+    }
 }

@@ -19,7 +19,22 @@ typedef struct member {
     ev_tstamp last_heard, state_since, connected_at;
     int hello_seen;
     ev_tstamp last_ack; /* election: last leader ack from this coordinator */
+    /* failure detector (membership.c) */
+    ev_tstamp stall_mark;   /* the detector's stall total when last_heard was set */
+    unsigned confirms;      /* other nodes that suspect it too, this suspicion */
+    uint32_t confirmed_by[3]; /* hashes of their names, to count each once */
 } member;
+
+/* The failure detector's view of its own node (Lifeguard's local health) and its counters. */
+typedef struct cl_detector {
+    unsigned health;     /* local health multiplier, 0 (healthy) .. BL_LOCAL_HEALTH_MAX */
+    unsigned health_max; /* the highest it has been */
+    unsigned clean;      /* on-time ticks since the score last moved */
+    ev_tstamp tick_due;  /* when the running tick was due */
+    ev_tstamp stalled;   /* seconds the loop was late for its ticks, in total */
+    double lag, lag_max; /* seconds, last and largest */
+    unsigned long long late_ticks, suspicions, cleared, failures, refuted, confirmations;
+} cl_detector;
 
 typedef struct csub {
     struct csub *next;
@@ -65,6 +80,7 @@ typedef struct bl_cluster {
     unsigned long long rng;
     char voters[MAX_VOTERS][BL_NODE_LEN];
     struct discovery *disc;
+    cl_detector det;
 } bl_cluster;
 
 bl_cluster *bl_cluster_of(bl_node *n);
@@ -77,6 +93,7 @@ unsigned cl_coordinators(bl_cluster *c, int *self_is);
 int cl_is_rejected(bl_cluster *c, const char *node);
 
 /* election.c */
+double cl_rnd01(bl_cluster *c); /* uniform in [0, 1) */
 void el_init(bl_cluster *c);
 void el_start(bl_cluster *c);
 void el_stop(bl_cluster *c);

@@ -25,8 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* xorshift: only spreads election timeouts, seeded per node */
-static double rnd01(bl_cluster *c)
+/* xorshift, seeded per node: spreads election timeouts and picks the members a relay goes to */
+double cl_rnd01(bl_cluster *c)
 {
     c->rng ^= c->rng << 13;
     c->rng ^= c->rng >> 7;
@@ -54,7 +54,7 @@ static int self_coordinator(bl_cluster *c)
 static void schedule_election(bl_cluster *c)
 {
     ev_timer_stop(c->n->loop, &c->election_timer);
-    double t = base_t(c) * (1.0 + rnd01(c));
+    double t = base_t(c) * (1.0 + cl_rnd01(c));
     ev_timer_set(&c->election_timer, t, 0);
     ev_timer_start(c->n->loop, &c->election_timer);
 }

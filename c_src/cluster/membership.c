@@ -17,11 +17,16 @@
 #include "cluster_int.h"
 
 #include <fnmatch.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
 #define HELLO_WAIT 1.0 /* seconds a peer has to say hello before it counts as a BEAM node */
+#define RELAY_FANOUT 3 /* members a relayed record goes to (SWIM's k) */
+#define CONFIRMS_WANTED 3 /* independent suspicions that bring a suspicion timeout to its minimum */
+#define SUSPICION_MAX_MULT 6 /* a suspicion nobody confirms lasts this many times the minimum */
+#define SUSPICION_MULT 4 /* heartbeat intervals a suspicion of a connected member lasts at least */
 
 static const char *STATE_NAMES[] = {"joining", "active", "suspected", "failed", "leaving", "left"};
 static const char *EVENT_NAMES[] = {"node_joined", "node_state_changed", "node_left",
@@ -47,6 +52,96 @@ bl_cluster *bl_cluster_of(bl_node *n)
 static double silence_limit(const bl_cluster *c)
 {
     return c->n->cfg.heartbeat_interval_ms * (double)c->n->cfg.failure_threshold / 1000.0;
+}
+
+/* ---- the detector's own health (Lifeguard's local health multiplier) ----
+ *
+ * A node whose loop runs late (CPU starvation, a long callback) hears everyone late: the silence
+ * it measures is partly its own. Two corrections: the time the detector's tick fired late is
+ * taken off every member's silence (stall credit), and a local health score, raised by late
+ * ticks and by having to refute a suspicion of itself, lowered by each clean heartbeat
+ * interval, multiplies the timeouts by (1 + score), so a slow node does not accuse others. */
+
+static double interval_s(const bl_cluster *c)
+{
+    return c->n->cfg.heartbeat_interval_ms / 1000.0;
+}
+
+static void health_up(bl_cluster *c)
+{
+    if (c->det.health < BL_LOCAL_HEALTH_MAX) c->det.health++;
+    if (c->det.health > c->det.health_max) c->det.health_max = c->det.health;
+    c->det.clean = 0;
+}
+
+/* How long `m` has been silent, less the time this node's loop was stalled meanwhile. */
+static double silence_of(const bl_cluster *c, const member *m, ev_tstamp now)
+{
+    double s = now - m->last_heard - (c->det.stalled - m->stall_mark);
+    return s > 0 ? s : 0;
+}
+
+static void heard(bl_cluster *c, member *m, ev_tstamp now)
+{
+    m->last_heard = now;
+    m->stall_mark = c->det.stalled;
+}
+
+/* Silence after which a connected member is suspected: failure_threshold heartbeats, widened by
+ * local health. */
+static double suspect_after(const bl_cluster *c)
+{
+    return silence_limit(c) * (1 + c->det.health);
+}
+
+static unsigned known_members(const bl_cluster *c)
+{
+    unsigned k = 0;
+    const member *m, *t;
+    HASH_ITER(hh, c->members, m, t)
+    if (!m->is_beam && m->state != BL_MEMBER_LEFT) k++;
+    return k;
+}
+
+/* How long a suspicion lasts before the member is failed (Lifeguard): at the least a heartbeat
+ * interval scaled by log10 of the cluster size, SUSPICION_MAX_MULT times that when nobody else
+ * suspects the member, shrinking towards the least with each independent confirmation. A
+ * member whose connection is up is only silent, weak evidence on a loaded machine: it is
+ * waited for SUSPICION_MULT x (1 + local health) times longer (memberlist's suspicion
+ * multiplier). A lost connection is the kernel's word, not our slowness: one interval at the
+ * least. */
+static double suspicion_timeout(const bl_cluster *c, const member *m)
+{
+    unsigned n = known_members(c);
+    double lo = interval_s(c) * (n > 10 ? log10((double)n) : 1.0);
+    if (bl_is_connected(c->n, m->node)) lo *= SUSPICION_MULT * (1 + c->det.health);
+    double hi = lo * SUSPICION_MAX_MULT;
+    unsigned want = n >= 2 + CONFIRMS_WANTED ? CONFIRMS_WANTED : (n > 2 ? n - 2 : 0);
+    double t = lo;
+    if (want) {
+        unsigned got = m->confirms < want ? m->confirms : want;
+        t = hi - (hi - lo) * log((double)got + 1) / log((double)want + 1);
+    }
+    return t;
+}
+
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h | 1; /* 0 marks a free slot */
+}
+
+/* Another node suspects m at the incarnation we suspect: count it once. */
+static void confirm(bl_cluster *c, member *m, const char *by)
+{
+    if (!by[0] || !strcmp(by, m->node) || m->confirms >= CONFIRMS_WANTED) return;
+    uint32_t h = name_hash(by);
+    for (unsigned i = 0; i < m->confirms; i++)
+        if (m->confirmed_by[i] == h) return;
+    m->confirmed_by[m->confirms++] = h;
+    c->det.confirmations++;
 }
 
 /* ---- events ---- */
@@ -151,6 +246,17 @@ static void set_state(bl_cluster *c, member *m, bl_member_state s)
     bl_member_state old = m->state;
     m->state = s;
     m->state_since = ev_now(c->n->loop);
+    if (!m->is_self) {
+        if (s == BL_MEMBER_SUSPECTED) {
+            c->det.suspicions++;
+            m->confirms = 0;
+        } else if (s == BL_MEMBER_FAILED) {
+            c->det.failures++;
+        } else if (s == BL_MEMBER_ACTIVE &&
+                   (old == BL_MEMBER_SUSPECTED || old == BL_MEMBER_FAILED)) {
+            c->det.cleared++;
+        }
+    }
     cl_emit(c, BL_EV_NODE_STATE_CHANGED, m, old, s);
 }
 
@@ -164,7 +270,8 @@ static member *add_member_as(bl_cluster *c, const char *node, const char *role, 
     snprintf(m->node, sizeof(m->node), "%s", node);
     snprintf(m->role, sizeof(m->role), "%s", role);
     m->state = s;
-    m->state_since = m->last_heard = ev_now(c->n->loop);
+    m->state_since = ev_now(c->n->loop);
+    heard(c, m, m->state_since);
     HASH_ADD_STR(c->members, node, m);
     cl_emit(c, BL_EV_NODE_JOINED, m, s, s);
     return m;
@@ -423,6 +530,35 @@ static void send_update_to(bl_cluster *c, const char *node, const member *m)
     send_update(c, m, node, NULL);
 }
 
+static int relay_target(bl_cluster *c, const member *t, const member *m, const char *except)
+{
+    return !t->is_self && !t->is_beam && t != m && (!except || strcmp(t->node, except)) &&
+           bl_is_connected(c->n, t->node);
+}
+
+/* Pass on a record we learnt from someone else to RELAY_FANOUT connected members picked at
+ * random (not to all of them): in a full mesh the origin has told everyone it reaches already,
+ * and a relay to all by each of N receivers is N^2 messages per change, a storm that starves
+ * the loops it is meant to inform. Hellos on each new connection and anti-entropy cover the
+ * rest. */
+static void relay_update(bl_cluster *c, const member *m, const char *except)
+{
+    member *t, *tt;
+    unsigned k = 0, want = RELAY_FANOUT;
+    HASH_ITER(hh, c->members, t, tt)
+    k += relay_target(c, t, m, except);
+    HASH_ITER(hh, c->members, t, tt)
+    {
+        if (!want || !k) break;
+        if (!relay_target(c, t, m, except)) continue;
+        if (cl_rnd01(c) * k < want) { /* selection sampling: exactly min(want, k) picks */
+            send_update_to(c, t->node, m);
+            want--;
+        }
+        k--;
+    }
+}
+
 /* ---- merging what others say ---- */
 
 static int newer(const rec *r, const member *m)
@@ -434,6 +570,8 @@ static int newer(const rec *r, const member *m)
 static void refute(bl_cluster *c)
 {
     c->self->inc++;
+    c->det.refuted++;
+    health_up(c); /* someone missed us: probably our own loop was late (Lifeguard) */
     bl_log(c->n, BL_LOG_INFO, "refuting suspicion: incarnation now %llu", c->self->inc);
     broadcast_update(c, c->self, NULL);
 }
@@ -459,12 +597,12 @@ static void merge(bl_cluster *c, const rec *r, const char *via)
         if (!m) return;
         m->epoch = r->epoch;
         m->inc = r->inc;
-        m->last_heard = now; /* give it a full silence window to show up */
+        heard(c, m, now); /* give it a full silence window to show up */
         snprintf(m->version, sizeof(m->version), "%s", r->version);
         snprintf(m->capabilities, sizeof(m->capabilities), "%s", r->caps);
         snprintf(m->metadata, sizeof(m->metadata), "%s", r->meta);
         if (!bl_is_connected(n, m->node)) bl_connect(n, m->node);
-        broadcast_update(c, m, via); /* new to us: relay once */
+        relay_update(c, m, via); /* new to us: relay once */
         return;
     }
     if (m->is_beam) return;
@@ -479,12 +617,17 @@ static void merge(bl_cluster *c, const rec *r, const char *via)
         snprintf(m->capabilities, sizeof(m->capabilities), "%s", r->caps);
         snprintf(m->metadata, sizeof(m->metadata), "%s", r->meta);
     }
-    int heard_recently = now - m->last_heard < silence_limit(c) && bl_is_connected(n, m->node);
+    int heard_recently = silence_of(c, m, now) < silence_limit(c) && bl_is_connected(n, m->node);
     switch (r->state) {
     case BL_MEMBER_SUSPECTED:
     case BL_MEMBER_FAILED:
-        if (heard_recently) { /* we hear it fine: let it refute */
-            if (strcmp(via, m->node)) send_update_to(c, m->node, m);
+        if (heard_recently) {
+            /* we hear it fine: do not adopt the claim. The accuser told the member itself if
+             * it could; a few of the listeners (RELAY_FANOUT of them on average, like SWIM's
+             * indirect probes) pass it on too, in case it could not, and the member refutes. */
+            unsigned k = known_members(c);
+            if (strcmp(via, m->node) && cl_rnd01(c) * (k > 2 ? k - 2 : 1) < RELAY_FANOUT)
+                send_update_to(c, m->node, m);
             return;
         }
         if (r->state == BL_MEMBER_FAILED && m->state != BL_MEMBER_SUSPECTED &&
@@ -492,15 +635,17 @@ static void merge(bl_cluster *c, const rec *r, const char *via)
             set_state(c, m, BL_MEMBER_SUSPECTED); /* our own detector decides failure */
         else if (r->state == BL_MEMBER_SUSPECTED && m->state == BL_MEMBER_ACTIVE)
             set_state(c, m, BL_MEMBER_SUSPECTED);
+        if (same && (m->state == BL_MEMBER_SUSPECTED || m->state == BL_MEMBER_FAILED))
+            confirm(c, m, via); /* an independent suspicion: the timeout shrinks */
         m->inc = r->inc;
         return;
     case BL_MEMBER_ACTIVE:
     case BL_MEMBER_JOINING:
         m->inc = r->inc;
         if (is_newer && m->state != BL_MEMBER_LEAVING && m->state != BL_MEMBER_LEFT) {
-            m->last_heard = now; /* a refutation relayed by someone who hears it */
+            heard(c, m, now); /* a refutation, from the member or relayed by one who hears it */
             set_state(c, m, (bl_member_state)r->state);
-            broadcast_update(c, m, via); /* relay once: it changed what we know */
+            if (strcmp(via, m->node)) relay_update(c, m, via); /* the member told the rest */
         }
         return;
     case BL_MEMBER_LEAVING:
@@ -571,7 +716,7 @@ static void handle_hello(bl_cluster *c, const char *buf, int idx)
         if (!m) return;
     }
     m->hello_seen = 1;
-    m->last_heard = ev_now(n->loop);
+    heard(c, m, ev_now(n->loop));
     if (peer.epoch != m->epoch || peer.inc > m->inc) {
         m->epoch = peer.epoch;
         m->inc = peer.inc;
@@ -601,7 +746,7 @@ static void handle_hb(bl_cluster *c, const char *buf, int idx)
     member *m = find(c, node);
     if (!m || m->is_self) return; /* unknown: its hello will introduce it */
     ev_tstamp now = ev_now(c->n->loop);
-    m->last_heard = now;
+    heard(c, m, now);
     if (epoch > m->epoch) {
         m->epoch = epoch;
         m->inc = inc;
@@ -611,7 +756,7 @@ static void handle_hb(bl_cluster *c, const char *buf, int idx)
     if (m->state == BL_MEMBER_SUSPECTED || m->state == BL_MEMBER_FAILED ||
         m->state == BL_MEMBER_JOINING) {
         set_state(c, m, BL_MEMBER_ACTIVE);
-        broadcast_update(c, m, node);
+        relay_update(c, m, node); /* those we told of a suspicion hear it themselves, or refute */
     }
 }
 
@@ -699,7 +844,7 @@ static void encode_status(bl_cluster *c, ei_x_buff *r)
         if (m->state != BL_MEMBER_LEFT) size++;
     }
     el_check_lease(c);
-    ei_x_encode_map_header(r, 8);
+    ei_x_encode_map_header(r, 9);
     ei_x_encode_atom(r, "cluster");
     ei_x_encode_binary(r, c->n->cfg.cluster, (long)strlen(c->n->cfg.cluster));
     ei_x_encode_atom(r, "node");
@@ -720,6 +865,28 @@ static void encode_status(bl_cluster *c, ei_x_buff *r)
     ei_x_encode_atom(r, bl_cluster_healthy(c->n) ? "healthy" : "degraded");
     ei_x_encode_atom(r, "self");
     encode_member(c, r, c->self, 0);
+    bl_detector_info d;
+    (void)bl_cluster_detector(c->n, &d);
+    ei_x_encode_atom(r, "detector");
+    ei_x_encode_map_header(r, 10);
+    ei_x_encode_atom(r, "local_health");
+    ei_x_encode_ulong(r, d.local_health);
+    ei_x_encode_atom(r, "local_health_max");
+    ei_x_encode_ulong(r, d.local_health_max);
+    ei_x_encode_atom(r, "loop_lag_ms");
+    ei_x_encode_ulong(r, (unsigned long)d.loop_lag_ms);
+    ei_x_encode_atom(r, "loop_lag_max_ms");
+    ei_x_encode_ulong(r, (unsigned long)d.loop_lag_max_ms);
+    const struct {
+        const char *k;
+        unsigned long long v;
+    } ctr[] = {{"late_ticks", d.late_ticks}, {"suspicions", d.suspicions},
+               {"cleared", d.cleared},       {"failures", d.failures},
+               {"refuted", d.refuted},       {"confirmations", d.confirmations}};
+    for (size_t i = 0; i < sizeof(ctr) / sizeof(ctr[0]); i++) {
+        ei_x_encode_atom(r, ctr[i].k);
+        ei_x_encode_ulonglong(r, ctr[i].v);
+    }
 }
 
 static int cluster_call(bl_proc *self, const bl_from *from, const char *buf, int idx,
@@ -869,6 +1036,31 @@ static void anti_entropy(bl_cluster *c)
     ei_x_free(&x);
 }
 
+/* How late this tick fired against when it was due: a stall of the loop is credited to every
+ * member's silence, and a late tick (later than a tick period and a quarter of the silence
+ * limit) lowers local health; a heartbeat interval of on-time ticks raises it back a step. */
+static void detector_tick(bl_cluster *c, ev_tstamp now)
+{
+    cl_detector *d = &c->det;
+    double period = c->tick.repeat;
+    double lag = d->tick_due > 0 && now > d->tick_due ? now - d->tick_due : 0;
+    d->tick_due = now + period;
+    d->lag = lag;
+    if (lag > d->lag_max) d->lag_max = lag;
+    d->stalled += lag;
+    double late = silence_limit(c) / 4;
+    if (lag > (late > period ? late : period)) {
+        d->late_ticks++;
+        if (d->health < BL_LOCAL_HEALTH_MAX)
+            bl_log(c->n, BL_LOG_INFO, "detector tick %.0f ms late: local health %u -> %u",
+                   lag * 1000.0, d->health, d->health + 1);
+        health_up(c);
+    } else if (++d->clean >= 4) {
+        d->clean = 0;
+        if (d->health) d->health--;
+    }
+}
+
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
@@ -877,7 +1069,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     bl_node *n = c->n;
     ev_tstamp now = ev_now(n->loop);
     double limit = silence_limit(c);
-    double interval = n->cfg.heartbeat_interval_ms / 1000.0;
+    detector_tick(c, now);
+    double suspect_limit = suspect_after(c);
     /* the detector runs four times per heartbeat interval so detection is not late by a tick */
     if (++c->ticks % 4 == 1) send_heartbeats(c);
     if (c->ticks % 32 == 0) anti_entropy(c);
@@ -901,17 +1094,21 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
             continue;
         }
         if (m->is_beam) continue;
-        double silent = now - m->last_heard;
+        double silent = silence_of(c, m, now);
         switch (m->state) {
         case BL_MEMBER_ACTIVE:
         case BL_MEMBER_JOINING:
-            if (silent > limit) {
+            if (silent > suspect_limit) {
+                bl_log(n, BL_LOG_INFO,
+                       "suspecting %s: silent for %.2f s (limit %.2f s, local health %u, loop lag "
+                       "%.0f ms)",
+                       m->node, silent, suspect_limit, c->det.health, c->det.lag * 1000.0);
                 set_state(c, m, BL_MEMBER_SUSPECTED);
                 broadcast_update(c, m, NULL);
             }
             break;
         case BL_MEMBER_SUSPECTED:
-            if (silent > limit && now - m->state_since >= interval) {
+            if (silent > limit && now - m->state_since >= suspicion_timeout(c, m)) {
                 set_state(c, m, BL_MEMBER_FAILED);
                 broadcast_update(c, m, NULL);
             }
@@ -1073,6 +1270,24 @@ int bl_cluster_healthy(bl_node *n)
     return 1;
 }
 
+int bl_cluster_detector(bl_node *n, bl_detector_info *out)
+{
+    bl_cluster *c = n->cluster;
+    if (!c) return BL_ENOPROC;
+    const cl_detector *d = &c->det;
+    *out = (bl_detector_info){.local_health = d->health,
+                              .local_health_max = d->health_max,
+                              .loop_lag_ms = d->lag * 1000.0,
+                              .loop_lag_max_ms = d->lag_max * 1000.0,
+                              .late_ticks = d->late_ticks,
+                              .suspicions = d->suspicions,
+                              .cleared = d->cleared,
+                              .failures = d->failures,
+                              .refuted = d->refuted,
+                              .confirmations = d->confirmations};
+    return BL_OK;
+}
+
 int bl_cluster_subscribe(bl_node *n, bl_cluster_cb cb, void *ud)
 {
     bl_cluster *c = n->cluster;
@@ -1111,6 +1326,7 @@ static void cl_cfg_hook(bl_node *n, const char *key, void *ud)
     if (!strcmp(key, "heartbeat_interval_ms")) {
         c->tick.repeat = n->cfg.heartbeat_interval_ms / 4000.0;
         ev_timer_again(n->loop, &c->tick);
+        c->det.tick_due = ev_now(n->loop) + c->tick.repeat;
     }
     if (!strcmp(key, "election_timeout_ms")) el_config_changed(c);
 }
@@ -1149,6 +1365,7 @@ int bl_cluster_start(bl_node *n)
     double iv = n->cfg.heartbeat_interval_ms / 4000.0;
     ev_timer_init(&c->tick, tick_cb, iv, iv);
     c->tick.data = c;
+    c->det.tick_due = ev_now(n->loop) + iv;
     ev_timer_start(n->loop, &c->tick);
     el_init(c);
     el_start(c);

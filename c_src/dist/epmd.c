@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,17 @@ static int epmd_connect(const struct sockaddr *addr, socklen_t alen)
     return fd;
 }
 
+/* Whether fd has the events of `want` ready now (a poll that does not wait). A timeout timer that
+ * fires after the loop was starved (a loaded machine) runs before the I/O that became ready in
+ * the same loop iteration: the answer may be waiting in the socket. A timer that finds it there
+ * re-arms instead of failing, and the I/O watcher, already pending, takes the answer. Each
+ * re-arm needs a ready socket, which the watcher's next run consumes or fails on. */
+static int ready_now(int fd, short want)
+{
+    struct pollfd p = {.fd = fd, .events = want};
+    return fd >= 0 && poll(&p, 1, 0) == 1 && p.revents;
+}
+
 /* ---- one-shot requests ---- */
 
 enum { REQ_PORT, REQ_NAMES };
@@ -57,6 +69,7 @@ struct bl_epmd_req {
     int connected;
     ev_io io;
     ev_timer timer;
+    double tmo; /* seconds */
     unsigned char req[2 + 1 + 256];
     size_t reqlen, sent;
     char *buf;
@@ -167,11 +180,21 @@ static void req_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+int bl_epmd_req_ready(const bl_epmd_req *r)
+{
+    return ready_now(r->fd, r->sent < r->reqlen ? POLLOUT : POLLIN);
+}
+
 static void req_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
     bl_epmd_req *r = w->data;
+    if (bl_epmd_req_ready(r)) {
+        ev_timer_set(&r->timer, r->tmo, 0);
+        ev_timer_start(loop, &r->timer);
+        return;
+    }
     req_finish(r, -1, NULL,
                r->connected ? "EPMD did not answer in time" : "EPMD connect timed out");
 }
@@ -189,7 +212,8 @@ static bl_epmd_req *req_start(struct ev_loop *loop, int kind, const struct socka
         return NULL;
     }
     ev_io_init(&r->io, req_io_cb, r->fd, EV_WRITE);
-    ev_timer_init(&r->timer, req_timer_cb, tmo_ms / 1000.0, 0);
+    r->tmo = tmo_ms / 1000.0;
+    ev_timer_init(&r->timer, req_timer_cb, r->tmo, 0);
     r->io.data = r->timer.data = r;
     ev_io_start(loop, &r->io);
     ev_timer_start(loop, &r->timer);
@@ -358,6 +382,11 @@ static void reg_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     bl_epmd_reg *r = w->data;
     if (r->stage == 4) {
         reg_attempt(r);
+        return;
+    }
+    if ((r->stage == 1 || r->stage == 2) && ready_now(r->fd, r->stage == 1 ? POLLOUT : POLLIN)) {
+        ev_timer_set(&r->timer, r->tmo_ms / 1000.0, 0);
+        ev_timer_start(loop, &r->timer);
         return;
     }
     reg_failed(r, "EPMD did not answer in time");

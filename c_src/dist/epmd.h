@@ -31,6 +31,9 @@ bl_epmd_req *bl_epmd_port_please(struct ev_loop *loop, const struct sockaddr *ad
                                  const char *alive, unsigned tmo_ms, bl_epmd_port_cb cb, void *ud);
 bl_epmd_req *bl_epmd_names(struct ev_loop *loop, const struct sockaddr *addr, socklen_t alen,
                            unsigned tmo_ms, bl_epmd_names_cb cb, void *ud);
+/* Whether the request's socket has what it waits for ready now (a late timeout of a caller's own
+ * checks it before giving up: the answer may be waiting behind a starved loop). */
+int bl_epmd_req_ready(const bl_epmd_req *r);
 /* Cancel a request whose callback has not run: no callback, everything freed. */
 void bl_epmd_cancel(bl_epmd_req *r);
 

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ struct bl_hs {
     bl_tx *tx; /* the stream once connected (owns fd) */
     ev_io io;
     ev_timer timer;
+    unsigned timer_ms; /* what the timer was last armed with */
     bl_resolve_wait *rw;
     bl_epmd_req *er;
     bl_addrs addrs;
@@ -71,6 +73,7 @@ static uint32_t random32(void)
 
 static void arm_timer(bl_hs *h, unsigned ms)
 {
+    h->timer_ms = ms;
     ev_timer_stop(h->n->loop, &h->timer);
     ev_timer_set(&h->timer, ms / 1000.0, 0);
     ev_timer_start(h->n->loop, &h->timer);
@@ -416,6 +419,25 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         [ST_FLUSH] = "timed out writing the last handshake packet",
         [ST_NOK] = "peer answered nok (simultaneous connect) but its own connection never came",
     };
+    /* A timer that fires after the loop was starved (a loaded machine) runs before the I/O that
+     * became ready in the same loop iteration. If the socket has what this step waits for, its
+     * watcher is pending: the peer did not stall, we did. Each re-arm needs a ready socket,
+     * which the watcher consumes or fails on, so a peer that really stalls still times out. */
+    int ready = 0;
+    if (h->fd >= 0 && ev_is_active(&h->io)) {
+        struct pollfd p = {.fd = h->fd,
+                           .events = (short)(((h->io.events & EV_READ) ? POLLIN : 0) |
+                                             ((h->io.events & EV_WRITE) ? POLLOUT : 0))};
+        ready = p.events && poll(&p, 1, 0) == 1 && p.revents;
+    } else if (h->stage == ST_EPMD && h->er) {
+        ready = bl_epmd_req_ready(h->er);
+    }
+    if (ready) {
+        unsigned ms = h->timer_ms ? h->timer_ms : h->n->cfg.handshake_timeout_ms;
+        ev_timer_set(&h->timer, ms / 1000.0, 0);
+        ev_timer_start(loop, &h->timer);
+        return;
+    }
     hs_fail(h, what[h->stage]);
 }
 

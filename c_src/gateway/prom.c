@@ -66,6 +66,39 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
         &b, "beamlet_cluster_healthy", "gauge",
         "1 when a majority of members is reachable and, with coordinators, a leader exists.");
     bl__sb_add(&b, "beamlet_cluster_healthy %d\n", bl_cluster_healthy(n) ? 1 : 0);
+    bl_detector_info det;
+    if (bl_cluster_detector(n, &det) == BL_OK) {
+        bl__prom_family(&b, "beamlet_cluster_local_health", "gauge",
+                        "Failure detector's local health: 0 healthy, up to 8 when this node's own "
+                        "loop runs late; timeouts are multiplied by (1 + it).");
+        bl__sb_add(&b, "beamlet_cluster_local_health %u\n", det.local_health);
+        bl__prom_family(&b, "beamlet_cluster_loop_lag_seconds", "gauge",
+                        "How late the failure detector's last tick fired.");
+        bl__sb_add(&b, "beamlet_cluster_loop_lag_seconds %.3f\n", det.loop_lag_ms / 1000.0);
+        bl__prom_family(&b, "beamlet_cluster_loop_lag_max_seconds", "gauge",
+                        "The latest the failure detector's tick ever fired.");
+        bl__sb_add(&b, "beamlet_cluster_loop_lag_max_seconds %.3f\n", det.loop_lag_max_ms / 1000.0);
+        const struct {
+            const char *name, *help;
+            unsigned long long v;
+        } ctr[] = {
+            {"beamlet_cluster_late_ticks_total",
+             "Failure detector ticks late enough to lower local health.", det.late_ticks},
+            {"beamlet_cluster_suspicions_total", "Members this node moved to suspected.",
+             det.suspicions},
+            {"beamlet_cluster_suspicions_cleared_total",
+             "Suspected or failed members heard again (false alarms).", det.cleared},
+            {"beamlet_cluster_failures_total", "Members this node moved to failed.", det.failures},
+            {"beamlet_cluster_refutations_total", "Suspicions of this node that it refuted.",
+             det.refuted},
+            {"beamlet_cluster_confirmations_total",
+             "Other nodes' suspicions that shortened a suspicion timeout.", det.confirmations},
+        };
+        for (size_t i = 0; i < sizeof(ctr) / sizeof(ctr[0]); i++) {
+            bl__prom_family(&b, ctr[i].name, "counter", ctr[i].help);
+            bl__sb_add(&b, "%s %llu\n", ctr[i].name, ctr[i].v);
+        }
+    }
 
     /* distribution */
     bl_stats st;

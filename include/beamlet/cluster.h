@@ -30,6 +30,20 @@ typedef struct bl_member_info {
     double last_seen_ms_ago;
 } bl_member_info;
 
+/* The failure detector of this node (docs/cluster.md, "Failure detection under load"). */
+#define BL_LOCAL_HEALTH_MAX 8
+typedef struct bl_detector_info {
+    unsigned local_health;            /* 0 healthy .. BL_LOCAL_HEALTH_MAX: timeouts x (1 + it) */
+    unsigned local_health_max;        /* the highest it has been since the node started */
+    double loop_lag_ms, loop_lag_max_ms; /* how late the detector's tick fired: last, largest */
+    unsigned long long late_ticks;    /* ticks late enough to lower local health */
+    unsigned long long suspicions;    /* members this node moved to suspected */
+    unsigned long long cleared;       /* suspected or failed members heard again (false alarms) */
+    unsigned long long failures;      /* members this node moved to failed */
+    unsigned long long refuted;       /* suspicions of this node it refuted */
+    unsigned long long confirmations; /* other nodes' suspicions that shortened a timeout */
+} bl_detector_info;
+
 typedef enum {
     BL_EV_NODE_JOINED = 0,
     BL_EV_NODE_STATE_CHANGED,
@@ -55,6 +69,8 @@ int bl_cluster_members(bl_node *n, bl_member_info *out, int max);
 const char *bl_cluster_leader(bl_node *n, unsigned long long *term);
 /* 1 when a majority of members is reachable and, if there are coordinators, a leader exists. */
 int bl_cluster_healthy(bl_node *n);
+/* The failure detector's state; BL_ENOPROC on a node without membership. */
+int bl_cluster_detector(bl_node *n, bl_detector_info *out);
 int bl_cluster_subscribe(bl_node *n, bl_cluster_cb cb, void *ud);
 void bl_cluster_unsubscribe(bl_node *n, int id);
 

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # run.sh [N] - boot N beamlet nodes at once (default 30; BL_SCALE_NODES overrides), one seed and
 # every other node `--join` it, as after a power cut; then check from an erl observer that every
-# node lists all N as active members and answers ping and gen_server:call. `make test` runs it
-# with 30 nodes of the ASan build; `make test-scale` with 100. Appends "scale P F" to $BL_RESULTS.
+# node lists all N as active members and answers ping and gen_server:call; then, for
+# BL_SCALE_SETTLE_MS (10 s) more, that no node suspects or fails anyone (the failure detectors'
+# counters stay still) and all still list N active. BL_SCALE_HOGS=K runs K CPU busy loops from
+# before the boot to the end, so the nodes boot and converge on a starved machine. `make test`
+# runs it with 30 nodes of the ASan build, quiet and with 4 hogs (suite scale_load); `make
+# test-scale` with 100 (BL_SCALE_HOGS there too). Appends "SUITE P F" to $BL_RESULTS, SUITE being
+# $BL_SCALE_SUITE (scale).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
 N=${1:-${BL_SCALE_NODES:-30}}
 BIN=${BEAMLET_BIN:-$ROOT/build/asan/beamlet}
-LOG=${BL_LOG_DIR:-$ROOT/build/test-logs}/scale
+SUITE=${BL_SCALE_SUITE:-scale}
+LOG=${BL_LOG_DIR:-$ROOT/build/test-logs}/$SUITE
 EBIN=$ROOT/build/scale_ebin
 COOKIE=${BL_COOKIE:-scale_$$}
 HOST=$(hostname -s)
@@ -17,32 +23,59 @@ mkdir -p "$LOG" "$EBIN"
 # ASan nodes keep their memory modest: a small quarantine and short allocation stacks
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8:malloc_context_size=5"
 pgrep -x epmd >/dev/null || epmd -daemon
-result() { [ -n "${BL_RESULTS:-}" ] && echo "scale $1 $2" >>"$BL_RESULTS"; }
+result() { [ -n "${BL_RESULTS:-}" ] && echo "$SUITE $1 $2" >>"$BL_RESULTS"; }
 if ! erlc -Wall -o "$EBIN" test/scale/bl_scale.erl; then result 0 1; exit 1; fi
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; sleep 1; for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; }
+HOGS=()
+HOG_N=${BL_SCALE_HOGS:-0}
+# with hogs the nodes run at a lower priority than the hogs (nice 10 against 0: about a tenth of
+# their CPU weight), as beside a busy backup or build job; BL_SCALE_NICE overrides
+NODE_NICE=${BL_SCALE_NICE:-$([ "$HOG_N" -gt 0 ] && echo 10 || echo 0)}
+running() { local st; st=$(awk '{print $3}' /proc/"$1"/stat 2>/dev/null); [ -n "$st" ] && [ "$st" != Z ]; }
+cleanup() {
+    for p in "${HOGS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    # an ASan node checks for leaks as it exits: a kill -9 in the middle of that check leaves a
+    # sanitizer report ("Unable to get registers from thread"), so wait for them (30 s at most)
+    for _ in $(seq 1 60); do
+        live=0
+        for p in "${PIDS[@]}"; do running "$p" && live=1 && break; done
+        [ "$live" = 0 ] && break
+        sleep 0.5
+    done
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+}
 trap cleanup EXIT
 cl="scale$$"
 seed="s1_$$@$HOST"
+# CPU hogs (BL_SCALE_HOGS=K): K busy loops started before the nodes and killed at the end, so
+# the nodes boot and converge on a starved machine, as after a power cut of a busy box
+for _ in $(seq 1 "$HOG_N"); do
+    ( while :; do :; done ) &
+    HOGS+=($!)
+done
+[ "$HOG_N" -gt 0 ] && echo "  $HOG_N CPU hogs running (load $(cut -d' ' -f1 /proc/loadavg))"
 echo "  booting $N nodes at once ($BIN)"
 for i in $(seq 1 "$N"); do
     join=""; [ "$i" -gt 1 ] && join="--join $seed"
-    "$BIN" node --sname "s${i}_$$" --cookie "$COOKIE" --cluster "$cl" --listen-address 127.0.0.1 \
+    nice -n "$NODE_NICE" "$BIN" node --sname "s${i}_$$" --cookie "$COOKIE" --cluster "$cl" --listen-address 127.0.0.1 \
         $join >"$LOG/s$i.log" 2>&1 &
     PIDS+=($!)
 done
 rss_total() { local t=0 v; for p in "${PIDS[@]}"; do v=$(awk '/VmRSS/{print $2}' /proc/"$p"/status 2>/dev/null); t=$((t + ${v:-0})); done; echo "$t"; }
 NODES=$(for i in $(seq 1 "$N"); do printf "'s%s_%s@%s'," "$i" "$$" "$HOST"; done)
 erl -sname "scale_obs_$$" -setcookie "$COOKIE" -noshell -pa "$EBIN" \
-    -eval "bl_scale:check([${NODES%,}], $N, $DEADLINE_MS)"
+    -eval "bl_scale:check([${NODES%,}], $N, $DEADLINE_MS, ${BL_SCALE_SETTLE_MS:-10000})"
 rc=$?
 echo "  RSS: $(( $(rss_total) / N )) kB per node"
 dead=0
 for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || dead=$((dead + 1)); done
 [ "$dead" -gt 0 ] && { echo "  FAILED: $dead node(s) died"; rc=1; }
+what="$N nodes at once"
+[ "$HOG_N" -gt 0 ] && what="$what, $HOG_N CPU hogs"
 if [ "$rc" -eq 0 ]; then
-    echo "  scale ($N nodes at once): passed"; result 1 0
+    echo "  $SUITE ($what): passed"; result 1 0
 else
-    echo "  scale ($N nodes at once): FAILED (logs in $LOG)"; result 0 1
+    echo "  $SUITE ($what): FAILED (logs in $LOG)"; result 0 1
 fi
 exit "$rc"
