@@ -504,3 +504,113 @@ exec() ->
         wait_final(Co, submit(Co, #{type => <<"health.check">>, capabilities => [<<"exec">>],
                                     payload => #{<<"name">> => <<"nope">>}})),
     ok.
+
+%% ---- queue timeout; the feed of every task's transitions (watch without an id) ----
+
+queue_feed_test_() -> {timeout, 180, fun queue_feed/0}.
+
+queue_feed() ->
+    C = "tq" ++ bl_test_util:unique(""),
+    Co = start_named("tqc" ++ bl_test_util:unique(""),
+                     ["--role", "coordinator", "--cluster", C, "--task-queue-timeout-ms", "1500"]),
+    A = agent("tqa" ++ bl_test_util:unique(""), C, [Co], ["gpu"], 2),
+    settled([Co, A], [A]),
+    %% the feed's cursor first (answered at once), then every transition after it
+    {ok, #{term := Tm, next := N0, changes := []}} = call(Co, {changes, #{timeout_ms => 0}}),
+    %% no agent has the capability: it waits its own queue timeout, then fails with queue_timeout
+    T1 = submit(A, #{type => <<"echo">>, capabilities => [<<"tpu">>], queue_timeout_ms => 800}),
+    #{state := failed, error := queue_timeout, attempt := 0, queue_timeout_ms := 800} = wait_final(Co, T1),
+    %% the leader's task_queue_timeout_ms when the submit gives none
+    {Us, #{state := failed, error := queue_timeout, queue_timeout_ms := 1500}} =
+        timer:tc(fun() -> wait_final(Co, submit(Co, #{type => <<"nobody.handles">>})) end),
+    ?assert(Us >= 1400000),
+    %% 0: it may wait forever (still queued after 2.5 s); a cancel ends it
+    T3 = submit(Co, #{type => <<"nobody.handles">>, queue_timeout_ms => 0}),
+    timer:sleep(2500),
+    #{state := queued} = get(Co, T3),
+    {ok, _} = call(Co, {cancel, T3}),
+    %% a task an agent takes in time runs past its queue timeout
+    T4 = submit(Co, #{type => <<"sleep">>, payload => #{ms => 1500}, queue_timeout_ms => 500}),
+    #{state := succeeded} = wait_final(Co, T4),
+    {error, {bad_request, _}} = call(Co, {submit, #{type => <<"echo">>, queue_timeout_ms => -1}}),
+    {error, {bad_request, _}} = call(Co, {submit, #{type => <<"echo">>, queue_timeout_ms => 604800001}}),
+    %% the transition is an event (warn) with the reason
+    until(fun() ->
+                  {ok, Evs} = gen_server:call({beamlet_health, Co}, {events, #{type => <<"task">>, limit => 1000}}, 10000),
+                  [1 || #{body := B, severity := Sev} <- Evs, binary:match(B, T1) =/= nomatch,
+                        binary:match(B, <<"\"error\":\"queue_timeout\"">>) =/= nomatch,
+                        Sev =:= <<"warn">> orelse Sev =:= warn] =/= []
+          end, 15000),
+    %% the feed: each task's transitions in order, the reason with the failure
+    {ok, #{changes := Ch, missed := 0}} = call(Co, {changes, #{since => N0, term => Tm, timeout_ms => 0}}),
+    Mine = fun(Id) -> [S || #{id := I, state := S} <- Ch, I =:= Id] end,
+    ?assertEqual([queued, failed], Mine(T1)),
+    ?assertEqual([queued, cancelled], Mine(T3)),
+    ?assertEqual([queued, assigned, running, succeeded], Mine(T4)),
+    [#{error := queue_timeout, type := <<"echo">>}] = [X || X = #{id := I, state := failed} <- Ch, I =:= T1],
+    Seqs = [S || #{seq := S} <- Ch],
+    ?assertEqual(lists:seq(N0, N0 + length(Ch) - 1), Seqs),
+    %% filtered by state and by type
+    {ok, #{changes := F}} = call(Co, {changes, #{since => N0, term => Tm, state => <<"failed">>, timeout_ms => 0}}),
+    ?assertEqual(2, length(F)),
+    ?assert(lists:member(T1, [I || #{id := I} <- F])),
+    {ok, #{changes := Fs}} = call(Co, {changes, #{since => N0, term => Tm, type => <<"sleep">>, timeout_ms => 0}}),
+    ?assertEqual([T4], lists:usort([I || #{id := I} <- Fs])),
+    %% a long poll, asked of the agent (forwarded to the leader), answered when a change comes
+    Self = self(),
+    {ok, #{next := N1}} = call(Co, {changes, #{timeout_ms => 0}}),
+    spawn_link(fun() -> Self ! {polled, call(A, {changes, #{since => N1, term => Tm, type => <<"echo">>,
+                                                           timeout_ms => 20000}})} end),
+    timer:sleep(300),
+    T5 = submit(Co, #{type => <<"echo">>, payload => 5}),
+    receive {polled, {ok, #{changes := [#{id := T5, state := queued} | _]}}} -> ok
+    after 15000 -> error(no_poll_answer) end,
+    %% nothing new: empty at its timeout, with the cursor
+    {ok, #{next := N2}} = call(Co, {changes, #{timeout_ms => 0}}),
+    {ok, #{changes := [], next := N2}} =
+        call(Co, {changes, #{since => N2, term => Tm, type => <<"none">>, timeout_ms => 300}}),
+    {error, {bad_request, _}} = call(Co, {changes, #{state => <<"nope">>}}),
+    %% a cursor from another leader term starts at the oldest change this leader has
+    {ok, #{changes := All}} = call(Co, {changes, #{since => 999999, term => Tm + 7, timeout_ms => 0}}),
+    ?assert(length(All) >= length(Ch)),
+    %% the CLI: `task watch` without an id, filtered by type, stops after --count
+    Bin = os:getenv("BEAMLET_BIN"),
+    P = open_port({spawn_executable, Bin},
+                  [{args, ["task", "watch", "--node", atom_to_list(Co), "--cookie", bl_test_util:cookie(),
+                           "--type", "echo", "--count", "4"]},
+                   binary, exit_status, stderr_to_stdout, {line, 4096}]),
+    <<"TIME", _/binary>> = port_line(P, 20000),
+    timer:sleep(200),
+    _Other = submit(Co, #{type => <<"sleep">>, payload => #{ms => 10}}),
+    T6 = submit(Co, #{type => <<"echo">>, payload => 6}),
+    Lines = port_lines(P, 30000),
+    ?assertMatch({0, _}, Lines),
+    {0, Ls} = Lines,
+    ?assertEqual(4, length(Ls)),
+    [?assertNotEqual(nomatch, binary:match(L, T6)) || L <- Ls],
+    ?assertEqual([<<"queued">>, <<"assigned">>, <<"running">>, <<"succeeded">>],
+                 [S || L <- Ls, S <- [<<"queued">>, <<"assigned">>, <<"running">>, <<"succeeded">>],
+                       binary:match(L, <<" ", S/binary, " ">>) =/= nomatch]),
+    %% --queue-timeout-ms on the CLI: submit --wait exits 1 naming the reason
+    {1, QOut} = bl_test_util:sh(Bin ++ " task submit --node " ++ atom_to_list(Co) ++ " --cookie " ++
+                                    bl_test_util:cookie() ++ " --type echo --capability tpu"
+                                    " --queue-timeout-ms 300 --wait"),
+    ?assertNotEqual(nomatch, string:find(QOut, "queue_timeout")),
+    {2, _} = bl_test_util:sh(Bin ++ " task watch --node " ++ atom_to_list(Co) ++ " --cookie " ++
+                                 bl_test_util:cookie() ++ " --state nope"),
+    ok.
+
+port_line(P, T) ->
+    receive
+        {P, {data, {eol, L}}} -> L;
+        {P, {exit_status, S}} -> error({port_exit, S})
+    after T -> error(no_line)
+    end.
+
+port_lines(P, T) -> port_lines(P, T, []).
+port_lines(P, T, Acc) ->
+    receive
+        {P, {data, {eol, L}}} -> port_lines(P, T, [L | Acc]);
+        {P, {exit_status, S}} -> {S, lists:reverse(Acc)}
+    after T -> catch port_close(P), {timeout, lists:reverse(Acc)}
+    end.
