@@ -77,6 +77,8 @@ typedef struct put_ctx {
     int has_from;
     bl_from from;
     char agent[BL_NODE_LEN]; /* PUT_FINAL: whose result to ack */
+    unsigned long long store_seq; /* the change in this node's store: answered once written */
+    unsigned acked, asked;
 } put_ctx;
 
 typedef struct proxy {
@@ -280,6 +282,7 @@ static int commit(tasks_svc *s, task *t, int transition, put_ctx *ctx)
     if (transition) event(s, t);
     int rc;
     if (ctx) {
+        ctx->store_seq = bl__tstore_seq(s->store);
         t->repl_pending++;
         rc = bl__repl_local_put_acked(s->repl, &t->link, REPL_TIMEOUT_MS, put_done, ctx);
         if (rc != BL_OK) {
@@ -422,10 +425,33 @@ static void send_result_ack(tasks_svc *s, const char *agent, const char *id, uns
 
 /* ---- acked puts ---- */
 
+static void put_finish(put_ctx *c);
+
+static void put_written(void *ud, int ok)
+{
+    put_ctx *c = ud;
+    if (ok)
+        put_finish(c);
+    else
+        free(c); /* the service is stopping */
+}
+
+/* Acked by the coordinators that answered: carried out once this node's own store has the
+ * change too, so an acknowledged change survives a kill -9 of every coordinator at once (the
+ * others' copies are in memory when they ack, and on disk within a batch). */
 static void put_done(void *ud, unsigned acked, unsigned asked)
 {
     put_ctx *c = ud;
+    c->acked = acked;
+    c->asked = asked;
+    if (bl__tstore_when_written(c->s->store, c->store_seq, put_written, c)) return;
+    put_finish(c);
+}
+
+static void put_finish(put_ctx *c)
+{
     tasks_svc *s = c->s;
+    unsigned acked = c->acked, asked = c->asked;
     task *t = find(s, c->id);
     unsigned need = need_acks(s);
     int ok = acked >= need;
@@ -1321,6 +1347,7 @@ static int do_submit(tasks_svc *s, const bl_from *from, const char *buf, int idx
                 }
                 c->has_from = 1;
                 c->from = *from;
+                c->store_seq = bl__tstore_seq(s->store);
                 old->repl_pending++;
                 if (bl__repl_local_put_acked(s->repl, &old->link, REPL_TIMEOUT_MS, put_done, c) !=
                     BL_OK) {

@@ -150,6 +150,14 @@ tasks_store *bl__tstore_open(bl_node *n, tasks_loaded_fn loaded, void *ud);
 void bl__tstore_put(tasks_store *st, const task *t);
 void bl__tstore_del(tasks_store *st, const char *id);
 void bl__tstore_close(tasks_store *st);
+/* The sequence number of the last put or delete queued. */
+unsigned long long bl__tstore_seq(tasks_store *st);
+/* fn(ud, 1) once everything queued up to seq is committed to the store (flushed at the next
+ * loop turn): returns 1. Returns 0 (fn not called) when it is written already, or with no
+ * store. fn(ud, 0) at close: the service is going, fn only frees ud. */
+typedef void (*tasks_written_fn)(void *ud, int ok);
+int bl__tstore_when_written(tasks_store *st, unsigned long long seq, tasks_written_fn fn,
+                            void *ud);
 const char *bl__tstore_path(tasks_store *st);
 
 /* ---- tasks_feed.c ---- */
