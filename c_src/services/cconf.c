@@ -764,7 +764,7 @@ static int get_number(const char *buf, int *idx, unsigned long long *v)
 {
     if (ei_decode_ulonglong(buf, idx, v) == 0) return 0;
     char t[32], *end;
-    if (get_text(buf, idx, t, sizeof(t)) < 0 || !t[0]) return -1;
+    if (bl__term_text(buf, idx, t, sizeof(t)) < 0 || !t[0]) return -1;
     *v = strtoull(t, &end, 10);
     return *end || t[0] == '-' ? -1 : 0;
 }
@@ -804,7 +804,7 @@ static void reply_status(cstate *s, unsigned long long v, int has_t, unsigned lo
                                    : rec ? json_incref(json_object_get(rec, "term"))
                                          : json_null());
     json_object_set_new(o, "key", rec ? json_incref(json_object_get(rec, "key")) : json_null());
-    enc_json(r, o);
+    (void)bl__json_to_term(o, r, BL__JT_ATOM_KEYS); /* fails only out of memory */
     json_decref(o);
 }
 
@@ -975,7 +975,7 @@ static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *
     cstate *s = ud;
     if (ev != BL_NODEDOWN) return;
     for (watcher **w = &s->watchers; *w;) {
-        if (!strcmp((*w)->pid.node, node)) {
+        if (!strcmp(bl_pid_node(&(*w)->pid), node)) {
             watcher *dead = *w;
             *w = dead->next;
             free(dead);
