@@ -339,8 +339,10 @@ static void feed_done(bl_proc *p, int status, const char *buf, int index, void *
         printf("%-12s  %-22s %-14s %-10s %-7s %s\n", "TIME", "ID", "TYPE", "STATE", "ATTEMPT",
                "AGENT");
     } else if (c->cursor_set && term != c->term) {
-        fprintf(stderr, "beamlet task watch: the leader changed (term %llu): changes its "
-                "predecessor made after the last ones shown may be missing\n", term);
+        fprintf(stderr,
+                "beamlet task watch: the leader changed (term %llu): changes its "
+                "predecessor made after the last ones shown may be missing\n",
+                term);
     }
     long long missed = (long long)json_integer_value(json_object_get(m, "missed"));
     if (missed > 0)

@@ -85,8 +85,8 @@ static void call_failed(gw_req *r, int status, const char *what)
         bl__gw_problem(r, 500, "Internal Server Error", d);
 }
 
-static int local_call_tmo(gw_req *r, const char *proc, const char *node,
-                          const char *atom_or_null, ei_x_buff *req, unsigned tmo_ms, gw_call_cb cb)
+static int local_call_tmo(gw_req *r, const char *proc, const char *node, const char *atom_or_null,
+                          ei_x_buff *req, unsigned tmo_ms, gw_call_cb cb)
 {
     char small[256];
     int i = 0;

@@ -2,10 +2,10 @@
  *
  * The node's own series are beamlet_* (membership by state, leader and term, connections,
  * messages and bytes, send-queue bytes, handshakes, pub/sub counters per topic, registry entries
- * by health, cluster configuration watchers and writes, HTTP requests, build info). Machine series use node_exporter's names and labels and
- * come from the health collector once it runs on the node. With ?scope=cluster every live beamlet
- * member's series are fetched from its `beamlet_gateway` and merged family by family with a
- * `node` label, so one scrape target covers a small cluster. */
+ * by health, cluster configuration watchers and writes, HTTP requests, build info). Machine series
+ * use node_exporter's names and labels and come from the health collector once it runs on the node.
+ * With ?scope=cluster every live beamlet member's series are fetched from its `beamlet_gateway` and
+ * merged family by family with a `node` label, so one scrape target covers a small cluster. */
 #include "gw_int.h"
 #include "beamlet/health.h"
 #include "beamlet/registry.h"

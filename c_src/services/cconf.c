@@ -112,7 +112,7 @@ typedef struct cstate {
     held *held;
     watcher *watchers;
     unsigned nwatchers;
-    unsigned long long watch_refused; /* {watch, Pid} refused: WATCHERS_MAX reached */
+    unsigned long long watch_refused;     /* {watch, Pid} refused: WATCHERS_MAX reached */
     unsigned long long committed, pended; /* writes answered committed / pending */
     int nodemon_id;
     unsigned long long ready_term; /* the leader caught up for this term */
@@ -626,10 +626,10 @@ static void leader_write(cstate *s, const bl_from *from, const char *key, const 
     }
     const char *was = jstr(s->kv, key);
     if (value && was && !strcmp(was, value)) { /* nothing to change */
-        json_t *a = json_pack("{s:I, s:I, s:s, s:s, s:b, s:b, s:s}", "version",
-                              (json_int_t)s->version, "term", (json_int_t)s->term, "key", key,
-                              "value", value, "live", (k->flags & BL_CFG_LIVE) != 0, "changed", 0,
-                              "state", "unchanged");
+        json_t *a =
+            json_pack("{s:I, s:I, s:s, s:s, s:b, s:b, s:s}", "version", (json_int_t)s->version,
+                      "term", (json_int_t)s->term, "key", key, "value", value, "live",
+                      (k->flags & BL_CFG_LIVE) != 0, "changed", 0, "state", "unchanged");
         reply_json(s, from, "ok", a);
         json_decref(a);
         return;
@@ -800,9 +800,10 @@ static void reply_status(cstate *s, unsigned long long v, int has_t, unsigned lo
     json_t *o = json_pack("{s:I, s:s, s:I, s:I, s:I}", "version", (json_int_t)v, "state", state,
                           "holders", (json_int_t)h, "needed", (json_int_t)need, "current_version",
                           (json_int_t)s->version);
-    json_object_set_new(o, "term", has_t ? json_integer((json_int_t)t)
-                                   : rec ? json_incref(json_object_get(rec, "term"))
-                                         : json_null());
+    json_object_set_new(o, "term",
+                        has_t ? json_integer((json_int_t)t)
+                        : rec ? json_incref(json_object_get(rec, "term"))
+                              : json_null());
     json_object_set_new(o, "key", rec ? json_incref(json_object_get(rec, "key")) : json_null());
     (void)bl__json_to_term(o, r, BL__JT_ATOM_KEYS); /* fails only out of memory */
     json_decref(o);

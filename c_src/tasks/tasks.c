@@ -1595,8 +1595,8 @@ static int on_call(bl_proc *self, const bl_from *from, const char *buf, int inde
         int h = bl__agent_call(s->agent, tag, from, buf, k, ar, r);
         if (h) return h > 1 ? 1 : 0;
     }
-    static const char *const LEADER_CALLS[] = {"submit", "get",    "list",   "cancel",
-                                               "wait",   "watch",  "agents", "changes"};
+    static const char *const LEADER_CALLS[] = {"submit", "get",   "list",   "cancel",
+                                               "wait",   "watch", "agents", "changes"};
     int known = 0;
     for (size_t i = 0; i < sizeof(LEADER_CALLS) / sizeof(LEADER_CALLS[0]); i++)
         known |= !strcmp(tag, LEADER_CALLS[i]);

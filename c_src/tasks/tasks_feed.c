@@ -48,7 +48,7 @@ typedef struct feed_waiter {
 
 struct tasks_feed {
     bl_node *n;
-    feed_ent *ring; /* FEED_CAP entries once the first change comes */
+    feed_ent *ring;          /* FEED_CAP entries once the first change comes */
     unsigned long long head; /* the seq the next change gets; the ring holds [head-count, head) */
     unsigned count;
     unsigned long long term;

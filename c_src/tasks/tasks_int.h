@@ -156,8 +156,7 @@ unsigned long long bl__tstore_seq(tasks_store *st);
  * loop turn): returns 1. Returns 0 (fn not called) when it is written already, or with no
  * store. fn(ud, 0) at close: the service is going, fn only frees ud. */
 typedef void (*tasks_written_fn)(void *ud, int ok);
-int bl__tstore_when_written(tasks_store *st, unsigned long long seq, tasks_written_fn fn,
-                            void *ud);
+int bl__tstore_when_written(tasks_store *st, unsigned long long seq, tasks_written_fn fn, void *ud);
 const char *bl__tstore_path(tasks_store *st);
 
 /* ---- tasks_feed.c ---- */

@@ -166,8 +166,7 @@ unsigned long long bl__tstore_seq(tasks_store *ts)
     return ts ? ts->seq : 0;
 }
 
-int bl__tstore_when_written(tasks_store *ts, unsigned long long seq, tasks_written_fn fn,
-                            void *ud)
+int bl__tstore_when_written(tasks_store *ts, unsigned long long seq, tasks_written_fn fn, void *ud)
 {
     if (!ts || seq <= ts->written) return 0;
     wwait *w = calloc(1, sizeof(*w));
