@@ -18,6 +18,7 @@ int bl__cli_config_set(int argc, char **argv);
 int bl__cli_config_unset(int argc, char **argv);
 int bl__cli_config_history(int argc, char **argv);
 int bl__cli_config_watch(int argc, char **argv);
+int bl__cli_config_status(int argc, char **argv);
 int bl__cli_service_list(int argc, char **argv);
 int bl__cli_service_restart(int argc, char **argv);
 int bl__cli_service_call(int argc, char **argv);
@@ -98,12 +99,15 @@ static const bl__cli_cmd CMDS[] = {
      "(default USER@HOST) and when, on any node."},
     {"task submit", bl__cli_task_submit,
      "beamlet task submit --node NODE --type T [--payload JSON] [--capability C]... "
-     "[--priority high|normal|low] [--timeout-ms MS] [--retries K] [--idempotency-key K] "
+     "[--priority high|normal|low] [--timeout-ms MS] [--retries K] [--queue-timeout-ms MS] "
+     "[--idempotency-key K] "
      "[--trace-id ID] [--wait] [--format json] " CLIENT_OPTS,
      "Submit a task to the cluster's dispatcher (docs/tasks.md): the leader among the "
      "coordinators queues it, replicated to the other coordinators, and runs it on an agent that "
      "handles type T and has every capability C, the least loaded first. Prints the task id; "
-     "--wait waits for the end and prints the result (exit 0) or the error (exit 1). Tried again "
+     "--wait waits for the end and prints the result (exit 0) or the error (exit 1). A task still "
+     "queued after --queue-timeout-ms (default: the leader's task_queue_timeout_ms; 0: never) "
+     "fails with queue_timeout. Tried again "
      "across a leader change with the same idempotency key, so one command is one task."},
     {"task get", bl__cli_task_get, "beamlet task get ID --node NODE [--format json] " CLIENT_OPTS,
      "A task: state, attempt, agent, result or error, trace id, and every transition with its "
@@ -116,9 +120,13 @@ static const bl__cli_cmd CMDS[] = {
     {"task cancel", bl__cli_task_cancel, "beamlet task cancel ID --node NODE " CLIENT_OPTS,
      "Cancel a task that has not ended: it becomes cancelled at once; a running attempt is told "
      "to stop and its result, if any, is not recorded."},
-    {"task watch", bl__cli_task_watch, "beamlet task watch ID --node NODE [--format json] "
+    {"task watch", bl__cli_task_watch,
+     "beamlet task watch [ID] --node NODE [--type T] [--state S] [--count N] [--format json] "
      CLIENT_OPTS,
-     "Print each transition of a task as it happens until it ends; exit 0 when it succeeded."},
+     "With ID: print each transition of that task as it happens until it ends; exit 0 when it "
+     "succeeded. Without ID: print every task's transitions as the leader records them (time, "
+     "id, type, state, attempt, agent, reason), only type T and state S if given, until "
+     "interrupted or N were printed; it follows the leader across a leader change."},
     {"task agents", bl__cli_task_agents,
      "beamlet task agents --node NODE [--format json] " CLIENT_OPTS,
      "The agents the leader places tasks on: their task types, capabilities, concurrency limit, "
@@ -171,13 +179,20 @@ static const bl__cli_cmd CMDS[] = {
      "with the configuration file's rules first; a bad one is refused naming the key and "
      "nothing changes. Acknowledged once a majority of the coordinators hold it; live keys are "
      "applied by every member at once, the others are reported as needing a restart. Refused "
-     "without a leader (a partitioned minority)."},
+     "without a leader (a partitioned minority). If a majority does not hold it within 5 s "
+     "the command says it is pending (exit 3): the leader holds it, a new leader may roll it "
+     "back; `config status VERSION --term T` tells which."},
     {"config unset", bl__cli_config_unset, "beamlet config unset KEY --node NODE " CLIENT_OPTS,
      "Remove a cluster-wide setting: every member goes back to its own value for KEY."},
     {"config history", bl__cli_config_history,
      "beamlet config history [KEY] --node NODE [--format table|json] " CLIENT_OPTS,
      "The changes of the cluster configuration, newest first: version, time, key, old and new "
      "value, who."},
+    {"config status", bl__cli_config_status,
+     "beamlet config status VERSION [--term T] --node NODE [--format table|json] " CLIENT_OPTS,
+     "What became of the write of VERSION (of term T, as `config set` printed): committed (a "
+     "majority of the coordinators hold it; exit 0), pending (exit 3), lost (rolled back by a "
+     "new leader; exit 1) or unknown (exit 1)."},
     {"config watch", bl__cli_config_watch,
      "beamlet config watch --node NODE [--count N] [--format table|json] " CLIENT_OPTS,
      "Print every change of the cluster configuration as that node applies it, until "

@@ -553,6 +553,10 @@ static const keydef KEYS[] = {
     R_UINT("task_exec_output_max", "--task-exec-output-max", "BEAMLET_TASK_EXEC_OUTPUT_MAX",
            task_exec_output_max, 0, "65536", 256, 16u << 20, "",
            "bytes of an exec task's stdout/stderr kept (65536)"),
+    R_UINT("task_queue_timeout_ms", "--task-queue-timeout-ms", "BEAMLET_TASK_QUEUE_TIMEOUT_MS",
+           task_queue_timeout_ms, LC, "0", 0, 604800000, "",
+           "a task queued longer than this (no agent took it) fails with queue_timeout, unless "
+           "its submit gives queue_timeout_ms; the leader's value counts (0: wait forever)"),
     /* discovery */
     R_BOOL("epmd_local", "--epmd-local", "BEAMLET_EPMD_LOCAL", epmd_local, LC, "false",
            "discover nodes in the local EPMD: true/false (false)"),

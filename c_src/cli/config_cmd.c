@@ -10,8 +10,10 @@
  * show: the effective configuration of a running node with each value's source, from its
  *   beamlet_admin process (admin_proc.c).
  * keys: the key table (type, default, live or restart, cluster-wide or per node).
- * get|set|unset|history|watch: the cluster configuration, from the node's beamlet_config
- *   process (services/cconf.c; writes go through the leader). */
+ * get|set|unset|history|watch|status: the cluster configuration, from the node's beamlet_config
+ *   process (services/cconf.c; writes go through the leader). A write a majority of the
+ *   coordinators did not hold in time is reported pending (exit 3); `config status VERSION`
+ *   tells later whether it was committed or lost. */
 #include "cli.h"
 
 #include <stdlib.h>
@@ -379,8 +381,26 @@ static int write_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
     json_t *j = bl_term_to_json(buf, &i);
     int rc = 0;
     json_t *m = json_is_array(j) ? json_array_get(j, 1) : NULL;
+    const char *tag = json_is_array(j) ? json_string_value(json_array_get(j, 0)) : NULL;
     if (cc_error(o, j)) {
         rc = 1;
+    } else if (json_is_object(m) && tag && !strcmp(tag, "pending")) {
+        /* held by the leader, not by a majority in time: it may still be, or be rolled back */
+        rc = 3;
+        if (o->format && !strcmp(o->format, "json"))
+            bl__cli_print_json(m);
+        else
+            fprintf(stderr,
+                    "beamlet %s: version %lld (term %lld) of %s is held by the leader but by "
+                    "only %lld of the %lld coordinators needed so far: it is pending, not "
+                    "committed; check with `beamlet config status %lld --term %lld`\n",
+                    o->cmd, (long long)json_integer_value(json_object_get(m, "version")),
+                    (long long)json_integer_value(json_object_get(m, "term")),
+                    json_string_value(json_object_get(m, "key")) ?: "?",
+                    (long long)json_integer_value(json_object_get(m, "holders")),
+                    (long long)json_integer_value(json_object_get(m, "needed")),
+                    (long long)json_integer_value(json_object_get(m, "version")),
+                    (long long)json_integer_value(json_object_get(m, "term")));
     } else if (!json_is_object(m)) {
         fprintf(stderr, "beamlet %s: %s: unexpected reply\n", o->cmd, o->target);
         rc = 1;
@@ -504,6 +524,56 @@ int bl__cli_config_unset(int argc, char **argv)
     whoami(who, sizeof(who));
     const char *args[2] = {o.pos[0], who};
     return cc_request(&o, "unset", args, 2, write_reply, NULL);
+}
+
+static int status_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
+{
+    (void)ud;
+    int i = index;
+    json_t *j = bl_term_to_json(buf, &i);
+    int rc = 0;
+    if (cc_error(o, j)) {
+        rc = 1;
+    } else if (!json_is_object(j)) {
+        fprintf(stderr, "beamlet %s: %s: unexpected reply\n", o->cmd, o->target);
+        rc = 1;
+    } else {
+        const char *st = json_string_value(json_object_get(j, "state")) ?: "?";
+        if (o->format && !strcmp(o->format, "json"))
+            bl__cli_print_json(j);
+        else
+            printf("version %lld: %s (held by %lld of the %lld coordinators needed; current "
+                   "version %lld)\n",
+                   (long long)json_integer_value(json_object_get(j, "version")), st,
+                   (long long)json_integer_value(json_object_get(j, "holders")),
+                   (long long)json_integer_value(json_object_get(j, "needed")),
+                   (long long)json_integer_value(json_object_get(j, "current_version")));
+        rc = !strcmp(st, "committed") ? 0 : !strcmp(st, "pending") ? 3 : 1;
+    }
+    json_decref(j);
+    return rc;
+}
+
+int bl__cli_config_status(int argc, char **argv)
+{
+    const char *term = NULL;
+    char *rest[64];
+    int nrest = 0;
+    for (int k = 0; k < argc && nrest < 64; k++) {
+        if (!strcmp(argv[k], "--term") && k + 1 < argc) {
+            term = argv[++k];
+            continue;
+        }
+        rest[nrest++] = argv[k];
+    }
+    bl__cli_opts o;
+    if (bl__cli_parse(&o, "config status", nrest, rest) < 0) return 2;
+    if (o.npos != 1) {
+        fprintf(stderr, "usage: beamlet config status VERSION [--term T] --node NODE\n");
+        return 2;
+    }
+    const char *args[2] = {o.pos[0], term};
+    return cc_request(&o, "status", args, term ? 2 : 1, status_reply, NULL);
 }
 
 int bl__cli_config_history(int argc, char **argv)

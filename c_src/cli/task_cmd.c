@@ -1,7 +1,9 @@
 /* task_cmd.c - `beamlet task submit|get|list|cancel|watch|agents --node N` (docs/tasks.md):
  * calls to the `beamlet_tasks` process of the node asked (which hands them to the leader among
  * the coordinators). submit sends an idempotency key (given, or made here) and tries again on
- * a leader change, so one command submits one task; --wait and watch follow it to its end. */
+ * a leader change, so one command submits one task; --wait and watch follow it to its end.
+ * watch without an id follows every task's transitions ({changes, ...}: the leader's feed,
+ * long polls with a cursor), filtered by --type and --state. */
 #include "cli.h"
 #include "render.h"
 
@@ -20,7 +22,7 @@ typedef struct tcmd {
     const char *type, *payload, *priority, *idem, *trace;
     const char *caps[16];
     int ncaps;
-    long timeout_ms, retries;
+    long timeout_ms, retries, queue_timeout_ms;
     int wait;
     char idem_buf[64];
     /* list */
@@ -30,6 +32,10 @@ typedef struct tcmd {
     char id[64];
     unsigned long long ver;
     unsigned shown; /* history entries printed (watch) */
+    /* watch without an id: the feed's cursor; changes left to print (<0: until interrupted) */
+    int all, cursor_set;
+    unsigned long long since, term;
+    long left;
     unsigned tries;
     unsigned long long deadline_ms; /* submit retries stop here */
     bl_proc *p;
@@ -139,7 +145,8 @@ static void again(tcmd *c, bl_timer_cb cb);
 static int encode_submit(tcmd *c, ei_x_buff *x)
 {
     int n = 1 + (c->payload != NULL) + (c->ncaps > 0) + (c->priority != NULL) +
-            (c->timeout_ms >= 0) + (c->retries >= 0) + 1 + (c->trace != NULL);
+            (c->timeout_ms >= 0) + (c->retries >= 0) + 1 + (c->trace != NULL) +
+            (c->queue_timeout_ms >= 0);
     ei_x_encode_tuple_header(x, 2);
     ei_x_encode_atom(x, "submit");
     ei_x_encode_map_header(x, n);
@@ -178,6 +185,10 @@ static int encode_submit(tcmd *c, ei_x_buff *x)
     if (c->retries >= 0) {
         ei_x_encode_atom(x, "retries");
         ei_x_encode_long(x, c->retries);
+    }
+    if (c->queue_timeout_ms >= 0) {
+        ei_x_encode_atom(x, "queue_timeout_ms");
+        ei_x_encode_long(x, c->queue_timeout_ms);
     }
     ei_x_encode_atom(x, "idempotency_key");
     ei_x_encode_binary(x, c->idem, (long)strlen(c->idem));
@@ -272,6 +283,114 @@ static void wait_next(tcmd *c)
     if (watch) ei_x_encode_ulonglong(&x, c->ver);
     ei_x_encode_ulong(&x, WAIT_SLICE_MS);
     int rc = call(c, &x, WAIT_SLICE_MS + 20000, wait_done);
+    ei_x_free(&x);
+    if (rc != BL_OK) again(c, NULL);
+}
+
+/* ---- watch without an id: every task's transitions ---- */
+
+static void feed_next(tcmd *c);
+
+static void print_change(tcmd *c, json_t *x)
+{
+    if (json_out(c)) {
+        char *s = json_dumps(x, JSON_COMPACT | JSON_SORT_KEYS);
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        return;
+    }
+    char tm[32];
+    fmt_time((unsigned long long)json_integer_value(json_object_get(x, "time_ms")), tm, sizeof(tm));
+    const char *a = json_string_value(json_object_get(x, "agent"));
+    const char *e = json_string_value(json_object_get(x, "error"));
+    printf("%s  %-22s %-14s %-10s %-7lld %s%s%s\n", tm, json_string_value(json_object_get(x, "id")),
+           json_string_value(json_object_get(x, "type")),
+           json_string_value(json_object_get(x, "state")),
+           (long long)json_integer_value(json_object_get(x, "attempt")),
+           a && strcmp(a, "undefined") ? a : "-", e && strcmp(e, "undefined") ? "  " : "",
+           e && strcmp(e, "undefined") ? e : "");
+}
+
+static void feed_done(bl_proc *p, int status, const char *buf, int index, void *ud)
+{
+    (void)p;
+    tcmd *c = ud;
+    if (status != BL_OK) {
+        again(c, NULL);
+        return;
+    }
+    int i = index;
+    json_t *j = bl_term_to_json(buf, &i);
+    const char *why = error_of(j);
+    if (why) {
+        if (transient(why)) {
+            json_decref(j);
+            again(c, NULL);
+            return;
+        }
+        fprintf(stderr, "beamlet task watch: %s: %s\n", c->o.target, why);
+        json_decref(j);
+        done(c, 1);
+        return;
+    }
+    json_t *m = json_array_get(j, 1);
+    unsigned long long term = (unsigned long long)json_integer_value(json_object_get(m, "term"));
+    if (!c->cursor_set && !json_out(c)) {
+        printf("%-12s  %-22s %-14s %-10s %-7s %s\n", "TIME", "ID", "TYPE", "STATE", "ATTEMPT",
+               "AGENT");
+    } else if (c->cursor_set && term != c->term) {
+        fprintf(stderr,
+                "beamlet task watch: the leader changed (term %llu): changes its "
+                "predecessor made after the last ones shown may be missing\n",
+                term);
+    }
+    long long missed = (long long)json_integer_value(json_object_get(m, "missed"));
+    if (missed > 0)
+        fprintf(stderr, "beamlet task watch: %lld changes went by too fast to be shown\n", missed);
+    c->cursor_set = 1;
+    c->term = term;
+    c->since = (unsigned long long)json_integer_value(json_object_get(m, "next"));
+    size_t k;
+    json_t *x;
+    json_array_foreach(json_object_get(m, "changes"), k, x)
+    {
+        if (c->left == 0) break;
+        print_change(c, x);
+        if (c->left > 0) c->left--;
+    }
+    fflush(stdout);
+    json_decref(j);
+    if (c->left == 0) {
+        done(c, 0);
+        return;
+    }
+    feed_next(c);
+}
+
+static void feed_next(tcmd *c)
+{
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "changes");
+    ei_x_encode_map_header(&x, 1 + 2 * c->cursor_set + (c->ltype != NULL) + (c->state != NULL));
+    ei_x_encode_atom(&x, "timeout_ms");
+    ei_x_encode_ulong(&x, c->cursor_set ? WAIT_SLICE_MS : 0); /* the first answer: the cursor */
+    if (c->cursor_set) {
+        ei_x_encode_atom(&x, "since");
+        ei_x_encode_ulonglong(&x, c->since);
+        ei_x_encode_atom(&x, "term");
+        ei_x_encode_ulonglong(&x, c->term);
+    }
+    if (c->ltype) {
+        ei_x_encode_atom(&x, "type");
+        ei_x_encode_binary(&x, c->ltype, (long)strlen(c->ltype));
+    }
+    if (c->state) {
+        ei_x_encode_atom(&x, "state");
+        ei_x_encode_binary(&x, c->state, (long)strlen(c->state));
+    }
+    int rc = call(c, &x, WAIT_SLICE_MS + 20000, feed_done);
     ei_x_free(&x);
     if (rc != BL_OK) again(c, NULL);
 }
@@ -412,6 +531,8 @@ static void retry_cb(bl_node *n, void *ud)
     tcmd *c = ud;
     if (!strcmp(c->op, "submit") && !c->id[0])
         submit_send(c);
+    else if (c->all)
+        feed_next(c);
     else
         wait_next(c);
 }
@@ -434,7 +555,10 @@ static int start(bl__cli_opts *o, bl_proc *p, void *ud)
         return 0;
     }
     if (!strcmp(c->op, "watch")) {
-        wait_next(c);
+        if (c->all)
+            feed_next(c);
+        else
+            wait_next(c);
         return 0;
     }
     return call(c, &c->req, c->o.timeout_ms, simple_done) == BL_OK ? 0 : -1;
@@ -457,13 +581,13 @@ static int parse(tcmd *c, const char *op, int argc, char **argv)
 {
     memset(c, 0, sizeof(*c));
     c->op = op;
-    c->timeout_ms = c->retries = c->limit = -1;
+    c->timeout_ms = c->retries = c->limit = c->queue_timeout_ms = c->left = -1;
     char **rest = calloc((size_t)argc + 1, sizeof(*rest));
     int nr = 0;
     if (!rest) return -1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int sub = !strcmp(op, "submit"), lst = !strcmp(op, "list");
+        int sub = !strcmp(op, "submit"), lst = !strcmp(op, "list") || !strcmp(op, "watch");
 #define TAKE(flag, dst)                                                                            \
     if (!strcmp(a, flag) && v) {                                                                   \
         dst = v;                                                                                   \
@@ -493,6 +617,10 @@ static int parse(tcmd *c, const char *op, int argc, char **argv)
                 if (parse_long(a, argv[++i], 0, 100, &c->retries)) goto bad;
                 continue;
             }
+            if (!strcmp(a, "--queue-timeout-ms") && v) {
+                if (parse_long(a, argv[++i], 0, 604800000, &c->queue_timeout_ms)) goto bad;
+                continue;
+            }
             if (!strcmp(a, "--wait")) {
                 c->wait = 1;
                 continue;
@@ -501,8 +629,12 @@ static int parse(tcmd *c, const char *op, int argc, char **argv)
         if (lst) {
             TAKE("--state", c->state);
             TAKE("--type", c->ltype);
-            if (!strcmp(a, "--limit") && v) {
+            if (!strcmp(a, "--limit") && v && strcmp(op, "watch")) {
                 if (parse_long(a, argv[++i], 1, 100000, &c->limit)) goto bad;
+                continue;
+            }
+            if (!strcmp(a, "--count") && v && !strcmp(op, "watch")) {
+                if (parse_long(a, argv[++i], 1, 100000000, &c->left)) goto bad;
                 continue;
             }
         }
@@ -599,7 +731,25 @@ int bl__cli_task_cancel(int argc, char **argv)
 int bl__cli_task_watch(int argc, char **argv)
 {
     tcmd c;
-    if (parse(&c, "watch", argc, argv) < 0 || need_id(&c) < 0) return 2;
+    if (parse(&c, "watch", argc, argv) < 0) return 2;
+    if (c.o.npos == 0) { /* every task: the leader's feed */
+        static const char *const ST[] = {"queued", "assigned",  "running",  "succeeded",
+                                         "failed", "cancelled", "timed_out"};
+        int ok = !c.state;
+        for (size_t k = 0; !ok && k < sizeof(ST) / sizeof(ST[0]); k++)
+            ok = !strcmp(c.state, ST[k]);
+        if (!ok) {
+            fprintf(stderr, "beamlet task watch: --state: '%s' is not a task state\n", c.state);
+            return 2;
+        }
+        c.all = 1;
+    } else if (c.state || c.ltype || c.left >= 0) {
+        fprintf(stderr, "beamlet task watch: --type, --state and --count go with watching every "
+                        "task (no id)\n");
+        return 2;
+    } else if (need_id(&c) < 0) {
+        return 2;
+    }
     ei_x_new(&c.req);
     return run(&c);
 }

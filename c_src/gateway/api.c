@@ -85,8 +85,8 @@ static void call_failed(gw_req *r, int status, const char *what)
         bl__gw_problem(r, 500, "Internal Server Error", d);
 }
 
-static int local_call(gw_req *r, const char *proc, const char *node, const char *atom_or_null,
-                      ei_x_buff *req, gw_call_cb cb)
+static int local_call_tmo(gw_req *r, const char *proc, const char *node, const char *atom_or_null,
+                          ei_x_buff *req, unsigned tmo_ms, gw_call_cb cb)
 {
     char small[256];
     int i = 0;
@@ -99,9 +99,15 @@ static int local_call(gw_req *r, const char *proc, const char *node, const char 
         b = req->buff;
         len = req->index;
     }
-    int rc = bl__gw_call(r, proc, node ? node : bl_node_name(r->g->n), b, len, cb);
+    int rc = bl__gw_call_tmo(r, proc, node ? node : bl_node_name(r->g->n), b, len, tmo_ms, cb);
     if (rc != BL_OK) call_failed(r, rc, proc);
     return rc;
+}
+
+static int local_call(gw_req *r, const char *proc, const char *node, const char *atom_or_null,
+                      ei_x_buff *req, gw_call_cb cb)
+{
+    return local_call_tmo(r, proc, node, atom_or_null, req, GW_CALL_TIMEOUT_MS, cb);
 }
 
 /* ---- health and readiness ---- */
@@ -816,14 +822,62 @@ static void h_task(gw_req *r)
     ei_x_free(&x);
 }
 
+/* GET /api/v1/tasks/changes?since=N&term=T&type=T&state=S&limit=N&wait_ms=N: the leader's
+ * feed of transitions (tasks_feed.c), a long poll of up to 25 s (below the request cap) */
+static void h_task_changes(gw_req *r)
+{
+    static const char *const NUM[] = {"since", "term", "limit", "wait_ms"};
+    const char *v[4];
+    for (int k = 0; k < 4; k++) {
+        v[k] = bl__gw_arg(r, NUM[k]);
+        if (v[k] && (!*v[k] || !all_digits(v[k]) || strlen(v[k]) > 19)) {
+            char d[96];
+            snprintf(d, sizeof(d), "%s is a non-negative integer", NUM[k]);
+            return bl__gw_problem(r, 400, "Bad Request", d);
+        }
+    }
+    const char *type = bl__gw_arg(r, "type"), *state = bl__gw_arg(r, "state");
+    if (!valid_utf8_arg(r, "type", type) || !valid_utf8_arg(r, "state", state)) return;
+    unsigned long long wait = v[3] ? strtoull(v[3], NULL, 10) : 0;
+    if (wait > 25000) wait = 25000;
+    unsigned long long limit = v[2] ? strtoull(v[2], NULL, 10) : 1000;
+    if (v[2] && (limit < 1 || limit > 1000))
+        return bl__gw_problem(r, 400, "Bad Request", "limit is 1..1000");
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "changes");
+    ei_x_encode_map_header(&x, 2 + !!v[0] + !!v[1] + (type && *type) + (state && *state));
+    ei_x_encode_atom(&x, "timeout_ms");
+    ei_x_encode_ulonglong(&x, wait);
+    ei_x_encode_atom(&x, "limit");
+    ei_x_encode_ulonglong(&x, limit);
+    for (int k = 0; k < 2; k++)
+        if (v[k]) {
+            ei_x_encode_atom(&x, NUM[k]);
+            ei_x_encode_ulonglong(&x, strtoull(v[k], NULL, 10));
+        }
+    if (type && *type) {
+        ei_x_encode_atom(&x, "type");
+        ei_x_encode_binary(&x, type, (long)strlen(type));
+    }
+    if (state && *state) {
+        ei_x_encode_atom(&x, "state");
+        ei_x_encode_binary(&x, state, (long)strlen(state));
+    }
+    local_call_tmo(r, "beamlet_tasks", NULL, NULL, &x, (unsigned)wait + GW_CALL_TIMEOUT_MS + 2000,
+                   task_ok_cb);
+    ei_x_free(&x);
+}
+
 static void h_task_agents(gw_req *r)
 {
     local_call(r, "beamlet_tasks", NULL, "agents", NULL, task_ok_cb);
 }
 
 /* POST /api/v1/tasks {type, payload, capabilities, priority, timeout_ms, retries,
- * idempotency_key, trace_id}; a W3C traceparent header gives the trace id when the body has
- * none */
+ * queue_timeout_ms, idempotency_key, trace_id}; a W3C traceparent header gives the trace id
+ * when the body has none */
 static void h_task_submit(gw_req *r)
 {
     json_t *b = parse_body(r, 1);
@@ -833,7 +887,8 @@ static void h_task_submit(gw_req *r)
                *key = body_str(b, "idempotency_key", 128, &bad),
                *trace = body_str(b, "trace_id", 33, &bad);
     json_t *caps = json_object_get(b, "capabilities"), *payload = json_object_get(b, "payload"),
-           *tmo = json_object_get(b, "timeout_ms"), *ret = json_object_get(b, "retries");
+           *tmo = json_object_get(b, "timeout_ms"), *ret = json_object_get(b, "retries"),
+           *qtmo = json_object_get(b, "queue_timeout_ms");
     char tp[33] = "";
     const char *hdr = bl__gw_header(r, "traceparent");
     if (!trace && hdr && strlen(hdr) >= 55 && hdr[2] == '-' && hdr[35] == '-') {
@@ -847,11 +902,13 @@ static void h_task_submit(gw_req *r)
                                                    json_string_length(c) >= 64) bad = 1;
     if (tmo && !json_is_integer(tmo)) bad = 1;
     if (ret && !json_is_integer(ret)) bad = 1;
+    if (qtmo && !json_is_integer(qtmo)) bad = 1;
     if (bad || !type) {
         json_decref(b);
         return bl__gw_problem(r, 422, "Unprocessable Content",
                               "type (1..63 bytes) is required; capabilities: up to 16 strings; "
-                              "priority high, normal or low; timeout_ms and retries integers");
+                              "priority high, normal or low; timeout_ms, retries and "
+                              "queue_timeout_ms integers");
     }
     ei_x_buff pl; /* the payload first: one too deep is refused before anything is sent */
     ei_x_new(&pl);
@@ -865,7 +922,8 @@ static void h_task_submit(gw_req *r)
     ei_x_new(&x);
     ei_x_encode_tuple_header(&x, 2);
     ei_x_encode_atom(&x, "submit");
-    ei_x_encode_map_header(&x, 1 + !!payload + !!caps + !!prio + !!tmo + !!ret + !!key + !!trace);
+    ei_x_encode_map_header(&x, 1 + !!payload + !!caps + !!prio + !!tmo + !!ret + !!key + !!trace +
+                                   !!qtmo);
     ei_x_encode_atom(&x, "type");
     ei_x_encode_binary(&x, type, (long)strlen(type));
     if (payload) {
@@ -890,6 +948,10 @@ static void h_task_submit(gw_req *r)
     if (ret) {
         ei_x_encode_atom(&x, "retries");
         ei_x_encode_longlong(&x, json_integer_value(ret));
+    }
+    if (qtmo) {
+        ei_x_encode_atom(&x, "queue_timeout_ms");
+        ei_x_encode_longlong(&x, json_integer_value(qtmo));
     }
     if (key) {
         ei_x_encode_atom(&x, "idempotency_key");
@@ -1189,6 +1251,8 @@ static void h_index(gw_req *r)
 
 /* ---- cluster configuration (services/cconf.c; docs/configuration.md) ---- */
 
+#define CCONF_WRITE_WAIT_MS 9000u
+
 static void cconf_get_cb(gw_req *r, int status, const char *buf, int index)
 {
     if (status) return call_failed(r, status, "beamlet_config");
@@ -1210,20 +1274,36 @@ static void cconf_list_cb(gw_req *r, int status, const char *buf, int index)
     bl__gw_reply_json(r, 200, bl_term_to_json(buf, &index));
 }
 
-/* {ok, Map} -> 200; {error, Message} -> a problem whose status says what kind */
+/* {ok, Map} -> 200 (state committed, or unchanged); {pending, Map} -> 202 (held by the
+ * leader, not yet by a majority of the coordinators: status_url tells what it becomes);
+ * {error, Message} -> a problem whose status says what kind */
 static void cconf_write_cb(gw_req *r, int status, const char *buf, int index)
 {
+    if (status == BL_ETIMEOUT)
+        return bl__gw_problem(r, 504, "Gateway Timeout",
+                              "beamlet_config did not answer in time: the outcome is unknown; "
+                              "see GET /api/v1/config/history");
     if (status) return call_failed(r, status, "beamlet_config");
     json_t *ok = ok_json(buf, index);
     if (ok) return bl__gw_reply_json(r, 200, ok);
     json_t *j = bl_term_to_json(buf, &index);
+    json_t *pm = json_is_array(j) ? json_array_get(j, 1) : NULL;
+    if (json_is_object(pm) && !strcmp(json_string_value(json_array_get(j, 0)) ?: "", "pending")) {
+        char url[128];
+        snprintf(url, sizeof(url), "/api/v1/config/versions/%lld?term=%lld",
+                 (long long)json_integer_value(json_object_get(pm, "version")),
+                 (long long)json_integer_value(json_object_get(pm, "term")));
+        json_object_set_new(pm, "status_url", json_string(url));
+        bl__gw_reply_json(r, 202, json_incref(pm));
+        json_decref(j);
+        return;
+    }
     const char *msg = json_is_array(j) ? json_string_value(json_array_get(j, 1)) : NULL;
     char d[600];
     snprintf(d, sizeof(d), "%s", msg ? msg : "beamlet_config: unexpected reply");
     json_decref(j);
     if (strstr(d, "no leader")) return bl__gw_problem(r, 503, "Service Unavailable", d);
-    if (strstr(d, "not acknowledged") || strstr(d, "in time"))
-        return bl__gw_problem(r, 504, "Gateway Timeout", d);
+    if (strstr(d, "in time")) return bl__gw_problem(r, 504, "Gateway Timeout", d);
     if (strstr(d, "not set cluster-wide")) return bl__gw_problem(r, 404, "Not Found", d);
     if (strstr(d, "invalid") || strstr(d, "unknown") || strstr(d, "per-node"))
         return bl__gw_problem(r, 400, "Bad Request", d);
@@ -1243,7 +1323,41 @@ static void cconf_request(gw_req *r, const char *tag, int nargs, const char *a1,
             k == nargs - 1 && (!strcmp(tag, "set") || !strcmp(tag, "unset")) ? r->who : args[k];
         ei_x_encode_binary(&x, v, (long)strlen(v));
     }
-    local_call(r, "beamlet_config", NULL, NULL, &x, cb);
+    /* a write waits for a majority up to 5 s on the leader, +2 s when forwarded: the
+     * gateway waits longer, so it hears committed or pending, never its own timeout */
+    int write = !strcmp(tag, "set") || !strcmp(tag, "unset");
+    local_call_tmo(r, "beamlet_config", NULL, NULL, &x,
+                   write ? CCONF_WRITE_WAIT_MS : GW_CALL_TIMEOUT_MS, cb);
+    ei_x_free(&x);
+}
+
+/* GET /api/v1/config/versions/{version}?term=T: what became of a write (committed, pending,
+ * lost, unknown) */
+static void cconf_status_cb(gw_req *r, int status, const char *buf, int index)
+{
+    if (status) return call_failed(r, status, "beamlet_config");
+    json_t *j = bl_term_to_json(buf, &index);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return bl__gw_problem(r, 502, "Bad Gateway", "beamlet_config: unexpected reply");
+    }
+    bl__gw_reply_json(r, 200, j);
+}
+
+static void h_config_version(gw_req *r)
+{
+    const char *term = bl__gw_arg(r, "term");
+    if (!*r->params[0] || !all_digits(r->params[0]) || strlen(r->params[0]) > 19)
+        return bl__gw_problem(r, 400, "Bad Request", "the version is a non-negative integer");
+    if (term && (!*term || !all_digits(term) || strlen(term) > 19))
+        return bl__gw_problem(r, 400, "Bad Request", "term is a non-negative integer");
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_tuple_header(&x, term ? 3 : 2);
+    ei_x_encode_atom(&x, "status");
+    ei_x_encode_ulonglong(&x, strtoull(r->params[0], NULL, 10));
+    if (term) ei_x_encode_ulonglong(&x, strtoull(term, NULL, 10));
+    local_call(r, "beamlet_config", NULL, NULL, &x, cconf_status_cb);
     ei_x_free(&x);
 }
 
@@ -1325,6 +1439,7 @@ const gw_route bl__gw_routes[] = {
     {"GET", "/api/v1/pubsub/topics", h_topics, V, 0},
     {"POST", "/api/v1/pubsub/publish", h_publish, O, 1},
     {"GET", "/api/v1/tasks", h_tasks, V, 0},
+    {"GET", "/api/v1/tasks/changes", h_task_changes, V, 0},
     {"POST", "/api/v1/tasks", h_task_submit, O, 1},
     {"GET", "/api/v1/tasks/{id}", h_task, V, 0},
     {"POST", "/api/v1/tasks/{id}/cancel", h_task, O, 1},
@@ -1337,6 +1452,7 @@ const gw_route bl__gw_routes[] = {
     {"GET", "/api/v1/metrics/history", h_history, V, 0},
     {"GET", "/api/v1/config", h_config, V, 0},
     {"GET", "/api/v1/config/history", h_config_history, V, 0},
+    {"GET", "/api/v1/config/versions/{version}", h_config_version, V, 0},
     {"GET", "/api/v1/config/{key}", h_config_key, V, 0},
     {"PUT", "/api/v1/config/{key}", h_config_set, A, 1},
     {"DELETE", "/api/v1/config/{key}", h_config_unset, A, 1},

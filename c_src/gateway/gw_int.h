@@ -178,6 +178,10 @@ void bl__gw_problem(gw_req *r, int status, const char *title, const char *detail
 typedef void (*gw_call_cb)(gw_req *r, int status, const char *buf, int index);
 int bl__gw_call(gw_req *r, const char *proc, const char *node, const char *req, int reqlen,
                 gw_call_cb cb);
+/* the same with a timeout of its own (calls that wait longer on purpose: long polls, writes
+ * that wait for a majority) */
+int bl__gw_call_tmo(gw_req *r, const char *proc, const char *node, const char *req, int reqlen,
+                    unsigned tmo_ms, gw_call_cb cb);
 /* After a call completes: when nothing is outstanding and an answer is stored, send it. */
 void bl__gw_call_done(gw_req *r);
 

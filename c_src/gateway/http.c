@@ -270,12 +270,18 @@ static void call_cb(bl_proc *p, int status, const char *buf, int index, void *ud
 int bl__gw_call(gw_req *r, const char *proc, const char *node, const char *req, int reqlen,
                 gw_call_cb cb)
 {
+    return bl__gw_call_tmo(r, proc, node, req, reqlen, GW_CALL_TIMEOUT_MS, cb);
+}
+
+int bl__gw_call_tmo(gw_req *r, const char *proc, const char *node, const char *req, int reqlen,
+                    unsigned tmo_ms, gw_call_cb cb)
+{
     gw_callw *w = calloc(1, sizeof(*w));
     if (!w) return BL_ENOMEM;
     w->g = r->g;
     w->r = r;
     w->cb = cb;
-    int rc = bl_call(r->g->proc, NULL, proc, node, req, reqlen, GW_CALL_TIMEOUT_MS, call_cb, w);
+    int rc = bl_call(r->g->proc, NULL, proc, node, req, reqlen, tmo_ms, call_cb, w);
     if (rc != BL_OK) {
         free(w);
         return rc;

@@ -2,14 +2,15 @@
  *
  * The node's own series are beamlet_* (membership by state, leader and term, connections,
  * messages and bytes, send-queue bytes, handshakes, pub/sub counters per topic, registry entries
- * by health, HTTP requests, build info). Machine series use node_exporter's names and labels and
- * come from the health collector once it runs on the node. With ?scope=cluster every live beamlet
- * member's series are fetched from its `beamlet_gateway` and merged family by family with a
- * `node` label, so one scrape target covers a small cluster. */
+ * by health, cluster configuration watchers and writes, HTTP requests, build info). Machine series
+ * use node_exporter's names and labels and come from the health collector once it runs on the node.
+ * With ?scope=cluster every live beamlet member's series are fetched from its `beamlet_gateway` and
+ * merged family by family with a `node` label, so one scrape target covers a small cluster. */
 #include "gw_int.h"
 #include "beamlet/health.h"
 #include "beamlet/registry.h"
 #include "promtext.h"
+#include "../services/cconf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,27 @@ char *bl__gw_metrics_text(bl__gw *g, const char *pbuf, int pindex, size_t *len)
     for (int i = 0; i < 3; i++)
         bl__sb_add(&b, "beamlet_registry_entries{health=\"%s\"} %u\n", bl_health_name((bl_health)i),
                    h[i]);
+
+    /* cluster configuration (services/cconf.c) */
+    bl__cconf_counters cs;
+    if (bl__cconf_stats(n, &cs) == 0) {
+        bl__prom_family(&b, "beamlet_config_version", "gauge",
+                        "Version of the cluster configuration this node holds.");
+        bl__sb_add(&b, "beamlet_config_version %llu\n", cs.version);
+        bl__prom_family(&b, "beamlet_config_watchers", "gauge",
+                        "Processes watching the cluster configuration on this node.");
+        bl__sb_add(&b, "beamlet_config_watchers %u\n", cs.watchers);
+        bl__prom_family(&b, "beamlet_config_watchers_max", "gauge",
+                        "Watchers one node takes; more are refused.");
+        bl__sb_add(&b, "beamlet_config_watchers_max %u\n", cs.watchers_max);
+        bl__prom_family(&b, "beamlet_config_watch_refused_total", "counter",
+                        "Watch requests refused because the node had its maximum of watchers.");
+        bl__sb_add(&b, "beamlet_config_watch_refused_total %llu\n", cs.watch_refused);
+        bl__prom_family(&b, "beamlet_config_writes_total", "counter",
+                        "Cluster configuration writes this node answered as leader, by outcome.");
+        bl__sb_add(&b, "beamlet_config_writes_total{state=\"committed\"} %llu\n", cs.committed);
+        bl__sb_add(&b, "beamlet_config_writes_total{state=\"pending\"} %llu\n", cs.pending);
+    }
 
     /* pub/sub: the `counters` reply, #{Topic => #{published, delivered, ...}} */
     if (pbuf) {

@@ -12,9 +12,12 @@
  * Writes ({set, Key, Value, Who}, {unset, Key, Who}) go to the leader among the coordinators
  * (a node that is not the leader forwards them). The leader checks the key is a cluster key
  * and the value passes the same rules as the configuration file (bl_config_check, then the
- * rules between keys), raises the version and answers once a majority of the coordinators hold
- * the new version (or {error, not_acknowledged} after the timeout: the outcome is then
- * unknown). With no leader - the minority side of a partition - writes are refused.
+ * rules between keys), raises the version and answers {ok, Map} (state committed) once a
+ * majority of the coordinators hold the new version. If no majority holds it WRITE_TIMEOUT_MS
+ * after the write reached the leader, the answer is {pending, Map} (state pending): the leader
+ * holds it and goes on offering it, but a new leader may roll it back; {status, Version, Term}
+ * tells later which it became. With no leader - the minority side of a partition - writes are
+ * refused.
  *
  * A new leader first catches up: it waits until it holds the copies of a majority of the
  * coordinators (one of them has every acknowledged version), adopts the newest, and re-stamps it
@@ -29,8 +32,14 @@
  *   {set, Key, Value, Who}       -> {ok, #{version, key, value, live}} | {error, Message}
  *   {unset, Key, Who}            -> {ok, #{version, key, value => undefined, live}} | {error,
  * Message} history | {history, Key}     -> [#{version, term, key, old, new, who, at}] newest first
- *   {watch, Pid} | {unwatch, Pid} -> ok; Pid then gets {beamlet_config, Change} per change
- * Keys and values: binaries (or atoms/strings); Message: a binary naming the key. */
+ *   {watch, Pid} | {unwatch, Pid} -> ok; Pid then gets {beamlet_config, Change} per change;
+ *                                    at most WATCHERS_MAX per node ({error, Message} beyond);
+ *                                    a watcher on a node that goes down is dropped
+ *   {status, Version} | {status, Version, Term}
+ *                                -> #{version, term, state => committed | pending | lost |
+ *                                    unknown, holders, needed, current_version, key}
+ * Keys and values: binaries (or atoms/strings); Message: a binary naming the key. Map of a
+ * write: #{version, term, key, value, live, changed, state, holders, needed}. */
 #include "../runtime/internal.h"
 #include "../runtime/jsonterm.h"
 #include "../runtime/decode.h"
@@ -51,6 +60,7 @@
 #define HIST_WIRE 32  /* history records carried in each copy */
 #define HIST_KEEP 256 /* kept per node (memory and store) */
 #define MAX_VALUE 8192
+#define WATCHERS_MAX 256 /* {watch, Pid} per node */
 
 typedef struct peer {
     UT_hash_handle hh;
@@ -101,6 +111,10 @@ typedef struct cstate {
     fwd *fwds;
     held *held;
     watcher *watchers;
+    unsigned nwatchers;
+    unsigned long long watch_refused;     /* {watch, Pid} refused: WATCHERS_MAX reached */
+    unsigned long long committed, pended; /* writes answered committed / pending */
+    int nodemon_id;
     unsigned long long ready_term; /* the leader caught up for this term */
     int timer_id;
     bl__store *store;
@@ -251,6 +265,7 @@ static void notify(cstate *s, json_t *change)
             watcher *dead = *w;
             *w = dead->next;
             free(dead);
+            s->nwatchers--;
         } else {
             w = &(*w)->next;
         }
@@ -521,13 +536,20 @@ static void leader_check_acks(cstate *s)
         pending *p = *pp;
         int done = 0;
         unsigned need;
-        if (holders(s, p->term, p->version, &need) >= need) {
+        unsigned h = holders(s, p->term, p->version, &need);
+        json_object_set_new(p->answer, "holders", json_integer(h));
+        json_object_set_new(p->answer, "needed", json_integer(need));
+        if (h >= need) {
+            json_object_set_new(p->answer, "state", json_string("committed"));
             reply_json(s, &p->from, "ok", p->answer);
+            s->committed++;
             done = 1;
         } else if (now >= p->deadline_ms || newer(s->term, 0, p->term, ~0ull)) {
-            reply_error(s, &p->from,
-                        "not acknowledged by a majority of the coordinators in time (leader "
-                        "lost or partitioned?): check with `beamlet config get`");
+            /* held here, not (yet) by a majority: it may still get there, or a new leader may
+             * roll it back; {status, Version, Term} says which later */
+            json_object_set_new(p->answer, "state", json_string("pending"));
+            reply_json(s, &p->from, "pending", p->answer);
+            s->pended++;
             done = 1;
         }
         if (done) {
@@ -582,7 +604,7 @@ static int check_between(cstate *s, const char *key, const char *value, char *er
 
 /* {set, ...} or {unset, ...} on the leader. value NULL: unset. */
 static void leader_write(cstate *s, const bl_from *from, const char *key, const char *value,
-                         const char *who)
+                         const char *who, unsigned long long deadline_ms)
 {
     char err[400];
     const bl_config_keydef *k = bl_config_key_find(key);
@@ -605,8 +627,9 @@ static void leader_write(cstate *s, const bl_from *from, const char *key, const 
     const char *was = jstr(s->kv, key);
     if (value && was && !strcmp(was, value)) { /* nothing to change */
         json_t *a =
-            json_pack("{s:I, s:s, s:s, s:b, s:b}", "version", (json_int_t)s->version, "key", key,
-                      "value", value, "live", (k->flags & BL_CFG_LIVE) != 0, "changed", 0);
+            json_pack("{s:I, s:I, s:s, s:s, s:b, s:b, s:s}", "version", (json_int_t)s->version,
+                      "term", (json_int_t)s->term, "key", key, "value", value, "live",
+                      (k->flags & BL_CFG_LIVE) != 0, "changed", 0, "state", "unchanged");
         reply_json(s, from, "ok", a);
         json_decref(a);
         return;
@@ -634,9 +657,10 @@ static void leader_write(cstate *s, const bl_from *from, const char *key, const 
     p->from = *from;
     p->term = s->term;
     p->version = s->version;
-    p->deadline_ms = bl_now_ms() + WRITE_TIMEOUT_MS;
-    p->answer = json_pack("{s:I, s:s, s:b, s:b}", "version", (json_int_t)s->version, "key", key,
-                          "live", (k->flags & BL_CFG_LIVE) != 0, "changed", 1);
+    p->deadline_ms = deadline_ms;
+    p->answer = json_pack("{s:I, s:I, s:s, s:b, s:b}", "version", (json_int_t)s->version, "term",
+                          (json_int_t)s->term, "key", key, "live", (k->flags & BL_CFG_LIVE) != 0,
+                          "changed", 1);
     json_object_set_new(p->answer, "value", value ? json_string(value) : json_null());
     p->next = s->pend;
     s->pend = p;
@@ -735,6 +759,56 @@ static void reply_history(cstate *s, const char *only, ei_x_buff *r)
     json_decref(out);
 }
 
+/* an integer, or its decimal text (the CLI and the gateway send text) */
+static int get_number(const char *buf, int *idx, unsigned long long *v)
+{
+    if (ei_decode_ulonglong(buf, idx, v) == 0) return 0;
+    char t[32], *end;
+    if (bl__term_text(buf, idx, t, sizeof(t)) < 0 || !t[0]) return -1;
+    *v = strtoull(t, &end, 10);
+    return *end || t[0] == '-' ? -1 : 0;
+}
+
+/* What became of the write of version v (of term t when has_t) as this node sees it:
+ * committed (a majority of the coordinators hold a copy with it), pending (held here, not by a
+ * majority yet), lost (a new leader rolled it back: this version is another write now, or none),
+ * unknown (not here yet, or older than the history kept). */
+static void reply_status(cstate *s, unsigned long long v, int has_t, unsigned long long t,
+                         ei_x_buff *r)
+{
+    json_t *rec = NULL, *oldest = json_array_get(s->hist, 0);
+    for (size_t i = json_array_size(s->hist); i-- > 0;) {
+        json_t *h = json_array_get(s->hist, i);
+        if ((unsigned long long)json_integer_value(json_object_get(h, "version")) == v) {
+            rec = h;
+            break;
+        }
+    }
+    const char *state;
+    unsigned need = 0, h = 0;
+    if (rec && has_t && (unsigned long long)json_integer_value(json_object_get(rec, "term")) != t) {
+        state = "lost";
+    } else if (rec) {
+        h = holders(s, s->term, v, &need);
+        state = h >= need ? "committed" : "pending";
+    } else if (v <= s->version && oldest &&
+               (unsigned long long)json_integer_value(json_object_get(oldest, "version")) < v) {
+        state = "lost"; /* within the history kept, and not in it */
+    } else {
+        state = "unknown";
+    }
+    json_t *o = json_pack("{s:I, s:s, s:I, s:I, s:I}", "version", (json_int_t)v, "state", state,
+                          "holders", (json_int_t)h, "needed", (json_int_t)need, "current_version",
+                          (json_int_t)s->version);
+    json_object_set_new(o, "term",
+                        has_t ? json_integer((json_int_t)t)
+                        : rec ? json_incref(json_object_get(rec, "term"))
+                              : json_null());
+    json_object_set_new(o, "key", rec ? json_incref(json_object_get(rec, "key")) : json_null());
+    (void)bl__json_to_term(o, r, BL__JT_ATOM_KEYS); /* fails only out of memory */
+    json_decref(o);
+}
+
 static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int index, ei_x_buff *r,
                      void *ud)
 {
@@ -782,13 +856,39 @@ static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int in
         watcher **w = &s->watchers;
         while (*w && !bl_pid_equal(&(*w)->pid, &pid))
             w = &(*w)->next;
-        if (tag[0] == 'w' && !*w && (*w = calloc(1, sizeof(**w)))) (*w)->pid = pid;
+        if (tag[0] == 'w' && !*w && s->nwatchers >= WATCHERS_MAX) {
+            s->watch_refused++;
+            char err[200];
+            snprintf(err, sizeof(err),
+                     "too many configuration watchers on this node (%u): unwatch one or watch "
+                     "from another node",
+                     WATCHERS_MAX);
+            bl_log(s->n, BL_LOG_WARN, "cluster config: watch refused: %u watchers already",
+                   s->nwatchers);
+            enc_error(r, err);
+            return 0;
+        }
+        if (tag[0] == 'w' && !*w) {
+            if (!(*w = calloc(1, sizeof(**w)))) return enc_error(r, "out of memory"), 0;
+            (*w)->pid = pid;
+            s->nwatchers++;
+        }
         if (tag[0] == 'u' && *w) {
             watcher *dead = *w;
             *w = dead->next;
             free(dead);
+            s->nwatchers--;
         }
         return ei_x_encode_atom(r, "ok");
+    }
+    if (!strcmp(tag, "status") && (ar == 2 || ar == 3)) {
+        unsigned long long v, t = 0;
+        if (get_number(buf, &i, &v) < 0 || (ar == 3 && get_number(buf, &i, &t) < 0)) {
+            enc_error(r, "bad request: {status, Version} or {status, Version, Term} (integers)");
+            return 0;
+        }
+        reply_status(s, v, ar == 3, t, r);
+        return 0;
     }
     int set = !strcmp(tag, "set") && ar == 4, unset = !strcmp(tag, "unset") && ar == 3;
     if (!set && !unset) {
@@ -827,7 +927,8 @@ static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int in
             enc_error(r, "out of memory");
             rc = 0;
         } else {
-            leader_write(s, from, key, value, who[0] ? who : "unknown");
+            leader_write(s, from, key, value, who[0] ? who : "unknown",
+                         bl_now_ms() + WRITE_TIMEOUT_MS);
         }
     }
     free(value);
@@ -855,8 +956,8 @@ static void on_tick(bl_node *n, void *ud)
     while (s->held && (ready || now >= s->held->deadline_ms || !is_leader(s))) {
         held *h = s->held;
         s->held = h->next;
-        if (ready)
-            leader_write(s, &h->from, h->key, h->value, h->who);
+        if (ready) /* the bound counts from its arrival: the forwarder's call outlasts it */
+            leader_write(s, &h->from, h->key, h->value, h->who, h->deadline_ms);
         else
             reply_error(s, &h->from,
                         "the leader did not catch up with a majority of the coordinators in "
@@ -867,12 +968,47 @@ static void on_tick(bl_node *n, void *ud)
     leader_check_acks(s);
 }
 
+/* a watcher on a node that went down is gone with it */
+static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *reason, void *ud)
+{
+    (void)n;
+    (void)reason;
+    cstate *s = ud;
+    if (ev != BL_NODEDOWN) return;
+    for (watcher **w = &s->watchers; *w;) {
+        if (!strcmp(bl_pid_node(&(*w)->pid), node)) {
+            watcher *dead = *w;
+            *w = dead->next;
+            free(dead);
+            s->nwatchers--;
+        } else {
+            w = &(*w)->next;
+        }
+    }
+}
+
+int bl__cconf_stats(bl_node *n, bl__cconf_counters *out)
+{
+    memset(out, 0, sizeof(*out));
+    bl_proc *p = bl_whereis(n, CNAME);
+    cstate *s = p ? bl_proc_data(p) : NULL;
+    if (!s) return -1;
+    out->watchers = s->nwatchers;
+    out->watchers_max = WATCHERS_MAX;
+    out->watch_refused = s->watch_refused;
+    out->committed = s->committed;
+    out->pending = s->pended;
+    out->version = s->version;
+    return 0;
+}
+
 static void proc_terminate(bl_proc *self, const char *reason, void *ud)
 {
     (void)self;
     (void)reason;
     cstate *s = ud;
     s->closing = 1;
+    if (s->nodemon_id > 0) bl_demonitor_nodes(s->n, s->nodemon_id);
     if (s->store) bl__store_close(s->store, 2000); /* runs what is queued, then the dones */
     s->store = NULL;
     if (s->timer_id > 0) bl_timer_cancel(s->n, s->timer_id);
@@ -1045,6 +1181,8 @@ int bl_cconf_start(bl_node *n)
     }
     s->repl = bl__repl_new(n, s->proc, &cconf_repl, s);
     s->timer_id = bl_timer(n, TICK_MS, TICK_MS, on_tick, s);
+    int mid = bl_monitor_nodes(n, on_node, s);
+    s->nodemon_id = mid > 0 ? mid : 0;
     if (!s->repl || s->timer_id < 0) return BL_ENOMEM;
     (void)bl__repl_local_put(s->repl, &s->link);
     if (n->cfg.health_store) {

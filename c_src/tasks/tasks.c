@@ -13,7 +13,12 @@
  * theirs (offers), and for TAKEOVER_S assigns nothing while agents re-advertise what they run;
  * an assigned task that its agent's advert does not name afterwards is reassigned. Agents keep
  * results until the leader acks them, so a result reached a dead leader is sent again. Execution
- * is at least once; the result of a task id is recorded once (the first final state wins). */
+ * is at least once; the result of a task id is recorded once (the first final state wins).
+ *
+ * Queue timeout: a task queued longer than its queue_timeout_ms (the submit's, else the leader's
+ * task_queue_timeout_ms at submit; 0: never) fails with the reason queue_timeout (tick()).
+ * Every transition also goes to the leader's feed (tasks_feed.c) that watchers of every task
+ * read with {changes, ...}. */
 #include "tasks_int.h"
 #include "beamlet/trace.h"
 #include "beamlet/cluster.h"
@@ -72,6 +77,8 @@ typedef struct put_ctx {
     int has_from;
     bl_from from;
     char agent[BL_NODE_LEN]; /* PUT_FINAL: whose result to ack */
+    unsigned long long store_seq; /* the change in this node's store: answered once written */
+    unsigned acked, asked;
 } put_ctx;
 
 typedef struct proxy {
@@ -101,6 +108,8 @@ struct tasks_svc {
     bl__builtins *builtins;
     proxy *proxies; /* forwarded calls in flight (dropped with the process: freed here) */
     struct open_ent *open_list; /* the tasks not final: what placement and timeouts walk */
+    tasks_feed *feed;           /* transitions for watchers (the leader's) */
+    unsigned long long queue_timeouts; /* tasks failed with queue_timeout by this leader */
 };
 
 /* the node struct has no slot for us: found by registered name */
@@ -132,11 +141,26 @@ static double now_s(tasks_svc *s)
 
 /* ---- events ---- */
 
+/* a failed, timed out or cancelled task's reason when it is an atom (queue_timeout, timeout,
+ * agent_lost, ...): "" otherwise */
+static void reason_atom(const task *t, char out[MAXATOMLEN_UTF8])
+{
+    int i = 0;
+    out[0] = 0;
+    if (t->state == TS_SUCCEEDED || !ts_final(t->state) || !t->result || t->result_len <= 0 ||
+        ei_decode_atom(t->result, &i, out) < 0)
+        out[0] = 0;
+}
+
 static void event(tasks_svc *s, const task *t)
 {
+    char why[MAXATOMLEN_UTF8];
+    reason_atom(t, why);
+    if (s->leader) bl__feed_push(s->feed, t, why);
     json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "task", t->id, "type", t->type, "state",
                           bl__task_state_name(t->state), "attempt", (json_int_t)t->attempt, "agent",
                           t->agent, "trace_id", t->trace_id);
+    if (j && why[0]) json_object_set_new(j, "error", json_string(why));
     char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
     /* the event and the log line under the task's trace: `events --trace ID` finds them */
     const bl_trace *cur = bl_trace_current(s->n);
@@ -256,6 +280,7 @@ static int commit(tasks_svc *s, task *t, int transition, put_ctx *ctx)
     if (transition) event(s, t);
     int rc;
     if (ctx) {
+        ctx->store_seq = bl__tstore_seq(s->store);
         t->repl_pending++;
         rc = bl__repl_local_put_acked(s->repl, &t->link, REPL_TIMEOUT_MS, put_done, ctx);
         if (rc != BL_OK) {
@@ -398,10 +423,33 @@ static void send_result_ack(tasks_svc *s, const char *agent, const char *id, uns
 
 /* ---- acked puts ---- */
 
+static void put_finish(put_ctx *c);
+
+static void put_written(void *ud, int ok)
+{
+    put_ctx *c = ud;
+    if (ok)
+        put_finish(c);
+    else
+        free(c); /* the service is stopping */
+}
+
+/* Acked by the coordinators that answered: carried out once this node's own store has the
+ * change too, so an acknowledged change survives a kill -9 of every coordinator at once (the
+ * others' copies are in memory when they ack, and on disk within a batch). */
 static void put_done(void *ud, unsigned acked, unsigned asked)
 {
     put_ctx *c = ud;
+    c->acked = acked;
+    c->asked = asked;
+    if (bl__tstore_when_written(c->s->store, c->store_seq, put_written, c)) return;
+    put_finish(c);
+}
+
+static void put_finish(put_ctx *c)
+{
     tasks_svc *s = c->s;
+    unsigned acked = c->acked, asked = c->asked;
     task *t = find(s, c->id);
     unsigned need = need_acks(s);
     int ok = acked >= need;
@@ -661,6 +709,36 @@ static void prune(tasks_svc *s)
     free(f);
 }
 
+/* Queued since: the last time it entered the queue, or the end of its retry backoff. */
+static unsigned long long queued_since(const task *t)
+{
+    unsigned long long since = t->submitted_ms;
+    if (t->nhist && t->hist[t->nhist - 1].state == TS_QUEUED) since = t->hist[t->nhist - 1].time_ms;
+    return t->next_at_ms > since ? t->next_at_ms : since;
+}
+
+/* A task that waited in the queue longer than its queue_timeout_ms (no agent with its type,
+ * capabilities and a free slot took it): failed with the reason queue_timeout. */
+static void queue_timeout_check(tasks_svc *s, task *t)
+{
+    unsigned long long now = bl_now_ms(), since = queued_since(t);
+    if (now < since || now - since < t->queue_timeout_ms) return;
+    bl_log(s->n, BL_LOG_INFO, "task %s (%s): queued %llu ms, queue timeout %u ms: failed", t->id,
+           t->type, now - since, t->queue_timeout_ms);
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_atom(&x, "queue_timeout");
+    free(t->result);
+    t->result = malloc((size_t)x.index);
+    if (t->result) memcpy(t->result, x.buff, (size_t)x.index);
+    t->result_len = t->result ? x.index : 0;
+    ei_x_free(&x);
+    t->agent[0] = 0;
+    set_state(t, TS_FAILED);
+    s->queue_timeouts++;
+    commit(s, t, 1, ctx_new(s, PUT_FINAL, t));
+}
+
 static void tick(bl_node *n, void *ud)
 {
     (void)n;
@@ -677,6 +755,8 @@ static void tick(bl_node *n, void *ud)
         if ((t->state == TS_ASSIGNED || t->state == TS_RUNNING) && !t->repl_pending &&
             t->deadline > 0 && now > t->deadline)
             attempt_lost(s, t, "timeout", 1);
+        else if (t->state == TS_QUEUED && t->queue_timeout_ms && !t->repl_pending)
+            queue_timeout_check(s, t);
     }
     if (++s->ticks % 50 == 0) prune(s); /* every 5 s */
     dispatch(s);
@@ -721,6 +801,7 @@ static void become_leader(tasks_svc *s)
 {
     s->leader = 1;
     s->adopted = 0;
+    bl__feed_reset(s->feed, s->term, "not_leader");
     s->takeover_until = now_s(s) + TAKEOVER_S;
     bl_log(s->n, BL_LOG_INFO, "tasks: leader (term %llu): gathering the coordinators' copies",
            s->term);
@@ -757,6 +838,7 @@ static void leadership_check(tasks_svc *s)
         s->leader = 0;
         bl_log(s->n, BL_LOG_INFO, "tasks: no longer the leader");
         waiters_fail_all(s, "not_leader");
+        bl__feed_reset(s->feed, 0, "not_leader");
     }
     if (!me) s->term = term;
     if (l && !me && s->coordinator && s->loaded) send_offer(s, l);
@@ -1176,6 +1258,7 @@ static int do_submit(tasks_svc *s, const bl_from *from, const char *buf, int idx
     }
     t->prio = 1;
     t->timeout_ms = 60000;
+    t->queue_timeout_ms = s->n->cfg.task_queue_timeout_ms; /* the leader's default */
     const char *bad = NULL;
     if (ei_decode_map_header(buf, &idx, &ar) < 0) bad = "the request is not a map";
     for (int k = 0; !bad && k < ar; k++) {
@@ -1220,6 +1303,11 @@ static int do_submit(tasks_svc *s, const bl_from *from, const char *buf, int idx
                 bad = "timeout_ms: 1..86400000";
             else
                 t->timeout_ms = (unsigned)v;
+        } else if (!strcmp(key, "queue_timeout_ms")) {
+            if (ei_decode_ulong(buf, &idx, &v) < 0 || v > 604800000ul)
+                bad = "queue_timeout_ms: 0..604800000 (0: wait in the queue forever)";
+            else
+                t->queue_timeout_ms = (unsigned)v;
         } else if (!strcmp(key, "retries")) {
             if (ei_decode_ulong(buf, &idx, &v) < 0 || v > 100)
                 bad = "retries: 0..100";
@@ -1257,6 +1345,7 @@ static int do_submit(tasks_svc *s, const bl_from *from, const char *buf, int idx
                 }
                 c->has_from = 1;
                 c->from = *from;
+                c->store_seq = bl__tstore_seq(s->store);
                 old->repl_pending++;
                 if (bl__repl_local_put_acked(s->repl, &old->link, REPL_TIMEOUT_MS, put_done, c) !=
                     BL_OK) {
@@ -1506,8 +1595,8 @@ static int on_call(bl_proc *self, const bl_from *from, const char *buf, int inde
         int h = bl__agent_call(s->agent, tag, from, buf, k, ar, r);
         if (h) return h > 1 ? 1 : 0;
     }
-    static const char *const LEADER_CALLS[] = {"submit", "get",   "list",  "cancel",
-                                               "wait",   "watch", "agents"};
+    static const char *const LEADER_CALLS[] = {"submit", "get",   "list",   "cancel",
+                                               "wait",   "watch", "agents", "changes"};
     int known = 0;
     for (size_t i = 0; i < sizeof(LEADER_CALLS) / sizeof(LEADER_CALLS[0]); i++)
         known |= !strcmp(tag, LEADER_CALLS[i]);
@@ -1531,6 +1620,8 @@ static int on_call(bl_proc *self, const bl_from *from, const char *buf, int inde
             (strcmp(tag, "watch") || ei_decode_ulonglong(buf, &j, &v) == 0) &&
             ei_decode_ulong(buf, &j, &wait_ms) == 0)
             tmo = (unsigned)(wait_ms > 600000 ? 600000 : wait_ms) + 15000;
+        else if (!strcmp(tag, "changes") && ar == 2)
+            tmo = (unsigned)bl__feed_wait_ms(buf, k) + 15000;
         return forward(s, from, buf, start, end, tmo, r);
     }
     char id[BL_TASK_ID_LEN];
@@ -1543,6 +1634,7 @@ static int on_call(bl_proc *self, const bl_from *from, const char *buf, int inde
         do_agents(s, r);
         return 0;
     }
+    if (!strcmp(tag, "changes") && ar == 2) return bl__feed_call(s->feed, from, buf, k, r);
     if (ar < 2 || bl__get_bin(buf, &k, id, sizeof(id)) < 0) {
         encode_error(r, "bad_request");
         return 0;
@@ -1625,6 +1717,7 @@ static void svc_free(tasks_svc *s)
         free(px);
     }
     bl__tasks_builtins_stop(s->builtins);
+    bl__feed_free(s->feed);
     bl__agent_free(s->agent);
     bl__repl_free(s->repl);
     bl__tstore_close(s->store);
@@ -1701,10 +1794,11 @@ int bl_tasks_start(bl_node *n)
     bl_trap_exit(s->proc, 1);
     s->repl = bl__repl_new(n, s->proc, &tasks_repl, s);
     s->agent = bl__agent_new(s, n);
+    s->feed = bl__feed_new(n);
     int tid = bl_timer(n, TICK_MS, TICK_MS, tick, s);
     s->tick_timer = tid > 0 ? tid : 0;
     s->cluster_sub = n->cluster ? bl_cluster_subscribe(n, on_cluster, s) : 0;
-    if (!s->repl || !s->agent || tid <= 0) {
+    if (!s->repl || !s->agent || !s->feed || tid <= 0) {
         bl_exit(s->proc, "shutdown");
         return BL_ENOMEM;
     }

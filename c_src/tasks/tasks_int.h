@@ -5,6 +5,7 @@
  *   tasks_agent.c  the agent side: handlers (C and BEAM), attempts, results until acked
  *   tasks_builtin.c echo, sleep, health.check, exec
  *   tasks_store.c  the coordinators' SQLite copy of the queue
+ *   tasks_feed.c   the leader's feed of transitions (watch every task, /api/v1/tasks/changes)
  * The dispatcher sits above services/ (its replication layer, repl.c), store/ and health/
  * (events, load). */
 #ifndef BL_TASKS_INT_H
@@ -64,6 +65,7 @@ typedef struct task {
     unsigned ncaps;
     int prio; /* 0 high, 1 normal, 2 low */
     unsigned timeout_ms, retries;
+    unsigned queue_timeout_ms; /* queued longer than this: failed with queue_timeout; 0: never */
     char *payload; /* term body */
     int payload_len;
     /* state */
@@ -148,6 +150,28 @@ tasks_store *bl__tstore_open(bl_node *n, tasks_loaded_fn loaded, void *ud);
 void bl__tstore_put(tasks_store *st, const task *t);
 void bl__tstore_del(tasks_store *st, const char *id);
 void bl__tstore_close(tasks_store *st);
+/* The sequence number of the last put or delete queued. */
+unsigned long long bl__tstore_seq(tasks_store *st);
+/* fn(ud, 1) once everything queued up to seq is committed to the store (flushed at the next
+ * loop turn): returns 1. Returns 0 (fn not called) when it is written already, or with no
+ * store. fn(ud, 0) at close: the service is going, fn only frees ud. */
+typedef void (*tasks_written_fn)(void *ud, int ok);
+int bl__tstore_when_written(tasks_store *st, unsigned long long seq, tasks_written_fn fn, void *ud);
 const char *bl__tstore_path(tasks_store *st);
+
+/* ---- tasks_feed.c ---- */
+typedef struct tasks_feed tasks_feed;
+tasks_feed *bl__feed_new(bl_node *n);
+void bl__feed_free(tasks_feed *f);
+/* A new leader term (the ring starts empty); waiting callers are answered {error, why} (none
+ * when why is NULL). */
+void bl__feed_reset(tasks_feed *f, unsigned long long term, const char *why);
+/* A transition of t (error: the failure's reason atom, or NULL). */
+void bl__feed_push(tasks_feed *f, const task *t, const char *error);
+/* {changes, Map}: Map at buf[idx]. 1: answered later (deferred reply), 0: reply in r. */
+int bl__feed_call(tasks_feed *f, const bl_from *from, const char *buf, int idx, ei_x_buff *r);
+/* the timeout_ms of a {changes, Map} request's Map (0 when malformed) */
+unsigned long bl__feed_wait_ms(const char *buf, int idx);
+unsigned bl__feed_waiters(tasks_feed *f);
 
 #endif

@@ -102,7 +102,7 @@ static void kv_term(ei_x_buff *x, const char *k, const char *t, int len)
 int bl__task_encode(const task *t, ei_x_buff *x, int full)
 {
     int ok = t->state == TS_SUCCEEDED;
-    ei_x_encode_map_header(x, 21 + (full ? 1 : 0));
+    ei_x_encode_map_header(x, 22 + (full ? 1 : 0));
     kv_bin(x, "id", t->id);
     kv_bin(x, "type", t->type);
     if (full) kv_term(x, "payload", t->payload, t->payload_len);
@@ -116,6 +116,7 @@ int bl__task_encode(const task *t, ei_x_buff *x, int full)
     kv_atom(x, "priority", bl__task_prio_name(t->prio));
     kv_u64(x, "timeout_ms", t->timeout_ms);
     kv_u64(x, "retries", t->retries);
+    kv_u64(x, "queue_timeout_ms", t->queue_timeout_ms);
     if (t->idem[0])
         kv_bin(x, "idempotency_key", t->idem);
     else
@@ -302,6 +303,10 @@ static int f_retries(task *t, const char *b, int *i)
 {
     return get_uint(b, i, &t->retries);
 }
+static int f_qtimeout(task *t, const char *b, int *i)
+{
+    return get_uint(b, i, &t->queue_timeout_ms);
+}
 static int f_idem(task *t, const char *b, int *i)
 {
     char a[MAXATOMLEN_UTF8];
@@ -426,6 +431,7 @@ static const struct {
     {"priority", f_prio},
     {"timeout_ms", f_timeout},
     {"retries", f_retries},
+    {"queue_timeout_ms", f_qtimeout},
     {"idempotency_key", f_idem},
     {"trace_id", f_trace},
     {"state", f_state},

@@ -2,7 +2,12 @@
  * thread of store/store.h: every record a coordinator holds (its own as leader and the leader's
  * replicated ones) is written in batches, one transaction per 50 ms tick, never from the loop;
  * at start the whole table is read back (a load job) so a restart of every coordinator keeps
- * the queue. Rows: id, the record's map encoding, whether it is final, when it changed. */
+ * the queue. Rows: id, the record's map encoding, whether it is final, when it changed.
+ *
+ * Written, not just queued: every put and delete gets a sequence number; bl__tstore_when_written
+ * runs a callback once the batch holding a number is committed to SQLite (WAL; the OS has it, so
+ * a kill -9 of the process does not lose it). Asking for it flushes at the next loop turn
+ * instead of after the 50 ms tick, so batches still group what one loop turn changed. */
 #include "tasks_int.h"
 #include "../store/store.h"
 
@@ -23,11 +28,22 @@ typedef struct row {
     unsigned long long updated_ms;
 } row;
 
+typedef struct wwait { /* a callback for when seq is written */
+    struct wwait *next;
+    unsigned long long seq;
+    tasks_written_fn fn;
+    void *ud;
+} wwait;
+
 struct tasks_store {
     bl_node *n;
     bl__store *st;
     row *pending;
-    int timer;
+    int timer, kick;
+    unsigned long long seq;       /* of the last put or delete */
+    unsigned long long submitted; /* every seq up to this is in a flush job */
+    unsigned long long written;   /* every seq up to this is committed */
+    wwait *waits;
     char path[1024];
     tasks_loaded_fn loaded;
     void *ud;
@@ -37,6 +53,7 @@ typedef struct {
     bl__store_job j;
     tasks_store *ts;
     row *rows;
+    unsigned long long upto;
 } flush_job;
 
 typedef struct {
@@ -87,11 +104,28 @@ static void rows_free(row *rows)
     }
 }
 
+static void waits_run(tasks_store *ts, int ok)
+{
+    for (wwait **pp = &ts->waits; *pp;) {
+        wwait *w = *pp;
+        if (ok && w->seq > ts->written) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        w->fn(w->ud, ok);
+        free(w);
+    }
+}
+
 static void flush_done(bl__store_job *j)
 {
     flush_job *f = (flush_job *)j;
+    tasks_store *ts = f->ts;
+    if (f->upto > ts->written) ts->written = f->upto;
     rows_free(f->rows);
     free(f);
+    waits_run(ts, 1);
 }
 
 static void flush_cb(bl_node *n, void *ud)
@@ -106,13 +140,47 @@ static void flush_cb(bl_node *n, void *ud)
     f->j.done = flush_done;
     f->ts = ts;
     f->rows = ts->pending;
+    f->upto = ts->seq;
     ts->pending = NULL;
     if (bl__store_submit(ts->st, &f->j) != BL_OK) { /* the store is behind: try again soon */
         ts->pending = f->rows;
         free(f);
         int id = bl_timer(ts->n, FLUSH_MS * 4, 0, flush_cb, ts);
         ts->timer = id > 0 ? id : 0;
+        return;
     }
+    ts->submitted = f->upto;
+}
+
+static void kick_cb(bl_node *n, void *ud)
+{
+    tasks_store *ts = ud;
+    ts->kick = 0;
+    if (ts->timer > 0) bl_timer_cancel(n, ts->timer);
+    ts->timer = 0;
+    flush_cb(n, ts);
+}
+
+unsigned long long bl__tstore_seq(tasks_store *ts)
+{
+    return ts ? ts->seq : 0;
+}
+
+int bl__tstore_when_written(tasks_store *ts, unsigned long long seq, tasks_written_fn fn, void *ud)
+{
+    if (!ts || seq <= ts->written) return 0;
+    wwait *w = calloc(1, sizeof(*w));
+    if (!w) return 0; /* out of memory: not waited for */
+    w->seq = seq;
+    w->fn = fn;
+    w->ud = ud;
+    w->next = ts->waits;
+    ts->waits = w;
+    if (seq > ts->submitted && !ts->kick) { /* written at the next loop turn, not the tick */
+        int id = bl_timer(ts->n, 0, 0, kick_cb, ts);
+        ts->kick = id > 0 ? id : 0;
+    }
+    return 1;
 }
 
 static row *row_get(tasks_store *ts, const char *id)
@@ -150,6 +218,7 @@ void bl__tstore_put(tasks_store *ts, const task *t)
     r->len = x.index;
     r->final = ts_final(t->state);
     r->updated_ms = t->updated_ms;
+    ts->seq++;
     ei_x_free(&x);
     if (!r->rec) { /* out of memory: the row is dropped from this batch */
         HASH_DEL(ts->pending, r);
@@ -166,6 +235,7 @@ void bl__tstore_del(tasks_store *ts, const char *id)
     if (!r) return;
     free(r->rec);
     r->rec = NULL;
+    ts->seq++;
     arm(ts);
 }
 
@@ -284,10 +354,12 @@ void bl__tstore_close(tasks_store *ts)
 {
     if (!ts) return;
     if (ts->timer > 0) bl_timer_cancel(ts->n, ts->timer);
-    ts->timer = 0;
+    if (ts->kick > 0) bl_timer_cancel(ts->n, ts->kick);
+    ts->timer = ts->kick = 0;
     ts->loaded = NULL;   /* a load still queued frees what it read */
     flush_cb(ts->n, ts); /* the last batch, run by the close below */
     bl__store_close(ts->st, 5000);
+    waits_run(ts, 0); /* the service is going: its callbacks only let go of their state */
     rows_free(ts->pending);
     free(ts);
 }

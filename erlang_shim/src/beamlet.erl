@@ -31,6 +31,8 @@
 
 -export([health/1, alerts/1, ack_alert/3, set_maintenance/3, maintenance/1, events/2,
          cluster_events/2, history/3, cluster_history/3, checks/1, subscribe_alerts/1]).
+-export([config/1, config/2, set_config/4, unset_config/3, config_history/1, config_history/2,
+         config_status/3, watch_config/1, unwatch_config/1]).
 -export_type([node_info/0, worker_opts/0, call_error/0]).
 
 -type call_error() :: beamlet_client:call_error().
@@ -247,6 +249,50 @@ set_maintenance(Node, On, Who) -> beamlet_client:set_maintenance(Node, On, Who).
 %% @doc `#{on, who, since_ms}' of `Node''s maintenance mode.
 -spec maintenance(node()) -> {ok, map()} | {error, term()}.
 maintenance(Node) -> beamlet_client:maintenance(Node).
+
+%% ---- cluster configuration (docs/configuration.md; beamlet_client has the details) ----
+
+%% @doc The cluster configuration as `Node' holds it.
+-spec config(node()) -> {ok, beamlet_client:config_doc()} | {error, term()}.
+config(Node) -> beamlet_client:config(Node).
+
+%% @doc The cluster-wide value of `Key' (`{error, not_set}' when it is not set).
+-spec config(node(), binary()) -> {ok, binary()} | {error, term()}.
+config(Node, Key) -> beamlet_client:config(Node, Key).
+
+%% @doc Set `Key' cluster-wide as `Who': `{ok, Write}' committed, `{pending, Write}' held by the
+%% leader only so far (see {@link config_status/3}), `{error, Message}' refused.
+-spec set_config(node(), binary(), binary() | integer() | boolean(), binary()) ->
+          {ok, beamlet_client:config_write()} | {pending, beamlet_client:config_write()} |
+          {error, term()}.
+set_config(Node, Key, Value, Who) -> beamlet_client:set_config(Node, Key, Value, Who).
+
+%% @doc Remove `Key' from the cluster configuration, as `Who'.
+-spec unset_config(node(), binary(), binary()) ->
+          {ok, beamlet_client:config_write()} | {pending, beamlet_client:config_write()} |
+          {error, term()}.
+unset_config(Node, Key, Who) -> beamlet_client:unset_config(Node, Key, Who).
+
+%% @doc The changes of the cluster configuration, newest first.
+-spec config_history(node()) -> {ok, [beamlet_client:config_change()]} | {error, term()}.
+config_history(Node) -> beamlet_client:config_history(Node).
+
+%% @doc The changes of `Key', newest first.
+-spec config_history(node(), binary()) -> {ok, [beamlet_client:config_change()]} | {error, term()}.
+config_history(Node, Key) -> beamlet_client:config_history(Node, Key).
+
+%% @doc What became of a write: committed, pending, lost or unknown.
+-spec config_status(node(), non_neg_integer(), non_neg_integer()) ->
+          {ok, beamlet_client:config_status()} | {error, term()}.
+config_status(Node, Version, Term) -> beamlet_client:config_status(Node, Version, Term).
+
+%% @doc The caller receives `{beamlet_config, Change}' for each change `Node' applies.
+-spec watch_config(node()) -> ok | {error, term()}.
+watch_config(Node) -> beamlet_client:watch_config(Node).
+
+%% @doc Stop watching `Node''s configuration.
+-spec unwatch_config(node()) -> ok | {error, term()}.
+unwatch_config(Node) -> beamlet_client:unwatch_config(Node).
 
 %% @doc `Node''s events, newest first; Filter: since_ms, until_ms, type, node, severity, limit.
 -spec events(node(), beamlet_client:event_filter()) -> {ok, [beamlet_client:event()]} | {error, term()}.

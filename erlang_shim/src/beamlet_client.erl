@@ -21,10 +21,14 @@
 -export([health/1, alerts/1, ack_alert/3, set_maintenance/3, maintenance/1, events/2,
          history/3, history/4, checks/1, subscribe_alerts/1, cluster_events/2,
          cluster_history/3]).
+-export([config/1, config/2, set_config/4, unset_config/3, config_history/1, config_history/2,
+         config_status/3, watch_config/1, unwatch_config/1]).
 -export([call_timeout_ms/1, map_exit/1]).
 
 -export_type([call_error/0, timeout_ms/0]).
 -export_type([alert/0, event/0, event_filter/0, history/0, check/0, cluster_health/0]).
+-export_type([config_doc/0, config_setting/0, config_write/0, config_change/0,
+              config_status/0]).
 
 -type call_error() :: nodedown | timeout | noproc.
 -type timeout_ms() :: non_neg_integer() | infinity.
@@ -55,6 +59,24 @@
                             status := active | degraded | maintenance | offline,
                             nodes := [map()], alerts := [alert()],
                             recommendations := [map()], _ => _}.
+
+%% The shapes of docs/configuration.md ("Cluster configuration": the beamlet_config protocol).
+-type config_setting() :: #{key := binary(), value := binary(), live := boolean(),
+                            applied := binary()}.
+-type config_doc() :: #{term := non_neg_integer(), version := non_neg_integer(),
+                        leader := binary() | undefined, settings := [config_setting()]}.
+-type config_write() :: #{version := non_neg_integer(), term := non_neg_integer(),
+                          key := binary(), value := binary() | undefined, live := boolean(),
+                          changed := boolean(), state := binary(),
+                          holders => non_neg_integer(), needed => non_neg_integer()}.
+-type config_change() :: #{version := non_neg_integer(), term := non_neg_integer(),
+                           key := binary(), old := binary() | undefined,
+                           new := binary() | undefined, who := binary(), at := non_neg_integer(),
+                           _ => _}.
+-type config_status() :: #{version := non_neg_integer(), state := binary(),
+                           holders := non_neg_integer(), needed := non_neg_integer(),
+                           current_version := non_neg_integer(),
+                           term := non_neg_integer() | undefined, key := binary() | undefined}.
 
 %% Largest timeout the C side takes (an unsigned 32-bit count of milliseconds; kept below 2^31).
 -define(MAX_C_TIMEOUT_MS, 16#7FFFFFFF).
@@ -410,6 +432,94 @@ cluster_history(Node, Metric, SinceMs) when is_binary(Metric), Metric =/= <<>> -
             {ok, #{metric => Metric, nodes => Hs, points => Pts}};
         Err -> Err
     end.
+
+%% ---- cluster configuration (the beamlet_config process, docs/configuration.md) ----
+
+%% @doc The cluster configuration as `Node' holds it: version, term, leader and every key set
+%% cluster-wide with its value, whether it is live and whether `Node' runs it
+%% (`applied' `<<"running">>' or `<<"restart_needed">>').
+-spec config(node()) -> {ok, config_doc()} | {error, call_error() | binary()}.
+config(Node) -> config_call(Node, get, ?DEFAULT_TIMEOUT).
+
+%% @doc The cluster-wide value of `Key' as `Node' holds it; `{error, not_set}' when the key is
+%% not set cluster-wide (each node runs its own value).
+-spec config(node(), binary()) -> {ok, binary()} | {error, not_set | call_error() | binary()}.
+config(Node, Key) when is_binary(Key) ->
+    case config_call(Node, {get, Key}, ?DEFAULT_TIMEOUT) of
+        {ok, #{settings := [#{value := V}]}} -> {ok, V};
+        {ok, #{settings := []}} -> {error, not_set};
+        {error, _} = E -> E
+    end.
+
+%% @doc Set `Key' to `Value' cluster-wide as `Who' (recorded in the history), through the leader
+%% (`Node' forwards). `Value' is checked with the configuration file's rules: `{error, Message}'
+%% names the key and nothing changes. `{ok, Write}' once a majority of the coordinators hold it
+%% (`state' `<<"committed">>', or `<<"unchanged">>'); `{pending, Write}' when the leader holds it
+%% but a majority did not within 5 s: {@link config_status/3} tells later whether it was
+%% committed or rolled back.
+-spec set_config(node(), binary(), binary() | integer() | boolean(), binary()) ->
+          {ok, config_write()} | {pending, config_write()} |
+          {error, call_error() | binary() | {unexpected, term()}}.
+set_config(Node, Key, Value, Who) when is_binary(Key), is_binary(Who) ->
+    config_write(Node, {set, Key, value_text(Value), Who}).
+
+%% @doc Remove `Key' from the cluster configuration: every member goes back to its own value.
+-spec unset_config(node(), binary(), binary()) ->
+          {ok, config_write()} | {pending, config_write()} |
+          {error, call_error() | binary() | {unexpected, term()}}.
+unset_config(Node, Key, Who) when is_binary(Key), is_binary(Who) ->
+    config_write(Node, {unset, Key, Who}).
+
+%% @doc The changes of the cluster configuration, newest first.
+-spec config_history(node()) -> {ok, [config_change()]} | {error, call_error() | binary()}.
+config_history(Node) -> config_call(Node, history, ?DEFAULT_TIMEOUT).
+
+%% @doc The changes of one key, newest first.
+-spec config_history(node(), binary()) -> {ok, [config_change()]} | {error, call_error() | binary()}.
+config_history(Node, Key) when is_binary(Key) -> config_call(Node, {history, Key}, ?DEFAULT_TIMEOUT).
+
+%% @doc What became of the write of `Version' made in `Term' (the `version' and `term' of a
+%% {@link set_config/4} answer), as `Node' sees it: `state' `<<"committed">>', `<<"pending">>',
+%% `<<"lost">>' (a new leader rolled it back) or `<<"unknown">>'.
+-spec config_status(node(), non_neg_integer(), non_neg_integer()) ->
+          {ok, config_status()} | {error, call_error() | binary()}.
+config_status(Node, Version, Term) when is_integer(Version), Version >= 0, is_integer(Term),
+                                        Term >= 0 ->
+    config_call(Node, {status, Version, Term}, ?DEFAULT_TIMEOUT).
+
+%% @doc Subscribe the caller to the changes `Node' applies: it receives
+%% `{beamlet_config, config_change()}' for each. A node takes 256 watchers at most
+%% (`{error, Message}' beyond); a watcher is dropped when its node disconnects.
+-spec watch_config(node()) -> ok | {error, call_error() | binary()}.
+watch_config(Node) ->
+    case config_call(Node, {watch, self()}, ?DEFAULT_TIMEOUT) of
+        {ok, ok} -> ok;
+        {error, _} = E -> E
+    end.
+
+%% @doc Stop the caller's subscription on `Node'.
+-spec unwatch_config(node()) -> ok | {error, call_error() | binary()}.
+unwatch_config(Node) ->
+    case config_call(Node, {unwatch, self()}, ?DEFAULT_TIMEOUT) of
+        {ok, ok} -> ok;
+        {error, _} = E -> E
+    end.
+
+%% a write waits up to 5 s for a majority on the leader, 2 s more when forwarded
+config_write(Node, Req) ->
+    case config_call(Node, Req, 3 * ?DEFAULT_TIMEOUT) of
+        {ok, {ok, W}} -> {ok, W};
+        {ok, {pending, W}} -> {pending, W};
+        {ok, Other} -> {error, {unexpected, Other}};
+        {error, _} = E -> E
+    end.
+
+config_call(Node, Req, Timeout) -> call_service(Node, beamlet_config, Req, Timeout).
+
+value_text(V) when is_binary(V) -> V;
+value_text(V) when is_integer(V) -> integer_to_binary(V);
+value_text(true) -> <<"true">>;
+value_text(false) -> <<"false">>.
 
 %% Ask every active beamlet member (as Node's health reply lists them; BEAM members, role
 %% `beam', have no beamlet_health): [{Member, Value}] of those that answered {ok, Value}.

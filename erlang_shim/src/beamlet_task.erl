@@ -17,19 +17,30 @@
 -module(beamlet_task).
 -behaviour(gen_server).
 
--export([submit/3, get/2, list/2, cancel/2, wait/3, agents/1, runs/1]).
+-export([submit/3, get/2, list/2, cancel/2, wait/3, agents/1, runs/1, changes/2]).
 -export([handle/3, handle/4, stop_handler/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
--export_type([task/0, task_id/0, submit_opts/0, error_reason/0, handler_fun/0]).
+-export_type([task/0, task_id/0, submit_opts/0, error_reason/0, handler_fun/0, change/0,
+              changes_query/0, changes/0]).
 
 -type task_id() :: binary().
 -type task() :: #{id := task_id(), type := binary(), state := atom(), attempt := non_neg_integer(),
                   agent := node() | undefined, trace_id := binary(), atom() => term()}.
 -type submit_opts() :: #{payload => term(), capabilities => [binary()],
                          priority => high | normal | low, timeout_ms => pos_integer(),
-                         retries => non_neg_integer(), idempotency_key => binary(),
-                         trace_id => binary()}.
+                         retries => non_neg_integer(), queue_timeout_ms => non_neg_integer(),
+                         idempotency_key => binary(), trace_id => binary()}.
+%% One transition from the leader's feed (docs/tasks.md, "Watching every task"); `error': the
+%% reason of a failure when it is an atom (queue_timeout, timeout, agent_lost, ...).
+-type change() :: #{seq := non_neg_integer(), id := task_id(), type := binary(), state := atom(),
+                    attempt := non_neg_integer(), agent := node() | undefined,
+                    time_ms := non_neg_integer(), error := atom()}.
+-type changes_query() :: #{since => non_neg_integer(), term => non_neg_integer(),
+                           type => binary(), state => binary(), limit => 1..1000,
+                           timeout_ms => 0..60000}.
+-type changes() :: #{term := non_neg_integer(), next := non_neg_integer(),
+                     missed := non_neg_integer(), changes := [change()]}.
 -type error_reason() :: beamlet_client:call_error() | not_found | already_final | no_leader
                       | not_leader | leader_unreachable | queue_full | {bad_request, binary()}
                       | {not_replicated, task_id()} | term().
@@ -94,6 +105,15 @@ wait_until(Node, Id, Deadline) ->
                 false -> E
             end
     end.
+
+%% @doc Every task's transitions from the leader's feed, a long poll: the changes after `since'
+%% that match `type' and `state', as soon as there is one, else `changes => []' after
+%% `timeout_ms' (default 0: at once). Ask again with `since => Next, term => Term' from the answer;
+%% `missed' counts changes the feed no longer held. Without `since': from now on.
+-spec changes(node(), changes_query()) -> {ok, changes()} | {error, error_reason()}.
+changes(Node, Query) when is_map(Query) ->
+    Wait = maps:get(timeout_ms, Query, 0),
+    call(Node, {changes, Query#{timeout_ms => Wait}}, Wait + ?CALL_TIMEOUT).
 
 %% @doc The agents the leader places tasks on.
 -spec agents(node()) -> {ok, [map()]} | {error, error_reason()}.

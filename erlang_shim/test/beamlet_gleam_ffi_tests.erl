@@ -91,7 +91,52 @@ tests(W) ->
               {"supervised workers under an OTP supervisor, as gleam_otp runs them", fun supervised/0},
               {"discovery, started and supervised", fun discovery/0},
               {"task: submit, wait, get, cancel, handle", fun() -> tasks(W) end},
+              {"config: document, get, set, unset, history, status, watch", fun() -> config(W) end},
               {"every @external was called by this suite", fun all_externals_called/0}].
+
+%% beamlet/config with Gleam's shapes, on W (the cluster has the coordinator tasks/1 started, or
+%% one started here)
+config(W) ->
+    Leads = fun() -> case ?FFI:config_document(W) of
+                         {ok, {document, _, _, {some, L}, _}} when is_atom(L) -> true;
+                         _ -> false
+                     end end,
+    _ = case shim_test_util:wait_until(Leads, 5000) of
+            true -> ok;
+            false -> {ok, _} = ?FFI:start_worker(options(shim_test_util:name("glcf"),
+                                                         #{role => {some, coordinator},
+                                                           cluster => {some, <<"gleamc">>},
+                                                           join => [W]}))
+        end,
+    ?assert(shim_test_util:wait_until(Leads, 30000)),
+    ?assertEqual({ok, none}, ?FFI:config_get(W, <<"log_level">>)),
+    Tag = make_ref(),
+    ?assertEqual({error, unregistered_subject}, ?FFI:config_watch(W, ?NOBODY)),
+    {ok, Sub} = ?FFI:config_watch(W, {subject, self(), Tag}),
+    {ok, {write, V, T, <<"log_level">>, {some, <<"debug">>}, true, committed, H, N}} =
+        ?FFI:config_set(W, <<"log_level">>, <<"debug">>, <<"gleam">>),
+    ?assert(H >= N andalso N >= 1),
+    receive {Tag, {change, V, _, <<"log_level">>, none, {some, <<"debug">>}, <<"gleam">>, At}} ->
+            ?assert(At > 0)
+    after 10000 -> error(no_config_change)
+    end,
+    ?assertEqual({ok, {some, <<"debug">>}}, ?FFI:config_get(W, <<"log_level">>)),
+    {ok, {document, _, V, _, Settings}} = ?FFI:config_document(W),
+    ?assert(lists:member({setting, <<"log_level">>, <<"debug">>, true, running}, Settings)),
+    {ok, [{change, V, _, <<"log_level">>, none, {some, <<"debug">>}, <<"gleam">>, _} | _]} =
+        ?FFI:config_history(W, {some, <<"log_level">>}),
+    {ok, [_ | _]} = ?FFI:config_history(W, none),
+    ?assertMatch({ok, {status, V, committed, _, _, _}}, ?FFI:config_status(W, V, T)),
+    ?assertMatch({ok, {status, _, unknown, _, _, _}}, ?FFI:config_status(W, V + 100000, T)),
+    {error, {failed, <<"invalid heartbeat_interval_ms", _/binary>>}} =
+        ?FFI:config_set(W, <<"heartbeat_interval_ms">>, <<"abc">>, <<"gleam">>),
+    {ok, {write, _, _, <<"log_level">>, none, true, committed, _, _}} =
+        ?FFI:config_unset(W, <<"log_level">>, <<"gleam">>),
+    receive {Tag, {change, _, _, <<"log_level">>, {some, <<"debug">>}, none, _, _}} -> ok
+    after 10000 -> error(no_unset_change)
+    end,
+    ?assertEqual(nil, ?FFI:unsubscribe(Sub)),
+    ?assertEqual({error, node_down}, ?FFI:config_document(ghost())).
 
 %% beamlet/task with Gleam's shapes: a coordinator joins W (an agent for the built-in types)
 tasks(W) ->
@@ -99,7 +144,7 @@ tasks(W) ->
                                          #{role => {some, coordinator}, cluster => {some, <<"gleamc">>},
                                            join => [W]})),
     Sub = fun(Kind, Payload, Caps) ->
-                  {submission, Kind, {some, ?FFI:identity(Payload)}, Caps, normal, none, 0, none, none}
+                  {submission, Kind, {some, ?FFI:identity(Payload)}, Caps, normal, none, 0, none, none, none}
           end,
     ?assert(shim_test_util:wait_until(fun() ->
         case beamlet_task:agents(Co) of {ok, [_ | _]} -> true; _ -> false end end, 30000)),
@@ -111,6 +156,11 @@ tasks(W) ->
     {ok, Q} = ?FFI:task_submit(Co, Sub(<<"echo">>, 1, [<<"nobody-has-it">>])),
     ?assertMatch({ok, {task, Q, _, cancelled, _, _, _, _, _, _, _}}, ?FFI:task_cancel(Co, Q)),
     ?assertEqual({error, {failed, <<"already_final">>}}, ?FFI:task_cancel(Co, Q)),
+    %% task.queue_timeout: a task no agent can take fails with queue_timeout
+    {ok, QT} = ?FFI:task_submit(Co, {submission, <<"echo">>, none, [<<"nobody-has-it">>], normal,
+                                     none, 0, none, none, {some, 300}}),
+    ?assertMatch({ok, {task, QT, _, failed, 0, none, _, none, {some, queue_timeout}, _, _}},
+                 ?FFI:task_wait(Co, QT, 10000)),
     {ok, H} = ?FFI:task_handle(W, <<"gleam.double">>,
                                fun({job, _, _, N, _}) when is_integer(N) -> {ok, 2 * N};
                                   ({job, _, _, _, _}) -> {error, <<"not a number">>} end),

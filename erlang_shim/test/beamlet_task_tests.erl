@@ -58,4 +58,17 @@ tasks() ->
     ok = beamlet_task:stop_handler(H),
     ?assert(wait_until(fun() ->
         {ok, [#{types := Ts}]} = beamlet_task:agents(Co), not lists:member(<<"shim.double">>, Ts) end, 10000)),
+    %% a queue timeout, seen in the leader's feed of transitions (asked through the agent)
+    {ok, #{term := Tm, next := N0, changes := []}} = beamlet_task:changes(Co, #{}),
+    {ok, Q} = beamlet_task:submit(Co, <<"echo">>, #{capabilities => [<<"nobody-has-it">>],
+                                                    queue_timeout_ms => 300}),
+    {ok, #{state := failed, error := queue_timeout, queue_timeout_ms := 300}} =
+        beamlet_task:wait(Co, Q, 10000),
+    {ok, #{changes := Ch, next := N1}} =
+        beamlet_task:changes(Ag, #{since => N0, term => Tm, state => <<"failed">>}),
+    ?assertMatch([#{id := Q, state := failed, error := queue_timeout, attempt := 0}],
+                 [X || X = #{id := I} <- Ch, I =:= Q]),
+    %% a long poll with nothing new answers empty at its timeout
+    {ok, #{changes := [], next := N1}} =
+        beamlet_task:changes(Ag, #{since => N1, term => Tm, type => <<"none">>, timeout_ms => 200}),
     ok.

@@ -13,7 +13,7 @@ cd "$ROOT" || exit 2
 : "${BEAMLET_BIN:=$ROOT/build/asan/beamlet}"
 : "${BL_COOKIE:=blshim_$$_$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
 : "${BL_LOG_DIR:=$ROOT/build/test-logs}"
-: "${BL_SHIM_TESTS:=beamlet_tests,beamlet_worker_tests,beamlet_discovery_tests,beamlet_cluster_tests,beamlet_services_tests,beamlet_health_tests,beamlet_task_tests}"
+: "${BL_SHIM_TESTS:=beamlet_tests,beamlet_worker_tests,beamlet_discovery_tests,beamlet_cluster_tests,beamlet_services_tests,beamlet_health_tests,beamlet_task_tests,beamlet_config_tests}"
 : "${ASAN_OPTIONS:=detect_leaks=1:abort_on_error=0:halt_on_error=1}"
 : "${UBSAN_OPTIONS:=print_stacktrace=1:halt_on_error=1}"
 BL_SHIM_PREFIX="blshim$$_"

@@ -119,6 +119,7 @@ typedef struct bl_config {
     unsigned task_concurrency;      /* tasks this node runs at once as an agent (default 4) */
     char task_exec_allow[2048];     /* absolute paths the `exec` task type may run; empty: off */
     unsigned task_exec_output_max;  /* bytes of an exec task's output kept (default 65536) */
+    unsigned task_queue_timeout_ms; /* default queue timeout of a task (0: it may wait forever) */
 
     /* health and metrics (docs/health.md) */
     unsigned health_interval_ms; /* metrics sample interval (default 5000) */

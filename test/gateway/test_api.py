@@ -223,7 +223,7 @@ def test_problem_details():
 def test_openapi_matches_the_server():
     st, _, doc = jreq(P_G1, "GET", "/api/v1/openapi.json")
     assert st == 200 and doc["openapi"].startswith("3."), doc.get("openapi")
-    params = {"node": G1, "id": S["service_id"], "group": "nosuch", "file": "app.js"}
+    params = {"node": G1, "id": S["service_id"], "group": "nosuch", "file": "app.js", "version": "1"}
     checked = 0
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
@@ -694,7 +694,16 @@ def test_cluster_config():
         st, _, j = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(
             jreq(P_G1, "PUT", path, {"value": 4}, key=S["admin"])), what="a write accepted")
         assert j["key"] == "failure_threshold" and j["value"] == "4" and j["live"] is True, j
+        # 200 means committed (a majority of the coordinators hold it), and says so
+        assert j["state"] == "committed" and j["holders"] >= j["needed"] == 1, j
         check(doc, doc["paths"]["/api/v1/config/{key}"]["put"]["responses"]["200"]["content"]["application/json"]["schema"], j)
+        st, _, vs = jreq(P_A1, "GET", "/api/v1/config/versions/%d?term=%d" % (j["version"], j["term"]))
+        assert st == 200 and vs["state"] == "committed" and vs["key"] == "failure_threshold", (st, vs)
+        check(doc, doc["paths"]["/api/v1/config/versions/{version}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"], vs)
+        st, _, vs = jreq(P_A1, "GET", "/api/v1/config/versions/%d?term=%d" % (j["version"], j["term"] + 5))
+        assert st == 200 and vs["state"] == "lost", (st, vs)  # another write's term: not this one
+        assert jreq(P_A1, "GET", "/api/v1/config/versions/abc")[0] == 400
+        assert jreq(P_A1, "GET", "/api/v1/config/versions/1?term=-1")[0] == 400
         wait_until(lambda: [x for x in jreq(P_A2, "GET", "/api/v1/config")[2]["settings"]
                             if x["key"] == "failure_threshold" and x["value"] == "4"
                             and x["applied"] == "running"], what="a2 runs failure_threshold 4")
@@ -711,10 +720,49 @@ def test_cluster_config():
         assert st == 200 and h and h[0]["new"] == "4" and h[0]["who"] == "root", h
         check(doc, doc["paths"]["/api/v1/config/history"]["get"]["responses"]["200"]["content"]["application/json"]["schema"], h)
         st, _, j = jreq(P_G1, "DELETE", path, key=S["admin"])
-        assert st == 200 and j["value"] is None, (st, j)
+        assert st == 200 and j["value"] is None and j["state"] == "committed", (st, j)
         assert jreq(P_G1, "DELETE", path, key=S["admin"])[0] == 404
+        tasks_queue_timeout_and_changes(doc)
     finally:
         c1.stop()
+
+
+def tasks_queue_timeout_and_changes(doc):
+    """(with a coordinator up) POST /api/v1/tasks with queue_timeout_ms: a task no agent can take
+    fails with queue_timeout; GET /api/v1/tasks/changes streams every task's transitions with a
+    cursor, filtered, as a long poll."""
+    op = S["operator"]
+    st, _, cur = jreq(P_G1, "GET", "/api/v1/tasks/changes?wait_ms=0")
+    assert st == 200 and cur["changes"] == [] and cur["missed"] == 0, (st, cur)
+    check(doc, doc["paths"]["/api/v1/tasks/changes"]["get"]["responses"]["200"]["content"]["application/json"]["schema"], cur)
+    st, _, b = jreq(P_G1, "POST", "/api/v1/tasks", {"type": "echo", "capabilities": ["gw-none"],
+                                                     "queue_timeout_ms": 700}, key=op)
+    assert st == 202, (st, b)
+    t = wait_until(lambda: (lambda r: r[2] if r[2] and r[2].get("state") == "failed" else None)(
+        jreq(P_A1, "GET", "/api/v1/tasks/" + b["id"])), what="the task failed in the queue")
+    assert t["error"] == "queue_timeout" and t["attempt"] == 0 and t["queue_timeout_ms"] == 700, t
+    st, _, ch = jreq(P_A2, "GET", "/api/v1/tasks/changes?since=%d&term=%d&wait_ms=0" % (cur["next"], cur["term"]))
+    assert st == 200, (st, ch)
+    mine = [(c["state"], c.get("error")) for c in ch["changes"] if c["id"] == b["id"]]
+    assert mine == [("queued", None), ("failed", "queue_timeout")], ch
+    check(doc, doc["paths"]["/api/v1/tasks/changes"]["get"]["responses"]["200"]["content"]["application/json"]["schema"], ch)
+    # a long poll filtered by state: answered when the next failure comes, not before
+    got = {}
+    def poll():
+        got["r"] = jreq(P_A1, "GET", "/api/v1/tasks/changes?since=%d&term=%d&state=failed&wait_ms=20000"
+                        % (ch["next"], ch["term"]), timeout=40)
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.5)
+    assert "r" not in got
+    st, _, b2 = jreq(P_G1, "POST", "/api/v1/tasks", {"type": "echo", "capabilities": ["gw-none"],
+                                                      "queue_timeout_ms": 300}, key=op)
+    th.join(30)
+    st, _, r = got["r"]
+    assert st == 200 and [c["id"] for c in r["changes"]] == [b2["id"]], (st, r)
+    assert jreq(P_G1, "GET", "/api/v1/tasks/changes?wait_ms=abc")[0] == 400
+    assert jreq(P_G1, "GET", "/api/v1/tasks/changes?state=nope")[0] == 422
+    assert jreq(P_G1, "POST", "/api/v1/tasks", {"type": "echo", "queue_timeout_ms": "x"}, key=op)[0] == 422
 
 
 def main():

@@ -2,8 +2,9 @@
 the DevTools protocol by cdp/dashboard.js (node + the vendored `ws` package), against a real
 3-node cluster: no console errors or failed loads, every member in the topology, one member
 turning failed after a kill -9 without a reload and within a second of the cluster noticing, the
-services grid, the event log with a filter, a metrics graph, phone width. Screenshots land in
-build/ for review."""
+services grid, the event log with a filter, a metrics graph, phone width; the Tasks view (cancel
+from the page) and the Config view (set and unset with an admin key, refused without one).
+Screenshots land in build/ for review."""
 import json
 import os
 import shutil
@@ -88,6 +89,35 @@ def test_tasks_view_in_chromium():
     assert jreq(port, "POST", "/api/v1/tasks/%s/cancel" % q["id"], key=key)[0] == 409
 
 
+def test_config_view_in_chromium():
+    # a cluster with a coordinator (writes go through the leader): the Config view reads the
+    # settings and the history, refuses a set without a key, sets and unsets with an admin key
+    chrome = shutil.which("chromium") or shutil.which("chromium-browser")
+    port = PORT + 20
+    g = Node("gw_k1", port, role="gateway").wait_http()
+    c = Node("gw_k2", None, role="coordinator", join=["gw_k1"])
+    wait_until(lambda: jreq(port, "GET", "/api/v1/config")[2].get("leader") == c.name,
+               timeout=40, what="the coordinator leads")
+    key = make_key(g.name, "admin", "dash-admin")
+    # the coordinator keeps the document on disk across runs: start from log_level unset
+    assert jreq(port, "DELETE", "/api/v1/config/log_level", key=key)[0] in (200, 404)
+    p = subprocess.run(["node", os.path.join(ROOT, "test/gateway/cdp/dashboard.js"),
+                        "http://127.0.0.1:%d/" % port, os.path.join(ROOT, "build"),
+                        ",".join(n.name for n in (g, c)), "-", "0", chrome, key, "-", "config"],
+                       capture_output=True, text=True, timeout=200)
+    line = (p.stdout.strip().splitlines() or ["{}"])[-1]
+    res = json.loads(line)
+    print("    " + json.dumps(res.get("checks", {}))[:300])
+    assert p.returncode == 0, (res.get("failed"), res.get("errors"), p.stderr[-2000:])
+    assert all(res["checks"].get(k) is True for k in
+               ("config_needs_key", "config_set", "config_refused", "config_unset")), res["checks"]
+    # what the page did is what the cluster holds: set then unset, by the key's name
+    st, _, h = jreq(port, "GET", "/api/v1/config/history?key=log_level")
+    assert st == 200 and [(x["old"], x["new"], x["who"]) for x in h[:2]] == [
+        ("debug", None, "dash-admin"), (None, "debug", "dash-admin")], h
+    assert jreq(port, "GET", "/api/v1/config/log_level")[0] == 404
+
+
 def main():
     r = Runner("dashboard")
     try:
@@ -104,6 +134,7 @@ def main():
                        timeout=15, what="service %s registered through port %d" % (name, port))
         r.run(test_dashboard_in_chromium)
         r.run(test_tasks_view_in_chromium)
+        r.run(test_config_view_in_chromium)
     except Exception:
         import traceback
         traceback.print_exc()

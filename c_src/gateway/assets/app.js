@@ -1,4 +1,5 @@
-// app.js - the beamlet dashboard: topology, services grid, metrics graphs, alerts, tasks, events.
+// app.js - the beamlet dashboard: topology, services grid, metrics graphs, alerts, tasks, the
+// cluster configuration, events.
 // Preact + htm (vendor/htm-preact-standalone.module.js) and uPlot (vendor/uPlot.iife.min.js),
 // served from the node's binary. State comes from the REST API (/api/v1) and stays live through
 // the event stream (/api/v1/stream, read with fetch so the API key can go in a header); a member
@@ -219,6 +220,72 @@ function Tasks({ tick, onError }) {
   </div>`;
 }
 
+// the cluster configuration (docs/configuration.md): the settings as this gateway's node holds
+// them, the history, and a form to set or unset a key (an admin API key: the gateway says 401/403
+// otherwise). A write is committed (a majority of the coordinators hold it) or pending (202: the
+// leader only, so far): a pending one is followed through its status URL until it is committed
+// or lost. Polled every 3 s while shown.
+function Config({ onError }) {
+  const [doc, setDoc] = useState(null), [hist, setHist] = useState([]), [none, setNone] = useState(null);
+  const [key, setKey] = useState(''), [value, setValue] = useState(''), [result, setResult] = useState(null);
+  const load = async () => {
+    try {
+      const [d, h] = await Promise.all([api('/api/v1/config'), api('/api/v1/config/history')]);
+      setDoc(d); setHist(h); setNone(null);
+    } catch (e) { setNone(e.message); }
+  };
+  useEffect(() => { load(); const t = setInterval(load, 3000); return () => clearInterval(t); }, []);
+  const follow = async (w) => { // a pending write: ask its status until it settles
+    for (let i = 0; i < 30; i++) {
+      await sleep(2000);
+      try {
+        const st = await api(w.status_url);
+        if (st.state !== 'pending') { setResult({ state: st.state, text: 'version ' + w.version + ' of ' + w.key + ': ' + st.state }); load(); return; }
+      } catch (e) { /* asked again */ }
+    }
+  };
+  const write = async (k, v) => {
+    setResult({ state: 'pending', text: 'sending…' });
+    try {
+      const w = v === null
+        ? await api('/api/v1/config/' + encodeURIComponent(k), { method: 'DELETE' })
+        : await api('/api/v1/config/' + encodeURIComponent(k), { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ value: v }) });
+      const what = w.value === null || w.value === undefined ? 'unset' : '= ' + w.value;
+      setResult({ state: w.state, text: 'version ' + w.version + ': ' + w.key + ' ' + what + ' — ' +
+        (w.state === 'pending' ? 'pending: held by ' + w.holders + ' of the ' + w.needed + ' coordinators needed so far; following it…'
+          : w.state === 'unchanged' ? 'nothing changed' : 'committed (a majority of the coordinators hold it)') });
+      load();
+      if (w.state === 'pending' && w.status_url) follow(w);
+    } catch (e) {
+      const msg = e.status === 401 || e.status === 403 ? 'Changing the cluster configuration needs an admin API key: use "API key".' : e.message;
+      setResult({ state: 'error', text: msg });
+      onError(null);
+    }
+  };
+  const submit = (e) => { e.preventDefault(); if (key.trim()) write(key.trim(), value); };
+  return html`<div>
+    ${none ? html`<p class="note">${none}</p>` : ''}
+    ${doc ? html`<p data-config-doc>version ${doc.version}, term ${doc.term}, leader ${doc.leader || 'none'}</p>` : ''}
+    <h3>Settings</h3>
+    ${doc && doc.settings.length ? html`<div class="scroll"><table><thead><tr><th>key</th><th>value</th><th>live</th><th class="hide-narrow">on this node</th><th></th></tr></thead>
+      <tbody>${doc.settings.map((x) => html`<tr data-setting=${x.key}><td>${x.key}</td><td>${x.value}</td><td>${x.live ? 'yes' : 'no (restart)'}</td>
+        <td class="hide-narrow"><${Badge} s=${x.applied === 'running' ? 'ok' : 'warn'} word=${x.applied} /></td>
+        <td><button class="btn" data-unset=${x.key} onClick=${() => write(x.key, null)}>Unset</button></td></tr>`)}</tbody></table></div>`
+      : html`<p class="note">No key is set cluster-wide: every node runs its own configuration.</p>`}
+    <form class="filters" data-config-form onSubmit=${submit}>
+      <label>key<input name="key" value=${key} onInput=${(e) => setKey(e.target.value)} placeholder="log_level" /></label>
+      <label>value<input name="value" value=${value} onInput=${(e) => setValue(e.target.value)} placeholder="debug" /></label>
+      <label>${'\u00a0'}<button class="btn" type="submit" data-config-set>Set cluster-wide</button></label>
+    </form>
+    ${result ? html`<p data-config-result data-state=${result.state} class=${result.state === 'error' || result.state === 'lost' ? 'err' : 'note'}>${result.text}</p>` : ''}
+    <h3>History</h3>
+    ${hist.length ? html`<div class="scroll"><table><thead><tr><th>version</th><th class="hide-narrow">when</th><th>key</th><th>old</th><th>new</th><th class="hide-narrow">who</th></tr></thead>
+      <tbody>${hist.map((h) => html`<tr data-change=${h.version}><td>${h.version}</td><td class="hide-narrow">${new Date(h.at).toLocaleString()}</td><td>${h.key}</td>
+        <td>${h.old === null ? '(unset)' : h.old}</td><td>${h.new === null ? '(unset)' : h.new}</td><td class="hide-narrow">${h.who}</td></tr>`)}</tbody></table></div>`
+      : html`<p class="note">No change yet.</p>`}
+  </div>`;
+}
+
 function Events({ events }) {
   const [type, setType] = useState(''), [sev, setSev] = useState(''), [node, setNode] = useState('');
   const rank = { info: 0, warn: 1, error: 2 };
@@ -270,7 +337,7 @@ function App() {
       try {
         const doc = await api('/api/v1/openapi.json');
         f = { alerts: !!doc.paths['/api/v1/alerts'], history: !!doc.paths['/api/v1/metrics/history'],
-              topology: !!doc.paths['/api/v1/topology'] };
+              topology: !!doc.paths['/api/v1/topology'], config: !!doc.paths['/api/v1/config'] };
       } catch (e) { /* the views that need it stay off */ }
       feat.current = f;
       setFeatures(f);
@@ -328,7 +395,8 @@ function App() {
     load();
   };
 
-  const views = [['topology', 'Topology'], ['services', 'Services'], ['metrics', 'Metrics'], ['alerts', 'Alerts'], ['tasks', 'Tasks'], ['events', 'Events']];
+  const views = [['topology', 'Topology'], ['services', 'Services'], ['metrics', 'Metrics'], ['alerts', 'Alerts'], ['tasks', 'Tasks']]
+    .concat(features.config ? [['config', 'Config']] : []).concat([['events', 'Events']]);
   const failed = nodes.filter((m) => m.state === 'failed').length;
   const status = cluster ? cluster.health.status : 'unknown';
   return html`<header>
@@ -349,6 +417,7 @@ function App() {
       ${view === 'metrics' ? html`<${Metrics} hist=${hist} nodes=${nodes} history=${features.history} />` : ''}
       ${view === 'alerts' ? html`<${Alerts} alerts=${alerts} enabled=${features.alerts} onAck=${ack} />` : ''}
       ${view === 'tasks' ? html`<${Tasks} tick=${taskTick} onError=${setError} />` : ''}
+      ${view === 'config' ? html`<${Config} onError=${setError} />` : ''}
       ${view === 'events' ? html`<${Events} events=${events} />` : ''}
     </main>`;
 }

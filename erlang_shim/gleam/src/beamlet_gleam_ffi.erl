@@ -27,7 +27,9 @@
          health_history/3, health_metric_names/2, health_cluster_history/3,
          alerts_list/1, alerts_acknowledge/3, alerts_subscribe/2,
          events_list/2, events_list_cluster/2,
-         identity/1, task_submit/2, task_get/2, task_wait/3, task_cancel/2, task_handle/3]).
+         identity/1, task_submit/2, task_get/2, task_wait/3, task_cancel/2, task_handle/3,
+         config_document/1, config_get/2, config_set/4, config_unset/3, config_history/2,
+         config_status/3, config_watch/2]).
 
 -type gleam_result(T, E) :: {ok, T} | {error, E}.
 -type gleam_option(T) :: {some, T} | none.
@@ -686,6 +688,123 @@ event_records({ok, Es}, Node) when is_list(Es) ->
           || E <- Es, is_map(E)]};
 event_records({error, R}, _) -> {error, call_error(R)}.
 
+%%% ------------------------------------------------------------------ cluster configuration
+
+%% Gleam: config.Applied { Running RestartNeeded }, config.Setting(key, value, live, applied),
+%% config.Document(term, version, leader: Option(Node), settings)
+-type config_document() :: {document, integer(), integer(), gleam_option(node()),
+                            [{setting, binary(), binary(), boolean(), running | restart_needed}]}.
+%% Gleam: config.State { Committed Pending Unchanged Lost Unknown }
+-type config_state() :: committed | pending | unchanged | lost | unknown.
+%% Gleam: config.Write(version, term, key, value: Option(String), live, state, holders, needed)
+-type config_write() :: {write, integer(), integer(), binary(), gleam_option(binary()),
+                         boolean(), config_state(), integer(), integer()}.
+%% Gleam: config.Change(version, term, key, old, new, who, at_ms)
+-type config_change() :: {change, integer(), integer(), binary(), gleam_option(binary()),
+                          gleam_option(binary()), binary(), integer()}.
+%% Gleam: config.Status(version, state, holders, needed, current_version)
+-type config_status() :: {status, integer(), config_state(), integer(), integer(), integer()}.
+
+%% @doc `config.document(of:)'.
+-spec config_document(node()) -> gleam_result(config_document(), call_error()).
+config_document(Node) ->
+    case beamlet_client:config(Node) of
+        {ok, D} ->
+            {ok, {document, int(maps:get(term, D, 0)), int(maps:get(version, D, 0)),
+                  case maps:get(leader, D, undefined) of
+                      L when is_binary(L) -> {some, binary_to_atom(L, utf8)};
+                      _ -> none
+                  end,
+                  [{setting, bin(maps:get(key, S)), bin(maps:get(value, S, <<>>)),
+                    maps:get(live, S, false) =:= true,
+                    case maps:get(applied, S, <<"running">>) of
+                        <<"restart_needed">> -> restart_needed;
+                        _ -> running
+                    end} || S <- maps:get(settings, D, []), is_map(S)]}};
+        {error, R} -> {error, cfg_error(R)}
+    end.
+
+%% @doc `config.get(of:, key:)': `Ok(None)' when the key is not set cluster-wide.
+-spec config_get(node(), binary()) -> gleam_result(gleam_option(binary()), call_error()).
+config_get(Node, Key) ->
+    case beamlet_client:config(Node, Key) of
+        {ok, V} -> {ok, {some, V}};
+        {error, not_set} -> {ok, none};
+        {error, R} -> {error, cfg_error(R)}
+    end.
+
+%% @doc `config.set(on:, key:, value:, by:)'.
+-spec config_set(node(), binary(), binary(), binary()) -> gleam_result(config_write(), call_error()).
+config_set(Node, Key, Value, Who) -> config_write(beamlet_client:set_config(Node, Key, Value, Who)).
+
+%% @doc `config.unset(on:, key:, by:)'.
+-spec config_unset(node(), binary(), binary()) -> gleam_result(config_write(), call_error()).
+config_unset(Node, Key, Who) -> config_write(beamlet_client:unset_config(Node, Key, Who)).
+
+config_write({Tag, W}) when Tag =:= ok; Tag =:= pending ->
+    {ok, {write, int(maps:get(version, W, 0)), int(maps:get(term, W, 0)), bin(maps:get(key, W, <<>>)),
+          opt_text(maps:get(value, W, undefined)), maps:get(live, W, false) =:= true,
+          config_state(maps:get(state, W, <<"committed">>)), int(maps:get(holders, W, 0)),
+          int(maps:get(needed, W, 0))}};
+config_write({error, R}) -> {error, cfg_error(R)}.
+
+config_state(<<"committed">>) -> committed;
+config_state(<<"pending">>) -> pending;
+config_state(<<"unchanged">>) -> unchanged;
+config_state(<<"lost">>) -> lost;
+config_state(_) -> unknown.
+
+%% @doc `config.history(of:, key:)'.
+-spec config_history(node(), gleam_option(binary())) -> gleam_result([config_change()], call_error()).
+config_history(Node, Key) ->
+    R = case Key of
+            {some, K} -> beamlet_client:config_history(Node, K);
+            none -> beamlet_client:config_history(Node)
+        end,
+    case R of
+        {ok, Hs} -> {ok, [config_change(H) || H <- Hs, is_map(H)]};
+        {error, E} -> {error, cfg_error(E)}
+    end.
+
+config_change(H) ->
+    {change, int(maps:get(version, H, 0)), int(maps:get(term, H, 0)), bin(maps:get(key, H, <<>>)),
+     opt_text(maps:get(old, H, undefined)), opt_text(maps:get(new, H, undefined)),
+     bin(maps:get(who, H, <<>>)), int(maps:get(at, H, 0))}.
+
+%% the node's refusals are messages naming the key: Failed(message) as it is
+cfg_error(R) when is_binary(R) -> {failed, R};
+cfg_error(R) -> call_error(R).
+
+opt_text(V) when is_binary(V) -> {some, V};
+opt_text(_) -> none.
+
+%% @doc `config.status(of:, version:, term:)'.
+-spec config_status(node(), integer(), integer()) -> gleam_result(config_status(), call_error()).
+config_status(Node, Version, Term) ->
+    case beamlet_client:config_status(Node, max(0, Version), max(0, Term)) of
+        {ok, S} ->
+            {ok, {status, int(maps:get(version, S, Version)), config_state(maps:get(state, S, <<>>)),
+                  int(maps:get(holders, S, 0)), int(maps:get(needed, S, 0)),
+                  int(maps:get(current_version, S, 0))}};
+        {error, R} -> {error, cfg_error(R)}
+    end.
+
+%% @doc `config.watch(on:, into:)': a relay watching `Node''s configuration sends each change
+%% into the subject as a `Change'.
+-spec config_watch(node(), subject()) -> gleam_result(pid(), call_error()).
+config_watch(Node, Subject) ->
+    relay(Node, Subject,
+          fun() ->
+                  case beamlet_client:watch_config(Node) of
+                      ok -> {ok, nil};
+                      {error, _} = E -> E
+                  end
+          end,
+          fun(_) -> beamlet_client:unwatch_config(Node) end,
+          fun({beamlet_config, C}, _) when is_map(C) -> {deliver, config_change(C)};
+             (_, _) -> ignore
+          end).
+
 nil_result(ok) -> {ok, nil};
 nil_result({error, R}) -> {error, call_error(R)}.
 
@@ -882,7 +1001,7 @@ text(T) -> unicode:characters_to_binary(io_lib:format("~0tp", [T])).
 %% Option(Int), retries, idempotency_key: Option(String), trace_id: Option(String))
 -type submission() :: {submission, binary(), gleam_option(term()), [binary()], high | normal | low,
                        gleam_option(integer()), integer(), gleam_option(binary()),
-                       gleam_option(binary())}.
+                       gleam_option(binary()), gleam_option(integer())}.
 %% Gleam: task.Task(id, kind, state, attempt, agent, trace_id, result, error, submitted_ms,
 %% updated_ms); state: Queued | Assigned | Running | Succeeded | Failed | Cancelled | TimedOut
 -type task() :: {task, binary(), binary(), atom(), integer(), gleam_option(node()), binary(),
@@ -894,13 +1013,14 @@ identity(X) -> X.
 
 %% @doc `task.submit(on:, task:)'.
 -spec task_submit(node(), submission()) -> gleam_result(binary(), call_error()).
-task_submit(Node, {submission, Kind, Payload, Caps, Prio, Tmo, Retries, Key, Trace}) ->
+task_submit(Node, {submission, Kind, Payload, Caps, Prio, Tmo, Retries, Key, Trace, QTmo}) ->
     Opts = maps:from_list([{payload, P} || {some, P} <- [Payload]] ++
                           [{capabilities, lists:reverse(Caps)} || Caps =/= []] ++
                           [{priority, Prio}, {retries, Retries}] ++
                           [{timeout_ms, T} || {some, T} <- [Tmo]] ++
                           [{idempotency_key, K} || {some, K} <- [Key]] ++
-                          [{trace_id, I} || {some, I} <- [Trace]]),
+                          [{trace_id, I} || {some, I} <- [Trace]] ++
+                          [{queue_timeout_ms, max(0, Q)} || {some, Q} <- [QTmo]]),
     task_result(beamlet_task:submit(Node, Kind, Opts), fun(Id) -> Id end).
 
 %% @doc `task.get(on:, id:)'.

@@ -11,7 +11,8 @@ const os = require('os');
 const path = require('path');
 const WebSocket = require('./node_modules/ws');
 
-// mode "tasks": only the Tasks view (a cluster with a coordinator), then done
+// mode "tasks": only the Tasks view (a cluster with a coordinator), then done; mode "config": only
+// the Config view (OPKEY is then an admin key)
 const [url, outDir, nodesArg, victim, victimPid, chromeBin, opKey, queuedTask, mode] = process.argv.slice(2);
 const nodes = nodesArg.split(',');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -85,6 +86,48 @@ async function tasksView() {
     await shot('gateway-dashboard-tasks.png');
 }
 
+// the cluster configuration: a set refused without a key, then with the admin key a set that
+// commits (the settings and the history show it), a refused value named in the page, an unset
+async function configView() {
+  const click = (label) => evaluate(`[...document.querySelectorAll('nav button')].find((b) => b.textContent === '${label}').click()`);
+  const fill = (k, v) => evaluate(`(() => { const f = document.querySelector('form[data-config-form]');
+      for (const [n, v] of [['key', ${JSON.stringify(k)}], ['value', ${JSON.stringify(v)}]]) {
+        const i = f.querySelector('input[name="' + n + '"]'); i.value = v; i.dispatchEvent(new Event('input', { bubbles: true })); }
+      return true; })()`);
+  const submit = () => evaluate(`document.querySelector('button[data-config-set]').click()`);
+  const resultIs = (state, text) => `(() => { const r = document.querySelector('p[data-config-result]');
+      return !!r && r.dataset.state === ${JSON.stringify(state)} && r.textContent.includes(${JSON.stringify(text)}); })()`;
+  await evaluate(`sessionStorage.removeItem('beamlet_api_key')`);
+  await waitFor(`[...document.querySelectorAll('nav button')].some((b) => b.textContent === 'Config')`, 10000, 'the Config tab');
+  await click('Config');
+  await waitFor(`document.querySelector('p[data-config-doc]') !== null && document.querySelector('form[data-config-form]') !== null`, 15000, 'the Config view');
+  // no key: refused, and the page says what is needed
+  await fill('log_level', 'debug');
+  await submit();
+  await waitFor(resultIs('error', 'admin API key'), 15000, 'the set refused without a key');
+  result.checks.config_needs_key = true;
+  await evaluate(`sessionStorage.setItem('beamlet_api_key', ${JSON.stringify(opKey)})`);
+  await submit();
+  await waitFor(resultIs('committed', 'log_level = debug'), 20000, 'the set committed');
+  await waitFor(`((document.querySelector('tr[data-setting="log_level"]') || {}).textContent || '').includes('debug')`, 15000, 'log_level in the settings');
+  await waitFor(`[...document.querySelectorAll('tr[data-change]')].some((r) => r.textContent.includes('log_level') && r.textContent.includes('debug'))`, 15000, 'the change in the history');
+  result.checks.config_set = true;
+  await shot('gateway-dashboard-config.png');
+  // a value the rules refuse: the page shows the gateway's message naming the key
+  await fill('heartbeat_interval_ms', 'abc');
+  await submit();
+  await waitFor(resultIs('error', 'heartbeat_interval_ms'), 15000, 'the bad value refused');
+  result.checks.config_refused = true;
+  // unset from the row's button
+  await waitFor(`(() => { const b = document.querySelector('button[data-unset="log_level"]'); if (!b) return false; b.click(); return true; })()`, 10000, 'the Unset button clicked');
+  await waitFor(resultIs('committed', 'log_level unset'), 20000, 'the unset committed');
+  await waitFor(`document.querySelector('tr[data-setting="log_level"]') === null`, 15000, 'log_level gone from the settings');
+  result.checks.config_unset = true;
+  // the two refusals were meant: not counted as errors of the page
+  const meant = /^(http 40[013] |log: Failed to load resource: the server responded with a status of 40[013] .*)http:\/\/[^ ]*\/api\/v1\/config\/(log_level|heartbeat_interval_ms)$/;
+  result.errors = result.errors.filter((e) => !meant.test(e));
+}
+
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bl-chrome-'));
   chrome = spawn(chromeBin || 'chromium', ['--headless', '--no-sandbox', '--disable-gpu',
@@ -134,6 +177,11 @@ async function main() {
   await waitFor(`(() => { const g = [...document.querySelectorAll('g[data-node]')];
       const act = g.filter((x) => x.dataset.state === 'active').map((x) => x.dataset.node).sort();
       return JSON.stringify(act) === ${JSON.stringify(want)}; })()`, 30000, 'every member active in the topology');
+  if (mode === 'config') {
+    await configView();
+    if (result.errors.length) return fail('console or network errors');
+    return finish(0);
+  }
   if (mode === 'tasks') {
     await tasksView();
     if (result.errors.length) return fail('console or network errors');

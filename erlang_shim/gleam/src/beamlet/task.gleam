@@ -56,6 +56,7 @@ pub opaque type Submission {
     retries: Int,
     idempotency_key: Option(String),
     trace_id: Option(String),
+    queue_timeout_ms: Option(Int),
   )
 }
 
@@ -92,6 +93,7 @@ pub fn new(of kind: String) -> Submission {
     retries: 0,
     idempotency_key: None,
     trace_id: None,
+    queue_timeout_ms: None,
   )
 }
 
@@ -116,6 +118,12 @@ pub fn priority(submission: Submission, priority: Priority) -> Submission {
 /// Each attempt is stopped after `ms` milliseconds.
 pub fn timeout(submission: Submission, ms: Int) -> Submission {
   Submission(..submission, timeout_ms: Some(ms))
+}
+
+/// Fail the task with the reason `queue_timeout` if no agent took it within `ms` milliseconds
+/// (0: it may wait forever); the leader's `task_queue_timeout_ms` otherwise.
+pub fn queue_timeout(submission: Submission, ms: Int) -> Submission {
+  Submission(..submission, queue_timeout_ms: Some(ms))
 }
 
 /// Attempts after the first one that may fail.
