@@ -7,7 +7,13 @@
  * from it. Each change (firing, resolved, acknowledged) is an event in the decider's log, a
  * pub/sub message on `cluster.alerts` and an HTTP POST to every alert_webhooks URL. Nodes in
  * maintenance raise no alerts (theirs resolve). An acknowledgement made on any node goes to the
- * decider ({bl_alert_ack, Id, Who, AtMs}). */
+ * decider ({bl_alert_ack, Id, Who, AtMs}).
+ *
+ * Ids are the decider's. While leadership moves, two nodes may decide for a moment and number
+ * one alert differently; when a node takes a table in which an alert it held (same rule, node
+ * and instance) has another id, the alert keeps the ids it had here as aliases, so an ack by
+ * the id a page or a script was shown a moment before still finds it (it answered 404 before),
+ * and the decider is sent the current id. */
 #include "health_int.h"
 #include "rules.h"
 #include "score.h"
@@ -36,6 +42,7 @@ typedef struct bl__alert {
     unsigned long long since, fired, resolved, acked_ms;
     char acked_by[128], summary[256], labels[256];
     int seen;
+    unsigned long long alias[4]; /* ids this node knew it by under an earlier table; 0: none */
 } bl__alert;
 
 typedef struct bl__alerts {
@@ -227,6 +234,9 @@ static void on_table(bl__alerts *al, const bl_msg *m, const char *buf, int idx)
     if (!m->has_sender || strcmp(bl_pid_node(&m->sender), from) ||
         !bl_cluster_is_peer(al->h->n, from))
         return;
+    /* ids go on from the highest any decider gave, so the ones given during an overlap are
+     * not given again to other alerts */
+    if (next_id > al->next_id) al->next_id = next_id;
     if (al->decider) return; /* ours is the table (a short overlap while leadership moves) */
     bl__alert *fresh = NULL;
     int type, size, count = 0;
@@ -264,6 +274,16 @@ static void on_table(bl__alerts *al, const bl_msg *m, const char *buf, int idx)
             if (dup) {
                 free(a);
                 continue;
+            }
+            /* known here by another id: keep that one (and its own aliases) as aliases */
+            bl__alert *old = NULL;
+            HASH_FIND_STR(al->all, a->key, old);
+            if (old && old->id != a->id) {
+                a->alias[0] = old->id;
+                for (int k = 0; k < 3; k++)
+                    a->alias[k + 1] = old->alias[k] != a->id ? old->alias[k] : 0;
+            } else if (old) {
+                memcpy(a->alias, old->alias, sizeof(a->alias));
             }
             HASH_ADD_STR(fresh, key, a);
         }
@@ -545,11 +565,17 @@ void bl__alerts_tick(bl__alerts *al)
 
 /* ---- acknowledgements ---- */
 
+/* by its id, else by an id it had here before (an alias; see the top) */
 static bl__alert *by_id(bl__alerts *al, unsigned long long id)
 {
     bl__alert *a, *t;
     HASH_ITER(hh, al->all, a, t)
     if (a->id == id) return a;
+    if (id) HASH_ITER(hh, al->all, a, t)
+        {
+            for (int k = 0; k < 4; k++)
+                if (a->alias[k] == id) return a;
+        }
     return NULL;
 }
 
@@ -571,7 +597,9 @@ int bl__alerts_ack(bl__alerts *al, unsigned long long id, const char *who)
 {
     if (!al) return BL_ENOPROC;
     unsigned long long at = bl_now_ms();
-    if (!by_id(al, id)) return BL_ENOPROC;
+    bl__alert *a = by_id(al, id);
+    if (!a) return BL_ENOPROC;
+    id = a->id; /* the current id, which the decider knows */
     if (!al->decider) { /* the decider records it and tells everyone */
         ei_x_buff x;
         ei_x_new_with_version(&x);

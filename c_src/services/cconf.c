@@ -32,6 +32,7 @@
  *   {watch, Pid} | {unwatch, Pid} -> ok; Pid then gets {beamlet_config, Change} per change
  * Keys and values: binaries (or atoms/strings); Message: a binary naming the key. */
 #include "../runtime/internal.h"
+#include "../runtime/jsonterm.h"
 #include "../store/store.h"
 #include "beamlet/cluster.h"
 #include "beamlet/config.h"
@@ -118,35 +119,6 @@ static int newer(unsigned long long t1, unsigned long long v1, unsigned long lon
 static const char *jstr(json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));
-}
-
-/* JSON -> term: objects become maps with atom keys, strings binaries, null undefined. */
-static void enc_json(ei_x_buff *x, json_t *j)
-{
-    if (json_is_object(j)) {
-        ei_x_encode_map_header(x, (long)json_object_size(j));
-        const char *k;
-        json_t *v;
-        json_object_foreach(j, k, v)
-        {
-            ei_x_encode_atom(x, k);
-            enc_json(x, v);
-        }
-    } else if (json_is_array(j)) {
-        size_t i;
-        json_t *v;
-        if (json_array_size(j)) ei_x_encode_list_header(x, (long)json_array_size(j));
-        json_array_foreach(j, i, v) enc_json(x, v);
-        ei_x_encode_empty_list(x);
-    } else if (json_is_string(j)) {
-        ei_x_encode_binary(x, json_string_value(j), (long)json_string_length(j));
-    } else if (json_is_integer(j)) {
-        ei_x_encode_longlong(x, (long long)json_integer_value(j));
-    } else if (json_is_boolean(j)) {
-        ei_x_encode_atom(x, json_is_true(j) ? "true" : "false");
-    } else {
-        ei_x_encode_atom(x, "undefined");
-    }
 }
 
 static void enc_error(ei_x_buff *x, const char *msg)
@@ -291,7 +263,10 @@ static void notify(cstate *s, json_t *change)
     ei_x_new_with_version(&x);
     ei_x_encode_tuple_header(&x, 2);
     ei_x_encode_atom(&x, "beamlet_config");
-    enc_json(&x, change);
+    if (bl__json_to_term(change, &x, BL__JT_ATOM_KEYS) < 0) { /* out of memory: none told */
+        ei_x_free(&x);
+        return;
+    }
     for (watcher **w = &s->watchers; *w;) {
         if (bl_send(s->proc, &(*w)->pid, x.buff, x.index) != BL_OK) {
             watcher *dead = *w;
@@ -547,8 +522,7 @@ static void reply_json(cstate *s, const bl_from *from, const char *tag, json_t *
     ei_x_new(&x);
     ei_x_encode_tuple_header(&x, 2);
     ei_x_encode_atom(&x, tag);
-    enc_json(&x, body);
-    bl_reply(s->n, from, x.buff, x.index);
+    if (bl__json_to_term(body, &x, BL__JT_ATOM_KEYS) == 0) bl_reply(s->n, from, x.buff, x.index);
     ei_x_free(&x);
 }
 
@@ -767,7 +741,7 @@ static void reply_get(cstate *s, const char *only, ei_x_buff *r)
     json_t *o = json_pack("{s:I, s:I, s:o}", "term", (json_int_t)s->term, "version",
                           (json_int_t)s->version, "settings", rows);
     json_object_set_new(o, "leader", l ? json_string(l) : json_null());
-    enc_json(r, o);
+    (void)bl__json_to_term(o, r, BL__JT_ATOM_KEYS); /* fails only out of memory */
     json_decref(o);
 }
 
@@ -778,7 +752,7 @@ static void reply_history(cstate *s, const char *only, ei_x_buff *r)
         json_t *h = json_array_get(s->hist, i);
         if (!only || !strcmp(only, jstr(h, "key"))) json_array_append(out, h);
     }
-    enc_json(r, out);
+    (void)bl__json_to_term(out, r, BL__JT_ATOM_KEYS); /* fails only out of memory */
     json_decref(out);
 }
 

@@ -186,14 +186,15 @@ wait_exit_loop(Node, Deadline) ->
             end
     end.
 
-%% SIGTERM every running node (kill -9 after 10 s), stop every peer. Returns [{Node, Status}].
+%% SIGTERM every running node (kill -9 after 30 s: LeakSanitizer's exit scan of an ASan node can take
+%% over 10 s on a loaded machine, and a kill during it leaves a report), stop every peer. Returns [{Node, Status}].
 stop_all() ->
     case whereis(?REG) of
         undefined -> [];
         _ ->
             Running = [N || {N, #{status := running}} <- nodes_info()],
             [gen_server:call(?REG, {signal, N, term}) || N <- Running],
-            Res = [{N, case wait_exit(N, 10000) of
+            Res = [{N, case wait_exit(N, 30000) of
                            timeout -> kill(N), timeout_after_sigterm;
                            S -> S
                        end} || N <- Running],
