@@ -2,7 +2,9 @@
 # run.sh [N] - boot N beamlet nodes at once (default 30; BL_SCALE_NODES overrides), one seed and
 # every other node `--join` it, as after a power cut; then check from an erl observer that every
 # node lists all N as active members and answers ping and gen_server:call. `make test` runs it
-# with 30 nodes of the ASan build; `make test-scale` with 100. Appends "scale P F" to $BL_RESULTS.
+# with 30 nodes of the ASan build; `make test-scale` with 100 of the release build. Prints RSS and
+# PSS per node (test/scale/memsum.sh) when they converged and after settling; appends "scale P F"
+# to $BL_RESULTS.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
@@ -31,12 +33,20 @@ for i in $(seq 1 "$N"); do
         $join >"$LOG/s$i.log" 2>&1 &
     PIDS+=($!)
 done
-rss_total() { local t=0 v; for p in "${PIDS[@]}"; do v=$(awk '/VmRSS/{print $2}' /proc/"$p"/status 2>/dev/null); t=$((t + ${v:-0})); done; echo "$t"; }
+. test/scale/memsum.sh
 NODES=$(for i in $(seq 1 "$N"); do printf "'s%s_%s@%s'," "$i" "$$" "$HOST"; done)
 erl -sname "scale_obs_$$" -setcookie "$COOKIE" -noshell -pa "$EBIN" \
     -eval "bl_scale:check([${NODES%,}], $N, $DEADLINE_MS)"
 rc=$?
-echo "  RSS: $(( $(rss_total) / N )) kB per node"
+# memory once every node answered, and again after a few heartbeats (docs/memory.md: RSS counts
+# the shared libraries once per node, PSS splits them between the nodes)
+mem() {
+    read -r rss pss uss anon live <<<"$(bl_mem_per_node "${PIDS[@]}")"
+    echo "  memory per node at $N nodes ($1, $live live): RSS $rss kB, PSS $pss kB (private $uss kB, anonymous $anon kB)"
+}
+mem "converged"
+sleep "${BL_SCALE_SETTLE_S:-12}" # a node hands freed heap back every 10 s (cli/memory.c)
+mem "settled ${BL_SCALE_SETTLE_S:-12} s later"
 dead=0
 for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || dead=$((dead + 1)); done
 [ "$dead" -gt 0 ] && { echo "  FAILED: $dead node(s) died"; rc=1; }
