@@ -35,8 +35,8 @@ typedef struct bl__peer {
     const char *maint_who;                /* into text; "" when none */
     const char *mounts[8];                /* into text */
     double used[8];
-    double per_day[8]; /* growth of used, percent per day (0: none known) */
-    const char *check_names[16]; /* into text */
+    double per_day[8];            /* growth of used, percent per day (0: none known) */
+    const char *check_names[16];  /* into text */
     signed char check_status[16]; /* -1 none yet, 0 passing, 1 warning, 2 critical */
     ev_tstamp at;
     char *text;
