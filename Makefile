@@ -97,12 +97,14 @@ $(REL)/test_worker: test/integration/test_worker.c $(REL)/libbeamlet.a
 $(ASAN)/unit/%: test/unit/%.c $(ASAN)/libbeamlet.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_GCC) -Ic_src -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -lcmocka -o $@
-build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(HDRS)
+# the wire codecs instrumented; the rest of the release library as it is (the control codec
+# interns pids in a node: runtime/intern.c)
+build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(HDRS) $(REL)/libbeamlet.a
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
 	    c_src/dist/term.c c_src/dist/frame.c c_src/dist/control.c c_src/dist/sendq.c \
-	    c_src/dist/disthdr.c c_src/dist/atomcache.c \
-	    -L$(ERL_EI)/lib -lei -lpthread -o $@
+	    c_src/dist/disthdr.c c_src/dist/atomcache.c c_src/runtime/intern.c \
+	    $(REL)/libbeamlet.a $(LIBS) -o $@
 
 # the repl fuzzer: the layer's source instrumented, the rest of the release library as it is
 build/fuzz/fuzz_repl: test/fuzz/fuzz_repl.c c_src/services/repl.c $(REL)/libbeamlet.a $(HDRS)
@@ -199,12 +201,15 @@ $(REL)/store_bench: test/bench/store_bench.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -Ic_src -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/bench_hs: test/bench/hs_bench.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -Ic_src -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
+$(REL)/pidmem_bench: test/bench/pidmem_bench.c $(REL)/libbeamlet.a
+	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/bench_epmd_wait: test/bench/epmd_wait.c
 	$(CC) $(CFLAGS_GCC) -O2 -g $< -o $@
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(REL)/bench_node $(REL)/bench_epmd_wait $(REL)/pubsub_bench_node $(REL)/bench_hs $(REL)/store_bench
+	@$(MAKE) --no-print-directory all $(REL)/bench_node $(REL)/bench_epmd_wait $(REL)/pubsub_bench_node $(REL)/bench_hs $(REL)/store_bench $(REL)/pidmem_bench
 	@test/bench/run.sh
+	@$(REL)/pidmem_bench 10000
 	@test/bench/cluster_bench.sh
 	@test/bench/hs_bench.sh
 	@test/bench/pubsub_bench.sh

@@ -322,7 +322,7 @@ int bl__cli_watch(bl__cli_opts *o, const char *proc, const char *tag, bl__cli_ms
     ei_x_new(&b);
     ei_x_encode_tuple_header(&b, 2);
     ei_x_encode_atom(&b, tag);
-    ei_x_encode_pid(&b, bl_self(p));
+    bl_x_encode_pid(&b, bl_self(p));
     o->exit_code = 1;
     rc = bl_call(p, NULL, proc, o->target, b.buff, b.index, o->timeout_ms, watch_reply, &w);
     ei_x_free(&b);

@@ -635,7 +635,7 @@ static void handle_hb(bl_cluster *c, const char *buf, int idx)
 static void add_pid_sub(bl_cluster *c, const bl_pid *pid)
 {
     csub *s;
-    LL_FOREACH(c->subs, s) if (s->is_pid && bl_pid_eq(&s->pid, pid)) return;
+    LL_FOREACH(c->subs, s) if (s->is_pid && bl_pid_equal(&s->pid, pid)) return;
     s = calloc(1, sizeof(*s));
     if (!s) return;
     s->id = ++c->next_sub_id;
@@ -649,7 +649,7 @@ static void del_pid_sub(bl_cluster *c, const bl_pid *pid)
     csub *s, *t;
     LL_FOREACH_SAFE(c->subs, s, t)
     {
-        if (s->is_pid && bl_pid_eq(&s->pid, pid)) {
+        if (s->is_pid && bl_pid_equal(&s->pid, pid)) {
             LL_DELETE(c->subs, s);
             free(s);
         }
@@ -671,7 +671,7 @@ static void cluster_msg(bl_proc *self, const bl_msg *msg, void *ud)
     } else if (!strcmp(tag, "bl_hello") && arity == 4) {
         handle_hello(c, buf, idx);
     } else if (!strcmp(tag, "bl_update") && arity == 2) {
-        merge_list(c, buf, idx, msg->has_sender ? msg->sender.node : "");
+        merge_list(c, buf, idx, msg->has_sender ? bl_pid_node(&msg->sender) : "");
     } else if (!strcmp(tag, "bl_reject") && arity == 3) {
         char cluster[128], node[MAXATOMLEN_UTF8];
         long len;
@@ -693,7 +693,7 @@ static void cluster_msg(bl_proc *self, const bl_msg *msg, void *ud)
         if (m && !m->is_self) remove_member(c, m, "other cluster");
     } else if ((!strcmp(tag, "subscribe") || !strcmp(tag, "unsubscribe")) && arity == 2) {
         bl_pid pid;
-        if (ei_decode_pid(buf, &idx, &pid) < 0) return;
+        if (bl_decode_pid(c->n, buf, &idx, &pid) < 0) return;
         if (tag[0] == 's')
             add_pid_sub(c, &pid);
         else
@@ -780,7 +780,7 @@ static int cluster_call(bl_proc *self, const bl_from *from, const char *buf, int
     if (ei_decode_tuple_header(buf, &j, &arity) == 0 && arity == 2 &&
         ei_decode_atom(buf, &j, a) == 0 && (!strcmp(a, "subscribe") || !strcmp(a, "unsubscribe"))) {
         bl_pid pid;
-        if (ei_decode_pid(buf, &j, &pid) == 0) {
+        if (bl_decode_pid(c->n, buf, &j, &pid) == 0) {
             if (a[0] == 's')
                 add_pid_sub(c, &pid);
             else
@@ -820,7 +820,7 @@ static void on_node_event(bl_node *n, bl_node_event ev, const char *node, const 
     csub *s, *t;
     LL_FOREACH_SAFE(c->subs, s, t)
     {
-        if (s->is_pid && !strcmp(s->pid.node, node)) {
+        if (s->is_pid && !strcmp(bl_pid_node(&s->pid), node)) {
             LL_DELETE(c->subs, s);
             free(s);
         }

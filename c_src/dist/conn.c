@@ -185,6 +185,7 @@ static int msg_ok(const char *msg, int msglen)
 
 int bl_conn_send_frame(bl_node *n, const char *node, const char *msg, int msglen, int flags)
 {
+    if (!node || !*node) return BL_ENODEDOWN; /* a stale pid's node (runtime/intern.c) */
     bl_conn *c = bl_conn_find(n, node);
     if ((flags & BL_SEND_CHECK) && !(c && c->state == CONN_UP && bl_dh_sends_headers(c->dh))) {
         if (!msg_ok(msg, msglen)) return BL_EINVAL;
@@ -384,9 +385,9 @@ static int conn_parse_buf(bl_conn *c, const char *buf, size_t len, size_t *used)
             if (h < 0) return -1;
             if (h == 0) continue;
             /* the rewrite validated both terms: decode without walking them again */
-            rc = bl_ctl_decode_valid(payload, plen, bl_dh_ctl_end(n->dh), &ctl);
+            rc = bl_ctl_decode_valid(n, payload, plen, bl_dh_ctl_end(n->dh), &ctl);
         } else {
-            rc = bl_ctl_decode(payload, plen, &ctl);
+            rc = bl_ctl_decode(n, payload, plen, &ctl);
         }
         if (rc == BL_CTL_EUNKNOWN) {
             log_unknown_op(c, ctl.op);

@@ -197,7 +197,7 @@ static int skip_proper_list(const char *b, size_t end, int *idx, int *n)
 }
 
 /* A pid, or (for MONITOR_P targets) a registered name atom. */
-static int decode_proc(const char *b, int *idx, erlang_pid *pid, int *is_pid, char *name)
+static int decode_proc(bl_node *n, const char *b, int *idx, bl_pid *pid, int *is_pid, char *name)
 {
     int type, size;
     if (ei_get_type(b, idx, &type, &size) < 0) return -1;
@@ -206,7 +206,7 @@ static int decode_proc(const char *b, int *idx, erlang_pid *pid, int *is_pid, ch
         return ei_decode_atom(b, idx, name);
     }
     *is_pid = 1;
-    return ei_decode_pid(b, idx, pid);
+    return bl_decode_pid(n, b, idx, pid);
 }
 
 /* A term inside the validated control tuple: a plain atom (the SEND's unused '' and most
@@ -225,34 +225,34 @@ static int skip_field(const char *p, size_t end, int *idx)
     return 0;
 }
 
-static int decode(const char *p, size_t len, size_t end, int msg_valid, bl_ctl *out);
+static int decode(bl_node *n, const char *p, size_t len, size_t end, int msg_valid, bl_ctl *out);
 
-int bl_ctl_decode(const char *p, size_t len, bl_ctl *out)
+int bl_ctl_decode(bl_node *n, const char *p, size_t len, bl_ctl *out)
 {
-    memset(out, 0, offsetof(bl_ctl, from)); /* the hot path: not the 5 KB of pids and names */
+    memset(out, 0, offsetof(bl_ctl, toname)); /* the hot path: not the 4 KB of names and refs */
     out->toname[0] = 0;
     out->opts = NULL;
     if (len < 3 || (unsigned char)p[0] != PASS_THROUGH || (unsigned char)p[1] != VERSION)
         return BL_CTL_EMALFORMED;
     size_t end = 2;
     if (bl_term_check(p, len, &end) != 0) return BL_CTL_EMALFORMED;
-    return decode(p, len, end, 0, out);
+    return decode(n, p, len, end, 0, out);
 }
 
-int bl_ctl_decode_valid(const char *p, size_t len, size_t ctl_end, bl_ctl *out)
+int bl_ctl_decode_valid(bl_node *n, const char *p, size_t len, size_t ctl_end, bl_ctl *out)
 {
-    memset(out, 0, offsetof(bl_ctl, from));
+    memset(out, 0, offsetof(bl_ctl, toname));
     out->toname[0] = 0;
     out->opts = NULL;
     if (len < 3 || ctl_end < 3 || ctl_end > len || (unsigned char)p[0] != PASS_THROUGH ||
         (unsigned char)p[1] != VERSION)
         return BL_CTL_EMALFORMED;
-    return decode(p, len, ctl_end, 1, out);
+    return decode(n, p, len, ctl_end, 1, out);
 }
 
 /* p[2..end) is a well-formed control term; the message after it (if any) was checked already
  * when msg_valid. */
-static int decode(const char *p, size_t len, size_t end, int msg_valid, bl_ctl *out)
+static int decode(bl_node *n, const char *p, size_t len, size_t end, int msg_valid, bl_ctl *out)
 {
     /* Control and message are validated; ei_decode_* may now read them. */
     int idx = 2, arity;
@@ -268,21 +268,22 @@ static int decode(const char *p, size_t len, size_t end, int msg_valid, bl_ctl *
         int is_pid = 1;
         switch (l->fields[f]) {
         case F_FROM:
-            if (ei_decode_pid(p, &idx, &out->from) < 0) return BL_CTL_EMALFORMED;
+            if (bl_decode_pid(n, p, &idx, &out->from) < 0) return BL_CTL_EMALFORMED;
             out->has_from = 1;
             break;
         case F_TO:
-            if (ei_decode_pid(p, &idx, &out->to) < 0) return BL_CTL_EMALFORMED;
+            if (bl_decode_pid(n, p, &idx, &out->to) < 0) return BL_CTL_EMALFORMED;
             out->has_to = 1;
             break;
         case F_FROMPROC:
-            if (decode_proc(p, &idx, &out->from, &is_pid, out->toname) < 0)
+            if (decode_proc(n, p, &idx, &out->from, &is_pid, out->toname) < 0)
                 return BL_CTL_EMALFORMED;
             out->has_from = is_pid;
             out->has_toname = !is_pid;
             break;
         case F_TOPROC:
-            if (decode_proc(p, &idx, &out->to, &is_pid, out->toname) < 0) return BL_CTL_EMALFORMED;
+            if (decode_proc(n, p, &idx, &out->to, &is_pid, out->toname) < 0)
+                return BL_CTL_EMALFORMED;
             out->has_to = is_pid;
             out->has_toname = !is_pid;
             break;
@@ -291,7 +292,7 @@ static int decode(const char *p, size_t len, size_t end, int msg_valid, bl_ctl *
             out->has_toname = 1;
             break;
         case F_REF:
-            if (ei_decode_ref(p, &idx, &out->ref) < 0) return BL_CTL_EMALFORMED;
+            if (bl__decode_ref(n, p, &idx, &out->ref) < 0) return BL_CTL_EMALFORMED;
             out->has_ref = 1;
             break;
         case F_ID:
@@ -313,7 +314,7 @@ static int decode(const char *p, size_t len, size_t end, int msg_valid, bl_ctl *
                 return BL_CTL_EMALFORMED;
             break;
         case F_RESULT:
-            if (decode_proc(p, &idx, &out->from, &is_pid, out->toname) < 0)
+            if (decode_proc(n, p, &idx, &out->from, &is_pid, out->toname) < 0)
                 return BL_CTL_EMALFORMED;
             out->has_from = is_pid;
             out->has_toname = !is_pid;
@@ -383,22 +384,22 @@ int bl_ctl_encode(ei_x_buff *x, const bl_ctl *c, const char *reason, int reason_
         int rc = 0;
         switch (l->fields[f]) {
         case F_FROM:
-            rc = ei_x_encode_pid(x, &c->from);
+            rc = bl_x_encode_pid(x, &c->from);
             break;
         case F_FROMPROC: /* a name monitor reports the name as the exiting process */
-            rc = c->has_toname ? ei_x_encode_atom(x, c->toname) : ei_x_encode_pid(x, &c->from);
+            rc = c->has_toname ? ei_x_encode_atom(x, c->toname) : bl_x_encode_pid(x, &c->from);
             break;
         case F_TO:
-            rc = ei_x_encode_pid(x, &c->to);
+            rc = bl_x_encode_pid(x, &c->to);
             break;
         case F_TOPROC:
-            rc = c->has_toname ? ei_x_encode_atom(x, c->toname) : ei_x_encode_pid(x, &c->to);
+            rc = c->has_toname ? ei_x_encode_atom(x, c->toname) : bl_x_encode_pid(x, &c->to);
             break;
         case F_TONAME:
             rc = ei_x_encode_atom(x, c->toname);
             break;
         case F_REF:
-            rc = ei_x_encode_ref(x, &c->ref);
+            rc = bl__x_encode_ref(x, &c->ref);
             break;
         case F_ID:
             rc = ei_x_encode_ulonglong(x, c->unlink_id);
@@ -407,7 +408,7 @@ int bl_ctl_encode(ei_x_buff *x, const bl_ctl *c, const char *reason, int reason_
             rc = reason ? ei_x_append_buf(x, reason, reason_len) : ei_x_encode_atom(x, "normal");
             break;
         case F_GL:
-            rc = ei_x_encode_pid(x, &c->from);
+            rc = bl_x_encode_pid(x, &c->from);
             break;
         case F_MFA:
             rc = ei_x_encode_tuple_header(x, 3) < 0 || ei_x_encode_atom(x, c->mod) < 0 ||
@@ -423,7 +424,7 @@ int bl_ctl_encode(ei_x_buff *x, const bl_ctl *c, const char *reason, int reason_
             rc = ei_x_encode_long(x, c->spawn_flags);
             break;
         case F_RESULT:
-            rc = c->has_toname ? ei_x_encode_atom(x, c->toname) : ei_x_encode_pid(x, &c->from);
+            rc = c->has_toname ? ei_x_encode_atom(x, c->toname) : bl_x_encode_pid(x, &c->from);
             break;
         case F_TOKEN:
             rc = c->token_enc && c->token_enc_len > 0

@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include <ei.h>
 
+#include "beamlet/beamlet.h"   /* bl_pid, bl_node */
+#include "../runtime/intern.h" /* bl__ref */
+
 enum {
     BL_CTL_LINK = 1,
     BL_CTL_SEND = 2,
@@ -49,7 +52,7 @@ enum {
 /* SPAWN_REPLY flags: what the spawning node set up for the parent */
 enum { BL_SPAWN_FLAG_LINK = 1, BL_SPAWN_FLAG_MONITOR = 2 };
 
-/* Small fields first: decoding clears only those (the pid, ref and name fields are over 5 KB
+/* Small fields first: decoding clears only those (the ref and name fields are over 4 KB
  * together and are valid only when their has_* flag says so). */
 typedef struct bl_ctl {
     long op;
@@ -73,10 +76,10 @@ typedef struct bl_ctl {
     long spawn_flags; /* SPAWN_REPLY: BL_SPAWN_FLAG_* */
     /* pids: LINK/EXIT/... From and To; SPAWN_REQUEST From (the parent); SPAWN_REPLY To (the
      * parent) and, on success, From = the new process (else toname = the error atom) */
-    erlang_pid from;
-    erlang_pid to;
+    bl_pid from; /* interned in the decoding node */
+    bl_pid to;
     char toname[MAXATOMLEN_UTF8]; /* REG_SEND target, MONITOR_P by name, SPAWN_REPLY error */
-    erlang_ref ref;               /* monitor ref, SPAWN ReqId, ALIAS_SEND alias */
+    bl__ref ref;                  /* monitor ref, SPAWN ReqId, ALIAS_SEND alias */
     char mod[MAXATOMLEN_UTF8];    /* SPAWN_REQUEST module and function */
     char fun[MAXATOMLEN_UTF8];
 } bl_ctl;
@@ -87,13 +90,14 @@ enum {
     BL_CTL_EUNKNOWN = -2,   /* well-formed but an operation we do not handle: skip it */
 };
 
-/* Decode one data frame payload (without its 4-byte length). */
-int bl_ctl_decode(const char *payload, size_t len, bl_ctl *out);
+/* Decode one data frame payload (without its 4-byte length); pids are interned in n
+ * (runtime/intern.c). */
+int bl_ctl_decode(bl_node *n, const char *payload, size_t len, bl_ctl *out);
 /* The same for a payload whose terms were already walked (dist/disthdr.c's rewrite validates
  * the control term and the message as it resolves cache refs): the control term ends at
  * ctl_end, the message (if any) there + 1 up to len. Same results as bl_ctl_decode on such a
  * payload (fuzz_disthdr checks it), without walking the terms again. */
-int bl_ctl_decode_valid(const char *payload, size_t len, size_t ctl_end, bl_ctl *out);
+int bl_ctl_decode_valid(bl_node *n, const char *payload, size_t len, size_t ctl_end, bl_ctl *out);
 
 /* Encode the control tuple for c->op (with version byte) into x (index reset first).
  * reason: an encoded term body (no version byte) for EXIT/EXIT2/MONITOR_P_EXIT, else NULL. */

@@ -598,7 +598,8 @@ static void pg_cb(gw_req *r, int status, const char *buf, int index)
             json_t *members = json_array();
             for (int p = 0; p < k && p < 256; p++) {
                 char s[MAXATOMLEN_UTF8 + 48];
-                snprintf(s, sizeof(s), "<%s.%u.%u>", pids[p].node, pids[p].num, pids[p].serial);
+                snprintf(s, sizeof(s), "<%s.%u.%u>", bl_pid_node(&pids[p]), pids[p].num,
+                         pids[p].serial);
                 json_array_append_new(members, json_string(s));
             }
             char *gname = json_dumps(name, JSON_ENCODE_ANY | JSON_COMPACT);

@@ -227,7 +227,7 @@ static int gw_call(bl_proc *self, const bl_from *from, const char *buf, int idx,
             json_object_set_new(info, "key", json_string(key));
             free(key);
             bl_log(g->n, BL_LOG_INFO, "audit: admin CLI via %s created API key %s (%s)",
-                   from->pid.node, json_string_value(json_object_get(info, "id")), role);
+                   bl_pid_node(&from->pid), json_string_value(json_object_get(info, "id")), role);
             ei_x_encode_tuple_header(reply, 2);
             ei_x_encode_atom(reply, "ok");
             encode_map(reply, info);
@@ -238,8 +238,8 @@ static int gw_call(bl_proc *self, const bl_from *from, const char *buf, int idx,
             char id[32];
             if (get_text(buf, &j, id, sizeof(id))) return error_reply(reply, "badarg"), 0;
             if (bl__gw_key_revoke(g, id) != BL_OK) return error_reply(reply, "not_found"), 0;
-            bl_log(g->n, BL_LOG_INFO, "audit: admin CLI via %s revoked API key %s", from->pid.node,
-                   id);
+            bl_log(g->n, BL_LOG_INFO, "audit: admin CLI via %s revoked API key %s",
+                   bl_pid_node(&from->pid), id);
             return ei_x_encode_atom(reply, "ok");
         }
     }

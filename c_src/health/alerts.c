@@ -224,7 +224,8 @@ static void on_table(bl__alerts *al, const bl_msg *m, const char *buf, int idx)
     char from[MAXATOMLEN_UTF8];
     unsigned long long next_id;
     if (ei_decode_atom(buf, &idx, from) < 0 || ei_decode_ulonglong(buf, &idx, &next_id) < 0) return;
-    if (!m->has_sender || strcmp(m->sender.node, from) || !bl_cluster_is_peer(al->h->n, from))
+    if (!m->has_sender || strcmp(bl_pid_node(&m->sender), from) ||
+        !bl_cluster_is_peer(al->h->n, from))
         return;
     if (al->decider) return; /* ours is the table (a short overlap while leadership moves) */
     bl__alert *fresh = NULL;
@@ -601,7 +602,7 @@ int bl__alerts_on_msg(bl__alerts *al, const bl_msg *m)
         char who[128];
         if (ei_decode_ulonglong(buf, &idx, &id) == 0 && get_bin(buf, &idx, who, sizeof(who)) == 0 &&
             ei_decode_ulonglong(buf, &idx, &at) == 0 && m->has_sender &&
-            bl_cluster_is_peer(al->h->n, m->sender.node) && al->decider)
+            bl_cluster_is_peer(al->h->n, bl_pid_node(&m->sender)) && al->decider)
             apply_ack(al, id, who, at);
         return 1;
     }

@@ -291,7 +291,8 @@ int bl__view_on_msg(health *h, const bl_msg *m)
         }
     }
     /* only members (and the sender itself) may say how a node is */
-    if (!m->has_sender || strcmp(m->sender.node, node) || !bl_cluster_is_peer(h->n, node)) return 1;
+    if (!m->has_sender || strcmp(bl_pid_node(&m->sender), node) || !bl_cluster_is_peer(h->n, node))
+        return 1;
     bl__peer *p = NULL;
     HASH_FIND_STR(h->peers, node, p);
     if (!p) {

@@ -138,7 +138,7 @@ static int f_whereis(bl_proc *self, const char *args, int index, int ar, ei_x_bu
         return badarg(r);
     bl_proc *p = bl_whereis(bl_proc_node(self), a);
     if (p)
-        ei_x_encode_pid(r, bl_self(p));
+        bl_x_encode_pid(r, bl_self(p));
     else
         ei_x_encode_atom(r, "undefined");
     return BL_FN_RETURN;

@@ -242,7 +242,7 @@ static int beamlet_call(bl_proc *self, const bl_from *from, const char *buf, int
         if (ar == 2 && !strcmp(tag, "whereis")) {
             char name[MAXATOMLEN_UTF8];
             bl_proc *p = ei_decode_atom(buf, &j, name) == 0 ? bl_whereis(n, name) : NULL;
-            return p ? ei_x_encode_pid(reply, bl_self(p)) : ei_x_encode_atom(reply, "undefined");
+            return p ? bl_x_encode_pid(reply, bl_self(p)) : ei_x_encode_atom(reply, "undefined");
         }
         if (ar == 4 && !strcmp(tag, "call")) {
             int rc = proxy_call(self, from, buf, j, reply);

@@ -57,9 +57,9 @@ static int send_spawn_request(bl_pcall *c, const char *mod, const char *fun, con
         ei_encode_empty_list(opts, &oi);
         r.opts = opts;
         r.opts_len_enc = oi;
-        bl_node_make_ref(n, &c->res);
+        bl__ref_make(n, &c->res);
         ei_x_encode_list_header(&x, 4);
-        ei_x_encode_ref(&x, &c->res);
+        bl__x_encode_ref(&x, &c->res);
     }
     ei_x_encode_atom(&x, mod);
     ei_x_encode_atom(&x, fun);
@@ -82,7 +82,7 @@ static int send_rex(bl_pcall *c, const char *mod, const char *fun, const char *a
     ei_x_encode_atom(&x, fun);
     ei_x_append_buf(&x, args, alen);
     if (c->is_cast) /* {cast, M, F, A, GroupLeader} */
-        ei_x_encode_pid(&x, &c->p->pid);
+        bl_x_encode_pid(&x, &c->p->pid);
     else
         ei_x_encode_atom(&x, "user");
     int rc;
@@ -201,9 +201,9 @@ void bl_erpc_down(bl_pcall *c, const char *buf, int idx)
 {
     int i = idx, ar;
     char a[MAXATOMLEN_UTF8];
-    erlang_ref res;
+    bl__ref res;
     if (ei_decode_tuple_header(buf, &i, &ar) == 0 && (ar == 3 || ar == 4) &&
-        ei_decode_ref(buf, &i, &res) == 0 && bl_ref_eq(&res, &c->res) &&
+        bl__decode_ref(c->p->n, buf, &i, &res) == 0 && bl__ref_equal(&res, &c->res) &&
         get_atom(buf, &i, a) == 0) {
         if (ar == 3 && !strcmp(a, "return")) {
             bl_pcall_complete(c, 0, buf, i);

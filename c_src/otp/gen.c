@@ -26,17 +26,11 @@ static int get_atom(const char *buf, int *idx, char *out)
     return ei_decode_atom(buf, idx, out);
 }
 
-static void call_key(const erlang_ref *r, unsigned key[3])
+static void call_key(const bl__ref *r, unsigned key[3])
 {
     key[0] = r->n[0];
     key[1] = r->len > 1 ? r->n[1] : 0;
     key[2] = r->len > 2 ? r->n[2] : 0;
-}
-
-int bl_ref_eq(const erlang_ref *a, const erlang_ref *b)
-{
-    return a->len == b->len && a->creation == b->creation &&
-           memcmp(a->n, b->n, sizeof(unsigned) * (size_t)a->len) == 0 && !strcmp(a->node, b->node);
 }
 
 static int is_ref_type(int type)
@@ -44,21 +38,27 @@ static int is_ref_type(int type)
     return type == ERL_NEW_REFERENCE_EXT || type == ERL_NEWER_REFERENCE_EXT;
 }
 
+/* A reference at *j into ref, its node interned in n; n NULL: only skipped (bl__tag_trace). */
+static int get_ref(bl_node *n, const char *buf, int *j, bl__ref *ref)
+{
+    return n ? bl__decode_ref(n, buf, j, ref) : ei_skip_term(buf, j);
+}
+
 /* [alias|Ref] at *j (past it on success). */
-static int decode_alias_ref(const char *buf, int *j, erlang_ref *ref)
+static int decode_alias_ref(bl_node *n, const char *buf, int *j, bl__ref *ref)
 {
     int type, size;
     char a[MAXATOMLEN_UTF8];
     if (ei_decode_list_header(buf, j, &size) < 0 || size != 1 || get_atom(buf, j, a) < 0 ||
         strcmp(a, "alias") != 0 || ei_get_type(buf, j, &type, &size) < 0 || !is_ref_type(type))
         return -1;
-    return ei_decode_ref(buf, j, ref);
+    return get_ref(n, buf, j, ref);
 }
 
 /* A call tag: Ref, [alias|Ref], or with a trace (docs/tracing.md) [Ref | <<Traceparent>>] or
  * [[alias|Ref] | <<Traceparent>>] (OTP's gen:reply answers [[alias|A] | _] at the alias A).
  * trace (may be NULL): the caller's trace when the tag has one, else cleared. */
-static int decode_tag_trace(const char *buf, int *idx, erlang_ref *ref, bl_trace *trace,
+static int decode_tag_trace(bl_node *n, const char *buf, int *idx, bl__ref *ref, bl_trace *trace,
                             int *aliased)
 {
     int type, size, j = *idx;
@@ -66,13 +66,13 @@ static int decode_tag_trace(const char *buf, int *idx, erlang_ref *ref, bl_trace
     if (aliased) *aliased = 0;
     if (ei_get_type(buf, &j, &type, &size) < 0) return -1;
     if (is_ref_type(type)) {
-        if (ei_decode_ref(buf, &j, ref) < 0) return -1;
+        if (get_ref(n, buf, &j, ref) < 0) return -1;
         *idx = j;
         return 0;
     }
     if (type != ERL_LIST_EXT) return -1;
     int k = j;
-    if (decode_alias_ref(buf, &k, ref) == 0) { /* [alias|Ref] */
+    if (decode_alias_ref(n, buf, &k, ref) == 0) { /* [alias|Ref] */
         if (aliased) *aliased = 1;
         *idx = k;
         return 0;
@@ -81,9 +81,9 @@ static int decode_tag_trace(const char *buf, int *idx, erlang_ref *ref, bl_trace
         ei_get_type(buf, &j, &type, &size) < 0)
         return -1;
     if (type == ERL_LIST_EXT) {
-        if (decode_alias_ref(buf, &j, ref) < 0) return -1;
+        if (decode_alias_ref(n, buf, &j, ref) < 0) return -1;
         if (aliased) *aliased = 1;
-    } else if (!is_ref_type(type) || ei_decode_ref(buf, &j, ref) < 0) {
+    } else if (!is_ref_type(type) || get_ref(n, buf, &j, ref) < 0) {
         return -1;
     }
     char tp[BL_TRACEPARENT_LEN + 8];
@@ -96,26 +96,26 @@ static int decode_tag_trace(const char *buf, int *idx, erlang_ref *ref, bl_trace
     return 0;
 }
 
-static int decode_tag(const char *buf, int *idx, erlang_ref *ref)
+static int decode_tag(bl_node *n, const char *buf, int *idx, bl__ref *ref)
 {
-    return decode_tag_trace(buf, idx, ref, NULL, NULL);
+    return decode_tag_trace(n, buf, idx, ref, NULL, NULL);
 }
 
 int bl__tag_trace(const char *tag, int len, bl_trace *out)
 {
-    erlang_ref ref;
+    bl__ref ref;
     int i = 0;
     out->valid = 0;
-    return decode_tag_trace(tag, &i, &ref, out, NULL) == 0 && i == len && out->valid;
+    return decode_tag_trace(NULL, tag, &i, &ref, out, NULL) == 0 && i == len && out->valid;
 }
 
-static bl_pcall *find_call(bl_proc *p, const erlang_ref *ref)
+static bl_pcall *find_call(bl_proc *p, const bl__ref *ref)
 {
     unsigned key[3];
     call_key(ref, key);
     bl_pcall *c = NULL;
     HASH_FIND(hh, p->calls, key, sizeof(key), c);
-    return c && bl_ref_eq(&c->ref, ref) ? c : NULL;
+    return c && bl__ref_equal(&c->ref, ref) ? c : NULL;
 }
 
 /* ---- the call table ---- */
@@ -171,7 +171,7 @@ bl_pcall *bl_pcall_new(bl_proc *p, const char *node, bl_pcall_kind kind, bl_call
     c->ud = ud;
     c->kind = kind;
     snprintf(c->node, sizeof(c->node), "%s", node);
-    bl_node_make_ref(p->n, &c->ref);
+    bl__ref_make(p->n, &c->ref);
     call_key(&c->ref, c->key);
     c->trace = p->n->ctx.trace; /* the callback runs under the trace the call was made in */
     return c;
@@ -203,8 +203,8 @@ void bl_pcall_complete(bl_pcall *c, int status, const char *buf, int index)
 /* A reply {Tag, Reply} to one of our gen/rex calls? */
 static int try_reply(bl_proc *p, const bl_msg *m, int idx)
 {
-    erlang_ref ref;
-    if (!p->calls || decode_tag(m->buf, &idx, &ref) < 0) return 0;
+    bl__ref ref;
+    if (!p->calls || decode_tag(p->n, m->buf, &idx, &ref) < 0) return 0;
     bl_pcall *c = find_call(p, &ref);
     if (!c || c->kind == PCALL_ERPC || c->pending) return 0;
     if (c->kind == PCALL_ERPC_REX) {
@@ -236,11 +236,11 @@ static void trace_served(bl_proc *p, const bl_from *from, const char *buf, int j
         if (ei_decode_tuple_header(buf, &k, &ar) < 0 || ar < 1 || get_atom(buf, &k, req) < 0)
             req[0] = 0;
     }
-    if (p->name[0])
-        snprintf(who, sizeof(who), "%s", p->name);
+    if (p->reg)
+        snprintf(who, sizeof(who), "%s", p->reg->name);
     else
         snprintf(who, sizeof(who), "<%u.%u>", p->pid.num, p->pid.serial);
-    bl_log(p->n, BL_LOG_DEBUG, "call to %s from %s (request %s)", who, from->pid.node,
+    bl_log(p->n, BL_LOG_DEBUG, "call to %s from %s (request %s)", who, bl_pid_node(&from->pid),
            req[0] ? req : "-");
     if (!bl_trace_sampled(p->n)) return;
     json_t *d =
@@ -264,7 +264,7 @@ int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m)
         bl_from from;
         int fa;
         if (ei_decode_tuple_header(buf, &j, &fa) < 0 || fa != 2) return 0;
-        if (ei_decode_pid(buf, &j, &from.pid) < 0) return 0;
+        if (bl_decode_pid(p->n, buf, &j, &from.pid) < 0) return 0;
         from.server = p->pid;
         int tstart = j;
         if (ei_skip_term(buf, &j) < 0 || j - tstart > BL_TAG_MAX) return 0;
@@ -281,7 +281,8 @@ int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m)
         if (rc == 0) {
             int sr = bl_reply(p->n, &from, reply.buff, reply.index);
             if (sr != BL_OK)
-                bl_log(p->n, BL_LOG_WARN, "reply to %s failed: %s", from.pid.node, bl_strerror(sr));
+                bl_log(p->n, BL_LOG_WARN, "reply to %s failed: %s", bl_pid_node(&from.pid),
+                       bl_strerror(sr));
         }
         ei_x_free(&reply);
         return 1;
@@ -305,16 +306,16 @@ int bl_reply(bl_node *n, const bl_from *from, const char *reply, int len)
         ei_x_append_buf(xp, from->tag, from->tag_len) < 0 || ei_x_append_buf(xp, reply, len) < 0)
         return BL_ENOMEM;
     const ei_x_buff x = *xp;
-    erlang_ref alias;
+    bl__ref alias;
     int ti = 0, rc, aliased = 0;
     /* [alias|Ref] to a node that knows aliases: to the alias, as OTP's gen:reply does */
-    if (!bl_is_local_node(n, from->pid.node) && (unsigned char)from->tag[0] == ERL_LIST_EXT &&
-        decode_tag_trace(from->tag, &ti, &alias, NULL, &aliased) == 0 && aliased &&
-        (bl_conn_peer_flags(n, from->pid.node) & BL_DFLAG_ALIAS)) {
-        bl_proc *sp = from->server.node[0] ? bl_proc_by_pid(n, &from->server) : NULL;
+    if (!bl__pid_is_local(n, &from->pid) && (unsigned char)from->tag[0] == ERL_LIST_EXT &&
+        decode_tag_trace(n, from->tag, &ti, &alias, NULL, &aliased) == 0 && aliased &&
+        (bl_conn_peer_flags(n, bl_pid_node(&from->pid)) & BL_DFLAG_ALIAS)) {
+        bl_proc *sp = from->server.node ? bl_proc_by_pid(n, &from->server) : NULL;
         if (!sp) sp = bl_whereis(n, "net_kernel"); /* a bl_from built by hand: any local pid */
-        rc = bl__send_alias(n, sp ? &sp->pid : &from->server, &alias, from->pid.node, x.buff,
-                            x.index);
+        rc = bl__send_alias(n, sp ? &sp->pid : &from->server, &alias, bl_pid_node(&from->pid),
+                            x.buff, x.index);
     } else {
         rc = bl_send_msg(n, &from->pid, x.buff, x.index);
     }
@@ -365,7 +366,7 @@ int bl_pcall_send_gen(bl_pcall *c, const bl_pid *to_pid, const char *name, const
     ei_x_encode_tuple_header(&x, 3);
     ei_x_encode_atom(&x, "$gen_call");
     ei_x_encode_tuple_header(&x, 2);
-    ei_x_encode_pid(&x, &p->pid);
+    bl_x_encode_pid(&x, &p->pid);
     char tp[BL_TRACEPARENT_LEN];
     int traced = bl_trace_format(&n->ctx.trace, tp, sizeof(tp)) == BL_OK;
     if (traced) ei_x_encode_list_header(&x, 1); /* [Tag | <<Traceparent>>] */
@@ -373,7 +374,7 @@ int bl_pcall_send_gen(bl_pcall *c, const bl_pid *to_pid, const char *name, const
         ei_x_encode_list_header(&x, 1);
         ei_x_encode_atom(&x, "alias");
     }
-    ei_x_encode_ref(&x, &c->ref);
+    bl__x_encode_ref(&x, &c->ref);
     if (traced) ei_x_encode_binary(&x, tp, (long)strlen(tp));
     ei_x_append_buf(&x, req, reqlen);
     int rc = send_dest(p, to_pid, name, local ? NULL : c->node, x.buff, x.index);
@@ -397,7 +398,7 @@ static int start_call(bl_proc *p, const bl_pid *to_pid, const char *name, const 
     if (p->dead) return BL_ENOPROC;
     if (!cb || !req || reqlen <= 0 || (!to_pid && (!name || !name[0]))) return BL_EINVAL;
     if (!to_pid && name && strlen(name) >= BL_NAME_LEN) return BL_EINVAL;
-    const char *tnode = to_pid ? to_pid->node : (node ? node : n->name);
+    const char *tnode = to_pid ? bl_pid_node(to_pid) : (node ? node : n->name);
     int local = bl_is_local_node(n, tnode);
     if (local && !(to_pid ? bl_proc_by_pid(n, to_pid) : bl_whereis(n, name))) return BL_ENOPROC;
 
@@ -526,7 +527,7 @@ void bl_calls_spawn_reply(bl_node *n, const bl_ctl *ctl)
         if (ctl->has_from && (ctl->spawn_flags & BL_SPAWN_FLAG_MONITOR)) {
             bl_ctl d = {
                 .op = BL_CTL_DEMONITOR_P, .from = ctl->to, .to = ctl->from, .ref = ctl->ref};
-            (void)bl_send_ctl(n, ctl->from.node, &d, NULL, 0);
+            (void)bl_send_ctl(n, bl_pid_node(&ctl->from), &d, NULL, 0);
         }
         return;
     }
@@ -547,7 +548,7 @@ void bl_alias_deliver(bl_node *n, const char *from_node, const bl_ctl *ctl, cons
     call_key(&ctl->ref, key);
     bl_pcall *c = NULL;
     HASH_FIND(ah, n->aliases, key, sizeof(key), c);
-    if (!c || !bl_ref_eq(&c->ref, &ctl->ref)) {
+    if (!c || !bl__ref_equal(&c->ref, &ctl->ref)) {
         bl_log(n, BL_LOG_DEBUG, "message from %s to an inactive alias dropped", from_node);
         return;
     }

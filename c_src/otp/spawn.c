@@ -291,7 +291,8 @@ static void run(bl_proc *p, spawn_ctx *c)
 void bl_spawn_serve(bl_node *n, const char *from_node, const bl_ctl *ctl, const char *payload)
 {
     if (!ctl->has_from || !ctl->has_ref || !ctl->has_mfa || !ctl->has_msg) return;
-    if (strcmp(ctl->from.node, from_node) != 0) return; /* a parent must live on the sender */
+    if (strcmp(bl_pid_node(&ctl->from), from_node) != 0)
+        return; /* a parent must live on the sender */
     int link, monitor;
     if (parse_opts(payload, ctl, &link, &monitor) < 0) {
         spawn_reply(n, from_node, ctl, 0, NULL, "badopt");

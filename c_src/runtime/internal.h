@@ -27,6 +27,7 @@ struct bl_resolver;
 struct bl_cluster;
 struct bl_dh_conn;
 struct bl_dh_scratch;
+typedef struct bl__intern bl__intern;
 
 typedef enum {
     CONN_CONNECTING, /* a handshake (either direction) is running; frames queue up */
@@ -100,7 +101,7 @@ typedef struct bl_linkent {
 typedef struct bl_pmon {
     struct bl_pmon *next;
     bl_pid watcher;
-    erlang_ref ref;
+    bl__ref ref;
     int by_name; /* MONITOR_P named the process: the exit names it too */
 } bl_pmon;
 
@@ -119,7 +120,7 @@ typedef struct bl_pcall {
     unsigned key[3];
     int aliased; /* the tag is [alias|ref]: replies come by ALIAS_SEND to ref */
     bl_pcall_kind kind;
-    erlang_ref res; /* PCALL_ERPC: the Res reference erpc:execute_call tags the result with */
+    bl__ref res;    /* PCALL_ERPC: the Res reference erpc:execute_call tags the result with */
     bl_pid spawned; /* PCALL_ERPC: the process the peer spawned (after SPAWN_REPLY) */
     int spawn_replied;
     int pending; /* bl_erpc_call waiting for the connection to learn the peer's flags */
@@ -127,7 +128,7 @@ typedef struct bl_pcall {
     char *pend;  /* pending: the encoded {M, F, Args} body (owned) */
     int pend_len;
     bl_proc *p;
-    erlang_ref ref;
+    bl__ref ref;
     char node[BL_NODE_LEN]; /* target node: nodedown fails the call */
     int monitored;          /* we sent MONITOR_P with ref */
     bl_pid target;
@@ -143,7 +144,7 @@ struct bl_proc {
     UT_hash_handle hh; /* in node->procs, keyed by pid.num */
     bl_node *n;
     bl_pid pid;
-    char name[BL_NAME_LEN];
+    struct bl_regname *reg; /* its registered name (freed with the process), or NULL */
     bl_proc_ops ops;
     void *ud;
     int trap_exit;
@@ -230,6 +231,8 @@ struct bl_node {
     bl_pcall *aliases;         /* calls whose replies come to an alias (otp/gen.c) */
 
     unsigned next_pid_num, next_pid_serial;
+    struct bl__intern *intern;    /* node names of every pid held here (runtime/intern.c) */
+    const bl_nodename *self_name; /* our own, pinned */
     unsigned ref_ids[3];
     unsigned long long unlink_seq;
 
@@ -288,19 +291,24 @@ unsigned long long bl_now_ms(void);    /* wall clock, ms since the epoch */
 int bl_is_tool_node(const char *node); /* the admin CLI's short-lived nodes: never members */
 
 /* runtime/node.c */
-void bl_node_make_ref(bl_node *n, erlang_ref *ref);
-int bl_pid_eq(const bl_pid *a, const bl_pid *b);
-/* *d = *s, copying only the used part of the node name (a bl_pid is over 1 KB). */
-static inline void bl_pid_copy(bl_pid *d, const bl_pid *s)
-{
-    d->num = s->num;
-    d->serial = s->serial;
-    d->creation = s->creation;
-    size_t l = strnlen(s->node, sizeof(s->node) - 1);
-    memcpy(d->node, s->node, l);
-    d->node[l] = 0;
-}
 int bl_is_local_node(const bl_node *n, const char *node);
+/* p is a pid of this node. */
+static inline int bl__pid_is_local(const bl_node *n, const bl_pid *p)
+{
+    return p->node == n->self_name || bl_is_local_node(n, bl_pid_node(p));
+}
+
+/* runtime/intern.c: the node-name table behind every bl_pid (bounded; see its top comment) */
+int bl__intern_init(bl_node *n); /* in bl_node_new, after the name is known */
+void bl__intern_free(bl_node *n);
+void bl__intern_stats(const bl_node *n, unsigned *live, unsigned *cap,
+                      unsigned long long *forgotten);
+int bl__pid_make(bl_node *n, const char *node, unsigned num, unsigned serial, unsigned creation,
+                 bl_pid *out);
+int bl__pid_stale(const bl_pid *p);
+/* The control codec (dist/control.c) keeps ei's erlang_pid for the frame at hand: */
+int bl__pid_from_ei(bl_node *n, const erlang_pid *e, bl_pid *out);
+int bl__pid_to_ei(const bl_pid *p, erlang_pid *out); /* -1: stale */
 
 /* dist/conn.c */
 bl_conn *bl_conn_find(bl_node *n, const char *node);
@@ -339,7 +347,7 @@ void bl_proc_deliver(bl_proc *p, const bl_msg *m);
 /* ... with a trace and a seq_trace token (either may be NULL) current while p handles it. */
 void bl_proc_deliver_ctx(bl_proc *p, const bl_msg *m, const bl_trace *trace, const bl_seqtok *tok);
 /* ALIAS_SEND (ALIAS_SEND_TT when a seq_trace token is current) of msg (with version byte). */
-int bl__send_alias(bl_node *n, const bl_pid *from, const erlang_ref *alias, const char *node,
+int bl__send_alias(bl_node *n, const bl_pid *from, const bl__ref *alias, const char *node,
                    const char *msg, int len);
 void bl_procs_node_down(bl_node *n, const char *node);
 void bl_localq_drain(bl_node *n);
@@ -359,7 +367,7 @@ void bl_proc_exit_term(bl_proc *p, const char *reason, int rlen);
 /* A link from p to pid (local table only: the peer set up its side). <0 on ENOMEM. */
 int bl_proc_add_link(bl_proc *p, const bl_pid *pid);
 /* A remote watcher monitors p under ref. */
-int bl_proc_add_monitor(bl_proc *p, const bl_pid *watcher, const erlang_ref *ref, int by_name);
+int bl_proc_add_monitor(bl_proc *p, const bl_pid *watcher, const bl__ref *ref, int by_name);
 /* Queue a control frame for node: c encoded with an optional reason body. */
 int bl_send_ctl(bl_node *n, const char *node, const bl_ctl *c, const char *reason, int rlen);
 
@@ -387,7 +395,6 @@ int bl_erpc_start(bl_node *n);
 void bl_alias_deliver(bl_node *n, const char *from_node, const bl_ctl *ctl, const char *payload);
 /* SPAWN_REPLY to one of our erpc requests. */
 void bl_calls_spawn_reply(bl_node *n, const bl_ctl *ctl);
-int bl_ref_eq(const erlang_ref *a, const erlang_ref *b);
 
 /* otp/export.c: the export table */
 typedef struct bl_export bl_export_ent;

@@ -287,12 +287,14 @@ int bl_node_new(const bl_config *cfg, bl_node **out)
         free(n);
         return rc;
     }
-    if ((rc = resolve_cookie(n)) != BL_OK) {
+    if ((rc = resolve_cookie(n)) != BL_OK || (rc = bl__intern_init(n)) != BL_OK) {
+        bl__intern_free(n);
         free(n);
         return rc;
     }
     n->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_SIGNALFD);
     if (!n->loop) {
+        bl__intern_free(n);
         free(n);
         return BL_ESYS;
     }
@@ -300,6 +302,7 @@ int bl_node_new(const bl_config *cfg, bl_node **out)
     if (!n->resolver || bl_guard_new(n) != BL_OK) {
         bl_resolver_free(n->resolver);
         ev_loop_destroy(n->loop);
+        bl__intern_free(n);
         free(n);
         return BL_ENOMEM;
     }
@@ -524,6 +527,7 @@ void bl_node_free(bl_node *n)
     free(n->cfg_base);
     n->cfg_base = NULL;
     bl_dh_scratch_free(n->dh);
+    bl__intern_free(n); /* last: every pid above pointed into it */
     bl__tls_free(n->tls);
     /* libev keeps a signal's loop until the watcher stops: a later node in this process (the
      * CLI asks several members in turn) could not take SIGTERM/SIGINT otherwise */
@@ -576,27 +580,6 @@ void bl_node_stats(const bl_node *n, bl_stats *out)
 int bl_is_local_node(const bl_node *n, const char *node)
 {
     return strcmp(n->name, node) == 0;
-}
-
-int bl_pid_eq(const bl_pid *a, const bl_pid *b)
-{
-    return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
-           strcmp(a->node, b->node) == 0;
-}
-
-void bl_node_make_ref(bl_node *n, erlang_ref *ref)
-{
-    memset(ref, 0, sizeof(*ref));
-    snprintf(ref->node, sizeof(ref->node), "%s", n->name);
-    ref->len = 3;
-    ref->creation = n->creation;
-    if (++n->ref_ids[0] > 0x3ffff) {
-        n->ref_ids[0] = 0;
-        if (++n->ref_ids[1] == 0) n->ref_ids[2]++;
-    }
-    ref->n[0] = n->ref_ids[0];
-    ref->n[1] = n->ref_ids[1];
-    ref->n[2] = n->ref_ids[2];
 }
 
 /* ---- node monitors ---- */

@@ -20,7 +20,7 @@ bl_proc *bl_proc_by_pid(bl_node *n, const bl_pid *pid)
     bl_proc *p = NULL;
     unsigned num = pid->num;
     HASH_FIND_INT(n->procs, &num, p);
-    if (p && bl_pid_eq(&p->pid, pid)) return p;
+    if (p && bl_pid_equal(&p->pid, pid)) return p;
     return NULL;
 }
 
@@ -51,14 +51,14 @@ void bl_trap_exit(bl_proc *p, int on)
 int bl_register(bl_proc *p, const char *name)
 {
     if (!name || !name[0] || strlen(name) >= BL_NAME_LEN || p->dead) return BL_EINVAL;
-    if (p->name[0]) return BL_EEXIST;
+    if (p->reg) return BL_EEXIST;
     if (bl_whereis(p->n, name)) return BL_EEXIST;
     bl_regname *r = calloc(1, sizeof(*r));
     if (!r) return BL_ENOMEM;
     snprintf(r->name, sizeof(r->name), "%s", name);
     r->p = p;
     HASH_ADD_STR(p->n->names, name, r);
-    snprintf(p->name, sizeof(p->name), "%s", name);
+    p->reg = r;
     return BL_OK;
 }
 
@@ -85,13 +85,14 @@ int bl_spawn(bl_node *n, const char *name, const bl_proc_ops *ops, void *ud, bl_
             break;
         }
     }
-    snprintf(p->pid.node, sizeof(p->pid.node), "%s", n->name);
+    p->pid.node = n->self_name; /* pinned: its generation never moves */
+    p->pid.gen = 0;
     p->pid.serial = n->next_pid_serial;
     p->pid.creation = n->creation;
     HASH_ADD(hh, n->procs, pid.num, sizeof(unsigned), p);
     if (name && bl_register(p, name) != BL_OK) {
         HASH_DEL(n->procs, p);
-        free(p);
+        free(p); /* not registered: no p->reg */
         return BL_EINVAL;
     }
     if (out) *out = p;
@@ -162,30 +163,32 @@ static int token_for_send(bl_node *n, const bl_pid *sender, ei_x_buff *tok)
 static int send_to_pid(bl_node *n, const bl_pid *from, const bl_pid *to, const char *msg, int len,
                        int checked)
 {
-    if (bl_is_local_node(n, to->node)) {
+    if (bl__pid_is_local(n, to)) {
         int rc = checked ? BL_OK : check_msg(msg, len);
         return rc != BL_OK ? rc : local_enqueue(n, LOCAL_MSG, to, NULL, from, msg, len);
     }
+    if (bl__pid_stale(to)) return BL_ENODEDOWN; /* its node was forgotten (runtime/intern.c) */
     ei_x_buff tok;
     if (token_for_send(n, from, &tok)) { /* {12, '', To, Token} (SEND_TT: any peer takes it) */
         bl_ctl c = {
             .op = BL_CTL_SEND_TT, .to = *to, .token_enc = tok.buff, .token_enc_len = tok.index};
-        int rc = bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0
-                     ? BL_EINVAL
-                     : bl_conn_send_frame(n, to->node, msg, len, checked ? 0 : BL_SEND_CHECK);
+        int rc =
+            bl_ctl_encode(&n->scratch, &c, NULL, 0) < 0
+                ? BL_EINVAL
+                : bl_conn_send_frame(n, bl_pid_node(to), msg, len, checked ? 0 : BL_SEND_CHECK);
         ei_x_free(&tok);
         return rc;
     }
-    if (from && !(bl_conn_peer_flags(n, to->node) & BL_DFLAG_SEND_SENDER)) from = NULL;
+    if (from && !(bl_conn_peer_flags(n, bl_pid_node(to)) & BL_DFLAG_SEND_SENDER)) from = NULL;
     /* {2, '', To} or {22, From, To} encoded directly: the hot path skips building a bl_ctl */
     ei_x_buff *x = &n->scratch;
     x->index = 0;
     if (ei_x_encode_version(x) < 0 || ei_x_encode_tuple_header(x, 3) < 0 ||
         ei_x_encode_long(x, from ? BL_CTL_SEND_SENDER : BL_CTL_SEND) < 0 ||
-        (from ? ei_x_encode_pid(x, from) : ei_x_encode_atom(x, "")) < 0 ||
-        ei_x_encode_pid(x, to) < 0)
+        (from ? bl_x_encode_pid(x, from) : ei_x_encode_atom(x, "")) < 0 ||
+        bl_x_encode_pid(x, to) < 0)
         return BL_EINVAL;
-    return bl_conn_send_frame(n, to->node, msg, len, checked ? 0 : BL_SEND_CHECK);
+    return bl_conn_send_frame(n, bl_pid_node(to), msg, len, checked ? 0 : BL_SEND_CHECK);
 }
 
 int bl_send(bl_proc *from, const bl_pid *to, const char *msg, int len)
@@ -216,7 +219,7 @@ int bl_send_name(bl_proc *from, const char *name, const char *node, const char *
     return rc;
 }
 
-int bl__send_alias(bl_node *n, const bl_pid *from, const erlang_ref *alias, const char *node,
+int bl__send_alias(bl_node *n, const bl_pid *from, const bl__ref *alias, const char *node,
                    const char *msg, int len)
 {
     ei_x_buff tok;
@@ -248,6 +251,7 @@ int bl_send_body(bl_node *n, const bl_pid *to, const char *body, int len)
 
 int bl_send_ctl(bl_node *n, const char *node, const bl_ctl *c, const char *reason, int rlen)
 {
+    if (!node || !*node) return BL_ENODEDOWN; /* a stale pid's node (runtime/intern.c) */
     if (bl_ctl_encode(&n->scratch, c, reason, rlen) < 0) return BL_EINVAL;
     return bl_conn_send_frame(n, node, NULL, 0, 0);
 }
@@ -278,7 +282,7 @@ static void encode_atom_body(ei_x_buff *x, const char *atom)
 static bl_linkent *find_link(bl_proc *p, const bl_pid *pid)
 {
     bl_linkent *l;
-    LL_FOREACH(p->links, l) if (bl_pid_eq(&l->pid, pid)) return l;
+    LL_FOREACH(p->links, l) if (bl_pid_equal(&l->pid, pid)) return l;
     return NULL;
 }
 
@@ -297,7 +301,7 @@ int bl_proc_add_link(bl_proc *p, const bl_pid *pid)
     return add_link(p, pid) < 0 ? BL_ENOMEM : BL_OK;
 }
 
-int bl_proc_add_monitor(bl_proc *p, const bl_pid *watcher, const erlang_ref *ref, int by_name)
+int bl_proc_add_monitor(bl_proc *p, const bl_pid *watcher, const bl__ref *ref, int by_name)
 {
     bl_pmon *m = calloc(1, sizeof(*m));
     if (!m) return BL_ENOMEM;
@@ -321,8 +325,8 @@ int bl_link(bl_proc *p, const bl_pid *to)
 {
     bl_node *n = p->n;
     if (p->dead) return BL_ENOPROC;
-    if (bl_pid_eq(to, &p->pid)) return BL_OK;
-    if (bl_is_local_node(n, to->node)) {
+    if (bl_pid_equal(to, &p->pid)) return BL_OK;
+    if (bl__pid_is_local(n, to)) {
         bl_proc *q = bl_proc_by_pid(n, to);
         ei_x_buff r;
         if (!q) { /* like BEAM: linking to a dead process gives an exit signal noproc */
@@ -339,7 +343,7 @@ int bl_link(bl_proc *p, const bl_pid *to)
     if (added < 0) return BL_ENOMEM;
     if (!added) return BL_OK;
     bl_ctl c = {.op = BL_CTL_LINK, .from = p->pid, .to = *to};
-    int rc = send_ctl(n, to->node, &c, NULL, 0);
+    int rc = send_ctl(n, bl_pid_node(to), &c, NULL, 0);
     if (rc == BL_ENODEDOWN) { /* like BEAM: noconnection exit signal */
         ei_x_buff r;
         ei_x_new(&r);
@@ -356,14 +360,14 @@ int bl_unlink(bl_proc *p, const bl_pid *to)
     bl_node *n = p->n;
     if (!find_link(p, to)) return BL_OK;
     remove_link(p, to);
-    if (bl_is_local_node(n, to->node)) {
+    if (bl__pid_is_local(n, to)) {
         bl_proc *q = bl_proc_by_pid(n, to);
         if (q) remove_link(q, &p->pid);
         return BL_OK;
     }
     bl_ctl c = {.op = BL_CTL_UNLINK_ID, .from = p->pid, .to = *to};
     c.unlink_id = ++n->unlink_seq;
-    int rc = send_ctl(n, to->node, &c, NULL, 0);
+    int rc = send_ctl(n, bl_pid_node(to), &c, NULL, 0);
     return rc == BL_ENODEDOWN ? BL_OK : rc;
 }
 
@@ -400,7 +404,7 @@ void bl_proc_signal_exit(bl_proc *p, const bl_pid *from, const char *reason, int
         ei_x_new_with_version(&x);
         ei_x_encode_tuple_header(&x, 3);
         ei_x_encode_atom(&x, "EXIT");
-        ei_x_encode_pid(&x, from);
+        bl_x_encode_pid(&x, from);
         ei_x_append_buf(&x, reason, rlen);
         bl_msg m = {.buf = x.buff, .index = 1, .len = x.index};
         bl_proc_deliver(p, &m);
@@ -417,22 +421,19 @@ static void proc_terminate(bl_proc *p, const char *reason, int rlen)
     if (p->dead) return;
     p->dead = 1;
     HASH_DEL(n->procs, p);
-    if (p->name[0]) {
+    if (p->reg) { /* out of the name table now; the name stays readable until p is freed */
         bl_regname *r = NULL;
-        HASH_FIND_STR(n->names, p->name, r);
-        if (r && r->p == p) {
-            HASH_DEL(n->names, r);
-            free(r);
-        }
+        HASH_FIND_STR(n->names, p->reg->name, r);
+        if (r == p->reg) HASH_DEL(n->names, r);
     }
     bl_linkent *l, *lt;
     LL_FOREACH_SAFE(p->links, l, lt)
     {
-        if (bl_is_local_node(n, l->pid.node)) {
+        if (bl__pid_is_local(n, &l->pid)) {
             local_enqueue(n, LOCAL_EXIT, &l->pid, NULL, &p->pid, reason, rlen);
         } else {
             bl_ctl c = {.op = BL_CTL_EXIT, .from = p->pid, .to = l->pid};
-            (void)send_exit_ctl(n, l->pid.node, &c, reason, rlen);
+            (void)send_exit_ctl(n, bl_pid_node(&l->pid), &c, reason, rlen);
         }
         LL_DELETE(p->links, l);
         free(l);
@@ -441,11 +442,11 @@ static void proc_terminate(bl_proc *p, const char *reason, int rlen)
     LL_FOREACH_SAFE(p->monitors, m, mt)
     {
         bl_ctl c = {.op = BL_CTL_MONITOR_P_EXIT, .from = p->pid, .to = m->watcher, .ref = m->ref};
-        if (m->by_name && p->name[0]) { /* a name monitor: the exit names the process */
+        if (m->by_name && p->reg) { /* a name monitor: the exit names the process */
             c.has_toname = 1;
-            snprintf(c.toname, sizeof(c.toname), "%s", p->name);
+            snprintf(c.toname, sizeof(c.toname), "%s", p->reg->name);
         }
-        (void)send_exit_ctl(n, m->watcher.node, &c, reason, rlen);
+        (void)send_exit_ctl(n, bl_pid_node(&m->watcher), &c, reason, rlen);
         LL_DELETE(p->monitors, m);
         free(m);
     }
@@ -481,6 +482,7 @@ void bl_zombies_free(bl_node *n)
     while (n->zombies) {
         bl_proc *p = n->zombies;
         n->zombies = p->zombie_next;
+        free(p->reg);
         free(p);
     }
 }
@@ -580,7 +582,7 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
         m.index = (int)ctl->msg_off;
         m.len = (int)ctl->msg_end;
         m.has_sender = ctl->has_from;
-        if (ctl->has_from) bl_pid_copy(&m.sender, &ctl->from);
+        if (ctl->has_from) m.sender = ctl->from;
         if (ctl->has_token) { /* seq_trace: the token is current while p handles it */
             bl_seqtok tok;
             if (bl__seqtok_decode(payload, ctl->token_off, ctl->token_len, &tok) == 0) {
@@ -657,7 +659,7 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
         {
             if (m->ref.len == ctl->ref.len &&
                 memcmp(m->ref.n, ctl->ref.n, sizeof(unsigned) * (size_t)m->ref.len) == 0 &&
-                bl_pid_eq(&m->watcher, &ctl->from)) {
+                bl_pid_equal(&m->watcher, &ctl->from)) {
                 LL_DELETE(p->monitors, m);
                 free(m);
             }
@@ -697,7 +699,7 @@ void bl_procs_node_down(bl_node *n, const char *node)
         bl_pmon *m, *mt;
         LL_FOREACH_SAFE(p->monitors, m, mt)
         {
-            if (strcmp(m->watcher.node, node) == 0) {
+            if (strcmp(bl_pid_node(&m->watcher), node) == 0) {
                 LL_DELETE(p->monitors, m);
                 free(m);
             }
@@ -705,7 +707,7 @@ void bl_procs_node_down(bl_node *n, const char *node)
         bl_linkent *l, *lt;
         LL_FOREACH_SAFE(p->links, l, lt)
         {
-            if (strcmp(l->pid.node, node) == 0) {
+            if (strcmp(bl_pid_node(&l->pid), node) == 0) {
                 bl_pid from = l->pid;
                 local_enqueue(n, LOCAL_EXIT, &p->pid, NULL, &from, reason, rl);
             }

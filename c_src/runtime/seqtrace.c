@@ -67,7 +67,7 @@ int bl__seqtok_encode_send(bl_node *n, const bl_pid *sender, ei_x_buff *x)
     if (!sender) return 0;
     if (ei_x_encode_tuple_header(x, 5) < 0 ||
         ei_x_append_buf(x, n->ctx.tok.fl, n->ctx.tok.fl_len) < 0 ||
-        ei_x_encode_ulonglong(x, serial) < 0 || ei_x_encode_pid(x, sender) < 0 ||
+        ei_x_encode_ulonglong(x, serial) < 0 || bl_x_encode_pid(x, sender) < 0 ||
         ei_x_encode_ulonglong(x, lastcnt) < 0)
         return -1;
     return 1;

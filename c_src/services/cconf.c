@@ -822,12 +822,12 @@ static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int in
     }
     if ((!strcmp(tag, "watch") || !strcmp(tag, "unwatch")) && ar == 2) {
         bl_pid pid;
-        if (ei_decode_pid(buf, &i, &pid) < 0) {
+        if (bl_decode_pid(s->n, buf, &i, &pid) < 0) {
             enc_error(r, "bad request: not a pid");
             return 0;
         }
         watcher **w = &s->watchers;
-        while (*w && !bl_pid_eq(&(*w)->pid, &pid))
+        while (*w && !bl_pid_equal(&(*w)->pid, &pid))
             w = &(*w)->next;
         if (tag[0] == 'w' && !*w && (*w = calloc(1, sizeof(**w)))) (*w)->pid = pid;
         if (tag[0] == 'u' && *w) {

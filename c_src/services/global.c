@@ -44,7 +44,7 @@
 typedef struct gent {
     bl__repl_link link; /* in its owner's bucket */
     UT_hash_handle hh;
-    char name[MAXATOMLEN_UTF8];
+    char name[MAXATOMLEN]; /* valid_name: under 256 bytes (not ei's 1 KB atom buffer) */
     bl_pid pid;
     char owner[BL_NODE_LEN];
     unsigned long long time;
@@ -173,10 +173,10 @@ static int holds(gstate *g, const bl_pid *pid)
     int k = 0;
     gent *e, *t;
     HASH_ITER(hh, g->names, e, t)
-        k += e->local && bl_pid_eq(&e->pid, pid);
+        k += e->local && bl_pid_equal(&e->pid, pid);
     bname *b;
     LL_FOREACH(g->bnames, b)
-        k += bl_pid_eq(&b->pid, pid);
+        k += bl_pid_equal(&b->pid, pid);
     return k;
 }
 
@@ -189,13 +189,14 @@ static int encode_conflict(ei_x_buff *x, gstate *g, const gent *e)
     rc |= ei_x_encode_atom(x, "bl_global_conflict");
     rc |= ei_x_encode_atom(x, g->n->name);
     rc |= ei_x_encode_atom(x, e->name);
-    rc |= ei_x_encode_pid(x, &e->pid);
+    rc |= bl_x_encode_pid(x, &e->pid);
     return rc | ei_x_encode_ulonglong(x, e->time);
 }
 
 static gent *add_entry(gstate *g, const char *name, const bl_pid *pid, const char *owner,
                        unsigned long long time)
 {
+    if (strlen(name) >= sizeof(((gent *)0)->name)) return NULL; /* valid_name refuses these */
     gent *e = calloc(1, sizeof(*e));
     if (!e) return NULL;
     snprintf(e->name, sizeof(e->name), "%s", name);
@@ -236,7 +237,7 @@ static void notify(gstate *g, const bl_pid *to, const char *name, const bl_pid *
     rc |= ei_x_encode_tuple_header(&x, other ? 3 : 2);
     rc |= ei_x_encode_atom(&x, "global_name_conflict");
     rc |= ei_x_encode_atom(&x, name);
-    if (other) rc |= ei_x_encode_pid(&x, other);
+    if (other) rc |= bl_x_encode_pid(&x, other);
     rc = rc ? BL_ENOMEM : bl_send(g->proc, to, x.buff, x.index);
     if (rc != BL_OK)
         bl_log(g->n, BL_LOG_WARN, "global: conflict notice for %s not sent: %s", name,
@@ -313,7 +314,7 @@ static gent *apply_remote(gstate *g, const char *owner, const char *name, const 
         e->time = time;
         return e;
     }
-    if (bl_pid_eq(&e->pid, pid)) return NULL; /* ours: a pid of owner never is */
+    if (bl_pid_equal(&e->pid, pid)) return NULL; /* ours: a pid of owner never is */
     clash(g, e, pid, owner, time, 1);
     e = find(g, name);
     return e && !e->local && !strcmp(e->owner, owner) ? e : NULL;
@@ -328,7 +329,7 @@ static int r_encode(void *svc, ei_x_buff *x, const bl__repl_link *l)
     (void)svc;
     const gent *e = GENT(l);
     if (ei_x_encode_tuple_header(x, 3) < 0 || ei_x_encode_atom(x, e->name) < 0 ||
-        ei_x_encode_pid(x, &e->pid) < 0)
+        bl_x_encode_pid(x, &e->pid) < 0)
         return -1;
     return ei_x_encode_ulonglong(x, e->time);
 }
@@ -349,8 +350,8 @@ static int r_upsert(void *svc, const char *owner, const char *buf, int *idx, bl_
     unsigned long long time;
     int ar;
     if (ei_decode_tuple_header(buf, idx, &ar) < 0 || ar != 3 || get_atom(buf, idx, name) < 0 ||
-        ei_decode_pid(buf, idx, &pid) < 0 || ei_decode_ulonglong(buf, idx, &time) < 0 ||
-        strcmp(pid.node, owner) || !valid_name(name))
+        bl_decode_pid(g->n, buf, idx, &pid) < 0 || ei_decode_ulonglong(buf, idx, &time) < 0 ||
+        strcmp(bl_pid_node(&pid), owner) || !valid_name(name))
         return -1;
     gent *e = apply_remote(g, owner, name, &pid, time);
     *out = e ? &e->link : NULL;
@@ -398,7 +399,7 @@ static const bl__repl_ops global_repl = {
 static int table_register(gstate *g, const char *name, const bl_pid *pid)
 {
     gent *e = find(g, name);
-    if (e || bfind(g, name)) return e && bl_pid_eq(&e->pid, pid) ? BL_OK : BL_EEXIST;
+    if (e || bfind(g, name)) return e && bl_pid_equal(&e->pid, pid) ? BL_OK : BL_EEXIST;
     if (!holds(g, pid)) {
         int rc = bl_link(g->proc, pid);
         if (rc != BL_OK) return rc;
@@ -466,7 +467,7 @@ static void op_finish(gop *op, int status, const bl_pid *pid)
             break;
         case OP_WHEREIS:
             if (status == BL_OK)
-                rc |= ei_x_encode_pid(&r, pid);
+                rc |= bl_x_encode_pid(&r, pid);
             else if (status == BL_ENOPROC)
                 rc |= ei_x_encode_atom(&r, "undefined");
             else
@@ -474,7 +475,7 @@ static void op_finish(gop *op, int status, const bl_pid *pid)
             break;
         case OP_SEND:
             if (status == BL_OK) {
-                rc |= ei_x_encode_pid(&r, pid);
+                rc |= bl_x_encode_pid(&r, pid);
             } else if (status == BL_ENOPROC) {
                 rc |= ei_x_encode_tuple_header(&r, 2);
                 rc |= ei_x_encode_atom(&r, "badarg");
@@ -564,7 +565,7 @@ static void refresh_step(gop *op)
         return;
     }
     bname *b = bfind(op->g, op->name);
-    if (!b || !bl_pid_eq(&b->pid, &op->pid)) { /* unregistered meanwhile */
+    if (!b || !bl_pid_equal(&b->pid, &op->pid)) { /* unregistered meanwhile */
         op_finish(op, BL_OK, NULL);
         return;
     }
@@ -575,7 +576,7 @@ static void refresh_step(gop *op)
     } else {
         rc |= ei_x_encode_list_header(&a, 3);
         rc |= ei_x_encode_atom(&a, op->name);
-        rc |= ei_x_encode_pid(&a, &op->pid);
+        rc |= bl_x_encode_pid(&a, &op->pid);
         rc |= ei_x_encode_tuple_header(&a, 2);
         rc |= ei_x_encode_atom(&a, "global");
         rc |= ei_x_encode_atom(&a, "random_exit_name");
@@ -621,7 +622,7 @@ static void op_step(gop *op)
         rc = ei_x_new(&a);
         rc |= ei_x_encode_list_header(&a, 3);
         rc |= ei_x_encode_atom(&a, op->name);
-        rc |= ei_x_encode_pid(&a, &op->pid);
+        rc |= bl_x_encode_pid(&a, &op->pid);
         rc |= ei_x_encode_tuple_header(&a, 2);
         rc |= ei_x_encode_atom(&a, "global");
         rc |= ei_x_encode_atom(&a, "random_exit_name");
@@ -683,10 +684,10 @@ static void rpc_done(bl_proc *p, int status, const char *buf, int index, void *u
             op_finish(op, BL_OK, NULL);
             return;
         }
-        if (ei_decode_pid(buf, &j, &pid) == 0) {
-            if (!bl_pid_eq(&pid, &op->pid)) { /* someone else holds it: ours was lost */
+        if (bl_decode_pid(g->n, buf, &j, &pid) == 0) {
+            if (!bl_pid_equal(&pid, &op->pid)) { /* someone else holds it: ours was lost */
                 bname *b = bfind(g, op->name);
-                if (b && bl_pid_eq(&b->pid, &op->pid) && op->stage == 0) {
+                if (b && bl_pid_equal(&b->pid, &op->pid) && op->stage == 0) {
                     bl_log(g->n, BL_LOG_WARN, "global: %s now names another process in OTP global",
                            op->name);
                     LL_DELETE(g->bnames, b);
@@ -748,7 +749,7 @@ static void rpc_done(bl_proc *p, int status, const char *buf, int index, void *u
         return;
     case OP_WHEREIS:
     case OP_SEND:
-        if (ei_decode_pid(buf, &j, &pid) < 0) {
+        if (bl_decode_pid(g->n, buf, &j, &pid) < 0) {
             op_finish(op, BL_ENOPROC, NULL);
             return;
         }
@@ -761,7 +762,7 @@ static void rpc_done(bl_proc *p, int status, const char *buf, int index, void *u
         return;
     case OP_UNREG:
         if (op->stage == 0) {
-            if (ei_decode_pid(buf, &j, &pid) < 0 || !bl_pid_eq(&pid, &op->pid)) {
+            if (bl_decode_pid(g->n, buf, &j, &pid) < 0 || !bl_pid_equal(&pid, &op->pid)) {
                 op_finish(op, BL_OK, NULL); /* not ours (any more) */
                 return;
             }
@@ -801,7 +802,7 @@ static int do_register(gstate *g, const char *name, const bl_pid *pid, gop **out
     if (g->mode == BL_GLOBAL_BEAM && !beam_node(g, beam)) return BL_ENODEDOWN;
     if (!use_beam(g, beam)) return table_register(g, name, pid);
     bname *b = bfind(g, name);
-    if (b) return bl_pid_eq(&b->pid, pid) ? BL_OK : BL_EEXIST;
+    if (b) return bl_pid_equal(&b->pid, pid) ? BL_OK : BL_EEXIST;
     if (find(g, name)) return BL_EEXIST;
     gop *op = op_new(g, OP_REG, name);
     if (!op) return BL_ENOMEM;
@@ -814,12 +815,12 @@ static int do_register(gstate *g, const char *name, const bl_pid *pid, gop **out
 static int do_unregister(gstate *g, const char *name, const bl_pid *pid)
 {
     gent *e = find(g, name);
-    if (e && e->local && (!pid || bl_pid_eq(&e->pid, pid))) {
+    if (e && e->local && (!pid || bl_pid_equal(&e->pid, pid))) {
         del_entry(g, e, 1);
         return BL_OK;
     }
     bname *b = bfind(g, name);
-    if (b && (!pid || bl_pid_eq(&b->pid, pid))) {
+    if (b && (!pid || bl_pid_equal(&b->pid, pid))) {
         LL_DELETE(g->bnames, b);
         start_unreg(g, b);
         if (!holds(g, &b->pid)) bl_unlink(g->proc, &b->pid);
@@ -864,13 +865,14 @@ static void on_conflict(gstate *g, const bl_msg *msg, int idx)
     char owner[MAXATOMLEN_UTF8], name[MAXATOMLEN_UTF8];
     bl_pid pid;
     unsigned long long time;
-    if (get_atom(buf, &idx, owner) < 0 || !msg->has_sender || strcmp(msg->sender.node, owner) ||
-        !bl_cluster_is_peer(g->n, owner) || get_atom(buf, &idx, name) < 0 ||
-        ei_decode_pid(buf, &idx, &pid) < 0 || strcmp(pid.node, owner) || !valid_name(name) ||
+    if (get_atom(buf, &idx, owner) < 0 || !msg->has_sender ||
+        strcmp(bl_pid_node(&msg->sender), owner) || !bl_cluster_is_peer(g->n, owner) ||
+        get_atom(buf, &idx, name) < 0 || bl_decode_pid(g->n, buf, &idx, &pid) < 0 ||
+        strcmp(bl_pid_node(&pid), owner) || !valid_name(name) ||
         ei_decode_ulonglong(buf, &idx, &time) < 0)
         return;
     gent *e = find(g, name);
-    if (!e || !e->local || bl_pid_eq(&e->pid, &pid)) return;
+    if (!e || !e->local || bl_pid_equal(&e->pid, &pid)) return;
     clash(g, e, &pid, owner, time, 1);
     if ((e = find(g, name)) && !e->local) bl__repl_remote_put(g->repl, owner, &e->link);
 }
@@ -895,11 +897,11 @@ static void proc_exit(bl_proc *self, const bl_pid *from, const char *buf, int in
     gstate *g = ud;
     gent *e, *t;
     HASH_ITER(hh, g->names, e, t) {
-        if (e->local && bl_pid_eq(&e->pid, from)) del_entry(g, e, 1);
+        if (e->local && bl_pid_equal(&e->pid, from)) del_entry(g, e, 1);
     }
     bname *b, *bt;
     LL_FOREACH_SAFE(g->bnames, b, bt) {
-        if (!bl_pid_eq(&b->pid, from)) continue;
+        if (!bl_pid_equal(&b->pid, from)) continue;
         LL_DELETE(g->bnames, b); /* OTP global's own monitor removes the name */
         free(b);
     }
@@ -965,14 +967,14 @@ static int rq_table(void *ud, const bl_from *from, const char *buf, int j, int a
     HASH_ITER(hh, g->names, e, t) {
         rc |= ei_x_encode_tuple_header(r, 4);
         rc |= ei_x_encode_atom(r, e->name);
-        rc |= ei_x_encode_pid(r, &e->pid);
+        rc |= bl_x_encode_pid(r, &e->pid);
         rc |= ei_x_encode_atom(r, e->owner);
         rc |= ei_x_encode_atom(r, "beamlet");
     }
     LL_FOREACH(g->bnames, b) {
         rc |= ei_x_encode_tuple_header(r, 4);
         rc |= ei_x_encode_atom(r, b->name);
-        rc |= ei_x_encode_pid(r, &b->pid);
+        rc |= bl_x_encode_pid(r, &b->pid);
         rc |= ei_x_encode_atom(r, g->n->name);
         rc |= ei_x_encode_atom(r, "beam");
     }
@@ -996,7 +998,7 @@ static int rq_register(void *ud, const bl_from *from, const char *buf, int j, in
     char name[MAXATOMLEN_UTF8];
     bl_pid pid;
     gop *op = NULL;
-    if (get_atom(buf, &j, name) < 0 || ei_decode_pid(buf, &j, &pid) < 0) return bad(r);
+    if (get_atom(buf, &j, name) < 0 || bl_decode_pid(g->n, buf, &j, &pid) < 0) return bad(r);
     int rc = do_register(g, name, &pid, &op);
     if (rc == 1) {
         op->has_from = 1;
@@ -1061,7 +1063,7 @@ static int rq_lookup(void *ud, const bl_from *from, const char *buf, int j, int 
         ei_x_free(&x);
         if (rc != BL_OK) return reply_rc(r, rc);
     }
-    if (rc == BL_OK) return ei_x_encode_pid(r, &pid);
+    if (rc == BL_OK) return bl_x_encode_pid(r, &pid);
     if (rc != BL_ENOPROC) return reply_rc(r, rc);
     if (!is_send) return ei_x_encode_atom(r, "undefined");
     rc = ei_x_encode_tuple_header(r, 2);

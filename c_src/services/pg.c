@@ -136,7 +136,7 @@ static int pv_push(pidvec *pv, const bl_pid *pid)
 static int pv_remove_one(pidvec *pv, const bl_pid *pid)
 {
     for (int i = 0; i < pv->n; i++) {
-        if (bl_pid_eq(&pv->v[i], pid)) {
+        if (bl_pid_equal(&pv->v[i], pid)) {
             memmove(&pv->v[i], &pv->v[i + 1], sizeof(*pv->v) * (size_t)(pv->n - i - 1));
             pv->n--;
             return 1;
@@ -149,7 +149,7 @@ static int pv_count(const pidvec *pv, const bl_pid *pid)
 {
     int k = 0;
     for (int i = 0; i < pv->n; i++)
-        if (bl_pid_eq(&pv->v[i], pid)) k++;
+        if (bl_pid_equal(&pv->v[i], pid)) k++;
     return k;
 }
 
@@ -447,7 +447,7 @@ static pg_tgroup *tg_find(pg_scope *s, const char *key, int klen)
 static int ent_key(pg_scope *s, const char *g, int glen, const bl_pid *pid)
 {
     s->ekey.index = 0;
-    return ei_x_append_buf(&s->ekey, g, glen) < 0 || ei_x_encode_pid(&s->ekey, pid) < 0 ? -1 : 0;
+    return ei_x_append_buf(&s->ekey, g, glen) < 0 || bl_x_encode_pid(&s->ekey, pid) < 0 ? -1 : 0;
 }
 
 static pg_ent *ent_find(pg_scope *s, const char *g, int glen, const bl_pid *pid)
@@ -521,7 +521,7 @@ static int p_encode(void *svc, ei_x_buff *x, const bl__repl_link *l)
     const pg_ent *e = PG_ENT(l);
     return ei_x_encode_tuple_header(x, 3) < 0 ||
                    ei_x_append_buf(x, e->grp->key, e->grp->klen) < 0 ||
-                   ei_x_encode_pid(x, &e->pid) < 0 || ei_x_encode_long(x, e->count) < 0
+                   bl_x_encode_pid(x, &e->pid) < 0 || ei_x_encode_long(x, e->count) < 0
                ? -1
                : 0;
 }
@@ -532,7 +532,7 @@ static int p_encode_key(void *svc, ei_x_buff *x, const bl__repl_link *l)
     const pg_ent *e = PG_ENT(l);
     return ei_x_encode_tuple_header(x, 2) < 0 ||
                    ei_x_append_buf(x, e->grp->key, e->grp->klen) < 0 ||
-                   ei_x_encode_pid(x, &e->pid) < 0
+                   bl_x_encode_pid(x, &e->pid) < 0
                ? -1
                : 0;
 }
@@ -546,9 +546,9 @@ static int p_upsert(void *svc, const char *owner, const char *buf, int *idx, bl_
     long count;
     *out = NULL;
     if (ei_decode_tuple_header(buf, idx, &ta) < 0 || ta != 3 ||
-        term_span(s, buf, idx, &g, &glen) < 0 || ei_decode_pid(buf, idx, &pid) < 0 ||
+        term_span(s, buf, idx, &g, &glen) < 0 || bl_decode_pid(s->n, buf, idx, &pid) < 0 ||
         ei_decode_long(buf, idx, &count) < 0 || count < 1 || count > MAX_COUNT ||
-        strcmp(pid.node, owner) != 0)
+        strcmp(bl_pid_node(&pid), owner) != 0)
         return -1; /* a member's entries are its own processes */
     pg_ent *e = ent_find(s, g, glen, &pid);
     if (e && e->local) return -1;
@@ -571,9 +571,9 @@ static int p_find(void *svc, const char *owner, const char *buf, int *idx, bl__r
     bl_pid pid;
     *out = NULL;
     if (ei_decode_tuple_header(buf, idx, &ta) < 0 || ta != 2 ||
-        term_span(s, buf, idx, &g, &glen) < 0 || ei_decode_pid(buf, idx, &pid) < 0)
+        term_span(s, buf, idx, &g, &glen) < 0 || bl_decode_pid(s->n, buf, idx, &pid) < 0)
         return -1;
-    pg_ent *e = strcmp(pid.node, owner) ? NULL : ent_find(s, g, glen, &pid);
+    pg_ent *e = strcmp(bl_pid_node(&pid), owner) ? NULL : ent_find(s, g, glen, &pid);
     if (e && !e->local) *out = &e->link;
     return 0;
 }
@@ -620,14 +620,15 @@ static pg_peer *peer_find(pg_scope *s, const bl_pid *pid)
 {
     pg_peer *p;
     LL_FOREACH(s->peers, p) {
-        if (bl_pid_eq(&p->scope, pid)) return p;
+        if (bl_pid_equal(&p->scope, pid)) return p;
     }
     return NULL;
 }
 
 static void peer_drop(pg_scope *s, pg_peer *p, const char *why)
 {
-    bl_log(s->n, BL_LOG_DEBUG, "pg %s: dropping peer on %s (%s)", s->name, p->scope.node, why);
+    bl_log(s->n, BL_LOG_DEBUG, "pg %s: dropping peer on %s (%s)", s->name, bl_pid_node(&p->scope),
+           why);
     pg_group *g, *t;
     HASH_ITER(hh, p->groups, g, t) {
         ev_push(s, BL_PG_LEAVE, g->key, g->klen, g->pids.v, g->pids.n);
@@ -642,19 +643,19 @@ static void peers_drop_node(pg_scope *s, const char *node, const char *why)
 {
     pg_peer *p, *t;
     LL_FOREACH_SAFE(s->peers, p, t) {
-        if (strcmp(p->scope.node, node) == 0) peer_drop(s, p, why);
+        if (strcmp(bl_pid_node(&p->scope), node) == 0) peer_drop(s, p, why);
     }
 }
 
 static pg_peer *peer_add(pg_scope *s, const bl_pid *pid)
 {
     /* one scope per name and node: an older process of that node has ended */
-    peers_drop_node(s, pid->node, "replaced");
+    peers_drop_node(s, bl_pid_node(pid), "replaced");
     pg_peer *p = calloc(1, sizeof(*p));
     if (!p) return NULL;
     p->scope = *pid;
     LL_APPEND(s->peers, p);
-    bl_log(s->n, BL_LOG_DEBUG, "pg %s: new peer on %s", s->name, pid->node);
+    bl_log(s->n, BL_LOG_DEBUG, "pg %s: new peer on %s", s->name, bl_pid_node(pid));
     return p;
 }
 
@@ -672,7 +673,7 @@ static void send_peer(pg_scope *s, pg_peer *p, const ei_x_buff *x)
     int rc = bl_send(s->proc, &p->scope, x->buff, x->index);
     if (rc == BL_OK || rc == BL_ENODEDOWN) return; /* nodedown drops the peer */
     bl_log(s->n, BL_LOG_WARN, "pg %s: send to peer on %s failed (%s): full sync follows", s->name,
-           p->scope.node, bl_strerror(rc));
+           bl_pid_node(&p->scope), bl_strerror(rc));
     p->need_sync = 1;
     arm_resync(s);
 }
@@ -681,7 +682,7 @@ static void broadcast(pg_scope *s, const ei_x_buff *x)
 {
     pg_peer *p, *t;
     LL_FOREACH_SAFE(s->peers, p, t) {
-        if (c_peer(s, p->scope.node))
+        if (c_peer(s, bl_pid_node(&p->scope)))
             peer_drop(s, p, "member");
         else if (!p->need_sync)
             send_peer(s, p, x);
@@ -704,7 +705,7 @@ static int encode_local_groups(pg_scope *s, ei_x_buff *x)
         pg_ent *e;
         DL_FOREACH(g->ents, e) {
             for (int i = 0; e->local && i < e->count; i++)
-                if (ei_x_encode_pid(x, &e->pid) < 0) return -1;
+                if (bl_x_encode_pid(x, &e->pid) < 0) return -1;
         }
         if (ei_x_encode_empty_list(x) < 0) return -1;
     }
@@ -717,7 +718,7 @@ static void send_sync(pg_scope *s, pg_peer *p)
     if (ei_x_new_with_version(&x) < 0) return;
     if (ei_x_encode_tuple_header(&x, 2) == 0 && ei_x_encode_atom(&x, "$gen_cast") == 0 &&
         ei_x_encode_tuple_header(&x, 3) == 0 && ei_x_encode_atom(&x, "sync") == 0 &&
-        ei_x_encode_pid(&x, bl_self(s->proc)) == 0 && encode_local_groups(s, &x) == 0) {
+        bl_x_encode_pid(&x, bl_self(s->proc)) == 0 && encode_local_groups(s, &x) == 0) {
         p->need_sync = 0;
         send_peer(s, p, &x);
     } else {
@@ -742,7 +743,7 @@ static int encode_discover(pg_scope *s, ei_x_buff *x)
 {
     if (ei_x_new_with_version(x) < 0) return -1;
     if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_atom(x, "discover") < 0 ||
-        ei_x_encode_pid(x, bl_self(s->proc)) < 0) {
+        bl_x_encode_pid(x, bl_self(s->proc)) < 0) {
         ei_x_free(x);
         return -1;
     }
@@ -768,8 +769,8 @@ static void broadcast_join(pg_scope *s, const char *group, int glen, const bl_pi
     ei_x_buff x;
     if (ei_x_new_with_version(&x) < 0) return;
     if (ei_x_encode_tuple_header(&x, 4) == 0 && ei_x_encode_atom(&x, "join") == 0 &&
-        ei_x_encode_pid(&x, bl_self(s->proc)) == 0 && ei_x_append_buf(&x, group, glen) == 0 &&
-        ei_x_encode_pid(&x, pid) == 0)
+        bl_x_encode_pid(&x, bl_self(s->proc)) == 0 && ei_x_append_buf(&x, group, glen) == 0 &&
+        bl_x_encode_pid(&x, pid) == 0)
         broadcast(s, &x);
     ei_x_free(&x);
 }
@@ -781,7 +782,7 @@ static void broadcast_leave(pg_scope *s, const bl_pid *pid, const ei_x_buff *gro
     ei_x_buff x;
     if (ei_x_new_with_version(&x) < 0) return;
     if (ei_x_encode_tuple_header(&x, 4) == 0 && ei_x_encode_atom(&x, "leave") == 0 &&
-        ei_x_encode_pid(&x, bl_self(s->proc)) == 0 && ei_x_encode_pid(&x, pid) == 0 &&
+        bl_x_encode_pid(&x, bl_self(s->proc)) == 0 && bl_x_encode_pid(&x, pid) == 0 &&
         ei_x_append_buf(&x, groups_list->buff, groups_list->index) == 0)
         broadcast(s, &x);
     ei_x_free(&x);
@@ -790,13 +791,13 @@ static void broadcast_leave(pg_scope *s, const bl_pid *pid, const ei_x_buff *gro
 /* ---- decoding ---- */
 
 /* A pid or a proper list of pids. */
-static int decode_pids(const char *buf, int *idx, pidvec *out)
+static int decode_pids(bl_node *n, const char *buf, int *idx, pidvec *out)
 {
     int type, size;
     if (ei_get_type(buf, idx, &type, &size) < 0) return -1;
     if (type == ERL_PID_EXT || type == ERL_NEW_PID_EXT) {
         bl_pid pid;
-        if (ei_decode_pid(buf, idx, &pid) < 0) return -1;
+        if (bl_decode_pid(n, buf, idx, &pid) < 0) return -1;
         return pv_push(out, &pid) == BL_OK ? 0 : -1;
     }
     bl__list_it it;
@@ -804,7 +805,7 @@ static int decode_pids(const char *buf, int *idx, pidvec *out)
     if (bl__list_begin(&it, buf, idx) < 0) return -1;
     while ((more = bl__list_next(&it)) > 0) {
         bl_pid pid;
-        if (ei_decode_pid(buf, idx, &pid) < 0 || pv_push(out, &pid) != BL_OK) return -1;
+        if (bl_decode_pid(n, buf, idx, &pid) < 0 || pv_push(out, &pid) != BL_OK) return -1;
     }
     return more;
 }
@@ -830,7 +831,7 @@ static int pv_same(const pidvec *a, const pidvec *b)
 
 static void on_discover(pg_scope *s, const bl_pid *peer)
 {
-    if (bl_is_local_node(s->n, peer->node) || c_peer(s, peer->node)) return;
+    if (bl__pid_is_local(s->n, peer) || c_peer(s, bl_pid_node(peer))) return;
     pg_peer *p = peer_find(s, peer);
     int fresh = p == NULL;
     if (fresh && !(p = peer_add(s, peer))) return;
@@ -853,11 +854,11 @@ static void on_sync(pg_scope *s, const char *buf, int idx)
     bl_pid peer;
     if (ei_decode_tuple_header(buf, &idx, &arity) < 0 || arity != 3 ||
         ei_decode_atom(buf, &idx, a) < 0 || strcmp(a, "sync") != 0 ||
-        ei_decode_pid(buf, &idx, &peer) < 0 || bl_is_local_node(s->n, peer.node)) {
+        bl_decode_pid(s->n, buf, &idx, &peer) < 0 || bl__pid_is_local(s->n, &peer)) {
         bl_log(s->n, BL_LOG_DEBUG, "pg %s: unexpected cast dropped", s->name);
         return;
     }
-    if (c_peer(s, peer.node)) return; /* a member: its members come through the layer */
+    if (c_peer(s, bl_pid_node(&peer))) return; /* a member: its members come through the layer */
     pg_group *fresh_groups = NULL;
     bl__list_it it;
     int more;
@@ -869,7 +870,7 @@ static void on_sync(pg_scope *s, const char *buf, int idx)
             term_span(s, buf, &idx, &g, &glen) < 0)
             goto bad;
         pg_group *grp = grp_get(&fresh_groups, g, glen);
-        if (!grp || decode_pids(buf, &idx, &grp->pids) < 0) goto bad;
+        if (!grp || decode_pids(s->n, buf, &idx, &grp->pids) < 0) goto bad;
     }
     if (more < 0) goto bad;
 
@@ -900,7 +901,7 @@ static void on_sync(pg_scope *s, const char *buf, int idx)
     return;
 bad:
     grp_free_all(&fresh_groups);
-    bl_log(s->n, BL_LOG_WARN, "pg %s: malformed sync from %s dropped", s->name, peer.node);
+    bl_log(s->n, BL_LOG_WARN, "pg %s: malformed sync from %s dropped", s->name, bl_pid_node(&peer));
 }
 
 /* {join, Peer, Group, PidOrPids} */
@@ -910,11 +911,12 @@ static void on_join(pg_scope *s, const char *buf, int idx)
     const char *g;
     int glen;
     pidvec pids = {0};
-    if (ei_decode_pid(buf, &idx, &peer) < 0 || term_span(s, buf, &idx, &g, &glen) < 0 ||
-        decode_pids(buf, &idx, &pids) < 0)
+    if (bl_decode_pid(s->n, buf, &idx, &peer) < 0 || term_span(s, buf, &idx, &g, &glen) < 0 ||
+        decode_pids(s->n, buf, &idx, &pids) < 0)
         goto done;
     pg_peer *p = peer_find(s, &peer);
-    if (!p || c_peer(s, peer.node)) goto done; /* not (or no longer) in our overlay, as pg does */
+    if (!p || c_peer(s, bl_pid_node(&peer)))
+        goto done; /* not (or no longer) in our overlay, as pg does */
     pg_group *grp = grp_get(&p->groups, g, glen);
     if (!grp) goto done;
     for (int i = 0; i < pids.n; i++)
@@ -934,9 +936,10 @@ static void on_leave(pg_scope *s, const char *buf, int idx)
     bl_pid peer;
     pidvec pids = {0}, gone = {0};
     bl__list_it it;
-    if (ei_decode_pid(buf, &idx, &peer) < 0 || decode_pids(buf, &idx, &pids) < 0) goto done;
+    if (bl_decode_pid(s->n, buf, &idx, &peer) < 0 || decode_pids(s->n, buf, &idx, &pids) < 0)
+        goto done;
     pg_peer *p = peer_find(s, &peer);
-    if (!p || c_peer(s, peer.node) || bl__list_begin(&it, buf, &idx) < 0) goto done;
+    if (!p || c_peer(s, bl_pid_node(&peer)) || bl__list_begin(&it, buf, &idx) < 0) goto done;
     while (bl__list_next(&it) > 0) {
         const char *g;
         int glen;
@@ -969,7 +972,7 @@ static void scope_msg(bl_proc *self, const bl_msg *msg, void *ud)
     if (ei_decode_tuple_header(buf, &idx, &arity) == 0 && ei_decode_atom(buf, &idx, a) == 0) {
         if (arity == 2 && !strcmp(a, "discover")) {
             bl_pid peer;
-            if (ei_decode_pid(buf, &idx, &peer) == 0) on_discover(s, &peer);
+            if (bl_decode_pid(s->n, buf, &idx, &peer) == 0) on_discover(s, &peer);
             return;
         }
         if (arity == 4 && !strcmp(a, "join")) {
@@ -997,7 +1000,7 @@ static int local_memberships(pg_scope *s, const bl_pid *pid)
     int k = 0;
     pg_ent *e, *t;
     HASH_ITER(hh, s->ents, e, t) {
-        if (e->local && bl_pid_eq(&e->pid, pid)) k += e->count;
+        if (e->local && bl_pid_equal(&e->pid, pid)) k += e->count;
     }
     return k;
 }
@@ -1020,7 +1023,7 @@ static void member_gone(pg_scope *s, const bl_pid *pid)
     ok = ok && ei_x_encode_list_header(&groups, joined) == 0;
     pg_ent *e, *t;
     HASH_ITER(hh, s->ents, e, t) {
-        if (!e->local || !bl_pid_eq(&e->pid, pid)) continue;
+        if (!e->local || !bl_pid_equal(&e->pid, pid)) continue;
         for (int i = 0; ok && i < e->count; i++)
             ok = ei_x_append_buf(&groups, e->grp->key, e->grp->klen) == 0;
         ev_push_n(s, BL_PG_LEAVE, e->grp->key, e->grp->klen, pid, e->count);
@@ -1060,7 +1063,7 @@ static int collect_members(pg_scope *s, const char *g, int glen, int local_only,
     pg_peer *p;
     LL_FOREACH(s->peers, p) {
         pg_group *grp = grp_find(p->groups, g, glen);
-        if (!grp || c_peer(s, p->scope.node)) continue;
+        if (!grp || c_peer(s, bl_pid_node(&p->scope))) continue;
         for (int i = 0; i < grp->pids.n; i++)
             if (pv_push(out, &grp->pids.v[i]) != BL_OK) return BL_ENOMEM;
     }
@@ -1071,7 +1074,7 @@ static int encode_pidvec(ei_x_buff *r, const pidvec *pv)
 {
     if (pv->n && ei_x_encode_list_header(r, pv->n) < 0) return -1;
     for (int i = 0; i < pv->n; i++)
-        if (ei_x_encode_pid(r, &pv->v[i]) < 0) return -1;
+        if (bl_x_encode_pid(r, &pv->v[i]) < 0) return -1;
     return ei_x_encode_empty_list(r);
 }
 
@@ -1095,7 +1098,7 @@ static int encode_groups(pg_scope *s, ei_x_buff *r, int local_only)
     }
     pg_peer *p;
     LL_FOREACH(s->peers, p) {
-        if (local_only || c_peer(s, p->scope.node)) continue;
+        if (local_only || c_peer(s, bl_pid_node(&p->scope))) continue;
         pg_group *pgp, *pt;
         HASH_ITER(hh, p->groups, pgp, pt) {
             if (pgp->pids.n && !grp_get(&seen, pgp->key, pgp->klen)) goto out;
@@ -1117,7 +1120,7 @@ static int encode_peers(pg_scope *s, ei_x_buff *r)
     pg_peer *p;
     int rc = 0;
     LL_FOREACH(s->peers, p) {
-        if (!c_peer(s, p->scope.node) && pv_push(&pv, &p->scope) != BL_OK) rc = -1;
+        if (!c_peer(s, bl_pid_node(&p->scope)) && pv_push(&pv, &p->scope) != BL_OK) rc = -1;
     }
     if (rc == 0) rc = encode_pidvec(r, &pv);
     free(pv.v);
@@ -1184,7 +1187,7 @@ static int local_req(pg_scope *s, const char *buf, int j, ei_x_buff *r, int join
     int g0 = j, changed = 0;
     pidvec pv = {0};
     if (ei_skip_term(buf, &j) < 0) return encode_error(r, "badarg");
-    int glen = j - g0, rc = decode_pids(buf, &j, &pv);
+    int glen = j - g0, rc = decode_pids(s->n, buf, &j, &pv);
     for (int i = 0; rc == 0 && i < pv.n; i++) {
         bl_proc *p = bl_proc_by_pid(s->n, &pv.v[i]);
         if (!p || p->dead) rc = -1;

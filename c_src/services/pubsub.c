@@ -412,8 +412,9 @@ static void handle_remote_msg(ps *s, const bl_msg *msg, const char *buf, int idx
     long prio;
     unsigned long ttl;
     unsigned long long at;
-    if (get_atom(buf, &idx, origin) < 0 || !msg->has_sender || strcmp(msg->sender.node, origin) ||
-        get_str(buf, &idx, topic, sizeof(topic)) < 0 || !bl_pubsub_topic_valid(topic))
+    if (get_atom(buf, &idx, origin) < 0 || !msg->has_sender ||
+        strcmp(bl_pid_node(&msg->sender), origin) || get_str(buf, &idx, topic, sizeof(topic)) < 0 ||
+        !bl_pubsub_topic_valid(topic))
         return;
     int p0 = idx;
     if (ei_skip_term(buf, &idx) < 0) return;
@@ -675,10 +676,10 @@ static int rq_subscribe(void *ud, const bl_from *from, const char *buf, int j, i
     bl_pid pid;
     subopts o;
     memset(&o, 0, sizeof(o));
-    if (get_str(buf, &j, pat, sizeof(pat)) < 0 || ei_decode_pid(buf, &j, &pid) < 0 ||
+    if (get_str(buf, &j, pat, sizeof(pat)) < 0 || bl_decode_pid(s->n, buf, &j, &pid) < 0 ||
         (arity == 4 && decode_sub_opts(buf, &j, &o) < 0))
         return reply_rc(reply, BL_EINVAL);
-    if (bl_is_local_node(s->n, pid.node) && !bl_proc_by_pid(s->n, &pid))
+    if (bl__pid_is_local(s->n, &pid) && !bl_proc_by_pid(s->n, &pid))
         return reply_rc(reply, BL_EINVAL);
     if (o.qos != QOS_AMO && !s->st.db) return reply_rc(reply, BL_ECONFIG);
     int id = bl__ps_add_sub(s, pat, &pid, NULL, NULL, &o);
@@ -828,7 +829,8 @@ static void ps_msg(bl_proc *self, const bl_msg *msg, void *ud)
         handle_remote_msg(s, msg, buf, idx, 2, arity == 10);
     } else if (arity == 4 && !strcmp(tag, "bl_ps_ack")) {
         char node[MAXATOMLEN_UTF8], name[NAME_LEN], id[BL_PUBSUB_ID_LEN];
-        if (get_atom(buf, &idx, node) == 0 && msg->has_sender && !strcmp(msg->sender.node, node) &&
+        if (get_atom(buf, &idx, node) == 0 && msg->has_sender &&
+            !strcmp(bl_pid_node(&msg->sender), node) &&
             get_str(buf, &idx, name, sizeof(name)) == 0 && get_str(buf, &idx, id, sizeof(id)) == 0)
             bl__ps_handle_ack(s, node, name, id);
     }

@@ -340,7 +340,7 @@ void bl__ps_del_sub(ps *s, lsub *l, int repl)
         lsub *o;
         int more = 0;
         DL_FOREACH(s->subs, o)
-            more |= o->is_pid && bl_pid_eq(&o->pid, &l->pid);
+            more |= o->is_pid && bl_pid_equal(&o->pid, &l->pid);
         if (!more) bl_unlink(s->proc, &l->pid);
     }
     bl__ps_queue_clear(l);
@@ -353,7 +353,7 @@ void bl__ps_del_subs_of(ps *s, const bl_pid *pid, const char *node, const char *
     lsub *l, *t;
     DL_FOREACH_SAFE(s->subs, l, t) {
         if (!l->is_pid) continue;
-        if (pid ? !bl_pid_eq(&l->pid, pid) : strcmp(l->pid.node, node)) continue;
+        if (pid ? !bl_pid_equal(&l->pid, pid) : strcmp(bl_pid_node(&l->pid), node)) continue;
         bl__ps_del_sub(s, l, 0);
         k++;
     }

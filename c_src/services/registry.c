@@ -57,9 +57,14 @@ static int health_from_name(const char *a)
 typedef struct rentry {
     bl__repl_link link; /* in its owner's bucket */
     UT_hash_handle hh;
-    char key[KEY_LEN]; /* node, then id at BL_NODE_LEN; zero padded */
-    char node[BL_NODE_LEN];
-    char id[BL_REG_ID_LEN], name[BL_REG_ID_LEN], version[VERSION_LEN];
+    union { /* the hash key is the node then the id, each zero padded: stored once */
+        char key[KEY_LEN];
+        struct {
+            char node[BL_NODE_LEN];
+            char id[BL_REG_ID_LEN];
+        };
+    };
+    char name[BL_REG_ID_LEN], version[VERSION_LEN];
     char address[BL_REG_STR_LEN], health_ep[BL_REG_STR_LEN];
     int port;
     unsigned ttl_ms;
@@ -72,6 +77,7 @@ typedef struct rentry {
     struct rentry *lprev, *lnext; /* local entries: r->local */
     char *check;                  /* local entries: the registration's check (JSON), or NULL */
 } rentry;
+_Static_assert(offsetof(rentry, id) == offsetof(rentry, key) + BL_NODE_LEN, "key = node, id");
 
 typedef struct ocount {
     UT_hash_handle hh;
@@ -598,7 +604,7 @@ static int add_watch(reg *r, const bl_pid *pid, bl_registry_watch_cb cb, void *u
     rwatch *w;
     if (pid)
         LL_FOREACH(r->watchers, w)
-            if (!w->dead && w->is_pid && bl_pid_eq(&w->pid, pid)) return w->id;
+            if (!w->dead && w->is_pid && bl_pid_equal(&w->pid, pid)) return w->id;
     if (r->nwatchers >= MAX_WATCHERS) return BL_ENOMEM;
     w = calloc(1, sizeof(*w));
     if (!w) return BL_ENOMEM;
@@ -619,8 +625,8 @@ static void del_watch_if(reg *r, const bl_pid *pid, int id, const char *node)
     rwatch *w;
     LL_FOREACH(r->watchers, w) {
         if (w->dead) continue;
-        if ((pid && w->is_pid && bl_pid_eq(&w->pid, pid)) || (id && w->id == id) ||
-            (node && w->is_pid && !strcmp(w->pid.node, node)))
+        if ((pid && w->is_pid && bl_pid_equal(&w->pid, pid)) || (id && w->id == id) ||
+            (node && w->is_pid && !strcmp(bl_pid_node(&w->pid), node)))
             w->dead = 1;
     }
     if (!r->emitting) sweep_watchers(r);
@@ -645,7 +651,10 @@ static void entry_remove(reg *r, rentry *e)
  * (e freed) when the owner is at max_entries. */
 static rentry *upsert(reg *r, rentry *e)
 {
-    make_key(e->key, e->node, e->id);
+    /* e->key is e->node and e->id: clear what follows each string (as make_key does) */
+    size_t nl = strnlen(e->node, BL_NODE_LEN - 1), il = strnlen(e->id, BL_REG_ID_LEN - 1);
+    memset(e->node + nl, 0, BL_NODE_LEN - nl);
+    memset(e->id + il, 0, BL_REG_ID_LEN - il);
     rentry *old = NULL;
     HASH_FIND(hh, r->entries, e->key, KEY_LEN, old);
     if (!old) {
@@ -1243,7 +1252,7 @@ static int rq_watch(void *ud, const bl_from *from, const char *buf, int j, int a
 {
     (void)from, (void)arity;
     bl_pid pid;
-    if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
+    if (bl_decode_pid(((reg *)ud)->n, buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
     int rc = add_watch(ud, &pid, NULL, NULL);
     return reply_rc(reply, rc > 0 ? BL_OK : rc);
 }
@@ -1253,7 +1262,7 @@ static int rq_unwatch(void *ud, const bl_from *from, const char *buf, int j, int
 {
     (void)from, (void)arity;
     bl_pid pid;
-    if (ei_decode_pid(buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
+    if (bl_decode_pid(((reg *)ud)->n, buf, &j, &pid) < 0) return reply_rc(reply, BL_EINVAL);
     del_watch_if(ud, &pid, 0, NULL);
     return reply_rc(reply, BL_OK);
 }

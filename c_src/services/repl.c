@@ -557,7 +557,8 @@ static void on_del(bl__repl *r, bl__repl_node *rn, const char *buf, int idx)
 /* The sender is owner itself and a live member. */
 static int from_owner(bl__repl *r, const bl_msg *msg, const char *owner)
 {
-    return msg->has_sender && !strcmp(msg->sender.node, owner) && bl_cluster_is_peer(r->n, owner);
+    return msg->has_sender && !strcmp(bl_pid_node(&msg->sender), owner) &&
+           bl_cluster_is_peer(r->n, owner);
 }
 
 int bl__repl_handle(bl__repl *r, const bl_msg *msg)
@@ -573,7 +574,7 @@ int bl__repl_handle(bl__repl *r, const bl_msg *msg)
         unsigned long long seq;
         if (arity == 3 && get_atom(buf, &idx, owner) == 0 &&
             ei_decode_ulonglong(buf, &idx, &seq) == 0 && msg->has_sender &&
-            !strcmp(msg->sender.node, owner))
+            !strcmp(bl_pid_node(&msg->sender), owner))
             waits_mark(r, owner, seq, 1);
         return 1;
     }

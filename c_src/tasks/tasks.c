@@ -1126,7 +1126,7 @@ static void on_msg(bl_proc *self, const bl_msg *msg, void *ud)
     if (bl__agent_msg(s->agent, tag, msg, buf, idx, ar)) return;
     if (bl__agent_cast(s->agent, buf, msg->index)) return;
     if (get_atom(buf, &idx, node) < 0) return;
-    if (!msg->has_sender || strcmp(msg->sender.node, node)) return; /* only from itself */
+    if (!msg->has_sender || strcmp(bl_pid_node(&msg->sender), node)) return; /* only from itself */
     if (!strcmp(tag, "bl_tasks_agent") && ar == 4)
         on_advert(s, node, buf, idx);
     else if (!strcmp(tag, "bl_tasks_started") && ar == 4)

@@ -407,7 +407,7 @@ int bl__agent_msg(tasks_agent *a, const char *tag, const bl_msg *msg, const char
     unsigned long att;
     if (!strcmp(tag, "bl_tasks_assign") && arity == 4) {
         if (ei_decode_atom(buf, &idx, node) < 0 || !msg->has_sender ||
-            strcmp(msg->sender.node, node))
+            strcmp(bl_pid_node(&msg->sender), node))
             return 1;
         on_assign(a, node, buf, idx);
         return 1;
@@ -516,7 +516,7 @@ int bl__agent_call(tasks_agent *a, const char *tag, const bl_from *from, const c
         char type[BL_TASK_TYPE_LEN];
         bl_pid pid;
         if (bl__get_bin(buf, &idx, type, sizeof(type)) < 0 || !type[0] ||
-            ei_decode_pid(buf, &idx, &pid) < 0) {
+            bl_decode_pid(a->n, buf, &idx, &pid) < 0) {
             encode_error(r, "bad_request");
             return 1;
         }
@@ -623,7 +623,7 @@ void bl__agent_exit(tasks_agent *a, const bl_pid *pid)
     handler *h, *ht;
     int changed = 0;
     HASH_ITER(hh, a->handlers, h, ht) {
-        if (h->beam && bl_pid_eq(&h->pid, pid)) {
+        if (h->beam && bl_pid_equal(&h->pid, pid)) {
             HASH_DEL(a->handlers, h);
             free(h);
             changed = 1;
@@ -631,7 +631,7 @@ void bl__agent_exit(tasks_agent *a, const bl_pid *pid)
     }
     attempt *t, *tt;
     HASH_ITER(hh, a->attempts, t, tt) {
-        if (t->beam && !t->done && bl_pid_eq(&t->pid, pid)) {
+        if (t->beam && !t->done && bl_pid_equal(&t->pid, pid)) {
             ei_x_buff e;
             ei_x_new(&e);
             ei_x_encode_atom(&e, "handler_exited");

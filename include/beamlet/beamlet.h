@@ -173,7 +173,41 @@ void bl_config_init(bl_config *cfg);
 
 typedef struct bl_node bl_node;
 typedef struct bl_proc bl_proc;
-typedef erlang_pid bl_pid;
+
+/* ---- pids ----
+ * A pid is a few words: {node, gen, num, serial, creation}, where node is the pid's node name
+ * interned in the bl_node that made or decoded it (its table is freed with that node; see
+ * docs/c-api.md, "Pids"). Copy pids by assignment; compare them with bl_pid_equal(); read the node
+ * name with bl_pid_node(). A zeroed bl_pid is "no pid". Pids cross the wire only through
+ * bl_decode_pid() and bl_encode_pid()/bl_x_encode_pid() (never ei_decode_pid on a bl_pid).
+ *
+ * The table is bounded (4096 names, or 4 x max_connections): at the bound, names of nodes that
+ * have no connection are forgotten (one log line). A pid you kept of such a node is then stale:
+ * bl_pid_node() answers "", sends to it fail with BL_ENODEDOWN, encoding it fails. */
+typedef struct bl_nodename bl_nodename; /* an interned node name (opaque) */
+typedef struct bl_pid {
+    const bl_nodename *node; /* NULL: no pid */
+    unsigned gen;            /* the name's generation when interned (staleness check) */
+    unsigned num, serial, creation;
+} bl_pid;
+
+/* The pid's node name ("" for no pid or a stale one). Valid while the node that made it lives. */
+const char *bl_pid_node(const bl_pid *p);
+/* 1 when a and b are the same process (pointer comparison of the node for pids of one node). */
+int bl_pid_equal(const bl_pid *a, const bl_pid *b);
+/* 1 when p lives on node (a name). */
+int bl_pid_is_on(const bl_pid *p, const char *node);
+/* "<node.num.serial>" into buf as snprintf (returns what snprintf returns). */
+int bl_pid_format(const bl_pid *p, char *buf, size_t len);
+/* A pid of node made from its parts (node interned in n). BL_EINVAL for a bad name. */
+int bl_pid_make(bl_node *n, const char *node, unsigned num, unsigned serial, unsigned creation,
+                bl_pid *out);
+/* ei-style codec (0, or -1 for a malformed term / a stale pid / a full name table): decoding
+ * interns the node name in n; encoding writes ei's PID/NEW_PID external format (buf NULL: only
+ * advance *index, as ei does). */
+int bl_decode_pid(bl_node *n, const char *buf, int *index, bl_pid *out);
+int bl_encode_pid(char *buf, int *index, const bl_pid *p);
+int bl_x_encode_pid(ei_x_buff *x, const bl_pid *p);
 
 /* A gen_server caller: who to reply to and the tag to copy back byte for byte. server: the
  * process that got the call (an [alias|Ref] reply is sent from it to the alias). */

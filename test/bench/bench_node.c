@@ -141,7 +141,7 @@ static int reply_ok_pid(ei_x_buff *reply, const bl_pid *pid)
 {
     ei_x_encode_tuple_header(reply, 2);
     ei_x_encode_atom(reply, "ok");
-    ei_x_encode_pid(reply, pid);
+    bl_x_encode_pid(reply, pid);
     return 0;
 }
 
@@ -185,7 +185,7 @@ static int start_blast(bl_node *n, const bl_pid *target, long count, const bl_pi
     int i = 0;
     ei_encode_version(b->msg, &i);
     ei_encode_tuple_header(b->msg, &i, 2);
-    ei_encode_pid(b->msg, &i, bl_self(b->p));
+    bl_encode_pid(b->msg, &i, bl_self(b->p));
     ei_encode_tuple_header(b->msg, &i, 3);
     ei_encode_atom(b->msg, &i, "seq");
     b->prefix_len = i;
@@ -232,10 +232,10 @@ static int bench_call(bl_proc *self, const bl_from *from, const char *buf, int i
     long count;
     bl_pid p1, p2;
     if (strcmp(cmd, "sink") == 0 && arity == 3 && ei_decode_long(buf, &idx, &count) == 0 &&
-        count > 0 && ei_decode_pid(buf, &idx, &p1) == 0)
+        count > 0 && bl_decode_pid(n, buf, &idx, &p1) == 0)
         return start_sink(n, count, &p1, reply);
-    if (strcmp(cmd, "blast") == 0 && arity == 4 && ei_decode_pid(buf, &idx, &p1) == 0 &&
-        ei_decode_long(buf, &idx, &count) == 0 && ei_decode_pid(buf, &idx, &p2) == 0)
+    if (strcmp(cmd, "blast") == 0 && arity == 4 && bl_decode_pid(n, buf, &idx, &p1) == 0 &&
+        ei_decode_long(buf, &idx, &count) == 0 && bl_decode_pid(n, buf, &idx, &p2) == 0)
         return start_blast(n, &p1, count, &p2, reply);
     return reply_error(reply, "badarg");
 }

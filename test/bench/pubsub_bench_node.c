@@ -77,7 +77,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
     if (ei_decode_tuple_header(buf, &j, &ar) < 0 || ar != 3 || ei_decode_atom(buf, &j, tag) < 0)
         return reply_rc(reply, BL_EINVAL);
     if (!strcmp(tag, "arm")) {
-        if (ei_decode_long(buf, &j, &k) < 0 || ei_decode_pid(buf, &j, &c->report) < 0)
+        if (ei_decode_long(buf, &j, &k) < 0 ||
+            bl_decode_pid(bl_proc_node(self), buf, &j, &c->report) < 0)
             return reply_rc(reply, BL_EINVAL);
         c->count = 0;
         c->target = (unsigned long long)k;

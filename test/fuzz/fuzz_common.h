@@ -24,6 +24,10 @@
 #include <unistd.h>
 
 #include <ei.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "beamlet/beamlet.h"
 
 #define GUARD_MAX (2u << 20) /* largest copy */
 #define S_PRINT_MAX 900      /* no single printed piece of a shorter term reaches 2000 chars */
@@ -32,6 +36,22 @@ const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void)
 {
     return "leak:ei_decode_fun\n";
+}
+
+/* A node to intern decoded pids in (runtime/intern.c): made once, kept for the whole run (its
+ * bounded name table is what random pids fill). */
+static inline bl_node *fuzz_node(void)
+{
+    static bl_node *n;
+    if (!n) {
+        bl_config cfg;
+        bl_config_init(&cfg);
+        snprintf(cfg.name, sizeof(cfg.name), "fuzz@localhost");
+        snprintf(cfg.cookie, sizeof(cfg.cookie), "fuzz");
+        cfg.log_level = BL_LOG_ERROR;
+        if (bl_node_new(&cfg, &n) != BL_OK) abort();
+    }
+    return n;
 }
 
 /* Whether the term at buf[*idx] (already accepted by bl_term_check) holds a fun, or cannot be

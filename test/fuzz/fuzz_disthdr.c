@@ -20,6 +20,7 @@
 #include "dist/disthdr.h"
 #include "dist/frame.h"
 #include "dist/term.h"
+#include "fuzz_common.h"
 
 #define MAX_FRAME (1u << 20)
 #define MAX_MSG (1u << 20)
@@ -81,21 +82,16 @@ static void roundtrip(const char *out, size_t olen, size_t ctl_end)
     free(msg);
 }
 
-static int same_pid(const erlang_pid *a, const erlang_pid *b)
-{
-    return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
-           strcmp(a->node, b->node) == 0;
-}
-
 /* bl_ctl_decode_valid on a rewritten payload must say exactly what bl_ctl_decode says. */
 static void same_decode(const char *out, size_t olen, size_t ctl_end, int rc, const bl_ctl *c)
 {
     bl_ctl v;
-    int rv = bl_ctl_decode_valid(out, olen, ctl_end, &v);
+    int rv = bl_ctl_decode_valid(fuzz_node(), out, olen, ctl_end, &v);
     if (rv != rc) die("bl_ctl_decode_valid differs (rc)", (size_t)-rv, (size_t)-rc);
     if (rc != BL_CTL_OK) return;
     if (memcmp(&v, c, offsetof(bl_ctl, from)) != 0 || strcmp(v.toname, c->toname) != 0 ||
-        (c->has_from && !same_pid(&v.from, &c->from)) || (c->has_to && !same_pid(&v.to, &c->to)))
+        (c->has_from && !bl_pid_equal(&v.from, &c->from)) ||
+        (c->has_to && !bl_pid_equal(&v.to, &c->to)))
         die("bl_ctl_decode_valid differs (fields)", (size_t)c->op, 0);
 }
 
@@ -112,7 +108,7 @@ static void check_out(const bl_dh_scratch *s, const char *out, size_t olen)
         if (bl_term_check(out, olen, &i) != 0 || i != olen) die("message not valid", i, olen);
     }
     bl_ctl c;
-    int rc = bl_ctl_decode(out, olen, &c);
+    int rc = bl_ctl_decode(fuzz_node(), out, olen, &c);
     if (rc != BL_CTL_OK && rc != BL_CTL_EUNKNOWN && rc != BL_CTL_EMALFORMED)
         die("bad ctl rc", (size_t)-rc, 0);
     same_decode(out, olen, ctl_end, rc, &c);

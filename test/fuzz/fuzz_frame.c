@@ -56,15 +56,16 @@ static void print_term_at(const char *p, size_t off, size_t end, const char *wha
     }
 }
 
-static void check_pid(const erlang_pid *pid)
+static void check_pid(const bl_pid *pid)
 {
-    if (!memchr(pid->node, 0, sizeof(pid->node))) die("pid node not terminated", 0, 0);
+    if (!bl_pid_node(pid)[0] || strlen(bl_pid_node(pid)) >= MAXATOMLEN_UTF8)
+        die("pid node empty or too long", 0, 0);
 }
 
 static void decode_one(char *p, size_t len)
 {
     bl_ctl c;
-    int rc = bl_ctl_decode(p, len, &c);
+    int rc = bl_ctl_decode(fuzz_node(), p, len, &c);
     if (rc != BL_CTL_OK && rc != BL_CTL_EMALFORMED && rc != BL_CTL_EUNKNOWN)
         die("bad return code", (size_t)-rc, 0);
     if (rc == BL_CTL_OK) {

@@ -153,7 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *senders[] = {PEER, "other@host", NULL};
     for (int s = 0; s < 3; s++) {
         bl_msg m = {.buf = buf, .index = 1, .len = (int)size, .has_sender = senders[s] != NULL};
-        if (senders[s]) snprintf(m.sender.node, sizeof m.sender.node, "%s", senders[s]);
+        if (senders[s]) (void)bl_pid_make(node, senders[s], 1, 0, 0, &m.sender);
         (void)bl__repl_handle(repl, &m);
         if (bl__repl_count(repl, PEER) + bl__repl_count(repl, "other@host") > nall)
             abort(); /* the buckets count what the table has */

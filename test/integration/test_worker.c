@@ -66,7 +66,7 @@ static pending *g_pending;
 static int pid_eq(const bl_pid *a, const bl_pid *b)
 {
     return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
-           strcmp(a->node, b->node) == 0;
+           strcmp(bl_pid_node(a), bl_pid_node(b)) == 0;
 }
 
 static wproc *find_proc(const bl_pid *pid)
@@ -252,14 +252,14 @@ static int who_sent(bl_proc *self, const bl_msg *msg)
     bl_pid to;
     if (ei_decode_tuple_header(msg->buf, &idx, &arity) < 0 || arity != 2 ||
         ei_decode_atom(msg->buf, &idx, tag) < 0 || strcmp(tag, "who_sent") != 0 ||
-        ei_decode_pid(msg->buf, &idx, &to) < 0)
+        bl_decode_pid(bl_proc_node(self), msg->buf, &idx, &to) < 0)
         return 0;
     ei_x_buff m;
     ei_x_new_with_version(&m);
     ei_x_encode_tuple_header(&m, 2);
     ei_x_encode_atom(&m, "sent_by");
     if (msg->has_sender)
-        ei_x_encode_pid(&m, &msg->sender);
+        bl_x_encode_pid(&m, &msg->sender);
     else
         ei_x_encode_atom(&m, "unknown");
     send_msg(self, &to, &m);
@@ -274,7 +274,7 @@ static void echo_msg(bl_proc *self, const bl_msg *msg, void *ud)
     int idx = msg->index, arity;
     bl_pid to;
     if (ei_decode_tuple_header(msg->buf, &idx, &arity) < 0 || arity != 2 ||
-        ei_decode_pid(msg->buf, &idx, &to) < 0) {
+        bl_decode_pid(bl_proc_node(self), msg->buf, &idx, &to) < 0) {
         bl_log(g_node, BL_LOG_DEBUG, "test_worker: echo ignores a message that is not {Pid, Msg}");
         return;
     }
@@ -299,7 +299,7 @@ static void trap_exit_cb(bl_proc *self, const bl_pid *from, const char *buf, int
     ei_x_new_with_version(&m);
     ei_x_encode_tuple_header(&m, 3);
     ei_x_encode_atom(&m, "c_got_exit");
-    ei_x_encode_pid(&m, from);
+    bl_x_encode_pid(&m, from);
     if (copy_term(&m, buf, &idx) == 0) send_msg(self, &w->notify, &m);
     ei_x_free(&m);
 }
@@ -341,7 +341,7 @@ static void blast_tick(bl_node *n, void *ud)
         m.index = 0;
         ei_x_encode_version(&m);
         ei_x_encode_tuple_header(&m, 2);
-        ei_x_encode_pid(&m, &w->pid);
+        bl_x_encode_pid(&m, &w->pid);
         ei_x_encode_tuple_header(&m, 3);
         ei_x_encode_atom(&m, "seq");
         ei_x_encode_long(&m, w->count);
@@ -518,7 +518,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
     if (strcmp(cmd, "send_pid") == 0 && arity == 3) {
         /* {send_pid, Pid, Msg} */
         bl_pid to;
-        if (ei_decode_pid(buf, &idx, &to) < 0) return reply_badarg(reply, start);
+        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &to) < 0)
+            return reply_badarg(reply, start);
         ei_x_buff m;
         ei_x_new_with_version(&m);
         int rc = copy_term(&m, buf, &idx) == 0 ? bl_send(self, &to, m.buff, m.index) : BL_EINVAL;
@@ -536,7 +537,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
         long timeout = 0;
         if (ei_get_type(buf, &idx, &type, &size) < 0) return reply_badarg(reply, start);
         if (type == ERL_PID_EXT || type == ERL_NEW_PID_EXT) {
-            if (ei_decode_pid(buf, &idx, &to) < 0) return reply_badarg(reply, start);
+            if (bl_decode_pid(bl_proc_node(self), buf, &idx, &to) < 0)
+                return reply_badarg(reply, start);
             by_pid = 1;
             name[0] = '\0';
         } else if (ei_decode_atom(buf, &idx, name) < 0) {
@@ -653,8 +655,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
         (strcmp(cmd, "spawn_trap") == 0 && arity == 3)) {
         int trap = arity == 3;
         bl_pid link_to, notify;
-        if (ei_decode_pid(buf, &idx, &link_to) < 0 ||
-            (trap && ei_decode_pid(buf, &idx, &notify) < 0))
+        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &link_to) < 0 ||
+            (trap && bl_decode_pid(bl_proc_node(self), buf, &idx, &notify) < 0))
             return reply_badarg(reply, start);
         int rc;
         wproc *w = wspawn(trap ? K_TRAP : K_PLAIN, NULL, trap ? &trap_ops : &plain_ops, &rc);
@@ -675,7 +677,7 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
         }
         ei_x_encode_tuple_header(reply, 2);
         ei_x_encode_atom(reply, "ok");
-        ei_x_encode_pid(reply, &cpid);
+        bl_x_encode_pid(reply, &cpid);
         return 0;
     }
 
@@ -691,14 +693,15 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
         }
         ei_x_encode_tuple_header(reply, 2);
         ei_x_encode_atom(reply, "ok");
-        ei_x_encode_pid(reply, &w->pid);
+        bl_x_encode_pid(reply, &w->pid);
         return 0;
     }
 
     if (strcmp(cmd, "exit") == 0 && arity == 3) {
         bl_pid pid;
         char reason[MAXATOMLEN_UTF8];
-        if (ei_decode_pid(buf, &idx, &pid) < 0 || ei_decode_atom(buf, &idx, reason) < 0)
+        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &pid) < 0 ||
+            ei_decode_atom(buf, &idx, reason) < 0)
             return reply_badarg(reply, start);
         wproc *w = find_proc(&pid);
         if (!w) {
@@ -712,7 +715,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
 
     if (strcmp(cmd, "is_alive") == 0 && arity == 2) {
         bl_pid pid;
-        if (ei_decode_pid(buf, &idx, &pid) < 0) return reply_badarg(reply, start);
+        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &pid) < 0)
+            return reply_badarg(reply, start);
         ei_x_encode_boolean(reply, find_proc(&pid) != NULL);
         return 0;
     }
@@ -733,7 +737,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
 
     if (strcmp(cmd, "monitor_nodes") == 0 && arity == 2) {
         bl_pid notify;
-        if (ei_decode_pid(buf, &idx, &notify) < 0) return reply_badarg(reply, start);
+        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &notify) < 0)
+            return reply_badarg(reply, start);
         wsub *s = calloc(1, sizeof *s);
         if (!s) {
             enc_error(reply, "enomem");
@@ -756,7 +761,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
     if (strcmp(cmd, "sink") == 0 && arity == 3) {
         long n;
         bl_pid notify;
-        if (decode_long(buf, &idx, &n) < 0 || n <= 0 || ei_decode_pid(buf, &idx, &notify) < 0)
+        if (decode_long(buf, &idx, &n) < 0 || n <= 0 ||
+            bl_decode_pid(bl_proc_node(self), buf, &idx, &notify) < 0)
             return reply_badarg(reply, start);
         int rc;
         wproc *w = wspawn(K_SINK, NULL, &sink_ops, &rc);
@@ -768,14 +774,15 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int ind
         w->notify = notify;
         ei_x_encode_tuple_header(reply, 2);
         ei_x_encode_atom(reply, "ok");
-        ei_x_encode_pid(reply, &w->pid);
+        bl_x_encode_pid(reply, &w->pid);
         return 0;
     }
 
     if (strcmp(cmd, "blast") == 0 && arity == 3) {
         bl_pid target;
         long n;
-        if (ei_decode_pid(buf, &idx, &target) < 0 || decode_long(buf, &idx, &n) < 0 || n < 0)
+        if (bl_decode_pid(bl_proc_node(self), buf, &idx, &target) < 0 ||
+            decode_long(buf, &idx, &n) < 0 || n < 0)
             return reply_badarg(reply, start);
         int rc;
         wproc *w = wspawn(K_BLAST, NULL, &blast_ops, &rc);
@@ -946,7 +953,7 @@ static int fn_notify(bl_proc *self, const char *args, int index, int arity, ei_x
     int i;
     bl_pid to;
     ei_x_buff m;
-    if (first_arg(args, index, &i) < 0 || ei_decode_pid(args, &i, &to) < 0) {
+    if (first_arg(args, index, &i) < 0 || bl_decode_pid(bl_proc_node(self), args, &i, &to) < 0) {
         ei_x_encode_atom(r, "badarg");
         return BL_FN_ERROR;
     }

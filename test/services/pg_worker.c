@@ -40,7 +40,7 @@ typedef struct worker {
 static int pid_eq(const bl_pid *a, const bl_pid *b)
 {
     return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
-           strcmp(a->node, b->node) == 0;
+           strcmp(bl_pid_node(a), bl_pid_node(b)) == 0;
 }
 
 static void plain_terminate(bl_proc *self, const char *reason, void *ud)
@@ -80,7 +80,7 @@ static void on_pg(bl_node *n, const char *scope, bl_pg_event ev, const char *gro
     ei_x_append_buf(x, group, glen);
     ei_x_encode_list_header(x, npids);
     for (int i = 0; i < npids; i++)
-        ei_x_encode_pid(x, &pids[i]);
+        bl_x_encode_pid(x, &pids[i]);
     ei_x_encode_empty_list(x);
     w->nevents++;
 }
@@ -142,7 +142,7 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         if (rc != BL_OK) return reply_rc(r, rc);
         ei_x_encode_tuple_header(r, 2);
         ei_x_encode_atom(r, "ok");
-        return ei_x_encode_pid(r, bl_self(p));
+        return bl_x_encode_pid(r, bl_self(p));
     }
     if (!strcmp(a, "spawn_join_ei") && arity == 2) {
         if (ei_decode_atom(buf, &j, scope) < 0) goto bad;
@@ -178,11 +178,11 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         if (rc != BL_OK) return reply_rc(r, rc);
         ei_x_encode_tuple_header(r, 2);
         ei_x_encode_atom(r, "ok");
-        return ei_x_encode_pid(r, bl_self(p));
+        return bl_x_encode_pid(r, bl_self(p));
     }
     if ((!strcmp(a, "join") || !strcmp(a, "leave")) && arity == 4) {
-        if (ei_decode_pid(buf, &j, &pid) < 0 || ei_decode_atom(buf, &j, scope) < 0 ||
-            span(buf, &j, &g, &glen) < 0)
+        if (bl_decode_pid(bl_proc_node(self), buf, &j, &pid) < 0 ||
+            ei_decode_atom(buf, &j, scope) < 0 || span(buf, &j, &g, &glen) < 0)
             goto bad;
         bl_proc *p = find_proc(w, &pid);
         if (!p) return reply_rc(r, BL_ENOPROC);
@@ -190,7 +190,7 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
                                        : bl_pg_leave(p, scope, g, glen));
     }
     if (!strcmp(a, "exit") && arity == 2) {
-        if (ei_decode_pid(buf, &j, &pid) < 0) goto bad;
+        if (bl_decode_pid(bl_proc_node(self), buf, &j, &pid) < 0) goto bad;
         bl_proc *p = find_proc(w, &pid);
         if (!p) return reply_rc(r, BL_ENOPROC);
         bl_exit(p, "normal");
@@ -205,7 +205,7 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         if (k > MAX_MEMBERS) k = MAX_MEMBERS;
         if (k) ei_x_encode_list_header(r, k);
         for (int i = 0; i < k; i++)
-            ei_x_encode_pid(r, &out[i]);
+            bl_x_encode_pid(r, &out[i]);
         return ei_x_encode_empty_list(r);
     }
     if (!strcmp(a, "start_scope") && arity == 2) {

@@ -17,21 +17,19 @@
 #include <ei.h>
 
 #include "dist/control.h"
+#include "test_node.h"
 
 /* ---- helpers ---- */
 
-static erlang_pid mkpid(const char *node, unsigned num)
+static bl_pid mkpid(const char *node, unsigned num)
 {
-    erlang_pid p;
+    bl_pid p;
     memset(&p, 0, sizeof(p));
-    strcpy(p.node, node);
-    p.num = num;
-    p.serial = num + 1;
-    p.creation = 0x10000000u + num;
+    assert_int_equal(bl_pid_make(test_node(), node, num, num + 1, 0x10000000u + num, &p), BL_OK);
     return p;
 }
 
-static erlang_ref mkref(unsigned seed)
+static bl__ref mkref(unsigned seed)
 {
     erlang_ref r;
     memset(&r, 0, sizeof(r));
@@ -41,20 +39,28 @@ static erlang_ref mkref(unsigned seed)
     r.n[1] = seed * 3;
     r.n[2] = seed * 7;
     r.creation = 77;
-    return r;
+    ei_x_buff x;
+    ei_x_new(&x);
+    ei_x_encode_ref(&x, &r);
+    bl__ref out;
+    int i = 0;
+    assert_int_equal(bl__decode_ref(test_node(), x.buff, &i, &out), 0);
+    ei_x_free(&x);
+    return out;
 }
 
-static void assert_pid_eq(const erlang_pid *a, const erlang_pid *b)
+static void assert_pid_eq(const bl_pid *a, const bl_pid *b)
 {
-    assert_string_equal(a->node, b->node);
+    assert_string_equal(bl_pid_node(a), bl_pid_node(b));
+    assert_true(a->node == b->node); /* interned: one entry per name */
     assert_int_equal(a->num, b->num);
     assert_int_equal(a->serial, b->serial);
     assert_int_equal(a->creation, b->creation);
 }
 
-static void assert_ref_eq(const erlang_ref *a, const erlang_ref *b)
+static void assert_ref_eq(const bl__ref *a, const bl__ref *b)
 {
-    assert_string_equal(a->node, b->node);
+    assert_true(bl__ref_equal(a, b));
     assert_int_equal(a->len, b->len);
     for (int i = 0; i < a->len; i++)
         assert_int_equal(a->n[i], b->n[i]);
@@ -98,7 +104,7 @@ static payload encode_frame(const bl_ctl *c, const char *reason, int reason_len,
 
 static int decode(const payload *p, bl_ctl *out)
 {
-    return bl_ctl_decode(p->buf, p->len, out);
+    return bl_ctl_decode(test_node(), p->buf, p->len, out);
 }
 
 /* A message {hello, 42} with version byte. */
@@ -311,7 +317,7 @@ static void test_other_known_ops(void **state)
 {
     (void)state;
     /* Ops beamlet decodes but does not send: hand-built as BEAM would. */
-    erlang_pid a = mkpid("a@h", 1), b = mkpid("b@h", 2);
+    bl_pid a = mkpid("a@h", 1), b = mkpid("b@h", 2);
     ei_x_buff x, m;
     mkmsg(&m);
     /* {12, '', To, Token} + msg : SEND_TT */
@@ -319,10 +325,10 @@ static void test_other_known_ops(void **state)
     ei_x_encode_tuple_header(&x, 4);
     ei_x_encode_long(&x, BL_CTL_SEND_TT);
     ei_x_encode_atom(&x, "");
-    ei_x_encode_pid(&x, &b);
+    bl_x_encode_pid(&x, &b);
     ei_x_encode_tuple_header(&x, 2);
     ei_x_encode_long(&x, 1);
-    ei_x_encode_pid(&x, &a);
+    bl_x_encode_pid(&x, &a);
     payload p = build(x.buff, (size_t)x.index, m.buff, (size_t)m.index, NULL, 0);
     bl_ctl d;
     assert_int_equal(decode(&p, &d), BL_CTL_OK);
@@ -335,8 +341,8 @@ static void test_other_known_ops(void **state)
     ei_x_encode_version(&x);
     ei_x_encode_tuple_header(&x, 3);
     ei_x_encode_long(&x, BL_CTL_SEND_SENDER);
-    ei_x_encode_pid(&x, &a);
-    ei_x_encode_pid(&x, &b);
+    bl_x_encode_pid(&x, &a);
+    bl_x_encode_pid(&x, &b);
     p = build(x.buff, (size_t)x.index, m.buff, (size_t)m.index, NULL, 0);
     assert_int_equal(decode(&p, &d), BL_CTL_OK);
     assert_true(d.has_from && d.has_to);
@@ -366,7 +372,7 @@ static void expect(int want, const char *buf, size_t len)
     assert_non_null(p);
     if (len) memcpy(p, buf, len);
     bl_ctl d;
-    int rc = bl_ctl_decode(p, len, &d);
+    int rc = bl_ctl_decode(test_node(), p, len, &d);
     free(p);
     assert_int_equal(rc, want);
 }
@@ -374,7 +380,7 @@ static void expect(int want, const char *buf, size_t len)
 static void test_malformed(void **state)
 {
     (void)state;
-    erlang_pid a = mkpid("a@h", 1), b = mkpid("b@h", 2);
+    bl_pid a = mkpid("a@h", 1), b = mkpid("b@h", 2);
     bl_ctl link = {.op = BL_CTL_LINK, .from = a, .to = b};
     ei_x_buff x, m;
     ei_x_new(&x);
@@ -414,7 +420,7 @@ static void test_malformed(void **state)
     ei_x_new_with_version(&y);
     ei_x_encode_tuple_header(&y, 2);
     ei_x_encode_long(&y, BL_CTL_LINK);
-    ei_x_encode_pid(&y, &a);
+    bl_x_encode_pid(&y, &a);
     payload p = build(y.buff, (size_t)y.index, NULL, 0, NULL, 0);
     expect(BL_CTL_EMALFORMED, p.buf, p.len);
     free(p.buf);
@@ -422,8 +428,8 @@ static void test_malformed(void **state)
     ei_x_encode_version(&y);
     ei_x_encode_tuple_header(&y, 4);
     ei_x_encode_long(&y, BL_CTL_LINK);
-    ei_x_encode_pid(&y, &a);
-    ei_x_encode_pid(&y, &b);
+    bl_x_encode_pid(&y, &a);
+    bl_x_encode_pid(&y, &b);
     ei_x_encode_atom(&y, "x");
     p = build(y.buff, (size_t)y.index, NULL, 0, NULL, 0);
     expect(BL_CTL_EMALFORMED, p.buf, p.len);
@@ -434,7 +440,7 @@ static void test_malformed(void **state)
     ei_x_encode_tuple_header(&y, 3);
     ei_x_encode_long(&y, BL_CTL_LINK);
     ei_x_encode_atom(&y, "not_a_pid");
-    ei_x_encode_pid(&y, &b);
+    bl_x_encode_pid(&y, &b);
     p = build(y.buff, (size_t)y.index, NULL, 0, NULL, 0);
     expect(BL_CTL_EMALFORMED, p.buf, p.len);
     free(p.buf);
@@ -443,9 +449,9 @@ static void test_malformed(void **state)
     ei_x_encode_version(&y);
     ei_x_encode_tuple_header(&y, 4);
     ei_x_encode_long(&y, BL_CTL_REG_SEND);
-    ei_x_encode_pid(&y, &a);
+    bl_x_encode_pid(&y, &a);
     ei_x_encode_atom(&y, "");
-    ei_x_encode_pid(&y, &b);
+    bl_x_encode_pid(&y, &b);
     p = build(y.buff, (size_t)y.index, m.buff, (size_t)m.index, NULL, 0);
     expect(BL_CTL_EMALFORMED, p.buf, p.len);
     free(p.buf);
@@ -530,13 +536,13 @@ static void test_deep_reason(void **state)
 {
     (void)state;
     const size_t depth = 1000000;
-    erlang_pid a = mkpid("a@h", 1), b = mkpid("b@h", 2);
+    bl_pid a = mkpid("a@h", 1), b = mkpid("b@h", 2);
     ei_x_buff x;
     ei_x_new_with_version(&x);
     ei_x_encode_tuple_header(&x, 4);
     ei_x_encode_long(&x, BL_CTL_EXIT);
-    ei_x_encode_pid(&x, &a);
-    ei_x_encode_pid(&x, &b);
+    bl_x_encode_pid(&x, &a);
+    bl_x_encode_pid(&x, &b);
     for (size_t i = 0; i < depth; i++)
         ei_x_encode_tuple_header(&x, 1);
     ei_x_encode_empty_list(&x);
@@ -547,7 +553,7 @@ static void test_deep_reason(void **state)
     assert_true(child >= 0);
     if (child == 0) {
         bl_ctl d;
-        int rc = bl_ctl_decode(p.buf, p.len, &d);
+        int rc = bl_ctl_decode(test_node(), p.buf, p.len, &d);
         _exit(rc == BL_CTL_EMALFORMED ? 0 : 3);
     }
     int st = 0;
@@ -565,15 +571,15 @@ static void test_deep_reason(void **state)
 static payload spawn_request_frame(int tt, const char *mod, const char *fun, long arity,
                                    const ei_x_buff *opts, const ei_x_buff *args)
 {
-    erlang_pid from = mkpid("beam@h", 7);
-    erlang_ref ref = mkref(9);
+    bl_pid from = mkpid("beam@h", 7);
+    bl__ref ref = mkref(9);
     ei_x_buff x;
     ei_x_new_with_version(&x);
     ei_x_encode_tuple_header(&x, tt ? 7 : 6);
     ei_x_encode_long(&x, tt ? BL_CTL_SPAWN_REQUEST_TT : BL_CTL_SPAWN_REQUEST);
-    ei_x_encode_ref(&x, &ref);
-    ei_x_encode_pid(&x, &from);
-    ei_x_encode_pid(&x, &from); /* group leader */
+    bl__x_encode_ref(&x, &ref);
+    bl_x_encode_pid(&x, &from);
+    bl_x_encode_pid(&x, &from); /* group leader */
     ei_x_encode_tuple_header(&x, 3);
     ei_x_encode_atom(&x, mod);
     ei_x_encode_atom(&x, fun);
@@ -591,7 +597,7 @@ static payload spawn_request_frame(int tt, const char *mod, const char *fun, lon
 static void test_spawn_request(void **state)
 {
     (void)state;
-    erlang_ref res = mkref(3);
+    bl__ref res = mkref(3);
     ei_x_buff opts, args;
     ei_x_new(&opts);
     ei_x_encode_list_header(&opts, 2);
@@ -603,7 +609,7 @@ static void test_spawn_request(void **state)
     /* [Res, lists, seq, [1, 3]] */
     ei_x_new_with_version(&args);
     ei_x_encode_list_header(&args, 4);
-    ei_x_encode_ref(&args, &res);
+    bl__x_encode_ref(&args, &res);
     ei_x_encode_atom(&args, "lists");
     ei_x_encode_atom(&args, "seq");
     ei_x_encode_list_header(&args, 2);
@@ -617,8 +623,8 @@ static void test_spawn_request(void **state)
         assert_int_equal(decode(&p, &d), BL_CTL_OK);
         assert_int_equal(d.op, tt ? BL_CTL_SPAWN_REQUEST_TT : BL_CTL_SPAWN_REQUEST);
         assert_true(d.has_from && d.has_ref && d.has_mfa && d.has_msg);
-        erlang_pid from = mkpid("beam@h", 7);
-        erlang_ref ref = mkref(9);
+        bl_pid from = mkpid("beam@h", 7);
+        bl__ref ref = mkref(9);
         assert_pid_eq(&d.from, &from);
         assert_ref_eq(&d.ref, &ref);
         assert_string_equal(d.mod, "erpc");
@@ -736,8 +742,8 @@ static void test_spawn_reply(void **state)
         ei_x_new_with_version(&x);
         ei_x_encode_tuple_header(&x, 5);
         ei_x_encode_long(&x, BL_CTL_SPAWN_REPLY);
-        ei_x_encode_ref(&x, &c.ref);
-        ei_x_encode_pid(&x, &c.to);
+        bl__x_encode_ref(&x, &c.ref);
+        bl_x_encode_pid(&x, &c.to);
         ei_x_encode_long(&x, bad_flags[k]);
         ei_x_encode_atom(&x, "ok");
         p = build(x.buff, (size_t)x.index, NULL, 0, NULL, 0);
@@ -749,8 +755,8 @@ static void test_spawn_reply(void **state)
     ei_x_new_with_version(&x);
     ei_x_encode_tuple_header(&x, 6);
     ei_x_encode_long(&x, BL_CTL_SPAWN_REPLY_TT);
-    ei_x_encode_ref(&x, &c.ref);
-    ei_x_encode_pid(&x, &c.to);
+    bl__x_encode_ref(&x, &c.ref);
+    bl_x_encode_pid(&x, &c.to);
     ei_x_encode_long(&x, 0);
     ei_x_encode_long(&x, 17); /* result: an integer */
     ei_x_encode_atom(&x, "token");
@@ -781,8 +787,8 @@ static void test_alias_send(void **state)
     ei_x_new_with_version(&x);
     ei_x_encode_tuple_header(&x, 4);
     ei_x_encode_long(&x, BL_CTL_ALIAS_SEND_TT);
-    ei_x_encode_pid(&x, &c.from);
-    ei_x_encode_ref(&x, &c.ref);
+    bl_x_encode_pid(&x, &c.from);
+    bl__x_encode_ref(&x, &c.ref);
     ei_x_encode_atom(&x, "token");
     p = build(x.buff, (size_t)x.index, m.buff, (size_t)m.index, NULL, 0);
     assert_int_equal(decode(&p, &d), BL_CTL_OK);
@@ -797,7 +803,7 @@ static void test_alias_send(void **state)
     ei_x_encode_version(&x);
     ei_x_encode_tuple_header(&x, 3);
     ei_x_encode_long(&x, BL_CTL_ALIAS_SEND);
-    ei_x_encode_pid(&x, &c.from);
+    bl_x_encode_pid(&x, &c.from);
     ei_x_encode_atom(&x, "notaref");
     p = build(x.buff, (size_t)x.index, m.buff, (size_t)m.index, NULL, 0);
     assert_int_equal(decode(&p, &d), BL_CTL_EMALFORMED);
@@ -855,9 +861,9 @@ static void test_payload_exits(void **state)
         ei_x_new_with_version(&x);
         ei_x_encode_tuple_header(&x, 4);
         ei_x_encode_long(&x, tts[k]);
-        erlang_pid a = mkpid("a@h", 1), b = mkpid("b@h", 2);
-        ei_x_encode_pid(&x, &a);
-        ei_x_encode_pid(&x, &b);
+        bl_pid a = mkpid("a@h", 1), b = mkpid("b@h", 2);
+        bl_x_encode_pid(&x, &a);
+        bl_x_encode_pid(&x, &b);
         ei_x_encode_atom(&x, "token");
         p = build(x.buff, (size_t)x.index, m.buff, (size_t)m.index, NULL, 0);
         assert_int_equal(decode(&p, &d), BL_CTL_OK);

@@ -21,6 +21,7 @@
 #include "dist/control.h"
 #include "dist/disthdr.h"
 #include "dist/term.h"
+#include "test_node.h"
 
 #define MAX (64u * 1024 * 1024)
 #define HDRS (BL_DH_DFLAG_DIST_HDR_ATOM_CACHE | BL_DH_DFLAG_FRAGMENTS)
@@ -1046,9 +1047,10 @@ static void test_beam_recorded(void **state)
         if (rc != BL_DH_MSG) continue;
         delivered++;
         bl_ctl c, v;
-        assert_int_equal(bl_ctl_decode(out, olen, &c), BL_CTL_OK);
+        assert_int_equal(bl_ctl_decode(test_node(), out, olen, &c), BL_CTL_OK);
         /* the receive path's decode (no second walk) agrees on every frame BEAM sent */
-        assert_int_equal(bl_ctl_decode_valid(out, olen, bl_dh_ctl_end(r.s), &v), BL_CTL_OK);
+        assert_int_equal(bl_ctl_decode_valid(test_node(), out, olen, bl_dh_ctl_end(r.s), &v),
+                         BL_CTL_OK);
         assert_memory_equal(&v, &c, offsetof(bl_ctl, from));
         assert_string_equal(v.toname, c.toname);
         if (!c.has_toname || strcmp(c.toname, "sink") != 0 || !c.has_msg) continue;

@@ -200,7 +200,7 @@ static void build(ei_x_buff *x, const char *tag, const char *owner, const long *
 static int deliver(fx *f, const ei_x_buff *x, const char *sender)
 {
     bl_msg m = {.buf = x->buff, .index = 1, .len = x->index, .has_sender = sender != NULL};
-    if (sender) snprintf(m.sender.node, sizeof m.sender.node, "%s", sender);
+    if (sender) assert_int_equal(bl_pid_make(f->n, sender, 1, 0, 0, &m.sender), BL_OK);
     return bl__repl_handle(f->r, &m);
 }
 

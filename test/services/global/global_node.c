@@ -43,7 +43,7 @@ static worker W;
 static int pid_eq(const bl_pid *a, const bl_pid *b)
 {
     return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
-           strcmp(a->node, b->node) == 0;
+           strcmp(bl_pid_node(a), bl_pid_node(b)) == 0;
 }
 
 static wproc *find_w(worker *w, const bl_pid *pid)
@@ -99,7 +99,7 @@ static void done_cb(bl_proc *p, int status, const bl_pid *pid, void *ud)
         if (status == BL_OK) {
             ei_x_encode_tuple_header(&r, 2);
             ei_x_encode_atom(&r, "ok");
-            ei_x_encode_pid(&r, pid);
+            bl_x_encode_pid(&r, pid);
         } else if (status == BL_EEXIST) {
             ei_x_encode_atom(&r, "no");
         } else {
@@ -110,7 +110,7 @@ static void done_cb(bl_proc *p, int status, const bl_pid *pid, void *ud)
             ei_x_encode_tuple_header(&r, 2);
             ei_x_encode_atom(&r, "ok");
         }
-        ei_x_encode_pid(&r, pid);
+        bl_x_encode_pid(&r, pid);
     } else if (status == BL_ENOPROC && pd->kind == 1) {
         ei_x_encode_atom(&r, "undefined");
     } else {
@@ -221,14 +221,16 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         return 1;
     }
     if (!strcmp(a, "unregister") && arity == 3) {
-        if (ei_decode_pid(buf, &j, &pid) < 0 || ei_decode_atom(buf, &j, name) < 0) goto bad;
+        if (bl_decode_pid(bl_proc_node(self), buf, &j, &pid) < 0 ||
+            ei_decode_atom(buf, &j, name) < 0)
+            goto bad;
         wproc *x = find_w(w, &pid);
         int rc = x ? bl_global_unregister(x->p, name) : BL_ENOPROC;
         if (rc == BL_OK) return ei_x_encode_atom(r, "ok");
         encode_err(r, rc);
         return 0;
     }
-    if (arity == 2 && ei_decode_pid(buf, &j, &pid) == 0) {
+    if (arity == 2 && bl_decode_pid(bl_proc_node(self), buf, &j, &pid) == 0) {
         wproc *x = find_w(w, &pid);
         if (!strcmp(a, "alive")) return ei_x_encode_atom(r, x ? "true" : "false");
         if (!strcmp(a, "exit")) {

@@ -123,7 +123,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         csub *cs = NULL;
         for (int i = 0; i < MAX_SUBS && !cs; i++)
             if (!c->subs[i].used) cs = &c->subs[i];
-        if (!cs || get_bin(buf, &j, s, sizeof(s)) < 0 || ei_decode_pid(buf, &j, &cs->report) < 0)
+        if (!cs || get_bin(buf, &j, s, sizeof(s)) < 0 ||
+            bl_decode_pid(bl_proc_node(self), buf, &j, &cs->report) < 0)
             return reply_rc(reply, BL_EINVAL);
         cs->c = c;
         int id = bl_pubsub_subscribe(n, s, 0, on_msg, cs);
@@ -140,7 +141,8 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         for (int i = 0; i < MAX_SUBS && !cs; i++)
             if (!c->subs[i].used) cs = &c->subs[i];
         if (!cs || get_bin(buf, &j, s, sizeof(s)) < 0 || get_bin(buf, &j, name, sizeof(name)) < 0 ||
-            ei_decode_atom(buf, &j, qa) < 0 || ei_decode_pid(buf, &j, &cs->report) < 0)
+            ei_decode_atom(buf, &j, qa) < 0 ||
+            bl_decode_pid(bl_proc_node(self), buf, &j, &cs->report) < 0)
             return reply_rc(reply, BL_EINVAL);
         bl_pubsub_qos q = !strcmp(qa, "exactly_once") ? BL_QOS_EXACTLY_ONCE : BL_QOS_AT_LEAST_ONCE;
         cs->c = c;
