@@ -118,6 +118,12 @@ build/fuzz/fuzz_cconf: test/fuzz/fuzz_cconf.c c_src/services/cconf_codec.c c_src
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
 	    c_src/services/cconf_codec.c c_src/cli/config.c $(REL)/libbeamlet.a $(LIBS) -o $@
 # the task record decoder: tasks_rec.c instrumented, the rest of the release library as it is
+# pg's OTP-protocol decoders (a scope fed BEAM's pg messages), instrumented with the replication
+# layer it sits on; the rest of the node from the release archive
+build/fuzz/fuzz_pg: test/fuzz/fuzz_pg.c c_src/services/pg.c c_src/services/repl.c $(REL)/libbeamlet.a $(HDRS)
+	@mkdir -p $(@D)
+	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
+	    c_src/services/pg.c c_src/services/repl.c $(REL)/libbeamlet.a $(LIBS) -o $@
 build/fuzz/fuzz_task: test/fuzz/fuzz_task.c c_src/tasks/tasks_rec.c $(REL)/libbeamlet.a $(HDRS)
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \

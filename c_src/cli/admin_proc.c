@@ -130,8 +130,9 @@ static int req_config(admin_state *st, const char *buf, int idx, ei_x_buff *r)
     (void)buf;
     (void)idx;
     json_t *j = bl__node_config_json(st->ctx);
-    bl_json_to_term(r, j);
+    int rc = bl__json_to_term(j, r, BL__JT_ATOM_KEYS); /* our own document: fails only OOM */
     json_decref(j);
+    if (rc < 0) return -1;
     return 0;
 }
 

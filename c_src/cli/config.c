@@ -80,6 +80,35 @@ static int valid_ipv4(const char *v)
  * For BL_CFG_CUSTOM rows the check also stores the value; for the other types it only adds a
  * rule and the generic code stores. ---- */
 
+/* The items of a list value (split at any of seps, blanks before an item skipped), each given
+ * to ok(item, ud) in order: 0 when it takes them all, else -1 with the first item it refused
+ * (or "out of memory") in bad. */
+typedef int (*item_fn)(const char *item, void *ud);
+static int each_item(const char *v, const char *seps, item_fn ok, void *ud, char *bad, size_t cap)
+{
+    char *buf = strdup(v);
+    if (!buf) return snprintf(bad, cap, "out of memory"), -1;
+    int rc = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, seps, &save); t && !rc; t = strtok_r(NULL, seps, &save)) {
+        while (*t == ' ')
+            t++;
+        if (!ok(t, ud)) rc = -1, snprintf(bad, cap, "%s", t);
+    }
+    free(buf);
+    return rc;
+}
+
+/* a list key's check: each item must pass ok, else "'ITEM' " + what */
+static int check_items(const keydef *k, const char *v, const char *seps, item_fn ok,
+                       const char *what, char *err, size_t errlen)
+{
+    char bad[BL_NODE_LEN + 1024], msg[sizeof(bad) + 64];
+    if (each_item(v, seps, ok, NULL, bad, sizeof(bad)) == 0) return BL_OK;
+    snprintf(msg, sizeof(msg), "'%s' %s", bad, what);
+    return fail(err, errlen, k->key, "%s", msg);
+}
+
 static int set_name(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
 {
     const char *key = k->key;
@@ -103,22 +132,30 @@ static int show_name(const bl_config *cfg, char *buf, size_t len)
     return snprintf(buf, len, "%s", cfg->name), 1;
 }
 
+typedef struct seeds_acc {
+    char seeds[BL_MAX_SEEDS][BL_NODE_LEN];
+    int n, over;
+} seeds_acc;
+
+static int take_seed(const char *t, void *ud)
+{
+    seeds_acc *a = ud;
+    if (!valid_node(t)) return 0;
+    if (a->n >= BL_MAX_SEEDS) return a->over = 1, 0;
+    snprintf(a->seeds[a->n++], BL_NODE_LEN, "%s", t);
+    return 1;
+}
+
 static int set_join(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
 {
     (void)k;
-    char seeds[BL_MAX_SEEDS][BL_NODE_LEN];
-    int n = 0;
-    char buf[BL_MAX_SEEDS * BL_NODE_LEN];
-    snprintf(buf, sizeof(buf), "%s", v);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-        if (!valid_node(tok))
-            return fail(err, errlen, "join", "'%s' is not a node name NAME@HOST", tok);
-        if (n >= BL_MAX_SEEDS) return fail(err, errlen, "join", "more than %s seeds", "32");
-        snprintf(seeds[n++], BL_NODE_LEN, "%s", tok);
-    }
-    memcpy(cfg->join, seeds, sizeof(seeds[0]) * (size_t)n);
-    cfg->njoin = n;
+    seeds_acc a = {.n = 0};
+    char bad[BL_NODE_LEN + 1024];
+    if (each_item(v, ", ", take_seed, &a, bad, sizeof(bad)) < 0)
+        return a.over ? fail(err, errlen, "join", "more than %s seeds", "32")
+                      : fail(err, errlen, "join", "'%s' is not a node name NAME@HOST", bad);
+    memcpy(cfg->join, a.seeds, sizeof(a.seeds[0]) * (size_t)a.n);
+    cfg->njoin = a.n;
     return BL_OK;
 }
 
@@ -170,16 +207,17 @@ static int check_nonempty(bl_config *cfg, const keydef *k, const char *v, char *
     return v[0] ? BL_OK : fail(err, errlen, k->key, "'%s' is empty or too long", v);
 }
 
+static int is_abs_path(const char *t, void *ud)
+{
+    (void)ud;
+    return t[0] == '/';
+}
+
 /* task_exec_allow: absolute paths, comma separated */
 static int check_abs_paths(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
 {
     (void)cfg;
-    char buf[2048];
-    snprintf(buf, sizeof(buf), "%s", v);
-    char *save = NULL;
-    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        if (t[0] != '/') return fail(err, errlen, k->key, "'%s' is not an absolute path", t);
-    return BL_OK;
+    return check_items(k, v, ",", is_abs_path, "is not an absolute path", err, errlen);
 }
 
 static int check_cluster_name(bl_config *cfg, const keydef *k, const char *v, char *err,
@@ -210,16 +248,16 @@ static int check_ipv4(bl_config *cfg, const keydef *k, const char *v, char *err,
     return valid_ipv4(v) ? BL_OK : fail(err, errlen, k->key, "'%s' is not an IPv4 address", v);
 }
 
+static int is_key_value(const char *t, void *ud)
+{
+    (void)ud;
+    return strchr(t, '=') && t[0] != '=';
+}
+
 static int check_metadata(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
 {
     (void)cfg;
-    char buf[1024];
-    snprintf(buf, sizeof(buf), "%s", v);
-    char *save = NULL;
-    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        if (!strchr(t, '=') || t[0] == '=')
-            return fail(err, errlen, k->key, "'%s' is not key=value", t);
-    return BL_OK;
+    return check_items(k, v, ",", is_key_value, "is not key=value", err, errlen);
 }
 
 static int check_alive(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
@@ -251,37 +289,34 @@ static int check_health_checks(bl_config *cfg, const keydef *k, const char *v, c
     return n < 0 ? fail(err, errlen, k->key, "%s", why) : BL_OK;
 }
 
+static int is_http_url(const char *t, void *ud)
+{
+    (void)ud;
+    return !strncmp(t, "http://", 7) || !strncmp(t, "https://", 8);
+}
+
 static int check_urls(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
 {
-    char buf[sizeof(cfg->alert_webhooks)];
-    snprintf(buf, sizeof(buf), "%s", v);
-    char *save = NULL;
-    for (char *url = strtok_r(buf, ",", &save); url; url = strtok_r(NULL, ",", &save)) {
-        while (*url == ' ')
-            url++;
-        if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
-            return fail(err, errlen, k->key, "'%s' is not an http:// or https:// URL", url);
-    }
-    return BL_OK;
+    (void)cfg;
+    return check_items(k, v, ",", is_http_url, "is not an http:// or https:// URL", err, errlen);
+}
+
+/* NAME@HOST, NAME@ (that name on any host) or HOST (any node on that host) */
+static int is_allow_entry(const char *t, void *ud)
+{
+    (void)ud;
+    const char *at = strchr(t, '@');
+    char probe[BL_NODE_LEN + 8];
+    snprintf(probe, sizeof(probe), "%s%s", at ? "" : "n@", t);
+    if (at && !at[1]) snprintf(probe, sizeof(probe), "%sh", t);
+    return strlen(t) < BL_NODE_LEN && valid_node(probe);
 }
 
 /* The allow-list: entries as net_kernel:allow/1 and dist_util:is_allowed take them. */
 static int check_allow(bl_config *cfg, const keydef *k, const char *v, char *err, size_t errlen)
 {
     (void)cfg;
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", v);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-        const char *at = strchr(tok, '@');
-        char probe[BL_NODE_LEN + 8];
-        /* NAME@HOST, NAME@ (that name on any host) or HOST (any node on that host) */
-        snprintf(probe, sizeof(probe), "%s%s", at ? "" : "n@", tok);
-        if (at && !at[1]) snprintf(probe, sizeof(probe), "%sh", tok);
-        if (strlen(tok) >= BL_NODE_LEN || !valid_node(probe))
-            return fail(err, errlen, k->key, "'%s' is not NAME@HOST, NAME@ or HOST", tok);
-    }
-    return BL_OK;
+    return check_items(k, v, ", ", is_allow_entry, "is not NAME@HOST, NAME@ or HOST", err, errlen);
 }
 
 static int check_tls_versions(bl_config *cfg, const keydef *k, const char *v, char *err,

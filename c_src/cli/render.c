@@ -74,35 +74,3 @@ void bl_print_status(FILE *out, json_t *s, int tty)
                 (long long)json_integer_value(json_object_get(st, order[i])));
     fprintf(out, "\n");
 }
-
-/* JSON -> term: objects become maps with atom keys (our own field names), strings binaries,
- * booleans atoms, null undefined. */
-void bl_json_to_term(ei_x_buff *r, json_t *j)
-{
-    if (json_is_object(j)) {
-        ei_x_encode_map_header(r, (long)json_object_size(j));
-        const char *k;
-        json_t *v;
-        json_object_foreach(j, k, v)
-        {
-            ei_x_encode_atom(r, k);
-            bl_json_to_term(r, v);
-        }
-    } else if (json_is_array(j)) {
-        size_t i;
-        json_t *v;
-        if (json_array_size(j)) ei_x_encode_list_header(r, (long)json_array_size(j));
-        json_array_foreach(j, i, v) bl_json_to_term(r, v);
-        ei_x_encode_empty_list(r);
-    } else if (json_is_string(j)) {
-        ei_x_encode_binary(r, json_string_value(j), (long)json_string_length(j));
-    } else if (json_is_integer(j)) {
-        ei_x_encode_longlong(r, (long long)json_integer_value(j));
-    } else if (json_is_real(j)) {
-        ei_x_encode_double(r, json_real_value(j));
-    } else if (json_is_boolean(j)) {
-        ei_x_encode_atom(r, json_is_true(j) ? "true" : "false");
-    } else {
-        ei_x_encode_atom(r, "undefined");
-    }
-}

@@ -19,9 +19,14 @@ static int encode_json_arg(const char *cmd, const char *what, const char *text, 
         fprintf(stderr, "beamlet %s: %s is not JSON: %s\n", cmd, what, je.text);
         return -1;
     }
-    bl_json_to_term(b, j);
+    int rc = bl__json_to_term(j, b, BL__JT_ATOM_KEYS);
     json_decref(j);
-    return 0;
+    if (rc < 0)
+        fprintf(stderr,
+                "beamlet %s: %s: nested deeper than 64 levels, or a key of more than 255 "
+                "characters\n",
+                cmd, what);
+    return rc;
 }
 
 /* {ok, X}: print X (JSON); {error, Why}: the reason on stderr, exit 1 */

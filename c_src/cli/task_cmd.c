@@ -153,7 +153,7 @@ static int encode_submit(tcmd *c, ei_x_buff *x)
             return -1;
         }
         ei_x_encode_atom(x, "payload");
-        int rc = bl_json_to_term_bin(j, x);
+        int rc = bl__json_to_term(j, x, 0);
         json_decref(j);
         if (rc < 0) {
             fprintf(stderr, "beamlet task submit: --payload: nested too deep\n");

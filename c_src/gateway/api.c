@@ -853,6 +853,14 @@ static void h_task_submit(gw_req *r)
                               "type (1..63 bytes) is required; capabilities: up to 16 strings; "
                               "priority high, normal or low; timeout_ms and retries integers");
     }
+    ei_x_buff pl; /* the payload first: one too deep is refused before anything is sent */
+    ei_x_new(&pl);
+    if (payload && bl__json_to_term(payload, &pl, 0) < 0) {
+        ei_x_free(&pl);
+        json_decref(b);
+        return bl__gw_problem(r, 422, "Unprocessable Content",
+                              "payload: nested deeper than 64 levels");
+    }
     ei_x_buff x;
     ei_x_new(&x);
     ei_x_encode_tuple_header(&x, 2);
@@ -862,8 +870,9 @@ static void h_task_submit(gw_req *r)
     ei_x_encode_binary(&x, type, (long)strlen(type));
     if (payload) {
         ei_x_encode_atom(&x, "payload");
-        bl_json_to_term_bin(payload, &x);
+        ei_x_append_buf(&x, pl.buff, pl.index);
     }
+    ei_x_free(&pl);
     if (caps) {
         ei_x_encode_atom(&x, "capabilities");
         if (json_array_size(caps)) ei_x_encode_list_header(&x, (long)json_array_size(caps));

@@ -12,6 +12,7 @@
  *   {apikey_revoke, Id}              -> ok | {error, not_found}
  * and the message {bl_gw_keys, [Key]} between members (auth.c). */
 #include "gw_int.h"
+#include "../runtime/decode.h"
 #include "../health/health_int.h"
 
 #include <stdio.h>
@@ -124,24 +125,6 @@ static void error_reply(ei_x_buff *r, const char *why)
     ei_x_encode_atom(r, why);
 }
 
-static int get_text(const char *buf, int *idx, char *out, size_t outsz)
-{
-    int type, size;
-    long len;
-    if (ei_get_type(buf, idx, &type, &size) < 0) return -1;
-    if (type == ERL_BINARY_EXT && (size_t)size < outsz &&
-        ei_decode_binary(buf, idx, out, &len) == 0) {
-        out[len] = 0;
-        return 0;
-    }
-    if ((type == ERL_ATOM_EXT || type == ERL_SMALL_ATOM_UTF8_EXT || type == ERL_ATOM_UTF8_EXT ||
-         type == ERL_SMALL_ATOM_EXT) &&
-        size < MAXATOMLEN_UTF8 && (size_t)size < outsz)
-        return ei_decode_atom(buf, idx, out) < 0 ? -1 : 0;
-    if (type == ERL_STRING_EXT && (size_t)size < outsz) return ei_decode_string(buf, idx, out);
-    return -1;
-}
-
 static void metrics_reply_cb(bl_proc *p, int status, const char *buf, int index, void *ud)
 {
     gw_pending *w = ud;
@@ -217,7 +200,8 @@ static int gw_call(bl_proc *self, const bl_from *from, const char *buf, int idx,
         ei_decode_atom(buf, &j, a) == 0) {
         if (!strcmp(a, "apikey_create") && arity == 3) {
             char role[32], name[64];
-            if (get_text(buf, &j, role, sizeof(role)) || get_text(buf, &j, name, sizeof(name)))
+            if (bl__term_text(buf, &j, role, sizeof(role)) ||
+                bl__term_text(buf, &j, name, sizeof(name)))
                 return error_reply(reply, "badarg"), 0;
             int ro = bl__gw_role_parse(role);
             if (ro < 0) return error_reply(reply, "bad_role"), 0;
@@ -236,7 +220,7 @@ static int gw_call(bl_proc *self, const bl_from *from, const char *buf, int idx,
         }
         if (!strcmp(a, "apikey_revoke") && arity == 2) {
             char id[32];
-            if (get_text(buf, &j, id, sizeof(id))) return error_reply(reply, "badarg"), 0;
+            if (bl__term_text(buf, &j, id, sizeof(id))) return error_reply(reply, "badarg"), 0;
             if (bl__gw_key_revoke(g, id) != BL_OK) return error_reply(reply, "not_found"), 0;
             bl_log(g->n, BL_LOG_INFO, "audit: admin CLI via %s revoked API key %s",
                    bl_pid_node(&from->pid), id);

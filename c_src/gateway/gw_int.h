@@ -8,6 +8,7 @@
 #define BL_GATEWAY_INT_H
 
 #include "../runtime/internal.h"
+#include "../runtime/jsonterm.h"
 #include "beamlet/trace.h"
 #include "beamlet/cluster.h"
 #include "mhd.h"
@@ -184,9 +185,7 @@ void bl__gw_call_done(gw_req *r);
 void bl__gw_dispatch(gw_req *r);
 /* term -> JSON as the CLI renders it (maps -> objects, atoms -> strings, ...). */
 json_t *bl_term_to_json(const char *buf, int *index);
-/* JSON to a term body (objects -> maps with binary keys, strings -> binaries, null ->
- * undefined); 0 or -1. */
-int bl_json_to_term_bin(json_t *j, ei_x_buff *x);
+/* and the other way: bl__json_to_term (runtime/jsonterm.h) */
 /* assets.c: embedded files; NULL when unknown */
 const unsigned char *bl__gw_asset(const char *name, size_t *len, const char **ctype);
 

@@ -7,8 +7,15 @@
  * from it. Each change (firing, resolved, acknowledged) is an event in the decider's log, a
  * pub/sub message on `cluster.alerts` and an HTTP POST to every alert_webhooks URL. Nodes in
  * maintenance raise no alerts (theirs resolve). An acknowledgement made on any node goes to the
- * decider ({bl_alert_ack, Id, Who, AtMs}). */
+ * decider ({bl_alert_ack, Id, Who, AtMs}).
+ *
+ * Ids are the decider's. While leadership moves, two nodes may decide for a moment and number
+ * one alert differently; when a node takes a table in which an alert it held (same rule, node
+ * and instance) has another id, the alert keeps the ids it had here as aliases, so an ack by
+ * the id a page or a script was shown a moment before still finds it (it answered 404 before),
+ * and the decider is sent the current id. */
 #include "health_int.h"
+#include "../runtime/decode.h"
 #include "rules.h"
 #include "score.h"
 #include "webhook.h"
@@ -36,6 +43,7 @@ typedef struct bl__alert {
     unsigned long long since, fired, resolved, acked_ms;
     char acked_by[128], summary[256], labels[256];
     int seen;
+    unsigned long long alias[4]; /* ids this node knew it by under an earlier table; 0: none */
 } bl__alert;
 
 typedef struct bl__alerts {
@@ -193,17 +201,6 @@ static void replicate(bl__alerts *al)
     al->repl_at = ev_now(al->h->n->loop);
 }
 
-static int get_bin(const char *buf, int *idx, char *out, size_t cap)
-{
-    int type, size;
-    long len;
-    if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT || (size_t)size >= cap ||
-        ei_decode_binary(buf, idx, out, &len) < 0)
-        return -1;
-    out[len] = 0;
-    return 0;
-}
-
 static void key_of(char *key, size_t cap, const char *rule, const char *node, const char *inst)
 {
     snprintf(key, cap, "%s|%s|%s", rule, node, inst);
@@ -227,6 +224,9 @@ static void on_table(bl__alerts *al, const bl_msg *m, const char *buf, int idx)
     if (!m->has_sender || strcmp(bl_pid_node(&m->sender), from) ||
         !bl_cluster_is_peer(al->h->n, from))
         return;
+    /* ids go on from the highest any decider gave, so the ones given during an overlap are
+     * not given again to other alerts */
+    if (next_id > al->next_id) al->next_id = next_id;
     if (al->decider) return; /* ours is the table (a short overlap while leadership moves) */
     bl__alert *fresh = NULL;
     int type, size, count = 0;
@@ -240,19 +240,19 @@ static void on_table(bl__alerts *al, const bl_msg *m, const char *buf, int idx)
             if (!a) goto bad;
             if (ei_decode_tuple_header(buf, &idx, &ar) < 0 || ar != 15 ||
                 ei_decode_ulonglong(buf, &idx, &a->id) < 0 ||
-                get_bin(buf, &idx, a->rule, sizeof(a->rule)) ||
-                get_bin(buf, &idx, a->node, sizeof(a->node)) ||
-                get_bin(buf, &idx, a->instance, sizeof(a->instance)) ||
+                bl__term_bin(buf, &idx, a->rule, sizeof(a->rule)) ||
+                bl__term_bin(buf, &idx, a->node, sizeof(a->node)) ||
+                bl__term_bin(buf, &idx, a->instance, sizeof(a->instance)) ||
                 ei_decode_long(buf, &idx, &sev) < 0 || ei_decode_long(buf, &idx, &st) < 0 ||
                 st < 0 || st > 2 || ei_decode_double(buf, &idx, &a->value) < 0 ||
                 ei_decode_double(buf, &idx, &a->threshold) < 0 ||
                 ei_decode_ulonglong(buf, &idx, &a->since) < 0 ||
                 ei_decode_ulonglong(buf, &idx, &a->fired) < 0 ||
                 ei_decode_ulonglong(buf, &idx, &a->resolved) < 0 ||
-                get_bin(buf, &idx, a->acked_by, sizeof(a->acked_by)) ||
+                bl__term_bin(buf, &idx, a->acked_by, sizeof(a->acked_by)) ||
                 ei_decode_ulonglong(buf, &idx, &a->acked_ms) < 0 ||
-                get_bin(buf, &idx, a->summary, sizeof(a->summary)) ||
-                get_bin(buf, &idx, a->labels, sizeof(a->labels)) || ++count > MAX_ALERTS) {
+                bl__term_bin(buf, &idx, a->summary, sizeof(a->summary)) ||
+                bl__term_bin(buf, &idx, a->labels, sizeof(a->labels)) || ++count > MAX_ALERTS) {
                 free(a);
                 goto bad;
             }
@@ -264,6 +264,16 @@ static void on_table(bl__alerts *al, const bl_msg *m, const char *buf, int idx)
             if (dup) {
                 free(a);
                 continue;
+            }
+            /* known here by another id: keep that one (and its own aliases) as aliases */
+            bl__alert *old = NULL;
+            HASH_FIND_STR(al->all, a->key, old);
+            if (old && old->id != a->id) {
+                a->alias[0] = old->id;
+                for (int k = 0; k < 3; k++)
+                    a->alias[k + 1] = old->alias[k] != a->id ? old->alias[k] : 0;
+            } else if (old) {
+                memcpy(a->alias, old->alias, sizeof(a->alias));
             }
             HASH_ADD_STR(fresh, key, a);
         }
@@ -545,11 +555,17 @@ void bl__alerts_tick(bl__alerts *al)
 
 /* ---- acknowledgements ---- */
 
+/* by its id, else by an id it had here before (an alias; see the top) */
 static bl__alert *by_id(bl__alerts *al, unsigned long long id)
 {
     bl__alert *a, *t;
     HASH_ITER(hh, al->all, a, t)
     if (a->id == id) return a;
+    if (id) HASH_ITER(hh, al->all, a, t)
+        {
+            for (int k = 0; k < 4; k++)
+                if (a->alias[k] == id) return a;
+        }
     return NULL;
 }
 
@@ -571,7 +587,9 @@ int bl__alerts_ack(bl__alerts *al, unsigned long long id, const char *who)
 {
     if (!al) return BL_ENOPROC;
     unsigned long long at = bl_now_ms();
-    if (!by_id(al, id)) return BL_ENOPROC;
+    bl__alert *a = by_id(al, id);
+    if (!a) return BL_ENOPROC;
+    id = a->id; /* the current id, which the decider knows */
     if (!al->decider) { /* the decider records it and tells everyone */
         ei_x_buff x;
         ei_x_new_with_version(&x);
@@ -600,7 +618,8 @@ int bl__alerts_on_msg(bl__alerts *al, const bl_msg *m)
     if (!strcmp(tag, "bl_alert_ack") && ar == 4) {
         unsigned long long id, at;
         char who[128];
-        if (ei_decode_ulonglong(buf, &idx, &id) == 0 && get_bin(buf, &idx, who, sizeof(who)) == 0 &&
+        if (ei_decode_ulonglong(buf, &idx, &id) == 0 &&
+            bl__term_bin(buf, &idx, who, sizeof(who)) == 0 &&
             ei_decode_ulonglong(buf, &idx, &at) == 0 && m->has_sender &&
             bl_cluster_is_peer(al->h->n, bl_pid_node(&m->sender)) && al->decider)
             apply_ack(al, id, who, at);

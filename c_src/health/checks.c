@@ -5,9 +5,9 @@
  *   HTTP    libcurl's multi interface on the loop (webhook.c)
  *   TCP     a non-blocking connect watched with ev_io, an ev_timer for the timeout; the target is
  *           an IP address and port (no DNS lookup on the loop)
- *   command posix_spawnp (stdin/stdout/stderr on /dev/null) and a pidfd watched with ev_io;
- *           libev's ev_child only works on the default loop and every node has a loop of its
- *           own, hence the pidfd (a 100 ms waitpid(WNOHANG) poll where pidfd_open is missing)
+ *   command the runtime's children (runtime/child.c): posix_spawnp with stdin/stdout/stderr
+ *           on /dev/null, reaped through a pidfd watched by the loop, its process group killed
+ *           at the timeout; a removed check's command is killed and reaped later
  * Flapping is damped: a check changes state after `consecutive` results in a row that agree
  * (check_consecutive, default 2); its first result sets it at once. A change is an event and
  * goes to the watch callbacks. Removing a check whose GET is in flight drops the HTTP client
@@ -19,22 +19,18 @@
 #include "webhook.h"
 #include "checks_parse.h"
 #include "beamlet/registry.h"
+#include "../runtime/child.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define MAX_CHECKS 64
 #define MAX_ARGS 16 /* as checks_parse.c */
@@ -54,10 +50,7 @@ typedef struct bl__check {
     int fd;
     ev_io io;
     /* command */
-    pid_t pid;
-    int pidfd, killed;
-    ev_io pio;
-    ev_timer poll;
+    bl__child *child;
 } bl__check;
 
 typedef struct cwatch {
@@ -284,95 +277,37 @@ static void tcp_start(bl__check *c)
 
 /* ---- command ---- */
 
-static void cmd_end(bl__check *c, int wstatus)
+static void cmd_done(bl_node *n, const bl__child_result *r, void *ud)
 {
-    bl_node *n = c->cs->h->n;
-    ev_io_stop(n->loop, &c->pio);
-    ev_timer_stop(n->loop, &c->poll);
-    ev_timer_stop(n->loop, &c->tmo);
-    if (c->pidfd >= 0) close(c->pidfd);
-    c->pidfd = -1;
-    c->pid = 0;
+    (void)n;
+    bl__check *c = ud;
+    c->child = NULL; /* freed by the runtime after this returns */
     char out[256];
-    int st;
-    if (c->killed) {
+    int st, ws = r->wstatus;
+    if (r->timed_out) {
         snprintf(out, sizeof(out), "%s: killed after %u ms", c->argv[0], c->spec.timeout_ms);
         st = 2;
-    } else if (WIFEXITED(wstatus)) {
-        int code = WEXITSTATUS(wstatus);
+    } else if (WIFEXITED(ws)) {
+        int code = WEXITSTATUS(ws);
         snprintf(out, sizeof(out), "%s: exit %d", c->argv[0], code);
         st = code == 0 ? 0 : code == 1 ? 1 : 2;
     } else {
-        snprintf(out, sizeof(out), "%s: signal %d", c->argv[0],
-                 WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
+        snprintf(out, sizeof(out), "%s: signal %d", c->argv[0], WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
         st = 2;
     }
     result(c, st, out);
 }
 
-static void try_reap(bl__check *c)
-{
-    int ws;
-    pid_t r = waitpid(c->pid, &ws, WNOHANG);
-    if (r == c->pid)
-        cmd_end(c, ws);
-    else if (r < 0 && errno == ECHILD)
-        cmd_end(c, 0xff00); /* someone else reaped it */
-}
-
-static void on_pidfd(struct ev_loop *loop, ev_io *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    try_reap(w->data);
-}
-
-static void on_poll(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    try_reap(w->data);
-}
-
 static void cmd_start(bl__check *c)
 {
-    bl_node *n = c->cs->h->n;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    posix_spawnattr_t at;
-    posix_spawnattr_init(&at);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&at, 0);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, c->argv[0], &fa, &at, c->argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    if (rc != 0) {
+    bl__child_spec spec = {.argv = c->argv, .search_path = 1, .timeout_ms = c->spec.timeout_ms};
+    int e = 0, rc = bl__child_spawn(c->cs->h->n, &spec, cmd_done, c, &c->child, &e);
+    if (rc != BL_OK) {
         char out[256];
-        snprintf(out, sizeof(out), "%s: %s", c->argv[0], strerror(rc));
+        snprintf(out, sizeof(out), "%s: %s", c->argv[0],
+                 rc == BL_ESYS ? strerror(e) : "out of memory");
         result(c, 2, out);
-        return;
     }
-    c->pid = pid;
-    c->killed = 0;
-    c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (c->pidfd >= 0) {
-        ev_io_init(&c->pio, on_pidfd, c->pidfd, EV_READ);
-        c->pio.data = c;
-        ev_io_start(n->loop, &c->pio);
-    } else {
-        ev_timer_init(&c->poll, on_poll, 0.1, 0.1);
-        c->poll.data = c;
-        ev_timer_start(n->loop, &c->poll);
-    }
-    ev_timer_set(&c->tmo, c->spec.timeout_ms / 1000.0, 0.);
-    ev_timer_start(n->loop, &c->tmo);
 }
 
 /* ---- scheduling ---- */
@@ -387,10 +322,6 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
         snprintf(out, sizeof(out), "TCP %s: no answer in %u ms", c->spec.target,
                  c->spec.timeout_ms);
         tcp_end(c, 2, out);
-    } else if (c->spec.kind == BL_CHECK_COMMAND && c->pid > 0) {
-        c->killed = 1;
-        kill(-c->pid, SIGKILL); /* its process group: what it started too */
-        kill(c->pid, SIGKILL);
     }
 }
 
@@ -453,7 +384,7 @@ int bl__checks_add(bl__checks *cs, const bl_health_check_spec *spec)
     if (!c->spec.timeout_ms) c->spec.timeout_ms = 5000;
     if (!c->spec.consecutive) c->spec.consecutive = cs->h->n->cfg.check_consecutive;
     c->status = -1;
-    c->fd = c->pidfd = -1;
+    c->fd = -1;
     c->cs = cs;
     if (spec->kind == BL_CHECK_COMMAND) {
         /* target: the argv, NUL-separated (see bl_health_check_spec) */
@@ -483,16 +414,9 @@ static void check_free(bl__checks *cs, bl__check *c)
     bl_node *n = cs->h->n;
     ev_timer_stop(n->loop, &c->every);
     ev_timer_stop(n->loop, &c->tmo);
-    ev_timer_stop(n->loop, &c->poll);
     ev_io_stop(n->loop, &c->io);
-    ev_io_stop(n->loop, &c->pio);
     if (c->fd >= 0) close(c->fd);
-    if (c->pid > 0) {
-        kill(-c->pid, SIGKILL);
-        kill(c->pid, SIGKILL);
-        waitpid(c->pid, NULL, 0); /* killed: returns at once */
-    }
-    if (c->pidfd >= 0) close(c->pidfd);
+    bl__child_abandon(c->child); /* killed now, reaped on the loop later: never waited for */
     free(c);
 }
 

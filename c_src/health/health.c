@@ -2,6 +2,7 @@
  * thread, keeps the latest sample, answers the gen_server protocol of docs/health.md and hands
  * every sample to C subscribers (include/beamlet/health.h). */
 #include "health_int.h"
+#include "../runtime/decode.h"
 #include "collector.h"
 #include "hstore.h"
 #include "checks.h"
@@ -166,31 +167,6 @@ static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
     }
 }
 
-static int get_str(const char *buf, int *idx, char *out, size_t cap)
-{
-    int type, size;
-    if (ei_get_type(buf, idx, &type, &size) < 0) return -1;
-    if (type == ERL_BINARY_EXT) {
-        if ((size_t)size >= cap) return -1;
-        long len;
-        if (ei_decode_binary(buf, idx, out, &len) < 0) return -1;
-        out[len] = 0;
-        return 0;
-    }
-    if (type == ERL_STRING_EXT) {
-        if ((size_t)size >= cap) return -1;
-        return ei_decode_string(buf, idx, out);
-    }
-    if (type == ERL_ATOM_EXT || type == ERL_SMALL_ATOM_EXT || type == ERL_ATOM_UTF8_EXT ||
-        type == ERL_SMALL_ATOM_UTF8_EXT) {
-        char a[MAXATOMLEN_UTF8];
-        if (ei_decode_atom(buf, idx, a) < 0 || strlen(a) >= cap) return -1;
-        snprintf(out, cap, "%s", a);
-        return 0;
-    }
-    return -1;
-}
-
 static int get_u64(const char *buf, int *idx, unsigned long long *out)
 {
     return ei_decode_ulonglong(buf, idx, out);
@@ -215,15 +191,15 @@ static int events_call(health *h, const bl_from *from, const char *buf, int idx,
             if (get_u64(buf, &idx, &l) || l > 100000) goto bad;
             q.limit = (unsigned)l;
         } else if (!strcmp(k, "type")) {
-            if (get_str(buf, &idx, q.type, sizeof(q.type))) goto bad;
+            if (bl__term_text(buf, &idx, q.type, sizeof(q.type))) goto bad;
         } else if (!strcmp(k, "node")) {
-            if (get_str(buf, &idx, q.node, sizeof(q.node))) goto bad;
+            if (bl__term_text(buf, &idx, q.node, sizeof(q.node))) goto bad;
         } else if (!strcmp(k, "trace_id")) {
-            if (get_str(buf, &idx, q.trace_id, sizeof(q.trace_id)) ||
+            if (bl__term_text(buf, &idx, q.trace_id, sizeof(q.trace_id)) ||
                 !bl_trace_id_valid(q.trace_id))
                 goto bad;
         } else if (!strcmp(k, "severity")) {
-            if (get_str(buf, &idx, sev, sizeof(sev)) ||
+            if (bl__term_text(buf, &idx, sev, sizeof(sev)) ||
                 (q.min_severity = bl__severity_level(sev)) < 0)
                 goto bad;
         } else if (ei_skip_term(buf, &idx) < 0) {
@@ -243,7 +219,7 @@ static int history_call(health *h, const bl_from *from, const char *buf, int idx
 {
     char metric[96];
     unsigned long long since = 0, until = 0;
-    if (get_str(buf, &idx, metric, sizeof(metric)) || get_u64(buf, &idx, &since) ||
+    if (bl__term_text(buf, &idx, metric, sizeof(metric)) || get_u64(buf, &idx, &since) ||
         (arity == 4 && get_u64(buf, &idx, &until))) {
         ei_x_encode_tuple_header(reply, 2);
         ei_x_encode_atom(reply, "error");
@@ -286,7 +262,8 @@ static int maintenance_call(health *h, const char *buf, int idx, ei_x_buff *repl
 {
     int on;
     char who[128];
-    if (ei_decode_boolean(buf, &idx, &on) < 0 || get_str(buf, &idx, who, sizeof(who)) || !who[0]) {
+    if (ei_decode_boolean(buf, &idx, &on) < 0 || bl__term_text(buf, &idx, who, sizeof(who)) ||
+        !who[0]) {
         ei_x_encode_tuple_header(reply, 2);
         ei_x_encode_atom(reply, "error");
         return ei_x_encode_atom(reply, "badarg");
@@ -307,10 +284,10 @@ static int ack_call(health *h, const char *buf, int idx, ei_x_buff *reply)
 {
     unsigned long long id;
     char who[128];
-    int rc =
-        ei_decode_ulonglong(buf, &idx, &id) < 0 || get_str(buf, &idx, who, sizeof(who)) || !who[0]
-            ? BL_EINVAL
-            : bl__alerts_ack(h->al, id, who);
+    int rc = ei_decode_ulonglong(buf, &idx, &id) < 0 ||
+                     bl__term_text(buf, &idx, who, sizeof(who)) || !who[0]
+                 ? BL_EINVAL
+                 : bl__alerts_ack(h->al, id, who);
     if (rc == BL_OK) return ei_x_encode_atom(reply, "ok");
     ei_x_encode_tuple_header(reply, 2);
     ei_x_encode_atom(reply, "error");

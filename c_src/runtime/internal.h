@@ -246,6 +246,7 @@ struct bl_node {
     int running, stopping, started;
     struct bl_sighook *sighooks; /* runtime/signal.c */
     struct bl_cfghook *cfghooks; /* runtime/signal.c: who keeps state derived from cfg */
+    struct bl__child *children;  /* child processes not reaped yet (runtime/child.c) */
     bl_config *cfg_base; /* cfg as given, before the persisted cluster configuration (cconf.c) */
     bl_ctx ctx;                  /* current trace and seq_trace token (runtime/trace.c) */
     unsigned long long st_clock; /* seq_trace clock of sends made outside any process */

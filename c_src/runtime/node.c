@@ -5,6 +5,7 @@
  * until EPMD answers, so bl_node_start can still report a taken name; everything after
  * bl_node_start is non-blocking. */
 #include "internal.h"
+#include "child.h"
 #include "../dist/guard.h"
 #include "../dist/handshake.h"
 #include "../dist/resolve.h"
@@ -502,6 +503,7 @@ void bl_node_free(bl_node *n)
     bl_cluster_free(n);
     bl_localq_drain(n);
     bl_zombies_free(n);
+    bl__children_free(n); /* after the services, which abandon theirs when they stop */
     while (n->localq_head) {
         bl_localmsg *m = n->localq_head;
         n->localq_head = m->next;

@@ -145,6 +145,18 @@ int bl_trace_new(bl_trace *out, uint8_t flags)
     return BL_OK;
 }
 
+int bl_trace_from_id(const char *id, uint8_t flags, bl_trace *out)
+{
+    if (!out) return BL_EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (!bl_trace_id_valid(id)) return BL_EINVAL;
+    unhex(id, out->trace_id, 16);
+    new_span(out->span_id);
+    out->flags = flags;
+    out->valid = 1;
+    return BL_OK;
+}
+
 int bl_trace_child(const bl_trace *parent, bl_trace *out)
 {
     if (!parent || !parent->valid || !out) return BL_EINVAL;

@@ -32,6 +32,8 @@
  *   {watch, Pid} | {unwatch, Pid} -> ok; Pid then gets {beamlet_config, Change} per change
  * Keys and values: binaries (or atoms/strings); Message: a binary naming the key. */
 #include "../runtime/internal.h"
+#include "../runtime/jsonterm.h"
+#include "../runtime/decode.h"
 #include "../store/store.h"
 #include "beamlet/cluster.h"
 #include "beamlet/config.h"
@@ -120,62 +122,11 @@ static const char *jstr(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-/* JSON -> term: objects become maps with atom keys, strings binaries, null undefined. */
-static void enc_json(ei_x_buff *x, json_t *j)
-{
-    if (json_is_object(j)) {
-        ei_x_encode_map_header(x, (long)json_object_size(j));
-        const char *k;
-        json_t *v;
-        json_object_foreach(j, k, v)
-        {
-            ei_x_encode_atom(x, k);
-            enc_json(x, v);
-        }
-    } else if (json_is_array(j)) {
-        size_t i;
-        json_t *v;
-        if (json_array_size(j)) ei_x_encode_list_header(x, (long)json_array_size(j));
-        json_array_foreach(j, i, v) enc_json(x, v);
-        ei_x_encode_empty_list(x);
-    } else if (json_is_string(j)) {
-        ei_x_encode_binary(x, json_string_value(j), (long)json_string_length(j));
-    } else if (json_is_integer(j)) {
-        ei_x_encode_longlong(x, (long long)json_integer_value(j));
-    } else if (json_is_boolean(j)) {
-        ei_x_encode_atom(x, json_is_true(j) ? "true" : "false");
-    } else {
-        ei_x_encode_atom(x, "undefined");
-    }
-}
-
 static void enc_error(ei_x_buff *x, const char *msg)
 {
     ei_x_encode_tuple_header(x, 2);
     ei_x_encode_atom(x, "error");
     ei_x_encode_binary(x, msg, (long)strlen(msg));
-}
-
-/* A binary, atom or string (list of bytes) as text. -1 when it is none of them or too long. */
-static int get_text(const char *buf, int *idx, char *out, size_t cap)
-{
-    int type, size;
-    if (ei_get_type(buf, idx, &type, &size) < 0 || size < 0 || (size_t)size >= cap) return -1;
-    long len;
-    if (type == ERL_BINARY_EXT) {
-        if (ei_decode_binary(buf, idx, out, &len) < 0) return -1;
-        out[len] = 0;
-        return 0;
-    }
-    if (type == ERL_ATOM_EXT || type == ERL_SMALL_ATOM_EXT || type == ERL_ATOM_UTF8_EXT ||
-        type == ERL_SMALL_ATOM_UTF8_EXT)
-        return ei_decode_atom(buf, idx, out) < 0 ? -1 : 0;
-    if (type == ERL_STRING_EXT) return ei_decode_string(buf, idx, out) < 0 ? -1 : 0;
-    if (type == ERL_NIL_EXT) {
-        out[0] = 0;
-        return ei_skip_term(buf, idx) < 0 ? -1 : 0;
-    }
-    return -1;
 }
 
 /* The coordinators of the cluster (failed and suspected ones count, as for the election, so a
@@ -291,7 +242,10 @@ static void notify(cstate *s, json_t *change)
     ei_x_new_with_version(&x);
     ei_x_encode_tuple_header(&x, 2);
     ei_x_encode_atom(&x, "beamlet_config");
-    enc_json(&x, change);
+    if (bl__json_to_term(change, &x, BL__JT_ATOM_KEYS) < 0) { /* out of memory: none told */
+        ei_x_free(&x);
+        return;
+    }
     for (watcher **w = &s->watchers; *w;) {
         if (bl_send(s->proc, &(*w)->pid, x.buff, x.index) != BL_OK) {
             watcher *dead = *w;
@@ -547,8 +501,7 @@ static void reply_json(cstate *s, const bl_from *from, const char *tag, json_t *
     ei_x_new(&x);
     ei_x_encode_tuple_header(&x, 2);
     ei_x_encode_atom(&x, tag);
-    enc_json(&x, body);
-    bl_reply(s->n, from, x.buff, x.index);
+    if (bl__json_to_term(body, &x, BL__JT_ATOM_KEYS) == 0) bl_reply(s->n, from, x.buff, x.index);
     ei_x_free(&x);
 }
 
@@ -767,7 +720,7 @@ static void reply_get(cstate *s, const char *only, ei_x_buff *r)
     json_t *o = json_pack("{s:I, s:I, s:o}", "term", (json_int_t)s->term, "version",
                           (json_int_t)s->version, "settings", rows);
     json_object_set_new(o, "leader", l ? json_string(l) : json_null());
-    enc_json(r, o);
+    (void)bl__json_to_term(o, r, BL__JT_ATOM_KEYS); /* fails only out of memory */
     json_decref(o);
 }
 
@@ -778,7 +731,7 @@ static void reply_history(cstate *s, const char *only, ei_x_buff *r)
         json_t *h = json_array_get(s->hist, i);
         if (!only || !strcmp(only, jstr(h, "key"))) json_array_append(out, h);
     }
-    enc_json(r, out);
+    (void)bl__json_to_term(out, r, BL__JT_ATOM_KEYS); /* fails only out of memory */
     json_decref(out);
 }
 
@@ -810,7 +763,7 @@ static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int in
     }
     char key[128], who[256];
     if (!strcmp(tag, "get") || !strcmp(tag, "history")) {
-        if (ar == 2 && get_text(buf, &i, key, sizeof(key)) < 0) {
+        if (ar == 2 && bl__term_text(buf, &i, key, sizeof(key)) < 0) {
             enc_error(r, "bad request: the key is not text");
             return 0;
         }
@@ -843,9 +796,9 @@ static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int in
         return 0;
     }
     char *value = set ? malloc(MAX_VALUE) : NULL;
-    if ((set && !value) || get_text(buf, &i, key, sizeof(key)) < 0 ||
-        (set && get_text(buf, &i, value, MAX_VALUE) < 0) ||
-        get_text(buf, &i, who, sizeof(who)) < 0) {
+    if ((set && !value) || bl__term_text(buf, &i, key, sizeof(key)) < 0 ||
+        (set && bl__term_text(buf, &i, value, MAX_VALUE) < 0) ||
+        bl__term_text(buf, &i, who, sizeof(who)) < 0) {
         free(value);
         enc_error(r, "bad request: key, value and who must be text (value up to 8 KiB)");
         return 0;

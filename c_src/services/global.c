@@ -913,18 +913,27 @@ static int reply_rc(ei_x_buff *r, int rc)
     return encode_error(r, rc == BL_EINVAL ? "badarg" : err_atom(rc));
 }
 
-static int mode_from(const char *a)
+/* The two settings a request ({set_resolve, A}, {set_mode, A}), the config and the C API change:
+ * each is an index into its table of names. */
+typedef enum { SET_RESOLVE, SET_MODE } setting;
+static const char *const *const SETTING_NAMES[] = {RESOLVE_NAMES, MODE_NAMES};
+
+/* the value named a, or -1 */
+static int setting_from(setting s, const char *a)
 {
     for (int i = 0; i < 3; i++)
-        if (!strcmp(a, MODE_NAMES[i])) return i;
+        if (!strcmp(a, SETTING_NAMES[s][i])) return i;
     return -1;
 }
 
-static int resolve_from(const char *a)
+static int setting_set(gstate *g, setting s, int v)
 {
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(a, RESOLVE_NAMES[i])) return i;
-    return -1;
+    if (v < 0 || v > 2) return BL_EINVAL;
+    if (s == SET_MODE)
+        g->mode = (bl_global_mode)v;
+    else
+        g->method = (bl_global_resolve)v;
+    return BL_OK;
 }
 
 /* ---- requests: gen_server calls to beamlet_global ---- */
@@ -934,29 +943,10 @@ static int bad(ei_x_buff *r)
     return encode_error(r, "badarg");
 }
 
-static int rq_registered(void *ud, const bl_from *from, const char *buf, int j, int arity,
-                         ei_x_buff *r)
+/* Every name this node knows, ours (g->names) and BEAM's (g->bnames): as atoms, or with rows
+ * {Name, Pid, Owner, beamlet | beam} */
+static int encode_names(gstate *g, ei_x_buff *r, int rows)
 {
-    (void)from, (void)buf, (void)j, (void)arity;
-    gstate *g = ud;
-    gent *e, *t;
-    bname *b;
-    long k = 0;
-    int rc = 0;
-    LL_COUNT(g->bnames, b, k); /* sets k */
-    k += (long)HASH_COUNT(g->names);
-    if (k) rc |= ei_x_encode_list_header(r, k);
-    HASH_ITER(hh, g->names, e, t)
-        rc |= ei_x_encode_atom(r, e->name);
-    LL_FOREACH(g->bnames, b)
-        rc |= ei_x_encode_atom(r, b->name);
-    return rc | ei_x_encode_empty_list(r);
-}
-
-static int rq_table(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)
-{ /* [{Name, Pid, Owner, beamlet | beam}] */
-    (void)from, (void)buf, (void)j, (void)arity;
-    gstate *g = ud;
     gent *e, *t;
     bname *b;
     long k = 0;
@@ -965,20 +955,41 @@ static int rq_table(void *ud, const bl_from *from, const char *buf, int j, int a
     k += (long)HASH_COUNT(g->names);
     if (k) rc |= ei_x_encode_list_header(r, k);
     HASH_ITER(hh, g->names, e, t) {
-        rc |= ei_x_encode_tuple_header(r, 4);
-        rc |= ei_x_encode_atom(r, e->name);
-        rc |= bl_x_encode_pid(r, &e->pid);
-        rc |= ei_x_encode_atom(r, e->owner);
-        rc |= ei_x_encode_atom(r, "beamlet");
+        if (rows) {
+            rc |= ei_x_encode_tuple_header(r, 4);
+            rc |= ei_x_encode_atom(r, e->name);
+            rc |= bl_x_encode_pid(r, &e->pid);
+            rc |= ei_x_encode_atom(r, e->owner);
+            rc |= ei_x_encode_atom(r, "beamlet");
+        } else {
+            rc |= ei_x_encode_atom(r, e->name);
+        }
     }
     LL_FOREACH(g->bnames, b) {
-        rc |= ei_x_encode_tuple_header(r, 4);
-        rc |= ei_x_encode_atom(r, b->name);
-        rc |= bl_x_encode_pid(r, &b->pid);
-        rc |= ei_x_encode_atom(r, g->n->name);
-        rc |= ei_x_encode_atom(r, "beam");
+        if (rows) {
+            rc |= ei_x_encode_tuple_header(r, 4);
+            rc |= ei_x_encode_atom(r, b->name);
+            rc |= bl_x_encode_pid(r, &b->pid);
+            rc |= ei_x_encode_atom(r, g->n->name);
+            rc |= ei_x_encode_atom(r, "beam");
+        } else {
+            rc |= ei_x_encode_atom(r, b->name);
+        }
     }
     return rc | ei_x_encode_empty_list(r);
+}
+
+static int rq_registered(void *ud, const bl_from *from, const char *buf, int j, int arity,
+                         ei_x_buff *r)
+{
+    (void)from, (void)buf, (void)j, (void)arity;
+    return encode_names(ud, r, 0);
+}
+
+static int rq_table(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)
+{
+    (void)from, (void)buf, (void)j, (void)arity;
+    return encode_names(ud, r, 1);
 }
 
 static int rq_config(void *ud, const bl_from *from, const char *buf, int j, int arity, ei_x_buff *r)
@@ -1073,26 +1084,27 @@ static int rq_lookup(void *ud, const bl_from *from, const char *buf, int j, int 
     return rc | ei_x_append_buf(r, m, mlen);
 }
 
+/* {set_resolve, A} and {set_mode, A}: one handler, the rows say which setting */
+static int rq_set(gstate *g, setting s, const char *buf, int j, ei_x_buff *r)
+{
+    char name[MAXATOMLEN_UTF8];
+    if (get_atom(buf, &j, name) < 0 || setting_set(g, s, setting_from(s, name)) != BL_OK)
+        return bad(r);
+    return ei_x_encode_atom(r, "ok");
+}
+
 static int rq_set_resolve(void *ud, const bl_from *from, const char *buf, int j, int arity,
                           ei_x_buff *r)
 {
     (void)from, (void)arity;
-    char name[MAXATOMLEN_UTF8];
-    int rc;
-    if (get_atom(buf, &j, name) < 0 || (rc = resolve_from(name)) < 0) return bad(r);
-    ((gstate *)ud)->method = (bl_global_resolve)rc;
-    return ei_x_encode_atom(r, "ok");
+    return rq_set(ud, SET_RESOLVE, buf, j, r);
 }
 
 static int rq_set_mode(void *ud, const bl_from *from, const char *buf, int j, int arity,
                        ei_x_buff *r)
 {
     (void)from, (void)arity;
-    char name[MAXATOMLEN_UTF8];
-    int rc;
-    if (get_atom(buf, &j, name) < 0 || (rc = mode_from(name)) < 0) return bad(r);
-    ((gstate *)ud)->mode = (bl_global_mode)rc;
-    return ei_x_encode_atom(r, "ok");
+    return rq_set(ud, SET_MODE, buf, j, r);
 }
 
 static const bl__req REQUESTS[] = {
@@ -1194,10 +1206,10 @@ int bl_global_start(bl_node *n)
     g->n = n;
     g->method = BL_GLOBAL_RANDOM_EXIT;
     g->mode = BL_GLOBAL_AUTO;
-    if (n->cfg.global_resolve[0] && resolve_from(n->cfg.global_resolve) >= 0)
-        g->method = (bl_global_resolve)resolve_from(n->cfg.global_resolve);
-    if (n->cfg.global_mode[0] && mode_from(n->cfg.global_mode) >= 0)
-        g->mode = mode_from(n->cfg.global_mode);
+    if (n->cfg.global_resolve[0])
+        (void)setting_set(g, SET_RESOLVE, setting_from(SET_RESOLVE, n->cfg.global_resolve));
+    if (n->cfg.global_mode[0])
+        (void)setting_set(g, SET_MODE, setting_from(SET_MODE, n->cfg.global_mode));
     int rc = bl_spawn(n, GNAME, &global_ops, g, &g->proc);
     if (rc != BL_OK) {
         free(g);
@@ -1215,19 +1227,13 @@ int bl_global_start(bl_node *n)
 int bl_global_set_resolve(bl_node *n, bl_global_resolve method)
 {
     gstate *g = g_of(n);
-    if (!g) return BL_ENOPROC;
-    if ((unsigned)method > BL_GLOBAL_NOTIFY_ALL) return BL_EINVAL;
-    g->method = method;
-    return BL_OK;
+    return g ? setting_set(g, SET_RESOLVE, (int)method) : BL_ENOPROC;
 }
 
 int bl_global_set_mode(bl_node *n, bl_global_mode mode)
 {
     gstate *g = g_of(n);
-    if (!g) return BL_ENOPROC;
-    if ((unsigned)mode > BL_GLOBAL_BEAMLET) return BL_EINVAL;
-    g->mode = mode;
-    return BL_OK;
+    return g ? setting_set(g, SET_MODE, (int)mode) : BL_ENOPROC;
 }
 
 static void attach(gop *op, bl_proc *p, bl_global_cb cb, void *ud)

@@ -25,6 +25,7 @@
  * Membership and leader events of this node's cluster view are published locally (each node
  * sees the same events) on `cluster.events`. */
 #include "pubsub_int.h"
+#include "../runtime/decode.h"
 #include "dispatch.h"
 
 #include <jansson.h>
@@ -128,28 +129,6 @@ static int get_atom(const char *buf, int *idx, char *out)
     return ei_decode_atom(buf, idx, out) < 0 ? -1 : 0;
 }
 
-/* A binary (or atom) string into out; -1 if not one or too long. */
-static int get_str(const char *buf, int *idx, char *out, size_t cap)
-{
-    int type, size;
-    if (ei_get_type(buf, idx, &type, &size) < 0) return -1;
-    if (type == ERL_BINARY_EXT) {
-        long l;
-        if (size < 0 || (size_t)size >= cap) return -1;
-        if (ei_decode_binary(buf, idx, out, &l) < 0) return -1;
-        out[l] = '\0';
-        return memchr(out, '\0', (size_t)l) ? -1 : 0;
-    }
-    if (type == ERL_ATOM_EXT || type == ERL_SMALL_ATOM_EXT || type == ERL_ATOM_UTF8_EXT ||
-        type == ERL_SMALL_ATOM_UTF8_EXT) {
-        char a[MAXATOMLEN_UTF8];
-        if (ei_decode_atom(buf, idx, a) < 0 || strlen(a) >= cap) return -1;
-        memcpy(out, a, strlen(a) + 1);
-        return 0;
-    }
-    return -1;
-}
-
 /* ---- on the replicated-table layer ---- */
 
 #define LSUB(l) ((const lsub *)(const void *)((const char *)(l)-offsetof(lsub, link)))
@@ -176,8 +155,8 @@ static int r_upsert(void *svc, const char *owner, const char *buf, int *idx, bl_
     *out = NULL;
     if (ei_decode_tuple_header(buf, idx, &ar) < 0 || (ar != 2 && ar != 3) ||
         ei_decode_long(buf, idx, &id) < 0 || id <= 0 || id > 0x7fffffff ||
-        get_str(buf, idx, pat, sizeof(pat)) < 0 || !bl_pubsub_pattern_valid(pat) ||
-        (ar == 3 && (get_str(buf, idx, name, sizeof(name)) < 0 || !name[0])))
+        bl__term_text(buf, idx, pat, sizeof(pat)) < 0 || !bl_pubsub_pattern_valid(pat) ||
+        (ar == 3 && (bl__term_text(buf, idx, name, sizeof(name)) < 0 || !name[0])))
         return -1;
     rsub *r = name[0] ? find_rsub_name(s, owner, name) : find_rsub(s, owner, (int)id);
     if (!r) {
@@ -413,16 +392,16 @@ static void handle_remote_msg(ps *s, const bl_msg *msg, const char *buf, int idx
     unsigned long ttl;
     unsigned long long at;
     if (get_atom(buf, &idx, origin) < 0 || !msg->has_sender ||
-        strcmp(bl_pid_node(&msg->sender), origin) || get_str(buf, &idx, topic, sizeof(topic)) < 0 ||
-        !bl_pubsub_topic_valid(topic))
+        strcmp(bl_pid_node(&msg->sender), origin) ||
+        bl__term_text(buf, &idx, topic, sizeof(topic)) < 0 || !bl_pubsub_topic_valid(topic))
         return;
     int p0 = idx;
     if (ei_skip_term(buf, &idx) < 0) return;
     int p1 = idx;
-    if (get_str(buf, &idx, id, sizeof(id)) < 0 || ei_decode_long(buf, &idx, &prio) < 0 ||
+    if (bl__term_text(buf, &idx, id, sizeof(id)) < 0 || ei_decode_long(buf, &idx, &prio) < 0 ||
         prio < 0 || prio > 2 || ei_decode_ulong(buf, &idx, &ttl) < 0 || ttl > 0xffffffffUL ||
         ei_decode_ulonglong(buf, &idx, &at) < 0 ||
-        (kind == 2 && (get_str(buf, &idx, name, sizeof(name)) < 0 || !name[0]))) {
+        (kind == 2 && (bl__term_text(buf, &idx, name, sizeof(name)) < 0 || !name[0]))) {
         bl_log(s->n, BL_LOG_WARN, "pubsub: malformed message from %s ignored", origin);
         return;
     }
@@ -539,7 +518,7 @@ static int decode_sub_opts(const char *buf, int *j, subopts *o)
         } else if (!strcmp(a, "name")) {
             int type, size;
             if (ei_get_type(buf, j, &type, &size) < 0 || type != ERL_BINARY_EXT ||
-                get_str(buf, j, o->name, sizeof(o->name)) < 0 || !o->name[0])
+                bl__term_text(buf, j, o->name, sizeof(o->name)) < 0 || !o->name[0])
                 return -1;
         } else if (!strcmp(a, "max_queue")) {
             long v;
@@ -598,7 +577,7 @@ static int beam_publish(ps *s, const char *buf, int j, char *id, size_t idlen)
     char topic[BL_PUBSUB_TOPIC_LEN];
     int prio = BL_PRIO_NORMAL, qos = QOS_AMO;
     unsigned ttl = 0;
-    if (get_str(buf, &j, topic, sizeof(topic)) < 0) return BL_EINVAL;
+    if (bl__term_text(buf, &j, topic, sizeof(topic)) < 0) return BL_EINVAL;
     int p0 = j;
     if (ei_skip_term(buf, &j) < 0) return BL_EINVAL;
     int p1 = j;
@@ -676,7 +655,7 @@ static int rq_subscribe(void *ud, const bl_from *from, const char *buf, int j, i
     bl_pid pid;
     subopts o;
     memset(&o, 0, sizeof(o));
-    if (get_str(buf, &j, pat, sizeof(pat)) < 0 || bl_decode_pid(s->n, buf, &j, &pid) < 0 ||
+    if (bl__term_text(buf, &j, pat, sizeof(pat)) < 0 || bl_decode_pid(s->n, buf, &j, &pid) < 0 ||
         (arity == 4 && decode_sub_opts(buf, &j, &o) < 0))
         return reply_rc(reply, BL_EINVAL);
     if (bl__pid_is_local(s->n, &pid) && !bl_proc_by_pid(s->n, &pid))
@@ -751,7 +730,7 @@ static int rq_ack(void *ud, const bl_from *from, const char *buf, int j, int ari
     char id[BL_PUBSUB_ID_LEN];
     int bad;
     lsub *l = sub_arg(ud, buf, &j, &bad);
-    if (bad || get_str(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
+    if (bad || bl__term_text(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
     if (!l) return reply_rc(reply, BL_ENOPROC);
     bl__ps_do_ack(ud, l, id);
     return reply_rc(reply, BL_OK);
@@ -763,7 +742,7 @@ static int rq_counters(void *ud, const bl_from *from, const char *buf, int j, in
     (void)from, (void)arity;
     ps *s = ud;
     char topic[BL_PUBSUB_TOPIC_LEN];
-    if (get_str(buf, &j, topic, sizeof(topic)) < 0) return reply_rc(reply, BL_EINVAL);
+    if (bl__term_text(buf, &j, topic, sizeof(topic)) < 0) return reply_rc(reply, BL_EINVAL);
     tcount *t = NULL;
     HASH_FIND_STR(s->counts, topic, t);
     return encode_counters(reply, t ? &t->c : NULL);
@@ -801,7 +780,7 @@ static void ps_cast(bl_proc *self, const char *buf, int idx, void *ud)
     if (arity == 3 && !strcmp(tag, "ack")) {
         long sid;
         lsub *l;
-        if (ei_decode_long(buf, &j, &sid) == 0 && get_str(buf, &j, id, sizeof(id)) == 0 &&
+        if (ei_decode_long(buf, &j, &sid) == 0 && bl__term_text(buf, &j, id, sizeof(id)) == 0 &&
             sid > 0 && sid <= 0x7fffffff && (l = bl__ps_find_sub(s, (int)sid)))
             bl__ps_do_ack(s, l, id);
         return;
@@ -831,7 +810,8 @@ static void ps_msg(bl_proc *self, const bl_msg *msg, void *ud)
         char node[MAXATOMLEN_UTF8], name[NAME_LEN], id[BL_PUBSUB_ID_LEN];
         if (get_atom(buf, &idx, node) == 0 && msg->has_sender &&
             !strcmp(bl_pid_node(&msg->sender), node) &&
-            get_str(buf, &idx, name, sizeof(name)) == 0 && get_str(buf, &idx, id, sizeof(id)) == 0)
+            bl__term_text(buf, &idx, name, sizeof(name)) == 0 &&
+            bl__term_text(buf, &idx, id, sizeof(id)) == 0)
             bl__ps_handle_ack(s, node, name, id);
     }
 }

@@ -15,6 +15,7 @@
  * instance not yet tried, within the retry budget. The calls are made by this process; a C
  * caller's callback runs only if the caller is still alive. See docs/services.md. */
 #include "../runtime/internal.h"
+#include "../runtime/decode.h"
 #include "beamlet/cluster.h"
 #include "beamlet/registry.h"
 #include "dispatch.h"
@@ -349,33 +350,6 @@ static int encode_entry(ei_x_buff *x, const rentry *e, const reg *r)
     return rc;
 }
 
-/* A binary without NUL bytes, shorter than cap. */
-static int get_bin(const char *buf, int *idx, char *out, size_t cap)
-{
-    int type, size;
-    long len;
-    if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT || size < 0 ||
-        (size_t)size >= cap || ei_decode_binary(buf, idx, out, &len) < 0)
-        return -1;
-    out[len] = 0;
-    return memchr(out, 0, (size_t)len) ? -1 : 0;
-}
-
-/* A binary or an atom (service names in calls). */
-static int get_name(const char *buf, int *idx, char *out, size_t cap)
-{
-    int type, size;
-    if (ei_get_type(buf, idx, &type, &size) < 0) return -1;
-    if (type == ERL_ATOM_EXT || type == ERL_SMALL_ATOM_EXT || type == ERL_ATOM_UTF8_EXT ||
-        type == ERL_SMALL_ATOM_UTF8_EXT) {
-        char a[MAXATOMLEN_UTF8];
-        if (ei_decode_atom(buf, idx, a) < 0 || strlen(a) >= cap) return -1;
-        snprintf(out, cap, "%s", a);
-        return 0;
-    }
-    return get_bin(buf, idx, out, cap);
-}
-
 static int get_atom(const char *buf, int *idx, char *out)
 {
     return ei_decode_atom(buf, idx, out);
@@ -407,7 +381,7 @@ static int get_str_list(const char *buf, int *idx, char ***out, int *count, int 
     if (!v) return -1;
     char tmp[BL_REG_STR_LEN];
     while (k > 0) {
-        if (n >= max || get_bin(buf, idx, tmp, len) < 0 || !(v[n] = strdup(tmp))) break;
+        if (n >= max || bl__term_bin(buf, idx, tmp, len) < 0 || !(v[n] = strdup(tmp))) break;
         n++;
         if (--k == 0 && list_tail(buf, idx, &k) < 0) {
             k = -1;
@@ -438,8 +412,9 @@ static int get_str_map(const char *buf, int *idx, char ***keys, char ***vals, in
     }
     char tk[META_KEY_LEN], tv[BL_REG_STR_LEN];
     for (int i = 0; i < k; i++) {
-        if (get_bin(buf, idx, tk, sizeof(tk)) < 0 || get_bin(buf, idx, tv, sizeof(tv)) < 0 ||
-            !(ks[i] = strdup(tk)) || !(vs[i] = strdup(tv))) {
+        if (bl__term_bin(buf, idx, tk, sizeof(tk)) < 0 ||
+            bl__term_bin(buf, idx, tv, sizeof(tv)) < 0 || !(ks[i] = strdup(tk)) ||
+            !(vs[i] = strdup(tv))) {
             free_strs(ks, i + 1);
             free_strs(vs, i + 1);
             return -1;
@@ -465,7 +440,7 @@ static int get_check(const char *buf, int *idx, char **out)
         json_t *v = NULL;
         if (get_atom(buf, idx, key) < 0 || ei_get_type(buf, idx, &type, &size) < 0) goto bad;
         if (type == ERL_BINARY_EXT) {
-            if (get_bin(buf, idx, tmp, sizeof(tmp)) < 0) goto bad;
+            if (bl__term_bin(buf, idx, tmp, sizeof(tmp)) < 0) goto bad;
             v = json_string(tmp);
         } else if (type == ERL_SMALL_INTEGER_EXT || type == ERL_INTEGER_EXT) {
             long l;
@@ -509,15 +484,15 @@ static rentry *decode_entry(const char *buf, int *idx, int peer)
         int ok = -1;
         if (get_atom(buf, idx, key) < 0) goto bad;
         if (!strcmp(key, "id"))
-            ok = get_bin(buf, idx, e->id, sizeof(e->id));
+            ok = bl__term_bin(buf, idx, e->id, sizeof(e->id));
         else if (!strcmp(key, "name"))
-            ok = get_bin(buf, idx, e->name, sizeof(e->name));
+            ok = bl__term_bin(buf, idx, e->name, sizeof(e->name));
         else if (!strcmp(key, "version"))
-            ok = get_bin(buf, idx, e->version, sizeof(e->version));
+            ok = bl__term_bin(buf, idx, e->version, sizeof(e->version));
         else if (!strcmp(key, "address"))
-            ok = get_bin(buf, idx, e->address, sizeof(e->address));
+            ok = bl__term_bin(buf, idx, e->address, sizeof(e->address));
         else if (!strcmp(key, "health_endpoint"))
-            ok = get_bin(buf, idx, e->health_ep, sizeof(e->health_ep));
+            ok = bl__term_bin(buf, idx, e->health_ep, sizeof(e->health_ep));
         else if (!strcmp(key, "node")) {
             ok = get_atom(buf, idx, a);
             if (ok == 0 && (strlen(a) >= BL_NODE_LEN || !strchr(a, '@'))) ok = -1;
@@ -788,7 +763,7 @@ static int r_upsert(void *svc, const char *owner, const char *buf, int *idx, bl_
 static int r_find(void *svc, const char *owner, const char *buf, int *idx, bl__repl_link **out)
 {
     char id[BL_REG_ID_LEN];
-    if (get_bin(buf, idx, id, sizeof(id)) < 0) return -1;
+    if (bl__term_bin(buf, idx, id, sizeof(id)) < 0) return -1;
     rentry *e = find_entry(svc, owner, id);
     *out = e ? &e->link : NULL;
     return 0;
@@ -1051,7 +1026,7 @@ static int beam_call(reg *r, const bl_from *from, const char *buf, int j, int ar
 {
     char name[BL_REG_ID_LEN];
     long tmo;
-    if (get_name(buf, &j, name, sizeof(name)) < 0 || !name[0]) return -1;
+    if (bl__term_text(buf, &j, name, sizeof(name)) < 0 || !name[0]) return -1;
     int req = j;
     if (ei_skip_term(buf, &j) < 0) return -1;
     int reqlen = j - req;
@@ -1124,7 +1099,7 @@ static int decode_query(const char *buf, int *j, bquery *b)
         int ok = -1;
         if (get_atom(buf, j, key) < 0) return -1;
         if (!strcmp(key, "name") && !b->q.name) {
-            ok = get_name(buf, j, b->name, sizeof(b->name));
+            ok = bl__term_text(buf, j, b->name, sizeof(b->name));
             b->q.name = b->name;
         } else if (!strcmp(key, "tags_all") && !b->all) {
             ok = get_str_list(buf, j, &b->all, &b->q.ntags_all, BL_REG_MAX_TAGS, TAG_LEN);
@@ -1193,7 +1168,7 @@ static int rq_deregister(void *ud, const bl_from *from, const char *buf, int j, 
 {
     (void)from, (void)arity;
     char id[BL_REG_ID_LEN];
-    if (get_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
+    if (bl__term_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
     return reply_rc(reply, local_deregister(ud, id));
 }
 
@@ -1202,7 +1177,7 @@ static int rq_renew(void *ud, const bl_from *from, const char *buf, int j, int a
 {
     (void)from, (void)arity;
     char id[BL_REG_ID_LEN];
-    if (get_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
+    if (bl__term_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
     return reply_rc(reply, local_renew(ud, id));
 }
 
@@ -1212,7 +1187,7 @@ static int rq_set_health(void *ud, const bl_from *from, const char *buf, int j, 
     (void)from, (void)arity;
     char id[BL_REG_ID_LEN], a[MAXATOMLEN_UTF8];
     int h;
-    if (get_bin(buf, &j, id, sizeof(id)) < 0 || get_atom(buf, &j, a) < 0 ||
+    if (bl__term_bin(buf, &j, id, sizeof(id)) < 0 || get_atom(buf, &j, a) < 0 ||
         (h = health_from_name(a)) < 0)
         return reply_rc(reply, BL_EINVAL);
     return reply_rc(reply, local_set_health(ud, id, (bl_health)h));

@@ -158,8 +158,12 @@ static int remove_entry(bl__repl *r, bl__repl_node *rn, bl__repl_link *e, bl__re
 
 static void retry_cb(bl_node *n, void *ud);
 
+/* Whom this table talks to: nobody from a tool node (the CLI's client node: the cluster's nodes
+ * never take it for a peer, and with no membership layer every node it reaches, a plain BEAM
+ * node too, would look like one), else whom the service wants. */
 static int wanted(const bl__repl *r, const char *node)
 {
+    if (bl_is_tool_node(r->n->name)) return 0;
     return !r->ops->wants || r->ops->wants(r->svc, node);
 }
 

@@ -141,9 +141,7 @@ static void event(tasks_svc *s, const task *t)
     /* the event and the log line under the task's trace: `events --trace ID` finds them */
     const bl_trace *cur = bl_trace_current(s->n);
     bl_trace was = cur ? *cur : (bl_trace){0}, tt;
-    char tp[BL_TRACEPARENT_LEN + 8];
-    snprintf(tp, sizeof(tp), "00-%s-0000000000000001-00", t->trace_id);
-    int traced = bl_trace_parse(tp, strlen(tp), &tt) == BL_OK;
+    int traced = bl_trace_from_id(t->trace_id, 0, &tt) == BL_OK;
     if (traced) bl_trace_set(s->n, &tt);
     if (txt)
         bl_health_event(s->n, "task",

@@ -46,6 +46,10 @@ int bl_trace_format(const bl_trace *t, char *out, size_t cap);
 int bl_trace_id_hex(const bl_trace *t, char *out, size_t cap);
 /* 1 when s is 32 lowercase hex digits, not all zero (a trace id as `events --trace` takes it). */
 int bl_trace_id_valid(const char *s);
+/* The trace of a stored trace id (32 lowercase hex digits, as bl_trace_id_hex gives it and
+ * bl_trace_id_valid accepts it) with a new random span id and the given flags: to work under a
+ * record's trace later (a task's transitions). BL_OK, or BL_EINVAL (out cleared). */
+int bl_trace_from_id(const char *id, uint8_t flags, bl_trace *out);
 /* A new trace (random trace id and span id from the kernel's CSPRNG); flags: BL_TRACE_SAMPLED or
  * 0. */
 int bl_trace_new(bl_trace *out, uint8_t flags);

@@ -2,6 +2,7 @@
  *   byte 0 % 3 == 0: the rest is a traceparent (HTTP header, CLI flag, pub/sub opts):
  *                    bl_trace_parse must not read past it, and what it accepts must format back
  *                    to the same 55 characters (version 00) or to a version-00 form of it;
+ *                    the same bytes as a trace id: bl_trace_from_id;
  *   == 1: an encoded gen_server call tag (checked with bl_term_check first, as every incoming
  *         term is): bl__tag_trace;
  *   == 2: an encoded seq_trace token (checked the same way): bl__seqtok_decode. */
@@ -34,6 +35,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 memcmp(again.trace_id, t.trace_id, 16) || memcmp(again.span_id, t.span_id, 8))
                 abort();
         } else if (t.valid) {
+            abort();
+        }
+        /* the same bytes as a stored trace id: taken only as 32 lowercase hex digits, and
+         * then given back unchanged */
+        char id[48];
+        size_t idn = n < sizeof(id) - 1 ? n : sizeof(id) - 1;
+        memcpy(id, copy, idn);
+        id[idn] = 0;
+        bl_trace f;
+        if (bl_trace_from_id(id, 0, &f) == BL_OK) {
+            char hex[BL_TRACE_ID_LEN];
+            if (!bl_trace_id_valid(id) || bl_trace_id_hex(&f, hex, sizeof(hex)) != BL_OK ||
+                strcmp(hex, id))
+                abort();
+        } else if (f.valid || bl_trace_id_valid(id)) {
             abort();
         }
         break;

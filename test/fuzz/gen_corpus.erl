@@ -3,6 +3,7 @@
 %%   erl -noshell -eval 'c:c("test/fuzz/gen_corpus.erl", [{outdir, "/tmp"}]), gen_corpus:main(), halt().'
 %% corpus/term/: term_to_binary of assorted terms (version byte included; fuzz_term skips it).
 %% corpus/frame/: byte streams of distribution frames: 4-byte length, 'p', control, message.
+%% corpus/pg/: lists of OTP pg protocol messages from a remote scope (fuzz_pg delivers each).
 -module(gen_corpus).
 -export([main/0]).
 
@@ -71,7 +72,33 @@ main() ->
     Stream = [<<0:32>>, frame({2, '', Pid}, ping), <<0:32>>, frame({6, Pid, '', rex}, {a, b}),
               frame({1, Pid, Pid}, none), frame({3, Pid, Pid, normal}, none)],
     w(F, "stream", [], iolist_to_binary(Stream)),
+    pg_corpus("test/fuzz/corpus/pg/"),
     ok.
+
+%% kernel/src/pg.erl's messages as a remote scope (a pid of peer@host) sends them to ours
+pg_corpus(D) ->
+    ok = filelib:ensure_dir(D),
+    P = rpid('peer@host', 1), Q = rpid('peer@host', 2), R = rpid('other@host', 3),
+    Disc = {discover, P},
+    Sync = {'$gen_cast', {sync, P, [{g, [Q, Q]}, {{group, 1}, [P]}, {<<"bin">>, []}]}},
+    Msgs = [{one_discover, [Disc]},
+            {sync_join_leave, [Disc, Sync, {join, P, g, R}, {join, P, #{k => [1, 2]}, [Q, R]},
+                               {leave, P, Q, [g, nosuch]}, {leave, P, [Q, R], [#{k => [1, 2]}]}]},
+            {sync_first, [Sync, {join, P, g, Q}]},
+            {sync_again, [Disc, Sync, {'$gen_cast', {sync, P, [{g, [R]}]}}, {discover, R}]},
+            {bad_shapes, [Disc, {join, P, g, notapid}, {leave, P, [Q | x], [g]},
+                          {'$gen_cast', {sync, P, [{g}]}}, {'$gen_cast', {sync, P, improper}},
+                          {join, P}, {sync, P, []}, {'$gen_cast', nonsense}]},
+            {calls, [{'$gen_call', {P, make_ref()}, {join, g, [Q]}},
+                     {'$gen_call', {P, make_ref()}, which_groups},
+                     {'$gen_call', {P, make_ref()}, {get_members, g}}]},
+            {deep_group, [Disc, {join, P, lists:foldl(fun(_, A) -> [A] end, [], lists:seq(1, 300)), Q}]}],
+    lists:foreach(fun({Name, L}) -> w(D, "~s", [Name], term_to_binary(L)) end, Msgs).
+
+%% a pid of another node, as NEW_PID_EXT
+rpid(Node, Id) ->
+    binary_to_term(<<131, 88, 119, (byte_size(atom_to_binary(Node))),
+                     (atom_to_binary(Node))/binary, Id:32, 0:32, 1:32>>).
 
 frame(Ctl, none) -> frame(Ctl, <<>>, false);
 frame(Ctl, Msg) -> frame(Ctl, term_to_binary(Msg), true).

@@ -56,6 +56,19 @@ def test_tasks_view_in_chromium():
     assert st == 202, (st, q)
     assert jreq(port, "POST", "/api/v1/tasks", {"type": "echo"})[0] == 401  # writes need a key
     assert jreq(port, "POST", "/api/v1/tasks", {"payload": 1}, key=key)[0] == 422
+    # the payload goes through the one JSON-to-term encoder: nested deeper than 64 levels is
+    # refused before anything is sent; reals and binary keys come back as given
+    deep = 1
+    for _ in range(70):
+        deep = [deep]
+    st, _, e = jreq(port, "POST", "/api/v1/tasks", {"type": "echo", "payload": deep}, key=key)
+    assert st == 422 and "64" in e.get("detail", ""), (st, e)
+    pl = {"r": 2.5, "k": [{"n": None, "t": True}], "é": "x"}
+    st, _, b2 = jreq(port, "POST", "/api/v1/tasks", {"type": "echo", "payload": pl}, key=key)
+    assert st == 202, (st, b2)
+    wait_until(lambda: jreq(port, "GET", "/api/v1/tasks/" + b2["id"])[2].get("state") == "succeeded",
+               what="the echo task with a nested payload done")
+    assert jreq(port, "GET", "/api/v1/tasks/" + b2["id"])[2]["result"] == pl
     assert jreq(port, "GET", "/api/v1/tasks/nosuch")[0] == 404
     st, _, lst = jreq(port, "GET", "/api/v1/tasks?state=queued")
     # (the coordinator keeps its queue on disk across runs: earlier runs' tasks may be listed)

@@ -152,7 +152,37 @@ admin_cli(#{b := B, w := W}) ->
     ?assertEqual(1, RcBadCookie),
     [?assertEqual(nomatch, string:find(O, "Sanitizer")) || O <- [OutPing, OutInfo, OutDead]],
     %% the node is unharmed
-    ?assertEqual(pong, gen_server:call({beamlet, B}, ping, 10000)).
+    ?assertEqual(pong, gen_server:call({beamlet, B}, ping, 10000)),
+    cli_sends_no_replication_to_beam().
+
+%% The CLI's client node talks to a plain BEAM node (this runner) without sending it the
+%% replicated tables' messages (bl_reg_sync, bl_ps_want, ...): processes named like beamlet's
+%% services here record what they get; what names the CLI's node must be nothing.
+cli_sends_no_replication_to_beam() ->
+    Names = [beamlet_registry, beamlet_pubsub, beamlet_pg, beamlet_global, beamlet_cconf],
+    [?assertEqual(undefined, whereis(N)) || N <- Names],
+    Recs = [{N, spawn(fun() -> recorder([]) end)} || N <- Names],
+    [true = register(N, P) || {N, P} <- Recs],
+    try
+        {Rc, Out} = bl_test_util:admin("ping", node()),
+        ?assertEqual({0, true}, {Rc, string:find(Out, "pong") =/= nomatch}),
+        timer:sleep(1500), % a nodeup's sync would have come by now
+        FromCli = [{N, M} || {N, P} <- Recs, M <- recorded(P),
+                             string:find(io_lib:format("~0p", [M]), "beamlet_cli_") =/= nomatch],
+        ?assertEqual([], FromCli)
+    after
+        [begin unregister(N), exit(P, kill) end || {N, P} <- Recs]
+    end.
+
+recorder(Acc) ->
+    receive
+        {'$recorded', From} -> From ! {'$recorded', self(), lists:reverse(Acc)}, recorder(Acc);
+        M -> recorder([M | Acc])
+    end.
+
+recorded(P) ->
+    P ! {'$recorded', self()},
+    receive {'$recorded', P, Ms} -> Ms after 5000 -> error(no_recorder) end.
 
 echo_service(#{w := W}) ->
     ?assertEqual({echo, hello}, gen_server:call({echo, W}, hello, 10000)),

@@ -455,7 +455,7 @@ exec() ->
              "{\"name\":\"bad\",\"command\":[\"/bin/false\"],\"interval_s\":3600}]",
     Ax = start_named("txa" ++ bl_test_util:unique(""),
                      ["--role", "agent", "--cluster", C, "--join", atom_to_list(Co),
-                      "--capabilities", "exec", "--task-exec-allow", "/bin/echo,/usr/bin/seq",
+                      "--capabilities", "exec", "--task-exec-allow", "/bin/echo,/usr/bin/seq,/bin/sleep",
                       "--task-exec-output-max", "300", "--health-checks", Checks]),
     An = agent("txn" ++ bl_test_util:unique(""), C, [Co], ["plain"], 4),
     settled([Co, Ax, An], [Ax, An]),
@@ -491,6 +491,19 @@ exec() ->
     #{state := timed_out} =
         wait_final(Co, submit(Co, #{type => <<"exec">>, timeout_ms => 300,
                                     payload => #{<<"argv">> => [<<"/usr/bin/seq">>, <<"inf">>]}})),
+    %% ... and leaves no process behind: the agent has no child left (killed and reaped on
+    %% its loop, runtime/child.c)
+    #{os_pid := AxPid} = erpc:call(Ax, beamlet, info, [], 10000),
+    Kids = fun() -> string:trim(os:cmd("pgrep -P " ++ integer_to_list(AxPid))) end,
+    until(fun() -> Kids() =:= "" end),
+    %% a cancel kills a running command the same way, and the agent keeps answering meanwhile
+    Long = submit(Co, #{type => <<"exec">>, payload => #{<<"argv">> => [<<"/bin/sleep">>, <<"60">>]}}),
+    until(fun() -> Kids() =/= "" end),
+    ?assertMatch(#{state := running}, get(Co, Long)),
+    ?assert(is_list(gen_server:call({beamlet_tasks, Ax}, handlers, 5000))),
+    {ok, _} = call(Co, {cancel, Long}),
+    until(fun() -> Kids() =:= "" end),
+    ?assertMatch(#{state := cancelled}, get(Co, Long)),
     ?assertMatch(#{state := queued}, get(Co, Nowhere)),
     {ok, _} = call(Co, {cancel, Nowhere}),
     %% health.check runs a check of the agent now

@@ -470,6 +470,47 @@ static void test_set_join(void **state)
     assert_contains(err, "join");
 }
 
+/* the list keys share one item walk: each refusal names the first bad item and says why;
+ * blanks before an item are skipped */
+static void test_list_keys(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key, *good, *bad, *why;
+    } C[] = {
+        {"task_exec_allow", "/bin/true, /usr/bin/env", "/bin/true,bin/x,/y",
+         "invalid task_exec_allow: 'bin/x' is not an absolute path"},
+        {"metadata", "zone=a, rack=3", "zone=a,=x,novalue",
+         "invalid metadata: '=x' is not key=value"},
+        {"alert_webhooks", "http://a/x, https://b/y", "http://a, ftp://b,x",
+         "invalid alert_webhooks: 'ftp://b' is not an http:// or https:// URL"},
+        {"allow", "a@h1, b@,h2", "a@h1 a@b@c,h",
+         "invalid allow: 'a@b@c' is not NAME@HOST, NAME@ or HOST"},
+        {"join", "a@h1, b@h2", "a@h1,,nohost",
+         "invalid join: 'nohost' is not a node name NAME@HOST"},
+    };
+    for (size_t i = 0; i < sizeof(C) / sizeof(C[0]); i++) {
+        bl_config c;
+        char err[512] = "";
+        bl_config_init(&c);
+        assert_int_equal(bl_config_set(&c, C[i].key, C[i].good, err, sizeof(err)), BL_OK);
+        assert_int_equal(bl_config_set(&c, C[i].key, C[i].bad, err, sizeof(err)), BL_ECONFIG);
+        assert_string_equal(err, C[i].why);
+    }
+    bl_config c;
+    char err[512] = "";
+    bl_config_init(&c);
+    char list[34 * 16] = "";
+    for (int i = 0; i < 33; i++) {
+        char one[16];
+        snprintf(one, sizeof(one), "%sn%d@h", i ? "," : "", i);
+        strcat(list, one);
+    }
+    assert_int_equal(bl_config_set(&c, "join", list, err, sizeof(err)), BL_ECONFIG);
+    assert_string_equal(err, "invalid join: more than 32 seeds");
+    assert_int_equal(c.njoin, 0); /* nothing taken from a refused value */
+}
+
 static void test_set_unknown_key(void **state)
 {
     (void)state;
@@ -842,14 +883,14 @@ static void test_key_table(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),           cmocka_unit_test(test_set_each_key),
-        cmocka_unit_test(test_set_cluster_keys),   cmocka_unit_test(test_set_enum_values),
-        cmocka_unit_test(test_set_names),          cmocka_unit_test(test_set_join),
-        cmocka_unit_test(test_set_unknown_key),    cmocka_unit_test(test_file_all_types),
-        cmocka_unit_test(test_file_errors),        cmocka_unit_test(test_precedence),
-        cmocka_unit_test(test_args_errors),        cmocka_unit_test(test_env_aliases),
-        cmocka_unit_test(test_file_notes_skipped), cmocka_unit_test(test_tls_keys),
-        cmocka_unit_test(test_key_table),
+        cmocka_unit_test(test_defaults),         cmocka_unit_test(test_set_each_key),
+        cmocka_unit_test(test_set_cluster_keys), cmocka_unit_test(test_set_enum_values),
+        cmocka_unit_test(test_set_names),        cmocka_unit_test(test_set_join),
+        cmocka_unit_test(test_list_keys),        cmocka_unit_test(test_set_unknown_key),
+        cmocka_unit_test(test_file_all_types),   cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_precedence),       cmocka_unit_test(test_args_errors),
+        cmocka_unit_test(test_env_aliases),      cmocka_unit_test(test_file_notes_skipped),
+        cmocka_unit_test(test_tls_keys),         cmocka_unit_test(test_key_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,6 +84,40 @@ static void test_new_child(void **state)
     assert_int_equal(bl_trace_child(&none, &c), BL_EINVAL);
 }
 
+/* a stored trace id back to a trace: same id, a fresh non-zero span, the flags given */
+static void test_from_id(void **state)
+{
+    (void)state;
+    bl_trace a, b, c;
+    char id[BL_TRACE_ID_LEN], back[BL_TRACE_ID_LEN];
+    assert_int_equal(bl_trace_new(&a, BL_TRACE_SAMPLED), BL_OK);
+    assert_int_equal(bl_trace_id_hex(&a, id, sizeof(id)), BL_OK);
+    assert_int_equal(bl_trace_from_id(id, 0, &b), BL_OK);
+    assert_true(b.valid);
+    assert_memory_equal(a.trace_id, b.trace_id, 16);
+    assert_int_equal(b.flags, 0);
+    static const uint8_t zero[8];
+    assert_memory_not_equal(b.span_id, zero, 8);
+    assert_int_equal(bl_trace_id_hex(&b, back, sizeof(back)), BL_OK);
+    assert_string_equal(back, id);
+    assert_int_equal(bl_trace_from_id(id, BL_TRACE_SAMPLED, &c), BL_OK);
+    assert_int_equal(c.flags, BL_TRACE_SAMPLED);
+    assert_memory_not_equal(b.span_id, c.span_id, 8);
+    /* what bl_trace_id_valid refuses, refused and cleared */
+    const char *bad[] = {"00000000000000000000000000000000",
+                         "4BF92F3577B34DA6A3CE929D0E0E4736",
+                         "4bf92f3577b34da6a3ce929d0e0e473",
+                         "4bf92f3577b34da6a3ce929d0e0e47361",
+                         "4bf92f3577b34da6a3ce929d0e0e473g",
+                         "",
+                         NULL};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(bl_trace_from_id(bad[i], 0, &c), BL_EINVAL);
+        assert_false(c.valid);
+    }
+    assert_int_equal(bl_trace_from_id(id, 0, NULL), BL_EINVAL);
+}
+
 static void test_current(void **state)
 {
     (void)state;
@@ -255,9 +289,10 @@ static void test_log_lines(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),   cmocka_unit_test(test_new_child),
-        cmocka_unit_test(test_current), cmocka_unit_test(test_tag),
-        cmocka_unit_test(test_seqtok),  cmocka_unit_test(test_log_lines),
+        cmocka_unit_test(test_parse),     cmocka_unit_test(test_new_child),
+        cmocka_unit_test(test_from_id),   cmocka_unit_test(test_current),
+        cmocka_unit_test(test_tag),       cmocka_unit_test(test_seqtok),
+        cmocka_unit_test(test_log_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

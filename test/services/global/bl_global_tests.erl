@@ -78,6 +78,8 @@ mixed() ->
     ?assertEqual(C1, glob(W, {whereis, N1})),
     ?assert(lists:member(N1, glob(W, registered))),
     ?assertMatch([{N1, C1, W, beam}], [T || T = {X, _, _, _} <- glob(W, table), X =:= N1]),
+    %% registered and table list the same names (one encoder)
+    ?assertEqual(lists:sort(glob(W, registered)), lists:sort([X || {X, _, _, _} <- glob(W, table)])),
     %% a name taken in BEAM global: no
     N2 = name("beamname"),
     yes = global:register_name(N2, self()),
@@ -101,6 +103,19 @@ mixed() ->
     ?assertEqual({error, badarg}, glob(W, {whereis, 1})),
     ?assertEqual({error, badarg}, glob(W, nonsense)),
     ?assertEqual({error, badarg}, glob(W, {set_resolve, bogus})),
+    ?assertEqual({error, badarg}, glob(W, {set_mode, bogus})),
+    ?assertEqual({error, badarg}, glob(W, {set_mode, 1})),
+    %% both settings change through the one handler, each its own field; then back
+    {Mode0, Resolve0} = glob(W, config),
+    ok = glob(W, {set_resolve, notify_all_name}),
+    ?assertEqual({Mode0, notify_all_name}, glob(W, config)),
+    ok = glob(W, {set_mode, beamlet}),
+    ?assertEqual({beamlet, notify_all_name}, glob(W, config)),
+    ?assertEqual({error, badarg}, glob(W, {set_mode, random_exit_name})),
+    ?assertEqual({beamlet, notify_all_name}, glob(W, config)),
+    ok = glob(W, {set_mode, Mode0}),
+    ok = glob(W, {set_resolve, Resolve0}),
+    ?assertEqual({Mode0, Resolve0}, glob(W, config)),
     %% the C process ends: the name goes at once, on both BEAM nodes
     ok = ctl(W, {exit, C1}),
     until(fun() -> global:whereis_name(N1) =:= undefined end),
