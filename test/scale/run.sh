@@ -22,7 +22,18 @@ pgrep -x epmd >/dev/null || epmd -daemon
 result() { [ -n "${BL_RESULTS:-}" ] && echo "scale $1 $2" >>"$BL_RESULTS"; }
 if ! erlc -Wall -o "$EBIN" test/scale/bl_scale.erl; then result 0 1; exit 1; fi
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; sleep 1; for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; }
+# SIGTERM, then up to 20 s to exit: an ASan node runs its leak check on the way out, and a kill -9
+# in the middle of it (after 1 s, on a loaded machine) left a sanitizer report of its own
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for _ in $(seq 1 40); do
+        local left=0
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && left=1; done
+        [ "$left" -eq 0 ] && return
+        sleep 0.5
+    done
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+}
 trap cleanup EXIT
 cl="scale$$"
 seed="s1_$$@$HOST"
