@@ -252,8 +252,7 @@ int bl__cli_admin(admin *a, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    /* handshake threads would each keep a malloc arena; one shared arena is plenty here */
-    mallopt(M_ARENA_MAX, 1);
+    bl__memory_policy(); /* memory.c: one malloc arena; large blocks mapped on their own */
     ei_init();
     int rc;
     if (bl__cli_dispatch(argc, argv, &rc)) return rc;

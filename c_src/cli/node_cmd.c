@@ -207,6 +207,7 @@ int bl__node_run(bl_node *n, int argc, char **argv)
     int rc = bl__admin_start(n, &ctx);
     if (rc == BL_OK) rc = bl_node_on_signal(n, SIGHUP, on_sighup, &ctx);
     if (rc == BL_OK) rc = bl__sysd_start(&ctx);
+    if (rc == BL_OK) rc = bl__memory_start(n);
     if (rc != BL_OK) {
         bl_log(n, BL_LOG_ERROR, "cannot start the node's admin side: %s", bl_strerror(rc));
         json_decref(ctx.sources);

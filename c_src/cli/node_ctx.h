@@ -34,6 +34,10 @@ const char *bl__display_key(const char *key);
  * (handshakes, lookups, metrics) inherits the block and the signal reaches the loop's signalfd
  * instead of killing the process. */
 void bl__node_block_signals(void);
+/* memory.c: the allocator's policy for a node process (before any thread starts), and the
+ * loop's periodic return of free heap pages (after bl_node_start). */
+void bl__memory_policy(void);
+int bl__memory_start(bl_node *n);
 /* Run the node's loop with the admin process, SIGHUP reload and systemd notification. */
 int bl__node_run(bl_node *n, int argc, char **argv);
 

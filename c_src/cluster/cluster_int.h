@@ -10,9 +10,9 @@ typedef struct member {
     char node[BL_NODE_LEN];
     char role[32];
     char version[32];
-    char capabilities[512];
-    char metadata[1024];
-    int is_beam; /* a BEAM node: present while connected */
+    char *capabilities; /* on the heap, sized to the value (NULL: none); was 1.5 KB of arrays */
+    char *metadata;     /* per member, most of them empty (membership.c set_text) */
+    int is_beam;        /* a BEAM node: present while connected */
     int is_self;
     bl_member_state state;
     unsigned long long epoch, inc; /* started_at_ms, incarnation */

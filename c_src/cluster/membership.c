@@ -260,6 +260,23 @@ static void set_state(bl_cluster *c, member *m, bl_member_state s)
     cl_emit(c, BL_EV_NODE_STATE_CHANGED, m, old, s);
 }
 
+/* A member's capabilities or metadata: a copy sized to v (the old one stays if out of memory) */
+static void set_text(char **dst, const char *v)
+{
+    if (*dst ? !strcmp(*dst, v) : !*v) return;
+    char *d = *v ? strdup(v) : NULL;
+    if (*v && !d) return;
+    free(*dst);
+    *dst = d;
+}
+
+static void member_free(member *m)
+{
+    free(m->capabilities);
+    free(m->metadata);
+    free(m);
+}
+
 /* is_beam is set before the node_joined event, so subscribers see a BEAM member as one. */
 static member *add_member_as(bl_cluster *c, const char *node, const char *role, bl_member_state s,
                              int is_beam)
@@ -287,7 +304,7 @@ static void remove_member(bl_cluster *c, member *m, const char *why)
     bl_log(c->n, BL_LOG_DEBUG, "forgetting member %s: %s", m->node, why);
     HASH_DEL(c->members, m);
     cl_emit(c, BL_EV_NODE_LEFT, m, m->state, m->state);
-    free(m);
+    member_free(m);
 }
 
 unsigned cl_coordinators(bl_cluster *c, int *self_is)
@@ -352,9 +369,9 @@ static void encode_member(bl_cluster *c, ei_x_buff *x, const member *m, int with
     ei_x_encode_atom(x, "version");
     ei_x_encode_binary(x, m->version, (long)strlen(m->version));
     ei_x_encode_atom(x, "capabilities");
-    encode_list_str(x, m->capabilities, 0);
+    encode_list_str(x, m->capabilities ? m->capabilities : "", 0);
     ei_x_encode_atom(x, "metadata");
-    encode_list_str(x, m->metadata, 1);
+    encode_list_str(x, m->metadata ? m->metadata : "", 1);
     ei_x_encode_atom(x, "kind");
     ei_x_encode_atom(x, m->is_beam ? "beam" : "beamlet");
     if (with_age) {
@@ -599,8 +616,8 @@ static void merge(bl_cluster *c, const rec *r, const char *via)
         m->inc = r->inc;
         heard(c, m, now); /* give it a full silence window to show up */
         snprintf(m->version, sizeof(m->version), "%s", r->version);
-        snprintf(m->capabilities, sizeof(m->capabilities), "%s", r->caps);
-        snprintf(m->metadata, sizeof(m->metadata), "%s", r->meta);
+        set_text(&m->capabilities, r->caps);
+        set_text(&m->metadata, r->meta);
         if (!bl_is_connected(n, m->node)) bl_connect(n, m->node);
         relay_update(c, m, via); /* new to us: relay once */
         return;
@@ -614,8 +631,8 @@ static void merge(bl_cluster *c, const rec *r, const char *via)
         m->inc = r->inc;
         snprintf(m->role, sizeof(m->role), "%s", r->role);
         snprintf(m->version, sizeof(m->version), "%s", r->version);
-        snprintf(m->capabilities, sizeof(m->capabilities), "%s", r->caps);
-        snprintf(m->metadata, sizeof(m->metadata), "%s", r->meta);
+        set_text(&m->capabilities, r->caps);
+        set_text(&m->metadata, r->meta);
     }
     int heard_recently = silence_of(c, m, now) < silence_limit(c) && bl_is_connected(n, m->node);
     switch (r->state) {
@@ -705,7 +722,7 @@ static void handle_hello(bl_cluster *c, const char *buf, int idx)
     member *m = find(c, peer.node);
     if (m && m->is_beam < 0) { /* the placeholder of a fresh connection: now we know */
         HASH_DEL(c->members, m);
-        free(m);
+        member_free(m);
         m = NULL;
     } else if (m && m->is_beam) { /* listed as BEAM before its hello arrived */
         m->is_beam = 0;
@@ -723,8 +740,8 @@ static void handle_hello(bl_cluster *c, const char *buf, int idx)
     }
     snprintf(m->role, sizeof(m->role), "%s", peer.role);
     snprintf(m->version, sizeof(m->version), "%s", peer.version);
-    snprintf(m->capabilities, sizeof(m->capabilities), "%s", peer.caps);
-    snprintf(m->metadata, sizeof(m->metadata), "%s", peer.meta);
+    set_text(&m->capabilities, peer.caps);
+    set_text(&m->metadata, peer.meta);
     if (peer.state == BL_MEMBER_ACTIVE || peer.state == BL_MEMBER_JOINING)
         set_state(c, m, BL_MEMBER_ACTIVE);
     if (c->self->state == BL_MEMBER_JOINING) set_state(c, c->self, BL_MEMBER_ACTIVE);
@@ -980,7 +997,7 @@ static void on_node_event(bl_node *n, bl_node_event ev, const char *node, const 
     if (m->is_beam) {
         if (m->is_beam < 0) {
             HASH_DEL(c->members, m);
-            free(m);
+            member_free(m);
         } else {
             remove_member(c, m, "BEAM node disconnected");
         }
@@ -1082,13 +1099,13 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
             if (now - m->connected_at >= HELLO_WAIT) {
                 if (!bl_is_connected(n, m->node)) {
                     HASH_DEL(c->members, m);
-                    free(m);
+                    member_free(m);
                     continue;
                 }
                 HASH_DEL(c->members, m);
                 char node[BL_NODE_LEN];
                 snprintf(node, sizeof(node), "%s", m->node);
-                free(m);
+                member_free(m);
                 (void)add_member_as(c, node, "beam", BL_MEMBER_ACTIVE, 1);
             }
             continue;
@@ -1353,8 +1370,8 @@ int bl_cluster_start(bl_node *n)
     snprintf(s->node, sizeof(s->node), "%s", n->name);
     snprintf(s->role, sizeof(s->role), "%s", n->cfg.role);
     snprintf(s->version, sizeof(s->version), "%s", BL_VERSION);
-    snprintf(s->capabilities, sizeof(s->capabilities), "%s", n->cfg.capabilities);
-    snprintf(s->metadata, sizeof(s->metadata), "%s", n->cfg.metadata);
+    set_text(&s->capabilities, n->cfg.capabilities);
+    set_text(&s->metadata, n->cfg.metadata);
     s->is_self = 1;
     s->epoch = bl_now_ms();
     s->state = n->cfg.njoin > 0 ? BL_MEMBER_JOINING : BL_MEMBER_ACTIVE;
@@ -1403,7 +1420,7 @@ void bl_cluster_free(bl_node *n)
     HASH_ITER(hh, c->members, m, t)
     {
         HASH_DEL(c->members, m);
-        free(m);
+        member_free(m);
     }
     rejected *r, *rt;
     HASH_ITER(hh, c->rejected, r, rt)

@@ -358,7 +358,7 @@ static void observe(eval_ctx *c, const bl__rule *r, const char *node, const char
 }
 
 /* one node's metrics against every metric rule */
-static void eval_node(eval_ctx *c, const char *node, const char (*mounts)[128], const double *used,
+static void eval_node(eval_ctx *c, const char *node, const char *const *mounts, const double *used,
                       int nmounts, double mem_avail, double load1pc, double load5pc, double cpu,
                       int have_mem)
 {
@@ -419,22 +419,22 @@ static void evaluate(bl__alerts *al, bl_member_info *mi, int nm)
         const char *node = mi[i].node;
         if (bl_is_local_node(n, node)) {
             if (h->maintenance || !h->have) continue;
-            char mounts[BL_HEALTH_MAX_FS][128];
+            const char *mounts[BL_HEALTH_MAX_FS];
             double used[BL_HEALTH_MAX_FS];
             int k = 0;
             for (; k < h->cur.nfs; k++) {
-                snprintf(mounts[k], sizeof(mounts[k]), "%s", h->cur.fs[k].mount);
+                mounts[k] = h->cur.fs[k].mount;
                 used[k] = h->cur.fs[k].used_percent;
             }
             double cpus = h->cur.ncpu ? h->cur.ncpu : 1;
-            eval_node(&c, node, (const char(*)[128])mounts, used, k, h->eval.mem_available_percent,
+            eval_node(&c, node, mounts, used, k, h->eval.mem_available_percent,
                       h->cur.load1 / cpus, h->cur.load5 / cpus, h->cur.cpu_pct.busy,
                       h->cur.mem_total > 0);
         } else if (mi[i].state == BL_MEMBER_ACTIVE) {
             bl__peer *p = bl__view_peer(h, node);
             if (!p || p->maintenance) continue;
             double cpus = p->ncpu ? p->ncpu : 1;
-            eval_node(&c, node, (const char(*)[128])p->mounts, p->used, p->nmounts, p->mem_avail,
+            eval_node(&c, node, p->mounts, p->used, p->nmounts, p->mem_avail,
                       p->load1 / cpus, p->load5 / cpus, p->cpu, 1);
         }
     }

@@ -21,26 +21,26 @@ typedef struct hsub {
     void *ud;
 } hsub;
 
-/* what a peer's beamlet_health last said about its node (view.c) */
+/* what a peer's beamlet_health last said about its node (view.c). Kept for every member, so it is
+ * packed: the strings live in one block (text) sized to what the peer sent, not in worst-case
+ * arrays (that was 3.8 KB per peer). */
 typedef struct bl__peer {
     UT_hash_handle hh;
-    char node[BL_NODE_LEN];
     bl__node_status status;
     int maintenance;
-    double cpu, mem_avail, disk_max, load1;
+    double cpu, mem_avail, disk_max, load1, load5;
     unsigned ncpu;
-    int nreasons;
-    char reasons[BL__MAX_REASONS][128];
-    char maint_who[128];
-    double load5;
-    int nmounts;
-    char mounts[8][128];
+    int nreasons, nmounts, nchecks;
+    const char *reasons[BL__MAX_REASONS]; /* into text */
+    const char *maint_who;                /* into text; "" when none */
+    const char *mounts[8];                /* into text */
     double used[8];
-    double per_day[8]; /* growth of used, percent per day (0: none known) */
-    int nchecks;
-    char check_names[16][64];
-    int check_status[16]; /* -1 none yet, 0 passing, 1 warning, 2 critical */
+    double per_day[8];            /* growth of used, percent per day (0: none known) */
+    const char *check_names[16];  /* into text */
+    signed char check_status[16]; /* -1 none yet, 0 passing, 1 warning, 2 critical */
     ev_tstamp at;
+    char *text;
+    char node[]; /* the hash key */
 } bl__peer;
 
 /* the state of the beamlet_health process */

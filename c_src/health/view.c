@@ -117,6 +117,64 @@ void bl__view_sampled(health *h)
     bl__view_broadcast(h);
 }
 
+/* a summary as decoded, in bounded arrays on the stack; pack() keeps only what was sent */
+typedef struct peer_in {
+    double cpu, mem_avail, disk_max, load1, load5;
+    int nreasons, nmounts, nchecks;
+    char reasons[BL__MAX_REASONS][128];
+    char maint_who[128];
+    char mounts[8][128];
+    double used[8], per_day[8];
+    char check_names[16][64];
+    int check_status[16];
+} peer_in;
+
+static size_t strs_len(int n, const char *s, size_t stride)
+{
+    size_t t = 0;
+    for (int i = 0; i < n; i++)
+        t += strlen(s + (size_t)i * stride) + 1;
+    return t;
+}
+
+static const char *put(char **w, const char *s)
+{
+    size_t l = strlen(s) + 1;
+    memcpy(*w, s, l);
+    const char *r = *w;
+    *w += l;
+    return r;
+}
+
+/* Replaces p's strings and figures with in's; p keeps its old ones when out of memory. */
+static int pack(bl__peer *p, const peer_in *in)
+{
+    size_t need = strs_len(in->nreasons, in->reasons[0], sizeof(in->reasons[0])) +
+                  strlen(in->maint_who) + 1 +
+                  strs_len(in->nmounts, in->mounts[0], sizeof(in->mounts[0])) +
+                  strs_len(in->nchecks, in->check_names[0], sizeof(in->check_names[0]));
+    char *text = malloc(need), *w = text;
+    if (!text) return -1;
+    free(p->text);
+    p->text = text;
+    p->cpu = in->cpu, p->mem_avail = in->mem_avail, p->disk_max = in->disk_max;
+    p->load1 = in->load1, p->load5 = in->load5;
+    p->nreasons = in->nreasons, p->nmounts = in->nmounts, p->nchecks = in->nchecks;
+    for (int i = 0; i < in->nreasons; i++)
+        p->reasons[i] = put(&w, in->reasons[i]);
+    p->maint_who = put(&w, in->maint_who);
+    for (int i = 0; i < in->nmounts; i++) {
+        p->mounts[i] = put(&w, in->mounts[i]);
+        p->used[i] = in->used[i];
+        p->per_day[i] = in->per_day[i];
+    }
+    for (int i = 0; i < in->nchecks; i++) {
+        p->check_names[i] = put(&w, in->check_names[i]);
+        p->check_status[i] = (signed char)in->check_status[i];
+    }
+    return 0;
+}
+
 static int status_of(const char *a)
 {
     for (int i = 0; i < 4; i++)
@@ -132,7 +190,7 @@ int bl__view_on_msg(health *h, const bl_msg *m)
     if (ei_decode_tuple_header(buf, &idx, &ar) < 0 || ar != 15 ||
         ei_decode_atom(buf, &idx, tag) < 0 || strcmp(tag, "bl_health_sum"))
         return 0;
-    bl__peer tmp;
+    peer_in tmp;
     memset(&tmp, 0, sizeof(tmp));
     int maint;
     unsigned long ncpu;
@@ -239,21 +297,22 @@ int bl__view_on_msg(health *h, const bl_msg *m)
     HASH_FIND_STR(h->peers, node, p);
     if (!p) {
         if (HASH_COUNT(h->peers) >= MAX_MEMBERS) return 1;
-        p = calloc(1, sizeof(*p));
+        size_t nl = strlen(node) + 1;
+        p = calloc(1, sizeof(*p) + nl);
         if (!p) return 1;
-        snprintf(p->node, sizeof(p->node), "%s", node);
+        memcpy(p->node, node, nl);
+        if (pack(p, &tmp) < 0) {
+            free(p);
+            return 1;
+        }
         HASH_ADD_STR(h->peers, node, p);
+    } else if (pack(p, &tmp) < 0) {
+        return 1; /* out of memory: the last summary stays */
     }
-    UT_hash_handle hh = p->hh;
-    int was_maint = p->maintenance;
-    *p = tmp;
-    p->hh = hh;
-    snprintf(p->node, sizeof(p->node), "%s", node);
     p->status = (bl__node_status)status_of(st);
     p->maintenance = maint;
     p->ncpu = (unsigned)ncpu;
     p->at = ev_now(h->n->loop);
-    (void)was_maint;
     return 1;
 }
 
@@ -265,7 +324,7 @@ int bl__view_node_maintenance(health *h, const char *node)
     return p && ev_now(h->n->loop) - p->at <= stale_after(h) ? p->maintenance : 0;
 }
 
-static void encode_reasons(ei_x_buff *x, int n, char (*r)[128])
+static void encode_reasons(ei_x_buff *x, int n, const char *const *r)
 {
     ei_x_encode_atom(x, "reasons");
     for (int i = 0; i < n; i++) {
@@ -371,7 +430,10 @@ void bl__view_encode_health(health *h, ei_x_buff *x)
             bl__kv_dbl(x, "disk_max_used_percent", h->eval.disk_max_percent);
             bl__kv_dbl(x, "load1", h->cur.load1);
             bl__kv_u64(x, "cpus", h->cur.ncpu);
-            encode_reasons(x, h->eval.nreasons, h->eval.reasons);
+            const char *lr[BL__MAX_REASONS];
+            for (int k = 0; k < h->eval.nreasons && k < BL__MAX_REASONS; k++)
+                lr[k] = h->eval.reasons[k];
+            encode_reasons(x, h->eval.nreasons, lr);
         } else {
             bl__peer *p = NULL, none;
             HASH_FIND_STR(h->peers, mi[i].node, p);
@@ -398,6 +460,7 @@ void bl__view_free(health *h)
     HASH_ITER(hh, h->peers, p, t)
     {
         HASH_DEL(h->peers, p);
+        free(p->text);
         free(p);
     }
 }

@@ -88,10 +88,12 @@ static void open_db(bl__store *s)
         return;
     }
     s->sq.busy_timeout(s->db, 2000);
-    /* auto_vacuum only takes on a new file (before the first table) */
+    /* auto_vacuum only takes on a new file (before the first table). The page cache is bounded
+     * at 512 KiB: SQLite's default lets it grow to 2 MB per connection as the history is written
+     * and read, as much again as a quiet node's own memory; the kernel caches the file anyway. */
     if (bl__store_exec(&s->sq, s->db,
                        "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL;"
-                       "PRAGMA synchronous=NORMAL;") < 0 ||
+                       "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-512;") < 0 ||
         (s->schema && bl__store_exec(&s->sq, s->db, s->schema) < 0)) {
         snprintf(s->error, sizeof(s->error), "cannot initialise %s: %s", s->path,
                  s->sq.errmsg(s->db));

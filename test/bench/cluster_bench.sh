@@ -119,7 +119,9 @@ CC=$(median <"$OUT/cconf.txt")
 CCA=$(median <"$OUT/cconf-ack.txt")
 echo "   set -> applied on all 10: $(tr '\n' ' ' <"$OUT/cconf.txt")ms; median $CC ms (the CLI's set, acknowledged by a majority of coordinators: median $CCA ms, including its client node start)"
 
-# Boot N C nodes at once (one seed, every other --join it); prints "ms rss_kb_per_node live".
+. "$ROOT/test/scale/memsum.sh"
+# Boot N C nodes at once (one seed, every other --join it); prints "ms RSS PSS USS ANON LIVE"
+# (memory in kB per node, test/scale/memsum.sh).
 c_cluster() { # N tag
     local N=$1 tag=$2 cl="big$2$$" first=${#PIDS[@]}
     local t0; t0=$(now_ms)
@@ -140,16 +142,12 @@ c_cluster() { # N tag
                             true -> io:format(\"timeout(~b left)\", [length(Left)]);
                             false -> timer:sleep(20), Loop(Left) end end end,
         Loop(Nodes), halt().")
-    local rss=0 anon=0 alive=0 v a
-    for p in "${PIDS[@]:$first}"; do
-        v=$(awk '/VmRSS/{print $2}' /proc/$p/status 2>/dev/null)
-        a=$(awk '/RssAnon/{print $2}' /proc/$p/status 2>/dev/null)
-        [ -n "$v" ] && { rss=$((rss + v)); anon=$((anon + ${a:-0})); alive=$((alive + 1)); }
-    done
+    # a few heartbeats after convergence, past one of the nodes' 10 s heap trims (cli/memory.c)
+    sleep "${BL_BENCH_SETTLE_S:-12}"
+    local mem; mem=$(bl_mem_per_node "${PIDS[@]:$first}")
     for p in "${PIDS[@]:$first}"; do kill "$p" 2>/dev/null; done
     sleep 1
-    alive=$((alive > 0 ? alive : 1))
-    echo "$conv $((rss / alive)) $alive $((anon / alive))"
+    echo "$conv $mem"
 }
 
 # Boot N BEAM nodes at once, each connecting to the first, retrying every 100 ms until it is up
@@ -190,13 +188,13 @@ read -r C30 _ _ <<<"$(c_cluster "$BN" m)"
 B30=$(beam_cluster "$BN")
 echo "   $BN C nodes agree on membership after $C30 ms; $BN BEAM nodes see each other after $B30 ms"
 N=100
-read -r CONV PER ALIVE ANON <<<"$(c_cluster $N n)"
-echo "   $N nodes agree on membership after $CONV ms (from the first exec); RSS per node $PER kB ($ANON kB of it private, the rest shared library pages) over $ALIVE live nodes"
+read -r CONV PER PSS USS ANON ALIVE <<<"$(c_cluster $N n)"
+echo "   $N nodes agree on membership after $CONV ms (from the first exec); per node over $ALIVE live nodes: RSS $PER kB, PSS $PSS kB (RSS counts the shared C library, SQLite and binary pages once per node; PSS splits them: docs/memory.md), private $USS kB, anonymous $ANON kB"
 HOGN=${BL_BENCH_HOGS:-4}
 HOGS=()
 for _ in $(seq 1 "$HOGN"); do ( while :; do :; done ) & HOGS+=($!); done
 NICE=10
-read -r CONVH _ _ _ <<<"$(c_cluster $N h)"
+read -r CONVH _ _ _ _ _ <<<"$(c_cluster $N h)"
 NICE=0
 for p in "${HOGS[@]}"; do kill "$p" 2>/dev/null; done
 wait "${HOGS[@]}" 2>/dev/null
@@ -212,4 +210,5 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0 && a ~ /^[0-9.]+$/) printf "
     printf "%-44s %9s ms %9s ms %8s  %s\n" "100-node C cluster agrees on membership" "$CONV" 5000 "$(ratio "$CONV" 5000)" "<= 1.00 (5 s)"
     printf "%-44s %9s ms %9s ms %8s  %s\n" "100 C nodes agree, $HOGN CPU hogs vs quiet" "$CONVH" "$CONV" "$(ratio "$CONVH" "$CONV")" "converges (the quiet figure is the reference)"
     printf "%-44s %9s kB %9s kB %8s  %s\n" "RSS per node at 100 nodes" "$PER" 3072 "$(ratio "$PER" 3072)" "<= 1.00 (3 MB)"
+    printf "%-44s %9s kB %9s kB %8s  %s\n" "PSS per node at 100 nodes (shared split)" "$PSS" 3072 "$(ratio "$PSS" 3072)" "<= 1.00 (3 MB)"
 } | tee "$OUT/cluster-table.txt"

@@ -7,7 +7,8 @@
 # before the boot to the end, so the nodes boot and converge on a starved machine. `make test`
 # runs it with 30 nodes of the ASan build, quiet and with 4 hogs (suite scale_load); `make
 # test-scale` with 100 (BL_SCALE_HOGS there too). Appends "SUITE P F" to $BL_RESULTS, SUITE being
-# $BL_SCALE_SUITE (scale).
+# $BL_SCALE_SUITE (scale). Prints RSS and PSS per node (test/scale/memsum.sh) when they
+# converged and after settling.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
@@ -62,12 +63,20 @@ for i in $(seq 1 "$N"); do
         $join >"$LOG/s$i.log" 2>&1 &
     PIDS+=($!)
 done
-rss_total() { local t=0 v; for p in "${PIDS[@]}"; do v=$(awk '/VmRSS/{print $2}' /proc/"$p"/status 2>/dev/null); t=$((t + ${v:-0})); done; echo "$t"; }
+. test/scale/memsum.sh
 NODES=$(for i in $(seq 1 "$N"); do printf "'s%s_%s@%s'," "$i" "$$" "$HOST"; done)
 erl -sname "scale_obs_$$" -setcookie "$COOKIE" -noshell -pa "$EBIN" \
     -eval "bl_scale:check([${NODES%,}], $N, $DEADLINE_MS, ${BL_SCALE_SETTLE_MS:-10000})"
 rc=$?
-echo "  RSS: $(( $(rss_total) / N )) kB per node"
+# memory once every node answered, and again after a few heartbeats (docs/memory.md: RSS counts
+# the shared libraries once per node, PSS splits them between the nodes)
+mem() {
+    read -r rss pss uss anon live <<<"$(bl_mem_per_node "${PIDS[@]}")"
+    echo "  memory per node at $N nodes ($1, $live live): RSS $rss kB, PSS $pss kB (private $uss kB, anonymous $anon kB)"
+}
+mem "converged"
+sleep "${BL_SCALE_SETTLE_S:-12}" # a node hands freed heap back every 10 s (cli/memory.c)
+mem "settled ${BL_SCALE_SETTLE_S:-12} s later"
 dead=0
 for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || dead=$((dead + 1)); done
 [ "$dead" -gt 0 ] && { echo "  FAILED: $dead node(s) died"; rc=1; }
