@@ -220,6 +220,7 @@ config get
 config set
 config unset
 config history
+config status
 config watch
 service list
 service restart
@@ -232,12 +233,12 @@ while read -r c; do
     out=$("$BIN" $c --help 2>&1)
     if [ $? -eq 0 ] && grep -q "^usage: beamlet $c" <<<"$out"; then n=$((n + 1)); else bad "'$c --help': $out"; fi
 done <<<"$cmds"
-[ "$n" -eq 22 ] && ok "--help on all $n commands" || bad "only $n commands with --help"
+[ "$n" -eq 23 ] && ok "--help on all $n commands" || bad "only $n commands with --help"
 
 # ---- completion ----
 "$BIN" completion bash >"$TMP/c.bash"
 comp() { bash -c ". '$TMP/c.bash'; COMP_WORDS=($1); COMP_CWORD=$2; _beamlet; echo \"\${COMPREPLY[*]}\""; }
-[[ " $(comp 'beamlet con' 1) " == *" config "* ]] && [[ "$(comp 'beamlet config ""' 2)" == "template validate show keys get set unset history watch" ]] &&
+[[ " $(comp 'beamlet con' 1) " == *" config "* ]] && [[ "$(comp 'beamlet config ""' 2)" == "template validate show keys get set unset history status watch" ]] &&
     [[ " $(comp 'beamlet node --log-l' 2) " == *" --log-level "* ]] && [[ "$(comp 'beamlet config template ""' 3)" == "dev staging prod" ]] &&
     ok "bash completion: commands, subcommands, node flags, template names" || bad "bash completion"
 if command -v zsh >/dev/null; then
