@@ -331,17 +331,31 @@ static int cc_error(bl__cli_opts *o, json_t *j)
     return 0;
 }
 
-static int get_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
+/* The head of every beamlet_config reply: the reply decoded, {error, Message} and a reply that
+ * is not of the JSON type expected printed. Returns the reply (the caller's to free), or NULL
+ * after printing: the command exits 1. */
+static json_t *cc_reply(bl__cli_opts *o, const char *buf, int index, json_type type)
 {
     int i = index;
     json_t *j = bl_term_to_json(buf, &i);
-    int rc = 0;
     if (cc_error(o, j)) {
-        rc = 1;
-    } else if (!json_is_object(j)) {
+        json_decref(j);
+        return NULL;
+    }
+    if (!j || json_typeof(j) != type) {
         fprintf(stderr, "beamlet %s: %s: unexpected reply\n", o->cmd, o->target);
-        rc = 1;
-    } else if (o->format && !strcmp(o->format, "json")) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static int get_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
+{
+    json_t *j = cc_reply(o, buf, index, JSON_OBJECT);
+    if (!j) return 1;
+    int rc = 0;
+    if (o->format && !strcmp(o->format, "json")) {
         bl__cli_print_json(j);
     } else {
         json_t *rows = json_object_get(j, "settings");
@@ -377,14 +391,12 @@ static int get_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
 static int write_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
 {
     (void)ud;
-    int i = index;
-    json_t *j = bl_term_to_json(buf, &i);
+    json_t *j = cc_reply(o, buf, index, JSON_ARRAY); /* {ok | pending, Map} */
+    if (!j) return 1;
     int rc = 0;
-    json_t *m = json_is_array(j) ? json_array_get(j, 1) : NULL;
-    const char *tag = json_is_array(j) ? json_string_value(json_array_get(j, 0)) : NULL;
-    if (cc_error(o, j)) {
-        rc = 1;
-    } else if (json_is_object(m) && tag && !strcmp(tag, "pending")) {
+    json_t *m = json_array_get(j, 1);
+    const char *tag = json_string_value(json_array_get(j, 0));
+    if (json_is_object(m) && tag && !strcmp(tag, "pending")) {
         /* held by the leader, not by a majority in time: it may still be, or be rolled back */
         rc = 3;
         if (o->format && !strcmp(o->format, "json"))
@@ -443,15 +455,9 @@ static void print_change(json_t *h)
 static int history_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
 {
     (void)ud;
-    int i = index;
-    json_t *j = bl_term_to_json(buf, &i);
-    int rc = 0;
-    if (cc_error(o, j)) {
-        rc = 1;
-    } else if (!json_is_array(j)) {
-        fprintf(stderr, "beamlet %s: %s: unexpected reply\n", o->cmd, o->target);
-        rc = 1;
-    } else if (o->format && !strcmp(o->format, "json")) {
+    json_t *j = cc_reply(o, buf, index, JSON_ARRAY);
+    if (!j) return 1;
+    if (o->format && !strcmp(o->format, "json")) {
         bl__cli_print_json(j);
     } else {
         printf("%-7s %-20s %-26s %-20s    %-20s %s\n", "VERSION", "WHEN (UTC)", "KEY", "OLD", "NEW",
@@ -461,7 +467,7 @@ static int history_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
         json_array_foreach(j, k, h) print_change(h);
     }
     json_decref(j);
-    return rc;
+    return 0;
 }
 
 /* request: an atom, or {Tag, Arg...} of text */
@@ -529,27 +535,19 @@ int bl__cli_config_unset(int argc, char **argv)
 static int status_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
 {
     (void)ud;
-    int i = index;
-    json_t *j = bl_term_to_json(buf, &i);
-    int rc = 0;
-    if (cc_error(o, j)) {
-        rc = 1;
-    } else if (!json_is_object(j)) {
-        fprintf(stderr, "beamlet %s: %s: unexpected reply\n", o->cmd, o->target);
-        rc = 1;
-    } else {
-        const char *st = json_string_value(json_object_get(j, "state")) ?: "?";
-        if (o->format && !strcmp(o->format, "json"))
-            bl__cli_print_json(j);
-        else
-            printf("version %lld: %s (held by %lld of the %lld coordinators needed; current "
-                   "version %lld)\n",
-                   (long long)json_integer_value(json_object_get(j, "version")), st,
-                   (long long)json_integer_value(json_object_get(j, "holders")),
-                   (long long)json_integer_value(json_object_get(j, "needed")),
-                   (long long)json_integer_value(json_object_get(j, "current_version")));
-        rc = !strcmp(st, "committed") ? 0 : !strcmp(st, "pending") ? 3 : 1;
-    }
+    json_t *j = cc_reply(o, buf, index, JSON_OBJECT);
+    if (!j) return 1;
+    const char *st = json_string_value(json_object_get(j, "state")) ?: "?";
+    if (o->format && !strcmp(o->format, "json"))
+        bl__cli_print_json(j);
+    else
+        printf("version %lld: %s (held by %lld of the %lld coordinators needed; current "
+               "version %lld)\n",
+               (long long)json_integer_value(json_object_get(j, "version")), st,
+               (long long)json_integer_value(json_object_get(j, "holders")),
+               (long long)json_integer_value(json_object_get(j, "needed")),
+               (long long)json_integer_value(json_object_get(j, "current_version")));
+    int rc = !strcmp(st, "committed") ? 0 : !strcmp(st, "pending") ? 3 : 1;
     json_decref(j);
     return rc;
 }
