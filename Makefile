@@ -80,19 +80,19 @@ $(ASAN)/beamlet: $(CLI_SRC) $(HDRS) $(ASAN)/libbeamlet.a
 $(REL)/examples/%: examples/%.c $(REL)/libbeamlet.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
-$(ASAN)/test_worker: test/integration/test_worker.c $(ASAN)/libbeamlet.a
+$(ASAN)/test_worker: test/integration/test_worker.c test/lib/test_cnode.h $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
-$(ASAN)/pg_worker: test/services/pg_worker.c $(ASAN)/libbeamlet.a
+$(ASAN)/pg_worker: test/services/pg_worker.c test/lib/test_cnode.h $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
-$(ASAN)/global_node: test/services/global/global_node.c $(ASAN)/libbeamlet.a
+$(ASAN)/global_node: test/services/global/global_node.c test/lib/test_cnode.h $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
-$(ASAN)/pubsub_node: test/services/pubsub/pubsub_node.c $(ASAN)/libbeamlet.a
+$(ASAN)/pubsub_node: test/services/pubsub/pubsub_node.c test/lib/test_cnode.h $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
-$(ASAN)/registry_node: test/services/registry/registry_node.c $(ASAN)/libbeamlet.a
+$(ASAN)/registry_node: test/services/registry/registry_node.c test/lib/test_cnode.h $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
-$(ASAN)/trace_node: test/trace/trace_node.c $(ASAN)/libbeamlet.a
+$(ASAN)/trace_node: test/trace/trace_node.c test/lib/test_cnode.h $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
-$(REL)/test_worker: test/integration/test_worker.c $(REL)/libbeamlet.a
+$(REL)/test_worker: test/integration/test_worker.c test/lib/test_cnode.h $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(ASAN)/unit/%: test/unit/%.c $(ASAN)/libbeamlet.a
 	@mkdir -p $(@D)
@@ -205,9 +205,9 @@ test-scale: deps
 	@$(MAKE) --no-print-directory priv/beamlet
 	@BEAMLET_BIN=$(CURDIR)/priv/beamlet test/scale/run.sh $${BL_SCALE_NODES:-100}
 
-$(REL)/bench_node: test/bench/bench_node.c $(REL)/libbeamlet.a
+$(REL)/bench_node: test/bench/bench_node.c test/lib/test_cnode.h $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
-$(REL)/pubsub_bench_node: test/bench/pubsub_bench_node.c $(REL)/libbeamlet.a
+$(REL)/pubsub_bench_node: test/bench/pubsub_bench_node.c test/lib/test_cnode.h $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/store_bench: test/bench/store_bench.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -Ic_src -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
