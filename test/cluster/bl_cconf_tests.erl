@@ -9,8 +9,7 @@ fast() -> ["--heartbeat-interval-ms", "300", "--failure-threshold", "3",
            "--election-timeout-ms", "1500"].
 
 start(Tag, Role, Cluster, Join) ->
-    JoinArgs = case Join of [] -> []; _ -> ["--join", string:join([atom_to_list(J) || J <- Join], ",")] end,
-    bl_test_util:start_beamlet(Tag, ["--role", Role, "--cluster", Cluster | JoinArgs ++ fast()]).
+    bl_test_util:start_beamlet(Tag, bl_test_util:member_args(Role, Cluster, Join) ++ fast()).
 
 cfg(N) -> gen_server:call({beamlet_config, N}, get, 5000).
 setting(N, Key) ->
