@@ -61,16 +61,10 @@ static pending *g_pending;
 
 /* ---------------------------------------------------------------- helpers */
 
-static int pid_eq(const bl_pid *a, const bl_pid *b)
-{
-    return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
-           strcmp(bl_pid_node(a), bl_pid_node(b)) == 0;
-}
-
 static wproc *find_proc(const bl_pid *pid)
 {
     for (wproc *w = g_procs; w; w = w->next)
-        if (pid_eq(&w->pid, pid)) return w;
+        if (bl_pid_equal(&w->pid, pid)) return w;
     return NULL;
 }
 

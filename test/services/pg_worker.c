@@ -36,12 +36,6 @@ typedef struct worker {
     int nevents;
 } worker;
 
-static int pid_eq(const bl_pid *a, const bl_pid *b)
-{
-    return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
-           strcmp(bl_pid_node(a), bl_pid_node(b)) == 0;
-}
-
 static void plain_terminate(bl_proc *self, const char *reason, void *ud)
 {
     (void)reason;
@@ -63,7 +57,7 @@ static const bl_proc_ops plain_ops = {.on_terminate = plain_terminate};
 static bl_proc *find_proc(worker *w, const bl_pid *pid)
 {
     for (wproc *x = w->procs; x; x = x->next)
-        if (pid_eq(&x->pid, pid)) return x->p;
+        if (bl_pid_equal(&x->pid, pid)) return x->p;
     return NULL;
 }
 

@@ -38,16 +38,10 @@ typedef struct pending {
 
 static worker W;
 
-static int pid_eq(const bl_pid *a, const bl_pid *b)
-{
-    return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
-           strcmp(bl_pid_node(a), bl_pid_node(b)) == 0;
-}
-
 static wproc *find_w(worker *w, const bl_pid *pid)
 {
     for (wproc *x = w->procs; x; x = x->next)
-        if (pid_eq(&x->pid, pid)) return x;
+        if (bl_pid_equal(&x->pid, pid)) return x;
     return NULL;
 }
 
