@@ -89,18 +89,14 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
 
 int main(int argc, char **argv)
 {
-    bl_node *n;
-    int code = test_cnode_start("pubsub_bench_node", argc - 1, argv + 1, &n);
-    if (code) return code;
     ctl *c = calloc(1, sizeof(*c));
-    int rc = c ? BL_OK : BL_ENOMEM;
+    if (!c) return 1;
     static const bl_proc_ops ops = {.on_call = ctl_call};
-    if (rc == BL_OK) {
-        c->n = n;
-        snprintf(c->node, sizeof(c->node), "%s", bl_node_name(n));
-        rc = bl_spawn(n, "psb_ctl", &ops, c, &c->self);
+    int code = test_cnode_start("pubsub_bench_node", argc - 1, argv + 1, &c->n);
+    if (!code) {
+        snprintf(c->node, sizeof(c->node), "%s", bl_node_name(c->n));
+        code = test_cnode_serve("pubsub_bench_node", c->n, "psb_ctl", &ops, c, &c->self);
     }
-    code = rc == BL_OK ? test_cnode_run(n) : test_cnode_fail("pubsub_bench_node", n, rc);
     free(c);
     return code;
 }

@@ -75,6 +75,15 @@ static inline int test_cnode_run(bl_node *n)
     return rc == 0 ? 0 : 1;
 }
 
+/* a node with one control process: NAME spawned with ops and ud (its bl_proc to *self when not
+ * NULL), then the loop; the node is freed either way. Returns the exit code. */
+static inline int test_cnode_serve(const char *prog, bl_node *n, const char *name,
+                                   const bl_proc_ops *ops, void *ud, bl_proc **self)
+{
+    int rc = bl_spawn(n, name, ops, ud, self);
+    return rc == BL_OK ? test_cnode_run(n) : test_cnode_fail(prog, n, rc);
+}
+
 /* a binary argument into out as a C string; -1 when it is not a binary or does not fit */
 static inline int test_cnode_get_bin(const char *buf, int *idx, char *out, size_t cap)
 {

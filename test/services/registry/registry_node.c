@@ -226,19 +226,13 @@ static void ctl_terminate(bl_proc *self, const char *reason, void *ud)
 
 int main(int argc, char **argv)
 {
-    bl_node *n;
-    int code = test_cnode_start("registry_node", argc - 1, argv + 1, &n);
-    if (code) return code;
     ctl *c = calloc(1, sizeof(*c));
-    int rc = c ? BL_OK : BL_ENOMEM;
+    if (!c) return 1;
     static const bl_proc_ops ops = {.on_call = ctl_call, .on_terminate = ctl_terminate};
-    if (rc == BL_OK) {
-        c->n = n;
-        rc = bl_spawn(n, "reg_ctl", &ops, c, NULL);
-    }
-    int wid = rc == BL_OK ? bl_registry_watch(n, on_watch, c) : rc;
-    if (rc == BL_OK && wid <= 0) rc = wid < 0 ? wid : BL_EINVAL;
-    code = rc == BL_OK ? test_cnode_run(n) : test_cnode_fail("registry_node", n, rc);
+    int code = test_cnode_start("registry_node", argc - 1, argv + 1, &c->n);
+    int wid = code ? 0 : bl_registry_watch(c->n, on_watch, c);
+    if (!code && wid <= 0) code = test_cnode_fail("registry_node", c->n, wid < 0 ? wid : BL_EINVAL);
+    if (!code) code = test_cnode_serve("registry_node", c->n, "reg_ctl", &ops, c, NULL);
     free(c);
     return code;
 }
