@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { LOCAL_MSG = 0, LOCAL_EXIT = 1 };
 
 static void proc_terminate(bl_proc *p, const char *reason, int rlen);
 
