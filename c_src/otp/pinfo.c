@@ -10,7 +10,8 @@
  *     else waiting (a C process runs only inside a callback of the loop).
  *   - message_queue_len, messages: local messages not yet delivered (a C process gets every other
  *     message at once, in its callback); links: its links; monitored_by: whoever monitors it;
- *     monitors: the processes its erpc calls monitor ({process, Pid}); trap_exit: its flag.
+ *     monitors: the processes it monitors and those its erpc calls monitor ({process, Pid});
+ *     trap_exit: its flag.
  *   - current_function, initial_call: a process spawned to run an export reads as the function it
  *     runs and what BEAM's would have been spawned as (erpc:execute_call/4, ...); any other C
  *     process is {beamlet, c_process, 0} (no Erlang function runs in it).
@@ -60,6 +61,8 @@ static size_t proc_bytes(const bl_proc *p)
     for (const bl_linkent *l = p->links; l; l = l->next)
         b += sizeof(*l);
     for (const bl_pmon *m = p->monitors; m; m = m->next)
+        b += sizeof(*m);
+    for (const bl_pmon_out *m = p->monitoring; m; m = m->next)
         b += sizeof(*m);
     b += HASH_CNT(hh, p->calls) * sizeof(bl_pcall);
     return b;
@@ -143,6 +146,12 @@ static void i_monitored_by(const pi_ctx *q, ei_x_buff *r)
 
 static void i_monitors(const pi_ctx *q, ei_x_buff *r)
 {
+    for (const bl_pmon_out *m = q->p->monitoring; m; m = m->next) {
+        ei_x_encode_list_header(r, 1);
+        ei_x_encode_tuple_header(r, 2);
+        ei_x_encode_atom(r, "process");
+        bl_x_encode_pid(r, &m->pid);
+    }
     bl_pcall *c, *t;
     HASH_ITER(hh, q->p->calls, c, t) {
         if (c->kind != PCALL_ERPC || !c->spawn_replied || !c->spawned.node) continue;

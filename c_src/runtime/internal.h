@@ -108,6 +108,17 @@ typedef struct bl_pmon {
     int by_name; /* MONITOR_P named the process: the exit names it too */
 } bl_pmon;
 
+/* A process of ours monitoring a remote one (bl__monitor_pid): cb when it ends. */
+typedef void (*bl__down_cb)(bl_proc *p, const bl_pid *pid, const char *reason, int index,
+                            void *ud);
+typedef struct bl_pmon_out {
+    struct bl_pmon_out *next;
+    bl_pid pid;
+    bl__ref ref;
+    bl__down_cb cb;
+    void *ud;
+} bl_pmon_out;
+
 /* How a call's answer is shaped. */
 typedef enum {
     PCALL_GEN = 0, /* gen_server: {Ref, Reply} or {[alias|Ref], Reply} */
@@ -154,6 +165,7 @@ struct bl_proc {
     int dead;
     bl_linkent *links;
     bl_pmon *monitors;
+    bl_pmon_out *monitoring; /* remote processes it monitors (bl__monitor_pid) */
     bl_pcall *calls;
     unsigned long long st_clock; /* seq_trace serial clock (runtime/seqtrace.c) */
     const char *why; /* during on_terminate: the exit reason term (why_len bytes, no version) */
@@ -379,6 +391,12 @@ void bl_proc_exit_term(bl_proc *p, const char *reason, int rlen);
 int bl_proc_add_link(bl_proc *p, const bl_pid *pid);
 /* A remote watcher monitors p under ref. */
 int bl_proc_add_monitor(bl_proc *p, const bl_pid *watcher, const bl__ref *ref, int by_name);
+/* p monitors the remote process pid (MONITOR_P): cb(p, pid, reason buf, index, ud) once when it
+ * ends (noproc at once if it is gone, noconnection when its node goes down), unless
+ * bl__demonitor_pid first. One monitor per pid: a second call replaces cb. BL_EINVAL for a local
+ * pid (use a link), BL_ENODEDOWN when its node is not connected. */
+int bl__monitor_pid(bl_proc *p, const bl_pid *pid, bl__down_cb cb, void *ud);
+void bl__demonitor_pid(bl_proc *p, const bl_pid *pid);
 /* Queue a control frame for node: c encoded with an optional reason body. */
 int bl_send_ctl(bl_node *n, const char *node, const bl_ctl *c, const char *reason, int rlen);
 

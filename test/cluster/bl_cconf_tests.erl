@@ -209,8 +209,48 @@ pending_and_watchers() ->
     ?assertNotEqual(nomatch, binary:match(Metrics, <<"\nbeamlet_config_watchers_max 256\n">>)),
     ok = gen_server:call({beamlet_config, K2}, {unwatch, hd(Ws)}, 5000),
     ok = gen_server:call({beamlet_config, K2}, {watch, Extra}, 5000),
-    [W ! stop || W <- [Extra | Ws]],
-    ok = gen_server:call({beamlet_config, K2}, {unwatch, Extra}, 5000),
+    %% the node monitors each BEAM watcher: one that ends frees its slot at once, without a
+    %% change to send it or its node going down
+    Watchers = fun() ->
+                       {ok, {{_, 200, _}, _, M}} = httpc:request(get, {Url(K2, "/metrics"), []}, [],
+                                                                 [{body_format, binary}]),
+                       {match, [Cnt]} = re:run(M, "\nbeamlet_config_watchers ([0-9]+)\n",
+                                             [{capture, [1], binary}]),
+                       binary_to_integer(Cnt)
+               end,
+    ?assertEqual(256, Watchers()),
+    exit(Extra, kill),
+    ?assert(wait(fun() -> Watchers() =:= 255 end)),
+    [W ! stop || W <- Ws],
+    ?assert(wait(fun() -> Watchers() =:= 0 end)),
+    %% 600 watchers one after another (twice the cap), each watching and then dying: none
+    %% refused, none left holding a slot
+    Me = self(),
+    WatchAndDie = fun(_) ->
+                          D = spawn(fun() -> Me ! {watched, self(), gen_server:call({beamlet_config, K2},
+                                                                                    {watch, self()}, 5000)} end),
+                          receive {watched, D, R} -> R after 20000 -> timeout end
+                  end,
+    ?assertEqual([], [R || R <- lists:map(WatchAndDie, lists:seq(1, 600)), R =/= ok]),
+    ?assert(wait(fun() -> Watchers() =:= 0 end)),
+    {ok, {{_, 200, _}, _, Metrics2}} = httpc:request(get, {Url(K2, "/metrics"), []}, [], [{body_format, binary}]),
+    ?assertNotEqual(nomatch, binary:match(Metrics2, <<"\nbeamlet_config_watch_refused_total 1\n">>)),
+    %% a watcher killed while it is watching, as a shell user would: its slot is free again
+    Shell = spawn(fun() -> ok = gen_server:call({beamlet_config, K2}, {watch, self()}, 5000),
+                           Me ! watching, receive never -> ok end end),
+    receive watching -> ok after 10000 -> error(no_watch) end,
+    ?assertEqual(1, Watchers()),
+    exit(Shell, kill),
+    ?assert(wait(fun() -> Watchers() =:= 0 end)),
+    %% and the config service process shows whom it monitors (rpc:pinfo, in BEAM's shape)
+    Live = spawn(fun() -> receive stop -> ok end end),
+    ok = gen_server:call({beamlet_config, K2}, {watch, Live}, 5000),
+    {monitors, Mons} = rpc:pinfo(erpc:call(K2, erlang, whereis, [beamlet_config]), monitors),
+    ?assert(lists:member({process, Live}, Mons)),
+    ok = gen_server:call({beamlet_config, K2}, {unwatch, Live}, 5000),
+    {monitors, Mons2} = rpc:pinfo(erpc:call(K2, erlang, whereis, [beamlet_config]), monitors),
+    ?assertNot(lists:member({process, Live}, Mons2)),
+    Live ! stop,
     %% a write with every coordinator up: committed, over REST with the same fields
     {0, KeyOut} = bl_test_util:admin("apikey create --role admin --name pend --node", L),
     [Key] = [Ln || Ln <- string:lexemes(KeyOut, "\n"), lists:prefix("blk_", Ln)],
