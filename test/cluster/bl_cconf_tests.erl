@@ -148,6 +148,77 @@ drain(N, Acc) ->
     after 20000 -> lists:reverse(Acc)
     end.
 
+%% ---- `config watch` (the CLI) across a kill -9 and restart of the node it watches: it
+%% subscribes again and resumes after the last version it printed, from the node's history,
+%% each version once, none skipped
+
+cconf_watch_resume_test_() ->
+    {timeout, 240, fun watch_resumes/0}.
+
+watch_resumes() ->
+    C = "cw" ++ bl_test_util:unique(""),
+    K1 = start("wr1", "coordinator", C, []),
+    K2 = start("wr2", "coordinator", C, [K1]),
+    K3 = start("wr3", "coordinator", C, [K1]),
+    All = [K1, K2, K3],
+    ?assert(wait(fun() -> Ls = lists:usort([leader(N) || N <- All]),
+                          length(Ls) =:= 1 andalso lists:member(hd(Ls), All) end)),
+    L = leader(K1),
+    [W, _] = All -- [L], % the watched node is not the leader: writes go on while it is down
+    Set = fun(V) -> ?assert(wait(fun() ->
+                                         {Rc, _} = cli("set failure_threshold " ++ integer_to_list(V), L),
+                                         Rc =:= 0
+                                 end))
+          end,
+    Set(3),
+    V0 = version(L),
+    ?assert(wait(fun() -> version(W) =:= V0 end)),
+    Out = filename:join(bl_test_util:log_dir(), "cconf-resume-" ++ bl_test_util:unique("") ++ ".out"),
+    Cmd = io_lib:format("timeout 200 '~s' config watch --node '~s' --cookie '~s' --count 6 --format json "
+                        ">'~s' 2>&1; echo \"rc=$?\" >>'~s'",
+                        [os:getenv("BEAMLET_BIN"), W, bl_test_util:cookie(), Out, Out]),
+    Self = self(),
+    spawn(fun() -> os:cmd(lists:flatten(Cmd)), Self ! resume_watch_done end),
+    ?assert(wait(fun() -> {ok, B} = file:read_file(Out), binary:match(B, <<"watching">>) =/= nomatch end)),
+    Set(4),
+    Set(5),
+    ?assert(wait(fun() -> length(json_versions(Out)) =:= 2 end)),
+    %% kill -9 the watched node; two writes while it is down; then it starts again and catches up
+    bl_test_util:kill(W),
+    Set(6),
+    Set(7),
+    ?assert(wait(fun() -> {ok, B} = file:read_file(Out), binary:match(B, <<"reconnecting">>) =/= nomatch end)),
+    restart(W, "coordinator", C, [K1]),
+    ?assert(wait(fun() -> version(W) =:= version(L) end)),
+    %% and two after it is back
+    Set(8),
+    Set(9),
+    receive resume_watch_done -> ok after 120000 -> error(watch_did_not_end) end,
+    {ok, Bin} = file:read_file(Out),
+    Txt = binary_to_list(Bin),
+    %% each version once, in order, none skipped: the six writes after V0 (4 .. 9)
+    ?assertEqual(lists:seq(V0 + 1, V0 + 6), json_versions(Out)),
+    ?assertEqual([<<"4">>, <<"5">>, <<"6">>, <<"7">>, <<"8">>, <<"9">>],
+                 [V || [V] <- match_all(Bin, "\"new\":\\s*\"([0-9]+)\"")]),
+    [?assertNotEqual(nomatch, string:find(Txt, S), S)
+     || S <- ["connection lost; reconnecting", "watching " ++ atom_to_list(W) ++ " again",
+              "resuming after version " ++ integer_to_list(V0 + 2), "rc=0"]],
+    ?assertEqual(1, length(match_all(Bin, "(reconnecting)"))), % the connection was lost once
+    %% the history records printed on resuming carry `live` as the watched changes do
+    ?assertEqual(6, length(match_all(Bin, "\"live\":\\s*true"))),
+    [{exited, 0} = bl_test_util:term(N) || N <- All],
+    ok.
+
+json_versions(Out) ->
+    {ok, B} = file:read_file(Out),
+    [binary_to_integer(V) || [V] <- match_all(B, "\"version\":\\s*([0-9]+)")].
+
+match_all(Bin, Re) ->
+    case re:run(Bin, Re, [global, {capture, all_but_first, binary}]) of
+        {match, Ms} -> Ms;
+        nomatch -> []
+    end.
+
 %% ---- watchers are capped (and counted in /metrics); a write a majority does not hold in time
 %% is answered pending (REST 202 with a status URL), never a timeout, and its status is truthful
 
