@@ -1086,7 +1086,7 @@ task_watch(Node, Kind, State, Subject) ->
 task_poll(Node, Q, Term, Next, Relay) ->
     case beamlet_task:changes(Node, Q#{since => Next, term => Term, timeout_ms => 20000}) of
         {ok, #{term := T, next := N, changes := Cs}} ->
-            [Relay ! {'$beamlet_task_change', C} || C <- Cs],
+            _ = [Relay ! {'$beamlet_task_change', C} || C <- Cs],
             task_poll(Node, Q, T, N, Relay);
         {error, nodedown} ->
             exit(nodedown);
