@@ -33,11 +33,16 @@ typedef struct {
 
 typedef void (*pi_fn)(const pi_ctx *q, ei_x_buff *r);
 
+static void encode_name(ei_x_buff *r, const char *a)
+{
+    ei_x_encode_atom_len_as(r, a, (int)strlen(a), ERLANG_UTF8, ERLANG_UTF8);
+}
+
 static void encode_mfa(ei_x_buff *r, const bl__mfa *m)
 {
     ei_x_encode_tuple_header(r, 3);
-    ei_x_encode_atom_len_as(r, m->mod, (int)strlen(m->mod), ERLANG_UTF8, ERLANG_UTF8);
-    ei_x_encode_atom_len_as(r, m->fun, (int)strlen(m->fun), ERLANG_UTF8, ERLANG_UTF8);
+    encode_name(r, m->mod);
+    encode_name(r, m->fun);
     ei_x_encode_long(r, m->arity);
 }
 
@@ -71,7 +76,7 @@ static size_t proc_bytes(const bl_proc *p)
 static void i_registered_name(const pi_ctx *q, ei_x_buff *r)
 {
     if (q->p->reg)
-        ei_x_encode_atom(r, q->p->reg->name);
+        encode_name(r, q->p->reg->name);
     else
         ei_x_encode_empty_list(r);
 }
@@ -89,8 +94,8 @@ static void i_initial_call(const pi_ctx *q, ei_x_buff *r)
 static void i_current_location(const pi_ctx *q, ei_x_buff *r)
 {
     ei_x_encode_tuple_header(r, 4);
-    ei_x_encode_atom(r, q->cur->mod);
-    ei_x_encode_atom(r, q->cur->fun);
+    encode_name(r, q->cur->mod);
+    encode_name(r, q->cur->fun);
     ei_x_encode_long(r, q->cur->arity);
     ei_x_encode_empty_list(r);
 }

@@ -602,6 +602,11 @@ cli_rpc(#{w := W}) ->
     ?assertNotEqual(nomatch, string:find(NoSp(Undef), "{error,undef,[{tw,nope,[],[]}]}")),
     {1, Exc} = Rpc(node(), "erlang error '[boom]'"),
     ?assertNotEqual(nomatch, string:find(NoSp(Exc), "{error,boom,")),
+    %% the built-in erlang:error/1 and throw/1 of a C node, as BEAM's print
+    {1, CExc} = Rpc(W, "erlang error '[boom]'"),
+    ?assertNotEqual(nomatch, string:find(NoSp(CExc), "{error,boom,[{erlang,error,[boom],[]}]}")),
+    {1, CThrow} = Rpc(W, "erlang throw '[ball]'"),
+    ?assertNotEqual(nomatch, string:find(NoSp(CThrow), "{throw,ball,")),
     {1, Bad} = Rpc(W, "tw add notalist"),
     ?assertNotEqual(nomatch, string:find(Bad, "ARGS must be an Erlang list")),
     {0, Json} = Rpc(W, "erlang node --format json"),
