@@ -128,12 +128,14 @@ build/fuzz/fuzz_task: test/fuzz/fuzz_task.c c_src/tasks/tasks_rec.c $(REL)/libbe
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
 	    c_src/tasks/tasks_rec.c $(REL)/libbeamlet.a $(LIBS) -o $@
-# the rex request decoder and apply(M, F, A) resolution, instrumented; the rest of the release
-# library as it is
-build/fuzz/fuzz_rex: test/fuzz/fuzz_rex.c c_src/otp/rex.c c_src/otp/apply.c $(REL)/libbeamlet.a $(HDRS)
+# the rex request decoder, apply(M, F, A) resolution and the built-in exports (process_info,
+# error, whereis, ...), instrumented; the rest of the release library as it is
+build/fuzz/fuzz_rex: test/fuzz/fuzz_rex.c c_src/otp/rex.c c_src/otp/apply.c c_src/otp/pinfo.c \
+	    c_src/otp/bif.c $(REL)/libbeamlet.a $(HDRS)
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
-	    c_src/otp/rex.c c_src/otp/apply.c $(REL)/libbeamlet.a $(LIBS) -o $@
+	    c_src/otp/rex.c c_src/otp/apply.c c_src/otp/pinfo.c c_src/otp/bif.c \
+	    $(REL)/libbeamlet.a $(LIBS) -o $@
 # the gateway's Prometheus text merge (what members send for /metrics?scope=cluster)
 build/fuzz/fuzz_promtext: test/fuzz/fuzz_promtext.c c_src/gateway/promtext.c $(HDRS)
 	@mkdir -p $(@D)
