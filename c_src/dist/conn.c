@@ -336,6 +336,14 @@ static void log_unknown_op(bl_conn *c, long op)
            c->node);
 }
 
+/* A connection's header state, its atom caches keeping their texts in the node's pool: the
+ * connections of a full mesh cache much the same atoms (docs/memory.md). */
+static bl_dh_conn *dh_conn_new(bl_node *n, uint64_t flags)
+{
+    if (!n->apool && !(n->apool = bl_apool_new())) return NULL;
+    return bl_dh_conn_new(flags, n->apool);
+}
+
 /* A frame with a distribution header (131 'D' / 'E' / 'F'): resolve its atom cache refs and
  * reassemble fragments. Returns 1 with *payload / *len replaced by the pass-through form to decode,
  * 0 when a fragment was stored, -1 when the connection was closed (bad header or fragments). */
@@ -345,7 +353,7 @@ static int conn_header(bl_conn *c, const char **payload, size_t *len)
     const char *why = "out of memory for distribution headers", *out = NULL;
     size_t olen = 0;
     int rc = BL_DH_ENOMEM;
-    if ((c->dh || (c->dh = bl_dh_conn_new(0))) && (n->dh || (n->dh = bl_dh_scratch_new())))
+    if ((c->dh || (c->dh = dh_conn_new(n, 0))) && (n->dh || (n->dh = bl_dh_scratch_new())))
         rc = bl_dh_recv(c->dh, n->dh, *payload, *len, n->cfg.max_message_size, &out, &olen, &why);
     if (rc == BL_DH_MSG) {
         *payload = out;
@@ -599,7 +607,7 @@ static int setup_fd(int fd)
 static void conn_headers_up(bl_node *n, bl_conn *c, uint64_t flags)
 {
     bl_dh_conn_free(c->dh);
-    c->dh = bl_dh_conn_new(flags);
+    c->dh = dh_conn_new(n, flags);
     if (!bl_dh_sends_headers(c->dh) || bl_sendq_bytes(&c->q) == 0) return;
     if ((n->dh || (n->dh = bl_dh_scratch_new())) && bl_dh_requeue(c->dh, n->dh, &c->q) == 0) return;
     /* out of memory (bl_dh_requeue emptied the queue): like a connection that dropped them */

@@ -7,7 +7,6 @@ void bl_sendq_init(bl_sendq *q)
 {
     q->head = q->tail = q->spare = NULL;
     q->bytes = 0;
-    q->busy = 0;
 }
 
 void bl_sendq_free(bl_sendq *q)
@@ -29,10 +28,11 @@ static bl_chunk *chunk_new(bl_sendq *q, size_t n)
         c = q->spare;
         q->spare = NULL;
     } else {
-        /* a quiet connection (heartbeats, calls) lives in one small chunk; a queue that needs a
-         * second chunk is busy and gets full-size ones, so bursts become few large writes */
-        if (q->tail) q->busy = 1;
-        size_t unit = q->busy ? BL_SENDQ_CHUNK : BL_SENDQ_SMALL;
+        /* as large as what already waits (so a burst's chunks double up to BL_SENDQ_CHUNK and
+         * it goes out in few large writes), and no larger than its frame needs when the queue
+         * is empty: a heartbeat to each member holds a small buffer each, not 4 KiB */
+        size_t unit = q->bytes < BL_SENDQ_MIN ? BL_SENDQ_MIN : q->bytes;
+        if (unit > BL_SENDQ_CHUNK) unit = BL_SENDQ_CHUNK;
         size_t cap = n > unit ? n : unit;
         c = malloc(sizeof(*c) + cap);
         if (!c) return NULL;
@@ -91,7 +91,6 @@ void bl_sendq_consume(bl_sendq *q, size_t n)
             q->spare = NULL;
             free(c);
             q->head = q->tail = NULL;
-            q->busy = 0;
             return;
         }
         q->head = c->next;

@@ -2,7 +2,10 @@
  *
  * Frames are encoded straight into the tail chunk (reserve, fill, commit), so a burst of small
  * messages becomes one writev of a few large buffers. The queue owns every chunk; the connection
- * decides the high-water policy by reading bl_sendq_bytes(). A drained queue frees its chunks, so
+ * decides the high-water policy by reading bl_sendq_bytes(). Chunks are sized by what is queued:
+ * the first one fits its frame (BL_SENDQ_MIN at least), each next one as large as what already
+ * waits, up to BL_SENDQ_CHUNK, so a heartbeat to each of 99 members holds 99 small buffers until
+ * the writes, and a stream still goes out in few large ones. A drained queue frees its chunks, so
  * the quiet connections of a full mesh (100 nodes: 99 each) hold no send buffers. */
 #ifndef BL_DIST_SENDQ_H
 #define BL_DIST_SENDQ_H
@@ -10,8 +13,8 @@
 #include <stddef.h>
 #include <sys/uio.h>
 
-#define BL_SENDQ_CHUNK (64 * 1024) /* chunk size once a queue has needed more than one */
-#define BL_SENDQ_SMALL (4 * 1024)  /* the first chunk of a queue */
+#define BL_SENDQ_CHUNK (64 * 1024) /* the largest chunk (a larger frame gets one of its size) */
+#define BL_SENDQ_MIN 512           /* the smallest chunk */
 
 typedef struct bl_chunk {
     struct bl_chunk *next;
@@ -22,7 +25,6 @@ typedef struct bl_chunk {
 typedef struct bl_sendq {
     bl_chunk *head, *tail, *spare;
     size_t bytes;
-    int busy; /* has needed a second chunk: use full-size chunks from now on */
 } bl_sendq;
 
 void bl_sendq_init(bl_sendq *q);

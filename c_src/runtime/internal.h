@@ -245,6 +245,7 @@ struct bl_node {
     ei_x_buff scratch;        /* control-tuple encoding */
     ei_x_buff scratch2;       /* message-body encoding for runtime-built messages */
     struct bl_dh_scratch *dh; /* rewrite buffer and encoder plan of dist/disthdr.c */
+    struct bl_apool *apool;   /* atom texts of every connection's atom caches (dist/atomcache.c) */
     bl_stats stats;
     ev_tstamp started_at;
     int epmd_state; /* start-up registration: 0 waiting, 1 registered, -1 failed */
