@@ -66,10 +66,11 @@ static void notify_nodes(bl_node *n, bl_node_event ev, const char *node, const c
 
 static bl_conn *conn_new(bl_node *n, const char *node)
 {
-    bl_conn *c = calloc(1, sizeof(*c));
+    size_t len = strlen(node);
+    bl_conn *c = calloc(1, sizeof(*c) + len + 1);
     if (!c) return NULL;
     c->n = n;
-    snprintf(c->node, sizeof(c->node), "%s", node);
+    memcpy(c->node, node, len + 1);
     c->fd = -1;
     c->state = CONN_DOWN;
     bl_sendq_init(&c->q);
@@ -223,7 +224,7 @@ void bl_conn_close(bl_conn *c, const char *reason)
     bl_node *n = c->n;
     if (c->state == CONN_CONNECTING && c->fd < 0) return; /* nothing open yet */
     if (c->reading) { /* finish in conn_parse, after the current frame */
-        if (!c->close_pending) snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+        if (!c->close_pending) c->close_reason = strdup(reason);
         c->close_pending = 1;
         return;
     }
@@ -255,8 +256,11 @@ void bl_conn_close(bl_conn *c, const char *reason)
             c->peer_flags = 0;
             c->unknown_ops_logged = 0;
             c->busy = c->close_pending = 0;
+            free(c->close_reason);
+            c->close_reason = NULL;
         } else {
             HASH_DEL(n->conns, c);
+            free(c->close_reason);
             free(c);
         }
         bl_calls_node_down(n, node);
@@ -418,7 +422,10 @@ static int conn_parse_buf(bl_conn *c, const char *buf, size_t len, size_t *used)
         c->reading = 0;
         if (c->close_pending) { /* a handler asked to close this connection */
             char why[160];
-            snprintf(why, sizeof(why), "%s", c->close_reason);
+            snprintf(why, sizeof(why), "%s",
+                     c->close_reason ? c->close_reason : "closed by a handler");
+            free(c->close_reason);
+            c->close_reason = NULL;
             bl_conn_close(c, why);
             return -1;
         }
@@ -739,6 +746,7 @@ void bl_conn_hs_failed(bl_node *n, const char *node, int outgoing, int role, con
     bl_sendq_free(&c->q);
     bl_dh_conn_free(c->dh);
     free(c->rbuf);
+    free(c->close_reason);
     free(c);
 }
 
@@ -808,6 +816,7 @@ void bl_conn_close_all(bl_node *n)
             bl_sendq_free(&c->q);
             bl_dh_conn_free(c->dh);
             free(c->rbuf);
+            free(c->close_reason);
             free(c);
         }
     }

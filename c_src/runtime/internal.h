@@ -38,7 +38,6 @@ typedef enum {
 typedef struct bl_conn {
     UT_hash_handle hh; /* in node->conns, keyed by node name */
     bl_node *n;
-    char node[BL_NODE_LEN];
     bl_conn_state state;
     int fd;
     struct bl_tx *tx;       /* the live stream: plain TCP or TLS (dist/transport.h) */
@@ -64,8 +63,9 @@ typedef struct bl_conn {
     ev_timer rtimer;             /* streaming: the read turns */
     int reading;                 /* inside conn_parse: closing is deferred */
     int close_pending;
-    char close_reason[160];
+    char *close_reason;    /* while close_pending (NULL: out of memory) */
     struct bl_dh_conn *dh; /* distribution headers: atom caches, fragments (dist/disthdr.c) */
+    char node[];           /* sized to the name: a full mesh holds one per member */
 } bl_conn;
 
 /* An OTP seq_trace token while a process handles the message that brought it
