@@ -438,8 +438,17 @@ static int conn_parse_buf(bl_conn *c, const char *buf, size_t len, size_t *used)
  * in the connection's own buffer. Returns -1 when out of memory (the connection is closed). */
 static int keep_partial(bl_conn *c, const char *rest, size_t len)
 {
-    if (len == 0) return 0;
-    size_t need = len + READ_CHUNK;
+    if (len == 0) {
+        if (c->rbuf && !c->busy) { /* a burst's buffer, drained: a quiet connection keeps none */
+            free(c->rbuf);
+            c->rbuf = NULL;
+            c->rcap = 0;
+        }
+        return 0;
+    }
+    /* room for the rest of the frame's next read: large on a busy connection, a page on a
+     * quiet one (a heartbeat split between two reads needs no 64 KiB buffer) */
+    size_t need = len + (c->busy ? READ_CHUNK : 4096);
     if (need > c->rcap) {
         char *nb = realloc(c->rbuf, need);
         if (!nb) {

@@ -28,11 +28,14 @@ static bl_chunk *chunk_new(bl_sendq *q, size_t n)
         c = q->spare;
         q->spare = NULL;
     } else {
-        /* as large as what already waits (so a burst's chunks double up to BL_SENDQ_CHUNK and
-         * it goes out in few large writes), and no larger than its frame needs when the queue
-         * is empty: a heartbeat to each member holds a small buffer each, not 4 KiB */
-        size_t unit = q->bytes < BL_SENDQ_MIN ? BL_SENDQ_MIN : q->bytes;
-        if (unit > BL_SENDQ_CHUNK) unit = BL_SENDQ_CHUNK;
+        /* the first chunk of a queue fits its frame (a heartbeat to each member then holds a
+         * small buffer each until the writes, not 4 KiB); the second is 4 KiB (a few calls in
+         * one loop turn); a queue that needs a third is busy and gets full-size ones, which are
+         * mapped on their own (cli/memory.c) and given back whole when freed, so a burst leaves
+         * no holes in the heap */
+        size_t unit = !q->tail             ? BL_SENDQ_MIN
+                      : q->head == q->tail ? BL_SENDQ_SMALL
+                                           : BL_SENDQ_CHUNK;
         size_t cap = n > unit ? n : unit;
         c = malloc(sizeof(*c) + cap);
         if (!c) return NULL;

@@ -3,18 +3,20 @@
  * Frames are encoded straight into the tail chunk (reserve, fill, commit), so a burst of small
  * messages becomes one writev of a few large buffers. The queue owns every chunk; the connection
  * decides the high-water policy by reading bl_sendq_bytes(). Chunks are sized by what is queued:
- * the first one fits its frame (BL_SENDQ_MIN at least), each next one as large as what already
- * waits, up to BL_SENDQ_CHUNK, so a heartbeat to each of 99 members holds 99 small buffers until
- * the writes, and a stream still goes out in few large ones. A drained queue frees its chunks, so
- * the quiet connections of a full mesh (100 nodes: 99 each) hold no send buffers. */
+ * the first one fits its frame (BL_SENDQ_MIN at least), so a heartbeat to each of 99 members holds
+ * 99 small buffers until the writes (was 4 KiB each); the second is BL_SENDQ_SMALL, and a queue
+ * that needs more is busy and gets BL_SENDQ_CHUNK ones, so a stream goes out in few large writes. A
+ * drained queue frees its chunks, so the quiet connections of a full mesh (100 nodes: 99 each) hold
+ * no send buffers. */
 #ifndef BL_DIST_SENDQ_H
 #define BL_DIST_SENDQ_H
 
 #include <stddef.h>
 #include <sys/uio.h>
 
-#define BL_SENDQ_CHUNK (64 * 1024) /* the largest chunk (a larger frame gets one of its size) */
-#define BL_SENDQ_MIN 512           /* the smallest chunk */
+#define BL_SENDQ_CHUNK (64 * 1024) /* chunks after the first (a larger frame gets its size) */
+#define BL_SENDQ_SMALL (4 * 1024)  /* the second chunk */
+#define BL_SENDQ_MIN 512           /* the smallest first chunk */
 
 typedef struct bl_chunk {
     struct bl_chunk *next;
