@@ -449,6 +449,7 @@ static int keep_partial(bl_conn *c, const char *rest, size_t len)
     /* room for the rest of the frame's next read: large on a busy connection, a page on a
      * quiet one (a heartbeat split between two reads needs no 64 KiB buffer) */
     size_t need = len + (c->busy ? READ_CHUNK : 4096);
+    if (need > 8192 && need < READ_CHUNK) need = READ_CHUNK; /* mapped on its own: no heap hole */
     if (need > c->rcap) {
         char *nb = realloc(c->rbuf, need);
         if (!nb) {

@@ -37,6 +37,9 @@ static bl_chunk *chunk_new(bl_sendq *q, size_t n)
                       : q->head == q->tail ? BL_SENDQ_SMALL
                                            : BL_SENDQ_CHUNK;
         size_t cap = n > unit ? n : unit;
+        /* a chunk is small (in the heap) or full-size (mapped on its own): a frame between the
+         * two, like a table sync to a new member, would leave its hole in the heap when freed */
+        if (cap > BL_SENDQ_SMALL && cap < BL_SENDQ_CHUNK) cap = BL_SENDQ_CHUNK;
         c = malloc(sizeof(*c) + cap);
         if (!c) return NULL;
         c->cap = cap;
