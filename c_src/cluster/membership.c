@@ -278,13 +278,21 @@ static void member_free(member *m)
 }
 
 /* is_beam is set before the node_joined event, so subscribers see a BEAM member as one. */
+/* A zeroed entry holding node (at most BL_NODE_LEN - 1 bytes, as the array of old did). */
+static member *member_new(const char *node)
+{
+    size_t len = strnlen(node, BL_NODE_LEN - 1);
+    member *m = calloc(1, sizeof(*m) + len + 1);
+    if (m) memcpy(m->node, node, len);
+    return m;
+}
+
 static member *add_member_as(bl_cluster *c, const char *node, const char *role, bl_member_state s,
                              int is_beam)
 {
-    member *m = calloc(1, sizeof(*m));
+    member *m = member_new(node);
     if (!m) return NULL;
     m->is_beam = is_beam;
-    snprintf(m->node, sizeof(m->node), "%s", node);
     snprintf(m->role, sizeof(m->role), "%s", role);
     m->state = s;
     m->state_since = ev_now(c->n->loop);
@@ -974,9 +982,8 @@ static void on_node_event(bl_node *n, bl_node_event ev, const char *node, const 
         if (m) m->connected_at = ev_now(n->loop);
         send_hello(c, node);
         if (!m) { /* not known yet: hello decides whether it is a beamlet or BEAM node */
-            member *pm = calloc(1, sizeof(*pm));
+            member *pm = member_new(node);
             if (!pm) return;
-            snprintf(pm->node, sizeof(pm->node), "%s", node);
             pm->state = BL_MEMBER_JOINING;
             pm->connected_at = ev_now(n->loop);
             pm->is_beam = -1; /* pending: not listed until classified */
@@ -1364,10 +1371,9 @@ int bl_cluster_start(bl_node *n)
     static const bl_proc_ops ops = {.on_msg = cluster_msg, .on_call = cluster_call};
     int rc = bl_spawn(n, "beamlet_cluster", &ops, c, &c->proc);
     if (rc != BL_OK) return rc;
-    c->self = calloc(1, sizeof(*c->self));
+    c->self = member_new(n->name);
     if (!c->self) return BL_ENOMEM;
     member *s = c->self;
-    snprintf(s->node, sizeof(s->node), "%s", n->name);
     snprintf(s->role, sizeof(s->role), "%s", n->cfg.role);
     snprintf(s->version, sizeof(s->version), "%s", BL_VERSION);
     set_text(&s->capabilities, n->cfg.capabilities);

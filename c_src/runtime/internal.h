@@ -38,7 +38,6 @@ typedef enum {
 typedef struct bl_conn {
     UT_hash_handle hh; /* in node->conns, keyed by node name */
     bl_node *n;
-    char node[BL_NODE_LEN];
     bl_conn_state state;
     int fd;
     struct bl_tx *tx;       /* the live stream: plain TCP or TLS (dist/transport.h) */
@@ -64,8 +63,9 @@ typedef struct bl_conn {
     ev_timer rtimer;             /* streaming: the read turns */
     int reading;                 /* inside conn_parse: closing is deferred */
     int close_pending;
-    char close_reason[160];
+    char *close_reason;    /* while close_pending (NULL: out of memory) */
     struct bl_dh_conn *dh; /* distribution headers: atom caches, fragments (dist/disthdr.c) */
+    char node[];           /* sized to the name: a full mesh holds one per member */
 } bl_conn;
 
 /* An OTP seq_trace token while a process handles the message that brought it
@@ -258,6 +258,7 @@ struct bl_node {
     ei_x_buff scratch;        /* control-tuple encoding */
     ei_x_buff scratch2;       /* message-body encoding for runtime-built messages */
     struct bl_dh_scratch *dh; /* rewrite buffer and encoder plan of dist/disthdr.c */
+    struct bl_apool *apool;   /* atom texts of every connection's atom caches (dist/atomcache.c) */
     bl_stats stats;
     ev_tstamp started_at;
     int epmd_state; /* start-up registration: 0 waiting, 1 registered, -1 failed */

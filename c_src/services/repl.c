@@ -61,12 +61,12 @@ uint64_t bl__repl_hash(const char *p, int len)
 
 typedef struct bl__repl_node {
     UT_hash_handle hh;
-    char node[BL_NODE_LEN];
     bl__repl_link *head;
     unsigned count;
     uint64_t digest; /* sum of the entries' hashes */
     int need_sync;   /* a send failed: only a full sync may go next */
     long proto;      /* the layer version its digests announce (0: none seen) */
+    char node[];     /* sized to the name: one per member and table */
 } bl__repl_node;
 
 struct bl__repl {
@@ -111,8 +111,9 @@ static bl__repl_node *node_get(bl__repl *r, const char *node)
 {
     bl__repl_node *rn = node_find(r, node);
     if (rn) return rn;
-    if (strlen(node) >= BL_NODE_LEN || !(rn = calloc(1, sizeof(*rn)))) return NULL;
-    memcpy(rn->node, node, strlen(node) + 1);
+    size_t len = strlen(node);
+    if (len >= BL_NODE_LEN || !(rn = calloc(1, sizeof(*rn) + len + 1))) return NULL;
+    memcpy(rn->node, node, len + 1);
     HASH_ADD_STR(r->nodes, node, rn);
     return rn;
 }
@@ -591,8 +592,7 @@ int bl__repl_handle(bl__repl *r, const bl_msg *msg)
     if (!kind) return 0;
     int want_ack = kind == 1 && arity == 4 && o->tag_ack;
     if ((kind <= 3 && arity != 3 && !want_ack) || (kind == 4 && arity != 2) ||
-        (kind == 5 && arity != 5) ||
-        get_atom(buf, &idx, owner) < 0)
+        (kind == 5 && arity != 5) || get_atom(buf, &idx, owner) < 0)
         return 1;
     if (!from_owner(r, msg, owner)) {
         bl_log(r->n, BL_LOG_DEBUG, "%s: %s from %s ignored (not a member)", r->name, tag, owner);
@@ -673,8 +673,7 @@ static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
         if (ev->to == BL_MEMBER_FAILED || ev->to == BL_MEMBER_LEFT || ev->to == BL_MEMBER_LEAVING) {
             waits_mark(r, ev->node, 0, 0);
             bl__repl_drop_owner(r, ev->node, bl_member_state_name(ev->to));
-        }
-        else if (ev->to == BL_MEMBER_ACTIVE && bl_is_connected(n, ev->node))
+        } else if (ev->to == BL_MEMBER_ACTIVE && bl_is_connected(n, ev->node))
             exchange(r, ev->node);
     } else if (ev->type == BL_EV_NODE_JOINED && strcmp(ev->role, "beam") &&
                bl_is_connected(n, ev->node)) {
