@@ -63,7 +63,7 @@ typedef struct bl_cluster {
     csub *subs;
     int next_sub_id;
     bl_cluster_event *log;
-    unsigned log_cap, log_len, log_head;
+    unsigned log_cap, log_len, log_head, log_max; /* log: log_cap allocated, up to log_max */
     unsigned long long next_seq;
     ev_timer tick;
     unsigned long ticks;

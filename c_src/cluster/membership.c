@@ -182,6 +182,17 @@ static void publish_event(bl_cluster *c, bl_cluster_event *e)
 {
     e->seq = ++c->next_seq;
     e->time_ms = bl_now_ms();
+    if (c->log_len == c->log_cap && c->log_cap < c->log_max && c->log_head == 0) {
+        /* grow toward event_log_size as events come, while the ring has not wrapped: a quiet
+         * node does not hold 256 events' worth of zeroes (86 KB) */
+        unsigned cap = c->log_cap ? c->log_cap * 2 : 16;
+        if (cap > c->log_max) cap = c->log_max;
+        bl_cluster_event *nl = realloc(c->log, sizeof(*nl) * cap);
+        if (nl) {
+            c->log = nl;
+            c->log_cap = cap;
+        }
+    }
     if (c->log_cap) {
         unsigned slot = (c->log_head + c->log_len) % c->log_cap;
         if (c->log_len == c->log_cap)
@@ -1361,12 +1372,7 @@ int bl_cluster_start(bl_node *n)
     bl_cluster *c = calloc(1, sizeof(*c));
     if (!c) return BL_ENOMEM;
     c->n = n;
-    c->log_cap = n->cfg.event_log_size;
-    c->log = calloc(c->log_cap, sizeof(*c->log));
-    if (!c->log) {
-        free(c);
-        return BL_ENOMEM;
-    }
+    c->log_max = n->cfg.event_log_size; /* the ring grows to it (publish_event) */
     n->cluster = c;
     static const bl_proc_ops ops = {.on_msg = cluster_msg, .on_call = cluster_call};
     int rc = bl_spawn(n, "beamlet_cluster", &ops, c, &c->proc);

@@ -529,8 +529,12 @@ static int conn_read(bl_conn *c)
         char *dst;
         size_t space;
         if (direct) {
+            if (!n->rscratch && !(n->rscratch = malloc(BL__RSCRATCH))) {
+                bl_conn_close(c, "out of memory for read buffer");
+                return -1;
+            }
             dst = n->rscratch;
-            space = sizeof(n->rscratch);
+            space = BL__RSCRATCH;
         } else {
             size_t want_free = c->busy ? READ_CHUNK : 4096;
             if (c->rcap - c->rlen < want_free) {

@@ -211,6 +211,8 @@ typedef struct bl_utimer {
     void *ud;
 } bl_utimer;
 
+#define BL__RSCRATCH (64 * 1024)
+
 struct bl_node {
     bl_config cfg;
     struct ev_loop *loop;
@@ -254,7 +256,8 @@ struct bl_node {
     unsigned ref_ids[3];
     unsigned long long unlink_seq;
 
-    char rscratch[64 * 1024]; /* reads land here first (dist/conn.c) */
+    char *rscratch; /* BL__RSCRATCH bytes: reads land here first (dist/conn.c); allocated at the
+                     * first read, so a node without connections does not hold it */
     ei_x_buff scratch;        /* control-tuple encoding */
     ei_x_buff scratch2;       /* message-body encoding for runtime-built messages */
     struct bl_dh_scratch *dh; /* rewrite buffer and encoder plan of dist/disthdr.c */

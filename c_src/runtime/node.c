@@ -524,6 +524,8 @@ void bl_node_free(bl_node *n)
     bl_guard_free(n); /* after the handshakes, which hold its per-address slots */
     ei_x_free(&n->scratch);
     ei_x_free(&n->scratch2);
+    free(n->rscratch);
+    n->rscratch = NULL;
     bl_sighooks_free(n);
     bl_cfghooks_free(n);
     free(n->cfg_base);

@@ -323,11 +323,12 @@ startup(Kind, I) ->
     CRss = list_to_integer(maps:get("children_rss_kb", KV)),
     Anon = list_to_integer(maps:get("rss_anon_kb", KV)),
     Pss = list_to_integer(maps:get("pss_kb", KV)),
+    Threads = maps:get("threads", KV, "?"),
     Pub >= 0 orelse error({never_published, Kind, Line}),
     io:format("  ~-8s #~p  published after ~7.1f ms  VmRSS ~6w kB (RssAnon ~w, Pss ~w; "
-              "children's VmRSS ~w kB)  [~s]~n",
-              [Kind, I, Pub / 1000, Rss, Anon, Pss, CRss, maps:get("comm", KV, "?")]),
-    {Pub / 1000, Rss, Anon}.
+              "children's VmRSS ~w kB; ~s threads)  [~s]~n",
+              [Kind, I, Pub / 1000, Rss, Anon, Pss, CRss, Threads, maps:get("comm", KV, "?")]),
+    {Pub / 1000, Rss, Anon, Pss}.
 
 collect_port(Port, Acc) ->
     receive
@@ -411,11 +412,12 @@ table(N, Calls, Tput, Lat, Bl, Er) ->
          {"beamlet->beamlet (msgs/s)", R(beamlet_to_beamlet), Blast, "BEAM->BEAM", ">= 3.0"},
          {"call p50 (us)", P(beamlet_call, 1), P(beam_call, 1), "BEAM gen_server", "<= 1.0"},
          {"call p99 (us)", P(beamlet_call, 2), P(beam_call, 2), "BEAM gen_server", "-"},
-         {"idle VmRSS (kB)", [S || {_, S, _} <- Bl], [S || {_, S, _} <- Er], "idle erl",
+         {"idle VmRSS (kB)", [S || {_, S, _, _} <- Bl], [S || {_, S, _, _} <- Er], "idle erl",
           "<= 2048 kB"},
-         {"  of which RssAnon (kB)", [S || {_, _, S} <- Bl], [S || {_, _, S} <- Er], "idle erl",
-          "-"},
-         {"exec->EPMD (ms)", [T || {T, _, _} <- Bl], [T || {T, _, _} <- Er], "idle erl",
+         {"  of which RssAnon (kB)", [S || {_, _, S, _} <- Bl], [S || {_, _, S, _} <- Er],
+          "idle erl", "-"},
+         {"idle Pss (kB)", [S || {_, _, _, S} <- Bl], [S || {_, _, _, S} <- Er], "idle erl", "-"},
+         {"exec->EPMD (ms)", [T || {T, _, _, _} <- Bl], [T || {T, _, _, _} <- Er], "idle erl",
           "<= 50 ms"}],
     Shown = [Row || {_, V, Base, _, _} = Row <- Rows, V =/= [], Base =/= []],
     io:format("~n== results (medians; ~p msgs per throughput run, ~p calls)~n", [N, Calls]),
