@@ -3,21 +3,39 @@
 %% a gen_server call, within a generous deadline (timing figures belong to `make bench`); then,
 %% for SettleMs more (the CPU hogs of the runner still running), no node suspects or fails anyone:
 %% the failure detectors' counters (status -> detector) do not move and every node still lists
-%% every member as active.
+%% every member as active. With the nodes' OS pids it also prints the CPU seconds they spent from
+%% exec until they agreed, and what they sent meanwhile (their own counters): figures, not
+%% checks (docs/cluster.md, "Under load").
 -module(bl_scale).
--export([check/3, check/4]).
+-export([check/3, check/4, check/5, cpu_seconds/1]).
 
 -spec check([node()], pos_integer(), pos_integer()) -> no_return().
 check(Nodes, Expected, DeadlineMs) -> check(Nodes, Expected, DeadlineMs, 0).
 
 -spec check([node()], pos_integer(), pos_integer(), non_neg_integer()) -> no_return().
-check(Nodes, Expected, DeadlineMs, SettleMs) ->
+check(Nodes, Expected, DeadlineMs, SettleMs) -> check(Nodes, Expected, DeadlineMs, SettleMs, []).
+
+%% OsPids: the nodes' OS pids; when given, the CPU time (user + system) they have spent from exec
+%% until every node agrees is printed beside the time to converge (docs/cluster.md, "Under load").
+-spec check([node()], pos_integer(), pos_integer(), non_neg_integer(), [pos_integer()]) -> no_return().
+check(Nodes, Expected, DeadlineMs, SettleMs, OsPids) ->
     T0 = erlang:monotonic_time(millisecond),
     Deadline = T0 + DeadlineMs,
     Converged = wait(Nodes, Expected, Deadline),
     Tc = erlang:monotonic_time(millisecond) - T0,
-    io:format("  converged: ~b of ~b nodes list ~b active members (the observer waited ~b ms)~n",
-              [length(Nodes) - length(Converged), length(Nodes), Expected, Tc]),
+    Cpu = cpu_seconds(OsPids),
+    %% BL_SCALE_T0_MS: when the runner exec'd the first node (ms since the epoch)
+    FromExec = case os:getenv("BL_SCALE_T0_MS") of
+                   false -> "";
+                   T0s -> io_lib:format(", ~b ms from the first exec",
+                                        [os:system_time(millisecond) - list_to_integer(T0s)])
+               end,
+    io:format("  converged: ~b of ~b nodes list ~b active members (the observer waited ~b ms~s)~n",
+              [length(Nodes) - length(Converged), length(Nodes), Expected, Tc, FromExec]),
+    OsPids =/= [] andalso
+        io:format("  CPU to converge: ~.2f s user+system over all ~b nodes (~.1f ms per node)~n",
+                  [Cpu, length(OsPids), 1000 * Cpu / length(OsPids)]),
+    traffic(Nodes),
     Pang = [N || N <- Nodes, net_adm:ping(N) =/= pong],
     io:format("  ping: ~b of ~b nodes answer pong~n", [length(Nodes) - length(Pang), length(Nodes)]),
     NoInfo = [N || N <- Nodes, not is_map(catch gen_server:call({beamlet, N}, info, 5000))],
@@ -87,3 +105,31 @@ converged(Node, Expected) ->
         L when is_list(L) -> length([x || #{kind := beamlet, state := active} <- L]) =:= Expected;
         _ -> false
     end.
+
+%% What the nodes sent to converge, from their own counters (beamlet stats): messages, bytes,
+%% connections made (accepted + connected: two per node pair when each side's handshake ends up
+%% with one socket) and failed handshakes (lost simultaneous connects among them).
+traffic(Nodes) ->
+    S = [M || N <- Nodes, M <- [catch gen_server:call({beamlet, N}, stats, 5000)], is_map(M)],
+    Sum = fun(K) -> lists:sum([maps:get(K, M, 0) || M <- S]) end,
+    io:format("  traffic to converge (~b nodes' counters): ~b messages, ~.1f MB sent; ~b connections "
+              "accepted, ~b made, ~b handshakes failed~n",
+              [length(S), Sum(msgs_out), Sum(bytes_out) / 1.0e6, Sum(conns_accepted),
+               Sum(conns_connected), Sum(handshakes_failed)]).
+
+%% User + system CPU seconds of the given OS processes, all threads (/proc/PID/stat fields 14
+%% and 15, in clock ticks of 1/100 s on Linux); a process that is gone counts 0.
+-spec cpu_seconds([pos_integer()]) -> float().
+cpu_seconds(OsPids) ->
+    Ticks = fun(P) ->
+                case file:read_file("/proc/" ++ integer_to_list(P) ++ "/stat") of
+                    {ok, Bin} ->
+                        %% the command name (field 2) is in parentheses and may hold spaces
+                        [_, Rest] = string:split(Bin, ")", trailing),
+                        F = string:lexemes(Rest, " "),
+                        %% Rest starts at field 3 (state): utime is field 14, stime 15
+                        binary_to_integer(lists:nth(12, F)) + binary_to_integer(lists:nth(13, F));
+                    _ -> 0
+                end
+            end,
+    lists:sum([Ticks(P) || P <- OsPids]) / 100.

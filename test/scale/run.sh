@@ -7,8 +7,11 @@
 # before the boot to the end, so the nodes boot and converge on a starved machine. `make test`
 # runs it with 30 nodes of the ASan build, quiet and with 4 hogs (suite scale_load); `make
 # test-scale` with 100 (BL_SCALE_HOGS there too). Appends "SUITE P F" to $BL_RESULTS, SUITE being
-# $BL_SCALE_SUITE (scale). Prints RSS and PSS per node (test/scale/memsum.sh) when they
-# converged and after settling.
+# $BL_SCALE_SUITE (scale). Prints the time to converge (from the first exec), the CPU seconds
+# all the nodes spent until then (user + system, /proc/PID/stat: under CPU contention the time
+# to converge is about that CPU over the nodes' share of the cores, docs/cluster.md "Under
+# load") and their traffic, and RSS and PSS per node (test/scale/memsum.sh) when they converged
+# and after settling.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
@@ -57,6 +60,8 @@ for _ in $(seq 1 "$HOG_N"); do
 done
 [ "$HOG_N" -gt 0 ] && echo "  $HOG_N CPU hogs running (load $(cut -d' ' -f1 /proc/loadavg))"
 echo "  booting $N nodes at once ($BIN)"
+BL_SCALE_T0_MS=$(date +%s%3N)
+export BL_SCALE_T0_MS
 for i in $(seq 1 "$N"); do
     join=""; [ "$i" -gt 1 ] && join="--join $seed"
     nice -n "$NODE_NICE" "$BIN" node --sname "s${i}_$$" --cookie "$COOKIE" --cluster "$cl" --listen-address 127.0.0.1 \
@@ -66,7 +71,7 @@ done
 . test/scale/memsum.sh
 NODES=$(for i in $(seq 1 "$N"); do printf "'s%s_%s@%s'," "$i" "$$" "$HOST"; done)
 erl -sname "scale_obs_$$" -setcookie "$COOKIE" -noshell -pa "$EBIN" \
-    -eval "bl_scale:check([${NODES%,}], $N, $DEADLINE_MS, ${BL_SCALE_SETTLE_MS:-10000})"
+    -eval "bl_scale:check([${NODES%,}], $N, $DEADLINE_MS, ${BL_SCALE_SETTLE_MS:-10000}, [$(IFS=,; echo "${PIDS[*]}")])"
 rc=$?
 # memory once every node answered, and again after a few heartbeats (docs/memory.md: RSS counts
 # the shared libraries once per node, PSS splits them between the nodes)
