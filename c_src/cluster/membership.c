@@ -535,8 +535,7 @@ static void send_hello(bl_cluster *c, const char *node, int with_list)
  * peer whose own hello says it is still joining is sent the list then (handle_hello). */
 static int hello_needs_list(const bl_cluster *c, const member *m)
 {
-    return !m || m->is_beam || m->state != BL_MEMBER_ACTIVE ||
-           c->self->state == BL_MEMBER_JOINING;
+    return !m || m->is_beam || m->state != BL_MEMBER_ACTIVE || c->self->state == BL_MEMBER_JOINING;
 }
 
 /* Our whole member list (self included) to one node, as an update. */
@@ -755,9 +754,9 @@ static void handle_hello(bl_cluster *c, const char *buf, int idx)
         HASH_DEL(c->members, m);
         member_free(m);
         m = NULL;
-    } else if (m && m->is_beam) { /* listed as BEAM before its hello arrived: it leaves as
-                                      * one and joins as the beamlet node it is, so the
-                                      * services (repl.c) take it for a peer and sync with it */
+    } else if (m && m->is_beam) {
+        /* listed as BEAM before its hello arrived: it leaves as one and joins as the beamlet
+         * node it is, so the services (repl.c) take it for a peer and sync with it */
         remove_member(c, m, "its hello came after the wait: a beamlet node");
         m = NULL;
     }

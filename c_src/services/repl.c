@@ -725,8 +725,7 @@ static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
         /* active again after we dropped its bucket: both sets again. A cleared suspicion (or
          * the end of joining) dropped nothing on either side: no exchange, which in a boot
          * under load saves one per service for each of hundreds of suspicions */
-        else if (ev->to == BL_MEMBER_ACTIVE && dropped_in(ev->from) &&
-                 bl_is_connected(n, ev->node))
+        else if (ev->to == BL_MEMBER_ACTIVE && dropped_in(ev->from) && bl_is_connected(n, ev->node))
             exchange_member(r, ev->node);
     } else if (ev->type == BL_EV_NODE_JOINED && strcmp(ev->role, "beam") &&
                bl_is_connected(n, ev->node)) {
