@@ -1088,15 +1088,38 @@ static void anti_entropy(bl_cluster *c)
     if (pick) send_member_list(c, pick->node);
 }
 
+/* The detector ticks four times per heartbeat interval, so detection is not late by a tick. */
+static double tick_period(const bl_cluster *c)
+{
+    return interval_s(c) / 4;
+}
+
+/* Arm the tick for the next point of a grid of wall-clock time that every node shares
+ * (multiples of the tick period since the epoch) and return that point; heartbeats go out on
+ * every fourth (tick_cb). So every node of a cluster sends its heartbeats at the same moments,
+ * and a node reads those of all its peers in a few wake-ups per interval, not in one wake-up
+ * per peer spread over the interval: at 100 nodes those wake-ups were most of the CPU of an
+ * idle cluster, and half of what a boot spends before it agrees (docs/cluster.md, "Under
+ * load"). The silence limits and the timeouts are the same as with ticks at random phases. */
+static ev_tstamp tick_schedule(bl_cluster *c, ev_tstamp now)
+{
+    double q = tick_period(c);
+    ev_tstamp due = (floor(now / q) + 1) * q;
+    if (due - now < q / 4) due += q; /* just short of a grid point (clocks): the next one */
+    ev_timer_stop(c->n->loop, &c->tick);
+    ev_timer_set(&c->tick, due - now, 0);
+    ev_timer_start(c->n->loop, &c->tick);
+    return due;
+}
+
 /* How late this tick fired against when it was due: a stall of the loop is credited to every
  * member's silence, and a late tick (later than a tick period and a quarter of the silence
  * limit) lowers local health; a heartbeat interval of on-time ticks raises it back a step. */
 static void detector_tick(bl_cluster *c, ev_tstamp now)
 {
     cl_detector *d = &c->det;
-    double period = c->tick.repeat;
+    double period = tick_period(c);
     double lag = d->tick_due > 0 && now > d->tick_due ? now - d->tick_due : 0;
-    d->tick_due = now + period;
     d->lag = lag;
     if (lag > d->lag_max) d->lag_max = lag;
     d->stalled += lag;
@@ -1121,10 +1144,18 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     bl_node *n = c->n;
     ev_tstamp now = ev_now(n->loop);
     double limit = silence_limit(c);
+    double q = tick_period(c);
+    /* heartbeats on the grid points that are multiples of the interval, or at once when a
+     * stalled loop ticks past one */
+    int hb_due = llround(c->det.tick_due / q) % 4 == 0 || now - c->hb_sent >= 4 * q;
     detector_tick(c, now);
+    c->det.tick_due = tick_schedule(c, now);
     double suspect_limit = suspect_after(c);
-    /* the detector runs four times per heartbeat interval so detection is not late by a tick */
-    if (++c->ticks % 4 == 1) send_heartbeats(c);
+    ++c->ticks;
+    if (hb_due) {
+        c->hb_sent = now;
+        send_heartbeats(c);
+    }
     if (c->ticks % 32 == 0) anti_entropy(c);
     member *m, *t;
     HASH_ITER(hh, c->members, m, t)
@@ -1378,11 +1409,7 @@ static void cl_cfg_hook(bl_node *n, const char *key, void *ud)
 {
     bl_cluster *c = ud;
     if (c->stopping) return;
-    if (!strcmp(key, "heartbeat_interval_ms")) {
-        c->tick.repeat = n->cfg.heartbeat_interval_ms / 4000.0;
-        ev_timer_again(n->loop, &c->tick);
-        c->det.tick_due = ev_now(n->loop) + c->tick.repeat;
-    }
+    if (!strcmp(key, "heartbeat_interval_ms")) c->det.tick_due = tick_schedule(c, ev_now(n->loop));
     if (!strcmp(key, "election_timeout_ms")) el_config_changed(c);
 }
 
@@ -1417,11 +1444,9 @@ int bl_cluster_start(bl_node *n)
     HASH_ADD_STR(c->members, node, s);
     cl_emit(c, BL_EV_NODE_JOINED, s, s->state, s->state);
     bl_monitor_nodes(n, on_node_event, c);
-    double iv = n->cfg.heartbeat_interval_ms / 4000.0;
-    ev_timer_init(&c->tick, tick_cb, iv, iv);
+    ev_init(&c->tick, tick_cb);
     c->tick.data = c;
-    c->det.tick_due = ev_now(n->loop) + iv;
-    ev_timer_start(n->loop, &c->tick);
+    c->det.tick_due = tick_schedule(c, ev_now(n->loop));
     el_init(c);
     el_start(c);
     if ((rc = bl__node_on_config(n, cl_cfg_hook, c)) != BL_OK) return rc;
