@@ -129,27 +129,22 @@ erlc -o "$OUT" "$ROOT/test/scale/bl_scale.erl" || exit 1
 # (CPU: seconds the N nodes spent until they agreed; memory in kB per node, test/scale/memsum.sh).
 c_cluster() { # N tag
     local N=$1 tag=$2 cl="big$2$$" first=${#PIDS[@]}
+    local nodes; nodes=$(for i in $(seq 1 "$N"); do printf "'%s%s_%s@%s'," "$tag" "$i" "$$" "$HOST"; done)
+    # the observer first (an erl start takes seconds on a loaded machine): it counts from the
+    # first exec, which the runner writes to $started with the nodes' pids (bl_scale:converge/4)
+    local started=$OUT/started.$tag.$$
+    rm -f "$started" "$started.ready"
+    erl -sname "bench_obs_$tag$$" -hidden -setcookie "$COOKIE" -noshell -pa "$OUT" \
+        -eval "bl_scale:converge([${nodes%,}], $N, \"$started\", 120000)" >"$OUT/conv.$tag" &
+    local obs=$!
+    for _ in $(seq 1 600); do [ -f "$started.ready" ] && break; sleep 0.1; done
     local t0; t0=$(now_ms)
     start "${tag}1_$$" agent "$cl" ""
     for i in $(seq 2 "$N"); do start "${tag}${i}_$$" agent "$cl" "${tag}1_$$@$HOST"; done
-    local nodes; nodes=$(for i in $(seq 1 "$N"); do printf "'%s%s_%s@%s'," "$tag" "$i" "$$" "$HOST"; done)
-    local ospids; ospids=$(IFS=,; echo "${PIDS[*]:$first}")
-    local conv; conv=$(erl -sname "bench_obs_$tag$$" -hidden -setcookie "$COOKIE" -noshell -pa "$OUT" -eval "
-        Nodes = [${nodes%,}],
-        T0 = $t0,
-        Ok = fun(N) -> case catch gen_server:call({beamlet_cluster, N}, members, 2000) of
-                           L when is_list(L) ->
-                               length([x || #{kind := beamlet, state := active} <- L]) =:= $N;
-                           _ -> false end end,
-        Loop = fun Loop(Pending) ->
-            case [N || N <- Pending, not Ok(N)] of
-                [] -> io:format(\"~b ~.2f\", [os:system_time(millisecond) - T0,
-                                             bl_scale:cpu_seconds([$ospids])]);
-                Left -> case os:system_time(millisecond) - T0 > 120000 of
-                            true -> io:format(\"timeout(~b left) ~.2f\", [length(Left),
-                                                       bl_scale:cpu_seconds([$ospids])]);
-                            false -> timer:sleep(20), Loop(Left) end end end,
-        Loop(Nodes), halt().")
+    echo "$t0 $(IFS=,; echo "${PIDS[*]:$first}")" >"$started.tmp" && mv "$started.tmp" "$started"
+    wait "$obs"
+    local conv; conv=$(cat "$OUT/conv.$tag")
+    rm -f "$started" "$started.ready"
     # a few heartbeats after convergence, past one of the nodes' 10 s heap trims (cli/memory.c)
     sleep "${BL_BENCH_SETTLE_S:-12}"
     local mem; mem=$(bl_mem_per_node "${PIDS[@]:$first}")

@@ -7,7 +7,7 @@
 %% exec until they agreed, and what they sent meanwhile (their own counters): figures, not
 %% checks (docs/cluster.md, "Under load").
 -module(bl_scale).
--export([check/3, check/4, check/5, cpu_seconds/1]).
+-export([check/3, check/4, check/5, converge/4, cpu_seconds/1]).
 
 -spec check([node()], pos_integer(), pos_integer()) -> no_return().
 check(Nodes, Expected, DeadlineMs) -> check(Nodes, Expected, DeadlineMs, 0).
@@ -15,23 +15,22 @@ check(Nodes, Expected, DeadlineMs) -> check(Nodes, Expected, DeadlineMs, 0).
 -spec check([node()], pos_integer(), pos_integer(), non_neg_integer()) -> no_return().
 check(Nodes, Expected, DeadlineMs, SettleMs) -> check(Nodes, Expected, DeadlineMs, SettleMs, []).
 
-%% OsPids: the nodes' OS pids; when given, the CPU time (user + system) they have spent from exec
-%% until every node agrees is printed beside the time to converge (docs/cluster.md, "Under load").
--spec check([node()], pos_integer(), pos_integer(), non_neg_integer(), [pos_integer()]) -> no_return().
-check(Nodes, Expected, DeadlineMs, SettleMs, OsPids) ->
-    T0 = erlang:monotonic_time(millisecond),
+%% OsPids: the nodes' OS pids, or {file, F}: the observer was started before the nodes, says so
+%% by creating F.ready, and the runner writes "T0Ms Pid,Pid,..." to F once it has exec'd them
+%% all (T0Ms: ms since the epoch just before the first exec). With pids, the CPU time (user +
+%% system) the nodes have spent until every node agrees is printed beside the time to converge
+%% (docs/cluster.md, "Under load"); with T0Ms that time is counted from the first exec.
+-spec check([node()], pos_integer(), pos_integer(), non_neg_integer(),
+            [pos_integer()] | {file, string()}) -> no_return().
+check(Nodes, Expected, DeadlineMs, SettleMs, PidsOrFile) ->
+    {T0, OsPids} = started(PidsOrFile),
     Deadline = T0 + DeadlineMs,
     Converged = wait(Nodes, Expected, Deadline),
-    Tc = erlang:monotonic_time(millisecond) - T0,
+    Tc = os:system_time(millisecond) - T0,
     Cpu = cpu_seconds(OsPids),
-    %% BL_SCALE_T0_MS: when the runner exec'd the first node (ms since the epoch)
-    FromExec = case os:getenv("BL_SCALE_T0_MS") of
-                   false -> "";
-                   T0s -> io_lib:format(", ~b ms from the first exec",
-                                        [os:system_time(millisecond) - list_to_integer(T0s)])
-               end,
-    io:format("  converged: ~b of ~b nodes list ~b active members (the observer waited ~b ms~s)~n",
-              [length(Nodes) - length(Converged), length(Nodes), Expected, Tc, FromExec]),
+    From = case PidsOrFile of {file, _} -> "from the first exec"; _ -> "the observer waited" end,
+    io:format("  converged: ~b of ~b nodes list ~b active members (~s: ~b ms)~n",
+              [length(Nodes) - length(Converged), length(Nodes), Expected, From, Tc]),
     OsPids =/= [] andalso
         io:format("  CPU to converge: ~.2f s user+system over all ~b nodes (~.1f ms per node)~n",
                   [Cpu, length(OsPids), 1000 * Cpu / length(OsPids)]),
@@ -53,12 +52,50 @@ check(Nodes, Expected, DeadlineMs, SettleMs, OsPids) ->
         _ -> io:format("  FAILED: ~p~n", [Failed]), halt(1)
     end.
 
+%% {T0Ms, OsPids}: now and the pids given, or what the runner writes to File once it has started
+%% the nodes (File.ready tells it this observer is up and watching).
+started({file, File}) ->
+    ok = file:write_file(File ++ ".ready", <<>>),
+    Read = fun Read() ->
+               case file:read_file(File) of
+                   {ok, B} ->
+                       [T0, Pids] = string:lexemes(string:trim(B), " "),
+                       {binary_to_integer(T0),
+                        [binary_to_integer(P) || P <- string:lexemes(Pids, ",")]};
+                   _ -> timer:sleep(20), Read()
+               end
+           end,
+    Read();
+started(OsPids) -> {os:system_time(millisecond), OsPids}.
+
+%% For make bench (test/bench/cluster_bench.sh): started as check/5 with {file, F}, prints
+%% "Ms Cpu" when all Expected nodes list Expected active beamlet members (polled every 20 ms), or
+%% "timeout(K left) Cpu" after TimeoutMs; Ms from the first exec, Cpu in seconds for all nodes.
+-spec converge([node()], pos_integer(), string(), pos_integer()) -> no_return().
+converge(Nodes, Expected, File, TimeoutMs) ->
+    {T0, OsPids} = started({file, File}),
+    Loop = fun Loop(Pending) ->
+               case [N || N <- Pending, not converged(N, Expected)] of
+                   [] ->
+                       io:format("~b ~.2f", [os:system_time(millisecond) - T0,
+                                             cpu_seconds(OsPids)]);
+                   Left ->
+                       case os:system_time(millisecond) - T0 > TimeoutMs of
+                           true -> io:format("timeout(~b left) ~.2f",
+                                             [length(Left), cpu_seconds(OsPids)]);
+                           false -> timer:sleep(20), Loop(Left)
+                       end
+               end
+           end,
+    Loop(Nodes),
+    halt(0).
+
 %% The nodes that have not converged by the deadline ([] when all have).
 wait(Pending, Expected, Deadline) ->
     case [N || N <- Pending, not converged(N, Expected)] of
         [] -> [];
         Left ->
-            case erlang:monotonic_time(millisecond) > Deadline of
+            case os:system_time(millisecond) > Deadline of
                 true -> Left;
                 false -> timer:sleep(200), wait(Left, Expected, Deadline)
             end
