@@ -65,8 +65,9 @@ typedef struct bl_cluster {
     bl_cluster_event *log;
     unsigned log_cap, log_len, log_head, log_max; /* log: log_cap allocated, up to log_max */
     unsigned long long next_seq;
-    ev_timer tick;
+    ev_timer tick; /* on a wall-clock grid shared by the nodes (tick_schedule) */
     unsigned long ticks;
+    ev_tstamp hb_sent; /* when this node last sent its heartbeats */
     int stopping;
     /* election */
     el_role el;
