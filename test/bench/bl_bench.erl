@@ -1,7 +1,8 @@
 %% bl_bench.erl - the driver of `make bench` (started by test/bench/run.sh as node A).
 %%
 %% Prints figures measured side by side in one run (never pass/fail): message throughput
-%% BEAM->beamlet, beamlet->BEAM and beamlet->beamlet next to BEAM->BEAM, gen_server:call latency to
+%% BEAM->beamlet, beamlet->BEAM and beamlet->beamlet next to BEAM->BEAM, one 20 MiB message
+%% BEAM->beamlet next to BEAM->BEAM, gen_server:call latency to
 %% a C process next to a BEAM gen_server, and idle RSS / exec-to-EPMD time next to an idle `erl`.
 %% Nodes: this node (A), a BEAM peer (B, OTP `peer`), two bench_node C nodes (X, Y). Every
 %% throughput case runs BL_BENCH_REPS times, interleaved (odd reps in order, even reps in reverse),
@@ -10,7 +11,7 @@
 %% Environment (set by run.sh): BENCH_NODE_BIN, BEAMLET_BIN, EPMD_WAIT_BIN, BL_BENCH_EBIN,
 %% BL_BENCH_LOG_DIR, BL_BENCH_PIDFILE; optional BL_BENCH_MSGS (1000000), BL_BENCH_CALLS (20000),
 %% BL_BENCH_REPS (7), BL_BENCH_STARTS (5), BL_BENCH_ONLY (comma-separated case names to run, for
-%% profiling: startup, calls, beam_to_beamlet, beamlet_to_beam, ...; the table then shows only
+%% profiling: startup, calls, big, beam_to_beamlet, beamlet_to_beam, ...; the table then shows only
 %% the figures that were measured).
 %% With BL_BENCH_TLS=1 (run.sh's second pass) every node runs TLS distribution: this driver and
 %% the BEAM peer with -proto_dist inet_tls -ssl_dist_optfile $BL_BENCH_TLS_OPTFILE, the C nodes
@@ -106,7 +107,7 @@ run() ->
     Er = [{I, R} || {I, {erl, R}} <- lists:enumerate(1, [KR || {erl, _} = KR <- StartRes])],
 
     {Tput, Lat} =
-        case lists:any(fun want/1, [calls | case_names()]) of
+        case lists:any(fun want/1, [calls, big | case_names()]) of
             true -> node_cases(N, Calls, Reps);
             false -> {[], []}
         end,
@@ -143,12 +144,18 @@ node_cases(N, Calls, Reps) ->
                           || {Name, F} <- rep_order(R, Cases), want(Name)]
                          || R <- lists:seq(1, Reps)]),
 
+    io:format("~n== one 20 MiB binary from A in one message {Pid, {seq, 1, Bin}} (fragmented on the "
+              "wire), until the receiver has it~n"),
+    Big = lists:append([rep_order(R, [{beamlet_big, {R, run_big(beamlet_big, c, X, R)}},
+                                      {beam_big, {R, run_big(beam_big, beam, B, R)}}])
+                        || want(big), R <- lists:seq(1, Reps)]),
+
     io:format("~n== gen_server:call round trip from A, ~p sequential calls~n", [Calls]),
     {ok, _} = rpc:call(B, gen_server, start, [{local, bl_bench_echo}, ?MODULE, [], []]),
     Lat = lists:append([rep_order(R, [{beamlet_call, {R, run_lat(beamlet_call, {echo, X}, Calls, R)}},
                                       {beam_call, {R, run_lat(beam_call, {bl_bench_echo, B}, Calls, R)}}])
                         || want(calls), R <- lists:seq(1, Reps)]),
-    {Tput, Lat}.
+    {Tput, Lat ++ Big}.
 
 %% Odd reps run the cases in order, even reps in reverse: a case and its baseline are neighbours
 %% in every rep, and neither always goes first.
@@ -207,7 +214,11 @@ clk_tck() ->
     end.
 
 %% A process here (A) sends N messages as fast as it can to a receiver on Node: a BEAM process
-%% (beam) or a bench_node sink (c). Wall time on the sender from the first send to {done, N}.
+%% (beam) or a bench_node sink (c). Wall time on the sender from the first send to {done, N}, which
+%% the receiver sends after it has taken the N-th message off its connection (the C sink) or out of
+%% its mailbox (the BEAM counter). Timed the same way for both: the receiver exists before the
+%% clock starts (remote spawn/4 and the sink call both wait for the receiver's pid), and the clock
+%% stops only when every message has been received and handled, not when the sender is done.
 case_send(Kind, Node, N) ->
     isolated(
       fun() ->
@@ -271,6 +282,25 @@ count(K, N, Notify) ->
 blaster(To, N, Notify) ->
     send_loop(To, self(), 1, N),
     Notify ! {blast_sent, N, 0}.
+
+%% A large message next to the small-message cases: it shows that nothing tuned for streams of
+%% small messages (the C receiver's batched reads, dist/conn.c) slows a large one down.
+run_big(Name, Kind, Node, Rep) ->
+    Ms = isolated(
+           fun() ->
+                   Me = self(),
+                   Bin = binary:copy(<<"0123456789abcdef">>, 20 * 1024 * 1024 div 16),
+                   Recv = case Kind of
+                              beam -> spawn(Node, ?MODULE, counter, [1, Me]);
+                              c -> {ok, P} = gen_server:call({bench, Node}, {sink, 1, Me}), P
+                          end,
+                   T0 = now_ns(),
+                   Recv ! {Me, {seq, 1, Bin}},
+                   wait_done(1),
+                   (now_ns() - T0) / 1.0e6
+           end),
+    io:format("  rep ~p  ~-20s ~8.1f ms~n", [Rep, Name, Ms]),
+    {Ms}.
 
 %%% ------------------------------------------------------------------ call latency
 
@@ -424,6 +454,7 @@ table(N, Calls, Tput, Lat, Bl, Er) ->
           "BEAM->BEAM", "-"},
          {"beamlet->BEAM (msgs/s)", R(beamlet_to_beam), Blast, "BEAM->BEAM", ">= 1.0"},
          {"beamlet->beamlet (msgs/s)", R(beamlet_to_beamlet), Blast, "BEAM->BEAM", ">= 3.0"},
+         {"20 MiB message (ms)", P(beamlet_big, 1), P(beam_big, 1), "BEAM->BEAM", "-"},
          {"call p50 (us)", P(beamlet_call, 1), P(beam_call, 1), "BEAM gen_server", "<= 1.0"},
          {"call p99 (us)", P(beamlet_call, 2), P(beam_call, 2), "BEAM gen_server", "-"},
          {"idle VmRSS (kB)", [{I, S} || {I, {_, S, _}} <- Bl], [{I, S} || {I, {_, S, _}} <- Er],
@@ -487,4 +518,5 @@ median(L) -> lists:nth((length(L) + 1) div 2, lists:sort(L)).
 
 fmt(V) when is_integer(V) -> integer_to_list(V);
 fmt(V) when V >= 1000 -> float_to_list(float(V), [{decimals, 0}]);
+fmt(V) when V < 10 -> float_to_list(float(V), [{decimals, 2}]);
 fmt(V) -> float_to_list(float(V), [{decimals, 1}]).
