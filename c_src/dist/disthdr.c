@@ -42,6 +42,7 @@ typedef struct dh_seq {
     unsigned nrefs;
     bl_dh_ref *refs; /* the sequence's own copy of its header's atoms (the cache may change) */
     size_t acct;     /* bytes counted in dc->seq_bytes */
+    size_t res;      /* of which message bytes: what was reserved up front, or what came */
 } dh_seq;
 
 /* An outgoing sequence: the whole rewritten message, sent from off on. Later frames to the same
@@ -400,13 +401,24 @@ static int seq_start(bl_dh_conn *dc, uint64_t id, uint64_t frag, const bl_dh_ref
     size_t tbytes = 0;
     for (unsigned k = 0; k < nrefs; k++)
         tbytes += refs[k].len;
-    size_t acct = sizeof(*q) + nrefs * sizeof(bl_dh_ref) + tbytes + blen;
+    size_t over = sizeof(*q) + nrefs * sizeof(bl_dh_ref) + tbytes, acct = over + blen;
     if (dc->seq_bytes > 2 * max_msg || acct > 2 * max_msg - dc->seq_bytes)
         return (*why = "fragments in progress over 2 x max_message_size", BL_DH_ETOOBIG);
+    /* Room for the whole message at once if its fragments are as long as this one (BEAM's are,
+     * all but the last), so it is not grown and moved fragment by fragment. What is reserved
+     * counts as held, within the same bound; without room for it, only what came is held. */
+    size_t res = blen;
+    if (blen > 0 && frag > 1) {
+        size_t all = frag <= max_msg / blen ? blen * (size_t)frag : max_msg;
+        if (all > max_msg) all = max_msg;
+        if (over + all <= 2 * max_msg - dc->seq_bytes) res = all;
+    }
+    acct = over + res;
     q = calloc(1, sizeof(*q));
     if (!q) return (*why = "out of memory for a fragment", BL_DH_ENOMEM);
     q->refs = nrefs ? malloc(nrefs * sizeof(bl_dh_ref) + tbytes) : NULL;
-    q->cap = blen ? blen : 1;
+    q->cap = res ? res : 1;
+    q->res = res;
     q->buf = malloc(SEQ_FRONT + q->cap);
     if ((nrefs && !q->refs) || !q->buf) {
         free(q->refs);
@@ -442,7 +454,8 @@ static int seq_cont(bl_dh_conn *dc, bl_dh_scratch *s, uint64_t id, uint64_t frag
     if (frag != q->next) return (*why = "fragment out of order", BL_DH_EMALFORMED);
     if (blen > max_msg - q->len)
         return (*why = "fragmented message over max_message_size", BL_DH_ETOOBIG);
-    if (blen > 2 * max_msg - dc->seq_bytes)
+    size_t add = q->len + blen > q->res ? q->len + blen - q->res : 0; /* beyond what was held */
+    if (add > 2 * max_msg - dc->seq_bytes)
         return (*why = "fragments in progress over 2 x max_message_size", BL_DH_ETOOBIG);
     if (q->len + blen > q->cap) {
         size_t ncap = q->cap * 2;
@@ -455,8 +468,9 @@ static int seq_cont(bl_dh_conn *dc, bl_dh_scratch *s, uint64_t id, uint64_t frag
     }
     memcpy(q->buf + SEQ_FRONT + q->len, b, blen);
     q->len += blen;
-    q->acct += blen;
-    dc->seq_bytes += blen;
+    q->res += add;
+    q->acct += add;
+    dc->seq_bytes += add;
     if (frag > 1) {
         q->next = frag - 1;
         return BL_DH_NONE;

@@ -627,6 +627,49 @@ static void test_frag_in_place(void **state)
     side_free(&r);
 }
 
+/* A first fragment reserves room for the whole message (fragment count x its length), counted as
+ * held; a count that cannot be true reserves at most max_message_size, and without room left
+ * under 2 x max_message_size only what came is held. */
+static void test_frag_reserve(void **state)
+{
+    (void)state;
+    side r = side_new(0);
+    static unsigned char m[3000], f[4096];
+    size_t l, n;
+    big_msg(m, &l, 2900, 0x66);
+    const char *out;
+    size_t olen;
+    bl_dh_stats st;
+    n = frag_first(f, 31, 3, m, 1000);
+    assert_int_equal(recv_copy(&r, f, n, MAX, &out, &olen), BL_DH_NONE);
+    bl_dh_conn_stats(r.dc, &st);
+    size_t base = st.bytes;
+    n = frag_cont(f, 31, 2, m + 1000, 1000);
+    assert_int_equal(recv_copy(&r, f, n, MAX, &out, &olen), BL_DH_NONE);
+    bl_dh_conn_stats(r.dc, &st);
+    assert_int_equal(st.bytes, base); /* within what was reserved */
+    n = frag_cont(f, 31, 1, m + 2000, l - 2000);
+    assert_int_equal(recv_copy(&r, f, n, MAX, &out, &olen), BL_DH_MSG);
+    check_big(out, olen, 2900, 0x66);
+    /* three sequences claiming 2^40 fragments: the first reserves MAX, then there is no room for
+     * another MAX under 2 x MAX, and the others hold what came */
+    for (uint64_t id = 40; id < 43; id++) {
+        n = frag_first(f, id, 1ull << 40, m, 1000);
+        assert_int_equal(recv_copy(&r, f, n, MAX, &out, &olen), BL_DH_NONE);
+    }
+    bl_dh_conn_stats(r.dc, &st);
+    assert_int_equal(st.seqs_in, 3);
+    assert_true(st.bytes >= (size_t)MAX && st.bytes < (size_t)MAX + 64 * 1024);
+    n = frag_cont(f, 40, (1ull << 40) - 1, m + 1000, 1000); /* within its reservation */
+    assert_int_equal(recv_copy(&r, f, n, MAX, &out, &olen), BL_DH_NONE);
+    n = frag_cont(f, 42, (1ull << 40) - 1, m + 1000, 1000); /* holds 1000 more */
+    assert_int_equal(recv_copy(&r, f, n, MAX, &out, &olen), BL_DH_NONE);
+    bl_dh_stats st2;
+    bl_dh_conn_stats(r.dc, &st2);
+    assert_int_equal(st2.bytes, st.bytes + 1000);
+    side_free(&r);
+}
+
 static void test_frag_errors(void **state)
 {
     (void)state;
@@ -1303,21 +1346,14 @@ static void test_fun_refs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_acache_slots),
-        cmocka_unit_test(test_d_new_then_cached),
-        cmocka_unit_test(test_d_all_slots),
-        cmocka_unit_test(test_d_long_atoms),
-        cmocka_unit_test(test_d_malformed),
-        cmocka_unit_test(test_frag_interleaved),
-        cmocka_unit_test(test_frag_errors),
-        cmocka_unit_test(test_frag_in_place),
-        cmocka_unit_test(test_roundtrip_cache),
-        cmocka_unit_test(test_send_checked),
-        cmocka_unit_test(test_roundtrip_fragments),
-        cmocka_unit_test(test_requeue),
-        cmocka_unit_test(test_beam_recorded),
-        cmocka_unit_test(test_fun_size),
-        cmocka_unit_test(test_fun_refs),
+        cmocka_unit_test(test_acache_slots), cmocka_unit_test(test_d_new_then_cached),
+        cmocka_unit_test(test_d_all_slots),  cmocka_unit_test(test_d_long_atoms),
+        cmocka_unit_test(test_d_malformed),  cmocka_unit_test(test_frag_interleaved),
+        cmocka_unit_test(test_frag_errors),  cmocka_unit_test(test_frag_in_place),
+        cmocka_unit_test(test_frag_reserve), cmocka_unit_test(test_roundtrip_cache),
+        cmocka_unit_test(test_send_checked), cmocka_unit_test(test_roundtrip_fragments),
+        cmocka_unit_test(test_requeue),      cmocka_unit_test(test_beam_recorded),
+        cmocka_unit_test(test_fun_size),     cmocka_unit_test(test_fun_refs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
