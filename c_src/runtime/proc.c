@@ -519,14 +519,16 @@ void bl_proc_deliver(bl_proc *p, const bl_msg *m)
 }
 
 /* What is queued now, in order (handlers may queue more, for the next round); with a budget
- * (seconds, > 0), only until that much time has gone: the rest is put back at the head. */
+ * (seconds, > 0), BL_LOCALQ_TURN_MIN messages and then only until that much time has gone: the
+ * rest is put back at the head. The count keeps the queue moving when the node gets little CPU
+ * (a preempted turn uses up its time without doing the work). */
 static void localq_drain(bl_node *n, double budget)
 {
     bl_localmsg *m = n->localq_head, *last = n->localq_tail;
     n->localq_head = n->localq_tail = NULL;
     ev_tstamp until = budget > 0 && m ? ev_time() + budget : 0;
     for (int done = 0; m; done++) {
-        if (until > 0 && done > 0 && ev_time() >= until) { /* one message at least */
+        if (until > 0 && done >= BL_LOCALQ_TURN_MIN && ev_time() >= until) {
             last->next = n->localq_head; /* before what the handlers queued meanwhile */
             if (!n->localq_head) n->localq_tail = last;
             n->localq_head = m;

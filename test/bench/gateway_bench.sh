@@ -4,7 +4,7 @@
 # next to node_exporter's /metrics on the same machine in the same run (as a ratio); a BEAM
 # node's gen_server:call round trip to the gateway while wrk loads its HTTP side, next to the same
 # without the load; and the same call (200 calls, 10 ms apart) while rounds of 1000 connections
-# are opened at once (test/bench/gw_storm.py, one request each, Connection: close), next to the
+# are opened at once (test/gateway/storm.py, one request each, Connection: close), next to the
 # same without the storm, with the node's loop lag (its detector's tick) and CPU per connection.
 # Everything binds to 127.0.0.1.
 set -u
@@ -84,7 +84,7 @@ gp=${pids[0]}
 read -r s0_50 s0_99 <<<"$(rtt_paced sidle)"
 lag0=$(lag_max)
 c0=$(cpu_of "$gp")
-python3 test/bench/gw_storm.py $P $((DUR + 40)) >"$LOG/gw_storm.out" 2>&1 &
+python3 test/gateway/storm.py $P $((DUR + 40)) >"$LOG/gw_storm.out" 2>&1 &
 sp=$!
 sleep 1
 read -r s1_50 s1_99 <<<"$(rtt_paced storm)"
