@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_MEMBERS 512
 #define MAX_ALERTS 512
 #define KEEP_RESOLVED_MS (3600ULL * 1000ULL)
 #define REPL_EVERY_S 5.0
@@ -532,16 +531,9 @@ void bl__alerts_tick(bl__alerts *al)
 {
     if (!al) return;
     bl_node *n = al->h->n;
-    bl_member_info *mi = calloc(MAX_MEMBERS, sizeof(*mi));
+    int nm = 0;
+    bl_member_info *mi = bl__health_members(n, &nm);
     if (!mi) return;
-    int nm = n->cluster ? bl_cluster_members(n, mi, MAX_MEMBERS) : 0;
-    if (nm > MAX_MEMBERS) nm = MAX_MEMBERS;
-    if (nm <= 0) {
-        snprintf(mi[0].node, sizeof(mi[0].node), "%s", n->name);
-        snprintf(mi[0].role, sizeof(mi[0].role), "%s", n->cfg.role);
-        mi[0].state = BL_MEMBER_ACTIVE;
-        nm = 1;
-    }
     int was = al->decider;
     al->decider = is_decider(al, mi, nm);
     if (al->decider && !was)

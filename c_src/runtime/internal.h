@@ -378,6 +378,14 @@ int bl__send_alias(bl_node *n, const bl_pid *from, const bl__ref *alias, const c
                    const char *msg, int len);
 void bl_procs_node_down(bl_node *n, const char *node);
 void bl_localq_drain(bl_node *n);
+/* One loop turn's share (node.c, check_cb): the queued messages in order, BL_LOCALQ_TURN_MIN at
+ * least and then for BL_LOCALQ_TURN_S at most; the rest waits for the next turn, after the loop
+ * has polled its sockets and timers. A burst of local messages (an HTTP storm queues four per request, hundreds of
+ * requests per MHD_run) then delays a BEAM call or a detector tick by a turn, not by the whole
+ * burst (docs/architecture.md). */
+#define BL_LOCALQ_TURN_S 0.002
+#define BL_LOCALQ_TURN_MIN 64
+void bl_localq_drain_turn(bl_node *n);
 void bl_zombies_free(bl_node *n);
 void bl_procs_shutdown(bl_node *n);
 /* Deliver an exit signal with an encoded reason body to a local process. */

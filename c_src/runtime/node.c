@@ -256,12 +256,14 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     bl_node_stop(n);
 }
 
-/* Local deliveries and freeing ended processes happen between loop iterations. */
+/* Local deliveries (a turn's share: proc.c, bl_localq_drain_turn) and freeing ended processes
+ * happen between loop iterations; while messages wait, the idle watcher keeps the next poll from
+ * blocking. */
 static void check_cb(struct ev_loop *loop, ev_check *w, int revents)
 {
     (void)revents;
     bl_node *n = w->data;
-    bl_localq_drain(n);
+    bl_localq_drain_turn(n);
     bl_zombies_free(n);
     if (!n->localq_head) ev_idle_stop(loop, &n->idle);
 }

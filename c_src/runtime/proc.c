@@ -581,12 +581,22 @@ void bl_proc_deliver(bl_proc *p, const bl_msg *m)
     bl_proc_deliver_ctx(p, m, NULL, NULL);
 }
 
-void bl_localq_drain(bl_node *n)
+/* What is queued now, in order (handlers may queue more, for the next round); with a budget
+ * (seconds, > 0), BL_LOCALQ_TURN_MIN messages and then only until that much time has gone: the
+ * rest is put back at the head. The count keeps the queue moving when the node gets little CPU
+ * (a preempted turn uses up its time without doing the work). */
+static void localq_drain(bl_node *n, double budget)
 {
-    /* only what is queued now: handlers may queue more for the next round */
     bl_localmsg *m = n->localq_head, *last = n->localq_tail;
     n->localq_head = n->localq_tail = NULL;
-    while (m) {
+    ev_tstamp until = budget > 0 && m ? ev_time() + budget : 0;
+    for (int done = 0; m; done++) {
+        if (until > 0 && done >= BL_LOCALQ_TURN_MIN && ev_time() >= until) {
+            last->next = n->localq_head; /* before what the handlers queued meanwhile */
+            if (!n->localq_head) n->localq_tail = last;
+            n->localq_head = m;
+            return;
+        }
         bl_localmsg *next = m == last ? NULL : m->next;
         bl_proc *p = m->toname[0] ? bl_whereis(n, m->toname) : bl_proc_by_pid(n, &m->to);
         if (p && m->kind == LOCAL_MSG) {
@@ -612,6 +622,16 @@ void bl_localq_drain(bl_node *n)
         free(m);
         m = next;
     }
+}
+
+void bl_localq_drain(bl_node *n)
+{
+    localq_drain(n, 0);
+}
+
+void bl_localq_drain_turn(bl_node *n)
+{
+    localq_drain(n, BL_LOCALQ_TURN_S);
 }
 
 /* ---- incoming control messages ---- */
