@@ -3,7 +3,6 @@
 #include "../runtime/dlib.h"
 
 #include <dlfcn.h>
-
 #include <pthread.h>
 #include <string.h>
 
