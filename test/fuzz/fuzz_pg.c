@@ -66,10 +66,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ei_get_type(buf, &idx, &type, &n) == 0 && type == ERL_LIST_EXT &&
         ei_decode_list_header(buf, &idx, &n) == 0) {
         for (int i = 0; i < n && i < 64; i++) {
-            int start = idx;
-            if (ei_skip_term(buf, &idx) < 0) break;
+            /* each element by the runtime's walk, as the input was checked: ei_skip_term
+             * can end an element early, which would deliver a cut-off term */
+            size_t start = (size_t)idx, stop = start;
+            if (bl_term_check(buf, size, &stop) != 0) break;
+            idx = (int)stop;
             last = buf + start;
-            last_len = (size_t)(idx - start);
+            last_len = stop - start;
             deliver(p, last, last_len);
         }
     } else {
