@@ -21,6 +21,11 @@
 #define HDR_CONT 70
 #define MAX_OCC 2048               /* atom occurrences replaced per outgoing message */
 #define SCRATCH_KEEP (1024 * 1024) /* a larger rewrite buffer is given back after use */
+/* A reassembled message keeps SEQ_FRONT bytes free in front of its buffer, and when its bytes
+ * after the last atom cache ref (a large binary, say) are SEQ_TAIL_IN_PLACE or more, only what
+ * comes before them is rewritten and put in that room: the tail is not copied again. */
+#define SEQ_FRONT 512
+#define SEQ_TAIL_IN_PLACE (256 * 1024)
 
 typedef struct bl_dh_ref {
     const char *text;
@@ -32,11 +37,12 @@ typedef struct dh_seq {
     UT_hash_handle hh;
     uint64_t id;
     uint64_t next; /* fragment id expected next */
-    char *buf;
+    char *buf;     /* SEQ_FRONT bytes of room, then the message's len bytes (of cap) */
     size_t len, cap;
     unsigned nrefs;
     bl_dh_ref *refs; /* the sequence's own copy of its header's atoms (the cache may change) */
     size_t acct;     /* bytes counted in dc->seq_bytes */
+    size_t res;      /* of which message bytes: what was reserved up front, or what came */
 } dh_seq;
 
 /* An outgoing sequence: the whole rewritten message, sent from off on. Later frames to the same
@@ -83,6 +89,7 @@ typedef struct {
 struct bl_dh_scratch {
     char *out; /* rewritten incoming message */
     size_t cap;
+    char *held; /* a reassembled buffer rewritten in place: the last message, freed with the next */
     size_t ctl_end; /* where its control term ends */
     /* outgoing plan: which slots this message uses (stamp == gen) and as which ref */
     uint32_t gen;
@@ -113,10 +120,12 @@ static void put64(unsigned char *p, uint64_t v)
 
 /* ---- lifecycle ---- */
 
-bl_dh_conn *bl_dh_conn_new(uint64_t peer_flags)
+bl_dh_conn *bl_dh_conn_new(uint64_t peer_flags, bl_apool *pool)
 {
     bl_dh_conn *dc = calloc(1, sizeof(*dc));
     if (!dc) return NULL;
+    bl_acache_init(&dc->in, pool);
+    bl_acache_init(&dc->out, pool);
     dc->flags = peer_flags;
     dc->next_seq = 1;
     return dc;
@@ -179,6 +188,7 @@ void bl_dh_scratch_free(bl_dh_scratch *s)
 {
     if (!s) return;
     free(s->out);
+    free(s->held);
     free(s);
 }
 
@@ -322,21 +332,26 @@ static int rw_fun(void *ud, size_t pos, int begin)
     return 0;
 }
 
-/* b[0..blen): control term, then optionally the message term, no version bytes. */
+/* b[0..blen): control term, then optionally the message term, no version bytes. With tail_at,
+ * a message term whose last tail_min bytes or more hold no atom cache ref (nor fun) is rewritten
+ * up to there only: *tail_at says where that unchanged tail starts in b, and *outlen counts the
+ * rewritten part alone (the caller puts it in front of the tail). Otherwise *tail_at is blen. */
 static int rewrite(bl_dh_scratch *s, const char *b, size_t blen, const bl_dh_ref *refs,
                    unsigned nrefs, size_t max_msg, const char **out, size_t *outlen,
-                   const char **why)
+                   const char **why, size_t tail_min, size_t *tail_at)
 {
     if (s->cap > SCRATCH_KEEP && blen < SCRATCH_KEEP / 4) { /* give a big buffer back */
         free(s->out);
         s->out = NULL;
         s->cap = 0;
     }
+    if (tail_at) *tail_at = blen;
     rw_ctx r = {.s = s, .src = b, .limit = max_msg + 3, .refs = refs, .nrefs = nrefs};
     bl_term_hooks h = {.ref = rw_ref, .fun = rw_fun, .ud = &r};
     static const char lead[2] = {(char)PASS_THROUGH, (char)VERSION};
-    if (out_reserve(&r, blen + 3 < r.limit ? blen + 3 : r.limit) != 0 || out_put(&r, lead, 2))
-        goto fail;
+    size_t first = blen + 3 < r.limit ? blen + 3 : r.limit;
+    if (tail_at && first > 4096) first = 4096; /* most of it may never be copied here */
+    if (out_reserve(&r, first) != 0 || out_put(&r, lead, 2)) goto fail;
     size_t i = 0;
     if (bl_term_walk(b, blen, &i, &h) != 0) goto fail;
     if (out_put(&r, b + r.copied, i - r.copied) != 0) goto fail;
@@ -350,7 +365,15 @@ static int rewrite(bl_dh_scratch *s, const char *b, size_t blen, const bl_dh_ref
             r.err = BL_DH_EMALFORMED;
             goto fail;
         }
-        if (out_put(&r, b + r.copied, i - r.copied) != 0) goto fail;
+        if (tail_at && i - r.copied >= tail_min) {
+            if (i - r.copied > r.limit - r.olen) { /* as out_put would have said */
+                r.err = BL_DH_ETOOBIG;
+                goto fail;
+            }
+            *tail_at = r.copied;
+        } else if (out_put(&r, b + r.copied, i - r.copied) != 0) {
+            goto fail;
+        }
     }
     *out = s->out;
     *outlen = r.olen;
@@ -380,14 +403,25 @@ static int seq_start(bl_dh_conn *dc, uint64_t id, uint64_t frag, const bl_dh_ref
     size_t tbytes = 0;
     for (unsigned k = 0; k < nrefs; k++)
         tbytes += refs[k].len;
-    size_t acct = sizeof(*q) + nrefs * sizeof(bl_dh_ref) + tbytes + blen;
+    size_t over = sizeof(*q) + nrefs * sizeof(bl_dh_ref) + tbytes, acct = over + blen;
     if (dc->seq_bytes > 2 * max_msg || acct > 2 * max_msg - dc->seq_bytes)
         return (*why = "fragments in progress over 2 x max_message_size", BL_DH_ETOOBIG);
+    /* Room for the whole message at once if its fragments are as long as this one (BEAM's are,
+     * all but the last), so it is not grown and moved fragment by fragment. What is reserved
+     * counts as held, within the same bound; without room for it, only what came is held. */
+    size_t res = blen;
+    if (blen > 0 && frag > 1) {
+        size_t all = frag <= max_msg / blen ? blen * (size_t)frag : max_msg;
+        if (all > max_msg) all = max_msg;
+        if (over + all <= 2 * max_msg - dc->seq_bytes) res = all;
+    }
+    acct = over + res;
     q = calloc(1, sizeof(*q));
     if (!q) return (*why = "out of memory for a fragment", BL_DH_ENOMEM);
     q->refs = nrefs ? malloc(nrefs * sizeof(bl_dh_ref) + tbytes) : NULL;
-    q->cap = blen ? blen : 1;
-    q->buf = malloc(q->cap);
+    q->cap = res ? res : 1;
+    q->res = res;
+    q->buf = malloc(SEQ_FRONT + q->cap);
     if ((nrefs && !q->refs) || !q->buf) {
         free(q->refs);
         free(q->buf);
@@ -402,7 +436,7 @@ static int seq_start(bl_dh_conn *dc, uint64_t id, uint64_t frag, const bl_dh_ref
         t += refs[k].len;
     }
     q->nrefs = nrefs;
-    memcpy(q->buf, b, blen);
+    memcpy(q->buf + SEQ_FRONT, b, blen);
     q->len = blen;
     q->id = id;
     q->next = frag - 1;
@@ -422,26 +456,54 @@ static int seq_cont(bl_dh_conn *dc, bl_dh_scratch *s, uint64_t id, uint64_t frag
     if (frag != q->next) return (*why = "fragment out of order", BL_DH_EMALFORMED);
     if (blen > max_msg - q->len)
         return (*why = "fragmented message over max_message_size", BL_DH_ETOOBIG);
-    if (blen > 2 * max_msg - dc->seq_bytes)
+    size_t add = q->len + blen > q->res ? q->len + blen - q->res : 0; /* beyond what was held */
+    if (add > 2 * max_msg - dc->seq_bytes)
         return (*why = "fragments in progress over 2 x max_message_size", BL_DH_ETOOBIG);
     if (q->len + blen > q->cap) {
         size_t ncap = q->cap * 2;
         if (ncap < q->len + blen) ncap = q->len + blen;
         if (ncap > max_msg) ncap = max_msg;
-        char *nb = realloc(q->buf, ncap);
+        char *nb = realloc(q->buf, SEQ_FRONT + ncap);
         if (!nb) return (*why = "out of memory for a fragment", BL_DH_ENOMEM);
         q->buf = nb;
         q->cap = ncap;
     }
-    memcpy(q->buf + q->len, b, blen);
+    memcpy(q->buf + SEQ_FRONT + q->len, b, blen);
     q->len += blen;
-    q->acct += blen;
-    dc->seq_bytes += blen;
+    q->res += add;
+    q->acct += add;
+    dc->seq_bytes += add;
     if (frag > 1) {
         q->next = frag - 1;
         return BL_DH_NONE;
     }
-    int rc = rewrite(s, q->buf, q->len, q->refs, q->nrefs, max_msg, out, outlen, why);
+    char *m = q->buf + SEQ_FRONT;
+    size_t tail_at;
+    int rc = rewrite(s, m, q->len, q->refs, q->nrefs, max_msg, out, outlen, why, SEQ_TAIL_IN_PLACE,
+                     &tail_at);
+    if (rc == BL_DH_MSG && tail_at < q->len) {
+        /* the rewritten head goes just before the tail, over bytes already rewritten (or into
+         * the room in front): the message ends up in q->buf, kept until the next one is read */
+        if (*outlen > SEQ_FRONT + tail_at) { /* refs grew the head past the room: copy it all */
+            rw_ctx r = {.s = s, .limit = max_msg + 3, .olen = *outlen};
+            if (out_put(&r, m + tail_at, q->len - tail_at) != 0) {
+                rc = r.err;
+                *why = rc == BL_DH_ETOOBIG ? "message over max_message_size with its atoms resolved"
+                                           : "out of memory resolving atom cache refs";
+            } else {
+                *out = s->out;
+                *outlen = r.olen;
+            }
+        } else {
+            char *head = m + tail_at - *outlen;
+            memmove(head, s->out, *outlen);
+            *out = head;
+            *outlen += q->len - tail_at;
+            free(s->held);
+            s->held = q->buf;
+            q->buf = NULL;
+        }
+    }
     seq_free(dc, q);
     if (rc == BL_DH_MSG) dc->st.reassembled++;
     return rc;
@@ -453,6 +515,8 @@ int bl_dh_recv(bl_dh_conn *dc, bl_dh_scratch *s, const char *p, size_t len, size
     const unsigned char *u = (const unsigned char *)p;
     bl_dh_ref refs[BL_DH_MAX_REFS];
     unsigned nrefs = 0;
+    free(s->held); /* the last message rewritten in place has been handled */
+    s->held = NULL;
     if (len < 2 || u[0] != VERSION) return (*why = "bad distribution header", BL_DH_EMALFORMED);
     dc->st.hdr_in++;
     size_t off = 2;
@@ -460,7 +524,7 @@ int bl_dh_recv(bl_dh_conn *dc, bl_dh_scratch *s, const char *p, size_t len, size
     switch (u[1]) {
     case HDR_NORMAL:
         if ((rc = parse_refs(dc, u, len, &off, refs, &nrefs, why)) != 0) return rc;
-        return rewrite(s, p + off, len - off, refs, nrefs, max_msg, out, outlen, why);
+        return rewrite(s, p + off, len - off, refs, nrefs, max_msg, out, outlen, why, 0, NULL);
     case HDR_FRAG: {
         if (len < 2 + 16) return (*why = "truncated fragment header", BL_DH_EMALFORMED);
         uint64_t id = get64(u + 2), frag = get64(u + 10);
@@ -472,7 +536,7 @@ int bl_dh_recv(bl_dh_conn *dc, bl_dh_scratch *s, const char *p, size_t len, size
             dh_seq *q = NULL;
             HASH_FIND(hh, dc->seqs, &id, sizeof(id), q);
             if (q) return (*why = "fragment sequence id already in use", BL_DH_EMALFORMED);
-            return rewrite(s, p + off, len - off, refs, nrefs, max_msg, out, outlen, why);
+            return rewrite(s, p + off, len - off, refs, nrefs, max_msg, out, outlen, why, 0, NULL);
         }
         return seq_start(dc, id, frag, refs, nrefs, p + off, len - off, max_msg, why);
     }

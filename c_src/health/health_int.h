@@ -56,7 +56,7 @@ typedef struct health {
     unsigned long long samples;
     hsub *subs;
     int next_sub;
-    bl_from waiting[MAX_WAITING];
+    bl_from *waiting; /* MAX_WAITING entries, allocated while calls wait (36 KB) */
     int nwaiting;
     struct bl__hstore *hs; /* NULL: history off */
     int store_timer, cluster_sub;

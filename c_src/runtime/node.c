@@ -526,11 +526,14 @@ void bl_node_free(bl_node *n)
     bl_guard_free(n); /* after the handshakes, which hold its per-address slots */
     ei_x_free(&n->scratch);
     ei_x_free(&n->scratch2);
+    free(n->rscratch);
+    n->rscratch = NULL;
     bl_sighooks_free(n);
     bl_cfghooks_free(n);
     free(n->cfg_base);
     n->cfg_base = NULL;
     bl_dh_scratch_free(n->dh);
+    bl_apool_unref(n->apool); /* a connection still holding texts keeps the pool to its end */
     bl__intern_free(n); /* last: every pid above pointed into it */
     bl__tls_free(n->tls);
     /* libev keeps a signal's loop until the watcher stops: a later node in this process (the

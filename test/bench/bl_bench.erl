@@ -1,14 +1,17 @@
 %% bl_bench.erl - the driver of `make bench` (started by test/bench/run.sh as node A).
 %%
 %% Prints figures measured side by side in one run (never pass/fail): message throughput
-%% BEAM->beamlet, beamlet->BEAM and beamlet->beamlet next to BEAM->BEAM, gen_server:call latency to
+%% BEAM->beamlet, beamlet->BEAM and beamlet->beamlet next to BEAM->BEAM, one 20 MiB message
+%% BEAM->beamlet next to BEAM->BEAM, gen_server:call latency to
 %% a C process next to a BEAM gen_server, and idle RSS / exec-to-EPMD time next to an idle `erl`.
 %% Nodes: this node (A), a BEAM peer (B, OTP `peer`), two bench_node C nodes (X, Y). Every
-%% throughput case runs BL_BENCH_REPS times, interleaved, and the table shows medians.
+%% throughput case runs BL_BENCH_REPS times, interleaved (odd reps in order, even reps in reverse),
+%% and the table shows medians; each ratio is the median of the per-rep ratios of a beamlet run
+%% to the BEAM run beside it, so machine load hits both sides of a ratio alike.
 %% Environment (set by run.sh): BENCH_NODE_BIN, BEAMLET_BIN, EPMD_WAIT_BIN, BL_BENCH_EBIN,
 %% BL_BENCH_LOG_DIR, BL_BENCH_PIDFILE; optional BL_BENCH_MSGS (1000000), BL_BENCH_CALLS (20000),
-%% BL_BENCH_REPS (5), BL_BENCH_STARTS (5), BL_BENCH_ONLY (comma-separated case names to run, for
-%% profiling: startup, calls, beam_to_beamlet, beamlet_to_beam, ...; the table then shows only
+%% BL_BENCH_REPS (7), BL_BENCH_STARTS (5), BL_BENCH_ONLY (comma-separated case names to run, for
+%% profiling: startup, calls, big, beam_to_beamlet, beamlet_to_beam, ...; the table then shows only
 %% the figures that were measured).
 %% With BL_BENCH_TLS=1 (run.sh's second pass) every node runs TLS distribution: this driver and
 %% the BEAM peer with -proto_dist inet_tls -ssl_dist_optfile $BL_BENCH_TLS_OPTFILE, the C nodes
@@ -88,7 +91,7 @@ cookie() -> atom_to_list(erlang:get_cookie()).
 run() ->
     N = env_int("BL_BENCH_MSGS", 1000000),
     Calls = env_int("BL_BENCH_CALLS", 20000),
-    Reps = env_int("BL_BENCH_REPS", 5),
+    Reps = env_int("BL_BENCH_REPS", 7),
     Starts = env_int("BL_BENCH_STARTS", 5),
     Cores = erlang:system_info(logical_processors_available),
     io:format("beamlet bench (~s distribution): ~p msgs per throughput case, ~p calls, ~p reps, "
@@ -100,11 +103,11 @@ run() ->
     io:format("~n== idle node: exec -> published in EPMD, VmRSS at exec + 1 s~n"),
     StartRes = [{K, startup(K, I)} || not tls(), want(startup), I <- lists:seq(1, Starts),
                                       K <- [beamlet, erl]],
-    Bl = [R || {beamlet, R} <- StartRes],
-    Er = [R || {erl, R} <- StartRes],
+    Bl = [{I, R} || {I, {beamlet, R}} <- lists:enumerate(1, [KR || {beamlet, _} = KR <- StartRes])],
+    Er = [{I, R} || {I, {erl, R}} <- lists:enumerate(1, [KR || {erl, _} = KR <- StartRes])],
 
     {Tput, Lat} =
-        case lists:any(fun want/1, [calls | case_names()]) of
+        case lists:any(fun want/1, [calls, big | case_names()]) of
             true -> node_cases(N, Calls, Reps);
             false -> {[], []}
         end,
@@ -134,17 +137,30 @@ node_cases(N, Calls, Reps) ->
          {beamlet_to_beamlet, fun(M) -> case_blast({c, X}, {c, Y}, M) end}],
     io:format("~n== warm-up (connections, code loading)~n"),
     [F(20000) || {Name, F} <- Cases, want(Name)],
-    io:format("~n== throughput, ~p messages {Pid, {seq, I, <<\"payload\">>}} per case~n", [N]),
-    Tput = lists:append([[{Name, run_case(Name, F, N, R, OsPids)}
-                          || {Name, F} <- Cases, want(Name)]
+    io:format("~n== throughput, ~p messages {Pid, {seq, I, <<\"payload\">>}} per case; odd reps run "
+              "the cases in this order, even reps in reverse (A B .. B A), so each beamlet case "
+              "and its BEAM baseline run next to each other under the same machine load~n", [N]),
+    Tput = lists:append([[{Name, {R, run_case(Name, F, N, R, OsPids)}}
+                          || {Name, F} <- rep_order(R, Cases), want(Name)]
                          || R <- lists:seq(1, Reps)]),
+
+    io:format("~n== one 20 MiB binary from A in one message {Pid, {seq, 1, Bin}} (fragmented on the "
+              "wire), until the receiver has it~n"),
+    Big = lists:append([rep_order(R, [{beamlet_big, {R, run_big(beamlet_big, c, X, R)}},
+                                      {beam_big, {R, run_big(beam_big, beam, B, R)}}])
+                        || want(big), R <- lists:seq(1, Reps)]),
 
     io:format("~n== gen_server:call round trip from A, ~p sequential calls~n", [Calls]),
     {ok, _} = rpc:call(B, gen_server, start, [{local, bl_bench_echo}, ?MODULE, [], []]),
-    Lat = lists:append([[{beamlet_call, run_lat(beamlet_call, {echo, X}, Calls, R)},
-                         {beam_call, run_lat(beam_call, {bl_bench_echo, B}, Calls, R)}]
+    Lat = lists:append([rep_order(R, [{beamlet_call, {R, run_lat(beamlet_call, {echo, X}, Calls, R)}},
+                                      {beam_call, {R, run_lat(beam_call, {bl_bench_echo, B}, Calls, R)}}])
                         || want(calls), R <- lists:seq(1, Reps)]),
-    {Tput, Lat}.
+    {Tput, Lat ++ Big}.
+
+%% Odd reps run the cases in order, even reps in reverse: a case and its baseline are neighbours
+%% in every rep, and neither always goes first.
+rep_order(R, Cases) when R rem 2 =:= 1 -> Cases;
+rep_order(_, Cases) -> lists:reverse(Cases).
 
 %%% ------------------------------------------------------------------ throughput cases
 
@@ -198,7 +214,11 @@ clk_tck() ->
     end.
 
 %% A process here (A) sends N messages as fast as it can to a receiver on Node: a BEAM process
-%% (beam) or a bench_node sink (c). Wall time on the sender from the first send to {done, N}.
+%% (beam) or a bench_node sink (c). Wall time on the sender from the first send to {done, N}, which
+%% the receiver sends after it has taken the N-th message off its connection (the C sink) or out of
+%% its mailbox (the BEAM counter). Timed the same way for both: the receiver exists before the
+%% clock starts (remote spawn/4 and the sink call both wait for the receiver's pid), and the clock
+%% stops only when every message has been received and handled, not when the sender is done.
 case_send(Kind, Node, N) ->
     isolated(
       fun() ->
@@ -263,6 +283,25 @@ blaster(To, N, Notify) ->
     send_loop(To, self(), 1, N),
     Notify ! {blast_sent, N, 0}.
 
+%% A large message next to the small-message cases: it shows that nothing tuned for streams of
+%% small messages (the C receiver's batched reads, dist/conn.c) slows a large one down.
+run_big(Name, Kind, Node, Rep) ->
+    Ms = isolated(
+           fun() ->
+                   Me = self(),
+                   Bin = binary:copy(<<"0123456789abcdef">>, 20 * 1024 * 1024 div 16),
+                   Recv = case Kind of
+                              beam -> spawn(Node, ?MODULE, counter, [1, Me]);
+                              c -> {ok, P} = gen_server:call({bench, Node}, {sink, 1, Me}), P
+                          end,
+                   T0 = now_ns(),
+                   Recv ! {Me, {seq, 1, Bin}},
+                   wait_done(1),
+                   (now_ns() - T0) / 1.0e6
+           end),
+    io:format("  rep ~p  ~-20s ~8.1f ms~n", [Rep, Name, Ms]),
+    {Ms}.
+
 %%% ------------------------------------------------------------------ call latency
 
 run_lat(Name, Dest, K, Rep) ->
@@ -323,11 +362,12 @@ startup(Kind, I) ->
     CRss = list_to_integer(maps:get("children_rss_kb", KV)),
     Anon = list_to_integer(maps:get("rss_anon_kb", KV)),
     Pss = list_to_integer(maps:get("pss_kb", KV)),
+    Threads = maps:get("threads", KV, "?"),
     Pub >= 0 orelse error({never_published, Kind, Line}),
     io:format("  ~-8s #~p  published after ~7.1f ms  VmRSS ~6w kB (RssAnon ~w, Pss ~w; "
-              "children's VmRSS ~w kB)  [~s]~n",
-              [Kind, I, Pub / 1000, Rss, Anon, Pss, CRss, maps:get("comm", KV, "?")]),
-    {Pub / 1000, Rss, Anon}.
+              "children's VmRSS ~w kB; ~s threads)  [~s]~n",
+              [Kind, I, Pub / 1000, Rss, Anon, Pss, CRss, Threads, maps:get("comm", KV, "?")]),
+    {Pub / 1000, Rss, Anon, Pss}.
 
 collect_port(Port, Acc) ->
     receive
@@ -400,46 +440,57 @@ cleanup() ->
 
 %%% ------------------------------------------------------------------ the table
 
+%% Every figure is a list of {Rep, Value}; a ratio is the median of the per-rep ratios (a beamlet
+%% run over the BEAM run next to it in the same rep), so load that comes and goes hits both sides of
+%% each ratio alike. The value columns are plain medians.
 table(N, Calls, Tput, Lat, Bl, Er) ->
-    R = fun(Name) -> [Rate || {K, {Rate, _, _}} <- Tput, K =:= Name] end,
-    EB = fun(Name) -> [E || {K, {_, E, _}} <- Tput, K =:= Name] end,
-    P = fun(Name, I) -> [element(I, V) || {K, V} <- Lat, K =:= Name] end,
+    R = fun(Name) -> [{Rep, Rate} || {K, {Rep, {Rate, _, _}}} <- Tput, K =:= Name] end,
+    EB = fun(Name) -> [E || {K, {_, {_, E, _}}} <- Tput, K =:= Name] end,
+    ACpu = fun(Name) -> [{Rep, C} || {K, {Rep, {_, _, Cs}}} <- Tput, K =:= Name, {"A", C} <- Cs] end,
+    P = fun(Name, I) -> [{Rep, element(I, V)} || {K, {Rep, V}} <- Lat, K =:= Name] end,
     Send = R(beam_to_beam_send), Blast = R(beam_to_beam_blast),
     Rows =
         [{"BEAM->beamlet (msgs/s)", R(beam_to_beamlet), Send, "BEAM->BEAM", ">= 1.0"},
+         {"  sender A's CPU (us/msg)", ACpu(beam_to_beamlet), ACpu(beam_to_beam_send),
+          "BEAM->BEAM", "-"},
          {"beamlet->BEAM (msgs/s)", R(beamlet_to_beam), Blast, "BEAM->BEAM", ">= 1.0"},
          {"beamlet->beamlet (msgs/s)", R(beamlet_to_beamlet), Blast, "BEAM->BEAM", ">= 3.0"},
+         {"20 MiB message (ms)", P(beamlet_big, 1), P(beam_big, 1), "BEAM->BEAM", "-"},
          {"call p50 (us)", P(beamlet_call, 1), P(beam_call, 1), "BEAM gen_server", "<= 1.0"},
          {"call p99 (us)", P(beamlet_call, 2), P(beam_call, 2), "BEAM gen_server", "-"},
-         {"idle VmRSS (kB)", [S || {_, S, _} <- Bl], [S || {_, S, _} <- Er], "idle erl",
-          "<= 2048 kB"},
-         {"  of which RssAnon (kB)", [S || {_, _, S} <- Bl], [S || {_, _, S} <- Er], "idle erl",
-          "-"},
-         {"exec->EPMD (ms)", [T || {T, _, _} <- Bl], [T || {T, _, _} <- Er], "idle erl",
-          "<= 50 ms"}],
-    Shown = [Row || {_, V, Base, _, _} = Row <- Rows, V =/= [], Base =/= []],
-    io:format("~n== results (medians; ~p msgs per throughput run, ~p calls)~n", [N, Calls]),
+         {"idle VmRSS (kB)", [{I, S} || {I, {_, S, _, _}} <- Bl],
+          [{I, S} || {I, {_, S, _, _}} <- Er], "idle erl", "<= 2048 kB"},
+         {"  of which RssAnon (kB)", [{I, S} || {I, {_, _, S, _}} <- Bl],
+          [{I, S} || {I, {_, _, S, _}} <- Er], "idle erl", "-"},
+         {"idle Pss (kB)", [{I, S} || {I, {_, _, _, S}} <- Bl],
+          [{I, S} || {I, {_, _, _, S}} <- Er], "idle erl", "-"},
+         {"exec->EPMD (ms)", [{I, T} || {I, {T, _, _, _}} <- Bl],
+          [{I, T} || {I, {T, _, _, _}} <- Er], "idle erl", "<= 50 ms"}],
+    Shown = [{Name, V, Base, BN, T, pair_ratios(V, Base)}
+             || {Name, V, Base, BN, T} <- Rows, V =/= [], Base =/= []],
+    io:format("~n== results (~p msgs per throughput run, ~p calls; values: medians; ratio: median "
+              "of the per-rep ratios)~n", [N, Calls]),
     io:format("~-27s ~12s ~12s  ~-16s ~7s  ~s~n",
               ["figure", "beamlet", "BEAM", "baseline", "ratio", "target"]),
     io:format("~s~n", [lists:duplicate(90, $-)]),
-    [io:format("~-27s ~12s ~12s  ~-16s ~7.3f  ~s~n",
-               [Name, fmt(median(V)), fmt(median(Base)), BaseName, median(V) / median(Base),
+    [io:format("~-27s ~12s ~12s  ~-16s ~7s  ~s~n",
+               [Name, fmt(median(vals(V))), fmt(median(vals(Base))), BaseName, fmt_ratio(Rs),
                 Target])
-     || {Name, V, Base, BaseName, Target} <- Shown],
+     || {Name, V, Base, BaseName, Target, Rs} <- Shown],
     io:format("~s~n", [lists:duplicate(90, $-)]),
     case os:getenv("BL_BENCH_SUMMARY") of
         F when is_list(F), F =/= "" ->
-            ok = file:write_file(F, [io_lib:format("~s\t~s\t~s\t~s\t~s~n",
-                                                   [mode(), Name, fmt(median(V)), fmt(median(Base)),
-                                                    Target])
-                                     || {Name, V, Base, _, Target} <- Shown], [append]);
+            ok = file:write_file(F, [io_lib:format("~s\t~s\t~s\t~s\t~s\t~s~n",
+                                                   [mode(), Name, fmt(median(vals(V))),
+                                                    fmt(median(vals(Base))), fmt_ratio(Rs), Target])
+                                     || {Name, V, Base, _, Target, Rs} <- Shown], [append]);
         _ -> ok
     end,
-    io:format("ratio = beamlet / BEAM. Spread (min..max over runs):~n"),
-    [io:format("  ~-27s beamlet ~s..~s   BEAM ~s..~s~n",
-               [Name, fmt(lists:min(V)), fmt(lists:max(V)), fmt(lists:min(Base)),
-                fmt(lists:max(Base))])
-     || {Name, V, Base, _, _} <- Shown],
+    io:format("ratio = beamlet / BEAM, per rep. Spread over reps (min..max), and each rep's ratio:~n"),
+    [io:format("  ~-27s beamlet ~s..~s   BEAM ~s..~s   ratios ~s~n",
+               [Name, fmt(lists:min(vals(V))), fmt(lists:max(vals(V))), fmt(lists:min(vals(Base))),
+                fmt(lists:max(vals(Base))), lists:join(" ", [io_lib:format("~.2f", [X]) || X <- Rs])])
+     || {Name, V, Base, _, _, Rs} <- Shown],
     io:format("C sender hit BL_EBUSY (per run): beamlet->BEAM ~w, beamlet->beamlet ~w~n",
               [EB(beamlet_to_beam), EB(beamlet_to_beamlet)]),
     Names = lists:usort([K || {K, _} <- Tput]),
@@ -448,7 +499,7 @@ table(N, Calls, Tput, Lat, Bl, Er) ->
             io:format("~nCPU time per message during the throughput runs (us, median; A = driver "
                       "BEAM, B = BEAM peer, X/Y = bench_node):~n"),
             [io:format("  ~-20s~s~n",
-                       [K, [io_lib:format("  ~s ~5.2f", [Nd, median([C || {K2, {_, _, Cs}} <- Tput,
+                       [K, [io_lib:format("  ~s ~5.2f", [Nd, median([C || {K2, {_, {_, _, Cs}}} <- Tput,
                                                                         K2 =:= K,
                                                                         {Nd2, C} <- Cs,
                                                                         Nd2 =:= Nd])])
@@ -457,8 +508,18 @@ table(N, Calls, Tput, Lat, Bl, Er) ->
         end,
     ok.
 
+vals(L) -> [V || {_, V} <- L].
+
+%% V / Base for each rep that has both (and a non-zero baseline), in rep order.
+pair_ratios(V, Base) ->
+    [X / B || {I, X} <- V, {J, B} <- Base, I =:= J, B > 0].
+
+fmt_ratio([]) -> "-";
+fmt_ratio(Rs) -> float_to_list(median(Rs), [{decimals, 3}]).
+
 median(L) -> lists:nth((length(L) + 1) div 2, lists:sort(L)).
 
 fmt(V) when is_integer(V) -> integer_to_list(V);
 fmt(V) when V >= 1000 -> float_to_list(float(V), [{decimals, 0}]);
+fmt(V) when V < 10 -> float_to_list(float(V), [{decimals, 2}]);
 fmt(V) -> float_to_list(float(V), [{decimals, 1}]).

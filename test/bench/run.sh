@@ -4,7 +4,7 @@
 #
 # Needs (built by the Makefile): priv/beamlet, build/release/bench_node (test/bench/bench_node.c),
 # build/release/bench_epmd_wait (test/bench/epmd_wait.c).
-# Env (defaults in brackets): BL_BENCH_MSGS [1000000], BL_BENCH_CALLS [20000], BL_BENCH_REPS [5],
+# Env (defaults in brackets): BL_BENCH_MSGS [1000000], BL_BENCH_CALLS [20000], BL_BENCH_REPS [7],
 # BL_BENCH_STARTS [5], BL_BENCH_ONLY [all], BL_BENCH_LOG_DIR [build/bench-logs], BL_BENCH_TIMEOUT [600] seconds,
 # BL_BENCH_TLS [1: a second pass with every node on TLS distribution, then both passes' ratios
 # side by side; 0: plain TCP only].
@@ -87,19 +87,20 @@ if [ "$rc" -eq 0 ] && [ "${BL_BENCH_TLS:-1}" = 1 ]; then
 fi
 if [ -s "$BL_BENCH_SUMMARY" ]; then
     echo
-    echo "== plain TCP and TLS side by side (medians; ratio = beamlet / BEAM on the same transport)"
+    echo "== plain TCP and TLS side by side (medians; ratio = median of per-rep beamlet / BEAM on the same transport)"
     awk -F'\t' '
         { key = $2; if (!(key in seen)) { seen[key] = 1; order[++n] = key }
-          v[$1, key] = $3; b[$1, key] = $4; t[key] = $5 }
+          v[$1, key] = $3; b[$1, key] = $4; r[$1, key] = $5; t[key] = $6 }
         END {
             printf "%-27s %10s %10s %7s   %10s %10s %7s  %s\n", "figure", "tcp C", "tcp BEAM",
                    "ratio", "tls C", "tls BEAM", "ratio", "target"
             for (i = 1; i <= n; i++) {
                 k = order[i]
-                rt = (("tcp", k) in v && b["tcp", k] > 0) ? sprintf("%.3f", v["tcp", k] / b["tcp", k]) : "-"
-                rs = (("tls", k) in v && b["tls", k] > 0) ? sprintf("%.3f", v["tls", k] / b["tls", k]) : "-"
-                printf "%-27s %10s %10s %7s   %10s %10s %7s  %s\n", k, v["tcp", k], b["tcp", k], rt,
-                       (("tls", k) in v) ? v["tls", k] : "-", (("tls", k) in b) ? b["tls", k] : "-", rs, t[k]
+                printf "%-27s %10s %10s %7s   %10s %10s %7s  %s\n", k,
+                       (("tcp", k) in v) ? v["tcp", k] : "-", (("tcp", k) in b) ? b["tcp", k] : "-",
+                       (("tcp", k) in r) ? r["tcp", k] : "-",
+                       (("tls", k) in v) ? v["tls", k] : "-", (("tls", k) in b) ? b["tls", k] : "-",
+                       (("tls", k) in r) ? r["tls", k] : "-", t[k]
             }
         }' "$BL_BENCH_SUMMARY"
 fi

@@ -35,7 +35,7 @@ typedef struct {
 
 static side side_new(uint64_t flags)
 {
-    side x = {bl_dh_conn_new(flags), bl_dh_scratch_new()};
+    side x = {bl_dh_conn_new(flags, NULL), bl_dh_scratch_new()};
     assert_non_null(x.dc);
     assert_non_null(x.s);
     return x;
@@ -174,6 +174,52 @@ static void test_acache_slots(void **state)
     assert_int_equal(bl_acache_set(&a, BL_ACACHE_SLOTS, "x", 1), -1);
     assert_int_equal(bl_acache_set(&a, 1, big, sizeof(big) + 1), -1);
     assert_true(bl_acache_slot_of("hello", 5) < BL_ACACHE_SLOTS);
+    bl_acache_free(&a);
+}
+
+/* The caches of one node share their texts: one entry per distinct text, counted by the slots
+ * that hold it, given back with the last one; an entry outlives the cache that stored it while
+ * another slot holds it. */
+static void test_acache_pool_shared(void **state)
+{
+    (void)state;
+    bl_apool *pool = bl_apool_new();
+    assert_non_null(pool);
+    bl_acache a, b;
+    bl_acache_init(&a, pool);
+    bl_acache_init(&b, pool);
+    char t[32];
+    for (unsigned s = 0; s < 100; s++) {
+        int n = snprintf(t, sizeof(t), "node_%u@host", s);
+        assert_int_equal(bl_acache_set(&a, s, t, (size_t)n), 0);
+        assert_int_equal(bl_acache_set(&b, 2047 - s, t, (size_t)n), 0);
+    }
+    assert_int_equal(bl_apool_count(pool), 100);
+    /* the same text in two slots of one side: still one entry */
+    assert_int_equal(bl_acache_set(&a, 500, "node_7@host", 11), 0);
+    assert_int_equal(bl_apool_count(pool), 100);
+    assert_ptr_equal(bl_acache_get(&a, 7), bl_acache_get(&b, 2040));
+    assert_ptr_equal(bl_acache_get(&a, 7), bl_acache_get(&a, 500));
+    /* replacing: a new text is added, the old one stays while b holds it */
+    assert_int_equal(bl_acache_set(&a, 3, "other", 5), 0);
+    assert_int_equal(bl_apool_count(pool), 101);
+    assert_memory_equal(bl_acache_get(&b, 2044)->text, "node_3@host", 11);
+    assert_int_equal(bl_acache_set(&b, 2044, "other", 5), 0);
+    assert_int_equal(bl_apool_count(pool), 100); /* node_3@host had no slot left */
+    size_t full = bl_apool_bytes(pool);
+    const bl_acache_ent *kept = bl_acache_get(&b, 2000);
+    bl_acache_free(&a);
+    assert_int_equal(bl_apool_count(pool), 100); /* b holds every text a held */
+    assert_memory_equal(kept->text, "node_47@host", 12);
+    bl_acache_free(&b);
+    assert_int_equal(bl_apool_count(pool), 0);
+    assert_true(bl_apool_bytes(pool) < full);
+    /* a freed entry's index is reused */
+    bl_acache_init(&a, pool);
+    assert_int_equal(bl_acache_set(&a, 1, "again", 5), 0);
+    assert_int_equal(bl_apool_count(pool), 1);
+    bl_apool_unref(pool); /* the cache keeps the pool alive */
+    assert_memory_equal(bl_acache_get(&a, 1)->text, "again", 5);
     bl_acache_free(&a);
 }
 
@@ -522,6 +568,151 @@ static void test_frag_interleaved(void **state)
     n = frag_cont(f, 12, 1, m1 + 500, l1 - 500);
     assert_int_equal(recv_copy(&r, f, n, MAX, &out, &olen), BL_DH_MSG);
     check_big(out, olen, 2900, 0x11);
+    side_free(&r);
+}
+
+/* Reassembled messages whose last 256 KB or more hold no atom cache ref are rewritten in place
+ * (disthdr.c, SEQ_TAIL_IN_PLACE): two interleaved 300 KB ones in 64 KB fragments, each handed on
+ * intact; then one whose resolved atoms outgrow the room in front of its tail (20 atoms of 255
+ * characters before the binary), which is copied whole instead; then small messages again. */
+static void feed_frags(side *r, uint64_t seq, const unsigned char *m, size_t l, size_t part,
+                       const href *refs, unsigned nrefs, int long_atoms, const char **out,
+                       size_t *olen, int *rc)
+{
+    static unsigned char f[80000]; /* a header of 20 long atoms, then a 64 KB part */
+    size_t nfrag = (l + part - 1) / part, off = 0;
+    for (size_t k = 0; k < nfrag; k++) {
+        size_t plen = l - off < part ? l - off : part;
+        size_t h = k == 0 ? make_hdr(f, 69, seq, nfrag, refs, nrefs, long_atoms)
+                          : make_hdr(f, 70, seq, nfrag - k, NULL, 0, 0);
+        memcpy(f + h, m + off, plen);
+        off += plen;
+        *rc = recv_copy(r, f, h + plen, MAX, out, olen);
+        if (k + 1 < nfrag) assert_int_equal(*rc, BL_DH_NONE);
+    }
+}
+
+static void test_frag_in_place(void **state)
+{
+    (void)state;
+    side r = side_new(0);
+    const size_t n = 300000;
+    unsigned char *m1 = malloc(n + 64), *m2 = malloc(n + 64);
+    assert_non_null(m1);
+    assert_non_null(m2);
+    size_t l1, l2;
+    big_msg(m1, &l1, n, 0x33);
+    big_msg(m2, &l2, n, 0x44);
+    href refs[1] = {{0x010, "big", 3}};
+    static unsigned char f[70000];
+    const char *out;
+    size_t olen;
+    int rc;
+    /* seq 21's first fragment, then all of seq 22, then the rest of seq 21 */
+    size_t h = make_hdr(f, 69, 21, 5, refs, 1, 0);
+    memcpy(f + h, m1, 65536);
+    assert_int_equal(recv_copy(&r, f, h + 65536, MAX, &out, &olen), BL_DH_NONE);
+    feed_frags(&r, 22, m2, l2, 65536, refs, 1, 0, &out, &olen, &rc);
+    assert_int_equal(rc, BL_DH_MSG);
+    check_big(out, olen, n, 0x44);
+    assert_int_equal(bl_dh_ctl_end(r.s), 2 + 4);
+    for (uint64_t k = 1; k < 5; k++) {
+        size_t off = 65536 * k, plen = l1 - off < 65536 ? l1 - off : 65536;
+        h = make_hdr(f, 70, 21, 5 - k, NULL, 0, 0);
+        memcpy(f + h, m1 + off, plen);
+        rc = recv_copy(&r, f, h + plen, MAX, &out, &olen);
+        assert_int_equal(rc, k == 4 ? BL_DH_MSG : BL_DH_NONE);
+    }
+    check_big(out, olen, n, 0x33);
+    bl_dh_stats st;
+    bl_dh_conn_stats(r.dc, &st);
+    assert_int_equal(st.seqs_in, 0);
+    assert_int_equal(st.reassembled, 2);
+
+    /* {a0, ..., a19, <<n bytes>>} with 20 new 255-character atoms (slots 0x100..0x113) */
+    static char texts[20][255];
+    href big_refs[20];
+    unsigned char *m3 = malloc(n + 256);
+    assert_non_null(m3);
+    size_t i = 0;
+    m3[i++] = 104, m3[i++] = 1, m3[i++] = 97, m3[i++] = 6; /* control {6} */
+    m3[i++] = 104, m3[i++] = 21;
+    for (unsigned k = 0; k < 20; k++) {
+        memset(texts[k], 'a' + (int)k, sizeof(texts[k]));
+        big_refs[k] = (href){0x100 + k, texts[k], sizeof(texts[k])};
+        m3[i++] = 82, m3[i++] = (unsigned char)k;
+    }
+    m3[i++] = 109, m3[i++] = (unsigned char)(n >> 24), m3[i++] = (unsigned char)(n >> 16);
+    m3[i++] = (unsigned char)(n >> 8), m3[i++] = (unsigned char)n;
+    memset(m3 + i, 0x55, n);
+    feed_frags(&r, 23, m3, i + n, 65536, big_refs, 20, 0, &out, &olen, &rc);
+    assert_int_equal(rc, BL_DH_MSG);
+    assert_int_equal(olen, 2 + 4 + 1 + 2 + 20 * (2 + 255) + 5 + n);
+    int idx = 1, ver, arity;
+    assert_int_equal(ei_decode_version(out, &idx, &ver), 0);
+    assert_int_equal(ei_skip_term(out, &idx), 0);
+    assert_int_equal(ei_decode_version(out, &idx, &ver), 0);
+    assert_int_equal(ei_decode_tuple_header(out, &idx, &arity), 0);
+    assert_int_equal(arity, 21);
+    for (unsigned k = 0; k < 20; k++) {
+        char a[MAXATOMLEN_UTF8];
+        assert_int_equal(ei_decode_atom(out, &idx, a), 0);
+        assert_int_equal(strlen(a), 255);
+        assert_int_equal(a[0], 'a' + (int)k);
+    }
+    assert_int_equal((unsigned char)out[idx], 109);
+    for (size_t b = 0; b < n; b++)
+        if ((unsigned char)out[idx + 5 + b] != 0x55) fail_msg("byte %zu", b);
+    /* and a small message after them all */
+    static const unsigned char plain[] = {131, 68, 0, 104, 1, 97, 5};
+    assert_int_equal(recv_copy(&r, plain, sizeof(plain), MAX, &out, &olen), BL_DH_MSG);
+    assert_int_equal(olen, 6);
+    free(m1);
+    free(m2);
+    free(m3);
+    side_free(&r);
+}
+
+/* A first fragment reserves room for the whole message (fragment count x its length), counted as
+ * held; a count that cannot be true reserves at most max_message_size, and without room left
+ * under 2 x max_message_size only what came is held. */
+static void test_frag_reserve(void **state)
+{
+    (void)state;
+    side r = side_new(0);
+    static unsigned char m[3000], f[4096];
+    size_t l, n;
+    big_msg(m, &l, 2900, 0x66);
+    const char *out;
+    size_t olen;
+    bl_dh_stats st;
+    n = frag_first(f, 31, 3, m, 1000);
+    assert_int_equal(recv_copy(&r, f, n, MAX, &out, &olen), BL_DH_NONE);
+    bl_dh_conn_stats(r.dc, &st);
+    size_t base = st.bytes;
+    n = frag_cont(f, 31, 2, m + 1000, 1000);
+    assert_int_equal(recv_copy(&r, f, n, MAX, &out, &olen), BL_DH_NONE);
+    bl_dh_conn_stats(r.dc, &st);
+    assert_int_equal(st.bytes, base); /* within what was reserved */
+    n = frag_cont(f, 31, 1, m + 2000, l - 2000);
+    assert_int_equal(recv_copy(&r, f, n, MAX, &out, &olen), BL_DH_MSG);
+    check_big(out, olen, 2900, 0x66);
+    /* three sequences claiming 2^40 fragments: the first reserves MAX, then there is no room for
+     * another MAX under 2 x MAX, and the others hold what came */
+    for (uint64_t id = 40; id < 43; id++) {
+        n = frag_first(f, id, 1ull << 40, m, 1000);
+        assert_int_equal(recv_copy(&r, f, n, MAX, &out, &olen), BL_DH_NONE);
+    }
+    bl_dh_conn_stats(r.dc, &st);
+    assert_int_equal(st.seqs_in, 3);
+    assert_true(st.bytes >= (size_t)MAX && st.bytes < (size_t)MAX + 64 * 1024);
+    n = frag_cont(f, 40, (1ull << 40) - 1, m + 1000, 1000); /* within its reservation */
+    assert_int_equal(recv_copy(&r, f, n, MAX, &out, &olen), BL_DH_NONE);
+    n = frag_cont(f, 42, (1ull << 40) - 1, m + 1000, 1000); /* holds 1000 more */
+    assert_int_equal(recv_copy(&r, f, n, MAX, &out, &olen), BL_DH_NONE);
+    bl_dh_stats st2;
+    bl_dh_conn_stats(r.dc, &st2);
+    assert_int_equal(st2.bytes, st.bytes + 1000);
     side_free(&r);
 }
 
@@ -1201,10 +1392,11 @@ static void test_fun_refs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_acache_slots), cmocka_unit_test(test_d_new_then_cached),
+        cmocka_unit_test(test_acache_slots), cmocka_unit_test(test_acache_pool_shared), cmocka_unit_test(test_d_new_then_cached),
         cmocka_unit_test(test_d_all_slots),  cmocka_unit_test(test_d_long_atoms),
         cmocka_unit_test(test_d_malformed),  cmocka_unit_test(test_frag_interleaved),
-        cmocka_unit_test(test_frag_errors),  cmocka_unit_test(test_roundtrip_cache),
+        cmocka_unit_test(test_frag_errors),  cmocka_unit_test(test_frag_in_place),
+        cmocka_unit_test(test_frag_reserve), cmocka_unit_test(test_roundtrip_cache),
         cmocka_unit_test(test_send_checked), cmocka_unit_test(test_roundtrip_fragments),
         cmocka_unit_test(test_requeue),      cmocka_unit_test(test_beam_recorded),
         cmocka_unit_test(test_fun_size),     cmocka_unit_test(test_fun_refs),
