@@ -78,6 +78,12 @@ static bl_conn *conn_new(bl_node *n, const char *node)
     ev_io_init(&c->wio, conn_write_cb, -1, EV_WRITE);
     ev_init(&c->rtimer, conn_rtimer_cb);
     c->rio.data = c->wio.data = c->rtimer.data = c;
+    /* first in each loop turn: a message that arrived during a busy turn (an HTTP storm's
+     * MHD_run, a burst of local deliveries) is read before the next turn's share of that work,
+     * not after it (libev runs a turn's pending watchers highest priority first) */
+    ev_set_priority(&c->rio, EV_MAXPRI);
+    ev_set_priority(&c->wio, EV_MAXPRI);
+    ev_set_priority(&c->rtimer, EV_MAXPRI);
     HASH_ADD_STR(n->conns, node, c);
     return c;
 }

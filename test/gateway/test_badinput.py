@@ -181,14 +181,17 @@ def test_1000_connections_while_beam_calls_stay_normal():
           % (node, wall, 100 * node / wall, 1000 * node / max(1, ok + dropped),
              me.user + me.system - me0.user - me0.system, loop_lag_max_ms(), lag0))
     assert ok >= 1000, ok
-    # normal: every call answered (pong) and the median stays low. A loop turn does a bounded
-    # share of the storm's work (64 local messages or 2 ms, 32 answers resumed; the longest turns
-    # left are MHD's accept bursts, up to 14 ms of ASan CPU), so a call waits a few ms of the
-    # node's CPU, stretched by the CPU share the node gets: medians of 10-16 ms with 35% of a
-    # core, 40-48 ms with 7% (load 90-150 on this 2-core machine), p99 0.08-0.45 s. Before, one
-    # turn took up to 190 ms of CPU: p99 0.8-5.5 s, and with this client a call timed out (10 s).
-    # make bench prints the ratio to the same calls without the storm (gateway_bench.sh).
-    assert res["load"][0] < max(20 * base[0], 50000), (base, res["load"])
+    # normal: every call answered (pong), the median low and no stall. A loop turn does a bounded
+    # share of the storm's work (64 local messages or 2 ms, 32 answers resumed; the longest left
+    # are MHD's accept bursts, up to 14 ms of ASan CPU), and distribution sockets are read first
+    # in each turn, so a call waits a few ms of the node's CPU, stretched by the CPU share the node
+    # gets. Measured on this 2-core machine: quiet (load 2-4, the node 90% of a core) p50 5-6 ms,
+    # p99 22-23 ms; at load 26-68, p50 7 ms, p99 40-53 ms. The tree before gave p50 25-27 ms and
+    # p99 225-548 ms quiet (one turn took up to 190 ms of CPU), 40-55 ms medians in CI, and under
+    # heavy load p99 0.8-5.5 s and a call that timed out at 10 s. make bench prints the ratio to
+    # the same calls without the storm (gateway_bench.sh).
+    assert res["load"][0] < max(20 * base[0], 40000), (base, res["load"])
+    assert res["load"][1] < 1000000, (base, res["load"])  # a stalled loop, not a busy one
     alive()
 
 
