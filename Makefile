@@ -80,19 +80,19 @@ $(ASAN)/beamlet: $(CLI_SRC) $(HDRS) $(ASAN)/libbeamlet.a
 $(REL)/examples/%: examples/%.c $(REL)/libbeamlet.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
-$(ASAN)/test_worker: test/integration/test_worker.c $(ASAN)/libbeamlet.a
+$(ASAN)/test_worker: test/integration/test_worker.c test/lib/test_cnode.h $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
-$(ASAN)/pg_worker: test/services/pg_worker.c $(ASAN)/libbeamlet.a
+$(ASAN)/pg_worker: test/services/pg_worker.c test/lib/test_cnode.h $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
-$(ASAN)/global_node: test/services/global/global_node.c $(ASAN)/libbeamlet.a
+$(ASAN)/global_node: test/services/global/global_node.c test/lib/test_cnode.h $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
-$(ASAN)/pubsub_node: test/services/pubsub/pubsub_node.c $(ASAN)/libbeamlet.a
+$(ASAN)/pubsub_node: test/services/pubsub/pubsub_node.c test/lib/test_cnode.h $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
-$(ASAN)/registry_node: test/services/registry/registry_node.c $(ASAN)/libbeamlet.a
+$(ASAN)/registry_node: test/services/registry/registry_node.c test/lib/test_cnode.h $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
-$(ASAN)/trace_node: test/trace/trace_node.c $(ASAN)/libbeamlet.a
+$(ASAN)/trace_node: test/trace/trace_node.c test/lib/test_cnode.h $(ASAN)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O1 -g $(SAN) $< $(ASAN)/libbeamlet.a $(LIBS) -o $@
-$(REL)/test_worker: test/integration/test_worker.c $(REL)/libbeamlet.a
+$(REL)/test_worker: test/integration/test_worker.c test/lib/test_cnode.h $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(ASAN)/unit/%: test/unit/%.c $(ASAN)/libbeamlet.a
 	@mkdir -p $(@D)
@@ -128,12 +128,14 @@ build/fuzz/fuzz_task: test/fuzz/fuzz_task.c c_src/tasks/tasks_rec.c $(REL)/libbe
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
 	    c_src/tasks/tasks_rec.c $(REL)/libbeamlet.a $(LIBS) -o $@
-# the rex request decoder and apply(M, F, A) resolution, instrumented; the rest of the release
-# library as it is
-build/fuzz/fuzz_rex: test/fuzz/fuzz_rex.c c_src/otp/rex.c c_src/otp/apply.c $(REL)/libbeamlet.a $(HDRS)
+# the rex request decoder, apply(M, F, A) resolution and the built-in exports (process_info,
+# error, whereis, ...), instrumented; the rest of the release library as it is
+build/fuzz/fuzz_rex: test/fuzz/fuzz_rex.c c_src/otp/rex.c c_src/otp/apply.c c_src/otp/pinfo.c \
+	    c_src/otp/bif.c $(REL)/libbeamlet.a $(HDRS)
 	@mkdir -p $(@D)
 	clang $(BASE_CFLAGS) -Ic_src -O1 -g -fsanitize=fuzzer,address,undefined $< \
-	    c_src/otp/rex.c c_src/otp/apply.c $(REL)/libbeamlet.a $(LIBS) -o $@
+	    c_src/otp/rex.c c_src/otp/apply.c c_src/otp/pinfo.c c_src/otp/bif.c \
+	    $(REL)/libbeamlet.a $(LIBS) -o $@
 # the gateway's Prometheus text merge (what members send for /metrics?scope=cluster)
 build/fuzz/fuzz_promtext: test/fuzz/fuzz_promtext.c c_src/gateway/promtext.c $(HDRS)
 	@mkdir -p $(@D)
@@ -205,9 +207,9 @@ test-scale: deps
 	@$(MAKE) --no-print-directory priv/beamlet
 	@BEAMLET_BIN=$(CURDIR)/priv/beamlet test/scale/run.sh $${BL_SCALE_NODES:-100}
 
-$(REL)/bench_node: test/bench/bench_node.c $(REL)/libbeamlet.a
+$(REL)/bench_node: test/bench/bench_node.c test/lib/test_cnode.h $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
-$(REL)/pubsub_bench_node: test/bench/pubsub_bench_node.c $(REL)/libbeamlet.a
+$(REL)/pubsub_bench_node: test/bench/pubsub_bench_node.c test/lib/test_cnode.h $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@
 $(REL)/store_bench: test/bench/store_bench.c $(REL)/libbeamlet.a
 	$(CC) $(CFLAGS_GCC) -Ic_src -O2 -g $< $(REL)/libbeamlet.a $(LIBS) -o $@

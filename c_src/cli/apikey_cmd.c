@@ -68,10 +68,7 @@ static void show(admin *a, json_t *j)
         return;
     }
     if (a->json) { /* runners that leave --format json to the command */
-        json_t *out = !strcmp(c->what, "create") ? json_array_get(j, 1) : j;
-        char *s = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        printf("%s\n", s ? s : "null");
-        free(s);
+        bl__cli_print_json(!strcmp(c->what, "create") ? json_array_get(j, 1) : j);
         return;
     }
     if (!strcmp(c->what, "create")) {

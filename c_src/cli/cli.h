@@ -86,15 +86,26 @@ int bl__cli_call_via_beamlet(bl__cli_opts *o, const char *proc, const char *req,
                              bl__cli_reply_fn fn, void *ud);
 /* A message to a watching client: print it; return 1 to stop (exit 0), 0 to go on. */
 typedef int (*bl__cli_msg_fn)(bl__cli_opts *o, const char *buf, int index, void *ud);
+/* After each subscription (again: 1 after the connection was lost and the watch subscribed
+ * anew): the command may call the node from p to catch up on what it missed. */
+typedef void (*bl__cli_subscribed_fn)(bl__cli_opts *o, bl_proc *p, int again, void *ud);
 /* Start a hidden client node, call proc on o->target with {tag, OurPid}, then hand every message
- * sent to us to on_msg until it says stop, the target goes down (exit 1) or SIGINT. */
+ * sent to us to on_msg until it says stop or SIGINT. A first subscription that fails exits 1; once
+ * subscribed, a lost connection (the node killed, restarted, or unreachable for a while) makes the
+ * watch subscribe again, retrying every 0.25-2 s until the node answers, then on_subscribed runs
+ * again. */
 int bl__cli_watch(bl__cli_opts *o, const char *proc, const char *tag, bl__cli_msg_fn on_msg,
-                  void *ud);
+                  bl__cli_subscribed_fn on_subscribed, void *ud);
+/* End a watch from a callback of its own (p: the process on_subscribed got), exit code code. */
+void bl__cli_watch_end(bl_proc *p, int code);
 /* A client node for commands that make several calls: start runs once the node is up, with
  * a process to call from; the callbacks it sets off end with bl_node_stop(). Returns
  * o->exit_code (1 when the client node cannot start or start returns non-zero). */
 typedef int (*bl__cli_start_fn)(bl__cli_opts *o, bl_proc *p, void *ud);
 int bl__cli_session(bl__cli_opts *o, bl__cli_start_fn start, void *ud);
+/* One change of the cluster configuration (a history record or a watched change), as a line of
+ * `config history` and `config watch` (config_cmd.c). */
+void bl__cc_print_change(json_t *h);
 /* Print a JSON value indented (for --format json). */
 void bl__cli_print_json(json_t *j);
 

@@ -256,14 +256,43 @@ int bl__cli_call_via_beamlet(bl__cli_opts *o, const char *proc, const char *req,
     return call(o, proc, req, reqlen, fn, ud, 1);
 }
 
-/* ---- watching: a call {Tag, OurPid}, then every message to us until on_msg says stop ---- */
+/* ---- watching: a call {Tag, OurPid}, then every message to us until on_msg says stop. A lost
+ * connection is not the end: the watch subscribes again (after 250 ms, doubling up to 2 s, until
+ * the node answers) and on_subscribed lets the command catch up on what it missed. ---- */
+
+#define WATCH_RETRY_MIN_MS 250
+#define WATCH_RETRY_MAX_MS 2000
 
 typedef struct {
     bl__cli_opts *o;
+    const char *proc, *tag;
     bl__cli_msg_fn on_msg;
+    bl__cli_subscribed_fn on_subscribed;
     void *ud;
-    int subscribed, done;
+    bl_proc *p;
+    int subscribed; /* the node holds our subscription (as far as we know) */
+    int ever;       /* it did once: a failure from now on is retried */
+    int inflight;   /* a {Tag, Pid} call waits for its reply */
+    int done, timer;
+    unsigned backoff_ms;
 } watch_ctx;
+
+static int watch_subscribe(watch_ctx *w);
+
+static void watch_retry(bl_node *n, void *ud)
+{
+    (void)n;
+    watch_ctx *w = ud;
+    w->timer = 0;
+    if (!w->done) (void)watch_subscribe(w);
+}
+
+static void watch_schedule(watch_ctx *w)
+{
+    if (w->done || w->timer || w->inflight) return;
+    w->timer = bl_timer(bl_proc_node(w->p), w->backoff_ms, 0, watch_retry, w);
+    w->backoff_ms = w->backoff_ms * 2 > WATCH_RETRY_MAX_MS ? WATCH_RETRY_MAX_MS : w->backoff_ms * 2;
+}
 
 static void watch_msg(bl_proc *self, const bl_msg *msg, void *ud)
 {
@@ -280,9 +309,19 @@ static void watch_reply(bl_proc *p, int status, const char *buf, int index, void
     watch_ctx *w = ud;
     char a[MAXATOMLEN_UTF8];
     int i = index;
+    w->inflight = 0;
+    if (w->done) return;
     if (status == BL_OK && ei_decode_atom(buf, &i, a) == 0 && !strcmp(a, "ok")) {
-        w->subscribed = 1;
-        fprintf(stderr, "beamlet %s: watching %s\n", w->o->cmd, w->o->target);
+        int again = w->ever;
+        w->subscribed = w->ever = 1;
+        w->backoff_ms = WATCH_RETRY_MIN_MS;
+        fprintf(stderr, "beamlet %s: watching %s%s\n", w->o->cmd, w->o->target,
+                again ? " again" : "");
+        if (w->on_subscribed) w->on_subscribed(w->o, p, again, w->ud);
+        return;
+    }
+    if (w->ever && (status == BL_ENODEDOWN || status == BL_ETIMEOUT || status == BL_ENOPROC)) {
+        watch_schedule(w); /* still away, or restarting (no config service yet) */
         return;
     }
     fprintf(stderr, "beamlet %s: %s: %s\n", w->o->cmd, w->o->target,
@@ -290,42 +329,66 @@ static void watch_reply(bl_proc *p, int status, const char *buf, int index, void
             : status == BL_ETIMEOUT ? "no answer in time (is it a beamlet node?)"
             : status == BL_ENOPROC  ? "the node has no cluster configuration service"
                                     : "refused the subscription");
+    w->done = 1;
     w->o->exit_code = 1;
     bl_node_stop(bl_proc_node(p));
+}
+
+static int watch_subscribe(watch_ctx *w)
+{
+    ei_x_buff b;
+    ei_x_new(&b);
+    ei_x_encode_tuple_header(&b, 2);
+    ei_x_encode_atom(&b, w->tag);
+    bl_x_encode_pid(&b, bl_self(w->p));
+    int rc = bl_call(w->p, NULL, w->proc, w->o->target, b.buff, b.index, w->o->timeout_ms,
+                     watch_reply, w);
+    ei_x_free(&b);
+    if (rc == BL_OK)
+        w->inflight = 1;
+    else if (w->ever)
+        watch_schedule(w);
+    return rc;
 }
 
 static void watch_node_event(bl_node *n, bl_node_event ev, const char *node, const char *reason,
                              void *ud)
 {
     watch_ctx *w = ud;
-    (void)reason;
-    if (ev == BL_NODEDOWN && !w->done && !strcmp(node, w->o->target)) {
-        w->done = 1;
-        fprintf(stderr, "beamlet %s: %s: connection lost\n", w->o->cmd, node);
-        w->o->exit_code = 1;
-        bl_node_stop(n);
-    }
+    (void)n, (void)reason;
+    if (ev != BL_NODEDOWN || w->done || !w->subscribed || strcmp(node, w->o->target)) return;
+    /* the node dropped our subscription with the connection: subscribe again */
+    w->subscribed = 0;
+    fprintf(stderr, "beamlet %s: %s: connection lost; reconnecting\n", w->o->cmd, node);
+    watch_schedule(w);
+}
+
+void bl__cli_watch_end(bl_proc *p, int code)
+{
+    watch_ctx *w = bl_proc_data(p);
+    if (!w || w->done) return;
+    w->done = 1;
+    w->o->exit_code = code;
+    bl_node_stop(bl_proc_node(p));
 }
 
 int bl__cli_watch(bl__cli_opts *o, const char *proc, const char *tag, bl__cli_msg_fn on_msg,
-                  void *ud)
+                  bl__cli_subscribed_fn on_subscribed, void *ud)
 {
     bl_node *n = client_node(o);
     if (!n) return 1;
-    int rc;
-    watch_ctx w = {.o = o, .on_msg = on_msg, .ud = ud};
+    watch_ctx w = {.o = o,
+                   .proc = proc,
+                   .tag = tag,
+                   .on_msg = on_msg,
+                   .on_subscribed = on_subscribed,
+                   .ud = ud,
+                   .backoff_ms = WATCH_RETRY_MIN_MS};
     static const bl_proc_ops ops = {.on_msg = watch_msg};
-    bl_proc *p;
-    bl_spawn(n, NULL, &ops, &w, &p);
+    bl_spawn(n, NULL, &ops, &w, &w.p);
     bl_monitor_nodes(n, watch_node_event, &w);
-    ei_x_buff b;
-    ei_x_new(&b);
-    ei_x_encode_tuple_header(&b, 2);
-    ei_x_encode_atom(&b, tag);
-    bl_x_encode_pid(&b, bl_self(p));
     o->exit_code = 1;
-    rc = bl_call(p, NULL, proc, o->target, b.buff, b.index, o->timeout_ms, watch_reply, &w);
-    ei_x_free(&b);
+    int rc = watch_subscribe(&w);
     if (rc != BL_OK) {
         fprintf(stderr, "beamlet %s: %s: %s\n", o->cmd, o->target, bl_strerror(rc));
         bl_node_free(n);

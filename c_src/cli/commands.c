@@ -196,7 +196,8 @@ static const bl__cli_cmd CMDS[] = {
     {"config watch", bl__cli_config_watch,
      "beamlet config watch --node NODE [--count N] [--format table|json] " CLIENT_OPTS,
      "Print every change of the cluster configuration as that node applies it, until "
-     "interrupted (or N changes). --format json: one JSON object per line."},
+     "interrupted (or N changes). --format json: one JSON object per line. A lost connection "
+     "is retried; the watch resumes after the last version it printed."},
     {"service list", bl__cli_service_list,
      "beamlet service list --node NODE [--format table|json] " CLIENT_OPTS,
      "The node's C service processes (pg, registry, global, pubsub): registered name, pid, "

@@ -10,8 +10,8 @@
  * show: the effective configuration of a running node with each value's source, from its
  *   beamlet_admin process (admin_proc.c).
  * keys: the key table (type, default, live or restart, cluster-wide or per node).
- * get|set|unset|history|watch|status: the cluster configuration, from the node's beamlet_config
- *   process (services/cconf.c; writes go through the leader). A write a majority of the
+ * get|set|unset|history|status: the cluster configuration, from the node's beamlet_config
+ *   process (services/cconf.c; writes go through the leader; watch is config_watch.c). A write a majority of the
  *   coordinators did not hold in time is reported pending (exit 3); `config status VERSION`
  *   tells later whether it was committed or lost. */
 #include "cli.h"
@@ -331,17 +331,31 @@ static int cc_error(bl__cli_opts *o, json_t *j)
     return 0;
 }
 
-static int get_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
+/* The head of every beamlet_config reply: the reply decoded, {error, Message} and a reply that
+ * is not of the JSON type expected printed. Returns the reply (the caller's to free), or NULL
+ * after printing: the command exits 1. */
+static json_t *cc_reply(bl__cli_opts *o, const char *buf, int index, json_type type)
 {
     int i = index;
     json_t *j = bl_term_to_json(buf, &i);
-    int rc = 0;
     if (cc_error(o, j)) {
-        rc = 1;
-    } else if (!json_is_object(j)) {
+        json_decref(j);
+        return NULL;
+    }
+    if (!j || json_typeof(j) != type) {
         fprintf(stderr, "beamlet %s: %s: unexpected reply\n", o->cmd, o->target);
-        rc = 1;
-    } else if (o->format && !strcmp(o->format, "json")) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static int get_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
+{
+    json_t *j = cc_reply(o, buf, index, JSON_OBJECT);
+    if (!j) return 1;
+    int rc = 0;
+    if (o->format && !strcmp(o->format, "json")) {
         bl__cli_print_json(j);
     } else {
         json_t *rows = json_object_get(j, "settings");
@@ -377,14 +391,12 @@ static int get_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
 static int write_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
 {
     (void)ud;
-    int i = index;
-    json_t *j = bl_term_to_json(buf, &i);
+    json_t *j = cc_reply(o, buf, index, JSON_ARRAY); /* {ok | pending, Map} */
+    if (!j) return 1;
     int rc = 0;
-    json_t *m = json_is_array(j) ? json_array_get(j, 1) : NULL;
-    const char *tag = json_is_array(j) ? json_string_value(json_array_get(j, 0)) : NULL;
-    if (cc_error(o, j)) {
-        rc = 1;
-    } else if (json_is_object(m) && tag && !strcmp(tag, "pending")) {
+    json_t *m = json_array_get(j, 1);
+    const char *tag = json_string_value(json_array_get(j, 0));
+    if (json_is_object(m) && tag && !strcmp(tag, "pending")) {
         /* held by the leader, not by a majority in time: it may still be, or be rolled back */
         rc = 3;
         if (o->format && !strcmp(o->format, "json"))
@@ -425,7 +437,7 @@ static int write_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
     return rc;
 }
 
-static void print_change(json_t *h)
+void bl__cc_print_change(json_t *h)
 {
     char when[32] = "?";
     long long at = (long long)json_integer_value(json_object_get(h, "at"));
@@ -443,25 +455,19 @@ static void print_change(json_t *h)
 static int history_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
 {
     (void)ud;
-    int i = index;
-    json_t *j = bl_term_to_json(buf, &i);
-    int rc = 0;
-    if (cc_error(o, j)) {
-        rc = 1;
-    } else if (!json_is_array(j)) {
-        fprintf(stderr, "beamlet %s: %s: unexpected reply\n", o->cmd, o->target);
-        rc = 1;
-    } else if (o->format && !strcmp(o->format, "json")) {
+    json_t *j = cc_reply(o, buf, index, JSON_ARRAY);
+    if (!j) return 1;
+    if (o->format && !strcmp(o->format, "json")) {
         bl__cli_print_json(j);
     } else {
         printf("%-7s %-20s %-26s %-20s    %-20s %s\n", "VERSION", "WHEN (UTC)", "KEY", "OLD", "NEW",
                "WHO");
         size_t k;
         json_t *h;
-        json_array_foreach(j, k, h) print_change(h);
+        json_array_foreach(j, k, h) bl__cc_print_change(h);
     }
     json_decref(j);
-    return rc;
+    return 0;
 }
 
 /* request: an atom, or {Tag, Arg...} of text */
@@ -529,27 +535,19 @@ int bl__cli_config_unset(int argc, char **argv)
 static int status_reply(bl__cli_opts *o, const char *buf, int index, void *ud)
 {
     (void)ud;
-    int i = index;
-    json_t *j = bl_term_to_json(buf, &i);
-    int rc = 0;
-    if (cc_error(o, j)) {
-        rc = 1;
-    } else if (!json_is_object(j)) {
-        fprintf(stderr, "beamlet %s: %s: unexpected reply\n", o->cmd, o->target);
-        rc = 1;
-    } else {
-        const char *st = json_string_value(json_object_get(j, "state")) ?: "?";
-        if (o->format && !strcmp(o->format, "json"))
-            bl__cli_print_json(j);
-        else
-            printf("version %lld: %s (held by %lld of the %lld coordinators needed; current "
-                   "version %lld)\n",
-                   (long long)json_integer_value(json_object_get(j, "version")), st,
-                   (long long)json_integer_value(json_object_get(j, "holders")),
-                   (long long)json_integer_value(json_object_get(j, "needed")),
-                   (long long)json_integer_value(json_object_get(j, "current_version")));
-        rc = !strcmp(st, "committed") ? 0 : !strcmp(st, "pending") ? 3 : 1;
-    }
+    json_t *j = cc_reply(o, buf, index, JSON_OBJECT);
+    if (!j) return 1;
+    const char *st = json_string_value(json_object_get(j, "state")) ?: "?";
+    if (o->format && !strcmp(o->format, "json"))
+        bl__cli_print_json(j);
+    else
+        printf("version %lld: %s (held by %lld of the %lld coordinators needed; current "
+               "version %lld)\n",
+               (long long)json_integer_value(json_object_get(j, "version")), st,
+               (long long)json_integer_value(json_object_get(j, "holders")),
+               (long long)json_integer_value(json_object_get(j, "needed")),
+               (long long)json_integer_value(json_object_get(j, "current_version")));
+    int rc = !strcmp(st, "committed") ? 0 : !strcmp(st, "pending") ? 3 : 1;
     json_decref(j);
     return rc;
 }
@@ -586,67 +584,6 @@ int bl__cli_config_history(int argc, char **argv)
     }
     const char *args[1] = {o.npos ? o.pos[0] : NULL};
     return cc_request(&o, "history", args, o.npos, history_reply, NULL);
-}
-
-typedef struct {
-    long left; /* changes to print before stopping; <0: until interrupted */
-} watch_state;
-
-static int watch_msg_cb(bl__cli_opts *o, const char *buf, int index, void *ud)
-{
-    watch_state *w = ud;
-    int i = index;
-    json_t *j = bl_term_to_json(buf, &i);
-    json_t *c = json_is_array(j) && json_array_size(j) == 2 &&
-                        !strcmp(json_string_value(json_array_get(j, 0)) ?: "", "beamlet_config")
-                    ? json_array_get(j, 1)
-                    : NULL;
-    if (c) {
-        if (o->format && !strcmp(o->format, "json")) {
-            char *s = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
-            printf("%s\n", s ? s : "{}");
-            free(s);
-        } else {
-            print_change(c);
-        }
-        fflush(stdout);
-        if (w->left > 0) w->left--;
-    }
-    json_decref(j);
-    return w->left == 0;
-}
-
-int bl__cli_config_watch(int argc, char **argv)
-{
-    /* --count N: stop after N changes (scripts, tests); the rest as every admin command */
-    watch_state w = {-1};
-    char *rest[64];
-    int nrest = 0;
-    for (int k = 0; k < argc && nrest < 64; k++) {
-        if (!strcmp(argv[k], "--count") && k + 1 < argc) {
-            char *end;
-            w.left = strtol(argv[++k], &end, 10);
-            if (*end || w.left <= 0) {
-                fprintf(stderr, "beamlet config watch: --count: '%s' is not a positive number\n",
-                        argv[k]);
-                return 2;
-            }
-            continue;
-        }
-        rest[nrest++] = argv[k];
-    }
-    bl__cli_opts o;
-    if (bl__cli_parse(&o, "config watch", nrest, rest) < 0) return 2;
-    if (o.npos) {
-        fprintf(stderr, "usage: beamlet config watch --node NODE [--count N]\n");
-        return 2;
-    }
-    if (!o.format || strcmp(o.format, "json")) {
-        printf("%-7s %-20s %-26s %-20s    %-20s %s\n", "VERSION", "WHEN (UTC)", "KEY", "OLD", "NEW",
-               "WHO");
-        fflush(stdout);
-    }
-    return bl__cli_watch(&o, CCONF, "watch", watch_msg_cb, &w);
 }
 
 int bl__cli_config_keys(int argc, char **argv)

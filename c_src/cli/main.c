@@ -42,15 +42,23 @@ static void usage(FILE *out)
 
 static int run_node(int argc, char **argv)
 {
-    bl_config cfg;
-    bl_config_init(&cfg);
+    /* on the heap, not the stack: the node keeps its own copy, and 43 KB of stack pages touched
+     * once would stay in the process for good */
+    bl_config *cfg = malloc(sizeof(*cfg));
+    if (!cfg) {
+        fprintf(stderr, "beamlet: out of memory\n");
+        return 1;
+    }
+    bl_config_init(cfg);
     char err[512];
-    if (bl_config_from_args(&cfg, argc, argv, env_lookup, err, sizeof(err)) != BL_OK) {
+    if (bl_config_from_args(cfg, argc, argv, env_lookup, err, sizeof(err)) != BL_OK) {
         fprintf(stderr, "beamlet: %s\n", err);
+        free(cfg);
         return 2;
     }
     bl_node *n;
-    int rc = bl_node_new(&cfg, &n);
+    int rc = bl_node_new(cfg, &n);
+    free(cfg);
     if (rc != BL_OK) {
         fprintf(stderr, "beamlet: cannot create node: %s\n", bl_strerror(rc));
         return 1;

@@ -63,9 +63,7 @@ static void find_show(admin *a, json_t *j)
         return;
     }
     if (a->json) {
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-        printf("%s\n", s ? s : "[]");
-        free(s);
+        bl__cli_print_json(j);
         return;
     }
     printf("%-24s %-16s %-24s %-21s %-9s %s\n", "ID", "SERVICE", "NODE", "ADDRESS", "HEALTH",

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "render.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <sys/random.h>
 #include <time.h>
@@ -140,6 +141,34 @@ static int is_final(json_t *t)
 static int call(tcmd *c, const ei_x_buff *req, unsigned tmo, bl_call_cb cb);
 static void again(tcmd *c, bl_timer_cb cb);
 
+/* The head every reply of a follow-up call (submit, --wait, watch) shares: a call that failed
+ * (no answer, node down) and an error a leader change explains are tried again until deadline
+ * (ms, mono_ms()); any other error, or a reply that is not a term, is printed as
+ * "beamlet CMD: WHAT: why" and ends the command. Returns the decoded reply (the caller's to
+ * free), or NULL when it has handled the reply itself. */
+static json_t *reply_of(tcmd *c, int status, const char *buf, int index,
+                        unsigned long long deadline, const char *cmd, const char *what)
+{
+    json_t *j = NULL;
+    const char *why = status == BL_ETIMEOUT ? "timeout"
+                      : status != BL_OK     ? "leader_unreachable"
+                                            : NULL;
+    if (status == BL_OK) {
+        int i = index;
+        j = bl_term_to_json(buf, &i);
+        why = j ? error_of(j) : "unreadable reply";
+    }
+    if (!why) return j;
+    if (transient(why) && mono_ms() < deadline) {
+        again(c, NULL);
+    } else {
+        fprintf(stderr, "beamlet %s: %s: %s\n", cmd, what, why);
+        done(c, 1);
+    }
+    json_decref(j);
+    return NULL;
+}
+
 /* ---- submit ---- */
 
 static int encode_submit(tcmd *c, ei_x_buff *x)
@@ -205,24 +234,8 @@ static void wait_done(bl_proc *p, int status, const char *buf, int index, void *
 {
     (void)p;
     tcmd *c = ud;
-    if (status != BL_OK) {
-        again(c, NULL);
-        return;
-    }
-    int i = index;
-    json_t *j = bl_term_to_json(buf, &i);
-    const char *why = error_of(j);
-    if (why) {
-        if (transient(why)) {
-            json_decref(j);
-            again(c, NULL);
-            return;
-        }
-        fprintf(stderr, "beamlet task: %s: %s\n", c->id, why);
-        json_decref(j);
-        done(c, 1);
-        return;
-    }
+    json_t *j = reply_of(c, status, buf, index, ULLONG_MAX, "task", c->id);
+    if (!j) return;
     json_t *t = json_array_get(j, 1);
     if (!strcmp(c->op, "watch")) {
         json_t *h = json_object_get(t, "history");
@@ -315,24 +328,8 @@ static void feed_done(bl_proc *p, int status, const char *buf, int index, void *
 {
     (void)p;
     tcmd *c = ud;
-    if (status != BL_OK) {
-        again(c, NULL);
-        return;
-    }
-    int i = index;
-    json_t *j = bl_term_to_json(buf, &i);
-    const char *why = error_of(j);
-    if (why) {
-        if (transient(why)) {
-            json_decref(j);
-            again(c, NULL);
-            return;
-        }
-        fprintf(stderr, "beamlet task watch: %s: %s\n", c->o.target, why);
-        json_decref(j);
-        done(c, 1);
-        return;
-    }
+    json_t *j = reply_of(c, status, buf, index, ULLONG_MAX, "task watch", c->o.target);
+    if (!j) return;
     json_t *m = json_array_get(j, 1);
     unsigned long long term = (unsigned long long)json_integer_value(json_object_get(m, "term"));
     if (!c->cursor_set && !json_out(c)) {
@@ -401,26 +398,8 @@ static void submit_done(bl_proc *p, int status, const char *buf, int index, void
 {
     (void)p;
     tcmd *c = ud;
-    json_t *j = NULL;
-    const char *why = status == BL_ETIMEOUT ? "timeout"
-                      : status != BL_OK     ? "leader_unreachable"
-                                            : NULL;
-    if (status == BL_OK) {
-        int i = index;
-        j = bl_term_to_json(buf, &i);
-        why = error_of(j);
-    }
-    if (why) {
-        if (transient(why) && mono_ms() < c->deadline_ms) {
-            json_decref(j);
-            again(c, NULL);
-            return;
-        }
-        fprintf(stderr, "beamlet task submit: %s: %s\n", c->o.target, why);
-        json_decref(j);
-        done(c, 1);
-        return;
-    }
+    json_t *j = reply_of(c, status, buf, index, c->deadline_ms, "task submit", c->o.target);
+    if (!j) return;
     const char *id = json_string_value(json_array_get(j, 1));
     snprintf(c->id, sizeof(c->id), "%s", id ? id : "");
     json_decref(j);

@@ -7,7 +7,6 @@
 
 typedef struct member {
     UT_hash_handle hh;
-    char node[BL_NODE_LEN];
     char role[32];
     char version[32];
     char *capabilities; /* on the heap, sized to the value (NULL: none); was 1.5 KB of arrays */
@@ -23,6 +22,7 @@ typedef struct member {
     ev_tstamp stall_mark;   /* the detector's stall total when last_heard was set */
     unsigned confirms;      /* other nodes that suspect it too, this suspicion */
     uint32_t confirmed_by[3]; /* hashes of their names, to count each once */
+    char node[];              /* sized to the name (was 256 bytes inline) */
 } member;
 
 /* The failure detector's view of its own node (Lifeguard's local health) and its counters. */
@@ -63,10 +63,11 @@ typedef struct bl_cluster {
     csub *subs;
     int next_sub_id;
     bl_cluster_event *log;
-    unsigned log_cap, log_len, log_head;
+    unsigned log_cap, log_len, log_head, log_max; /* log: log_cap allocated, up to log_max */
     unsigned long long next_seq;
-    ev_timer tick;
+    ev_timer tick; /* on a wall-clock grid shared by the nodes (tick_schedule) */
     unsigned long ticks;
+    ev_tstamp hb_sent; /* when this node last sent its heartbeats */
     int stopping;
     /* election */
     el_role el;

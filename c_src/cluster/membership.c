@@ -3,7 +3,8 @@
  * Full mesh over distribution connections, as BEAM clusters are. On every nodeup both sides send
  * {bl_hello, Cluster, Self, Members}: a node of another cluster is rejected (logged on both
  * sides) and disconnected; otherwise each side merges the other's member list and connects to
- * members it did not know, so a new node learns the whole cluster from any one member. A peer
+ * members it did not know, so a new node learns the whole cluster from any one member (the list
+ * is left out toward a peer already known as active: see hello_needs_list). A peer
  * that never says hello within a short window is a BEAM node: it is a member with role `beam`
  * while it is connected.
  *
@@ -182,6 +183,17 @@ static void publish_event(bl_cluster *c, bl_cluster_event *e)
 {
     e->seq = ++c->next_seq;
     e->time_ms = bl_now_ms();
+    if (c->log_len == c->log_cap && c->log_cap < c->log_max && c->log_head == 0) {
+        /* grow toward event_log_size as events come, while the ring has not wrapped: a quiet
+         * node does not hold 256 events' worth of zeroes (86 KB) */
+        unsigned cap = c->log_cap ? c->log_cap * 2 : 16;
+        if (cap > c->log_max) cap = c->log_max;
+        bl_cluster_event *nl = realloc(c->log, sizeof(*nl) * cap);
+        if (nl) {
+            c->log = nl;
+            c->log_cap = cap;
+        }
+    }
     if (c->log_cap) {
         unsigned slot = (c->log_head + c->log_len) % c->log_cap;
         if (c->log_len == c->log_cap)
@@ -278,13 +290,21 @@ static void member_free(member *m)
 }
 
 /* is_beam is set before the node_joined event, so subscribers see a BEAM member as one. */
+/* A zeroed entry holding node (at most BL_NODE_LEN - 1 bytes, as the array of old did). */
+static member *member_new(const char *node)
+{
+    size_t len = strnlen(node, BL_NODE_LEN - 1);
+    member *m = calloc(1, sizeof(*m) + len + 1);
+    if (m) memcpy(m->node, node, len);
+    return m;
+}
+
 static member *add_member_as(bl_cluster *c, const char *node, const char *role, bl_member_state s,
                              int is_beam)
 {
-    member *m = calloc(1, sizeof(*m));
+    member *m = member_new(node);
     if (!m) return NULL;
     m->is_beam = is_beam;
-    snprintf(m->node, sizeof(m->node), "%s", node);
     snprintf(m->role, sizeof(m->role), "%s", role);
     m->state = s;
     m->state_since = ev_now(c->n->loop);
@@ -507,7 +527,10 @@ static void merge_list(bl_cluster *c, const char *buf, int idx, const char *via)
     }
 }
 
-static void send_hello(bl_cluster *c, const char *node)
+/* {bl_hello, Cluster, Self, Members}. Members is our whole list only when the peer may not have
+ * it (see hello_needs_list); otherwise [], so the N^2 connections of a cluster booting at once do
+ * not carry N records each (N^3 records encoded, sent and merged: most of its CPU at 100 nodes). */
+static void send_hello(bl_cluster *c, const char *node, int with_list)
 {
     ei_x_buff x;
     ei_x_new_with_version(&x);
@@ -515,7 +538,33 @@ static void send_hello(bl_cluster *c, const char *node)
     ei_x_encode_atom(&x, "bl_hello");
     ei_x_encode_binary(&x, c->n->cfg.cluster, (long)strlen(c->n->cfg.cluster));
     encode_member(c, &x, c->self, 0);
-    encode_member_list(c, &x, 0);
+    if (with_list)
+        encode_member_list(c, &x, 0);
+    else
+        ei_x_encode_empty_list(&x);
+    (void)cl_send(c, node, &x);
+    ei_x_free(&x);
+}
+
+/* Whether a new connection to `m` (NULL: a node we have not heard of) needs our member list in
+ * the hello. Not when we know it as an active beamlet member and are past joining ourselves: it
+ * was announced to the cluster, so it learnt the members as we did (from its join target's list,
+ * the updates of those who joined after it, and anti-entropy). A node unknown to us, joining, or
+ * that we held suspected, failed or gone (a partition healing, a restart) gets the list; and a
+ * peer whose own hello says it is still joining is sent the list then (handle_hello). */
+static int hello_needs_list(const bl_cluster *c, const member *m)
+{
+    return !m || m->is_beam || m->state != BL_MEMBER_ACTIVE || c->self->state == BL_MEMBER_JOINING;
+}
+
+/* Our whole member list (self included) to one node, as an update. */
+static void send_member_list(bl_cluster *c, const char *node)
+{
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "bl_update");
+    encode_member_list(c, &x, 1);
     (void)cl_send(c, node, &x);
     ei_x_free(&x);
 }
@@ -724,10 +773,15 @@ static void handle_hello(bl_cluster *c, const char *buf, int idx)
         HASH_DEL(c->members, m);
         member_free(m);
         m = NULL;
-    } else if (m && m->is_beam) { /* listed as BEAM before its hello arrived */
-        m->is_beam = 0;
+    } else if (m && m->is_beam) {
+        /* listed as BEAM before its hello arrived: it leaves as one and joins as the beamlet
+         * node it is, so the services (repl.c) take it for a peer and sync with it */
+        remove_member(c, m, "its hello came after the wait: a beamlet node");
+        m = NULL;
     }
     int is_new = !m;
+    /* what our hello to it held: no list if we knew it active then (hello_needs_list) */
+    int sent_list = hello_needs_list(c, m);
     if (!m) {
         m = add_member(c, peer.node, peer.role, BL_MEMBER_ACTIVE);
         if (!m) return;
@@ -745,12 +799,18 @@ static void handle_hello(bl_cluster *c, const char *buf, int idx)
     if (peer.state == BL_MEMBER_ACTIVE || peer.state == BL_MEMBER_JOINING)
         set_state(c, m, BL_MEMBER_ACTIVE);
     if (c->self->state == BL_MEMBER_JOINING) set_state(c, c->self, BL_MEMBER_ACTIVE);
-    if (is_new) { /* it may have joined through us: the others learn of it from us */
+    if (is_new) {
         m->epoch = peer.epoch;
         m->inc = peer.inc;
-        broadcast_update(c, m, peer.node);
+        /* it joins through us (it has heard no hello yet): the others learn of it from us. A new
+         * node that is past joining was announced by the member it joined through, so a
+         * broadcast here would only repeat that one to everyone, once per node that hears of
+         * it late (hundreds of them in a cluster booting at once) */
+        if (peer.state == BL_MEMBER_JOINING) broadcast_update(c, m, peer.node);
     }
     merge_list(c, buf, idx, peer.node); /* their members */
+    /* it is still joining and our hello (sent when we knew it active) had no list */
+    if (peer.state == BL_MEMBER_JOINING && !sent_list) send_member_list(c, peer.node);
 }
 
 static void handle_hb(bl_cluster *c, const char *buf, int idx)
@@ -972,13 +1032,13 @@ static void on_node_event(bl_node *n, bl_node_event ev, const char *node, const 
     member *m = find(c, node);
     if (ev == BL_NODEUP) {
         if (m) m->connected_at = ev_now(n->loop);
-        send_hello(c, node);
+        send_hello(c, node, hello_needs_list(c, m));
         if (!m) { /* not known yet: hello decides whether it is a beamlet or BEAM node */
-            member *pm = calloc(1, sizeof(*pm));
+            member *pm = member_new(node);
             if (!pm) return;
-            snprintf(pm->node, sizeof(pm->node), "%s", node);
             pm->state = BL_MEMBER_JOINING;
             pm->connected_at = ev_now(n->loop);
+            heard(c, pm, pm->connected_at); /* the hello wait starts (tick_cb) */
             pm->is_beam = -1; /* pending: not listed until classified */
             HASH_ADD_STR(c->members, node, pm);
         }
@@ -1043,14 +1103,31 @@ static void anti_entropy(bl_cluster *c)
             break;
         }
     }
-    if (!pick) return;
-    ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ei_x_encode_tuple_header(&x, 2);
-    ei_x_encode_atom(&x, "bl_update");
-    encode_member_list(c, &x, 1);
-    (void)cl_send(c, pick->node, &x);
-    ei_x_free(&x);
+    if (pick) send_member_list(c, pick->node);
+}
+
+/* The detector ticks four times per heartbeat interval, so detection is not late by a tick. */
+static double tick_period(const bl_cluster *c)
+{
+    return interval_s(c) / 4;
+}
+
+/* Arm the tick for the next point of a grid of wall-clock time that every node shares
+ * (multiples of the tick period since the epoch) and return that point; heartbeats go out on
+ * every fourth (tick_cb). So every node of a cluster sends its heartbeats at the same moments,
+ * and a node reads those of all its peers in a few wake-ups per interval, not in one wake-up
+ * per peer spread over the interval: at 100 nodes those wake-ups were most of the CPU of an
+ * idle cluster, and half of what a boot spends before it agrees (docs/cluster.md, "Under
+ * load"). The silence limits and the timeouts are the same as with ticks at random phases. */
+static ev_tstamp tick_schedule(bl_cluster *c, ev_tstamp now)
+{
+    double q = tick_period(c);
+    ev_tstamp due = (floor(now / q) + 1) * q;
+    if (due - now < q / 4) due += q; /* just short of a grid point (clocks): the next one */
+    ev_timer_stop(c->n->loop, &c->tick);
+    ev_timer_set(&c->tick, due - now, 0);
+    ev_timer_start(c->n->loop, &c->tick);
+    return due;
 }
 
 /* How late this tick fired against when it was due: a stall of the loop is credited to every
@@ -1059,9 +1136,8 @@ static void anti_entropy(bl_cluster *c)
 static void detector_tick(bl_cluster *c, ev_tstamp now)
 {
     cl_detector *d = &c->det;
-    double period = c->tick.repeat;
+    double period = tick_period(c);
     double lag = d->tick_due > 0 && now > d->tick_due ? now - d->tick_due : 0;
-    d->tick_due = now + period;
     d->lag = lag;
     if (lag > d->lag_max) d->lag_max = lag;
     d->stalled += lag;
@@ -1086,17 +1162,28 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     bl_node *n = c->n;
     ev_tstamp now = ev_now(n->loop);
     double limit = silence_limit(c);
+    double q = tick_period(c);
+    /* heartbeats on the grid points that are multiples of the interval, or at once when a
+     * stalled loop ticks past one */
+    int hb_due = llround(c->det.tick_due / q) % 4 == 0 || now - c->hb_sent >= 4 * q;
     detector_tick(c, now);
+    c->det.tick_due = tick_schedule(c, now);
     double suspect_limit = suspect_after(c);
-    /* the detector runs four times per heartbeat interval so detection is not late by a tick */
-    if (++c->ticks % 4 == 1) send_heartbeats(c);
+    ++c->ticks;
+    if (hb_due) {
+        c->hb_sent = now;
+        send_heartbeats(c);
+    }
     if (c->ticks % 32 == 0) anti_entropy(c);
     member *m, *t;
     HASH_ITER(hh, c->members, m, t)
     {
         if (m->is_self) continue;
         if (m->is_beam < 0) { /* pending classification */
-            if (now - m->connected_at >= HELLO_WAIT) {
+            /* a stalled loop has not read the hello yet: the wait, like the detector's limits,
+             * leaves out this node's stalls and widens with its local health (a beamlet node
+             * taken for a BEAM node until its hello is read is one more join to undo) */
+            if (silence_of(c, m, now) >= HELLO_WAIT * (1 + c->det.health)) {
                 if (!bl_is_connected(n, m->node)) {
                     HASH_DEL(c->members, m);
                     member_free(m);
@@ -1340,11 +1427,7 @@ static void cl_cfg_hook(bl_node *n, const char *key, void *ud)
 {
     bl_cluster *c = ud;
     if (c->stopping) return;
-    if (!strcmp(key, "heartbeat_interval_ms")) {
-        c->tick.repeat = n->cfg.heartbeat_interval_ms / 4000.0;
-        ev_timer_again(n->loop, &c->tick);
-        c->det.tick_due = ev_now(n->loop) + c->tick.repeat;
-    }
+    if (!strcmp(key, "heartbeat_interval_ms")) c->det.tick_due = tick_schedule(c, ev_now(n->loop));
     if (!strcmp(key, "election_timeout_ms")) el_config_changed(c);
 }
 
@@ -1354,20 +1437,14 @@ int bl_cluster_start(bl_node *n)
     bl_cluster *c = calloc(1, sizeof(*c));
     if (!c) return BL_ENOMEM;
     c->n = n;
-    c->log_cap = n->cfg.event_log_size;
-    c->log = calloc(c->log_cap, sizeof(*c->log));
-    if (!c->log) {
-        free(c);
-        return BL_ENOMEM;
-    }
+    c->log_max = n->cfg.event_log_size; /* the ring grows to it (publish_event) */
     n->cluster = c;
     static const bl_proc_ops ops = {.on_msg = cluster_msg, .on_call = cluster_call};
     int rc = bl_spawn(n, "beamlet_cluster", &ops, c, &c->proc);
     if (rc != BL_OK) return rc;
-    c->self = calloc(1, sizeof(*c->self));
+    c->self = member_new(n->name);
     if (!c->self) return BL_ENOMEM;
     member *s = c->self;
-    snprintf(s->node, sizeof(s->node), "%s", n->name);
     snprintf(s->role, sizeof(s->role), "%s", n->cfg.role);
     snprintf(s->version, sizeof(s->version), "%s", BL_VERSION);
     set_text(&s->capabilities, n->cfg.capabilities);
@@ -1379,11 +1456,9 @@ int bl_cluster_start(bl_node *n)
     HASH_ADD_STR(c->members, node, s);
     cl_emit(c, BL_EV_NODE_JOINED, s, s->state, s->state);
     bl_monitor_nodes(n, on_node_event, c);
-    double iv = n->cfg.heartbeat_interval_ms / 4000.0;
-    ev_timer_init(&c->tick, tick_cb, iv, iv);
+    ev_init(&c->tick, tick_cb);
     c->tick.data = c;
-    c->det.tick_due = ev_now(n->loop) + iv;
-    ev_timer_start(n->loop, &c->tick);
+    c->det.tick_due = tick_schedule(c, ev_now(n->loop));
     el_init(c);
     el_start(c);
     if ((rc = bl__node_on_config(n, cl_cfg_hook, c)) != BL_OK) return rc;

@@ -66,10 +66,11 @@ static void notify_nodes(bl_node *n, bl_node_event ev, const char *node, const c
 
 static bl_conn *conn_new(bl_node *n, const char *node)
 {
-    bl_conn *c = calloc(1, sizeof(*c));
+    size_t len = strlen(node);
+    bl_conn *c = calloc(1, sizeof(*c) + len + 1);
     if (!c) return NULL;
     c->n = n;
-    snprintf(c->node, sizeof(c->node), "%s", node);
+    memcpy(c->node, node, len + 1);
     c->fd = -1;
     c->state = CONN_DOWN;
     bl_sendq_init(&c->q);
@@ -223,7 +224,7 @@ void bl_conn_close(bl_conn *c, const char *reason)
     bl_node *n = c->n;
     if (c->state == CONN_CONNECTING && c->fd < 0) return; /* nothing open yet */
     if (c->reading) { /* finish in conn_parse, after the current frame */
-        if (!c->close_pending) snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+        if (!c->close_pending) c->close_reason = strdup(reason);
         c->close_pending = 1;
         return;
     }
@@ -255,8 +256,11 @@ void bl_conn_close(bl_conn *c, const char *reason)
             c->peer_flags = 0;
             c->unknown_ops_logged = 0;
             c->busy = c->close_pending = 0;
+            free(c->close_reason);
+            c->close_reason = NULL;
         } else {
             HASH_DEL(n->conns, c);
+            free(c->close_reason);
             free(c);
         }
         bl_calls_node_down(n, node);
@@ -336,6 +340,14 @@ static void log_unknown_op(bl_conn *c, long op)
            c->node);
 }
 
+/* A connection's header state, its atom caches keeping their texts in the node's pool: the
+ * connections of a full mesh cache much the same atoms (docs/memory.md). */
+static bl_dh_conn *dh_conn_new(bl_node *n, uint64_t flags)
+{
+    if (!n->apool && !(n->apool = bl_apool_new())) return NULL;
+    return bl_dh_conn_new(flags, n->apool);
+}
+
 /* A frame with a distribution header (131 'D' / 'E' / 'F'): resolve its atom cache refs and
  * reassemble fragments. Returns 1 with *payload / *len replaced by the pass-through form to decode,
  * 0 when a fragment was stored, -1 when the connection was closed (bad header or fragments). */
@@ -345,7 +357,7 @@ static int conn_header(bl_conn *c, const char **payload, size_t *len)
     const char *why = "out of memory for distribution headers", *out = NULL;
     size_t olen = 0;
     int rc = BL_DH_ENOMEM;
-    if ((c->dh || (c->dh = bl_dh_conn_new(0))) && (n->dh || (n->dh = bl_dh_scratch_new())))
+    if ((c->dh || (c->dh = dh_conn_new(n, 0))) && (n->dh || (n->dh = bl_dh_scratch_new())))
         rc = bl_dh_recv(c->dh, n->dh, *payload, *len, n->cfg.max_message_size, &out, &olen, &why);
     if (rc == BL_DH_MSG) {
         *payload = out;
@@ -410,7 +422,10 @@ static int conn_parse_buf(bl_conn *c, const char *buf, size_t len, size_t *used)
         c->reading = 0;
         if (c->close_pending) { /* a handler asked to close this connection */
             char why[160];
-            snprintf(why, sizeof(why), "%s", c->close_reason);
+            snprintf(why, sizeof(why), "%s",
+                     c->close_reason ? c->close_reason : "closed by a handler");
+            free(c->close_reason);
+            c->close_reason = NULL;
             bl_conn_close(c, why);
             return -1;
         }
@@ -423,8 +438,18 @@ static int conn_parse_buf(bl_conn *c, const char *buf, size_t len, size_t *used)
  * in the connection's own buffer. Returns -1 when out of memory (the connection is closed). */
 static int keep_partial(bl_conn *c, const char *rest, size_t len)
 {
-    if (len == 0) return 0;
-    size_t need = len + READ_CHUNK;
+    if (len == 0) {
+        if (c->rbuf && !c->busy) { /* a burst's buffer, drained: a quiet connection keeps none */
+            free(c->rbuf);
+            c->rbuf = NULL;
+            c->rcap = 0;
+        }
+        return 0;
+    }
+    /* room for the rest of the frame's next read: large on a busy connection, a page on a
+     * quiet one (a heartbeat split between two reads needs no 64 KiB buffer) */
+    size_t need = len + (c->busy ? READ_CHUNK : 4096);
+    if (need > 8192 && need < READ_CHUNK) need = READ_CHUNK; /* mapped on its own: no heap hole */
     if (need > c->rcap) {
         char *nb = realloc(c->rbuf, need);
         if (!nb) {
@@ -504,8 +529,12 @@ static int conn_read(bl_conn *c)
         char *dst;
         size_t space;
         if (direct) {
+            if (!n->rscratch && !(n->rscratch = malloc(BL__RSCRATCH))) {
+                bl_conn_close(c, "out of memory for read buffer");
+                return -1;
+            }
             dst = n->rscratch;
-            space = sizeof(n->rscratch);
+            space = BL__RSCRATCH;
         } else {
             size_t want_free = c->busy ? READ_CHUNK : 4096;
             if (c->rcap - c->rlen < want_free) {
@@ -599,7 +628,7 @@ static int setup_fd(int fd)
 static void conn_headers_up(bl_node *n, bl_conn *c, uint64_t flags)
 {
     bl_dh_conn_free(c->dh);
-    c->dh = bl_dh_conn_new(flags);
+    c->dh = dh_conn_new(n, flags);
     if (!bl_dh_sends_headers(c->dh) || bl_sendq_bytes(&c->q) == 0) return;
     if ((n->dh || (n->dh = bl_dh_scratch_new())) && bl_dh_requeue(c->dh, n->dh, &c->q) == 0) return;
     /* out of memory (bl_dh_requeue emptied the queue): like a connection that dropped them */
@@ -731,6 +760,7 @@ void bl_conn_hs_failed(bl_node *n, const char *node, int outgoing, int role, con
     bl_sendq_free(&c->q);
     bl_dh_conn_free(c->dh);
     free(c->rbuf);
+    free(c->close_reason);
     free(c);
 }
 
@@ -800,6 +830,7 @@ void bl_conn_close_all(bl_node *n)
             bl_sendq_free(&c->q);
             bl_dh_conn_free(c->dh);
             free(c->rbuf);
+            free(c->close_reason);
             free(c);
         }
     }

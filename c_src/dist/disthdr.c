@@ -120,10 +120,12 @@ static void put64(unsigned char *p, uint64_t v)
 
 /* ---- lifecycle ---- */
 
-bl_dh_conn *bl_dh_conn_new(uint64_t peer_flags)
+bl_dh_conn *bl_dh_conn_new(uint64_t peer_flags, bl_apool *pool)
 {
     bl_dh_conn *dc = calloc(1, sizeof(*dc));
     if (!dc) return NULL;
+    bl_acache_init(&dc->in, pool);
+    bl_acache_init(&dc->out, pool);
     dc->flags = peer_flags;
     dc->next_seq = 1;
     return dc;

@@ -48,12 +48,15 @@ typedef struct bl_dh_stats {
     uint64_t refs_in, refs_out;       /* atoms received / sent as cache refs */
     uint32_t cache_in, cache_out;     /* slots in use in each cache */
     uint32_t seqs_in, seqs_out;       /* sequences in progress */
-    size_t bytes;                     /* memory held by this connection's header state */
+    size_t bytes;                     /* memory held by this connection's header state (the
+                                       * atom texts are the pool's: bl_apool_bytes) */
 } bl_dh_stats;
 
 /* A connection's header state for a peer with the given negotiated flags (0 when unknown: then
- * nothing is sent with headers, but headers received are still understood). NULL: no memory. */
-bl_dh_conn *bl_dh_conn_new(uint64_t peer_flags);
+ * nothing is sent with headers, but headers received are still understood), its atom caches
+ * keeping their texts in pool (the node's, shared by its connections; NULL: a pool of their own).
+ * NULL: no memory. */
+bl_dh_conn *bl_dh_conn_new(uint64_t peer_flags, bl_apool *pool);
 void bl_dh_conn_free(bl_dh_conn *dc);
 /* Whether frames to this peer must carry a header (the peer negotiated one of the flags). */
 int bl_dh_sends_headers(const bl_dh_conn *dc);

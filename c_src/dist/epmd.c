@@ -269,20 +269,30 @@ static void reg_close(bl_epmd_reg *r)
     r->len = 0;
 }
 
-static void reg_failed(bl_epmd_reg *r, const char *why)
+/* First registration attempts that may end on a busy EPMD (no answer in time, the connection
+ * closed early: an EPMD serving a hundred nodes that boot at once on a starved machine) before the
+ * node gives up; a refused name, garbage, or no EPMD at all end it at once. */
+#define REG_TRIES 4
+
+static void reg_failed_as(bl_epmd_reg *r, const char *why, int busy)
 {
     reg_close(r);
-    if (!r->registered) {
+    if (!r->registered && (!busy || ++r->tries >= REG_TRIES)) {
         r->stage = 0;
         r->cb(r->ud, BL_EPMD_FAILED, 0, why);
         return;
     }
-    /* lost after a registration: retry with back-off */
+    /* lost after a registration, or a busy EPMD before the first: retry with back-off */
     r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : 500;
     if (r->backoff_ms > 10000) r->backoff_ms = 10000;
     r->stage = 4;
     ev_timer_set(&r->timer, r->backoff_ms / 1000.0, 0);
     ev_timer_start(r->loop, &r->timer);
+}
+
+static void reg_failed(bl_epmd_reg *r, const char *why)
+{
+    reg_failed_as(r, why, 0);
 }
 
 static void reg_io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -337,7 +347,7 @@ static void reg_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         ssize_t k = recv(r->fd, r->buf + r->len, sizeof(r->buf) - r->len, 0);
         if (k < 0 && (errno == EAGAIN || errno == EINTR)) return;
         if (k <= 0) {
-            reg_failed(r, "EPMD closed the registration connection");
+            reg_failed_as(r, "EPMD closed the registration connection", 1);
             return;
         }
         r->len += (size_t)k;
@@ -389,7 +399,7 @@ static void reg_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_start(loop, &r->timer);
         return;
     }
-    reg_failed(r, "EPMD did not answer in time");
+    reg_failed_as(r, "EPMD did not answer in time", 1);
 }
 
 static void reg_attempt(bl_epmd_reg *r)

@@ -55,6 +55,7 @@ typedef struct bl_epmd_reg {
     unsigned tmo_ms;
     unsigned creation; /* from the first registration */
     int registered;    /* ever registered */
+    unsigned tries;    /* first attempts that met a busy EPMD (epmd.c, REG_TRIES) */
     int fd;            /* the open registration socket, or -1 */
     ev_io io;
     ev_timer timer; /* request timeout, then retry back-off */

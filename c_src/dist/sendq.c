@@ -7,7 +7,6 @@ void bl_sendq_init(bl_sendq *q)
 {
     q->head = q->tail = q->spare = NULL;
     q->bytes = 0;
-    q->busy = 0;
 }
 
 void bl_sendq_free(bl_sendq *q)
@@ -29,11 +28,18 @@ static bl_chunk *chunk_new(bl_sendq *q, size_t n)
         c = q->spare;
         q->spare = NULL;
     } else {
-        /* a quiet connection (heartbeats, calls) lives in one small chunk; a queue that needs a
-         * second chunk is busy and gets full-size ones, so bursts become few large writes */
-        if (q->tail) q->busy = 1;
-        size_t unit = q->busy ? BL_SENDQ_CHUNK : BL_SENDQ_SMALL;
+        /* the first chunk of a queue fits its frame (a heartbeat to each member then holds a
+         * small buffer each until the writes, not 4 KiB); the second is 4 KiB (a few calls in
+         * one loop turn); a queue that needs a third is busy and gets full-size ones, which are
+         * mapped on their own (cli/memory.c) and given back whole when freed, so a burst leaves
+         * no holes in the heap */
+        size_t unit = !q->tail             ? BL_SENDQ_MIN
+                      : q->head == q->tail ? BL_SENDQ_SMALL
+                                           : BL_SENDQ_CHUNK;
         size_t cap = n > unit ? n : unit;
+        /* a chunk is small (in the heap) or full-size (mapped on its own): a frame between the
+         * two, like a table sync to a new member, would leave its hole in the heap when freed */
+        if (cap > BL_SENDQ_SMALL && cap < BL_SENDQ_CHUNK) cap = BL_SENDQ_CHUNK;
         c = malloc(sizeof(*c) + cap);
         if (!c) return NULL;
         c->cap = cap;
@@ -91,7 +97,6 @@ void bl_sendq_consume(bl_sendq *q, size_t n)
             q->spare = NULL;
             free(c);
             q->head = q->tail = NULL;
-            q->busy = 0;
             return;
         }
         q->head = c->next;

@@ -2,16 +2,21 @@
  *
  * Frames are encoded straight into the tail chunk (reserve, fill, commit), so a burst of small
  * messages becomes one writev of a few large buffers. The queue owns every chunk; the connection
- * decides the high-water policy by reading bl_sendq_bytes(). A drained queue frees its chunks, so
- * the quiet connections of a full mesh (100 nodes: 99 each) hold no send buffers. */
+ * decides the high-water policy by reading bl_sendq_bytes(). Chunks are sized by what is queued:
+ * the first one fits its frame (BL_SENDQ_MIN at least), so a heartbeat to each of 99 members holds
+ * 99 small buffers until the writes (was 4 KiB each); the second is BL_SENDQ_SMALL, and a queue
+ * that needs more is busy and gets BL_SENDQ_CHUNK ones, so a stream goes out in few large writes. A
+ * drained queue frees its chunks, so the quiet connections of a full mesh (100 nodes: 99 each) hold
+ * no send buffers. */
 #ifndef BL_DIST_SENDQ_H
 #define BL_DIST_SENDQ_H
 
 #include <stddef.h>
 #include <sys/uio.h>
 
-#define BL_SENDQ_CHUNK (64 * 1024) /* chunk size once a queue has needed more than one */
-#define BL_SENDQ_SMALL (4 * 1024)  /* the first chunk of a queue */
+#define BL_SENDQ_CHUNK (64 * 1024) /* chunks after the first (a larger frame gets its size) */
+#define BL_SENDQ_SMALL (4 * 1024)  /* the second chunk */
+#define BL_SENDQ_MIN 512           /* the smallest first chunk */
 
 typedef struct bl_chunk {
     struct bl_chunk *next;
@@ -22,7 +27,6 @@ typedef struct bl_chunk {
 typedef struct bl_sendq {
     bl_chunk *head, *tail, *spare;
     size_t bytes;
-    int busy; /* has needed a second chunk: use full-size chunks from now on */
 } bl_sendq;
 
 void bl_sendq_init(bl_sendq *q);

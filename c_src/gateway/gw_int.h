@@ -77,7 +77,9 @@ struct gw_req {
     struct gw_stream *stream;
     int started_stream;
     bl_trace trace; /* from the traceparent header, or new (docs/tracing.md) */
-    struct gw_req *next;
+    struct gw_req *prev, *next;   /* bl__gw.reqs (a DL list: a request leaves it in O(1)) */
+    struct gw_req *rprev, *rnext; /* bl__gw.ready while resume_queued (http.c) */
+    int resume_queued;
 };
 
 /* An SSE client. */
@@ -137,6 +139,7 @@ struct bl__gw {
     int port, tls, dashboard, loopback;
     char *tls_cert, *tls_key;
     gw_req *reqs; /* every live request */
+    gw_req *ready; /* answered while suspended: resumed a share per loop turn (http.c) */
     void *calls;  /* calls in flight (http.c) */
     unsigned nconns;
     void *conns;    /* every open connection, with its request's start (http.c) */

@@ -4,7 +4,8 @@
  * epoll set; the loop watches that one fd (an ev_io) and MHD's next deadline (an ev_timer from
  * MHD_get_timeout) and calls MHD_run, which never blocks. Nothing here waits: a handler that
  * needs another process (a local service or a remote node) suspends its connection, and the
- * reply resumes it. Limits: connections (total), request line + headers (MHD's per-connection
+ * reply resumes it (32 connections per loop turn at most, so a storm's answers do not hold the
+ * loop in one MHD_run). Limits: connections (total), request line + headers (MHD's per-connection
  * memory), body size (here), idle time (MHD's connection timeout); a slow client only ever holds
  * its own connection. TLS (MHD with GnuTLS) when a certificate and key are configured. */
 #include "gw_int.h"
@@ -17,7 +18,8 @@
 #include <string.h>
 
 typedef struct gw_callw {
-    struct gw_callw *next;
+    struct gw_callw *prev, *next; /* a DL list: a storm keeps hundreds in flight, and each one
+                                   * completed leaves it in O(1), not by a walk of the list */
     bl__gw *g;
     gw_req *r;
     gw_call_cb cb;
@@ -41,11 +43,31 @@ static void rearm(bl__gw *g)
     }
 }
 
+/* Answered requests are resumed GW_RESUME_PER_TURN at a time, oldest first. MHD writes and
+ * closes every resumed connection inside its next run, and a storm's answers arrive together:
+ * resuming them all at once made one MHD_run hold the loop (and a BEAM call waiting behind it)
+ * for tens of ms. The rest wait a loop turn each, after the loop has polled its sockets. */
+#define GW_RESUME_PER_TURN 32
+
+static void resume_share(bl__gw *g)
+{
+    for (int k = 0; k < GW_RESUME_PER_TURN && g->ready; k++) {
+        gw_req *r = g->ready;
+        DL_DELETE2(g->ready, r, rprev, rnext);
+        r->resume_queued = 0;
+        if (!r->suspended) continue;
+        r->suspended = 0;
+        g->mhd->resume_connection(r->c);
+    }
+}
+
 static void mhd_run(bl__gw *g)
 {
     if (!g->d) return;
+    resume_share(g);
     g->mhd->run(g->d);
     rearm(g);
+    if (g->ready) bl__gw_http_kick(g); /* the next share on the next turn */
 }
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -245,7 +267,8 @@ static enum MHD_Result queue_stream(gw_req *r)
 static void req_free(gw_req *r)
 {
     bl__gw *g = r->g;
-    LL_DELETE(g->reqs, r);
+    DL_DELETE(g->reqs, r);
+    if (r->resume_queued) DL_DELETE2(g->ready, r, rprev, rnext);
     if (r->stream) bl__gw_stream_free(r->stream);
     json_decref(r->acc);
     free(r->text);
@@ -260,7 +283,7 @@ static void call_cb(bl_proc *p, int status, const char *buf, int index, void *ud
     gw_callw *w = ud;
     gw_req *r = w->r;
     gw_call_cb cb = w->cb;
-    LL_DELETE(*calls_of(w->g), w);
+    DL_DELETE(*calls_of(w->g), w);
     free(w);
     r->outstanding--;
     if (!r->closed) cb(r, status, buf, index);
@@ -286,7 +309,7 @@ int bl__gw_call_tmo(gw_req *r, const char *proc, const char *node, const char *r
         free(w);
         return rc;
     }
-    LL_PREPEND(*calls_of(r->g), w);
+    DL_PREPEND(*calls_of(r->g), w);
     r->outstanding++;
     return BL_OK;
 }
@@ -300,9 +323,9 @@ void bl__gw_call_done(gw_req *r)
     }
     if (!r->answered)
         bl__gw_problem(r, 500, "Internal Server Error", "the request produced no answer");
-    if (r->suspended) {
-        r->suspended = 0;
-        r->g->mhd->resume_connection(r->c);
+    if (r->suspended && !r->resume_queued) { /* resumed by the next turns' mhd_run */
+        r->resume_queued = 1;
+        DL_APPEND2(r->g->ready, r, rprev, rnext);
         bl__gw_http_kick(r->g);
     }
 }
@@ -393,7 +416,7 @@ static enum MHD_Result handle_request(bl__gw *g, struct MHD_Connection *c, const
         bl_trace_set(g->n, &r->trace);
         const char *cl = g->mhd->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > g->n->cfg.http_max_body_bytes) r->too_big = 1;
-        LL_PREPEND(g->reqs, r);
+        DL_PREPEND(g->reqs, r);
         *con_cls = r;
         return MHD_YES;
     }
@@ -636,7 +659,12 @@ int bl__gw_http_start(bl__gw *g)
 void bl__gw_http_stop(bl__gw *g)
 {
     if (g->d) {
-        /* MHD must not be stopped with suspended connections: let them go first */
+        /* MHD must not be stopped with suspended connections: let them go first (all now) */
+        while (g->ready) {
+            gw_req *r = g->ready;
+            DL_DELETE2(g->ready, r, rprev, rnext);
+            r->resume_queued = 0;
+        }
         for (gw_stream *s = g->streams; s; s = s->next) {
             s->dead = 1;
             if (s->suspended && s->r && s->r->c) {
@@ -659,8 +687,8 @@ void bl__gw_http_stop(bl__gw *g)
         g->d = NULL;
     }
     gw_callw *w, *wt;
-    LL_FOREACH_SAFE(*calls_of(g), w, wt) {
-        LL_DELETE(*calls_of(g), w);
+    DL_FOREACH_SAFE(*calls_of(g), w, wt) {
+        DL_DELETE(*calls_of(g), w);
         free(w);
     }
     while (g->reqs)

@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_MEMBERS 512
 #define MAX_ALERTS 512
 #define KEEP_RESOLVED_MS (3600ULL * 1000ULL)
 #define REPL_EVERY_S 5.0
@@ -48,7 +47,8 @@ typedef struct bl__alert {
 
 typedef struct bl__alerts {
     health *h;
-    bl__ruleset rules;
+    bl__rule *rules; /* nrules, sized to the set (a full bl__ruleset is 43 KB) */
+    int nrules;
     bl__alert *all;
     unsigned long long next_id;
     bl__webhooks *wh;
@@ -362,10 +362,9 @@ static void eval_node(eval_ctx *c, const char *node, const char *const *mounts, 
                       int nmounts, double mem_avail, double load1pc, double load5pc, double cpu,
                       int have_mem)
 {
-    const bl__ruleset *rs = &c->al->rules;
     char sum[256];
-    for (int i = 0; i < rs->n; i++) {
-        const bl__rule *r = &rs->r[i];
+    for (int i = 0; i < c->al->nrules; i++) {
+        const bl__rule *r = &c->al->rules[i];
         if (r->kind != BL__RULE_METRIC) continue;
         if (!strcmp(r->what, "disk.used_percent")) {
             for (int k = 0; k < nmounts; k++) {
@@ -454,8 +453,8 @@ static void evaluate(bl__alerts *al, bl_member_info *mi, int nm)
     bl__score_out so;
     bl__cluster_score(&in, &so);
     char sum[256];
-    for (int i = 0; i < al->rules.n; i++) {
-        const bl__rule *r = &al->rules.r[i];
+    for (int i = 0; i < al->nrules; i++) {
+        const bl__rule *r = &al->rules[i];
         if (r->kind != BL__RULE_CONDITION) continue;
         if (!strcmp(r->what, "member_failed")) {
             for (int k = 0; k < nm; k++) {
@@ -532,16 +531,9 @@ void bl__alerts_tick(bl__alerts *al)
 {
     if (!al) return;
     bl_node *n = al->h->n;
-    bl_member_info *mi = calloc(MAX_MEMBERS, sizeof(*mi));
+    int nm = 0;
+    bl_member_info *mi = bl__health_members(n, &nm);
     if (!mi) return;
-    int nm = n->cluster ? bl_cluster_members(n, mi, MAX_MEMBERS) : 0;
-    if (nm > MAX_MEMBERS) nm = MAX_MEMBERS;
-    if (nm <= 0) {
-        snprintf(mi[0].node, sizeof(mi[0].node), "%s", n->name);
-        snprintf(mi[0].role, sizeof(mi[0].role), "%s", n->cfg.role);
-        mi[0].state = BL_MEMBER_ACTIVE;
-        nm = 1;
-    }
     int was = al->decider;
     al->decider = is_decider(al, mi, nm);
     if (al->decider && !was)
@@ -665,7 +657,7 @@ void bl__alerts_encode_info(bl__alerts *al, ei_x_buff *x)
     ei_x_encode_map_header(x, 8);
     ei_x_encode_atom(x, "decider");
     ei_x_encode_boolean(x, al && al->decider);
-    bl__kv_u64(x, "rules", al ? (unsigned long long)al->rules.n : 0);
+    bl__kv_u64(x, "rules", al ? (unsigned long long)al->nrules : 0);
     bl__kv_u64(x, "notified", al ? al->notified : 0);
     bl__kv_u64(x, "webhooks_posted", ws.posted);
     bl__kv_u64(x, "webhooks_delivered", ws.delivered);
@@ -676,21 +668,44 @@ void bl__alerts_encode_info(bl__alerts *al, ei_x_buff *x)
 
 /* ---- lifecycle ---- */
 
+/* Build the rule set of cfg (in a full-size set, freed) and keep only its rules. 0, or -1 with
+ * the reason in err and the old rules kept. */
+static int load_rules(bl__alerts *al, const bl_config *cfg, char *err, size_t errlen)
+{
+    bl__ruleset *fresh = malloc(sizeof(*fresh));
+    if (!fresh) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (bl__rules_build(cfg, fresh, err, errlen) < 0) {
+        free(fresh);
+        return -1;
+    }
+    bl__rule *r = malloc(sizeof(*r) * (size_t)(fresh->n ? fresh->n : 1));
+    if (!r) {
+        free(fresh);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(r, fresh->r, sizeof(*r) * (size_t)fresh->n);
+    free(al->rules);
+    al->rules = r;
+    al->nrules = fresh->n;
+    free(fresh);
+    return 0;
+}
+
 /* thresholds and alert_rules are live (cluster configuration, SIGHUP): rebuild the rule set;
  * a set that does not build (it was checked before it was accepted) leaves the old one */
 static void alerts_cfg_hook(bl_node *n, const char *key, void *ud)
 {
     bl__alerts *al = ud;
     if (strcmp(key, "alert_rules") && !strstr(key, "_warn_") && !strstr(key, "_crit_")) return;
-    bl__ruleset *fresh = malloc(sizeof(*fresh));
     char err[256];
-    if (fresh && bl__rules_build(&n->cfg, fresh, err, sizeof(err)) == 0) {
-        al->rules = *fresh;
-        bl_log(n, BL_LOG_INFO, "alerts: %d rules after %s changed", al->rules.n, key);
-    } else if (fresh) {
+    if (load_rules(al, &n->cfg, err, sizeof(err)) == 0)
+        bl_log(n, BL_LOG_INFO, "alerts: %d rules after %s changed", al->nrules, key);
+    else
         bl_log(n, BL_LOG_WARN, "alerts: rules kept, %s: %s", key, err);
-    }
-    free(fresh);
 }
 
 bl__alerts *bl__alerts_new(health *h, char *err, size_t errlen)
@@ -701,8 +716,9 @@ bl__alerts *bl__alerts_new(health *h, char *err, size_t errlen)
         return NULL;
     }
     al->h = h;
-    if (bl__rules_build(&h->n->cfg, &al->rules, err, errlen) < 0 ||
+    if (load_rules(al, &h->n->cfg, err, errlen) < 0 ||
         bl__node_on_config(h->n, alerts_cfg_hook, al) != BL_OK) {
+        free(al->rules);
         free(al);
         return NULL;
     }
@@ -715,6 +731,7 @@ void bl__alerts_free(bl__alerts *al)
     bl__node_off_config(al->h->n, alerts_cfg_hook, al);
     clear_all(al);
     bl__webhooks_free(al->wh);
+    free(al->rules);
     free(al);
 }
 

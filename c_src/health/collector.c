@@ -75,7 +75,14 @@ bl__collector *bl__collector_new(struct ev_loop *loop, ev_async *wake, const cha
     snprintf(c->root, sizeof(c->root), "%s", root && *root ? root : "/proc");
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    if (pthread_create(&c->th, NULL, run, c) != 0) {
+    /* a bounded stack, like the lookup threads' (resolve.c): the samples and the parse buffers
+     * are on the heap */
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setstacksize(&at, 256 * 1024);
+    int rc = pthread_create(&c->th, &at, run, c);
+    pthread_attr_destroy(&at);
+    if (rc != 0) {
         collector_free(c);
         return NULL;
     }

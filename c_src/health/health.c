@@ -60,6 +60,8 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
     for (int i = 0; i < h->nwaiting; i++)
         reply_metrics(h, &h->waiting[i]);
     h->nwaiting = 0;
+    free(h->waiting);
+    h->waiting = NULL;
     for (hsub *s = h->subs, *next; s; s = next) {
         next = s->next; /* a callback may unsubscribe itself */
         s->cb(h->n, &h->cur, s->ud);
@@ -310,7 +312,8 @@ static int h_call(bl_proc *self, const bl_from *from, const char *buf, int idx, 
             bl__health_encode_metrics(reply, h->n->name, &h->cur, h->interval_ms);
             return 0;
         }
-        if (h->nwaiting >= MAX_WAITING) {
+        if (!h->waiting) h->waiting = malloc(sizeof(*h->waiting) * MAX_WAITING);
+        if (!h->waiting || h->nwaiting >= MAX_WAITING) {
             ei_x_encode_tuple_header(reply, 2);
             ei_x_encode_atom(reply, "error");
             return ei_x_encode_atom(reply, "no_sample_yet");
@@ -413,6 +416,7 @@ static void h_terminate(bl_proc *self, const char *reason, void *ud)
         next = s->next;
         free(s);
     }
+    free(h->waiting);
     free(h);
 }
 

@@ -56,7 +56,7 @@ typedef struct health {
     unsigned long long samples;
     hsub *subs;
     int next_sub;
-    bl_from waiting[MAX_WAITING];
+    bl_from *waiting; /* MAX_WAITING entries, allocated while calls wait (36 KB) */
     int nwaiting;
     struct bl__hstore *hs; /* NULL: history off */
     int store_timer, cluster_sub;
@@ -115,6 +115,11 @@ int bl__alerts_stale(struct bl__alerts *al, unsigned long long age_ms, char *out
 
 /* recs.c: recommendations, each {severity, node, condition, action} */
 void bl__recs_encode(health *h, ei_x_buff *x);
+/* view.c: the members (at most 512), or this node alone when it has no membership, in an array
+ * sized to them (free it); NULL and *count 0 when out of memory. Asked twice per health request
+ * (the gateway's GET /api/v1/cluster and /api/v1/health): a fixed 512-entry array was 160 KiB
+ * each time, a fresh mapping under ASan and with the node's 64 KiB mmap threshold (memory.c). */
+bl_member_info *bl__health_members(bl_node *n, int *count);
 /* growth per day of node's mount (0 unknown) */
 double bl__view_growth(health *h, const char *node, const char *mount);
 

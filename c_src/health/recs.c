@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_MEMBERS 512
 #define MAX_RECS 32
 
 typedef struct rec {
@@ -82,15 +81,8 @@ void bl__recs_encode(health *h, ei_x_buff *x)
     const bl_config *c = &n->cfg;
     recs rs;
     rs.n = 0;
-    bl_member_info *mi = calloc(MAX_MEMBERS, sizeof(*mi));
-    int nm = mi && n->cluster ? bl_cluster_members(n, mi, MAX_MEMBERS) : 0;
-    if (nm > MAX_MEMBERS) nm = MAX_MEMBERS;
-    if (mi && nm <= 0) {
-        snprintf(mi[0].node, sizeof(mi[0].node), "%s", n->name);
-        snprintf(mi[0].role, sizeof(mi[0].role), "%s", c->role);
-        mi[0].state = BL_MEMBER_ACTIVE;
-        nm = 1;
-    }
+    int nm = 0;
+    bl_member_info *mi = bl__health_members(n, &nm);
     int coords = 0, counted = 0;
     for (int i = 0; i < nm; i++) {
         if (mi[i].state == BL_MEMBER_LEFT || mi[i].state == BL_MEMBER_LEAVING) continue;

@@ -15,6 +15,25 @@
 
 #define MAX_MEMBERS 512
 
+bl_member_info *bl__health_members(bl_node *n, int *count)
+{
+    int k = n->cluster ? bl_cluster_members(n, NULL, 0) : 0;
+    if (k > MAX_MEMBERS) k = MAX_MEMBERS;
+    *count = 0;
+    bl_member_info *mi = calloc(k > 0 ? (size_t)k : 1, sizeof(*mi));
+    if (!mi) return NULL;
+    int got = k > 0 ? bl_cluster_members(n, mi, k) : 0;
+    if (got > k) got = k;
+    if (got <= 0) { /* no membership: this node alone */
+        snprintf(mi[0].node, sizeof(mi[0].node), "%s", n->name);
+        snprintf(mi[0].role, sizeof(mi[0].role), "%s", n->cfg.role);
+        mi[0].state = BL_MEMBER_ACTIVE;
+        got = 1;
+    }
+    *count = got;
+    return mi;
+}
+
 static ev_tstamp stale_after(health *h)
 {
     return 3.0 * h->interval_ms / 1000.0 + 2.0;
@@ -337,18 +356,10 @@ static void encode_reasons(ei_x_buff *x, int n, const char *const *r)
 void bl__view_encode_health(health *h, ei_x_buff *x)
 {
     bl_node *n = h->n;
-    bl_member_info *mi = calloc(MAX_MEMBERS, sizeof(*mi));
-    bl__score_member *sm = calloc(MAX_MEMBERS, sizeof(*sm));
     int nm = 0;
-    if (mi && sm && n->cluster) nm = bl_cluster_members(n, mi, MAX_MEMBERS);
-    if (nm > MAX_MEMBERS) nm = MAX_MEMBERS;
-    if (nm <= 0 && mi && sm) { /* no membership: this node alone */
-        memset(&mi[0], 0, sizeof(mi[0]));
-        snprintf(mi[0].node, sizeof(mi[0].node), "%s", n->name);
-        snprintf(mi[0].role, sizeof(mi[0].role), "%s", n->cfg.role);
-        mi[0].state = BL_MEMBER_ACTIVE;
-        nm = 1;
-    }
+    bl_member_info *mi = bl__health_members(n, &nm);
+    bl__score_member *sm = nm > 0 ? calloc((size_t)nm, sizeof(*sm)) : NULL;
+    if (!sm) nm = 0;
     ev_tstamp now = ev_now(n->loop);
     for (int i = 0; i < nm; i++) {
         sm[i].state = mi[i].state;

@@ -300,3 +300,47 @@ void bl__apply_fn_stack(const bl_apply *a, int trimmed, ei_x_buff *stack)
     if (n) suffix(stack, a, trimmed);
     ei_x_encode_empty_list(stack);
 }
+
+void bl__apply_bif_stack(const bl_apply *a, const char *b, int trimmed, ei_x_buff *stack)
+{
+    int n = suffix_len(a, trimmed);
+    ei_x_encode_list_header(stack, 1 + n);
+    ei_x_encode_tuple_header(stack, 4);
+    encode_name(stack, a->mod);
+    encode_name(stack, a->fun);
+    append_term(stack, b, a->args_at);
+    ei_x_encode_list_header(stack, 1); /* [{error_info, #{module => erl_erts_errors}}] */
+    ei_x_encode_tuple_header(stack, 2);
+    ei_x_encode_atom(stack, "error_info");
+    ei_x_encode_map_header(stack, 1);
+    ei_x_encode_atom(stack, "module");
+    ei_x_encode_atom(stack, "erl_erts_errors");
+    ei_x_encode_empty_list(stack);
+    if (n) suffix(stack, a, trimmed);
+    ei_x_encode_empty_list(stack);
+}
+
+/* erlang:error/1,2 and throw/1 are tail calls of whatever applied them: BEAM's stack shows the
+ * request's own call with its arguments ({erlang, apply, [erlang, error, [x]], []} through
+ * apply/3), or, in a spawned process, the frame the spawn started from. */
+void bl__apply_raise_stack(const bl_apply *a, const char *b, int trimmed, ei_x_buff *stack)
+{
+    ei_x_encode_list_header(stack, 1);
+    ei_x_encode_tuple_header(stack, 4);
+    if (trimmed) {
+        int f = bl__term_end(b, 0), e = f < 0 ? -1 : bl__term_end(b, f);
+        append_term(stack, b, 0);
+        append_term(stack, b, f);
+        append_term(stack, b, e);
+    } else if (a->hop == 2) {
+        ei_x_encode_atom(stack, "erlang");
+        ei_x_encode_atom(stack, "apply");
+        ei_x_encode_long(stack, 2);
+    } else {
+        ei_x_encode_atom(stack, "erts_internal");
+        ei_x_encode_atom(stack, "dist_spawn_init");
+        ei_x_encode_long(stack, 1);
+    }
+    ei_x_encode_empty_list(stack);
+    ei_x_encode_empty_list(stack);
+}

@@ -8,6 +8,10 @@
  *   schedulers_online, logical_processors, logical_processors_online, wordsize, creation, machine,
  *   version, system_version, otp_release (the OTP release whose distribution protocol this node
  *   speaks) - any other key is badarg, as BEAM's answer to an unknown key.
+ *   erlang:error/1,2, exit/1 and throw/1 raise as BEAM's do, with BEAM's stack frames (so
+ *   erpc:call(CNode, erlang, error, [x]) raises {exception, x, [{erlang, error, [x], []}]}).
+ *   erlang:process_info/1,2 is otp/pinfo.c. A built-in's own errors (badarg) carry the frame
+ *   BEAM's BIFs have: {erlang, F, Args, [{error_info, #{module => erl_erts_errors}}]}.
  *   beamlet:info/0 and beamlet:stats/0 are the maps the beamlet process answers. */
 #include "../runtime/internal.h"
 
@@ -266,6 +270,35 @@ static int f_system_info(bl_proc *self, const char *args, int index, int ar, ei_
     return BL_FN_RETURN;
 }
 
+/* ---- error/1,2, exit/1, throw/1: the first argument is the reason (error/2's Args any term,
+ * as OTP 25 takes it) ---- */
+
+static int raise_with(const char *args, int index, ei_x_buff *r, int kind)
+{
+    int i, e;
+    if (arg1(args, index, &i) < 0 || (e = bl__term_end(args, i)) < 0) return badarg(r);
+    ei_x_append_buf(r, args + i, e - i);
+    return kind;
+}
+
+static int f_error(bl_proc *self, const char *args, int index, int ar, ei_x_buff *r, void *ud)
+{
+    (void)self, (void)ar, (void)ud;
+    return raise_with(args, index, r, BL_FN_ERROR);
+}
+
+static int f_exit(bl_proc *self, const char *args, int index, int ar, ei_x_buff *r, void *ud)
+{
+    (void)self, (void)ar, (void)ud;
+    return raise_with(args, index, r, BL_FN_EXIT);
+}
+
+static int f_throw(bl_proc *self, const char *args, int index, int ar, ei_x_buff *r, void *ud)
+{
+    (void)self, (void)ar, (void)ud;
+    return raise_with(args, index, r, BL_FN_THROW);
+}
+
 static int f_info(bl_proc *self, const char *a, int i, int ar, ei_x_buff *r, void *ud)
 {
     (void)a, (void)i, (void)ar, (void)ud;
@@ -284,27 +317,33 @@ typedef struct {
     const char *mod, *fun;
     int arity;
     bl_export_fn fn;
+    int kind; /* BL__EXPORT_* */
 } bif;
 
 static const bif BIFS[] = {
-    {"erlang", "node", 0, f_node},
-    {"erlang", "is_alive", 0, f_is_alive},
-    {"erlang", "nodes", 0, f_nodes0},
-    {"erlang", "nodes", 1, f_nodes1},
-    {"erlang", "registered", 0, f_registered},
-    {"erlang", "whereis", 1, f_whereis},
-    {"erlang", "memory", 0, f_memory0},
-    {"erlang", "memory", 1, f_memory1},
-    {"erlang", "system_info", 1, f_system_info},
-    {"beamlet", "info", 0, f_info},
-    {"beamlet", "stats", 0, f_stats},
+    {"erlang", "node", 0, f_node, BL__EXPORT_BIF},
+    {"erlang", "is_alive", 0, f_is_alive, BL__EXPORT_BIF},
+    {"erlang", "nodes", 0, f_nodes0, BL__EXPORT_BIF},
+    {"erlang", "nodes", 1, f_nodes1, BL__EXPORT_BIF},
+    {"erlang", "registered", 0, f_registered, BL__EXPORT_BIF},
+    {"erlang", "whereis", 1, f_whereis, BL__EXPORT_BIF},
+    {"erlang", "memory", 0, f_memory0, BL__EXPORT_BIF},
+    {"erlang", "memory", 1, f_memory1, BL__EXPORT_BIF},
+    {"erlang", "system_info", 1, f_system_info, BL__EXPORT_BIF},
+    {"erlang", "error", 1, f_error, BL__EXPORT_RAISE},
+    {"erlang", "error", 2, f_error, BL__EXPORT_RAISE},
+    {"erlang", "exit", 1, f_exit, BL__EXPORT_RAISE},
+    {"erlang", "throw", 1, f_throw, BL__EXPORT_RAISE},
+    {"beamlet", "info", 0, f_info, BL__EXPORT_C},
+    {"beamlet", "stats", 0, f_stats, BL__EXPORT_C},
 };
 
 int bl_bifs_start(bl_node *n)
 {
     for (size_t k = 0; k < sizeof(BIFS) / sizeof(BIFS[0]); k++) {
-        int rc = bl_export(n, BIFS[k].mod, BIFS[k].fun, BIFS[k].arity, BIFS[k].fn, NULL);
+        int rc = bl__export_builtin(n, BIFS[k].mod, BIFS[k].fun, BIFS[k].arity, BIFS[k].fn,
+                                    BIFS[k].kind);
         if (rc != BL_OK && rc != BL_EEXIST) return rc; /* the application's own version wins */
     }
-    return BL_OK;
+    return bl__pinfo_start(n);
 }

@@ -4,7 +4,9 @@
  * (directly, or wrapped in erpc:execute_call/execute_cast), rpc:block_call as a rex request;
  * otp/apply.c resolves erlang:apply/2,3 and funs to the M:F/A they name and otp/spawn.c looks it
  * up here. One hash keyed by "mod:fun/arity", owned by the node. erlang:apply/2,3 themselves
- * cannot be exported: they are resolved before the table is asked. */
+ * cannot be exported: they are resolved before the table is asked. Each entry says whether it is
+ * an application's C function or one of the node's built-ins (otp/bif.c, otp/pinfo.c), whose
+ * errors carry the stack frames BEAM's BIFs have. */
 #include "../runtime/internal.h"
 
 #include <stdlib.h>
@@ -15,6 +17,7 @@ struct bl_export {
     char key[2 * BL_NAME_LEN + 16];
     bl_export_fn fn;
     void *ud;
+    int builtin; /* BL__EXPORT_*: how its errors' stack frames read (otp/apply.c) */
 };
 
 static int make_key(char *key, size_t len, const char *mod, const char *fun, int arity)
@@ -25,7 +28,8 @@ static int make_key(char *key, size_t len, const char *mod, const char *fun, int
     return 0;
 }
 
-int bl_export(bl_node *n, const char *mod, const char *fun, int arity, bl_export_fn fn, void *ud)
+static int add(bl_node *n, const char *mod, const char *fun, int arity, bl_export_fn fn, void *ud,
+               int builtin)
 {
     char key[2 * BL_NAME_LEN + 16];
     if (!n || !fn || make_key(key, sizeof(key), mod, fun, arity) < 0) return BL_EINVAL;
@@ -38,8 +42,25 @@ int bl_export(bl_node *n, const char *mod, const char *fun, int arity, bl_export
     memcpy(e->key, key, sizeof(key));
     e->fn = fn;
     e->ud = ud;
+    e->builtin = builtin;
     HASH_ADD_STR(n->exports, key, e);
     return BL_OK;
+}
+
+int bl_export(bl_node *n, const char *mod, const char *fun, int arity, bl_export_fn fn, void *ud)
+{
+    return add(n, mod, fun, arity, fn, ud, BL__EXPORT_C);
+}
+
+int bl__export_builtin(bl_node *n, const char *mod, const char *fun, int arity, bl_export_fn fn,
+                       int builtin)
+{
+    return add(n, mod, fun, arity, fn, NULL, builtin);
+}
+
+int bl__export_kind(const bl_export_ent *e)
+{
+    return e ? e->builtin : BL__EXPORT_C;
 }
 
 int bl_unexport(bl_node *n, const char *mod, const char *fun, int arity)

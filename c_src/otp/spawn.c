@@ -36,6 +36,8 @@ typedef struct {
     int reply_to; /* SP_REX: 1 = from (a gen_server call), 2 = to ({rex, Answer}), 0 = answered */
     bl_from from;
     bl_pid to;
+    bl_pid parent; /* the process that sent SPAWN_REQUEST (none for rex) */
+    int builtin;   /* BL__EXPORT_* of the function it runs */
 } spawn_ctx;
 
 static void rex_answer(bl_node *n, spawn_ctx *c, const char *body, int len);
@@ -325,7 +327,13 @@ static void finish_fn(bl_proc *p, spawn_ctx *c, int kind, const char *term, int 
         return;
     }
     if (kind == BL_FN_ERROR || kind == BL_FN_THROW) {
-        bl__apply_fn_stack(&c->ap, c->kind != SP_DIRECT, &st);
+        int trimmed = c->kind != SP_DIRECT;
+        if (c->builtin == BL__EXPORT_RAISE)
+            bl__apply_raise_stack(&c->ap, c->mfa, trimmed, &st);
+        else if (c->builtin == BL__EXPORT_BIF && kind == BL_FN_ERROR)
+            bl__apply_bif_stack(&c->ap, c->mfa, trimmed, &st);
+        else
+            bl__apply_fn_stack(&c->ap, trimmed, &st);
         if (c->kind != SP_CALL && c->kind != SP_REX) log_failure(p->n, c, kind);
     }
     finish(p, c, kind, term, len, st.buff, st.index);
@@ -345,6 +353,7 @@ static void run(bl_proc *p, spawn_ctx *c)
     const bl_export_ent *e =
         c->ap.kind == BL_AP_CALL ? bl_export_find(p->n, c->ap.mod, c->ap.fun, c->ap.arity) : NULL;
     int ai = c->ap.args_at;
+    c->builtin = bl__export_kind(e);
     if (e) c->args_len = copy_list(c->mfa, (size_t)c->mfa_len, &ai, &c->args);
     if (!e || c->args_len < 0) {
         ei_x_buff reason, stack;
@@ -393,6 +402,7 @@ void bl_spawn_serve(bl_node *n, const char *from_node, const bl_ctl *ctl, const 
         return;
     }
     spawn_ctx *c = ctx_new(SP_DIRECT);
+    if (c) c->parent = ctl->from;
     int u = c ? unwrap_erpc(c, ctl, payload, ctl->msg_end) : -1;
     if (u == 0) { /* spawn of M:F/A: the request is M, F and the argument list */
         ei_x_buff x;
@@ -458,4 +468,37 @@ int bl_fn_return(bl_node *n, const bl_pid *self, int kind, const char *term, int
     if (ei_skip_term(term, &i) < 0 || i != len) return BL_EINVAL;
     finish_fn(p, c, kind, term, len);
     return BL_OK;
+}
+
+int bl__spawn_mfa(const bl_proc *p, bl__mfa *cur, bl__mfa *init, bl_pid *parent)
+{
+    spawn_ctx *c = p->ud;
+    if (p->ops.on_terminate != sp_terminate || !c || c->magic != SPAWN_MAGIC) return -1;
+    snprintf(cur->mod, sizeof(cur->mod), "%s", c->ap.mod);
+    snprintf(cur->fun, sizeof(cur->fun), "%s", c->ap.fun);
+    cur->arity = c->ap.arity;
+    *init = *cur;
+    int rex = c->kind == SP_REX || (c->kind == SP_CAST && !c->parent.node);
+    if (rex) { /* rex spawns fun() -> apply(M, F, A) end */
+        snprintf(init->mod, sizeof(init->mod), "erlang");
+        snprintf(init->fun, sizeof(init->fun), "apply");
+        init->arity = 2;
+    } else if (c->kind == SP_CALL || c->kind == SP_CAST) { /* what BEAM's was spawned as */
+        snprintf(init->mod, sizeof(init->mod), "erpc");
+        snprintf(init->fun, sizeof(init->fun), "%s",
+                 c->kind == SP_CALL ? "execute_call" : "execute_cast");
+        init->arity = c->kind == SP_CALL ? 4 : 3;
+    } else { /* spawn/4 of M:F/A: the request's own M, F and arity */
+        int i = 0, f = bl__term_end(c->mfa, 0), a = f < 0 ? -1 : bl__term_end(c->mfa, f);
+        int len = a < 0 ? -1 : bl__list_len(c->mfa, a);
+        if (ei_decode_atom_as(c->mfa, &i, init->mod, sizeof(init->mod), ERLANG_UTF8, NULL, NULL) ==
+                0 &&
+            f >= 0 &&
+            ei_decode_atom_as(c->mfa, &f, init->fun, sizeof(init->fun), ERLANG_UTF8, NULL, NULL) ==
+                0 &&
+            len >= 0)
+            init->arity = len;
+    }
+    *parent = c->parent;
+    return 0;
 }

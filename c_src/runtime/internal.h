@@ -38,7 +38,6 @@ typedef enum {
 typedef struct bl_conn {
     UT_hash_handle hh; /* in node->conns, keyed by node name */
     bl_node *n;
-    char node[BL_NODE_LEN];
     bl_conn_state state;
     int fd;
     struct bl_tx *tx;       /* the live stream: plain TCP or TLS (dist/transport.h) */
@@ -64,8 +63,9 @@ typedef struct bl_conn {
     ev_timer rtimer;             /* streaming: the read turns */
     int reading;                 /* inside conn_parse: closing is deferred */
     int close_pending;
-    char close_reason[160];
+    char *close_reason;    /* while close_pending (NULL: out of memory) */
     struct bl_dh_conn *dh; /* distribution headers: atom caches, fragments (dist/disthdr.c) */
+    char node[];           /* sized to the name: a full mesh holds one per member */
 } bl_conn;
 
 /* An OTP seq_trace token while a process handles the message that brought it
@@ -107,6 +107,17 @@ typedef struct bl_pmon {
     bl__ref ref;
     int by_name; /* MONITOR_P named the process: the exit names it too */
 } bl_pmon;
+
+/* A process of ours monitoring a remote one (bl__monitor_pid): cb when it ends. */
+typedef void (*bl__down_cb)(bl_proc *p, const bl_pid *pid, const char *reason, int index,
+                            void *ud);
+typedef struct bl_pmon_out {
+    struct bl_pmon_out *next;
+    bl_pid pid;
+    bl__ref ref;
+    bl__down_cb cb;
+    void *ud;
+} bl_pmon_out;
 
 /* How a call's answer is shaped. */
 typedef enum {
@@ -154,6 +165,7 @@ struct bl_proc {
     int dead;
     bl_linkent *links;
     bl_pmon *monitors;
+    bl_pmon_out *monitoring; /* remote processes it monitors (bl__monitor_pid) */
     bl_pcall *calls;
     unsigned long long st_clock; /* seq_trace serial clock (runtime/seqtrace.c) */
     const char *why; /* during on_terminate: the exit reason term (why_len bytes, no version) */
@@ -168,6 +180,7 @@ typedef struct bl_regname {
 } bl_regname;
 
 /* A message between two local processes, delivered from the loop (never re-entrantly). */
+enum { LOCAL_MSG = 0, LOCAL_EXIT = 1 };
 typedef struct bl_localmsg {
     struct bl_localmsg *next;
     bl_pid to;
@@ -197,6 +210,8 @@ typedef struct bl_utimer {
     bl_timer_cb cb;
     void *ud;
 } bl_utimer;
+
+#define BL__RSCRATCH (64 * 1024)
 
 struct bl_node {
     bl_config cfg;
@@ -241,10 +256,12 @@ struct bl_node {
     unsigned ref_ids[3];
     unsigned long long unlink_seq;
 
-    char rscratch[64 * 1024]; /* reads land here first (dist/conn.c) */
+    char *rscratch; /* BL__RSCRATCH bytes: reads land here first (dist/conn.c); allocated at the
+                     * first read, so a node without connections does not hold it */
     ei_x_buff scratch;        /* control-tuple encoding */
     ei_x_buff scratch2;       /* message-body encoding for runtime-built messages */
     struct bl_dh_scratch *dh; /* rewrite buffer and encoder plan of dist/disthdr.c */
+    struct bl_apool *apool;   /* atom texts of every connection's atom caches (dist/atomcache.c) */
     bl_stats stats;
     ev_tstamp started_at;
     int epmd_state; /* start-up registration: 0 waiting, 1 registered, -1 failed */
@@ -361,6 +378,14 @@ int bl__send_alias(bl_node *n, const bl_pid *from, const bl__ref *alias, const c
                    const char *msg, int len);
 void bl_procs_node_down(bl_node *n, const char *node);
 void bl_localq_drain(bl_node *n);
+/* One loop turn's share (node.c, check_cb): the queued messages in order, BL_LOCALQ_TURN_MIN at
+ * least and then for BL_LOCALQ_TURN_S at most; the rest waits for the next turn, after the loop
+ * has polled its sockets and timers. A burst of local messages (an HTTP storm queues four per request, hundreds of
+ * requests per MHD_run) then delays a BEAM call or a detector tick by a turn, not by the whole
+ * burst (docs/architecture.md). */
+#define BL_LOCALQ_TURN_S 0.002
+#define BL_LOCALQ_TURN_MIN 64
+void bl_localq_drain_turn(bl_node *n);
 void bl_zombies_free(bl_node *n);
 void bl_procs_shutdown(bl_node *n);
 /* Deliver an exit signal with an encoded reason body to a local process. */
@@ -378,6 +403,12 @@ void bl_proc_exit_term(bl_proc *p, const char *reason, int rlen);
 int bl_proc_add_link(bl_proc *p, const bl_pid *pid);
 /* A remote watcher monitors p under ref. */
 int bl_proc_add_monitor(bl_proc *p, const bl_pid *watcher, const bl__ref *ref, int by_name);
+/* p monitors the remote process pid (MONITOR_P): cb(p, pid, reason buf, index, ud) once when it
+ * ends (noproc at once if it is gone, noconnection when its node goes down), unless
+ * bl__demonitor_pid first. One monitor per pid: a second call replaces cb. BL_EINVAL for a local
+ * pid (use a link), BL_ENODEDOWN when its node is not connected. */
+int bl__monitor_pid(bl_proc *p, const bl_pid *pid, bl__down_cb cb, void *ud);
+void bl__demonitor_pid(bl_proc *p, const bl_pid *pid);
 /* Queue a control frame for node: c encoded with an optional reason body. */
 int bl_send_ctl(bl_node *n, const char *node, const bl_ctl *c, const char *reason, int rlen);
 
@@ -412,6 +443,13 @@ const bl_export_ent *bl_export_find(bl_node *n, const char *mod, const char *fun
 int bl_export_invoke(const bl_export_ent *e, bl_proc *self, const char *args, int index,
                      ei_x_buff *result);
 void bl_exports_free(bl_node *n);
+/* How an export's errors read: a C function's frame is {M, F, Arity, []}; a built-in's (BIF)
+ * {M, F, Args, [{error_info, ...}]} as BEAM's BIFs; a raise (erlang:error/exit/throw) has the
+ * frame of the call that raised, as BEAM's. */
+enum { BL__EXPORT_C = 0, BL__EXPORT_BIF, BL__EXPORT_RAISE };
+int bl__export_builtin(bl_node *n, const char *mod, const char *fun, int arity, bl_export_fn fn,
+                       int builtin);
+int bl__export_kind(const bl_export_ent *e);
 /* otp/apply.c: what apply(M, F, A) calls on this node (erlang:apply/2,3, funs), BEAM's errors */
 enum { BL_AP_CALL = 0, BL_AP_UNDEF_FUN, BL_AP_BADFUN, BL_AP_BADARITY, BL_AP_BADARG, BL_AP_LIMIT };
 typedef struct bl_apply {
@@ -437,6 +475,12 @@ void bl__apply_error(const bl_apply *a, const char *b, int trimmed, ei_x_buff *r
                      ei_x_buff *stack);
 /* The stack of an error a C function (a->mod:fun/arity) raised. */
 void bl__apply_fn_stack(const bl_apply *a, int trimmed, ei_x_buff *stack);
+/* The stack of a built-in's own error (BL__EXPORT_BIF): {M, F, Args, [{error_info, ...}]} and
+ * the frames below; b: the request M, F, A back to back (a->args_at in it). */
+void bl__apply_bif_stack(const bl_apply *a, const char *b, int trimmed, ei_x_buff *stack);
+/* The stack of erlang:error/1,2 or throw/1 (BL__EXPORT_RAISE) as BEAM gives it: trimmed, the
+ * request's own {M, F, A, []} (b: M, F, A back to back from offset 0); else the spawn's. */
+void bl__apply_raise_stack(const bl_apply *a, const char *b, int trimmed, ei_x_buff *stack);
 /* The length of the proper list at b[i] (LIST, STRING or NIL), -1 if it is none; a term's end. */
 int bl__list_len(const char *b, int i);
 int bl__term_end(const char *b, int i);
@@ -447,6 +491,14 @@ void bl_spawn_serve(bl_node *n, const char *from_node, const bl_ctl *ctl, const 
  * answer, shaped as rpc's ({badrpc, {'EXIT', ...}} ...), goes to from (a gen_server call), or
  * with from NULL to `to` as {rex, Answer}; with neither (a cast) nowhere, as erpc:execute_cast. */
 int bl__spawn_rex(bl_node *n, const char *mfa, int len, const bl_from *from, const bl_pid *to);
+/* What a process spawned here to run an export is doing, for process_info: the function it runs
+ * (cur), what it was spawned as (init: erpc:execute_call/4, M:F/A of a spawn/4, ...) and the
+ * process that asked for it (parent; none for rex). 0, or -1 when p is not such a process. */
+typedef struct bl__mfa {
+    char mod[MAXATOMLEN_UTF8], fun[MAXATOMLEN_UTF8];
+    int arity;
+} bl__mfa;
+int bl__spawn_mfa(const bl_proc *p, bl__mfa *cur, bl__mfa *init, bl_pid *parent);
 /* otp/rex.c: the rex server. A request decoded: where its parts are in the buffer. */
 enum { BL_REX_FORM_CALL, BL_REX_FORM_CAST, BL_REX_FORM_MSG };
 enum {
@@ -474,6 +526,8 @@ int bl__rex_decode(const char *b, int idx, int form, bl_rex_req *r);
 int bl_rex_start(bl_node *n);
 /* otp/bif.c: the built-in exports (erlang:node/0, ..., beamlet:info/0) */
 int bl_bifs_start(bl_node *n);
+/* otp/pinfo.c: erlang:process_info/1,2 */
+int bl__pinfo_start(bl_node *n);
 /* otp/builtin.c: the beamlet process's info and stats maps, shared with beamlet:info/0 */
 void bl_builtin_encode_info(bl_node *n, ei_x_buff *r);
 void bl_builtin_encode_stats(bl_node *n, ei_x_buff *r);

@@ -256,12 +256,14 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     bl_node_stop(n);
 }
 
-/* Local deliveries and freeing ended processes happen between loop iterations. */
+/* Local deliveries (a turn's share: proc.c, bl_localq_drain_turn) and freeing ended processes
+ * happen between loop iterations; while messages wait, the idle watcher keeps the next poll from
+ * blocking. */
 static void check_cb(struct ev_loop *loop, ev_check *w, int revents)
 {
     (void)revents;
     bl_node *n = w->data;
-    bl_localq_drain(n);
+    bl_localq_drain_turn(n);
     bl_zombies_free(n);
     if (!n->localq_head) ev_idle_stop(loop, &n->idle);
 }
@@ -524,11 +526,14 @@ void bl_node_free(bl_node *n)
     bl_guard_free(n); /* after the handshakes, which hold its per-address slots */
     ei_x_free(&n->scratch);
     ei_x_free(&n->scratch2);
+    free(n->rscratch);
+    n->rscratch = NULL;
     bl_sighooks_free(n);
     bl_cfghooks_free(n);
     free(n->cfg_base);
     n->cfg_base = NULL;
     bl_dh_scratch_free(n->dh);
+    bl_apool_unref(n->apool); /* a connection still holding texts keeps the pool to its end */
     bl__intern_free(n); /* last: every pid above pointed into it */
     bl__tls_free(n->tls);
     /* libev keeps a signal's loop until the watcher stops: a later node in this process (the

@@ -1,5 +1,6 @@
-/* proc.c - processes: the pid table, registered names, message routing, links, exit signals and
- * monitors of local processes.
+/* proc.c - processes: the pid table, registered names, message routing, links, exit signals,
+ * monitors of local processes, and monitors a local process holds on remote ones (a service
+ * freeing what a remote watcher held when it ends, bl__monitor_pid).
  *
  * A process is a handler table plus state; it runs only when a message or signal arrives. Messages
  * between local processes go through a queue drained between loop iterations, so handlers never
@@ -10,8 +11,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-enum { LOCAL_MSG = 0, LOCAL_EXIT = 1 };
 
 static void proc_terminate(bl_proc *p, const char *reason, int rlen);
 
@@ -312,6 +311,68 @@ int bl_proc_add_monitor(bl_proc *p, const bl_pid *watcher, const bl__ref *ref, i
     return BL_OK;
 }
 
+/* ---- monitors of remote processes (bl__monitor_pid) ---- */
+
+static bl_pmon_out *find_monitoring(bl_proc *p, const bl_pid *pid)
+{
+    bl_pmon_out *m;
+    LL_FOREACH(p->monitoring, m) if (bl_pid_equal(&m->pid, pid)) return m;
+    return NULL;
+}
+
+int bl__monitor_pid(bl_proc *p, const bl_pid *pid, bl__down_cb cb, void *ud)
+{
+    bl_node *n = p->n;
+    if (p->dead || !pid->node || bl__pid_is_local(n, pid) || !cb) return BL_EINVAL;
+    bl_pmon_out *m = find_monitoring(p, pid);
+    if (m) {
+        m->cb = cb;
+        m->ud = ud;
+        return BL_OK;
+    }
+    if (!(m = calloc(1, sizeof(*m)))) return BL_ENOMEM;
+    m->pid = *pid;
+    bl__ref_make(n, &m->ref);
+    bl_ctl c = {.op = BL_CTL_MONITOR_P, .from = p->pid, .to = *pid, .ref = m->ref};
+    int rc = send_ctl(n, bl_pid_node(pid), &c, NULL, 0);
+    if (rc != BL_OK) {
+        free(m);
+        return rc;
+    }
+    m->cb = cb;
+    m->ud = ud;
+    LL_PREPEND(p->monitoring, m);
+    return BL_OK;
+}
+
+void bl__demonitor_pid(bl_proc *p, const bl_pid *pid)
+{
+    bl_pmon_out *m = find_monitoring(p, pid);
+    if (!m) return;
+    bl_ctl c = {.op = BL_CTL_DEMONITOR_P, .from = p->pid, .to = m->pid, .ref = m->ref};
+    (void)send_ctl(p->n, bl_pid_node(&m->pid), &c, NULL, 0);
+    LL_DELETE(p->monitoring, m);
+    free(m);
+}
+
+/* MONITOR_P_EXIT for one of them: 1 if it was (its callback ran), 0 if not ours. */
+static int monitoring_fired(bl_node *n, const bl_ctl *ctl, const char *payload)
+{
+    bl_proc *p = bl_proc_by_pid(n, &ctl->to);
+    if (!p || p->dead) return 0;
+    bl_pmon_out *m;
+    LL_FOREACH(p->monitoring, m)
+    {
+        if (!bl__ref_equal(&m->ref, &ctl->ref)) continue;
+        bl_pmon_out fired = *m;
+        LL_DELETE(p->monitoring, m);
+        free(m);
+        fired.cb(p, &fired.pid, payload, (int)ctl->reason_off, fired.ud);
+        return 1;
+    }
+    return 0;
+}
+
 static void remove_link(bl_proc *p, const bl_pid *pid)
 {
     bl_linkent *l = find_link(p, pid);
@@ -438,6 +499,8 @@ static void proc_terminate(bl_proc *p, const char *reason, int rlen)
         LL_DELETE(p->links, l);
         free(l);
     }
+    while (p->monitoring) /* a process that ends takes its monitors down, as BEAM's */
+        bl__demonitor_pid(p, &p->monitoring->pid);
     bl_pmon *m, *mt;
     LL_FOREACH_SAFE(p->monitors, m, mt)
     {
@@ -518,12 +581,22 @@ void bl_proc_deliver(bl_proc *p, const bl_msg *m)
     bl_proc_deliver_ctx(p, m, NULL, NULL);
 }
 
-void bl_localq_drain(bl_node *n)
+/* What is queued now, in order (handlers may queue more, for the next round); with a budget
+ * (seconds, > 0), BL_LOCALQ_TURN_MIN messages and then only until that much time has gone: the
+ * rest is put back at the head. The count keeps the queue moving when the node gets little CPU
+ * (a preempted turn uses up its time without doing the work). */
+static void localq_drain(bl_node *n, double budget)
 {
-    /* only what is queued now: handlers may queue more for the next round */
     bl_localmsg *m = n->localq_head, *last = n->localq_tail;
     n->localq_head = n->localq_tail = NULL;
-    while (m) {
+    ev_tstamp until = budget > 0 && m ? ev_time() + budget : 0;
+    for (int done = 0; m; done++) {
+        if (until > 0 && done >= BL_LOCALQ_TURN_MIN && ev_time() >= until) {
+            last->next = n->localq_head; /* before what the handlers queued meanwhile */
+            if (!n->localq_head) n->localq_tail = last;
+            n->localq_head = m;
+            return;
+        }
         bl_localmsg *next = m == last ? NULL : m->next;
         bl_proc *p = m->toname[0] ? bl_whereis(n, m->toname) : bl_proc_by_pid(n, &m->to);
         if (p && m->kind == LOCAL_MSG) {
@@ -549,6 +622,16 @@ void bl_localq_drain(bl_node *n)
         free(m);
         m = next;
     }
+}
+
+void bl_localq_drain(bl_node *n)
+{
+    localq_drain(n, 0);
+}
+
+void bl_localq_drain_turn(bl_node *n)
+{
+    localq_drain(n, BL_LOCALQ_TURN_S);
 }
 
 /* ---- incoming control messages ---- */
@@ -671,7 +754,7 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
     }
     case BL_CTL_MONITOR_P_EXIT:
     case BL_CTL_PAYLOAD_MONITOR_P_EXIT:
-        bl_calls_monitor_exit(n, ctl, payload);
+        if (!monitoring_fired(n, ctl, payload)) bl_calls_monitor_exit(n, ctl, payload);
         return;
     case BL_CTL_SPAWN_REQUEST:
     case BL_CTL_SPAWN_REQUEST_TT:
@@ -690,7 +773,8 @@ void bl_route_incoming(bl_node *n, const char *from_node, const bl_ctl *ctl, con
     }
 }
 
-/* A node went away: linked processes get noconnection, monitors from it vanish. */
+/* A node went away: linked processes get noconnection, monitors from it vanish, and our
+ * monitors of its processes fire with noconnection. */
 void bl_procs_node_down(bl_node *n, const char *node)
 {
     char reason[32];
@@ -699,6 +783,17 @@ void bl_procs_node_down(bl_node *n, const char *node)
     bl_proc *p, *t;
     HASH_ITER(hh, n->procs, p, t)
     {
+        for (bl_pmon_out **o = &p->monitoring; *o && !p->dead;) {
+            if (strcmp(bl_pid_node(&(*o)->pid), node) != 0) {
+                o = &(*o)->next;
+                continue;
+            }
+            bl_pmon_out fired = **o;
+            free(*o);
+            *o = fired.next;
+            fired.cb(p, &fired.pid, reason, 0, fired.ud);
+            o = &p->monitoring; /* the callback may have changed the list */
+        }
         bl_pmon *m, *mt;
         LL_FOREACH_SAFE(p->monitors, m, mt)
         {

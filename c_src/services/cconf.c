@@ -34,7 +34,8 @@
  * Message} history | {history, Key}     -> [#{version, term, key, old, new, who, at}] newest first
  *   {watch, Pid} | {unwatch, Pid} -> ok; Pid then gets {beamlet_config, Change} per change;
  *                                    at most WATCHERS_MAX per node ({error, Message} beyond);
- *                                    a watcher on a node that goes down is dropped
+ *                                    a remote watcher is monitored: one that ends, or whose
+ *                                    node goes down, is dropped (its slot free at once)
  *   {status, Version} | {status, Version, Term}
  *                                -> #{version, term, state => committed | pending | lost |
  *                                    unknown, holders, needed, current_version, key}
@@ -250,6 +251,28 @@ static void persist(cstate *s)
 
 /* ---- applying a document on this node ---- */
 
+/* Take *w out of the list: its slot is free, its monitor (if any) gone. */
+static void unlink_watcher(cstate *s, watcher **w)
+{
+    watcher *dead = *w;
+    *w = dead->next;
+    bl__demonitor_pid(s->proc, &dead->pid);
+    free(dead);
+    s->nwatchers--;
+}
+
+/* A remote watcher ended (or its node went down): its monitor fired. */
+static void watcher_down(bl_proc *p, const bl_pid *pid, const char *reason, int index, void *ud)
+{
+    (void)p, (void)reason, (void)index;
+    cstate *s = ud;
+    for (watcher **w = &s->watchers; *w; w = &(*w)->next)
+        if (bl_pid_equal(&(*w)->pid, pid)) {
+            unlink_watcher(s, w);
+            return;
+        }
+}
+
 static void notify(cstate *s, json_t *change)
 {
     ei_x_buff x;
@@ -262,10 +285,7 @@ static void notify(cstate *s, json_t *change)
     }
     for (watcher **w = &s->watchers; *w;) {
         if (bl_send(s->proc, &(*w)->pid, x.buff, x.index) != BL_OK) {
-            watcher *dead = *w;
-            *w = dead->next;
-            free(dead);
-            s->nwatchers--;
+            unlink_watcher(s, w);
         } else {
             w = &(*w)->next;
         }
@@ -872,13 +892,12 @@ static int proc_call(bl_proc *self, const bl_from *from, const char *buf, int in
             if (!(*w = calloc(1, sizeof(**w)))) return enc_error(r, "out of memory"), 0;
             (*w)->pid = pid;
             s->nwatchers++;
+            /* a watcher that ends frees its slot at once (a local one: at the next change,
+             * whose send to it fails) */
+            if (!bl_pid_is_on(&pid, s->n->name))
+                (void)bl__monitor_pid(s->proc, &pid, watcher_down, s);
         }
-        if (tag[0] == 'u' && *w) {
-            watcher *dead = *w;
-            *w = dead->next;
-            free(dead);
-            s->nwatchers--;
-        }
+        if (tag[0] == 'u' && *w) unlink_watcher(s, w);
         return ei_x_encode_atom(r, "ok");
     }
     if (!strcmp(tag, "status") && (ar == 2 || ar == 3)) {
@@ -977,10 +996,7 @@ static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *
     if (ev != BL_NODEDOWN) return;
     for (watcher **w = &s->watchers; *w;) {
         if (!strcmp(bl_pid_node(&(*w)->pid), node)) {
-            watcher *dead = *w;
-            *w = dead->next;
-            free(dead);
-            s->nwatchers--;
+            unlink_watcher(s, w);
         } else {
             w = &(*w)->next;
         }

@@ -534,6 +534,19 @@ static int args_name(ei_x_buff *a, const char *name)
     return rc | ei_x_encode_empty_list(a);
 }
 
+/* [Name, Pid, {global, random_exit_name}]: register_name's and re_register_name's arguments */
+static int args_name_pid(ei_x_buff *a, const char *name, const bl_pid *pid)
+{
+    int rc = ei_x_new(a);
+    rc |= ei_x_encode_list_header(a, 3);
+    rc |= ei_x_encode_atom(a, name);
+    rc |= bl_x_encode_pid(a, pid);
+    rc |= ei_x_encode_tuple_header(a, 2);
+    rc |= ei_x_encode_atom(a, "global");
+    rc |= ei_x_encode_atom(a, "random_exit_name");
+    return rc | ei_x_encode_empty_list(a);
+}
+
 static void poll_cb(bl_node *n, void *ud)
 {
     (void)n;
@@ -569,19 +582,7 @@ static void refresh_step(gop *op)
         op_finish(op, BL_OK, NULL);
         return;
     }
-    int rc = ei_x_new(&a);
-    if (op->stage < 2) {
-        rc |= ei_x_encode_list_header(&a, 1);
-        rc |= ei_x_encode_atom(&a, op->name);
-    } else {
-        rc |= ei_x_encode_list_header(&a, 3);
-        rc |= ei_x_encode_atom(&a, op->name);
-        rc |= bl_x_encode_pid(&a, &op->pid);
-        rc |= ei_x_encode_tuple_header(&a, 2);
-        rc |= ei_x_encode_atom(&a, "global");
-        rc |= ei_x_encode_atom(&a, "random_exit_name");
-    }
-    rc |= ei_x_encode_empty_list(&a);
+    int rc = op->stage < 2 ? args_name(&a, op->name) : args_name_pid(&a, op->name, &op->pid);
     rc = rc ? BL_ENOMEM
             : bl_rpc(op->g->proc, to, "global", op->stage < 2 ? "whereis_name" : "re_register_name",
                      a.buff, a.index, RPC_TMO, rpc_done, op);
@@ -619,14 +620,7 @@ static void op_step(gop *op)
                 return;
             }
         }
-        rc = ei_x_new(&a);
-        rc |= ei_x_encode_list_header(&a, 3);
-        rc |= ei_x_encode_atom(&a, op->name);
-        rc |= bl_x_encode_pid(&a, &op->pid);
-        rc |= ei_x_encode_tuple_header(&a, 2);
-        rc |= ei_x_encode_atom(&a, "global");
-        rc |= ei_x_encode_atom(&a, "random_exit_name");
-        rc |= ei_x_encode_empty_list(&a);
+        rc = args_name_pid(&a, op->name, &op->pid);
         op_rpc(op, "global", "register_name", &a, rc);
         ei_x_free(&a);
         return;

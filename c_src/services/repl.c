@@ -61,13 +61,20 @@ uint64_t bl__repl_hash(const char *p, int len)
 
 typedef struct bl__repl_node {
     UT_hash_handle hh;
-    char node[BL_NODE_LEN];
     bl__repl_link *head;
     unsigned count;
     uint64_t digest; /* sum of the entries' hashes */
     int need_sync;   /* a send failed: only a full sync may go next */
     long proto;      /* the layer version its digests announce (0: none seen) */
+    char node[];     /* sized to the name: one per member and table */
 } bl__repl_node;
+
+/* A node whose connection came up before it was a member here (its hello is on the way): when
+ * it becomes one, its own sync follows on that connection, so ours goes without a want. */
+typedef struct repl_fresh {
+    UT_hash_handle hh;
+    char node[BL_NODE_LEN];
+} repl_fresh;
 
 struct bl__repl {
     bl_node *n;
@@ -84,6 +91,7 @@ struct bl__repl {
     bl__repl_send_fn send;
     void *send_ud;
     struct repl_wait *waits; /* acked adds in flight */
+    repl_fresh *fresh;       /* connected, not a member yet */
     unsigned long long next_seq;
 };
 
@@ -111,8 +119,9 @@ static bl__repl_node *node_get(bl__repl *r, const char *node)
 {
     bl__repl_node *rn = node_find(r, node);
     if (rn) return rn;
-    if (strlen(node) >= BL_NODE_LEN || !(rn = calloc(1, sizeof(*rn)))) return NULL;
-    memcpy(rn->node, node, strlen(node) + 1);
+    size_t len = strlen(node);
+    if (len >= BL_NODE_LEN || !(rn = calloc(1, sizeof(*rn) + len + 1))) return NULL;
+    memcpy(rn->node, node, len + 1);
     HASH_ADD_STR(r->nodes, node, rn);
     return rn;
 }
@@ -591,8 +600,7 @@ int bl__repl_handle(bl__repl *r, const bl_msg *msg)
     if (!kind) return 0;
     int want_ack = kind == 1 && arity == 4 && o->tag_ack;
     if ((kind <= 3 && arity != 3 && !want_ack) || (kind == 4 && arity != 2) ||
-        (kind == 5 && arity != 5) ||
-        get_atom(buf, &idx, owner) < 0)
+        (kind == 5 && arity != 5) || get_atom(buf, &idx, owner) < 0)
         return 1;
     if (!from_owner(r, msg, owner)) {
         bl_log(r->n, BL_LOG_DEBUG, "%s: %s from %s ignored (not a member)", r->name, tag, owner);
@@ -635,13 +643,49 @@ int bl__repl_handle(bl__repl *r, const bl_msg *msg)
 
 /* ---- membership ---- */
 
-/* Our set to node, and a request for its set (membership may have dropped its entries here
- * while it was failed, and it has no reason to resend them). */
-static void exchange(bl__repl *r, const char *node)
+/* Our set to node and, with `want`, a request for its set. The want is needed only when this
+ * node dropped the member's entries (it was failed, leaving or left) while the connection stayed
+ * up: the member has no reason to resend them. On a new connection, or when a member first joins,
+ * each side sends its own sync anyway (after its hello on the same connection, so the receiver
+ * takes it for a member's), and a want there would only double the syncs of a cluster booting
+ * at once (two per service per node pair). */
+static void exchange(bl__repl *r, const char *node, int want)
 {
     if (!wanted(r, node)) return;
     bl__repl_sync_to(r, node);
-    want_from(r, node);
+    if (want) want_from(r, node);
+}
+
+/* States in which a member's bucket was dropped here (on_cluster). */
+static int dropped_in(bl_member_state s)
+{
+    return s == BL_MEMBER_FAILED || s == BL_MEMBER_LEFT || s == BL_MEMBER_LEAVING;
+}
+
+static void fresh_add(bl__repl *r, const char *node)
+{
+    repl_fresh *f = NULL;
+    HASH_FIND_STR(r->fresh, node, f);
+    if (f || strlen(node) >= sizeof(f->node) || !(f = calloc(1, sizeof(*f)))) return;
+    snprintf(f->node, sizeof(f->node), "%s", node);
+    HASH_ADD_STR(r->fresh, node, f);
+}
+
+/* 1 (and forgotten) when node was fresh: connected before it was a member. */
+static int fresh_take(bl__repl *r, const char *node)
+{
+    repl_fresh *f = NULL;
+    HASH_FIND_STR(r->fresh, node, f);
+    if (!f) return 0;
+    HASH_DEL(r->fresh, f);
+    free(f);
+    return 1;
+}
+
+/* A member to exchange with as it joins or comes back: a want unless its connection is new. */
+static void exchange_member(bl__repl *r, const char *node)
+{
+    exchange(r, node, !fresh_take(r, node));
 }
 
 static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *reason, void *ud)
@@ -650,9 +694,13 @@ static void on_node(bl_node *n, bl_node_event ev, const char *node, const char *
     bl__repl *r = ud;
     if (bl_is_tool_node(node)) return;
     if (ev == BL_NODEUP) {
-        if (bl_cluster_is_peer(n, node)) exchange(r, node);
+        if (bl_cluster_is_peer(n, node))
+            exchange(r, node, 0);
+        else if (n->cluster)
+            fresh_add(r, node);
         return;
     }
+    (void)fresh_take(r, node);
     waits_mark(r, node, 0, 0);
     bl__repl_node *rn = node_find(r, node);
     if (rn) rn->need_sync = 0; /* the next nodeup syncs */
@@ -670,15 +718,18 @@ static void on_cluster(bl_node *n, const bl_cluster_event *ev, void *ud)
         waits_mark(r, ev->node, 0, 0);
         bl__repl_drop_owner(r, ev->node, "member forgotten");
     } else if (ev->type == BL_EV_NODE_STATE_CHANGED) {
-        if (ev->to == BL_MEMBER_FAILED || ev->to == BL_MEMBER_LEFT || ev->to == BL_MEMBER_LEAVING) {
+        if (dropped_in(ev->to)) {
             waits_mark(r, ev->node, 0, 0);
             bl__repl_drop_owner(r, ev->node, bl_member_state_name(ev->to));
         }
-        else if (ev->to == BL_MEMBER_ACTIVE && bl_is_connected(n, ev->node))
-            exchange(r, ev->node);
+        /* active again after we dropped its bucket: both sets again. A cleared suspicion (or
+         * the end of joining) dropped nothing on either side: no exchange, which in a boot
+         * under load saves one per service for each of hundreds of suspicions */
+        else if (ev->to == BL_MEMBER_ACTIVE && dropped_in(ev->from) && bl_is_connected(n, ev->node))
+            exchange_member(r, ev->node);
     } else if (ev->type == BL_EV_NODE_JOINED && strcmp(ev->role, "beam") &&
                bl_is_connected(n, ev->node)) {
-        exchange(r, ev->node);
+        exchange_member(r, ev->node);
     }
 }
 
@@ -711,7 +762,7 @@ static void retry_cb(bl_node *n, void *ud)
 static void exchange_one(bl_node *n, const char *node, void *ud)
 {
     (void)n;
-    exchange(ud, node);
+    exchange(ud, node, 1); /* a table started late: the members' sets are not here yet */
 }
 
 void bl__repl_exchange_all(bl__repl *r)
@@ -773,6 +824,11 @@ void bl__repl_free(bl__repl *r)
               t) { /* the entries are the service's (maybe freed already): not touched */
         HASH_DEL(r->nodes, rn);
         free(rn);
+    }
+    repl_fresh *f, *ft;
+    HASH_ITER(hh, r->fresh, f, ft) {
+        HASH_DEL(r->fresh, f);
+        free(f);
     }
     free(r);
 }

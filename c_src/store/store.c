@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define STORE_STACK (1024 * 1024)
+
 struct bl__store {
     pthread_t th;
     pthread_mutex_t mu;
@@ -188,7 +190,15 @@ bl__store *bl__store_open(struct ev_loop *loop, const char *path, const char *sc
     ev_async_init(&s->wake, on_wake);
     s->wake.data = s;
     ev_async_start(loop, &s->wake);
-    if (pthread_create(&s->th, NULL, run, s) != 0) {
+    /* a bounded stack (the default is 8 MiB of address space per thread): SQLite keeps its
+     * large buffers on the heap and runs in 128 KiB thread stacks elsewhere (musl); the jobs
+     * keep theirs small too */
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setstacksize(&at, STORE_STACK);
+    int rc = pthread_create(&s->th, &at, run, s);
+    pthread_attr_destroy(&at);
+    if (rc != 0) {
         ev_async_stop(loop, &s->wake);
         store_free(s);
         return NULL;

@@ -153,9 +153,11 @@ void bl__agent_advertise(tasks_agent *a)
     ei_x_encode_atom(&x, "limit");
     ei_x_encode_ulong(&x, a->n->cfg.task_concurrency);
     ei_x_encode_atom(&x, "load");
-    bl_health_metrics m;
+    /* the sample is 46 KB: on the heap, not the loop's stack (whose pages stay touched) */
+    bl_health_metrics *m = malloc(sizeof(*m));
     double load = 0;
-    if (bl_health_metrics_get(a->n, &m) == BL_OK && m.ncpu) load = m.load1 / m.ncpu;
+    if (m && bl_health_metrics_get(a->n, m) == BL_OK && m->ncpu) load = m->load1 / m->ncpu;
+    free(m);
     ei_x_encode_double(&x, load);
     ei_x_encode_atom(&x, "running");
     attempt *t, *tt;
@@ -427,6 +429,17 @@ int bl__agent_msg(tasks_agent *a, const char *tag, const bl_msg *msg, const char
     return 0;
 }
 
+/* The handler of type, made (empty) when there is none yet; NULL when out of memory. */
+static handler *handler_of(tasks_agent *a, const char *type)
+{
+    handler *h = NULL;
+    HASH_FIND_STR(a->handlers, type, h);
+    if (h || !(h = calloc(1, sizeof(*h)))) return h;
+    snprintf(h->type, sizeof(h->type), "%s", type);
+    HASH_ADD_STR(a->handlers, type, h);
+    return h;
+}
+
 /* ---- the C API ---- */
 
 int bl_task_handler(bl_node *n, const char *type, bl_task_run_fn run, bl_task_cancel_fn cancel,
@@ -435,13 +448,8 @@ int bl_task_handler(bl_node *n, const char *type, bl_task_run_fn run, bl_task_ca
     tasks_agent *a = g_lookup(n);
     if (!a) return BL_ENOPROC;
     if (!type || !type[0] || strlen(type) >= BL_TASK_TYPE_LEN || !run) return BL_EINVAL;
-    handler *h = NULL;
-    HASH_FIND_STR(a->handlers, type, h);
-    if (!h) {
-        if (!(h = calloc(1, sizeof(*h)))) return BL_ENOMEM;
-        snprintf(h->type, sizeof(h->type), "%s", type);
-        HASH_ADD_STR(a->handlers, type, h);
-    }
+    handler *h = handler_of(a, type);
+    if (!h) return BL_ENOMEM;
     h->beam = 0;
     h->run = run;
     h->cancel = cancel;
@@ -520,15 +528,10 @@ int bl__agent_call(tasks_agent *a, const char *tag, const bl_from *from, const c
             encode_error(r, "bad_request");
             return 1;
         }
-        handler *h = NULL;
-        HASH_FIND_STR(a->handlers, type, h);
+        handler *h = handler_of(a, type);
         if (!h) {
-            if (!(h = calloc(1, sizeof(*h)))) {
-                encode_error(r, "enomem");
-                return 1;
-            }
-            snprintf(h->type, sizeof(h->type), "%s", type);
-            HASH_ADD_STR(a->handlers, type, h);
+            encode_error(r, "enomem");
+            return 1;
         }
         h->beam = 1;
         h->pid = pid;

@@ -90,7 +90,8 @@ tests(W) ->
               {"workers: running, os_pid, stop, errors", fun() -> workers(W) end},
               {"supervised workers under an OTP supervisor, as gleam_otp runs them", fun supervised/0},
               {"discovery, started and supervised", fun discovery/0},
-              {"task: submit, wait, get, cancel, handle", fun() -> tasks(W) end},
+              {"task: submit, wait, get, cancel, handle; changes and watch of every task",
+               fun() -> tasks(W) end},
               {"config: document, get, set, unset, history, status, watch", fun() -> config(W) end},
               {"every @external was called by this suite", fun all_externals_called/0}].
 
@@ -173,8 +174,69 @@ tasks(W) ->
     {ok, E} = ?FFI:task_submit(Co, Sub(<<"gleam.double">>, x, [])),
     ?assertMatch({ok, {task, E, _, failed, _, _, _, none, {some, <<"not a number">>}, _, _}},
                  ?FFI:task_wait(Co, E, 20000)),
+    task_feed(Co, W, Sub),
     unlink(H),
     exit(H, shutdown).
+
+%% task.changes and task.watch (the feed of every task) with Gleam's shapes
+task_feed(Co, W, Sub) ->
+    {ok, {page, [], 0, {'after', T0, _} = C0}} =
+        ?FFI:task_changes(Co, from_now, none, none, 100, 0),
+    Tag = make_ref(),
+    ?assertEqual({error, unregistered_subject}, ?FFI:task_watch(Co, none, none, ?NOBODY)),
+    {ok, Watch} = ?FFI:task_watch(W, {some, <<"echo">>}, none, {subject, self(), Tag}),
+    {ok, Failing} = ?FFI:task_watch(Co, none, {some, failed}, {subject, self(), Tag}),
+    {ok, Id} = ?FFI:task_submit(Co, Sub(<<"echo">>, feed, [])),
+    {ok, F} = ?FFI:task_submit(Co, Sub(<<"gleam.double">>, x, [])),
+    {ok, _} = ?FFI:task_wait(Co, Id, 20000),
+    {ok, _} = ?FFI:task_wait(Co, F, 20000),
+    %% the watch of echo tasks: Id's transitions in order up to succeeded, each once
+    Seen = watched(Tag, Id, []),
+    States = [S || {change, _, _, _, S, _, _, _, _} <- Seen],
+    ?assertEqual(succeeded, lists:last(States)),
+    ?assertEqual(lists:usort([Q || {change, Q, _, _, _, _, _, _, _} <- Seen]),
+                 [Q || {change, Q, _, _, _, _, _, _, _} <- Seen]),
+    [?assertMatch({change, _, Id, <<"echo">>, _, _, _, _, none}, Ch) || Ch <- Seen],
+    ?assertMatch({change, _, Id, _, succeeded, 1, {some, W}, At, none} when At > 0, lists:last(Seen)),
+    %% the watch of failures: F, nothing of Id
+    receive {Tag, {change, _, F, <<"gleam.double">>, failed, _, _, _, _}} -> ok
+    after 20000 -> error(no_failed_change)
+    end,
+    %% the same changes by page from the first cursor; a state filter keeps only that state
+    {ok, {page, Cs, 0, {'after', T0, Next}}} =
+        ?FFI:task_changes(Co, C0, {some, <<"echo">>}, none, 100, 5000),
+    ?assert(Next > 0),
+    ?assertEqual(Seen, [Ch || {change, _, I, _, _, _, _, _, _} = Ch <- Cs, I =:= Id]),
+    {ok, {page, Done, 0, _}} = ?FFI:task_changes(Co, C0, none, {some, succeeded}, 100, 5000),
+    ?assert(lists:keymember(Id, 3, Done)),
+    [?assertMatch({change, _, _, _, succeeded, _, _, _, _}, Ch) || Ch <- Done],
+    {ok, {page, [One], 0, {'after', T0, N1}}} = ?FFI:task_changes(Co, C0, none, none, 1, 5000),
+    ?assertEqual(element(2, One) + 1, N1),
+    ?assertEqual({ok, {page, [], 0, {'after', T0, Next}}},
+                 ?FFI:task_changes(Co, {'after', T0, Next}, {some, <<"echo">>}, none, 100, 0)),
+    ?assertEqual({error, node_down},
+                 ?FFI:task_changes(ghost(), from_now, none, none, 100, 0)),
+    %% unsubscribe ends the relay and its poller; nothing more arrives
+    Relay = ?FFI:subscription_pid(Watch),
+    {links, [Poller]} = process_info(Relay, links),
+    ?assertEqual(nil, ?FFI:unsubscribe(Watch)),
+    ?assertEqual(nil, ?FFI:unsubscribe(Failing)),
+    ?assertNot(is_process_alive(Relay)),
+    ?assert(shim_test_util:wait_until(fun() -> not is_process_alive(Poller) end, 5000)),
+    Flush = fun Fl() -> receive {Tag, _} -> Fl() after 0 -> ok end end,
+    Flush(),
+    {ok, Id2} = ?FFI:task_submit(Co, Sub(<<"echo">>, again, [])),
+    {ok, _} = ?FFI:task_wait(Co, Id2, 20000),
+    receive {Tag, Late} -> ?assertEqual(nothing_after_unsubscribe, Late) after 1000 -> ok end.
+
+%% The watched changes of task Id until it succeeded (other echo tasks' are skipped).
+watched(Tag, Id, Acc) ->
+    receive
+        {Tag, {change, _, Id, _, succeeded, _, _, _, _} = C} -> lists:reverse([C | Acc]);
+        {Tag, {change, _, Id, _, _, _, _, _, _} = C} -> watched(Tag, Id, [C | Acc]);
+        {Tag, {change, _, _, <<"echo">>, _, _, _, _, _}} -> watched(Tag, Id, Acc)
+    after 20000 -> error({no_succeeded_change, lists:reverse(Acc)})
+    end.
 
 ghost() -> shim_test_util:node_name(shim_test_util:name("ghost")).
 

@@ -13,9 +13,7 @@
  *   echo: gen_server call Req -> Req.
  * The node dies with its parent (PR_SET_PDEATHSIG) so a crashed driver leaves nothing behind.
  */
-#include <beamlet/beamlet.h>
-#include <beamlet/config.h>
-#include <ei.h>
+#include "../lib/test_cnode.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -259,37 +257,18 @@ static const bl_proc_ops echo_ops = {.on_call = echo_call};
 
 /* ---------------------------------------------------------------- main */
 
-static const char *env_lookup(const char *k)
-{
-    return getenv(k);
-}
-
 int main(int argc, char **argv)
 {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     ei_init();
-    bl_config cfg;
-    bl_config_init(&cfg);
-    char err[512];
-    if (bl_config_from_args(&cfg, argc - 1, argv + 1, env_lookup, err, sizeof(err)) != BL_OK) {
-        fprintf(stderr, "bench_node: %s\n", err);
-        return 2;
-    }
     bl_node *n;
-    int rc = bl_node_new(&cfg, &n);
-    if (rc != BL_OK) {
-        fprintf(stderr, "bench_node: cannot create node: %s\n", bl_strerror(rc));
-        return 1;
-    }
+    int code = test_cnode_start("bench_node", argc - 1, argv + 1, &n);
+    if (code) return code;
     g_node = n;
-    if ((rc = bl_node_start(n)) != BL_OK ||
-        (rc = bl_spawn(n, "bench", &bench_ops, NULL, NULL)) != BL_OK ||
-        (rc = bl_spawn(n, "echo", &echo_ops, NULL, NULL)) != BL_OK) {
-        fprintf(stderr, "bench_node: cannot start %s: %s\n", bl_node_name(n), bl_strerror(rc));
-        bl_node_free(n);
-        return 1;
-    }
-    bl_node_run(n);
-    bl_node_free(n);
+    int rc;
+    if ((rc = bl_spawn(n, "bench", &bench_ops, NULL, NULL)) != BL_OK ||
+        (rc = bl_spawn(n, "echo", &echo_ops, NULL, NULL)) != BL_OK)
+        return test_cnode_fail("bench_node", n, rc);
+    test_cnode_run(n);
     return 0;
 }

@@ -362,11 +362,12 @@ startup(Kind, I) ->
     CRss = list_to_integer(maps:get("children_rss_kb", KV)),
     Anon = list_to_integer(maps:get("rss_anon_kb", KV)),
     Pss = list_to_integer(maps:get("pss_kb", KV)),
+    Threads = maps:get("threads", KV, "?"),
     Pub >= 0 orelse error({never_published, Kind, Line}),
     io:format("  ~-8s #~p  published after ~7.1f ms  VmRSS ~6w kB (RssAnon ~w, Pss ~w; "
-              "children's VmRSS ~w kB)  [~s]~n",
-              [Kind, I, Pub / 1000, Rss, Anon, Pss, CRss, maps:get("comm", KV, "?")]),
-    {Pub / 1000, Rss, Anon}.
+              "children's VmRSS ~w kB; ~s threads)  [~s]~n",
+              [Kind, I, Pub / 1000, Rss, Anon, Pss, CRss, Threads, maps:get("comm", KV, "?")]),
+    {Pub / 1000, Rss, Anon, Pss}.
 
 collect_port(Port, Acc) ->
     receive
@@ -460,6 +461,7 @@ table(N, Calls, Tput, Lat, Bl, Er) ->
          {"call p99 (us)", P(beamlet_call, 2), P(beam_call, 2), "BEAM gen_server", "-"},
          {"idle VmRSS (kB)", Nth(Bl, 2), Nth(Er, 2), "idle erl", "<= 2048 kB"},
          {"  of which RssAnon (kB)", Nth(Bl, 3), Nth(Er, 3), "idle erl", "-"},
+         {"idle Pss (kB)", Nth(Bl, 4), Nth(Er, 4), "idle erl", "-"},
          {"exec->EPMD (ms)", Nth(Bl, 1), Nth(Er, 1), "idle erl", "<= 50 ms"}],
     Shown = [{Name, V, Base, BN, T, pair_ratios(V, Base)}
              || {Name, V, Base, BN, T} <- Rows, V =/= [], Base =/= []],

@@ -5,8 +5,9 @@
  * asks EPMD (127.0.0.1, ERL_EPMD_PORT or 4369) for ALIVE with PORT_PLEASE2_REQ every 100 us until
  * it answers. At RSS_AFTER_MS after the exec it reads VmRSS of the process and of its direct
  * children (BEAM's erl_child_setup), plus its RssAnon (private memory) and Pss (shared pages
- * divided among their users), then SIGTERMs it (SIGKILL after 5 s) and prints one line:
- *   publish_us=N rss_kb=N rss_anon_kb=N pss_kb=N children_rss_kb=N comm=NAME
+ * divided among their users) and its thread count, then SIGTERMs it (SIGKILL after 5 s) and
+ * prints one line:
+ *   publish_us=N rss_kb=N rss_anon_kb=N pss_kb=N children_rss_kb=N threads=N comm=NAME
  * publish_us=-1 when the name never showed up within 30 s. Exit status 0 unless it could not run.
  */
 #ifndef _GNU_SOURCE
@@ -163,7 +164,7 @@ int main(int argc, char **argv)
         }
         sleep_us(100);
     }
-    long rss = -1, anon = -1, pss = -1, crss = 0;
+    long rss = -1, anon = -1, pss = -1, crss = 0, threads = -1;
     char comm[64] = "exited";
     if (pid > 0) {
         int64_t left = t0 + rss_after_ms * 1000 - now_us();
@@ -171,6 +172,7 @@ int main(int argc, char **argv)
         rss = proc_kb(pid, "status", "VmRSS:");
         anon = proc_kb(pid, "status", "RssAnon:");
         pss = proc_kb(pid, "smaps_rollup", "Pss:");
+        threads = proc_kb(pid, "status", "Threads:");
         crss = children_rss_kb(pid);
         comm_of(pid, comm, sizeof(comm));
         kill(pid, SIGTERM);
@@ -184,7 +186,8 @@ int main(int argc, char **argv)
             sleep_us(10000);
         }
     }
-    printf("publish_us=%lld rss_kb=%ld rss_anon_kb=%ld pss_kb=%ld children_rss_kb=%ld comm=%s\n",
-           (long long)published, rss, anon, pss, crss, comm);
+    printf("publish_us=%lld rss_kb=%ld rss_anon_kb=%ld pss_kb=%ld children_rss_kb=%ld threads=%ld "
+           "comm=%s\n",
+           (long long)published, rss, anon, pss, crss, threads, comm);
     return 0;
 }

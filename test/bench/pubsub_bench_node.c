@@ -10,8 +10,7 @@
  *   {arm, Target, Pid} -> ok     zero the counter; at Target deliveries send Pid {psb_done, Node}
  *   {publish, Topic, Count} -> ok | {error, Reason}       Count at-most-once publishes from C
  *   count -> Deliveries                                   since the last arm */
-#include "beamlet/beamlet.h"
-#include "beamlet/config.h"
+#include "../lib/test_cnode.h"
 #include "beamlet/pubsub.h"
 
 #include <stdio.h>
@@ -44,25 +43,6 @@ static void on_msg(bl_node *n, const char *topic, const char *payload, int len,
     }
 }
 
-static int get_bin(const char *buf, int *idx, char *out, size_t cap)
-{
-    int type, size;
-    long len;
-    if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT || size < 0 ||
-        (size_t)size >= cap || ei_decode_binary(buf, idx, out, &len) < 0)
-        return -1;
-    out[len] = '\0';
-    return 0;
-}
-
-static int reply_rc(ei_x_buff *reply, int rc)
-{
-    if (rc == BL_OK) return ei_x_encode_atom(reply, "ok");
-    ei_x_encode_tuple_header(reply, 2);
-    ei_x_encode_atom(reply, "error");
-    return ei_x_encode_atom(reply, bl_strerror(rc));
-}
-
 static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx, ei_x_buff *reply,
                     void *ud)
 {
@@ -75,24 +55,24 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         return ei_x_encode_ulonglong(reply, c->count);
     j = idx;
     if (ei_decode_tuple_header(buf, &j, &ar) < 0 || ar != 3 || ei_decode_atom(buf, &j, tag) < 0)
-        return reply_rc(reply, BL_EINVAL);
+        return test_cnode_reply_rc(reply, BL_EINVAL);
     if (!strcmp(tag, "arm")) {
         if (ei_decode_long(buf, &j, &k) < 0 ||
             bl_decode_pid(bl_proc_node(self), buf, &j, &c->report) < 0)
-            return reply_rc(reply, BL_EINVAL);
+            return test_cnode_reply_rc(reply, BL_EINVAL);
         c->count = 0;
         c->target = (unsigned long long)k;
         c->armed = 1;
-        return reply_rc(reply, BL_OK);
+        return test_cnode_reply_rc(reply, BL_OK);
     }
-    if (get_bin(buf, &j, s, sizeof(s)) < 0 || ei_decode_long(buf, &j, &k) < 0)
-        return reply_rc(reply, BL_EINVAL);
+    if (test_cnode_get_bin(buf, &j, s, sizeof(s)) < 0 || ei_decode_long(buf, &j, &k) < 0)
+        return test_cnode_reply_rc(reply, BL_EINVAL);
     if (!strcmp(tag, "subscribe")) {
         for (long i = 0; i < k; i++) {
             int id = bl_pubsub_subscribe(c->n, s, 1000000, on_msg, c);
-            if (id < 0) return reply_rc(reply, id);
+            if (id < 0) return test_cnode_reply_rc(reply, id);
         }
-        return reply_rc(reply, BL_OK);
+        return test_cnode_reply_rc(reply, BL_OK);
     }
     if (!strcmp(tag, "publish")) {
         ei_x_buff p; /* the payload: a small binary, as in the BEAM reference */
@@ -102,44 +82,21 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         for (long i = 0; i < k && rc == BL_OK; i++)
             rc = bl_pubsub_publish(c->n, s, p.buff, p.index, BL_PRIO_NORMAL, 0, NULL, 0);
         ei_x_free(&p);
-        return reply_rc(reply, rc);
+        return test_cnode_reply_rc(reply, rc);
     }
-    return reply_rc(reply, BL_EINVAL);
-}
-
-static const char *env_lookup(const char *name)
-{
-    return getenv(name);
+    return test_cnode_reply_rc(reply, BL_EINVAL);
 }
 
 int main(int argc, char **argv)
 {
-    bl_config cfg;
-    char err[512];
-    bl_config_init(&cfg);
-    if (bl_config_from_args(&cfg, argc - 1, argv + 1, env_lookup, err, sizeof(err)) != BL_OK) {
-        fprintf(stderr, "pubsub_bench_node: %s\n", err);
-        return 2;
-    }
-    bl_node *n = NULL;
-    int rc = bl_node_new(&cfg, &n);
-    if (rc == BL_OK) rc = bl_node_start(n);
     ctl *c = calloc(1, sizeof(*c));
-    if (!c) rc = BL_ENOMEM;
+    if (!c) return 1;
     static const bl_proc_ops ops = {.on_call = ctl_call};
-    if (rc == BL_OK) {
-        c->n = n;
-        snprintf(c->node, sizeof(c->node), "%s", bl_node_name(n));
-        rc = bl_spawn(n, "psb_ctl", &ops, c, &c->self);
+    int code = test_cnode_start("pubsub_bench_node", argc - 1, argv + 1, &c->n);
+    if (!code) {
+        snprintf(c->node, sizeof(c->node), "%s", bl_node_name(c->n));
+        code = test_cnode_serve("pubsub_bench_node", c->n, "psb_ctl", &ops, c, &c->self);
     }
-    if (rc != BL_OK) {
-        fprintf(stderr, "pubsub_bench_node: start: %s\n", bl_strerror(rc));
-        bl_node_free(n);
-        free(c);
-        return 1;
-    }
-    rc = bl_node_run(n);
-    bl_node_free(n);
     free(c);
-    return rc == 0 ? 0 : 1;
+    return code;
 }

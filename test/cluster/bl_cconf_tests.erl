@@ -9,8 +9,7 @@ fast() -> ["--heartbeat-interval-ms", "300", "--failure-threshold", "3",
            "--election-timeout-ms", "1500"].
 
 start(Tag, Role, Cluster, Join) ->
-    JoinArgs = case Join of [] -> []; _ -> ["--join", string:join([atom_to_list(J) || J <- Join], ",")] end,
-    bl_test_util:start_beamlet(Tag, ["--role", Role, "--cluster", Cluster | JoinArgs ++ fast()]).
+    bl_test_util:start_beamlet(Tag, bl_test_util:member_args(Role, Cluster, Join) ++ fast()).
 
 cfg(N) -> gen_server:call({beamlet_config, N}, get, 5000).
 setting(N, Key) ->
@@ -148,6 +147,90 @@ drain(N, Acc) ->
     after 20000 -> lists:reverse(Acc)
     end.
 
+%% ---- `config watch` (the CLI) across a kill -9 and restart of the node it watches: it
+%% subscribes again and resumes after the last version it printed, from the node's history,
+%% each version once, none skipped
+
+cconf_watch_resume_test_() ->
+    {timeout, 240, fun watch_resumes/0}.
+
+watch_resumes() ->
+    C = "cw" ++ bl_test_util:unique(""),
+    K1 = start("wr1", "coordinator", C, []),
+    K2 = start("wr2", "coordinator", C, [K1]),
+    K3 = start("wr3", "coordinator", C, [K1]),
+    All = [K1, K2, K3],
+    ?assert(wait(fun() -> Ls = lists:usort([leader(N) || N <- All]),
+                          length(Ls) =:= 1 andalso lists:member(hd(Ls), All) end)),
+    L = leader(K1),
+    [W, _] = All -- [L], % the watched node is not the leader: writes go on while it is down
+    Set = fun(V) -> ?assert(wait(fun() ->
+                                         {Rc, _} = cli("set failure_threshold " ++ integer_to_list(V), L),
+                                         Rc =:= 0
+                                 end))
+          end,
+    Set(3),
+    V0 = version(L),
+    ?assert(wait(fun() -> version(W) =:= V0 end)),
+    Out = filename:join(bl_test_util:log_dir(), "cconf-resume-" ++ bl_test_util:unique("") ++ ".out"),
+    Cmd = io_lib:format("timeout 200 '~s' config watch --node '~s' --cookie '~s' --count 10 --format json "
+                        ">'~s' 2>&1; echo \"rc=$?\" >>'~s'",
+                        [os:getenv("BEAMLET_BIN"), W, bl_test_util:cookie(), Out, Out]),
+    Self = self(),
+    spawn(fun() -> os:cmd(lists:flatten(Cmd)), Self ! resume_watch_done end),
+    ?assert(wait(fun() -> {ok, B} = file:read_file(Out), binary:match(B, <<"watching">>) =/= nomatch end)),
+    Set(4),
+    Set(5),
+    ?assert(wait(fun() -> length(json_versions(Out)) =:= 2 end)),
+    %% kill -9 the watched node; two writes while it is down; then it starts again and catches up
+    bl_test_util:kill(W),
+    Set(6),
+    Set(7),
+    ?assert(wait(fun() -> {ok, B} = file:read_file(Out), binary:match(B, <<"reconnecting">>) =/= nomatch end)),
+    restart(W, "coordinator", C, [K1]),
+    ?assert(wait(fun() -> version(W) =:= version(L) end)),
+    %% and two after it is back
+    Set(8),
+    Set(9),
+    ?assert(wait(fun() -> length(json_versions(Out)) =:= 6 end)),
+    %% frozen past its net_ticktime (the connection may drop when it wakes, or not): two writes
+    %% while it is stopped, two after; either way each printed once, in order
+    Pid = integer_to_list(bl_test_util:os_pid(W)),
+    [] = os:cmd("kill -STOP " ++ Pid),
+    Set(10),
+    Set(11),
+    timer:sleep(3 * 1000 * bl_test_util:ticktime()),
+    [] = os:cmd("kill -CONT " ++ Pid),
+    ?assert(wait(fun() -> version(W) =:= version(L) end)),
+    Set(12),
+    Set(13),
+    receive resume_watch_done -> ok after 120000 -> error(watch_did_not_end) end,
+    {ok, Bin} = file:read_file(Out),
+    Txt = binary_to_list(Bin),
+    %% each version once, in order, none skipped: the ten writes after V0 (4 .. 13)
+    ?assertEqual(lists:seq(V0 + 1, V0 + 10), json_versions(Out)),
+    ?assertEqual([integer_to_binary(V) || V <- lists:seq(4, 13)],
+                 [V || [V] <- match_all(Bin, "\"new\":\\s*\"([0-9]+)\"")]),
+    [?assertNotEqual(nomatch, string:find(Txt, S), S)
+     || S <- ["connection lost; reconnecting", "watching " ++ atom_to_list(W) ++ " again",
+              "resuming after version " ++ integer_to_list(V0 + 2), "rc=0"]],
+    Lost = length(match_all(Bin, "(reconnecting)")),
+    ?assert(Lost >= 1 andalso Lost =:= length(match_all(Bin, "(watching [^ ]+ again)"))),
+    %% the history records printed on resuming carry `live` as the watched changes do
+    ?assertEqual(10, length(match_all(Bin, "\"live\":\\s*true"))),
+    [{exited, 0} = bl_test_util:term(N) || N <- All],
+    ok.
+
+json_versions(Out) ->
+    {ok, B} = file:read_file(Out),
+    [binary_to_integer(V) || [V] <- match_all(B, "\"version\":\\s*([0-9]+)")].
+
+match_all(Bin, Re) ->
+    case re:run(Bin, Re, [global, {capture, all_but_first, binary}]) of
+        {match, Ms} -> Ms;
+        nomatch -> []
+    end.
+
 %% ---- watchers are capped (and counted in /metrics); a write a majority does not hold in time
 %% is answered pending (REST 202 with a status URL), never a timeout, and its status is truthful
 
@@ -209,8 +292,48 @@ pending_and_watchers() ->
     ?assertNotEqual(nomatch, binary:match(Metrics, <<"\nbeamlet_config_watchers_max 256\n">>)),
     ok = gen_server:call({beamlet_config, K2}, {unwatch, hd(Ws)}, 5000),
     ok = gen_server:call({beamlet_config, K2}, {watch, Extra}, 5000),
-    [W ! stop || W <- [Extra | Ws]],
-    ok = gen_server:call({beamlet_config, K2}, {unwatch, Extra}, 5000),
+    %% the node monitors each BEAM watcher: one that ends frees its slot at once, without a
+    %% change to send it or its node going down
+    Watchers = fun() ->
+                       {ok, {{_, 200, _}, _, M}} = httpc:request(get, {Url(K2, "/metrics"), []}, [],
+                                                                 [{body_format, binary}]),
+                       {match, [Cnt]} = re:run(M, "\nbeamlet_config_watchers ([0-9]+)\n",
+                                             [{capture, [1], binary}]),
+                       binary_to_integer(Cnt)
+               end,
+    ?assertEqual(256, Watchers()),
+    exit(Extra, kill),
+    ?assert(wait(fun() -> Watchers() =:= 255 end)),
+    [W ! stop || W <- Ws],
+    ?assert(wait(fun() -> Watchers() =:= 0 end)),
+    %% 600 watchers one after another (twice the cap), each watching and then dying: none
+    %% refused, none left holding a slot
+    Me = self(),
+    WatchAndDie = fun(_) ->
+                          D = spawn(fun() -> Me ! {watched, self(), gen_server:call({beamlet_config, K2},
+                                                                                    {watch, self()}, 5000)} end),
+                          receive {watched, D, R} -> R after 20000 -> timeout end
+                  end,
+    ?assertEqual([], [R || R <- lists:map(WatchAndDie, lists:seq(1, 600)), R =/= ok]),
+    ?assert(wait(fun() -> Watchers() =:= 0 end)),
+    {ok, {{_, 200, _}, _, Metrics2}} = httpc:request(get, {Url(K2, "/metrics"), []}, [], [{body_format, binary}]),
+    ?assertNotEqual(nomatch, binary:match(Metrics2, <<"\nbeamlet_config_watch_refused_total 1\n">>)),
+    %% a watcher killed while it is watching, as a shell user would: its slot is free again
+    Shell = spawn(fun() -> ok = gen_server:call({beamlet_config, K2}, {watch, self()}, 5000),
+                           Me ! watching, receive never -> ok end end),
+    receive watching -> ok after 10000 -> error(no_watch) end,
+    ?assertEqual(1, Watchers()),
+    exit(Shell, kill),
+    ?assert(wait(fun() -> Watchers() =:= 0 end)),
+    %% and the config service process shows whom it monitors (rpc:pinfo, in BEAM's shape)
+    Live = spawn(fun() -> receive stop -> ok end end),
+    ok = gen_server:call({beamlet_config, K2}, {watch, Live}, 5000),
+    {monitors, Mons} = rpc:pinfo(erpc:call(K2, erlang, whereis, [beamlet_config]), monitors),
+    ?assert(lists:member({process, Live}, Mons)),
+    ok = gen_server:call({beamlet_config, K2}, {unwatch, Live}, 5000),
+    {monitors, Mons2} = rpc:pinfo(erpc:call(K2, erlang, whereis, [beamlet_config]), monitors),
+    ?assertNot(lists:member({process, Live}, Mons2)),
+    Live ! stop,
     %% a write with every coordinator up: committed, over REST with the same fields
     {0, KeyOut} = bl_test_util:admin("apikey create --role admin --name pend --node", L),
     [Key] = [Ln || Ln <- string:lexemes(KeyOut, "\n"), lists:prefix("blk_", Ln)],

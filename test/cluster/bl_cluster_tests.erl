@@ -13,15 +13,13 @@ fast() -> ["--heartbeat-interval-ms", ?HB, "--failure-threshold", ?THRESH,
            "--election-timeout-ms", ?ELECT].
 
 start(Tag, Role, Cluster, Join) ->
-    JoinArgs = case Join of [] -> []; _ -> ["--join", string:join([atom_to_list(J) || J <- Join], ",")] end,
-    bl_test_util:start_beamlet(Tag, ["--role", Role, "--cluster", Cluster | JoinArgs ++ fast()]).
+    bl_test_util:start_beamlet(Tag, bl_test_util:member_args(Role, Cluster, Join) ++ fast()).
 
 members(N) -> gen_server:call({beamlet_cluster, N}, members, 5000).
 status(N) -> gen_server:call({beamlet_cluster, N}, status, 5000).
 
 %% [{Node, State}] of beamlet members, sorted.
-view(N) -> lists:sort([{maps:get(node, M), maps:get(state, M)} || M <- members(N),
-                                                                   maps:get(kind, M) =:= beamlet]).
+view(N) -> bl_test_util:view(N).
 
 
 until(F) -> ?assert(bl_test_util:wait_until(F, 15000)).

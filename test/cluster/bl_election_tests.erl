@@ -11,8 +11,7 @@ fast() -> ["--heartbeat-interval-ms", "300", "--failure-threshold", "3",
            "--election-timeout-ms", "2000"].
 
 start(Tag, Cluster, Join) ->
-    JoinArgs = case Join of [] -> []; _ -> ["--join", string:join([atom_to_list(J) || J <- Join], ",")] end,
-    bl_test_util:start_beamlet(Tag, ["--role", "coordinator", "--cluster", Cluster | JoinArgs ++ fast()]).
+    bl_test_util:start_beamlet(Tag, bl_test_util:member_args("coordinator", Cluster, Join) ++ fast()).
 
 status(N) -> gen_server:call({beamlet_cluster, N}, status, 3000).
 leader(N) -> maps:get(leader, status(N)).

@@ -11,12 +11,11 @@
 # leader and its term stay.
 # Needs root (CI runs as root); otherwise skipped. Appends "partition P F" to $BL_RESULTS.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${BEAMLET_BIN:-$ROOT/build/asan/beamlet}
-LOGS=${BL_LOG_DIR:-$ROOT/build/test-logs}
+SUITE=partition
+. "$(dirname "$0")/../lib/checks.sh"
+BIN=$BEAMLET_BIN
+LOGS=$BL_LOG_DIR
 COOKIE=part_$$
-P=0 F=0
-record() { [ -n "${BL_RESULTS:-}" ] && echo "partition $P $F" >>"$BL_RESULTS"; }
 if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null; then
     echo "partition: skipped: needs root and iproute2"; record; exit 0
 fi
@@ -41,8 +40,6 @@ cleanup() {
     ip netns del "$HUB" 2>/dev/null
 }
 trap cleanup EXIT
-ok() { P=$((P + 1)); echo "  ok: $1"; }
-bad() { F=$((F + 1)); echo "  FAILED: $1"; }
 
 ip netns add "$HUB" && ip -n "$HUB" link add br0 type bridge && ip -n "$HUB" link set br0 up &&
     ip -n "$HUB" link set lo up || { bad "cannot create namespaces"; record; exit 1; }
@@ -172,6 +169,4 @@ if [ -n "$claims" ] && [ -z "$dups" ]; then
 else
     bad "one leader per term (claims: $(tr '\n' ';' <<<"$claims"))"
 fi
-echo "partition: $P passed, $F failed"
-record
-[ "$F" -eq 0 ]
+suite_done

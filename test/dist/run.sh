@@ -21,28 +21,7 @@ if [ -z "${BL_DIST_V6HOST:-}" ] && [ "$(id -u)" = 0 ] && command -v unshare >/de
     [ "$rc" -ne 0 ] && [ -n "${BL_RESULTS:-}" ] && ! grep -q "^dist " "$BL_RESULTS" && echo "dist 0 1" >>"$BL_RESULTS"
     exit "$rc"
 fi
-: "${BEAMLET_BIN:=$ROOT/build/asan/beamlet}"
-: "${TEST_WORKER_BIN:=$ROOT/build/asan/test_worker}"
-: "${BL_COOKIE:=bld_$$}"
-: "${BL_LOG_DIR:=$ROOT/build/test-logs}"
-EBIN="$ROOT/build/dist_ebin"
-export BEAMLET_BIN TEST_WORKER_BIN BL_COOKIE BL_LOG_DIR BL_PIDFILE="$BL_LOG_DIR/dist-pids.$$"
-mkdir -p "$EBIN" "$BL_LOG_DIR"
-RES=$(mktemp)
-if ! erlc -Wall -o "$EBIN" test/integration/bl_test_util.erl test/integration/bl_eunit_counter.erl \
-        test/dist/*.erl; then
-    [ -n "${BL_RESULTS:-}" ] && echo "dist 0 1" >>"$BL_RESULTS"
-    exit 1
-fi
-pgrep -x epmd >/dev/null || epmd -daemon
-BL_RESULTS=$RES erl -sname "bl_drun_$$" -setcookie "$BL_COOKIE" -noshell -pa "$EBIN" \
-    -kernel net_ticktime 4 -eval 'bl_test_util:run([bl_dist_tests])'
-rc=$?
-line=$(sed 's/^integration /dist /' "$RES")
-[ -z "$line" ] && line="dist 0 1"
-[ -n "${BL_RESULTS:-}" ] && echo "$line" >>"$BL_RESULTS"
-rm -f "$RES"
-if [ -f "$BL_PIDFILE" ]; then
-    while read -r pid; do kill -9 "$pid" 2>/dev/null; done <"$BL_PIDFILE"; rm -f "$BL_PIDFILE"
-fi
-exit "$rc"
+. "$ROOT/test/lib/suite.sh"
+suite_init dist bld
+suite_erlc test/dist/*.erl
+suite_erl bl_dist_tests -kernel net_ticktime 4

@@ -117,10 +117,10 @@ static void check_out(const bl_dh_scratch *s, const char *out, size_t olen)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    bl_dh_conn *dc = bl_dh_conn_new(0);
+    bl_dh_conn *dc = bl_dh_conn_new(0, NULL);
     bl_dh_scratch *s = bl_dh_scratch_new();
-    tx = bl_dh_conn_new(BL_DH_DFLAG_DIST_HDR_ATOM_CACHE | BL_DH_DFLAG_FRAGMENTS);
-    rx2 = bl_dh_conn_new(0);
+    tx = bl_dh_conn_new(BL_DH_DFLAG_DIST_HDR_ATOM_CACHE | BL_DH_DFLAG_FRAGMENTS, NULL);
+    rx2 = bl_dh_conn_new(0, NULL);
     txs = bl_dh_scratch_new();
     rx2s = bl_dh_scratch_new();
     if (!dc || !s || !tx || !rx2 || !txs || !rx2s) die("oom", 0, 0);

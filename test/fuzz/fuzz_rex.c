@@ -5,7 +5,10 @@
  * (version byte first, as the runtime delivers it); a tuple of 3 or more elements is also
  * resolved as apply(E1, E2, E3). Checks: every offset stays inside the term, a resolved call's
  * arity is its argument list's length, and every reason and stack encoded is a term
- * bl_term_check accepts, the stack a proper list. */
+ * bl_term_check accepts, the stack a proper list. The node's built-in exports (otp/bif.c,
+ * otp/pinfo.c: process_info/1,2, error/1,2, whereis/1, ...) run on the term as their argument
+ * list, and process_info on a live process with the term as its item (list): every answer of any
+ * class is a term bl_term_check accepts. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +49,76 @@ static void resolve(const char *b, size_t size, int m, int f, int a)
             bl__apply_fn_stack(&ap, trimmed, &s);
             check_term(&s, 1);
             ei_x_free(&s);
+            ei_x_new(&s);
+            bl__apply_bif_stack(&ap, b, trimmed, &s);
+            check_term(&s, 1);
+            ei_x_free(&s);
         }
     }
+}
+
+/* erlang:error/throw's stack reads the request's M, F, A from the start of its buffer, as
+ * spawn.c holds them: resolve a copy that starts there. */
+static void raise_stacks(const char *b, int m, int a)
+{
+    int e = bl__term_end(b, a);
+    if (e <= m) return;
+    char *c = malloc((size_t)(e - m)); /* guard_copy's one region holds b */
+    if (!c) return;
+    memcpy(c, b + m, (size_t)(e - m));
+    int f = bl__term_end(c, 0), ar = bl__term_end(c, f);
+    bl_apply ap;
+    if (bl__apply_resolve(c, 0, f, ar, &ap) == BL_AP_CALL) {
+        for (int trimmed = 0; trimmed < 2; trimmed++) {
+            ei_x_buff s;
+            ei_x_new(&s);
+            bl__apply_raise_stack(&ap, c, trimmed, &s);
+            check_term(&s, 1);
+            ei_x_free(&s);
+        }
+    }
+    free(c);
+}
+
+static void invoke(bl_proc *self, const char *mod, const char *fun, const char *args, int at)
+{
+    int i = at, n, type, size;
+    if (ei_get_type(args, &i, &type, &size) < 0 || (type != ERL_LIST_EXT && type != ERL_NIL_EXT) ||
+        ei_decode_list_header(args, &i, &n) < 0)
+        return;
+    const bl_export_ent *e = bl_export_find(bl_proc_node(self), mod, fun, n);
+    if (!e) return;
+    ei_x_buff r;
+    ei_x_new(&r);
+    int kind = bl_export_invoke(e, self, args, at, &r);
+    if (kind < BL_FN_RETURN || kind > BL_FN_ERROR) abort();
+    check_term(&r, 0);
+    ei_x_free(&r);
+}
+
+static void builtins(const char *b, int at)
+{
+    static bl_proc *self;
+    bl_node *n = fuzz_node();
+    if (!self && (bl_bifs_start(n) != BL_OK || bl_spawn(n, "fuzz_self", NULL, NULL, &self) != BL_OK))
+        abort();
+    static const char *const FNS[][2] = {
+        {"erlang", "process_info"}, {"erlang", "error"},  {"erlang", "exit"},
+        {"erlang", "throw"},        {"erlang", "whereis"}, {"erlang", "system_info"},
+        {"erlang", "memory"},       {"erlang", "nodes"}};
+    for (size_t k = 0; k < sizeof(FNS) / sizeof(FNS[0]); k++)
+        invoke(self, FNS[k][0], FNS[k][1], b, at);
+    /* process_info(Self, Term): the item parser on a live, registered process */
+    int e = bl__term_end(b, at);
+    if (e <= at) return;
+    ei_x_buff a;
+    ei_x_new(&a);
+    ei_x_encode_list_header(&a, 2);
+    bl_x_encode_pid(&a, bl_self(self));
+    ei_x_append_buf(&a, b + at, e - at);
+    ei_x_encode_empty_list(&a);
+    invoke(self, "erlang", "process_info", a.buff, 0);
+    ei_x_free(&a);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -78,6 +149,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ei_decode_tuple_header(buf, &i, &ar) == 0 && ar >= 3) {
         int f = bl__term_end(buf, i), a = bl__term_end(buf, f);
         resolve(buf, size, i, f, a);
+        raise_stacks(buf, i, a);
     }
+    builtins(buf, 1);
     return 0;
 }

@@ -3,12 +3,14 @@ huge headers and bodies, invalid JSON and UTF-8, path traversal, a slow client h
 connection, a client that trickles a request byte by byte, 1,000 concurrent connections. Each is answered with the right 4xx or dropped, and
 meanwhile a real BEAM node's gen_server:call round trips to the same node keep working at a
 normal pace (measured alone first, then under the storm)."""
+import os
 import select
 import socket
 import threading
 import time
 
 from lib import Node, Runner, cleanup, erl_eval, raw, req, status_of, wait_until
+from storm import storm
 
 PORT = 18100
 S = {}
@@ -137,50 +139,15 @@ def rtt(n=200, gap_ms=10):
     return p50, p99, mx
 
 
-def storm(conns=1000):
-    """Open conns connections at once, send a request on each, read every answer."""
-    socks = []
-    for _ in range(conns):
-        s = socket.socket()
-        s.setblocking(False)
-        s.connect_ex(("127.0.0.1", PORT))
-        socks.append(s)
-    pending = {s.fileno(): [s, b"", False] for s in socks}
-    deadline = time.time() + 60
-    ok = dropped = 0
-    while pending and time.time() < deadline:
-        w = [v[0] for v in pending.values() if not v[2]]
-        r = [v[0] for v in pending.values() if v[2]]
-        rr, ww, _ = select.select(r, w, [], 1.0)
-        for s in ww:
-            try:
-                s.send(b"GET /api/v1/cluster HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                pending[s.fileno()][2] = True
-            except (BlockingIOError, OSError):
-                pass
-        for s in rr:
-            try:
-                d = s.recv(65536)
-            except BlockingIOError:
-                continue
-            except OSError:
-                d = b""
-            v = pending[s.fileno()]
-            if d:
-                v[1] += d
-                continue
-            st = status_of(v[1])
-            if st == 200:
-                ok += 1
-            else:
-                assert st is None or st in (429, 503), v[1][:200]
-                dropped += 1
-            del pending[s.fileno()]
-            s.close()
-    for v in pending.values():
-        v[0].close()
-    assert not pending, "%d connections never answered nor closed" % len(pending)
-    return ok, dropped
+def cpu_s(pid):
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loop_lag_max_ms():
+    m = req(PORT, "GET", "/metrics")[2].decode()
+    return [float(l.split()[1]) * 1000 for l in m.splitlines()
+            if l.startswith("beamlet_cluster_loop_lag_max_seconds ")][0]
 
 
 def test_1000_connections_while_beam_calls_stay_normal():
@@ -193,21 +160,35 @@ def test_1000_connections_while_beam_calls_stay_normal():
             res["load"] = rtt()
         finally:
             done.set()
+    pid, lag0 = S["n"].p.pid, loop_lag_max_ms()
+    c0, t0, me0 = cpu_s(pid), time.time(), os.times()
     t = threading.Thread(target=beam)
     t.start()
     rounds, ok, dropped = 0, 0, 0
     while not done.is_set():
-        o, d = storm(1000)
+        o, d, other, left = storm(PORT, 1000)
+        assert not other, other  # only 200, or shed: dropped, refused, 429, 503, 504
+        assert not left, "%d connections never answered nor closed" % left
         ok, dropped, rounds = ok + o, dropped + d, rounds + 1
     t.join()
+    wall, node, me = time.time() - t0, cpu_s(pid) - c0, os.times()
     print("    under %d rounds of 1000 concurrent connections (%d answered 200, %d dropped/refused): "
           "p50 %d us, p99 %d us, max %d us" % ((rounds, ok, dropped) + res["load"]))
+    # what the figure depends on: the node's loop is busy through the storm, so a call waits for
+    # the loop's current turn, at the CPU share the node gets on a shared machine
+    print("    node CPU %.1f s in %.1f s (%.0f%% of one core), %.2f ms per answer; client CPU %.1f s; "
+          "loop lag max %.0f ms (before the storm %.0f ms)"
+          % (node, wall, 100 * node / wall, 1000 * node / max(1, ok + dropped),
+             me.user + me.system - me0.user - me0.system, loop_lag_max_ms(), lag0))
     assert ok >= 1000, ok
-    # normal: every call answered (pong) and the median stays bounded. The calls queue behind the
-    # storm's HTTP work on the node's one loop (an ASan build, with the Python client on the same
-    # 2 cores): medians of 8-55 ms were measured here, so the bound only catches a loop that stalls;
-    # the ratio itself is measured by make bench
-    assert res["load"][0] < max(20 * base[0], 150000), (base, res["load"])
+    # normal: every call answered (pong) and the median stays low. A loop turn does a bounded
+    # share of the storm's work (64 local messages or 2 ms, 32 answers resumed; the longest turns
+    # left are MHD's accept bursts, up to 14 ms of ASan CPU), so a call waits a few ms of the
+    # node's CPU, stretched by the CPU share the node gets: medians of 10-16 ms with 35% of a
+    # core, 40-48 ms with 7% (load 90-150 on this 2-core machine), p99 0.08-0.45 s. Before, one
+    # turn took up to 190 ms of CPU: p99 0.8-5.5 s, and with this client a call timed out (10 s).
+    # make bench prints the ratio to the same calls without the storm (gateway_bench.sh).
+    assert res["load"][0] < max(20 * base[0], 50000), (base, res["load"])
     alive()
 
 

@@ -6,38 +6,12 @@
 # subscriber, is acknowledged, resolves; a member killed with kill -9 raises exactly one alert;
 # a node in maintenance raises none. Appends "alerts P F" to $BL_RESULTS.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT" || exit 2
-: "${BEAMLET_BIN:=$ROOT/build/asan/beamlet}"
-: "${BL_COOKIE:=bla_$$}"
-: "${BL_LOG_DIR:=$ROOT/build/test-logs}"
-: "${XDG_STATE_HOME:=$ROOT/build/state}"
-export XDG_STATE_HOME BEAMLET_LISTEN_ADDRESS=127.0.0.1
-mkdir -p "$BL_LOG_DIR"
-HOST=$(hostname -s)
-P=0
-F=0
-PIDS=()
-ok() { P=$((P + 1)); echo "  ok: $1"; }
-bad() { F=$((F + 1)); echo "  FAILED: $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+SUITE=alerts
+. "$(dirname "$0")/lib.sh"
 TMPFS=/tmp/blh-tmpfs.$$
 HOOK=$BL_LOG_DIR/alerts-webhook.$$
 SUBS=$BL_LOG_DIR/alerts-pubsub.$$
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    rmdir "$TMPFS" 2>/dev/null
-}
-trap cleanup EXIT
-epmd -daemon 2>/dev/null || true
-cli() { "$BEAMLET_BIN" "$@" --cookie "$BL_COOKIE" --timeout 10000; }
-wait_ping() {
-    for _ in $(seq 1 100); do
-        "$BEAMLET_BIN" ping "$1" --cookie "$BL_COOKIE" --timeout 1000 >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
-}
+at_exit() { rmdir "$TMPFS" 2>/dev/null; }
 
 echo "--- a webhook listener and three nodes"
 rm -f "$HOOK" "$HOOK.port" "$SUBS"
@@ -168,6 +142,4 @@ check "the nodes still answer" bash -c "'$BEAMLET_BIN' ping '$N1' --cookie '$BL_
 
 kill "$P1" "$P2" 2>/dev/null
 wait "$P1" "$P2" 2>/dev/null
-echo "alerts: $P passed, $F failed"
-[ -n "${BL_RESULTS:-}" ] && echo "alerts $P $F" >>"$BL_RESULTS"
-[ "$F" -eq 0 ]
+suite_done

@@ -9,24 +9,8 @@
 # re-registration gets the check's status back at once, and a node in maintenance has its
 # entries left out until maintenance ends. Appends "checks P F" to $BL_RESULTS.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT" || exit 2
-: "${BEAMLET_BIN:=$ROOT/build/asan/beamlet}"
-: "${BL_COOKIE:=blc_$$}"
-: "${BL_LOG_DIR:=$ROOT/build/test-logs}"
-: "${XDG_STATE_HOME:=$ROOT/build/state}"
-export XDG_STATE_HOME BEAMLET_LISTEN_ADDRESS=127.0.0.1
-mkdir -p "$BL_LOG_DIR"
-HOST=$(hostname -s)
-P=0
-F=0
-PIDS=()
-ok() { P=$((P + 1)); echo "  ok: $1"; }
-bad() { F=$((F + 1)); echo "  FAILED: $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; }
-trap cleanup EXIT
-epmd -daemon 2>/dev/null || true
+SUITE=checks
+. "$(dirname "$0")/lib.sh"
 W=$BL_LOG_DIR/checks.$$
 rm -rf "$W"
 mkdir -p "$W"
@@ -178,6 +162,4 @@ check "re-registered without a check, and own-2 deregistered: both checks end" b
 kill "$PN"
 wait "$PN" 2>/dev/null
 check "the node stops cleanly with commands running" grep -q "stopped" "$BL_LOG_DIR/checks-hck1.log"
-echo "checks: $P passed, $F failed"
-[ -n "${BL_RESULTS:-}" ] && echo "checks $P $F" >>"$BL_RESULTS"
-[ "$F" -eq 0 ]
+suite_done

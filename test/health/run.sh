@@ -3,26 +3,8 @@
 # erl node. Metrics must agree with free -b, df -B1 and /proc/loadavg on this machine; bad
 # health config is refused naming the key. Appends "health P F" to $BL_RESULTS.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT" || exit 2
-: "${BEAMLET_BIN:=$ROOT/build/asan/beamlet}"
-: "${BL_COOKIE:=blh_$$}"
-: "${BL_LOG_DIR:=$ROOT/build/test-logs}"
-mkdir -p "$BL_LOG_DIR"
-export BEAMLET_LISTEN_ADDRESS=127.0.0.1
-HOST=$(hostname -s)
-P=0
-F=0
-PIDS=()
-ok() { P=$((P + 1)); echo "  ok: $1"; }
-bad() { F=$((F + 1)); echo "  FAILED: $1"; }
-check() { # description, command...
-    local d=$1; shift
-    if "$@"; then ok "$d"; else bad "$d"; fi
-}
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; }
-trap cleanup EXIT
-epmd -daemon 2>/dev/null || true
+SUITE=health
+. "$(dirname "$0")/lib.sh"
 
 start_node() { # name, extra flags...
     local name=$1; shift
@@ -36,7 +18,6 @@ start_node() { # name, extra flags...
     done
     return 1
 }
-cli() { "$BEAMLET_BIN" "$@" --cookie "$BL_COOKIE" --timeout 10000; }
 
 echo "--- metrics agree with free, df and /proc/loadavg"
 start_node hm1 --health-interval-ms 500 || bad "node hm1 starts"
@@ -296,6 +277,4 @@ kill -TERM "$PID1"
 wait "$PID1" 2>/dev/null
 check "node stops cleanly on SIGTERM (worker thread joined)" grep -q "stopped" "$BL_LOG_DIR/health-hm1.log"
 
-echo "health: $P passed, $F failed"
-[ -n "${BL_RESULTS:-}" ] && echo "health $P $F" >>"$BL_RESULTS"
-[ "$F" -eq 0 ]
+suite_done

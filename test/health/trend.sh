@@ -7,37 +7,13 @@
 # it. A second member joins: `beamlet history --cluster` merges both members' points by time.
 # Appends "trend P F" to $BL_RESULTS.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT" || exit 2
-: "${BEAMLET_BIN:=$ROOT/build/asan/beamlet}"
-: "${BL_COOKIE:=blt_$$}"
-: "${BL_LOG_DIR:=$ROOT/build/test-logs}"
-: "${XDG_STATE_HOME:=$ROOT/build/state}"
-export XDG_STATE_HOME BEAMLET_LISTEN_ADDRESS=127.0.0.1
-mkdir -p "$BL_LOG_DIR"
-HOST=$(hostname -s)
-P=0
-F=0
-PIDS=()
-ok() { P=$((P + 1)); echo "  ok: $1"; }
-bad() { F=$((F + 1)); echo "  FAILED: $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+SUITE=trend
+. "$(dirname "$0")/lib.sh"
 TMPFS=/tmp/blt-tmpfs.$$
 FILLER=
-cleanup() {
+at_exit() {
     [ -n "$FILLER" ] && kill "$FILLER" 2>/dev/null
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
     rmdir "$TMPFS" 2>/dev/null
-}
-trap cleanup EXIT
-epmd -daemon 2>/dev/null || true
-cli() { "$BEAMLET_BIN" "$@" --cookie "$BL_COOKIE" --timeout 10000; }
-wait_ping() {
-    for _ in $(seq 1 100); do
-        "$BEAMLET_BIN" ping "$1" --cookie "$BL_COOKIE" --timeout 1000 >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
 }
 COMMON=(--cookie "$BL_COOKIE" --health-interval-ms 250 --heartbeat-interval-ms 300
     --load-warn-per-cpu 900 --load-crit-per-cpu 1000 --mem-warn-percent 0 --mem-crit-percent 0)
@@ -125,6 +101,4 @@ FILLER=
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 wait 2>/dev/null
 check "the nodes stop cleanly" bash -c "grep -q stopped '$BL_LOG_DIR/trend-htr1.log' && grep -q stopped '$BL_LOG_DIR/trend-htr2.log'"
-echo "trend: $P passed, $F failed"
-[ -n "${BL_RESULTS:-}" ] && echo "trend $P $F" >>"$BL_RESULTS"
-[ "$F" -eq 0 ]
+suite_done

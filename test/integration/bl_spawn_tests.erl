@@ -21,6 +21,7 @@ all_test_() ->
           t("built-in exports answer as BEAM's", fun() -> builtins(Ctx) end),
           t("funs, erlang:apply, rex, spawn of a fun: as a BEAM node lacking the module",
             fun() -> as_beam(Ctx) end),
+          t("process_info of C processes: rpc:pinfo/1,2 in BEAM's shapes", fun() -> pinfo(Ctx) end),
           t("rex runs C functions: block_call, call, cast, later, killed, C to C",
             fun() -> rex_c(Ctx) end),
           t("rex drops bad requests with a log line and serves on", fun() -> rex_bad(Ctx) end),
@@ -264,7 +265,43 @@ as_beam(#{w := W}) ->
              {spawn_notlist, fun(N) -> {_, R} = spawn_monitor(N, erlang, apply, [fun erlang:node/0, notlist]), down_reason(R) end},
              {spawn_apply3_undef, fun(N) -> {_, R} = spawn_monitor(N, erlang, apply, [nomod, f, [1]]), down_reason(R) end},
              {spawn_nested_fun, fun(N) -> {_, R} = spawn_monitor(N, erlang, apply, [erlang, apply, [L, []]]), down_reason(R) end},
-             {spawn_plain, fun(N) -> P = spawn(N, L), {is_pid(P), node(P) =:= N} end}],
+             {spawn_plain, fun(N) -> P = spawn(N, L), {is_pid(P), node(P) =:= N} end},
+             %% erlang:error/1,2, exit/1, throw/1 and the built-ins' own badarg, each way in
+             {error1, fun(N) -> caught(fun() -> erpc:call(N, erlang, error, [x]) end) end},
+             {error2, fun(N) -> caught(fun() -> erpc:call(N, erlang, error, [x, [a]]) end) end},
+             {error2_notlist, fun(N) -> caught(fun() -> erpc:call(N, erlang, error, [x, notlist]) end) end},
+             {exit1, fun(N) -> caught(fun() -> erpc:call(N, erlang, exit, [x]) end) end},
+             {throw1, fun(N) -> caught(fun() -> erpc:call(N, erlang, throw, [x]) end) end},
+             {apply3_error, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [erlang, error, [x]]) end) end},
+             {apply2_error, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [fun erlang:error/1, [x]]) end) end},
+             {apply3_throw, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [erlang, throw, [x]]) end) end},
+             {rpc_error, fun(N) -> rpc:call(N, erlang, error, [x]) end},
+             {rpc_error2, fun(N) -> rpc:call(N, erlang, error, [x, [a]]) end},
+             {rpc_exit, fun(N) -> rpc:call(N, erlang, exit, [x]) end},
+             {rpc_throw, fun(N) -> rpc:call(N, erlang, throw, [x]) end},
+             {rpc_apply2_error, fun(N) -> rpc:call(N, erlang, apply, [fun erlang:error/1, [x]]) end},
+             {block_error, fun(N) -> rpc:block_call(N, erlang, error, [x]) end},
+             {block_exit, fun(N) -> rpc:block_call(N, erlang, exit, [x]) end},
+             {block_throw, fun(N) -> rpc:block_call(N, erlang, throw, [x]) end},
+             {spawn_error, fun(N) -> {_, R} = spawn_monitor(N, erlang, error, [x]), down_reason(R) end},
+             {spawn_throw, fun(N) -> {_, R} = spawn_monitor(N, erlang, throw, [x]), down_reason(R) end},
+             {spawn_exit, fun(N) -> {_, R} = spawn_monitor(N, erlang, exit, [x]), down_reason(R) end},
+             {spawn_apply3_error, fun(N) -> {_, R} = spawn_monitor(N, erlang, apply, [erlang, error, [x]]), down_reason(R) end},
+             {spawn_apply2_error, fun(N) -> {_, R} = spawn_monitor(N, erlang, apply, [fun erlang:error/1, [x]]), down_reason(R) end},
+             {pinfo_notpid, fun(N) -> caught(fun() -> erpc:call(N, erlang, process_info, [x]) end) end},
+             {pinfo_apply3_notpid, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [erlang, process_info, [x]]) end) end},
+             {pinfo_apply2_notpid, fun(N) -> caught(fun() -> erpc:call(N, erlang, apply, [fun erlang:process_info/1, [x]]) end) end},
+             {pinfo_remote_pid, fun(N) -> rpc:call(N, erlang, process_info, [self()]) end},
+             {pinfo_remote_pid2, fun(N) -> rpc:call(N, erlang, process_info, [self(), status]) end},
+             {pinfo_badkey, fun(N) -> rpc:pinfo(erpc:call(N, erlang, whereis, [rex]), no_such_key) end},
+             {pinfo_badkeys, fun(N) -> rpc:pinfo(erpc:call(N, erlang, whereis, [rex]), [status, no_such_key]) end},
+             {pinfo_improper, fun(N) -> rpc:pinfo(erpc:call(N, erlang, whereis, [rex]), [status | links]) end},
+             {pinfo_empty, fun(N) -> rpc:pinfo(erpc:call(N, erlang, whereis, [rex]), []) end},
+             {spawn_pinfo_notpid, fun(N) -> {_, R} = spawn_monitor(N, erlang, process_info, [x]), down_reason(R) end},
+             {sysinfo_badarg, fun(N) -> caught(fun() -> erpc:call(N, erlang, system_info, [no_such_key]) end) end},
+             {whereis_badarg, fun(N) -> caught(fun() -> erpc:call(N, erlang, whereis, ["x"]) end) end},
+             {memory_badarg, fun(N) -> caught(fun() -> erpc:call(N, erlang, memory, [no_such_key]) end) end},
+             {nodes_badarg, fun(N) -> caught(fun() -> erpc:call(N, erlang, nodes, [no_such_key]) end) end}],
         Run = fun(N) -> flush(), [{Name, norm(F(N), N)} || {Name, F} <- Cases] end,
         Beam = Run(PN),
         C = Run(W),
@@ -280,11 +317,124 @@ as_beam(#{w := W}) ->
         ?assertEqual({features_reply, 'NODE', [erpc]}, proplists:get_value(rex_features, C)),
         ?assertEqual({['NODE'], []}, proplists:get_value(sbcast, C)),
         ?assertEqual({[], ['NODE']}, proplists:get_value(sbcast_missing, C)),
-        ?assertMatch({exit, {timeout, _}}, proplists:get_value(rex_call_unknown, C))
+        ?assertMatch({exit, {timeout, _}}, proplists:get_value(rex_call_unknown, C)),
+        ?assertEqual({error, {exception, x, [{erlang, error, [x], []}]}},
+                     proplists:get_value(error1, C)),
+        ?assertEqual({throw, x}, proplists:get_value(throw1, C)),
+        ?assertEqual({exit, {exception, x}}, proplists:get_value(exit1, C)),
+        ?assertEqual({{nocatch, x}, [{erts_internal, dist_spawn_init, 1, []}]},
+                     proplists:get_value(spawn_throw, C)),
+        ?assertMatch({error, {exception, badarg, [{erlang, process_info, [x], [{error_info, _}]}]}},
+                     proplists:get_value(pinfo_notpid, C))
     after
         bl_test_util:stop_peer(Peer)
     end,
     ?assert(lists:member(W, nodes(hidden))).
+
+%% rpc:pinfo/1,2 (erlang:process_info/1,2 run on the pid's node) of C processes against the same
+%% of BEAM processes in the same states: the same keys in the same order, values of the same
+%% types, and equal where the state is the same (links, monitors, names, status, dead pids).
+pinfo(#{w := W}) ->
+    {Peer, PN} = bl_test_util:start_peer("pinfo"),
+    Self = self(),
+    Items = [registered_name, current_function, initial_call, status, message_queue_len, messages,
+             links, monitors, monitored_by, dictionary, trap_exit, error_handler, priority,
+             group_leader, total_heap_size, heap_size, stack_size, reductions, garbage_collection,
+             suspending, memory, backtrace, binary, catchlevel, current_location,
+             current_stacktrace, fullsweep_after, garbage_collection_info, last_calls,
+             message_queue_data, min_heap_size, min_bin_vheap_size, parent,
+             sequential_trace_token],
+    try
+        %% a registered process each side, linked to and monitored by this process
+        BP = erpc:call(PN, erlang, spawn, [timer, sleep, [infinity]]),
+        true = erpc:call(PN, erlang, register, [pinfo_reg, BP]),
+        {ok, CP} = ctl(W, {spawn_named, pinfo_reg}),
+        Mons = [begin link(P), erlang:monitor(process, P) end || P <- [BP, CP]],
+        %% an unregistered one, running a function (C: an export answering later)
+        BU = spawn(PN, timer, sleep, [infinity]),
+        CU = spawn(W, tw, later, [60000, x]),
+        %% dead ones
+        BD = spawn(PN, erlang, node, []),
+        CD = spawn(W, erlang, node, []),
+        timer:sleep(300),
+        Of = fun(P) ->
+                     All = rpc:pinfo(P),
+                     One = [{I, rpc:pinfo(P, I)} || I <- Items],
+                     {All, One, rpc:pinfo(P, Items)}
+             end,
+        {BAll, BOne0, BList0} = Of(BP),
+        {CAll, COne0, CList0} = Of(CP),
+        %% parent: BP was spawned by an erpc process; CP by the C node itself, which has no
+        %% parent process to name (undefined, as BEAM's for init). Spawned ones compare below.
+        NoParent = fun(L) -> [E || E <- L, element(1, E) =/= parent] end,
+        {BOne, COne, BList, CList} = {NoParent(BOne0), NoParent(COne0), NoParent(BList0), NoParent(CList0)},
+        ?assertEqual({parent, undefined}, rpc:pinfo(CP, parent)),
+        ?assertEqual(keys(BAll), keys(CAll)),
+        ?assertEqual([], differ(shape(BAll), shape(CAll))),
+        ?assertEqual([], differ(shape(BOne), shape(COne))),
+        ?assertEqual([], differ(shape(BList), shape(CList))),
+        Same = [registered_name, status, message_queue_len, messages, links, monitors,
+                monitored_by, dictionary, trap_exit, error_handler, priority, suspending,
+                binary, catchlevel, last_calls, sequential_trace_token],
+        Pick = fun(L) -> [{K, norm(V, node(BP))} || {K, V} <- L, lists:member(K, Same)] end,
+        ?assertEqual(Pick(BList), Pick(CList)),
+        ?assertEqual({links, [Self]}, rpc:pinfo(CP, links)),
+        ?assertEqual({monitored_by, [Self]}, rpc:pinfo(CP, monitored_by)),
+        ?assertEqual({registered_name, pinfo_reg}, rpc:pinfo(CP, registered_name)),
+        ?assertEqual(keys(garbage_collection(BAll)), keys(garbage_collection(CAll))),
+        %% not registered: no registered_name in the list; [] asked alone; {registered_name, []}
+        {BUAll, _, BUList} = Of(BU),
+        {CUAll, _, CUList} = Of(CU),
+        ?assertEqual(keys(BUAll), keys(CUAll)),
+        ?assertNot(lists:keymember(registered_name, 1, CUAll)),
+        ?assertEqual([], differ(shape(BUList), shape(CUList))),
+        ?assertEqual({[], []}, {rpc:pinfo(BU, registered_name), rpc:pinfo(CU, registered_name)}),
+        ?assertEqual({current_function, {tw, later, 2}}, rpc:pinfo(CU, current_function)),
+        ?assertEqual({initial_call, {tw, later, 2}}, rpc:pinfo(CU, initial_call)),
+        ?assertEqual({{parent, Self}, {parent, Self}}, {rpc:pinfo(BU, parent), rpc:pinfo(CU, parent)}),
+        ?assertEqual({current_function, {beamlet, c_process, 0}}, rpc:pinfo(CP, current_function)),
+        %% dead: undefined, every form
+        Dead = fun(P) -> [rpc:pinfo(P), rpc:pinfo(P, status), rpc:pinfo(P, [status, links])] end,
+        ?assertEqual([undefined, undefined, undefined], Dead(BD)),
+        ?assertEqual(Dead(BD), Dead(CD)),
+        %% trap_exit follows the process's flag; unlink and demonitor leave nothing behind
+        ?assertEqual({trap_exit, false}, rpc:pinfo(CP, trap_exit)),
+        [unlink(P) || P <- [BP, CP]],
+        [erlang:demonitor(R, [flush]) || R <- Mons],
+        timer:sleep(200),
+        ?assertEqual({{links, []}, {monitored_by, []}},
+                     {rpc:pinfo(CP, links), rpc:pinfo(CP, monitored_by)}),
+        exit(CU, kill)
+    after
+        %% a failed assertion must not turn into this process's noconnection exit
+        {links, Ls} = process_info(self(), links),
+        [unlink(P) || P <- Ls, is_pid(P), node(P) =/= node()],
+        bl_test_util:stop_peer(Peer)
+    end.
+
+keys(L) -> [K || {K, _} <- L].
+
+%% The elements where two lists of one length differ (all of both when the lengths do not match).
+differ(A, B) when length(A) =:= length(B) -> [{X, Y} || {X, Y} <- lists:zip(A, B), X =/= Y];
+differ(A, B) -> [{A, B}].
+
+garbage_collection(L) -> proplists:get_value(garbage_collection, L).
+
+%% A term's shape: its types, with lists of any length alike (a link list, a message queue).
+shape(L) when is_list(L) -> [shape_el(E) || E <- L];
+shape(X) -> shape_el(X).
+
+shape_el({K, V}) when is_atom(K) -> {K, type(V)};
+shape_el(X) -> type(X).
+
+type(X) when is_atom(X) -> atom;
+type(X) when is_integer(X) -> integer;
+type(X) when is_pid(X) -> pid;
+type(X) when is_binary(X) -> binary;
+type(X) when is_list(X) -> list;
+type(X) when is_map(X) -> map;
+type(X) when is_tuple(X) -> list_to_tuple([type(E) || E <- tuple_to_list(X)]);
+type(_) -> other.
 
 rex_c(#{w := W, w2 := W2}) ->
     flush(),
@@ -452,6 +602,11 @@ cli_rpc(#{w := W}) ->
     ?assertNotEqual(nomatch, string:find(NoSp(Undef), "{error,undef,[{tw,nope,[],[]}]}")),
     {1, Exc} = Rpc(node(), "erlang error '[boom]'"),
     ?assertNotEqual(nomatch, string:find(NoSp(Exc), "{error,boom,")),
+    %% the built-in erlang:error/1 and throw/1 of a C node, as BEAM's print
+    {1, CExc} = Rpc(W, "erlang error '[boom]'"),
+    ?assertNotEqual(nomatch, string:find(NoSp(CExc), "{error,boom,[{erlang,error,[boom],[]}]}")),
+    {1, CThrow} = Rpc(W, "erlang throw '[ball]'"),
+    ?assertNotEqual(nomatch, string:find(NoSp(CThrow), "{throw,ball,")),
     {1, Bad} = Rpc(W, "tw add notalist"),
     ?assertNotEqual(nomatch, string:find(Bad, "ARGS must be an Erlang list")),
     {0, Json} = Rpc(W, "erlang node --format json"),

@@ -17,6 +17,7 @@
          admin/2, admin/3, sh/1, peer_send_watch/3]).
 -export([spawn_raw/3, expect_exit/1, counter_start/0, counter_get/0]).
 -export([start_registry/0]).
+-export([member_args/3, join_args/1, view/1, agree/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(REG, bl_test_nodes).
@@ -287,6 +288,26 @@ wait_until_loop(Fun, Deadline) ->
                 false -> timer:sleep(50), wait_until_loop(Fun, Deadline)
             end
     end.
+
+%%% ------------------------------------------------------------------ clusters
+
+%% The flags of a member with Role in Cluster that joins the seeds Join ([] for the first one).
+member_args(Role, Cluster, Join) ->
+    ["--role", Role, "--cluster", Cluster | join_args(Join)].
+
+join_args([]) -> [];
+join_args(Join) -> ["--join", string:join([atom_to_list(J) || J <- Join], ",")].
+
+%% [{Node, State}] of the beamlet members N lists, sorted.
+view(N) ->
+    lists:sort([{maps:get(node, M), maps:get(state, M)}
+                || M <- gen_server:call({beamlet_cluster, N}, members, 5000),
+                   maps:get(kind, M) =:= beamlet]).
+
+%% Every node of Nodes lists exactly Nodes, all active, within Timeout ms; true | false.
+agree(Nodes, Timeout) ->
+    Expected = lists:sort([{N, active} || N <- Nodes]),
+    wait_until(fun() -> lists:all(fun(N) -> view(N) =:= Expected end, Nodes) end, Timeout).
 
 %% Receive a message matching Pred (fun returning boolean) within Timeout; {ok, Msg} | timeout.
 recv(Pred, Timeout) ->

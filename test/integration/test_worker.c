@@ -9,9 +9,7 @@
  *                    [--log-level debug|info|warn|error]
  * SIGTERM/SIGINT make bl_node_run() return; the program then frees everything and exits 0.
  */
-#include "beamlet/config.h"
-#include <beamlet/beamlet.h>
-#include <ei.h>
+#include "../lib/test_cnode.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,16 +61,10 @@ static pending *g_pending;
 
 /* ---------------------------------------------------------------- helpers */
 
-static int pid_eq(const bl_pid *a, const bl_pid *b)
-{
-    return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
-           strcmp(bl_pid_node(a), bl_pid_node(b)) == 0;
-}
-
 static wproc *find_proc(const bl_pid *pid)
 {
     for (wproc *w = g_procs; w; w = w->next)
-        if (pid_eq(&w->pid, pid)) return w;
+        if (bl_pid_equal(&w->pid, pid)) return w;
     return NULL;
 }
 
@@ -1002,18 +994,6 @@ static int export_all(bl_node *n)
     return rc;
 }
 
-/* --tls-cert F -> bl_config_set("tls_cert", F): 0 when taken */
-static int tls_opt(bl_config *cfg, const char *opt, const char *val)
-{
-    char key[32], err[256];
-    snprintf(key, sizeof(key), "%s", opt + 2);
-    for (char *p = key; *p; p++)
-        if (*p == '-') *p = '_';
-    if (bl_config_set(cfg, key, val, err, sizeof(err)) == BL_OK) return 0;
-    fprintf(stderr, "%s\n", err);
-    return -1;
-}
-
 int main(int argc, char **argv)
 {
     bl_config cfg;
@@ -1043,7 +1023,7 @@ int main(int argc, char **argv)
             cfg.net_ticktime_s = (unsigned)v;
         } else if (strcmp(opt, "--max-message-size") == 0 && parse_ulong(val, &v) == 0 && v > 0) {
             cfg.max_message_size = (size_t)v;
-        } else if (!strncmp(opt, "--tls", 5) && tls_opt(&cfg, opt, val) == 0) {
+        } else if (!strncmp(opt, "--tls", 5) && test_cnode_tls_opt(&cfg, opt, val) == 0) {
             /* TLS distribution (--tls true, --tls-cert F, ...), as `beamlet node` takes it */
         } else if (strcmp(opt, "--log-level") == 0) {
             if (strcmp(val, "debug") == 0)

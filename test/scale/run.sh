@@ -7,8 +7,11 @@
 # before the boot to the end, so the nodes boot and converge on a starved machine. `make test`
 # runs it with 30 nodes of the ASan build, quiet and with 4 hogs (suite scale_load); `make
 # test-scale` with 100 (BL_SCALE_HOGS there too). Appends "SUITE P F" to $BL_RESULTS, SUITE being
-# $BL_SCALE_SUITE (scale). Prints RSS and PSS per node (test/scale/memsum.sh) when they
-# converged and after settling.
+# $BL_SCALE_SUITE (scale). Prints the time to converge (from the first exec), the CPU seconds
+# all the nodes spent until then (user + system, /proc/PID/stat: under CPU contention the time
+# to converge is about that CPU over the nodes' share of the cores, docs/cluster.md "Under
+# load") and their traffic, and RSS and PSS per node (test/scale/memsum.sh) when they converged
+# and after settling.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
@@ -34,6 +37,7 @@ HOG_N=${BL_SCALE_HOGS:-0}
 NODE_NICE=${BL_SCALE_NICE:-$([ "$HOG_N" -gt 0 ] && echo 10 || echo 0)}
 running() { local st; st=$(awk '{print $3}' /proc/"$1"/stat 2>/dev/null); [ -n "$st" ] && [ "$st" != Z ]; }
 cleanup() {
+    [ -n "${OBS:-}" ] && kill "$OBS" 2>/dev/null
     for p in "${HOGS[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     # an ASan node checks for leaks as it exits: a kill -9 in the middle of that check leaves a
@@ -56,18 +60,28 @@ for _ in $(seq 1 "$HOG_N"); do
     HOGS+=($!)
 done
 [ "$HOG_N" -gt 0 ] && echo "  $HOG_N CPU hogs running (load $(cut -d' ' -f1 /proc/loadavg))"
+. test/scale/memsum.sh
+NODES=$(for i in $(seq 1 "$N"); do printf "'s%s_%s@%s'," "$i" "$$" "$HOST"; done)
+# the observer starts first (an erl start takes seconds on a loaded machine) and says when it is
+# up; the time to converge and the CPU spent are then counted from the first exec
+STARTED=$LOG/started.$$
+rm -f "$STARTED" "$STARTED.ready"
+erl -sname "scale_obs_$$" -setcookie "$COOKIE" -noshell -pa "$EBIN" \
+    -eval "bl_scale:check([${NODES%,}], $N, $DEADLINE_MS, ${BL_SCALE_SETTLE_MS:-10000}, {file, \"$STARTED\"})" &
+OBS=$!
+for _ in $(seq 1 600); do [ -f "$STARTED.ready" ] && break; sleep 0.1; done
 echo "  booting $N nodes at once ($BIN)"
+T0=$(date +%s%3N)
 for i in $(seq 1 "$N"); do
     join=""; [ "$i" -gt 1 ] && join="--join $seed"
     nice -n "$NODE_NICE" "$BIN" node --sname "s${i}_$$" --cookie "$COOKIE" --cluster "$cl" --listen-address 127.0.0.1 \
         $join >"$LOG/s$i.log" 2>&1 &
     PIDS+=($!)
 done
-. test/scale/memsum.sh
-NODES=$(for i in $(seq 1 "$N"); do printf "'s%s_%s@%s'," "$i" "$$" "$HOST"; done)
-erl -sname "scale_obs_$$" -setcookie "$COOKIE" -noshell -pa "$EBIN" \
-    -eval "bl_scale:check([${NODES%,}], $N, $DEADLINE_MS, ${BL_SCALE_SETTLE_MS:-10000})"
+echo "$T0 $(IFS=,; echo "${PIDS[*]}")" >"$STARTED.tmp" && mv "$STARTED.tmp" "$STARTED"
+wait "$OBS"
 rc=$?
+rm -f "$STARTED" "$STARTED.ready"
 # memory once every node answered, and again after a few heartbeats (docs/memory.md: RSS counts
 # the shared libraries once per node, PSS splits them between the nodes)
 mem() {

@@ -13,8 +13,7 @@
  *   {spawn_join_ei, Scope}       -> {ok, Pid}    join {ei_group, "abc", 300000000, [1, 2]}, encoded
  *                                                by ei as non-BEAM forms (a list, not a string)
  * Usage: pg_worker --sname NAME --cookie COOKIE [--net-ticktime S] */
-#include "beamlet/config.h"
-#include <beamlet/beamlet.h>
+#include "../lib/test_cnode.h"
 #include <beamlet/pg.h>
 #include <ei.h>
 
@@ -37,12 +36,6 @@ typedef struct worker {
     int nevents;
 } worker;
 
-static int pid_eq(const bl_pid *a, const bl_pid *b)
-{
-    return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
-           strcmp(bl_pid_node(a), bl_pid_node(b)) == 0;
-}
-
 static void plain_terminate(bl_proc *self, const char *reason, void *ud)
 {
     (void)reason;
@@ -64,7 +57,7 @@ static const bl_proc_ops plain_ops = {.on_terminate = plain_terminate};
 static bl_proc *find_proc(worker *w, const bl_pid *pid)
 {
     for (wproc *x = w->procs; x; x = x->next)
-        if (pid_eq(&x->pid, pid)) return x->p;
+        if (bl_pid_equal(&x->pid, pid)) return x->p;
     return NULL;
 }
 
@@ -228,18 +221,6 @@ bad:
 
 static const bl_proc_ops ctl_ops = {.on_call = ctl_call};
 
-/* --tls-cert F -> bl_config_set("tls_cert", F): 0 when taken */
-static int tls_opt(bl_config *cfg, const char *opt, const char *val)
-{
-    char key[32], err[256];
-    snprintf(key, sizeof(key), "%s", opt + 2);
-    for (char *p = key; *p; p++)
-        if (*p == '-') *p = '_';
-    if (bl_config_set(cfg, key, val, err, sizeof(err)) == BL_OK) return 0;
-    fprintf(stderr, "%s\n", err);
-    return -1;
-}
-
 int main(int argc, char **argv)
 {
     bl_config cfg;
@@ -255,7 +236,7 @@ int main(int argc, char **argv)
             snprintf(cfg.cookie, sizeof cfg.cookie, "%s", val);
         } else if (!strcmp(opt, "--net-ticktime") && atoi(val) > 0) {
             cfg.net_ticktime_s = (unsigned)atoi(val);
-        } else if (!strncmp(opt, "--tls", 5) && tls_opt(&cfg, opt, val) == 0) {
+        } else if (!strncmp(opt, "--tls", 5) && test_cnode_tls_opt(&cfg, opt, val) == 0) {
             /* TLS distribution (--tls true, --tls-cert F, ...), as `beamlet node` takes it */
         } else if (!strcmp(opt, "--log-level") && !strcmp(val, "debug")) {
             cfg.log_level = BL_LOG_DEBUG;

@@ -7,22 +7,15 @@
 # (test/tls/mkcerts.sh). Appends "tls P F" to $BL_RESULTS.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT" || exit 2
-: "${BEAMLET_BIN:=$ROOT/build/asan/beamlet}"
-: "${TEST_WORKER_BIN:=$ROOT/build/asan/test_worker}"
+. "$ROOT/test/lib/suite.sh"
+suite_init tls bltls
 : "${PG_WORKER_BIN:=$ROOT/build/asan/pg_worker}"
-: "${BL_COOKIE:=bltls_$$}"
-: "${BL_LOG_DIR:=$ROOT/build/test-logs}"
-EBIN="$ROOT/build/tls_ebin"
 BL_TLS_DIR="$ROOT/build/tls-certs.$$"
-export BEAMLET_BIN TEST_WORKER_BIN PG_WORKER_BIN BL_COOKIE BL_LOG_DIR BL_TLS_DIR \
-    BL_PIDFILE="$BL_LOG_DIR/tls-pids.$$"
-mkdir -p "$EBIN" "$BL_LOG_DIR"
-fail() { [ -n "${BL_RESULTS:-}" ] && echo "tls 0 1" >>"$BL_RESULTS"; rm -rf "$BL_TLS_DIR"; exit 1; }
+export PG_WORKER_BIN BL_TLS_DIR
+SUITE_AT_EXIT='rm -rf "$BL_TLS_DIR"'
 rm -rf "$BL_TLS_DIR"
-test/tls/mkcerts.sh "$BL_TLS_DIR" "$(hostname -s)" || fail
-erlc -Wall -o "$EBIN" test/integration/bl_test_util.erl test/integration/bl_eunit_counter.erl \
-    test/tls/bl_tls_tests.erl erlang_shim/src/*.erl || fail
+test/tls/mkcerts.sh "$BL_TLS_DIR" "$(hostname -s)" || suite_fail
+suite_erlc test/tls/bl_tls_tests.erl erlang_shim/src/*.erl
 # the runner's own TLS distribution: the CA's node certificate, verify_peer both ways, 1.2 and 1.3
 OPT="$BL_TLS_DIR/runner.conf"
 cat >"$OPT" <<EOF
@@ -33,18 +26,6 @@ cat >"$OPT" <<EOF
            {cacertfile, "$BL_TLS_DIR/ca.pem"}, {verify, verify_peer},
            {versions, ['tlsv1.2', 'tlsv1.3']}]}].
 EOF
-pgrep -x epmd >/dev/null || epmd -daemon
-RES=$(mktemp)
-BL_RESULTS=$RES erl -sname "bl_tlsrun_$$" -setcookie "$BL_COOKIE" -noshell -pa "$EBIN" \
-    -proto_dist inet_tls -ssl_dist_optfile "$OPT" -kernel net_ticktime 4 -kernel start_pg true \
-    -eval 'bl_test_util:run([bl_tls_tests])'
-rc=$?
-line=$(sed 's/^integration /tls /' "$RES")
-[ -z "$line" ] && line="tls 0 1"
-[ -n "${BL_RESULTS:-}" ] && echo "$line" >>"$BL_RESULTS"
-rm -f "$RES"
-if [ -f "$BL_PIDFILE" ]; then
-    while read -r pid; do kill -9 "$pid" 2>/dev/null; done <"$BL_PIDFILE"; rm -f "$BL_PIDFILE"
-fi
-rm -rf "$BL_TLS_DIR"
-[ "$rc" -eq 0 ]
+suite_erl bl_tls_tests -proto_dist inet_tls -ssl_dist_optfile "$OPT" -kernel net_ticktime 4 \
+    -kernel start_pg true
+suite_end $?

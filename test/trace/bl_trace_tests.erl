@@ -42,10 +42,6 @@ until(F) -> ?assert(bl_test_util:wait_until(F, 20000)).
 
 ps(N, Req) -> gen_server:call({beamlet_pubsub, N}, Req, 10000).
 
-view(N) -> lists:sort([{maps:get(node, M), maps:get(state, M)}
-                       || M <- gen_server:call({beamlet_cluster, N}, members, 5000),
-                          maps:get(kind, M) =:= beamlet]).
-
 %% Every node knows every subscription (replicated), so a publish reaches them all.
 subs_known(Nodes, Owners) ->
     lists:all(fun(At) ->
@@ -127,8 +123,7 @@ setup() ->
     A = start_a(Cluster, Port),
     B = start_c("trb", Cluster, A),
     C = start_c("trc", Cluster, A),
-    Expected = lists:sort([{N, active} || N <- [A, B, C]]),
-    until(fun() -> lists:all(fun(N) -> view(N) =:= Expected end, [A, B, C]) end),
+    ?assert(bl_test_util:agree([A, B, C], 20000)),
     %% the BEAM subscriber: a relay (linked to A's pubsub, as subscribers are) that passes what it
     %% gets to the test that asked last
     Relay = spawn(fun() -> relay(none) end),

@@ -8,8 +8,7 @@
  *            (bl_trace_current) and puts its id in the reply: {echo, Request, TraceId | none}.
  *   a C subscription on "trace.#" that logs "tr_sub: got <id> on <topic> trace=<meta trace_id>".
  */
-#include "beamlet/beamlet.h"
-#include "beamlet/config.h"
+#include "../lib/test_cnode.h"
 #include "beamlet/pubsub.h"
 #include "beamlet/registry.h"
 #include "beamlet/trace.h"
@@ -50,25 +49,13 @@ static void on_msg(bl_node *n, const char *topic, const char *payload, int len,
            meta->trace_id ? meta->trace_id : "none");
 }
 
-static const char *env_lookup(const char *name)
-{
-    return getenv(name);
-}
-
 int main(int argc, char **argv)
 {
-    bl_config cfg;
-    char err[512];
-    bl_config_init(&cfg);
-    if (bl_config_from_args(&cfg, argc - 1, argv + 1, env_lookup, err, sizeof(err)) != BL_OK) {
-        fprintf(stderr, "trace_node: %s\n", err);
-        return 2;
-    }
-    bl_node *n = NULL;
-    int rc = bl_node_new(&cfg, &n);
-    if (rc == BL_OK) rc = bl_node_start(n);
+    bl_node *n;
+    int code = test_cnode_start("trace_node", argc - 1, argv + 1, &n);
+    if (code) return code;
     static const bl_proc_ops ops = {.on_call = echo_call};
-    if (rc == BL_OK) rc = bl_spawn(n, "tr_echo", &ops, NULL, NULL);
+    int rc = bl_spawn(n, "tr_echo", &ops, NULL, NULL);
     if (rc == BL_OK) {
         const char *mk[] = {"process"}, *mv[] = {"tr_echo"};
         bl_service_entry e = {.name = "tr_echo", .nmeta = 1, .meta_keys = mk, .meta_values = mv};
@@ -78,12 +65,6 @@ int main(int argc, char **argv)
         int sid = bl_pubsub_subscribe(n, "trace.#", 0, on_msg, NULL);
         rc = sid > 0 ? BL_OK : sid;
     }
-    if (rc != BL_OK) {
-        fprintf(stderr, "trace_node: start: %s\n", bl_strerror(rc));
-        if (n) bl_node_free(n);
-        return 1;
-    }
-    rc = bl_node_run(n);
-    bl_node_free(n);
-    return rc == 0 ? 0 : 1;
+    if (rc != BL_OK) return test_cnode_fail("trace_node", n, rc);
+    return test_cnode_run(n);
 }

@@ -35,7 +35,7 @@ typedef struct {
 
 static side side_new(uint64_t flags)
 {
-    side x = {bl_dh_conn_new(flags), bl_dh_scratch_new()};
+    side x = {bl_dh_conn_new(flags, NULL), bl_dh_scratch_new()};
     assert_non_null(x.dc);
     assert_non_null(x.s);
     return x;
@@ -174,6 +174,52 @@ static void test_acache_slots(void **state)
     assert_int_equal(bl_acache_set(&a, BL_ACACHE_SLOTS, "x", 1), -1);
     assert_int_equal(bl_acache_set(&a, 1, big, sizeof(big) + 1), -1);
     assert_true(bl_acache_slot_of("hello", 5) < BL_ACACHE_SLOTS);
+    bl_acache_free(&a);
+}
+
+/* The caches of one node share their texts: one entry per distinct text, counted by the slots
+ * that hold it, given back with the last one; an entry outlives the cache that stored it while
+ * another slot holds it. */
+static void test_acache_pool_shared(void **state)
+{
+    (void)state;
+    bl_apool *pool = bl_apool_new();
+    assert_non_null(pool);
+    bl_acache a, b;
+    bl_acache_init(&a, pool);
+    bl_acache_init(&b, pool);
+    char t[32];
+    for (unsigned s = 0; s < 100; s++) {
+        int n = snprintf(t, sizeof(t), "node_%u@host", s);
+        assert_int_equal(bl_acache_set(&a, s, t, (size_t)n), 0);
+        assert_int_equal(bl_acache_set(&b, 2047 - s, t, (size_t)n), 0);
+    }
+    assert_int_equal(bl_apool_count(pool), 100);
+    /* the same text in two slots of one side: still one entry */
+    assert_int_equal(bl_acache_set(&a, 500, "node_7@host", 11), 0);
+    assert_int_equal(bl_apool_count(pool), 100);
+    assert_ptr_equal(bl_acache_get(&a, 7), bl_acache_get(&b, 2040));
+    assert_ptr_equal(bl_acache_get(&a, 7), bl_acache_get(&a, 500));
+    /* replacing: a new text is added, the old one stays while b holds it */
+    assert_int_equal(bl_acache_set(&a, 3, "other", 5), 0);
+    assert_int_equal(bl_apool_count(pool), 101);
+    assert_memory_equal(bl_acache_get(&b, 2044)->text, "node_3@host", 11);
+    assert_int_equal(bl_acache_set(&b, 2044, "other", 5), 0);
+    assert_int_equal(bl_apool_count(pool), 100); /* node_3@host had no slot left */
+    size_t full = bl_apool_bytes(pool);
+    const bl_acache_ent *kept = bl_acache_get(&b, 2000);
+    bl_acache_free(&a);
+    assert_int_equal(bl_apool_count(pool), 100); /* b holds every text a held */
+    assert_memory_equal(kept->text, "node_47@host", 12);
+    bl_acache_free(&b);
+    assert_int_equal(bl_apool_count(pool), 0);
+    assert_true(bl_apool_bytes(pool) < full);
+    /* a freed entry's index is reused */
+    bl_acache_init(&a, pool);
+    assert_int_equal(bl_acache_set(&a, 1, "again", 5), 0);
+    assert_int_equal(bl_apool_count(pool), 1);
+    bl_apool_unref(pool); /* the cache keeps the pool alive */
+    assert_memory_equal(bl_acache_get(&a, 1)->text, "again", 5);
     bl_acache_free(&a);
 }
 
@@ -1346,7 +1392,7 @@ static void test_fun_refs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_acache_slots), cmocka_unit_test(test_d_new_then_cached),
+        cmocka_unit_test(test_acache_slots), cmocka_unit_test(test_acache_pool_shared), cmocka_unit_test(test_d_new_then_cached),
         cmocka_unit_test(test_d_all_slots),  cmocka_unit_test(test_d_long_atoms),
         cmocka_unit_test(test_d_malformed),  cmocka_unit_test(test_frag_interleaved),
         cmocka_unit_test(test_frag_errors),  cmocka_unit_test(test_frag_in_place),

@@ -5,18 +5,13 @@
 # garbage on the listen port, SIGTERM. Passes when valgrind reports no errors and no definite or
 # indirect leaks, and the node exits 0. Appends "valgrind P F" to $BL_RESULTS.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SUITE=valgrind
+. "$(dirname "$0")/../lib/checks.sh"
 BIN=$ROOT/build/release/beamlet
-LOGS=${BL_LOG_DIR:-$ROOT/build/test-logs}
+LOGS=$BL_LOG_DIR
 COOKIE=vg_$$
-P=0 F=0
-record() { [ -n "${BL_RESULTS:-}" ] && echo "valgrind $P $F" >>"$BL_RESULTS"; }
-ok() { P=$((P + 1)); echo "  ok: $1"; }
-bad() { F=$((F + 1)); echo "  FAILED: $1"; }
 if ! command -v valgrind >/dev/null; then echo "valgrind: skipped: not installed"; record; exit 0; fi
-mkdir -p "$LOGS"
 export BEAMLET_LISTEN_ADDRESS=127.0.0.1
-HOST=$(hostname -s)
 VG="$LOGS/valgrind.$$.txt"
 valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite,indirect \
     --show-leak-kinds=definite,indirect --error-exitcode=99 --log-file="$VG" \
@@ -59,6 +54,4 @@ if [ "$rc" -eq 0 ]; then ok "node exits 0 on SIGTERM under valgrind"; else bad "
 errs=$(grep -o "ERROR SUMMARY: [0-9]*" "$VG" | tail -1 | grep -o "[0-9]*$")
 if [ "${errs:-1}" -eq 0 ]; then ok "valgrind: 0 errors"; else bad "valgrind: ${errs:-?} errors (see $VG)"; grep -A20 "Invalid\|uninitialised\|definitely lost" "$VG" | head -40; fi
 if grep -qE "(definitely|indirectly) lost: [1-9]" "$VG"; then bad "valgrind: leaks"; grep -E "lost:" "$VG"; else ok "valgrind: no definite or indirect leaks"; fi
-echo "valgrind: $P passed, $F failed"
-record
-[ "$F" -eq 0 ]
+suite_done

@@ -28,6 +28,7 @@
          alerts_list/1, alerts_acknowledge/3, alerts_subscribe/2,
          events_list/2, events_list_cluster/2,
          identity/1, task_submit/2, task_get/2, task_wait/3, task_cancel/2, task_handle/3,
+         task_changes/6, task_watch/4,
          config_document/1, config_get/2, config_set/4, config_unset/3, config_history/2,
          config_status/3, config_watch/2]).
 
@@ -1006,6 +1007,12 @@ text(T) -> unicode:characters_to_binary(io_lib:format("~0tp", [T])).
 %% updated_ms); state: Queued | Assigned | Running | Succeeded | Failed | Cancelled | TimedOut
 -type task() :: {task, binary(), binary(), atom(), integer(), gleam_option(node()), binary(),
                  gleam_option(term()), gleam_option(term()), integer(), integer()}.
+%% Gleam: task.Change(seq, id, kind, state, attempt, agent, time_ms, error: Option(String)),
+%% task.Cursor { FromNow After(term, seq) }, task.Page(changes, missed, next)
+-type task_change() :: {change, integer(), binary(), binary(), atom(), integer(), gleam_option(node()),
+                   integer(), gleam_option(binary())}.
+-type cursor() :: from_now | {'after', integer(), integer()}.
+-type page() :: {page, [task_change()], integer(), cursor()}.
 
 %% @doc Any value as a Gleam `Dynamic' (the same term).
 -spec identity(T) -> T.
@@ -1046,6 +1053,65 @@ task_handle(Node, Kind, Fun) ->
         {ok, Pid} -> {ok, Pid};
         {error, R} -> {error, call_error(R)}
     end.
+
+%% @doc `task.changes(on:, after:, kind:, state:, limit:, within:)': one long poll of the feed.
+-spec task_changes(node(), cursor(), gleam_option(binary()), gleam_option(atom()), integer(),
+                   integer()) -> gleam_result(page(), call_error()).
+task_changes(Node, Cursor, Kind, State, Limit, Ms) ->
+    Q = (changes_query(Kind, State))#{limit => min(1000, max(1, Limit)),
+                                      timeout_ms => min(60000, max(0, Ms))},
+    task_result(beamlet_task:changes(Node, maps:merge(Q, cursor_query(Cursor))), fun page/1).
+
+%% @doc `task.watch(on:, kind:, state:, into:)': a relay (beamlet.Subscription) fed by a poller
+%% process linked to it, which long-polls the feed from where the last answer ended (20 s each,
+%% again after 300 ms on a transient error) and ends on nodedown, ending the relay.
+-spec task_watch(node(), gleam_option(binary()), gleam_option(atom()), subject()) ->
+          gleam_result(pid(), call_error()).
+task_watch(Node, Kind, State, Subject) ->
+    Q = (changes_query(Kind, State))#{limit => 1000},
+    relay(Node, Subject,
+          fun() ->
+                  case beamlet_task:changes(Node, Q#{timeout_ms => 0}) of
+                      {ok, #{term := T, next := N}} ->
+                          Relay = self(),
+                          {ok, spawn_link(fun() -> task_poll(Node, Q, T, N, Relay) end)};
+                      {error, _} = E -> E
+                  end
+          end,
+          fun(Poller) -> unlink(Poller), exit(Poller, kill) end,
+          fun({'$beamlet_task_change', C}, _) -> {deliver, task_change(C)};
+             (_, _) -> ignore
+          end).
+
+task_poll(Node, Q, Term, Next, Relay) ->
+    case beamlet_task:changes(Node, Q#{since => Next, term => Term, timeout_ms => 20000}) of
+        {ok, #{term := T, next := N, changes := Cs}} ->
+            _ = [Relay ! {'$beamlet_task_change', C} || C <- Cs],
+            task_poll(Node, Q, T, N, Relay);
+        {error, nodedown} ->
+            exit(nodedown);
+        {error, _} ->
+            timer:sleep(300),
+            task_poll(Node, Q, Term, Next, Relay)
+    end.
+
+changes_query(Kind, State) ->
+    maps:from_list([{type, K} || {some, K} <- [Kind]] ++
+                   [{state, atom_to_binary(S, utf8)} || {some, S} <- [State]]).
+
+cursor_query(from_now) -> #{};
+cursor_query({'after', Term, Seq}) -> #{since => Seq, term => Term}.
+
+page(#{term := T, next := N, missed := M, changes := Cs}) ->
+    {page, [task_change(C) || C <- Cs], M, {'after', T, N}}.
+
+task_change(#{seq := Seq, id := Id, type := Kind, state := State, attempt := A, agent := Agent,
+         time_ms := At} = C) ->
+    Err = case maps:get(error, C, undefined) of
+              undefined -> none;
+              E -> {some, bin(E)}
+          end,
+    {change, Seq, Id, Kind, State, A, option_atom(Agent), At, Err}.
 
 task_result({ok, V}, F) -> {ok, F(V)};
 task_result({error, {bad_request, Why}}, _) -> {error, {failed, <<"bad_request: ", Why/binary>>}};

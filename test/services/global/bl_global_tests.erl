@@ -26,12 +26,7 @@ start(Tag, Cluster, Join, Extra) ->
 
 members(N) -> gen_server:call({beamlet_cluster, N}, members, 5000).
 
-view(N) -> lists:sort([{maps:get(node, M), maps:get(state, M)}
-                       || M <- members(N), maps:get(kind, M) =:= beamlet]).
-
-agree(Nodes) ->
-    Expected = lists:sort([{N, active} || N <- Nodes]),
-    until(fun() -> lists:all(fun(N) -> view(N) =:= Expected end, Nodes) end).
+agree(Nodes) -> ?assert(bl_test_util:agree(Nodes, ?WAIT)).
 
 state_of(N, Of) ->
     case [maps:get(state, M) || M <- members(N), maps:get(node, M) =:= Of] of

@@ -10,10 +10,8 @@
  *   {unregister, Pid, Name}-> ok | {error, E}               bl_global_unregister
  * Usage: global_node [--global-mode auto|beam|beamlet] [--global-resolve METHOD] NODE FLAGS
  * (NODE FLAGS as for `beamlet node`, e.g. --sname, --cookie, --cluster, --join). */
-#include <beamlet/beamlet.h>
-#include <beamlet/config.h>
+#include "../../lib/test_cnode.h"
 #include <beamlet/global.h>
-#include <ei.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,16 +38,10 @@ typedef struct pending {
 
 static worker W;
 
-static int pid_eq(const bl_pid *a, const bl_pid *b)
-{
-    return a->num == b->num && a->serial == b->serial && a->creation == b->creation &&
-           strcmp(bl_pid_node(a), bl_pid_node(b)) == 0;
-}
-
 static wproc *find_w(worker *w, const bl_pid *pid)
 {
     for (wproc *x = w->procs; x; x = x->next)
-        if (pid_eq(&x->pid, pid)) return x;
+        if (bl_pid_equal(&x->pid, pid)) return x;
     return NULL;
 }
 
@@ -255,11 +247,6 @@ bad:
 
 static const bl_proc_ops ctl_ops = {.on_call = ctl_call};
 
-static const char *env_get(const char *k)
-{
-    return getenv(k);
-}
-
 int main(int argc, char **argv)
 {
     bl_global_mode mode = BL_GLOBAL_AUTO;
@@ -283,22 +270,10 @@ int main(int argc, char **argv)
             rest[nrest++] = argv[i];
         }
     }
-    bl_config cfg;
-    bl_config_init(&cfg);
-    char err[512];
-    if (bl_config_from_args(&cfg, nrest, rest, env_get, err, sizeof err) != BL_OK) {
-        fprintf(stderr, "global_node: %s\n", err);
-        free(rest);
-        return 2;
-    }
+    int code = test_cnode_start("global_node", nrest, rest, &W.n);
     free(rest);
-    int rc = bl_node_new(&cfg, &W.n);
-    if (rc < 0) {
-        fprintf(stderr, "global_node: bl_node_new: %s\n", bl_strerror(rc));
-        return 1;
-    }
-    rc = bl_node_start(W.n);
-    if (rc == BL_OK) rc = bl_global_set_mode(W.n, mode);
+    if (code) return code;
+    int rc = bl_global_set_mode(W.n, mode);
     if (rc == BL_OK) rc = bl_global_set_resolve(W.n, method);
     if (rc == BL_OK) rc = bl_spawn(W.n, "ctl", &ctl_ops, &W, NULL);
     if (rc == BL_OK) rc = bl_node_run(W.n);

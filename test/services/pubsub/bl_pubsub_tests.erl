@@ -9,8 +9,7 @@ fast() -> ["--heartbeat-interval-ms", "300", "--failure-threshold", "3",
            "--election-timeout-ms", "600"].
 
 start(Tag, Cluster, Join) ->
-    JoinArgs = case Join of [] -> []; _ -> ["--join", string:join([atom_to_list(J) || J <- Join], ",")] end,
-    bl_test_util:start_beamlet(Tag, ["--role", "agent", "--cluster", Cluster | JoinArgs ++ fast()]).
+    bl_test_util:start_beamlet(Tag, bl_test_util:member_args("agent", Cluster, Join) ++ fast()).
 
 start_c_node(Tag, Cluster, Join) ->
     Alias = bl_test_util:unique(Tag),
@@ -32,13 +31,7 @@ ctl(N, Req) -> gen_server:call({ps_ctl, N}, Req, 10000).
 
 until(F) -> ?assert(bl_test_util:wait_until(F, 15000)).
 
-view(N) -> lists:sort([{maps:get(node, M), maps:get(state, M)}
-                       || M <- gen_server:call({beamlet_cluster, N}, members, 5000),
-                          maps:get(kind, M) =:= beamlet]).
-
-agree(Nodes) ->
-    Expected = lists:sort([{N, active} || N <- Nodes]),
-    until(fun() -> lists:all(fun(N) -> view(N) =:= Expected end, Nodes) end).
+agree(Nodes) -> ?assert(bl_test_util:agree(Nodes, 15000)).
 
 %% Node At holds a replica of a subscription of Owner with Pattern.
 has_sub(At, Owner, Pattern) ->

@@ -8,8 +8,7 @@
  *   {c_publish, Topic, Payload, 0|1|2, TtlMs} -> {ok, MsgId} | {error, Reason}
  *   {c_counters, Topic} -> {Published, Delivered, Retried, Expired, Dropped}
  *   c_invalid -> ok when every malformed input is refused, else {error, Case} */
-#include "beamlet/beamlet.h"
-#include "beamlet/config.h"
+#include "../../lib/test_cnode.h"
 #include "beamlet/pubsub.h"
 
 #include <stdio.h>
@@ -48,25 +47,6 @@ static void on_msg(bl_node *n, const char *topic, const char *payload, int len,
     ei_x_encode_binary(&x, meta->id, (long)strlen(meta->id));
     bl_send(s->c->self, &s->report, x.buff, x.index);
     ei_x_free(&x);
-}
-
-static int get_bin(const char *buf, int *idx, char *out, size_t cap)
-{
-    int type, size;
-    long len;
-    if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT || size < 0 ||
-        (size_t)size >= cap || ei_decode_binary(buf, idx, out, &len) < 0)
-        return -1;
-    out[len] = '\0';
-    return 0;
-}
-
-static int reply_rc(ei_x_buff *reply, int rc)
-{
-    if (rc == BL_OK) return ei_x_encode_atom(reply, "ok");
-    ei_x_encode_tuple_header(reply, 2);
-    ei_x_encode_atom(reply, "error");
-    return ei_x_encode_atom(reply, bl_strerror(rc));
 }
 
 static int invalid(ctl *c, ei_x_buff *reply)
@@ -118,17 +98,17 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
     if (ei_decode_atom(buf, &j, tag) == 0 && !strcmp(tag, "c_invalid")) return invalid(c, reply);
     j = idx;
     if (ei_decode_tuple_header(buf, &j, &ar) < 0 || ar < 2 || ei_decode_atom(buf, &j, tag) < 0)
-        return reply_rc(reply, BL_EINVAL);
+        return test_cnode_reply_rc(reply, BL_EINVAL);
     if (!strcmp(tag, "c_subscribe") && ar == 3) {
         csub *cs = NULL;
         for (int i = 0; i < MAX_SUBS && !cs; i++)
             if (!c->subs[i].used) cs = &c->subs[i];
-        if (!cs || get_bin(buf, &j, s, sizeof(s)) < 0 ||
+        if (!cs || test_cnode_get_bin(buf, &j, s, sizeof(s)) < 0 ||
             bl_decode_pid(bl_proc_node(self), buf, &j, &cs->report) < 0)
-            return reply_rc(reply, BL_EINVAL);
+            return test_cnode_reply_rc(reply, BL_EINVAL);
         cs->c = c;
         int id = bl_pubsub_subscribe(n, s, 0, on_msg, cs);
-        if (id < 0) return reply_rc(reply, id);
+        if (id < 0) return test_cnode_reply_rc(reply, id);
         cs->used = 1;
         cs->id = id;
         ei_x_encode_tuple_header(reply, 2);
@@ -140,14 +120,15 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         char name[128], qa[MAXATOMLEN_UTF8];
         for (int i = 0; i < MAX_SUBS && !cs; i++)
             if (!c->subs[i].used) cs = &c->subs[i];
-        if (!cs || get_bin(buf, &j, s, sizeof(s)) < 0 || get_bin(buf, &j, name, sizeof(name)) < 0 ||
+        if (!cs || test_cnode_get_bin(buf, &j, s, sizeof(s)) < 0 ||
+            test_cnode_get_bin(buf, &j, name, sizeof(name)) < 0 ||
             ei_decode_atom(buf, &j, qa) < 0 ||
             bl_decode_pid(bl_proc_node(self), buf, &j, &cs->report) < 0)
-            return reply_rc(reply, BL_EINVAL);
+            return test_cnode_reply_rc(reply, BL_EINVAL);
         bl_pubsub_qos q = !strcmp(qa, "exactly_once") ? BL_QOS_EXACTLY_ONCE : BL_QOS_AT_LEAST_ONCE;
         cs->c = c;
         int id = bl_pubsub_subscribe_durable(n, s, name, q, 0, on_msg, cs);
-        if (id < 0) return reply_rc(reply, id);
+        if (id < 0) return test_cnode_reply_rc(reply, id);
         cs->used = 1;
         cs->id = id;
         ei_x_encode_tuple_header(reply, 2);
@@ -156,18 +137,19 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
     }
     if (!strcmp(tag, "c_publish_qos") && ar == 4) { /* {_, Topic, Payload, Qos} */
         char qa[MAXATOMLEN_UTF8];
-        if (get_bin(buf, &j, s, sizeof(s)) < 0) return reply_rc(reply, BL_EINVAL);
+        if (test_cnode_get_bin(buf, &j, s, sizeof(s)) < 0)
+            return test_cnode_reply_rc(reply, BL_EINVAL);
         int p0 = j;
-        if (ei_skip_term(buf, &j) < 0) return reply_rc(reply, BL_EINVAL);
+        if (ei_skip_term(buf, &j) < 0) return test_cnode_reply_rc(reply, BL_EINVAL);
         int p1 = j;
-        if (ei_decode_atom(buf, &j, qa) < 0) return reply_rc(reply, BL_EINVAL);
+        if (ei_decode_atom(buf, &j, qa) < 0) return test_cnode_reply_rc(reply, BL_EINVAL);
         bl_pubsub_qos q = !strcmp(qa, "exactly_once")    ? BL_QOS_EXACTLY_ONCE
                           : !strcmp(qa, "at_least_once") ? BL_QOS_AT_LEAST_ONCE
                                                          : BL_QOS_AT_MOST_ONCE;
         char id[BL_PUBSUB_ID_LEN];
         int rc =
             bl_pubsub_publish_qos(n, s, buf + p0, p1 - p0, BL_PRIO_NORMAL, 0, q, id, sizeof(id));
-        if (rc != BL_OK) return reply_rc(reply, rc);
+        if (rc != BL_OK) return test_cnode_reply_rc(reply, rc);
         ei_x_encode_tuple_header(reply, 2);
         ei_x_encode_atom(reply, "ok");
         return ei_x_encode_binary(reply, id, (long)strlen(id));
@@ -176,33 +158,36 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         long id;
         char a[MAXATOMLEN_UTF8] = "";
         if (ei_decode_long(buf, &j, &id) < 0 || (ar == 3 && ei_decode_atom(buf, &j, a) < 0))
-            return reply_rc(reply, BL_EINVAL);
-        if (ar == 3) return reply_rc(reply, bl_pubsub_pause(n, (int)id, !strcmp(a, "true")));
+            return test_cnode_reply_rc(reply, BL_EINVAL);
+        if (ar == 3)
+            return test_cnode_reply_rc(reply, bl_pubsub_pause(n, (int)id, !strcmp(a, "true")));
         int rc = bl_pubsub_unsubscribe(n, (int)id);
         for (int i = 0; i < MAX_SUBS && rc == BL_OK; i++)
             if (c->subs[i].used && c->subs[i].id == id) c->subs[i].used = 0;
-        return reply_rc(reply, rc);
+        return test_cnode_reply_rc(reply, rc);
     }
     if (!strcmp(tag, "c_publish") && ar == 5) {
         long prio, ttl;
-        if (get_bin(buf, &j, s, sizeof(s)) < 0) return reply_rc(reply, BL_EINVAL);
+        if (test_cnode_get_bin(buf, &j, s, sizeof(s)) < 0)
+            return test_cnode_reply_rc(reply, BL_EINVAL);
         int p0 = j;
-        if (ei_skip_term(buf, &j) < 0) return reply_rc(reply, BL_EINVAL);
+        if (ei_skip_term(buf, &j) < 0) return test_cnode_reply_rc(reply, BL_EINVAL);
         int p1 = j;
         if (ei_decode_long(buf, &j, &prio) < 0 || ei_decode_long(buf, &j, &ttl) < 0)
-            return reply_rc(reply, BL_EINVAL);
+            return test_cnode_reply_rc(reply, BL_EINVAL);
         char id[BL_PUBSUB_ID_LEN];
         int rc = bl_pubsub_publish(n, s, buf + p0, p1 - p0, (bl_pubsub_priority)prio, (unsigned)ttl,
                                    id, sizeof(id));
-        if (rc != BL_OK) return reply_rc(reply, rc);
+        if (rc != BL_OK) return test_cnode_reply_rc(reply, rc);
         ei_x_encode_tuple_header(reply, 2);
         ei_x_encode_atom(reply, "ok");
         return ei_x_encode_binary(reply, id, (long)strlen(id));
     }
     if (!strcmp(tag, "c_counters") && ar == 2) {
         bl_pubsub_counters k;
-        if (get_bin(buf, &j, s, sizeof(s)) < 0 || bl_pubsub_get_counters(n, s, &k) != BL_OK)
-            return reply_rc(reply, BL_EINVAL);
+        if (test_cnode_get_bin(buf, &j, s, sizeof(s)) < 0 ||
+            bl_pubsub_get_counters(n, s, &k) != BL_OK)
+            return test_cnode_reply_rc(reply, BL_EINVAL);
         ei_x_encode_tuple_header(reply, 5);
         ei_x_encode_ulonglong(reply, k.published);
         ei_x_encode_ulonglong(reply, k.delivered);
@@ -210,41 +195,16 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
         ei_x_encode_ulonglong(reply, k.expired);
         return ei_x_encode_ulonglong(reply, k.dropped);
     }
-    return reply_rc(reply, BL_EINVAL);
-}
-
-static const char *env_lookup(const char *name)
-{
-    return getenv(name);
+    return test_cnode_reply_rc(reply, BL_EINVAL);
 }
 
 int main(int argc, char **argv)
 {
-    bl_config cfg;
-    char err[512];
-    bl_config_init(&cfg);
-    if (bl_config_from_args(&cfg, argc - 1, argv + 1, env_lookup, err, sizeof(err)) != BL_OK) {
-        fprintf(stderr, "pubsub_node: %s\n", err);
-        return 2;
-    }
-    bl_node *n = NULL;
-    int rc = bl_node_new(&cfg, &n);
-    if (rc == BL_OK) rc = bl_node_start(n);
     ctl *c = calloc(1, sizeof(*c));
-    if (!c) rc = BL_ENOMEM;
+    if (!c) return 1;
     static const bl_proc_ops ops = {.on_call = ctl_call};
-    if (rc == BL_OK) {
-        c->n = n;
-        rc = bl_spawn(n, "ps_ctl", &ops, c, &c->self);
-    }
-    if (rc != BL_OK) {
-        fprintf(stderr, "pubsub_node: start: %s\n", bl_strerror(rc));
-        bl_node_free(n);
-        free(c);
-        return 1;
-    }
-    rc = bl_node_run(n);
-    bl_node_free(n);
+    int code = test_cnode_start("pubsub_node", argc - 1, argv + 1, &c->n);
+    if (!code) code = test_cnode_serve("pubsub_node", c->n, "ps_ctl", &ops, c, &c->self);
     free(c);
-    return rc == 0 ? 0 : 1;
+    return code;
 }

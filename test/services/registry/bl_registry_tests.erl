@@ -10,8 +10,7 @@ fast() -> ["--heartbeat-interval-ms", "300", "--failure-threshold", "3",
            "--election-timeout-ms", "600"].
 
 start(Tag, Cluster, Join) ->
-    JoinArgs = case Join of [] -> []; _ -> ["--join", string:join([atom_to_list(J) || J <- Join], ",")] end,
-    bl_test_util:start_beamlet(Tag, ["--role", "agent", "--cluster", Cluster | JoinArgs ++ fast()]).
+    bl_test_util:start_beamlet(Tag, bl_test_util:member_args("agent", Cluster, Join) ++ fast()).
 
 reg(N, Req) -> gen_server:call({beamlet_registry, N}, Req, 10000).
 find(N, Q) -> reg(N, {find, Q}).
@@ -19,13 +18,7 @@ ids(N, Q) -> lists:sort([maps:get(id, E) || E <- find(N, Q)]).
 
 until(F) -> ?assert(bl_test_util:wait_until(F, 15000)).
 
-view(N) -> lists:sort([{maps:get(node, M), maps:get(state, M)}
-                       || M <- gen_server:call({beamlet_cluster, N}, members, 5000),
-                          maps:get(kind, M) =:= beamlet]).
-
-agree(Nodes) ->
-    Expected = lists:sort([{N, active} || N <- Nodes]),
-    until(fun() -> lists:all(fun(N) -> view(N) =:= Expected end, Nodes) end).
+agree(Nodes) -> ?assert(bl_test_util:agree(Nodes, 15000)).
 
 event(Ev, Pred) ->
     bl_test_util:recv(fun({beamlet_registry_event, #{event := E, entry := En}}) when E =:= Ev ->

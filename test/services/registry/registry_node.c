@@ -8,8 +8,7 @@
  *   {c_set_health, Id, 0|1|2} | {c_deregister, Id} | {c_renew, Id} -> ok | {error, Reason}
  *   c_events   -> [{added | removed | health_changed, Id, Node}] seen by a C watcher, oldest first
  *   c_invalid  -> ok when every malformed input is refused with BL_EINVAL, else {error, Case} */
-#include "beamlet/beamlet.h"
-#include "beamlet/config.h"
+#include "../../lib/test_cnode.h"
 #include "beamlet/registry.h"
 
 #include <stdio.h>
@@ -54,25 +53,6 @@ static void count_cb(bl_node *n, const bl_service_entry *e, void *ud)
     (*(int *)ud)++;
 }
 
-static int get_bin(const char *buf, int *idx, char *out, size_t cap)
-{
-    int type, size;
-    long len;
-    if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_BINARY_EXT || size < 0 ||
-        (size_t)size >= cap || ei_decode_binary(buf, idx, out, &len) < 0)
-        return -1;
-    out[len] = 0;
-    return 0;
-}
-
-static int reply_rc(ei_x_buff *r, int rc)
-{
-    if (rc == BL_OK) return ei_x_encode_atom(r, "ok");
-    ei_x_encode_tuple_header(r, 2);
-    ei_x_encode_atom(r, "error");
-    return ei_x_encode_atom(r, bl_strerror(rc));
-}
-
 static void call_cb(bl_proc *p, int status, const char *buf, int index, void *ud)
 {
     ctl *c = bl_proc_data(p);
@@ -89,7 +69,7 @@ static void call_cb(bl_proc *p, int status, const char *buf, int index, void *ud
         ei_x_encode_atom(&r, "ok");
         ei_x_append_buf(&r, buf + index, end - index);
     } else {
-        reply_rc(&r, status);
+        test_cnode_reply_rc(&r, status);
     }
     bl_reply(c->n, &pd->from, r.buff, r.index);
     ei_x_free(&r);
@@ -147,25 +127,27 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
             ei_x_encode_atom(reply, "error");
             return ei_x_encode_long(reply, k);
         }
-        return reply_rc(reply, BL_EINVAL);
+        return test_cnode_reply_rc(reply, BL_EINVAL);
     }
     j = idx;
     if (ei_decode_tuple_header(buf, &j, &ar) < 0 || ei_decode_atom(buf, &j, tag) < 0)
-        return reply_rc(reply, BL_EINVAL);
+        return test_cnode_reply_rc(reply, BL_EINVAL);
     if (!strcmp(tag, "c_register") && ar == 5) {
         long ttl;
         int k;
         char tagv[8][64], proc[BL_NAME_LEN];
         const char *tags[8];
-        if (get_bin(buf, &j, name, sizeof(name)) < 0 || ei_decode_long(buf, &j, &ttl) < 0 ||
-            ei_decode_list_header(buf, &j, &k) < 0 || k > 8)
-            return reply_rc(reply, BL_EINVAL);
+        if (test_cnode_get_bin(buf, &j, name, sizeof(name)) < 0 ||
+            ei_decode_long(buf, &j, &ttl) < 0 || ei_decode_list_header(buf, &j, &k) < 0 || k > 8)
+            return test_cnode_reply_rc(reply, BL_EINVAL);
         for (int i = 0; i < k; i++) {
-            if (get_bin(buf, &j, tagv[i], sizeof(tagv[i])) < 0) return reply_rc(reply, BL_EINVAL);
+            if (test_cnode_get_bin(buf, &j, tagv[i], sizeof(tagv[i])) < 0)
+                return test_cnode_reply_rc(reply, BL_EINVAL);
             tags[i] = tagv[i];
         }
-        if (k && ei_skip_term(buf, &j) < 0) return reply_rc(reply, BL_EINVAL);
-        if (get_bin(buf, &j, proc, sizeof(proc)) < 0) return reply_rc(reply, BL_EINVAL);
+        if (k && ei_skip_term(buf, &j) < 0) return test_cnode_reply_rc(reply, BL_EINVAL);
+        if (test_cnode_get_bin(buf, &j, proc, sizeof(proc)) < 0)
+            return test_cnode_reply_rc(reply, BL_EINVAL);
         const char *mk[1] = {"process"}, *mv[1] = {proc};
         bl_service_entry e = {.name = name,
                               .version = "2.0",
@@ -178,15 +160,16 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
                               .meta_keys = mk,
                               .meta_values = mv};
         int rc = bl_registry_register(n, &e, id, sizeof(id));
-        if (rc != BL_OK) return reply_rc(reply, rc);
+        if (rc != BL_OK) return test_cnode_reply_rc(reply, rc);
         ei_x_encode_tuple_header(reply, 2);
         ei_x_encode_atom(reply, "ok");
         return ei_x_encode_binary(reply, id, (long)strlen(id));
     }
     if (!strcmp(tag, "c_find") && ar == 3) {
         char any[64];
-        if (get_bin(buf, &j, name, sizeof(name)) < 0 || get_bin(buf, &j, any, sizeof(any)) < 0)
-            return reply_rc(reply, BL_EINVAL);
+        if (test_cnode_get_bin(buf, &j, name, sizeof(name)) < 0 ||
+            test_cnode_get_bin(buf, &j, any, sizeof(any)) < 0)
+            return test_cnode_reply_rc(reply, BL_EINVAL);
         const char *anyv[1] = {any};
         bl_service_query q = {.name = name, .health = -1, .ntags_any = 1, .tags_any = anyv};
         int count = 0;
@@ -195,35 +178,38 @@ static int ctl_call(bl_proc *self, const bl_from *from, const char *buf, int idx
     }
     if (!strcmp(tag, "c_call") && ar == 4) {
         long tmo;
-        if (get_bin(buf, &j, name, sizeof(name)) < 0) return reply_rc(reply, BL_EINVAL);
+        if (test_cnode_get_bin(buf, &j, name, sizeof(name)) < 0)
+            return test_cnode_reply_rc(reply, BL_EINVAL);
         int req = j;
-        if (ei_skip_term(buf, &j) < 0) return reply_rc(reply, BL_EINVAL);
+        if (ei_skip_term(buf, &j) < 0) return test_cnode_reply_rc(reply, BL_EINVAL);
         int reqlen = j - req;
-        if (ei_decode_long(buf, &j, &tmo) < 0 || tmo < 0) return reply_rc(reply, BL_EINVAL);
+        if (ei_decode_long(buf, &j, &tmo) < 0 || tmo < 0)
+            return test_cnode_reply_rc(reply, BL_EINVAL);
         pending *pd = calloc(1, sizeof(*pd));
-        if (!pd) return reply_rc(reply, BL_ENOMEM);
+        if (!pd) return test_cnode_reply_rc(reply, BL_ENOMEM);
         pd->from = *from;
         int rc = bl_service_call(self, name, buf + req, reqlen, (unsigned)tmo, NULL, call_cb, pd);
         if (rc != BL_OK) {
             free(pd);
-            return reply_rc(reply, rc);
+            return test_cnode_reply_rc(reply, rc);
         }
         pd->next = c->calls;
         c->calls = pd;
         return 1;
     }
     if ((!strcmp(tag, "c_deregister") || !strcmp(tag, "c_renew")) && ar == 2) {
-        if (get_bin(buf, &j, id, sizeof(id)) < 0) return reply_rc(reply, BL_EINVAL);
-        return reply_rc(reply,
-                        tag[2] == 'd' ? bl_registry_deregister(n, id) : bl_registry_renew(n, id));
+        if (test_cnode_get_bin(buf, &j, id, sizeof(id)) < 0)
+            return test_cnode_reply_rc(reply, BL_EINVAL);
+        return test_cnode_reply_rc(reply, tag[2] == 'd' ? bl_registry_deregister(n, id)
+                                                        : bl_registry_renew(n, id));
     }
     if (!strcmp(tag, "c_set_health") && ar == 3) {
         long h;
-        if (get_bin(buf, &j, id, sizeof(id)) < 0 || ei_decode_long(buf, &j, &h) < 0)
-            return reply_rc(reply, BL_EINVAL);
-        return reply_rc(reply, bl_registry_set_health(n, id, (bl_health)h));
+        if (test_cnode_get_bin(buf, &j, id, sizeof(id)) < 0 || ei_decode_long(buf, &j, &h) < 0)
+            return test_cnode_reply_rc(reply, BL_EINVAL);
+        return test_cnode_reply_rc(reply, bl_registry_set_health(n, id, (bl_health)h));
     }
-    return reply_rc(reply, BL_EINVAL);
+    return test_cnode_reply_rc(reply, BL_EINVAL);
 }
 
 static void ctl_terminate(bl_proc *self, const char *reason, void *ud)
@@ -238,39 +224,15 @@ static void ctl_terminate(bl_proc *self, const char *reason, void *ud)
     }
 }
 
-static const char *env_lookup(const char *name)
-{
-    return getenv(name);
-}
-
 int main(int argc, char **argv)
 {
-    bl_config cfg;
-    char err[512];
-    bl_config_init(&cfg);
-    if (bl_config_from_args(&cfg, argc - 1, argv + 1, env_lookup, err, sizeof(err)) != BL_OK) {
-        fprintf(stderr, "registry_node: %s\n", err);
-        return 2;
-    }
-    bl_node *n = NULL;
-    int rc = bl_node_new(&cfg, &n);
-    if (rc == BL_OK) rc = bl_node_start(n);
     ctl *c = calloc(1, sizeof(*c));
-    if (!c) rc = BL_ENOMEM;
+    if (!c) return 1;
     static const bl_proc_ops ops = {.on_call = ctl_call, .on_terminate = ctl_terminate};
-    if (rc == BL_OK) {
-        c->n = n;
-        rc = bl_spawn(n, "reg_ctl", &ops, c, NULL);
-    }
-    int wid = rc == BL_OK ? bl_registry_watch(n, on_watch, c) : rc;
-    if (rc != BL_OK || wid <= 0) {
-        fprintf(stderr, "registry_node: start: %s\n", bl_strerror(rc != BL_OK ? rc : wid));
-        bl_node_free(n);
-        free(c);
-        return 1;
-    }
-    rc = bl_node_run(n);
-    bl_node_free(n);
+    int code = test_cnode_start("registry_node", argc - 1, argv + 1, &c->n);
+    int wid = code ? 0 : bl_registry_watch(c->n, on_watch, c);
+    if (!code && wid <= 0) code = test_cnode_fail("registry_node", c->n, wid < 0 ? wid : BL_EINVAL);
+    if (!code) code = test_cnode_serve("registry_node", c->n, "reg_ctl", &ops, c, NULL);
     free(c);
-    return rc == 0 ? 0 : 1;
+    return code;
 }

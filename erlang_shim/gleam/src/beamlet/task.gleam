@@ -21,10 +21,28 @@
 ////
 //// A submit is answered once a majority of the coordinators hold the task; execution is at
 //// least once, the result of a task id is recorded once.
+////
+//// Every task's transitions, from the leader's feed (docs/tasks.md, "Watching every task"):
+////
+//// ```gleam
+//// // read it page by page: each answer says where the next one starts
+//// let assert Ok(page) =
+////   task.changes(on: node, after: task.from_now(), kind: Some("echo"), state: None,
+////     limit: 100, within: 20_000)
+//// let assert Ok(more) =
+////   task.changes(on: node, after: page.next, kind: Some("echo"), state: None, limit: 100,
+////     within: 20_000)
+////
+//// // or have every change delivered
+//// let subject = process.new_subject()
+//// let assert Ok(subscription) =
+////   task.watch(on: node, kind: None, state: Some(task.Failed), into: subject)
+//// let assert Ok(change) = process.receive(subject, 60_000)
+//// ```
 
-import beamlet.{type CallError, type Node}
+import beamlet.{type CallError, type Node, type Subscription}
 import gleam/dynamic.{type Dynamic}
-import gleam/erlang/process.{type Pid}
+import gleam/erlang/process.{type Pid, type Subject}
 import gleam/option.{type Option, None, Some}
 
 /// Where a task is. The last four are final.
@@ -168,3 +186,63 @@ pub fn handle(
   kind kind: String,
   with handler: fn(Job) -> Result(a, b),
 ) -> Result(Pid, CallError)
+
+/// One transition of a task, as the leader's feed of every task records it. `seq` numbers the
+/// leader's changes; `error` is the reason of a failure when it has a name (`queue_timeout`,
+/// `timeout`, `agent_lost`, ...).
+pub type Change {
+  Change(
+    seq: Int,
+    id: String,
+    kind: String,
+    state: State,
+    attempt: Int,
+    agent: Option(Node),
+    time_ms: Int,
+    error: Option(String),
+  )
+}
+
+/// Where a read of the feed starts: `from_now()`, or the `next` of the page before. A cursor of
+/// an earlier leader starts at the oldest change the current leader holds.
+pub opaque type Cursor {
+  FromNow
+  After(term: Int, seq: Int)
+}
+
+/// One answer of the feed: the changes after the cursor (oldest first), how many changes the
+/// feed no longer held (`missed`, 0 when none was skipped), and where to read on.
+pub type Page {
+  Page(changes: List(Change), missed: Int, next: Cursor)
+}
+
+/// Only changes made after this read.
+pub fn from_now() -> Cursor {
+  FromNow
+}
+
+/// The changes after `cursor` of tasks of type `kind` in state `state` (`None`: any), at most
+/// `limit` (1 to 1000): as soon as there is one, else an empty page after `ms` milliseconds
+/// (0 to 60 000; 0 answers at once). `Error(Failed("too_many_watchers"))` when the leader has
+/// too many readers waiting.
+@external(erlang, "beamlet_gleam_ffi", "task_changes")
+pub fn changes(
+  on node: Node,
+  after cursor: Cursor,
+  kind kind: Option(String),
+  state state: Option(State),
+  limit limit: Int,
+  within ms: Int,
+) -> Result(Page, CallError)
+
+/// Deliver every change of tasks of type `kind` in state `state` (`None`: any) made from now
+/// on into `subject`, in order and once each, until `beamlet.unsubscribe`, the subject's owner
+/// exits or the connection to `node` drops. It reads on across a change of leader (changes the
+/// new leader does not hold are lost, as for `changes`).
+@external(erlang, "beamlet_gleam_ffi", "task_watch")
+pub fn watch(
+  on node: Node,
+  kind kind: Option(String),
+  state state: Option(State),
+  into subject: Subject(Change),
+) -> Result(Subscription, CallError)
