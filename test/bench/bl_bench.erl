@@ -448,6 +448,7 @@ table(N, Calls, Tput, Lat, Bl, Er) ->
     EB = fun(Name) -> [E || {K, {_, {_, E, _}}} <- Tput, K =:= Name] end,
     ACpu = fun(Name) -> [{Rep, C} || {K, {Rep, {_, _, Cs}}} <- Tput, K =:= Name, {"A", C} <- Cs] end,
     P = fun(Name, I) -> [{Rep, element(I, V)} || {K, {Rep, V}} <- Lat, K =:= Name] end,
+    Nth = fun(Starts, I) -> [{Rep, element(I, V)} || {Rep, V} <- Starts] end, %% start-up figures
     Send = R(beam_to_beam_send), Blast = R(beam_to_beam_blast),
     Rows =
         [{"BEAM->beamlet (msgs/s)", R(beam_to_beamlet), Send, "BEAM->BEAM", ">= 1.0"},
@@ -458,14 +459,10 @@ table(N, Calls, Tput, Lat, Bl, Er) ->
          {"20 MiB message (ms)", P(beamlet_big, 1), P(beam_big, 1), "BEAM->BEAM", "-"},
          {"call p50 (us)", P(beamlet_call, 1), P(beam_call, 1), "BEAM gen_server", "<= 1.0"},
          {"call p99 (us)", P(beamlet_call, 2), P(beam_call, 2), "BEAM gen_server", "-"},
-         {"idle VmRSS (kB)", [{I, S} || {I, {_, S, _, _}} <- Bl],
-          [{I, S} || {I, {_, S, _, _}} <- Er], "idle erl", "<= 2048 kB"},
-         {"  of which RssAnon (kB)", [{I, S} || {I, {_, _, S, _}} <- Bl],
-          [{I, S} || {I, {_, _, S, _}} <- Er], "idle erl", "-"},
-         {"idle Pss (kB)", [{I, S} || {I, {_, _, _, S}} <- Bl],
-          [{I, S} || {I, {_, _, _, S}} <- Er], "idle erl", "-"},
-         {"exec->EPMD (ms)", [{I, T} || {I, {T, _, _, _}} <- Bl],
-          [{I, T} || {I, {T, _, _, _}} <- Er], "idle erl", "<= 50 ms"}],
+         {"idle VmRSS (kB)", Nth(Bl, 2), Nth(Er, 2), "idle erl", "<= 2048 kB"},
+         {"  of which RssAnon (kB)", Nth(Bl, 3), Nth(Er, 3), "idle erl", "-"},
+         {"idle Pss (kB)", Nth(Bl, 4), Nth(Er, 4), "idle erl", "-"},
+         {"exec->EPMD (ms)", Nth(Bl, 1), Nth(Er, 1), "idle erl", "<= 50 ms"}],
     Shown = [{Name, V, Base, BN, T, pair_ratios(V, Base)}
              || {Name, V, Base, BN, T} <- Rows, V =/= [], Base =/= []],
     io:format("~n== results (~p msgs per throughput run, ~p calls; values: medians; ratio: median "
