@@ -416,7 +416,7 @@ static int decode_csv(const char *buf, int *idx, char *out, size_t outsz, int as
         if (ei_decode_map_header(buf, idx, &n) < 0) return -1;
     } else {
         if (ei_get_type(buf, idx, &type, &size) < 0) return -1;
-        if (type == ERL_NIL_EXT) return ei_skip_term(buf, idx);
+        if (type == ERL_NIL_EXT) return bl__skip_term(buf, idx);
         if (ei_decode_list_header(buf, idx, &n) < 0) return -1;
     }
     for (int i = 0; i < n * (as_map ? 2 : 1); i++) {
@@ -431,7 +431,7 @@ static int decode_csv(const char *buf, int *idx, char *out, size_t outsz, int as
     }
     if (!as_map) {
         if (ei_get_type(buf, idx, &type, &size) < 0 || type != ERL_NIL_EXT) return -1;
-        ei_skip_term(buf, idx);
+        bl__skip_term(buf, idx);
     }
     return off < outsz ? 0 : -1;
 }
@@ -471,7 +471,7 @@ static int decode_member(const char *buf, int *idx, rec *r)
             if (decode_csv(buf, idx, r->caps, sizeof(r->caps), 0) < 0) return -1;
         } else if (!strcmp(key, "metadata")) {
             if (decode_csv(buf, idx, r->meta, sizeof(r->meta), 1) < 0) return -1;
-        } else if (ei_skip_term(buf, idx) < 0) {
+        } else if (bl__skip_term(buf, idx) < 0) {
             return -1;
         }
     }

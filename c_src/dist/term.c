@@ -9,6 +9,7 @@
  * funs only to a small depth. */
 #include "term.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -241,6 +242,19 @@ static int check(const char *cbuf, size_t len, size_t *index, int fun_depth, con
 int bl_term_check(const char *buf, size_t len, size_t *index)
 {
     return check(buf, len, index, 0, NULL);
+}
+
+int bl__skip_term(const char *buf, int *index)
+{
+    size_t i = (size_t)*index;
+    if (*index < 0 || check(buf, SIZE_MAX, &i, 0, NULL) != 0 || i > INT_MAX) return -1;
+    *index = (int)i;
+    return 0;
+}
+
+int bl__term_end(const char *b, int i)
+{
+    return bl__skip_term(b, &i) < 0 ? -1 : i;
 }
 
 int bl_term_walk(const char *buf, size_t len, size_t *index, const bl_term_hooks *h)

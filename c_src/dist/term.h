@@ -17,6 +17,16 @@
  * A term it accepts can be skipped and decoded by ei without reading past len. */
 int bl_term_check(const char *buf, size_t len, size_t *index);
 
+/* Past the term at buf[*index] in a buffer that passed bl_term_check as a whole (every message
+ * delivered to a process does) or that ei encoded: the same walk as the check, so the two agree
+ * on where each term ends. Use it instead of ei_skip_term, which passes over a list or tuple
+ * element it cannot decode as if it were not there: whatever is read after that is read from the
+ * wrong place and can run past the buffer (fuzz_pg found it in pg's walk). 0, or -1 with *index
+ * unchanged. */
+int bl__skip_term(const char *buf, int *index);
+/* The same as an offset: the end of the term at b[i], or -1. */
+int bl__term_end(const char *b, int i);
+
 /* Callbacks for bl_term_walk, called in buffer order (funs' parts included). Either may be NULL. */
 typedef struct bl_term_hooks {
     /* An ATOM_CACHE_REF (tag 82) at buf[pos] with index idx, wherever an atom may stand (a term,

@@ -595,7 +595,7 @@ static void pg_cb(gw_req *r, int status, const char *buf, int index)
         for (int i = 0; i < arity; i++) {
             int start = index, t = index;
             json_t *name = bl_term_to_json(buf, &t);
-            if (ei_skip_term(buf, &index) < 0) {
+            if (bl__skip_term(buf, &index) < 0) {
                 json_decref(name);
                 goto done;
             }

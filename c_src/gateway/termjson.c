@@ -2,6 +2,8 @@
  * (declared in c_src/cli/render.h and gw_int.h): maps -> objects (keys as strings), lists and
  * tuples -> arrays, atoms -> strings (true/false -> booleans, undefined -> null), binaries ->
  * strings, numbers -> numbers, pids -> "<node.num.serial>". */
+#include "../dist/term.h"
+
 #include <ei.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -23,7 +25,7 @@ json_t *bl_term_to_json(const char *buf, int *idx)
         if (ei_decode_longlong(buf, idx, &v) == 0) return json_integer(v);
         unsigned long long u;
         if (ei_decode_ulonglong(buf, idx, &u) == 0) return json_real((double)u);
-        ei_skip_term(buf, idx);
+        bl__skip_term(buf, idx);
         return json_null();
     }
     case ERL_FLOAT_EXT:
@@ -67,7 +69,7 @@ json_t *bl_term_to_json(const char *buf, int *idx)
         return o;
     }
     case ERL_NIL_EXT:
-        ei_skip_term(buf, idx);
+        bl__skip_term(buf, idx);
         return json_array();
     case ERL_STRING_EXT: {
         char *s = malloc((size_t)size + 1);
@@ -97,7 +99,7 @@ json_t *bl_term_to_json(const char *buf, int *idx)
                 json_array_append_new(a, v ? v : json_null());
             }
         }
-        ei_skip_term(buf, idx); /* [] or an improper tail */
+        bl__skip_term(buf, idx); /* [] or an improper tail */
         return a;
     }
     case ERL_PID_EXT:
@@ -119,7 +121,7 @@ json_t *bl_term_to_json(const char *buf, int *idx)
     }
     default: /* funs, ports, bit strings: not rendered (ei_s_print_term has a fixed 2000-byte
               * buffer, so remote terms never go through it) */
-        if (ei_skip_term(buf, idx) < 0) return NULL;
+        if (bl__skip_term(buf, idx) < 0) return NULL;
         return json_string("<term>");
     }
 }

@@ -204,7 +204,7 @@ static int events_call(health *h, const bl_from *from, const char *buf, int idx,
             if (bl__term_text(buf, &idx, sev, sizeof(sev)) ||
                 (q.min_severity = bl__severity_level(sev)) < 0)
                 goto bad;
-        } else if (ei_skip_term(buf, &idx) < 0) {
+        } else if (bl__skip_term(buf, &idx) < 0) {
             goto bad;
         }
     }

@@ -229,12 +229,12 @@ int bl__view_on_msg(health *h, const bl_msg *m)
                 long len;
                 if (ei_decode_binary(buf, &idx, tmp.reasons[tmp.nreasons], &len) < 0) return 1;
                 tmp.reasons[tmp.nreasons++][len] = 0;
-            } else if (ei_skip_term(buf, &idx) < 0) {
+            } else if (bl__skip_term(buf, &idx) < 0) {
                 return 1;
             }
         }
     }
-    if (ei_skip_term(buf, &idx) < 0) return 1; /* [] */
+    if (bl__skip_term(buf, &idx) < 0) return 1; /* [] */
     if (ei_get_type(buf, &idx, &type, &size) < 0 || type != ERL_BINARY_EXT ||
         size >= (int)sizeof(tmp.maint_who))
         return 1;
@@ -256,12 +256,12 @@ int bl__view_on_msg(health *h, const bl_msg *m)
                     ei_decode_double(buf, &idx, &tmp.used[tmp.nmounts]) < 0)
                     return 1;
                 tmp.mounts[tmp.nmounts++][len] = 0;
-            } else if (ei_skip_term(buf, &idx) < 0 || ei_skip_term(buf, &idx) < 0) {
+            } else if (bl__skip_term(buf, &idx) < 0 || bl__skip_term(buf, &idx) < 0) {
                 return 1;
             }
         }
     }
-    if (ei_skip_term(buf, &idx) < 0) return 1; /* [] */
+    if (bl__skip_term(buf, &idx) < 0) return 1; /* [] */
     /* trends: [{Mount, PerDay}] matched to the mounts above */
     while (ei_get_type(buf, &idx, &type, &size) == 0 && type == ERL_LIST_EXT) {
         int n;
@@ -281,12 +281,12 @@ int bl__view_on_msg(health *h, const bl_msg *m)
                 mnt[len] = 0;
                 for (int k = 0; k < tmp.nmounts; k++)
                     if (!strcmp(tmp.mounts[k], mnt)) tmp.per_day[k] = pd;
-            } else if (ei_skip_term(buf, &idx) < 0 || ei_skip_term(buf, &idx) < 0) {
+            } else if (bl__skip_term(buf, &idx) < 0 || bl__skip_term(buf, &idx) < 0) {
                 return 1;
             }
         }
     }
-    if (ei_skip_term(buf, &idx) < 0) return 1; /* [] */
+    if (bl__skip_term(buf, &idx) < 0) return 1; /* [] */
     /* checks: [{Name, Status}] */
     while (ei_get_type(buf, &idx, &type, &size) == 0 && type == ERL_LIST_EXT) {
         int n;
@@ -304,7 +304,7 @@ int bl__view_on_msg(health *h, const bl_msg *m)
                     return 1;
                 tmp.check_names[tmp.nchecks][len] = 0;
                 tmp.check_status[tmp.nchecks++] = (int)st2;
-            } else if (ei_skip_term(buf, &idx) < 0 || ei_skip_term(buf, &idx) < 0) {
+            } else if (bl__skip_term(buf, &idx) < 0 || bl__skip_term(buf, &idx) < 0) {
                 return 1;
             }
         }

@@ -27,15 +27,6 @@ static int atom_at(const char *b, int i)
             type == ERL_SMALL_ATOM_UTF8_EXT);
 }
 
-/* ei_skip_term is not used on these terms: inside a list or tuple it ignores an element it
- * cannot skip (a fun whose parts ei does not take) and stops short. bl_term_check walks exactly
- * what the receive path accepted; the bound is that walk's (b[i] lies inside a checked term). */
-int bl__term_end(const char *b, int i)
-{
-    size_t j = (size_t)i;
-    return i < 0 || bl_term_check(b, (size_t)INT_MAX, &j) != 0 ? -1 : (int)j;
-}
-
 static int skip(const char *b, int *i)
 {
     int e = bl__term_end(b, *i);

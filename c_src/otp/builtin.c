@@ -178,7 +178,7 @@ static void proxy_done(bl_proc *p, int status, const char *buf, int index, void 
     ei_x_encode_tuple_header(&r, 2);
     if (status == BL_OK) {
         int end = index;
-        ei_skip_term(buf, &end);
+        bl__skip_term(buf, &end);
         ei_x_encode_atom(&r, "ok");
         ei_x_append_buf(&r, buf + index, end - index);
     } else {
@@ -199,7 +199,7 @@ static int proxy_call(bl_proc *self, const bl_from *from, const char *buf, int j
     long tmo;
     if (ei_decode_atom(buf, &j, name) < 0) return -1;
     int req = j;
-    if (ei_skip_term(buf, &j) < 0) return -1;
+    if (bl__skip_term(buf, &j) < 0) return -1;
     int req_len = j - req;
     /* a timeout beyond 2^31-1 ms (24 days) is refused rather than wrapped */
     if (ei_decode_long(buf, &j, &tmo) < 0 || tmo < 0 || tmo > 0x7fffffffL) return -1;

@@ -181,13 +181,13 @@ static void exception(bl_pcall *c, const char *cls, const char *buf, int reason_
         return;
     }
     int e = reason_at;
-    ei_skip_term(buf, &e);
+    bl__skip_term(buf, &e);
     ei_x_encode_tuple_header(&x, 3);
     ei_x_encode_atom(&x, cls);
     ei_x_append_buf(&x, buf + reason_at, e - reason_at);
     if (stack_at >= 0) {
         int se = stack_at;
-        ei_skip_term(buf, &se);
+        bl__skip_term(buf, &se);
         ei_x_append_buf(&x, buf + stack_at, se - stack_at);
     } else {
         ei_x_encode_empty_list(&x);
@@ -215,7 +215,7 @@ void bl_erpc_down(bl_pcall *c, const char *buf, int idx)
         }
         if (ar == 4 && !strcmp(a, "error")) {
             int s = i;
-            ei_skip_term(buf, &s);
+            bl__skip_term(buf, &s);
             exception(c, "error", buf, i, s);
             return;
         }
@@ -255,7 +255,7 @@ void bl_erpc_rex_reply(bl_pcall *c, const char *buf, int idx)
         int k = j, ar2, type, size;
         if (ei_decode_tuple_header(buf, &k, &ar2) == 0 && ar2 == 2) {
             int s = k;
-            ei_skip_term(buf, &s);
+            bl__skip_term(buf, &s);
             if (ei_get_type(buf, &s, &type, &size) == 0 &&
                 (type == ERL_LIST_EXT || type == ERL_NIL_EXT)) {
                 exception(c, "error", buf, k, s);

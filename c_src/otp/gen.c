@@ -41,7 +41,7 @@ static int is_ref_type(int type)
 /* A reference at *j into ref, its node interned in n; n NULL: only skipped (bl__tag_trace). */
 static int get_ref(bl_node *n, const char *buf, int *j, bl__ref *ref)
 {
-    return n ? bl__decode_ref(n, buf, j, ref) : ei_skip_term(buf, j);
+    return n ? bl__decode_ref(n, buf, j, ref) : bl__skip_term(buf, j);
 }
 
 /* [alias|Ref] at *j (past it on success). */
@@ -267,7 +267,7 @@ int bl_gen_try_dispatch(bl_proc *p, const bl_msg *m)
         if (bl_decode_pid(p->n, buf, &j, &from.pid) < 0) return 0;
         from.server = p->pid;
         int tstart = j;
-        if (ei_skip_term(buf, &j) < 0 || j - tstart > BL_TAG_MAX) return 0;
+        if (bl__skip_term(buf, &j) < 0 || j - tstart > BL_TAG_MAX) return 0;
         from.tag_len = j - tstart;
         memcpy(from.tag, buf + tstart, (size_t)from.tag_len);
         bl_trace caller;

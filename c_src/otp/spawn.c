@@ -465,7 +465,7 @@ int bl_fn_return(bl_node *n, const bl_pid *self, int kind, const char *term, int
     spawn_ctx *c = p->ud;
     if (p->ops.on_terminate != sp_terminate || !c || c->magic != SPAWN_MAGIC) return BL_EINVAL;
     int i = 0;
-    if (ei_skip_term(term, &i) < 0 || i != len) return BL_EINVAL;
+    if (bl__skip_term(term, &i) < 0 || i != len) return BL_EINVAL;
     finish_fn(p, c, kind, term, len);
     return BL_OK;
 }

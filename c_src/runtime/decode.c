@@ -3,6 +3,7 @@
  * atom or a string was taken; a NUL inside is refused here everywhere, since the text is used
  * as a C string. */
 #include "decode.h"
+#include "../dist/term.h"
 
 #include <string.h>
 
@@ -41,7 +42,7 @@ int bl__term_text(const char *buf, int *idx, char *out, size_t cap)
             return -1;
         break;
     case ERL_NIL_EXT:
-        if (ei_skip_term(buf, &i) < 0) return -1;
+        if (bl__skip_term(buf, &i) < 0) return -1;
         out[0] = 0;
         break;
     default:

@@ -12,6 +12,7 @@
 #include "../dist/sendq.h"
 #include "../dist/epmd.h"
 #include "../dist/hsm.h"
+#include "../dist/term.h"
 
 #include <ev.h>
 #include <uthash.h>
@@ -481,9 +482,9 @@ void bl__apply_bif_stack(const bl_apply *a, const char *b, int trimmed, ei_x_buf
 /* The stack of erlang:error/1,2 or throw/1 (BL__EXPORT_RAISE) as BEAM gives it: trimmed, the
  * request's own {M, F, A, []} (b: M, F, A back to back from offset 0); else the spawn's. */
 void bl__apply_raise_stack(const bl_apply *a, const char *b, int trimmed, ei_x_buff *stack);
-/* The length of the proper list at b[i] (LIST, STRING or NIL), -1 if it is none; a term's end. */
+/* The length of the proper list at b[i] (LIST, STRING or NIL), -1 if it is none. A term's end:
+ * bl__term_end (dist/term.h). */
 int bl__list_len(const char *b, int i);
-int bl__term_end(const char *b, int i);
 
 /* otp/spawn.c: serve SPAWN_REQUEST */
 void bl_spawn_serve(bl_node *n, const char *from_node, const bl_ctl *ctl, const char *payload);

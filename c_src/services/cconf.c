@@ -700,7 +700,7 @@ static void fwd_done(bl_proc *self, int status, const char *buf, int index, void
         }
     if (status == BL_OK) {
         int end = index;
-        if (ei_skip_term(buf, &end) == 0) bl_reply(s->n, &f->from, buf + index, end - index);
+        if (bl__skip_term(buf, &end) == 0) bl_reply(s->n, &f->from, buf + index, end - index);
     } else {
         reply_error(s, &f->from,
                     status == BL_ETIMEOUT ? "the leader did not answer in time"
@@ -719,7 +719,7 @@ static int forward(cstate *s, const bl_from *from, const char *buf, int index, e
         return 0;
     }
     int end = index;
-    if (ei_skip_term(buf, &end) < 0) return -1;
+    if (bl__skip_term(buf, &end) < 0) return -1;
     fwd *f = calloc(1, sizeof(*f));
     if (!f) return enc_error(r, "out of memory"), 0;
     f->from = *from;

@@ -1039,7 +1039,7 @@ static int rq_lookup(void *ud, const bl_from *from, const char *buf, int j, int 
     if (get_atom(buf, &j, name) < 0 || !valid_name(name)) return bad(r);
     if (is_send) {
         int k = j;
-        if (ei_skip_term(buf, &k) < 0) return bad(r);
+        if (bl__skip_term(buf, &k) < 0) return bad(r);
         m = buf + j;
         mlen = k - j;
     }

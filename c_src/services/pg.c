@@ -203,23 +203,10 @@ static void grp_free_all(pg_group **h)
 
 static int canon(const char *buf, int *idx, ei_x_buff *x, int depth);
 
-/* Past the term at *idx, by the runtime's own walk (dist/term.c), not ei_skip_term: that one
- * passes over a list or tuple element it cannot decode as if it were not there, so what came
- * after was read from the wrong place and could run past the message (found by fuzz_pg). The
- * message as a whole passed bl_term_check before it was delivered, so the same walk of one of
- * its terms stays inside it. */
-static int skip_term(const char *buf, int *idx)
-{
-    size_t j = (size_t)*idx;
-    if (bl_term_check(buf, SIZE_MAX, &j) != 0 || j > INT_MAX) return -1;
-    *idx = (int)j;
-    return 0;
-}
-
 static int copy_raw(const char *buf, int *idx, ei_x_buff *x)
 {
     int j = *idx;
-    if (skip_term(buf, &j) < 0 || ei_x_append_buf(x, buf + *idx, j - *idx) < 0) return -1;
+    if (bl__skip_term(buf, &j) < 0 || ei_x_append_buf(x, buf + *idx, j - *idx) < 0) return -1;
     *idx = j;
     return 0;
 }
@@ -1203,7 +1190,7 @@ static int local_req(pg_scope *s, const char *buf, int j, ei_x_buff *r, int join
 {
     int g0 = j, changed = 0;
     pidvec pv = {0};
-    if (skip_term(buf, &j) < 0) return encode_error(r, "badarg");
+    if (bl__skip_term(buf, &j) < 0) return encode_error(r, "badarg");
     int glen = j - g0, rc = decode_pids(s->n, buf, &j, &pv);
     for (int i = 0; rc == 0 && i < pv.n; i++) {
         bl_proc *p = bl_proc_by_pid(s->n, &pv.v[i]);

@@ -305,7 +305,7 @@ static int publish(ps *s, const char *topic, const char *payload, int len, int p
         qos < QOS_AMO || qos > QOS_EO)
         return BL_EINVAL;
     int idx = 0;
-    if (ei_skip_term(payload, &idx) < 0 || idx != len) return BL_EINVAL;
+    if (bl__skip_term(payload, &idx) < 0 || idx != len) return BL_EINVAL;
     if ((size_t)len > n->cfg.max_message_size / 2) return BL_ETOOBIG;
     if (qos == QOS_EO) qos = QOS_ALO; /* the same outbox; de-duplication is the subscription's */
     if (qos == QOS_ALO && !s->st.db) return BL_ECONFIG;
@@ -396,7 +396,7 @@ static void handle_remote_msg(ps *s, const bl_msg *msg, const char *buf, int idx
         bl__term_text(buf, &idx, topic, sizeof(topic)) < 0 || !bl_pubsub_topic_valid(topic))
         return;
     int p0 = idx;
-    if (ei_skip_term(buf, &idx) < 0) return;
+    if (bl__skip_term(buf, &idx) < 0) return;
     int p1 = idx;
     if (bl__term_text(buf, &idx, id, sizeof(id)) < 0 || ei_decode_long(buf, &idx, &prio) < 0 ||
         prio < 0 || prio > 2 || ei_decode_ulong(buf, &idx, &ttl) < 0 || ttl > 0xffffffffUL ||
@@ -579,7 +579,7 @@ static int beam_publish(ps *s, const char *buf, int j, char *id, size_t idlen)
     unsigned ttl = 0;
     if (bl__term_text(buf, &j, topic, sizeof(topic)) < 0) return BL_EINVAL;
     int p0 = j;
-    if (ei_skip_term(buf, &j) < 0) return BL_EINVAL;
+    if (bl__skip_term(buf, &j) < 0) return BL_EINVAL;
     int p1 = j;
     bl_trace tr = {0};
     if (decode_pub_opts(buf, &j, &prio, &ttl, &qos, &tr) < 0) return BL_EINVAL;

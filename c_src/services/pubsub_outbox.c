@@ -157,7 +157,7 @@ static void store_load(ps *s)
         long long prio = s->st.sq.column_int64(q, 5);
         int idx = 0;
         if (!id || !node || !name || !topic || !pl || len <= 0 || prio < 0 || prio > 2 ||
-            !bl_pubsub_topic_valid(topic) || ei_skip_term(pl, &idx) < 0 || idx != len)
+            !bl_pubsub_topic_valid(topic) || bl__skip_term(pl, &idx) < 0 || idx != len)
             continue;
         psmsg *m = bl__ps_msg_new(topic, pl, len);
         if (!m) break;

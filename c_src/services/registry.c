@@ -364,7 +364,7 @@ static int list_tail(const char *buf, int *idx, int *k)
     if (ei_get_type(buf, idx, &type, &size) < 0) return -1;
     if (type == ERL_NIL_EXT) {
         *k = 0;
-        return ei_skip_term(buf, idx);
+        return bl__skip_term(buf, idx);
     }
     if (type != ERL_LIST_EXT || ei_decode_list_header(buf, idx, k) < 0 || *k <= 0) return -1;
     return 0;
@@ -892,7 +892,7 @@ static void call_finish(rcall *c, int status, const char *buf, int index)
         int rc = ei_x_new(&x);
         if (status == BL_OK) {
             int end = index;
-            rc |= ei_skip_term(buf, &end);
+            rc |= bl__skip_term(buf, &end);
             rc |= ei_x_encode_tuple_header(&x, 2);
             rc |= ei_x_encode_atom(&x, "ok");
             rc |= ei_x_append_buf(&x, buf + index, end - index);
@@ -1028,7 +1028,7 @@ static int beam_call(reg *r, const bl_from *from, const char *buf, int j, int ar
     long tmo;
     if (bl__term_text(buf, &j, name, sizeof(name)) < 0 || !name[0]) return -1;
     int req = j;
-    if (ei_skip_term(buf, &j) < 0) return -1;
+    if (bl__skip_term(buf, &j) < 0) return -1;
     int reqlen = j - req;
     if (ei_decode_long(buf, &j, &tmo) < 0 || tmo < 0 || tmo > 0x7fffffffL) return -1;
     int policy = -1, retries = -1, k;

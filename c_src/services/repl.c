@@ -505,7 +505,7 @@ static int list_ok(const char *buf, int idx)
     int more;
     if (bl__list_begin(&it, buf, &idx) < 0) return 0;
     while ((more = bl__list_next(&it)) > 0)
-        if (ei_skip_term(buf, &idx) < 0) return 0;
+        if (bl__skip_term(buf, &idx) < 0) return 0;
     return more == 0;
 }
 
@@ -631,7 +631,7 @@ int bl__repl_handle(bl__repl *r, const bl_msg *msg)
         /* the list, then the sequence number to answer with once it is applied */
         int end = idx;
         unsigned long long seq;
-        if (ei_skip_term(buf, &end) == 0 && ei_decode_ulonglong(buf, &end, &seq) == 0 &&
+        if (bl__skip_term(buf, &end) == 0 && ei_decode_ulonglong(buf, &end, &seq) == 0 &&
             on_entries(r, rn, buf, idx, 0) == 0)
             send_ack(r, owner, seq);
     } else {

@@ -1065,8 +1065,8 @@ static void on_advert(tasks_svc *s, const char *node, const char *buf, int idx)
             a->load = isfinite(d) && d > 0 ? d : 0;
         } else if (!strcmp(key, "running")) {
             running_at = idx;
-            if (ei_skip_term(buf, &idx) < 0) return;
-        } else if (ei_skip_term(buf, &idx) < 0) {
+            if (bl__skip_term(buf, &idx) < 0) return;
+        } else if (bl__skip_term(buf, &idx) < 0) {
             return;
         }
     }
@@ -1320,7 +1320,7 @@ static int do_submit(tasks_svc *s, const bl_from *from, const char *buf, int idx
             if (bl__get_bin(buf, &idx, t->trace_id, sizeof(t->trace_id)) < 0 ||
                 !bl_trace_id_valid(t->trace_id))
                 bad = "trace_id: 32 lowercase hex digits, not all zero (W3C trace-context)";
-        } else if (ei_skip_term(buf, &idx) < 0) {
+        } else if (bl__skip_term(buf, &idx) < 0) {
             bad = "malformed request";
         }
     }
@@ -1448,7 +1448,7 @@ static void do_list(tasks_svc *s, const char *buf, int idx, ei_x_buff *r)
                 snprintf(q.type, sizeof(q.type), "%s", v);
             else if (!strcmp(key, "limit") && ei_decode_ulong(buf, &idx, &n) == 0)
                 q.limit = n > 100000 ? 100000 : (unsigned)n;
-            else if (ei_skip_term(buf, &idx) < 0)
+            else if (bl__skip_term(buf, &idx) < 0)
                 break;
         }
     }
@@ -1522,7 +1522,7 @@ static void proxy_done(bl_proc *p, int status, const char *buf, int index, void 
     DL_DELETE(px->s->proxies, px);
     if (status == BL_OK) {
         int i = index;
-        if (ei_skip_term(buf, &i) == 0) bl_reply(n, &px->from, buf + index, i - index);
+        if (bl__skip_term(buf, &i) == 0) bl_reply(n, &px->from, buf + index, i - index);
     } else {
         ei_x_buff x;
         ei_x_new(&x);
@@ -1580,7 +1580,7 @@ static int on_call(bl_proc *self, const bl_from *from, const char *buf, int inde
         idx = start = t0;
     }
     int end = start;
-    if (ei_skip_term(buf, &end) < 0) return -1;
+    if (bl__skip_term(buf, &end) < 0) return -1;
     ar = 0;
     tag[0] = 0;
     int k = idx;

@@ -484,7 +484,7 @@ int bl_task_done(bl_node *n, uint64_t ref, int ok, const char *term, int len)
         len = di;
     }
     int i = 0;
-    if (len <= 0 || ei_skip_term(term, &i) < 0 || i != len) return BL_EINVAL;
+    if (len <= 0 || bl__skip_term(term, &i) < 0 || i != len) return BL_EINVAL;
     finish(a, t, ok ? "succeeded" : "failed", term, len);
     return BL_OK;
 }
@@ -602,7 +602,7 @@ static int beam_cast(tasks_agent *a, const char *buf, int idx)
             ei_decode_atom(buf, &idx, k) < 0)
             return 1;
         int start = idx;
-        if (ei_skip_term(buf, &idx) < 0) return 1;
+        if (bl__skip_term(buf, &idx) < 0) return 1;
         attempt *t = by_ref(a, ref);
         if (t && !t->done)
             finish(a, t, !strcmp(k, "ok") ? "succeeded" : "failed", buf + start, idx - start);

@@ -13,7 +13,7 @@ static int run_echo(bl_node *n, const bl_task_info *t, void *ud)
 {
     (void)ud;
     int i = t->payload_index;
-    if (ei_skip_term(t->payload, &i) < 0) return BL_EINVAL;
+    if (bl__skip_term(t->payload, &i) < 0) return BL_EINVAL;
     return bl_task_done(n, t->ref, 1, t->payload + t->payload_index, i - t->payload_index);
 }
 
@@ -83,7 +83,7 @@ static int run_sleep(bl_node *n, const bl_task_info *t, void *ud)
                 if (ei_decode_ulong(b, &i, &ms) < 0) return BL_EINVAL;
             } else if (!strcmp(key, "fail_attempts")) {
                 if (ei_decode_ulong(b, &i, &fail_att) < 0) return BL_EINVAL;
-            } else if (ei_skip_term(b, &i) < 0) {
+            } else if (bl__skip_term(b, &i) < 0) {
                 return BL_EINVAL;
             }
         }

@@ -120,7 +120,7 @@ static int run_exec(bl_node *n, const bl_task_info *t, void *ud)
         char key[MAXATOMLEN_UTF8];
         if (get_key(b, &i, key, sizeof(key)) < 0) goto bad;
         if (strcmp(key, "argv")) {
-            if (ei_skip_term(b, &i) < 0) goto bad;
+            if (bl__skip_term(b, &i) < 0) goto bad;
             continue;
         }
         bl__list_it it;
@@ -237,7 +237,7 @@ static int run_health(bl_node *n, const bl_task_info *t, void *ud)
             if (get_key(b, &i, key, sizeof(key)) < 0) break;
             if (!strcmp(key, "name")) {
                 if (bl__get_bin(b, &i, name, sizeof(name)) < 0) name[0] = 0;
-            } else if (ei_skip_term(b, &i) < 0) {
+            } else if (bl__skip_term(b, &i) < 0) {
                 break;
             }
         }

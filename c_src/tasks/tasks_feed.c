@@ -294,7 +294,7 @@ static int parse(const char *buf, int *idx, feed_q *q)
         } else if (!strcmp(key, "timeout_ms")) {
             if (ei_decode_ulong(buf, idx, &u) < 0) return -1;
             q->timeout_ms = u > FEED_MAX_WAIT_MS ? FEED_MAX_WAIT_MS : u;
-        } else if (ei_skip_term(buf, idx) < 0) {
+        } else if (bl__skip_term(buf, idx) < 0) {
             return -1;
         }
     }

@@ -41,7 +41,7 @@ void bl__trace_id_new(char out[BL_TRACE_ID_LEN])
 int bl__term_dup(const char *buf, int *idx, char **out, int *len)
 {
     int start = *idx;
-    if (ei_skip_term(buf, idx) < 0) return -1;
+    if (bl__skip_term(buf, idx) < 0) return -1;
     int n = *idx - start;
     if (n <= 0 || n > TASK_MAX_TERM) return -1;
     char *p = malloc((size_t)n);
@@ -373,7 +373,7 @@ static int f_progress(task *t, const char *b, int *i)
             if (get_uint(b, i, &t->progress) < 0) return -1;
         } else if (!strcmp(key, "note")) {
             if (bl__get_bin(b, i, t->note, sizeof(t->note)) < 0) return -1;
-        } else if (ei_skip_term(b, i) < 0) {
+        } else if (bl__skip_term(b, i) < 0) {
             return -1;
         }
     }
@@ -404,7 +404,7 @@ static int f_hist(task *t, const char *b, int *i)
                 if (get_node(b, i, h->agent, sizeof(h->agent)) < 0) return -1;
             } else if (!strcmp(key, "attempt")) {
                 if (get_uint(b, i, &h->attempt) < 0) return -1;
-            } else if (ei_skip_term(b, i) < 0) {
+            } else if (bl__skip_term(b, i) < 0) {
                 return -1;
             }
         }
@@ -463,7 +463,7 @@ task *bl__task_decode(const char *buf, int *idx)
         for (f = 0; f < sizeof(FIELDS) / sizeof(FIELDS[0]); f++)
             if (!strcmp(key, FIELDS[f].key)) break;
         if (f == sizeof(FIELDS) / sizeof(FIELDS[0])) {
-            if (ei_skip_term(buf, idx) < 0) goto bad;
+            if (bl__skip_term(buf, idx) < 0) goto bad;
         } else if (FIELDS[f].fn(t, buf, idx) < 0) {
             goto bad;
         }
