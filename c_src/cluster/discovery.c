@@ -12,6 +12,7 @@
  * is still running: the worker then finds the box closed and frees it. Each EPMD host is then
  * asked for its NAMES on the loop, with the distribution layer's own EPMD client (dist/epmd.c)
  * after a lookup of the host through its resolver (dist/resolve.c, off the loop for names). */
+#include "../runtime/thread.h"
 #include "cluster_int.h"
 #include "gossip.h"
 #include "../dist/epmd.h"
@@ -210,20 +211,13 @@ static void start_round(struct discovery *d)
     b->async = &d->async;
     b->cfg = n->cfg;
     snprintf(b->self_host, sizeof(b->self_host), "%s", n->host);
-    pthread_t t;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&at, 256 * 1024);
-    if (pthread_create(&t, &at, round_main, b) != 0) {
-        pthread_attr_destroy(&at);
+    if (bl__thread_start(NULL, BL_THREAD_STACK, 1, round_main, b) != 0) {
         pthread_mutex_destroy(&b->mu);
         free(b->found);
         free(b->hosts);
         free(b);
         return;
     }
-    pthread_attr_destroy(&at);
     d->box = b;
     d->last_round = ev_now(n->loop);
 }

@@ -1,4 +1,5 @@
 /* resolve.c - host name lookups off the loop thread (see resolve.h). */
+#include "../runtime/thread.h"
 #include "resolve.h"
 
 #include <arpa/inet.h>
@@ -287,13 +288,7 @@ bl_resolve_wait *bl_resolve(bl_resolver *r, const char *host, int family, bl_res
     pthread_mutex_lock(&r->b->mu);
     r->b->refs++;
     pthread_mutex_unlock(&r->b->mu);
-    pthread_t th;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&at, 256 * 1024);
-    int rc = pthread_create(&th, &at, lookup_main, j);
-    pthread_attr_destroy(&at);
+    int rc = bl__thread_start(NULL, BL_THREAD_STACK, 1, lookup_main, j);
     if (rc != 0) {
         box_unref(r->b);
         free(j);

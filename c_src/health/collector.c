@@ -5,6 +5,7 @@
  * sample and wakes the loop with ev_async. A statfs stuck on a dead NFS server holds up only this
  * thread; when the node stops and the thread does not come back within two seconds it is
  * detached and frees its own state when (if ever) it returns. */
+#include "../runtime/thread.h"
 #include "collector.h"
 #include "procfs.h"
 
@@ -75,13 +76,8 @@ bl__collector *bl__collector_new(struct ev_loop *loop, ev_async *wake, const cha
     snprintf(c->root, sizeof(c->root), "%s", root && *root ? root : "/proc");
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    /* a bounded stack, like the lookup threads' (resolve.c): the samples and the parse buffers
-     * are on the heap */
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setstacksize(&at, 256 * 1024);
-    int rc = pthread_create(&c->th, &at, run, c);
-    pthread_attr_destroy(&at);
+    /* a bounded stack: the samples and the parse buffers are on the heap */
+    int rc = bl__thread_start(&c->th, BL_THREAD_STACK, 0, run, c);
     if (rc != 0) {
         collector_free(c);
         return NULL;

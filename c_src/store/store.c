@@ -1,4 +1,5 @@
 /* store.c - the store thread and its job queues (store.h). */
+#include "../runtime/thread.h"
 #include "store.h"
 #include "beamlet/beamlet.h"
 
@@ -193,11 +194,7 @@ bl__store *bl__store_open(struct ev_loop *loop, const char *path, const char *sc
     /* a bounded stack (the default is 8 MiB of address space per thread): SQLite keeps its
      * large buffers on the heap and runs in 128 KiB thread stacks elsewhere (musl); the jobs
      * keep theirs small too */
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setstacksize(&at, STORE_STACK);
-    int rc = pthread_create(&s->th, &at, run, s);
-    pthread_attr_destroy(&at);
+    int rc = bl__thread_start(&s->th, STORE_STACK, 0, run, s);
     if (rc != 0) {
         ev_async_stop(loop, &s->wake);
         store_free(s);
